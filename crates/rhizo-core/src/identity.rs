@@ -1,0 +1,86 @@
+//! Identity: root and device keys, UIDs, fingerprints and device certificates.
+//!
+//! ```text
+//! RootKey ──public()──► RootPublicKey ──uid()─────────► Uid          (SHA-256, printed via idcode)
+//!    │                        └─────────fingerprint()──► Fingerprint  (SHA-256[..20], base32)
+//!    │ certify_device(&DevicePublicKey, created_at)
+//!    ▼
+//! DeviceCertificate { root, device, created_at, signature }
+//! ```
+//!
+//! # Domain separation
+//!
+//! Every hash and signature here is prefixed with a distinct ASCII tag of the
+//! form `rhizo/<purpose>/v<n>` (see [`UID_DOMAIN`], [`FINGERPRINT_DOMAIN`],
+//! [`DEVICE_CERT_DOMAIN`]). Other rhizo code that signs with
+//! [`RootKey::sign`] or [`DeviceKey::sign`] must prefix its messages with its
+//! own distinct `rhizo/…` tag so a signature for one purpose can never be
+//! replayed as another.
+//!
+//! # Layout
+//!
+//! * `keys` — [`RootKey`], [`RootPublicKey`], [`DeviceKey`], [`DevicePublicKey`].
+//! * `uid` — [`Uid`] and [`Fingerprint`], both derived from a [`RootPublicKey`].
+//! * `certificate` — [`DeviceCertificate`] and its 137-byte wire format.
+
+mod certificate;
+mod keys;
+mod uid;
+
+use std::fmt;
+
+pub use certificate::{
+    DEVICE_CERT_DOMAIN, DEVICE_CERT_LEN, DEVICE_CERT_VERSION, DeviceCertificate,
+};
+pub use keys::{
+    DeviceKey, DevicePublicKey, PUBLIC_KEY_LEN, RootKey, RootPublicKey, SECRET_KEY_LEN,
+    SIGNATURE_LEN,
+};
+pub use uid::{FINGERPRINT_DOMAIN, FINGERPRINT_LEN, Fingerprint, UID_DOMAIN, UID_LEN, Uid};
+
+/// Writes `bytes` as lowercase hexadecimal.
+fn write_hex(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
+    bytes.iter().try_for_each(|b| write!(f, "{b:02x}"))
+}
+
+/// Lowercase hex rendering of a byte slice for `Debug` output.
+struct Hex<'a>(&'a [u8]);
+
+impl fmt::Debug for Hex<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_hex(f, self.0)
+    }
+}
+
+/// Parses exactly 64 hexadecimal characters (either case) into 32 bytes.
+fn parse_hex_32(s: &str) -> Option<[u8; 32]> {
+    let digits = s.as_bytes();
+    if digits.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
+        let [hi, lo] = pair else { return None };
+        let hi = char::from(*hi).to_digit(16)?;
+        let lo = char::from(*lo).to_digit(16)?;
+        *byte = u8::try_from(hi << 4 | lo).ok()?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trip() {
+        let bytes: [u8; 32] = std::array::from_fn(|i| i as u8 * 8);
+        let text = format!("{:?}", Hex(&bytes));
+        assert_eq!(text.len(), 64);
+        assert_eq!(parse_hex_32(&text), Some(bytes));
+        assert_eq!(parse_hex_32(&text.to_uppercase()), Some(bytes));
+        assert_eq!(parse_hex_32(&text[1..]), None);
+        assert_eq!(parse_hex_32(&text.replacen('0', "g", 1)), None);
+        assert_eq!(parse_hex_32(&"é".repeat(32)), None);
+    }
+}

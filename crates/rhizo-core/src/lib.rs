@@ -1,0 +1,84 @@
+//! Sans-IO core of rhizo: who a user is, which devices speak for them, and how
+//! their identity is written down for humans.
+//!
+//! This crate does no I/O: no sockets, no files, no clock reads. The only
+//! outside resource it touches is the operating system's random number
+//! generator, and only in [`RootKey::generate`] and [`DeviceKey::generate`].
+//! Callers pass the current time in (for example to
+//! [`RootKey::certify_device`]).
+//!
+//! # Identity model
+//!
+//! * A user owns one long-term **root key** ([`RootKey`], Ed25519). Its public
+//!   half ([`RootPublicKey`]) *is* the identity.
+//! * The user's **UID** ([`Uid`]) is a hash of the root public key, printed as a
+//!   typo-checked code (see [`idcode`]) such as
+//!   `AAAAAAA-AAAAAAA-…` (8 groups of 7). Users share it to be found.
+//! * The **fingerprint** ([`Fingerprint`]) is a shorter hash users read out to
+//!   each other to confirm they have the right root key.
+//! * Each device has its own **device key** ([`DeviceKey`], Ed25519), which is
+//!   also the device's libp2p node identity. The root key vouches for it with
+//!   a [`DeviceCertificate`].
+//!
+//! # Layout
+//!
+//! * [`identity`] — root and device keys, [`Uid`], [`Fingerprint`] and
+//!   [`DeviceCertificate`] (wire format: 137 bytes, see
+//!   [`DEVICE_CERT_LEN`]).
+//! * [`idcode`] — grouped base32 with one Luhn mod 32 check character per
+//!   group, used to print and parse [`Uid`]s.
+//! * [`error`] — one error enum per operation: [`KeyError`], [`CertError`],
+//!   [`IdCodeError`].
+//!
+//! # Data flow
+//!
+//! ```text
+//!   OS RNG ──generate()──► RootKey ──public()──► RootPublicKey ──uid()──► Uid ──Display──► "ABCDEFG-…"
+//!                            │                      │                                        │
+//!                            │                      └──fingerprint()──► "ABCD EFGH …"     FromStr
+//!                            │                                                               ▼
+//!   DeviceKey ──public()──► DevicePublicKey                                           idcode::decode
+//!                            │
+//!          certify_device(&device_pk, now_unix_secs)
+//!                            ▼
+//!                   DeviceCertificate ──encode()──► 137 bytes ──decode()──► DeviceCertificate
+//!                                                                                │
+//!                                                              verify_for(&expected_root) ──► Ok / CertError
+//! ```
+//!
+//! # Example
+//!
+//! ```
+//! use rhizo_core::{DeviceCertificate, DeviceKey, RootKey, Uid};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let root = RootKey::generate()?;
+//! let device = DeviceKey::generate()?;
+//! let cert = root.certify_device(&device.public(), 1_700_000_000);
+//!
+//! // Ship the certificate over the wire…
+//! let bytes = cert.encode();
+//! // …and check it on the other side against the identity we expect.
+//! let received = DeviceCertificate::decode(&bytes)?;
+//! received.verify_for(&root.public())?;
+//!
+//! // UIDs print as typo-checked codes and parse back.
+//! let uid = root.public().uid();
+//! let parsed: Uid = uid.to_string().parse()?;
+//! assert_eq!(parsed, uid);
+//! # Ok(())
+//! # }
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod idcode;
+pub mod identity;
+
+pub use error::{CertError, IdCodeError, KeyError};
+pub use identity::{
+    DEVICE_CERT_LEN, DeviceCertificate, DeviceKey, DevicePublicKey, Fingerprint, RootKey,
+    RootPublicKey, Uid,
+};

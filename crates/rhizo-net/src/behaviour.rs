@@ -1,0 +1,94 @@
+//! The composed `NetworkBehaviour`: identify, ping, Kademlia and (optionally) mDNS.
+
+// The derive generates `BehaviourEvent` without docs; its variants mirror the fields below.
+#![allow(missing_docs)]
+
+use std::time::Duration;
+
+use libp2p::{
+    StreamProtocol, identify, identity::Keypair, kad, mdns, ping, swarm::NetworkBehaviour,
+    swarm::behaviour::toggle::Toggle,
+};
+
+/// rhizo's own Kademlia protocol name: a separate DHT from IPFS's.
+pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/rhizo/kad/1.0.0");
+/// The protocol version announced through identify.
+pub const PROTOCOL_VERSION: &str = "/rhizo/1.0.0";
+/// How long one Kademlia query may run.
+const KAD_QUERY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often Kademlia refreshes its routing table by a self-lookup.
+const KAD_BOOTSTRAP_INTERVAL: Duration = Duration::from_secs(60);
+/// Largest Kademlia message accepted: records are small; bounds per-stream memory.
+const KAD_MAX_PACKET_BYTES: usize = 64 * 1024;
+/// How often identify re-announces itself on an open connection.
+const IDENTIFY_INTERVAL: Duration = Duration::from_secs(5 * 60);
+/// How often mDNS asks the LAN for peers.
+const MDNS_QUERY_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Options for [`Behaviour::new`].
+#[derive(Debug, Clone)]
+pub(crate) struct BehaviourConfig {
+    pub(crate) agent_version: String,
+    pub(crate) mdns: bool,
+}
+
+/// The protocols every rhizo node speaks.
+#[derive(NetworkBehaviour)]
+pub struct Behaviour {
+    /// `/ipfs/id/1.0.0`: exchange of listen addresses and protocols.
+    pub identify: identify::Behaviour,
+    /// `/ipfs/ping/1.0.0`: liveness and round-trip time.
+    pub ping: ping::Behaviour,
+    /// `/rhizo/kad/1.0.0`: the DHT.
+    pub kad: kad::Behaviour<kad::store::MemoryStore>,
+    /// mDNS on the local network, when enabled.
+    pub mdns: Toggle<mdns::tokio::Behaviour>,
+}
+
+impl std::fmt::Debug for Behaviour {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Behaviour")
+            .field("mdns", &self.mdns.is_enabled())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Behaviour {
+    pub(crate) fn new(
+        key: &Keypair,
+        config: &BehaviourConfig,
+    ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        let peer_id = key.public().to_peer_id();
+        let identify = identify::Behaviour::new(
+            identify::Config::new(PROTOCOL_VERSION.to_string(), key.public())
+                .with_agent_version(config.agent_version.clone())
+                .with_interval(IDENTIFY_INTERVAL)
+                .with_push_listen_addr_updates(true),
+        );
+        let mut kad_config = kad::Config::new(KAD_PROTOCOL);
+        kad_config
+            .set_query_timeout(KAD_QUERY_TIMEOUT)
+            .set_periodic_bootstrap_interval(Some(KAD_BOOTSTRAP_INTERVAL))
+            .set_max_packet_size(KAD_MAX_PACKET_BYTES);
+        let mut kad =
+            kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_config);
+        // Every rhizo node serves the DHT. Without this, libp2p waits for a confirmed external
+        // address (AutoNAT) before answering, and nodes on one LAN or loopback never would.
+        kad.set_mode(Some(kad::Mode::Server));
+        let mdns = if config.mdns {
+            let mdns_config = mdns::Config {
+                query_interval: MDNS_QUERY_INTERVAL,
+                ..Default::default()
+            };
+            Some(mdns::tokio::Behaviour::new(mdns_config, peer_id)?)
+        } else {
+            None
+        };
+        Ok(Self {
+            identify,
+            ping: ping::Behaviour::new(ping::Config::new()),
+            kad,
+            mdns: mdns.into(),
+        })
+    }
+}

@@ -1,0 +1,134 @@
+//! The cloneable handle through which the rest of the node talks to the [`EventLoop`].
+//!
+//! [`EventLoop`]: crate::EventLoop
+
+use std::time::Duration;
+
+use libp2p::{Multiaddr, PeerId};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::NetError;
+
+/// What the node knows about the network right now.
+#[derive(Debug, Clone, Serialize)]
+pub struct NetInfo {
+    /// This node's peer id (derived from the device key).
+    pub peer_id: PeerId,
+    /// Addresses the node listens on, as bound (ports resolved).
+    pub listen_addrs: Vec<Multiaddr>,
+    /// Peers with at least one open connection.
+    pub connected_peers: usize,
+    /// Peers in the Kademlia routing table.
+    pub routing_table_peers: usize,
+}
+
+/// One peer as the network layer sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerInfo {
+    /// The peer.
+    pub peer_id: PeerId,
+    /// Open connections to it.
+    pub connections: u32,
+    /// Whether it is in the Kademlia routing table.
+    pub in_routing_table: bool,
+    /// Addresses known for it (bounded).
+    pub addrs: Vec<Multiaddr>,
+    /// Its agent version, from identify.
+    pub agent_version: Option<String>,
+    /// The last ping round-trip time in milliseconds.
+    pub rtt_ms: Option<f64>,
+}
+
+/// Counters since the node started.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct NetStats {
+    /// Connections established, both directions.
+    pub connections_established: u64,
+    /// Connections closed.
+    pub connections_closed: u64,
+    /// Inbound connections accepted.
+    pub inbound_connections: u64,
+    /// Outgoing dials that failed.
+    pub dial_failures: u64,
+    /// Peers discovered through identify, Kademlia or mDNS (events, not distinct peers).
+    pub discoveries: u64,
+    /// Kademlia queries finished.
+    pub kad_queries: u64,
+    /// Kademlia requests answered for others.
+    pub kad_inbound_requests: u64,
+}
+
+/// A request to the event loop; each carries the sender for its reply.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Info(oneshot::Sender<NetInfo>),
+    Peers(oneshot::Sender<Vec<PeerInfo>>),
+    Stats(oneshot::Sender<NetStats>),
+    Dial(Multiaddr, oneshot::Sender<Result<(), NetError>>),
+    Bootstrap(oneshot::Sender<bool>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// Cloneable handle to the network. Every method waits for the event loop's reply, bounded by
+/// [`CLIENT_TIMEOUT`].
+#[derive(Debug, Clone)]
+pub struct Client {
+    tx: mpsc::Sender<Command>,
+}
+
+/// How long a client call waits for the event loop before giving up.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Client {
+    pub(crate) fn new(tx: mpsc::Sender<Command>) -> Self {
+        Self { tx }
+    }
+
+    async fn call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, NetError> {
+        let (reply_tx, reply_rx) = oneshot::channel();
+        let fut = async {
+            self.tx
+                .send(make(reply_tx))
+                .await
+                .map_err(|_| NetError::Stopped)?;
+            reply_rx.await.map_err(|_| NetError::Stopped)
+        };
+        tokio::time::timeout(CLIENT_TIMEOUT, fut)
+            .await
+            .map_err(|_| NetError::Stopped)?
+    }
+
+    /// This node's peer id, listen addresses and peer counts.
+    pub async fn info(&self) -> Result<NetInfo, NetError> {
+        self.call(Command::Info).await
+    }
+
+    /// Connected peers and routing-table peers.
+    pub async fn peers(&self) -> Result<Vec<PeerInfo>, NetError> {
+        self.call(Command::Peers).await
+    }
+
+    /// Counters since start.
+    pub async fn stats(&self) -> Result<NetStats, NetError> {
+        self.call(Command::Stats).await
+    }
+
+    /// Starts a dial; returns once the dial is under way (not when it succeeds).
+    pub async fn dial(&self, addr: Multiaddr) -> Result<(), NetError> {
+        self.call(|tx| Command::Dial(addr, tx)).await?
+    }
+
+    /// Starts a Kademlia self-lookup; `false` when no peer is known yet.
+    pub async fn bootstrap(&self) -> Result<bool, NetError> {
+        self.call(Command::Bootstrap).await
+    }
+
+    /// Asks the event loop to close its connections and stop.
+    pub async fn shutdown(&self) -> Result<(), NetError> {
+        self.call(Command::Shutdown).await
+    }
+}

@@ -1,0 +1,562 @@
+//! The [`EventLoop`]: the one owner of the Swarm.
+
+use std::collections::{HashMap, HashSet};
+
+use futures::StreamExt;
+use libp2p::{
+    Multiaddr, PeerId, Swarm, identify, kad, mdns, ping,
+    swarm::{ConnectionId, SwarmEvent, dial_opts::DialOpts},
+};
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use crate::{
+    KAD_PROTOCOL, MAX_INITIAL_PEER_BOOK_DIALS, NetError,
+    behaviour::{Behaviour, BehaviourEvent},
+    client::{Command, NetInfo, NetStats, PeerInfo},
+    describe_dial_error, peer_id_of,
+};
+
+/// Addresses remembered per peer in memory; the rest are dropped (oldest first).
+const MAX_ADDRS_PER_PEER: usize = 8;
+/// Peers tracked in memory besides the routing table (identify/ping data of connected peers).
+const MAX_TRACKED_PEERS: usize = 4096;
+
+/// How a peer was learnt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DiscoverySource {
+    /// From a bootstrap address.
+    Bootstrap,
+    /// From identify (the peer's own listen addresses).
+    Identify,
+    /// From a Kademlia routing-table update.
+    Kademlia,
+    /// From mDNS on the local network.
+    Mdns,
+}
+
+/// What the network layer tells the node.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum NetEvent {
+    /// A listener is bound to an address.
+    Listening {
+        /// The bound address.
+        addr: Multiaddr,
+    },
+    /// A peer and its addresses were learnt.
+    PeerDiscovered {
+        /// The peer.
+        peer: PeerId,
+        /// Its addresses.
+        addrs: Vec<Multiaddr>,
+        /// How.
+        source: DiscoverySource,
+    },
+    /// The first connection to a peer opened.
+    PeerConnected {
+        /// The peer.
+        peer: PeerId,
+        /// The remote address of the connection.
+        addr: Multiaddr,
+    },
+    /// The last connection to a peer closed.
+    PeerDisconnected {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// An outgoing dial to a known peer failed.
+    DialFailed {
+        /// The peer.
+        peer: PeerId,
+        /// Why, in one line.
+        error: String,
+    },
+    /// Every bootstrap dial given at start has finished.
+    BootstrapFinished {
+        /// Bootstrap addresses that connected.
+        reached: usize,
+        /// Those that did not, with the reason.
+        failed: Vec<(Multiaddr, String)>,
+    },
+}
+
+#[derive(Debug, Default)]
+struct PeerState {
+    connections: u32,
+    addrs: Vec<Multiaddr>,
+    agent_version: Option<String>,
+    rtt_ms: Option<f64>,
+}
+
+/// Owns the Swarm and all pending state; driven by [`EventLoop::run`].
+#[allow(missing_debug_implementations)] // Swarm has no Debug
+pub struct EventLoop {
+    swarm: Swarm<Behaviour>,
+    commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<NetEvent>,
+    peers: HashMap<PeerId, PeerState>,
+    /// Bootstrap dials still under way, by connection id.
+    bootstrap_pending: HashMap<ConnectionId, Multiaddr>,
+    bootstrap_reached: usize,
+    bootstrap_failed: Vec<(Multiaddr, String)>,
+    /// Whether a bootstrap report is still owed to the node.
+    bootstrap_report_owed: bool,
+    /// Peers for which a self-lookup was already started on first contact.
+    bootstrapped_via: HashSet<PeerId>,
+    stats: NetStats,
+}
+
+impl EventLoop {
+    pub(crate) fn new(
+        swarm: Swarm<Behaviour>,
+        commands: mpsc::Receiver<Command>,
+        events: mpsc::Sender<NetEvent>,
+    ) -> Self {
+        Self {
+            swarm,
+            commands,
+            events,
+            peers: HashMap::new(),
+            bootstrap_pending: HashMap::new(),
+            bootstrap_reached: 0,
+            bootstrap_failed: Vec::new(),
+            bootstrap_report_owed: false,
+            bootstrapped_via: HashSet::new(),
+            stats: NetStats::default(),
+        }
+    }
+
+    /// Hands the peer book to Kademlia and dials the best few entries.
+    pub(crate) fn seed_known_peers(&mut self, known: &[(PeerId, Vec<Multiaddr>)]) {
+        let local = *self.swarm.local_peer_id();
+        for (i, (peer, addrs)) in known.iter().enumerate() {
+            if *peer == local || addrs.is_empty() {
+                continue;
+            }
+            for addr in addrs.iter().take(MAX_ADDRS_PER_PEER) {
+                self.swarm
+                    .behaviour_mut()
+                    .kad
+                    .add_address(peer, addr.clone());
+            }
+            if i < MAX_INITIAL_PEER_BOOK_DIALS {
+                let opts = DialOpts::peer_id(*peer).addresses(addrs.clone()).build();
+                if let Err(e) = self.swarm.dial(opts) {
+                    debug!(%peer, error = %e, "could not start dial to peer-book entry");
+                }
+            }
+        }
+    }
+
+    /// Starts dialling every bootstrap address; [`NetEvent::BootstrapFinished`] reports the
+    /// outcome once all of them have connected or failed.
+    pub(crate) fn dial_bootstrap(&mut self, addrs: &[Multiaddr]) {
+        let local = *self.swarm.local_peer_id();
+        for addr in addrs {
+            let peer = peer_id_of(addr);
+            if peer == Some(local) {
+                continue; // our own address in a shared config file
+            }
+            if let Some(peer) = peer {
+                self.swarm
+                    .behaviour_mut()
+                    .kad
+                    .add_address(&peer, addr.clone());
+            }
+            let opts = match peer {
+                Some(peer) => DialOpts::peer_id(peer)
+                    .addresses(vec![addr.clone()])
+                    .build(),
+                None => DialOpts::unknown_peer_id().address(addr.clone()).build(),
+            };
+            let id = opts.connection_id();
+            match self.swarm.dial(opts) {
+                Ok(()) => {
+                    self.bootstrap_pending.insert(id, addr.clone());
+                }
+                Err(e) => self
+                    .bootstrap_failed
+                    .push((addr.clone(), describe_dial_error(&e))),
+            }
+            self.bootstrap_report_owed = true;
+        }
+    }
+
+    /// Runs until a [`Command::Shutdown`] arrives or every [`Client`](crate::Client) is dropped.
+    pub async fn run(mut self) {
+        self.maybe_report_bootstrap().await;
+        loop {
+            tokio::select! {
+                // Local work first: answering the node beats taking new remote work.
+                biased;
+                command = self.commands.recv() => match command {
+                    Some(Command::Shutdown(reply)) => {
+                        self.close_all();
+                        let _ = reply.send(());
+                        break;
+                    }
+                    Some(command) => self.handle_command(command),
+                    None => break,
+                },
+                event = self.swarm.select_next_some() => self.handle_swarm_event(event).await,
+            }
+        }
+        info!("network event loop stopped");
+    }
+
+    fn close_all(&mut self) {
+        let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        for peer in peers {
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
+    }
+
+    fn handle_command(&mut self, command: Command) {
+        match command {
+            Command::Info(reply) => {
+                let _ = reply.send(self.info());
+            }
+            Command::Peers(reply) => {
+                let _ = reply.send(self.peer_list());
+            }
+            Command::Stats(reply) => {
+                let _ = reply.send(self.stats.clone());
+            }
+            Command::Dial(addr, reply) => {
+                let opts = match peer_id_of(&addr) {
+                    Some(peer) => DialOpts::peer_id(peer)
+                        .addresses(vec![addr.clone()])
+                        .build(),
+                    None => DialOpts::unknown_peer_id().address(addr.clone()).build(),
+                };
+                let result = self.swarm.dial(opts).map_err(|e| NetError::Dial {
+                    addr,
+                    reason: describe_dial_error(&e),
+                });
+                let _ = reply.send(result);
+            }
+            Command::Bootstrap(reply) => {
+                let _ = reply.send(self.swarm.behaviour_mut().kad.bootstrap().is_ok());
+            }
+            Command::Shutdown(reply) => {
+                // Normally handled in `run`; answering here keeps the match total.
+                self.close_all();
+                let _ = reply.send(());
+            }
+        }
+    }
+
+    fn info(&mut self) -> NetInfo {
+        let routing_table_peers = self
+            .swarm
+            .behaviour_mut()
+            .kad
+            .kbuckets()
+            .map(|b| b.num_entries())
+            .sum();
+        NetInfo {
+            peer_id: *self.swarm.local_peer_id(),
+            listen_addrs: self.swarm.listeners().cloned().collect(),
+            connected_peers: self.swarm.connected_peers().count(),
+            routing_table_peers,
+        }
+    }
+
+    fn peer_list(&mut self) -> Vec<PeerInfo> {
+        let mut out: HashMap<PeerId, PeerInfo> = HashMap::new();
+        for bucket in self.swarm.behaviour_mut().kad.kbuckets() {
+            for entry in bucket.iter() {
+                let peer = *entry.node.key.preimage();
+                out.insert(
+                    peer,
+                    PeerInfo {
+                        peer_id: peer,
+                        connections: 0,
+                        in_routing_table: true,
+                        addrs: entry.node.value.iter().cloned().collect(),
+                        agent_version: None,
+                        rtt_ms: None,
+                    },
+                );
+            }
+        }
+        for (peer, state) in &self.peers {
+            if state.connections == 0 && !out.contains_key(peer) {
+                continue;
+            }
+            let info = out.entry(*peer).or_insert_with(|| PeerInfo {
+                peer_id: *peer,
+                connections: 0,
+                in_routing_table: false,
+                addrs: Vec::new(),
+                agent_version: None,
+                rtt_ms: None,
+            });
+            info.connections = state.connections;
+            info.agent_version.clone_from(&state.agent_version);
+            info.rtt_ms = state.rtt_ms;
+            for addr in &state.addrs {
+                if !info.addrs.contains(addr) {
+                    info.addrs.push(addr.clone());
+                }
+            }
+        }
+        let mut list: Vec<PeerInfo> = out.into_values().collect();
+        list.sort_by_key(|p| p.peer_id.to_base58());
+        list
+    }
+
+    fn remember_addrs(&mut self, peer: PeerId, addrs: &[Multiaddr]) {
+        if !self.peers.contains_key(&peer) && self.peers.len() >= MAX_TRACKED_PEERS {
+            // Forget a peer with no open connection to make room; connected peers stay.
+            let victim = self
+                .peers
+                .iter()
+                .find(|(_, s)| s.connections == 0)
+                .map(|(p, _)| *p);
+            match victim {
+                Some(v) => {
+                    self.peers.remove(&v);
+                }
+                None => return,
+            }
+        }
+        let state = self.peers.entry(peer).or_default();
+        for addr in addrs {
+            if let Some(pos) = state.addrs.iter().position(|a| a == addr) {
+                state.addrs.remove(pos);
+            }
+            state.addrs.insert(0, addr.clone());
+        }
+        state.addrs.truncate(MAX_ADDRS_PER_PEER);
+    }
+
+    async fn emit(&mut self, event: NetEvent) {
+        // Awaiting here is the backpressure: if the node cannot keep up, the swarm waits.
+        if self.events.send(event).await.is_err() {
+            debug!("node stopped listening to network events");
+        }
+    }
+
+    async fn maybe_report_bootstrap(&mut self) {
+        if self.bootstrap_report_owed && self.bootstrap_pending.is_empty() {
+            self.bootstrap_report_owed = false;
+            let event = NetEvent::BootstrapFinished {
+                reached: self.bootstrap_reached,
+                failed: std::mem::take(&mut self.bootstrap_failed),
+            };
+            self.emit(event).await;
+        }
+    }
+
+    async fn handle_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                info!(%address, "listening");
+                self.emit(NetEvent::Listening { addr: address }).await;
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                endpoint,
+                num_established,
+                ..
+            } => {
+                self.stats.connections_established += 1;
+                if endpoint.is_listener() {
+                    self.stats.inbound_connections += 1;
+                }
+                let addr = endpoint.get_remote_address().clone();
+                if !self.peers.contains_key(&peer_id) {
+                    self.remember_addrs(peer_id, &[]);
+                }
+                if let Some(state) = self.peers.get_mut(&peer_id) {
+                    state.connections = num_established.get();
+                }
+                if let Some(bootstrap_addr) = self.bootstrap_pending.remove(&connection_id) {
+                    info!(%peer_id, %bootstrap_addr, "connected to bootstrap peer");
+                    self.bootstrap_reached += 1;
+                    if endpoint.is_dialer() {
+                        self.swarm
+                            .behaviour_mut()
+                            .kad
+                            .add_address(&peer_id, bootstrap_addr.clone());
+                    }
+                    self.emit(NetEvent::PeerDiscovered {
+                        peer: peer_id,
+                        addrs: vec![bootstrap_addr],
+                        source: DiscoverySource::Bootstrap,
+                    })
+                    .await;
+                }
+                if num_established.get() == 1 {
+                    debug!(%peer_id, %addr, "peer connected");
+                    self.emit(NetEvent::PeerConnected {
+                        peer: peer_id,
+                        addr,
+                    })
+                    .await;
+                }
+                self.maybe_report_bootstrap().await;
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established,
+                ..
+            } => {
+                self.stats.connections_closed += 1;
+                if let Some(state) = self.peers.get_mut(&peer_id) {
+                    state.connections = num_established;
+                }
+                if num_established == 0 {
+                    debug!(%peer_id, "peer disconnected");
+                    self.emit(NetEvent::PeerDisconnected { peer: peer_id })
+                        .await;
+                }
+            }
+            SwarmEvent::OutgoingConnectionError {
+                connection_id,
+                peer_id,
+                error,
+            } => {
+                self.stats.dial_failures += 1;
+                let reason = describe_dial_error(&error);
+                if let Some(addr) = self.bootstrap_pending.remove(&connection_id) {
+                    warn!(%addr, %reason, "bootstrap peer unreachable");
+                    self.bootstrap_failed.push((addr, reason.clone()));
+                    self.maybe_report_bootstrap().await;
+                }
+                if let Some(peer) = peer_id
+                    && !matches!(error, libp2p::swarm::DialError::DialPeerConditionFalse(_))
+                {
+                    debug!(%peer, %reason, "dial failed");
+                    self.emit(NetEvent::DialFailed {
+                        peer,
+                        error: reason,
+                    })
+                    .await;
+                }
+            }
+            SwarmEvent::IncomingConnectionError { error, .. } => {
+                debug!(%error, "incoming connection failed");
+            }
+            SwarmEvent::ListenerError { error, .. } => {
+                warn!(%error, "listener error");
+            }
+            SwarmEvent::Behaviour(event) => self.handle_behaviour_event(event).await,
+            _ => {}
+        }
+    }
+
+    async fn handle_behaviour_event(&mut self, event: BehaviourEvent) {
+        match event {
+            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                let addrs: Vec<Multiaddr> = info
+                    .listen_addrs
+                    .iter()
+                    .take(MAX_ADDRS_PER_PEER)
+                    .cloned()
+                    .collect();
+                if info.protocols.contains(&KAD_PROTOCOL) {
+                    for addr in &addrs {
+                        self.swarm
+                            .behaviour_mut()
+                            .kad
+                            .add_address(&peer_id, addr.clone());
+                    }
+                    // First contact with a DHT peer: look ourselves up through it, which is how
+                    // a new node learns the rest of the network and the network learns it.
+                    if self.bootstrapped_via.len() < MAX_TRACKED_PEERS
+                        && self.bootstrapped_via.insert(peer_id)
+                        && self.bootstrapped_via.len() <= 3
+                    {
+                        let _ = self.swarm.behaviour_mut().kad.bootstrap();
+                    }
+                }
+                self.remember_addrs(peer_id, &addrs);
+                if let Some(state) = self.peers.get_mut(&peer_id) {
+                    state.agent_version = Some(truncate(&info.agent_version, 64));
+                }
+                self.stats.discoveries += 1;
+                self.emit(NetEvent::PeerDiscovered {
+                    peer: peer_id,
+                    addrs,
+                    source: DiscoverySource::Identify,
+                })
+                .await;
+            }
+            BehaviourEvent::Identify(_) => {}
+            BehaviourEvent::Ping(ping::Event {
+                peer,
+                result: Ok(rtt),
+                ..
+            }) => {
+                if let Some(state) = self.peers.get_mut(&peer) {
+                    state.rtt_ms = Some(rtt.as_secs_f64() * 1000.0);
+                }
+            }
+            BehaviourEvent::Ping(_) => {}
+            BehaviourEvent::Kad(kad::Event::RoutingUpdated {
+                peer, addresses, ..
+            }) => {
+                self.stats.discoveries += 1;
+                let addrs: Vec<Multiaddr> =
+                    addresses.iter().take(MAX_ADDRS_PER_PEER).cloned().collect();
+                self.emit(NetEvent::PeerDiscovered {
+                    peer,
+                    addrs,
+                    source: DiscoverySource::Kademlia,
+                })
+                .await;
+            }
+            BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed { step, .. }) => {
+                if step.last {
+                    self.stats.kad_queries += 1;
+                }
+            }
+            BehaviourEvent::Kad(kad::Event::InboundRequest { .. }) => {
+                self.stats.kad_inbound_requests += 1;
+            }
+            BehaviourEvent::Kad(_) => {}
+            BehaviourEvent::Mdns(mdns::Event::Discovered(list)) => {
+                let mut by_peer: HashMap<PeerId, Vec<Multiaddr>> = HashMap::new();
+                for (peer, addr) in list {
+                    let addrs = by_peer.entry(peer).or_default();
+                    if addrs.len() < MAX_ADDRS_PER_PEER {
+                        addrs.push(addr);
+                    }
+                }
+                for (peer, addrs) in by_peer {
+                    info!(%peer, "discovered on the local network (mDNS)");
+                    for addr in &addrs {
+                        self.swarm
+                            .behaviour_mut()
+                            .kad
+                            .add_address(&peer, addr.clone());
+                    }
+                    if !self.swarm.is_connected(&peer) {
+                        let opts = DialOpts::peer_id(peer).addresses(addrs.clone()).build();
+                        if let Err(e) = self.swarm.dial(opts) {
+                            debug!(%peer, error = %e, "mDNS dial not started");
+                        }
+                    }
+                    self.stats.discoveries += 1;
+                    self.emit(NetEvent::PeerDiscovered {
+                        peer,
+                        addrs,
+                        source: DiscoverySource::Mdns,
+                    })
+                    .await;
+                }
+            }
+            BehaviourEvent::Mdns(mdns::Event::Expired(_)) => {}
+        }
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}

@@ -1,0 +1,246 @@
+//! rhizo's libp2p layer.
+//!
+//! One [`EventLoop`] owns the libp2p `Swarm`; everything else talks to it through a cloneable
+//! [`Client`] that sends [`Command`](client::Command)s over a bounded channel, each carrying a
+//! oneshot for its reply. What the network learns (peers discovered, connections, dial failures)
+//! goes up to the node as [`NetEvent`]s over another bounded channel.
+//!
+//! ```text
+//!   node services ──Client──▶ [bounded mpsc] ──▶ EventLoop ──▶ Swarm (tcp+noise+yamux, quic)
+//!         ▲                                          │            identify, ping, kad, mdns
+//!         └────────────── [bounded mpsc] ◀─ NetEvent ┘
+//! ```
+//!
+//! # Layout
+//! - [`behaviour`]: the composed `NetworkBehaviour` and its protocol configuration.
+//! - [`client`]: the [`Client`] handle and the commands it sends.
+//! - [`event_loop`]: the [`EventLoop`] that owns the Swarm.
+//! - [`start`]: builds the Swarm, binds the listeners, returns the three parts.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod behaviour;
+pub mod client;
+pub mod event_loop;
+
+use std::time::Duration;
+
+pub use behaviour::{KAD_PROTOCOL, PROTOCOL_VERSION};
+pub use client::{Client, NetInfo, NetStats, PeerInfo};
+pub use event_loop::{DiscoverySource, EventLoop, NetEvent};
+pub use libp2p::{Multiaddr, PeerId, identity::Keypair};
+
+use libp2p::{multiaddr::Protocol, noise, swarm::DialError, tcp, yamux};
+
+/// Capacity of the command channel from [`Client`]s to the [`EventLoop`]: bounded, so a flood of
+/// API calls waits instead of growing memory.
+pub const COMMAND_CHANNEL_CAPACITY: usize = 64;
+/// Capacity of the event channel from the [`EventLoop`] to the node.
+pub const EVENT_CHANNEL_CAPACITY: usize = 256;
+/// How long a connection without open streams is kept before it is closed.
+pub const DEFAULT_IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Everything the network layer needs to start.
+#[derive(Debug, Clone)]
+pub struct NetConfig {
+    /// The device key: the libp2p identity of this node.
+    pub keypair: Keypair,
+    /// Addresses to listen on (`/ip4/…/tcp/…`, `/ip4/…/udp/…/quic-v1`).
+    pub listen: Vec<Multiaddr>,
+    /// Bootstrap peers to dial at start (with or without a `/p2p/<peer id>` suffix).
+    pub bootstrap: Vec<Multiaddr>,
+    /// Peers remembered from earlier runs (the peer book), best first.
+    pub known_peers: Vec<(PeerId, Vec<Multiaddr>)>,
+    /// Discover peers on the local network with mDNS (multicast!).
+    pub mdns: bool,
+    /// The agent version announced through identify.
+    pub agent_version: String,
+    /// Idle connection timeout.
+    pub idle_connection_timeout: Duration,
+}
+
+/// How many remembered peers are dialled directly at start; the rest are only handed to
+/// Kademlia, which dials them on demand.
+pub const MAX_INITIAL_PEER_BOOK_DIALS: usize = 16;
+
+/// Errors from starting the network.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NetError {
+    /// A listen address is already taken by another process.
+    #[error(
+        "cannot listen on {addr}: the port is already in use (is another rhizo node running? \
+         choose another port with --listen, e.g. --listen /ip4/0.0.0.0/tcp/0)"
+    )]
+    AddrInUse {
+        /// The address.
+        addr: Multiaddr,
+    },
+    /// A listen address could not be bound for another reason.
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen {
+        /// The address.
+        addr: Multiaddr,
+        /// Why.
+        reason: String,
+    },
+    /// Building the transport or behaviour failed.
+    #[error("cannot start the network: {0}")]
+    Build(String),
+    /// The event loop is gone (the node is shutting down).
+    #[error("the network event loop has stopped")]
+    Stopped,
+    /// A dial could not be started.
+    #[error("cannot dial {addr}: {reason}")]
+    Dial {
+        /// The address.
+        addr: Multiaddr,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Builds the Swarm, binds every listen address, seeds Kademlia with the peer book, starts
+/// dialling the bootstrap peers, and returns the client, the event receiver and the event loop
+/// (which the caller spawns). Must be called inside a tokio runtime.
+pub fn start(
+    config: NetConfig,
+) -> Result<(Client, tokio::sync::mpsc::Receiver<NetEvent>, EventLoop), NetError> {
+    let behaviour_config = behaviour::BehaviourConfig {
+        agent_version: config.agent_version.clone(),
+        mdns: config.mdns,
+    };
+    let idle = config.idle_connection_timeout;
+    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(|e| NetError::Build(e.to_string()))?
+        .with_quic()
+        .with_behaviour(|key| behaviour::Behaviour::new(key, &behaviour_config))
+        .map_err(|e| NetError::Build(e.to_string()))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+        .build();
+
+    for addr in &config.listen {
+        ensure_port_free(addr)?;
+        if let Err(e) = swarm.listen_on(addr.clone()) {
+            return Err(listen_error(addr, e));
+        }
+    }
+
+    let (command_tx, command_rx) = tokio::sync::mpsc::channel(COMMAND_CHANNEL_CAPACITY);
+    let (event_tx, event_rx) = tokio::sync::mpsc::channel(EVENT_CHANNEL_CAPACITY);
+    let mut event_loop = EventLoop::new(swarm, command_rx, event_tx);
+    event_loop.seed_known_peers(&config.known_peers);
+    event_loop.dial_bootstrap(&config.bootstrap);
+    Ok((Client::new(command_tx), event_rx, event_loop))
+}
+
+fn listen_error(addr: &Multiaddr, e: libp2p::TransportError<std::io::Error>) -> NetError {
+    match e {
+        libp2p::TransportError::MultiaddrNotSupported(_) => NetError::Listen {
+            addr: addr.clone(),
+            reason: "this address is not supported; use /ip4/<ip>/tcp/<port> or \
+                     /ip4/<ip>/udp/<port>/quic-v1"
+                .into(),
+        },
+        libp2p::TransportError::Other(io) => {
+            if is_addr_in_use(&io) {
+                NetError::AddrInUse { addr: addr.clone() }
+            } else {
+                NetError::Listen {
+                    addr: addr.clone(),
+                    reason: io.to_string(),
+                }
+            }
+        }
+    }
+}
+
+/// libp2p's TCP transport binds listeners with `SO_REUSEPORT` (for hole punching), so a port
+/// already taken by another node would be silently shared. A plain bind first tells the user.
+fn ensure_port_free(addr: &Multiaddr) -> Result<(), NetError> {
+    let mut iter = addr.iter();
+    let ip: std::net::IpAddr = match iter.next() {
+        Some(Protocol::Ip4(ip)) => ip.into(),
+        Some(Protocol::Ip6(ip)) => ip.into(),
+        _ => return Ok(()),
+    };
+    let result = match iter.next() {
+        Some(Protocol::Tcp(port)) if port != 0 => std::net::TcpListener::bind((ip, port)).map(drop),
+        Some(Protocol::Udp(port)) if port != 0 => std::net::UdpSocket::bind((ip, port)).map(drop),
+        _ => return Ok(()),
+    };
+    match result {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            Err(NetError::AddrInUse { addr: addr.clone() })
+        }
+        Err(e) => Err(NetError::Listen {
+            addr: addr.clone(),
+            reason: e.to_string(),
+        }),
+    }
+}
+
+/// Walks an error chain looking for `AddrInUse`: the boxed transport wraps the socket error.
+fn is_addr_in_use(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::AddrInUse {
+                return true;
+            }
+            if let Some(inner) = io.get_ref()
+                && is_addr_in_use(inner)
+            {
+                return true;
+            }
+        }
+        cur = err.source();
+    }
+    false
+}
+
+/// The peer id at the end of a multiaddr (`…/p2p/<peer id>`), if any.
+pub fn peer_id_of(addr: &Multiaddr) -> Option<PeerId> {
+    match addr.iter().last() {
+        Some(Protocol::P2p(peer)) => Some(peer),
+        _ => None,
+    }
+}
+
+/// A one-line, user-facing description of a dial error.
+pub(crate) fn describe_dial_error(e: &DialError) -> String {
+    match e {
+        DialError::Transport(errors) => {
+            let mut parts: Vec<String> = errors
+                .iter()
+                .map(|(addr, err)| format!("{addr}: {}", root_cause(err)))
+                .collect();
+            parts.truncate(3);
+            if parts.is_empty() {
+                "no address could be dialled".into()
+            } else {
+                parts.join("; ")
+            }
+        }
+        DialError::WrongPeerId { obtained, .. } => {
+            format!("the node there has peer id {obtained}, not the one in the address")
+        }
+        DialError::NoAddresses => "no known address".into(),
+        other => other.to_string(),
+    }
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}

@@ -1,0 +1,401 @@
+//! Configuration: defaults < config file < `RHIZO_*` environment < command-line flags.
+//!
+//! Each source is a [`ConfigLayer`] of optional settings; [`Config::resolve`] stacks them and
+//! validates the result, so precedence lives in one place and is unit tested.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+
+use libp2p::Multiaddr;
+use serde::{Deserialize, Serialize};
+
+/// The fixed default port for peer-to-peer traffic (TCP and QUIC).
+pub const DEFAULT_P2P_PORT: u16 = 4747;
+/// The fixed default port of the local API (always on 127.0.0.1).
+pub const DEFAULT_API_PORT: u16 = 4748;
+/// Largest config file read: a config is a few hundred bytes; anything huge is a mistake.
+const MAX_CONFIG_FILE_BYTES: u64 = 1024 * 1024;
+
+/// The environment variables rhizo reads, for `--help` and the docs.
+pub const ENV_VARS: &[(&str, &str)] = &[
+    ("RHIZO_CONFIG", "config file path"),
+    ("RHIZO_DATA_DIR", "data directory"),
+    ("RHIZO_LISTEN", "listen multiaddrs, comma-separated"),
+    ("RHIZO_BOOTSTRAP", "bootstrap multiaddrs, comma-separated"),
+    ("RHIZO_MDNS", "true/false: mDNS discovery on the LAN"),
+    ("RHIZO_API", "local API address, 127.0.0.1:PORT"),
+];
+
+/// The effective configuration of a node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Config {
+    /// Where keys, the database and the API token live.
+    pub data_dir: PathBuf,
+    /// Addresses to listen on.
+    #[serde(serialize_with = "ser_addrs")]
+    pub listen: Vec<Multiaddr>,
+    /// Peers to dial at start.
+    #[serde(serialize_with = "ser_addrs")]
+    pub bootstrap: Vec<Multiaddr>,
+    /// mDNS discovery on the local network.
+    pub mdns: bool,
+    /// Local API address; must be a loopback address.
+    pub api: SocketAddr,
+}
+
+fn ser_addrs<S: serde::Serializer>(addrs: &[Multiaddr], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(addrs.iter().map(ToString::to_string))
+}
+
+/// One source of settings; `None` means "not set here".
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigLayer {
+    /// Data directory.
+    pub data_dir: Option<PathBuf>,
+    /// Listen multiaddrs.
+    pub listen: Option<Vec<String>>,
+    /// Bootstrap multiaddrs.
+    pub bootstrap: Option<Vec<String>>,
+    /// mDNS on or off.
+    pub mdns: Option<bool>,
+    /// Local API address.
+    pub api: Option<String>,
+}
+
+/// A setting that cannot be used, with what to do about it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {reason}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The config file is not valid TOML for rhizo.
+    #[error("config file {path} is invalid: {reason} (see config.example.toml for every setting)")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A multiaddr does not parse.
+    #[error(
+        "invalid {setting} address '{value}': {reason} (expected a multiaddr such as \
+         /ip4/127.0.0.1/tcp/4747 or /ip4/192.0.2.1/tcp/4747/p2p/12D3Koo…)"
+    )]
+    BadMultiaddr {
+        /// Which setting.
+        setting: &'static str,
+        /// The value given.
+        value: String,
+        /// Why.
+        reason: String,
+    },
+    /// The API address does not parse or is not loopback.
+    #[error("invalid API address '{value}': {reason}")]
+    BadApi {
+        /// The value given.
+        value: String,
+        /// Why.
+        reason: String,
+    },
+    /// An environment variable has a value rhizo cannot use.
+    #[error("invalid value '{value}' for {var}: {reason}")]
+    BadEnv {
+        /// The variable.
+        var: &'static str,
+        /// Its value.
+        value: String,
+        /// Why.
+        reason: String,
+    },
+    /// No data directory was set and no home directory is known.
+    #[error("cannot find a data directory: set --data-dir or RHIZO_DATA_DIR")]
+    NoDataDir,
+}
+
+impl ConfigLayer {
+    /// Built-in defaults (the data dir comes from XDG: `~/.local/share/rhizo`).
+    pub fn defaults() -> Self {
+        Self {
+            data_dir: default_data_dir(),
+            listen: Some(vec![
+                format!("/ip4/0.0.0.0/tcp/{DEFAULT_P2P_PORT}"),
+                format!("/ip4/0.0.0.0/udp/{DEFAULT_P2P_PORT}/quic-v1"),
+            ]),
+            bootstrap: Some(Vec::new()),
+            mdns: Some(true),
+            api: Some(format!("127.0.0.1:{DEFAULT_API_PORT}")),
+        }
+    }
+
+    /// Parses a TOML config file's text.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            reason: e.message().to_string(),
+        })
+    }
+
+    /// Reads a TOML config file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let read_err = |reason: String| ConfigError::Read {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let meta = std::fs::metadata(path).map_err(|e| read_err(e.to_string()))?;
+        if meta.len() > MAX_CONFIG_FILE_BYTES {
+            return Err(read_err(format!(
+                "it is {} bytes; a config file is at most {MAX_CONFIG_FILE_BYTES}",
+                meta.len()
+            )));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| read_err(e.to_string()))?;
+        Self::from_toml(&text, path)
+    }
+
+    /// Reads the `RHIZO_*` variables from `vars` (pass `std::env::vars()`).
+    pub fn from_env(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        let mut layer = Self::default();
+        for (key, value) in vars {
+            match key.as_str() {
+                "RHIZO_DATA_DIR" if !value.is_empty() => layer.data_dir = Some(value.into()),
+                "RHIZO_LISTEN" => layer.listen = Some(split_list(&value)),
+                "RHIZO_BOOTSTRAP" => layer.bootstrap = Some(split_list(&value)),
+                "RHIZO_MDNS" => layer.mdns = Some(parse_bool("RHIZO_MDNS", &value)?),
+                "RHIZO_API" if !value.is_empty() => layer.api = Some(value),
+                _ => {}
+            }
+        }
+        Ok(layer)
+    }
+
+    /// `self` over `lower`: every setting present in `self` wins.
+    pub fn over(self, lower: Self) -> Self {
+        Self {
+            data_dir: self.data_dir.or(lower.data_dir),
+            listen: self.listen.or(lower.listen),
+            bootstrap: self.bootstrap.or(lower.bootstrap),
+            mdns: self.mdns.or(lower.mdns),
+            api: self.api.or(lower.api),
+        }
+    }
+}
+
+fn split_list(value: &str) -> Vec<String> {
+    value
+        .split([',', ' '])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+fn parse_bool(var: &'static str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(ConfigError::BadEnv {
+            var,
+            value: value.to_string(),
+            reason: "use true or false".into(),
+        }),
+    }
+}
+
+/// `$XDG_DATA_HOME/rhizo`, usually `~/.local/share/rhizo`.
+pub fn default_data_dir() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "rhizo").map(|d| d.data_dir().to_path_buf())
+}
+
+/// `$XDG_CONFIG_HOME/rhizo/config.toml`, usually `~/.config/rhizo/config.toml`.
+pub fn default_config_file() -> Option<PathBuf> {
+    directories::ProjectDirs::from("", "", "rhizo").map(|d| d.config_dir().join("config.toml"))
+}
+
+/// Parses a list of multiaddrs for `setting`.
+pub fn parse_multiaddrs(
+    setting: &'static str,
+    values: &[String],
+) -> Result<Vec<Multiaddr>, ConfigError> {
+    values
+        .iter()
+        .map(|v| {
+            v.parse::<Multiaddr>()
+                .map_err(|e| ConfigError::BadMultiaddr {
+                    setting,
+                    value: v.clone(),
+                    reason: e.to_string(),
+                })
+        })
+        .collect()
+}
+
+/// Parses the API address and insists on loopback: the API is for this machine only.
+pub fn parse_api_addr(value: &str) -> Result<SocketAddr, ConfigError> {
+    let addr: SocketAddr = value.parse().map_err(|_| ConfigError::BadApi {
+        value: value.to_string(),
+        reason: "expected IP:PORT such as 127.0.0.1:4748".into(),
+    })?;
+    if !addr.ip().is_loopback() {
+        return Err(ConfigError::BadApi {
+            value: value.to_string(),
+            reason: "the local API only binds loopback (127.0.0.1 or ::1); it is not meant to \
+                     be reachable from the network"
+                .into(),
+        });
+    }
+    Ok(addr)
+}
+
+impl Config {
+    /// Stacks the layers (highest precedence first) over the defaults and validates them.
+    pub fn resolve(layers: impl IntoIterator<Item = ConfigLayer>) -> Result<Self, ConfigError> {
+        let mut merged = ConfigLayer::default();
+        for layer in layers {
+            merged = merged.over(layer);
+        }
+        let merged = merged.over(ConfigLayer::defaults());
+        let data_dir = merged.data_dir.ok_or(ConfigError::NoDataDir)?;
+        Ok(Self {
+            data_dir,
+            listen: parse_multiaddrs("listen", &merged.listen.unwrap_or_default())?,
+            bootstrap: parse_multiaddrs("bootstrap", &merged.bootstrap.unwrap_or_default())?,
+            mdns: merged.mdns.unwrap_or(true),
+            api: parse_api_addr(merged.api.as_deref().unwrap_or_default())?,
+        })
+    }
+
+    /// The effective configuration as TOML, as `rhizo config show` prints it.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer_api(api: &str) -> ConfigLayer {
+        ConfigLayer {
+            api: Some(api.into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn precedence_is_flag_over_env_over_file_over_default() {
+        let file = ConfigLayer::from_toml(
+            "api = \"127.0.0.1:1001\"\nmdns = false\nlisten = [\"/ip4/127.0.0.1/tcp/1\"]\n\
+             data_dir = \"/tmp/from-file\"\n",
+            Path::new("test.toml"),
+        )
+        .unwrap();
+        let env = ConfigLayer::from_env([
+            ("RHIZO_API".to_string(), "127.0.0.1:1002".to_string()),
+            (
+                "RHIZO_LISTEN".to_string(),
+                "/ip4/127.0.0.1/tcp/2".to_string(),
+            ),
+        ])
+        .unwrap();
+        let flags = layer_api("127.0.0.1:1003");
+
+        // All three: the flag wins for api, env for listen, file for mdns and data_dir.
+        let c = Config::resolve([flags.clone(), env.clone(), file.clone()]).unwrap();
+        assert_eq!(c.api.port(), 1003);
+        assert_eq!(
+            c.listen,
+            vec!["/ip4/127.0.0.1/tcp/2".parse::<Multiaddr>().unwrap()]
+        );
+        assert!(!c.mdns);
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/from-file"));
+
+        // Without the flag, env wins over the file.
+        let c = Config::resolve([ConfigLayer::default(), env, file.clone()]).unwrap();
+        assert_eq!(c.api.port(), 1002);
+        // Without flag and env, the file wins over the defaults.
+        let c = Config::resolve([file]).unwrap();
+        assert_eq!(c.api.port(), 1001);
+        // Nothing set: the defaults.
+        let c = Config::resolve([ConfigLayer {
+            data_dir: Some("/tmp/x".into()),
+            ..Default::default()
+        }])
+        .unwrap();
+        assert_eq!(c.api.port(), DEFAULT_API_PORT);
+        assert!(c.mdns);
+        assert_eq!(c.listen.len(), 2);
+        assert!(c.bootstrap.is_empty());
+    }
+
+    #[test]
+    fn env_parsing() {
+        let l = ConfigLayer::from_env([
+            ("RHIZO_MDNS".to_string(), "off".to_string()),
+            (
+                "RHIZO_BOOTSTRAP".to_string(),
+                "/ip4/127.0.0.1/tcp/1, /ip4/127.0.0.1/tcp/2".into(),
+            ),
+            ("HOME".to_string(), "/root".to_string()),
+        ])
+        .unwrap();
+        assert_eq!(l.mdns, Some(false));
+        assert_eq!(l.bootstrap.unwrap().len(), 2);
+        let err =
+            ConfigLayer::from_env([("RHIZO_MDNS".to_string(), "maybe".to_string())]).unwrap_err();
+        assert!(err.to_string().contains("RHIZO_MDNS"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_clear_errors() {
+        let err = Config::resolve([ConfigLayer {
+            data_dir: Some("/tmp/x".into()),
+            listen: Some(vec!["not-an-addr".into()]),
+            ..Default::default()
+        }])
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("invalid listen address 'not-an-addr'"),
+            "{err}"
+        );
+        let err = Config::resolve([layer_api("0.0.0.0:4748")]).unwrap_err();
+        assert!(err.to_string().contains("loopback"), "{err}");
+        let err = ConfigLayer::from_toml("nonsense = 1", Path::new("c.toml")).unwrap_err();
+        assert!(err.to_string().contains("c.toml"), "{err}");
+    }
+
+    #[test]
+    fn example_config_parses_and_matches_defaults() {
+        let text = include_str!("../../../config.example.toml");
+        let layer = ConfigLayer::from_toml(text, Path::new("config.example.toml")).unwrap();
+        let mut defaults = ConfigLayer::defaults();
+        defaults.data_dir = None;
+        let mut layer_no_dir = layer.clone();
+        layer_no_dir.data_dir = None;
+        assert_eq!(
+            layer_no_dir, defaults,
+            "config.example.toml must document the defaults"
+        );
+    }
+
+    #[test]
+    fn show_renders_toml_that_parses_back() {
+        let c = Config::resolve([ConfigLayer {
+            data_dir: Some("/tmp/x".into()),
+            ..Default::default()
+        }])
+        .unwrap();
+        let text = c.to_toml();
+        let back = ConfigLayer::from_toml(&text, Path::new("shown")).unwrap();
+        assert_eq!(Config::resolve([back]).unwrap(), c);
+    }
+}

@@ -1,0 +1,102 @@
+//! Prometheus text exposition of the node's counters.
+
+use prometheus_client::{
+    encoding::text::encode,
+    metrics::{counter::Counter, gauge::Gauge},
+    registry::Registry,
+};
+
+use crate::api::StatsResponse;
+
+/// Renders the metrics in the Prometheus text format. A fresh registry per scrape keeps the
+/// network counters owned by the event loop: nothing is shared or locked.
+pub fn render(stats: &StatsResponse) -> String {
+    let mut registry = Registry::with_prefix("rhizo");
+    let gauge = |registry: &mut Registry, name: &str, help: &str, v: u64| {
+        let g: Gauge = Gauge::default();
+        g.set(i64::try_from(v).unwrap_or(i64::MAX));
+        registry.register(name, help, g);
+    };
+    let counter = |registry: &mut Registry, name: &str, help: &str, v: u64| {
+        let c: Counter = Counter::default();
+        c.inc_by(v);
+        registry.register(name, help, c);
+    };
+    gauge(
+        &mut registry,
+        "connected_peers",
+        "Peers with an open connection",
+        stats.connected_peers as u64,
+    );
+    gauge(
+        &mut registry,
+        "routing_table_peers",
+        "Peers in the Kademlia routing table",
+        stats.routing_table_peers as u64,
+    );
+    gauge(
+        &mut registry,
+        "peer_book_peers",
+        "Peers remembered in the peer book",
+        stats.peer_book_peers,
+    );
+    gauge(
+        &mut registry,
+        "uptime_seconds",
+        "Seconds since the node started",
+        stats.uptime_secs,
+    );
+    counter(
+        &mut registry,
+        "connections_established",
+        "Connections established",
+        stats.net.connections_established,
+    );
+    counter(
+        &mut registry,
+        "connections_closed",
+        "Connections closed",
+        stats.net.connections_closed,
+    );
+    counter(
+        &mut registry,
+        "inbound_connections",
+        "Inbound connections accepted",
+        stats.net.inbound_connections,
+    );
+    counter(
+        &mut registry,
+        "dial_failures",
+        "Outgoing dials that failed",
+        stats.net.dial_failures,
+    );
+    counter(
+        &mut registry,
+        "peer_discoveries",
+        "Peer discovery events",
+        stats.net.discoveries,
+    );
+    counter(
+        &mut registry,
+        "kad_queries",
+        "Kademlia queries finished",
+        stats.net.kad_queries,
+    );
+    counter(
+        &mut registry,
+        "kad_inbound_requests",
+        "Kademlia requests answered",
+        stats.net.kad_inbound_requests,
+    );
+    counter(
+        &mut registry,
+        "api_requests",
+        "Local API requests served",
+        stats.api_requests,
+    );
+    let mut out = String::new();
+    if let Err(e) = encode(&mut out, &registry) {
+        out = format!("# cannot encode metrics: {e}\n");
+    }
+    out
+}

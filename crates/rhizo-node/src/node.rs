@@ -1,0 +1,339 @@
+//! [`run`]: the daemon's main loop.
+
+use std::{
+    future::Future,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use libp2p::{Multiaddr, PeerId};
+use rhizo_net::{DiscoverySource, NetConfig, NetEvent};
+use rhizo_store::{PeerSource, Store};
+use tokio::net::TcpListener;
+use tracing::{debug, info, warn};
+
+use crate::{
+    AGENT_VERSION, Config,
+    api::{self, ApiState, PublicKeyResponse},
+    data_dir::{DataDir, DataDirError, LocalIdentity},
+    unix_now,
+};
+
+/// Peer-book entries handed to the network at start.
+const PEER_BOOK_LOAD_LIMIT: usize = 256;
+/// How long shutdown waits for the network and the API to close.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Key of the display name in the `meta` table.
+pub const META_DISPLAY_NAME: &str = "display_name";
+
+/// Why the node could not start or had to stop.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// The data dir or identity is missing or damaged.
+    #[error(transparent)]
+    DataDir(#[from] DataDirError),
+    /// The database could not be used.
+    #[error("database: {0}")]
+    Store(#[from] rhizo_store::StoreError),
+    /// The network could not start.
+    #[error(transparent)]
+    Net(#[from] rhizo_net::NetError),
+    /// The API port is taken.
+    #[error(
+        "cannot start the local API on {0}: the port is already in use (is another rhizo node \
+         running? choose another address with --api 127.0.0.1:PORT)"
+    )]
+    ApiAddrInUse(SocketAddr),
+    /// The API could not bind for another reason.
+    #[error("cannot start the local API on {addr}: {reason}")]
+    ApiBind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        reason: String,
+    },
+    /// Every bootstrap peer failed and the peer book knows nobody else.
+    #[error(
+        "could not reach any bootstrap peer ({}): check the address and that the peer is \
+         running, or start without --bootstrap to run on your own",
+        describe_failures(.0)
+    )]
+    BootstrapUnreachable(Vec<(Multiaddr, String)>),
+    /// A blocking task panicked or was cancelled.
+    #[error("internal task failed: {0}")]
+    Task(String),
+}
+
+fn describe_failures(failed: &[(Multiaddr, String)]) -> String {
+    failed
+        .iter()
+        .take(3)
+        .map(|(_, why)| why.as_str())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// What the node reports to its caller (the CLI prints these).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum NodeReport {
+    /// The node is up.
+    Ready {
+        /// User id.
+        uid: String,
+        /// Device PeerId.
+        peer_id: PeerId,
+        /// Where the local API listens.
+        api_addr: SocketAddr,
+    },
+    /// A listen address is bound (ends in `/p2p/<peer id>`: give it to others as a bootstrap).
+    Listening(Multiaddr),
+    /// A peer connected.
+    PeerConnected(PeerId),
+    /// Some (not all) bootstrap peers failed.
+    BootstrapPartlyFailed(Vec<(Multiaddr, String)>),
+}
+
+/// Runs the node until `shutdown` completes, then closes everything in order.
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send,
+    mut report: impl FnMut(NodeReport) + Send,
+) -> Result<(), NodeError> {
+    let dir = DataDir::new(config.data_dir.clone());
+    let identity = dir.load()?;
+    let _lock = dir.lock()?;
+    let peer_id = identity.peer_id();
+    let uid = identity.uid().to_string();
+
+    let db_path = dir.database();
+    let store = blocking(move || Store::open(&db_path)).await??;
+    let name = store.get_meta(META_DISPLAY_NAME)?;
+    let known_peers = load_known_peers(&store)?;
+    let store = Arc::new(Mutex::new(store));
+    let had_known_peers = !known_peers.is_empty();
+    info!(%peer_id, known = known_peers.len(), "starting node");
+
+    let (client, mut net_events, event_loop) = rhizo_net::start(NetConfig {
+        keypair: identity.libp2p_keypair(),
+        listen: config.listen.clone(),
+        bootstrap: config.bootstrap.clone(),
+        known_peers,
+        mdns: config.mdns,
+        agent_version: AGENT_VERSION.to_string(),
+        idle_connection_timeout: rhizo_net::DEFAULT_IDLE_CONNECTION_TIMEOUT,
+    })?;
+
+    let listener = TcpListener::bind(config.api).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            NodeError::ApiAddrInUse(config.api)
+        } else {
+            NodeError::ApiBind {
+                addr: config.api,
+                reason: e.to_string(),
+            }
+        }
+    })?;
+    let api_addr = listener.local_addr().map_err(|e| NodeError::ApiBind {
+        addr: config.api,
+        reason: e.to_string(),
+    })?;
+    let token = dir.load_or_create_api_token()?;
+    let state = ApiState::new(
+        client.clone(),
+        store.clone(),
+        &token,
+        public_key_response(&identity),
+        name,
+        config.mdns,
+    );
+    drop(token);
+
+    let net_task = tokio::spawn(event_loop.run());
+    let (api_stop_tx, api_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let api_task = tokio::spawn(async move {
+        let app = api::router(state);
+        let result = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = api_stop_rx.await;
+            })
+            .await;
+        if let Err(e) = result {
+            warn!(error = %e, "local API stopped with an error");
+        }
+    });
+    dir.write_api_addr(api_addr)?;
+    info!(%api_addr, "local API listening");
+    report(NodeReport::Ready {
+        uid,
+        peer_id,
+        api_addr,
+    });
+
+    tokio::pin!(shutdown);
+    let outcome = loop {
+        tokio::select! {
+            () = &mut shutdown => break Ok(()),
+            event = net_events.recv() => {
+                let Some(event) = event else {
+                    break Err(NodeError::Net(rhizo_net::NetError::Stopped));
+                };
+                if let Err(e) = handle_net_event(event, &store, peer_id, had_known_peers, &mut report).await {
+                    break Err(e);
+                }
+            }
+        }
+    };
+
+    info!("shutting down");
+    dir.remove_api_addr();
+    let _ = client.shutdown().await;
+    let _ = api_stop_tx.send(());
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        let _ = net_task.await;
+        let _ = api_task.await;
+    })
+    .await;
+    outcome
+}
+
+fn public_key_response(identity: &LocalIdentity) -> PublicKeyResponse {
+    let root = identity.root_public();
+    PublicKeyResponse {
+        uid: identity.uid().to_string(),
+        fingerprint: root.fingerprint().to_string(),
+        root_public_key: root.to_string(),
+        device_public_key: identity.device.public().to_string(),
+        peer_id: identity.peer_id().to_string(),
+        device_certificate: data_encoding::HEXLOWER.encode(&identity.certificate.encode()),
+    }
+}
+
+fn load_known_peers(store: &Store) -> Result<Vec<(PeerId, Vec<Multiaddr>)>, NodeError> {
+    let records = store.peers_for_dial(PEER_BOOK_LOAD_LIMIT)?;
+    Ok(records
+        .into_iter()
+        .filter_map(|r| {
+            let peer: PeerId = r.peer_id.parse().ok()?;
+            let addrs: Vec<Multiaddr> = r.addrs.iter().filter_map(|a| a.parse().ok()).collect();
+            (!addrs.is_empty()).then_some((peer, addrs))
+        })
+        .collect())
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, NodeError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| NodeError::Task(e.to_string()))
+}
+
+async fn with_store<T: Send + 'static>(
+    store: &Arc<Mutex<Store>>,
+    f: impl FnOnce(&mut Store) -> Result<T, rhizo_store::StoreError> + Send + 'static,
+) -> Result<T, NodeError> {
+    let store = store.clone();
+    blocking(move || {
+        let mut guard = store
+            .lock()
+            .map_err(|_| NodeError::Task("store lock poisoned".into()))?;
+        f(&mut guard).map_err(NodeError::from)
+    })
+    .await?
+}
+
+fn peer_source(source: DiscoverySource) -> PeerSource {
+    match source {
+        DiscoverySource::Bootstrap => PeerSource::Bootstrap,
+        DiscoverySource::Identify => PeerSource::Identify,
+        DiscoverySource::Kademlia => PeerSource::Kademlia,
+        DiscoverySource::Mdns => PeerSource::Mdns,
+    }
+}
+
+/// Keeps the peer book in step with the network.
+async fn handle_net_event(
+    event: NetEvent,
+    store: &Arc<Mutex<Store>>,
+    local: PeerId,
+    had_known_peers: bool,
+    report: &mut (impl FnMut(NodeReport) + Send),
+) -> Result<(), NodeError> {
+    let now = unix_now();
+    match event {
+        NetEvent::Listening { addr } => {
+            report(NodeReport::Listening(
+                addr.with_p2p(local).unwrap_or_else(|a| a),
+            ));
+        }
+        NetEvent::PeerDiscovered {
+            peer,
+            addrs,
+            source,
+        } => {
+            if peer == local {
+                return Ok(());
+            }
+            let addrs: Vec<String> = addrs
+                .iter()
+                .filter(|a| is_storable(a))
+                .map(|a| strip_p2p(a).to_string())
+                .collect();
+            let peer_id = peer.to_string();
+            with_store(store, move |s| {
+                s.upsert_peer(&peer_id, &addrs, peer_source(source), now)
+            })
+            .await?;
+        }
+        NetEvent::PeerConnected { peer, .. } => {
+            report(NodeReport::PeerConnected(peer));
+            let peer_id = peer.to_string();
+            with_store(store, move |s| s.record_dial_success(&peer_id, now)).await?;
+        }
+        NetEvent::DialFailed { peer, error } => {
+            debug!(%peer, %error, "dial failed");
+            let peer_id = peer.to_string();
+            with_store(store, move |s| {
+                s.record_dial_failure(&peer_id, now).map(|_| ())
+            })
+            .await?;
+        }
+        NetEvent::BootstrapFinished { reached, failed } => {
+            if reached == 0 && !failed.is_empty() {
+                if had_known_peers {
+                    warn!("no bootstrap peer reachable; carrying on with the peer book");
+                    report(NodeReport::BootstrapPartlyFailed(failed));
+                } else {
+                    return Err(NodeError::BootstrapUnreachable(failed));
+                }
+            } else if !failed.is_empty() {
+                report(NodeReport::BootstrapPartlyFailed(failed));
+            }
+        }
+        NetEvent::PeerDisconnected { .. } => {}
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Addresses worth remembering: not relayed-through-ourselves junk, not unspecified.
+fn is_storable(addr: &Multiaddr) -> bool {
+    use libp2p::multiaddr::Protocol;
+    match addr.iter().next() {
+        Some(Protocol::Ip4(ip)) => !ip.is_unspecified(),
+        Some(Protocol::Ip6(ip)) => !ip.is_unspecified(),
+        Some(Protocol::Dns(_) | Protocol::Dns4(_) | Protocol::Dns6(_)) => true,
+        _ => false,
+    }
+}
+
+fn strip_p2p(addr: &Multiaddr) -> Multiaddr {
+    let mut a = addr.clone();
+    if matches!(a.iter().last(), Some(libp2p::multiaddr::Protocol::P2p(_))) {
+        a.pop();
+    }
+    a
+}

@@ -1,0 +1,99 @@
+//! The one error type of this crate.
+
+use std::path::PathBuf;
+
+use crate::peer_book::MAX_PEER_ID_BYTES;
+
+/// Why a [`Store`](crate::Store) operation failed.
+///
+/// Each message says what happened and, where the user can do something
+/// about it, what to do. The underlying SQLite or I/O error is kept as the
+/// [`source`](std::error::Error::source) (print the chain, e.g. with
+/// `anyhow`'s `{:#}`, to see it).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database file could not be created or opened for writing.
+    #[error("could not create or open database file {}", path.display())]
+    CreateFile {
+        /// The database file.
+        path: PathBuf,
+        /// What the operating system said.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// SQLite could not open the database file.
+    #[error("could not open database {}", path.display())]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite said.
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// The file exists but is not an SQLite database, or is damaged.
+    #[error(
+        "{} is not a rhizo database or is corrupt: move it away to start fresh, or restore a backup",
+        path.display()
+    )]
+    NotADatabase {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite said.
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// The database was written by a newer rhizo than this one.
+    #[error(
+        "database schema version {found} is newer than this rhizo (knows {known}): upgrade rhizo"
+    )]
+    SchemaTooNew {
+        /// The schema version found in the file.
+        found: u32,
+        /// The newest schema version this build knows ([`SCHEMA_VERSION`](crate::SCHEMA_VERSION)).
+        known: u32,
+    },
+
+    /// Applying a schema migration failed; the database was left at the
+    /// previous version.
+    #[error("could not upgrade the database to schema version {version}")]
+    Migration {
+        /// The version the failed migration would have produced.
+        version: u32,
+        /// What SQLite said.
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// A peer id was empty or longer than [`MAX_PEER_ID_BYTES`].
+    #[error("invalid peer id of {len} bytes (expected 1 to {MAX_PEER_ID_BYTES} bytes)")]
+    InvalidPeerId {
+        /// Length of the rejected peer id, in bytes.
+        len: usize,
+    },
+
+    /// Any other SQLite failure, with what we were doing at the time.
+    #[error("database error while {context}")]
+    Sqlite {
+        /// What the store was doing, e.g. "reading the peer book".
+        context: &'static str,
+        /// What SQLite said.
+        #[source]
+        source: rusqlite::Error,
+    },
+}
+
+/// Attaches "while doing X" to a raw SQLite result.
+pub(crate) trait SqliteContext<T> {
+    /// Wraps an error as [`StoreError::Sqlite`] with `context`.
+    fn context(self, context: &'static str) -> Result<T, StoreError>;
+}
+
+impl<T> SqliteContext<T> for rusqlite::Result<T> {
+    fn context(self, context: &'static str) -> Result<T, StoreError> {
+        self.map_err(|source| StoreError::Sqlite { context, source })
+    }
+}

@@ -1,0 +1,236 @@
+//! rhizo's one SQLite database: the schema, its migrations, a small key →
+//! value table, and the peer book.
+//!
+//! The API is synchronous and reads no clock: every call that records a time
+//! takes `now` (unix seconds) from the caller. The async node owns one
+//! [`Store`] and calls it from `spawn_blocking`.
+//!
+//! ```text
+//!   rhizo-node (async)
+//!        │ spawn_blocking(move || store.upsert_peer(id, &addrs, source, now))
+//!        ▼
+//!   ┌─────────── Store ────────────┐
+//!   │ get_meta / set_meta          │──► meta        (key → value)
+//!   │ upsert_peer, record_dial_*,  │──► peers       (one row per peer)
+//!   │ peers_for_dial, list_peers   │──► peer_addrs  (≤ 16 per peer, cascade)
+//!   └──────────────────────────────┘
+//!        │ open: create 0600 → WAL → migrate to SCHEMA_VERSION
+//!        ▼
+//!   rhizo.db (+ -wal, -shm)
+//! ```
+//!
+//! # Layout
+//!
+//! - [`Store`] (this file): opening the file, connection settings, `meta`.
+//! - `migrations`: the ordered `MIGRATIONS` and [`SCHEMA_VERSION`]; the
+//!   version lives in `PRAGMA user_version`.
+//! - `peer_book`: [`PeerSource`], [`PeerRecord`] and the peer book methods
+//!   on [`Store`], with their limits ([`MAX_PEERS`], [`MAX_ADDRS_PER_PEER`]).
+//! - `error`: [`StoreError`].
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod error;
+mod migrations;
+mod peer_book;
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, OptionalExtension};
+
+pub use error::StoreError;
+pub use migrations::SCHEMA_VERSION;
+pub use peer_book::{
+    MAX_ADDR_BYTES, MAX_ADDRS_PER_PEER, MAX_PEER_ID_BYTES, MAX_PEERS, PeerRecord, PeerSource,
+    UnknownPeerSource,
+};
+
+use error::SqliteContext;
+use peer_book::PeerBookLimits;
+
+/// How long a statement waits for another connection's lock before failing
+/// with "database is locked": long enough to ride out a checkpoint or a
+/// second process's migration, short enough not to hang the node.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The node's database: one SQLite connection and the tables in it.
+///
+/// Writes that touch more than one row run in one transaction per call, so
+/// each call either happens completely or not at all.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+    limits: PeerBookLimits,
+}
+
+impl Store {
+    /// Opens the database at `path`, creating it (mode 0600 on unix) if it
+    /// does not exist, and upgrades its schema to [`SCHEMA_VERSION`].
+    ///
+    /// The parent directory must exist. SQLite gives the `-wal` and `-shm`
+    /// side files the same permissions as the database file.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotADatabase`] if the file is not an SQLite database
+    /// (or is damaged), [`StoreError::SchemaTooNew`] if a newer rhizo wrote
+    /// it, [`StoreError::CreateFile`] / [`StoreError::Open`] if it cannot be
+    /// created or opened, [`StoreError::Migration`] if an upgrade step fails.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        create_private_file(path)?;
+        let conn = Connection::open(path).map_err(|source| StoreError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::init(conn, path)
+    }
+
+    /// Opens a fresh database that lives in memory only (for tests).
+    ///
+    /// # Errors
+    ///
+    /// Only if SQLite itself fails.
+    pub fn open_in_memory() -> Result<Self, StoreError> {
+        let conn = Connection::open_in_memory().context("opening an in-memory database")?;
+        Self::init(conn, Path::new(":memory:"))
+    }
+
+    /// Applies connection settings and migrations.
+    fn init(mut conn: Connection, path: &Path) -> Result<Self, StoreError> {
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .context("setting the busy timeout")?;
+        // The first statement that reads the file: this is where a file that
+        // is not SQLite at all shows up.
+        let journal_mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+            .map_err(|source| match source.sqlite_error_code() {
+                Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
+                    StoreError::NotADatabase {
+                        path: path.to_owned(),
+                        source,
+                    }
+                }
+                _ => StoreError::Open {
+                    path: path.to_owned(),
+                    source,
+                },
+            })?;
+        if !journal_mode.eq_ignore_ascii_case("wal") && !journal_mode.eq_ignore_ascii_case("memory")
+        {
+            tracing::warn!(
+                path = %path.display(),
+                %journal_mode,
+                "SQLite refused WAL mode; writes will be slower"
+            );
+        }
+        // In WAL mode, NORMAL is durable against a crash of the process (a
+        // committed transaction is in the WAL file before the call returns);
+        // only a power loss or OS crash can lose the last few commits, and
+        // never corrupts the database. FULL would fsync on every commit.
+        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+            .context("configuring the connection")?;
+        migrations::migrate(&mut conn)?;
+        Ok(Self {
+            conn,
+            limits: PeerBookLimits::default(),
+        })
+    }
+
+    /// The schema version of the open database (`PRAGMA user_version`);
+    /// [`SCHEMA_VERSION`] once [`open`](Self::open) has succeeded.
+    ///
+    /// # Errors
+    ///
+    /// If SQLite fails.
+    pub fn schema_version(&self) -> Result<u32, StoreError> {
+        migrations::user_version(&self.conn)
+    }
+
+    /// The value stored under `key` in `meta`, if any.
+    ///
+    /// # Errors
+    ///
+    /// If SQLite fails.
+    pub fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.conn
+            .prepare_cached("SELECT value FROM meta WHERE key = ?1")
+            .and_then(|mut stmt| stmt.query_row([key], |row| row.get(0)).optional())
+            .context("reading meta")
+    }
+
+    /// Stores `value` under `key` in `meta`, replacing any previous value.
+    ///
+    /// # Errors
+    ///
+    /// If SQLite fails.
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )
+            .and_then(|mut stmt| stmt.execute([key, value]))
+            .context("writing meta")?;
+        Ok(())
+    }
+}
+
+/// Creates the database file if missing, readable by its owner only.
+///
+/// An existing file is left as it is (SQLite would open it anyway); this
+/// just makes sure a new one is never briefly world-readable.
+fn create_private_file(path: &Path) -> Result<(), StoreError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options
+        .open(path)
+        .map(drop)
+        .map_err(|source| StoreError::CreateFile {
+            path: path.to_owned(),
+            source,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_memory_store_is_migrated_and_configured() {
+        let store = Store::open_in_memory().expect("open");
+        assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
+        let foreign_keys: i64 = store
+            .conn
+            .query_row("PRAGMA foreign_keys", [], |row| row.get(0))
+            .expect("pragma");
+        assert_eq!(foreign_keys, 1);
+        let synchronous: i64 = store
+            .conn
+            .query_row("PRAGMA synchronous", [], |row| row.get(0))
+            .expect("pragma");
+        assert_eq!(synchronous, 1, "1 = NORMAL");
+    }
+
+    #[test]
+    fn meta_round_trip_and_overwrite() {
+        let store = Store::open_in_memory().expect("open");
+        assert_eq!(store.get_meta("node.name").expect("get"), None);
+        store.set_meta("node.name", "alice").expect("set");
+        assert_eq!(
+            store.get_meta("node.name").expect("get").as_deref(),
+            Some("alice")
+        );
+        store.set_meta("node.name", "bob").expect("set");
+        assert_eq!(
+            store.get_meta("node.name").expect("get").as_deref(),
+            Some("bob")
+        );
+    }
+}

@@ -1,0 +1,125 @@
+//! The schema, as an ordered list of migrations.
+//!
+//! `MIGRATIONS[i]` takes a database from version `i` to version `i + 1`. The
+//! version lives in `PRAGMA user_version` (0 in a fresh file). Each migration
+//! runs in its own transaction together with its `user_version` bump, so a
+//! crash mid-upgrade leaves the database at the previous version, intact.
+//!
+//! Never edit a shipped migration: append a new one.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::error::{SqliteContext, StoreError};
+
+/// SQL batches, oldest first. See the module docs.
+const MIGRATIONS: &[&str] = &[
+    // 1: small settings and facts about this node, as key → value.
+    "CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) STRICT;",
+    // 2: the peer book: who we have seen, where, and how dialling them went.
+    "CREATE TABLE peers (
+        peer_id      TEXT PRIMARY KEY,
+        source       TEXT NOT NULL,
+        first_seen   INTEGER NOT NULL,
+        last_seen    INTEGER NOT NULL,
+        failures     INTEGER NOT NULL DEFAULT 0,
+        last_failure INTEGER
+    ) STRICT;
+    CREATE TABLE peer_addrs (
+        peer_id   TEXT NOT NULL REFERENCES peers (peer_id) ON DELETE CASCADE,
+        addr      TEXT NOT NULL,
+        last_seen INTEGER NOT NULL,
+        PRIMARY KEY (peer_id, addr)
+    ) STRICT;
+    -- Dial order (failures asc, last_seen desc) and, read backwards, eviction order.
+    CREATE INDEX peers_by_dial_rank ON peers (failures, last_seen DESC);
+    -- list_peers order.
+    CREATE INDEX peers_by_last_seen ON peers (last_seen);
+    -- Trimming a peer's addresses to the newest few.
+    CREATE INDEX peer_addrs_by_last_seen ON peer_addrs (peer_id, last_seen);",
+];
+
+/// The schema version this build creates and understands.
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Reads `PRAGMA user_version`.
+pub(crate) fn user_version(conn: &Connection) -> Result<u32, StoreError> {
+    conn.pragma_query_value(None, "user_version", |row| row.get(0))
+        .context("reading the schema version")
+}
+
+/// Brings the database up to [`SCHEMA_VERSION`], one transaction per step.
+///
+/// Each step re-reads the version under a write lock, so two processes
+/// opening the same file at once cannot apply a migration twice.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    loop {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .context("locking the database for a schema upgrade")?;
+        let version = user_version(&tx)?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::SchemaTooNew {
+                found: version,
+                known: SCHEMA_VERSION,
+            });
+        }
+        let Some(sql) = MIGRATIONS.get(version as usize) else {
+            // Up to date; dropping `tx` just releases the lock.
+            return Ok(());
+        };
+        let next = version + 1;
+        let failed = |source| StoreError::Migration {
+            version: next,
+            source,
+        };
+        tx.execute_batch(sql).map_err(failed)?;
+        tx.pragma_update(None, "user_version", next)
+            .map_err(failed)?;
+        tx.commit().map_err(failed)?;
+        tracing::info!(from = version, to = next, "upgraded database schema");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_migration_applies_on_an_empty_database() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        migrate(&mut conn).expect("migrate");
+        assert_eq!(user_version(&conn).expect("version"), SCHEMA_VERSION);
+        // Running again is a no-op.
+        migrate(&mut conn).expect("migrate again");
+        assert_eq!(user_version(&conn).expect("version"), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn a_failing_migration_leaves_the_previous_version() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        // Something already occupies the name migration 2 wants.
+        conn.execute_batch(&format!(
+            "{}; PRAGMA user_version = 1; CREATE TABLE peers (x);",
+            MIGRATIONS[0]
+        ))
+        .expect("setup");
+        let err = migrate(&mut conn).expect_err("must fail");
+        assert!(
+            matches!(err, StoreError::Migration { version: 2, .. }),
+            "{err:?}"
+        );
+        assert_eq!(user_version(&conn).expect("version"), 1);
+        // Nothing of migration 2 was left behind.
+        let addrs_tables: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE name = 'peer_addrs'",
+                [],
+                |row| row.get(0),
+            )
+            .expect("query");
+        assert_eq!(addrs_tables, 0);
+    }
+}

@@ -1,0 +1,112 @@
+//! The command-line surface (clap).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use rhizo_node::ConfigLayer;
+
+/// rhizo: decentralized, end-to-end encrypted messaging for people and agents.
+#[derive(Debug, Parser)]
+#[command(name = "rhizo", version, propagate_version = true, after_help = ENV_HELP)]
+pub(crate) struct Cli {
+    /// Data directory (keys, database, API token) [env: RHIZO_DATA_DIR] [default: ~/.local/share/rhizo]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Config file [env: RHIZO_CONFIG] [default: ~/.config/rhizo/config.toml]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// Local API address, loopback only [env: RHIZO_API] [default: 127.0.0.1:4748]
+    #[arg(long, global = true, value_name = "ADDR")]
+    pub(crate) api: Option<String>,
+    /// More log output (-v, -vv); RUST_LOG overrides
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+    /// Only errors in the log
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub(crate) quiet: bool,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+const ENV_HELP: &str = "Environment: RHIZO_DATA_DIR, RHIZO_CONFIG, RHIZO_LISTEN, RHIZO_BOOTSTRAP, \
+RHIZO_MDNS, RHIZO_API, RUST_LOG.\nPrecedence: flag > environment > config file > default.";
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Create this user's root key and this device's key (never overwrites existing keys)
+    Init(InitArgs),
+    /// Show this node's UID, fingerprint, device PeerId and listen addresses
+    Id(JsonArg),
+    /// Run the node in the foreground (Ctrl-C to stop)
+    Run(NodeArgs),
+    /// Show the running node's state
+    Status(JsonArg),
+    /// List the running node's peers
+    Peers(JsonArg),
+    /// Inspect the configuration
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InitArgs {
+    /// A display name for this identity (kept locally)
+    #[arg(long)]
+    pub(crate) name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct JsonArg {
+    /// Machine-readable JSON output
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConfigCommand {
+    /// Print the effective configuration (after file, environment and flags) as TOML
+    Show(NodeArgs),
+}
+
+/// Settings of a running node, as flags.
+#[derive(Debug, Args, Default)]
+pub(crate) struct NodeArgs {
+    /// Listen address, repeatable [env: RHIZO_LISTEN] [default: /ip4/0.0.0.0/tcp/4747 and
+    /// /ip4/0.0.0.0/udp/4747/quic-v1]
+    #[arg(long = "listen", value_name = "MULTIADDR")]
+    pub(crate) listen: Vec<String>,
+    /// Bootstrap peer to dial, repeatable, e.g. /ip4/192.0.2.1/tcp/4747/p2p/12D3Koo… [env: RHIZO_BOOTSTRAP]
+    #[arg(long = "bootstrap", value_name = "MULTIADDR")]
+    pub(crate) bootstrap: Vec<String>,
+    /// Do not discover peers on the local network (mDNS) [env: RHIZO_MDNS=false]
+    #[arg(long, conflicts_with = "mdns")]
+    pub(crate) no_mdns: bool,
+    /// Discover peers on the local network (mDNS; the default)
+    #[arg(long)]
+    pub(crate) mdns: bool,
+}
+
+impl Cli {
+    /// The settings given as flags, as the top config layer.
+    pub(crate) fn flag_layer(&self, node: Option<&NodeArgs>) -> ConfigLayer {
+        let mut layer = ConfigLayer {
+            data_dir: self.data_dir.clone(),
+            api: self.api.clone(),
+            ..Default::default()
+        };
+        if let Some(node) = node {
+            if !node.listen.is_empty() {
+                layer.listen = Some(node.listen.clone());
+            }
+            if !node.bootstrap.is_empty() {
+                layer.bootstrap = Some(node.bootstrap.clone());
+            }
+            if node.no_mdns {
+                layer.mdns = Some(false);
+            } else if node.mdns {
+                layer.mdns = Some(true);
+            }
+        }
+        layer
+    }
+}

@@ -1,0 +1,59 @@
+//! One file per command; [`dispatch`] routes to them.
+
+mod config;
+mod id;
+mod init;
+mod peers;
+mod run;
+mod status;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use rhizo_node::{Config, ConfigLayer, config::default_config_file};
+
+use crate::cli::{Cli, Command, ConfigCommand, NodeArgs};
+
+pub(crate) async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    match &cli.command {
+        Command::Init(args) => init::run(&load_config(&cli, None)?, args).await,
+        Command::Id(args) => id::run(&load_config(&cli, None)?, args.json).await,
+        Command::Run(args) => run::run(load_config(&cli, Some(args))?).await,
+        Command::Status(args) => status::run(&load_config(&cli, None)?, args.json).await,
+        Command::Peers(args) => peers::run(&load_config(&cli, None)?, args.json).await,
+        Command::Config(ConfigCommand::Show(args)) => {
+            config::show(&load_config(&cli, Some(args))?, &config_file_in_use(&cli))
+        }
+    }
+}
+
+/// `RHIZO_*` variables, skipping any that are not valid UTF-8 (instead of panicking on them).
+fn env_vars() -> Vec<(String, String)> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .filter(|(k, _)| k.starts_with("RHIZO_"))
+        .collect()
+}
+
+/// The config file in effect: `--config`, else `RHIZO_CONFIG`, else the XDG default if it exists.
+/// The bool says whether it was named explicitly (then it must exist).
+fn config_file_in_use(cli: &Cli) -> Option<(PathBuf, bool)> {
+    if let Some(path) = &cli.config {
+        return Some((path.clone(), true));
+    }
+    if let Some(path) = std::env::var_os("RHIZO_CONFIG").filter(|v| !v.is_empty()) {
+        return Some((PathBuf::from(path), true));
+    }
+    default_config_file()
+        .filter(|p| p.exists())
+        .map(|p| (p, false))
+}
+
+fn load_config(cli: &Cli, node: Option<&NodeArgs>) -> anyhow::Result<Config> {
+    let env = ConfigLayer::from_env(env_vars())?;
+    let file = match config_file_in_use(cli) {
+        Some((path, _)) => ConfigLayer::from_file(&path)?,
+        None => ConfigLayer::default(),
+    };
+    Config::resolve([cli.flag_layer(node), env, file]).context("invalid configuration")
+}

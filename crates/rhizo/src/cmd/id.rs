@@ -1,0 +1,79 @@
+//! `rhizo id`.
+
+use rhizo_node::{Config, DataDir, api::StatsResponse, node::META_DISPLAY_NAME};
+use rhizo_store::Store;
+use serde::Serialize;
+
+use crate::api_client::ApiClient;
+
+#[derive(Serialize)]
+struct IdOutput {
+    uid: String,
+    fingerprint: String,
+    name: Option<String>,
+    peer_id: String,
+    root_public_key: String,
+    device_public_key: String,
+    running: bool,
+    listen_addrs: Vec<String>,
+}
+
+pub(crate) async fn run(config: &Config, json: bool) -> anyhow::Result<()> {
+    let dir = DataDir::new(config.data_dir.clone());
+    let identity = dir.load()?;
+    let name = Store::open(&dir.database())
+        .ok()
+        .and_then(|s| s.get_meta(META_DISPLAY_NAME).ok().flatten());
+    let peer_id = identity.peer_id();
+    // Ask the running node for its bound addresses; otherwise show the configured ones.
+    let running = match ApiClient::connect(config) {
+        Ok(api) if api.is_up().await => api.get::<StatsResponse>("/stats").await.ok(),
+        _ => None,
+    };
+    let (is_running, listen_addrs) = match &running {
+        Some(stats) => (true, stats.listen_addrs.clone()),
+        None => (
+            false,
+            config.listen.iter().map(ToString::to_string).collect(),
+        ),
+    };
+    let listen_addrs: Vec<String> = listen_addrs
+        .into_iter()
+        .map(|a| {
+            if a.contains("/p2p/") {
+                a
+            } else {
+                format!("{a}/p2p/{peer_id}")
+            }
+        })
+        .collect();
+    let out = IdOutput {
+        uid: identity.uid().to_string(),
+        fingerprint: identity.root_public().fingerprint().to_string(),
+        name,
+        peer_id: peer_id.to_string(),
+        root_public_key: identity.root_public().to_string(),
+        device_public_key: identity.device.public().to_string(),
+        running: is_running,
+        listen_addrs,
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    println!("UID:         {}", out.uid);
+    println!("Fingerprint: {}", out.fingerprint);
+    if let Some(name) = &out.name {
+        println!("Name:        {name}");
+    }
+    println!("Device:      {}", out.peer_id);
+    if out.running {
+        println!("Listening:");
+    } else {
+        println!("Listening:   (node not running; configured addresses)");
+    }
+    for addr in &out.listen_addrs {
+        println!("  {addr}");
+    }
+    Ok(())
+}

@@ -1,0 +1,45 @@
+//! `rhizo init`.
+
+use anyhow::Context;
+use rhizo_node::{Config, DataDir, data_dir::InitOutcome, node::META_DISPLAY_NAME};
+use rhizo_store::Store;
+
+use crate::cli::InitArgs;
+
+/// Longest display name accepted.
+const MAX_NAME_CHARS: usize = 64;
+
+pub(crate) async fn run(config: &Config, args: &InitArgs) -> anyhow::Result<()> {
+    if let Some(name) = &args.name {
+        if name.trim().is_empty() || name.chars().count() > MAX_NAME_CHARS {
+            anyhow::bail!("--name must be 1 to {MAX_NAME_CHARS} characters");
+        }
+        if name.chars().any(char::is_control) {
+            anyhow::bail!("--name must not contain control characters");
+        }
+    }
+    let dir = DataDir::new(config.data_dir.clone());
+    let now = u64::try_from(rhizo_node::unix_now()).unwrap_or(0);
+    match dir.init(now)? {
+        InitOutcome::AlreadyInitialised(identity) => {
+            eprintln!(
+                "rhizo is already initialised in {} (UID {}); existing keys were left unchanged",
+                dir.path().display(),
+                identity.uid()
+            );
+        }
+        InitOutcome::Created(identity) => {
+            let store = Store::open(&dir.database()).context("cannot create the database")?;
+            if let Some(name) = &args.name {
+                store.set_meta(META_DISPLAY_NAME, name.trim())?;
+            }
+            println!("Created a new rhizo identity in {}", dir.path().display());
+            println!("UID:         {}", identity.uid());
+            println!("Fingerprint: {}", identity.root_public().fingerprint());
+            println!("Device:      {}", identity.peer_id());
+            println!();
+            println!("Next: `rhizo run` starts the node; `rhizo id` shows these again.");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,43 @@
+//! `rhizo run`: the node in the foreground until Ctrl-C or SIGTERM.
+
+use rhizo_node::{Config, node::NodeReport};
+
+pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
+    let shutdown = async {
+        let ctrl_c = tokio::signal::ctrl_c();
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+        eprintln!("shutting down…");
+    };
+    rhizo_node::run(config, shutdown, |report| match report {
+        NodeReport::Ready {
+            uid,
+            peer_id,
+            api_addr,
+        } => {
+            println!("rhizo node running");
+            println!("UID:       {uid}");
+            println!("Device:    {peer_id}");
+            println!("Local API: http://{api_addr} (token in the data dir's api.token)");
+        }
+        NodeReport::Listening(addr) => println!("Listening: {addr}"),
+        NodeReport::PeerConnected(peer) => println!("Connected: {peer}"),
+        NodeReport::BootstrapPartlyFailed(failed) => {
+            for (addr, why) in failed {
+                eprintln!("warning: bootstrap peer {addr} unreachable: {why}");
+            }
+        }
+        _ => {}
+    })
+    .await?;
+    Ok(())
+}

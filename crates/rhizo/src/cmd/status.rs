@@ -1,0 +1,37 @@
+//! `rhizo status`.
+
+use rhizo_node::{Config, api::StatsResponse};
+
+use crate::api_client::ApiClient;
+
+pub(crate) async fn run(config: &Config, json: bool) -> anyhow::Result<()> {
+    let api = ApiClient::connect(config)?;
+    let stats: StatsResponse = api.get("/stats").await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&stats)?);
+        return Ok(());
+    }
+    let up = stats.uptime_secs;
+    println!(
+        "rhizo node running (v{}, up {}h {}m {}s)",
+        stats.version,
+        up / 3600,
+        (up / 60) % 60,
+        up % 60
+    );
+    println!("UID:        {}", stats.uid);
+    if let Some(name) = &stats.name {
+        println!("Name:       {name}");
+    }
+    println!("Device:     {}", stats.peer_id);
+    for (i, addr) in stats.listen_addrs.iter().enumerate() {
+        let label = if i == 0 { "Listening:" } else { "" };
+        println!("{label:<11} {addr}");
+    }
+    println!(
+        "Peers:      {} connected, {} in the routing table, {} in the peer book",
+        stats.connected_peers, stats.routing_table_peers, stats.peer_book_peers
+    );
+    println!("mDNS:       {}", if stats.mdns { "on" } else { "off" });
+    Ok(())
+}
