@@ -1,1 +1,361 @@
-//! placeholder
+//! Helpers for rhizo's end-to-end tests: real `rhizo` processes on 127.0.0.1, each with its own
+//! temporary data dir, ephemeral ports (`/tcp/0`, API on `127.0.0.1:0`) and mDNS off.
+//!
+//! ```text
+//!  test ──TestNode::init──▶ `rhizo init` ──start──▶ `rhizo run` (child process)
+//!    │                                                 │ writes <dir>/api.addr, api.token
+//!    └──── api_get("/peers") (bearer token) ◀──────────┘
+//! ```
+//!
+//! Waiting is always [`wait_for`] on a condition with a deadline, never a fixed sleep.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use std::{
+    fs::File,
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, anyhow, bail};
+use serde_json::Value;
+
+/// How often conditions are polled.
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// How long a node may take to come up (binary start, key load, bind, API).
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a graceful stop may take before the process is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Polls `f` until it returns `Some`, or fails after `timeout` naming `what`.
+pub fn wait_for<T>(
+    timeout: Duration,
+    what: &str,
+    mut f: impl FnMut() -> Option<T>,
+) -> anyhow::Result<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Ok(v);
+        }
+        if Instant::now() >= deadline {
+            bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(POLL_INTERVAL);
+    }
+}
+
+/// One rhizo node run as a real process.
+#[derive(Debug)]
+pub struct TestNode {
+    name: String,
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+    runs: u32,
+    peer_id: String,
+    uid: String,
+    http: reqwest::blocking::Client,
+}
+
+impl TestNode {
+    /// Creates a data dir and an identity (`rhizo init`). `name` labels logs.
+    pub fn init(bin: &Path, name: &str) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("rhizo-test-{name}-"))
+            .tempdir()?;
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .no_proxy()
+            .build()?;
+        let mut node = Self {
+            name: name.to_string(),
+            bin: bin.to_path_buf(),
+            dir,
+            child: None,
+            runs: 0,
+            peer_id: String::new(),
+            uid: String::new(),
+            http,
+        };
+        let out = node.cli(&["init", "--name", name])?;
+        if !out.status.success() {
+            bail!(
+                "rhizo init failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let id: Value = serde_json::from_slice(&node.cli(&["id", "--json"])?.stdout)
+            .context("rhizo id --json")?;
+        node.peer_id = id["peer_id"].as_str().unwrap_or_default().to_string();
+        node.uid = id["uid"].as_str().unwrap_or_default().to_string();
+        Ok(node)
+    }
+
+    /// The data dir.
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The device PeerId.
+    pub fn peer_id(&self) -> &str {
+        &self.peer_id
+    }
+
+    /// The UID.
+    pub fn uid(&self) -> &str {
+        &self.uid
+    }
+
+    /// Runs `rhizo --data-dir <dir> <args>` to completion (bounded by the CLI's own timeouts).
+    pub fn cli(&self, args: &[&str]) -> anyhow::Result<Output> {
+        Command::new(&self.bin)
+            .arg("--data-dir")
+            .arg(self.dir.path())
+            .args(args)
+            .env_remove("RUST_LOG")
+            .env("RHIZO_MDNS", "false")
+            .env("XDG_CONFIG_HOME", self.dir.path().join("no-config"))
+            .stdin(Stdio::null())
+            .output()
+            .context("cannot run rhizo")
+    }
+
+    /// The default `run` arguments of a test node: loopback, ephemeral ports, mDNS off.
+    pub fn default_run_args() -> Vec<String> {
+        [
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--api",
+            "127.0.0.1:0",
+            "--no-mdns",
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
+    /// Starts `rhizo run` with the default args plus `extra`, and waits until its API answers
+    /// and it listens.
+    pub fn start(&mut self, extra: &[String]) -> anyhow::Result<()> {
+        let mut args = Self::default_run_args();
+        args.extend_from_slice(extra);
+        self.spawn(&args)?;
+        self.wait_ready()
+    }
+
+    /// Starts `rhizo run` with exactly `args` (after `--data-dir`), without waiting.
+    pub fn spawn(&mut self, args: &[String]) -> anyhow::Result<()> {
+        if self.child.is_some() {
+            bail!("node {} is already running", self.name);
+        }
+        let _ = std::fs::remove_file(self.dir.path().join("api.addr"));
+        self.runs += 1;
+        let stdout = File::create(self.log_path("out"))?;
+        let stderr = File::create(self.log_path("err"))?;
+        let child = Command::new(&self.bin)
+            .arg("--data-dir")
+            .arg(self.dir.path())
+            .arg("run")
+            .args(args)
+            .env("RUST_LOG", "info,rhizo_net=debug,rhizo_node=debug")
+            .env("RHIZO_MDNS", "false")
+            .env("XDG_CONFIG_HOME", self.dir.path().join("no-config"))
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .context("cannot start rhizo run")?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    fn log_path(&self, kind: &str) -> PathBuf {
+        self.dir.path().join(format!("run{}.{kind}.log", self.runs))
+    }
+
+    /// Stdout and stderr of every run so far, for failure messages.
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        for run in 1..=self.runs {
+            for kind in ["out", "err"] {
+                let path = self.dir.path().join(format!("run{run}.{kind}.log"));
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                out.push_str(&format!(
+                    "--- {} run {run} std{kind} ---\n{text}\n",
+                    self.name
+                ));
+            }
+        }
+        out
+    }
+
+    /// Waits until the API answers `/health` and the node reports a listen address.
+    pub fn wait_ready(&mut self) -> anyhow::Result<()> {
+        let result = wait_for(START_TIMEOUT, "the node to come up", || {
+            if let Some(status) = self.try_exit_status() {
+                return Some(Err(anyhow!("rhizo run exited early with {status}")));
+            }
+            let addr = self.api_addr()?;
+            let ok = self
+                .http
+                .get(format!("http://{addr}/health"))
+                .send()
+                .ok()?
+                .status()
+                .is_success();
+            let stats = if ok {
+                self.api_get("/stats").ok()?
+            } else {
+                return None;
+            };
+            let listening = stats["listen_addrs"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty());
+            listening.then_some(Ok(()))
+        });
+        result
+            .and_then(|r| r)
+            .map_err(|e| anyhow!("{e}\n{}", self.logs()))
+    }
+
+    fn try_exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut()?.try_wait().ok().flatten()
+    }
+
+    /// The API address the running node wrote.
+    pub fn api_addr(&self) -> Option<String> {
+        std::fs::read_to_string(self.dir.path().join("api.addr"))
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    }
+
+    /// The API token.
+    pub fn api_token(&self) -> anyhow::Result<String> {
+        Ok(std::fs::read_to_string(self.dir.path().join("api.token"))?
+            .trim()
+            .to_string())
+    }
+
+    /// `GET path` on the local API with the token; the JSON body.
+    pub fn api_get(&self, path: &str) -> anyhow::Result<Value> {
+        let addr = self
+            .api_addr()
+            .ok_or_else(|| anyhow!("node is not running"))?;
+        let response = self
+            .http
+            .get(format!("http://{addr}{path}"))
+            .bearer_auth(self.api_token()?)
+            .send()?;
+        if !response.status().is_success() {
+            bail!("GET {path}: {}", response.status());
+        }
+        Ok(response.json()?)
+    }
+
+    /// `GET path` with an optional bearer token; the status code and body text.
+    pub fn api_raw(&self, path: &str, token: Option<&str>) -> anyhow::Result<(u16, String)> {
+        let addr = self
+            .api_addr()
+            .ok_or_else(|| anyhow!("node is not running"))?;
+        let mut request = self.http.get(format!("http://{addr}{path}"));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send()?;
+        Ok((response.status().as_u16(), response.text()?))
+    }
+
+    /// A multiaddr to reach this node (`/ip4/127.0.0.1/tcp/PORT/p2p/PEER`).
+    pub fn listen_addr(&self) -> anyhow::Result<String> {
+        let stats = self.api_get("/stats")?;
+        let addr = stats["listen_addrs"]
+            .as_array()
+            .and_then(|a| {
+                a.iter()
+                    .find_map(|v| v.as_str().filter(|s| s.contains("/tcp/")))
+            })
+            .ok_or_else(|| anyhow!("node has no TCP listen address"))?;
+        Ok(format!("{addr}/p2p/{}", self.peer_id))
+    }
+
+    /// Peer ids this node knows through Kademlia (in its routing table).
+    pub fn routing_table_peers(&self) -> Vec<String> {
+        self.peers_where(|p| p["in_routing_table"].as_bool() == Some(true))
+    }
+
+    /// Peer ids this node has an open connection to.
+    pub fn connected_peers(&self) -> Vec<String> {
+        self.peers_where(|p| p["connections"].as_u64().unwrap_or(0) > 0)
+    }
+
+    fn peers_where(&self, keep: impl Fn(&Value) -> bool) -> Vec<String> {
+        let Ok(peers) = self.api_get("/peers") else {
+            return Vec::new();
+        };
+        peers["peers"]
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .filter(|p| keep(p))
+                    .filter_map(|p| p["peer_id"].as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Whether the process is running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.is_some() && self.try_exit_status().is_none()
+    }
+
+    /// Stops the node with SIGTERM and waits (bounded) for it to exit; kills it otherwise.
+    pub fn stop(&mut self) -> anyhow::Result<std::process::ExitStatus> {
+        let Some(mut child) = self.child.take() else {
+            bail!("node {} is not running", self.name);
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("node {} did not stop within {STOP_TIMEOUT:?}", self.name);
+            }
+            std::thread::sleep(POLL_INTERVAL);
+        }
+    }
+
+    /// Waits (bounded) for a node started with [`spawn`](Self::spawn) to exit by itself.
+    pub fn wait_exit(&mut self, timeout: Duration) -> anyhow::Result<std::process::ExitStatus> {
+        let status = wait_for(timeout, "rhizo run to exit", || self.try_exit_status());
+        if status.is_err() {
+            if let Some(mut child) = self.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        self.child = None;
+        status
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
