@@ -335,11 +335,11 @@ impl TestNode {
     /// Waits (bounded) for a node started with [`spawn`](Self::spawn) to exit by itself.
     pub fn wait_exit(&mut self, timeout: Duration) -> anyhow::Result<std::process::ExitStatus> {
         let status = wait_for(timeout, "rhizo run to exit", || self.try_exit_status());
-        if status.is_err() {
-            if let Some(mut child) = self.child.take() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
+        if status.is_err()
+            && let Some(mut child) = self.child.take()
+        {
+            let _ = child.kill();
+            let _ = child.wait();
         }
         self.child = None;
         status

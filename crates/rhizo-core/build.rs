@@ -1,0 +1,22 @@
+//! Compiles the wire specs in `proto/` with protox (pure Rust, so no system `protoc` is needed)
+//! and generates the prost types into `OUT_DIR/rhizo.v1.rs`.
+
+use std::path::PathBuf;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let proto_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&proto_dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "proto"))
+        .collect();
+    files.sort();
+    println!("cargo:rerun-if-changed={}", proto_dir.display());
+    for f in &files {
+        println!("cargo:rerun-if-changed={}", f.display());
+    }
+    let descriptors = protox::compile(&files, [&proto_dir])?;
+    prost_build::Config::new()
+        .bytes(["."])
+        .compile_fds(descriptors)?;
+    Ok(())
+}
