@@ -6,9 +6,11 @@
 use std::time::Duration;
 
 use libp2p::{
-    StreamProtocol, identify, identity::Keypair, kad, mdns, ping, swarm::NetworkBehaviour,
-    swarm::behaviour::toggle::Toggle,
+    StreamProtocol, identify, identity::Keypair, kad, mdns, ping, request_response,
+    swarm::NetworkBehaviour, swarm::behaviour::toggle::Toggle,
 };
+
+use crate::msg_protocol::{MSG_PROTOCOL, MsgCodec};
 
 /// rhizo's own Kademlia protocol name: a separate DHT from IPFS's.
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/rhizo/kad/1.0.0");
@@ -20,6 +22,17 @@ const KAD_QUERY_TIMEOUT: Duration = Duration::from_secs(30);
 const KAD_BOOTSTRAP_INTERVAL: Duration = Duration::from_secs(60);
 /// Largest Kademlia message accepted: records are small; bounds per-stream memory.
 const KAD_MAX_PACKET_BYTES: usize = 64 * 1024;
+/// Largest record value stored for others (records are validated again by the node).
+pub const MAX_RECORD_BYTES: usize = 64 * 1024;
+/// Records this node keeps for others; bounds memory (64 KiB × 4096 = 256 MiB worst case).
+const MAX_STORED_RECORDS: usize = 4096;
+/// How long a stored record lives unless its owner republishes it (records carry their own,
+/// shorter expiry, checked by the validator).
+const RECORD_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How long one `/rhizo/msg/1` exchange (request + receipt) may take.
+const MSG_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Concurrent `/rhizo/msg/1` streams per connection.
+const MSG_MAX_CONCURRENT_STREAMS: usize = 64;
 /// How often identify re-announces itself on an open connection.
 const IDENTIFY_INTERVAL: Duration = Duration::from_secs(5 * 60);
 /// How often mDNS asks the LAN for peers.
@@ -43,6 +56,8 @@ pub struct Behaviour {
     pub kad: kad::Behaviour<kad::store::MemoryStore>,
     /// mDNS on the local network, when enabled.
     pub mdns: Toggle<mdns::tokio::Behaviour>,
+    /// `/rhizo/msg/1`: envelopes and their receipts.
+    pub msg: request_response::Behaviour<MsgCodec>,
 }
 
 impl std::fmt::Debug for Behaviour {
@@ -69,9 +84,22 @@ impl Behaviour {
         kad_config
             .set_query_timeout(KAD_QUERY_TIMEOUT)
             .set_periodic_bootstrap_interval(Some(KAD_BOOTSTRAP_INTERVAL))
-            .set_max_packet_size(KAD_MAX_PACKET_BYTES);
-        let mut kad =
-            kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_config);
+            .set_max_packet_size(KAD_MAX_PACKET_BYTES)
+            .set_record_ttl(Some(RECORD_TTL))
+            // Owners republish their own records; stored copies are not re-published blindly.
+            .set_publication_interval(None)
+            // Inbound records reach the node's validator before anything is stored.
+            .set_record_filtering(kad::StoreInserts::FilterBoth);
+        let store_config = kad::store::MemoryStoreConfig {
+            max_records: MAX_STORED_RECORDS,
+            max_value_bytes: MAX_RECORD_BYTES,
+            ..Default::default()
+        };
+        let mut kad = kad::Behaviour::with_config(
+            peer_id,
+            kad::store::MemoryStore::with_config(peer_id, store_config),
+            kad_config,
+        );
         // Every rhizo node serves the DHT. Without this, libp2p waits for a confirmed external
         // address (AutoNAT) before answering, and nodes on one LAN or loopback never would.
         kad.set_mode(Some(kad::Mode::Server));
@@ -89,6 +117,13 @@ impl Behaviour {
             ping: ping::Behaviour::new(ping::Config::new()),
             kad,
             mdns: mdns.into(),
+            msg: request_response::Behaviour::with_codec(
+                MsgCodec,
+                [(MSG_PROTOCOL, request_response::ProtocolSupport::Full)],
+                request_response::Config::default()
+                    .with_request_timeout(MSG_REQUEST_TIMEOUT)
+                    .with_max_concurrent_streams(MSG_MAX_CONCURRENT_STREAMS),
+            ),
         })
     }
 }

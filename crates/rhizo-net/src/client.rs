@@ -57,6 +57,34 @@ pub struct NetStats {
     pub kad_queries: u64,
     /// Kademlia requests answered for others.
     pub kad_inbound_requests: u64,
+    /// DHT records stored for others after validation.
+    pub records_stored: u64,
+    /// DHT records refused by the validator.
+    pub records_rejected: u64,
+    /// `/rhizo/msg/1` requests received.
+    pub messages_received: u64,
+    /// `/rhizo/msg/1` requests sent that got a response.
+    pub messages_sent: u64,
+    /// `/rhizo/msg/1` requests that failed (unreachable, timeout, protocol error).
+    pub message_failures: u64,
+}
+
+/// Why a `/rhizo/msg/1` request got no response.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The peer could not be reached.
+    #[error("peer unreachable: {0}")]
+    Unreachable(String),
+    /// The peer did not answer in time.
+    #[error("timed out waiting for the peer")]
+    Timeout,
+    /// The peer does not speak `/rhizo/msg/1`, or the stream broke.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// The node is shutting down.
+    #[error("the network event loop has stopped")]
+    Stopped,
 }
 
 /// A request to the event loop; each carries the sender for its reply.
@@ -67,6 +95,25 @@ pub(crate) enum Command {
     Stats(oneshot::Sender<NetStats>),
     Dial(Multiaddr, oneshot::Sender<Result<(), NetError>>),
     Bootstrap(oneshot::Sender<bool>),
+    PutRecord {
+        key: Vec<u8>,
+        value: Vec<u8>,
+        reply: oneshot::Sender<Result<usize, String>>,
+    },
+    GetRecords {
+        key: Vec<u8>,
+        reply: oneshot::Sender<Vec<Vec<u8>>>,
+    },
+    SendMessage {
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        payload: Vec<u8>,
+        reply: oneshot::Sender<Result<Vec<u8>, SendError>>,
+    },
+    Respond {
+        channel: libp2p::request_response::ResponseChannel<Vec<u8>>,
+        payload: Vec<u8>,
+    },
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -79,6 +126,10 @@ pub struct Client {
 
 /// How long a client call waits for the event loop before giving up.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a DHT put or get may take end to end (the Kademlia query timeout is 30 s).
+pub const DHT_TIMEOUT: Duration = Duration::from_secs(40);
+/// How long one message exchange may take end to end (dial + request + response).
+pub const MESSAGE_TIMEOUT: Duration = Duration::from_secs(40);
 
 impl Client {
     pub(crate) fn new(tx: mpsc::Sender<Command>) -> Self {
@@ -89,6 +140,14 @@ impl Client {
         &self,
         make: impl FnOnce(oneshot::Sender<T>) -> Command,
     ) -> Result<T, NetError> {
+        self.call_with(CLIENT_TIMEOUT, make).await
+    }
+
+    async fn call_with<T>(
+        &self,
+        timeout: Duration,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, NetError> {
         let (reply_tx, reply_rx) = oneshot::channel();
         let fut = async {
             self.tx
@@ -97,7 +156,7 @@ impl Client {
                 .map_err(|_| NetError::Stopped)?;
             reply_rx.await.map_err(|_| NetError::Stopped)
         };
-        tokio::time::timeout(CLIENT_TIMEOUT, fut)
+        tokio::time::timeout(timeout, fut)
             .await
             .map_err(|_| NetError::Stopped)?
     }
@@ -125,6 +184,54 @@ impl Client {
     /// Starts a Kademlia self-lookup; `false` when no peer is known yet.
     pub async fn bootstrap(&self) -> Result<bool, NetError> {
         self.call(Command::Bootstrap).await
+    }
+
+    /// Publishes a record in the DHT (stored locally and on the closest peers). Returns how many
+    /// peers accepted it; an error when none did (or no peer is known).
+    pub async fn put_record(&self, key: Vec<u8>, value: Vec<u8>) -> Result<usize, NetError> {
+        let reply = self
+            .call_with(DHT_TIMEOUT, |reply| Command::PutRecord { key, value, reply })
+            .await?;
+        reply.map_err(NetError::Dht)
+    }
+
+    /// Looks a record up in the DHT; every distinct value found (the caller validates them and
+    /// picks the newest).
+    pub async fn get_records(&self, key: Vec<u8>) -> Result<Vec<Vec<u8>>, NetError> {
+        self.call_with(DHT_TIMEOUT, |reply| Command::GetRecords { key, reply })
+            .await
+    }
+
+    /// Sends one `/rhizo/msg/1` request to `peer` (dialling `addrs` if needed) and waits for
+    /// its response.
+    pub async fn send_message(
+        &self,
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        payload: Vec<u8>,
+    ) -> Result<Vec<u8>, SendError> {
+        let call = self.call_with(MESSAGE_TIMEOUT, |reply| Command::SendMessage {
+            peer,
+            addrs,
+            payload,
+            reply,
+        });
+        match call.await {
+            Ok(result) => result,
+            Err(_) => Err(SendError::Timeout),
+        }
+    }
+
+    /// Answers an inbound `/rhizo/msg/1` request.
+    pub async fn respond(
+        &self,
+        channel: libp2p::request_response::ResponseChannel<Vec<u8>>,
+        payload: Vec<u8>,
+    ) -> Result<(), NetError> {
+        self.tx
+            .send(Command::Respond { channel, payload })
+            .await
+            .map_err(|_| NetError::Stopped)
     }
 
     /// Asks the event loop to close its connections and stop.

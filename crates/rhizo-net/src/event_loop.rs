@@ -2,11 +2,17 @@
 
 use std::collections::{HashMap, HashSet};
 
+use std::sync::Arc;
+
 use futures::StreamExt;
 use libp2p::{
-    Multiaddr, PeerId, Swarm, identify, kad, mdns, ping,
+    Multiaddr, PeerId, Swarm, identify,
+    kad::{self, RecordKey, store::RecordStore},
+    mdns, ping,
+    request_response::{self, OutboundRequestId, ResponseChannel},
     swarm::{ConnectionId, SwarmEvent, dial_opts::DialOpts},
 };
+use tokio::sync::oneshot;
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
@@ -14,7 +20,8 @@ use tracing::{debug, info, warn};
 use crate::{
     KAD_PROTOCOL, MAX_INITIAL_PEER_BOOK_DIALS, NetError,
     behaviour::{Behaviour, BehaviourEvent},
-    client::{Command, NetInfo, NetStats, PeerInfo},
+    RecordValidator,
+    client::{Command, NetInfo, NetStats, PeerInfo, SendError},
     describe_dial_error, peer_id_of,
 };
 
@@ -22,6 +29,11 @@ use crate::{
 const MAX_ADDRS_PER_PEER: usize = 8;
 /// Peers tracked in memory besides the routing table (identify/ping data of connected peers).
 const MAX_TRACKED_PEERS: usize = 4096;
+
+/// Distinct values collected for one DHT get; more are ignored.
+const MAX_RECORDS_PER_GET: usize = 16;
+/// DHT queries and message requests in flight from this node's own callers.
+const MAX_PENDING_REQUESTS: usize = 1024;
 
 /// How a peer was learnt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -38,9 +50,19 @@ pub enum DiscoverySource {
 }
 
 /// What the network layer tells the node.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 #[non_exhaustive]
 pub enum NetEvent {
+    /// A peer sent a `/rhizo/msg/1` request; answer it with
+    /// [`Client::respond`](crate::Client::respond) on `channel`.
+    InboundMessage {
+        /// The sending peer (authenticated by Noise/TLS).
+        peer: PeerId,
+        /// The request bytes.
+        payload: Vec<u8>,
+        /// Where the response goes.
+        channel: ResponseChannel<Vec<u8>>,
+    },
     /// A listener is bound to an address.
     Listening {
         /// The bound address.
@@ -107,6 +129,10 @@ pub struct EventLoop {
     /// Peers for which a self-lookup was already started on first contact.
     bootstrapped_via: HashSet<PeerId>,
     stats: NetStats,
+    validator: Arc<dyn RecordValidator>,
+    pending_puts: HashMap<kad::QueryId, oneshot::Sender<Result<usize, String>>>,
+    pending_gets: HashMap<kad::QueryId, (oneshot::Sender<Vec<Vec<u8>>>, Vec<Vec<u8>>)>,
+    pending_messages: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>, SendError>>>,
 }
 
 impl EventLoop {
@@ -114,6 +140,7 @@ impl EventLoop {
         swarm: Swarm<Behaviour>,
         commands: mpsc::Receiver<Command>,
         events: mpsc::Sender<NetEvent>,
+        validator: Arc<dyn RecordValidator>,
     ) -> Self {
         Self {
             swarm,
@@ -126,7 +153,15 @@ impl EventLoop {
             bootstrap_report_owed: false,
             bootstrapped_via: HashSet::new(),
             stats: NetStats::default(),
+            validator,
+            pending_puts: HashMap::new(),
+            pending_gets: HashMap::new(),
+            pending_messages: HashMap::new(),
         }
+    }
+
+    fn pending_requests(&self) -> usize {
+        self.pending_puts.len() + self.pending_gets.len() + self.pending_messages.len()
     }
 
     /// Hands the peer book to Kademlia and dials the best few entries.
@@ -240,6 +275,56 @@ impl EventLoop {
             }
             Command::Bootstrap(reply) => {
                 let _ = reply.send(self.swarm.behaviour_mut().kad.bootstrap().is_ok());
+            }
+            Command::PutRecord { key, value, reply } => {
+                if self.pending_requests() >= MAX_PENDING_REQUESTS {
+                    let _ = reply.send(Err("too many DHT operations in flight".into()));
+                    return;
+                }
+                let record = kad::Record::new(RecordKey::new(&key), value);
+                match self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .put_record(record, kad::Quorum::One)
+                {
+                    Ok(id) => {
+                        self.pending_puts.insert(id, reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(format!("cannot store locally: {e:?}")));
+                    }
+                }
+            }
+            Command::GetRecords { key, reply } => {
+                if self.pending_requests() >= MAX_PENDING_REQUESTS {
+                    let _ = reply.send(Vec::new());
+                    return;
+                }
+                let id = self.swarm.behaviour_mut().kad.get_record(RecordKey::new(&key));
+                self.pending_gets.insert(id, (reply, Vec::new()));
+            }
+            Command::SendMessage {
+                peer,
+                addrs,
+                payload,
+                reply,
+            } => {
+                if self.pending_requests() >= MAX_PENDING_REQUESTS {
+                    let _ = reply.send(Err(SendError::Protocol("too many requests in flight".into())));
+                    return;
+                }
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .msg
+                    .send_request_with_addresses(&peer, payload, addrs);
+                self.pending_messages.insert(id, reply);
+            }
+            Command::Respond { channel, payload } => {
+                if self.swarm.behaviour_mut().msg.send_response(channel, payload).is_err() {
+                    debug!("response not sent: the requester went away");
+                }
             }
             Command::Shutdown(reply) => {
                 // Normally handled in `run`; answering here keeps the match total.
@@ -512,13 +597,24 @@ impl EventLoop {
                 })
                 .await;
             }
-            BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed { step, .. }) => {
+            BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
+                id, result, step, ..
+            }) => {
                 if step.last {
                     self.stats.kad_queries += 1;
                 }
+                self.handle_query_progress(id, result, step.last);
             }
-            BehaviourEvent::Kad(kad::Event::InboundRequest { .. }) => {
+            BehaviourEvent::Kad(kad::Event::InboundRequest { request }) => {
                 self.stats.kad_inbound_requests += 1;
+                if let kad::InboundRequest::PutRecord {
+                    record: Some(record),
+                    source,
+                    ..
+                } = request
+                {
+                    self.store_if_valid(source, record);
+                }
             }
             BehaviourEvent::Kad(_) => {}
             BehaviourEvent::Mdns(mdns::Event::Discovered(list)) => {
@@ -553,7 +649,123 @@ impl EventLoop {
                 }
             }
             BehaviourEvent::Mdns(mdns::Event::Expired(_)) => {}
+            BehaviourEvent::Msg(event) => self.handle_msg_event(event).await,
         }
+    }
+
+    /// Stores a record another peer asked us to keep, if the node's validator accepts it.
+    fn store_if_valid(&mut self, source: PeerId, record: kad::Record) {
+        let store = self.swarm.behaviour_mut().kad.store_mut();
+        let existing = store.get(&record.key).map(|r| r.value.clone());
+        match self
+            .validator
+            .validate(record.key.as_ref(), &record.value, existing.as_deref())
+        {
+            Ok(()) => match store.put(record) {
+                Ok(()) => self.stats.records_stored += 1,
+                Err(e) => {
+                    self.stats.records_rejected += 1;
+                    debug!(%source, error = ?e, "record not stored: store full");
+                }
+            },
+            Err(reason) => {
+                self.stats.records_rejected += 1;
+                debug!(%source, %reason, "record refused");
+            }
+        }
+    }
+
+    fn handle_query_progress(&mut self, id: kad::QueryId, result: kad::QueryResult, last: bool) {
+        match result {
+            kad::QueryResult::PutRecord(outcome) => {
+                if let Some(reply) = self.pending_puts.remove(&id) {
+                    let _ = reply.send(match outcome {
+                        Ok(_) => Ok(1),
+                        Err(kad::PutRecordError::QuorumFailed { success, .. }) if !success.is_empty() => {
+                            Ok(success.len())
+                        }
+                        Err(e) => Err(put_error(&e)),
+                    });
+                }
+            }
+            kad::QueryResult::GetRecord(outcome) => {
+                if let Ok(kad::GetRecordOk::FoundRecord(found)) = outcome
+                    && let Some((_, values)) = self.pending_gets.get_mut(&id)
+                    && values.len() < MAX_RECORDS_PER_GET
+                    && !values.contains(&found.record.value)
+                {
+                    values.push(found.record.value);
+                }
+                if last && let Some((reply, values)) = self.pending_gets.remove(&id) {
+                    let _ = reply.send(values);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    async fn handle_msg_event(
+        &mut self,
+        event: request_response::Event<Vec<u8>, Vec<u8>>,
+    ) {
+        match event {
+            request_response::Event::Message {
+                peer,
+                message: request_response::Message::Request { request, channel, .. },
+                ..
+            } => {
+                self.stats.messages_received += 1;
+                self.emit(NetEvent::InboundMessage {
+                    peer,
+                    payload: request,
+                    channel,
+                })
+                .await;
+            }
+            request_response::Event::Message {
+                message:
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                self.stats.messages_sent += 1;
+                if let Some(reply) = self.pending_messages.remove(&request_id) {
+                    let _ = reply.send(Ok(response));
+                }
+            }
+            request_response::Event::OutboundFailure {
+                request_id, error, ..
+            } => {
+                self.stats.message_failures += 1;
+                if let Some(reply) = self.pending_messages.remove(&request_id) {
+                    let _ = reply.send(Err(match error {
+                        request_response::OutboundFailure::DialFailure => {
+                            SendError::Unreachable("could not connect".into())
+                        }
+                        request_response::OutboundFailure::Timeout => SendError::Timeout,
+                        request_response::OutboundFailure::ConnectionClosed => {
+                            SendError::Unreachable("connection closed".into())
+                        }
+                        other => SendError::Protocol(other.to_string()),
+                    }));
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                debug!(%peer, %error, "inbound message failed");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+}
+
+fn put_error(e: &kad::PutRecordError) -> String {
+    match e {
+        kad::PutRecordError::QuorumFailed { .. } => {
+            "no peer accepted the record (are any peers connected?)".into()
+        }
+        kad::PutRecordError::Timeout { .. } => "timed out storing the record".into(),
     }
 }
 

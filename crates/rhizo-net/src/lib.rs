@@ -22,11 +22,14 @@
 pub mod behaviour;
 pub mod client;
 pub mod event_loop;
+pub mod msg_protocol;
 
 use std::time::Duration;
 
 pub use behaviour::{KAD_PROTOCOL, PROTOCOL_VERSION};
-pub use client::{Client, NetInfo, NetStats, PeerInfo};
+pub use client::{Client, NetInfo, NetStats, PeerInfo, SendError};
+pub use libp2p::request_response::ResponseChannel;
+pub use msg_protocol::{MAX_FRAME_BYTES, MSG_PROTOCOL};
 pub use event_loop::{DiscoverySource, EventLoop, NetEvent};
 pub use libp2p::{Multiaddr, PeerId, identity::Keypair};
 
@@ -57,6 +60,24 @@ pub struct NetConfig {
     pub agent_version: String,
     /// Idle connection timeout.
     pub idle_connection_timeout: Duration,
+    /// Decides which DHT records this node stores for others.
+    pub record_validator: std::sync::Arc<dyn RecordValidator>,
+}
+
+/// The node's rules for DHT records others ask it to store (signature, size, version, expiry).
+pub trait RecordValidator: Send + Sync + std::fmt::Debug + 'static {
+    /// `Ok(())` to store `value` under `key`, replacing `existing` (the value held now), if any.
+    fn validate(&self, key: &[u8], value: &[u8], existing: Option<&[u8]>) -> Result<(), String>;
+}
+
+/// A validator that refuses every record (for nodes that store nothing for others).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RefuseAllRecords;
+
+impl RecordValidator for RefuseAllRecords {
+    fn validate(&self, _: &[u8], _: &[u8], _: Option<&[u8]>) -> Result<(), String> {
+        Err("this node stores no records".into())
+    }
 }
 
 /// How many remembered peers are dialled directly at start; the rest are only handed to
@@ -90,6 +111,9 @@ pub enum NetError {
     /// The event loop is gone (the node is shutting down).
     #[error("the network event loop has stopped")]
     Stopped,
+    /// A DHT operation failed.
+    #[error("DHT: {0}")]
+    Dht(String),
     /// A dial could not be started.
     #[error("cannot dial {addr}: {reason}")]
     Dial {
@@ -134,7 +158,7 @@ pub fn start(
 
     let (command_tx, command_rx) = tokio::sync::mpsc::channel(COMMAND_CHANNEL_CAPACITY);
     let (event_tx, event_rx) = tokio::sync::mpsc::channel(EVENT_CHANNEL_CAPACITY);
-    let mut event_loop = EventLoop::new(swarm, command_rx, event_tx);
+    let mut event_loop = EventLoop::new(swarm, command_rx, event_tx, config.record_validator);
     event_loop.seed_known_peers(&config.known_peers);
     event_loop.dial_bootstrap(&config.bootstrap);
     Ok((Client::new(command_tx), event_rx, event_loop))

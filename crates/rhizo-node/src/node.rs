@@ -124,6 +124,7 @@ pub async fn run(
         mdns: config.mdns,
         agent_version: AGENT_VERSION.to_string(),
         idle_connection_timeout: rhizo_net::DEFAULT_IDLE_CONNECTION_TIMEOUT,
+        record_validator: std::sync::Arc::new(rhizo_net::RefuseAllRecords),
     })?;
 
     let listener = TcpListener::bind(config.api).await.map_err(|e| {
@@ -312,6 +313,10 @@ async fn handle_net_event(
             } else if !failed.is_empty() {
                 report(NodeReport::BootstrapPartlyFailed(failed));
             }
+        }
+        NetEvent::InboundMessage { peer, .. } => {
+            // Dropping the channel tells the peer there is no answer here yet.
+            debug!(%peer, "message protocol not served yet");
         }
         NetEvent::PeerDisconnected { .. } => {}
         _ => {}

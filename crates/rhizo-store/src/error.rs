@@ -84,6 +84,15 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
+    /// A contact name is already used for another UID.
+    #[error(
+        "the name '{0}' already belongs to another contact with a DIFFERENT key: this may be an \
+         impersonation or a reinstall; compare safety numbers, then pick another name"
+    )]
+    NameTaken(String),
+    /// An argument is out of range.
+    #[error("{0}")]
+    InvalidInput(String),
 }
 
 /// Attaches "while doing X" to a raw SQLite result.

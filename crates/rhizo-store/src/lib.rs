@@ -26,12 +26,14 @@
 //!   version lives in `PRAGMA user_version`.
 //! - `peer_book`: [`PeerSource`], [`PeerRecord`] and the peer book methods
 //!   on [`Store`], with their limits ([`MAX_PEERS`], [`MAX_ADDRS_PER_PEER`]).
+//! - [`messaging`]: contacts, conversations, messages and the outbox, the seen-set.
 //! - `error`: [`StoreError`].
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod error;
+pub mod messaging;
 mod migrations;
 mod peer_book;
 

@@ -39,6 +39,58 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX peers_by_last_seen ON peers (last_seen);
     -- Trimming a peer's addresses to the newest few.
     CREATE INDEX peer_addrs_by_last_seen ON peer_addrs (peer_id, last_seen);",
+    // 3: messaging: contacts and their devices, conversations, messages (the outbox is the
+    // outgoing rows not yet delivered), and the persisted seen-set for replay protection.
+    "CREATE TABLE contacts (
+        uid        BLOB PRIMARY KEY CHECK (length(uid) = 32),
+        root_pk    BLOB NOT NULL CHECK (length(root_pk) = 32),
+        name       TEXT NOT NULL UNIQUE,
+        verified   INTEGER NOT NULL DEFAULT 0,
+        added_at   INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE contact_devices (
+        uid         BLOB NOT NULL REFERENCES contacts (uid) ON DELETE CASCADE,
+        device_pk   BLOB NOT NULL CHECK (length(device_pk) = 32),
+        peer_id     TEXT NOT NULL,
+        addrs       TEXT NOT NULL DEFAULT '',
+        certificate BLOB,
+        PRIMARY KEY (uid, device_pk)
+    ) STRICT;
+    CREATE TABLE conversations (
+        session_id  BLOB PRIMARY KEY CHECK (length(session_id) = 16),
+        group_id    BLOB NOT NULL UNIQUE,
+        contact_uid BLOB NOT NULL REFERENCES contacts (uid) ON DELETE CASCADE,
+        created_at  INTEGER NOT NULL,
+        next_seq    INTEGER NOT NULL DEFAULT 1
+    ) STRICT;
+    CREATE INDEX conversations_by_contact ON conversations (contact_uid, created_at);
+    CREATE TABLE messages (
+        id              INTEGER PRIMARY KEY,
+        session_id      BLOB NOT NULL REFERENCES conversations (session_id) ON DELETE CASCADE,
+        direction       TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+        sender_device   BLOB NOT NULL,
+        seq             INTEGER NOT NULL,
+        kind            TEXT NOT NULL,
+        body            TEXT,
+        sent_at         INTEGER NOT NULL,
+        received_at     INTEGER,
+        state           TEXT NOT NULL,
+        envelope        BLOB,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL DEFAULT 0,
+        error           TEXT,
+        UNIQUE (session_id, sender_device, seq)
+    ) STRICT;
+    CREATE INDEX messages_outbox ON messages (state, next_attempt_at) WHERE direction = 'out';
+    CREATE TABLE seen (
+        sender_device BLOB NOT NULL,
+        session_id    BLOB NOT NULL,
+        seq           INTEGER NOT NULL,
+        seen_at       INTEGER NOT NULL,
+        PRIMARY KEY (sender_device, session_id, seq)
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX seen_by_time ON seen (seen_at);",
 ];
 
 /// The schema version this build creates and understands.

@@ -1,0 +1,860 @@
+//! Contacts, conversations, messages (with the outbox) and the persisted seen-set.
+//!
+//! ```text
+//!  contacts ─┬─ contact_devices          (who, and which devices speak for them)
+//!            └─ conversations ── messages (history; outgoing rows not yet delivered = outbox)
+//!  seen                                   (sender_device, session, seq) already accepted
+//! ```
+//!
+//! Every multi-row change is one transaction. Times are unix milliseconds passed in by the caller.
+
+use rusqlite::{OptionalExtension, Row, Transaction, params};
+
+use crate::{
+    Store,
+    error::{SqliteContext, StoreError},
+};
+
+/// Longest contact name.
+pub const MAX_CONTACT_NAME_CHARS: usize = 64;
+/// Most devices remembered per contact.
+pub const MAX_DEVICES_PER_CONTACT: usize = 16;
+/// Most messages returned by one history query.
+pub const MAX_HISTORY: usize = 10_000;
+
+/// A device of a contact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactDevice {
+    /// Its Ed25519 public key.
+    pub device_pk: [u8; 32],
+    /// Its libp2p PeerId (derived from `device_pk`), as text.
+    pub peer_id: String,
+    /// Where it was last reachable (multiaddrs).
+    pub addrs: Vec<String>,
+    /// Its certificate from the contact's root key, when known.
+    pub certificate: Option<Vec<u8>>,
+}
+
+/// A contact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contact {
+    /// The contact's UID.
+    pub uid: [u8; 32],
+    /// Their root public key (UID = hash of it).
+    pub root_pk: [u8; 32],
+    /// The local name for them (unique).
+    pub name: String,
+    /// Whether the safety number was compared.
+    pub verified: bool,
+    /// When added (unix ms).
+    pub added_at: i64,
+    /// Their devices.
+    pub devices: Vec<ContactDevice>,
+}
+
+/// What [`Store::add_contact`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AddContact {
+    /// A new contact.
+    Added,
+    /// A known contact (same UID): devices and addresses were merged.
+    Updated,
+}
+
+/// Where an outgoing message is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageState {
+    /// Persisted, not yet handed to any device of the recipient.
+    Queued,
+    /// Handed over, no receipt yet.
+    Sent,
+    /// A device of the recipient signed a delivery receipt.
+    Delivered,
+    /// The recipient's client showed it.
+    Read,
+    /// Refused by the recipient (see the error).
+    Failed,
+    /// An incoming message, stored.
+    Received,
+}
+
+impl MessageState {
+    /// The stored text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Sent => "sent",
+            Self::Delivered => "delivered",
+            Self::Read => "read",
+            Self::Failed => "failed",
+            Self::Received => "received",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "sent" => Self::Sent,
+            "delivered" => Self::Delivered,
+            "read" => Self::Read,
+            "failed" => Self::Failed,
+            "received" => Self::Received,
+            _ => Self::Queued,
+        }
+    }
+
+    /// Rank for monotone updates: a state never goes back.
+    fn rank(self) -> u8 {
+        match self {
+            Self::Queued => 0,
+            Self::Sent => 1,
+            Self::Delivered | Self::Failed | Self::Received => 2,
+            Self::Read => 3,
+        }
+    }
+}
+
+impl std::fmt::Display for MessageState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A conversation row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationRow {
+    /// The envelope session id (16 bytes).
+    pub session_id: [u8; 16],
+    /// The MLS group id.
+    pub group_id: Vec<u8>,
+    /// The contact it is with.
+    pub contact_uid: [u8; 32],
+    /// When created (unix ms).
+    pub created_at: i64,
+}
+
+/// One message of a conversation's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageRow {
+    /// Row id.
+    pub id: i64,
+    /// The conversation.
+    pub session_id: [u8; 16],
+    /// Whether we sent it.
+    pub outgoing: bool,
+    /// The sending device.
+    pub sender_device: [u8; 32],
+    /// The sender's sequence number.
+    pub seq: u64,
+    /// `text`, `welcome`, `commit`, …
+    pub kind: String,
+    /// The text, for text messages.
+    pub body: Option<String>,
+    /// Sender's timestamp (unix ms).
+    pub sent_at: i64,
+    /// When it arrived (incoming) or was delivered.
+    pub received_at: Option<i64>,
+    /// State.
+    pub state: MessageState,
+    /// Attempts so far (outgoing).
+    pub attempts: u32,
+    /// Last error (outgoing).
+    pub error: Option<String>,
+}
+
+/// An outgoing message to be persisted before it is sent.
+#[derive(Debug, Clone)]
+pub struct NewOutgoing<'a> {
+    /// The conversation.
+    pub session_id: [u8; 16],
+    /// Our device.
+    pub sender_device: [u8; 32],
+    /// Its sequence number (from [`Store::take_next_seq`]).
+    pub seq: u64,
+    /// Kind.
+    pub kind: &'a str,
+    /// Text, for text messages.
+    pub body: Option<&'a str>,
+    /// Timestamp (unix ms).
+    pub sent_at: i64,
+    /// The signed envelope to send.
+    pub envelope: &'a [u8],
+}
+
+/// An outbox entry due for a (re)send.
+#[derive(Debug, Clone)]
+pub struct OutboxItem {
+    /// Row id.
+    pub id: i64,
+    /// The conversation.
+    pub session_id: [u8; 16],
+    /// The recipient.
+    pub contact_uid: [u8; 32],
+    /// The sequence number.
+    pub seq: u64,
+    /// The signed envelope.
+    pub envelope: Vec<u8>,
+    /// Attempts so far.
+    pub attempts: u32,
+}
+
+fn blob<const N: usize>(v: Vec<u8>) -> Result<[u8; N], rusqlite::Error> {
+    let len = v.len();
+    <[u8; N]>::try_from(v).map_err(|_| {
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Blob,
+            format!("expected {N} bytes, found {len}").into(),
+        )
+    })
+}
+
+fn join_addrs(addrs: &[String]) -> String {
+    addrs.join("\n")
+}
+
+fn split_addrs(s: &str) -> Vec<String> {
+    s.lines().filter(|l| !l.is_empty()).map(String::from).collect()
+}
+
+fn message_row(row: &Row<'_>) -> rusqlite::Result<MessageRow> {
+    Ok(MessageRow {
+        id: row.get(0)?,
+        session_id: blob(row.get(1)?)?,
+        outgoing: row.get::<_, String>(2)? == "out",
+        sender_device: blob(row.get(3)?)?,
+        seq: row.get::<_, i64>(4)? as u64,
+        kind: row.get(5)?,
+        body: row.get(6)?,
+        sent_at: row.get(7)?,
+        received_at: row.get(8)?,
+        state: MessageState::parse(&row.get::<_, String>(9)?),
+        attempts: row.get::<_, i64>(10)? as u32,
+        error: row.get(11)?,
+    })
+}
+
+const MESSAGE_COLUMNS: &str = "id, session_id, direction, sender_device, seq, kind, body, \
+                               sent_at, received_at, state, attempts, error";
+
+impl Store {
+    /// Adds a contact or, if the UID is known, merges its devices. A different UID under a
+    /// name already in use is refused ([`StoreError::NameTaken`]).
+    pub fn add_contact(&mut self, contact: &Contact, now: i64) -> Result<AddContact, StoreError> {
+        const CTX: &str = "adding a contact";
+        if contact.name.trim().is_empty() || contact.name.chars().count() > MAX_CONTACT_NAME_CHARS
+        {
+            return Err(StoreError::InvalidInput(format!(
+                "a contact name has 1 to {MAX_CONTACT_NAME_CHARS} characters"
+            )));
+        }
+        let tx = self.conn.transaction().context(CTX)?;
+        let by_name: Option<Vec<u8>> = tx
+            .query_row(
+                "SELECT uid FROM contacts WHERE name = ?1",
+                [&contact.name],
+                |r| r.get(0),
+            )
+            .optional()
+            .context(CTX)?;
+        if let Some(uid) = &by_name
+            && uid.as_slice() != contact.uid
+        {
+            return Err(StoreError::NameTaken(contact.name.clone()));
+        }
+        let exists: bool = tx
+            .query_row(
+                "SELECT 1 FROM contacts WHERE uid = ?1",
+                [&contact.uid[..]],
+                |_| Ok(()),
+            )
+            .optional()
+            .context(CTX)?
+            .is_some();
+        let outcome = if exists {
+            tx.execute(
+                "UPDATE contacts SET updated_at = ?2 WHERE uid = ?1",
+                params![&contact.uid[..], now],
+            )
+            .context(CTX)?;
+            AddContact::Updated
+        } else {
+            tx.execute(
+                "INSERT INTO contacts (uid, root_pk, name, verified, added_at, updated_at)
+                 VALUES (?1, ?2, ?3, 0, ?4, ?4)",
+                params![&contact.uid[..], &contact.root_pk[..], contact.name, now],
+            )
+            .context(CTX)?;
+            AddContact::Added
+        };
+        upsert_devices(&tx, &contact.uid, &contact.devices)?;
+        tx.commit().context(CTX)?;
+        Ok(outcome)
+    }
+
+    /// Replaces what is known of a contact's devices' addresses and certificates (merging).
+    pub fn update_contact_devices(
+        &mut self,
+        uid: &[u8; 32],
+        devices: &[ContactDevice],
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction().context("updating devices")?;
+        upsert_devices(&tx, uid, devices)?;
+        tx.commit().context("updating devices")
+    }
+
+    /// All contacts, by name.
+    pub fn list_contacts(&self) -> Result<Vec<Contact>, StoreError> {
+        const CTX: &str = "listing contacts";
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT uid, root_pk, name, verified, added_at FROM contacts ORDER BY name",
+            )
+            .context(CTX)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(Contact {
+                    uid: blob(r.get(0)?)?,
+                    root_pk: blob(r.get(1)?)?,
+                    name: r.get(2)?,
+                    verified: r.get::<_, i64>(3)? != 0,
+                    added_at: r.get(4)?,
+                    devices: Vec::new(),
+                })
+            })
+            .context(CTX)?
+            .collect::<Result<Vec<_>, _>>()
+            .context(CTX)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for mut c in rows {
+            c.devices = self.contact_devices(&c.uid)?;
+            out.push(c);
+        }
+        Ok(out)
+    }
+
+    fn contact_devices(&self, uid: &[u8; 32]) -> Result<Vec<ContactDevice>, StoreError> {
+        const CTX: &str = "reading contact devices";
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT device_pk, peer_id, addrs, certificate FROM contact_devices
+                 WHERE uid = ?1 ORDER BY device_pk",
+            )
+            .context(CTX)?;
+        stmt.query_map([&uid[..]], |r| {
+            Ok(ContactDevice {
+                device_pk: blob(r.get(0)?)?,
+                peer_id: r.get(1)?,
+                addrs: split_addrs(&r.get::<_, String>(2)?),
+                certificate: r.get(3)?,
+            })
+        })
+        .context(CTX)?
+        .collect::<Result<Vec<_>, _>>()
+        .context(CTX)
+    }
+
+    /// A contact by its local name.
+    pub fn contact_by_name(&self, name: &str) -> Result<Option<Contact>, StoreError> {
+        Ok(self.list_contacts()?.into_iter().find(|c| c.name == name))
+    }
+
+    /// A contact by UID.
+    pub fn contact_by_uid(&self, uid: &[u8; 32]) -> Result<Option<Contact>, StoreError> {
+        Ok(self.list_contacts()?.into_iter().find(|c| &c.uid == uid))
+    }
+
+    /// The contact one of whose devices is `device_pk`.
+    pub fn contact_by_device(&self, device_pk: &[u8; 32]) -> Result<Option<Contact>, StoreError> {
+        let uid: Option<Vec<u8>> = self
+            .conn
+            .query_row(
+                "SELECT uid FROM contact_devices WHERE device_pk = ?1",
+                [&device_pk[..]],
+                |r| r.get(0),
+            )
+            .optional()
+            .context("finding a device")?;
+        match uid {
+            Some(uid) => self.contact_by_uid(&blob(uid).context("finding a device")?),
+            None => Ok(None),
+        }
+    }
+
+    /// Marks a contact verified (safety number compared) or not.
+    pub fn set_contact_verified(&mut self, uid: &[u8; 32], verified: bool) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .execute(
+                "UPDATE contacts SET verified = ?2 WHERE uid = ?1",
+                params![&uid[..], verified as i64],
+            )
+            .context("verifying a contact")?
+            > 0)
+    }
+
+    /// Records a new conversation.
+    pub fn insert_conversation(&mut self, row: &ConversationRow) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO conversations (session_id, group_id, contact_uid, created_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![&row.session_id[..], row.group_id, &row.contact_uid[..], row.created_at],
+            )
+            .context("creating a conversation")?;
+        Ok(())
+    }
+
+    /// The conversations with a contact, oldest first.
+    pub fn conversations_with(&self, uid: &[u8; 32]) -> Result<Vec<ConversationRow>, StoreError> {
+        const CTX: &str = "reading conversations";
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT session_id, group_id, contact_uid, created_at FROM conversations
+                 WHERE contact_uid = ?1 ORDER BY created_at, session_id",
+            )
+            .context(CTX)?;
+        stmt.query_map([&uid[..]], conversation_row)
+            .context(CTX)?
+            .collect::<Result<Vec<_>, _>>()
+            .context(CTX)
+    }
+
+    /// A conversation by session id.
+    pub fn conversation(&self, session_id: &[u8; 16]) -> Result<Option<ConversationRow>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT session_id, group_id, contact_uid, created_at FROM conversations
+                 WHERE session_id = ?1",
+                [&session_id[..]],
+                conversation_row,
+            )
+            .optional()
+            .context("reading a conversation")
+    }
+
+    /// Takes the next sequence number of a conversation (persisted before use, so a number is
+    /// never handed out twice, also across a crash).
+    pub fn take_next_seq(&mut self, session_id: &[u8; 16]) -> Result<u64, StoreError> {
+        let seq: i64 = self
+            .conn
+            .query_row(
+                "UPDATE conversations SET next_seq = next_seq + 1 WHERE session_id = ?1
+                 RETURNING next_seq - 1",
+                [&session_id[..]],
+                |r| r.get(0),
+            )
+            .context("taking a sequence number")?;
+        Ok(seq as u64)
+    }
+
+    /// Persists an outgoing message as `queued`; returns its row id.
+    pub fn insert_outgoing(&mut self, m: &NewOutgoing<'_>, now: i64) -> Result<i64, StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO messages (session_id, direction, sender_device, seq, kind, body,
+                    sent_at, state, envelope, next_attempt_at)
+                 VALUES (?1, 'out', ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?8)",
+                params![
+                    &m.session_id[..],
+                    &m.sender_device[..],
+                    m.seq as i64,
+                    m.kind,
+                    m.body,
+                    m.sent_at,
+                    m.envelope,
+                    now
+                ],
+            )
+            .context("queueing a message")?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Outgoing messages not yet delivered whose next attempt is due, oldest first.
+    pub fn outbox_due(&self, now: i64, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
+        const CTX: &str = "reading the outbox";
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT m.id, m.session_id, c.contact_uid, m.seq, m.envelope, m.attempts
+                 FROM messages m JOIN conversations c ON c.session_id = m.session_id
+                 WHERE m.direction = 'out' AND m.state IN ('queued', 'sent')
+                   AND m.next_attempt_at <= ?1 AND m.envelope IS NOT NULL
+                 ORDER BY m.id LIMIT ?2",
+            )
+            .context(CTX)?;
+        stmt.query_map(params![now, limit as i64], |r| {
+            Ok(OutboxItem {
+                id: r.get(0)?,
+                session_id: blob(r.get(1)?)?,
+                contact_uid: blob(r.get(2)?)?,
+                seq: r.get::<_, i64>(3)? as u64,
+                envelope: r.get(4)?,
+                attempts: r.get::<_, i64>(5)? as u32,
+            })
+        })
+        .context(CTX)?
+        .collect::<Result<Vec<_>, _>>()
+        .context(CTX)
+    }
+
+    /// The earliest next attempt in the outbox, if any.
+    pub fn outbox_next_attempt(&self) -> Result<Option<i64>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT min(next_attempt_at) FROM messages
+                 WHERE direction = 'out' AND state IN ('queued', 'sent')",
+                [],
+                |r| r.get(0),
+            )
+            .context("reading the outbox")
+    }
+
+    /// Records a failed attempt: stays queued, next attempt at `next_attempt_at`.
+    pub fn record_attempt_failed(
+        &mut self,
+        id: i64,
+        next_attempt_at: i64,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE messages SET attempts = attempts + 1, next_attempt_at = ?2, error = ?3
+                 WHERE id = ?1 AND state IN ('queued', 'sent')",
+                params![id, next_attempt_at, error],
+            )
+            .context("recording a send attempt")?;
+        Ok(())
+    }
+
+    /// Moves a message forward to `state` (never backwards); true when it changed.
+    pub fn advance_message_state(
+        &mut self,
+        id: i64,
+        state: MessageState,
+        at: i64,
+        error: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        const CTX: &str = "updating a message";
+        let tx = self.conn.transaction().context(CTX)?;
+        let current: Option<String> = tx
+            .query_row("SELECT state FROM messages WHERE id = ?1", [id], |r| r.get(0))
+            .optional()
+            .context(CTX)?;
+        let Some(current) = current else {
+            return Ok(false);
+        };
+        if MessageState::parse(&current).rank() >= state.rank() {
+            return Ok(false);
+        }
+        tx.execute(
+            "UPDATE messages SET state = ?2, received_at = coalesce(received_at, ?3),
+               error = ?4, attempts = attempts + (?2 = 'sent')
+             WHERE id = ?1",
+            params![id, state.as_str(), at, error],
+        )
+        .context(CTX)?;
+        tx.commit().context(CTX)?;
+        Ok(true)
+    }
+
+    /// The outgoing message with this (session, our device, seq).
+    pub fn outgoing_message_id(
+        &self,
+        session_id: &[u8; 16],
+        sender_device: &[u8; 32],
+        seq: u64,
+    ) -> Result<Option<i64>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT id FROM messages WHERE session_id = ?1 AND sender_device = ?2
+                   AND seq = ?3 AND direction = 'out'",
+                params![&session_id[..], &sender_device[..], seq as i64],
+                |r| r.get(0),
+            )
+            .optional()
+            .context("finding a message")
+    }
+
+    /// A conversation's history in order: by sender timestamp, then sender, then sequence.
+    pub fn messages(&self, session_id: &[u8; 16], limit: usize) -> Result<Vec<MessageRow>, StoreError> {
+        const CTX: &str = "reading messages";
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = ?1
+             ORDER BY sent_at, sender_device, seq LIMIT ?2"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql).context(CTX)?;
+        stmt.query_map(params![&session_id[..], limit.min(MAX_HISTORY) as i64], message_row)
+            .context(CTX)?
+            .collect::<Result<Vec<_>, _>>()
+            .context(CTX)
+    }
+
+    /// One message by id.
+    pub fn message(&self, id: i64) -> Result<Option<MessageRow>, StoreError> {
+        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1");
+        self.conn
+            .query_row(&sql, [id], message_row)
+            .optional()
+            .context("reading a message")
+    }
+
+    /// Runs `f` in one write transaction on the store's connection (for callers that must make
+    /// several changes — e.g. MLS state through openmls' storage and a message row — atomic).
+    pub fn transaction<T>(
+        &mut self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .context("starting a transaction")?;
+        let out = f(&tx)?;
+        tx.commit().context("committing a transaction")?;
+        Ok(out)
+    }
+
+    /// The underlying connection (read-only uses, such as openmls' storage provider outside a
+    /// transaction).
+    pub fn connection(&self) -> &rusqlite::Connection {
+        &self.conn
+    }
+
+    /// Removes seen-set entries older than `before` (unix ms).
+    pub fn prune_seen(&mut self, before: i64) -> Result<usize, StoreError> {
+        self.conn
+            .execute("DELETE FROM seen WHERE seen_at < ?1", [before])
+            .context("pruning the seen-set")
+    }
+}
+
+/// Inside a transaction: inserts (sender_device, session, seq) into the seen-set; `true` if it
+/// was new, `false` if it had been seen (a replay or duplicate).
+pub fn seen_insert(
+    tx: &Transaction<'_>,
+    sender_device: &[u8; 32],
+    session_id: &[u8; 16],
+    seq: u64,
+    now: i64,
+) -> Result<bool, StoreError> {
+    Ok(tx
+        .execute(
+            "INSERT OR IGNORE INTO seen (sender_device, session_id, seq, seen_at)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![&sender_device[..], &session_id[..], seq as i64, now],
+        )
+        .context("updating the seen-set")?
+        == 1)
+}
+
+/// Whether (sender_device, session, seq) is in the seen-set.
+pub fn seen_contains(
+    conn: &rusqlite::Connection,
+    sender_device: &[u8; 32],
+    session_id: &[u8; 16],
+    seq: u64,
+) -> Result<bool, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM seen WHERE sender_device = ?1 AND session_id = ?2 AND seq = ?3",
+            params![&sender_device[..], &session_id[..], seq as i64],
+            |_| Ok(()),
+        )
+        .optional()
+        .context("reading the seen-set")?
+        .is_some())
+}
+
+/// An incoming message to store.
+#[derive(Debug, Clone)]
+pub struct NewIncoming<'a> {
+    /// The conversation.
+    pub session_id: [u8; 16],
+    /// The sending device.
+    pub sender_device: [u8; 32],
+    /// Its sequence number.
+    pub seq: u64,
+    /// Kind.
+    pub kind: &'a str,
+    /// The text.
+    pub body: Option<&'a str>,
+    /// Sender's timestamp (unix ms).
+    pub sent_at: i64,
+}
+
+/// Inside a transaction: stores an incoming message; `None` if it was already stored.
+pub fn insert_incoming(
+    tx: &Transaction<'_>,
+    m: &NewIncoming<'_>,
+    now: i64,
+) -> Result<Option<i64>, StoreError> {
+    let n = tx
+        .execute(
+            "INSERT OR IGNORE INTO messages (session_id, direction, sender_device, seq, kind,
+                body, sent_at, received_at, state)
+             VALUES (?1, 'in', ?2, ?3, ?4, ?5, ?6, ?7, 'received')",
+            params![
+                &m.session_id[..],
+                &m.sender_device[..],
+                m.seq as i64,
+                m.kind,
+                m.body,
+                m.sent_at,
+                now
+            ],
+        )
+        .context("storing a message")?;
+    Ok((n == 1).then(|| tx.last_insert_rowid()))
+}
+
+/// Inside a transaction: records a conversation created by a peer's Welcome (ignored if known).
+pub fn insert_conversation_tx(tx: &Transaction<'_>, row: &ConversationRow) -> Result<bool, StoreError> {
+    Ok(tx
+        .execute(
+            "INSERT OR IGNORE INTO conversations (session_id, group_id, contact_uid, created_at)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![&row.session_id[..], row.group_id, &row.contact_uid[..], row.created_at],
+        )
+        .context("creating a conversation")?
+        == 1)
+}
+
+fn conversation_row(r: &Row<'_>) -> rusqlite::Result<ConversationRow> {
+    Ok(ConversationRow {
+        session_id: blob(r.get(0)?)?,
+        group_id: r.get(1)?,
+        contact_uid: blob(r.get(2)?)?,
+        created_at: r.get(3)?,
+    })
+}
+
+fn upsert_devices(
+    tx: &Transaction<'_>,
+    uid: &[u8; 32],
+    devices: &[ContactDevice],
+) -> Result<(), StoreError> {
+    const CTX: &str = "updating contact devices";
+    for d in devices.iter().take(MAX_DEVICES_PER_CONTACT) {
+        tx.execute(
+            "INSERT INTO contact_devices (uid, device_pk, peer_id, addrs, certificate)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (uid, device_pk) DO UPDATE SET
+               peer_id = excluded.peer_id,
+               addrs = CASE WHEN excluded.addrs = '' THEN addrs ELSE excluded.addrs END,
+               certificate = coalesce(excluded.certificate, certificate)",
+            params![
+                &uid[..],
+                &d.device_pk[..],
+                d.peer_id,
+                join_addrs(&d.addrs),
+                d.certificate
+            ],
+        )
+        .context(CTX)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contact(uid: u8, name: &str) -> Contact {
+        Contact {
+            uid: [uid; 32],
+            root_pk: [uid; 32],
+            name: name.into(),
+            verified: false,
+            added_at: 0,
+            devices: vec![ContactDevice {
+                device_pk: [uid + 100; 32],
+                peer_id: format!("peer-{uid}"),
+                addrs: vec!["/ip4/127.0.0.1/tcp/1".into()],
+                certificate: None,
+            }],
+        }
+    }
+
+    #[test]
+    fn contacts_add_merge_and_name_clash() {
+        let mut s = Store::open_in_memory().unwrap();
+        assert_eq!(s.add_contact(&contact(1, "bob"), 1).unwrap(), AddContact::Added);
+        assert_eq!(s.add_contact(&contact(1, "bob"), 2).unwrap(), AddContact::Updated);
+        let err = s.add_contact(&contact(2, "bob"), 3).unwrap_err();
+        assert!(matches!(err, StoreError::NameTaken(_)), "{err}");
+        let bob = s.contact_by_name("bob").unwrap().unwrap();
+        assert_eq!(bob.devices.len(), 1);
+        assert_eq!(s.contact_by_device(&[101; 32]).unwrap().unwrap().name, "bob");
+        assert!(s.set_contact_verified(&[1; 32], true).unwrap());
+        assert!(s.contact_by_uid(&[1; 32]).unwrap().unwrap().verified);
+    }
+
+    #[test]
+    fn outbox_sequence_states_and_seen_set() {
+        let mut s = Store::open_in_memory().unwrap();
+        s.add_contact(&contact(1, "bob"), 1).unwrap();
+        let conv = ConversationRow {
+            session_id: [9; 16],
+            group_id: vec![1, 2, 3],
+            contact_uid: [1; 32],
+            created_at: 5,
+        };
+        s.insert_conversation(&conv).unwrap();
+        assert_eq!(s.take_next_seq(&[9; 16]).unwrap(), 1);
+        assert_eq!(s.take_next_seq(&[9; 16]).unwrap(), 2);
+        let id = s
+            .insert_outgoing(
+                &NewOutgoing {
+                    session_id: [9; 16],
+                    sender_device: [7; 32],
+                    seq: 1,
+                    kind: "text",
+                    body: Some("hi"),
+                    sent_at: 10,
+                    envelope: b"env",
+                },
+                10,
+            )
+            .unwrap();
+        assert_eq!(s.outbox_due(10, 10).unwrap().len(), 1);
+        s.record_attempt_failed(id, 100, "unreachable").unwrap();
+        assert!(s.outbox_due(50, 10).unwrap().is_empty());
+        assert_eq!(s.outbox_next_attempt().unwrap(), Some(100));
+        assert!(s.advance_message_state(id, MessageState::Delivered, 60, None).unwrap());
+        assert!(!s.advance_message_state(id, MessageState::Sent, 61, None).unwrap(), "never back");
+        assert!(s.outbox_due(1000, 10).unwrap().is_empty());
+        assert_eq!(s.message(id).unwrap().unwrap().state, MessageState::Delivered);
+
+        let fresh = s
+            .transaction(|tx| seen_insert(tx, &[3; 32], &[9; 16], 1, 70))
+            .unwrap();
+        let again = s
+            .transaction(|tx| seen_insert(tx, &[3; 32], &[9; 16], 1, 71))
+            .unwrap();
+        assert!(fresh && !again);
+        assert!(seen_contains(s.connection(), &[3; 32], &[9; 16], 1).unwrap());
+        assert_eq!(s.prune_seen(71).unwrap(), 1);
+        let stored = s
+            .transaction(|tx| {
+                insert_incoming(
+                    tx,
+                    &NewIncoming {
+                        session_id: [9; 16],
+                        sender_device: [3; 32],
+                        seq: 1,
+                        kind: "text",
+                        body: Some("yo"),
+                        sent_at: 20,
+                    },
+                    80,
+                )
+            })
+            .unwrap();
+        assert!(stored.is_some());
+        let history = s.messages(&[9; 16], 100).unwrap();
+        assert_eq!(history.len(), 2);
+        assert_eq!(history[0].body.as_deref(), Some("hi"));
+    }
+}
