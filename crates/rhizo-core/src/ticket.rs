@@ -1,1 +1,856 @@
-//! (being written)
+//! Contact tickets: what `rhizo invite` prints and `rhizo add` reads.
+//!
+//! A ticket hands someone everything they need to reach a user without
+//! asking the DHT first: the UID, the root public key it derives from, a few
+//! devices with their addresses, and a suggested display name, all signed by
+//! the root key. In the style of iroh tickets it is one copy-pasteable word —
+//! a kind prefix followed by base32 — that also works as a QR code.
+//!
+//! ```text
+//!  ContactTicket::new(&root, devices, name, now)
+//!         │  ContactTicketBody ──encode──► body ──root.sign("rhizo/contact-ticket/v1" ‖ body)──► signature
+//!         ▼
+//!  ContactTicket { body, signature } ──encode──► bytes ──base32, lowercase──► "rhz1contact" + text
+//!                                                                                  │
+//!  FromStr: trim, length ≤ MAX_TICKET_CHARS, prefix, base32 (any case), decode     ▼
+//!           (canonical), limits, uid == SHA-256("rhizo/uid/v1" ‖ root_pk), signature ──► ContactTicket
+//! ```
+//!
+//! # Text form
+//!
+//! `"rhz1contact"` followed by the RFC 4648 base32 encoding (alphabet
+//! `a–z 2–7`, lowercase, no padding) of a protobuf `rhizo.v1.ContactTicket`
+//! (`proto/records.proto`). Parsing ignores surrounding whitespace and
+//! accepts any letter case, so the upper-case form the QR code carries (QR
+//! alphanumeric mode is denser) parses too.
+//!
+//! # Signed bytes
+//!
+//! ```text
+//! signature = Ed25519(root key, "rhizo/contact-ticket/v1" ‖ body)
+//! ```
+//!
+//! where `body` is the `body` field of `ContactTicket` exactly as transported:
+//! the canonical encoding of a `ContactTicketBody { uid, root_pk, devices:
+//! [TicketDevice { device_pk, addrs }], name, created_at }`. As for
+//! [records](crate::records), both messages must be canonically encoded, so a
+//! ticket has exactly one text form and any edit to it is detected.
+//!
+//! Base32 has no check characters: a typo is caught by the base32 decoder
+//! (a character outside the alphabet, a wrong length), by the protobuf decoder
+//! or, failing those, by the signature, and every error says to copy the
+//! ticket again.
+//!
+//! A ticket carries `created_at` but no expiry: [`FromStr`] has no clock, and
+//! the caller decides how old a ticket it accepts.
+
+use std::fmt;
+use std::str::FromStr;
+
+use bytes::Bytes;
+use data_encoding::{BASE32_NOPAD, BASE32_NOPAD_NOCASE};
+use prost::Message;
+use qrcode::render::unicode::Dense1x2;
+use qrcode::{EcLevel, QrCode};
+use thiserror::Error;
+
+use crate::identity::{PUBLIC_KEY_LEN, SIGNATURE_LEN, UID_LEN};
+use crate::proto;
+use crate::records::{CanonicalError, decode_canonical};
+use crate::{DevicePublicKey, RootKey, RootPublicKey, Uid};
+
+/// Prefix of a ticket's text form: the kind (`contact`) after a short project
+/// and version marker.
+pub const CONTACT_TICKET_PREFIX: &str = "rhz1contact";
+/// Domain tag at the start of the message a ticket's signature covers.
+pub const CONTACT_TICKET_DOMAIN: &[u8] = b"rhizo/contact-ticket/v1";
+/// Longest ticket text: it must fit in one QR code (version 40-L holds 4296
+/// alphanumeric characters); checked before any decoding.
+pub const MAX_TICKET_CHARS: usize = 4096;
+/// Most devices in a ticket: enough to reach someone; the full list is in
+/// the DHT [`DeviceList`](crate::records::DeviceList).
+pub const MAX_TICKET_DEVICES: usize = 4;
+/// Most addresses per device: a device listens on a handful of transports
+/// and interfaces, and each one costs QR code area.
+pub const MAX_TICKET_ADDRS: usize = 8;
+/// Longest address: generous for a text multiaddr with DNS names and a
+/// `/p2p/` suffix.
+pub const MAX_ADDR_BYTES: usize = 256;
+/// Longest display name, in characters: it is a label, not a profile.
+pub const MAX_NAME_CHARS: usize = 64;
+
+/// Why a ticket could not be created or parsed.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum TicketError {
+    /// The text is longer than [`MAX_TICKET_CHARS`] (or a new ticket's text
+    /// would be).
+    #[error(
+        "contact ticket too long: {actual} characters, at most {max}; \
+         list fewer devices or addresses"
+    )]
+    TooLong {
+        /// The limit, [`MAX_TICKET_CHARS`].
+        max: usize,
+        /// The length given, in bytes of text.
+        actual: usize,
+    },
+    /// The text does not start with [`CONTACT_TICKET_PREFIX`].
+    #[error(
+        "not a contact ticket: it must start with \"rhz1contact\"; copy the whole ticket again"
+    )]
+    MissingPrefix,
+    /// A character outside the base32 alphabet.
+    #[error(
+        "invalid character {character:?} at position {position} of the contact ticket \
+         (only letters a-z and digits 2-7 follow \"rhz1contact\"); it was mistyped, \
+         copy the ticket again"
+    )]
+    InvalidCharacter {
+        /// The offending character.
+        character: char,
+        /// 1-based position in the ticket text, surrounding whitespace removed.
+        position: usize,
+    },
+    /// The base32 text has an impossible length (characters are missing or
+    /// extra).
+    #[error(
+        "contact ticket is incomplete: characters are missing or extra; copy the whole ticket again"
+    )]
+    Truncated,
+    /// The decoded ticket is not well-formed.
+    #[error(
+        "damaged contact ticket ({0}); it was probably mistyped, copy it again from its source"
+    )]
+    Malformed(&'static str),
+    /// A public key in the ticket is not a valid, strong Ed25519 key.
+    #[error(
+        "contact ticket contains an invalid public key; it was damaged, copy it again from its source"
+    )]
+    InvalidKey,
+    /// The UID does not derive from the root key.
+    #[error(
+        "contact ticket's UID does not belong to its root key: the ticket was mistyped or forged; \
+         copy it again from its source, and if this persists do not add this contact"
+    )]
+    UidMismatch,
+    /// More than [`MAX_TICKET_DEVICES`] devices.
+    #[error("contact ticket lists {actual} devices, at most {max} are allowed")]
+    TooManyDevices {
+        /// The limit, [`MAX_TICKET_DEVICES`].
+        max: usize,
+        /// The number given.
+        actual: usize,
+    },
+    /// A device key appears twice.
+    #[error("contact ticket lists device {index} twice")]
+    DuplicateDevice {
+        /// 0-based index of the repeated device.
+        index: usize,
+    },
+    /// A device has more than [`MAX_TICKET_ADDRS`] addresses.
+    #[error("contact ticket device {device} has {actual} addresses, at most {max} are allowed")]
+    TooManyAddrs {
+        /// 0-based device index.
+        device: usize,
+        /// The limit, [`MAX_TICKET_ADDRS`].
+        max: usize,
+        /// The number given.
+        actual: usize,
+    },
+    /// An address is empty, longer than [`MAX_ADDR_BYTES`] or contains a
+    /// control character.
+    #[error(
+        "contact ticket device {device} address {addr} is empty, longer than 256 bytes \
+         or contains control characters"
+    )]
+    InvalidAddr {
+        /// 0-based device index.
+        device: usize,
+        /// 0-based address index.
+        addr: usize,
+    },
+    /// The name is empty, longer than [`MAX_NAME_CHARS`] or contains a control
+    /// character.
+    #[error("contact name must be 1 to 64 characters without control characters")]
+    InvalidName,
+    /// The signature does not verify under the ticket's root key.
+    #[error(
+        "contact ticket signature does not verify: the ticket was mistyped or altered; \
+         copy it again from its source"
+    )]
+    InvalidSignature,
+}
+
+impl From<CanonicalError> for TicketError {
+    fn from(error: CanonicalError) -> Self {
+        match error {
+            CanonicalError::Malformed => Self::Malformed("not a valid encoding"),
+            CanonicalError::NonCanonical => Self::Malformed("not canonically encoded"),
+        }
+    }
+}
+
+/// A device listed in a ticket: its key (from which its libp2p `PeerId`
+/// derives) and where it listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketDevice {
+    /// The device's public key.
+    pub device_pk: DevicePublicKey,
+    /// Text multiaddrs such as `/ip4/192.0.2.1/udp/4001/quic-v1`: at most
+    /// [`MAX_TICKET_ADDRS`], each 1 to [`MAX_ADDR_BYTES`] bytes without
+    /// control characters. This crate does not parse them.
+    pub addrs: Vec<String>,
+}
+
+impl TicketDevice {
+    /// A device with its addresses.
+    pub fn new(device_pk: DevicePublicKey, addrs: Vec<String>) -> Self {
+        Self { device_pk, addrs }
+    }
+}
+
+/// A signed invitation to add a user as a contact; see the
+/// [module docs](self) for the text form and signed bytes.
+///
+/// ```
+/// use rhizo_core::{DeviceKey, RootKey};
+/// use rhizo_core::ticket::{ContactTicket, TicketDevice};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let root = RootKey::from_bytes(&[7u8; 32]);
+/// let device = DeviceKey::from_bytes(&[9u8; 32]).public();
+/// let addrs = vec!["/ip4/192.0.2.1/udp/4001/quic-v1".to_owned()];
+/// let ticket = ContactTicket::new(
+///     &root,
+///     vec![TicketDevice::new(device, addrs)],
+///     Some("Alice".to_owned()),
+///     1_700_000_000,
+/// )?;
+/// let text = ticket.to_string();
+/// assert!(text.starts_with("rhz1contact"));
+/// let parsed: ContactTicket = format!("  {}\n", text.to_uppercase()).parse()?;
+/// assert_eq!(parsed, ticket);
+/// assert_eq!(parsed.uid(), root.public().uid());
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct ContactTicket {
+    uid: Uid,
+    root_pk: RootPublicKey,
+    devices: Vec<TicketDevice>,
+    name: Option<String>,
+    created_at: u64,
+    signature: [u8; SIGNATURE_LEN],
+}
+
+impl ContactTicket {
+    /// Signs a ticket for `root`'s identity, created at `now` (Unix seconds).
+    ///
+    /// # Errors
+    ///
+    /// [`TicketError::TooManyDevices`], [`TicketError::DuplicateDevice`],
+    /// [`TicketError::TooManyAddrs`], [`TicketError::InvalidAddr`],
+    /// [`TicketError::InvalidName`] if a limit is exceeded, and
+    /// [`TicketError::TooLong`] if the text would exceed [`MAX_TICKET_CHARS`].
+    pub fn new(
+        root: &RootKey,
+        devices: Vec<TicketDevice>,
+        name: Option<String>,
+        now: u64,
+    ) -> Result<Self, TicketError> {
+        check_contents(&devices, name.as_deref())?;
+        let root_pk = root.public();
+        let mut ticket = Self {
+            uid: root_pk.uid(),
+            root_pk,
+            devices,
+            name,
+            created_at: now,
+            signature: [0; SIGNATURE_LEN],
+        };
+        ticket.signature = root.sign(&signed_message(&ticket.body()));
+        let length = text_len(ticket.encode().len());
+        if length > MAX_TICKET_CHARS {
+            return Err(TicketError::TooLong {
+                max: MAX_TICKET_CHARS,
+                actual: length,
+            });
+        }
+        Ok(ticket)
+    }
+
+    /// The UID of the invited identity.
+    pub fn uid(&self) -> Uid {
+        self.uid
+    }
+
+    /// The root public key; the UID derives from it.
+    pub fn root_pk(&self) -> RootPublicKey {
+        self.root_pk
+    }
+
+    /// Devices to dial first.
+    pub fn devices(&self) -> &[TicketDevice] {
+        &self.devices
+    }
+
+    /// The name the inviter suggests for themselves. Untrusted text: show it
+    /// as the inviter's claim.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// When the ticket was made, Unix seconds (the inviter's claim).
+    pub fn created_at(&self) -> u64 {
+        self.created_at
+    }
+
+    /// The root key's signature.
+    pub fn signature(&self) -> &[u8; SIGNATURE_LEN] {
+        &self.signature
+    }
+
+    /// The ticket as a QR code drawn with Unicode half blocks (`▀ ▄ █`), two
+    /// rows of modules per line, light on dark as most terminals are. It
+    /// encodes the upper-case text, which [`FromStr`] accepts.
+    ///
+    /// Every ticket fits in a QR code ([`MAX_TICKET_CHARS`] is below the
+    /// largest code's capacity); if that ever failed, the plain text is
+    /// returned instead so it can still be copied.
+    pub fn to_qr_string(&self) -> String {
+        let text = self.to_string().to_ascii_uppercase();
+        render_qr(&text).unwrap_or(text)
+    }
+
+    /// The canonical body encoding (the signed part).
+    fn body(&self) -> Vec<u8> {
+        proto::ContactTicketBody {
+            uid: Bytes::copy_from_slice(self.uid.as_bytes()),
+            root_pk: Bytes::copy_from_slice(self.root_pk.as_bytes()),
+            devices: self
+                .devices
+                .iter()
+                .map(|d| proto::TicketDevice {
+                    device_pk: Bytes::copy_from_slice(d.device_pk.as_bytes()),
+                    addrs: d.addrs.clone(),
+                })
+                .collect(),
+            name: self.name.clone().unwrap_or_default(),
+            created_at: self.created_at,
+        }
+        .encode_to_vec()
+    }
+
+    /// The protobuf `ContactTicket` bytes the text form encodes.
+    fn encode(&self) -> Vec<u8> {
+        proto::ContactTicket {
+            body: self.body().into(),
+            signature: Bytes::copy_from_slice(&self.signature),
+        }
+        .encode_to_vec()
+    }
+
+    /// Decodes and checks the protobuf bytes of a ticket.
+    fn decode(bytes: &[u8]) -> Result<Self, TicketError> {
+        let envelope: proto::ContactTicket = decode_canonical(bytes)?;
+        let signature = <[u8; SIGNATURE_LEN]>::try_from(envelope.signature.as_ref())
+            .map_err(|_| TicketError::Malformed("signature is not 64 bytes"))?;
+        let body: proto::ContactTicketBody = decode_canonical(&envelope.body)?;
+        let uid = <[u8; UID_LEN]>::try_from(body.uid.as_ref())
+            .map_err(|_| TicketError::Malformed("UID is not 32 bytes"))?;
+        let uid = Uid::from_bytes(&uid);
+        let root_pk = <&[u8; PUBLIC_KEY_LEN]>::try_from(body.root_pk.as_ref())
+            .ok()
+            .and_then(|bytes| RootPublicKey::from_bytes(bytes).ok())
+            .ok_or(TicketError::InvalidKey)?;
+        if uid != root_pk.uid() {
+            return Err(TicketError::UidMismatch);
+        }
+        if body.devices.len() > MAX_TICKET_DEVICES {
+            return Err(TicketError::TooManyDevices {
+                max: MAX_TICKET_DEVICES,
+                actual: body.devices.len(),
+            });
+        }
+        let devices = body
+            .devices
+            .into_iter()
+            .map(|d| {
+                let device_pk = <&[u8; PUBLIC_KEY_LEN]>::try_from(d.device_pk.as_ref())
+                    .ok()
+                    .and_then(|bytes| DevicePublicKey::from_bytes(bytes).ok())
+                    .ok_or(TicketError::InvalidKey)?;
+                Ok(TicketDevice::new(device_pk, d.addrs))
+            })
+            .collect::<Result<Vec<_>, TicketError>>()?;
+        let name = (!body.name.is_empty()).then_some(body.name);
+        check_contents(&devices, name.as_deref())?;
+        root_pk
+            .verify(&signed_message(&envelope.body), &signature)
+            .map_err(|_| TicketError::InvalidSignature)?;
+        Ok(Self {
+            uid,
+            root_pk,
+            devices,
+            name,
+            created_at: body.created_at,
+            signature,
+        })
+    }
+}
+
+/// Prints the text form: `"rhz1contact"` ‖ lowercase base32.
+impl fmt::Display for ContactTicket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(CONTACT_TICKET_PREFIX)?;
+        f.write_str(&BASE32_NOPAD.encode(&self.encode()).to_ascii_lowercase())
+    }
+}
+
+impl fmt::Debug for ContactTicket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ContactTicket")
+            .field("uid", &self.uid)
+            .field("root_pk", &self.root_pk)
+            .field("devices", &self.devices)
+            .field("name", &self.name)
+            .field("created_at", &self.created_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Parses the text form, tolerating surrounding whitespace and any letter
+/// case.
+///
+/// Checks, in order: length ≤ [`MAX_TICKET_CHARS`], the prefix, base32, the
+/// canonical protobuf encoding and limits, that the UID derives from the root
+/// key, and the signature.
+impl FromStr for ContactTicket {
+    type Err = TicketError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let text = s.trim();
+        if text.len() > MAX_TICKET_CHARS {
+            return Err(TicketError::TooLong {
+                max: MAX_TICKET_CHARS,
+                actual: text.len(),
+            });
+        }
+        let prefix_len = CONTACT_TICKET_PREFIX.len();
+        let encoded = match (text.get(..prefix_len), text.get(prefix_len..)) {
+            (Some(prefix), Some(rest)) if prefix.eq_ignore_ascii_case(CONTACT_TICKET_PREFIX) => {
+                rest
+            }
+            _ => return Err(TicketError::MissingPrefix),
+        };
+        // Scan for a bad character first: the decoder would report a length
+        // error for a multi-byte character, and it counts bytes, not characters.
+        if let Some((index, character)) = encoded
+            .chars()
+            .enumerate()
+            .find(|&(_, c)| !matches!(c.to_ascii_lowercase(), 'a'..='z' | '2'..='7'))
+        {
+            return Err(TicketError::InvalidCharacter {
+                character,
+                position: prefix_len + index + 1,
+            });
+        }
+        let bytes = BASE32_NOPAD_NOCASE
+            .decode(encoded.as_bytes())
+            .map_err(|_| TicketError::Truncated)?;
+        Self::decode(&bytes)
+    }
+}
+
+/// Checks the device, address and name limits (no signature work).
+fn check_contents(devices: &[TicketDevice], name: Option<&str>) -> Result<(), TicketError> {
+    if devices.len() > MAX_TICKET_DEVICES {
+        return Err(TicketError::TooManyDevices {
+            max: MAX_TICKET_DEVICES,
+            actual: devices.len(),
+        });
+    }
+    for (index, device) in devices.iter().enumerate() {
+        if devices[..index]
+            .iter()
+            .any(|d| d.device_pk == device.device_pk)
+        {
+            return Err(TicketError::DuplicateDevice { index });
+        }
+        if device.addrs.len() > MAX_TICKET_ADDRS {
+            return Err(TicketError::TooManyAddrs {
+                device: index,
+                max: MAX_TICKET_ADDRS,
+                actual: device.addrs.len(),
+            });
+        }
+        for (addr_index, addr) in device.addrs.iter().enumerate() {
+            if addr.is_empty() || addr.len() > MAX_ADDR_BYTES || addr.chars().any(char::is_control)
+            {
+                return Err(TicketError::InvalidAddr {
+                    device: index,
+                    addr: addr_index,
+                });
+            }
+        }
+    }
+    if let Some(name) = name {
+        // Control characters (terminal escapes, newlines) would let a ticket
+        // rewrite what the user's terminal shows.
+        if name.is_empty()
+            || name.chars().count() > MAX_NAME_CHARS
+            || name.chars().any(char::is_control)
+        {
+            return Err(TicketError::InvalidName);
+        }
+    }
+    Ok(())
+}
+
+/// The bytes a ticket signature covers: `"rhizo/contact-ticket/v1" ‖ body`.
+fn signed_message(body: &[u8]) -> Vec<u8> {
+    let mut message = Vec::with_capacity(CONTACT_TICKET_DOMAIN.len() + body.len());
+    message.extend_from_slice(CONTACT_TICKET_DOMAIN);
+    message.extend_from_slice(body);
+    message
+}
+
+/// Length of the text form of `encoded_len` protobuf bytes.
+fn text_len(encoded_len: usize) -> usize {
+    CONTACT_TICKET_PREFIX.len() + BASE32_NOPAD.encode_len(encoded_len)
+}
+
+/// Renders `text` as a terminal QR code (Unicode half blocks, light modules
+/// drawn as blocks so it reads on a dark background), or `None` if it does
+/// not fit in any QR code.
+pub(crate) fn render_qr(text: &str) -> Option<String> {
+    let code = QrCode::with_error_correction_level(text.as_bytes(), EcLevel::M)
+        .or_else(|_| QrCode::with_error_correction_level(text.as_bytes(), EcLevel::L))
+        .ok()?;
+    Some(
+        code.render::<Dense1x2>()
+            .dark_color(Dense1x2::Light)
+            .light_color(Dense1x2::Dark)
+            .build(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::DeviceKey;
+
+    const NOW: u64 = 1_700_000_000;
+
+    fn root() -> RootKey {
+        RootKey::from_bytes(&[7u8; 32])
+    }
+
+    fn device(seed: u8) -> DevicePublicKey {
+        DeviceKey::from_bytes(&[seed; 32]).public()
+    }
+
+    fn ticket() -> ContactTicket {
+        ContactTicket::new(
+            &root(),
+            vec![TicketDevice::new(
+                device(9),
+                vec![
+                    "/ip4/192.0.2.1/udp/4001/quic-v1".to_owned(),
+                    "/ip6/2001:db8::1/tcp/4001".to_owned(),
+                ],
+            )],
+            Some("Alice".to_owned()),
+            NOW,
+        )
+        .expect("valid ticket")
+    }
+
+    /// Builds a ticket text from a hand-made body, signed by `signer`.
+    fn forge(body: &proto::ContactTicketBody, signer: &RootKey) -> String {
+        let body = body.encode_to_vec();
+        let signature = signer.sign(&signed_message(&body));
+        let bytes = proto::ContactTicket {
+            body: body.into(),
+            signature: Bytes::copy_from_slice(&signature),
+        }
+        .encode_to_vec();
+        format!(
+            "{CONTACT_TICKET_PREFIX}{}",
+            BASE32_NOPAD.encode(&bytes).to_ascii_lowercase()
+        )
+    }
+
+    fn body_of(ticket: &ContactTicket) -> proto::ContactTicketBody {
+        proto::ContactTicketBody::decode(ticket.body().as_slice()).expect("decode")
+    }
+
+    #[test]
+    fn round_trip_and_text_shape() {
+        let ticket = ticket();
+        let text = ticket.to_string();
+        assert!(text.starts_with("rhz1contact"), "{text}");
+        assert!(
+            text[CONTACT_TICKET_PREFIX.len()..]
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b)),
+            "{text}"
+        );
+        assert_eq!(text.parse::<ContactTicket>(), Ok(ticket.clone()));
+        assert_eq!(
+            format!(" \t{}\r\n", text.to_uppercase()).parse::<ContactTicket>(),
+            Ok(ticket.clone())
+        );
+        assert_eq!(ticket.uid(), root().public().uid());
+        assert_eq!(ticket.root_pk(), root().public());
+        assert_eq!(ticket.name(), Some("Alice"));
+        assert_eq!(ticket.created_at(), NOW);
+        assert_eq!(ticket.devices()[0].device_pk, device(9));
+        assert!(format!("{ticket:?}").contains("Alice"));
+    }
+
+    #[test]
+    fn signature_covers_the_documented_message() {
+        let ticket = ticket();
+        let mut message = b"rhizo/contact-ticket/v1".to_vec();
+        message.extend_from_slice(&ticket.body());
+        assert_eq!(root().public().verify(&message, ticket.signature()), Ok(()));
+    }
+
+    #[test]
+    fn minimal_ticket_round_trips() {
+        let ticket = ContactTicket::new(&root(), Vec::new(), None, 0).expect("valid");
+        assert_eq!(ticket.to_string().parse::<ContactTicket>(), Ok(ticket));
+    }
+
+    #[test]
+    fn typos_give_clear_errors() {
+        let text = ticket().to_string();
+        let position = CONTACT_TICKET_PREFIX.len() + 10;
+        // A character outside the alphabet names the character and position.
+        let mut typo = text.clone();
+        typo.replace_range(position..=position, "1");
+        assert_eq!(
+            typo.parse::<ContactTicket>(),
+            Err(TicketError::InvalidCharacter {
+                character: '1',
+                position: position + 1
+            })
+        );
+        let message = typo.parse::<ContactTicket>().unwrap_err().to_string();
+        assert!(message.contains("copy the ticket again"), "{message}");
+        // Any in-alphabet substitution is caught too.
+        for offset in [0, 5, 20, 40, text.len() - CONTACT_TICKET_PREFIX.len() - 2] {
+            let at = CONTACT_TICKET_PREFIX.len() + offset;
+            let mut typo = text.clone();
+            let replacement = if &text[at..=at] == "a" { "b" } else { "a" };
+            typo.replace_range(at..=at, replacement);
+            let error = typo.parse::<ContactTicket>().expect_err("typo accepted");
+            assert!(
+                error.to_string().contains("copy"),
+                "offset {offset}: {error}"
+            );
+        }
+        // A dropped character.
+        let mut short = text.clone();
+        short.pop();
+        assert!(short.parse::<ContactTicket>().is_err());
+        // Wrong prefix.
+        assert_eq!(
+            text.replacen("contact", "contract", 1)
+                .parse::<ContactTicket>(),
+            Err(TicketError::MissingPrefix)
+        );
+        assert_eq!("".parse::<ContactTicket>(), Err(TicketError::MissingPrefix));
+        // Non-ASCII in the base32 part.
+        let mut accent = text.clone();
+        accent.replace_range(position..=position, "é");
+        assert_eq!(
+            accent.parse::<ContactTicket>(),
+            Err(TicketError::InvalidCharacter {
+                character: 'é',
+                position: position + 1
+            })
+        );
+    }
+
+    #[test]
+    fn wrong_uid_or_root_is_rejected() {
+        let ticket = ticket();
+        // A UID that is not the root key's, signed by the root key.
+        let mut body = body_of(&ticket);
+        body.uid =
+            Bytes::copy_from_slice(RootKey::from_bytes(&[8u8; 32]).public().uid().as_bytes());
+        assert_eq!(
+            forge(&body, &root()).parse::<ContactTicket>(),
+            Err(TicketError::UidMismatch)
+        );
+        // The victim's UID and root key, signed by an attacker.
+        let attacker = RootKey::from_bytes(&[66u8; 32]);
+        assert_eq!(
+            forge(&body_of(&ticket), &attacker).parse::<ContactTicket>(),
+            Err(TicketError::InvalidSignature)
+        );
+        // The attacker's root key with the victim's UID.
+        let mut body = body_of(&ticket);
+        body.root_pk = Bytes::copy_from_slice(attacker.public().as_bytes());
+        assert_eq!(
+            forge(&body, &attacker).parse::<ContactTicket>(),
+            Err(TicketError::UidMismatch)
+        );
+        // A root key that is not a valid point.
+        let mut body = body_of(&ticket);
+        body.root_pk = Bytes::from_static(&[0u8; 32]);
+        assert_eq!(
+            forge(&body, &root()).parse::<ContactTicket>(),
+            Err(TicketError::InvalidKey)
+        );
+        // A short UID.
+        let mut body = body_of(&ticket);
+        body.uid = Bytes::from_static(&[1u8; 31]);
+        assert_eq!(
+            forge(&body, &root()).parse::<ContactTicket>(),
+            Err(TicketError::Malformed("UID is not 32 bytes"))
+        );
+    }
+
+    #[test]
+    fn limits_are_enforced_on_build_and_parse() {
+        let root = root();
+        let devices: Vec<TicketDevice> = (1..=5)
+            .map(|seed| TicketDevice::new(device(seed), Vec::new()))
+            .collect();
+        assert_eq!(
+            ContactTicket::new(&root, devices.clone(), None, NOW),
+            Err(TicketError::TooManyDevices { max: 4, actual: 5 })
+        );
+        let mut body = body_of(&ContactTicket::new(&root, Vec::new(), None, NOW).expect("ok"));
+        body.devices = devices
+            .iter()
+            .map(|d| proto::TicketDevice {
+                device_pk: Bytes::copy_from_slice(d.device_pk.as_bytes()),
+                addrs: Vec::new(),
+            })
+            .collect();
+        assert_eq!(
+            forge(&body, &root).parse::<ContactTicket>(),
+            Err(TicketError::TooManyDevices { max: 4, actual: 5 })
+        );
+
+        let twice = vec![
+            TicketDevice::new(device(1), Vec::new()),
+            TicketDevice::new(device(1), Vec::new()),
+        ];
+        assert_eq!(
+            ContactTicket::new(&root, twice, None, NOW),
+            Err(TicketError::DuplicateDevice { index: 1 })
+        );
+        let many_addrs = vec![TicketDevice::new(device(1), vec!["/a".to_owned(); 9])];
+        assert_eq!(
+            ContactTicket::new(&root, many_addrs, None, NOW),
+            Err(TicketError::TooManyAddrs {
+                device: 0,
+                max: 8,
+                actual: 9
+            })
+        );
+        for bad in [String::new(), "/".repeat(257), "/dns/a\nb".to_owned()] {
+            let devices = vec![TicketDevice::new(device(1), vec!["/ok".to_owned(), bad])];
+            assert_eq!(
+                ContactTicket::new(&root, devices, None, NOW),
+                Err(TicketError::InvalidAddr { device: 0, addr: 1 })
+            );
+        }
+        for bad in [String::new(), "x".repeat(65), "evil\u{1b}[2J".to_owned()] {
+            assert_eq!(
+                ContactTicket::new(&root, Vec::new(), Some(bad), NOW),
+                Err(TicketError::InvalidName)
+            );
+        }
+        assert!(ContactTicket::new(&root, Vec::new(), Some("é".repeat(64)), NOW).is_ok());
+
+        // The largest content that passes the per-field limits is too long as text.
+        let huge: Vec<TicketDevice> = (1..=4)
+            .map(|seed| TicketDevice::new(device(seed), vec!["/".repeat(256); 8]))
+            .collect();
+        assert!(matches!(
+            ContactTicket::new(&root, huge, None, NOW),
+            Err(TicketError::TooLong { max: 4096, .. })
+        ));
+        assert_eq!(
+            format!("rhz1contact{}", "a".repeat(4096)).parse::<ContactTicket>(),
+            Err(TicketError::TooLong {
+                max: 4096,
+                actual: 4107
+            })
+        );
+    }
+
+    #[test]
+    fn non_canonical_tickets_are_rejected() {
+        let ticket = ticket();
+        let mut bytes = ticket.encode();
+        bytes.extend_from_slice(&[0x78, 0x01]); // unknown field 15
+        let text = format!(
+            "{CONTACT_TICKET_PREFIX}{}",
+            BASE32_NOPAD.encode(&bytes).to_ascii_lowercase()
+        );
+        assert_eq!(
+            text.parse::<ContactTicket>(),
+            Err(TicketError::Malformed("not canonically encoded"))
+        );
+    }
+
+    #[test]
+    fn qr_code_renders_and_the_largest_ticket_fits() {
+        let qr = ticket().to_qr_string();
+        assert!(qr.lines().count() > 10, "{qr}");
+        assert!(
+            qr.chars()
+                .all(|c| matches!(c, ' ' | '▀' | '▄' | '█' | '\n'))
+        );
+        // A ticket near the limit still renders as a QR code, not as text.
+        let big: Vec<TicketDevice> = (1..=4)
+            .map(|seed| TicketDevice::new(device(seed), vec!["/".repeat(256); 2]))
+            .collect();
+        let ticket = ContactTicket::new(&root(), big, Some("n".repeat(64)), NOW).expect("fits");
+        assert!(ticket.to_string().len() > 3000);
+        assert!(!ticket.to_qr_string().contains("RHZ1"));
+        assert!(render_qr(&"A".repeat(MAX_TICKET_CHARS)).is_some());
+    }
+
+    proptest! {
+        #[test]
+        fn parse_never_panics(text in ".{0,300}") {
+            let _ = text.parse::<ContactTicket>();
+            let _ = format!("rhz1contact{text}").parse::<ContactTicket>();
+        }
+
+        #[test]
+        fn parse_never_panics_on_base32(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let text = format!("rhz1contact{}", BASE32_NOPAD.encode(&bytes));
+            let _ = text.parse::<ContactTicket>();
+        }
+
+        #[test]
+        fn round_trip(
+            seed in any::<[u8; 32]>(),
+            device_seeds in proptest::collection::btree_set(any::<u8>(), 0..=4),
+            addr in "/[a-z0-9/.]{1,40}",
+            name in proptest::option::of("[^\\p{Cc}]{1,64}"),
+            now in any::<u64>(),
+        ) {
+            let root = RootKey::from_bytes(&seed);
+            let devices = device_seeds
+                .into_iter()
+                .map(|s| TicketDevice::new(device(s), vec![addr.clone()]))
+                .collect();
+            let ticket = ContactTicket::new(&root, devices, name, now).expect("valid");
+            prop_assert_eq!(ticket.to_string().parse::<ContactTicket>(), Ok(ticket));
+        }
+    }
+}

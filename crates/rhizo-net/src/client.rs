@@ -190,7 +190,11 @@ impl Client {
     /// peers accepted it; an error when none did (or no peer is known).
     pub async fn put_record(&self, key: Vec<u8>, value: Vec<u8>) -> Result<usize, NetError> {
         let reply = self
-            .call_with(DHT_TIMEOUT, |reply| Command::PutRecord { key, value, reply })
+            .call_with(DHT_TIMEOUT, |reply| Command::PutRecord {
+                key,
+                value,
+                reply,
+            })
             .await?;
         reply.map_err(NetError::Dht)
     }

@@ -12,15 +12,14 @@ use libp2p::{
     request_response::{self, OutboundRequestId, ResponseChannel},
     swarm::{ConnectionId, SwarmEvent, dial_opts::DialOpts},
 };
-use tokio::sync::oneshot;
 use serde::Serialize;
 use tokio::sync::mpsc;
+use tokio::sync::oneshot;
 use tracing::{debug, info, warn};
 
 use crate::{
-    KAD_PROTOCOL, MAX_INITIAL_PEER_BOOK_DIALS, NetError,
+    KAD_PROTOCOL, MAX_INITIAL_PEER_BOOK_DIALS, NetError, RecordValidator,
     behaviour::{Behaviour, BehaviourEvent},
-    RecordValidator,
     client::{Command, NetInfo, NetStats, PeerInfo, SendError},
     describe_dial_error, peer_id_of,
 };
@@ -105,6 +104,9 @@ pub enum NetEvent {
     },
 }
 
+/// A DHT get in flight: where the answer goes, and the distinct values found so far.
+type PendingGet = (oneshot::Sender<Vec<Vec<u8>>>, Vec<Vec<u8>>);
+
 #[derive(Debug, Default)]
 struct PeerState {
     connections: u32,
@@ -131,7 +133,7 @@ pub struct EventLoop {
     stats: NetStats,
     validator: Arc<dyn RecordValidator>,
     pending_puts: HashMap<kad::QueryId, oneshot::Sender<Result<usize, String>>>,
-    pending_gets: HashMap<kad::QueryId, (oneshot::Sender<Vec<Vec<u8>>>, Vec<Vec<u8>>)>,
+    pending_gets: HashMap<kad::QueryId, PendingGet>,
     pending_messages: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>, SendError>>>,
 }
 
@@ -301,7 +303,11 @@ impl EventLoop {
                     let _ = reply.send(Vec::new());
                     return;
                 }
-                let id = self.swarm.behaviour_mut().kad.get_record(RecordKey::new(&key));
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .get_record(RecordKey::new(&key));
                 self.pending_gets.insert(id, (reply, Vec::new()));
             }
             Command::SendMessage {
@@ -311,7 +317,9 @@ impl EventLoop {
                 reply,
             } => {
                 if self.pending_requests() >= MAX_PENDING_REQUESTS {
-                    let _ = reply.send(Err(SendError::Protocol("too many requests in flight".into())));
+                    let _ = reply.send(Err(SendError::Protocol(
+                        "too many requests in flight".into(),
+                    )));
                     return;
                 }
                 let id = self
@@ -322,7 +330,13 @@ impl EventLoop {
                 self.pending_messages.insert(id, reply);
             }
             Command::Respond { channel, payload } => {
-                if self.swarm.behaviour_mut().msg.send_response(channel, payload).is_err() {
+                if self
+                    .swarm
+                    .behaviour_mut()
+                    .msg
+                    .send_response(channel, payload)
+                    .is_err()
+                {
                     debug!("response not sent: the requester went away");
                 }
             }
@@ -681,7 +695,9 @@ impl EventLoop {
                 if let Some(reply) = self.pending_puts.remove(&id) {
                     let _ = reply.send(match outcome {
                         Ok(_) => Ok(1),
-                        Err(kad::PutRecordError::QuorumFailed { success, .. }) if !success.is_empty() => {
+                        Err(kad::PutRecordError::QuorumFailed { success, .. })
+                            if !success.is_empty() =>
+                        {
                             Ok(success.len())
                         }
                         Err(e) => Err(put_error(&e)),
@@ -704,14 +720,14 @@ impl EventLoop {
         }
     }
 
-    async fn handle_msg_event(
-        &mut self,
-        event: request_response::Event<Vec<u8>, Vec<u8>>,
-    ) {
+    async fn handle_msg_event(&mut self, event: request_response::Event<Vec<u8>, Vec<u8>>) {
         match event {
             request_response::Event::Message {
                 peer,
-                message: request_response::Message::Request { request, channel, .. },
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
                 ..
             } => {
                 self.stats.messages_received += 1;

@@ -28,10 +28,10 @@ use std::time::Duration;
 
 pub use behaviour::{KAD_PROTOCOL, PROTOCOL_VERSION};
 pub use client::{Client, NetInfo, NetStats, PeerInfo, SendError};
-pub use libp2p::request_response::ResponseChannel;
-pub use msg_protocol::{MAX_FRAME_BYTES, MSG_PROTOCOL};
 pub use event_loop::{DiscoverySource, EventLoop, NetEvent};
+pub use libp2p::request_response::ResponseChannel;
 pub use libp2p::{Multiaddr, PeerId, identity::Keypair};
+pub use msg_protocol::{MAX_FRAME_BYTES, MSG_PROTOCOL};
 
 use libp2p::{multiaddr::Protocol, noise, swarm::DialError, tcp, yamux};
 

@@ -41,7 +41,10 @@ async fn write_frame<T: AsyncWrite + Unpin + Send>(io: &mut T, bytes: &[u8]) -> 
     if bytes.len() > MAX_FRAME_BYTES {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("frame of {} bytes exceeds the limit of {MAX_FRAME_BYTES}", bytes.len()),
+            format!(
+                "frame of {} bytes exceeds the limit of {MAX_FRAME_BYTES}",
+                bytes.len()
+            ),
         ));
     }
     let len = u32::try_from(bytes.len()).map_err(|_| io::Error::other("frame too large"))?;

@@ -7,6 +7,14 @@
 //! | GET    | `/stats`      | yes   | [`StatsResponse`]                        |
 //! | GET    | `/public-key` | yes   | [`PublicKeyResponse`]                    |
 //! | GET    | `/metrics`    | yes   | Prometheus text format                   |
+//! | POST   | `/message`    | yes   | `{"to","text"}` → [`MessageView`]        |
+//! | GET    | `/v1/invite`  | yes   | [`InviteResponse`]                       |
+//! | GET    | `/v1/contacts`| yes   | `[`[`ContactView`]`]`                    |
+//! | POST   | `/v1/contacts`| yes   | `{"ticket","name"?}` → [`AddContactResponse`] |
+//! | POST   | `/v1/contacts/{name}/verify` | yes | [`ContactView`]             |
+//! | GET    | `/v1/conversations/{contact}/messages` | yes | `[`[`MessageView`]`]` |
+//! | POST   | `/v1/conversations/{contact}/messages` | yes | `{"text"}` → [`MessageView`] |
+//! | GET    | `/v1/events`  | yes   | server-sent events: [`ApiEvent`] as JSON |
 //!
 //! Errors are `{"error": "...", "code": "..."}` with a fitting status.
 
@@ -20,13 +28,20 @@ use std::{
 
 use axum::{
     Json, Router,
+    extract::{Path, Query},
     extract::{Request, State},
     http::{StatusCode, header},
     middleware::{self, Next},
+    response::sse::{Event, KeepAlive, Sse},
     response::{IntoResponse, Response},
-    routing::get,
+    routing::{get, post},
 };
 use rhizo_net::{Client, NetStats};
+
+use crate::{
+    events::ApiEvent,
+    messaging::{ContactView, MessageView, Messaging, MessagingError},
+};
 use rhizo_store::Store;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -131,6 +146,7 @@ pub struct ApiState {
 pub(crate) struct ApiInner {
     pub(crate) client: Client,
     pub(crate) store: Arc<Mutex<Store>>,
+    pub(crate) messaging: Messaging,
     pub(crate) token_digest: [u8; 32],
     pub(crate) public_key: PublicKeyResponse,
     pub(crate) name: Option<String>,
@@ -144,6 +160,7 @@ impl ApiState {
     pub(crate) fn new(
         client: Client,
         store: Arc<Mutex<Store>>,
+        messaging: Messaging,
         token: &str,
         public_key: PublicKeyResponse,
         name: Option<String>,
@@ -153,6 +170,7 @@ impl ApiState {
             inner: Arc::new(ApiInner {
                 client,
                 store,
+                messaging,
                 token_digest: Sha256::digest(token.as_bytes()).into(),
                 public_key,
                 name,
@@ -171,6 +189,15 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/stats", get(stats))
         .route("/public-key", get(public_key))
         .route("/metrics", get(metrics))
+        .route("/message", post(post_message))
+        .route("/v1/invite", get(invite))
+        .route("/v1/contacts", get(list_contacts).post(add_contact))
+        .route("/v1/contacts/{name}/verify", post(verify_contact))
+        .route(
+            "/v1/conversations/{contact}/messages",
+            get(list_messages).post(post_conversation_message),
+        )
+        .route("/v1/events", get(events))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/health", get(health))
@@ -317,3 +344,171 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         Err(e) => unavailable(e),
     }
 }
+
+/// `GET /v1/invite`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InviteResponse {
+    /// The ticket text (`rhz1contact…`).
+    pub ticket: String,
+    /// The ticket as a terminal QR code.
+    pub qr: String,
+}
+
+/// `POST /v1/contacts` body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AddContactRequest {
+    /// A contact ticket.
+    pub ticket: String,
+    /// The local name (default: the name in the ticket).
+    pub name: Option<String>,
+}
+
+/// `POST /v1/contacts` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AddContactResponse {
+    /// The contact.
+    pub contact: ContactView,
+    /// `true` if new, `false` if an existing contact was updated.
+    pub added: bool,
+}
+
+/// `POST /message` body (seed 004's path).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PostMessageRequest {
+    /// Contact name or UID.
+    pub to: String,
+    /// The text.
+    pub text: String,
+}
+
+/// `POST /v1/conversations/{contact}/messages` body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TextBody {
+    /// The text.
+    pub text: String,
+}
+
+/// `?limit=` for history.
+#[derive(Debug, Clone, Deserialize)]
+pub struct HistoryQuery {
+    /// Most messages returned.
+    pub limit: Option<usize>,
+}
+
+fn messaging_error(e: MessagingError) -> Response {
+    use rhizo_store::StoreError;
+    let (status, code) = match &e {
+        MessagingError::UnknownContact(_) => (StatusCode::NOT_FOUND, "UNKNOWN_CONTACT"),
+        MessagingError::BadTicket(_) => (StatusCode::BAD_REQUEST, "BAD_TICKET"),
+        MessagingError::BadInput(_) => (StatusCode::BAD_REQUEST, "BAD_INPUT"),
+        MessagingError::NoKeyPackages(_) => (StatusCode::SERVICE_UNAVAILABLE, "NO_KEY_PACKAGES"),
+        MessagingError::Store(StoreError::NameTaken(_)) => (StatusCode::CONFLICT, "KEY_CHANGED"),
+        MessagingError::Store(StoreError::InvalidInput(_)) => {
+            (StatusCode::BAD_REQUEST, "BAD_INPUT")
+        }
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
+    };
+    error(status, code, e.to_string())
+}
+
+async fn invite(State(state): State<ApiState>) -> Response {
+    match state.inner.messaging.invite().await {
+        Ok(ticket) => Json(InviteResponse {
+            qr: ticket.to_qr_string(),
+            ticket: ticket.to_string(),
+        })
+        .into_response(),
+        Err(e) => messaging_error(e),
+    }
+}
+
+async fn list_contacts(State(state): State<ApiState>) -> Response {
+    match state.inner.messaging.contacts().await {
+        Ok(list) => Json(list).into_response(),
+        Err(e) => messaging_error(e),
+    }
+}
+
+async fn add_contact(
+    State(state): State<ApiState>,
+    Json(body): Json<AddContactRequest>,
+) -> Response {
+    match state
+        .inner
+        .messaging
+        .add_contact(&body.ticket, body.name)
+        .await
+    {
+        Ok((contact, added)) => (
+            if added {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            },
+            Json(AddContactResponse { contact, added }),
+        )
+            .into_response(),
+        Err(e) => messaging_error(e),
+    }
+}
+
+async fn verify_contact(State(state): State<ApiState>, Path(name): Path<String>) -> Response {
+    match state.inner.messaging.verify_contact(&name).await {
+        Ok(c) => Json(c).into_response(),
+        Err(e) => messaging_error(e),
+    }
+}
+
+async fn send(state: &ApiState, to: &str, text: &str) -> Response {
+    match state.inner.messaging.send_text(to, text).await {
+        Ok(m) => (StatusCode::CREATED, Json::<MessageView>(m)).into_response(),
+        Err(e) => messaging_error(e),
+    }
+}
+
+async fn post_message(
+    State(state): State<ApiState>,
+    Json(body): Json<PostMessageRequest>,
+) -> Response {
+    send(&state, &body.to, &body.text).await
+}
+
+async fn post_conversation_message(
+    State(state): State<ApiState>,
+    Path(contact): Path<String>,
+    Json(body): Json<TextBody>,
+) -> Response {
+    send(&state, &contact, &body.text).await
+}
+
+async fn list_messages(
+    State(state): State<ApiState>,
+    Path(contact): Path<String>,
+    Query(q): Query<HistoryQuery>,
+) -> Response {
+    let limit = q.limit.unwrap_or(1000);
+    match state.inner.messaging.history(&contact, limit).await {
+        Ok(list) => Json(list).into_response(),
+        Err(e) => messaging_error(e),
+    }
+}
+
+async fn events(
+    State(state): State<ApiState>,
+) -> Sse<impl futures::Stream<Item = Result<Event, std::convert::Infallible>>> {
+    let rx = state.inner.messaging.subscribe();
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        let event = match rx.recv().await {
+            Ok(event) => Event::default().json_data(&event).unwrap_or_default(),
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => Event::default()
+                .event("lagged")
+                .data(format!("{n} events were dropped; re-read the history")),
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+        };
+        Some((Ok(event), rx))
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+#[allow(dead_code)]
+fn _event_type_is_public(_: ApiEvent) {}

@@ -15,6 +15,9 @@
 //! - [`config`]: settings and their precedence.
 //! - [`data_dir`]: key files, API token and address.
 //! - [`api`]: the local HTTP API and its JSON types.
+//! - [`messaging`]: contacts, MLS conversations, envelopes, outbox, receipts.
+//! - [`events`]: what `GET /v1/events` streams.
+//! - [`records`]: which DHT records the node stores for others.
 //! - [`metrics`]: Prometheus text rendering.
 //! - [`node`]: [`node::run`], the daemon's main loop.
 #![forbid(unsafe_code)]
@@ -23,8 +26,11 @@
 pub mod api;
 pub mod config;
 pub mod data_dir;
+pub mod events;
+pub mod messaging;
 pub mod metrics;
 pub mod node;
+pub mod records;
 
 pub use config::{Config, ConfigLayer};
 pub use data_dir::{DataDir, LocalIdentity};

@@ -17,6 +17,7 @@ use crate::{
     AGENT_VERSION, Config,
     api::{self, ApiState, PublicKeyResponse},
     data_dir::{DataDir, DataDirError, LocalIdentity},
+    messaging::{Me, Messaging},
     unix_now,
 };
 
@@ -24,6 +25,8 @@ use crate::{
 const PEER_BOOK_LOAD_LIMIT: usize = 256;
 /// How long shutdown waits for the network and the API to close.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Inbound `/rhizo/msg/1` requests processed at once; more wait (and the swarm with them).
+const MAX_INBOUND_IN_FLIGHT: usize = 64;
 /// Key of the display name in the `meta` table.
 pub const META_DISPLAY_NAME: &str = "display_name";
 
@@ -107,9 +110,17 @@ pub async fn run(
     let _lock = dir.lock()?;
     let peer_id = identity.peer_id();
     let uid = identity.uid().to_string();
+    let public_key = public_key_response(&identity);
 
     let db_path = dir.database();
-    let store = blocking(move || Store::open(&db_path)).await??;
+    let store = blocking(move || -> Result<Store, NodeError> {
+        let store = Store::open(&db_path)?;
+        // Create or upgrade the MLS tables (openmls' storage) in the same file, once.
+        rhizo_e2e::E2eStore::open(&db_path)
+            .map_err(|e| NodeError::Task(format!("MLS storage: {e}")))?;
+        Ok(store)
+    })
+    .await??;
     let name = store.get_meta(META_DISPLAY_NAME)?;
     let known_peers = load_known_peers(&store)?;
     let store = Arc::new(Mutex::new(store));
@@ -124,8 +135,20 @@ pub async fn run(
         mdns: config.mdns,
         agent_version: AGENT_VERSION.to_string(),
         idle_connection_timeout: rhizo_net::DEFAULT_IDLE_CONNECTION_TIMEOUT,
-        record_validator: std::sync::Arc::new(rhizo_net::RefuseAllRecords),
+        record_validator: std::sync::Arc::new(crate::records::CoreRecordValidator),
     })?;
+    let messaging = Messaging::new(
+        store.clone(),
+        client.clone(),
+        Me {
+            uid: identity.uid(),
+            certificate: identity.certificate,
+            root: identity.root,
+            device: identity.device,
+            name: name.clone(),
+        },
+    )
+    .map_err(|e| NodeError::Task(e.to_string()))?;
 
     let listener = TcpListener::bind(config.api).await.map_err(|e| {
         if e.kind() == std::io::ErrorKind::AddrInUse {
@@ -145,14 +168,20 @@ pub async fn run(
     let state = ApiState::new(
         client.clone(),
         store.clone(),
+        messaging.clone(),
         &token,
-        public_key_response(&identity),
+        public_key,
         name,
         config.mdns,
     );
     drop(token);
 
     let net_task = tokio::spawn(event_loop.run());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let outbox_task = tokio::spawn(messaging.clone().run_outbox(stop_rx.clone()));
+    let publisher_task = tokio::spawn(messaging.clone().run_publisher(stop_rx));
+    // Inbound messages are handled concurrently, but never more than this many at once.
+    let inbound_limit = Arc::new(tokio::sync::Semaphore::new(MAX_INBOUND_IN_FLIGHT));
     let (api_stop_tx, api_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let api_task = tokio::spawn(async move {
         let app = api::router(state);
@@ -181,6 +210,19 @@ pub async fn run(
                 let Some(event) = event else {
                     break Err(NodeError::Net(rhizo_net::NetError::Stopped));
                 };
+                if let NetEvent::InboundMessage { peer, payload, channel } = event {
+                    let messaging = messaging.clone();
+                    let client = client.clone();
+                    let Ok(permit) = inbound_limit.clone().acquire_owned().await else {
+                        continue;
+                    };
+                    tokio::spawn(async move {
+                        let response = messaging.handle_inbound(peer, payload).await;
+                        let _ = client.respond(channel, response).await;
+                        drop(permit);
+                    });
+                    continue;
+                }
                 if let Err(e) = handle_net_event(event, &store, peer_id, had_known_peers, &mut report).await {
                     break Err(e);
                 }
@@ -190,6 +232,12 @@ pub async fn run(
 
     info!("shutting down");
     dir.remove_api_addr();
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        let _ = outbox_task.await;
+        let _ = publisher_task.await;
+    })
+    .await;
     let _ = client.shutdown().await;
     let _ = api_stop_tx.send(());
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
@@ -314,10 +362,7 @@ async fn handle_net_event(
                 report(NodeReport::BootstrapPartlyFailed(failed));
             }
         }
-        NetEvent::InboundMessage { peer, .. } => {
-            // Dropping the channel tells the peer there is no answer here yet.
-            debug!(%peer, "message protocol not served yet");
-        }
+        NetEvent::InboundMessage { .. } => {}
         NetEvent::PeerDisconnected { .. } => {}
         _ => {}
     }

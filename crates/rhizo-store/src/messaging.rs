@@ -191,6 +191,8 @@ pub struct OutboxItem {
     pub contact_uid: [u8; 32],
     /// The sequence number.
     pub seq: u64,
+    /// `text`, `welcome`, `commit`, …
+    pub kind: String,
     /// The signed envelope.
     pub envelope: Vec<u8>,
     /// Attempts so far.
@@ -213,7 +215,10 @@ fn join_addrs(addrs: &[String]) -> String {
 }
 
 fn split_addrs(s: &str) -> Vec<String> {
-    s.lines().filter(|l| !l.is_empty()).map(String::from).collect()
+    s.lines()
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 fn message_row(row: &Row<'_>) -> rusqlite::Result<MessageRow> {
@@ -241,8 +246,7 @@ impl Store {
     /// name already in use is refused ([`StoreError::NameTaken`]).
     pub fn add_contact(&mut self, contact: &Contact, now: i64) -> Result<AddContact, StoreError> {
         const CTX: &str = "adding a contact";
-        if contact.name.trim().is_empty() || contact.name.chars().count() > MAX_CONTACT_NAME_CHARS
-        {
+        if contact.name.trim().is_empty() || contact.name.chars().count() > MAX_CONTACT_NAME_CHARS {
             return Err(StoreError::InvalidInput(format!(
                 "a contact name has 1 to {MAX_CONTACT_NAME_CHARS} characters"
             )));
@@ -383,7 +387,11 @@ impl Store {
     }
 
     /// Marks a contact verified (safety number compared) or not.
-    pub fn set_contact_verified(&mut self, uid: &[u8; 32], verified: bool) -> Result<bool, StoreError> {
+    pub fn set_contact_verified(
+        &mut self,
+        uid: &[u8; 32],
+        verified: bool,
+    ) -> Result<bool, StoreError> {
         Ok(self
             .conn
             .execute(
@@ -400,7 +408,12 @@ impl Store {
             .execute(
                 "INSERT INTO conversations (session_id, group_id, contact_uid, created_at)
                  VALUES (?1, ?2, ?3, ?4)",
-                params![&row.session_id[..], row.group_id, &row.contact_uid[..], row.created_at],
+                params![
+                    &row.session_id[..],
+                    row.group_id,
+                    &row.contact_uid[..],
+                    row.created_at
+                ],
             )
             .context("creating a conversation")?;
         Ok(())
@@ -423,7 +436,10 @@ impl Store {
     }
 
     /// A conversation by session id.
-    pub fn conversation(&self, session_id: &[u8; 16]) -> Result<Option<ConversationRow>, StoreError> {
+    pub fn conversation(
+        &self,
+        session_id: &[u8; 16],
+    ) -> Result<Option<ConversationRow>, StoreError> {
         self.conn
             .query_row(
                 "SELECT session_id, group_id, contact_uid, created_at FROM conversations
@@ -478,7 +494,7 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT m.id, m.session_id, c.contact_uid, m.seq, m.envelope, m.attempts
+                "SELECT m.id, m.session_id, c.contact_uid, m.seq, m.envelope, m.attempts, m.kind
                  FROM messages m JOIN conversations c ON c.session_id = m.session_id
                  WHERE m.direction = 'out' AND m.state IN ('queued', 'sent')
                    AND m.next_attempt_at <= ?1 AND m.envelope IS NOT NULL
@@ -493,6 +509,7 @@ impl Store {
                 seq: r.get::<_, i64>(3)? as u64,
                 envelope: r.get(4)?,
                 attempts: r.get::<_, i64>(5)? as u32,
+                kind: r.get(6)?,
             })
         })
         .context(CTX)?
@@ -540,7 +557,9 @@ impl Store {
         const CTX: &str = "updating a message";
         let tx = self.conn.transaction().context(CTX)?;
         let current: Option<String> = tx
-            .query_row("SELECT state FROM messages WHERE id = ?1", [id], |r| r.get(0))
+            .query_row("SELECT state FROM messages WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
             .optional()
             .context(CTX)?;
         let Some(current) = current else {
@@ -579,17 +598,24 @@ impl Store {
     }
 
     /// A conversation's history in order: by sender timestamp, then sender, then sequence.
-    pub fn messages(&self, session_id: &[u8; 16], limit: usize) -> Result<Vec<MessageRow>, StoreError> {
+    pub fn messages(
+        &self,
+        session_id: &[u8; 16],
+        limit: usize,
+    ) -> Result<Vec<MessageRow>, StoreError> {
         const CTX: &str = "reading messages";
         let sql = format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = ?1
              ORDER BY sent_at, sender_device, seq LIMIT ?2"
         );
         let mut stmt = self.conn.prepare_cached(&sql).context(CTX)?;
-        stmt.query_map(params![&session_id[..], limit.min(MAX_HISTORY) as i64], message_row)
-            .context(CTX)?
-            .collect::<Result<Vec<_>, _>>()
-            .context(CTX)
+        stmt.query_map(
+            params![&session_id[..], limit.min(MAX_HISTORY) as i64],
+            message_row,
+        )
+        .context(CTX)?
+        .collect::<Result<Vec<_>, _>>()
+        .context(CTX)
     }
 
     /// One message by id.
@@ -603,10 +629,11 @@ impl Store {
 
     /// Runs `f` in one write transaction on the store's connection (for callers that must make
     /// several changes — e.g. MLS state through openmls' storage and a message row — atomic).
-    pub fn transaction<T>(
+    /// Commits when `f` returns `Ok`; rolls everything back when it returns `Err`.
+    pub fn transaction<T, E: From<StoreError>>(
         &mut self,
-        f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -710,15 +737,76 @@ pub fn insert_incoming(
 }
 
 /// Inside a transaction: records a conversation created by a peer's Welcome (ignored if known).
-pub fn insert_conversation_tx(tx: &Transaction<'_>, row: &ConversationRow) -> Result<bool, StoreError> {
+pub fn insert_conversation_tx(
+    tx: &Transaction<'_>,
+    row: &ConversationRow,
+) -> Result<bool, StoreError> {
     Ok(tx
         .execute(
             "INSERT OR IGNORE INTO conversations (session_id, group_id, contact_uid, created_at)
              VALUES (?1, ?2, ?3, ?4)",
-            params![&row.session_id[..], row.group_id, &row.contact_uid[..], row.created_at],
+            params![
+                &row.session_id[..],
+                row.group_id,
+                &row.contact_uid[..],
+                row.created_at
+            ],
         )
         .context("creating a conversation")?
         == 1)
+}
+
+/// Inside a transaction: takes the next sequence number of a conversation.
+pub fn take_next_seq_tx(tx: &Transaction<'_>, session_id: &[u8; 16]) -> Result<u64, StoreError> {
+    let seq: i64 = tx
+        .query_row(
+            "UPDATE conversations SET next_seq = next_seq + 1 WHERE session_id = ?1
+             RETURNING next_seq - 1",
+            [&session_id[..]],
+            |r| r.get(0),
+        )
+        .context("taking a sequence number")?;
+    Ok(seq as u64)
+}
+
+/// Inside a transaction: persists an outgoing message as `queued`; returns its row id.
+pub fn insert_outgoing_tx(
+    tx: &Transaction<'_>,
+    m: &NewOutgoing<'_>,
+    now: i64,
+) -> Result<i64, StoreError> {
+    tx.execute(
+        "INSERT INTO messages (session_id, direction, sender_device, seq, kind, body,
+            sent_at, state, envelope, next_attempt_at)
+         VALUES (?1, 'out', ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?8)",
+        params![
+            &m.session_id[..],
+            &m.sender_device[..],
+            m.seq as i64,
+            m.kind,
+            m.body,
+            m.sent_at,
+            m.envelope,
+            now
+        ],
+    )
+    .context("queueing a message")?;
+    Ok(tx.last_insert_rowid())
+}
+
+/// Inside a transaction: a conversation by session id.
+pub fn conversation_tx(
+    tx: &Transaction<'_>,
+    session_id: &[u8; 16],
+) -> Result<Option<ConversationRow>, StoreError> {
+    tx.query_row(
+        "SELECT session_id, group_id, contact_uid, created_at FROM conversations
+         WHERE session_id = ?1",
+        [&session_id[..]],
+        conversation_row,
+    )
+    .optional()
+    .context("reading a conversation")
 }
 
 fn conversation_row(r: &Row<'_>) -> rusqlite::Result<ConversationRow> {
@@ -780,13 +868,22 @@ mod tests {
     #[test]
     fn contacts_add_merge_and_name_clash() {
         let mut s = Store::open_in_memory().unwrap();
-        assert_eq!(s.add_contact(&contact(1, "bob"), 1).unwrap(), AddContact::Added);
-        assert_eq!(s.add_contact(&contact(1, "bob"), 2).unwrap(), AddContact::Updated);
+        assert_eq!(
+            s.add_contact(&contact(1, "bob"), 1).unwrap(),
+            AddContact::Added
+        );
+        assert_eq!(
+            s.add_contact(&contact(1, "bob"), 2).unwrap(),
+            AddContact::Updated
+        );
         let err = s.add_contact(&contact(2, "bob"), 3).unwrap_err();
         assert!(matches!(err, StoreError::NameTaken(_)), "{err}");
         let bob = s.contact_by_name("bob").unwrap().unwrap();
         assert_eq!(bob.devices.len(), 1);
-        assert_eq!(s.contact_by_device(&[101; 32]).unwrap().unwrap().name, "bob");
+        assert_eq!(
+            s.contact_by_device(&[101; 32]).unwrap().unwrap().name,
+            "bob"
+        );
         assert!(s.set_contact_verified(&[1; 32], true).unwrap());
         assert!(s.contact_by_uid(&[1; 32]).unwrap().unwrap().verified);
     }
@@ -822,21 +919,38 @@ mod tests {
         s.record_attempt_failed(id, 100, "unreachable").unwrap();
         assert!(s.outbox_due(50, 10).unwrap().is_empty());
         assert_eq!(s.outbox_next_attempt().unwrap(), Some(100));
-        assert!(s.advance_message_state(id, MessageState::Delivered, 60, None).unwrap());
-        assert!(!s.advance_message_state(id, MessageState::Sent, 61, None).unwrap(), "never back");
+        assert!(
+            s.advance_message_state(id, MessageState::Delivered, 60, None)
+                .unwrap()
+        );
+        assert!(
+            !s.advance_message_state(id, MessageState::Sent, 61, None)
+                .unwrap(),
+            "never back"
+        );
         assert!(s.outbox_due(1000, 10).unwrap().is_empty());
-        assert_eq!(s.message(id).unwrap().unwrap().state, MessageState::Delivered);
+        assert_eq!(
+            s.message(id).unwrap().unwrap().state,
+            MessageState::Delivered
+        );
 
-        let fresh = s
+        let fresh: bool = s
             .transaction(|tx| seen_insert(tx, &[3; 32], &[9; 16], 1, 70))
             .unwrap();
-        let again = s
+        // A failed transaction leaves nothing behind.
+        let failed: Result<(), StoreError> = s.transaction(|tx| {
+            seen_insert(tx, &[4; 32], &[9; 16], 1, 70)?;
+            Err(StoreError::InvalidInput("rejected".into()))
+        });
+        assert!(failed.is_err());
+        assert!(!seen_contains(s.connection(), &[4; 32], &[9; 16], 1).unwrap());
+        let again: bool = s
             .transaction(|tx| seen_insert(tx, &[3; 32], &[9; 16], 1, 71))
             .unwrap();
         assert!(fresh && !again);
         assert!(seen_contains(s.connection(), &[3; 32], &[9; 16], 1).unwrap());
         assert_eq!(s.prune_seen(71).unwrap(), 1);
-        let stored = s
+        let stored: Option<i64> = s
             .transaction(|tx| {
                 insert_incoming(
                     tx,

@@ -55,24 +55,56 @@ impl ApiClient {
     }
 
     pub(crate) async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
-        let url = format!("{}{path}", self.base);
-        let response = self
-            .http
-            .get(&url)
+        self.request(reqwest::Method::GET, path, None).await
+    }
+
+    pub(crate) async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl serde::Serialize,
+    ) -> anyhow::Result<T> {
+        let body = serde_json::to_value(body)?;
+        self.request(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    /// The raw streaming response of `GET path` (for server-sent events).
+    pub(crate) async fn stream(&self, path: &str) -> anyhow::Result<reqwest::Response> {
+        let response = reqwest::Client::builder()
+            .no_proxy()
+            .build()?
+            .get(format!("{}{path}", self.base))
             .bearer_auth(&self.token)
             .send()
             .await
-            .map_err(|e| {
-                if e.is_connect() {
-                    anyhow!(
-                        "the rhizo node is not running (nothing answers at {}): start it with \
+            .map_err(|e| anyhow!("cannot reach the rhizo node at {}: {e}", self.base))?;
+        if !response.status().is_success() {
+            bail!("the node answered {}", response.status());
+        }
+        Ok(response)
+    }
+
+    async fn request<T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> anyhow::Result<T> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self.http.request(method, &url).bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.map_err(|e| {
+            if e.is_connect() {
+                anyhow!(
+                    "the rhizo node is not running (nothing answers at {}): start it with \
                          `rhizo run`",
-                        self.base
-                    )
-                } else {
-                    anyhow!("request to the rhizo node failed: {e}")
-                }
-            })?;
+                    self.base
+                )
+            } else {
+                anyhow!("request to the rhizo node failed: {e}")
+            }
+        })?;
         let status = response.status();
         if status == reqwest::StatusCode::UNAUTHORIZED {
             bail!(

@@ -46,6 +46,87 @@ pub(crate) enum Command {
     /// Inspect the configuration
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Print a contact ticket others can add you with
+    Invite(InviteArgs),
+    /// Manage contacts
+    #[command(subcommand)]
+    Contacts(ContactsCommand),
+    /// Send a message to a contact (end-to-end encrypted)
+    Send(SendArgs),
+    /// Show the history with a contact, with delivery states
+    Messages(MessagesArgs),
+    /// Chat with a contact interactively (line mode; Ctrl-D to leave)
+    Chat(ChatArgs),
+    /// Run a self-contained local demo network (hub, alice, bob on 127.0.0.1) and chat in it
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DemoArgs {
+    /// Keep the demo nodes running after the script, until Ctrl-C
+    #[arg(long)]
+    pub(crate) keep: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InviteArgs {
+    /// Also print the ticket as a QR code
+    #[arg(long)]
+    pub(crate) qr: bool,
+    /// Machine-readable JSON output
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ContactsCommand {
+    /// Add a contact from their ticket (`rhizo invite` on their side)
+    Add {
+        /// The ticket (rhz1contact…)
+        ticket: String,
+        /// Your name for them (default: the name in the ticket)
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List contacts
+    List(JsonArg),
+    /// Show the safety number to compare with the contact, and mark them verified
+    Verify {
+        /// The contact's name
+        name: String,
+        /// Mark as verified without asking (after you compared the numbers)
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SendArgs {
+    /// Contact name or UID
+    pub(crate) contact: String,
+    /// The text
+    pub(crate) text: String,
+    /// Machine-readable JSON output
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MessagesArgs {
+    /// Contact name or UID
+    pub(crate) contact: String,
+    /// Machine-readable JSON output
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// At most this many messages
+    #[arg(long, default_value_t = 1000)]
+    pub(crate) limit: usize,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ChatArgs {
+    /// Contact name or UID
+    pub(crate) contact: String,
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,9 @@
 //! One file per command; [`dispatch`] routes to them.
 
+mod chat;
 mod config;
+mod contacts;
+mod demo;
 mod id;
 mod init;
 mod peers;
@@ -21,6 +24,12 @@ pub(crate) async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Run(args) => run::run(load_config(&cli, Some(args))?).await,
         Command::Status(args) => status::run(&load_config(&cli, None)?, args.json).await,
         Command::Peers(args) => peers::run(&load_config(&cli, None)?, args.json).await,
+        Command::Demo(args) => demo::run(args.keep).await,
+        Command::Invite(args) => contacts::invite(&load_config(&cli, None)?, args).await,
+        Command::Contacts(c) => contacts::run(&load_config(&cli, None)?, c).await,
+        Command::Send(args) => chat::send(&load_config(&cli, None)?, args).await,
+        Command::Messages(args) => chat::messages(&load_config(&cli, None)?, args).await,
+        Command::Chat(args) => chat::chat(&load_config(&cli, None)?, &args.contact).await,
         Command::Config(ConfigCommand::Show(args)) => {
             config::show(&load_config(&cli, Some(args))?, &config_file_in_use(&cli))
         }

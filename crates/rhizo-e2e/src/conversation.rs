@@ -1,0 +1,892 @@
+//! [`Conversation`]: one MLS group whose leaves are devices, and the rules
+//! rhizo adds on top of openmls (rekey cadence, serverless commit flow,
+//! concurrent-commit tie-break, future-epoch buffering).
+
+mod state;
+#[cfg(test)]
+mod tests;
+
+use openmls::framing::errors::MessageDecryptionError;
+use openmls::prelude::tls_codec::{DeserializeBytes as _, Serialize as _};
+use openmls::prelude::{
+    ContentType, GroupId, LeafNodeIndex, LeafNodeParameters, MergeCommitError, MlsGroup,
+    MlsGroupJoinConfig, MlsMessageBodyIn, MlsMessageIn, PURE_CIPHERTEXT_WIRE_FORMAT_POLICY,
+    ProcessMessageError, ProcessedMessageContent, Proposal, ProtocolMessage, Sender,
+    SenderRatchetConfiguration, StagedCommit, StagedWelcome, ValidationError, WelcomeError,
+};
+use openmls_traits::OpenMlsProvider as _;
+use openmls_traits::random::OpenMlsRand as _;
+use rhizo_core::DeviceCertificate;
+use sha2::{Digest, Sha256};
+
+use crate::device::certificate_of_leaf;
+use crate::key_package::{capabilities, decode_untrusted, validate_with_store};
+use crate::store::MlsProvider;
+use crate::{CIPHERSUITE, Device, E2eError, E2eStore};
+use state::{ConversationState, PendingCommit};
+
+/// Past epochs whose message keys are kept, so application messages sent
+/// just before a commit still decrypt after it.
+pub const MAX_PAST_EPOCHS: usize = 5;
+
+/// How far ahead of the next expected generation (per sender, per epoch) a
+/// message may be: bounds the keys derived for lost or reordered messages.
+pub const MAX_SKIPPED_GENERATIONS: u32 = 1000;
+
+/// How many older generations per sender stay decryptable, for messages
+/// delivered out of order.
+pub const OUT_OF_ORDER_TOLERANCE: u32 = 64;
+
+/// Future-epoch messages buffered per conversation; beyond it the oldest is
+/// dropped (and counted, see [`Conversation::deferred_dropped`]).
+pub const MAX_DEFERRED: usize = 256;
+
+/// How many epochs ahead a message may be and still be buffered; further
+/// ahead is an error (the sender is confused or malicious).
+pub const MAX_FUTURE_EPOCHS: u64 = 8;
+
+/// Largest serialized MLS message accepted by [`Conversation::process`] and
+/// [`Conversation::join`], checked before parsing. Fits rhizo's envelope
+/// payload (`rhizo_core` `MAX_PAYLOAD_BYTES`, 255 KiB).
+pub const MAX_MESSAGE_BYTES: usize = 254 * 1024;
+
+/// Largest plaintext [`Conversation::encrypt`] takes: leaves room for MLS
+/// framing, signature, padding and AEAD tag within [`MAX_MESSAGE_BYTES`].
+pub const MAX_PLAINTEXT_BYTES: usize = 248 * 1024;
+
+/// Most devices (leaves) in one conversation: a few users' devices each.
+pub const MAX_GROUP_DEVICES: usize = 64;
+
+/// Length of a conversation id (the MLS group id), random.
+pub const GROUP_ID_LEN: usize = 32;
+
+/// Application ciphertexts are padded to a multiple of this many bytes, so
+/// their length says less about the plaintext's.
+pub const PADDING_BLOCK: usize = 64;
+
+/// Default of [`RekeyPolicy::max_messages`] (seed 000's rule).
+pub const DEFAULT_REKEY_MAX_MESSAGES: u64 = 100;
+
+/// Default of [`RekeyPolicy::max_age_secs`]: 24 h (seed 000's rule).
+pub const DEFAULT_REKEY_MAX_AGE_SECS: u64 = 24 * 60 * 60;
+
+/// When a device should refresh its own leaf with a self-update commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RekeyPolicy {
+    /// Messages this device encrypted since its last own commit.
+    pub max_messages: u64,
+    /// Seconds since its last own commit (or since it created or joined).
+    pub max_age_secs: u64,
+}
+
+impl Default for RekeyPolicy {
+    fn default() -> Self {
+        Self {
+            max_messages: DEFAULT_REKEY_MAX_MESSAGES,
+            max_age_secs: DEFAULT_REKEY_MAX_AGE_SECS,
+        }
+    }
+}
+
+/// One outcome of [`Conversation::process`] (or of
+/// [`Conversation::confirm_commit`] delivering buffered messages).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Processed {
+    /// A decrypted, authenticated message from a member device.
+    Application {
+        /// The plaintext.
+        plaintext: Vec<u8>,
+        /// The sending device's certificate (validated when the device
+        /// joined the group). Check its root / UID against your contact.
+        sender: DeviceCertificate,
+    },
+    /// A commit was applied; the conversation is now at `epoch`.
+    CommitApplied {
+        /// The new epoch.
+        epoch: u64,
+    },
+    /// A commit was valid input but not applied.
+    CommitRejected {
+        /// Why.
+        reason: CommitRejectReason,
+    },
+    /// The message is from a future epoch (its commit has not arrived yet).
+    /// It is buffered and delivered after the commit is applied, in the
+    /// `Vec` returned by that later call.
+    Deferred,
+}
+
+/// Why a commit was not applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitRejectReason {
+    /// It competes with our pending commit for the same epoch and lost the
+    /// tie-break (its SHA-256 is larger than ours). Ours stays pending; the
+    /// other side will apply ours.
+    LostTieBreak,
+    /// It is for an epoch this conversation has already left (e.g. the
+    /// loser of a tie-break that arrived after ours was confirmed).
+    StaleEpoch,
+}
+
+/// The tie-break key of a commit: SHA-256 of its serialized bytes (the
+/// bytes returned by [`Conversation::self_update`]). Also what a delivery
+/// receipt should name, so the node can match it with
+/// [`Conversation::pending_commit_id`].
+pub fn commit_id(commit: &[u8]) -> [u8; 32] {
+    Sha256::digest(commit).into()
+}
+
+/// A conversation: an MLS group (RFC 9420, [`CIPHERSUITE`]) whose leaves are
+/// devices. See the [crate docs](crate) for the rules it follows.
+///
+/// Every method that changes state takes the [`E2eStore`] and commits its
+/// SQLite transaction before returning (see [`E2eStore`]'s persistence
+/// contract). On error, nothing changed: the transaction is rolled back and
+/// the in-memory group reloaded.
+#[derive(Debug)]
+pub struct Conversation {
+    group: MlsGroup,
+    state: ConversationState,
+}
+
+/// The join configuration shared by creator and joiners.
+fn join_config() -> MlsGroupJoinConfig {
+    MlsGroupJoinConfig::builder()
+        .wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
+        .padding_size(PADDING_BLOCK)
+        .max_past_epochs(MAX_PAST_EPOCHS)
+        .sender_ratchet_configuration(SenderRatchetConfiguration::new(
+            OUT_OF_ORDER_TOLERANCE,
+            MAX_SKIPPED_GENERATIONS,
+        ))
+        .use_ratchet_tree_extension(true)
+        .build()
+}
+
+/// Checks the size limit, then decodes an `MLSMessage`.
+fn decode_message(bytes: &[u8], what: &'static str) -> Result<MlsMessageBodyIn, E2eError> {
+    if bytes.len() > MAX_MESSAGE_BYTES {
+        return Err(E2eError::TooLarge {
+            what,
+            len: bytes.len(),
+            max: MAX_MESSAGE_BYTES,
+        });
+    }
+    decode_untrusted(|| MlsMessageIn::tls_deserialize_exact_bytes(bytes))
+        .map(MlsMessageIn::extract)
+        .ok_or(E2eError::Malformed(what))
+}
+
+/// Decodes a conversation message (an MLS `PrivateMessage`).
+fn decode_private(bytes: &[u8]) -> Result<ProtocolMessage, E2eError> {
+    match decode_message(bytes, "MLS message")? {
+        MlsMessageBodyIn::PrivateMessage(message) => Ok(message.into()),
+        MlsMessageBodyIn::PublicMessage(_) => Err(E2eError::Unsupported(
+            "unencrypted (PublicMessage) group messages",
+        )),
+        _ => Err(E2eError::Malformed("MLS message")),
+    }
+}
+
+/// The certificate in a credential already validated on entry to the group.
+fn member_certificate(credential: &openmls::prelude::Credential) -> Option<DeviceCertificate> {
+    let basic = openmls::prelude::BasicCredential::try_from(credential.clone()).ok()?;
+    DeviceCertificate::decode(basic.identity()).ok()
+}
+
+impl Conversation {
+    /// Starts a conversation: a new group (random [`GROUP_ID_LEN`]-byte id)
+    /// with this device, adding every device in `peer_key_packages`
+    /// (serialized KeyPackages, checked as [`inspect_key_package`]
+    /// does). Returns it and the serialized Welcome (an `MLSMessage`
+    /// including the ratchet tree, so a joiner needs nothing else) to
+    /// deliver to every peer device.
+    ///
+    /// [`inspect_key_package`]: crate::inspect_key_package
+    ///
+    /// # Errors
+    ///
+    /// [`E2eError::NoPeers`], [`E2eError::TooManyDevices`], any
+    /// KeyPackage error of [`inspect_key_package`], [`E2eError::Storage`].
+    pub fn create(
+        store: &E2eStore,
+        device: &Device,
+        peer_key_packages: &[Vec<u8>],
+        now: u64,
+    ) -> Result<(Self, Vec<u8>), E2eError> {
+        if peer_key_packages.is_empty() {
+            return Err(E2eError::NoPeers);
+        }
+        let count = peer_key_packages.len().saturating_add(1);
+        if count > MAX_GROUP_DEVICES {
+            return Err(E2eError::TooManyDevices {
+                count,
+                max: MAX_GROUP_DEVICES,
+            });
+        }
+        let key_packages = peer_key_packages
+            .iter()
+            .map(|bytes| validate_with_store(store, bytes))
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let provider = store.provider();
+        let atomic = store.atomic()?;
+        let group_id = provider
+            .rand()
+            .random_vec(GROUP_ID_LEN)
+            .map_err(E2eError::mls)?;
+        let mut group = MlsGroup::builder()
+            .with_group_id(GroupId::from_slice(&group_id))
+            .ciphersuite(CIPHERSUITE)
+            .with_capabilities(capabilities())
+            .with_wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
+            .padding_size(PADDING_BLOCK)
+            .max_past_epochs(MAX_PAST_EPOCHS)
+            .sender_ratchet_configuration(SenderRatchetConfiguration::new(
+                OUT_OF_ORDER_TOLERANCE,
+                MAX_SKIPPED_GENERATIONS,
+            ))
+            .use_ratchet_tree_extension(true)
+            .build(&provider, device, device.credential_with_key())
+            .map_err(E2eError::mls)?;
+        // Nobody else is in the group yet, so the Add commit goes nowhere:
+        // merge it at once; the peers start from the Welcome.
+        let (_commit, welcome, _group_info) = group
+            .add_members(&provider, device, &key_packages)
+            .map_err(E2eError::mls)?;
+        group
+            .merge_pending_commit(&provider)
+            .map_err(E2eError::mls)?;
+        let welcome = welcome.tls_serialize_detached().map_err(E2eError::mls)?;
+        let state = ConversationState::new(group_id, now);
+        state.save(store.conn())?;
+        atomic.commit()?;
+        Ok((Self { group, state }, welcome))
+    }
+
+    /// Joins a conversation from a serialized Welcome addressed to one of
+    /// this device's KeyPackages (a one-time KeyPackage is used up).
+    ///
+    /// Every member's credential must be a valid [`DeviceCertificate`] for
+    /// its signature key. Check [`members`](Self::members) against the
+    /// contact you expect before trusting the conversation.
+    ///
+    /// # Errors
+    ///
+    /// [`E2eError::TooLarge`], [`E2eError::Malformed`],
+    /// [`E2eError::WrongCiphersuite`], [`E2eError::NoMatchingKeyPackage`],
+    /// [`E2eError::AlreadyJoined`], [`E2eError::InvalidCredential`] /
+    /// [`E2eError::InvalidCertificate`], [`E2eError::TooManyDevices`],
+    /// [`E2eError::WrongDevice`], [`E2eError::Mls`].
+    pub fn join(
+        store: &E2eStore,
+        device: &Device,
+        welcome: &[u8],
+        now: u64,
+    ) -> Result<Self, E2eError> {
+        let MlsMessageBodyIn::Welcome(welcome) = decode_message(welcome, "Welcome")? else {
+            return Err(E2eError::Malformed("Welcome"));
+        };
+        if welcome.ciphersuite() != CIPHERSUITE {
+            return Err(E2eError::WrongCiphersuite(welcome.ciphersuite() as u16));
+        }
+        let provider = store.provider();
+        let atomic = store.atomic()?;
+        let staged = StagedWelcome::new_from_welcome(&provider, &join_config(), welcome, None)
+            .map_err(welcome_error)?;
+        if staged.group_context().group_id().as_slice().len() != GROUP_ID_LEN {
+            return Err(E2eError::Unsupported("group ids that are not 32 bytes"));
+        }
+        let mut count = 0usize;
+        for member in staged.members() {
+            count = count.saturating_add(1);
+            certificate_of_leaf(&member.credential, &member.signature_key)?;
+        }
+        if count > MAX_GROUP_DEVICES {
+            return Err(E2eError::TooManyDevices {
+                count,
+                max: MAX_GROUP_DEVICES,
+            });
+        }
+        let own_key = staged
+            .own_leaf_node()
+            .map(|leaf| leaf.signature_key().as_slice().to_vec());
+        if own_key.as_deref() != Some(device.signature_key().as_slice()) {
+            return Err(E2eError::WrongDevice);
+        }
+        let group = staged.into_group(&provider).map_err(welcome_error)?;
+        let state = ConversationState::new(group.group_id().as_slice().to_vec(), now);
+        state.save(store.conn())?;
+        atomic.commit()?;
+        Ok(Self { group, state })
+    }
+
+    /// Loads a conversation from `store`, or `None` if there is none with
+    /// this id.
+    ///
+    /// # Errors
+    ///
+    /// [`E2eError::Storage`] if the database cannot be read.
+    pub fn load(store: &E2eStore, group_id: &[u8]) -> Result<Option<Self>, E2eError> {
+        if group_id.len() != GROUP_ID_LEN {
+            return Ok(None);
+        }
+        let provider = store.provider();
+        let Some(group) = MlsGroup::load(provider.storage(), &GroupId::from_slice(group_id))?
+        else {
+            return Ok(None);
+        };
+        // A group always gets its row in the same transaction; if it is
+        // missing anyway, start the rekey clock at 0 so a rekey is due.
+        let state = ConversationState::load(store.conn(), group_id)?
+            .unwrap_or_else(|| ConversationState::new(group_id.to_vec(), 0));
+        Ok(Some(Self { group, state }))
+    }
+
+    /// The conversation id (the MLS group id, [`GROUP_ID_LEN`] bytes).
+    pub fn id(&self) -> &[u8] {
+        self.group.group_id().as_slice()
+    }
+
+    /// The current MLS epoch (while a commit is pending: the epoch before
+    /// it).
+    pub fn epoch(&self) -> u64 {
+        self.group.epoch().as_u64()
+    }
+
+    /// The certificates of all member devices, this one included, in leaf
+    /// order. Each was checked on entry (valid certificate bound to the
+    /// leaf's signature key); map them to UIDs with
+    /// `certificate.root().uid()`.
+    pub fn members(&self) -> Vec<DeviceCertificate> {
+        self.group
+            .members()
+            .filter_map(|member| member_certificate(&member.credential))
+            .collect()
+    }
+
+    /// Whether this device has a commit waiting for [`confirm_commit`](Self::confirm_commit).
+    pub fn has_pending_commit(&self) -> bool {
+        self.state.pending.is_some()
+    }
+
+    /// The pending commit's bytes (exactly what [`self_update`](Self::self_update)
+    /// returned), e.g. to resend it after a restart.
+    pub fn pending_commit(&self) -> Option<&[u8]> {
+        self.state.pending.as_ref().map(|p| p.message.as_slice())
+    }
+
+    /// [`commit_id`] of the pending commit. The node must only call
+    /// [`confirm_commit`](Self::confirm_commit) for a delivery receipt of
+    /// *this* commit, not of an older one that lost a tie-break.
+    pub fn pending_commit_id(&self) -> Option<[u8; 32]> {
+        self.state.pending.as_ref().map(|p| p.id)
+    }
+
+    /// How many buffered future-epoch messages were dropped (queue full, or
+    /// they failed when retried) since the conversation began.
+    pub fn deferred_dropped(&self) -> u64 {
+        self.state.deferred_dropped
+    }
+
+    /// How many future-epoch messages are buffered now.
+    ///
+    /// # Errors
+    ///
+    /// [`E2eError::Storage`].
+    pub fn deferred_len(&self, store: &E2eStore) -> Result<usize, E2eError> {
+        self.state.deferred_len(store.conn())
+    }
+
+    /// Whether this device should [`self_update`](Self::self_update) now:
+    /// it encrypted `policy.max_messages` messages, or `policy.max_age_secs`
+    /// passed, since its last own commit (or since it created or joined the
+    /// conversation). Never while a commit is pending.
+    pub fn rekey_due(&self, policy: &RekeyPolicy, now: u64) -> bool {
+        self.state.pending.is_none()
+            && (self.state.sent_since_commit >= policy.max_messages
+                || now.saturating_sub(self.state.last_commit_at) >= policy.max_age_secs)
+    }
+
+    /// Encrypts `plaintext` as an MLS `PrivateMessage` for the current epoch
+    /// (also while a commit is pending) and returns it serialized. Counts
+    /// toward [`rekey_due`](Self::rekey_due).
+    ///
+    /// `now` is not used yet (the rekey clock runs from commits); it is
+    /// taken so time-based rules can be added without an API change.
+    ///
+    /// # Errors
+    ///
+    /// [`E2eError::TooLarge`] beyond [`MAX_PLAINTEXT_BYTES`],
+    /// [`E2eError::WrongDevice`], [`E2eError::Storage`], [`E2eError::Mls`].
+    pub fn encrypt(
+        &mut self,
+        store: &E2eStore,
+        device: &Device,
+        plaintext: &[u8],
+        _now: u64,
+    ) -> Result<Vec<u8>, E2eError> {
+        if plaintext.len() > MAX_PLAINTEXT_BYTES {
+            return Err(E2eError::TooLarge {
+                what: "plaintext",
+                len: plaintext.len(),
+                max: MAX_PLAINTEXT_BYTES,
+            });
+        }
+        self.check_device(device)?;
+        self.atomically(store, |this, provider| {
+            let message = this
+                .group
+                .create_message(provider, device, plaintext)
+                .map_err(E2eError::mls)?;
+            let bytes = message.tls_serialize_detached().map_err(E2eError::mls)?;
+            this.state.sent_since_commit = this.state.sent_since_commit.saturating_add(1);
+            this.state.save(store.conn())?;
+            Ok(bytes)
+        })
+    }
+
+    /// Processes one serialized MLS message from a peer device.
+    ///
+    /// * Application message → [`Processed::Application`] (current or one of
+    ///   the last [`MAX_PAST_EPOCHS`] epochs).
+    /// * Commit for the current epoch → validated (every new or updated
+    ///   leaf must carry a valid certificate for its key, an updated leaf
+    ///   must keep its root) and applied: [`Processed::CommitApplied`] —
+    ///   unless it competes with our pending commit and loses the tie-break
+    ///   ([`Processed::CommitRejected`]). If it wins, our pending commit is
+    ///   discarded.
+    /// * Any message up to [`MAX_FUTURE_EPOCHS`] ahead → buffered,
+    ///   [`Processed::Deferred`].
+    ///
+    /// After a commit is applied, buffered messages that became processable
+    /// are processed too and their results appended, in arrival order.
+    ///
+    /// # Errors
+    ///
+    /// [`E2eError::TooLarge`], [`E2eError::Malformed`],
+    /// [`E2eError::WrongGroup`], [`E2eError::WrongEpoch`],
+    /// [`E2eError::DecryptionFailed`], [`E2eError::Replayed`],
+    /// [`E2eError::OwnMessage`], [`E2eError::InvalidCredential`] /
+    /// [`E2eError::InvalidCertificate`], [`E2eError::Unsupported`],
+    /// [`E2eError::Storage`], [`E2eError::Mls`].
+    pub fn process(
+        &mut self,
+        store: &E2eStore,
+        device: &Device,
+        message: &[u8],
+        now: u64,
+    ) -> Result<Vec<Processed>, E2eError> {
+        let protocol_message = decode_private(message)?;
+        self.check_device(device)?;
+        self.atomically(store, |this, provider| {
+            let (first, applied) =
+                this.process_one(store, provider, message, protocol_message, now)?;
+            let mut results = vec![first];
+            if applied {
+                this.retry_deferred(store, provider, now, &mut results)?;
+            }
+            this.state.save(store.conn())?;
+            Ok(results)
+        })
+    }
+
+    /// Makes a self-update commit (fresh leaf keys for this device: forward
+    /// secrecy and post-compromise security) and keeps it **pending**.
+    /// Returns the serialized commit to send to every other member device.
+    ///
+    /// Messages encrypted while it is pending use the current epoch. Call
+    /// [`confirm_commit`](Self::confirm_commit) when a peer's delivery receipt
+    /// for it arrives (match it with [`pending_commit_id`](Self::pending_commit_id)).
+    ///
+    /// # Errors
+    ///
+    /// [`E2eError::CommitPending`], [`E2eError::WrongDevice`],
+    /// [`E2eError::Storage`], [`E2eError::Mls`].
+    pub fn self_update(
+        &mut self,
+        store: &E2eStore,
+        device: &Device,
+        now: u64,
+    ) -> Result<Vec<u8>, E2eError> {
+        if self.state.pending.is_some() {
+            return Err(E2eError::CommitPending);
+        }
+        self.check_device(device)?;
+        self.atomically(store, |this, provider| {
+            let bundle = this
+                .group
+                .self_update(provider, device, LeafNodeParameters::default())
+                .map_err(E2eError::mls)?;
+            let message = bundle
+                .commit()
+                .tls_serialize_detached()
+                .map_err(E2eError::mls)?;
+            this.state.pending = Some(PendingCommit {
+                id: commit_id(&message),
+                message: message.clone(),
+                epoch: this.epoch(),
+                created_at: now,
+            });
+            this.state.save(store.conn())?;
+            Ok(message)
+        })
+    }
+
+    /// A peer acknowledged our pending commit: apply it. Resets the rekey
+    /// counters (the commit's time is the `now` given to `self_update`).
+    /// Returns buffered messages that became processable, as
+    /// [`process`](Self::process) would.
+    ///
+    /// # Errors
+    ///
+    /// [`E2eError::NoPendingCommit`] (e.g. it lost a tie-break and was
+    /// discarded), [`E2eError::Storage`], [`E2eError::Mls`].
+    pub fn confirm_commit(&mut self, store: &E2eStore) -> Result<Vec<Processed>, E2eError> {
+        let Some(pending) = self.state.pending.clone() else {
+            return Err(E2eError::NoPendingCommit);
+        };
+        self.atomically(store, |this, provider| {
+            this.group
+                .merge_pending_commit(provider)
+                .map_err(E2eError::mls)?;
+            this.state.pending = None;
+            this.state.sent_since_commit = 0;
+            this.state.last_commit_at = pending.created_at;
+            let mut results = Vec::new();
+            this.retry_deferred(store, provider, pending.created_at, &mut results)?;
+            this.state.save(store.conn())?;
+            Ok(results)
+        })
+    }
+
+    /// Errors unless `device` is this conversation's own leaf.
+    fn check_device(&self, device: &Device) -> Result<(), E2eError> {
+        let own = self
+            .group
+            .own_leaf_node()
+            .map(|leaf| leaf.signature_key().as_slice() == device.signature_key().as_slice());
+        if own == Some(true) {
+            Ok(())
+        } else {
+            Err(E2eError::WrongDevice)
+        }
+    }
+
+    /// Runs `f` in one transaction (or savepoint). On error rolls it back and
+    /// reloads the group and our state from the store, so memory matches
+    /// disk.
+    fn atomically<T>(
+        &mut self,
+        store: &E2eStore,
+        f: impl FnOnce(&mut Self, &MlsProvider<'_>) -> Result<T, E2eError>,
+    ) -> Result<T, E2eError> {
+        let provider = store.provider();
+        let atomic = store.atomic()?;
+        let result = f(self, &provider).and_then(|value| atomic.commit().map(|()| value));
+        if result.is_err() {
+            self.reload(store);
+        }
+        result
+    }
+
+    /// Re-reads the group and our state after a rollback.
+    fn reload(&mut self, store: &E2eStore) {
+        let group_id = self.group.group_id().clone();
+        match MlsGroup::load(store.provider().storage(), &group_id) {
+            Ok(Some(group)) => self.group = group,
+            Ok(None) => tracing::error!("MLS group vanished from storage during rollback"),
+            Err(error) => tracing::error!(%error, "reloading MLS group after rollback failed"),
+        }
+        match ConversationState::load(store.conn(), group_id.as_slice()) {
+            Ok(Some(state)) => self.state = state,
+            Ok(None) => {}
+            Err(error) => tracing::error!(%error, "reloading conversation state failed"),
+        }
+    }
+
+    /// Handles one message. Returns its outcome and whether a commit was
+    /// applied (so buffered messages should be retried).
+    fn process_one(
+        &mut self,
+        store: &E2eStore,
+        provider: &MlsProvider<'_>,
+        bytes: &[u8],
+        message: ProtocolMessage,
+        now: u64,
+    ) -> Result<(Processed, bool), E2eError> {
+        if message.group_id() != self.group.group_id() {
+            return Err(E2eError::WrongGroup);
+        }
+        let message_epoch = message.epoch().as_u64();
+        let group_epoch = self.epoch();
+        if message_epoch > group_epoch {
+            if message_epoch - group_epoch > MAX_FUTURE_EPOCHS {
+                return Err(E2eError::WrongEpoch {
+                    message_epoch,
+                    group_epoch,
+                });
+            }
+            self.state.defer(store.conn(), message_epoch, bytes, now)?;
+            return Ok((Processed::Deferred, false));
+        }
+        if message.content_type() == ContentType::Commit {
+            return self.process_commit(provider, bytes, message, message_epoch, group_epoch);
+        }
+        let processed = self
+            .group
+            .process_message(provider, message)
+            .map_err(|e| process_error(e, message_epoch, group_epoch))?;
+        let credential = processed.credential().clone();
+        match processed.into_content() {
+            ProcessedMessageContent::ApplicationMessage(application) => {
+                let sender = member_certificate(&credential).ok_or(E2eError::InvalidCredential(
+                    "sender credential is not a device certificate",
+                ))?;
+                Ok((
+                    Processed::Application {
+                        plaintext: application.into_bytes(),
+                        sender,
+                    },
+                    false,
+                ))
+            }
+            ProcessedMessageContent::OwnPrivateMessage => Err(E2eError::OwnMessage),
+            ProcessedMessageContent::ProposalMessage(_)
+            | ProcessedMessageContent::ExternalJoinProposalMessage(_) => {
+                Err(E2eError::Unsupported("standalone proposals"))
+            }
+            _ => Err(E2eError::Unsupported("this MLS message type")),
+        }
+    }
+
+    /// A commit at or before the current epoch: stale, tie-break, or apply.
+    fn process_commit(
+        &mut self,
+        provider: &MlsProvider<'_>,
+        bytes: &[u8],
+        message: ProtocolMessage,
+        message_epoch: u64,
+        group_epoch: u64,
+    ) -> Result<(Processed, bool), E2eError> {
+        if message_epoch < group_epoch {
+            return Ok((
+                Processed::CommitRejected {
+                    reason: CommitRejectReason::StaleEpoch,
+                },
+                false,
+            ));
+        }
+        if let Some(pending) = &self.state.pending {
+            let incoming = commit_id(bytes);
+            if incoming == pending.id {
+                return Err(E2eError::OwnMessage);
+            }
+            // Deterministic tie-break: the smaller SHA-256 wins, on both sides.
+            if incoming > pending.id {
+                return Ok((
+                    Processed::CommitRejected {
+                        reason: CommitRejectReason::LostTieBreak,
+                    },
+                    false,
+                ));
+            }
+        }
+        let processed = self
+            .group
+            .process_message(provider, message)
+            .map_err(|e| process_error(e, message_epoch, group_epoch))?;
+        let sender = processed.sender().clone();
+        let staged = match processed.into_content() {
+            ProcessedMessageContent::StagedCommitMessage(staged) => staged,
+            ProcessedMessageContent::OwnPrivateMessage => return Err(E2eError::OwnMessage),
+            _ => return Err(E2eError::Unsupported("this MLS message type")),
+        };
+        self.validate_commit(&staged, sender)?;
+        // Merging also discards our pending commit (it lost the tie-break).
+        self.group
+            .merge_staged_commit(provider, *staged)
+            .map_err(merge_error)?;
+        self.state.pending = None;
+        Ok((
+            Processed::CommitApplied {
+                epoch: self.epoch(),
+            },
+            true,
+        ))
+    }
+
+    /// rhizo's rules for a peer's commit, on top of openmls' RFC 9420
+    /// validation: only Add/Remove/Update proposals; every new leaf carries a
+    /// valid device certificate for its key; an updated leaf keeps its root
+    /// identity; the group stays within [`MAX_GROUP_DEVICES`].
+    fn validate_commit(&self, staged: &StagedCommit, sender: Sender) -> Result<(), E2eError> {
+        let mut adds = 0usize;
+        for queued in staged.queued_proposals() {
+            match queued.proposal() {
+                Proposal::Add(add) => {
+                    adds = adds.saturating_add(1);
+                    let leaf = add.key_package().leaf_node();
+                    certificate_of_leaf(leaf.credential(), leaf.signature_key().as_slice())?;
+                }
+                Proposal::Update(update) => {
+                    let leaf = update.leaf_node();
+                    let certificate =
+                        certificate_of_leaf(leaf.credential(), leaf.signature_key().as_slice())?;
+                    self.check_same_root(queued.sender(), &certificate)?;
+                }
+                Proposal::Remove(_) => {}
+                _ => {
+                    return Err(E2eError::Unsupported(
+                        "commits with proposals other than add, remove and update",
+                    ));
+                }
+            }
+        }
+        if let Some(leaf) = staged.update_path_leaf_node() {
+            let certificate =
+                certificate_of_leaf(leaf.credential(), leaf.signature_key().as_slice())?;
+            self.check_same_root(&sender, &certificate)?;
+        }
+        let count = self.group.members().count().saturating_add(adds);
+        if count > MAX_GROUP_DEVICES {
+            return Err(E2eError::TooManyDevices {
+                count,
+                max: MAX_GROUP_DEVICES,
+            });
+        }
+        Ok(())
+    }
+
+    /// An updated leaf must stay with the identity (root key) it had.
+    fn check_same_root(
+        &self,
+        sender: &Sender,
+        certificate: &DeviceCertificate,
+    ) -> Result<(), E2eError> {
+        let Sender::Member(index) = sender else {
+            return Err(E2eError::Unsupported("commits from non-members"));
+        };
+        let old = self
+            .member_at(*index)
+            .ok_or(E2eError::InvalidCredential("update from an unknown leaf"))?;
+        if old.root() != certificate.root() {
+            return Err(E2eError::InvalidCredential(
+                "an updated leaf changed its identity (root key)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The certificate at a leaf index.
+    fn member_at(&self, index: LeafNodeIndex) -> Option<DeviceCertificate> {
+        self.group
+            .members()
+            .find(|member| member.index == index)
+            .and_then(|member| member_certificate(&member.credential))
+    }
+
+    /// After a commit was applied: processes buffered messages that are no
+    /// longer in the future, oldest first, repeating while they apply more
+    /// commits. Each runs in its own savepoint; one that fails is dropped and
+    /// counted, the others still go through.
+    fn retry_deferred(
+        &mut self,
+        store: &E2eStore,
+        provider: &MlsProvider<'_>,
+        now: u64,
+        results: &mut Vec<Processed>,
+    ) -> Result<(), E2eError> {
+        // Each round either applies a commit (bounded by the queue size) or
+        // ends the loop.
+        for _ in 0..=MAX_DEFERRED {
+            let ready = self.state.take_ready(store.conn(), self.epoch())?;
+            if ready.is_empty() {
+                return Ok(());
+            }
+            let mut applied_any = false;
+            for bytes in ready {
+                let saved = self.state.clone();
+                let atomic = store.atomic()?;
+                let outcome = decode_private(&bytes)
+                    .and_then(|message| self.process_one(store, provider, &bytes, message, now));
+                match outcome {
+                    Ok((processed, applied)) => {
+                        atomic.commit()?;
+                        applied_any |= applied;
+                        results.push(processed);
+                    }
+                    Err(error) => {
+                        drop(atomic);
+                        self.group = MlsGroup::load(provider.storage(), self.group.group_id())?
+                            .ok_or(E2eError::Mls("group vanished from storage".into()))?;
+                        self.state = saved;
+                        self.state.deferred_dropped = self.state.deferred_dropped.saturating_add(1);
+                        tracing::warn!(%error, "dropped a deferred MLS message that failed");
+                    }
+                }
+            }
+            if !applied_any {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Maps openmls' processing errors to ours.
+fn process_error(
+    error: ProcessMessageError<rusqlite::Error>,
+    message_epoch: u64,
+    group_epoch: u64,
+) -> E2eError {
+    let wrong_epoch = E2eError::WrongEpoch {
+        message_epoch,
+        group_epoch,
+    };
+    match error {
+        ProcessMessageError::StorageError(e) => E2eError::Storage(e),
+        ProcessMessageError::ValidationError(validation) => match validation {
+            ValidationError::WrongGroupId => E2eError::WrongGroup,
+            ValidationError::WrongEpoch | ValidationError::NoPastEpochData => wrong_epoch,
+            ValidationError::UnableToDecrypt(MessageDecryptionError::SecretTreeError(inner)) => {
+                // openmls does not export the inner type; its variant names
+                // say whether the key was used and deleted already.
+                let name = format!("{inner:?}");
+                if name.contains("SecretReuse") || name.contains("TooDistantInThePast") {
+                    E2eError::Replayed
+                } else {
+                    E2eError::DecryptionFailed(inner.to_string())
+                }
+            }
+            ValidationError::LibraryError(e) => E2eError::mls(e),
+            other => E2eError::DecryptionFailed(other.to_string()),
+        },
+        ProcessMessageError::InvalidCommit(e) => E2eError::DecryptionFailed(e.to_string()),
+        ProcessMessageError::IncompatibleWireFormat => {
+            E2eError::Unsupported("unencrypted (PublicMessage) group messages")
+        }
+        other => E2eError::mls(other),
+    }
+}
+
+/// Maps openmls' merge errors to ours.
+fn merge_error(error: MergeCommitError<rusqlite::Error>) -> E2eError {
+    match error {
+        MergeCommitError::StorageError(e) => E2eError::Storage(e),
+        other => E2eError::mls(other),
+    }
+}
+
+/// Maps openmls' Welcome errors to ours.
+fn welcome_error(error: WelcomeError<rusqlite::Error>) -> E2eError {
+    match error {
+        WelcomeError::StorageError(e) => E2eError::Storage(e),
+        WelcomeError::NoMatchingKeyPackage | WelcomeError::PrivateInitKeyNotFound => {
+            E2eError::NoMatchingKeyPackage
+        }
+        WelcomeError::GroupAlreadyExists => E2eError::AlreadyJoined,
+        WelcomeError::UnsupportedCiphersuite(suite) => E2eError::WrongCiphersuite(suite as u16),
+        other => E2eError::mls(other),
+    }
+}

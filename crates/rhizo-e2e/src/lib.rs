@@ -1,0 +1,131 @@
+//! End-to-end encryption for rhizo: every conversation is an MLS group
+//! (RFC 9420) with the X-Wing hybrid post-quantum ciphersuite
+//! ([`CIPHERSUITE`]: ML-KEM-768 + X25519, AES-128-GCM, SHA-256, Ed25519),
+//! built on openmls and `openmls_rust_crypto`.
+//!
+//! Sans-IO: no sockets and no clock reads — callers pass `now` (unix
+//! seconds) in. Bytes in, bytes out; MLS state is persisted in SQLite through
+//! openmls' storage provider ([`E2eStore`]). (openmls itself reads the
+//! system clock when it creates and checks KeyPackage lifetimes.)
+//!
+//! # Identity binding
+//!
+//! The leaves of a group are **devices**, not users, so a user may have
+//! several. A leaf's MLS signature key is the device's Ed25519 key
+//! ([`rhizo_core::DeviceKey`]); its credential is a `BasicCredential` whose
+//! identity is the device's 137-byte [`rhizo_core::DeviceCertificate`].
+//! Every leaf entering a group (KeyPackage, Welcome, commit) must carry a
+//! certificate that verifies and certifies exactly the leaf's signature key;
+//! a leaf's update must keep its root. [`Conversation::members`] and
+//! [`Processed::Application::sender`] give the certificates, so the caller
+//! checks the root / UID against its contact.
+//!
+//! # Rules on top of MLS
+//!
+//! * **Rekey cadence.** A device counts the messages it encrypted since its
+//!   last own commit and remembers that commit's time (or when it created or
+//!   joined the conversation). [`Conversation::rekey_due`] says when either
+//!   limit of the [`RekeyPolicy`] is reached (default: 100 messages or 24 h,
+//!   seed 000's rule); the node then calls [`Conversation::self_update`].
+//!   The counters live in `e2e_conversations`.
+//! * **Commits without a server.** A self-update commit stays *pending*
+//!   until the node calls [`Conversation::confirm_commit`] on the peer's
+//!   delivery receipt for it. Meanwhile messages are encrypted in the
+//!   current epoch. Groups keep [`MAX_PAST_EPOCHS`] old epochs so messages
+//!   sent just before a commit still decrypt after it, and tolerate
+//!   [`OUT_OF_ORDER_TOLERANCE`] reordered and [`MAX_SKIPPED_GENERATIONS`]
+//!   skipped messages per sender.
+//! * **Concurrent commits.** If both sides commit in the same epoch, the
+//!   commit whose SHA-256 ([`commit_id`]) is lexicographically *smaller*
+//!   wins. A device with a pending commit that receives a competing one: if
+//!   the incoming one wins, its own is discarded and the incoming applied
+//!   ([`Processed::CommitApplied`]; rekey stays due, so it may self-update
+//!   again); if its own wins, the incoming one is ignored
+//!   ([`Processed::CommitRejected`]) and its own stays pending — the peer will
+//!   apply it. Both end in the same epoch with the same state.
+//! * **Receipts mean "applied".** The node must send the delivery receipt
+//!   that triggers the peer's `confirm_commit` only when [`Conversation::process`]
+//!   returned [`Processed::CommitApplied`] for that commit — never for
+//!   `CommitRejected` or a mere transport acknowledgement — and must confirm
+//!   only a receipt naming [`Conversation::pending_commit_id`]. Otherwise the
+//!   loser of a tie-break could merge its losing commit and fork the group.
+//!   `CommitRejected` and `Deferred` are decided from the message's clear
+//!   header (epoch, content type, hash) *before* authentication: change no
+//!   state because of them, and accept conversation messages only from
+//!   authenticated peer devices (the transport's job) so strangers cannot
+//!   flush the deferred queue.
+//! * **Future-epoch messages** (sent after a commit this device has not
+//!   applied yet) are buffered, up to [`MAX_DEFERRED`] per conversation
+//!   (oldest dropped and counted) and at most [`MAX_FUTURE_EPOCHS`] ahead,
+//!   and delivered in the results of the call that applies the commit.
+//! * **Replays.** openmls deletes each message key after use, so a
+//!   duplicate fails with [`E2eError::Replayed`].
+//!
+//! # Persistence contract
+//!
+//! Each state-changing call runs in one SQLite transaction that is committed
+//! (durably: WAL, `synchronous = FULL`) *before* the call returns its output.
+//! Send what a call returned only after it returned `Ok`; on `Err` nothing
+//! changed.
+//!
+//! # Layout
+//!
+//! * `store` — [`E2eStore`]: SQLite connection, openmls provider
+//!   (RustCrypto + `openmls_sqlite_storage`), the `e2e_*` tables,
+//!   transactions.
+//! * `device` — [`Device`]: device key as MLS signer, certificate as
+//!   credential, and the leaf-credential check.
+//! * `key_package` — [`create_key_packages`], [`inspect_key_package`],
+//!   [`KeyPackageInfo`].
+//! * `conversation` — [`Conversation`], [`Processed`], [`RekeyPolicy`], the
+//!   commit flow and tie-break; `conversation/state` — rekey counters,
+//!   pending commit and deferred queue rows.
+//! * `error` — [`E2eError`].
+//!
+//! # Data flow
+//!
+//! ```text
+//!  device seed + DeviceCertificate ──► Device (MLS signer + credential)
+//!
+//!  Bob:   create_key_packages ──► KeyPackage bytes ──► (DHT) ──┐
+//!                                                               ▼
+//!  Alice: Conversation::create(peer KeyPackages) ──► Welcome ──► (mailbox) ──► Bob: Conversation::join
+//!
+//!  plaintext ──encrypt──► PrivateMessage bytes ──► (network) ──► process ──► Processed::Application
+//!                                                                   │
+//!  rekey_due? ──self_update──► commit (pending) ──► (network) ──► process ──► CommitApplied
+//!        ▲                                                          │  (or CommitRejected: lost tie-break,
+//!        └── confirm_commit ◄── delivery receipt ◄──────────────────┘   or Deferred: future epoch)
+//!
+//!  every call ──► E2eStore: one SQLite transaction (openmls_* + e2e_* tables) committed before returning
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod conversation;
+mod device;
+mod error;
+mod key_package;
+mod store;
+
+use openmls::prelude::Ciphersuite;
+
+pub use conversation::{
+    CommitRejectReason, Conversation, DEFAULT_REKEY_MAX_AGE_SECS, DEFAULT_REKEY_MAX_MESSAGES,
+    GROUP_ID_LEN, MAX_DEFERRED, MAX_FUTURE_EPOCHS, MAX_GROUP_DEVICES, MAX_MESSAGE_BYTES,
+    MAX_PAST_EPOCHS, MAX_PLAINTEXT_BYTES, MAX_SKIPPED_GENERATIONS, OUT_OF_ORDER_TOLERANCE,
+    PADDING_BLOCK, Processed, RekeyPolicy, commit_id,
+};
+pub use device::Device;
+pub use error::E2eError;
+pub use key_package::{
+    KEY_PACKAGE_LIFETIME_SECS, KeyPackageInfo, MAX_KEY_PACKAGE_BYTES, MAX_KEY_PACKAGES_PER_CALL,
+    create_key_packages, inspect_key_package,
+};
+pub use store::{E2eStore, SCHEMA_VERSION};
+
+/// The only MLS ciphersuite rhizo uses: X-Wing (ML-KEM-768 + X25519) KEM,
+/// AES-128-GCM, SHA-256, Ed25519 signatures (code point 0x004F in
+/// draft-ietf-mls-pq-ciphersuites).
+pub const CIPHERSUITE: Ciphersuite = Ciphersuite::MLS_128_MLKEM768X25519_AES128GCM_SHA256_Ed25519;

@@ -1,0 +1,38 @@
+//! Events streamed to API clients (`GET /v1/events`): incoming messages and state changes.
+
+use serde::{Deserialize, Serialize};
+
+/// Capacity of the event broadcast: a slow subscriber that falls this far behind is told it
+/// lagged (and can re-read history) instead of growing memory.
+pub const EVENT_BUFFER: usize = 1024;
+
+/// One event.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ApiEvent {
+    /// A message arrived.
+    MessageReceived {
+        /// Message row id.
+        id: i64,
+        /// Contact name.
+        contact: String,
+        /// The text.
+        text: String,
+        /// Sender's timestamp (unix ms).
+        sent_at: i64,
+    },
+    /// An outgoing message changed state.
+    MessageState {
+        /// Message row id.
+        id: i64,
+        /// Contact name.
+        contact: String,
+        /// The new state.
+        state: String,
+    },
+    /// A contact was added or updated.
+    ContactAdded {
+        /// Its name.
+        name: String,
+    },
+}

@@ -1,0 +1,1216 @@
+//! The messaging service: contacts, conversations (MLS), envelopes, the outbox and receipts.
+//!
+//! ```text
+//!  send_text ─▶ conversation (MLS encrypt) ─▶ envelope (sign) ─▶ outbox row ┐  one SQLite
+//!                                                                         ┘  transaction
+//!  outbox worker ─▶ /rhizo/msg/1 to each device of the contact ─▶ signed receipt ─▶ delivered
+//!
+//!  inbound /rhizo/msg/1 ─▶ size, decode ─▶ known device? ─▶ signature ─▶ seen-set ─▶ MLS
+//!     ─▶ message row ─▶ commit ─▶ signed receipt back            (all but the last: one tx)
+//! ```
+//!
+//! Store and MLS work runs on the blocking pool under the store's mutex, which is also what
+//! serialises changes to a conversation's MLS state. Persist-before-acknowledge: an incoming
+//! message is committed (MLS state, seen-set and the message row together) before its receipt
+//! is sent; an outgoing one is committed before its first send.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use libp2p::{Multiaddr, PeerId};
+use prost::Message as _;
+use rhizo_core::{
+    DeviceCertificate, DeviceKey, DevicePublicKey, RootKey, RootPublicKey, Uid,
+    envelope::{
+        DeliveryReceipt, ErrorCode, ErrorMessage, MessageType, NONCE_LEN, ReceiptEntry,
+        ReceiptStatus, SecureMessage, SessionId,
+    },
+    proto::ChatContent,
+    records::{KeyPackageBundle, ValidRecord, key_packages_key, validate_record},
+    safety::SafetyNumber,
+    ticket::{ContactTicket, TicketDevice},
+};
+use rhizo_e2e::{Conversation, Device, E2eStore, Processed, RekeyPolicy};
+use rhizo_net::Client;
+use rhizo_store::{
+    Store, StoreError,
+    messaging::{
+        AddContact, Contact, ContactDevice, ConversationRow, MessageRow, MessageState, NewIncoming,
+        NewOutgoing, insert_conversation_tx, insert_incoming, seen_insert,
+    },
+};
+use tokio::sync::{Notify, broadcast};
+use tracing::{debug, info, warn};
+
+use crate::{events::ApiEvent, unix_now};
+
+/// First byte of a `/rhizo/msg/1` response: what follows.
+pub const RESPONSE_RECEIPT: u8 = 1;
+/// First byte of a `/rhizo/msg/1` response carrying an [`ErrorMessage`].
+pub const RESPONSE_ERROR: u8 = 2;
+/// Longest chat text accepted.
+pub const MAX_TEXT_BYTES: usize = 64 * 1024;
+/// Outbox entries handled per pass.
+const OUTBOX_BATCH: usize = 64;
+/// First retry delay; doubles per failed attempt up to [`MAX_RETRY_DELAY_MS`].
+const FIRST_RETRY_DELAY_MS: i64 = 1_000;
+/// Longest retry delay: an unreachable contact is retried at least this often.
+const MAX_RETRY_DELAY_MS: i64 = 5 * 60 * 1_000;
+/// Envelopes older than this are refused (replay window; the seen-set is pruned to it).
+const MAX_ENVELOPE_AGE_MS: i64 = 14 * 24 * 3600 * 1000;
+/// Envelopes this far in the sender's future are refused.
+const MAX_CLOCK_SKEW_MS: i64 = 10 * 60 * 1000;
+/// One-time KeyPackages published per device (plus one last-resort).
+const ONE_TIME_KEY_PACKAGES: usize = 8;
+/// TTL of published records.
+const RECORD_TTL_SECS: u64 = 3 * 24 * 3600;
+/// How often records are republished while online.
+const REPUBLISH_INTERVAL: Duration = Duration::from_secs(3600);
+/// How often the publisher checks whether a one-time KeyPackage was used up.
+const PUBLISHER_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+/// Meta key holding our current KeyPackage bundle (hex).
+const META_KEY_PACKAGE_BUNDLE: &str = "key_package_bundle";
+/// Meta key holding the last record version used (versions must grow).
+const META_RECORD_VERSION: &str = "record_version";
+
+/// Errors a user of the messaging service sees.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MessagingError {
+    /// No contact by that name or UID.
+    #[error("no contact '{0}': add one with `rhizo contacts add TICKET`")]
+    UnknownContact(String),
+    /// The ticket does not parse or verify.
+    #[error("invalid ticket: {0}")]
+    BadTicket(String),
+    /// The contact's KeyPackages could not be found in the DHT.
+    #[error(
+        "cannot start a conversation with {0}: none of their devices' KeyPackages were found \
+         in the DHT (is their node running and connected to the network?)"
+    )]
+    NoKeyPackages(String),
+    /// Text too long or empty.
+    #[error("{0}")]
+    BadInput(String),
+    /// The database.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// MLS.
+    #[error("end-to-end encryption: {0}")]
+    E2e(String),
+    /// Internal.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl MessagingError {
+    /// Whether the user asked for something that does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Self::UnknownContact(_))
+    }
+}
+
+/// This node's identity, as the messaging service needs it.
+pub(crate) struct Me {
+    pub(crate) root: RootKey,
+    pub(crate) device: DeviceKey,
+    pub(crate) certificate: DeviceCertificate,
+    pub(crate) uid: Uid,
+    pub(crate) name: Option<String>,
+}
+
+/// The messaging service (cheap to clone).
+#[derive(Clone)]
+pub struct Messaging {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Messaging {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Messaging").finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    store: Arc<Mutex<Store>>,
+    client: Client,
+    me: Me,
+    mls_device: Device,
+    events: broadcast::Sender<ApiEvent>,
+    outbox_wake: Notify,
+    rekey: RekeyPolicy,
+}
+
+/// A contact as the API shows it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ContactView {
+    /// Local name.
+    pub name: String,
+    /// UID.
+    pub uid: String,
+    /// Fingerprint of their root key.
+    pub fingerprint: String,
+    /// Safety number between us.
+    pub safety_number: String,
+    /// Whether it was compared and marked verified.
+    pub verified: bool,
+    /// Their device PeerIds.
+    pub devices: Vec<String>,
+}
+
+/// A message as the API shows it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct MessageView {
+    /// Row id.
+    pub id: i64,
+    /// `out` or `in`.
+    pub direction: String,
+    /// The text.
+    pub text: Option<String>,
+    /// Sender's timestamp (unix ms).
+    pub sent_at: i64,
+    /// queued, sent, delivered, read, failed, received.
+    pub state: String,
+    /// Sender's sequence number.
+    pub seq: u64,
+    /// Last error, if any.
+    pub error: Option<String>,
+}
+
+fn message_view(m: &MessageRow) -> MessageView {
+    MessageView {
+        id: m.id,
+        direction: if m.outgoing { "out" } else { "in" }.into(),
+        text: m.body.clone(),
+        sent_at: m.sent_at,
+        state: m.state.to_string(),
+        seq: m.seq,
+        error: m.error.clone(),
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn random<const N: usize>() -> Result<[u8; N], MessagingError> {
+    let mut b = [0u8; N];
+    getrandom::fill(&mut b).map_err(|e| MessagingError::Internal(e.to_string()))?;
+    Ok(b)
+}
+
+fn peer_id_of_device(device: &DevicePublicKey) -> Option<PeerId> {
+    let pk = libp2p::identity::ed25519::PublicKey::try_from_bytes(device.as_bytes()).ok()?;
+    Some(libp2p::identity::PublicKey::from(pk).to_peer_id())
+}
+
+fn e2e(e: impl std::fmt::Display) -> MessagingError {
+    MessagingError::E2e(e.to_string())
+}
+
+impl Messaging {
+    pub(crate) fn new(
+        store: Arc<Mutex<Store>>,
+        client: Client,
+        me: Me,
+    ) -> Result<Self, MessagingError> {
+        let mls_device =
+            Device::new(&me.device.to_bytes(), &me.certificate.encode()).map_err(e2e)?;
+        let (events, _) = broadcast::channel(crate::events::EVENT_BUFFER);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                store,
+                client,
+                me,
+                mls_device,
+                events,
+                outbox_wake: Notify::new(),
+                rekey: RekeyPolicy::default(),
+            }),
+        })
+    }
+
+    /// Subscribes to incoming messages and state changes.
+    pub fn subscribe(&self) -> broadcast::Receiver<ApiEvent> {
+        self.inner.events.subscribe()
+    }
+
+    fn emit(&self, event: ApiEvent) {
+        // No subscriber is fine: events are also in the database.
+        let _ = self.inner.events.send(event);
+    }
+
+    /// Runs `f` with the store on the blocking pool.
+    async fn with_store<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Store, &Inner) -> Result<T, MessagingError> + Send + 'static,
+    ) -> Result<T, MessagingError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = this
+                .inner
+                .store
+                .lock()
+                .map_err(|_| MessagingError::Internal("store lock poisoned".into()))?;
+            f(&mut guard, &this.inner)
+        })
+        .await
+        .map_err(|e| MessagingError::Internal(e.to_string()))?
+    }
+
+    // ---- contacts ---------------------------------------------------------------------------
+
+    /// Our contact ticket, with the addresses the node listens on.
+    pub async fn invite(&self) -> Result<ContactTicket, MessagingError> {
+        let info = self
+            .inner
+            .client
+            .info()
+            .await
+            .map_err(|e| MessagingError::Internal(e.to_string()))?;
+        let addrs: Vec<String> = info
+            .listen_addrs
+            .iter()
+            .filter(|a| dialable(a))
+            .map(ToString::to_string)
+            .take(rhizo_core::ticket::MAX_TICKET_ADDRS)
+            .collect();
+        let me = &self.inner.me;
+        let device = TicketDevice::new(me.device.public(), addrs);
+        ContactTicket::new(
+            &me.root,
+            vec![device],
+            me.name.clone(),
+            u64::try_from(unix_now()).unwrap_or(0),
+        )
+        .map_err(|e| MessagingError::BadTicket(e.to_string()))
+    }
+
+    /// Adds (or updates) a contact from a ticket; `name` overrides the ticket's name.
+    pub async fn add_contact(
+        &self,
+        ticket: &str,
+        name: Option<String>,
+    ) -> Result<(ContactView, bool), MessagingError> {
+        let ticket: ContactTicket =
+            ticket
+                .trim()
+                .parse()
+                .map_err(|e: rhizo_core::ticket::TicketError| {
+                    MessagingError::BadTicket(e.to_string())
+                })?;
+        if ticket.uid() == self.inner.me.uid {
+            return Err(MessagingError::BadInput("that is your own ticket".into()));
+        }
+        let name = name
+            .or_else(|| ticket.name().map(String::from))
+            .ok_or_else(|| {
+                MessagingError::BadInput("the ticket carries no name: pass --name NAME".into())
+            })?;
+        let devices: Vec<ContactDevice> = ticket
+            .devices()
+            .iter()
+            .filter_map(|d| {
+                Some(ContactDevice {
+                    device_pk: *d.device_pk.as_bytes(),
+                    peer_id: peer_id_of_device(&d.device_pk)?.to_string(),
+                    addrs: d.addrs.clone(),
+                    certificate: None,
+                })
+            })
+            .collect();
+        // Tell the network layer where the devices are, so it can dial them.
+        for d in &devices {
+            for addr in &d.addrs {
+                if let (Ok(peer), Ok(addr)) =
+                    (d.peer_id.parse::<PeerId>(), addr.parse::<Multiaddr>())
+                {
+                    let _ = self
+                        .inner
+                        .client
+                        .dial(addr.with_p2p(peer).unwrap_or_else(|a| a))
+                        .await;
+                }
+            }
+        }
+        let contact = Contact {
+            uid: *ticket.uid().as_bytes(),
+            root_pk: *ticket.root_pk().as_bytes(),
+            name: name.clone(),
+            verified: false,
+            added_at: now_ms(),
+            devices,
+        };
+        let outcome = self
+            .with_store(move |store, _| Ok(store.add_contact(&contact, now_ms())?))
+            .await?;
+        let view = self.contact_view(&name).await?;
+        self.emit(ApiEvent::ContactAdded { name });
+        // A newly known contact may unblock queued messages.
+        self.inner.outbox_wake.notify_one();
+        Ok((view, outcome == AddContact::Added))
+    }
+
+    async fn contact_view(&self, name: &str) -> Result<ContactView, MessagingError> {
+        let name = name.to_string();
+        self.with_store(move |store, inner| {
+            let c = find_contact(store, &name)?;
+            Ok(view_of(&c, &inner.me))
+        })
+        .await
+    }
+
+    /// All contacts.
+    pub async fn contacts(&self) -> Result<Vec<ContactView>, MessagingError> {
+        self.with_store(|store, inner| {
+            Ok(store
+                .list_contacts()?
+                .iter()
+                .map(|c| view_of(c, &inner.me))
+                .collect())
+        })
+        .await
+    }
+
+    /// Marks a contact verified after the user compared safety numbers.
+    pub async fn verify_contact(&self, name: &str) -> Result<ContactView, MessagingError> {
+        let name = name.to_string();
+        self.with_store(move |store, inner| {
+            let c = find_contact(store, &name)?;
+            store.set_contact_verified(&c.uid, true)?;
+            let c = find_contact(store, &name)?;
+            Ok(view_of(&c, &inner.me))
+        })
+        .await
+    }
+
+    // ---- sending ----------------------------------------------------------------------------
+
+    /// Queues a text message to a contact (by name or UID); returns its row.
+    pub async fn send_text(&self, to: &str, text: &str) -> Result<MessageView, MessagingError> {
+        if text.is_empty() || text.len() > MAX_TEXT_BYTES {
+            return Err(MessagingError::BadInput(format!(
+                "a message has 1 to {MAX_TEXT_BYTES} bytes of text"
+            )));
+        }
+        let to_owned = to.to_string();
+        let (contact, has_conversation) = self
+            .with_store(move |store, _| {
+                let c = find_contact(store, &to_owned)?;
+                let has = !store.conversations_with(&c.uid)?.is_empty();
+                Ok((c, has))
+            })
+            .await?;
+        let key_packages = if has_conversation {
+            Vec::new()
+        } else {
+            self.fetch_key_packages(&contact).await?
+        };
+        let text = text.to_string();
+        let contact_name = contact.name.clone();
+        let view = self
+            .with_store(move |store, inner| {
+                let now = now_ms();
+                let session = match store.conversations_with(&contact.uid)?.into_iter().next() {
+                    Some(row) => row,
+                    None => create_conversation(store, inner, &contact, &key_packages, now)?,
+                };
+                let content = ChatContent {
+                    text: text.clone(),
+                    sent_at_ms: now as u64,
+                }
+                .encode_to_vec();
+                let id = queue_application(store, inner, &contact, &session, &content, &text, now)?;
+                store
+                    .message(id)?
+                    .map(|m| message_view(&m))
+                    .ok_or_else(|| MessagingError::Internal("message vanished".into()))
+            })
+            .await?;
+        self.emit(ApiEvent::MessageState {
+            id: view.id,
+            contact: contact_name,
+            state: view.state.clone(),
+        });
+        self.inner.outbox_wake.notify_one();
+        Ok(view)
+    }
+
+    /// Looks the contact's KeyPackages up in the DHT, newest valid bundle per device.
+    async fn fetch_key_packages(&self, contact: &Contact) -> Result<Vec<Vec<u8>>, MessagingError> {
+        let uid = Uid::from_bytes(&contact.uid);
+        let now = u64::try_from(unix_now()).unwrap_or(0);
+        let mut out = Vec::new();
+        for device in &contact.devices {
+            let Ok(device_pk) = DevicePublicKey::from_bytes(&device.device_pk) else {
+                continue;
+            };
+            let key = key_packages_key(&uid, &device_pk);
+            let values = self
+                .inner
+                .client
+                .get_records(key.to_vec())
+                .await
+                .unwrap_or_default();
+            let best = values
+                .iter()
+                .filter_map(|v| match validate_record(&key, v, now) {
+                    Ok(ValidRecord::KeyPackages(bundle)) => Some(bundle),
+                    _ => None,
+                })
+                .filter(|b| b.device_cert().root().as_bytes() == &contact.root_pk)
+                .max_by_key(KeyPackageBundle::version);
+            if let Some(bundle) = best
+                && let Some(kp) = pick_key_package(&bundle, u64::from_le_bytes(random::<8>()?))
+            {
+                out.push(kp);
+            }
+        }
+        if out.is_empty() {
+            return Err(MessagingError::NoKeyPackages(contact.name.clone()));
+        }
+        Ok(out)
+    }
+
+    /// History with a contact, in order.
+    pub async fn history(
+        &self,
+        with: &str,
+        limit: usize,
+    ) -> Result<Vec<MessageView>, MessagingError> {
+        let with = with.to_string();
+        self.with_store(move |store, _| {
+            let c = find_contact(store, &with)?;
+            let mut all = Vec::new();
+            for conv in store.conversations_with(&c.uid)? {
+                all.extend(store.messages(&conv.session_id, limit)?);
+            }
+            all.retain(|m| m.kind == "text");
+            all.sort_by(|a, b| {
+                (a.sent_at, a.sender_device, a.seq).cmp(&(b.sent_at, b.sender_device, b.seq))
+            });
+            Ok(all.iter().map(message_view).collect())
+        })
+        .await
+    }
+
+    // ---- the outbox worker ------------------------------------------------------------------
+
+    /// Delivers queued envelopes until `shutdown` fires.
+    pub async fn run_outbox(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            let next = match self.outbox_pass().await {
+                Ok(next) => next,
+                Err(e) => {
+                    warn!(error = %e, "outbox pass failed");
+                    Some(now_ms() + FIRST_RETRY_DELAY_MS)
+                }
+            };
+            let wait = next
+                .map(|t| Duration::from_millis(u64::try_from(t - now_ms()).unwrap_or(0).max(50)))
+                .unwrap_or(Duration::from_secs(60));
+            tokio::select! {
+                () = self.inner.outbox_wake.notified() => {}
+                () = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    /// Sends what is due; returns when the next attempt is due.
+    async fn outbox_pass(&self) -> Result<Option<i64>, MessagingError> {
+        let due = self
+            .with_store(|store, _| {
+                let items = store.outbox_due(now_ms(), OUTBOX_BATCH)?;
+                let mut with_contacts = Vec::with_capacity(items.len());
+                for item in items {
+                    let contact = store.contact_by_uid(&item.contact_uid)?;
+                    with_contacts.push((item, contact));
+                }
+                Ok(with_contacts)
+            })
+            .await?;
+        // In order, one at a time: a Welcome must arrive before the messages that follow it.
+        for (item, contact) in due {
+            let Some(contact) = contact else { continue };
+            let outcome = self.deliver(&contact, &item.envelope).await;
+            let id = item.id;
+            let name = contact.name.clone();
+            match outcome {
+                Ok((state, error)) => {
+                    let commit_id = (item.kind == "commit")
+                        .then(|| SecureMessage::decode(&item.envelope).ok())
+                        .flatten()
+                        .map(|m| rhizo_e2e::commit_id(&m.payload));
+                    let session_id = item.session_id;
+                    let changed = self
+                        .with_store(move |store, inner| {
+                            let changed = store.advance_message_state(
+                                id,
+                                state,
+                                now_ms(),
+                                error.as_deref(),
+                            )?;
+                            if changed
+                                && state == MessageState::Delivered
+                                && let Some(commit_id) = commit_id
+                            {
+                                confirm_commit(store, inner, &session_id, commit_id)?;
+                            }
+                            Ok(changed)
+                        })
+                        .await?;
+                    if changed {
+                        self.emit(ApiEvent::MessageState {
+                            id,
+                            contact: name,
+                            state: state.to_string(),
+                        });
+                    }
+                }
+                Err(why) => {
+                    let delay = retry_delay(item.attempts);
+                    debug!(id, %why, delay_ms = delay, "delivery failed; will retry");
+                    self.with_store(move |store, _| {
+                        Ok(store.record_attempt_failed(id, now_ms() + delay, &why)?)
+                    })
+                    .await?;
+                }
+            }
+        }
+        self.with_store(|store, _| Ok(store.outbox_next_attempt()?))
+            .await
+    }
+
+    /// Sends one envelope to the contact's devices; the first valid receipt decides.
+    async fn deliver(
+        &self,
+        contact: &Contact,
+        envelope: &[u8],
+    ) -> Result<(MessageState, Option<String>), String> {
+        let mut last_error = String::from("the contact has no known device");
+        let sent = SecureMessage::decode(envelope).map_err(|e| e.to_string())?;
+        for device in &contact.devices {
+            let Ok(peer) = device.peer_id.parse::<PeerId>() else {
+                continue;
+            };
+            let Ok(device_pk) = DevicePublicKey::from_bytes(&device.device_pk) else {
+                continue;
+            };
+            let addrs: Vec<Multiaddr> =
+                device.addrs.iter().filter_map(|a| a.parse().ok()).collect();
+            match self
+                .inner
+                .client
+                .send_message(peer, addrs, envelope.to_vec())
+                .await
+            {
+                Ok(response) => match parse_response(&response, &device_pk, &sent) {
+                    Ok(state) => return Ok(state),
+                    Err(e) => last_error = e,
+                },
+                Err(e) => last_error = e.to_string(),
+            }
+        }
+        Err(last_error)
+    }
+
+    // ---- receiving --------------------------------------------------------------------------
+
+    /// Handles one inbound `/rhizo/msg/1` request; returns the response bytes.
+    pub async fn handle_inbound(&self, peer: PeerId, payload: Vec<u8>) -> Vec<u8> {
+        let result = self
+            .with_store(move |store, inner| Ok(receive(store, inner, &payload)))
+            .await;
+        match result {
+            Ok(Received { response, event }) => {
+                if let Some(event) = event {
+                    self.emit(event);
+                }
+                response
+            }
+            Err(e) => {
+                warn!(%peer, error = %e, "inbound message failed");
+                error_response(ErrorCode::Internal, "internal error", None)
+            }
+        }
+    }
+
+    // ---- records ----------------------------------------------------------------------------
+
+    /// Publishes our KeyPackage bundle (creating it once) in the DHT, then keeps republishing.
+    pub async fn run_publisher(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let mut last_published: Option<tokio::time::Instant> = None;
+        loop {
+            let bundle_used = self
+                .with_store(|store, _| Ok(store.get_meta(META_KEY_PACKAGE_BUNDLE)?.is_none()))
+                .await
+                .unwrap_or(false);
+            let due = last_published.is_none_or(|t| t.elapsed() >= REPUBLISH_INTERVAL);
+            if due || bundle_used {
+                match self.publish_key_packages().await {
+                    Ok(n) => {
+                        info!(peers = n, "published KeyPackages in the DHT");
+                        last_published = Some(tokio::time::Instant::now());
+                    }
+                    Err(e) => debug!(error = %e, "KeyPackages not published yet"),
+                }
+            }
+            let wait = if last_published.is_some() {
+                PUBLISHER_CHECK_INTERVAL
+            } else {
+                Duration::from_secs(2)
+            };
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    async fn publish_key_packages(&self) -> Result<usize, MessagingError> {
+        let (key, value) = self
+            .with_store(|store, inner| {
+                let bundle = match store.get_meta(META_KEY_PACKAGE_BUNDLE)? {
+                    Some(hex) => {
+                        hex::decode(hex).map_err(|e| MessagingError::Internal(e.to_string()))?
+                    }
+                    None => {
+                        let bytes = build_key_package_bundle(store, inner)?;
+                        store.set_meta(META_KEY_PACKAGE_BUNDLE, &hex::encode(&bytes))?;
+                        bytes
+                    }
+                };
+                let key = key_packages_key(&inner.me.uid, &inner.me.device.public());
+                Ok((key.to_vec(), bundle))
+            })
+            .await?;
+        self.inner
+            .client
+            .put_record(key, value)
+            .await
+            .map_err(|e| MessagingError::Internal(e.to_string()))
+    }
+}
+
+fn next_record_version(store: &mut Store) -> Result<u64, MessagingError> {
+    let last: u64 = store
+        .get_meta(META_RECORD_VERSION)?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let version = last.max(u64::try_from(unix_now()).unwrap_or(0)) + 1;
+    store.set_meta(META_RECORD_VERSION, &version.to_string())?;
+    Ok(version)
+}
+
+fn build_key_package_bundle(store: &mut Store, inner: &Inner) -> Result<Vec<u8>, MessagingError> {
+    let version = next_record_version(store)?;
+    let kps = store.transaction(|tx| -> Result<_, MessagingError> {
+        let mls = E2eStore::from_connection(tx).map_err(e2e)?;
+        let mut kps =
+            rhizo_e2e::create_key_packages(&mls, &inner.mls_device, ONE_TIME_KEY_PACKAGES, false)
+                .map_err(e2e)?;
+        kps.extend(rhizo_e2e::create_key_packages(&mls, &inner.mls_device, 1, true).map_err(e2e)?);
+        Ok(kps)
+    })?;
+    let last_resort = kps.len() - 1;
+    let bundle = KeyPackageBundle::new(
+        &inner.me.device,
+        inner.me.certificate,
+        version,
+        kps,
+        last_resort,
+        u64::try_from(unix_now()).unwrap_or(0),
+        RECORD_TTL_SECS,
+    )
+    .map_err(|e| MessagingError::Internal(e.to_string()))?;
+    Ok(bundle.encode())
+}
+
+/// A random one-time KeyPackage of the bundle (the last-resort one only if there is no other):
+/// random, so two senders rarely pick the same one.
+fn pick_key_package(bundle: &KeyPackageBundle, random: u64) -> Option<Vec<u8>> {
+    let all = bundle.key_packages();
+    let one_time: Vec<&bytes::Bytes> = all
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != bundle.last_resort_index())
+        .map(|(_, kp)| kp)
+        .collect();
+    if one_time.is_empty() {
+        return bundle.last_resort().map(|kp| kp.to_vec());
+    }
+    let index = usize::try_from(random % one_time.len() as u64).unwrap_or(0);
+    one_time.get(index).map(|kp| kp.to_vec())
+}
+
+/// Merges our pending commit after the peer's receipt said it applied it.
+fn confirm_commit(
+    store: &mut Store,
+    inner: &Inner,
+    session_id: &[u8; 16],
+    commit_id: [u8; 32],
+) -> Result<(), MessagingError> {
+    let Some(row) = store.conversation(session_id)? else {
+        return Ok(());
+    };
+    store.transaction(|tx| -> Result<(), MessagingError> {
+        let mls = E2eStore::from_connection(tx).map_err(e2e)?;
+        if let Some(mut conversation) = Conversation::load(&mls, &row.group_id).map_err(e2e)?
+            && conversation.pending_commit_id() == Some(commit_id)
+        {
+            conversation.confirm_commit(&mls).map_err(e2e)?;
+            debug!(epoch = conversation.epoch(), "self-update confirmed");
+        }
+        let _ = inner;
+        Ok(())
+    })
+}
+
+fn retry_delay(attempts: u32) -> i64 {
+    FIRST_RETRY_DELAY_MS
+        .saturating_mul(1i64 << attempts.min(20))
+        .min(MAX_RETRY_DELAY_MS)
+}
+
+fn dialable(addr: &Multiaddr) -> bool {
+    use libp2p::multiaddr::Protocol;
+    match addr.iter().next() {
+        Some(Protocol::Ip4(ip)) => !ip.is_unspecified(),
+        Some(Protocol::Ip6(ip)) => !ip.is_unspecified(),
+        _ => false,
+    }
+}
+
+fn find_contact(store: &Store, name_or_uid: &str) -> Result<Contact, MessagingError> {
+    if let Some(c) = store.contact_by_name(name_or_uid)? {
+        return Ok(c);
+    }
+    if let Ok(uid) = name_or_uid.parse::<Uid>()
+        && let Some(c) = store.contact_by_uid(uid.as_bytes())?
+    {
+        return Ok(c);
+    }
+    Err(MessagingError::UnknownContact(name_or_uid.to_string()))
+}
+
+fn view_of(c: &Contact, me: &Me) -> ContactView {
+    let root = RootPublicKey::from_bytes(&c.root_pk);
+    ContactView {
+        name: c.name.clone(),
+        uid: Uid::from_bytes(&c.uid).to_string(),
+        fingerprint: root
+            .as_ref()
+            .map(|r| r.fingerprint().to_string())
+            .unwrap_or_default(),
+        safety_number: root
+            .map(|r| SafetyNumber::between(&me.root.public(), &r).to_string())
+            .unwrap_or_default(),
+        verified: c.verified,
+        devices: c.devices.iter().map(|d| d.peer_id.clone()).collect(),
+    }
+}
+
+/// Creates the MLS group with the contact's devices, persists the conversation and queues the
+/// Welcome as the conversation's first envelope.
+fn create_conversation(
+    store: &mut Store,
+    inner: &Inner,
+    contact: &Contact,
+    key_packages: &[Vec<u8>],
+    now: i64,
+) -> Result<ConversationRow, MessagingError> {
+    let session_id: [u8; 16] = random()?;
+    let me = &inner.me;
+    store.transaction(|tx| -> Result<_, MessagingError> {
+        let mls = E2eStore::from_connection(tx).map_err(e2e)?;
+        let (conversation, welcome) =
+            Conversation::create(&mls, &inner.mls_device, key_packages, now as u64 / 1000)
+                .map_err(e2e)?;
+        let row = ConversationRow {
+            session_id,
+            group_id: conversation.id().to_vec(),
+            contact_uid: contact.uid,
+            created_at: now,
+        };
+        insert_conversation_tx(tx, &row)?;
+        let seq = rhizo_store::messaging::take_next_seq_tx(tx, &session_id)?;
+        let envelope = seal(
+            me,
+            contact,
+            &session_id,
+            seq,
+            MessageType::Welcome,
+            welcome,
+            now,
+        )
+        .map_err(e2e)?;
+        rhizo_store::messaging::insert_outgoing_tx(
+            tx,
+            &NewOutgoing {
+                session_id,
+                sender_device: *me.device.public().as_bytes(),
+                seq,
+                kind: "welcome",
+                body: None,
+                sent_at: now,
+                envelope: &envelope,
+            },
+            now,
+        )?;
+        Ok(row)
+    })
+}
+
+/// Encrypts `content` in the conversation and queues the envelope, in one transaction.
+fn queue_application(
+    store: &mut Store,
+    inner: &Inner,
+    contact: &Contact,
+    session: &ConversationRow,
+    content: &[u8],
+    text: &str,
+    now: i64,
+) -> Result<i64, MessagingError> {
+    let me = &inner.me;
+    let id = store.transaction(|tx| -> Result<_, MessagingError> {
+        let mls = E2eStore::from_connection(tx).map_err(e2e)?;
+        let mut conversation = Conversation::load(&mls, &session.group_id)
+            .map_err(e2e)?
+            .ok_or_else(|| MessagingError::Internal("conversation state missing".into()))?;
+        let unix = u64::try_from(now / 1000).unwrap_or(0);
+        // Seed 000's rekey rule: a self-update commit after N sent messages or T time. It goes
+        // out before this message and is confirmed when the peer's receipt says it applied it.
+        if conversation.rekey_due(&inner.rekey, unix) && !conversation.has_pending_commit() {
+            let commit = conversation
+                .self_update(&mls, &inner.mls_device, unix)
+                .map_err(e2e)?;
+            let seq = rhizo_store::messaging::take_next_seq_tx(tx, &session.session_id)?;
+            let envelope = seal(
+                me,
+                contact,
+                &session.session_id,
+                seq,
+                MessageType::Commit,
+                commit,
+                now,
+            )?;
+            rhizo_store::messaging::insert_outgoing_tx(
+                tx,
+                &NewOutgoing {
+                    session_id: session.session_id,
+                    sender_device: *me.device.public().as_bytes(),
+                    seq,
+                    kind: "commit",
+                    body: None,
+                    sent_at: now,
+                    envelope: &envelope,
+                },
+                now,
+            )?;
+        }
+        let ciphertext = conversation
+            .encrypt(&mls, &inner.mls_device, content, unix)
+            .map_err(e2e)?;
+        let seq = rhizo_store::messaging::take_next_seq_tx(tx, &session.session_id)?;
+        let envelope = seal(
+            me,
+            contact,
+            &session.session_id,
+            seq,
+            MessageType::Application,
+            ciphertext,
+            now,
+        )
+        .map_err(e2e)?;
+        Ok(rhizo_store::messaging::insert_outgoing_tx(
+            tx,
+            &NewOutgoing {
+                session_id: session.session_id,
+                sender_device: *me.device.public().as_bytes(),
+                seq,
+                kind: "text",
+                body: Some(text),
+                sent_at: now,
+                envelope: &envelope,
+            },
+            now,
+        )?)
+    })?;
+    Ok(id)
+}
+
+/// Builds and signs an envelope.
+fn seal(
+    me: &Me,
+    contact: &Contact,
+    session_id: &[u8; 16],
+    seq: u64,
+    msg_type: MessageType,
+    payload: Vec<u8>,
+    now: i64,
+) -> Result<Vec<u8>, MessagingError> {
+    let mut envelope = SecureMessage {
+        msg_type,
+        sender_id: me.uid,
+        sender_device: me.device.public(),
+        recipient_id: Uid::from_bytes(&contact.uid),
+        session_id: SessionId::from_bytes(*session_id),
+        sequence_num: seq,
+        timestamp: u64::try_from(now).unwrap_or(0),
+        nonce: random::<NONCE_LEN>()?,
+        payload: payload.into(),
+        signature: [0; 64],
+    };
+    envelope
+        .sign(&me.device)
+        .map_err(|e| MessagingError::Internal(e.to_string()))?;
+    Ok(envelope.encode())
+}
+
+/// Interprets a `/rhizo/msg/1` response to `sent`.
+fn parse_response(
+    response: &[u8],
+    device: &DevicePublicKey,
+    sent: &SecureMessage,
+) -> Result<(MessageState, Option<String>), String> {
+    match response.split_first() {
+        Some((&RESPONSE_RECEIPT, body)) => {
+            let receipt = DeliveryReceipt::decode(body).map_err(|e| e.to_string())?;
+            if receipt.recipient_device != *device {
+                return Err("receipt from another device".into());
+            }
+            receipt.verify(device).map_err(|e| e.to_string())?;
+            let entry = receipt
+                .entries
+                .iter()
+                .find(|e| e.envelope == sent.id() && e.envelope_digest == sent.digest())
+                .ok_or("receipt does not acknowledge this envelope")?;
+            match entry.status {
+                ReceiptStatus::Delivered => Ok((MessageState::Delivered, None)),
+                ReceiptStatus::Read => Ok((MessageState::Read, None)),
+                // Seen before: our first receipt was lost; it was delivered.
+                ReceiptStatus::Rejected(ErrorCode::ReplayDetected) => {
+                    Ok((MessageState::Delivered, None))
+                }
+                ReceiptStatus::Rejected(code) if code.is_transient() => {
+                    Err(format!("recipient answered {}", code.as_str()))
+                }
+                // Final: retrying the same envelope cannot succeed.
+                ReceiptStatus::Rejected(code) => Ok((
+                    MessageState::Failed,
+                    Some(format!("refused by the recipient: {}", code.as_str())),
+                )),
+            }
+        }
+        Some((&RESPONSE_ERROR, body)) => {
+            let e = ErrorMessage::decode(body).map_err(|e| e.to_string())?;
+            Err(format!("recipient answered {}", e.code.as_str()))
+        }
+        _ => Err("malformed response".into()),
+    }
+}
+
+fn error_response(code: ErrorCode, detail: &str, refused: Option<(SessionId, u64)>) -> Vec<u8> {
+    let mut out = vec![RESPONSE_ERROR];
+    out.extend(ErrorMessage::new(code, detail, refused).encode());
+    out
+}
+
+fn receipt_response(me: &Me, message: &SecureMessage, status: ReceiptStatus) -> Vec<u8> {
+    let mut receipt = DeliveryReceipt {
+        recipient_device: me.device.public(),
+        timestamp: u64::try_from(now_ms()).unwrap_or(0),
+        entries: vec![ReceiptEntry::for_envelope(message, status)],
+        signature: [0; 64],
+    };
+    if receipt.sign(&me.device).is_err() {
+        return error_response(ErrorCode::Internal, "cannot sign a receipt", None);
+    }
+    let mut out = vec![RESPONSE_RECEIPT];
+    out.extend(receipt.encode());
+    out
+}
+
+struct Received {
+    response: Vec<u8>,
+    event: Option<ApiEvent>,
+}
+
+/// Verifies, deduplicates, decrypts and stores one envelope. Everything it changes is one
+/// transaction, committed before the receipt is returned.
+fn receive(store: &mut Store, inner: &Inner, payload: &[u8]) -> Received {
+    let me = &inner.me;
+    let reply = |response| Received {
+        response,
+        event: None,
+    };
+    // Cheap checks first: size and structure, before any signature or KEM work.
+    let message = match SecureMessage::decode(payload) {
+        Ok(m) => m,
+        Err(e) => return reply(error_response(e.code(), &e.to_string(), None)),
+    };
+    let refused = Some((message.session_id, message.sequence_num));
+    if message.recipient_id != me.uid {
+        return reply(receipt_response(
+            me,
+            &message,
+            ReceiptStatus::Rejected(ErrorCode::UnknownSession),
+        ));
+    }
+    let now = now_ms();
+    let ts = i64::try_from(message.timestamp).unwrap_or(i64::MAX);
+    if ts < now - MAX_ENVELOPE_AGE_MS || ts > now + MAX_CLOCK_SKEW_MS {
+        return reply(receipt_response(
+            me,
+            &message,
+            ReceiptStatus::Rejected(ErrorCode::SessionExpired),
+        ));
+    }
+    let contact = match store.contact_by_device(message.sender_device.as_bytes()) {
+        Ok(Some(c)) if c.uid == *message.sender_id.as_bytes() => c,
+        Ok(_) => {
+            return reply(receipt_response(
+                me,
+                &message,
+                ReceiptStatus::Rejected(ErrorCode::UnknownSender),
+            ));
+        }
+        Err(_) => return reply(error_response(ErrorCode::Internal, "database", refused)),
+    };
+    if message.verify(&message.sender_device).is_err() {
+        return reply(error_response(
+            ErrorCode::InvalidSignature,
+            "bad signature",
+            refused,
+        ));
+    }
+    let session_id = *message.session_id.as_bytes();
+    let sender_device = *message.sender_device.as_bytes();
+    let seq = message.sequence_num;
+    let outcome = store.transaction(|tx| -> Result<Option<ApiEvent>, Reject> {
+        if !seen_insert(tx, &sender_device, &session_id, seq, now)? {
+            return Err(Reject::Code(ErrorCode::ReplayDetected));
+        }
+        let mls = E2eStore::from_connection(tx).map_err(Reject::internal)?;
+        let unix = u64::try_from(now / 1000).unwrap_or(0);
+        match message.msg_type {
+            MessageType::Welcome => {
+                let conversation =
+                    Conversation::join(&mls, &inner.mls_device, &message.payload, unix)
+                        .map_err(|_| Reject::Code(ErrorCode::DecryptionFailed))?;
+                insert_conversation_tx(
+                    tx,
+                    &ConversationRow {
+                        session_id,
+                        group_id: conversation.id().to_vec(),
+                        contact_uid: contact.uid,
+                        created_at: now,
+                    },
+                )?;
+                // A one-time KeyPackage was used: publish a fresh bundle.
+                tx.execute("DELETE FROM meta WHERE key = ?1", [META_KEY_PACKAGE_BUNDLE])
+                    .map_err(Reject::internal)?;
+                Ok(None)
+            }
+            MessageType::Application | MessageType::Commit => {
+                let row = rhizo_store::messaging::conversation_tx(tx, &session_id)?
+                    .ok_or(Reject::Code(ErrorCode::UnknownSession))?;
+                if row.contact_uid != contact.uid {
+                    return Err(Reject::Code(ErrorCode::UnknownSender));
+                }
+                let mut conversation = Conversation::load(&mls, &row.group_id)
+                    .map_err(Reject::internal)?
+                    .ok_or(Reject::Code(ErrorCode::UnknownSession))?;
+                let processed = conversation
+                    .process(&mls, &inner.mls_device, &message.payload, unix)
+                    .map_err(|_| Reject::Code(ErrorCode::DecryptionFailed))?;
+                let mut event = None;
+                for p in &processed {
+                    match p {
+                        // Not acknowledged (and rolled back): the sender retries once the
+                        // commit that opens that epoch has been applied here.
+                        Processed::Deferred => return Err(Reject::Code(ErrorCode::SequenceError)),
+                        // Our own concurrent commit won the tie-break; the sender applies ours.
+                        // A final refusal, so its commit is never confirmed.
+                        Processed::CommitRejected { .. } => {
+                            return Err(Reject::Code(ErrorCode::SessionExpired));
+                        }
+                        _ => {}
+                    }
+                }
+                for p in processed {
+                    let Processed::Application { plaintext, .. } = p else {
+                        continue;
+                    };
+                    let content = ChatContent::decode(plaintext.as_slice())
+                        .map_err(|_| Reject::Code(ErrorCode::Malformed))?;
+                    let sent_at = i64::try_from(content.sent_at_ms).unwrap_or(ts);
+                    if let Some(id) = insert_incoming(
+                        tx,
+                        &NewIncoming {
+                            session_id,
+                            sender_device,
+                            seq,
+                            kind: "text",
+                            body: Some(&content.text),
+                            sent_at,
+                        },
+                        now,
+                    )? {
+                        event = Some(ApiEvent::MessageReceived {
+                            id,
+                            contact: contact.name.clone(),
+                            text: content.text.clone(),
+                            sent_at,
+                        });
+                    }
+                }
+                Ok(event)
+            }
+            _ => Err(Reject::Code(ErrorCode::Malformed)),
+        }
+    });
+    match outcome {
+        Ok(event) => Received {
+            response: receipt_response(me, &message, ReceiptStatus::Delivered),
+            event,
+        },
+        // The transaction rolled back: nothing was stored, the seen-set is unchanged.
+        Err(Reject::Code(code)) => {
+            debug!(code = code.as_str(), seq, "envelope refused");
+            reply(receipt_response(
+                me,
+                &message,
+                ReceiptStatus::Rejected(code),
+            ))
+        }
+        Err(Reject::Store(e)) => {
+            warn!(error = %e, "storing an incoming message failed");
+            reply(error_response(ErrorCode::Internal, "storage", refused))
+        }
+    }
+}
+
+/// Why an envelope is refused; either way the transaction rolls back.
+enum Reject {
+    Code(ErrorCode),
+    Store(StoreError),
+}
+
+impl From<StoreError> for Reject {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+impl Reject {
+    fn internal(e: impl std::fmt::Display) -> Self {
+        Self::Store(StoreError::InvalidInput(e.to_string()))
+    }
+}

@@ -1,0 +1,134 @@
+//! `rhizo send`, `rhizo messages`, `rhizo chat`.
+
+use anyhow::Context;
+use rhizo_node::{
+    Config,
+    api::{PostMessageRequest, TextBody},
+    events::ApiEvent,
+    messaging::MessageView,
+};
+use tokio::io::AsyncBufReadExt;
+
+use crate::{
+    api_client::ApiClient,
+    cli::{MessagesArgs, SendArgs},
+    cmd::contacts::urlencode,
+};
+
+pub(crate) async fn send(config: &Config, args: &SendArgs) -> anyhow::Result<()> {
+    let api = ApiClient::connect(config)?;
+    let m: MessageView = api
+        .post(
+            "/message",
+            &PostMessageRequest {
+                to: args.contact.clone(),
+                text: args.text.clone(),
+            },
+        )
+        .await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&m)?);
+    } else {
+        println!("message {} to {}: {}", m.id, args.contact, m.state);
+    }
+    Ok(())
+}
+
+fn time_of(ms: i64) -> String {
+    let secs = ms / 1000;
+    format!(
+        "{:02}:{:02}:{:02}",
+        (secs / 3600) % 24,
+        (secs / 60) % 60,
+        secs % 60
+    )
+}
+
+fn print_message(contact: &str, m: &MessageView) {
+    let who = if m.direction == "out" { "me" } else { contact };
+    let state = if m.direction == "out" {
+        format!(" [{}]", m.state)
+    } else {
+        String::new()
+    };
+    println!(
+        "{} {who}: {}{state}",
+        time_of(m.sent_at),
+        m.text.as_deref().unwrap_or("")
+    );
+}
+
+pub(crate) async fn messages(config: &Config, args: &MessagesArgs) -> anyhow::Result<()> {
+    let api = ApiClient::connect(config)?;
+    let path = format!(
+        "/v1/conversations/{}/messages?limit={}",
+        urlencode(&args.contact),
+        args.limit
+    );
+    let list: Vec<MessageView> = api.get(&path).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(());
+    }
+    if list.is_empty() {
+        println!("No messages with {} yet.", args.contact);
+    }
+    for m in &list {
+        print_message(&args.contact, m);
+    }
+    Ok(())
+}
+
+pub(crate) async fn chat(config: &Config, contact: &str) -> anyhow::Result<()> {
+    let api = ApiClient::connect(config)?;
+    let path = format!("/v1/conversations/{}/messages?limit=20", urlencode(contact));
+    let recent: Vec<MessageView> = api.get(&path).await?;
+    for m in &recent {
+        print_message(contact, m);
+    }
+    println!("-- chatting with {contact}; type a line and Enter to send, Ctrl-D to leave --");
+    let mut events = api.stream("/v1/events").await?;
+    let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut buffer = String::new();
+    let post_path = format!("/v1/conversations/{}/messages", urlencode(contact));
+    loop {
+        tokio::select! {
+            line = stdin.next_line() => {
+                let Some(line) = line.context("reading stdin")? else { break };
+                let text = line.trim();
+                if text.is_empty() { continue; }
+                match api.post::<MessageView>(&post_path, &TextBody { text: text.to_string() }).await {
+                    Ok(m) => println!("  (message {} {})", m.id, m.state),
+                    Err(e) => eprintln!("error: {e:#}"),
+                }
+            }
+            next = events.chunk() => {
+                let next: Option<bytes::Bytes> = next.context("event stream")?;
+                let Some(bytes) = next else {
+                    anyhow::bail!("the node closed the event stream");
+                };
+                buffer.push_str(&String::from_utf8_lossy(&bytes));
+                while let Some(end) = buffer.find("\n\n") {
+                    let frame: String = buffer.drain(..end + 2).collect();
+                    for line in frame.lines() {
+                        let Some(data) = line.strip_prefix("data:") else { continue };
+                        let Ok(event) = serde_json::from_str::<ApiEvent>(data.trim()) else { continue };
+                        match event {
+                            ApiEvent::MessageReceived { contact: from, text, sent_at, .. } if from == contact => {
+                                println!("{} {from}: {text}", time_of(sent_at));
+                            }
+                            ApiEvent::MessageState { id, contact: to, state } if to == contact => {
+                                println!("  (message {id} {state})");
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                if buffer.len() > 1 << 20 {
+                    buffer.clear(); // a malformed stream must not grow memory
+                }
+            }
+        }
+    }
+    Ok(())
+}
