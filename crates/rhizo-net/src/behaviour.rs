@@ -43,6 +43,8 @@ const MDNS_QUERY_INTERVAL: Duration = Duration::from_secs(5);
 pub(crate) struct BehaviourConfig {
     pub(crate) agent_version: String,
     pub(crate) mdns: bool,
+    /// Announce only external addresses (`--announce`), not the bound listeners.
+    pub(crate) hide_listen_addrs: bool,
 }
 
 /// The protocols every rhizo node speaks.
@@ -78,7 +80,8 @@ impl Behaviour {
             identify::Config::new(PROTOCOL_VERSION.to_string(), key.public())
                 .with_agent_version(config.agent_version.clone())
                 .with_interval(IDENTIFY_INTERVAL)
-                .with_push_listen_addr_updates(true),
+                .with_push_listen_addr_updates(true)
+                .with_hide_listen_addrs(config.hide_listen_addrs),
         );
         let mut kad_config = kad::Config::new(KAD_PROTOCOL);
         kad_config

@@ -17,6 +17,8 @@ pub struct NetInfo {
     pub peer_id: PeerId,
     /// Addresses the node listens on, as bound (ports resolved).
     pub listen_addrs: Vec<Multiaddr>,
+    /// Addresses the node advertises in place of its listeners (`--announce`).
+    pub external_addrs: Vec<Multiaddr>,
     /// Peers with at least one open connection.
     pub connected_peers: usize,
     /// Peers in the Kademlia routing table.

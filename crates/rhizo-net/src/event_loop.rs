@@ -359,6 +359,7 @@ impl EventLoop {
         NetInfo {
             peer_id: *self.swarm.local_peer_id(),
             listen_addrs: self.swarm.listeners().cloned().collect(),
+            external_addrs: self.swarm.external_addresses().cloned().collect(),
             connected_peers: self.swarm.connected_peers().count(),
             routing_table_peers,
         }

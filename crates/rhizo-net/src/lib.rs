@@ -56,6 +56,8 @@ pub struct NetConfig {
     pub known_peers: Vec<(PeerId, Vec<Multiaddr>)>,
     /// Discover peers on the local network with mDNS (multicast!).
     pub mdns: bool,
+    /// Addresses advertised instead of the listen addresses (empty: advertise the listeners).
+    pub announce: Vec<Multiaddr>,
     /// The agent version announced through identify.
     pub agent_version: String,
     /// Idle connection timeout.
@@ -133,6 +135,7 @@ pub fn start(
     let behaviour_config = behaviour::BehaviourConfig {
         agent_version: config.agent_version.clone(),
         mdns: config.mdns,
+        hide_listen_addrs: !config.announce.is_empty(),
     };
     let idle = config.idle_connection_timeout;
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
@@ -154,6 +157,10 @@ pub fn start(
         if let Err(e) = swarm.listen_on(addr.clone()) {
             return Err(listen_error(addr, e));
         }
+    }
+
+    for addr in &config.announce {
+        swarm.add_external_address(addr.clone());
     }
 
     let (command_tx, command_rx) = tokio::sync::mpsc::channel(COMMAND_CHANNEL_CAPACITY);

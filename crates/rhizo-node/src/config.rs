@@ -15,6 +15,10 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_P2P_PORT: u16 = 4747;
 /// The fixed default port of the local API (always on 127.0.0.1).
 pub const DEFAULT_API_PORT: u16 = 4748;
+/// Seed 000's rekey rule: a self-update commit after this many sent messages…
+pub const DEFAULT_REKEY_MESSAGES: u64 = 100;
+/// …or after this long (24 h).
+pub const DEFAULT_REKEY_INTERVAL_SECS: u64 = 24 * 3600;
 /// Largest config file read: a config is a few hundred bytes; anything huge is a mistake.
 const MAX_CONFIG_FILE_BYTES: u64 = 1024 * 1024;
 
@@ -26,6 +30,15 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("RHIZO_BOOTSTRAP", "bootstrap multiaddrs, comma-separated"),
     ("RHIZO_MDNS", "true/false: mDNS discovery on the LAN"),
     ("RHIZO_API", "local API address, 127.0.0.1:PORT"),
+    ("RHIZO_ANNOUNCE", "advertised multiaddrs, comma-separated"),
+    (
+        "RHIZO_REKEY_MESSAGES",
+        "self-update a conversation after N sent messages",
+    ),
+    (
+        "RHIZO_REKEY_INTERVAL_SECS",
+        "self-update a conversation after T seconds",
+    ),
 ];
 
 /// The effective configuration of a node.
@@ -43,6 +56,13 @@ pub struct Config {
     pub mdns: bool,
     /// Local API address; must be a loopback address.
     pub api: SocketAddr,
+    /// Addresses to advertise instead of the listen addresses (port forwarding, a proxy).
+    #[serde(serialize_with = "ser_addrs")]
+    pub announce: Vec<Multiaddr>,
+    /// Self-update (rekey) a conversation after this many sent messages.
+    pub rekey_messages: u64,
+    /// Self-update (rekey) a conversation after this many seconds.
+    pub rekey_interval_secs: u64,
 }
 
 fn ser_addrs<S: serde::Serializer>(addrs: &[Multiaddr], s: S) -> Result<S::Ok, S::Error> {
@@ -63,6 +83,12 @@ pub struct ConfigLayer {
     pub mdns: Option<bool>,
     /// Local API address.
     pub api: Option<String>,
+    /// Advertised addresses.
+    pub announce: Option<Vec<String>>,
+    /// Rekey after N messages.
+    pub rekey_messages: Option<u64>,
+    /// Rekey after T seconds.
+    pub rekey_interval_secs: Option<u64>,
 }
 
 /// A setting that cannot be used, with what to do about it.
@@ -133,6 +159,9 @@ impl ConfigLayer {
             bootstrap: Some(Vec::new()),
             mdns: Some(true),
             api: Some(format!("127.0.0.1:{DEFAULT_API_PORT}")),
+            announce: Some(Vec::new()),
+            rekey_messages: Some(DEFAULT_REKEY_MESSAGES),
+            rekey_interval_secs: Some(DEFAULT_REKEY_INTERVAL_SECS),
         }
     }
 
@@ -171,6 +200,14 @@ impl ConfigLayer {
                 "RHIZO_BOOTSTRAP" => layer.bootstrap = Some(split_list(&value)),
                 "RHIZO_MDNS" => layer.mdns = Some(parse_bool("RHIZO_MDNS", &value)?),
                 "RHIZO_API" if !value.is_empty() => layer.api = Some(value),
+                "RHIZO_ANNOUNCE" => layer.announce = Some(split_list(&value)),
+                "RHIZO_REKEY_MESSAGES" => {
+                    layer.rekey_messages = Some(parse_count("RHIZO_REKEY_MESSAGES", &value)?);
+                }
+                "RHIZO_REKEY_INTERVAL_SECS" => {
+                    layer.rekey_interval_secs =
+                        Some(parse_count("RHIZO_REKEY_INTERVAL_SECS", &value)?);
+                }
                 _ => {}
             }
         }
@@ -185,7 +222,21 @@ impl ConfigLayer {
             bootstrap: self.bootstrap.or(lower.bootstrap),
             mdns: self.mdns.or(lower.mdns),
             api: self.api.or(lower.api),
+            announce: self.announce.or(lower.announce),
+            rekey_messages: self.rekey_messages.or(lower.rekey_messages),
+            rekey_interval_secs: self.rekey_interval_secs.or(lower.rekey_interval_secs),
         }
+    }
+}
+
+fn parse_count(var: &'static str, value: &str) -> Result<u64, ConfigError> {
+    match value.trim().parse::<u64>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(ConfigError::BadEnv {
+            var,
+            value: value.to_string(),
+            reason: "use a whole number above 0".into(),
+        }),
     }
 }
 
@@ -270,6 +321,15 @@ impl Config {
             bootstrap: parse_multiaddrs("bootstrap", &merged.bootstrap.unwrap_or_default())?,
             mdns: merged.mdns.unwrap_or(true),
             api: parse_api_addr(merged.api.as_deref().unwrap_or_default())?,
+            announce: parse_multiaddrs("announce", &merged.announce.unwrap_or_default())?,
+            rekey_messages: merged
+                .rekey_messages
+                .filter(|n| *n > 0)
+                .unwrap_or(DEFAULT_REKEY_MESSAGES),
+            rekey_interval_secs: merged
+                .rekey_interval_secs
+                .filter(|n| *n > 0)
+                .unwrap_or(DEFAULT_REKEY_INTERVAL_SECS),
         })
     }
 

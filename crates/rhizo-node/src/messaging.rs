@@ -218,6 +218,7 @@ impl Messaging {
         store: Arc<Mutex<Store>>,
         client: Client,
         me: Me,
+        rekey: RekeyPolicy,
     ) -> Result<Self, MessagingError> {
         let mls_device =
             Device::new(&me.device.to_bytes(), &me.certificate.encode()).map_err(e2e)?;
@@ -230,7 +231,7 @@ impl Messaging {
                 mls_device,
                 events,
                 outbox_wake: Notify::new(),
-                rekey: RekeyPolicy::default(),
+                rekey,
             }),
         })
     }
@@ -273,8 +274,13 @@ impl Messaging {
             .info()
             .await
             .map_err(|e| MessagingError::Internal(e.to_string()))?;
-        let addrs: Vec<String> = info
-            .listen_addrs
+        // Advertised addresses win over the bound listeners (`--announce`).
+        let source = if info.external_addrs.is_empty() {
+            &info.listen_addrs
+        } else {
+            &info.external_addrs
+        };
+        let addrs: Vec<String> = source
             .iter()
             .filter(|a| dialable(a))
             .map(ToString::to_string)

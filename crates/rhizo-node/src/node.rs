@@ -133,6 +133,7 @@ pub async fn run(
         bootstrap: config.bootstrap.clone(),
         known_peers,
         mdns: config.mdns,
+        announce: config.announce.clone(),
         agent_version: AGENT_VERSION.to_string(),
         idle_connection_timeout: rhizo_net::DEFAULT_IDLE_CONNECTION_TIMEOUT,
         record_validator: std::sync::Arc::new(crate::records::CoreRecordValidator),
@@ -146,6 +147,10 @@ pub async fn run(
             root: identity.root,
             device: identity.device,
             name: name.clone(),
+        },
+        rhizo_e2e::RekeyPolicy {
+            max_messages: config.rekey_messages,
+            max_age_secs: config.rekey_interval_secs,
         },
     )
     .map_err(|e| NodeError::Task(e.to_string()))?;

@@ -165,6 +165,12 @@ pub(crate) struct NodeArgs {
     /// Discover peers on the local network (mDNS; the default)
     #[arg(long)]
     pub(crate) mdns: bool,
+    /// Advertise this address instead of the listen addresses, repeatable [env: RHIZO_ANNOUNCE]
+    #[arg(long = "announce", value_name = "MULTIADDR")]
+    pub(crate) announce: Vec<String>,
+    /// Self-update (rekey) each conversation after N sent messages [env: RHIZO_REKEY_MESSAGES] [default: 100]
+    #[arg(long, value_name = "N")]
+    pub(crate) rekey_messages: Option<u64>,
 }
 
 impl Cli {
@@ -181,6 +187,12 @@ impl Cli {
             }
             if !node.bootstrap.is_empty() {
                 layer.bootstrap = Some(node.bootstrap.clone());
+            }
+            if !node.announce.is_empty() {
+                layer.announce = Some(node.announce.clone());
+            }
+            if node.rekey_messages.is_some() {
+                layer.rekey_messages = node.rekey_messages;
             }
             if node.no_mdns {
                 layer.mdns = Some(false);
