@@ -631,7 +631,9 @@ impl Messaging {
     /// Handles one inbound `/rhizo/msg/1` request; returns the response bytes.
     pub async fn handle_inbound(&self, peer: PeerId, payload: Vec<u8>) -> Vec<u8> {
         let result = self
-            .with_store(move |store, inner| Ok(receive(store, inner, &payload)))
+            .with_store(move |store, inner| {
+                Ok(receive(store, &inner.me, &inner.mls_device, &payload))
+            })
             .await;
         match result {
             Ok(Received { response, event }) => {
@@ -1050,8 +1052,7 @@ struct Received {
 
 /// Verifies, deduplicates, decrypts and stores one envelope. Everything it changes is one
 /// transaction, committed before the receipt is returned.
-fn receive(store: &mut Store, inner: &Inner, payload: &[u8]) -> Received {
-    let me = &inner.me;
+fn receive(store: &mut Store, me: &Me, mls_device: &Device, payload: &[u8]) -> Received {
     let reply = |response| Received {
         response,
         event: None,
@@ -1107,9 +1108,8 @@ fn receive(store: &mut Store, inner: &Inner, payload: &[u8]) -> Received {
         let unix = u64::try_from(now / 1000).unwrap_or(0);
         match message.msg_type {
             MessageType::Welcome => {
-                let conversation =
-                    Conversation::join(&mls, &inner.mls_device, &message.payload, unix)
-                        .map_err(|_| Reject::Code(ErrorCode::DecryptionFailed))?;
+                let conversation = Conversation::join(&mls, mls_device, &message.payload, unix)
+                    .map_err(|_| Reject::Code(ErrorCode::DecryptionFailed))?;
                 insert_conversation_tx(
                     tx,
                     &ConversationRow {
@@ -1134,7 +1134,7 @@ fn receive(store: &mut Store, inner: &Inner, payload: &[u8]) -> Received {
                     .map_err(Reject::internal)?
                     .ok_or(Reject::Code(ErrorCode::UnknownSession))?;
                 let processed = conversation
-                    .process(&mls, &inner.mls_device, &message.payload, unix)
+                    .process(&mls, mls_device, &message.payload, unix)
                     .map_err(|_| Reject::Code(ErrorCode::DecryptionFailed))?;
                 let mut event = None;
                 for p in &processed {
@@ -1218,5 +1218,219 @@ impl From<StoreError> for Reject {
 impl Reject {
     fn internal(e: impl std::fmt::Display) -> Self {
         Self::Store(StoreError::InvalidInput(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rhizo_core::DeviceKey;
+    use rhizo_store::messaging::ContactDevice;
+
+    use super::*;
+
+    struct Party {
+        me: Me,
+        device: Device,
+        contact: Contact,
+    }
+
+    fn party(seed: u8, name: &str) -> Party {
+        let root = RootKey::from_bytes(&[seed; 32]);
+        let device = DeviceKey::from_bytes(&[seed + 100; 32]);
+        let certificate = root.certify_device(&device.public(), 1);
+        let uid = root.public().uid();
+        let contact = Contact {
+            uid: *uid.as_bytes(),
+            root_pk: *root.public().as_bytes(),
+            name: name.into(),
+            verified: false,
+            added_at: 0,
+            devices: vec![ContactDevice {
+                device_pk: *device.public().as_bytes(),
+                peer_id: peer_id_of_device(&device.public()).unwrap().to_string(),
+                addrs: vec![],
+                certificate: None,
+            }],
+        };
+        let mls = Device::new(&device.to_bytes(), &certificate.encode()).unwrap();
+        Party {
+            me: Me {
+                root,
+                device,
+                certificate,
+                uid,
+                name: Some(name.into()),
+            },
+            device: mls,
+            contact,
+        }
+    }
+
+    fn open(path: &std::path::Path) -> Store {
+        let store = Store::open(path).unwrap();
+        E2eStore::open(path).unwrap();
+        store
+    }
+
+    fn status_of(response: &[u8]) -> ReceiptStatus {
+        assert_eq!(response[0], RESPONSE_RECEIPT, "expected a receipt");
+        DeliveryReceipt::decode(&response[1..]).unwrap().entries[0].status
+    }
+
+    #[test]
+    fn a_replayed_envelope_is_refused_and_delivered_once_also_after_a_restart() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (alice, bob) = (party(1, "alice"), party(2, "bob"));
+        let bob_db = tmp.path().join("bob.db");
+        let alice_db = tmp.path().join("alice.db");
+        let mut bob_store = open(&bob_db);
+        let mut alice_store = open(&alice_db);
+        bob_store.add_contact(&alice.contact, 1).unwrap();
+        alice_store.add_contact(&bob.contact, 1).unwrap();
+
+        // Bob's KeyPackage, alice creates the conversation and writes two envelopes.
+        let kp = {
+            let mls = E2eStore::from_connection(bob_store.connection()).unwrap();
+            rhizo_e2e::create_key_packages(&mls, &bob.device, 1, false)
+                .unwrap()
+                .remove(0)
+        };
+        let now = now_ms();
+        let session = [7u8; 16];
+        let (welcome, message) = {
+            let mls = E2eStore::from_connection(alice_store.connection()).unwrap();
+            let (mut conversation, welcome) =
+                Conversation::create(&mls, &alice.device, &[kp], 1).unwrap();
+            let content = ChatContent {
+                text: "hello bob".into(),
+                sent_at_ms: now as u64,
+            }
+            .encode_to_vec();
+            let ciphertext = conversation
+                .encrypt(&mls, &alice.device, &content, 1)
+                .unwrap();
+            (
+                seal(
+                    &alice.me,
+                    &bob.contact,
+                    &session,
+                    1,
+                    MessageType::Welcome,
+                    welcome,
+                    now,
+                )
+                .unwrap(),
+                seal(
+                    &alice.me,
+                    &bob.contact,
+                    &session,
+                    2,
+                    MessageType::Application,
+                    ciphertext,
+                    now,
+                )
+                .unwrap(),
+            )
+        };
+
+        let r = receive(&mut bob_store, &bob.me, &bob.device, &welcome);
+        assert_eq!(status_of(&r.response), ReceiptStatus::Delivered);
+        let r = receive(&mut bob_store, &bob.me, &bob.device, &message);
+        assert_eq!(status_of(&r.response), ReceiptStatus::Delivered);
+        assert!(matches!(r.event, Some(ApiEvent::MessageReceived { .. })));
+        // The same envelope again: REPLAY_DETECTED, nothing stored twice.
+        let r = receive(&mut bob_store, &bob.me, &bob.device, &message);
+        assert_eq!(
+            status_of(&r.response),
+            ReceiptStatus::Rejected(ErrorCode::ReplayDetected)
+        );
+        assert!(r.event.is_none());
+
+        // After a restart (the database reopened), still refused.
+        drop(bob_store);
+        let mut bob_store = open(&bob_db);
+        let r = receive(&mut bob_store, &bob.me, &bob.device, &message);
+        assert_eq!(
+            status_of(&r.response),
+            ReceiptStatus::Rejected(ErrorCode::ReplayDetected)
+        );
+        let history = bob_store.messages(&session, 100).unwrap();
+        let texts: Vec<_> = history.iter().filter_map(|m| m.body.clone()).collect();
+        assert_eq!(texts, vec!["hello bob".to_string()], "exactly one delivery");
+    }
+
+    #[test]
+    fn bad_envelopes_get_clear_codes_and_change_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (alice, bob, eve) = (party(1, "alice"), party(2, "bob"), party(3, "eve"));
+        let mut bob_store = open(&tmp.path().join("bob.db"));
+        bob_store.add_contact(&alice.contact, 1).unwrap();
+        let now = now_ms();
+
+        // Garbage: an error response, no panic.
+        let r = receive(&mut bob_store, &bob.me, &bob.device, b"\x00garbage");
+        assert_eq!(r.response[0], RESPONSE_ERROR);
+        // From a stranger: UNKNOWN_SENDER.
+        let from_eve = seal(
+            &eve.me,
+            &bob.contact,
+            &[1; 16],
+            1,
+            MessageType::Application,
+            vec![1],
+            now,
+        )
+        .unwrap();
+        let r = receive(&mut bob_store, &bob.me, &bob.device, &from_eve);
+        assert_eq!(
+            status_of(&r.response),
+            ReceiptStatus::Rejected(ErrorCode::UnknownSender)
+        );
+        // For an unknown conversation: UNKNOWN_SESSION (transient: the Welcome may be on its way),
+        // and the seen-set keeps no trace, so a later retry is not taken for a replay.
+        let early = seal(
+            &alice.me,
+            &bob.contact,
+            &[2; 16],
+            5,
+            MessageType::Application,
+            vec![1],
+            now,
+        )
+        .unwrap();
+        let r = receive(&mut bob_store, &bob.me, &bob.device, &early);
+        assert_eq!(
+            status_of(&r.response),
+            ReceiptStatus::Rejected(ErrorCode::UnknownSession)
+        );
+        let r = receive(&mut bob_store, &bob.me, &bob.device, &early);
+        assert_eq!(
+            status_of(&r.response),
+            ReceiptStatus::Rejected(ErrorCode::UnknownSession)
+        );
+        // Too old: SESSION_EXPIRED.
+        let old = seal(
+            &alice.me,
+            &bob.contact,
+            &[2; 16],
+            6,
+            MessageType::Application,
+            vec![1],
+            now - MAX_ENVELOPE_AGE_MS - 1,
+        )
+        .unwrap();
+        let r = receive(&mut bob_store, &bob.me, &bob.device, &old);
+        assert_eq!(
+            status_of(&r.response),
+            ReceiptStatus::Rejected(ErrorCode::SessionExpired)
+        );
+        // A flipped bit in the signature: INVALID_SIGNATURE.
+        let mut forged = early.clone();
+        let last = forged.len() - 1;
+        forged[last] ^= 1;
+        let r = receive(&mut bob_store, &bob.me, &bob.device, &forged);
+        assert_eq!(r.response[0], RESPONSE_ERROR);
+        let e = ErrorMessage::decode(&r.response[1..]).unwrap();
+        assert_eq!(e.code, ErrorCode::InvalidSignature);
     }
 }
