@@ -357,8 +357,12 @@ pub struct InviteResponse {
 /// `POST /v1/contacts` body.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AddContactRequest {
-    /// A contact ticket.
-    pub ticket: String,
+    /// A contact ticket…
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<String>,
+    /// …or a UID, looked up in the DHT (then `name` is required).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
     /// The local name (default: the name in the ticket).
     pub name: Option<String>,
 }
@@ -402,6 +406,7 @@ fn messaging_error(e: MessagingError) -> Response {
         MessagingError::BadTicket(_) => (StatusCode::BAD_REQUEST, "BAD_TICKET"),
         MessagingError::BadInput(_) => (StatusCode::BAD_REQUEST, "BAD_INPUT"),
         MessagingError::NoKeyPackages(_) => (StatusCode::SERVICE_UNAVAILABLE, "NO_KEY_PACKAGES"),
+        MessagingError::NotInDht(_) => (StatusCode::NOT_FOUND, "NOT_IN_DHT"),
         MessagingError::Store(StoreError::NameTaken(_)) => (StatusCode::CONFLICT, "KEY_CHANGED"),
         MessagingError::Store(StoreError::InvalidInput(_)) => {
             (StatusCode::BAD_REQUEST, "BAD_INPUT")
@@ -433,12 +438,17 @@ async fn add_contact(
     State(state): State<ApiState>,
     Json(body): Json<AddContactRequest>,
 ) -> Response {
-    match state
-        .inner
-        .messaging
-        .add_contact(&body.ticket, body.name)
-        .await
-    {
+    let result = match (&body.ticket, &body.uid, body.name) {
+        (Some(ticket), None, name) => state.inner.messaging.add_contact(ticket, name).await,
+        (None, Some(uid), Some(name)) => state.inner.messaging.add_contact_by_uid(uid, &name).await,
+        (None, Some(_), None) => Err(MessagingError::BadInput(
+            "adding by UID needs a name: pass --name NAME".into(),
+        )),
+        _ => Err(MessagingError::BadInput(
+            "give either a ticket or a uid".into(),
+        )),
+    };
+    match result {
         Ok((contact, added)) => (
             if added {
                 StatusCode::CREATED

@@ -28,7 +28,10 @@ use rhizo_core::{
         ReceiptStatus, SecureMessage, SessionId,
     },
     proto::ChatContent,
-    records::{KeyPackageBundle, ValidRecord, key_packages_key, validate_record},
+    records::{
+        DeviceList, IdentityRecord, KeyPackageBundle, ValidRecord, device_list_key, identity_key,
+        key_packages_key, validate_record,
+    },
     safety::SafetyNumber,
     ticket::{ContactTicket, TicketDevice},
 };
@@ -91,6 +94,12 @@ pub enum MessagingError {
          in the DHT (is their node running and connected to the network?)"
     )]
     NoKeyPackages(String),
+    /// The UID's identity or device list is not in the DHT.
+    #[error(
+        "no identity record for UID {0} was found in the DHT: check the UID, and that their node \
+         is running and connected to the network (or ask for their ticket)"
+    )]
+    NotInDht(String),
     /// Text too long or empty.
     #[error("{0}")]
     BadInput(String),
@@ -108,7 +117,7 @@ pub enum MessagingError {
 impl MessagingError {
     /// Whether the user asked for something that does not exist.
     pub fn is_not_found(&self) -> bool {
-        matches!(self, Self::UnknownContact(_))
+        matches!(self, Self::UnknownContact(_) | Self::NotInDht(_))
     }
 }
 
@@ -661,6 +670,9 @@ impl Messaging {
                 .unwrap_or(false);
             let due = last_published.is_none_or(|t| t.elapsed() >= REPUBLISH_INTERVAL);
             if due || bundle_used {
+                if let Err(e) = self.publish_identity().await {
+                    debug!(error = %e, "identity records not published yet");
+                }
                 match self.publish_key_packages().await {
                     Ok(n) => {
                         info!(peers = n, "published KeyPackages in the DHT");
@@ -679,6 +691,110 @@ impl Messaging {
                 _ = shutdown.changed() => return,
             }
         }
+    }
+
+    /// Publishes the signed identity record and device list, so others can add us by UID.
+    async fn publish_identity(&self) -> Result<(), MessagingError> {
+        let records = self
+            .with_store(|store, inner| {
+                let now = u64::try_from(unix_now()).unwrap_or(0);
+                let me = &inner.me;
+                let identity = IdentityRecord::new(&me.root, now, RECORD_TTL_SECS)
+                    .map_err(|e| MessagingError::Internal(e.to_string()))?;
+                let version = next_record_version(store)?;
+                let devices = DeviceList::new(
+                    &me.root,
+                    version,
+                    vec![me.certificate],
+                    now,
+                    RECORD_TTL_SECS,
+                )
+                .map_err(|e| MessagingError::Internal(e.to_string()))?;
+                Ok(vec![
+                    (identity_key(&me.uid).to_vec(), identity.encode()),
+                    (device_list_key(&me.uid).to_vec(), devices.encode()),
+                ])
+            })
+            .await?;
+        for (key, value) in records {
+            self.inner
+                .client
+                .put_record(key, value)
+                .await
+                .map_err(|e| MessagingError::Internal(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Adds a contact by UID alone: their signed identity record and device list come from the
+    /// DHT and are checked against the UID (UID = hash of the root key).
+    pub async fn add_contact_by_uid(
+        &self,
+        uid: &str,
+        name: &str,
+    ) -> Result<(ContactView, bool), MessagingError> {
+        let uid: Uid = uid.trim().parse().map_err(|e: rhizo_core::IdCodeError| {
+            MessagingError::BadInput(format!("invalid UID: {e}"))
+        })?;
+        if uid == self.inner.me.uid {
+            return Err(MessagingError::BadInput("that is your own UID".into()));
+        }
+        let now = u64::try_from(unix_now()).unwrap_or(0);
+        let key = identity_key(&uid);
+        let identity = self
+            .inner
+            .client
+            .get_records(key.to_vec())
+            .await
+            .unwrap_or_default()
+            .iter()
+            .find_map(|v| match validate_record(&key, v, now) {
+                Ok(ValidRecord::Identity(r)) => Some(r),
+                _ => None,
+            })
+            .ok_or_else(|| MessagingError::NotInDht(uid.to_string()))?;
+        let key = device_list_key(&uid);
+        let devices = self
+            .inner
+            .client
+            .get_records(key.to_vec())
+            .await
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|v| match validate_record(&key, v, now) {
+                Ok(ValidRecord::DeviceList(d)) if d.root_pk() == identity.root_pk() => Some(d),
+                _ => None,
+            })
+            .max_by_key(DeviceList::version)
+            .ok_or_else(|| MessagingError::NotInDht(uid.to_string()))?;
+        let contact = Contact {
+            uid: *uid.as_bytes(),
+            root_pk: *identity.root_pk().as_bytes(),
+            name: name.to_string(),
+            verified: false,
+            added_at: now_ms(),
+            devices: devices
+                .devices()
+                .iter()
+                .filter_map(|cert| {
+                    Some(ContactDevice {
+                        device_pk: *cert.device().as_bytes(),
+                        peer_id: peer_id_of_device(&cert.device())?.to_string(),
+                        addrs: Vec::new(),
+                        certificate: Some(cert.encode()),
+                    })
+                })
+                .collect(),
+        };
+        let outcome = self
+            .with_store(move |store, _| Ok(store.add_contact(&contact, now_ms())?))
+            .await?;
+        let view = self.contact_view(name).await?;
+        self.emit(ApiEvent::ContactAdded {
+            name: name.to_string(),
+        });
+        self.inner.outbox_wake.notify_one();
+        Ok((view, outcome == AddContact::Added))
     }
 
     async fn publish_key_packages(&self) -> Result<usize, MessagingError> {

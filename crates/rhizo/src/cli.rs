@@ -80,9 +80,9 @@ pub(crate) struct InviteArgs {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum ContactsCommand {
-    /// Add a contact from their ticket (`rhizo invite` on their side)
+    /// Add a contact from their ticket (`rhizo invite` on their side) or their UID
     Add {
-        /// The ticket (rhz1contact…)
+        /// The ticket (rhz1contact…), or a UID (looked up in the DHT; needs --name)
         ticket: String,
         /// Your name for them (default: the name in the ticket)
         #[arg(long)]

@@ -33,9 +33,22 @@ pub(crate) async fn run(config: &Config, command: &ContactsCommand) -> anyhow::R
             let response: AddContactResponse = api
                 .post(
                     "/v1/contacts",
-                    &AddContactRequest {
-                        ticket: ticket.clone(),
-                        name: name.clone(),
+                    &if ticket
+                        .trim()
+                        .to_ascii_lowercase()
+                        .starts_with("rhz1contact")
+                    {
+                        AddContactRequest {
+                            ticket: Some(ticket.clone()),
+                            uid: None,
+                            name: name.clone(),
+                        }
+                    } else {
+                        AddContactRequest {
+                            ticket: None,
+                            uid: Some(ticket.clone()),
+                            name: name.clone(),
+                        }
                     },
                 )
                 .await?;

@@ -171,7 +171,8 @@ pub(crate) async fn run(keep: bool) -> anyhow::Result<()> {
         .post(
             "/v1/contacts",
             &AddContactRequest {
-                ticket: alice_ticket.ticket,
+                ticket: Some(alice_ticket.ticket),
+                uid: None,
                 name: Some("alice".into()),
             },
         )
@@ -180,7 +181,8 @@ pub(crate) async fn run(keep: bool) -> anyhow::Result<()> {
         .post(
             "/v1/contacts",
             &AddContactRequest {
-                ticket: bob_ticket.ticket,
+                ticket: Some(bob_ticket.ticket),
+                uid: None,
                 name: Some("bob".into()),
             },
         )
