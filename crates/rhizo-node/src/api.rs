@@ -397,6 +397,9 @@ pub struct TextBody {
 pub struct HistoryQuery {
     /// Most messages returned.
     pub limit: Option<usize>,
+    /// The user is shown these: mark received ones read and tell the sender.
+    #[serde(default)]
+    pub mark_read: bool,
 }
 
 fn messaging_error(e: MessagingError) -> Response {
@@ -497,7 +500,12 @@ async fn list_messages(
     Query(q): Query<HistoryQuery>,
 ) -> Response {
     let limit = q.limit.unwrap_or(1000);
-    match state.inner.messaging.history(&contact, limit).await {
+    match state
+        .inner
+        .messaging
+        .history(&contact, limit, q.mark_read)
+        .await
+    {
         Ok(list) => Json(list).into_response(),
         Err(e) => messaging_error(e),
     }

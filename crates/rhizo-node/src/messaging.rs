@@ -24,8 +24,8 @@ use prost::Message as _;
 use rhizo_core::{
     DeviceCertificate, DeviceKey, DevicePublicKey, RootKey, RootPublicKey, Uid,
     envelope::{
-        DeliveryReceipt, ErrorCode, ErrorMessage, MessageType, NONCE_LEN, ReceiptEntry,
-        ReceiptStatus, SecureMessage, SessionId,
+        DeliveryReceipt, EnvelopeId, ErrorCode, ErrorMessage, MAX_RECEIPT_ENTRIES, MessageType,
+        NONCE_LEN, ReceiptEntry, ReceiptStatus, SecureMessage, SessionId,
     },
     proto::ChatContent,
     records::{
@@ -492,26 +492,39 @@ impl Messaging {
         Ok(out)
     }
 
-    /// History with a contact, in order.
+    /// History with a contact, in order. With `mark_read`, received messages count as shown
+    /// to the user: they become `read` and a signed READ receipt goes back to the sender.
     pub async fn history(
         &self,
         with: &str,
         limit: usize,
+        mark_read: bool,
     ) -> Result<Vec<MessageView>, MessagingError> {
         let with = with.to_string();
-        self.with_store(move |store, _| {
-            let c = find_contact(store, &with)?;
-            let mut all = Vec::new();
-            for conv in store.conversations_with(&c.uid)? {
-                all.extend(store.messages(&conv.session_id, limit)?);
-            }
-            all.retain(|m| m.kind == "text");
-            all.sort_by(|a, b| {
-                (a.sent_at, a.sender_device, a.seq).cmp(&(b.sent_at, b.sender_device, b.seq))
-            });
-            Ok(all.iter().map(message_view).collect())
-        })
-        .await
+        let (views, queued) = self
+            .with_store(move |store, inner| {
+                let c = find_contact(store, &with)?;
+                let mut queued = false;
+                if mark_read {
+                    for conv in store.conversations_with(&c.uid)? {
+                        queued |= queue_read_receipt(store, inner, &c, &conv.session_id)?;
+                    }
+                }
+                let mut all = Vec::new();
+                for conv in store.conversations_with(&c.uid)? {
+                    all.extend(store.messages(&conv.session_id, limit)?);
+                }
+                all.retain(|m| m.kind == "text");
+                all.sort_by(|a, b| {
+                    (a.sent_at, a.sender_device, a.seq).cmp(&(b.sent_at, b.sender_device, b.seq))
+                });
+                Ok((all.iter().map(message_view).collect::<Vec<_>>(), queued))
+            })
+            .await?;
+        if queued {
+            self.inner.outbox_wake.notify_one();
+        }
+        Ok(views)
     }
 
     // ---- the outbox worker ------------------------------------------------------------------
@@ -873,6 +886,72 @@ fn pick_key_package(bundle: &KeyPackageBundle, random: u64) -> Option<Vec<u8>> {
     one_time.get(index).map(|kp| kp.to_vec())
 }
 
+/// Marks the conversation's received messages read and queues one signed READ receipt naming
+/// them (in chunks of at most [`MAX_RECEIPT_ENTRIES`]). Returns whether anything was queued.
+fn queue_read_receipt(
+    store: &mut Store,
+    inner: &Inner,
+    contact: &Contact,
+    session_id: &[u8; 16],
+) -> Result<bool, MessagingError> {
+    let me = &inner.me;
+    store.transaction(|tx| -> Result<bool, MessagingError> {
+        let unread = rhizo_store::messaging::mark_read_tx(tx, session_id, MAX_RECEIPT_ENTRIES)?;
+        if unread.is_empty() {
+            return Ok(false);
+        }
+        let now = now_ms();
+        let mut entries = Vec::with_capacity(unread.len());
+        for m in &unread {
+            let Ok(sender_device) = DevicePublicKey::from_bytes(&m.sender_device) else {
+                continue;
+            };
+            entries.push(ReceiptEntry {
+                envelope: EnvelopeId {
+                    sender_device,
+                    session_id: SessionId::from_bytes(*session_id),
+                    sequence_num: m.seq,
+                },
+                envelope_digest: m.digest,
+                status: ReceiptStatus::Read,
+            });
+        }
+        let mut receipt = DeliveryReceipt {
+            recipient_device: me.device.public(),
+            timestamp: u64::try_from(now).unwrap_or(0),
+            entries,
+            signature: [0; 64],
+        };
+        receipt
+            .sign(&me.device)
+            .map_err(|e| MessagingError::Internal(e.to_string()))?;
+        let seq = rhizo_store::messaging::take_next_seq_tx(tx, session_id)?;
+        let envelope = seal(
+            me,
+            contact,
+            session_id,
+            seq,
+            MessageType::ReadReceipt,
+            receipt.encode(),
+            now,
+        )?;
+        rhizo_store::messaging::insert_outgoing_tx(
+            tx,
+            &NewOutgoing {
+                session_id: *session_id,
+                sender_device: *me.device.public().as_bytes(),
+                seq,
+                kind: "read_receipt",
+                body: None,
+                sent_at: now,
+                envelope: &envelope,
+            },
+            now,
+        )?;
+        Ok(true)
+    })
+}
+
 /// Merges our pending commit after the peer's receipt said it applied it.
 fn confirm_commit(
     store: &mut Store,
@@ -1216,6 +1295,7 @@ fn receive(store: &mut Store, me: &Me, mls_device: &Device, payload: &[u8]) -> R
     let session_id = *message.session_id.as_bytes();
     let sender_device = *message.sender_device.as_bytes();
     let seq = message.sequence_num;
+    let digest = message.digest();
     let outcome = store.transaction(|tx| -> Result<Option<ApiEvent>, Reject> {
         if !seen_insert(tx, &sender_device, &session_id, seq, now)? {
             return Err(Reject::Code(ErrorCode::ReplayDetected));
@@ -1282,6 +1362,7 @@ fn receive(store: &mut Store, me: &Me, mls_device: &Device, payload: &[u8]) -> R
                             kind: "text",
                             body: Some(&content.text),
                             sent_at,
+                            digest,
                         },
                         now,
                     )? {
@@ -1290,6 +1371,37 @@ fn receive(store: &mut Store, me: &Me, mls_device: &Device, payload: &[u8]) -> R
                             contact: contact.name.clone(),
                             text: content.text.clone(),
                             sent_at,
+                        });
+                    }
+                }
+                Ok(event)
+            }
+            MessageType::ReadReceipt => {
+                let receipt = DeliveryReceipt::decode(&message.payload)
+                    .map_err(|_| Reject::Code(ErrorCode::Malformed))?;
+                // Signed by the device that sent the envelope: only it can say it read ours.
+                if receipt.recipient_device != message.sender_device {
+                    return Err(Reject::Code(ErrorCode::InvalidSignature));
+                }
+                receipt
+                    .verify(&message.sender_device)
+                    .map_err(|_| Reject::Code(ErrorCode::InvalidSignature))?;
+                let mut event = None;
+                for entry in receipt.entries.iter().filter(|e| {
+                    e.status == ReceiptStatus::Read
+                        && e.envelope.sender_device == me.device.public()
+                }) {
+                    if let Some(id) = rhizo_store::messaging::mark_outgoing_read_tx(
+                        tx,
+                        entry.envelope.session_id.as_bytes(),
+                        me.device.public().as_bytes(),
+                        entry.envelope.sequence_num,
+                        now,
+                    )? {
+                        event = Some(ApiEvent::MessageState {
+                            id,
+                            contact: contact.name.clone(),
+                            state: MessageState::Read.to_string(),
                         });
                     }
                 }

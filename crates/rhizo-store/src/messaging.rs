@@ -709,6 +709,77 @@ pub struct NewIncoming<'a> {
     pub body: Option<&'a str>,
     /// Sender's timestamp (unix ms).
     pub sent_at: i64,
+    /// Digest of the envelope it came in (named by read receipts).
+    pub digest: [u8; 32],
+}
+
+/// An incoming message shown to the user but not yet acknowledged as read.
+#[derive(Debug, Clone)]
+pub struct UnreadMessage {
+    /// Row id.
+    pub id: i64,
+    /// The sending device.
+    pub sender_device: [u8; 32],
+    /// Its sequence number.
+    pub seq: u64,
+    /// The envelope digest.
+    pub digest: [u8; 32],
+}
+
+/// Inside a transaction: marks a conversation's received messages read; returns them.
+pub fn mark_read_tx(
+    tx: &Transaction<'_>,
+    session_id: &[u8; 16],
+    limit: usize,
+) -> Result<Vec<UnreadMessage>, StoreError> {
+    const CTX: &str = "marking messages read";
+    let unread = {
+        let mut stmt = tx
+            .prepare_cached(
+                "SELECT id, sender_device, seq, digest FROM messages
+                 WHERE session_id = ?1 AND direction = 'in' AND state = 'received'
+                   AND digest IS NOT NULL
+                 ORDER BY id LIMIT ?2",
+            )
+            .context(CTX)?;
+        stmt.query_map(params![&session_id[..], limit as i64], |r| {
+            Ok(UnreadMessage {
+                id: r.get(0)?,
+                sender_device: blob(r.get(1)?)?,
+                seq: r.get::<_, i64>(2)? as u64,
+                digest: blob(r.get(3)?)?,
+            })
+        })
+        .context(CTX)?
+        .collect::<Result<Vec<_>, _>>()
+        .context(CTX)?
+    };
+    for m in &unread {
+        tx.execute("UPDATE messages SET state = 'read' WHERE id = ?1", [m.id])
+            .context(CTX)?;
+    }
+    Ok(unread)
+}
+
+/// Inside a transaction: our outgoing message (session, our device, seq) becomes `read`;
+/// returns its id when it changed.
+pub fn mark_outgoing_read_tx(
+    tx: &Transaction<'_>,
+    session_id: &[u8; 16],
+    sender_device: &[u8; 32],
+    seq: u64,
+    at: i64,
+) -> Result<Option<i64>, StoreError> {
+    tx.query_row(
+        "UPDATE messages SET state = 'read', received_at = coalesce(received_at, ?4)
+         WHERE session_id = ?1 AND sender_device = ?2 AND seq = ?3 AND direction = 'out'
+           AND state IN ('queued', 'sent', 'delivered')
+         RETURNING id",
+        params![&session_id[..], &sender_device[..], seq as i64, at],
+        |r| r.get(0),
+    )
+    .optional()
+    .context("marking a message read")
 }
 
 /// Inside a transaction: stores an incoming message; `None` if it was already stored.
@@ -720,8 +791,8 @@ pub fn insert_incoming(
     let n = tx
         .execute(
             "INSERT OR IGNORE INTO messages (session_id, direction, sender_device, seq, kind,
-                body, sent_at, received_at, state)
-             VALUES (?1, 'in', ?2, ?3, ?4, ?5, ?6, ?7, 'received')",
+                body, sent_at, received_at, state, digest)
+             VALUES (?1, 'in', ?2, ?3, ?4, ?5, ?6, ?7, 'received', ?8)",
             params![
                 &m.session_id[..],
                 &m.sender_device[..],
@@ -729,7 +800,8 @@ pub fn insert_incoming(
                 m.kind,
                 m.body,
                 m.sent_at,
-                now
+                now,
+                &m.digest[..]
             ],
         )
         .context("storing a message")?;
@@ -961,6 +1033,7 @@ mod tests {
                         kind: "text",
                         body: Some("yo"),
                         sent_at: 20,
+                        digest: [5; 32],
                     },
                     80,
                 )

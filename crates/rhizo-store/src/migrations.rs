@@ -91,6 +91,9 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (sender_device, session_id, seq)
     ) STRICT, WITHOUT ROWID;
     CREATE INDEX seen_by_time ON seen (seen_at);",
+    // 4: read receipts: the digest of each received envelope (a receipt names it).
+    "ALTER TABLE messages ADD COLUMN digest BLOB;
+    CREATE INDEX messages_unread ON messages (session_id, state) WHERE direction = 'in';",
 ];
 
 /// The schema version this build creates and understands.

@@ -359,3 +359,73 @@ impl Drop for TestNode {
         self.kill();
     }
 }
+
+impl TestNode {
+    /// `POST path` with a JSON body and the token; the status code and the body text.
+    pub fn api_post_raw(&self, path: &str, body: &Value) -> anyhow::Result<(u16, String)> {
+        let addr = self
+            .api_addr()
+            .ok_or_else(|| anyhow!("node is not running"))?;
+        let response = self
+            .http
+            .post(format!("http://{addr}{path}"))
+            .bearer_auth(self.api_token()?)
+            .json(body)
+            .send()?;
+        Ok((response.status().as_u16(), response.text()?))
+    }
+
+    /// `POST path` with a JSON body and the token; the JSON answer, or an error naming the
+    /// status and body.
+    pub fn api_post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        let (status, text) = self.api_post_raw(path, body)?;
+        if !(200..300).contains(&status) {
+            bail!("POST {path}: {status} {text}");
+        }
+        serde_json::from_str(&text).with_context(|| format!("POST {path}: not JSON: {text}"))
+    }
+
+    /// The last `max_bytes` (about) of every run's logs, for failure messages of chatty tests.
+    pub fn logs_tail(&self, max_bytes: usize) -> String {
+        let all = self.logs();
+        if all.len() <= max_bytes {
+            return all;
+        }
+        let mut start = all.len() - max_bytes;
+        while !all.is_char_boundary(start) {
+            start += 1;
+        }
+        format!(
+            "[… {start} bytes of {} logs cut …]\n{}",
+            self.name,
+            &all[start..]
+        )
+    }
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released), for a
+/// node that must keep its address across restarts.
+pub fn free_loopback_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// Like [`wait_for`], polling every `interval` (for conditions that must be caught quickly,
+/// such as "some but not all messages delivered").
+pub fn wait_for_every<T>(
+    timeout: Duration,
+    interval: Duration,
+    what: &str,
+    mut f: impl FnMut() -> Option<T>,
+) -> anyhow::Result<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Ok(v);
+        }
+        if Instant::now() >= deadline {
+            bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(interval);
+    }
+}

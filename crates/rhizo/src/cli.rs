@@ -121,6 +121,9 @@ pub(crate) struct MessagesArgs {
     /// At most this many messages
     #[arg(long, default_value_t = 1000)]
     pub(crate) limit: usize,
+    /// With --json: also mark received messages read (human output always does)
+    #[arg(long)]
+    pub(crate) mark_read: bool,
 }
 
 #[derive(Debug, Args)]

@@ -70,12 +70,33 @@ fn add_by_uid_from_the_dht_then_chat_and_verify() {
             .then_some(())
     })
     .unwrap_or_else(|e| panic!("{e}\n{}{}", alice.logs(), bob.logs()));
-    wait_for(TIMEOUT, "bob to see delivered", || {
+    // Alice's `rhizo messages` showed it to her: a signed READ receipt takes bob's copy from
+    // delivered to read.
+    wait_for(TIMEOUT, "bob to see read", || {
         stdout(&bob.cli(&["messages", "alice"]).ok()?)
-            .contains("[delivered]")
+            .contains("[read]")
             .then_some(())
     })
     .unwrap_or_else(|e| panic!("{e}\n{}{}", alice.logs(), bob.logs()));
+    // `--json` does not mark read by itself.
+    let out = bob.cli(&["send", "alice", "second", "--json"]).unwrap();
+    assert!(out.status.success());
+    let delivered = wait_for(TIMEOUT, "the second message delivered", || {
+        let list: serde_json::Value =
+            serde_json::from_str(&stdout(&bob.cli(&["messages", "alice", "--json"]).ok()?)).ok()?;
+        let state = list.as_array()?.iter().find(|m| m["text"] == "second")?["state"].clone();
+        (state == "delivered").then_some(state)
+    });
+    delivered.unwrap_or_else(|e| panic!("{e}\n{}{}", alice.logs(), bob.logs()));
+    let list: serde_json::Value =
+        serde_json::from_str(&stdout(&alice.cli(&["messages", "bob", "--json"]).unwrap())).unwrap();
+    let second = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["text"] == "second")
+        .unwrap();
+    assert_eq!(second["state"], "received", "not marked read by --json");
 
     // Verify marks the contact verified.
     let out = alice.cli(&["contacts", "verify", "bob", "--yes"]).unwrap();

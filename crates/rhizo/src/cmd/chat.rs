@@ -60,8 +60,11 @@ fn print_message(contact: &str, m: &MessageView) {
 
 pub(crate) async fn messages(config: &Config, args: &MessagesArgs) -> anyhow::Result<()> {
     let api = ApiClient::connect(config)?;
+    // Showing messages to a person marks them read (and tells the sender); `--json` output is
+    // for scripts and does not, unless asked with --mark-read.
+    let mark_read = !args.json || args.mark_read;
     let path = format!(
-        "/v1/conversations/{}/messages?limit={}",
+        "/v1/conversations/{}/messages?limit={}&mark_read={mark_read}",
         urlencode(&args.contact),
         args.limit
     );
@@ -81,7 +84,10 @@ pub(crate) async fn messages(config: &Config, args: &MessagesArgs) -> anyhow::Re
 
 pub(crate) async fn chat(config: &Config, contact: &str) -> anyhow::Result<()> {
     let api = ApiClient::connect(config)?;
-    let path = format!("/v1/conversations/{}/messages?limit=20", urlencode(contact));
+    let path = format!(
+        "/v1/conversations/{}/messages?limit=20&mark_read=true",
+        urlencode(contact)
+    );
     let recent: Vec<MessageView> = api.get(&path).await?;
     for m in &recent {
         print_message(contact, m);
@@ -116,6 +122,11 @@ pub(crate) async fn chat(config: &Config, contact: &str) -> anyhow::Result<()> {
                         match event {
                             ApiEvent::MessageReceived { contact: from, text, sent_at, .. } if from == contact => {
                                 println!("{} {from}: {text}", time_of(sent_at));
+                                // Shown on screen: read.
+                                let _ = api.get::<Vec<MessageView>>(&format!(
+                                    "/v1/conversations/{}/messages?limit=1&mark_read=true",
+                                    urlencode(contact)
+                                )).await;
                             }
                             ApiEvent::MessageState { id, contact: to, state } if to == contact => {
                                 println!("  (message {id} {state})");
