@@ -189,8 +189,8 @@ fn hundred_messages_each_way_with_frequent_rekeys() {
 }
 
 fn hundred_each_way(extra: &[String]) {
-    let mut alice = TestNode::init(bin(), "alice").unwrap();
-    let mut bob = TestNode::init(bin(), "bob").unwrap();
+    let mut alice = TestNode::init(bin(), "alice").expect("init alice");
+    let mut bob = TestNode::init(bin(), "bob").expect("init bob");
     let result = (|| -> anyhow::Result<()> {
         alice.start(extra)?;
         let mut bob_args = vec!["--bootstrap".to_string(), alice.listen_addr()?];
