@@ -247,8 +247,8 @@ fn hundred_each_way(extra: &[String]) {
     if let Err(e) = result {
         fail_with_logs(&e, &[&alice, &bob]);
     }
-    alice.stop().unwrap();
-    bob.stop().unwrap();
+    alice.stop().expect("stop alice");
+    bob.stop().expect("stop bob");
 }
 
 #[test]
