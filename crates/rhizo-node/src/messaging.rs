@@ -615,13 +615,16 @@ impl Messaging {
             .await
     }
 
-    /// Sends one envelope to the contact's devices; the first valid receipt decides.
+    /// Sends one envelope to every device of the contact (each holds its own MLS leaf). The
+    /// message is delivered once any device signed a receipt for it; a device that cannot be
+    /// reached now gets it again on the next retry only if none could.
     async fn deliver(
         &self,
         contact: &Contact,
         envelope: &[u8],
     ) -> Result<(MessageState, Option<String>), String> {
         let mut last_error = String::from("the contact has no known device");
+        let mut best: Option<(MessageState, Option<String>)> = None;
         let sent = SecureMessage::decode(envelope).map_err(|e| e.to_string())?;
         for device in &contact.devices {
             let Ok(peer) = device.peer_id.parse::<PeerId>() else {
@@ -632,20 +635,31 @@ impl Messaging {
             };
             let addrs: Vec<Multiaddr> =
                 device.addrs.iter().filter_map(|a| a.parse().ok()).collect();
-            match self
+            let outcome = match self
                 .inner
                 .client
                 .send_message(peer, addrs, envelope.to_vec())
                 .await
             {
-                Ok(response) => match parse_response(&response, &device_pk, &sent) {
-                    Ok(state) => return Ok(state),
-                    Err(e) => last_error = e,
-                },
-                Err(e) => last_error = e.to_string(),
+                Ok(response) => parse_response(&response, &device_pk, &sent),
+                Err(e) => Err(e.to_string()),
+            };
+            match outcome {
+                // Delivered (or read) on one device beats failed on another.
+                Ok(result) => {
+                    let better = match (&best, result.0) {
+                        (None, _) => true,
+                        (Some((MessageState::Failed, _)), s) => s != MessageState::Failed,
+                        _ => false,
+                    };
+                    if better {
+                        best = Some(result);
+                    }
+                }
+                Err(e) => last_error = e,
             }
         }
-        Err(last_error)
+        best.ok_or(last_error)
     }
 
     // ---- receiving --------------------------------------------------------------------------

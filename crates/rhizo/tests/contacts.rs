@@ -131,3 +131,92 @@ fn add_by_uid_from_the_dht_then_chat_and_verify() {
         node.stop().unwrap();
     }
 }
+
+/// Reads the server-sent event stream until a line contains `needle` (bounded by the client's
+/// read timeout and a byte budget).
+fn read_events_until(response: &mut impl std::io::Read, needle: &str) -> String {
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    while seen.len() < 1 << 20 {
+        let n = response.read(&mut buf).expect("event stream read");
+        if n == 0 {
+            break;
+        }
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        if seen.contains(needle) {
+            break;
+        }
+    }
+    seen
+}
+
+#[test]
+fn events_stream_and_interactive_chat() {
+    let mut alice = TestNode::init(Path::new(BIN), "alice").expect("init");
+    let mut bob = TestNode::init(Path::new(BIN), "bob").expect("init");
+    alice.start(&[]).expect("start");
+    bob.start(&["--bootstrap".into(), alice.listen_addr().expect("addr")])
+        .expect("start");
+    for (a, b) in [(&alice, &bob), (&bob, &alice)] {
+        let ticket = stdout(&b.cli(&["invite"]).expect("invite"))
+            .trim()
+            .to_string();
+        let out = a.cli(&["contacts", "add", &ticket]).expect("add");
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+
+    // Alice subscribes to her events; a message from bob shows up as `message_received`.
+    let client = reqwest::blocking::Client::builder()
+        .timeout(TIMEOUT)
+        .no_proxy()
+        .build()
+        .expect("client");
+    let mut events = client
+        .get(format!(
+            "http://{}/v1/events",
+            alice.api_addr().expect("api")
+        ))
+        .bearer_auth(alice.api_token().expect("token"))
+        .send()
+        .expect("subscribe");
+    assert!(events.status().is_success());
+    let sent = wait_for(TIMEOUT, "bob's message to be accepted", || {
+        let out = bob.cli(&["send", "alice", "event-marker-1"]).ok()?;
+        out.status.success().then_some(())
+    });
+    sent.unwrap_or_else(|e| panic!("{e}\n{}{}", alice.logs(), bob.logs()));
+    let seen = read_events_until(&mut events, "event-marker-1");
+    assert!(seen.contains("\"type\":\"message_received\""), "{seen}");
+    assert!(seen.contains("\"contact\":\"bob\""), "{seen}");
+
+    // `rhizo chat` in line mode: each stdin line is sent; EOF leaves.
+    let mut chat = std::process::Command::new(BIN)
+        .args(["--data-dir", alice.data_dir().to_str().expect("utf-8")])
+        .args(["chat", "bob"])
+        .env("RHIZO_MDNS", "false")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("chat");
+    {
+        use std::io::Write;
+        let mut stdin = chat.stdin.take().expect("stdin");
+        stdin.write_all(b"typed in chat\n").expect("write");
+    } // dropped: EOF
+    let out = chat.wait_with_output().expect("chat output");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("event-marker-1"),
+        "history shown: {}",
+        stdout(&out)
+    );
+    wait_for(TIMEOUT, "bob to receive the chat line", || {
+        stdout(&bob.cli(&["messages", "alice"]).ok()?)
+            .contains("typed in chat")
+            .then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}{}", alice.logs(), bob.logs()));
+    alice.stop().expect("stop");
+    bob.stop().expect("stop");
+}
