@@ -57,7 +57,7 @@ pub const RESPONSE_ERROR: u8 = 2;
 pub const MAX_TEXT_BYTES: usize = 64 * 1024;
 /// Outbox entries handled per pass.
 const OUTBOX_BATCH: usize = 64;
-/// First retry delay; doubles per failed attempt up to [`MAX_RETRY_DELAY_MS`].
+/// Wait after a failed outbox pass (the database, not the network, failed).
 const FIRST_RETRY_DELAY_MS: i64 = 1_000;
 /// Longest retry delay: an unreachable contact is retried at least this often.
 const MAX_RETRY_DELAY_MS: i64 = 5 * 60 * 1_000;
@@ -989,10 +989,14 @@ fn confirm_commit(
     })
 }
 
+/// Delay before the next attempt, after `attempts` failed ones: the schedule of rhizo-core's
+/// sans-IO [`RetryPolicy`](rhizo_core::delivery::RetryPolicy) (1 s doubling to 5 min, with
+/// jitter so many queued messages do not retry in lockstep).
 fn retry_delay(attempts: u32) -> i64 {
-    FIRST_RETRY_DELAY_MS
-        .saturating_mul(1i64 << attempts.min(20))
-        .min(MAX_RETRY_DELAY_MS)
+    let noise = u64::from_le_bytes(random::<8>().unwrap_or_default());
+    let delay =
+        rhizo_core::delivery::RetryPolicy::default().backoff(attempts.saturating_add(1), noise);
+    i64::try_from(delay).unwrap_or(MAX_RETRY_DELAY_MS)
 }
 
 fn dialable(addr: &Multiaddr) -> bool {

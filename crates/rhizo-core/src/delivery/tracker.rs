@@ -85,8 +85,8 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// The delay after `attempts` attempts (1-based): `initial · 2^(attempts-1)`
     /// capped at `max_backoff`, minus a deterministic jitter of up to a quarter
-    /// drawn from `noise`.
-    fn backoff(&self, attempts: u32, noise: u64) -> u64 {
+    /// drawn from `noise`. The node's persisted outbox uses the same schedule.
+    pub fn backoff(&self, attempts: u32, noise: u64) -> u64 {
         let initial = self.initial_backoff.max(1);
         let cap = self.max_backoff.max(initial);
         let doublings = attempts.saturating_sub(1).min(63);
