@@ -25,3 +25,51 @@ impl RecordValidator for CoreRecordValidator {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rhizo_core::{
+        RootKey,
+        records::{DeviceList, IdentityRecord, device_list_key, identity_key},
+    };
+
+    use super::*;
+
+    fn now() -> u64 {
+        u64::try_from(crate::unix_now()).unwrap()
+    }
+
+    #[test]
+    fn stores_valid_records_and_refuses_forged_oversized_and_older_ones() {
+        let v = CoreRecordValidator;
+        let root = RootKey::from_bytes(&[1; 32]);
+        let uid = root.public().uid();
+        let identity = IdentityRecord::new(&root, now(), 3600).unwrap().encode();
+        v.validate(&identity_key(&uid), &identity, None).unwrap();
+        // Under another user's key: refused.
+        let other = RootKey::from_bytes(&[2; 32]).public().uid();
+        assert!(v.validate(&identity_key(&other), &identity, None).is_err());
+        // A flipped byte (forged signature or body): refused.
+        let mut forged = identity.clone();
+        let last = forged.len() - 1;
+        forged[last] ^= 1;
+        assert!(v.validate(&identity_key(&uid), &forged, None).is_err());
+        // Oversized: refused before decoding.
+        assert!(
+            v.validate(&identity_key(&uid), &vec![0u8; 128 * 1024], None)
+                .is_err()
+        );
+
+        // Device lists: the version must grow.
+        let key = device_list_key(&uid);
+        let v1 = DeviceList::new(&root, 1, vec![], now(), 3600)
+            .unwrap()
+            .encode();
+        let v2 = DeviceList::new(&root, 2, vec![], now(), 3600)
+            .unwrap()
+            .encode();
+        v.validate(&key, &v2, Some(&v1)).unwrap();
+        let err = v.validate(&key, &v1, Some(&v2)).unwrap_err();
+        assert!(!err.is_empty());
+    }
+}
