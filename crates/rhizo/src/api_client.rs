@@ -118,6 +118,10 @@ impl ApiClient {
             let message = serde_json::from_str::<rhizo_node::api::ErrorResponse>(&body)
                 .map(|e| e.error)
                 .unwrap_or(body);
+            // A refused request (4xx) carries a message written for the user; say just that.
+            if status.is_client_error() {
+                bail!("{message}");
+            }
             bail!("the node answered {status}: {message}");
         }
         response
