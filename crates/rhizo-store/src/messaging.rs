@@ -440,52 +440,18 @@ impl Store {
         &self,
         session_id: &[u8; 16],
     ) -> Result<Option<ConversationRow>, StoreError> {
-        self.conn
-            .query_row(
-                "SELECT session_id, group_id, contact_uid, created_at FROM conversations
-                 WHERE session_id = ?1",
-                [&session_id[..]],
-                conversation_row,
-            )
-            .optional()
-            .context("reading a conversation")
+        conversation_tx(&self.conn, session_id)
     }
 
     /// Takes the next sequence number of a conversation (persisted before use, so a number is
     /// never handed out twice, also across a crash).
     pub fn take_next_seq(&mut self, session_id: &[u8; 16]) -> Result<u64, StoreError> {
-        let seq: i64 = self
-            .conn
-            .query_row(
-                "UPDATE conversations SET next_seq = next_seq + 1 WHERE session_id = ?1
-                 RETURNING next_seq - 1",
-                [&session_id[..]],
-                |r| r.get(0),
-            )
-            .context("taking a sequence number")?;
-        Ok(seq as u64)
+        take_next_seq_tx(&self.conn, session_id)
     }
 
     /// Persists an outgoing message as `queued`; returns its row id.
     pub fn insert_outgoing(&mut self, m: &NewOutgoing<'_>, now: i64) -> Result<i64, StoreError> {
-        self.conn
-            .execute(
-                "INSERT INTO messages (session_id, direction, sender_device, seq, kind, body,
-                    sent_at, state, envelope, next_attempt_at)
-                 VALUES (?1, 'out', ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?8)",
-                params![
-                    &m.session_id[..],
-                    &m.sender_device[..],
-                    m.seq as i64,
-                    m.kind,
-                    m.body,
-                    m.sent_at,
-                    m.envelope,
-                    now
-                ],
-            )
-            .context("queueing a message")?;
-        Ok(self.conn.last_insert_rowid())
+        insert_outgoing_tx(&self.conn, m, now)
     }
 
     /// Outgoing messages not yet delivered whose next attempt is due, oldest first.
@@ -829,7 +795,10 @@ pub fn insert_conversation_tx(
 }
 
 /// Inside a transaction: takes the next sequence number of a conversation.
-pub fn take_next_seq_tx(tx: &Transaction<'_>, session_id: &[u8; 16]) -> Result<u64, StoreError> {
+pub fn take_next_seq_tx(
+    tx: &rusqlite::Connection,
+    session_id: &[u8; 16],
+) -> Result<u64, StoreError> {
     let seq: i64 = tx
         .query_row(
             "UPDATE conversations SET next_seq = next_seq + 1 WHERE session_id = ?1
@@ -843,7 +812,7 @@ pub fn take_next_seq_tx(tx: &Transaction<'_>, session_id: &[u8; 16]) -> Result<u
 
 /// Inside a transaction: persists an outgoing message as `queued`; returns its row id.
 pub fn insert_outgoing_tx(
-    tx: &Transaction<'_>,
+    tx: &rusqlite::Connection,
     m: &NewOutgoing<'_>,
     now: i64,
 ) -> Result<i64, StoreError> {
@@ -868,7 +837,7 @@ pub fn insert_outgoing_tx(
 
 /// Inside a transaction: a conversation by session id.
 pub fn conversation_tx(
-    tx: &Transaction<'_>,
+    tx: &rusqlite::Connection,
     session_id: &[u8; 16],
 ) -> Result<Option<ConversationRow>, StoreError> {
     tx.query_row(
