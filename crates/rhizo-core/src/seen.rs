@@ -268,6 +268,37 @@ impl<S: SeenStore> SeenSet<S> {
         Ok(Freshness::New)
     }
 
+    /// The first half of [`check_and_insert`](Self::check_and_insert) for callers whose store
+    /// write happens inside their own transaction (which may still roll back): checks the window,
+    /// the cache and the store, records nothing. After the caller committed the id to its store,
+    /// it calls [`confirm`](Self::confirm).
+    ///
+    /// # Errors
+    ///
+    /// As [`check_and_insert`](Self::check_and_insert).
+    pub fn check(
+        &mut self,
+        id: &EnvelopeId,
+        timestamp: u64,
+        now: u64,
+    ) -> Result<Freshness, SeenError<S::Error>> {
+        check_window(timestamp, now, self.floor)?;
+        if self.cache.get(id).is_some() {
+            return Ok(Freshness::Replay);
+        }
+        if self.store.contains(id).map_err(SeenError::Store)? {
+            self.cache.put(*id, ());
+            return Ok(Freshness::Replay);
+        }
+        Ok(Freshness::New)
+    }
+
+    /// The caller committed `id` to the store: cache it, so a replay is refused without a store
+    /// lookup.
+    pub fn confirm(&mut self, id: &EnvelopeId) {
+        self.cache.put(*id, ());
+    }
+
     /// Drops stored ids whose timestamps fell out of the window at `now`;
     /// returns how many. Cached ids stay until evicted (harmless: they are
     /// refused by the window anyway).
@@ -290,6 +321,30 @@ impl<S: SeenStore> SeenSet<S> {
     /// Gives the store back.
     pub fn into_store(self) -> S {
         self.store
+    }
+}
+
+#[cfg(test)]
+mod two_phase_tests {
+    use super::*;
+    use crate::{DeviceKey, envelope::SessionId};
+
+    #[test]
+    fn check_records_nothing_until_confirmed() {
+        let id = EnvelopeId {
+            sender_device: DeviceKey::from_bytes(&[1; 32]).public(),
+            session_id: SessionId::from_bytes([2; 16]),
+            sequence_num: 3,
+        };
+        let now = 1_800_000_000_000; // unix milliseconds
+        let mut seen = SeenSet::new(MemorySeenStore::new());
+        assert_eq!(seen.check(&id, now, now).unwrap(), Freshness::New);
+        // The caller's transaction rolled back: still new.
+        assert_eq!(seen.check(&id, now, now).unwrap(), Freshness::New);
+        seen.confirm(&id);
+        assert_eq!(seen.check(&id, now, now).unwrap(), Freshness::Replay);
+        // Outside the window: refused before any lookup.
+        assert!(seen.check(&id, now - MAX_ENVELOPE_AGE - 1, now).is_err());
     }
 }
 

@@ -33,6 +33,7 @@ use rhizo_core::{
         key_packages_key, validate_record,
     },
     safety::SafetyNumber,
+    seen::{Freshness, SeenSet, SeenStore, check_timestamp},
     ticket::{ContactTicket, TicketDevice},
 };
 use rhizo_e2e::{Conversation, Device, E2eStore, Processed, RekeyPolicy};
@@ -61,10 +62,11 @@ const OUTBOX_BATCH: usize = 64;
 const FIRST_RETRY_DELAY_MS: i64 = 1_000;
 /// Longest retry delay: an unreachable contact is retried at least this often.
 const MAX_RETRY_DELAY_MS: i64 = 5 * 60 * 1_000;
-/// Envelopes older than this are refused (replay window; the seen-set is pruned to it).
-const MAX_ENVELOPE_AGE_MS: i64 = 14 * 24 * 3600 * 1000;
-/// Envelopes this far in the sender's future are refused.
-const MAX_CLOCK_SKEW_MS: i64 = 10 * 60 * 1000;
+/// Envelopes older than this are refused (rhizo-core's replay window); the persisted seen-set
+/// is pruned to it.
+const MAX_ENVELOPE_AGE_MS: i64 = rhizo_core::seen::MAX_ENVELOPE_AGE as i64;
+/// How often the persisted seen-set is pruned.
+const SEEN_PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
 /// One-time KeyPackages published per device (plus one last-resort).
 const ONE_TIME_KEY_PACKAGES: usize = 8;
 /// TTL of published records.
@@ -144,6 +146,8 @@ impl std::fmt::Debug for Messaging {
 
 struct Inner {
     store: Arc<Mutex<Store>>,
+    /// The seen-set's LRU and window in front of the persisted `seen` table.
+    seen: Mutex<SeenSet<InTransaction>>,
     client: Client,
     me: Me,
     mls_device: Device,
@@ -238,6 +242,7 @@ impl Messaging {
                 client,
                 me,
                 mls_device,
+                seen: Mutex::new(SeenSet::new(InTransaction)),
                 events,
                 outbox_wake: Notify::new(),
                 rekey,
@@ -668,7 +673,13 @@ impl Messaging {
     pub async fn handle_inbound(&self, peer: PeerId, payload: Vec<u8>) -> Vec<u8> {
         let result = self
             .with_store(move |store, inner| {
-                Ok(receive(store, &inner.me, &inner.mls_device, &payload))
+                Ok(receive(
+                    store,
+                    &inner.me,
+                    &inner.mls_device,
+                    &inner.seen,
+                    &payload,
+                ))
             })
             .await;
         match result {
@@ -690,7 +701,21 @@ impl Messaging {
     /// Publishes our KeyPackage bundle (creating it once) in the DHT, then keeps republishing.
     pub async fn run_publisher(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         let mut last_published: Option<tokio::time::Instant> = None;
+        let mut last_pruned: Option<tokio::time::Instant> = None;
         loop {
+            if last_pruned.is_none_or(|t| t.elapsed() >= SEEN_PRUNE_INTERVAL) {
+                // Envelopes older than the window are refused anyway: forget their ids.
+                let cutoff = now_ms() - MAX_ENVELOPE_AGE_MS;
+                match self
+                    .with_store(move |store, _| Ok(store.prune_seen(cutoff)?))
+                    .await
+                {
+                    Ok(n) if n > 0 => debug!(pruned = n, "seen-set pruned"),
+                    Ok(_) => {}
+                    Err(e) => warn!(error = %e, "pruning the seen-set failed"),
+                }
+                last_pruned = Some(tokio::time::Instant::now());
+            }
             let bundle_used = self
                 .with_store(|store, _| Ok(store.get_meta(META_KEY_PACKAGE_BUNDLE)?.is_none()))
                 .await
@@ -1265,7 +1290,13 @@ struct Received {
 
 /// Verifies, deduplicates, decrypts and stores one envelope. Everything it changes is one
 /// transaction, committed before the receipt is returned.
-fn receive(store: &mut Store, me: &Me, mls_device: &Device, payload: &[u8]) -> Received {
+fn receive(
+    store: &mut Store,
+    me: &Me,
+    mls_device: &Device,
+    seen: &Mutex<SeenSet<InTransaction>>,
+    payload: &[u8],
+) -> Received {
     let reply = |response| Received {
         response,
         event: None,
@@ -1285,11 +1316,12 @@ fn receive(store: &mut Store, me: &Me, mls_device: &Device, payload: &[u8]) -> R
     }
     let now = now_ms();
     let ts = i64::try_from(message.timestamp).unwrap_or(i64::MAX);
-    if ts < now - MAX_ENVELOPE_AGE_MS || ts > now + MAX_CLOCK_SKEW_MS {
+    // The replay window (14 days back, 5 minutes ahead), before any signature work.
+    if let Err(e) = check_timestamp(message.timestamp, u64::try_from(now).unwrap_or(0)) {
         return reply(receipt_response(
             me,
             &message,
-            ReceiptStatus::Rejected(ErrorCode::SessionExpired),
+            ReceiptStatus::Rejected(e.code()),
         ));
     }
     let contact = match store.contact_by_device(message.sender_device.as_bytes()) {
@@ -1308,6 +1340,19 @@ fn receive(store: &mut Store, me: &Me, mls_device: &Device, payload: &[u8]) -> R
             ErrorCode::InvalidSignature,
             "bad signature",
             refused,
+        ));
+    }
+    let id = message.id();
+    // The LRU of recently accepted ids answers most retransmissions without the database.
+    let fresh = seen.lock().map_err(|_| ()).and_then(|mut s| {
+        s.check(&id, message.timestamp, u64::try_from(now).unwrap_or(0))
+            .map_err(|_| ())
+    });
+    if matches!(fresh, Ok(Freshness::Replay)) {
+        return reply(receipt_response(
+            me,
+            &message,
+            ReceiptStatus::Rejected(ErrorCode::ReplayDetected),
         ));
     }
     let session_id = *message.session_id.as_bytes();
@@ -1428,6 +1473,14 @@ fn receive(store: &mut Store, me: &Me, mls_device: &Device, payload: &[u8]) -> R
             _ => Err(Reject::Code(ErrorCode::Malformed)),
         }
     });
+    if matches!(
+        outcome,
+        Ok(_) | Err(Reject::Code(ErrorCode::ReplayDetected))
+    ) && let Ok(mut s) = seen.lock()
+    {
+        // Committed (or already stored): from now on the cache answers for it.
+        s.confirm(&id);
+    }
     match outcome {
         Ok(event) => Received {
             response: receipt_response(me, &message, ReceiptStatus::Delivered),
@@ -1446,6 +1499,28 @@ fn receive(store: &mut Store, me: &Me, mls_device: &Device, payload: &[u8]) -> R
             warn!(error = %e, "storing an incoming message failed");
             reply(error_response(ErrorCode::Internal, "storage", refused))
         }
+    }
+}
+
+/// The persisted half of the node's seen-set is the `seen` table, written inside the same
+/// transaction as the message (`seen_insert`); this store tells [`SeenSet`] nothing, so the set
+/// serves as the LRU cache and timestamp window in front of that table.
+#[derive(Debug, Clone, Copy)]
+struct InTransaction;
+
+impl SeenStore for InTransaction {
+    type Error = std::convert::Infallible;
+
+    fn contains(&self, _: &EnvelopeId) -> Result<bool, Self::Error> {
+        Ok(false)
+    }
+
+    fn insert(&mut self, _: &EnvelopeId, _: u64) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    fn prune_before(&mut self, _: u64) -> Result<usize, Self::Error> {
+        Ok(0)
     }
 }
 
@@ -1579,23 +1654,25 @@ mod tests {
             )
         };
 
-        let r = receive(&mut bob_store, &bob.me, &bob.device, &welcome);
+        let seen = Mutex::new(SeenSet::new(InTransaction));
+        let r = receive(&mut bob_store, &bob.me, &bob.device, &seen, &welcome);
         assert_eq!(status_of(&r.response), ReceiptStatus::Delivered);
-        let r = receive(&mut bob_store, &bob.me, &bob.device, &message);
+        let r = receive(&mut bob_store, &bob.me, &bob.device, &seen, &message);
         assert_eq!(status_of(&r.response), ReceiptStatus::Delivered);
         assert!(matches!(r.event, Some(ApiEvent::MessageReceived { .. })));
         // The same envelope again: REPLAY_DETECTED, nothing stored twice.
-        let r = receive(&mut bob_store, &bob.me, &bob.device, &message);
+        let r = receive(&mut bob_store, &bob.me, &bob.device, &seen, &message);
         assert_eq!(
             status_of(&r.response),
             ReceiptStatus::Rejected(ErrorCode::ReplayDetected)
         );
         assert!(r.event.is_none());
 
-        // After a restart (the database reopened), still refused.
+        // After a restart (the database reopened, the in-memory cache gone), still refused.
         drop(bob_store);
+        let seen = Mutex::new(SeenSet::new(InTransaction));
         let mut bob_store = open(&bob_db);
-        let r = receive(&mut bob_store, &bob.me, &bob.device, &message);
+        let r = receive(&mut bob_store, &bob.me, &bob.device, &seen, &message);
         assert_eq!(
             status_of(&r.response),
             ReceiptStatus::Rejected(ErrorCode::ReplayDetected)
@@ -1613,8 +1690,9 @@ mod tests {
         bob_store.add_contact(&alice.contact, 1).unwrap();
         let now = now_ms();
 
+        let seen = Mutex::new(SeenSet::new(InTransaction));
         // Garbage: an error response, no panic.
-        let r = receive(&mut bob_store, &bob.me, &bob.device, b"\x00garbage");
+        let r = receive(&mut bob_store, &bob.me, &bob.device, &seen, b"\x00garbage");
         assert_eq!(r.response[0], RESPONSE_ERROR);
         // From a stranger: UNKNOWN_SENDER.
         let from_eve = seal(
@@ -1627,7 +1705,7 @@ mod tests {
             now,
         )
         .unwrap();
-        let r = receive(&mut bob_store, &bob.me, &bob.device, &from_eve);
+        let r = receive(&mut bob_store, &bob.me, &bob.device, &seen, &from_eve);
         assert_eq!(
             status_of(&r.response),
             ReceiptStatus::Rejected(ErrorCode::UnknownSender)
@@ -1644,12 +1722,12 @@ mod tests {
             now,
         )
         .unwrap();
-        let r = receive(&mut bob_store, &bob.me, &bob.device, &early);
+        let r = receive(&mut bob_store, &bob.me, &bob.device, &seen, &early);
         assert_eq!(
             status_of(&r.response),
             ReceiptStatus::Rejected(ErrorCode::UnknownSession)
         );
-        let r = receive(&mut bob_store, &bob.me, &bob.device, &early);
+        let r = receive(&mut bob_store, &bob.me, &bob.device, &seen, &early);
         assert_eq!(
             status_of(&r.response),
             ReceiptStatus::Rejected(ErrorCode::UnknownSession)
@@ -1665,7 +1743,7 @@ mod tests {
             now - MAX_ENVELOPE_AGE_MS - 1,
         )
         .unwrap();
-        let r = receive(&mut bob_store, &bob.me, &bob.device, &old);
+        let r = receive(&mut bob_store, &bob.me, &bob.device, &seen, &old);
         assert_eq!(
             status_of(&r.response),
             ReceiptStatus::Rejected(ErrorCode::SessionExpired)
@@ -1674,7 +1752,7 @@ mod tests {
         let mut forged = early.clone();
         let last = forged.len() - 1;
         forged[last] ^= 1;
-        let r = receive(&mut bob_store, &bob.me, &bob.device, &forged);
+        let r = receive(&mut bob_store, &bob.me, &bob.device, &seen, &forged);
         assert_eq!(r.response[0], RESPONSE_ERROR);
         let e = ErrorMessage::decode(&r.response[1..]).unwrap();
         assert_eq!(e.code, ErrorCode::InvalidSignature);
