@@ -29,6 +29,9 @@ const MAX_ADDRS_PER_PEER: usize = 8;
 /// Peers tracked in memory besides the routing table (identify/ping data of connected peers).
 const MAX_TRACKED_PEERS: usize = 4096;
 
+/// Self-lookups started on first contact with a DHT peer; later ones come from Kademlia's own
+/// periodic bootstrap.
+const SELF_LOOKUPS_ON_FIRST_CONTACT: usize = 3;
 /// Distinct values collected for one DHT get; more are ignored.
 const MAX_RECORDS_PER_GET: usize = 16;
 /// DHT queries and message requests in flight from this node's own callers.
@@ -130,6 +133,9 @@ pub struct EventLoop {
     bootstrap_report_owed: bool,
     /// Peers for which a self-lookup was already started on first contact.
     bootstrapped_via: HashSet<PeerId>,
+    /// Peers handed to Kademlia from the peer book: their routing-table entries are not news
+    /// (reporting them would refresh `last_seen` of peers that may be long gone).
+    seeded: HashSet<PeerId>,
     stats: NetStats,
     validator: Arc<dyn RecordValidator>,
     pending_puts: HashMap<kad::QueryId, oneshot::Sender<Result<usize, String>>>,
@@ -154,6 +160,7 @@ impl EventLoop {
             bootstrap_failed: Vec::new(),
             bootstrap_report_owed: false,
             bootstrapped_via: HashSet::new(),
+            seeded: HashSet::new(),
             stats: NetStats::default(),
             validator,
             pending_puts: HashMap::new(),
@@ -492,6 +499,7 @@ impl EventLoop {
                     })
                     .await;
                 }
+                self.seeded.remove(&peer_id);
                 if num_established.get() == 1 {
                     debug!(%peer_id, %addr, "peer connected");
                     self.emit(NetEvent::PeerConnected {
@@ -569,9 +577,8 @@ impl EventLoop {
                     }
                     // First contact with a DHT peer: look ourselves up through it, which is how
                     // a new node learns the rest of the network and the network learns it.
-                    if self.bootstrapped_via.len() < MAX_TRACKED_PEERS
+                    if self.bootstrapped_via.len() < SELF_LOOKUPS_ON_FIRST_CONTACT
                         && self.bootstrapped_via.insert(peer_id)
-                        && self.bootstrapped_via.len() <= 3
                     {
                         let _ = self.swarm.behaviour_mut().kad.bootstrap();
                     }
@@ -602,6 +609,9 @@ impl EventLoop {
             BehaviourEvent::Kad(kad::Event::RoutingUpdated {
                 peer, addresses, ..
             }) => {
+                if self.seeded.contains(&peer) {
+                    return; // our own peer book, not a new sighting
+                }
                 self.stats.discoveries += 1;
                 let addrs: Vec<Multiaddr> =
                     addresses.iter().take(MAX_ADDRS_PER_PEER).cloned().collect();

@@ -196,11 +196,18 @@ impl ConfigLayer {
         for (key, value) in vars {
             match key.as_str() {
                 "RHIZO_DATA_DIR" if !value.is_empty() => layer.data_dir = Some(value.into()),
-                "RHIZO_LISTEN" => layer.listen = Some(split_list(&value)),
-                "RHIZO_BOOTSTRAP" => layer.bootstrap = Some(split_list(&value)),
+                // Set but empty means "not set": an empty listen list would listen nowhere.
+                "RHIZO_LISTEN" if !split_list(&value).is_empty() => {
+                    layer.listen = Some(split_list(&value));
+                }
+                "RHIZO_BOOTSTRAP" if !split_list(&value).is_empty() => {
+                    layer.bootstrap = Some(split_list(&value));
+                }
                 "RHIZO_MDNS" => layer.mdns = Some(parse_bool("RHIZO_MDNS", &value)?),
                 "RHIZO_API" if !value.is_empty() => layer.api = Some(value),
-                "RHIZO_ANNOUNCE" => layer.announce = Some(split_list(&value)),
+                "RHIZO_ANNOUNCE" if !split_list(&value).is_empty() => {
+                    layer.announce = Some(split_list(&value));
+                }
                 "RHIZO_REKEY_MESSAGES" => {
                     layer.rekey_messages = Some(parse_count("RHIZO_REKEY_MESSAGES", &value)?);
                 }
@@ -276,15 +283,25 @@ pub fn parse_multiaddrs(
     setting: &'static str,
     values: &[String],
 ) -> Result<Vec<Multiaddr>, ConfigError> {
+    use libp2p::multiaddr::Protocol;
     values
         .iter()
         .map(|v| {
-            v.parse::<Multiaddr>()
-                .map_err(|e| ConfigError::BadMultiaddr {
-                    setting,
-                    value: v.clone(),
-                    reason: e.to_string(),
-                })
+            let bad = |reason: String| ConfigError::BadMultiaddr {
+                setting,
+                value: v.clone(),
+                reason,
+            };
+            let addr = v.parse::<Multiaddr>().map_err(|e| bad(e.to_string()))?;
+            match addr.iter().next() {
+                Some(Protocol::Ip4(_) | Protocol::Ip6(_)) => Ok(addr),
+                Some(
+                    Protocol::Dns(_) | Protocol::Dns4(_) | Protocol::Dns6(_) | Protocol::Dnsaddr(_),
+                ) => Err(bad(
+                    "host names cannot be dialled yet; use the IP address".into()
+                )),
+                _ => Err(bad("it must start with /ip4/ or /ip6/".into())),
+            }
         })
         .collect()
 }
@@ -412,6 +429,19 @@ mod tests {
         let err =
             ConfigLayer::from_env([("RHIZO_MDNS".to_string(), "maybe".to_string())]).unwrap_err();
         assert!(err.to_string().contains("RHIZO_MDNS"), "{err}");
+    }
+
+    #[test]
+    fn empty_list_variables_count_as_unset() {
+        let l = ConfigLayer::from_env([("RHIZO_LISTEN".to_string(), " ".to_string())]).unwrap();
+        assert_eq!(l.listen, None);
+    }
+
+    #[test]
+    fn host_names_are_refused_with_a_reason() {
+        let err =
+            parse_multiaddrs("bootstrap", &["/dns4/example.org/tcp/4747".into()]).unwrap_err();
+        assert!(err.to_string().contains("use the IP address"), "{err}");
     }
 
     #[test]

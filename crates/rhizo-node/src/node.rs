@@ -38,7 +38,7 @@ pub enum NodeError {
     #[error(transparent)]
     DataDir(#[from] DataDirError),
     /// The database could not be used.
-    #[error("database: {0}")]
+    #[error(transparent)]
     Store(#[from] rhizo_store::StoreError),
     /// The network could not start.
     #[error(transparent)]
@@ -380,7 +380,6 @@ fn is_storable(addr: &Multiaddr) -> bool {
     match addr.iter().next() {
         Some(Protocol::Ip4(ip)) => !ip.is_unspecified(),
         Some(Protocol::Ip6(ip)) => !ip.is_unspecified(),
-        Some(Protocol::Dns(_) | Protocol::Dns4(_) | Protocol::Dns6(_)) => true,
         _ => false,
     }
 }

@@ -25,6 +25,8 @@ use serde_json::Value;
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// How long a node may take to come up (binary start, key load, bind, API).
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a one-shot CLI command may take before the test kills it.
+pub const CLI_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a graceful stop may take before the process is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -108,9 +110,14 @@ impl TestNode {
         &self.uid
     }
 
-    /// Runs `rhizo --data-dir <dir> <args>` to completion (bounded by the CLI's own timeouts).
+    /// Runs `rhizo --data-dir <dir> <args>` to completion, killed after [`CLI_TIMEOUT`] (a
+    /// command that should end but does not fails the test instead of hanging it).
     pub fn cli(&self, args: &[&str]) -> anyhow::Result<Output> {
-        Command::new(&self.bin)
+        static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let out_path = self.dir.path().join(format!("cli-{call}.out"));
+        let err_path = self.dir.path().join(format!("cli-{call}.err"));
+        let mut child = Command::new(&self.bin)
             .arg("--data-dir")
             .arg(self.dir.path())
             .args(args)
@@ -118,8 +125,33 @@ impl TestNode {
             .env("RHIZO_MDNS", "false")
             .env("XDG_CONFIG_HOME", self.dir.path().join("no-config"))
             .stdin(Stdio::null())
-            .output()
-            .context("cannot run rhizo")
+            .stdout(File::create(&out_path)?)
+            .stderr(File::create(&err_path)?)
+            .spawn()
+            .context("cannot run rhizo")?;
+        let deadline = Instant::now() + CLI_TIMEOUT;
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!(
+                    "`rhizo {}` did not finish within {CLI_TIMEOUT:?}",
+                    args.join(" ")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let output = Output {
+            status,
+            stdout: std::fs::read(&out_path)?,
+            stderr: std::fs::read(&err_path)?,
+        };
+        let _ = std::fs::remove_file(&out_path);
+        let _ = std::fs::remove_file(&err_path);
+        Ok(output)
     }
 
     /// The default `run` arguments of a test node: loopback, ephemeral ports, mDNS off.

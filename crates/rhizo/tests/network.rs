@@ -276,6 +276,24 @@ fn user_errors_are_one_actionable_line() {
         ])
         .unwrap();
     assert_one_line_error(&out, "could not reach any bootstrap peer");
+    // The unreachable address was not remembered: the next run fails the same way instead of
+    // carrying on with a peer book full of a mistake.
+    let again = node
+        .cli(&[
+            "run",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--api",
+            "127.0.0.1:0",
+            "--no-mdns",
+            "--bootstrap",
+            // Someone else's peer id (our own address would be skipped, leaving the node alone).
+            &format!(
+                "/ip4/127.0.0.1/tcp/{port}/p2p/12D3KooWBnwprSqG6qQ5hmgs5F3JE3gFN4Az2Xu2u325MFq6jzUW"
+            ),
+        ])
+        .unwrap();
+    assert_one_line_error(&again, "could not reach any bootstrap peer");
     // The node is not running.
     assert_one_line_error(&node.cli(&["status"]).unwrap(), "not running");
     // A second init keeps the keys.

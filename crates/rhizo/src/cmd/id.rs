@@ -40,7 +40,8 @@ pub(crate) async fn run(config: &Config, json: bool) -> anyhow::Result<()> {
     let listen_addrs: Vec<String> = listen_addrs
         .into_iter()
         .map(|a| {
-            if a.contains("/p2p/") {
+            // 0.0.0.0 is where a stopped node would listen, not an address to give others.
+            if a.contains("/p2p/") || a.starts_with("/ip4/0.0.0.0/") || a.starts_with("/ip6/::/") {
                 a
             } else {
                 format!("{a}/p2p/{peer_id}")
