@@ -25,7 +25,7 @@ use rhizo_core::{
     DeviceCertificate, DeviceKey, DevicePublicKey, RootKey, RootPublicKey, Uid,
     envelope::{
         DeliveryReceipt, EnvelopeId, ErrorCode, ErrorMessage, MAX_RECEIPT_ENTRIES, MessageType,
-        NONCE_LEN, ReceiptEntry, ReceiptStatus, SecureMessage, SessionId,
+        NONCE_LEN, ReceiptEntry, ReceiptStatus, SecureMessage, SessionId, envelope_digest,
     },
     proto::ChatContent,
     records::{
@@ -75,7 +75,11 @@ const RECORD_TTL_SECS: u64 = 3 * 24 * 3600;
 const REPUBLISH_INTERVAL: Duration = Duration::from_secs(3600);
 /// How often the publisher checks whether a one-time KeyPackage was used up.
 const PUBLISHER_CHECK_INTERVAL: Duration = Duration::from_secs(5);
-/// Meta key holding our current KeyPackage bundle (hex).
+/// KeyPackages are replaced after this long (openmls gives them a 28-day lifetime).
+const KEY_PACKAGE_ROTATION_SECS: u64 = 14 * 24 * 3600;
+/// Meta key: when our current KeyPackages were made (unix seconds).
+const META_KEY_PACKAGES_AT: &str = "key_packages_made_at";
+/// Meta key holding our current KeyPackages (hex, one per line; the last is last-resort).
 const META_KEY_PACKAGE_BUNDLE: &str = "key_package_bundle";
 /// Meta key holding the last record version used (versions must grow).
 const META_RECORD_VERSION: &str = "record_version";
@@ -366,11 +370,15 @@ impl Messaging {
             added_at: now_ms(),
             devices,
         };
+        let uid_text = ticket.uid().to_string();
         let outcome = self
             .with_store(move |store, _| Ok(store.add_contact(&contact, now_ms())?))
             .await?;
-        let view = self.contact_view(&name).await?;
-        self.emit(ApiEvent::ContactAdded { name });
+        // By UID: re-adding a known contact keeps the name it already has.
+        let view = self.contact_view(&uid_text).await?;
+        self.emit(ApiEvent::ContactAdded {
+            name: view.name.clone(),
+        });
         // A newly known contact may unblock queued messages.
         self.inner.outbox_wake.notify_one();
         Ok((view, outcome == AddContact::Added))
@@ -523,6 +531,10 @@ impl Messaging {
                 all.sort_by(|a, b| {
                     (a.sent_at, a.sender_device, a.seq).cmp(&(b.sent_at, b.sender_device, b.seq))
                 });
+                // The newest `limit` across the contact's conversations.
+                if all.len() > limit {
+                    all.drain(..all.len() - limit);
+                }
                 Ok((all.iter().map(message_view).collect::<Vec<_>>(), queued))
             })
             .await?;
@@ -838,12 +850,13 @@ impl Messaging {
                 })
                 .collect(),
         };
+        let uid_text = uid.to_string();
         let outcome = self
             .with_store(move |store, _| Ok(store.add_contact(&contact, now_ms())?))
             .await?;
-        let view = self.contact_view(name).await?;
+        let view = self.contact_view(&uid_text).await?;
         self.emit(ApiEvent::ContactAdded {
-            name: name.to_string(),
+            name: view.name.clone(),
         });
         self.inner.outbox_wake.notify_one();
         Ok((view, outcome == AddContact::Added))
@@ -852,16 +865,7 @@ impl Messaging {
     async fn publish_key_packages(&self) -> Result<usize, MessagingError> {
         let (key, value) = self
             .with_store(|store, inner| {
-                let bundle = match store.get_meta(META_KEY_PACKAGE_BUNDLE)? {
-                    Some(hex) => {
-                        hex::decode(hex).map_err(|e| MessagingError::Internal(e.to_string()))?
-                    }
-                    None => {
-                        let bytes = build_key_package_bundle(store, inner)?;
-                        store.set_meta(META_KEY_PACKAGE_BUNDLE, &hex::encode(&bytes))?;
-                        bytes
-                    }
-                };
+                let bundle = build_key_package_bundle(store, inner)?;
                 let key = key_packages_key(&inner.me.uid, &inner.me.device.public());
                 Ok((key.to_vec(), bundle))
             })
@@ -884,16 +888,44 @@ fn next_record_version(store: &mut Store) -> Result<u64, MessagingError> {
     Ok(version)
 }
 
+/// A freshly signed bundle (new version and lifetime, so it never expires while we are online)
+/// of our KeyPackages. The KeyPackages themselves are kept (in `meta`) until a Welcome used one
+/// (then the receive path deletes them) or they are [`KEY_PACKAGE_ROTATION_SECS`] old.
 fn build_key_package_bundle(store: &mut Store, inner: &Inner) -> Result<Vec<u8>, MessagingError> {
+    let now = u64::try_from(unix_now()).unwrap_or(0);
+    let made_at: u64 = store
+        .get_meta(META_KEY_PACKAGES_AT)?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let stored: Vec<Vec<u8>> = store
+        .get_meta(META_KEY_PACKAGE_BUNDLE)?
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| hex::decode(l).ok())
+        .collect();
+    let kps = if stored.len() >= 2 && now.saturating_sub(made_at) < KEY_PACKAGE_ROTATION_SECS {
+        stored
+    } else {
+        let kps = store.transaction(|tx| -> Result<_, MessagingError> {
+            let mls = E2eStore::from_connection(tx).map_err(e2e)?;
+            let mut kps = rhizo_e2e::create_key_packages(
+                &mls,
+                &inner.mls_device,
+                ONE_TIME_KEY_PACKAGES,
+                false,
+            )
+            .map_err(e2e)?;
+            kps.extend(
+                rhizo_e2e::create_key_packages(&mls, &inner.mls_device, 1, true).map_err(e2e)?,
+            );
+            Ok(kps)
+        })?;
+        let joined: Vec<String> = kps.iter().map(hex::encode).collect();
+        store.set_meta(META_KEY_PACKAGE_BUNDLE, &joined.join("\n"))?;
+        store.set_meta(META_KEY_PACKAGES_AT, &now.to_string())?;
+        kps
+    };
     let version = next_record_version(store)?;
-    let kps = store.transaction(|tx| -> Result<_, MessagingError> {
-        let mls = E2eStore::from_connection(tx).map_err(e2e)?;
-        let mut kps =
-            rhizo_e2e::create_key_packages(&mls, &inner.mls_device, ONE_TIME_KEY_PACKAGES, false)
-                .map_err(e2e)?;
-        kps.extend(rhizo_e2e::create_key_packages(&mls, &inner.mls_device, 1, true).map_err(e2e)?);
-        Ok(kps)
-    })?;
     let last_resort = kps.len() - 1;
     let bundle = KeyPackageBundle::new(
         &inner.me.device,
@@ -901,7 +933,7 @@ fn build_key_package_bundle(store: &mut Store, inner: &Inner) -> Result<Vec<u8>,
         version,
         kps,
         last_resort,
-        u64::try_from(unix_now()).unwrap_or(0),
+        now,
         RECORD_TTL_SECS,
     )
     .map_err(|e| MessagingError::Internal(e.to_string()))?;
@@ -1311,7 +1343,8 @@ fn receive(
         return reply(receipt_response(
             me,
             &message,
-            ReceiptStatus::Rejected(ErrorCode::UnknownSession),
+            // Meant for someone else: final, retrying cannot help.
+            ReceiptStatus::Rejected(ErrorCode::Malformed),
         ));
     }
     let now = now_ms();
@@ -1410,9 +1443,13 @@ fn receive(
                     }
                 }
                 for p in processed {
-                    let Processed::Application { plaintext, .. } = p else {
+                    let Processed::Application { plaintext, sender } = p else {
                         continue;
                     };
+                    // The MLS leaf that encrypted it must be the device that signed the envelope.
+                    if sender.device() != message.sender_device {
+                        return Err(Reject::Code(ErrorCode::UnknownSender));
+                    }
                     let content = ChatContent::decode(plaintext.as_slice())
                         .map_err(|_| Reject::Code(ErrorCode::Malformed))?;
                     let sent_at = i64::try_from(content.sent_at_ms).unwrap_or(ts);
@@ -1449,9 +1486,16 @@ fn receive(
                 receipt
                     .verify(&message.sender_device)
                     .map_err(|_| Reject::Code(ErrorCode::InvalidSignature))?;
+                // Only for this conversation, which must be with this contact.
+                let row = rhizo_store::messaging::conversation_tx(tx, &session_id)?
+                    .ok_or(Reject::Code(ErrorCode::UnknownSession))?;
+                if row.contact_uid != contact.uid {
+                    return Err(Reject::Code(ErrorCode::UnknownSender));
+                }
                 let mut event = None;
                 for entry in receipt.entries.iter().filter(|e| {
-                    e.status == ReceiptStatus::Read
+                    e.envelope.session_id == message.session_id
+                        && e.status == ReceiptStatus::Read
                         && e.envelope.sender_device == me.device.public()
                 }) {
                     if let Some(id) = rhizo_store::messaging::mark_outgoing_read_tx(
@@ -1460,6 +1504,7 @@ fn receive(
                         me.device.public().as_bytes(),
                         entry.envelope.sequence_num,
                         now,
+                        |sent| envelope_digest(sent) == entry.envelope_digest,
                     )? {
                         event = Some(ApiEvent::MessageState {
                             id,

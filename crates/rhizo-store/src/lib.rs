@@ -127,11 +127,11 @@ impl Store {
                 "SQLite refused WAL mode; writes will be slower"
             );
         }
-        // In WAL mode, NORMAL is durable against a crash of the process (a
-        // committed transaction is in the WAL file before the call returns);
-        // only a power loss or OS crash can lose the last few commits, and
-        // never corrupts the database. FULL would fsync on every commit.
-        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+        // FULL: every commit is fsynced before the call returns, so what the node
+        // acknowledged (a received message, MLS state, a used nonce) survives a
+        // power loss or OS crash too, not only a crash of the process (which WAL
+        // with NORMAL would already survive).
+        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
             .context("configuring the connection")?;
         migrations::migrate(&mut conn)?;
         Ok(Self {
@@ -217,7 +217,10 @@ mod tests {
             .conn
             .query_row("PRAGMA synchronous", [], |row| row.get(0))
             .expect("pragma");
-        assert_eq!(synchronous, 1, "1 = NORMAL");
+        assert_eq!(
+            synchronous, 2,
+            "2 = FULL: an acknowledged message survives power loss"
+        );
     }
 
     #[test]

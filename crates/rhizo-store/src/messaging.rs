@@ -571,17 +571,21 @@ impl Store {
     ) -> Result<Vec<MessageRow>, StoreError> {
         const CTX: &str = "reading messages";
         let sql = format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = ?1
-             ORDER BY sent_at, sender_device, seq LIMIT ?2"
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = ?1 AND kind = 'text'
+             ORDER BY sent_at DESC, sender_device DESC, seq DESC LIMIT ?2"
         );
         let mut stmt = self.conn.prepare_cached(&sql).context(CTX)?;
-        stmt.query_map(
-            params![&session_id[..], limit.min(MAX_HISTORY) as i64],
-            message_row,
-        )
-        .context(CTX)?
-        .collect::<Result<Vec<_>, _>>()
-        .context(CTX)
+        let mut rows = stmt
+            .query_map(
+                params![&session_id[..], limit.min(MAX_HISTORY) as i64],
+                message_row,
+            )
+            .context(CTX)?
+            .collect::<Result<Vec<_>, _>>()
+            .context(CTX)?;
+        // Newest N were selected; show them oldest first.
+        rows.reverse();
+        Ok(rows)
     }
 
     /// One message by id.
@@ -727,15 +731,29 @@ pub fn mark_read_tx(
     Ok(unread)
 }
 
-/// Inside a transaction: our outgoing message (session, our device, seq) becomes `read`;
-/// returns its id when it changed.
+/// Inside a transaction: our outgoing message (session, our device, seq) becomes `read`, if
+/// `envelope_matches` accepts the envelope we sent (the receipt names its digest); returns its
+/// id when it changed.
 pub fn mark_outgoing_read_tx(
     tx: &Transaction<'_>,
     session_id: &[u8; 16],
     sender_device: &[u8; 32],
     seq: u64,
     at: i64,
+    envelope_matches: impl Fn(&[u8]) -> bool,
 ) -> Result<Option<i64>, StoreError> {
+    let sent: Option<Vec<u8>> = tx
+        .query_row(
+            "SELECT envelope FROM messages WHERE session_id = ?1 AND sender_device = ?2
+               AND seq = ?3 AND direction = 'out' AND envelope IS NOT NULL",
+            params![&session_id[..], &sender_device[..], seq as i64],
+            |r| r.get(0),
+        )
+        .optional()
+        .context("reading a sent envelope")?;
+    if !sent.is_some_and(|e| envelope_matches(&e)) {
+        return Ok(None);
+    }
     tx.query_row(
         "UPDATE messages SET state = 'read', received_at = coalesce(received_at, ?4)
          WHERE session_id = ?1 AND sender_device = ?2 AND seq = ?3 AND direction = 'out'
