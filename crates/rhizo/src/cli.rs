@@ -30,7 +30,8 @@ pub(crate) struct Cli {
 }
 
 const ENV_HELP: &str = "Environment: RHIZO_DATA_DIR, RHIZO_CONFIG, RHIZO_LISTEN, RHIZO_BOOTSTRAP, \
-RHIZO_MDNS, RHIZO_API, RUST_LOG.\nPrecedence: flag > environment > config file > default.";
+RHIZO_MDNS, RHIZO_API, RHIZO_ANNOUNCE, RHIZO_REKEY_MESSAGES, RHIZO_REKEY_INTERVAL_SECS, RUST_LOG.\n\
+Precedence: flag > environment > config file > default.";
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
