@@ -14,7 +14,7 @@
 //! | POST   | `/v1/contacts/{name}/verify` | yes | [`ContactView`]             |
 //! | GET    | `/v1/conversations/{contact}/messages` | yes | `[`[`MessageView`]`]` |
 //! | POST   | `/v1/conversations/{contact}/messages` | yes | `{"text"}` → [`MessageView`] |
-//! | GET    | `/v1/events`  | yes   | server-sent events: [`ApiEvent`] as JSON |
+//! | GET    | `/v1/events`  | yes   | server-sent events: [`ApiEvent`](crate::events::ApiEvent) as JSON |
 //!
 //! Errors are `{"error": "...", "code": "..."}` with a fitting status.
 
@@ -38,10 +38,7 @@ use axum::{
 };
 use rhizo_net::{Client, NetStats};
 
-use crate::{
-    events::ApiEvent,
-    messaging::{ContactView, MessageView, Messaging, MessagingError},
-};
+use crate::messaging::{ContactView, MessageView, Messaging, MessagingError};
 use rhizo_store::Store;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -527,6 +524,3 @@ async fn events(
     });
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
-
-#[allow(dead_code)]
-fn _event_type_is_public(_: ApiEvent) {}

@@ -594,7 +594,7 @@ impl Messaging {
                         .map(|m| rhizo_e2e::commit_id(&m.payload));
                     let session_id = item.session_id;
                     let changed = self
-                        .with_store(move |store, inner| {
+                        .with_store(move |store, _| {
                             let changed = store.advance_message_state(
                                 id,
                                 state,
@@ -605,7 +605,7 @@ impl Messaging {
                                 && state == MessageState::Delivered
                                 && let Some(commit_id) = commit_id
                             {
-                                confirm_commit(store, inner, &session_id, commit_id)?;
+                                confirm_commit(store, &session_id, commit_id)?;
                             }
                             Ok(changed)
                         })
@@ -1026,7 +1026,6 @@ fn queue_read_receipt(
 /// Merges our pending commit after the peer's receipt said it applied it.
 fn confirm_commit(
     store: &mut Store,
-    inner: &Inner,
     session_id: &[u8; 16],
     commit_id: [u8; 32],
 ) -> Result<(), MessagingError> {
@@ -1041,7 +1040,6 @@ fn confirm_commit(
             conversation.confirm_commit(&mls).map_err(e2e)?;
             debug!(epoch = conversation.epoch(), "self-update confirmed");
         }
-        let _ = inner;
         Ok(())
     })
 }
