@@ -90,6 +90,9 @@ pub enum StoreError {
          impersonation or a reinstall; compare safety numbers, then pick another name"
     )]
     NameTaken(String),
+    /// A mailbox quota is full; nothing already stored was touched.
+    #[error("mailbox quota: {0}")]
+    QuotaExceeded(String),
     /// An argument is out of range.
     #[error("{0}")]
     InvalidInput(String),

@@ -26,6 +26,7 @@
 //!   version lives in `PRAGMA user_version`.
 //! - `peer_book`: [`PeerSource`], [`PeerRecord`] and the peer book methods
 //!   on [`Store`], with their limits ([`MAX_PEERS`], [`MAX_ADDRS_PER_PEER`]).
+//! - [`mailbox`]: envelopes held for offline users (quotas, TTL, delete-on-receipt).
 //! - [`messaging`]: contacts, conversations, messages and the outbox, the seen-set.
 //! - `error`: [`StoreError`].
 
@@ -33,6 +34,7 @@
 #![warn(missing_docs)]
 
 mod error;
+pub mod mailbox;
 pub mod messaging;
 mod migrations;
 mod peer_book;

@@ -94,6 +94,21 @@ const MIGRATIONS: &[&str] = &[
     // 4: read receipts: the digest of each received envelope (a receipt names it).
     "ALTER TABLE messages ADD COLUMN digest BLOB;
     CREATE INDEX messages_unread ON messages (session_id, state) WHERE direction = 'in';",
+    // 5: the mailbox this node keeps for others (offline delivery): sealed envelopes by
+    // recipient, until fetched and deleted by a receipt or expired.
+    "CREATE TABLE mailbox (
+        id            INTEGER PRIMARY KEY,
+        recipient_uid BLOB NOT NULL CHECK (length(recipient_uid) = 32),
+        sender_uid    BLOB NOT NULL CHECK (length(sender_uid) = 32),
+        digest        BLOB NOT NULL CHECK (length(digest) = 32),
+        envelope      BLOB NOT NULL,
+        stored_at     INTEGER NOT NULL,
+        expires_at    INTEGER NOT NULL,
+        UNIQUE (recipient_uid, digest)
+    ) STRICT;
+    CREATE INDEX mailbox_by_recipient ON mailbox (recipient_uid, id);
+    CREATE INDEX mailbox_by_sender ON mailbox (sender_uid);
+    CREATE INDEX mailbox_by_expiry ON mailbox (expires_at);",
 ];
 
 /// The schema version this build creates and understands.
