@@ -90,6 +90,7 @@ pub use seen::{Freshness, MemorySeenStore, SeenSet, SeenStore};
 // --- end envelope & delivery ---
 
 // --- records & tickets (DHT records, contact tickets, safety numbers) ---
+pub mod mailbox;
 pub mod records;
 pub mod safety;
 pub mod ticket;

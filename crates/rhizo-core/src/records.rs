@@ -88,6 +88,7 @@
 mod device_list;
 mod identity_record;
 mod key_package_bundle;
+mod profile;
 
 use std::fmt;
 
@@ -98,6 +99,9 @@ use thiserror::Error;
 pub use device_list::DeviceList;
 pub use identity_record::IdentityRecord;
 pub use key_package_bundle::KeyPackageBundle;
+pub use profile::{
+    MAX_AVATAR_BYTES, MAX_AVATAR_MIME_BYTES, MAX_PROFILE_NAME_CHARS, MIN_PROFILE_TTL, Profile,
+};
 
 use crate::error::CertError;
 use crate::identity::{PUBLIC_KEY_LEN, SIGNATURE_LEN};
@@ -110,6 +114,8 @@ pub const IDENTITY_KEY_DOMAIN: &[u8] = b"rhizo/identity/v1";
 pub const DEVICE_LIST_KEY_DOMAIN: &[u8] = b"rhizo/devices/v1";
 /// Domain tag hashed before the UID and device key to derive [`key_packages_key`].
 pub const KEY_PACKAGES_KEY_DOMAIN: &[u8] = b"rhizo/keypackages/v1";
+/// Domain tag of [`profile_key`].
+pub const PROFILE_KEY_DOMAIN: &[u8] = b"rhizo/meta/v1";
 /// Domain tag at the start of every record's signed message.
 pub const RECORD_SIGNATURE_DOMAIN: &[u8] = b"rhizo/record/v1";
 /// Length of a record key: a full SHA-256 output.
@@ -173,6 +179,11 @@ pub fn key_packages_key(uid: &Uid, device: &DevicePublicKey) -> [u8; RECORD_KEY_
     )
 }
 
+/// The DHT key of a user's [`Profile`]: SHA-256("rhizo/meta/v1" ‖ uid).
+pub fn profile_key(uid: &Uid) -> [u8; RECORD_KEY_LEN] {
+    hash_key(PROFILE_KEY_DOMAIN, &[uid.as_bytes()])
+}
+
 /// The kind of a signed record; its wire value is the `kind` byte of the
 /// [signed bytes](self#signed-bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -184,6 +195,8 @@ pub enum RecordKind {
     DeviceList,
     /// [`KeyPackageBundle`], wire value 3.
     KeyPackages,
+    /// [`Profile`], wire value 4.
+    Profile,
 }
 
 impl RecordKind {
@@ -193,6 +206,7 @@ impl RecordKind {
             Self::Identity => proto::RecordKind::Identity,
             Self::DeviceList => proto::RecordKind::DeviceList,
             Self::KeyPackages => proto::RecordKind::KeyPackages,
+            Self::Profile => proto::RecordKind::Profile,
         }
     }
 
@@ -202,6 +216,7 @@ impl RecordKind {
             Self::Identity => 1,
             Self::DeviceList => 2,
             Self::KeyPackages => 3,
+            Self::Profile => 4,
         }
     }
 
@@ -211,6 +226,7 @@ impl RecordKind {
             Ok(proto::RecordKind::Identity) => Ok(Self::Identity),
             Ok(proto::RecordKind::DeviceList) => Ok(Self::DeviceList),
             Ok(proto::RecordKind::KeyPackages) => Ok(Self::KeyPackages),
+            Ok(proto::RecordKind::Profile) => Ok(Self::Profile),
             Ok(proto::RecordKind::Unspecified) | Err(_) => Err(RecordError::UnknownKind(value)),
         }
     }
@@ -222,6 +238,7 @@ impl fmt::Display for RecordKind {
             Self::Identity => "identity record",
             Self::DeviceList => "device list",
             Self::KeyPackages => "key-package bundle",
+            Self::Profile => "profile",
         })
     }
 }
@@ -282,6 +299,17 @@ pub enum RecordError {
         /// The limit, [`MAX_RECORD_TTL`].
         max: u64,
     },
+    /// A profile's lifetime is shorter than [`MIN_PROFILE_TTL`] (3 days).
+    #[error("profile lifetime of {ttl} s is shorter than the minimum of {min} s (3 days)")]
+    TtlTooShort {
+        /// `expires_at - created_at`, seconds.
+        ttl: u64,
+        /// The limit.
+        min: u64,
+    },
+    /// A profile field is out of its limits.
+    #[error("invalid profile: {0}")]
+    ProfileField(&'static str),
     /// `created_at` lies more than [`MAX_CLOCK_SKEW`] after `now`.
     #[error(
         "record created in the future (created_at {created_at}, now {now}); \
@@ -394,6 +422,8 @@ pub enum ValidRecord {
     DeviceList(DeviceList),
     /// One device's MLS KeyPackages.
     KeyPackages(KeyPackageBundle),
+    /// A user's profile.
+    Profile(Profile),
 }
 
 impl ValidRecord {
@@ -403,6 +433,7 @@ impl ValidRecord {
             Self::Identity(_) => RecordKind::Identity,
             Self::DeviceList(_) => RecordKind::DeviceList,
             Self::KeyPackages(_) => RecordKind::KeyPackages,
+            Self::Profile(_) => RecordKind::Profile,
         }
     }
 
@@ -412,6 +443,7 @@ impl ValidRecord {
             Self::Identity(r) => r.key(),
             Self::DeviceList(r) => r.key(),
             Self::KeyPackages(r) => r.key(),
+            Self::Profile(r) => r.key(),
         }
     }
 
@@ -421,6 +453,7 @@ impl ValidRecord {
             Self::Identity(r) => r.root_pk().uid(),
             Self::DeviceList(r) => r.root_pk().uid(),
             Self::KeyPackages(r) => r.device_cert().root().uid(),
+            Self::Profile(r) => r.root_pk().uid(),
         }
     }
 
@@ -430,6 +463,7 @@ impl ValidRecord {
             Self::Identity(r) => r.created_at(),
             Self::DeviceList(r) => r.created_at(),
             Self::KeyPackages(r) => r.created_at(),
+            Self::Profile(r) => r.created_at(),
         }
     }
 
@@ -439,6 +473,7 @@ impl ValidRecord {
             Self::Identity(r) => r.expires_at(),
             Self::DeviceList(r) => r.expires_at(),
             Self::KeyPackages(r) => r.expires_at(),
+            Self::Profile(r) => r.expires_at(),
         }
     }
 
@@ -449,6 +484,7 @@ impl ValidRecord {
             Self::Identity(r) => r.created_at(),
             Self::DeviceList(r) => r.version(),
             Self::KeyPackages(r) => r.version(),
+            Self::Profile(r) => r.version(),
         }
     }
 
@@ -459,6 +495,7 @@ impl ValidRecord {
             Self::Identity(r) => r.encode(),
             Self::DeviceList(r) => r.encode(),
             Self::KeyPackages(r) => r.encode(),
+            Self::Profile(r) => r.encode(),
         }
     }
 
@@ -468,6 +505,7 @@ impl ValidRecord {
             (Self::Identity(a), Self::Identity(b)) => a.same_content(b),
             (Self::DeviceList(a), Self::DeviceList(b)) => a.same_content(b),
             (Self::KeyPackages(a), Self::KeyPackages(b)) => a.same_content(b),
+            (Self::Profile(a), Self::Profile(b)) => a.same_content(b),
             _ => false,
         }
     }
@@ -482,6 +520,12 @@ impl From<IdentityRecord> for ValidRecord {
 impl From<DeviceList> for ValidRecord {
     fn from(record: DeviceList) -> Self {
         Self::DeviceList(record)
+    }
+}
+
+impl From<Profile> for ValidRecord {
+    fn from(record: Profile) -> Self {
+        Self::Profile(record)
     }
 }
 
@@ -537,6 +581,9 @@ pub fn validate_record(key: &[u8], value: &[u8], now: u64) -> Result<ValidRecord
         }
         RecordKind::KeyPackages => {
             KeyPackageBundle::validate(key, body, signature, now).map(ValidRecord::KeyPackages)
+        }
+        RecordKind::Profile => {
+            Profile::validate(key, body, signature, now).map(ValidRecord::Profile)
         }
     }
 }

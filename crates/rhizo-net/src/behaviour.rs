@@ -1,4 +1,5 @@
-//! The composed `NetworkBehaviour`: identify, ping, Kademlia and (optionally) mDNS.
+//! The composed `NetworkBehaviour`: identify, ping, Kademlia, (optionally) mDNS, and the two
+//! request-response protocols `/rhizo/msg/1` and `/rhizo/mailbox/1`.
 
 // The derive generates `BehaviourEvent` without docs; its variants mirror the fields below.
 #![allow(missing_docs)]
@@ -10,7 +11,7 @@ use libp2p::{
     swarm::NetworkBehaviour, swarm::behaviour::toggle::Toggle,
 };
 
-use crate::msg_protocol::{MSG_PROTOCOL, MsgCodec};
+use crate::msg_protocol::{FrameCodec, MAILBOX_PROTOCOL, MSG_PROTOCOL};
 
 /// rhizo's own Kademlia protocol name: a separate DHT from IPFS's.
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/rhizo/kad/1.0.0");
@@ -33,6 +34,11 @@ const RECORD_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 const MSG_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Concurrent `/rhizo/msg/1` streams per connection.
 const MSG_MAX_CONCURRENT_STREAMS: usize = 64;
+/// How long one `/rhizo/mailbox/1` exchange (request + answer) may take.
+const MAILBOX_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Concurrent `/rhizo/mailbox/1` streams per connection, inbound + outbound (an inbound one
+/// buffers at most one 320 KiB request: 10 MiB per connection worst case).
+const MAILBOX_MAX_CONCURRENT_STREAMS: usize = 32;
 /// How often identify re-announces itself on an open connection.
 const IDENTIFY_INTERVAL: Duration = Duration::from_secs(5 * 60);
 /// How often mDNS asks the LAN for peers.
@@ -59,7 +65,9 @@ pub struct Behaviour {
     /// mDNS on the local network, when enabled.
     pub mdns: Toggle<mdns::tokio::Behaviour>,
     /// `/rhizo/msg/1`: envelopes and their receipts.
-    pub msg: request_response::Behaviour<MsgCodec>,
+    pub msg: request_response::Behaviour<FrameCodec>,
+    /// `/rhizo/mailbox/1`: store, fetch and delete at other nodes' mailbox replicas.
+    pub mailbox: request_response::Behaviour<FrameCodec>,
 }
 
 impl std::fmt::Debug for Behaviour {
@@ -121,11 +129,21 @@ impl Behaviour {
             kad,
             mdns: mdns.into(),
             msg: request_response::Behaviour::with_codec(
-                MsgCodec,
+                FrameCodec::msg(),
                 [(MSG_PROTOCOL, request_response::ProtocolSupport::Full)],
                 request_response::Config::default()
                     .with_request_timeout(MSG_REQUEST_TIMEOUT)
                     .with_max_concurrent_streams(MSG_MAX_CONCURRENT_STREAMS),
+            ),
+            mailbox: request_response::Behaviour::with_codec(
+                FrameCodec::mailbox(),
+                [(
+                    StreamProtocol::new(MAILBOX_PROTOCOL),
+                    request_response::ProtocolSupport::Full,
+                )],
+                request_response::Config::default()
+                    .with_request_timeout(MAILBOX_REQUEST_TIMEOUT)
+                    .with_max_concurrent_streams(MAILBOX_MAX_CONCURRENT_STREAMS),
             ),
         })
     }

@@ -42,6 +42,15 @@ pub struct PeerInfo {
     pub rtt_ms: Option<f64>,
 }
 
+/// A peer found by [`Client::closest_peers`], with the addresses the lookup learnt for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClosestPeer {
+    /// The peer.
+    pub peer: PeerId,
+    /// Its addresses (bounded; may be empty when no peer reported one).
+    pub addrs: Vec<Multiaddr>,
+}
+
 /// Counters since the node started.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct NetStats {
@@ -69,9 +78,18 @@ pub struct NetStats {
     pub messages_sent: u64,
     /// `/rhizo/msg/1` requests that failed (unreachable, timeout, protocol error).
     pub message_failures: u64,
+    /// `/rhizo/mailbox/1` requests received.
+    #[serde(default)]
+    pub mailbox_requests_received: u64,
+    /// `/rhizo/mailbox/1` requests sent that got a response.
+    #[serde(default)]
+    pub mailbox_requests_sent: u64,
+    /// `/rhizo/mailbox/1` requests that failed (unreachable, timeout, too large, protocol error).
+    #[serde(default)]
+    pub mailbox_failures: u64,
 }
 
-/// Why a `/rhizo/msg/1` request got no response.
+/// Why a `/rhizo/msg/1` or `/rhizo/mailbox/1` request got no response.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum SendError {
@@ -81,9 +99,18 @@ pub enum SendError {
     /// The peer did not answer in time.
     #[error("timed out waiting for the peer")]
     Timeout,
-    /// The peer does not speak `/rhizo/msg/1`, or the stream broke.
+    /// The peer does not speak the protocol, or the stream broke (this includes a response
+    /// larger than the protocol allows).
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// The request is larger than the protocol allows; nothing was sent.
+    #[error("request of {len} bytes exceeds the limit of {max}")]
+    TooLarge {
+        /// The request's size in bytes.
+        len: usize,
+        /// The protocol's limit in bytes.
+        max: usize,
+    },
     /// The node is shutting down.
     #[error("the network event loop has stopped")]
     Stopped,
@@ -106,6 +133,20 @@ pub(crate) enum Command {
         key: Vec<u8>,
         reply: oneshot::Sender<Vec<Vec<u8>>>,
     },
+    PutRecordTo {
+        key: Vec<u8>,
+        value: Vec<u8>,
+        peers: Vec<PeerId>,
+        reply: oneshot::Sender<Result<usize, String>>,
+    },
+    LocalRecord {
+        key: Vec<u8>,
+        reply: oneshot::Sender<Option<Vec<u8>>>,
+    },
+    ClosestPeers {
+        key: Vec<u8>,
+        reply: oneshot::Sender<Result<Vec<ClosestPeer>, String>>,
+    },
     SendMessage {
         peer: PeerId,
         addrs: Vec<Multiaddr>,
@@ -113,6 +154,16 @@ pub(crate) enum Command {
         reply: oneshot::Sender<Result<Vec<u8>, SendError>>,
     },
     Respond {
+        channel: libp2p::request_response::ResponseChannel<Vec<u8>>,
+        payload: Vec<u8>,
+    },
+    MailboxRequest {
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        payload: Vec<u8>,
+        reply: oneshot::Sender<Result<Vec<u8>, SendError>>,
+    },
+    RespondMailbox {
         channel: libp2p::request_response::ResponseChannel<Vec<u8>>,
         payload: Vec<u8>,
     },
@@ -208,6 +259,46 @@ impl Client {
             .await
     }
 
+    /// Stores a record on exactly `peers` (not locally, and not on the peers closest to the
+    /// key unless they are given), dialling them through Kademlia if needed. Like
+    /// [`put_record`](Self::put_record), the record names this node as its publisher and
+    /// expires after the DHT's record TTL. Returns how many peers acknowledged it before the
+    /// query ended (Kademlia quorum one: the query ends at the first acknowledgement, so this is
+    /// 1 on success); an error when none did, or when `peers` holds no peer but this node.
+    pub async fn put_record_to(
+        &self,
+        key: Vec<u8>,
+        value: Vec<u8>,
+        peers: Vec<PeerId>,
+    ) -> Result<usize, NetError> {
+        let reply = self
+            .call_with(DHT_TIMEOUT, |reply| Command::PutRecordTo {
+                key,
+                value,
+                peers,
+                reply,
+            })
+            .await?;
+        reply.map_err(NetError::Dht)
+    }
+
+    /// The value this node's own Kademlia store holds under `key`, if any and not expired (no
+    /// network traffic; for diagnostics and tests).
+    pub async fn local_record(&self, key: Vec<u8>) -> Result<Option<Vec<u8>>, NetError> {
+        self.call(|reply| Command::LocalRecord { key, reply }).await
+    }
+
+    /// Looks up the peers closest to `key` in the DHT (the Kademlia distance to the record key
+    /// `key`, as for [`put_record`](Self::put_record)), closest first, at most 20, never this
+    /// node. If the lookup times out, the peers found so far; none when the routing table is
+    /// empty.
+    pub async fn closest_peers(&self, key: Vec<u8>) -> Result<Vec<ClosestPeer>, NetError> {
+        let reply = self
+            .call_with(DHT_TIMEOUT, |reply| Command::ClosestPeers { key, reply })
+            .await?;
+        reply.map_err(NetError::Dht)
+    }
+
     /// Sends one `/rhizo/msg/1` request to `peer` (dialling `addrs` if needed) and waits for
     /// its response.
     pub async fn send_message(
@@ -236,6 +327,43 @@ impl Client {
     ) -> Result<(), NetError> {
         self.tx
             .send(Command::Respond { channel, payload })
+            .await
+            .map_err(|_| NetError::Stopped)
+    }
+
+    /// Sends one `/rhizo/mailbox/1` request to `peer` (dialling `addrs` if needed) and waits
+    /// for its response. A request larger than
+    /// [`MAX_MAILBOX_REQUEST_BYTES`](crate::MAX_MAILBOX_REQUEST_BYTES) is refused with
+    /// [`SendError::TooLarge`] before anything is sent.
+    pub async fn mailbox_request(
+        &self,
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        payload: Vec<u8>,
+    ) -> Result<Vec<u8>, SendError> {
+        let call = self.call_with(MESSAGE_TIMEOUT, |reply| Command::MailboxRequest {
+            peer,
+            addrs,
+            payload,
+            reply,
+        });
+        match call.await {
+            Ok(result) => result,
+            Err(_) => Err(SendError::Timeout),
+        }
+    }
+
+    /// Answers an inbound `/rhizo/mailbox/1` request
+    /// ([`NetEvent::InboundMailbox`](crate::NetEvent::InboundMailbox)). A response larger than
+    /// [`MAX_MAILBOX_RESPONSE_BYTES`](crate::MAX_MAILBOX_RESPONSE_BYTES) is not sent: the
+    /// requester sees the stream fail.
+    pub async fn respond_mailbox(
+        &self,
+        channel: libp2p::request_response::ResponseChannel<Vec<u8>>,
+        payload: Vec<u8>,
+    ) -> Result<(), NetError> {
+        self.tx
+            .send(Command::RespondMailbox { channel, payload })
             .await
             .map_err(|_| NetError::Stopped)
     }

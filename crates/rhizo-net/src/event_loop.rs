@@ -18,10 +18,13 @@ use tokio::sync::oneshot;
 use tracing::{debug, info, warn};
 
 use crate::{
-    KAD_PROTOCOL, MAX_INITIAL_PEER_BOOK_DIALS, NetError, RecordValidator,
+    KAD_PROTOCOL, MAX_INITIAL_PEER_BOOK_DIALS, MAX_MAILBOX_REQUEST_BYTES, NetError,
+    RecordValidator,
     behaviour::{Behaviour, BehaviourEvent},
-    client::{Command, NetInfo, NetStats, PeerInfo, SendError},
-    describe_dial_error, peer_id_of,
+    client::{ClosestPeer, Command, NetInfo, NetStats, PeerInfo, SendError},
+    describe_dial_error,
+    msg_protocol::FrameCodec,
+    peer_id_of,
 };
 
 /// Addresses remembered per peer in memory; the rest are dropped (oldest first).
@@ -36,6 +39,8 @@ const SELF_LOOKUPS_ON_FIRST_CONTACT: usize = 3;
 const MAX_RECORDS_PER_GET: usize = 16;
 /// DHT queries and message requests in flight from this node's own callers.
 const MAX_PENDING_REQUESTS: usize = 1024;
+/// Peers returned by one closest-peers lookup (Kademlia's own cap, `K_VALUE`).
+const MAX_CLOSEST_PEERS: usize = 20;
 
 /// How a peer was learnt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -61,6 +66,16 @@ pub enum NetEvent {
         /// The sending peer (authenticated by Noise/TLS).
         peer: PeerId,
         /// The request bytes.
+        payload: Vec<u8>,
+        /// Where the response goes.
+        channel: ResponseChannel<Vec<u8>>,
+    },
+    /// A peer sent a `/rhizo/mailbox/1` request; answer it with
+    /// [`Client::respond_mailbox`](crate::Client::respond_mailbox) on `channel`.
+    InboundMailbox {
+        /// The requesting peer (authenticated by Noise/TLS).
+        peer: PeerId,
+        /// The request bytes (at most [`MAX_MAILBOX_REQUEST_BYTES`]).
         payload: Vec<u8>,
         /// Where the response goes.
         channel: ResponseChannel<Vec<u8>>,
@@ -109,6 +124,19 @@ pub enum NetEvent {
 
 /// A DHT get in flight: where the answer goes, and the distinct values found so far.
 type PendingGet = (oneshot::Sender<Vec<Vec<u8>>>, Vec<Vec<u8>>);
+/// A closest-peers lookup in flight: the record key it targets, and where the answer goes.
+type PendingClosest = (RecordKey, oneshot::Sender<Result<Vec<ClosestPeer>, String>>);
+/// Where the response to an outbound request goes.
+type PendingResponse = oneshot::Sender<Result<Vec<u8>, SendError>>;
+
+/// The two request-response protocols, which share their handling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReqProtocol {
+    /// `/rhizo/msg/1`.
+    Msg,
+    /// `/rhizo/mailbox/1`.
+    Mailbox,
+}
 
 #[derive(Debug, Default)]
 struct PeerState {
@@ -139,8 +167,14 @@ pub struct EventLoop {
     stats: NetStats,
     validator: Arc<dyn RecordValidator>,
     pending_puts: HashMap<kad::QueryId, oneshot::Sender<Result<usize, String>>>,
+    /// How many peers a `put_record_to` query targets (its success count when all stored it).
+    put_targets: HashMap<kad::QueryId, usize>,
     pending_gets: HashMap<kad::QueryId, PendingGet>,
-    pending_messages: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>, SendError>>>,
+    pending_closest: HashMap<kad::QueryId, PendingClosest>,
+    /// Outbound `/rhizo/msg/1` requests. Request ids are per protocol, hence one map each.
+    pending_messages: HashMap<OutboundRequestId, PendingResponse>,
+    /// Outbound `/rhizo/mailbox/1` requests.
+    pending_mailbox: HashMap<OutboundRequestId, PendingResponse>,
 }
 
 impl EventLoop {
@@ -164,13 +198,20 @@ impl EventLoop {
             stats: NetStats::default(),
             validator,
             pending_puts: HashMap::new(),
+            put_targets: HashMap::new(),
             pending_gets: HashMap::new(),
+            pending_closest: HashMap::new(),
             pending_messages: HashMap::new(),
+            pending_mailbox: HashMap::new(),
         }
     }
 
     fn pending_requests(&self) -> usize {
-        self.pending_puts.len() + self.pending_gets.len() + self.pending_messages.len()
+        self.pending_puts.len()
+            + self.pending_gets.len()
+            + self.pending_closest.len()
+            + self.pending_messages.len()
+            + self.pending_mailbox.len()
     }
 
     /// Hands the peer book to Kademlia and dials the best few entries.
@@ -317,41 +358,156 @@ impl EventLoop {
                     .get_record(RecordKey::new(&key));
                 self.pending_gets.insert(id, (reply, Vec::new()));
             }
+            Command::PutRecordTo {
+                key,
+                value,
+                peers,
+                reply,
+            } => {
+                if self.pending_requests() >= MAX_PENDING_REQUESTS {
+                    let _ = reply.send(Err("too many DHT operations in flight".into()));
+                    return;
+                }
+                let local = *self.swarm.local_peer_id();
+                let mut targets: Vec<PeerId> = Vec::with_capacity(peers.len());
+                for peer in peers {
+                    if peer != local && !targets.contains(&peer) {
+                        targets.push(peer);
+                    }
+                }
+                if targets.is_empty() {
+                    let _ = reply.send(Err("no peer to store the record on".into()));
+                    return;
+                }
+                // As `put_record` does: this node is the publisher, and the expiry is left to
+                // Kademlia, which applies the configured record TTL.
+                let mut record = kad::Record::new(RecordKey::new(&key), value);
+                record.publisher = Some(local);
+                // Every target must answer (or fail) before the query ends, so none of the
+                // stores still being dialled is dropped and the count is real.
+                let count = targets.len();
+                let id = self.swarm.behaviour_mut().kad.put_record_to(
+                    record,
+                    targets.into_iter(),
+                    kad::Quorum::All,
+                );
+                self.pending_puts.insert(id, reply);
+                self.put_targets.insert(id, count);
+            }
+            Command::LocalRecord { key, reply } => {
+                let now = std::time::Instant::now();
+                let value = self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .store_mut()
+                    .get(&RecordKey::new(&key))
+                    .filter(|r| !r.is_expired(now))
+                    .map(|r| r.value.clone());
+                let _ = reply.send(value);
+            }
+            Command::ClosestPeers { key, reply } => {
+                if self.pending_requests() >= MAX_PENDING_REQUESTS {
+                    let _ = reply.send(Err("too many DHT operations in flight".into()));
+                    return;
+                }
+                let kad = &mut self.swarm.behaviour_mut().kad;
+                if kad.kbuckets().all(|b| b.num_entries() == 0) {
+                    let _ = reply.send(Ok(Vec::new()));
+                    return;
+                }
+                // The raw key bytes as the target: Kademlia hashes them exactly as it hashes
+                // `RecordKey::new(&key)`, so the distance is the one records under `key` use.
+                let id = kad.get_closest_peers(key.clone());
+                self.pending_closest
+                    .insert(id, (RecordKey::new(&key), reply));
+            }
             Command::SendMessage {
                 peer,
                 addrs,
                 payload,
                 reply,
-            } => {
-                if self.pending_requests() >= MAX_PENDING_REQUESTS {
-                    let _ = reply.send(Err(SendError::Protocol(
-                        "too many requests in flight".into(),
-                    )));
-                    return;
-                }
-                let id = self
-                    .swarm
-                    .behaviour_mut()
-                    .msg
-                    .send_request_with_addresses(&peer, payload, addrs);
-                self.pending_messages.insert(id, reply);
-            }
+            } => self.send_request(ReqProtocol::Msg, peer, addrs, payload, reply),
+            Command::MailboxRequest {
+                peer,
+                addrs,
+                payload,
+                reply,
+            } => self.send_request(ReqProtocol::Mailbox, peer, addrs, payload, reply),
             Command::Respond { channel, payload } => {
-                if self
-                    .swarm
-                    .behaviour_mut()
-                    .msg
-                    .send_response(channel, payload)
-                    .is_err()
-                {
-                    debug!("response not sent: the requester went away");
-                }
+                self.send_response(ReqProtocol::Msg, channel, payload);
+            }
+            Command::RespondMailbox { channel, payload } => {
+                self.send_response(ReqProtocol::Mailbox, channel, payload);
             }
             Command::Shutdown(reply) => {
                 // Normally handled in `run`; answering here keeps the match total.
                 self.close_all();
                 let _ = reply.send(());
             }
+        }
+    }
+
+    fn request_behaviour(
+        &mut self,
+        protocol: ReqProtocol,
+    ) -> &mut request_response::Behaviour<FrameCodec> {
+        match protocol {
+            ReqProtocol::Msg => &mut self.swarm.behaviour_mut().msg,
+            ReqProtocol::Mailbox => &mut self.swarm.behaviour_mut().mailbox,
+        }
+    }
+
+    fn pending_responses(
+        &mut self,
+        protocol: ReqProtocol,
+    ) -> &mut HashMap<OutboundRequestId, PendingResponse> {
+        match protocol {
+            ReqProtocol::Msg => &mut self.pending_messages,
+            ReqProtocol::Mailbox => &mut self.pending_mailbox,
+        }
+    }
+
+    fn send_request(
+        &mut self,
+        protocol: ReqProtocol,
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        payload: Vec<u8>,
+        reply: PendingResponse,
+    ) {
+        if self.pending_requests() >= MAX_PENDING_REQUESTS {
+            let _ = reply.send(Err(SendError::Protocol(
+                "too many requests in flight".into(),
+            )));
+            return;
+        }
+        if protocol == ReqProtocol::Mailbox && payload.len() > MAX_MAILBOX_REQUEST_BYTES {
+            self.stats.mailbox_failures += 1;
+            let _ = reply.send(Err(SendError::TooLarge {
+                len: payload.len(),
+                max: MAX_MAILBOX_REQUEST_BYTES,
+            }));
+            return;
+        }
+        let id = self
+            .request_behaviour(protocol)
+            .send_request_with_addresses(&peer, payload, addrs);
+        self.pending_responses(protocol).insert(id, reply);
+    }
+
+    fn send_response(
+        &mut self,
+        protocol: ReqProtocol,
+        channel: ResponseChannel<Vec<u8>>,
+        payload: Vec<u8>,
+    ) {
+        if self
+            .request_behaviour(protocol)
+            .send_response(channel, payload)
+            .is_err()
+        {
+            debug!(?protocol, "response not sent: the requester went away");
         }
     }
 
@@ -674,7 +830,12 @@ impl EventLoop {
                 }
             }
             BehaviourEvent::Mdns(mdns::Event::Expired(_)) => {}
-            BehaviourEvent::Msg(event) => self.handle_msg_event(event).await,
+            BehaviourEvent::Msg(event) => {
+                self.handle_request_event(ReqProtocol::Msg, event).await;
+            }
+            BehaviourEvent::Mailbox(event) => {
+                self.handle_request_event(ReqProtocol::Mailbox, event).await;
+            }
         }
     }
 
@@ -703,9 +864,10 @@ impl EventLoop {
     fn handle_query_progress(&mut self, id: kad::QueryId, result: kad::QueryResult, last: bool) {
         match result {
             kad::QueryResult::PutRecord(outcome) => {
+                let targets = self.put_targets.remove(&id);
                 if let Some(reply) = self.pending_puts.remove(&id) {
                     let _ = reply.send(match outcome {
-                        Ok(_) => Ok(1),
+                        Ok(_) => Ok(targets.unwrap_or(1)),
                         Err(kad::PutRecordError::QuorumFailed { success, .. })
                             if !success.is_empty() =>
                         {
@@ -727,11 +889,57 @@ impl EventLoop {
                     let _ = reply.send(values);
                 }
             }
+            kad::QueryResult::GetClosestPeers(outcome) => {
+                // A timeout still carries the peers found so far; they are the answer.
+                let peers = match outcome {
+                    Ok(kad::GetClosestPeersOk { peers, .. })
+                    | Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
+                };
+                if let Some((key, reply)) = self.pending_closest.remove(&id) {
+                    let _ = reply.send(Ok(self.closest_peers(&key, peers)));
+                }
+            }
             _ => {}
         }
     }
 
-    async fn handle_msg_event(&mut self, event: request_response::Event<Vec<u8>, Vec<u8>>) {
+    /// Orders a closest-peers answer by XOR distance to `key`, closest first, without this
+    /// node or duplicates, each with at most [`MAX_ADDRS_PER_PEER`] addresses (those the lookup
+    /// learnt, else those identify told us).
+    fn closest_peers(&self, key: &RecordKey, found: Vec<kad::PeerInfo>) -> Vec<ClosestPeer> {
+        let local = *self.swarm.local_peer_id();
+        let target = kad::KBucketKey::new(key.clone());
+        let mut out: Vec<ClosestPeer> = Vec::with_capacity(found.len());
+        for info in found {
+            if info.peer_id == local || out.iter().any(|p| p.peer == info.peer_id) {
+                continue;
+            }
+            let mut addrs: Vec<Multiaddr> = Vec::new();
+            for addr in info.addrs {
+                if addrs.len() < MAX_ADDRS_PER_PEER && !addrs.contains(&addr) {
+                    addrs.push(addr);
+                }
+            }
+            if addrs.is_empty()
+                && let Some(state) = self.peers.get(&info.peer_id)
+            {
+                addrs.clone_from(&state.addrs);
+            }
+            out.push(ClosestPeer {
+                peer: info.peer_id,
+                addrs,
+            });
+        }
+        out.sort_by_key(|p| target.distance(&kad::KBucketKey::from(p.peer)));
+        out.truncate(MAX_CLOSEST_PEERS);
+        out
+    }
+
+    async fn handle_request_event(
+        &mut self,
+        protocol: ReqProtocol,
+        event: request_response::Event<Vec<u8>, Vec<u8>>,
+    ) {
         match event {
             request_response::Event::Message {
                 peer,
@@ -741,13 +949,27 @@ impl EventLoop {
                     },
                 ..
             } => {
-                self.stats.messages_received += 1;
-                self.emit(NetEvent::InboundMessage {
-                    peer,
-                    payload: request,
-                    channel,
-                })
-                .await;
+                // Awaited like every event: a node that cannot keep up slows the swarm down
+                // rather than losing requests.
+                let event = match protocol {
+                    ReqProtocol::Msg => {
+                        self.stats.messages_received += 1;
+                        NetEvent::InboundMessage {
+                            peer,
+                            payload: request,
+                            channel,
+                        }
+                    }
+                    ReqProtocol::Mailbox => {
+                        self.stats.mailbox_requests_received += 1;
+                        NetEvent::InboundMailbox {
+                            peer,
+                            payload: request,
+                            channel,
+                        }
+                    }
+                };
+                self.emit(event).await;
             }
             request_response::Event::Message {
                 message:
@@ -757,16 +979,22 @@ impl EventLoop {
                     },
                 ..
             } => {
-                self.stats.messages_sent += 1;
-                if let Some(reply) = self.pending_messages.remove(&request_id) {
+                match protocol {
+                    ReqProtocol::Msg => self.stats.messages_sent += 1,
+                    ReqProtocol::Mailbox => self.stats.mailbox_requests_sent += 1,
+                }
+                if let Some(reply) = self.pending_responses(protocol).remove(&request_id) {
                     let _ = reply.send(Ok(response));
                 }
             }
             request_response::Event::OutboundFailure {
                 request_id, error, ..
             } => {
-                self.stats.message_failures += 1;
-                if let Some(reply) = self.pending_messages.remove(&request_id) {
+                match protocol {
+                    ReqProtocol::Msg => self.stats.message_failures += 1,
+                    ReqProtocol::Mailbox => self.stats.mailbox_failures += 1,
+                }
+                if let Some(reply) = self.pending_responses(protocol).remove(&request_id) {
                     let _ = reply.send(Err(match error {
                         request_response::OutboundFailure::DialFailure => {
                             SendError::Unreachable("could not connect".into())
@@ -780,7 +1008,7 @@ impl EventLoop {
                 }
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
-                debug!(%peer, %error, "inbound message failed");
+                debug!(%peer, %error, ?protocol, "inbound request failed");
             }
             request_response::Event::ResponseSent { .. } => {}
         }

@@ -2,12 +2,15 @@
 //!
 //! One [`EventLoop`] owns the libp2p `Swarm`; everything else talks to it through a cloneable
 //! [`Client`] that sends [`Command`](client::Command)s over a bounded channel, each carrying a
-//! oneshot for its reply. What the network learns (peers discovered, connections, dial failures)
-//! goes up to the node as [`NetEvent`]s over another bounded channel.
+//! oneshot for its reply. What the network learns (peers discovered, connections, dial failures,
+//! inbound requests) goes up to the node as [`NetEvent`]s over another bounded channel.
 //!
 //! ```text
 //!   node services ──Client──▶ [bounded mpsc] ──▶ EventLoop ──▶ Swarm (tcp+noise+yamux, quic)
-//!         ▲                                          │            identify, ping, kad, mdns
+//!         ▲                                          │            identify, ping, kad, mdns,
+//!         │                                          │            /rhizo/msg/1 (≤ 512 KiB),
+//!         │                                          │            /rhizo/mailbox/1
+//!         │                                          │              (req ≤ 320 KiB, resp ≤ 1 MiB)
 //!         └────────────── [bounded mpsc] ◀─ NetEvent ┘
 //! ```
 //!
@@ -15,6 +18,7 @@
 //! - [`behaviour`]: the composed `NetworkBehaviour` and its protocol configuration.
 //! - [`client`]: the [`Client`] handle and the commands it sends.
 //! - [`event_loop`]: the [`EventLoop`] that owns the Swarm.
+//! - [`msg_protocol`]: the length-prefixed frame codec of `/rhizo/msg/1` and `/rhizo/mailbox/1`.
 //! - [`start`]: builds the Swarm, binds the listeners, returns the three parts.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -27,11 +31,14 @@ pub mod msg_protocol;
 use std::time::Duration;
 
 pub use behaviour::{KAD_PROTOCOL, PROTOCOL_VERSION};
-pub use client::{Client, NetInfo, NetStats, PeerInfo, SendError};
+pub use client::{Client, ClosestPeer, NetInfo, NetStats, PeerInfo, SendError};
 pub use event_loop::{DiscoverySource, EventLoop, NetEvent};
 pub use libp2p::request_response::ResponseChannel;
 pub use libp2p::{Multiaddr, PeerId, identity::Keypair};
-pub use msg_protocol::{MAX_FRAME_BYTES, MSG_PROTOCOL};
+pub use msg_protocol::{
+    FrameCodec, MAILBOX_PROTOCOL, MAX_FRAME_BYTES, MAX_MAILBOX_REQUEST_BYTES,
+    MAX_MAILBOX_RESPONSE_BYTES, MSG_PROTOCOL,
+};
 
 use libp2p::{multiaddr::Protocol, noise, swarm::DialError, tcp, yamux};
 

@@ -195,6 +195,10 @@ pub(crate) fn router(state: ApiState) -> Router {
             get(list_messages).post(post_conversation_message),
         )
         .route("/v1/events", get(events))
+        .route("/v1/mailbox", get(mailbox_status))
+        .route("/v1/profile", get(own_profile).post(set_profile))
+        .route("/v1/profiles/{who}", get(profile_of))
+        .route("/v1/mailbox/fetch", post(mailbox_fetch))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/health", get(health))
@@ -389,6 +393,31 @@ pub struct TextBody {
     pub text: String,
 }
 
+/// `POST /v1/profile` body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SetProfileRequest {
+    /// Display name (1 to 64 characters).
+    pub name: String,
+    /// Avatar image, base64 (at most 32 KiB decoded).
+    #[serde(default)]
+    pub avatar_base64: Option<String>,
+    /// Its type, e.g. image/png.
+    #[serde(default)]
+    pub avatar_mime: Option<String>,
+    /// Also publish it in the DHT for anyone holding the UID (opt-in).
+    #[serde(default)]
+    pub public: bool,
+}
+
+/// `POST /v1/profile` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SetProfileResponse {
+    /// The new profile.
+    pub profile: crate::messaging::ProfileView,
+    /// DHT nodes that stored it (0 when not public).
+    pub stored_on: usize,
+}
+
 /// `?limit=` for history.
 #[derive(Debug, Clone, Deserialize)]
 pub struct HistoryQuery {
@@ -407,6 +436,7 @@ fn messaging_error(e: MessagingError) -> Response {
         MessagingError::BadInput(_) => (StatusCode::BAD_REQUEST, "BAD_INPUT"),
         MessagingError::NoKeyPackages(_) => (StatusCode::SERVICE_UNAVAILABLE, "NO_KEY_PACKAGES"),
         MessagingError::NotInDht(_) => (StatusCode::NOT_FOUND, "NOT_IN_DHT"),
+        MessagingError::UnknownProfile(_) => (StatusCode::NOT_FOUND, "NO_PROFILE"),
         MessagingError::Store(StoreError::NameTaken(_)) => (StatusCode::CONFLICT, "KEY_CHANGED"),
         MessagingError::Store(StoreError::InvalidInput(_)) => {
             (StatusCode::BAD_REQUEST, "BAD_INPUT")
@@ -489,6 +519,70 @@ async fn post_conversation_message(
     Json(body): Json<TextBody>,
 ) -> Response {
     send(&state, &contact, &body.text).await
+}
+
+async fn set_profile(
+    State(state): State<ApiState>,
+    Json(body): Json<SetProfileRequest>,
+) -> Response {
+    let avatar = match body
+        .avatar_base64
+        .as_deref()
+        .map(|a| data_encoding::BASE64.decode(a.trim().as_bytes()))
+    {
+        None => Vec::new(),
+        Some(Ok(a)) => a,
+        Some(Err(e)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "BAD_INPUT",
+                format!("avatar_base64 is not base64: {e}"),
+            );
+        }
+    };
+    match state
+        .inner
+        .messaging
+        .set_profile(
+            &body.name,
+            avatar,
+            body.avatar_mime.as_deref().unwrap_or(""),
+            body.public,
+        )
+        .await
+    {
+        Ok((profile, stored_on)) => Json(SetProfileResponse { profile, stored_on }).into_response(),
+        Err(e) => messaging_error(e),
+    }
+}
+
+async fn own_profile(State(state): State<ApiState>) -> Response {
+    match state.inner.messaging.profile(None).await {
+        Ok(p) => Json(p).into_response(),
+        Err(e) => messaging_error(e),
+    }
+}
+
+async fn profile_of(State(state): State<ApiState>, Path(who): Path<String>) -> Response {
+    match state.inner.messaging.profile(Some(&who)).await {
+        Ok(p) => Json(p).into_response(),
+        Err(e) => messaging_error(e),
+    }
+}
+
+async fn mailbox_status(State(state): State<ApiState>) -> Response {
+    match state.inner.messaging.mailbox_status().await {
+        Ok(status) => Json(status).into_response(),
+        Err(e) => messaging_error(e),
+    }
+}
+
+/// Fetches our mailbox now (the node also does this at start and periodically).
+async fn mailbox_fetch(State(state): State<ApiState>) -> Response {
+    match state.inner.messaging.fetch_mailbox().await {
+        Ok(report) => Json(report).into_response(),
+        Err(e) => messaging_error(e),
+    }
 }
 
 async fn list_messages(

@@ -19,6 +19,16 @@ pub const DEFAULT_API_PORT: u16 = 4748;
 pub const DEFAULT_REKEY_MESSAGES: u64 = 100;
 /// …or after this long (24 h).
 pub const DEFAULT_REKEY_INTERVAL_SECS: u64 = 24 * 3600;
+/// How long mailbox replicas keep an envelope for an offline recipient, by default (days).
+pub const DEFAULT_MAILBOX_TTL_DAYS: u64 = 7;
+/// The shortest mailbox TTL a user may configure (days).
+pub const MIN_MAILBOX_TTL_DAYS: u64 = 3;
+/// The longest mailbox TTL (days): replicas never keep anything longer.
+pub const MAX_MAILBOX_TTL_DAYS: u64 = 7;
+/// How often a node fetches its own mailbox from the replicas, by default (seconds).
+pub const DEFAULT_MAILBOX_POLL_SECS: u64 = 60;
+/// How often a replica checks that what it holds is on the current closest replicas (seconds).
+pub const DEFAULT_MAILBOX_REPLICATE_SECS: u64 = 600;
 /// Largest config file read: a config is a few hundred bytes; anything huge is a mistake.
 const MAX_CONFIG_FILE_BYTES: u64 = 1024 * 1024;
 
@@ -38,6 +48,18 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     (
         "RHIZO_REKEY_INTERVAL_SECS",
         "self-update a conversation after T seconds",
+    ),
+    (
+        "RHIZO_MAILBOX_TTL_DAYS",
+        "days mailbox replicas keep an envelope for an offline contact (3-7)",
+    ),
+    (
+        "RHIZO_MAILBOX_POLL_SECS",
+        "fetch this node's mailbox from the replicas every N seconds",
+    ),
+    (
+        "RHIZO_MAILBOX_REPLICATE_SECS",
+        "re-replicate held mailbox entries every N seconds",
     ),
 ];
 
@@ -63,6 +85,12 @@ pub struct Config {
     pub rekey_messages: u64,
     /// Self-update (rekey) a conversation after this many seconds.
     pub rekey_interval_secs: u64,
+    /// Days mailbox replicas keep what we store for an offline contact (3 to 7).
+    pub mailbox_ttl_days: u64,
+    /// Seconds between fetches of our own mailbox.
+    pub mailbox_poll_secs: u64,
+    /// Seconds between re-replication passes over what we hold for others.
+    pub mailbox_replicate_secs: u64,
 }
 
 fn ser_addrs<S: serde::Serializer>(addrs: &[Multiaddr], s: S) -> Result<S::Ok, S::Error> {
@@ -89,6 +117,12 @@ pub struct ConfigLayer {
     pub rekey_messages: Option<u64>,
     /// Rekey after T seconds.
     pub rekey_interval_secs: Option<u64>,
+    /// Mailbox TTL in days.
+    pub mailbox_ttl_days: Option<u64>,
+    /// Mailbox poll interval.
+    pub mailbox_poll_secs: Option<u64>,
+    /// Mailbox re-replication interval.
+    pub mailbox_replicate_secs: Option<u64>,
 }
 
 /// A setting that cannot be used, with what to do about it.
@@ -145,6 +179,16 @@ pub enum ConfigError {
     /// No data directory was set and no home directory is known.
     #[error("cannot find a data directory: set --data-dir or RHIZO_DATA_DIR")]
     NoDataDir,
+    /// A setting is out of its allowed range.
+    #[error("invalid {setting} '{value}': {reason}")]
+    BadSetting {
+        /// Which setting.
+        setting: &'static str,
+        /// The value given.
+        value: String,
+        /// Why, and what is allowed.
+        reason: String,
+    },
 }
 
 impl ConfigLayer {
@@ -162,6 +206,9 @@ impl ConfigLayer {
             announce: Some(Vec::new()),
             rekey_messages: Some(DEFAULT_REKEY_MESSAGES),
             rekey_interval_secs: Some(DEFAULT_REKEY_INTERVAL_SECS),
+            mailbox_ttl_days: Some(DEFAULT_MAILBOX_TTL_DAYS),
+            mailbox_poll_secs: Some(DEFAULT_MAILBOX_POLL_SECS),
+            mailbox_replicate_secs: Some(DEFAULT_MAILBOX_REPLICATE_SECS),
         }
     }
 
@@ -215,6 +262,16 @@ impl ConfigLayer {
                     layer.rekey_interval_secs =
                         Some(parse_count("RHIZO_REKEY_INTERVAL_SECS", &value)?);
                 }
+                "RHIZO_MAILBOX_TTL_DAYS" => {
+                    layer.mailbox_ttl_days = Some(parse_count("RHIZO_MAILBOX_TTL_DAYS", &value)?);
+                }
+                "RHIZO_MAILBOX_POLL_SECS" => {
+                    layer.mailbox_poll_secs = Some(parse_count("RHIZO_MAILBOX_POLL_SECS", &value)?);
+                }
+                "RHIZO_MAILBOX_REPLICATE_SECS" => {
+                    layer.mailbox_replicate_secs =
+                        Some(parse_count("RHIZO_MAILBOX_REPLICATE_SECS", &value)?);
+                }
                 _ => {}
             }
         }
@@ -232,6 +289,9 @@ impl ConfigLayer {
             announce: self.announce.or(lower.announce),
             rekey_messages: self.rekey_messages.or(lower.rekey_messages),
             rekey_interval_secs: self.rekey_interval_secs.or(lower.rekey_interval_secs),
+            mailbox_ttl_days: self.mailbox_ttl_days.or(lower.mailbox_ttl_days),
+            mailbox_poll_secs: self.mailbox_poll_secs.or(lower.mailbox_poll_secs),
+            mailbox_replicate_secs: self.mailbox_replicate_secs.or(lower.mailbox_replicate_secs),
         }
     }
 }
@@ -347,6 +407,27 @@ impl Config {
                 .rekey_interval_secs
                 .filter(|n| *n > 0)
                 .unwrap_or(DEFAULT_REKEY_INTERVAL_SECS),
+            mailbox_ttl_days: match merged.mailbox_ttl_days {
+                None => DEFAULT_MAILBOX_TTL_DAYS,
+                Some(d) if (MIN_MAILBOX_TTL_DAYS..=MAX_MAILBOX_TTL_DAYS).contains(&d) => d,
+                Some(d) => {
+                    return Err(ConfigError::BadSetting {
+                        setting: "mailbox_ttl_days",
+                        value: d.to_string(),
+                        reason: format!(
+                            "use {MIN_MAILBOX_TTL_DAYS} to {MAX_MAILBOX_TTL_DAYS} days"
+                        ),
+                    });
+                }
+            },
+            mailbox_poll_secs: merged
+                .mailbox_poll_secs
+                .filter(|n| *n > 0)
+                .unwrap_or(DEFAULT_MAILBOX_POLL_SECS),
+            mailbox_replicate_secs: merged
+                .mailbox_replicate_secs
+                .filter(|n| *n > 0)
+                .unwrap_or(DEFAULT_MAILBOX_REPLICATE_SECS),
         })
     }
 

@@ -27,6 +27,7 @@ pub mod api;
 pub mod config;
 pub mod data_dir;
 pub mod events;
+pub mod mailbox;
 pub mod messaging;
 pub mod metrics;
 pub mod node;

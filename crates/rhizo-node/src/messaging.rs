@@ -21,6 +21,7 @@ use std::{
 
 use libp2p::{Multiaddr, PeerId};
 use prost::Message as _;
+use rhizo_core::mailbox::{FetchedEntry, REPLICAS};
 use rhizo_core::{
     DeviceCertificate, DeviceKey, DevicePublicKey, RootKey, RootPublicKey, Uid,
     envelope::{
@@ -29,8 +30,8 @@ use rhizo_core::{
     },
     proto::ChatContent,
     records::{
-        DeviceList, IdentityRecord, KeyPackageBundle, ValidRecord, device_list_key, identity_key,
-        key_packages_key, validate_record,
+        DeviceList, IdentityRecord, KeyPackageBundle, Profile, ValidRecord, device_list_key,
+        identity_key, key_packages_key, profile_key, validate_record,
     },
     safety::SafetyNumber,
     seen::{Freshness, SeenSet, SeenStore, check_timestamp},
@@ -42,13 +43,18 @@ use rhizo_store::{
     Store, StoreError,
     messaging::{
         AddContact, Contact, ContactDevice, ConversationRow, MessageRow, MessageState, NewIncoming,
-        NewOutgoing, insert_conversation_tx, insert_incoming, seen_insert,
+        NewOutgoing, OutboxItem, ProfileRow, insert_conversation_tx, insert_incoming, seen_insert,
+        upsert_profile_tx,
     },
 };
 use tokio::sync::{Notify, broadcast};
 use tracing::{debug, info, warn};
 
-use crate::{events::ApiEvent, unix_now};
+use crate::{
+    events::ApiEvent,
+    mailbox::{Mailbox, Source},
+    unix_now,
+};
 
 /// First byte of a `/rhizo/msg/1` response: what follows.
 pub const RESPONSE_RECEIPT: u8 = 1;
@@ -71,6 +77,8 @@ const SEEN_PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
 const ONE_TIME_KEY_PACKAGES: usize = 8;
 /// TTL of published records.
 const RECORD_TTL_SECS: u64 = 3 * 24 * 3600;
+/// TTL of our public profile record (3 to 7 days are allowed; republished hourly).
+const PROFILE_TTL_SECS: u64 = 3 * 24 * 3600;
 /// How often records are republished while online.
 const REPUBLISH_INTERVAL: Duration = Duration::from_secs(3600);
 /// How often the publisher checks whether a one-time KeyPackage was used up.
@@ -83,6 +91,18 @@ const META_KEY_PACKAGES_AT: &str = "key_packages_made_at";
 const META_KEY_PACKAGE_BUNDLE: &str = "key_package_bundle";
 /// Meta key holding the last record version used (versions must grow).
 const META_RECORD_VERSION: &str = "record_version";
+/// Meta key holding our current signed device list (hex), shown to mailbox replicas.
+const META_DEVICE_LIST: &str = "device_list_record";
+/// A stored envelope is retried directly this often, in case the contact is back but has not
+/// fetched its mailbox yet.
+const STORED_RETRY_MS: i64 = 10 * 60 * 1_000;
+/// Pages fetched from one replica per mailbox fetch.
+const MAX_FETCH_ROUNDS: usize = 16;
+/// Passes over one fetched page: an envelope that waits for another (a Welcome, a commit) is
+/// retried once the others were applied.
+const FETCH_PASSES: usize = 3;
+/// Replicas asked beyond the closest [`REPLICAS`] (some may have left).
+const EXTRA_FETCH_REPLICAS: usize = 3;
 
 /// Errors a user of the messaging service sees.
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +129,9 @@ pub enum MessagingError {
     /// Text too long or empty.
     #[error("{0}")]
     BadInput(String),
+    /// No such profile.
+    #[error("{0}")]
+    UnknownProfile(String),
     /// The database.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -123,7 +146,10 @@ pub enum MessagingError {
 impl MessagingError {
     /// Whether the user asked for something that does not exist.
     pub fn is_not_found(&self) -> bool {
-        matches!(self, Self::UnknownContact(_) | Self::NotInDht(_))
+        matches!(
+            self,
+            Self::UnknownContact(_) | Self::NotInDht(_) | Self::UnknownProfile(_)
+        )
     }
 }
 
@@ -158,6 +184,7 @@ struct Inner {
     events: broadcast::Sender<ApiEvent>,
     outbox_wake: Notify,
     rekey: RekeyPolicy,
+    mailbox: Mailbox,
 }
 
 /// A contact as the API shows it.
@@ -194,6 +221,104 @@ pub struct MessageView {
     pub seq: u64,
     /// Last error, if any.
     pub error: Option<String>,
+    /// Mailbox replicas holding it (state `stored`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<u32>,
+}
+
+/// A profile as the API shows it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ProfileView {
+    /// Whose.
+    pub uid: String,
+    /// Display name.
+    pub name: String,
+    /// Grows with every change.
+    pub version: u64,
+    /// Avatar image type, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avatar_mime: Option<String>,
+    /// Avatar bytes, base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avatar_base64: Option<String>,
+    /// Published in the DHT.
+    pub public: bool,
+    /// own, contact (received end-to-end) or dht.
+    pub source: String,
+}
+
+fn profile_view(uid: &Uid, p: &Profile, public: bool, source: &str) -> ProfileView {
+    ProfileView {
+        uid: uid.to_string(),
+        name: p.name().to_string(),
+        version: p.version(),
+        avatar_mime: (!p.avatar_mime().is_empty()).then(|| p.avatar_mime().to_string()),
+        avatar_base64: (!p.avatar().is_empty()).then(|| data_encoding::BASE64.encode(p.avatar())),
+        public,
+        source: source.into(),
+    }
+}
+
+fn row_view(row: &ProfileRow, source: &str) -> ProfileView {
+    ProfileView {
+        uid: Uid::from_bytes(&row.uid).to_string(),
+        name: row.name.clone(),
+        version: row.version,
+        avatar_mime: row.avatar_mime.clone(),
+        avatar_base64: row.avatar.as_ref().map(|a| data_encoding::BASE64.encode(a)),
+        public: row.public,
+        source: source.into(),
+    }
+}
+
+/// What one mailbox fetch did.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct FetchReport {
+    /// Replicas that answered.
+    pub replicas: usize,
+    /// Envelopes fetched (with the copies from several replicas).
+    pub fetched: usize,
+    /// New messages (and Welcomes, commits) applied.
+    pub new: usize,
+    /// Entries deleted from replicas.
+    pub deleted: usize,
+}
+
+/// What this node holds for others, for `rhizo mailbox`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct HeldView {
+    /// Envelopes held.
+    pub count: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// When the oldest was stored (unix ms).
+    pub oldest: Option<i64>,
+    /// Distinct recipients.
+    pub recipients: u64,
+}
+
+/// Outgoing messages not yet delivered, per contact and state.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct QueuedView {
+    /// Contact name.
+    pub contact: String,
+    /// queued, sent or stored.
+    pub state: String,
+    /// How many.
+    pub count: u64,
+    /// Oldest (sent_at, unix ms).
+    pub oldest: i64,
+    /// Fewest replicas holding one of them (state `stored`).
+    pub replicas: Option<u32>,
+}
+
+/// `rhizo mailbox`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct MailboxStatus {
+    /// What we hold for others.
+    pub held: HeldView,
+    /// What we still have to deliver.
+    pub queued: Vec<QueuedView>,
 }
 
 fn message_view(m: &MessageRow) -> MessageView {
@@ -205,6 +330,7 @@ fn message_view(m: &MessageRow) -> MessageView {
         state: m.state.to_string(),
         seq: m.seq,
         error: m.error.clone(),
+        replicas: m.replicas,
     }
 }
 
@@ -236,6 +362,7 @@ impl Messaging {
         client: Client,
         me: Me,
         rekey: RekeyPolicy,
+        mailbox: Mailbox,
     ) -> Result<Self, MessagingError> {
         let mls_device =
             Device::new(&me.device.to_bytes(), &me.certificate.encode()).map_err(e2e)?;
@@ -250,6 +377,7 @@ impl Messaging {
                 events,
                 outbox_wake: Notify::new(),
                 rekey,
+                mailbox,
             }),
         })
     }
@@ -444,16 +572,37 @@ impl Messaging {
         let view = self
             .with_store(move |store, inner| {
                 let now = now_ms();
-                let session = match store.conversations_with(&contact.uid)?.into_iter().next() {
-                    Some(row) => row,
-                    None => create_conversation(store, inner, &contact, &key_packages, now)?,
-                };
+                let (session, new) =
+                    match store.conversations_with(&contact.uid)?.into_iter().next() {
+                        Some(row) => (row, false),
+                        None => (
+                            create_conversation(store, inner, &contact, &key_packages, now)?,
+                            true,
+                        ),
+                    };
                 let content = ChatContent {
                     text: text.clone(),
                     sent_at_ms: now as u64,
+                    // A new conversation carries our profile, if we set one.
+                    profile: if new {
+                        own_profile_record(store, &inner.me)?
+                            .unwrap_or_default()
+                            .into()
+                    } else {
+                        Default::default()
+                    },
                 }
                 .encode_to_vec();
-                let id = queue_application(store, inner, &contact, &session, &content, &text, now)?;
+                let id = queue_application(
+                    store,
+                    inner,
+                    &contact,
+                    &session,
+                    &content,
+                    "text",
+                    Some(&text),
+                    now,
+                )?;
                 store
                     .message(id)?
                     .map(|m| message_view(&m))
@@ -581,9 +730,15 @@ impl Messaging {
             })
             .await?;
         // In order, one at a time: a Welcome must arrive before the messages that follow it.
+        // A contact none of whose devices answered is not dialled again in the same pass.
+        let mut unreachable: Vec<[u8; 32]> = Vec::new();
         for (item, contact) in due {
             let Some(contact) = contact else { continue };
-            let outcome = self.deliver(&contact, &item.envelope).await;
+            let outcome = if unreachable.contains(&contact.uid) {
+                Err("no device of the contact answered".to_string())
+            } else {
+                self.deliver(&contact, &item.envelope).await
+            };
             let id = item.id;
             let name = contact.name.clone();
             match outcome {
@@ -619,12 +774,10 @@ impl Messaging {
                     }
                 }
                 Err(why) => {
-                    let delay = retry_delay(item.attempts);
-                    debug!(id, %why, delay_ms = delay, "delivery failed; will retry");
-                    self.with_store(move |store, _| {
-                        Ok(store.record_attempt_failed(id, now_ms() + delay, &why)?)
-                    })
-                    .await?;
+                    if !unreachable.contains(&contact.uid) {
+                        unreachable.push(contact.uid);
+                    }
+                    self.store_in_mailbox(&item, &contact, why).await?;
                 }
             }
         }
@@ -679,6 +832,484 @@ impl Messaging {
         best.ok_or(last_error)
     }
 
+    /// No device of the contact could be reached: the envelope goes to the contact's mailbox
+    /// replicas. Stored → state `stored` (receipts are then final); otherwise it stays queued
+    /// with the reason (e.g. a full quota) and is retried with backoff.
+    async fn store_in_mailbox(
+        &self,
+        item: &OutboxItem,
+        contact: &Contact,
+        why: String,
+    ) -> Result<(), MessagingError> {
+        let id = item.id;
+        // Receipts are not acknowledged in turn: once a replica holds one, it is done.
+        let final_once_stored = matches!(item.kind.as_str(), "read_receipt" | "receipt");
+        let exclude: Vec<PeerId> = contact
+            .devices
+            .iter()
+            .filter_map(|d| d.peer_id.parse().ok())
+            .collect();
+        let ttl = self.inner.mailbox.settings().ttl_secs;
+        let stored = self
+            .inner
+            .mailbox
+            .store_for(
+                &Uid::from_bytes(&contact.uid),
+                &exclude,
+                &item.envelope,
+                ttl,
+            )
+            .await;
+        if stored.already_delivered {
+            // Its recipient fetched it from a replica and deleted it there: delivered.
+            let changed = self
+                .with_store(move |store, _| {
+                    Ok(store.advance_message_state(id, MessageState::Delivered, now_ms(), None)?)
+                })
+                .await?;
+            if changed {
+                self.emit(ApiEvent::MessageState {
+                    id,
+                    contact: contact.name.clone(),
+                    state: MessageState::Delivered.to_string(),
+                });
+            }
+            return Ok(());
+        }
+        if stored.replicas > 0 {
+            let next = if final_once_stored {
+                rhizo_store::messaging::NO_RETRY
+            } else {
+                now_ms() + STORED_RETRY_MS
+            };
+            let replicas = stored.replicas;
+            debug!(
+                id,
+                replicas, "contact offline: envelope stored on mailbox replicas"
+            );
+            let changed = self
+                .with_store(move |store, _| Ok(store.mark_stored(id, replicas, next, now_ms())?))
+                .await?;
+            if changed {
+                self.emit(ApiEvent::MessageState {
+                    id,
+                    contact: contact.name.clone(),
+                    state: MessageState::Stored.to_string(),
+                });
+            }
+            return Ok(());
+        }
+        let delay = retry_delay(item.attempts);
+        let mut error = format!("no device of {} is reachable ({why})", contact.name);
+        if stored.quota_full {
+            error.push_str(
+                "; the mailbox replicas refused it: their quota for this sender or recipient \
+                 is full (it stays queued and is retried)",
+            );
+        } else if !stored.errors.is_empty() {
+            error.push_str("; mailbox: ");
+            error.push_str(
+                &stored
+                    .errors
+                    .iter()
+                    .take(2)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            );
+        }
+        debug!(id, %error, delay_ms = delay, "delivery failed; will retry");
+        self.with_store(move |store, _| {
+            Ok(store.record_attempt_failed(id, now_ms() + delay, &error)?)
+        })
+        .await
+    }
+
+    // ---- profiles ---------------------------------------------------------------------------
+
+    /// Signs a new version of our profile, sends it end-to-end to every contact we have a
+    /// conversation with, and (when `public`) publishes it on the nodes closest to
+    /// SHA-256("rhizo/meta/v1" ‖ UID). Returns the profile and how many DHT nodes stored it.
+    pub async fn set_profile(
+        &self,
+        name: &str,
+        avatar: Vec<u8>,
+        avatar_mime: &str,
+        public: bool,
+    ) -> Result<(ProfileView, usize), MessagingError> {
+        let name = name.trim().to_string();
+        let mime = avatar_mime.trim().to_string();
+        let (view, queued) = self
+            .with_store(move |store, inner| {
+                let me = &inner.me;
+                let now = now_ms();
+                let version = next_record_version(store)?;
+                let profile = Profile::new(
+                    &me.root,
+                    version,
+                    &name,
+                    avatar,
+                    &mime,
+                    u64::try_from(now / 1000).unwrap_or(0),
+                    PROFILE_TTL_SECS,
+                )
+                .map_err(|e| MessagingError::BadInput(e.to_string()))?;
+                let record = profile.encode();
+                store.upsert_profile(&profile_row(&me.uid, &profile, &record, public, now))?;
+                // End-to-end to every contact we talk with.
+                let content = ChatContent {
+                    text: String::new(),
+                    sent_at_ms: now as u64,
+                    profile: record.clone().into(),
+                }
+                .encode_to_vec();
+                let mut queued = 0;
+                for contact in store.list_contacts()? {
+                    if let Some(session) =
+                        store.conversations_with(&contact.uid)?.into_iter().next()
+                    {
+                        queue_application(
+                            store, inner, &contact, &session, &content, "profile", None, now,
+                        )?;
+                        queued += 1;
+                    }
+                }
+                Ok((profile_view(&me.uid, &profile, public, "own"), queued))
+            })
+            .await?;
+        if queued > 0 {
+            self.inner.outbox_wake.notify_one();
+        }
+        let stored = if public {
+            self.publish_profile().await?
+        } else {
+            0
+        };
+        Ok((view, stored))
+    }
+
+    /// Publishes our public profile (re-signed with a new version, so it never expires while
+    /// we are online) on the closest nodes; 0 when we have none or it is not public.
+    async fn publish_profile(&self) -> Result<usize, MessagingError> {
+        let record = self
+            .with_store(|store, inner| {
+                let me = &inner.me;
+                let Some(row) = store.profile(me.uid.as_bytes())? else {
+                    return Ok(None);
+                };
+                if !row.public {
+                    return Ok(None);
+                }
+                let now = now_ms();
+                let version = next_record_version(store)?;
+                let profile = Profile::new(
+                    &me.root,
+                    version,
+                    &row.name,
+                    row.avatar.clone().unwrap_or_default(),
+                    row.avatar_mime.as_deref().unwrap_or(""),
+                    u64::try_from(now / 1000).unwrap_or(0),
+                    PROFILE_TTL_SECS,
+                )
+                .map_err(|e| MessagingError::Internal(e.to_string()))?;
+                let record = profile.encode();
+                store.upsert_profile(&profile_row(&me.uid, &profile, &record, true, now))?;
+                Ok(Some(record))
+            })
+            .await?;
+        let Some(record) = record else { return Ok(0) };
+        let key = profile_key(&self.inner.me.uid).to_vec();
+        let closest: Vec<PeerId> = self
+            .inner
+            .client
+            .closest_peers(key.clone())
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .take(REPLICAS)
+            .map(|p| p.peer)
+            .collect();
+        if closest.is_empty() {
+            return Err(MessagingError::Internal(
+                "no node to publish the profile on (is the node connected?)".into(),
+            ));
+        }
+        self.inner
+            .client
+            .put_record_to(key, record, closest)
+            .await
+            .map_err(|e| MessagingError::Internal(e.to_string()))
+    }
+
+    /// A profile: ours (`who` = None), a contact's as they sent it end-to-end, or else the
+    /// public one in the DHT (by contact name or UID), verified against the UID.
+    pub async fn profile(&self, who: Option<&str>) -> Result<ProfileView, MessagingError> {
+        let Some(who) = who else {
+            return self
+                .with_store(|store, inner| {
+                    let row = store.profile(inner.me.uid.as_bytes())?.ok_or_else(|| {
+                        MessagingError::UnknownProfile(
+                            "you have no profile yet: set one with `rhizo profile set --name NAME`"
+                                .into(),
+                        )
+                    })?;
+                    Ok(row_view(&row, "own"))
+                })
+                .await;
+        };
+        let who_owned = who.to_string();
+        let known = self
+            .with_store(move |store, _| {
+                let uid = match find_contact(store, &who_owned) {
+                    Ok(c) => Uid::from_bytes(&c.uid),
+                    Err(e) => who_owned.trim().parse::<Uid>().map_err(|_| e)?,
+                };
+                Ok((uid, store.profile(uid.as_bytes())?))
+            })
+            .await?;
+        let (uid, row) = known;
+        if let Some(row) = row {
+            return Ok(row_view(&row, "contact"));
+        }
+        let key = profile_key(&uid);
+        let now = u64::try_from(unix_now()).unwrap_or(0);
+        let best = self
+            .inner
+            .client
+            .get_records(key.to_vec())
+            .await
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|v| match validate_record(&key, v, now) {
+                Ok(ValidRecord::Profile(p)) if p.root_pk().uid() == uid => Some(p),
+                _ => None,
+            })
+            .max_by_key(Profile::version)
+            .ok_or_else(|| {
+                MessagingError::UnknownProfile(format!(
+                    "no public profile of {uid} was found (profiles are opt-in: they may not have \
+                     published one)"
+                ))
+            })?;
+        Ok(profile_view(&uid, &best, true, "dht"))
+    }
+
+    // ---- the mailbox: fetching ours ---------------------------------------------------------
+
+    /// Fetches our mailbox from its replicas (and from our own store, since we may be one of
+    /// our closest nodes), applies what it holds in order, deletes what was handled from each
+    /// replica with a signed receipt, and queues delivery receipts to the senders.
+    pub async fn fetch_mailbox(&self) -> Result<FetchReport, MessagingError> {
+        let device_list = self
+            .with_store(|store, inner| current_device_list(store, &inner.me))
+            .await?;
+        let me = &self.inner.me;
+        let mut sources = vec![Source::Local];
+        sources.extend(
+            self.inner
+                .mailbox
+                .closest(&me.uid, false)
+                .await
+                .into_iter()
+                .take(REPLICAS + EXTRA_FETCH_REPLICAS)
+                .map(Source::Remote),
+        );
+        let mut report = FetchReport::default();
+        for source in &sources {
+            let mut answered = false;
+            for _ in 0..MAX_FETCH_ROUNDS {
+                let page = match self
+                    .inner
+                    .mailbox
+                    .fetch_page(source, &me.device, &me.uid, &device_list)
+                    .await
+                {
+                    Ok(page) => page,
+                    Err(e) => {
+                        debug!(error = %e, "mailbox fetch from a replica failed");
+                        break;
+                    }
+                };
+                answered = true;
+                if page.entries.is_empty() {
+                    break;
+                }
+                report.fetched += page.entries.len();
+                let (handled, new) = self.apply_fetched(page.entries).await?;
+                report.new += new;
+                if handled.is_empty() {
+                    break;
+                }
+                for chunk in handled.chunks(MAX_RECEIPT_ENTRIES) {
+                    let mut receipt = DeliveryReceipt {
+                        recipient_device: me.device.public(),
+                        timestamp: u64::try_from(now_ms()).unwrap_or(0),
+                        entries: chunk.to_vec(),
+                        signature: [0; 64],
+                    };
+                    receipt
+                        .sign(&me.device)
+                        .map_err(|e| MessagingError::Internal(e.to_string()))?;
+                    match self
+                        .inner
+                        .mailbox
+                        .delete(source, &me.uid, &device_list, &receipt)
+                        .await
+                    {
+                        Ok(n) => report.deleted += n as usize,
+                        Err(e) => debug!(error = %e, "mailbox delete failed"),
+                    }
+                }
+                if !page.more {
+                    break;
+                }
+            }
+            if answered && matches!(source, Source::Remote(_)) {
+                report.replicas += 1;
+            }
+        }
+        if report.new > 0 {
+            info!(new = report.new, "messages fetched from the mailbox");
+        }
+        Ok(report)
+    }
+
+    /// Applies fetched envelopes, in conversation order; returns the receipt entries for what
+    /// was handled (to delete from the replica) and how many were new.
+    async fn apply_fetched(
+        &self,
+        entries: Vec<FetchedEntry>,
+    ) -> Result<(Vec<ReceiptEntry>, usize), MessagingError> {
+        let (handled, new, events) = self
+            .with_store(move |store, inner| {
+                let mut pending: Vec<(SecureMessage, Vec<u8>)> = entries
+                    .into_iter()
+                    .filter_map(|e| {
+                        let m = SecureMessage::decode(&e.envelope).ok()?;
+                        Some((m, e.envelope.to_vec()))
+                    })
+                    .collect();
+                pending.sort_by(|(a, _), (b, _)| {
+                    (a.session_id.as_bytes(), a.sequence_num)
+                        .cmp(&(b.session_id.as_bytes(), b.sequence_num))
+                });
+                let mut handled = Vec::new();
+                let mut events = Vec::new();
+                let mut to_acknowledge: Vec<(SecureMessage, ReceiptEntry)> = Vec::new();
+                let mut new = 0;
+                for _ in 0..FETCH_PASSES {
+                    let before = pending.len();
+                    let mut retry = Vec::new();
+                    for (message, bytes) in pending {
+                        let r = receive(store, &inner.me, &inner.mls_device, &inner.seen, &bytes);
+                        events.extend(r.events);
+                        let status = match r.status {
+                            Some(status) => status,
+                            None => match error_code_of(&r.response) {
+                                Some(code) if !code.is_transient() => ReceiptStatus::Rejected(code),
+                                _ => {
+                                    retry.push((message, bytes));
+                                    continue;
+                                }
+                            },
+                        };
+                        // Transient, or from someone not (yet) a contact: kept on the replica
+                        // and tried again on the next fetch (until its TTL ends).
+                        if let ReceiptStatus::Rejected(code) = status
+                            && (code.is_transient() || code == ErrorCode::UnknownSender)
+                        {
+                            retry.push((message, bytes));
+                            continue;
+                        }
+                        let entry = ReceiptEntry::for_envelope(&message, status);
+                        handled.push(entry);
+                        if status == ReceiptStatus::Delivered
+                            && matches!(
+                                message.msg_type,
+                                MessageType::Welcome
+                                    | MessageType::Application
+                                    | MessageType::Commit
+                            )
+                        {
+                            new += 1;
+                            to_acknowledge.push((message, entry));
+                        }
+                    }
+                    pending = retry;
+                    if pending.is_empty() || pending.len() == before {
+                        break;
+                    }
+                }
+                // The senders learn `delivered` from a signed receipt, sent like any envelope
+                // (directly, or through their own mailbox when they are offline).
+                queue_delivery_receipts(store, inner, to_acknowledge)?;
+                Ok((handled, new, events))
+            })
+            .await?;
+        for event in events {
+            self.emit(event);
+        }
+        if new > 0 {
+            self.inner.outbox_wake.notify_one();
+        }
+        Ok((handled, new))
+    }
+
+    /// Fetches our mailbox at start (as soon as a replica answers) and then every poll
+    /// interval, until `shutdown` fires.
+    pub async fn run_mailbox(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let poll = self.inner.mailbox.settings().poll;
+        let mut reached = false;
+        loop {
+            let wait = if reached {
+                poll
+            } else {
+                poll.min(Duration::from_secs(2))
+            };
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => return,
+            }
+            match self.fetch_mailbox().await {
+                Ok(report) => reached |= report.replicas > 0,
+                Err(e) => warn!(error = %e, "fetching the mailbox failed"),
+            }
+        }
+    }
+
+    /// What this node holds for others and what it still has queued for its contacts.
+    pub async fn mailbox_status(&self) -> Result<MailboxStatus, MessagingError> {
+        self.with_store(|store, _| {
+            let held = store.mailbox_summary()?;
+            let contacts = store.list_contacts()?;
+            let queued = store
+                .outbox_summary()?
+                .into_iter()
+                .map(|row| QueuedView {
+                    contact: contacts
+                        .iter()
+                        .find(|c| c.uid == row.contact_uid)
+                        .map(|c| c.name.clone())
+                        .unwrap_or_else(|| Uid::from_bytes(&row.contact_uid).to_string()),
+                    state: row.state.to_string(),
+                    count: row.count,
+                    oldest: row.oldest,
+                    replicas: row.replicas_min,
+                })
+                .collect();
+            Ok(MailboxStatus {
+                held: HeldView {
+                    count: held.count,
+                    bytes: held.bytes,
+                    oldest: held.oldest,
+                    recipients: held.recipients,
+                },
+                queued,
+            })
+        })
+        .await
+    }
+
     // ---- receiving --------------------------------------------------------------------------
 
     /// Handles one inbound `/rhizo/msg/1` request; returns the response bytes.
@@ -695,8 +1326,10 @@ impl Messaging {
             })
             .await;
         match result {
-            Ok(Received { response, event }) => {
-                if let Some(event) = event {
+            Ok(Received {
+                response, events, ..
+            }) => {
+                for event in events {
                     self.emit(event);
                 }
                 response
@@ -737,6 +1370,9 @@ impl Messaging {
                 if let Err(e) = self.publish_identity().await {
                     debug!(error = %e, "identity records not published yet");
                 }
+                if due && let Err(e) = self.publish_profile().await {
+                    debug!(error = %e, "public profile not republished yet");
+                }
                 match self.publish_key_packages().await {
                     Ok(n) => {
                         info!(peers = n, "published KeyPackages in the DHT");
@@ -765,18 +1401,10 @@ impl Messaging {
                 let me = &inner.me;
                 let identity = IdentityRecord::new(&me.root, now, RECORD_TTL_SECS)
                     .map_err(|e| MessagingError::Internal(e.to_string()))?;
-                let version = next_record_version(store)?;
-                let devices = DeviceList::new(
-                    &me.root,
-                    version,
-                    vec![me.certificate],
-                    now,
-                    RECORD_TTL_SECS,
-                )
-                .map_err(|e| MessagingError::Internal(e.to_string()))?;
+                let devices = new_device_list(store, me)?;
                 Ok(vec![
                     (identity_key(&me.uid).to_vec(), identity.encode()),
-                    (device_list_key(&me.uid).to_vec(), devices.encode()),
+                    (device_list_key(&me.uid).to_vec(), devices),
                 ])
             })
             .await?;
@@ -965,62 +1593,166 @@ fn queue_read_receipt(
     contact: &Contact,
     session_id: &[u8; 16],
 ) -> Result<bool, MessagingError> {
-    let me = &inner.me;
     store.transaction(|tx| -> Result<bool, MessagingError> {
         let unread = rhizo_store::messaging::mark_read_tx(tx, session_id, MAX_RECEIPT_ENTRIES)?;
-        if unread.is_empty() {
+        let entries: Vec<ReceiptEntry> = unread
+            .iter()
+            .filter_map(|m| {
+                Some(ReceiptEntry {
+                    envelope: EnvelopeId {
+                        sender_device: DevicePublicKey::from_bytes(&m.sender_device).ok()?,
+                        session_id: SessionId::from_bytes(*session_id),
+                        sequence_num: m.seq,
+                    },
+                    envelope_digest: m.digest,
+                    status: ReceiptStatus::Read,
+                })
+            })
+            .collect();
+        if entries.is_empty() {
             return Ok(false);
         }
-        let now = now_ms();
-        let mut entries = Vec::with_capacity(unread.len());
-        for m in &unread {
-            let Ok(sender_device) = DevicePublicKey::from_bytes(&m.sender_device) else {
-                continue;
-            };
-            entries.push(ReceiptEntry {
-                envelope: EnvelopeId {
-                    sender_device,
-                    session_id: SessionId::from_bytes(*session_id),
-                    sequence_num: m.seq,
-                },
-                envelope_digest: m.digest,
-                status: ReceiptStatus::Read,
-            });
-        }
-        let mut receipt = DeliveryReceipt {
-            recipient_device: me.device.public(),
-            timestamp: u64::try_from(now).unwrap_or(0),
-            entries,
-            signature: [0; 64],
-        };
-        receipt
-            .sign(&me.device)
-            .map_err(|e| MessagingError::Internal(e.to_string()))?;
-        let seq = rhizo_store::messaging::take_next_seq_tx(tx, session_id)?;
-        let envelope = seal(
-            me,
+        queue_receipt_tx(
+            tx,
+            &inner.me,
             contact,
             session_id,
-            seq,
+            entries,
             MessageType::ReadReceipt,
-            receipt.encode(),
-            now,
-        )?;
-        rhizo_store::messaging::insert_outgoing_tx(
-            tx,
-            &NewOutgoing {
-                session_id: *session_id,
-                sender_device: *me.device.public().as_bytes(),
-                seq,
-                kind: "read_receipt",
-                body: None,
-                sent_at: now,
-                envelope: &envelope,
-            },
-            now,
         )?;
         Ok(true)
     })
+}
+
+/// Queues signed DELIVERED receipts for envelopes that came through a mailbox (their senders
+/// had no direct answer), one receipt envelope per conversation.
+fn queue_delivery_receipts(
+    store: &mut Store,
+    inner: &Inner,
+    delivered: Vec<(SecureMessage, ReceiptEntry)>,
+) -> Result<(), MessagingError> {
+    let mut by_session: Vec<([u8; 16], [u8; 32], Vec<ReceiptEntry>)> = Vec::new();
+    for (message, entry) in delivered {
+        let session = *message.session_id.as_bytes();
+        let device = *message.sender_device.as_bytes();
+        match by_session
+            .iter_mut()
+            .find(|(s, d, _)| *s == session && *d == device)
+        {
+            Some((_, _, entries)) => entries.push(entry),
+            None => by_session.push((session, device, vec![entry])),
+        }
+    }
+    for (session_id, device, entries) in by_session {
+        let Some(contact) = store.contact_by_device(&device)? else {
+            continue;
+        };
+        store.transaction(|tx| -> Result<(), MessagingError> {
+            for chunk in entries.chunks(MAX_RECEIPT_ENTRIES) {
+                queue_receipt_tx(
+                    tx,
+                    &inner.me,
+                    &contact,
+                    &session_id,
+                    chunk.to_vec(),
+                    MessageType::DeliveryReceipt,
+                )?;
+            }
+            Ok(())
+        })?;
+    }
+    Ok(())
+}
+
+/// Inside a transaction: signs a receipt with `entries`, seals it as a `msg_type` envelope to
+/// the contact and queues it in the outbox.
+fn queue_receipt_tx(
+    tx: &rusqlite::Connection,
+    me: &Me,
+    contact: &Contact,
+    session_id: &[u8; 16],
+    entries: Vec<ReceiptEntry>,
+    msg_type: MessageType,
+) -> Result<(), MessagingError> {
+    let now = now_ms();
+    let mut receipt = DeliveryReceipt {
+        recipient_device: me.device.public(),
+        timestamp: u64::try_from(now).unwrap_or(0),
+        entries,
+        signature: [0; 64],
+    };
+    receipt
+        .sign(&me.device)
+        .map_err(|e| MessagingError::Internal(e.to_string()))?;
+    let seq = rhizo_store::messaging::take_next_seq_tx(tx, session_id)?;
+    let envelope = seal(
+        me,
+        contact,
+        session_id,
+        seq,
+        msg_type,
+        receipt.encode(),
+        now,
+    )?;
+    rhizo_store::messaging::insert_outgoing_tx(
+        tx,
+        &NewOutgoing {
+            session_id: *session_id,
+            sender_device: *me.device.public().as_bytes(),
+            seq,
+            kind: if msg_type == MessageType::ReadReceipt {
+                "read_receipt"
+            } else {
+                "receipt"
+            },
+            body: None,
+            sent_at: now,
+            envelope: &envelope,
+        },
+        now,
+    )?;
+    Ok(())
+}
+
+/// Our current signed device list (what mailbox replicas check a fetch against): the last one
+/// published, or a fresh one when there is none or it expires within a day.
+fn current_device_list(store: &mut Store, me: &Me) -> Result<Vec<u8>, MessagingError> {
+    let now = u64::try_from(unix_now()).unwrap_or(0);
+    if let Some(stored) = store
+        .get_meta(META_DEVICE_LIST)?
+        .and_then(|h| hex::decode(h).ok())
+        && let Ok(ValidRecord::DeviceList(list)) =
+            validate_record(&device_list_key(&me.uid), &stored, now)
+        && list.expires_at() > now + 24 * 3600
+    {
+        return Ok(stored);
+    }
+    new_device_list(store, me)
+}
+
+/// Signs a new device list (the version grows) and remembers it.
+fn new_device_list(store: &mut Store, me: &Me) -> Result<Vec<u8>, MessagingError> {
+    let now = u64::try_from(unix_now()).unwrap_or(0);
+    let version = next_record_version(store)?;
+    let list = DeviceList::new(
+        &me.root,
+        version,
+        vec![me.certificate],
+        now,
+        RECORD_TTL_SECS,
+    )
+    .map_err(|e| MessagingError::Internal(e.to_string()))?
+    .encode();
+    store.set_meta(META_DEVICE_LIST, &hex::encode(&list))?;
+    Ok(list)
+}
+
+/// The error code of an error response.
+fn error_code_of(response: &[u8]) -> Option<ErrorCode> {
+    match response.split_first() {
+        Some((&RESPONSE_ERROR, body)) => ErrorMessage::decode(body).ok().map(|e| e.code),
+        _ => None,
+    }
 }
 
 /// Merges our pending commit after the peer's receipt said it applied it.
@@ -1144,13 +1876,15 @@ fn create_conversation(
 }
 
 /// Encrypts `content` in the conversation and queues the envelope, in one transaction.
+#[allow(clippy::too_many_arguments)]
 fn queue_application(
     store: &mut Store,
     inner: &Inner,
     contact: &Contact,
     session: &ConversationRow,
     content: &[u8],
-    text: &str,
+    kind: &str,
+    body: Option<&str>,
     now: i64,
 ) -> Result<i64, MessagingError> {
     let me = &inner.me;
@@ -1210,8 +1944,8 @@ fn queue_application(
                 session_id: session.session_id,
                 sender_device: *me.device.public().as_bytes(),
                 seq,
-                kind: "text",
-                body: Some(text),
+                kind,
+                body,
                 sent_at: now,
                 envelope: &envelope,
             },
@@ -1313,9 +2047,21 @@ fn receipt_response(me: &Me, message: &SecureMessage, status: ReceiptStatus) -> 
     out
 }
 
+/// The receipt status inside a response built by [`receipt_response`].
+fn status_of_response(response: &[u8]) -> Option<ReceiptStatus> {
+    match response.split_first() {
+        Some((&RESPONSE_RECEIPT, body)) => DeliveryReceipt::decode(body)
+            .ok()
+            .and_then(|r| r.entries.first().map(|e| e.status)),
+        _ => None,
+    }
+}
+
 struct Received {
     response: Vec<u8>,
-    event: Option<ApiEvent>,
+    events: Vec<ApiEvent>,
+    /// What the receipt says (None: an error response, nothing was decided).
+    status: Option<ReceiptStatus>,
 }
 
 /// Verifies, deduplicates, decrypts and stores one envelope. Everything it changes is one
@@ -1327,14 +2073,21 @@ fn receive(
     seen: &Mutex<SeenSet<InTransaction>>,
     payload: &[u8],
 ) -> Received {
-    let reply = |response| Received {
-        response,
-        event: None,
-    };
     // Cheap checks first: size and structure, before any signature or KEM work.
     let message = match SecureMessage::decode(payload) {
         Ok(m) => m,
-        Err(e) => return reply(error_response(e.code(), &e.to_string(), None)),
+        Err(e) => {
+            return Received {
+                response: error_response(e.code(), &e.to_string(), None),
+                events: Vec::new(),
+                status: None,
+            };
+        }
+    };
+    let reply = |response: Vec<u8>| Received {
+        status: status_of_response(&response),
+        response,
+        events: Vec::new(),
     };
     let refused = Some((message.session_id, message.sequence_num));
     if message.recipient_id != me.uid {
@@ -1390,7 +2143,7 @@ fn receive(
     let sender_device = *message.sender_device.as_bytes();
     let seq = message.sequence_num;
     let digest = message.digest();
-    let outcome = store.transaction(|tx| -> Result<Option<ApiEvent>, Reject> {
+    let outcome = store.transaction(|tx| -> Result<Vec<ApiEvent>, Reject> {
         if !seen_insert(tx, &sender_device, &session_id, seq, now)? {
             return Err(Reject::Code(ErrorCode::ReplayDetected));
         }
@@ -1412,7 +2165,7 @@ fn receive(
                 // A one-time KeyPackage was used: publish a fresh bundle.
                 tx.execute("DELETE FROM meta WHERE key = ?1", [META_KEY_PACKAGE_BUNDLE])
                     .map_err(Reject::internal)?;
-                Ok(None)
+                Ok(Vec::new())
             }
             MessageType::Application | MessageType::Commit => {
                 let row = rhizo_store::messaging::conversation_tx(tx, &session_id)?
@@ -1426,7 +2179,7 @@ fn receive(
                 let processed = conversation
                     .process(&mls, mls_device, &message.payload, unix)
                     .map_err(|_| Reject::Code(ErrorCode::DecryptionFailed))?;
-                let mut event = None;
+                let mut events = Vec::new();
                 for p in &processed {
                     match p {
                         // Not acknowledged (and rolled back): the sender retries once the
@@ -1451,6 +2204,12 @@ fn receive(
                     let content = ChatContent::decode(plaintext.as_slice())
                         .map_err(|_| Reject::Code(ErrorCode::Malformed))?;
                     let sent_at = i64::try_from(content.sent_at_ms).unwrap_or(ts);
+                    if !content.profile.is_empty() {
+                        accept_contact_profile(tx, &contact, &content.profile, now)?;
+                        if content.text.is_empty() {
+                            continue;
+                        }
+                    }
                     if let Some(id) = insert_incoming(
                         tx,
                         &NewIncoming {
@@ -1464,7 +2223,7 @@ fn receive(
                         },
                         now,
                     )? {
-                        event = Some(ApiEvent::MessageReceived {
+                        events.push(ApiEvent::MessageReceived {
                             id,
                             contact: contact.name.clone(),
                             text: content.text.clone(),
@@ -1472,12 +2231,12 @@ fn receive(
                         });
                     }
                 }
-                Ok(event)
+                Ok(events)
             }
-            MessageType::ReadReceipt => {
+            MessageType::ReadReceipt | MessageType::DeliveryReceipt => {
                 let receipt = DeliveryReceipt::decode(&message.payload)
                     .map_err(|_| Reject::Code(ErrorCode::Malformed))?;
-                // Signed by the device that sent the envelope: only it can say it read ours.
+                // Signed by the device that sent the envelope: only it can say it has ours.
                 if receipt.recipient_device != message.sender_device {
                     return Err(Reject::Code(ErrorCode::InvalidSignature));
                 }
@@ -1490,28 +2249,76 @@ fn receive(
                 if row.contact_uid != contact.uid {
                     return Err(Reject::Code(ErrorCode::UnknownSender));
                 }
-                let mut event = None;
+                let mut events = Vec::new();
                 for entry in receipt.entries.iter().filter(|e| {
                     e.envelope.session_id == message.session_id
-                        && e.status == ReceiptStatus::Read
                         && e.envelope.sender_device == me.device.public()
                 }) {
-                    if let Some(id) = rhizo_store::messaging::mark_outgoing_read_tx(
-                        tx,
+                    let state = match entry.status {
+                        ReceiptStatus::Read => MessageState::Read,
+                        // A receipt that came later (through a mailbox): it has our envelope.
+                        ReceiptStatus::Delivered
+                        | ReceiptStatus::Rejected(ErrorCode::ReplayDetected) => {
+                            MessageState::Delivered
+                        }
+                        ReceiptStatus::Rejected(_) => continue,
+                    };
+                    let commit = std::cell::Cell::new(None);
+                    let matches = |sent: &[u8]| {
+                        if envelope_digest(sent) != entry.envelope_digest {
+                            return false;
+                        }
+                        if let Ok(m) = SecureMessage::decode(sent)
+                            && m.msg_type == MessageType::Commit
+                        {
+                            commit.set(Some(rhizo_e2e::commit_id(&m.payload)));
+                        }
+                        true
+                    };
+                    let (session, device, seq) = (
                         entry.envelope.session_id.as_bytes(),
-                        me.device.public().as_bytes(),
+                        me.device.public(),
                         entry.envelope.sequence_num,
-                        now,
-                        |sent| envelope_digest(sent) == entry.envelope_digest,
-                    )? {
-                        event = Some(ApiEvent::MessageState {
+                    );
+                    let changed = if state == MessageState::Read {
+                        rhizo_store::messaging::mark_outgoing_read_tx(
+                            tx,
+                            session,
+                            device.as_bytes(),
+                            seq,
+                            now,
+                            matches,
+                        )?
+                    } else {
+                        rhizo_store::messaging::mark_outgoing_delivered_tx(
+                            tx,
+                            session,
+                            device.as_bytes(),
+                            seq,
+                            now,
+                            matches,
+                        )?
+                    };
+                    // Our self-update reached the peer: merge it (as on a direct receipt).
+                    if changed.is_some()
+                        && let Some(commit_id) = commit.get()
+                        && let Some(mut conversation) =
+                            Conversation::load(&mls, &row.group_id).map_err(Reject::internal)?
+                        && conversation.pending_commit_id() == Some(commit_id)
+                    {
+                        conversation
+                            .confirm_commit(&mls)
+                            .map_err(Reject::internal)?;
+                    }
+                    if let Some(id) = changed {
+                        events.push(ApiEvent::MessageState {
                             id,
                             contact: contact.name.clone(),
-                            state: MessageState::Read.to_string(),
+                            state: state.to_string(),
                         });
                     }
                 }
-                Ok(event)
+                Ok(events)
             }
             _ => Err(Reject::Code(ErrorCode::Malformed)),
         }
@@ -1525,9 +2332,10 @@ fn receive(
         s.confirm(&id);
     }
     match outcome {
-        Ok(event) => Received {
+        Ok(events) => Received {
             response: receipt_response(me, &message, ReceiptStatus::Delivered),
-            event,
+            events,
+            status: Some(ReceiptStatus::Delivered),
         },
         // The transaction rolled back: nothing was stored, the seen-set is unchanged.
         Err(Reject::Code(code)) => {
@@ -1543,6 +2351,44 @@ fn receive(
             reply(error_response(ErrorCode::Internal, "storage", refused))
         }
     }
+}
+
+/// Stores a contact's profile that came end-to-end, if it is signed by the contact's root key
+/// and newer than the one we have. A bad profile is ignored (the message itself is fine).
+fn accept_contact_profile(
+    tx: &rusqlite::Connection,
+    contact: &Contact,
+    record: &[u8],
+    now_ms: i64,
+) -> Result<(), Reject> {
+    let uid = Uid::from_bytes(&contact.uid);
+    let now = u64::try_from(now_ms / 1000).unwrap_or(0);
+    match validate_record(&profile_key(&uid), record, now) {
+        Ok(ValidRecord::Profile(p)) if p.root_pk().as_bytes() == &contact.root_pk => {
+            upsert_profile_tx(tx, &profile_row(&uid, &p, record, false, now_ms))?;
+        }
+        Ok(_) => debug!("a contact's profile is not theirs; ignored"),
+        Err(e) => debug!(error = %e, "a contact's profile does not verify; ignored"),
+    }
+    Ok(())
+}
+
+fn profile_row(uid: &Uid, p: &Profile, record: &[u8], public: bool, now_ms: i64) -> ProfileRow {
+    ProfileRow {
+        uid: *uid.as_bytes(),
+        version: p.version(),
+        name: p.name().to_string(),
+        avatar: (!p.avatar().is_empty()).then(|| p.avatar().to_vec()),
+        avatar_mime: (!p.avatar_mime().is_empty()).then(|| p.avatar_mime().to_string()),
+        record: record.to_vec(),
+        public,
+        updated_at: now_ms,
+    }
+}
+
+/// Our own signed profile record, if we set one.
+fn own_profile_record(store: &Store, me: &Me) -> Result<Option<Vec<u8>>, MessagingError> {
+    Ok(store.profile(me.uid.as_bytes())?.map(|p| p.record))
 }
 
 /// The persisted half of the node's seen-set is the `seen` table, written inside the same
@@ -1668,6 +2514,7 @@ mod tests {
             let content = ChatContent {
                 text: "hello bob".into(),
                 sent_at_ms: now as u64,
+                ..Default::default()
             }
             .encode_to_vec();
             let ciphertext = conversation
@@ -1702,14 +2549,17 @@ mod tests {
         assert_eq!(status_of(&r.response), ReceiptStatus::Delivered);
         let r = receive(&mut bob_store, &bob.me, &bob.device, &seen, &message);
         assert_eq!(status_of(&r.response), ReceiptStatus::Delivered);
-        assert!(matches!(r.event, Some(ApiEvent::MessageReceived { .. })));
+        assert!(matches!(
+            r.events.as_slice(),
+            [ApiEvent::MessageReceived { .. }]
+        ));
         // The same envelope again: REPLAY_DETECTED, nothing stored twice.
         let r = receive(&mut bob_store, &bob.me, &bob.device, &seen, &message);
         assert_eq!(
             status_of(&r.response),
             ReceiptStatus::Rejected(ErrorCode::ReplayDetected)
         );
-        assert!(r.event.is_none());
+        assert!(r.events.is_empty());
 
         // After a restart (the database reopened, the in-memory cache gone), still refused.
         drop(bob_store);

@@ -17,6 +17,7 @@ use crate::{
     AGENT_VERSION, Config,
     api::{self, ApiState, PublicKeyResponse},
     data_dir::{DataDir, DataDirError, LocalIdentity},
+    mailbox::{Mailbox, MailboxSettings},
     messaging::{Me, Messaging},
     unix_now,
 };
@@ -138,6 +139,18 @@ pub async fn run(
         idle_connection_timeout: rhizo_net::DEFAULT_IDLE_CONNECTION_TIMEOUT,
         record_validator: std::sync::Arc::new(crate::records::CoreRecordValidator),
     })?;
+    let mailbox = Mailbox::new(
+        store.clone(),
+        client.clone(),
+        peer_id,
+        MailboxSettings {
+            ttl_secs: u32::try_from(config.mailbox_ttl_days * 24 * 3600)
+                .unwrap_or(rhizo_core::mailbox::MAX_TTL_SECS),
+            poll: Duration::from_secs(config.mailbox_poll_secs),
+            replicate: Duration::from_secs(config.mailbox_replicate_secs),
+            quota: rhizo_store::mailbox::MailboxQuota::default(),
+        },
+    );
     let messaging = Messaging::new(
         store.clone(),
         client.clone(),
@@ -152,6 +165,7 @@ pub async fn run(
             max_messages: config.rekey_messages,
             max_age_secs: config.rekey_interval_secs,
         },
+        mailbox.clone(),
     )
     .map_err(|e| NodeError::Task(e.to_string()))?;
 
@@ -184,7 +198,9 @@ pub async fn run(
     let net_task = tokio::spawn(event_loop.run());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let outbox_task = tokio::spawn(messaging.clone().run_outbox(stop_rx.clone()));
-    let publisher_task = tokio::spawn(messaging.clone().run_publisher(stop_rx));
+    let publisher_task = tokio::spawn(messaging.clone().run_publisher(stop_rx.clone()));
+    let mailbox_task = tokio::spawn(messaging.clone().run_mailbox(stop_rx.clone()));
+    let replication_task = tokio::spawn(mailbox.clone().run_replication(stop_rx));
     // Inbound messages are handled concurrently, but never more than this many at once.
     let inbound_limit = Arc::new(tokio::sync::Semaphore::new(MAX_INBOUND_IN_FLIGHT));
     let (api_stop_tx, api_stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -228,6 +244,19 @@ pub async fn run(
                     });
                     continue;
                 }
+                if let NetEvent::InboundMailbox { peer, payload, channel } = event {
+                    let mailbox = mailbox.clone();
+                    let client = client.clone();
+                    let Ok(permit) = inbound_limit.clone().acquire_owned().await else {
+                        continue;
+                    };
+                    tokio::spawn(async move {
+                        let response = mailbox.handle_inbound(peer, payload).await;
+                        let _ = client.respond_mailbox(channel, response).await;
+                        drop(permit);
+                    });
+                    continue;
+                }
                 if let Err(e) = handle_net_event(event, &store, peer_id, had_known_peers, &mut report).await {
                     break Err(e);
                 }
@@ -241,6 +270,8 @@ pub async fn run(
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
         let _ = outbox_task.await;
         let _ = publisher_task.await;
+        let _ = mailbox_task.await;
+        let _ = replication_task.await;
     })
     .await;
     let _ = client.shutdown().await;

@@ -26,8 +26,11 @@
 //!   version lives in `PRAGMA user_version`.
 //! - `peer_book`: [`PeerSource`], [`PeerRecord`] and the peer book methods
 //!   on [`Store`], with their limits ([`MAX_PEERS`], [`MAX_ADDRS_PER_PEER`]).
-//! - [`mailbox`]: envelopes held for offline users (quotas, TTL, delete-on-receipt).
-//! - [`messaging`]: contacts, conversations, messages and the outbox, the seen-set.
+//! - [`mailbox`]: envelopes held for offline users (quotas, TTL, delete-on-receipt with
+//!   tombstones, device-list versions seen).
+//! - [`messaging`]: contacts, conversations, messages and the outbox (with the `stored` state
+//!   for messages held by mailbox replicas), the seen-set.
+//! - [`profiles`]: our profile and the newest one received from each contact.
 //! - `error`: [`StoreError`].
 
 #![forbid(unsafe_code)]
@@ -38,6 +41,7 @@ pub mod mailbox;
 pub mod messaging;
 mod migrations;
 mod peer_book;
+pub mod profiles;
 
 use std::path::Path;
 use std::time::Duration;

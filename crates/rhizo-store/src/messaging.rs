@@ -15,12 +15,19 @@ use crate::{
     error::{SqliteContext, StoreError},
 };
 
+/// Profiles live in [`crate::profiles`]; re-exported here next to the other conversation data.
+pub use crate::profiles::{ProfileRow, upsert_profile_tx};
+
 /// Longest contact name.
 pub const MAX_CONTACT_NAME_CHARS: usize = 64;
 /// Most devices remembered per contact.
 pub const MAX_DEVICES_PER_CONTACT: usize = 16;
 /// Most messages returned by one history query.
 pub const MAX_HISTORY: usize = 10_000;
+/// A `next_attempt_at` that is never due: the row is final where it is (e.g. a receipt once
+/// mailbox replicas hold it). [`Store::outbox_due`] never returns such a row and
+/// [`Store::outbox_next_attempt`] ignores it.
+pub const NO_RETRY: i64 = i64::MAX;
 
 /// A device of a contact.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +75,9 @@ pub enum MessageState {
     Queued,
     /// Handed over, no receipt yet.
     Sent,
+    /// Held by mailbox replicas for the offline recipient (how many: [`MessageRow::replicas`]);
+    /// direct delivery is still retried, slowly.
+    Stored,
     /// A device of the recipient signed a delivery receipt.
     Delivered,
     /// The recipient's client showed it.
@@ -84,6 +94,7 @@ impl MessageState {
         match self {
             Self::Queued => "queued",
             Self::Sent => "sent",
+            Self::Stored => "stored",
             Self::Delivered => "delivered",
             Self::Read => "read",
             Self::Failed => "failed",
@@ -94,6 +105,7 @@ impl MessageState {
     fn parse(s: &str) -> Self {
         match s {
             "sent" => Self::Sent,
+            "stored" => Self::Stored,
             "delivered" => Self::Delivered,
             "read" => Self::Read,
             "failed" => Self::Failed,
@@ -107,8 +119,9 @@ impl MessageState {
         match self {
             Self::Queued => 0,
             Self::Sent => 1,
-            Self::Delivered | Self::Failed | Self::Received => 2,
-            Self::Read => 3,
+            Self::Stored => 2,
+            Self::Delivered | Self::Failed | Self::Received => 3,
+            Self::Read => 4,
         }
     }
 }
@@ -159,6 +172,8 @@ pub struct MessageRow {
     pub attempts: u32,
     /// Last error (outgoing).
     pub error: Option<String>,
+    /// How many mailbox replicas acknowledged holding it (outgoing, once `stored`).
+    pub replicas: Option<u32>,
 }
 
 /// An outgoing message to be persisted before it is sent.
@@ -197,9 +212,27 @@ pub struct OutboxItem {
     pub envelope: Vec<u8>,
     /// Attempts so far.
     pub attempts: u32,
+    /// `Queued` or `Sent`, or `Stored` when mailbox replicas already hold it (then only direct
+    /// delivery is retried).
+    pub state: MessageState,
 }
 
-fn blob<const N: usize>(v: Vec<u8>) -> Result<[u8; N], rusqlite::Error> {
+/// Outgoing messages not yet delivered, per contact and state (from [`Store::outbox_summary`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutboxSummaryRow {
+    /// The recipient.
+    pub contact_uid: [u8; 32],
+    /// `Queued`, `Sent` or `Stored`.
+    pub state: MessageState,
+    /// How many messages.
+    pub count: u64,
+    /// The oldest one's timestamp (`sent_at`, unix ms).
+    pub oldest: i64,
+    /// The fewest replicas holding one of them (`Stored` only).
+    pub replicas_min: Option<u32>,
+}
+
+pub(crate) fn blob<const N: usize>(v: Vec<u8>) -> Result<[u8; N], rusqlite::Error> {
     let len = v.len();
     <[u8; N]>::try_from(v).map_err(|_| {
         rusqlite::Error::FromSqlConversionFailure(
@@ -235,11 +268,12 @@ fn message_row(row: &Row<'_>) -> rusqlite::Result<MessageRow> {
         state: MessageState::parse(&row.get::<_, String>(9)?),
         attempts: row.get::<_, i64>(10)? as u32,
         error: row.get(11)?,
+        replicas: row.get::<_, Option<i64>>(12)?.map(|n| n as u32),
     })
 }
 
 const MESSAGE_COLUMNS: &str = "id, session_id, direction, sender_device, seq, kind, body, \
-                               sent_at, received_at, state, attempts, error";
+                               sent_at, received_at, state, attempts, error, replicas";
 
 impl Store {
     /// Adds a contact or, if the UID is known, merges its devices. A different UID under a
@@ -454,20 +488,23 @@ impl Store {
         insert_outgoing_tx(&self.conn, m, now)
     }
 
-    /// Outgoing messages not yet delivered whose next attempt is due, oldest first.
+    /// Outgoing messages not yet delivered (queued, sent or stored) whose next attempt is due,
+    /// oldest first. A row whose next attempt is [`NO_RETRY`] is never due.
     pub fn outbox_due(&self, now: i64, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
         const CTX: &str = "reading the outbox";
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT m.id, m.session_id, c.contact_uid, m.seq, m.envelope, m.attempts, m.kind
+                "SELECT m.id, m.session_id, c.contact_uid, m.seq, m.envelope, m.attempts, m.kind,
+                        m.state
                  FROM messages m JOIN conversations c ON c.session_id = m.session_id
-                 WHERE m.direction = 'out' AND m.state IN ('queued', 'sent')
-                   AND m.next_attempt_at <= ?1 AND m.envelope IS NOT NULL
+                 WHERE m.direction = 'out' AND m.state IN ('queued', 'sent', 'stored')
+                   AND m.next_attempt_at <= ?1 AND m.next_attempt_at < ?3
+                   AND m.envelope IS NOT NULL
                  ORDER BY m.id LIMIT ?2",
             )
             .context(CTX)?;
-        stmt.query_map(params![now, limit as i64], |r| {
+        stmt.query_map(params![now, limit as i64, NO_RETRY], |r| {
             Ok(OutboxItem {
                 id: r.get(0)?,
                 session_id: blob(r.get(1)?)?,
@@ -476,6 +513,7 @@ impl Store {
                 envelope: r.get(4)?,
                 attempts: r.get::<_, i64>(5)? as u32,
                 kind: r.get(6)?,
+                state: MessageState::parse(&r.get::<_, String>(7)?),
             })
         })
         .context(CTX)?
@@ -483,19 +521,102 @@ impl Store {
         .context(CTX)
     }
 
-    /// The earliest next attempt in the outbox, if any.
+    /// The earliest next attempt in the outbox (queued, sent or stored), if any; rows whose next
+    /// attempt is [`NO_RETRY`] are ignored.
     pub fn outbox_next_attempt(&self) -> Result<Option<i64>, StoreError> {
         self.conn
             .query_row(
                 "SELECT min(next_attempt_at) FROM messages
-                 WHERE direction = 'out' AND state IN ('queued', 'sent')",
-                [],
+                 WHERE direction = 'out' AND state IN ('queued', 'sent', 'stored')
+                   AND next_attempt_at < ?1",
+                [NO_RETRY],
                 |r| r.get(0),
             )
             .context("reading the outbox")
     }
 
-    /// Records a failed attempt: stays queued, next attempt at `next_attempt_at`.
+    /// Outgoing messages not yet delivered (queued, sent or stored), counted per contact and
+    /// state, by contact then state. Rows that are final where they are (next attempt
+    /// [`NO_RETRY`], e.g. receipts held by replicas) are left out: nothing is pending for them.
+    pub fn outbox_summary(&self) -> Result<Vec<OutboxSummaryRow>, StoreError> {
+        const CTX: &str = "summarising the outbox";
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT c.contact_uid, m.state, count(*), min(m.sent_at), min(m.replicas)
+                 FROM messages m JOIN conversations c ON c.session_id = m.session_id
+                 WHERE m.direction = 'out' AND m.state IN ('queued', 'sent', 'stored')
+                   AND m.next_attempt_at < ?1
+                 GROUP BY c.contact_uid, m.state
+                 ORDER BY c.contact_uid, m.state",
+            )
+            .context(CTX)?;
+        let mut rows = stmt
+            .query_map([NO_RETRY], |r| {
+                Ok(OutboxSummaryRow {
+                    contact_uid: blob(r.get(0)?)?,
+                    state: MessageState::parse(&r.get::<_, String>(1)?),
+                    count: r.get::<_, i64>(2)? as u64,
+                    oldest: r.get(3)?,
+                    replicas_min: r.get::<_, Option<i64>>(4)?.map(|n| n as u32),
+                })
+            })
+            .context(CTX)?
+            .collect::<Result<Vec<_>, _>>()
+            .context(CTX)?;
+        // By contact, then by how far along (queued, sent, stored).
+        rows.sort_by_key(|r| (r.contact_uid, r.state.rank()));
+        Ok(rows)
+    }
+
+    /// Records that `replicas` mailbox replicas hold an outgoing message that is queued, sent or
+    /// already stored: it becomes `stored`, keeps the largest replica count reported, counts an
+    /// attempt, clears the error and is next tried (directly) at `next_attempt_at` ([`NO_RETRY`]
+    /// for a row that is final once stored, such as a receipt). `at` is when the replicas
+    /// acknowledged (unix ms); it is not persisted. True if the row changed state or replica
+    /// count; false for an unknown row, an incoming one, or one already delivered, read or
+    /// failed (a state never goes back).
+    pub fn mark_stored(
+        &mut self,
+        id: i64,
+        replicas: u32,
+        next_attempt_at: i64,
+        at: i64,
+    ) -> Result<bool, StoreError> {
+        const CTX: &str = "marking a message stored";
+        let tx = self.conn.transaction().context(CTX)?;
+        let before: Option<(String, Option<i64>)> = tx
+            .query_row(
+                "SELECT state, replicas FROM messages
+                 WHERE id = ?1 AND direction = 'out' AND state IN ('queued', 'sent', 'stored')",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .context(CTX)?;
+        let Some((state, old_replicas)) = before else {
+            return Ok(false);
+        };
+        let new_replicas = old_replicas.unwrap_or(0).max(i64::from(replicas));
+        tx.execute(
+            "UPDATE messages SET state = 'stored', replicas = ?2, attempts = attempts + 1,
+               next_attempt_at = ?3, error = NULL
+             WHERE id = ?1",
+            params![id, new_replicas, next_attempt_at],
+        )
+        .context(CTX)?;
+        tx.commit().context(CTX)?;
+        tracing::trace!(
+            id,
+            replicas = new_replicas,
+            at,
+            "message held by mailbox replicas"
+        );
+        Ok(state != "stored" || old_replicas != Some(new_replicas))
+    }
+
+    /// Records a failed attempt on a queued, sent or stored message: its state stays, the next
+    /// attempt is at `next_attempt_at`.
     pub fn record_attempt_failed(
         &mut self,
         id: i64,
@@ -505,7 +626,7 @@ impl Store {
         self.conn
             .execute(
                 "UPDATE messages SET attempts = attempts + 1, next_attempt_at = ?2, error = ?3
-                 WHERE id = ?1 AND state IN ('queued', 'sent')",
+                 WHERE id = ?1 AND state IN ('queued', 'sent', 'stored')",
                 params![id, next_attempt_at, error],
             )
             .context("recording a send attempt")?;
@@ -731,9 +852,9 @@ pub fn mark_read_tx(
     Ok(unread)
 }
 
-/// Inside a transaction: our outgoing message (session, our device, seq) becomes `read`, if
-/// `envelope_matches` accepts the envelope we sent (the receipt names its digest); returns its
-/// id when it changed.
+/// Inside a transaction: our outgoing message (session, our device, seq) becomes `read` (from
+/// queued, sent, stored or delivered), if `envelope_matches` accepts the envelope we sent (the
+/// receipt names its digest); returns its id when it changed.
 pub fn mark_outgoing_read_tx(
     tx: &Transaction<'_>,
     session_id: &[u8; 16],
@@ -742,6 +863,55 @@ pub fn mark_outgoing_read_tx(
     at: i64,
     envelope_matches: impl Fn(&[u8]) -> bool,
 ) -> Result<Option<i64>, StoreError> {
+    if !sent_envelope_matches(tx, session_id, sender_device, seq, envelope_matches)? {
+        return Ok(None);
+    }
+    tx.query_row(
+        "UPDATE messages SET state = 'read', received_at = coalesce(received_at, ?4)
+         WHERE session_id = ?1 AND sender_device = ?2 AND seq = ?3 AND direction = 'out'
+           AND state IN ('queued', 'sent', 'stored', 'delivered')
+         RETURNING id",
+        params![&session_id[..], &sender_device[..], seq as i64, at],
+        |r| r.get(0),
+    )
+    .optional()
+    .context("marking a message read")
+}
+
+/// Inside a transaction: our outgoing message (session, our device, seq) becomes `delivered`
+/// (from queued, sent or stored only: a read or failed message stays), if `envelope_matches`
+/// accepts the envelope we sent (the receipt names its digest); returns its id when it changed.
+pub fn mark_outgoing_delivered_tx(
+    tx: &Transaction<'_>,
+    session_id: &[u8; 16],
+    sender_device: &[u8; 32],
+    seq: u64,
+    at: i64,
+    envelope_matches: impl Fn(&[u8]) -> bool,
+) -> Result<Option<i64>, StoreError> {
+    if !sent_envelope_matches(tx, session_id, sender_device, seq, envelope_matches)? {
+        return Ok(None);
+    }
+    tx.query_row(
+        "UPDATE messages SET state = 'delivered', received_at = coalesce(received_at, ?4)
+         WHERE session_id = ?1 AND sender_device = ?2 AND seq = ?3 AND direction = 'out'
+           AND state IN ('queued', 'sent', 'stored')
+         RETURNING id",
+        params![&session_id[..], &sender_device[..], seq as i64, at],
+        |r| r.get(0),
+    )
+    .optional()
+    .context("marking a message delivered")
+}
+
+/// Whether we sent (session, our device, seq) with an envelope that `envelope_matches` accepts.
+fn sent_envelope_matches(
+    tx: &Transaction<'_>,
+    session_id: &[u8; 16],
+    sender_device: &[u8; 32],
+    seq: u64,
+    envelope_matches: impl Fn(&[u8]) -> bool,
+) -> Result<bool, StoreError> {
     let sent: Option<Vec<u8>> = tx
         .query_row(
             "SELECT envelope FROM messages WHERE session_id = ?1 AND sender_device = ?2
@@ -751,19 +921,7 @@ pub fn mark_outgoing_read_tx(
         )
         .optional()
         .context("reading a sent envelope")?;
-    if !sent.is_some_and(|e| envelope_matches(&e)) {
-        return Ok(None);
-    }
-    tx.query_row(
-        "UPDATE messages SET state = 'read', received_at = coalesce(received_at, ?4)
-         WHERE session_id = ?1 AND sender_device = ?2 AND seq = ?3 AND direction = 'out'
-           AND state IN ('queued', 'sent', 'delivered')
-         RETURNING id",
-        params![&session_id[..], &sender_device[..], seq as i64, at],
-        |r| r.get(0),
-    )
-    .optional()
-    .context("marking a message read")
+    Ok(sent.is_some_and(|e| envelope_matches(&e)))
 }
 
 /// Inside a transaction: stores an incoming message; `None` if it was already stored.
@@ -1030,5 +1188,276 @@ mod tests {
         let history = s.messages(&[9; 16], 100).unwrap();
         assert_eq!(history.len(), 2);
         assert_eq!(history[0].body.as_deref(), Some("hi"));
+    }
+
+    /// A store with contacts 1 (bob, session [1; 16]) and 2 (carol, session [2; 16]).
+    fn two_conversations() -> Store {
+        let mut s = Store::open_in_memory().unwrap();
+        for (uid, name) in [(1, "bob"), (2, "carol")] {
+            s.add_contact(&contact(uid, name), 1).unwrap();
+            s.insert_conversation(&ConversationRow {
+                session_id: [uid; 16],
+                group_id: vec![uid],
+                contact_uid: [uid; 32],
+                created_at: 1,
+            })
+            .unwrap();
+        }
+        s
+    }
+
+    /// Queues a message on `session` from our device [7; 32]; returns its id.
+    fn queue(s: &mut Store, session: u8, kind: &str, sent_at: i64) -> i64 {
+        let seq = s.take_next_seq(&[session; 16]).unwrap();
+        s.insert_outgoing(
+            &NewOutgoing {
+                session_id: [session; 16],
+                sender_device: [7; 32],
+                seq,
+                kind,
+                body: None,
+                sent_at,
+                envelope: format!("env-{session}-{seq}").as_bytes(),
+            },
+            sent_at,
+        )
+        .unwrap()
+    }
+
+    fn state(s: &Store, id: i64) -> MessageState {
+        s.message(id).unwrap().unwrap().state
+    }
+
+    #[test]
+    fn states_round_trip_and_rank_in_order() {
+        use MessageState::*;
+        for st in [Queued, Sent, Stored, Delivered, Read, Failed, Received] {
+            assert_eq!(MessageState::parse(st.as_str()), st);
+        }
+        assert_eq!(Stored.to_string(), "stored");
+        assert!(Queued.rank() < Sent.rank() && Sent.rank() < Stored.rank());
+        for done in [Delivered, Failed, Received] {
+            assert!(Stored.rank() < done.rank() && done.rank() < Read.rank());
+        }
+    }
+
+    #[test]
+    fn stored_then_delivered_then_read_and_never_back() {
+        let mut s = two_conversations();
+        let id = queue(&mut s, 1, "text", 10);
+        assert!(s.mark_stored(id, 2, 1_000, 12).unwrap(), "queued → stored");
+        let row = s.message(id).unwrap().unwrap();
+        assert_eq!((row.state, row.replicas), (MessageState::Stored, Some(2)));
+        assert!(
+            !s.advance_message_state(id, MessageState::Sent, 13, None)
+                .unwrap(),
+            "stored never goes back to sent"
+        );
+
+        // A delivery receipt moves it on, once.
+        let matches = |e: &[u8]| e == b"env-1-1";
+        let delivered = s
+            .transaction(|tx| mark_outgoing_delivered_tx(tx, &[1; 16], &[7; 32], 1, 20, matches))
+            .unwrap();
+        assert_eq!(delivered, Some(id));
+        let row = s.message(id).unwrap().unwrap();
+        assert_eq!(
+            (row.state, row.received_at),
+            (MessageState::Delivered, Some(20))
+        );
+        let again: Option<i64> = s
+            .transaction(|tx| mark_outgoing_delivered_tx(tx, &[1; 16], &[7; 32], 1, 21, matches))
+            .unwrap();
+        assert_eq!(again, None);
+
+        // Never delivered → stored.
+        assert!(!s.mark_stored(id, 3, 2_000, 22).unwrap());
+        assert!(
+            !s.advance_message_state(id, MessageState::Stored, 22, None)
+                .unwrap()
+        );
+        assert_eq!(state(&s, id), MessageState::Delivered);
+        assert_eq!(s.message(id).unwrap().unwrap().replicas, Some(2));
+
+        let read = s
+            .transaction(|tx| mark_outgoing_read_tx(tx, &[1; 16], &[7; 32], 1, 30, matches))
+            .unwrap();
+        assert_eq!(read, Some(id));
+        assert_eq!(state(&s, id), MessageState::Read);
+        // Read never goes back to delivered (or stored).
+        let back: Option<i64> = s
+            .transaction(|tx| mark_outgoing_delivered_tx(tx, &[1; 16], &[7; 32], 1, 31, matches))
+            .unwrap();
+        assert_eq!(back, None);
+        assert!(!s.mark_stored(id, 3, 2_000, 32).unwrap());
+        assert_eq!(state(&s, id), MessageState::Read);
+        assert_eq!(s.message(id).unwrap().unwrap().received_at, Some(20));
+    }
+
+    #[test]
+    fn receipts_need_the_envelope_we_sent() {
+        let mut s = two_conversations();
+        let id = queue(&mut s, 1, "text", 10);
+        let wrong = s
+            .transaction(|tx| {
+                mark_outgoing_delivered_tx(tx, &[1; 16], &[7; 32], 1, 20, |e| e == b"other")
+            })
+            .unwrap();
+        assert_eq!(wrong, None);
+        // Unknown seq, or a device that is not ours.
+        let unknown = s
+            .transaction(|tx| mark_outgoing_delivered_tx(tx, &[1; 16], &[7; 32], 9, 20, |_| true))
+            .unwrap();
+        let other_device = s
+            .transaction(|tx| mark_outgoing_delivered_tx(tx, &[1; 16], &[8; 32], 1, 20, |_| true))
+            .unwrap();
+        assert_eq!((unknown, other_device), (None, None));
+        assert_eq!(state(&s, id), MessageState::Queued);
+        // A stored message can be read directly (the delivered receipt may come later or never).
+        s.mark_stored(id, 1, 1_000, 15).unwrap();
+        let read = s
+            .transaction(|tx| mark_outgoing_read_tx(tx, &[1; 16], &[7; 32], 1, 30, |_| true))
+            .unwrap();
+        assert_eq!(read, Some(id));
+        let late = s
+            .transaction(|tx| mark_outgoing_delivered_tx(tx, &[1; 16], &[7; 32], 1, 31, |_| true))
+            .unwrap();
+        assert_eq!(late, None, "a late delivered receipt does not undo read");
+        assert_eq!(state(&s, id), MessageState::Read);
+    }
+
+    #[test]
+    fn mark_stored_keeps_the_most_replicas_and_stays_in_the_outbox() {
+        let mut s = two_conversations();
+        let id = queue(&mut s, 1, "text", 10);
+        s.record_attempt_failed(id, 50, "unreachable").unwrap();
+        assert!(s.mark_stored(id, 3, 500, 60).unwrap(), "queued → stored");
+        let row = s.message(id).unwrap().unwrap();
+        assert_eq!(row.replicas, Some(3));
+        assert_eq!(row.attempts, 2);
+        assert_eq!(row.error, None, "the error is cleared");
+        assert!(!s.mark_stored(id, 2, 600, 70).unwrap(), "fewer: unchanged");
+        assert!(!s.mark_stored(id, 3, 600, 70).unwrap(), "same: unchanged");
+        assert_eq!(s.message(id).unwrap().unwrap().replicas, Some(3));
+        assert_eq!(
+            s.outbox_next_attempt().unwrap(),
+            Some(600),
+            "but rescheduled"
+        );
+        assert!(s.mark_stored(id, 5, 700, 80).unwrap(), "more: changed");
+        assert_eq!(s.message(id).unwrap().unwrap().replicas, Some(5));
+
+        // Still retried directly, slowly.
+        assert!(s.outbox_due(699, 10).unwrap().is_empty());
+        let due = s.outbox_due(700, 10).unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!((due[0].id, due[0].state), (id, MessageState::Stored));
+        s.record_attempt_failed(id, 900, "still offline").unwrap();
+        let row = s.message(id).unwrap().unwrap();
+        assert_eq!(row.state, MessageState::Stored);
+        assert_eq!(row.error.as_deref(), Some("still offline"));
+        assert_eq!(s.outbox_next_attempt().unwrap(), Some(900));
+
+        // Unknown rows and incoming rows are not touched.
+        assert!(!s.mark_stored(9_999, 1, 0, 0).unwrap());
+        let incoming: Option<i64> = s
+            .transaction(|tx| {
+                insert_incoming(
+                    tx,
+                    &NewIncoming {
+                        session_id: [1; 16],
+                        sender_device: [101; 32],
+                        seq: 1,
+                        kind: "text",
+                        body: Some("yo"),
+                        sent_at: 5,
+                        digest: [5; 32],
+                    },
+                    5,
+                )
+            })
+            .unwrap();
+        let incoming = incoming.unwrap();
+        assert!(!s.mark_stored(incoming, 1, 0, 0).unwrap());
+        assert_eq!(state(&s, incoming), MessageState::Received);
+        // Neither are failed ones.
+        let failed = queue(&mut s, 1, "text", 11);
+        s.advance_message_state(failed, MessageState::Failed, 12, Some("refused"))
+            .unwrap();
+        assert!(!s.mark_stored(failed, 1, 0, 0).unwrap());
+        assert_eq!(state(&s, failed), MessageState::Failed);
+    }
+
+    #[test]
+    fn a_stored_receipt_is_final_never_due_and_not_pending() {
+        let mut s = two_conversations();
+        let receipt = queue(&mut s, 1, "receipt", 10);
+        let text = queue(&mut s, 1, "text", 11);
+        assert!(s.mark_stored(receipt, 2, NO_RETRY, 20).unwrap());
+        assert_eq!(s.outbox_next_attempt().unwrap(), Some(11), "only the text");
+        let due = s.outbox_due(i64::MAX, 10).unwrap();
+        assert_eq!(due.iter().map(|d| d.id).collect::<Vec<_>>(), vec![text]);
+        assert!(
+            s.advance_message_state(text, MessageState::Delivered, 30, None)
+                .unwrap()
+        );
+        assert_eq!(s.outbox_next_attempt().unwrap(), None);
+        assert!(s.outbox_due(i64::MAX, 10).unwrap().is_empty());
+        assert!(s.outbox_summary().unwrap().is_empty());
+        assert_eq!(state(&s, receipt), MessageState::Stored);
+    }
+
+    #[test]
+    fn outbox_summary_groups_by_contact_and_state() {
+        let mut s = two_conversations();
+        let b1 = queue(&mut s, 1, "text", 100);
+        let b2 = queue(&mut s, 1, "text", 50);
+        let b3 = queue(&mut s, 1, "text", 70);
+        let _b4 = queue(&mut s, 1, "text", 200);
+        let b5 = queue(&mut s, 1, "text", 300);
+        let c1 = queue(&mut s, 2, "text", 40);
+        let c2 = queue(&mut s, 2, "text", 20);
+        s.mark_stored(b1, 3, 1_000, 1).unwrap();
+        s.mark_stored(b2, 2, 1_000, 1).unwrap();
+        s.advance_message_state(b3, MessageState::Sent, 1, None)
+            .unwrap();
+        s.advance_message_state(b5, MessageState::Delivered, 1, None)
+            .unwrap();
+        s.advance_message_state(c1, MessageState::Read, 1, None)
+            .unwrap();
+        let _ = c2;
+        assert_eq!(
+            s.outbox_summary().unwrap(),
+            vec![
+                OutboxSummaryRow {
+                    contact_uid: [1; 32],
+                    state: MessageState::Queued,
+                    count: 1,
+                    oldest: 200,
+                    replicas_min: None,
+                },
+                OutboxSummaryRow {
+                    contact_uid: [1; 32],
+                    state: MessageState::Sent,
+                    count: 1,
+                    oldest: 70,
+                    replicas_min: None,
+                },
+                OutboxSummaryRow {
+                    contact_uid: [1; 32],
+                    state: MessageState::Stored,
+                    count: 2,
+                    oldest: 50,
+                    replicas_min: Some(2),
+                },
+                OutboxSummaryRow {
+                    contact_uid: [2; 32],
+                    state: MessageState::Queued,
+                    count: 1,
+                    oldest: 20,
+                    replicas_min: None,
+                },
+            ]
+        );
     }
 }

@@ -109,6 +109,33 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX mailbox_by_recipient ON mailbox (recipient_uid, id);
     CREATE INDEX mailbox_by_sender ON mailbox (sender_uid);
     CREATE INDEX mailbox_by_expiry ON mailbox (expires_at);",
+    // 6: mailbox replicas and profiles. Outgoing rows may be `stored` on N replicas (`replicas`);
+    // the mailbox keeps tombstones of delivered envelopes (a late re-replication is refused) and
+    // the newest device-list version seen per UID (a stale list is refused); profiles hold ours
+    // and the newest received from each contact.
+    "ALTER TABLE messages ADD COLUMN replicas INTEGER;
+    CREATE TABLE mailbox_tombstones (
+        recipient_uid BLOB NOT NULL CHECK (length(recipient_uid) = 32),
+        digest        BLOB NOT NULL CHECK (length(digest) = 32),
+        expires_at    INTEGER NOT NULL,
+        PRIMARY KEY (recipient_uid, digest)
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX mailbox_tombstones_by_expiry ON mailbox_tombstones (expires_at);
+    CREATE TABLE mailbox_device_lists (
+        uid        BLOB PRIMARY KEY CHECK (length(uid) = 32),
+        version    INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE profiles (
+        uid         BLOB PRIMARY KEY CHECK (length(uid) = 32),
+        version     INTEGER NOT NULL,
+        name        TEXT NOT NULL,
+        avatar      BLOB,
+        avatar_mime TEXT,
+        record      BLOB NOT NULL,
+        public      INTEGER NOT NULL DEFAULT 0 CHECK (public IN (0, 1)),
+        updated_at  INTEGER NOT NULL
+    ) STRICT;",
 ];
 
 /// The schema version this build creates and understands.
@@ -191,5 +218,114 @@ mod tests {
             )
             .expect("query");
         assert_eq!(addrs_tables, 0);
+    }
+
+    #[test]
+    fn a_version_5_database_upgrades_and_keeps_its_rows() {
+        use crate::{
+            Store,
+            mailbox::{MailboxQuota, MailboxStored, NewMailboxEntry},
+            messaging::MessageState,
+            profiles::ProfileRow,
+        };
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("rhizo.db");
+        {
+            // Version 5 as it shipped (shipped migrations are never edited), with rows in it.
+            let mut conn = Connection::open(&path).expect("raw open");
+            let tx = conn.transaction().expect("tx");
+            for sql in &MIGRATIONS[..5] {
+                tx.execute_batch(sql).expect("v5 schema");
+            }
+            tx.execute_batch(
+                "PRAGMA user_version = 5;
+                 INSERT INTO meta (key, value) VALUES ('identity', 'alice');
+                 INSERT INTO contacts (uid, root_pk, name, added_at, updated_at)
+                   VALUES (zeroblob(32), zeroblob(32), 'bob', 1, 1);
+                 INSERT INTO conversations (session_id, group_id, contact_uid, created_at)
+                   VALUES (zeroblob(16), x'01', zeroblob(32), 1);
+                 INSERT INTO messages (id, session_id, direction, sender_device, seq, kind, body,
+                     sent_at, state, envelope, attempts, next_attempt_at)
+                   VALUES (1, zeroblob(16), 'out', zeroblob(32), 1, 'text', 'hi', 10, 'sent',
+                     x'aa', 1, 20),
+                          (2, zeroblob(16), 'out', zeroblob(32), 2, 'text', 'yo', 11, 'delivered',
+                     x'bb', 1, 0);
+                 INSERT INTO mailbox (recipient_uid, sender_uid, digest, envelope, stored_at,
+                     expires_at)
+                   VALUES (zeroblob(32), zeroblob(32), zeroblob(32), x'cafe', 5, 1000);",
+            )
+            .expect("v5 rows");
+            tx.commit().expect("commit");
+        }
+
+        let mut store = Store::open(&path).expect("upgrade");
+        assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
+        assert_eq!(
+            store.get_meta("identity").expect("meta").as_deref(),
+            Some("alice")
+        );
+        let sent = store.message(1).expect("read").expect("kept");
+        assert_eq!(
+            (sent.state, sent.replicas, sent.body.as_deref()),
+            (MessageState::Sent, None, Some("hi"))
+        );
+        assert_eq!(store.outbox_next_attempt().expect("outbox"), Some(20));
+        let held = store.mailbox_entries(&[0; 32], 100, 10).expect("mailbox");
+        assert_eq!(held.len(), 1);
+        assert_eq!(held[0].envelope, vec![0xca, 0xfe]);
+        let summary = store.mailbox_summary().expect("summary");
+        assert_eq!((summary.count, summary.tombstones), (1, 0));
+
+        // What version 6 adds works on the upgraded rows.
+        assert!(store.mark_stored(1, 2, 500, 30).expect("stored"));
+        assert_eq!(
+            store.message(1).expect("read").expect("kept").replicas,
+            Some(2)
+        );
+        assert!(!store.mark_stored(2, 2, 500, 30).expect("delivered stays"));
+        assert_eq!(
+            store
+                .mailbox_delete(&[0; 32], &[[0; 32]], 40)
+                .expect("delete"),
+            1
+        );
+        let again = NewMailboxEntry {
+            recipient_uid: [0; 32],
+            sender_uid: [0; 32],
+            digest: [0; 32],
+            envelope: &[0xca, 0xfe],
+            expires_at: 1000,
+        };
+        assert_eq!(
+            store
+                .mailbox_store(&again, &MailboxQuota::default(), 50)
+                .expect("store"),
+            MailboxStored::AlreadyDelivered
+        );
+        store
+            .note_mailbox_device_list_version(&[0; 32], 4, 60)
+            .expect("note");
+        assert_eq!(store.mailbox_device_list_version(&[0; 32]).expect("v"), 4);
+        let me = ProfileRow {
+            uid: [0; 32],
+            version: 1,
+            name: "Alice".into(),
+            avatar: None,
+            avatar_mime: None,
+            record: b"signed".to_vec(),
+            public: true,
+            updated_at: 70,
+        };
+        assert!(store.upsert_profile(&me).expect("profile"));
+        drop(store);
+
+        // And it all survives a reopen.
+        let store = Store::open(&path).expect("reopen");
+        assert_eq!(store.profile(&[0; 32]).expect("profile"), Some(me));
+        assert_eq!(
+            store.message(1).expect("read").expect("kept").state,
+            MessageState::Stored
+        );
     }
 }

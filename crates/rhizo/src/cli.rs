@@ -30,7 +30,8 @@ pub(crate) struct Cli {
 }
 
 const ENV_HELP: &str = "Environment: RHIZO_DATA_DIR, RHIZO_CONFIG, RHIZO_LISTEN, RHIZO_BOOTSTRAP, \
-RHIZO_MDNS, RHIZO_API, RHIZO_ANNOUNCE, RHIZO_REKEY_MESSAGES, RHIZO_REKEY_INTERVAL_SECS, RUST_LOG.\n\
+RHIZO_MDNS, RHIZO_API, RHIZO_ANNOUNCE, RHIZO_REKEY_MESSAGES, RHIZO_REKEY_INTERVAL_SECS, \
+RHIZO_MAILBOX_TTL_DAYS, RHIZO_MAILBOX_POLL_SECS, RHIZO_MAILBOX_REPLICATE_SECS, RUST_LOG.\n\
 Precedence: flag > environment > config file > default.";
 
 #[derive(Debug, Subcommand)]
@@ -59,8 +60,50 @@ pub(crate) enum Command {
     Messages(MessagesArgs),
     /// Chat with a contact interactively (line mode; Ctrl-D to leave)
     Chat(ChatArgs),
+    /// Set or show profiles (name, avatar), sent end-to-end to contacts
+    #[command(subcommand)]
+    Profile(ProfileCommand),
+    /// Show what this node holds for others (mailbox) and what it still has to deliver
+    Mailbox(MailboxArgs),
     /// Run a self-contained local demo network (hub, alice, bob on 127.0.0.1) and chat in it
     Demo(DemoArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ProfileCommand {
+    /// Sign and send a new version of your profile to your contacts
+    Set {
+        /// Display name (1 to 64 characters)
+        #[arg(long)]
+        name: String,
+        /// Avatar image file (PNG, JPEG, GIF or WebP; at most 32 KiB)
+        #[arg(long, value_name = "FILE")]
+        avatar: Option<std::path::PathBuf>,
+        /// Also publish it in the DHT, readable by anyone who has your UID (opt-in)
+        #[arg(long)]
+        public: bool,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show your profile, or a contact's (by name or UID; from the DHT if public)
+    Show {
+        /// Contact name or UID; omit for your own
+        who: Option<String>,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MailboxArgs {
+    /// Fetch this node's own mailbox from its replicas now, then show the state
+    #[arg(long)]
+    pub(crate) fetch: bool,
+    /// Print JSON
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -176,6 +219,15 @@ pub(crate) struct NodeArgs {
     /// Self-update (rekey) each conversation after N sent messages [env: RHIZO_REKEY_MESSAGES] [default: 100]
     #[arg(long, value_name = "N")]
     pub(crate) rekey_messages: Option<u64>,
+    /// Days mailbox replicas keep envelopes for an offline contact, 3 to 7 [env: RHIZO_MAILBOX_TTL_DAYS] [default: 7]
+    #[arg(long, value_name = "DAYS")]
+    pub(crate) mailbox_ttl_days: Option<u64>,
+    /// Fetch this node's mailbox every N seconds [env: RHIZO_MAILBOX_POLL_SECS] [default: 60]
+    #[arg(long, value_name = "SECS")]
+    pub(crate) mailbox_poll_secs: Option<u64>,
+    /// Re-replicate mailbox entries held for others every N seconds [env: RHIZO_MAILBOX_REPLICATE_SECS] [default: 600]
+    #[arg(long, value_name = "SECS")]
+    pub(crate) mailbox_replicate_secs: Option<u64>,
 }
 
 impl Cli {
@@ -198,6 +250,15 @@ impl Cli {
             }
             if node.rekey_messages.is_some() {
                 layer.rekey_messages = node.rekey_messages;
+            }
+            if node.mailbox_ttl_days.is_some() {
+                layer.mailbox_ttl_days = node.mailbox_ttl_days;
+            }
+            if node.mailbox_poll_secs.is_some() {
+                layer.mailbox_poll_secs = node.mailbox_poll_secs;
+            }
+            if node.mailbox_replicate_secs.is_some() {
+                layer.mailbox_replicate_secs = node.mailbox_replicate_secs;
             }
             if node.no_mdns {
                 layer.mdns = Some(false);

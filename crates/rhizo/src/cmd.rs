@@ -6,7 +6,9 @@ mod contacts;
 mod demo;
 mod id;
 mod init;
+mod mailbox;
 mod peers;
+mod profile;
 mod run;
 mod status;
 
@@ -25,6 +27,8 @@ pub(crate) async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Status(args) => status::run(&load_config(&cli, None)?, args.json).await,
         Command::Peers(args) => peers::run(&load_config(&cli, None)?, args.json).await,
         Command::Demo(args) => demo::run(args.keep).await,
+        Command::Profile(c) => profile::run(&load_config(&cli, None)?, c).await,
+        Command::Mailbox(args) => mailbox::run(&load_config(&cli, None)?, args).await,
         Command::Invite(args) => contacts::invite(&load_config(&cli, None)?, args).await,
         Command::Contacts(c) => contacts::run(&load_config(&cli, None)?, c).await,
         Command::Send(args) => chat::send(&load_config(&cli, None)?, args).await,

@@ -50,11 +50,14 @@ pub enum ErrorCode {
     UnknownSession = 11,
     /// The receiver failed internally (for example storage); retry later.
     Internal = 12,
+    /// A mailbox replica's quota for this sender or recipient is full; retry
+    /// later or elsewhere. Nothing already stored was dropped.
+    QuotaExceeded = 13,
 }
 
 impl ErrorCode {
     /// Every code, in numeric order.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::InvalidVersion,
         Self::InvalidSignature,
         Self::ReplayDetected,
@@ -67,6 +70,7 @@ impl ErrorCode {
         Self::RateLimited,
         Self::UnknownSession,
         Self::Internal,
+        Self::QuotaExceeded,
     ];
 
     /// The numeric wire value.
@@ -94,6 +98,7 @@ impl ErrorCode {
             Self::RateLimited => "RATE_LIMITED",
             Self::UnknownSession => "UNKNOWN_SESSION",
             Self::Internal => "INTERNAL",
+            Self::QuotaExceeded => "QUOTA_EXCEEDED",
         }
     }
 
@@ -105,7 +110,11 @@ impl ErrorCode {
     pub const fn is_transient(self) -> bool {
         matches!(
             self,
-            Self::RateLimited | Self::Internal | Self::SequenceError | Self::UnknownSession
+            Self::RateLimited
+                | Self::Internal
+                | Self::SequenceError
+                | Self::UnknownSession
+                | Self::QuotaExceeded
         )
     }
 }
@@ -227,6 +236,7 @@ mod tests {
             (10, "RATE_LIMITED"),
             (11, "UNKNOWN_SESSION"),
             (12, "INTERNAL"),
+            (13, "QUOTA_EXCEEDED"),
         ];
         for (code, (value, name)) in ErrorCode::ALL.into_iter().zip(expected) {
             assert_eq!(code.as_u16(), value);
@@ -235,7 +245,7 @@ mod tests {
             assert_eq!(ErrorCode::from_u16(value), Some(code));
         }
         assert_eq!(ErrorCode::from_u16(0), None);
-        assert_eq!(ErrorCode::from_u16(13), None);
+        assert_eq!(ErrorCode::from_u16(14), None);
         assert_eq!(
             code_from_u32(70_000),
             Err(EnvelopeError::InvalidErrorCode(70_000))

@@ -29,7 +29,12 @@ pub(crate) async fn send(config: &Config, args: &SendArgs) -> anyhow::Result<()>
     if args.json {
         println!("{}", serde_json::to_string_pretty(&m)?);
     } else {
-        println!("message {} to {}: {}", m.id, args.contact, m.state);
+        println!(
+            "message {} to {}: {}",
+            m.id,
+            args.contact,
+            describe_state(&m)
+        );
     }
     Ok(())
 }
@@ -44,10 +49,19 @@ fn time_of(ms: i64) -> String {
     )
 }
 
+/// The state as a person reads it: `stored on 5 replicas` rather than `stored`.
+pub(crate) fn describe_state(m: &MessageView) -> String {
+    match (m.state.as_str(), m.replicas) {
+        ("stored", Some(1)) => "stored on 1 replica".into(),
+        ("stored", Some(n)) => format!("stored on {n} replicas"),
+        (state, _) => state.to_string(),
+    }
+}
+
 fn print_message(contact: &str, m: &MessageView) {
     let who = if m.direction == "out" { "me" } else { contact };
     let state = if m.direction == "out" {
-        format!(" [{}]", m.state)
+        format!(" [{}]", describe_state(m))
     } else {
         String::new()
     };

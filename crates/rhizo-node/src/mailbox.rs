@@ -1,0 +1,755 @@
+//! Offline delivery over `/rhizo/mailbox/1`: the replica this node runs for others, and the
+//! client side that stores in, fetches from and deletes from other nodes' replicas.
+//!
+//! ```text
+//!  sender ── Store(envelope) ──▶ 5 nodes closest to SHA-256("rhizo/mailbox/v1" ‖ UID)
+//!                                 size, rate, quota ─▶ signature ─▶ SQLite commit ─▶ StoreOk
+//!  recipient ── Challenge ──▶ replica: fresh single-use nonce (60 s)
+//!            ── Fetch(nonce, device list, signature by a listed device) ──▶ envelopes
+//!            ── Delete(signed receipt naming the digests) ──▶ gone (tombstoned)
+//!  replica ── every `mailbox_replicate_secs`: copy what it holds to the current closest 5
+//! ```
+//!
+//! The replica's request handling ([`handle_request`]) is a plain function over the store, the
+//! nonce book and a caller-given clock, so it is unit tested with real SQLite and a controlled
+//! clock; [`Mailbox`] wraps it and the network calls.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use libp2p::PeerId;
+use rhizo_core::{
+    DeviceKey, Uid,
+    envelope::{DeliveryReceipt, ErrorCode, MAX_ENVELOPE_BYTES, SecureMessage, envelope_digest},
+    mailbox::{
+        DEFAULT_TTL_SECS, FetchRequest, FetchedEntry, MAX_FETCH_ENTRIES, MAX_RESPONSE_BYTES,
+        MAX_TTL_SECS, MIN_TTL_SECS, MailboxRequest, MailboxResponse, NonceBook, REPLICAS,
+        mailbox_key,
+    },
+    seen::check_timestamp,
+};
+use rhizo_net::{Client, ClosestPeer};
+use rhizo_store::{
+    Store, StoreError,
+    mailbox::{MailboxQuota, MailboxStored, NewMailboxEntry},
+};
+use tracing::{debug, info, warn};
+
+/// Nonces a replica keeps outstanding at once (oldest evicted first).
+const NONCE_BOOK_CAPACITY: usize = 4096;
+/// Requests per second one peer may make to our replica, sustained…
+const RATE_PER_SEC: f64 = 50.0;
+/// …and in a burst.
+const RATE_BURST: f64 = 400.0;
+/// Peers whose request rate is tracked; the least recently seen is forgotten first.
+const RATE_TRACKED_PEERS: usize = 4096;
+/// How long a closest-peers answer is reused for stores to the same mailbox.
+const CLOSEST_CACHE_TTL: Duration = Duration::from_secs(30);
+/// Mailboxes whose closest peers are cached.
+const CLOSEST_CACHE_ENTRIES: usize = 256;
+/// Candidates tried per store beyond the first [`REPLICAS`] (when some refuse or are down).
+const EXTRA_CANDIDATES: usize = 10;
+/// Envelopes copied per recipient per re-replication pass.
+const REPLICATE_BATCH: usize = 256;
+/// Bytes of envelopes a fetch response may carry (the frame limit minus room for framing).
+const FETCH_MAX_BYTES: usize = MAX_RESPONSE_BYTES - 64 * 1024;
+
+/// Settings of the replica and of our use of others' replicas.
+#[derive(Debug, Clone, Copy)]
+pub struct MailboxSettings {
+    /// TTL we ask replicas for when storing (seconds).
+    pub ttl_secs: u32,
+    /// How often we fetch our own mailbox.
+    pub poll: Duration,
+    /// How often we re-replicate what we hold.
+    pub replicate: Duration,
+    /// Quotas of what we hold for others.
+    pub quota: MailboxQuota,
+}
+
+/// What storing one envelope on the replicas did.
+#[derive(Debug, Clone, Default)]
+pub struct StoreOutcome {
+    /// Replicas that acknowledged (persisted) it.
+    pub replicas: u32,
+    /// Why the others did not, for the sender's error line.
+    pub errors: Vec<String>,
+    /// Whether a replica refused because a quota was full.
+    pub quota_full: bool,
+    /// Whether a replica said the recipient already fetched and acknowledged it.
+    pub already_delivered: bool,
+}
+
+/// One replica's answer to a fetch.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// Envelopes held for us.
+    pub entries: Vec<FetchedEntry>,
+    /// Whether the replica holds more than it returned.
+    pub more: bool,
+}
+
+/// Where a fetch goes: a remote replica or our own store (we may be among our closest nodes).
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// This node's own mailbox table.
+    Local,
+    /// A replica.
+    Remote(ClosestPeer),
+}
+
+/// The replica's fixed context.
+#[derive(Debug, Clone)]
+pub struct ReplicaContext {
+    /// Our PeerId bytes: fetch signatures are bound to them.
+    pub local_peer: Vec<u8>,
+    /// Quotas.
+    pub quota: MailboxQuota,
+}
+
+/// Token buckets per peer.
+#[derive(Debug, Default)]
+struct RateLimits {
+    buckets: HashMap<PeerId, (f64, Instant)>,
+}
+
+impl RateLimits {
+    fn allow(&mut self, peer: PeerId, now: Instant) -> bool {
+        if self.buckets.len() >= RATE_TRACKED_PEERS && !self.buckets.contains_key(&peer) {
+            let stalest = self
+                .buckets
+                .iter()
+                .min_by_key(|(_, (_, t))| *t)
+                .map(|(p, _)| *p);
+            if let Some(p) = stalest {
+                self.buckets.remove(&p);
+            }
+        }
+        let (tokens, last) = self.buckets.entry(peer).or_insert((RATE_BURST, now));
+        let refill = now.saturating_duration_since(*last).as_secs_f64() * RATE_PER_SEC;
+        *tokens = (*tokens + refill).min(RATE_BURST);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// The mailbox service (cheap to clone).
+#[derive(Clone)]
+pub struct Mailbox {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Mailbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mailbox").finish_non_exhaustive()
+    }
+}
+
+/// A closest-peers answer and when it was fetched.
+type CachedPeers = (Instant, Vec<ClosestPeer>);
+
+struct Inner {
+    store: Arc<Mutex<Store>>,
+    client: Client,
+    context: ReplicaContext,
+    settings: MailboxSettings,
+    nonces: Mutex<NonceBook>,
+    rate: Mutex<RateLimits>,
+    closest: Mutex<HashMap<[u8; 32], CachedPeers>>,
+    /// Peers each held mailbox was already copied to (re-replication).
+    pushed: Mutex<HashMap<[u8; 32], HashSet<PeerId>>>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn random32() -> [u8; 32] {
+    let mut b = [0u8; 32];
+    // getrandom only fails on platforms without an entropy source; a zero nonce would still be
+    // single-use (the book refuses a second take) but is logged.
+    if let Err(e) = getrandom::fill(&mut b) {
+        warn!(error = %e, "no randomness for a mailbox nonce");
+    }
+    b
+}
+
+fn error(code: ErrorCode, detail: impl Into<String>) -> MailboxResponse {
+    MailboxResponse::Error {
+        code,
+        detail: detail.into(),
+    }
+}
+
+/// Handles one decoded-or-not request as a replica. Cheap checks (size, structure, timestamps,
+/// quota) run before any signature verification; a store is committed before it is
+/// acknowledged.
+pub fn handle_request(
+    store: &mut Store,
+    context: &ReplicaContext,
+    nonces: &Mutex<NonceBook>,
+    now_ms: i64,
+    random: [u8; 32],
+    payload: &[u8],
+) -> MailboxResponse {
+    let request = match MailboxRequest::decode(payload) {
+        Ok(r) => r,
+        Err(e) => return error(e.code(), e.to_string()),
+    };
+    let now_u = u64::try_from(now_ms).unwrap_or(0);
+    match request {
+        MailboxRequest::Store {
+            recipient,
+            envelope,
+            ttl_secs,
+        } => store_request(store, context, now_ms, recipient, &envelope, ttl_secs),
+        MailboxRequest::Challenge { recipient } => {
+            let Ok(mut book) = nonces.lock() else {
+                return error(ErrorCode::Internal, "nonce book unavailable");
+            };
+            let (nonce, expires_at_ms) = book.issue(recipient, random, now_u);
+            MailboxResponse::Challenge {
+                nonce,
+                expires_at_ms,
+            }
+        }
+        MailboxRequest::Fetch(request) => {
+            // The nonce is consumed first, whatever follows: a captured request never works
+            // twice.
+            let taken = match nonces.lock() {
+                Ok(mut book) => book.take(&request.recipient, &request.nonce, now_u),
+                Err(_) => return error(ErrorCode::Internal, "nonce book unavailable"),
+            };
+            if let Err(e) = taken {
+                return error(e.code(), e.to_string());
+            }
+            let uid = *request.recipient.as_bytes();
+            let min_version = match store.mailbox_device_list_version(&uid) {
+                Ok(v) => v,
+                Err(e) => return error(ErrorCode::Internal, e.to_string()),
+            };
+            let authorized = match request.verify(&context.local_peer, now_u / 1000, min_version) {
+                Ok(a) => a,
+                Err(e) => return error(e.code(), e.to_string()),
+            };
+            if let Err(e) =
+                store.note_mailbox_device_list_version(&uid, authorized.device_list_version, now_ms)
+            {
+                return error(ErrorCode::Internal, e.to_string());
+            }
+            let limit = request.max_entries.clamp(1, MAX_FETCH_ENTRIES) as usize;
+            match store.mailbox_fetch(&uid, now_ms, limit, FETCH_MAX_BYTES) {
+                Ok(page) => {
+                    let more = page.more;
+                    MailboxResponse::Fetched {
+                        entries: page
+                            .entries
+                            .into_iter()
+                            .map(|e| FetchedEntry {
+                                envelope: Bytes::from(e.envelope),
+                                expires_at_ms: u64::try_from(e.expires_at).unwrap_or(0),
+                            })
+                            .collect(),
+                        more,
+                    }
+                }
+                Err(e) => error(ErrorCode::Internal, e.to_string()),
+            }
+        }
+        MailboxRequest::Delete(request) => {
+            let uid = *request.recipient.as_bytes();
+            let min_version = match store.mailbox_device_list_version(&uid) {
+                Ok(v) => v,
+                Err(e) => return error(ErrorCode::Internal, e.to_string()),
+            };
+            let (authorized, digests) = match request.verify(now_u / 1000, min_version) {
+                Ok(v) => v,
+                Err(e) => return error(e.code(), e.to_string()),
+            };
+            if let Err(e) =
+                store.note_mailbox_device_list_version(&uid, authorized.device_list_version, now_ms)
+            {
+                return error(ErrorCode::Internal, e.to_string());
+            }
+            match store.mailbox_delete(&uid, &digests, now_ms) {
+                Ok(n) => MailboxResponse::Deleted {
+                    count: u32::try_from(n).unwrap_or(u32::MAX),
+                },
+                Err(e) => error(ErrorCode::Internal, e.to_string()),
+            }
+        }
+    }
+}
+
+fn store_request(
+    store: &mut Store,
+    context: &ReplicaContext,
+    now_ms: i64,
+    recipient: Uid,
+    envelope: &[u8],
+    ttl_secs: u32,
+) -> MailboxResponse {
+    if envelope.len() > MAX_ENVELOPE_BYTES {
+        return error(
+            ErrorCode::Malformed,
+            format!("envelope of {} bytes is over the limit", envelope.len()),
+        );
+    }
+    let message = match SecureMessage::decode(envelope) {
+        Ok(m) => m,
+        Err(e) => return error(e.code(), e.to_string()),
+    };
+    if message.recipient_id != recipient {
+        return error(ErrorCode::Malformed, "the envelope is for another UID");
+    }
+    let now_u = u64::try_from(now_ms).unwrap_or(0);
+    if let Err(e) = check_timestamp(message.timestamp, now_u) {
+        return error(e.code(), e.to_string());
+    }
+    let ttl = if ttl_secs == 0 {
+        DEFAULT_TTL_SECS
+    } else {
+        ttl_secs.clamp(MIN_TTL_SECS, MAX_TTL_SECS)
+    };
+    // Never longer than the recipient would accept the envelope (its replay window).
+    let window_end = i64::try_from(message.timestamp)
+        .unwrap_or(i64::MAX)
+        .saturating_add(rhizo_core::seen::MAX_ENVELOPE_AGE as i64);
+    let expires_at = now_ms.saturating_add(i64::from(ttl) * 1000).min(window_end);
+    let entry = NewMailboxEntry {
+        recipient_uid: *recipient.as_bytes(),
+        sender_uid: *message.sender_id.as_bytes(),
+        digest: envelope_digest(envelope),
+        envelope,
+        expires_at,
+    };
+    // Quota before signature work: a full mailbox costs the sender no verification.
+    match store.mailbox_check_quota(&entry, &context.quota, now_ms) {
+        Ok(()) => {}
+        Err(StoreError::QuotaExceeded(why)) => return error(ErrorCode::QuotaExceeded, why),
+        Err(e) => return error(ErrorCode::Internal, e.to_string()),
+    }
+    if message.verify(&message.sender_device).is_err() {
+        return error(ErrorCode::InvalidSignature, "bad envelope signature");
+    }
+    match store.mailbox_store(&entry, &context.quota, now_ms) {
+        Ok(MailboxStored::AlreadyDelivered) => error(
+            ErrorCode::ReplayDetected,
+            "the recipient already fetched and acknowledged this envelope",
+        ),
+        Ok(outcome) => MailboxResponse::Stored {
+            expires_at_ms: u64::try_from(expires_at).unwrap_or(0),
+            duplicate: outcome == MailboxStored::Duplicate,
+        },
+        Err(StoreError::QuotaExceeded(why)) => error(ErrorCode::QuotaExceeded, why),
+        Err(e) => error(ErrorCode::Internal, e.to_string()),
+    }
+}
+
+impl Mailbox {
+    /// The service; `local_peer` is this node's PeerId.
+    pub fn new(
+        store: Arc<Mutex<Store>>,
+        client: Client,
+        local_peer: PeerId,
+        settings: MailboxSettings,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                client,
+                context: ReplicaContext {
+                    local_peer: local_peer.to_bytes(),
+                    quota: settings.quota,
+                },
+                settings,
+                nonces: Mutex::new(NonceBook::new(NONCE_BOOK_CAPACITY)),
+                rate: Mutex::new(RateLimits::default()),
+                closest: Mutex::new(HashMap::new()),
+                pushed: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> MailboxSettings {
+        self.inner.settings
+    }
+
+    /// Answers one inbound `/rhizo/mailbox/1` request (as a replica).
+    pub async fn handle_inbound(&self, peer: PeerId, payload: Vec<u8>) -> Vec<u8> {
+        let allowed = self
+            .inner
+            .rate
+            .lock()
+            .map(|mut r| r.allow(peer, Instant::now()))
+            .unwrap_or(false);
+        if !allowed {
+            debug!(%peer, "mailbox request over the rate limit");
+            return error(
+                ErrorCode::RateLimited,
+                "too many mailbox requests; slow down",
+            )
+            .encode();
+        }
+        let this = self.clone();
+        let response = tokio::task::spawn_blocking(move || {
+            let Ok(mut store) = this.inner.store.lock() else {
+                return error(ErrorCode::Internal, "store unavailable");
+            };
+            handle_request(
+                &mut store,
+                &this.inner.context,
+                &this.inner.nonces,
+                now_ms(),
+                random32(),
+                &payload,
+            )
+        })
+        .await
+        .unwrap_or_else(|e| error(ErrorCode::Internal, e.to_string()));
+        response.encode()
+    }
+
+    /// The replicas for `uid`'s mailbox: the closest peers to its mailbox key (cached briefly
+    /// when `cached`).
+    pub async fn closest(&self, uid: &Uid, cached: bool) -> Vec<ClosestPeer> {
+        let key = mailbox_key(uid);
+        if cached
+            && let Ok(cache) = self.inner.closest.lock()
+            && let Some((at, peers)) = cache.get(&key)
+            && at.elapsed() < CLOSEST_CACHE_TTL
+        {
+            return peers.clone();
+        }
+        let peers = match self.inner.client.closest_peers(key.to_vec()).await {
+            Ok(p) => p,
+            Err(e) => {
+                debug!(error = %e, "closest-peers lookup failed");
+                Vec::new()
+            }
+        };
+        if let Ok(mut cache) = self.inner.closest.lock() {
+            if cache.len() >= CLOSEST_CACHE_ENTRIES {
+                cache.clear();
+            }
+            if !peers.is_empty() {
+                cache.insert(key, (Instant::now(), peers.clone()));
+            }
+        }
+        peers
+    }
+
+    async fn request(
+        &self,
+        peer: &ClosestPeer,
+        request: Vec<u8>,
+    ) -> Result<MailboxResponse, String> {
+        let bytes = self
+            .inner
+            .client
+            .mailbox_request(peer.peer, peer.addrs.clone(), request)
+            .await
+            .map_err(|e| e.to_string())?;
+        MailboxResponse::decode(&bytes).map_err(|e| e.to_string())
+    }
+
+    /// Stores a sealed envelope for `recipient` on up to [`REPLICAS`] of the closest nodes
+    /// (never on `exclude`: the recipient's own devices). Returns how many acknowledged.
+    pub async fn store_for(
+        &self,
+        recipient: &Uid,
+        exclude: &[PeerId],
+        envelope: &[u8],
+        ttl_secs: u32,
+    ) -> StoreOutcome {
+        let candidates: Vec<ClosestPeer> = self
+            .closest(recipient, true)
+            .await
+            .into_iter()
+            .filter(|p| !exclude.contains(&p.peer))
+            .take(REPLICAS + EXTRA_CANDIDATES)
+            .collect();
+        let request = MailboxRequest::Store {
+            recipient: *recipient,
+            envelope: Bytes::copy_from_slice(envelope),
+            ttl_secs,
+        }
+        .encode();
+        let mut outcome = StoreOutcome::default();
+        if candidates.is_empty() {
+            outcome
+                .errors
+                .push("no mailbox replica is known (is the node connected?)".into());
+            return outcome;
+        }
+        let mut next = 0;
+        while (outcome.replicas as usize) < REPLICAS && next < candidates.len() {
+            let want = REPLICAS - outcome.replicas as usize;
+            let batch = &candidates[next..candidates.len().min(next + want)];
+            next += batch.len();
+            let results =
+                futures::future::join_all(batch.iter().map(|p| self.request(p, request.clone())))
+                    .await;
+            for (peer, result) in batch.iter().zip(results) {
+                match result {
+                    Ok(MailboxResponse::Stored { .. }) => outcome.replicas += 1,
+                    Ok(MailboxResponse::Error { code, detail }) => {
+                        match code {
+                            ErrorCode::QuotaExceeded => outcome.quota_full = true,
+                            ErrorCode::ReplayDetected => outcome.already_delivered = true,
+                            _ => {}
+                        }
+                        outcome
+                            .errors
+                            .push(format!("{}: {} ({detail})", peer.peer, code.as_str()));
+                    }
+                    Ok(_) => outcome
+                        .errors
+                        .push(format!("{}: unexpected answer", peer.peer)),
+                    Err(e) => outcome.errors.push(format!("{}: {e}", peer.peer)),
+                }
+            }
+        }
+        if outcome.replicas == 0 {
+            // The cached set may be stale.
+            if let Ok(mut cache) = self.inner.closest.lock() {
+                cache.remove(&mailbox_key(recipient));
+            }
+        }
+        outcome
+    }
+
+    /// One page of our mailbox from `source`, authenticated with a fresh challenge.
+    pub async fn fetch_page(
+        &self,
+        source: &Source,
+        device: &DeviceKey,
+        uid: &Uid,
+        device_list: &[u8],
+    ) -> Result<Page, String> {
+        match source {
+            Source::Local => {
+                let uid = *uid.as_bytes();
+                let store = self.inner.store.clone();
+                tokio::task::spawn_blocking(move || {
+                    let store = store
+                        .lock()
+                        .map_err(|_| "store lock poisoned".to_string())?;
+                    let limit = MAX_FETCH_ENTRIES as usize;
+                    let page = store
+                        .mailbox_fetch(&uid, now_ms(), limit, FETCH_MAX_BYTES)
+                        .map_err(|e| e.to_string())?;
+                    Ok(Page {
+                        more: page.more,
+                        entries: page
+                            .entries
+                            .into_iter()
+                            .map(|e| FetchedEntry {
+                                envelope: Bytes::from(e.envelope),
+                                expires_at_ms: u64::try_from(e.expires_at).unwrap_or(0),
+                            })
+                            .collect(),
+                    })
+                })
+                .await
+                .map_err(|e| e.to_string())?
+            }
+            Source::Remote(peer) => {
+                let challenge = MailboxRequest::Challenge { recipient: *uid }.encode();
+                let nonce = match self.request(peer, challenge).await? {
+                    MailboxResponse::Challenge { nonce, .. } => nonce,
+                    MailboxResponse::Error { code, detail } => {
+                        return Err(format!("{}: {detail}", code.as_str()));
+                    }
+                    _ => return Err("unexpected answer to a challenge".into()),
+                };
+                let fetch = FetchRequest::new(
+                    device,
+                    &peer.peer.to_bytes(),
+                    *uid,
+                    nonce,
+                    Bytes::copy_from_slice(device_list),
+                    MAX_FETCH_ENTRIES,
+                );
+                match self
+                    .request(peer, MailboxRequest::Fetch(fetch).encode())
+                    .await?
+                {
+                    MailboxResponse::Fetched { entries, more } => Ok(Page { entries, more }),
+                    MailboxResponse::Error { code, detail } => {
+                        Err(format!("{}: {detail}", code.as_str()))
+                    }
+                    _ => Err("unexpected answer to a fetch".into()),
+                }
+            }
+        }
+    }
+
+    /// Deletes what `receipt` names from `source` (delete-on-receipt); returns how many.
+    pub async fn delete(
+        &self,
+        source: &Source,
+        uid: &Uid,
+        device_list: &[u8],
+        receipt: &DeliveryReceipt,
+    ) -> Result<u32, String> {
+        match source {
+            Source::Local => {
+                let uid = *uid.as_bytes();
+                let digests: Vec<[u8; 32]> =
+                    receipt.entries.iter().map(|e| e.envelope_digest).collect();
+                let store = self.inner.store.clone();
+                tokio::task::spawn_blocking(move || {
+                    let mut store = store
+                        .lock()
+                        .map_err(|_| "store lock poisoned".to_string())?;
+                    store
+                        .mailbox_delete(&uid, &digests, now_ms())
+                        .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+                        .map_err(|e| e.to_string())
+                })
+                .await
+                .map_err(|e| e.to_string())?
+            }
+            Source::Remote(peer) => {
+                let request = MailboxRequest::Delete(rhizo_core::mailbox::DeleteRequest::new(
+                    *uid,
+                    Bytes::copy_from_slice(device_list),
+                    receipt,
+                ))
+                .encode();
+                match self.request(peer, request).await? {
+                    MailboxResponse::Deleted { count } => Ok(count),
+                    MailboxResponse::Error { code, detail } => {
+                        Err(format!("{}: {detail}", code.as_str()))
+                    }
+                    _ => Err("unexpected answer to a delete".into()),
+                }
+            }
+        }
+    }
+
+    /// Purges expired entries, then copies what we hold to those of the current closest
+    /// [`REPLICAS`] nodes that have not had it yet, so the copies survive churn.
+    pub async fn replicate_pass(&self) {
+        let store = self.inner.store.clone();
+        let recipients = tokio::task::spawn_blocking(move || {
+            let mut store = store
+                .lock()
+                .map_err(|_| "store lock poisoned".to_string())?;
+            let purged = store
+                .mailbox_purge_expired(now_ms())
+                .map_err(|e| e.to_string())?;
+            if purged > 0 {
+                info!(purged, "expired mailbox entries purged");
+            }
+            store
+                .mailbox_recipients(now_ms())
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r);
+        let recipients = match recipients {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(error = %e, "mailbox re-replication: cannot read the store");
+                return;
+            }
+        };
+        if let Ok(mut pushed) = self.inner.pushed.lock() {
+            pushed.retain(|k, _| recipients.contains(k));
+        }
+        for recipient in recipients {
+            let uid = Uid::from_bytes(&recipient);
+            let closest: Vec<ClosestPeer> = self
+                .closest(&uid, false)
+                .await
+                .into_iter()
+                .take(REPLICAS)
+                .collect();
+            let already: HashSet<PeerId> = self
+                .inner
+                .pushed
+                .lock()
+                .map(|p| p.get(&recipient).cloned().unwrap_or_default())
+                .unwrap_or_default();
+            let targets: Vec<ClosestPeer> = closest
+                .into_iter()
+                .filter(|p| !already.contains(&p.peer))
+                .collect();
+            if targets.is_empty() {
+                continue;
+            }
+            let store = self.inner.store.clone();
+            let entries = tokio::task::spawn_blocking(move || {
+                let store = store
+                    .lock()
+                    .map_err(|_| "store lock poisoned".to_string())?;
+                store
+                    .mailbox_entries(&recipient, now_ms(), REPLICATE_BATCH)
+                    .map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r);
+            let Ok(entries) = entries else { continue };
+            for target in targets {
+                let mut ok = true;
+                for entry in &entries {
+                    let remaining = (entry.expires_at - now_ms()) / 1000;
+                    if remaining < i64::from(MIN_TTL_SECS) {
+                        continue;
+                    }
+                    let request = MailboxRequest::Store {
+                        recipient: uid,
+                        envelope: Bytes::copy_from_slice(&entry.envelope),
+                        ttl_secs: u32::try_from(remaining).unwrap_or(MAX_TTL_SECS),
+                    }
+                    .encode();
+                    match self.request(&target, request).await {
+                        Ok(MailboxResponse::Stored { .. }) => {}
+                        Ok(MailboxResponse::Error { code, .. }) if !code.is_transient() => {
+                            // Refused for good (e.g. already delivered): nothing to retry.
+                        }
+                        _ => {
+                            ok = false;
+                            break;
+                        }
+                    }
+                }
+                if ok {
+                    debug!(peer = %target.peer, count = entries.len(), "mailbox entries replicated");
+                    if let Ok(mut pushed) = self.inner.pushed.lock() {
+                        pushed.entry(recipient).or_default().insert(target.peer);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs re-replication every `replicate` interval until `shutdown` fires.
+    pub async fn run_replication(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let interval = self.inner.settings.replicate;
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(interval) => {}
+                _ = shutdown.changed() => return,
+            }
+            self.replicate_pass().await;
+        }
+    }
+}
