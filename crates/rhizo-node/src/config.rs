@@ -29,6 +29,8 @@ pub const MAX_MAILBOX_TTL_DAYS: u64 = 7;
 pub const DEFAULT_MAILBOX_POLL_SECS: u64 = 60;
 /// How often a replica checks that what it holds is on the current closest replicas (seconds).
 pub const DEFAULT_MAILBOX_REPLICATE_SECS: u64 = 600;
+/// Envelopes a replica holds from one sender (all recipients), by default.
+pub const DEFAULT_MAILBOX_MAX_PER_SENDER: u64 = 1024;
 /// Largest config file read: a config is a few hundred bytes; anything huge is a mistake.
 const MAX_CONFIG_FILE_BYTES: u64 = 1024 * 1024;
 
@@ -61,6 +63,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "RHIZO_MAILBOX_REPLICATE_SECS",
         "re-replicate held mailbox entries every N seconds",
     ),
+    (
+        "RHIZO_MAILBOX_MAX_PER_SENDER",
+        "envelopes this node holds for others from one sender",
+    ),
 ];
 
 /// The effective configuration of a node.
@@ -91,6 +97,8 @@ pub struct Config {
     pub mailbox_poll_secs: u64,
     /// Seconds between re-replication passes over what we hold for others.
     pub mailbox_replicate_secs: u64,
+    /// Envelopes we hold for others from one sender (the per-sender quota).
+    pub mailbox_max_per_sender: u64,
 }
 
 fn ser_addrs<S: serde::Serializer>(addrs: &[Multiaddr], s: S) -> Result<S::Ok, S::Error> {
@@ -123,6 +131,8 @@ pub struct ConfigLayer {
     pub mailbox_poll_secs: Option<u64>,
     /// Mailbox re-replication interval.
     pub mailbox_replicate_secs: Option<u64>,
+    /// Per-sender mailbox quota (envelopes).
+    pub mailbox_max_per_sender: Option<u64>,
 }
 
 /// A setting that cannot be used, with what to do about it.
@@ -209,6 +219,7 @@ impl ConfigLayer {
             mailbox_ttl_days: Some(DEFAULT_MAILBOX_TTL_DAYS),
             mailbox_poll_secs: Some(DEFAULT_MAILBOX_POLL_SECS),
             mailbox_replicate_secs: Some(DEFAULT_MAILBOX_REPLICATE_SECS),
+            mailbox_max_per_sender: Some(DEFAULT_MAILBOX_MAX_PER_SENDER),
         }
     }
 
@@ -268,6 +279,10 @@ impl ConfigLayer {
                 "RHIZO_MAILBOX_POLL_SECS" => {
                     layer.mailbox_poll_secs = Some(parse_count("RHIZO_MAILBOX_POLL_SECS", &value)?);
                 }
+                "RHIZO_MAILBOX_MAX_PER_SENDER" => {
+                    layer.mailbox_max_per_sender =
+                        Some(parse_count("RHIZO_MAILBOX_MAX_PER_SENDER", &value)?);
+                }
                 "RHIZO_MAILBOX_REPLICATE_SECS" => {
                     layer.mailbox_replicate_secs =
                         Some(parse_count("RHIZO_MAILBOX_REPLICATE_SECS", &value)?);
@@ -292,6 +307,7 @@ impl ConfigLayer {
             mailbox_ttl_days: self.mailbox_ttl_days.or(lower.mailbox_ttl_days),
             mailbox_poll_secs: self.mailbox_poll_secs.or(lower.mailbox_poll_secs),
             mailbox_replicate_secs: self.mailbox_replicate_secs.or(lower.mailbox_replicate_secs),
+            mailbox_max_per_sender: self.mailbox_max_per_sender.or(lower.mailbox_max_per_sender),
         }
     }
 }
@@ -428,6 +444,10 @@ impl Config {
                 .mailbox_replicate_secs
                 .filter(|n| *n > 0)
                 .unwrap_or(DEFAULT_MAILBOX_REPLICATE_SECS),
+            mailbox_max_per_sender: merged
+                .mailbox_max_per_sender
+                .filter(|n| *n > 0)
+                .unwrap_or(DEFAULT_MAILBOX_MAX_PER_SENDER),
         })
     }
 

@@ -753,3 +753,368 @@ impl Mailbox {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rhizo_core::{
+        RootKey,
+        envelope::{MessageType, NONCE_LEN, ReceiptEntry, ReceiptStatus, SessionId},
+        records::DeviceList,
+    };
+
+    use super::*;
+
+    /// The test's clock: 2026-11-22, unix ms.
+    const T0: i64 = 1_795_300_000_000;
+    const REPLICA: &[u8] = b"replica";
+
+    struct User {
+        root: RootKey,
+        device: DeviceKey,
+    }
+
+    impl User {
+        fn new(seed: u8) -> Self {
+            Self {
+                root: RootKey::from_bytes(&[seed; 32]),
+                device: DeviceKey::from_bytes(&[seed + 100; 32]),
+            }
+        }
+
+        fn uid(&self) -> Uid {
+            self.root.public().uid()
+        }
+
+        fn device_list(&self, version: u64, now_ms: i64) -> Bytes {
+            let cert = self.root.certify_device(&self.device.public(), 1);
+            DeviceList::new(
+                &self.root,
+                version,
+                vec![cert],
+                (now_ms / 1000) as u64,
+                3 * 86_400,
+            )
+            .unwrap()
+            .encode()
+            .into()
+        }
+
+        /// A signed envelope from `self` to `to`.
+        fn envelope(&self, to: &Self, seq: u64, at_ms: i64) -> Vec<u8> {
+            let mut m = SecureMessage {
+                msg_type: MessageType::Application,
+                sender_id: self.uid(),
+                sender_device: self.device.public(),
+                recipient_id: to.uid(),
+                session_id: SessionId::from_bytes([1; 16]),
+                sequence_num: seq,
+                timestamp: at_ms as u64,
+                nonce: [seq as u8; NONCE_LEN],
+                payload: vec![0xAB; 100].into(),
+                signature: [0; 64],
+            };
+            m.sign(&self.device).unwrap();
+            m.encode()
+        }
+    }
+
+    struct Replica {
+        store: Store,
+        context: ReplicaContext,
+        nonces: Mutex<NonceBook>,
+    }
+
+    impl Replica {
+        fn new(quota: MailboxQuota) -> Self {
+            Self {
+                store: Store::open_in_memory().unwrap(),
+                context: ReplicaContext {
+                    local_peer: REPLICA.to_vec(),
+                    quota,
+                },
+                nonces: Mutex::new(NonceBook::new(16)),
+            }
+        }
+
+        fn call(&mut self, now: i64, request: &MailboxRequest) -> MailboxResponse {
+            handle_request(
+                &mut self.store,
+                &self.context,
+                &self.nonces,
+                now,
+                [(now % 251) as u8; 32],
+                &request.encode(),
+            )
+        }
+
+        fn store(&mut self, now: i64, to: &User, envelope: Vec<u8>, ttl: u32) -> MailboxResponse {
+            self.call(
+                now,
+                &MailboxRequest::Store {
+                    recipient: to.uid(),
+                    envelope: envelope.into(),
+                    ttl_secs: ttl,
+                },
+            )
+        }
+
+        fn challenge(&mut self, now: i64, who: &User) -> [u8; 32] {
+            match self.call(
+                now,
+                &MailboxRequest::Challenge {
+                    recipient: who.uid(),
+                },
+            ) {
+                MailboxResponse::Challenge { nonce, .. } => nonce,
+                other => panic!("no challenge: {other:?}"),
+            }
+        }
+
+        fn fetch_request(&mut self, now: i64, who: &User, signer: &DeviceKey) -> MailboxRequest {
+            let nonce = self.challenge(now, who);
+            MailboxRequest::Fetch(FetchRequest::new(
+                signer,
+                REPLICA,
+                who.uid(),
+                nonce,
+                who.device_list(1, now),
+                64,
+            ))
+        }
+
+        fn fetched(&mut self, now: i64, who: &User) -> usize {
+            let request = self.fetch_request(now, who, &who.device);
+            match self.call(now, &request) {
+                MailboxResponse::Fetched { entries, .. } => entries.len(),
+                other => panic!("fetch refused: {other:?}"),
+            }
+        }
+    }
+
+    fn code(response: &MailboxResponse) -> Option<ErrorCode> {
+        match response {
+            MailboxResponse::Error { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn entries_expire_at_their_ttl_under_a_controlled_clock() {
+        let (alice, bob) = (User::new(1), User::new(2));
+        let mut replica = Replica::new(MailboxQuota::default());
+        let stored = replica.store(T0, &bob, alice.envelope(&bob, 1, T0), 3600);
+        assert!(
+            matches!(stored, MailboxResponse::Stored { expires_at_ms, duplicate: false }
+            if expires_at_ms == (T0 + 3_600_000) as u64)
+        );
+        // The sender's retransmission is a duplicate, stored once.
+        assert!(matches!(
+            replica.store(T0 + 1, &bob, alice.envelope(&bob, 1, T0), 3600),
+            MailboxResponse::Stored {
+                duplicate: true,
+                ..
+            }
+        ));
+        assert_eq!(replica.fetched(T0 + 3_599_000, &bob), 1);
+        assert_eq!(
+            replica.fetched(T0 + 3_600_000, &bob),
+            0,
+            "expired entries are not handed out"
+        );
+        assert_eq!(
+            replica.store.mailbox_purge_expired(T0 + 3_600_000).unwrap(),
+            1
+        );
+        assert_eq!(replica.store.mailbox_summary().unwrap().count, 0);
+        // No TTL asked for: the default, 7 days; more than 7 days asked for: capped.
+        let r = replica.store(T0, &bob, alice.envelope(&bob, 2, T0), 0);
+        assert!(matches!(r, MailboxResponse::Stored { expires_at_ms, .. }
+            if expires_at_ms == (T0 + 7 * 86_400_000) as u64));
+        let r = replica.store(T0, &bob, alice.envelope(&bob, 3, T0), u32::MAX);
+        assert!(matches!(r, MailboxResponse::Stored { expires_at_ms, .. }
+            if expires_at_ms == (T0 + 7 * 86_400_000) as u64));
+    }
+
+    #[test]
+    fn a_replayed_fetch_is_refused() {
+        let (alice, bob) = (User::new(1), User::new(2));
+        let mut replica = Replica::new(MailboxQuota::default());
+        replica.store(T0, &bob, alice.envelope(&bob, 1, T0), 0);
+        let request = replica.fetch_request(T0, &bob, &bob.device);
+        assert!(
+            matches!(replica.call(T0, &request), MailboxResponse::Fetched { ref entries, .. } if entries.len() == 1)
+        );
+        // The captured request again: refused, nothing handed out.
+        assert_eq!(
+            code(&replica.call(T0 + 1, &request)),
+            Some(ErrorCode::ReplayDetected)
+        );
+        // A nonce used after its 60 s: refused.
+        let late = replica.fetch_request(T0, &bob, &bob.device);
+        assert_eq!(
+            code(&replica.call(T0 + 61_000, &late)),
+            Some(ErrorCode::SessionExpired)
+        );
+    }
+
+    #[test]
+    fn a_fetch_by_a_key_not_in_the_device_list_is_refused() {
+        let (alice, bob) = (User::new(1), User::new(2));
+        let mut replica = Replica::new(MailboxQuota::default());
+        replica.store(T0, &bob, alice.envelope(&bob, 1, T0), 0);
+        // Alice's device, with bob's (valid) device list.
+        let request = replica.fetch_request(T0, &bob, &alice.device);
+        assert_eq!(
+            code(&replica.call(T0, &request)),
+            Some(ErrorCode::UnknownSender)
+        );
+        // An older device list than one the replica has seen is refused too.
+        let nonce = replica.challenge(T0, &bob);
+        let newer = MailboxRequest::Fetch(FetchRequest::new(
+            &bob.device,
+            REPLICA,
+            bob.uid(),
+            nonce,
+            bob.device_list(5, T0),
+            64,
+        ));
+        assert!(matches!(
+            replica.call(T0, &newer),
+            MailboxResponse::Fetched { .. }
+        ));
+        let stale = replica.fetch_request(T0, &bob, &bob.device);
+        assert_eq!(
+            code(&replica.call(T0, &stale)),
+            Some(ErrorCode::UnknownSender)
+        );
+    }
+
+    #[test]
+    fn delete_on_receipt_needs_the_recipient_and_blocks_late_copies() {
+        let (alice, bob) = (User::new(1), User::new(2));
+        let mut replica = Replica::new(MailboxQuota::default());
+        let envelope = alice.envelope(&bob, 1, T0);
+        replica.store(T0, &bob, envelope.clone(), 0);
+        let message = SecureMessage::decode(&envelope).unwrap();
+        let receipt = |signer: &DeviceKey| {
+            let mut r = DeliveryReceipt {
+                recipient_device: signer.public(),
+                timestamp: T0 as u64,
+                entries: vec![ReceiptEntry::for_envelope(
+                    &message,
+                    ReceiptStatus::Delivered,
+                )],
+                signature: [0; 64],
+            };
+            r.sign(signer).unwrap();
+            r
+        };
+        // Alice cannot delete bob's mail.
+        let by_alice = MailboxRequest::Delete(rhizo_core::mailbox::DeleteRequest::new(
+            bob.uid(),
+            bob.device_list(1, T0),
+            &receipt(&alice.device),
+        ));
+        assert_eq!(
+            code(&replica.call(T0, &by_alice)),
+            Some(ErrorCode::UnknownSender)
+        );
+        let by_bob = MailboxRequest::Delete(rhizo_core::mailbox::DeleteRequest::new(
+            bob.uid(),
+            bob.device_list(1, T0),
+            &receipt(&bob.device),
+        ));
+        assert_eq!(
+            replica.call(T0, &by_bob),
+            MailboxResponse::Deleted { count: 1 }
+        );
+        assert_eq!(replica.fetched(T0, &bob), 0);
+        // A late copy (re-replication, a retry) is refused as already delivered.
+        assert_eq!(
+            code(&replica.store(T0, &bob, envelope, 0)),
+            Some(ErrorCode::ReplayDetected)
+        );
+    }
+
+    #[test]
+    fn a_full_quota_is_an_error_before_any_signature_work_and_loses_nothing() {
+        let (alice, bob) = (User::new(1), User::new(2));
+        let quota = MailboxQuota {
+            max_count_per_sender: 2,
+            ..MailboxQuota::default()
+        };
+        let mut replica = Replica::new(quota);
+        for seq in 1..=2 {
+            assert!(matches!(
+                replica.store(T0, &bob, alice.envelope(&bob, seq, T0), 0),
+                MailboxResponse::Stored { .. }
+            ));
+        }
+        assert_eq!(
+            code(&replica.store(T0, &bob, alice.envelope(&bob, 3, T0), 0)),
+            Some(ErrorCode::QuotaExceeded)
+        );
+        // A forged envelope to a full quota gets the quota error: the signature was not checked.
+        let mut forged = alice.envelope(&bob, 4, T0);
+        let last = forged.len() - 1;
+        forged[last] ^= 1;
+        assert_eq!(
+            code(&replica.store(T0, &bob, forged.clone(), 0)),
+            Some(ErrorCode::QuotaExceeded)
+        );
+        // Nothing already stored was lost.
+        assert_eq!(replica.fetched(T0, &bob), 2);
+        // With room, a forged envelope is refused on its signature.
+        let mut roomy = Replica::new(MailboxQuota::default());
+        assert_eq!(
+            code(&roomy.store(T0, &bob, forged, 0)),
+            Some(ErrorCode::InvalidSignature)
+        );
+    }
+
+    #[test]
+    fn bad_store_requests_get_clear_errors() {
+        let (alice, bob, carol) = (User::new(1), User::new(2), User::new(3));
+        let mut replica = Replica::new(MailboxQuota::default());
+        // For another recipient than the mailbox named.
+        assert_eq!(
+            code(&replica.store(T0, &carol, alice.envelope(&bob, 1, T0), 0)),
+            Some(ErrorCode::Malformed)
+        );
+        // Not an envelope.
+        assert_eq!(
+            code(&replica.store(T0, &bob, b"junk".to_vec(), 0)),
+            Some(ErrorCode::Malformed)
+        );
+        // Too old to be accepted by the recipient anyway.
+        let old = alice.envelope(&bob, 1, T0 - 15 * 86_400_000);
+        assert_eq!(
+            code(&replica.store(T0, &bob, old, 0)),
+            Some(ErrorCode::SessionExpired)
+        );
+        // Garbage bytes as a request.
+        let r = handle_request(
+            &mut replica.store,
+            &replica.context,
+            &replica.nonces,
+            T0,
+            [0; 32],
+            &[0xFF; 40],
+        );
+        assert!(code(&r).is_some());
+        assert_eq!(replica.store.mailbox_summary().unwrap().count, 0);
+    }
+
+    #[test]
+    fn the_rate_limit_refills_over_time() {
+        let mut limits = RateLimits::default();
+        let peer = PeerId::random();
+        let t = Instant::now();
+        let allowed = (0..1000).filter(|_| limits.allow(peer, t)).count();
+        assert_eq!(allowed, RATE_BURST as usize);
+        assert!(!limits.allow(peer, t));
+        assert!(limits.allow(peer, t + Duration::from_millis(100)));
+        // Another peer has its own bucket.
+        assert!(limits.allow(PeerId::random(), t));
+    }
+}

@@ -148,7 +148,10 @@ pub async fn run(
                 .unwrap_or(rhizo_core::mailbox::MAX_TTL_SECS),
             poll: Duration::from_secs(config.mailbox_poll_secs),
             replicate: Duration::from_secs(config.mailbox_replicate_secs),
-            quota: rhizo_store::mailbox::MailboxQuota::default(),
+            quota: rhizo_store::mailbox::MailboxQuota {
+                max_count_per_sender: config.mailbox_max_per_sender,
+                ..rhizo_store::mailbox::MailboxQuota::default()
+            },
         },
     );
     let messaging = Messaging::new(

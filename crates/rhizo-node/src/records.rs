@@ -30,7 +30,9 @@ impl RecordValidator for CoreRecordValidator {
 mod tests {
     use rhizo_core::{
         RootKey,
-        records::{DeviceList, IdentityRecord, device_list_key, identity_key},
+        records::{
+            DeviceList, IdentityRecord, Profile, device_list_key, identity_key, profile_key,
+        },
     };
 
     use super::*;
@@ -71,5 +73,48 @@ mod tests {
         v.validate(&key, &v2, Some(&v1)).unwrap();
         let err = v.validate(&key, &v1, Some(&v2)).unwrap_err();
         assert!(!err.is_empty());
+    }
+
+    #[test]
+    fn a_storing_node_refuses_forged_oversized_and_older_profiles() {
+        let v = CoreRecordValidator;
+        let root = RootKey::from_bytes(&[1; 32]);
+        let key = profile_key(&root.public().uid());
+        let ttl = 3 * 24 * 3600;
+        let profile = |version| {
+            Profile::new(
+                &root,
+                version,
+                "Alice",
+                vec![1; 100],
+                "image/png",
+                now(),
+                ttl,
+            )
+            .unwrap()
+            .encode()
+        };
+        let (v1, v2) = (profile(1), profile(2));
+        v.validate(&key, &v1, None).unwrap();
+        v.validate(&key, &v2, Some(&v1)).unwrap();
+        // Older than the stored one: refused.
+        assert!(v.validate(&key, &v1, Some(&v2)).is_err());
+        // Forged: another root's profile under alice's key, or a flipped byte.
+        let mallory = RootKey::from_bytes(&[2; 32]);
+        let forged = Profile::new(&mallory, 9, "Alice", Vec::new(), "", now(), ttl)
+            .unwrap()
+            .encode();
+        assert!(v.validate(&key, &forged, None).is_err());
+        let mut flipped = v2.clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 1;
+        assert!(v.validate(&key, &flipped, None).is_err());
+        // Unsigned: the body with a zero signature.
+        let mut unsigned = v2.clone();
+        let n = unsigned.len();
+        unsigned[n - 64..].fill(0);
+        assert!(v.validate(&key, &unsigned, None).is_err());
+        // Oversized: refused before decoding.
+        assert!(v.validate(&key, &vec![0u8; 70 * 1024], None).is_err());
     }
 }

@@ -31,7 +31,8 @@ pub(crate) struct Cli {
 
 const ENV_HELP: &str = "Environment: RHIZO_DATA_DIR, RHIZO_CONFIG, RHIZO_LISTEN, RHIZO_BOOTSTRAP, \
 RHIZO_MDNS, RHIZO_API, RHIZO_ANNOUNCE, RHIZO_REKEY_MESSAGES, RHIZO_REKEY_INTERVAL_SECS, \
-RHIZO_MAILBOX_TTL_DAYS, RHIZO_MAILBOX_POLL_SECS, RHIZO_MAILBOX_REPLICATE_SECS, RUST_LOG.\n\
+RHIZO_MAILBOX_TTL_DAYS, RHIZO_MAILBOX_POLL_SECS, RHIZO_MAILBOX_REPLICATE_SECS, \
+RHIZO_MAILBOX_MAX_PER_SENDER, RUST_LOG.\n\
 Precedence: flag > environment > config file > default.";
 
 #[derive(Debug, Subcommand)]
@@ -228,6 +229,9 @@ pub(crate) struct NodeArgs {
     /// Re-replicate mailbox entries held for others every N seconds [env: RHIZO_MAILBOX_REPLICATE_SECS] [default: 600]
     #[arg(long, value_name = "SECS")]
     pub(crate) mailbox_replicate_secs: Option<u64>,
+    /// Envelopes this node holds for others from one sender [env: RHIZO_MAILBOX_MAX_PER_SENDER] [default: 1024]
+    #[arg(long, value_name = "N")]
+    pub(crate) mailbox_max_per_sender: Option<u64>,
 }
 
 impl Cli {
@@ -259,6 +263,9 @@ impl Cli {
             }
             if node.mailbox_replicate_secs.is_some() {
                 layer.mailbox_replicate_secs = node.mailbox_replicate_secs;
+            }
+            if node.mailbox_max_per_sender.is_some() {
+                layer.mailbox_max_per_sender = node.mailbox_max_per_sender;
             }
             if node.no_mdns {
                 layer.mdns = Some(false);

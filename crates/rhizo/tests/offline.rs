@@ -419,3 +419,145 @@ fn profiles_are_signed_versioned_and_readable_by_others() {
         fail_with_logs(&e, &all);
     }
 }
+
+/// Replicas whose per-sender quota is full refuse with QUOTA_EXCEEDED: the sender keeps the
+/// message queued and shows why; what the replicas already hold stays.
+#[test]
+fn a_full_mailbox_quota_is_reported_to_the_sender() {
+    let quota = ["--mailbox-max-per-sender", "3"].map(String::from);
+    let mut infra = Vec::new();
+    let mut alice = TestNode::init(bin(), "alice").expect("init alice");
+    let mut bob = TestNode::init(bin(), "bob").expect("init bob");
+    let result = (|| -> anyhow::Result<()> {
+        let mut hub = TestNode::init(bin(), "hub")?;
+        let mut hub_args = args(None);
+        hub_args.extend_from_slice(&quota);
+        hub.start(&hub_args)?;
+        let hub_addr = hub.listen_addr()?;
+        infra.push(hub);
+        for i in 1..3 {
+            let mut r = TestNode::init(bin(), &format!("r{i}"))?;
+            let mut r_args = args(Some(&hub_addr));
+            r_args.extend_from_slice(&quota);
+            r.start(&r_args)?;
+            infra.push(r);
+        }
+        start_and_publish(&mut alice, &hub_addr)?;
+        start_and_publish(&mut bob, &hub_addr)?;
+        add(&bob, &ticket(&alice)?, "alice")?;
+        add(&alice, &ticket(&bob)?, "bob")?;
+        bob.stop()?;
+        // The Welcome and 2 texts fill the quota of 3; the last 2 texts do not fit.
+        for t in numbered("quota", 4) {
+            send(&alice, "bob", &t)?;
+        }
+        let mut last = Vec::new();
+        wait_for(TIMEOUT, "the quota error to be reported", || {
+            last = history(&alice, "bob").ok()?;
+            let stored = last.iter().filter(|m| m["state"] == "stored").count();
+            let refused = last
+                .iter()
+                .filter(|m| {
+                    m["state"] == "queued"
+                        && m["error"].as_str().is_some_and(|e| e.contains("quota"))
+                })
+                .count();
+            (stored == 2 && refused == 2).then_some(())
+        })
+        .map_err(|e| anyhow!("{e}: {last:?}"))?;
+        for node in &infra {
+            ensure!(held(node)? <= 3, "a replica holds more than its quota");
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        let mut all: Vec<&TestNode> = infra.iter().collect();
+        all.extend([&alice, &bob]);
+        fail_with_logs(&e, &all);
+    }
+}
+
+/// A rhizo node storing profiles for others refuses, over the network, a forged profile and
+/// one older than what it holds; readers then still get the newest genuine one.
+#[test]
+fn storing_nodes_refuse_forged_and_older_profiles_over_the_network() {
+    use rhizo_core::{
+        RootKey,
+        records::{Profile, profile_key},
+    };
+    let mut hub = TestNode::init(bin(), "hub").expect("init hub");
+    let result = (|| -> anyhow::Result<()> {
+        hub.start(&args(None))?;
+        let hub_peer: rhizo_net::PeerId = hub.peer_id().parse()?;
+        let hub_addr: rhizo_net::Multiaddr = hub.listen_addr()?.parse()?;
+        let rt = tokio::runtime::Runtime::new()?;
+        rt.block_on(async {
+            // A raw libp2p node in this process (no rhizo validation of its own).
+            let (client, mut events, event_loop) = rhizo_net::start(rhizo_net::NetConfig {
+                keypair: rhizo_net::Keypair::generate_ed25519(),
+                listen: vec!["/ip4/127.0.0.1/tcp/0".parse()?],
+                bootstrap: vec![hub_addr],
+                known_peers: Vec::new(),
+                mdns: false,
+                announce: Vec::new(),
+                agent_version: "rhizo-test-publisher".into(),
+                idle_connection_timeout: Duration::from_secs(60),
+                record_validator: std::sync::Arc::new(rhizo_net::RefuseAllRecords),
+            })?;
+            tokio::spawn(event_loop.run());
+            tokio::spawn(async move { while events.recv().await.is_some() {} });
+
+            let root = RootKey::from_bytes(&[42; 32]);
+            let uid = root.public().uid();
+            let key = profile_key(&uid).to_vec();
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_secs();
+            let ttl = 3 * 24 * 3600;
+            let v1 = Profile::new(&root, 1, "Erin", Vec::new(), "", now, ttl)?.encode();
+            let v2 = Profile::new(&root, 2, "Erin 2", Vec::new(), "", now, ttl)?.encode();
+            // The genuine v2 is stored (retried while the connection comes up).
+            let deadline = tokio::time::Instant::now() + TIMEOUT;
+            loop {
+                match client
+                    .put_record_to(key.clone(), v2.clone(), vec![hub_peer])
+                    .await
+                {
+                    Ok(n) if n >= 1 => break,
+                    _ if tokio::time::Instant::now() < deadline => {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    other => anyhow::bail!("the hub did not store a valid profile: {other:?}"),
+                }
+            }
+            // Kademlia acknowledges a PUT before the storing node validates it, so the
+            // refusals are read from the hub's counters and its store below.
+            let mallory = RootKey::from_bytes(&[43; 32]);
+            let forged = Profile::new(&mallory, 9, "Erin", Vec::new(), "", now, ttl)?.encode();
+            let mut flipped = Profile::new(&root, 3, "Erin 3", Vec::new(), "", now, ttl)?.encode();
+            let last = flipped.len() - 1;
+            flipped[last] ^= 1;
+            // Older, forged (another root claiming erin's key), a bad signature byte.
+            for bad in [v1, forged, flipped] {
+                let _ = client.put_record_to(key.clone(), bad, vec![hub_peer]).await;
+            }
+            let _ = client.shutdown().await;
+            anyhow::Ok(uid)
+        })
+        .and_then(|uid| {
+            wait_for(TIMEOUT, "the hub to refuse the three bad profiles", || {
+                let stats = hub.api_get("/stats").ok()?;
+                (stats["net"]["records_rejected"].as_u64()? >= 3).then_some(())
+            })?;
+            // The hub still serves the newest genuine version.
+            let out = hub.cli(&["profile", "show", &uid.to_string(), "--json"])?;
+            let p: Value = serde_json::from_slice(&out.stdout)
+                .with_context(|| String::from_utf8_lossy(&out.stderr).to_string())?;
+            ensure!(p["version"] == 2 && p["name"] == "Erin 2", "{p}");
+            Ok(())
+        })
+    })();
+    if let Err(e) = result {
+        fail_with_logs(&e, &[&hub]);
+    }
+}
