@@ -29,6 +29,10 @@
 //!   group, used to print and parse [`Uid`]s.
 //! * [`error`] — one error enum per operation: [`KeyError`], [`CertError`],
 //!   [`IdCodeError`].
+//! * [`records`] — signed DHT records (identity, device list, KeyPackage
+//!   bundle, [`Profile`]) and their validation.
+//! * [`mailbox`] — the `/rhizo/mailbox/1` codecs, fetch signatures and
+//!   challenge nonces of offline-delivery replicas.
 //!
 //! # Data flow
 //!
@@ -95,7 +99,7 @@ pub mod records;
 pub mod safety;
 pub mod ticket;
 pub use records::{
-    DeviceList, IdentityRecord, KeyPackageBundle, RecordError, RecordKind, ValidRecord,
+    DeviceList, IdentityRecord, KeyPackageBundle, Profile, RecordError, RecordKind, ValidRecord,
     should_replace, validate_record,
 };
 pub use safety::{SafetyNumber, SafetyNumberError};

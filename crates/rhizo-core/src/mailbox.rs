@@ -22,7 +22,7 @@ use thiserror::Error;
 
 use crate::{
     DeviceKey, DevicePublicKey, Uid,
-    envelope::{DeliveryReceipt, ErrorCode, MAX_ENVELOPE_BYTES},
+    envelope::{DeliveryReceipt, ErrorCode, MAX_ENVELOPE_BYTES, ReceiptStatus},
     proto,
     records::{
         MAX_RECORD_BYTES, RecordError, ValidRecord, decode_canonical, device_list_key,
@@ -50,8 +50,8 @@ pub const MIN_TTL_SECS: u32 = 60;
 pub const DEFAULT_TTL_SECS: u32 = 7 * 24 * 3600;
 /// The longest a replica keeps anything: 7 days.
 pub const MAX_TTL_SECS: u32 = 7 * 24 * 3600;
-/// Longest error detail.
-const MAX_DETAIL_BYTES: usize = 256;
+/// Longest error detail: the same bound as an `ErrorMessage`'s.
+const MAX_DETAIL_BYTES: usize = crate::envelope::MAX_ERROR_DETAIL_BYTES;
 
 /// The DHT key whose closest peers hold `uid`'s mailbox: SHA-256("rhizo/mailbox/v1" ‖ uid).
 pub fn mailbox_key(uid: &Uid) -> [u8; 32] {
@@ -100,13 +100,19 @@ pub enum MailboxError {
         got: u64,
     },
     /// The device list belongs to another UID.
-    #[error("the device list belongs to another UID")]
+    #[error("the device list belongs to another UID: send the recipient's own device list")]
     WrongUid,
     /// The signing device is not in the device list.
-    #[error("the device is not in the UID's device list")]
+    #[error(
+        "the device is not in the UID's device list: publish a device list that includes it, \
+         then send that one"
+    )]
     DeviceNotListed,
     /// A signature did not verify.
-    #[error("bad signature")]
+    #[error(
+        "signature does not verify (a fetch is signed for this replica's PeerId and the nonce \
+         it issued; a receipt by its recipient_device)"
+    )]
     InvalidSignature,
     /// The delete receipt does not decode or verify.
     #[error("bad delete receipt: {0}")]
@@ -406,9 +412,14 @@ impl DeleteRequest {
         }
     }
 
-    /// The replica's check: the device list as for a fetch, the receipt decodes, is signed by a
-    /// listed device. Returns the digests it names (whatever their status: the recipient has
-    /// handled them).
+    /// The replica's check: the device list as for a fetch (valid at `now_secs`, the recipient's,
+    /// version at least `min_version`), the receipt decodes, its `recipient_device` is listed and
+    /// its signature verifies (strict).
+    ///
+    /// Returns the device and the digests of the envelopes to delete: those the receipt marks
+    /// delivered, read or rejected with a final code (the recipient is done with them, e.g.
+    /// `REPLAY_DETECTED`: it already had it). Entries rejected with a transient code are left
+    /// out: the envelope stays for a later fetch, by this device or another one.
     pub fn verify(
         &self,
         now_secs: u64,
@@ -426,10 +437,13 @@ impl DeleteRequest {
         receipt
             .verify(&receipt.recipient_device)
             .map_err(|_| MailboxError::InvalidSignature)?;
-        Ok((
-            authorized,
-            receipt.entries.iter().map(|e| e.envelope_digest).collect(),
-        ))
+        let digests = receipt
+            .entries
+            .iter()
+            .filter(|e| !matches!(e.status, ReceiptStatus::Rejected(code) if code.is_transient()))
+            .map(|e| e.envelope_digest)
+            .collect();
+        Ok((authorized, digests))
     }
 }
 
@@ -571,6 +585,11 @@ impl MailboxResponse {
                     }
                 }
                 R::Deleted(d) => Self::Deleted { count: d.count },
+                R::Error(e) if e.detail.len() > MAX_DETAIL_BYTES => {
+                    return Err(MailboxError::Malformed(
+                        "error detail longer than 256 bytes",
+                    ));
+                }
                 R::Error(e) => Self::Error {
                     code: u16::try_from(e.code)
                         .ok()

@@ -97,14 +97,149 @@ fn oversized_and_non_canonical_input_is_refused_before_decoding() {
         MailboxResponse::decode(&big),
         Err(MailboxError::TooLarge { .. })
     ));
-    // A default-valued field written out: decodes with prost, but is not canonical.
+    // A wire-type mismatch: not a valid encoding.
     let mut bytes = MailboxRequest::Challenge {
         recipient: Uid::from_bytes(&[1; 32]),
     }
     .encode();
     bytes.extend_from_slice(&[0x10, 0x00]);
     assert!(MailboxRequest::decode(&bytes).is_err());
-    assert!(MailboxRequest::decode(&[]).is_err());
+    // No operation at all.
+    assert_eq!(
+        MailboxRequest::decode(&[]),
+        Err(MailboxError::Malformed("no operation"))
+    );
+    // StoreRequest { recipient_uid, ttl_secs: 0 written out }: prost accepts it, but the
+    // canonical encoding omits a default value.
+    let mut store = vec![0x0a, 2 + 32 + 2, 0x0a, 32];
+    store.extend_from_slice(&[1; 32]);
+    store.extend_from_slice(&[0x18, 0x00]);
+    assert_eq!(
+        MailboxRequest::decode(&store),
+        Err(MailboxError::NonCanonical)
+    );
+    // The same without the explicit zero is fine.
+    store[1] -= 2;
+    store.truncate(store.len() - 2);
+    assert!(matches!(
+        MailboxRequest::decode(&store),
+        Ok(MailboxRequest::Store { ttl_secs: 0, .. })
+    ));
+    // A uid of the wrong length.
+    let short = [0x12, 4, 0x0a, 2, 1, 1];
+    assert!(matches!(
+        MailboxRequest::decode(&short),
+        Err(MailboxError::Malformed(_))
+    ));
+    // An envelope over MAX_ENVELOPE_BYTES inside a request under MAX_REQUEST_BYTES.
+    let big = MailboxRequest::Store {
+        recipient: Uid::from_bytes(&[1; 32]),
+        envelope: vec![0; MAX_ENVELOPE_BYTES + 1].into(),
+        ttl_secs: 0,
+    };
+    assert!(matches!(
+        MailboxRequest::decode(&big.encode()),
+        Err(MailboxError::TooLarge { .. })
+    ));
+}
+
+#[test]
+fn responses_with_out_of_range_fields_are_refused() {
+    // An error detail is cut to 256 bytes when encoded…
+    let long = MailboxResponse::Error {
+        code: ErrorCode::Internal,
+        detail: "é".repeat(200),
+    };
+    match MailboxResponse::decode(&long.encode()) {
+        Ok(MailboxResponse::Error { detail, .. }) => {
+            assert!(detail.len() <= 256 && detail.starts_with('é'));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    // …and a longer one on the wire is refused.
+    let raw = proto::MailboxResponse {
+        result: Some(proto::mailbox_response::Result::Error(
+            proto::MailboxError {
+                code: 12,
+                detail: "x".repeat(257),
+            },
+        )),
+    }
+    .encode_to_vec();
+    assert!(matches!(
+        MailboxResponse::decode(&raw),
+        Err(MailboxError::Malformed(_))
+    ));
+    // An unknown error code.
+    let raw = proto::MailboxResponse {
+        result: Some(proto::mailbox_response::Result::Error(
+            proto::MailboxError {
+                code: 999,
+                detail: String::new(),
+            },
+        )),
+    }
+    .encode_to_vec();
+    assert!(MailboxResponse::decode(&raw).is_err());
+    // More entries than a fetch may return.
+    let too_many = MailboxResponse::Fetched {
+        entries: vec![
+            FetchedEntry {
+                envelope: Bytes::from_static(b"x"),
+                expires_at_ms: 1,
+            };
+            MAX_FETCH_ENTRIES as usize + 1
+        ],
+        more: false,
+    };
+    assert!(matches!(
+        MailboxResponse::decode(&too_many.encode()),
+        Err(MailboxError::Malformed(_))
+    ));
+    // A nonce of the wrong length.
+    let raw = proto::MailboxResponse {
+        result: Some(proto::mailbox_response::Result::Challenge(
+            proto::Challenge {
+                nonce: Bytes::from_static(&[1; 31]),
+                expires_at_ms: 1,
+            },
+        )),
+    }
+    .encode_to_vec();
+    assert!(matches!(
+        MailboxResponse::decode(&raw),
+        Err(MailboxError::Malformed(_))
+    ));
+}
+
+#[test]
+fn every_error_maps_to_a_wire_code() {
+    let cases = [
+        (
+            MailboxError::TooLarge { max: 1, actual: 2 },
+            ErrorCode::TooLarge,
+        ),
+        (MailboxError::Malformed("x"), ErrorCode::Malformed),
+        (MailboxError::NonCanonical, ErrorCode::Malformed),
+        (MailboxError::UnknownNonce, ErrorCode::ReplayDetected),
+        (MailboxError::ExpiredNonce, ErrorCode::SessionExpired),
+        (
+            MailboxError::DeviceList(RecordError::WrongKey),
+            ErrorCode::UnknownSender,
+        ),
+        (
+            MailboxError::StaleDeviceList { seen: 2, got: 1 },
+            ErrorCode::UnknownSender,
+        ),
+        (MailboxError::WrongUid, ErrorCode::UnknownSender),
+        (MailboxError::DeviceNotListed, ErrorCode::UnknownSender),
+        (MailboxError::InvalidSignature, ErrorCode::InvalidSignature),
+        (MailboxError::BadReceipt("x".into()), ErrorCode::Malformed),
+    ];
+    for (error, code) in cases {
+        assert_eq!(error.code(), code, "{error}");
+        assert!(!error.to_string().is_empty());
+    }
 }
 
 proptest! {
@@ -135,8 +270,10 @@ fn a_fetch_signed_for_another_replica_is_refused() {
 #[test]
 fn a_device_not_in_the_list_is_refused() {
     let alice = user(1, 1);
-    // Certified by alice's root but not in her published list.
+    // Validly certified by alice's root, but not in the list she published.
     let extra = DeviceKey::from_bytes(&[55; 32]);
+    let extra_cert = alice.root.certify_device(&extra.public(), 1);
+    assert!(extra_cert.verify_for(&alice.root.public()).is_ok());
     let mut f = FetchRequest::new(
         &extra,
         REPLICA,
@@ -235,22 +372,74 @@ fn the_nonce_book_is_bounded() {
 }
 
 fn signed_receipt(device: &DeviceKey, digest: [u8; 32]) -> DeliveryReceipt {
+    receipt_with(device, &[(digest, ReceiptStatus::Delivered)])
+}
+
+fn receipt_with(device: &DeviceKey, entries: &[([u8; 32], ReceiptStatus)]) -> DeliveryReceipt {
     let mut r = DeliveryReceipt {
         recipient_device: device.public(),
         timestamp: NOW * 1000,
-        entries: vec![ReceiptEntry {
-            envelope: EnvelopeId {
-                sender_device: DeviceKey::from_bytes(&[42; 32]).public(),
-                session_id: SessionId::from_bytes([1; 16]),
-                sequence_num: 1,
-            },
-            envelope_digest: digest,
-            status: ReceiptStatus::Delivered,
-        }],
+        entries: entries
+            .iter()
+            .zip(1..)
+            .map(|((digest, status), seq)| ReceiptEntry {
+                envelope: EnvelopeId {
+                    sender_device: DeviceKey::from_bytes(&[42; 32]).public(),
+                    session_id: SessionId::from_bytes([1; 16]),
+                    sequence_num: seq,
+                },
+                envelope_digest: *digest,
+                status: *status,
+            })
+            .collect(),
         signature: [0; 64],
     };
     r.sign(device).unwrap();
     r
+}
+
+#[test]
+fn delete_names_what_the_recipient_is_done_with() {
+    let alice = user(1, 1);
+    let receipt = receipt_with(
+        &alice.device,
+        &[
+            ([1; 32], ReceiptStatus::Delivered),
+            ([2; 32], ReceiptStatus::Read),
+            ([3; 32], ReceiptStatus::Rejected(ErrorCode::ReplayDetected)),
+            (
+                [4; 32],
+                ReceiptStatus::Rejected(ErrorCode::DecryptionFailed),
+            ),
+            // Transient: kept for a later fetch.
+            ([5; 32], ReceiptStatus::Rejected(ErrorCode::UnknownSession)),
+            ([6; 32], ReceiptStatus::Rejected(ErrorCode::SequenceError)),
+        ],
+    );
+    let request = DeleteRequest::new(uid(&alice), alice.list.clone(), &receipt);
+    let (_, digests) = request.verify(NOW, 0).unwrap();
+    assert_eq!(digests, vec![[1; 32], [2; 32], [3; 32], [4; 32]]);
+    // The device list rules of a fetch apply.
+    assert!(matches!(
+        request.verify(NOW, 2),
+        Err(MailboxError::StaleDeviceList { seen: 2, got: 1 })
+    ));
+    let mallory = user(2, 1);
+    let wrong_list = DeleteRequest::new(uid(&alice), mallory.list.clone(), &receipt);
+    assert_eq!(
+        wrong_list.verify(NOW, 0).map(|_| ()),
+        Err(MailboxError::WrongUid)
+    );
+    // Garbage instead of a receipt.
+    let garbage = DeleteRequest {
+        recipient: uid(&alice),
+        device_list: alice.list.clone(),
+        receipt: Bytes::from_static(b"not a receipt"),
+    };
+    assert!(matches!(
+        garbage.verify(NOW, 0),
+        Err(MailboxError::BadReceipt(_))
+    ));
 }
 
 #[test]

@@ -207,7 +207,7 @@ fn check_fields(name: &str, avatar: &[u8], mime: &str) -> Result<(), RecordError
         && mime.bytes().all(|b| b.is_ascii_graphic())
         && mime
             .split_once('/')
-            .is_some_and(|(t, s)| !t.is_empty() && !s.is_empty());
+            .is_some_and(|(t, s)| !t.is_empty() && !s.is_empty() && !s.contains('/'));
     if avatar.is_empty() != mime.is_empty() || (!mime.is_empty() && !mime_ok) {
         return Err(RecordError::ProfileField(
             "an avatar needs a media type such as image/png (and no avatar, none)",
@@ -309,6 +309,14 @@ mod tests {
         );
         assert!(Profile::new(&r, 1, "a", vec![0; 10], "", NOW, TTL).is_err());
         assert!(Profile::new(&r, 1, "a", vec![0; 10], "png", NOW, TTL).is_err());
+        assert!(Profile::new(&r, 1, "a", vec![0; 10], "image/png/x", NOW, TTL).is_err());
+        assert!(Profile::new(&r, 1, "a", vec![0; 10], "image/ png", NOW, TTL).is_err());
+        assert!(Profile::new(&r, 1, "a", vec![0; 10], "/png", NOW, TTL).is_err());
+        assert!(Profile::new(&r, 1, "a", vec![0; 10], &"i/".repeat(33), NOW, TTL).is_err());
+        assert!(Profile::new(&r, 1, "a", Vec::new(), "image/png", NOW, TTL).is_err());
+        // 64 characters (multi-byte ones count once) are fine; so is a full week.
+        assert!(Profile::new(&r, 1, &"é".repeat(64), Vec::new(), "", NOW, TTL).is_ok());
+        assert!(Profile::new(&r, 1, "a", Vec::new(), "", NOW, 7 * 24 * 3600).is_ok());
         assert!(Profile::new(&r, 1, "a", vec![0; MAX_AVATAR_BYTES], "image/png", NOW, TTL).is_ok());
         assert!(matches!(
             Profile::new(&r, 1, "a", Vec::new(), "", NOW, TTL - 1),
@@ -326,6 +334,22 @@ mod tests {
             validate_record(&big.key(), &big.encode(), NOW),
             Err(RecordError::ProfileField(_))
         ));
+        // And a name crafted past the builder.
+        let mut named = profile(1);
+        named.name = "x".repeat(MAX_PROFILE_NAME_CHARS + 1);
+        named.signature = r.sign(&signed_message(RecordKind::Profile, &named.body()));
+        assert!(matches!(
+            validate_record(&named.key(), &named.encode(), NOW),
+            Err(RecordError::ProfileField(_))
+        ));
+        // A lifetime over 7 days.
+        let mut long = profile(1);
+        long.expires_at = NOW + 7 * 24 * 3600 + 1;
+        long.signature = r.sign(&signed_message(RecordKind::Profile, &long.body()));
+        assert!(matches!(
+            validate_record(&long.key(), &long.encode(), NOW),
+            Err(RecordError::TtlTooLong { .. })
+        ));
         // So is a too-short lifetime.
         let mut short = profile(1);
         short.expires_at = NOW + 60;
@@ -334,6 +358,28 @@ mod tests {
             validate_record(&short.key(), &short.encode(), NOW),
             Err(RecordError::TtlTooShort { .. })
         ));
+    }
+
+    #[test]
+    fn a_valid_profile_reads_back_through_valid_record() {
+        let p = profile(5);
+        assert_eq!(p.root_pk(), root(1).public());
+        assert_eq!(
+            (p.name(), p.avatar(), p.avatar_mime()),
+            ("Alice", &[1u8, 2, 3][..], "image/png")
+        );
+        assert_eq!((p.created_at(), p.expires_at()), (NOW, NOW + TTL));
+        let v = ValidRecord::from(p.clone());
+        assert_eq!(v.kind(), RecordKind::Profile);
+        assert_eq!(v.kind().to_string(), "profile");
+        assert_eq!(v.key(), profile_key(&root(1).public().uid()));
+        assert_eq!(v.uid(), root(1).public().uid());
+        assert_eq!(v.ordering_version(), 5);
+        assert_eq!(v.encode(), p.encode());
+        // The key is distinct from the other records' keys for the same UID.
+        let uid = root(1).public().uid();
+        assert_ne!(p.key(), super::super::identity_key(&uid));
+        assert_ne!(p.key(), super::super::device_list_key(&uid));
     }
 
     #[test]
