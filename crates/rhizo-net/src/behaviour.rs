@@ -1,5 +1,7 @@
 //! The composed `NetworkBehaviour`: identify, ping, Kademlia, (optionally) mDNS, and the two
-//! request-response protocols `/rhizo/msg/1` and `/rhizo/mailbox/1`.
+//! request-response protocols `/rhizo/msg/1` and `/rhizo/mailbox/1`; gossipsub (see
+//! [`gossip`](crate::gossip)); AutoNAT, the relay server and client, DCUtR and UPnP (see
+//! [`nat`](crate::nat)).
 
 // The derive generates `BehaviourEvent` without docs; its variants mirror the fields below.
 #![allow(missing_docs)]
@@ -7,11 +9,12 @@
 use std::time::Duration;
 
 use libp2p::{
-    StreamProtocol, identify, identity::Keypair, kad, mdns, ping, request_response,
-    swarm::NetworkBehaviour, swarm::behaviour::toggle::Toggle,
+    StreamProtocol, autonat, dcutr, identify, identity::Keypair, kad, mdns, ping, relay,
+    request_response, swarm::NetworkBehaviour, swarm::behaviour::toggle::Toggle, upnp,
 };
 
 use crate::msg_protocol::{FrameCodec, MAILBOX_PROTOCOL, MSG_PROTOCOL};
+use crate::{guard::Guard, kad_tap::KadTap, msg_protocol::PEX_PROTOCOL};
 
 /// rhizo's own Kademlia protocol name: a separate DHT from IPFS's.
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/rhizo/kad/1.0.0");
@@ -39,6 +42,10 @@ const MAILBOX_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Concurrent `/rhizo/mailbox/1` streams per connection, inbound + outbound (an inbound one
 /// buffers at most one 320 KiB request: 10 MiB per connection worst case).
 const MAILBOX_MAX_CONCURRENT_STREAMS: usize = 32;
+/// How long one `/rhizo/pex/1` exchange may take.
+const PEX_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Concurrent `/rhizo/pex/1` streams per connection (answers are small and rare).
+const PEX_MAX_CONCURRENT_STREAMS: usize = 4;
 /// How often identify re-announces itself on an open connection.
 const IDENTIFY_INTERVAL: Duration = Duration::from_secs(5 * 60);
 /// How often mDNS asks the LAN for peers.
@@ -51,29 +58,54 @@ pub(crate) struct BehaviourConfig {
     pub(crate) mdns: bool,
     /// Announce only external addresses (`--announce`), not the bound listeners.
     pub(crate) hide_listen_addrs: bool,
+    /// Serve as a circuit relay for others.
+    pub(crate) relay_server: bool,
+    /// Map ports with UPnP.
+    pub(crate) upnp: bool,
+    /// Connection limits, bans and the trusted peers ([`crate::guard`]).
+    pub(crate) guard: crate::guard::GuardConfig,
 }
 
 /// The protocols every rhizo node speaks.
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
+    /// Connection limits, bans, the IP filter, keep-alive of trusted and protected peers. First,
+    /// so a denied connection costs the other behaviours nothing.
+    pub guard: Guard,
     /// `/ipfs/id/1.0.0`: exchange of listen addresses and protocols.
     pub identify: identify::Behaviour,
     /// `/ipfs/ping/1.0.0`: liveness and round-trip time.
     pub ping: ping::Behaviour,
-    /// `/rhizo/kad/1.0.0`: the DHT.
-    pub kad: kad::Behaviour<kad::store::MemoryStore>,
+    /// `/rhizo/kad/1.0.0`: the DHT (tapped for the source of inbound requests).
+    pub kad: KadTap,
     /// mDNS on the local network, when enabled.
     pub mdns: Toggle<mdns::tokio::Behaviour>,
     /// `/rhizo/msg/1`: envelopes and their receipts.
     pub msg: request_response::Behaviour<FrameCodec>,
     /// `/rhizo/mailbox/1`: store, fetch and delete at other nodes' mailbox replicas.
     pub mailbox: request_response::Behaviour<FrameCodec>,
+    /// `/rhizo/pex/1`: peer exchange (the node encodes the samples).
+    pub pex: request_response::Behaviour<FrameCodec>,
+    /// `/meshsub/1.x`: gossipsub broadcast.
+    pub gossipsub: crate::gossip::GossipBehaviour,
+    /// `/libp2p/autonat/1.0.0`: are we publicly reachable? (and answering others' probes).
+    pub autonat: autonat::Behaviour,
+    /// `/libp2p/circuit/relay/0.2.0/hop`: relaying for others, when enabled.
+    pub relay: Toggle<relay::Behaviour>,
+    /// The relay client: reservations on relays, dialling through `/p2p-circuit`.
+    pub relay_client: relay::client::Behaviour,
+    /// `/libp2p/dcutr`: hole punching to upgrade relayed connections.
+    pub dcutr: dcutr::Behaviour,
+    /// UPnP port mapping, when enabled.
+    pub upnp: Toggle<upnp::tokio::Behaviour>,
 }
 
 impl std::fmt::Debug for Behaviour {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Behaviour")
             .field("mdns", &self.mdns.is_enabled())
+            .field("relay_server", &self.relay.is_enabled())
+            .field("upnp", &self.upnp.is_enabled())
             .finish_non_exhaustive()
     }
 }
@@ -82,6 +114,7 @@ impl Behaviour {
     pub(crate) fn new(
         key: &Keypair,
         config: &BehaviourConfig,
+        relay_client: relay::client::Behaviour,
     ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
         let peer_id = key.public().to_peer_id();
         let identify = identify::Behaviour::new(
@@ -126,7 +159,7 @@ impl Behaviour {
         Ok(Self {
             identify,
             ping: ping::Behaviour::new(ping::Config::new()),
-            kad,
+            kad: KadTap::new(kad),
             mdns: mdns.into(),
             msg: request_response::Behaviour::with_codec(
                 FrameCodec::msg(),
@@ -134,6 +167,17 @@ impl Behaviour {
                 request_response::Config::default()
                     .with_request_timeout(MSG_REQUEST_TIMEOUT)
                     .with_max_concurrent_streams(MSG_MAX_CONCURRENT_STREAMS),
+            ),
+            guard: Guard::new(config.guard.clone()),
+            pex: request_response::Behaviour::with_codec(
+                FrameCodec::pex(),
+                [(
+                    StreamProtocol::new(PEX_PROTOCOL),
+                    request_response::ProtocolSupport::Full,
+                )],
+                request_response::Config::default()
+                    .with_request_timeout(PEX_REQUEST_TIMEOUT)
+                    .with_max_concurrent_streams(PEX_MAX_CONCURRENT_STREAMS),
             ),
             mailbox: request_response::Behaviour::with_codec(
                 FrameCodec::mailbox(),
@@ -145,6 +189,16 @@ impl Behaviour {
                     .with_request_timeout(MAILBOX_REQUEST_TIMEOUT)
                     .with_max_concurrent_streams(MAILBOX_MAX_CONCURRENT_STREAMS),
             ),
+            gossipsub: crate::gossip::new_behaviour(key)?,
+            autonat: crate::nat::new_autonat(peer_id),
+            relay: config
+                .relay_server
+                .then(|| crate::nat::new_relay_server(peer_id))
+                .into(),
+            relay_client,
+            dcutr: crate::nat::new_dcutr(peer_id),
+            // Never constructed unless enabled: it multicasts on the LAN as soon as it exists.
+            upnp: config.upnp.then(crate::nat::new_upnp).into(),
         })
     }
 }

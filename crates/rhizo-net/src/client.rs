@@ -87,6 +87,15 @@ pub struct NetStats {
     /// `/rhizo/mailbox/1` requests that failed (unreachable, timeout, too large, protocol error).
     #[serde(default)]
     pub mailbox_failures: u64,
+    /// Connections the guard refused (limits, bans, the IP filter), both directions.
+    #[serde(default)]
+    pub connections_denied: u64,
+    /// Inbound connections open now.
+    #[serde(default)]
+    pub open_inbound: u64,
+    /// Outbound connections open now.
+    #[serde(default)]
+    pub open_outbound: u64,
 }
 
 /// Why a `/rhizo/msg/1` or `/rhizo/mailbox/1` request got no response.
@@ -168,6 +177,20 @@ pub(crate) enum Command {
         payload: Vec<u8>,
     },
     Shutdown(oneshot::Sender<()>),
+    /// Connection guard calls ([`crate::guard`]).
+    Guard(crate::guard::GuardCommand),
+    PexRequest {
+        peer: PeerId,
+        reply: oneshot::Sender<Result<Vec<u8>, SendError>>,
+    },
+    RespondPex {
+        channel: libp2p::request_response::ResponseChannel<Vec<u8>>,
+        payload: Vec<u8>,
+    },
+    /// Gossipsub calls ([`crate::gossip`]).
+    Gossip(crate::gossip::GossipCommand),
+    /// NAT traversal and reachability calls ([`crate::nat`]).
+    Nat(crate::nat::NatCommand),
 }
 
 /// Cloneable handle to the network. Every method waits for the event loop's reply, bounded by
@@ -189,7 +212,7 @@ impl Client {
         Self { tx }
     }
 
-    async fn call<T>(
+    pub(crate) async fn call<T>(
         &self,
         make: impl FnOnce(oneshot::Sender<T>) -> Command,
     ) -> Result<T, NetError> {
@@ -364,6 +387,33 @@ impl Client {
     ) -> Result<(), NetError> {
         self.tx
             .send(Command::RespondMailbox { channel, payload })
+            .await
+            .map_err(|_| NetError::Stopped)
+    }
+
+    /// Asks `peer` for a sample of the peers it knows over `/rhizo/pex/1` (an empty request; the
+    /// peer must be connected or reachable at an address Kademlia or identify learnt) and waits
+    /// for the answer, at most [`MAX_PEX_RESPONSE_BYTES`](crate::MAX_PEX_RESPONSE_BYTES) bytes
+    /// (a larger one fails the request). The node decodes the sample.
+    pub async fn pex_request(&self, peer: PeerId) -> Result<Vec<u8>, SendError> {
+        let call = self.call_with(MESSAGE_TIMEOUT, |reply| Command::PexRequest { peer, reply });
+        match call.await {
+            Ok(result) => result,
+            Err(_) => Err(SendError::Timeout),
+        }
+    }
+
+    /// Answers an inbound `/rhizo/pex/1` request
+    /// ([`NetEvent::InboundPex`](crate::NetEvent::InboundPex)) with `payload`. A payload larger
+    /// than [`MAX_PEX_RESPONSE_BYTES`](crate::MAX_PEX_RESPONSE_BYTES) is not sent: the
+    /// requester sees the stream fail.
+    pub async fn respond_pex(
+        &self,
+        channel: libp2p::request_response::ResponseChannel<Vec<u8>>,
+        payload: Vec<u8>,
+    ) -> Result<(), NetError> {
+        self.tx
+            .send(Command::RespondPex { channel, payload })
             .await
             .map_err(|_| NetError::Stopped)
     }

@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 use tracing::{debug, info, warn};
 
 use crate::{
-    KAD_PROTOCOL, MAX_INITIAL_PEER_BOOK_DIALS, MAX_MAILBOX_REQUEST_BYTES, NetError,
+    KAD_PROTOCOL, MAX_INITIAL_PEER_BOOK_DIALS, MAX_MAILBOX_REQUEST_BYTES, Misbehaviour, NetError,
     RecordValidator,
     behaviour::{Behaviour, BehaviourEvent},
     client::{ClosestPeer, Command, NetInfo, NetStats, PeerInfo, SendError},
@@ -120,6 +120,57 @@ pub enum NetEvent {
         /// Those that did not, with the reason.
         failed: Vec<(Multiaddr, String)>,
     },
+    /// A peer did something an honest peer does not (see [`Misbehaviour`]); the node decides
+    /// whether to count it against the peer or ban it. Ordinary failures (timeouts of our own
+    /// making, closed connections, unsupported protocols) are not reported.
+    Misbehaved {
+        /// The peer (authenticated by Noise/TLS).
+        peer: PeerId,
+        /// What it did.
+        what: Misbehaviour,
+    },
+    /// A peer sent a Kademlia request (every `FIND_NODE`, `GET_VALUE`, `PUT_VALUE`, …), already
+    /// answered by Kademlia; for the node's per-peer rate limit. Delivered with `try_send`:
+    /// when the event channel is full the report is dropped rather than slowing the swarm.
+    InboundKadRequest {
+        /// The requesting peer.
+        peer: PeerId,
+    },
+    /// A peer asked for a sample of known peers over `/rhizo/pex/1` (the request carries
+    /// nothing); answer with [`Client::respond_pex`](crate::Client::respond_pex) on `channel`.
+    InboundPex {
+        /// The requesting peer (authenticated by Noise/TLS).
+        peer: PeerId,
+        /// Where the response goes.
+        channel: ResponseChannel<Vec<u8>>,
+    },
+    /// A gossipsub message arrived on a subscribed topic. Check it and report a verdict with
+    /// [`Client::report_validation`](crate::Client::report_validation); until then it is not
+    /// forwarded. Delivered with `try_send`: when the event channel is full the message is
+    /// ignored instead (see [`gossip`](crate::gossip)).
+    GossipMessage {
+        /// The peer that forwarded it to us (not necessarily its author).
+        propagation_source: PeerId,
+        /// Its id: the SHA-256 of `data`.
+        message_id: Vec<u8>,
+        /// The topic.
+        topic: String,
+        /// The data (at most [`MAX_GOSSIP_TRANSMIT_BYTES`](crate::MAX_GOSSIP_TRANSMIT_BYTES)).
+        data: Vec<u8>,
+    },
+    /// AutoNAT changed its verdict on this node's reachability.
+    ReachabilityChanged {
+        /// `"public"`, `"private"` or `"unknown"`.
+        nat_status: String,
+    },
+    /// A relay accepted our reservation (`accepted`), or the reservation was refused or lost
+    /// (`!accepted`; the node tries again after a backoff).
+    RelayReservation {
+        /// The relay.
+        relay: PeerId,
+        /// Whether a reservation now holds.
+        accepted: bool,
+    },
 }
 
 /// A DHT get in flight: where the answer goes, and the distinct values found so far.
@@ -129,13 +180,26 @@ type PendingClosest = (RecordKey, oneshot::Sender<Result<Vec<ClosestPeer>, Strin
 /// Where the response to an outbound request goes.
 type PendingResponse = oneshot::Sender<Result<Vec<u8>, SendError>>;
 
-/// The two request-response protocols, which share their handling.
+/// The request-response protocols, which share their handling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ReqProtocol {
     /// `/rhizo/msg/1`.
     Msg,
     /// `/rhizo/mailbox/1`.
     Mailbox,
+    /// `/rhizo/pex/1`.
+    Pex,
+}
+
+impl ReqProtocol {
+    /// The protocol id, as the guard's bookkeeping keys it.
+    const fn name(self) -> &'static str {
+        match self {
+            Self::Msg => "/rhizo/msg/1",
+            Self::Mailbox => crate::MAILBOX_PROTOCOL,
+            Self::Pex => crate::PEX_PROTOCOL,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -175,6 +239,12 @@ pub struct EventLoop {
     pending_messages: HashMap<OutboundRequestId, PendingResponse>,
     /// Outbound `/rhizo/mailbox/1` requests.
     pending_mailbox: HashMap<OutboundRequestId, PendingResponse>,
+    /// NAT traversal: relay reservations, AutoNAT status, hole punches.
+    nat: crate::nat::NatState,
+    /// Connection guard: trusted-peer redials, misbehaviour bookkeeping.
+    guard: crate::guard::GuardState,
+    /// Outbound `/rhizo/pex/1` requests.
+    pending_pex: HashMap<OutboundRequestId, PendingResponse>,
 }
 
 impl EventLoop {
@@ -203,7 +273,20 @@ impl EventLoop {
             pending_closest: HashMap::new(),
             pending_messages: HashMap::new(),
             pending_mailbox: HashMap::new(),
+            nat: crate::nat::NatState::default(),
+            guard: crate::guard::GuardState::default(),
+            pending_pex: HashMap::new(),
         }
+    }
+
+    /// Dials the trusted peers; they are redialled with backoff (see [`crate::guard`]).
+    pub(crate) fn start_trusted(&mut self, trusted: &[(PeerId, Multiaddr)]) {
+        self.guard.start_trusted(&mut self.swarm, trusted);
+    }
+
+    /// Reserves slots on the configured relays (see [`crate::nat`]).
+    pub(crate) fn start_relays(&mut self, relays: &[Multiaddr]) {
+        self.nat.start_relays(&mut self.swarm, relays);
     }
 
     fn pending_requests(&self) -> usize {
@@ -212,6 +295,7 @@ impl EventLoop {
             + self.pending_closest.len()
             + self.pending_messages.len()
             + self.pending_mailbox.len()
+            + self.pending_pex.len()
     }
 
     /// Hands the peer book to Kademlia and dials the best few entries.
@@ -287,6 +371,8 @@ impl EventLoop {
                     None => break,
                 },
                 event = self.swarm.select_next_some() => self.handle_swarm_event(event).await,
+                () = self.nat.retry_due() => self.nat.on_retry(&mut self.swarm),
+                () = self.guard.redial_due() => self.guard.on_redial(&mut self.swarm),
             }
         }
         info!("network event loop stopped");
@@ -308,7 +394,9 @@ impl EventLoop {
                 let _ = reply.send(self.peer_list());
             }
             Command::Stats(reply) => {
-                let _ = reply.send(self.stats.clone());
+                let mut stats = self.stats.clone();
+                self.swarm.behaviour().guard.fill_stats(&mut stats);
+                let _ = reply.send(stats);
             }
             Command::Dial(addr, reply) => {
                 let opts = match peer_id_of(&addr) {
@@ -445,6 +533,15 @@ impl EventLoop {
                 self.close_all();
                 let _ = reply.send(());
             }
+            Command::Gossip(command) => crate::gossip::handle_command(&mut self.swarm, command),
+            Command::Nat(command) => self.nat.handle_command(&mut self.swarm, command),
+            Command::Guard(command) => self.guard.handle_command(&mut self.swarm, command),
+            Command::PexRequest { peer, reply } => {
+                self.send_request(ReqProtocol::Pex, peer, Vec::new(), Vec::new(), reply);
+            }
+            Command::RespondPex { channel, payload } => {
+                self.send_response(ReqProtocol::Pex, channel, payload);
+            }
         }
     }
 
@@ -455,6 +552,7 @@ impl EventLoop {
         match protocol {
             ReqProtocol::Msg => &mut self.swarm.behaviour_mut().msg,
             ReqProtocol::Mailbox => &mut self.swarm.behaviour_mut().mailbox,
+            ReqProtocol::Pex => &mut self.swarm.behaviour_mut().pex,
         }
     }
 
@@ -465,6 +563,7 @@ impl EventLoop {
         match protocol {
             ReqProtocol::Msg => &mut self.pending_messages,
             ReqProtocol::Mailbox => &mut self.pending_mailbox,
+            ReqProtocol::Pex => &mut self.pending_pex,
         }
     }
 
@@ -616,6 +715,10 @@ impl EventLoop {
     }
 
     async fn handle_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        if let Some(nat_event) = self.nat.on_swarm_event(&mut self.swarm, &event) {
+            self.emit(nat_event).await;
+        }
+        self.guard.on_swarm_event(&self.swarm, &event);
         match event {
             SwarmEvent::NewListenAddr { address, .. } => {
                 info!(%address, "listening");
@@ -751,6 +854,15 @@ impl EventLoop {
                 })
                 .await;
             }
+            BehaviourEvent::Identify(identify::Event::Error { peer_id, error, .. }) => {
+                if let Some(what) = crate::guard::identify_misbehaviour(&error) {
+                    self.emit(NetEvent::Misbehaved {
+                        peer: peer_id,
+                        what,
+                    })
+                    .await;
+                }
+            }
             BehaviourEvent::Identify(_) => {}
             BehaviourEvent::Ping(ping::Event {
                 peer,
@@ -788,6 +900,10 @@ impl EventLoop {
             }
             BehaviourEvent::Kad(kad::Event::InboundRequest { request }) => {
                 self.stats.kad_inbound_requests += 1;
+                if let Some(peer) = self.swarm.behaviour_mut().kad.take_inbound_source() {
+                    // Best effort: a full channel drops the report, never stalls the swarm.
+                    let _ = self.events.try_send(NetEvent::InboundKadRequest { peer });
+                }
                 if let kad::InboundRequest::PutRecord {
                     record: Some(record),
                     source,
@@ -835,6 +951,22 @@ impl EventLoop {
             }
             BehaviourEvent::Mailbox(event) => {
                 self.handle_request_event(ReqProtocol::Mailbox, event).await;
+            }
+            BehaviourEvent::Pex(event) => {
+                self.handle_request_event(ReqProtocol::Pex, event).await;
+            }
+            BehaviourEvent::Guard(never) => match never {},
+            BehaviourEvent::Gossipsub(event) => {
+                crate::gossip::on_event(&mut self.swarm, &self.events, event);
+            }
+            event @ (BehaviourEvent::Autonat(_)
+            | BehaviourEvent::Relay(_)
+            | BehaviourEvent::RelayClient(_)
+            | BehaviourEvent::Dcutr(_)
+            | BehaviourEvent::Upnp(_)) => {
+                if let Some(nat_event) = self.nat.on_event(event) {
+                    self.emit(nat_event).await;
+                }
             }
         }
     }
@@ -945,10 +1077,13 @@ impl EventLoop {
                 peer,
                 message:
                     request_response::Message::Request {
-                        request, channel, ..
+                        request_id,
+                        request,
+                        channel,
                     },
                 ..
             } => {
+                self.guard.request_delivered(protocol.name(), request_id);
                 // Awaited like every event: a node that cannot keep up slows the swarm down
                 // rather than losing requests.
                 let event = match protocol {
@@ -968,6 +1103,8 @@ impl EventLoop {
                             channel,
                         }
                     }
+                    // The request body means nothing (at most 64 bytes, ignored).
+                    ReqProtocol::Pex => NetEvent::InboundPex { peer, channel },
                 };
                 self.emit(event).await;
             }
@@ -982,17 +1119,26 @@ impl EventLoop {
                 match protocol {
                     ReqProtocol::Msg => self.stats.messages_sent += 1,
                     ReqProtocol::Mailbox => self.stats.mailbox_requests_sent += 1,
+                    ReqProtocol::Pex => {}
                 }
                 if let Some(reply) = self.pending_responses(protocol).remove(&request_id) {
                     let _ = reply.send(Ok(response));
                 }
             }
             request_response::Event::OutboundFailure {
-                request_id, error, ..
+                peer,
+                request_id,
+                error,
+                ..
             } => {
                 match protocol {
                     ReqProtocol::Msg => self.stats.message_failures += 1,
                     ReqProtocol::Mailbox => self.stats.mailbox_failures += 1,
+                    ReqProtocol::Pex => {}
+                }
+                if let Some(what) = crate::guard::outbound_misbehaviour(&error) {
+                    debug!(%peer, ?what, ?protocol, "peer misbehaved");
+                    self.emit(NetEvent::Misbehaved { peer, what }).await;
                 }
                 if let Some(reply) = self.pending_responses(protocol).remove(&request_id) {
                     let _ = reply.send(Err(match error {
@@ -1007,10 +1153,23 @@ impl EventLoop {
                     }));
                 }
             }
-            request_response::Event::InboundFailure { peer, error, .. } => {
+            request_response::Event::InboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
                 debug!(%peer, %error, ?protocol, "inbound request failed");
+                if let Some(what) =
+                    self.guard
+                        .inbound_misbehaviour(protocol.name(), request_id, &error)
+                {
+                    self.emit(NetEvent::Misbehaved { peer, what }).await;
+                }
             }
-            request_response::Event::ResponseSent { .. } => {}
+            request_response::Event::ResponseSent { request_id, .. } => {
+                self.guard.request_answered(protocol.name(), request_id);
+            }
         }
     }
 }

@@ -18,6 +18,11 @@
 //! - [`behaviour`]: the composed `NetworkBehaviour` and its protocol configuration.
 //! - [`client`]: the [`Client`] handle and the commands it sends.
 //! - [`event_loop`]: the [`EventLoop`] that owns the Swarm.
+//! - [`guard`]: connection hardening: limits, bans, the IP filter, trusted and protected peers,
+//!   misbehaviour reports.
+//! - [`kad_tap`]: Kademlia with the source of inbound requests recorded.
+//! - [`gossip`]: gossipsub broadcast (signed, node-validated, content-addressed, scored).
+//! - [`nat`]: NAT traversal (AutoNAT, relay server and client, DCUtR, UPnP) and reachability.
 //! - [`msg_protocol`]: the length-prefixed frame codec of `/rhizo/msg/1` and `/rhizo/mailbox/1`.
 //! - [`start`]: builds the Swarm, binds the listeners, returns the three parts.
 #![forbid(unsafe_code)]
@@ -26,19 +31,27 @@
 pub mod behaviour;
 pub mod client;
 pub mod event_loop;
+pub mod gossip;
+pub mod guard;
+pub mod kad_tap;
 pub mod msg_protocol;
+pub mod nat;
 
 use std::time::Duration;
 
 pub use behaviour::{KAD_PROTOCOL, PROTOCOL_VERSION};
 pub use client::{Client, ClosestPeer, NetInfo, NetStats, PeerInfo, SendError};
 pub use event_loop::{DiscoverySource, EventLoop, NetEvent};
+pub use gossip::{GossipVerdict, MAX_GOSSIP_DATA_BYTES, MAX_GOSSIP_TRANSMIT_BYTES};
+pub use guard::{BanInfo, IpFilter, Misbehaviour, NetLimits};
 pub use libp2p::request_response::ResponseChannel;
 pub use libp2p::{Multiaddr, PeerId, identity::Keypair};
 pub use msg_protocol::{
     FrameCodec, MAILBOX_PROTOCOL, MAX_FRAME_BYTES, MAX_MAILBOX_REQUEST_BYTES,
     MAX_MAILBOX_RESPONSE_BYTES, MSG_PROTOCOL,
 };
+pub use msg_protocol::{MAX_PEX_REQUEST_BYTES, MAX_PEX_RESPONSE_BYTES, PEX_PROTOCOL};
+pub use nat::Reachability;
 
 use libp2p::{multiaddr::Protocol, noise, swarm::DialError, tcp, yamux};
 
@@ -71,6 +84,27 @@ pub struct NetConfig {
     pub idle_connection_timeout: Duration,
     /// Decides which DHT records this node stores for others.
     pub record_validator: std::sync::Arc<dyn RecordValidator>,
+    /// Connection limits (see [`NetLimits`]; trusted and protected peers bypass them).
+    pub limits: NetLimits,
+    /// Must-connect peers, each ending in `/p2p/<peer id>`: dialled at start, redialled with
+    /// backoff (5 s doubling to 60 s) whenever the connection is lost or a dial fails, never
+    /// limited, never closed for idleness (at most [`guard::MAX_TRUSTED_PEERS`]).
+    pub trusted: Vec<Multiaddr>,
+    /// Peers refused in both directions (at most [`guard::MAX_PEER_BANS`]).
+    pub banned_peers: Vec<PeerId>,
+    /// IP ranges refused in both directions (at most [`guard::MAX_CIDR_BANS`]).
+    pub banned_cidrs: Vec<ipnet::IpNet>,
+    /// Refuses inbound connections from the IPs it returns `false` for, before their handshake
+    /// (e.g. a country filter over a MaxMind database the user supplies). `None`: no filter.
+    pub ip_filter: Option<IpFilter>,
+    /// Serve as a circuit relay for other nodes (see [`nat`]; needs a public address).
+    pub relay_server: bool,
+    /// Ask the LAN's gateway to map the listen ports with UPnP (multicast on the local network;
+    /// off by default).
+    pub upnp: bool,
+    /// Relay nodes to reserve a slot on, each ending in `/p2p/<peer id>`: the node dials them at
+    /// start and listens on `<relay>/p2p-circuit` once connected (at most [`nat::MAX_RELAYS`]).
+    pub relays: Vec<Multiaddr>,
 }
 
 /// The node's rules for DHT records others ask it to store (signature, size, version, expiry).
@@ -117,6 +151,21 @@ pub enum NetError {
     /// Building the transport or behaviour failed.
     #[error("cannot start the network: {0}")]
     Build(String),
+    /// A gossipsub operation failed (no subscribed peers, duplicate, too large, bad topic).
+    #[error("gossip: {0}")]
+    Gossip(String),
+    /// A ban list is full (see [`guard::MAX_PEER_BANS`], [`guard::MAX_CIDR_BANS`]).
+    #[error("cannot ban more: at most {max} bans of this kind")]
+    TooManyBans {
+        /// The list's capacity.
+        max: usize,
+    },
+    /// A trusted peer's address lacks its `/p2p/<peer id>` suffix.
+    #[error("trusted peer {addr} must end in /p2p/<peer id>")]
+    TrustedWithoutPeerId {
+        /// The address.
+        addr: Multiaddr,
+    },
     /// The event loop is gone (the node is shutting down).
     #[error("the network event loop has stopped")]
     Stopped,
@@ -139,10 +188,27 @@ pub enum NetError {
 pub fn start(
     config: NetConfig,
 ) -> Result<(Client, tokio::sync::mpsc::Receiver<NetEvent>, EventLoop), NetError> {
+    let mut trusted: Vec<(PeerId, Multiaddr)> = Vec::with_capacity(config.trusted.len());
+    for addr in &config.trusted {
+        let Some(peer) = peer_id_of(addr) else {
+            return Err(NetError::TrustedWithoutPeerId { addr: addr.clone() });
+        };
+        trusted.push((peer, addr.clone()));
+    }
+    let guard_config = guard::GuardConfig {
+        limits: config.limits,
+        trusted: trusted.clone(),
+        banned_peers: config.banned_peers.clone(),
+        banned_cidrs: config.banned_cidrs.clone(),
+        ip_filter: config.ip_filter.clone(),
+    };
     let behaviour_config = behaviour::BehaviourConfig {
         agent_version: config.agent_version.clone(),
         mdns: config.mdns,
         hide_listen_addrs: !config.announce.is_empty(),
+        relay_server: config.relay_server,
+        upnp: config.upnp,
+        guard: guard_config,
     };
     let idle = config.idle_connection_timeout;
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
@@ -154,7 +220,11 @@ pub fn start(
         )
         .map_err(|e| NetError::Build(e.to_string()))?
         .with_quic()
-        .with_behaviour(|key| behaviour::Behaviour::new(key, &behaviour_config))
+        .with_relay_client(noise::Config::new, yamux::Config::default)
+        .map_err(|e| NetError::Build(e.to_string()))?
+        .with_behaviour(|key, relay_client| {
+            behaviour::Behaviour::new(key, &behaviour_config, relay_client)
+        })
         .map_err(|e| NetError::Build(e.to_string()))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
         .build();
@@ -175,6 +245,8 @@ pub fn start(
     let mut event_loop = EventLoop::new(swarm, command_rx, event_tx, config.record_validator);
     event_loop.seed_known_peers(&config.known_peers);
     event_loop.dial_bootstrap(&config.bootstrap);
+    event_loop.start_trusted(&trusted);
+    event_loop.start_relays(&config.relays);
     Ok((Client::new(command_tx), event_rx, event_loop))
 }
 
@@ -281,4 +353,31 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
         cur = next;
     }
     cur.to_string()
+}
+
+impl NetConfig {
+    /// A configuration with `keypair` and everything else at its default: no listeners, no
+    /// bootstrap or known peers, mDNS off, default limits, no bans or filters, no relaying, no
+    /// UPnP, and a validator that stores no records. Set what differs with struct update syntax.
+    pub fn new(keypair: Keypair) -> Self {
+        Self {
+            keypair,
+            listen: Vec::new(),
+            bootstrap: Vec::new(),
+            known_peers: Vec::new(),
+            mdns: false,
+            announce: Vec::new(),
+            agent_version: format!("rhizo/{}", env!("CARGO_PKG_VERSION")),
+            idle_connection_timeout: DEFAULT_IDLE_CONNECTION_TIMEOUT,
+            record_validator: std::sync::Arc::new(RefuseAllRecords),
+            limits: NetLimits::default(),
+            trusted: Vec::new(),
+            banned_peers: Vec::new(),
+            banned_cidrs: Vec::new(),
+            ip_filter: None,
+            relay_server: false,
+            upnp: false,
+            relays: Vec::new(),
+        }
+    }
 }

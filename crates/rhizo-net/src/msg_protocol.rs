@@ -5,7 +5,7 @@
 //! frame = length (u32, big-endian) ‖ bytes[length]      length ≤ the direction's limit
 //! ```
 //!
-//! Both protocols share the [`FrameCodec`]; each has its own limits, checked on the length
+//! The protocols share the [`FrameCodec`]; each has its own limits, checked on the length
 //! prefix before any byte of the body is read (a peer claiming 4 GiB costs nothing) and before
 //! anything is written (an oversized frame never leaves this node).
 //!
@@ -14,6 +14,9 @@
 //! - `/rhizo/mailbox/1` ([`FrameCodec::mailbox`]): store, fetch and delete requests to another
 //!   node's mailbox replica (≤ [`MAX_MAILBOX_REQUEST_BYTES`]) and their answers, which may carry
 //!   many envelopes (≤ [`MAX_MAILBOX_RESPONSE_BYTES`]).
+//! - `/rhizo/pex/1` ([`FrameCodec::pex`]): peer exchange; an empty request
+//!   (≤ [`MAX_PEX_REQUEST_BYTES`], body ignored) and a sample of known peers in answer
+//!   (≤ [`MAX_PEX_RESPONSE_BYTES`]), encoded by the node.
 //!
 //! This module is the wire format only; what the bytes mean is rhizo-core's business.
 
@@ -35,6 +38,13 @@ pub const MAX_MAILBOX_REQUEST_BYTES: usize = 320 * 1024;
 /// Largest `/rhizo/mailbox/1` response: a page of fetched envelopes.
 pub const MAX_MAILBOX_RESPONSE_BYTES: usize = 1024 * 1024;
 
+/// The peer-exchange protocol id: one peer asks another for a sample of the peers it knows.
+pub const PEX_PROTOCOL: &str = "/rhizo/pex/1";
+/// Largest `/rhizo/pex/1` request: the request carries nothing (its body is ignored).
+pub const MAX_PEX_REQUEST_BYTES: usize = 64;
+/// Largest `/rhizo/pex/1` response: a sample of peers with a few addresses each.
+pub const MAX_PEX_RESPONSE_BYTES: usize = 16 * 1024;
+
 /// The codec: raw byte frames both ways, each direction bounded by its own limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameCodec {
@@ -50,6 +60,15 @@ impl FrameCodec {
         Self {
             max_request: MAX_FRAME_BYTES,
             max_response: MAX_FRAME_BYTES,
+        }
+    }
+
+    /// The `/rhizo/pex/1` limits: [`MAX_PEX_REQUEST_BYTES`] for requests,
+    /// [`MAX_PEX_RESPONSE_BYTES`] for responses.
+    pub const fn pex() -> Self {
+        Self {
+            max_request: MAX_PEX_REQUEST_BYTES,
+            max_response: MAX_PEX_RESPONSE_BYTES,
         }
     }
 

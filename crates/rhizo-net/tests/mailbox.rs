@@ -100,6 +100,14 @@ async fn spawn_node(bootstrap: Vec<Multiaddr>) -> Node {
         agent_version: "rhizo-net-test".into(),
         idle_connection_timeout: Duration::from_secs(60),
         record_validator: Arc::new(AcceptAll),
+        relay_server: false,
+        upnp: false,
+        relays: Vec::new(),
+        limits: rhizo_net::NetLimits::default(),
+        trusted: Vec::new(),
+        banned_peers: Vec::new(),
+        banned_cidrs: Vec::new(),
+        ip_filter: None,
     };
     let (client, events, event_loop) = rhizo_net::start(config).expect("network starts");
     let event_loop = tokio::spawn(event_loop.run());

@@ -103,6 +103,9 @@ pub struct StatsResponse {
     pub api_requests: u64,
     /// Network counters.
     pub net: NetStats,
+    /// How others can reach this node (AutoNAT, relays, UPnP).
+    #[serde(default)]
+    pub reachability: Option<rhizo_net::Reachability>,
     /// The rhizo version.
     pub version: String,
 }
@@ -144,6 +147,8 @@ pub(crate) struct ApiInner {
     pub(crate) client: Client,
     pub(crate) store: Arc<Mutex<Store>>,
     pub(crate) messaging: Messaging,
+    pub(crate) channels: crate::channels::Channels,
+    pub(crate) guard: crate::guard::Guard,
     pub(crate) token_digest: [u8; 32],
     pub(crate) public_key: PublicKeyResponse,
     pub(crate) name: Option<String>,
@@ -154,10 +159,13 @@ pub(crate) struct ApiInner {
 
 impl ApiState {
     /// State for [`router`].
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         client: Client,
         store: Arc<Mutex<Store>>,
         messaging: Messaging,
+        channels: crate::channels::Channels,
+        guard: crate::guard::Guard,
         token: &str,
         public_key: PublicKeyResponse,
         name: Option<String>,
@@ -168,6 +176,8 @@ impl ApiState {
                 client,
                 store,
                 messaging,
+                channels,
+                guard,
                 token_digest: Sha256::digest(token.as_bytes()).into(),
                 public_key,
                 name,
@@ -196,6 +206,15 @@ pub(crate) fn router(state: ApiState) -> Router {
         )
         .route("/v1/events", get(events))
         .route("/v1/mailbox", get(mailbox_status))
+        .route("/v1/bans", get(list_bans).post(add_ban))
+        .route("/v1/bans/{target}", axum::routing::delete(remove_ban))
+        .route("/v1/channels", get(list_channels).post(create_channel))
+        .route("/v1/channels/{id}/join", post(join_channel))
+        .route("/v1/channels/{id}", axum::routing::delete(leave_channel))
+        .route(
+            "/v1/channels/{id}/posts",
+            get(read_channel).post(post_channel),
+        )
         .route("/v1/profile", get(own_profile).post(set_profile))
         .route("/v1/profiles/{who}", get(profile_of))
         .route("/v1/mailbox/fetch", post(mailbox_fetch))
@@ -317,6 +336,7 @@ pub(crate) async fn collect_stats(state: &ApiState) -> Result<StatsResponse, rhi
         uptime_secs: state.inner.started.elapsed().as_secs(),
         api_requests: state.inner.requests.load(Ordering::Relaxed),
         net,
+        reachability: state.inner.client.reachability().await.ok(),
         version: env!("CARGO_PKG_VERSION").into(),
     })
 }
@@ -437,6 +457,7 @@ fn messaging_error(e: MessagingError) -> Response {
         MessagingError::NoKeyPackages(_) => (StatusCode::SERVICE_UNAVAILABLE, "NO_KEY_PACKAGES"),
         MessagingError::NotInDht(_) => (StatusCode::NOT_FOUND, "NOT_IN_DHT"),
         MessagingError::UnknownProfile(_) => (StatusCode::NOT_FOUND, "NO_PROFILE"),
+        MessagingError::UnknownChannel(_) => (StatusCode::NOT_FOUND, "UNKNOWN_CHANNEL"),
         MessagingError::Store(StoreError::NameTaken(_)) => (StatusCode::CONFLICT, "KEY_CHANGED"),
         MessagingError::Store(StoreError::InvalidInput(_)) => {
             (StatusCode::BAD_REQUEST, "BAD_INPUT")
@@ -519,6 +540,140 @@ async fn post_conversation_message(
     Json(body): Json<TextBody>,
 ) -> Response {
     send(&state, &contact, &body.text).await
+}
+
+/// `POST /v1/bans` body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BanRequest {
+    /// A peer id, or an IP range (CIDR) or address.
+    pub target: String,
+    /// How long; none: until unbanned.
+    #[serde(default)]
+    pub seconds: Option<u64>,
+    /// Why (shown in `rhizo bans`).
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+fn guard_error(e: crate::guard::GuardError) -> Response {
+    match e {
+        crate::guard::GuardError::BadTarget(_) => {
+            error(StatusCode::BAD_REQUEST, "BAD_TARGET", e.to_string())
+        }
+        _ => error(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", e.to_string()),
+    }
+}
+
+async fn list_bans(State(state): State<ApiState>) -> Response {
+    match state.inner.guard.bans().await {
+        Ok(b) => Json(b).into_response(),
+        Err(e) => guard_error(e),
+    }
+}
+
+async fn add_ban(State(state): State<ApiState>, Json(body): Json<BanRequest>) -> Response {
+    let duration = body.seconds.map(std::time::Duration::from_secs);
+    match state
+        .inner
+        .guard
+        .ban(&body.target, duration, body.reason.as_deref().unwrap_or(""))
+        .await
+    {
+        Ok(b) => (StatusCode::CREATED, Json(b)).into_response(),
+        Err(e) => guard_error(e),
+    }
+}
+
+async fn remove_ban(State(state): State<ApiState>, Path(target): Path<String>) -> Response {
+    match state.inner.guard.unban(&target).await {
+        Ok(true) => Json(serde_json::json!({"removed": true})).into_response(),
+        Ok(false) => error(
+            StatusCode::NOT_FOUND,
+            "NOT_BANNED",
+            format!("{target} is not banned"),
+        ),
+        Err(e) => guard_error(e),
+    }
+}
+
+/// `POST /v1/channels` body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateChannelRequest {
+    /// The channel's name.
+    pub name: String,
+}
+
+/// `POST /v1/channels/{id}/join` body.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct JoinChannelRequest {
+    /// A local label for it.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+async fn list_channels(State(state): State<ApiState>) -> Response {
+    match state.inner.channels.list().await {
+        Ok(c) => Json(c).into_response(),
+        Err(e) => messaging_error(e),
+    }
+}
+
+async fn create_channel(
+    State(state): State<ApiState>,
+    Json(body): Json<CreateChannelRequest>,
+) -> Response {
+    match state.inner.channels.create(&body.name).await {
+        Ok(c) => (StatusCode::CREATED, Json(c)).into_response(),
+        Err(e) => messaging_error(e),
+    }
+}
+
+async fn join_channel(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    Json(body): Json<JoinChannelRequest>,
+) -> Response {
+    match state.inner.channels.join(&id, body.name.as_deref()).await {
+        Ok(c) => Json(c).into_response(),
+        Err(e) => messaging_error(e),
+    }
+}
+
+async fn leave_channel(State(state): State<ApiState>, Path(id): Path<String>) -> Response {
+    match state.inner.channels.leave(&id).await {
+        Ok(left) => Json(serde_json::json!({"left": left})).into_response(),
+        Err(e) => messaging_error(e),
+    }
+}
+
+async fn read_channel(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    Query(q): Query<HistoryQuery>,
+) -> Response {
+    match state
+        .inner
+        .channels
+        .read(
+            &id,
+            q.limit.unwrap_or(100).min(crate::channels::MAX_HISTORY),
+        )
+        .await
+    {
+        Ok(p) => Json(p).into_response(),
+        Err(e) => messaging_error(e),
+    }
+}
+
+async fn post_channel(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    Json(body): Json<TextBody>,
+) -> Response {
+    match state.inner.channels.post(&id, &body.text).await {
+        Ok(p) => (StatusCode::CREATED, Json(p)).into_response(),
+        Err(e) => messaging_error(e),
+    }
 }
 
 async fn set_profile(

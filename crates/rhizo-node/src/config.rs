@@ -31,6 +31,12 @@ pub const DEFAULT_MAILBOX_POLL_SECS: u64 = 60;
 pub const DEFAULT_MAILBOX_REPLICATE_SECS: u64 = 600;
 /// Envelopes a replica holds from one sender (all recipients), by default.
 pub const DEFAULT_MAILBOX_MAX_PER_SENDER: u64 = 1024;
+/// Inbound connections kept at most (trusted and protected peers do not count).
+pub const DEFAULT_MAX_INBOUND: u64 = 64;
+/// Outbound connections kept at most (trusted and protected peers do not count).
+pub const DEFAULT_MAX_OUTBOUND: u64 = 32;
+/// Connections from one IP address at most.
+pub const DEFAULT_MAX_PER_IP: u64 = 16;
 /// Largest config file read: a config is a few hundred bytes; anything huge is a mistake.
 const MAX_CONFIG_FILE_BYTES: u64 = 1024 * 1024;
 
@@ -67,6 +73,44 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "RHIZO_MAILBOX_MAX_PER_SENDER",
         "envelopes this node holds for others from one sender",
     ),
+    ("RHIZO_MAX_INBOUND", "inbound connections kept at most"),
+    ("RHIZO_MAX_OUTBOUND", "outbound connections kept at most"),
+    (
+        "RHIZO_MAX_PER_IP",
+        "connections from one IP address at most",
+    ),
+    (
+        "RHIZO_TRUSTED",
+        "must-connect peers (multiaddrs ending in /p2p/ID), comma-separated",
+    ),
+    (
+        "RHIZO_BANNED_PEERS",
+        "peer ids never to connect with, comma-separated",
+    ),
+    (
+        "RHIZO_BANNED_CIDRS",
+        "IP ranges never to connect with (e.g. 192.0.2.0/24), comma-separated",
+    ),
+    (
+        "RHIZO_GEOIP_DB",
+        "a MaxMind country .mmdb file you supply, for blocked_countries",
+    ),
+    (
+        "RHIZO_BLOCKED_COUNTRIES",
+        "ISO country codes to refuse (needs RHIZO_GEOIP_DB), comma-separated",
+    ),
+    (
+        "RHIZO_RELAY",
+        "true/false: serve as a circuit relay (v2) for others",
+    ),
+    (
+        "RHIZO_RELAYS",
+        "relay nodes to reserve a slot on (multiaddrs ending in /p2p/ID)",
+    ),
+    (
+        "RHIZO_UPNP",
+        "true/false: map the port on the router with UPnP",
+    ),
 ];
 
 /// The effective configuration of a node.
@@ -99,6 +143,39 @@ pub struct Config {
     pub mailbox_replicate_secs: u64,
     /// Envelopes we hold for others from one sender (the per-sender quota).
     pub mailbox_max_per_sender: u64,
+    /// Inbound connections kept at most.
+    pub max_inbound: u64,
+    /// Outbound connections kept at most.
+    pub max_outbound: u64,
+    /// Connections from one IP address at most.
+    pub max_per_ip: u64,
+    /// Must-connect peers: bypass the limits, redialled with backoff.
+    #[serde(serialize_with = "ser_addrs")]
+    pub trusted: Vec<Multiaddr>,
+    /// Peers never to connect with.
+    #[serde(serialize_with = "ser_display")]
+    pub banned_peers: Vec<libp2p::PeerId>,
+    /// IP ranges never to connect with.
+    #[serde(serialize_with = "ser_display")]
+    pub banned_cidrs: Vec<ipnet::IpNet>,
+    /// A MaxMind country database the user supplies (for `blocked_countries`).
+    pub geoip_db: Option<PathBuf>,
+    /// ISO 3166 country codes whose addresses are refused (needs `geoip_db`).
+    pub blocked_countries: Vec<String>,
+    /// Serve as a circuit relay for others.
+    pub relay: bool,
+    /// Relays to reserve a slot on, so unreachable nodes can be reached through them.
+    #[serde(serialize_with = "ser_addrs")]
+    pub relays: Vec<Multiaddr>,
+    /// Map the listen port on the router with UPnP.
+    pub upnp: bool,
+}
+
+fn ser_display<S: serde::Serializer, T: std::fmt::Display>(
+    items: &[T],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_seq(items.iter().map(ToString::to_string))
 }
 
 fn ser_addrs<S: serde::Serializer>(addrs: &[Multiaddr], s: S) -> Result<S::Ok, S::Error> {
@@ -133,6 +210,28 @@ pub struct ConfigLayer {
     pub mailbox_replicate_secs: Option<u64>,
     /// Per-sender mailbox quota (envelopes).
     pub mailbox_max_per_sender: Option<u64>,
+    /// Inbound connection limit.
+    pub max_inbound: Option<u64>,
+    /// Outbound connection limit.
+    pub max_outbound: Option<u64>,
+    /// Per-IP connection limit.
+    pub max_per_ip: Option<u64>,
+    /// Must-connect peers.
+    pub trusted: Option<Vec<String>>,
+    /// Banned peer ids.
+    pub banned_peers: Option<Vec<String>>,
+    /// Banned IP ranges.
+    pub banned_cidrs: Option<Vec<String>>,
+    /// Country database file.
+    pub geoip_db: Option<PathBuf>,
+    /// Blocked country codes.
+    pub blocked_countries: Option<Vec<String>>,
+    /// Serve as a relay.
+    pub relay: Option<bool>,
+    /// Relays to reserve on.
+    pub relays: Option<Vec<String>>,
+    /// UPnP.
+    pub upnp: Option<bool>,
 }
 
 /// A setting that cannot be used, with what to do about it.
@@ -220,6 +319,17 @@ impl ConfigLayer {
             mailbox_poll_secs: Some(DEFAULT_MAILBOX_POLL_SECS),
             mailbox_replicate_secs: Some(DEFAULT_MAILBOX_REPLICATE_SECS),
             mailbox_max_per_sender: Some(DEFAULT_MAILBOX_MAX_PER_SENDER),
+            max_inbound: Some(DEFAULT_MAX_INBOUND),
+            max_outbound: Some(DEFAULT_MAX_OUTBOUND),
+            max_per_ip: Some(DEFAULT_MAX_PER_IP),
+            trusted: Some(Vec::new()),
+            banned_peers: Some(Vec::new()),
+            banned_cidrs: Some(Vec::new()),
+            geoip_db: None,
+            blocked_countries: Some(Vec::new()),
+            relay: Some(false),
+            relays: Some(Vec::new()),
+            upnp: Some(false),
         }
     }
 
@@ -279,6 +389,33 @@ impl ConfigLayer {
                 "RHIZO_MAILBOX_POLL_SECS" => {
                     layer.mailbox_poll_secs = Some(parse_count("RHIZO_MAILBOX_POLL_SECS", &value)?);
                 }
+                "RHIZO_MAX_INBOUND" => {
+                    layer.max_inbound = Some(parse_count("RHIZO_MAX_INBOUND", &value)?);
+                }
+                "RHIZO_MAX_OUTBOUND" => {
+                    layer.max_outbound = Some(parse_count("RHIZO_MAX_OUTBOUND", &value)?);
+                }
+                "RHIZO_MAX_PER_IP" => {
+                    layer.max_per_ip = Some(parse_count("RHIZO_MAX_PER_IP", &value)?);
+                }
+                "RHIZO_TRUSTED" if !split_list(&value).is_empty() => {
+                    layer.trusted = Some(split_list(&value));
+                }
+                "RHIZO_BANNED_PEERS" if !split_list(&value).is_empty() => {
+                    layer.banned_peers = Some(split_list(&value));
+                }
+                "RHIZO_BANNED_CIDRS" if !split_list(&value).is_empty() => {
+                    layer.banned_cidrs = Some(split_list(&value));
+                }
+                "RHIZO_GEOIP_DB" if !value.is_empty() => layer.geoip_db = Some(value.into()),
+                "RHIZO_BLOCKED_COUNTRIES" if !split_list(&value).is_empty() => {
+                    layer.blocked_countries = Some(split_list(&value));
+                }
+                "RHIZO_RELAY" => layer.relay = Some(parse_bool("RHIZO_RELAY", &value)?),
+                "RHIZO_RELAYS" if !split_list(&value).is_empty() => {
+                    layer.relays = Some(split_list(&value));
+                }
+                "RHIZO_UPNP" => layer.upnp = Some(parse_bool("RHIZO_UPNP", &value)?),
                 "RHIZO_MAILBOX_MAX_PER_SENDER" => {
                     layer.mailbox_max_per_sender =
                         Some(parse_count("RHIZO_MAILBOX_MAX_PER_SENDER", &value)?);
@@ -308,8 +445,96 @@ impl ConfigLayer {
             mailbox_poll_secs: self.mailbox_poll_secs.or(lower.mailbox_poll_secs),
             mailbox_replicate_secs: self.mailbox_replicate_secs.or(lower.mailbox_replicate_secs),
             mailbox_max_per_sender: self.mailbox_max_per_sender.or(lower.mailbox_max_per_sender),
+            max_inbound: self.max_inbound.or(lower.max_inbound),
+            max_outbound: self.max_outbound.or(lower.max_outbound),
+            max_per_ip: self.max_per_ip.or(lower.max_per_ip),
+            trusted: self.trusted.or(lower.trusted),
+            banned_peers: self.banned_peers.or(lower.banned_peers),
+            banned_cidrs: self.banned_cidrs.or(lower.banned_cidrs),
+            geoip_db: self.geoip_db.or(lower.geoip_db),
+            blocked_countries: self.blocked_countries.or(lower.blocked_countries),
+            relay: self.relay.or(lower.relay),
+            relays: self.relays.or(lower.relays),
+            upnp: self.upnp.or(lower.upnp),
         }
     }
+}
+
+/// Multiaddrs that must name their peer (`…/p2p/<id>`).
+fn parse_peer_addrs(
+    setting: &'static str,
+    values: &[String],
+) -> Result<Vec<Multiaddr>, ConfigError> {
+    let addrs = parse_multiaddrs(setting, values)?;
+    for (addr, value) in addrs.iter().zip(values) {
+        if !matches!(
+            addr.iter().last(),
+            Some(libp2p::multiaddr::Protocol::P2p(_))
+        ) {
+            return Err(ConfigError::BadMultiaddr {
+                setting,
+                value: value.clone(),
+                reason: "it must end with /p2p/<peer id>".into(),
+            });
+        }
+    }
+    Ok(addrs)
+}
+
+fn parse_peer_ids(values: &[String]) -> Result<Vec<libp2p::PeerId>, ConfigError> {
+    values
+        .iter()
+        .map(|v| {
+            v.trim().parse().map_err(|e| ConfigError::BadSetting {
+                setting: "banned_peers",
+                value: v.clone(),
+                reason: format!("not a peer id ({e}); peer ids look like 12D3KooW…"),
+            })
+        })
+        .collect()
+}
+
+/// CIDR ranges; a bare IP address means just that address.
+pub fn parse_cidr(value: &str) -> Result<ipnet::IpNet, ConfigError> {
+    let v = value.trim();
+    v.parse::<ipnet::IpNet>()
+        .or_else(|_| v.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| ConfigError::BadSetting {
+            setting: "banned_cidrs",
+            value: value.to_string(),
+            reason: "not an IP range: use e.g. 192.0.2.0/24, 2001:db8::/32 or 192.0.2.7".into(),
+        })
+}
+
+fn parse_cidrs(values: &[String]) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    values.iter().map(|v| parse_cidr(v)).collect()
+}
+
+fn parse_countries(values: &[String], have_db: bool) -> Result<Vec<String>, ConfigError> {
+    if !values.is_empty() && !have_db {
+        return Err(ConfigError::BadSetting {
+            setting: "blocked_countries",
+            value: values.join(","),
+            reason: "a country filter needs geoip_db (--geoip-db FILE): a MaxMind GeoLite2 or \
+                     GeoIP2 Country .mmdb file you supply; rhizo ships no country list"
+                .into(),
+        });
+    }
+    values
+        .iter()
+        .map(|v| {
+            let code = v.trim().to_ascii_uppercase();
+            if code.len() == 2 && code.bytes().all(|b| b.is_ascii_uppercase()) {
+                Ok(code)
+            } else {
+                Err(ConfigError::BadSetting {
+                    setting: "blocked_countries",
+                    value: v.clone(),
+                    reason: "use two-letter ISO 3166 codes such as DE or BR".into(),
+                })
+            }
+        })
+        .collect()
 }
 
 fn parse_count(var: &'static str, value: &str) -> Result<u64, ConfigError> {
@@ -448,6 +673,29 @@ impl Config {
                 .mailbox_max_per_sender
                 .filter(|n| *n > 0)
                 .unwrap_or(DEFAULT_MAILBOX_MAX_PER_SENDER),
+            max_inbound: merged
+                .max_inbound
+                .filter(|n| *n > 0)
+                .unwrap_or(DEFAULT_MAX_INBOUND),
+            max_outbound: merged
+                .max_outbound
+                .filter(|n| *n > 0)
+                .unwrap_or(DEFAULT_MAX_OUTBOUND),
+            max_per_ip: merged
+                .max_per_ip
+                .filter(|n| *n > 0)
+                .unwrap_or(DEFAULT_MAX_PER_IP),
+            trusted: parse_peer_addrs("trusted", &merged.trusted.unwrap_or_default())?,
+            banned_peers: parse_peer_ids(&merged.banned_peers.unwrap_or_default())?,
+            banned_cidrs: parse_cidrs(&merged.banned_cidrs.unwrap_or_default())?,
+            blocked_countries: parse_countries(
+                &merged.blocked_countries.unwrap_or_default(),
+                merged.geoip_db.is_some(),
+            )?,
+            geoip_db: merged.geoip_db,
+            relay: merged.relay.unwrap_or(false),
+            relays: parse_peer_addrs("relays", &merged.relays.unwrap_or_default())?,
+            upnp: merged.upnp.unwrap_or(false),
         })
     }
 

@@ -35,4 +35,15 @@ pub enum ApiEvent {
         /// Its name.
         name: String,
     },
+    /// A post arrived in a joined channel.
+    ChannelPost {
+        /// The channel id.
+        channel: String,
+        /// The author's UID.
+        author: String,
+        /// The text.
+        text: String,
+        /// Author's clock (unix ms).
+        sent_at: i64,
+    },
 }

@@ -24,13 +24,17 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod channels;
 pub mod config;
 pub mod data_dir;
 pub mod events;
+pub mod geoip;
+pub mod guard;
 pub mod mailbox;
 pub mod messaging;
 pub mod metrics;
 pub mod node;
+pub mod pex;
 pub mod records;
 
 pub use config::{Config, ConfigLayer};

@@ -41,12 +41,6 @@ use tracing::{debug, info, warn};
 
 /// Nonces a replica keeps outstanding at once (oldest evicted first).
 const NONCE_BOOK_CAPACITY: usize = 4096;
-/// Requests per second one peer may make to our replica, sustained…
-const RATE_PER_SEC: f64 = 50.0;
-/// …and in a burst.
-const RATE_BURST: f64 = 400.0;
-/// Peers whose request rate is tracked; the least recently seen is forgotten first.
-const RATE_TRACKED_PEERS: usize = 4096;
 /// How long a closest-peers answer is reused for stores to the same mailbox.
 const CLOSEST_CACHE_TTL: Duration = Duration::from_secs(30);
 /// Mailboxes whose closest peers are cached.
@@ -111,37 +105,6 @@ pub struct ReplicaContext {
     pub quota: MailboxQuota,
 }
 
-/// Token buckets per peer.
-#[derive(Debug, Default)]
-struct RateLimits {
-    buckets: HashMap<PeerId, (f64, Instant)>,
-}
-
-impl RateLimits {
-    fn allow(&mut self, peer: PeerId, now: Instant) -> bool {
-        if self.buckets.len() >= RATE_TRACKED_PEERS && !self.buckets.contains_key(&peer) {
-            let stalest = self
-                .buckets
-                .iter()
-                .min_by_key(|(_, (_, t))| *t)
-                .map(|(p, _)| *p);
-            if let Some(p) = stalest {
-                self.buckets.remove(&p);
-            }
-        }
-        let (tokens, last) = self.buckets.entry(peer).or_insert((RATE_BURST, now));
-        let refill = now.saturating_duration_since(*last).as_secs_f64() * RATE_PER_SEC;
-        *tokens = (*tokens + refill).min(RATE_BURST);
-        *last = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
-
 /// The mailbox service (cheap to clone).
 #[derive(Clone)]
 pub struct Mailbox {
@@ -163,7 +126,6 @@ struct Inner {
     context: ReplicaContext,
     settings: MailboxSettings,
     nonces: Mutex<NonceBook>,
-    rate: Mutex<RateLimits>,
     closest: Mutex<HashMap<[u8; 32], CachedPeers>>,
     /// Peers each held mailbox was already copied to (re-replication).
     pushed: Mutex<HashMap<[u8; 32], HashSet<PeerId>>>,
@@ -358,6 +320,15 @@ fn store_request(
     }
 }
 
+/// The answer to a peer over its rate limit.
+pub fn rate_limited_response() -> Vec<u8> {
+    error(
+        ErrorCode::RateLimited,
+        "too many mailbox requests; slow down",
+    )
+    .encode()
+}
+
 impl Mailbox {
     /// The service; `local_peer` is this node's PeerId.
     pub fn new(
@@ -376,7 +347,6 @@ impl Mailbox {
                 },
                 settings,
                 nonces: Mutex::new(NonceBook::new(NONCE_BOOK_CAPACITY)),
-                rate: Mutex::new(RateLimits::default()),
                 closest: Mutex::new(HashMap::new()),
                 pushed: Mutex::new(HashMap::new()),
             }),
@@ -388,22 +358,10 @@ impl Mailbox {
         self.inner.settings
     }
 
-    /// Answers one inbound `/rhizo/mailbox/1` request (as a replica).
+    /// Answers one inbound `/rhizo/mailbox/1` request (as a replica; the node's guard has
+    /// already applied the per-peer rate limit).
     pub async fn handle_inbound(&self, peer: PeerId, payload: Vec<u8>) -> Vec<u8> {
-        let allowed = self
-            .inner
-            .rate
-            .lock()
-            .map(|mut r| r.allow(peer, Instant::now()))
-            .unwrap_or(false);
-        if !allowed {
-            debug!(%peer, "mailbox request over the rate limit");
-            return error(
-                ErrorCode::RateLimited,
-                "too many mailbox requests; slow down",
-            )
-            .encode();
-        }
+        debug!(%peer, bytes = payload.len(), "mailbox request");
         let this = self.clone();
         let response = tokio::task::spawn_blocking(move || {
             let Ok(mut store) = this.inner.store.lock() else {
@@ -1103,18 +1061,5 @@ mod tests {
         );
         assert!(code(&r).is_some());
         assert_eq!(replica.store.mailbox_summary().unwrap().count, 0);
-    }
-
-    #[test]
-    fn the_rate_limit_refills_over_time() {
-        let mut limits = RateLimits::default();
-        let peer = PeerId::random();
-        let t = Instant::now();
-        let allowed = (0..1000).filter(|_| limits.allow(peer, t)).count();
-        assert_eq!(allowed, RATE_BURST as usize);
-        assert!(!limits.allow(peer, t));
-        assert!(limits.allow(peer, t + Duration::from_millis(100)));
-        // Another peer has its own bucket.
-        assert!(limits.allow(PeerId::random(), t));
     }
 }

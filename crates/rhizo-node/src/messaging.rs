@@ -132,6 +132,9 @@ pub enum MessagingError {
     /// No such profile.
     #[error("{0}")]
     UnknownProfile(String),
+    /// Not in that channel.
+    #[error("{0}")]
+    UnknownChannel(String),
     /// The database.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -148,7 +151,10 @@ impl MessagingError {
     pub fn is_not_found(&self) -> bool {
         matches!(
             self,
-            Self::UnknownContact(_) | Self::NotInDht(_) | Self::UnknownProfile(_)
+            Self::UnknownContact(_)
+                | Self::NotInDht(_)
+                | Self::UnknownProfile(_)
+                | Self::UnknownChannel(_)
         )
     }
 }
@@ -380,6 +386,11 @@ impl Messaging {
                 mailbox,
             }),
         })
+    }
+
+    /// The sender side of the event stream (other services publish on it too).
+    pub fn event_sender(&self) -> broadcast::Sender<ApiEvent> {
+        self.inner.events.clone()
     }
 
     /// Subscribes to incoming messages and state changes.
@@ -2023,6 +2034,30 @@ fn parse_response(
             Err(format!("recipient answered {}", e.code.as_str()))
         }
         _ => Err("malformed response".into()),
+    }
+}
+
+/// The `/rhizo/msg/1` answer to a peer over its rate limit.
+pub fn rate_limited_response() -> Vec<u8> {
+    error_response(ErrorCode::RateLimited, "too many requests; slow down", None)
+}
+
+/// What an answer we gave says about the peer that sent the request: a signed receipt means
+/// it sent a well-formed, correctly signed envelope; an undecodable, oversized or forged one
+/// counts against it. Refusals honest peers also get (unknown sender, replay, stale) say
+/// nothing.
+pub fn conduct_of(response: &[u8]) -> Option<rhizo_core::abuse::Conduct> {
+    use rhizo_core::abuse::Conduct;
+    match response.split_first() {
+        Some((&RESPONSE_RECEIPT, _)) => Some(Conduct::ValidReply),
+        Some((&RESPONSE_ERROR, body)) => match ErrorMessage::decode(body).ok()?.code {
+            ErrorCode::Malformed | ErrorCode::InvalidVersion | ErrorCode::InvalidSignature => {
+                Some(Conduct::InvalidMessage)
+            }
+            ErrorCode::TooLarge => Some(Conduct::Oversized),
+            _ => None,
+        },
+        _ => None,
     }
 }
 

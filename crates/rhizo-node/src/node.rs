@@ -8,6 +8,7 @@ use std::{
 };
 
 use libp2p::{Multiaddr, PeerId};
+use rhizo_core::{DeviceKey, abuse::Conduct};
 use rhizo_net::{DiscoverySource, NetConfig, NetEvent};
 use rhizo_store::{PeerSource, Store};
 use tokio::net::TcpListener;
@@ -16,7 +17,9 @@ use tracing::{debug, info, warn};
 use crate::{
     AGENT_VERSION, Config,
     api::{self, ApiState, PublicKeyResponse},
+    channels::Channels,
     data_dir::{DataDir, DataDirError, LocalIdentity},
+    guard::{Guard, Protocol},
     mailbox::{Mailbox, MailboxSettings},
     messaging::{Me, Messaging},
     unix_now,
@@ -128,6 +131,13 @@ pub async fn run(
     let had_known_peers = !known_peers.is_empty();
     info!(%peer_id, known = known_peers.len(), "starting node");
 
+    let ip_filter = match &config.geoip_db {
+        Some(db) if !config.blocked_countries.is_empty() => Some(rhizo_net::IpFilter(
+            crate::geoip::country_filter(db, &config.blocked_countries)
+                .map_err(|e| NodeError::Task(e.to_string()))?,
+        )),
+        _ => None,
+    };
     let (client, mut net_events, event_loop) = rhizo_net::start(NetConfig {
         keypair: identity.libp2p_keypair(),
         listen: config.listen.clone(),
@@ -138,7 +148,30 @@ pub async fn run(
         agent_version: AGENT_VERSION.to_string(),
         idle_connection_timeout: rhizo_net::DEFAULT_IDLE_CONNECTION_TIMEOUT,
         record_validator: std::sync::Arc::new(crate::records::CoreRecordValidator),
+        limits: rhizo_net::NetLimits {
+            max_inbound: u32::try_from(config.max_inbound).unwrap_or(u32::MAX),
+            max_outbound: u32::try_from(config.max_outbound).unwrap_or(u32::MAX),
+            max_per_ip: u32::try_from(config.max_per_ip).unwrap_or(u32::MAX),
+            ..rhizo_net::NetLimits::default()
+        },
+        trusted: config.trusted.clone(),
+        banned_peers: config.banned_peers.clone(),
+        banned_cidrs: config.banned_cidrs.clone(),
+        ip_filter,
+        relay_server: config.relay,
+        upnp: config.upnp,
+        relays: config.relays.clone(),
     })?;
+    let trusted: std::collections::HashSet<PeerId> = config
+        .trusted
+        .iter()
+        .filter_map(|a| match a.iter().last() {
+            Some(libp2p::multiaddr::Protocol::P2p(p)) => Some(p),
+            _ => None,
+        })
+        .collect();
+    let guard = Guard::new(client.clone(), store.clone(), trusted).await;
+    guard.apply_stored_bans().await;
     let mailbox = Mailbox::new(
         store.clone(),
         client.clone(),
@@ -154,6 +187,8 @@ pub async fn run(
             },
         },
     );
+    let identity_device_secret = identity.device.to_bytes();
+    let identity_certificate = identity.certificate;
     let messaging = Messaging::new(
         store.clone(),
         client.clone(),
@@ -187,10 +222,20 @@ pub async fn run(
         reason: e.to_string(),
     })?;
     let token = dir.load_or_create_api_token()?;
+    let channels = Channels::new(
+        store.clone(),
+        client.clone(),
+        guard.clone(),
+        DeviceKey::from_bytes(&identity_device_secret),
+        identity_certificate,
+        messaging.event_sender(),
+    );
     let state = ApiState::new(
         client.clone(),
         store.clone(),
         messaging.clone(),
+        channels.clone(),
+        guard.clone(),
         &token,
         public_key,
         name,
@@ -203,6 +248,21 @@ pub async fn run(
     let outbox_task = tokio::spawn(messaging.clone().run_outbox(stop_rx.clone()));
     let publisher_task = tokio::spawn(messaging.clone().run_publisher(stop_rx.clone()));
     let mailbox_task = tokio::spawn(messaging.clone().run_mailbox(stop_rx.clone()));
+    let guard_task = tokio::spawn(guard.clone().run(stop_rx.clone()));
+    let pex_task = tokio::spawn(crate::pex::run(
+        client.clone(),
+        store.clone(),
+        peer_id,
+        stop_rx.clone(),
+    ));
+    let protect_task = tokio::spawn(protect_contacts(
+        client.clone(),
+        store.clone(),
+        stop_rx.clone(),
+    ));
+    if let Err(e) = channels.resubscribe().await {
+        warn!(error = %e, "cannot resubscribe to channels");
+    }
     let replication_task = tokio::spawn(mailbox.clone().run_replication(stop_rx));
     // Inbound messages are handled concurrently, but never more than this many at once.
     let inbound_limit = Arc::new(tokio::sync::Semaphore::new(MAX_INBOUND_IN_FLIGHT));
@@ -234,34 +294,84 @@ pub async fn run(
                 let Some(event) = event else {
                     break Err(NodeError::Net(rhizo_net::NetError::Stopped));
                 };
-                if let NetEvent::InboundMessage { peer, payload, channel } = event {
-                    let messaging = messaging.clone();
-                    let client = client.clone();
-                    let Ok(permit) = inbound_limit.clone().acquire_owned().await else {
+                match event {
+                    NetEvent::InboundMessage { peer, payload, channel } => {
+                        if !guard.allow(peer, Protocol::Msg).await {
+                            let _ = client.respond(channel, crate::messaging::rate_limited_response()).await;
+                            continue;
+                        }
+                        let (messaging, client, guard) = (messaging.clone(), client.clone(), guard.clone());
+                        let Ok(permit) = inbound_limit.clone().acquire_owned().await else {
+                            continue;
+                        };
+                        tokio::spawn(async move {
+                            let response = messaging.handle_inbound(peer, payload).await;
+                            if let Some(conduct) = crate::messaging::conduct_of(&response) {
+                                guard.record(peer, conduct).await;
+                            }
+                            let _ = client.respond(channel, response).await;
+                            drop(permit);
+                        });
                         continue;
-                    };
-                    tokio::spawn(async move {
-                        let response = messaging.handle_inbound(peer, payload).await;
-                        let _ = client.respond(channel, response).await;
-                        drop(permit);
-                    });
-                    continue;
-                }
-                if let NetEvent::InboundMailbox { peer, payload, channel } = event {
-                    let mailbox = mailbox.clone();
-                    let client = client.clone();
-                    let Ok(permit) = inbound_limit.clone().acquire_owned().await else {
+                    }
+                    NetEvent::InboundMailbox { peer, payload, channel } => {
+                        if !guard.allow(peer, Protocol::Mailbox).await {
+                            let _ = client.respond_mailbox(channel, crate::mailbox::rate_limited_response()).await;
+                            continue;
+                        }
+                        let (mailbox, client) = (mailbox.clone(), client.clone());
+                        let Ok(permit) = inbound_limit.clone().acquire_owned().await else {
+                            continue;
+                        };
+                        tokio::spawn(async move {
+                            let response = mailbox.handle_inbound(peer, payload).await;
+                            let _ = client.respond_mailbox(channel, response).await;
+                            drop(permit);
+                        });
                         continue;
-                    };
-                    tokio::spawn(async move {
-                        let response = mailbox.handle_inbound(peer, payload).await;
-                        let _ = client.respond_mailbox(channel, response).await;
-                        drop(permit);
-                    });
-                    continue;
-                }
-                if let Err(e) = handle_net_event(event, &store, peer_id, had_known_peers, &mut report).await {
-                    break Err(e);
+                    }
+                    NetEvent::InboundPex { peer, channel } => {
+                        let answer = if guard.allow(peer, Protocol::Pex).await {
+                            let store = store.clone();
+                            tokio::task::spawn_blocking(move || {
+                                store.lock().map(|s| crate::pex::sample(&s, &peer)).unwrap_or_default()
+                            })
+                            .await
+                            .unwrap_or_default()
+                        } else {
+                            Vec::new()
+                        };
+                        let _ = client.respond_pex(channel, answer).await;
+                        continue;
+                    }
+                    NetEvent::GossipMessage { propagation_source, message_id, topic, data } => {
+                        let channels = channels.clone();
+                        tokio::spawn(async move {
+                            channels.handle_gossip(propagation_source, message_id, topic, data).await;
+                        });
+                        continue;
+                    }
+                    NetEvent::Misbehaved { peer, what } => {
+                        debug!(%peer, ?what, "peer misbehaved");
+                        let conduct = match what {
+                            rhizo_net::Misbehaviour::OversizedFrame => Conduct::Oversized,
+                            rhizo_net::Misbehaviour::Timeout => Conduct::ProtocolViolation,
+                            _ => Conduct::InvalidMessage,
+                        };
+                        guard.record(peer, conduct).await;
+                        continue;
+                    }
+                    NetEvent::InboundKadRequest { peer } => {
+                        if !guard.allow(peer, Protocol::Kad).await {
+                            debug!(%peer, "Kademlia requests over the rate limit");
+                        }
+                        continue;
+                    }
+                    other => {
+                        if let Err(e) = handle_net_event(other, &store, peer_id, had_known_peers, &mut report).await {
+                            break Err(e);
+                        }
+                    }
                 }
             }
         }
@@ -275,6 +385,9 @@ pub async fn run(
         let _ = publisher_task.await;
         let _ = mailbox_task.await;
         let _ = replication_task.await;
+        let _ = guard_task.await;
+        let _ = pex_task.await;
+        let _ = protect_task.await;
     })
     .await;
     let _ = client.shutdown().await;
@@ -285,6 +398,39 @@ pub async fn run(
     })
     .await;
     outcome
+}
+
+/// Keeps the network's set of protected peers (never dropped for idleness, not counted
+/// against the limits) equal to our contacts' devices.
+async fn protect_contacts(
+    client: rhizo_net::Client,
+    store: Arc<Mutex<Store>>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut last: Vec<PeerId> = Vec::new();
+    loop {
+        let store2 = store.clone();
+        let peers: Vec<PeerId> = tokio::task::spawn_blocking(move || {
+            store2
+                .lock()
+                .ok()
+                .and_then(|s| s.list_contacts().ok())
+                .unwrap_or_default()
+                .iter()
+                .flat_map(|c| c.devices.iter().filter_map(|d| d.peer_id.parse().ok()))
+                .collect()
+        })
+        .await
+        .unwrap_or_default();
+        if peers != last {
+            let _ = client.set_protected(peers.clone()).await;
+            last = peers;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
 }
 
 fn public_key_response(identity: &LocalIdentity) -> PublicKeyResponse {

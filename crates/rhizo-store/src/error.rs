@@ -96,6 +96,10 @@ pub enum StoreError {
     /// An argument is out of range.
     #[error("{0}")]
     InvalidInput(String),
+    /// A bounded table (the ban list, the joined channels) is full and nothing in it may be
+    /// dropped to make room; nothing was changed. The message says what to remove.
+    #[error("{0}")]
+    TableFull(String),
 }
 
 /// Attaches "while doing X" to a raw SQLite result.

@@ -13,6 +13,9 @@
 //!   │ get_meta / set_meta          │──► meta        (key → value)
 //!   │ upsert_peer, record_dial_*,  │──► peers       (one row per peer)
 //!   │ peers_for_dial, list_peers   │──► peer_addrs  (≤ 16 per peer, cascade)
+//!   │ set_peer_reputation, …       │    (reputation, banned_until on peers)
+//!   │ add_ban, bans, …             │──► bans        (peer ids, CIDR ranges)
+//!   │ join_channel, channel_posts… │──► channels ──► channel_posts (bounded history)
 //!   └──────────────────────────────┘
 //!        │ open: create 0600 → WAL → migrate to SCHEMA_VERSION
 //!        ▼
@@ -31,11 +34,17 @@
 //! - [`messaging`]: contacts, conversations, messages and the outbox (with the `stored` state
 //!   for messages held by mailbox replicas), the seen-set.
 //! - [`profiles`]: our profile and the newest one received from each contact.
+//! - [`bans`]: explicit bans of peer ids and IP ranges ([`BanRow`]), temporary or permanent.
+//!   (Reputation scores and reputation bans live on the peer book rows.)
+//! - [`channels`]: the public channels joined ([`ChannelRow`]) and their bounded post history
+//!   ([`ChannelPostRow`]).
 //! - `error`: [`StoreError`].
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod bans;
+pub mod channels;
 mod error;
 pub mod mailbox;
 pub mod messaging;
@@ -48,6 +57,8 @@ use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OptionalExtension};
 
+pub use bans::{BanKind, BanRow, UnknownBanKind};
+pub use channels::{ChannelPostRow, ChannelRow};
 pub use error::StoreError;
 pub use migrations::SCHEMA_VERSION;
 pub use peer_book::{

@@ -136,6 +136,41 @@ const MIGRATIONS: &[&str] = &[
         public      INTEGER NOT NULL DEFAULT 0 CHECK (public IN (0, 1)),
         updated_at  INTEGER NOT NULL
     ) STRICT;",
+    // 7: abuse resistance and public channels. Peers get a persisted reputation and the end of a
+    // reputation ban (unix ms); `bans` holds explicit bans of peer ids and IP ranges (temporary or
+    // permanent); `channels` are the public channels joined and `channel_posts` their bounded
+    // history.
+    "ALTER TABLE peers ADD COLUMN reputation INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE peers ADD COLUMN banned_until INTEGER;
+    -- peer_reputations: only the few peers with a score or a ban.
+    CREATE INDEX peers_with_reputation ON peers (peer_id)
+        WHERE reputation <> 0 OR banned_until IS NOT NULL;
+    CREATE TABLE bans (
+        kind       TEXT NOT NULL CHECK (kind IN ('peer', 'cidr')),
+        value      TEXT NOT NULL CHECK (length(value) > 0),
+        reason     TEXT NOT NULL,
+        until      INTEGER,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (kind, value)
+    ) STRICT;
+    CREATE INDEX bans_by_until ON bans (until) WHERE until IS NOT NULL;
+    CREATE TABLE channels (
+        id          BLOB PRIMARY KEY CHECK (length(id) = 32),
+        name        TEXT NOT NULL,
+        creator_uid BLOB CHECK (creator_uid IS NULL OR length(creator_uid) = 32),
+        joined_at   INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE channel_posts (
+        post_id       BLOB PRIMARY KEY CHECK (length(post_id) = 32),
+        channel_id    BLOB NOT NULL REFERENCES channels (id) ON DELETE CASCADE,
+        author_uid    BLOB NOT NULL CHECK (length(author_uid) = 32),
+        author_device BLOB NOT NULL CHECK (length(author_device) = 32),
+        text          TEXT NOT NULL,
+        sent_at       INTEGER NOT NULL,
+        received_at   INTEGER NOT NULL,
+        own           INTEGER NOT NULL DEFAULT 0 CHECK (own IN (0, 1))
+    ) STRICT;
+    CREATE INDEX channel_posts_by_time ON channel_posts (channel_id, sent_at);",
 ];
 
 /// The schema version this build creates and understands.
@@ -327,5 +362,141 @@ mod tests {
             store.message(1).expect("read").expect("kept").state,
             MessageState::Stored
         );
+    }
+
+    #[test]
+    fn a_version_6_database_upgrades_and_keeps_its_rows() {
+        use crate::{
+            BanKind, BanRow, ChannelPostRow, ChannelRow, PeerRecord, PeerSource, Store,
+            profiles::ProfileRow,
+        };
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("rhizo.db");
+        {
+            // Version 6 as it shipped, with rows in the tables version 7 touches and others.
+            let mut conn = Connection::open(&path).expect("raw open");
+            let tx = conn.transaction().expect("tx");
+            for sql in &MIGRATIONS[..6] {
+                tx.execute_batch(sql).expect("v6 schema");
+            }
+            tx.execute_batch(
+                "PRAGMA user_version = 6;
+                 INSERT INTO meta (key, value) VALUES ('identity', 'alice');
+                 INSERT INTO peers (peer_id, source, first_seen, last_seen, failures, last_failure)
+                   VALUES ('P1', 'kademlia', 10, 20, 3, 19),
+                          ('P2', 'bootstrap', 5, 30, 0, NULL);
+                 INSERT INTO peer_addrs (peer_id, addr, last_seen)
+                   VALUES ('P1', '/ip4/192.0.2.1/tcp/1', 20),
+                          ('P2', '/ip4/192.0.2.2/udp/2/quic-v1', 30);
+                 INSERT INTO profiles (uid, version, name, record, public, updated_at)
+                   VALUES (zeroblob(32), 3, 'Alice', x'5151', 1, 40);
+                 INSERT INTO mailbox_device_lists (uid, version, updated_at)
+                   VALUES (zeroblob(32), 2, 50);",
+            )
+            .expect("v6 rows");
+            tx.commit().expect("commit");
+        }
+
+        let mut store = Store::open(&path).expect("upgrade");
+        assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
+        assert_eq!(
+            store.get_meta("identity").expect("meta").as_deref(),
+            Some("alice")
+        );
+        let expected_peers = [
+            PeerRecord {
+                peer_id: "P2".into(),
+                addrs: vec!["/ip4/192.0.2.2/udp/2/quic-v1".into()],
+                source: PeerSource::Bootstrap,
+                first_seen: 5,
+                last_seen: 30,
+                failures: 0,
+                last_failure: None,
+            },
+            PeerRecord {
+                peer_id: "P1".into(),
+                addrs: vec!["/ip4/192.0.2.1/tcp/1".into()],
+                source: PeerSource::Kademlia,
+                first_seen: 10,
+                last_seen: 20,
+                failures: 3,
+                last_failure: Some(19),
+            },
+        ];
+        assert_eq!(store.list_peers().expect("peers"), expected_peers);
+        assert!(
+            store.peer_reputations().expect("reputations").is_empty(),
+            "old peers start neutral"
+        );
+        assert_eq!(
+            store.profile(&[0; 32]).expect("profile").map(|p| p.version),
+            Some(3)
+        );
+        assert_eq!(store.mailbox_device_list_version(&[0; 32]).expect("v"), 2);
+
+        // What version 7 adds works on the upgraded rows.
+        store
+            .set_peer_reputation("P1", -60, Some(1_000_000))
+            .expect("reputation");
+        assert_eq!(
+            store.peer_reputations().expect("reputations"),
+            [("P1".to_owned(), -60, Some(1_000_000))]
+        );
+        assert_eq!(
+            store.evict_failing_peers(3).expect("evict"),
+            0,
+            "P1 is banned"
+        );
+        store
+            .set_peer_reputation("P1", 0, None)
+            .expect("reputation");
+        assert_eq!(store.evict_failing_peers(3).expect("evict"), 1);
+        let ban = BanRow {
+            kind: BanKind::Cidr,
+            value: "198.51.100.0/24".into(),
+            reason: "manual".into(),
+            until: None,
+            created_at: 60,
+        };
+        assert!(store.add_ban(&ban).expect("ban"));
+        let channel = ChannelRow {
+            id: [4; 32],
+            name: "news".into(),
+            creator_uid: Some([5; 32]),
+            joined_at: 70,
+        };
+        assert!(store.join_channel(&channel).expect("join"));
+        let post = ChannelPostRow {
+            post_id: [6; 32],
+            channel_id: [4; 32],
+            author_uid: [5; 32],
+            author_device: [7; 32],
+            text: "hello".into(),
+            sent_at: 80,
+            received_at: 81,
+            own: false,
+        };
+        assert!(store.insert_channel_post(&post, 100).expect("post"));
+        let me = ProfileRow {
+            uid: [0; 32],
+            version: 4,
+            name: "Alice".into(),
+            avatar: None,
+            avatar_mime: None,
+            record: b"signed".to_vec(),
+            public: true,
+            updated_at: 90,
+        };
+        assert!(store.upsert_profile(&me).expect("profile"));
+        drop(store);
+
+        // And it all survives a reopen.
+        let store = Store::open(&path).expect("reopen");
+        assert_eq!(store.list_peers().expect("peers"), expected_peers[..1]);
+        assert_eq!(store.bans(100).expect("bans"), [ban]);
+        assert_eq!(store.channels().expect("channels"), [channel]);
+        assert_eq!(store.channel_posts(&[4; 32], 10).expect("posts"), [post]);
+        assert_eq!(store.profile(&[0; 32]).expect("profile"), Some(me));
     }
 }

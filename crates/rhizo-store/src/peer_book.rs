@@ -2,7 +2,7 @@
 //! them went, so a restarted node can reconnect without the bootstrap nodes.
 //!
 //! ```text
-//!   identify / kad / mdns / bootstrap / manual
+//!   identify / kad / mdns / bootstrap / manual / exchange
 //!        │ upsert_peer(id, addrs, source, now)
 //!        ▼
 //!   peers ──1:n──► peer_addrs   (newest MAX_ADDRS_PER_PEER kept; cascade delete)
@@ -10,7 +10,15 @@
 //!        ▼
 //!   peers_for_dial(limit): fewest failures first, then most recently seen
 //!        │ dial → record_dial_success / record_dial_failure
+//!        │ evict_failing_peers(n): forget peers that failed n dials in a row
+//!        ▼
+//!   set_peer_reputation / peer_reputations: the abuse score and reputation ban (unix ms) of
+//!   each peer, persisted across restarts
 //! ```
+//!
+//! A peer may get a reputation before we ever see it at an address (it connected to us). Its
+//! row is then a placeholder: source `identify`, no addresses, `first_seen = last_seen = 0`
+//! ("never seen"); the first [`Store::upsert_peer`] fills in the real source and times.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -68,16 +76,19 @@ pub enum PeerSource {
     Mdns,
     /// Added by the user.
     Manual,
+    /// Learned from another node's peer-book sample (peer exchange).
+    Exchange,
 }
 
 impl PeerSource {
     /// Every source, in declaration order.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::Bootstrap,
         Self::Identify,
         Self::Kademlia,
         Self::Mdns,
         Self::Manual,
+        Self::Exchange,
     ];
 
     /// The lowercase name stored in the database.
@@ -88,6 +99,7 @@ impl PeerSource {
             Self::Kademlia => "kademlia",
             Self::Mdns => "mdns",
             Self::Manual => "manual",
+            Self::Exchange => "exchange",
         }
     }
 }
@@ -100,7 +112,10 @@ impl fmt::Display for PeerSource {
 
 /// A string that is not the name of any [`PeerSource`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown peer source {0:?} (expected one of bootstrap, identify, kademlia, mdns, manual)")]
+#[error(
+    "unknown peer source {0:?} (expected one of bootstrap, identify, kademlia, mdns, manual, \
+     exchange)"
+)]
 pub struct UnknownPeerSource(pub String);
 
 impl FromStr for PeerSource {
@@ -180,9 +195,18 @@ impl Store {
         const CONTEXT: &str = "updating the peer book";
 
         let tx = self.conn.transaction().context(CONTEXT)?;
+        // A placeholder row (see the module docs) takes the source and time of this sighting.
         let known = tx
-            .prepare_cached("UPDATE peers SET last_seen = ?2 WHERE peer_id = ?1")
-            .and_then(|mut stmt| stmt.execute((peer_id, now)))
+            .prepare_cached(
+                "UPDATE peers SET
+                     last_seen = ?2,
+                     first_seen = CASE WHEN first_seen = 0 AND last_seen = 0 THEN ?2
+                                       ELSE first_seen END,
+                     source = CASE WHEN first_seen = 0 AND last_seen = 0 THEN ?3
+                                   ELSE source END
+                 WHERE peer_id = ?1",
+            )
+            .and_then(|mut stmt| stmt.execute((peer_id, now, source)))
             .context(CONTEXT)?
             > 0;
         if !known {
@@ -212,22 +236,7 @@ impl Store {
             .context(CONTEXT)?;
         }
         if !known {
-            let count: i64 = tx
-                .query_row("SELECT count(*) FROM peers", [], |row| row.get(0))
-                .context(CONTEXT)?;
-            let excess = count.saturating_sub(sql_count(limits.max_peers));
-            if excess > 0 {
-                // Never the peer we are adding: we just heard from it.
-                let evicted = tx
-                    .prepare_cached(
-                        "DELETE FROM peers WHERE peer_id IN (
-                             SELECT peer_id FROM peers WHERE peer_id <> ?1
-                             ORDER BY failures DESC, last_seen ASC, peer_id LIMIT ?2)",
-                    )
-                    .and_then(|mut stmt| stmt.execute((peer_id, excess)))
-                    .context(CONTEXT)?;
-                tracing::debug!(evicted, "peer book full: evicted peers");
-            }
+            evict_over_limit(&tx, peer_id, limits.max_peers).context(CONTEXT)?;
         }
         tx.commit().context(CONTEXT)
     }
@@ -327,6 +336,99 @@ impl Store {
         Ok(removed > 0)
     }
 
+    /// Stores `peer_id`'s reputation `score` and the end of its reputation ban (`banned_until`,
+    /// unix ms; `None` = not banned), replacing what was stored.
+    ///
+    /// A peer not in the book is added as a placeholder without addresses (see the module
+    /// docs), evicting like [`upsert_peer`](Self::upsert_peer) when the book is full (a
+    /// placeholder, never seen, is itself among the first evicted later); a neutral state
+    /// (score 0, no ban) for an unknown peer adds nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::InvalidPeerId`] for an empty or over-long id, or if SQLite fails.
+    pub fn set_peer_reputation(
+        &mut self,
+        peer_id: &str,
+        score: i32,
+        banned_until: Option<i64>,
+    ) -> Result<(), StoreError> {
+        if peer_id.is_empty() || peer_id.len() > MAX_PEER_ID_BYTES {
+            return Err(StoreError::InvalidPeerId { len: peer_id.len() });
+        }
+        const CONTEXT: &str = "storing a peer's reputation";
+        let max_peers = self.limits.max_peers;
+        let tx = self.conn.transaction().context(CONTEXT)?;
+        let known = tx
+            .prepare_cached(
+                "UPDATE peers SET reputation = ?2, banned_until = ?3 WHERE peer_id = ?1",
+            )
+            .and_then(|mut stmt| stmt.execute((peer_id, score, banned_until)))
+            .context(CONTEXT)?
+            > 0;
+        if !known && (score != 0 || banned_until.is_some()) {
+            tx.prepare_cached(
+                "INSERT INTO peers (peer_id, source, first_seen, last_seen, reputation, banned_until)
+                 VALUES (?1, ?2, 0, 0, ?3, ?4)",
+            )
+            .and_then(|mut stmt| stmt.execute((peer_id, PeerSource::Identify, score, banned_until)))
+            .context(CONTEXT)?;
+            evict_over_limit(&tx, peer_id, max_peers).context(CONTEXT)?;
+        }
+        tx.commit().context(CONTEXT)
+    }
+
+    /// Every peer with a non-zero reputation or a reputation ban (expired or not), as
+    /// `(peer_id, score, banned_until)`, by peer id: what to load into the in-memory reputation
+    /// table at start.
+    ///
+    /// # Errors
+    ///
+    /// If SQLite fails.
+    pub fn peer_reputations(&self) -> Result<Vec<(String, i32, Option<i64>)>, StoreError> {
+        const CONTEXT: &str = "reading peer reputations";
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT peer_id, reputation, banned_until FROM peers
+                 WHERE reputation <> 0 OR banned_until IS NOT NULL ORDER BY peer_id",
+            )
+            .context(CONTEXT)?;
+        stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .and_then(Iterator::collect)
+            .context(CONTEXT)
+    }
+
+    /// Forgets the peers whose last `min_failures` or more dials all failed, with their
+    /// addresses, and returns how many went. Kept whatever their failures: peers the user or the
+    /// configuration named (sources `manual` and `bootstrap`), and peers with a negative
+    /// reputation or a reputation ban (forgetting them would forgive them).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::InvalidInput`] for `min_failures` 0 (that would empty the book), or if
+    /// SQLite fails.
+    pub fn evict_failing_peers(&mut self, min_failures: u32) -> Result<usize, StoreError> {
+        if min_failures == 0 {
+            return Err(StoreError::InvalidInput(
+                "min_failures must be at least 1: 0 would forget every peer in the book".into(),
+            ));
+        }
+        let evicted = self
+            .conn
+            .prepare_cached(
+                "DELETE FROM peers
+                 WHERE failures >= ?1 AND source NOT IN ('manual', 'bootstrap')
+                   AND reputation >= 0 AND banned_until IS NULL",
+            )
+            .and_then(|mut stmt| stmt.execute([min_failures]))
+            .context("evicting failing peers")?;
+        if evicted > 0 {
+            tracing::debug!(evicted, min_failures, "evicted peers that keep failing");
+        }
+        Ok(evicted)
+    }
+
     /// Shrinks the peer book limits, so tests can fill the book cheaply.
     #[cfg(test)]
     pub(crate) fn with_peer_book_limits(mut self, max_peers: usize, max_addrs: usize) -> Self {
@@ -356,6 +458,28 @@ fn usable_addrs(addrs: &[String], max: usize) -> Vec<&str> {
         }
     }
     usable
+}
+
+/// Evicts peers beyond `max_peers`: most failures first, then seen longest ago. Never `keep`
+/// (the peer just added: we just heard of it).
+fn evict_over_limit(
+    tx: &rusqlite::Transaction<'_>,
+    keep: &str,
+    max_peers: usize,
+) -> rusqlite::Result<()> {
+    let count: i64 = tx.query_row("SELECT count(*) FROM peers", [], |row| row.get(0))?;
+    let excess = count.saturating_sub(sql_count(max_peers));
+    if excess > 0 {
+        let evicted = tx
+            .prepare_cached(
+                "DELETE FROM peers WHERE peer_id IN (
+                     SELECT peer_id FROM peers WHERE peer_id <> ?1
+                     ORDER BY failures DESC, last_seen ASC, peer_id LIMIT ?2)",
+            )?
+            .execute((keep, excess))?;
+        tracing::debug!(evicted, "peer book full: evicted peers");
+    }
+    Ok(())
 }
 
 /// A count or limit as an SQLite integer (saturating; these are small).
@@ -685,6 +809,178 @@ mod tests {
             .collect::<Result<_, _>>()
             .expect("rows");
         assert_eq!(remaining, ["B /b"]);
+    }
+
+    #[test]
+    fn reputation_is_stored_per_peer_and_listed_when_not_neutral() {
+        let mut store = Store::open_in_memory().expect("open");
+        store
+            .upsert_peer("A", &addrs(&["/a"]), PeerSource::Kademlia, 10)
+            .expect("upsert");
+        store
+            .upsert_peer("B", &addrs(&["/b"]), PeerSource::Kademlia, 10)
+            .expect("upsert");
+        assert!(store.peer_reputations().expect("list").is_empty());
+
+        store.set_peer_reputation("A", -30, None).expect("set");
+        store
+            .set_peer_reputation("B", -60, Some(1_700_000_000_000))
+            .expect("set");
+        assert_eq!(
+            store.peer_reputations().expect("list"),
+            [
+                ("A".to_owned(), -30, None),
+                ("B".to_owned(), -60, Some(1_700_000_000_000))
+            ]
+        );
+        // Overwrite; back to neutral drops it from the list, but keeps the peer.
+        store.set_peer_reputation("A", 0, None).expect("set");
+        store.set_peer_reputation("B", 5, None).expect("set");
+        assert_eq!(
+            store.peer_reputations().expect("list"),
+            [("B".to_owned(), 5, None)]
+        );
+        assert_eq!(store.peer_count().expect("count"), 2);
+        assert_eq!(
+            peer(&store, "A").addrs,
+            addrs(&["/a"]),
+            "addresses untouched"
+        );
+
+        for bad in [String::new(), "p".repeat(MAX_PEER_ID_BYTES + 1)] {
+            let err = store
+                .set_peer_reputation(&bad, -1, None)
+                .expect_err("invalid id");
+            assert!(matches!(err, StoreError::InvalidPeerId { .. }), "{err:?}");
+        }
+    }
+
+    #[test]
+    fn reputation_of_an_unknown_peer_adds_a_placeholder() {
+        let mut store = Store::open_in_memory().expect("open");
+        // Neutral: nothing to remember, nothing added.
+        store.set_peer_reputation("ghost", 0, None).expect("set");
+        assert_eq!(store.peer_count().expect("count"), 0);
+
+        store.set_peer_reputation("M", -55, Some(99)).expect("set");
+        let m = peer(&store, "M");
+        assert!(m.addrs.is_empty());
+        assert_eq!(
+            (m.source, m.first_seen, m.last_seen),
+            (PeerSource::Identify, 0, 0)
+        );
+        assert!(
+            store.peers_for_dial(10).expect("dial").is_empty(),
+            "no address"
+        );
+        assert_eq!(
+            store.peer_reputations().expect("list"),
+            [("M".to_owned(), -55, Some(99))]
+        );
+
+        // The first real sighting fills in the source and times; the reputation stays.
+        store
+            .upsert_peer("M", &addrs(&["/m"]), PeerSource::Mdns, 500)
+            .expect("upsert");
+        let m = peer(&store, "M");
+        assert_eq!(
+            (m.source, m.first_seen, m.last_seen),
+            (PeerSource::Mdns, 500, 500)
+        );
+        // Later sightings keep the first source, as for any peer.
+        store
+            .upsert_peer("M", &[], PeerSource::Kademlia, 600)
+            .expect("upsert");
+        let m = peer(&store, "M");
+        assert_eq!(
+            (m.source, m.first_seen, m.last_seen),
+            (PeerSource::Mdns, 500, 600)
+        );
+        assert_eq!(
+            store.peer_reputations().expect("list"),
+            [("M".to_owned(), -55, Some(99))]
+        );
+    }
+
+    #[test]
+    fn placeholders_respect_the_peer_cap() {
+        let mut store = Store::open_in_memory()
+            .expect("open")
+            .with_peer_book_limits(2, 4);
+        store
+            .upsert_peer("A", &addrs(&["/a"]), PeerSource::Mdns, 10)
+            .expect("upsert");
+        store.set_peer_reputation("X", -10, None).expect("set");
+        store.set_peer_reputation("Y", -20, None).expect("set");
+        // X (never seen: last_seen 0) went to make room for Y; A stays.
+        assert_eq!(store.peer_count().expect("count"), 2);
+        assert_eq!(
+            store.peer_reputations().expect("list"),
+            [("Y".to_owned(), -20, None)]
+        );
+        assert_eq!(peer(&store, "A").addrs, addrs(&["/a"]));
+    }
+
+    #[test]
+    fn evict_failing_peers_spares_configured_and_penalised_peers() {
+        let mut store = Store::open_in_memory().expect("open");
+        for (id, source) in [
+            ("flaky", PeerSource::Kademlia),
+            ("flaky-mdns", PeerSource::Mdns),
+            ("flaky-pex", PeerSource::Exchange),
+            ("once", PeerSource::Identify),
+            ("boot", PeerSource::Bootstrap),
+            ("mine", PeerSource::Manual),
+            ("bad", PeerSource::Kademlia),
+            ("banned", PeerSource::Kademlia),
+            ("fine", PeerSource::Kademlia),
+        ] {
+            store
+                .upsert_peer(id, &addrs(&[&format!("/{id}")]), source, 10)
+                .expect("upsert");
+        }
+        for id in [
+            "flaky",
+            "flaky-mdns",
+            "flaky-pex",
+            "boot",
+            "mine",
+            "bad",
+            "banned",
+        ] {
+            for t in 0..3 {
+                store.record_dial_failure(id, 20 + t).expect("failure");
+            }
+        }
+        store.record_dial_failure("once", 20).expect("failure");
+        store.set_peer_reputation("bad", -5, None).expect("set");
+        store
+            .set_peer_reputation("banned", 0, Some(1000))
+            .expect("set");
+
+        assert_eq!(store.evict_failing_peers(3).expect("evict"), 3);
+        assert_eq!(
+            ids(&store.list_peers().expect("list"))
+                .into_iter()
+                .collect::<std::collections::BTreeSet<_>>(),
+            ["bad", "banned", "boot", "fine", "mine", "once"]
+                .into_iter()
+                .collect()
+        );
+        let orphans: i64 = store
+            .conn
+            .query_row(
+                "SELECT count(*) FROM peer_addrs WHERE peer_id LIKE 'flaky%'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("query");
+        assert_eq!(orphans, 0, "addresses go with the peer");
+        assert_eq!(store.evict_failing_peers(3).expect("evict"), 0);
+        assert_eq!(store.evict_failing_peers(1).expect("evict"), 1, "once");
+        let err = store.evict_failing_peers(0).expect_err("zero");
+        assert!(matches!(err, StoreError::InvalidInput(_)), "{err:?}");
+        assert!(err.to_string().contains("at least 1"), "{err}");
     }
 
     #[test]

@@ -206,6 +206,20 @@ impl TestNode {
         self.dir.path().join(format!("run{}.{kind}.log", self.runs))
     }
 
+    /// The running node's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The running node's peak resident memory so far (`VmHWM`, KiB), on Linux.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
     /// Stdout and stderr of every run so far, for failure messages.
     pub fn logs(&self) -> String {
         let mut out = String::new();

@@ -67,6 +67,11 @@ impl ApiClient {
         self.request(reqwest::Method::POST, path, Some(body)).await
     }
 
+    /// `DELETE path`.
+    pub(crate) async fn delete<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        self.request(reqwest::Method::DELETE, path, None).await
+    }
+
     /// The raw streaming response of `GET path` (for server-sent events).
     pub(crate) async fn stream(&self, path: &str) -> anyhow::Result<reqwest::Response> {
         let response = reqwest::Client::builder()

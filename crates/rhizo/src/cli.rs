@@ -32,7 +32,9 @@ pub(crate) struct Cli {
 const ENV_HELP: &str = "Environment: RHIZO_DATA_DIR, RHIZO_CONFIG, RHIZO_LISTEN, RHIZO_BOOTSTRAP, \
 RHIZO_MDNS, RHIZO_API, RHIZO_ANNOUNCE, RHIZO_REKEY_MESSAGES, RHIZO_REKEY_INTERVAL_SECS, \
 RHIZO_MAILBOX_TTL_DAYS, RHIZO_MAILBOX_POLL_SECS, RHIZO_MAILBOX_REPLICATE_SECS, \
-RHIZO_MAILBOX_MAX_PER_SENDER, RUST_LOG.\n\
+RHIZO_MAILBOX_MAX_PER_SENDER, RHIZO_MAX_INBOUND, RHIZO_MAX_OUTBOUND, RHIZO_MAX_PER_IP, RHIZO_TRUSTED, \
+RHIZO_BANNED_PEERS, RHIZO_BANNED_CIDRS, RHIZO_GEOIP_DB, RHIZO_BLOCKED_COUNTRIES, RHIZO_RELAY, RHIZO_RELAYS, \
+RHIZO_UPNP, RUST_LOG.\n\
 Precedence: flag > environment > config file > default.";
 
 #[derive(Debug, Subcommand)]
@@ -64,10 +66,79 @@ pub(crate) enum Command {
     /// Set or show profiles (name, avatar), sent end-to-end to contacts
     #[command(subcommand)]
     Profile(ProfileCommand),
+    /// Refuse a peer id or an IP range (CIDR), now and after restarts
+    Ban(BanArgs),
+    /// Lift a ban
+    Unban {
+        /// The peer id or IP range
+        target: String,
+    },
+    /// List bans in force (yours and those bad reputations caused)
+    Bans(JsonArg),
+    /// Public broadcast channels (gossipsub): create, join, post, read
+    #[command(subcommand)]
+    Channel(ChannelCommand),
     /// Show what this node holds for others (mailbox) and what it still has to deliver
     Mailbox(MailboxArgs),
     /// Run a self-contained local demo network (hub, alice, bob on 127.0.0.1) and chat in it
     Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BanArgs {
+    /// A peer id (12D3KooW…), or an IP range (192.0.2.0/24) or address
+    pub(crate) target: String,
+    /// For this many seconds (default: until `rhizo unban`)
+    #[arg(long = "for", value_name = "SECS")]
+    pub(crate) seconds: Option<u64>,
+    /// Why (shown by `rhizo bans`)
+    #[arg(long)]
+    pub(crate) reason: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ChannelCommand {
+    /// Create a channel (and join it); prints the id others join with
+    Create {
+        /// Its name
+        name: String,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Join a channel by its id
+    Join {
+        /// The channel id
+        id: String,
+        /// A local name for it
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Leave a channel (its history here is deleted)
+    Leave {
+        /// The channel id or name
+        channel: String,
+    },
+    /// List joined channels
+    List(JsonArg),
+    /// Post to a channel (signed by this device)
+    Post {
+        /// The channel id or name
+        channel: String,
+        /// The text (at most 4096 bytes)
+        text: String,
+    },
+    /// Show a channel's recent posts
+    Read {
+        /// The channel id or name
+        channel: String,
+        /// How many
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -232,6 +303,33 @@ pub(crate) struct NodeArgs {
     /// Envelopes this node holds for others from one sender [env: RHIZO_MAILBOX_MAX_PER_SENDER] [default: 1024]
     #[arg(long, value_name = "N")]
     pub(crate) mailbox_max_per_sender: Option<u64>,
+    /// Inbound connections kept at most [env: RHIZO_MAX_INBOUND] [default: 64]
+    #[arg(long, value_name = "N")]
+    pub(crate) max_inbound: Option<u64>,
+    /// Outbound connections kept at most [env: RHIZO_MAX_OUTBOUND] [default: 32]
+    #[arg(long, value_name = "N")]
+    pub(crate) max_outbound: Option<u64>,
+    /// Connections from one IP address at most [env: RHIZO_MAX_PER_IP] [default: 16]
+    #[arg(long, value_name = "N")]
+    pub(crate) max_per_ip: Option<u64>,
+    /// Must-connect peer (…/p2p/ID), repeatable: bypasses limits, redialled with backoff [env: RHIZO_TRUSTED]
+    #[arg(long = "trusted", value_name = "MULTIADDR")]
+    pub(crate) trusted: Vec<String>,
+    /// Serve as a circuit relay (v2) for nodes that cannot be reached directly [env: RHIZO_RELAY]
+    #[arg(long)]
+    pub(crate) relay: bool,
+    /// Reserve a slot on this relay (…/p2p/ID), repeatable, so others reach you through it [env: RHIZO_RELAYS]
+    #[arg(long = "relay-via", value_name = "MULTIADDR")]
+    pub(crate) relay_via: Vec<String>,
+    /// Map the listen port on the router with UPnP (multicasts on the LAN) [env: RHIZO_UPNP]
+    #[arg(long)]
+    pub(crate) upnp: bool,
+    /// A MaxMind country database (.mmdb) you supply, for --block-country [env: RHIZO_GEOIP_DB]
+    #[arg(long, value_name = "FILE")]
+    pub(crate) geoip_db: Option<std::path::PathBuf>,
+    /// Refuse connections from this country (ISO code), repeatable; needs --geoip-db [env: RHIZO_BLOCKED_COUNTRIES]
+    #[arg(long = "block-country", value_name = "CC")]
+    pub(crate) block_country: Vec<String>,
 }
 
 impl Cli {
@@ -266,6 +364,33 @@ impl Cli {
             }
             if node.mailbox_max_per_sender.is_some() {
                 layer.mailbox_max_per_sender = node.mailbox_max_per_sender;
+            }
+            if node.max_inbound.is_some() {
+                layer.max_inbound = node.max_inbound;
+            }
+            if node.max_outbound.is_some() {
+                layer.max_outbound = node.max_outbound;
+            }
+            if node.max_per_ip.is_some() {
+                layer.max_per_ip = node.max_per_ip;
+            }
+            if !node.trusted.is_empty() {
+                layer.trusted = Some(node.trusted.clone());
+            }
+            if node.relay {
+                layer.relay = Some(true);
+            }
+            if !node.relay_via.is_empty() {
+                layer.relays = Some(node.relay_via.clone());
+            }
+            if node.upnp {
+                layer.upnp = Some(true);
+            }
+            if node.geoip_db.is_some() {
+                layer.geoip_db = node.geoip_db.clone();
+            }
+            if !node.block_country.is_empty() {
+                layer.blocked_countries = Some(node.block_country.clone());
             }
             if node.no_mdns {
                 layer.mdns = Some(false);

@@ -1,5 +1,7 @@
 //! One file per command; [`dispatch`] routes to them.
 
+mod bans;
+mod channel;
 mod chat;
 mod config;
 mod contacts;
@@ -27,6 +29,10 @@ pub(crate) async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Status(args) => status::run(&load_config(&cli, None)?, args.json).await,
         Command::Peers(args) => peers::run(&load_config(&cli, None)?, args.json).await,
         Command::Demo(args) => demo::run(args.keep).await,
+        Command::Ban(args) => bans::ban(&load_config(&cli, None)?, args).await,
+        Command::Unban { target } => bans::unban(&load_config(&cli, None)?, target).await,
+        Command::Bans(args) => bans::list(&load_config(&cli, None)?, args.json).await,
+        Command::Channel(c) => channel::run(&load_config(&cli, None)?, c).await,
         Command::Profile(c) => profile::run(&load_config(&cli, None)?, c).await,
         Command::Mailbox(args) => mailbox::run(&load_config(&cli, None)?, args).await,
         Command::Invite(args) => contacts::invite(&load_config(&cli, None)?, args).await,

@@ -494,15 +494,10 @@ fn storing_nodes_refuse_forged_and_older_profiles_over_the_network() {
         rt.block_on(async {
             // A raw libp2p node in this process (no rhizo validation of its own).
             let (client, mut events, event_loop) = rhizo_net::start(rhizo_net::NetConfig {
-                keypair: rhizo_net::Keypair::generate_ed25519(),
                 listen: vec!["/ip4/127.0.0.1/tcp/0".parse()?],
                 bootstrap: vec![hub_addr],
-                known_peers: Vec::new(),
-                mdns: false,
-                announce: Vec::new(),
                 agent_version: "rhizo-test-publisher".into(),
-                idle_connection_timeout: Duration::from_secs(60),
-                record_validator: std::sync::Arc::new(rhizo_net::RefuseAllRecords),
+                ..rhizo_net::NetConfig::new(rhizo_net::Keypair::generate_ed25519())
             })?;
             tokio::spawn(event_loop.run());
             tokio::spawn(async move { while events.recv().await.is_some() {} });

@@ -33,5 +33,27 @@ pub(crate) async fn run(config: &Config, json: bool) -> anyhow::Result<()> {
         stats.connected_peers, stats.routing_table_peers, stats.peer_book_peers
     );
     println!("mDNS:       {}", if stats.mdns { "on" } else { "off" });
+    if let Some(r) = &stats.reachability {
+        let how = match r.describe() {
+            "public" => "public: others can dial this node directly".to_string(),
+            "via relay" => format!(
+                "via relay: behind NAT, reachable through {}",
+                r.relayed_addrs
+                    .first()
+                    .map(ToString::to_string)
+                    .unwrap_or_default()
+            ),
+            "LAN only" => "LAN only: not reachable from outside; use --relay-via".to_string(),
+            other => format!("{other} (AutoNAT has not decided yet)"),
+        };
+        println!("Reachable:  {how}");
+        if r.relay_server {
+            println!("Relay:      serving as a circuit relay for others");
+        }
+    }
+    println!(
+        "Limits:     {} connections refused so far",
+        stats.net.connections_denied
+    );
     Ok(())
 }

@@ -1,0 +1,385 @@
+//! Public broadcast channels over gossipsub (topic `rhizo/channel/<id>`): create, join, post,
+//! read. Posts are signed by their author's device (rhizo-core's [`ChannelPost`]), checked by
+//! every node before gossipsub forwards them, deduplicated with an LRU (seed 000) and kept in a
+//! bounded history in SQLite. Private groups are MLS conversations, not channels.
+//!
+//! ```text
+//!  post ─▶ ChannelPost::new (sign) ─▶ store (own) ─▶ Client::publish(topic)
+//!  NetEvent::GossipMessage ─▶ Guard rate ─▶ decode_verified (size, channel, cert, signature,
+//!     time) ─▶ dedupe LRU ─▶ store (history ≤ 1000) ─▶ report Accept (forwarded) | Reject
+//! ```
+
+use std::sync::{Arc, Mutex};
+
+use libp2p::PeerId;
+use rhizo_core::{
+    DeviceCertificate, DeviceKey, RootPublicKey, Uid,
+    abuse::Conduct,
+    channel::{ChannelId, ChannelPost, PostDedupe},
+};
+use rhizo_net::{Client, GossipVerdict};
+use rhizo_store::{
+    Store,
+    channels::{ChannelPostRow, ChannelRow},
+};
+use tokio::sync::broadcast;
+use tracing::debug;
+
+use crate::{
+    events::ApiEvent,
+    guard::{Guard, Protocol},
+    messaging::MessagingError,
+};
+
+/// Posts kept per channel.
+pub const MAX_HISTORY: usize = 1000;
+/// Post ids remembered for deduplication.
+const DEDUPE_CAPACITY: usize = 16 * 1024;
+
+/// A channel as the API shows it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ChannelView {
+    /// The id (base32), what others join with.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// The gossipsub topic.
+    pub topic: String,
+    /// Peers we know on the topic (0 until the gossip mesh formed).
+    #[serde(default)]
+    pub peers: usize,
+}
+
+/// A post as the API shows it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct PostView {
+    /// Post id (hex).
+    pub id: String,
+    /// The author's UID.
+    pub author: String,
+    /// The text.
+    pub text: String,
+    /// Author's clock (unix ms).
+    pub sent_at: i64,
+    /// Whether we wrote it.
+    pub own: bool,
+}
+
+/// The channel service (cheap to clone).
+#[derive(Clone)]
+pub struct Channels {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Channels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Channels").finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    store: Arc<Mutex<Store>>,
+    client: Client,
+    guard: Guard,
+    device: DeviceKey,
+    certificate: DeviceCertificate,
+    root: RootPublicKey,
+    dedupe: Mutex<PostDedupe>,
+    events: broadcast::Sender<ApiEvent>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn view(row: &ChannelRow) -> ChannelView {
+    let id = ChannelId::from_bytes(row.id);
+    ChannelView {
+        id: id.to_string(),
+        name: row.name.clone(),
+        topic: id.topic(),
+        peers: 0,
+    }
+}
+
+fn post_view(row: &ChannelPostRow) -> PostView {
+    PostView {
+        id: hex::encode(row.post_id),
+        author: Uid::from_bytes(&row.author_uid).to_string(),
+        text: row.text.clone(),
+        sent_at: row.sent_at,
+        own: row.own,
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> MessagingError {
+    MessagingError::Internal(e.to_string())
+}
+
+impl Channels {
+    /// The service; `events` is the API's event stream.
+    pub fn new(
+        store: Arc<Mutex<Store>>,
+        client: Client,
+        guard: Guard,
+        device: DeviceKey,
+        certificate: DeviceCertificate,
+        events: broadcast::Sender<ApiEvent>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                client,
+                guard,
+                root: certificate.root(),
+                device,
+                certificate,
+                dedupe: Mutex::new(PostDedupe::new(DEDUPE_CAPACITY)),
+                events,
+            }),
+        }
+    }
+
+    async fn with_store<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Store) -> Result<T, MessagingError> + Send + 'static,
+    ) -> Result<T, MessagingError> {
+        let store = self.inner.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = store
+                .lock()
+                .map_err(|_| MessagingError::Internal("store lock poisoned".into()))?;
+            f(&mut guard)
+        })
+        .await
+        .map_err(internal)?
+    }
+
+    /// Subscribes to every joined channel (at start).
+    pub async fn resubscribe(&self) -> Result<usize, MessagingError> {
+        let channels = self.with_store(|s| Ok(s.channels()?)).await?;
+        for row in &channels {
+            let topic = ChannelId::from_bytes(row.id).topic();
+            self.inner.client.subscribe(topic).await.map_err(internal)?;
+        }
+        Ok(channels.len())
+    }
+
+    /// Creates a channel named `name` (its id derives from our root key and the name) and
+    /// joins it.
+    pub async fn create(&self, name: &str) -> Result<ChannelView, MessagingError> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+            return Err(MessagingError::BadInput(
+                "a channel name has 1 to 64 characters and no control characters".into(),
+            ));
+        }
+        let id = ChannelId::new(&self.inner.root, name);
+        let creator = self.inner.root.uid();
+        self.join_id(id, name, Some(creator)).await
+    }
+
+    /// Joins a channel by its id (text form); `name` is a local label.
+    pub async fn join(&self, id: &str, name: Option<&str>) -> Result<ChannelView, MessagingError> {
+        let id: ChannelId = id
+            .trim()
+            .parse()
+            .map_err(|e| MessagingError::BadInput(format!("invalid channel id: {e}")))?;
+        let label = name.map_or_else(|| id.to_string()[..8].to_string(), str::to_string);
+        self.join_id(id, &label, None).await
+    }
+
+    async fn join_id(
+        &self,
+        id: ChannelId,
+        name: &str,
+        creator: Option<Uid>,
+    ) -> Result<ChannelView, MessagingError> {
+        let row = ChannelRow {
+            id: *id.as_bytes(),
+            name: name.to_string(),
+            creator_uid: creator.map(|u| *u.as_bytes()),
+            joined_at: now_ms(),
+        };
+        let stored = row.clone();
+        self.with_store(move |s| Ok(s.join_channel(&stored)?))
+            .await?;
+        self.inner
+            .client
+            .subscribe(id.topic())
+            .await
+            .map_err(internal)?;
+        Ok(view(&row))
+    }
+
+    /// Leaves a channel (its history is deleted).
+    pub async fn leave(&self, id: &str) -> Result<bool, MessagingError> {
+        let id = self.known(id).await?;
+        let _ = self.inner.client.unsubscribe(id.topic()).await;
+        self.with_store(move |s| Ok(s.leave_channel(id.as_bytes())?))
+            .await
+    }
+
+    /// Joined channels.
+    pub async fn list(&self) -> Result<Vec<ChannelView>, MessagingError> {
+        let rows = self.with_store(|s| Ok(s.channels()?)).await?;
+        let mut views = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let mut v = view(row);
+            v.peers = self
+                .inner
+                .client
+                .gossip_peers(v.topic.clone())
+                .await
+                .map(|p| p.len())
+                .unwrap_or(0);
+            views.push(v);
+        }
+        Ok(views)
+    }
+
+    /// A joined channel by id or name.
+    async fn known(&self, id_or_name: &str) -> Result<ChannelId, MessagingError> {
+        let key = id_or_name.trim().to_string();
+        let rows = self.with_store(|s| Ok(s.channels()?)).await?;
+        rows.iter()
+            .find(|r| r.name == key || ChannelId::from_bytes(r.id).to_string() == key)
+            .map(|r| ChannelId::from_bytes(r.id))
+            .ok_or_else(|| {
+                MessagingError::UnknownChannel(format!(
+                    "not in channel '{key}': join it with `rhizo channel join ID`"
+                ))
+            })
+    }
+
+    /// Signs and publishes a post.
+    pub async fn post(&self, channel: &str, text: &str) -> Result<PostView, MessagingError> {
+        let id = self.known(channel).await?;
+        let mut nonce = [0u8; 16];
+        getrandom::fill(&mut nonce).map_err(internal)?;
+        let sent_at = now_ms();
+        let post = ChannelPost::new(
+            &self.inner.device,
+            &self.inner.certificate,
+            id,
+            text,
+            u64::try_from(sent_at).unwrap_or(0),
+            nonce,
+        )
+        .map_err(|e| MessagingError::BadInput(e.to_string()))?;
+        let row = row_of(&post, sent_at, true);
+        let stored = row.clone();
+        self.with_store(move |s| Ok(s.insert_channel_post(&stored, MAX_HISTORY)?))
+            .await?;
+        if let Ok(mut d) = self.inner.dedupe.lock() {
+            d.first_time(post.post_id());
+        }
+        self.inner
+            .client
+            .publish(id.topic(), post.encode())
+            .await
+            .map_err(|e| MessagingError::Internal(format!("cannot publish: {e}")))?;
+        Ok(post_view(&row))
+    }
+
+    /// The newest `limit` posts of a channel, oldest first.
+    pub async fn read(&self, channel: &str, limit: usize) -> Result<Vec<PostView>, MessagingError> {
+        let id = self.known(channel).await?;
+        let rows = self
+            .with_store(move |s| Ok(s.channel_posts(id.as_bytes(), limit)?))
+            .await?;
+        Ok(rows.iter().map(post_view).collect())
+    }
+
+    /// Checks one gossiped post and tells gossipsub whether to forward it.
+    pub async fn handle_gossip(
+        &self,
+        source: PeerId,
+        message_id: Vec<u8>,
+        topic: String,
+        data: Vec<u8>,
+    ) {
+        let verdict = self.check(source, &topic, &data).await;
+        if verdict == GossipVerdict::Reject {
+            self.inner
+                .guard
+                .record(source, Conduct::InvalidMessage)
+                .await;
+        }
+        let _ = self
+            .inner
+            .client
+            .report_validation(message_id, source, verdict)
+            .await;
+    }
+
+    async fn check(&self, source: PeerId, topic: &str, data: &[u8]) -> GossipVerdict {
+        if !self.inner.guard.allow(source, Protocol::Gossip).await {
+            return GossipVerdict::Ignore;
+        }
+        let Some(id) = topic
+            .strip_prefix("rhizo/channel/")
+            .and_then(|t| t.parse::<ChannelId>().ok())
+        else {
+            return GossipVerdict::Reject;
+        };
+        let post =
+            match ChannelPost::decode_verified(data, &id, u64::try_from(now_ms()).unwrap_or(0)) {
+                Ok(p) => p,
+                Err(e) => {
+                    debug!(%source, error = %e, "channel post refused");
+                    return GossipVerdict::Reject;
+                }
+            };
+        let first = self
+            .inner
+            .dedupe
+            .lock()
+            .map(|mut d| d.first_time(post.post_id()))
+            .unwrap_or(true);
+        if !first {
+            return GossipVerdict::Ignore;
+        }
+        let row = row_of(&post, now_ms(), false);
+        let stored = row.clone();
+        let joined = self
+            .with_store(move |s| {
+                if s.channel(&stored.channel_id)?.is_none() {
+                    return Ok(false);
+                }
+                s.insert_channel_post(&stored, MAX_HISTORY)?;
+                Ok(true)
+            })
+            .await;
+        match joined {
+            Ok(true) => {
+                let _ = self.inner.events.send(ApiEvent::ChannelPost {
+                    channel: id.to_string(),
+                    author: Uid::from_bytes(&row.author_uid).to_string(),
+                    text: row.text.clone(),
+                    sent_at: row.sent_at,
+                });
+                GossipVerdict::Accept
+            }
+            // Not ours (any more): do not forward it for others.
+            Ok(false) => GossipVerdict::Ignore,
+            Err(_) => GossipVerdict::Ignore,
+        }
+    }
+}
+
+fn row_of(post: &ChannelPost, received_at: i64, own: bool) -> ChannelPostRow {
+    ChannelPostRow {
+        post_id: post.post_id(),
+        channel_id: *post.channel().as_bytes(),
+        author_uid: *post.author_uid().as_bytes(),
+        author_device: *post.author_device().as_bytes(),
+        text: post.text().to_string(),
+        sent_at: i64::try_from(post.sent_at_ms()).unwrap_or(i64::MAX),
+        received_at,
+        own,
+    }
+}

@@ -1,0 +1,487 @@
+//! The node's side of network hardening: per-peer rate limits on every request protocol and on
+//! gossip, and a reputation per peer (rhizo-core's sans-IO [`Reputation`]) that bans a peer
+//! for a while when it falls below the threshold. Reputations and bans are persisted in the
+//! peer book and restored at start.
+//!
+//! ```text
+//!  inbound request / gossip ─▶ Guard::allow(peer, protocol) ── over the rate ─▶ RATE_LIMITED,
+//!                                   │                                          score −5
+//!                                   └─ within ─▶ handler ─▶ Guard::record(peer, conduct)
+//!  score ≤ −50 ─▶ Client::ban_peer(peer, 1 h) (disconnect, refuse) ─▶ peer book
+//! ```
+
+use std::{
+    collections::HashSet,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use libp2p::PeerId;
+use rhizo_core::abuse::{Conduct, PeerRateLimiter, Reputation, ReputationConfig, Verdict};
+use rhizo_net::Client;
+use rhizo_store::{
+    Store,
+    bans::{BanKind, BanRow},
+};
+use tracing::{debug, info, warn};
+
+/// How often reputations are written to the peer book.
+const PERSIST_INTERVAL: Duration = Duration::from_secs(60);
+/// Peers whose rate is tracked per protocol.
+const TRACKED_PEERS: usize = 4096;
+
+/// What a peer is asking for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// `/rhizo/msg/1`.
+    Msg,
+    /// `/rhizo/mailbox/1`.
+    Mailbox,
+    /// `/rhizo/kad/1.0.0`.
+    Kad,
+    /// `/rhizo/pex/1`.
+    Pex,
+    /// Gossipsub messages on channel topics.
+    Gossip,
+}
+
+impl Protocol {
+    /// Sustained requests per second and burst, per peer.
+    fn rate(self) -> (u32, u32) {
+        match self {
+            // A contact sending a burst of messages, each with a receipt back.
+            Self::Msg => (100, 500),
+            Self::Mailbox => (50, 400),
+            // Lookups fan out; a busy DHT neighbour asks often.
+            Self::Kad => (100, 500),
+            Self::Pex => (1, 5),
+            Self::Gossip => (50, 200),
+        }
+    }
+}
+
+/// Rate limits and reputation (cheap to clone).
+#[derive(Clone)]
+pub struct Guard {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Guard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guard").finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    client: Client,
+    store: Arc<Mutex<Store>>,
+    msg: PeerRateLimiter<PeerId>,
+    mailbox: PeerRateLimiter<PeerId>,
+    kad: PeerRateLimiter<PeerId>,
+    pex: PeerRateLimiter<PeerId>,
+    gossip: PeerRateLimiter<PeerId>,
+    reputation: Mutex<Reputation<PeerId>>,
+    /// Trusted peers are never banned by reputation.
+    trusted: HashSet<PeerId>,
+    started: Instant,
+    epoch_ms: u64,
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+fn limiter(protocol: Protocol) -> PeerRateLimiter<PeerId> {
+    let (per_second, burst) = protocol.rate();
+    PeerRateLimiter::new(per_second, burst, TRACKED_PEERS)
+}
+
+impl Guard {
+    /// The guard; restores persisted reputations and re-applies bans that have not ended.
+    pub async fn new(client: Client, store: Arc<Mutex<Store>>, trusted: HashSet<PeerId>) -> Self {
+        let guard = Self {
+            inner: Arc::new(Inner {
+                client,
+                store,
+                msg: limiter(Protocol::Msg),
+                mailbox: limiter(Protocol::Mailbox),
+                kad: limiter(Protocol::Kad),
+                pex: limiter(Protocol::Pex),
+                gossip: limiter(Protocol::Gossip),
+                reputation: Mutex::new(Reputation::new(ReputationConfig::default())),
+                trusted,
+                started: Instant::now(),
+                epoch_ms: unix_ms(),
+            }),
+        };
+        guard.restore().await;
+        guard
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.inner.epoch_ms + u64::try_from(self.inner.started.elapsed().as_millis()).unwrap_or(0)
+    }
+
+    async fn restore(&self) {
+        let store = self.inner.store.clone();
+        let rows = tokio::task::spawn_blocking(move || {
+            store
+                .lock()
+                .map_err(|_| "store lock poisoned".to_string())?
+                .peer_reputations()
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r);
+        let rows = match rows {
+            Ok(rows) => rows,
+            Err(e) => {
+                warn!(error = %e, "cannot read persisted reputations");
+                return;
+            }
+        };
+        let now = self.now_ms();
+        let mut banned = Vec::new();
+        if let Ok(mut reputation) = self.inner.reputation.lock() {
+            for (peer, score, until) in rows {
+                let Ok(peer) = peer.parse::<PeerId>() else {
+                    continue;
+                };
+                let until = until.and_then(|u| u64::try_from(u).ok());
+                reputation.restore(peer, score, until);
+                if let Some(until) = until.filter(|u| *u > now) {
+                    banned.push((peer, until));
+                }
+            }
+        }
+        for (peer, until) in banned {
+            self.apply_ban(peer, until).await;
+        }
+    }
+
+    /// Whether `peer` may make one more `protocol` request now; an excess also lowers its
+    /// reputation.
+    pub async fn allow(&self, peer: PeerId, protocol: Protocol) -> bool {
+        if self.inner.trusted.contains(&peer) {
+            return true;
+        }
+        let limiter = match protocol {
+            Protocol::Msg => &self.inner.msg,
+            Protocol::Mailbox => &self.inner.mailbox,
+            Protocol::Kad => &self.inner.kad,
+            Protocol::Pex => &self.inner.pex,
+            Protocol::Gossip => &self.inner.gossip,
+        };
+        if limiter.check(&peer).is_ok() {
+            return true;
+        }
+        debug!(%peer, ?protocol, "over the rate limit");
+        self.record(peer, Conduct::OverRateLimit).await;
+        false
+    }
+
+    /// Records how `peer` behaved; bans it when its score falls to the threshold.
+    pub async fn record(&self, peer: PeerId, conduct: Conduct) {
+        if self.inner.trusted.contains(&peer) {
+            return;
+        }
+        let now = self.now_ms();
+        let verdict = match self.inner.reputation.lock() {
+            Ok(mut reputation) => reputation.record(peer, conduct, now),
+            Err(_) => return,
+        };
+        if let Verdict::Ban { until_ms } = verdict {
+            info!(%peer, ?conduct, minutes = (until_ms.saturating_sub(now)) / 60_000,
+                "peer banned for misbehaving");
+            self.apply_ban(peer, until_ms).await;
+            self.persist().await;
+        }
+    }
+
+    async fn apply_ban(&self, peer: PeerId, until_ms: u64) {
+        let remaining = Duration::from_millis(until_ms.saturating_sub(self.now_ms()));
+        if let Err(e) = self
+            .inner
+            .client
+            .ban_peer(peer, Some(Instant::now() + remaining))
+            .await
+        {
+            warn!(%peer, error = %e, "cannot ban a peer");
+        }
+    }
+
+    /// A peer's current score and ban end (unix ms), for the API.
+    pub fn reputation_of(&self, peer: &PeerId) -> (i32, Option<u64>) {
+        let now = self.now_ms();
+        self.inner
+            .reputation
+            .lock()
+            .map(|r| (r.score(peer, now), r.is_banned(peer, now)))
+            .unwrap_or((0, None))
+    }
+
+    /// Writes every non-neutral reputation to the peer book.
+    pub async fn persist(&self) {
+        let now = self.now_ms();
+        let snapshot: Vec<(String, i32, Option<i64>)> = match self.inner.reputation.lock() {
+            Ok(r) => r
+                .snapshot_at(now)
+                .map(|(peer, score, until)| {
+                    (
+                        peer.to_string(),
+                        score,
+                        until.and_then(|u| i64::try_from(u).ok()),
+                    )
+                })
+                .collect(),
+            Err(_) => return,
+        };
+        let store = self.inner.store.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let mut store = store
+                .lock()
+                .map_err(|_| "store lock poisoned".to_string())?;
+            for (peer, score, until) in snapshot {
+                store
+                    .set_peer_reputation(&peer, score, until)
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok::<_, String>(())
+        })
+        .await;
+        if let Ok(Err(e)) | Err(e) = result.map_err(|e| e.to_string()) {
+            warn!(error = %e, "cannot persist reputations");
+        }
+    }
+
+    /// Persists reputations every minute until `shutdown` fires (and once more then).
+    pub async fn run(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(PERSIST_INTERVAL) => self.persist().await,
+                _ = shutdown.changed() => {
+                    self.persist().await;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Bans a peer id or an IP range (CIDR or bare IP) given as text, for `duration` (None:
+    /// until unbanned); persisted, applied at once (existing connections close).
+    pub async fn ban(
+        &self,
+        target: &str,
+        duration: Option<Duration>,
+        reason: &str,
+    ) -> Result<BanView, GuardError> {
+        let target = Target::parse(target)?;
+        let now = i64::try_from(self.now_ms()).unwrap_or(i64::MAX);
+        let until = duration.map(|d| now + i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2));
+        let row = BanRow {
+            kind: target.kind(),
+            value: target.to_string(),
+            reason: if reason.trim().is_empty() {
+                "banned by the user".into()
+            } else {
+                reason.trim().to_string()
+            },
+            until,
+            created_at: now,
+        };
+        let stored = row.clone();
+        let store = self.inner.store.clone();
+        tokio::task::spawn_blocking(move || {
+            store
+                .lock()
+                .map_err(|_| GuardError::Internal("store lock poisoned".into()))?
+                .add_ban(&stored)
+                .map_err(|e| GuardError::Internal(e.to_string()))
+        })
+        .await
+        .map_err(|e| GuardError::Internal(e.to_string()))??;
+        self.apply(&target, duration).await?;
+        Ok(ban_view(&row))
+    }
+
+    async fn apply(&self, target: &Target, duration: Option<Duration>) -> Result<(), GuardError> {
+        let until = duration.map(|d| Instant::now() + d);
+        let result = match target {
+            Target::Peer(peer) => self.inner.client.ban_peer(*peer, until).await,
+            Target::Cidr(net) => self.inner.client.ban_cidr(*net).await,
+        };
+        result.map_err(|e| GuardError::Internal(e.to_string()))
+    }
+
+    /// Lifts a ban (also one a bad reputation caused: the peer starts again from 0).
+    pub async fn unban(&self, target: &str) -> Result<bool, GuardError> {
+        let target = Target::parse(target)?;
+        let (kind, value) = (target.kind(), target.to_string());
+        let store = self.inner.store.clone();
+        let removed = tokio::task::spawn_blocking(move || {
+            store
+                .lock()
+                .map_err(|_| GuardError::Internal("store lock poisoned".into()))?
+                .remove_ban(kind, &value)
+                .map_err(|e| GuardError::Internal(e.to_string()))
+        })
+        .await
+        .map_err(|e| GuardError::Internal(e.to_string()))??;
+        let result = match target {
+            Target::Peer(peer) => {
+                let was_banned = self.reputation_of(&peer).1.is_some();
+                if let Ok(mut r) = self.inner.reputation.lock() {
+                    r.restore(peer, 0, None);
+                }
+                self.inner
+                    .client
+                    .unban_peer(peer)
+                    .await
+                    .map(|()| removed || was_banned)
+            }
+            Target::Cidr(net) => self.inner.client.unban_cidr(net).await.map(|()| removed),
+        };
+        result.map_err(|e| GuardError::Internal(e.to_string()))
+    }
+
+    /// The bans in force: the user's (persisted, with reasons) and those bad reputations
+    /// caused.
+    pub async fn bans(&self) -> Result<Vec<BanView>, GuardError> {
+        let now = i64::try_from(self.now_ms()).unwrap_or(i64::MAX);
+        let store = self.inner.store.clone();
+        let rows = tokio::task::spawn_blocking(move || {
+            store
+                .lock()
+                .map_err(|_| GuardError::Internal("store lock poisoned".into()))?
+                .bans(now)
+                .map_err(|e| GuardError::Internal(e.to_string()))
+        })
+        .await
+        .map_err(|e| GuardError::Internal(e.to_string()))??;
+        let mut views: Vec<BanView> = rows.iter().map(ban_view).collect();
+        if let Ok(r) = self.inner.reputation.lock() {
+            for (peer, score, until) in r.snapshot() {
+                let Some(until) = until.filter(|u| *u > self.now_ms()) else {
+                    continue;
+                };
+                let target = peer.to_string();
+                if views.iter().any(|v| v.target == target) {
+                    continue;
+                }
+                views.push(BanView {
+                    target,
+                    kind: "peer".into(),
+                    reason: format!("reputation {score}: misbehaved"),
+                    until: i64::try_from(until).ok(),
+                });
+            }
+        }
+        Ok(views)
+    }
+
+    /// Re-applies the persisted user bans (at start).
+    pub async fn apply_stored_bans(&self) {
+        let now = i64::try_from(self.now_ms()).unwrap_or(i64::MAX);
+        let store = self.inner.store.clone();
+        let rows = tokio::task::spawn_blocking(move || {
+            store
+                .lock()
+                .ok()
+                .and_then(|s| s.bans(now).ok())
+                .unwrap_or_default()
+        })
+        .await
+        .unwrap_or_default();
+        for row in rows {
+            let Ok(target) = Target::parse(&row.value) else {
+                continue;
+            };
+            let remaining = row
+                .until
+                .map(|u| Duration::from_millis(u64::try_from(u - now).unwrap_or(0)));
+            if let Err(e) = self.apply(&target, remaining).await {
+                warn!(target = %row.value, error = %e, "cannot re-apply a ban");
+            }
+        }
+    }
+}
+
+/// What a ban names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Peer(PeerId),
+    Cidr(ipnet::IpNet),
+}
+
+impl Target {
+    fn parse(text: &str) -> Result<Self, GuardError> {
+        let text = text.trim();
+        if let Ok(peer) = text.parse::<PeerId>() {
+            return Ok(Self::Peer(peer));
+        }
+        crate::config::parse_cidr(text)
+            .map(Self::Cidr)
+            .map_err(|_| GuardError::BadTarget(text.to_string()))
+    }
+
+    fn kind(&self) -> BanKind {
+        match self {
+            Self::Peer(_) => BanKind::Peer,
+            Self::Cidr(_) => BanKind::Cidr,
+        }
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Peer(p) => write!(f, "{p}"),
+            Self::Cidr(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+/// A ban as the API shows it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct BanView {
+    /// The peer id or IP range.
+    pub target: String,
+    /// `peer` or `cidr`.
+    pub kind: String,
+    /// Why.
+    pub reason: String,
+    /// When it ends (unix ms); none: until unbanned.
+    pub until: Option<i64>,
+}
+
+fn ban_view(row: &BanRow) -> BanView {
+    BanView {
+        target: row.value.clone(),
+        kind: match row.kind {
+            BanKind::Peer => "peer",
+            BanKind::Cidr => "cidr",
+        }
+        .into(),
+        reason: row.reason.clone(),
+        until: row.until,
+    }
+}
+
+/// Why a ban request failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GuardError {
+    /// Neither a peer id nor an IP range.
+    #[error(
+        "'{0}' is neither a peer id (12D3KooW…) nor an IP range (192.0.2.0/24, 2001:db8::/32, \
+         192.0.2.7)"
+    )]
+    BadTarget(String),
+    /// Internal.
+    #[error("internal error: {0}")]
+    Internal(String),
+}

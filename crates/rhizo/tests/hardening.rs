@@ -1,0 +1,414 @@
+//! Network hardening end to end, with real `rhizo` processes and raw sockets on 127.0.0.1:
+//! garbage, oversized length claims, half-finished handshakes, a slowloris, a burst of 1000
+//! connections and a request flood, while two honest users keep chatting; bans and unbans;
+//! peer exchange; and a broadcast channel across 20 nodes.
+//!
+//! Every attack loop is bounded in count and time and stops by itself.
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    io::{Read, Write},
+    net::{SocketAddr, TcpStream},
+    path::Path,
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, anyhow, ensure};
+use rhizo_test_utils::{TestNode, wait_for};
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_rhizo");
+const TIMEOUT: Duration = Duration::from_secs(90);
+const LOG_TAIL_BYTES: usize = 48 * 1024;
+
+fn bin() -> &'static Path {
+    Path::new(BIN)
+}
+
+fn fail_with_logs(e: &anyhow::Error, nodes: &[&TestNode]) -> ! {
+    let logs: Vec<String> = nodes.iter().map(|n| n.logs_tail(LOG_TAIL_BYTES)).collect();
+    panic!("{e:#}\n{}", logs.join("\n"));
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(ToString::to_string).collect()
+}
+
+/// The TCP socket address a node listens on.
+fn socket_of(node: &TestNode) -> anyhow::Result<SocketAddr> {
+    let addr = node.listen_addr()?;
+    let mut parts = addr.split('/');
+    let (ip, port) = (parts.nth(2), parts.nth(1));
+    Ok(format!("{}:{}", ip.context("no ip")?, port.context("no port")?).parse()?)
+}
+
+fn ticket(node: &TestNode) -> anyhow::Result<String> {
+    Ok(node.api_get("/v1/invite")?["ticket"]
+        .as_str()
+        .context("no ticket")?
+        .to_string())
+}
+
+fn send(node: &TestNode, to: &str, text: &str) -> anyhow::Result<()> {
+    let body = json!({"to": to, "text": text});
+    wait_for(TIMEOUT, "the contact's KeyPackages", || {
+        match node.api_post_raw("/message", &body) {
+            Ok((200..=299, _)) => Some(Ok(())),
+            Ok((503, a)) if a.contains("NO_KEY_PACKAGES") => None,
+            Ok((s, a)) => Some(Err(anyhow!("POST /message: {s} {a}"))),
+            Err(e) => Some(Err(e)),
+        }
+    })?
+}
+
+fn delivered(node: &TestNode, contact: &str) -> anyhow::Result<usize> {
+    let list = node.api_get(&format!("/v1/conversations/{contact}/messages?limit=1000"))?;
+    Ok(list
+        .as_array()
+        .context("history")?
+        .iter()
+        .filter(|m| m["direction"] == "out" && (m["state"] == "delivered" || m["state"] == "read"))
+        .count())
+}
+
+/// Runs `f` on `n` threads at once and waits for all of them (each is bounded by its own
+/// deadline).
+fn swarm_of(n: usize, f: impl Fn(usize) + Send + Sync + Copy + 'static) {
+    let handles: Vec<_> = (0..n).map(|i| thread::spawn(move || f(i))).collect();
+    for h in handles {
+        let _ = h.join();
+    }
+}
+
+/// The raw-socket attacks, all against `target`, each bounded.
+fn attack(target: SocketAddr) {
+    let connect = move || TcpStream::connect_timeout(&target, Duration::from_secs(2)).ok();
+    // 1. Garbage: 50 connections, 16 KiB of junk each.
+    swarm_of(50, move |i| {
+        if let Some(mut s) = connect() {
+            let junk: Vec<u8> = (0..16 * 1024).map(|j| (i * 31 + j * 7) as u8).collect();
+            let _ = s.write_all(&junk);
+        }
+    });
+    // 2. Oversized length claims: multistream-select frames claiming up to 4 GiB (unsigned
+    //    varints), then nothing.
+    swarm_of(20, move |i| {
+        if let Some(mut s) = connect() {
+            let claim: u64 = 1 << (12 + i % 21); // 4 KiB .. 4 GiB
+            let mut varint = Vec::new();
+            let mut v = claim;
+            loop {
+                let byte = (v & 0x7F) as u8;
+                v >>= 7;
+                if v == 0 {
+                    varint.push(byte);
+                    break;
+                }
+                varint.push(byte | 0x80);
+            }
+            let _ = s.write_all(&varint);
+            let _ = s.write_all(b"/multistream/1.0.0\n");
+            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+            let _ = s.read(&mut [0u8; 64]);
+        }
+    });
+    // 3. Half-finished handshakes: the multistream header and Noise, then silence for 3 s.
+    swarm_of(30, move |_| {
+        if let Some(mut s) = connect() {
+            let _ = s.write_all(b"\x13/multistream/1.0.0\n\x07/noise\n");
+            thread::sleep(Duration::from_secs(3));
+        }
+    });
+    // 4. Slowloris: 10 connections, one byte per second for 6 s.
+    swarm_of(10, move |_| {
+        if let Some(mut s) = connect() {
+            for b in b"\x13/multis" {
+                if s.write_all(&[*b]).is_err() {
+                    break;
+                }
+                thread::sleep(Duration::from_secs(1));
+            }
+        }
+    });
+    // 5. A burst of 1000 connection attempts (20 threads × 50), closed at once.
+    swarm_of(20, move |_| {
+        for _ in 0..50 {
+            drop(connect());
+        }
+    });
+}
+
+/// A request flood from one peer: an in-process libp2p node sends well-formed envelopes (from
+/// a stranger) to `target` as fast as it can, 3000 at most or 30 s. Returns its PeerId and
+/// how many requests got an answer before it was cut off.
+fn flood(target_peer: &str, target_addr: &str) -> anyhow::Result<(String, usize)> {
+    use rhizo_core::{
+        DeviceKey,
+        envelope::{MessageType, SecureMessage, SessionId},
+    };
+    let rt = tokio::runtime::Runtime::new()?;
+    let target: rhizo_net::PeerId = target_peer.parse()?;
+    let addr: rhizo_net::Multiaddr = target_addr.parse()?;
+    rt.block_on(async move {
+        let keypair = rhizo_net::Keypair::generate_ed25519();
+        let me = keypair.public().to_peer_id();
+        let (client, mut events, event_loop) = rhizo_net::start(rhizo_net::NetConfig {
+            listen: vec!["/ip4/127.0.0.1/tcp/0".parse()?],
+            agent_version: "rhizo-test-flooder".into(),
+            ..rhizo_net::NetConfig::new(keypair)
+        })?;
+        tokio::spawn(event_loop.run());
+        tokio::spawn(async move { while events.recv().await.is_some() {} });
+        let device = DeviceKey::from_bytes(&[77; 32]);
+        let stranger = rhizo_core::RootKey::from_bytes(&[78; 32]).public().uid();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut answered = 0;
+        let mut seq = 0u64;
+        'outer: for _ in 0..60 {
+            let batch = (0..50).map(|_| {
+                seq += 1;
+                let mut m = SecureMessage {
+                    msg_type: MessageType::Application,
+                    sender_id: stranger,
+                    sender_device: device.public(),
+                    recipient_id: stranger,
+                    session_id: SessionId::from_bytes([9; 16]),
+                    sequence_num: seq,
+                    timestamp: std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_millis() as u64)
+                        .unwrap_or(0),
+                    nonce: [seq as u8; 32],
+                    payload: vec![0u8; 64].into(),
+                    signature: [0; 64],
+                };
+                let _ = m.sign(&device);
+                client.send_message(target, vec![addr.clone()], m.encode())
+            });
+            for r in futures::future::join_all(batch).await {
+                if r.is_ok() {
+                    answered += 1;
+                }
+            }
+            if Instant::now() > deadline {
+                break 'outer;
+            }
+        }
+        let _ = client.shutdown().await;
+        Ok((me.to_string(), answered))
+    })
+}
+
+#[test]
+fn a_node_under_attack_stays_up_bounded_and_serves_honest_peers() {
+    let mut bob = TestNode::init(bin(), "bob").expect("init bob");
+    let mut alice = TestNode::init(bin(), "alice").expect("init alice");
+    let result = (|| -> anyhow::Result<()> {
+        bob.start(&[])?;
+        alice.start(&strings(&["--bootstrap", &bob.listen_addr()?]))?;
+        bob.api_post(
+            "/v1/contacts",
+            &json!({"ticket": ticket(&alice)?, "name": "alice"}),
+        )?;
+        alice.api_post(
+            "/v1/contacts",
+            &json!({"ticket": ticket(&bob)?, "name": "bob"}),
+        )?;
+        send(&alice, "bob", "before the attack")?;
+        let target = socket_of(&bob)?;
+        let rss_before = bob.peak_rss_kib().unwrap_or(0);
+
+        // The attacks run while alice and bob keep chatting.
+        let attacker = thread::spawn(move || attack(target));
+        let (flooder, answered) = flood(bob.peer_id(), &bob.listen_addr()?)?;
+        for i in 0..10 {
+            send(&alice, "bob", &format!("during the attack {i}"))?;
+            send(&bob, "alice", &format!("reply {i}"))?;
+        }
+        attacker
+            .join()
+            .map_err(|_| anyhow!("attack thread panicked"))?;
+
+        wait_for(TIMEOUT, "honest messages delivered", || {
+            (delivered(&alice, "bob").ok()? == 11 && delivered(&bob, "alice").ok()? == 10)
+                .then_some(())
+        })?;
+        ensure!(bob.is_running(), "bob died");
+        let stats = bob.api_get("/stats")?;
+        let peak = bob.peak_rss_kib().unwrap_or(0);
+        eprintln!(
+            "bob's peak RSS: {} KiB before, {peak} KiB after the attacks; flood: {answered} \
+             requests answered before the cut-off; connections refused: {}",
+            rss_before, stats["net"]["connections_denied"]
+        );
+        ensure!(peak < 400 * 1024, "bob's memory grew to {peak} KiB");
+        // The flooder was rate limited, then banned.
+        ensure!(
+            answered < 3000,
+            "the flood was never cut off ({answered} answered)"
+        );
+        let bans = bob.api_get("/v1/bans")?;
+        ensure!(
+            bans.as_array()
+                .is_some_and(|b| b.iter().any(|x| x["target"] == flooder)),
+            "the flooder {flooder} is not banned: {bans}"
+        );
+        Ok(())
+    })();
+    if let Err(e) = result {
+        fail_with_logs(&e, &[&bob, &alice]);
+    }
+}
+
+#[test]
+fn ban_and_unban_from_the_cli_apply_to_live_connections() {
+    let mut a = TestNode::init(bin(), "a").expect("init");
+    let mut b = TestNode::init(bin(), "b").expect("init");
+    let result = (|| -> anyhow::Result<()> {
+        a.start(&[])?;
+        b.start(&strings(&["--bootstrap", &a.listen_addr()?]))?;
+        wait_for(TIMEOUT, "b connected to a", || {
+            a.connected_peers()
+                .contains(&b.peer_id().to_string())
+                .then_some(())
+        })?;
+        let out = a.cli(&["ban", b.peer_id(), "--reason", "testing"])?;
+        ensure!(
+            out.status.success(),
+            "ban: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        wait_for(TIMEOUT, "b disconnected", || {
+            (!a.connected_peers().contains(&b.peer_id().to_string())).then_some(())
+        })?;
+        let list = String::from_utf8_lossy(&a.cli(&["bans"])?.stdout).to_string();
+        ensure!(
+            list.contains(b.peer_id()) && list.contains("testing"),
+            "{list}"
+        );
+        // Bad input: a clear error.
+        let out = a.cli(&["ban", "not-a-peer"])?;
+        ensure!(!out.status.success(), "a bad target was accepted");
+        ensure!(
+            String::from_utf8_lossy(&out.stderr).contains("neither a peer id"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // A range ban too, then both lifted.
+        let out = a.cli(&["ban", "127.0.0.0/8", "--for", "600"])?;
+        ensure!(
+            out.status.success(),
+            "cidr ban: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for t in [b.peer_id(), "127.0.0.0/8"] {
+            let out = a.cli(&["unban", t])?;
+            ensure!(
+                out.status.success(),
+                "unban {t}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        // b dials again and gets in.
+        b.stop()?;
+        b.start(&strings(&["--bootstrap", &a.listen_addr()?]))?;
+        wait_for(TIMEOUT, "b reconnected after the unban", || {
+            a.connected_peers()
+                .contains(&b.peer_id().to_string())
+                .then_some(())
+        })?;
+        Ok(())
+    })();
+    if let Err(e) = result {
+        fail_with_logs(&e, &[&a, &b]);
+    }
+}
+
+/// 20 nodes join one channel; every post reaches every node exactly once.
+#[test]
+fn a_channel_post_reaches_all_20_nodes_exactly_once() {
+    const N: usize = 20;
+    let wide = strings(&["--max-per-ip", "256", "--max-inbound", "256"]);
+    let mut nodes: Vec<TestNode> = (0..N)
+        .map(|i| TestNode::init(bin(), &format!("n{i}")).expect("init"))
+        .collect();
+    let result = (|| -> anyhow::Result<()> {
+        nodes[0].start(&wide)?;
+        let hub = nodes[0].listen_addr()?;
+        for node in nodes.iter_mut().skip(1) {
+            let mut args = wide.clone();
+            args.extend(strings(&["--bootstrap", &hub]));
+            node.start(&args)?;
+        }
+        let created = nodes[0].api_post("/v1/channels", &json!({"name": "town square"}))?;
+        let id = created["id"].as_str().context("no id")?.to_string();
+        for node in nodes.iter().skip(1) {
+            node.api_post(&format!("/v1/channels/{id}/join"), &json!({}))?;
+        }
+        // Wait for the gossip mesh: every node knows channel peers.
+        wait_for(TIMEOUT, "channel peers everywhere", || {
+            nodes
+                .iter()
+                .all(|n| {
+                    n.api_get("/v1/channels")
+                        .ok()
+                        .and_then(|l| l.as_array()?.first()?["peers"].as_u64())
+                        .is_some_and(|p| p >= 1)
+                })
+                .then_some(())
+        })?;
+        let authors = [0, 5, 11, 19];
+        let mut texts = BTreeSet::new();
+        for (k, a) in authors.iter().enumerate() {
+            for j in 0..2 {
+                let text = format!("post {k}.{j} from n{a}");
+                nodes[*a].api_post(&format!("/v1/channels/{id}/posts"), &json!({"text": text}))?;
+                texts.insert(text);
+            }
+        }
+        let mut last = HashMap::new();
+        let all_there = wait_for(TIMEOUT, "every post on every node", || {
+            for (i, n) in nodes.iter().enumerate() {
+                let posts = n
+                    .api_get(&format!("/v1/channels/{id}/posts?limit=1000"))
+                    .ok()?;
+                let got: Vec<String> = posts
+                    .as_array()?
+                    .iter()
+                    .filter_map(|p| p["text"].as_str().map(String::from))
+                    .collect();
+                last.insert(i, got.len());
+                if got.len() < texts.len() {
+                    return None;
+                }
+            }
+            Some(())
+        });
+        all_there.map_err(|e| anyhow!("{e}: posts per node {last:?}"))?;
+        thread::sleep(Duration::from_secs(2));
+        for (i, n) in nodes.iter().enumerate() {
+            let posts: Vec<Value> = n
+                .api_get(&format!("/v1/channels/{id}/posts?limit=1000"))?
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let got: Vec<String> = posts
+                .iter()
+                .filter_map(|p| p["text"].as_str().map(String::from))
+                .collect();
+            let unique: BTreeSet<String> = got.iter().cloned().collect();
+            ensure!(
+                got.len() == texts.len() && unique == texts,
+                "node {i}: {} posts, want each of {} once: {got:?}",
+                got.len(),
+                texts.len()
+            );
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        let refs: Vec<&TestNode> = nodes.iter().take(4).collect();
+        fail_with_logs(&e, &refs);
+    }
+}
