@@ -327,6 +327,7 @@ async fn ban_peer_disconnects_and_refuses_until_unbanned() {
     b.dial(&a).await;
     a.connected(b.peer).await;
 
+    let denied_before = a.denied().await;
     a.client.ban_peer(b.peer, None).await.expect("ban");
     a.disconnected(b.peer).await;
     b.disconnected(a.peer).await;
@@ -335,8 +336,8 @@ async fn ban_peer_disconnects_and_refuses_until_unbanned() {
     assert_eq!(bans[0].target, b.peer.to_base58());
     assert_eq!(bans[0].until, None);
 
-    // It cannot come back, and this node does not dial it either.
-    let denied_before = a.denied().await;
+    // It cannot come back (its Kademlia may try as well: every attempt is refused), and this
+    // node does not dial it either.
     b.dial(&a).await;
     b.turned_away(a.peer).await;
     assert!(a.denied().await > denied_before);

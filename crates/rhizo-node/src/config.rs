@@ -37,6 +37,8 @@ pub const DEFAULT_MAX_INBOUND: u64 = 64;
 pub const DEFAULT_MAX_OUTBOUND: u64 = 32;
 /// Connections from one IP address at most.
 pub const DEFAULT_MAX_PER_IP: u64 = 16;
+/// How often a node asks peers for samples of their peer books (seconds).
+pub const DEFAULT_PEX_INTERVAL_SECS: u64 = 60;
 /// Largest config file read: a config is a few hundred bytes; anything huge is a mistake.
 const MAX_CONFIG_FILE_BYTES: u64 = 1024 * 1024;
 
@@ -169,6 +171,8 @@ pub struct Config {
     pub relays: Vec<Multiaddr>,
     /// Map the listen port on the router with UPnP.
     pub upnp: bool,
+    /// Seconds between peer-exchange rounds.
+    pub pex_interval_secs: u64,
 }
 
 fn ser_display<S: serde::Serializer, T: std::fmt::Display>(
@@ -232,6 +236,8 @@ pub struct ConfigLayer {
     pub relays: Option<Vec<String>>,
     /// UPnP.
     pub upnp: Option<bool>,
+    /// Peer-exchange interval.
+    pub pex_interval_secs: Option<u64>,
 }
 
 /// A setting that cannot be used, with what to do about it.
@@ -330,6 +336,7 @@ impl ConfigLayer {
             relay: Some(false),
             relays: Some(Vec::new()),
             upnp: Some(false),
+            pex_interval_secs: Some(DEFAULT_PEX_INTERVAL_SECS),
         }
     }
 
@@ -416,6 +423,9 @@ impl ConfigLayer {
                     layer.relays = Some(split_list(&value));
                 }
                 "RHIZO_UPNP" => layer.upnp = Some(parse_bool("RHIZO_UPNP", &value)?),
+                "RHIZO_PEX_INTERVAL_SECS" => {
+                    layer.pex_interval_secs = Some(parse_count("RHIZO_PEX_INTERVAL_SECS", &value)?);
+                }
                 "RHIZO_MAILBOX_MAX_PER_SENDER" => {
                     layer.mailbox_max_per_sender =
                         Some(parse_count("RHIZO_MAILBOX_MAX_PER_SENDER", &value)?);
@@ -456,6 +466,7 @@ impl ConfigLayer {
             relay: self.relay.or(lower.relay),
             relays: self.relays.or(lower.relays),
             upnp: self.upnp.or(lower.upnp),
+            pex_interval_secs: self.pex_interval_secs.or(lower.pex_interval_secs),
         }
     }
 }
@@ -696,6 +707,10 @@ impl Config {
             relay: merged.relay.unwrap_or(false),
             relays: parse_peer_addrs("relays", &merged.relays.unwrap_or_default())?,
             upnp: merged.upnp.unwrap_or(false),
+            pex_interval_secs: merged
+                .pex_interval_secs
+                .filter(|n| *n > 0)
+                .unwrap_or(DEFAULT_PEX_INTERVAL_SECS),
         })
     }
 
@@ -810,6 +825,48 @@ mod tests {
         assert!(err.to_string().contains("loopback"), "{err}");
         let err = ConfigLayer::from_toml("nonsense = 1", Path::new("c.toml")).unwrap_err();
         assert!(err.to_string().contains("c.toml"), "{err}");
+    }
+
+    #[test]
+    fn hardening_and_mailbox_settings_are_checked() {
+        let with = |f: fn(&mut ConfigLayer)| {
+            let mut l = ConfigLayer {
+                data_dir: Some("/tmp/x".into()),
+                ..Default::default()
+            };
+            f(&mut l);
+            Config::resolve([l])
+        };
+        let err = with(|l| l.banned_cidrs = Some(vec!["10.0.0.0/33".into()])).unwrap_err();
+        assert!(err.to_string().contains("not an IP range"), "{err}");
+        let ok = with(|l| l.banned_cidrs = Some(vec!["192.0.2.7".into(), "2001:db8::/32".into()]))
+            .unwrap();
+        assert_eq!(ok.banned_cidrs[0].to_string(), "192.0.2.7/32");
+        let err = with(|l| l.banned_peers = Some(vec!["nope".into()])).unwrap_err();
+        assert!(err.to_string().contains("12D3KooW"), "{err}");
+        let err = with(|l| l.blocked_countries = Some(vec!["DE".into()])).unwrap_err();
+        assert!(err.to_string().contains("geoip_db"), "{err}");
+        let err = with(|l| {
+            l.geoip_db = Some("/x.mmdb".into());
+            l.blocked_countries = Some(vec!["Germany".into()]);
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("ISO 3166"), "{err}");
+        let err = with(|l| l.trusted = Some(vec!["/ip4/192.0.2.1/tcp/4747".into()])).unwrap_err();
+        assert!(err.to_string().contains("/p2p/"), "{err}");
+        let err = with(|l| l.mailbox_ttl_days = Some(8)).unwrap_err();
+        assert!(err.to_string().contains("3 to 7 days"), "{err}");
+        let ok = with(|l| l.mailbox_ttl_days = Some(3)).unwrap();
+        assert_eq!(ok.mailbox_ttl_days, 3);
+        let env = ConfigLayer::from_env([
+            ("RHIZO_MAX_PER_IP".to_string(), "4".to_string()),
+            ("RHIZO_RELAY".to_string(), "true".to_string()),
+            ("RHIZO_BANNED_CIDRS".to_string(), "192.0.2.0/24".to_string()),
+        ])
+        .unwrap();
+        assert_eq!(env.max_per_ip, Some(4));
+        assert_eq!(env.relay, Some(true));
+        assert_eq!(env.banned_cidrs, Some(vec!["192.0.2.0/24".to_string()]));
     }
 
     #[test]

@@ -253,6 +253,7 @@ pub async fn run(
         client.clone(),
         store.clone(),
         peer_id,
+        Duration::from_secs(config.pex_interval_secs),
         stop_rx.clone(),
     ));
     let protect_task = tokio::spawn(protect_contacts(

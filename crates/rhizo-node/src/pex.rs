@@ -3,7 +3,7 @@
 //! the book survives churn. Entries that keep failing to dial are evicted.
 //!
 //! ```text
-//!  every PEX_INTERVAL: 2 random connected peers ── request ──▶ their sample (≤ 16 peers)
+//!  every pex_interval_secs (60): 2 random connected peers ── request ──▶ their sample (≤ 16 peers)
 //!     └─▶ peer book (source `exchange`) + Kademlia routing table
 //!  inbound request ─▶ Guard (1/s, burst 5) ─▶ sample of our recently seen, healthy peers
 //! ```
@@ -30,8 +30,6 @@ pub const MAX_SAMPLE_ADDRS: usize = 4;
 const MAX_ADDR_BYTES: usize = 128;
 /// Largest sample accepted (the frame limit).
 const MAX_SAMPLE_BYTES: usize = 16 * 1024;
-/// How often we ask.
-const PEX_INTERVAL: Duration = Duration::from_secs(60);
 /// Peers asked per round.
 const PEERS_ASKED: usize = 2;
 /// A peer-book entry that failed this many dials in a row is dropped.
@@ -97,17 +95,18 @@ pub fn parse_sample(bytes: &[u8], me: &PeerId) -> Result<Vec<(PeerId, Vec<Multia
         .collect())
 }
 
-/// Asks a couple of connected peers for samples every [`PEX_INTERVAL`], adds what they know to
-/// the peer book and the routing table, and evicts entries that keep failing.
+/// Asks a couple of connected peers for samples every `interval`, adds what they know to the
+/// peer book and the routing table, and evicts entries that keep failing.
 pub async fn run(
     client: Client,
     store: Arc<Mutex<Store>>,
     me: PeerId,
+    interval: Duration,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     loop {
         tokio::select! {
-            () = tokio::time::sleep(PEX_INTERVAL) => {}
+            () = tokio::time::sleep(interval) => {}
             _ = shutdown.changed() => return,
         }
         round(&client, &store, &me).await;
@@ -139,6 +138,9 @@ pub async fn round(client: &Client, store: &Arc<Mutex<Store>>, me: &PeerId) {
             },
             Err(e) => debug!(%peer, error = %e, "peer exchange failed"),
         }
+    }
+    if !learned.is_empty() {
+        debug!(count = learned.len(), "peer exchange: learned peers");
     }
     for (peer, addrs) in &learned {
         let _ = client.add_addresses(*peer, addrs.clone()).await;

@@ -34,7 +34,7 @@ RHIZO_MDNS, RHIZO_API, RHIZO_ANNOUNCE, RHIZO_REKEY_MESSAGES, RHIZO_REKEY_INTERVA
 RHIZO_MAILBOX_TTL_DAYS, RHIZO_MAILBOX_POLL_SECS, RHIZO_MAILBOX_REPLICATE_SECS, \
 RHIZO_MAILBOX_MAX_PER_SENDER, RHIZO_MAX_INBOUND, RHIZO_MAX_OUTBOUND, RHIZO_MAX_PER_IP, RHIZO_TRUSTED, \
 RHIZO_BANNED_PEERS, RHIZO_BANNED_CIDRS, RHIZO_GEOIP_DB, RHIZO_BLOCKED_COUNTRIES, RHIZO_RELAY, RHIZO_RELAYS, \
-RHIZO_UPNP, RUST_LOG.\n\
+RHIZO_UPNP, RHIZO_PEX_INTERVAL_SECS, RUST_LOG.\n\
 Precedence: flag > environment > config file > default.";
 
 #[derive(Debug, Subcommand)]
@@ -330,6 +330,9 @@ pub(crate) struct NodeArgs {
     /// Refuse connections from this country (ISO code), repeatable; needs --geoip-db [env: RHIZO_BLOCKED_COUNTRIES]
     #[arg(long = "block-country", value_name = "CC")]
     pub(crate) block_country: Vec<String>,
+    /// Ask peers for samples of their peer books every N seconds [env: RHIZO_PEX_INTERVAL_SECS] [default: 60]
+    #[arg(long, value_name = "SECS")]
+    pub(crate) pex_interval_secs: Option<u64>,
 }
 
 impl Cli {
@@ -388,6 +391,9 @@ impl Cli {
             }
             if node.geoip_db.is_some() {
                 layer.geoip_db = node.geoip_db.clone();
+            }
+            if node.pex_interval_secs.is_some() {
+                layer.pex_interval_secs = node.pex_interval_secs;
             }
             if !node.block_country.is_empty() {
                 layer.blocked_countries = Some(node.block_country.clone());

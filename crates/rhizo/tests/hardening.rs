@@ -254,6 +254,15 @@ fn a_node_under_attack_stays_up_bounded_and_serves_honest_peers() {
                 .is_some_and(|b| b.iter().any(|x| x["target"] == flooder)),
             "the flooder {flooder} is not banned: {bans}"
         );
+        // Reputation and the ban are kept in the peer book: still banned after a restart.
+        bob.stop()?;
+        bob.start(&[])?;
+        let bans = bob.api_get("/v1/bans")?;
+        ensure!(
+            bans.as_array()
+                .is_some_and(|b| b.iter().any(|x| x["target"] == flooder)),
+            "after a restart the flooder is no longer banned: {bans}"
+        );
         Ok(())
     })();
     if let Err(e) = result {
@@ -410,5 +419,47 @@ fn a_channel_post_reaches_all_20_nodes_exactly_once() {
     if let Err(e) = result {
         let refs: Vec<&TestNode> = nodes.iter().take(4).collect();
         fail_with_logs(&e, &refs);
+    }
+}
+
+/// Peer exchange: c, which only ever talked to the hub, learns of a peer through the hub's
+/// sample and keeps it in its peer book (source `exchange`) across a restart.
+#[test]
+fn peer_exchange_fills_the_peer_book() {
+    let fast = strings(&["--pex-interval-secs", "1"]);
+    let mut hub = TestNode::init(bin(), "hub").expect("init");
+    let mut b = TestNode::init(bin(), "b").expect("init");
+    let mut c = TestNode::init(bin(), "c").expect("init");
+    let result = (|| -> anyhow::Result<()> {
+        hub.start(&fast)?;
+        let hub_addr = hub.listen_addr()?;
+        let mut args = fast.clone();
+        args.extend(strings(&["--bootstrap", &hub_addr]));
+        b.start(&args)?;
+        c.start(&args)?;
+        let db = c.data_dir().join("rhizo.db");
+        let b_id = b.peer_id().to_string();
+        // c asks its only connection (the hub) every second; the hub's sample names b.
+        wait_for(TIMEOUT, "c to learn peers by peer exchange", || {
+            c.logs()
+                .contains("peer exchange: learned peers")
+                .then_some(())
+        })?;
+        // The hub answers from its peer book, which holds b (and c, which it leaves out).
+        c.stop()?;
+        let store = rhizo_store::Store::open(&db)?;
+        let peers = store.list_peers()?;
+        ensure!(
+            peers.iter().any(|p| p.peer_id == b_id),
+            "c's persisted peer book lacks b: {:?}",
+            peers
+                .iter()
+                .map(|p| (&p.peer_id, p.source))
+                .collect::<Vec<_>>()
+        );
+        Ok(())
+    })();
+    if let Err(e) = result {
+        fail_with_logs(&e, &[&hub, &b, &c]);
     }
 }
