@@ -1,0 +1,258 @@
+//! rhizo's benchmark harness. Every benchmark measures rhizo and, in the same run and process,
+//! the reference it is judged against, so the figure that matters is the **ratio** (machine
+//! speed and background load cancel out to first order).
+//!
+//! | id | what                                        | reference (same run)                        |
+//! |----|---------------------------------------------|---------------------------------------------|
+//! | B1 | one stream over rhizo's TCP+Noise+Yamux     | raw loopback TCP; libp2p defaults           |
+//! | B2 | 1:1 message latency, send → delivered       | raw TCP ping-pong; libp2p request-response  |
+//! | B3 | 1:1 pipelined throughput (64 B, 1 KiB)      | Ed25519 sign+verify pairs/s (one core)      |
+//! | B4 | new contact: ticket → first delivered       | in-process MLS setup (no network, no disk)  |
+//! | B5 | gossip propagation (simulation, [`sim`])    | —                                           |
+//! | B6 | DHT lookups under churn (simulation)        | —                                           |
+//! | B7 | memory per idle connection (child process)  | a bare libp2p server with the same clients  |
+//! | B8 | durable mailbox ingest                      | raw SQLite, one INSERT per transaction      |
+//!
+//! ```text
+//!  main ── Options ──▶ run() ──▶ transport::run_b1 ─┐
+//!                               messaging::run_pair (B2, B3), run_b4 ──┤ (each on a fresh tokio
+//!                               memory::run_b7 ── child process ───────┤  runtime)
+//!                               store::run_b8, sim::run_b5 / run_b6 ───┴──▶ report::Report
+//! ```
+//!
+//! # Layout
+//! - [`report`]: rows, targets, the table and the JSON.
+//! - [`transport`] (B1, and the ping-pong references of B2).
+//! - [`messaging`] (B2, B3, B4): real in-process rhizo nodes and their local API.
+//! - [`memory`] (B7): a server in a child process (`rhizo-bench --b7-server KIND`).
+//! - [`store`] (B8): durable mailbox ingest.
+//! - [`sim`] (B5, B6): discrete-event simulations.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod memory;
+pub mod messaging;
+pub mod report;
+pub mod sim;
+pub mod store;
+pub mod transport;
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::report::{Meta, Report};
+
+/// Every benchmark, in the order they run.
+pub const BENCHMARKS: [&str; 8] = ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8"];
+
+/// What to run and how big.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Tiny sizes (for the test suite): seconds, not minutes.
+    pub quick: bool,
+    /// The benchmarks to run (upper case ids); all when empty.
+    pub only: Vec<String>,
+    /// Network sizes of B5 (default 100 and 500; 20 when quick).
+    pub b5_nodes: Vec<usize>,
+    /// Network sizes of B6 (default 1000; 50 when quick).
+    pub b6_nodes: Vec<usize>,
+    /// Fraction of nodes gone in B6's churn setting (default 0.2).
+    pub b6_churn: f64,
+    /// Timed sequential messages of B2 (default 200; 20 when quick).
+    pub b2_messages: usize,
+}
+
+impl Options {
+    /// Defaults for `quick`.
+    pub fn new(quick: bool) -> Self {
+        Self {
+            quick,
+            only: Vec::new(),
+            b5_nodes: if quick { vec![20] } else { vec![100, 500] },
+            b6_nodes: if quick { vec![50] } else { vec![1000] },
+            b6_churn: 0.2,
+            b2_messages: if quick { 20 } else { 200 },
+        }
+    }
+
+    /// Whether `bench` is selected.
+    pub fn selected(&self, bench: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|b| b.eq_ignore_ascii_case(bench))
+    }
+
+    /// The selected benchmarks, in run order.
+    pub fn benches(&self) -> Vec<&'static str> {
+        BENCHMARKS
+            .iter()
+            .copied()
+            .filter(|b| self.selected(b))
+            .collect()
+    }
+}
+
+/// Runs the selected benchmarks one after the other (each network benchmark on its own tokio
+/// runtime, dropped before the next starts) and collects the report. Progress goes to stderr.
+pub fn run(options: &Options, meta: Meta) -> Report {
+    let mut report = Report::new(meta);
+    let quick = options.quick;
+    if options.selected("B1") {
+        progress("B1: encrypted link throughput");
+        report.add("B1", with_runtime(transport::run_b1(quick)), |r| r.rows());
+    }
+    let (b2, b3) = (options.selected("B2"), options.selected("B3"));
+    if b2 || b3 {
+        progress("B2/B3: 1:1 messaging between two in-process rhizo nodes");
+        let b2_n = b2.then_some(options.b2_messages.max(1));
+        match with_runtime(messaging::run_pair(quick, b2_n, b3)) {
+            Ok(pair) => {
+                if let Some(b2) = pair.b2 {
+                    report.add("B2", b2, |r| r.rows());
+                }
+                if let Some(b3) = pair.b3 {
+                    report.add("B3", b3, |r| r.rows());
+                }
+            }
+            Err(e) => {
+                for (bench, on) in [("B2", b2), ("B3", b3)] {
+                    if on {
+                        report.add::<()>(bench, Err(anyhow::anyhow!("{e:#}")), |()| Vec::new());
+                    }
+                }
+            }
+        }
+    }
+    if options.selected("B4") {
+        progress("B4: new-contact setup");
+        report.add("B4", with_runtime(messaging::run_b4(quick)), |r| r.rows());
+    }
+    if options.selected("B5") {
+        for &n in &options.b5_nodes {
+            progress(&format!("B5: gossip simulation, N = {n}"));
+            report.add("B5", sim::run_b5(n, quick), |r| r.rows());
+        }
+    }
+    if options.selected("B6") {
+        for &n in &options.b6_nodes {
+            progress(&format!(
+                "B6: DHT simulation, N = {n}, churn {}",
+                options.b6_churn
+            ));
+            report.add("B6", sim::run_b6(n, options.b6_churn, quick), |r| r.rows());
+        }
+    }
+    if options.selected("B7") {
+        progress("B7: memory per idle connection");
+        report.add("B7", with_runtime(memory::run_b7(quick)), |r| r.rows());
+    }
+    if options.selected("B8") {
+        progress("B8: durable mailbox ingest");
+        report.add("B8", store::run_b8(quick), |r| r.rows());
+    }
+    report
+}
+
+/// One line of progress on stderr.
+pub fn progress(what: &str) {
+    eprintln!("rhizo-bench: {what}");
+}
+
+/// Runs `future` to completion on a fresh multi-threaded runtime (one worker per CPU), then
+/// drops the runtime, so nothing a benchmark left running competes with the next one.
+pub fn with_runtime<T>(future: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(future);
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    result
+}
+
+/// Summary statistics of a sample.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Summary {
+    /// Samples.
+    pub n: usize,
+    /// Median (nearest rank).
+    pub p50: f64,
+    /// 99th percentile (nearest rank).
+    pub p99: f64,
+    /// Mean.
+    pub mean: f64,
+    /// Smallest.
+    pub min: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+impl Summary {
+    /// Summarises `samples` (any order); all zero when empty.
+    pub fn of(samples: &[f64]) -> Self {
+        let mut sorted: Vec<f64> = samples.iter().copied().filter(|x| x.is_finite()).collect();
+        sorted.sort_by(f64::total_cmp);
+        if sorted.is_empty() {
+            return Self {
+                n: 0,
+                p50: 0.0,
+                p99: 0.0,
+                mean: 0.0,
+                min: 0.0,
+                max: 0.0,
+            };
+        }
+        Self {
+            n: sorted.len(),
+            p50: percentile(&sorted, 50.0),
+            p99: percentile(&sorted, 99.0),
+            mean: sorted.iter().sum::<f64>() / sorted.len() as f64,
+            min: sorted[0],
+            max: sorted[sorted.len() - 1],
+        }
+    }
+}
+
+/// Nearest-rank percentile of an ascending, non-empty slice.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// The median of a few repeated measurements.
+pub fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => f64::midpoint(sorted[n / 2 - 1], sorted[n / 2]),
+    }
+}
+
+/// Milliseconds of a duration, as a float.
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_use_nearest_rank() {
+        let s = Summary::of(&[5.0, 1.0, 3.0, 2.0, 4.0]);
+        assert_eq!(s.p50, 3.0);
+        assert_eq!(s.p99, 5.0);
+        assert_eq!(s.min, 1.0);
+        assert_eq!(median(&[1.0, 4.0]), 2.5);
+    }
+
+    #[test]
+    fn selection_is_case_insensitive() {
+        let mut o = Options::new(true);
+        o.only = vec!["b1".into(), "B3".into()];
+        assert_eq!(o.benches(), vec!["B1", "B3"]);
+    }
+}

@@ -1,0 +1,109 @@
+//! `rhizo-bench`: runs rhizo's benchmarks, each with its reference measured in the same run,
+//! and prints the ratios next to the issue's targets (a table, or JSON with `--json`).
+//!
+//! ```text
+//! rhizo-bench                  # everything, full sizes (minutes)
+//! rhizo-bench --quick          # tiny sizes (seconds; what the test suite runs)
+//! rhizo-bench --only B1,B3     # a selection
+//! rhizo-bench --json           # machine-readable report on stdout
+//! ```
+
+use clap::Parser;
+use rhizo_bench::{Options, memory, report::Meta};
+
+/// rhizo's benchmarks: every figure with its reference from the same run, as a ratio.
+#[derive(Debug, Parser)]
+#[command(name = "rhizo-bench", version)]
+struct Cli {
+    /// Tiny sizes (seconds instead of minutes; for tests).
+    #[arg(long)]
+    quick: bool,
+    /// Print the report as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Also write the JSON report to this file (the table still goes to stdout).
+    #[arg(long, value_name = "PATH")]
+    json_out: Option<std::path::PathBuf>,
+    /// Run only these benchmarks, e.g. `B1,B3`.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// B5 network sizes (default 100,500; 20 with --quick).
+    #[arg(long, value_delimiter = ',')]
+    b5_nodes: Vec<usize>,
+    /// B6 network sizes (default 1000; 50 with --quick).
+    #[arg(long, value_delimiter = ',')]
+    b6_nodes: Vec<usize>,
+    /// Timed sequential messages of B2 (default 200; 20 with --quick).
+    #[arg(long)]
+    b2_messages: Option<usize>,
+    /// Fraction of B6's nodes gone in its churn setting.
+    #[arg(long, default_value_t = 0.2)]
+    b6_churn: f64,
+    /// Internal: run a B7 server (`rhizo` or `libp2p`) speaking the stdin/stdout protocol.
+    #[arg(long = "b7-server", hide = true)]
+    b7_server: Option<String>,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    if let Some(kind) = &cli.b7_server {
+        let outcome = memory::ServerKind::parse(kind).and_then(memory::serve);
+        return match outcome {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("rhizo-bench B7 server: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
+    let mut options = Options::new(cli.quick);
+    for id in &cli.only {
+        let id = id.trim().to_ascii_uppercase();
+        if !rhizo_bench::BENCHMARKS.contains(&id.as_str()) {
+            eprintln!(
+                "rhizo-bench: unknown benchmark {id:?}; choose from {}",
+                rhizo_bench::BENCHMARKS.join(",")
+            );
+            return std::process::ExitCode::from(2);
+        }
+        options.only.push(id);
+    }
+    if !cli.b5_nodes.is_empty() {
+        options.b5_nodes = cli.b5_nodes.clone();
+    }
+    if !cli.b6_nodes.is_empty() {
+        options.b6_nodes = cli.b6_nodes.clone();
+    }
+    options.b6_churn = cli.b6_churn;
+    if let Some(n) = cli.b2_messages {
+        options.b2_messages = n;
+    }
+    rhizo_bench::messaging::install_tracing();
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let report = rhizo_bench::run(&options, Meta::collect(command, cli.quick));
+    if let Some(path) = &cli.json_out {
+        let written = serde_json::to_string_pretty(&report)
+            .map_err(|e| e.to_string())
+            .and_then(|text| std::fs::write(path, text).map_err(|e| e.to_string()));
+        if let Err(e) = written {
+            eprintln!("rhizo-bench: cannot write {}: {e}", path.display());
+            return std::process::ExitCode::FAILURE;
+        }
+    }
+    if cli.json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                eprintln!("rhizo-bench: cannot render JSON: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+    } else {
+        print!("{}", report.table());
+    }
+    if report.errors.is_empty() {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    }
+}

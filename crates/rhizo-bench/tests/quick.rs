@@ -1,0 +1,36 @@
+//! Runs `rhizo-bench --quick --json` (every benchmark at tiny sizes) and checks that each one
+//! produced finite, positive figures. No timing is judged: the run only proves the harness,
+//! the nodes and the references all work.
+
+use std::process::Command;
+
+use rhizo_bench::{BENCHMARKS, report::Report};
+
+#[test]
+fn every_benchmark_produces_finite_positive_figures() {
+    let output = Command::new(env!("CARGO_BIN_EXE_rhizo-bench"))
+        .args(["--quick", "--json"])
+        .output()
+        .expect("run rhizo-bench");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // Non-finite floats serialise as `null`, so they fail here already.
+    let report: Report = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!("the report is not valid JSON with finite figures ({e}):\n{stdout}\n{stderr}")
+    });
+    if let Err(problems) = report.check_figures(&BENCHMARKS) {
+        panic!("{problems}\n\n{}\n{stderr}", report.table());
+    }
+    assert!(
+        output.status.success(),
+        "rhizo-bench exited with {}\n{stderr}",
+        output.status
+    );
+    assert!(report.meta.quick);
+    for bench in BENCHMARKS {
+        assert!(
+            report.details.contains_key(bench),
+            "{bench} left no detail in the JSON"
+        );
+    }
+}
