@@ -63,6 +63,10 @@ pub struct PostView {
     pub sent_at: i64,
     /// Whether we wrote it.
     pub own: bool,
+    /// For a post just made: whether it went out to at least one channel peer (false: no
+    /// peer of the channel is connected yet, so it is only stored here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published: Option<bool>,
 }
 
 /// The channel service (cheap to clone).
@@ -112,6 +116,7 @@ fn post_view(row: &ChannelPostRow) -> PostView {
         text: row.text.clone(),
         sent_at: row.sent_at,
         own: row.own,
+        published: None,
     }
 }
 
@@ -277,12 +282,15 @@ impl Channels {
         if let Ok(mut d) = self.inner.dedupe.lock() {
             d.first_time(post.post_id());
         }
-        self.inner
-            .client
-            .publish(id.topic(), post.encode())
-            .await
-            .map_err(|e| MessagingError::Internal(format!("cannot publish: {e}")))?;
-        Ok(post_view(&row))
+        let published = match self.inner.client.publish(id.topic(), post.encode()).await {
+            Ok(_) => true,
+            // Nobody of the channel is connected: the post stays here, and the caller is told.
+            Err(rhizo_net::NetError::Gossip(e)) if e.contains("insufficient peers") => false,
+            Err(e) => return Err(MessagingError::Internal(format!("cannot publish: {e}"))),
+        };
+        let mut view = post_view(&row);
+        view.published = Some(published);
+        Ok(view)
     }
 
     /// The newest `limit` posts of a channel, oldest first.

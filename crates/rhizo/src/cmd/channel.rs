@@ -58,7 +58,15 @@ pub(crate) async fn run(config: &Config, command: &ChannelCommand) -> anyhow::Re
                     &TextBody { text: text.clone() },
                 )
                 .await?;
-            println!("posted to {channel} ({})", &p.id[..16]);
+            if p.published == Some(false) {
+                println!(
+                    "saved in {channel} ({}), but no peer of the channel is connected, so nobody \
+                     got it; post again once others have joined",
+                    &p.id[..16]
+                );
+            } else {
+                println!("posted to {channel} ({})", &p.id[..16]);
+            }
         }
         ChannelCommand::Read {
             channel,
