@@ -111,6 +111,7 @@
 //! device lost its state and reused a sequence number, so receipts can never
 //! confuse them.
 
+mod batch;
 mod error_code;
 mod message;
 mod receipt;
@@ -122,6 +123,10 @@ use thiserror::Error;
 use crate::error::KeyError;
 use crate::identity::DevicePublicKey;
 
+pub use batch::{
+    BATCH_FRAME_MARKER, BATCH_VERSION, EnvelopeBatch, MAX_BATCH_ENVELOPES, MAX_BATCH_FRAME_BYTES,
+    is_batch_frame,
+};
 pub use error_code::{ErrorCode, ErrorMessage, MAX_ERROR_DETAIL_BYTES, MAX_ERROR_MESSAGE_BYTES};
 pub use message::{
     ENVELOPE_DIGEST_DOMAIN, ENVELOPE_DOMAIN, ENVELOPE_VERSION, MAX_ENVELOPE_BYTES,
@@ -299,6 +304,19 @@ pub enum EnvelopeError {
     /// The signature does not verify.
     #[error("signature invalid: the message was altered or not signed by its sender device")]
     InvalidSignature,
+    /// A batch frame does not start with [`BATCH_FRAME_MARKER`].
+    #[error("not a batch frame: it must start with the byte 0xB1")]
+    NotABatch,
+    /// A batch holds fewer than 2 or more than [`MAX_BATCH_ENVELOPES`] envelopes.
+    #[error(
+        "a batch holds 2 to {max} envelopes, this one {count}; send one envelope bare, or split"
+    )]
+    BatchCount {
+        /// Envelopes given.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
 }
 
 impl EnvelopeError {
@@ -321,6 +339,8 @@ impl EnvelopeError {
             | Self::FieldLength { .. }
             | Self::InvalidKey { .. }
             | Self::NoEntries
+            | Self::NotABatch
+            | Self::BatchCount { .. }
             | Self::DuplicateEntry
             | Self::PartialReference => ErrorCode::Malformed,
         }

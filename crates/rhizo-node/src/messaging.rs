@@ -25,8 +25,9 @@ use rhizo_core::mailbox::{FetchedEntry, REPLICAS};
 use rhizo_core::{
     DeviceCertificate, DeviceKey, DevicePublicKey, RootKey, RootPublicKey, Uid,
     envelope::{
-        DeliveryReceipt, EnvelopeId, ErrorCode, ErrorMessage, MAX_RECEIPT_ENTRIES, MessageType,
-        NONCE_LEN, ReceiptEntry, ReceiptStatus, SecureMessage, SessionId, envelope_digest,
+        DeliveryReceipt, EnvelopeBatch, EnvelopeId, ErrorCode, ErrorMessage, MAX_BATCH_ENVELOPES,
+        MAX_BATCH_FRAME_BYTES, MAX_RECEIPT_ENTRIES, MessageType, NONCE_LEN, ReceiptEntry,
+        ReceiptStatus, SecureMessage, SessionId, envelope_digest, is_batch_frame,
     },
     proto::ChatContent,
     records::{
@@ -728,6 +729,12 @@ impl Messaging {
     }
 
     /// Sends what is due; returns when the next attempt is due.
+    ///
+    /// Per contact, in order: consecutive due envelopes go together in one batch frame (up to
+    /// [`MAX_BATCH_ENVELOPES`]), which the recipient applies in order in one transaction and
+    /// answers with one signed receipt; their new states are then written in one transaction.
+    /// So under load a message costs a fraction of a round trip, a commit and a signature,
+    /// while one message alone still goes at once (a batch of one is sent bare).
     async fn outbox_pass(&self) -> Result<Option<i64>, MessagingError> {
         let due = self
             .with_store(|store, _| {
@@ -740,55 +747,31 @@ impl Messaging {
                 Ok(with_contacts)
             })
             .await?;
-        // In order, one at a time: a Welcome must arrive before the messages that follow it.
-        // A contact none of whose devices answered is not dialled again in the same pass.
-        let mut unreachable: Vec<[u8; 32]> = Vec::new();
+        // Each contact's envelopes keep their order (a Welcome before the messages after it).
+        let mut per_contact: Vec<(Contact, Vec<OutboxItem>)> = Vec::new();
         for (item, contact) in due {
             let Some(contact) = contact else { continue };
-            let outcome = if unreachable.contains(&contact.uid) {
-                Err("no device of the contact answered".to_string())
-            } else {
-                self.deliver(&contact, &item.envelope).await
-            };
-            let id = item.id;
-            let name = contact.name.clone();
-            match outcome {
-                Ok((state, error)) => {
-                    let commit_id = (item.kind == "commit")
-                        .then(|| SecureMessage::decode(&item.envelope).ok())
-                        .flatten()
-                        .map(|m| rhizo_e2e::commit_id(&m.payload));
-                    let session_id = item.session_id;
-                    let changed = self
-                        .with_store(move |store, _| {
-                            let changed = store.advance_message_state(
-                                id,
-                                state,
-                                now_ms(),
-                                error.as_deref(),
-                            )?;
-                            if changed
-                                && state == MessageState::Delivered
-                                && let Some(commit_id) = commit_id
-                            {
-                                confirm_commit(store, &session_id, commit_id)?;
-                            }
-                            Ok(changed)
-                        })
-                        .await?;
-                    if changed {
-                        self.emit(ApiEvent::MessageState {
-                            id,
-                            contact: name,
-                            state: state.to_string(),
-                        });
+            match per_contact.iter_mut().find(|(c, _)| c.uid == contact.uid) {
+                Some((_, items)) => items.push(item),
+                None => per_contact.push((contact, vec![item])),
+            }
+        }
+        for (contact, items) in per_contact {
+            // A contact none of whose devices answered is not dialled again in the same pass.
+            let mut unreachable: Option<String> = None;
+            for chunk in batches(&items) {
+                let outcome = match &unreachable {
+                    Some(why) => Err(why.clone()),
+                    None => self.deliver(&contact, chunk).await,
+                };
+                match outcome {
+                    Ok(outcomes) => self.record_outcomes(&contact, chunk, outcomes).await?,
+                    Err(why) => {
+                        for item in chunk {
+                            self.store_in_mailbox(item, &contact, why.clone()).await?;
+                        }
+                        unreachable = Some("no device of the contact answered".into());
                     }
-                }
-                Err(why) => {
-                    if !unreachable.contains(&contact.uid) {
-                        unreachable.push(contact.uid);
-                    }
-                    self.store_in_mailbox(&item, &contact, why).await?;
                 }
             }
         }
@@ -796,17 +779,103 @@ impl Messaging {
             .await
     }
 
-    /// Sends one envelope to every device of the contact (each holds its own MLS leaf). The
-    /// message is delivered once any device signed a receipt for it; a device that cannot be
-    /// reached now gets it again on the next retry only if none could.
+    /// Writes what the receipts said about `items`, in one transaction: new states (and a
+    /// confirmed self-update where a commit was delivered), or a retry for an envelope the
+    /// recipient refused for now. The commit does not wait for the disk: lost, it is redone
+    /// (the envelope is sent again and answered "already have it").
+    async fn record_outcomes(
+        &self,
+        contact: &Contact,
+        items: &[OutboxItem],
+        outcomes: Vec<Outcome>,
+    ) -> Result<(), MessagingError> {
+        // (row id, attempts, session, the commit id if it is a self-update, outcome)
+        type Update = (i64, u32, [u8; 16], Option<[u8; 32]>, Outcome);
+        let updates: Vec<Update> = items
+            .iter()
+            .zip(outcomes)
+            .map(|(item, outcome)| {
+                let commit_id = (item.kind == "commit")
+                    .then(|| SecureMessage::decode(&item.envelope).ok())
+                    .flatten()
+                    .map(|m| rhizo_e2e::commit_id(&m.payload));
+                (item.id, item.attempts, item.session_id, commit_id, outcome)
+            })
+            .collect();
+        let changed = self
+            .with_store(move |store, _| {
+                store.transaction_relaxed(|tx| -> Result<_, MessagingError> {
+                    let now = now_ms();
+                    let mut changed = Vec::new();
+                    for (id, attempts, session_id, commit_id, outcome) in updates {
+                        match outcome {
+                            Ok((state, error)) => {
+                                let moved = rhizo_store::messaging::advance_message_state_tx(
+                                    tx,
+                                    id,
+                                    state,
+                                    now,
+                                    error.as_deref(),
+                                )?;
+                                if moved
+                                    && state == MessageState::Delivered
+                                    && let Some(commit_id) = commit_id
+                                {
+                                    confirm_commit_tx(tx, &session_id, commit_id)?;
+                                }
+                                if moved {
+                                    changed.push((id, state));
+                                }
+                            }
+                            Err(why) => {
+                                let error = format!("the recipient will take it later: {why}");
+                                rhizo_store::messaging::record_attempt_failed_tx(
+                                    tx,
+                                    id,
+                                    now + retry_delay(attempts),
+                                    &error,
+                                )?;
+                            }
+                        }
+                    }
+                    Ok(changed)
+                })
+            })
+            .await?;
+        for (id, state) in changed {
+            self.emit(ApiEvent::MessageState {
+                id,
+                contact: contact.name.clone(),
+                state: state.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Sends envelopes (one bare, or several as a batch frame) to every device of the contact
+    /// (each holds its own MLS leaf). An envelope is delivered once any device signed a receipt
+    /// for it; a device that cannot be reached now gets it again on the next retry only if none
+    /// could. `Err` when no device answered with a valid receipt; otherwise one outcome per
+    /// envelope, where `Err` is a transient refusal by a device that did answer.
     async fn deliver(
         &self,
         contact: &Contact,
-        envelope: &[u8],
-    ) -> Result<(MessageState, Option<String>), String> {
+        items: &[OutboxItem],
+    ) -> Result<Vec<Outcome>, String> {
         let mut last_error = String::from("the contact has no known device");
-        let mut best: Option<(MessageState, Option<String>)> = None;
-        let sent = SecureMessage::decode(envelope).map_err(|e| e.to_string())?;
+        let mut best: Option<Vec<Outcome>> = None;
+        let sent: Vec<SecureMessage> = items
+            .iter()
+            .map(|i| SecureMessage::decode(&i.envelope).map_err(|e| e.to_string()))
+            .collect::<Result<_, _>>()?;
+        let request = match items {
+            [one] => one.envelope.clone(),
+            many => EnvelopeBatch {
+                envelopes: many.iter().map(|i| i.envelope.clone().into()).collect(),
+            }
+            .encode()
+            .map_err(|e| e.to_string())?,
+        };
         for device in &contact.devices {
             let Ok(peer) = device.peer_id.parse::<PeerId>() else {
                 continue;
@@ -819,23 +888,23 @@ impl Messaging {
             let outcome = match self
                 .inner
                 .client
-                .send_message(peer, addrs, envelope.to_vec())
+                .send_message(peer, addrs, request.clone())
                 .await
             {
                 Ok(response) => parse_response(&response, &device_pk, &sent),
                 Err(e) => Err(e.to_string()),
             };
             match outcome {
-                // Delivered (or read) on one device beats failed on another.
                 Ok(result) => {
-                    let better = match (&best, result.0) {
-                        (None, _) => true,
-                        (Some((MessageState::Failed, _)), s) => s != MessageState::Failed,
-                        _ => false,
-                    };
-                    if better {
-                        best = Some(result);
-                    }
+                    best = Some(match best {
+                        None => result,
+                        // Delivered (or read) on one device beats failed on another.
+                        Some(current) => current
+                            .into_iter()
+                            .zip(result)
+                            .map(|(a, b)| better_outcome(a, b))
+                            .collect(),
+                    });
                 }
                 Err(e) => last_error = e,
             }
@@ -1327,6 +1396,11 @@ impl Messaging {
     pub async fn handle_inbound(&self, peer: PeerId, payload: Vec<u8>) -> Vec<u8> {
         let result = self
             .with_store(move |store, inner| {
+                let receive = if is_batch_frame(&payload) {
+                    receive_batch
+                } else {
+                    receive
+                };
                 Ok(receive(
                     store,
                     &inner.me,
@@ -1767,29 +1841,25 @@ fn error_code_of(response: &[u8]) -> Option<ErrorCode> {
 }
 
 /// Merges our pending commit after the peer's receipt said it applied it.
-fn confirm_commit(
-    store: &mut Store,
+/// Merges our pending self-update once the peer's receipt says it applied it.
+fn confirm_commit_tx(
+    tx: &rusqlite::Transaction<'_>,
     session_id: &[u8; 16],
     commit_id: [u8; 32],
 ) -> Result<(), MessagingError> {
-    let Some(row) = store.conversation(session_id)? else {
+    let Some(row) = rhizo_store::messaging::conversation_tx(tx, session_id)? else {
         return Ok(());
     };
-    store.transaction(|tx| -> Result<(), MessagingError> {
-        let mls = E2eStore::from_connection(tx).map_err(e2e)?;
-        if let Some(mut conversation) = Conversation::load(&mls, &row.group_id).map_err(e2e)?
-            && conversation.pending_commit_id() == Some(commit_id)
-        {
-            conversation.confirm_commit(&mls).map_err(e2e)?;
-            debug!(epoch = conversation.epoch(), "self-update confirmed");
-        }
-        Ok(())
-    })
+    let mls = E2eStore::from_connection(tx).map_err(e2e)?;
+    if let Some(mut conversation) = Conversation::load(&mls, &row.group_id).map_err(e2e)?
+        && conversation.pending_commit_id() == Some(commit_id)
+    {
+        conversation.confirm_commit(&mls).map_err(e2e)?;
+        debug!(epoch = conversation.epoch(), "self-update confirmed");
+    }
+    Ok(())
 }
 
-/// Delay before the next attempt, after `attempts` failed ones: the schedule of rhizo-core's
-/// sans-IO [`RetryPolicy`](rhizo_core::delivery::RetryPolicy) (1 s doubling to 5 min, with
-/// jitter so many queued messages do not retry in lockstep).
 fn retry_delay(attempts: u32) -> i64 {
     let noise = u64::from_le_bytes(random::<8>().unwrap_or_default());
     let delay =
@@ -1994,12 +2064,51 @@ fn seal(
     Ok(envelope.encode())
 }
 
-/// Interprets a `/rhizo/msg/1` response to `sent`.
+/// What a device's receipt says about one envelope: its new state (with an error to show), or
+/// a transient refusal to retry.
+type Outcome = Result<(MessageState, Option<String>), String>;
+
+/// The better of two devices' outcomes for one envelope: delivered (or read) beats failed,
+/// which beats a refusal to retry.
+fn better_outcome(a: Outcome, b: Outcome) -> Outcome {
+    match (&a, &b) {
+        (Err(_), _) => b,
+        (Ok((MessageState::Failed, _)), Ok((s, _))) if *s != MessageState::Failed => b,
+        _ => a,
+    }
+}
+
+/// Splits due envelopes into the batches sent together: up to [`MAX_BATCH_ENVELOPES`] and
+/// within the frame limit.
+fn batches(items: &[OutboxItem]) -> Vec<&[OutboxItem]> {
+    // Room for the marker, version and each envelope's tag and length.
+    const FRAME_BUDGET: usize = MAX_BATCH_FRAME_BYTES - 1024;
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < items.len() {
+        let mut end = start + 1;
+        let mut bytes = items[start].envelope.len() + 8;
+        while end < items.len()
+            && end - start < MAX_BATCH_ENVELOPES
+            && bytes + items[end].envelope.len() + 8 <= FRAME_BUDGET
+        {
+            bytes += items[end].envelope.len() + 8;
+            end += 1;
+        }
+        out.push(&items[start..end]);
+        start = end;
+    }
+    out
+}
+
+/// Interprets a `/rhizo/msg/1` response to the envelopes `sent` (one, or a batch): one outcome
+/// per envelope, or `Err` when the response is not a valid receipt from `device` for all of
+/// them.
 fn parse_response(
     response: &[u8],
     device: &DevicePublicKey,
-    sent: &SecureMessage,
-) -> Result<(MessageState, Option<String>), String> {
+    sent: &[SecureMessage],
+) -> Result<Vec<Outcome>, String> {
     match response.split_first() {
         Some((&RESPONSE_RECEIPT, body)) => {
             let receipt = DeliveryReceipt::decode(body).map_err(|e| e.to_string())?;
@@ -2007,33 +2116,40 @@ fn parse_response(
                 return Err("receipt from another device".into());
             }
             receipt.verify(device).map_err(|e| e.to_string())?;
-            let entry = receipt
-                .entries
-                .iter()
-                .find(|e| e.envelope == sent.id() && e.envelope_digest == sent.digest())
-                .ok_or("receipt does not acknowledge this envelope")?;
-            match entry.status {
-                ReceiptStatus::Delivered => Ok((MessageState::Delivered, None)),
-                ReceiptStatus::Read => Ok((MessageState::Read, None)),
-                // Seen before: our first receipt was lost; it was delivered.
-                ReceiptStatus::Rejected(ErrorCode::ReplayDetected) => {
-                    Ok((MessageState::Delivered, None))
-                }
-                ReceiptStatus::Rejected(code) if code.is_transient() => {
-                    Err(format!("recipient answered {}", code.as_str()))
-                }
-                // Final: retrying the same envelope cannot succeed.
-                ReceiptStatus::Rejected(code) => Ok((
-                    MessageState::Failed,
-                    Some(format!("refused by the recipient: {}", code.as_str())),
-                )),
-            }
+            sent.iter()
+                .map(|m| {
+                    let entry = receipt
+                        .entries
+                        .iter()
+                        .find(|e| e.envelope == m.id() && e.envelope_digest == m.digest())
+                        .ok_or("receipt does not acknowledge this envelope")?;
+                    Ok(outcome_of(entry.status))
+                })
+                .collect()
         }
         Some((&RESPONSE_ERROR, body)) => {
             let e = ErrorMessage::decode(body).map_err(|e| e.to_string())?;
             Err(format!("recipient answered {}", e.code.as_str()))
         }
         _ => Err("malformed response".into()),
+    }
+}
+
+/// What a receipt entry's status means for the envelope it names.
+fn outcome_of(status: ReceiptStatus) -> Outcome {
+    match status {
+        ReceiptStatus::Delivered => Ok((MessageState::Delivered, None)),
+        ReceiptStatus::Read => Ok((MessageState::Read, None)),
+        // Seen before: our first receipt was lost; it was delivered.
+        ReceiptStatus::Rejected(ErrorCode::ReplayDetected) => Ok((MessageState::Delivered, None)),
+        ReceiptStatus::Rejected(code) if code.is_transient() => {
+            Err(format!("recipient answered {}", code.as_str()))
+        }
+        // Final: retrying the same envelope cannot succeed.
+        ReceiptStatus::Rejected(code) => Ok((
+            MessageState::Failed,
+            Some(format!("refused by the recipient: {}", code.as_str())),
+        )),
     }
 }
 
@@ -2049,7 +2165,17 @@ pub fn rate_limited_response() -> Vec<u8> {
 pub fn conduct_of(response: &[u8]) -> Option<rhizo_core::abuse::Conduct> {
     use rhizo_core::abuse::Conduct;
     match response.split_first() {
-        Some((&RESPONSE_RECEIPT, _)) => Some(Conduct::ValidReply),
+        // A batch holding a forged envelope: that one counts against the peer.
+        Some((&RESPONSE_RECEIPT, body)) => match DeliveryReceipt::decode(body) {
+            Ok(r)
+                if r.entries
+                    .iter()
+                    .any(|e| e.status == ReceiptStatus::Rejected(ErrorCode::InvalidSignature)) =>
+            {
+                Some(Conduct::InvalidMessage)
+            }
+            _ => Some(Conduct::ValidReply),
+        },
         Some((&RESPONSE_ERROR, body)) => match ErrorMessage::decode(body).ok()?.code {
             ErrorCode::Malformed | ErrorCode::InvalidVersion | ErrorCode::InvalidSignature => {
                 Some(Conduct::InvalidMessage)
@@ -2067,11 +2193,14 @@ fn error_response(code: ErrorCode, detail: &str, refused: Option<(SessionId, u64
     out
 }
 
-fn receipt_response(me: &Me, message: &SecureMessage, status: ReceiptStatus) -> Vec<u8> {
+fn receipt_response(me: &Me, answers: &[(&SecureMessage, ReceiptStatus)]) -> Vec<u8> {
     let mut receipt = DeliveryReceipt {
         recipient_device: me.device.public(),
         timestamp: u64::try_from(now_ms()).unwrap_or(0),
-        entries: vec![ReceiptEntry::for_envelope(message, status)],
+        entries: answers
+            .iter()
+            .map(|(message, status)| ReceiptEntry::for_envelope(message, *status))
+            .collect(),
         signature: [0; 64],
     };
     if receipt.sign(&me.device).is_err() {
@@ -2097,6 +2226,249 @@ struct Received {
     events: Vec<ApiEvent>,
     /// What the receipt says (None: an error response, nothing was decided).
     status: Option<ReceiptStatus>,
+}
+
+/// The answer to an envelope decided before any database change.
+enum Precheck {
+    /// Passed the cheap checks and the signature: apply it.
+    Ready(Box<SecureMessage>, Contact),
+    /// Answered with a signed receipt entry of this status.
+    Status(ReceiptStatus),
+    /// Answered with an error (not signed for; a bare envelope gets an `ErrorMessage`).
+    Error(ErrorCode, &'static str),
+}
+
+/// The checks before the transaction, cheapest first: recipient, replay window, known sender
+/// device, signature, then the in-memory seen cache.
+fn precheck(
+    store: &Store,
+    me: &Me,
+    seen: &Mutex<SeenSet<InTransaction>>,
+    message: SecureMessage,
+    now: i64,
+) -> Precheck {
+    if message.recipient_id != me.uid {
+        // Meant for someone else: final, retrying cannot help.
+        return Precheck::Status(ReceiptStatus::Rejected(ErrorCode::Malformed));
+    }
+    // The replay window (14 days back, 5 minutes ahead), before any signature work.
+    if let Err(e) = check_timestamp(message.timestamp, u64::try_from(now).unwrap_or(0)) {
+        return Precheck::Status(ReceiptStatus::Rejected(e.code()));
+    }
+    let contact = match store.contact_by_device(message.sender_device.as_bytes()) {
+        Ok(Some(c)) if c.uid == *message.sender_id.as_bytes() => c,
+        Ok(_) => return Precheck::Status(ReceiptStatus::Rejected(ErrorCode::UnknownSender)),
+        Err(_) => return Precheck::Error(ErrorCode::Internal, "database"),
+    };
+    if message.verify(&message.sender_device).is_err() {
+        return Precheck::Error(ErrorCode::InvalidSignature, "bad signature");
+    }
+    // The LRU of recently accepted ids answers most retransmissions without the database.
+    let fresh = seen.lock().map_err(|_| ()).and_then(|mut s| {
+        s.check(
+            &message.id(),
+            message.timestamp,
+            u64::try_from(now).unwrap_or(0),
+        )
+        .map_err(|_| ())
+    });
+    if matches!(fresh, Ok(Freshness::Replay)) {
+        return Precheck::Status(ReceiptStatus::Rejected(ErrorCode::ReplayDetected));
+    }
+    Precheck::Ready(Box::new(message), contact)
+}
+
+/// Applies one checked envelope inside `tx`: seen-set, MLS, message rows. On `Err` the caller
+/// rolls back what it changed.
+fn apply_envelope(
+    tx: &rusqlite::Transaction<'_>,
+    me: &Me,
+    mls_device: &Device,
+    contact: &Contact,
+    message: &SecureMessage,
+    now: i64,
+) -> Result<Vec<ApiEvent>, Reject> {
+    let ts = i64::try_from(message.timestamp).unwrap_or(i64::MAX);
+    let session_id = *message.session_id.as_bytes();
+    let sender_device = *message.sender_device.as_bytes();
+    let seq = message.sequence_num;
+    let digest = message.digest();
+    if !seen_insert(tx, &sender_device, &session_id, seq, now)? {
+        return Err(Reject::Code(ErrorCode::ReplayDetected));
+    }
+    let mls = E2eStore::from_connection(tx).map_err(Reject::internal)?;
+    let unix = u64::try_from(now / 1000).unwrap_or(0);
+    match message.msg_type {
+        MessageType::Welcome => {
+            let conversation = Conversation::join(&mls, mls_device, &message.payload, unix)
+                .map_err(|_| Reject::Code(ErrorCode::DecryptionFailed))?;
+            insert_conversation_tx(
+                tx,
+                &ConversationRow {
+                    session_id,
+                    group_id: conversation.id().to_vec(),
+                    contact_uid: contact.uid,
+                    created_at: now,
+                },
+            )?;
+            // A one-time KeyPackage was used: publish a fresh bundle.
+            tx.execute("DELETE FROM meta WHERE key = ?1", [META_KEY_PACKAGE_BUNDLE])
+                .map_err(Reject::internal)?;
+            Ok(Vec::new())
+        }
+        MessageType::Application | MessageType::Commit => {
+            let row = rhizo_store::messaging::conversation_tx(tx, &session_id)?
+                .ok_or(Reject::Code(ErrorCode::UnknownSession))?;
+            if row.contact_uid != contact.uid {
+                return Err(Reject::Code(ErrorCode::UnknownSender));
+            }
+            let mut conversation = Conversation::load(&mls, &row.group_id)
+                .map_err(Reject::internal)?
+                .ok_or(Reject::Code(ErrorCode::UnknownSession))?;
+            let processed = conversation
+                .process(&mls, mls_device, &message.payload, unix)
+                .map_err(|_| Reject::Code(ErrorCode::DecryptionFailed))?;
+            let mut events = Vec::new();
+            for p in &processed {
+                match p {
+                    // Not acknowledged (and rolled back): the sender retries once the
+                    // commit that opens that epoch has been applied here.
+                    Processed::Deferred => return Err(Reject::Code(ErrorCode::SequenceError)),
+                    // Our own concurrent commit won the tie-break; the sender applies ours.
+                    // A final refusal, so its commit is never confirmed.
+                    Processed::CommitRejected { .. } => {
+                        return Err(Reject::Code(ErrorCode::SessionExpired));
+                    }
+                    _ => {}
+                }
+            }
+            for p in processed {
+                let Processed::Application { plaintext, sender } = p else {
+                    continue;
+                };
+                // The MLS leaf that encrypted it must be the device that signed the envelope.
+                if sender.device() != message.sender_device {
+                    return Err(Reject::Code(ErrorCode::UnknownSender));
+                }
+                let content = ChatContent::decode(plaintext.as_slice())
+                    .map_err(|_| Reject::Code(ErrorCode::Malformed))?;
+                let sent_at = i64::try_from(content.sent_at_ms).unwrap_or(ts);
+                if !content.profile.is_empty() {
+                    accept_contact_profile(tx, contact, &content.profile, now)?;
+                    if content.text.is_empty() {
+                        continue;
+                    }
+                }
+                if let Some(id) = insert_incoming(
+                    tx,
+                    &NewIncoming {
+                        session_id,
+                        sender_device,
+                        seq,
+                        kind: "text",
+                        body: Some(&content.text),
+                        sent_at,
+                        digest,
+                    },
+                    now,
+                )? {
+                    events.push(ApiEvent::MessageReceived {
+                        id,
+                        contact: contact.name.clone(),
+                        text: content.text.clone(),
+                        sent_at,
+                    });
+                }
+            }
+            Ok(events)
+        }
+        MessageType::ReadReceipt | MessageType::DeliveryReceipt => {
+            let receipt = DeliveryReceipt::decode(&message.payload)
+                .map_err(|_| Reject::Code(ErrorCode::Malformed))?;
+            // Signed by the device that sent the envelope: only it can say it has ours.
+            if receipt.recipient_device != message.sender_device {
+                return Err(Reject::Code(ErrorCode::InvalidSignature));
+            }
+            receipt
+                .verify(&message.sender_device)
+                .map_err(|_| Reject::Code(ErrorCode::InvalidSignature))?;
+            // Only for this conversation, which must be with this contact.
+            let row = rhizo_store::messaging::conversation_tx(tx, &session_id)?
+                .ok_or(Reject::Code(ErrorCode::UnknownSession))?;
+            if row.contact_uid != contact.uid {
+                return Err(Reject::Code(ErrorCode::UnknownSender));
+            }
+            let mut events = Vec::new();
+            for entry in receipt.entries.iter().filter(|e| {
+                e.envelope.session_id == message.session_id
+                    && e.envelope.sender_device == me.device.public()
+            }) {
+                let state = match entry.status {
+                    ReceiptStatus::Read => MessageState::Read,
+                    // A receipt that came later (through a mailbox): it has our envelope.
+                    ReceiptStatus::Delivered
+                    | ReceiptStatus::Rejected(ErrorCode::ReplayDetected) => MessageState::Delivered,
+                    ReceiptStatus::Rejected(_) => continue,
+                };
+                let commit = std::cell::Cell::new(None);
+                let matches = |sent: &[u8]| {
+                    if envelope_digest(sent) != entry.envelope_digest {
+                        return false;
+                    }
+                    if let Ok(m) = SecureMessage::decode(sent)
+                        && m.msg_type == MessageType::Commit
+                    {
+                        commit.set(Some(rhizo_e2e::commit_id(&m.payload)));
+                    }
+                    true
+                };
+                let (session, device, seq) = (
+                    entry.envelope.session_id.as_bytes(),
+                    me.device.public(),
+                    entry.envelope.sequence_num,
+                );
+                let changed = if state == MessageState::Read {
+                    rhizo_store::messaging::mark_outgoing_read_tx(
+                        tx,
+                        session,
+                        device.as_bytes(),
+                        seq,
+                        now,
+                        matches,
+                    )?
+                } else {
+                    rhizo_store::messaging::mark_outgoing_delivered_tx(
+                        tx,
+                        session,
+                        device.as_bytes(),
+                        seq,
+                        now,
+                        matches,
+                    )?
+                };
+                // Our self-update reached the peer: merge it (as on a direct receipt).
+                if changed.is_some()
+                    && let Some(commit_id) = commit.get()
+                    && let Some(mut conversation) =
+                        Conversation::load(&mls, &row.group_id).map_err(Reject::internal)?
+                    && conversation.pending_commit_id() == Some(commit_id)
+                {
+                    conversation
+                        .confirm_commit(&mls)
+                        .map_err(Reject::internal)?;
+                }
+                if let Some(id) = changed {
+                    events.push(ApiEvent::MessageState {
+                        id,
+                        contact: contact.name.clone(),
+                        state: state.to_string(),
+                    });
+                }
+            }
+            Ok(events)
+        }
+        _ => Err(Reject::Code(ErrorCode::Malformed)),
+    }
 }
 
 /// Verifies, deduplicates, decrypts and stores one envelope. Everything it changes is one
@@ -2125,265 +2497,152 @@ fn receive(
         events: Vec::new(),
     };
     let refused = Some((message.session_id, message.sequence_num));
-    if message.recipient_id != me.uid {
-        return reply(receipt_response(
-            me,
-            &message,
-            // Meant for someone else: final, retrying cannot help.
-            ReceiptStatus::Rejected(ErrorCode::Malformed),
-        ));
-    }
     let now = now_ms();
-    let ts = i64::try_from(message.timestamp).unwrap_or(i64::MAX);
-    // The replay window (14 days back, 5 minutes ahead), before any signature work.
-    if let Err(e) = check_timestamp(message.timestamp, u64::try_from(now).unwrap_or(0)) {
-        return reply(receipt_response(
-            me,
-            &message,
-            ReceiptStatus::Rejected(e.code()),
-        ));
-    }
-    let contact = match store.contact_by_device(message.sender_device.as_bytes()) {
-        Ok(Some(c)) if c.uid == *message.sender_id.as_bytes() => c,
-        Ok(_) => {
-            return reply(receipt_response(
-                me,
-                &message,
-                ReceiptStatus::Rejected(ErrorCode::UnknownSender),
-            ));
-        }
-        Err(_) => return reply(error_response(ErrorCode::Internal, "database", refused)),
+    let (message, contact) = match precheck(store, me, seen, message.clone(), now) {
+        Precheck::Ready(m, c) => (m, c),
+        Precheck::Status(status) => return reply(receipt_response(me, &[(&message, status)])),
+        Precheck::Error(code, detail) => return reply(error_response(code, detail, refused)),
     };
-    if message.verify(&message.sender_device).is_err() {
-        return reply(error_response(
-            ErrorCode::InvalidSignature,
-            "bad signature",
-            refused,
-        ));
-    }
-    let id = message.id();
-    // The LRU of recently accepted ids answers most retransmissions without the database.
-    let fresh = seen.lock().map_err(|_| ()).and_then(|mut s| {
-        s.check(&id, message.timestamp, u64::try_from(now).unwrap_or(0))
-            .map_err(|_| ())
-    });
-    if matches!(fresh, Ok(Freshness::Replay)) {
-        return reply(receipt_response(
-            me,
-            &message,
-            ReceiptStatus::Rejected(ErrorCode::ReplayDetected),
-        ));
-    }
-    let session_id = *message.session_id.as_bytes();
-    let sender_device = *message.sender_device.as_bytes();
-    let seq = message.sequence_num;
-    let digest = message.digest();
-    let outcome = store.transaction(|tx| -> Result<Vec<ApiEvent>, Reject> {
-        if !seen_insert(tx, &sender_device, &session_id, seq, now)? {
-            return Err(Reject::Code(ErrorCode::ReplayDetected));
-        }
-        let mls = E2eStore::from_connection(tx).map_err(Reject::internal)?;
-        let unix = u64::try_from(now / 1000).unwrap_or(0);
-        match message.msg_type {
-            MessageType::Welcome => {
-                let conversation = Conversation::join(&mls, mls_device, &message.payload, unix)
-                    .map_err(|_| Reject::Code(ErrorCode::DecryptionFailed))?;
-                insert_conversation_tx(
-                    tx,
-                    &ConversationRow {
-                        session_id,
-                        group_id: conversation.id().to_vec(),
-                        contact_uid: contact.uid,
-                        created_at: now,
-                    },
-                )?;
-                // A one-time KeyPackage was used: publish a fresh bundle.
-                tx.execute("DELETE FROM meta WHERE key = ?1", [META_KEY_PACKAGE_BUNDLE])
-                    .map_err(Reject::internal)?;
-                Ok(Vec::new())
-            }
-            MessageType::Application | MessageType::Commit => {
-                let row = rhizo_store::messaging::conversation_tx(tx, &session_id)?
-                    .ok_or(Reject::Code(ErrorCode::UnknownSession))?;
-                if row.contact_uid != contact.uid {
-                    return Err(Reject::Code(ErrorCode::UnknownSender));
-                }
-                let mut conversation = Conversation::load(&mls, &row.group_id)
-                    .map_err(Reject::internal)?
-                    .ok_or(Reject::Code(ErrorCode::UnknownSession))?;
-                let processed = conversation
-                    .process(&mls, mls_device, &message.payload, unix)
-                    .map_err(|_| Reject::Code(ErrorCode::DecryptionFailed))?;
-                let mut events = Vec::new();
-                for p in &processed {
-                    match p {
-                        // Not acknowledged (and rolled back): the sender retries once the
-                        // commit that opens that epoch has been applied here.
-                        Processed::Deferred => return Err(Reject::Code(ErrorCode::SequenceError)),
-                        // Our own concurrent commit won the tie-break; the sender applies ours.
-                        // A final refusal, so its commit is never confirmed.
-                        Processed::CommitRejected { .. } => {
-                            return Err(Reject::Code(ErrorCode::SessionExpired));
-                        }
-                        _ => {}
-                    }
-                }
-                for p in processed {
-                    let Processed::Application { plaintext, sender } = p else {
-                        continue;
-                    };
-                    // The MLS leaf that encrypted it must be the device that signed the envelope.
-                    if sender.device() != message.sender_device {
-                        return Err(Reject::Code(ErrorCode::UnknownSender));
-                    }
-                    let content = ChatContent::decode(plaintext.as_slice())
-                        .map_err(|_| Reject::Code(ErrorCode::Malformed))?;
-                    let sent_at = i64::try_from(content.sent_at_ms).unwrap_or(ts);
-                    if !content.profile.is_empty() {
-                        accept_contact_profile(tx, &contact, &content.profile, now)?;
-                        if content.text.is_empty() {
-                            continue;
-                        }
-                    }
-                    if let Some(id) = insert_incoming(
-                        tx,
-                        &NewIncoming {
-                            session_id,
-                            sender_device,
-                            seq,
-                            kind: "text",
-                            body: Some(&content.text),
-                            sent_at,
-                            digest,
-                        },
-                        now,
-                    )? {
-                        events.push(ApiEvent::MessageReceived {
-                            id,
-                            contact: contact.name.clone(),
-                            text: content.text.clone(),
-                            sent_at,
-                        });
-                    }
-                }
-                Ok(events)
-            }
-            MessageType::ReadReceipt | MessageType::DeliveryReceipt => {
-                let receipt = DeliveryReceipt::decode(&message.payload)
-                    .map_err(|_| Reject::Code(ErrorCode::Malformed))?;
-                // Signed by the device that sent the envelope: only it can say it has ours.
-                if receipt.recipient_device != message.sender_device {
-                    return Err(Reject::Code(ErrorCode::InvalidSignature));
-                }
-                receipt
-                    .verify(&message.sender_device)
-                    .map_err(|_| Reject::Code(ErrorCode::InvalidSignature))?;
-                // Only for this conversation, which must be with this contact.
-                let row = rhizo_store::messaging::conversation_tx(tx, &session_id)?
-                    .ok_or(Reject::Code(ErrorCode::UnknownSession))?;
-                if row.contact_uid != contact.uid {
-                    return Err(Reject::Code(ErrorCode::UnknownSender));
-                }
-                let mut events = Vec::new();
-                for entry in receipt.entries.iter().filter(|e| {
-                    e.envelope.session_id == message.session_id
-                        && e.envelope.sender_device == me.device.public()
-                }) {
-                    let state = match entry.status {
-                        ReceiptStatus::Read => MessageState::Read,
-                        // A receipt that came later (through a mailbox): it has our envelope.
-                        ReceiptStatus::Delivered
-                        | ReceiptStatus::Rejected(ErrorCode::ReplayDetected) => {
-                            MessageState::Delivered
-                        }
-                        ReceiptStatus::Rejected(_) => continue,
-                    };
-                    let commit = std::cell::Cell::new(None);
-                    let matches = |sent: &[u8]| {
-                        if envelope_digest(sent) != entry.envelope_digest {
-                            return false;
-                        }
-                        if let Ok(m) = SecureMessage::decode(sent)
-                            && m.msg_type == MessageType::Commit
-                        {
-                            commit.set(Some(rhizo_e2e::commit_id(&m.payload)));
-                        }
-                        true
-                    };
-                    let (session, device, seq) = (
-                        entry.envelope.session_id.as_bytes(),
-                        me.device.public(),
-                        entry.envelope.sequence_num,
-                    );
-                    let changed = if state == MessageState::Read {
-                        rhizo_store::messaging::mark_outgoing_read_tx(
-                            tx,
-                            session,
-                            device.as_bytes(),
-                            seq,
-                            now,
-                            matches,
-                        )?
-                    } else {
-                        rhizo_store::messaging::mark_outgoing_delivered_tx(
-                            tx,
-                            session,
-                            device.as_bytes(),
-                            seq,
-                            now,
-                            matches,
-                        )?
-                    };
-                    // Our self-update reached the peer: merge it (as on a direct receipt).
-                    if changed.is_some()
-                        && let Some(commit_id) = commit.get()
-                        && let Some(mut conversation) =
-                            Conversation::load(&mls, &row.group_id).map_err(Reject::internal)?
-                        && conversation.pending_commit_id() == Some(commit_id)
-                    {
-                        conversation
-                            .confirm_commit(&mls)
-                            .map_err(Reject::internal)?;
-                    }
-                    if let Some(id) = changed {
-                        events.push(ApiEvent::MessageState {
-                            id,
-                            contact: contact.name.clone(),
-                            state: state.to_string(),
-                        });
-                    }
-                }
-                Ok(events)
-            }
-            _ => Err(Reject::Code(ErrorCode::Malformed)),
-        }
-    });
+    let outcome =
+        store.transaction(|tx| apply_envelope(tx, me, mls_device, &contact, &message, now));
     if matches!(
         outcome,
         Ok(_) | Err(Reject::Code(ErrorCode::ReplayDetected))
     ) && let Ok(mut s) = seen.lock()
     {
         // Committed (or already stored): from now on the cache answers for it.
-        s.confirm(&id);
+        s.confirm(&message.id());
     }
     match outcome {
         Ok(events) => Received {
-            response: receipt_response(me, &message, ReceiptStatus::Delivered),
+            response: receipt_response(me, &[(&message, ReceiptStatus::Delivered)]),
             events,
             status: Some(ReceiptStatus::Delivered),
         },
         // The transaction rolled back: nothing was stored, the seen-set is unchanged.
         Err(Reject::Code(code)) => {
-            debug!(code = code.as_str(), seq, "envelope refused");
+            debug!(
+                code = code.as_str(),
+                seq = message.sequence_num,
+                "envelope refused"
+            );
             reply(receipt_response(
                 me,
-                &message,
-                ReceiptStatus::Rejected(code),
+                &[(&message, ReceiptStatus::Rejected(code))],
             ))
         }
         Err(Reject::Store(e)) => {
             warn!(error = %e, "storing an incoming message failed");
             reply(error_response(ErrorCode::Internal, "storage", refused))
+        }
+    }
+}
+
+/// Applies a batch frame (see [`EnvelopeBatch`]): every envelope is checked as a bare one would
+/// be, then all are applied in order in ONE transaction (group commit: one `fsync` for the
+/// batch), each inside its own savepoint so a refused envelope changes nothing while the others
+/// stand. After a transient refusal the later envelopes are answered `SEQUENCE_ERROR`
+/// unprocessed, so nothing overtakes a message the sender will retry. The answer is one signed
+/// receipt with an entry per envelope, in order; a frame or an envelope that does not decode
+/// refuses the whole batch with an error.
+fn receive_batch(
+    store: &mut Store,
+    me: &Me,
+    mls_device: &Device,
+    seen: &Mutex<SeenSet<InTransaction>>,
+    payload: &[u8],
+) -> Received {
+    let refuse = |code: ErrorCode, detail: &str| Received {
+        response: error_response(code, detail, None),
+        events: Vec::new(),
+        status: None,
+    };
+    let batch = match EnvelopeBatch::decode(payload) {
+        Ok(b) => b,
+        Err(e) => return refuse(e.code(), &e.to_string()),
+    };
+    let mut messages = Vec::with_capacity(batch.envelopes.len());
+    for bytes in &batch.envelopes {
+        match SecureMessage::decode(bytes) {
+            Ok(m) => messages.push(m),
+            Err(e) => return refuse(e.code(), &format!("an envelope of the batch: {e}")),
+        }
+    }
+    let now = now_ms();
+    let checked: Vec<Precheck> = messages
+        .iter()
+        .map(|m| precheck(store, me, seen, m.clone(), now))
+        .collect();
+    let outcome = store.transaction(|tx| -> Result<_, Reject> {
+        let mut statuses = Vec::with_capacity(checked.len());
+        let mut events = Vec::new();
+        let mut confirmed = Vec::new();
+        let mut blocked = false;
+        for check in &checked {
+            if blocked {
+                statuses.push(ReceiptStatus::Rejected(ErrorCode::SequenceError));
+                continue;
+            }
+            let status = match check {
+                Precheck::Status(status) => *status,
+                Precheck::Error(code, _) => ReceiptStatus::Rejected(*code),
+                Precheck::Ready(message, contact) => {
+                    let applied = rhizo_store::messaging::in_savepoint(tx, || {
+                        apply_envelope(tx, me, mls_device, contact, message, now)
+                    })?;
+                    match applied {
+                        Ok(new_events) => {
+                            events.extend(new_events);
+                            confirmed.push(message.id());
+                            ReceiptStatus::Delivered
+                        }
+                        Err(Reject::Code(code)) => {
+                            if code == ErrorCode::ReplayDetected {
+                                confirmed.push(message.id());
+                            }
+                            debug!(
+                                code = code.as_str(),
+                                seq = message.sequence_num,
+                                "envelope refused"
+                            );
+                            ReceiptStatus::Rejected(code)
+                        }
+                        Err(Reject::Store(e)) => {
+                            warn!(error = %e, "storing an incoming message failed");
+                            ReceiptStatus::Rejected(ErrorCode::Internal)
+                        }
+                    }
+                }
+            };
+            if let ReceiptStatus::Rejected(code) = status
+                && code.is_transient()
+            {
+                blocked = true;
+            }
+            statuses.push(status);
+        }
+        Ok((statuses, events, confirmed))
+    });
+    match outcome {
+        Ok((statuses, events, confirmed)) => {
+            if let Ok(mut s) = seen.lock() {
+                for id in &confirmed {
+                    s.confirm(id);
+                }
+            }
+            let answers: Vec<(&SecureMessage, ReceiptStatus)> =
+                messages.iter().zip(statuses).collect();
+            let response = receipt_response(me, &answers);
+            Received {
+                status: status_of_response(&response),
+                response,
+                events,
+            }
+        }
+        Err(Reject::Code(code)) => refuse(code, "batch refused"),
+        Err(Reject::Store(e)) => {
+            warn!(error = %e, "storing an incoming batch failed");
+            refuse(ErrorCode::Internal, "storage")
         }
     }
 }
@@ -2469,6 +2728,7 @@ impl Reject {
 #[cfg(test)]
 mod tests {
     use rhizo_core::DeviceKey;
+    use rhizo_core::envelope::BATCH_FRAME_MARKER;
     use rhizo_store::messaging::ContactDevice;
 
     use super::*;
@@ -2608,6 +2868,250 @@ mod tests {
         let history = bob_store.messages(&session, 100).unwrap();
         let texts: Vec<_> = history.iter().filter_map(|m| m.body.clone()).collect();
         assert_eq!(texts, vec!["hello bob".to_string()], "exactly one delivery");
+    }
+
+    fn statuses(response: &[u8]) -> Vec<ReceiptStatus> {
+        assert_eq!(response[0], RESPONSE_RECEIPT, "expected a receipt");
+        DeliveryReceipt::decode(&response[1..])
+            .unwrap()
+            .entries
+            .iter()
+            .map(|e| e.status)
+            .collect()
+    }
+
+    fn batch_of(envelopes: &[&Vec<u8>]) -> Vec<u8> {
+        EnvelopeBatch {
+            envelopes: envelopes.iter().map(|e| e.to_vec().into()).collect(),
+        }
+        .encode()
+        .unwrap()
+    }
+
+    #[test]
+    fn a_batch_is_applied_in_order_in_one_transaction_with_one_receipt() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (alice, bob) = (party(1, "alice"), party(2, "bob"));
+        let bob_db = tmp.path().join("bob.db");
+        let mut bob_store = open(&bob_db);
+        let mut alice_store = open(&tmp.path().join("alice.db"));
+        bob_store.add_contact(&alice.contact, 1).unwrap();
+        alice_store.add_contact(&bob.contact, 1).unwrap();
+        let kp = {
+            let mls = E2eStore::from_connection(bob_store.connection()).unwrap();
+            rhizo_e2e::create_key_packages(&mls, &bob.device, 1, false)
+                .unwrap()
+                .remove(0)
+        };
+        let now = now_ms();
+        let session = [9u8; 16];
+        let seal_app = |seq: u64, payload: Vec<u8>| {
+            seal(
+                &alice.me,
+                &bob.contact,
+                &session,
+                seq,
+                MessageType::Application,
+                payload,
+                now,
+            )
+            .unwrap()
+        };
+        let mls = E2eStore::from_connection(alice_store.connection()).unwrap();
+        let (mut conversation, welcome) =
+            Conversation::create(&mls, &alice.device, &[kp], 1).unwrap();
+        let mut encrypt = |text: &str| {
+            let content = ChatContent {
+                text: text.into(),
+                sent_at_ms: now as u64,
+                ..Default::default()
+            }
+            .encode_to_vec();
+            conversation
+                .encrypt(&mls, &alice.device, &content, 1)
+                .unwrap()
+        };
+        let welcome = seal(
+            &alice.me,
+            &bob.contact,
+            &session,
+            1,
+            MessageType::Welcome,
+            welcome,
+            now,
+        )
+        .unwrap();
+        let one = seal_app(2, encrypt("one"));
+        let undecryptable = seal_app(3, vec![1, 2, 3]);
+        let two = seal_app(4, encrypt("two"));
+        let mut forged = seal_app(5, encrypt("forged"));
+        let last = forged.len() - 1;
+        forged[last] ^= 1;
+        let three = seal_app(6, encrypt("three"));
+        let four = seal_app(7, encrypt("four"));
+
+        let seen = Mutex::new(SeenSet::new(InTransaction));
+        let frame = batch_of(&[&welcome, &one, &undecryptable, &two, &forged]);
+        let r = receive_batch(&mut bob_store, &bob.me, &bob.device, &seen, &frame);
+        // One signed receipt, one entry per envelope in order; a final refusal (undecryptable,
+        // forged) does not stop the envelopes after it.
+        assert_eq!(
+            statuses(&r.response),
+            vec![
+                ReceiptStatus::Delivered,
+                ReceiptStatus::Delivered,
+                ReceiptStatus::Rejected(ErrorCode::DecryptionFailed),
+                ReceiptStatus::Delivered,
+                ReceiptStatus::Rejected(ErrorCode::InvalidSignature),
+            ]
+        );
+        assert_eq!(r.events.len(), 2, "two messages received");
+        // The forged envelope counts against the peer that sent the batch.
+        assert_eq!(
+            conduct_of(&r.response),
+            Some(rhizo_core::abuse::Conduct::InvalidMessage)
+        );
+        // The sender reads one outcome per envelope from it.
+        let sent: Vec<SecureMessage> = [&welcome, &one, &undecryptable, &two, &forged]
+            .iter()
+            .map(|e| SecureMessage::decode(e).unwrap())
+            .collect();
+        let outcomes = parse_response(&r.response, &bob.me.device.public(), &sent).unwrap();
+        assert!(matches!(outcomes[0], Ok((MessageState::Delivered, None))));
+        assert!(matches!(outcomes[2], Ok((MessageState::Failed, Some(_)))));
+        // A receipt from another device is not believed.
+        assert!(parse_response(&r.response, &alice.me.device.public(), &sent).is_err());
+
+        // A transient refusal stops the rest of the batch unprocessed, so nothing overtakes it.
+        let unknown_session = seal(
+            &alice.me,
+            &bob.contact,
+            &[3; 16],
+            1,
+            MessageType::Application,
+            vec![1],
+            now,
+        )
+        .unwrap();
+        let frame = batch_of(&[&three, &unknown_session, &four]);
+        let r = receive_batch(&mut bob_store, &bob.me, &bob.device, &seen, &frame);
+        assert_eq!(
+            statuses(&r.response),
+            vec![
+                ReceiptStatus::Delivered,
+                ReceiptStatus::Rejected(ErrorCode::UnknownSession),
+                ReceiptStatus::Rejected(ErrorCode::SequenceError),
+            ]
+        );
+        // Retried later, it goes through; a replay of the first batch is answered from the
+        // seen-set without storing anything twice.
+        let r = receive(&mut bob_store, &bob.me, &bob.device, &seen, &four);
+        assert_eq!(status_of(&r.response), ReceiptStatus::Delivered);
+        let frame = batch_of(&[&one, &two]);
+        let r = receive_batch(&mut bob_store, &bob.me, &bob.device, &seen, &frame);
+        assert_eq!(
+            statuses(&r.response),
+            vec![ReceiptStatus::Rejected(ErrorCode::ReplayDetected); 2]
+        );
+
+        // Everything acknowledged is on disk.
+        drop(bob_store);
+        let bob_store = open(&bob_db);
+        let texts: Vec<_> = bob_store
+            .messages(&session, 100)
+            .unwrap()
+            .iter()
+            .rev()
+            .filter_map(|m| m.body.clone())
+            .collect();
+        assert_eq!(texts.len(), 4, "{texts:?}");
+        for t in ["one", "two", "three", "four"] {
+            assert!(texts.iter().any(|x| x == t), "{t} missing from {texts:?}");
+        }
+    }
+
+    #[test]
+    fn bad_batch_frames_are_refused_whole_and_change_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (alice, bob) = (party(1, "alice"), party(2, "bob"));
+        let mut bob_store = open(&tmp.path().join("bob.db"));
+        bob_store.add_contact(&alice.contact, 1).unwrap();
+        let seen = Mutex::new(SeenSet::new(InTransaction));
+        let good = seal(
+            &alice.me,
+            &bob.contact,
+            &[2; 16],
+            1,
+            MessageType::Application,
+            vec![1],
+            now_ms(),
+        )
+        .unwrap();
+        let garbage = b"\x00garbage".to_vec();
+        for frame in [
+            vec![BATCH_FRAME_MARKER],
+            vec![BATCH_FRAME_MARKER, 0xff, 0xff],
+            batch_of(&[&good, &garbage]),
+        ] {
+            let r = receive_batch(&mut bob_store, &bob.me, &bob.device, &seen, &frame);
+            assert_eq!(r.response[0], RESPONSE_ERROR);
+            assert_eq!(
+                conduct_of(&r.response),
+                Some(rhizo_core::abuse::Conduct::InvalidMessage)
+            );
+            assert!(r.events.is_empty());
+        }
+        let seen_rows: i64 = bob_store
+            .connection()
+            .query_row("SELECT count(*) FROM seen", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(seen_rows, 0, "nothing was recorded");
+    }
+
+    #[test]
+    fn outbox_batches_respect_count_and_frame_limits() {
+        let item = |id: i64, len: usize| OutboxItem {
+            id,
+            session_id: [0; 16],
+            contact_uid: [0; 32],
+            seq: 1,
+            kind: "text".into(),
+            envelope: vec![0; len],
+            attempts: 0,
+            state: MessageState::Queued,
+        };
+        let small: Vec<_> = (0..70).map(|i| item(i, 100)).collect();
+        let sizes: Vec<usize> = batches(&small).iter().map(|b| b.len()).collect();
+        assert_eq!(sizes, vec![32, 32, 6]);
+        let big: Vec<_> = (0..5).map(|i| item(i, 200 * 1024)).collect();
+        let sizes: Vec<usize> = batches(&big).iter().map(|b| b.len()).collect();
+        assert_eq!(sizes, vec![2, 2, 1]);
+        for b in batches(&big) {
+            if b.len() > 1 {
+                let frame = EnvelopeBatch {
+                    envelopes: b.iter().map(|i| i.envelope.clone().into()).collect(),
+                }
+                .encode();
+                assert!(frame.is_ok(), "every batch fits a frame");
+            }
+        }
+        assert!(batches(&[]).is_empty());
+        // Delivered on one device beats failed on another, which beats a retry.
+        let retry: Outcome = Err("later".into());
+        let failed: Outcome = Ok((MessageState::Failed, Some("no".into())));
+        let delivered: Outcome = Ok((MessageState::Delivered, None));
+        assert!(matches!(
+            better_outcome(retry.clone(), failed.clone()),
+            Ok((MessageState::Failed, _))
+        ));
+        assert!(matches!(
+            better_outcome(failed, delivered.clone()),
+            Ok((MessageState::Delivered, _))
+        ));
+        assert!(matches!(
+            better_outcome(delivered, retry),
+            Ok((MessageState::Delivered, _))
+        ));
     }
 
     #[test]

@@ -641,29 +641,30 @@ impl Store {
         at: i64,
         error: Option<&str>,
     ) -> Result<bool, StoreError> {
-        const CTX: &str = "updating a message";
-        let tx = self.conn.transaction().context(CTX)?;
-        let current: Option<String> = tx
-            .query_row("SELECT state FROM messages WHERE id = ?1", [id], |r| {
-                r.get(0)
-            })
-            .optional()
+        self.transaction(|tx| advance_message_state_tx(tx, id, state, at, error))
+    }
+
+    /// Like [`transaction`](Self::transaction), but this one commit does not wait for the disk
+    /// (`synchronous = NORMAL` for it; in WAL mode the database stays consistent and the commit
+    /// is durable against a crash of the process, and against power loss once any later
+    /// ordinary commit has synced the log, which holds it). Only for changes that are redone
+    /// if lost, never for what acknowledges something to a peer or the user: e.g. marking a
+    /// message delivered from its receipt (lost → it is sent again and the recipient answers
+    /// "already have it").
+    pub fn transaction_relaxed<T, E: From<StoreError>>(
+        &mut self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        const CTX: &str = "switching the sync mode";
+        self.conn
+            .execute_batch("PRAGMA synchronous = NORMAL")
             .context(CTX)?;
-        let Some(current) = current else {
-            return Ok(false);
-        };
-        if MessageState::parse(&current).rank() >= state.rank() {
-            return Ok(false);
-        }
-        tx.execute(
-            "UPDATE messages SET state = ?2, received_at = coalesce(received_at, ?3),
-               error = ?4, attempts = attempts + (?2 = 'sent')
-             WHERE id = ?1",
-            params![id, state.as_str(), at, error],
-        )
-        .context(CTX)?;
-        tx.commit().context(CTX)?;
-        Ok(true)
+        let out = self.transaction(f);
+        // Back to FULL before anything else commits; if even that failed, say so.
+        self.conn
+            .execute_batch("PRAGMA synchronous = FULL")
+            .context(CTX)?;
+        out
     }
 
     /// The outgoing message with this (session, our device, seq).
@@ -765,6 +766,75 @@ pub fn seen_insert(
         )
         .context("updating the seen-set")?
         == 1)
+}
+
+/// [`Store::advance_message_state`] inside a caller's transaction.
+pub fn advance_message_state_tx(
+    tx: &Transaction<'_>,
+    id: i64,
+    state: MessageState,
+    at: i64,
+    error: Option<&str>,
+) -> Result<bool, StoreError> {
+    const CTX: &str = "updating a message";
+    let current: Option<String> = tx
+        .prepare_cached("SELECT state FROM messages WHERE id = ?1")
+        .context(CTX)?
+        .query_row([id], |row| row.get(0))
+        .optional()
+        .context(CTX)?;
+    let Some(current) = current else {
+        return Ok(false);
+    };
+    if MessageState::parse(&current).rank() >= state.rank() {
+        return Ok(false);
+    }
+    tx.prepare_cached(
+        "UPDATE messages SET state = ?2, received_at = coalesce(received_at, ?3),
+           error = ?4, attempts = attempts + (?2 = 'sent')
+         WHERE id = ?1",
+    )
+    .context(CTX)?
+    .execute(params![id, state.as_str(), at, error])
+    .context(CTX)?;
+    Ok(true)
+}
+
+/// [`Store::record_attempt_failed`] inside a caller's transaction.
+pub fn record_attempt_failed_tx(
+    tx: &Transaction<'_>,
+    id: i64,
+    next_attempt_at: i64,
+    error: &str,
+) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "UPDATE messages SET attempts = attempts + 1, next_attempt_at = ?2, error = ?3
+         WHERE id = ?1 AND state IN ('queued', 'sent', 'stored')",
+    )
+    .context("recording a send attempt")?
+    .execute(params![id, next_attempt_at, error])
+    .context("recording a send attempt")?;
+    Ok(())
+}
+
+/// Runs `f` inside a savepoint of `tx`: what it changed is kept when it returns `Ok` and rolled
+/// back when it returns `Err`, leaving the transaction usable either way. This is how one
+/// transaction applies several independent items (group commit) where each may be refused on
+/// its own. The outer `Result` is the savepoint's own failure.
+pub fn in_savepoint<T, E>(
+    tx: &Transaction<'_>,
+    f: impl FnOnce() -> Result<T, E>,
+) -> Result<Result<T, E>, StoreError> {
+    const CTX: &str = "using a savepoint";
+    tx.execute_batch("SAVEPOINT item").context(CTX)?;
+    let out = f();
+    let sql = if out.is_ok() {
+        "RELEASE item"
+    } else {
+        "ROLLBACK TO item; RELEASE item"
+    };
+    tx.execute_batch(sql).context(CTX)?;
+    Ok(out)
 }
 
 /// Whether (sender_device, session, seq) is in the seen-set.
