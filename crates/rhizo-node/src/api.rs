@@ -106,6 +106,9 @@ pub struct StatsResponse {
     /// How others can reach this node (AutoNAT, relays, UPnP).
     #[serde(default)]
     pub reachability: Option<rhizo_net::Reachability>,
+    /// Group commit and batching counters.
+    #[serde(default)]
+    pub messaging: crate::messaging::MessagingStats,
     /// The rhizo version.
     pub version: String,
 }
@@ -337,6 +340,7 @@ pub(crate) async fn collect_stats(state: &ApiState) -> Result<StatsResponse, rhi
         api_requests: state.inner.requests.load(Ordering::Relaxed),
         net,
         reachability: state.inner.client.reachability().await.ok(),
+        messaging: state.inner.messaging.stats(),
         version: env!("CARGO_PKG_VERSION").into(),
     })
 }
@@ -454,6 +458,7 @@ fn messaging_error(e: MessagingError) -> Response {
         MessagingError::UnknownContact(_) => (StatusCode::NOT_FOUND, "UNKNOWN_CONTACT"),
         MessagingError::BadTicket(_) => (StatusCode::BAD_REQUEST, "BAD_TICKET"),
         MessagingError::BadInput(_) => (StatusCode::BAD_REQUEST, "BAD_INPUT"),
+        MessagingError::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "BUSY"),
         MessagingError::NoKeyPackages(_) => (StatusCode::SERVICE_UNAVAILABLE, "NO_KEY_PACKAGES"),
         MessagingError::NotInDht(_) => (StatusCode::NOT_FOUND, "NOT_IN_DHT"),
         MessagingError::UnknownProfile(_) => (StatusCode::NOT_FOUND, "NO_PROFILE"),

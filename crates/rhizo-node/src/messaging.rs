@@ -15,7 +15,10 @@
 //! is sent; an outgoing one is committed before its first send.
 
 use std::{
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
@@ -142,6 +145,9 @@ pub enum MessagingError {
     /// MLS.
     #[error("end-to-end encryption: {0}")]
     E2e(String),
+    /// Too much is waiting already; the caller may retry shortly.
+    #[error("busy: {0}")]
+    Busy(String),
     /// Internal.
     #[error("internal error: {0}")]
     Internal(String),
@@ -192,7 +198,60 @@ struct Inner {
     outbox_wake: Notify,
     rekey: RekeyPolicy,
     mailbox: Mailbox,
+    /// Texts waiting for the next group commit (see [`Messaging::send_text`]).
+    sends: Mutex<SendQueue>,
+    counters: Counters,
 }
+
+/// How much group commit and batching happened (for `/v1/stats` and the metrics).
+#[derive(Default)]
+struct Counters {
+    send_commits: AtomicU64,
+    grouped_sends: AtomicU64,
+    batches_sent: AtomicU64,
+    batched_envelopes_sent: AtomicU64,
+    batches_received: AtomicU64,
+    batched_envelopes_received: AtomicU64,
+}
+
+/// Counters of the messaging service since start.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
+pub struct MessagingStats {
+    /// Transactions that committed texts queued through the group commit.
+    pub send_commits: u64,
+    /// Texts queued through the group commit (÷ `send_commits` = texts per `fsync`).
+    pub grouped_sends: u64,
+    /// Batch frames sent (each answered by one receipt).
+    pub batches_sent: u64,
+    /// Envelopes sent inside batch frames.
+    pub batched_envelopes_sent: u64,
+    /// Batch frames received and applied (one transaction each).
+    pub batches_received: u64,
+    /// Envelopes received inside batch frames.
+    pub batched_envelopes_received: u64,
+}
+
+/// Texts to encrypt and queue, committed together: while one transaction waits for the disk,
+/// the next sends gather here, so under load many messages share one `fsync`.
+#[derive(Default)]
+struct SendQueue {
+    jobs: Vec<SendJob>,
+    /// A drain task is running (it takes jobs until the queue is empty).
+    draining: bool,
+}
+
+/// One text for an existing conversation, and where its answer goes.
+struct SendJob {
+    contact: Contact,
+    session: ConversationRow,
+    text: String,
+    reply: tokio::sync::oneshot::Sender<Result<MessageView, MessagingError>>,
+}
+
+/// Most texts waiting for a group commit; more are refused as busy, not queued without bound.
+const MAX_PENDING_SENDS: usize = 1024;
+/// Most texts in one group commit.
+const SEND_GROUP: usize = 64;
 
 /// A contact as the API shows it.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -385,8 +444,24 @@ impl Messaging {
                 outbox_wake: Notify::new(),
                 rekey,
                 mailbox,
+                sends: Mutex::new(SendQueue::default()),
+                counters: Counters::default(),
             }),
         })
+    }
+
+    /// Counters since start.
+    pub fn stats(&self) -> MessagingStats {
+        let c = &self.inner.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        MessagingStats {
+            send_commits: get(&c.send_commits),
+            grouped_sends: get(&c.grouped_sends),
+            batches_sent: get(&c.batches_sent),
+            batched_envelopes_sent: get(&c.batched_envelopes_sent),
+            batches_received: get(&c.batches_received),
+            batched_envelopes_received: get(&c.batched_envelopes_received),
+        }
     }
 
     /// The sender side of the event stream (other services publish on it too).
@@ -567,18 +642,18 @@ impl Messaging {
             )));
         }
         let to_owned = to.to_string();
-        let (contact, has_conversation) = self
+        let (contact, session) = self
             .with_store(move |store, _| {
                 let c = find_contact(store, &to_owned)?;
-                let has = !store.conversations_with(&c.uid)?.is_empty();
-                Ok((c, has))
+                let session = store.conversations_with(&c.uid)?.into_iter().next();
+                Ok((c, session))
             })
             .await?;
-        let key_packages = if has_conversation {
-            Vec::new()
-        } else {
-            self.fetch_key_packages(&contact).await?
-        };
+        if let Some(session) = session {
+            return self.send_in_group(contact, session, text.to_string()).await;
+        }
+        // The first message: a new conversation (Welcome, then the text), committed on its own.
+        let key_packages = self.fetch_key_packages(&contact).await?;
         let text = text.to_string();
         let contact_name = contact.name.clone();
         let view = self
@@ -628,6 +703,140 @@ impl Messaging {
         });
         self.inner.outbox_wake.notify_one();
         Ok(view)
+    }
+
+    /// Queues a text in an existing conversation through the group commit: the first sender
+    /// to find no drain running starts one; every sender waits for its own answer, which comes
+    /// only after the transaction holding its message committed (persist before acknowledge).
+    async fn send_in_group(
+        &self,
+        contact: Contact,
+        session: ConversationRow,
+        text: String,
+    ) -> Result<MessageView, MessagingError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let start_drain = {
+            let mut queue = self
+                .inner
+                .sends
+                .lock()
+                .map_err(|_| MessagingError::Internal("send queue poisoned".into()))?;
+            if queue.jobs.len() >= MAX_PENDING_SENDS {
+                return Err(MessagingError::Busy(format!(
+                    "{MAX_PENDING_SENDS} messages are waiting to be saved; try again shortly"
+                )));
+            }
+            queue.jobs.push(SendJob {
+                contact,
+                session,
+                text,
+                reply,
+            });
+            !std::mem::replace(&mut queue.draining, true)
+        };
+        if start_drain {
+            // A task of its own: a caller that goes away must not strand the others' jobs.
+            tokio::spawn(self.clone().drain_sends());
+        }
+        answer
+            .await
+            .map_err(|_| MessagingError::Internal("the send was dropped".into()))?
+    }
+
+    /// Commits queued sends, up to [`SEND_GROUP`] per transaction, until none are left.
+    async fn drain_sends(self) {
+        loop {
+            let jobs: Vec<SendJob> = {
+                let Ok(mut queue) = self.inner.sends.lock() else {
+                    return;
+                };
+                if queue.jobs.is_empty() {
+                    queue.draining = false;
+                    return;
+                }
+                let n = queue.jobs.len().min(SEND_GROUP);
+                queue.jobs.drain(..n).collect()
+            };
+            let (work, replies): (Vec<_>, Vec<_>) = jobs
+                .into_iter()
+                .map(|j| ((j.contact, j.session, j.text), j.reply))
+                .unzip();
+            let results = self
+                .with_store(move |store, inner| {
+                    let now = now_ms();
+                    let ids = store.transaction(|tx| -> Result<_, MessagingError> {
+                        let mut ids = Vec::with_capacity(work.len());
+                        for (contact, session, text) in &work {
+                            let content = ChatContent {
+                                text: text.clone(),
+                                sent_at_ms: now as u64,
+                                profile: Default::default(),
+                            }
+                            .encode_to_vec();
+                            ids.push(rhizo_store::messaging::in_savepoint(tx, || {
+                                queue_application_tx(
+                                    tx,
+                                    inner,
+                                    contact,
+                                    session,
+                                    &content,
+                                    "text",
+                                    Some(text),
+                                    now,
+                                )
+                            })?);
+                        }
+                        Ok(ids)
+                    })?;
+                    // Committed: read each row back for its answer.
+                    Ok(ids
+                        .into_iter()
+                        .zip(&work)
+                        .map(|(id, (contact, _, _))| {
+                            let id = id?;
+                            let view =
+                                store
+                                    .message(id)?
+                                    .map(|m| message_view(&m))
+                                    .ok_or_else(|| {
+                                        MessagingError::Internal("message vanished".into())
+                                    })?;
+                            Ok((view, contact.name.clone()))
+                        })
+                        .collect::<Vec<Result<_, MessagingError>>>())
+                })
+                .await;
+            match results {
+                Ok(results) => {
+                    let c = &self.inner.counters;
+                    c.send_commits.fetch_add(1, Ordering::Relaxed);
+                    c.grouped_sends
+                        .fetch_add(results.len() as u64, Ordering::Relaxed);
+                    let mut queued = false;
+                    for (result, reply) in results.into_iter().zip(replies) {
+                        let answer = result.map(|(view, contact)| {
+                            queued = true;
+                            self.emit(ApiEvent::MessageState {
+                                id: view.id,
+                                contact,
+                                state: view.state.clone(),
+                            });
+                            view
+                        });
+                        let _ = reply.send(answer);
+                    }
+                    if queued {
+                        self.inner.outbox_wake.notify_one();
+                    }
+                }
+                Err(e) => {
+                    // Nothing of this group was committed: every sender hears why.
+                    for reply in replies {
+                        let _ = reply.send(Err(MessagingError::Internal(e.to_string())));
+                    }
+                }
+            }
+        }
     }
 
     /// Looks the contact's KeyPackages up in the DHT, newest valid bundle per device.
@@ -870,11 +1079,17 @@ impl Messaging {
             .collect::<Result<_, _>>()?;
         let request = match items {
             [one] => one.envelope.clone(),
-            many => EnvelopeBatch {
-                envelopes: many.iter().map(|i| i.envelope.clone().into()).collect(),
+            many => {
+                let c = &self.inner.counters;
+                c.batches_sent.fetch_add(1, Ordering::Relaxed);
+                c.batched_envelopes_sent
+                    .fetch_add(many.len() as u64, Ordering::Relaxed);
+                EnvelopeBatch {
+                    envelopes: many.iter().map(|i| i.envelope.clone().into()).collect(),
+                }
+                .encode()
+                .map_err(|e| e.to_string())?
             }
-            .encode()
-            .map_err(|e| e.to_string())?,
         };
         for device in &contact.devices {
             let Ok(peer) = device.peer_id.parse::<PeerId>() else {
@@ -1401,13 +1616,16 @@ impl Messaging {
                 } else {
                     receive
                 };
-                Ok(receive(
-                    store,
-                    &inner.me,
-                    &inner.mls_device,
-                    &inner.seen,
-                    &payload,
-                ))
+                let received = receive(store, &inner.me, &inner.mls_device, &inner.seen, &payload);
+                if is_batch_frame(&payload)
+                    && let Some(n) = received_entries(&received.response)
+                {
+                    let c = &inner.counters;
+                    c.batches_received.fetch_add(1, Ordering::Relaxed);
+                    c.batched_envelopes_received
+                        .fetch_add(n as u64, Ordering::Relaxed);
+                }
+                Ok(received)
             })
             .await;
         match result {
@@ -1968,8 +2186,25 @@ fn queue_application(
     body: Option<&str>,
     now: i64,
 ) -> Result<i64, MessagingError> {
+    store.transaction(|tx| {
+        queue_application_tx(tx, inner, contact, session, content, kind, body, now)
+    })
+}
+
+/// [`queue_application`] inside a caller's transaction.
+#[allow(clippy::too_many_arguments)]
+fn queue_application_tx(
+    tx: &rusqlite::Transaction<'_>,
+    inner: &Inner,
+    contact: &Contact,
+    session: &ConversationRow,
+    content: &[u8],
+    kind: &str,
+    body: Option<&str>,
+    now: i64,
+) -> Result<i64, MessagingError> {
     let me = &inner.me;
-    let id = store.transaction(|tx| -> Result<_, MessagingError> {
+    {
         let mls = E2eStore::from_connection(tx).map_err(e2e)?;
         let mut conversation = Conversation::load(&mls, &session.group_id)
             .map_err(e2e)?
@@ -2032,8 +2267,7 @@ fn queue_application(
             },
             now,
         )?)
-    })?;
-    Ok(id)
+    }
 }
 
 /// Builds and signs an envelope.
@@ -2217,6 +2451,16 @@ fn status_of_response(response: &[u8]) -> Option<ReceiptStatus> {
         Some((&RESPONSE_RECEIPT, body)) => DeliveryReceipt::decode(body)
             .ok()
             .and_then(|r| r.entries.first().map(|e| e.status)),
+        _ => None,
+    }
+}
+
+/// How many envelopes a receipt response answers (None: an error response).
+fn received_entries(response: &[u8]) -> Option<usize> {
+    match response.split_first() {
+        Some((&RESPONSE_RECEIPT, body)) => {
+            DeliveryReceipt::decode(body).ok().map(|r| r.entries.len())
+        }
         _ => None,
     }
 }

@@ -88,6 +88,41 @@ pub fn render(stats: &StatsResponse) -> String {
         "Kademlia requests answered",
         stats.net.kad_inbound_requests,
     );
+    let m = &stats.messaging;
+    for (name, help, v) in [
+        (
+            "send_commits",
+            "Transactions that committed grouped sends",
+            m.send_commits,
+        ),
+        (
+            "grouped_sends",
+            "Texts queued through the group commit",
+            m.grouped_sends,
+        ),
+        (
+            "batches_sent",
+            "Batch frames of envelopes sent",
+            m.batches_sent,
+        ),
+        (
+            "batched_envelopes_sent",
+            "Envelopes sent in batch frames",
+            m.batched_envelopes_sent,
+        ),
+        (
+            "batches_received",
+            "Batch frames of envelopes applied",
+            m.batches_received,
+        ),
+        (
+            "batched_envelopes_received",
+            "Envelopes received in batch frames",
+            m.batched_envelopes_received,
+        ),
+    ] {
+        counter(&mut registry, name, help, v);
+    }
     counter(
         &mut registry,
         "api_requests",

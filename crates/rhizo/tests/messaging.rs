@@ -251,6 +251,109 @@ fn hundred_each_way(extra: &[String]) {
     bob.stop().expect("stop bob");
 }
 
+/// 8 senders at once, 25 messages each: the sends share group commits, the outbox sends
+/// batch frames that bob applies in one transaction each, and still every message arrives
+/// exactly once, each sender's in its order, all delivered (the counters show the grouping).
+#[test]
+fn concurrent_sends_are_group_committed_and_batched_exactly_once_in_order() {
+    const SENDERS: usize = 8;
+    const EACH: usize = 25;
+    let mut alice = TestNode::init(bin(), "alice").expect("init alice");
+    let mut bob = TestNode::init(bin(), "bob").expect("init bob");
+    let result = (|| -> anyhow::Result<()> {
+        alice.start(&[])?;
+        bob.start(&["--bootstrap".to_string(), alice.listen_addr()?])?;
+        befriend(&alice, "alice", &bob, "bob")?;
+        // The first message opens the conversation on its own.
+        let first = "group #first".to_string();
+        send(&alice, "bob", &first)?;
+        wait_delivered(&alice, "bob", std::slice::from_ref(&first))?;
+
+        let per_sender: Vec<Vec<String>> = (0..SENDERS)
+            .map(|t| numbered(&format!("group t{t}"), 0..EACH))
+            .collect();
+        let started = Instant::now();
+        std::thread::scope(|s| -> anyhow::Result<()> {
+            let handles: Vec<_> = per_sender
+                .iter()
+                .map(|texts| {
+                    let alice = &alice;
+                    s.spawn(move || -> anyhow::Result<()> {
+                        for t in texts {
+                            send(alice, "bob", t)?;
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            for h in handles {
+                h.join().map_err(|_| anyhow!("a sender panicked"))??;
+            }
+            Ok(())
+        })?;
+        let all: Vec<String> = per_sender.iter().flatten().cloned().collect();
+        wait_delivered(&alice, "bob", &all)?;
+        eprintln!(
+            "{} messages from {SENDERS} concurrent senders delivered in {:.2?}",
+            all.len(),
+            started.elapsed()
+        );
+
+        let inbox = texts(&history(&bob, "alice")?, "in");
+        let mut want = vec![first.clone()];
+        want.extend(all.iter().cloned());
+        let got: BTreeSet<&String> = inbox.iter().collect();
+        ensure!(
+            inbox.len() == want.len() && want.iter().all(|t| got.contains(t)),
+            "bob's inbox is not every message exactly once: {} of {} ({inbox:?})",
+            inbox.len(),
+            want.len()
+        );
+        for texts in &per_sender {
+            let order: Vec<&String> = inbox.iter().filter(|t| texts.contains(t)).collect();
+            ensure!(
+                order.iter().copied().eq(texts.iter()),
+                "one sender's messages out of order at bob: {order:?}"
+            );
+        }
+
+        let a = alice.api_get("/stats")?;
+        let b = bob.api_get("/stats")?;
+        let count = |v: &Value, k: &str| v["messaging"][k].as_u64().unwrap_or(0);
+        let (commits, grouped) = (count(&a, "send_commits"), count(&a, "grouped_sends"));
+        let (batches, batched) = (
+            count(&b, "batches_received"),
+            count(&b, "batched_envelopes_received"),
+        );
+        eprintln!(
+            "alice: {grouped} sends in {commits} commits; bob: {batched} envelopes in {batches} \
+             batch frames"
+        );
+        ensure!(
+            grouped == all.len() as u64,
+            "every later send went through the group commit: {grouped}"
+        );
+        ensure!(
+            commits < grouped,
+            "concurrent sends shared commits: {commits} commits for {grouped} sends"
+        );
+        ensure!(
+            batches >= 1 && batched > batches,
+            "the outbox sent batch frames: {batches} frames, {batched} envelopes"
+        );
+        ensure!(
+            count(&a, "batches_sent") == batches,
+            "alice sent as many frames as bob applied: {a}"
+        );
+        Ok(())
+    })();
+    if let Err(e) = result {
+        fail_with_logs(&e, &[&alice, &bob]);
+    }
+    alice.stop().expect("stop alice");
+    bob.stop().expect("stop bob");
+}
+
 #[test]
 fn kill_9_mid_stream_loses_nothing_acknowledged_and_duplicates_nothing() {
     let mut alice = TestNode::init(bin(), "alice").unwrap();
