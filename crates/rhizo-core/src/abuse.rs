@@ -131,6 +131,36 @@ impl<K: Hash + Eq + Clone, C: Clock + Clone> PeerRateLimiter<K, C> {
         })
     }
 
+    /// Takes `n` tokens at once from `key`'s bucket (a request that carries `n` units of work,
+    /// such as a batch of envelopes); `n` of 0 takes nothing. All or none: when the bucket holds
+    /// fewer, nothing is taken. More than the burst can never be granted and is refused with a
+    /// `retry_after` of one full refill.
+    ///
+    /// # Errors
+    ///
+    /// [`RateLimited`] if the bucket holds fewer than `n` tokens.
+    pub fn check_n(&self, key: &K, n: u32) -> Result<(), RateLimited> {
+        let Some(n) = NonZeroU32::new(n) else {
+            return Ok(());
+        };
+        let (outcome, len) = {
+            let limiter = self.limiter.read().unwrap_or_else(PoisonError::into_inner);
+            (limiter.check_key_n(key, n), limiter.len())
+        };
+        if len > self.max_keys {
+            self.make_room(key);
+        }
+        match outcome {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(not_until)) => Err(RateLimited {
+                retry_after: not_until.wait_time_from(self.clock.now()),
+            }),
+            Err(_) => Err(RateLimited {
+                retry_after: self.quota.burst_size_replenished_in(),
+            }),
+        }
+    }
+
     /// How many keys are tracked now (at most `max_keys`).
     pub fn len(&self) -> usize {
         self.limiter
@@ -602,6 +632,34 @@ mod tests {
         // A long pause refills to the burst, never beyond.
         clock.advance(Duration::from_secs(3600));
         assert_eq!(allowed_now(&limiter, 1, 20), 5);
+    }
+
+    #[test]
+    fn several_tokens_at_once_all_or_none() {
+        let (limiter, clock) = limiter(2, 10, 100);
+        assert_eq!(
+            limiter.check_n(&1, 0),
+            Ok(()),
+            "nothing asked, nothing taken"
+        );
+        assert_eq!(limiter.check_n(&1, 7), Ok(()));
+        // 3 left: 4 is refused and takes nothing, so 3 still pass.
+        assert!(limiter.check_n(&1, 4).is_err());
+        assert_eq!(limiter.check_n(&1, 3), Ok(()));
+        assert!(limiter.check(&1).is_err());
+        // More than the burst can never pass; it says one full refill.
+        clock.advance(Duration::from_secs(60));
+        assert_eq!(
+            limiter.check_n(&1, 11),
+            Err(RateLimited {
+                retry_after: Duration::from_secs(5)
+            })
+        );
+        assert_eq!(
+            allowed_now(&limiter, 1, 20),
+            10,
+            "the refused request took nothing"
+        );
     }
 
     #[test]

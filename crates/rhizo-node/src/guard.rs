@@ -166,6 +166,12 @@ impl Guard {
     /// Whether `peer` may make one more `protocol` request now; an excess also lowers its
     /// reputation.
     pub async fn allow(&self, peer: PeerId, protocol: Protocol) -> bool {
+        self.allow_n(peer, protocol, 1).await
+    }
+
+    /// Like [`allow`](Self::allow) for a request that carries `n` units of work (a batch of
+    /// `n` envelopes costs `n` tokens, as `n` requests would).
+    pub async fn allow_n(&self, peer: PeerId, protocol: Protocol, n: u32) -> bool {
         if self.inner.trusted.contains(&peer) {
             return true;
         }
@@ -176,7 +182,7 @@ impl Guard {
             Protocol::Pex => &self.inner.pex,
             Protocol::Gossip => &self.inner.gossip,
         };
-        if limiter.check(&peer).is_ok() {
+        if limiter.check_n(&peer, n).is_ok() {
             return true;
         }
         debug!(%peer, ?protocol, "over the rate limit");

@@ -2387,6 +2387,16 @@ fn outcome_of(status: ReceiptStatus) -> Outcome {
     }
 }
 
+/// How many envelopes a `/rhizo/msg/1` request carries: a batch frame's count (0 if it does not
+/// decode: it is refused whole), 1 for a bare envelope.
+pub fn batch_len(request: &[u8]) -> usize {
+    if is_batch_frame(request) {
+        EnvelopeBatch::decode(request).map_or(0, |b| b.envelopes.len())
+    } else {
+        1
+    }
+}
+
 /// The `/rhizo/msg/1` answer to a peer over its rate limit.
 pub fn rate_limited_response() -> Vec<u8> {
     error_response(ErrorCode::RateLimited, "too many requests; slow down", None)

@@ -306,6 +306,14 @@ pub async fn run(
                             continue;
                         };
                         tokio::spawn(async move {
+                            // A batch frame costs one token per envelope (the first was taken).
+                            let extra = crate::messaging::batch_len(&payload).saturating_sub(1);
+                            let extra = u32::try_from(extra).unwrap_or(u32::MAX);
+                            if extra > 0 && !guard.allow_n(peer, Protocol::Msg, extra).await {
+                                let _ = client.respond(channel, crate::messaging::rate_limited_response()).await;
+                                drop(permit);
+                                return;
+                            }
                             let response = messaging.handle_inbound(peer, payload).await;
                             if let Some(conduct) = crate::messaging::conduct_of(&response) {
                                 guard.record(peer, conduct).await;
