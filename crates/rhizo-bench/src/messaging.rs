@@ -899,6 +899,9 @@ pub struct B3Breakdown {
     /// The same on two SQLite files with `synchronous = FULL` in `$TMPDIR` (one durable commit
     /// per call, as rhizo-e2e does).
     pub mls_file_msgs_per_s: f64,
+    /// MLS encrypt + decrypt with in-memory storage, each conversation loaded from storage for
+    /// every message (as the node does), msgs/s.
+    pub mls_memory_reloading_msgs_per_s: f64,
     /// Durable single-row SQLite commits per second on `$TMPDIR`.
     pub sqlite_commits_per_s: f64,
     /// B3's 64 B figure with the data dirs on tmpfs (full runs only).
@@ -992,6 +995,18 @@ impl B3Result {
                 "msg/s",
             )
             .reference("Ed25519 sign+verify/s (1 core)", bound),
+        );
+        rows.push(
+            Row::new(
+                "B3",
+                "diagnostic: MLS load+encrypt, load+decrypt per message, in-memory",
+                b.mls_memory_reloading_msgs_per_s,
+                "msg/s",
+            )
+            .reference(
+                "MLS encrypt+decrypt only, in-memory",
+                b.mls_memory_msgs_per_s,
+            ),
         );
         rows.push(
             Row::new(
@@ -1263,6 +1278,24 @@ impl MlsPair<'static> {
         }
         Ok(n as f64 / start.elapsed().as_secs_f64())
     }
+
+    /// The same, but each side loads its conversation from storage for every message, as the
+    /// node does (it keeps no MLS state in memory between messages).
+    fn messages_reloading(&mut self, n: usize, size: usize) -> anyhow::Result<f64> {
+        let now = u64::try_from(rhizo_node::unix_now()).unwrap_or(0);
+        let text = vec![b'x'; size];
+        let (a_id, b_id) = (self.a_conv.id().to_vec(), self.b_conv.id().to_vec());
+        let start = Instant::now();
+        for _ in 0..n {
+            let mut a_conv = rhizo_e2e::Conversation::load(&self.a_store, &a_id)?
+                .ok_or_else(|| anyhow!("alice's conversation is gone"))?;
+            let ct = a_conv.encrypt(&self.a_store, &self.a, &text, now)?;
+            let mut b_conv = rhizo_e2e::Conversation::load(&self.b_store, &b_id)?
+                .ok_or_else(|| anyhow!("bob's conversation is gone"))?;
+            b_conv.process(&self.b_store, &self.b, &ct, now)?;
+        }
+        Ok(n as f64 / start.elapsed().as_secs_f64())
+    }
 }
 
 /// `n` in-process MLS setups on in-memory stores; their times (ms).
@@ -1285,6 +1318,7 @@ fn breakdown(quick: bool) -> anyhow::Result<B3Breakdown> {
         rhizo_e2e::E2eStore::open_in_memory()?,
     )?;
     let mls_memory = memory.messages(n, 64)?;
+    let mls_memory_reloading = memory.messages_reloading(n, 64)?;
     let dir = tempfile::Builder::new().prefix("rhizo-bench-").tempdir()?;
     let mut file = MlsPair::new(
         rhizo_e2e::E2eStore::open(&dir.path().join("a.db"))?,
@@ -1294,6 +1328,7 @@ fn breakdown(quick: bool) -> anyhow::Result<B3Breakdown> {
     let commits = crate::store::raw_commit_rate(dir.path(), n / 2, 256)?;
     Ok(B3Breakdown {
         mls_memory_msgs_per_s: mls_memory,
+        mls_memory_reloading_msgs_per_s: mls_memory_reloading,
         mls_file_msgs_per_s: mls_file,
         sqlite_commits_per_s: commits,
         tmpfs_64b_msgs_per_s: None,

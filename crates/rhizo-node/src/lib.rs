@@ -26,6 +26,7 @@
 pub mod api;
 pub mod channels;
 pub mod config;
+mod conv_cache;
 pub mod data_dir;
 pub mod events;
 pub mod geoip;

@@ -55,6 +55,7 @@ use tokio::sync::{Notify, broadcast};
 use tracing::{debug, info, warn};
 
 use crate::{
+    conv_cache::ConversationCache,
     events::ApiEvent,
     mailbox::{Mailbox, Source},
     unix_now,
@@ -201,6 +202,8 @@ struct Inner {
     /// Texts waiting for the next group commit (see [`Messaging::send_text`]).
     sends: Mutex<SendQueue>,
     counters: Counters,
+    /// Loaded MLS conversations (see [`crate::conv_cache`]).
+    conversations: ConversationCache,
 }
 
 /// How much group commit and batching happened (for `/v1/stats` and the metrics).
@@ -229,6 +232,10 @@ pub struct MessagingStats {
     pub batches_received: u64,
     /// Envelopes received inside batch frames.
     pub batched_envelopes_received: u64,
+    /// MLS conversations found loaded in memory.
+    pub conversation_cache_hits: u64,
+    /// MLS conversations loaded from the database.
+    pub conversation_cache_misses: u64,
 }
 
 /// Texts to encrypt and queue, committed together: while one transaction waits for the disk,
@@ -446,6 +453,7 @@ impl Messaging {
                 mailbox,
                 sends: Mutex::new(SendQueue::default()),
                 counters: Counters::default(),
+                conversations: ConversationCache::new(crate::conv_cache::CAPACITY),
             }),
         })
     }
@@ -461,6 +469,8 @@ impl Messaging {
             batched_envelopes_sent: get(&c.batched_envelopes_sent),
             batches_received: get(&c.batches_received),
             batched_envelopes_received: get(&c.batched_envelopes_received),
+            conversation_cache_hits: self.inner.conversations.counts().0,
+            conversation_cache_misses: self.inner.conversations.counts().1,
         }
     }
 
@@ -764,7 +774,7 @@ impl Messaging {
             let results = self
                 .with_store(move |store, inner| {
                     let now = now_ms();
-                    let ids = store.transaction(|tx| -> Result<_, MessagingError> {
+                    let outcome = store.transaction(|tx| -> Result<_, MessagingError> {
                         let mut ids = Vec::with_capacity(work.len());
                         for (contact, session, text) in &work {
                             let content = ChatContent {
@@ -787,7 +797,9 @@ impl Messaging {
                             })?);
                         }
                         Ok(ids)
-                    })?;
+                    });
+                    inner.conversations.settle(&outcome);
+                    let ids = outcome?;
                     // Committed: read each row back for its answer.
                     Ok(ids
                         .into_iter()
@@ -1012,8 +1024,8 @@ impl Messaging {
             })
             .collect();
         let changed = self
-            .with_store(move |store, _| {
-                store.transaction_relaxed(|tx| -> Result<_, MessagingError> {
+            .with_store(move |store, inner| {
+                let outcome = store.transaction_relaxed(|tx| -> Result<_, MessagingError> {
                     let now = now_ms();
                     let mut changed = Vec::new();
                     for (id, attempts, session_id, commit_id, outcome) in updates {
@@ -1030,7 +1042,12 @@ impl Messaging {
                                     && state == MessageState::Delivered
                                     && let Some(commit_id) = commit_id
                                 {
-                                    confirm_commit_tx(tx, &session_id, commit_id)?;
+                                    confirm_commit_tx(
+                                        tx,
+                                        &inner.conversations,
+                                        &session_id,
+                                        commit_id,
+                                    )?;
                                 }
                                 if moved {
                                     changed.push((id, state));
@@ -1048,7 +1065,9 @@ impl Messaging {
                         }
                     }
                     Ok(changed)
-                })
+                });
+                inner.conversations.settle(&outcome);
+                outcome
             })
             .await?;
         for (id, state) in changed {
@@ -1496,7 +1515,14 @@ impl Messaging {
                     let before = pending.len();
                     let mut retry = Vec::new();
                     for (message, bytes) in pending {
-                        let r = receive(store, &inner.me, &inner.mls_device, &inner.seen, &bytes);
+                        let r = receive(
+                            store,
+                            &inner.me,
+                            &inner.mls_device,
+                            &inner.conversations,
+                            &inner.seen,
+                            &bytes,
+                        );
                         events.extend(r.events);
                         let status = match r.status {
                             Some(status) => status,
@@ -1616,7 +1642,14 @@ impl Messaging {
                 } else {
                     receive
                 };
-                let received = receive(store, &inner.me, &inner.mls_device, &inner.seen, &payload);
+                let received = receive(
+                    store,
+                    &inner.me,
+                    &inner.mls_device,
+                    &inner.conversations,
+                    &inner.seen,
+                    &payload,
+                );
                 if is_batch_frame(&payload)
                     && let Some(n) = received_entries(&received.response)
                 {
@@ -2058,10 +2091,10 @@ fn error_code_of(response: &[u8]) -> Option<ErrorCode> {
     }
 }
 
-/// Merges our pending commit after the peer's receipt said it applied it.
 /// Merges our pending self-update once the peer's receipt says it applied it.
 fn confirm_commit_tx(
     tx: &rusqlite::Transaction<'_>,
+    conversations: &ConversationCache,
     session_id: &[u8; 16],
     commit_id: [u8; 32],
 ) -> Result<(), MessagingError> {
@@ -2069,12 +2102,14 @@ fn confirm_commit_tx(
         return Ok(());
     };
     let mls = E2eStore::from_connection(tx).map_err(e2e)?;
-    if let Some(mut conversation) = Conversation::load(&mls, &row.group_id).map_err(e2e)?
-        && conversation.pending_commit_id() == Some(commit_id)
-    {
+    let Some(mut conversation) = conversations.load(&mls, &row.group_id).map_err(e2e)? else {
+        return Ok(());
+    };
+    if conversation.pending_commit_id() == Some(commit_id) {
         conversation.confirm_commit(&mls).map_err(e2e)?;
         debug!(epoch = conversation.epoch(), "self-update confirmed");
     }
+    conversations.stage(conversation);
     Ok(())
 }
 
@@ -2186,9 +2221,11 @@ fn queue_application(
     body: Option<&str>,
     now: i64,
 ) -> Result<i64, MessagingError> {
-    store.transaction(|tx| {
+    let outcome = store.transaction(|tx| {
         queue_application_tx(tx, inner, contact, session, content, kind, body, now)
-    })
+    });
+    inner.conversations.settle(&outcome);
+    outcome
 }
 
 /// [`queue_application`] inside a caller's transaction.
@@ -2206,7 +2243,9 @@ fn queue_application_tx(
     let me = &inner.me;
     {
         let mls = E2eStore::from_connection(tx).map_err(e2e)?;
-        let mut conversation = Conversation::load(&mls, &session.group_id)
+        let mut conversation = inner
+            .conversations
+            .load(&mls, &session.group_id)
             .map_err(e2e)?
             .ok_or_else(|| MessagingError::Internal("conversation state missing".into()))?;
         let unix = u64::try_from(now / 1000).unwrap_or(0);
@@ -2254,7 +2293,7 @@ fn queue_application_tx(
             now,
         )
         .map_err(e2e)?;
-        Ok(rhizo_store::messaging::insert_outgoing_tx(
+        let id = rhizo_store::messaging::insert_outgoing_tx(
             tx,
             &NewOutgoing {
                 session_id: session.session_id,
@@ -2266,7 +2305,9 @@ fn queue_application_tx(
                 envelope: &envelope,
             },
             now,
-        )?)
+        )?;
+        inner.conversations.stage(conversation);
+        Ok(id)
     }
 }
 
@@ -2538,6 +2579,7 @@ fn apply_envelope(
     tx: &rusqlite::Transaction<'_>,
     me: &Me,
     mls_device: &Device,
+    conversations: &ConversationCache,
     contact: &Contact,
     message: &SecureMessage,
     now: i64,
@@ -2568,6 +2610,7 @@ fn apply_envelope(
             // A one-time KeyPackage was used: publish a fresh bundle.
             tx.execute("DELETE FROM meta WHERE key = ?1", [META_KEY_PACKAGE_BUNDLE])
                 .map_err(Reject::internal)?;
+            conversations.stage(conversation);
             Ok(Vec::new())
         }
         MessageType::Application | MessageType::Commit => {
@@ -2576,7 +2619,8 @@ fn apply_envelope(
             if row.contact_uid != contact.uid {
                 return Err(Reject::Code(ErrorCode::UnknownSender));
             }
-            let mut conversation = Conversation::load(&mls, &row.group_id)
+            let mut conversation = conversations
+                .load(&mls, &row.group_id)
                 .map_err(Reject::internal)?
                 .ok_or(Reject::Code(ErrorCode::UnknownSession))?;
             let processed = conversation
@@ -2634,6 +2678,7 @@ fn apply_envelope(
                     });
                 }
             }
+            conversations.stage(conversation);
             Ok(events)
         }
         MessageType::ReadReceipt | MessageType::DeliveryReceipt => {
@@ -2703,13 +2748,16 @@ fn apply_envelope(
                 // Our self-update reached the peer: merge it (as on a direct receipt).
                 if changed.is_some()
                     && let Some(commit_id) = commit.get()
-                    && let Some(mut conversation) =
-                        Conversation::load(&mls, &row.group_id).map_err(Reject::internal)?
-                    && conversation.pending_commit_id() == Some(commit_id)
+                    && let Some(mut conversation) = conversations
+                        .load(&mls, &row.group_id)
+                        .map_err(Reject::internal)?
                 {
-                    conversation
-                        .confirm_commit(&mls)
-                        .map_err(Reject::internal)?;
+                    if conversation.pending_commit_id() == Some(commit_id) {
+                        conversation
+                            .confirm_commit(&mls)
+                            .map_err(Reject::internal)?;
+                    }
+                    conversations.stage(conversation);
                 }
                 if let Some(id) = changed {
                     events.push(ApiEvent::MessageState {
@@ -2731,6 +2779,7 @@ fn receive(
     store: &mut Store,
     me: &Me,
     mls_device: &Device,
+    conversations: &ConversationCache,
     seen: &Mutex<SeenSet<InTransaction>>,
     payload: &[u8],
 ) -> Received {
@@ -2757,8 +2806,10 @@ fn receive(
         Precheck::Status(status) => return reply(receipt_response(me, &[(&message, status)])),
         Precheck::Error(code, detail) => return reply(error_response(code, detail, refused)),
     };
-    let outcome =
-        store.transaction(|tx| apply_envelope(tx, me, mls_device, &contact, &message, now));
+    let outcome = store.transaction(|tx| {
+        apply_envelope(tx, me, mls_device, conversations, &contact, &message, now)
+    });
+    conversations.settle(&outcome);
     if matches!(
         outcome,
         Ok(_) | Err(Reject::Code(ErrorCode::ReplayDetected))
@@ -2803,6 +2854,7 @@ fn receive_batch(
     store: &mut Store,
     me: &Me,
     mls_device: &Device,
+    conversations: &ConversationCache,
     seen: &Mutex<SeenSet<InTransaction>>,
     payload: &[u8],
 ) -> Received {
@@ -2842,7 +2894,7 @@ fn receive_batch(
                 Precheck::Error(code, _) => ReceiptStatus::Rejected(*code),
                 Precheck::Ready(message, contact) => {
                     let applied = rhizo_store::messaging::in_savepoint(tx, || {
-                        apply_envelope(tx, me, mls_device, contact, message, now)
+                        apply_envelope(tx, me, mls_device, conversations, contact, message, now)
                     })?;
                     match applied {
                         Ok(new_events) => {
@@ -2877,6 +2929,7 @@ fn receive_batch(
         }
         Ok((statuses, events, confirmed))
     });
+    conversations.settle(&outcome);
     match outcome {
         Ok((statuses, events, confirmed)) => {
             if let Ok(mut s) = seen.lock() {
@@ -3094,16 +3147,38 @@ mod tests {
         };
 
         let seen = Mutex::new(SeenSet::new(InTransaction));
-        let r = receive(&mut bob_store, &bob.me, &bob.device, &seen, &welcome);
+        let cache = ConversationCache::new(4);
+        let r = receive(
+            &mut bob_store,
+            &bob.me,
+            &bob.device,
+            &cache,
+            &seen,
+            &welcome,
+        );
         assert_eq!(status_of(&r.response), ReceiptStatus::Delivered);
-        let r = receive(&mut bob_store, &bob.me, &bob.device, &seen, &message);
+        let r = receive(
+            &mut bob_store,
+            &bob.me,
+            &bob.device,
+            &cache,
+            &seen,
+            &message,
+        );
         assert_eq!(status_of(&r.response), ReceiptStatus::Delivered);
         assert!(matches!(
             r.events.as_slice(),
             [ApiEvent::MessageReceived { .. }]
         ));
         // The same envelope again: REPLAY_DETECTED, nothing stored twice.
-        let r = receive(&mut bob_store, &bob.me, &bob.device, &seen, &message);
+        let r = receive(
+            &mut bob_store,
+            &bob.me,
+            &bob.device,
+            &cache,
+            &seen,
+            &message,
+        );
         assert_eq!(
             status_of(&r.response),
             ReceiptStatus::Rejected(ErrorCode::ReplayDetected)
@@ -3113,8 +3188,16 @@ mod tests {
         // After a restart (the database reopened, the in-memory cache gone), still refused.
         drop(bob_store);
         let seen = Mutex::new(SeenSet::new(InTransaction));
+        let cache = ConversationCache::new(4);
         let mut bob_store = open(&bob_db);
-        let r = receive(&mut bob_store, &bob.me, &bob.device, &seen, &message);
+        let r = receive(
+            &mut bob_store,
+            &bob.me,
+            &bob.device,
+            &cache,
+            &seen,
+            &message,
+        );
         assert_eq!(
             status_of(&r.response),
             ReceiptStatus::Rejected(ErrorCode::ReplayDetected)
@@ -3205,8 +3288,9 @@ mod tests {
         let four = seal_app(7, encrypt("four"));
 
         let seen = Mutex::new(SeenSet::new(InTransaction));
+        let cache = ConversationCache::new(4);
         let frame = batch_of(&[&welcome, &one, &undecryptable, &two, &forged]);
-        let r = receive_batch(&mut bob_store, &bob.me, &bob.device, &seen, &frame);
+        let r = receive_batch(&mut bob_store, &bob.me, &bob.device, &cache, &seen, &frame);
         // One signed receipt, one entry per envelope in order; a final refusal (undecryptable,
         // forged) does not stop the envelopes after it.
         assert_eq!(
@@ -3248,7 +3332,7 @@ mod tests {
         )
         .unwrap();
         let frame = batch_of(&[&three, &unknown_session, &four]);
-        let r = receive_batch(&mut bob_store, &bob.me, &bob.device, &seen, &frame);
+        let r = receive_batch(&mut bob_store, &bob.me, &bob.device, &cache, &seen, &frame);
         assert_eq!(
             statuses(&r.response),
             vec![
@@ -3259,10 +3343,10 @@ mod tests {
         );
         // Retried later, it goes through; a replay of the first batch is answered from the
         // seen-set without storing anything twice.
-        let r = receive(&mut bob_store, &bob.me, &bob.device, &seen, &four);
+        let r = receive(&mut bob_store, &bob.me, &bob.device, &cache, &seen, &four);
         assert_eq!(status_of(&r.response), ReceiptStatus::Delivered);
         let frame = batch_of(&[&one, &two]);
-        let r = receive_batch(&mut bob_store, &bob.me, &bob.device, &seen, &frame);
+        let r = receive_batch(&mut bob_store, &bob.me, &bob.device, &cache, &seen, &frame);
         assert_eq!(
             statuses(&r.response),
             vec![ReceiptStatus::Rejected(ErrorCode::ReplayDetected); 2]
@@ -3291,6 +3375,7 @@ mod tests {
         let mut bob_store = open(&tmp.path().join("bob.db"));
         bob_store.add_contact(&alice.contact, 1).unwrap();
         let seen = Mutex::new(SeenSet::new(InTransaction));
+        let cache = ConversationCache::new(4);
         let good = seal(
             &alice.me,
             &bob.contact,
@@ -3307,7 +3392,7 @@ mod tests {
             vec![BATCH_FRAME_MARKER, 0xff, 0xff],
             batch_of(&[&good, &garbage]),
         ] {
-            let r = receive_batch(&mut bob_store, &bob.me, &bob.device, &seen, &frame);
+            let r = receive_batch(&mut bob_store, &bob.me, &bob.device, &cache, &seen, &frame);
             assert_eq!(r.response[0], RESPONSE_ERROR);
             assert_eq!(
                 conduct_of(&r.response),
@@ -3377,8 +3462,16 @@ mod tests {
         let now = now_ms();
 
         let seen = Mutex::new(SeenSet::new(InTransaction));
+        let cache = ConversationCache::new(4);
         // Garbage: an error response, no panic.
-        let r = receive(&mut bob_store, &bob.me, &bob.device, &seen, b"\x00garbage");
+        let r = receive(
+            &mut bob_store,
+            &bob.me,
+            &bob.device,
+            &cache,
+            &seen,
+            b"\x00garbage",
+        );
         assert_eq!(r.response[0], RESPONSE_ERROR);
         // From a stranger: UNKNOWN_SENDER.
         let from_eve = seal(
@@ -3391,7 +3484,14 @@ mod tests {
             now,
         )
         .unwrap();
-        let r = receive(&mut bob_store, &bob.me, &bob.device, &seen, &from_eve);
+        let r = receive(
+            &mut bob_store,
+            &bob.me,
+            &bob.device,
+            &cache,
+            &seen,
+            &from_eve,
+        );
         assert_eq!(
             status_of(&r.response),
             ReceiptStatus::Rejected(ErrorCode::UnknownSender)
@@ -3408,12 +3508,12 @@ mod tests {
             now,
         )
         .unwrap();
-        let r = receive(&mut bob_store, &bob.me, &bob.device, &seen, &early);
+        let r = receive(&mut bob_store, &bob.me, &bob.device, &cache, &seen, &early);
         assert_eq!(
             status_of(&r.response),
             ReceiptStatus::Rejected(ErrorCode::UnknownSession)
         );
-        let r = receive(&mut bob_store, &bob.me, &bob.device, &seen, &early);
+        let r = receive(&mut bob_store, &bob.me, &bob.device, &cache, &seen, &early);
         assert_eq!(
             status_of(&r.response),
             ReceiptStatus::Rejected(ErrorCode::UnknownSession)
@@ -3429,7 +3529,7 @@ mod tests {
             now - MAX_ENVELOPE_AGE_MS - 1,
         )
         .unwrap();
-        let r = receive(&mut bob_store, &bob.me, &bob.device, &seen, &old);
+        let r = receive(&mut bob_store, &bob.me, &bob.device, &cache, &seen, &old);
         assert_eq!(
             status_of(&r.response),
             ReceiptStatus::Rejected(ErrorCode::SessionExpired)
@@ -3438,7 +3538,7 @@ mod tests {
         let mut forged = early.clone();
         let last = forged.len() - 1;
         forged[last] ^= 1;
-        let r = receive(&mut bob_store, &bob.me, &bob.device, &seen, &forged);
+        let r = receive(&mut bob_store, &bob.me, &bob.device, &cache, &seen, &forged);
         assert_eq!(r.response[0], RESPONSE_ERROR);
         let e = ErrorMessage::decode(&r.response[1..]).unwrap();
         assert_eq!(e.code, ErrorCode::InvalidSignature);

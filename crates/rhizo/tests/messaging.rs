@@ -345,6 +345,17 @@ fn concurrent_sends_are_group_committed_and_batched_exactly_once_in_order() {
             count(&a, "batches_sent") == batches,
             "alice sent as many frames as bob applied: {a}"
         );
+        // The MLS conversation stays loaded between messages on both sides.
+        for (who, stats) in [("alice", &a), ("bob", &b)] {
+            let (hits, misses) = (
+                count(stats, "conversation_cache_hits"),
+                count(stats, "conversation_cache_misses"),
+            );
+            ensure!(
+                hits > misses,
+                "{who} reloaded its conversation too often: {hits} hits, {misses} misses"
+            );
+        }
         Ok(())
     })();
     if let Err(e) = result {
