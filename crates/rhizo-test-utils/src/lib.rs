@@ -11,6 +11,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod netns;
+
 use std::{
     fs::File,
     path::{Path, PathBuf},

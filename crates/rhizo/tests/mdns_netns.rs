@@ -29,19 +29,20 @@
 //! run through `ip netns exec` in that same namespace.
 
 use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use rhizo_test_utils::netns::{
+    COMMAND_TIMEOUT, ip, ip_ok, is_root, run_bounded, sigterm, wait_bounded,
+};
 
 /// How long the two nodes get to discover and connect to each other.
 const DISCOVERY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often the nodes' peer lists are polled meanwhile.
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
-/// Bound on any single helper command (`ip …`, `rhizo id`, `rhizo peers`).
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a node gets to exit after SIGTERM.
 const EXIT_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -74,112 +75,6 @@ impl Drop for Lab {
     }
 }
 
-/// Output of a command run with [`run_bounded`]; `status` is `None` if it timed out (and was
-/// killed).
-struct Output {
-    status: Option<ExitStatus>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Output {
-    fn success(&self) -> bool {
-        self.status.is_some_and(|s| s.success())
-    }
-
-    fn describe(&self) -> String {
-        let status = match self.status {
-            Some(s) => s.to_string(),
-            None => format!("timed out after {COMMAND_TIMEOUT:?}"),
-        };
-        format!(
-            "{status}; stdout: {:?}; stderr: {:?}",
-            self.stdout.trim(),
-            self.stderr.trim()
-        )
-    }
-}
-
-/// Runs `cmd` to completion, but kills it if it takes longer than [`COMMAND_TIMEOUT`].
-fn run_bounded(cmd: &mut Command) -> std::io::Result<Output> {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    // Drain both pipes on threads so a chatty command cannot block on a full pipe.
-    let mut out_pipe = child.stdout.take().expect("stdout is piped");
-    let mut err_pipe = child.stderr.take().expect("stderr is piped");
-    let out_reader = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out_pipe.read_to_string(&mut s);
-        s
-    });
-    let err_reader = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err_pipe.read_to_string(&mut s);
-        s
-    });
-    let status = wait_bounded(&mut child, COMMAND_TIMEOUT)?;
-    if status.is_none() {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    Ok(Output {
-        status,
-        stdout: out_reader.join().unwrap_or_default(),
-        stderr: err_reader.join().unwrap_or_default(),
-    })
-}
-
-/// Waits up to `timeout` for `child` to exit; `None` if it is still running.
-fn wait_bounded(child: &mut Child, timeout: Duration) -> std::io::Result<Option<ExitStatus>> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(status) = child.try_wait()? {
-            return Ok(Some(status));
-        }
-        if Instant::now() >= deadline {
-            return Ok(None);
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Runs `ip ARGS…`; `Err` carries a description of what went wrong.
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out = run_bounded(Command::new("ip").args(args))
-        .map_err(|e| format!("`ip {}` could not run: {e}", args.join(" ")))?;
-    if out.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "`ip {}` failed: {}",
-            args.join(" "),
-            out.describe()
-        ))
-    }
-}
-
-/// Like [`ip`], for setup steps that must not fail once namespaces work at all.
-fn ip_ok(args: &[&str]) {
-    if let Err(e) = ip(args) {
-        panic!("{e}");
-    }
-}
-
-/// Whether the effective uid is 0 (read from /proc, so no libc/unsafe is needed).
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            let line = status.lines().find(|l| l.starts_with("Uid:"))?;
-            // Uid: real effective saved filesystem
-            line.split_whitespace().nth(2).map(|euid| euid == "0")
-        })
-        .unwrap_or(false)
-}
-
 /// A `rhizo` command with our own (empty) config file and no inherited `RHIZO_*` settings, so
 /// nothing from the environment or the user's config (e.g. bootstrap peers) leaks in.
 /// With `netns`, the command runs inside that network namespace via `ip netns exec`.
@@ -207,10 +102,17 @@ fn rhizo_cmd(netns: Option<&str>, config: &Path, data_dir: &Path) -> Command {
 /// Creates an identity in `data_dir` (no namespace needed: `init` does no networking) and
 /// returns its device peer id.
 fn init_node(config: &Path, data_dir: &Path) -> String {
-    let out = run_bounded(rhizo_cmd(None, config, data_dir).arg("init")).expect("run rhizo init");
+    let out = run_bounded(
+        rhizo_cmd(None, config, data_dir).arg("init"),
+        COMMAND_TIMEOUT,
+    )
+    .expect("run rhizo init");
     assert!(out.success(), "rhizo init failed: {}", out.describe());
-    let out = run_bounded(rhizo_cmd(None, config, data_dir).args(["id", "--json"]))
-        .expect("run rhizo id");
+    let out = run_bounded(
+        rhizo_cmd(None, config, data_dir).args(["id", "--json"]),
+        COMMAND_TIMEOUT,
+    )
+    .expect("run rhizo id");
     assert!(out.success(), "rhizo id failed: {}", out.describe());
     let id: serde_json::Value = serde_json::from_str(&out.stdout)
         .unwrap_or_else(|e| panic!("rhizo id --json is not JSON ({e}): {}", out.stdout));
@@ -249,6 +151,7 @@ impl Node {
     fn connected_to(&self, config: &Path, other: &str) -> Result<(), String> {
         let out = run_bounded(
             rhizo_cmd(Some(&self.netns), config, &self.data_dir).args(["peers", "--json"]),
+            COMMAND_TIMEOUT,
         )
         .map_err(|e| format!("could not run rhizo peers: {e}"))?;
         if !out.success() {
@@ -284,13 +187,6 @@ impl Node {
             read(&self.stderr_log),
         )
     }
-}
-
-/// Sends SIGTERM (graceful shutdown) to a node via the `kill` command.
-fn sigterm(child: &Child) {
-    let out = run_bounded(Command::new("kill").args(["-TERM", &child.id().to_string()]))
-        .expect("run kill");
-    assert!(out.success(), "kill -TERM failed: {}", out.describe());
 }
 
 #[test]
@@ -350,8 +246,11 @@ fn mdns_discovery_between_two_network_namespaces() {
         ip_ok(&["-n", ns, "link", "set", "dev", dev, "up"]);
     }
     // `ip netns exec` also needs to set up a mount namespace; some sandboxes forbid that.
-    let probe = run_bounded(Command::new("ip").args(["netns", "exec", &ns_a, "true"]))
-        .expect("run ip netns exec");
+    let probe = run_bounded(
+        Command::new("ip").args(["netns", "exec", &ns_a, "true"]),
+        COMMAND_TIMEOUT,
+    )
+    .expect("run ip netns exec");
     if !probe.success() {
         eprintln!(
             "SKIPPED mdns_netns: `ip netns exec` does not work here: {}",

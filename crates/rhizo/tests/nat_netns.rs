@@ -34,19 +34,20 @@
 //! then not skewed by each other on a small machine).
 
 use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use rhizo_core::ticket::ContactTicket;
+use rhizo_test_utils::netns::{
+    COMMAND_TIMEOUT, Output, have, in_ns, ip, ip_ok, is_root, run_bounded, sigterm, wait_bounded,
+};
 use serde_json::Value;
 
 /// Bound on a helper command (`ip …`, `iptables …`, most `rhizo` CLI calls).
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bound on `rhizo send` (the CLI's own API timeout is 15 s).
 const SEND_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 /// Bound on a TCP reachability probe (`bash -c 'exec 3<>/dev/tcp/…'`).
@@ -82,138 +83,6 @@ fn rhizo_bin() -> &'static str {
 
 fn secs(d: Duration) -> String {
     format!("{:.1}s", d.as_secs_f64())
-}
-
-// ---- running commands, bounded ----------------------------------------------------------------
-
-/// Output of a command run with [`run_bounded`]; `status` is `None` if it timed out (and was
-/// killed).
-#[derive(Debug)]
-struct Output {
-    status: Option<ExitStatus>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Output {
-    fn success(&self) -> bool {
-        self.status.is_some_and(|s| s.success())
-    }
-
-    fn describe(&self) -> String {
-        let status = match self.status {
-            Some(s) => s.to_string(),
-            None => "timed out (killed)".to_string(),
-        };
-        format!(
-            "{status}; stdout: {:?}; stderr: {:?}",
-            self.stdout.trim(),
-            self.stderr.trim()
-        )
-    }
-}
-
-/// Runs `cmd` to completion, but kills it if it takes longer than `timeout`.
-fn run_bounded(cmd: &mut Command, timeout: Duration) -> std::io::Result<Output> {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    // Drain both pipes on threads so a chatty command cannot block on a full pipe.
-    let mut out_pipe = child.stdout.take().expect("stdout is piped");
-    let mut err_pipe = child.stderr.take().expect("stderr is piped");
-    let out_reader = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out_pipe.read_to_string(&mut s);
-        s
-    });
-    let err_reader = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err_pipe.read_to_string(&mut s);
-        s
-    });
-    let status = wait_bounded(&mut child, timeout)?;
-    if status.is_none() {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    Ok(Output {
-        status,
-        stdout: out_reader.join().unwrap_or_default(),
-        stderr: err_reader.join().unwrap_or_default(),
-    })
-}
-
-/// Waits up to `timeout` for `child` to exit; `None` if it is still running.
-fn wait_bounded(child: &mut Child, timeout: Duration) -> std::io::Result<Option<ExitStatus>> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(status) = child.try_wait()? {
-            return Ok(Some(status));
-        }
-        if Instant::now() >= deadline {
-            return Ok(None);
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Runs `PROGRAM ARGS…` (bounded); `Err` describes what went wrong.
-fn run_ok(program: &str, args: &[&str]) -> Result<Output, String> {
-    let out = run_bounded(Command::new(program).args(args), COMMAND_TIMEOUT)
-        .map_err(|e| format!("`{program} {}` could not run: {e}", args.join(" ")))?;
-    if out.success() {
-        Ok(out)
-    } else {
-        Err(format!(
-            "`{program} {}` failed: {}",
-            args.join(" "),
-            out.describe()
-        ))
-    }
-}
-
-/// Runs `ip ARGS…`.
-fn ip(args: &[&str]) -> Result<(), String> {
-    run_ok("ip", args).map(drop)
-}
-
-/// Like [`ip`], for setup steps that must not fail once namespaces work at all.
-fn ip_ok(args: &[&str]) {
-    if let Err(e) = ip(args) {
-        panic!("{e}");
-    }
-}
-
-/// Runs `ARGS…` inside network namespace `ns`.
-fn in_ns(ns: &str, args: &[&str]) -> Result<Output, String> {
-    let mut full = vec!["netns", "exec", ns];
-    full.extend_from_slice(args);
-    run_ok("ip", &full)
-}
-
-/// Whether the effective uid is 0 (read from /proc, so no libc/unsafe is needed).
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            let line = status.lines().find(|l| l.starts_with("Uid:"))?;
-            // Uid: real effective saved filesystem
-            line.split_whitespace().nth(2).map(|euid| euid == "0")
-        })
-        .unwrap_or(false)
-}
-
-/// Whether `program` can be run at all (found on PATH).
-fn have(program: &str, version_arg: &str) -> bool {
-    Command::new(program)
-        .arg(version_arg)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok()
 }
 
 /// Sets a sysctl inside `ns` (with `sysctl`, else by writing /proc/sys, which inside
@@ -260,13 +129,6 @@ fn pings(ns: &str, ip: &str) -> Option<bool> {
     )
     .ok()?;
     Some(out.success())
-}
-
-/// Sends SIGTERM (graceful shutdown) to a process via the `kill` command.
-fn sigterm(child: &Child) {
-    if let Err(e) = run_ok("kill", &["-TERM", &child.id().to_string()]) {
-        panic!("{e}");
-    }
 }
 
 // ---- the lab: namespaces and nodes -------------------------------------------------------------
