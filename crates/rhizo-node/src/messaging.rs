@@ -3089,24 +3089,55 @@ mod tests {
         DeliveryReceipt::decode(&response[1..]).unwrap().entries[0].status
     }
 
-    #[test]
-    fn a_replayed_envelope_is_refused_and_delivered_once_also_after_a_restart() {
+    /// Alice and bob, contacts of each other, each with a database in a temp dir, and one of
+    /// bob's KeyPackages for alice to start a conversation with.
+    struct Chat {
+        _tmp: tempfile::TempDir,
+        alice: Party,
+        bob: Party,
+        alice_store: Store,
+        bob_store: Store,
+        bob_db: std::path::PathBuf,
+        key_package: Vec<u8>,
+    }
+
+    fn chat() -> Chat {
         let tmp = tempfile::tempdir().unwrap();
         let (alice, bob) = (party(1, "alice"), party(2, "bob"));
         let bob_db = tmp.path().join("bob.db");
-        let alice_db = tmp.path().join("alice.db");
         let mut bob_store = open(&bob_db);
-        let mut alice_store = open(&alice_db);
+        let mut alice_store = open(&tmp.path().join("alice.db"));
         bob_store.add_contact(&alice.contact, 1).unwrap();
         alice_store.add_contact(&bob.contact, 1).unwrap();
-
-        // Bob's KeyPackage, alice creates the conversation and writes two envelopes.
-        let kp = {
+        let key_package = {
             let mls = E2eStore::from_connection(bob_store.connection()).unwrap();
             rhizo_e2e::create_key_packages(&mls, &bob.device, 1, false)
                 .unwrap()
                 .remove(0)
         };
+        Chat {
+            _tmp: tmp,
+            alice,
+            bob,
+            alice_store,
+            bob_store,
+            bob_db,
+            key_package,
+        }
+    }
+
+    #[test]
+    fn a_replayed_envelope_is_refused_and_delivered_once_also_after_a_restart() {
+        // Bob's KeyPackage, alice creates the conversation and writes two envelopes.
+        let Chat {
+            _tmp,
+            alice,
+            bob,
+            alice_store,
+            mut bob_store,
+            bob_db,
+            key_package: kp,
+        } = chat();
         let now = now_ms();
         let session = [7u8; 16];
         let (welcome, message) = {
@@ -3227,19 +3258,15 @@ mod tests {
 
     #[test]
     fn a_batch_is_applied_in_order_in_one_transaction_with_one_receipt() {
-        let tmp = tempfile::tempdir().unwrap();
-        let (alice, bob) = (party(1, "alice"), party(2, "bob"));
-        let bob_db = tmp.path().join("bob.db");
-        let mut bob_store = open(&bob_db);
-        let mut alice_store = open(&tmp.path().join("alice.db"));
-        bob_store.add_contact(&alice.contact, 1).unwrap();
-        alice_store.add_contact(&bob.contact, 1).unwrap();
-        let kp = {
-            let mls = E2eStore::from_connection(bob_store.connection()).unwrap();
-            rhizo_e2e::create_key_packages(&mls, &bob.device, 1, false)
-                .unwrap()
-                .remove(0)
-        };
+        let Chat {
+            _tmp,
+            alice,
+            bob,
+            alice_store,
+            mut bob_store,
+            bob_db,
+            key_package: kp,
+        } = chat();
         let now = now_ms();
         let session = [9u8; 16];
         let seal_app = |seq: u64, payload: Vec<u8>| {
