@@ -33,6 +33,17 @@ const MAX_STORED_RECORDS: usize = 4096;
 /// How long a stored record lives unless its owner republishes it (records carry their own,
 /// shorter expiry, checked by the validator).
 const RECORD_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How long a provider record lives unless its provider announces it again.
+pub const PROVIDER_RECORD_TTL: Duration = Duration::from_secs(48 * 3600);
+/// How often this node announces again the keys it provides (well inside the TTL, so a record
+/// survives a few missed rounds and the churn of the closest peers).
+pub const PROVIDER_REPUBLISH_INTERVAL: Duration = Duration::from_secs(12 * 3600);
+/// Keys this node keeps provider records for (its own and others'); bounds memory.
+pub const MAX_PROVIDER_KEYS: usize = 2048;
+/// Providers kept per key (Kademlia's k).
+pub const MAX_PROVIDERS_PER_KEY: usize = 20;
+/// Largest provider key accepted (a multihash of a 256-bit digest is 34 bytes).
+pub const MAX_PROVIDER_KEY_BYTES: usize = 80;
 /// How long one `/rhizo/msg/1` exchange (request + receipt) may take.
 const MSG_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Concurrent `/rhizo/msg/1` streams per connection.
@@ -130,6 +141,8 @@ impl Behaviour {
             .set_periodic_bootstrap_interval(Some(KAD_BOOTSTRAP_INTERVAL))
             .set_max_packet_size(KAD_MAX_PACKET_BYTES)
             .set_record_ttl(Some(RECORD_TTL))
+            .set_provider_record_ttl(Some(PROVIDER_RECORD_TTL))
+            .set_provider_publication_interval(Some(PROVIDER_REPUBLISH_INTERVAL))
             // Owners republish their own records; stored copies are not re-published blindly.
             .set_publication_interval(None)
             // Inbound records reach the node's validator before anything is stored.
@@ -137,7 +150,8 @@ impl Behaviour {
         let store_config = kad::store::MemoryStoreConfig {
             max_records: MAX_STORED_RECORDS,
             max_value_bytes: MAX_RECORD_BYTES,
-            ..Default::default()
+            max_provided_keys: MAX_PROVIDER_KEYS,
+            max_providers_per_key: MAX_PROVIDERS_PER_KEY,
         };
         let mut kad = kad::Behaviour::with_config(
             peer_id,

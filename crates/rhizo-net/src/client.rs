@@ -70,8 +70,12 @@ pub struct NetStats {
     pub kad_inbound_requests: u64,
     /// DHT records stored for others after validation.
     pub records_stored: u64,
-    /// DHT records refused by the validator.
+    /// DHT records refused by the validator (and provider records refused: key too long, or
+    /// the store full).
     pub records_rejected: u64,
+    /// Provider records stored for other peers.
+    #[serde(default)]
+    pub providers_stored: u64,
     /// `/rhizo/msg/1` requests received.
     pub messages_received: u64,
     /// `/rhizo/msg/1` requests sent that got a response.
@@ -155,6 +159,17 @@ pub(crate) enum Command {
     ClosestPeers {
         key: Vec<u8>,
         reply: oneshot::Sender<Result<Vec<ClosestPeer>, String>>,
+    },
+    StartProviding {
+        key: Vec<u8>,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    StopProviding {
+        key: Vec<u8>,
+    },
+    GetProviders {
+        key: Vec<u8>,
+        reply: oneshot::Sender<Result<Vec<PeerId>, String>>,
     },
     SendMessage {
         peer: PeerId,
@@ -318,6 +333,38 @@ impl Client {
     pub async fn closest_peers(&self, key: Vec<u8>) -> Result<Vec<ClosestPeer>, NetError> {
         let reply = self
             .call_with(DHT_TIMEOUT, |reply| Command::ClosestPeers { key, reply })
+            .await?;
+        reply.map_err(NetError::Dht)
+    }
+
+    /// Announces this node as a provider of `key` (at most
+    /// [`MAX_PROVIDER_KEY_BYTES`](crate::behaviour::MAX_PROVIDER_KEY_BYTES) bytes): the record is
+    /// kept locally at once and stored on the peers closest to `key`, and Kademlia announces it
+    /// again every [`PROVIDER_REPUBLISH_INTERVAL`](crate::behaviour::PROVIDER_REPUBLISH_INTERVAL)
+    /// until [`stop_providing`](Self::stop_providing). Returns when the announcement query has
+    /// finished; an error when it could not reach any peer (the local record stays, and is
+    /// announced again later).
+    pub async fn start_providing(&self, key: Vec<u8>) -> Result<(), NetError> {
+        let reply = self
+            .call_with(DHT_TIMEOUT, |reply| Command::StartProviding { key, reply })
+            .await?;
+        reply.map_err(NetError::Dht)
+    }
+
+    /// Stops announcing `key` (records already on other peers expire with their TTL).
+    pub async fn stop_providing(&self, key: Vec<u8>) -> Result<(), NetError> {
+        tokio::time::timeout(CLIENT_TIMEOUT, self.tx.send(Command::StopProviding { key }))
+            .await
+            .map_err(|_| NetError::Stopped)?
+            .map_err(|_| NetError::Stopped)
+    }
+
+    /// The providers of `key` in the DHT (and in this node's own store), without this node, at
+    /// most [`MAX_PROVIDERS_PER_KEY`](crate::behaviour::MAX_PROVIDERS_PER_KEY). If the lookup
+    /// times out, the providers found so far.
+    pub async fn get_providers(&self, key: Vec<u8>) -> Result<Vec<PeerId>, NetError> {
+        let reply = self
+            .call_with(DHT_TIMEOUT, |reply| Command::GetProviders { key, reply })
             .await?;
         reply.map_err(NetError::Dht)
     }

@@ -20,7 +20,7 @@ use tracing::{debug, info, warn};
 use crate::{
     KAD_PROTOCOL, MAX_INITIAL_PEER_BOOK_DIALS, MAX_MAILBOX_REQUEST_BYTES, Misbehaviour, NetError,
     RecordValidator,
-    behaviour::{Behaviour, BehaviourEvent},
+    behaviour::{Behaviour, BehaviourEvent, MAX_PROVIDER_KEY_BYTES, MAX_PROVIDERS_PER_KEY},
     client::{ClosestPeer, Command, NetInfo, NetStats, PeerInfo, SendError},
     describe_dial_error,
     msg_protocol::FrameCodec,
@@ -177,6 +177,8 @@ pub enum NetEvent {
 type PendingGet = (oneshot::Sender<Vec<Vec<u8>>>, Vec<Vec<u8>>);
 /// A closest-peers lookup in flight: the record key it targets, and where the answer goes.
 type PendingClosest = (RecordKey, oneshot::Sender<Result<Vec<ClosestPeer>, String>>);
+/// A provider lookup in flight: where the answer goes, and the providers found so far.
+type PendingProviders = (oneshot::Sender<Result<Vec<PeerId>, String>>, Vec<PeerId>);
 /// Where the response to an outbound request goes.
 type PendingResponse = oneshot::Sender<Result<Vec<u8>, SendError>>;
 
@@ -235,6 +237,10 @@ pub struct EventLoop {
     put_targets: HashMap<kad::QueryId, usize>,
     pending_gets: HashMap<kad::QueryId, PendingGet>,
     pending_closest: HashMap<kad::QueryId, PendingClosest>,
+    /// Provider announcements in flight.
+    pending_provides: HashMap<kad::QueryId, oneshot::Sender<Result<(), String>>>,
+    /// Provider lookups in flight.
+    pending_providers: HashMap<kad::QueryId, PendingProviders>,
     /// Outbound `/rhizo/msg/1` requests. Request ids are per protocol, hence one map each.
     pending_messages: HashMap<OutboundRequestId, PendingResponse>,
     /// Outbound `/rhizo/mailbox/1` requests.
@@ -271,6 +277,8 @@ impl EventLoop {
             put_targets: HashMap::new(),
             pending_gets: HashMap::new(),
             pending_closest: HashMap::new(),
+            pending_provides: HashMap::new(),
+            pending_providers: HashMap::new(),
             pending_messages: HashMap::new(),
             pending_mailbox: HashMap::new(),
             nat: crate::nat::NatState::default(),
@@ -293,6 +301,8 @@ impl EventLoop {
         self.pending_puts.len()
             + self.pending_gets.len()
             + self.pending_closest.len()
+            + self.pending_provides.len()
+            + self.pending_providers.len()
             + self.pending_messages.len()
             + self.pending_mailbox.len()
             + self.pending_pex.len()
@@ -509,6 +519,57 @@ impl EventLoop {
                 let id = kad.get_closest_peers(key.clone());
                 self.pending_closest
                     .insert(id, (RecordKey::new(&key), reply));
+            }
+            Command::StartProviding { key, reply } => {
+                if key.is_empty() || key.len() > MAX_PROVIDER_KEY_BYTES {
+                    let _ = reply.send(Err(format!(
+                        "a provider key has 1 to {MAX_PROVIDER_KEY_BYTES} bytes, not {}",
+                        key.len()
+                    )));
+                    return;
+                }
+                if self.pending_requests() >= MAX_PENDING_REQUESTS {
+                    let _ = reply.send(Err("too many DHT operations in flight".into()));
+                    return;
+                }
+                match self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .start_providing(RecordKey::new(&key))
+                {
+                    Ok(id) => {
+                        self.pending_provides.insert(id, reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(format!("cannot keep the provider record: {e:?}")));
+                    }
+                }
+            }
+            Command::StopProviding { key } => {
+                self.swarm
+                    .behaviour_mut()
+                    .kad
+                    .stop_providing(&RecordKey::new(&key));
+            }
+            Command::GetProviders { key, reply } => {
+                if key.is_empty() || key.len() > MAX_PROVIDER_KEY_BYTES {
+                    let _ = reply.send(Err(format!(
+                        "a provider key has 1 to {MAX_PROVIDER_KEY_BYTES} bytes, not {}",
+                        key.len()
+                    )));
+                    return;
+                }
+                if self.pending_requests() >= MAX_PENDING_REQUESTS {
+                    let _ = reply.send(Err("too many DHT operations in flight".into()));
+                    return;
+                }
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .get_providers(RecordKey::new(&key));
+                self.pending_providers.insert(id, (reply, Vec::new()));
             }
             Command::SendMessage {
                 peer,
@@ -904,13 +965,16 @@ impl EventLoop {
                     // Best effort: a full channel drops the report, never stalls the swarm.
                     let _ = self.events.try_send(NetEvent::InboundKadRequest { peer });
                 }
-                if let kad::InboundRequest::PutRecord {
-                    record: Some(record),
-                    source,
-                    ..
-                } = request
-                {
-                    self.store_if_valid(source, record);
+                match request {
+                    kad::InboundRequest::PutRecord {
+                        record: Some(record),
+                        source,
+                        ..
+                    } => self.store_if_valid(source, record),
+                    kad::InboundRequest::AddProvider {
+                        record: Some(record),
+                    } => self.store_provider(record),
+                    _ => {}
                 }
             }
             BehaviourEvent::Kad(_) => {}
@@ -993,8 +1057,61 @@ impl EventLoop {
         }
     }
 
+    /// Keeps a provider record a peer announced (Kademlia already checked that the peer
+    /// announced itself): a bounded key, at most [`MAX_ADDRS_PER_PEER`] addresses, within the
+    /// store's bounds (keys and providers per key).
+    fn store_provider(&mut self, mut record: kad::ProviderRecord) {
+        if record.key.as_ref().is_empty() || record.key.as_ref().len() > MAX_PROVIDER_KEY_BYTES {
+            self.stats.records_rejected += 1;
+            debug!(provider = %record.provider, len = record.key.as_ref().len(), "provider key refused");
+            return;
+        }
+        record.addresses.truncate(MAX_ADDRS_PER_PEER);
+        let provider = record.provider;
+        match self
+            .swarm
+            .behaviour_mut()
+            .kad
+            .store_mut()
+            .add_provider(record)
+        {
+            Ok(()) => self.stats.providers_stored += 1,
+            Err(e) => {
+                self.stats.records_rejected += 1;
+                debug!(%provider, error = ?e, "provider record not stored: store full");
+            }
+        }
+    }
+
     fn handle_query_progress(&mut self, id: kad::QueryId, result: kad::QueryResult, last: bool) {
         match result {
+            kad::QueryResult::StartProviding(outcome) => {
+                if let Some(reply) = self.pending_provides.remove(&id) {
+                    let _ = reply.send(outcome.map(drop).map_err(|e| match e {
+                        kad::AddProviderError::Timeout { .. } => {
+                            "timed out announcing the provider record".to_string()
+                        }
+                    }));
+                }
+            }
+            kad::QueryResult::GetProviders(outcome) => {
+                let local = *self.swarm.local_peer_id();
+                if let Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) = outcome
+                    && let Some((_, found)) = self.pending_providers.get_mut(&id)
+                {
+                    for peer in providers {
+                        if peer != local
+                            && !found.contains(&peer)
+                            && found.len() < MAX_PROVIDERS_PER_KEY
+                        {
+                            found.push(peer);
+                        }
+                    }
+                }
+                if last && let Some((reply, found)) = self.pending_providers.remove(&id) {
+                    let _ = reply.send(Ok(found));
+                }
+            }
             kad::QueryResult::PutRecord(outcome) => {
                 let targets = self.put_targets.remove(&id);
                 if let Some(reply) = self.pending_puts.remove(&id) {

@@ -392,3 +392,89 @@ async fn put_record_to_stores_on_the_given_peer_only() {
     );
     stop_all([a, b, c]).await;
 }
+
+/// A multihash-shaped key (0x12 0x20 ‖ 32 bytes), as rhizo's channel provider keys are.
+fn provider_key(tag: u8) -> Vec<u8> {
+    let mut key = vec![0x12, 0x20];
+    key.extend([tag; 32]);
+    key
+}
+
+#[tokio::test]
+async fn provider_records_are_announced_found_and_outlive_their_provider() {
+    let (a, b, c) = three_nodes().await;
+    let key = provider_key(7);
+    a.client
+        .start_providing(key.clone())
+        .await
+        .expect("announced to the closest peers");
+    // B and C were the closest peers there are: both keep the record (ADD_PROVIDER has no
+    // answer, so the announcement's end does not wait for them to store it).
+    for node in [&b, &c] {
+        let stored = async {
+            loop {
+                let stats = node.client.stats().await.expect("stats");
+                if stats.providers_stored >= 1 {
+                    return stats.providers_stored;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        let stored = tokio::time::timeout(WAIT, stored)
+            .await
+            .expect("stored within the bounded wait");
+        assert_eq!(stored, 1, "{} keeps a's record once", node.peer);
+    }
+    let found = c.client.get_providers(key.clone()).await.expect("lookup");
+    assert_eq!(found, vec![a.peer], "c finds a, and only a");
+    // The provider itself is not in its own answer; nobody provides another key.
+    assert!(
+        a.client
+            .get_providers(key.clone())
+            .await
+            .expect("lookup")
+            .is_empty()
+    );
+    assert!(
+        b.client
+            .get_providers(provider_key(8))
+            .await
+            .expect("lookup")
+            .is_empty()
+    );
+
+    // A gone, its record is still served by the nodes that keep it.
+    let a_peer = a.peer;
+    a.stop().await;
+    let found = c.client.get_providers(key.clone()).await.expect("lookup");
+    assert_eq!(found, vec![a_peer], "the record outlives its provider");
+    b.client.stop_providing(key).await.expect("stop");
+    b.stop().await;
+    c.stop().await;
+}
+
+#[tokio::test]
+async fn bad_provider_keys_are_refused_with_an_error() {
+    let (a, b, c) = three_nodes().await;
+    for bad in [
+        Vec::new(),
+        vec![1; rhizo_net::behaviour::MAX_PROVIDER_KEY_BYTES + 1],
+    ] {
+        let e = a
+            .client
+            .start_providing(bad.clone())
+            .await
+            .expect_err("refused");
+        assert!(e.to_string().contains("provider key"), "{e}");
+        let e = a.client.get_providers(bad).await.expect_err("refused");
+        assert!(e.to_string().contains("provider key"), "{e}");
+    }
+    // Nothing was announced.
+    for node in [&b, &c] {
+        assert_eq!(
+            node.client.stats().await.expect("stats").providers_stored,
+            0
+        );
+    }
+    stop_all([a, b, c]).await;
+}
