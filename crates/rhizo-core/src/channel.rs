@@ -40,6 +40,8 @@ use crate::proto;
 
 /// Domain tag hashed before the creator's root key and the name to derive a [`ChannelId`].
 pub const CHANNEL_ID_DOMAIN: &[u8] = b"rhizo/channel/v1";
+/// Domain tag of a channel's provider key ([`ChannelId::provider_key`]).
+pub const CHANNEL_PROVIDER_DOMAIN: &[u8] = b"rhizo/channel-providers/v1";
 /// Domain tag in front of the signed encoding of a [`ChannelPost`].
 pub const CHANNEL_POST_DOMAIN: &[u8] = b"rhizo/channel-post/v1";
 /// Prefix of a channel's gossipsub topic; the id's text form follows.
@@ -120,6 +122,21 @@ impl ChannelId {
     /// The channel's gossipsub topic: `"rhizo/channel/"` ‖ the text form.
     pub fn topic(&self) -> String {
         format!("{CHANNEL_TOPIC_PREFIX}{self}")
+    }
+
+    /// The DHT key under which the channel's members announce themselves as providers: a
+    /// sha2-256 multihash (`0x12 0x20` ‖ SHA-256([`CHANNEL_PROVIDER_DOMAIN`] ‖ id)), so that any
+    /// libp2p Kademlia implementation can look it up as the CIDv1 (raw codec) of that multihash.
+    pub fn provider_key(&self) -> Vec<u8> {
+        let digest: [u8; 32] = Sha256::new()
+            .chain_update(CHANNEL_PROVIDER_DOMAIN)
+            .chain_update(self.0)
+            .finalize()
+            .into();
+        let mut key = Vec::with_capacity(2 + digest.len());
+        key.extend([0x12, 0x20]);
+        key.extend(digest);
+        key
     }
 
     /// The channel whose [`topic`](Self::topic) is `topic`, or `None` if `topic` is not a
@@ -626,6 +643,24 @@ mod tests {
     use crate::RootKey;
 
     const NOW: u64 = 1_700_000_000_000;
+
+    #[test]
+    fn provider_key_is_a_sha256_multihash_bound_to_the_channel() {
+        let id = ChannelId::new(&root().public(), "rust");
+        let key = id.provider_key();
+        assert_eq!(key.len(), 34);
+        assert_eq!(&key[..2], &[0x12, 0x20], "multihash: sha2-256, 32 bytes");
+        let digest: [u8; 32] = Sha256::new()
+            .chain_update(b"rhizo/channel-providers/v1")
+            .chain_update(id.as_bytes())
+            .finalize()
+            .into();
+        assert_eq!(&key[2..], &digest);
+        assert_ne!(
+            key,
+            ChannelId::new(&root().public(), "rusty").provider_key()
+        );
+    }
 
     fn root() -> RootKey {
         RootKey::from_bytes(&[1; 32])

@@ -169,7 +169,12 @@ pub(crate) enum Command {
     },
     GetProviders {
         key: Vec<u8>,
-        reply: oneshot::Sender<Result<Vec<PeerId>, String>>,
+        reply: oneshot::Sender<Result<Vec<ClosestPeer>, String>>,
+    },
+    DialPeer {
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        reply: oneshot::Sender<Result<(), String>>,
     },
     SendMessage {
         peer: PeerId,
@@ -360,13 +365,26 @@ impl Client {
     }
 
     /// The providers of `key` in the DHT (and in this node's own store), without this node, at
-    /// most [`MAX_PROVIDERS_PER_KEY`](crate::behaviour::MAX_PROVIDERS_PER_KEY). If the lookup
-    /// times out, the providers found so far.
-    pub async fn get_providers(&self, key: Vec<u8>) -> Result<Vec<PeerId>, NetError> {
+    /// most [`MAX_PROVIDERS_PER_KEY`](crate::behaviour::MAX_PROVIDERS_PER_KEY), each with the
+    /// addresses this node knows for it (possibly none: [`dial_peer`](Self::dial_peer) then
+    /// asks Kademlia). If the lookup times out, the providers found so far.
+    pub async fn get_providers(&self, key: Vec<u8>) -> Result<Vec<ClosestPeer>, NetError> {
         let reply = self
             .call_with(DHT_TIMEOUT, |reply| Command::GetProviders { key, reply })
             .await?;
         reply.map_err(NetError::Dht)
+    }
+
+    /// Starts a dial to `peer` unless it is connected or being dialled, at `addrs` and at the
+    /// addresses the behaviours know (Kademlia's routing table, identify). Returns once the
+    /// dial is under way.
+    pub async fn dial_peer(&self, peer: PeerId, addrs: Vec<Multiaddr>) -> Result<(), NetError> {
+        self.call(|reply| Command::DialPeer { peer, addrs, reply })
+            .await?
+            .map_err(|reason| NetError::Dial {
+                addr: Multiaddr::empty().with(libp2p::multiaddr::Protocol::P2p(peer)),
+                reason,
+            })
     }
 
     /// Sends one `/rhizo/msg/1` request to `peer` (dialling `addrs` if needed) and waits for

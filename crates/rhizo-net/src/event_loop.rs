@@ -178,7 +178,11 @@ type PendingGet = (oneshot::Sender<Vec<Vec<u8>>>, Vec<Vec<u8>>);
 /// A closest-peers lookup in flight: the record key it targets, and where the answer goes.
 type PendingClosest = (RecordKey, oneshot::Sender<Result<Vec<ClosestPeer>, String>>);
 /// A provider lookup in flight: where the answer goes, and the providers found so far.
-type PendingProviders = (oneshot::Sender<Result<Vec<PeerId>, String>>, Vec<PeerId>);
+type PendingProviders = (
+    RecordKey,
+    oneshot::Sender<Result<Vec<ClosestPeer>, String>>,
+    Vec<PeerId>,
+);
 /// Where the response to an outbound request goes.
 type PendingResponse = oneshot::Sender<Result<Vec<u8>, SendError>>;
 
@@ -569,7 +573,19 @@ impl EventLoop {
                     .behaviour_mut()
                     .kad
                     .get_providers(RecordKey::new(&key));
-                self.pending_providers.insert(id, (reply, Vec::new()));
+                self.pending_providers
+                    .insert(id, (RecordKey::new(&key), reply, Vec::new()));
+            }
+            Command::DialPeer { peer, addrs, reply } => {
+                let opts = DialOpts::peer_id(peer)
+                    .condition(libp2p::swarm::dial_opts::PeerCondition::DisconnectedAndNotDialing)
+                    .addresses(addrs.into_iter().take(MAX_ADDRS_PER_PEER).collect())
+                    .build();
+                let result = match self.swarm.dial(opts) {
+                    Ok(()) | Err(libp2p::swarm::DialError::DialPeerConditionFalse(_)) => Ok(()),
+                    Err(e) => Err(describe_dial_error(&e)),
+                };
+                let _ = reply.send(result);
             }
             Command::SendMessage {
                 peer,
@@ -1097,7 +1113,7 @@ impl EventLoop {
             kad::QueryResult::GetProviders(outcome) => {
                 let local = *self.swarm.local_peer_id();
                 if let Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) = outcome
-                    && let Some((_, found)) = self.pending_providers.get_mut(&id)
+                    && let Some((_, _, found)) = self.pending_providers.get_mut(&id)
                 {
                     for peer in providers {
                         if peer != local
@@ -1108,8 +1124,15 @@ impl EventLoop {
                         }
                     }
                 }
-                if last && let Some((reply, found)) = self.pending_providers.remove(&id) {
-                    let _ = reply.send(Ok(found));
+                if last && let Some((key, reply, found)) = self.pending_providers.remove(&id) {
+                    let found: Vec<kad::PeerInfo> = found
+                        .into_iter()
+                        .map(|peer_id| kad::PeerInfo {
+                            addrs: self.kad_addresses(&peer_id),
+                            peer_id,
+                        })
+                        .collect();
+                    let _ = reply.send(Ok(self.closest_peers(&key, found)));
                 }
             }
             kad::QueryResult::PutRecord(outcome) => {
@@ -1150,6 +1173,27 @@ impl EventLoop {
             }
             _ => {}
         }
+    }
+
+    /// The addresses Kademlia's routing table holds for `peer` (none if it is not there).
+    fn kad_addresses(&mut self, peer: &PeerId) -> Vec<Multiaddr> {
+        let kad = &mut self.swarm.behaviour_mut().kad;
+        let Some(bucket) = kad.kbucket(*peer) else {
+            return Vec::new();
+        };
+        bucket
+            .iter()
+            .find(|entry| entry.node.key.preimage() == peer)
+            .map(|entry| {
+                entry
+                    .node
+                    .value
+                    .iter()
+                    .take(MAX_ADDRS_PER_PEER)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Orders a closest-peers answer by XOR distance to `key`, closest first, without this

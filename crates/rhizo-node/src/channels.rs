@@ -7,6 +7,9 @@
 //!  post ─▶ ChannelPost::new (sign) ─▶ store (own) ─▶ Client::publish(topic)
 //!  NetEvent::GossipMessage ─▶ Guard rate ─▶ decode_verified (size, channel, cert, signature,
 //!     time) ─▶ dedupe LRU ─▶ store (history ≤ 1000) ─▶ report Accept (forwarded) | Reject
+//!  create / join / start ─▶ announce: Kademlia provider record under
+//!     ChannelId::provider_key ─▶ get_providers ─▶ dial ≤ 8 members not yet connected
+//!     (so a node that knows nobody in the channel still meets its mesh)
 //! ```
 
 use std::sync::{Arc, Mutex};
@@ -35,6 +38,10 @@ use crate::{
 pub const MAX_HISTORY: usize = 1000;
 /// Post ids remembered for deduplication.
 const DEDUPE_CAPACITY: usize = 16 * 1024;
+/// Members found through the DHT that a join dials at most.
+const MAX_MEMBER_DIALS: usize = 8;
+/// How long the announcement at start waits for a routing table to announce into.
+const ANNOUNCE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A channel as the API shows it.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -48,6 +55,10 @@ pub struct ChannelView {
     /// Peers we know on the topic (0 until the gossip mesh formed).
     #[serde(default)]
     pub peers: usize,
+    /// Members found by the last DHT lookup of the channel's providers (None: no lookup has
+    /// finished yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub members_found: Option<usize>,
 }
 
 /// A post as the API shows it.
@@ -90,6 +101,8 @@ struct Inner {
     root: RootPublicKey,
     dedupe: Mutex<PostDedupe>,
     events: broadcast::Sender<ApiEvent>,
+    /// Per channel, how many members the last provider lookup found.
+    members_found: Mutex<std::collections::HashMap<ChannelId, usize>>,
 }
 
 fn now_ms() -> i64 {
@@ -106,6 +119,7 @@ fn view(row: &ChannelRow) -> ChannelView {
         name: row.name.clone(),
         topic: id.topic(),
         peers: 0,
+        members_found: None,
     }
 }
 
@@ -144,6 +158,7 @@ impl Channels {
                 certificate,
                 dedupe: Mutex::new(PostDedupe::new(DEDUPE_CAPACITY)),
                 events,
+                members_found: Mutex::new(std::collections::HashMap::new()),
             }),
         }
     }
@@ -163,14 +178,79 @@ impl Channels {
         .map_err(internal)?
     }
 
-    /// Subscribes to every joined channel (at start).
+    /// Subscribes to every joined channel (at start), and announces them in the DHT once the
+    /// node has a routing table to announce into.
     pub async fn resubscribe(&self) -> Result<usize, MessagingError> {
         let channels = self.with_store(|s| Ok(s.channels()?)).await?;
-        for row in &channels {
-            let topic = ChannelId::from_bytes(row.id).topic();
-            self.inner.client.subscribe(topic).await.map_err(internal)?;
+        let ids: Vec<ChannelId> = channels
+            .iter()
+            .map(|r| ChannelId::from_bytes(r.id))
+            .collect();
+        for id in &ids {
+            self.inner
+                .client
+                .subscribe(id.topic())
+                .await
+                .map_err(internal)?;
+        }
+        if !ids.is_empty() {
+            let this = self.clone();
+            tokio::spawn(async move {
+                let deadline = tokio::time::Instant::now() + ANNOUNCE_WAIT;
+                while tokio::time::Instant::now() < deadline {
+                    match this.inner.client.info().await {
+                        Ok(info) if info.routing_table_peers > 0 => break,
+                        Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
+                        Err(_) => return,
+                    }
+                }
+                for id in ids {
+                    this.announce_and_meet(id).await;
+                }
+            });
         }
         Ok(channels.len())
+    }
+
+    /// Announces this node as a member of `id` (a Kademlia provider record, republished by
+    /// Kademlia) and dials up to [`MAX_MEMBER_DIALS`] members it is not connected to yet, so
+    /// that gossipsub can form the channel's mesh with them. Best effort: failures are logged.
+    async fn announce_and_meet(&self, id: ChannelId) {
+        let client = &self.inner.client;
+        let key = id.provider_key();
+        if let Err(e) = client.start_providing(key.clone()).await {
+            debug!(channel = %id, error = %e, "channel announcement reached no peer yet");
+        }
+        let members = match client.get_providers(key).await {
+            Ok(members) => members,
+            Err(e) => {
+                debug!(channel = %id, error = %e, "channel member lookup failed");
+                return;
+            }
+        };
+        if let Ok(mut found) = self.inner.members_found.lock() {
+            found.insert(id, members.len());
+        }
+        let connected: Vec<PeerId> = client
+            .peers()
+            .await
+            .map(|peers| {
+                peers
+                    .into_iter()
+                    .filter(|p| p.connections > 0)
+                    .map(|p| p.peer_id)
+                    .collect()
+            })
+            .unwrap_or_default();
+        for member in members
+            .into_iter()
+            .filter(|m| !connected.contains(&m.peer))
+            .take(MAX_MEMBER_DIALS)
+        {
+            if let Err(e) = client.dial_peer(member.peer, member.addrs).await {
+                debug!(channel = %id, peer = %member.peer, error = %e, "cannot dial a channel member");
+            }
+        }
     }
 
     /// Creates a channel named `name` (its id derives from our root key and the name) and
@@ -217,6 +297,8 @@ impl Channels {
             .subscribe(id.topic())
             .await
             .map_err(internal)?;
+        let this = self.clone();
+        tokio::spawn(async move { this.announce_and_meet(id).await });
         Ok(view(&row))
     }
 
@@ -224,6 +306,10 @@ impl Channels {
     pub async fn leave(&self, id: &str) -> Result<bool, MessagingError> {
         let id = self.known(id).await?;
         let _ = self.inner.client.unsubscribe(id.topic()).await;
+        let _ = self.inner.client.stop_providing(id.provider_key()).await;
+        if let Ok(mut found) = self.inner.members_found.lock() {
+            found.remove(&id);
+        }
         self.with_store(move |s| Ok(s.leave_channel(id.as_bytes())?))
             .await
     }
@@ -234,6 +320,12 @@ impl Channels {
         let mut views = Vec::with_capacity(rows.len());
         for row in &rows {
             let mut v = view(row);
+            v.members_found = self
+                .inner
+                .members_found
+                .lock()
+                .ok()
+                .and_then(|found| found.get(&ChannelId::from_bytes(row.id)).copied());
             v.peers = self
                 .inner
                 .client

@@ -422,6 +422,60 @@ fn a_channel_post_reaches_all_20_nodes_exactly_once() {
     }
 }
 
+/// A node that knows nobody in a channel meets its members through the DHT: members announce
+/// themselves as providers of the channel's key, the hub (no member) keeps the records, and a
+/// newcomer's join looks them up, dials them and then receives a member's post.
+#[test]
+fn a_newcomer_finds_channel_members_through_provider_records() {
+    let mut hub = TestNode::init(bin(), "hub").expect("init");
+    let mut member = TestNode::init(bin(), "member").expect("init");
+    let mut newcomer = TestNode::init(bin(), "newcomer").expect("init");
+    let result = (|| -> anyhow::Result<()> {
+        hub.start(&[])?;
+        let addr = hub.listen_addr()?;
+        member.start(&strings(&["--bootstrap", &addr]))?;
+        newcomer.start(&strings(&["--bootstrap", &addr]))?;
+        let created = member.api_post("/v1/channels", &json!({"name": "lobby"}))?;
+        let id = created["id"].as_str().context("no id")?.to_string();
+        let channel = |node: &TestNode| -> Option<Value> {
+            node.api_get("/v1/channels")
+                .ok()?
+                .as_array()?
+                .iter()
+                .find(|c| c["id"] == id.as_str())
+                .cloned()
+        };
+        // The member's announcement is stored on the hub.
+        wait_for(TIMEOUT, "the hub to keep the member's provider record", || {
+            hub.api_get("/stats").ok()?["net"]["providers_stored"]
+                .as_u64()
+                .is_some_and(|n| n >= 1)
+                .then_some(())
+        })?;
+        newcomer.api_post(&format!("/v1/channels/{id}/join"), &json!({}))?;
+        let joined = wait_for(TIMEOUT, "the newcomer to find and mesh with the member", || {
+            let c = channel(&newcomer)?;
+            (c["members_found"].as_u64()? >= 1 && c["peers"].as_u64()? >= 1).then_some(c)
+        })?;
+        println!("newcomer's channel after join: {joined}");
+        let text = "hello from a member the newcomer never knew";
+        member.api_post(&format!("/v1/channels/{id}/posts"), &json!({"text": text}))?;
+        wait_for(TIMEOUT, "the newcomer to receive the member's post", || {
+            newcomer
+                .api_get(&format!("/v1/channels/{id}/posts"))
+                .ok()?
+                .as_array()?
+                .iter()
+                .any(|p| p["text"] == text)
+                .then_some(())
+        })?;
+        Ok(())
+    })();
+    if let Err(e) = result {
+        fail_with_logs(&e, &[&hub, &member, &newcomer]);
+    }
+}
+
 /// Peer exchange: c, which only ever talked to the hub, learns of a peer through the hub's
 /// sample and keeps it in its peer book (source `exchange`) across a restart.
 #[test]
