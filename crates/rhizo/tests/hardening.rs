@@ -446,17 +446,25 @@ fn a_newcomer_finds_channel_members_through_provider_records() {
                 .cloned()
         };
         // The member's announcement is stored on the hub.
-        wait_for(TIMEOUT, "the hub to keep the member's provider record", || {
-            hub.api_get("/stats").ok()?["net"]["providers_stored"]
-                .as_u64()
-                .is_some_and(|n| n >= 1)
-                .then_some(())
-        })?;
+        wait_for(
+            TIMEOUT,
+            "the hub to keep the member's provider record",
+            || {
+                hub.api_get("/stats").ok()?["net"]["providers_stored"]
+                    .as_u64()
+                    .is_some_and(|n| n >= 1)
+                    .then_some(())
+            },
+        )?;
         newcomer.api_post(&format!("/v1/channels/{id}/join"), &json!({}))?;
-        let joined = wait_for(TIMEOUT, "the newcomer to find and mesh with the member", || {
-            let c = channel(&newcomer)?;
-            (c["members_found"].as_u64()? >= 1 && c["peers"].as_u64()? >= 1).then_some(c)
-        })?;
+        let joined = wait_for(
+            TIMEOUT,
+            "the newcomer to find and mesh with the member",
+            || {
+                let c = channel(&newcomer)?;
+                (c["members_found"].as_u64()? >= 1 && c["peers"].as_u64()? >= 1).then_some(c)
+            },
+        )?;
         println!("newcomer's channel after join: {joined}");
         let text = "hello from a member the newcomer never knew";
         member.api_post(&format!("/v1/channels/{id}/posts"), &json!({"text": text}))?;
