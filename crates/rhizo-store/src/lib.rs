@@ -29,8 +29,9 @@
 //!   version lives in `PRAGMA user_version`.
 //! - `peer_book`: [`PeerSource`], [`PeerRecord`] and the peer book methods
 //!   on [`Store`], with their limits ([`MAX_PEERS`], [`MAX_ADDRS_PER_PEER`]).
-//! - [`mailbox`]: envelopes held for offline users (quotas, TTL, delete-on-receipt with
-//!   tombstones, device-list versions seen).
+//! - [`mailbox`]: envelopes held for offline users (batches of stores in one transaction,
+//!   quotas read from usage counters that triggers keep exact, TTL with an amortized purge,
+//!   delete-on-receipt with tombstones, device-list versions seen).
 //! - [`messaging`]: contacts, conversations, messages and the outbox (with the `stored` state
 //!   for messages held by mailbox replicas), the seen-set.
 //! - [`profiles`]: our profile and the newest one received from each contact.
@@ -74,6 +75,10 @@ use peer_book::PeerBookLimits;
 /// second process's migration, short enough not to hang the node.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Prepared statements kept per connection (`prepare_cached`): more than the hot paths use
+/// together, so none is parsed again on every call.
+const STATEMENT_CACHE: usize = 64;
+
 /// The node's database: one SQLite connection and the tables in it.
 ///
 /// Writes that touch more than one row run in one transaction per call, so
@@ -82,6 +87,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Store {
     conn: Connection,
     limits: PeerBookLimits,
+    /// When (unix ms, the callers' clock) the mailbox's store path next purges expired entries
+    /// (see [`mailbox::MAILBOX_PURGE_INTERVAL_MS`]).
+    mailbox_purge_due: i64,
 }
 
 impl Store {
@@ -151,9 +159,12 @@ impl Store {
         conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
             .context("configuring the connection")?;
         migrations::migrate(&mut conn)?;
+        // Room for every statement the hot paths keep prepared (the default is 16).
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(Self {
             conn,
             limits: PeerBookLimits::default(),
+            mailbox_purge_due: i64::MIN,
         })
     }
 

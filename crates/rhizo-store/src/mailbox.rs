@@ -1,16 +1,26 @@
 //! The mailbox a node keeps for others: sealed envelopes for users whose devices are offline.
 //!
 //! ```text
-//!  store (tombstone? quota check, dedupe, one transaction, committed before the ack)
+//!  store_batch(entries) ── one transaction, one commit (one fsync) for the whole batch:
+//!     purge expired (at most every MAILBOX_PURGE_INTERVAL_MS, bounded)
+//!     per entry: tombstone? ─▶ already held? ─▶ quota (usage counters, O(1)) ─▶ INSERT
 //!     └─▶ mailbox row ──fetch (by recipient, unexpired, paged)──▶ delete (by digest, on receipt)
-//!                      └─ purge_expired(now) ─▶ gone                    └─▶ tombstone (refuses a
-//!                                                                            late re-store)
+//!         │                                                          └─▶ tombstone (refuses a
+//!         │                                                               late re-store)
+//!         └─ triggers keep mailbox_usage_by_recipient / _by_sender exact on every insert and
+//!            delete (stores, purges, deletes on receipt)
 //!  mailbox_device_lists: newest device-list version seen per UID (a stale list is refused)
 //! ```
 //!
 //! The envelopes are opaque here (already end-to-end encrypted and signed); rows are keyed by the
 //! recipient's UID and the envelope's digest, so a retransmission is stored once. Times are unix
 //! milliseconds passed in by the caller.
+//!
+//! Quotas count what is held, read from the usage counters. Expired entries are purged on the
+//! store path at most every [`MAILBOX_PURGE_INTERVAL_MS`] (through the expiry index: an empty
+//! range in steady state) rather than on every store, and again before a quota refusal, so an
+//! entry refused for a full quota is refused on unexpired entries only. Reads never return
+//! expired entries, purged or not.
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -23,6 +33,14 @@ use crate::{
 /// How long a tombstone lasts for a digest deleted without being held here (unix ms): a week,
 /// the longest any replica keeps an envelope.
 pub const TOMBSTONE_TTL_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+
+/// How often (unix ms) the store path purges expired entries: a purge through the expiry index
+/// is cheap, but not free, and nothing depends on it being sooner (quota refusals purge first).
+pub const MAILBOX_PURGE_INTERVAL_MS: i64 = 60 * 1000;
+
+/// Most expired entries one purge on the store path deletes, so a backlog (a node back after a
+/// week offline) cannot stall one batch of stores; the rest go in the following batches.
+pub const MAILBOX_PURGE_LIMIT: usize = 4096;
 
 /// Limits on what one node holds, per recipient and per sender: a full quota is an error to the
 /// sender, never a silent drop of what is already stored.
@@ -77,6 +95,66 @@ pub enum MailboxStored {
     AlreadyDelivered,
 }
 
+/// Which quota refused an envelope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuotaLimit {
+    /// What is held for the recipient ([`MailboxQuota::max_count_per_recipient`],
+    /// [`MailboxQuota::max_bytes_per_recipient`]).
+    Recipient,
+    /// What is held from the sender ([`MailboxQuota::max_count_per_sender`],
+    /// [`MailboxQuota::max_bytes_per_sender`]).
+    Sender,
+}
+
+/// Why one entry of [`Store::mailbox_store_batch`] was not stored (the others were not
+/// affected). Its `Display` is the message for the sender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MailboxRefusal {
+    /// A quota is full: nothing already held was touched.
+    QuotaExceeded {
+        /// Which one.
+        limit: QuotaLimit,
+        /// Unexpired envelopes held under that limit.
+        held_count: u64,
+        /// Their bytes.
+        held_bytes: u64,
+    },
+}
+
+impl std::fmt::Display for MailboxRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Self::QuotaExceeded {
+                limit: QuotaLimit::Recipient,
+                held_count,
+                held_bytes,
+            } => write!(
+                f,
+                "the mailbox for this recipient is full ({held_count} envelopes, {held_bytes} \
+                 bytes)"
+            ),
+            Self::QuotaExceeded {
+                limit: QuotaLimit::Sender,
+                held_count,
+                held_bytes,
+            } => write!(
+                f,
+                "this node already holds {held_count} envelopes ({held_bytes} bytes) from you"
+            ),
+        }
+    }
+}
+
+impl From<MailboxRefusal> for StoreError {
+    fn from(refusal: MailboxRefusal) -> Self {
+        Self::QuotaExceeded(refusal.to_string())
+    }
+}
+
+/// What one entry of [`Store::mailbox_store_batch`] came to.
+pub type MailboxOutcome = Result<MailboxStored, MailboxRefusal>;
+
 /// One held envelope.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MailboxEntry {
@@ -115,62 +193,145 @@ pub struct MailboxSummary {
 }
 
 impl Store {
-    /// Stores an envelope for `entry.recipient_uid` unless a quota would be exceeded, in one
-    /// transaction that is committed before this returns (acknowledge only after `Ok`). Expired
-    /// entries of the recipient and the sender are purged first, so they do not count. An
-    /// envelope the recipient already acknowledged (an unexpired tombstone) is not stored again:
-    /// [`MailboxStored::AlreadyDelivered`].
+    /// Stores one envelope: [`mailbox_store_batch`](Self::mailbox_store_batch) with one entry,
+    /// committed before this returns (acknowledge only after `Ok`). A full quota is
+    /// [`StoreError::QuotaExceeded`]; an envelope the recipient already acknowledged (an
+    /// unexpired tombstone) is not stored again: [`MailboxStored::AlreadyDelivered`].
     pub fn mailbox_store(
         &mut self,
         entry: &NewMailboxEntry<'_>,
         quota: &MailboxQuota,
         now: i64,
     ) -> Result<MailboxStored, StoreError> {
+        let outcome = self
+            .mailbox_store_batch(std::slice::from_ref(entry), quota, now)?
+            .pop()
+            .ok_or(StoreError::InvalidInput(
+                "a one-entry batch came back without an outcome".into(),
+            ))?;
+        Ok(outcome?)
+    }
+
+    /// Stores `entries` in ONE transaction with one commit (group commit: one `fsync` for the
+    /// whole batch), committed before this returns: acknowledge each entry only after `Ok`.
+    /// Each entry gets its own outcome, in order:
+    ///
+    /// - [`MailboxStored::AlreadyDelivered`] if its digest is tombstoned for its recipient
+    ///   (unexpired): nothing stored;
+    /// - [`MailboxStored::Duplicate`] if the same envelope is held (unexpired), including an
+    ///   earlier entry of this batch: stored once;
+    /// - [`MailboxRefusal::QuotaExceeded`] if it would overflow the recipient's or the sender's
+    ///   quota, counting what is held (earlier entries of the batch included) — after purging
+    ///   expired entries, so only unexpired ones count; the other entries are not affected;
+    /// - [`MailboxStored::Stored`] otherwise.
+    ///
+    /// `Err` (SQLite failed) means nothing of the batch was stored. Expired entries are purged
+    /// first when [`MAILBOX_PURGE_INTERVAL_MS`] has passed since the last purge (at most
+    /// [`MAILBOX_PURGE_LIMIT`] of them). The caller bounds the batch (the node commits at most
+    /// 64 at a time).
+    pub fn mailbox_store_batch(
+        &mut self,
+        entries: &[NewMailboxEntry<'_>],
+        quota: &MailboxQuota,
+        now: i64,
+    ) -> Result<Vec<MailboxOutcome>, StoreError> {
         const CTX: &str = "storing in the mailbox";
+        let mut purge_due = self.mailbox_purge_due;
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .context(CTX)?;
-        tx.execute(
-            "DELETE FROM mailbox WHERE expires_at <= ?1 AND (recipient_uid = ?2 OR sender_uid = ?3)",
-            params![now, &entry.recipient_uid[..], &entry.sender_uid[..]],
-        )
-        .context(CTX)?;
-        if let Some(known) = known_outcome(&tx, entry, now)? {
-            return Ok(known);
+        if now >= purge_due {
+            let (_, more) = purge_some(&tx, now)?;
+            purge_due = if more {
+                now
+            } else {
+                now.saturating_add(MAILBOX_PURGE_INTERVAL_MS)
+            };
         }
-        check_quota(&tx, entry, quota, now)?;
-        tx.execute(
-            "INSERT INTO mailbox (recipient_uid, sender_uid, digest, envelope, stored_at, expires_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
-                &entry.recipient_uid[..],
-                &entry.sender_uid[..],
-                &entry.digest[..],
-                entry.envelope,
-                now,
-                entry.expires_at
-            ],
-        )
-        .context(CTX)?;
+        let mut outcomes = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let mut probe = Probe::read(&tx, entry, now)?;
+            if probe.tombstoned {
+                outcomes.push(Ok(MailboxStored::AlreadyDelivered));
+                continue;
+            }
+            match probe.held_until {
+                Some(expires_at) if expires_at > now => {
+                    outcomes.push(Ok(MailboxStored::Duplicate));
+                    continue;
+                }
+                Some(_) => {
+                    // Held but expired (not purged yet): replaced by the new copy.
+                    tx.prepare_cached(
+                        "DELETE FROM mailbox WHERE recipient_uid = ?1 AND digest = ?2",
+                    )
+                    .and_then(|mut s| {
+                        s.execute(params![&entry.recipient_uid[..], &entry.digest[..]])
+                    })
+                    .context(CTX)?;
+                    probe = Probe::read(&tx, entry, now)?;
+                }
+                None => {}
+            }
+            let mut refusal = probe.refusal(entry, quota);
+            if refusal.is_some() {
+                // Expired entries still count until purged: purge, then decide on the rest.
+                let (purged, more) = purge_some(&tx, now)?;
+                if more {
+                    purge_due = now;
+                }
+                if purged > 0 {
+                    refusal = Probe::read(&tx, entry, now)?.refusal(entry, quota);
+                }
+            }
+            if let Some(refusal) = refusal {
+                outcomes.push(Err(refusal));
+                continue;
+            }
+            tx.prepare_cached(
+                "INSERT INTO mailbox
+                   (recipient_uid, sender_uid, digest, envelope, stored_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    &entry.recipient_uid[..],
+                    &entry.sender_uid[..],
+                    &entry.digest[..],
+                    entry.envelope,
+                    now,
+                    entry.expires_at
+                ])
+            })
+            .context(CTX)?;
+            outcomes.push(Ok(MailboxStored::Stored));
+        }
         tx.commit().context(CTX)?;
-        Ok(MailboxStored::Stored)
+        self.mailbox_purge_due = purge_due;
+        Ok(outcomes)
     }
 
     /// Whether [`mailbox_store`](Self::mailbox_store) would refuse `entry` for a full quota,
     /// without writing anything (check it before costly work such as verifying a signature).
-    /// Expired entries do not count; an envelope already held or already delivered passes
-    /// (storing it is then a no-op). [`StoreError::QuotaExceeded`] when full.
+    /// An envelope already held or already delivered passes (storing it is then a no-op). Reads
+    /// the usage counters; when they say full but expired entries wait to be purged, it passes
+    /// too (the store purges them, then decides). [`StoreError::QuotaExceeded`] when full.
     pub fn mailbox_check_quota(
         &self,
         entry: &NewMailboxEntry<'_>,
         quota: &MailboxQuota,
         now: i64,
     ) -> Result<(), StoreError> {
-        if known_outcome(&self.conn, entry, now)?.is_some() {
+        let probe = Probe::read(&self.conn, entry, now)?;
+        if probe.tombstoned || probe.held_until.is_some_and(|at| at > now) {
             return Ok(());
         }
-        check_quota(&self.conn, entry, quota, now)
+        match probe.refusal(entry, quota) {
+            None => Ok(()),
+            Some(_) if any_expired(&self.conn, now)? => Ok(()),
+            Some(refusal) => Err(refusal.into()),
+        }
     }
 
     /// Unexpired envelopes held for `recipient`, in storage order (oldest first): at most
@@ -246,10 +407,11 @@ impl Store {
             .context(CTX)
     }
 
-    /// Deletes what the recipient acknowledged (delete-on-receipt); returns how many envelopes
-    /// went. Every digest named is tombstoned for `recipient`, so a late re-replication of it is
-    /// refused ([`MailboxStored::AlreadyDelivered`]): until the deleted envelope's own expiry,
-    /// or for [`TOMBSTONE_TTL_MS`] from `now` (unix ms) for a digest not held here.
+    /// Deletes what the recipient acknowledged (delete-on-receipt); returns how many unexpired
+    /// envelopes went. Every digest named is tombstoned for `recipient`, so a late
+    /// re-replication of it is refused ([`MailboxStored::AlreadyDelivered`]): until the deleted
+    /// envelope's own expiry, or for [`TOMBSTONE_TTL_MS`] from `now` (unix ms) for a digest not
+    /// held here (or held but expired: the same whether a purge removed it already or not).
     pub fn mailbox_delete(
         &mut self,
         recipient: &[u8; 32],
@@ -259,28 +421,38 @@ impl Store {
         const CTX: &str = "deleting from the mailbox";
         let tx = self.conn.transaction().context(CTX)?;
         let mut n = 0;
-        for d in digests {
-            let deleted: Option<i64> = tx
-                .query_row(
+        {
+            let mut delete = tx
+                .prepare_cached(
                     "DELETE FROM mailbox WHERE recipient_uid = ?1 AND digest = ?2
                      RETURNING expires_at",
-                    params![&recipient[..], &d[..]],
-                    |r| r.get(0),
                 )
-                .optional()
                 .context(CTX)?;
-            if deleted.is_some() {
-                n += 1;
+            let mut tombstone = tx
+                .prepare_cached(
+                    "INSERT INTO mailbox_tombstones (recipient_uid, digest, expires_at)
+                     VALUES (?1, ?2, ?3)
+                     ON CONFLICT (recipient_uid, digest)
+                     DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)",
+                )
+                .context(CTX)?;
+            for d in digests {
+                let deleted: Option<i64> = delete
+                    .query_row(params![&recipient[..], &d[..]], |r| r.get(0))
+                    .optional()
+                    .context(CTX)?;
+                // An expired entry counts as not held (whether a purge got to it yet or not).
+                let expires_at = match deleted {
+                    Some(expires_at) if expires_at > now => {
+                        n += 1;
+                        expires_at
+                    }
+                    _ => now.saturating_add(TOMBSTONE_TTL_MS),
+                };
+                tombstone
+                    .execute(params![&recipient[..], &d[..], expires_at])
+                    .context(CTX)?;
             }
-            let expires_at = deleted.unwrap_or_else(|| now.saturating_add(TOMBSTONE_TTL_MS));
-            tx.execute(
-                "INSERT INTO mailbox_tombstones (recipient_uid, digest, expires_at)
-                 VALUES (?1, ?2, ?3)
-                 ON CONFLICT (recipient_uid, digest)
-                 DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)",
-                params![&recipient[..], &d[..], expires_at],
-            )
-            .context(CTX)?;
         }
         tx.commit().context(CTX)?;
         Ok(n)
@@ -359,75 +531,106 @@ impl Store {
     }
 }
 
-/// What storing `entry` would be without writing: `Duplicate` if held, `AlreadyDelivered` if
-/// tombstoned (unexpired), `None` if new.
-fn known_outcome(
-    conn: &Connection,
-    entry: &NewMailboxEntry<'_>,
-    now: i64,
-) -> Result<Option<MailboxStored>, StoreError> {
-    const CTX: &str = "checking the mailbox";
-    let key = params![&entry.recipient_uid[..], &entry.digest[..], now];
-    let tombstoned = conn
-        .query_row(
-            "SELECT 1 FROM mailbox_tombstones
-             WHERE recipient_uid = ?1 AND digest = ?2 AND expires_at > ?3",
-            key,
-            |_| Ok(()),
-        )
-        .optional()
-        .context(CTX)?
-        .is_some();
-    if tombstoned {
-        return Ok(Some(MailboxStored::AlreadyDelivered));
-    }
-    let held = conn
-        .query_row(
-            "SELECT 1 FROM mailbox WHERE recipient_uid = ?1 AND digest = ?2 AND expires_at > ?3",
-            key,
-            |_| Ok(()),
-        )
-        .optional()
-        .context(CTX)?
-        .is_some();
-    Ok(held.then_some(MailboxStored::Duplicate))
+/// What the store path needs to know about one entry, read in one statement: its tombstone, the
+/// copy already held (if any) and the usage counters of its recipient and sender.
+#[derive(Debug, Clone, Copy)]
+struct Probe {
+    /// An unexpired tombstone names its digest for its recipient.
+    tombstoned: bool,
+    /// The same (recipient, digest) is held, until then (expired or not).
+    held_until: Option<i64>,
+    /// (envelopes, bytes) held for the recipient.
+    recipient: (u64, u64),
+    /// (envelopes, bytes) held from the sender.
+    sender: (u64, u64),
 }
 
-/// [`StoreError::QuotaExceeded`] if adding `entry` would overflow a quota (unexpired entries
-/// count).
-fn check_quota(
-    conn: &Connection,
-    entry: &NewMailboxEntry<'_>,
-    quota: &MailboxQuota,
-    now: i64,
-) -> Result<(), StoreError> {
-    const CTX: &str = "checking the mailbox quota";
-    let size = entry.envelope.len() as u64;
-    let usage = |column: &str, key: &[u8; 32]| -> Result<(u64, u64), StoreError> {
-        conn.query_row(
-            &format!(
-                "SELECT count(*), coalesce(sum(length(envelope)), 0) FROM mailbox
-                 WHERE {column} = ?1 AND expires_at > ?2"
-            ),
-            params![&key[..], now],
-            |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+impl Probe {
+    fn read(conn: &Connection, entry: &NewMailboxEntry<'_>, now: i64) -> Result<Self, StoreError> {
+        const CTX: &str = "checking the mailbox";
+        let count = |v: i64| u64::try_from(v).unwrap_or(0);
+        conn.prepare_cached(
+            "SELECT
+               EXISTS (SELECT 1 FROM mailbox_tombstones
+                       WHERE recipient_uid = ?1 AND digest = ?2 AND expires_at > ?4),
+               (SELECT expires_at FROM mailbox WHERE recipient_uid = ?1 AND digest = ?2),
+               coalesce((SELECT envelopes FROM mailbox_usage_by_recipient
+                         WHERE recipient_uid = ?1), 0),
+               coalesce((SELECT bytes FROM mailbox_usage_by_recipient WHERE recipient_uid = ?1),
+                        0),
+               coalesce((SELECT envelopes FROM mailbox_usage_by_sender WHERE sender_uid = ?3), 0),
+               coalesce((SELECT bytes FROM mailbox_usage_by_sender WHERE sender_uid = ?3), 0)",
         )
+        .and_then(|mut s| {
+            s.query_row(
+                params![
+                    &entry.recipient_uid[..],
+                    &entry.digest[..],
+                    &entry.sender_uid[..],
+                    now
+                ],
+                |r| {
+                    Ok(Self {
+                        tombstoned: r.get(0)?,
+                        held_until: r.get(1)?,
+                        recipient: (count(r.get(2)?), count(r.get(3)?)),
+                        sender: (count(r.get(4)?), count(r.get(5)?)),
+                    })
+                },
+            )
+        })
         .context(CTX)
-    };
-    let (r_count, r_bytes) = usage("recipient_uid", &entry.recipient_uid)?;
-    if r_count + 1 > quota.max_count_per_recipient || r_bytes + size > quota.max_bytes_per_recipient
-    {
-        return Err(StoreError::QuotaExceeded(format!(
-            "the mailbox for this recipient is full ({r_count} envelopes, {r_bytes} bytes)"
-        )));
     }
-    let (s_count, s_bytes) = usage("sender_uid", &entry.sender_uid)?;
-    if s_count + 1 > quota.max_count_per_sender || s_bytes + size > quota.max_bytes_per_sender {
-        return Err(StoreError::QuotaExceeded(format!(
-            "this node already holds {s_count} envelopes ({s_bytes} bytes) from you"
-        )));
+
+    /// The quota `entry` would overflow, if any (the recipient's is checked first).
+    fn refusal(&self, entry: &NewMailboxEntry<'_>, quota: &MailboxQuota) -> Option<MailboxRefusal> {
+        let size = u64::try_from(entry.envelope.len()).unwrap_or(u64::MAX);
+        let over = |(count, bytes): (u64, u64), max_count: u64, max_bytes: u64| {
+            count.saturating_add(1) > max_count || bytes.saturating_add(size) > max_bytes
+        };
+        let refuse = |limit, (held_count, held_bytes)| MailboxRefusal::QuotaExceeded {
+            limit,
+            held_count,
+            held_bytes,
+        };
+        if over(
+            self.recipient,
+            quota.max_count_per_recipient,
+            quota.max_bytes_per_recipient,
+        ) {
+            Some(refuse(QuotaLimit::Recipient, self.recipient))
+        } else if over(
+            self.sender,
+            quota.max_count_per_sender,
+            quota.max_bytes_per_sender,
+        ) {
+            Some(refuse(QuotaLimit::Sender, self.sender))
+        } else {
+            None
+        }
     }
-    Ok(())
+}
+
+/// Deletes up to [`MAILBOX_PURGE_LIMIT`] expired entries (oldest expiry first, through the expiry
+/// index; the usage triggers update the counters). Returns how many went and whether more
+/// expired entries may remain.
+fn purge_some(conn: &Connection, now: i64) -> Result<(usize, bool), StoreError> {
+    let limit = i64::try_from(MAILBOX_PURGE_LIMIT).unwrap_or(i64::MAX);
+    let n = conn
+        .prepare_cached(
+            "DELETE FROM mailbox WHERE id IN
+               (SELECT id FROM mailbox WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)",
+        )
+        .and_then(|mut s| s.execute(params![now, limit]))
+        .context("purging the mailbox")?;
+    Ok((n, n >= MAILBOX_PURGE_LIMIT))
+}
+
+/// Whether any expired entry waits to be purged (one seek in the expiry index).
+fn any_expired(conn: &Connection, now: i64) -> Result<bool, StoreError> {
+    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM mailbox WHERE expires_at <= ?1)")
+        .and_then(|mut s| s.query_row([now], |r| r.get(0)))
+        .context("checking the mailbox")
 }
 
 #[cfg(test)]
@@ -645,12 +848,394 @@ mod tests {
             MailboxStored::Stored,
             "an expired tombstone no longer refuses"
         );
-        assert_eq!(s.mailbox_purge_expired(500).unwrap(), 0);
+        // Recipient 4's envelope (expired at 500) is still there: the store path purges at most
+        // every MAILBOX_PURGE_INTERVAL_MS, not on every store.
+        assert_eq!(s.mailbox_purge_expired(500).unwrap(), 1);
         assert_eq!(s.mailbox_summary().unwrap().tombstones, 1);
-        // (Recipient 4's envelope went with the store at 500: same sender, expired.)
         assert_eq!(s.mailbox_purge_expired(100 + TOMBSTONE_TTL_MS).unwrap(), 1);
         assert_eq!(s.mailbox_summary().unwrap().tombstones, 0);
         assert_eq!(s.mailbox_summary().unwrap().count, 0);
+    }
+
+    /// Usage counters as the tables hold them, and as a full scan of `mailbox` computes them.
+    fn usage_and_scan(s: &Store) -> [Vec<(Vec<u8>, i64, i64)>; 4] {
+        let rows = |sql: &str| -> Vec<(Vec<u8>, i64, i64)> {
+            let mut stmt = s.conn.prepare(sql).unwrap();
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        [
+            rows(
+                "SELECT recipient_uid, envelopes, bytes FROM mailbox_usage_by_recipient ORDER BY 1",
+            ),
+            rows(
+                "SELECT recipient_uid, count(*), sum(length(envelope)) FROM mailbox
+                 GROUP BY recipient_uid ORDER BY 1",
+            ),
+            rows("SELECT sender_uid, envelopes, bytes FROM mailbox_usage_by_sender ORDER BY 1"),
+            rows(
+                "SELECT sender_uid, count(*), sum(length(envelope)) FROM mailbox
+                 GROUP BY sender_uid ORDER BY 1",
+            ),
+        ]
+    }
+
+    fn assert_counters_exact(s: &Store) {
+        let [by_recipient, scan_recipient, by_sender, scan_sender] = usage_and_scan(s);
+        assert_eq!(by_recipient, scan_recipient, "recipient counters");
+        assert_eq!(by_sender, scan_sender, "sender counters");
+    }
+
+    #[test]
+    fn a_batch_has_one_outcome_per_entry_and_stores_what_passed() {
+        let mut s = Store::open_in_memory().unwrap();
+        let q = MailboxQuota {
+            max_bytes_per_recipient: 1000,
+            max_count_per_recipient: 3,
+            max_bytes_per_sender: 1000,
+            max_count_per_sender: 100,
+        };
+        // Recipient 1 already holds one; digest 9 was delivered (tombstoned).
+        s.mailbox_store(&entry(1, 2, 1, b"held", 1000), &q, 0)
+            .unwrap();
+        s.mailbox_delete(&[1; 32], &[[9; 32]], 0).unwrap();
+        let batch = [
+            entry(1, 2, 1, b"held", 1000),  // already held
+            entry(1, 2, 2, b"new-a", 1000), // stored: 2 of 3
+            entry(1, 3, 2, b"new-a", 1000), // the same envelope again in the batch
+            entry(1, 2, 9, b"late", 1000),  // tombstoned
+            entry(1, 4, 3, b"new-b", 1000), // stored: 3 of 3, the quota boundary
+            entry(1, 4, 4, b"new-c", 1000), // one too many for recipient 1
+            entry(5, 4, 4, b"new-c", 1000), // the same digest for another recipient: stored
+            entry(1, 4, 3, b"new-b", 1000), // a duplicate passes even at a full quota
+        ];
+        let outcomes = s.mailbox_store_batch(&batch, &q, 10).unwrap();
+        assert_eq!(
+            outcomes,
+            vec![
+                Ok(MailboxStored::Duplicate),
+                Ok(MailboxStored::Stored),
+                Ok(MailboxStored::Duplicate),
+                Ok(MailboxStored::AlreadyDelivered),
+                Ok(MailboxStored::Stored),
+                Err(MailboxRefusal::QuotaExceeded {
+                    limit: QuotaLimit::Recipient,
+                    held_count: 3,
+                    held_bytes: 14,
+                }),
+                Ok(MailboxStored::Stored),
+                Ok(MailboxStored::Duplicate),
+            ]
+        );
+        let digests = |r: u8| {
+            s.mailbox_entries(&[r; 32], 20, 10)
+                .unwrap()
+                .iter()
+                .map(|e| e.digest[0])
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(digests(1), vec![1, 2, 3]);
+        assert_eq!(digests(5), vec![4]);
+        assert_counters_exact(&s);
+
+        // A sender quota reached inside a batch refuses only what is over it.
+        let q = MailboxQuota {
+            max_bytes_per_sender: 10,
+            ..MailboxQuota::default()
+        };
+        let outcomes = s
+            .mailbox_store_batch(
+                &[
+                    entry(7, 8, 1, b"12345", 1000),
+                    entry(6, 8, 2, b"123456", 1000),
+                    entry(6, 8, 3, b"12345", 1000),
+                    entry(6, 9, 4, b"123456", 1000),
+                ],
+                &q,
+                20,
+            )
+            .unwrap();
+        assert_eq!(
+            outcomes,
+            vec![
+                Ok(MailboxStored::Stored),
+                Err(MailboxRefusal::QuotaExceeded {
+                    limit: QuotaLimit::Sender,
+                    held_count: 1,
+                    held_bytes: 5,
+                }),
+                Ok(MailboxStored::Stored),
+                Ok(MailboxStored::Stored),
+            ]
+        );
+        assert!(
+            outcomes[1]
+                .unwrap_err()
+                .to_string()
+                .contains("1 envelopes (5 bytes) from you")
+        );
+        assert_counters_exact(&s);
+        // An empty batch is a no-op.
+        assert!(s.mailbox_store_batch(&[], &q, 30).unwrap().is_empty());
+    }
+
+    #[test]
+    fn expired_entries_never_block_a_sender_and_are_purged_on_a_timer() {
+        let mut s = Store::open_in_memory().unwrap();
+        let q = MailboxQuota {
+            max_count_per_sender: 2,
+            ..MailboxQuota::default()
+        };
+        s.mailbox_store(&entry(1, 2, 1, b"a", 100), &q, 0).unwrap();
+        s.mailbox_store(&entry(3, 2, 2, b"b", 100), &q, 0).unwrap();
+        // Both expired at 100, not purged yet (the last purge was at 0): the sender's quota is
+        // full by the counters, yet neither the check nor the store refuse.
+        assert_eq!(s.mailbox_summary().unwrap().count, 2);
+        s.mailbox_check_quota(&entry(4, 2, 3, b"c", 1000), &q, 100)
+            .unwrap();
+        assert_eq!(
+            s.mailbox_store(&entry(4, 2, 3, b"c", 1000), &q, 100)
+                .unwrap(),
+            MailboxStored::Stored
+        );
+        assert_eq!(s.mailbox_summary().unwrap().count, 1, "purged, then stored");
+        assert_counters_exact(&s);
+
+        // Without a quota refusal, expired entries wait for the timer.
+        s.mailbox_store(&entry(5, 6, 1, b"d", 200), &q, 150)
+            .unwrap();
+        s.mailbox_store(&entry(5, 6, 2, b"e", 5000), &q, 300)
+            .unwrap();
+        assert_eq!(
+            s.mailbox_summary().unwrap().count,
+            3,
+            "expired at 200, kept"
+        );
+        assert_eq!(s.mailbox_entries(&[5; 32], 300, 10).unwrap().len(), 1);
+        assert!(!s.mailbox_recipients(300).unwrap().contains(&[1; 32]));
+        s.mailbox_store(
+            &entry(5, 6, 3, b"f", 200_000),
+            &q,
+            100 + MAILBOX_PURGE_INTERVAL_MS,
+        )
+        .unwrap();
+        // 100 + interval: the purge ran; 1000 (recipient 4) and 5000 had expired too.
+        assert_eq!(s.mailbox_summary().unwrap().count, 1);
+        assert_counters_exact(&s);
+
+        // An expired copy of the same envelope is replaced, not reported as a duplicate.
+        s.mailbox_store(&entry(8, 6, 7, b"g", 70_000), &q, 69_000)
+            .unwrap();
+        assert_eq!(
+            s.mailbox_store(&entry(8, 6, 7, b"g", 90_000), &q, 80_000)
+                .unwrap(),
+            MailboxStored::Stored
+        );
+        assert_eq!(
+            s.mailbox_entries(&[8; 32], 80_000, 10).unwrap()[0].expires_at,
+            90_000
+        );
+        assert_counters_exact(&s);
+    }
+
+    #[test]
+    fn a_committed_batch_survives_a_reopen_with_its_counters() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("m.db");
+        let q = MailboxQuota::default();
+        let envelopes: Vec<Vec<u8>> = (0..64u8).map(|i| vec![i; 100 + usize::from(i)]).collect();
+        let batch: Vec<NewMailboxEntry<'_>> = envelopes
+            .iter()
+            .enumerate()
+            .map(|(i, e)| entry(i as u8 % 4, i as u8 % 3, i as u8, e, 1_000_000))
+            .collect();
+        let acknowledged = {
+            let mut s = Store::open(&path).unwrap();
+            let outcomes = s.mailbox_store_batch(&batch, &q, 10).unwrap();
+            assert!(outcomes.iter().all(|o| *o == Ok(MailboxStored::Stored)));
+            outcomes.len()
+            // Dropped without any shutdown step, as a crash right after the acks would.
+        };
+        let s = Store::open(&path).unwrap();
+        let mut held = 0;
+        for r in 0..4u8 {
+            for e in s.mailbox_entries(&[r; 32], 20, 100).unwrap() {
+                assert_eq!(e.envelope, envelopes[usize::from(e.digest[0])]);
+                held += 1;
+            }
+        }
+        assert_eq!(held, acknowledged);
+        assert_counters_exact(&s);
+    }
+
+    /// A model row: (recipient, digest) → (sender, size, expires_at).
+    type ModelRow = ((u8, u8), (u8, u64, i64));
+
+    /// The reference model of the mailbox for the property test: the semantics the counters,
+    /// the purge timer and the batching must not change.
+    #[derive(Default)]
+    struct Model {
+        /// In storage order.
+        rows: Vec<ModelRow>,
+        /// (recipient, digest) → expires_at.
+        tombstones: std::collections::HashMap<(u8, u8), i64>,
+    }
+
+    impl Model {
+        fn usage(&self, now: i64, key: impl Fn(&(u8, u8), &(u8, u64, i64)) -> bool) -> (u64, u64) {
+            self.rows
+                .iter()
+                .filter(|(k, v)| v.2 > now && key(k, v))
+                .fold((0, 0), |(c, b), (_, v)| (c + 1, b + v.1))
+        }
+
+        fn store(&mut self, e: &NewMailboxEntry<'_>, q: &MailboxQuota, now: i64) -> MailboxOutcome {
+            let key = (e.recipient_uid[0], e.digest[0]);
+            if self.tombstones.get(&key).is_some_and(|&t| t > now) {
+                return Ok(MailboxStored::AlreadyDelivered);
+            }
+            if let Some(i) = self.rows.iter().position(|(k, _)| *k == key) {
+                if self.rows[i].1.2 > now {
+                    return Ok(MailboxStored::Duplicate);
+                }
+                self.rows.remove(i);
+            }
+            let size = e.envelope.len() as u64;
+            let r = self.usage(now, |k, _| k.0 == key.0);
+            if r.0 + 1 > q.max_count_per_recipient || r.1 + size > q.max_bytes_per_recipient {
+                return Err(MailboxRefusal::QuotaExceeded {
+                    limit: QuotaLimit::Recipient,
+                    held_count: r.0,
+                    held_bytes: r.1,
+                });
+            }
+            let sd = self.usage(now, |_, v| v.0 == e.sender_uid[0]);
+            if sd.0 + 1 > q.max_count_per_sender || sd.1 + size > q.max_bytes_per_sender {
+                return Err(MailboxRefusal::QuotaExceeded {
+                    limit: QuotaLimit::Sender,
+                    held_count: sd.0,
+                    held_bytes: sd.1,
+                });
+            }
+            self.rows.push((key, (e.sender_uid[0], size, e.expires_at)));
+            Ok(MailboxStored::Stored)
+        }
+
+        fn delete(&mut self, recipient: u8, digests: &[u8], now: i64) -> usize {
+            let mut n = 0;
+            for &d in digests {
+                let key = (recipient, d);
+                let held = self.rows.iter().position(|(k, _)| *k == key);
+                let expires_at = match held.map(|i| self.rows.remove(i).1.2) {
+                    Some(expires_at) if expires_at > now => {
+                        n += 1;
+                        expires_at
+                    }
+                    _ => now + TOMBSTONE_TTL_MS,
+                };
+                let t = self.tombstones.entry(key).or_insert(expires_at);
+                *t = (*t).max(expires_at);
+            }
+            n
+        }
+
+        fn purge(&mut self, now: i64) -> usize {
+            let before = self.rows.len();
+            self.rows.retain(|(_, v)| v.2 > now);
+            self.tombstones.retain(|_, t| *t > now);
+            before - self.rows.len()
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// (recipient, sender, digest, ttl) per entry, then the clock step.
+        Store(Vec<(u8, u8, u8, i64)>, i64),
+        Delete(u8, Vec<u8>, i64),
+        Purge(i64),
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        let entry = (0..4u8, 0..3u8, 0..12u8, 1..200_000i64);
+        prop_oneof![
+            4 => (proptest::collection::vec(entry, 0..10), 0..40_000i64)
+                .prop_map(|(e, step)| Op::Store(e, step)),
+            1 => (0..4u8, proptest::collection::vec(0..12u8, 0..4), 0..40_000i64)
+                .prop_map(|(r, d, step)| Op::Delete(r, d, step)),
+            1 => (0..100_000i64).prop_map(Op::Purge),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(96))]
+
+        /// After any sequence of batches, deletes and purges, the usage counters equal a full scan,
+        /// every outcome is the model's, and what fetch returns is the model's unexpired rows.
+        #[test]
+        fn counters_and_outcomes_follow_the_model(ops in proptest::collection::vec(op(), 1..40)) {
+            let mut s = Store::open_in_memory().unwrap();
+            let mut model = Model::default();
+            let q = MailboxQuota {
+                max_bytes_per_recipient: 120,
+                max_count_per_recipient: 5,
+                max_bytes_per_sender: 150,
+                max_count_per_sender: 6,
+            };
+            // The digest names the bytes (5 to 49 of them): the same digest, the same envelope.
+            let bodies: Vec<Vec<u8>> = (0..12u8).map(|d| vec![d; 5 + 4 * usize::from(d)]).collect();
+            let mut now = 1_000;
+            for op in ops {
+                match op {
+                    Op::Store(entries, step) => {
+                        now += step;
+                        let batch: Vec<NewMailboxEntry<'_>> = entries
+                            .iter()
+                            .map(|&(r, sd, d, ttl)| {
+                                entry(r, sd, d, &bodies[usize::from(d)], now + ttl)
+                            })
+                            .collect();
+                        let expected: Vec<MailboxOutcome> =
+                            batch.iter().map(|e| model.store(e, &q, now)).collect();
+                        proptest::prop_assert_eq!(s.mailbox_store_batch(&batch, &q, now).unwrap(), expected);
+                    }
+                    Op::Delete(recipient, digests, step) => {
+                        now += step;
+                        let named: Vec<[u8; 32]> = digests.iter().map(|&d| [d; 32]).collect();
+                        proptest::prop_assert_eq!(
+                            s.mailbox_delete(&[recipient; 32], &named, now).unwrap(),
+                            model.delete(recipient, &digests, now)
+                        );
+                    }
+                    Op::Purge(step) => {
+                        now += step;
+                        // The store may have purged some already on its own timer.
+                        let purged = s.mailbox_purge_expired(now).unwrap();
+                        proptest::prop_assert!(purged <= model.purge(now));
+                    }
+                }
+                let [by_recipient, scan_recipient, by_sender, scan_sender] = usage_and_scan(&s);
+                proptest::prop_assert_eq!(by_recipient, scan_recipient);
+                proptest::prop_assert_eq!(by_sender, scan_sender);
+                for r in 0..4u8 {
+                    let held: Vec<u8> = s
+                        .mailbox_entries(&[r; 32], now, 100)
+                        .unwrap()
+                        .iter()
+                        .map(|e| e.digest[0])
+                        .collect();
+                    let expected: Vec<u8> = model
+                        .rows
+                        .iter()
+                        .filter(|(k, v)| k.0 == r && v.2 > now)
+                        .map(|(k, _)| k.1)
+                        .collect();
+                    proptest::prop_assert_eq!(held, expected);
+                }
+            }
+        }
     }
 
     #[test]

@@ -171,6 +171,69 @@ const MIGRATIONS: &[&str] = &[
         own           INTEGER NOT NULL DEFAULT 0 CHECK (own IN (0, 1))
     ) STRICT;
     CREATE INDEX channel_posts_by_time ON channel_posts (channel_id, sent_at);",
+    // 8: mailbox quotas in O(1): what is held per recipient and per sender, kept exact by
+    // triggers on every insert, update and delete of a mailbox row (stores, purges, deletes on
+    // receipt), back-filled here. A usage row goes when its count reaches 0. The sender index
+    // only served the quota scans and the per-store purge, which the counters replace.
+    "CREATE TABLE mailbox_usage_by_recipient (
+        recipient_uid BLOB PRIMARY KEY CHECK (length(recipient_uid) = 32),
+        envelopes     INTEGER NOT NULL,
+        bytes         INTEGER NOT NULL
+    ) STRICT, WITHOUT ROWID;
+    CREATE TABLE mailbox_usage_by_sender (
+        sender_uid BLOB PRIMARY KEY CHECK (length(sender_uid) = 32),
+        envelopes  INTEGER NOT NULL,
+        bytes      INTEGER NOT NULL
+    ) STRICT, WITHOUT ROWID;
+    INSERT INTO mailbox_usage_by_recipient (recipient_uid, envelopes, bytes)
+        SELECT recipient_uid, count(*), sum(length(envelope)) FROM mailbox GROUP BY recipient_uid;
+    INSERT INTO mailbox_usage_by_sender (sender_uid, envelopes, bytes)
+        SELECT sender_uid, count(*), sum(length(envelope)) FROM mailbox GROUP BY sender_uid;
+    CREATE TRIGGER mailbox_usage_on_insert AFTER INSERT ON mailbox BEGIN
+        INSERT INTO mailbox_usage_by_recipient (recipient_uid, envelopes, bytes)
+            VALUES (NEW.recipient_uid, 1, length(NEW.envelope))
+            ON CONFLICT (recipient_uid) DO UPDATE
+            SET envelopes = envelopes + 1, bytes = bytes + excluded.bytes;
+        INSERT INTO mailbox_usage_by_sender (sender_uid, envelopes, bytes)
+            VALUES (NEW.sender_uid, 1, length(NEW.envelope))
+            ON CONFLICT (sender_uid) DO UPDATE
+            SET envelopes = envelopes + 1, bytes = bytes + excluded.bytes;
+    END;
+    CREATE TRIGGER mailbox_usage_on_delete AFTER DELETE ON mailbox BEGIN
+        UPDATE mailbox_usage_by_recipient
+            SET envelopes = envelopes - 1, bytes = bytes - length(OLD.envelope)
+            WHERE recipient_uid = OLD.recipient_uid;
+        DELETE FROM mailbox_usage_by_recipient
+            WHERE recipient_uid = OLD.recipient_uid AND envelopes <= 0;
+        UPDATE mailbox_usage_by_sender
+            SET envelopes = envelopes - 1, bytes = bytes - length(OLD.envelope)
+            WHERE sender_uid = OLD.sender_uid;
+        DELETE FROM mailbox_usage_by_sender
+            WHERE sender_uid = OLD.sender_uid AND envelopes <= 0;
+    END;
+    -- Rows are never updated by rhizo; if one is, it counts as a delete then an insert.
+    CREATE TRIGGER mailbox_usage_on_update
+    AFTER UPDATE OF recipient_uid, sender_uid, envelope ON mailbox BEGIN
+        UPDATE mailbox_usage_by_recipient
+            SET envelopes = envelopes - 1, bytes = bytes - length(OLD.envelope)
+            WHERE recipient_uid = OLD.recipient_uid;
+        DELETE FROM mailbox_usage_by_recipient
+            WHERE recipient_uid = OLD.recipient_uid AND envelopes <= 0;
+        UPDATE mailbox_usage_by_sender
+            SET envelopes = envelopes - 1, bytes = bytes - length(OLD.envelope)
+            WHERE sender_uid = OLD.sender_uid;
+        DELETE FROM mailbox_usage_by_sender
+            WHERE sender_uid = OLD.sender_uid AND envelopes <= 0;
+        INSERT INTO mailbox_usage_by_recipient (recipient_uid, envelopes, bytes)
+            VALUES (NEW.recipient_uid, 1, length(NEW.envelope))
+            ON CONFLICT (recipient_uid) DO UPDATE
+            SET envelopes = envelopes + 1, bytes = bytes + excluded.bytes;
+        INSERT INTO mailbox_usage_by_sender (sender_uid, envelopes, bytes)
+            VALUES (NEW.sender_uid, 1, length(NEW.envelope))
+            ON CONFLICT (sender_uid) DO UPDATE
+            SET envelopes = envelopes + 1, bytes = bytes + excluded.bytes;
+    END;
+    DROP INDEX mailbox_by_sender;",
 ];
 
 /// The schema version this build creates and understands.
@@ -498,5 +561,106 @@ mod tests {
         assert_eq!(store.channels().expect("channels"), [channel]);
         assert_eq!(store.channel_posts(&[4; 32], 10).expect("posts"), [post]);
         assert_eq!(store.profile(&[0; 32]).expect("profile"), Some(me));
+    }
+
+    #[test]
+    fn a_version_7_database_upgrades_with_mailbox_usage_back_filled() {
+        use crate::{
+            Store,
+            mailbox::{MailboxQuota, MailboxRefusal, MailboxStored, NewMailboxEntry, QuotaLimit},
+        };
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("rhizo.db");
+        {
+            // Version 7 as it shipped, with envelopes held for two recipients from two senders.
+            let mut conn = Connection::open(&path).expect("raw open");
+            let tx = conn.transaction().expect("tx");
+            for sql in &MIGRATIONS[..7] {
+                tx.execute_batch(sql).expect("v7 schema");
+            }
+            tx.execute_batch(
+                "PRAGMA user_version = 7;
+                 INSERT INTO mailbox (recipient_uid, sender_uid, digest, envelope, stored_at,
+                     expires_at)
+                   VALUES (zeroblob(32), zeroblob(32), unhex('01' || hex(zeroblob(31))), x'aabbcc', 5, 1000),
+                          (zeroblob(32), unhex('02' || hex(zeroblob(31))), unhex('02' || hex(zeroblob(31))), x'dd', 6,
+                           1000),
+                          (unhex('03' || hex(zeroblob(31))), zeroblob(32), unhex('03' || hex(zeroblob(31))), x'eeff',
+                           7, 50);",
+            )
+            .expect("v7 rows");
+            tx.commit().expect("commit");
+        }
+
+        let mut store = Store::open(&path).expect("upgrade");
+        assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
+        let usage = |store: &Store, table: &str| -> Vec<(Vec<u8>, i64, i64)> {
+            let mut stmt = store
+                .conn
+                .prepare(&format!("SELECT * FROM {table} ORDER BY 1"))
+                .expect("prepare");
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .expect("query")
+                .collect::<Result<_, _>>()
+                .expect("rows")
+        };
+        let uid = |first: u8| {
+            let mut u = vec![0u8; 32];
+            u[0] = first;
+            u
+        };
+        assert_eq!(
+            usage(&store, "mailbox_usage_by_recipient"),
+            [(uid(0), 2, 4), (uid(3), 1, 2)]
+        );
+        assert_eq!(
+            usage(&store, "mailbox_usage_by_sender"),
+            [(uid(0), 2, 5), (uid(2), 1, 1)]
+        );
+        let index_left: i64 = store
+            .conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE name = 'mailbox_by_sender'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("schema");
+        assert_eq!(index_left, 0);
+
+        // The back-filled counters are the quota: sender 0 holds 2 envelopes.
+        let quota = MailboxQuota {
+            max_count_per_sender: 3,
+            ..MailboxQuota::default()
+        };
+        let new = |digest: u8| NewMailboxEntry {
+            recipient_uid: [9; 32],
+            sender_uid: [0; 32],
+            digest: [digest; 32],
+            envelope: b"x",
+            expires_at: 2000,
+        };
+        assert_eq!(
+            store
+                .mailbox_store_batch(&[new(7), new(8)], &quota, 10)
+                .expect("store"),
+            [
+                Ok(MailboxStored::Stored),
+                Err(MailboxRefusal::QuotaExceeded {
+                    limit: QuotaLimit::Sender,
+                    held_count: 3,
+                    held_bytes: 6,
+                })
+            ]
+        );
+        // Once recipient 3's envelope (sender 0) expired, the sender has room again.
+        assert_eq!(
+            store.mailbox_store(&new(8), &quota, 60).expect("store"),
+            MailboxStored::Stored
+        );
+        assert_eq!(
+            usage(&store, "mailbox_usage_by_sender"),
+            [(uid(0), 3, 5), (uid(2), 1, 1)]
+        );
     }
 }
