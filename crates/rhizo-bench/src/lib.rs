@@ -11,7 +11,7 @@
 //! | B5 | gossip propagation (simulation, [`sim`])    | —                                           |
 //! | B6 | DHT lookups under churn (simulation)        | —                                           |
 //! | B7 | memory per idle connection (child process)  | a bare libp2p server with the same clients  |
-//! | B8 | durable mailbox ingest                      | raw SQLite, one INSERT per transaction      |
+//! | B8 | durable mailbox ingest (group commit)       | raw SQLite, same groups of 64 per txn       |
 //!
 //! ```text
 //!  main ── Options ──▶ run() ──▶ transport::run_b1 ─┐

@@ -124,6 +124,23 @@ impl Store {
         Self::init(conn, Path::new(":memory:"))
     }
 
+    /// Opens another connection to this database's file, with the same settings: WAL lets it
+    /// read the last committed state while this one is in the middle of a transaction (e.g.
+    /// the mailbox replica's read-only quota checks beside its group commit).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::InvalidInput`] for an in-memory database (there is no file to share), or
+    /// what [`open`](Self::open) returns.
+    pub fn open_reader(&self) -> Result<Self, StoreError> {
+        match self.conn.path() {
+            Some(path) if !path.is_empty() => Self::open(Path::new(path)),
+            _ => Err(StoreError::InvalidInput(
+                "an in-memory database has no file another connection could open".into(),
+            )),
+        }
+    }
+
     /// Applies connection settings and migrations.
     fn init(mut conn: Connection, path: &Path) -> Result<Self, StoreError> {
         conn.busy_timeout(BUSY_TIMEOUT)
@@ -249,6 +266,31 @@ mod tests {
             synchronous, 2,
             "2 = FULL: an acknowledged message survives power loss"
         );
+    }
+
+    #[test]
+    fn a_reader_sees_what_the_writer_committed_not_what_it_is_writing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut writer = Store::open(&dir.path().join("rhizo.db")).expect("open");
+        let reader = writer.open_reader().expect("reader");
+        writer.set_meta("k", "committed").expect("set");
+        let tx = writer.conn.transaction().expect("tx");
+        tx.execute("UPDATE meta SET value = 'pending' WHERE key = 'k'", [])
+            .expect("update");
+        assert_eq!(
+            reader.get_meta("k").expect("read").as_deref(),
+            Some("committed"),
+            "not blocked by the open write transaction"
+        );
+        tx.commit().expect("commit");
+        assert_eq!(
+            reader.get_meta("k").expect("read").as_deref(),
+            Some("pending")
+        );
+        assert!(matches!(
+            Store::open_in_memory().expect("open").open_reader(),
+            Err(StoreError::InvalidInput(_))
+        ));
     }
 
     #[test]
