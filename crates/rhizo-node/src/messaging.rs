@@ -247,12 +247,19 @@ struct SendQueue {
     draining: bool,
 }
 
-/// One text for an existing conversation, and where its answer goes.
+/// One text to send (to a contact by name or UID), and where its answer goes.
 struct SendJob {
-    contact: Contact,
-    session: ConversationRow,
+    to: String,
     text: String,
-    reply: tokio::sync::oneshot::Sender<Result<MessageView, MessagingError>>,
+    reply: tokio::sync::oneshot::Sender<Result<Grouped, MessagingError>>,
+}
+
+/// What the group commit did with a text.
+enum Grouped {
+    /// Queued in an existing conversation (committed); the contact's name.
+    Queued(MessageView, String),
+    /// The contact has no conversation yet: the first message takes its own path.
+    FirstMessage(Contact),
 }
 
 /// Most texts waiting for a group commit; more are refused as busy, not queued without bound.
@@ -651,20 +658,20 @@ impl Messaging {
                 "a message has 1 to {MAX_TEXT_BYTES} bytes of text"
             )));
         }
-        let to_owned = to.to_string();
-        let (contact, session) = self
-            .with_store(move |store, _| {
-                let c = find_contact(store, &to_owned)?;
-                let session = store.conversations_with(&c.uid)?.into_iter().next();
-                Ok((c, session))
-            })
-            .await?;
-        if let Some(session) = session {
-            return self.send_in_group(contact, session, text.to_string()).await;
+        match self.send_in_group(to.to_string(), text.to_string()).await? {
+            Grouped::Queued(view, _) => Ok(view),
+            Grouped::FirstMessage(contact) => self.send_first(contact, text.to_string()).await,
         }
-        // The first message: a new conversation (Welcome, then the text), committed on its own.
+    }
+
+    /// The first message to a contact: a new conversation (Welcome, then the text), committed
+    /// on its own.
+    async fn send_first(
+        &self,
+        contact: Contact,
+        text: String,
+    ) -> Result<MessageView, MessagingError> {
         let key_packages = self.fetch_key_packages(&contact).await?;
-        let text = text.to_string();
         let contact_name = contact.name.clone();
         let view = self
             .with_store(move |store, inner| {
@@ -715,15 +722,11 @@ impl Messaging {
         Ok(view)
     }
 
-    /// Queues a text in an existing conversation through the group commit: the first sender
-    /// to find no drain running starts one; every sender waits for its own answer, which comes
-    /// only after the transaction holding its message committed (persist before acknowledge).
-    async fn send_in_group(
-        &self,
-        contact: Contact,
-        session: ConversationRow,
-        text: String,
-    ) -> Result<MessageView, MessagingError> {
+    /// Queues a text through the group commit: the first sender to find no drain running
+    /// starts one; every sender waits for its own answer, which comes only after the
+    /// transaction holding its message committed (persist before acknowledge). A contact with
+    /// no conversation yet comes back as [`Grouped::FirstMessage`].
+    async fn send_in_group(&self, to: String, text: String) -> Result<Grouped, MessagingError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let start_drain = {
             let mut queue = self
@@ -736,12 +739,7 @@ impl Messaging {
                     "{MAX_PENDING_SENDS} messages are waiting to be saved; try again shortly"
                 )));
             }
-            queue.jobs.push(SendJob {
-                contact,
-                session,
-                text,
-                reply,
-            });
+            queue.jobs.push(SendJob { to, text, reply });
             !std::mem::replace(&mut queue.draining, true)
         };
         if start_drain {
@@ -753,7 +751,9 @@ impl Messaging {
             .map_err(|_| MessagingError::Internal("the send was dropped".into()))?
     }
 
-    /// Commits queued sends, up to [`SEND_GROUP`] per transaction, until none are left.
+    /// Commits queued sends, up to [`SEND_GROUP`] per transaction, until none are left. Each
+    /// group is one blocking task: the contacts are looked up, then every text with a
+    /// conversation is encrypted and queued in one transaction (a savepoint each).
     async fn drain_sends(self) {
         loop {
             let jobs: Vec<SendJob> = {
@@ -767,18 +767,38 @@ impl Messaging {
                 let n = queue.jobs.len().min(SEND_GROUP);
                 queue.jobs.drain(..n).collect()
             };
-            let (work, replies): (Vec<_>, Vec<_>) = jobs
-                .into_iter()
-                .map(|j| ((j.contact, j.session, j.text), j.reply))
-                .unzip();
+            let (work, replies): (Vec<_>, Vec<_>) =
+                jobs.into_iter().map(|j| ((j.to, j.text), j.reply)).unzip();
             let results = self
                 .with_store(move |store, inner| {
                     let now = now_ms();
+                    // Per job: its contact and conversation, or its answer already.
+                    let mut answers: Vec<Option<Result<Grouped, MessagingError>>> =
+                        Vec::with_capacity(work.len());
+                    let mut ready: Vec<(usize, Contact, ConversationRow, &str)> = Vec::new();
+                    for (i, (to, text)) in work.iter().enumerate() {
+                        let found = find_contact(store, to).and_then(|contact| {
+                            let session =
+                                store.conversations_with(&contact.uid)?.into_iter().next();
+                            Ok((contact, session))
+                        });
+                        answers.push(match found {
+                            Ok((contact, Some(session))) => {
+                                ready.push((i, contact, session, text));
+                                None
+                            }
+                            Ok((contact, None)) => Some(Ok(Grouped::FirstMessage(contact))),
+                            Err(e) => Some(Err(e)),
+                        });
+                    }
+                    if ready.is_empty() {
+                        return Ok((answers, false));
+                    }
                     let outcome = store.transaction(|tx| -> Result<_, MessagingError> {
-                        let mut ids = Vec::with_capacity(work.len());
-                        for (contact, session, text) in &work {
+                        let mut ids = Vec::with_capacity(ready.len());
+                        for (_, contact, session, text) in &ready {
                             let content = ChatContent {
-                                text: text.clone(),
+                                text: (*text).to_string(),
                                 sent_at_ms: now as u64,
                                 profile: Default::default(),
                             }
@@ -799,45 +819,41 @@ impl Messaging {
                         Ok(ids)
                     });
                     inner.conversations.settle(&outcome);
-                    let ids = outcome?;
                     // Committed: read each row back for its answer.
-                    Ok(ids
-                        .into_iter()
-                        .zip(&work)
-                        .map(|(id, (contact, _, _))| {
-                            let id = id?;
-                            let view =
-                                store
-                                    .message(id)?
-                                    .map(|m| message_view(&m))
-                                    .ok_or_else(|| {
-                                        MessagingError::Internal("message vanished".into())
-                                    })?;
-                            Ok((view, contact.name.clone()))
-                        })
-                        .collect::<Vec<Result<_, MessagingError>>>())
+                    for (id, (i, contact, _, _)) in outcome?.into_iter().zip(&ready) {
+                        answers[*i] = Some(id.and_then(|id| {
+                            store
+                                .message(id)?
+                                .map(|m| Grouped::Queued(message_view(&m), contact.name.clone()))
+                                .ok_or_else(|| MessagingError::Internal("message vanished".into()))
+                        }));
+                    }
+                    Ok((answers, true))
                 })
                 .await;
             match results {
-                Ok(results) => {
+                Ok((answers, committed)) => {
                     let c = &self.inner.counters;
-                    c.send_commits.fetch_add(1, Ordering::Relaxed);
-                    c.grouped_sends
-                        .fetch_add(results.len() as u64, Ordering::Relaxed);
-                    let mut queued = false;
-                    for (result, reply) in results.into_iter().zip(replies) {
-                        let answer = result.map(|(view, contact)| {
-                            queued = true;
+                    let mut queued = 0u64;
+                    for (answer, reply) in answers.into_iter().zip(replies) {
+                        let answer = answer.unwrap_or_else(|| {
+                            Err(MessagingError::Internal("a send got no answer".into()))
+                        });
+                        if let Ok(Grouped::Queued(view, contact)) = &answer {
+                            queued += 1;
                             self.emit(ApiEvent::MessageState {
                                 id: view.id,
-                                contact,
+                                contact: contact.clone(),
                                 state: view.state.clone(),
                             });
-                            view
-                        });
+                        }
                         let _ = reply.send(answer);
                     }
-                    if queued {
+                    if committed {
+                        c.send_commits.fetch_add(1, Ordering::Relaxed);
+                    }
+                    c.grouped_sends.fetch_add(queued, Ordering::Relaxed);
+                    if queued > 0 {
                         self.inner.outbox_wake.notify_one();
                     }
                 }
