@@ -38,10 +38,18 @@ pub const PROVIDER_RECORD_TTL: Duration = Duration::from_secs(48 * 3600);
 /// How often this node announces again the keys it provides (well inside the TTL, so a record
 /// survives a few missed rounds and the churn of the closest peers).
 pub const PROVIDER_REPUBLISH_INTERVAL: Duration = Duration::from_secs(12 * 3600);
-/// Keys this node keeps provider records for (its own and others'); bounds memory.
+/// Keys this node keeps other peers' provider records for (20 × 8 addresses each at most:
+/// some 30 MiB worst case).
 pub const MAX_PROVIDER_KEYS: usize = 2048;
-/// Providers kept per key (Kademlia's k).
+/// Other peers' provider records kept per key (Kademlia's k); a full key takes no newcomer
+/// until one of its records expires.
 pub const MAX_PROVIDERS_PER_KEY: usize = 20;
+/// Keys one other peer may hold provider records for here, so that no single peer fills the
+/// store.
+pub const MAX_PROVIDER_KEYS_PER_PEER: usize = 512;
+/// Keys this node itself provides (a node is in at most 1000 channels); kept apart from
+/// [`MAX_PROVIDER_KEYS`], so others' records never crowd out our own announcements.
+pub const MAX_OWN_PROVIDED_KEYS: usize = 1024;
 /// Largest provider key accepted (a multihash of a 256-bit digest is 34 bytes).
 pub const MAX_PROVIDER_KEY_BYTES: usize = 80;
 /// How long one `/rhizo/msg/1` exchange (request + receipt) may take.
@@ -150,8 +158,10 @@ impl Behaviour {
         let store_config = kad::store::MemoryStoreConfig {
             max_records: MAX_STORED_RECORDS,
             max_value_bytes: MAX_RECORD_BYTES,
-            max_provided_keys: MAX_PROVIDER_KEYS,
-            max_providers_per_key: MAX_PROVIDERS_PER_KEY,
+            // Others' keys are bounded by the event loop's ledger (per key, per peer, in all);
+            // the store's own bounds leave room for ours on top.
+            max_provided_keys: MAX_PROVIDER_KEYS + MAX_OWN_PROVIDED_KEYS,
+            max_providers_per_key: MAX_PROVIDERS_PER_KEY + 1,
         };
         let mut kad = kad::Behaviour::with_config(
             peer_id,

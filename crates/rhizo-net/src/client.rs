@@ -2,7 +2,7 @@
 //!
 //! [`EventLoop`]: crate::EventLoop
 
-use std::time::Duration;
+use std::{collections::HashSet, time::Duration};
 
 use libp2p::{Multiaddr, PeerId};
 use serde::{Deserialize, Serialize};
@@ -70,12 +70,19 @@ pub struct NetStats {
     pub kad_inbound_requests: u64,
     /// DHT records stored for others after validation.
     pub records_stored: u64,
-    /// DHT records refused by the validator (and provider records refused: key too long, or
-    /// the store full).
+    /// DHT records refused by the validator.
     pub records_rejected: u64,
-    /// Provider records stored for other peers.
+    /// Provider records stored (or renewed) for other peers.
     #[serde(default)]
     pub providers_stored: u64,
+    /// Provider records refused: a key of 0 or more than 80 bytes, or a bound reached (per
+    /// key, per peer, in all).
+    #[serde(default)]
+    pub providers_refused: u64,
+    /// Keys this node holds other peers' provider records for now (a gauge, at most
+    /// [`MAX_PROVIDER_KEYS`](crate::behaviour::MAX_PROVIDER_KEYS)).
+    #[serde(default)]
+    pub provider_keys_held: u64,
     /// `/rhizo/msg/1` requests received.
     pub messages_received: u64,
     /// `/rhizo/msg/1` requests sent that got a response.
@@ -162,14 +169,14 @@ pub(crate) enum Command {
     },
     StartProviding {
         key: Vec<u8>,
-        reply: oneshot::Sender<Result<(), String>>,
+        reply: oneshot::Sender<Result<usize, String>>,
     },
     StopProviding {
         key: Vec<u8>,
     },
     GetProviders {
         key: Vec<u8>,
-        reply: oneshot::Sender<Result<Vec<ClosestPeer>, String>>,
+        reply: oneshot::Sender<Result<HashSet<PeerId>, String>>,
     },
     DialPeer {
         peer: PeerId,
@@ -342,21 +349,25 @@ impl Client {
         reply.map_err(NetError::Dht)
     }
 
-    /// Announces this node as a provider of `key` (at most
+    /// Announces this node as a provider of `key` (1 to
     /// [`MAX_PROVIDER_KEY_BYTES`](crate::behaviour::MAX_PROVIDER_KEY_BYTES) bytes): the record is
-    /// kept locally at once and stored on the peers closest to `key`, and Kademlia announces it
+    /// kept locally at once and handed to the peers closest to `key`, and Kademlia announces it
     /// again every [`PROVIDER_REPUBLISH_INTERVAL`](crate::behaviour::PROVIDER_REPUBLISH_INTERVAL)
-    /// until [`stop_providing`](Self::stop_providing). Returns when the announcement query has
-    /// finished; an error when it could not reach any peer (the local record stays, and is
-    /// announced again later).
-    pub async fn start_providing(&self, key: Vec<u8>) -> Result<(), NetError> {
+    /// until [`stop_providing`](Self::stop_providing). Returns, once the announcement has
+    /// finished, how many peers it was handed to (`ADD_PROVIDER` has no answer, so that is as
+    /// far as "accepted" can be known); 0 when no peer is known yet, and then the local record
+    /// stays and goes out at the next republication. An error for a bad key, when this node
+    /// provides [`MAX_OWN_PROVIDED_KEYS`](crate::behaviour::MAX_OWN_PROVIDED_KEYS) keys already,
+    /// or when the announcement timed out.
+    pub async fn start_providing(&self, key: Vec<u8>) -> Result<usize, NetError> {
         let reply = self
             .call_with(DHT_TIMEOUT, |reply| Command::StartProviding { key, reply })
             .await?;
         reply.map_err(NetError::Dht)
     }
 
-    /// Stops announcing `key` (records already on other peers expire with their TTL).
+    /// Stops announcing `key`: the local record goes at once (records already on other peers
+    /// expire with their TTL, [`PROVIDER_RECORD_TTL`](crate::behaviour::PROVIDER_RECORD_TTL)).
     pub async fn stop_providing(&self, key: Vec<u8>) -> Result<(), NetError> {
         tokio::time::timeout(CLIENT_TIMEOUT, self.tx.send(Command::StopProviding { key }))
             .await
@@ -364,11 +375,11 @@ impl Client {
             .map_err(|_| NetError::Stopped)
     }
 
-    /// The providers of `key` in the DHT (and in this node's own store), without this node, at
-    /// most [`MAX_PROVIDERS_PER_KEY`](crate::behaviour::MAX_PROVIDERS_PER_KEY), each with the
-    /// addresses this node knows for it (possibly none: [`dial_peer`](Self::dial_peer) then
-    /// asks Kademlia). If the lookup times out, the providers found so far.
-    pub async fn get_providers(&self, key: Vec<u8>) -> Result<Vec<ClosestPeer>, NetError> {
+    /// The providers of `key`: those in this node's own store (this node itself if it provides
+    /// `key`) and those the DHT lookup finds, at most
+    /// [`MAX_PROVIDERS_FOUND`](crate::event_loop::MAX_PROVIDERS_FOUND). If the lookup times
+    /// out, the providers found so far. To connect to one, [`dial_peer`](Self::dial_peer).
+    pub async fn get_providers(&self, key: Vec<u8>) -> Result<HashSet<PeerId>, NetError> {
         let reply = self
             .call_with(DHT_TIMEOUT, |reply| Command::GetProviders { key, reply })
             .await?;
@@ -376,8 +387,9 @@ impl Client {
     }
 
     /// Starts a dial to `peer` unless it is connected or being dialled, at `addrs` and at the
-    /// addresses the behaviours know (Kademlia's routing table, identify). Returns once the
-    /// dial is under way.
+    /// addresses the behaviours know (Kademlia's routing table and running lookups, identify);
+    /// when none knows one, a DHT lookup of `peer` finds its addresses and the dial follows.
+    /// Returns once the dial (or the lookup) is under way.
     pub async fn dial_peer(&self, peer: PeerId, addrs: Vec<Multiaddr>) -> Result<(), NetError> {
         self.call(|reply| Command::DialPeer { peer, addrs, reply })
             .await?

@@ -1,5 +1,7 @@
 //! The [`EventLoop`]: the one owner of the Swarm.
 
+mod provider_ledger;
+
 use std::collections::{HashMap, HashSet};
 
 use std::sync::Arc;
@@ -20,7 +22,7 @@ use tracing::{debug, info, warn};
 use crate::{
     KAD_PROTOCOL, MAX_INITIAL_PEER_BOOK_DIALS, MAX_MAILBOX_REQUEST_BYTES, Misbehaviour, NetError,
     RecordValidator,
-    behaviour::{Behaviour, BehaviourEvent, MAX_PROVIDER_KEY_BYTES, MAX_PROVIDERS_PER_KEY},
+    behaviour::{Behaviour, BehaviourEvent, MAX_OWN_PROVIDED_KEYS, MAX_PROVIDER_KEY_BYTES},
     client::{ClosestPeer, Command, NetInfo, NetStats, PeerInfo, SendError},
     describe_dial_error,
     msg_protocol::FrameCodec,
@@ -41,6 +43,9 @@ const MAX_RECORDS_PER_GET: usize = 16;
 const MAX_PENDING_REQUESTS: usize = 1024;
 /// Peers returned by one closest-peers lookup (Kademlia's own cap, `K_VALUE`).
 const MAX_CLOSEST_PEERS: usize = 20;
+/// Providers one provider lookup returns at most (the nodes it asks keep up to 20 each, not
+/// necessarily the same ones); the lookup ends early once it has found this many.
+pub const MAX_PROVIDERS_FOUND: usize = 64;
 
 /// How a peer was learnt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -179,9 +184,8 @@ type PendingGet = (oneshot::Sender<Vec<Vec<u8>>>, Vec<Vec<u8>>);
 type PendingClosest = (RecordKey, oneshot::Sender<Result<Vec<ClosestPeer>, String>>);
 /// A provider lookup in flight: where the answer goes, and the providers found so far.
 type PendingProviders = (
-    RecordKey,
-    oneshot::Sender<Result<Vec<ClosestPeer>, String>>,
-    Vec<PeerId>,
+    oneshot::Sender<Result<HashSet<PeerId>, String>>,
+    HashSet<PeerId>,
 );
 /// Where the response to an outbound request goes.
 type PendingResponse = oneshot::Sender<Result<Vec<u8>, SendError>>;
@@ -242,9 +246,13 @@ pub struct EventLoop {
     pending_gets: HashMap<kad::QueryId, PendingGet>,
     pending_closest: HashMap<kad::QueryId, PendingClosest>,
     /// Provider announcements in flight.
-    pending_provides: HashMap<kad::QueryId, oneshot::Sender<Result<(), String>>>,
+    pending_provides: HashMap<kad::QueryId, oneshot::Sender<Result<usize, String>>>,
     /// Provider lookups in flight.
     pending_providers: HashMap<kad::QueryId, PendingProviders>,
+    /// Lookups of a peer's addresses started by a dial that had none, and the peer to dial.
+    pending_peer_searches: HashMap<kad::QueryId, PeerId>,
+    /// The provider records kept for other peers, and their bounds.
+    provider_ledger: provider_ledger::ProviderLedger,
     /// Outbound `/rhizo/msg/1` requests. Request ids are per protocol, hence one map each.
     pending_messages: HashMap<OutboundRequestId, PendingResponse>,
     /// Outbound `/rhizo/mailbox/1` requests.
@@ -283,6 +291,10 @@ impl EventLoop {
             pending_closest: HashMap::new(),
             pending_provides: HashMap::new(),
             pending_providers: HashMap::new(),
+            pending_peer_searches: HashMap::new(),
+            provider_ledger: provider_ledger::ProviderLedger::new(
+                provider_ledger::LedgerLimits::default(),
+            ),
             pending_messages: HashMap::new(),
             pending_mailbox: HashMap::new(),
             nat: crate::nat::NatState::default(),
@@ -307,6 +319,7 @@ impl EventLoop {
             + self.pending_closest.len()
             + self.pending_provides.len()
             + self.pending_providers.len()
+            + self.pending_peer_searches.len()
             + self.pending_messages.len()
             + self.pending_mailbox.len()
             + self.pending_pex.len()
@@ -410,6 +423,7 @@ impl EventLoop {
             Command::Stats(reply) => {
                 let mut stats = self.stats.clone();
                 self.swarm.behaviour().guard.fill_stats(&mut stats);
+                stats.provider_keys_held = self.provider_ledger.keys() as u64;
                 let _ = reply.send(stats);
             }
             Command::Dial(addr, reply) => {
@@ -536,12 +550,19 @@ impl EventLoop {
                     let _ = reply.send(Err("too many DHT operations in flight".into()));
                     return;
                 }
-                match self
-                    .swarm
-                    .behaviour_mut()
-                    .kad
-                    .start_providing(RecordKey::new(&key))
+                let key = RecordKey::new(&key);
+                let kad = &mut self.swarm.behaviour_mut().kad;
+                let provided = kad.store_mut().provided().count();
+                if provided >= MAX_OWN_PROVIDED_KEYS
+                    && !kad.store_mut().provided().any(|r| r.key == key)
                 {
+                    let _ = reply.send(Err(format!(
+                        "this node provides {MAX_OWN_PROVIDED_KEYS} keys already, the most it \
+                         announces; stop providing one first"
+                    )));
+                    return;
+                }
+                match kad.start_providing(key) {
                     Ok(id) => {
                         self.pending_provides.insert(id, reply);
                     }
@@ -573,8 +594,7 @@ impl EventLoop {
                     .behaviour_mut()
                     .kad
                     .get_providers(RecordKey::new(&key));
-                self.pending_providers
-                    .insert(id, (RecordKey::new(&key), reply, Vec::new()));
+                self.pending_providers.insert(id, (reply, HashSet::new()));
             }
             Command::DialPeer { peer, addrs, reply } => {
                 let opts = DialOpts::peer_id(peer)
@@ -583,6 +603,15 @@ impl EventLoop {
                     .build();
                 let result = match self.swarm.dial(opts) {
                     Ok(()) | Err(libp2p::swarm::DialError::DialPeerConditionFalse(_)) => Ok(()),
+                    // No behaviour knows an address: ask the DHT for the peer (a lookup of its
+                    // own id reaches it if anyone knows where it is), and dial it from there.
+                    Err(libp2p::swarm::DialError::NoAddresses)
+                        if self.pending_requests() < MAX_PENDING_REQUESTS =>
+                    {
+                        let id = self.swarm.behaviour_mut().kad.get_closest_peers(peer);
+                        self.pending_peer_searches.insert(id, peer);
+                        Ok(())
+                    }
                     Err(e) => Err(describe_dial_error(&e)),
                 };
                 let _ = reply.send(result);
@@ -968,12 +997,15 @@ impl EventLoop {
                 .await;
             }
             BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
-                id, result, step, ..
+                id,
+                result,
+                step,
+                stats,
             }) => {
                 if step.last {
                     self.stats.kad_queries += 1;
                 }
-                self.handle_query_progress(id, result, step.last);
+                self.handle_query_progress(id, result, &stats, step.last);
             }
             BehaviourEvent::Kad(kad::Event::InboundRequest { request }) => {
                 self.stats.kad_inbound_requests += 1;
@@ -1074,65 +1106,78 @@ impl EventLoop {
     }
 
     /// Keeps a provider record a peer announced (Kademlia already checked that the peer
-    /// announced itself): a bounded key, at most [`MAX_ADDRS_PER_PEER`] addresses, within the
-    /// store's bounds (keys and providers per key).
+    /// announced itself) if the [ledger](provider_ledger) admits it, with at most
+    /// [`MAX_ADDRS_PER_PEER`] addresses; removes the records the ledger forgot on the way.
     fn store_provider(&mut self, mut record: kad::ProviderRecord) {
-        if record.key.as_ref().is_empty() || record.key.as_ref().len() > MAX_PROVIDER_KEY_BYTES {
-            self.stats.records_rejected += 1;
-            debug!(provider = %record.provider, len = record.key.as_ref().len(), "provider key refused");
+        let now = std::time::Instant::now();
+        let expires = record
+            .expires
+            .unwrap_or(now + crate::behaviour::PROVIDER_RECORD_TTL);
+        let mut forgotten = Vec::new();
+        let admitted =
+            self.provider_ledger
+                .admit(&record.key, record.provider, expires, now, &mut forgotten);
+        let store = self.swarm.behaviour_mut().kad.store_mut();
+        for (key, provider) in &forgotten {
+            store.remove_provider(key, provider);
+        }
+        if let Err(refusal) = admitted {
+            self.stats.providers_refused += 1;
+            debug!(provider = %record.provider, len = record.key.as_ref().len(), ?refusal, "provider record refused");
             return;
         }
         record.addresses.truncate(MAX_ADDRS_PER_PEER);
-        let provider = record.provider;
-        match self
-            .swarm
-            .behaviour_mut()
-            .kad
-            .store_mut()
-            .add_provider(record)
-        {
+        let (key, provider) = (record.key.clone(), record.provider);
+        match store.add_provider(record) {
             Ok(()) => self.stats.providers_stored += 1,
             Err(e) => {
-                self.stats.records_rejected += 1;
-                debug!(%provider, error = ?e, "provider record not stored: store full");
+                // Not expected: the store's bounds leave room for everything the ledger admits.
+                self.provider_ledger.forget(&key, &provider);
+                self.stats.providers_refused += 1;
+                warn!(%provider, error = ?e, "provider record not stored");
             }
         }
     }
 
-    fn handle_query_progress(&mut self, id: kad::QueryId, result: kad::QueryResult, last: bool) {
+    fn handle_query_progress(
+        &mut self,
+        id: kad::QueryId,
+        result: kad::QueryResult,
+        stats: &kad::QueryStats,
+        last: bool,
+    ) {
         match result {
             kad::QueryResult::StartProviding(outcome) => {
                 if let Some(reply) = self.pending_provides.remove(&id) {
-                    let _ = reply.send(outcome.map(drop).map_err(|e| match e {
-                        kad::AddProviderError::Timeout { .. } => {
-                            "timed out announcing the provider record".to_string()
+                    let _ = reply.send(match outcome {
+                        Ok(_) => Ok(announced_to(stats)),
+                        Err(kad::AddProviderError::Timeout { .. }) => {
+                            Err("timed out announcing the provider record".to_string())
                         }
-                    }));
+                    });
                 }
             }
             kad::QueryResult::GetProviders(outcome) => {
-                let local = *self.swarm.local_peer_id();
+                let mut enough = false;
                 if let Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) = outcome
-                    && let Some((_, _, found)) = self.pending_providers.get_mut(&id)
+                    && let Some((_, found)) = self.pending_providers.get_mut(&id)
                 {
-                    for peer in providers {
-                        if peer != local
-                            && !found.contains(&peer)
-                            && found.len() < MAX_PROVIDERS_PER_KEY
-                        {
-                            found.push(peer);
-                        }
-                    }
+                    found.extend(
+                        providers
+                            .into_iter()
+                            .take(MAX_PROVIDERS_FOUND.saturating_sub(found.len())),
+                    );
+                    enough = found.len() >= MAX_PROVIDERS_FOUND;
                 }
-                if last && let Some((key, reply, found)) = self.pending_providers.remove(&id) {
-                    let found: Vec<kad::PeerInfo> = found
-                        .into_iter()
-                        .map(|peer_id| kad::PeerInfo {
-                            addrs: self.kad_addresses(&peer_id),
-                            peer_id,
-                        })
-                        .collect();
-                    let _ = reply.send(Ok(self.closest_peers(&key, found)));
+                if last {
+                    if let Some((reply, found)) = self.pending_providers.remove(&id) {
+                        let _ = reply.send(Ok(found));
+                    }
+                } else if enough
+                    && let Some(mut query) = self.swarm.behaviour_mut().kad.query_mut(&id)
+                {
+                    // The final event follows, and answers.
+                    query.finish();
                 }
             }
             kad::QueryResult::PutRecord(outcome) => {
@@ -1167,6 +1212,9 @@ impl EventLoop {
                     Ok(kad::GetClosestPeersOk { peers, .. })
                     | Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
                 };
+                if let Some(peer) = self.pending_peer_searches.remove(&id) {
+                    self.dial_found(peer, &peers);
+                }
                 if let Some((key, reply)) = self.pending_closest.remove(&id) {
                     let _ = reply.send(Ok(self.closest_peers(&key, peers)));
                 }
@@ -1175,25 +1223,26 @@ impl EventLoop {
         }
     }
 
-    /// The addresses Kademlia's routing table holds for `peer` (none if it is not there).
-    fn kad_addresses(&mut self, peer: &PeerId) -> Vec<Multiaddr> {
-        let kad = &mut self.swarm.behaviour_mut().kad;
-        let Some(bucket) = kad.kbucket(*peer) else {
-            return Vec::new();
+    /// Dials `peer` at the addresses a lookup of its id found for it, unless it is connected
+    /// or being dialled (the lookup itself may have reached it).
+    fn dial_found(&mut self, peer: PeerId, found: &[kad::PeerInfo]) {
+        let Some(info) = found.iter().find(|info| info.peer_id == peer) else {
+            debug!(%peer, "no address found for the peer");
+            return;
         };
-        bucket
-            .iter()
-            .find(|entry| entry.node.key.preimage() == peer)
-            .map(|entry| {
-                entry
-                    .node
-                    .value
+        let opts = DialOpts::peer_id(peer)
+            .condition(libp2p::swarm::dial_opts::PeerCondition::DisconnectedAndNotDialing)
+            .addresses(
+                info.addrs
                     .iter()
                     .take(MAX_ADDRS_PER_PEER)
                     .cloned()
-                    .collect()
-            })
-            .unwrap_or_default()
+                    .collect(),
+            )
+            .build();
+        if let Err(e) = self.swarm.dial(opts) {
+            debug!(%peer, error = %describe_dial_error(&e), "cannot dial the peer found");
+        }
     }
 
     /// Orders a closest-peers answer by XOR distance to `key`, closest first, without this
@@ -1333,6 +1382,15 @@ impl EventLoop {
             }
         }
     }
+}
+
+/// The peers an announcement (`start_providing`) handed its record to, from the query's final
+/// statistics. `ADD_PROVIDER` has no answer: Kademlia runs a lookup of the key, then hands the
+/// record to the closest peers that answered it (at most k) and counts each as a success. The
+/// two phases' counts are added up, and the second is min(first, k), so it is half the total,
+/// at most k.
+fn announced_to(stats: &kad::QueryStats) -> usize {
+    (stats.num_successes() as usize / 2).min(MAX_CLOSEST_PEERS)
 }
 
 fn put_error(e: &kad::PutRecordError) -> String {

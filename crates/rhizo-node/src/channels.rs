@@ -8,11 +8,17 @@
 //!  NetEvent::GossipMessage ─▶ Guard rate ─▶ decode_verified (size, channel, cert, signature,
 //!     time) ─▶ dedupe LRU ─▶ store (history ≤ 1000) ─▶ report Accept (forwarded) | Reject
 //!  create / join / start ─▶ announce: Kademlia provider record under
-//!     ChannelId::provider_key ─▶ get_providers ─▶ dial ≤ 8 members not yet connected
+//!     ChannelId::provider_key (again after 1, 2, 4 … s while it reaches no peer)
+//!     ─▶ get_providers ─▶ dial ≤ 8 members not yet connected
 //!     (so a node that knows nobody in the channel still meets its mesh)
+//!  leave ─▶ forget the channel ─▶ unsubscribe, stop providing
 //! ```
 
-use std::sync::{Arc, Mutex};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use libp2p::PeerId;
 use rhizo_core::{
@@ -40,8 +46,11 @@ pub const MAX_HISTORY: usize = 1000;
 const DEDUPE_CAPACITY: usize = 16 * 1024;
 /// Members found through the DHT that a join dials at most.
 const MAX_MEMBER_DIALS: usize = 8;
-/// How long the announcement at start waits for a routing table to announce into.
-const ANNOUNCE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+/// Announcements of a channel while they reach no peer (the node has just started, or knows
+/// nobody yet); Kademlia itself announces again every 12 h.
+const ANNOUNCE_ATTEMPTS: u32 = 6;
+/// Wait before the second announcement; it doubles for each one after (31 s in all).
+const ANNOUNCE_RETRY_FIRST: Duration = Duration::from_secs(1);
 
 /// A channel as the API shows it.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -101,8 +110,9 @@ struct Inner {
     root: RootPublicKey,
     dedupe: Mutex<PostDedupe>,
     events: broadcast::Sender<ApiEvent>,
-    /// Per channel, how many members the last provider lookup found.
-    members_found: Mutex<std::collections::HashMap<ChannelId, usize>>,
+    /// Per joined channel, how many members the last provider lookup found (at most
+    /// [`MAX_CHANNELS`](rhizo_store::channels::MAX_CHANNELS) entries).
+    members_found: Mutex<HashMap<ChannelId, usize>>,
 }
 
 fn now_ms() -> i64 {
@@ -158,7 +168,7 @@ impl Channels {
                 certificate,
                 dedupe: Mutex::new(PostDedupe::new(DEDUPE_CAPACITY)),
                 events,
-                members_found: Mutex::new(std::collections::HashMap::new()),
+                members_found: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -178,8 +188,9 @@ impl Channels {
         .map_err(internal)?
     }
 
-    /// Subscribes to every joined channel (at start), and announces them in the DHT once the
-    /// node has a routing table to announce into.
+    /// Subscribes to every joined channel (at start), and announces them in the DHT in the
+    /// background, one after the other: the first one again while it reaches no peer (the
+    /// routing table fills as the node connects), the others once each.
     pub async fn resubscribe(&self) -> Result<usize, MessagingError> {
         let channels = self.with_store(|s| Ok(s.channels()?)).await?;
         let ids: Vec<ChannelId> = channels
@@ -196,39 +207,60 @@ impl Channels {
         if !ids.is_empty() {
             let this = self.clone();
             tokio::spawn(async move {
-                let deadline = tokio::time::Instant::now() + ANNOUNCE_WAIT;
-                while tokio::time::Instant::now() < deadline {
-                    match this.inner.client.info().await {
-                        Ok(info) if info.routing_table_peers > 0 => break,
-                        Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
-                        Err(_) => return,
-                    }
-                }
+                let mut attempts = ANNOUNCE_ATTEMPTS;
                 for id in ids {
-                    this.announce_and_meet(id).await;
+                    this.announce_and_meet(id, attempts).await;
+                    attempts = 1;
                 }
             });
         }
         Ok(channels.len())
     }
 
-    /// Announces this node as a member of `id` (a Kademlia provider record, republished by
-    /// Kademlia) and dials up to [`MAX_MEMBER_DIALS`] members it is not connected to yet, so
-    /// that gossipsub can form the channel's mesh with them. Best effort: failures are logged.
-    async fn announce_and_meet(&self, id: ChannelId) {
+    /// Announces this node as a member of `id` (a Kademlia provider record under
+    /// [`ChannelId::provider_key`], which Kademlia republishes) up to `attempts` times while
+    /// the announcement reaches no peer, then looks the members up and dials up to
+    /// [`MAX_MEMBER_DIALS`] it is not connected to, so that gossipsub can form the channel's
+    /// mesh with them. Stops providing if the channel was left meanwhile. Best effort:
+    /// failures are logged.
+    async fn announce_and_meet(&self, id: ChannelId, attempts: u32) {
         let client = &self.inner.client;
         let key = id.provider_key();
-        if let Err(e) = client.start_providing(key.clone()).await {
-            debug!(channel = %id, error = %e, "channel announcement reached no peer yet");
+        let mut retry_in = ANNOUNCE_RETRY_FIRST;
+        for attempt in 1..=attempts {
+            match client.start_providing(key.clone()).await {
+                Ok(0) => debug!(channel = %id, attempt, "channel announcement reached no peer"),
+                Ok(peers) => {
+                    debug!(channel = %id, peers, "channel announced");
+                    break;
+                }
+                Err(e) => debug!(channel = %id, attempt, error = %e, "channel announcement failed"),
+            }
+            if attempt == attempts || !self.is_joined(id).await {
+                break;
+            }
+            tokio::time::sleep(retry_in).await;
+            retry_in = retry_in.saturating_mul(2);
         }
-        let members = match client.get_providers(key).await {
-            Ok(members) => members,
+        // Left while announcing: `leave` forgets the channel before it stops providing, so
+        // either it stopped after our announcement, or we see that here.
+        if !self.is_joined(id).await {
+            let _ = client.stop_providing(key).await;
+            return;
+        }
+        let members: Vec<PeerId> = match client.get_providers(key).await {
+            Ok(found) => {
+                let local = client.info().await.map(|i| i.peer_id).ok();
+                found.into_iter().filter(|p| Some(*p) != local).collect()
+            }
             Err(e) => {
                 debug!(channel = %id, error = %e, "channel member lookup failed");
                 return;
             }
         };
-        if let Ok(mut found) = self.inner.members_found.lock() {
+        if let Ok(mut found) = self.inner.members_found.lock()
+            && (found.contains_key(&id) || found.len() < rhizo_store::channels::MAX_CHANNELS)
+        {
             found.insert(id, members.len());
         }
         let connected: Vec<PeerId> = client
@@ -244,13 +276,20 @@ impl Channels {
             .unwrap_or_default();
         for member in members
             .into_iter()
-            .filter(|m| !connected.contains(&m.peer))
+            .filter(|m| !connected.contains(m))
             .take(MAX_MEMBER_DIALS)
         {
-            if let Err(e) = client.dial_peer(member.peer, member.addrs).await {
-                debug!(channel = %id, peer = %member.peer, error = %e, "cannot dial a channel member");
+            if let Err(e) = client.dial_peer(member, Vec::new()).await {
+                debug!(channel = %id, peer = %member, error = %e, "cannot dial a channel member");
             }
         }
+    }
+
+    /// Whether `id` is joined (false if the store cannot say).
+    async fn is_joined(&self, id: ChannelId) -> bool {
+        self.with_store(move |s| Ok(s.channel(id.as_bytes())?.is_some()))
+            .await
+            .unwrap_or(false)
     }
 
     /// Creates a channel named `name` (its id derives from our root key and the name) and
@@ -298,20 +337,23 @@ impl Channels {
             .await
             .map_err(internal)?;
         let this = self.clone();
-        tokio::spawn(async move { this.announce_and_meet(id).await });
+        tokio::spawn(async move { this.announce_and_meet(id, ANNOUNCE_ATTEMPTS).await });
         Ok(view(&row))
     }
 
     /// Leaves a channel (its history is deleted).
     pub async fn leave(&self, id: &str) -> Result<bool, MessagingError> {
         let id = self.known(id).await?;
+        // Forgotten first, so that an announcement still running sees it and withdraws.
+        let left = self
+            .with_store(move |s| Ok(s.leave_channel(id.as_bytes())?))
+            .await?;
         let _ = self.inner.client.unsubscribe(id.topic()).await;
         let _ = self.inner.client.stop_providing(id.provider_key()).await;
         if let Ok(mut found) = self.inner.members_found.lock() {
             found.remove(&id);
         }
-        self.with_store(move |s| Ok(s.leave_channel(id.as_bytes())?))
-            .await
+        Ok(left)
     }
 
     /// Joined channels.

@@ -88,6 +88,24 @@ pub fn render(stats: &StatsResponse) -> String {
         "Kademlia requests answered",
         stats.net.kad_inbound_requests,
     );
+    counter(
+        &mut registry,
+        "providers_stored",
+        "Provider records stored or renewed for other peers",
+        stats.net.providers_stored,
+    );
+    counter(
+        &mut registry,
+        "providers_refused",
+        "Provider records refused (key size, or a bound reached)",
+        stats.net.providers_refused,
+    );
+    gauge(
+        &mut registry,
+        "provider_keys_held",
+        "Keys this node holds other peers' provider records for",
+        stats.net.provider_keys_held,
+    );
     let m = &stats.messaging;
     for (name, help, v) in [
         (
