@@ -6,17 +6,18 @@
 //!                    ▲ TCP + Noise + Yamux
 //!                    │ identify both ways, ping, getClosestPeers, gossipsub both ways
 //!                 js-A ── provide(cid) ──▶ …        js-B ──dial──▶ r2: findProviders(cid) → js-A
-//!       r1: channel created ⇒ provider of its key ──▶ …   js-B: findProviders(channel cid) → r1
+//!       r1: channel created ⇒ provider of its key ──▶ r2, r3   js-B: findProviders(channel cid) → r1
 //! ```
 //!
 //! The test skips itself (and passes, printing why) when `node` (≥ 20) is missing or
 //! `interop/js/node_modules` is absent; `.ci/run` installs the packages with `npm ci` first.
 //!
-//! Provider records both ways: a rhizo node that creates a channel announces itself as a
-//! provider of the channel's key (a sha2-256 multihash, `ChannelId::provider_key`), and the JS
-//! node finds it with `findProviders` on the CIDv1 of that multihash; a provider record a JS
-//! node announced is kept by the rhizo nodes (bounded, see docs/protocol.md) and still found
-//! after that JS node has stopped.
+//! Provider records both ways: a rhizo node (r1) that creates a channel announces itself as a
+//! provider of the channel's key (a sha2-256 multihash, `ChannelId::provider_key`), and a JS
+//! node connected only to r2 finds r1 with `findProviders` on the CIDv1 (raw) of that
+//! multihash, also once r1 has stopped (r2 and r3 keep the record); a provider record a JS node
+//! announced is kept by the rhizo nodes (bounded, see docs/protocol.md §9) and still found after
+//! that JS node has stopped.
 
 use std::{
     fs::File,
@@ -355,6 +356,26 @@ fn channel_posts(node: &TestNode, id: &str) -> Vec<Value> {
         .unwrap_or_default()
 }
 
+/// Asks `js` for the providers of `cid`, once a second up to [`TIMEOUT`], until `provider` is
+/// among them; returns that answer.
+fn await_provider(js: &mut JsNode, cid: &str, provider: &str, what: &str) -> anyhow::Result<Value> {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let answer = js.request("find_providers", json!({"cid": cid}), JS_COMMAND_TIMEOUT)?;
+        if string_list(&answer, "providers")
+            .iter()
+            .any(|p| p == provider)
+        {
+            return Ok(answer);
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "timed out after {TIMEOUT:?} waiting for {what}: {answer}"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
 /// A CIDv1 (raw, sha2-256) in base32 text form, for a provider record.
 fn cid_for(label: &str) -> String {
     // post_id_of is SHA-256 of its input.
@@ -604,18 +625,7 @@ fn scenario(h: &mut Harness) -> anyhow::Result<()> {
     let js_b = &mut h.js[1];
     js_b.request("dial", json!({"addr": r2_addr}), JS_COMMAND_TIMEOUT)?;
     js_b.request("routing_table", json!({"min": 1}), JS_COMMAND_TIMEOUT)?;
-    let deadline = Instant::now() + TIMEOUT;
-    let found = loop {
-        let answer = js_b.request("find_providers", json!({"cid": cid}), JS_COMMAND_TIMEOUT)?;
-        if string_list(&answer, "providers").contains(&js_id) {
-            break answer;
-        }
-        ensure!(
-            Instant::now() < deadline,
-            "js-B never found js-A as provider: {answer}"
-        );
-        std::thread::sleep(Duration::from_secs(1));
-    };
+    let found = await_provider(js_b, &cid, &js_id, "js-B to find js-A as provider")?;
     let queried = string_list(&found, "queried");
     ensure!(
         rhizo_ids.iter().any(|p| queried.contains(p)),
@@ -632,22 +642,12 @@ fn scenario(h: &mut Harness) -> anyhow::Result<()> {
     // as a provider of the channel's key (a sha2-256 multihash); js-B, connected only to r2,
     // looks the key up as a CID ---
     let channel_cid = cid_of_multihash(&channel.provider_key());
-    let deadline = Instant::now() + TIMEOUT;
-    let found = loop {
-        let answer = h.js[1].request(
-            "find_providers",
-            json!({"cid": channel_cid}),
-            JS_COMMAND_TIMEOUT,
-        )?;
-        if string_list(&answer, "providers").contains(&rhizo_ids[0]) {
-            break answer;
-        }
-        ensure!(
-            Instant::now() < deadline,
-            "js-B never found r1 as provider of the channel: {answer}"
-        );
-        std::thread::sleep(Duration::from_secs(1));
-    };
+    let found = await_provider(
+        &mut h.js[1],
+        &channel_cid,
+        &rhizo_ids[0],
+        "js-B to find r1 as provider of the channel",
+    )?;
     let queried = string_list(&found, "queried");
     ensure!(
         rhizo_ids.iter().any(|p| queried.contains(p)),
@@ -658,6 +658,18 @@ fn scenario(h: &mut Harness) -> anyhow::Result<()> {
          js-B found r1 among its providers {:?} (queried {queried:?})",
         string_list(&found, "providers")
     );
+    // Not only r1 answering for itself: with r1 stopped, the other rhizo nodes serve its record.
+    h.rhizo[0].stop()?;
+    let after = h.js[1].request(
+        "find_providers",
+        json!({"cid": channel_cid}),
+        JS_COMMAND_TIMEOUT,
+    )?;
+    ensure!(
+        string_list(&after, "providers").contains(&rhizo_ids[0]),
+        "with r1 stopped, r2 and r3 no longer serve r1's provider record: {after}"
+    );
+    println!("ok: with r1 stopped, js-B still finds it as provider: r2/r3 kept r1's record");
 
     // The rhizo nodes keep provider records: js-A's outlives js-A.
     h.js[0].stop()?;
