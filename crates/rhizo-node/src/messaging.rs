@@ -236,6 +236,15 @@ pub struct MessagingStats {
     pub conversation_cache_hits: u64,
     /// MLS conversations loaded from the database.
     pub conversation_cache_misses: u64,
+    /// Mailbox replica: transactions that committed stores for others (one `fsync` each).
+    #[serde(default)]
+    pub mailbox_commits: u64,
+    /// Mailbox replica: stores answered from them (÷ `mailbox_commits` = stores per `fsync`).
+    #[serde(default)]
+    pub mailbox_stores: u64,
+    /// Mailbox replica: stores answered `RATE_LIMITED` because the writer's queue was full.
+    #[serde(default)]
+    pub mailbox_refused_busy: u64,
 }
 
 /// Texts to encrypt and queue, committed together: while one transaction waits for the disk,
@@ -469,6 +478,7 @@ impl Messaging {
     pub fn stats(&self) -> MessagingStats {
         let c = &self.inner.counters;
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let replica = self.inner.mailbox.replica_stats();
         MessagingStats {
             send_commits: get(&c.send_commits),
             grouped_sends: get(&c.grouped_sends),
@@ -478,6 +488,9 @@ impl Messaging {
             batched_envelopes_received: get(&c.batched_envelopes_received),
             conversation_cache_hits: self.inner.conversations.counts().0,
             conversation_cache_misses: self.inner.conversations.counts().1,
+            mailbox_commits: replica.commits,
+            mailbox_stores: replica.stores,
+            mailbox_refused_busy: replica.refused_busy,
         }
     }
 

@@ -138,6 +138,31 @@ pub fn render(stats: &StatsResponse) -> String {
             "Envelopes received in batch frames",
             m.batched_envelopes_received,
         ),
+        (
+            "conversation_cache_hits",
+            "MLS conversations found loaded in memory",
+            m.conversation_cache_hits,
+        ),
+        (
+            "conversation_cache_misses",
+            "MLS conversations loaded from the database",
+            m.conversation_cache_misses,
+        ),
+        (
+            "mailbox_commits",
+            "Mailbox replica transactions committing stores for others",
+            m.mailbox_commits,
+        ),
+        (
+            "mailbox_stores",
+            "Mailbox replica stores committed",
+            m.mailbox_stores,
+        ),
+        (
+            "mailbox_refused_busy",
+            "Mailbox replica stores refused: writer queue full",
+            m.mailbox_refused_busy,
+        ),
     ] {
         counter(&mut registry, name, help, v);
     }

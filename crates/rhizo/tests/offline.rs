@@ -287,6 +287,16 @@ fn mailbox_entries_survive_kill_9_and_churn() {
             .into_iter()
             .find(|i| held(&infra[*i]).is_ok_and(|h| h >= 5))
             .context("no replica holds the 5 envelopes")?;
+        // It committed them through its group-commit writer, and says so in /stats.
+        let stats = infra[victim].api_get("/stats")?;
+        let (commits, stores) = (
+            stats["messaging"]["mailbox_commits"].as_u64().unwrap_or(0),
+            stats["messaging"]["mailbox_stores"].as_u64().unwrap_or(0),
+        );
+        ensure!(
+            stores >= 5 && (1..=stores).contains(&commits),
+            "replica counters: {commits} commits for {stores} stores"
+        );
         infra[victim].kill();
         infra[victim].start(&args(Some(&anchor)))?;
         ensure!(
