@@ -85,6 +85,8 @@ pub enum Stack {
     Libp2pDefaults,
     /// TCP + plaintext + Yamux (no encryption).
     PlaintextYamux,
+    /// rhizo-net's other transport: QUIC (quic-v1, TLS 1.3 inside), as rhizo-net builds it.
+    RhizoNetQuic,
 }
 
 /// The measured figures of B1.
@@ -106,6 +108,8 @@ pub struct B1Result {
     pub libp2p_defaults_mib_s: f64,
     /// Median MiB/s, plaintext + Yamux (diagnostic).
     pub plaintext_yamux_mib_s: f64,
+    /// Median MiB/s, rhizo-net's QUIC transport (diagnostic).
+    pub rhizo_net_quic_mib_s: f64,
     /// CPU time of the whole process (both ends, every thread) per MiB moved, median, ms.
     pub cpu_ms_per_mib: Vec<(Stack, f64)>,
     /// Whether rhizo-net's source still has the configuration B1 mirrors.
@@ -167,10 +171,23 @@ impl B1Result {
                  columns is Noise's share of the cost, the gap to raw TCP Yamux's and the \
                  swarm's",
             ),
+            Row::new(
+                "B1",
+                "diagnostic: rhizo-net over QUIC (quic-v1), 1 stream",
+                self.rhizo_net_quic_mib_s,
+                "MiB/s",
+            )
+            .reference("raw loopback TCP", self.raw_tcp_mib_s)
+            .note(
+                "diagnostic: the same stream over rhizo-net's other transport, QUIC \
+                 (libp2p-quic, quinn, TLS 1.3 with ring), to 127.0.0.1/udp; a node dials \
+                 whichever address a peer announces",
+            ),
         ];
         for (stack, name) in [
             (Stack::RhizoNet, "rhizo-net"),
             (Stack::PlaintextYamux, "plaintext+Yamux"),
+            (Stack::RhizoNetQuic, "rhizo-net over QUIC"),
         ] {
             rows.push(
                 Row::new(
@@ -213,12 +230,15 @@ pub async fn run_b1(quick: bool) -> anyhow::Result<B1Result> {
     let rhizo = Libp2pBulk::start(Stack::RhizoNet).await?;
     let defaults = Libp2pBulk::start(Stack::Libp2pDefaults).await?;
     let plain = Libp2pBulk::start(Stack::PlaintextYamux).await?;
+    let quic = Libp2pBulk::start(Stack::RhizoNetQuic).await?;
 
     // Warm every path once (TCP slow start, Yamux window auto-tuning, allocator).
     tcp.transfer(warm).await?;
     let mut rhizo = rhizo;
     let mut defaults = defaults;
     let mut plain = plain;
+    let mut quic = quic;
+    quic.transfer(warm).await?;
     rhizo.transfer(warm).await?;
     defaults.transfer(warm).await?;
     plain.transfer(warm).await?;
@@ -228,8 +248,9 @@ pub async fn run_b1(quick: bool) -> anyhow::Result<B1Result> {
         (Stack::RhizoNet, Vec::new()),
         (Stack::Libp2pDefaults, Vec::new()),
         (Stack::PlaintextYamux, Vec::new()),
+        (Stack::RhizoNetQuic, Vec::new()),
     ];
-    let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); 4];
+    let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); 5];
     let mib = bytes as f64 / (1024.0 * 1024.0);
     for _ in 0..runs {
         for (i, sample) in samples.iter_mut().enumerate() {
@@ -239,6 +260,7 @@ pub async fn run_b1(quick: bool) -> anyhow::Result<B1Result> {
                 Stack::RhizoNet => rhizo.transfer(bytes).await?,
                 Stack::Libp2pDefaults => defaults.transfer(bytes).await?,
                 Stack::PlaintextYamux => plain.transfer(bytes).await?,
+                Stack::RhizoNetQuic => quic.transfer(bytes).await?,
             };
             let used = process_cpu_ns().saturating_sub(before) as f64 / 1e6;
             sample.1.push(mib / t.as_secs_f64());
@@ -253,6 +275,7 @@ pub async fn run_b1(quick: bool) -> anyhow::Result<B1Result> {
         rhizo_net_mib_s: median(&samples[1].1),
         libp2p_defaults_mib_s: median(&samples[2].1),
         plaintext_yamux_mib_s: median(&samples[3].1),
+        rhizo_net_quic_mib_s: median(&samples[4].1),
         cpu_ms_per_mib: samples
             .iter()
             .zip(&cpu)
@@ -350,18 +373,32 @@ impl Drop for Tasks {
     }
 }
 
-/// Binds `listener` to 127.0.0.1, connects `dialer` to it, and spawns both swarms (events are
-/// dropped). Returns the listener's PeerId.
+/// Binds `listener` to 127.0.0.1 over TCP, connects `dialer` to it, and spawns both swarms
+/// (events are dropped). Returns the listener's PeerId.
 async fn connect_and_spawn<B>(
-    mut listener: Swarm<B>,
-    mut dialer: Swarm<B>,
+    listener: Swarm<B>,
+    dialer: Swarm<B>,
     tasks: &mut Tasks,
 ) -> anyhow::Result<PeerId>
 where
     B: NetworkBehaviour + Send + 'static,
     B::ToSwarm: Send,
 {
-    let addr = listen_local(&mut listener).await?;
+    connect_and_spawn_on(listener, dialer, "/ip4/127.0.0.1/tcp/0".parse()?, tasks).await
+}
+
+/// [`connect_and_spawn`] on a given listen address (`…/udp/0/quic-v1` for QUIC).
+async fn connect_and_spawn_on<B>(
+    mut listener: Swarm<B>,
+    mut dialer: Swarm<B>,
+    listen: Multiaddr,
+    tasks: &mut Tasks,
+) -> anyhow::Result<PeerId>
+where
+    B: NetworkBehaviour + Send + 'static,
+    B::ToSwarm: Send,
+{
+    let addr = listen_on(&mut listener, listen).await?;
     let peer = *listener.local_peer_id();
     tasks.push(tokio::spawn(async move {
         loop {
@@ -379,7 +416,15 @@ where
 
 /// Listens on 127.0.0.1 (a free port) and returns the bound address.
 pub async fn listen_local<B: NetworkBehaviour>(swarm: &mut Swarm<B>) -> anyhow::Result<Multiaddr> {
-    swarm.listen_on("/ip4/127.0.0.1/tcp/0".parse()?)?;
+    listen_on(swarm, "/ip4/127.0.0.1/tcp/0".parse()?).await
+}
+
+/// Listens on `addr` and returns the bound address.
+async fn listen_on<B: NetworkBehaviour>(
+    swarm: &mut Swarm<B>,
+    addr: Multiaddr,
+) -> anyhow::Result<Multiaddr> {
+    swarm.listen_on(addr)?;
     tokio::time::timeout(SETUP_TIMEOUT, async {
         loop {
             if let SwarmEvent::NewListenAddr { address, .. } = swarm.select_next_some().await {
@@ -433,6 +478,17 @@ impl Libp2pBulk {
                 let accept = a.behaviour().stream.new_control();
                 let control = b.behaviour().stream.new_control();
                 (control, accept, connect_and_spawn(a, b, &mut tasks).await?)
+            }
+            Stack::RhizoNetQuic => {
+                let (a, b) = (rhizo_like_swarm()?, rhizo_like_swarm()?);
+                let accept = a.behaviour().stream.new_control();
+                let control = b.behaviour().stream.new_control();
+                let listen = "/ip4/127.0.0.1/udp/0/quic-v1".parse()?;
+                (
+                    control,
+                    accept,
+                    connect_and_spawn_on(a, b, listen, &mut tasks).await?,
+                )
             }
             Stack::Libp2pDefaults | Stack::PlaintextYamux => {
                 let make = || {
