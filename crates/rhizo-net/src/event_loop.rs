@@ -313,6 +313,19 @@ impl EventLoop {
         self.nat.start_relays(&mut self.swarm, relays);
     }
 
+    /// Why a provider announcement or lookup for `key` cannot start now, if it cannot: a key
+    /// of 0 or more than [`MAX_PROVIDER_KEY_BYTES`] bytes, or too many DHT operations in flight.
+    fn provider_request_refused(&self, key: &[u8]) -> Option<String> {
+        if key.is_empty() || key.len() > MAX_PROVIDER_KEY_BYTES {
+            return Some(format!(
+                "a provider key has 1 to {MAX_PROVIDER_KEY_BYTES} bytes, not {}",
+                key.len()
+            ));
+        }
+        (self.pending_requests() >= MAX_PENDING_REQUESTS)
+            .then(|| "too many DHT operations in flight".to_string())
+    }
+
     fn pending_requests(&self) -> usize {
         self.pending_puts.len()
             + self.pending_gets.len()
@@ -539,15 +552,8 @@ impl EventLoop {
                     .insert(id, (RecordKey::new(&key), reply));
             }
             Command::StartProviding { key, reply } => {
-                if key.is_empty() || key.len() > MAX_PROVIDER_KEY_BYTES {
-                    let _ = reply.send(Err(format!(
-                        "a provider key has 1 to {MAX_PROVIDER_KEY_BYTES} bytes, not {}",
-                        key.len()
-                    )));
-                    return;
-                }
-                if self.pending_requests() >= MAX_PENDING_REQUESTS {
-                    let _ = reply.send(Err("too many DHT operations in flight".into()));
+                if let Some(refusal) = self.provider_request_refused(&key) {
+                    let _ = reply.send(Err(refusal));
                     return;
                 }
                 let key = RecordKey::new(&key);
@@ -578,15 +584,8 @@ impl EventLoop {
                     .stop_providing(&RecordKey::new(&key));
             }
             Command::GetProviders { key, reply } => {
-                if key.is_empty() || key.len() > MAX_PROVIDER_KEY_BYTES {
-                    let _ = reply.send(Err(format!(
-                        "a provider key has 1 to {MAX_PROVIDER_KEY_BYTES} bytes, not {}",
-                        key.len()
-                    )));
-                    return;
-                }
-                if self.pending_requests() >= MAX_PENDING_REQUESTS {
-                    let _ = reply.send(Err("too many DHT operations in flight".into()));
+                if let Some(refusal) = self.provider_request_refused(&key) {
+                    let _ = reply.send(Err(refusal));
                     return;
                 }
                 let id = self
