@@ -560,6 +560,30 @@ impl Conversation {
         })
     }
 
+    /// Drops our pending commit without merging it: for a commit the peer refused for good
+    /// (so it will never be applied there). The next [`rekey_due`](Self::rekey_due) self-update
+    /// makes a new one. Does nothing without a pending commit.
+    ///
+    /// Never call it for a commit the peer may still apply: this device would then lack the
+    /// keys of the epoch that commit opens.
+    ///
+    /// # Errors
+    ///
+    /// [`E2eError::Storage`], [`E2eError::Mls`].
+    pub fn discard_pending_commit(&mut self, store: &E2eStore) -> Result<(), E2eError> {
+        if self.state.pending.is_none() {
+            return Ok(());
+        }
+        self.atomically(store, |this, provider| {
+            this.group
+                .clear_pending_commit(provider.storage())
+                .map_err(E2eError::mls)?;
+            this.state.pending = None;
+            this.state.save(store.conn())?;
+            Ok(())
+        })
+    }
+
     /// Errors unless `device` is this conversation's own leaf.
     fn check_device(&self, device: &Device) -> Result<(), E2eError> {
         let own = self

@@ -12,6 +12,12 @@
 //! | GET    | `/v1/contacts`| yes   | `[`[`ContactView`]`]`                    |
 //! | POST   | `/v1/contacts`| yes   | `{"ticket","name"?}` → [`AddContactResponse`] |
 //! | POST   | `/v1/contacts/{name}/verify` | yes | [`ContactView`]             |
+//! | GET    | `/v1/requests` | yes  | `[`[`RequestView`](crate::messaging::RequestView)`]` (message requests) |
+//! | POST   | `/v1/requests/{uid_or_name}/accept` | yes | `{"name"?}` → [`AcceptRequestResponse`] |
+//! | POST   | `/v1/requests/{uid_or_name}/decline` | yes | [`DroppedResponse`] |
+//! | POST   | `/v1/requests/{uid_or_name}/block` | yes | [`DroppedResponse`] |
+//! | GET    | `/v1/blocked` | yes   | `[`[`RequestView`](crate::messaging::RequestView)`]` (blocked senders)  |
+//! | DELETE | `/v1/blocked/{uid}` | yes | `{"unblocked": uid}`              |
 //! | GET    | `/v1/conversations/{contact}/messages` | yes | `[`[`MessageView`]`]` |
 //! | POST   | `/v1/conversations/{contact}/messages` | yes | `{"text"}` → [`MessageView`] |
 //! | GET    | `/v1/events`  | yes   | server-sent events: [`ApiEvent`](crate::events::ApiEvent) as JSON |
@@ -203,6 +209,12 @@ pub(crate) fn router(state: ApiState) -> Router {
         .route("/v1/invite", get(invite))
         .route("/v1/contacts", get(list_contacts).post(add_contact))
         .route("/v1/contacts/{name}/verify", post(verify_contact))
+        .route("/v1/requests", get(list_requests))
+        .route("/v1/requests/{who}/accept", post(accept_request))
+        .route("/v1/requests/{who}/decline", post(decline_request))
+        .route("/v1/requests/{who}/block", post(block_sender))
+        .route("/v1/blocked", get(list_blocked))
+        .route("/v1/blocked/{uid}", axum::routing::delete(unblock_sender))
         .route(
             "/v1/conversations/{contact}/messages",
             get(list_messages).post(post_conversation_message),
@@ -392,6 +404,30 @@ pub struct AddContactRequest {
     pub name: Option<String>,
 }
 
+/// `POST /v1/requests/{who}/accept` body (optional).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AcceptRequestBody {
+    /// The local name for the new contact (default: the name on their public profile).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// `POST /v1/requests/{who}/accept` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AcceptRequestResponse {
+    /// The new contact.
+    pub contact: ContactView,
+    /// How many held envelopes were applied (a Welcome and messages).
+    pub applied: usize,
+}
+
+/// `POST /v1/requests/{who}/decline` and `/block` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DroppedResponse {
+    /// How many held envelopes were dropped.
+    pub dropped: u64,
+}
+
 /// `POST /v1/contacts` answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AddContactResponse {
@@ -463,6 +499,7 @@ fn messaging_error(e: MessagingError) -> Response {
         MessagingError::NotInDht(_) => (StatusCode::NOT_FOUND, "NOT_IN_DHT"),
         MessagingError::UnknownProfile(_) => (StatusCode::NOT_FOUND, "NO_PROFILE"),
         MessagingError::UnknownChannel(_) => (StatusCode::NOT_FOUND, "UNKNOWN_CHANNEL"),
+        MessagingError::UnknownRequest(_) => (StatusCode::NOT_FOUND, "UNKNOWN_REQUEST"),
         MessagingError::Store(StoreError::NameTaken(_)) => (StatusCode::CONFLICT, "KEY_CHANGED"),
         MessagingError::Store(StoreError::InvalidInput(_)) => {
             (StatusCode::BAD_REQUEST, "BAD_INPUT")
@@ -521,6 +558,53 @@ async fn add_contact(
 async fn verify_contact(State(state): State<ApiState>, Path(name): Path<String>) -> Response {
     match state.inner.messaging.verify_contact(&name).await {
         Ok(c) => Json(c).into_response(),
+        Err(e) => messaging_error(e),
+    }
+}
+
+async fn list_requests(State(state): State<ApiState>) -> Response {
+    match state.inner.messaging.requests(false).await {
+        Ok(list) => Json(list).into_response(),
+        Err(e) => messaging_error(e),
+    }
+}
+
+async fn list_blocked(State(state): State<ApiState>) -> Response {
+    match state.inner.messaging.requests(true).await {
+        Ok(list) => Json(list).into_response(),
+        Err(e) => messaging_error(e),
+    }
+}
+
+async fn accept_request(
+    State(state): State<ApiState>,
+    Path(who): Path<String>,
+    body: Option<Json<AcceptRequestBody>>,
+) -> Response {
+    let name = body.and_then(|Json(b)| b.name);
+    match state.inner.messaging.accept_request(&who, name).await {
+        Ok((contact, applied)) => Json(AcceptRequestResponse { contact, applied }).into_response(),
+        Err(e) => messaging_error(e),
+    }
+}
+
+async fn decline_request(State(state): State<ApiState>, Path(who): Path<String>) -> Response {
+    match state.inner.messaging.decline_request(&who).await {
+        Ok(dropped) => Json(DroppedResponse { dropped }).into_response(),
+        Err(e) => messaging_error(e),
+    }
+}
+
+async fn block_sender(State(state): State<ApiState>, Path(who): Path<String>) -> Response {
+    match state.inner.messaging.block_sender(&who).await {
+        Ok(dropped) => Json(DroppedResponse { dropped }).into_response(),
+        Err(e) => messaging_error(e),
+    }
+}
+
+async fn unblock_sender(State(state): State<ApiState>, Path(uid): Path<String>) -> Response {
+    match state.inner.messaging.unblock_sender(&uid).await {
+        Ok(()) => Json(serde_json::json!({ "unblocked": uid })).into_response(),
         Err(e) => messaging_error(e),
     }
 }

@@ -30,6 +30,17 @@ pub enum ApiEvent {
         /// The new state.
         state: String,
     },
+    /// Someone who is not a contact sent a message: it is held as a message request
+    /// (`GET /v1/requests`). Sent again once their identity was found in the DHT, with their
+    /// profile name (if public) and the safety number.
+    MessageRequest {
+        /// The sender's UID.
+        uid: String,
+        /// The name on their public profile, if found.
+        name: Option<String>,
+        /// The safety number between us, once their identity was found.
+        safety_number: Option<String>,
+    },
     /// A contact was added or updated.
     ContactAdded {
         /// Its name.

@@ -54,6 +54,11 @@ use rhizo_store::{
 use tokio::sync::{Notify, broadcast};
 use tracing::{debug, info, warn};
 
+mod commits;
+mod requests;
+
+pub use requests::RequestView;
+
 use crate::{
     conv_cache::ConversationCache,
     events::ApiEvent,
@@ -140,6 +145,9 @@ pub enum MessagingError {
     /// Not in that channel.
     #[error("{0}")]
     UnknownChannel(String),
+    /// No pending message request from that sender.
+    #[error("no message request from '{0}': see `rhizo requests`")]
+    UnknownRequest(String),
     /// The database.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -163,6 +171,7 @@ impl MessagingError {
                 | Self::NotInDht(_)
                 | Self::UnknownProfile(_)
                 | Self::UnknownChannel(_)
+                | Self::UnknownRequest(_)
         )
     }
 }
@@ -204,6 +213,8 @@ struct Inner {
     counters: Counters,
     /// Loaded MLS conversations (see [`crate::conv_cache`]).
     conversations: ConversationCache,
+    /// Identity lookups of message-request senders running at once.
+    resolving: Arc<tokio::sync::Semaphore>,
 }
 
 /// How much group commit and batching happened (for `/v1/stats` and the metrics).
@@ -215,6 +226,9 @@ struct Counters {
     batched_envelopes_sent: AtomicU64,
     batches_received: AtomicU64,
     batched_envelopes_received: AtomicU64,
+    requests_received: AtomicU64,
+    requests_accepted: AtomicU64,
+    conversations_closed: AtomicU64,
 }
 
 /// Counters of the messaging service since start.
@@ -245,6 +259,15 @@ pub struct MessagingStats {
     /// Mailbox replica: stores answered `RATE_LIMITED` because the writer's queue was full.
     #[serde(default)]
     pub mailbox_refused_busy: u64,
+    /// New message requests (senders who are not contacts).
+    #[serde(default)]
+    pub requests_received: u64,
+    /// Message requests accepted (their envelopes applied).
+    #[serde(default)]
+    pub requests_accepted: u64,
+    /// Conversations closed because the peer refused them for good.
+    #[serde(default)]
+    pub conversations_closed: u64,
 }
 
 /// Texts to encrypt and queue, committed together: while one transaction waits for the disk,
@@ -470,6 +493,7 @@ impl Messaging {
                 sends: Mutex::new(SendQueue::default()),
                 counters: Counters::default(),
                 conversations: ConversationCache::new(crate::conv_cache::CAPACITY),
+                resolving: Arc::new(tokio::sync::Semaphore::new(requests::MAX_RESOLVING)),
             }),
         })
     }
@@ -491,6 +515,9 @@ impl Messaging {
             mailbox_commits: replica.commits,
             mailbox_stores: replica.stores,
             mailbox_refused_busy: replica.refused_busy,
+            requests_received: get(&c.requests_received),
+            requests_accepted: get(&c.requests_accepted),
+            conversations_closed: get(&c.conversations_closed),
         }
     }
 
@@ -624,6 +651,8 @@ impl Messaging {
         self.emit(ApiEvent::ContactAdded {
             name: view.name.clone(),
         });
+        // Adding someone whose message request is pending accepts it.
+        self.apply_requests(ticket.uid()).await?;
         // A newly known contact may unblock queued messages.
         self.inner.outbox_wake.notify_one();
         Ok((view, outcome == AddContact::Added))
@@ -689,14 +718,13 @@ impl Messaging {
         let view = self
             .with_store(move |store, inner| {
                 let now = now_ms();
-                let (session, new) =
-                    match store.conversations_with(&contact.uid)?.into_iter().next() {
-                        Some(row) => (row, false),
-                        None => (
-                            create_conversation(store, inner, &contact, &key_packages, now)?,
-                            true,
-                        ),
-                    };
+                let (session, new) = match store.open_conversation_with(&contact.uid)? {
+                    Some(row) => (row, false),
+                    None => (
+                        create_conversation(store, inner, &contact, &key_packages, now)?,
+                        true,
+                    ),
+                };
                 let content = ChatContent {
                     text: text.clone(),
                     sent_at_ms: now as u64,
@@ -791,8 +819,7 @@ impl Messaging {
                     let mut ready: Vec<(usize, Contact, ConversationRow, &str)> = Vec::new();
                     for (i, (to, text)) in work.iter().enumerate() {
                         let found = find_contact(store, to).and_then(|contact| {
-                            let session =
-                                store.conversations_with(&contact.uid)?.into_iter().next();
+                            let session = store.open_conversation_with(&contact.uid)?;
                             Ok((contact, session))
                         });
                         answers.push(match found {
@@ -959,7 +986,21 @@ impl Messaging {
 
     /// Delivers queued envelopes until `shutdown` fires.
     pub async fn run_outbox(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let mut last_sweep: Option<tokio::time::Instant> = None;
         loop {
+            if last_sweep.is_none_or(|t| t.elapsed() >= commits::COMMIT_SWEEP_INTERVAL) {
+                last_sweep = Some(tokio::time::Instant::now());
+                let swept = self
+                    .with_store(|store, inner| {
+                        // Held requests past the replay window could never be accepted.
+                        store.prune_requests(now_ms() - MAX_ENVELOPE_AGE_MS)?;
+                        commits::settle_pending_commits(store, &inner.conversations, now_ms())
+                    })
+                    .await;
+                if let Err(e) = swept {
+                    warn!(error = %e, "pruning requests or settling pending self-updates failed");
+                }
+            }
             let next = match self.outbox_pass().await {
                 Ok(next) => next,
                 Err(e) => {
@@ -1030,75 +1071,42 @@ impl Messaging {
     }
 
     /// Writes what the receipts said about `items`, in one transaction: new states (and a
-    /// confirmed self-update where a commit was delivered), or a retry for an envelope the
-    /// recipient refused for now. The commit does not wait for the disk: lost, it is redone
-    /// (the envelope is sent again and answered "already have it").
+    /// confirmed self-update where a commit was delivered or read, also when its row was
+    /// already delivered), `sent` for what the recipient's node holds as a message request, a
+    /// closed conversation where the recipient refused it for good (its Welcome, or
+    /// SESSION_CLOSED), or a retry for an envelope the recipient refused for now. The commit
+    /// does not wait for the disk: lost, it is redone (the envelope is sent again and answered
+    /// "already have it").
     async fn record_outcomes(
         &self,
         contact: &Contact,
         items: &[OutboxItem],
         outcomes: Vec<Outcome>,
     ) -> Result<(), MessagingError> {
-        // (row id, attempts, session, the commit id if it is a self-update, outcome)
-        type Update = (i64, u32, [u8; 16], Option<[u8; 32]>, Outcome);
-        let updates: Vec<Update> = items
+        let updates: Vec<SentUpdate> = items
             .iter()
             .zip(outcomes)
-            .map(|(item, outcome)| {
-                let commit_id = (item.kind == "commit")
-                    .then(|| SecureMessage::decode(&item.envelope).ok())
-                    .flatten()
-                    .map(|m| rhizo_e2e::commit_id(&m.payload));
-                (item.id, item.attempts, item.session_id, commit_id, outcome)
-            })
+            .map(|(item, outcome)| SentUpdate::new(item, outcome))
             .collect();
-        let changed = self
+        let (changed, closed) = self
             .with_store(move |store, inner| {
                 let outcome = store.transaction_relaxed(|tx| -> Result<_, MessagingError> {
                     let now = now_ms();
                     let mut changed = Vec::new();
-                    for (id, attempts, session_id, commit_id, outcome) in updates {
-                        match outcome {
-                            Ok((state, error)) => {
-                                let moved = rhizo_store::messaging::advance_message_state_tx(
-                                    tx,
-                                    id,
-                                    state,
-                                    now,
-                                    error.as_deref(),
-                                )?;
-                                if moved
-                                    && state == MessageState::Delivered
-                                    && let Some(commit_id) = commit_id
-                                {
-                                    confirm_commit_tx(
-                                        tx,
-                                        &inner.conversations,
-                                        &session_id,
-                                        commit_id,
-                                    )?;
-                                }
-                                if moved {
-                                    changed.push((id, state));
-                                }
-                            }
-                            Err(why) => {
-                                let error = format!("the recipient will take it later: {why}");
-                                rhizo_store::messaging::record_attempt_failed_tx(
-                                    tx,
-                                    id,
-                                    now + retry_delay(attempts),
-                                    &error,
-                                )?;
-                            }
-                        }
+                    let mut closed = 0u64;
+                    for update in updates {
+                        closed += update.apply(tx, &inner.conversations, now, &mut changed)?;
                     }
-                    Ok(changed)
+                    Ok((changed, closed))
                 });
                 inner.conversations.settle(&outcome);
                 outcome
             })
             .await?;
+        self.inner
+            .counters
+            .conversations_closed
+            .fetch_add(closed, Ordering::Relaxed);
         for (id, state) in changed {
             self.emit(ApiEvent::MessageState {
                 id,
@@ -1308,9 +1316,7 @@ impl Messaging {
                 .encode_to_vec();
                 let mut queued = 0;
                 for contact in store.list_contacts()? {
-                    if let Some(session) =
-                        store.conversations_with(&contact.uid)?.into_iter().next()
-                    {
+                    if let Some(session) = store.open_conversation_with(&contact.uid)? {
                         queue_application(
                             store, inner, &contact, &session, &content, "profile", None, now,
                         )?;
@@ -1563,25 +1569,29 @@ impl Messaging {
                                 }
                             },
                         };
-                        // Transient, or from someone not (yet) a contact: kept on the replica
-                        // and tried again on the next fetch (until its TTL ends).
+                        // Transient: kept on the replica and tried again on the next fetch
+                        // (until its TTL ends). Held (a message request) is handled: this node
+                        // keeps it now.
                         if let ReceiptStatus::Rejected(code) = status
-                            && (code.is_transient() || code == ErrorCode::UnknownSender)
+                            && code.is_transient()
                         {
                             retry.push((message, bytes));
                             continue;
                         }
                         let entry = ReceiptEntry::for_envelope(&message, status);
                         handled.push(entry);
-                        if status == ReceiptStatus::Delivered
-                            && matches!(
-                                message.msg_type,
-                                MessageType::Welcome
-                                    | MessageType::Application
-                                    | MessageType::Commit
-                            )
-                        {
+                        let conversation_envelope = matches!(
+                            message.msg_type,
+                            MessageType::Welcome | MessageType::Application | MessageType::Commit
+                        );
+                        if status == ReceiptStatus::Delivered && conversation_envelope {
                             new += 1;
+                            to_acknowledge.push((message, entry));
+                        } else if matches!(status, ReceiptStatus::Rejected(_))
+                            && message.msg_type == MessageType::Welcome
+                        {
+                            // A Welcome refused for good: the sender learns it (signed) and
+                            // closes that conversation instead of sending in it forever.
                             to_acknowledge.push((message, entry));
                         }
                     }
@@ -1596,9 +1606,7 @@ impl Messaging {
                 Ok((handled, new, events))
             })
             .await?;
-        for event in events {
-            self.emit(event);
-        }
+        self.emit_received(events);
         if new > 0 {
             self.inner.outbox_wake.notify_one();
         }
@@ -1694,9 +1702,7 @@ impl Messaging {
             Ok(Received {
                 response, events, ..
             }) => {
-                for event in events {
-                    self.emit(event);
-                }
+                self.emit_received(events);
                 response
             }
             Err(e) => {
@@ -1796,34 +1802,7 @@ impl Messaging {
         if uid == self.inner.me.uid {
             return Err(MessagingError::BadInput("that is your own UID".into()));
         }
-        let now = u64::try_from(unix_now()).unwrap_or(0);
-        let key = identity_key(&uid);
-        let identity = self
-            .inner
-            .client
-            .get_records(key.to_vec())
-            .await
-            .unwrap_or_default()
-            .iter()
-            .find_map(|v| match validate_record(&key, v, now) {
-                Ok(ValidRecord::Identity(r)) => Some(r),
-                _ => None,
-            })
-            .ok_or_else(|| MessagingError::NotInDht(uid.to_string()))?;
-        let key = device_list_key(&uid);
-        let devices = self
-            .inner
-            .client
-            .get_records(key.to_vec())
-            .await
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|v| match validate_record(&key, v, now) {
-                Ok(ValidRecord::DeviceList(d)) if d.root_pk() == identity.root_pk() => Some(d),
-                _ => None,
-            })
-            .max_by_key(DeviceList::version)
-            .ok_or_else(|| MessagingError::NotInDht(uid.to_string()))?;
+        let (identity, devices) = self.lookup_identity(&uid).await?;
         let contact = Contact {
             uid: *uid.as_bytes(),
             root_pk: *identity.root_pk().as_bytes(),
@@ -1851,8 +1830,47 @@ impl Messaging {
         self.emit(ApiEvent::ContactAdded {
             name: view.name.clone(),
         });
+        // Adding someone whose message request is pending accepts it.
+        self.apply_requests(uid).await?;
         self.inner.outbox_wake.notify_one();
         Ok((view, outcome == AddContact::Added))
+    }
+
+    /// A UID's signed identity record and newest device list from the DHT, both checked
+    /// against the UID (UID = hash of the root key).
+    async fn lookup_identity(
+        &self,
+        uid: &Uid,
+    ) -> Result<(IdentityRecord, DeviceList), MessagingError> {
+        let now = u64::try_from(unix_now()).unwrap_or(0);
+        let key = identity_key(uid);
+        let identity = self
+            .inner
+            .client
+            .get_records(key.to_vec())
+            .await
+            .unwrap_or_default()
+            .iter()
+            .find_map(|v| match validate_record(&key, v, now) {
+                Ok(ValidRecord::Identity(r)) => Some(r),
+                _ => None,
+            })
+            .ok_or_else(|| MessagingError::NotInDht(uid.to_string()))?;
+        let key = device_list_key(uid);
+        let devices = self
+            .inner
+            .client
+            .get_records(key.to_vec())
+            .await
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|v| match validate_record(&key, v, now) {
+                Ok(ValidRecord::DeviceList(d)) if d.root_pk() == identity.root_pk() => Some(d),
+                _ => None,
+            })
+            .max_by_key(DeviceList::version)
+            .ok_or_else(|| MessagingError::NotInDht(uid.to_string()))?;
+        Ok((identity, devices))
     }
 
     async fn publish_key_packages(&self) -> Result<usize, MessagingError> {
@@ -2120,13 +2138,23 @@ fn error_code_of(response: &[u8]) -> Option<ErrorCode> {
     }
 }
 
-/// Merges our pending self-update once the peer's receipt says it applied it.
-fn confirm_commit_tx(
+/// Settles our pending self-update from what the peer said about the envelope carrying it:
+/// delivered or read → merged (on every path, also when the row was already delivered);
+/// refused for good → dropped, so the next rekey makes a new one. Anything else leaves it
+/// pending (the outbox resends it).
+fn settle_commit_tx(
     tx: &rusqlite::Transaction<'_>,
     conversations: &ConversationCache,
     session_id: &[u8; 16],
     commit_id: [u8; 32],
+    state: MessageState,
 ) -> Result<(), MessagingError> {
+    if !matches!(
+        state,
+        MessageState::Delivered | MessageState::Read | MessageState::Failed
+    ) {
+        return Ok(());
+    }
     let Some(row) = rhizo_store::messaging::conversation_tx(tx, session_id)? else {
         return Ok(());
     };
@@ -2135,8 +2163,13 @@ fn confirm_commit_tx(
         return Ok(());
     };
     if conversation.pending_commit_id() == Some(commit_id) {
-        conversation.confirm_commit(&mls).map_err(e2e)?;
-        debug!(epoch = conversation.epoch(), "self-update confirmed");
+        if state == MessageState::Failed {
+            conversation.discard_pending_commit(&mls).map_err(e2e)?;
+            debug!("self-update refused by the peer: dropped, the next rekey redoes it");
+        } else {
+            conversation.confirm_commit(&mls).map_err(e2e)?;
+            debug!(epoch = conversation.epoch(), "self-update confirmed");
+        }
     }
     conversations.stage(conversation);
     Ok(())
@@ -2368,18 +2401,170 @@ fn seal(
     Ok(envelope.encode())
 }
 
-/// What a device's receipt says about one envelope: its new state (with an error to show), or
-/// a transient refusal to retry.
-type Outcome = Result<(MessageState, Option<String>), String>;
+/// One outgoing envelope's outcome, to write (see [`Messaging::record_outcomes`]).
+struct SentUpdate {
+    id: i64,
+    attempts: u32,
+    session_id: [u8; 16],
+    kind: String,
+    /// The commit id, if the envelope is a self-update.
+    commit_id: Option<[u8; 32]>,
+    outcome: Outcome,
+}
 
-/// The better of two devices' outcomes for one envelope: delivered (or read) beats failed,
-/// which beats a refusal to retry.
-fn better_outcome(a: Outcome, b: Outcome) -> Outcome {
-    match (&a, &b) {
-        (Err(_), _) => b,
-        (Ok((MessageState::Failed, _)), Ok((s, _))) if *s != MessageState::Failed => b,
-        _ => a,
+impl SentUpdate {
+    fn new(item: &OutboxItem, outcome: Outcome) -> Self {
+        let commit_id = (item.kind == "commit")
+            .then(|| SecureMessage::decode(&item.envelope).ok())
+            .flatten()
+            .map(|m| rhizo_e2e::commit_id(&m.payload));
+        Self {
+            id: item.id,
+            attempts: item.attempts,
+            session_id: item.session_id,
+            kind: item.kind.clone(),
+            commit_id,
+            outcome,
+        }
     }
+
+    /// Writes it inside `tx`; pushes changed states on `changed`; returns how many
+    /// conversations it closed (0 or 1).
+    fn apply(
+        self,
+        tx: &rusqlite::Transaction<'_>,
+        conversations: &ConversationCache,
+        now: i64,
+        changed: &mut Vec<(i64, MessageState)>,
+    ) -> Result<u64, MessagingError> {
+        let session = self.session_id;
+        match self.outcome {
+            Outcome::Final(state, error) => {
+                if rhizo_store::messaging::advance_message_state_tx(
+                    tx,
+                    self.id,
+                    state,
+                    now,
+                    error.as_deref(),
+                )? {
+                    changed.push((self.id, state));
+                }
+                if let Some(commit_id) = self.commit_id {
+                    settle_commit_tx(tx, conversations, &session, commit_id, state)?;
+                }
+                if state == MessageState::Failed && self.kind == "welcome" {
+                    // The Welcome was refused for good: nothing in this conversation can
+                    // ever be read there.
+                    return close_conversation(
+                        tx,
+                        &session,
+                        "the recipient refused the conversation's Welcome; send again to start a new one",
+                        now,
+                        changed,
+                    );
+                }
+                Ok(0)
+            }
+            Outcome::Held => {
+                if rhizo_store::requests::mark_held_tx(tx, self.id)? {
+                    changed.push((self.id, MessageState::Sent));
+                }
+                Ok(0)
+            }
+            Outcome::Closed(why) => {
+                if rhizo_store::messaging::advance_message_state_tx(
+                    tx,
+                    self.id,
+                    MessageState::Failed,
+                    now,
+                    Some(&why),
+                )? {
+                    changed.push((self.id, MessageState::Failed));
+                }
+                close_conversation(tx, &session, &why, now, changed)
+            }
+            Outcome::Retry(code, why) => {
+                // UNKNOWN_SESSION while no Welcome of ours is on its way: the recipient lost
+                // (or never had) this conversation, and retrying cannot change that.
+                if code == Some(ErrorCode::UnknownSession)
+                    && !rhizo_store::requests::welcome_pending_tx(tx, &session)?
+                {
+                    let why = "the recipient does not have this conversation any more; send \
+                               again to start a new one";
+                    if rhizo_store::messaging::advance_message_state_tx(
+                        tx,
+                        self.id,
+                        MessageState::Failed,
+                        now,
+                        Some(why),
+                    )? {
+                        changed.push((self.id, MessageState::Failed));
+                    }
+                    return close_conversation(tx, &session, why, now, changed);
+                }
+                let error = format!("the recipient will take it later: {why}");
+                rhizo_store::messaging::record_attempt_failed_tx(
+                    tx,
+                    self.id,
+                    now + retry_delay(self.attempts),
+                    &error,
+                )?;
+                Ok(0)
+            }
+        }
+    }
+}
+
+/// Closes a conversation the recipient refused for good; what waited to go in it fails.
+fn close_conversation(
+    tx: &rusqlite::Transaction<'_>,
+    session: &[u8; 16],
+    why: &str,
+    now: i64,
+    changed: &mut Vec<(i64, MessageState)>,
+) -> Result<u64, MessagingError> {
+    let Some(failed) = rhizo_store::requests::close_conversation_tx(tx, session, why, now)? else {
+        return Ok(0);
+    };
+    info!(
+        failed = failed.len(),
+        "conversation closed: the recipient refused it for good"
+    );
+    changed.extend(failed.into_iter().map(|id| (id, MessageState::Failed)));
+    Ok(1)
+}
+
+/// What a device's receipt says about one envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Outcome {
+    /// A final state: delivered or read, or failed with the reason to show.
+    Final(MessageState, Option<String>),
+    /// Held by the recipient's node as a message request: `sent`, not resent; a signed
+    /// delivery receipt follows if the recipient accepts.
+    Held,
+    /// The recipient does not have this conversation and never will (SESSION_CLOSED): the
+    /// conversation is closed; the next send starts a new one.
+    Closed(String),
+    /// Refused for now (with the code when the recipient gave one): retried later.
+    Retry(Option<ErrorCode>, String),
+}
+
+impl Outcome {
+    /// How good an outcome is for the sender (higher wins across a contact's devices).
+    fn rank(&self) -> u8 {
+        match self {
+            Self::Retry(..) => 0,
+            Self::Final(MessageState::Failed, _) | Self::Closed(_) => 1,
+            Self::Held => 2,
+            Self::Final(..) => 3,
+        }
+    }
+}
+
+/// The better of two devices' outcomes for one envelope: delivered (or read) beats held,
+/// which beats failed, which beats a refusal to retry.
+fn better_outcome(a: Outcome, b: Outcome) -> Outcome {
+    if b.rank() > a.rank() { b } else { a }
 }
 
 /// Splits due envelopes into the batches sent together: up to [`MAX_BATCH_ENVELOPES`] and
@@ -2442,18 +2627,27 @@ fn parse_response(
 /// What a receipt entry's status means for the envelope it names.
 fn outcome_of(status: ReceiptStatus) -> Outcome {
     match status {
-        ReceiptStatus::Delivered => Ok((MessageState::Delivered, None)),
-        ReceiptStatus::Read => Ok((MessageState::Read, None)),
-        // Seen before: our first receipt was lost; it was delivered.
-        ReceiptStatus::Rejected(ErrorCode::ReplayDetected) => Ok((MessageState::Delivered, None)),
+        ReceiptStatus::Delivered => Outcome::Final(MessageState::Delivered, None),
+        ReceiptStatus::Read => Outcome::Final(MessageState::Read, None),
+        ReceiptStatus::Held => Outcome::Held,
+        // Seen before: our first receipt was lost; it was delivered. (Signed by the recipient's
+        // device; a mailbox replica's unsigned REPLAY_DETECTED never comes this way.)
+        ReceiptStatus::Rejected(ErrorCode::ReplayDetected) => {
+            Outcome::Final(MessageState::Delivered, None)
+        }
+        ReceiptStatus::Rejected(ErrorCode::SessionClosed) => Outcome::Closed(
+            "the recipient does not have this conversation (a declined message request); \
+             send again to start a new one"
+                .into(),
+        ),
         ReceiptStatus::Rejected(code) if code.is_transient() => {
-            Err(format!("recipient answered {}", code.as_str()))
+            Outcome::Retry(Some(code), format!("recipient answered {}", code.as_str()))
         }
         // Final: retrying the same envelope cannot succeed.
-        ReceiptStatus::Rejected(code) => Ok((
+        ReceiptStatus::Rejected(code) => Outcome::Final(
             MessageState::Failed,
             Some(format!("refused by the recipient: {}", code.as_str())),
-        )),
+        ),
     }
 }
 
@@ -2556,14 +2750,20 @@ struct Received {
 enum Precheck {
     /// Passed the cheap checks and the signature: apply it.
     Ready(Box<SecureMessage>, Contact),
-    /// Answered with a signed receipt entry of this status.
+    /// Correctly signed, from someone who is not a contact (or from a device of theirs we do
+    /// not know): held as a message request (see [`requests`]).
+    Request(Box<SecureMessage>),
+    /// Answered with a signed receipt entry of this status (only ever for an envelope whose
+    /// signature verified).
     Status(ReceiptStatus),
-    /// Answered with an error (not signed for; a bare envelope gets an `ErrorMessage`).
+    /// Answered with an error (not signed for; a bare envelope gets an `ErrorMessage`, a batch
+    /// holding one is refused whole).
     Error(ErrorCode, &'static str),
 }
 
-/// The checks before the transaction, cheapest first: recipient, replay window, known sender
-/// device, signature, then the in-memory seen cache.
+/// The checks before the transaction: the signature first (nothing is signed for an envelope
+/// whose signature did not verify; size and the per-peer rate limit were checked before),
+/// then recipient, replay window, known sender device, and the in-memory seen cache.
 fn precheck(
     store: &Store,
     me: &Me,
@@ -2571,22 +2771,24 @@ fn precheck(
     message: SecureMessage,
     now: i64,
 ) -> Precheck {
+    if message.verify(&message.sender_device).is_err() {
+        return Precheck::Error(ErrorCode::InvalidSignature, "bad signature");
+    }
     if message.recipient_id != me.uid {
         // Meant for someone else: final, retrying cannot help.
         return Precheck::Status(ReceiptStatus::Rejected(ErrorCode::Malformed));
     }
-    // The replay window (14 days back, 5 minutes ahead), before any signature work.
+    // The replay window (14 days back, 5 minutes ahead).
     if let Err(e) = check_timestamp(message.timestamp, u64::try_from(now).unwrap_or(0)) {
         return Precheck::Status(ReceiptStatus::Rejected(e.code()));
     }
     let contact = match store.contact_by_device(message.sender_device.as_bytes()) {
         Ok(Some(c)) if c.uid == *message.sender_id.as_bytes() => c,
-        Ok(_) => return Precheck::Status(ReceiptStatus::Rejected(ErrorCode::UnknownSender)),
+        // A contact's device claiming to be someone else.
+        Ok(Some(_)) => return Precheck::Status(ReceiptStatus::Rejected(ErrorCode::UnknownSender)),
+        Ok(None) => return requests::precheck_request(me, message),
         Err(_) => return Precheck::Error(ErrorCode::Internal, "database"),
     };
-    if message.verify(&message.sender_device).is_err() {
-        return Precheck::Error(ErrorCode::InvalidSignature, "bad signature");
-    }
     // The LRU of recently accepted ids answers most retransmissions without the database.
     let fresh = seen.lock().map_err(|_| ()).and_then(|mut s| {
         s.check(
@@ -2726,80 +2928,134 @@ fn apply_envelope(
             if row.contact_uid != contact.uid {
                 return Err(Reject::Code(ErrorCode::UnknownSender));
             }
-            let mut events = Vec::new();
-            for entry in receipt.entries.iter().filter(|e| {
-                e.envelope.session_id == message.session_id
-                    && e.envelope.sender_device == me.device.public()
-            }) {
-                let state = match entry.status {
-                    ReceiptStatus::Read => MessageState::Read,
-                    // A receipt that came later (through a mailbox): it has our envelope.
-                    ReceiptStatus::Delivered
-                    | ReceiptStatus::Rejected(ErrorCode::ReplayDetected) => MessageState::Delivered,
-                    ReceiptStatus::Rejected(_) => continue,
-                };
-                let commit = std::cell::Cell::new(None);
-                let matches = |sent: &[u8]| {
-                    if envelope_digest(sent) != entry.envelope_digest {
-                        return false;
-                    }
-                    if let Ok(m) = SecureMessage::decode(sent)
-                        && m.msg_type == MessageType::Commit
-                    {
-                        commit.set(Some(rhizo_e2e::commit_id(&m.payload)));
-                    }
-                    true
-                };
-                let (session, device, seq) = (
-                    entry.envelope.session_id.as_bytes(),
-                    me.device.public(),
-                    entry.envelope.sequence_num,
-                );
-                let changed = if state == MessageState::Read {
-                    rhizo_store::messaging::mark_outgoing_read_tx(
-                        tx,
-                        session,
-                        device.as_bytes(),
-                        seq,
-                        now,
-                        matches,
-                    )?
-                } else {
-                    rhizo_store::messaging::mark_outgoing_delivered_tx(
-                        tx,
-                        session,
-                        device.as_bytes(),
-                        seq,
-                        now,
-                        matches,
-                    )?
-                };
-                // Our self-update reached the peer: merge it (as on a direct receipt).
-                if changed.is_some()
-                    && let Some(commit_id) = commit.get()
-                    && let Some(mut conversation) = conversations
-                        .load(&mls, &row.group_id)
-                        .map_err(Reject::internal)?
-                {
-                    if conversation.pending_commit_id() == Some(commit_id) {
-                        conversation
-                            .confirm_commit(&mls)
-                            .map_err(Reject::internal)?;
-                    }
-                    conversations.stage(conversation);
-                }
-                if let Some(id) = changed {
-                    events.push(ApiEvent::MessageState {
-                        id,
-                        contact: contact.name.clone(),
-                        state: state.to_string(),
-                    });
-                }
-            }
-            Ok(events)
+            apply_receipt_tx(tx, me, conversations, contact, &receipt, message, now)
         }
         _ => Err(Reject::Code(ErrorCode::Malformed)),
     }
+}
+
+/// Applies a contact's signed receipt (delivery or read) for our envelopes in this
+/// conversation: new states; our self-update merged when its envelope is delivered or read
+/// (also when the row was already delivered: an earlier path may have marked it without the
+/// merge); a Welcome or any envelope refused for good with SESSION_CLOSED closes the
+/// conversation, so nothing is sent into it forever.
+fn apply_receipt_tx(
+    tx: &rusqlite::Transaction<'_>,
+    me: &Me,
+    conversations: &ConversationCache,
+    contact: &Contact,
+    receipt: &DeliveryReceipt,
+    message: &SecureMessage,
+    now: i64,
+) -> Result<Vec<ApiEvent>, Reject> {
+    let mut events = Vec::new();
+    for entry in receipt.entries.iter().filter(|e| {
+        e.envelope.session_id == message.session_id
+            && e.envelope.sender_device == me.device.public()
+    }) {
+        // What we sent under that id, if the receipt names its exact bytes.
+        let sent_type = std::cell::Cell::new(None);
+        let commit = std::cell::Cell::new(None);
+        let matches = |sent: &[u8]| {
+            if envelope_digest(sent) != entry.envelope_digest {
+                return false;
+            }
+            if let Ok(m) = SecureMessage::decode(sent) {
+                sent_type.set(Some(m.msg_type));
+                if m.msg_type == MessageType::Commit {
+                    commit.set(Some(rhizo_e2e::commit_id(&m.payload)));
+                }
+            }
+            true
+        };
+        let (session, device, seq) = (
+            entry.envelope.session_id.as_bytes(),
+            me.device.public(),
+            entry.envelope.sequence_num,
+        );
+        let state = match entry.status {
+            ReceiptStatus::Read => MessageState::Read,
+            // A receipt that came later (through a mailbox): it has our envelope.
+            ReceiptStatus::Delivered | ReceiptStatus::Rejected(ErrorCode::ReplayDetected) => {
+                MessageState::Delivered
+            }
+            // Held as a request: a Delivered receipt follows on acceptance.
+            ReceiptStatus::Held => continue,
+            ReceiptStatus::Rejected(code) if code.is_transient() => continue,
+            ReceiptStatus::Rejected(code) => {
+                let why = format!("refused by the recipient: {}", code.as_str());
+                let Some(id) = rhizo_store::messaging::mark_outgoing_failed_tx(
+                    tx,
+                    session,
+                    device.as_bytes(),
+                    seq,
+                    now,
+                    &why,
+                    matches,
+                )?
+                else {
+                    continue;
+                };
+                events.push(ApiEvent::MessageState {
+                    id,
+                    contact: contact.name.clone(),
+                    state: MessageState::Failed.to_string(),
+                });
+                if let Some(commit_id) = commit.get() {
+                    settle_commit_tx(tx, conversations, session, commit_id, MessageState::Failed)
+                        .map_err(Reject::internal)?;
+                }
+                if sent_type.get() == Some(MessageType::Welcome) || code == ErrorCode::SessionClosed
+                {
+                    let mut changed = Vec::new();
+                    close_conversation(tx, session, &why, now, &mut changed)
+                        .map_err(Reject::internal)?;
+                    events.extend(
+                        changed
+                            .into_iter()
+                            .map(|(id, state)| ApiEvent::MessageState {
+                                id,
+                                contact: contact.name.clone(),
+                                state: state.to_string(),
+                            }),
+                    );
+                }
+                continue;
+            }
+        };
+        let changed = if state == MessageState::Read {
+            rhizo_store::messaging::mark_outgoing_read_tx(
+                tx,
+                session,
+                device.as_bytes(),
+                seq,
+                now,
+                matches,
+            )?
+        } else {
+            rhizo_store::messaging::mark_outgoing_delivered_tx(
+                tx,
+                session,
+                device.as_bytes(),
+                seq,
+                now,
+                matches,
+            )?
+        };
+        // Our self-update reached the peer: merge it, whether or not the row changed now.
+        if let Some(commit_id) = commit.get() {
+            settle_commit_tx(tx, conversations, session, commit_id, state)
+                .map_err(Reject::internal)?;
+        }
+        if let Some(id) = changed {
+            events.push(ApiEvent::MessageState {
+                id,
+                contact: contact.name.clone(),
+                state: state.to_string(),
+            });
+        }
+    }
+    Ok(events)
 }
 
 /// Verifies, deduplicates, decrypts and stores one envelope. Everything it changes is one
@@ -2832,6 +3088,7 @@ fn receive(
     let now = now_ms();
     let (message, contact) = match precheck(store, me, seen, message.clone(), now) {
         Precheck::Ready(m, c) => (m, c),
+        Precheck::Request(m) => return requests::hold(store, me, &m, now),
         Precheck::Status(status) => return reply(receipt_response(me, &[(&message, status)])),
         Precheck::Error(code, detail) => return reply(error_response(code, detail, refused)),
     };
@@ -2908,6 +3165,14 @@ fn receive_batch(
         .iter()
         .map(|m| precheck(store, me, seen, m.clone(), now))
         .collect();
+    // Nothing is signed for an envelope whose signature did not verify: a batch holding one
+    // (which an honest sender never sends) is refused whole.
+    if let Some(Precheck::Error(code, detail)) = checked
+        .iter()
+        .find(|c| matches!(c, Precheck::Error(ErrorCode::InvalidSignature, _)))
+    {
+        return refuse(*code, &format!("an envelope of the batch: {detail}"));
+    }
     let outcome = store.transaction(|tx| -> Result<_, Reject> {
         let mut statuses = Vec::with_capacity(checked.len());
         let mut events = Vec::new();
@@ -2921,6 +3186,20 @@ fn receive_batch(
             let status = match check {
                 Precheck::Status(status) => *status,
                 Precheck::Error(code, _) => ReceiptStatus::Rejected(*code),
+                Precheck::Request(message) => {
+                    match rhizo_store::messaging::in_savepoint(tx, || {
+                        requests::hold_tx(tx, message, now)
+                    })? {
+                        Ok((status, event)) => {
+                            events.extend(event);
+                            status
+                        }
+                        Err(e) => {
+                            warn!(error = %e, "holding a message request failed");
+                            ReceiptStatus::Rejected(ErrorCode::Internal)
+                        }
+                    }
+                }
                 Precheck::Ready(message, contact) => {
                     let applied = rhizo_store::messaging::in_savepoint(tx, || {
                         apply_envelope(tx, me, mls_device, conversations, contact, message, now)
@@ -3345,10 +3624,25 @@ mod tests {
 
         let seen = Mutex::new(SeenSet::new(InTransaction));
         let cache = ConversationCache::new(4);
+        // A batch holding a forged envelope is refused whole, unsigned: nothing is signed for
+        // an envelope whose signature did not verify (regression: it used to get a signed
+        // REJECTED entry), and it counts against the peer that sent it.
         let frame = batch_of(&[&welcome, &one, &undecryptable, &two, &forged]);
         let r = receive_batch(&mut bob_store, &bob.me, &bob.device, &cache, &seen, &frame);
-        // One signed receipt, one entry per envelope in order; a final refusal (undecryptable,
-        // forged) does not stop the envelopes after it.
+        assert_eq!(r.response[0], RESPONSE_ERROR, "no signed receipt");
+        assert_eq!(
+            ErrorMessage::decode(&r.response[1..]).unwrap().code,
+            ErrorCode::InvalidSignature
+        );
+        assert!(r.events.is_empty());
+        assert_eq!(
+            conduct_of(&r.response),
+            Some(rhizo_core::abuse::Conduct::InvalidMessage)
+        );
+        let frame = batch_of(&[&welcome, &one, &undecryptable, &two]);
+        let r = receive_batch(&mut bob_store, &bob.me, &bob.device, &cache, &seen, &frame);
+        // One signed receipt, one entry per envelope in order; a final refusal (undecryptable)
+        // does not stop the envelopes after it.
         assert_eq!(
             statuses(&r.response),
             vec![
@@ -3356,23 +3650,20 @@ mod tests {
                 ReceiptStatus::Delivered,
                 ReceiptStatus::Rejected(ErrorCode::DecryptionFailed),
                 ReceiptStatus::Delivered,
-                ReceiptStatus::Rejected(ErrorCode::InvalidSignature),
             ]
         );
         assert_eq!(r.events.len(), 2, "two messages received");
-        // The forged envelope counts against the peer that sent the batch.
-        assert_eq!(
-            conduct_of(&r.response),
-            Some(rhizo_core::abuse::Conduct::InvalidMessage)
-        );
         // The sender reads one outcome per envelope from it.
-        let sent: Vec<SecureMessage> = [&welcome, &one, &undecryptable, &two, &forged]
+        let sent: Vec<SecureMessage> = [&welcome, &one, &undecryptable, &two]
             .iter()
             .map(|e| SecureMessage::decode(e).unwrap())
             .collect();
         let outcomes = parse_response(&r.response, &bob.me.device.public(), &sent).unwrap();
-        assert!(matches!(outcomes[0], Ok((MessageState::Delivered, None))));
-        assert!(matches!(outcomes[2], Ok((MessageState::Failed, Some(_)))));
+        assert_eq!(outcomes[0], Outcome::Final(MessageState::Delivered, None));
+        assert!(matches!(
+            outcomes[2],
+            Outcome::Final(MessageState::Failed, Some(_))
+        ));
         // A receipt from another device is not believed.
         assert!(parse_response(&r.response, &alice.me.device.public(), &sent).is_err());
 
@@ -3492,21 +3783,16 @@ mod tests {
         }
         assert!(batches(&[]).is_empty());
         // Delivered on one device beats failed on another, which beats a retry.
-        let retry: Outcome = Err("later".into());
-        let failed: Outcome = Ok((MessageState::Failed, Some("no".into())));
-        let delivered: Outcome = Ok((MessageState::Delivered, None));
-        assert!(matches!(
-            better_outcome(retry.clone(), failed.clone()),
-            Ok((MessageState::Failed, _))
-        ));
-        assert!(matches!(
-            better_outcome(failed, delivered.clone()),
-            Ok((MessageState::Delivered, _))
-        ));
-        assert!(matches!(
-            better_outcome(delivered, retry),
-            Ok((MessageState::Delivered, _))
-        ));
+        let retry = Outcome::Retry(None, "later".into());
+        let failed = Outcome::Final(MessageState::Failed, Some("no".into()));
+        let delivered = Outcome::Final(MessageState::Delivered, None);
+        assert_eq!(better_outcome(retry.clone(), failed.clone()), failed);
+        assert_eq!(better_outcome(failed.clone(), delivered.clone()), delivered);
+        assert_eq!(better_outcome(delivered.clone(), retry.clone()), delivered);
+        // Held by one device's node beats failed on another, and loses to delivered.
+        assert_eq!(better_outcome(failed, Outcome::Held), Outcome::Held);
+        assert_eq!(better_outcome(Outcome::Held, delivered.clone()), delivered);
+        assert_eq!(better_outcome(retry, Outcome::Held), Outcome::Held);
     }
 
     #[test]
@@ -3529,7 +3815,8 @@ mod tests {
             b"\x00garbage",
         );
         assert_eq!(r.response[0], RESPONSE_ERROR);
-        // From a stranger: UNKNOWN_SENDER.
+        // From a stranger: held as a message request (regression: it used to be refused
+        // UNKNOWN_SENDER, final, so a first contact was lost).
         let from_eve = seal(
             &eve.me,
             &bob.contact,
@@ -3548,10 +3835,26 @@ mod tests {
             &seen,
             &from_eve,
         );
-        assert_eq!(
-            status_of(&r.response),
-            ReceiptStatus::Rejected(ErrorCode::UnknownSender)
+        assert_eq!(status_of(&r.response), ReceiptStatus::Held);
+        assert!(matches!(
+            r.events.as_slice(),
+            [ApiEvent::MessageRequest { .. }]
+        ));
+        assert_eq!(bob_store.list_requests().unwrap().len(), 1);
+        // A stranger's forged envelope is not held, and nothing is signed for it.
+        let mut forged_eve = from_eve.clone();
+        let last = forged_eve.len() - 1;
+        forged_eve[last] ^= 1;
+        let r = receive(
+            &mut bob_store,
+            &bob.me,
+            &bob.device,
+            &cache,
+            &seen,
+            &forged_eve,
         );
+        assert_eq!(r.response[0], RESPONSE_ERROR);
+        assert_eq!(bob_store.list_requests().unwrap()[0].envelopes, 1);
         // For an unknown conversation: UNKNOWN_SESSION (transient: the Welcome may be on its way),
         // and the seen-set keeps no trace, so a later retry is not taken for a replay.
         let early = seal(
@@ -3598,5 +3901,446 @@ mod tests {
         assert_eq!(r.response[0], RESPONSE_ERROR);
         let e = ErrorMessage::decode(&r.response[1..]).unwrap();
         assert_eq!(e.code, ErrorCode::InvalidSignature);
+    }
+
+    /// Alice (not a contact of bob) opens a conversation: her Welcome and a text.
+    fn first_contact(chat: &Chat, session: [u8; 16], texts: &[&str]) -> Vec<Vec<u8>> {
+        let now = now_ms();
+        let mls = E2eStore::from_connection(chat.alice_store.connection()).unwrap();
+        let (mut conversation, welcome) = Conversation::create(
+            &mls,
+            &chat.alice.device,
+            std::slice::from_ref(&chat.key_package),
+            1,
+        )
+        .unwrap();
+        let mut out = vec![
+            seal(
+                &chat.alice.me,
+                &chat.bob.contact,
+                &session,
+                1,
+                MessageType::Welcome,
+                welcome,
+                now,
+            )
+            .unwrap(),
+        ];
+        for (i, text) in texts.iter().enumerate() {
+            let content = ChatContent {
+                text: (*text).into(),
+                sent_at_ms: now as u64,
+                ..Default::default()
+            }
+            .encode_to_vec();
+            let ciphertext = conversation
+                .encrypt(&mls, &chat.alice.device, &content, 1)
+                .unwrap();
+            out.push(
+                seal(
+                    &chat.alice.me,
+                    &chat.bob.contact,
+                    &session,
+                    2 + i as u64,
+                    MessageType::Application,
+                    ciphertext,
+                    now,
+                )
+                .unwrap(),
+            );
+        }
+        out
+    }
+
+    fn bob_without_alice() -> Chat {
+        let chat = chat();
+        chat.bob_store
+            .connection()
+            .execute("DELETE FROM contacts", [])
+            .unwrap();
+        chat
+    }
+
+    #[test]
+    fn a_first_contact_is_held_as_a_request_and_applied_in_order_on_accept() {
+        // Regression (issue 11 §1): bob has not added alice yet. Her Welcome used to be
+        // refused UNKNOWN_SENDER (final): the first message failed, and the next ones stayed
+        // queued for good against a session bob did not have.
+        let mut chat = bob_without_alice();
+        let session = [5u8; 16];
+        let envelopes = first_contact(&chat, session, &["hi", "it's alice"]);
+        let seen = Mutex::new(SeenSet::new(InTransaction));
+        let cache = ConversationCache::new(4);
+        // The Welcome and the first text as one batch, the second bare.
+        let frame = batch_of(&[&envelopes[0], &envelopes[1]]);
+        let r = receive_batch(
+            &mut chat.bob_store,
+            &chat.bob.me,
+            &chat.bob.device,
+            &cache,
+            &seen,
+            &frame,
+        );
+        assert_eq!(statuses(&r.response), vec![ReceiptStatus::Held; 2]);
+        assert_eq!(
+            r.events
+                .iter()
+                .filter(|e| matches!(e, ApiEvent::MessageRequest { .. }))
+                .count(),
+            1,
+            "one request event per new sender"
+        );
+        let r = receive(
+            &mut chat.bob_store,
+            &chat.bob.me,
+            &chat.bob.device,
+            &cache,
+            &seen,
+            &envelopes[2],
+        );
+        assert_eq!(status_of(&r.response), ReceiptStatus::Held);
+        assert!(r.events.is_empty());
+        // A retransmission is held once.
+        let r = receive(
+            &mut chat.bob_store,
+            &chat.bob.me,
+            &chat.bob.device,
+            &cache,
+            &seen,
+            &envelopes[2],
+        );
+        assert_eq!(status_of(&r.response), ReceiptStatus::Held);
+        let requests = chat.bob_store.list_requests().unwrap();
+        assert_eq!(requests.len(), 1);
+        assert_eq!(requests[0].uid, *chat.alice.me.uid.as_bytes());
+        assert_eq!(requests[0].envelopes, 3);
+        // The sender reads `Held` as sent-and-held, not failed.
+        let sent = SecureMessage::decode(&envelopes[2]).unwrap();
+        assert_eq!(
+            parse_response(&r.response, &chat.bob.me.device.public(), &[sent]).unwrap(),
+            vec![Outcome::Held]
+        );
+        // Nothing shows before the user accepts.
+        assert!(chat.bob_store.messages(&session, 100).unwrap().is_empty());
+
+        // Accept: alice becomes a contact; the held envelopes go through the normal path in
+        // order (what apply_requests does through apply_fetched).
+        chat.bob_store.add_contact(&chat.alice.contact, 2).unwrap();
+        let held = chat
+            .bob_store
+            .held_envelopes(chat.alice.me.uid.as_bytes())
+            .unwrap();
+        assert_eq!(held.len(), 3);
+        for envelope in &held {
+            let r = receive(
+                &mut chat.bob_store,
+                &chat.bob.me,
+                &chat.bob.device,
+                &cache,
+                &seen,
+                envelope,
+            );
+            assert_eq!(status_of(&r.response), ReceiptStatus::Delivered);
+        }
+        chat.bob_store
+            .take_request(chat.alice.me.uid.as_bytes())
+            .unwrap();
+        assert!(chat.bob_store.list_requests().unwrap().is_empty());
+        let texts: Vec<_> = chat
+            .bob_store
+            .messages(&session, 100)
+            .unwrap()
+            .iter()
+            .filter_map(|m| m.body.clone())
+            .collect();
+        assert_eq!(texts, vec!["hi".to_string(), "it's alice".to_string()]);
+    }
+
+    #[test]
+    fn a_declined_request_closes_its_conversation_and_a_blocked_sender_is_refused() {
+        let mut chat = bob_without_alice();
+        let session = [6u8; 16];
+        let envelopes = first_contact(&chat, session, &["hi", "again"]);
+        let seen = Mutex::new(SeenSet::new(InTransaction));
+        let cache = ConversationCache::new(4);
+        let bob_receives = |chat: &mut Chat, envelope: &[u8]| {
+            let r = receive(
+                &mut chat.bob_store,
+                &chat.bob.me,
+                &chat.bob.device,
+                &cache,
+                &seen,
+                envelope,
+            );
+            status_of(&r.response)
+        };
+        assert_eq!(bob_receives(&mut chat, &envelopes[0]), ReceiptStatus::Held);
+        assert_eq!(bob_receives(&mut chat, &envelopes[1]), ReceiptStatus::Held);
+        let uid = *chat.alice.me.uid.as_bytes();
+        assert_eq!(
+            chat.bob_store.decline_request(&uid, now_ms()).unwrap(),
+            Some(2)
+        );
+        // A later envelope in the declined conversation: SESSION_CLOSED, final, so the sender
+        // closes it and starts a new one instead of sending into it forever.
+        let status = bob_receives(&mut chat, &envelopes[2]);
+        assert_eq!(status, ReceiptStatus::Rejected(ErrorCode::SessionClosed));
+        assert!(matches!(outcome_of(status), Outcome::Closed(_)));
+        assert!(!ErrorCode::SessionClosed.is_transient());
+        // Blocked: refused for good.
+        chat.bob_store
+            .block_sender(&uid, &requests::REQUEST_LIMITS, now_ms())
+            .unwrap();
+        let other = first_contact(&chat, [8u8; 16], &[]);
+        assert_eq!(
+            bob_receives(&mut chat, &other[0]),
+            ReceiptStatus::Rejected(ErrorCode::UnknownSender)
+        );
+        assert!(chat.bob_store.list_requests().unwrap().is_empty());
+    }
+
+    /// Alice's side of a conversation with bob as her store holds it: the row, the Welcome
+    /// and a text still queued, and a self-update commit.
+    fn alice_conversation(chat: &mut Chat, session: [u8; 16]) -> (i64, i64, Vec<u8>) {
+        let now = now_ms();
+        let (welcome, commit) = {
+            let mls = E2eStore::from_connection(chat.alice_store.connection()).unwrap();
+            let (mut conversation, welcome) = Conversation::create(
+                &mls,
+                &chat.alice.device,
+                std::slice::from_ref(&chat.key_package),
+                1,
+            )
+            .unwrap();
+            let commit = conversation
+                .self_update(&mls, &chat.alice.device, 1)
+                .unwrap();
+            chat.alice_store
+                .insert_conversation(&ConversationRow {
+                    session_id: session,
+                    group_id: conversation.id().to_vec(),
+                    contact_uid: chat.bob.contact.uid,
+                    created_at: now,
+                })
+                .unwrap();
+            (welcome, commit)
+        };
+        let mut insert = |seq: u64, kind: &str, msg_type: MessageType, payload: Vec<u8>| {
+            let envelope = seal(
+                &chat.alice.me,
+                &chat.bob.contact,
+                &session,
+                seq,
+                msg_type,
+                payload,
+                now,
+            )
+            .unwrap();
+            let id = chat
+                .alice_store
+                .insert_outgoing(
+                    &NewOutgoing {
+                        session_id: session,
+                        sender_device: *chat.alice.me.device.public().as_bytes(),
+                        seq,
+                        kind,
+                        body: None,
+                        sent_at: now,
+                        envelope: &envelope,
+                    },
+                    now,
+                )
+                .unwrap();
+            (id, envelope)
+        };
+        let (welcome_id, _) = insert(1, "welcome", MessageType::Welcome, welcome);
+        let (commit_id, commit_envelope) = insert(2, "commit", MessageType::Commit, commit);
+        (welcome_id, commit_id, commit_envelope)
+    }
+
+    fn pending_commit(chat: &Chat, session: &[u8; 16]) -> bool {
+        let row = chat.alice_store.conversation(session).unwrap().unwrap();
+        let mls = E2eStore::from_connection(chat.alice_store.connection()).unwrap();
+        Conversation::load(&mls, &row.group_id)
+            .unwrap()
+            .unwrap()
+            .has_pending_commit()
+    }
+
+    #[test]
+    fn a_welcome_refused_for_good_closes_the_conversation_and_the_next_send_starts_anew() {
+        let mut chat = chat();
+        let session = [4u8; 16];
+        let (welcome_id, commit_id, _) = alice_conversation(&mut chat, session);
+        let cache = ConversationCache::new(4);
+        let items = chat.alice_store.outbox_due(i64::MAX - 1, 10).unwrap();
+        assert_eq!(items.len(), 2);
+        let outcomes = vec![
+            outcome_of(ReceiptStatus::Rejected(ErrorCode::DecryptionFailed)),
+            Outcome::Retry(Some(ErrorCode::UnknownSession), "later".into()),
+        ];
+        let mut changed = Vec::new();
+        let closed = chat
+            .alice_store
+            .transaction(|tx| -> Result<u64, MessagingError> {
+                let mut closed = 0;
+                for (item, outcome) in items.iter().zip(outcomes) {
+                    closed +=
+                        SentUpdate::new(item, outcome).apply(tx, &cache, now_ms(), &mut changed)?;
+                }
+                Ok(closed)
+            })
+            .unwrap();
+        assert_eq!(closed, 1);
+        // Nothing of it is retried; the next send finds no open conversation and starts one.
+        assert!(
+            chat.alice_store
+                .outbox_due(i64::MAX - 1, 10)
+                .unwrap()
+                .is_empty()
+        );
+        assert!(changed.contains(&(welcome_id, MessageState::Failed)));
+        assert!(changed.contains(&(commit_id, MessageState::Failed)));
+        assert_eq!(
+            chat.alice_store
+                .open_conversation_with(&chat.bob.contact.uid)
+                .unwrap(),
+            None
+        );
+        // The history keeps it.
+        assert_eq!(
+            chat.alice_store
+                .conversations_with(&chat.bob.contact.uid)
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn unknown_session_after_the_welcome_was_delivered_closes_instead_of_retrying_forever() {
+        let mut chat = chat();
+        let session = [3u8; 16];
+        let (welcome_id, _, _) = alice_conversation(&mut chat, session);
+        chat.alice_store
+            .advance_message_state(welcome_id, MessageState::Delivered, now_ms(), None)
+            .unwrap();
+        let cache = ConversationCache::new(4);
+        let items = chat.alice_store.outbox_due(i64::MAX - 1, 10).unwrap();
+        assert_eq!(items.len(), 1, "the commit");
+        let mut changed = Vec::new();
+        let closed = chat
+            .alice_store
+            .transaction(|tx| {
+                SentUpdate::new(
+                    &items[0],
+                    outcome_of(ReceiptStatus::Rejected(ErrorCode::UnknownSession)),
+                )
+                .apply(tx, &cache, now_ms(), &mut changed)
+            })
+            .unwrap();
+        assert_eq!(closed, 1);
+        assert!(
+            chat.alice_store
+                .outbox_due(i64::MAX - 1, 10)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_commit_is_merged_on_a_receipt_that_comes_after_its_row_was_marked_delivered() {
+        // Regression (issue 11 §2): a row marked delivered on another path (formerly a mailbox
+        // replica's REPLAY_DETECTED) never had its commit merged, so alice stayed an epoch
+        // behind and could never rekey again.
+        let mut chat = chat();
+        let session = [2u8; 16];
+        let (welcome_id, commit_row, commit_envelope) = alice_conversation(&mut chat, session);
+        for id in [welcome_id, commit_row] {
+            chat.alice_store
+                .advance_message_state(id, MessageState::Delivered, now_ms(), None)
+                .unwrap();
+        }
+        assert!(pending_commit(&chat, &session));
+        // Bob's signed delivery receipt for the commit arrives (through a mailbox).
+        let commit = SecureMessage::decode(&commit_envelope).unwrap();
+        let mut receipt = DeliveryReceipt {
+            recipient_device: chat.bob.me.device.public(),
+            timestamp: now_ms() as u64,
+            entries: vec![ReceiptEntry::for_envelope(
+                &commit,
+                ReceiptStatus::Delivered,
+            )],
+            signature: [0; 64],
+        };
+        receipt.sign(&chat.bob.me.device).unwrap();
+        let envelope = seal(
+            &chat.bob.me,
+            &chat.alice.contact,
+            &session,
+            1,
+            MessageType::DeliveryReceipt,
+            receipt.encode(),
+            now_ms(),
+        )
+        .unwrap();
+        let seen = Mutex::new(SeenSet::new(InTransaction));
+        let cache = ConversationCache::new(4);
+        let r = receive(
+            &mut chat.alice_store,
+            &chat.alice.me,
+            &chat.alice.device,
+            &cache,
+            &seen,
+            &envelope,
+        );
+        assert_eq!(status_of(&r.response), ReceiptStatus::Delivered);
+        assert!(!pending_commit(&chat, &session), "merged");
+    }
+
+    #[test]
+    fn the_sweep_settles_pending_commits_delivered_refused_or_overdue() {
+        let cache = ConversationCache::new(4);
+        // Delivered without a merge: merged.
+        let mut chat = chat();
+        let (_, row, _) = alice_conversation(&mut chat, [1u8; 16]);
+        chat.alice_store
+            .advance_message_state(row, MessageState::Delivered, now_ms(), None)
+            .unwrap();
+        let sweep =
+            commits::settle_pending_commits(&mut chat.alice_store, &cache, now_ms()).unwrap();
+        assert_eq!(sweep.merged, 1);
+        assert!(!pending_commit(&chat, &[1u8; 16]));
+        // Refused for good: dropped, so a new self-update can be made.
+        let mut chat = self::chat();
+        let cache = ConversationCache::new(4);
+        let (_, row, _) = alice_conversation(&mut chat, [1u8; 16]);
+        chat.alice_store
+            .advance_message_state(row, MessageState::Failed, now_ms(), Some("no"))
+            .unwrap();
+        let sweep =
+            commits::settle_pending_commits(&mut chat.alice_store, &cache, now_ms()).unwrap();
+        assert_eq!(sweep.dropped, 1);
+        assert!(!pending_commit(&chat, &[1u8; 16]));
+        // Still waiting past the bound: made due now (resent), left pending.
+        let mut chat = self::chat();
+        let cache = ConversationCache::new(4);
+        let (_, row, _) = alice_conversation(&mut chat, [1u8; 16]);
+        chat.alice_store
+            .transaction(|tx| {
+                rhizo_store::messaging::record_attempt_failed_tx(tx, row, i64::MAX - 10, "later")
+            })
+            .unwrap();
+        let later = now_ms() + commits::PENDING_COMMIT_RESEND_MS + 1;
+        let sweep = commits::settle_pending_commits(&mut chat.alice_store, &cache, later).unwrap();
+        assert_eq!(sweep.resent, 1);
+        assert!(pending_commit(&chat, &[1u8; 16]));
+        assert!(
+            chat.alice_store
+                .outbox_due(later, 10)
+                .unwrap()
+                .iter()
+                .any(|i| i.id == row)
+        );
     }
 }

@@ -34,6 +34,8 @@
 //!   delete-on-receipt with tombstones, device-list versions seen).
 //! - [`messaging`]: contacts, conversations, messages and the outbox (with the `stored` state
 //!   for messages held by mailbox replicas), the seen-set.
+//! - [`requests`]: message requests (envelopes from non-contacts held within bounds until the
+//!   user accepts, declines or blocks), declined conversations, closed conversations.
 //! - [`profiles`]: our profile and the newest one received from each contact.
 //! - [`bans`]: explicit bans of peer ids and IP ranges ([`BanRow`]), temporary or permanent.
 //!   (Reputation scores and reputation bans live on the peer book rows.)
@@ -52,6 +54,7 @@ pub mod messaging;
 mod migrations;
 mod peer_book;
 pub mod profiles;
+pub mod requests;
 
 use std::path::Path;
 use std::time::Duration;

@@ -974,6 +974,114 @@ pub fn mark_outgoing_delivered_tx(
     .context("marking a message delivered")
 }
 
+/// Our newest outgoing self-update (commit) of a conversation, as [`Store::latest_commits`]
+/// lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentCommit {
+    /// Row id.
+    pub id: i64,
+    /// The conversation.
+    pub session_id: [u8; 16],
+    /// The conversation's MLS group id.
+    pub group_id: Vec<u8>,
+    /// Its state.
+    pub state: MessageState,
+    /// The signed envelope carrying it.
+    pub envelope: Vec<u8>,
+    /// When it was made (unix ms).
+    pub sent_at: i64,
+}
+
+impl Store {
+    /// The newest outgoing commit of each open conversation (at most `limit`, oldest
+    /// conversations first): what a pending self-update is checked against.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the database fails.
+    pub fn latest_commits(&self, limit: usize) -> Result<Vec<SentCommit>, StoreError> {
+        const CTX: &str = "reading sent commits";
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT m.id, m.session_id, c.group_id, m.state, m.envelope, m.sent_at
+                 FROM conversations c JOIN messages m ON m.id = (
+                     SELECT max(id) FROM messages
+                     WHERE session_id = c.session_id AND direction = 'out' AND kind = 'commit')
+                 WHERE c.closed_at IS NULL AND m.envelope IS NOT NULL
+                 ORDER BY c.created_at, c.session_id LIMIT ?1",
+            )
+            .context(CTX)?;
+        stmt.query_map([limit as i64], |r| {
+            Ok(SentCommit {
+                id: r.get(0)?,
+                session_id: blob(r.get(1)?)?,
+                group_id: r.get(2)?,
+                state: MessageState::parse(&r.get::<_, String>(3)?),
+                envelope: r.get(4)?,
+                sent_at: r.get(5)?,
+            })
+        })
+        .context(CTX)?
+        .collect::<Result<Vec<_>, _>>()
+        .context(CTX)
+    }
+
+    /// Makes a queued, sent or stored outgoing message due now (`now`), e.g. to resend a
+    /// self-update that waited too long for its receipt. True if it changed.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the database fails.
+    pub fn make_due(&mut self, id: i64, now: i64) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .execute(
+                "UPDATE messages SET next_attempt_at = ?2
+                 WHERE id = ?1 AND direction = 'out' AND state IN ('queued', 'sent', 'stored')
+                   AND next_attempt_at > ?2",
+                params![id, now],
+            )
+            .context("rescheduling a message")?
+            == 1)
+    }
+}
+
+/// Inside a transaction: our outgoing message (session, our device, seq) becomes `failed` with
+/// `error` (from queued, sent or stored only), if `envelope_matches` accepts the envelope we
+/// sent; returns its id when it changed.
+pub fn mark_outgoing_failed_tx(
+    tx: &Transaction<'_>,
+    session_id: &[u8; 16],
+    sender_device: &[u8; 32],
+    seq: u64,
+    at: i64,
+    error: &str,
+    envelope_matches: impl Fn(&[u8]) -> bool,
+) -> Result<Option<i64>, StoreError> {
+    if !sent_envelope_matches(tx, session_id, sender_device, seq, envelope_matches)? {
+        return Ok(None);
+    }
+    tx.query_row(
+        "UPDATE messages SET state = 'failed', error = ?5, next_attempt_at = ?6,
+           received_at = coalesce(received_at, ?4)
+         WHERE session_id = ?1 AND sender_device = ?2 AND seq = ?3 AND direction = 'out'
+           AND state IN ('queued', 'sent', 'stored')
+         RETURNING id",
+        params![
+            &session_id[..],
+            &sender_device[..],
+            seq as i64,
+            at,
+            error,
+            NO_RETRY
+        ],
+        |r| r.get(0),
+    )
+    .optional()
+    .context("marking a message failed")
+}
+
 /// Whether we sent (session, our device, seq) with an envelope that `envelope_matches` accepts.
 fn sent_envelope_matches(
     tx: &Transaction<'_>,

@@ -234,6 +234,39 @@ const MIGRATIONS: &[&str] = &[
             SET envelopes = envelopes + 1, bytes = bytes + excluded.bytes;
     END;
     DROP INDEX mailbox_by_sender;",
+    // 9: message requests. Envelopes from a sender who is not a contact are held (bounded per
+    // sender and in all) until the user accepts, declines or blocks the sender; a declined
+    // conversation is remembered so later envelopes in it get a final refusal; a conversation
+    // the peer refused for good is closed (kept for history, never sent in again).
+    "ALTER TABLE conversations ADD COLUMN closed_at INTEGER;
+    CREATE TABLE request_senders (
+        uid           BLOB PRIMARY KEY CHECK (length(uid) = 32),
+        state         TEXT NOT NULL CHECK (state IN ('pending', 'blocked')),
+        first_at      INTEGER NOT NULL,
+        last_at       INTEGER NOT NULL,
+        root_pk       BLOB CHECK (root_pk IS NULL OR length(root_pk) = 32),
+        name          TEXT,
+        device_listed INTEGER,
+        resolved_at   INTEGER
+    ) STRICT;
+    CREATE TABLE request_envelopes (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        sender_uid    BLOB NOT NULL REFERENCES request_senders (uid) ON DELETE CASCADE,
+        sender_device BLOB NOT NULL CHECK (length(sender_device) = 32),
+        session_id    BLOB NOT NULL CHECK (length(session_id) = 16),
+        seq           INTEGER NOT NULL,
+        envelope      BLOB NOT NULL,
+        received_at   INTEGER NOT NULL,
+        UNIQUE (sender_device, session_id, seq)
+    ) STRICT;
+    CREATE INDEX request_envelopes_by_sender ON request_envelopes (sender_uid, id);
+    CREATE INDEX request_envelopes_by_age ON request_envelopes (received_at);
+    CREATE TABLE declined_sessions (
+        session_id  BLOB PRIMARY KEY CHECK (length(session_id) = 16),
+        sender_uid  BLOB NOT NULL CHECK (length(sender_uid) = 32),
+        declined_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX declined_sessions_by_age ON declined_sessions (declined_at);",
 ];
 
 /// The schema version this build creates and understands.

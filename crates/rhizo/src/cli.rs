@@ -57,6 +57,9 @@ pub(crate) enum Command {
     /// Manage contacts
     #[command(subcommand)]
     Contacts(ContactsCommand),
+    /// Message requests: messages from people who are not your contacts (list, accept,
+    /// decline, block)
+    Requests(RequestsArgs),
     /// Send a message to a contact (end-to-end encrypted)
     Send(SendArgs),
     /// Show the history with a contact, with delivery states
@@ -215,6 +218,44 @@ pub(crate) enum ContactsCommand {
         #[arg(long)]
         yes: bool,
     },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RequestsArgs {
+    #[command(subcommand)]
+    pub(crate) command: Option<RequestsCommand>,
+    /// Machine-readable JSON output (for the list)
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RequestsCommand {
+    /// Accept: the sender becomes a contact and their messages appear, in order
+    Accept {
+        /// The sender's UID (or the name on their profile, as `rhizo requests` shows it)
+        who: String,
+        /// Your name for them (default: the name on their public profile)
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Decline: drop what they sent (they may start a new conversation later)
+    Decline {
+        /// The sender's UID or profile name
+        who: String,
+    },
+    /// Block: drop what they sent and refuse anything they send later
+    Block {
+        /// The sender's UID or profile name
+        who: String,
+    },
+    /// Lift a block
+    Unblock {
+        /// The sender's UID
+        uid: String,
+    },
+    /// List blocked senders
+    Blocked(JsonArg),
 }
 
 #[derive(Debug, Args)]

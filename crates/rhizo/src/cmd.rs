@@ -11,6 +11,7 @@ mod init;
 mod mailbox;
 mod peers;
 mod profile;
+mod requests;
 mod run;
 mod status;
 
@@ -37,6 +38,7 @@ pub(crate) async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Mailbox(args) => mailbox::run(&load_config(&cli, None)?, args).await,
         Command::Invite(args) => contacts::invite(&load_config(&cli, None)?, args).await,
         Command::Contacts(c) => contacts::run(&load_config(&cli, None)?, c).await,
+        Command::Requests(args) => requests::run(&load_config(&cli, None)?, args).await,
         Command::Send(args) => chat::send(&load_config(&cli, None)?, args).await,
         Command::Messages(args) => chat::messages(&load_config(&cli, None)?, args).await,
         Command::Chat(args) => chat::chat(&load_config(&cli, None)?, &args.contact).await,

@@ -336,6 +336,9 @@ impl DeliveryTracker {
                     self.forget(&id);
                     Some(DeliveryState::Read)
                 }
+                // Held as a message request by the recipient's node: no state change here; a
+                // retransmission is answered `Held` again, and acceptance brings `Delivered`.
+                ReceiptStatus::Held => None,
                 ReceiptStatus::Rejected(code) if code.is_transient() => {
                     if let Some(change) = self.requeue(id, now) {
                         changes.push(change);

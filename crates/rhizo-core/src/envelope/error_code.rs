@@ -53,11 +53,15 @@ pub enum ErrorCode {
     /// A mailbox replica's quota for this sender or recipient is full; retry
     /// later or elsewhere. Nothing already stored was dropped.
     QuotaExceeded = 13,
+    /// The receiver does not have this conversation and never will (its user declined the
+    /// message request that carried its Welcome, or the Welcome was refused for good): the
+    /// sender closes it and starts a new one. Final.
+    SessionClosed = 14,
 }
 
 impl ErrorCode {
     /// Every code, in numeric order.
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 14] = [
         Self::InvalidVersion,
         Self::InvalidSignature,
         Self::ReplayDetected,
@@ -71,6 +75,7 @@ impl ErrorCode {
         Self::UnknownSession,
         Self::Internal,
         Self::QuotaExceeded,
+        Self::SessionClosed,
     ];
 
     /// The numeric wire value.
@@ -99,6 +104,7 @@ impl ErrorCode {
             Self::UnknownSession => "UNKNOWN_SESSION",
             Self::Internal => "INTERNAL",
             Self::QuotaExceeded => "QUOTA_EXCEEDED",
+            Self::SessionClosed => "SESSION_CLOSED",
         }
     }
 
@@ -237,6 +243,7 @@ mod tests {
             (11, "UNKNOWN_SESSION"),
             (12, "INTERNAL"),
             (13, "QUOTA_EXCEEDED"),
+            (14, "SESSION_CLOSED"),
         ];
         for (code, (value, name)) in ErrorCode::ALL.into_iter().zip(expected) {
             assert_eq!(code.as_u16(), value);
@@ -245,7 +252,7 @@ mod tests {
             assert_eq!(ErrorCode::from_u16(value), Some(code));
         }
         assert_eq!(ErrorCode::from_u16(0), None);
-        assert_eq!(ErrorCode::from_u16(14), None);
+        assert_eq!(ErrorCode::from_u16(15), None);
         assert_eq!(
             code_from_u32(70_000),
             Err(EnvelopeError::InvalidErrorCode(70_000))

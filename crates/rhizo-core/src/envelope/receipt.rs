@@ -51,6 +51,10 @@ pub enum ReceiptStatus {
     Read,
     /// Refused, with the reason.
     Rejected(ErrorCode),
+    /// Verified and kept by the recipient's node as a message request (the sender is not a
+    /// contact yet): not shown to the user until they accept it, at which point a signed
+    /// `Delivered` receipt follows. The sender does not resend it.
+    Held,
 }
 
 /// One envelope acknowledged by a [`DeliveryReceipt`].
@@ -79,6 +83,7 @@ impl ReceiptEntry {
         let (status, error_code) = match self.status {
             ReceiptStatus::Delivered => (proto::ReceiptStatus::Delivered, 0),
             ReceiptStatus::Read => (proto::ReceiptStatus::Read, 0),
+            ReceiptStatus::Held => (proto::ReceiptStatus::Held, 0),
             ReceiptStatus::Rejected(code) => {
                 (proto::ReceiptStatus::Rejected, u32::from(code.as_u16()))
             }
@@ -97,6 +102,7 @@ impl ReceiptEntry {
         let status = match proto::ReceiptStatus::try_from(wire.status) {
             Ok(proto::ReceiptStatus::Delivered) => ReceiptStatus::Delivered,
             Ok(proto::ReceiptStatus::Read) => ReceiptStatus::Read,
+            Ok(proto::ReceiptStatus::Held) => ReceiptStatus::Held,
             Ok(proto::ReceiptStatus::Rejected) => {
                 ReceiptStatus::Rejected(code_from_u32(wire.error_code)?)
             }

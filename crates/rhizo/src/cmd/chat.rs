@@ -39,7 +39,7 @@ pub(crate) async fn send(config: &Config, args: &SendArgs) -> anyhow::Result<()>
     Ok(())
 }
 
-fn time_of(ms: i64) -> String {
+pub(crate) fn time_of(ms: i64) -> String {
     let secs = ms / 1000;
     format!(
         "{:02}:{:02}:{:02}",
@@ -54,6 +54,8 @@ pub(crate) fn describe_state(m: &MessageView) -> String {
     match (m.state.as_str(), m.replicas) {
         ("stored", Some(1)) => "stored on 1 replica".into(),
         ("stored", Some(n)) => format!("stored on {n} replicas"),
+        // Only a message request the recipient's node holds is `sent` for long.
+        ("sent", _) => "sent (held by their node until they accept)".into(),
         (state, _) => state.to_string(),
     }
 }
