@@ -2031,6 +2031,16 @@ fn queue_delivery_receipts(
             continue;
         };
         store.transaction(|tx| -> Result<(), MessagingError> {
+            // A Welcome refused for good left no conversation here: the refusal still goes
+            // back, in a closed placeholder (nothing is ever sent in it but receipts).
+            if rhizo_store::messaging::conversation_tx(tx, &session_id)?.is_none() {
+                rhizo_store::requests::insert_closed_conversation_tx(
+                    tx,
+                    &session_id,
+                    &contact.uid,
+                    now_ms(),
+                )?;
+            }
             for chunk in entries.chunks(MAX_RECEIPT_ENTRIES) {
                 queue_receipt_tx(
                     tx,
@@ -2828,7 +2838,10 @@ fn apply_envelope(
     match message.msg_type {
         MessageType::Welcome => {
             let conversation = Conversation::join(&mls, mls_device, &message.payload, unix)
-                .map_err(|_| Reject::Code(ErrorCode::DecryptionFailed))?;
+                .map_err(|e| {
+                    debug!(error = %e, "a Welcome could not be joined");
+                    Reject::Code(ErrorCode::DecryptionFailed)
+                })?;
             insert_conversation_tx(
                 tx,
                 &ConversationRow {

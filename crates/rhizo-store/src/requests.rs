@@ -621,6 +621,27 @@ pub fn close_conversation_tx(
     Ok(Some(ids))
 }
 
+/// Inside a transaction: a closed placeholder for a conversation whose Welcome we refused for
+/// good (there is no MLS group): it only numbers the receipt that tells the sender.
+///
+/// # Errors
+///
+/// [`StoreError`] if the database fails.
+pub fn insert_closed_conversation_tx(
+    tx: &Transaction<'_>,
+    session_id: &[u8; 16],
+    contact_uid: &[u8; 32],
+    now: i64,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT OR IGNORE INTO conversations (session_id, group_id, contact_uid, created_at,
+           closed_at) VALUES (?1, CAST('refused:' AS BLOB) || ?1, ?2, ?3, ?3)",
+        params![&session_id[..], &contact_uid[..], now],
+    )
+    .context("recording a refused conversation")?;
+    Ok(())
+}
+
 /// Inside a transaction: whether we sent a Welcome in this conversation that no receipt has
 /// confirmed yet (so an UNKNOWN_SESSION answer may only mean it has not arrived).
 ///
