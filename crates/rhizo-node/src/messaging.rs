@@ -1529,7 +1529,7 @@ impl Messaging {
         &self,
         entries: Vec<FetchedEntry>,
     ) -> Result<(Vec<ReceiptEntry>, usize), MessagingError> {
-        let (handled, new, events) = self
+        let (handled, new, events, receipts) = self
             .with_store(move |store, inner| {
                 let mut pending: Vec<(SecureMessage, Vec<u8>)> = entries
                     .into_iter()
@@ -1602,12 +1602,13 @@ impl Messaging {
                 }
                 // The senders learn `delivered` from a signed receipt, sent like any envelope
                 // (directly, or through their own mailbox when they are offline).
+                let receipts = !to_acknowledge.is_empty();
                 queue_delivery_receipts(store, inner, to_acknowledge)?;
-                Ok((handled, new, events))
+                Ok((handled, new, events, receipts))
             })
             .await?;
         self.emit_received(events);
-        if new > 0 {
+        if receipts {
             self.inner.outbox_wake.notify_one();
         }
         Ok((handled, new))
