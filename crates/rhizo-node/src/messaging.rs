@@ -1420,26 +1420,12 @@ impl Messaging {
         if let Some(row) = row {
             return Ok(row_view(&row, "contact"));
         }
-        let key = profile_key(&uid);
-        let now = u64::try_from(unix_now()).unwrap_or(0);
-        let best = self
-            .inner
-            .client
-            .get_records(key.to_vec())
-            .await
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|v| match validate_record(&key, v, now) {
-                Ok(ValidRecord::Profile(p)) if p.root_pk().uid() == uid => Some(p),
-                _ => None,
-            })
-            .max_by_key(Profile::version)
-            .ok_or_else(|| {
-                MessagingError::UnknownProfile(format!(
-                    "no public profile of {uid} was found (profiles are opt-in: they may not have \
-                     published one)"
-                ))
-            })?;
+        let best = self.public_profile(&uid).await.ok_or_else(|| {
+            MessagingError::UnknownProfile(format!(
+                "no public profile of {uid} was found (profiles are opt-in: they may not have \
+                 published one)"
+            ))
+        })?;
         Ok(profile_view(&uid, &best, true, "dht"))
     }
 

@@ -36,18 +36,23 @@ pub struct RequestLimits {
     pub blocked: u64,
 }
 
+impl RequestLimits {
+    /// The bounds a node uses.
+    pub const DEFAULT: Self = Self {
+        // A first contact is a Welcome and a handful of texts; 64 leaves room for a chatty one.
+        per_sender_envelopes: 64,
+        // Two full-size envelopes and change.
+        per_sender_bytes: 1024 * 1024,
+        senders: 256,
+        total_envelopes: 2048,
+        total_bytes: 16 * 1024 * 1024,
+        blocked: 10_000,
+    };
+}
+
 impl Default for RequestLimits {
     fn default() -> Self {
-        Self {
-            // A first contact is a Welcome and a handful of texts; 64 leaves room for a chatty one.
-            per_sender_envelopes: 64,
-            // Two full-size envelopes and change.
-            per_sender_bytes: 1024 * 1024,
-            senders: 256,
-            total_envelopes: 2048,
-            total_bytes: 16 * 1024 * 1024,
-            blocked: 10_000,
-        }
+        Self::DEFAULT
     }
 }
 
@@ -378,26 +383,21 @@ impl Store {
             .context(CTX)
     }
 
-    /// Takes a sender's held envelopes (oldest first) and forgets the request: the caller
-    /// applies them now that the sender is a contact. A blocked sender is unblocked.
+    /// Forgets a sender's request once its envelopes were applied (the sender is a contact
+    /// now; a blocked sender is unblocked). Returns how many envelopes it held.
     ///
     /// # Errors
     ///
     /// [`StoreError`] if the database fails.
-    pub fn take_request(&mut self, uid: &[u8; 32]) -> Result<Vec<Vec<u8>>, StoreError> {
-        const CTX: &str = "taking a message request";
+    pub fn take_request(&mut self, uid: &[u8; 32]) -> Result<usize, StoreError> {
+        const CTX: &str = "forgetting a message request";
         self.transaction(|tx| {
-            let envelopes = {
-                let mut stmt = tx
-                    .prepare_cached(
-                        "SELECT envelope FROM request_envelopes WHERE sender_uid = ?1 ORDER BY id",
-                    )
-                    .context(CTX)?;
-                stmt.query_map([&uid[..]], |r| r.get::<_, Vec<u8>>(0))
-                    .context(CTX)?
-                    .collect::<Result<Vec<_>, _>>()
-                    .context(CTX)?
-            };
+            let n = tx
+                .execute(
+                    "DELETE FROM request_envelopes WHERE sender_uid = ?1",
+                    [&uid[..]],
+                )
+                .context(CTX)?;
             tx.execute("DELETE FROM request_senders WHERE uid = ?1", [&uid[..]])
                 .context(CTX)?;
             // A conversation declined before and now accepted may come back.
@@ -406,7 +406,7 @@ impl Store {
                 [&uid[..]],
             )
             .context(CTX)?;
-            Ok(envelopes)
+            Ok(n)
         })
     }
 
@@ -738,8 +738,9 @@ mod tests {
         let list = store.list_requests().expect("list");
         assert_eq!(list.len(), 1);
         assert_eq!((list[0].envelopes, list[0].bytes), (2, 200));
-        let taken = store.take_request(&[1; 32]).expect("take");
-        assert_eq!(taken, vec![vec![0u8; 100], vec![1u8; 100]]);
+        let held = store.held_envelopes(&[1; 32]).expect("held");
+        assert_eq!(held, vec![vec![0u8; 100], vec![1u8; 100]]);
+        assert_eq!(store.take_request(&[1; 32]).expect("take"), 2);
         assert!(store.list_requests().expect("list").is_empty());
     }
 
@@ -781,7 +782,7 @@ mod tests {
             HoldOutcome::SenderFull
         );
         // Nothing held was dropped.
-        assert_eq!(store.take_request(&[1; 32]).expect("take").len(), 2);
+        assert_eq!(store.take_request(&[1; 32]).expect("take"), 2);
     }
 
     #[test]

@@ -34,14 +34,7 @@ use super::{
 use crate::{events::ApiEvent, unix_now};
 
 /// Bounds on held requests (per sender and in all; see [`RequestLimits`]).
-pub(super) const REQUEST_LIMITS: RequestLimits = RequestLimits {
-    per_sender_envelopes: 64,
-    per_sender_bytes: 1024 * 1024,
-    senders: 256,
-    total_envelopes: 2048,
-    total_bytes: 16 * 1024 * 1024,
-    blocked: 10_000,
-};
+pub(super) const REQUEST_LIMITS: RequestLimits = RequestLimits::DEFAULT;
 /// Identity lookups (DHT) of request senders running at once; more wait for the next listing.
 pub(super) const MAX_RESOLVING: usize = 4;
 /// A sender whose identity was not found is looked up again after this long (ms).
@@ -348,7 +341,11 @@ impl Messaging {
                 let senders = self
                     .with_store(move |store, _| Ok(store.request_devices(uid.as_bytes())?))
                     .await?;
-                let name = self.lookup_profile_name(&uid).await;
+                let name = self
+                    .public_profile(&uid)
+                    .await
+                    .map(|p| p.name().to_string())
+                    .filter(|n| !n.is_empty());
                 Some(RequestIdentity {
                     root_pk: *identity.root_pk().as_bytes(),
                     name,
@@ -379,8 +376,8 @@ impl Messaging {
         Ok(())
     }
 
-    /// The name on a UID's newest valid public profile in the DHT.
-    async fn lookup_profile_name(&self, uid: &Uid) -> Option<String> {
+    /// A UID's newest valid public profile in the DHT.
+    pub(super) async fn public_profile(&self, uid: &Uid) -> Option<Profile> {
         let key = profile_key(uid);
         let now = u64::try_from(unix_now()).unwrap_or(0);
         self.inner
@@ -394,8 +391,6 @@ impl Messaging {
                 _ => None,
             })
             .max_by_key(Profile::version)
-            .map(|p| p.name().to_string())
-            .filter(|n| !n.is_empty())
     }
 
     /// Emits the events of received envelopes, and looks up the senders of new requests.
