@@ -110,7 +110,7 @@ pub use records::{
     should_replace, validate_record,
 };
 pub use safety::{SafetyNumber, SafetyNumberError};
-pub use ticket::{ContactTicket, TicketDevice, TicketError};
+pub use ticket::{ContactTicket, DeviceProof, TicketDevice, TicketError};
 // --- end records & tickets ---
 
 // --- abuse resistance & public channels (rate limits, reputation, gossipsub channel posts) ---

@@ -43,6 +43,23 @@
 //!
 //! A ticket carries `created_at` but no expiry: [`FromStr`] has no clock, and
 //! the caller decides how old a ticket it accepts.
+//!
+//! # Device proofs (proof of possession)
+//!
+//! The root key can list any device key, including someone else's. So each
+//! [`TicketDevice`] may carry a [`DeviceProof`]: the device's
+//! [`DeviceCertificate`] from the ticket's root (certification) and the
+//! device key's own signature over it (possession):
+//!
+//! ```text
+//! possession = Ed25519(device key, "rhizo/device-possession/v1" ‖ certificate (137 bytes))
+//! ```
+//!
+//! Parsing checks every proof present (certificate for this device and this
+//! root, both signatures) and refuses the ticket if one fails
+//! ([`TicketError::InvalidDeviceProof`]). A device without a proof still
+//! parses (tickets made before proofs existed), but readers must not trust
+//! it: see [`TicketDevice::proven_certificate`].
 
 use std::fmt;
 use std::str::FromStr;
@@ -54,16 +71,19 @@ use qrcode::render::unicode::Dense1x2;
 use qrcode::{EcLevel, QrCode};
 use thiserror::Error;
 
-use crate::identity::{PUBLIC_KEY_LEN, SIGNATURE_LEN, UID_LEN};
+use crate::identity::{DEVICE_CERT_LEN, PUBLIC_KEY_LEN, SIGNATURE_LEN, UID_LEN};
 use crate::proto;
 use crate::records::{CanonicalError, decode_canonical};
-use crate::{DevicePublicKey, RootKey, RootPublicKey, Uid};
+use crate::{DeviceCertificate, DeviceKey, DevicePublicKey, RootKey, RootPublicKey, Uid};
 
 /// Prefix of a ticket's text form: the kind (`contact`) after a short project
 /// and version marker.
 pub const CONTACT_TICKET_PREFIX: &str = "rhz1contact";
 /// Domain tag at the start of the message a ticket's signature covers.
 pub const CONTACT_TICKET_DOMAIN: &[u8] = b"rhizo/contact-ticket/v1";
+/// Domain tag at the start of the message a device signs to prove it agreed
+/// to be listed for a root ([`DeviceProof`]).
+pub const DEVICE_POSSESSION_DOMAIN: &[u8] = b"rhizo/device-possession/v1";
 /// Longest ticket text: it must fit in one QR code (version 40-L holds 4296
 /// alphanumeric characters); checked before any decoding.
 pub const MAX_TICKET_CHARS: usize = 4096;
@@ -180,6 +200,16 @@ pub enum TicketError {
          copy it again from its source"
     )]
     InvalidSignature,
+    /// A device's [`DeviceProof`] is not for this device and root, or one of
+    /// its signatures does not verify.
+    #[error(
+        "contact ticket device {device} carries a proof that does not verify for this identity: \
+         the ticket was altered or lists someone else's device; do not add it, ask for a new one"
+    )]
+    InvalidDeviceProof {
+        /// 0-based device index.
+        device: usize,
+    },
 }
 
 impl From<CanonicalError> for TicketError {
@@ -192,7 +222,7 @@ impl From<CanonicalError> for TicketError {
 }
 
 /// A device listed in a ticket: its key (from which its libp2p `PeerId`
-/// derives) and where it listens.
+/// derives), where it listens and, normally, its proof of possession.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TicketDevice {
     /// The device's public key.
@@ -201,13 +231,109 @@ pub struct TicketDevice {
     /// [`MAX_TICKET_ADDRS`], each 1 to [`MAX_ADDR_BYTES`] bytes without
     /// control characters. This crate does not parse them.
     pub addrs: Vec<String>,
+    /// The device's agreement to be listed for the ticket's root; `None` in
+    /// tickets made before proofs existed (such a device is not trusted).
+    pub proof: Option<DeviceProof>,
 }
 
 impl TicketDevice {
-    /// A device with its addresses.
+    /// A device with its addresses and no proof (the device is listed but
+    /// readers will not trust it: prefer [`with_proof`](Self::with_proof)).
     pub fn new(device_pk: DevicePublicKey, addrs: Vec<String>) -> Self {
-        Self { device_pk, addrs }
+        Self {
+            device_pk,
+            addrs,
+            proof: None,
+        }
     }
+
+    /// A device with its addresses and its [`DeviceProof`], signed here with
+    /// `device` over `certificate`.
+    ///
+    /// # Errors
+    ///
+    /// [`TicketError::InvalidDeviceProof`] (device 0) if `certificate` is not
+    /// for `device`'s key.
+    pub fn with_proof(
+        device: &DeviceKey,
+        certificate: DeviceCertificate,
+        addrs: Vec<String>,
+    ) -> Result<Self, TicketError> {
+        Ok(Self {
+            device_pk: device.public(),
+            addrs,
+            proof: Some(DeviceProof::new(device, certificate)?),
+        })
+    }
+
+    /// The device's certificate if the device proved it belongs to the
+    /// ticket's root. A parsed ticket's proofs are already checked, so this is
+    /// `Some` exactly for the devices that carry one; `None` means: do not
+    /// trust this device key for this identity.
+    pub fn proven_certificate(&self) -> Option<&DeviceCertificate> {
+        self.proof.as_ref().map(|p| &p.certificate)
+    }
+}
+
+/// A device's proof that it agreed to be listed for a root: the root's
+/// certificate for it (certification) and the device key's signature over
+/// that certificate (possession). See the [module docs](self#device-proofs-proof-of-possession).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceProof {
+    /// The device's certificate from the root.
+    pub certificate: DeviceCertificate,
+    /// Ed25519(device key, [`DEVICE_POSSESSION_DOMAIN`] ‖ certificate).
+    pub possession: [u8; SIGNATURE_LEN],
+}
+
+impl DeviceProof {
+    /// Signs a proof for `certificate` with `device`.
+    ///
+    /// # Errors
+    ///
+    /// [`TicketError::InvalidDeviceProof`] (device 0) if `certificate` is not
+    /// for `device`'s key.
+    pub fn new(device: &DeviceKey, certificate: DeviceCertificate) -> Result<Self, TicketError> {
+        if certificate.device() != device.public() {
+            return Err(TicketError::InvalidDeviceProof { device: 0 });
+        }
+        Ok(Self {
+            certificate,
+            possession: device.sign(&possession_message(&certificate)),
+        })
+    }
+
+    /// Checks the proof for `device` under `root`: the certificate names both
+    /// (cheap comparisons first), the root signed it, the device signed it.
+    ///
+    /// # Errors
+    ///
+    /// [`TicketError::InvalidDeviceProof`] (device 0; callers put the index
+    /// in) if any check fails.
+    pub fn verify_for(
+        &self,
+        root: &RootPublicKey,
+        device: &DevicePublicKey,
+    ) -> Result<(), TicketError> {
+        let invalid = TicketError::InvalidDeviceProof { device: 0 };
+        if self.certificate.device() != *device {
+            return Err(invalid);
+        }
+        self.certificate
+            .verify_for(root)
+            .map_err(|_| invalid.clone())?;
+        device
+            .verify(&possession_message(&self.certificate), &self.possession)
+            .map_err(|_| invalid)
+    }
+}
+
+/// `"rhizo/device-possession/v1" ‖ certificate`: what a device signs in a [`DeviceProof`].
+fn possession_message(certificate: &DeviceCertificate) -> Vec<u8> {
+    let mut message = Vec::with_capacity(DEVICE_POSSESSION_DOMAIN.len() + DEVICE_CERT_LEN);
+    message.extend_from_slice(DEVICE_POSSESSION_DOMAIN);
+    message.extend_from_slice(&certificate.to_bytes());
+    message
 }
 
 /// A signed invitation to add a user as a contact; see the
@@ -262,6 +388,7 @@ impl ContactTicket {
     ) -> Result<Self, TicketError> {
         check_contents(&devices, name.as_deref())?;
         let root_pk = root.public();
+        check_proofs(&devices, &root_pk)?;
         let mut ticket = Self {
             uid: root_pk.uid(),
             root_pk,
@@ -335,6 +462,16 @@ impl ContactTicket {
                 .map(|d| proto::TicketDevice {
                     device_pk: Bytes::copy_from_slice(d.device_pk.as_bytes()),
                     addrs: d.addrs.clone(),
+                    certificate: d
+                        .proof
+                        .as_ref()
+                        .map(|p| Bytes::copy_from_slice(&p.certificate.to_bytes()))
+                        .unwrap_or_default(),
+                    possession: d
+                        .proof
+                        .as_ref()
+                        .map(|p| Bytes::copy_from_slice(&p.possession))
+                        .unwrap_or_default(),
                 })
                 .collect(),
             name: self.name.clone().unwrap_or_default(),
@@ -382,7 +519,25 @@ impl ContactTicket {
                     .ok()
                     .and_then(|bytes| DevicePublicKey::from_bytes(bytes).ok())
                     .ok_or(TicketError::InvalidKey)?;
-                Ok(TicketDevice::new(device_pk, d.addrs))
+                let proof = match (d.certificate.is_empty(), d.possession.is_empty()) {
+                    (true, true) => None,
+                    (false, false) => Some(DeviceProof {
+                        certificate: DeviceCertificate::decode(&d.certificate)
+                            .map_err(|_| TicketError::Malformed("invalid device certificate"))?,
+                        possession: <[u8; SIGNATURE_LEN]>::try_from(d.possession.as_ref())
+                            .map_err(|_| TicketError::Malformed("possession is not 64 bytes"))?,
+                    }),
+                    _ => {
+                        return Err(TicketError::Malformed(
+                            "a device proof needs both certificate and possession",
+                        ));
+                    }
+                };
+                Ok(TicketDevice {
+                    device_pk,
+                    addrs: d.addrs,
+                    proof,
+                })
             })
             .collect::<Result<Vec<_>, TicketError>>()?;
         let name = (!body.name.is_empty()).then_some(body.name);
@@ -390,6 +545,8 @@ impl ContactTicket {
         root_pk
             .verify(&signed_message(&envelope.body), &signature)
             .map_err(|_| TicketError::InvalidSignature)?;
+        // Last: up to two signature checks per device, only for a ticket the root signed.
+        check_proofs(&devices, &root_pk)?;
         Ok(Self {
             uid,
             root_pk,
@@ -504,6 +661,18 @@ fn check_contents(devices: &[TicketDevice], name: Option<&str>) -> Result<(), Ti
             || name.chars().any(char::is_control)
         {
             return Err(TicketError::InvalidName);
+        }
+    }
+    Ok(())
+}
+
+/// Checks every device proof present against the ticket's root.
+fn check_proofs(devices: &[TicketDevice], root: &RootPublicKey) -> Result<(), TicketError> {
+    for (index, device) in devices.iter().enumerate() {
+        if let Some(proof) = &device.proof {
+            proof
+                .verify_for(root, &device.device_pk)
+                .map_err(|_| TicketError::InvalidDeviceProof { device: index })?;
         }
     }
     Ok(())
@@ -733,7 +902,7 @@ mod tests {
             .iter()
             .map(|d| proto::TicketDevice {
                 device_pk: Bytes::copy_from_slice(d.device_pk.as_bytes()),
-                addrs: Vec::new(),
+                ..Default::default()
             })
             .collect();
         assert_eq!(
@@ -821,6 +990,100 @@ mod tests {
         assert!(ticket.to_string().len() > 3000);
         assert!(!ticket.to_qr_string().contains("RHZ1"));
         assert!(render_qr(&"A".repeat(MAX_TICKET_CHARS)).is_some());
+    }
+
+    #[test]
+    fn device_proofs_round_trip_and_are_checked() {
+        let root = root();
+        let key = DeviceKey::from_bytes(&[9u8; 32]);
+        let certificate = root.certify_device(&key.public(), NOW);
+        let proven =
+            TicketDevice::with_proof(&key, certificate, vec!["/ip4/192.0.2.1/tcp/1".into()])
+                .expect("proof");
+        // The documented message, signed by the device key.
+        let mut message = b"rhizo/device-possession/v1".to_vec();
+        message.extend_from_slice(&certificate.encode());
+        let proof = proven.proof.clone().expect("proof");
+        assert_eq!(key.public().verify(&message, &proof.possession), Ok(()));
+        let ticket = ContactTicket::new(
+            &root,
+            vec![proven, TicketDevice::new(device(3), Vec::new())],
+            None,
+            NOW,
+        )
+        .expect("ticket");
+        let parsed: ContactTicket = ticket.to_string().parse().expect("parses");
+        assert_eq!(parsed, ticket);
+        assert_eq!(parsed.devices()[0].proven_certificate(), Some(&certificate));
+        // A device without proof parses (older tickets) but is not proven.
+        assert_eq!(parsed.devices()[1].proven_certificate(), None);
+        // A certificate for another key cannot be used.
+        let other = root.certify_device(&device(3), NOW);
+        assert_eq!(
+            TicketDevice::with_proof(&key, other, Vec::new()),
+            Err(TicketError::InvalidDeviceProof { device: 0 })
+        );
+    }
+
+    #[test]
+    fn a_ticket_cannot_claim_someone_elses_device() {
+        // Bob's device and its genuine proof (certificate from bob's root, signed by the device).
+        let bob = RootKey::from_bytes(&[2u8; 32]);
+        let bob_device = DeviceKey::from_bytes(&[3u8; 32]);
+        let bob_proof =
+            DeviceProof::new(&bob_device, bob.certify_device(&bob_device.public(), NOW))
+                .expect("proof");
+        let mallory = root();
+        // Mallory lists bob's device with bob's proof: the certificate is for another root.
+        let forged = TicketDevice {
+            device_pk: bob_device.public(),
+            addrs: Vec::new(),
+            proof: Some(bob_proof.clone()),
+        };
+        assert_eq!(
+            ContactTicket::new(&mallory, vec![forged.clone()], None, NOW),
+            Err(TicketError::InvalidDeviceProof { device: 0 })
+        );
+        let mut body = body_of(&ContactTicket::new(&mallory, Vec::new(), None, NOW).expect("ok"));
+        let encoded = |proof: &DeviceProof| proto::TicketDevice {
+            device_pk: Bytes::copy_from_slice(bob_device.public().as_bytes()),
+            addrs: Vec::new(),
+            certificate: Bytes::copy_from_slice(&proof.certificate.encode()),
+            possession: Bytes::copy_from_slice(&proof.possession),
+        };
+        body.devices = vec![encoded(&bob_proof)];
+        assert_eq!(
+            forge(&body, &mallory).parse::<ContactTicket>(),
+            Err(TicketError::InvalidDeviceProof { device: 0 })
+        );
+        // Mallory certifies bob's device herself: she cannot make the device sign it.
+        let certificate = mallory.certify_device(&bob_device.public(), NOW);
+        let fake = DeviceProof {
+            certificate,
+            possession: bob_proof.possession,
+        };
+        body.devices = vec![encoded(&fake)];
+        assert_eq!(
+            forge(&body, &mallory).parse::<ContactTicket>(),
+            Err(TicketError::InvalidDeviceProof { device: 0 })
+        );
+        // Without any proof the ticket parses, and the device is not proven.
+        let parsed = ContactTicket::new(
+            &mallory,
+            vec![TicketDevice::new(bob_device.public(), Vec::new())],
+            None,
+            NOW,
+        )
+        .expect("ticket");
+        assert_eq!(parsed.devices()[0].proven_certificate(), None);
+        // Half a proof is malformed.
+        let mut half = encoded(&bob_proof);
+        half.possession = Bytes::new();
+        body.devices = vec![half];
+        assert!(matches!(
+            forge(&body, &mallory).parse::<ContactTicket>(),
+            Err(TicketError::Malformed(_))
+        ));
     }
 
     proptest! {

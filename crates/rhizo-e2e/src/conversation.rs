@@ -16,7 +16,7 @@ use openmls::prelude::{
 };
 use openmls_traits::OpenMlsProvider as _;
 use openmls_traits::random::OpenMlsRand as _;
-use rhizo_core::DeviceCertificate;
+use rhizo_core::{DeviceCertificate, DevicePublicKey, RootPublicKey};
 use sha2::{Digest, Sha256};
 
 use crate::device::certificate_of_leaf;
@@ -365,6 +365,43 @@ impl Conversation {
             .collect()
     }
 
+    /// Checks that every member device is one the caller expects: each
+    /// leaf's certificate must name a (root, device) pair in `expected`, and
+    /// no device may hold two leaves. Members the caller expects but the
+    /// group lacks are fine (a sender may have found no KeyPackage for one
+    /// of them); a member it does not expect is a device someone slipped in.
+    ///
+    /// Call it after [`join`](Self::join) and after a
+    /// [`process`](Self::process) that applied a commit, with this device and
+    /// the contact's listed devices, and refuse the conversation (roll back)
+    /// on error.
+    ///
+    /// # Errors
+    ///
+    /// [`E2eError::UnexpectedMember`] naming the first device that is not
+    /// expected (or is there twice); [`E2eError::InvalidCredential`] for a
+    /// leaf without a device certificate (cannot happen for a group that
+    /// passed this crate's checks).
+    pub fn check_members(
+        &self,
+        expected: &[(RootPublicKey, DevicePublicKey)],
+    ) -> Result<(), E2eError> {
+        let mut seen: Vec<DevicePublicKey> = Vec::new();
+        for member in self.group.members() {
+            let certificate = member_certificate(&member.credential).ok_or(
+                E2eError::InvalidCredential("a member's credential is not a device certificate"),
+            )?;
+            let device = certificate.device();
+            if seen.contains(&device) || !expected.contains(&(certificate.root(), device)) {
+                return Err(E2eError::UnexpectedMember {
+                    device: device.to_string(),
+                });
+            }
+            seen.push(device);
+        }
+        Ok(())
+    }
+
     /// Whether this device has a commit waiting for [`confirm_commit`](Self::confirm_commit).
     pub fn has_pending_commit(&self) -> bool {
         self.state.pending.is_some()
@@ -530,6 +567,65 @@ impl Conversation {
             });
             this.state.save(store.conn())?;
             Ok(message)
+        })
+    }
+
+    /// Adds devices (their serialized KeyPackages, checked as
+    /// [`create`](Self::create) checks them) with a commit that stays
+    /// **pending**, like [`self_update`](Self::self_update)'s. Returns the
+    /// serialized commit (for the current members) and the Welcome (for the
+    /// new devices). Used for groups; in a 1:1 conversation the peer refuses
+    /// a device it does not expect ([`check_members`](Self::check_members)).
+    ///
+    /// # Errors
+    ///
+    /// [`E2eError::CommitPending`], [`E2eError::NoPeers`],
+    /// [`E2eError::TooManyDevices`], KeyPackage errors,
+    /// [`E2eError::WrongDevice`], [`E2eError::Storage`], [`E2eError::Mls`].
+    pub fn add_devices(
+        &mut self,
+        store: &E2eStore,
+        device: &Device,
+        key_packages: &[Vec<u8>],
+        now: u64,
+    ) -> Result<(Vec<u8>, Vec<u8>), E2eError> {
+        if self.state.pending.is_some() {
+            return Err(E2eError::CommitPending);
+        }
+        if key_packages.is_empty() {
+            return Err(E2eError::NoPeers);
+        }
+        let count = self
+            .group
+            .members()
+            .count()
+            .saturating_add(key_packages.len());
+        if count > MAX_GROUP_DEVICES {
+            return Err(E2eError::TooManyDevices {
+                count,
+                max: MAX_GROUP_DEVICES,
+            });
+        }
+        self.check_device(device)?;
+        let key_packages = key_packages
+            .iter()
+            .map(|bytes| validate_with_store(store, bytes))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.atomically(store, |this, provider| {
+            let (commit, welcome, _group_info) = this
+                .group
+                .add_members(provider, device, &key_packages)
+                .map_err(E2eError::mls)?;
+            let message = commit.tls_serialize_detached().map_err(E2eError::mls)?;
+            let welcome = welcome.tls_serialize_detached().map_err(E2eError::mls)?;
+            this.state.pending = Some(PendingCommit {
+                id: commit_id(&message),
+                message: message.clone(),
+                epoch: this.epoch(),
+                created_at: now,
+            });
+            this.state.save(store.conn())?;
+            Ok((message, welcome))
         })
     }
 

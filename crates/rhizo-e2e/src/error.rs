@@ -96,6 +96,18 @@ pub enum E2eError {
         /// [`MAX_GROUP_DEVICES`](crate::MAX_GROUP_DEVICES).
         max: usize,
     },
+    /// A member device of the conversation is not one the caller expects (see
+    /// [`Conversation::check_members`](crate::Conversation::check_members)):
+    /// someone added a device that is neither ours nor a listed device of
+    /// the contact.
+    #[error(
+        "the conversation has an unexpected member device {device} (not ours, not a listed \
+         device of the contact); it is refused"
+    )]
+    UnexpectedMember {
+        /// The device public key, hex.
+        device: String,
+    },
     /// The database file could not be created.
     #[error(
         "cannot create the MLS state file {path}: {source}; check that the directory exists and is writable"

@@ -501,6 +501,10 @@ fn messaging_error(e: MessagingError) -> Response {
         MessagingError::UnknownChannel(_) => (StatusCode::NOT_FOUND, "UNKNOWN_CHANNEL"),
         MessagingError::UnknownRequest(_) => (StatusCode::NOT_FOUND, "UNKNOWN_REQUEST"),
         MessagingError::Store(StoreError::NameTaken(_)) => (StatusCode::CONFLICT, "KEY_CHANGED"),
+        MessagingError::Store(StoreError::DeviceKeyTaken { .. }) => {
+            (StatusCode::CONFLICT, "DEVICE_TAKEN")
+        }
+        MessagingError::UnprovenDevices(_) => (StatusCode::BAD_REQUEST, "UNPROVEN_DEVICES"),
         MessagingError::Store(StoreError::InvalidInput(_)) => {
             (StatusCode::BAD_REQUEST, "BAD_INPUT")
         }
@@ -861,4 +865,38 @@ async fn events(
         Some((Ok(event), rx))
     });
     Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn status_and_code(e: MessagingError) -> (StatusCode, String) {
+        let response = messaging_error(e);
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        (
+            status,
+            json["code"].as_str().unwrap_or_default().to_string(),
+        )
+    }
+
+    #[tokio::test]
+    async fn identity_binding_errors_have_stable_codes() {
+        let taken = MessagingError::Store(rhizo_store::StoreError::DeviceKeyTaken {
+            device: "ab".repeat(32),
+            contact: "bob".into(),
+        });
+        assert_eq!(
+            status_and_code(taken).await,
+            (StatusCode::CONFLICT, "DEVICE_TAKEN".to_string())
+        );
+        assert_eq!(
+            status_and_code(MessagingError::UnprovenDevices("mallory".into())).await,
+            (StatusCode::BAD_REQUEST, "UNPROVEN_DEVICES".to_string())
+        );
+    }
 }

@@ -130,6 +130,14 @@ pub enum MessagingError {
          in the DHT (is their node running and connected to the network?)"
     )]
     NoKeyPackages(String),
+    /// None of the contact's devices proved it belongs to them (see [`proven_ticket_devices`]
+    /// and [`proven_list_devices`]), so none can be trusted.
+    #[error(
+        "none of {0}'s devices proves that it belongs to them (a device must sign its \
+         certificate, in the ticket or in its KeyPackages): ask them for a new ticket \
+         (`rhizo invite`), or retry adding by UID once their node has published its KeyPackages"
+    )]
+    UnprovenDevices(String),
     /// The UID's identity or device list is not in the DHT.
     #[error(
         "no identity record for UID {0} was found in the DHT: check the UID, and that their node \
@@ -577,7 +585,8 @@ impl Messaging {
             .take(rhizo_core::ticket::MAX_TICKET_ADDRS)
             .collect();
         let me = &self.inner.me;
-        let device = TicketDevice::new(me.device.public(), addrs);
+        let device = TicketDevice::with_proof(&me.device, me.certificate, addrs)
+            .map_err(|e| MessagingError::BadTicket(e.to_string()))?;
         ContactTicket::new(
             &me.root,
             vec![device],
@@ -608,18 +617,7 @@ impl Messaging {
             .ok_or_else(|| {
                 MessagingError::BadInput("the ticket carries no name: pass --name NAME".into())
             })?;
-        let devices: Vec<ContactDevice> = ticket
-            .devices()
-            .iter()
-            .filter_map(|d| {
-                Some(ContactDevice {
-                    device_pk: *d.device_pk.as_bytes(),
-                    peer_id: peer_id_of_device(&d.device_pk)?.to_string(),
-                    addrs: d.addrs.clone(),
-                    certificate: None,
-                })
-            })
-            .collect();
+        let devices = proven_ticket_devices(&ticket, &name)?;
         // Tell the network layer where the devices are, so it can dial them.
         for d in &devices {
             for addr in &d.addrs {
@@ -1790,24 +1788,31 @@ impl Messaging {
             return Err(MessagingError::BadInput("that is your own UID".into()));
         }
         let (identity, devices) = self.lookup_identity(&uid).await?;
+        // Proof of possession: each device's KeyPackage bundle, signed by the device itself.
+        let now = u64::try_from(unix_now()).unwrap_or(0);
+        let mut bundles = Vec::new();
+        for cert in devices.devices() {
+            let key = key_packages_key(&uid, &cert.device());
+            bundles.extend(
+                self.inner
+                    .client
+                    .get_records(key.to_vec())
+                    .await
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|v| match validate_record(&key, v, now) {
+                        Ok(ValidRecord::KeyPackages(bundle)) => Some(bundle),
+                        _ => None,
+                    }),
+            );
+        }
         let contact = Contact {
             uid: *uid.as_bytes(),
             root_pk: *identity.root_pk().as_bytes(),
             name: name.to_string(),
             verified: false,
             added_at: now_ms(),
-            devices: devices
-                .devices()
-                .iter()
-                .filter_map(|cert| {
-                    Some(ContactDevice {
-                        device_pk: *cert.device().as_bytes(),
-                        peer_id: peer_id_of_device(&cert.device())?.to_string(),
-                        addrs: Vec::new(),
-                        certificate: Some(cert.encode()),
-                    })
-                })
-                .collect(),
+            devices: proven_list_devices(&devices, &bundles, name)?,
         };
         let uid_text = uid.to_string();
         let outcome = self
@@ -2001,20 +2006,22 @@ fn queue_delivery_receipts(
     inner: &Inner,
     delivered: Vec<(SecureMessage, ReceiptEntry)>,
 ) -> Result<(), MessagingError> {
-    let mut by_session: Vec<([u8; 16], [u8; 32], Vec<ReceiptEntry>)> = Vec::new();
+    /// (session, sender device, sender UID): one receipt envelope each.
+    type Key = ([u8; 16], [u8; 32], [u8; 32]);
+    let mut by_session: Vec<(Key, Vec<ReceiptEntry>)> = Vec::new();
     for (message, entry) in delivered {
-        let session = *message.session_id.as_bytes();
-        let device = *message.sender_device.as_bytes();
-        match by_session
-            .iter_mut()
-            .find(|(s, d, _)| *s == session && *d == device)
-        {
-            Some((_, _, entries)) => entries.push(entry),
-            None => by_session.push((session, device, vec![entry])),
+        let key = (
+            *message.session_id.as_bytes(),
+            *message.sender_device.as_bytes(),
+            *message.sender_id.as_bytes(),
+        );
+        match by_session.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, entries)) => entries.push(entry),
+            None => by_session.push((key, vec![entry])),
         }
     }
-    for (session_id, device, entries) in by_session {
-        let Some(contact) = store.contact_by_device(&device)? else {
+    for ((session_id, device, uid), entries) in by_session {
+        let Some(contact) = store.contact_by_uid_device(&uid, &device)? else {
             continue;
         };
         store.transaction(|tx| -> Result<(), MessagingError> {
@@ -2188,6 +2195,96 @@ fn dialable(addr: &Multiaddr) -> bool {
     }
 }
 
+/// The devices of a ticket that may be trusted: those with a [`DeviceProof`] (the ticket's
+/// parser already checked it: certificate from the ticket's root, signed by the device).
+/// Devices without one are left out; with none left, [`MessagingError::UnprovenDevices`].
+///
+/// [`DeviceProof`]: rhizo_core::ticket::DeviceProof
+fn proven_ticket_devices(
+    ticket: &ContactTicket,
+    name: &str,
+) -> Result<Vec<ContactDevice>, MessagingError> {
+    let devices: Vec<ContactDevice> = ticket
+        .devices()
+        .iter()
+        .filter_map(|d| {
+            let certificate = d.proven_certificate()?;
+            Some(ContactDevice {
+                device_pk: *d.device_pk.as_bytes(),
+                peer_id: peer_id_of_device(&d.device_pk)?.to_string(),
+                addrs: d.addrs.clone(),
+                certificate: Some(certificate.encode()),
+            })
+        })
+        .collect();
+    if devices.is_empty() {
+        return Err(MessagingError::UnprovenDevices(name.to_string()));
+    }
+    Ok(devices)
+}
+
+/// The devices of a (validated) device list that may be trusted: certified by the list's root
+/// (the list is) and proven by a (validated) KeyPackage bundle that the device itself signed
+/// over the same root's certificate for it. With none left,
+/// [`MessagingError::UnprovenDevices`].
+fn proven_list_devices(
+    list: &DeviceList,
+    bundles: &[KeyPackageBundle],
+    name: &str,
+) -> Result<Vec<ContactDevice>, MessagingError> {
+    let devices: Vec<ContactDevice> = list
+        .devices()
+        .iter()
+        .filter(|cert| {
+            cert.root() == list.root_pk()
+                && bundles.iter().any(|b| {
+                    b.device_cert().device() == cert.device()
+                        && b.device_cert().root() == list.root_pk()
+                })
+        })
+        .filter_map(|cert| {
+            Some(ContactDevice {
+                device_pk: *cert.device().as_bytes(),
+                peer_id: peer_id_of_device(&cert.device())?.to_string(),
+                addrs: Vec::new(),
+                certificate: Some(cert.encode()),
+            })
+        })
+        .collect();
+    if devices.is_empty() {
+        return Err(MessagingError::UnprovenDevices(name.to_string()));
+    }
+    Ok(devices)
+}
+
+/// The MLS membership rule for a conversation with `contact`: every member device is this
+/// device or a listed device of the contact, certified by the contact's root (see
+/// [`Conversation::check_members`]). Refused as [`ErrorCode::UnexpectedMember`] (final).
+fn check_membership(conversation: &Conversation, me: &Me, contact: &Contact) -> Result<(), Reject> {
+    conversation
+        .check_members(&expected_members(me, contact))
+        .map_err(|e| {
+            debug!(error = %e, "conversation refused: unexpected member");
+            Reject::Code(ErrorCode::UnexpectedMember)
+        })
+}
+
+/// The (root, device) pairs a conversation with `contact` may contain: this device, and each
+/// listed device of the contact under the contact's root.
+fn expected_members(me: &Me, contact: &Contact) -> Vec<(RootPublicKey, DevicePublicKey)> {
+    let mut expected = vec![(me.root.public(), me.device.public())];
+    if let Ok(root) = RootPublicKey::from_bytes(&contact.root_pk) {
+        expected.extend(
+            contact
+                .devices
+                .iter()
+                .filter_map(|d| DevicePublicKey::from_bytes(&d.device_pk).ok())
+                .map(|device| (root, device)),
+        );
+    }
+    expected
+}
+
 fn find_contact(store: &Store, name_or_uid: &str) -> Result<Contact, MessagingError> {
     if let Some(c) = store.contact_by_name(name_or_uid)? {
         return Ok(c);
@@ -2233,6 +2330,11 @@ fn create_conversation(
         let (conversation, welcome) =
             Conversation::create(&mls, &inner.mls_device, key_packages, now as u64 / 1000)
                 .map_err(e2e)?;
+        // The KeyPackages came from the contact's bundles: each must be a listed device of the
+        // contact, or we would invite someone else ourselves (rolled back if not).
+        conversation
+            .check_members(&expected_members(me, contact))
+            .map_err(e2e)?;
         let row = ConversationRow {
             session_id,
             group_id: conversation.id().to_vec(),
@@ -2779,11 +2881,19 @@ fn precheck(
     if let Err(e) = check_timestamp(message.timestamp, u64::try_from(now).unwrap_or(0)) {
         return Precheck::Status(ReceiptStatus::Rejected(e.code()));
     }
-    let contact = match store.contact_by_device(message.sender_device.as_bytes()) {
-        Ok(Some(c)) if c.uid == *message.sender_id.as_bytes() => c,
-        // A contact's device claiming to be someone else.
-        Ok(Some(_)) => return Precheck::Status(ReceiptStatus::Rejected(ErrorCode::UnknownSender)),
-        Ok(None) => return requests::precheck_request(me, message),
+    let contact = match store.contact_by_uid_device(
+        message.sender_id.as_bytes(),
+        message.sender_device.as_bytes(),
+    ) {
+        Ok(Some(c)) => c,
+        Ok(None) => match store.contact_by_device(message.sender_device.as_bytes()) {
+            // A contact's device claiming to be someone else.
+            Ok(Some(_)) => {
+                return Precheck::Status(ReceiptStatus::Rejected(ErrorCode::UnknownSender));
+            }
+            Ok(None) => return requests::precheck_request(me, message),
+            Err(_) => return Precheck::Error(ErrorCode::Internal, "database"),
+        },
         Err(_) => return Precheck::Error(ErrorCode::Internal, "database"),
     };
     // The LRU of recently accepted ids answers most retransmissions without the database.
@@ -2829,6 +2939,7 @@ fn apply_envelope(
                     debug!(error = %e, "a Welcome could not be joined");
                     Reject::Code(ErrorCode::DecryptionFailed)
                 })?;
+            check_membership(&conversation, me, contact)?;
             insert_conversation_tx(
                 tx,
                 &ConversationRow {
@@ -2867,6 +2978,10 @@ fn apply_envelope(
                     // A final refusal, so its commit is never confirmed.
                     Processed::CommitRejected { .. } => {
                         return Err(Reject::Code(ErrorCode::SessionExpired));
+                    }
+                    // Membership may have changed: only expected devices may be in it.
+                    Processed::CommitApplied { .. } => {
+                        check_membership(&conversation, me, contact)?
                     }
                     _ => {}
                 }
@@ -3544,6 +3659,304 @@ mod tests {
         let history = bob_store.messages(&session, 100).unwrap();
         let texts: Vec<_> = history.iter().filter_map(|m| m.body.clone()).collect();
         assert_eq!(texts, vec!["hello bob".to_string()], "exactly one delivery");
+    }
+
+    /// A KeyPackage of a third device (eve: root 5, device 105) in its own database.
+    fn eve_key_package(dir: &std::path::Path) -> Vec<u8> {
+        let eve = party(5, "eve");
+        let store = open(&dir.join("eve.db"));
+        let mls = E2eStore::from_connection(store.connection()).unwrap();
+        rhizo_e2e::create_key_packages(&mls, &eve.device, 1, false)
+            .unwrap()
+            .remove(0)
+    }
+
+    #[test]
+    fn a_welcome_whose_group_has_an_extra_device_is_refused() {
+        let Chat {
+            _tmp,
+            alice,
+            bob,
+            alice_store,
+            mut bob_store,
+            bob_db: _,
+            key_package: kp,
+        } = chat();
+        let eve_kp = eve_key_package(_tmp.path());
+        let now = now_ms();
+        let session = [3u8; 16];
+        let welcome = {
+            let mls = E2eStore::from_connection(alice_store.connection()).unwrap();
+            // Alice's group holds bob's device and, hidden, eve's.
+            let (_, welcome) = Conversation::create(&mls, &alice.device, &[kp, eve_kp], 1).unwrap();
+            seal(
+                &alice.me,
+                &bob.contact,
+                &session,
+                1,
+                MessageType::Welcome,
+                welcome,
+                now,
+            )
+            .unwrap()
+        };
+        let seen = Mutex::new(SeenSet::new(InTransaction));
+        let cache = ConversationCache::new(4);
+        let r = receive(
+            &mut bob_store,
+            &bob.me,
+            &bob.device,
+            &cache,
+            &seen,
+            &welcome,
+        );
+        assert_eq!(
+            status_of(&r.response),
+            ReceiptStatus::Rejected(ErrorCode::UnexpectedMember)
+        );
+        // Nothing was kept: no conversation.
+        assert!(
+            bob_store
+                .conversations_with(&alice.contact.uid)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_commit_that_adds_a_hidden_member_is_refused() {
+        let Chat {
+            _tmp,
+            alice,
+            bob,
+            alice_store,
+            mut bob_store,
+            bob_db: _,
+            key_package: kp,
+        } = chat();
+        let eve_kp = eve_key_package(_tmp.path());
+        let now = now_ms();
+        let session = [4u8; 16];
+        let seal_as = |seq, msg_type, payload| {
+            seal(
+                &alice.me,
+                &bob.contact,
+                &session,
+                seq,
+                msg_type,
+                payload,
+                now,
+            )
+            .unwrap()
+        };
+        let (welcome, add) = {
+            let mls = E2eStore::from_connection(alice_store.connection()).unwrap();
+            let (mut conversation, welcome) =
+                Conversation::create(&mls, &alice.device, &[kp], 1).unwrap();
+            // Alice's next commit adds eve's device to the conversation with bob.
+            let (add, _) = conversation
+                .add_devices(&mls, &alice.device, &[eve_kp], 1)
+                .unwrap();
+            (
+                seal_as(1, MessageType::Welcome, welcome),
+                seal_as(2, MessageType::Commit, add),
+            )
+        };
+        let seen = Mutex::new(SeenSet::new(InTransaction));
+        let cache = ConversationCache::new(4);
+        let mut deliver = |envelope: &[u8]| {
+            status_of(
+                &receive(
+                    &mut bob_store,
+                    &bob.me,
+                    &bob.device,
+                    &cache,
+                    &seen,
+                    envelope,
+                )
+                .response,
+            )
+        };
+        assert_eq!(deliver(&welcome), ReceiptStatus::Delivered);
+        assert_eq!(
+            deliver(&add),
+            ReceiptStatus::Rejected(ErrorCode::UnexpectedMember)
+        );
+    }
+
+    #[test]
+    fn a_ticket_listing_someone_elses_device_cannot_take_their_envelopes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (alice, bob) = (party(1, "alice"), party(2, "bob"));
+        // A mallory whose UID sorts before alice's, so that a lookup by device key alone (as
+        // before: it returned the first listing, in UID order) would find her.
+        let mallory = (3..=40)
+            .map(|seed| party(seed, "mallory"))
+            .find(|m| m.contact.uid < alice.contact.uid)
+            .unwrap();
+        let mut bob_store = open(&tmp.path().join("bob.db"));
+        let alice_store = open(&tmp.path().join("alice.db"));
+        let kp = {
+            let mls = E2eStore::from_connection(bob_store.connection()).unwrap();
+            rhizo_e2e::create_key_packages(&mls, &bob.device, 1, false)
+                .unwrap()
+                .remove(0)
+        };
+        // Bob adds mallory first. Her ticket lists alice's device key (alice never signed
+        // anything for mallory's root) next to her own device.
+        let ticket = ContactTicket::new(
+            &mallory.me.root,
+            vec![
+                TicketDevice::new(alice.me.device.public(), Vec::new()),
+                TicketDevice::with_proof(&mallory.me.device, mallory.me.certificate, Vec::new())
+                    .unwrap(),
+            ],
+            Some("mallory".into()),
+            1,
+        )
+        .unwrap();
+        let mut mallory_contact = mallory.contact.clone();
+        mallory_contact.devices = proven_ticket_devices(&ticket, "mallory").unwrap();
+        bob_store.add_contact(&mallory_contact, 1).unwrap();
+        // Then bob adds alice.
+        bob_store.add_contact(&alice.contact, 2).unwrap();
+
+        // Alice's envelopes resolve to alice: her Welcome and message are accepted as hers.
+        let now = now_ms();
+        let session = [5u8; 16];
+        let (welcome, message) = {
+            let mls = E2eStore::from_connection(alice_store.connection()).unwrap();
+            let (mut conversation, welcome) =
+                Conversation::create(&mls, &alice.device, &[kp], 1).unwrap();
+            let content = ChatContent {
+                text: "it is me".into(),
+                sent_at_ms: now as u64,
+                ..Default::default()
+            }
+            .encode_to_vec();
+            let ciphertext = conversation
+                .encrypt(&mls, &alice.device, &content, 1)
+                .unwrap();
+            let seal_as = |seq, msg_type, payload| {
+                seal(
+                    &alice.me,
+                    &bob.contact,
+                    &session,
+                    seq,
+                    msg_type,
+                    payload,
+                    now,
+                )
+                .unwrap()
+            };
+            (
+                seal_as(1, MessageType::Welcome, welcome),
+                seal_as(2, MessageType::Application, ciphertext),
+            )
+        };
+        let seen = Mutex::new(SeenSet::new(InTransaction));
+        let cache = ConversationCache::new(4);
+        let r = receive(
+            &mut bob_store,
+            &bob.me,
+            &bob.device,
+            &cache,
+            &seen,
+            &welcome,
+        );
+        assert_eq!(status_of(&r.response), ReceiptStatus::Delivered);
+        let r = receive(
+            &mut bob_store,
+            &bob.me,
+            &bob.device,
+            &cache,
+            &seen,
+            &message,
+        );
+        assert_eq!(status_of(&r.response), ReceiptStatus::Delivered);
+        assert!(
+            matches!(r.events.as_slice(), [ApiEvent::MessageReceived { contact, .. }] if contact == "alice"),
+            "{:?}",
+            r.events
+        );
+        // Listing alice's device for mallory is refused by the store as well.
+        let mut forged = mallory.contact.clone();
+        forged.devices = alice.contact.devices.clone();
+        let err = bob_store.add_contact(&forged, 3).unwrap_err();
+        assert!(
+            matches!(err, StoreError::DeviceKeyTaken { ref contact, .. } if contact == "alice"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn only_devices_with_a_proof_of_possession_are_trusted() {
+        let alice = party(1, "alice");
+        let mallory = party(3, "mallory");
+        let mallory_device = TicketDevice::with_proof(
+            &mallory.me.device,
+            mallory.me.certificate,
+            vec!["/ip4/127.0.0.1/tcp/1".into()],
+        )
+        .unwrap();
+        // Alice's device key, listed by mallory: it never signed anything for mallory's root.
+        let stolen = TicketDevice::new(alice.me.device.public(), Vec::new());
+        let ticket = ContactTicket::new(&mallory.me.root, vec![stolen.clone()], None, 1).unwrap();
+        assert!(matches!(
+            proven_ticket_devices(&ticket, "mallory"),
+            Err(MessagingError::UnprovenDevices(_))
+        ));
+        let ticket =
+            ContactTicket::new(&mallory.me.root, vec![stolen, mallory_device], None, 1).unwrap();
+        let devices = proven_ticket_devices(&ticket, "mallory").unwrap();
+        assert_eq!(devices.len(), 1);
+        assert_eq!(devices[0].device_pk, *mallory.me.device.public().as_bytes());
+        assert_eq!(
+            devices[0].certificate,
+            Some(mallory.me.certificate.encode())
+        );
+
+        // By UID: a device list may certify any key; only a device that signed a KeyPackage
+        // bundle under that root counts.
+        let list = DeviceList::new(
+            &mallory.me.root,
+            1,
+            vec![
+                mallory.me.certificate,
+                mallory.me.root.certify_device(&alice.me.device.public(), 1),
+            ],
+            1_700_000_000,
+            3600,
+        )
+        .unwrap();
+        let bundle = |who: &Party| {
+            let tmp = tempfile::tempdir().unwrap();
+            let store = open(&tmp.path().join("kp.db"));
+            let mls = E2eStore::from_connection(store.connection()).unwrap();
+            let kps = rhizo_e2e::create_key_packages(&mls, &who.device, 1, true).unwrap();
+            KeyPackageBundle::new(
+                &who.me.device,
+                who.me.certificate,
+                1,
+                kps,
+                0,
+                1_700_000_000,
+                3600,
+            )
+            .unwrap()
+        };
+        assert!(matches!(
+            proven_list_devices(&list, &[], "mallory"),
+            Err(MessagingError::UnprovenDevices(_))
+        ));
+        // Alice's genuine bundle is under alice's root: it proves nothing for mallory.
+        assert!(matches!(
+            proven_list_devices(&list, &[bundle(&alice)], "mallory"),
+            Err(MessagingError::UnprovenDevices(_))
+        ));
+        let devices = proven_list_devices(&list, &[bundle(&alice), bundle(&mallory)], "m").unwrap();
+        assert_eq!(devices.len(), 1);
+        assert_eq!(devices[0].device_pk, *mallory.me.device.public().as_bytes());
     }
 
     fn statuses(response: &[u8]) -> Vec<ReceiptStatus> {

@@ -90,6 +90,19 @@ pub enum StoreError {
          impersonation or a reinstall; compare safety numbers, then pick another name"
     )]
     NameTaken(String),
+    /// A device key is already listed for another contact: one device key belongs to at most
+    /// one contact.
+    #[error(
+        "device {device} is already listed for your contact '{contact}': a device belongs to \
+         one person only, so this ticket or device list claims someone else's device; do not \
+         add it (compare safety numbers with '{contact}' and with the sender)"
+    )]
+    DeviceKeyTaken {
+        /// The device public key, hex.
+        device: String,
+        /// The local name of the contact that already has it.
+        contact: String,
+    },
     /// A mailbox quota is full; nothing already stored was touched.
     #[error("mailbox quota: {0}")]
     QuotaExceeded(String),

@@ -277,7 +277,9 @@ const MESSAGE_COLUMNS: &str = "id, session_id, direction, sender_device, seq, ki
 
 impl Store {
     /// Adds a contact or, if the UID is known, merges its devices. A different UID under a
-    /// name already in use is refused ([`StoreError::NameTaken`]).
+    /// name already in use is refused ([`StoreError::NameTaken`]), and so is a device key that
+    /// is already listed for another contact ([`StoreError::DeviceKeyTaken`]): one device key
+    /// belongs to at most one contact. Nothing is changed when it is refused.
     pub fn add_contact(&mut self, contact: &Contact, now: i64) -> Result<AddContact, StoreError> {
         const CTX: &str = "adding a contact";
         if contact.name.trim().is_empty() || contact.name.chars().count() > MAX_CONTACT_NAME_CHARS {
@@ -330,6 +332,7 @@ impl Store {
     }
 
     /// Replaces what is known of a contact's devices' addresses and certificates (merging).
+    /// A device key listed for another contact is refused ([`StoreError::DeviceKeyTaken`]).
     pub fn update_contact_devices(
         &mut self,
         uid: &[u8; 32],
@@ -400,10 +403,57 @@ impl Store {
 
     /// A contact by UID.
     pub fn contact_by_uid(&self, uid: &[u8; 32]) -> Result<Option<Contact>, StoreError> {
-        Ok(self.list_contacts()?.into_iter().find(|c| &c.uid == uid))
+        const CTX: &str = "reading a contact";
+        let contact = self
+            .conn
+            .prepare_cached(
+                "SELECT uid, root_pk, name, verified, added_at FROM contacts WHERE uid = ?1",
+            )
+            .context(CTX)?
+            .query_row([&uid[..]], |r| {
+                Ok(Contact {
+                    uid: blob(r.get(0)?)?,
+                    root_pk: blob(r.get(1)?)?,
+                    name: r.get(2)?,
+                    verified: r.get::<_, i64>(3)? != 0,
+                    added_at: r.get(4)?,
+                    devices: Vec::new(),
+                })
+            })
+            .optional()
+            .context(CTX)?;
+        let Some(mut contact) = contact else {
+            return Ok(None);
+        };
+        contact.devices = self.contact_devices(&contact.uid)?;
+        Ok(Some(contact))
     }
 
-    /// The contact one of whose devices is `device_pk`.
+    /// The contact with UID `uid` if `device_pk` is one of its listed devices: how an envelope's
+    /// (`sender_id`, `sender_device`) is resolved. `None` when the UID is not a contact or the
+    /// device is not listed for it.
+    pub fn contact_by_uid_device(
+        &self,
+        uid: &[u8; 32],
+        device_pk: &[u8; 32],
+    ) -> Result<Option<Contact>, StoreError> {
+        let listed = self
+            .conn
+            .prepare_cached("SELECT 1 FROM contact_devices WHERE uid = ?1 AND device_pk = ?2")
+            .context("finding a device")?
+            .query_row(params![&uid[..], &device_pk[..]], |_| Ok(()))
+            .optional()
+            .context("finding a device")?
+            .is_some();
+        if !listed {
+            return Ok(None);
+        }
+        self.contact_by_uid(uid)
+    }
+
+    /// The contact one of whose devices is `device_pk` (at most one: a device key belongs to
+    /// one contact). To resolve an envelope's sender use [`Store::contact_by_uid_device`],
+    /// which also checks the UID the sender claims.
     pub fn contact_by_device(&self, device_pk: &[u8; 32]) -> Result<Option<Contact>, StoreError> {
         let uid: Option<Vec<u8>> = self
             .conn
@@ -1220,6 +1270,22 @@ fn upsert_devices(
 ) -> Result<(), StoreError> {
     const CTX: &str = "updating contact devices";
     for d in devices.iter().take(MAX_DEVICES_PER_CONTACT) {
+        // Checked here for a clear error; the UNIQUE index on device_pk is the backstop.
+        let owner: Option<String> = tx
+            .query_row(
+                "SELECT c.name FROM contact_devices d JOIN contacts c ON c.uid = d.uid
+                 WHERE d.device_pk = ?1 AND d.uid <> ?2",
+                params![&d.device_pk[..], &uid[..]],
+                |r| r.get(0),
+            )
+            .optional()
+            .context(CTX)?;
+        if let Some(contact) = owner {
+            return Err(StoreError::DeviceKeyTaken {
+                device: d.device_pk.iter().map(|b| format!("{b:02x}")).collect(),
+                contact,
+            });
+        }
         tx.execute(
             "INSERT INTO contact_devices (uid, device_pk, peer_id, addrs, certificate)
              VALUES (?1, ?2, ?3, ?4, ?5)
@@ -1281,6 +1347,42 @@ mod tests {
         );
         assert!(s.set_contact_verified(&[1; 32], true).unwrap());
         assert!(s.contact_by_uid(&[1; 32]).unwrap().unwrap().verified);
+    }
+
+    #[test]
+    fn a_device_key_belongs_to_one_contact_and_lookups_are_by_uid_and_device() {
+        let mut s = Store::open_in_memory().unwrap();
+        s.add_contact(&contact(1, "bob"), 1).unwrap();
+        // Mallory's ticket lists bob's device (101) next to her own (102).
+        let mut mallory = contact(2, "mallory");
+        mallory.devices.push(contact(1, "bob").devices.remove(0));
+        let err = s.add_contact(&mallory, 2).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::DeviceKeyTaken { contact, .. } if contact == "bob"),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .contains("already listed for your contact 'bob'")
+        );
+        // Refused as a whole: mallory was not added, not even with her own device.
+        assert_eq!(s.contact_by_name("mallory").unwrap(), None);
+        assert_eq!(s.contact_by_device(&[102; 32]).unwrap(), None);
+        // Nor can a known contact's devices be extended with it.
+        s.add_contact(&contact(2, "mallory"), 3).unwrap();
+        let taken = s.update_contact_devices(&[2; 32], &contact(1, "x").devices);
+        assert!(matches!(taken, Err(StoreError::DeviceKeyTaken { .. })));
+        // The device resolves to bob, and only under bob's UID.
+        let bob = s.contact_by_uid_device(&[1; 32], &[101; 32]).unwrap();
+        assert_eq!(bob.unwrap().name, "bob");
+        assert_eq!(s.contact_by_uid_device(&[2; 32], &[101; 32]).unwrap(), None);
+        assert_eq!(s.contact_by_uid_device(&[1; 32], &[102; 32]).unwrap(), None);
+        assert_eq!(s.contact_by_uid_device(&[9; 32], &[101; 32]).unwrap(), None);
+        // Re-adding bob with the same device merges.
+        assert_eq!(
+            s.add_contact(&contact(1, "bob"), 4).unwrap(),
+            AddContact::Updated
+        );
     }
 
     #[test]

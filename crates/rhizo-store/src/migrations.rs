@@ -267,6 +267,13 @@ const MIGRATIONS: &[&str] = &[
         declined_at INTEGER NOT NULL
     ) STRICT;
     CREATE INDEX declined_sessions_by_age ON declined_sessions (declined_at);",
+    // 10: one device key, one contact. A device key listed for two or more contacts cannot be
+    // attributed safely (one of them lists someone else's device), so every listing of such a
+    // key is dropped; re-adding the right contact with a proven device restores it. Then a
+    // UNIQUE index keeps it so, and serves lookups by device key.
+    "DELETE FROM contact_devices WHERE device_pk IN
+        (SELECT device_pk FROM contact_devices GROUP BY device_pk HAVING count(*) > 1);
+    CREATE UNIQUE INDEX contact_devices_by_device ON contact_devices (device_pk);",
 ];
 
 /// The schema version this build creates and understands.
@@ -695,5 +702,57 @@ mod tests {
             usage(&store, "mailbox_usage_by_sender"),
             [(uid(0), 3, 5), (uid(2), 1, 1)]
         );
+    }
+
+    #[test]
+    fn a_version_9_database_upgrades_without_shared_device_keys() {
+        use crate::Store;
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("rhizo.db");
+        {
+            // Version 9 as it shipped: bob (uid 1) and mallory (uid 2) both list device 7; bob
+            // also has device 8 of his own.
+            let mut conn = Connection::open(&path).expect("raw open");
+            let tx = conn.transaction().expect("tx");
+            for sql in &MIGRATIONS[..9] {
+                tx.execute_batch(sql).expect("v9 schema");
+            }
+            tx.execute_batch(
+                "PRAGMA user_version = 9;
+                 INSERT INTO contacts (uid, root_pk, name, added_at, updated_at)
+                   VALUES (unhex('01' || hex(zeroblob(31))), zeroblob(32), 'bob', 1, 1),
+                          (unhex('02' || hex(zeroblob(31))), zeroblob(32), 'mallory', 2, 2);
+                 INSERT INTO contact_devices (uid, device_pk, peer_id)
+                   VALUES (unhex('01' || hex(zeroblob(31))), unhex('07' || hex(zeroblob(31))), 'p7'),
+                          (unhex('02' || hex(zeroblob(31))), unhex('07' || hex(zeroblob(31))), 'p7'),
+                          (unhex('01' || hex(zeroblob(31))), unhex('08' || hex(zeroblob(31))), 'p8');",
+            )
+            .expect("v9 rows");
+            tx.commit().expect("commit");
+        }
+        let store = Store::open(&path).expect("upgrade");
+        assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
+        let devices: Vec<(Vec<u8>, Vec<u8>)> = store
+            .conn
+            .prepare("SELECT uid, device_pk FROM contact_devices ORDER BY uid, device_pk")
+            .expect("prepare")
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        let key = |first: u8| {
+            let mut k = vec![0u8; 32];
+            k[0] = first;
+            k
+        };
+        // The shared key is gone from both; bob's own device stays.
+        assert_eq!(devices, [(key(1), key(8))]);
+        // And the schema now refuses a second listing.
+        let err = store.conn.execute(
+            "INSERT INTO contact_devices (uid, device_pk, peer_id) VALUES (?1, ?2, 'p8')",
+            rusqlite::params![key(2), key(8)],
+        );
+        assert!(err.is_err(), "{err:?}");
     }
 }

@@ -55,6 +55,31 @@ fn add_by_uid_from_the_dht_then_chat_and_verify() {
     };
     assert_eq!(number(&alice, "bob"), number(&bob, "alice"));
 
+    // Bob's ticket proves his device (certificate + the device's own signature). A ticket that
+    // lists bob's device key under another identity has no such proof and is refused: the
+    // device never agreed to speak for that root.
+    let bob_ticket: rhizo_core::ContactTicket = ticket.parse().unwrap();
+    assert!(bob_ticket.devices()[0].proven_certificate().is_some());
+    let forged = rhizo_core::ContactTicket::new(
+        &rhizo_core::RootKey::from_bytes(&[9u8; 32]),
+        vec![rhizo_core::TicketDevice::new(
+            bob_ticket.devices()[0].device_pk,
+            Vec::new(),
+        )],
+        Some("not-bob".into()),
+        1_700_000_000,
+    )
+    .unwrap()
+    .to_string();
+    let out = alice.cli(&["contacts", "add", &forged]).unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("proves that it belongs to them"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stdout(&alice.cli(&["contacts", "list"]).unwrap()).contains("not-bob"));
+
     // Bob (who added by UID) writes first: KeyPackages from the DHT, Welcome, message.
     let sent = wait_for(TIMEOUT, "bob's first message to be accepted", || {
         let out = bob

@@ -57,11 +57,15 @@ pub enum ErrorCode {
     /// message request that carried its Welcome, or the Welcome was refused for good): the
     /// sender closes it and starts a new one. Final.
     SessionClosed = 14,
+    /// The conversation (MLS group) has a member device the receiver does not
+    /// expect: neither its own nor a listed device of the contact. A Welcome
+    /// or commit that would make it so is refused.
+    UnexpectedMember = 15,
 }
 
 impl ErrorCode {
     /// Every code, in numeric order.
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 15] = [
         Self::InvalidVersion,
         Self::InvalidSignature,
         Self::ReplayDetected,
@@ -76,6 +80,7 @@ impl ErrorCode {
         Self::Internal,
         Self::QuotaExceeded,
         Self::SessionClosed,
+        Self::UnexpectedMember,
     ];
 
     /// The numeric wire value.
@@ -105,6 +110,7 @@ impl ErrorCode {
             Self::Internal => "INTERNAL",
             Self::QuotaExceeded => "QUOTA_EXCEEDED",
             Self::SessionClosed => "SESSION_CLOSED",
+            Self::UnexpectedMember => "UNEXPECTED_MEMBER",
         }
     }
 
@@ -244,6 +250,7 @@ mod tests {
             (12, "INTERNAL"),
             (13, "QUOTA_EXCEEDED"),
             (14, "SESSION_CLOSED"),
+            (15, "UNEXPECTED_MEMBER"),
         ];
         for (code, (value, name)) in ErrorCode::ALL.into_iter().zip(expected) {
             assert_eq!(code.as_u16(), value);
@@ -252,7 +259,7 @@ mod tests {
             assert_eq!(ErrorCode::from_u16(value), Some(code));
         }
         assert_eq!(ErrorCode::from_u16(0), None);
-        assert_eq!(ErrorCode::from_u16(15), None);
+        assert_eq!(ErrorCode::from_u16(16), None);
         assert_eq!(
             code_from_u32(70_000),
             Err(EnvelopeError::InvalidErrorCode(70_000))

@@ -806,3 +806,82 @@ fn garbage_never_panics() {
         vec![Processed::CommitApplied { epoch: 2 }]
     );
 }
+
+/// (root, device) of a party, as [`Conversation::check_members`] expects it.
+fn identity_of(party: &Party) -> (RootPublicKey, DevicePublicKey) {
+    let certificate = party.device.certificate();
+    (certificate.root(), certificate.device())
+}
+
+#[test]
+fn members_are_checked_against_the_expected_devices() {
+    let (alice, bob, a, b) = pair();
+    let both = [identity_of(&alice), identity_of(&bob)];
+    assert_eq!(a.check_members(&both).map_err(|e| e.to_string()), Ok(()));
+    assert_eq!(b.check_members(&both).map_err(|e| e.to_string()), Ok(()));
+    // Bob's device under another root is not bob's device.
+    let carol = Party::new(3, 31);
+    let wrong_root = [
+        identity_of(&alice),
+        (identity_of(&carol).0, identity_of(&bob).1),
+    ];
+    assert!(matches!(
+        a.check_members(&wrong_root),
+        Err(E2eError::UnexpectedMember { .. })
+    ));
+    // Expected but absent is fine (no KeyPackage found for one of the contact's devices).
+    let more = [identity_of(&alice), identity_of(&bob), identity_of(&carol)];
+    assert!(b.check_members(&more).is_ok());
+}
+
+#[test]
+fn a_welcome_with_a_hidden_device_fails_the_member_check() {
+    let alice = Party::new(1, 11);
+    let bob = Party::new(2, 21);
+    let eve = Party::new(5, 51);
+    // Alice invites bob and, hidden in the same Welcome, eve's device.
+    let (_a, welcome) = Conversation::create(
+        &alice.store,
+        &alice.device,
+        &[bob.key_package(), eve.key_package()],
+        T0,
+    )
+    .expect("create");
+    let b = Conversation::join(&bob.store, &bob.device, &welcome, T0).expect("join");
+    let err = b
+        .check_members(&[identity_of(&alice), identity_of(&bob)])
+        .expect_err("eve is not expected");
+    assert!(
+        err.to_string()
+            .contains(&eve.device.certificate().device().to_string()),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_commit_that_adds_a_hidden_device_fails_the_member_check() {
+    let (alice, bob, mut a, mut b) = pair();
+    let eve = Party::new(5, 51);
+    let (commit, _welcome) = a
+        .add_devices(&alice.store, &alice.device, &[eve.key_package()], T0)
+        .expect("add");
+    assert!(a.has_pending_commit());
+    let processed = bob.process(&mut b, &commit);
+    assert!(matches!(
+        processed.as_slice(),
+        [Processed::CommitApplied { .. }]
+    ));
+    let expected = [identity_of(&alice), identity_of(&bob)];
+    assert!(matches!(
+        b.check_members(&expected),
+        Err(E2eError::UnexpectedMember { .. })
+    ));
+    // A self-update changes no membership and passes.
+    let (alice, bob, mut a, mut b) = pair();
+    let commit = alice.self_update(&mut a, T0 + 1);
+    bob.process(&mut b, &commit);
+    assert!(
+        b.check_members(&[identity_of(&alice), identity_of(&bob)])
+            .is_ok()
+    );
+}
