@@ -29,10 +29,26 @@ const KAD_MAX_PACKET_BYTES: usize = 64 * 1024;
 /// Largest record value stored for others (records are validated again by the node).
 pub const MAX_RECORD_BYTES: usize = 64 * 1024;
 /// Records this node keeps for others; bounds memory (64 KiB × 4096 = 256 MiB worst case).
-const MAX_STORED_RECORDS: usize = 4096;
+pub const MAX_STORED_RECORDS: usize = 4096;
+/// Records one peer may have this node keep for others (an honest node publishes a few per
+/// user it hosts, and replicas forward what they hold): no single peer fills the store.
+pub const MAX_RECORDS_PER_PEER: usize = 256;
+/// Records kept per owner (a rhizo UID has an identity record, a device list, a profile and
+/// one KeyPackage bundle per device, at most 16): no single identity fills the store.
+pub const MAX_RECORDS_PER_OWNER: usize = 24;
+/// This node's own records, on top of [`MAX_STORED_RECORDS`] (a handful per identity).
+const MAX_OWN_RECORDS: usize = 64;
+/// `PUT_VALUE` requests one peer may have validated per second, sustained, and in a burst;
+/// more are refused before any signature work (owners republish a few records an hour).
+pub const RECORD_PUTS_PER_SECOND: u32 = 10;
+/// See [`RECORD_PUTS_PER_SECOND`].
+pub const RECORD_PUT_BURST: u32 = 50;
+/// Record validations running at once on the blocking pool; past this, records are refused
+/// (counted) until one finishes.
+pub const MAX_RECORD_VALIDATIONS_IN_FLIGHT: usize = 32;
 /// How long a stored record lives unless its owner republishes it (records carry their own,
 /// shorter expiry, checked by the validator).
-const RECORD_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+pub(crate) const RECORD_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// How long a provider record lives unless its provider announces it again.
 pub const PROVIDER_RECORD_TTL: Duration = Duration::from_secs(48 * 3600);
 /// How often this node announces again the keys it provides (well inside the TTL, so a record
@@ -156,7 +172,8 @@ impl Behaviour {
             // Inbound records reach the node's validator before anything is stored.
             .set_record_filtering(kad::StoreInserts::FilterBoth);
         let store_config = kad::store::MemoryStoreConfig {
-            max_records: MAX_STORED_RECORDS,
+            // Others' records are bounded by the event loop (per peer, per owner, in all).
+            max_records: MAX_STORED_RECORDS + MAX_OWN_RECORDS,
             max_value_bytes: MAX_RECORD_BYTES,
             // Others' keys are bounded by the event loop's ledger (per key, per peer, in all);
             // the store's own bounds leave room for ours on top.

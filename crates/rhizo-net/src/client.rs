@@ -2,7 +2,14 @@
 //!
 //! [`EventLoop`]: crate::EventLoop
 
-use std::{collections::HashSet, time::Duration};
+use std::{
+    collections::HashSet,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use libp2p::{Multiaddr, PeerId};
 use serde::{Deserialize, Serialize};
@@ -70,8 +77,42 @@ pub struct NetStats {
     pub kad_inbound_requests: u64,
     /// DHT records stored for others after validation.
     pub records_stored: u64,
-    /// DHT records refused by the validator.
+    /// DHT records refused by the validator, or by the bounds of what is kept (per peer, per
+    /// owner, in all; see [`event_loop`](crate::event_loop)).
     pub records_rejected: u64,
+    /// DHT records refused before validation because their sender went over its rate of
+    /// `PUT_VALUE` requests.
+    #[serde(default)]
+    pub records_rate_limited: u64,
+    /// DHT records refused before validation because the validations in flight were at their
+    /// bound.
+    #[serde(default)]
+    pub records_shed: u64,
+    /// DHT records kept for other peers now (a gauge).
+    #[serde(default)]
+    pub records_held: u64,
+    /// Network events the node had no room for and the event loop's backlog neither: dropped.
+    #[serde(default)]
+    pub events_shed: u64,
+    /// Of [`events_shed`](Self::events_shed), inbound requests (`/rhizo/msg/1`,
+    /// `/rhizo/mailbox/1`, `/rhizo/pex/1`): dropped unanswered, the requester sees the stream
+    /// close.
+    #[serde(default)]
+    pub inbound_requests_shed: u64,
+    /// Best-effort reports (inbound Kademlia requests) dropped because the node was behind.
+    #[serde(default)]
+    pub events_dropped: u64,
+    /// Events waiting in the event loop's backlog for room in the node's channel (a gauge).
+    #[serde(default)]
+    pub event_backlog: u64,
+    /// Answers and bans the node handed over without waiting ([`Client::try_respond`] and
+    /// the like) that found the command channel full: the request goes unanswered.
+    #[serde(default)]
+    pub commands_shed: u64,
+    /// Inbound requests the node refused with `RATE_LIMITED` because its handlers were all busy
+    /// (see [`Client::count_busy_refusal`]).
+    #[serde(default)]
+    pub inbound_refused_busy: u64,
     /// Provider records stored (or renewed) for other peers.
     #[serde(default)]
     pub providers_stored: u64,
@@ -220,11 +261,28 @@ pub(crate) enum Command {
     Nat(crate::nat::NatCommand),
 }
 
-/// Cloneable handle to the network. Every method waits for the event loop's reply, bounded by
-/// [`CLIENT_TIMEOUT`].
+/// Counters kept on the [`Client`]'s side and reported in [`NetStats`]: what never reached
+/// the event loop.
+#[derive(Debug, Default)]
+pub(crate) struct ClientCounters {
+    commands_shed: AtomicU64,
+    inbound_refused_busy: AtomicU64,
+}
+
+impl ClientCounters {
+    pub(crate) fn fill_stats(&self, stats: &mut NetStats) {
+        stats.commands_shed = self.commands_shed.load(Ordering::Relaxed);
+        stats.inbound_refused_busy = self.inbound_refused_busy.load(Ordering::Relaxed);
+    }
+}
+
+/// Cloneable handle to the network. Every `async` method waits for the event loop's reply,
+/// bounded by [`CLIENT_TIMEOUT`]; the `try_` methods hand a command over without waiting, for
+/// callers that must never wait on the event loop (the node's own event loop).
 #[derive(Debug, Clone)]
 pub struct Client {
     tx: mpsc::Sender<Command>,
+    counters: Arc<ClientCounters>,
 }
 
 /// How long a client call waits for the event loop before giving up.
@@ -235,8 +293,29 @@ pub const DHT_TIMEOUT: Duration = Duration::from_secs(40);
 pub const MESSAGE_TIMEOUT: Duration = Duration::from_secs(40);
 
 impl Client {
-    pub(crate) fn new(tx: mpsc::Sender<Command>) -> Self {
-        Self { tx }
+    pub(crate) fn new(tx: mpsc::Sender<Command>, counters: Arc<ClientCounters>) -> Self {
+        Self { tx, counters }
+    }
+
+    /// Queues `command` without waiting; a full channel sheds it (counted in
+    /// [`NetStats::commands_shed`]).
+    fn try_command(&self, command: Command) -> Result<(), NetError> {
+        match self.tx.try_send(command) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.counters.commands_shed.fetch_add(1, Ordering::Relaxed);
+                Err(NetError::Busy)
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(NetError::Stopped),
+        }
+    }
+
+    /// Counts an inbound request the node refused because its handlers were all busy (reported
+    /// as [`NetStats::inbound_refused_busy`]).
+    pub fn count_busy_refusal(&self) {
+        self.counters
+            .inbound_refused_busy
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) async fn call<T>(
@@ -431,6 +510,16 @@ impl Client {
             .map_err(|_| NetError::Stopped)
     }
 
+    /// Like [`respond`](Self::respond), without waiting: [`NetError::Busy`] when the command
+    /// channel is full (the request then goes unanswered).
+    pub fn try_respond(
+        &self,
+        channel: libp2p::request_response::ResponseChannel<Vec<u8>>,
+        payload: Vec<u8>,
+    ) -> Result<(), NetError> {
+        self.try_command(Command::Respond { channel, payload })
+    }
+
     /// Sends one `/rhizo/mailbox/1` request to `peer` (dialling `addrs` if needed) and waits
     /// for its response. A request larger than
     /// [`MAX_MAILBOX_REQUEST_BYTES`](crate::MAX_MAILBOX_REQUEST_BYTES) is refused with
@@ -468,6 +557,16 @@ impl Client {
             .map_err(|_| NetError::Stopped)
     }
 
+    /// Like [`respond_mailbox`](Self::respond_mailbox), without waiting: [`NetError::Busy`]
+    /// when the command channel is full (the request then goes unanswered).
+    pub fn try_respond_mailbox(
+        &self,
+        channel: libp2p::request_response::ResponseChannel<Vec<u8>>,
+        payload: Vec<u8>,
+    ) -> Result<(), NetError> {
+        self.try_command(Command::RespondMailbox { channel, payload })
+    }
+
     /// Asks `peer` for a sample of the peers it knows over `/rhizo/pex/1` (an empty request; the
     /// peer must be connected or reachable at an address Kademlia or identify learnt) and waits
     /// for the answer, at most [`MAX_PEX_RESPONSE_BYTES`](crate::MAX_PEX_RESPONSE_BYTES) bytes
@@ -493,6 +592,31 @@ impl Client {
             .send(Command::RespondPex { channel, payload })
             .await
             .map_err(|_| NetError::Stopped)
+    }
+
+    /// Like [`respond_pex`](Self::respond_pex), without waiting: [`NetError::Busy`] when the
+    /// command channel is full (the request then goes unanswered).
+    pub fn try_respond_pex(
+        &self,
+        channel: libp2p::request_response::ResponseChannel<Vec<u8>>,
+        payload: Vec<u8>,
+    ) -> Result<(), NetError> {
+        self.try_command(Command::RespondPex { channel, payload })
+    }
+
+    /// Bans `peer` like [`ban_peer`](Self::ban_peer), without waiting for the event loop:
+    /// [`NetError::Busy`] when the command channel is full (nothing happened; try again later).
+    pub fn try_ban_peer(
+        &self,
+        peer: PeerId,
+        until: Option<std::time::Instant>,
+    ) -> Result<(), NetError> {
+        let (reply, _) = oneshot::channel();
+        self.try_command(Command::Guard(crate::guard::GuardCommand::BanPeer {
+            peer,
+            until,
+            reply,
+        }))
     }
 
     /// Asks the event loop to close its connections and stop.

@@ -1,8 +1,9 @@
 //! The [`EventLoop`]: the one owner of the Swarm.
 
 mod provider_ledger;
+mod record_intake;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use std::sync::Arc;
 
@@ -41,6 +42,10 @@ const SELF_LOOKUPS_ON_FIRST_CONTACT: usize = 3;
 const MAX_RECORDS_PER_GET: usize = 16;
 /// DHT queries and message requests in flight from this node's own callers.
 const MAX_PENDING_REQUESTS: usize = 1024;
+/// Events held by the loop itself while the node's event channel is full, oldest first. Past
+/// this, new events are shed (counted in [`NetStats`]): the loop never waits for the node, so
+/// the node can always get its commands answered (see [`EventLoop::emit`]).
+pub const EVENT_BACKLOG_CAPACITY: usize = 1024;
 /// Peers returned by one closest-peers lookup (Kademlia's own cap, `K_VALUE`).
 const MAX_CLOSEST_PEERS: usize = 20;
 /// Providers one provider lookup returns at most (the nodes it asks keep up to 20 each, not
@@ -226,6 +231,10 @@ pub struct EventLoop {
     swarm: Swarm<Behaviour>,
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<NetEvent>,
+    /// Events waiting for room in `events`, oldest first (at most [`EVENT_BACKLOG_CAPACITY`]).
+    backlog: VecDeque<NetEvent>,
+    /// Counters the [`Client`](crate::Client) keeps on its side (commands it could not queue).
+    client_counters: Arc<crate::client::ClientCounters>,
     peers: HashMap<PeerId, PeerState>,
     /// Bootstrap dials still under way, by connection id.
     bootstrap_pending: HashMap<ConnectionId, Multiaddr>,
@@ -239,7 +248,8 @@ pub struct EventLoop {
     /// (reporting them would refresh `last_seen` of peers that may be long gone).
     seeded: HashSet<PeerId>,
     stats: NetStats,
-    validator: Arc<dyn RecordValidator>,
+    /// DHT records others ask this node to keep: rate limit, validation off this task, bounds.
+    records: record_intake::RecordIntake,
     pending_puts: HashMap<kad::QueryId, oneshot::Sender<Result<usize, String>>>,
     /// How many peers a `put_record_to` query targets (its success count when all stored it).
     put_targets: HashMap<kad::QueryId, usize>,
@@ -270,12 +280,15 @@ impl EventLoop {
         swarm: Swarm<Behaviour>,
         commands: mpsc::Receiver<Command>,
         events: mpsc::Sender<NetEvent>,
+        client_counters: Arc<crate::client::ClientCounters>,
         validator: Arc<dyn RecordValidator>,
     ) -> Self {
         Self {
             swarm,
             commands,
             events,
+            backlog: VecDeque::new(),
+            client_counters,
             peers: HashMap::new(),
             bootstrap_pending: HashMap::new(),
             bootstrap_reached: 0,
@@ -284,7 +297,7 @@ impl EventLoop {
             bootstrapped_via: HashSet::new(),
             seeded: HashSet::new(),
             stats: NetStats::default(),
-            validator,
+            records: record_intake::RecordIntake::new(validator),
             pending_puts: HashMap::new(),
             put_targets: HashMap::new(),
             pending_gets: HashMap::new(),
@@ -395,8 +408,12 @@ impl EventLoop {
     }
 
     /// Runs until a [`Command::Shutdown`] arrives or every [`Client`](crate::Client) is dropped.
+    ///
+    /// The loop never waits for the node: events the node has no room for yet wait in a bounded
+    /// backlog the loop drains itself, so commands (the node's answers to inbound requests, bans)
+    /// are always served, whatever the node is doing.
     pub async fn run(mut self) {
-        self.maybe_report_bootstrap().await;
+        self.maybe_report_bootstrap();
         loop {
             tokio::select! {
                 // Local work first: answering the node beats taking new remote work.
@@ -410,7 +427,19 @@ impl EventLoop {
                     Some(command) => self.handle_command(command),
                     None => break,
                 },
-                event = self.swarm.select_next_some() => self.handle_swarm_event(event).await,
+                // An owned permit: a borrowed one would hold `self.events` across every arm.
+                permit = self.events.clone().reserve_owned(), if !self.backlog.is_empty() => match permit {
+                    Ok(permit) => {
+                        if let Some(event) = self.backlog.pop_front() {
+                            permit.send(event);
+                        }
+                    }
+                    Err(_) => self.backlog.clear(), // the node stopped listening
+                },
+                Some(done) = self.records.next_validated(), if self.records.validating() => {
+                    self.records.finish(&mut self.swarm, &mut self.stats, done);
+                }
+                event = self.swarm.select_next_some() => self.handle_swarm_event(event),
                 () = self.nat.retry_due() => self.nat.on_retry(&mut self.swarm),
                 () = self.guard.redial_due() => self.guard.on_redial(&mut self.swarm),
             }
@@ -437,6 +466,9 @@ impl EventLoop {
                 let mut stats = self.stats.clone();
                 self.swarm.behaviour().guard.fill_stats(&mut stats);
                 stats.provider_keys_held = self.provider_ledger.keys() as u64;
+                stats.records_held = self.records.held() as u64;
+                stats.event_backlog = self.backlog.len() as u64;
+                self.client_counters.fill_stats(&mut stats);
                 let _ = reply.send(stats);
             }
             Command::Dial(addr, reply) => {
@@ -801,33 +833,78 @@ impl EventLoop {
         state.addrs.truncate(MAX_ADDRS_PER_PEER);
     }
 
-    async fn emit(&mut self, event: NetEvent) {
-        // Awaiting here is the backpressure: if the node cannot keep up, the swarm waits.
-        if self.events.send(event).await.is_err() {
-            debug!("node stopped listening to network events");
+    /// Hands `event` to the node without waiting: straight into the event channel when it has
+    /// room and nothing is queued before it, else at the back of the backlog, which
+    /// [`run`](Self::run) drains in order. A full backlog sheds the event and counts it; a shed
+    /// inbound request is dropped with its response channel, so the requester sees the stream
+    /// close (and tries again later) rather than the whole node stalling.
+    ///
+    /// Waiting here instead (as the loop once did) closes a cycle: the node's loop waits on
+    /// this loop for a command (an answer, a ban) while this loop waits on the node for room.
+    fn emit(&mut self, event: NetEvent) {
+        let event = if self.backlog.is_empty() {
+            match self.events.try_send(event) {
+                Ok(()) => return,
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    debug!("node stopped listening to network events");
+                    return;
+                }
+                Err(mpsc::error::TrySendError::Full(event)) => event,
+            }
+        } else {
+            event
+        };
+        if self.backlog.len() < EVENT_BACKLOG_CAPACITY {
+            self.backlog.push_back(event);
+            return;
+        }
+        self.stats.events_shed += 1;
+        if matches!(
+            event,
+            NetEvent::InboundMessage { .. }
+                | NetEvent::InboundMailbox { .. }
+                | NetEvent::InboundPex { .. }
+        ) {
+            self.stats.inbound_requests_shed += 1;
+        }
+        debug!(
+            backlog = self.backlog.len(),
+            "network event shed: the node is not keeping up"
+        );
+    }
+
+    /// Hands `event` to the node only if it can be delivered at once, in order; drops it
+    /// otherwise (counted). For reports that are useless late or cheap to lose.
+    fn emit_lossy(&mut self, event: NetEvent) {
+        if !self.backlog.is_empty() {
+            self.stats.events_dropped += 1;
+            return;
+        }
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.events.try_send(event) {
+            self.stats.events_dropped += 1;
         }
     }
 
-    async fn maybe_report_bootstrap(&mut self) {
+    fn maybe_report_bootstrap(&mut self) {
         if self.bootstrap_report_owed && self.bootstrap_pending.is_empty() {
             self.bootstrap_report_owed = false;
             let event = NetEvent::BootstrapFinished {
                 reached: self.bootstrap_reached,
                 failed: std::mem::take(&mut self.bootstrap_failed),
             };
-            self.emit(event).await;
+            self.emit(event);
         }
     }
 
-    async fn handle_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+    fn handle_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         if let Some(nat_event) = self.nat.on_swarm_event(&mut self.swarm, &event) {
-            self.emit(nat_event).await;
+            self.emit(nat_event);
         }
         self.guard.on_swarm_event(&self.swarm, &event);
         match event {
             SwarmEvent::NewListenAddr { address, .. } => {
                 info!(%address, "listening");
-                self.emit(NetEvent::Listening { addr: address }).await;
+                self.emit(NetEvent::Listening { addr: address });
             }
             SwarmEvent::ConnectionEstablished {
                 peer_id,
@@ -860,8 +937,7 @@ impl EventLoop {
                         peer: peer_id,
                         addrs: vec![bootstrap_addr],
                         source: DiscoverySource::Bootstrap,
-                    })
-                    .await;
+                    });
                 }
                 self.seeded.remove(&peer_id);
                 if num_established.get() == 1 {
@@ -869,10 +945,9 @@ impl EventLoop {
                     self.emit(NetEvent::PeerConnected {
                         peer: peer_id,
                         addr,
-                    })
-                    .await;
+                    });
                 }
-                self.maybe_report_bootstrap().await;
+                self.maybe_report_bootstrap();
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
@@ -885,8 +960,7 @@ impl EventLoop {
                 }
                 if num_established == 0 {
                     debug!(%peer_id, "peer disconnected");
-                    self.emit(NetEvent::PeerDisconnected { peer: peer_id })
-                        .await;
+                    self.emit(NetEvent::PeerDisconnected { peer: peer_id });
                 }
             }
             SwarmEvent::OutgoingConnectionError {
@@ -899,7 +973,7 @@ impl EventLoop {
                 if let Some(addr) = self.bootstrap_pending.remove(&connection_id) {
                     warn!(%addr, %reason, "bootstrap peer unreachable");
                     self.bootstrap_failed.push((addr, reason.clone()));
-                    self.maybe_report_bootstrap().await;
+                    self.maybe_report_bootstrap();
                 }
                 if let Some(peer) = peer_id
                     && !matches!(error, libp2p::swarm::DialError::DialPeerConditionFalse(_))
@@ -908,8 +982,7 @@ impl EventLoop {
                     self.emit(NetEvent::DialFailed {
                         peer,
                         error: reason,
-                    })
-                    .await;
+                    });
                 }
             }
             SwarmEvent::IncomingConnectionError { error, .. } => {
@@ -918,12 +991,12 @@ impl EventLoop {
             SwarmEvent::ListenerError { error, .. } => {
                 warn!(%error, "listener error");
             }
-            SwarmEvent::Behaviour(event) => self.handle_behaviour_event(event).await,
+            SwarmEvent::Behaviour(event) => self.handle_behaviour_event(event),
             _ => {}
         }
     }
 
-    async fn handle_behaviour_event(&mut self, event: BehaviourEvent) {
+    fn handle_behaviour_event(&mut self, event: BehaviourEvent) {
         match event {
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
                 let addrs: Vec<Multiaddr> = info
@@ -956,16 +1029,14 @@ impl EventLoop {
                     peer: peer_id,
                     addrs,
                     source: DiscoverySource::Identify,
-                })
-                .await;
+                });
             }
             BehaviourEvent::Identify(identify::Event::Error { peer_id, error, .. }) => {
                 if let Some(what) = crate::guard::identify_misbehaviour(&error) {
                     self.emit(NetEvent::Misbehaved {
                         peer: peer_id,
                         what,
-                    })
-                    .await;
+                    });
                 }
             }
             BehaviourEvent::Identify(_) => {}
@@ -992,8 +1063,7 @@ impl EventLoop {
                     peer,
                     addrs,
                     source: DiscoverySource::Kademlia,
-                })
-                .await;
+                });
             }
             BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
                 id,
@@ -1010,14 +1080,16 @@ impl EventLoop {
                 self.stats.kad_inbound_requests += 1;
                 if let Some(peer) = self.swarm.behaviour_mut().kad.take_inbound_source() {
                     // Best effort: a full channel drops the report, never stalls the swarm.
-                    let _ = self.events.try_send(NetEvent::InboundKadRequest { peer });
+                    self.emit_lossy(NetEvent::InboundKadRequest { peer });
                 }
                 match request {
                     kad::InboundRequest::PutRecord {
                         record: Some(record),
                         source,
                         ..
-                    } => self.store_if_valid(source, record),
+                    } => self
+                        .records
+                        .offer(&mut self.swarm, &mut self.stats, source, record),
                     kad::InboundRequest::AddProvider {
                         record: Some(record),
                     } => self.store_provider(record),
@@ -1052,19 +1124,18 @@ impl EventLoop {
                         peer,
                         addrs,
                         source: DiscoverySource::Mdns,
-                    })
-                    .await;
+                    });
                 }
             }
             BehaviourEvent::Mdns(mdns::Event::Expired(_)) => {}
             BehaviourEvent::Msg(event) => {
-                self.handle_request_event(ReqProtocol::Msg, event).await;
+                self.handle_request_event(ReqProtocol::Msg, event);
             }
             BehaviourEvent::Mailbox(event) => {
-                self.handle_request_event(ReqProtocol::Mailbox, event).await;
+                self.handle_request_event(ReqProtocol::Mailbox, event);
             }
             BehaviourEvent::Pex(event) => {
-                self.handle_request_event(ReqProtocol::Pex, event).await;
+                self.handle_request_event(ReqProtocol::Pex, event);
             }
             BehaviourEvent::Guard(never) => match never {},
             BehaviourEvent::Gossipsub(event) => {
@@ -1076,30 +1147,8 @@ impl EventLoop {
             | BehaviourEvent::Dcutr(_)
             | BehaviourEvent::Upnp(_)) => {
                 if let Some(nat_event) = self.nat.on_event(event) {
-                    self.emit(nat_event).await;
+                    self.emit(nat_event);
                 }
-            }
-        }
-    }
-
-    /// Stores a record another peer asked us to keep, if the node's validator accepts it.
-    fn store_if_valid(&mut self, source: PeerId, record: kad::Record) {
-        let store = self.swarm.behaviour_mut().kad.store_mut();
-        let existing = store.get(&record.key).map(|r| r.value.clone());
-        match self
-            .validator
-            .validate(record.key.as_ref(), &record.value, existing.as_deref())
-        {
-            Ok(()) => match store.put(record) {
-                Ok(()) => self.stats.records_stored += 1,
-                Err(e) => {
-                    self.stats.records_rejected += 1;
-                    debug!(%source, error = ?e, "record not stored: store full");
-                }
-            },
-            Err(reason) => {
-                self.stats.records_rejected += 1;
-                debug!(%source, %reason, "record refused");
             }
         }
     }
@@ -1276,7 +1325,7 @@ impl EventLoop {
         out
     }
 
-    async fn handle_request_event(
+    fn handle_request_event(
         &mut self,
         protocol: ReqProtocol,
         event: request_response::Event<Vec<u8>, Vec<u8>>,
@@ -1293,8 +1342,7 @@ impl EventLoop {
                 ..
             } => {
                 self.guard.request_delivered(protocol.name(), request_id);
-                // Awaited like every event: a node that cannot keep up slows the swarm down
-                // rather than losing requests.
+                // Never awaited (see `emit`): past the backlog, a request is shed and counted.
                 let event = match protocol {
                     ReqProtocol::Msg => {
                         self.stats.messages_received += 1;
@@ -1315,7 +1363,7 @@ impl EventLoop {
                     // The request body means nothing (at most 64 bytes, ignored).
                     ReqProtocol::Pex => NetEvent::InboundPex { peer, channel },
                 };
-                self.emit(event).await;
+                self.emit(event);
             }
             request_response::Event::Message {
                 message:
@@ -1347,7 +1395,7 @@ impl EventLoop {
                 }
                 if let Some(what) = crate::guard::outbound_misbehaviour(&error) {
                     debug!(%peer, ?what, ?protocol, "peer misbehaved");
-                    self.emit(NetEvent::Misbehaved { peer, what }).await;
+                    self.emit(NetEvent::Misbehaved { peer, what });
                 }
                 if let Some(reply) = self.pending_responses(protocol).remove(&request_id) {
                     let _ = reply.send(Err(match error {
@@ -1373,7 +1421,7 @@ impl EventLoop {
                     self.guard
                         .inbound_misbehaviour(protocol.name(), request_id, &error)
                 {
-                    self.emit(NetEvent::Misbehaved { peer, what }).await;
+                    self.emit(NetEvent::Misbehaved { peer, what });
                 }
             }
             request_response::Event::ResponseSent { request_id, .. } => {

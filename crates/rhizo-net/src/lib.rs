@@ -108,17 +108,40 @@ pub struct NetConfig {
 }
 
 /// The node's rules for DHT records others ask it to store (signature, size, version, expiry).
+///
+/// Called on the blocking thread pool, never on the event loop's task, and only for records
+/// whose sender is within its rate (see [`event_loop`]).
 pub trait RecordValidator: Send + Sync + std::fmt::Debug + 'static {
-    /// `Ok(())` to store `value` under `key`, replacing `existing` (the value held now), if any.
-    fn validate(&self, key: &[u8], value: &[u8], existing: Option<&[u8]>) -> Result<(), String>;
+    /// `Ok` to store `value` under `key`, replacing `existing` (the value held now), if any;
+    /// the answer names the record's owner and its own expiry, which the store's bounds use.
+    fn validate(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        existing: Option<&[u8]>,
+    ) -> Result<AcceptedRecord, String>;
 }
+
+/// What a [`RecordValidator`] tells about a record it accepts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AcceptedRecord {
+    /// Whom the record belongs to (rhizo: the UID); the records kept per owner are bounded
+    /// ([`behaviour::MAX_RECORDS_PER_OWNER`]). At most [`MAX_RECORD_OWNER_BYTES`] count.
+    pub owner: Vec<u8>,
+    /// When the record's own (signed) lifetime ends, in Unix seconds; the record is dropped
+    /// then, or at the DHT's record TTL if that comes first. `None`: the TTL only.
+    pub expires_at_unix: Option<u64>,
+}
+
+/// Bytes of [`AcceptedRecord::owner`] that count (a longer owner is cut).
+pub const MAX_RECORD_OWNER_BYTES: usize = 64;
 
 /// A validator that refuses every record (for nodes that store nothing for others).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RefuseAllRecords;
 
 impl RecordValidator for RefuseAllRecords {
-    fn validate(&self, _: &[u8], _: &[u8], _: Option<&[u8]>) -> Result<(), String> {
+    fn validate(&self, _: &[u8], _: &[u8], _: Option<&[u8]>) -> Result<AcceptedRecord, String> {
         Err("this node stores no records".into())
     }
 }
@@ -169,6 +192,9 @@ pub enum NetError {
     /// The event loop is gone (the node is shutting down).
     #[error("the network event loop has stopped")]
     Stopped,
+    /// The command channel is full; a `try_` call handed nothing over (try again later).
+    #[error("the network event loop is busy: try again later")]
+    Busy,
     /// A DHT operation failed.
     #[error("DHT: {0}")]
     Dht(String),
@@ -242,12 +268,19 @@ pub fn start(
 
     let (command_tx, command_rx) = tokio::sync::mpsc::channel(COMMAND_CHANNEL_CAPACITY);
     let (event_tx, event_rx) = tokio::sync::mpsc::channel(EVENT_CHANNEL_CAPACITY);
-    let mut event_loop = EventLoop::new(swarm, command_rx, event_tx, config.record_validator);
+    let counters = std::sync::Arc::new(client::ClientCounters::default());
+    let mut event_loop = EventLoop::new(
+        swarm,
+        command_rx,
+        event_tx,
+        counters.clone(),
+        config.record_validator,
+    );
     event_loop.seed_known_peers(&config.known_peers);
     event_loop.dial_bootstrap(&config.bootstrap);
     event_loop.start_trusted(&trusted);
     event_loop.start_relays(&config.relays);
-    Ok((Client::new(command_tx), event_rx, event_loop))
+    Ok((Client::new(command_tx, counters), event_rx, event_loop))
 }
 
 fn listen_error(addr: &Multiaddr, e: libp2p::TransportError<std::io::Error>) -> NetError {

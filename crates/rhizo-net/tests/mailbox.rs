@@ -20,8 +20,13 @@ const WAIT: Duration = Duration::from_secs(30);
 struct AcceptAll;
 
 impl RecordValidator for AcceptAll {
-    fn validate(&self, _: &[u8], _: &[u8], _: Option<&[u8]>) -> Result<(), String> {
-        Ok(())
+    fn validate(
+        &self,
+        _: &[u8],
+        _: &[u8],
+        _: Option<&[u8]>,
+    ) -> Result<rhizo_net::AcceptedRecord, String> {
+        Ok(rhizo_net::AcceptedRecord::default())
     }
 }
 

@@ -7,8 +7,13 @@
 //!  inbound request / gossip ─▶ Guard::allow(peer, protocol) ── over the rate ─▶ RATE_LIMITED,
 //!                                   │                                          score −5
 //!                                   └─ within ─▶ handler ─▶ Guard::record(peer, conduct)
-//!  score ≤ −50 ─▶ Client::ban_peer(peer, 1 h) (disconnect, refuse) ─▶ peer book
+//!  score ≤ −50 ─▶ Client::try_ban_peer(peer, 1 h) (disconnect, refuse) ─▶ peer book
 //! ```
+//!
+//! [`Guard::allow`] and [`Guard::record`] are called from the node's event loop, so they never
+//! wait on the network's event loop: a ban is handed over with `try_ban_peer`, and when the
+//! command channel is full it waits in a bounded queue that [`Guard::run`] applies; reputations
+//! are written to the peer book by [`Guard::run`] as well.
 
 use std::{
     collections::HashSet,
@@ -29,6 +34,11 @@ use tracing::{debug, info, warn};
 const PERSIST_INTERVAL: Duration = Duration::from_secs(60);
 /// Peers whose rate is tracked per protocol.
 const TRACKED_PEERS: usize = 4096;
+/// Bans waiting for room in the network's command channel; more are dropped (the peer's score
+/// stays at the threshold, so its next offence bans it again).
+const MAX_PENDING_BANS: usize = 1024;
+/// How often [`Guard::run`] retries the bans that found the command channel full.
+const BAN_RETRY_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What a peer is asking for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +93,10 @@ struct Inner {
     reputation: Mutex<Reputation<PeerId>>,
     /// Trusted peers are never banned by reputation.
     trusted: HashSet<PeerId>,
+    /// Bans (peer, end in unix ms) the network could not take yet; [`Guard::run`] applies them.
+    pending_bans: Mutex<std::collections::VecDeque<(PeerId, u64)>>,
+    /// Wakes [`Guard::run`] after a ban: apply what is pending, persist the reputations.
+    banned: tokio::sync::Notify,
     started: Instant,
     epoch_ms: u64,
 }
@@ -113,6 +127,8 @@ impl Guard {
                 gossip: limiter(Protocol::Gossip),
                 reputation: Mutex::new(Reputation::new(ReputationConfig::default())),
                 trusted,
+                pending_bans: Mutex::new(std::collections::VecDeque::new()),
+                banned: tokio::sync::Notify::new(),
                 started: Instant::now(),
                 epoch_ms: unix_ms(),
             }),
@@ -159,12 +175,12 @@ impl Guard {
             }
         }
         for (peer, until) in banned {
-            self.apply_ban(peer, until).await;
+            self.apply_ban(peer, until);
         }
     }
 
     /// Whether `peer` may make one more `protocol` request now; an excess also lowers its
-    /// reputation.
+    /// reputation. Never waits on the network (see the [module docs](self)).
     pub async fn allow(&self, peer: PeerId, protocol: Protocol) -> bool {
         self.allow_n(peer, protocol, 1).await
     }
@@ -190,7 +206,9 @@ impl Guard {
         false
     }
 
-    /// Records how `peer` behaved; bans it when its score falls to the threshold.
+    /// Records how `peer` behaved; bans it when its score falls to the threshold. Never waits
+    /// on the network: the ban is handed over without waiting, and persisted by
+    /// [`run`](Self::run).
     pub async fn record(&self, peer: PeerId, conduct: Conduct) {
         if self.inner.trusted.contains(&peer) {
             return;
@@ -203,21 +221,65 @@ impl Guard {
         if let Verdict::Ban { until_ms } = verdict {
             info!(%peer, ?conduct, minutes = (until_ms.saturating_sub(now)) / 60_000,
                 "peer banned for misbehaving");
-            self.apply_ban(peer, until_ms).await;
-            self.persist().await;
+            self.apply_ban(peer, until_ms);
+            self.inner.banned.notify_one();
         }
     }
 
-    async fn apply_ban(&self, peer: PeerId, until_ms: u64) {
+    /// Hands a ban to the network without waiting; when its command channel is full, the ban
+    /// waits in the pending queue for [`run`](Self::run).
+    fn apply_ban(&self, peer: PeerId, until_ms: u64) {
         let remaining = Duration::from_millis(until_ms.saturating_sub(self.now_ms()));
-        if let Err(e) = self
+        match self
             .inner
             .client
-            .ban_peer(peer, Some(Instant::now() + remaining))
-            .await
+            .try_ban_peer(peer, Some(Instant::now() + remaining))
         {
-            warn!(%peer, error = %e, "cannot ban a peer");
+            Ok(()) => {}
+            Err(rhizo_net::NetError::Busy) => self.queue_ban(peer, until_ms),
+            Err(e) => warn!(%peer, error = %e, "cannot ban a peer"),
         }
+    }
+
+    fn queue_ban(&self, peer: PeerId, until_ms: u64) {
+        let Ok(mut pending) = self.inner.pending_bans.lock() else {
+            return;
+        };
+        if pending.len() >= MAX_PENDING_BANS {
+            warn!(%peer, "ban dropped: too many bans waiting for the network");
+            return;
+        }
+        pending.push_back((peer, until_ms));
+        drop(pending);
+        self.inner.banned.notify_one();
+    }
+
+    /// Applies the bans that found the network's command channel full, waiting for it.
+    async fn apply_pending_bans(&self) {
+        loop {
+            let next = self
+                .inner
+                .pending_bans
+                .lock()
+                .ok()
+                .and_then(|mut p| p.pop_front());
+            let Some((peer, until_ms)) = next else {
+                return;
+            };
+            let remaining = Duration::from_millis(until_ms.saturating_sub(self.now_ms()));
+            if let Err(e) = self
+                .inner
+                .client
+                .ban_peer(peer, Some(Instant::now() + remaining))
+                .await
+            {
+                warn!(%peer, error = %e, "cannot ban a peer");
+            }
+        }
+    }
+
+    fn bans_pending(&self) -> bool {
+        self.inner.pending_bans.lock().is_ok_and(|p| !p.is_empty())
     }
 
     /// A peer's current score and ban end (unix ms), for the API.
@@ -264,12 +326,25 @@ impl Guard {
         }
     }
 
-    /// Persists reputations every minute until `shutdown` fires (and once more then).
+    /// Persists reputations every minute and after each ban, and applies the bans the network
+    /// could not take at once, until `shutdown` fires (and persists once more then).
     pub async fn run(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let mut persist_at = tokio::time::Instant::now() + PERSIST_INTERVAL;
         loop {
             tokio::select! {
-                () = tokio::time::sleep(PERSIST_INTERVAL) => self.persist().await,
+                () = tokio::time::sleep_until(persist_at) => {
+                    self.persist().await;
+                    persist_at = tokio::time::Instant::now() + PERSIST_INTERVAL;
+                }
+                () = self.inner.banned.notified() => {
+                    self.apply_pending_bans().await;
+                    self.persist().await;
+                }
+                () = tokio::time::sleep(BAN_RETRY_INTERVAL), if self.bans_pending() => {
+                    self.apply_pending_bans().await;
+                }
                 _ = shutdown.changed() => {
+                    self.apply_pending_bans().await;
                     self.persist().await;
                     return;
                 }

@@ -29,8 +29,12 @@ use crate::{
 const PEER_BOOK_LOAD_LIMIT: usize = 256;
 /// How long shutdown waits for the network and the API to close.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-/// Inbound `/rhizo/msg/1` requests processed at once; more wait (and the swarm with them).
+/// Inbound `/rhizo/msg/1`, `/rhizo/mailbox/1` and `/rhizo/pex/1` requests processed at once;
+/// more are answered `RATE_LIMITED` (an empty sample for peer exchange) at once.
 const MAX_INBOUND_IN_FLIGHT: usize = 64;
+/// Peer-book updates (sightings, dial outcomes) waiting for the task that writes them; more are
+/// dropped: a sighting repeats, and the node's loop never waits for the database.
+const PEER_BOOK_QUEUE: usize = 1024;
 /// Key of the display name in the `meta` table.
 pub const META_DISPLAY_NAME: &str = "display_name";
 
@@ -265,6 +269,8 @@ pub async fn run(
         warn!(error = %e, "cannot resubscribe to channels");
     }
     let replication_task = tokio::spawn(mailbox.clone().run_replication(stop_rx));
+    let (peer_book_tx, peer_book_rx) = tokio::sync::mpsc::channel(PEER_BOOK_QUEUE);
+    let peer_book_task = tokio::spawn(write_peer_book(peer_book_rx, store.clone(), peer_id));
     // Inbound messages are handled concurrently, but never more than this many at once.
     let inbound_limit = Arc::new(tokio::sync::Semaphore::new(MAX_INBOUND_IN_FLIGHT));
     let (api_stop_tx, api_stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -287,6 +293,10 @@ pub async fn run(
         api_addr,
     });
 
+    // The node's event loop. It never waits on the network's event loop (which never waits on
+    // it either): answers and bans are handed over with `try_` calls, request handlers run as
+    // tasks bounded by `inbound_limit` (a full set answers RATE_LIMITED at once), and the peer
+    // book is written by its own task.
     tokio::pin!(shutdown);
     let outcome = loop {
         tokio::select! {
@@ -298,13 +308,14 @@ pub async fn run(
                 match event {
                     NetEvent::InboundMessage { peer, payload, channel } => {
                         if !guard.allow(peer, Protocol::Msg).await {
-                            let _ = client.respond(channel, crate::messaging::rate_limited_response()).await;
+                            let _ = client.try_respond(channel, crate::messaging::rate_limited_response());
                             continue;
                         }
-                        let (messaging, client, guard) = (messaging.clone(), client.clone(), guard.clone());
-                        let Ok(permit) = inbound_limit.clone().acquire_owned().await else {
+                        let Some(permit) = inbound_permit(&inbound_limit, &client) else {
+                            let _ = client.try_respond(channel, crate::messaging::rate_limited_response());
                             continue;
                         };
+                        let (messaging, client, guard) = (messaging.clone(), client.clone(), guard.clone());
                         tokio::spawn(async move {
                             // A batch frame costs one token per envelope (the first was taken).
                             let extra = crate::messaging::batch_len(&payload).saturating_sub(1);
@@ -325,13 +336,14 @@ pub async fn run(
                     }
                     NetEvent::InboundMailbox { peer, payload, channel } => {
                         if !guard.allow(peer, Protocol::Mailbox).await {
-                            let _ = client.respond_mailbox(channel, crate::mailbox::rate_limited_response()).await;
+                            let _ = client.try_respond_mailbox(channel, crate::mailbox::rate_limited_response());
                             continue;
                         }
-                        let (mailbox, client) = (mailbox.clone(), client.clone());
-                        let Ok(permit) = inbound_limit.clone().acquire_owned().await else {
+                        let Some(permit) = inbound_permit(&inbound_limit, &client) else {
+                            let _ = client.try_respond_mailbox(channel, crate::mailbox::rate_limited_response());
                             continue;
                         };
+                        let (mailbox, client) = (mailbox.clone(), client.clone());
                         tokio::spawn(async move {
                             let response = mailbox.handle_inbound(peer, payload).await;
                             let _ = client.respond_mailbox(channel, response).await;
@@ -340,17 +352,24 @@ pub async fn run(
                         continue;
                     }
                     NetEvent::InboundPex { peer, channel } => {
-                        let answer = if guard.allow(peer, Protocol::Pex).await {
-                            let store = store.clone();
-                            tokio::task::spawn_blocking(move || {
+                        if !guard.allow(peer, Protocol::Pex).await {
+                            let _ = client.try_respond_pex(channel, Vec::new());
+                            continue;
+                        }
+                        let Some(permit) = inbound_permit(&inbound_limit, &client) else {
+                            let _ = client.try_respond_pex(channel, Vec::new());
+                            continue;
+                        };
+                        let (store, client) = (store.clone(), client.clone());
+                        tokio::spawn(async move {
+                            let answer = tokio::task::spawn_blocking(move || {
                                 store.lock().map(|s| crate::pex::sample(&s, &peer)).unwrap_or_default()
                             })
                             .await
-                            .unwrap_or_default()
-                        } else {
-                            Vec::new()
-                        };
-                        let _ = client.respond_pex(channel, answer).await;
+                            .unwrap_or_default();
+                            let _ = client.respond_pex(channel, answer).await;
+                            drop(permit);
+                        });
                         continue;
                     }
                     NetEvent::GossipMessage { propagation_source, message_id, topic, data } => {
@@ -377,7 +396,7 @@ pub async fn run(
                         continue;
                     }
                     other => {
-                        if let Err(e) = handle_net_event(other, &store, peer_id, had_known_peers, &mut report).await {
+                        if let Err(e) = handle_net_event(other, &peer_book_tx, peer_id, had_known_peers, &mut report) {
                             break Err(e);
                         }
                     }
@@ -399,6 +418,8 @@ pub async fn run(
         let _ = protect_task.await;
     })
     .await;
+    drop(peer_book_tx);
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, peer_book_task).await;
     let _ = client.shutdown().await;
     let _ = api_stop_tx.send(());
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
@@ -497,21 +518,84 @@ fn peer_source(source: DiscoverySource) -> PeerSource {
     }
 }
 
-/// Keeps the peer book in step with the network.
-async fn handle_net_event(
+/// A permit to handle one more inbound request now, if a handler is free; when none is, the
+/// refusal is counted (the caller answers at once rather than waiting for one).
+fn inbound_permit(
+    limit: &Arc<tokio::sync::Semaphore>,
+    client: &rhizo_net::Client,
+) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    match limit.clone().try_acquire_owned() {
+        Ok(permit) => Some(permit),
+        Err(_) => {
+            client.count_busy_refusal();
+            None
+        }
+    }
+}
+
+/// Handles the network events that are not requests: reports them, and queues peer-book
+/// updates for [`write_peer_book`] without waiting (a full queue drops the update).
+fn handle_net_event(
     event: NetEvent,
-    store: &Arc<Mutex<Store>>,
+    peer_book: &tokio::sync::mpsc::Sender<NetEvent>,
     local: PeerId,
     had_known_peers: bool,
     report: &mut (impl FnMut(NodeReport) + Send),
 ) -> Result<(), NodeError> {
-    let now = unix_now();
     match event {
         NetEvent::Listening { addr } => {
             report(NodeReport::Listening(
                 addr.with_p2p(local).unwrap_or_else(|a| a),
             ));
         }
+        NetEvent::BootstrapFinished { reached, failed } => {
+            if reached == 0 && !failed.is_empty() {
+                if had_known_peers {
+                    warn!("no bootstrap peer reachable; carrying on with the peer book");
+                    report(NodeReport::BootstrapPartlyFailed(failed));
+                } else {
+                    return Err(NodeError::BootstrapUnreachable(failed));
+                }
+            } else if !failed.is_empty() {
+                report(NodeReport::BootstrapPartlyFailed(failed));
+            }
+        }
+        event @ (NetEvent::PeerDiscovered { .. }
+        | NetEvent::PeerConnected { .. }
+        | NetEvent::DialFailed { .. }) => {
+            if let NetEvent::PeerConnected { peer, .. } = &event {
+                report(NodeReport::PeerConnected(*peer));
+            }
+            if peer_book.try_send(event).is_err() {
+                debug!("peer-book update dropped: the writer is behind");
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Writes the peer-book updates [`handle_net_event`] queues, until the queue closes.
+async fn write_peer_book(
+    mut updates: tokio::sync::mpsc::Receiver<NetEvent>,
+    store: Arc<Mutex<Store>>,
+    local: PeerId,
+) {
+    while let Some(event) = updates.recv().await {
+        if let Err(e) = record_in_peer_book(event, &store, local).await {
+            warn!(error = %e, "cannot update the peer book");
+        }
+    }
+}
+
+/// Keeps the peer book in step with the network.
+async fn record_in_peer_book(
+    event: NetEvent,
+    store: &Arc<Mutex<Store>>,
+    local: PeerId,
+) -> Result<(), NodeError> {
+    let now = unix_now();
+    match event {
         NetEvent::PeerDiscovered {
             peer,
             addrs,
@@ -532,7 +616,6 @@ async fn handle_net_event(
             .await?;
         }
         NetEvent::PeerConnected { peer, .. } => {
-            report(NodeReport::PeerConnected(peer));
             let peer_id = peer.to_string();
             with_store(store, move |s| s.record_dial_success(&peer_id, now)).await?;
         }
@@ -544,20 +627,6 @@ async fn handle_net_event(
             })
             .await?;
         }
-        NetEvent::BootstrapFinished { reached, failed } => {
-            if reached == 0 && !failed.is_empty() {
-                if had_known_peers {
-                    warn!("no bootstrap peer reachable; carrying on with the peer book");
-                    report(NodeReport::BootstrapPartlyFailed(failed));
-                } else {
-                    return Err(NodeError::BootstrapUnreachable(failed));
-                }
-            } else if !failed.is_empty() {
-                report(NodeReport::BootstrapPartlyFailed(failed));
-            }
-        }
-        NetEvent::InboundMessage { .. } => {}
-        NetEvent::PeerDisconnected { .. } => {}
         _ => {}
     }
     Ok(())

@@ -1,15 +1,22 @@
 //! The node's DHT record rules: what it stores for others, through rhizo-core's validation.
 
 use rhizo_core::records::{should_replace, validate_record};
-use rhizo_net::RecordValidator;
+use rhizo_net::{AcceptedRecord, RecordValidator};
 
 /// Validates records with [`validate_record`] (size, signature, key, expiry) and refuses
-/// replacements that do not grow the version ([`should_replace`]).
+/// replacements that do not grow the version ([`should_replace`]). An accepted record is owned
+/// by its UID (the network bounds the records kept per UID) and expires at its signed expiry.
+/// rhizo-net runs it on the blocking pool, after the sender's rate limit.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CoreRecordValidator;
 
 impl RecordValidator for CoreRecordValidator {
-    fn validate(&self, key: &[u8], value: &[u8], existing: Option<&[u8]>) -> Result<(), String> {
+    fn validate(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        existing: Option<&[u8]>,
+    ) -> Result<AcceptedRecord, String> {
         let now = u64::try_from(crate::unix_now()).unwrap_or(0);
         let incoming = validate_record(key, value, now).map_err(|e| e.to_string())?;
         if let Some(existing) = existing
@@ -22,7 +29,10 @@ impl RecordValidator for CoreRecordValidator {
                 Err(e) => return Err(e.to_string()),
             }
         }
-        Ok(())
+        Ok(AcceptedRecord {
+            owner: incoming.uid().as_bytes().to_vec(),
+            expires_at_unix: Some(incoming.expires_at()),
+        })
     }
 }
 
@@ -73,6 +83,20 @@ mod tests {
         v.validate(&key, &v2, Some(&v1)).unwrap();
         let err = v.validate(&key, &v1, Some(&v2)).unwrap_err();
         assert!(!err.is_empty());
+    }
+
+    #[test]
+    fn an_accepted_record_is_owned_by_its_uid_and_expires_when_it_says() {
+        let v = CoreRecordValidator;
+        let root = RootKey::from_bytes(&[3; 32]);
+        let uid = root.public().uid();
+        let record = IdentityRecord::new(&root, now(), 3600).unwrap();
+        let expires = record.expires_at();
+        let accepted = v
+            .validate(&identity_key(&uid), &record.encode(), None)
+            .unwrap();
+        assert_eq!(accepted.owner, uid.as_bytes().to_vec());
+        assert_eq!(accepted.expires_at_unix, Some(expires));
     }
 
     #[test]
