@@ -293,7 +293,7 @@ async fn flood_as_one_peer(
     addr: rhizo_net::Multiaddr,
     tag: u8,
 ) -> anyhow::Result<usize> {
-    use futures::StreamExt;
+    use futures::{FutureExt, StreamExt};
     use rhizo_core::{
         DeviceKey,
         envelope::{MessageType, SecureMessage, SessionId},
