@@ -67,7 +67,10 @@ impl Node {
 async fn a_node_that_reads_no_events_does_not_stall_the_event_loop() {
     let mut target = Node::spawn().await;
     let total = SENDERS * REQUESTS_PER_SENDER;
-    assert!(total > EVENT_CHANNEL_CAPACITY + 64, "more than the channel holds");
+    assert!(
+        total > EVENT_CHANNEL_CAPACITY + 64,
+        "more than the channel holds"
+    );
 
     // Every sender's requests carry its index and a sequence number: [sender, seq_hi, seq_lo].
     let mut senders = Vec::new();

@@ -566,3 +566,68 @@ pub enum GuardError {
     #[error("internal error: {0}")]
     Internal(String),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A guard whose network's event loop never runs: every call that waited for it would hang
+    /// until the client timeout.
+    async fn guard_without_event_loop() -> (Guard, rhizo_net::EventLoop) {
+        let (client, _events, event_loop) = rhizo_net::start(rhizo_net::NetConfig::new(
+            rhizo_net::Keypair::generate_ed25519(),
+        ))
+        .unwrap();
+        let store = Arc::new(Mutex::new(Store::open_in_memory().unwrap()));
+        let guard = Guard::new(client, store, HashSet::new()).await;
+        (guard, event_loop)
+    }
+
+    #[tokio::test]
+    async fn a_ban_never_waits_for_the_network_and_waits_in_the_queue_when_it_is_full() {
+        let (guard, _event_loop) = guard_without_event_loop().await;
+        // A call that waited for the (stopped) event loop would run into the deadline below
+        // before its 10 s client timeout, as the old code's ban did.
+        let deadline = Duration::from_secs(5);
+        let peers: Vec<PeerId> = (0..70).map(|_| PeerId::random()).collect();
+        for peer in &peers {
+            let ban = async {
+                for _ in 0..5 {
+                    guard.record(*peer, Conduct::InvalidMessage).await;
+                }
+            };
+            tokio::time::timeout(deadline, ban)
+                .await
+                .expect("recording a ban does not wait on the network");
+            assert!(guard.reputation_of(peer).1.is_some(), "banned");
+        }
+        // The command channel holds 64: the rest wait for `run` to apply them.
+        let pending = guard.inner.pending_bans.lock().unwrap().len();
+        assert_eq!(pending, peers.len() - rhizo_net::COMMAND_CHANNEL_CAPACITY);
+        assert!(guard.bans_pending());
+    }
+
+    #[tokio::test]
+    async fn a_rate_check_never_waits_for_the_network() {
+        let (guard, _event_loop) = guard_without_event_loop().await;
+        let peer = PeerId::random();
+        let (_, burst) = Protocol::Pex.rate();
+        let flood = async {
+            let mut refused = 0;
+            for _ in 0..burst + 20 {
+                if !guard.allow(peer, Protocol::Pex).await {
+                    refused += 1;
+                }
+            }
+            refused
+        };
+        let refused = tokio::time::timeout(Duration::from_secs(5), flood)
+            .await
+            .expect("over-rate requests (and the ban they cause) do not wait on the network");
+        assert_eq!(refused, 20);
+        assert!(
+            guard.reputation_of(&peer).1.is_some(),
+            "banned for the excess"
+        );
+    }
+}

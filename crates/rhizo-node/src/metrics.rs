@@ -106,6 +106,68 @@ pub fn render(stats: &StatsResponse) -> String {
         "Keys this node holds other peers' provider records for",
         stats.net.provider_keys_held,
     );
+    let n = &stats.net;
+    for (name, help, v) in [
+        (
+            "records_stored",
+            "DHT records stored for other peers after validation",
+            n.records_stored,
+        ),
+        (
+            "records_rejected",
+            "DHT records refused by the validator or the store's bounds",
+            n.records_rejected,
+        ),
+        (
+            "records_rate_limited",
+            "DHT records refused unvalidated: sender over its PUT_VALUE rate",
+            n.records_rate_limited,
+        ),
+        (
+            "records_shed",
+            "DHT records refused unvalidated: validations in flight at their bound",
+            n.records_shed,
+        ),
+        (
+            "events_shed",
+            "Network events dropped: node channel and event loop backlog full",
+            n.events_shed,
+        ),
+        (
+            "inbound_requests_shed",
+            "Inbound requests dropped unanswered: node channel and backlog full",
+            n.inbound_requests_shed,
+        ),
+        (
+            "events_dropped",
+            "Best-effort network reports dropped: the node was behind",
+            n.events_dropped,
+        ),
+        (
+            "commands_shed",
+            "Answers and bans not handed to the network: command channel full",
+            n.commands_shed,
+        ),
+        (
+            "inbound_refused_busy",
+            "Inbound requests answered RATE_LIMITED: every handler busy",
+            n.inbound_refused_busy,
+        ),
+    ] {
+        counter(&mut registry, name, help, v);
+    }
+    gauge(
+        &mut registry,
+        "records_held",
+        "DHT records this node keeps for other peers",
+        n.records_held,
+    );
+    gauge(
+        &mut registry,
+        "event_backlog",
+        "Network events waiting in the event loop for room in the node's channel",
+        n.event_backlog,
+    );
     let m = &stats.messaging;
     for (name, help, v) in [
         (
