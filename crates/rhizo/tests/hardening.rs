@@ -368,7 +368,7 @@ async fn flood_as_one_peer(
         if failed_in_a_row > FLOOD_MSG_IN_FLIGHT + 4 || tokio::time::Instant::now() > deadline {
             break;
         }
-        if pex_sent < 40 && seq % 8 == 0 {
+        if pex_sent < 40 && seq.is_multiple_of(8) {
             pex_sent += 1;
             in_flight.push(pex());
         }

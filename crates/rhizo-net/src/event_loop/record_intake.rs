@@ -90,9 +90,9 @@ impl PutRate {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RecordRefusal {
     /// Its sender has [`MAX_RECORDS_PER_PEER`] records kept here, none expired.
-    PeerFull,
+    PeerShareUsed,
     /// Its owner has [`MAX_RECORDS_PER_OWNER`] records kept here, none expired.
-    OwnerFull,
+    OwnerShareUsed,
     /// [`MAX_STORED_RECORDS`] records are kept, none expired, and this key is new.
     StoreFull,
 }
@@ -187,12 +187,12 @@ impl RecordLedger {
         if old.is_none_or(|o| o.source != *source)
             && count(self.per_peer.get(source)) >= self.limits.per_peer
         {
-            return Some(RecordRefusal::PeerFull);
+            return Some(RecordRefusal::PeerShareUsed);
         }
         if old.is_none_or(|o| o.owner != owner)
             && count(self.per_owner.get(owner)) >= self.limits.per_owner
         {
-            return Some(RecordRefusal::OwnerFull);
+            return Some(RecordRefusal::OwnerShareUsed);
         }
         (old.is_none() && self.kept.len() >= self.limits.records)
             .then_some(RecordRefusal::StoreFull)
@@ -465,7 +465,7 @@ mod tests {
         }
         assert_eq!(
             ledger.admit(&key(4), peer, vec![9], later, now, &mut forgotten),
-            Err(RecordRefusal::PeerFull)
+            Err(RecordRefusal::PeerShareUsed)
         );
         // Replacing one of its own records is not one more.
         ledger
@@ -509,7 +509,7 @@ mod tests {
                 now,
                 &mut forgotten
             ),
-            Err(RecordRefusal::OwnerFull)
+            Err(RecordRefusal::OwnerShareUsed)
         );
         // A newer version of a record it has is fine.
         ledger
