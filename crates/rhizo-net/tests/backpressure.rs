@@ -9,7 +9,8 @@
 use std::time::Duration;
 
 use rhizo_net::{
-    Client, EVENT_CHANNEL_CAPACITY, Keypair, Multiaddr, NetConfig, NetEvent, PeerId, SendError,
+    Client, EVENT_CHANNEL_CAPACITY, Keypair, Multiaddr, NetConfig, NetEvent, NetLimits, PeerId,
+    SendError, event_loop::EVENT_BACKLOG_CAPACITY,
 };
 use tokio::{sync::mpsc, task::JoinHandle};
 
@@ -34,6 +35,12 @@ impl Node {
         let peer = keypair.public().to_peer_id();
         let (client, mut events, event_loop) = rhizo_net::start(NetConfig {
             listen: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr")],
+            // Every node shares one IP on loopback.
+            limits: NetLimits {
+                max_per_ip: 1000,
+                max_inbound: 1000,
+                ..NetLimits::default()
+            },
             ..NetConfig::new(keypair)
         })
         .expect("network starts");
@@ -140,6 +147,79 @@ async fn a_node_that_reads_no_events_does_not_stall_the_event_loop() {
     }
     let stats = target.client.stats().await.expect("stats");
     assert_eq!(stats.event_backlog, 0);
+    for sender in senders {
+        sender.stop().await;
+    }
+    target.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_backlog_requests_are_shed_and_counted_and_the_rest_delivered() {
+    let mut target = Node::spawn().await;
+    // More requests than the channel and the backlog hold together.
+    let senders_needed =
+        (EVENT_CHANNEL_CAPACITY + EVENT_BACKLOG_CAPACITY) / REQUESTS_PER_SENDER + 4;
+    let total = senders_needed * REQUESTS_PER_SENDER;
+    let mut senders = Vec::new();
+    let mut requests = Vec::new();
+    for _ in 0..senders_needed {
+        let sender = Node::spawn().await;
+        for seq in 0..REQUESTS_PER_SENDER {
+            let client = sender.client.clone();
+            let (peer, addr) = (target.peer, target.addr.clone());
+            let payload = u32::try_from(requests.len() * 1000 + seq)
+                .expect("small")
+                .to_be_bytes()
+                .to_vec();
+            requests.push(tokio::spawn(async move {
+                client.send_message(peer, vec![addr], payload).await
+            }));
+        }
+        senders.push(sender);
+    }
+    let arrived = async {
+        loop {
+            let stats = target.client.stats().await.expect("the event loop answers");
+            if stats.messages_received >= total as u64 {
+                return stats;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let stats = tokio::time::timeout(WAIT, arrived)
+        .await
+        .expect("all requests arrive within the bounded wait");
+    assert!(
+        stats.inbound_requests_shed > 0,
+        "the surplus was shed: {stats:?}"
+    );
+    assert!(stats.events_shed >= stats.inbound_requests_shed);
+    assert_eq!(stats.event_backlog as usize, EVENT_BACKLOG_CAPACITY);
+    // Everything not shed reaches the node once it reads.
+    let expected = total - stats.inbound_requests_shed as usize;
+    let mut received = 0;
+    while received < expected {
+        let event = tokio::time::timeout(WAIT, target.events.recv())
+            .await
+            .expect("events within the bounded wait")
+            .expect("event loop alive");
+        if let NetEvent::InboundMessage {
+            payload, channel, ..
+        } = event
+        {
+            target
+                .client
+                .respond(channel, payload)
+                .await
+                .expect("respond");
+            received += 1;
+        }
+    }
+    let stats = target.client.stats().await.expect("stats");
+    assert_eq!(stats.event_backlog, 0);
+    for request in requests {
+        request.abort();
+    }
     for sender in senders {
         sender.stop().await;
     }
