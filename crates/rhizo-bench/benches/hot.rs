@@ -97,6 +97,7 @@ fn mailbox(c: &mut Criterion) {
         recipient: Uid::from_bytes(&[9; 32]),
         envelope: envelope.into(),
         ttl_secs: 0,
+        sender_cert: root.certify_device(&device.public(), 1).encode().into(),
     }
     .encode();
     let challenge = MailboxRequest::Challenge {

@@ -301,8 +301,9 @@ impl B8Result {
     }
 }
 
-/// An encoded envelope with its sender's and recipient's UIDs.
-pub type Record = (Vec<u8>, [u8; 32], [u8; 32]);
+/// An encoded envelope with its sender's and recipient's UIDs and the sender device's
+/// certificate (a replica keeps it with the envelope).
+pub type Record = (Vec<u8>, [u8; 32], [u8; 32], Vec<u8>);
 
 /// `n` distinct signed envelopes of about [`ENVELOPE_BYTES`], with their sender and
 /// recipient UIDs.
@@ -344,11 +345,12 @@ pub fn envelopes(n: usize) -> anyhow::Result<Vec<Record>> {
     (0..n)
         .map(|i| {
             let m = make(i, payload_len, &mut filler)?;
-            let (root, _) = &senders[i % SENDERS];
+            let (root, device) = &senders[i % SENDERS];
             Ok((
                 m.encode(),
                 *root.public().uid().as_bytes(),
                 recipients[i % RECIPIENTS],
+                root.certify_device(&device.public(), t0 / 1000).encode(),
             ))
         })
         .collect()
@@ -374,13 +376,14 @@ fn now_ms() -> i64 {
 
 /// `entry` for a record, expiring a week after `now`.
 fn new_entry(record: &Record, now: i64) -> NewMailboxEntry<'_> {
-    let (envelope, sender, recipient) = record;
+    let (envelope, sender, recipient, sender_cert) = record;
     NewMailboxEntry {
         recipient_uid: *recipient,
         sender_uid: *sender,
         digest: envelope_digest(envelope),
         envelope,
         expires_at: now + WEEK_MS,
+        sender_cert,
     }
 }
 
@@ -440,11 +443,12 @@ fn replica_rate(dir: &Path, records: &[Record]) -> anyhow::Result<(f64, u64, u64
     );
     let payloads: Vec<Vec<u8>> = records
         .iter()
-        .map(|(envelope, _, recipient)| {
+        .map(|(envelope, _, recipient, sender_cert)| {
             MailboxRequest::Store {
                 recipient: rhizo_core::Uid::from_bytes(recipient),
                 envelope: envelope.clone().into(),
                 ttl_secs: 0,
+                sender_cert: sender_cert.clone().into(),
             }
             .encode()
         })
@@ -540,7 +544,7 @@ fn raw_rate_into(
                 "INSERT INTO records (recipient, sender, digest, envelope, stored_at, expires_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
-            for (envelope, sender, recipient) in chunk {
+            for (envelope, sender, recipient, _) in chunk {
                 insert.execute(params![
                     &recipient[..],
                     &sender[..],
@@ -563,7 +567,7 @@ pub fn raw_commit_rate(dir: &Path, n: usize, bytes: usize) -> anyhow::Result<f64
         .map(|i| {
             let mut v = vec![0u8; bytes];
             v[..8].copy_from_slice(&(i as u64).to_le_bytes());
-            (v, [1; 32], [2; 32])
+            (v, [1; 32], [2; 32], Vec::new())
         })
         .collect();
     raw_rate(&dir.join("commits.db"), &records, 1)
@@ -608,7 +612,7 @@ fn time_statement(
     }
     let mut stmt = conn.prepare(sql)?;
     let start = Instant::now();
-    for ((envelope, sender, recipient), digest) in probes.iter().zip(&digests) {
+    for ((envelope, sender, recipient, _), digest) in probes.iter().zip(&digests) {
         let mut rows = match bind {
             Bind::Probe => stmt.query(params![&recipient[..], &digest[..], &sender[..], now])?,
             Bind::Purge => stmt.query(params![now, 4096])?,
@@ -850,7 +854,7 @@ mod tests {
     #[test]
     fn envelopes_are_about_one_kib_and_decode() {
         let list = envelopes(3).unwrap();
-        for (bytes, _, _) in &list {
+        for (bytes, _, _, _) in &list {
             assert!((ENVELOPE_BYTES - 8..=ENVELOPE_BYTES + 8).contains(&bytes.len()));
             SecureMessage::decode(bytes).unwrap();
         }

@@ -2,15 +2,20 @@
 //! signature, delete-on-receipt authorisation and the replica's single-use challenge nonces.
 //!
 //! ```text
-//!  sender    ── Store{uid, envelope, ttl} ─────────────────▶ replica: StoreOk | Error
+//!  sender    ── Store{uid, envelope, ttl, sender cert} ────▶ replica: StoreOk | Error
 //!  recipient ── Challenge{uid} ───────────────────────────▶ replica: Challenge{nonce, 60 s}
-//!            ── Fetch{uid, nonce, device list, device, sig} ▶ replica: Fetched{entries, more}
+//!            ── Fetch{uid, nonce, device list, device, sig, cursor}
+//!                                                          ▶ replica: Fetched{entries, more,
+//!                                                                             next_cursor}
 //!            ── Delete{uid, device list, signed receipt} ──▶ replica: Deleted{count}
 //! ```
 //!
 //! A fetch is signed by a device certified in the recipient's current device list, over the
 //! replica's PeerId and a nonce the replica issued; the replica consumes the nonce before it
-//! checks anything else, so a captured request can never be replayed. Wire format in
+//! checks anything else, so a captured request can never be replayed. A store carries the
+//! sender's device certificate, checked against the envelope ([`verify_store_sender`]) before
+//! the replica counts the sender's quota. A fetch pages with a cursor ([`FetchPager`]), so
+//! entries the recipient leaves on the replica never hide later ones. Wire format in
 //! `proto/mailbox.proto`; rules in docs/protocol.md.
 
 use std::collections::{HashMap, VecDeque};
@@ -21,8 +26,8 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::{
-    DeviceKey, DevicePublicKey, Uid,
-    envelope::{DeliveryReceipt, ErrorCode, MAX_ENVELOPE_BYTES, ReceiptStatus},
+    DEVICE_CERT_LEN, DeviceCertificate, DeviceKey, DevicePublicKey, Uid,
+    envelope::{DeliveryReceipt, ErrorCode, MAX_ENVELOPE_BYTES, ReceiptStatus, SecureMessage},
     proto,
     records::{
         MAX_RECORD_BYTES, RecordError, ValidRecord, decode_canonical, device_list_key,
@@ -40,6 +45,10 @@ pub const MAX_REQUEST_BYTES: usize = MAX_ENVELOPE_BYTES + 64 * 1024;
 pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 /// Most envelopes one fetch returns.
 pub const MAX_FETCH_ENTRIES: u32 = 64;
+/// Most fetch rounds (challenge + fetch) a recipient makes per replica and per fetch: enough to
+/// page through a full per-recipient quota (4096 envelopes, 64 per page) with room for a second
+/// pass; bounded so a replica answering `more` forever cannot keep a client busy.
+pub const MAX_FETCH_ROUNDS: usize = 80;
 /// How long a challenge nonce may be used.
 pub const CHALLENGE_TTL_MS: u64 = 60_000;
 /// Domain tag of the fetch signature.
@@ -117,6 +126,21 @@ pub enum MailboxError {
     /// The delete receipt does not decode or verify.
     #[error("bad delete receipt: {0}")]
     BadReceipt(String),
+    /// A store without a well-formed sender device certificate.
+    #[error(
+        "the store carries no valid sender device certificate: send the sender device's \
+         137-byte certificate"
+    )]
+    MissingSenderCertificate,
+    /// The sender certificate does not certify the envelope's sender.
+    #[error(
+        "the sender certificate does not match the envelope: its root must be the sender_id's \
+         and its device the sender_device"
+    )]
+    SenderMismatch,
+    /// The sender certificate's root signature does not verify.
+    #[error("the sender device certificate's signature does not verify")]
+    InvalidSenderCertificate,
 }
 
 impl MailboxError {
@@ -131,7 +155,9 @@ impl MailboxError {
             | Self::StaleDeviceList { .. }
             | Self::WrongUid
             | Self::DeviceNotListed => ErrorCode::UnknownSender,
-            Self::InvalidSignature => ErrorCode::InvalidSignature,
+            Self::InvalidSignature | Self::InvalidSenderCertificate => ErrorCode::InvalidSignature,
+            Self::MissingSenderCertificate => ErrorCode::Malformed,
+            Self::SenderMismatch => ErrorCode::UnknownSender,
         }
     }
 }
@@ -167,6 +193,8 @@ pub enum MailboxRequest {
         envelope: Bytes,
         /// Seconds to keep it (0: the default).
         ttl_secs: u32,
+        /// The sender device's encoded certificate (checked by [`verify_store_sender`]).
+        sender_cert: Bytes,
     },
     /// Ask for a nonce.
     Challenge {
@@ -188,10 +216,12 @@ impl MailboxRequest {
                 recipient,
                 envelope,
                 ttl_secs,
+                sender_cert,
             } => Op::Store(proto::StoreRequest {
                 recipient_uid: Bytes::copy_from_slice(recipient.as_bytes()),
                 envelope: envelope.clone(),
                 ttl_secs: *ttl_secs,
+                sender_cert: sender_cert.clone(),
             }),
             Self::Challenge { recipient } => Op::Challenge(proto::ChallengeRequest {
                 recipient_uid: Bytes::copy_from_slice(recipient.as_bytes()),
@@ -203,6 +233,7 @@ impl MailboxRequest {
                 device_pk: Bytes::copy_from_slice(f.device_pk.as_bytes()),
                 signature: Bytes::copy_from_slice(&f.signature),
                 max_entries: f.max_entries,
+                cursor: f.cursor,
             }),
             Self::Delete(d) => Op::Delete(proto::DeleteRequest {
                 recipient_uid: Bytes::copy_from_slice(d.recipient.as_bytes()),
@@ -231,10 +262,15 @@ impl MailboxRequest {
                         actual: s.envelope.len(),
                     });
                 }
+                // Only the size here: the replica decodes and verifies the certificate.
+                if s.sender_cert.len() > DEVICE_CERT_LEN {
+                    return Err(MailboxError::Malformed("sender_cert is longer than 137 bytes"));
+                }
                 Ok(Self::Store {
                     recipient: uid_from(&s.recipient_uid)?,
                     envelope: s.envelope,
                     ttl_secs: s.ttl_secs,
+                    sender_cert: s.sender_cert,
                 })
             }
             Op::Challenge(c) => Ok(Self::Challenge {
@@ -251,6 +287,7 @@ impl MailboxRequest {
                 .map_err(|_| MailboxError::Malformed("device_pk is not a valid key"))?,
                 signature: array(&f.signature, "signature is not 64 bytes")?,
                 max_entries: f.max_entries,
+                cursor: f.cursor,
             })),
             Op::Delete(d) => Ok(Self::Delete(DeleteRequest {
                 recipient: uid_from(&d.recipient_uid)?,
@@ -323,6 +360,11 @@ pub struct FetchRequest {
     pub signature: [u8; 64],
     /// Most entries wanted.
     pub max_entries: u32,
+    /// Only entries after this position (a previous [`MailboxResponse::Fetched`]'s
+    /// `next_cursor` from the same replica); 0 = from the oldest. Not signed: the connection
+    /// is authenticated, and a changed cursor only changes which of the recipient's own
+    /// entries come back.
+    pub cursor: u64,
 }
 
 fn fetch_message(
@@ -362,7 +404,15 @@ impl FetchRequest {
             device_pk,
             signature,
             max_entries,
+            cursor: 0,
         }
+    }
+
+    /// The same request, paging from `cursor` (see [`FetchRequest::cursor`]).
+    #[must_use]
+    pub fn with_cursor(mut self, cursor: u64) -> Self {
+        self.cursor = cursor;
+        self
     }
 
     /// The replica's check (the nonce is checked separately, by [`NonceBook::take`]): the device
@@ -416,15 +466,15 @@ impl DeleteRequest {
     /// version at least `min_version`), the receipt decodes, its `recipient_device` is listed and
     /// its signature verifies (strict).
     ///
-    /// Returns the device and the digests of the envelopes to delete: those the receipt marks
-    /// delivered, read or rejected with a final code (the recipient is done with them, e.g.
+    /// Returns the device and what to delete ([`DeleteTargets`]): the envelopes the recipient
+    /// has (every status but `REJECTED`), and those it rejected with a final code (e.g.
     /// `REPLAY_DETECTED`: it already had it). Entries rejected with a transient code are left
     /// out: the envelope stays for a later fetch, by this device or another one.
     pub fn verify(
         &self,
         now_secs: u64,
         min_version: u64,
-    ) -> Result<(AuthorizedDevice, Vec<[u8; 32]>), MailboxError> {
+    ) -> Result<(AuthorizedDevice, DeleteTargets), MailboxError> {
         let receipt = DeliveryReceipt::decode(&self.receipt)
             .map_err(|e| MailboxError::BadReceipt(e.to_string()))?;
         let authorized = check_device_list(
@@ -437,13 +487,109 @@ impl DeleteRequest {
         receipt
             .verify(&receipt.recipient_device)
             .map_err(|_| MailboxError::InvalidSignature)?;
-        let digests = receipt
-            .entries
-            .iter()
-            .filter(|e| !matches!(e.status, ReceiptStatus::Rejected(code) if code.is_transient()))
-            .map(|e| e.envelope_digest)
-            .collect();
-        Ok((authorized, digests))
+        let mut targets = DeleteTargets::default();
+        for entry in &receipt.entries {
+            match entry.status {
+                ReceiptStatus::Rejected(code) if code.is_transient() => {}
+                ReceiptStatus::Rejected(_) => targets.rejected.push(entry.envelope_digest),
+                _ => targets.acknowledged.push(entry.envelope_digest),
+            }
+        }
+        Ok((authorized, targets))
+    }
+}
+
+/// What a verified [`DeleteRequest`] asks a replica to drop, by envelope digest.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeleteTargets {
+    /// Envelopes the recipient has (delivered, read, held as a request): deleted, and
+    /// tombstoned even when this replica does not hold them, so a late copy is refused.
+    pub acknowledged: Vec<[u8; 32]>,
+    /// Envelopes the recipient refused with a final code: deleted only when this replica
+    /// holds them (it verified their signature when it stored them), never tombstoned
+    /// otherwise, so a rejection cannot block an envelope the replica never saw.
+    pub rejected: Vec<[u8; 32]>,
+}
+
+/// The replica's check of a store's sender, before it counts the sender's quota: `sender_cert`
+/// is a device certificate whose root hashes to the envelope's `sender_id` and whose device is
+/// its `sender_device`, the root's signature on it verifies, and so does the envelope's
+/// signature by that device. So nobody can store (or use up a quota) in another user's name.
+/// Cheap comparisons run before the two signature checks.
+pub fn verify_store_sender(
+    message: &SecureMessage,
+    sender_cert: &[u8],
+) -> Result<DeviceCertificate, MailboxError> {
+    let cert = DeviceCertificate::decode(sender_cert)
+        .map_err(|_| MailboxError::MissingSenderCertificate)?;
+    if cert.device() != message.sender_device || cert.root().uid() != message.sender_id {
+        return Err(MailboxError::SenderMismatch);
+    }
+    cert.verify()
+        .map_err(|_| MailboxError::InvalidSenderCertificate)?;
+    message
+        .verify(&message.sender_device)
+        .map_err(|_| MailboxError::InvalidSignature)?;
+    Ok(cert)
+}
+
+/// The recipient's paging through one replica during one fetch, sans-IO: which cursor to fetch
+/// next, given what each page held and how much of it the recipient handled (and deleted).
+///
+/// Entries the recipient leaves on the replica (from a sender who is not a contact yet, or
+/// refused with a transient code) are paged past with the cursor, so they never hide the ones
+/// behind them. When the end is reached, something was handled and something was left, one
+/// more pass starts from the oldest (what was handled may unblock what was left, e.g. a
+/// Welcome behind its messages). At most [`MAX_FETCH_ROUNDS`] pages in all.
+#[derive(Debug, Clone, Default)]
+pub struct FetchPager {
+    cursor: u64,
+    rounds: usize,
+    left_in_pass: bool,
+    handled_in_pass: bool,
+    done: bool,
+}
+
+impl FetchPager {
+    /// A pager starting at the oldest entry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The cursor of the next fetch, or `None` when this replica is done.
+    pub fn next(&self) -> Option<u64> {
+        (!self.done && self.rounds < MAX_FETCH_ROUNDS).then_some(self.cursor)
+    }
+
+    /// Records one page: `returned` entries, `handled` of them handled (and deleted), the
+    /// replica's `more` and `next_cursor`.
+    pub fn page(&mut self, returned: usize, handled: usize, more: bool, next_cursor: u64) {
+        self.rounds += 1;
+        self.left_in_pass |= handled < returned;
+        self.handled_in_pass |= handled > 0;
+        if more {
+            if next_cursor > self.cursor {
+                self.cursor = next_cursor;
+            } else if handled == 0 {
+                // No progress (a replica without cursors, or a broken one) and nothing
+                // deleted: asking again would return the same page.
+                self.done = true;
+            }
+            // Else the same cursor again: what was handled is deleted now.
+            return;
+        }
+        if self.left_in_pass && self.handled_in_pass && self.cursor != 0 {
+            self.cursor = 0;
+            self.left_in_pass = false;
+            self.handled_in_pass = false;
+            return;
+        }
+        self.done = true;
+    }
+
+    /// The failed fetch ends paging for this replica.
+    pub fn failed(&mut self) {
+        self.done = true;
     }
 }
 
@@ -479,6 +625,9 @@ pub enum MailboxResponse {
         entries: Vec<FetchedEntry>,
         /// More are held.
         more: bool,
+        /// Where the next page starts: the position of the last entry returned (the request's
+        /// cursor when none was).
+        next_cursor: u64,
     },
     /// Deleted.
     Deleted {
@@ -513,7 +662,11 @@ impl MailboxResponse {
                 nonce: Bytes::copy_from_slice(nonce),
                 expires_at_ms: *expires_at_ms,
             }),
-            Self::Fetched { entries, more } => R::Fetched(proto::Fetched {
+            Self::Fetched {
+                entries,
+                more,
+                next_cursor,
+            } => R::Fetched(proto::Fetched {
                 entries: entries
                     .iter()
                     .map(|e| proto::FetchedEntry {
@@ -522,6 +675,7 @@ impl MailboxResponse {
                     })
                     .collect(),
                 more: *more,
+                next_cursor: *next_cursor,
             }),
             Self::Deleted { count } => R::Deleted(proto::Deleted { count: *count }),
             Self::Error { code, detail } => {
@@ -582,6 +736,7 @@ impl MailboxResponse {
                             })
                             .collect(),
                         more: f.more,
+                        next_cursor: f.next_cursor,
                     }
                 }
                 R::Deleted(d) => Self::Deleted { count: d.count },

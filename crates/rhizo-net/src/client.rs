@@ -208,6 +208,11 @@ pub(crate) enum Command {
         key: Vec<u8>,
         reply: oneshot::Sender<Result<Vec<ClosestPeer>, String>>,
     },
+    LocalCloserPeers {
+        key: Vec<u8>,
+        limit: usize,
+        reply: oneshot::Sender<usize>,
+    },
     StartProviding {
         key: Vec<u8>,
         reply: oneshot::Sender<Result<usize, String>>,
@@ -426,6 +431,15 @@ impl Client {
             .call_with(DHT_TIMEOUT, |reply| Command::ClosestPeers { key, reply })
             .await?;
         reply.map_err(NetError::Dht)
+    }
+
+    /// How many peers in the local Kademlia routing table are closer to `key` than this node
+    /// (the distance records under `key` use, as for [`closest_peers`](Self::closest_peers)),
+    /// counting at most `limit`. No network traffic: a mailbox replica asks it to decide
+    /// whether a mailbox is its business.
+    pub async fn local_closer_peers(&self, key: Vec<u8>, limit: usize) -> Result<usize, NetError> {
+        self.call(|reply| Command::LocalCloserPeers { key, limit, reply })
+            .await
     }
 
     /// Announces this node as a provider of `key` (1 to

@@ -567,6 +567,19 @@ impl EventLoop {
                     .map(|r| r.value.clone());
                 let _ = reply.send(value);
             }
+            Command::LocalCloserPeers { key, limit, reply } => {
+                let target = kad::KBucketKey::new(RecordKey::new(&key));
+                let ours = kad::KBucketKey::from(*self.swarm.local_peer_id()).distance(&target);
+                let closer = self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .get_closest_local_peers(&target)
+                    .take(limit)
+                    .take_while(|peer| peer.distance(&target) < ours)
+                    .count();
+                let _ = reply.send(closer);
+            }
             Command::ClosestPeers { key, reply } => {
                 if self.pending_requests() >= MAX_PENDING_REQUESTS {
                     let _ = reply.send(Err("too many DHT operations in flight".into()));

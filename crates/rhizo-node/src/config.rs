@@ -31,6 +31,11 @@ pub const DEFAULT_MAILBOX_POLL_SECS: u64 = 60;
 pub const DEFAULT_MAILBOX_REPLICATE_SECS: u64 = 600;
 /// Envelopes a replica holds from one sender (all recipients), by default.
 pub const DEFAULT_MAILBOX_MAX_PER_SENDER: u64 = 1024;
+/// MiB of envelopes a replica holds for others in all, by default (1 GiB).
+pub const DEFAULT_MAILBOX_MAX_TOTAL_MIB: u64 =
+    rhizo_store::mailbox::DEFAULT_MAX_TOTAL_BYTES / (1024 * 1024);
+/// Envelopes a replica holds for others in all, by default.
+pub const DEFAULT_MAILBOX_MAX_TOTAL_ENTRIES: u64 = rhizo_store::mailbox::DEFAULT_MAX_TOTAL_COUNT;
 /// Inbound connections kept at most (trusted and protected peers do not count).
 pub const DEFAULT_MAX_INBOUND: u64 = 64;
 /// Outbound connections kept at most (trusted and protected peers do not count).
@@ -74,6 +79,14 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     (
         "RHIZO_MAILBOX_MAX_PER_SENDER",
         "envelopes this node holds for others from one sender",
+    ),
+    (
+        "RHIZO_MAILBOX_MAX_TOTAL_MIB",
+        "MiB of envelopes this node holds for others in all",
+    ),
+    (
+        "RHIZO_MAILBOX_MAX_TOTAL_ENTRIES",
+        "envelopes this node holds for others in all",
     ),
     ("RHIZO_MAX_INBOUND", "inbound connections kept at most"),
     ("RHIZO_MAX_OUTBOUND", "outbound connections kept at most"),
@@ -145,6 +158,10 @@ pub struct Config {
     pub mailbox_replicate_secs: u64,
     /// Envelopes we hold for others from one sender (the per-sender quota).
     pub mailbox_max_per_sender: u64,
+    /// MiB of envelopes we hold for others in all (the node-wide cap).
+    pub mailbox_max_total_mib: u64,
+    /// Envelopes we hold for others in all (the node-wide cap).
+    pub mailbox_max_total_entries: u64,
     /// Inbound connections kept at most.
     pub max_inbound: u64,
     /// Outbound connections kept at most.
@@ -214,6 +231,10 @@ pub struct ConfigLayer {
     pub mailbox_replicate_secs: Option<u64>,
     /// Per-sender mailbox quota (envelopes).
     pub mailbox_max_per_sender: Option<u64>,
+    /// Node-wide mailbox cap (MiB).
+    pub mailbox_max_total_mib: Option<u64>,
+    /// Node-wide mailbox cap (envelopes).
+    pub mailbox_max_total_entries: Option<u64>,
     /// Inbound connection limit.
     pub max_inbound: Option<u64>,
     /// Outbound connection limit.
@@ -325,6 +346,8 @@ impl ConfigLayer {
             mailbox_poll_secs: Some(DEFAULT_MAILBOX_POLL_SECS),
             mailbox_replicate_secs: Some(DEFAULT_MAILBOX_REPLICATE_SECS),
             mailbox_max_per_sender: Some(DEFAULT_MAILBOX_MAX_PER_SENDER),
+            mailbox_max_total_mib: Some(DEFAULT_MAILBOX_MAX_TOTAL_MIB),
+            mailbox_max_total_entries: Some(DEFAULT_MAILBOX_MAX_TOTAL_ENTRIES),
             max_inbound: Some(DEFAULT_MAX_INBOUND),
             max_outbound: Some(DEFAULT_MAX_OUTBOUND),
             max_per_ip: Some(DEFAULT_MAX_PER_IP),
@@ -430,6 +453,14 @@ impl ConfigLayer {
                     layer.mailbox_max_per_sender =
                         Some(parse_count("RHIZO_MAILBOX_MAX_PER_SENDER", &value)?);
                 }
+                "RHIZO_MAILBOX_MAX_TOTAL_MIB" => {
+                    layer.mailbox_max_total_mib =
+                        Some(parse_count("RHIZO_MAILBOX_MAX_TOTAL_MIB", &value)?);
+                }
+                "RHIZO_MAILBOX_MAX_TOTAL_ENTRIES" => {
+                    layer.mailbox_max_total_entries =
+                        Some(parse_count("RHIZO_MAILBOX_MAX_TOTAL_ENTRIES", &value)?);
+                }
                 "RHIZO_MAILBOX_REPLICATE_SECS" => {
                     layer.mailbox_replicate_secs =
                         Some(parse_count("RHIZO_MAILBOX_REPLICATE_SECS", &value)?);
@@ -455,6 +486,10 @@ impl ConfigLayer {
             mailbox_poll_secs: self.mailbox_poll_secs.or(lower.mailbox_poll_secs),
             mailbox_replicate_secs: self.mailbox_replicate_secs.or(lower.mailbox_replicate_secs),
             mailbox_max_per_sender: self.mailbox_max_per_sender.or(lower.mailbox_max_per_sender),
+            mailbox_max_total_mib: self.mailbox_max_total_mib.or(lower.mailbox_max_total_mib),
+            mailbox_max_total_entries: self
+                .mailbox_max_total_entries
+                .or(lower.mailbox_max_total_entries),
             max_inbound: self.max_inbound.or(lower.max_inbound),
             max_outbound: self.max_outbound.or(lower.max_outbound),
             max_per_ip: self.max_per_ip.or(lower.max_per_ip),
@@ -684,6 +719,14 @@ impl Config {
                 .mailbox_max_per_sender
                 .filter(|n| *n > 0)
                 .unwrap_or(DEFAULT_MAILBOX_MAX_PER_SENDER),
+            mailbox_max_total_mib: merged
+                .mailbox_max_total_mib
+                .filter(|n| *n > 0)
+                .unwrap_or(DEFAULT_MAILBOX_MAX_TOTAL_MIB),
+            mailbox_max_total_entries: merged
+                .mailbox_max_total_entries
+                .filter(|n| *n > 0)
+                .unwrap_or(DEFAULT_MAILBOX_MAX_TOTAL_ENTRIES),
             max_inbound: merged
                 .max_inbound
                 .filter(|n| *n > 0)

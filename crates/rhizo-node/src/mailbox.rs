@@ -28,23 +28,27 @@ use std::{
 };
 
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use libp2p::PeerId;
 use rhizo_core::{
-    DeviceKey, Uid,
-    envelope::{DeliveryReceipt, ErrorCode, MAX_ENVELOPE_BYTES, SecureMessage, envelope_digest},
+    DeviceCertificate, DeviceKey, Uid,
+    envelope::{
+        DeliveryReceipt, ErrorCode, MAX_ENVELOPE_BYTES, ReceiptStatus, SecureMessage,
+        envelope_digest,
+    },
     mailbox::{
-        DEFAULT_TTL_SECS, FetchRequest, FetchedEntry, MAX_FETCH_ENTRIES, MAX_RESPONSE_BYTES,
-        MAX_TTL_SECS, MIN_TTL_SECS, MailboxRequest, MailboxResponse, NonceBook, REPLICAS,
-        mailbox_key,
+        DEFAULT_TTL_SECS, DeleteTargets, FetchRequest, FetchedEntry, MAX_FETCH_ENTRIES,
+        MAX_RESPONSE_BYTES, MAX_TTL_SECS, MIN_TTL_SECS, MailboxRequest, MailboxResponse,
+        NonceBook, REPLICAS, mailbox_key, verify_store_sender,
     },
     seen::check_timestamp,
 };
 use rhizo_net::{Client, ClosestPeer};
 use rhizo_store::{
     Store, StoreError,
-    mailbox::{MailboxOutcome, MailboxQuota, MailboxStored, NewMailboxEntry},
+    mailbox::{MailboxOutcome, MailboxPage, MailboxQuota, MailboxStored, NewMailboxEntry},
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 /// Nonces a replica keeps outstanding at once (oldest evicted first).
@@ -65,6 +69,14 @@ pub const STORE_GROUP: usize = 64;
 /// Most checked stores waiting for the replica's writer; more are answered `RATE_LIMITED`
 /// rather than queued without bound.
 pub const MAX_PENDING_STORES: usize = 256;
+/// Most inbound mailbox requests handled at once; more are answered `RATE_LIMITED` at once
+/// rather than stalling the node's event handling until one finishes.
+pub const MAX_MAILBOX_IN_FLIGHT: usize = 64;
+/// A replica takes stores for a mailbox only while fewer than this many peers of its routing
+/// table are closer to the mailbox key than itself: twice the replica set, plus slack for
+/// churn and for senders whose view of the network differs. A network smaller than this
+/// (tests, a small deployment) stores everywhere.
+pub const RESPONSIBLE_RANK: usize = 2 * REPLICAS + 6;
 
 /// Settings of the replica and of our use of others' replicas.
 #[derive(Debug, Clone, Copy)]
@@ -88,8 +100,34 @@ pub struct StoreOutcome {
     pub errors: Vec<String>,
     /// Whether a replica refused because a quota was full.
     pub quota_full: bool,
-    /// Whether a replica said the recipient already fetched and acknowledged it.
-    pub already_delivered: bool,
+    /// Replicas that answered `REPLAY_DETECTED`: they hold a tombstone for it (the recipient
+    /// fetched and deleted it there, as far as an unsigned answer from a replica tells).
+    /// "Stop storing here", never "delivered": only a signed receipt from one of the
+    /// recipient's devices makes a message delivered.
+    pub tombstoned: u32,
+}
+
+/// What the sender does with an outgoing row after storing it on the replicas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreVerdict {
+    /// Held on (or already taken from) this many replicas: the row becomes `stored`.
+    Stored {
+        /// Replicas that acknowledged it or hold its tombstone.
+        replicas: u32,
+    },
+    /// No replica holds it: stays queued, retried with backoff.
+    Retry,
+}
+
+impl StoreOutcome {
+    /// The sender's decision: a replica's `REPLAY_DETECTED` counts like a replica that holds
+    /// the envelope (stop storing there), never as delivered.
+    pub fn verdict(&self) -> StoreVerdict {
+        match self.replicas.saturating_add(self.tombstoned) {
+            0 => StoreVerdict::Retry,
+            replicas => StoreVerdict::Stored { replicas },
+        }
+    }
 }
 
 /// One replica's answer to a fetch.
@@ -99,6 +137,8 @@ pub struct Page {
     pub entries: Vec<FetchedEntry>,
     /// Whether the replica holds more than it returned.
     pub more: bool,
+    /// Where the next page starts (the replica's `next_cursor`).
+    pub next_cursor: u64,
 }
 
 /// Where a fetch goes: a remote replica or our own store (we may be among our closest nodes).
@@ -142,6 +182,18 @@ struct Inner {
     closest: Mutex<HashMap<[u8; 32], CachedPeers>>,
     /// Peers each held mailbox was already copied to (re-replication).
     pushed: Mutex<HashMap<[u8; 32], HashSet<PeerId>>>,
+    /// Inbound requests in flight (at most [`MAX_MAILBOX_IN_FLIGHT`]).
+    in_flight: Arc<Semaphore>,
+}
+
+/// Room for one inbound mailbox request (from [`Mailbox::try_admit`]); released on drop.
+#[derive(Debug)]
+pub struct MailboxPermit(#[allow(dead_code)] OwnedSemaphorePermit);
+
+/// Whether a replica that counts `closer` peers of its routing table closer to a mailbox key
+/// than itself (counted up to [`RESPONSIBLE_RANK`]) should take stores for that mailbox.
+pub fn responsible(closer: usize) -> bool {
+    closer < RESPONSIBLE_RANK
 }
 
 fn now_ms() -> i64 {
@@ -169,9 +221,9 @@ fn error(code: ErrorCode, detail: impl Into<String>) -> MailboxResponse {
 }
 
 /// Handles one decoded-or-not request as a replica, synchronously: a store is committed alone
-/// (a one-entry batch) before it is answered. Cheap checks (size, structure, timestamps, quota)
-/// run before any signature verification. The node runs the same checks through
-/// [`MailboxReplica`], which commits stores in groups.
+/// (a one-entry batch) before it is answered. Cheap checks (size, structure, timestamps) run
+/// before any signature verification, and signatures before the quota counts and any write.
+/// The node runs the same checks through [`MailboxReplica`], which commits stores in groups.
 pub fn handle_request(
     store: &mut Store,
     context: &ReplicaContext,
@@ -195,17 +247,17 @@ fn answer_request(
     random: [u8; 32],
     request: MailboxRequest,
 ) -> MailboxResponse {
-    let now_u = u64::try_from(now_ms).unwrap_or(0);
     match request {
         MailboxRequest::Store {
             recipient,
             envelope,
             ttl_secs,
+            sender_cert,
         } => {
             let quota_check = |entry: &NewMailboxEntry<'_>| {
                 store.mailbox_check_quota(entry, &context.quota, now_ms)
             };
-            match check_store(quota_check, now_ms, recipient, envelope, ttl_secs) {
+            match check_store(quota_check, now_ms, recipient, envelope, ttl_secs, sender_cert) {
                 Ok(checked) => commit_stores(store, &context.quota, &[checked], now_ms)
                     .map(|mut answers| answers.pop())
                     .ok()
@@ -214,75 +266,137 @@ fn answer_request(
                 Err(refused) => refused,
             }
         }
-        MailboxRequest::Challenge { recipient } => {
-            let Ok(mut book) = nonces.lock() else {
-                return error(ErrorCode::Internal, "nonce book unavailable");
-            };
-            let (nonce, expires_at_ms) = book.issue(recipient, random, now_u);
-            MailboxResponse::Challenge {
-                nonce,
-                expires_at_ms,
+        MailboxRequest::Challenge { recipient } => challenge(nonces, recipient, now_ms, random),
+        other => {
+            let min_version = |uid: &[u8; 32]| store.mailbox_device_list_version(uid);
+            match authorize(context, nonces, min_version, now_ms, other) {
+                Ok(authorized) => serve(store, now_ms, authorized),
+                Err(refused) => refused,
             }
         }
+    }
+}
+
+/// A fresh single-use nonce for `recipient` (no store access).
+fn challenge(
+    nonces: &Mutex<NonceBook>,
+    recipient: Uid,
+    now_ms: i64,
+    random: [u8; 32],
+) -> MailboxResponse {
+    let Ok(mut book) = nonces.lock() else {
+        return error(ErrorCode::Internal, "nonce book unavailable");
+    };
+    let (nonce, expires_at_ms) = book.issue(recipient, random, u64::try_from(now_ms).unwrap_or(0));
+    MailboxResponse::Challenge {
+        nonce,
+        expires_at_ms,
+    }
+}
+
+/// A fetch or delete whose nonce, device list and signatures were checked.
+#[derive(Debug)]
+enum Authorized {
+    /// Hand out a page.
+    Fetch {
+        uid: [u8; 32],
+        device_list_version: u64,
+        cursor: u64,
+        limit: usize,
+    },
+    /// Delete what a receipt names.
+    Delete {
+        uid: [u8; 32],
+        device_list_version: u64,
+        targets: DeleteTargets,
+    },
+}
+
+/// The checking half of a fetch or delete: nonce, device list (not older than what
+/// `min_version` reads), signatures. Needs no write access, so the node runs it without the
+/// store's lock: a flood of badly signed requests never waits for, or holds up, the store.
+fn authorize(
+    context: &ReplicaContext,
+    nonces: &Mutex<NonceBook>,
+    min_version: impl FnOnce(&[u8; 32]) -> Result<u64, StoreError>,
+    now_ms: i64,
+    request: MailboxRequest,
+) -> Result<Authorized, MailboxResponse> {
+    let now_u = u64::try_from(now_ms).unwrap_or(0);
+    let refuse = |e: rhizo_core::mailbox::MailboxError| error(e.code(), e.to_string());
+    let internal = |e: StoreError| error(ErrorCode::Internal, e.to_string());
+    match request {
         MailboxRequest::Fetch(request) => {
             // The nonce is consumed first, whatever follows: a captured request never works
             // twice.
             let taken = match nonces.lock() {
                 Ok(mut book) => book.take(&request.recipient, &request.nonce, now_u),
-                Err(_) => return error(ErrorCode::Internal, "nonce book unavailable"),
+                Err(_) => return Err(error(ErrorCode::Internal, "nonce book unavailable")),
             };
-            if let Err(e) = taken {
-                return error(e.code(), e.to_string());
-            }
+            taken.map_err(refuse)?;
             let uid = *request.recipient.as_bytes();
-            let min_version = match store.mailbox_device_list_version(&uid) {
-                Ok(v) => v,
-                Err(e) => return error(ErrorCode::Internal, e.to_string()),
-            };
-            let authorized = match request.verify(&context.local_peer, now_u / 1000, min_version) {
-                Ok(a) => a,
-                Err(e) => return error(e.code(), e.to_string()),
-            };
-            if let Err(e) =
-                store.note_mailbox_device_list_version(&uid, authorized.device_list_version, now_ms)
-            {
-                return error(ErrorCode::Internal, e.to_string());
-            }
-            let limit = request.max_entries.clamp(1, MAX_FETCH_ENTRIES) as usize;
-            match store.mailbox_fetch(&uid, now_ms, limit, FETCH_MAX_BYTES) {
-                Ok(page) => {
-                    let more = page.more;
-                    MailboxResponse::Fetched {
-                        entries: page
-                            .entries
-                            .into_iter()
-                            .map(|e| FetchedEntry {
-                                envelope: Bytes::from(e.envelope),
-                                expires_at_ms: u64::try_from(e.expires_at).unwrap_or(0),
-                            })
-                            .collect(),
-                        more,
-                    }
-                }
-                Err(e) => error(ErrorCode::Internal, e.to_string()),
-            }
+            let min_version = min_version(&uid).map_err(internal)?;
+            let authorized = request
+                .verify(&context.local_peer, now_u / 1000, min_version)
+                .map_err(refuse)?;
+            Ok(Authorized::Fetch {
+                uid,
+                device_list_version: authorized.device_list_version,
+                cursor: request.cursor,
+                limit: request.max_entries.clamp(1, MAX_FETCH_ENTRIES) as usize,
+            })
         }
         MailboxRequest::Delete(request) => {
             let uid = *request.recipient.as_bytes();
-            let min_version = match store.mailbox_device_list_version(&uid) {
-                Ok(v) => v,
-                Err(e) => return error(ErrorCode::Internal, e.to_string()),
-            };
-            let (authorized, digests) = match request.verify(now_u / 1000, min_version) {
-                Ok(v) => v,
-                Err(e) => return error(e.code(), e.to_string()),
-            };
-            if let Err(e) =
-                store.note_mailbox_device_list_version(&uid, authorized.device_list_version, now_ms)
-            {
-                return error(ErrorCode::Internal, e.to_string());
+            let min_version = min_version(&uid).map_err(internal)?;
+            let (authorized, targets) = request.verify(now_u / 1000, min_version).map_err(refuse)?;
+            Ok(Authorized::Delete {
+                uid,
+                device_list_version: authorized.device_list_version,
+                targets,
+            })
+        }
+        MailboxRequest::Store { .. } | MailboxRequest::Challenge { .. } => Err(error(
+            ErrorCode::Internal,
+            "not a fetch or delete",
+        )),
+    }
+}
+
+/// The writing half of a fetch or delete (under the store's lock): notes the device-list
+/// version, then hands out a page or deletes.
+fn serve(store: &mut Store, now_ms: i64, authorized: Authorized) -> MailboxResponse {
+    let (uid, version) = match &authorized {
+        Authorized::Fetch {
+            uid,
+            device_list_version,
+            ..
+        }
+        | Authorized::Delete {
+            uid,
+            device_list_version,
+            ..
+        } => (*uid, *device_list_version),
+    };
+    if let Err(e) = store.note_mailbox_device_list_version(&uid, version, now_ms) {
+        return error(ErrorCode::Internal, e.to_string());
+    }
+    match authorized {
+        Authorized::Fetch { cursor, limit, .. } => {
+            let cursor = i64::try_from(cursor).unwrap_or(i64::MAX);
+            match store.mailbox_fetch_after(&uid, now_ms, cursor, limit, FETCH_MAX_BYTES) {
+                Ok(page) => fetched(page),
+                Err(e) => error(ErrorCode::Internal, e.to_string()),
             }
-            match store.mailbox_delete(&uid, &digests, now_ms) {
+        }
+        Authorized::Delete { targets, .. } => {
+            let deleted = store
+                .mailbox_delete(&uid, &targets.acknowledged, now_ms)
+                .and_then(|a| {
+                    // A rejection deletes only a (verified) envelope held here.
+                    Ok(a + store.mailbox_delete_held(&uid, &targets.rejected, now_ms)?)
+                });
+            match deleted {
                 Ok(n) => MailboxResponse::Deleted {
                     count: u32::try_from(n).unwrap_or(u32::MAX),
                 },
@@ -292,8 +406,25 @@ fn answer_request(
     }
 }
 
+/// A store page as a `Fetched` answer.
+fn fetched(page: MailboxPage) -> MailboxResponse {
+    MailboxResponse::Fetched {
+        more: page.more,
+        next_cursor: u64::try_from(page.next_cursor).unwrap_or(0),
+        entries: page
+            .entries
+            .into_iter()
+            .map(|e| FetchedEntry {
+                envelope: Bytes::from(e.envelope),
+                expires_at_ms: u64::try_from(e.expires_at).unwrap_or(0),
+            })
+            .collect(),
+    }
+}
+
 /// A store request that passed every check a replica makes before committing it: size,
-/// decoding, recipient, time window, quota (read-only) and the envelope's signature.
+/// decoding, recipient, time window, the sender's certificate and the envelope's signature,
+/// and the quota (read-only).
 #[derive(Debug, Clone)]
 pub struct CheckedStore {
     recipient_uid: [u8; 32],
@@ -301,6 +432,7 @@ pub struct CheckedStore {
     digest: [u8; 32],
     envelope: Bytes,
     expires_at: i64,
+    sender_cert: Bytes,
 }
 
 impl CheckedStore {
@@ -311,6 +443,7 @@ impl CheckedStore {
             digest: self.digest,
             envelope: &self.envelope,
             expires_at: self.expires_at,
+            sender_cert: &self.sender_cert,
         }
     }
 
@@ -330,15 +463,18 @@ impl CheckedStore {
     }
 }
 
-/// The checks of a store request, cheapest first: `quota_check` (read-only, see
-/// [`Store::mailbox_check_quota`]) runs before the signature is verified, so a full mailbox
-/// costs the sender no verification.
+/// The checks of a store request, cheapest first: size, decoding, recipient, time window; then
+/// the sender binding ([`verify_store_sender`]: the certificate names the envelope's sender
+/// and device, and both signatures verify) **before** `quota_check` (read-only, see
+/// [`Store::mailbox_check_quota`]) counts anything against the sender, so nobody can use up
+/// another user's per-sender quota in their name.
 fn check_store(
     quota_check: impl FnOnce(&NewMailboxEntry<'_>) -> Result<(), StoreError>,
     now_ms: i64,
     recipient: Uid,
     envelope: Bytes,
     ttl_secs: u32,
+    sender_cert: Bytes,
 ) -> Result<CheckedStore, MailboxResponse> {
     if envelope.len() > MAX_ENVELOPE_BYTES {
         return Err(error(
@@ -355,6 +491,7 @@ fn check_store(
     }
     let now_u = u64::try_from(now_ms).unwrap_or(0);
     check_timestamp(message.timestamp, now_u).map_err(|e| error(e.code(), e.to_string()))?;
+    verify_store_sender(&message, &sender_cert).map_err(|e| error(e.code(), e.to_string()))?;
     let ttl = if ttl_secs == 0 {
         DEFAULT_TTL_SECS
     } else {
@@ -370,17 +507,13 @@ fn check_store(
         digest: envelope_digest(&envelope),
         expires_at: now_ms.saturating_add(i64::from(ttl) * 1000).min(window_end),
         envelope,
+        sender_cert,
     };
-    // Quota before signature work: a full mailbox costs the sender no verification.
     match quota_check(&checked.entry()) {
-        Ok(()) => {}
-        Err(StoreError::QuotaExceeded(why)) => return Err(error(ErrorCode::QuotaExceeded, why)),
-        Err(e) => return Err(error(ErrorCode::Internal, e.to_string())),
+        Ok(()) => Ok(checked),
+        Err(StoreError::QuotaExceeded(why)) => Err(error(ErrorCode::QuotaExceeded, why)),
+        Err(e) => Err(error(ErrorCode::Internal, e.to_string())),
     }
-    if message.verify(&message.sender_device).is_err() {
-        return Err(error(ErrorCode::InvalidSignature, "bad envelope signature"));
-    }
-    Ok(checked)
 }
 
 /// Commits `stores` in one transaction and returns each one's answer, in order; `Err` (nothing
@@ -428,7 +561,14 @@ struct ReplicaShared {
     /// A second connection for the read-only quota checks, so they do not wait while the
     /// writer holds `store` through a commit (`None`: in-memory store, checks share `store`).
     reader: OnceLock<Option<Mutex<Store>>>,
+    /// Refuses stores for mailboxes this node is not among the closest peers to (`None`: takes
+    /// any, as in tests and benchmarks).
+    neighbourhood: Option<Neighbourhood>,
 }
+
+/// Whether this node should hold a mailbox: given the mailbox key, answers `false` when this
+/// node is not among the closest peers to it (by its own routing table, with slack).
+pub type Neighbourhood = Arc<dyn Fn([u8; 32]) -> BoxFuture<'static, bool> + Send + Sync>;
 
 /// What the blocking part of [`MailboxReplica::handle`] decided.
 enum Step {
@@ -441,6 +581,16 @@ enum Step {
 impl MailboxReplica {
     /// A replica over `store`.
     pub fn new(store: Arc<Mutex<Store>>, context: ReplicaContext) -> Self {
+        Self::with_neighbourhood(store, context, None)
+    }
+
+    /// A replica over `store` that stores only for mailboxes `neighbourhood` says are its
+    /// business.
+    pub fn with_neighbourhood(
+        store: Arc<Mutex<Store>>,
+        context: ReplicaContext,
+        neighbourhood: Option<Neighbourhood>,
+    ) -> Self {
         Self {
             inner: Arc::new(ReplicaShared {
                 store,
@@ -448,6 +598,7 @@ impl MailboxReplica {
                 nonces: Mutex::new(NonceBook::new(NONCE_BOOK_CAPACITY)),
                 writer: OnceLock::new(),
                 reader: OnceLock::new(),
+                neighbourhood,
             }),
         }
     }
@@ -456,8 +607,23 @@ impl MailboxReplica {
     /// answered only after the transaction holding it committed. Must run inside a tokio
     /// runtime.
     pub async fn handle(&self, payload: Vec<u8>) -> MailboxResponse {
+        let request = match MailboxRequest::decode(&payload) {
+            Ok(r) => r,
+            Err(e) => return error(e.code(), e.to_string()),
+        };
+        drop(payload);
+        if let (MailboxRequest::Store { recipient, .. }, Some(neighbourhood)) =
+            (&request, &self.inner.neighbourhood)
+            && !neighbourhood(mailbox_key(recipient)).await
+        {
+            return error(
+                ErrorCode::QuotaExceeded,
+                "this node is not among the closest peers of this mailbox: store it on a closer \
+                 one",
+            );
+        }
         let this = self.clone();
-        let step = tokio::task::spawn_blocking(move || this.check(&payload))
+        let step = tokio::task::spawn_blocking(move || this.check(request))
             .await
             .unwrap_or_else(|e| Step::Answer(error(ErrorCode::Internal, e.to_string())));
         match step {
@@ -501,44 +667,48 @@ impl MailboxReplica {
         reader.as_ref().unwrap_or(&shared.store)
     }
 
-    /// The blocking part of [`handle`](Self::handle).
-    fn check(&self, payload: &[u8]) -> Step {
-        let request = match MailboxRequest::decode(payload) {
-            Ok(r) => r,
-            Err(e) => return Step::Answer(error(e.code(), e.to_string())),
-        };
+    /// The blocking part of [`handle`](Self::handle). Signatures are checked with no lock
+    /// held but the reader's (a short read of the device-list version); the store's (writer's)
+    /// lock is taken only for what passed.
+    fn check(&self, request: MailboxRequest) -> Step {
         let shared = &self.inner;
         let now = now_ms();
+        let unavailable = || StoreError::InvalidInput("store unavailable".into());
         match request {
             MailboxRequest::Store {
                 recipient,
                 envelope,
                 ttl_secs,
+                sender_cert,
             } => {
                 let quota_check = |entry: &NewMailboxEntry<'_>| {
-                    let store = self
-                        .check_connection()
-                        .lock()
-                        .map_err(|_| StoreError::InvalidInput("store unavailable".into()))?;
+                    let store = self.check_connection().lock().map_err(|_| unavailable())?;
                     store.mailbox_check_quota(entry, &shared.context.quota, now)
                 };
-                match check_store(quota_check, now, recipient, envelope, ttl_secs) {
+                match check_store(quota_check, now, recipient, envelope, ttl_secs, sender_cert) {
                     Ok(checked) => Step::Commit(checked),
                     Err(refused) => Step::Answer(refused),
                 }
             }
+            MailboxRequest::Challenge { recipient } => {
+                Step::Answer(challenge(&shared.nonces, recipient, now, random32()))
+            }
             other => {
+                let min_version = |uid: &[u8; 32]| {
+                    self.check_connection()
+                        .lock()
+                        .map_err(|_| unavailable())?
+                        .mailbox_device_list_version(uid)
+                };
+                let authorized =
+                    match authorize(&shared.context, &shared.nonces, min_version, now, other) {
+                        Ok(a) => a,
+                        Err(refused) => return Step::Answer(refused),
+                    };
                 let Ok(mut store) = shared.store.lock() else {
                     return Step::Answer(error(ErrorCode::Internal, "store unavailable"));
                 };
-                Step::Answer(answer_request(
-                    &mut store,
-                    &shared.context,
-                    &shared.nonces,
-                    now,
-                    random32(),
-                    other,
-                ))
+                Step::Answer(serve(&mut store, now, authorized))
             }
         }
     }
@@ -678,6 +848,21 @@ async fn run_writer(
     }
 }
 
+/// A permit from `in_flight`, or the encoded `RATE_LIMITED` answer when none is free.
+fn admit(in_flight: &Arc<Semaphore>) -> Result<MailboxPermit, Vec<u8>> {
+    match in_flight.clone().try_acquire_owned() {
+        Ok(permit) => Ok(MailboxPermit(permit)),
+        Err(TryAcquireError::NoPermits) => Err(error(
+            ErrorCode::RateLimited,
+            "this replica is handling too many mailbox requests; retry shortly",
+        )
+        .encode()),
+        Err(TryAcquireError::Closed) => {
+            Err(error(ErrorCode::Internal, "the mailbox is shutting down").encode())
+        }
+    }
+}
+
 /// The answer to a peer over its rate limit.
 pub fn rate_limited_response() -> Vec<u8> {
     error(
@@ -695,22 +880,44 @@ impl Mailbox {
         local_peer: PeerId,
         settings: MailboxSettings,
     ) -> Self {
+        let neighbourhood: Neighbourhood = {
+            let client = client.clone();
+            Arc::new(move |key: [u8; 32]| {
+                let client = client.clone();
+                Box::pin(async move {
+                    match client.local_closer_peers(key.to_vec(), RESPONSIBLE_RANK).await {
+                        Ok(closer) => responsible(closer),
+                        // The network layer did not answer: do not refuse for that.
+                        Err(_) => true,
+                    }
+                })
+            })
+        };
         Self {
             inner: Arc::new(Inner {
-                replica: MailboxReplica::new(
+                replica: MailboxReplica::with_neighbourhood(
                     store.clone(),
                     ReplicaContext {
                         local_peer: local_peer.to_bytes(),
                         quota: settings.quota,
                     },
+                    Some(neighbourhood),
                 ),
                 store,
                 client,
                 settings,
                 closest: Mutex::new(HashMap::new()),
                 pushed: Mutex::new(HashMap::new()),
+                in_flight: Arc::new(Semaphore::new(MAX_MAILBOX_IN_FLIGHT)),
             }),
         }
+    }
+
+    /// Room for one more inbound request, without waiting: `Err` with the encoded
+    /// `RATE_LIMITED` answer when [`MAX_MAILBOX_IN_FLIGHT`] are being handled, so the caller
+    /// answers at once instead of stalling its loop.
+    pub fn try_admit(&self) -> Result<MailboxPermit, Vec<u8>> {
+        admit(&self.inner.in_flight)
     }
 
     /// The settings.
@@ -719,8 +926,14 @@ impl Mailbox {
     }
 
     /// Answers one inbound `/rhizo/mailbox/1` request (as a replica; the node's guard has
-    /// already applied the per-peer rate limit).
-    pub async fn handle_inbound(&self, peer: PeerId, payload: Vec<u8>) -> Vec<u8> {
+    /// already applied the per-peer rate limit, and [`try_admit`](Self::try_admit) gave the
+    /// permit, held until the answer is ready).
+    pub async fn handle_inbound(
+        &self,
+        _permit: MailboxPermit,
+        peer: PeerId,
+        payload: Vec<u8>,
+    ) -> Vec<u8> {
         debug!(%peer, bytes = payload.len(), "mailbox request");
         self.inner.replica.handle(payload).await.encode()
     }
@@ -774,13 +987,15 @@ impl Mailbox {
     }
 
     /// Stores a sealed envelope for `recipient` on up to [`REPLICAS`] of the closest nodes
-    /// (never on `exclude`: the recipient's own devices). Returns how many acknowledged.
+    /// (never on `exclude`: the recipient's own devices), with `sender_cert`, the certificate
+    /// of the device that signed it. Returns how many acknowledged.
     pub async fn store_for(
         &self,
         recipient: &Uid,
         exclude: &[PeerId],
         envelope: &[u8],
         ttl_secs: u32,
+        sender_cert: &DeviceCertificate,
     ) -> StoreOutcome {
         let candidates: Vec<ClosestPeer> = self
             .closest(recipient, true)
@@ -793,6 +1008,7 @@ impl Mailbox {
             recipient: *recipient,
             envelope: Bytes::copy_from_slice(envelope),
             ttl_secs,
+            sender_cert: Bytes::from(sender_cert.encode()),
         }
         .encode();
         let mut outcome = StoreOutcome::default();
@@ -803,8 +1019,9 @@ impl Mailbox {
             return outcome;
         }
         let mut next = 0;
-        while (outcome.replicas as usize) < REPLICAS && next < candidates.len() {
-            let want = REPLICAS - outcome.replicas as usize;
+        let holding = |o: &StoreOutcome| o.replicas.saturating_add(o.tombstoned) as usize;
+        while holding(&outcome) < REPLICAS && next < candidates.len() {
+            let want = REPLICAS - holding(&outcome);
             let batch = &candidates[next..candidates.len().min(next + want)];
             next += batch.len();
             let results =
@@ -816,7 +1033,7 @@ impl Mailbox {
                     Ok(MailboxResponse::Error { code, detail }) => {
                         match code {
                             ErrorCode::QuotaExceeded => outcome.quota_full = true,
-                            ErrorCode::ReplayDetected => outcome.already_delivered = true,
+                            ErrorCode::ReplayDetected => outcome.tombstoned += 1,
                             _ => {}
                         }
                         outcome
@@ -839,13 +1056,16 @@ impl Mailbox {
         outcome
     }
 
-    /// One page of our mailbox from `source`, authenticated with a fresh challenge.
+    /// One page of our mailbox from `source`, after position `cursor` (0: from the oldest;
+    /// see [`FetchPager`](rhizo_core::mailbox::FetchPager)), authenticated with a fresh
+    /// challenge.
     pub async fn fetch_page(
         &self,
         source: &Source,
         device: &DeviceKey,
         uid: &Uid,
         device_list: &[u8],
+        cursor: u64,
     ) -> Result<Page, String> {
         match source {
             Source::Local => {
@@ -856,20 +1076,22 @@ impl Mailbox {
                         .lock()
                         .map_err(|_| "store lock poisoned".to_string())?;
                     let limit = MAX_FETCH_ENTRIES as usize;
+                    let cursor = i64::try_from(cursor).unwrap_or(i64::MAX);
                     let page = store
-                        .mailbox_fetch(&uid, now_ms(), limit, FETCH_MAX_BYTES)
+                        .mailbox_fetch_after(&uid, now_ms(), cursor, limit, FETCH_MAX_BYTES)
                         .map_err(|e| e.to_string())?;
-                    Ok(Page {
-                        more: page.more,
-                        entries: page
-                            .entries
-                            .into_iter()
-                            .map(|e| FetchedEntry {
-                                envelope: Bytes::from(e.envelope),
-                                expires_at_ms: u64::try_from(e.expires_at).unwrap_or(0),
-                            })
-                            .collect(),
-                    })
+                    match fetched(page) {
+                        MailboxResponse::Fetched {
+                            entries,
+                            more,
+                            next_cursor,
+                        } => Ok(Page {
+                            entries,
+                            more,
+                            next_cursor,
+                        }),
+                        _ => Err("unexpected page".to_string()),
+                    }
                 })
                 .await
                 .map_err(|e| e.to_string())?
@@ -890,12 +1112,21 @@ impl Mailbox {
                     nonce,
                     Bytes::copy_from_slice(device_list),
                     MAX_FETCH_ENTRIES,
-                );
+                )
+                .with_cursor(cursor);
                 match self
                     .request(peer, MailboxRequest::Fetch(fetch).encode())
                     .await?
                 {
-                    MailboxResponse::Fetched { entries, more } => Ok(Page { entries, more }),
+                    MailboxResponse::Fetched {
+                        entries,
+                        more,
+                        next_cursor,
+                    } => Ok(Page {
+                        entries,
+                        more,
+                        next_cursor,
+                    }),
                     MailboxResponse::Error { code, detail } => {
                         Err(format!("{}: {detail}", code.as_str()))
                     }
@@ -916,15 +1147,27 @@ impl Mailbox {
         match source {
             Source::Local => {
                 let uid = *uid.as_bytes();
-                let digests: Vec<[u8; 32]> =
-                    receipt.entries.iter().map(|e| e.envelope_digest).collect();
+                // As a replica would (`DeleteRequest::verify`): what we have, and what we
+                // refused for good, only if held.
+                let mut targets = DeleteTargets::default();
+                for e in &receipt.entries {
+                    match e.status {
+                        ReceiptStatus::Rejected(code) if code.is_transient() => {}
+                        ReceiptStatus::Rejected(_) => targets.rejected.push(e.envelope_digest),
+                        _ => targets.acknowledged.push(e.envelope_digest),
+                    }
+                }
                 let store = self.inner.store.clone();
                 tokio::task::spawn_blocking(move || {
                     let mut store = store
                         .lock()
                         .map_err(|_| "store lock poisoned".to_string())?;
-                    store
-                        .mailbox_delete(&uid, &digests, now_ms())
+                    let now = now_ms();
+                    let acknowledged = store.mailbox_delete(&uid, &targets.acknowledged, now);
+                    acknowledged
+                        .and_then(|a| {
+                            Ok(a + store.mailbox_delete_held(&uid, &targets.rejected, now)?)
+                        })
                         .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
                         .map_err(|e| e.to_string())
                 })
@@ -1025,6 +1268,7 @@ impl Mailbox {
                         recipient: uid,
                         envelope: Bytes::copy_from_slice(&entry.envelope),
                         ttl_secs: u32::try_from(remaining).unwrap_or(MAX_TTL_SECS),
+                        sender_cert: Bytes::copy_from_slice(&entry.sender_cert),
                     }
                     .encode();
                     match self.request(&target, request).await {
@@ -1081,6 +1325,11 @@ mod tests {
     }
 
     impl User {
+        /// The test user (seeds 1..=9) whose device is `device`.
+        fn by_device(device: &rhizo_core::DevicePublicKey) -> Option<Self> {
+            (1..=9).map(Self::new).find(|u| u.device.public() == *device)
+        }
+
         fn new(seed: u8) -> Self {
             Self {
                 root: RootKey::from_bytes(&[seed; 32]),
@@ -1090,6 +1339,13 @@ mod tests {
 
         fn uid(&self) -> Uid {
             self.root.public().uid()
+        }
+
+        fn cert(&self) -> Bytes {
+            self.root
+                .certify_device(&self.device.public(), 1)
+                .encode()
+                .into()
         }
 
         fn device_list(&self, version: u64, now_ms: i64) -> Bytes {
@@ -1159,6 +1415,11 @@ mod tests {
                 now,
                 &MailboxRequest::Store {
                     recipient: to.uid(),
+                    sender_cert: SecureMessage::decode(&envelope)
+                        .ok()
+                        .and_then(|m| User::by_device(&m.sender_device))
+                        .map(|u| u.cert())
+                        .unwrap_or_default(),
                     envelope: envelope.into(),
                     ttl_secs: ttl,
                 },
@@ -1344,7 +1605,7 @@ mod tests {
     }
 
     #[test]
-    fn a_full_quota_is_an_error_before_any_signature_work_and_loses_nothing() {
+    fn a_full_quota_is_an_error_and_loses_nothing() {
         let (alice, bob) = (User::new(1), User::new(2));
         let quota = MailboxQuota {
             max_count_per_sender: 2,
@@ -1361,13 +1622,13 @@ mod tests {
             code(&replica.store(T0, &bob, alice.envelope(&bob, 3, T0), 0)),
             Some(ErrorCode::QuotaExceeded)
         );
-        // A forged envelope to a full quota gets the quota error: the signature was not checked.
+        // A forged envelope is refused on its signature before any quota is counted.
         let mut forged = alice.envelope(&bob, 4, T0);
         let last = forged.len() - 1;
         forged[last] ^= 1;
         assert_eq!(
             code(&replica.store(T0, &bob, forged.clone(), 0)),
-            Some(ErrorCode::QuotaExceeded)
+            Some(ErrorCode::InvalidSignature)
         );
         // Nothing already stored was lost.
         assert_eq!(replica.fetched(T0, &bob), 2);
@@ -1424,6 +1685,7 @@ mod tests {
                     bob.uid(),
                     alice.envelope(&bob, seq, now).into(),
                     0,
+                    alice.cert(),
                 )
                 .unwrap()
             })
@@ -1554,6 +1816,7 @@ mod tests {
                 recipient: bob.uid(),
                 envelope: envelope.into(),
                 ttl_secs: 0,
+                sender_cert: alice.cert(),
             }
             .encode()
         };
@@ -1615,5 +1878,307 @@ mod tests {
             .mailbox_entries(bob.uid().as_bytes(), now_ms(), 1000)
             .unwrap();
         assert_eq!(held.len() as u64, N);
+    }
+
+    /// A fetch page: (envelopes, more, next_cursor).
+    fn page(response: MailboxResponse) -> (Vec<Bytes>, bool, u64) {
+        match response {
+            MailboxResponse::Fetched {
+                entries,
+                more,
+                next_cursor,
+            } => (
+                entries.into_iter().map(|e| e.envelope).collect(),
+                more,
+                next_cursor,
+            ),
+            other => panic!("fetch refused: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn junk_left_on_the_replica_does_not_hide_a_later_message() {
+        // 70 envelopes from a throwaway key that the recipient leaves on the replica (more
+        // than a page), then a real one: the recipient pages past the junk with the cursor.
+        let (mallory, alice, bob) = (User::new(3), User::new(1), User::new(2));
+        let mut replica = Replica::new(MailboxQuota::default());
+        for seq in 1..=70 {
+            let r = replica.store(T0, &bob, mallory.envelope(&bob, seq, T0), 0);
+            assert!(matches!(r, MailboxResponse::Stored { .. }), "{r:?}");
+        }
+        let real = alice.envelope(&bob, 1, T0);
+        replica.store(T0, &bob, real.clone(), 0);
+        let mut pager = rhizo_core::mailbox::FetchPager::new();
+        let mut seen_real = false;
+        while let Some(cursor) = pager.next() {
+            let nonce = replica.challenge(T0, &bob);
+            let request = MailboxRequest::Fetch(
+                FetchRequest::new(
+                    &bob.device,
+                    REPLICA,
+                    bob.uid(),
+                    nonce,
+                    bob.device_list(1, T0),
+                    64,
+                )
+                .with_cursor(cursor),
+            );
+            let (entries, more, next_cursor) = page(replica.call(T0, &request));
+            // The recipient handles only alice's (a contact); nothing is deleted here.
+            let handled = entries.iter().filter(|e| e[..] == real[..]).count();
+            seen_real |= handled > 0;
+            pager.page(entries.len(), handled, more, next_cursor);
+        }
+        assert!(seen_real, "the real message behind 70 junk envelopes was fetched");
+        // Without a cursor (the old request), the first page is all junk.
+        let request = replica.fetch_request(T0, &bob, &bob.device);
+        let (entries, more, _) = page(replica.call(T0, &request));
+        assert!(more && entries.iter().all(|e| e[..] != real[..]));
+    }
+
+    #[test]
+    fn nobody_can_use_up_a_senders_quota_in_her_name() {
+        let (alice, bob, mallory) = (User::new(1), User::new(2), User::new(3));
+        let quota = MailboxQuota {
+            max_count_per_sender: 2,
+            ..MailboxQuota::default()
+        };
+        let mut replica = Replica::new(quota);
+        // Mallory signs envelopes that claim alice as sender_id with her own device (a valid
+        // envelope signature by its sender_device), with her own or alice's certificate.
+        let in_alices_name = |seq: u64, cert: Bytes| {
+            let mut m = SecureMessage::decode(&mallory.envelope(&bob, seq, T0)).unwrap();
+            m.sender_id = alice.uid();
+            m.sign(&mallory.device).unwrap();
+            MailboxRequest::Store {
+                recipient: bob.uid(),
+                envelope: m.encode().into(),
+                ttl_secs: 0,
+                sender_cert: cert,
+            }
+        };
+        for seq in 1..=3 {
+            for cert in [mallory.cert(), alice.cert()] {
+                assert_eq!(
+                    code(&replica.call(T0, &in_alices_name(seq, cert))),
+                    Some(ErrorCode::UnknownSender)
+                );
+            }
+        }
+        // No certificate at all: refused.
+        let bare = MailboxRequest::Store {
+            recipient: bob.uid(),
+            envelope: alice.envelope(&bob, 9, T0).into(),
+            ttl_secs: 0,
+            sender_cert: Bytes::new(),
+        };
+        assert_eq!(code(&replica.call(T0, &bare)), Some(ErrorCode::Malformed));
+        // Alice's quota is untouched: her two stores go through.
+        for seq in 1..=2 {
+            let r = replica.store(T0, &bob, alice.envelope(&bob, seq, T0), 0);
+            assert!(matches!(r, MailboxResponse::Stored { .. }), "{r:?}");
+        }
+        assert_eq!(replica.store.mailbox_summary().unwrap().count, 2);
+        // What is held keeps the certificate, for re-replication.
+        let held = replica
+            .store
+            .mailbox_entries(bob.uid().as_bytes(), T0, 10)
+            .unwrap();
+        assert_eq!(held[0].sender_cert, alice.cert().to_vec());
+    }
+
+    #[test]
+    fn a_rejection_deletes_only_a_verified_envelope_the_replica_holds() {
+        let (alice, bob) = (User::new(1), User::new(2));
+        let mut replica = Replica::new(MailboxQuota::default());
+        let held = alice.envelope(&bob, 1, T0);
+        replica.store(T0, &bob, held.clone(), 0);
+        let later = alice.envelope(&bob, 2, T0);
+        let rejecting = |envelopes: &[&Vec<u8>]| {
+            let mut r = DeliveryReceipt {
+                recipient_device: bob.device.public(),
+                timestamp: T0 as u64,
+                entries: envelopes
+                    .iter()
+                    .map(|e| {
+                        ReceiptEntry::for_envelope(
+                            &SecureMessage::decode(e).unwrap(),
+                            ReceiptStatus::Rejected(ErrorCode::DecryptionFailed),
+                        )
+                    })
+                    .collect(),
+                signature: [0; 64],
+            };
+            r.sign(&bob.device).unwrap();
+            MailboxRequest::Delete(rhizo_core::mailbox::DeleteRequest::new(
+                bob.uid(),
+                bob.device_list(1, T0),
+                &r,
+            ))
+        };
+        // One held (deleted), one this replica never had (ignored: no tombstone).
+        assert_eq!(
+            replica.call(T0, &rejecting(&[&held, &later])),
+            MailboxResponse::Deleted { count: 1 }
+        );
+        assert_eq!(replica.fetched(T0, &bob), 0);
+        // The one it never held can still be stored (the old replica tombstoned any digest a
+        // rejection named, and refused it as REPLAY_DETECTED for a week).
+        assert!(matches!(
+            replica.store(T0, &bob, later, 0),
+            MailboxResponse::Stored { .. }
+        ));
+        // The deleted one stays deleted.
+        assert_eq!(
+            code(&replica.store(T0, &bob, held, 0)),
+            Some(ErrorCode::ReplayDetected)
+        );
+    }
+
+    #[test]
+    fn a_replay_detected_answer_never_makes_a_message_delivered() {
+        // Two replicas answer REPLAY_DETECTED (unsigned; anyone near the mailbox key can):
+        // "stop storing there", counted like replicas holding it; the row becomes `stored`,
+        // never `delivered` (the old code marked it delivered on any such answer).
+        let outcome = StoreOutcome {
+            replicas: 0,
+            tombstoned: 2,
+            ..StoreOutcome::default()
+        };
+        assert_eq!(outcome.verdict(), StoreVerdict::Stored { replicas: 2 });
+        let outcome = StoreOutcome {
+            replicas: 3,
+            tombstoned: 2,
+            ..StoreOutcome::default()
+        };
+        assert_eq!(outcome.verdict(), StoreVerdict::Stored { replicas: 5 });
+        assert_eq!(StoreOutcome::default().verdict(), StoreVerdict::Retry);
+    }
+
+    #[test]
+    fn a_replica_takes_stores_only_near_its_mailboxes() {
+        assert!(responsible(0));
+        assert!(responsible(RESPONSIBLE_RANK - 1));
+        assert!(!responsible(RESPONSIBLE_RANK));
+        // A network smaller than the slack never refuses: fewer peers than RESPONSIBLE_RANK
+        // can be closer.
+        assert!(RESPONSIBLE_RANK > 2 * REPLICAS);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_replica_far_from_a_mailbox_refuses_stores_for_it() {
+        let (alice, bob) = (User::new(1), User::new(2));
+        let store = Arc::new(Mutex::new(Store::open_in_memory().unwrap()));
+        let context = ReplicaContext {
+            local_peer: REPLICA.to_vec(),
+            quota: MailboxQuota::default(),
+        };
+        let bobs_key = mailbox_key(&bob.uid());
+        let neighbourhood: Neighbourhood =
+            Arc::new(move |key| Box::pin(async move { responsible(if key == bobs_key { 20 } else { 3 }) }));
+        let replica = MailboxReplica::with_neighbourhood(store, context, Some(neighbourhood));
+        let now = now_ms();
+        let store_for = |to: &User| {
+            MailboxRequest::Store {
+                recipient: to.uid(),
+                envelope: alice.envelope(to, 1, now).into(),
+                ttl_secs: 0,
+                sender_cert: alice.cert(),
+            }
+            .encode()
+        };
+        let refused = replica.handle(store_for(&bob)).await;
+        assert_eq!(code(&refused), Some(ErrorCode::QuotaExceeded), "{refused:?}");
+        let carol = User::new(4);
+        assert!(matches!(
+            replica.handle(store_for(&carol)).await,
+            MailboxResponse::Stored { .. }
+        ));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn fetch_and_delete_checks_run_without_the_store_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Mutex::new(Store::open(&dir.path().join("r.db")).unwrap()));
+        let replica = MailboxReplica::new(
+            store.clone(),
+            ReplicaContext {
+                local_peer: REPLICA.to_vec(),
+                quota: MailboxQuota::default(),
+            },
+        );
+        let (alice, bob) = (User::new(1), User::new(2));
+        // The reader connection is opened before the lock is taken (as on a running node).
+        let warm = MailboxRequest::Challenge {
+            recipient: bob.uid(),
+        };
+        let nonce = match replica.handle(warm.encode()).await {
+            MailboxResponse::Challenge { nonce, .. } => nonce,
+            other => panic!("{other:?}"),
+        };
+        let bad_fetch = MailboxRequest::Fetch(FetchRequest::new(
+            &alice.device,
+            REPLICA,
+            bob.uid(),
+            nonce,
+            bob.device_list(1, now_ms()),
+            64,
+        ));
+        let _ = replica.handle(bad_fetch.encode()).await;
+        // The writer's lock held (a long commit, or a flood): challenges, badly signed fetches
+        // and deletes are still answered (the old replica took the lock before checking).
+        let _busy = store.lock().unwrap();
+        let within = |f| tokio::time::timeout(Duration::from_secs(10), f);
+        let challenge = within(replica.handle(warm.encode()))
+            .await
+            .expect("a challenge does not wait for the store");
+        let MailboxResponse::Challenge { nonce, .. } = challenge else {
+            panic!("{challenge:?}");
+        };
+        let bad_fetch = MailboxRequest::Fetch(FetchRequest::new(
+            &alice.device,
+            REPLICA,
+            bob.uid(),
+            nonce,
+            bob.device_list(1, now_ms()),
+            64,
+        ));
+        let answer = within(replica.handle(bad_fetch.encode()))
+            .await
+            .expect("a bad fetch is refused without waiting for the store");
+        assert_eq!(code(&answer), Some(ErrorCode::UnknownSender));
+        let mut receipt = DeliveryReceipt {
+            recipient_device: alice.device.public(),
+            timestamp: now_ms() as u64,
+            entries: vec![ReceiptEntry::for_envelope(
+                &SecureMessage::decode(&alice.envelope(&bob, 1, now_ms())).unwrap(),
+                ReceiptStatus::Delivered,
+            )],
+            signature: [0; 64],
+        };
+        receipt.sign(&alice.device).unwrap();
+        let bad_delete = MailboxRequest::Delete(rhizo_core::mailbox::DeleteRequest::new(
+            bob.uid(),
+            bob.device_list(1, now_ms()),
+            &receipt,
+        ));
+        let answer = within(replica.handle(bad_delete.encode()))
+            .await
+            .expect("a bad delete is refused without waiting for the store");
+        assert_eq!(code(&answer), Some(ErrorCode::UnknownSender));
+    }
+
+    #[test]
+    fn a_full_request_semaphore_answers_rate_limited_at_once() {
+        let in_flight = Arc::new(Semaphore::new(2));
+        let first = admit(&in_flight).unwrap();
+        let _second = admit(&in_flight).unwrap();
+        let busy = admit(&in_flight).unwrap_err();
+        assert_eq!(
+            code(&MailboxResponse::decode(&busy).unwrap()),
+            Some(ErrorCode::RateLimited)
+        );
+        drop(first);
+        admit(&in_flight).expect("room again once one finished");
     }
 }

@@ -24,7 +24,7 @@ use std::{
 
 use libp2p::{Multiaddr, PeerId};
 use prost::Message as _;
-use rhizo_core::mailbox::{FetchedEntry, REPLICAS};
+use rhizo_core::mailbox::{FetchPager, FetchedEntry, REPLICAS};
 use rhizo_core::{
     DeviceCertificate, DeviceKey, DevicePublicKey, RootKey, RootPublicKey, Uid,
     envelope::{
@@ -62,7 +62,7 @@ pub use requests::RequestView;
 use crate::{
     conv_cache::ConversationCache,
     events::ApiEvent,
-    mailbox::{Mailbox, Source},
+    mailbox::{Mailbox, Source, StoreVerdict},
     unix_now,
 };
 
@@ -106,8 +106,6 @@ const META_DEVICE_LIST: &str = "device_list_record";
 /// A stored envelope is retried directly this often, in case the contact is back but has not
 /// fetched its mailbox yet.
 const STORED_RETRY_MS: i64 = 10 * 60 * 1_000;
-/// Pages fetched from one replica per mailbox fetch.
-const MAX_FETCH_ROUNDS: usize = 16;
 /// Passes over one fetched page: an envelope that waits for another (a Welcome, a commit) is
 /// retried once the others were applied.
 const FETCH_PASSES: usize = 3;
@@ -1182,8 +1180,11 @@ impl Messaging {
     }
 
     /// No device of the contact could be reached: the envelope goes to the contact's mailbox
-    /// replicas. Stored → state `stored` (receipts are then final); otherwise it stays queued
-    /// with the reason (e.g. a full quota) and is retried with backoff.
+    /// replicas, with our device certificate (the replicas bind the store to its sender).
+    /// Stored → state `stored` (receipts are then final); a replica's `REPLAY_DETECTED` counts
+    /// as a replica holding it, never as delivered (only a signed receipt from the recipient's
+    /// device is); otherwise it stays queued with the reason (e.g. a full quota) and is
+    /// retried with backoff.
     async fn store_in_mailbox(
         &self,
         item: &OutboxItem,
@@ -1207,31 +1208,15 @@ impl Messaging {
                 &exclude,
                 &item.envelope,
                 ttl,
+                &self.inner.me.certificate,
             )
             .await;
-        if stored.already_delivered {
-            // Its recipient fetched it from a replica and deleted it there: delivered.
-            let changed = self
-                .with_store(move |store, _| {
-                    Ok(store.advance_message_state(id, MessageState::Delivered, now_ms(), None)?)
-                })
-                .await?;
-            if changed {
-                self.emit(ApiEvent::MessageState {
-                    id,
-                    contact: contact.name.clone(),
-                    state: MessageState::Delivered.to_string(),
-                });
-            }
-            return Ok(());
-        }
-        if stored.replicas > 0 {
+        if let StoreVerdict::Stored { replicas } = stored.verdict() {
             let next = if final_once_stored {
                 rhizo_store::messaging::NO_RETRY
             } else {
                 now_ms() + STORED_RETRY_MS
             };
-            let replicas = stored.replicas;
             debug!(
                 id,
                 replicas, "contact offline: envelope stored on mailbox replicas"
@@ -1450,29 +1435,35 @@ impl Messaging {
         let mut report = FetchReport::default();
         for source in &sources {
             let mut answered = false;
-            for _ in 0..MAX_FETCH_ROUNDS {
+            // Pages past what we leave on the replica (a sender who is not a contact, a
+            // transient refusal), so it never hides what follows; bounded rounds.
+            let mut pager = FetchPager::new();
+            while let Some(cursor) = pager.next() {
                 let page = match self
                     .inner
                     .mailbox
-                    .fetch_page(source, &me.device, &me.uid, &device_list)
+                    .fetch_page(source, &me.device, &me.uid, &device_list, cursor)
                     .await
                 {
                     Ok(page) => page,
                     Err(e) => {
                         debug!(error = %e, "mailbox fetch from a replica failed");
-                        break;
+                        pager.failed();
+                        continue;
                     }
                 };
                 answered = true;
-                if page.entries.is_empty() {
-                    break;
-                }
-                report.fetched += page.entries.len();
-                let (handled, new) = self.apply_fetched(page.entries).await?;
-                report.new += new;
-                if handled.is_empty() {
-                    break;
-                }
+                let (returned, more, next_cursor) =
+                    (page.entries.len(), page.more, page.next_cursor);
+                report.fetched += returned;
+                let handled = if returned == 0 {
+                    Vec::new()
+                } else {
+                    let (handled, new) = self.apply_fetched(page.entries).await?;
+                    report.new += new;
+                    handled
+                };
+                pager.page(returned, handled.len(), more, next_cursor);
                 for chunk in handled.chunks(MAX_RECEIPT_ENTRIES) {
                     let mut receipt = DeliveryReceipt {
                         recipient_device: me.device.public(),
@@ -1492,9 +1483,6 @@ impl Messaging {
                         Ok(n) => report.deleted += n as usize,
                         Err(e) => debug!(error = %e, "mailbox delete failed"),
                     }
-                }
-                if !page.more {
-                    break;
                 }
             }
             if answered && matches!(source, Source::Remote(_)) {

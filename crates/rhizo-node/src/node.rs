@@ -187,6 +187,8 @@ pub async fn run(
             replicate: Duration::from_secs(config.mailbox_replicate_secs),
             quota: rhizo_store::mailbox::MailboxQuota {
                 max_count_per_sender: config.mailbox_max_per_sender,
+                max_total_bytes: config.mailbox_max_total_mib.saturating_mul(1024 * 1024),
+                max_total_count: config.mailbox_max_total_entries,
                 ..rhizo_store::mailbox::MailboxQuota::default()
             },
         },
@@ -343,9 +345,17 @@ pub async fn run(
                             let _ = client.try_respond_mailbox(channel, crate::mailbox::rate_limited_response());
                             continue;
                         };
+                        // The replica's own bound: when full it answers RATE_LIMITED at once.
+                        let admitted = match mailbox.try_admit() {
+                            Ok(admitted) => admitted,
+                            Err(busy) => {
+                                let _ = client.try_respond_mailbox(channel, busy);
+                                continue;
+                            }
+                        };
                         let (mailbox, client) = (mailbox.clone(), client.clone());
                         tokio::spawn(async move {
-                            let response = mailbox.handle_inbound(peer, payload).await;
+                            let response = mailbox.handle_inbound(admitted, peer, payload).await;
                             let _ = client.respond_mailbox(channel, response).await;
                             drop(permit);
                         });

@@ -3,13 +3,17 @@
 //! ```text
 //!  store_batch(entries) ── one transaction, one commit (one fsync) for the whole batch:
 //!     purge expired (at most every MAILBOX_PURGE_INTERVAL_MS, bounded)
-//!     per entry: tombstone? ─▶ already held? ─▶ quota (usage counters, O(1)) ─▶ INSERT
-//!     └─▶ mailbox row ──fetch (by recipient, unexpired, paged)──▶ delete (by digest, on receipt)
+//!     per entry: tombstone? ─▶ already held? ─▶ quota (usage counters, O(1))
+//!        ─▶ node-wide cap (full: purge expired, then evict from the largest recipient) ─▶ INSERT
+//!     └─▶ mailbox row ──fetch (by recipient, unexpired, after a cursor)──▶ delete (by digest,
+//!         │                                                          on receipt)
 //!         │                                                          └─▶ tombstone (refuses a
-//!         │                                                               late re-store)
-//!         └─ triggers keep mailbox_usage_by_recipient / _by_sender exact on every insert and
-//!            delete (stores, purges, deletes on receipt)
-//!  mailbox_device_lists: newest device-list version seen per UID (a stale list is refused)
+//!         │                                                               late re-store; at
+//!         │                                                               most 8192 per UID)
+//!         └─ triggers keep mailbox_usage_by_recipient / _by_sender / _total exact on every
+//!            insert and delete (stores, purges, evictions, deletes on receipt)
+//!  mailbox_device_lists: newest device-list version seen per UID (a stale list is refused);
+//!     at most MAX_DEVICE_LIST_ROWS, forgotten after DEVICE_LIST_MEMORY_MS
 //! ```
 //!
 //! The envelopes are opaque here (already end-to-end encrypted and signed); rows are keyed by the
@@ -42,8 +46,26 @@ pub const MAILBOX_PURGE_INTERVAL_MS: i64 = 60 * 1000;
 /// week offline) cannot stall one batch of stores; the rest go in the following batches.
 pub const MAILBOX_PURGE_LIMIT: usize = 4096;
 
-/// Limits on what one node holds, per recipient and per sender: a full quota is an error to the
-/// sender, never a silent drop of what is already stored.
+/// Most tombstones kept per recipient: twice what a recipient's quota holds, so every entry
+/// deleted from a full mailbox keeps its tombstone; past it, the ones expiring first go.
+pub const MAX_TOMBSTONES_PER_RECIPIENT: u64 = 8192;
+
+/// Most `mailbox_device_lists` rows (one per UID): anyone can make UIDs, so the oldest noted
+/// go first past this.
+pub const MAX_DEVICE_LIST_ROWS: u64 = 16_384;
+
+/// How long a device-list version is remembered after it was last noted: longer than any
+/// device-list record lives (7 days), so an older list has expired by the time it is forgotten.
+pub const DEVICE_LIST_MEMORY_MS: i64 = 8 * 24 * 60 * 60 * 1000;
+
+/// Most entries one store may evict to make room under the node-wide cap; past it the store is
+/// refused (a burst of evictions never stalls one transaction).
+pub const MAX_EVICTIONS_PER_STORE: usize = 64;
+
+/// Limits on what one node holds, per recipient, per sender and in all: a full per-recipient or
+/// per-sender quota is an error to the sender, never a silent drop of what is already stored;
+/// at the node-wide cap, expired entries go first, then the oldest entries of the recipient
+/// holding the most (only while it holds more than the storing recipient would).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MailboxQuota {
     /// Bytes held for one recipient.
@@ -54,7 +76,16 @@ pub struct MailboxQuota {
     pub max_bytes_per_sender: u64,
     /// Envelopes held from one sender (all recipients).
     pub max_count_per_sender: u64,
+    /// Bytes of envelopes held in all.
+    pub max_total_bytes: u64,
+    /// Envelopes held in all.
+    pub max_total_count: u64,
 }
+
+/// Default of [`MailboxQuota::max_total_bytes`]: 1 GiB (16 full recipients).
+pub const DEFAULT_MAX_TOTAL_BYTES: u64 = 1024 * 1024 * 1024;
+/// Default of [`MailboxQuota::max_total_count`]: 131 072 envelopes (32 full recipients).
+pub const DEFAULT_MAX_TOTAL_COUNT: u64 = 131_072;
 
 impl Default for MailboxQuota {
     fn default() -> Self {
@@ -65,6 +96,8 @@ impl Default for MailboxQuota {
             // One sender may not fill a replica: 16 MiB / 1024 envelopes.
             max_bytes_per_sender: 16 * 1024 * 1024,
             max_count_per_sender: 1024,
+            max_total_bytes: DEFAULT_MAX_TOTAL_BYTES,
+            max_total_count: DEFAULT_MAX_TOTAL_COUNT,
         }
     }
 }
@@ -82,6 +115,9 @@ pub struct NewMailboxEntry<'a> {
     pub envelope: &'a [u8],
     /// When it may be dropped (unix ms).
     pub expires_at: i64,
+    /// The sender device's encoded certificate, checked by the caller (kept for
+    /// re-replication; may be empty).
+    pub sender_cert: &'a [u8],
 }
 
 /// What [`Store::mailbox_store`] did.
@@ -104,6 +140,9 @@ pub enum QuotaLimit {
     /// What is held from the sender ([`MailboxQuota::max_count_per_sender`],
     /// [`MailboxQuota::max_bytes_per_sender`]).
     Sender,
+    /// What the node holds in all ([`MailboxQuota::max_total_count`],
+    /// [`MailboxQuota::max_total_bytes`]), with no larger recipient left to evict from.
+    Node,
 }
 
 /// Why one entry of [`Store::mailbox_store_batch`] was not stored (the others were not
@@ -142,6 +181,15 @@ impl std::fmt::Display for MailboxRefusal {
                 f,
                 "this node already holds {held_count} envelopes ({held_bytes} bytes) from you"
             ),
+            Self::QuotaExceeded {
+                limit: QuotaLimit::Node,
+                held_count,
+                held_bytes,
+            } => write!(
+                f,
+                "this node's mailbox is full ({held_count} envelopes, {held_bytes} bytes): try \
+                 another replica"
+            ),
         }
     }
 }
@@ -158,6 +206,8 @@ pub type MailboxOutcome = Result<MailboxStored, MailboxRefusal>;
 /// One held envelope.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MailboxEntry {
+    /// Its position in storage order (a fetch cursor).
+    pub id: i64,
     /// Its digest.
     pub digest: [u8; 32],
     /// The sealed envelope.
@@ -166,6 +216,8 @@ pub struct MailboxEntry {
     pub stored_at: i64,
     /// When it expires (unix ms).
     pub expires_at: i64,
+    /// The sender device's certificate, as stored with it (empty if none was).
+    pub sender_cert: Vec<u8>,
 }
 
 /// One page of [`Store::mailbox_fetch`].
@@ -173,8 +225,11 @@ pub struct MailboxEntry {
 pub struct MailboxPage {
     /// Envelopes, in storage order.
     pub entries: Vec<MailboxEntry>,
-    /// Whether more unexpired envelopes follow (fetch again after deleting these).
+    /// Whether more unexpired envelopes follow (fetch again after deleting these, or from
+    /// `next_cursor`).
     pub more: bool,
+    /// The position of the last entry returned (the cursor given when none was).
+    pub next_cursor: i64,
 }
 
 /// What the mailbox holds, for `rhizo mailbox`.
@@ -289,10 +344,15 @@ impl Store {
                 outcomes.push(Err(refusal));
                 continue;
             }
+            if let Some(refusal) = make_room(&tx, entry, probe.recipient, quota, now)? {
+                outcomes.push(Err(refusal));
+                continue;
+            }
             tx.prepare_cached(
                 "INSERT INTO mailbox
-                   (recipient_uid, sender_uid, digest, envelope, stored_at, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                   (recipient_uid, sender_uid, digest, envelope, stored_at, expires_at,
+                    sender_cert)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -301,7 +361,8 @@ impl Store {
                     &entry.digest[..],
                     entry.envelope,
                     now,
-                    entry.expires_at
+                    entry.expires_at,
+                    (!entry.sender_cert.is_empty()).then_some(entry.sender_cert),
                 ])
             })
             .context(CTX)?;
@@ -327,7 +388,11 @@ impl Store {
         if probe.tombstoned || probe.held_until.is_some_and(|at| at > now) {
             return Ok(());
         }
-        match probe.refusal(entry, quota) {
+        let refusal = match probe.refusal(entry, quota) {
+            None => node_refusal(&self.conn, entry, probe.recipient, quota)?,
+            some => some,
+        };
+        match refusal {
             None => Ok(()),
             Some(_) if any_expired(&self.conn, now)? => Ok(()),
             Some(refusal) => Err(refusal.into()),
@@ -346,20 +411,39 @@ impl Store {
         limit: usize,
         max_bytes: usize,
     ) -> Result<MailboxPage, StoreError> {
+        self.mailbox_fetch_after(recipient, now, 0, limit, max_bytes)
+    }
+
+    /// [`mailbox_fetch`](Self::mailbox_fetch) of the entries after position `cursor` (an
+    /// earlier page's `next_cursor`; 0 for the oldest), so a recipient can page past entries
+    /// it leaves here.
+    pub fn mailbox_fetch_after(
+        &self,
+        recipient: &[u8; 32],
+        now: i64,
+        cursor: i64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<MailboxPage, StoreError> {
         const CTX: &str = "reading the mailbox";
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT length(envelope), digest, envelope, stored_at, expires_at FROM mailbox
-                 WHERE recipient_uid = ?1 AND expires_at > ?2 ORDER BY id LIMIT ?3",
+                "SELECT length(envelope), digest, envelope, stored_at, expires_at, id,
+                        coalesce(sender_cert, x'')
+                 FROM mailbox
+                 WHERE recipient_uid = ?1 AND id > ?4 AND expires_at > ?2 ORDER BY id LIMIT ?3",
             )
             .context(CTX)?;
         // One row past the limit tells whether there is more.
         let probe = i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1);
         let mut rows = stmt
-            .query(params![&recipient[..], now, probe])
+            .query(params![&recipient[..], now, probe, cursor])
             .context(CTX)?;
-        let mut page = MailboxPage::default();
+        let mut page = MailboxPage {
+            next_cursor: cursor,
+            ..MailboxPage::default()
+        };
         let mut bytes: usize = 0;
         while let Some(r) = rows.next().context(CTX)? {
             let size = usize::try_from(r.get::<_, i64>(0).context(CTX)?).unwrap_or(usize::MAX);
@@ -368,11 +452,15 @@ impl Store {
                 break;
             }
             bytes += size;
+            let id = r.get(5).context(CTX)?;
+            page.next_cursor = id;
             page.entries.push(MailboxEntry {
+                id,
                 digest: blob(r.get(1).context(CTX)?).context(CTX)?,
                 envelope: r.get(2).context(CTX)?,
                 stored_at: r.get(3).context(CTX)?,
                 expires_at: r.get(4).context(CTX)?,
+                sender_cert: r.get(6).context(CTX)?,
             });
         }
         Ok(page)
@@ -454,6 +542,54 @@ impl Store {
                     .context(CTX)?;
             }
         }
+        prune_tombstones(&tx, recipient)?;
+        tx.commit().context(CTX)?;
+        Ok(n)
+    }
+
+    /// Deletes the envelopes the recipient refused for good, but only those held here
+    /// (unexpired): a replica verified each one's signature when it stored it, so a rejection
+    /// only ever removes a verified envelope. Each one deleted is tombstoned until its own
+    /// expiry; a digest not held is ignored (no tombstone), so a rejection cannot block an
+    /// envelope this replica never saw. Returns how many went.
+    pub fn mailbox_delete_held(
+        &mut self,
+        recipient: &[u8; 32],
+        digests: &[[u8; 32]],
+        now: i64,
+    ) -> Result<usize, StoreError> {
+        const CTX: &str = "deleting rejected envelopes from the mailbox";
+        let tx = self.conn.transaction().context(CTX)?;
+        let mut n = 0;
+        {
+            let mut delete = tx
+                .prepare_cached(
+                    "DELETE FROM mailbox WHERE recipient_uid = ?1 AND digest = ?2
+                     AND expires_at > ?3 RETURNING expires_at",
+                )
+                .context(CTX)?;
+            let mut tombstone = tx
+                .prepare_cached(
+                    "INSERT INTO mailbox_tombstones (recipient_uid, digest, expires_at)
+                     VALUES (?1, ?2, ?3)
+                     ON CONFLICT (recipient_uid, digest)
+                     DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)",
+                )
+                .context(CTX)?;
+            for d in digests {
+                let deleted: Option<i64> = delete
+                    .query_row(params![&recipient[..], &d[..], now], |r| r.get(0))
+                    .optional()
+                    .context(CTX)?;
+                if let Some(expires_at) = deleted {
+                    n += 1;
+                    tombstone
+                        .execute(params![&recipient[..], &d[..], expires_at])
+                        .context(CTX)?;
+                }
+            }
+        }
+        prune_tombstones(&tx, recipient)?;
         tx.commit().context(CTX)?;
         Ok(n)
     }
@@ -468,6 +604,11 @@ impl Store {
         tx.execute(
             "DELETE FROM mailbox_tombstones WHERE expires_at <= ?1",
             [now],
+        )
+        .context(CTX)?;
+        tx.execute(
+            "DELETE FROM mailbox_device_lists WHERE updated_at <= ?1",
+            [now.saturating_sub(DEVICE_LIST_MEMORY_MS)],
         )
         .context(CTX)?;
         tx.commit().context(CTX)?;
@@ -519,14 +660,58 @@ impl Store {
         version: u64,
         at: i64,
     ) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "INSERT INTO mailbox_device_lists (uid, version, updated_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (uid) DO UPDATE SET
-                   version = max(version, excluded.version), updated_at = excluded.updated_at",
-                params![&uid[..], i64::try_from(version).unwrap_or(i64::MAX), at],
+        self.note_device_list_bounded(uid, version, at, MAX_DEVICE_LIST_ROWS)
+    }
+
+    /// [`note_mailbox_device_list_version`](Self::note_mailbox_device_list_version) keeping at
+    /// most `max_rows` rows.
+    fn note_device_list_bounded(
+        &mut self,
+        uid: &[u8; 32],
+        version: u64,
+        at: i64,
+        max_rows: u64,
+    ) -> Result<(), StoreError> {
+        const CTX: &str = "noting a device-list version";
+        let tx = self.conn.transaction().context(CTX)?;
+        let known: bool = tx
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM mailbox_device_lists WHERE uid = ?1)")
+            .and_then(|mut s| s.query_row([&uid[..]], |r| r.get(0)))
+            .context(CTX)?;
+        tx.prepare_cached(
+            "INSERT INTO mailbox_device_lists (uid, version, updated_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (uid) DO UPDATE SET
+               version = max(version, excluded.version),
+               updated_at = max(updated_at, excluded.updated_at)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                &uid[..],
+                i64::try_from(version).unwrap_or(i64::MAX),
+                at
+            ])
+        })
+        .context(CTX)?;
+        // Bounded: past `max_rows` the least recently noted go (never this one). Counted only
+        // when a row was added.
+        let rows: i64 = if known {
+            0
+        } else {
+            tx.prepare_cached("SELECT count(*) FROM mailbox_device_lists")
+                .and_then(|mut s| s.query_row([], |r| r.get(0)))
+                .context(CTX)?
+        };
+        let excess = rows.saturating_sub(i64::try_from(max_rows).unwrap_or(i64::MAX));
+        if excess > 0 {
+            tx.prepare_cached(
+                "DELETE FROM mailbox_device_lists WHERE uid IN
+                   (SELECT uid FROM mailbox_device_lists WHERE uid != ?1
+                    ORDER BY updated_at LIMIT ?2)",
             )
-            .context("noting a device-list version")?;
+            .and_then(|mut s| s.execute(params![&uid[..], excess]))
+            .context(CTX)?;
+        }
+        tx.commit().context(CTX)?;
         Ok(())
     }
 }
@@ -633,6 +818,160 @@ fn any_expired(conn: &Connection, now: i64) -> Result<bool, StoreError> {
         .context("checking the mailbox")
 }
 
+/// (envelopes, bytes) held in all (one row, kept by triggers).
+fn total_usage(conn: &Connection) -> Result<(u64, u64), StoreError> {
+    let count = |v: i64| u64::try_from(v).unwrap_or(0);
+    conn.prepare_cached(
+        "SELECT coalesce((SELECT envelopes FROM mailbox_usage_total WHERE id = 0), 0),
+                coalesce((SELECT bytes FROM mailbox_usage_total WHERE id = 0), 0)",
+    )
+    .and_then(|mut s| s.query_row([], |r| Ok((count(r.get(0)?), count(r.get(1)?)))))
+    .context("reading the mailbox's total usage")
+}
+
+/// Whether storing `size` more bytes in one more envelope would pass the node-wide cap.
+fn over_total((count, bytes): (u64, u64), size: u64, quota: &MailboxQuota) -> bool {
+    count.saturating_add(1) > quota.max_total_count
+        || bytes.saturating_add(size) > quota.max_total_bytes
+}
+
+/// The recipient holding the most: by envelopes when the count cap binds, else by bytes
+/// (UID, envelopes, bytes). A scan of the usage table, run only at the node-wide cap.
+fn largest_recipient(
+    conn: &Connection,
+    by_count: bool,
+) -> Result<Option<([u8; 32], u64, u64)>, StoreError> {
+    const CTX: &str = "finding the largest mailbox";
+    let sql = if by_count {
+        "SELECT recipient_uid, envelopes, bytes FROM mailbox_usage_by_recipient
+         ORDER BY envelopes DESC, bytes DESC LIMIT 1"
+    } else {
+        "SELECT recipient_uid, envelopes, bytes FROM mailbox_usage_by_recipient
+         ORDER BY bytes DESC, envelopes DESC LIMIT 1"
+    };
+    let count = |v: i64| u64::try_from(v).unwrap_or(0);
+    let row: Option<(Vec<u8>, i64, i64)> = conn
+        .prepare_cached(sql)
+        .and_then(|mut s| {
+            s.query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()
+        })
+        .context(CTX)?;
+    row.map(|(uid, c, b)| Ok((blob(uid).context(CTX)?, count(c), count(b))))
+        .transpose()
+}
+
+/// Which recipient's oldest entry may be evicted for `entry`, if any: the largest one, and only
+/// while it holds strictly more (in the binding dimension) than `entry`'s recipient would
+/// with it (`own` = what that recipient holds now). Fairness: nobody is evicted to make room
+/// for a recipient that would become the largest.
+fn eviction_victim(
+    conn: &Connection,
+    entry: &NewMailboxEntry<'_>,
+    own: (u64, u64),
+    total: (u64, u64),
+    quota: &MailboxQuota,
+) -> Result<Option<[u8; 32]>, StoreError> {
+    let size = u64::try_from(entry.envelope.len()).unwrap_or(u64::MAX);
+    let by_count = total.0.saturating_add(1) > quota.max_total_count;
+    let Some((uid, count, bytes)) = largest_recipient(conn, by_count)? else {
+        return Ok(None);
+    };
+    let larger = if by_count {
+        count > own.0.saturating_add(1)
+    } else {
+        bytes > own.1.saturating_add(size)
+    };
+    Ok((larger && uid != entry.recipient_uid).then_some(uid))
+}
+
+/// The node-wide refusal `entry` would get without writing anything: over the cap with no
+/// larger recipient to evict from. Expired entries are the caller's concern.
+fn node_refusal(
+    conn: &Connection,
+    entry: &NewMailboxEntry<'_>,
+    own: (u64, u64),
+    quota: &MailboxQuota,
+) -> Result<Option<MailboxRefusal>, StoreError> {
+    let size = u64::try_from(entry.envelope.len()).unwrap_or(u64::MAX);
+    let total = total_usage(conn)?;
+    if !over_total(total, size, quota) || eviction_victim(conn, entry, own, total, quota)?.is_some()
+    {
+        return Ok(None);
+    }
+    Ok(Some(MailboxRefusal::QuotaExceeded {
+        limit: QuotaLimit::Node,
+        held_count: total.0,
+        held_bytes: total.1,
+    }))
+}
+
+/// Makes room for `entry` under the node-wide cap, inside the store's transaction: expired
+/// entries go first, then, one at a time, the oldest entry of the largest recipient (see
+/// [`eviction_victim`]), at most [`MAX_EVICTIONS_PER_STORE`]. `Some` refusal when there is
+/// still no room (nothing was evicted in vain: the transaction keeps what it did, which only
+/// ever moves the node towards fair shares).
+fn make_room(
+    conn: &Connection,
+    entry: &NewMailboxEntry<'_>,
+    own: (u64, u64),
+    quota: &MailboxQuota,
+    now: i64,
+) -> Result<Option<MailboxRefusal>, StoreError> {
+    let size = u64::try_from(entry.envelope.len()).unwrap_or(u64::MAX);
+    let mut total = total_usage(conn)?;
+    if !over_total(total, size, quota) {
+        return Ok(None);
+    }
+    purge_some(conn, now)?;
+    total = total_usage(conn)?;
+    for _ in 0..MAX_EVICTIONS_PER_STORE {
+        if !over_total(total, size, quota) {
+            return Ok(None);
+        }
+        let Some(victim) = eviction_victim(conn, entry, own, total, quota)? else {
+            break;
+        };
+        conn.prepare_cached(
+            "DELETE FROM mailbox WHERE id =
+               (SELECT id FROM mailbox WHERE recipient_uid = ?1 ORDER BY id LIMIT 1)",
+        )
+        .and_then(|mut s| s.execute([&victim[..]]))
+        .context("evicting from the mailbox")?;
+        total = total_usage(conn)?;
+    }
+    if !over_total(total, size, quota) {
+        return Ok(None);
+    }
+    Ok(Some(MailboxRefusal::QuotaExceeded {
+        limit: QuotaLimit::Node,
+        held_count: total.0,
+        held_bytes: total.1,
+    }))
+}
+
+/// Keeps at most [`MAX_TOMBSTONES_PER_RECIPIENT`] tombstones for `recipient`: past it, those
+/// expiring first go.
+fn prune_tombstones(conn: &Connection, recipient: &[u8; 32]) -> Result<(), StoreError> {
+    const CTX: &str = "pruning mailbox tombstones";
+    let held: i64 = conn
+        .prepare_cached("SELECT count(*) FROM mailbox_tombstones WHERE recipient_uid = ?1")
+        .and_then(|mut s| s.query_row([&recipient[..]], |r| r.get(0)))
+        .context(CTX)?;
+    let excess =
+        held.saturating_sub(i64::try_from(MAX_TOMBSTONES_PER_RECIPIENT).unwrap_or(i64::MAX));
+    if excess > 0 {
+        conn.prepare_cached(
+            "DELETE FROM mailbox_tombstones WHERE recipient_uid = ?1 AND digest IN
+               (SELECT digest FROM mailbox_tombstones WHERE recipient_uid = ?1
+                ORDER BY expires_at LIMIT ?2)",
+        )
+        .and_then(|mut s| s.execute(params![&recipient[..], excess]))
+        .context(CTX)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -650,6 +989,7 @@ mod tests {
             digest: [digest; 32],
             envelope,
             expires_at,
+            sender_cert: &[],
         }
     }
 
@@ -737,6 +1077,7 @@ mod tests {
             max_count_per_recipient: 2,
             max_bytes_per_sender: 8,
             max_count_per_sender: 100,
+            ..MailboxQuota::default()
         };
         s.mailbox_store(&entry(1, 2, 1, b"1234", 1000), &q, 0)
             .unwrap();
@@ -896,6 +1237,7 @@ mod tests {
             max_count_per_recipient: 3,
             max_bytes_per_sender: 1000,
             max_count_per_sender: 100,
+            ..MailboxQuota::default()
         };
         // Recipient 1 already holds one; digest 9 was delivered (tombstoned).
         s.mailbox_store(&entry(1, 2, 1, b"held", 1000), &q, 0)
@@ -1183,6 +1525,7 @@ mod tests {
                 max_count_per_recipient: 5,
                 max_bytes_per_sender: 150,
                 max_count_per_sender: 6,
+                ..MailboxQuota::default()
             };
             // The digest names the bytes (5 to 49 of them): the same digest, the same envelope.
             let bodies: Vec<Vec<u8>> = (0..12u8).map(|d| vec![d; 5 + 4 * usize::from(d)]).collect();
@@ -1276,5 +1619,211 @@ mod tests {
             i64::MAX as u64,
             "clamped, still the highest"
         );
+    }
+
+    #[test]
+    fn fetch_pages_after_a_cursor_past_what_is_left() {
+        let mut s = Store::open_in_memory().unwrap();
+        let q = MailboxQuota::default();
+        for d in 1..=5u8 {
+            s.mailbox_store(&entry(1, 2, d, b"env", 1000), &q, 0).unwrap();
+        }
+        let digests = |p: &MailboxPage| p.entries.iter().map(|e| e.digest[0]).collect::<Vec<_>>();
+        let first = s.mailbox_fetch_after(&[1; 32], 10, 0, 2, usize::MAX).unwrap();
+        assert_eq!((digests(&first), first.more), (vec![1, 2], true));
+        assert_eq!(first.next_cursor, first.entries[1].id);
+        // Nothing deleted: the cursor still moves on.
+        let second = s
+            .mailbox_fetch_after(&[1; 32], 10, first.next_cursor, 2, usize::MAX)
+            .unwrap();
+        assert_eq!((digests(&second), second.more), (vec![3, 4], true));
+        let last = s
+            .mailbox_fetch_after(&[1; 32], 10, second.next_cursor, 2, usize::MAX)
+            .unwrap();
+        assert_eq!((digests(&last), last.more), (vec![5], false));
+        // Past the end: empty, the cursor unchanged.
+        let past = s
+            .mailbox_fetch_after(&[1; 32], 10, last.next_cursor, 2, usize::MAX)
+            .unwrap();
+        assert_eq!((digests(&past), past.more), (vec![], false));
+        assert_eq!(past.next_cursor, last.next_cursor);
+    }
+
+    #[test]
+    fn the_sender_certificate_is_kept_with_the_entry() {
+        let mut s = Store::open_in_memory().unwrap();
+        let q = MailboxQuota::default();
+        let mut e = entry(1, 2, 3, b"env", 1000);
+        e.sender_cert = &[7; 137];
+        s.mailbox_store(&e, &q, 0).unwrap();
+        s.mailbox_store(&entry(1, 2, 4, b"env2", 1000), &q, 0)
+            .unwrap();
+        let held = s.mailbox_entries(&[1; 32], 10, 10).unwrap();
+        assert_eq!(held[0].sender_cert, vec![7; 137]);
+        assert!(held[1].sender_cert.is_empty());
+    }
+
+    #[test]
+    fn a_rejection_deletes_only_an_entry_that_is_held() {
+        let mut s = Store::open_in_memory().unwrap();
+        let q = MailboxQuota::default();
+        s.mailbox_store(&entry(1, 2, 3, b"held", 1000), &q, 0)
+            .unwrap();
+        // Rejected: the held one goes (tombstoned), the unknown digest is ignored.
+        assert_eq!(s.mailbox_delete_held(&[1; 32], &[[3; 32], [4; 32]], 10).unwrap(), 1);
+        assert_eq!(s.mailbox_summary().unwrap().tombstones, 1);
+        assert_eq!(
+            s.mailbox_store(&entry(1, 2, 3, b"held", 1000), &q, 20)
+                .unwrap(),
+            MailboxStored::AlreadyDelivered
+        );
+        // The digest the rejection named but this replica never held can still be stored
+        // (with `mailbox_delete`, the old path for every entry, it was tombstoned for a week).
+        assert_eq!(
+            s.mailbox_store(&entry(1, 2, 4, b"real", 1000), &q, 20)
+                .unwrap(),
+            MailboxStored::Stored
+        );
+        // Another recipient's rejection cannot touch it.
+        assert_eq!(s.mailbox_delete_held(&[9; 32], &[[4; 32]], 30).unwrap(), 0);
+        assert_eq!(s.mailbox_entries(&[1; 32], 30, 10).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn tombstones_are_bounded_per_recipient() {
+        let mut s = Store::open_in_memory().unwrap();
+        let over = MAX_TOMBSTONES_PER_RECIPIENT as usize + 10;
+        let digests: Vec<[u8; 32]> = (0..over)
+            .map(|i| {
+                let mut d = [0u8; 32];
+                d[..8].copy_from_slice(&(i as u64).to_be_bytes());
+                d
+            })
+            .collect();
+        // Deleted in two receipts at different times: the earliest-expiring go first.
+        s.mailbox_delete(&[1; 32], &digests[..10], 0).unwrap();
+        s.mailbox_delete(&[1; 32], &digests[10..], 1000).unwrap();
+        s.mailbox_delete(&[2; 32], &digests[..5], 0).unwrap();
+        let count = |r: u8| -> i64 {
+            s.conn
+                .query_row(
+                    "SELECT count(*) FROM mailbox_tombstones WHERE recipient_uid = ?1",
+                    [&[r; 32][..]],
+                    |row| row.get(0),
+                )
+                .unwrap()
+        };
+        assert_eq!(count(1), MAX_TOMBSTONES_PER_RECIPIENT as i64);
+        assert_eq!(count(2), 5, "another recipient's are not touched");
+        // The ten of the first receipt (expiring first) went.
+        let q = MailboxQuota::default();
+        assert_eq!(
+            s.mailbox_store(&entry(1, 2, 0, b"x", TOMBSTONE_TTL_MS), &q, 2000)
+                .unwrap(),
+            MailboxStored::Stored
+        );
+    }
+
+    #[test]
+    fn device_list_rows_are_bounded_and_forgotten() {
+        let mut s = Store::open_in_memory().unwrap();
+        let uid = |i: u64| {
+            let mut u = [0u8; 32];
+            u[..8].copy_from_slice(&i.to_be_bytes());
+            u
+        };
+        // The public call's bound is MAX_DEVICE_LIST_ROWS; 16 here keeps the test short.
+        let n = 16 + 3;
+        for i in 0..n {
+            s.note_device_list_bounded(&uid(i), 1, i as i64, 16).unwrap();
+        }
+        // Noting a known UID again does not evict anyone.
+        s.note_device_list_bounded(&uid(n - 1), 2, n as i64, 16).unwrap();
+        let rows = |s: &Store| -> i64 {
+            s.conn
+                .query_row("SELECT count(*) FROM mailbox_device_lists", [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(rows(&s), 16);
+        // The least recently noted went; the newest is there.
+        assert_eq!(s.mailbox_device_list_version(&uid(0)).unwrap(), 0);
+        assert_eq!(s.mailbox_device_list_version(&uid(3)).unwrap(), 1);
+        assert_eq!(s.mailbox_device_list_version(&uid(n - 1)).unwrap(), 2);
+        // Not noted for DEVICE_LIST_MEMORY_MS: forgotten by the purge.
+        s.mailbox_purge_expired(n as i64 + DEVICE_LIST_MEMORY_MS).unwrap();
+        assert_eq!(rows(&s), 0);
+    }
+
+    #[test]
+    fn the_node_wide_cap_evicts_expired_then_the_largest_recipient_fairly() {
+        let mut s = Store::open_in_memory().unwrap();
+        let q = MailboxQuota {
+            max_total_count: 4,
+            max_total_bytes: 1000,
+            ..MailboxQuota::default()
+        };
+        // Recipient 1 holds 3 (one expiring at 50), recipient 2 holds 1: full.
+        s.mailbox_store(&entry(1, 9, 1, b"a", 50), &q, 0).unwrap();
+        s.mailbox_store(&entry(1, 9, 2, b"b", 1000), &q, 0).unwrap();
+        s.mailbox_store(&entry(1, 9, 3, b"c", 1000), &q, 0).unwrap();
+        s.mailbox_store(&entry(2, 9, 4, b"d", 1000), &q, 0).unwrap();
+        // At 10 nothing is expired; recipient 1 (3) holds more than 2 would (2): its oldest goes.
+        assert_eq!(
+            s.mailbox_store(&entry(2, 9, 5, b"e", 1000), &q, 10).unwrap(),
+            MailboxStored::Stored
+        );
+        let digests = |s: &Store, r: u8, now| {
+            s.mailbox_entries(&[r; 32], now, 10)
+                .unwrap()
+                .iter()
+                .map(|e| e.digest[0])
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(digests(&s, 1, 10), vec![2, 3]);
+        assert_eq!(digests(&s, 2, 10), vec![4, 5]);
+        // Now 2 and 2: storing for 2 again would make it the largest: refused, nothing lost.
+        let err = s
+            .mailbox_store(&entry(2, 9, 6, b"f", 1000), &q, 20)
+            .unwrap_err();
+        assert!(err.to_string().contains("mailbox is full"), "{err}");
+        s.mailbox_check_quota(&entry(2, 9, 6, b"f", 1000), &q, 20)
+            .unwrap_err();
+        // A third recipient (holding none) may take from the largest (2 each; 1 is first).
+        assert_eq!(
+            s.mailbox_store(&entry(3, 9, 7, b"g", 1000), &q, 20).unwrap(),
+            MailboxStored::Stored
+        );
+        assert_eq!(s.mailbox_summary().unwrap().count, 4);
+        // Expired entries go before anyone is evicted.
+        s.mailbox_store(&entry(3, 9, 8, b"h", 100), &q, 30)
+            .unwrap_err();
+        let q2 = MailboxQuota {
+            max_total_count: 5,
+            ..q
+        };
+        s.mailbox_store(&entry(3, 9, 8, b"h", 100), &q2, 30).unwrap();
+        assert_eq!(
+            s.mailbox_store(&entry(4, 9, 9, b"i", 1000), &q2, 100).unwrap(),
+            MailboxStored::Stored
+        );
+        assert_eq!(digests(&s, 3, 100), vec![7], "the expired one went");
+        assert_eq!(s.mailbox_summary().unwrap().count, 5);
+        assert_counters_exact(&s);
+        // The bytes cap binds the same way.
+        let mut s = Store::open_in_memory().unwrap();
+        let q = MailboxQuota {
+            max_total_bytes: 10,
+            ..MailboxQuota::default()
+        };
+        s.mailbox_store(&entry(1, 9, 1, b"12345678", 1000), &q, 0).unwrap();
+        assert_eq!(
+            s.mailbox_store(&entry(2, 9, 2, b"123", 1000), &q, 0).unwrap(),
+            MailboxStored::Stored
+        );
+        assert!(digests(&s, 1, 0).is_empty(), "8 bytes > 3: evicted");
+        let err = s
+            .mailbox_store(&entry(2, 9, 3, b"12345678", 1000), &q, 0)
+            .unwrap_err();
+        assert!(matches!(err, StoreError::QuotaExceeded(_)), "{err}");
     }
 }

@@ -274,6 +274,31 @@ const MIGRATIONS: &[&str] = &[
     "DELETE FROM contact_devices WHERE device_pk IN
         (SELECT device_pk FROM contact_devices GROUP BY device_pk HAVING count(*) > 1);
     CREATE UNIQUE INDEX contact_devices_by_device ON contact_devices (device_pk);",
+    // 11: mailbox bounds and sender binding (issue 11). Each entry keeps the sender device's
+    // certificate (re-replication hands it on; NULL for entries stored before); the node-wide
+    // usage (one row) is kept exact by triggers like the per-recipient counters, back-filled
+    // here; device-list rows are pruned oldest-noted first.
+    "ALTER TABLE mailbox ADD COLUMN sender_cert BLOB;
+    CREATE TABLE mailbox_usage_total (
+        id        INTEGER PRIMARY KEY CHECK (id = 0),
+        envelopes INTEGER NOT NULL,
+        bytes     INTEGER NOT NULL
+    ) STRICT;
+    INSERT INTO mailbox_usage_total (id, envelopes, bytes)
+        SELECT 0, count(*), coalesce(sum(length(envelope)), 0) FROM mailbox;
+    CREATE TRIGGER mailbox_total_on_insert AFTER INSERT ON mailbox BEGIN
+        UPDATE mailbox_usage_total
+            SET envelopes = envelopes + 1, bytes = bytes + length(NEW.envelope) WHERE id = 0;
+    END;
+    CREATE TRIGGER mailbox_total_on_delete AFTER DELETE ON mailbox BEGIN
+        UPDATE mailbox_usage_total
+            SET envelopes = envelopes - 1, bytes = bytes - length(OLD.envelope) WHERE id = 0;
+    END;
+    CREATE TRIGGER mailbox_total_on_update AFTER UPDATE OF envelope ON mailbox BEGIN
+        UPDATE mailbox_usage_total
+            SET bytes = bytes - length(OLD.envelope) + length(NEW.envelope) WHERE id = 0;
+    END;
+    CREATE INDEX mailbox_device_lists_by_update ON mailbox_device_lists (updated_at);",
 ];
 
 /// The schema version this build creates and understands.
@@ -434,6 +459,7 @@ mod tests {
             digest: [0; 32],
             envelope: &[0xca, 0xfe],
             expires_at: 1000,
+            sender_cert: &[],
         };
         assert_eq!(
             store
@@ -667,6 +693,18 @@ mod tests {
             )
             .expect("schema");
         assert_eq!(index_left, 0);
+        // Migration 9 back-fills the node-wide usage the same way.
+        let total = |store: &Store| -> (i64, i64) {
+            store
+                .conn
+                .query_row(
+                    "SELECT envelopes, bytes FROM mailbox_usage_total",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .expect("total")
+        };
+        assert_eq!(total(&store), (3, 6));
 
         // The back-filled counters are the quota: sender 0 holds 2 envelopes.
         let quota = MailboxQuota {
@@ -679,6 +717,7 @@ mod tests {
             digest: [digest; 32],
             envelope: b"x",
             expires_at: 2000,
+            sender_cert: &[],
         };
         assert_eq!(
             store
@@ -702,6 +741,8 @@ mod tests {
             usage(&store, "mailbox_usage_by_sender"),
             [(uid(0), 3, 5), (uid(2), 1, 1)]
         );
+        // Kept exact by the triggers through stores and the purge.
+        assert_eq!(total(&store), (4, 6));
     }
 
     #[test]

@@ -44,11 +44,13 @@ fn requests_and_responses_round_trip() {
             recipient: uid(&alice),
             envelope: Bytes::from_static(b"sealed"),
             ttl_secs: 3600,
+            sender_cert: alice.root.certify_device(&alice.device.public(), 1).encode().into(),
         },
         MailboxRequest::Challenge {
             recipient: uid(&alice),
         },
         MailboxRequest::Fetch(fetch(&alice, [7; 32])),
+        MailboxRequest::Fetch(fetch(&alice, [8; 32]).with_cursor(u64::MAX)),
         MailboxRequest::Delete(DeleteRequest::new(
             uid(&alice),
             alice.list.clone(),
@@ -73,6 +75,7 @@ fn requests_and_responses_round_trip() {
                 expires_at_ms: 1,
             }],
             more: true,
+            next_cursor: 77,
         },
         MailboxResponse::Deleted { count: 4 },
         MailboxResponse::Error {
@@ -136,6 +139,7 @@ fn oversized_and_non_canonical_input_is_refused_before_decoding() {
         recipient: Uid::from_bytes(&[1; 32]),
         envelope: vec![0; MAX_ENVELOPE_BYTES + 1].into(),
         ttl_secs: 0,
+        sender_cert: Bytes::new(),
     };
     assert!(matches!(
         MailboxRequest::decode(&big.encode()),
@@ -191,6 +195,7 @@ fn responses_with_out_of_range_fields_are_refused() {
             MAX_FETCH_ENTRIES as usize + 1
         ],
         more: false,
+        next_cursor: 0,
     };
     assert!(matches!(
         MailboxResponse::decode(&too_many.encode()),
@@ -417,8 +422,14 @@ fn delete_names_what_the_recipient_is_done_with() {
         ],
     );
     let request = DeleteRequest::new(uid(&alice), alice.list.clone(), &receipt);
-    let (_, digests) = request.verify(NOW, 0).unwrap();
-    assert_eq!(digests, vec![[1; 32], [2; 32], [3; 32], [4; 32]]);
+    let (_, targets) = request.verify(NOW, 0).unwrap();
+    assert_eq!(
+        targets,
+        DeleteTargets {
+            acknowledged: vec![[1; 32], [2; 32]],
+            rejected: vec![[3; 32], [4; 32]],
+        }
+    );
     // The device list rules of a fetch apply.
     assert!(matches!(
         request.verify(NOW, 2),
@@ -450,9 +461,9 @@ fn delete_needs_a_receipt_signed_by_a_listed_device() {
         alice.list.clone(),
         &signed_receipt(&alice.device, [9; 32]),
     );
-    let (a, digests) = ok.verify(NOW, 0).unwrap();
+    let (a, targets) = ok.verify(NOW, 0).unwrap();
     assert_eq!(a.device, alice.device.public());
-    assert_eq!(digests, vec![[9; 32]]);
+    assert_eq!(targets.acknowledged, vec![[9; 32]]);
     // Mallory's receipt for alice's mailbox.
     let mallory = user(2, 1);
     let bad = DeleteRequest::new(
@@ -479,4 +490,164 @@ fn the_mailbox_key_is_domain_separated() {
     let u = Uid::from_bytes(&[1; 32]);
     assert_ne!(mailbox_key(&u), crate::records::profile_key(&u));
     assert_ne!(mailbox_key(&u), *u.as_bytes());
+}
+
+/// A signed envelope from `from` (its device) to `to`.
+fn envelope_from(from: &User, to: &User, seq: u64) -> SecureMessage {
+    let mut m = SecureMessage {
+        msg_type: crate::envelope::MessageType::Application,
+        sender_id: uid(from),
+        sender_device: from.device.public(),
+        recipient_id: uid(to),
+        session_id: SessionId::from_bytes([1; 16]),
+        sequence_num: seq,
+        timestamp: NOW * 1000,
+        nonce: [seq as u8; crate::envelope::NONCE_LEN],
+        payload: vec![0xAB; 10].into(),
+        signature: [0; 64],
+    };
+    m.sign(&from.device).unwrap();
+    m
+}
+
+#[test]
+fn a_store_is_bound_to_its_sender_by_the_device_certificate() {
+    let (alice, bob, mallory) = (user(1, 1), user(2, 1), user(3, 1));
+    let cert = |u: &User| u.root.certify_device(&u.device.public(), 1).encode();
+    let from_alice = envelope_from(&alice, &bob, 1);
+    assert_eq!(
+        verify_store_sender(&from_alice, &cert(&alice)).unwrap().device(),
+        alice.device.public()
+    );
+    // No certificate, or garbage.
+    assert_eq!(
+        verify_store_sender(&from_alice, &[]),
+        Err(MailboxError::MissingSenderCertificate)
+    );
+    assert_eq!(
+        verify_store_sender(&from_alice, &[7; DEVICE_CERT_LEN]).map(|_| ()),
+        Err(MailboxError::MissingSenderCertificate)
+    );
+    // Mallory signs an envelope in alice's name (sender_id = alice) with her own device and
+    // her own certificate: the certificate's root is not alice's.
+    let mut forged = envelope_from(&mallory, &bob, 1);
+    forged.sender_id = uid(&alice);
+    forged.sign(&mallory.device).unwrap();
+    assert_eq!(
+        verify_store_sender(&forged, &cert(&mallory)),
+        Err(MailboxError::SenderMismatch)
+    );
+    assert_eq!(
+        verify_store_sender(&forged, &cert(&alice)),
+        Err(MailboxError::SenderMismatch),
+        "alice's certificate names alice's device, not mallory's"
+    );
+    assert_eq!(MailboxError::SenderMismatch.code(), ErrorCode::UnknownSender);
+    // A certificate for alice's device signed by another root.
+    let stolen = mallory.root.certify_device(&alice.device.public(), 1).encode();
+    assert_eq!(
+        verify_store_sender(&from_alice, &stolen),
+        Err(MailboxError::SenderMismatch)
+    );
+    // A certificate whose signature was tampered with.
+    let mut bad = cert(&alice);
+    bad[DEVICE_CERT_LEN - 1] ^= 1;
+    assert_eq!(
+        verify_store_sender(&from_alice, &bad),
+        Err(MailboxError::InvalidSenderCertificate)
+    );
+    // The right certificate, an envelope whose signature does not verify.
+    let mut tampered = from_alice.clone();
+    tampered.sequence_num += 1;
+    assert_eq!(
+        verify_store_sender(&tampered, &cert(&alice)),
+        Err(MailboxError::InvalidSignature)
+    );
+    // A certificate longer than 137 bytes is refused by the codec.
+    let long = MailboxRequest::Store {
+        recipient: uid(&bob),
+        envelope: from_alice.encode().into(),
+        ttl_secs: 0,
+        sender_cert: vec![0; DEVICE_CERT_LEN + 1].into(),
+    };
+    assert!(matches!(
+        MailboxRequest::decode(&long.encode()),
+        Err(MailboxError::Malformed(_))
+    ));
+}
+
+/// Pages a pager through `held` envelopes (each `true` if the recipient handles it) on a model
+/// replica: ids 1.., `page` per fetch, handled ones deleted. Returns the ids handled.
+fn page_through(held: &[bool], page: usize) -> (Vec<u64>, usize) {
+    let mut rows: Vec<(u64, bool)> = held.iter().zip(1..).map(|(h, id)| (id, *h)).collect();
+    let mut pager = FetchPager::new();
+    let mut handled_ids = Vec::new();
+    let mut rounds = 0;
+    while let Some(cursor) = pager.next() {
+        rounds += 1;
+        let after: Vec<(u64, bool)> = rows.iter().copied().filter(|(id, _)| *id > cursor).collect();
+        let returned: Vec<(u64, bool)> = after.iter().copied().take(page).collect();
+        let more = after.len() > returned.len();
+        let next_cursor = returned.last().map_or(cursor, |(id, _)| *id);
+        let handled: Vec<u64> = returned.iter().filter(|(_, h)| *h).map(|(id, _)| *id).collect();
+        rows.retain(|(id, _)| !handled.contains(id));
+        handled_ids.extend(&handled);
+        pager.page(returned.len(), handled.len(), more, next_cursor);
+    }
+    (handled_ids, rounds)
+}
+
+#[test]
+fn paging_gets_past_entries_the_recipient_leaves_on_the_replica() {
+    // 64 junk envelopes the recipient does not handle, then a real one: the real one is
+    // fetched (the old client stopped at the first page that it handled none of).
+    let mut held = vec![false; MAX_FETCH_ENTRIES as usize + 10];
+    held.push(true);
+    let (handled, rounds) = page_through(&held, MAX_FETCH_ENTRIES as usize);
+    assert_eq!(handled, vec![held.len() as u64]);
+    // Two pages, then (something handled behind something left) a second pass of two.
+    assert_eq!(rounds, 4);
+    // A full per-recipient mailbox of junk (4096) with real ones at the end: still reached.
+    let mut held = vec![false; 4096];
+    held.extend([true, true]);
+    let (handled, _) = page_through(&held, MAX_FETCH_ENTRIES as usize);
+    assert_eq!(handled, vec![4097, 4098]);
+    // Everything handled: one page per 64, no second pass.
+    let (handled, rounds) = page_through(&[true; 130], 64);
+    assert_eq!((handled.len(), rounds), (130, 3));
+    // Nothing held: one round.
+    assert_eq!(page_through(&[], 64), (vec![], 1));
+}
+
+#[test]
+fn paging_is_bounded_and_stops_without_progress() {
+    // A replica that answers `more` with no cursor progress (one without cursors) and the
+    // recipient handles nothing: one round, not MAX_FETCH_ROUNDS.
+    let mut pager = FetchPager::new();
+    pager.page(64, 0, true, 0);
+    assert_eq!(pager.next(), None);
+    // Without cursor progress but with deletions: the same cursor again.
+    let mut pager = FetchPager::new();
+    pager.page(64, 64, true, 0);
+    assert_eq!(pager.next(), Some(0));
+    // A replica that always says `more` and moves its cursor: bounded.
+    let mut pager = FetchPager::new();
+    let mut rounds = 0;
+    while let Some(cursor) = pager.next() {
+        rounds += 1;
+        pager.page(1, 0, true, cursor + 1);
+    }
+    assert_eq!(rounds, MAX_FETCH_ROUNDS);
+    // A failure ends it.
+    let mut pager = FetchPager::new();
+    pager.failed();
+    assert_eq!(pager.next(), None);
+    // At the end, something handled and something left behind on a later page: one more pass
+    // from the start (a Welcome on page 2 unblocks its messages on page 1).
+    let mut pager = FetchPager::new();
+    pager.page(64, 0, true, 64);
+    pager.page(1, 1, false, 65);
+    assert_eq!(pager.next(), Some(0));
+    pager.page(64, 64, false, 64);
+    assert_eq!(pager.next(), None);
 }
