@@ -264,7 +264,9 @@ impl MailboxRequest {
                 }
                 // Only the size here: the replica decodes and verifies the certificate.
                 if s.sender_cert.len() > DEVICE_CERT_LEN {
-                    return Err(MailboxError::Malformed("sender_cert is longer than 137 bytes"));
+                    return Err(MailboxError::Malformed(
+                        "sender_cert is longer than 137 bytes",
+                    ));
                 }
                 Ok(Self::Store {
                     recipient: uid_from(&s.recipient_uid)?,

@@ -38,8 +38,8 @@ use rhizo_core::{
     },
     mailbox::{
         DEFAULT_TTL_SECS, DeleteTargets, FetchRequest, FetchedEntry, MAX_FETCH_ENTRIES,
-        MAX_RESPONSE_BYTES, MAX_TTL_SECS, MIN_TTL_SECS, MailboxRequest, MailboxResponse,
-        NonceBook, REPLICAS, mailbox_key, verify_store_sender,
+        MAX_RESPONSE_BYTES, MAX_TTL_SECS, MIN_TTL_SECS, MailboxRequest, MailboxResponse, NonceBook,
+        REPLICAS, mailbox_key, verify_store_sender,
     },
     seen::check_timestamp,
 };
@@ -257,7 +257,14 @@ fn answer_request(
             let quota_check = |entry: &NewMailboxEntry<'_>| {
                 store.mailbox_check_quota(entry, &context.quota, now_ms)
             };
-            match check_store(quota_check, now_ms, recipient, envelope, ttl_secs, sender_cert) {
+            match check_store(
+                quota_check,
+                now_ms,
+                recipient,
+                envelope,
+                ttl_secs,
+                sender_cert,
+            ) {
                 Ok(checked) => commit_stores(store, &context.quota, &[checked], now_ms)
                     .map(|mut answers| answers.pop())
                     .ok()
@@ -349,17 +356,17 @@ fn authorize(
         MailboxRequest::Delete(request) => {
             let uid = *request.recipient.as_bytes();
             let min_version = min_version(&uid).map_err(internal)?;
-            let (authorized, targets) = request.verify(now_u / 1000, min_version).map_err(refuse)?;
+            let (authorized, targets) =
+                request.verify(now_u / 1000, min_version).map_err(refuse)?;
             Ok(Authorized::Delete {
                 uid,
                 device_list_version: authorized.device_list_version,
                 targets,
             })
         }
-        MailboxRequest::Store { .. } | MailboxRequest::Challenge { .. } => Err(error(
-            ErrorCode::Internal,
-            "not a fetch or delete",
-        )),
+        MailboxRequest::Store { .. } | MailboxRequest::Challenge { .. } => {
+            Err(error(ErrorCode::Internal, "not a fetch or delete"))
+        }
     }
 }
 
@@ -885,7 +892,10 @@ impl Mailbox {
             Arc::new(move |key: [u8; 32]| {
                 let client = client.clone();
                 Box::pin(async move {
-                    match client.local_closer_peers(key.to_vec(), RESPONSIBLE_RANK).await {
+                    match client
+                        .local_closer_peers(key.to_vec(), RESPONSIBLE_RANK)
+                        .await
+                    {
                         Ok(closer) => responsible(closer),
                         // The network layer did not answer: do not refuse for that.
                         Err(_) => true,
@@ -1327,7 +1337,9 @@ mod tests {
     impl User {
         /// The test user (seeds 1..=9) whose device is `device`.
         fn by_device(device: &rhizo_core::DevicePublicKey) -> Option<Self> {
-            (1..=9).map(Self::new).find(|u| u.device.public() == *device)
+            (1..=9)
+                .map(Self::new)
+                .find(|u| u.device.public() == *device)
         }
 
         fn new(seed: u8) -> Self {
@@ -1929,7 +1941,10 @@ mod tests {
             seen_real |= handled > 0;
             pager.page(entries.len(), handled, more, next_cursor);
         }
-        assert!(seen_real, "the real message behind 70 junk envelopes was fetched");
+        assert!(
+            seen_real,
+            "the real message behind 70 junk envelopes was fetched"
+        );
         // Without a cursor (the old request), the first page is all junk.
         let request = replica.fetch_request(T0, &bob, &bob.device);
         let (entries, more, _) = page(replica.call(T0, &request));
@@ -2062,7 +2077,7 @@ mod tests {
         assert!(!responsible(RESPONSIBLE_RANK));
         // A network smaller than the slack never refuses: fewer peers than RESPONSIBLE_RANK
         // can be closer.
-        assert!(RESPONSIBLE_RANK > 2 * REPLICAS);
+        const { assert!(RESPONSIBLE_RANK > 2 * REPLICAS) };
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -2074,8 +2089,9 @@ mod tests {
             quota: MailboxQuota::default(),
         };
         let bobs_key = mailbox_key(&bob.uid());
-        let neighbourhood: Neighbourhood =
-            Arc::new(move |key| Box::pin(async move { responsible(if key == bobs_key { 20 } else { 3 }) }));
+        let neighbourhood: Neighbourhood = Arc::new(move |key| {
+            Box::pin(async move { responsible(if key == bobs_key { 20 } else { 3 }) })
+        });
         let replica = MailboxReplica::with_neighbourhood(store, context, Some(neighbourhood));
         let now = now_ms();
         let store_for = |to: &User| {
@@ -2088,7 +2104,11 @@ mod tests {
             .encode()
         };
         let refused = replica.handle(store_for(&bob)).await;
-        assert_eq!(code(&refused), Some(ErrorCode::QuotaExceeded), "{refused:?}");
+        assert_eq!(
+            code(&refused),
+            Some(ErrorCode::QuotaExceeded),
+            "{refused:?}"
+        );
         let carol = User::new(4);
         assert!(matches!(
             replica.handle(store_for(&carol)).await,
@@ -2096,6 +2116,8 @@ mod tests {
         ));
     }
 
+    // Holding the store's lock across the awaits is the point: it stands for a long commit.
+    #[allow(clippy::await_holding_lock)]
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn fetch_and_delete_checks_run_without_the_store_lock() {
         let dir = tempfile::tempdir().unwrap();

@@ -1626,10 +1626,13 @@ mod tests {
         let mut s = Store::open_in_memory().unwrap();
         let q = MailboxQuota::default();
         for d in 1..=5u8 {
-            s.mailbox_store(&entry(1, 2, d, b"env", 1000), &q, 0).unwrap();
+            s.mailbox_store(&entry(1, 2, d, b"env", 1000), &q, 0)
+                .unwrap();
         }
         let digests = |p: &MailboxPage| p.entries.iter().map(|e| e.digest[0]).collect::<Vec<_>>();
-        let first = s.mailbox_fetch_after(&[1; 32], 10, 0, 2, usize::MAX).unwrap();
+        let first = s
+            .mailbox_fetch_after(&[1; 32], 10, 0, 2, usize::MAX)
+            .unwrap();
         assert_eq!((digests(&first), first.more), (vec![1, 2], true));
         assert_eq!(first.next_cursor, first.entries[1].id);
         // Nothing deleted: the cursor still moves on.
@@ -1670,7 +1673,11 @@ mod tests {
         s.mailbox_store(&entry(1, 2, 3, b"held", 1000), &q, 0)
             .unwrap();
         // Rejected: the held one goes (tombstoned), the unknown digest is ignored.
-        assert_eq!(s.mailbox_delete_held(&[1; 32], &[[3; 32], [4; 32]], 10).unwrap(), 1);
+        assert_eq!(
+            s.mailbox_delete_held(&[1; 32], &[[3; 32], [4; 32]], 10)
+                .unwrap(),
+            1
+        );
         assert_eq!(s.mailbox_summary().unwrap().tombstones, 1);
         assert_eq!(
             s.mailbox_store(&entry(1, 2, 3, b"held", 1000), &q, 20)
@@ -1735,13 +1742,17 @@ mod tests {
         // The public call's bound is MAX_DEVICE_LIST_ROWS; 16 here keeps the test short.
         let n = 16 + 3;
         for i in 0..n {
-            s.note_device_list_bounded(&uid(i), 1, i as i64, 16).unwrap();
+            s.note_device_list_bounded(&uid(i), 1, i as i64, 16)
+                .unwrap();
         }
         // Noting a known UID again does not evict anyone.
-        s.note_device_list_bounded(&uid(n - 1), 2, n as i64, 16).unwrap();
+        s.note_device_list_bounded(&uid(n - 1), 2, n as i64, 16)
+            .unwrap();
         let rows = |s: &Store| -> i64 {
             s.conn
-                .query_row("SELECT count(*) FROM mailbox_device_lists", [], |r| r.get(0))
+                .query_row("SELECT count(*) FROM mailbox_device_lists", [], |r| {
+                    r.get(0)
+                })
                 .unwrap()
         };
         assert_eq!(rows(&s), 16);
@@ -1750,7 +1761,8 @@ mod tests {
         assert_eq!(s.mailbox_device_list_version(&uid(3)).unwrap(), 1);
         assert_eq!(s.mailbox_device_list_version(&uid(n - 1)).unwrap(), 2);
         // Not noted for DEVICE_LIST_MEMORY_MS: forgotten by the purge.
-        s.mailbox_purge_expired(n as i64 + DEVICE_LIST_MEMORY_MS).unwrap();
+        s.mailbox_purge_expired(n as i64 + DEVICE_LIST_MEMORY_MS)
+            .unwrap();
         assert_eq!(rows(&s), 0);
     }
 
@@ -1769,7 +1781,8 @@ mod tests {
         s.mailbox_store(&entry(2, 9, 4, b"d", 1000), &q, 0).unwrap();
         // At 10 nothing is expired; recipient 1 (3) holds more than 2 would (2): its oldest goes.
         assert_eq!(
-            s.mailbox_store(&entry(2, 9, 5, b"e", 1000), &q, 10).unwrap(),
+            s.mailbox_store(&entry(2, 9, 5, b"e", 1000), &q, 10)
+                .unwrap(),
             MailboxStored::Stored
         );
         let digests = |s: &Store, r: u8, now| {
@@ -1790,7 +1803,8 @@ mod tests {
             .unwrap_err();
         // A third recipient (holding none) may take from the largest (2 each; 1 is first).
         assert_eq!(
-            s.mailbox_store(&entry(3, 9, 7, b"g", 1000), &q, 20).unwrap(),
+            s.mailbox_store(&entry(3, 9, 7, b"g", 1000), &q, 20)
+                .unwrap(),
             MailboxStored::Stored
         );
         assert_eq!(s.mailbox_summary().unwrap().count, 4);
@@ -1801,9 +1815,11 @@ mod tests {
             max_total_count: 5,
             ..q
         };
-        s.mailbox_store(&entry(3, 9, 8, b"h", 100), &q2, 30).unwrap();
+        s.mailbox_store(&entry(3, 9, 8, b"h", 100), &q2, 30)
+            .unwrap();
         assert_eq!(
-            s.mailbox_store(&entry(4, 9, 9, b"i", 1000), &q2, 100).unwrap(),
+            s.mailbox_store(&entry(4, 9, 9, b"i", 1000), &q2, 100)
+                .unwrap(),
             MailboxStored::Stored
         );
         assert_eq!(digests(&s, 3, 100), vec![7], "the expired one went");
@@ -1815,9 +1831,11 @@ mod tests {
             max_total_bytes: 10,
             ..MailboxQuota::default()
         };
-        s.mailbox_store(&entry(1, 9, 1, b"12345678", 1000), &q, 0).unwrap();
+        s.mailbox_store(&entry(1, 9, 1, b"12345678", 1000), &q, 0)
+            .unwrap();
         assert_eq!(
-            s.mailbox_store(&entry(2, 9, 2, b"123", 1000), &q, 0).unwrap(),
+            s.mailbox_store(&entry(2, 9, 2, b"123", 1000), &q, 0)
+                .unwrap(),
             MailboxStored::Stored
         );
         assert!(digests(&s, 1, 0).is_empty(), "8 bytes > 3: evicted");

@@ -44,7 +44,11 @@ fn requests_and_responses_round_trip() {
             recipient: uid(&alice),
             envelope: Bytes::from_static(b"sealed"),
             ttl_secs: 3600,
-            sender_cert: alice.root.certify_device(&alice.device.public(), 1).encode().into(),
+            sender_cert: alice
+                .root
+                .certify_device(&alice.device.public(), 1)
+                .encode()
+                .into(),
         },
         MailboxRequest::Challenge {
             recipient: uid(&alice),
@@ -516,7 +520,9 @@ fn a_store_is_bound_to_its_sender_by_the_device_certificate() {
     let cert = |u: &User| u.root.certify_device(&u.device.public(), 1).encode();
     let from_alice = envelope_from(&alice, &bob, 1);
     assert_eq!(
-        verify_store_sender(&from_alice, &cert(&alice)).unwrap().device(),
+        verify_store_sender(&from_alice, &cert(&alice))
+            .unwrap()
+            .device(),
         alice.device.public()
     );
     // No certificate, or garbage.
@@ -542,9 +548,15 @@ fn a_store_is_bound_to_its_sender_by_the_device_certificate() {
         Err(MailboxError::SenderMismatch),
         "alice's certificate names alice's device, not mallory's"
     );
-    assert_eq!(MailboxError::SenderMismatch.code(), ErrorCode::UnknownSender);
+    assert_eq!(
+        MailboxError::SenderMismatch.code(),
+        ErrorCode::UnknownSender
+    );
     // A certificate for alice's device signed by another root.
-    let stolen = mallory.root.certify_device(&alice.device.public(), 1).encode();
+    let stolen = mallory
+        .root
+        .certify_device(&alice.device.public(), 1)
+        .encode();
     assert_eq!(
         verify_store_sender(&from_alice, &stolen),
         Err(MailboxError::SenderMismatch)
@@ -585,11 +597,19 @@ fn page_through(held: &[bool], page: usize) -> (Vec<u64>, usize) {
     let mut rounds = 0;
     while let Some(cursor) = pager.next() {
         rounds += 1;
-        let after: Vec<(u64, bool)> = rows.iter().copied().filter(|(id, _)| *id > cursor).collect();
+        let after: Vec<(u64, bool)> = rows
+            .iter()
+            .copied()
+            .filter(|(id, _)| *id > cursor)
+            .collect();
         let returned: Vec<(u64, bool)> = after.iter().copied().take(page).collect();
         let more = after.len() > returned.len();
         let next_cursor = returned.last().map_or(cursor, |(id, _)| *id);
-        let handled: Vec<u64> = returned.iter().filter(|(_, h)| *h).map(|(id, _)| *id).collect();
+        let handled: Vec<u64> = returned
+            .iter()
+            .filter(|(_, h)| *h)
+            .map(|(id, _)| *id)
+            .collect();
         rows.retain(|(id, _)| !handled.contains(id));
         handled_ids.extend(&handled);
         pager.page(returned.len(), handled.len(), more, next_cursor);
