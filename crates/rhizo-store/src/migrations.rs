@@ -693,7 +693,7 @@ mod tests {
             )
             .expect("schema");
         assert_eq!(index_left, 0);
-        // Migration 10 back-fills the node-wide usage the same way.
+        // Migration 11 back-fills the node-wide usage the same way.
         let total = |store: &Store| -> (i64, i64) {
             store
                 .conn
