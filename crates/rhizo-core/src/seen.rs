@@ -29,10 +29,24 @@
 //! before `now` ([`ErrorCode::SessionExpired`]) or more than
 //! [`MAX_CLOCK_SKEW`] after it ([`ErrorCode::Malformed`]). Anything the window
 //! refuses never reaches the seen-set, so the persisted set only needs the
-//! ids whose timestamps are still inside the window:
-//! [`SeenSet::prune`] drops ids with `timestamp < now - MAX_ENVELOPE_AGE`.
-//! After a prune, the set refuses timestamps below that cutoff even if `now`
-//! later goes backwards (a clock step), so a pruned id can never come back.
+//! ids whose timestamps are still inside the window. It is kept by the
+//! envelope's own (signed) timestamp, never by the time it was received: an
+//! envelope stamped up to [`MAX_CLOCK_SKEW`] in the future stays acceptable
+//! that much longer than one received "now". [`prune_cutoff`] is the one rule
+//! for forgetting: ids with `timestamp < now - MAX_ENVELOPE_AGE -
+//! MAX_CLOCK_SKEW` go. The extra skew is slack for this device's own clock
+//! stepping back (an NTP correction, a restart that loses the in-memory
+//! floor) between a prune and a later check: every envelope the window can
+//! still accept is still in the set, so no replay slips in between the MLS
+//! check and the seen-set. [`SeenSet::prune`] uses it, and after a prune the
+//! set also refuses timestamps below the cutoff even if `now` later goes
+//! further back, so a pruned id can never come back.
+//!
+//! # Sent time
+//!
+//! The sender's claimed send time inside the encrypted content is bounded by
+//! the same window ([`bounded_sent_at`]), so no contact can pin a message to
+//! the top or bottom of a history.
 //!
 //! [`ErrorCode::SessionExpired`]: crate::envelope::ErrorCode::SessionExpired
 //! [`ErrorCode::Malformed`]: crate::envelope::ErrorCode::Malformed
@@ -130,6 +144,36 @@ fn check_window<E>(timestamp: u64, now: u64, floor: u64) -> Result<(), SeenError
         return Err(SeenError::FromTheFuture { timestamp, newest });
     }
     Ok(())
+}
+
+/// The oldest envelope timestamp the seen-set must still remember at `now`
+/// (unix ms): `now - MAX_ENVELOPE_AGE - MAX_CLOCK_SKEW`. Ids whose envelope
+/// timestamp is below it may be forgotten; every id the window can still
+/// accept, even after this device's clock stepped back by up to
+/// [`MAX_CLOCK_SKEW`], is at or above it. See the [module docs](self).
+pub fn prune_cutoff(now: u64) -> u64 {
+    now.saturating_sub(MAX_ENVELOPE_AGE)
+        .saturating_sub(MAX_CLOCK_SKEW)
+}
+
+/// The time to show for a received message (unix ms): the sender's claimed
+/// `sent_at_ms` if it is plausible, else the envelope's signed `timestamp`.
+///
+/// The claim is encrypted content the sender chose freely; the envelope
+/// timestamp has already passed [`check_timestamp`] at `received_at`. A claim
+/// is plausible if it is not later than `received_at + MAX_CLOCK_SKEW` (the
+/// same future slack the window allows) and not earlier than
+/// `envelope_timestamp - MAX_ENVELOPE_AGE` (a message is not older than the
+/// window its envelope is judged by). A missing claim (0) or one outside
+/// those bounds is replaced by the envelope timestamp.
+pub fn bounded_sent_at(claimed: u64, envelope_timestamp: u64, received_at: u64) -> u64 {
+    let newest = received_at.saturating_add(MAX_CLOCK_SKEW);
+    let oldest = envelope_timestamp.saturating_sub(MAX_ENVELOPE_AGE);
+    if claimed == 0 || claimed > newest || claimed < oldest {
+        envelope_timestamp
+    } else {
+        claimed
+    }
 }
 
 /// The persistent part of a [`SeenSet`] (the node implements it on SQLite).
@@ -299,15 +343,16 @@ impl<S: SeenStore> SeenSet<S> {
         self.cache.put(*id, ());
     }
 
-    /// Drops stored ids whose timestamps fell out of the window at `now`;
-    /// returns how many. Cached ids stay until evicted (harmless: they are
-    /// refused by the window anyway).
+    /// Drops stored ids whose timestamps are below [`prune_cutoff`]`(now)`
+    /// (out of the window, with the clock-skew slack); returns how many.
+    /// Cached ids stay until evicted (harmless: they are refused by the
+    /// window anyway).
     ///
     /// # Errors
     ///
     /// [`SeenError::Store`] if the store fails.
     pub fn prune(&mut self, now: u64) -> Result<usize, SeenError<S::Error>> {
-        let cutoff = now.saturating_sub(MAX_ENVELOPE_AGE).max(self.floor);
+        let cutoff = prune_cutoff(now).max(self.floor);
         let pruned = self.store.prune_before(cutoff).map_err(SeenError::Store)?;
         self.floor = cutoff;
         Ok(pruned)
@@ -431,7 +476,7 @@ mod tests {
         assert_eq!(seen.check_and_insert(&id(1), old, NOW), Ok(Freshness::New));
         assert_eq!(seen.check_and_insert(&id(2), NOW, NOW), Ok(Freshness::New));
 
-        let later = NOW + 11;
+        let later = NOW + MAX_CLOCK_SKEW + 11;
         assert_eq!(seen.prune(later), Ok(1));
         assert_eq!(seen.store().len(), 1);
         // The pruned id is refused by the window, not accepted as new...
@@ -448,5 +493,60 @@ mod tests {
             seen.check_and_insert(&id(2), NOW, later),
             Ok(Freshness::Replay)
         );
+    }
+
+    #[test]
+    fn an_id_the_window_still_accepts_is_never_pruned_even_across_a_restart_and_a_clock_step() {
+        // Accepted at NOW with a timestamp near the old end of the window.
+        let ts = NOW - MAX_ENVELOPE_AGE + 10;
+        let mut seen = SeenSet::new(MemorySeenStore::new());
+        assert_eq!(seen.check_and_insert(&id(1), ts, NOW), Ok(Freshness::New));
+        // A prune a little later (under the skew), then a restart: the floor is gone.
+        seen.prune(NOW + 20).unwrap();
+        let mut restarted = SeenSet::new(seen.into_store());
+        // The clock stepped back to NOW: the window accepts `ts` again, so the id must be there.
+        assert_eq!(check_timestamp(ts, NOW), Ok(()));
+        assert_eq!(
+            restarted.check_and_insert(&id(1), ts, NOW),
+            Ok(Freshness::Replay)
+        );
+        // Only once even a clock `MAX_CLOCK_SKEW` behind refuses it is the id forgotten.
+        let late = ts + MAX_ENVELOPE_AGE + MAX_CLOCK_SKEW + 1;
+        assert_eq!(restarted.prune(late), Ok(1));
+        assert!(check_timestamp(ts, late - MAX_CLOCK_SKEW).is_err());
+    }
+
+    #[test]
+    fn prune_cutoff_keeps_everything_the_window_accepts() {
+        for now in [0, MAX_CLOCK_SKEW, NOW, u64::MAX] {
+            let cutoff = prune_cutoff(now);
+            // The oldest timestamp accepted at `now`, or at `now` stepped back by the skew.
+            let oldest = now.saturating_sub(MAX_CLOCK_SKEW).saturating_sub(MAX_ENVELOPE_AGE);
+            assert!(cutoff <= oldest, "now {now}");
+        }
+        assert_eq!(prune_cutoff(NOW), NOW - MAX_ENVELOPE_AGE - MAX_CLOCK_SKEW);
+    }
+
+    #[test]
+    fn the_claimed_sent_time_is_bounded_by_the_window() {
+        let ts = NOW - 1000;
+        // Plausible claims stand (a bit before the envelope, or a little ahead of our clock).
+        assert_eq!(bounded_sent_at(ts - 5000, ts, NOW), ts - 5000);
+        assert_eq!(bounded_sent_at(NOW + MAX_CLOCK_SKEW, ts, NOW), NOW + MAX_CLOCK_SKEW);
+        assert_eq!(
+            bounded_sent_at(ts - MAX_ENVELOPE_AGE, ts, NOW),
+            ts - MAX_ENVELOPE_AGE
+        );
+        // From the future (a message pinned to the top of the history): the envelope's time.
+        assert_eq!(bounded_sent_at(NOW + MAX_CLOCK_SKEW + 1, ts, NOW), ts);
+        assert_eq!(bounded_sent_at(u64::MAX, ts, NOW), ts);
+        assert_eq!(bounded_sent_at(i64::MAX as u64, ts, NOW), ts);
+        // From too long ago, or missing: the envelope's time.
+        assert_eq!(bounded_sent_at(ts - MAX_ENVELOPE_AGE - 1, ts, NOW), ts);
+        assert_eq!(bounded_sent_at(1, ts, NOW), ts);
+        assert_eq!(bounded_sent_at(0, ts, NOW), ts);
+        // No overflow at the ends of the clock.
+        assert_eq!(bounded_sent_at(u64::MAX, u64::MAX, u64::MAX), u64::MAX);
+        assert_eq!(bounded_sent_at(5, 0, 0), 5);
     }
 }
