@@ -791,28 +791,37 @@ impl Store {
         &self.conn
     }
 
-    /// Removes seen-set entries older than `before` (unix ms).
+    /// Removes the seen-set entries whose *envelope timestamp* is below `before` (unix ms; the
+    /// node passes `rhizo_core::seen::prune_cutoff(now)`).
     pub fn prune_seen(&mut self, before: i64) -> Result<usize, StoreError> {
         self.conn
-            .execute("DELETE FROM seen WHERE seen_at < ?1", [before])
+            .execute("DELETE FROM seen WHERE envelope_ts < ?1", [before])
             .context("pruning the seen-set")
     }
 }
 
-/// Inside a transaction: inserts (sender_device, session, seq) into the seen-set; `true` if it
-/// was new, `false` if it had been seen (a replay or duplicate).
+/// Inside a transaction: inserts (sender_device, session, seq) into the seen-set with the
+/// envelope's own signed `timestamp` (unix ms), which [`Store::prune_seen`] compares against —
+/// not the time it was received, so an entry lives exactly as long as the replay window can
+/// accept its envelope. `true` if it was new, `false` if it had been seen (a replay or
+/// duplicate).
 pub fn seen_insert(
     tx: &Transaction<'_>,
     sender_device: &[u8; 32],
     session_id: &[u8; 16],
     seq: u64,
-    now: i64,
+    envelope_timestamp: i64,
 ) -> Result<bool, StoreError> {
     Ok(tx
         .execute(
-            "INSERT OR IGNORE INTO seen (sender_device, session_id, seq, seen_at)
+            "INSERT OR IGNORE INTO seen (sender_device, session_id, seq, envelope_ts)
              VALUES (?1, ?2, ?3, ?4)",
-            params![&sender_device[..], &session_id[..], seq as i64, now],
+            params![
+                &sender_device[..],
+                &session_id[..],
+                seq as i64,
+                envelope_timestamp
+            ],
         )
         .context("updating the seen-set")?
         == 1)
@@ -1446,6 +1455,7 @@ mod tests {
             .unwrap();
         assert!(fresh && !again);
         assert!(seen_contains(s.connection(), &[3; 32], &[9; 16], 1).unwrap());
+        assert_eq!(s.prune_seen(70).unwrap(), 0, "kept by its envelope timestamp");
         assert_eq!(s.prune_seen(71).unwrap(), 1);
         let stored: Option<i64> = s
             .transaction(|tx| {

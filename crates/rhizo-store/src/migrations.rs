@@ -299,6 +299,14 @@ const MIGRATIONS: &[&str] = &[
             SET bytes = bytes - length(OLD.envelope) + length(NEW.envelope) WHERE id = 0;
     END;
     CREATE INDEX mailbox_device_lists_by_update ON mailbox_device_lists (updated_at);",
+    // 12: the seen-set is kept by the envelope's own timestamp (the replay window's clock), not
+    // by the time it was received. A row from before holds its receive time t; its envelope was
+    // stamped at most t + 5 min (the window's future skew, rhizo-core `MAX_CLOCK_SKEW`), so it is
+    // kept as if stamped then: never shorter than the window needs.
+    "ALTER TABLE seen RENAME COLUMN seen_at TO envelope_ts;
+    UPDATE seen SET envelope_ts = envelope_ts + 300000;
+    DROP INDEX seen_by_time;
+    CREATE INDEX seen_by_envelope_ts ON seen (envelope_ts);",
 ];
 
 /// The schema version this build creates and understands.
@@ -795,5 +803,47 @@ mod tests {
             rusqlite::params![key(2), key(8)],
         );
         assert!(err.is_err(), "{err:?}");
+    }
+
+    #[test]
+    fn a_version_10_database_keeps_its_seen_set_by_envelope_time() {
+        use crate::Store;
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("rhizo.db");
+        {
+            // Version 10 as it shipped: `seen_at` is the time the envelope was received.
+            let mut conn = Connection::open(&path).expect("raw open");
+            let tx = conn.transaction().expect("tx");
+            for sql in &MIGRATIONS[..10] {
+                tx.execute_batch(sql).expect("v10 schema");
+            }
+            tx.execute_batch(
+                "PRAGMA user_version = 10;
+                 INSERT INTO seen (sender_device, session_id, seq, seen_at)
+                   VALUES (zeroblob(32), zeroblob(16), 1, 1000000),
+                          (zeroblob(32), zeroblob(16), 2, 2000000);",
+            )
+            .expect("v10 rows");
+            tx.commit().expect("commit");
+        }
+        let mut store = Store::open(&path).expect("upgrade");
+        assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
+        // Received at 1 000 000: its envelope may have been stamped up to 5 minutes later, so
+        // a prune at that time keeps it; one just after drops it.
+        assert_eq!(store.prune_seen(1_300_000).expect("prune"), 0);
+        assert_eq!(store.prune_seen(1_300_001).expect("prune"), 1);
+        assert!(
+            crate::messaging::seen_contains(&store.conn, &[0; 32], &[0; 16], 2).expect("seen")
+        );
+        let index: i64 = store
+            .conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE name = 'seen_by_envelope_ts'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("schema");
+        assert_eq!(index, 1);
     }
 }
