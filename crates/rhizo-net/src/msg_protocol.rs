@@ -18,9 +18,16 @@
 //!   (≤ [`MAX_PEX_REQUEST_BYTES`], body ignored) and a sample of known peers in answer
 //!   (≤ [`MAX_PEX_RESPONSE_BYTES`]), encoded by the node.
 //!
+//! A frame's body is read as its bytes arrive, into a buffer that grows with them (never
+//! allocated at its declared length up front), and the bodies being read on one connection
+//! share a budget of [`MAX_INBOUND_FRAME_BYTES_PER_CONNECTION`] (per protocol): a peer that
+//! declares 64 × 512 KiB and trickles a few bytes costs a few bytes.
+//!
 //! This module is the wire format only; what the bytes mean is rhizo-core's business.
 
 use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::{StreamProtocol, request_response};
@@ -45,44 +52,146 @@ pub const MAX_PEX_REQUEST_BYTES: usize = 64;
 /// Largest `/rhizo/pex/1` response: a sample of peers with a few addresses each.
 pub const MAX_PEX_RESPONSE_BYTES: usize = 16 * 1024;
 
+/// Most frame-body bytes one connection may have in flight (read but not yet handed up) at once,
+/// per protocol: 16 full `/rhizo/msg/1` frames. Without it, 64 concurrent streams (the
+/// request-response limit) could hold 64 × 512 KiB = 32 MiB per connection.
+pub const MAX_INBOUND_FRAME_BYTES_PER_CONNECTION: usize = 16 * MAX_FRAME_BYTES;
+/// A frame body is read in steps of at most this many bytes; its buffer starts at most this
+/// big and grows (doubling, capped at the declared length) only as bytes arrive.
+const FRAME_READ_STEP: usize = 16 * 1024;
+
 /// The codec: raw byte frames both ways, each direction bounded by its own limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct FrameCodec {
     /// Largest request frame read or written, in bytes.
     pub max_request: usize,
     /// Largest response frame read or written, in bytes.
     pub max_response: usize,
+    /// The frame bytes being read on this codec's connection.
+    in_flight: ConnectionBudget,
 }
 
 impl FrameCodec {
     /// The `/rhizo/msg/1` limits: [`MAX_FRAME_BYTES`] both ways.
     pub const fn msg() -> Self {
-        Self {
-            max_request: MAX_FRAME_BYTES,
-            max_response: MAX_FRAME_BYTES,
-        }
+        Self::with_limits(MAX_FRAME_BYTES, MAX_FRAME_BYTES)
     }
 
     /// The `/rhizo/pex/1` limits: [`MAX_PEX_REQUEST_BYTES`] for requests,
     /// [`MAX_PEX_RESPONSE_BYTES`] for responses.
     pub const fn pex() -> Self {
-        Self {
-            max_request: MAX_PEX_REQUEST_BYTES,
-            max_response: MAX_PEX_RESPONSE_BYTES,
-        }
+        Self::with_limits(MAX_PEX_REQUEST_BYTES, MAX_PEX_RESPONSE_BYTES)
     }
 
     /// The `/rhizo/mailbox/1` limits: [`MAX_MAILBOX_REQUEST_BYTES`] for requests,
     /// [`MAX_MAILBOX_RESPONSE_BYTES`] for responses.
     pub const fn mailbox() -> Self {
+        Self::with_limits(MAX_MAILBOX_REQUEST_BYTES, MAX_MAILBOX_RESPONSE_BYTES)
+    }
+
+    const fn with_limits(max_request: usize, max_response: usize) -> Self {
         Self {
-            max_request: MAX_MAILBOX_REQUEST_BYTES,
-            max_response: MAX_MAILBOX_RESPONSE_BYTES,
+            max_request,
+            max_response,
+            in_flight: ConnectionBudget {
+                shared: None,
+                limit: MAX_INBOUND_FRAME_BYTES_PER_CONNECTION,
+            },
         }
     }
 }
 
-async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T, max: usize) -> io::Result<Vec<u8>> {
+/// The budget of frame bytes in flight on one connection.
+///
+/// libp2p's request-response behaviour clones its codec once per connection (for the
+/// connection's handler) and the handler clones that once per stream. So a clone of the
+/// behaviour's codec (no counter yet) starts a fresh counter, and a clone of a handler's codec
+/// shares the handler's: one counter per connection, shared by its streams.
+#[derive(Debug)]
+struct ConnectionBudget {
+    shared: Option<Arc<AtomicUsize>>,
+    limit: usize,
+}
+
+impl Clone for ConnectionBudget {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Some(self.shared.clone().unwrap_or_default()),
+            limit: self.limit,
+        }
+    }
+}
+
+impl ConnectionBudget {
+    /// A claim on the budget, returned when dropped (the frame was handed up or failed).
+    fn claim(&self) -> BudgetClaim {
+        BudgetClaim {
+            counter: self.shared.clone().unwrap_or_default(),
+            limit: self.limit,
+            held: 0,
+        }
+    }
+}
+
+/// Bytes of a [`ConnectionBudget`] held by one frame being read.
+struct BudgetClaim {
+    counter: Arc<AtomicUsize>,
+    limit: usize,
+    held: usize,
+}
+
+impl BudgetClaim {
+    /// Takes `n` more bytes, or fails if the connection would go over its budget.
+    fn take(&mut self, n: usize) -> io::Result<()> {
+        let before = self.counter.fetch_add(n, Ordering::AcqRel);
+        if before.saturating_add(n) > self.limit {
+            self.counter.fetch_sub(n, Ordering::AcqRel);
+            return Err(io::Error::new(
+                io::ErrorKind::QuotaExceeded,
+                format!(
+                    "the connection's inbound frames exceed {} bytes in flight",
+                    self.limit
+                ),
+            ));
+        }
+        self.held += n;
+        Ok(())
+    }
+
+    /// Returns `n` bytes taken but not received.
+    fn give_back(&mut self, n: usize) {
+        let n = n.min(self.held);
+        self.counter.fetch_sub(n, Ordering::AcqRel);
+        self.held -= n;
+    }
+}
+
+impl Drop for BudgetClaim {
+    fn drop(&mut self) {
+        self.counter.fetch_sub(self.held, Ordering::AcqRel);
+    }
+}
+
+async fn read_frame<T: AsyncRead + Unpin + Send>(
+    io: &mut T,
+    max: usize,
+    budget: &ConnectionBudget,
+) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    read_frame_into(io, max, budget, &mut buf).await?;
+    Ok(buf)
+}
+
+/// Reads one frame into `buf` (cleared first). The body is read in steps of at most
+/// [`FRAME_READ_STEP`] into the buffer's spare capacity; each step is claimed from `budget`
+/// before it is read (what did not arrive is given back), and `buf` grows (doubling) only when
+/// it is full, so its capacity stays within one step or twice the bytes received.
+async fn read_frame_into<T: AsyncRead + Unpin + Send>(
+    io: &mut T,
+    max: usize,
+    budget: &ConnectionBudget,
+    buf: &mut Vec<u8>,
+) -> io::Result<()> {
     let mut len = [0u8; 4];
     io.read_exact(&mut len).await?;
     let len = u32::from_be_bytes(len) as usize;
@@ -92,9 +201,29 @@ async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T, max: usize) -> io::
             format!("frame of {len} bytes exceeds the limit of {max}"),
         ));
     }
-    let mut buf = vec![0u8; len];
-    io.read_exact(&mut buf).await?;
-    Ok(buf)
+    buf.clear();
+    buf.reserve_exact(len.min(FRAME_READ_STEP));
+    let mut claim = budget.claim();
+    while buf.len() < len {
+        let start = buf.len();
+        if start == buf.capacity() {
+            // Full: double (at least one step), never beyond the declared length.
+            let grown = start.saturating_mul(2).max(FRAME_READ_STEP).min(len);
+            buf.reserve_exact(grown - start);
+        }
+        let step = (buf.capacity() - start)
+            .min(len - start)
+            .min(FRAME_READ_STEP);
+        claim.take(step)?;
+        buf.resize(start + step, 0);
+        let n = io.read(&mut buf[start..]).await?;
+        buf.truncate(start + n);
+        claim.give_back(step - n);
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+    Ok(())
 }
 
 async fn write_frame<T: AsyncWrite + Unpin + Send>(
@@ -124,14 +253,14 @@ impl request_response::Codec for FrameCodec {
     where
         T: AsyncRead + Unpin + Send,
     {
-        read_frame(io, self.max_request).await
+        read_frame(io, self.max_request, &self.in_flight).await
     }
 
     async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
     where
         T: AsyncRead + Unpin + Send,
     {
-        read_frame(io, self.max_response).await
+        read_frame(io, self.max_response, &self.in_flight).await
     }
 
     async fn write_request<T>(
@@ -177,17 +306,17 @@ mod tests {
             assert_eq!(&bytes[..4], &5u32.to_be_bytes());
             let mut rd = Cursor::new(bytes);
             assert_eq!(
-                read_frame(&mut rd, MAX_FRAME_BYTES).await.unwrap(),
+                read_frame(&mut rd, MAX_FRAME_BYTES, &FrameCodec::msg().in_flight).await.unwrap(),
                 b"hello"
             );
 
             // A 4 GiB claim with no body: refused on the length alone.
             let mut rd = Cursor::new(u32::MAX.to_be_bytes().to_vec());
-            let err = read_frame(&mut rd, MAX_FRAME_BYTES).await.unwrap_err();
+            let err = read_frame(&mut rd, MAX_FRAME_BYTES, &FrameCodec::msg().in_flight).await.unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::InvalidData);
             // A truncated body is an error, not a hang or a panic.
             let mut rd = Cursor::new([0, 0, 0, 9, 1, 2].to_vec());
-            assert!(read_frame(&mut rd, MAX_FRAME_BYTES).await.is_err());
+            assert!(read_frame(&mut rd, MAX_FRAME_BYTES, &FrameCodec::msg().in_flight).await.is_err());
         });
     }
 
@@ -271,6 +400,125 @@ mod tests {
                 .unwrap();
             let mut rd = Cursor::new(out.into_inner());
             assert_eq!(codec.read_response(&proto, &mut rd).await.unwrap(), big);
+        });
+    }
+
+    /// An in-memory stream that hands out at most `step` bytes per read.
+    struct Trickle {
+        bytes: Vec<u8>,
+        at: usize,
+        step: usize,
+    }
+
+    impl AsyncRead for Trickle {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            out: &mut [u8],
+        ) -> std::task::Poll<io::Result<usize>> {
+            let n = out.len().min(self.step).min(self.bytes.len() - self.at);
+            out[..n].copy_from_slice(&self.bytes[self.at..self.at + n]);
+            self.at += n;
+            std::task::Poll::Ready(Ok(n))
+        }
+    }
+
+    #[test]
+    fn a_huge_declared_length_with_few_bytes_allocates_only_what_arrived() {
+        futures::executor::block_on(async {
+            let codec = FrameCodec::msg().clone();
+            // Claims the largest frame, sends 100 bytes one at a time, then stops.
+            let mut bytes = u32::try_from(MAX_FRAME_BYTES).unwrap().to_be_bytes().to_vec();
+            bytes.extend_from_slice(&[7; 100]);
+            let mut peer = Trickle {
+                bytes,
+                at: 0,
+                step: 1,
+            };
+            let mut buf = Vec::new();
+            let err = read_frame_into(&mut peer, MAX_FRAME_BYTES, &codec.in_flight, &mut buf)
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+            assert_eq!(buf.len(), 100);
+            // Not the declared 512 KiB: one read step at most.
+            assert!(buf.capacity() <= FRAME_READ_STEP, "{}", buf.capacity());
+            // Nothing stays claimed on the connection after the failure.
+            assert_eq!(budget_used(&codec), 0);
+
+            // A frame that does arrive in full grows to exactly its size.
+            let body = vec![9u8; 3 * FRAME_READ_STEP + 5];
+            let mut bytes = u32::try_from(body.len()).unwrap().to_be_bytes().to_vec();
+            bytes.extend_from_slice(&body);
+            let mut peer = Trickle {
+                bytes,
+                at: 0,
+                step: 1000,
+            };
+            read_frame_into(&mut peer, MAX_FRAME_BYTES, &codec.in_flight, &mut buf)
+                .await
+                .unwrap();
+            assert_eq!(buf, body);
+            assert!(buf.capacity() <= body.len(), "{}", buf.capacity());
+            assert_eq!(budget_used(&codec), 0);
+        });
+    }
+
+    fn budget_used(codec: &FrameCodec) -> usize {
+        codec
+            .in_flight
+            .shared
+            .as_ref()
+            .map_or(0, |c| c.load(Ordering::Acquire))
+    }
+
+    #[test]
+    fn the_streams_of_one_connection_share_a_budget_of_bytes_in_flight() {
+        futures::executor::block_on(async {
+            // The behaviour's codec, cloned for a connection's handler, cloned per stream.
+            let behaviour = FrameCodec::msg();
+            let connection = behaviour.clone();
+            let (stream_a, mut stream_b) = (connection.clone(), connection.clone());
+            let other_connection = behaviour.clone();
+            let frame = |len: usize| {
+                let mut bytes = u32::try_from(len).unwrap().to_be_bytes().to_vec();
+                bytes.extend(std::iter::repeat_n(1u8, len));
+                Cursor::new(bytes)
+            };
+            // Stream A has nearly the whole budget in flight (a frame still arriving).
+            let mut held = stream_a.in_flight.claim();
+            held.take(MAX_INBOUND_FRAME_BYTES_PER_CONNECTION - 10).unwrap();
+            assert_eq!(
+                budget_used(&connection),
+                MAX_INBOUND_FRAME_BYTES_PER_CONNECTION - 10
+            );
+            // Stream B on the same connection cannot read another 100 bytes...
+            let err = stream_b
+                .read_request(&MSG_PROTOCOL, &mut frame(100))
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::QuotaExceeded);
+            // ...while another connection can.
+            let mut other = other_connection.clone();
+            assert_eq!(
+                other
+                    .read_request(&MSG_PROTOCOL, &mut frame(100))
+                    .await
+                    .unwrap()
+                    .len(),
+                100
+            );
+            // Once A's frame is handed up (or fails), B reads again.
+            drop(held);
+            assert_eq!(budget_used(&connection), 0);
+            assert_eq!(
+                stream_b
+                    .read_request(&MSG_PROTOCOL, &mut frame(100))
+                    .await
+                    .unwrap()
+                    .len(),
+                100
+            );
         });
     }
 }
