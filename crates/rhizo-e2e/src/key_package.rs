@@ -1,14 +1,16 @@
 //! KeyPackages: what a device publishes (in the DHT) so others can add it to
 //! a conversation while it is offline.
 
+use openmls::ciphersuite::hash_ref::make_key_package_ref;
 use openmls::prelude::tls_codec::{DeserializeBytes as _, Serialize as _};
 use openmls::prelude::{
-    Capabilities, CredentialType, ExtensionType, KeyPackage, KeyPackageIn, Lifetime,
-    ProtocolVersion,
+    Capabilities, CredentialType, ExtensionType, KeyPackage, KeyPackageIn, KeyPackageRef,
+    Lifetime, ProtocolVersion,
 };
 use openmls_rust_crypto::RustCrypto;
 use openmls_traits::OpenMlsProvider as _;
 use openmls_traits::crypto::OpenMlsCrypto;
+use openmls_traits::storage::StorageProvider as _;
 use rhizo_core::DeviceCertificate;
 
 use crate::device::certificate_of_leaf;
@@ -26,6 +28,12 @@ pub const MAX_KEY_PACKAGES_PER_CALL: usize = 64;
 /// How long a new KeyPackage is valid: long enough to sit in the DHT between
 /// refreshes, well under openmls' 84-day maximum lifetime range.
 pub const KEY_PACKAGE_LIFETIME_SECS: u64 = 28 * 24 * 60 * 60;
+
+/// Most superseded KeyPackages whose private keys wait out their grace period
+/// ([`delete_retired_key_packages`]); beyond it the oldest are deleted at once
+/// (a Welcome still in flight for one of them then fails to join, and its
+/// sender starts over). 1024 is over 100 rotations of a 9-KeyPackage bundle.
+pub const MAX_RETIRED_KEY_PACKAGES: usize = 1024;
 
 /// The MLS wire value of [`CIPHERSUITE`].
 const CIPHERSUITE_ID: u16 = CIPHERSUITE as u16;
@@ -191,4 +199,224 @@ pub(crate) fn decode_untrusted<T, E>(decode: impl FnOnce() -> Result<T, E>) -> O
 /// Shorthand used by [`Conversation::create`](crate::Conversation::create).
 pub(crate) fn validate_with_store(store: &E2eStore, bytes: &[u8]) -> Result<KeyPackage, E2eError> {
     validate_key_package(store.provider().crypto(), bytes).map(|(key_package, _)| key_package)
+}
+
+/// The TLS-serialized KeyPackageRef of one of our serialized KeyPackages (no
+/// validation: they are ours, and may have expired by the time they are
+/// deleted).
+fn own_key_package_ref(store: &E2eStore, key_package: &[u8]) -> Result<Vec<u8>, E2eError> {
+    let hash_ref = make_key_package_ref(key_package, CIPHERSUITE, store.provider().crypto())
+        .map_err(E2eError::mls)?;
+    hash_ref.tls_serialize_detached().map_err(E2eError::mls)
+}
+
+/// Records `key_packages` (as [`create_key_packages`] returned them) as the
+/// set this device publishes from `now` (unix seconds), and marks every set
+/// published before as *retired* at `now`. A retired KeyPackage can still be
+/// joined with (a Welcome made from it may be in flight) until
+/// [`delete_retired_key_packages`] deletes its private keys.
+///
+/// # Errors
+///
+/// [`E2eError::Storage`] if the database fails (nothing is changed).
+pub fn replace_published_key_packages(
+    store: &E2eStore,
+    key_packages: &[impl AsRef<[u8]>],
+    now: u64,
+) -> Result<(), E2eError> {
+    let now = i64::try_from(now).unwrap_or(i64::MAX);
+    let atomic = store.atomic()?;
+    store.conn().execute(
+        "UPDATE e2e_own_key_packages SET retired_at = ?1 WHERE retired_at IS NULL",
+        [now],
+    )?;
+    for key_package in key_packages {
+        let hash_ref = own_key_package_ref(store, key_package.as_ref())?;
+        store.conn().execute(
+            "INSERT INTO e2e_own_key_packages (hash_ref, created_at, retired_at)
+             VALUES (?1, ?2, NULL)
+             ON CONFLICT (hash_ref) DO UPDATE SET retired_at = NULL",
+            rusqlite::params![hash_ref, now],
+        )?;
+    }
+    atomic.commit()
+}
+
+/// Deletes the private keys (openmls' KeyPackage bundle: init key and leaf
+/// encryption key) of our KeyPackages retired before `retired_before` (unix
+/// seconds), and of the oldest retired ones beyond
+/// [`MAX_RETIRED_KEY_PACKAGES`]. Returns how many were deleted. With the
+/// database's secure delete on (see [`E2eStore`]), the bytes are zeroed in
+/// the file; a WAL checkpoint then clears the old page images from the log.
+///
+/// A KeyPackage a Welcome already used is gone from openmls' storage (joining
+/// deletes a one-time KeyPackage); deleting it again is harmless.
+///
+/// # Errors
+///
+/// [`E2eError::Storage`] if the database fails (nothing is changed).
+pub fn delete_retired_key_packages(
+    store: &E2eStore,
+    retired_before: u64,
+) -> Result<usize, E2eError> {
+    let retired_before = i64::try_from(retired_before).unwrap_or(i64::MAX);
+    let keep = i64::try_from(MAX_RETIRED_KEY_PACKAGES).unwrap_or(i64::MAX);
+    let atomic = store.atomic()?;
+    let refs: Vec<Vec<u8>> = {
+        let conn = store.conn();
+        let mut stmt = conn.prepare(
+            "SELECT hash_ref FROM e2e_own_key_packages
+             WHERE retired_at < ?1
+                OR hash_ref IN (SELECT hash_ref FROM e2e_own_key_packages
+                                WHERE retired_at IS NOT NULL
+                                ORDER BY retired_at DESC, hash_ref
+                                LIMIT -1 OFFSET ?2)",
+        )?;
+        let rows = stmt.query_map(rusqlite::params![retired_before, keep], |r| r.get(0))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    let provider = store.provider();
+    for bytes in &refs {
+        let hash_ref = KeyPackageRef::tls_deserialize_exact_bytes(bytes)
+            .map_err(|_| E2eError::Malformed("stored KeyPackageRef"))?;
+        provider
+            .storage()
+            .delete_key_package(&hash_ref)
+            .map_err(E2eError::Storage)?;
+        store
+            .conn()
+            .execute("DELETE FROM e2e_own_key_packages WHERE hash_ref = ?1", [bytes])?;
+    }
+    atomic.commit()?;
+    Ok(refs.len())
+}
+
+#[cfg(test)]
+mod retire_tests {
+    use rhizo_core::{DeviceKey, RootKey};
+
+    use super::*;
+
+    fn device() -> Device {
+        let root = RootKey::from_bytes(&[1; 32]);
+        let key = DeviceKey::from_bytes(&[2; 32]);
+        let certificate = root.certify_device(&key.public(), 1);
+        Device::new(&key.to_bytes(), &certificate.encode()).unwrap()
+    }
+
+    /// Every stored openmls KeyPackage bundle (its private keys in JSON).
+    fn stored_bundles(store: &E2eStore) -> Vec<Vec<u8>> {
+        let mut stmt = store
+            .conn()
+            .prepare("SELECT key_package FROM openmls_key_packages")
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    /// The database file and its WAL after a truncating checkpoint.
+    fn raw_file(store: &E2eStore, path: &std::path::Path) -> Vec<u8> {
+        let _: (i64, i64, i64) = store
+            .conn()
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .unwrap();
+        let mut bytes = std::fs::read(path).unwrap();
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        bytes.extend(std::fs::read(wal).unwrap_or_default());
+        bytes
+    }
+
+    fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+        haystack.windows(needle.len()).any(|w| w == needle)
+    }
+
+    #[test]
+    fn retired_key_packages_are_kept_for_the_grace_period_then_wiped_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mls.db");
+        let store = E2eStore::open(&path).unwrap();
+        let device = device();
+
+        let old = create_key_packages(&store, &device, 2, false).unwrap();
+        replace_published_key_packages(&store, &old, 100).unwrap();
+        let old_secrets = stored_bundles(&store);
+        assert_eq!(old_secrets.len(), 2);
+        // A rotation at 200: the old ones are retired, not deleted.
+        let new = create_key_packages(&store, &device, 2, false).unwrap();
+        replace_published_key_packages(&store, &new, 200).unwrap();
+        assert_eq!(delete_retired_key_packages(&store, 200).unwrap(), 0);
+        assert_eq!(stored_bundles(&store).len(), 4, "kept during the grace period");
+
+        // Pieces of the old private-key records that no other record shares.
+        let kept = stored_bundles(&store)
+            .into_iter()
+            .filter(|b| !old_secrets.contains(b))
+            .collect::<Vec<_>>();
+        let pieces: Vec<&[u8]> = old_secrets
+            .iter()
+            .flat_map(|b| b.chunks_exact(48))
+            .filter(|piece| !kept.iter().any(|k| contains(k, piece)))
+            .collect();
+        assert!(!pieces.is_empty());
+        let before = raw_file(&store, &path);
+        assert!(
+            pieces.iter().any(|p| contains(&before, p)),
+            "the test must see the old keys in the file while they are kept"
+        );
+
+        // After the grace period: gone from openmls' storage and from the file's bytes.
+        assert_eq!(delete_retired_key_packages(&store, 201).unwrap(), 2);
+        assert_eq!(stored_bundles(&store), kept);
+        let after = raw_file(&store, &path);
+        assert!(
+            !pieces.iter().any(|p| contains(&after, p)),
+            "a deleted private key is still readable in the database file"
+        );
+        // The published ones are untouched, and deleting again is harmless.
+        assert_eq!(delete_retired_key_packages(&store, u64::MAX).unwrap(), 0);
+        assert_eq!(stored_bundles(&store).len(), 2);
+    }
+
+    #[test]
+    fn retired_key_packages_beyond_the_bound_go_at_once() {
+        let store = E2eStore::open_in_memory().unwrap();
+        let device = device();
+        // Pretend many rotations happened: fill the table past the bound cheaply.
+        for i in 0..(MAX_RETIRED_KEY_PACKAGES + 3) {
+            store
+                .conn()
+                .execute(
+                    "INSERT INTO e2e_own_key_packages (hash_ref, created_at, retired_at)
+                     VALUES (?1, 0, ?2)",
+                    rusqlite::params![
+                        KeyPackageRef::tls_deserialize_exact_bytes(&{
+                            let mut r = vec![32u8];
+                            r.extend_from_slice(&(i as u64).to_be_bytes());
+                            r.extend_from_slice(&[0; 24]);
+                            r
+                        })
+                        .unwrap()
+                        .tls_serialize_detached()
+                        .unwrap(),
+                        i as i64
+                    ],
+                )
+                .unwrap();
+        }
+        let current = create_key_packages(&store, &device, 1, false).unwrap();
+        replace_published_key_packages(&store, &current, 5000).unwrap();
+        // Nothing is past its grace period at 0, but the 3 oldest exceed the bound.
+        assert_eq!(delete_retired_key_packages(&store, 0).unwrap(), 3);
+        let left: i64 = store
+            .conn()
+            .query_row("SELECT count(*) FROM e2e_own_key_packages", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left as usize, MAX_RETIRED_KEY_PACKAGES + 1);
+        assert_eq!(stored_bundles(&store).len(), 1, "the published one stays");
+    }
 }

@@ -123,7 +123,10 @@ pub use key_package::{
     KEY_PACKAGE_LIFETIME_SECS, KeyPackageInfo, MAX_KEY_PACKAGE_BYTES, MAX_KEY_PACKAGES_PER_CALL,
     create_key_packages, inspect_key_package,
 };
-pub use store::{E2eStore, SCHEMA_VERSION};
+pub use key_package::{
+    MAX_RETIRED_KEY_PACKAGES, delete_retired_key_packages, replace_published_key_packages,
+};
+pub use store::{E2eStore, SCHEMA_VERSION, secure_delete_on};
 
 /// The only MLS ciphersuite rhizo uses: X-Wing (ML-KEM-768 + X25519) KEM,
 /// AES-128-GCM, SHA-256, Ed25519 signatures (code point 0x004F in

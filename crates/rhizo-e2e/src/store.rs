@@ -14,6 +14,25 @@
 //!   pending own commit.
 //! * `e2e_deferred`: buffered future-epoch messages, at most
 //!   [`MAX_DEFERRED`](crate::MAX_DEFERRED) per conversation.
+//! * `e2e_own_key_packages` (version 2): the KeyPackage refs this device
+//!   published, and when each was superseded, so that their private keys are
+//!   deleted after a grace period
+//!   ([`delete_retired_key_packages`](crate::delete_retired_key_packages)).
+//!
+//! # Secure delete
+//!
+//! The `openmls_*` tables hold private keys (KeyPackage init and leaf keys,
+//! epoch secrets). SQLite has no per-table secure delete: `PRAGMA
+//! secure_delete` is a setting of a *connection* (per attached database), not
+//! stored in the file, and covers every table that connection deletes from.
+//! So every connection that writes MLS state turns it on: [`E2eStore::open`]
+//! and [`E2eStore::open_in_memory`] (via [`secure_delete_on`]),
+//! [`E2eStore::migrate_connection`], and `rhizo-store`'s `Store::open`, whose
+//! connection the node's MLS transactions run on. Deleted and overwritten
+//! content is then zeroed in the page (and freed pages are zeroed) instead of
+//! lingering in free space. In WAL mode the old page images stay in the
+//! `-wal` file until a checkpoint copies the zeroed pages back and the log
+//! is restarted or truncated.
 //!
 //! Every name is prefixed (`openmls_`, `vc_`, `registered_vc_`, `e2e_`), so
 //! the tables coexist with `rhizo-store`'s in one file.
@@ -31,7 +50,7 @@ use rusqlite::{Connection, OptionalExtension};
 use crate::E2eError;
 
 /// Version of the `e2e_*` tables this build reads and writes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// How long a statement waits for another connection's lock (the node's own
 /// `rhizo-store` connection to the same file) before failing.
@@ -59,6 +78,29 @@ CREATE TABLE IF NOT EXISTS e2e_deferred (
 );
 CREATE INDEX IF NOT EXISTS e2e_deferred_group ON e2e_deferred (group_id, id);
 ";
+
+/// The `e2e_*` tables added in version 2: our own published KeyPackages (by
+/// TLS-serialized KeyPackageRef), with the time each was superseded.
+const SCHEMA_V2: &str = "
+CREATE TABLE IF NOT EXISTS e2e_own_key_packages (
+    hash_ref BLOB PRIMARY KEY,
+    created_at INTEGER NOT NULL,
+    retired_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS e2e_own_key_packages_retired
+    ON e2e_own_key_packages (retired_at) WHERE retired_at IS NOT NULL;
+";
+
+/// Turns on `PRAGMA secure_delete` for `conn` (see the [module docs](self)):
+/// deleted MLS secrets are overwritten with zeros in the database file.
+///
+/// # Errors
+///
+/// [`E2eError::Storage`] if SQLite refuses the setting.
+pub fn secure_delete_on(conn: &Connection) -> Result<(), E2eError> {
+    conn.pragma_update(None, "secure_delete", "ON")?;
+    Ok(())
+}
 
 /// serde codec for openmls' stored values.
 ///
@@ -165,6 +207,7 @@ impl<'c> E2eStore<'c> {
     ///
     /// As [`open`](Self::open).
     pub fn migrate_connection(conn: &mut Connection) -> Result<(), E2eError> {
+        secure_delete_on(conn)?;
         SqliteStorageProvider::<JsonCodec, &mut Connection>::new(conn)
             .run_migrations()
             .map_err(|e| E2eError::Migration(e.to_string()))?;
@@ -298,9 +341,17 @@ fn migrate(conn: &mut Connection) -> Result<(), E2eError> {
                 supported: SCHEMA_VERSION,
             });
         }
-        Some(_) => {}
+        Some(found) if found == SCHEMA_VERSION => {}
+        Some(_) => {
+            tx.execute_batch(SCHEMA_V2)?;
+            tx.execute(
+                "UPDATE e2e_schema SET version = ?1 WHERE id = 1",
+                [SCHEMA_VERSION],
+            )?;
+        }
         None => {
             tx.execute_batch(SCHEMA_V1)?;
+            tx.execute_batch(SCHEMA_V2)?;
             tx.execute(
                 "INSERT INTO e2e_schema (id, version) VALUES (1, ?1)",
                 [SCHEMA_VERSION],
