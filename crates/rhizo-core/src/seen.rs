@@ -521,7 +521,9 @@ mod tests {
         for now in [0, MAX_CLOCK_SKEW, NOW, u64::MAX] {
             let cutoff = prune_cutoff(now);
             // The oldest timestamp accepted at `now`, or at `now` stepped back by the skew.
-            let oldest = now.saturating_sub(MAX_CLOCK_SKEW).saturating_sub(MAX_ENVELOPE_AGE);
+            let oldest = now
+                .saturating_sub(MAX_CLOCK_SKEW)
+                .saturating_sub(MAX_ENVELOPE_AGE);
             assert!(cutoff <= oldest, "now {now}");
         }
         assert_eq!(prune_cutoff(NOW), NOW - MAX_ENVELOPE_AGE - MAX_CLOCK_SKEW);
@@ -532,7 +534,10 @@ mod tests {
         let ts = NOW - 1000;
         // Plausible claims stand (a bit before the envelope, or a little ahead of our clock).
         assert_eq!(bounded_sent_at(ts - 5000, ts, NOW), ts - 5000);
-        assert_eq!(bounded_sent_at(NOW + MAX_CLOCK_SKEW, ts, NOW), NOW + MAX_CLOCK_SKEW);
+        assert_eq!(
+            bounded_sent_at(NOW + MAX_CLOCK_SKEW, ts, NOW),
+            NOW + MAX_CLOCK_SKEW
+        );
         assert_eq!(
             bounded_sent_at(ts - MAX_ENVELOPE_AGE, ts, NOW),
             ts - MAX_ENVELOPE_AGE

@@ -306,17 +306,25 @@ mod tests {
             assert_eq!(&bytes[..4], &5u32.to_be_bytes());
             let mut rd = Cursor::new(bytes);
             assert_eq!(
-                read_frame(&mut rd, MAX_FRAME_BYTES, &FrameCodec::msg().in_flight).await.unwrap(),
+                read_frame(&mut rd, MAX_FRAME_BYTES, &FrameCodec::msg().in_flight)
+                    .await
+                    .unwrap(),
                 b"hello"
             );
 
             // A 4 GiB claim with no body: refused on the length alone.
             let mut rd = Cursor::new(u32::MAX.to_be_bytes().to_vec());
-            let err = read_frame(&mut rd, MAX_FRAME_BYTES, &FrameCodec::msg().in_flight).await.unwrap_err();
+            let err = read_frame(&mut rd, MAX_FRAME_BYTES, &FrameCodec::msg().in_flight)
+                .await
+                .unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::InvalidData);
             // A truncated body is an error, not a hang or a panic.
             let mut rd = Cursor::new([0, 0, 0, 9, 1, 2].to_vec());
-            assert!(read_frame(&mut rd, MAX_FRAME_BYTES, &FrameCodec::msg().in_flight).await.is_err());
+            assert!(
+                read_frame(&mut rd, MAX_FRAME_BYTES, &FrameCodec::msg().in_flight)
+                    .await
+                    .is_err()
+            );
         });
     }
 
@@ -428,7 +436,10 @@ mod tests {
         futures::executor::block_on(async {
             let codec = FrameCodec::msg().clone();
             // Claims the largest frame, sends 100 bytes one at a time, then stops.
-            let mut bytes = u32::try_from(MAX_FRAME_BYTES).unwrap().to_be_bytes().to_vec();
+            let mut bytes = u32::try_from(MAX_FRAME_BYTES)
+                .unwrap()
+                .to_be_bytes()
+                .to_vec();
             bytes.extend_from_slice(&[7; 100]);
             let mut peer = Trickle {
                 bytes,
@@ -487,7 +498,8 @@ mod tests {
             };
             // Stream A has nearly the whole budget in flight (a frame still arriving).
             let mut held = stream_a.in_flight.claim();
-            held.take(MAX_INBOUND_FRAME_BYTES_PER_CONNECTION - 10).unwrap();
+            held.take(MAX_INBOUND_FRAME_BYTES_PER_CONNECTION - 10)
+                .unwrap();
             assert_eq!(
                 budget_used(&connection),
                 MAX_INBOUND_FRAME_BYTES_PER_CONNECTION - 10

@@ -62,6 +62,12 @@ pub enum DataDirError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// No node runs on this data dir (no `api.addr`, or one left behind by a node that died).
+    #[error(
+        "the rhizo node is not running for data dir {0} (no API address written by a running \
+         node): start it with `rhizo run`"
+    )]
+    NotRunning(PathBuf),
     /// Another node already runs on this data dir.
     #[error(
         "another rhizo node is already running with data dir {0}: stop it first, or give this \
@@ -343,6 +349,42 @@ impl DataDir {
         String::from_utf8(text).ok()?.trim().parse().ok()
     }
 
+    /// The address of the API of the node running on this data dir: the one it wrote to
+    /// `api.addr`, and only while that node still holds the data dir's lock. This is the only
+    /// address the CLI may send the API token to: never a configured or default port, where
+    /// any other local process could be listening.
+    ///
+    /// # Errors
+    ///
+    /// [`DataDirError::NotRunning`] if there is no (readable) `api.addr`, or if no process holds
+    /// the lock (the file was left behind by a node that was killed: its port may belong to
+    /// someone else by now).
+    pub fn running_api_addr(&self) -> Result<std::net::SocketAddr, DataDirError> {
+        let not_running = || DataDirError::NotRunning(self.path.clone());
+        let addr = self.read_api_addr().ok_or_else(not_running)?;
+        if !self.is_locked_by_a_node() {
+            return Err(not_running());
+        }
+        Ok(addr)
+    }
+
+    /// Whether some process holds the lock taken by [`lock`](Self::lock). Probed with a shared
+    /// lock that is released at once; it never creates the lock file.
+    fn is_locked_by_a_node(&self) -> bool {
+        let Ok(file) = OpenOptions::new()
+            .read(true)
+            .open(self.path.join("rhizo.lock"))
+        else {
+            return false;
+        };
+        match file.try_lock_shared() {
+            Ok(()) => false,
+            Err(fs::TryLockError::WouldBlock) => true,
+            // Cannot tell: treat it as not running rather than send the token blindly.
+            Err(fs::TryLockError::Error(_)) => false,
+        }
+    }
+
     /// Removes `api.addr` at shutdown.
     pub fn remove_api_addr(&self) {
         let _ = fs::remove_file(self.api_addr_file());
@@ -483,5 +525,34 @@ mod tests {
             .mode()
             & 0o777;
         assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn the_api_address_counts_only_while_a_node_holds_the_lock() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::new(tmp.path());
+        // Nothing written: not running.
+        assert!(matches!(
+            dir.running_api_addr(),
+            Err(DataDirError::NotRunning(_))
+        ));
+        let addr: std::net::SocketAddr = "127.0.0.1:4711".parse().unwrap();
+        dir.write_api_addr(addr).unwrap();
+        // Left behind by a node that died (no lock held): not running.
+        assert!(matches!(
+            dir.running_api_addr(),
+            Err(DataDirError::NotRunning(_))
+        ));
+        let held = dir.lock().unwrap();
+        assert_eq!(dir.running_api_addr().unwrap(), addr);
+        // The probe did not take the lock from the node.
+        assert!(matches!(dir.lock(), Err(DataDirError::Locked(_))));
+        drop(held);
+        assert!(dir.running_api_addr().is_err());
+        let err = DataDirError::NotRunning(dir.path().into()).to_string();
+        assert!(
+            err.contains("not running") && err.contains("rhizo run"),
+            "{err}"
+        );
     }
 }

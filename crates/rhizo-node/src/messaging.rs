@@ -78,8 +78,7 @@ const OUTBOX_BATCH: usize = 64;
 const FIRST_RETRY_DELAY_MS: i64 = 1_000;
 /// Longest retry delay: an unreachable contact is retried at least this often.
 const MAX_RETRY_DELAY_MS: i64 = 5 * 60 * 1_000;
-/// Envelopes older than this are refused (rhizo-core's replay window); the persisted seen-set
-/// is pruned to it.
+/// Envelopes older than this are refused (rhizo-core's replay window).
 const MAX_ENVELOPE_AGE_MS: i64 = rhizo_core::seen::MAX_ENVELOPE_AGE as i64;
 /// How often the persisted seen-set is pruned.
 const SEEN_PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
@@ -95,6 +94,12 @@ const REPUBLISH_INTERVAL: Duration = Duration::from_secs(3600);
 const PUBLISHER_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 /// KeyPackages are replaced after this long (openmls gives them a 28-day lifetime).
 const KEY_PACKAGE_ROTATION_SECS: u64 = 14 * 24 * 3600;
+/// A superseded KeyPackage keeps its private keys this long, then they are deleted: a sender may
+/// fetch the old bundle from the DHT until its record expires (`RECORD_TTL_SECS`), and a Welcome
+/// made from it is accepted up to the replay window (`MAX_ENVELOPE_AGE` + `MAX_CLOCK_SKEW`) after
+/// it was sealed. After that no Welcome the node would accept can use it. 17 days 5 minutes.
+const KEY_PACKAGE_GRACE_SECS: u64 = RECORD_TTL_SECS
+    + (rhizo_core::seen::MAX_ENVELOPE_AGE + rhizo_core::seen::MAX_CLOCK_SKEW) / 1000;
 /// Meta key: when our current KeyPackages were made (unix seconds).
 const META_KEY_PACKAGES_AT: &str = "key_packages_made_at";
 /// Meta key holding our current KeyPackages (hex, one per line; the last is last-resort).
@@ -1693,8 +1698,9 @@ impl Messaging {
         let mut last_pruned: Option<tokio::time::Instant> = None;
         loop {
             if last_pruned.is_none_or(|t| t.elapsed() >= SEEN_PRUNE_INTERVAL) {
-                // Envelopes older than the window are refused anyway: forget their ids.
-                let cutoff = now_ms() - MAX_ENVELOPE_AGE_MS;
+                // Forget the ids whose envelopes the window refuses anyway (by their envelope
+                // timestamp, with the clock-skew slack: rhizo-core `seen::prune_cutoff`).
+                let cutoff = seen_prune_cutoff(now_ms());
                 match self
                     .with_store(move |store, _| Ok(store.prune_seen(cutoff)?))
                     .await
@@ -1856,7 +1862,8 @@ impl Messaging {
     async fn publish_key_packages(&self) -> Result<usize, MessagingError> {
         let (key, value) = self
             .with_store(|store, inner| {
-                let bundle = build_key_package_bundle(store, inner)?;
+                let now = u64::try_from(unix_now()).unwrap_or(0);
+                let bundle = build_key_package_bundle(store, &inner.me, &inner.mls_device, now)?;
                 let key = key_packages_key(&inner.me.uid, &inner.me.device.public());
                 Ok((key.to_vec(), bundle))
             })
@@ -1867,6 +1874,13 @@ impl Messaging {
             .await
             .map_err(|e| MessagingError::Internal(e.to_string()))
     }
+}
+
+/// The persisted seen-set keeps every id whose envelope timestamp is at or above this at
+/// `now_ms` (rhizo-core `seen::prune_cutoff`: the window, plus the clock-skew slack).
+fn seen_prune_cutoff(now_ms: i64) -> i64 {
+    let cutoff = rhizo_core::seen::prune_cutoff(u64::try_from(now_ms).unwrap_or(0));
+    i64::try_from(cutoff).unwrap_or(i64::MAX)
 }
 
 fn next_record_version(store: &mut Store) -> Result<u64, MessagingError> {
@@ -1880,10 +1894,19 @@ fn next_record_version(store: &mut Store) -> Result<u64, MessagingError> {
 }
 
 /// A freshly signed bundle (new version and lifetime, so it never expires while we are online)
-/// of our KeyPackages. The KeyPackages themselves are kept (in `meta`) until a Welcome used one
-/// (then the receive path deletes them) or they are [`KEY_PACKAGE_ROTATION_SECS`] old.
-fn build_key_package_bundle(store: &mut Store, inner: &Inner) -> Result<Vec<u8>, MessagingError> {
-    let now = u64::try_from(unix_now()).unwrap_or(0);
+/// of our KeyPackages, at `now` (unix seconds). The KeyPackages themselves are kept (in `meta`)
+/// until a Welcome used one (then the receive path drops the bundle) or they are
+/// [`KEY_PACKAGE_ROTATION_SECS`] old; then new ones are made and the previous set is *retired*
+/// (rhizo-e2e `replace_published_key_packages`). Retired KeyPackages' private keys are deleted
+/// from the database once [`KEY_PACKAGE_GRACE_SECS`] have passed (checked on every build, so at
+/// least hourly while online), then the WAL is checkpointed so the zeroed pages (secure delete)
+/// replace the old page images in the file.
+fn build_key_package_bundle(
+    store: &mut Store,
+    me: &Me,
+    mls_device: &Device,
+    now: u64,
+) -> Result<Vec<u8>, MessagingError> {
     let made_at: u64 = store
         .get_meta(META_KEY_PACKAGES_AT)?
         .and_then(|v| v.parse().ok())
@@ -1899,16 +1922,11 @@ fn build_key_package_bundle(store: &mut Store, inner: &Inner) -> Result<Vec<u8>,
     } else {
         let kps = store.transaction(|tx| -> Result<_, MessagingError> {
             let mls = E2eStore::from_connection(tx).map_err(e2e)?;
-            let mut kps = rhizo_e2e::create_key_packages(
-                &mls,
-                &inner.mls_device,
-                ONE_TIME_KEY_PACKAGES,
-                false,
-            )
-            .map_err(e2e)?;
-            kps.extend(
-                rhizo_e2e::create_key_packages(&mls, &inner.mls_device, 1, true).map_err(e2e)?,
-            );
+            let mut kps =
+                rhizo_e2e::create_key_packages(&mls, mls_device, ONE_TIME_KEY_PACKAGES, false)
+                    .map_err(e2e)?;
+            kps.extend(rhizo_e2e::create_key_packages(&mls, mls_device, 1, true).map_err(e2e)?);
+            rhizo_e2e::replace_published_key_packages(&mls, &kps, now).map_err(e2e)?;
             Ok(kps)
         })?;
         let joined: Vec<String> = kps.iter().map(hex::encode).collect();
@@ -1916,11 +1934,36 @@ fn build_key_package_bundle(store: &mut Store, inner: &Inner) -> Result<Vec<u8>,
         store.set_meta(META_KEY_PACKAGES_AT, &now.to_string())?;
         kps
     };
+    let deleted = store.transaction(|tx| -> Result<_, MessagingError> {
+        let mls = E2eStore::from_connection(tx).map_err(e2e)?;
+        // Idempotent for a set recorded when it was made; records a set made before this
+        // bookkeeping existed, so that it too is retired and deleted in its turn.
+        rhizo_e2e::replace_published_key_packages(&mls, &kps, now).map_err(e2e)?;
+        rhizo_e2e::delete_retired_key_packages(&mls, now.saturating_sub(KEY_PACKAGE_GRACE_SECS))
+            .map_err(e2e)
+    })?;
+    if deleted > 0 {
+        debug!(
+            deleted,
+            "deleted the private keys of superseded KeyPackages"
+        );
+        // The zeroed pages go to the WAL; copy them into the database file and empty the log,
+        // so the old keys are not left in either. Best effort: busy readers delay it to the
+        // next deletion.
+        if let Err(e) = store
+            .connection()
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                r.get::<_, i64>(0)
+            })
+        {
+            debug!(error = %e, "checkpoint after deleting KeyPackages failed");
+        }
+    }
     let version = next_record_version(store)?;
     let last_resort = kps.len() - 1;
     let bundle = KeyPackageBundle::new(
-        &inner.me.device,
-        inner.me.certificate,
+        &me.device,
+        me.certificate,
         version,
         kps,
         last_resort,
@@ -2915,7 +2958,7 @@ fn apply_envelope(
     let sender_device = *message.sender_device.as_bytes();
     let seq = message.sequence_num;
     let digest = message.digest();
-    if !seen_insert(tx, &sender_device, &session_id, seq, now)? {
+    if !seen_insert(tx, &sender_device, &session_id, seq, ts)? {
         return Err(Reject::Code(ErrorCode::ReplayDetected));
     }
     let mls = E2eStore::from_connection(tx).map_err(Reject::internal)?;
@@ -2984,7 +3027,12 @@ fn apply_envelope(
                 }
                 let content = ChatContent::decode(plaintext.as_slice())
                     .map_err(|_| Reject::Code(ErrorCode::Malformed))?;
-                let sent_at = i64::try_from(content.sent_at_ms).unwrap_or(ts);
+                let sent_at = i64::try_from(rhizo_core::seen::bounded_sent_at(
+                    content.sent_at_ms,
+                    message.timestamp,
+                    u64::try_from(now).unwrap_or(0),
+                ))
+                .unwrap_or(ts);
                 if !content.profile.is_empty() {
                     accept_contact_profile(tx, contact, &content.profile, now)?;
                     if content.text.is_empty() {
@@ -3945,6 +3993,175 @@ mod tests {
         let devices = proven_list_devices(&list, &[bundle(&alice), bundle(&mallory)], "m").unwrap();
         assert_eq!(devices.len(), 1);
         assert_eq!(devices[0].device_pk, *mallory.me.device.public().as_bytes());
+    }
+
+    #[test]
+    fn the_seen_set_keeps_an_envelope_by_its_timestamp_and_the_sent_time_is_bounded() {
+        let Chat {
+            _tmp,
+            alice,
+            bob,
+            alice_store,
+            mut bob_store,
+            key_package: kp,
+            ..
+        } = chat();
+        let now = now_ms();
+        // Alice's clock runs 4 minutes ahead (inside the window's skew), and her message claims
+        // to be sent ten days from now.
+        let stamped = now + 4 * 60 * 1000;
+        let session = [8u8; 16];
+        let (welcome, message) = {
+            let mls = E2eStore::from_connection(alice_store.connection()).unwrap();
+            let (mut conversation, welcome) =
+                Conversation::create(&mls, &alice.device, &[kp], 1).unwrap();
+            let content = ChatContent {
+                text: "from the future".into(),
+                sent_at_ms: (now + 10 * 24 * 3600 * 1000) as u64,
+                ..Default::default()
+            }
+            .encode_to_vec();
+            let ciphertext = conversation
+                .encrypt(&mls, &alice.device, &content, 1)
+                .unwrap();
+            let seal_at = |seq, kind, payload, at| {
+                seal(&alice.me, &bob.contact, &session, seq, kind, payload, at).unwrap()
+            };
+            (
+                seal_at(1, MessageType::Welcome, welcome, now),
+                seal_at(2, MessageType::Application, ciphertext, stamped),
+            )
+        };
+        let seen = Mutex::new(SeenSet::new(InTransaction));
+        let cache = ConversationCache::new(4);
+        for envelope in [&welcome, &message] {
+            let r = receive(
+                &mut bob_store,
+                &bob.me,
+                &bob.device,
+                &cache,
+                &seen,
+                envelope,
+            );
+            assert_eq!(status_of(&r.response), ReceiptStatus::Delivered);
+        }
+        // The claimed time is implausible: the envelope's signed timestamp is shown instead.
+        let history = bob_store.messages(&session, 10).unwrap();
+        assert_eq!(history.len(), 1);
+        assert_eq!(history[0].sent_at, stamped);
+
+        // The seen-set row carries the envelope's timestamp, not the time it was received.
+        let device = *alice.me.device.public().as_bytes();
+        let kept: i64 = bob_store
+            .connection()
+            .query_row(
+                "SELECT envelope_ts FROM seen WHERE session_id = ?1 AND seq = 2",
+                [&session[..]],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(kept, stamped);
+        // Two minutes after "received + 14 days" the window still accepts the envelope, so the
+        // hourly prune must keep its id (pruned by receive time, it would be gone: a replay
+        // would reach MLS with no seen-set entry in front of it).
+        let later = now + MAX_ENVELOPE_AGE_MS + 2 * 60 * 1000;
+        assert!(check_timestamp(stamped as u64, later as u64).is_ok());
+        bob_store.prune_seen(seen_prune_cutoff(later)).unwrap();
+        assert!(
+            rhizo_store::messaging::seen_contains(bob_store.connection(), &device, &session, 2)
+                .unwrap()
+        );
+        // Once even a clock 5 minutes behind would refuse it, it goes.
+        let gone = stamped + MAX_ENVELOPE_AGE_MS + rhizo_core::seen::MAX_CLOCK_SKEW as i64 + 1;
+        bob_store.prune_seen(seen_prune_cutoff(gone)).unwrap();
+        assert!(
+            !rhizo_store::messaging::seen_contains(bob_store.connection(), &device, &session, 2)
+                .unwrap()
+        );
+    }
+
+    #[test]
+    fn superseded_key_packages_lose_their_private_keys_after_the_grace_period() {
+        let tmp = tempfile::tempdir().unwrap();
+        let bob = party(2, "bob");
+        let path = tmp.path().join("bob.db");
+        let mut store = open(&path);
+        let private_keys = |store: &Store| -> Vec<Vec<u8>> {
+            let mut stmt = store
+                .connection()
+                .prepare("SELECT key_package FROM openmls_key_packages")
+                .unwrap();
+            stmt.query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        let build = |store: &mut Store, at: u64| {
+            build_key_package_bundle(store, &bob.me, &bob.device, at).unwrap();
+        };
+        let t0 = 1_800_000_000;
+        build(&mut store, t0);
+        let first = private_keys(&store);
+        assert_eq!(first.len(), ONE_TIME_KEY_PACKAGES + 1);
+        // The hourly republish signs the same KeyPackages again.
+        build(&mut store, t0 + 3600);
+        assert_eq!(private_keys(&store), first);
+
+        // A Welcome used one of them: the receive path drops the bundle, a new one is made.
+        store
+            .connection()
+            .execute("DELETE FROM meta WHERE key = ?1", [META_KEY_PACKAGE_BUNDLE])
+            .unwrap();
+        let retired_at = t0 + 7200;
+        build(&mut store, retired_at);
+        let second = private_keys(&store)
+            .into_iter()
+            .filter(|k| !first.contains(k))
+            .collect::<Vec<_>>();
+        assert_eq!(second.len(), ONE_TIME_KEY_PACKAGES + 1);
+        let held = |store: &Store, set: &[Vec<u8>]| {
+            let now = private_keys(store);
+            set.iter().filter(|k| now.contains(k)).count()
+        };
+        assert_eq!(
+            held(&store, &first),
+            first.len(),
+            "the old ones are kept while a Welcome made from them may be in flight"
+        );
+        // (By then the second set is older than the rotation age: it is replaced and retired.)
+        assert!(KEY_PACKAGE_GRACE_SECS > KEY_PACKAGE_ROTATION_SECS);
+        build(&mut store, retired_at + KEY_PACKAGE_GRACE_SECS);
+        assert_eq!(held(&store, &first), first.len());
+
+        // After the grace period: the first set's private keys are gone...
+        let second_retired_at = retired_at + KEY_PACKAGE_GRACE_SECS;
+        build(&mut store, second_retired_at + 1);
+        assert_eq!(held(&store, &first), 0);
+        assert_eq!(held(&store, &second), second.len());
+        let left = private_keys(&store);
+        assert_eq!(left.len(), 2 * (ONE_TIME_KEY_PACKAGES + 1));
+        // ...also from the database file's bytes (secure delete, then the checkpoint).
+        let mut raw = std::fs::read(&path).unwrap();
+        raw.extend(std::fs::read(tmp.path().join("bob.db-wal")).unwrap_or_default());
+        let kept: std::collections::HashSet<&[u8]> =
+            left.iter().flat_map(|k| k.windows(48)).collect();
+        let pieces: Vec<&[u8]> = first
+            .iter()
+            .flat_map(|k| k.chunks_exact(48))
+            .filter(|p| !kept.contains(p))
+            .collect();
+        assert!(!pieces.is_empty());
+        let in_file: std::collections::HashSet<&[u8]> = raw.windows(48).collect();
+        assert!(
+            !pieces.iter().any(|p| in_file.contains(p)),
+            "a superseded KeyPackage's private key is still in the database file"
+        );
+
+        // The set replaced by age goes the same way, after its own grace period.
+        build(&mut store, second_retired_at + KEY_PACKAGE_GRACE_SECS);
+        assert_eq!(held(&store, &second), second.len());
+        build(&mut store, second_retired_at + KEY_PACKAGE_GRACE_SECS + 1);
+        assert_eq!(held(&store, &second), 0);
     }
 
     fn statuses(response: &[u8]) -> Vec<ReceiptStatus> {

@@ -279,7 +279,10 @@ mod tests {
             .conn
             .query_row("PRAGMA secure_delete", [], |row| row.get(0))
             .expect("pragma");
-        assert_eq!(secure_delete, 1, "deleted MLS secrets are zeroed in the file");
+        assert_eq!(
+            secure_delete, 1,
+            "deleted MLS secrets are zeroed in the file"
+        );
     }
 
     #[test]

@@ -1455,7 +1455,11 @@ mod tests {
             .unwrap();
         assert!(fresh && !again);
         assert!(seen_contains(s.connection(), &[3; 32], &[9; 16], 1).unwrap());
-        assert_eq!(s.prune_seen(70).unwrap(), 0, "kept by its envelope timestamp");
+        assert_eq!(
+            s.prune_seen(70).unwrap(),
+            0,
+            "kept by its envelope timestamp"
+        );
         assert_eq!(s.prune_seen(71).unwrap(), 1);
         let stored: Option<i64> = s
             .transaction(|tx| {
