@@ -16,8 +16,12 @@ pub(crate) struct ApiClient {
 }
 
 impl ApiClient {
-    /// Finds the running node of `config`: the address in `<data_dir>/api.addr` (written by
-    /// `rhizo run`) or else the configured one, and the token in `<data_dir>/api.token`.
+    /// Finds the running node of `config`: the address in `<data_dir>/api.addr`, written by
+    /// the node that holds the data dir's lock, and the token in `<data_dir>/api.token`.
+    ///
+    /// The token goes only to that address, never to the configured or default `api` port:
+    /// with no node running, whatever listens there (any local process) would receive it. No
+    /// address file, or one left by a node that died: a "not running" error, nothing is sent.
     pub(crate) fn connect(config: &Config) -> anyhow::Result<Self> {
         let dir = DataDir::new(config.data_dir.clone());
         if !dir.is_initialised() {
@@ -25,7 +29,7 @@ impl ApiClient {
                 rhizo_node::data_dir::DataDirError::NotInitialised(dir.path().into()).into(),
             );
         }
-        let addr = dir.read_api_addr().unwrap_or(config.api);
+        let addr = dir.running_api_addr()?;
         let token = dir.read_api_token().map_err(|_| {
             anyhow!(
                 "the rhizo node is not running for data dir {} (no API token): start it with \
@@ -133,5 +137,73 @@ impl ApiClient {
             .json::<T>()
             .await
             .with_context(|| format!("unexpected answer from {url}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// A fake "node" on another port: records every byte it is sent and answers `{}`.
+    async fn fake_listener() -> (std::net::SocketAddr, Arc<Mutex<Vec<u8>>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let sink = received.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut buf = [0u8; 4096];
+                let n = socket.read(&mut buf).await.unwrap_or(0);
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+                let _ = socket
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                          content-length: 2\r\nconnection: close\r\n\r\n{}",
+                    )
+                    .await;
+            }
+        });
+        (addr, received)
+    }
+
+    /// Connects as the CLI does and makes one authenticated request.
+    async fn cli_request(config: &Config) -> anyhow::Result<serde_json::Value> {
+        ApiClient::connect(config)?.get("/stats").await
+    }
+
+    #[tokio::test]
+    async fn the_token_never_goes_to_a_port_no_running_node_wrote() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::new(tmp.path());
+        dir.init(1_700_000_000).unwrap();
+        let token = dir.load_or_create_api_token().unwrap();
+        let (fake, received) = fake_listener().await;
+        let mut config = Config::resolve(std::iter::empty()).unwrap();
+        config.data_dir = tmp.path().into();
+        // The configured API port is the fake listener's; no node is running.
+        config.api = fake;
+        let err = cli_request(&config).await.unwrap_err();
+        assert!(format!("{err:#}").contains("not running"), "{err:#}");
+
+        // An api.addr left behind by a node that was killed, naming the fake listener's port.
+        dir.write_api_addr(fake).unwrap();
+        let err = cli_request(&config).await.unwrap_err();
+        assert!(format!("{err:#}").contains("not running"), "{err:#}");
+        let seen = received.lock().unwrap().clone();
+        assert!(
+            !String::from_utf8_lossy(&seen).contains(&token),
+            "the token reached a listener no running node wrote"
+        );
+        assert!(seen.is_empty(), "no request at all");
+
+        // The node that holds the data dir's lock wrote the address: that one gets it.
+        let _lock = dir.lock().unwrap();
+        cli_request(&config).await.unwrap();
+        let seen = received.lock().unwrap().clone();
+        assert!(String::from_utf8_lossy(&seen).contains(&token));
     }
 }
