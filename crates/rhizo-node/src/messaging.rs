@@ -4129,7 +4129,7 @@ mod tests {
             "the old ones are kept while a Welcome made from them may be in flight"
         );
         // (By then the second set is older than the rotation age: it is replaced and retired.)
-        assert!(KEY_PACKAGE_GRACE_SECS > KEY_PACKAGE_ROTATION_SECS);
+        const { assert!(KEY_PACKAGE_GRACE_SECS > KEY_PACKAGE_ROTATION_SECS) };
         build(&mut store, retired_at + KEY_PACKAGE_GRACE_SECS);
         assert_eq!(held(&store, &first), first.len());
 
