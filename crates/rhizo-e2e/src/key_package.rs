@@ -429,4 +429,25 @@ mod retire_tests {
         assert_eq!(left as usize, MAX_RETIRED_KEY_PACKAGES + 1);
         assert_eq!(stored_bundles(&store).len(), 1, "the published one stays");
     }
+
+    #[test]
+    fn mls_work_on_a_borrowed_connection_runs_with_secure_delete_and_sets_it_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shared.db");
+        drop(E2eStore::open(&path).unwrap());
+        // The caller's own connection (the node's), with SQLite's default.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let secure = |c: &rusqlite::Connection| -> i64 {
+            c.query_row("PRAGMA secure_delete", [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(secure(&conn), 0);
+        let store = E2eStore::from_connection(&conn).unwrap();
+        let atomic = store.atomic().unwrap();
+        assert_eq!(secure(&conn), 1, "on while MLS state changes");
+        atomic.commit().unwrap();
+        assert_eq!(secure(&conn), 0, "set back afterwards");
+        drop(store.atomic().unwrap()); // rolled back
+        assert_eq!(secure(&conn), 0);
+    }
 }

@@ -25,14 +25,18 @@
 //! epoch secrets). SQLite has no per-table secure delete: `PRAGMA
 //! secure_delete` is a setting of a *connection* (per attached database), not
 //! stored in the file, and covers every table that connection deletes from.
-//! So every connection that writes MLS state turns it on: [`E2eStore::open`]
-//! and [`E2eStore::open_in_memory`] (via [`secure_delete_on`]),
-//! [`E2eStore::migrate_connection`], and `rhizo-store`'s `Store::open`, whose
-//! connection the node's MLS transactions run on. Deleted and overwritten
-//! content is then zeroed in the page (and freed pages are zeroed) instead of
-//! lingering in free space. In WAL mode the old page images stay in the
-//! `-wal` file until a checkpoint copies the zeroed pages back and the log
-//! is restarted or truncated.
+//! So it is turned on where MLS state is written: for good on the
+//! connections this crate owns ([`E2eStore::open`],
+//! [`E2eStore::open_in_memory`], [`E2eStore::migrate_connection`], via
+//! [`secure_delete_on`]), and on a borrowed connection
+//! ([`E2eStore::from_connection`]: the node's `rhizo-store` connection) for
+//! the duration of each unit of MLS work (every state-changing call runs in
+//! one), then set back. Not for good on the node's connection: its other
+//! tables (messages, mailbox, peer book) hold no MLS secrets, and zeroing on
+//! their hot paths would be work for nothing. Deleted and overwritten content is zeroed in the page (and freed
+//! pages are zeroed) instead of lingering in free space. In WAL mode the old
+//! page images stay in the `-wal` file until a checkpoint copies the zeroed
+//! pages back and the log is restarted or truncated.
 //!
 //! Every name is prefixed (`openmls_`, `vc_`, `registered_vc_`, `e2e_`), so
 //! the tables coexist with `rhizo-store`'s in one file.
@@ -276,6 +280,14 @@ impl E2eStore<'_> {
     /// inside one already open. Dropping the guard without
     /// [`Atomic::commit`] rolls it back.
     pub(crate) fn atomic(&self) -> Result<Atomic<'_>, E2eError> {
+        // Secure delete for everything this unit of MLS work deletes or overwrites (see the
+        // module docs); a borrowed connection gets its own setting back when the unit ends.
+        let secure: bool = self
+            .conn
+            .query_row("PRAGMA secure_delete", [], |row| row.get(0))?;
+        if !secure {
+            secure_delete_on(&self.conn)?;
+        }
         let nested = !self.conn.is_autocommit();
         // IMMEDIATE takes the write lock up front, so the busy timeout
         // applies instead of a read→write upgrade failing under WAL.
@@ -288,6 +300,7 @@ impl E2eStore<'_> {
             conn: &self.conn,
             nested,
             finished: false,
+            restore_secure_delete: !secure,
         })
     }
 
@@ -367,6 +380,18 @@ pub(crate) struct Atomic<'a> {
     conn: &'a Connection,
     nested: bool,
     finished: bool,
+    /// Turn secure delete off again when the unit ends (it was off before).
+    restore_secure_delete: bool,
+}
+
+impl Atomic<'_> {
+    fn restore(&self) {
+        if self.restore_secure_delete
+            && let Err(error) = self.conn.pragma_update(None, "secure_delete", "OFF")
+        {
+            tracing::warn!(%error, "restoring secure_delete failed");
+        }
+    }
 }
 
 impl Atomic<'_> {
@@ -374,11 +399,13 @@ impl Atomic<'_> {
     /// commits).
     pub(crate) fn commit(mut self) -> Result<(), E2eError> {
         self.finished = true;
-        self.conn.execute_batch(if self.nested {
+        let done = self.conn.execute_batch(if self.nested {
             "RELEASE e2e_atomic"
         } else {
             "COMMIT"
-        })?;
+        });
+        self.restore();
+        done?;
         Ok(())
     }
 }
@@ -396,6 +423,7 @@ impl Drop for Atomic<'_> {
         if let Err(error) = self.conn.execute_batch(rollback) {
             tracing::warn!(%error, "rolling back MLS state failed");
         }
+        self.restore();
     }
 }
 

@@ -178,12 +178,6 @@ impl Store {
         // with NORMAL would already survive).
         conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
             .context("configuring the connection")?;
-        // The node's MLS transactions (openmls' private keys and epoch secrets) run on this
-        // connection. `secure_delete` is a per-connection setting in SQLite (not stored in the
-        // file, not per table), so it is set here, for everything this connection deletes:
-        // deleted content is zeroed in the file instead of lingering in free space.
-        conn.execute_batch("PRAGMA secure_delete = ON;")
-            .context("configuring the connection")?;
         migrations::migrate(&mut conn)?;
         // Room for every statement the hot paths keep prepared (the default is 16).
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
@@ -274,14 +268,6 @@ mod tests {
         assert_eq!(
             synchronous, 2,
             "2 = FULL: an acknowledged message survives power loss"
-        );
-        let secure_delete: i64 = store
-            .conn
-            .query_row("PRAGMA secure_delete", [], |row| row.get(0))
-            .expect("pragma");
-        assert_eq!(
-            secure_delete, 1,
-            "deleted MLS secrets are zeroed in the file"
         );
     }
 
