@@ -12,9 +12,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .filter(|p| p.extension().is_some_and(|x| x == "proto"))
         .collect();
     files.sort();
-    println!("cargo:rerun-if-changed={}", proto_dir.display());
+    // Relative to the package root, so another checkout sharing the target dir is checked
+    // against its own specs, not the ones this script last read.
+    println!("cargo:rerun-if-changed=../../proto");
     for f in &files {
-        println!("cargo:rerun-if-changed={}", f.display());
+        if let Some(name) = f.file_name().and_then(|n| n.to_str()) {
+            println!("cargo:rerun-if-changed=../../proto/{name}");
+        }
     }
     let descriptors = protox::compile(&files, [&proto_dir])?;
     prost_build::Config::new()
