@@ -368,10 +368,20 @@ async fn put_record_to_stores_on_the_given_peer_only() {
         .await
         .expect("stored on C");
     assert_eq!(stored, 1);
-    assert_eq!(
-        c.client.local_record(key.clone()).await.expect("local"),
-        Some(value)
-    );
+    // C validates inbound records off its swarm task, so the record lands shortly after the
+    // PUT_VALUE was answered: wait for it, within a bound.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let held = c.client.local_record(key.clone()).await.expect("local");
+        if held.as_deref() == Some(value.as_slice()) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "C never stored the record: {held:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     // Not stored locally, nor anywhere it was not sent.
     assert_eq!(
         a.client.local_record(key.clone()).await.expect("local"),
