@@ -433,6 +433,53 @@ impl TestNode {
         serde_json::from_str(&text).with_context(|| format!("POST {path}: not JSON: {text}"))
     }
 
+    /// Starts the node with `args` and waits (up to `timeout`) until it published its
+    /// KeyPackages in the DHT during this run.
+    pub fn start_and_publish(&mut self, args: &[String], timeout: Duration) -> anyhow::Result<()> {
+        let before = self.logs().matches("published KeyPackages").count();
+        self.start(args)?;
+        wait_for(timeout, "KeyPackages published", || {
+            (self.logs().matches("published KeyPackages").count() > before).then_some(())
+        })
+    }
+
+    /// The running node's contact ticket.
+    pub fn ticket(&self) -> anyhow::Result<String> {
+        Ok(self.api_get("/v1/invite")?["ticket"]
+            .as_str()
+            .context("invite has no ticket")?
+            .to_string())
+    }
+
+    /// Sends `text` to `to` (`POST /message`), retrying while the contact's KeyPackages are
+    /// not found yet (up to `timeout`); the message as the API returned it.
+    pub fn send_when_ready(
+        &self,
+        to: &str,
+        text: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<Value> {
+        let body = serde_json::json!({"to": to, "text": text});
+        wait_for(timeout, "the contact's KeyPackages", || {
+            match self.api_post_raw("/message", &body) {
+                Ok((200..=299, answer)) => {
+                    Some(serde_json::from_str::<Value>(&answer).map_err(anyhow::Error::from))
+                }
+                Ok((503, answer)) if answer.contains("NO_KEY_PACKAGES") => None,
+                Ok((status, answer)) => Some(Err(anyhow!("POST /message: {status} {answer}"))),
+                Err(e) => Some(Err(e)),
+            }
+        })?
+    }
+
+    /// The history with `contact` (up to 1000 messages), as the API returns it.
+    pub fn history(&self, contact: &str) -> anyhow::Result<Vec<Value>> {
+        let list = self.api_get(&format!("/v1/conversations/{contact}/messages?limit=1000"))?;
+        list.as_array()
+            .cloned()
+            .ok_or_else(|| anyhow!("history is not a list: {list}"))
+    }
+
     /// The last `max_bytes` (about) of every run's logs, for failure messages of chatty tests.
     pub fn logs_tail(&self, max_bytes: usize) -> String {
         let all = self.logs();

@@ -43,46 +43,9 @@ fn args(bootstrap: Option<&str>) -> Vec<String> {
     a
 }
 
-/// Starts `node` and waits until its KeyPackages are in the DHT (published this run).
-fn start_and_publish(node: &mut TestNode, bootstrap: &str) -> anyhow::Result<()> {
-    let before = node.logs().matches("published KeyPackages").count();
-    node.start(&args(Some(bootstrap)))?;
-    wait_for(TIMEOUT, "KeyPackages published", || {
-        (node.logs().matches("published KeyPackages").count() > before).then_some(())
-    })
-}
-
-fn ticket(node: &TestNode) -> anyhow::Result<String> {
-    Ok(node.api_get("/v1/invite")?["ticket"]
-        .as_str()
-        .context("invite has no ticket")?
-        .to_string())
-}
-
 fn add(node: &TestNode, ticket: &str, name: &str) -> anyhow::Result<()> {
     node.api_post("/v1/contacts", &json!({"ticket": ticket, "name": name}))?;
     Ok(())
-}
-
-fn send(node: &TestNode, to: &str, text: &str) -> anyhow::Result<Value> {
-    let body = json!({"to": to, "text": text});
-    wait_for(TIMEOUT, "the contact's KeyPackages", || {
-        match node.api_post_raw("/message", &body) {
-            Ok((200..=299, answer)) => {
-                Some(serde_json::from_str::<Value>(&answer).map_err(anyhow::Error::from))
-            }
-            Ok((503, answer)) if answer.contains("NO_KEY_PACKAGES") => None,
-            Ok((status, answer)) => Some(Err(anyhow!("POST /message: {status} {answer}"))),
-            Err(e) => Some(Err(e)),
-        }
-    })?
-}
-
-fn history(node: &TestNode, contact: &str) -> anyhow::Result<Vec<Value>> {
-    let list = node.api_get(&format!("/v1/conversations/{contact}/messages?limit=1000"))?;
-    list.as_array()
-        .cloned()
-        .ok_or_else(|| anyhow!("history is not a list: {list}"))
 }
 
 fn texts(list: &[Value], direction: &str) -> Vec<String> {
@@ -105,7 +68,7 @@ fn wait_states(
 ) -> anyhow::Result<Vec<Value>> {
     let mut last = String::new();
     wait_for(TIMEOUT, "outgoing messages to reach their state", || {
-        let list = match history(node, contact) {
+        let list = match node.history(contact) {
             Ok(l) => l,
             Err(e) => return Some(Err(e)),
         };
@@ -128,7 +91,8 @@ fn wait_states(
 fn wait_received(node: &TestNode, contact: &str, want: &[String]) -> anyhow::Result<()> {
     let mut last = Vec::new();
     wait_for(TIMEOUT, "messages to arrive", || {
-        last = history(node, contact)
+        last = node
+            .history(contact)
             .map(|l| texts(&l, "in"))
             .unwrap_or_default();
         (last.len() >= want.len()).then_some(())
@@ -136,7 +100,7 @@ fn wait_received(node: &TestNode, contact: &str, want: &[String]) -> anyhow::Res
     .map_err(|e| anyhow!("{e}: got {} of {}: {last:?}", last.len(), want.len()))?;
     // Settle: a duplicate would show up as an extra entry.
     std::thread::sleep(Duration::from_millis(1500));
-    let got = texts(&history(node, contact)?, "in");
+    let got = texts(&node.history(contact)?, "in");
     let unique: HashSet<&String> = got.iter().collect();
     ensure!(
         got == want,
@@ -180,16 +144,16 @@ fn offline_users_get_everything_once_in_order_and_the_sender_sees_delivered() {
     let mut carol = TestNode::init(bin(), "carol").expect("init carol");
     let result = (|| -> anyhow::Result<()> {
         // Each user comes online alone once: publishes records, exchanges tickets.
-        start_and_publish(&mut alice, &hub)?;
-        let alice_ticket = ticket(&alice)?;
+        alice.start_and_publish(&args(Some(&hub)), TIMEOUT)?;
+        let alice_ticket = alice.ticket()?;
         alice.stop()?;
-        start_and_publish(&mut bob, &hub)?;
+        bob.start_and_publish(&args(Some(&hub)), TIMEOUT)?;
         add(&bob, &alice_ticket, "alice")?;
-        let bob_ticket = ticket(&bob)?;
+        let bob_ticket = bob.ticket()?;
         bob.stop()?;
-        start_and_publish(&mut carol, &hub)?;
+        carol.start_and_publish(&args(Some(&hub)), TIMEOUT)?;
         add(&carol, &alice_ticket, "alice")?;
-        let carol_ticket = ticket(&carol)?;
+        let carol_ticket = carol.ticket()?;
         carol.stop()?;
 
         // Alice, alone with the infrastructure: 20 to bob, a new conversation with carol.
@@ -199,10 +163,10 @@ fn offline_users_get_everything_once_in_order_and_the_sender_sees_delivered() {
         let to_bob = numbered("alice->bob", 20);
         let to_carol = numbered("alice->carol", 3);
         for t in &to_bob {
-            send(&alice, "bob", t)?;
+            alice.send_when_ready("bob", t, TIMEOUT)?;
         }
         for t in &to_carol {
-            send(&alice, "carol", t)?;
+            alice.send_when_ready("carol", t, TIMEOUT)?;
         }
         let list = wait_states(&alice, "bob", 20, &["stored"])?;
         let replicas: Vec<u64> = list.iter().filter_map(|m| m["replicas"].as_u64()).collect();
@@ -269,15 +233,15 @@ fn mailbox_entries_survive_kill_9_and_churn() {
         TestNode::init(bin(), "s2").expect("init s2"),
     ];
     let result = (|| -> anyhow::Result<()> {
-        start_and_publish(&mut alice, &hub)?;
-        start_and_publish(&mut bob, &hub)?;
-        add(&bob, &ticket(&alice)?, "alice")?;
-        add(&alice, &ticket(&bob)?, "bob")?;
+        alice.start_and_publish(&args(Some(&hub)), TIMEOUT)?;
+        bob.start_and_publish(&args(Some(&hub)), TIMEOUT)?;
+        add(&bob, &alice.ticket()?, "alice")?;
+        add(&alice, &bob.ticket()?, "bob")?;
         bob.stop()?;
 
         let texts_sent = numbered("while bob was away", 5);
         for t in &texts_sent {
-            send(&alice, "bob", t)?;
+            alice.send_when_ready("bob", t, TIMEOUT)?;
         }
         wait_states(&alice, "bob", 5, &["stored"])?;
         // Every replica acknowledged after committing: kill -9 one at once, restart it.
@@ -342,12 +306,12 @@ fn profiles_are_signed_versioned_and_readable_by_others() {
     let mut bob = TestNode::init(bin(), "bob").expect("init bob");
     let mut dave = TestNode::init(bin(), "dave").expect("init dave");
     let result = (|| -> anyhow::Result<()> {
-        start_and_publish(&mut alice, &hub)?;
-        start_and_publish(&mut bob, &hub)?;
+        alice.start_and_publish(&args(Some(&hub)), TIMEOUT)?;
+        bob.start_and_publish(&args(Some(&hub)), TIMEOUT)?;
         dave.start(&args(Some(&hub)))?;
-        add(&bob, &ticket(&alice)?, "alice")?;
-        add(&alice, &ticket(&bob)?, "bob")?;
-        send(&alice, "bob", "hello")?;
+        add(&bob, &alice.ticket()?, "alice")?;
+        add(&alice, &bob.ticket()?, "bob")?;
+        alice.send_when_ready("bob", "hello", TIMEOUT)?;
         wait_received(&bob, "alice", &["hello".to_string()])?;
 
         // A tiny PNG (the header is what the CLI checks).
@@ -412,7 +376,7 @@ fn profiles_are_signed_versioned_and_readable_by_others() {
             (p["name"] == "Alice B." && p["source"] == "contact").then_some(())
         })?;
         // The profile message is no chat message.
-        let in_texts = texts(&history(&bob, "alice")?, "in");
+        let in_texts = texts(&bob.history("alice")?, "in");
         ensure!(in_texts == ["hello"], "bob's history: {in_texts:?}");
 
         // Bad input: a name too long is refused with a clear error.
@@ -452,18 +416,18 @@ fn a_full_mailbox_quota_is_reported_to_the_sender() {
             r.start(&r_args)?;
             infra.push(r);
         }
-        start_and_publish(&mut alice, &hub_addr)?;
-        start_and_publish(&mut bob, &hub_addr)?;
-        add(&bob, &ticket(&alice)?, "alice")?;
-        add(&alice, &ticket(&bob)?, "bob")?;
+        alice.start_and_publish(&args(Some(&hub_addr)), TIMEOUT)?;
+        bob.start_and_publish(&args(Some(&hub_addr)), TIMEOUT)?;
+        add(&bob, &alice.ticket()?, "alice")?;
+        add(&alice, &bob.ticket()?, "bob")?;
         bob.stop()?;
         // The Welcome and 2 texts fill the quota of 3; the last 2 texts do not fit.
         for t in numbered("quota", 4) {
-            send(&alice, "bob", &t)?;
+            alice.send_when_ready("bob", &t, TIMEOUT)?;
         }
         let mut last = Vec::new();
         wait_for(TIMEOUT, "the quota error to be reported", || {
-            last = history(&alice, "bob").ok()?;
+            last = alice.history("bob").ok()?;
             let stored = last.iter().filter(|m| m["state"] == "stored").count();
             let refused = last
                 .iter()

@@ -29,48 +29,11 @@ fn args(bootstrap: Option<&str>) -> Vec<String> {
     a
 }
 
-/// Starts `node` and waits until its KeyPackages are in the DHT (published this run).
-fn start_and_publish(node: &mut TestNode, bootstrap: Option<&str>) -> anyhow::Result<()> {
-    let before = node.logs().matches("published KeyPackages").count();
-    node.start(&args(bootstrap))?;
-    wait_for(TIMEOUT, "KeyPackages published", || {
-        (node.logs().matches("published KeyPackages").count() > before).then_some(())
-    })
-}
-
-fn ticket(node: &TestNode) -> anyhow::Result<String> {
-    Ok(node.api_get("/v1/invite")?["ticket"]
-        .as_str()
-        .context("invite has no ticket")?
-        .to_string())
-}
-
-fn send(node: &TestNode, to: &str, text: &str) -> anyhow::Result<Value> {
-    let body = json!({"to": to, "text": text});
-    wait_for(TIMEOUT, "the contact's KeyPackages", || {
-        match node.api_post_raw("/message", &body) {
-            Ok((200..=299, answer)) => {
-                Some(serde_json::from_str::<Value>(&answer).map_err(anyhow::Error::from))
-            }
-            Ok((503, answer)) if answer.contains("NO_KEY_PACKAGES") => None,
-            Ok((status, answer)) => Some(Err(anyhow!("POST /message: {status} {answer}"))),
-            Err(e) => Some(Err(e)),
-        }
-    })?
-}
-
-fn history(node: &TestNode, contact: &str) -> anyhow::Result<Vec<Value>> {
-    let list = node.api_get(&format!("/v1/conversations/{contact}/messages?limit=1000"))?;
-    list.as_array()
-        .cloned()
-        .ok_or_else(|| anyhow!("history is not a list: {list}"))
-}
-
 /// Waits until the outgoing message `id` to `contact` is in `state`.
 fn wait_state(node: &TestNode, contact: &str, id: i64, state: &str) -> anyhow::Result<()> {
     let mut last = String::new();
     wait_for(TIMEOUT, "an outgoing message to reach its state", || {
-        let list = history(node, contact).ok()?;
+        let list = node.history(contact).ok()?;
         let m = list.iter().find(|m| m["id"] == id)?;
         last = m.to_string();
         (m["state"] == state).then_some(())
@@ -82,7 +45,8 @@ fn wait_state(node: &TestNode, contact: &str, id: i64, state: &str) -> anyhow::R
 fn wait_received(node: &TestNode, contact: &str, want: &[&str]) -> anyhow::Result<()> {
     let mut last = Vec::new();
     wait_for(TIMEOUT, "messages to arrive", || {
-        last = history(node, contact)
+        last = node
+            .history(contact)
             .map(|l| {
                 l.iter()
                     .filter(|m| m["direction"] == "in")
@@ -127,18 +91,18 @@ fn a_stranger_writes_first_and_the_conversation_works_once_accepted() {
     let result = (|| -> anyhow::Result<()> {
         hub.start(&args(None))?;
         let hub_addr = hub.listen_addr()?;
-        start_and_publish(&mut alice, Some(&hub_addr))?;
-        start_and_publish(&mut bob, Some(&hub_addr))?;
-        start_and_publish(&mut carol, Some(&hub_addr))?;
-        start_and_publish(&mut dave, Some(&hub_addr))?;
-        let bob_ticket = ticket(&bob)?;
+        alice.start_and_publish(&args(Some(&hub_addr)), TIMEOUT)?;
+        bob.start_and_publish(&args(Some(&hub_addr)), TIMEOUT)?;
+        carol.start_and_publish(&args(Some(&hub_addr)), TIMEOUT)?;
+        dave.start_and_publish(&args(Some(&hub_addr)), TIMEOUT)?;
+        let bob_ticket = bob.ticket()?;
 
         // Alice adds bob and writes; bob does not know her.
         alice.api_post(
             "/v1/contacts",
             &json!({"ticket": bob_ticket, "name": "bob"}),
         )?;
-        let hi = send(&alice, "bob", "hi bob, it's alice")?;
+        let hi = alice.send_when_ready("bob", "hi bob, it's alice", TIMEOUT)?;
         wait_state(&alice, "bob", id_of(&hi)?, "sent")?;
         let request = wait_request(&bob, alice.uid())?;
         ensure!(
@@ -153,15 +117,13 @@ fn a_stranger_writes_first_and_the_conversation_works_once_accepted() {
         );
         // Still held, not failed, while bob decides.
         ensure!(
-            history(&alice, "bob")?
-                .iter()
-                .all(|m| m["state"] != "failed"),
+            alice.history("bob")?.iter().all(|m| m["state"] != "failed"),
             "nothing failed"
         );
 
         // Bob adds alice by ticket: that accepts the request.
         let published_before = bob.logs().matches("published KeyPackages").count();
-        let alice_ticket = ticket(&alice)?;
+        let alice_ticket = alice.ticket()?;
         bob.api_post(
             "/v1/contacts",
             &json!({"ticket": alice_ticket, "name": "alice"}),
@@ -174,10 +136,10 @@ fn a_stranger_writes_first_and_the_conversation_works_once_accepted() {
             "request gone: {requests}"
         );
         // Both ways from here.
-        let second = send(&alice, "bob", "second")?;
+        let second = alice.send_when_ready("bob", "second", TIMEOUT)?;
         wait_state(&alice, "bob", id_of(&second)?, "delivered")?;
         wait_received(&bob, "alice", &["hi bob, it's alice", "second"])?;
-        let reply = send(&bob, "alice", "welcome, alice")?;
+        let reply = bob.send_when_ready("alice", "welcome, alice", TIMEOUT)?;
         wait_state(&bob, "alice", id_of(&reply)?, "delivered")?;
         wait_received(&alice, "bob", &["welcome, alice"])?;
 
@@ -189,9 +151,9 @@ fn a_stranger_writes_first_and_the_conversation_works_once_accepted() {
         })?;
         carol.api_post(
             "/v1/contacts",
-            &json!({"ticket": ticket(&bob)?, "name": "bob"}),
+            &json!({"ticket": bob.ticket()?, "name": "bob"}),
         )?;
-        let from_carol = send(&carol, "bob", "hello from carol")?;
+        let from_carol = carol.send_when_ready("bob", "hello from carol", TIMEOUT)?;
         wait_state(&carol, "bob", id_of(&from_carol)?, "sent")?;
         wait_request(&bob, carol.uid())?;
         let out = bob.cli(&["requests", "accept", carol.uid(), "--name", "carol"])?;
@@ -211,9 +173,9 @@ fn a_stranger_writes_first_and_the_conversation_works_once_accepted() {
         // Dave writes; bob blocks him: what he sent is dropped, what he sends next fails.
         dave.api_post(
             "/v1/contacts",
-            &json!({"ticket": ticket(&bob)?, "name": "bob"}),
+            &json!({"ticket": bob.ticket()?, "name": "bob"}),
         )?;
-        send(&dave, "bob", "buy now")?;
+        dave.send_when_ready("bob", "buy now", TIMEOUT)?;
         wait_request(&bob, dave.uid())?;
         let out = bob.cli(&["requests", "block", dave.uid()])?;
         ensure!(
@@ -221,7 +183,7 @@ fn a_stranger_writes_first_and_the_conversation_works_once_accepted() {
             "block: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let next = send(&dave, "bob", "buy now!!")?;
+        let next = dave.send_when_ready("bob", "buy now!!", TIMEOUT)?;
         wait_state(&dave, "bob", id_of(&next)?, "failed")?;
         let blocked = bob.api_get("/v1/blocked")?;
         ensure!(
@@ -258,17 +220,17 @@ fn an_offline_first_contact_from_a_stranger_arrives_through_the_mailbox() {
         for r in &mut relays {
             r.start(&args(Some(&hub_addr)))?;
         }
-        start_and_publish(&mut bob, Some(&hub_addr))?;
-        let bob_ticket = ticket(&bob)?;
+        bob.start_and_publish(&args(Some(&hub_addr)), TIMEOUT)?;
+        let bob_ticket = bob.ticket()?;
         bob.stop()?;
 
-        start_and_publish(&mut alice, Some(&hub_addr))?;
+        alice.start_and_publish(&args(Some(&hub_addr)), TIMEOUT)?;
         alice.api_post(
             "/v1/contacts",
             &json!({"ticket": bob_ticket, "name": "bob"}),
         )?;
-        let first = send(&alice, "bob", "are you there?")?;
-        let second = send(&alice, "bob", "write back when you can")?;
+        let first = alice.send_when_ready("bob", "are you there?", TIMEOUT)?;
+        let second = alice.send_when_ready("bob", "write back when you can", TIMEOUT)?;
         wait_state(&alice, "bob", id_of(&second)?, "stored")?;
 
         bob.start(&args(Some(&hub_addr)))?;
