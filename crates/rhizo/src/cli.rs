@@ -15,8 +15,9 @@ pub(crate) struct Cli {
     /// Config file [env: RHIZO_CONFIG] [default: ~/.config/rhizo/config.toml]
     #[arg(long, global = true, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
-    /// Local API address, loopback only [env: RHIZO_API] [default: 127.0.0.1:4748]; commands
-    /// that talk to a running node use the address it wrote to <data_dir>/api.addr first
+    /// Local API address for `rhizo run`, loopback only [env: RHIZO_API] [default:
+    /// 127.0.0.1:4748]; other commands find the running node only through the address it wrote
+    /// to <data_dir>/api.addr (the token is never sent anywhere else)
     #[arg(long, global = true, value_name = "ADDR")]
     pub(crate) api: Option<String>,
     /// More log output (-v, -vv); RUST_LOG overrides
