@@ -12,6 +12,7 @@
 //! ```
 //!
 //! # Layout
+//! - [`clock`]: the injected [`clock::Clock`] every timer reads.
 //! - [`config`]: settings and their precedence.
 //! - [`data_dir`]: key files, API token and address.
 //! - [`api`]: the local HTTP API and its JSON types.
@@ -25,6 +26,7 @@
 
 pub mod api;
 pub mod channels;
+pub mod clock;
 pub mod config;
 mod conv_cache;
 pub mod data_dir;
