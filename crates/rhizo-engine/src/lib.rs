@@ -1,9 +1,237 @@
 //! rhizo's messaging protocol as a sans-IO engine (the quinn-proto half of a quinn / quinn-proto
-//! split; `rhizo-node` is the thin async driver).
+//! split; `rhizo-node`'s `messaging` is the thin async driver).
 //!
 //! The engine reads no clock, opens no socket and spawns no task: every input is a store
 //! transaction, bytes and `now` (unix milliseconds), and every output is data — frames to send,
 //! events for the local API, and the next deadline. Conversations have N members with several
-//! devices each.
+//! devices each: a conversation's devices are a list ([`Transmit::targets`]), receipts are kept
+//! per envelope, and nothing assumes "the peer".
+//!
+//! ```text
+//!   driver (rhizo-node)                    Engine (this crate)                 rhizo-store
+//!   ──────────────────                     ──────────────────                 ───────────
+//!   inbound /rhizo/msg/1 bytes ─▶ handle_frame(store, bytes, now) ─▶ one tx ─▶ seen, MLS, rows
+//!                             ◀─ Inbound { response (signed receipt), events }
+//!   timer (Clock) ────────────▶ poll_transmits(store, now) ─▶ [Transmit: frame + devices]
+//!   send frame to each device ─▶ on_transmit_result(store, transmit, answers, now)
+//!                             ◀─ TransmitResult { events, unreachable → mailbox fallback }
+//!   mailbox store verdict ────▶ on_mailbox_result(store, item, contact, attempt, now)
+//!   sleep until ◀──────────────  next_deadline(store)
+//!   send_text ────────────────▶ queue_texts / send_first (Welcome from fetched KeyPackages)
+//!   publisher timer ──────────▶ PublishSchedule, identity_records, key_package_record
+//! ```
+//!
+//! # Layout
+//!
+//! - [`cache`]: [`ConversationCache`], loaded MLS conversations between messages.
+//! - [`commits`]: pending self-updates (MLS commits) settled from receipts, and the sweep.
+//! - [`contacts`]: finding a contact by name or UID.
+//! - [`conversations`]: creating a conversation (Welcome), encrypting and sealing envelopes.
+//! - [`error`]: [`EngineError`], why an operation failed.
+//! - [`events`]: [`Event`], what the driver shows the local API.
+//! - [`fetched`]: applying envelopes fetched from a mailbox (or held as a request).
+//! - [`inbound`]: the inbound checks and the Welcome / application / commit / receipt paths.
+//! - [`outbox`]: due envelopes → [`Transmit`] batches → outcomes → retries, and the mailbox
+//!   fallback.
+//! - [`profiles`]: our profile and contacts' profiles received end-to-end.
+//! - [`publish`]: KeyPackage bundles, identity records, device lists and their schedule.
+//! - [`receipts`]: delivery and read receipts, queued and applied.
+//! - [`requests`]: envelopes from non-contacts held as message requests.
+//! - [`send`]: queueing texts (the group commit) and the first message of a conversation.
+//! - [`wire`]: `/rhizo/msg/1` responses (receipts, errors) and what they say.
+//! - `mailbox`: the mailbox replica's sync rules (when present).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rhizo_core::{DeviceCertificate, DeviceKey, RootKey, Uid, seen::SeenSet};
+use rhizo_e2e::{Device, RekeyPolicy};
+
+pub mod cache;
+pub mod commits;
+pub mod contacts;
+pub mod conversations;
+pub mod error;
+pub mod events;
+pub mod fetched;
+pub mod inbound;
+pub mod outbox;
+pub mod profiles;
+pub mod publish;
+pub mod receipts;
+pub mod requests;
+pub mod send;
+pub mod wire;
+
+pub use cache::ConversationCache;
+pub use error::EngineError;
+pub use events::Event;
+pub use inbound::Inbound;
+pub use outbox::{MailboxAttempt, Outcome, Transmit, TransmitResult};
+
+#[cfg(test)]
+mod tests;
+
+/// Longest chat text accepted.
+pub const MAX_TEXT_BYTES: usize = 64 * 1024;
+
+/// This node's identity, as the messaging engine needs it.
+#[derive(Debug)]
+pub struct Me {
+    /// The root key (signs records and profiles).
+    pub root: RootKey,
+    /// This device's key (signs envelopes and receipts).
+    pub device: DeviceKey,
+    /// The root's certificate for this device.
+    pub certificate: DeviceCertificate,
+    /// Our UID.
+    pub uid: Uid,
+    /// The name in our tickets.
+    pub name: Option<String>,
+}
+
+/// The messaging engine: our identity, the MLS device, the seen-set cache, the loaded
+/// conversations and counters. All methods take `&self` (the caches lock inside), so a driver
+/// can share one engine between blocking tasks; the store is passed in on every call.
+pub struct Engine {
+    pub(crate) me: Me,
+    pub(crate) mls_device: Device,
+    /// The seen-set's LRU and window in front of the persisted `seen` table.
+    pub(crate) seen: Mutex<SeenSet<inbound::InTransaction>>,
+    pub(crate) conversations: ConversationCache,
+    pub(crate) counters: Counters,
+    pub(crate) rekey: RekeyPolicy,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("uid", &self.me.uid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How much group commit and batching happened.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) send_commits: AtomicU64,
+    pub(crate) grouped_sends: AtomicU64,
+    pub(crate) batches_sent: AtomicU64,
+    pub(crate) batched_envelopes_sent: AtomicU64,
+    pub(crate) batches_received: AtomicU64,
+    pub(crate) batched_envelopes_received: AtomicU64,
+    pub(crate) requests_received: AtomicU64,
+    pub(crate) requests_accepted: AtomicU64,
+    pub(crate) conversations_closed: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// Counters of the engine since it was made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    /// Transactions that committed texts queued through the group commit.
+    pub send_commits: u64,
+    /// Texts queued through the group commit.
+    pub grouped_sends: u64,
+    /// Batch frames sent.
+    pub batches_sent: u64,
+    /// Envelopes sent inside batch frames.
+    pub batched_envelopes_sent: u64,
+    /// Batch frames received and applied.
+    pub batches_received: u64,
+    /// Envelopes received inside batch frames.
+    pub batched_envelopes_received: u64,
+    /// MLS conversations found loaded in memory.
+    pub conversation_cache_hits: u64,
+    /// MLS conversations loaded from the database.
+    pub conversation_cache_misses: u64,
+    /// New message requests.
+    pub requests_received: u64,
+    /// Message requests accepted.
+    pub requests_accepted: u64,
+    /// Conversations closed because the peer refused them for good.
+    pub conversations_closed: u64,
+}
+
+impl Engine {
+    /// An engine for `me`, with the MLS rekey rule `rekey`.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Mls`] if the device key or certificate is not usable for MLS.
+    pub fn new(me: Me, rekey: RekeyPolicy) -> Result<Self, EngineError> {
+        let mls_device = Device::new(&me.device.to_bytes(), &me.certificate.encode())?;
+        Ok(Self {
+            me,
+            mls_device,
+            seen: Mutex::new(SeenSet::new(inbound::InTransaction)),
+            conversations: ConversationCache::new(cache::CAPACITY),
+            counters: Counters::default(),
+            rekey,
+        })
+    }
+
+    /// Our identity.
+    pub fn me(&self) -> &Me {
+        &self.me
+    }
+
+    /// Our MLS device.
+    pub fn mls_device(&self) -> &Device {
+        &self.mls_device
+    }
+
+    /// Counters since the engine was made.
+    pub fn stats(&self) -> EngineStats {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let (hits, misses) = self.conversations.counts();
+        EngineStats {
+            send_commits: get(&c.send_commits),
+            grouped_sends: get(&c.grouped_sends),
+            batches_sent: get(&c.batches_sent),
+            batched_envelopes_sent: get(&c.batched_envelopes_sent),
+            batches_received: get(&c.batches_received),
+            batched_envelopes_received: get(&c.batched_envelopes_received),
+            conversation_cache_hits: hits,
+            conversation_cache_misses: misses,
+            requests_received: get(&c.requests_received),
+            requests_accepted: get(&c.requests_accepted),
+            conversations_closed: get(&c.conversations_closed),
+        }
+    }
+
+    /// Counts a message request the driver announced (a new sender).
+    pub fn note_request_received(&self) {
+        Counters::add(&self.counters.requests_received, 1);
+    }
+
+    /// Counts a message request accepted (its envelopes applied).
+    pub fn note_request_accepted(&self) {
+        Counters::add(&self.counters.requests_accepted, 1);
+    }
+}
+
+/// `N` random bytes from the system's generator.
+pub(crate) fn random<const N: usize>() -> Result<[u8; N], EngineError> {
+    let mut b = [0u8; N];
+    getrandom::fill(&mut b).map_err(EngineError::Random)?;
+    Ok(b)
+}
+
+/// Unix seconds of `now_ms`.
+pub(crate) fn secs(now_ms: i64) -> u64 {
+    u64::try_from(now_ms.div_euclid(1000)).unwrap_or(0)
+}
+
+/// `now_ms` as the unsigned milliseconds the wire formats carry.
+pub(crate) fn ms(now_ms: i64) -> u64 {
+    u64::try_from(now_ms).unwrap_or(0)
+}

@@ -16,7 +16,8 @@
 //! - [`config`]: settings and their precedence.
 //! - [`data_dir`]: key files, API token and address.
 //! - [`api`]: the local HTTP API and its JSON types.
-//! - [`messaging`]: contacts, MLS conversations, envelopes, outbox, receipts.
+//! - [`messaging`]: the async driver of the messaging engine (`rhizo-engine`): contacts,
+//!   sending, the outbox loop, the mailbox poll, publishing, profiles, message requests.
 //! - [`events`]: what `GET /v1/events` streams.
 //! - [`records`]: which DHT records the node stores for others.
 //! - [`metrics`]: Prometheus text rendering.
@@ -28,7 +29,6 @@ pub mod api;
 pub mod channels;
 pub mod clock;
 pub mod config;
-mod conv_cache;
 pub mod data_dir;
 pub mod events;
 pub mod geoip;

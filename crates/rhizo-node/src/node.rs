@@ -210,6 +210,7 @@ pub async fn run(
             max_age_secs: config.rekey_interval_secs,
         },
         mailbox.clone(),
+        std::sync::Arc::new(crate::clock::SystemClock),
     )
     .map_err(|e| NodeError::Task(e.to_string()))?;
 

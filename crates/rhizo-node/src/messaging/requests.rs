@@ -1,9 +1,8 @@
 //! Message requests: what a node does with envelopes from someone who is not a contact.
 //!
 //! ```text
-//!  inbound envelope ─▶ precheck: signature ok, sender not a contact ─▶ precheck_request
-//!     ─▶ hold_tx (bounded, rhizo-store `requests`) ─▶ signed receipt `HELD`; event
-//!        `message_request`; the sender's identity is looked up in the DHT in the background
+//!  inbound envelope ─▶ the engine holds it (rhizo-engine `requests`) ─▶ signed receipt `HELD`;
+//!        event `message_request`; the sender's identity is looked up in the DHT in the background
 //!  user: accept ─▶ add the sender as a contact (DHT identity + device list) ─▶ apply_requests:
 //!        the held envelopes go through the normal receive path, oldest first ─▶ signed
 //!        DELIVERED receipts back to the sender (through the outbox)
@@ -13,28 +12,17 @@
 //!
 //! Adding a contact by ticket or UID accepts their pending request the same way.
 
-use std::sync::atomic::Ordering;
-
-use rhizo_core::{
-    RootPublicKey, Uid,
-    envelope::{MessageType, ReceiptStatus, SecureMessage},
-    mailbox::FetchedEntry,
-    records::{Profile, ValidRecord, profile_key, validate_record},
-    safety::SafetyNumber,
-};
+use rhizo_core::{RootPublicKey, Uid, mailbox::FetchedEntry, safety::SafetyNumber};
+use rhizo_engine::{Me, requests::REQUEST_LIMITS};
 use rhizo_store::{
-    Store, StoreError,
-    requests::{HeldEnvelope, HoldOutcome, RequestIdentity, RequestLimits, RequestRow},
+    Store,
+    requests::{RequestIdentity, RequestRow},
 };
 use tracing::{debug, info};
 
-use super::{
-    ErrorCode, Me, Messaging, MessagingError, Precheck, Received, now_ms, receipt_response,
-};
-use crate::{events::ApiEvent, unix_now};
+use super::{ContactError, Messaging, RequestError};
+use crate::events::ApiEvent;
 
-/// Bounds on held requests (per sender and in all; see [`RequestLimits`]).
-pub(super) const REQUEST_LIMITS: RequestLimits = RequestLimits::DEFAULT;
 /// Identity lookups (DHT) of request senders running at once; more wait for the next listing.
 pub(super) const MAX_RESOLVING: usize = 4;
 /// A sender whose identity was not found is looked up again after this long (ms).
@@ -84,83 +72,8 @@ fn request_view(row: &RequestRow, me: &Me) -> RequestView {
     }
 }
 
-/// What precheck answers for a correctly signed envelope from a non-contact: conversation
-/// envelopes are held; anything else (receipts) means nothing without a conversation.
-pub(super) fn precheck_request(me: &Me, message: SecureMessage) -> Precheck {
-    if message.sender_id == me.uid {
-        // Our own UID from a device we do not know: not a request (devices are linked, later).
-        return Precheck::Status(ReceiptStatus::Rejected(ErrorCode::UnknownSender));
-    }
-    match message.msg_type {
-        MessageType::Welcome | MessageType::Application | MessageType::Commit => {
-            Precheck::Request(Box::new(message))
-        }
-        _ => Precheck::Status(ReceiptStatus::Rejected(ErrorCode::UnknownSender)),
-    }
-}
-
-/// Inside a transaction: holds a non-contact's envelope; the receipt status to answer and the
-/// event for a new request.
-pub(super) fn hold_tx(
-    tx: &rusqlite::Transaction<'_>,
-    message: &SecureMessage,
-    now: i64,
-) -> Result<(ReceiptStatus, Option<ApiEvent>), StoreError> {
-    let envelope = message.encode();
-    let outcome = rhizo_store::requests::hold_request_tx(
-        tx,
-        &HeldEnvelope {
-            sender_uid: *message.sender_id.as_bytes(),
-            sender_device: *message.sender_device.as_bytes(),
-            session_id: *message.session_id.as_bytes(),
-            seq: message.sequence_num,
-            envelope: &envelope,
-        },
-        &REQUEST_LIMITS,
-        now,
-    )?;
-    Ok(match outcome {
-        HoldOutcome::Held { new_sender } => (
-            ReceiptStatus::Held,
-            new_sender.then(|| ApiEvent::MessageRequest {
-                uid: message.sender_id.to_string(),
-                name: None,
-                safety_number: None,
-            }),
-        ),
-        HoldOutcome::AlreadyHeld => (ReceiptStatus::Held, None),
-        HoldOutcome::Blocked => (ReceiptStatus::Rejected(ErrorCode::UnknownSender), None),
-        HoldOutcome::SessionDeclined => (ReceiptStatus::Rejected(ErrorCode::SessionClosed), None),
-        // Transient: nothing held is dropped to make room; the sender retries later.
-        HoldOutcome::SenderFull | HoldOutcome::AllFull => {
-            (ReceiptStatus::Rejected(ErrorCode::QuotaExceeded), None)
-        }
-    })
-}
-
-/// Holds one bare envelope from a non-contact (its own transaction, committed before the
-/// receipt is signed).
-pub(super) fn hold(store: &mut Store, me: &Me, message: &SecureMessage, now: i64) -> Received {
-    match store.transaction(|tx| hold_tx(tx, message, now)) {
-        Ok((status, event)) => Received {
-            response: receipt_response(me, &[(message, status)]),
-            events: event.into_iter().collect(),
-            status: Some(status),
-        },
-        Err(e) => {
-            tracing::warn!(error = %e, "holding a message request failed");
-            let status = ReceiptStatus::Rejected(ErrorCode::Internal);
-            Received {
-                response: receipt_response(me, &[(message, status)]),
-                events: Vec::new(),
-                status: Some(status),
-            }
-        }
-    }
-}
-
 /// The UID a user means by `who`: a UID, or the name a pending request's profile carries.
-fn request_uid(store: &Store, who: &str) -> Result<Uid, MessagingError> {
+fn request_uid(store: &Store, who: &str) -> Result<Uid, RequestError> {
     if let Ok(uid) = who.trim().parse::<Uid>() {
         return Ok(uid);
     }
@@ -171,27 +84,25 @@ fn request_uid(store: &Store, who: &str) -> Result<Uid, MessagingError> {
         .collect();
     match named.as_slice() {
         [one] => Ok(Uid::from_bytes(&one.uid)),
-        [] => Err(MessagingError::UnknownRequest(who.to_string())),
-        _ => Err(MessagingError::BadInput(format!(
-            "several requests carry the name '{who}': use the UID (`rhizo requests`)"
-        ))),
+        [] => Err(RequestError::UnknownRequest(who.to_string())),
+        _ => Err(RequestError::AmbiguousName(who.to_string())),
     }
 }
 
 impl Messaging {
     /// Pending message requests (with `blocked`, the block list instead). Senders whose
     /// identity is not known yet are looked up in the background.
-    pub async fn requests(&self, blocked: bool) -> Result<Vec<RequestView>, MessagingError> {
+    pub async fn requests(&self, blocked: bool) -> Result<Vec<RequestView>, RequestError> {
         let rows = self
             .with_store(move |store, _| {
-                Ok(if blocked {
+                Ok::<_, RequestError>(if blocked {
                     store.list_blocked()?
                 } else {
                     store.list_requests()?
                 })
             })
             .await?;
-        let now = now_ms();
+        let now = self.now();
         for row in rows.iter().filter(|r| !r.blocked) {
             if row.root_pk.is_none()
                 && row
@@ -203,7 +114,7 @@ impl Messaging {
         }
         Ok(rows
             .iter()
-            .map(|r| request_view(r, &self.inner.me))
+            .map(|r| request_view(r, self.inner.engine.me()))
             .collect())
     }
 
@@ -214,7 +125,7 @@ impl Messaging {
         &self,
         who: &str,
         name: Option<String>,
-    ) -> Result<(super::ContactView, usize), MessagingError> {
+    ) -> Result<(super::ContactView, usize), RequestError> {
         let who = who.to_string();
         let row = self
             .with_store(move |store, _| {
@@ -222,15 +133,10 @@ impl Messaging {
                 store
                     .request(uid.as_bytes())?
                     .filter(|r| !r.blocked)
-                    .ok_or_else(|| MessagingError::UnknownRequest(who.clone()))
+                    .ok_or_else(|| RequestError::UnknownRequest(who.clone()))
             })
             .await?;
-        let name = name.or(row.name.clone()).ok_or_else(|| {
-            MessagingError::BadInput(
-                "this request carries no name (no public profile was found): pass --name NAME"
-                    .into(),
-            )
-        })?;
+        let name = name.or(row.name.clone()).ok_or(RequestError::NoName)?;
         let uid = Uid::from_bytes(&row.uid);
         let (view, _) = self.add_contact_by_uid(&uid.to_string(), &name).await?;
         // add_contact_by_uid applied the request; count what it held.
@@ -239,43 +145,42 @@ impl Messaging {
 
     /// Declines a request: its envelopes are dropped and its conversations refused from now on
     /// (the sender sees SESSION_CLOSED and may start a new one). Returns how many were dropped.
-    pub async fn decline_request(&self, who: &str) -> Result<u64, MessagingError> {
+    pub async fn decline_request(&self, who: &str) -> Result<u64, RequestError> {
         let who = who.to_string();
+        let now = self.now();
         self.with_store(move |store, _| {
             let uid = request_uid(store, &who)?;
             store
-                .decline_request(uid.as_bytes(), now_ms())?
-                .ok_or(MessagingError::UnknownRequest(who))
+                .decline_request(uid.as_bytes(), now)?
+                .ok_or(RequestError::UnknownRequest(who))
         })
         .await
     }
 
     /// Blocks a sender (pending request or not): what it sent is dropped and later envelopes
     /// from it are refused. Returns how many held envelopes were dropped.
-    pub async fn block_sender(&self, who: &str) -> Result<u64, MessagingError> {
+    pub async fn block_sender(&self, who: &str) -> Result<u64, RequestError> {
         let who = who.to_string();
-        self.with_store(move |store, inner| {
+        let now = self.now();
+        self.with_store(move |store, engine| {
             let uid = request_uid(store, &who)?;
-            if uid == inner.me.uid {
-                return Err(MessagingError::BadInput("that is your own UID".into()));
+            if uid == engine.me().uid {
+                return Err(RequestError::Ourselves);
             }
-            Ok(store.block_sender(uid.as_bytes(), &REQUEST_LIMITS, now_ms())?)
+            Ok(store.block_sender(uid.as_bytes(), &REQUEST_LIMITS, now)?)
         })
         .await
     }
 
     /// Lifts a block.
-    pub async fn unblock_sender(&self, who: &str) -> Result<(), MessagingError> {
+    pub async fn unblock_sender(&self, who: &str) -> Result<(), RequestError> {
         let who = who.to_string();
         self.with_store(move |store, _| {
-            let uid = who
-                .trim()
-                .parse::<Uid>()
-                .map_err(|e| MessagingError::BadInput(format!("invalid UID: {e}")))?;
+            let uid = who.trim().parse::<Uid>().map_err(RequestError::BadUid)?;
             if store.unblock_sender(uid.as_bytes())? {
                 Ok(())
             } else {
-                Err(MessagingError::UnknownRequest(who))
+                Err(RequestError::UnknownRequest(who))
             }
         })
         .await
@@ -285,9 +190,11 @@ impl Messaging {
     /// (a Welcome before the messages after it), like envelopes fetched from a mailbox:
     /// delivered ones get signed receipts back through the outbox. The request is forgotten
     /// afterwards (a crash in between leaves it; applying again answers "already have it").
-    pub(super) async fn apply_requests(&self, uid: Uid) -> Result<usize, MessagingError> {
+    pub(super) async fn apply_requests(&self, uid: Uid) -> Result<usize, ContactError> {
         let held = self
-            .with_store(move |store, _| Ok(store.held_envelopes(uid.as_bytes())?))
+            .with_store(move |store, _| {
+                Ok::<_, ContactError>(store.held_envelopes(uid.as_bytes())?)
+            })
             .await?;
         if held.is_empty() {
             return Ok(0);
@@ -300,13 +207,13 @@ impl Messaging {
                 expires_at_ms: 0,
             })
             .collect();
-        let (_, new) = self.apply_fetched(entries).await?;
-        self.with_store(move |store, _| Ok(store.take_request(uid.as_bytes())?))
+        let (_, new) = self
+            .apply_fetched(entries)
+            .await
+            .map_err(|super::FetchError::Engine(e)| ContactError::Engine(e))?;
+        self.with_store(move |store, _| Ok::<_, ContactError>(store.take_request(uid.as_bytes())?))
             .await?;
-        self.inner
-            .counters
-            .requests_accepted
-            .fetch_add(1, Ordering::Relaxed);
+        self.inner.engine.note_request_accepted();
         info!(envelopes = count, new, "message request accepted");
         Ok(new)
     }
@@ -329,7 +236,7 @@ impl Messaging {
     /// Finds the sender's identity record, device list and public profile, and records them
     /// on the request: the root key (so the user can compare safety numbers), the name, and
     /// whether the devices that sent the envelopes are listed.
-    async fn resolve_request(&self, uid: Uid) -> Result<(), MessagingError> {
+    async fn resolve_request(&self, uid: Uid) -> Result<(), RequestError> {
         let found = self.lookup_identity(&uid).await;
         let identity = match found {
             Ok((identity, devices)) => {
@@ -339,7 +246,9 @@ impl Messaging {
                     .map(|c| *c.device().as_bytes())
                     .collect();
                 let senders = self
-                    .with_store(move |store, _| Ok(store.request_devices(uid.as_bytes())?))
+                    .with_store(move |store, _| {
+                        Ok::<_, RequestError>(store.request_devices(uid.as_bytes())?)
+                    })
                     .await?;
                 let name = self
                     .public_profile(&uid)
@@ -362,50 +271,23 @@ impl Messaging {
             ApiEvent::MessageRequest {
                 uid: uid.to_string(),
                 name: i.name.clone(),
-                safety_number: root
-                    .map(|r| SafetyNumber::between(&self.inner.me.root.public(), &r).to_string()),
+                safety_number: root.map(|r| {
+                    SafetyNumber::between(&self.inner.engine.me().root.public(), &r).to_string()
+                }),
             }
         });
+        let now = self.now();
         self.with_store(move |store, _| {
-            Ok(store.set_request_identity(uid.as_bytes(), identity.as_ref(), now_ms())?)
+            Ok::<_, RequestError>(store.set_request_identity(
+                uid.as_bytes(),
+                identity.as_ref(),
+                now,
+            )?)
         })
         .await?;
         if let Some(event) = event {
             self.emit(event);
         }
         Ok(())
-    }
-
-    /// A UID's newest valid public profile in the DHT.
-    pub(super) async fn public_profile(&self, uid: &Uid) -> Option<Profile> {
-        let key = profile_key(uid);
-        let now = u64::try_from(unix_now()).unwrap_or(0);
-        self.inner
-            .client
-            .get_records(key.to_vec())
-            .await
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|v| match validate_record(&key, v, now) {
-                Ok(ValidRecord::Profile(p)) if p.root_pk().uid() == *uid => Some(p),
-                _ => None,
-            })
-            .max_by_key(Profile::version)
-    }
-
-    /// Emits the events of received envelopes, and looks up the senders of new requests.
-    pub(super) fn emit_received(&self, events: Vec<ApiEvent>) {
-        for event in events {
-            if let ApiEvent::MessageRequest { uid, .. } = &event
-                && let Ok(uid) = uid.parse::<Uid>()
-            {
-                self.inner
-                    .counters
-                    .requests_received
-                    .fetch_add(1, Ordering::Relaxed);
-                self.spawn_resolve(uid);
-            }
-            self.emit(event);
-        }
     }
 }

@@ -7,7 +7,7 @@
 //! recently, loaded, and uses them again as long as nothing could have made them differ from
 //! the database.
 //!
-//! The discipline, followed by every transaction in `messaging` that touches MLS state (all of
+//! The discipline, followed by every transaction in the engine that touches MLS state (all of
 //! which run under the store mutex, so one transaction at a time):
 //!
 //! ```text
@@ -30,10 +30,10 @@ use lru::LruCache;
 use rhizo_e2e::{Conversation, E2eError, E2eStore};
 
 /// Conversations kept loaded (each a few tens of KiB with X-Wing keys).
-pub(crate) const CAPACITY: usize = 64;
+pub const CAPACITY: usize = 64;
 
 /// See the module docs.
-pub(crate) struct ConversationCache {
+pub struct ConversationCache {
     state: Mutex<State>,
     hits: AtomicU64,
     misses: AtomicU64,
@@ -45,8 +45,15 @@ struct State {
     staged: Vec<(Vec<u8>, Conversation)>,
 }
 
+impl std::fmt::Debug for ConversationCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConversationCache").finish_non_exhaustive()
+    }
+}
+
 impl ConversationCache {
-    pub(crate) fn new(capacity: usize) -> Self {
+    /// A cache holding at most `capacity` loaded conversations.
+    pub fn new(capacity: usize) -> Self {
         Self {
             state: Mutex::new(State {
                 cached: LruCache::new(NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN)),
@@ -66,7 +73,7 @@ impl ConversationCache {
 
     /// The conversation, taken out of the cache (staged in this transaction first), or loaded
     /// from `mls` when it is not there. Stage it again after a successful change.
-    pub(crate) fn load(
+    pub fn load(
         &self,
         mls: &E2eStore<'_>,
         group_id: &[u8],
@@ -80,7 +87,7 @@ impl ConversationCache {
     }
 
     /// Takes the conversation out if it is staged or cached.
-    pub(crate) fn take(&self, group_id: &[u8]) -> Option<Conversation> {
+    pub fn take(&self, group_id: &[u8]) -> Option<Conversation> {
         let mut state = self.state();
         if let Some(i) = state.staged.iter().position(|(id, _)| id == group_id) {
             return Some(state.staged.swap_remove(i).1);
@@ -90,7 +97,7 @@ impl ConversationCache {
 
     /// Keeps a conversation the current transaction changed (or used) successfully, until the
     /// transaction ends.
-    pub(crate) fn stage(&self, conversation: Conversation) {
+    pub fn stage(&self, conversation: Conversation) {
         let id = conversation.id().to_vec();
         let mut state = self.state();
         state.staged.retain(|(staged, _)| *staged != id);
@@ -98,7 +105,7 @@ impl ConversationCache {
     }
 
     /// Ends the transaction: what it staged is cached if it committed, dropped otherwise.
-    pub(crate) fn settle<T, E>(&self, outcome: &Result<T, E>) {
+    pub fn settle<T, E>(&self, outcome: &Result<T, E>) {
         let mut state = self.state();
         let staged = std::mem::take(&mut state.staged);
         if outcome.is_ok() {
@@ -109,7 +116,7 @@ impl ConversationCache {
     }
 
     /// (hits, misses) since start.
-    pub(crate) fn counts(&self) -> (u64, u64) {
+    pub fn counts(&self) -> (u64, u64) {
         (
             self.hits.load(Ordering::Relaxed),
             self.misses.load(Ordering::Relaxed),

@@ -1,0 +1,158 @@
+//! Pending self-updates (MLS commits) never stay pending for good.
+//!
+//! A self-update is merged when the peer's signed receipt says it has the commit, on every
+//! path (see `settle_commit_tx`). This sweep catches what a path missed — a row marked
+//! delivered before that rule, a commit the peer refused for good — and resends one that has
+//! waited too long, so a conversation always returns to a state where both sides can send
+//! and rekey:
+//!
+//! ```text
+//!  newest commit row of each open conversation, if it is the pending one:
+//!    delivered / read ─▶ merge        failed ─▶ drop (the next rekey makes a new one)
+//!    queued / sent / stored, older than PENDING_COMMIT_RESEND_MS ─▶ due now (resent)
+//! ```
+
+use rhizo_e2e::E2eStore;
+use rhizo_store::{Store, messaging::MessageState};
+use tracing::{debug, info};
+
+use crate::{Engine, EngineError, cache::ConversationCache};
+
+/// A pending self-update with no receipt for this long is sent again now (ms).
+pub const PENDING_COMMIT_RESEND_MS: i64 = 60 * 60 * 1000;
+/// How often the sweep runs.
+pub const COMMIT_SWEEP_INTERVAL_MS: i64 = 60 * 60 * 1000;
+/// Conversations looked at per sweep.
+const COMMIT_SWEEP_LIMIT: usize = 4096;
+
+/// What [`settle_pending_commits`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CommitSweep {
+    /// Pending commits merged (the peer had them).
+    pub merged: usize,
+    /// Pending commits dropped (the peer refused them for good).
+    pub dropped: usize,
+    /// Pending commits made due for a resend.
+    pub resent: usize,
+}
+
+/// Settles every pending self-update against what is known of its envelope (see the module
+/// docs).
+pub(crate) fn settle_pending_commits(
+    store: &mut Store,
+    conversations: &ConversationCache,
+    now: i64,
+) -> Result<CommitSweep, EngineError> {
+    let mut sweep = CommitSweep::default();
+    for sent in store.latest_commits(COMMIT_SWEEP_LIMIT)? {
+        let Ok(message) = rhizo_core::envelope::SecureMessage::decode(&sent.envelope) else {
+            continue;
+        };
+        let commit_id = rhizo_e2e::commit_id(&message.payload);
+        let outcome = store.transaction(|tx| -> Result<Option<bool>, EngineError> {
+            let mls = E2eStore::from_connection(tx).map_err(EngineError::Mls)?;
+            let Some(mut conversation) = conversations
+                .load(&mls, &sent.group_id)
+                .map_err(EngineError::Mls)?
+            else {
+                return Ok(None);
+            };
+            if conversation.pending_commit_id() != Some(commit_id) {
+                conversations.stage(conversation);
+                return Ok(None);
+            }
+            let merged = match sent.state {
+                MessageState::Delivered | MessageState::Read => {
+                    conversation
+                        .confirm_commit(&mls)
+                        .map_err(EngineError::Mls)?;
+                    Some(true)
+                }
+                MessageState::Failed => {
+                    conversation
+                        .discard_pending_commit(&mls)
+                        .map_err(EngineError::Mls)?;
+                    Some(false)
+                }
+                _ => None,
+            };
+            conversations.stage(conversation);
+            Ok(merged)
+        });
+        conversations.settle(&outcome);
+        let overdue = matches!(
+            sent.state,
+            MessageState::Queued | MessageState::Sent | MessageState::Stored
+        ) && now.saturating_sub(sent.sent_at) >= PENDING_COMMIT_RESEND_MS;
+        match outcome? {
+            Some(true) => sweep.merged += 1,
+            Some(false) => sweep.dropped += 1,
+            None if overdue && store.make_due(sent.id, now)? => sweep.resent += 1,
+            None => {}
+        }
+    }
+    if sweep != CommitSweep::default() {
+        info!(?sweep, "pending self-updates settled");
+    } else {
+        debug!("no pending self-update to settle");
+    }
+    Ok(sweep)
+}
+
+/// Settles our pending self-update from what the peer said about the envelope carrying it:
+/// delivered or read → merged (on every path, also when the row was already delivered);
+/// refused for good → dropped, so the next rekey makes a new one. Anything else leaves it
+/// pending (the outbox resends it).
+pub(crate) fn settle_commit_tx(
+    tx: &rusqlite::Transaction<'_>,
+    conversations: &ConversationCache,
+    session_id: &[u8; 16],
+    commit_id: [u8; 32],
+    state: MessageState,
+) -> Result<(), EngineError> {
+    if !matches!(
+        state,
+        MessageState::Delivered | MessageState::Read | MessageState::Failed
+    ) {
+        return Ok(());
+    }
+    let Some(row) = rhizo_store::messaging::conversation_tx(tx, session_id)? else {
+        return Ok(());
+    };
+    let mls = E2eStore::from_connection(tx).map_err(EngineError::Mls)?;
+    let Some(mut conversation) = conversations
+        .load(&mls, &row.group_id)
+        .map_err(EngineError::Mls)?
+    else {
+        return Ok(());
+    };
+    if conversation.pending_commit_id() == Some(commit_id) {
+        if state == MessageState::Failed {
+            conversation
+                .discard_pending_commit(&mls)
+                .map_err(EngineError::Mls)?;
+            debug!("self-update refused by the peer: dropped, the next rekey redoes it");
+        } else {
+            conversation
+                .confirm_commit(&mls)
+                .map_err(EngineError::Mls)?;
+            debug!(epoch = conversation.epoch(), "self-update confirmed");
+        }
+    }
+    conversations.stage(conversation);
+    Ok(())
+}
+
+impl Engine {
+    /// The hourly sweep: forgets held requests past the replay window (they could never be
+    /// accepted) and settles pending self-updates (see the module docs).
+    ///
+    /// # Errors
+    ///
+    /// If MLS or the database fails.
+    pub fn sweep(&self, store: &mut Store, now: i64) -> Result<CommitSweep, EngineError> {
+        let max_age = i64::try_from(rhizo_core::seen::MAX_ENVELOPE_AGE).unwrap_or(i64::MAX);
+        store.prune_requests(now.saturating_sub(max_age))?;
+        settle_pending_commits(store, &self.conversations, now)
+    }
+}

@@ -1,0 +1,234 @@
+//! Conversations: creating one (the MLS group with the contact's devices, its Welcome as the
+//! first envelope), encrypting into one (with the rekey rule's self-update first), and sealing
+//! signed envelopes. The membership rule lists every expected (root, device) pair, so a
+//! conversation is a set of members with several devices each.
+
+use rhizo_core::{
+    DevicePublicKey, RootPublicKey, Uid,
+    envelope::{ErrorCode, MessageType, NONCE_LEN, SecureMessage, SessionId},
+};
+use rhizo_e2e::{Conversation, E2eStore};
+use rhizo_store::{
+    Store,
+    messaging::{Contact, ConversationRow, NewOutgoing, insert_conversation_tx},
+};
+use tracing::debug;
+
+use crate::{Engine, EngineError, Me, inbound::Reject, random};
+
+/// The MLS membership rule for a conversation with `contact`: every member device is this
+/// device or a listed device of the contact, certified by the contact's root (see
+/// [`Conversation::check_members`]). Refused as [`ErrorCode::UnexpectedMember`] (final).
+pub(crate) fn check_membership(
+    conversation: &Conversation,
+    me: &Me,
+    contact: &Contact,
+) -> Result<(), Reject> {
+    conversation
+        .check_members(&expected_members(me, contact))
+        .map_err(|e| {
+            debug!(error = %e, "conversation refused: unexpected member");
+            Reject::Code(ErrorCode::UnexpectedMember)
+        })
+}
+
+/// The (root, device) pairs a conversation with `contact` may contain: this device, and each
+/// listed device of the contact under the contact's root.
+pub(crate) fn expected_members(
+    me: &Me,
+    contact: &Contact,
+) -> Vec<(RootPublicKey, DevicePublicKey)> {
+    let mut expected = vec![(me.root.public(), me.device.public())];
+    if let Ok(root) = RootPublicKey::from_bytes(&contact.root_pk) {
+        expected.extend(
+            contact
+                .devices
+                .iter()
+                .filter_map(|d| DevicePublicKey::from_bytes(&d.device_pk).ok())
+                .map(|device| (root, device)),
+        );
+    }
+    expected
+}
+
+/// Creates the MLS group with the contact's devices, persists the conversation and queues the
+/// Welcome as the conversation's first envelope.
+pub(crate) fn create_conversation(
+    store: &mut Store,
+    engine: &Engine,
+    contact: &Contact,
+    key_packages: &[Vec<u8>],
+    now: i64,
+) -> Result<ConversationRow, EngineError> {
+    let session_id: [u8; 16] = random()?;
+    let me = &engine.me;
+    store.transaction(|tx| -> Result<_, EngineError> {
+        let mls = E2eStore::from_connection(tx).map_err(EngineError::Mls)?;
+        let (conversation, welcome) =
+            Conversation::create(&mls, &engine.mls_device, key_packages, now as u64 / 1000)
+                .map_err(EngineError::Mls)?;
+        // The KeyPackages came from the contact's bundles: each must be a listed device of the
+        // contact, or we would invite someone else ourselves (rolled back if not).
+        conversation
+            .check_members(&expected_members(me, contact))
+            .map_err(EngineError::Mls)?;
+        let row = ConversationRow {
+            session_id,
+            group_id: conversation.id().to_vec(),
+            contact_uid: contact.uid,
+            created_at: now,
+        };
+        insert_conversation_tx(tx, &row)?;
+        let seq = rhizo_store::messaging::take_next_seq_tx(tx, &session_id)?;
+        let envelope = seal(
+            me,
+            contact,
+            &session_id,
+            seq,
+            MessageType::Welcome,
+            welcome,
+            now,
+        )?;
+        rhizo_store::messaging::insert_outgoing_tx(
+            tx,
+            &NewOutgoing {
+                session_id,
+                sender_device: *me.device.public().as_bytes(),
+                seq,
+                kind: "welcome",
+                body: None,
+                sent_at: now,
+                envelope: &envelope,
+            },
+            now,
+        )?;
+        Ok(row)
+    })
+}
+
+/// Encrypts `content` in the conversation and queues the envelope, in one transaction.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn queue_application(
+    store: &mut Store,
+    engine: &Engine,
+    contact: &Contact,
+    session: &ConversationRow,
+    content: &[u8],
+    kind: &str,
+    body: Option<&str>,
+    now: i64,
+) -> Result<i64, EngineError> {
+    let outcome = store.transaction(|tx| {
+        queue_application_tx(tx, engine, contact, session, content, kind, body, now)
+    });
+    engine.conversations.settle(&outcome);
+    outcome
+}
+
+/// [`queue_application`] inside a caller's transaction.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn queue_application_tx(
+    tx: &rusqlite::Transaction<'_>,
+    engine: &Engine,
+    contact: &Contact,
+    session: &ConversationRow,
+    content: &[u8],
+    kind: &str,
+    body: Option<&str>,
+    now: i64,
+) -> Result<i64, EngineError> {
+    let me = &engine.me;
+    {
+        let mls = E2eStore::from_connection(tx).map_err(EngineError::Mls)?;
+        let mut conversation = engine
+            .conversations
+            .load(&mls, &session.group_id)
+            .map_err(EngineError::Mls)?
+            .ok_or(EngineError::Internal("conversation state missing"))?;
+        let unix = u64::try_from(now / 1000).unwrap_or(0);
+        // Seed 000's rekey rule: a self-update commit after N sent messages or T time. It goes
+        // out before this message and is confirmed when the peer's receipt says it applied it.
+        if conversation.rekey_due(&engine.rekey, unix) && !conversation.has_pending_commit() {
+            let commit = conversation
+                .self_update(&mls, &engine.mls_device, unix)
+                .map_err(EngineError::Mls)?;
+            let seq = rhizo_store::messaging::take_next_seq_tx(tx, &session.session_id)?;
+            let envelope = seal(
+                me,
+                contact,
+                &session.session_id,
+                seq,
+                MessageType::Commit,
+                commit,
+                now,
+            )?;
+            rhizo_store::messaging::insert_outgoing_tx(
+                tx,
+                &NewOutgoing {
+                    session_id: session.session_id,
+                    sender_device: *me.device.public().as_bytes(),
+                    seq,
+                    kind: "commit",
+                    body: None,
+                    sent_at: now,
+                    envelope: &envelope,
+                },
+                now,
+            )?;
+        }
+        let ciphertext = conversation
+            .encrypt(&mls, &engine.mls_device, content, unix)
+            .map_err(EngineError::Mls)?;
+        let seq = rhizo_store::messaging::take_next_seq_tx(tx, &session.session_id)?;
+        let envelope = seal(
+            me,
+            contact,
+            &session.session_id,
+            seq,
+            MessageType::Application,
+            ciphertext,
+            now,
+        )?;
+        let id = rhizo_store::messaging::insert_outgoing_tx(
+            tx,
+            &NewOutgoing {
+                session_id: session.session_id,
+                sender_device: *me.device.public().as_bytes(),
+                seq,
+                kind,
+                body,
+                sent_at: now,
+                envelope: &envelope,
+            },
+            now,
+        )?;
+        engine.conversations.stage(conversation);
+        Ok(id)
+    }
+}
+
+/// Builds and signs an envelope.
+pub(crate) fn seal(
+    me: &Me,
+    contact: &Contact,
+    session_id: &[u8; 16],
+    seq: u64,
+    msg_type: MessageType,
+    payload: Vec<u8>,
+    now: i64,
+) -> Result<Vec<u8>, EngineError> {
+    let mut envelope = SecureMessage {
+        msg_type,
+        sender_id: me.uid,
+        sender_device: me.device.public(),
+        recipient_id: Uid::from_bytes(&contact.uid),
+        session_id: SessionId::from_bytes(*session_id),
+        sequence_num: seq,
+        timestamp: u64::try_from(now).unwrap_or(0),
+        nonce: random::<NONCE_LEN>()?,
+        payload: payload.into(),
+        signature: [0; 64],
+    };
+    envelope.sign(&me.device).map_err(EngineError::from)?;
+    Ok(envelope.encode())
+}

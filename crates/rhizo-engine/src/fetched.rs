@@ -1,0 +1,150 @@
+//! Envelopes fetched from a mailbox (or held as a message request and now accepted): applied
+//! in conversation order, with a few passes so one that waits for another (a Welcome, a
+//! commit) is retried once the others were applied; DELIVERED receipts are queued to the
+//! senders, and the entries handled are returned for the replica's delete.
+
+use rhizo_core::{
+    envelope::{DeliveryReceipt, MessageType, ReceiptEntry, ReceiptStatus, SecureMessage},
+    mailbox::FetchedEntry,
+};
+use rhizo_store::Store;
+
+use crate::{
+    Engine, EngineError, Event, inbound::receive_at, receipts::queue_delivery_receipts,
+    wire::error_code_of,
+};
+
+/// Passes over one fetched page: an envelope that waits for another (a Welcome, a commit) is
+/// retried once the others were applied.
+const FETCH_PASSES: usize = 3;
+
+/// What [`Engine::apply_fetched`] did.
+#[derive(Debug, Default)]
+pub struct Fetched {
+    /// Receipt entries for what was handled (to delete from the replica).
+    pub handled: Vec<ReceiptEntry>,
+    /// New messages (and Welcomes, commits) applied.
+    pub new: usize,
+    /// What the user should see.
+    pub events: Vec<Event>,
+    /// Receipts were queued in the outbox (wake it).
+    pub receipts_queued: bool,
+}
+
+impl Engine {
+    /// Applies fetched envelopes, in conversation order (see the module docs).
+    ///
+    /// # Errors
+    ///
+    /// If queueing the receipts fails (the envelopes themselves are answered, not errors).
+    pub fn apply_fetched(
+        &self,
+        store: &mut Store,
+        entries: Vec<FetchedEntry>,
+        now: i64,
+    ) -> Result<Fetched, EngineError> {
+        let mut pending: Vec<(SecureMessage, Vec<u8>)> = entries
+            .into_iter()
+            .filter_map(|e| {
+                let m = SecureMessage::decode(&e.envelope).ok()?;
+                Some((m, e.envelope.to_vec()))
+            })
+            .collect();
+        pending.sort_by(|(a, _), (b, _)| {
+            (a.session_id.as_bytes(), a.sequence_num)
+                .cmp(&(b.session_id.as_bytes(), b.sequence_num))
+        });
+        let mut out = Fetched::default();
+        let mut to_acknowledge: Vec<(SecureMessage, ReceiptEntry)> = Vec::new();
+        for _ in 0..FETCH_PASSES {
+            let before = pending.len();
+            let mut retry = Vec::new();
+            for (message, bytes) in pending {
+                match self.apply_one(store, &message, &bytes, now, &mut out) {
+                    None => retry.push((message, bytes)),
+                    Some(ack) => to_acknowledge.extend(ack.map(|entry| (message, entry))),
+                }
+            }
+            pending = retry;
+            if pending.is_empty() || pending.len() == before {
+                break;
+            }
+        }
+        // The senders learn `delivered` from a signed receipt, sent like any envelope
+        // (directly, or through their own mailbox when they are offline).
+        out.receipts_queued = !to_acknowledge.is_empty();
+        queue_delivery_receipts(store, self, to_acknowledge, now)?;
+        Ok(out)
+    }
+
+    /// Applies one fetched envelope: `None` to retry it (transient), else handled, with the
+    /// entry to acknowledge to its sender, if any.
+    fn apply_one(
+        &self,
+        store: &mut Store,
+        message: &SecureMessage,
+        bytes: &[u8],
+        now: i64,
+        out: &mut Fetched,
+    ) -> Option<Option<ReceiptEntry>> {
+        let r = receive_at(
+            store,
+            &self.me,
+            &self.mls_device,
+            &self.conversations,
+            &self.seen,
+            bytes,
+            now,
+        );
+        out.events.extend(r.events);
+        let status = match r.status {
+            Some(status) => status,
+            None => match error_code_of(&r.response) {
+                Some(code) if !code.is_transient() => ReceiptStatus::Rejected(code),
+                _ => return None,
+            },
+        };
+        // Transient: kept on the replica and tried again on the next fetch (until its TTL
+        // ends). Held (a message request) is handled: this node keeps it now.
+        if let ReceiptStatus::Rejected(code) = status
+            && code.is_transient()
+        {
+            return None;
+        }
+        let entry = ReceiptEntry::for_envelope(message, status);
+        out.handled.push(entry);
+        let conversation_envelope = matches!(
+            message.msg_type,
+            MessageType::Welcome | MessageType::Application | MessageType::Commit
+        );
+        if status == ReceiptStatus::Delivered && conversation_envelope {
+            out.new += 1;
+            return Some(Some(entry));
+        }
+        // A Welcome refused for good: the sender learns it (signed) and closes that
+        // conversation instead of sending in it forever.
+        let refused_welcome = matches!(status, ReceiptStatus::Rejected(_))
+            && message.msg_type == MessageType::Welcome;
+        Some(refused_welcome.then_some(entry))
+    }
+
+    /// A signed receipt for fetched entries (what a replica deletes on).
+    ///
+    /// # Errors
+    ///
+    /// If signing fails.
+    pub fn fetch_receipt(
+        &self,
+        entries: Vec<ReceiptEntry>,
+        now: i64,
+    ) -> Result<DeliveryReceipt, EngineError> {
+        let mut receipt = DeliveryReceipt {
+            recipient_device: self.me.device.public(),
+            timestamp: crate::ms(now),
+            entries,
+            signature: [0; 64],
+        };
+        receipt.sign(&self.me.device)?;
+        Ok(receipt)
+    }
+}

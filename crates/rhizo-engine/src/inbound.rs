@@ -1,0 +1,538 @@
+//! Inbound `/rhizo/msg/1` frames: the checks before the transaction (signature, recipient,
+//! replay window, known sender device, seen cache), then the Welcome / application / commit /
+//! receipt paths in one transaction, committed before the signed receipt is returned.
+//!
+//! ```text
+//!  bytes ─▶ size, decode ─▶ precheck (signature, recipient, window, sender, seen LRU)
+//!     ─▶ one tx: seen row, MLS, message rows (a savepoint per envelope of a batch)
+//!     ─▶ commit ─▶ signed receipt (one entry per envelope)
+//! ```
+
+use std::sync::Mutex;
+
+use prost::Message as _;
+use rhizo_core::{
+    envelope::{
+        DeliveryReceipt, EnvelopeBatch, EnvelopeId, ErrorCode, MessageType, ReceiptStatus,
+        SecureMessage, is_batch_frame,
+    },
+    proto::ChatContent,
+    seen::{Freshness, SeenSet, SeenStore, check_timestamp},
+};
+use rhizo_e2e::{Conversation, Device, E2eStore, Processed};
+use rhizo_store::{
+    Store, StoreError,
+    messaging::{
+        Contact, ConversationRow, NewIncoming, insert_conversation_tx, insert_incoming, seen_insert,
+    },
+};
+use tracing::{debug, warn};
+
+use crate::{
+    Counters, Engine, Event, Me,
+    cache::ConversationCache,
+    conversations::check_membership,
+    profiles::accept_contact_profile,
+    publish::META_KEY_PACKAGE_BUNDLE,
+    receipts::apply_receipt_tx,
+    requests,
+    wire::{error_response, receipt_response, received_entries, status_of_response},
+};
+
+/// What the engine answers to one inbound frame.
+#[derive(Debug)]
+pub struct Inbound {
+    /// The response bytes (a signed receipt, or an error).
+    pub response: Vec<u8>,
+    /// What the user should see.
+    pub events: Vec<Event>,
+}
+
+impl Engine {
+    /// Handles one inbound `/rhizo/msg/1` request (a bare envelope or a batch frame) at `now`:
+    /// everything it changes is one transaction, committed before the response is returned.
+    pub fn handle_frame(&self, store: &mut Store, payload: &[u8], now: i64) -> Inbound {
+        let batch = is_batch_frame(payload);
+        let receive = if batch { receive_batch_at } else { receive_at };
+        let received = receive(
+            store,
+            &self.me,
+            &self.mls_device,
+            &self.conversations,
+            &self.seen,
+            payload,
+            now,
+        );
+        if batch && let Some(n) = received_entries(&received.response) {
+            Counters::add(&self.counters.batches_received, 1);
+            Counters::add(&self.counters.batched_envelopes_received, n as u64);
+        }
+        Inbound {
+            response: received.response,
+            events: received.events,
+        }
+    }
+}
+
+pub(crate) struct Received {
+    pub(crate) response: Vec<u8>,
+    pub(crate) events: Vec<Event>,
+    /// What the receipt says (None: an error response, nothing was decided).
+    pub(crate) status: Option<ReceiptStatus>,
+}
+
+/// The answer to an envelope decided before any database change.
+pub(crate) enum Precheck {
+    /// Passed the cheap checks and the signature: apply it.
+    Ready(Box<SecureMessage>, Contact),
+    /// Correctly signed, from someone who is not a contact (or from a device of theirs we do
+    /// not know): held as a message request (see [`requests`]).
+    Request(Box<SecureMessage>),
+    /// Answered with a signed receipt entry of this status (only ever for an envelope whose
+    /// signature verified).
+    Status(ReceiptStatus),
+    /// Answered with an error (not signed for; a bare envelope gets an `ErrorMessage`, a batch
+    /// holding one is refused whole).
+    Error(ErrorCode, &'static str),
+}
+
+/// The checks before the transaction: the signature first (nothing is signed for an envelope
+/// whose signature did not verify; size and the per-peer rate limit were checked before),
+/// then recipient, replay window, known sender device, and the in-memory seen cache.
+pub(crate) fn precheck(
+    store: &Store,
+    me: &Me,
+    seen: &Mutex<SeenSet<InTransaction>>,
+    message: SecureMessage,
+    now: i64,
+) -> Precheck {
+    if message.verify(&message.sender_device).is_err() {
+        return Precheck::Error(ErrorCode::InvalidSignature, "bad signature");
+    }
+    if message.recipient_id != me.uid {
+        // Meant for someone else: final, retrying cannot help.
+        return Precheck::Status(ReceiptStatus::Rejected(ErrorCode::Malformed));
+    }
+    // The replay window (14 days back, 5 minutes ahead).
+    if let Err(e) = check_timestamp(message.timestamp, u64::try_from(now).unwrap_or(0)) {
+        return Precheck::Status(ReceiptStatus::Rejected(e.code()));
+    }
+    let contact = match store.contact_by_uid_device(
+        message.sender_id.as_bytes(),
+        message.sender_device.as_bytes(),
+    ) {
+        Ok(Some(c)) => c,
+        Ok(None) => match store.contact_by_device(message.sender_device.as_bytes()) {
+            // A contact's device claiming to be someone else.
+            Ok(Some(_)) => {
+                return Precheck::Status(ReceiptStatus::Rejected(ErrorCode::UnknownSender));
+            }
+            Ok(None) => return requests::precheck_request(me, message),
+            Err(_) => return Precheck::Error(ErrorCode::Internal, "database"),
+        },
+        Err(_) => return Precheck::Error(ErrorCode::Internal, "database"),
+    };
+    // The LRU of recently accepted ids answers most retransmissions without the database.
+    let fresh = seen.lock().map_err(|_| ()).and_then(|mut s| {
+        s.check(
+            &message.id(),
+            message.timestamp,
+            u64::try_from(now).unwrap_or(0),
+        )
+        .map_err(|_| ())
+    });
+    if matches!(fresh, Ok(Freshness::Replay)) {
+        return Precheck::Status(ReceiptStatus::Rejected(ErrorCode::ReplayDetected));
+    }
+    Precheck::Ready(Box::new(message), contact)
+}
+
+/// Applies one checked envelope inside `tx`: seen-set, MLS, message rows. On `Err` the caller
+/// rolls back what it changed.
+pub(crate) fn apply_envelope(
+    tx: &rusqlite::Transaction<'_>,
+    me: &Me,
+    mls_device: &Device,
+    conversations: &ConversationCache,
+    contact: &Contact,
+    message: &SecureMessage,
+    now: i64,
+) -> Result<Vec<Event>, Reject> {
+    let ts = i64::try_from(message.timestamp).unwrap_or(i64::MAX);
+    let session_id = *message.session_id.as_bytes();
+    let sender_device = *message.sender_device.as_bytes();
+    let seq = message.sequence_num;
+    let digest = message.digest();
+    if !seen_insert(tx, &sender_device, &session_id, seq, ts)? {
+        return Err(Reject::Code(ErrorCode::ReplayDetected));
+    }
+    let mls = E2eStore::from_connection(tx).map_err(Reject::internal)?;
+    let unix = u64::try_from(now / 1000).unwrap_or(0);
+    match message.msg_type {
+        MessageType::Welcome => {
+            let conversation = Conversation::join(&mls, mls_device, &message.payload, unix)
+                .map_err(|e| {
+                    debug!(error = %e, "a Welcome could not be joined");
+                    Reject::Code(ErrorCode::DecryptionFailed)
+                })?;
+            check_membership(&conversation, me, contact)?;
+            insert_conversation_tx(
+                tx,
+                &ConversationRow {
+                    session_id,
+                    group_id: conversation.id().to_vec(),
+                    contact_uid: contact.uid,
+                    created_at: now,
+                },
+            )?;
+            // A one-time KeyPackage was used: publish a fresh bundle.
+            tx.execute("DELETE FROM meta WHERE key = ?1", [META_KEY_PACKAGE_BUNDLE])
+                .map_err(Reject::internal)?;
+            conversations.stage(conversation);
+            Ok(Vec::new())
+        }
+        MessageType::Application | MessageType::Commit => {
+            let row = rhizo_store::messaging::conversation_tx(tx, &session_id)?
+                .ok_or(Reject::Code(ErrorCode::UnknownSession))?;
+            if row.contact_uid != contact.uid {
+                return Err(Reject::Code(ErrorCode::UnknownSender));
+            }
+            let mut conversation = conversations
+                .load(&mls, &row.group_id)
+                .map_err(Reject::internal)?
+                .ok_or(Reject::Code(ErrorCode::UnknownSession))?;
+            let processed = conversation
+                .process(&mls, mls_device, &message.payload, unix)
+                .map_err(|_| Reject::Code(ErrorCode::DecryptionFailed))?;
+            let mut events = Vec::new();
+            for p in &processed {
+                match p {
+                    // Not acknowledged (and rolled back): the sender retries once the
+                    // commit that opens that epoch has been applied here.
+                    Processed::Deferred => return Err(Reject::Code(ErrorCode::SequenceError)),
+                    // Our own concurrent commit won the tie-break; the sender applies ours.
+                    // A final refusal, so its commit is never confirmed.
+                    Processed::CommitRejected { .. } => {
+                        return Err(Reject::Code(ErrorCode::SessionExpired));
+                    }
+                    // Membership may have changed: only expected devices may be in it.
+                    Processed::CommitApplied { .. } => {
+                        check_membership(&conversation, me, contact)?
+                    }
+                    _ => {}
+                }
+            }
+            for p in processed {
+                let Processed::Application { plaintext, sender } = p else {
+                    continue;
+                };
+                // The MLS leaf that encrypted it must be the device that signed the envelope.
+                if sender.device() != message.sender_device {
+                    return Err(Reject::Code(ErrorCode::UnknownSender));
+                }
+                let content = ChatContent::decode(plaintext.as_slice())
+                    .map_err(|_| Reject::Code(ErrorCode::Malformed))?;
+                let sent_at = i64::try_from(rhizo_core::seen::bounded_sent_at(
+                    content.sent_at_ms,
+                    message.timestamp,
+                    u64::try_from(now).unwrap_or(0),
+                ))
+                .unwrap_or(ts);
+                if !content.profile.is_empty() {
+                    accept_contact_profile(tx, contact, &content.profile, now)?;
+                    if content.text.is_empty() {
+                        continue;
+                    }
+                }
+                if let Some(id) = insert_incoming(
+                    tx,
+                    &NewIncoming {
+                        session_id,
+                        sender_device,
+                        seq,
+                        kind: "text",
+                        body: Some(&content.text),
+                        sent_at,
+                        digest,
+                    },
+                    now,
+                )? {
+                    events.push(Event::MessageReceived {
+                        id,
+                        contact: contact.name.clone(),
+                        text: content.text.clone(),
+                        sent_at,
+                    });
+                }
+            }
+            conversations.stage(conversation);
+            Ok(events)
+        }
+        MessageType::ReadReceipt | MessageType::DeliveryReceipt => {
+            let receipt = DeliveryReceipt::decode(&message.payload)
+                .map_err(|_| Reject::Code(ErrorCode::Malformed))?;
+            // Signed by the device that sent the envelope: only it can say it has ours.
+            if receipt.recipient_device != message.sender_device {
+                return Err(Reject::Code(ErrorCode::InvalidSignature));
+            }
+            receipt
+                .verify(&message.sender_device)
+                .map_err(|_| Reject::Code(ErrorCode::InvalidSignature))?;
+            // Only for this conversation, which must be with this contact.
+            let row = rhizo_store::messaging::conversation_tx(tx, &session_id)?
+                .ok_or(Reject::Code(ErrorCode::UnknownSession))?;
+            if row.contact_uid != contact.uid {
+                return Err(Reject::Code(ErrorCode::UnknownSender));
+            }
+            apply_receipt_tx(tx, me, conversations, contact, &receipt, message, now)
+        }
+        _ => Err(Reject::Code(ErrorCode::Malformed)),
+    }
+}
+
+/// Verifies, deduplicates, decrypts and stores one envelope. Everything it changes is one
+/// transaction, committed before the receipt is returned.
+pub(crate) fn receive_at(
+    store: &mut Store,
+    me: &Me,
+    mls_device: &Device,
+    conversations: &ConversationCache,
+    seen: &Mutex<SeenSet<InTransaction>>,
+    payload: &[u8],
+    now: i64,
+) -> Received {
+    // Cheap checks first: size and structure, before any signature or KEM work.
+    let message = match SecureMessage::decode(payload) {
+        Ok(m) => m,
+        Err(e) => {
+            return Received {
+                response: error_response(e.code(), &e.to_string(), None),
+                events: Vec::new(),
+                status: None,
+            };
+        }
+    };
+    let reply = |response: Vec<u8>| Received {
+        status: status_of_response(&response),
+        response,
+        events: Vec::new(),
+    };
+    let refused = Some((message.session_id, message.sequence_num));
+    let (message, contact) = match precheck(store, me, seen, message.clone(), now) {
+        Precheck::Ready(m, c) => (m, c),
+        Precheck::Request(m) => return requests::hold(store, me, &m, now),
+        Precheck::Status(status) => return reply(receipt_response(me, &[(&message, status)], now)),
+        Precheck::Error(code, detail) => return reply(error_response(code, detail, refused)),
+    };
+    let outcome = store.transaction(|tx| {
+        apply_envelope(tx, me, mls_device, conversations, &contact, &message, now)
+    });
+    conversations.settle(&outcome);
+    if matches!(
+        outcome,
+        Ok(_) | Err(Reject::Code(ErrorCode::ReplayDetected))
+    ) && let Ok(mut s) = seen.lock()
+    {
+        // Committed (or already stored): from now on the cache answers for it.
+        s.confirm(&message.id());
+    }
+    match outcome {
+        Ok(events) => Received {
+            response: receipt_response(me, &[(&message, ReceiptStatus::Delivered)], now),
+            events,
+            status: Some(ReceiptStatus::Delivered),
+        },
+        // The transaction rolled back: nothing was stored, the seen-set is unchanged.
+        Err(Reject::Code(code)) => {
+            debug!(
+                code = code.as_str(),
+                seq = message.sequence_num,
+                "envelope refused"
+            );
+            reply(receipt_response(
+                me,
+                &[(&message, ReceiptStatus::Rejected(code))],
+                now,
+            ))
+        }
+        Err(Reject::Store(e)) => {
+            warn!(error = %e, "storing an incoming message failed");
+            reply(error_response(ErrorCode::Internal, "storage", refused))
+        }
+    }
+}
+
+/// Applies a batch frame (see [`EnvelopeBatch`]): every envelope is checked as a bare one would
+/// be, then all are applied in order in ONE transaction (group commit: one `fsync` for the
+/// batch), each inside its own savepoint so a refused envelope changes nothing while the others
+/// stand. After a transient refusal the later envelopes are answered `SEQUENCE_ERROR`
+/// unprocessed, so nothing overtakes a message the sender will retry. The answer is one signed
+/// receipt with an entry per envelope, in order; a frame or an envelope that does not decode
+/// refuses the whole batch with an error.
+pub(crate) fn receive_batch_at(
+    store: &mut Store,
+    me: &Me,
+    mls_device: &Device,
+    conversations: &ConversationCache,
+    seen: &Mutex<SeenSet<InTransaction>>,
+    payload: &[u8],
+    now: i64,
+) -> Received {
+    let refuse = |code: ErrorCode, detail: &str| Received {
+        response: error_response(code, detail, None),
+        events: Vec::new(),
+        status: None,
+    };
+    let batch = match EnvelopeBatch::decode(payload) {
+        Ok(b) => b,
+        Err(e) => return refuse(e.code(), &e.to_string()),
+    };
+    let mut messages = Vec::with_capacity(batch.envelopes.len());
+    for bytes in &batch.envelopes {
+        match SecureMessage::decode(bytes) {
+            Ok(m) => messages.push(m),
+            Err(e) => return refuse(e.code(), &format!("an envelope of the batch: {e}")),
+        }
+    }
+    let checked: Vec<Precheck> = messages
+        .iter()
+        .map(|m| precheck(store, me, seen, m.clone(), now))
+        .collect();
+    // Nothing is signed for an envelope whose signature did not verify: a batch holding one
+    // (which an honest sender never sends) is refused whole.
+    if let Some(Precheck::Error(code, detail)) = checked
+        .iter()
+        .find(|c| matches!(c, Precheck::Error(ErrorCode::InvalidSignature, _)))
+    {
+        return refuse(*code, &format!("an envelope of the batch: {detail}"));
+    }
+    let outcome = store.transaction(|tx| -> Result<_, Reject> {
+        let mut statuses = Vec::with_capacity(checked.len());
+        let mut events = Vec::new();
+        let mut confirmed = Vec::new();
+        let mut blocked = false;
+        for check in &checked {
+            if blocked {
+                statuses.push(ReceiptStatus::Rejected(ErrorCode::SequenceError));
+                continue;
+            }
+            let status = match check {
+                Precheck::Status(status) => *status,
+                Precheck::Error(code, _) => ReceiptStatus::Rejected(*code),
+                Precheck::Request(message) => {
+                    match rhizo_store::messaging::in_savepoint(tx, || {
+                        requests::hold_tx(tx, message, now)
+                    })? {
+                        Ok((status, event)) => {
+                            events.extend(event);
+                            status
+                        }
+                        Err(e) => {
+                            warn!(error = %e, "holding a message request failed");
+                            ReceiptStatus::Rejected(ErrorCode::Internal)
+                        }
+                    }
+                }
+                Precheck::Ready(message, contact) => {
+                    let applied = rhizo_store::messaging::in_savepoint(tx, || {
+                        apply_envelope(tx, me, mls_device, conversations, contact, message, now)
+                    })?;
+                    match applied {
+                        Ok(new_events) => {
+                            events.extend(new_events);
+                            confirmed.push(message.id());
+                            ReceiptStatus::Delivered
+                        }
+                        Err(Reject::Code(code)) => {
+                            if code == ErrorCode::ReplayDetected {
+                                confirmed.push(message.id());
+                            }
+                            debug!(
+                                code = code.as_str(),
+                                seq = message.sequence_num,
+                                "envelope refused"
+                            );
+                            ReceiptStatus::Rejected(code)
+                        }
+                        Err(Reject::Store(e)) => {
+                            warn!(error = %e, "storing an incoming message failed");
+                            ReceiptStatus::Rejected(ErrorCode::Internal)
+                        }
+                    }
+                }
+            };
+            if let ReceiptStatus::Rejected(code) = status
+                && code.is_transient()
+            {
+                blocked = true;
+            }
+            statuses.push(status);
+        }
+        Ok((statuses, events, confirmed))
+    });
+    conversations.settle(&outcome);
+    match outcome {
+        Ok((statuses, events, confirmed)) => {
+            if let Ok(mut s) = seen.lock() {
+                for id in &confirmed {
+                    s.confirm(id);
+                }
+            }
+            let answers: Vec<(&SecureMessage, ReceiptStatus)> =
+                messages.iter().zip(statuses).collect();
+            let response = receipt_response(me, &answers, now);
+            Received {
+                status: status_of_response(&response),
+                response,
+                events,
+            }
+        }
+        Err(Reject::Code(code)) => refuse(code, "batch refused"),
+        Err(Reject::Store(e)) => {
+            warn!(error = %e, "storing an incoming batch failed");
+            refuse(ErrorCode::Internal, "storage")
+        }
+    }
+}
+
+/// The persisted half of the node's seen-set is the `seen` table, written inside the same
+/// transaction as the message (`seen_insert`); this store tells [`SeenSet`] nothing, so the set
+/// serves as the LRU cache and timestamp window in front of that table.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct InTransaction;
+
+impl SeenStore for InTransaction {
+    type Error = std::convert::Infallible;
+
+    fn contains(&self, _: &EnvelopeId) -> Result<bool, Self::Error> {
+        Ok(false)
+    }
+
+    fn insert(&mut self, _: &EnvelopeId, _: u64) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    fn prune_before(&mut self, _: u64) -> Result<usize, Self::Error> {
+        Ok(0)
+    }
+}
+
+/// Why an envelope is refused; either way the transaction rolls back.
+pub(crate) enum Reject {
+    /// Refused with this code (in a signed receipt entry).
+    Code(ErrorCode),
+    /// The database failed.
+    Store(StoreError),
+}
+
+impl From<StoreError> for Reject {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+impl Reject {
+    pub(crate) fn internal(e: impl std::fmt::Display) -> Self {
+        Self::Store(StoreError::InvalidInput(e.to_string()))
+    }
+}

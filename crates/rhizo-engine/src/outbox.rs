@@ -1,0 +1,597 @@
+//! The outbox: due envelopes → batches per contact ([`Transmit`]) → what each device answered
+//! → outcomes written in one transaction → retries with backoff, and the mailbox fallback when
+//! no device of the contact answered.
+//!
+//! ```text
+//!  poll_transmits(now) ─▶ per contact, in order: batch frames (≤ MAX_BATCH_ENVELOPES, frame cap)
+//!  driver sends each to every device ─▶ on_transmit_result(answers)
+//!     some device signed a receipt ─▶ best outcome per envelope ─▶ one relaxed tx
+//!     none answered ─▶ TransmitResult::unreachable ─▶ driver stores on mailbox replicas
+//!                    ─▶ on_mailbox_result: `stored` (retried directly later) or backoff
+//!  next_deadline() ─▶ the driver sleeps until then (or until woken by a new message)
+//! ```
+
+use rhizo_core::{
+    DevicePublicKey,
+    envelope::{
+        DeliveryReceipt, EnvelopeBatch, ErrorCode, ErrorMessage, MAX_BATCH_ENVELOPES,
+        MAX_BATCH_FRAME_BYTES, ReceiptStatus, SecureMessage,
+    },
+};
+use rhizo_store::{
+    Store,
+    messaging::{Contact, MessageState, OutboxItem},
+};
+use tracing::{debug, info};
+
+use crate::{
+    Counters, Engine, EngineError, Event,
+    cache::ConversationCache,
+    commits::settle_commit_tx,
+    random,
+    wire::{RESPONSE_ERROR, RESPONSE_RECEIPT},
+};
+
+/// Outbox entries handled per pass.
+pub const OUTBOX_BATCH: usize = 64;
+/// Longest retry delay: an unreachable contact is retried at least this often.
+const MAX_RETRY_DELAY_MS: i64 = 5 * 60 * 1_000;
+/// A stored envelope is retried directly this often, in case the contact is back but has not
+/// fetched its mailbox yet.
+pub const STORED_RETRY_MS: i64 = 10 * 60 * 1_000;
+
+/// One frame to send: consecutive due envelopes of one contact (a bare envelope, or a batch
+/// frame), and the contact's devices to try. Transmits of one contact come in order.
+#[derive(Debug, Clone)]
+pub struct Transmit {
+    /// Whom it goes to.
+    pub contact: Contact,
+    /// The outbox rows it carries, in order.
+    pub items: Vec<OutboxItem>,
+    /// The request bytes (`/rhizo/msg/1`).
+    pub frame: Vec<u8>,
+    /// The envelopes as sent (to check each device's receipt against), or why they could not
+    /// be read back.
+    sent: Result<Vec<SecureMessage>, String>,
+}
+
+/// One device of a [`Transmit`]'s contact to send the frame to.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The device key (its receipts must be signed by it).
+    pub device: DevicePublicKey,
+    /// Its libp2p PeerId (text).
+    pub peer_id: String,
+    /// Addresses known for it.
+    pub addrs: Vec<String>,
+}
+
+impl Transmit {
+    /// The devices to send the frame to: every listed device of the contact (each holds its
+    /// own MLS leaf).
+    pub fn targets(&self) -> Vec<Target> {
+        self.contact
+            .devices
+            .iter()
+            .filter_map(|d| {
+                Some(Target {
+                    device: DevicePublicKey::from_bytes(&d.device_pk).ok()?,
+                    peer_id: d.peer_id.clone(),
+                    addrs: d.addrs.clone(),
+                })
+            })
+            .collect()
+    }
+}
+
+/// What one device answered to a [`Transmit`]: its response bytes, or why it could not be
+/// reached.
+pub type DeviceAnswer = (DevicePublicKey, Result<Vec<u8>, String>);
+
+/// What [`Engine::on_transmit_result`] made of the answers.
+#[derive(Debug, Default)]
+pub struct TransmitResult {
+    /// State changes to show.
+    pub events: Vec<Event>,
+    /// No device answered with a valid receipt (why): the driver stores each item on the
+    /// contact's mailbox replicas and reports with [`Engine::on_mailbox_result`].
+    pub unreachable: Option<String>,
+}
+
+/// What storing one envelope on the contact's mailbox replicas gave.
+#[derive(Debug, Clone, Default)]
+pub struct MailboxAttempt {
+    /// Replicas that hold it now (`None`: none took it).
+    pub stored_on: Option<u32>,
+    /// The replicas refused it: a quota for this sender or recipient is full.
+    pub quota_full: bool,
+    /// Other errors (the first two are shown).
+    pub errors: Vec<String>,
+}
+
+impl Engine {
+    /// The due outbox envelopes at `now`, as frames per contact, in order (a Welcome before
+    /// the messages after it). Under load a message costs a fraction of a round trip, a commit
+    /// and a signature, while one message alone still goes at once (a batch of one is bare).
+    ///
+    /// # Errors
+    ///
+    /// If the database fails.
+    pub fn poll_transmits(
+        &self,
+        store: &mut Store,
+        now: i64,
+    ) -> Result<Vec<Transmit>, EngineError> {
+        let items = store.outbox_due(now, OUTBOX_BATCH)?;
+        let mut per_contact: Vec<(Contact, Vec<OutboxItem>)> = Vec::new();
+        for item in items {
+            let Some(contact) = store.contact_by_uid(&item.contact_uid)? else {
+                continue;
+            };
+            match per_contact.iter_mut().find(|(c, _)| c.uid == contact.uid) {
+                Some((_, items)) => items.push(item),
+                None => per_contact.push((contact, vec![item])),
+            }
+        }
+        let mut out = Vec::new();
+        for (contact, items) in per_contact {
+            for chunk in batches(&items) {
+                out.push(transmit(&contact, chunk)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// When the next outbox envelope is due (unix ms), if any.
+    ///
+    /// # Errors
+    ///
+    /// If the database fails.
+    pub fn next_deadline(&self, store: &Store) -> Result<Option<i64>, EngineError> {
+        Ok(store.outbox_next_attempt()?)
+    }
+
+    /// Writes what the contact's devices answered to `transmit`. An envelope is delivered once
+    /// any device signed a receipt for it; when none did, [`TransmitResult::unreachable`] says
+    /// why and nothing is written (the driver tries the mailbox).
+    ///
+    /// # Errors
+    ///
+    /// If the database fails.
+    pub fn on_transmit_result(
+        &self,
+        store: &mut Store,
+        transmit: &Transmit,
+        answers: Vec<DeviceAnswer>,
+        now: i64,
+    ) -> Result<TransmitResult, EngineError> {
+        if transmit.items.len() > 1 {
+            Counters::add(&self.counters.batches_sent, 1);
+            Counters::add(
+                &self.counters.batched_envelopes_sent,
+                transmit.items.len() as u64,
+            );
+        }
+        let outcomes = match best_outcomes(transmit, answers) {
+            Ok(outcomes) => outcomes,
+            Err(why) => {
+                return Ok(TransmitResult {
+                    events: Vec::new(),
+                    unreachable: Some(why),
+                });
+            }
+        };
+        let events = self.record_outcomes(store, transmit, outcomes, now)?;
+        Ok(TransmitResult {
+            events,
+            unreachable: None,
+        })
+    }
+
+    /// Writes what the receipts said, in one transaction: new states (and a confirmed
+    /// self-update where a commit was delivered or read), `sent` for what the recipient's node
+    /// holds as a message request, a closed conversation where the recipient refused it for
+    /// good, or a retry for an envelope refused for now. The commit does not wait for the
+    /// disk: lost, it is redone (the envelope is sent again and answered "already have it").
+    fn record_outcomes(
+        &self,
+        store: &mut Store,
+        transmit: &Transmit,
+        outcomes: Vec<Outcome>,
+        now: i64,
+    ) -> Result<Vec<Event>, EngineError> {
+        let updates: Vec<SentUpdate> = transmit
+            .items
+            .iter()
+            .zip(outcomes)
+            .map(|(item, outcome)| SentUpdate::new(item, outcome))
+            .collect();
+        let outcome = store.transaction_relaxed(|tx| -> Result<_, EngineError> {
+            let mut changed = Vec::new();
+            let mut closed = 0u64;
+            for update in updates {
+                closed += update.apply(tx, &self.conversations, now, &mut changed)?;
+            }
+            Ok((changed, closed))
+        });
+        self.conversations.settle(&outcome);
+        let (changed, closed) = outcome?;
+        Counters::add(&self.counters.conversations_closed, closed);
+        Ok(changed
+            .into_iter()
+            .map(|(id, state)| Event::MessageState {
+                id,
+                contact: transmit.contact.name.clone(),
+                state,
+            })
+            .collect())
+    }
+
+    /// Writes what storing `item` on the contact's mailbox replicas gave (after no device
+    /// answered, `why`). Stored → state `stored` (receipts are then final; others are retried
+    /// directly after [`STORED_RETRY_MS`]); a replica's `REPLAY_DETECTED` counts as holding
+    /// it, never as delivered; otherwise it stays queued with the reason and is retried with
+    /// backoff.
+    ///
+    /// # Errors
+    ///
+    /// If the database fails.
+    pub fn on_mailbox_result(
+        &self,
+        store: &mut Store,
+        item: &OutboxItem,
+        contact: &Contact,
+        why: &str,
+        attempt: &MailboxAttempt,
+        now: i64,
+    ) -> Result<Vec<Event>, EngineError> {
+        let id = item.id;
+        if let Some(replicas) = attempt.stored_on {
+            // Receipts are not acknowledged in turn: once a replica holds one, it is done.
+            let final_once_stored = matches!(item.kind.as_str(), "read_receipt" | "receipt");
+            let next = if final_once_stored {
+                rhizo_store::messaging::NO_RETRY
+            } else {
+                now + STORED_RETRY_MS
+            };
+            debug!(
+                id,
+                replicas, "contact offline: envelope stored on mailbox replicas"
+            );
+            let changed = store.mark_stored(id, replicas, next, now)?;
+            return Ok(changed
+                .then(|| Event::MessageState {
+                    id,
+                    contact: contact.name.clone(),
+                    state: MessageState::Stored,
+                })
+                .into_iter()
+                .collect());
+        }
+        let delay = retry_delay(item.attempts);
+        let mut error = format!("no device of {} is reachable ({why})", contact.name);
+        if attempt.quota_full {
+            error.push_str(
+                "; the mailbox replicas refused it: their quota for this sender or recipient \
+                 is full (it stays queued and is retried)",
+            );
+        } else if !attempt.errors.is_empty() {
+            error.push_str("; mailbox: ");
+            error.push_str(
+                &attempt
+                    .errors
+                    .iter()
+                    .take(2)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            );
+        }
+        debug!(id, %error, delay_ms = delay, "delivery failed; will retry");
+        store.record_attempt_failed(id, now + delay, &error)?;
+        Ok(Vec::new())
+    }
+}
+
+/// The frame for consecutive envelopes of one contact.
+fn transmit(contact: &Contact, items: &[OutboxItem]) -> Result<Transmit, EngineError> {
+    let sent = items
+        .iter()
+        .map(|i| SecureMessage::decode(&i.envelope).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>();
+    let frame = match items {
+        [one] => one.envelope.clone(),
+        many => EnvelopeBatch {
+            envelopes: many.iter().map(|i| i.envelope.clone().into()).collect(),
+        }
+        .encode()?,
+    };
+    Ok(Transmit {
+        contact: contact.clone(),
+        items: items.to_vec(),
+        frame,
+        sent,
+    })
+}
+
+/// The best outcome per envelope across the devices that answered with a valid receipt
+/// (delivered on one device beats failed on another), or why none did.
+fn best_outcomes(transmit: &Transmit, answers: Vec<DeviceAnswer>) -> Result<Vec<Outcome>, String> {
+    let sent = transmit.sent.as_ref().map_err(Clone::clone)?;
+    let mut last_error = String::from("the contact has no known device");
+    let mut best: Option<Vec<Outcome>> = None;
+    for (device, answer) in answers {
+        match answer.and_then(|response| parse_response(&response, &device, sent)) {
+            Ok(result) => {
+                best = Some(match best {
+                    None => result,
+                    Some(current) => current
+                        .into_iter()
+                        .zip(result)
+                        .map(|(a, b)| better_outcome(a, b))
+                        .collect(),
+                });
+            }
+            Err(e) => last_error = e,
+        }
+    }
+    best.ok_or(last_error)
+}
+
+/// The delay before retry number `attempts + 1` (rhizo-core's backoff with random noise).
+pub fn retry_delay(attempts: u32) -> i64 {
+    let noise = u64::from_le_bytes(random::<8>().unwrap_or_default());
+    let delay =
+        rhizo_core::delivery::RetryPolicy::default().backoff(attempts.saturating_add(1), noise);
+    i64::try_from(delay).unwrap_or(MAX_RETRY_DELAY_MS)
+}
+
+/// One outgoing envelope's outcome, to write (see [`Engine::on_transmit_result`]).
+pub(crate) struct SentUpdate {
+    id: i64,
+    attempts: u32,
+    session_id: [u8; 16],
+    kind: String,
+    /// The commit id, if the envelope is a self-update.
+    commit_id: Option<[u8; 32]>,
+    outcome: Outcome,
+}
+
+impl SentUpdate {
+    pub(crate) fn new(item: &OutboxItem, outcome: Outcome) -> Self {
+        let commit_id = (item.kind == "commit")
+            .then(|| SecureMessage::decode(&item.envelope).ok())
+            .flatten()
+            .map(|m| rhizo_e2e::commit_id(&m.payload));
+        Self {
+            id: item.id,
+            attempts: item.attempts,
+            session_id: item.session_id,
+            kind: item.kind.clone(),
+            commit_id,
+            outcome,
+        }
+    }
+
+    /// Writes it inside `tx`; pushes changed states on `changed`; returns how many
+    /// conversations it closed (0 or 1).
+    pub(crate) fn apply(
+        self,
+        tx: &rusqlite::Transaction<'_>,
+        conversations: &ConversationCache,
+        now: i64,
+        changed: &mut Vec<(i64, MessageState)>,
+    ) -> Result<u64, EngineError> {
+        let session = self.session_id;
+        match self.outcome {
+            Outcome::Final(state, error) => {
+                if rhizo_store::messaging::advance_message_state_tx(
+                    tx,
+                    self.id,
+                    state,
+                    now,
+                    error.as_deref(),
+                )? {
+                    changed.push((self.id, state));
+                }
+                if let Some(commit_id) = self.commit_id {
+                    settle_commit_tx(tx, conversations, &session, commit_id, state)?;
+                }
+                if state == MessageState::Failed && self.kind == "welcome" {
+                    // The Welcome was refused for good: nothing in this conversation can
+                    // ever be read there.
+                    return close_conversation(
+                        tx,
+                        &session,
+                        "the recipient refused the conversation's Welcome; send again to start a new one",
+                        now,
+                        changed,
+                    );
+                }
+                Ok(0)
+            }
+            Outcome::Held => {
+                if rhizo_store::requests::mark_held_tx(tx, self.id)? {
+                    changed.push((self.id, MessageState::Sent));
+                }
+                Ok(0)
+            }
+            Outcome::Closed(why) => {
+                if rhizo_store::messaging::advance_message_state_tx(
+                    tx,
+                    self.id,
+                    MessageState::Failed,
+                    now,
+                    Some(&why),
+                )? {
+                    changed.push((self.id, MessageState::Failed));
+                }
+                close_conversation(tx, &session, &why, now, changed)
+            }
+            Outcome::Retry(code, why) => {
+                // UNKNOWN_SESSION while no Welcome of ours is on its way: the recipient lost
+                // (or never had) this conversation, and retrying cannot change that.
+                if code == Some(ErrorCode::UnknownSession)
+                    && !rhizo_store::requests::welcome_pending_tx(tx, &session)?
+                {
+                    let why = "the recipient does not have this conversation any more; send \
+                               again to start a new one";
+                    if rhizo_store::messaging::advance_message_state_tx(
+                        tx,
+                        self.id,
+                        MessageState::Failed,
+                        now,
+                        Some(why),
+                    )? {
+                        changed.push((self.id, MessageState::Failed));
+                    }
+                    return close_conversation(tx, &session, why, now, changed);
+                }
+                let error = format!("the recipient will take it later: {why}");
+                rhizo_store::messaging::record_attempt_failed_tx(
+                    tx,
+                    self.id,
+                    now + retry_delay(self.attempts),
+                    &error,
+                )?;
+                Ok(0)
+            }
+        }
+    }
+}
+
+/// Closes a conversation the recipient refused for good; what waited to go in it fails.
+pub(crate) fn close_conversation(
+    tx: &rusqlite::Transaction<'_>,
+    session: &[u8; 16],
+    why: &str,
+    now: i64,
+    changed: &mut Vec<(i64, MessageState)>,
+) -> Result<u64, EngineError> {
+    let Some(failed) = rhizo_store::requests::close_conversation_tx(tx, session, why, now)? else {
+        return Ok(0);
+    };
+    info!(
+        failed = failed.len(),
+        "conversation closed: the recipient refused it for good"
+    );
+    changed.extend(failed.into_iter().map(|id| (id, MessageState::Failed)));
+    Ok(1)
+}
+
+/// What a device's receipt says about one envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A final state: delivered or read, or failed with the reason to show.
+    Final(MessageState, Option<String>),
+    /// Held by the recipient's node as a message request: `sent`, not resent; a signed
+    /// delivery receipt follows if the recipient accepts.
+    Held,
+    /// The recipient does not have this conversation and never will (SESSION_CLOSED): the
+    /// conversation is closed; the next send starts a new one.
+    Closed(String),
+    /// Refused for now (with the code when the recipient gave one): retried later.
+    Retry(Option<ErrorCode>, String),
+}
+
+impl Outcome {
+    /// How good an outcome is for the sender (higher wins across a contact's devices).
+    fn rank(&self) -> u8 {
+        match self {
+            Self::Retry(..) => 0,
+            Self::Final(MessageState::Failed, _) | Self::Closed(_) => 1,
+            Self::Held => 2,
+            Self::Final(..) => 3,
+        }
+    }
+}
+
+/// The better of two devices' outcomes for one envelope: delivered (or read) beats held,
+/// which beats failed, which beats a refusal to retry.
+pub fn better_outcome(a: Outcome, b: Outcome) -> Outcome {
+    if b.rank() > a.rank() { b } else { a }
+}
+
+/// Splits due envelopes into the batches sent together: up to [`MAX_BATCH_ENVELOPES`] and
+/// within the frame limit.
+pub fn batches(items: &[OutboxItem]) -> Vec<&[OutboxItem]> {
+    // Room for the marker, version and each envelope's tag and length.
+    const FRAME_BUDGET: usize = MAX_BATCH_FRAME_BYTES - 1024;
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < items.len() {
+        let mut end = start + 1;
+        let mut bytes = items[start].envelope.len() + 8;
+        while end < items.len()
+            && end - start < MAX_BATCH_ENVELOPES
+            && bytes + items[end].envelope.len() + 8 <= FRAME_BUDGET
+        {
+            bytes += items[end].envelope.len() + 8;
+            end += 1;
+        }
+        out.push(&items[start..end]);
+        start = end;
+    }
+    out
+}
+
+/// Interprets a `/rhizo/msg/1` response to the envelopes `sent` (one, or a batch): one outcome
+/// per envelope, or `Err` when the response is not a valid receipt from `device` for all of
+/// them.
+pub(crate) fn parse_response(
+    response: &[u8],
+    device: &DevicePublicKey,
+    sent: &[SecureMessage],
+) -> Result<Vec<Outcome>, String> {
+    match response.split_first() {
+        Some((&RESPONSE_RECEIPT, body)) => {
+            let receipt = DeliveryReceipt::decode(body).map_err(|e| e.to_string())?;
+            if receipt.recipient_device != *device {
+                return Err("receipt from another device".into());
+            }
+            receipt.verify(device).map_err(|e| e.to_string())?;
+            sent.iter()
+                .map(|m| {
+                    let entry = receipt
+                        .entries
+                        .iter()
+                        .find(|e| e.envelope == m.id() && e.envelope_digest == m.digest())
+                        .ok_or("receipt does not acknowledge this envelope")?;
+                    Ok(outcome_of(entry.status))
+                })
+                .collect()
+        }
+        Some((&RESPONSE_ERROR, body)) => {
+            let e = ErrorMessage::decode(body).map_err(|e| e.to_string())?;
+            Err(format!("recipient answered {}", e.code.as_str()))
+        }
+        _ => Err("malformed response".into()),
+    }
+}
+
+/// What a receipt entry's status means for the envelope it names.
+pub fn outcome_of(status: ReceiptStatus) -> Outcome {
+    match status {
+        ReceiptStatus::Delivered => Outcome::Final(MessageState::Delivered, None),
+        ReceiptStatus::Read => Outcome::Final(MessageState::Read, None),
+        ReceiptStatus::Held => Outcome::Held,
+        // Seen before: our first receipt was lost; it was delivered. (Signed by the recipient's
+        // device; a mailbox replica's unsigned REPLAY_DETECTED never comes this way.)
+        ReceiptStatus::Rejected(ErrorCode::ReplayDetected) => {
+            Outcome::Final(MessageState::Delivered, None)
+        }
+        ReceiptStatus::Rejected(ErrorCode::SessionClosed) => Outcome::Closed(
+            "the recipient does not have this conversation (a declined message request); \
+             send again to start a new one"
+                .into(),
+        ),
+        ReceiptStatus::Rejected(code) if code.is_transient() => {
+            Outcome::Retry(Some(code), format!("recipient answered {}", code.as_str()))
+        }
+        // Final: retrying the same envelope cannot succeed.
+        ReceiptStatus::Rejected(code) => Outcome::Final(
+            MessageState::Failed,
+            Some(format!("refused by the recipient: {}", code.as_str())),
+        ),
+    }
+}

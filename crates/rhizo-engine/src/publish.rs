@@ -1,0 +1,327 @@
+//! What this node publishes in the DHT and when: the KeyPackage bundle (one-time
+//! KeyPackages plus a last-resort one, rotated and their retired keys deleted), the identity
+//! record and device list, our public profile; and the schedule ([`PublishSchedule`]) that
+//! says when each is due again, as deadlines.
+//!
+//! ```text
+//!  PublishSchedule::due(now) ─▶ prune seen-set (hourly) / republish everything (hourly)
+//!     / republish KeyPackages now (a Welcome used one: the bundle was dropped)
+//!  identity_records, key_package_record ─▶ driver puts them in the DHT ─▶ published(now)
+//! ```
+
+use rhizo_core::records::{
+    DeviceList, IdentityRecord, KeyPackageBundle, ValidRecord, device_list_key, identity_key,
+    key_packages_key, validate_record,
+};
+use rhizo_e2e::{Device, E2eStore};
+use rhizo_store::Store;
+use tracing::debug;
+
+use crate::{Engine, EngineError, Me};
+
+/// One-time KeyPackages published per device (plus one last-resort).
+pub(crate) const ONE_TIME_KEY_PACKAGES: usize = 8;
+/// TTL of published records.
+pub const RECORD_TTL_SECS: u64 = 3 * 24 * 3600;
+/// How often records are republished while online (ms).
+pub const REPUBLISH_INTERVAL_MS: i64 = 3600 * 1000;
+/// How often the persisted seen-set is pruned (ms).
+pub const SEEN_PRUNE_INTERVAL_MS: i64 = 3600 * 1000;
+/// How often the publisher checks whether a one-time KeyPackage was used up (ms).
+pub const PUBLISHER_CHECK_INTERVAL_MS: i64 = 5 * 1000;
+/// How often the publisher tries again before its first publication succeeded (ms).
+pub const PUBLISHER_FIRST_TRY_INTERVAL_MS: i64 = 2 * 1000;
+/// KeyPackages are replaced after this long (openmls gives them a 28-day lifetime).
+pub(crate) const KEY_PACKAGE_ROTATION_SECS: u64 = 14 * 24 * 3600;
+/// A superseded KeyPackage keeps its private keys this long, then they are deleted: a sender may
+/// fetch the old bundle from the DHT until its record expires (`RECORD_TTL_SECS`), and a Welcome
+/// made from it is accepted up to the replay window (`MAX_ENVELOPE_AGE` + `MAX_CLOCK_SKEW`) after
+/// it was sealed. After that no Welcome the node would accept can use it. 17 days 5 minutes.
+pub const KEY_PACKAGE_GRACE_SECS: u64 = RECORD_TTL_SECS
+    + (rhizo_core::seen::MAX_ENVELOPE_AGE + rhizo_core::seen::MAX_CLOCK_SKEW) / 1000;
+/// Meta key: when our current KeyPackages were made (unix seconds).
+const META_KEY_PACKAGES_AT: &str = "key_packages_made_at";
+/// Meta key holding our current KeyPackages (hex, one per line; the last is last-resort).
+pub(crate) const META_KEY_PACKAGE_BUNDLE: &str = "key_package_bundle";
+/// Meta key holding the last record version used (versions must grow).
+const META_RECORD_VERSION: &str = "record_version";
+/// Meta key holding our current signed device list (hex), shown to mailbox replicas.
+const META_DEVICE_LIST: &str = "device_list_record";
+
+/// A DHT record to put: (key, value).
+pub type DhtRecord = (Vec<u8>, Vec<u8>);
+
+/// When the publisher's jobs are due, from when they last ran (all times unix ms).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PublishSchedule {
+    published_at: Option<i64>,
+    pruned_at: Option<i64>,
+}
+
+/// What is due at one tick of the publisher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublishDue {
+    /// Prune the persisted seen-set.
+    pub prune_seen: bool,
+    /// Republish everything (identity, device list, profile, KeyPackages).
+    pub republish: bool,
+}
+
+impl PublishSchedule {
+    /// What is due at `now`.
+    pub fn due(&self, now: i64) -> PublishDue {
+        let since =
+            |at: Option<i64>, interval: i64| at.is_none_or(|t| now.saturating_sub(t) >= interval);
+        PublishDue {
+            prune_seen: since(self.pruned_at, SEEN_PRUNE_INTERVAL_MS),
+            republish: since(self.published_at, REPUBLISH_INTERVAL_MS),
+        }
+    }
+
+    /// The seen-set was pruned at `now`.
+    pub fn pruned(&mut self, now: i64) {
+        self.pruned_at = Some(now);
+    }
+
+    /// The KeyPackages were published at `now`.
+    pub fn published(&mut self, now: i64) {
+        self.published_at = Some(now);
+    }
+
+    /// When to look again: soon until the first publication succeeded, then every
+    /// [`PUBLISHER_CHECK_INTERVAL_MS`] (a used one-time KeyPackage is replaced within that).
+    pub fn next_check(&self, now: i64) -> i64 {
+        now + if self.published_at.is_some() {
+            PUBLISHER_CHECK_INTERVAL_MS
+        } else {
+            PUBLISHER_FIRST_TRY_INTERVAL_MS
+        }
+    }
+}
+
+impl Engine {
+    /// Our signed identity record and a new device list, as DHT (key, value) pairs.
+    ///
+    /// # Errors
+    ///
+    /// If signing or the database fails.
+    pub fn identity_records(
+        &self,
+        store: &mut Store,
+        now: i64,
+    ) -> Result<Vec<DhtRecord>, EngineError> {
+        let me = &self.me;
+        let identity = IdentityRecord::new(&me.root, crate::secs(now), RECORD_TTL_SECS)?;
+        let devices = new_device_list(store, me, now)?;
+        Ok(vec![
+            (identity_key(&me.uid).to_vec(), identity.encode()),
+            (device_list_key(&me.uid).to_vec(), devices),
+        ])
+    }
+
+    /// A freshly signed KeyPackage bundle, as a DHT (key, value) pair (see
+    /// [`build_key_package_bundle`]).
+    ///
+    /// # Errors
+    ///
+    /// If MLS, signing or the database fails.
+    pub fn key_package_record(
+        &self,
+        store: &mut Store,
+        now: i64,
+    ) -> Result<DhtRecord, EngineError> {
+        let bundle = build_key_package_bundle(store, &self.me, &self.mls_device, crate::secs(now))?;
+        let key = key_packages_key(&self.me.uid, &self.me.device.public());
+        Ok((key.to_vec(), bundle))
+    }
+
+    /// Whether a Welcome used one of our one-time KeyPackages since the bundle was last built
+    /// (then a new one is due now).
+    ///
+    /// # Errors
+    ///
+    /// If the database fails.
+    pub fn key_packages_used(&self, store: &Store) -> Result<bool, EngineError> {
+        Ok(store.get_meta(META_KEY_PACKAGE_BUNDLE)?.is_none())
+    }
+
+    /// Our current signed device list (what mailbox replicas check a fetch against).
+    ///
+    /// # Errors
+    ///
+    /// If signing or the database fails.
+    pub fn device_list(&self, store: &mut Store, now: i64) -> Result<Vec<u8>, EngineError> {
+        current_device_list(store, &self.me, now)
+    }
+
+    /// Forgets the seen ids whose envelopes the replay window refuses anyway; how many.
+    ///
+    /// # Errors
+    ///
+    /// If the database fails.
+    pub fn prune_seen(&self, store: &mut Store, now: i64) -> Result<usize, EngineError> {
+        Ok(store.prune_seen(seen_prune_cutoff(now))?)
+    }
+}
+
+/// The persisted seen-set keeps every id whose envelope timestamp is at or above this at
+/// `now_ms` (rhizo-core `seen::prune_cutoff`: the window, plus the clock-skew slack).
+pub(crate) fn seen_prune_cutoff(now_ms: i64) -> i64 {
+    let cutoff = rhizo_core::seen::prune_cutoff(u64::try_from(now_ms).unwrap_or(0));
+    i64::try_from(cutoff).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn next_record_version(store: &mut Store, now: i64) -> Result<u64, EngineError> {
+    let last: u64 = store
+        .get_meta(META_RECORD_VERSION)?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let version = last.max(crate::secs(now)) + 1;
+    store.set_meta(META_RECORD_VERSION, &version.to_string())?;
+    Ok(version)
+}
+
+/// A freshly signed bundle (new version and lifetime, so it never expires while we are online)
+/// of our KeyPackages, at `now` (unix seconds). The KeyPackages themselves are kept (in `meta`)
+/// until a Welcome used one (then the receive path drops the bundle) or they are
+/// [`KEY_PACKAGE_ROTATION_SECS`] old; then new ones are made and the previous set is *retired*
+/// (rhizo-e2e `replace_published_key_packages`). Retired KeyPackages' private keys are deleted
+/// from the database once [`KEY_PACKAGE_GRACE_SECS`] have passed (checked on every build, so at
+/// least hourly while online), then the WAL is checkpointed so the zeroed pages (secure delete)
+/// replace the old page images in the file.
+pub(crate) fn build_key_package_bundle(
+    store: &mut Store,
+    me: &Me,
+    mls_device: &Device,
+    now: u64,
+) -> Result<Vec<u8>, EngineError> {
+    let made_at: u64 = store
+        .get_meta(META_KEY_PACKAGES_AT)?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let stored: Vec<Vec<u8>> = store
+        .get_meta(META_KEY_PACKAGE_BUNDLE)?
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| hex::decode(l).ok())
+        .collect();
+    let kps = if stored.len() >= 2 && now.saturating_sub(made_at) < KEY_PACKAGE_ROTATION_SECS {
+        stored
+    } else {
+        let kps = store.transaction(|tx| -> Result<_, EngineError> {
+            let mls = E2eStore::from_connection(tx).map_err(EngineError::Mls)?;
+            let mut kps =
+                rhizo_e2e::create_key_packages(&mls, mls_device, ONE_TIME_KEY_PACKAGES, false)
+                    .map_err(EngineError::Mls)?;
+            kps.extend(
+                rhizo_e2e::create_key_packages(&mls, mls_device, 1, true)
+                    .map_err(EngineError::Mls)?,
+            );
+            rhizo_e2e::replace_published_key_packages(&mls, &kps, now).map_err(EngineError::Mls)?;
+            Ok(kps)
+        })?;
+        let joined: Vec<String> = kps.iter().map(hex::encode).collect();
+        store.set_meta(META_KEY_PACKAGE_BUNDLE, &joined.join("\n"))?;
+        store.set_meta(META_KEY_PACKAGES_AT, &now.to_string())?;
+        kps
+    };
+    let deleted = store.transaction(|tx| -> Result<_, EngineError> {
+        let mls = E2eStore::from_connection(tx).map_err(EngineError::Mls)?;
+        // Idempotent for a set recorded when it was made; records a set made before this
+        // bookkeeping existed, so that it too is retired and deleted in its turn.
+        rhizo_e2e::replace_published_key_packages(&mls, &kps, now).map_err(EngineError::Mls)?;
+        rhizo_e2e::delete_retired_key_packages(&mls, now.saturating_sub(KEY_PACKAGE_GRACE_SECS))
+            .map_err(EngineError::Mls)
+    })?;
+    if deleted > 0 {
+        debug!(
+            deleted,
+            "deleted the private keys of superseded KeyPackages"
+        );
+        // The zeroed pages go to the WAL; copy them into the database file and empty the log,
+        // so the old keys are not left in either. Best effort: busy readers delay it to the
+        // next deletion.
+        if let Err(e) = store
+            .connection()
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                r.get::<_, i64>(0)
+            })
+        {
+            debug!(error = %e, "checkpoint after deleting KeyPackages failed");
+        }
+    }
+    let version = next_record_version(
+        store,
+        i64::try_from(now).unwrap_or(i64::MAX).saturating_mul(1000),
+    )?;
+    let last_resort = kps.len() - 1;
+    let bundle = KeyPackageBundle::new(
+        &me.device,
+        me.certificate,
+        version,
+        kps,
+        last_resort,
+        now,
+        RECORD_TTL_SECS,
+    )
+    .map_err(EngineError::from)?;
+    Ok(bundle.encode())
+}
+
+/// A random one-time KeyPackage of the bundle (the last-resort one only if there is no other):
+/// random, so two senders rarely pick the same one.
+pub fn pick_key_package(bundle: &KeyPackageBundle, random: u64) -> Option<Vec<u8>> {
+    let all = bundle.key_packages();
+    let one_time: Vec<&bytes::Bytes> = all
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != bundle.last_resort_index())
+        .map(|(_, kp)| kp)
+        .collect();
+    if one_time.is_empty() {
+        return bundle.last_resort().map(|kp| kp.to_vec());
+    }
+    let index = usize::try_from(random % one_time.len() as u64).unwrap_or(0);
+    one_time.get(index).map(|kp| kp.to_vec())
+}
+
+/// Our current signed device list (what mailbox replicas check a fetch against): the last one
+/// published, or a fresh one when there is none or it expires within a day.
+pub(crate) fn current_device_list(
+    store: &mut Store,
+    me: &Me,
+    now_ms: i64,
+) -> Result<Vec<u8>, EngineError> {
+    let now = crate::secs(now_ms);
+    if let Some(stored) = store
+        .get_meta(META_DEVICE_LIST)?
+        .and_then(|h| hex::decode(h).ok())
+        && let Ok(ValidRecord::DeviceList(list)) =
+            validate_record(&device_list_key(&me.uid), &stored, now)
+        && list.expires_at() > now + 24 * 3600
+    {
+        return Ok(stored);
+    }
+    new_device_list(store, me, now_ms)
+}
+
+/// Signs a new device list (the version grows) and remembers it.
+pub(crate) fn new_device_list(
+    store: &mut Store,
+    me: &Me,
+    now_ms: i64,
+) -> Result<Vec<u8>, EngineError> {
+    let now = crate::secs(now_ms);
+    let version = next_record_version(store, now_ms)?;
+    let list = DeviceList::new(
+        &me.root,
+        version,
+        vec![me.certificate],
+        now,
+        RECORD_TTL_SECS,
+    )
+    .map_err(EngineError::from)?
+    .encode();
+    store.set_meta(META_DEVICE_LIST, &hex::encode(&list))?;
+    Ok(list)
+}

@@ -1,0 +1,237 @@
+//! Contacts: our ticket, adding a contact by ticket or by UID (their identity record and
+//! device list from the DHT, checked against the UID), and which of their devices may be
+//! trusted (a proof of possession: the device signed its certificate).
+
+use libp2p::{Multiaddr, PeerId};
+use rhizo_core::{
+    Uid,
+    records::{
+        DeviceList, IdentityRecord, ValidRecord, device_list_key, identity_key, key_packages_key,
+        validate_record,
+    },
+    ticket::{ContactTicket, TicketDevice},
+};
+use rhizo_engine::contacts::{find_contact, proven_list_devices, proven_ticket_devices};
+use rhizo_store::messaging::{AddContact, Contact};
+
+use super::{ContactError, ContactView, Messaging, views::view_of};
+use crate::events::ApiEvent;
+
+impl Messaging {
+    /// Our contact ticket, with the addresses the node listens on.
+    pub async fn invite(&self) -> Result<ContactTicket, ContactError> {
+        let info = self
+            .inner
+            .client
+            .info()
+            .await
+            .map_err(ContactError::Network)?;
+        // Advertised addresses win over the bound listeners (`--announce`).
+        let source = if info.external_addrs.is_empty() {
+            &info.listen_addrs
+        } else {
+            &info.external_addrs
+        };
+        let addrs: Vec<String> = source
+            .iter()
+            .filter(|a| dialable(a))
+            .map(ToString::to_string)
+            .take(rhizo_core::ticket::MAX_TICKET_ADDRS)
+            .collect();
+        let me = self.inner.engine.me();
+        let device = TicketDevice::with_proof(&me.device, me.certificate, addrs)
+            .map_err(ContactError::BadTicket)?;
+        ContactTicket::new(
+            &me.root,
+            vec![device],
+            me.name.clone(),
+            u64::try_from(self.inner.clock.now_secs()).unwrap_or(0),
+        )
+        .map_err(ContactError::BadTicket)
+    }
+
+    /// Adds (or updates) a contact from a ticket; `name` overrides the ticket's name.
+    pub async fn add_contact(
+        &self,
+        ticket: &str,
+        name: Option<String>,
+    ) -> Result<(ContactView, bool), ContactError> {
+        let ticket: ContactTicket = ticket.trim().parse().map_err(ContactError::BadTicket)?;
+        if ticket.uid() == self.inner.engine.me().uid {
+            return Err(ContactError::Ourselves("ticket"));
+        }
+        let name = name
+            .or_else(|| ticket.name().map(String::from))
+            .ok_or(ContactError::NoName)?;
+        let devices = proven_ticket_devices(&ticket)
+            .map_err(|_| ContactError::UnprovenDevices(name.clone()))?;
+        // Tell the network layer where the devices are, so it can dial them.
+        for d in &devices {
+            for addr in &d.addrs {
+                if let (Ok(peer), Ok(addr)) =
+                    (d.peer_id.parse::<PeerId>(), addr.parse::<Multiaddr>())
+                {
+                    let _ = self
+                        .inner
+                        .client
+                        .dial(addr.with_p2p(peer).unwrap_or_else(|a| a))
+                        .await;
+                }
+            }
+        }
+        let contact = Contact {
+            uid: *ticket.uid().as_bytes(),
+            root_pk: *ticket.root_pk().as_bytes(),
+            name,
+            verified: false,
+            added_at: self.now(),
+            devices,
+        };
+        self.store_contact(contact, ticket.uid()).await
+    }
+
+    /// Adds a contact by UID alone: their signed identity record and device list come from the
+    /// DHT and are checked against the UID (UID = hash of the root key).
+    pub async fn add_contact_by_uid(
+        &self,
+        uid: &str,
+        name: &str,
+    ) -> Result<(ContactView, bool), ContactError> {
+        let uid: Uid = uid.trim().parse().map_err(ContactError::BadUid)?;
+        if uid == self.inner.engine.me().uid {
+            return Err(ContactError::Ourselves("UID"));
+        }
+        let (identity, devices) = self.lookup_identity(&uid).await?;
+        // Proof of possession: each device's KeyPackage bundle, signed by the device itself.
+        let now = u64::try_from(self.inner.clock.now_secs()).unwrap_or(0);
+        let mut bundles = Vec::new();
+        for cert in devices.devices() {
+            let key = key_packages_key(&uid, &cert.device());
+            bundles.extend(
+                self.inner
+                    .client
+                    .get_records(key.to_vec())
+                    .await
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|v| match validate_record(&key, v, now) {
+                        Ok(ValidRecord::KeyPackages(bundle)) => Some(bundle),
+                        _ => None,
+                    }),
+            );
+        }
+        let contact = Contact {
+            uid: *uid.as_bytes(),
+            root_pk: *identity.root_pk().as_bytes(),
+            name: name.to_string(),
+            verified: false,
+            added_at: self.now(),
+            devices: proven_list_devices(&devices, &bundles)
+                .map_err(|_| ContactError::UnprovenDevices(name.to_string()))?,
+        };
+        self.store_contact(contact, uid).await
+    }
+
+    /// Stores a new or updated contact, announces it, and accepts their pending message
+    /// request, if any. By UID: re-adding a known contact keeps the name it already has.
+    async fn store_contact(
+        &self,
+        contact: Contact,
+        uid: Uid,
+    ) -> Result<(ContactView, bool), ContactError> {
+        let now = self.now();
+        let outcome = self
+            .with_store(move |store, _| Ok::<_, ContactError>(store.add_contact(&contact, now)?))
+            .await?;
+        let view = self.contact_view(&uid.to_string()).await?;
+        self.emit(ApiEvent::ContactAdded {
+            name: view.name.clone(),
+        });
+        // Adding someone whose message request is pending accepts it.
+        self.apply_requests(uid).await?;
+        // A newly known contact may unblock queued messages.
+        self.inner.outbox_wake.notify_one();
+        Ok((view, outcome == AddContact::Added))
+    }
+
+    async fn contact_view(&self, name: &str) -> Result<ContactView, ContactError> {
+        let name = name.to_string();
+        self.with_store(move |store, engine| {
+            let c = find_contact(store, &name)?.ok_or(ContactError::UnknownContact(name))?;
+            Ok(view_of(&c, engine.me()))
+        })
+        .await
+    }
+
+    /// All contacts.
+    pub async fn contacts(&self) -> Result<Vec<ContactView>, ContactError> {
+        self.with_store(|store, engine| {
+            Ok(store
+                .list_contacts()?
+                .iter()
+                .map(|c| view_of(c, engine.me()))
+                .collect())
+        })
+        .await
+    }
+
+    /// Marks a contact verified after the user compared safety numbers.
+    pub async fn verify_contact(&self, name: &str) -> Result<ContactView, ContactError> {
+        let name = name.to_string();
+        self.with_store(move |store, engine| {
+            let c = find_contact(store, &name)?
+                .ok_or_else(|| ContactError::UnknownContact(name.clone()))?;
+            store.set_contact_verified(&c.uid, true)?;
+            let c = find_contact(store, &name)?.ok_or(ContactError::UnknownContact(name))?;
+            Ok(view_of(&c, engine.me()))
+        })
+        .await
+    }
+
+    /// A UID's signed identity record and newest device list from the DHT, both checked
+    /// against the UID (UID = hash of the root key).
+    pub(super) async fn lookup_identity(
+        &self,
+        uid: &Uid,
+    ) -> Result<(IdentityRecord, DeviceList), ContactError> {
+        let now = u64::try_from(self.inner.clock.now_secs()).unwrap_or(0);
+        let key = identity_key(uid);
+        let identity = self
+            .inner
+            .client
+            .get_records(key.to_vec())
+            .await
+            .unwrap_or_default()
+            .iter()
+            .find_map(|v| match validate_record(&key, v, now) {
+                Ok(ValidRecord::Identity(r)) => Some(r),
+                _ => None,
+            })
+            .ok_or_else(|| ContactError::NotInDht(uid.to_string()))?;
+        let key = device_list_key(uid);
+        let devices = self
+            .inner
+            .client
+            .get_records(key.to_vec())
+            .await
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|v| match validate_record(&key, v, now) {
+                Ok(ValidRecord::DeviceList(d)) if d.root_pk() == identity.root_pk() => Some(d),
+                _ => None,
+            })
+            .max_by_key(DeviceList::version)
+            .ok_or_else(|| ContactError::NotInDht(uid.to_string()))?;
+        Ok((identity, devices))
+    }
+}
+
+/// Whether a listen address can go in a ticket (not 0.0.0.0 or ::).
+fn dialable(addr: &Multiaddr) -> bool {
+    use libp2p::multiaddr::Protocol;
+    match addr.iter().next() {
+        Some(Protocol::Ip4(ip)) => !ip.is_unspecified(),
+        Some(Protocol::Ip6(ip)) => !ip.is_unspecified(),
+        _ => false,
+    }
+}

@@ -1,0 +1,222 @@
+//! Typed errors, one per operation of the messaging service, each with its cause as
+//! `#[source]` where there is one. The local API maps every variant to an HTTP status and a
+//! stable error code (`api::messaging_error`).
+
+use rhizo_core::{IdCodeError, records::RecordError, ticket::TicketError};
+use rhizo_engine::EngineError;
+use rhizo_net::NetError;
+use rhizo_store::StoreError;
+
+/// Why adding, listing or verifying a contact (or reading the history with one) failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ContactError {
+    /// No contact by that name or UID.
+    #[error("no contact '{0}': add one with `rhizo contacts add TICKET`")]
+    UnknownContact(String),
+    /// The ticket does not parse or verify.
+    #[error("invalid ticket: {0}")]
+    BadTicket(#[source] TicketError),
+    /// Our own ticket or UID.
+    #[error("that is your own {0}")]
+    Ourselves(&'static str),
+    /// The ticket carries no name and none was given.
+    #[error("the ticket carries no name: pass --name NAME")]
+    NoName,
+    /// Not a UID.
+    #[error("invalid UID: {0}")]
+    BadUid(#[source] IdCodeError),
+    /// The UID's identity or device list is not in the DHT.
+    #[error(
+        "no identity record for UID {0} was found in the DHT: check the UID, and that their node \
+         is running and connected to the network (or ask for their ticket)"
+    )]
+    NotInDht(String),
+    /// None of the contact's devices proved that it belongs to them.
+    #[error(
+        "none of {0}'s devices proves that it belongs to them (a device must sign its \
+         certificate, in the ticket or in its KeyPackages): ask them for a new ticket \
+         (`rhizo invite`), or retry adding by UID once their node has published its KeyPackages"
+    )]
+    UnprovenDevices(String),
+    /// Another contact already has that name.
+    #[error("another contact is already named '{0}': choose another name with --name")]
+    NameTaken(String),
+    /// A device of the ticket belongs to another contact already.
+    #[error(transparent)]
+    DeviceTaken(StoreError),
+    /// The network layer could not tell our addresses.
+    #[error("the network is not running: {0}")]
+    Network(#[source] NetError),
+    /// The engine (database, MLS, signing).
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+impl From<StoreError> for ContactError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NameTaken(name) => Self::NameTaken(name),
+            e @ StoreError::DeviceKeyTaken { .. } => Self::DeviceTaken(e),
+            e => Self::Engine(EngineError::Store(e)),
+        }
+    }
+}
+
+/// Why a text could not be queued.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// Empty or too long.
+    #[error("a message has 1 to {max} bytes of text")]
+    BadText {
+        /// [`rhizo_engine::MAX_TEXT_BYTES`].
+        max: usize,
+    },
+    /// No contact by that name or UID.
+    #[error("no contact '{0}': add one with `rhizo contacts add TICKET`")]
+    UnknownContact(String),
+    /// The contact's KeyPackages could not be found in the DHT.
+    #[error(
+        "cannot start a conversation with {0}: none of their devices' KeyPackages were found \
+         in the DHT (is their node running and connected to the network?)"
+    )]
+    NoKeyPackages(String),
+    /// Too much is waiting already; the caller may retry shortly.
+    #[error("busy: {0} messages are waiting to be saved; try again shortly")]
+    Busy(usize),
+    /// The transaction holding this and other texts failed: none of them was saved.
+    #[error("the message was not saved: {0}")]
+    NotSaved(#[source] std::sync::Arc<EngineError>),
+    /// The node is shutting down (the send was dropped).
+    #[error("the node is shutting down; the message was not sent")]
+    Stopped,
+    /// The engine (database, MLS, signing).
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// Why setting, publishing or reading a profile failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProfileError {
+    /// The name or avatar does not fit a profile.
+    #[error("invalid profile: {0}")]
+    BadProfile(#[source] RecordError),
+    /// We have not set one.
+    #[error("you have no profile yet: set one with `rhizo profile set --name NAME`")]
+    NoOwnProfile,
+    /// Neither a contact nor a UID.
+    #[error("no contact '{0}': add one with `rhizo contacts add TICKET`, or give a UID")]
+    UnknownContact(String),
+    /// No public profile in the DHT.
+    #[error(
+        "no public profile of {0} was found (profiles are opt-in: they may not have published one)"
+    )]
+    NotPublished(String),
+    /// No DHT node to publish on.
+    #[error("no node to publish the profile on (is the node connected?)")]
+    NotConnected,
+    /// Publishing failed.
+    #[error("publishing the profile failed: {0}")]
+    Publish(#[source] NetError),
+    /// The engine (database, MLS, signing).
+    #[error(transparent)]
+    Engine(EngineError),
+}
+
+impl From<EngineError> for ProfileError {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::Record(e) => Self::BadProfile(e),
+            e => Self::Engine(e),
+        }
+    }
+}
+
+impl From<StoreError> for ProfileError {
+    fn from(e: StoreError) -> Self {
+        Self::Engine(EngineError::Store(e))
+    }
+}
+
+/// Why a message request could not be listed, accepted, declined or blocked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// No pending request from that sender.
+    #[error("no message request from '{0}': see `rhizo requests`")]
+    UnknownRequest(String),
+    /// Several requests carry that name.
+    #[error("several requests carry the name '{0}': use the UID (`rhizo requests`)")]
+    AmbiguousName(String),
+    /// The request carries no name and none was given.
+    #[error("this request carries no name (no public profile was found): pass --name NAME")]
+    NoName,
+    /// Not a UID.
+    #[error("invalid UID: {0}")]
+    BadUid(#[source] IdCodeError),
+    /// Our own UID.
+    #[error("that is your own UID")]
+    Ourselves,
+    /// Accepting: adding the sender as a contact failed.
+    #[error(transparent)]
+    Contact(#[from] ContactError),
+    /// The engine (database, MLS, signing).
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+impl From<StoreError> for RequestError {
+    fn from(e: StoreError) -> Self {
+        Self::Engine(EngineError::Store(e))
+    }
+}
+
+/// Why fetching our mailbox or reading its status failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FetchError {
+    /// The engine (database, MLS, signing).
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+impl From<StoreError> for FetchError {
+    fn from(e: StoreError) -> Self {
+        Self::Engine(EngineError::Store(e))
+    }
+}
+
+/// Any error of the messaging service and the channels (what the local API maps).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MessagingError {
+    /// Contacts.
+    #[error(transparent)]
+    Contact(#[from] ContactError),
+    /// Sending.
+    #[error(transparent)]
+    Send(#[from] SendError),
+    /// Profiles.
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+    /// Message requests.
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    /// The mailbox.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// Bad input (channels, API arguments).
+    #[error("{0}")]
+    BadInput(String),
+    /// Not in that channel.
+    #[error("{0}")]
+    UnknownChannel(String),
+    /// The database.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Internal.
+    #[error("internal error: {0}")]
+    Internal(String),
+}

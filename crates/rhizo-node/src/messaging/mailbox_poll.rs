@@ -1,0 +1,179 @@
+//! Fetching our mailbox: from our own store and the replicas closest to our mailbox key,
+//! page by page; the engine applies what a page holds, and a signed receipt deletes what was
+//! handled from that replica. Polled on the node's [`Clock`](crate::clock).
+
+use std::time::Duration;
+
+use rhizo_core::{
+    Uid,
+    envelope::{MAX_RECEIPT_ENTRIES, ReceiptEntry},
+    mailbox::{FetchPager, FetchedEntry, REPLICAS},
+};
+use tracing::{debug, info, warn};
+
+use super::{FetchError, FetchReport, HeldView, MailboxStatus, Messaging, QueuedView};
+use crate::mailbox::Source;
+
+/// Replicas asked beyond the closest [`REPLICAS`] (some may have left).
+const EXTRA_FETCH_REPLICAS: usize = 3;
+/// Poll interval until a replica answered for the first time (at most the configured one).
+const FIRST_POLL: Duration = Duration::from_secs(2);
+
+impl Messaging {
+    /// Fetches our mailbox from its replicas (and from our own store, since we may be one of
+    /// our closest nodes), applies what it holds in order, deletes what was handled from each
+    /// replica with a signed receipt, and queues delivery receipts to the senders.
+    pub async fn fetch_mailbox(&self) -> Result<FetchReport, FetchError> {
+        let now = self.now();
+        let device_list = self
+            .with_store(move |store, engine| engine.device_list(store, now))
+            .await?;
+        let me = self.inner.engine.me();
+        let mut sources = vec![Source::Local];
+        sources.extend(
+            self.inner
+                .mailbox
+                .closest(&me.uid, false)
+                .await
+                .into_iter()
+                .take(REPLICAS + EXTRA_FETCH_REPLICAS)
+                .map(Source::Remote),
+        );
+        let mut report = FetchReport::default();
+        for source in &sources {
+            if self.fetch_from(source, &device_list, &mut report).await?
+                && matches!(source, Source::Remote(_))
+            {
+                report.replicas += 1;
+            }
+        }
+        if report.new > 0 {
+            info!(new = report.new, "messages fetched from the mailbox");
+        }
+        Ok(report)
+    }
+
+    /// Fetches every page from one source; whether it answered. Pages past what we leave on
+    /// the replica (a sender who is not a contact, a transient refusal), so it never hides
+    /// what follows; bounded rounds.
+    async fn fetch_from(
+        &self,
+        source: &Source,
+        device_list: &[u8],
+        report: &mut FetchReport,
+    ) -> Result<bool, FetchError> {
+        let me = self.inner.engine.me();
+        let mut answered = false;
+        let mut pager = FetchPager::new();
+        while let Some(cursor) = pager.next() {
+            let page = match self
+                .inner
+                .mailbox
+                .fetch_page(source, &me.device, &me.uid, device_list, cursor)
+                .await
+            {
+                Ok(page) => page,
+                Err(e) => {
+                    debug!(error = %e, "mailbox fetch from a replica failed");
+                    pager.failed();
+                    continue;
+                }
+            };
+            answered = true;
+            let (returned, more, next_cursor) = (page.entries.len(), page.more, page.next_cursor);
+            report.fetched += returned;
+            let handled = if returned == 0 {
+                Vec::new()
+            } else {
+                let (handled, new) = self.apply_fetched(page.entries).await?;
+                report.new += new;
+                handled
+            };
+            pager.page(returned, handled.len(), more, next_cursor);
+            for chunk in handled.chunks(MAX_RECEIPT_ENTRIES) {
+                let receipt = self
+                    .inner
+                    .engine
+                    .fetch_receipt(chunk.to_vec(), self.now())?;
+                match self
+                    .inner
+                    .mailbox
+                    .delete(source, &me.uid, device_list, &receipt)
+                    .await
+                {
+                    Ok(n) => report.deleted += n as usize,
+                    Err(e) => debug!(error = %e, "mailbox delete failed"),
+                }
+            }
+        }
+        Ok(answered)
+    }
+
+    /// Applies fetched envelopes, in conversation order; returns the receipt entries for what
+    /// was handled (to delete from the replica) and how many were new.
+    pub(super) async fn apply_fetched(
+        &self,
+        entries: Vec<FetchedEntry>,
+    ) -> Result<(Vec<ReceiptEntry>, usize), FetchError> {
+        let now = self.now();
+        let fetched = self
+            .with_store(move |store, engine| engine.apply_fetched(store, entries, now))
+            .await?;
+        self.emit_events(fetched.events);
+        if fetched.receipts_queued {
+            self.inner.outbox_wake.notify_one();
+        }
+        Ok((fetched.handled, fetched.new))
+    }
+
+    /// Fetches our mailbox at start (as soon as a replica answers) and then every poll
+    /// interval, until `shutdown` fires.
+    pub async fn run_mailbox(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let poll = self.inner.mailbox.settings().poll;
+        let mut reached = false;
+        loop {
+            let wait = if reached { poll } else { poll.min(FIRST_POLL) };
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => return,
+            }
+            match self.fetch_mailbox().await {
+                Ok(report) => reached |= report.replicas > 0,
+                Err(e) => warn!(error = %e, "fetching the mailbox failed"),
+            }
+        }
+    }
+
+    /// What this node holds for others and what it still has queued for its contacts.
+    pub async fn mailbox_status(&self) -> Result<MailboxStatus, FetchError> {
+        self.with_store(|store, _| {
+            let held = store.mailbox_summary()?;
+            let contacts = store.list_contacts()?;
+            let queued = store
+                .outbox_summary()?
+                .into_iter()
+                .map(|row| QueuedView {
+                    contact: contacts
+                        .iter()
+                        .find(|c| c.uid == row.contact_uid)
+                        .map(|c| c.name.clone())
+                        .unwrap_or_else(|| Uid::from_bytes(&row.contact_uid).to_string()),
+                    state: row.state.to_string(),
+                    count: row.count,
+                    oldest: row.oldest,
+                    replicas: row.replicas_min,
+                })
+                .collect();
+            Ok(MailboxStatus {
+                held: HeldView {
+                    count: held.count,
+                    bytes: held.bytes,
+                    oldest: held.oldest,
+                    recipients: held.recipients,
+                },
+                queued,
+            })
+        })
+        .await
+    }
+}

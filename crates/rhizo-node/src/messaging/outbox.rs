@@ -1,0 +1,158 @@
+//! The outbox loop: asks the engine what is due, sends each frame to every device of the
+//! contact with rhizo-net's `Client`, hands the answers back, and stores on the contact's
+//! mailbox replicas what no device took. Timers run on the node's [`Clock`](crate::clock).
+
+use std::time::Duration;
+
+use libp2p::{Multiaddr, PeerId};
+use rhizo_core::Uid;
+use rhizo_engine::{
+    EngineError, MailboxAttempt, Transmit, commits::COMMIT_SWEEP_INTERVAL_MS, outbox::DeviceAnswer,
+};
+use rhizo_store::messaging::OutboxItem;
+use tracing::warn;
+
+use super::Messaging;
+use crate::mailbox::StoreVerdict;
+
+/// Wait after a failed outbox pass (the database, not the network, failed).
+const FIRST_RETRY_DELAY_MS: i64 = 1_000;
+/// Shortest wait between passes (a deadline in the past is not a busy loop).
+const MIN_WAIT_MS: i64 = 50;
+/// Longest wait when nothing is due (a new message wakes the loop anyway).
+const IDLE_WAIT_MS: i64 = 60_000;
+
+impl Messaging {
+    /// Delivers queued envelopes until `shutdown` fires.
+    pub async fn run_outbox(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let mut last_sweep: Option<i64> = None;
+        loop {
+            let now = self.now();
+            if last_sweep.is_none_or(|t| now.saturating_sub(t) >= COMMIT_SWEEP_INTERVAL_MS) {
+                last_sweep = Some(now);
+                let swept = self
+                    .with_store(move |store, engine| engine.sweep(store, now))
+                    .await;
+                if let Err(e) = swept {
+                    warn!(error = %e, "pruning requests or settling pending self-updates failed");
+                }
+            }
+            let next = match self.outbox_pass().await {
+                Ok(next) => next,
+                Err(e) => {
+                    warn!(error = %e, "outbox pass failed");
+                    Some(self.now() + FIRST_RETRY_DELAY_MS)
+                }
+            };
+            let wait = next
+                .map(|t| (t - self.now()).max(MIN_WAIT_MS))
+                .unwrap_or(IDLE_WAIT_MS);
+            let wait = Duration::from_millis(u64::try_from(wait).unwrap_or(0));
+            tokio::select! {
+                () = self.inner.outbox_wake.notified() => {}
+                () = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    /// Sends what is due; returns when the next attempt is due. A contact none of whose
+    /// devices answered is not dialled again in the same pass: its later frames go straight
+    /// to its mailbox replicas.
+    pub(super) async fn outbox_pass(&self) -> Result<Option<i64>, EngineError> {
+        let now = self.now();
+        let transmits = self
+            .with_store(move |store, engine| engine.poll_transmits(store, now))
+            .await?;
+        let mut unreachable: Option<([u8; 32], String)> = None;
+        for transmit in transmits {
+            let why = match &unreachable {
+                Some((uid, _)) if *uid == transmit.contact.uid => {
+                    Some("no device of the contact answered".to_string())
+                }
+                _ => self.deliver(transmit.clone()).await?,
+            };
+            if let Some(why) = why {
+                for item in &transmit.items {
+                    self.store_in_mailbox(item, &transmit, &why).await?;
+                }
+                unreachable = Some((transmit.contact.uid, why));
+            }
+        }
+        self.with_store(|store, engine| engine.next_deadline(store))
+            .await
+    }
+
+    /// Sends one frame to every device of its contact and writes what they answered; why
+    /// none answered, if none did.
+    async fn deliver(&self, transmit: Transmit) -> Result<Option<String>, EngineError> {
+        let mut answers: Vec<DeviceAnswer> = Vec::new();
+        for target in transmit.targets() {
+            let Ok(peer) = target.peer_id.parse::<PeerId>() else {
+                continue;
+            };
+            let addrs: Vec<Multiaddr> =
+                target.addrs.iter().filter_map(|a| a.parse().ok()).collect();
+            let answer = self
+                .inner
+                .client
+                .send_message(peer, addrs, transmit.frame.clone())
+                .await
+                .map_err(|e| e.to_string());
+            answers.push((target.device, answer));
+        }
+        let now = self.now();
+        let result = self
+            .with_store(move |store, engine| {
+                engine.on_transmit_result(store, &transmit, answers, now)
+            })
+            .await?;
+        self.emit_events(result.events);
+        Ok(result.unreachable)
+    }
+
+    /// No device of the contact could be reached: the envelope goes to the contact's mailbox
+    /// replicas, with our device certificate (the replicas bind the store to its sender).
+    async fn store_in_mailbox(
+        &self,
+        item: &OutboxItem,
+        transmit: &Transmit,
+        why: &str,
+    ) -> Result<(), EngineError> {
+        let contact = &transmit.contact;
+        let exclude: Vec<PeerId> = contact
+            .devices
+            .iter()
+            .filter_map(|d| d.peer_id.parse().ok())
+            .collect();
+        let ttl = self.inner.mailbox.settings().ttl_secs;
+        let stored = self
+            .inner
+            .mailbox
+            .store_for(
+                &Uid::from_bytes(&contact.uid),
+                &exclude,
+                &item.envelope,
+                ttl,
+                &self.inner.engine.me().certificate,
+            )
+            .await;
+        let attempt = MailboxAttempt {
+            stored_on: match stored.verdict() {
+                StoreVerdict::Stored { replicas } => Some(replicas),
+                _ => None,
+            },
+            quota_full: stored.quota_full,
+            errors: stored.errors,
+        };
+        let (item, contact, why) = (item.clone(), contact.clone(), why.to_string());
+        let now = self.now();
+        let events = self
+            .with_store(move |store, engine| {
+                engine.on_mailbox_result(store, &item, &contact, &why, &attempt, now)
+            })
+            .await?;
+        self.emit_events(events);
+        Ok(())
+    }
+}

@@ -1,0 +1,126 @@
+//! The publisher loop: when the engine's [`PublishSchedule`] says so, puts our identity record,
+//! device list, public profile and KeyPackage bundle in the DHT, and prunes the seen-set.
+//! Runs on the node's [`Clock`](crate::clock): a paused clock moves it through simulated hours.
+
+use std::time::Duration;
+
+use libp2p::PeerId;
+use rhizo_core::{mailbox::REPLICAS, records::profile_key};
+use rhizo_engine::{EngineError, publish::PublishSchedule};
+use tracing::{debug, info, warn};
+
+use super::{Messaging, ProfileError};
+
+/// Why a record could not be published.
+#[derive(Debug, thiserror::Error)]
+enum PublishError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("the DHT refused it: {0}")]
+    Net(#[from] rhizo_net::NetError),
+}
+
+impl Messaging {
+    /// Publishes our KeyPackage bundle (creating it once) in the DHT, then keeps republishing.
+    pub async fn run_publisher(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let mut schedule = PublishSchedule::default();
+        loop {
+            self.publisher_tick(&mut schedule).await;
+            let wait = schedule.next_check(self.now()) - self.now();
+            let wait = Duration::from_millis(u64::try_from(wait).unwrap_or(0));
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    /// Does what the schedule says is due now.
+    pub(super) async fn publisher_tick(&self, schedule: &mut PublishSchedule) {
+        let now = self.now();
+        let due = schedule.due(now);
+        if due.prune_seen {
+            // Forget the ids whose envelopes the window refuses anyway.
+            match self
+                .with_store(move |store, engine| engine.prune_seen(store, now))
+                .await
+            {
+                Ok(n) if n > 0 => debug!(pruned = n, "seen-set pruned"),
+                Ok(_) => {}
+                Err(e) => warn!(error = %e, "pruning the seen-set failed"),
+            }
+            schedule.pruned(now);
+        }
+        let bundle_used = self
+            .with_store(|store, engine| engine.key_packages_used(store))
+            .await
+            .unwrap_or(false);
+        if !(due.republish || bundle_used) {
+            return;
+        }
+        if let Err(e) = self.publish_identity().await {
+            debug!(error = %e, "identity records not published yet");
+        }
+        if due.republish
+            && let Err(e) = self.publish_profile().await
+        {
+            debug!(error = %e, "public profile not republished yet");
+        }
+        match self.publish_key_packages().await {
+            Ok(n) => {
+                info!(peers = n, "published KeyPackages in the DHT");
+                schedule.published(self.now());
+            }
+            Err(e) => debug!(error = %e, "KeyPackages not published yet"),
+        }
+    }
+
+    /// Publishes the signed identity record and device list, so others can add us by UID.
+    async fn publish_identity(&self) -> Result<(), PublishError> {
+        let now = self.now();
+        let records = self
+            .with_store(move |store, engine| engine.identity_records(store, now))
+            .await?;
+        for (key, value) in records {
+            self.inner.client.put_record(key, value).await?;
+        }
+        Ok(())
+    }
+
+    async fn publish_key_packages(&self) -> Result<usize, PublishError> {
+        let now = self.now();
+        let (key, value) = self
+            .with_store(move |store, engine| engine.key_package_record(store, now))
+            .await?;
+        Ok(self.inner.client.put_record(key, value).await?)
+    }
+
+    /// Publishes our public profile (re-signed with a new version, so it never expires while
+    /// we are online) on the closest nodes; 0 when we have none or it is not public.
+    pub(super) async fn publish_profile(&self) -> Result<usize, ProfileError> {
+        let now = self.now();
+        let record = self
+            .with_store(move |store, engine| engine.public_profile_record(store, now))
+            .await?;
+        let Some(record) = record else { return Ok(0) };
+        let key = profile_key(&self.inner.engine.me().uid).to_vec();
+        let closest: Vec<PeerId> = self
+            .inner
+            .client
+            .closest_peers(key.clone())
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .take(REPLICAS)
+            .map(|p| p.peer)
+            .collect();
+        if closest.is_empty() {
+            return Err(ProfileError::NotConnected);
+        }
+        self.inner
+            .client
+            .put_record_to(key, record, closest)
+            .await
+            .map_err(ProfileError::Publish)
+    }
+}
