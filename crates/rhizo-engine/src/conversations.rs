@@ -79,29 +79,13 @@ pub(crate) fn create_conversation(
             created_at: now,
         };
         insert_conversation_tx(tx, &row)?;
-        let seq = rhizo_store::messaging::take_next_seq_tx(tx, &session_id)?;
-        let envelope = seal(
-            me,
-            contact,
-            &session_id,
-            seq,
-            MessageType::Welcome,
-            welcome,
-            now,
-        )?;
-        rhizo_store::messaging::insert_outgoing_tx(
-            tx,
-            &NewOutgoing {
-                session_id,
-                sender_device: *me.device.public().as_bytes(),
-                seq,
-                kind: "welcome",
-                body: None,
-                sent_at: now,
-                envelope: &envelope,
-            },
-            now,
-        )?;
+        let welcome = Outgoing {
+            msg_type: MessageType::Welcome,
+            kind: "welcome",
+            body: None,
+            payload: welcome,
+        };
+        queue_sealed_tx(tx, me, contact, &session_id, welcome, now)?;
         Ok(row)
     })
 }
@@ -152,59 +136,66 @@ pub(crate) fn queue_application_tx(
             let commit = conversation
                 .self_update(&mls, &engine.mls_device, unix)
                 .map_err(EngineError::Mls)?;
-            let seq = rhizo_store::messaging::take_next_seq_tx(tx, &session.session_id)?;
-            let envelope = seal(
-                me,
-                contact,
-                &session.session_id,
-                seq,
-                MessageType::Commit,
-                commit,
-                now,
-            )?;
-            rhizo_store::messaging::insert_outgoing_tx(
-                tx,
-                &NewOutgoing {
-                    session_id: session.session_id,
-                    sender_device: *me.device.public().as_bytes(),
-                    seq,
-                    kind: "commit",
-                    body: None,
-                    sent_at: now,
-                    envelope: &envelope,
-                },
-                now,
-            )?;
+            let commit = Outgoing {
+                msg_type: MessageType::Commit,
+                kind: "commit",
+                body: None,
+                payload: commit,
+            };
+            queue_sealed_tx(tx, me, contact, &session.session_id, commit, now)?;
         }
         let ciphertext = conversation
             .encrypt(&mls, &engine.mls_device, content, unix)
             .map_err(EngineError::Mls)?;
-        let seq = rhizo_store::messaging::take_next_seq_tx(tx, &session.session_id)?;
-        let envelope = seal(
-            me,
-            contact,
-            &session.session_id,
-            seq,
-            MessageType::Application,
-            ciphertext,
-            now,
-        )?;
-        let id = rhizo_store::messaging::insert_outgoing_tx(
-            tx,
-            &NewOutgoing {
-                session_id: session.session_id,
-                sender_device: *me.device.public().as_bytes(),
-                seq,
-                kind,
-                body,
-                sent_at: now,
-                envelope: &envelope,
-            },
-            now,
-        )?;
+        let message = Outgoing {
+            msg_type: MessageType::Application,
+            kind,
+            body,
+            payload: ciphertext,
+        };
+        let id = queue_sealed_tx(tx, me, contact, &session.session_id, message, now)?;
         engine.conversations.stage(conversation);
         Ok(id)
     }
+}
+
+/// An envelope to queue in a conversation.
+pub(crate) struct Outgoing<'a> {
+    /// Its type.
+    pub(crate) msg_type: MessageType,
+    /// The outbox row's kind (`welcome`, `commit`, `text`, `profile`, `receipt`, …).
+    pub(crate) kind: &'a str,
+    /// The text shown in the history, for texts.
+    pub(crate) body: Option<&'a str>,
+    /// The envelope's payload (MLS bytes or a signed receipt).
+    pub(crate) payload: Vec<u8>,
+}
+
+/// Inside a transaction: takes the conversation's next sequence number, seals `out` to the
+/// contact and queues it in the outbox; its row id.
+pub(crate) fn queue_sealed_tx(
+    tx: &rusqlite::Connection,
+    me: &Me,
+    contact: &Contact,
+    session_id: &[u8; 16],
+    out: Outgoing<'_>,
+    now: i64,
+) -> Result<i64, EngineError> {
+    let seq = rhizo_store::messaging::take_next_seq_tx(tx, session_id)?;
+    let envelope = seal(me, contact, session_id, seq, out.msg_type, out.payload, now)?;
+    Ok(rhizo_store::messaging::insert_outgoing_tx(
+        tx,
+        &NewOutgoing {
+            session_id: *session_id,
+            sender_device: *me.device.public().as_bytes(),
+            seq,
+            kind: out.kind,
+            body: out.body,
+            sent_at: now,
+            envelope: &envelope,
+        },
+        now,
+    )?)
 }
 
 /// Builds and signs an envelope.

@@ -10,31 +10,23 @@
 
 use std::sync::Mutex;
 
-use prost::Message as _;
 use rhizo_core::{
     envelope::{
-        DeliveryReceipt, EnvelopeBatch, EnvelopeId, ErrorCode, MessageType, ReceiptStatus,
-        SecureMessage, is_batch_frame,
+        EnvelopeBatch, EnvelopeId, ErrorCode, ReceiptStatus, SecureMessage, is_batch_frame,
     },
-    proto::ChatContent,
     seen::{Freshness, SeenSet, SeenStore, check_timestamp},
 };
-use rhizo_e2e::{Conversation, Device, E2eStore, Processed};
-use rhizo_store::{
-    Store, StoreError,
-    messaging::{
-        Contact, ConversationRow, NewIncoming, insert_conversation_tx, insert_incoming, seen_insert,
-    },
-};
+use rhizo_e2e::Device;
+use rhizo_store::{Store, StoreError, messaging::Contact};
 use tracing::{debug, warn};
+
+mod apply;
+
+pub(crate) use apply::apply_envelope;
 
 use crate::{
     Counters, Engine, Event, Me,
     cache::ConversationCache,
-    conversations::check_membership,
-    profiles::accept_contact_profile,
-    publish::META_KEY_PACKAGE_BUNDLE,
-    receipts::apply_receipt_tx,
     requests,
     wire::{error_response, receipt_response, received_entries, status_of_response},
 };
@@ -145,149 +137,6 @@ pub(crate) fn precheck(
         return Precheck::Status(ReceiptStatus::Rejected(ErrorCode::ReplayDetected));
     }
     Precheck::Ready(Box::new(message), contact)
-}
-
-/// Applies one checked envelope inside `tx`: seen-set, MLS, message rows. On `Err` the caller
-/// rolls back what it changed.
-pub(crate) fn apply_envelope(
-    tx: &rusqlite::Transaction<'_>,
-    me: &Me,
-    mls_device: &Device,
-    conversations: &ConversationCache,
-    contact: &Contact,
-    message: &SecureMessage,
-    now: i64,
-) -> Result<Vec<Event>, Reject> {
-    let ts = i64::try_from(message.timestamp).unwrap_or(i64::MAX);
-    let session_id = *message.session_id.as_bytes();
-    let sender_device = *message.sender_device.as_bytes();
-    let seq = message.sequence_num;
-    let digest = message.digest();
-    if !seen_insert(tx, &sender_device, &session_id, seq, ts)? {
-        return Err(Reject::Code(ErrorCode::ReplayDetected));
-    }
-    let mls = E2eStore::from_connection(tx).map_err(Reject::internal)?;
-    let unix = u64::try_from(now / 1000).unwrap_or(0);
-    match message.msg_type {
-        MessageType::Welcome => {
-            let conversation = Conversation::join(&mls, mls_device, &message.payload, unix)
-                .map_err(|e| {
-                    debug!(error = %e, "a Welcome could not be joined");
-                    Reject::Code(ErrorCode::DecryptionFailed)
-                })?;
-            check_membership(&conversation, me, contact)?;
-            insert_conversation_tx(
-                tx,
-                &ConversationRow {
-                    session_id,
-                    group_id: conversation.id().to_vec(),
-                    contact_uid: contact.uid,
-                    created_at: now,
-                },
-            )?;
-            // A one-time KeyPackage was used: publish a fresh bundle.
-            tx.execute("DELETE FROM meta WHERE key = ?1", [META_KEY_PACKAGE_BUNDLE])
-                .map_err(Reject::internal)?;
-            conversations.stage(conversation);
-            Ok(Vec::new())
-        }
-        MessageType::Application | MessageType::Commit => {
-            let row = rhizo_store::messaging::conversation_tx(tx, &session_id)?
-                .ok_or(Reject::Code(ErrorCode::UnknownSession))?;
-            if row.contact_uid != contact.uid {
-                return Err(Reject::Code(ErrorCode::UnknownSender));
-            }
-            let mut conversation = conversations
-                .load(&mls, &row.group_id)
-                .map_err(Reject::internal)?
-                .ok_or(Reject::Code(ErrorCode::UnknownSession))?;
-            let processed = conversation
-                .process(&mls, mls_device, &message.payload, unix)
-                .map_err(|_| Reject::Code(ErrorCode::DecryptionFailed))?;
-            let mut events = Vec::new();
-            for p in &processed {
-                match p {
-                    // Not acknowledged (and rolled back): the sender retries once the
-                    // commit that opens that epoch has been applied here.
-                    Processed::Deferred => return Err(Reject::Code(ErrorCode::SequenceError)),
-                    // Our own concurrent commit won the tie-break; the sender applies ours.
-                    // A final refusal, so its commit is never confirmed.
-                    Processed::CommitRejected { .. } => {
-                        return Err(Reject::Code(ErrorCode::SessionExpired));
-                    }
-                    // Membership may have changed: only expected devices may be in it.
-                    Processed::CommitApplied { .. } => {
-                        check_membership(&conversation, me, contact)?
-                    }
-                    _ => {}
-                }
-            }
-            for p in processed {
-                let Processed::Application { plaintext, sender } = p else {
-                    continue;
-                };
-                // The MLS leaf that encrypted it must be the device that signed the envelope.
-                if sender.device() != message.sender_device {
-                    return Err(Reject::Code(ErrorCode::UnknownSender));
-                }
-                let content = ChatContent::decode(plaintext.as_slice())
-                    .map_err(|_| Reject::Code(ErrorCode::Malformed))?;
-                let sent_at = i64::try_from(rhizo_core::seen::bounded_sent_at(
-                    content.sent_at_ms,
-                    message.timestamp,
-                    u64::try_from(now).unwrap_or(0),
-                ))
-                .unwrap_or(ts);
-                if !content.profile.is_empty() {
-                    accept_contact_profile(tx, contact, &content.profile, now)?;
-                    if content.text.is_empty() {
-                        continue;
-                    }
-                }
-                if let Some(id) = insert_incoming(
-                    tx,
-                    &NewIncoming {
-                        session_id,
-                        sender_device,
-                        seq,
-                        kind: "text",
-                        body: Some(&content.text),
-                        sent_at,
-                        digest,
-                    },
-                    now,
-                )? {
-                    events.push(Event::MessageReceived {
-                        id,
-                        contact: contact.name.clone(),
-                        text: content.text.clone(),
-                        sent_at,
-                    });
-                }
-            }
-            conversations.stage(conversation);
-            Ok(events)
-        }
-        MessageType::ReadReceipt | MessageType::DeliveryReceipt => {
-            let receipt = DeliveryReceipt::decode(&message.payload)
-                .map_err(|_| Reject::Code(ErrorCode::Malformed))?;
-            // Signed by the device that sent the envelope: only it can say it has ours.
-            if receipt.recipient_device != message.sender_device {
-                return Err(Reject::Code(ErrorCode::InvalidSignature));
-            }
-            receipt
-                .verify(&message.sender_device)
-                .map_err(|_| Reject::Code(ErrorCode::InvalidSignature))?;
-            // Only for this conversation, which must be with this contact.
-            let row = rhizo_store::messaging::conversation_tx(tx, &session_id)?
-                .ok_or(Reject::Code(ErrorCode::UnknownSession))?;
-            if row.contact_uid != contact.uid {
-                return Err(Reject::Code(ErrorCode::UnknownSender));
-            }
-            apply_receipt_tx(tx, me, conversations, contact, &receipt, message, now)
-        }
-        _ => Err(Reject::Code(ErrorCode::Malformed)),
-    }
 }
 
 /// Verifies, deduplicates, decrypts and stores one envelope. Everything it changes is one
@@ -407,84 +256,46 @@ pub(crate) fn receive_batch_at(
         return refuse(*code, &format!("an envelope of the batch: {detail}"));
     }
     let outcome = store.transaction(|tx| -> Result<_, Reject> {
-        let mut statuses = Vec::with_capacity(checked.len());
-        let mut events = Vec::new();
-        let mut confirmed = Vec::new();
+        let mut applied = BatchApplied::default();
         let mut blocked = false;
         for check in &checked {
             if blocked {
-                statuses.push(ReceiptStatus::Rejected(ErrorCode::SequenceError));
+                applied
+                    .statuses
+                    .push(ReceiptStatus::Rejected(ErrorCode::SequenceError));
                 continue;
             }
-            let status = match check {
-                Precheck::Status(status) => *status,
-                Precheck::Error(code, _) => ReceiptStatus::Rejected(*code),
-                Precheck::Request(message) => {
-                    match rhizo_store::messaging::in_savepoint(tx, || {
-                        requests::hold_tx(tx, message, now)
-                    })? {
-                        Ok((status, event)) => {
-                            events.extend(event);
-                            status
-                        }
-                        Err(e) => {
-                            warn!(error = %e, "holding a message request failed");
-                            ReceiptStatus::Rejected(ErrorCode::Internal)
-                        }
-                    }
-                }
-                Precheck::Ready(message, contact) => {
-                    let applied = rhizo_store::messaging::in_savepoint(tx, || {
-                        apply_envelope(tx, me, mls_device, conversations, contact, message, now)
-                    })?;
-                    match applied {
-                        Ok(new_events) => {
-                            events.extend(new_events);
-                            confirmed.push(message.id());
-                            ReceiptStatus::Delivered
-                        }
-                        Err(Reject::Code(code)) => {
-                            if code == ErrorCode::ReplayDetected {
-                                confirmed.push(message.id());
-                            }
-                            debug!(
-                                code = code.as_str(),
-                                seq = message.sequence_num,
-                                "envelope refused"
-                            );
-                            ReceiptStatus::Rejected(code)
-                        }
-                        Err(Reject::Store(e)) => {
-                            warn!(error = %e, "storing an incoming message failed");
-                            ReceiptStatus::Rejected(ErrorCode::Internal)
-                        }
-                    }
-                }
-            };
+            let status = apply_checked(
+                tx,
+                (me, mls_device, conversations),
+                check,
+                now,
+                &mut applied,
+            )?;
             if let ReceiptStatus::Rejected(code) = status
                 && code.is_transient()
             {
                 blocked = true;
             }
-            statuses.push(status);
+            applied.statuses.push(status);
         }
-        Ok((statuses, events, confirmed))
+        Ok(applied)
     });
     conversations.settle(&outcome);
     match outcome {
-        Ok((statuses, events, confirmed)) => {
+        Ok(applied) => {
             if let Ok(mut s) = seen.lock() {
-                for id in &confirmed {
+                for id in &applied.confirmed {
                     s.confirm(id);
                 }
             }
             let answers: Vec<(&SecureMessage, ReceiptStatus)> =
-                messages.iter().zip(statuses).collect();
+                messages.iter().zip(applied.statuses).collect();
             let response = receipt_response(me, &answers, now);
             Received {
                 status: status_of_response(&response),
                 response,
-                events,
+                events: applied.events,
             }
         }
         Err(Reject::Code(code)) => refuse(code, "batch refused"),
@@ -493,6 +304,69 @@ pub(crate) fn receive_batch_at(
             refuse(ErrorCode::Internal, "storage")
         }
     }
+}
+
+/// What a batch's transaction collects: a status per envelope, events, and the ids the seen
+/// cache may answer for once it commits.
+#[derive(Default)]
+struct BatchApplied {
+    statuses: Vec<ReceiptStatus>,
+    events: Vec<Event>,
+    confirmed: Vec<EnvelopeId>,
+}
+
+/// Applies one prechecked envelope of a batch in its own savepoint; its receipt status.
+fn apply_checked(
+    tx: &rusqlite::Transaction<'_>,
+    (me, mls_device, conversations): (&Me, &Device, &ConversationCache),
+    check: &Precheck,
+    now: i64,
+    out: &mut BatchApplied,
+) -> Result<ReceiptStatus, Reject> {
+    Ok(match check {
+        Precheck::Status(status) => *status,
+        Precheck::Error(code, _) => ReceiptStatus::Rejected(*code),
+        Precheck::Request(message) => {
+            match rhizo_store::messaging::in_savepoint(tx, || requests::hold_tx(tx, message, now))?
+            {
+                Ok((status, event)) => {
+                    out.events.extend(event);
+                    status
+                }
+                Err(e) => {
+                    warn!(error = %e, "holding a message request failed");
+                    ReceiptStatus::Rejected(ErrorCode::Internal)
+                }
+            }
+        }
+        Precheck::Ready(message, contact) => {
+            let applied = rhizo_store::messaging::in_savepoint(tx, || {
+                apply_envelope(tx, me, mls_device, conversations, contact, message, now)
+            })?;
+            match applied {
+                Ok(new_events) => {
+                    out.events.extend(new_events);
+                    out.confirmed.push(message.id());
+                    ReceiptStatus::Delivered
+                }
+                Err(Reject::Code(code)) => {
+                    if code == ErrorCode::ReplayDetected {
+                        out.confirmed.push(message.id());
+                    }
+                    debug!(
+                        code = code.as_str(),
+                        seq = message.sequence_num,
+                        "envelope refused"
+                    );
+                    ReceiptStatus::Rejected(code)
+                }
+                Err(Reject::Store(e)) => {
+                    warn!(error = %e, "storing an incoming message failed");
+                    ReceiptStatus::Rejected(ErrorCode::Internal)
+                }
+            }
+        }
+    })
 }
 
 /// The persisted half of the node's seen-set is the `seen` table, written inside the same

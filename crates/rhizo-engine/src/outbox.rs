@@ -383,8 +383,9 @@ impl SentUpdate {
         changed: &mut Vec<(i64, MessageState)>,
     ) -> Result<u64, EngineError> {
         let session = self.session_id;
-        match self.outcome {
+        match &self.outcome {
             Outcome::Final(state, error) => {
+                let state = *state;
                 if rhizo_store::messaging::advance_message_state_tx(
                     tx,
                     self.id,
@@ -416,36 +417,16 @@ impl SentUpdate {
                 }
                 Ok(0)
             }
-            Outcome::Closed(why) => {
-                if rhizo_store::messaging::advance_message_state_tx(
-                    tx,
-                    self.id,
-                    MessageState::Failed,
-                    now,
-                    Some(&why),
-                )? {
-                    changed.push((self.id, MessageState::Failed));
-                }
-                close_conversation(tx, &session, &why, now, changed)
-            }
+            Outcome::Closed(why) => self.fail_and_close(tx, why, now, changed),
             Outcome::Retry(code, why) => {
                 // UNKNOWN_SESSION while no Welcome of ours is on its way: the recipient lost
                 // (or never had) this conversation, and retrying cannot change that.
-                if code == Some(ErrorCode::UnknownSession)
+                if *code == Some(ErrorCode::UnknownSession)
                     && !rhizo_store::requests::welcome_pending_tx(tx, &session)?
                 {
                     let why = "the recipient does not have this conversation any more; send \
                                again to start a new one";
-                    if rhizo_store::messaging::advance_message_state_tx(
-                        tx,
-                        self.id,
-                        MessageState::Failed,
-                        now,
-                        Some(why),
-                    )? {
-                        changed.push((self.id, MessageState::Failed));
-                    }
-                    return close_conversation(tx, &session, why, now, changed);
+                    return self.fail_and_close(tx, why, now, changed);
                 }
                 let error = format!("the recipient will take it later: {why}");
                 rhizo_store::messaging::record_attempt_failed_tx(
@@ -457,6 +438,27 @@ impl SentUpdate {
                 Ok(0)
             }
         }
+    }
+
+    /// The recipient refused the conversation for good: this row fails with `why` and the
+    /// conversation closes; how many conversations it closed (0 or 1).
+    fn fail_and_close(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        why: &str,
+        now: i64,
+        changed: &mut Vec<(i64, MessageState)>,
+    ) -> Result<u64, EngineError> {
+        if rhizo_store::messaging::advance_message_state_tx(
+            tx,
+            self.id,
+            MessageState::Failed,
+            now,
+            Some(why),
+        )? {
+            changed.push((self.id, MessageState::Failed));
+        }
+        close_conversation(tx, &self.session_id, why, now, changed)
     }
 }
 

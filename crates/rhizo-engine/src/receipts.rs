@@ -3,18 +3,24 @@
 //! receipt arrives (new states, our self-update merged, a refused conversation closed).
 
 use rhizo_core::DevicePublicKey;
+use std::cell::Cell;
+
 use rhizo_core::envelope::{
     DeliveryReceipt, EnvelopeId, ErrorCode, MAX_RECEIPT_ENTRIES, MessageType, ReceiptEntry,
     ReceiptStatus, SecureMessage, SessionId, envelope_digest,
 };
 use rhizo_store::{
     Store,
-    messaging::{Contact, MessageState, NewOutgoing},
+    messaging::{Contact, MessageState},
 };
 
 use crate::{
-    Engine, EngineError, Event, Me, cache::ConversationCache, commits::settle_commit_tx,
-    conversations::seal, inbound::Reject, outbox::close_conversation,
+    Engine, EngineError, Event, Me,
+    cache::ConversationCache,
+    commits::settle_commit_tx,
+    conversations::{Outgoing, queue_sealed_tx},
+    inbound::Reject,
+    outbox::close_conversation,
 };
 
 /// Marks the conversation's received messages read and queues one signed READ receipt naming
@@ -130,33 +136,18 @@ pub(crate) fn queue_receipt_tx(
         signature: [0; 64],
     };
     receipt.sign(&me.device).map_err(EngineError::from)?;
-    let seq = rhizo_store::messaging::take_next_seq_tx(tx, session_id)?;
-    let envelope = seal(
-        me,
-        contact,
-        session_id,
-        seq,
+    let kind = if msg_type == MessageType::ReadReceipt {
+        "read_receipt"
+    } else {
+        "receipt"
+    };
+    let out = Outgoing {
         msg_type,
-        receipt.encode(),
-        now,
-    )?;
-    rhizo_store::messaging::insert_outgoing_tx(
-        tx,
-        &NewOutgoing {
-            session_id: *session_id,
-            sender_device: *me.device.public().as_bytes(),
-            seq,
-            kind: if msg_type == MessageType::ReadReceipt {
-                "read_receipt"
-            } else {
-                "receipt"
-            },
-            body: None,
-            sent_at: now,
-            envelope: &envelope,
-        },
-        now,
-    )?;
+        kind,
+        body: None,
+        payload: receipt.encode(),
+    };
+    queue_sealed_tx(tx, me, contact, session_id, out, now)?;
     Ok(())
 }
 
@@ -174,108 +165,146 @@ pub(crate) fn apply_receipt_tx(
     message: &SecureMessage,
     now: i64,
 ) -> Result<Vec<Event>, Reject> {
+    let ours = me.device.public();
     let mut events = Vec::new();
-    for entry in receipt.entries.iter().filter(|e| {
-        e.envelope.session_id == message.session_id
-            && e.envelope.sender_device == me.device.public()
-    }) {
-        // What we sent under that id, if the receipt names its exact bytes.
-        let sent_type = std::cell::Cell::new(None);
-        let commit = std::cell::Cell::new(None);
-        let matches = |sent: &[u8]| {
-            if envelope_digest(sent) != entry.envelope_digest {
-                return false;
-            }
-            if let Ok(m) = SecureMessage::decode(sent) {
-                sent_type.set(Some(m.msg_type));
-                if m.msg_type == MessageType::Commit {
-                    commit.set(Some(rhizo_e2e::commit_id(&m.payload)));
-                }
-            }
-            true
+    for entry in receipt
+        .entries
+        .iter()
+        .filter(|e| e.envelope.session_id == message.session_id && e.envelope.sender_device == ours)
+    {
+        let applied = AppliedEntry {
+            tx,
+            conversations,
+            contact,
+            entry,
+            now,
+            sent: SentMatch::default(),
         };
+        events.extend(applied.apply()?);
+    }
+    Ok(events)
+}
+
+/// What we sent under a receipt entry's id, learnt while the store checks that the receipt
+/// names its exact bytes.
+#[derive(Default)]
+struct SentMatch {
+    msg_type: Cell<Option<MessageType>>,
+    commit: Cell<Option<[u8; 32]>>,
+}
+
+/// One entry of a contact's receipt for an envelope of ours.
+struct AppliedEntry<'a> {
+    tx: &'a rusqlite::Transaction<'a>,
+    conversations: &'a ConversationCache,
+    contact: &'a Contact,
+    entry: &'a ReceiptEntry,
+    now: i64,
+    sent: SentMatch,
+}
+
+impl AppliedEntry<'_> {
+    /// Whether `sent` is the envelope the entry names (by digest); remembers its type.
+    fn matches(&self, sent: &[u8]) -> bool {
+        if envelope_digest(sent) != self.entry.envelope_digest {
+            return false;
+        }
+        if let Ok(m) = SecureMessage::decode(sent) {
+            self.sent.msg_type.set(Some(m.msg_type));
+            if m.msg_type == MessageType::Commit {
+                self.sent.commit.set(Some(rhizo_e2e::commit_id(&m.payload)));
+            }
+        }
+        true
+    }
+
+    fn event(&self, id: i64, state: MessageState) -> Event {
+        Event::MessageState {
+            id,
+            contact: self.contact.name.clone(),
+            state,
+        }
+    }
+
+    /// Merges (or drops) our self-update if the envelope carried one.
+    fn settle_commit(&self, state: MessageState) -> Result<(), Reject> {
+        match self.sent.commit.get() {
+            Some(commit_id) => settle_commit_tx(
+                self.tx,
+                self.conversations,
+                self.entry.envelope.session_id.as_bytes(),
+                commit_id,
+                state,
+            )
+            .map_err(Reject::internal),
+            None => Ok(()),
+        }
+    }
+
+    fn apply(&self) -> Result<Vec<Event>, Reject> {
+        let id = &self.entry.envelope;
         let (session, device, seq) = (
-            entry.envelope.session_id.as_bytes(),
-            me.device.public(),
-            entry.envelope.sequence_num,
+            id.session_id.as_bytes(),
+            id.sender_device.as_bytes(),
+            id.sequence_num,
         );
-        let state = match entry.status {
+        let state = match self.entry.status {
             ReceiptStatus::Read => MessageState::Read,
             // A receipt that came later (through a mailbox): it has our envelope.
             ReceiptStatus::Delivered | ReceiptStatus::Rejected(ErrorCode::ReplayDetected) => {
                 MessageState::Delivered
             }
             // Held as a request: a Delivered receipt follows on acceptance.
-            ReceiptStatus::Held => continue,
-            ReceiptStatus::Rejected(code) if code.is_transient() => continue,
-            ReceiptStatus::Rejected(code) => {
-                let why = format!("refused by the recipient: {}", code.as_str());
-                let Some(id) = rhizo_store::messaging::mark_outgoing_failed_tx(
-                    tx,
-                    session,
-                    device.as_bytes(),
-                    seq,
-                    now,
-                    &why,
-                    matches,
-                )?
-                else {
-                    continue;
-                };
-                events.push(Event::MessageState {
-                    id,
-                    contact: contact.name.clone(),
-                    state: MessageState::Failed,
-                });
-                if let Some(commit_id) = commit.get() {
-                    settle_commit_tx(tx, conversations, session, commit_id, MessageState::Failed)
-                        .map_err(Reject::internal)?;
-                }
-                if sent_type.get() == Some(MessageType::Welcome) || code == ErrorCode::SessionClosed
-                {
-                    let mut changed = Vec::new();
-                    close_conversation(tx, session, &why, now, &mut changed)
-                        .map_err(Reject::internal)?;
-                    events.extend(changed.into_iter().map(|(id, state)| Event::MessageState {
-                        id,
-                        contact: contact.name.clone(),
-                        state,
-                    }));
-                }
-                continue;
-            }
+            ReceiptStatus::Held => return Ok(Vec::new()),
+            ReceiptStatus::Rejected(code) if code.is_transient() => return Ok(Vec::new()),
+            ReceiptStatus::Rejected(code) => return self.refused(code),
         };
+        let matches = |sent: &[u8]| self.matches(sent);
         let changed = if state == MessageState::Read {
             rhizo_store::messaging::mark_outgoing_read_tx(
-                tx,
-                session,
-                device.as_bytes(),
-                seq,
-                now,
-                matches,
+                self.tx, session, device, seq, self.now, matches,
             )?
         } else {
             rhizo_store::messaging::mark_outgoing_delivered_tx(
-                tx,
-                session,
-                device.as_bytes(),
-                seq,
-                now,
-                matches,
+                self.tx, session, device, seq, self.now, matches,
             )?
         };
         // Our self-update reached the peer: merge it, whether or not the row changed now.
-        if let Some(commit_id) = commit.get() {
-            settle_commit_tx(tx, conversations, session, commit_id, state)
-                .map_err(Reject::internal)?;
-        }
-        if let Some(id) = changed {
-            events.push(Event::MessageState {
-                id,
-                contact: contact.name.clone(),
-                state,
-            });
-        }
+        self.settle_commit(state)?;
+        Ok(changed
+            .map(|id| self.event(id, state))
+            .into_iter()
+            .collect())
     }
-    Ok(events)
+
+    /// Refused for good: the row fails; a refused Welcome, or SESSION_CLOSED, closes the
+    /// conversation, so nothing is sent into it forever.
+    fn refused(&self, code: ErrorCode) -> Result<Vec<Event>, Reject> {
+        let id = &self.entry.envelope;
+        let session = id.session_id.as_bytes();
+        let why = format!("refused by the recipient: {}", code.as_str());
+        let Some(row) = rhizo_store::messaging::mark_outgoing_failed_tx(
+            self.tx,
+            session,
+            id.sender_device.as_bytes(),
+            id.sequence_num,
+            self.now,
+            &why,
+            |sent: &[u8]| self.matches(sent),
+        )?
+        else {
+            return Ok(Vec::new());
+        };
+        let mut events = vec![self.event(row, MessageState::Failed)];
+        self.settle_commit(MessageState::Failed)?;
+        if self.sent.msg_type.get() == Some(MessageType::Welcome)
+            || code == ErrorCode::SessionClosed
+        {
+            let mut changed = Vec::new();
+            close_conversation(self.tx, session, &why, self.now, &mut changed)
+                .map_err(Reject::internal)?;
+            events.extend(changed.into_iter().map(|(id, state)| self.event(id, state)));
+        }
+        Ok(events)
+    }
 }

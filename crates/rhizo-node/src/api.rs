@@ -24,6 +24,8 @@
 //!
 //! Errors are `{"error": "...", "code": "..."}` with a fitting status.
 
+mod errors;
+
 use std::{
     sync::{
         Arc, Mutex,
@@ -44,10 +46,8 @@ use axum::{
 };
 use rhizo_net::{Client, NetStats};
 
-use crate::messaging::{
-    ContactError, ContactView, FetchError, MessageView, Messaging, MessagingError, ProfileError,
-    RequestError, SendError,
-};
+use crate::messaging::{ContactView, MessageView, Messaging, MessagingError};
+use errors::messaging_error;
 use rhizo_store::Store;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -491,85 +491,6 @@ pub struct HistoryQuery {
     pub mark_read: bool,
 }
 
-/// The HTTP status and stable error code of a messaging or channel error (see
-/// docs/local-api.md): 400 for bad input, 404 for what does not exist, 409 for a conflict with
-/// what is stored, 503 for what may work shortly, 500 for the node's own failures.
-fn error_status(e: &MessagingError) -> (StatusCode, &'static str) {
-    match e {
-        MessagingError::Contact(e) => contact_status(e),
-        MessagingError::Send(e) => match e {
-            SendError::BadText { .. } => (StatusCode::BAD_REQUEST, "BAD_INPUT"),
-            SendError::UnknownContact(_) => (StatusCode::NOT_FOUND, "UNKNOWN_CONTACT"),
-            SendError::NoKeyPackages(_) => (StatusCode::SERVICE_UNAVAILABLE, "NO_KEY_PACKAGES"),
-            SendError::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "BUSY"),
-            SendError::Engine(e) => engine_status(e),
-            _ => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
-        },
-        MessagingError::Profile(e) => match e {
-            ProfileError::BadProfile(_) => (StatusCode::BAD_REQUEST, "BAD_INPUT"),
-            ProfileError::NoOwnProfile | ProfileError::NotPublished(_) => {
-                (StatusCode::NOT_FOUND, "NO_PROFILE")
-            }
-            ProfileError::UnknownContact(_) => (StatusCode::NOT_FOUND, "UNKNOWN_CONTACT"),
-            ProfileError::Engine(e) => engine_status(e),
-            _ => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
-        },
-        MessagingError::Request(e) => match e {
-            RequestError::UnknownRequest(_) => (StatusCode::NOT_FOUND, "UNKNOWN_REQUEST"),
-            RequestError::AmbiguousName(_)
-            | RequestError::NoName
-            | RequestError::BadUid(_)
-            | RequestError::Ourselves => (StatusCode::BAD_REQUEST, "BAD_INPUT"),
-            RequestError::Contact(e) => contact_status(e),
-            RequestError::Engine(e) => engine_status(e),
-        },
-        MessagingError::Fetch(FetchError::Engine(e)) => engine_status(e),
-        MessagingError::BadInput(_) => (StatusCode::BAD_REQUEST, "BAD_INPUT"),
-        MessagingError::UnknownChannel(_) => (StatusCode::NOT_FOUND, "UNKNOWN_CHANNEL"),
-        MessagingError::Store(e) => store_status(e),
-        _ => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
-    }
-}
-
-fn contact_status(e: &ContactError) -> (StatusCode, &'static str) {
-    match e {
-        ContactError::UnknownContact(_) => (StatusCode::NOT_FOUND, "UNKNOWN_CONTACT"),
-        ContactError::BadTicket(_) => (StatusCode::BAD_REQUEST, "BAD_TICKET"),
-        ContactError::Ourselves(_) | ContactError::NoName | ContactError::BadUid(_) => {
-            (StatusCode::BAD_REQUEST, "BAD_INPUT")
-        }
-        ContactError::NotInDht(_) => (StatusCode::NOT_FOUND, "NOT_IN_DHT"),
-        ContactError::UnprovenDevices(_) => (StatusCode::BAD_REQUEST, "UNPROVEN_DEVICES"),
-        ContactError::NameTaken(_) => (StatusCode::CONFLICT, "NAME_TAKEN"),
-        ContactError::DeviceTaken(_) => (StatusCode::CONFLICT, "DEVICE_TAKEN"),
-        ContactError::Engine(e) => engine_status(e),
-        _ => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
-    }
-}
-
-fn engine_status(e: &rhizo_engine::EngineError) -> (StatusCode, &'static str) {
-    match e {
-        rhizo_engine::EngineError::Store(e) => store_status(e),
-        _ => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
-    }
-}
-
-fn store_status(e: &rhizo_store::StoreError) -> (StatusCode, &'static str) {
-    use rhizo_store::StoreError;
-    match e {
-        StoreError::NameTaken(_) => (StatusCode::CONFLICT, "NAME_TAKEN"),
-        StoreError::DeviceKeyTaken { .. } => (StatusCode::CONFLICT, "DEVICE_TAKEN"),
-        StoreError::InvalidInput(_) => (StatusCode::BAD_REQUEST, "BAD_INPUT"),
-        _ => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
-    }
-}
-
-fn messaging_error(e: impl Into<MessagingError>) -> Response {
-    let e = e.into();
-    let (status, code) = error_status(&e);
-    error(status, code, e.to_string())
-}
-
 async fn invite(State(state): State<ApiState>) -> Response {
     match state.inner.messaging.invite().await {
         Ok(ticket) => Json(InviteResponse {
@@ -932,135 +853,4 @@ async fn events(
         Some((Ok(event), rx))
     });
     Sse::new(stream).keep_alive(KeepAlive::default())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    async fn status_and_code(e: impl Into<MessagingError>) -> (StatusCode, String) {
-        let response = messaging_error(e);
-        let status = response.status();
-        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
-            .await
-            .unwrap();
-        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        (
-            status,
-            json["code"].as_str().unwrap_or_default().to_string(),
-        )
-    }
-
-    #[tokio::test]
-    async fn identity_binding_errors_have_stable_codes() {
-        let taken = ContactError::from(rhizo_store::StoreError::DeviceKeyTaken {
-            device: "ab".repeat(32),
-            contact: "bob".into(),
-        });
-        assert_eq!(
-            status_and_code(taken).await,
-            (StatusCode::CONFLICT, "DEVICE_TAKEN".to_string())
-        );
-        assert_eq!(
-            status_and_code(ContactError::UnprovenDevices("mallory".into())).await,
-            (StatusCode::BAD_REQUEST, "UNPROVEN_DEVICES".to_string())
-        );
-    }
-
-    /// Every typed error of the messaging service has its status and stable code; a name
-    /// that another contact has is NAME_TAKEN (it was KEY_CHANGED, which meant something else).
-    #[tokio::test]
-    async fn each_messaging_error_maps_to_its_status_and_code() {
-        use rhizo_store::StoreError;
-        let cases: Vec<(MessagingError, StatusCode, &str)> = vec![
-            (
-                ContactError::from(StoreError::NameTaken("bob".into())).into(),
-                StatusCode::CONFLICT,
-                "NAME_TAKEN",
-            ),
-            (
-                MessagingError::Store(StoreError::NameTaken("bob".into())),
-                StatusCode::CONFLICT,
-                "NAME_TAKEN",
-            ),
-            (
-                ContactError::UnknownContact("x".into()).into(),
-                StatusCode::NOT_FOUND,
-                "UNKNOWN_CONTACT",
-            ),
-            (
-                ContactError::NotInDht("u".into()).into(),
-                StatusCode::NOT_FOUND,
-                "NOT_IN_DHT",
-            ),
-            (
-                ContactError::NoName.into(),
-                StatusCode::BAD_REQUEST,
-                "BAD_INPUT",
-            ),
-            (
-                SendError::BadText { max: 1 }.into(),
-                StatusCode::BAD_REQUEST,
-                "BAD_INPUT",
-            ),
-            (
-                SendError::UnknownContact("x".into()).into(),
-                StatusCode::NOT_FOUND,
-                "UNKNOWN_CONTACT",
-            ),
-            (
-                SendError::NoKeyPackages("x".into()).into(),
-                StatusCode::SERVICE_UNAVAILABLE,
-                "NO_KEY_PACKAGES",
-            ),
-            (
-                SendError::Busy(1).into(),
-                StatusCode::SERVICE_UNAVAILABLE,
-                "BUSY",
-            ),
-            (
-                ProfileError::NoOwnProfile.into(),
-                StatusCode::NOT_FOUND,
-                "NO_PROFILE",
-            ),
-            (
-                ProfileError::NotPublished("u".into()).into(),
-                StatusCode::NOT_FOUND,
-                "NO_PROFILE",
-            ),
-            (
-                RequestError::UnknownRequest("x".into()).into(),
-                StatusCode::NOT_FOUND,
-                "UNKNOWN_REQUEST",
-            ),
-            (
-                RequestError::AmbiguousName("x".into()).into(),
-                StatusCode::BAD_REQUEST,
-                "BAD_INPUT",
-            ),
-            (
-                RequestError::Contact(ContactError::NotInDht("u".into())).into(),
-                StatusCode::NOT_FOUND,
-                "NOT_IN_DHT",
-            ),
-            (
-                FetchError::Engine(rhizo_engine::EngineError::Internal("x")).into(),
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "INTERNAL",
-            ),
-            (
-                MessagingError::UnknownChannel("c".into()),
-                StatusCode::NOT_FOUND,
-                "UNKNOWN_CHANNEL",
-            ),
-        ];
-        for (error, status, code) in cases {
-            let shown = error.to_string();
-            assert_eq!(
-                status_and_code(error).await,
-                (status, code.to_string()),
-                "{shown}"
-            );
-        }
-    }
 }

@@ -1,0 +1,226 @@
+//! Applying one checked envelope inside the caller's transaction: the seen row, then the
+//! Welcome, application/commit or receipt path. On `Err` the caller rolls back.
+
+use prost::Message as _;
+use rhizo_core::{
+    envelope::{DeliveryReceipt, ErrorCode, MessageType, SecureMessage},
+    proto::ChatContent,
+};
+use rhizo_e2e::{Conversation, Device, E2eStore, Processed};
+use rhizo_store::messaging::{
+    Contact, ConversationRow, NewIncoming, insert_conversation_tx, insert_incoming, seen_insert,
+};
+use tracing::debug;
+
+use super::Reject;
+use crate::{
+    Event, Me, cache::ConversationCache, conversations::check_membership,
+    profiles::accept_contact_profile, publish::META_KEY_PACKAGE_BUNDLE, receipts::apply_receipt_tx,
+};
+
+/// Applies one checked envelope inside `tx`: seen-set, MLS, message rows. On `Err` the caller
+/// rolls back what it changed.
+pub(crate) fn apply_envelope(
+    tx: &rusqlite::Transaction<'_>,
+    me: &Me,
+    mls_device: &Device,
+    conversations: &ConversationCache,
+    contact: &Contact,
+    message: &SecureMessage,
+    now: i64,
+) -> Result<Vec<Event>, Reject> {
+    let ts = i64::try_from(message.timestamp).unwrap_or(i64::MAX);
+    let session_id = *message.session_id.as_bytes();
+    let sender_device = *message.sender_device.as_bytes();
+    if !seen_insert(tx, &sender_device, &session_id, message.sequence_num, ts)? {
+        return Err(Reject::Code(ErrorCode::ReplayDetected));
+    }
+    let mls = E2eStore::from_connection(tx).map_err(Reject::internal)?;
+    let apply = Apply {
+        tx,
+        mls: &mls,
+        me,
+        mls_device,
+        conversations,
+        contact,
+        message,
+        now,
+    };
+    match message.msg_type {
+        MessageType::Welcome => apply.welcome(),
+        MessageType::Application | MessageType::Commit => apply.mls_message(),
+        MessageType::ReadReceipt | MessageType::DeliveryReceipt => apply.receipt(),
+        _ => Err(Reject::Code(ErrorCode::Malformed)),
+    }
+}
+
+/// One envelope being applied, with what applying it needs.
+struct Apply<'a> {
+    tx: &'a rusqlite::Transaction<'a>,
+    mls: &'a E2eStore<'a>,
+    me: &'a Me,
+    mls_device: &'a Device,
+    conversations: &'a ConversationCache,
+    contact: &'a Contact,
+    message: &'a SecureMessage,
+    now: i64,
+}
+
+impl Apply<'_> {
+    fn unix(&self) -> u64 {
+        crate::secs(self.now)
+    }
+
+    /// A Welcome: join the group, check its members, persist the conversation.
+    fn welcome(&self) -> Result<Vec<Event>, Reject> {
+        let conversation = Conversation::join(
+            self.mls,
+            self.mls_device,
+            &self.message.payload,
+            self.unix(),
+        )
+        .map_err(|e| {
+            debug!(error = %e, "a Welcome could not be joined");
+            Reject::Code(ErrorCode::DecryptionFailed)
+        })?;
+        check_membership(&conversation, self.me, self.contact)?;
+        insert_conversation_tx(
+            self.tx,
+            &ConversationRow {
+                session_id: *self.message.session_id.as_bytes(),
+                group_id: conversation.id().to_vec(),
+                contact_uid: self.contact.uid,
+                created_at: self.now,
+            },
+        )?;
+        // A one-time KeyPackage was used: publish a fresh bundle.
+        self.tx
+            .execute("DELETE FROM meta WHERE key = ?1", [META_KEY_PACKAGE_BUNDLE])
+            .map_err(Reject::internal)?;
+        self.conversations.stage(conversation);
+        Ok(Vec::new())
+    }
+
+    /// The conversation this envelope names, which must be with its sender.
+    fn conversation_row(&self) -> Result<ConversationRow, Reject> {
+        let row =
+            rhizo_store::messaging::conversation_tx(self.tx, self.message.session_id.as_bytes())?
+                .ok_or(Reject::Code(ErrorCode::UnknownSession))?;
+        if row.contact_uid != self.contact.uid {
+            return Err(Reject::Code(ErrorCode::UnknownSender));
+        }
+        Ok(row)
+    }
+
+    /// An application message or commit: MLS, then a message row per text.
+    fn mls_message(&self) -> Result<Vec<Event>, Reject> {
+        let row = self.conversation_row()?;
+        let mut conversation = self
+            .conversations
+            .load(self.mls, &row.group_id)
+            .map_err(Reject::internal)?
+            .ok_or(Reject::Code(ErrorCode::UnknownSession))?;
+        let processed = conversation
+            .process(
+                self.mls,
+                self.mls_device,
+                &self.message.payload,
+                self.unix(),
+            )
+            .map_err(|_| Reject::Code(ErrorCode::DecryptionFailed))?;
+        for p in &processed {
+            match p {
+                // Not acknowledged (and rolled back): the sender retries once the commit that
+                // opens that epoch has been applied here.
+                Processed::Deferred => return Err(Reject::Code(ErrorCode::SequenceError)),
+                // Our own concurrent commit won the tie-break; the sender applies ours. A final
+                // refusal, so its commit is never confirmed.
+                Processed::CommitRejected { .. } => {
+                    return Err(Reject::Code(ErrorCode::SessionExpired));
+                }
+                // Membership may have changed: only expected devices may be in it.
+                Processed::CommitApplied { .. } => {
+                    check_membership(&conversation, self.me, self.contact)?
+                }
+                _ => {}
+            }
+        }
+        let mut events = Vec::new();
+        for p in processed {
+            let Processed::Application { plaintext, sender } = p else {
+                continue;
+            };
+            // The MLS leaf that encrypted it must be the device that signed the envelope.
+            if sender.device() != self.message.sender_device {
+                return Err(Reject::Code(ErrorCode::UnknownSender));
+            }
+            events.extend(self.chat_content(&plaintext)?);
+        }
+        self.conversations.stage(conversation);
+        Ok(events)
+    }
+
+    /// A decrypted chat message: its profile (if any) and its text row.
+    fn chat_content(&self, plaintext: &[u8]) -> Result<Option<Event>, Reject> {
+        let message = self.message;
+        let content =
+            ChatContent::decode(plaintext).map_err(|_| Reject::Code(ErrorCode::Malformed))?;
+        let ts = i64::try_from(message.timestamp).unwrap_or(i64::MAX);
+        let sent_at = i64::try_from(rhizo_core::seen::bounded_sent_at(
+            content.sent_at_ms,
+            message.timestamp,
+            crate::ms(self.now),
+        ))
+        .unwrap_or(ts);
+        if !content.profile.is_empty() {
+            accept_contact_profile(self.tx, self.contact, &content.profile, self.now)?;
+            if content.text.is_empty() {
+                return Ok(None);
+            }
+        }
+        let id = insert_incoming(
+            self.tx,
+            &NewIncoming {
+                session_id: *message.session_id.as_bytes(),
+                sender_device: *message.sender_device.as_bytes(),
+                seq: message.sequence_num,
+                kind: "text",
+                body: Some(&content.text),
+                sent_at,
+                digest: message.digest(),
+            },
+            self.now,
+        )?;
+        Ok(id.map(|id| Event::MessageReceived {
+            id,
+            contact: self.contact.name.clone(),
+            text: content.text,
+            sent_at,
+        }))
+    }
+
+    /// A delivery or read receipt for our envelopes in this conversation.
+    fn receipt(&self) -> Result<Vec<Event>, Reject> {
+        let message = self.message;
+        let receipt = DeliveryReceipt::decode(&message.payload)
+            .map_err(|_| Reject::Code(ErrorCode::Malformed))?;
+        // Signed by the device that sent the envelope: only it can say it has ours.
+        if receipt.recipient_device != message.sender_device {
+            return Err(Reject::Code(ErrorCode::InvalidSignature));
+        }
+        receipt
+            .verify(&message.sender_device)
+            .map_err(|_| Reject::Code(ErrorCode::InvalidSignature))?;
+        // Only for this conversation, which must be with this contact.
+        self.conversation_row()?;
+        apply_receipt_tx(
+            self.tx,
+            self.me,
+            self.conversations,
+            self.contact,
+            &receipt,
+            message,
+            self.now,
+        )
+    }
+}
