@@ -14,7 +14,7 @@
 //!                                                               │
 //!                            SeenSet::check_and_insert ◄────────┘ (replay, timestamp window)
 //!                                                               │
-//!  DeliveryTracker::on_receipt ◄══ DeliveryReceipt{entries} ◄───┘ signed by the recipient device
+//!  sender outbox (receipt)    ◄══ DeliveryReceipt{entries} ◄───┘ signed by the recipient device
 //! ```
 //!
 //! # Wire format
@@ -180,8 +180,7 @@ impl fmt::Debug for SessionId {
 /// sequence number.
 ///
 /// Used as the replay key in [`seen`](crate::seen), in receipts
-/// ([`ReceiptEntry::envelope`]) and by the sender's
-/// [`DeliveryTracker`](crate::delivery::DeliveryTracker). A well-behaved
+/// ([`ReceiptEntry::envelope`]) and by the sender's outbox (rhizo-engine). A well-behaved
 /// sender never signs two different envelopes with the same id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct EnvelopeId {

@@ -88,11 +88,10 @@ pub mod error;
 pub mod idcode;
 pub mod identity;
 
-// --- envelope & delivery (SecureMessage, error codes, seen-set, ordering, retries) ---
+// --- envelope & delivery (SecureMessage, error codes, seen-set, retries) ---
 pub mod delivery;
 pub mod envelope;
 pub mod seen;
-pub use delivery::{DeliveryState, DeliveryTracker, MessageId, ReceiveOrdering};
 pub use envelope::{
     DeliveryReceipt, EnvelopeError, EnvelopeId, ErrorCode, ErrorMessage, MessageType, ReceiptEntry,
     ReceiptStatus, SecureMessage, SessionId,

@@ -141,8 +141,8 @@ impl fmt::Debug for ReceiptEntry {
 /// [module docs](super#deliveryreceipt-at-most-max_receipt_bytes).
 ///
 /// A decoded receipt is not trusted until [`verify`](Self::verify) succeeds
-/// under a device key certified for the recipient's UID; the sender's
-/// [`DeliveryTracker`](crate::delivery::DeliveryTracker) then checks each
+/// under a device key certified for the recipient's UID; the sender
+/// (rhizo-engine's outbox) then checks each
 /// entry's digest against what it sent.
 #[derive(Clone, PartialEq, Eq)]
 pub struct DeliveryReceipt {

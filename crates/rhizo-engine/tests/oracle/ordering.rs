@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::envelope::ErrorCode;
+use rhizo_core::envelope::ErrorCode;
 
 /// How far ahead of the next expected sequence number an envelope may be
 /// (and so how many can wait in the buffer): far more than a sender's
@@ -54,7 +54,7 @@ pub enum Released<T> {
 /// `T` is what the application wants back: the decoded message, or just a
 /// handle to it in storage (the buffer holds up to [`MAX_REORDER_WINDOW`]
 /// items). Duplicates across restarts are the seen-set's job
-/// ([`seen`](crate::seen)); this buffer is in memory, so the driver persists
+/// ([`seen`](rhizo_core::seen)); this buffer is in memory, so the driver persists
 /// [`next_expected`](Self::next_expected) and restores it with
 /// [`starting_at`](Self::starting_at).
 #[derive(Debug, Clone)]

@@ -2,15 +2,15 @@
 //! channel that drops, duplicates and reorders, on a simulated clock
 //! (quinn-proto style: no sockets, no sleeps). Every message must reach the
 //! application exactly once and in order, and the sender must see every one
-//! `Delivered`.
+//! `Delivered`. (The models are the engine's test oracle, `tests/oracle/`.)
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use bytes::Bytes;
 use proptest::prelude::*;
-use rhizo_core::delivery::{
-    DeliveryState, DeliveryTracker, MessageId, ReceiveOrdering, RetryPolicy,
-};
+mod oracle;
+
+use oracle::{DeliveryState, DeliveryTracker, MessageId, ReceiveOrdering, RetryPolicy};
 use rhizo_core::envelope::{
     DeliveryReceipt, EnvelopeId, MAX_RECEIPT_ENTRIES, MessageType, ReceiptEntry, ReceiptStatus,
     SecureMessage, SessionId, envelope_digest,

@@ -1,18 +1,15 @@
 //! [`DeliveryTracker`]: the sender's view of every outgoing envelope, with
-//! retransmission and bounded exponential backoff.
+//! retransmission and bounded exponential backoff (the oracle model of the engine's outbox).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use thiserror::Error;
 
-use crate::envelope::{DIGEST_LEN, DeliveryReceipt, ErrorCode, ReceiptStatus, SessionId};
-use crate::identity::DevicePublicKey;
+use rhizo_core::envelope::{DIGEST_LEN, DeliveryReceipt, ErrorCode, ReceiptStatus, SessionId};
+use rhizo_core::identity::DevicePublicKey;
 
-/// First retry delay, in milliseconds: a lost packet is retried quickly.
-pub const INITIAL_BACKOFF: u64 = 1_000;
-/// Longest retry delay, in milliseconds: an unreachable peer is tried at
-/// least every 5 minutes, forever, while the envelope is queued.
-pub const MAX_BACKOFF: u64 = 5 * 60 * 1_000;
+pub use rhizo_core::delivery::{INITIAL_BACKOFF, MAX_BACKOFF};
+
 /// Most envelopes of one conversation sent but not yet acknowledged: enough
 /// to keep a link busy with chat messages, and keeps the receiver's reorder
 /// buffer small.
@@ -59,8 +56,9 @@ pub struct StateChange {
     pub to: DeliveryState,
 }
 
-/// Retry timing and concurrency. [`Default`] uses [`INITIAL_BACKOFF`],
-/// [`MAX_BACKOFF`] and [`MAX_IN_FLIGHT`].
+/// Retry timing and concurrency: the node's retry schedule
+/// ([`rhizo_core::delivery::RetryPolicy`]) plus the model's in-flight window. [`Default`] uses
+/// [`INITIAL_BACKOFF`], [`MAX_BACKOFF`] and [`MAX_IN_FLIGHT`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Delay after the first attempt, in milliseconds (at least 1 is used).
@@ -83,16 +81,14 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// The delay after `attempts` attempts (1-based): `initial · 2^(attempts-1)`
-    /// capped at `max_backoff`, minus a deterministic jitter of up to a quarter
-    /// drawn from `noise`. The node's persisted outbox uses the same schedule.
+    /// The node's delay after `attempts` attempts (see
+    /// [`rhizo_core::delivery::RetryPolicy::backoff`]).
     pub fn backoff(&self, attempts: u32, noise: u64) -> u64 {
-        let initial = self.initial_backoff.max(1);
-        let cap = self.max_backoff.max(initial);
-        let doublings = attempts.saturating_sub(1).min(63);
-        let base = initial.saturating_mul(1u64 << doublings).min(cap);
-        let spread = base / 4;
-        base - noise % (spread + 1)
+        rhizo_core::delivery::RetryPolicy {
+            initial_backoff: self.initial_backoff,
+            max_backoff: self.max_backoff,
+        }
+        .backoff(attempts, noise)
     }
 }
 
@@ -200,7 +196,7 @@ impl DeliveryTracker {
     }
 
     /// Starts tracking an envelope, `Queued` and due at `now`.
-    /// `envelope_digest` is [`envelope_digest`](crate::envelope::envelope_digest)
+    /// `envelope_digest` is [`envelope_digest`](rhizo_core::envelope::envelope_digest)
     /// of the encoded envelope, which receipts must match.
     ///
     /// When full, the oldest `Delivered` envelopes are forgotten to make room.
@@ -512,8 +508,8 @@ fn split_mix(mut z: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::DeviceKey;
-    use crate::envelope::{EnvelopeId, ReceiptEntry};
+    use rhizo_core::DeviceKey;
+    use rhizo_core::envelope::{EnvelopeId, ReceiptEntry};
 
     fn me() -> DeviceKey {
         DeviceKey::from_bytes(&[3; 32])
