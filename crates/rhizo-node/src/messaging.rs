@@ -44,7 +44,7 @@ use rhizo_core::{
 use rhizo_e2e::{Conversation, Device, E2eStore, Processed, RekeyPolicy};
 use rhizo_net::Client;
 use rhizo_store::{
-    Store, StoreError,
+    Db, Store, StoreError,
     messaging::{
         AddContact, Contact, ContactDevice, ConversationRow, MessageRow, MessageState, NewIncoming,
         NewOutgoing, OutboxItem, ProfileRow, insert_conversation_tx, insert_incoming, seen_insert,
@@ -209,7 +209,7 @@ impl std::fmt::Debug for Messaging {
 }
 
 struct Inner {
-    store: Arc<Mutex<Store>>,
+    db: Db,
     /// The seen-set's LRU and window in front of the persisted `seen` table.
     seen: Mutex<SeenSet<InTransaction>>,
     client: Client,
@@ -481,7 +481,7 @@ fn e2e(e: impl std::fmt::Display) -> MessagingError {
 
 impl Messaging {
     pub(crate) fn new(
-        store: Arc<Mutex<Store>>,
+        db: Db,
         client: Client,
         me: Me,
         rekey: RekeyPolicy,
@@ -492,7 +492,7 @@ impl Messaging {
         let (events, _) = broadcast::channel(crate::events::EVENT_BUFFER);
         Ok(Self {
             inner: Arc::new(Inner {
-                store,
+                db,
                 client,
                 me,
                 mls_device,
@@ -547,22 +547,17 @@ impl Messaging {
         let _ = self.inner.events.send(event);
     }
 
-    /// Runs `f` with the store on the blocking pool.
+    /// Runs `f` with the store on the database's writer thread.
     async fn with_store<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Store, &Inner) -> Result<T, MessagingError> + Send + 'static,
     ) -> Result<T, MessagingError> {
         let this = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut guard = this
-                .inner
-                .store
-                .lock()
-                .map_err(|_| MessagingError::Internal("store lock poisoned".into()))?;
-            f(&mut guard, &this.inner)
-        })
-        .await
-        .map_err(|e| MessagingError::Internal(e.to_string()))?
+        self.inner
+            .db
+            .with_store(move |store| f(store, &this.inner))
+            .await
+            .map_err(|e| MessagingError::Internal(e.to_string()))?
     }
 
     // ---- contacts ---------------------------------------------------------------------------
