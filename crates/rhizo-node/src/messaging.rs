@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use libp2p::PeerId;
 use rhizo_engine::{Engine, EngineError, Event};
 use rhizo_net::Client;
-use rhizo_store::Store;
+use rhizo_store::{Db, Store};
 use tokio::sync::{Notify, broadcast};
 use tracing::warn;
 
@@ -65,7 +65,7 @@ impl std::fmt::Debug for Messaging {
 }
 
 struct Inner {
-    store: Arc<Mutex<Store>>,
+    db: Db,
     engine: Engine,
     client: Client,
     clock: SharedClock,
@@ -119,7 +119,7 @@ pub struct MessagingStats {
 
 impl Messaging {
     pub(crate) fn new(
-        store: Arc<Mutex<Store>>,
+        db: Db,
         client: Client,
         me: Me,
         rekey: rhizo_e2e::RekeyPolicy,
@@ -129,7 +129,7 @@ impl Messaging {
         let (events, _) = broadcast::channel(crate::events::EVENT_BUFFER);
         Ok(Self {
             inner: Arc::new(Inner {
-                store,
+                db,
                 engine: Engine::new(me, rekey)?,
                 client,
                 clock,
@@ -221,7 +221,8 @@ impl Messaging {
         self.inner.clock.now_ms()
     }
 
-    /// Runs `f` with the store and the engine on the blocking pool.
+    /// Runs `f` with the store and the engine on the database's writer thread (exclusive use
+    /// of the store between group commits).
     async fn with_store<T, E>(
         &self,
         f: impl FnOnce(&mut Store, &Engine) -> Result<T, E> + Send + 'static,
@@ -231,16 +232,11 @@ impl Messaging {
         E: From<EngineError> + Send + 'static,
     {
         let this = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut guard = this
-                .inner
-                .store
-                .lock()
-                .map_err(|_| EngineError::Internal("store lock poisoned"))?;
-            f(&mut guard, &this.inner.engine)
-        })
-        .await
-        .map_err(|_| E::from(EngineError::Internal("a store task failed")))?
+        self.inner
+            .db
+            .with_store(move |store| f(store, &this.inner.engine))
+            .await
+            .map_err(|e| E::from(EngineError::Db(e)))?
     }
 
     /// Handles one inbound `/rhizo/msg/1` request; returns the response bytes.

@@ -10,7 +10,7 @@ use std::{
 use libp2p::{Multiaddr, PeerId};
 use rhizo_core::{DeviceKey, abuse::Conduct};
 use rhizo_net::{DiscoverySource, NetConfig, NetEvent};
-use rhizo_store::{PeerSource, Store};
+use rhizo_store::{Db, DbConfig, PeerSource, Store};
 use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
 
@@ -131,6 +131,10 @@ pub async fn run(
     .await??;
     let name = store.get_meta(META_DISPLAY_NAME)?;
     let known_peers = load_known_peers(&store)?;
+    // The one owner of the database; the services below not yet moved onto it keep a second
+    // connection (WAL lets both work; SQLite's busy timeout orders their commits).
+    let db_path = dir.database();
+    let db = Db::start(Store::open(&db_path)?, DbConfig::default())?;
     let store = Arc::new(Mutex::new(store));
     let had_known_peers = !known_peers.is_empty();
     info!(%peer_id, known = known_peers.len(), "starting node");
@@ -196,7 +200,7 @@ pub async fn run(
     let identity_device_secret = identity.device.to_bytes();
     let identity_certificate = identity.certificate;
     let messaging = Messaging::new(
-        store.clone(),
+        db.clone(),
         client.clone(),
         Me {
             uid: identity.uid(),

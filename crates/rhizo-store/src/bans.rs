@@ -16,8 +16,8 @@ use std::str::FromStr;
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
 use rusqlite::{OptionalExtension, Row, ToSql, params};
 
-use crate::Store;
 use crate::error::{SqliteContext, StoreError};
+use crate::tx::{Atomic, Reader, Tx};
 
 /// Most bans kept. A full table makes room by dropping the temporary ban that ends first;
 /// permanent bans are only removed by the user.
@@ -121,7 +121,28 @@ fn lasts_longer(new: Option<i64>, old: Option<i64>) -> bool {
 }
 
 /// Ban methods.
-impl Store {
+impl Reader<'_> {
+    /// The bans in force at `now` (permanent, or ending after `now`), by kind then value.
+    ///
+    /// # Errors
+    ///
+    /// If SQLite fails or a row holds an unknown kind.
+    pub fn bans(&self, now: i64) -> Result<Vec<BanRow>, StoreError> {
+        const CONTEXT: &str = "listing bans";
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT kind, value, reason, until, created_at FROM bans
+                 WHERE until IS NULL OR until > ?1 ORDER BY kind, value",
+            )
+            .context(CONTEXT)?;
+        stmt.query_map([now], BanRow::from_row)
+            .and_then(Iterator::collect)
+            .context(CONTEXT)
+    }
+}
+
+impl Tx<'_> {
     /// Bans `row.value`. Returns true if it was not banned before.
     ///
     /// If it is already banned, bans are only ever extended here: the row is replaced (reason,
@@ -149,7 +170,7 @@ impl Store {
                 row.reason.len()
             )));
         }
-        let tx = self.conn.transaction().context(CONTEXT)?;
+        let tx = Atomic::begin(self.conn).context(CONTEXT)?;
         let existing: Option<Option<i64>> = tx
             .prepare_cached("SELECT until FROM bans WHERE kind = ?1 AND value = ?2")
             .and_then(|mut stmt| {
@@ -233,25 +254,6 @@ impl Store {
         Ok(removed > 0)
     }
 
-    /// The bans in force at `now` (permanent, or ending after `now`), by kind then value.
-    ///
-    /// # Errors
-    ///
-    /// If SQLite fails or a row holds an unknown kind.
-    pub fn bans(&self, now: i64) -> Result<Vec<BanRow>, StoreError> {
-        const CONTEXT: &str = "listing bans";
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT kind, value, reason, until, created_at FROM bans
-                 WHERE until IS NULL OR until > ?1 ORDER BY kind, value",
-            )
-            .context(CONTEXT)?;
-        stmt.query_map([now], BanRow::from_row)
-            .and_then(Iterator::collect)
-            .context(CONTEXT)
-    }
-
     /// Deletes the bans that ended at or before `now`; returns how many.
     ///
     /// # Errors
@@ -268,6 +270,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Store;
 
     fn ban(kind: BanKind, value: &str, until: Option<i64>) -> BanRow {
         BanRow {

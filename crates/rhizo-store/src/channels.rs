@@ -12,14 +12,14 @@
 
 use rusqlite::{OptionalExtension, Row, params};
 
-use crate::Store;
 use crate::error::{SqliteContext, StoreError};
 use crate::messaging::blob;
+use crate::tx::{Atomic, Reader, Tx};
 
 /// Most channels joined at once.
 pub const MAX_CHANNELS: usize = 1_000;
 /// Largest history kept per channel (the `max_history` of
-/// [`Store::insert_channel_post`]), and most posts returned by one query.
+/// [`insert_channel_post`](crate::Tx::insert_channel_post)), and most posts returned by one query.
 pub const MAX_CHANNEL_HISTORY: usize = 10_000;
 
 /// A channel joined.
@@ -89,7 +89,64 @@ const POST_COLUMNS: &str =
     "post_id, channel_id, author_uid, author_device, text, sent_at, received_at, own";
 
 /// Channel methods.
-impl Store {
+impl Reader<'_> {
+    /// Every channel joined, in the order joined.
+    ///
+    /// # Errors
+    ///
+    /// If SQLite fails.
+    pub fn channels(&self) -> Result<Vec<ChannelRow>, StoreError> {
+        const CONTEXT: &str = "listing channels";
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, name, creator_uid, joined_at FROM channels ORDER BY joined_at, id",
+            )
+            .context(CONTEXT)?;
+        stmt.query_map([], ChannelRow::from_row)
+            .and_then(Iterator::collect)
+            .context(CONTEXT)
+    }
+
+    /// The joined channel `id`, if joined.
+    ///
+    /// # Errors
+    ///
+    /// If SQLite fails.
+    pub fn channel(&self, id: &[u8; 32]) -> Result<Option<ChannelRow>, StoreError> {
+        self.conn
+            .prepare_cached("SELECT id, name, creator_uid, joined_at FROM channels WHERE id = ?1")
+            .and_then(|mut stmt| stmt.query_row([&id[..]], ChannelRow::from_row).optional())
+            .context("reading a channel")
+    }
+
+    /// The newest `limit` posts of a channel (at most [`MAX_CHANNEL_HISTORY`]), returned oldest
+    /// first. Empty for a channel not joined.
+    ///
+    /// # Errors
+    ///
+    /// If SQLite fails.
+    pub fn channel_posts(
+        &self,
+        channel_id: &[u8; 32],
+        limit: usize,
+    ) -> Result<Vec<ChannelPostRow>, StoreError> {
+        const CONTEXT: &str = "reading channel posts";
+        let sql = format!(
+            "SELECT * FROM (
+                 SELECT {POST_COLUMNS} FROM channel_posts WHERE channel_id = ?1
+                 ORDER BY sent_at DESC, post_id DESC LIMIT ?2)
+             ORDER BY sent_at ASC, post_id ASC"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql).context(CONTEXT)?;
+        let limit = i64::try_from(limit.min(MAX_CHANNEL_HISTORY)).unwrap_or(i64::MAX);
+        stmt.query_map(params![&channel_id[..], limit], ChannelPostRow::from_row)
+            .and_then(Iterator::collect)
+            .context(CONTEXT)
+    }
+}
+
+impl Tx<'_> {
     /// Joins a channel. Returns true if it was not joined before; joining again changes nothing
     /// (the stored name, creator and time stay).
     ///
@@ -104,7 +161,7 @@ impl Store {
                 "a channel needs a name to be joined".into(),
             ));
         }
-        let tx = self.conn.transaction().context(CONTEXT)?;
+        let tx = Atomic::begin(self.conn).context(CONTEXT)?;
         let known = tx
             .prepare_cached("SELECT 1 FROM channels WHERE id = ?1")
             .and_then(|mut stmt| stmt.exists([&row.id[..]]))
@@ -150,36 +207,6 @@ impl Store {
         Ok(removed > 0)
     }
 
-    /// Every channel joined, in the order joined.
-    ///
-    /// # Errors
-    ///
-    /// If SQLite fails.
-    pub fn channels(&self) -> Result<Vec<ChannelRow>, StoreError> {
-        const CONTEXT: &str = "listing channels";
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT id, name, creator_uid, joined_at FROM channels ORDER BY joined_at, id",
-            )
-            .context(CONTEXT)?;
-        stmt.query_map([], ChannelRow::from_row)
-            .and_then(Iterator::collect)
-            .context(CONTEXT)
-    }
-
-    /// The joined channel `id`, if joined.
-    ///
-    /// # Errors
-    ///
-    /// If SQLite fails.
-    pub fn channel(&self, id: &[u8; 32]) -> Result<Option<ChannelRow>, StoreError> {
-        self.conn
-            .prepare_cached("SELECT id, name, creator_uid, joined_at FROM channels WHERE id = ?1")
-            .and_then(|mut stmt| stmt.query_row([&id[..]], ChannelRow::from_row).optional())
-            .context("reading a channel")
-    }
-
     /// Stores a verified post, then keeps only the newest `max_history` posts of its channel
     /// (by `sent_at`, ties by `post_id`). Returns true if the post is new *and* was kept (a post
     /// older than the whole kept history is dropped at once); false for a duplicate `post_id`.
@@ -200,7 +227,7 @@ impl Store {
                 "channel history must keep 1 to {MAX_CHANNEL_HISTORY} posts, not {max_history}"
             )));
         }
-        let tx = self.conn.transaction().context(CONTEXT)?;
+        let tx = Atomic::begin(self.conn).context(CONTEXT)?;
         let joined = tx
             .prepare_cached("SELECT 1 FROM channels WHERE id = ?1")
             .and_then(|mut stmt| stmt.exists([&row.channel_id[..]]))
@@ -255,36 +282,12 @@ impl Store {
         tx.commit().context(CONTEXT)?;
         Ok(kept)
     }
-
-    /// The newest `limit` posts of a channel (at most [`MAX_CHANNEL_HISTORY`]), returned oldest
-    /// first. Empty for a channel not joined.
-    ///
-    /// # Errors
-    ///
-    /// If SQLite fails.
-    pub fn channel_posts(
-        &self,
-        channel_id: &[u8; 32],
-        limit: usize,
-    ) -> Result<Vec<ChannelPostRow>, StoreError> {
-        const CONTEXT: &str = "reading channel posts";
-        let sql = format!(
-            "SELECT * FROM (
-                 SELECT {POST_COLUMNS} FROM channel_posts WHERE channel_id = ?1
-                 ORDER BY sent_at DESC, post_id DESC LIMIT ?2)
-             ORDER BY sent_at ASC, post_id ASC"
-        );
-        let mut stmt = self.conn.prepare_cached(&sql).context(CONTEXT)?;
-        let limit = i64::try_from(limit.min(MAX_CHANNEL_HISTORY)).unwrap_or(i64::MAX);
-        stmt.query_map(params![&channel_id[..], limit], ChannelPostRow::from_row)
-            .and_then(Iterator::collect)
-            .context(CONTEXT)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Store;
 
     fn channel(n: u8) -> ChannelRow {
         ChannelRow {

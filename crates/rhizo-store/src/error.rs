@@ -30,7 +30,7 @@ pub enum StoreError {
         path: PathBuf,
         /// What SQLite said.
         #[source]
-        source: rusqlite::Error,
+        source: SqliteError,
     },
 
     /// The file exists but is not an SQLite database, or is damaged.
@@ -43,7 +43,7 @@ pub enum StoreError {
         path: PathBuf,
         /// What SQLite said.
         #[source]
-        source: rusqlite::Error,
+        source: SqliteError,
     },
 
     /// The database was written by a newer rhizo than this one.
@@ -65,7 +65,7 @@ pub enum StoreError {
         version: u32,
         /// What SQLite said.
         #[source]
-        source: rusqlite::Error,
+        source: SqliteError,
     },
 
     /// A peer id was empty or longer than [`MAX_PEER_ID_BYTES`].
@@ -82,7 +82,7 @@ pub enum StoreError {
         context: &'static str,
         /// What SQLite said.
         #[source]
-        source: rusqlite::Error,
+        source: SqliteError,
     },
     /// A contact name is already used for another UID.
     #[error(
@@ -123,6 +123,43 @@ pub(crate) trait SqliteContext<T> {
 
 impl<T> SqliteContext<T> for rusqlite::Result<T> {
     fn context(self, context: &'static str) -> Result<T, StoreError> {
-        self.map_err(|source| StoreError::Sqlite { context, source })
+        self.map_err(|source| StoreError::Sqlite {
+            context,
+            source: source.into(),
+        })
+    }
+}
+
+/// What SQLite said, kept as the [`source`](std::error::Error::source) of a [`StoreError`]
+/// (its text is SQLite's message; the SQLite types stay inside this crate).
+#[derive(Debug)]
+pub struct SqliteError(rusqlite::Error);
+
+impl SqliteError {
+    /// Whether SQLite said the database is busy or locked (another connection holds the lock
+    /// longer than the busy timeout).
+    pub fn is_busy(&self) -> bool {
+        matches!(
+            self.0.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+        )
+    }
+}
+
+impl std::fmt::Display for SqliteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for SqliteError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl From<rusqlite::Error> for SqliteError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self(e)
     }
 }

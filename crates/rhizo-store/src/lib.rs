@@ -1,39 +1,47 @@
 //! rhizo's one SQLite database: the schema, its migrations, a small key →
-//! value table, and the peer book.
+//! value table, the peer book, and the messaging, mailbox, request, profile, ban and channel
+//! tables — with [`Db`], the database's one owner in the node.
 //!
-//! The API is synchronous and reads no clock: every call that records a time
-//! takes `now` (unix seconds) from the caller. The async node owns one
-//! [`Store`] and calls it from `spawn_blocking`.
+//! Every read is a method of [`Reader`], every write a method of [`Tx`] (which derefs to
+//! [`Reader`], so reads inside a transaction are the same methods). The API reads no clock:
+//! every call that records a time takes `now` from the caller. No SQLite type is part of it.
 //!
 //! ```text
-//!   rhizo-node (async)
-//!        │ spawn_blocking(move || store.upsert_peer(id, &addrs, source, now))
-//!        ▼
-//!   ┌─────────── Store ────────────┐
-//!   │ get_meta / set_meta          │──► meta        (key → value)
-//!   │ upsert_peer, record_dial_*,  │──► peers       (one row per peer)
-//!   │ peers_for_dial, list_peers   │──► peer_addrs  (≤ 16 per peer, cascade)
-//!   │ set_peer_reputation, …       │    (reputation, banned_until on peers)
-//!   │ add_ban, bans, …             │──► bans        (peer ids, CIDR ranges)
-//!   │ join_channel, channel_posts… │──► channels ──► channel_posts (bounded history)
-//!   └──────────────────────────────┘
+//!   rhizo-node / rhizo-engine (async)
+//!        │ db.write(|tx| tx.add_contact(..)).await     db.read(|r| r.list_contacts()).await
+//!        │ db.try_write(..) → Busy when full            │
+//!        ▼                                              ▼
+//!   ┌──── Db ── writer thread ────────┐        ┌── reader threads ──┐
+//!   │ bounded queue → group commit:   │        │ Store::open_reader │
+//!   │ BEGIN; job₁ SAVEPOINT; job₂ …;  │        │ (read-only, WAL)   │
+//!   │ COMMIT; answer every job        │        └────────────────────┘
+//!   └─────────────────────────────────┘
+//!        │ Tx / Reader methods, one file per table group:
+//!        ├──► meta, peers, peer_addrs, bans, channels, channel_posts
+//!        ├──► contacts, contact_devices, conversations, messages (outbox), seen
+//!        └──► mailbox_*, request_*, profiles
 //!        │ open: create 0600 → WAL → migrate to SCHEMA_VERSION
 //!        ▼
-//!   rhizo.db (+ -wal, -shm)
+//!   rhizo.db (+ -wal, -shm; the MLS tables of rhizo-e2e live in the same file: Tx::mls)
 //! ```
 //!
 //! # Layout
 //!
 //! - [`Store`] (this file): opening the file, connection settings, `meta`.
+//! - `tx`: [`Reader`], [`Tx`] (savepoints, [`Tx::mls`]), [`Durability`],
+//!   [`Store::read`] / [`Store::write`].
+//! - `db`: [`Db`] — the writer thread with its bounded queue and group commit, the reader
+//!   pool, [`DbError`], [`DbConfig`].
 //! - `migrations`: the ordered `MIGRATIONS` and [`SCHEMA_VERSION`]; the
 //!   version lives in `PRAGMA user_version`.
-//! - `peer_book`: [`PeerSource`], [`PeerRecord`] and the peer book methods
-//!   on [`Store`], with their limits ([`MAX_PEERS`], [`MAX_ADDRS_PER_PEER`]).
+//! - `peer_book`: [`PeerSource`], [`PeerRecord`] and the peer book methods,
+//!   with their limits ([`MAX_PEERS`], [`MAX_ADDRS_PER_PEER`]).
 //! - [`mailbox`]: envelopes held for offline users (batches of stores in one transaction,
 //!   quotas read from usage counters that triggers keep exact, TTL with an amortized purge,
 //!   delete-on-receipt with tombstones, device-list versions seen).
-//! - [`messaging`]: contacts, conversations, messages and the outbox (with the `stored` state
-//!   for messages held by mailbox replicas), the seen-set.
+//! - [`messaging`]: one file per table group — contacts, conversations, messages (one
+//!   [`NewMessage`](messaging::NewMessage) for both directions), the outbox (with the `stored`
+//!   state for messages held by mailbox replicas), the seen-set.
 //! - [`requests`]: message requests (envelopes from non-contacts held within bounds until the
 //!   user accepts, declines or blocks), declined conversations, closed conversations.
 //! - [`profiles`]: our profile and the newest one received from each contact.
@@ -41,13 +49,18 @@
 //!   (Reputation scores and reputation bans live on the peer book rows.)
 //! - [`channels`]: the public channels joined ([`ChannelRow`]) and their bounded post history
 //!   ([`ChannelPostRow`]).
-//! - `error`: [`StoreError`].
+//! - `error`: [`StoreError`], [`SqliteError`].
+//! - [`compat`] (hidden, temporary): the old `Store` methods and `*_tx` functions the node's
+//!   messaging code still calls; the engine migration deletes it.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod bans;
 pub mod channels;
+#[doc(hidden)]
+pub mod compat;
+mod db;
 mod error;
 pub mod mailbox;
 pub mod messaging;
@@ -55,6 +68,7 @@ mod migrations;
 mod peer_book;
 pub mod profiles;
 pub mod requests;
+mod tx;
 
 use std::path::Path;
 use std::time::Duration;
@@ -63,12 +77,17 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension};
 
 pub use bans::{BanKind, BanRow, UnknownBanKind};
 pub use channels::{ChannelPostRow, ChannelRow};
-pub use error::StoreError;
+pub use db::{
+    DEFAULT_GROUP, DEFAULT_READ_QUEUE, DEFAULT_READERS, DEFAULT_WRITE_QUEUE, Db, DbConfig, DbError,
+    DbStats, Pending,
+};
+pub use error::{SqliteError, StoreError};
 pub use migrations::SCHEMA_VERSION;
 pub use peer_book::{
     MAX_ADDR_BYTES, MAX_ADDRS_PER_PEER, MAX_PEER_ID_BYTES, MAX_PEERS, PeerRecord, PeerSource,
     UnknownPeerSource,
 };
+pub use tx::{Durability, Reader, Tx};
 
 use error::SqliteContext;
 use peer_book::PeerBookLimits;
@@ -112,7 +131,7 @@ impl Store {
         create_private_file(path)?;
         let conn = Connection::open(path).map_err(|source| StoreError::Open {
             path: path.to_owned(),
-            source,
+            source: source.into(),
         })?;
         Self::init(conn, path)
     }
@@ -127,21 +146,28 @@ impl Store {
         Self::init(conn, Path::new(":memory:"))
     }
 
-    /// Opens another connection to this database's file, with the same settings: WAL lets it
-    /// read the last committed state while this one is in the middle of a transaction (e.g.
-    /// the mailbox replica's read-only quota checks beside its group commit).
+    /// Opens another connection to this database's file for reading only (`query_only`): WAL
+    /// lets it read the last committed state while the writer is in the middle of a
+    /// transaction (e.g. the mailbox replica's quota checks, the [`Db`]'s reader pool).
     ///
     /// # Errors
     ///
     /// [`StoreError::InvalidInput`] for an in-memory database (there is no file to share), or
     /// what [`open`](Self::open) returns.
     pub fn open_reader(&self) -> Result<Self, StoreError> {
-        match self.conn.path() {
-            Some(path) if !path.is_empty() => Self::open(Path::new(path)),
-            _ => Err(StoreError::InvalidInput(
-                "an in-memory database has no file another connection could open".into(),
-            )),
-        }
+        let reader = match self.conn.path() {
+            Some(path) if !path.is_empty() => Self::open(Path::new(path))?,
+            _ => {
+                return Err(StoreError::InvalidInput(
+                    "an in-memory database has no file another connection could open".into(),
+                ));
+            }
+        };
+        reader
+            .conn
+            .execute_batch("PRAGMA query_only = ON")
+            .context("making a reader read-only")?;
+        Ok(reader)
     }
 
     /// Applies connection settings and migrations.
@@ -156,12 +182,12 @@ impl Store {
                 Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
                     StoreError::NotADatabase {
                         path: path.to_owned(),
-                        source,
+                        source: source.into(),
                     }
                 }
                 _ => StoreError::Open {
                     path: path.to_owned(),
-                    source,
+                    source: source.into(),
                 },
             })?;
         if !journal_mode.eq_ignore_ascii_case("wal") && !journal_mode.eq_ignore_ascii_case("memory")
@@ -187,15 +213,17 @@ impl Store {
             mailbox_purge_due: i64::MIN,
         })
     }
+}
 
+impl Reader<'_> {
     /// The schema version of the open database (`PRAGMA user_version`);
-    /// [`SCHEMA_VERSION`] once [`open`](Self::open) has succeeded.
+    /// [`SCHEMA_VERSION`] once [`Store::open`] has succeeded.
     ///
     /// # Errors
     ///
     /// If SQLite fails.
     pub fn schema_version(&self) -> Result<u32, StoreError> {
-        migrations::user_version(&self.conn)
+        migrations::user_version(self.conn)
     }
 
     /// The value stored under `key` in `meta`, if any.
@@ -209,13 +237,15 @@ impl Store {
             .and_then(|mut stmt| stmt.query_row([key], |row| row.get(0)).optional())
             .context("reading meta")
     }
+}
 
+impl Tx<'_> {
     /// Stores `value` under `key` in `meta`, replacing any previous value.
     ///
     /// # Errors
     ///
     /// If SQLite fails.
-    pub fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+    pub fn set_meta(&mut self, key: &str, value: &str) -> Result<(), StoreError> {
         self.conn
             .prepare_cached(
                 "INSERT INTO meta (key, value) VALUES (?1, ?2)
@@ -298,7 +328,7 @@ mod tests {
 
     #[test]
     fn meta_round_trip_and_overwrite() {
-        let store = Store::open_in_memory().expect("open");
+        let mut store = Store::open_in_memory().expect("open");
         assert_eq!(store.get_meta("node.name").expect("get"), None);
         store.set_meta("node.name", "alice").expect("set");
         assert_eq!(

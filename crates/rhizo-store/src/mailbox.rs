@@ -29,9 +29,9 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::{
-    Store,
     error::{SqliteContext, StoreError},
     messaging::blob,
+    tx::{Atomic, Reader, Tx},
 };
 
 /// How long a tombstone lasts for a digest deleted without being held here (unix ms): a week,
@@ -120,7 +120,7 @@ pub struct NewMailboxEntry<'a> {
     pub sender_cert: &'a [u8],
 }
 
-/// What [`Store::mailbox_store`] did.
+/// What [`mailbox_store`](crate::Tx::mailbox_store) did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MailboxStored {
     /// Newly stored (and committed).
@@ -145,7 +145,7 @@ pub enum QuotaLimit {
     Node,
 }
 
-/// Why one entry of [`Store::mailbox_store_batch`] was not stored (the others were not
+/// Why one entry of [`mailbox_store_batch`](crate::Tx::mailbox_store_batch) was not stored (the others were not
 /// affected). Its `Display` is the message for the sender.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -200,7 +200,7 @@ impl From<MailboxRefusal> for StoreError {
     }
 }
 
-/// What one entry of [`Store::mailbox_store_batch`] came to.
+/// What one entry of [`mailbox_store_batch`](crate::Tx::mailbox_store_batch) came to.
 pub type MailboxOutcome = Result<MailboxStored, MailboxRefusal>;
 
 /// One held envelope.
@@ -220,7 +220,7 @@ pub struct MailboxEntry {
     pub sender_cert: Vec<u8>,
 }
 
-/// One page of [`Store::mailbox_fetch`].
+/// One page of [`mailbox_fetch`](crate::Reader::mailbox_fetch).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MailboxPage {
     /// Envelopes, in storage order.
@@ -247,133 +247,8 @@ pub struct MailboxSummary {
     pub tombstones: u64,
 }
 
-impl Store {
-    /// Stores one envelope: [`mailbox_store_batch`](Self::mailbox_store_batch) with one entry,
-    /// committed before this returns (acknowledge only after `Ok`). A full quota is
-    /// [`StoreError::QuotaExceeded`]; an envelope the recipient already acknowledged (an
-    /// unexpired tombstone) is not stored again: [`MailboxStored::AlreadyDelivered`].
-    pub fn mailbox_store(
-        &mut self,
-        entry: &NewMailboxEntry<'_>,
-        quota: &MailboxQuota,
-        now: i64,
-    ) -> Result<MailboxStored, StoreError> {
-        let outcome = self
-            .mailbox_store_batch(std::slice::from_ref(entry), quota, now)?
-            .pop()
-            .ok_or(StoreError::InvalidInput(
-                "a one-entry batch came back without an outcome".into(),
-            ))?;
-        Ok(outcome?)
-    }
-
-    /// Stores `entries` in ONE transaction with one commit (group commit: one `fsync` for the
-    /// whole batch), committed before this returns: acknowledge each entry only after `Ok`.
-    /// Each entry gets its own outcome, in order:
-    ///
-    /// - [`MailboxStored::AlreadyDelivered`] if its digest is tombstoned for its recipient
-    ///   (unexpired): nothing stored;
-    /// - [`MailboxStored::Duplicate`] if the same envelope is held (unexpired), including an
-    ///   earlier entry of this batch: stored once;
-    /// - [`MailboxRefusal::QuotaExceeded`] if it would overflow the recipient's or the sender's
-    ///   quota, counting what is held (earlier entries of the batch included) — after purging
-    ///   expired entries, so only unexpired ones count; the other entries are not affected;
-    /// - [`MailboxStored::Stored`] otherwise.
-    ///
-    /// `Err` (SQLite failed) means nothing of the batch was stored. Expired entries are purged
-    /// first when [`MAILBOX_PURGE_INTERVAL_MS`] has passed since the last purge (at most
-    /// [`MAILBOX_PURGE_LIMIT`] of them). The caller bounds the batch (the node commits at most
-    /// 64 at a time).
-    pub fn mailbox_store_batch(
-        &mut self,
-        entries: &[NewMailboxEntry<'_>],
-        quota: &MailboxQuota,
-        now: i64,
-    ) -> Result<Vec<MailboxOutcome>, StoreError> {
-        const CTX: &str = "storing in the mailbox";
-        let mut purge_due = self.mailbox_purge_due;
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .context(CTX)?;
-        if now >= purge_due {
-            let (_, more) = purge_some(&tx, now)?;
-            purge_due = if more {
-                now
-            } else {
-                now.saturating_add(MAILBOX_PURGE_INTERVAL_MS)
-            };
-        }
-        let mut outcomes = Vec::with_capacity(entries.len());
-        for entry in entries {
-            let mut probe = Probe::read(&tx, entry, now)?;
-            if probe.tombstoned {
-                outcomes.push(Ok(MailboxStored::AlreadyDelivered));
-                continue;
-            }
-            match probe.held_until {
-                Some(expires_at) if expires_at > now => {
-                    outcomes.push(Ok(MailboxStored::Duplicate));
-                    continue;
-                }
-                Some(_) => {
-                    // Held but expired (not purged yet): replaced by the new copy.
-                    tx.prepare_cached(
-                        "DELETE FROM mailbox WHERE recipient_uid = ?1 AND digest = ?2",
-                    )
-                    .and_then(|mut s| {
-                        s.execute(params![&entry.recipient_uid[..], &entry.digest[..]])
-                    })
-                    .context(CTX)?;
-                    probe = Probe::read(&tx, entry, now)?;
-                }
-                None => {}
-            }
-            let mut refusal = probe.refusal(entry, quota);
-            if refusal.is_some() {
-                // Expired entries still count until purged: purge, then decide on the rest.
-                let (purged, more) = purge_some(&tx, now)?;
-                if more {
-                    purge_due = now;
-                }
-                if purged > 0 {
-                    refusal = Probe::read(&tx, entry, now)?.refusal(entry, quota);
-                }
-            }
-            if let Some(refusal) = refusal {
-                outcomes.push(Err(refusal));
-                continue;
-            }
-            if let Some(refusal) = make_room(&tx, entry, probe.recipient, quota, now)? {
-                outcomes.push(Err(refusal));
-                continue;
-            }
-            tx.prepare_cached(
-                "INSERT INTO mailbox
-                   (recipient_uid, sender_uid, digest, envelope, stored_at, expires_at,
-                    sender_cert)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    &entry.recipient_uid[..],
-                    &entry.sender_uid[..],
-                    &entry.digest[..],
-                    entry.envelope,
-                    now,
-                    entry.expires_at,
-                    (!entry.sender_cert.is_empty()).then_some(entry.sender_cert),
-                ])
-            })
-            .context(CTX)?;
-            outcomes.push(Ok(MailboxStored::Stored));
-        }
-        tx.commit().context(CTX)?;
-        self.mailbox_purge_due = purge_due;
-        Ok(outcomes)
-    }
-
-    /// Whether [`mailbox_store`](Self::mailbox_store) would refuse `entry` for a full quota,
+impl Reader<'_> {
+    /// Whether [`mailbox_store`](crate::Tx::mailbox_store) would refuse `entry` for a full quota,
     /// without writing anything (check it before costly work such as verifying a signature).
     /// An envelope already held or already delivered passes (storing it is then a no-op). Reads
     /// the usage counters; when they say full but expired entries wait to be purged, it passes
@@ -384,17 +259,17 @@ impl Store {
         quota: &MailboxQuota,
         now: i64,
     ) -> Result<(), StoreError> {
-        let probe = Probe::read(&self.conn, entry, now)?;
+        let probe = Probe::read(self.conn, entry, now)?;
         if probe.tombstoned || probe.held_until.is_some_and(|at| at > now) {
             return Ok(());
         }
         let refusal = match probe.refusal(entry, quota) {
-            None => node_refusal(&self.conn, entry, probe.recipient, quota)?,
+            None => node_refusal(self.conn, entry, probe.recipient, quota)?,
             some => some,
         };
         match refusal {
             None => Ok(()),
-            Some(_) if any_expired(&self.conn, now)? => Ok(()),
+            Some(_) if any_expired(self.conn, now)? => Ok(()),
             Some(refusal) => Err(refusal.into()),
         }
     }
@@ -495,6 +370,167 @@ impl Store {
             .context(CTX)
     }
 
+    /// Count, bytes, oldest and recipients of what is held, and the tombstones kept.
+    pub fn mailbox_summary(&self) -> Result<MailboxSummary, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT count(*), coalesce(sum(length(envelope)), 0), min(stored_at),
+                        count(DISTINCT recipient_uid),
+                        (SELECT count(*) FROM mailbox_tombstones)
+                 FROM mailbox",
+                [],
+                |r| {
+                    Ok(MailboxSummary {
+                        count: r.get::<_, i64>(0)? as u64,
+                        bytes: r.get::<_, i64>(1)? as u64,
+                        oldest: r.get(2)?,
+                        recipients: r.get::<_, i64>(3)? as u64,
+                        tombstones: r.get::<_, i64>(4)? as u64,
+                    })
+                },
+            )
+            .context("summarising the mailbox")
+    }
+
+    /// The newest device-list version seen for `uid` by this mailbox (0 if none): a request
+    /// carrying an older list is refused.
+    pub fn mailbox_device_list_version(&self, uid: &[u8; 32]) -> Result<u64, StoreError> {
+        let version: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT version FROM mailbox_device_lists WHERE uid = ?1",
+                [&uid[..]],
+                |r| r.get(0),
+            )
+            .optional()
+            .context("reading a device-list version")?;
+        Ok(version.map_or(0, |v| v as u64))
+    }
+}
+
+impl Tx<'_> {
+    /// Stores one envelope: [`mailbox_store_batch`](Self::mailbox_store_batch) with one entry,
+    /// committed before this returns (acknowledge only after `Ok`). A full quota is
+    /// [`StoreError::QuotaExceeded`]; an envelope the recipient already acknowledged (an
+    /// unexpired tombstone) is not stored again: [`MailboxStored::AlreadyDelivered`].
+    pub fn mailbox_store(
+        &mut self,
+        entry: &NewMailboxEntry<'_>,
+        quota: &MailboxQuota,
+        now: i64,
+    ) -> Result<MailboxStored, StoreError> {
+        let outcome = self
+            .mailbox_store_batch(std::slice::from_ref(entry), quota, now)?
+            .pop()
+            .ok_or(StoreError::InvalidInput(
+                "a one-entry batch came back without an outcome".into(),
+            ))?;
+        Ok(outcome?)
+    }
+
+    /// Stores `entries` in ONE transaction with one commit (group commit: one `fsync` for the
+    /// whole batch), committed before this returns: acknowledge each entry only after `Ok`.
+    /// Each entry gets its own outcome, in order:
+    ///
+    /// - [`MailboxStored::AlreadyDelivered`] if its digest is tombstoned for its recipient
+    ///   (unexpired): nothing stored;
+    /// - [`MailboxStored::Duplicate`] if the same envelope is held (unexpired), including an
+    ///   earlier entry of this batch: stored once;
+    /// - [`MailboxRefusal::QuotaExceeded`] if it would overflow the recipient's or the sender's
+    ///   quota, counting what is held (earlier entries of the batch included) — after purging
+    ///   expired entries, so only unexpired ones count; the other entries are not affected;
+    /// - [`MailboxStored::Stored`] otherwise.
+    ///
+    /// `Err` (SQLite failed) means nothing of the batch was stored. Expired entries are purged
+    /// first when [`MAILBOX_PURGE_INTERVAL_MS`] has passed since the last purge (at most
+    /// [`MAILBOX_PURGE_LIMIT`] of them). The caller bounds the batch (the node commits at most
+    /// 64 at a time).
+    pub fn mailbox_store_batch(
+        &mut self,
+        entries: &[NewMailboxEntry<'_>],
+        quota: &MailboxQuota,
+        now: i64,
+    ) -> Result<Vec<MailboxOutcome>, StoreError> {
+        const CTX: &str = "storing in the mailbox";
+        let mut purge_due = *self.mailbox_purge_due;
+        let tx = Atomic::begin(self.conn).context(CTX)?;
+        if now >= purge_due {
+            let (_, more) = purge_some(&tx, now)?;
+            purge_due = if more {
+                now
+            } else {
+                now.saturating_add(MAILBOX_PURGE_INTERVAL_MS)
+            };
+        }
+        let mut outcomes = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let mut probe = Probe::read(&tx, entry, now)?;
+            if probe.tombstoned {
+                outcomes.push(Ok(MailboxStored::AlreadyDelivered));
+                continue;
+            }
+            match probe.held_until {
+                Some(expires_at) if expires_at > now => {
+                    outcomes.push(Ok(MailboxStored::Duplicate));
+                    continue;
+                }
+                Some(_) => {
+                    // Held but expired (not purged yet): replaced by the new copy.
+                    tx.prepare_cached(
+                        "DELETE FROM mailbox WHERE recipient_uid = ?1 AND digest = ?2",
+                    )
+                    .and_then(|mut s| {
+                        s.execute(params![&entry.recipient_uid[..], &entry.digest[..]])
+                    })
+                    .context(CTX)?;
+                    probe = Probe::read(&tx, entry, now)?;
+                }
+                None => {}
+            }
+            let mut refusal = probe.refusal(entry, quota);
+            if refusal.is_some() {
+                // Expired entries still count until purged: purge, then decide on the rest.
+                let (purged, more) = purge_some(&tx, now)?;
+                if more {
+                    purge_due = now;
+                }
+                if purged > 0 {
+                    refusal = Probe::read(&tx, entry, now)?.refusal(entry, quota);
+                }
+            }
+            if let Some(refusal) = refusal {
+                outcomes.push(Err(refusal));
+                continue;
+            }
+            if let Some(refusal) = make_room(&tx, entry, probe.recipient, quota, now)? {
+                outcomes.push(Err(refusal));
+                continue;
+            }
+            tx.prepare_cached(
+                "INSERT INTO mailbox
+                   (recipient_uid, sender_uid, digest, envelope, stored_at, expires_at,
+                    sender_cert)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    &entry.recipient_uid[..],
+                    &entry.sender_uid[..],
+                    &entry.digest[..],
+                    entry.envelope,
+                    now,
+                    entry.expires_at,
+                    (!entry.sender_cert.is_empty()).then_some(entry.sender_cert),
+                ])
+            })
+            .context(CTX)?;
+            outcomes.push(Ok(MailboxStored::Stored));
+        }
+        tx.commit().context(CTX)?;
+        *self.mailbox_purge_due = purge_due;
+        Ok(outcomes)
+    }
+
     /// Deletes what the recipient acknowledged (delete-on-receipt); returns how many unexpired
     /// envelopes went. Every digest named is tombstoned for `recipient`, so a late
     /// re-replication of it is refused ([`MailboxStored::AlreadyDelivered`]): until the deleted
@@ -507,7 +543,7 @@ impl Store {
         now: i64,
     ) -> Result<usize, StoreError> {
         const CTX: &str = "deleting from the mailbox";
-        let tx = self.conn.transaction().context(CTX)?;
+        let tx = Atomic::begin(self.conn).context(CTX)?;
         let mut n = 0;
         {
             let mut delete = tx
@@ -559,7 +595,7 @@ impl Store {
         now: i64,
     ) -> Result<usize, StoreError> {
         const CTX: &str = "deleting rejected envelopes from the mailbox";
-        let tx = self.conn.transaction().context(CTX)?;
+        let tx = Atomic::begin(self.conn).context(CTX)?;
         let mut n = 0;
         {
             let mut delete = tx
@@ -597,7 +633,7 @@ impl Store {
     /// Drops every expired envelope and expired tombstone; returns how many envelopes went.
     pub fn mailbox_purge_expired(&mut self, now: i64) -> Result<usize, StoreError> {
         const CTX: &str = "purging the mailbox";
-        let tx = self.conn.transaction().context(CTX)?;
+        let tx = Atomic::begin(self.conn).context(CTX)?;
         let n = tx
             .execute("DELETE FROM mailbox WHERE expires_at <= ?1", [now])
             .context(CTX)?;
@@ -615,43 +651,6 @@ impl Store {
         Ok(n)
     }
 
-    /// Count, bytes, oldest and recipients of what is held, and the tombstones kept.
-    pub fn mailbox_summary(&self) -> Result<MailboxSummary, StoreError> {
-        self.conn
-            .query_row(
-                "SELECT count(*), coalesce(sum(length(envelope)), 0), min(stored_at),
-                        count(DISTINCT recipient_uid),
-                        (SELECT count(*) FROM mailbox_tombstones)
-                 FROM mailbox",
-                [],
-                |r| {
-                    Ok(MailboxSummary {
-                        count: r.get::<_, i64>(0)? as u64,
-                        bytes: r.get::<_, i64>(1)? as u64,
-                        oldest: r.get(2)?,
-                        recipients: r.get::<_, i64>(3)? as u64,
-                        tombstones: r.get::<_, i64>(4)? as u64,
-                    })
-                },
-            )
-            .context("summarising the mailbox")
-    }
-
-    /// The newest device-list version seen for `uid` by this mailbox (0 if none): a request
-    /// carrying an older list is refused.
-    pub fn mailbox_device_list_version(&self, uid: &[u8; 32]) -> Result<u64, StoreError> {
-        let version: Option<i64> = self
-            .conn
-            .query_row(
-                "SELECT version FROM mailbox_device_lists WHERE uid = ?1",
-                [&uid[..]],
-                |r| r.get(0),
-            )
-            .optional()
-            .context("reading a device-list version")?;
-        Ok(version.map_or(0, |v| v as u64))
-    }
-
     /// Notes that a valid device list of `version` was seen for `uid` at `at` (unix ms); the
     /// stored version only grows (`updated_at` is the last time one was noted).
     pub fn note_mailbox_device_list_version(
@@ -662,7 +661,9 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.note_device_list_bounded(uid, version, at, MAX_DEVICE_LIST_ROWS)
     }
+}
 
+impl Tx<'_> {
     /// [`note_mailbox_device_list_version`](Self::note_mailbox_device_list_version) keeping at
     /// most `max_rows` rows.
     fn note_device_list_bounded(
@@ -673,7 +674,7 @@ impl Store {
         max_rows: u64,
     ) -> Result<(), StoreError> {
         const CTX: &str = "noting a device-list version";
-        let tx = self.conn.transaction().context(CTX)?;
+        let tx = Atomic::begin(self.conn).context(CTX)?;
         let known: bool = tx
             .prepare_cached("SELECT EXISTS (SELECT 1 FROM mailbox_device_lists WHERE uid = ?1)")
             .and_then(|mut s| s.query_row([&uid[..]], |r| r.get(0)))
@@ -975,6 +976,7 @@ fn prune_tombstones(conn: &Connection, recipient: &[u8; 32]) -> Result<(), Store
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Store;
 
     fn entry(
         recipient: u8,
@@ -1742,11 +1744,11 @@ mod tests {
         // The public call's bound is MAX_DEVICE_LIST_ROWS; 16 here keeps the test short.
         let n = 16 + 3;
         for i in 0..n {
-            s.note_device_list_bounded(&uid(i), 1, i as i64, 16)
+            s.write(|tx| tx.note_device_list_bounded(&uid(i), 1, i as i64, 16))
                 .unwrap();
         }
         // Noting a known UID again does not evict anyone.
-        s.note_device_list_bounded(&uid(n - 1), 2, n as i64, 16)
+        s.write(|tx| tx.note_device_list_bounded(&uid(n - 1), 2, n as i64, 16))
             .unwrap();
         let rows = |s: &Store| -> i64 {
             s.conn

@@ -339,9 +339,9 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             return Ok(());
         };
         let next = version + 1;
-        let failed = |source| StoreError::Migration {
+        let failed = |source: rusqlite::Error| StoreError::Migration {
             version: next,
-            source,
+            source: source.into(),
         };
         tx.execute_batch(sql).map_err(failed)?;
         tx.pragma_update(None, "user_version", next)

@@ -18,7 +18,7 @@
 //!
 //! A peer may get a reputation before we ever see it at an address (it connected to us). Its
 //! row is then a placeholder: source `identify`, no addresses, `first_seen = last_seen = 0`
-//! ("never seen"); the first [`Store::upsert_peer`] fills in the real source and times.
+//! ("never seen"); the first [`upsert_peer`](crate::Tx::upsert_peer) fills in the real source and times.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -29,6 +29,7 @@ use rusqlite::{OptionalExtension, Rows, ToSql};
 
 use crate::Store;
 use crate::error::{SqliteContext, StoreError};
+use crate::tx::{Atomic, Reader, Tx};
 
 /// Most addresses remembered per peer: a peer rarely has more real ones,
 /// and a peer that advertises hundreds must not bloat the book.
@@ -166,7 +167,78 @@ const RECORD_COLUMNS: &str =
     "p.peer_id, p.source, p.first_seen, p.last_seen, p.failures, p.last_failure, a.addr";
 
 /// Peer book methods.
-impl Store {
+impl Reader<'_> {
+    /// Up to `limit` peers worth dialling: those with at least one address,
+    /// fewest failures first, then most recently seen.
+    ///
+    /// # Errors
+    ///
+    /// If SQLite fails or a row holds an unknown source.
+    pub fn peers_for_dial(&self, limit: usize) -> Result<Vec<PeerRecord>, StoreError> {
+        const CONTEXT: &str = "choosing peers to dial";
+        let sql = format!(
+            "WITH p AS (
+                 SELECT * FROM peers
+                 WHERE EXISTS (SELECT 1 FROM peer_addrs a WHERE a.peer_id = peers.peer_id)
+                 ORDER BY failures ASC, last_seen DESC, peer_id LIMIT ?1)
+             SELECT {RECORD_COLUMNS} FROM p JOIN peer_addrs a ON a.peer_id = p.peer_id
+             ORDER BY p.failures ASC, p.last_seen DESC, p.peer_id, a.last_seen DESC, a.addr"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql).context(CONTEXT)?;
+        let rows = stmt.query([sql_count(limit)]).context(CONTEXT)?;
+        collect_records(rows).context(CONTEXT)
+    }
+
+    /// Every peer in the book, most recently seen first.
+    ///
+    /// # Errors
+    ///
+    /// If SQLite fails or a row holds an unknown source.
+    pub fn list_peers(&self) -> Result<Vec<PeerRecord>, StoreError> {
+        const CONTEXT: &str = "listing peers";
+        let sql = format!(
+            "SELECT {RECORD_COLUMNS} FROM peers p LEFT JOIN peer_addrs a ON a.peer_id = p.peer_id
+             ORDER BY p.last_seen DESC, p.peer_id, a.last_seen DESC, a.addr"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql).context(CONTEXT)?;
+        let rows = stmt.query([]).context(CONTEXT)?;
+        collect_records(rows).context(CONTEXT)
+    }
+
+    /// How many peers the book holds.
+    ///
+    /// # Errors
+    ///
+    /// If SQLite fails.
+    pub fn peer_count(&self) -> Result<u64, StoreError> {
+        self.conn
+            .query_row("SELECT count(*) FROM peers", [], |row| row.get(0))
+            .context("counting peers")
+    }
+
+    /// Every peer with a non-zero reputation or a reputation ban (expired or not), as
+    /// `(peer_id, score, banned_until)`, by peer id: what to load into the in-memory reputation
+    /// table at start.
+    ///
+    /// # Errors
+    ///
+    /// If SQLite fails.
+    pub fn peer_reputations(&self) -> Result<Vec<(String, i32, Option<i64>)>, StoreError> {
+        const CONTEXT: &str = "reading peer reputations";
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT peer_id, reputation, banned_until FROM peers
+                 WHERE reputation <> 0 OR banned_until IS NOT NULL ORDER BY peer_id",
+            )
+            .context(CONTEXT)?;
+        stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .and_then(Iterator::collect)
+            .context(CONTEXT)
+    }
+}
+
+impl Tx<'_> {
     /// Records that `peer_id` was seen now at `addrs`.
     ///
     /// A new peer is added with `source`; a known peer keeps the source it
@@ -194,7 +266,7 @@ impl Store {
         let addrs = usable_addrs(addrs, limits.max_addrs_per_peer);
         const CONTEXT: &str = "updating the peer book";
 
-        let tx = self.conn.transaction().context(CONTEXT)?;
+        let tx = Atomic::begin(self.conn).context(CONTEXT)?;
         // A placeholder row (see the module docs) takes the source and time of this sighting.
         let known = tx
             .prepare_cached(
@@ -274,54 +346,6 @@ impl Store {
         Ok(failures.unwrap_or(0))
     }
 
-    /// Up to `limit` peers worth dialling: those with at least one address,
-    /// fewest failures first, then most recently seen.
-    ///
-    /// # Errors
-    ///
-    /// If SQLite fails or a row holds an unknown source.
-    pub fn peers_for_dial(&self, limit: usize) -> Result<Vec<PeerRecord>, StoreError> {
-        const CONTEXT: &str = "choosing peers to dial";
-        let sql = format!(
-            "WITH p AS (
-                 SELECT * FROM peers
-                 WHERE EXISTS (SELECT 1 FROM peer_addrs a WHERE a.peer_id = peers.peer_id)
-                 ORDER BY failures ASC, last_seen DESC, peer_id LIMIT ?1)
-             SELECT {RECORD_COLUMNS} FROM p JOIN peer_addrs a ON a.peer_id = p.peer_id
-             ORDER BY p.failures ASC, p.last_seen DESC, p.peer_id, a.last_seen DESC, a.addr"
-        );
-        let mut stmt = self.conn.prepare_cached(&sql).context(CONTEXT)?;
-        let rows = stmt.query([sql_count(limit)]).context(CONTEXT)?;
-        collect_records(rows).context(CONTEXT)
-    }
-
-    /// Every peer in the book, most recently seen first.
-    ///
-    /// # Errors
-    ///
-    /// If SQLite fails or a row holds an unknown source.
-    pub fn list_peers(&self) -> Result<Vec<PeerRecord>, StoreError> {
-        const CONTEXT: &str = "listing peers";
-        let sql = format!(
-            "SELECT {RECORD_COLUMNS} FROM peers p LEFT JOIN peer_addrs a ON a.peer_id = p.peer_id
-             ORDER BY p.last_seen DESC, p.peer_id, a.last_seen DESC, a.addr"
-        );
-        let mut stmt = self.conn.prepare_cached(&sql).context(CONTEXT)?;
-        let rows = stmt.query([]).context(CONTEXT)?;
-        collect_records(rows).context(CONTEXT)
-    }
-
-    /// How many peers the book holds.
-    ///
-    /// # Errors
-    ///
-    /// If SQLite fails.
-    pub fn peer_count(&self) -> Result<u64, StoreError> {
-        self.conn
-            .query_row("SELECT count(*) FROM peers", [], |row| row.get(0))
-            .context("counting peers")
-    }
-
     /// Forgets a peer and its addresses. Returns whether it was known.
     ///
     /// # Errors
@@ -358,7 +382,7 @@ impl Store {
         }
         const CONTEXT: &str = "storing a peer's reputation";
         let max_peers = self.limits.max_peers;
-        let tx = self.conn.transaction().context(CONTEXT)?;
+        let tx = Atomic::begin(self.conn).context(CONTEXT)?;
         let known = tx
             .prepare_cached(
                 "UPDATE peers SET reputation = ?2, banned_until = ?3 WHERE peer_id = ?1",
@@ -376,27 +400,6 @@ impl Store {
             evict_over_limit(&tx, peer_id, max_peers).context(CONTEXT)?;
         }
         tx.commit().context(CONTEXT)
-    }
-
-    /// Every peer with a non-zero reputation or a reputation ban (expired or not), as
-    /// `(peer_id, score, banned_until)`, by peer id: what to load into the in-memory reputation
-    /// table at start.
-    ///
-    /// # Errors
-    ///
-    /// If SQLite fails.
-    pub fn peer_reputations(&self) -> Result<Vec<(String, i32, Option<i64>)>, StoreError> {
-        const CONTEXT: &str = "reading peer reputations";
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT peer_id, reputation, banned_until FROM peers
-                 WHERE reputation <> 0 OR banned_until IS NOT NULL ORDER BY peer_id",
-            )
-            .context(CONTEXT)?;
-        stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
-            .and_then(Iterator::collect)
-            .context(CONTEXT)
     }
 
     /// Forgets the peers whose last `min_failures` or more dials all failed, with their
@@ -428,7 +431,9 @@ impl Store {
         }
         Ok(evicted)
     }
+}
 
+impl Store {
     /// Shrinks the peer book limits, so tests can fill the book cheaply.
     #[cfg(test)]
     pub(crate) fn with_peer_book_limits(mut self, max_peers: usize, max_addrs: usize) -> Self {
@@ -463,7 +468,7 @@ fn usable_addrs(addrs: &[String], max: usize) -> Vec<&str> {
 /// Evicts peers beyond `max_peers`: most failures first, then seen longest ago. Never `keep`
 /// (the peer just added: we just heard of it).
 fn evict_over_limit(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &rusqlite::Connection,
     keep: &str,
     max_peers: usize,
 ) -> rusqlite::Result<()> {
@@ -514,6 +519,7 @@ fn collect_records(mut rows: Rows<'_>) -> rusqlite::Result<Vec<PeerRecord>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Store;
 
     fn addrs(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| (*s).to_owned()).collect()

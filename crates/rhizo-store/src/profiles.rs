@@ -9,12 +9,12 @@
 //! verifies it) and kept so the profile can be passed on as it was signed. Times are unix
 //! milliseconds passed in by the caller.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{OptionalExtension, params};
 
 use crate::{
-    Store,
     error::{SqliteContext, StoreError},
     messaging::blob,
+    tx::{Reader, Tx},
 };
 
 /// A stored profile.
@@ -38,18 +38,7 @@ pub struct ProfileRow {
     pub updated_at: i64,
 }
 
-impl Store {
-    /// Stores `row` if no profile is known for its UID or if its version is higher than the
-    /// stored one; true if written. An equal or older version changes nothing (false).
-    /// [`StoreError::InvalidInput`] for a version above `i64::MAX`.
-    pub fn upsert_profile(&mut self, row: &ProfileRow) -> Result<bool, StoreError> {
-        const CTX: &str = "storing a profile";
-        let tx = self.conn.transaction().context(CTX)?;
-        let written = upsert_profile_tx(&tx, row)?;
-        tx.commit().context(CTX)?;
-        Ok(written)
-    }
-
+impl Reader<'_> {
     /// The profile stored for `uid`, if any.
     pub fn profile(&self, uid: &[u8; 32]) -> Result<Option<ProfileRow>, StoreError> {
         self.conn
@@ -76,41 +65,43 @@ impl Store {
     }
 }
 
-/// Inside a transaction: [`Store::upsert_profile`] (stores `row` unless a profile of the same or
-/// a higher version is already stored for its UID; true if written). Takes the connection a
-/// [`Transaction`](rusqlite::Transaction) derefs to, like the other `_tx` functions.
-pub fn upsert_profile_tx(tx: &Connection, row: &ProfileRow) -> Result<bool, StoreError> {
-    let version = i64::try_from(row.version).map_err(|_| {
-        StoreError::InvalidInput(format!("profile version {} is too large", row.version))
-    })?;
-    Ok(tx
-        .execute(
-            "INSERT INTO profiles (uid, version, name, avatar, avatar_mime, record, public,
-                updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-             ON CONFLICT (uid) DO UPDATE SET
-               version = excluded.version, name = excluded.name, avatar = excluded.avatar,
-               avatar_mime = excluded.avatar_mime, record = excluded.record,
-               public = excluded.public, updated_at = excluded.updated_at
-             WHERE excluded.version > profiles.version",
-            params![
-                &row.uid[..],
-                version,
-                row.name,
-                row.avatar,
-                row.avatar_mime,
-                row.record,
-                row.public as i64,
-                row.updated_at
-            ],
-        )
-        .context("storing a profile")?
-        == 1)
+impl Tx<'_> {
+    /// Stores `row` unless a profile of the same or a higher version is already stored for its
+    /// UID; true if written.
+    pub fn upsert_profile(&mut self, row: &ProfileRow) -> Result<bool, StoreError> {
+        let version = i64::try_from(row.version).map_err(|_| {
+            StoreError::InvalidInput(format!("profile version {} is too large", row.version))
+        })?;
+        Ok(self
+            .conn
+            .execute(
+                "INSERT INTO profiles (uid, version, name, avatar, avatar_mime, record, public,
+                    updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (uid) DO UPDATE SET
+                   version = excluded.version, name = excluded.name, avatar = excluded.avatar,
+                   avatar_mime = excluded.avatar_mime, record = excluded.record,
+                   public = excluded.public, updated_at = excluded.updated_at
+                 WHERE excluded.version > profiles.version",
+                params![
+                    &row.uid[..],
+                    version,
+                    row.name,
+                    row.avatar,
+                    row.avatar_mime,
+                    row.record,
+                    row.public as i64,
+                    row.updated_at
+                ],
+            )
+            .context("storing a profile")?
+            == 1)
+    }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Store;
 
     fn profile(uid: u8, version: u64, name: &str) -> ProfileRow {
         ProfileRow {
@@ -161,11 +152,11 @@ mod tests {
     fn upsert_inside_a_transaction_rolls_back_with_it() {
         let mut s = Store::open_in_memory().unwrap();
         let written: bool = s
-            .transaction(|tx| upsert_profile_tx(tx, &profile(1, 1, "Bob")))
+            .write(|tx| tx.upsert_profile(&profile(1, 1, "Bob")))
             .unwrap();
         assert!(written);
-        let failed: Result<(), StoreError> = s.transaction(|tx| {
-            assert!(upsert_profile_tx(tx, &profile(1, 5, "Bobby"))?);
+        let failed: Result<(), StoreError> = s.write(|tx| {
+            assert!(tx.upsert_profile(&profile(1, 5, "Bobby"))?);
             Err(StoreError::InvalidInput("rejected".into()))
         });
         assert!(failed.is_err());

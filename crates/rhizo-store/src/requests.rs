@@ -1,7 +1,7 @@
 //! Message requests: envelopes from senders who are not contacts, held until the user decides.
 //!
 //! ```text
-//!  inbound envelope, sender not a contact ─▶ hold_request_tx ─▶ request_envelopes (bounded)
+//!  inbound envelope, sender not a contact ─▶ hold_request ─▶ request_envelopes (bounded)
 //!        blocked sender? ─▶ Blocked        declined conversation? ─▶ SessionDeclined
 //!  user: accept ─▶ take_request (the envelopes, oldest first; the rows go) ─▶ normal receive path
 //!        decline ─▶ decline_request (rows go; their conversations are remembered as declined)
@@ -10,12 +10,19 @@
 //!
 //! Nothing here reads a clock: times are the caller's unix milliseconds.
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::{
-    Store, StoreError,
+    StoreError,
     error::SqliteContext,
     messaging::{ConversationRow, blob},
+    tx::{Reader, Tx},
+};
+
+#[doc(hidden)]
+pub use crate::compat::messaging::{
+    close_conversation_tx, hold_request_tx, insert_closed_conversation_tx, mark_held_tx,
+    welcome_pending_tx,
 };
 
 /// Bounds on what message requests may hold. Defaults keep a flood from throwaway keys within
@@ -71,7 +78,7 @@ pub struct HeldEnvelope<'a> {
     pub envelope: &'a [u8],
 }
 
-/// What [`hold_request_tx`] did.
+/// What [`hold_request`](crate::Tx::hold_request) did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HoldOutcome {
     /// Held; `new_sender` when this is the sender's first pending envelope.
@@ -116,7 +123,7 @@ pub struct RequestRow {
     pub resolved_at: Option<i64>,
 }
 
-/// What the network said about a sender's identity (see [`Store::set_request_identity`]).
+/// What the network said about a sender's identity (see [`set_request_identity`](crate::Tx::set_request_identity)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestIdentity {
     /// The root key (its hash is the UID).
@@ -125,116 +132,6 @@ pub struct RequestIdentity {
     pub name: Option<String>,
     /// Whether the held envelopes' devices are all listed.
     pub device_listed: bool,
-}
-
-/// Inside a transaction: holds one envelope of a non-contact, within `limits`.
-///
-/// # Errors
-///
-/// [`StoreError`] if the database fails.
-pub fn hold_request_tx(
-    tx: &Transaction<'_>,
-    held: &HeldEnvelope<'_>,
-    limits: &RequestLimits,
-    now: i64,
-) -> Result<HoldOutcome, StoreError> {
-    const CTX: &str = "holding a message request";
-    let state: Option<String> = tx
-        .prepare_cached("SELECT state FROM request_senders WHERE uid = ?1")
-        .context(CTX)?
-        .query_row([&held.sender_uid[..]], |r| r.get(0))
-        .optional()
-        .context(CTX)?;
-    if state.as_deref() == Some("blocked") {
-        return Ok(HoldOutcome::Blocked);
-    }
-    let declined: bool = tx
-        .prepare_cached("SELECT EXISTS (SELECT 1 FROM declined_sessions WHERE session_id = ?1)")
-        .context(CTX)?
-        .query_row([&held.session_id[..]], |r| r.get(0))
-        .context(CTX)?;
-    if declined {
-        return Ok(HoldOutcome::SessionDeclined);
-    }
-    let exists: bool = tx
-        .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM request_envelopes
-               WHERE sender_device = ?1 AND session_id = ?2 AND seq = ?3)",
-        )
-        .context(CTX)?
-        .query_row(
-            params![
-                &held.sender_device[..],
-                &held.session_id[..],
-                held.seq as i64
-            ],
-            |r| r.get(0),
-        )
-        .context(CTX)?;
-    if exists {
-        return Ok(HoldOutcome::AlreadyHeld);
-    }
-    let size = held.envelope.len() as u64;
-    let (mine, my_bytes): (i64, i64) = tx
-        .prepare_cached(
-            "SELECT count(*), coalesce(sum(length(envelope)), 0) FROM request_envelopes
-             WHERE sender_uid = ?1",
-        )
-        .context(CTX)?
-        .query_row([&held.sender_uid[..]], |r| Ok((r.get(0)?, r.get(1)?)))
-        .context(CTX)?;
-    if mine as u64 >= limits.per_sender_envelopes
-        || my_bytes as u64 + size > limits.per_sender_bytes
-    {
-        return Ok(HoldOutcome::SenderFull);
-    }
-    let (all, all_bytes): (i64, i64) = tx
-        .prepare_cached(
-            "SELECT count(*), coalesce(sum(length(envelope)), 0) FROM request_envelopes",
-        )
-        .context(CTX)?
-        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .context(CTX)?;
-    if all as u64 >= limits.total_envelopes || all_bytes as u64 + size > limits.total_bytes {
-        return Ok(HoldOutcome::AllFull);
-    }
-    let new_sender = state.is_none();
-    if new_sender {
-        let senders: i64 = tx
-            .prepare_cached("SELECT count(*) FROM request_senders WHERE state = 'pending'")
-            .context(CTX)?
-            .query_row([], |r| r.get(0))
-            .context(CTX)?;
-        if senders as u64 >= limits.senders {
-            return Ok(HoldOutcome::AllFull);
-        }
-        tx.prepare_cached(
-            "INSERT INTO request_senders (uid, state, first_at, last_at) VALUES (?1, 'pending', ?2, ?2)",
-        )
-        .context(CTX)?
-        .execute(params![&held.sender_uid[..], now])
-        .context(CTX)?;
-    } else {
-        tx.prepare_cached("UPDATE request_senders SET last_at = max(last_at, ?2) WHERE uid = ?1")
-            .context(CTX)?
-            .execute(params![&held.sender_uid[..], now])
-            .context(CTX)?;
-    }
-    tx.prepare_cached(
-        "INSERT INTO request_envelopes (sender_uid, sender_device, session_id, seq, envelope,
-           received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )
-    .context(CTX)?
-    .execute(params![
-        &held.sender_uid[..],
-        &held.sender_device[..],
-        &held.session_id[..],
-        held.seq as i64,
-        held.envelope,
-        now
-    ])
-    .context(CTX)?;
-    Ok(HoldOutcome::Held { new_sender })
 }
 
 fn request_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RequestRow> {
@@ -259,7 +156,25 @@ const REQUEST_SELECT: &str = "SELECT s.uid, s.state, s.first_at, s.last_at,
         s.root_pk, s.name, s.device_listed, s.resolved_at
      FROM request_senders s";
 
-impl Store {
+/// Drops a sender's held envelopes, remembering their conversations as declined.
+fn drop_held_tx(tx: &Connection, uid: &[u8; 32], now: i64) -> Result<u64, StoreError> {
+    const CTX: &str = "dropping a message request";
+    tx.execute(
+        "INSERT OR IGNORE INTO declined_sessions (session_id, sender_uid, declined_at)
+         SELECT DISTINCT session_id, sender_uid, ?2 FROM request_envelopes WHERE sender_uid = ?1",
+        params![&uid[..], now],
+    )
+    .context(CTX)?;
+    let n = tx
+        .execute(
+            "DELETE FROM request_envelopes WHERE sender_uid = ?1",
+            [&uid[..]],
+        )
+        .context(CTX)?;
+    Ok(n as u64)
+}
+
+impl Reader<'_> {
     /// Pending requests (not blocked senders), newest activity first.
     ///
     /// # Errors
@@ -333,6 +248,206 @@ impl Store {
             .context(CTX)
     }
 
+    /// A sender's held envelopes, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the database fails.
+    pub fn held_envelopes(&self, uid: &[u8; 32]) -> Result<Vec<Vec<u8>>, StoreError> {
+        const CTX: &str = "reading a message request";
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT envelope FROM request_envelopes WHERE sender_uid = ?1 ORDER BY id",
+            )
+            .context(CTX)?;
+        stmt.query_map([&uid[..]], |r| r.get::<_, Vec<u8>>(0))
+            .context(CTX)?
+            .collect::<Result<Vec<_>, _>>()
+            .context(CTX)
+    }
+
+    /// Whether a sender is blocked.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the database fails.
+    pub fn is_blocked(&self, uid: &[u8; 32]) -> Result<bool, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM request_senders WHERE uid = ?1 AND state = 'blocked')",
+                [&uid[..]],
+                |r| r.get(0),
+            )
+            .context("reading the block list")
+    }
+
+    /// The oldest conversation with a contact that is not closed: the one sends go to.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the database fails.
+    pub fn open_conversation_with(
+        &self,
+        uid: &[u8; 32],
+    ) -> Result<Option<ConversationRow>, StoreError> {
+        self.conn
+            .prepare_cached(
+                "SELECT session_id, group_id, contact_uid, created_at FROM conversations
+                 WHERE contact_uid = ?1 AND closed_at IS NULL
+                 ORDER BY created_at, session_id LIMIT 1",
+            )
+            .context("reading conversations")?
+            .query_row([&uid[..]], |r| {
+                Ok(ConversationRow {
+                    session_id: blob(r.get(0)?)?,
+                    group_id: r.get(1)?,
+                    contact_uid: blob(r.get(2)?)?,
+                    created_at: r.get(3)?,
+                })
+            })
+            .optional()
+            .context("reading conversations")
+    }
+
+    /// Inside a transaction: whether we sent a Welcome in this conversation that no receipt has
+    /// confirmed yet (so an UNKNOWN_SESSION answer may only mean it has not arrived).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the database fails.
+    pub fn welcome_pending(&self, session_id: &[u8; 16]) -> Result<bool, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM messages WHERE session_id = ?1 AND direction = 'out'
+               AND kind = 'welcome' AND state IN ('queued', 'sent', 'stored'))",
+                [&session_id[..]],
+                |r| r.get(0),
+            )
+            .context("reading a conversation's Welcome")
+    }
+}
+
+impl Tx<'_> {
+    /// Inside a transaction: holds one envelope of a non-contact, within `limits`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the database fails.
+    pub fn hold_request(
+        &mut self,
+        held: &HeldEnvelope<'_>,
+        limits: &RequestLimits,
+        now: i64,
+    ) -> Result<HoldOutcome, StoreError> {
+        const CTX: &str = "holding a message request";
+        let state: Option<String> = self
+            .conn
+            .prepare_cached("SELECT state FROM request_senders WHERE uid = ?1")
+            .context(CTX)?
+            .query_row([&held.sender_uid[..]], |r| r.get(0))
+            .optional()
+            .context(CTX)?;
+        if state.as_deref() == Some("blocked") {
+            return Ok(HoldOutcome::Blocked);
+        }
+        let declined: bool = self
+            .conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM declined_sessions WHERE session_id = ?1)")
+            .context(CTX)?
+            .query_row([&held.session_id[..]], |r| r.get(0))
+            .context(CTX)?;
+        if declined {
+            return Ok(HoldOutcome::SessionDeclined);
+        }
+        let exists: bool = self
+            .conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM request_envelopes
+                   WHERE sender_device = ?1 AND session_id = ?2 AND seq = ?3)",
+            )
+            .context(CTX)?
+            .query_row(
+                params![
+                    &held.sender_device[..],
+                    &held.session_id[..],
+                    held.seq as i64
+                ],
+                |r| r.get(0),
+            )
+            .context(CTX)?;
+        if exists {
+            return Ok(HoldOutcome::AlreadyHeld);
+        }
+        let size = held.envelope.len() as u64;
+        let (mine, my_bytes): (i64, i64) = self
+            .conn
+            .prepare_cached(
+                "SELECT count(*), coalesce(sum(length(envelope)), 0) FROM request_envelopes
+                 WHERE sender_uid = ?1",
+            )
+            .context(CTX)?
+            .query_row([&held.sender_uid[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+            .context(CTX)?;
+        if mine as u64 >= limits.per_sender_envelopes
+            || my_bytes as u64 + size > limits.per_sender_bytes
+        {
+            return Ok(HoldOutcome::SenderFull);
+        }
+        let (all, all_bytes): (i64, i64) = self
+            .conn
+            .prepare_cached(
+                "SELECT count(*), coalesce(sum(length(envelope)), 0) FROM request_envelopes",
+            )
+            .context(CTX)?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .context(CTX)?;
+        if all as u64 >= limits.total_envelopes || all_bytes as u64 + size > limits.total_bytes {
+            return Ok(HoldOutcome::AllFull);
+        }
+        let new_sender = state.is_none();
+        if new_sender {
+            let senders: i64 = self
+                .conn
+                .prepare_cached("SELECT count(*) FROM request_senders WHERE state = 'pending'")
+                .context(CTX)?
+                .query_row([], |r| r.get(0))
+                .context(CTX)?;
+            if senders as u64 >= limits.senders {
+                return Ok(HoldOutcome::AllFull);
+            }
+            self.conn.prepare_cached(
+                "INSERT INTO request_senders (uid, state, first_at, last_at) VALUES (?1, 'pending', ?2, ?2)",
+            )
+            .context(CTX)?
+            .execute(params![&held.sender_uid[..], now])
+            .context(CTX)?;
+        } else {
+            self.conn
+                .prepare_cached(
+                    "UPDATE request_senders SET last_at = max(last_at, ?2) WHERE uid = ?1",
+                )
+                .context(CTX)?
+                .execute(params![&held.sender_uid[..], now])
+                .context(CTX)?;
+        }
+        self.conn.prepare_cached(
+            "INSERT INTO request_envelopes (sender_uid, sender_device, session_id, seq, envelope,
+               received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .context(CTX)?
+        .execute(params![
+            &held.sender_uid[..],
+            &held.sender_device[..],
+            &held.session_id[..],
+            held.seq as i64,
+            held.envelope,
+            now
+        ])
+        .context(CTX)?;
+        Ok(HoldOutcome::Held { new_sender })
+    }
+
     /// Records what the DHT said about a sender (only for a sender still pending).
     ///
     /// # Errors
@@ -364,25 +479,6 @@ impl Store {
         Ok(())
     }
 
-    /// A sender's held envelopes, oldest first.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] if the database fails.
-    pub fn held_envelopes(&self, uid: &[u8; 32]) -> Result<Vec<Vec<u8>>, StoreError> {
-        const CTX: &str = "reading a message request";
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT envelope FROM request_envelopes WHERE sender_uid = ?1 ORDER BY id",
-            )
-            .context(CTX)?;
-        stmt.query_map([&uid[..]], |r| r.get::<_, Vec<u8>>(0))
-            .context(CTX)?
-            .collect::<Result<Vec<_>, _>>()
-            .context(CTX)
-    }
-
     /// Forgets a sender's request once its envelopes were applied (the sender is a contact
     /// now; a blocked sender is unblocked). Returns how many envelopes it held.
     ///
@@ -391,7 +487,7 @@ impl Store {
     /// [`StoreError`] if the database fails.
     pub fn take_request(&mut self, uid: &[u8; 32]) -> Result<usize, StoreError> {
         const CTX: &str = "forgetting a message request";
-        self.transaction(|tx| {
+        self.atomic(|tx| {
             let n = tx
                 .execute(
                     "DELETE FROM request_envelopes WHERE sender_uid = ?1",
@@ -418,7 +514,7 @@ impl Store {
     ///
     /// [`StoreError`] if the database fails.
     pub fn decline_request(&mut self, uid: &[u8; 32], now: i64) -> Result<Option<u64>, StoreError> {
-        self.transaction(|tx| {
+        self.atomic(|tx| {
             let pending: bool = tx
                 .query_row(
                     "SELECT EXISTS (SELECT 1 FROM request_senders WHERE uid = ?1 AND state = 'pending')",
@@ -441,7 +537,7 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`StoreError::Full`]-like refusal is not used: the oldest blocked entry beyond
+    /// A full block list is no error: the oldest blocked entry beyond
     /// [`RequestLimits::blocked`] is forgotten. [`StoreError`] if the database fails.
     pub fn block_sender(
         &mut self,
@@ -450,7 +546,7 @@ impl Store {
         now: i64,
     ) -> Result<u64, StoreError> {
         const CTX: &str = "blocking a sender";
-        self.transaction(|tx| {
+        self.atomic(|tx| {
             let dropped = drop_held_tx(tx, uid, now)?;
             tx.execute(
                 "INSERT INTO request_senders (uid, state, first_at, last_at)
@@ -486,21 +582,6 @@ impl Store {
             == 1)
     }
 
-    /// Whether a sender is blocked.
-    ///
-    /// # Errors
-    ///
-    /// [`StoreError`] if the database fails.
-    pub fn is_blocked(&self, uid: &[u8; 32]) -> Result<bool, StoreError> {
-        self.conn
-            .query_row(
-                "SELECT EXISTS (SELECT 1 FROM request_senders WHERE uid = ?1 AND state = 'blocked')",
-                [&uid[..]],
-                |r| r.get(0),
-            )
-            .context("reading the block list")
-    }
-
     /// Forgets held envelopes received before `before` (the replay window: they could no
     /// longer be accepted), pending senders left with none, and declined conversations older
     /// than `before`. Returns how many envelopes went.
@@ -510,7 +591,7 @@ impl Store {
     /// [`StoreError`] if the database fails.
     pub fn prune_requests(&mut self, before: i64) -> Result<usize, StoreError> {
         const CTX: &str = "pruning message requests";
-        self.transaction(|tx| {
+        self.atomic(|tx| {
             let n = tx
                 .execute(
                     "DELETE FROM request_envelopes WHERE received_at < ?1",
@@ -532,159 +613,95 @@ impl Store {
         })
     }
 
-    /// The oldest conversation with a contact that is not closed: the one sends go to.
+    /// Inside a transaction: closes a conversation the peer refused for good (it stays in the
+    /// history; nothing is sent in it again) and fails what was still waiting to go in it.
+    /// Returns the ids of the outgoing messages that failed; `None` if it was closed already (or
+    /// is not known).
     ///
     /// # Errors
     ///
     /// [`StoreError`] if the database fails.
-    pub fn open_conversation_with(
-        &self,
-        uid: &[u8; 32],
-    ) -> Result<Option<ConversationRow>, StoreError> {
-        self.conn
-            .prepare_cached(
-                "SELECT session_id, group_id, contact_uid, created_at FROM conversations
-                 WHERE contact_uid = ?1 AND closed_at IS NULL
-                 ORDER BY created_at, session_id LIMIT 1",
+    pub fn close_conversation(
+        &mut self,
+        session_id: &[u8; 16],
+        error: &str,
+        now: i64,
+    ) -> Result<Option<Vec<i64>>, StoreError> {
+        const CTX: &str = "closing a conversation";
+        let changed = self.conn
+            .execute(
+                "UPDATE conversations SET closed_at = ?2 WHERE session_id = ?1 AND closed_at IS NULL",
+                params![&session_id[..], now],
             )
-            .context("reading conversations")?
-            .query_row([&uid[..]], |r| {
-                Ok(ConversationRow {
-                    session_id: blob(r.get(0)?)?,
-                    group_id: r.get(1)?,
-                    contact_uid: blob(r.get(2)?)?,
-                    created_at: r.get(3)?,
-                })
-            })
-            .optional()
-            .context("reading conversations")
+            .context(CTX)?;
+        if changed == 0 {
+            return Ok(None);
+        }
+        let mut stmt = self.conn
+            .prepare_cached(
+                "UPDATE messages SET state = 'failed', error = ?2, next_attempt_at = ?3
+                 WHERE session_id = ?1 AND direction = 'out' AND state IN ('queued', 'sent', 'stored')
+                 RETURNING id",
+            )
+            .context(CTX)?;
+        let ids = stmt
+            .query_map(
+                params![&session_id[..], error, crate::messaging::NO_RETRY],
+                |r| r.get(0),
+            )
+            .context(CTX)?
+            .collect::<Result<Vec<i64>, _>>()
+            .context(CTX)?;
+        Ok(Some(ids))
+    }
+
+    /// Inside a transaction: a closed placeholder for a conversation whose Welcome we refused for
+    /// good (there is no MLS group): it only numbers the receipt that tells the sender.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the database fails.
+    pub fn insert_closed_conversation(
+        &mut self,
+        session_id: &[u8; 16],
+        contact_uid: &[u8; 32],
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO conversations (session_id, group_id, contact_uid, created_at,
+               closed_at) VALUES (?1, CAST('refused:' AS BLOB) || ?1, ?2, ?3, ?3)",
+            params![&session_id[..], &contact_uid[..], now],
+        )
+        .context("recording a refused conversation")?;
+        Ok(())
+    }
+
+    /// Inside a transaction: an outgoing message that the recipient's node holds (as a message
+    /// request, until its user accepts): `sent`, and not retried (the acceptance brings a signed
+    /// delivery receipt). True when it changed.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the database fails.
+    pub fn mark_held(&mut self, id: i64) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "UPDATE messages SET state = 'sent', next_attempt_at = ?2, error = NULL,
+                   attempts = attempts + 1
+                 WHERE id = ?1 AND direction = 'out' AND state IN ('queued', 'sent', 'stored')
+                   AND NOT (state = 'sent' AND next_attempt_at = ?2)",
+            )
+            .context("marking a message held")?
+            .execute(params![id, crate::messaging::NO_RETRY])
+            .context("marking a message held")?
+            == 1)
     }
 }
-
-/// Drops a sender's held envelopes, remembering their conversations as declined.
-fn drop_held_tx(tx: &Transaction<'_>, uid: &[u8; 32], now: i64) -> Result<u64, StoreError> {
-    const CTX: &str = "dropping a message request";
-    tx.execute(
-        "INSERT OR IGNORE INTO declined_sessions (session_id, sender_uid, declined_at)
-         SELECT DISTINCT session_id, sender_uid, ?2 FROM request_envelopes WHERE sender_uid = ?1",
-        params![&uid[..], now],
-    )
-    .context(CTX)?;
-    let n = tx
-        .execute(
-            "DELETE FROM request_envelopes WHERE sender_uid = ?1",
-            [&uid[..]],
-        )
-        .context(CTX)?;
-    Ok(n as u64)
-}
-
-/// Inside a transaction: closes a conversation the peer refused for good (it stays in the
-/// history; nothing is sent in it again) and fails what was still waiting to go in it.
-/// Returns the ids of the outgoing messages that failed; `None` if it was closed already (or
-/// is not known).
-///
-/// # Errors
-///
-/// [`StoreError`] if the database fails.
-pub fn close_conversation_tx(
-    tx: &Transaction<'_>,
-    session_id: &[u8; 16],
-    error: &str,
-    now: i64,
-) -> Result<Option<Vec<i64>>, StoreError> {
-    const CTX: &str = "closing a conversation";
-    let changed = tx
-        .execute(
-            "UPDATE conversations SET closed_at = ?2 WHERE session_id = ?1 AND closed_at IS NULL",
-            params![&session_id[..], now],
-        )
-        .context(CTX)?;
-    if changed == 0 {
-        return Ok(None);
-    }
-    let mut stmt = tx
-        .prepare_cached(
-            "UPDATE messages SET state = 'failed', error = ?2, next_attempt_at = ?3
-             WHERE session_id = ?1 AND direction = 'out' AND state IN ('queued', 'sent', 'stored')
-             RETURNING id",
-        )
-        .context(CTX)?;
-    let ids = stmt
-        .query_map(
-            params![&session_id[..], error, crate::messaging::NO_RETRY],
-            |r| r.get(0),
-        )
-        .context(CTX)?
-        .collect::<Result<Vec<i64>, _>>()
-        .context(CTX)?;
-    Ok(Some(ids))
-}
-
-/// Inside a transaction: a closed placeholder for a conversation whose Welcome we refused for
-/// good (there is no MLS group): it only numbers the receipt that tells the sender.
-///
-/// # Errors
-///
-/// [`StoreError`] if the database fails.
-pub fn insert_closed_conversation_tx(
-    tx: &Transaction<'_>,
-    session_id: &[u8; 16],
-    contact_uid: &[u8; 32],
-    now: i64,
-) -> Result<(), StoreError> {
-    tx.execute(
-        "INSERT OR IGNORE INTO conversations (session_id, group_id, contact_uid, created_at,
-           closed_at) VALUES (?1, CAST('refused:' AS BLOB) || ?1, ?2, ?3, ?3)",
-        params![&session_id[..], &contact_uid[..], now],
-    )
-    .context("recording a refused conversation")?;
-    Ok(())
-}
-
-/// Inside a transaction: whether we sent a Welcome in this conversation that no receipt has
-/// confirmed yet (so an UNKNOWN_SESSION answer may only mean it has not arrived).
-///
-/// # Errors
-///
-/// [`StoreError`] if the database fails.
-pub fn welcome_pending_tx(
-    tx: &rusqlite::Connection,
-    session_id: &[u8; 16],
-) -> Result<bool, StoreError> {
-    tx.query_row(
-        "SELECT EXISTS (SELECT 1 FROM messages WHERE session_id = ?1 AND direction = 'out'
-           AND kind = 'welcome' AND state IN ('queued', 'sent', 'stored'))",
-        [&session_id[..]],
-        |r| r.get(0),
-    )
-    .context("reading a conversation's Welcome")
-}
-
-/// Inside a transaction: an outgoing message that the recipient's node holds (as a message
-/// request, until its user accepts): `sent`, and not retried (the acceptance brings a signed
-/// delivery receipt). True when it changed.
-///
-/// # Errors
-///
-/// [`StoreError`] if the database fails.
-pub fn mark_held_tx(tx: &Transaction<'_>, id: i64) -> Result<bool, StoreError> {
-    Ok(tx
-        .prepare_cached(
-            "UPDATE messages SET state = 'sent', next_attempt_at = ?2, error = NULL,
-               attempts = attempts + 1
-             WHERE id = ?1 AND direction = 'out' AND state IN ('queued', 'sent', 'stored')
-               AND NOT (state = 'sent' AND next_attempt_at = ?2)",
-        )
-        .context("marking a message held")?
-        .execute(params![id, crate::messaging::NO_RETRY])
-        .context("marking a message held")?
-        == 1)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Store;
 
     fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -702,9 +719,8 @@ mod tests {
     ) -> HoldOutcome {
         let envelope = vec![seq as u8; bytes];
         store
-            .transaction(|tx| {
-                hold_request_tx(
-                    tx,
+            .write(|tx| {
+                tx.hold_request(
                     &HeldEnvelope {
                         sender_uid: [uid; 32],
                         sender_device: [uid; 32],

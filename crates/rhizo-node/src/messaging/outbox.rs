@@ -37,7 +37,13 @@ impl Messaging {
                     warn!(error = %e, "pruning requests or settling pending self-updates failed");
                 }
             }
-            let next = match self.outbox_pass().await {
+            // A pass may wait for the network's timeouts; shutdown does not wait for it (every
+            // change it made is its own committed transaction).
+            let pass = tokio::select! {
+                pass = self.outbox_pass() => pass,
+                _ = shutdown.changed() => return,
+            };
+            let next = match pass {
                 Ok(next) => next,
                 Err(e) => {
                     warn!(error = %e, "outbox pass failed");

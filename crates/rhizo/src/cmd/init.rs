@@ -29,7 +29,7 @@ pub(crate) async fn run(config: &Config, args: &InitArgs) -> anyhow::Result<()> 
             );
         }
         InitOutcome::Created(identity) => {
-            let store = Store::open(&dir.database()).context("cannot create the database")?;
+            let mut store = Store::open(&dir.database()).context("cannot create the database")?;
             if let Some(name) = &args.name {
                 store.set_meta(META_DISPLAY_NAME, name.trim())?;
             }

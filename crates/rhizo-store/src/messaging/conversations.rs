@@ -1,0 +1,98 @@
+//! Conversations (`conversations`): one per MLS group, with its next sequence number.
+
+use rusqlite::{OptionalExtension, Row, params};
+
+use super::blob;
+use crate::error::{SqliteContext, StoreError};
+use crate::tx::{Reader, Tx};
+
+/// A conversation row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationRow {
+    /// The envelope session id (16 bytes).
+    pub session_id: [u8; 16],
+    /// The MLS group id.
+    pub group_id: Vec<u8>,
+    /// The contact it is with.
+    pub contact_uid: [u8; 32],
+    /// When created (unix ms).
+    pub created_at: i64,
+}
+
+impl Reader<'_> {
+    /// The conversations with a contact, oldest first.
+    pub fn conversations_with(&self, uid: &[u8; 32]) -> Result<Vec<ConversationRow>, StoreError> {
+        const CTX: &str = "reading conversations";
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT session_id, group_id, contact_uid, created_at FROM conversations
+                 WHERE contact_uid = ?1 ORDER BY created_at, session_id",
+            )
+            .context(CTX)?;
+        stmt.query_map([&uid[..]], conversation_row)
+            .context(CTX)?
+            .collect::<Result<Vec<_>, _>>()
+            .context(CTX)
+    }
+
+    /// A conversation by session id.
+    pub fn conversation(
+        &self,
+        session_id: &[u8; 16],
+    ) -> Result<Option<ConversationRow>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT session_id, group_id, contact_uid, created_at FROM conversations
+             WHERE session_id = ?1",
+                [&session_id[..]],
+                conversation_row,
+            )
+            .optional()
+            .context("reading a conversation")
+    }
+}
+
+impl Tx<'_> {
+    /// Records a new conversation (ours, or created by a peer's Welcome); false (and nothing
+    /// changed) if it was known.
+    pub fn insert_conversation(&mut self, row: &ConversationRow) -> Result<bool, StoreError> {
+        Ok(self.conn
+            .execute(
+                "INSERT OR IGNORE INTO conversations (session_id, group_id, contact_uid, created_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    &row.session_id[..],
+                    row.group_id,
+                    &row.contact_uid[..],
+                    row.created_at
+                ],
+            )
+            .context("creating a conversation")?
+            == 1)
+    }
+
+    /// Takes the next sequence number of a conversation (persisted before use, so a number is
+    /// never handed out twice, also across a crash).
+    pub fn take_next_seq(&mut self, session_id: &[u8; 16]) -> Result<u64, StoreError> {
+        let seq: i64 = self
+            .conn
+            .query_row(
+                "UPDATE conversations SET next_seq = next_seq + 1 WHERE session_id = ?1
+                 RETURNING next_seq - 1",
+                [&session_id[..]],
+                |r| r.get(0),
+            )
+            .context("taking a sequence number")?;
+        Ok(seq as u64)
+    }
+}
+
+fn conversation_row(r: &Row<'_>) -> rusqlite::Result<ConversationRow> {
+    Ok(ConversationRow {
+        session_id: blob(r.get(0)?)?,
+        group_id: r.get(1)?,
+        contact_uid: blob(r.get(2)?)?,
+        created_at: r.get(3)?,
+    })
+}
