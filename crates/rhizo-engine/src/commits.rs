@@ -12,8 +12,7 @@
 //!    queued / sent / stored, older than PENDING_COMMIT_RESEND_MS ─▶ due now (resent)
 //! ```
 
-use rhizo_e2e::E2eStore;
-use rhizo_store::{Store, messaging::MessageState};
+use rhizo_store::{Store, Tx, messaging::MessageState};
 use tracing::{debug, info};
 
 use crate::{Engine, EngineError, cache::ConversationCache};
@@ -44,13 +43,13 @@ pub(crate) fn settle_pending_commits(
     now: i64,
 ) -> Result<CommitSweep, EngineError> {
     let mut sweep = CommitSweep::default();
-    for sent in store.latest_commits(COMMIT_SWEEP_LIMIT)? {
+    for sent in store.read().latest_commits(COMMIT_SWEEP_LIMIT)? {
         let Ok(message) = rhizo_core::envelope::SecureMessage::decode(&sent.envelope) else {
             continue;
         };
         let commit_id = rhizo_e2e::commit_id(&message.payload);
-        let outcome = store.transaction(|tx| -> Result<Option<bool>, EngineError> {
-            let mls = E2eStore::from_connection(tx).map_err(EngineError::Mls)?;
+        let outcome = store.write(|tx| -> Result<Option<bool>, EngineError> {
+            let mls = tx.mls().map_err(EngineError::Mls)?;
             let Some(mut conversation) = conversations
                 .load(&mls, &sent.group_id)
                 .map_err(EngineError::Mls)?
@@ -87,7 +86,7 @@ pub(crate) fn settle_pending_commits(
         match outcome? {
             Some(true) => sweep.merged += 1,
             Some(false) => sweep.dropped += 1,
-            None if overdue && store.make_due(sent.id, now)? => sweep.resent += 1,
+            None if overdue && store.write(|tx| tx.make_due(sent.id, now))? => sweep.resent += 1,
             None => {}
         }
     }
@@ -104,7 +103,7 @@ pub(crate) fn settle_pending_commits(
 /// refused for good → dropped, so the next rekey makes a new one. Anything else leaves it
 /// pending (the outbox resends it).
 pub(crate) fn settle_commit_tx(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &mut Tx<'_>,
     conversations: &ConversationCache,
     session_id: &[u8; 16],
     commit_id: [u8; 32],
@@ -116,10 +115,10 @@ pub(crate) fn settle_commit_tx(
     ) {
         return Ok(());
     }
-    let Some(row) = rhizo_store::messaging::conversation_tx(tx, session_id)? else {
+    let Some(row) = tx.conversation(session_id)? else {
         return Ok(());
     };
-    let mls = E2eStore::from_connection(tx).map_err(EngineError::Mls)?;
+    let mls = tx.mls().map_err(EngineError::Mls)?;
     let Some(mut conversation) = conversations
         .load(&mls, &row.group_id)
         .map_err(EngineError::Mls)?
@@ -152,7 +151,7 @@ impl Engine {
     /// If MLS or the database fails.
     pub fn sweep(&self, store: &mut Store, now: i64) -> Result<CommitSweep, EngineError> {
         let max_age = i64::try_from(rhizo_core::seen::MAX_ENVELOPE_AGE).unwrap_or(i64::MAX);
-        store.prune_requests(now.saturating_sub(max_age))?;
+        store.write(|tx| tx.prune_requests(now.saturating_sub(max_age)))?;
         settle_pending_commits(store, &self.conversations, now)
     }
 }

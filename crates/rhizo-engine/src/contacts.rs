@@ -24,11 +24,11 @@ pub struct UnprovenDevices;
 ///
 /// If the database fails.
 pub fn find_contact(store: &Store, name_or_uid: &str) -> Result<Option<Contact>, StoreError> {
-    if let Some(c) = store.contact_by_name(name_or_uid)? {
+    if let Some(c) = store.read().contact_by_name(name_or_uid)? {
         return Ok(Some(c));
     }
     if let Ok(uid) = name_or_uid.parse::<Uid>() {
-        return store.contact_by_uid(uid.as_bytes());
+        return store.read().contact_by_uid(uid.as_bytes());
     }
     Ok(None)
 }

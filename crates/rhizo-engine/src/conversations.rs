@@ -7,10 +7,10 @@ use rhizo_core::{
     DevicePublicKey, RootPublicKey, Uid,
     envelope::{ErrorCode, MessageType, NONCE_LEN, SecureMessage, SessionId},
 };
-use rhizo_e2e::{Conversation, E2eStore};
+use rhizo_e2e::Conversation;
 use rhizo_store::{
-    Store,
-    messaging::{Contact, ConversationRow, NewOutgoing, insert_conversation_tx},
+    Store, Tx,
+    messaging::{Contact, ConversationRow, NewMessage},
 };
 use tracing::debug;
 
@@ -62,8 +62,8 @@ pub(crate) fn create_conversation(
 ) -> Result<ConversationRow, EngineError> {
     let session_id: [u8; 16] = random()?;
     let me = &engine.me;
-    store.transaction(|tx| -> Result<_, EngineError> {
-        let mls = E2eStore::from_connection(tx).map_err(EngineError::Mls)?;
+    store.write(|tx| -> Result<_, EngineError> {
+        let mls = tx.mls().map_err(EngineError::Mls)?;
         let (conversation, welcome) =
             Conversation::create(&mls, &engine.mls_device, key_packages, now as u64 / 1000)
                 .map_err(EngineError::Mls)?;
@@ -78,7 +78,7 @@ pub(crate) fn create_conversation(
             contact_uid: contact.uid,
             created_at: now,
         };
-        insert_conversation_tx(tx, &row)?;
+        tx.insert_conversation(&row)?;
         let welcome = Outgoing {
             msg_type: MessageType::Welcome,
             kind: "welcome",
@@ -102,9 +102,8 @@ pub(crate) fn queue_application(
     body: Option<&str>,
     now: i64,
 ) -> Result<i64, EngineError> {
-    let outcome = store.transaction(|tx| {
-        queue_application_tx(tx, engine, contact, session, content, kind, body, now)
-    });
+    let outcome = store
+        .write(|tx| queue_application_tx(tx, engine, contact, session, content, kind, body, now));
     engine.conversations.settle(&outcome);
     outcome
 }
@@ -112,7 +111,7 @@ pub(crate) fn queue_application(
 /// [`queue_application`] inside a caller's transaction.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn queue_application_tx(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &mut Tx<'_>,
     engine: &Engine,
     contact: &Contact,
     session: &ConversationRow,
@@ -123,7 +122,7 @@ pub(crate) fn queue_application_tx(
 ) -> Result<i64, EngineError> {
     let me = &engine.me;
     {
-        let mls = E2eStore::from_connection(tx).map_err(EngineError::Mls)?;
+        let mls = tx.mls().map_err(EngineError::Mls)?;
         let mut conversation = engine
             .conversations
             .load(&mls, &session.group_id)
@@ -174,26 +173,25 @@ pub(crate) struct Outgoing<'a> {
 /// Inside a transaction: takes the conversation's next sequence number, seals `out` to the
 /// contact and queues it in the outbox; its row id.
 pub(crate) fn queue_sealed_tx(
-    tx: &rusqlite::Connection,
+    tx: &mut Tx<'_>,
     me: &Me,
     contact: &Contact,
     session_id: &[u8; 16],
     out: Outgoing<'_>,
     now: i64,
 ) -> Result<i64, EngineError> {
-    let seq = rhizo_store::messaging::take_next_seq_tx(tx, session_id)?;
+    let seq = tx.take_next_seq(session_id)?;
     let envelope = seal(me, contact, session_id, seq, out.msg_type, out.payload, now)?;
-    Ok(rhizo_store::messaging::insert_outgoing_tx(
-        tx,
-        &NewOutgoing {
+    Ok(tx.insert_outgoing(
+        &NewMessage {
             session_id: *session_id,
             sender_device: *me.device.public().as_bytes(),
             seq,
             kind: out.kind,
             body: out.body,
             sent_at: now,
-            envelope: &envelope,
         },
+        &envelope,
         now,
     )?)
 }

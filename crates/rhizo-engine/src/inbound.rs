@@ -17,7 +17,7 @@ use rhizo_core::{
     seen::{Freshness, SeenSet, SeenStore, check_timestamp},
 };
 use rhizo_e2e::Device;
-use rhizo_store::{Store, StoreError, messaging::Contact};
+use rhizo_store::{Store, StoreError, Tx, messaging::Contact};
 use tracing::{debug, warn};
 
 mod apply;
@@ -109,12 +109,15 @@ pub(crate) fn precheck(
     if let Err(e) = check_timestamp(message.timestamp, u64::try_from(now).unwrap_or(0)) {
         return Precheck::Status(ReceiptStatus::Rejected(e.code()));
     }
-    let contact = match store.contact_by_uid_device(
+    let contact = match store.read().contact_by_uid_device(
         message.sender_id.as_bytes(),
         message.sender_device.as_bytes(),
     ) {
         Ok(Some(c)) => c,
-        Ok(None) => match store.contact_by_device(message.sender_device.as_bytes()) {
+        Ok(None) => match store
+            .read()
+            .contact_by_device(message.sender_device.as_bytes())
+        {
             // A contact's device claiming to be someone else.
             Ok(Some(_)) => {
                 return Precheck::Status(ReceiptStatus::Rejected(ErrorCode::UnknownSender));
@@ -173,9 +176,8 @@ pub(crate) fn receive_at(
         Precheck::Status(status) => return reply(receipt_response(me, &[(&message, status)], now)),
         Precheck::Error(code, detail) => return reply(error_response(code, detail, refused)),
     };
-    let outcome = store.transaction(|tx| {
-        apply_envelope(tx, me, mls_device, conversations, &contact, &message, now)
-    });
+    let outcome = store
+        .write(|tx| apply_envelope(tx, me, mls_device, conversations, &contact, &message, now));
     conversations.settle(&outcome);
     if matches!(
         outcome,
@@ -255,7 +257,7 @@ pub(crate) fn receive_batch_at(
     {
         return refuse(*code, &format!("an envelope of the batch: {detail}"));
     }
-    let outcome = store.transaction(|tx| -> Result<_, Reject> {
+    let outcome = store.write(|tx| -> Result<_, Reject> {
         let mut applied = BatchApplied::default();
         let mut blocked = false;
         for check in &checked {
@@ -317,7 +319,7 @@ struct BatchApplied {
 
 /// Applies one prechecked envelope of a batch in its own savepoint; its receipt status.
 fn apply_checked(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &mut Tx<'_>,
     (me, mls_device, conversations): (&Me, &Device, &ConversationCache),
     check: &Precheck,
     now: i64,
@@ -327,8 +329,7 @@ fn apply_checked(
         Precheck::Status(status) => *status,
         Precheck::Error(code, _) => ReceiptStatus::Rejected(*code),
         Precheck::Request(message) => {
-            match rhizo_store::messaging::in_savepoint(tx, || requests::hold_tx(tx, message, now))?
-            {
+            match tx.in_savepoint(|tx| requests::hold_tx(tx, message, now))? {
                 Ok((status, event)) => {
                     out.events.extend(event);
                     status
@@ -340,7 +341,7 @@ fn apply_checked(
             }
         }
         Precheck::Ready(message, contact) => {
-            let applied = rhizo_store::messaging::in_savepoint(tx, || {
+            let applied = tx.in_savepoint(|tx| {
                 apply_envelope(tx, me, mls_device, conversations, contact, message, now)
             })?;
             match applied {

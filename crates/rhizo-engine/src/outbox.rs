@@ -19,7 +19,7 @@ use rhizo_core::{
     },
 };
 use rhizo_store::{
-    Store,
+    Durability, Store, Tx,
     messaging::{Contact, MessageState, OutboxItem},
 };
 use tracing::{debug, info};
@@ -122,10 +122,10 @@ impl Engine {
         store: &mut Store,
         now: i64,
     ) -> Result<Vec<Transmit>, EngineError> {
-        let items = store.outbox_due(now, OUTBOX_BATCH)?;
+        let items = store.read().outbox_due(now, OUTBOX_BATCH)?;
         let mut per_contact: Vec<(Contact, Vec<OutboxItem>)> = Vec::new();
         for item in items {
-            let Some(contact) = store.contact_by_uid(&item.contact_uid)? else {
+            let Some(contact) = store.read().contact_by_uid(&item.contact_uid)? else {
                 continue;
             };
             match per_contact.iter_mut().find(|(c, _)| c.uid == contact.uid) {
@@ -148,7 +148,7 @@ impl Engine {
     ///
     /// If the database fails.
     pub fn next_deadline(&self, store: &Store) -> Result<Option<i64>, EngineError> {
-        Ok(store.outbox_next_attempt()?)
+        Ok(store.read().outbox_next_attempt()?)
     }
 
     /// Writes what the contact's devices answered to `transmit`. An envelope is delivered once
@@ -206,7 +206,7 @@ impl Engine {
             .zip(outcomes)
             .map(|(item, outcome)| SentUpdate::new(item, outcome))
             .collect();
-        let outcome = store.transaction_relaxed(|tx| -> Result<_, EngineError> {
+        let outcome = store.write_with(Durability::Relaxed, |tx| -> Result<_, EngineError> {
             let mut changed = Vec::new();
             let mut closed = 0u64;
             for update in updates {
@@ -258,7 +258,7 @@ impl Engine {
                 id,
                 replicas, "contact offline: envelope stored on mailbox replicas"
             );
-            let changed = store.mark_stored(id, replicas, next, now)?;
+            let changed = store.write(|tx| tx.mark_stored(id, replicas, next, now))?;
             return Ok(changed
                 .then(|| Event::MessageState {
                     id,
@@ -288,7 +288,7 @@ impl Engine {
             );
         }
         debug!(id, %error, delay_ms = delay, "delivery failed; will retry");
-        store.record_attempt_failed(id, now + delay, &error)?;
+        store.write(|tx| tx.record_attempt_failed(id, now + delay, &error))?;
         Ok(Vec::new())
     }
 }
@@ -377,7 +377,7 @@ impl SentUpdate {
     /// conversations it closed (0 or 1).
     pub(crate) fn apply(
         self,
-        tx: &rusqlite::Transaction<'_>,
+        tx: &mut Tx<'_>,
         conversations: &ConversationCache,
         now: i64,
         changed: &mut Vec<(i64, MessageState)>,
@@ -386,13 +386,7 @@ impl SentUpdate {
         match &self.outcome {
             Outcome::Final(state, error) => {
                 let state = *state;
-                if rhizo_store::messaging::advance_message_state_tx(
-                    tx,
-                    self.id,
-                    state,
-                    now,
-                    error.as_deref(),
-                )? {
+                if tx.advance_message_state(self.id, state, now, error.as_deref())? {
                     changed.push((self.id, state));
                 }
                 if let Some(commit_id) = self.commit_id {
@@ -412,7 +406,7 @@ impl SentUpdate {
                 Ok(0)
             }
             Outcome::Held => {
-                if rhizo_store::requests::mark_held_tx(tx, self.id)? {
+                if tx.mark_held(self.id)? {
                     changed.push((self.id, MessageState::Sent));
                 }
                 Ok(0)
@@ -421,20 +415,13 @@ impl SentUpdate {
             Outcome::Retry(code, why) => {
                 // UNKNOWN_SESSION while no Welcome of ours is on its way: the recipient lost
                 // (or never had) this conversation, and retrying cannot change that.
-                if *code == Some(ErrorCode::UnknownSession)
-                    && !rhizo_store::requests::welcome_pending_tx(tx, &session)?
-                {
+                if *code == Some(ErrorCode::UnknownSession) && !tx.welcome_pending(&session)? {
                     let why = "the recipient does not have this conversation any more; send \
                                again to start a new one";
                     return self.fail_and_close(tx, why, now, changed);
                 }
                 let error = format!("the recipient will take it later: {why}");
-                rhizo_store::messaging::record_attempt_failed_tx(
-                    tx,
-                    self.id,
-                    now + retry_delay(self.attempts),
-                    &error,
-                )?;
+                tx.record_attempt_failed(self.id, now + retry_delay(self.attempts), &error)?;
                 Ok(0)
             }
         }
@@ -444,18 +431,12 @@ impl SentUpdate {
     /// conversation closes; how many conversations it closed (0 or 1).
     fn fail_and_close(
         &self,
-        tx: &rusqlite::Transaction<'_>,
+        tx: &mut Tx<'_>,
         why: &str,
         now: i64,
         changed: &mut Vec<(i64, MessageState)>,
     ) -> Result<u64, EngineError> {
-        if rhizo_store::messaging::advance_message_state_tx(
-            tx,
-            self.id,
-            MessageState::Failed,
-            now,
-            Some(why),
-        )? {
+        if tx.advance_message_state(self.id, MessageState::Failed, now, Some(why))? {
             changed.push((self.id, MessageState::Failed));
         }
         close_conversation(tx, &self.session_id, why, now, changed)
@@ -464,13 +445,13 @@ impl SentUpdate {
 
 /// Closes a conversation the recipient refused for good; what waited to go in it fails.
 pub(crate) fn close_conversation(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &mut Tx<'_>,
     session: &[u8; 16],
     why: &str,
     now: i64,
     changed: &mut Vec<(i64, MessageState)>,
 ) -> Result<u64, EngineError> {
-    let Some(failed) = rhizo_store::requests::close_conversation_tx(tx, session, why, now)? else {
+    let Some(failed) = tx.close_conversation(session, why, now)? else {
         return Ok(0);
     };
     info!(

@@ -9,8 +9,8 @@ use rhizo_core::{
     records::{Profile, ValidRecord, profile_key, validate_record},
 };
 use rhizo_store::{
-    Store,
-    messaging::{Contact, ProfileRow, upsert_profile_tx},
+    Store, Tx,
+    messaging::{Contact, ProfileRow},
 };
 use tracing::debug;
 
@@ -60,7 +60,8 @@ impl Engine {
             PROFILE_TTL_SECS,
         )?;
         let record = profile.encode();
-        store.upsert_profile(&profile_row(&me.uid, &profile, &record, public, now))?;
+        store
+            .write(|tx| tx.upsert_profile(&profile_row(&me.uid, &profile, &record, public, now)))?;
         let content = ChatContent {
             text: String::new(),
             sent_at_ms: crate::ms(now),
@@ -68,8 +69,8 @@ impl Engine {
         }
         .encode_to_vec();
         let mut queued = 0;
-        for contact in store.list_contacts()? {
-            if let Some(session) = store.open_conversation_with(&contact.uid)? {
+        for contact in store.read().list_contacts()? {
+            if let Some(session) = store.read().open_conversation_with(&contact.uid)? {
                 queue_application(
                     store, self, &contact, &session, &content, "profile", None, now,
                 )?;
@@ -91,7 +92,7 @@ impl Engine {
         now: i64,
     ) -> Result<Option<Vec<u8>>, EngineError> {
         let me = &self.me;
-        let Some(row) = store.profile(me.uid.as_bytes())? else {
+        let Some(row) = store.read().profile(me.uid.as_bytes())? else {
             return Ok(None);
         };
         if !row.public {
@@ -108,7 +109,7 @@ impl Engine {
             PROFILE_TTL_SECS,
         )?;
         let record = profile.encode();
-        store.upsert_profile(&profile_row(&me.uid, &profile, &record, true, now))?;
+        store.write(|tx| tx.upsert_profile(&profile_row(&me.uid, &profile, &record, true, now)))?;
         Ok(Some(record))
     }
 }
@@ -116,7 +117,7 @@ impl Engine {
 /// Stores a contact's profile that came end-to-end, if it is signed by the contact's root key
 /// and newer than the one we have. A bad profile is ignored (the message itself is fine).
 pub(crate) fn accept_contact_profile(
-    tx: &rusqlite::Connection,
+    tx: &mut Tx<'_>,
     contact: &Contact,
     record: &[u8],
     now_ms: i64,
@@ -125,7 +126,7 @@ pub(crate) fn accept_contact_profile(
     let now = u64::try_from(now_ms / 1000).unwrap_or(0);
     match validate_record(&profile_key(&uid), record, now) {
         Ok(ValidRecord::Profile(p)) if p.root_pk().as_bytes() == &contact.root_pk => {
-            upsert_profile_tx(tx, &profile_row(&uid, &p, record, false, now_ms))?;
+            tx.upsert_profile(&profile_row(&uid, &p, record, false, now_ms))?;
         }
         Ok(_) => debug!("a contact's profile is not theirs; ignored"),
         Err(e) => debug!(error = %e, "a contact's profile does not verify; ignored"),
@@ -149,5 +150,5 @@ pub fn profile_row(uid: &Uid, p: &Profile, record: &[u8], public: bool, now_ms: 
 
 /// Our own signed profile record, if we set one.
 pub(crate) fn own_profile_record(store: &Store, me: &Me) -> Result<Option<Vec<u8>>, EngineError> {
-    Ok(store.profile(me.uid.as_bytes())?.map(|p| p.record))
+    Ok(store.read().profile(me.uid.as_bytes())?.map(|p| p.record))
 }

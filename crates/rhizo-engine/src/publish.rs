@@ -13,7 +13,7 @@ use rhizo_core::records::{
     DeviceList, IdentityRecord, KeyPackageBundle, ValidRecord, device_list_key, identity_key,
     key_packages_key, validate_record,
 };
-use rhizo_e2e::{Device, E2eStore};
+use rhizo_e2e::Device;
 use rhizo_store::Store;
 use tracing::debug;
 
@@ -41,7 +41,8 @@ pub const KEY_PACKAGE_GRACE_SECS: u64 = RECORD_TTL_SECS
     + (rhizo_core::seen::MAX_ENVELOPE_AGE + rhizo_core::seen::MAX_CLOCK_SKEW) / 1000;
 /// Meta key: when our current KeyPackages were made (unix seconds).
 const META_KEY_PACKAGES_AT: &str = "key_packages_made_at";
-/// Meta key holding our current KeyPackages (hex, one per line; the last is last-resort).
+/// Meta key holding our current KeyPackages (hex, one per line; the last is last-resort;
+/// empty once a Welcome used one).
 pub(crate) const META_KEY_PACKAGE_BUNDLE: &str = "key_package_bundle";
 /// Meta key holding the last record version used (versions must grow).
 const META_RECORD_VERSION: &str = "record_version";
@@ -142,7 +143,10 @@ impl Engine {
     ///
     /// If the database fails.
     pub fn key_packages_used(&self, store: &Store) -> Result<bool, EngineError> {
-        Ok(store.get_meta(META_KEY_PACKAGE_BUNDLE)?.is_none())
+        Ok(store
+            .read()
+            .get_meta(META_KEY_PACKAGE_BUNDLE)?
+            .is_none_or(|v| v.is_empty()))
     }
 
     /// Our current signed device list (what mailbox replicas check a fetch against).
@@ -160,7 +164,7 @@ impl Engine {
     ///
     /// If the database fails.
     pub fn prune_seen(&self, store: &mut Store, now: i64) -> Result<usize, EngineError> {
-        Ok(store.prune_seen(seen_prune_cutoff(now))?)
+        Ok(store.write(|tx| tx.prune_seen(seen_prune_cutoff(now)))?)
     }
 }
 
@@ -177,7 +181,7 @@ pub(crate) fn next_record_version(store: &mut Store, now: i64) -> Result<u64, En
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     let version = last.max(crate::secs(now)) + 1;
-    store.set_meta(META_RECORD_VERSION, &version.to_string())?;
+    store.write(|tx| tx.set_meta(META_RECORD_VERSION, &version.to_string()))?;
     Ok(version)
 }
 
@@ -208,8 +212,8 @@ pub(crate) fn build_key_package_bundle(
     let kps = if stored.len() >= 2 && now.saturating_sub(made_at) < KEY_PACKAGE_ROTATION_SECS {
         stored
     } else {
-        let kps = store.transaction(|tx| -> Result<_, EngineError> {
-            let mls = E2eStore::from_connection(tx).map_err(EngineError::Mls)?;
+        let kps = store.write(|tx| -> Result<_, EngineError> {
+            let mls = tx.mls().map_err(EngineError::Mls)?;
             let mut kps =
                 rhizo_e2e::create_key_packages(&mls, mls_device, ONE_TIME_KEY_PACKAGES, false)
                     .map_err(EngineError::Mls)?;
@@ -221,12 +225,12 @@ pub(crate) fn build_key_package_bundle(
             Ok(kps)
         })?;
         let joined: Vec<String> = kps.iter().map(hex::encode).collect();
-        store.set_meta(META_KEY_PACKAGE_BUNDLE, &joined.join("\n"))?;
-        store.set_meta(META_KEY_PACKAGES_AT, &now.to_string())?;
+        store.write(|tx| tx.set_meta(META_KEY_PACKAGE_BUNDLE, &joined.join("\n")))?;
+        store.write(|tx| tx.set_meta(META_KEY_PACKAGES_AT, &now.to_string()))?;
         kps
     };
-    let deleted = store.transaction(|tx| -> Result<_, EngineError> {
-        let mls = E2eStore::from_connection(tx).map_err(EngineError::Mls)?;
+    let deleted = store.write(|tx| -> Result<_, EngineError> {
+        let mls = tx.mls().map_err(EngineError::Mls)?;
         // Idempotent for a set recorded when it was made; records a set made before this
         // bookkeeping existed, so that it too is retired and deleted in its turn.
         rhizo_e2e::replace_published_key_packages(&mls, &kps, now).map_err(EngineError::Mls)?;
@@ -241,12 +245,7 @@ pub(crate) fn build_key_package_bundle(
         // The zeroed pages go to the WAL; copy them into the database file and empty the log,
         // so the old keys are not left in either. Best effort: busy readers delay it to the
         // next deletion.
-        if let Err(e) = store
-            .connection()
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-                r.get::<_, i64>(0)
-            })
-        {
+        if let Err(e) = store.checkpoint() {
             debug!(error = %e, "checkpoint after deleting KeyPackages failed");
         }
     }
@@ -322,6 +321,6 @@ pub(crate) fn new_device_list(
     )
     .map_err(EngineError::from)?
     .encode();
-    store.set_meta(META_DEVICE_LIST, &hex::encode(&list))?;
+    store.write(|tx| tx.set_meta(META_DEVICE_LIST, &hex::encode(&list)))?;
     Ok(list)
 }

@@ -10,7 +10,7 @@ use rhizo_core::envelope::{
     ReceiptStatus, SecureMessage, SessionId, envelope_digest,
 };
 use rhizo_store::{
-    Store,
+    Store, Tx,
     messaging::{Contact, MessageState},
 };
 
@@ -32,8 +32,8 @@ pub(crate) fn queue_read_receipt(
     session_id: &[u8; 16],
     now: i64,
 ) -> Result<bool, EngineError> {
-    store.transaction(|tx| -> Result<bool, EngineError> {
-        let unread = rhizo_store::messaging::mark_read_tx(tx, session_id, MAX_RECEIPT_ENTRIES)?;
+    store.write(|tx| -> Result<bool, EngineError> {
+        let unread = tx.mark_read(session_id, MAX_RECEIPT_ENTRIES)?;
         let entries: Vec<ReceiptEntry> = unread
             .iter()
             .filter_map(|m| {
@@ -87,19 +87,14 @@ pub(crate) fn queue_delivery_receipts(
         }
     }
     for ((session_id, device, uid), entries) in by_session {
-        let Some(contact) = store.contact_by_uid_device(&uid, &device)? else {
+        let Some(contact) = store.read().contact_by_uid_device(&uid, &device)? else {
             continue;
         };
-        store.transaction(|tx| -> Result<(), EngineError> {
+        store.write(|tx| -> Result<(), EngineError> {
             // A Welcome refused for good left no conversation here: the refusal still goes
             // back, in a closed placeholder (nothing is ever sent in it but receipts).
-            if rhizo_store::messaging::conversation_tx(tx, &session_id)?.is_none() {
-                rhizo_store::requests::insert_closed_conversation_tx(
-                    tx,
-                    &session_id,
-                    &contact.uid,
-                    now,
-                )?;
+            if tx.conversation(&session_id)?.is_none() {
+                tx.insert_closed_conversation(&session_id, &contact.uid, now)?;
             }
             for chunk in entries.chunks(MAX_RECEIPT_ENTRIES) {
                 queue_receipt_tx(
@@ -121,7 +116,7 @@ pub(crate) fn queue_delivery_receipts(
 /// Inside a transaction: signs a receipt with `entries`, seals it as a `msg_type` envelope to
 /// the contact and queues it in the outbox.
 pub(crate) fn queue_receipt_tx(
-    tx: &rusqlite::Connection,
+    tx: &mut Tx<'_>,
     me: &Me,
     contact: &Contact,
     session_id: &[u8; 16],
@@ -157,7 +152,7 @@ pub(crate) fn queue_receipt_tx(
 /// merge); a Welcome or any envelope refused for good with SESSION_CLOSED closes the
 /// conversation, so nothing is sent into it forever.
 pub(crate) fn apply_receipt_tx(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &mut Tx<'_>,
     me: &Me,
     conversations: &ConversationCache,
     contact: &Contact,
@@ -172,8 +167,8 @@ pub(crate) fn apply_receipt_tx(
         .iter()
         .filter(|e| e.envelope.session_id == message.session_id && e.envelope.sender_device == ours)
     {
-        let applied = AppliedEntry {
-            tx,
+        let mut applied = AppliedEntry {
+            tx: &mut *tx,
             conversations,
             contact,
             entry,
@@ -194,8 +189,8 @@ struct SentMatch {
 }
 
 /// One entry of a contact's receipt for an envelope of ours.
-struct AppliedEntry<'a> {
-    tx: &'a rusqlite::Transaction<'a>,
+struct AppliedEntry<'a, 't> {
+    tx: &'a mut Tx<'t>,
     conversations: &'a ConversationCache,
     contact: &'a Contact,
     entry: &'a ReceiptEntry,
@@ -203,21 +198,23 @@ struct AppliedEntry<'a> {
     sent: SentMatch,
 }
 
-impl AppliedEntry<'_> {
-    /// Whether `sent` is the envelope the entry names (by digest); remembers its type.
-    fn matches(&self, sent: &[u8]) -> bool {
-        if envelope_digest(sent) != self.entry.envelope_digest {
+impl SentMatch {
+    /// Whether `sent` is the envelope `entry` names (by digest); remembers its type.
+    fn matches(&self, entry: &ReceiptEntry, sent: &[u8]) -> bool {
+        if envelope_digest(sent) != entry.envelope_digest {
             return false;
         }
         if let Ok(m) = SecureMessage::decode(sent) {
-            self.sent.msg_type.set(Some(m.msg_type));
+            self.msg_type.set(Some(m.msg_type));
             if m.msg_type == MessageType::Commit {
-                self.sent.commit.set(Some(rhizo_e2e::commit_id(&m.payload)));
+                self.commit.set(Some(rhizo_e2e::commit_id(&m.payload)));
             }
         }
         true
     }
+}
 
+impl AppliedEntry<'_, '_> {
     fn event(&self, id: i64, state: MessageState) -> Event {
         Event::MessageState {
             id,
@@ -227,7 +224,7 @@ impl AppliedEntry<'_> {
     }
 
     /// Merges (or drops) our self-update if the envelope carried one.
-    fn settle_commit(&self, state: MessageState) -> Result<(), Reject> {
+    fn settle_commit(&mut self, state: MessageState) -> Result<(), Reject> {
         match self.sent.commit.get() {
             Some(commit_id) => settle_commit_tx(
                 self.tx,
@@ -241,14 +238,15 @@ impl AppliedEntry<'_> {
         }
     }
 
-    fn apply(&self) -> Result<Vec<Event>, Reject> {
-        let id = &self.entry.envelope;
+    fn apply(&mut self) -> Result<Vec<Event>, Reject> {
+        let entry = self.entry;
+        let id = &entry.envelope;
         let (session, device, seq) = (
             id.session_id.as_bytes(),
             id.sender_device.as_bytes(),
             id.sequence_num,
         );
-        let state = match self.entry.status {
+        let state = match entry.status {
             ReceiptStatus::Read => MessageState::Read,
             // A receipt that came later (through a mailbox): it has our envelope.
             ReceiptStatus::Delivered | ReceiptStatus::Rejected(ErrorCode::ReplayDetected) => {
@@ -259,15 +257,14 @@ impl AppliedEntry<'_> {
             ReceiptStatus::Rejected(code) if code.is_transient() => return Ok(Vec::new()),
             ReceiptStatus::Rejected(code) => return self.refused(code),
         };
-        let matches = |sent: &[u8]| self.matches(sent);
+        let sent = &self.sent;
+        let matches = |bytes: &[u8]| sent.matches(entry, bytes);
         let changed = if state == MessageState::Read {
-            rhizo_store::messaging::mark_outgoing_read_tx(
-                self.tx, session, device, seq, self.now, matches,
-            )?
+            self.tx
+                .mark_outgoing_read(session, device, seq, self.now, matches)?
         } else {
-            rhizo_store::messaging::mark_outgoing_delivered_tx(
-                self.tx, session, device, seq, self.now, matches,
-            )?
+            self.tx
+                .mark_outgoing_delivered(session, device, seq, self.now, matches)?
         };
         // Our self-update reached the peer: merge it, whether or not the row changed now.
         self.settle_commit(state)?;
@@ -279,18 +276,19 @@ impl AppliedEntry<'_> {
 
     /// Refused for good: the row fails; a refused Welcome, or SESSION_CLOSED, closes the
     /// conversation, so nothing is sent into it forever.
-    fn refused(&self, code: ErrorCode) -> Result<Vec<Event>, Reject> {
-        let id = &self.entry.envelope;
+    fn refused(&mut self, code: ErrorCode) -> Result<Vec<Event>, Reject> {
+        let entry = self.entry;
+        let id = &entry.envelope;
+        let sent = &self.sent;
         let session = id.session_id.as_bytes();
         let why = format!("refused by the recipient: {}", code.as_str());
-        let Some(row) = rhizo_store::messaging::mark_outgoing_failed_tx(
-            self.tx,
+        let Some(row) = self.tx.mark_outgoing_failed(
             session,
             id.sender_device.as_bytes(),
             id.sequence_num,
             self.now,
             &why,
-            |sent: &[u8]| self.matches(sent),
+            |bytes: &[u8]| sent.matches(entry, bytes),
         )?
         else {
             return Ok(Vec::new());
@@ -301,7 +299,7 @@ impl AppliedEntry<'_> {
             || code == ErrorCode::SessionClosed
         {
             let mut changed = Vec::new();
-            close_conversation(self.tx, session, &why, self.now, &mut changed)
+            close_conversation(&mut *self.tx, session, &why, self.now, &mut changed)
                 .map_err(Reject::internal)?;
             events.extend(changed.into_iter().map(|(id, state)| self.event(id, state)));
         }

@@ -9,7 +9,7 @@
 
 use rhizo_core::envelope::{ErrorCode, MessageType, ReceiptStatus, SecureMessage};
 use rhizo_store::{
-    Store, StoreError,
+    Store, StoreError, Tx,
     requests::{HeldEnvelope, HoldOutcome, RequestLimits},
 };
 
@@ -40,13 +40,12 @@ pub(crate) fn precheck_request(me: &Me, message: SecureMessage) -> Precheck {
 /// Inside a transaction: holds a non-contact's envelope; the receipt status to answer and the
 /// event for a new request.
 pub(crate) fn hold_tx(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &mut Tx<'_>,
     message: &SecureMessage,
     now: i64,
 ) -> Result<(ReceiptStatus, Option<Event>), StoreError> {
     let envelope = message.encode();
-    let outcome = rhizo_store::requests::hold_request_tx(
-        tx,
+    let outcome = tx.hold_request(
         &HeldEnvelope {
             sender_uid: *message.sender_id.as_bytes(),
             sender_device: *message.sender_device.as_bytes(),
@@ -77,7 +76,7 @@ pub(crate) fn hold_tx(
 /// Holds one bare envelope from a non-contact (its own transaction, committed before the
 /// receipt is signed).
 pub(crate) fn hold(store: &mut Store, me: &Me, message: &SecureMessage, now: i64) -> Received {
-    match store.transaction(|tx| hold_tx(tx, message, now)) {
+    match store.write(|tx| hold_tx(tx, message, now)) {
         Ok((status, event)) => Received {
             response: receipt_response(me, &[(message, status)], now),
             events: event.into_iter().collect(),

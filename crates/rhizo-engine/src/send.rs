@@ -54,7 +54,7 @@ impl Engine {
         for (i, (to, text)) in texts.iter().enumerate() {
             answers.push(match find_contact(store, to)? {
                 None => Some(Ok(Queued::UnknownContact)),
-                Some(contact) => match store.open_conversation_with(&contact.uid)? {
+                Some(contact) => match store.read().open_conversation_with(&contact.uid)? {
                     Some(session) => {
                         ready.push((i, contact, session, text));
                         None
@@ -64,11 +64,11 @@ impl Engine {
             });
         }
         if !ready.is_empty() {
-            let outcome = store.transaction(|tx| -> Result<_, EngineError> {
+            let outcome = store.write(|tx| -> Result<_, EngineError> {
                 let mut ids = Vec::with_capacity(ready.len());
                 for (_, contact, session, text) in &ready {
                     let content = chat_content(text, now, Vec::new());
-                    ids.push(rhizo_store::messaging::in_savepoint(tx, || {
+                    ids.push(tx.in_savepoint(|tx| {
                         queue_application_tx(
                             tx,
                             self,
@@ -125,7 +125,7 @@ impl Engine {
         key_packages: &[Vec<u8>],
         now: i64,
     ) -> Result<MessageRow, EngineError> {
-        let (session, new) = match store.open_conversation_with(&contact.uid)? {
+        let (session, new) = match store.read().open_conversation_with(&contact.uid)? {
             Some(row) => (row, false),
             None => (
                 create_conversation(store, self, contact, key_packages, now)?,
@@ -166,7 +166,7 @@ impl Engine {
         now: i64,
     ) -> Result<bool, EngineError> {
         let mut queued = false;
-        for conv in store.conversations_with(&contact.uid)? {
+        for conv in store.read().conversations_with(&contact.uid)? {
             queued |= queue_read_receipt(store, self, contact, &conv.session_id, now)?;
         }
         Ok(queued)

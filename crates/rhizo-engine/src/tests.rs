@@ -1389,7 +1389,7 @@ fn a_welcome_refused_for_good_closes_the_conversation_and_the_next_send_starts_a
     let mut changed = Vec::new();
     let closed = chat
         .alice_store
-        .transaction(|tx| -> Result<u64, EngineError> {
+        .write(|tx| -> Result<u64, EngineError> {
             let mut closed = 0;
             for (item, outcome) in items.iter().zip(outcomes) {
                 closed +=
@@ -1438,7 +1438,7 @@ fn unknown_session_after_the_welcome_was_delivered_closes_instead_of_retrying_fo
     let mut changed = Vec::new();
     let closed = chat
         .alice_store
-        .transaction(|tx| {
+        .write(|tx| {
             SentUpdate::new(
                 &items[0],
                 outcome_of(ReceiptStatus::Rejected(ErrorCode::UnknownSession)),

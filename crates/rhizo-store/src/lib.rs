@@ -146,6 +146,22 @@ impl Store {
         Self::init(conn, Path::new(":memory:"))
     }
 
+    /// Copies the write-ahead log into the database file and empties it
+    /// (`wal_checkpoint(TRUNCATE)`), so pages zeroed by a secure delete replace the old page
+    /// images in both. Best effort: readers in the middle of a transaction delay it (then it
+    /// returns `Ok(false)`), and the next call does it.
+    ///
+    /// # Errors
+    ///
+    /// If SQLite fails.
+    pub fn checkpoint(&self) -> Result<bool, StoreError> {
+        let busy: i64 = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+            .context("checkpointing the write-ahead log")?;
+        Ok(busy == 0)
+    }
+
     /// Opens another connection to this database's file for reading only (`query_only`): WAL
     /// lets it read the last committed state while the writer is in the middle of a
     /// transaction (e.g. the mailbox replica's quota checks, the [`Db`]'s reader pool).

@@ -7,8 +7,9 @@ use rhizo_core::{
     proto::ChatContent,
 };
 use rhizo_e2e::{Conversation, Device, E2eStore, Processed};
-use rhizo_store::messaging::{
-    Contact, ConversationRow, NewIncoming, insert_conversation_tx, insert_incoming, seen_insert,
+use rhizo_store::{
+    Tx,
+    messaging::{Contact, ConversationRow, NewMessage},
 };
 use tracing::debug;
 
@@ -21,7 +22,7 @@ use crate::{
 /// Applies one checked envelope inside `tx`: seen-set, MLS, message rows. On `Err` the caller
 /// rolls back what it changed.
 pub(crate) fn apply_envelope(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &mut Tx<'_>,
     me: &Me,
     mls_device: &Device,
     conversations: &ConversationCache,
@@ -32,13 +33,13 @@ pub(crate) fn apply_envelope(
     let ts = i64::try_from(message.timestamp).unwrap_or(i64::MAX);
     let session_id = *message.session_id.as_bytes();
     let sender_device = *message.sender_device.as_bytes();
-    if !seen_insert(tx, &sender_device, &session_id, message.sequence_num, ts)? {
+    if !tx.seen_insert(&sender_device, &session_id, message.sequence_num, ts)? {
         return Err(Reject::Code(ErrorCode::ReplayDetected));
     }
-    let mls = E2eStore::from_connection(tx).map_err(Reject::internal)?;
-    let apply = Apply {
+    let mls = tx.mls().map_err(Reject::internal)?;
+    let mut apply = Apply {
         tx,
-        mls: &mls,
+        mls,
         me,
         mls_device,
         conversations,
@@ -55,9 +56,9 @@ pub(crate) fn apply_envelope(
 }
 
 /// One envelope being applied, with what applying it needs.
-struct Apply<'a> {
-    tx: &'a rusqlite::Transaction<'a>,
-    mls: &'a E2eStore<'a>,
+struct Apply<'a, 't> {
+    tx: &'a mut Tx<'t>,
+    mls: E2eStore<'t>,
     me: &'a Me,
     mls_device: &'a Device,
     conversations: &'a ConversationCache,
@@ -66,15 +67,15 @@ struct Apply<'a> {
     now: i64,
 }
 
-impl Apply<'_> {
+impl Apply<'_, '_> {
     fn unix(&self) -> u64 {
         crate::secs(self.now)
     }
 
     /// A Welcome: join the group, check its members, persist the conversation.
-    fn welcome(&self) -> Result<Vec<Event>, Reject> {
+    fn welcome(&mut self) -> Result<Vec<Event>, Reject> {
         let conversation = Conversation::join(
-            self.mls,
+            &self.mls,
             self.mls_device,
             &self.message.payload,
             self.unix(),
@@ -84,28 +85,24 @@ impl Apply<'_> {
             Reject::Code(ErrorCode::DecryptionFailed)
         })?;
         check_membership(&conversation, self.me, self.contact)?;
-        insert_conversation_tx(
-            self.tx,
-            &ConversationRow {
-                session_id: *self.message.session_id.as_bytes(),
-                group_id: conversation.id().to_vec(),
-                contact_uid: self.contact.uid,
-                created_at: self.now,
-            },
-        )?;
-        // A one-time KeyPackage was used: publish a fresh bundle.
-        self.tx
-            .execute("DELETE FROM meta WHERE key = ?1", [META_KEY_PACKAGE_BUNDLE])
-            .map_err(Reject::internal)?;
+        self.tx.insert_conversation(&ConversationRow {
+            session_id: *self.message.session_id.as_bytes(),
+            group_id: conversation.id().to_vec(),
+            contact_uid: self.contact.uid,
+            created_at: self.now,
+        })?;
+        // A one-time KeyPackage was used: publish a fresh bundle (an empty one is none).
+        self.tx.set_meta(META_KEY_PACKAGE_BUNDLE, "")?;
         self.conversations.stage(conversation);
         Ok(Vec::new())
     }
 
     /// The conversation this envelope names, which must be with its sender.
     fn conversation_row(&self) -> Result<ConversationRow, Reject> {
-        let row =
-            rhizo_store::messaging::conversation_tx(self.tx, self.message.session_id.as_bytes())?
-                .ok_or(Reject::Code(ErrorCode::UnknownSession))?;
+        let row = self
+            .tx
+            .conversation(self.message.session_id.as_bytes())?
+            .ok_or(Reject::Code(ErrorCode::UnknownSession))?;
         if row.contact_uid != self.contact.uid {
             return Err(Reject::Code(ErrorCode::UnknownSender));
         }
@@ -113,16 +110,16 @@ impl Apply<'_> {
     }
 
     /// An application message or commit: MLS, then a message row per text.
-    fn mls_message(&self) -> Result<Vec<Event>, Reject> {
+    fn mls_message(&mut self) -> Result<Vec<Event>, Reject> {
         let row = self.conversation_row()?;
         let mut conversation = self
             .conversations
-            .load(self.mls, &row.group_id)
+            .load(&self.mls, &row.group_id)
             .map_err(Reject::internal)?
             .ok_or(Reject::Code(ErrorCode::UnknownSession))?;
         let processed = conversation
             .process(
-                self.mls,
+                &self.mls,
                 self.mls_device,
                 &self.message.payload,
                 self.unix(),
@@ -161,7 +158,7 @@ impl Apply<'_> {
     }
 
     /// A decrypted chat message: its profile (if any) and its text row.
-    fn chat_content(&self, plaintext: &[u8]) -> Result<Option<Event>, Reject> {
+    fn chat_content(&mut self, plaintext: &[u8]) -> Result<Option<Event>, Reject> {
         let message = self.message;
         let content =
             ChatContent::decode(plaintext).map_err(|_| Reject::Code(ErrorCode::Malformed))?;
@@ -178,17 +175,16 @@ impl Apply<'_> {
                 return Ok(None);
             }
         }
-        let id = insert_incoming(
-            self.tx,
-            &NewIncoming {
+        let id = self.tx.insert_incoming(
+            &NewMessage {
                 session_id: *message.session_id.as_bytes(),
                 sender_device: *message.sender_device.as_bytes(),
                 seq: message.sequence_num,
                 kind: "text",
                 body: Some(&content.text),
                 sent_at,
-                digest: message.digest(),
             },
+            &message.digest(),
             self.now,
         )?;
         Ok(id.map(|id| Event::MessageReceived {
@@ -200,7 +196,7 @@ impl Apply<'_> {
     }
 
     /// A delivery or read receipt for our envelopes in this conversation.
-    fn receipt(&self) -> Result<Vec<Event>, Reject> {
+    fn receipt(&mut self) -> Result<Vec<Event>, Reject> {
         let message = self.message;
         let receipt = DeliveryReceipt::decode(&message.payload)
             .map_err(|_| Reject::Code(ErrorCode::Malformed))?;

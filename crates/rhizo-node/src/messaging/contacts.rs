@@ -141,7 +141,9 @@ impl Messaging {
     ) -> Result<(ContactView, bool), ContactError> {
         let now = self.now();
         let outcome = self
-            .with_store(move |store, _| Ok::<_, ContactError>(store.add_contact(&contact, now)?))
+            .with_store(move |store, _| {
+                Ok::<_, ContactError>(store.write(|tx| tx.add_contact(&contact, now))?)
+            })
             .await?;
         let view = self.contact_view(&uid.to_string()).await?;
         self.emit(ApiEvent::ContactAdded {
@@ -167,6 +169,7 @@ impl Messaging {
     pub async fn contacts(&self) -> Result<Vec<ContactView>, ContactError> {
         self.with_store(|store, engine| {
             Ok(store
+                .read()
                 .list_contacts()?
                 .iter()
                 .map(|c| view_of(c, engine.me()))
@@ -181,7 +184,7 @@ impl Messaging {
         self.with_store(move |store, engine| {
             let c = find_contact(store, &name)?
                 .ok_or_else(|| ContactError::UnknownContact(name.clone()))?;
-            store.set_contact_verified(&c.uid, true)?;
+            store.write(|tx| tx.set_contact_verified(&c.uid, true))?;
             let c = find_contact(store, &name)?.ok_or(ContactError::UnknownContact(name))?;
             Ok(view_of(&c, engine.me()))
         })

@@ -147,9 +147,10 @@ impl Messaging {
     /// What this node holds for others and what it still has queued for its contacts.
     pub async fn mailbox_status(&self) -> Result<MailboxStatus, FetchError> {
         self.with_store(|store, _| {
-            let held = store.mailbox_summary()?;
-            let contacts = store.list_contacts()?;
+            let held = store.read().mailbox_summary()?;
+            let contacts = store.read().list_contacts()?;
             let queued = store
+                .read()
                 .outbox_summary()?
                 .into_iter()
                 .map(|row| QueuedView {

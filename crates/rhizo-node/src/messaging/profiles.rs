@@ -50,6 +50,7 @@ impl Messaging {
             return self
                 .with_store(|store, engine| {
                     let row = store
+                        .read()
                         .profile(engine.me().uid.as_bytes())?
                         .ok_or(ProfileError::NoOwnProfile)?;
                     Ok(row_view(&row, "own"))
@@ -66,7 +67,7 @@ impl Messaging {
                         .parse::<Uid>()
                         .map_err(|_| ProfileError::UnknownContact(who_owned.clone()))?,
                 };
-                Ok::<_, ProfileError>((uid, store.profile(uid.as_bytes())?))
+                Ok::<_, ProfileError>((uid, store.read().profile(uid.as_bytes())?))
             })
             .await?;
         if let Some(row) = row {

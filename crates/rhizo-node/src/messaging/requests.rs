@@ -78,6 +78,7 @@ fn request_uid(store: &Store, who: &str) -> Result<Uid, RequestError> {
         return Ok(uid);
     }
     let named: Vec<RequestRow> = store
+        .read()
         .list_requests()?
         .into_iter()
         .filter(|r| r.name.as_deref() == Some(who))
@@ -96,9 +97,9 @@ impl Messaging {
         let rows = self
             .with_store(move |store, _| {
                 Ok::<_, RequestError>(if blocked {
-                    store.list_blocked()?
+                    store.read().list_blocked()?
                 } else {
-                    store.list_requests()?
+                    store.read().list_requests()?
                 })
             })
             .await?;
@@ -131,6 +132,7 @@ impl Messaging {
             .with_store(move |store, _| {
                 let uid = request_uid(store, &who)?;
                 store
+                    .read()
                     .request(uid.as_bytes())?
                     .filter(|r| !r.blocked)
                     .ok_or_else(|| RequestError::UnknownRequest(who.clone()))
@@ -151,7 +153,7 @@ impl Messaging {
         self.with_store(move |store, _| {
             let uid = request_uid(store, &who)?;
             store
-                .decline_request(uid.as_bytes(), now)?
+                .write(|tx| tx.decline_request(uid.as_bytes(), now))?
                 .ok_or(RequestError::UnknownRequest(who))
         })
         .await
@@ -167,7 +169,7 @@ impl Messaging {
             if uid == engine.me().uid {
                 return Err(RequestError::Ourselves);
             }
-            Ok(store.block_sender(uid.as_bytes(), &REQUEST_LIMITS, now)?)
+            Ok(store.write(|tx| tx.block_sender(uid.as_bytes(), &REQUEST_LIMITS, now))?)
         })
         .await
     }
@@ -177,7 +179,7 @@ impl Messaging {
         let who = who.to_string();
         self.with_store(move |store, _| {
             let uid = who.trim().parse::<Uid>().map_err(RequestError::BadUid)?;
-            if store.unblock_sender(uid.as_bytes())? {
+            if store.write(|tx| tx.unblock_sender(uid.as_bytes()))? {
                 Ok(())
             } else {
                 Err(RequestError::UnknownRequest(who))
@@ -193,7 +195,7 @@ impl Messaging {
     pub(super) async fn apply_requests(&self, uid: Uid) -> Result<usize, ContactError> {
         let held = self
             .with_store(move |store, _| {
-                Ok::<_, ContactError>(store.held_envelopes(uid.as_bytes())?)
+                Ok::<_, ContactError>(store.read().held_envelopes(uid.as_bytes())?)
             })
             .await?;
         if held.is_empty() {
@@ -211,8 +213,10 @@ impl Messaging {
             .apply_fetched(entries)
             .await
             .map_err(|super::FetchError::Engine(e)| ContactError::Engine(e))?;
-        self.with_store(move |store, _| Ok::<_, ContactError>(store.take_request(uid.as_bytes())?))
-            .await?;
+        self.with_store(move |store, _| {
+            Ok::<_, ContactError>(store.write(|tx| tx.take_request(uid.as_bytes()))?)
+        })
+        .await?;
         self.inner.engine.note_request_accepted();
         info!(envelopes = count, new, "message request accepted");
         Ok(new)
@@ -247,7 +251,7 @@ impl Messaging {
                     .collect();
                 let senders = self
                     .with_store(move |store, _| {
-                        Ok::<_, RequestError>(store.request_devices(uid.as_bytes())?)
+                        Ok::<_, RequestError>(store.read().request_devices(uid.as_bytes())?)
                     })
                     .await?;
                 let name = self
@@ -278,11 +282,10 @@ impl Messaging {
         });
         let now = self.now();
         self.with_store(move |store, _| {
-            Ok::<_, RequestError>(store.set_request_identity(
-                uid.as_bytes(),
-                identity.as_ref(),
-                now,
-            )?)
+            Ok::<_, RequestError>(
+                store
+                    .write(|tx| tx.set_request_identity(uid.as_bytes(), identity.as_ref(), now))?,
+            )
         })
         .await?;
         if let Some(event) = event {

@@ -214,8 +214,8 @@ impl Messaging {
                     .ok_or_else(|| ContactError::UnknownContact(with.clone()))?;
                 let queued = mark_read && engine.mark_read(store, &c, now)?;
                 let mut all = Vec::new();
-                for conv in store.conversations_with(&c.uid)? {
-                    all.extend(store.messages(&conv.session_id, limit)?);
+                for conv in store.read().conversations_with(&c.uid)? {
+                    all.extend(store.read().messages(&conv.session_id, limit)?);
                 }
                 all.retain(|m| m.kind == "text");
                 all.sort_by(|a, b| {
