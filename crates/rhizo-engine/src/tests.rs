@@ -18,7 +18,7 @@ use rhizo_core::{
 use rhizo_e2e::{Conversation, Device, E2eStore};
 use rhizo_store::{
     Store, StoreError,
-    messaging::{Contact, ContactDevice, ConversationRow, MessageState, NewOutgoing, OutboxItem},
+    messaging::{Contact, ContactDevice, ConversationRow, MessageState, NewMessage, OutboxItem},
 };
 
 use super::*;
@@ -659,14 +659,18 @@ fn the_seen_set_keeps_an_envelope_by_its_timestamp_and_the_sent_time_is_bounded(
     assert!(check_timestamp(stamped as u64, later as u64).is_ok());
     bob_store.prune_seen(seen_prune_cutoff(later)).unwrap();
     assert!(
-        rhizo_store::messaging::seen_contains(bob_store.connection(), &device, &session, 2)
+        bob_store
+            .read()
+            .seen_contains(&device, &session, 2)
             .unwrap()
     );
     // Once even a clock 5 minutes behind would refuse it, it goes.
     let gone = stamped + MAX_ENVELOPE_AGE_MS + rhizo_core::seen::MAX_CLOCK_SKEW as i64 + 1;
     bob_store.prune_seen(seen_prune_cutoff(gone)).unwrap();
     assert!(
-        !rhizo_store::messaging::seen_contains(bob_store.connection(), &device, &session, 2)
+        !bob_store
+            .read()
+            .seen_contains(&device, &session, 2)
             .unwrap()
     );
 }
@@ -1343,20 +1347,17 @@ fn alice_conversation(chat: &mut Chat, session: [u8; 16]) -> (i64, i64, Vec<u8>)
             now,
         )
         .unwrap();
+        let message = NewMessage {
+            session_id: session,
+            sender_device: *chat.alice.me.device.public().as_bytes(),
+            seq,
+            kind,
+            body: None,
+            sent_at: now,
+        };
         let id = chat
             .alice_store
-            .insert_outgoing(
-                &NewOutgoing {
-                    session_id: session,
-                    sender_device: *chat.alice.me.device.public().as_bytes(),
-                    seq,
-                    kind,
-                    body: None,
-                    sent_at: now,
-                    envelope: &envelope,
-                },
-                now,
-            )
+            .write(|tx| tx.insert_outgoing(&message, &envelope, now))
             .unwrap();
         (id, envelope)
     };
@@ -1532,9 +1533,7 @@ fn the_sweep_settles_pending_commits_delivered_refused_or_overdue() {
     let cache = ConversationCache::new(4);
     let (_, row, _) = alice_conversation(&mut chat, [1u8; 16]);
     chat.alice_store
-        .transaction(|tx| {
-            rhizo_store::messaging::record_attempt_failed_tx(tx, row, i64::MAX - 10, "later")
-        })
+        .write(|tx| tx.record_attempt_failed(row, i64::MAX - 10, "later"))
         .unwrap();
     let later = now_ms() + commits::PENDING_COMMIT_RESEND_MS + 1;
     let sweep = commits::settle_pending_commits(&mut chat.alice_store, &cache, later).unwrap();

@@ -1,11 +1,13 @@
-//! Temporary shims for the node's messaging code while it moves into rhizo-engine.
+//! Temporary shims for code that still uses the store's old shape.
 //!
-//! The engine migration deletes this file: it keeps `rhizo-node/src/messaging.rs` (and
-//! `messaging/*`) compiling with the store's old shape — methods on [`Store`] that each run
-//! one transaction, `*_tx` free functions on a `rusqlite` transaction, `NewOutgoing` /
-//! `NewIncoming` — by handing every call to the one method on [`Reader`](crate::Reader) or [`Tx`](crate::Tx). New code
-//! uses [`Store::read`] / [`Store::write`] or the [`Db`](crate::Db) instead. Nothing here has
-//! logic of its own.
+//! The engine migration removed the `*_tx` free functions on a `rusqlite` transaction and
+//! `NewOutgoing` / `NewIncoming` (rhizo-engine writes through [`Tx`](crate::Tx)). What is left:
+//! methods on [`Store`] that each run one transaction (still called by rhizo-engine's unit
+//! tests and some rhizo-node services), [`Store::transaction`] / [`Store::connection`], and
+//! [`Db::with_store`](crate::Db::with_store), the messaging driver's exclusive use of the store
+//! between group commits. Each hands the call to the one method on
+//! [`Reader`](crate::Reader) or [`Tx`](crate::Tx); nothing here has logic of its own. New code
+//! uses [`Store::read`] / [`Store::write`] or the [`Db`](crate::Db) instead.
 
 #![allow(missing_docs, clippy::missing_errors_doc)]
 
@@ -21,23 +23,11 @@ use crate::messaging::{
     AddContact, Contact, ContactDevice, ConversationRow, MessageRow, MessageState, NewMessage,
     OutboxItem, OutboxSummaryRow, SentCommit, UnreadMessage,
 };
-use crate::peer_book::{PeerBookLimits, PeerRecord, PeerSource};
+use crate::peer_book::{PeerRecord, PeerSource};
 use crate::profiles::ProfileRow;
 use crate::requests::{HeldEnvelope, HoldOutcome, RequestIdentity, RequestLimits, RequestRow};
-use crate::tx::{Durability, Tx};
+use crate::tx::Durability;
 use crate::{Store, StoreError};
-
-/// Runs `f` on a [`Tx`] view of a connection that is already inside a transaction.
-fn view<T>(conn: &Connection, f: impl FnOnce(&mut Tx<'_>) -> T) -> T {
-    // Views never store into the mailbox (the replica has its own path), so the purge
-    // schedule they would advance is thrown away.
-    let mut purge_due = i64::MAX;
-    f(&mut Tx::new(
-        conn,
-        PeerBookLimits::default(),
-        &mut purge_due,
-    ))
-}
 
 #[doc(hidden)]
 impl Store {
@@ -456,15 +446,6 @@ impl Store {
     }
 
     #[allow(missing_docs)]
-    pub fn insert_outgoing(
-        &mut self,
-        m: &messaging::NewOutgoing<'_>,
-        now: i64,
-    ) -> Result<i64, StoreError> {
-        self.transaction(|tx| messaging::insert_outgoing_tx(tx, m, now))
-    }
-
-    #[allow(missing_docs)]
     pub fn mark_stored(
         &mut self,
         id: i64,
@@ -720,245 +701,5 @@ impl crate::Db {
         f: impl FnOnce(&mut Store) -> T + Send + 'static,
     ) -> Result<T, crate::DbError> {
         self.exclusive(f).await
-    }
-}
-
-/// The old free functions of `rhizo_store::messaging` and `rhizo_store::requests`.
-pub mod messaging {
-    use rusqlite::Connection;
-
-    use super::view;
-    use crate::StoreError;
-    use crate::messaging::{ConversationRow, MessageState, NewMessage, UnreadMessage};
-    use crate::profiles::ProfileRow;
-    use crate::requests::{HeldEnvelope, HoldOutcome, RequestLimits};
-
-    /// An outgoing message to be persisted before it is sent.
-    #[derive(Debug, Clone)]
-    pub struct NewOutgoing<'a> {
-        pub session_id: [u8; 16],
-        pub sender_device: [u8; 32],
-        pub seq: u64,
-        pub kind: &'a str,
-        pub body: Option<&'a str>,
-        pub sent_at: i64,
-        pub envelope: &'a [u8],
-    }
-
-    /// An incoming message to store.
-    #[derive(Debug, Clone)]
-    pub struct NewIncoming<'a> {
-        pub session_id: [u8; 16],
-        pub sender_device: [u8; 32],
-        pub seq: u64,
-        pub kind: &'a str,
-        pub body: Option<&'a str>,
-        pub sent_at: i64,
-        pub digest: [u8; 32],
-    }
-
-    fn new_message<'a>(
-        session_id: [u8; 16],
-        sender_device: [u8; 32],
-        seq: u64,
-        kind: &'a str,
-        body: Option<&'a str>,
-        sent_at: i64,
-    ) -> NewMessage<'a> {
-        NewMessage {
-            session_id,
-            sender_device,
-            seq,
-            kind,
-            body,
-            sent_at,
-        }
-    }
-
-    pub fn seen_insert(
-        tx: &Connection,
-        sender_device: &[u8; 32],
-        session_id: &[u8; 16],
-        seq: u64,
-        envelope_timestamp: i64,
-    ) -> Result<bool, StoreError> {
-        view(tx, |t| {
-            t.seen_insert(sender_device, session_id, seq, envelope_timestamp)
-        })
-    }
-
-    pub fn seen_contains(
-        conn: &Connection,
-        sender_device: &[u8; 32],
-        session_id: &[u8; 16],
-        seq: u64,
-    ) -> Result<bool, StoreError> {
-        view(conn, |t| t.seen_contains(sender_device, session_id, seq))
-    }
-
-    pub fn advance_message_state_tx(
-        tx: &Connection,
-        id: i64,
-        state: MessageState,
-        at: i64,
-        error: Option<&str>,
-    ) -> Result<bool, StoreError> {
-        view(tx, |t| t.advance_message_state(id, state, at, error))
-    }
-
-    pub fn record_attempt_failed_tx(
-        tx: &Connection,
-        id: i64,
-        next_attempt_at: i64,
-        error: &str,
-    ) -> Result<(), StoreError> {
-        view(tx, |t| t.record_attempt_failed(id, next_attempt_at, error))
-    }
-
-    /// Runs `f` inside a savepoint of `tx` (see [`Tx::in_savepoint`](crate::Tx::in_savepoint)).
-    pub fn in_savepoint<T, E>(
-        tx: &Connection,
-        f: impl FnOnce() -> Result<T, E>,
-    ) -> Result<Result<T, E>, StoreError> {
-        view(tx, |t| t.in_savepoint(|_| f()))
-    }
-
-    pub fn mark_read_tx(
-        tx: &Connection,
-        session_id: &[u8; 16],
-        limit: usize,
-    ) -> Result<Vec<UnreadMessage>, StoreError> {
-        view(tx, |t| t.mark_read(session_id, limit))
-    }
-
-    pub fn mark_outgoing_read_tx(
-        tx: &Connection,
-        session_id: &[u8; 16],
-        sender_device: &[u8; 32],
-        seq: u64,
-        at: i64,
-        envelope_matches: impl Fn(&[u8]) -> bool,
-    ) -> Result<Option<i64>, StoreError> {
-        view(tx, |t| {
-            t.mark_outgoing_read(session_id, sender_device, seq, at, envelope_matches)
-        })
-    }
-
-    pub fn mark_outgoing_delivered_tx(
-        tx: &Connection,
-        session_id: &[u8; 16],
-        sender_device: &[u8; 32],
-        seq: u64,
-        at: i64,
-        envelope_matches: impl Fn(&[u8]) -> bool,
-    ) -> Result<Option<i64>, StoreError> {
-        view(tx, |t| {
-            t.mark_outgoing_delivered(session_id, sender_device, seq, at, envelope_matches)
-        })
-    }
-
-    pub fn mark_outgoing_failed_tx(
-        tx: &Connection,
-        session_id: &[u8; 16],
-        sender_device: &[u8; 32],
-        seq: u64,
-        at: i64,
-        error: &str,
-        envelope_matches: impl Fn(&[u8]) -> bool,
-    ) -> Result<Option<i64>, StoreError> {
-        view(tx, |t| {
-            t.mark_outgoing_failed(session_id, sender_device, seq, at, error, envelope_matches)
-        })
-    }
-
-    pub fn insert_incoming(
-        tx: &Connection,
-        m: &NewIncoming<'_>,
-        now: i64,
-    ) -> Result<Option<i64>, StoreError> {
-        let new = new_message(
-            m.session_id,
-            m.sender_device,
-            m.seq,
-            m.kind,
-            m.body,
-            m.sent_at,
-        );
-        view(tx, |t| t.insert_incoming(&new, &m.digest, now))
-    }
-
-    pub fn insert_conversation_tx(
-        tx: &Connection,
-        row: &ConversationRow,
-    ) -> Result<bool, StoreError> {
-        view(tx, |t| t.insert_conversation(row))
-    }
-
-    pub fn take_next_seq_tx(tx: &Connection, session_id: &[u8; 16]) -> Result<u64, StoreError> {
-        view(tx, |t| t.take_next_seq(session_id))
-    }
-
-    pub fn insert_outgoing_tx(
-        tx: &Connection,
-        m: &NewOutgoing<'_>,
-        now: i64,
-    ) -> Result<i64, StoreError> {
-        let new = new_message(
-            m.session_id,
-            m.sender_device,
-            m.seq,
-            m.kind,
-            m.body,
-            m.sent_at,
-        );
-        view(tx, |t| t.insert_outgoing(&new, m.envelope, now))
-    }
-
-    pub fn conversation_tx(
-        tx: &Connection,
-        session_id: &[u8; 16],
-    ) -> Result<Option<ConversationRow>, StoreError> {
-        view(tx, |t| t.conversation(session_id))
-    }
-
-    pub fn upsert_profile_tx(tx: &Connection, row: &ProfileRow) -> Result<bool, StoreError> {
-        view(tx, |t| t.upsert_profile(row))
-    }
-
-    pub fn hold_request_tx(
-        tx: &Connection,
-        held: &HeldEnvelope<'_>,
-        limits: &RequestLimits,
-        now: i64,
-    ) -> Result<HoldOutcome, StoreError> {
-        view(tx, |t| t.hold_request(held, limits, now))
-    }
-
-    pub fn close_conversation_tx(
-        tx: &Connection,
-        session_id: &[u8; 16],
-        error: &str,
-        now: i64,
-    ) -> Result<Option<Vec<i64>>, StoreError> {
-        view(tx, |t| t.close_conversation(session_id, error, now))
-    }
-
-    pub fn insert_closed_conversation_tx(
-        tx: &Connection,
-        session_id: &[u8; 16],
-        contact_uid: &[u8; 32],
-        now: i64,
-    ) -> Result<(), StoreError> {
-        view(tx, |t| {
-            t.insert_closed_conversation(session_id, contact_uid, now)
-        })
-    }
-
-    pub fn welcome_pending_tx(tx: &Connection, session_id: &[u8; 16]) -> Result<bool, StoreError> {
-        view(tx, |t| t.welcome_pending(session_id))
-    }
-
-    pub fn mark_held_tx(tx: &Connection, id: i64) -> Result<bool, StoreError> {
-        view(tx, |t| t.mark_held(id))
     }
 }

@@ -50,8 +50,8 @@
 //! - [`channels`]: the public channels joined ([`ChannelRow`]) and their bounded post history
 //!   ([`ChannelPostRow`]).
 //! - `error`: [`StoreError`], [`SqliteError`].
-//! - [`compat`] (hidden, temporary): the old `Store` methods and `*_tx` functions the node's
-//!   messaging code still calls; the engine migration deletes it.
+//! - [`compat`] (hidden, temporary): the old one-transaction `Store` methods and
+//!   `Db::with_store`, still called by some services and tests.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

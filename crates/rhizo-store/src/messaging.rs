@@ -27,9 +27,6 @@ pub use outbox::{NO_RETRY, OutboxItem, OutboxSummaryRow};
 /// Profiles live in [`crate::profiles`]; re-exported here next to the other conversation data.
 pub use crate::profiles::ProfileRow;
 
-#[doc(hidden)]
-pub use crate::compat::messaging::*;
-
 pub(crate) use messages::blob;
 
 #[cfg(test)]

@@ -833,7 +833,12 @@ mod tests {
         // a prune at that time keeps it; one just after drops it.
         assert_eq!(store.prune_seen(1_300_000).expect("prune"), 0);
         assert_eq!(store.prune_seen(1_300_001).expect("prune"), 1);
-        assert!(crate::messaging::seen_contains(&store.conn, &[0; 32], &[0; 16], 2).expect("seen"));
+        assert!(
+            store
+                .read()
+                .seen_contains(&[0; 32], &[0; 16], 2)
+                .expect("seen")
+        );
         let index: i64 = store
             .conn
             .query_row(

@@ -19,12 +19,6 @@ use crate::{
     tx::{Reader, Tx},
 };
 
-#[doc(hidden)]
-pub use crate::compat::messaging::{
-    close_conversation_tx, hold_request_tx, insert_closed_conversation_tx, mark_held_tx,
-    welcome_pending_tx,
-};
-
 /// Bounds on what message requests may hold. Defaults keep a flood from throwaway keys within
 /// a few MiB while a real first contact (a Welcome and some messages) always fits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

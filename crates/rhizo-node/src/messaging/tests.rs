@@ -8,7 +8,7 @@ use rhizo_core::{DeviceKey, RootKey};
 use rhizo_engine::{Me, contacts::peer_id_of_device};
 use rhizo_store::{
     Db, DbConfig, DbError, Store,
-    messaging::{Contact, ContactDevice, ConversationRow, MessageRow, NewOutgoing},
+    messaging::{Contact, ContactDevice, ConversationRow, MessageRow, NewMessage},
 };
 
 use super::Messaging;
@@ -77,19 +77,16 @@ fn alice_with_a_queued_message(
             created_at: START_MS,
         })
         .unwrap();
-        s.insert_outgoing(
-            &NewOutgoing {
-                session_id,
-                sender_device: *me(1).device.public().as_bytes(),
-                seq: 1,
-                kind: "text",
-                body: Some("hello"),
-                sent_at: START_MS,
-                envelope: b"an envelope bob never gets",
-            },
-            START_MS,
-        )
-        .unwrap()
+        let message = NewMessage {
+            session_id,
+            sender_device: *me(1).device.public().as_bytes(),
+            seq: 1,
+            kind: "text",
+            body: Some("hello"),
+            sent_at: START_MS,
+        };
+        s.write(|tx| tx.insert_outgoing(&message, b"an envelope bob never gets", START_MS))
+            .unwrap()
     };
     let db = Db::start(store, DbConfig::default()).unwrap();
     let messaging = Messaging::new(
