@@ -229,22 +229,10 @@ pub(crate) fn receive_batch_at(
     payload: &[u8],
     now: i64,
 ) -> Received {
-    let refuse = |code: ErrorCode, detail: &str| Received {
-        response: error_response(code, detail, None),
-        events: Vec::new(),
-        status: None,
+    let messages = match decode_batch(payload) {
+        Ok(messages) => messages,
+        Err((code, detail)) => return refuse(code, &detail),
     };
-    let batch = match EnvelopeBatch::decode(payload) {
-        Ok(b) => b,
-        Err(e) => return refuse(e.code(), &e.to_string()),
-    };
-    let mut messages = Vec::with_capacity(batch.envelopes.len());
-    for bytes in &batch.envelopes {
-        match SecureMessage::decode(bytes) {
-            Ok(m) => messages.push(m),
-            Err(e) => return refuse(e.code(), &format!("an envelope of the batch: {e}")),
-        }
-    }
     let checked: Vec<Precheck> = messages
         .iter()
         .map(|m| precheck(store, me, seen, m.clone(), now))
@@ -306,6 +294,29 @@ pub(crate) fn receive_batch_at(
             refuse(ErrorCode::Internal, "storage")
         }
     }
+}
+
+/// The answer that refuses a whole frame with an error (nothing was decided).
+fn refuse(code: ErrorCode, detail: &str) -> Received {
+    Received {
+        response: error_response(code, detail, None),
+        events: Vec::new(),
+        status: None,
+    }
+}
+
+/// A batch frame's envelopes, decoded; a frame or an envelope that does not decode refuses
+/// the whole batch (with its code and why).
+fn decode_batch(payload: &[u8]) -> Result<Vec<SecureMessage>, (ErrorCode, String)> {
+    let batch = EnvelopeBatch::decode(payload).map_err(|e| (e.code(), e.to_string()))?;
+    batch
+        .envelopes
+        .iter()
+        .map(|bytes| {
+            SecureMessage::decode(bytes)
+                .map_err(|e| (e.code(), format!("an envelope of the batch: {e}")))
+        })
+        .collect()
 }
 
 /// What a batch's transaction collects: a status per envelope, events, and the ids the seen

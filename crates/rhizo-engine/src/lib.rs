@@ -39,7 +39,6 @@
 //! - [`requests`]: envelopes from non-contacts held as message requests.
 //! - [`send`]: queueing texts (the group commit) and the first message of a conversation.
 //! - [`wire`]: `/rhizo/msg/1` responses (receipts, errors) and what they say.
-//! - `mailbox`: the mailbox replica's sync rules (when present).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -151,6 +151,15 @@ mod tests {
                 StatusCode::BAD_REQUEST,
                 "BAD_INPUT",
             ),
+        ]
+        .into_iter()
+        .chain(other_cases())
+        .collect()
+    }
+
+    /// Sending, profiles, requests, the mailbox and channels.
+    fn other_cases() -> Vec<(MessagingError, StatusCode, &'static str)> {
+        vec![
             (
                 SendError::BadText { max: 1 }.into(),
                 StatusCode::BAD_REQUEST,
