@@ -39,9 +39,9 @@ pub enum ContactError {
          (`rhizo invite`), or retry adding by UID once their node has published its KeyPackages"
     )]
     UnprovenDevices(String),
-    /// Another contact already has that name.
-    #[error("another contact is already named '{0}': choose another name with --name")]
-    NameTaken(String),
+    /// Another contact (another UID, so a different key) already has that name.
+    #[error(transparent)]
+    NameTaken(StoreError),
     /// A device of the ticket belongs to another contact already.
     #[error(transparent)]
     DeviceTaken(StoreError),
@@ -56,7 +56,7 @@ pub enum ContactError {
 impl From<StoreError> for ContactError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::NameTaken(name) => Self::NameTaken(name),
+            e @ StoreError::NameTaken(_) => Self::NameTaken(e),
             e @ StoreError::DeviceKeyTaken { .. } => Self::DeviceTaken(e),
             e => Self::Engine(EngineError::Store(e)),
         }
