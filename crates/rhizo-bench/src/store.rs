@@ -19,11 +19,7 @@
 //! frames); the rates again on tmpfs (no fsync: the CPU cost alone); and each statement of the
 //! store path timed alone on the filled database.
 
-use std::{
-    path::Path,
-    sync::{Arc, Mutex},
-    time::Instant,
-};
+use std::{path::Path, sync::Arc, time::Instant};
 
 use rhizo_core::{
     DeviceKey, RootKey,
@@ -433,9 +429,12 @@ fn rhizo_single_rate(dir: &Path, records: &[Record]) -> anyhow::Result<f64> {
 /// inbound `/rhizo/mailbox/1` request), [`IN_FLIGHT`] requests at a time; and the writer's
 /// (commits, stores).
 fn replica_rate(dir: &Path, records: &[Record]) -> anyhow::Result<(f64, u64, u64)> {
-    let store = Arc::new(Mutex::new(Store::open(&dir.join("replica.db"))?));
+    let db = rhizo_store::Db::start(
+        Store::open(&dir.join("replica.db"))?,
+        rhizo_store::DbConfig::default(),
+    )?;
     let replica = MailboxReplica::new(
-        store,
+        db,
         ReplicaContext {
             local_peer: b"rhizo-bench replica".to_vec(),
             quota: MailboxQuota::default(),

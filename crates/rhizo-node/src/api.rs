@@ -26,7 +26,7 @@
 
 use std::{
     sync::{
-        Arc, Mutex,
+        Arc,
         atomic::{AtomicU64, Ordering},
     },
     time::Instant,
@@ -45,7 +45,7 @@ use axum::{
 use rhizo_net::{Client, NetStats};
 
 use crate::messaging::{ContactView, MessageView, Messaging, MessagingError};
-use rhizo_store::Store;
+use rhizo_store::{Db, DbError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -154,10 +154,10 @@ pub struct ApiState {
 #[derive(Debug)]
 pub(crate) struct ApiInner {
     pub(crate) client: Client,
-    pub(crate) store: Arc<Mutex<Store>>,
+    pub(crate) db: Db,
     pub(crate) messaging: Messaging,
     pub(crate) channels: crate::channels::Channels,
-    pub(crate) guard: crate::guard::Guard,
+    pub(crate) guard: crate::peer_policy::PeerPolicy,
     pub(crate) token_digest: [u8; 32],
     pub(crate) public_key: PublicKeyResponse,
     pub(crate) name: Option<String>,
@@ -171,10 +171,10 @@ impl ApiState {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         client: Client,
-        store: Arc<Mutex<Store>>,
+        db: Db,
         messaging: Messaging,
         channels: crate::channels::Channels,
-        guard: crate::guard::Guard,
+        guard: crate::peer_policy::PeerPolicy,
         token: &str,
         public_key: PublicKeyResponse,
         name: Option<String>,
@@ -183,7 +183,7 @@ impl ApiState {
         Self {
             inner: Arc::new(ApiInner {
                 client,
-                store,
+                db,
                 messaging,
                 channels,
                 guard,
@@ -301,16 +301,12 @@ fn unavailable(e: impl std::fmt::Display) -> Response {
 }
 
 async fn peer_book_size(state: &ApiState) -> u64 {
-    let store = state.inner.store.clone();
-    tokio::task::spawn_blocking(move || {
-        store
-            .lock()
-            .map_err(|_| ())
-            .and_then(|s| s.peer_count().map_err(|_| ()))
-            .unwrap_or(0)
-    })
-    .await
-    .unwrap_or(0)
+    state
+        .inner
+        .db
+        .read(|r| -> Result<_, DbError> { Ok(r.peer_count()?) })
+        .await
+        .unwrap_or(0)
 }
 
 async fn peers(State(state): State<ApiState>) -> Response {
@@ -648,9 +644,9 @@ pub struct BanRequest {
     pub reason: Option<String>,
 }
 
-fn guard_error(e: crate::guard::GuardError) -> Response {
+fn guard_error(e: crate::peer_policy::PeerPolicyError) -> Response {
     match e {
-        crate::guard::GuardError::BadTarget(_) => {
+        crate::peer_policy::PeerPolicyError::BadTarget(_) => {
             error(StatusCode::BAD_REQUEST, "BAD_TARGET", e.to_string())
         }
         _ => error(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", e.to_string()),

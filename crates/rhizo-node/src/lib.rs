@@ -32,13 +32,13 @@ mod conv_cache;
 pub mod data_dir;
 pub mod events;
 pub mod geoip;
-pub mod guard;
 pub mod mailbox;
 pub mod messaging;
 pub mod metrics;
 pub mod node;
+pub mod peer_policy;
 pub mod pex;
-pub mod records;
+pub mod record_validator;
 
 pub use config::{Config, ConfigLayer};
 pub use data_dir::{DataDir, LocalIdentity};

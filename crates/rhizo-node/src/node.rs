@@ -1,16 +1,11 @@
 //! [`run`]: the daemon's main loop.
 
-use std::{
-    future::Future,
-    net::SocketAddr,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use libp2p::{Multiaddr, PeerId};
 use rhizo_core::{DeviceKey, abuse::Conduct};
 use rhizo_net::{DiscoverySource, NetConfig, NetEvent};
-use rhizo_store::{Db, DbConfig, PeerSource, Store};
+use rhizo_store::{Db, DbConfig, DbError, PeerSource, Reader, Store};
 use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
 
@@ -18,10 +13,11 @@ use crate::{
     AGENT_VERSION, Config,
     api::{self, ApiState, PublicKeyResponse},
     channels::Channels,
+    clock::{SharedClock, SystemClock},
     data_dir::{DataDir, DataDirError, LocalIdentity},
-    guard::{Guard, Protocol},
     mailbox::{Mailbox, MailboxSettings},
     messaging::{Me, Messaging},
+    peer_policy::{PeerPolicy, Protocol},
     unix_now,
 };
 
@@ -48,6 +44,9 @@ pub enum NodeError {
     /// The database could not be used.
     #[error(transparent)]
     Store(#[from] rhizo_store::StoreError),
+    /// The database's owner refused or failed a job.
+    #[error(transparent)]
+    Db(#[from] DbError),
     /// The network could not start.
     #[error(transparent)]
     Net(#[from] rhizo_net::NetError),
@@ -129,13 +128,11 @@ pub async fn run(
         Ok(store)
     })
     .await??;
-    let name = store.get_meta(META_DISPLAY_NAME)?;
-    let known_peers = load_known_peers(&store)?;
-    // The one owner of the database; the services below not yet moved onto it keep a second
-    // connection (WAL lets both work; SQLite's busy timeout orders their commits).
-    let db_path = dir.database();
-    let db = Db::start(Store::open(&db_path)?, DbConfig::default())?;
-    let store = Arc::new(Mutex::new(store));
+    let name = store.read().get_meta(META_DISPLAY_NAME)?;
+    let known_peers = load_known_peers(store.read())?;
+    // The database's one owner from here on: every service reads and writes through it.
+    let db = Db::start(store, DbConfig::default())?;
+    let clock: SharedClock = Arc::new(SystemClock);
     let had_known_peers = !known_peers.is_empty();
     info!(%peer_id, known = known_peers.len(), "starting node");
 
@@ -155,7 +152,7 @@ pub async fn run(
         announce: config.announce.clone(),
         agent_version: AGENT_VERSION.to_string(),
         idle_connection_timeout: rhizo_net::DEFAULT_IDLE_CONNECTION_TIMEOUT,
-        record_validator: std::sync::Arc::new(crate::records::CoreRecordValidator),
+        record_validator: std::sync::Arc::new(crate::record_validator::CoreRecordValidator),
         limits: rhizo_net::NetLimits {
             max_inbound: u32::try_from(config.max_inbound).unwrap_or(u32::MAX),
             max_outbound: u32::try_from(config.max_outbound).unwrap_or(u32::MAX),
@@ -178,10 +175,10 @@ pub async fn run(
             _ => None,
         })
         .collect();
-    let guard = Guard::new(client.clone(), store.clone(), trusted).await;
+    let guard = PeerPolicy::new(client.clone(), db.clone(), trusted).await;
     guard.apply_stored_bans().await;
     let mailbox = Mailbox::new(
-        store.clone(),
+        db.clone(),
         client.clone(),
         peer_id,
         MailboxSettings {
@@ -196,6 +193,7 @@ pub async fn run(
                 ..rhizo_store::mailbox::MailboxQuota::default()
             },
         },
+        clock.clone(),
     );
     let identity_device_secret = identity.device.to_bytes();
     let identity_certificate = identity.certificate;
@@ -233,7 +231,7 @@ pub async fn run(
     })?;
     let token = dir.load_or_create_api_token()?;
     let channels = Channels::new(
-        store.clone(),
+        db.clone(),
         client.clone(),
         guard.clone(),
         DeviceKey::from_bytes(&identity_device_secret),
@@ -242,7 +240,7 @@ pub async fn run(
     );
     let state = ApiState::new(
         client.clone(),
-        store.clone(),
+        db.clone(),
         messaging.clone(),
         channels.clone(),
         guard.clone(),
@@ -261,14 +259,15 @@ pub async fn run(
     let guard_task = tokio::spawn(guard.clone().run(stop_rx.clone()));
     let pex_task = tokio::spawn(crate::pex::run(
         client.clone(),
-        store.clone(),
+        db.clone(),
         peer_id,
         Duration::from_secs(config.pex_interval_secs),
+        clock.clone(),
         stop_rx.clone(),
     ));
     let protect_task = tokio::spawn(protect_contacts(
         client.clone(),
-        store.clone(),
+        db.clone(),
         stop_rx.clone(),
     ));
     if let Err(e) = channels.resubscribe().await {
@@ -276,7 +275,7 @@ pub async fn run(
     }
     let replication_task = tokio::spawn(mailbox.clone().run_replication(stop_rx));
     let (peer_book_tx, peer_book_rx) = tokio::sync::mpsc::channel(PEER_BOOK_QUEUE);
-    let peer_book_task = tokio::spawn(write_peer_book(peer_book_rx, store.clone(), peer_id));
+    let peer_book_task = tokio::spawn(write_peer_book(peer_book_rx, db.clone(), peer_id));
     // Inbound messages are handled concurrently, but never more than this many at once.
     let inbound_limit = Arc::new(tokio::sync::Semaphore::new(MAX_INBOUND_IN_FLIGHT));
     let (api_stop_tx, api_stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -374,13 +373,12 @@ pub async fn run(
                             let _ = client.try_respond_pex(channel, Vec::new());
                             continue;
                         };
-                        let (store, client) = (store.clone(), client.clone());
+                        let (db, client) = (db.clone(), client.clone());
                         tokio::spawn(async move {
-                            let answer = tokio::task::spawn_blocking(move || {
-                                store.lock().map(|s| crate::pex::sample(&s, &peer)).unwrap_or_default()
-                            })
-                            .await
-                            .unwrap_or_default();
+                            let answer = db
+                                .read(move |r| Ok::<_, DbError>(crate::pex::sample(r, &peer)))
+                                .await
+                                .unwrap_or_default();
                             let _ = client.respond_pex(channel, answer).await;
                             drop(permit);
                         });
@@ -448,24 +446,19 @@ pub async fn run(
 /// against the limits) equal to our contacts' devices.
 async fn protect_contacts(
     client: rhizo_net::Client,
-    store: Arc<Mutex<Store>>,
+    db: Db,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut last: Vec<PeerId> = Vec::new();
     loop {
-        let store2 = store.clone();
-        let peers: Vec<PeerId> = tokio::task::spawn_blocking(move || {
-            store2
-                .lock()
-                .ok()
-                .and_then(|s| s.list_contacts().ok())
-                .unwrap_or_default()
-                .iter()
-                .flat_map(|c| c.devices.iter().filter_map(|d| d.peer_id.parse().ok()))
-                .collect()
-        })
-        .await
-        .unwrap_or_default();
+        let contacts = db
+            .read(|r| -> Result<_, DbError> { Ok(r.list_contacts()?) })
+            .await;
+        let peers: Vec<PeerId> = contacts
+            .unwrap_or_default()
+            .iter()
+            .flat_map(|c| c.devices.iter().filter_map(|d| d.peer_id.parse().ok()))
+            .collect();
         if peers != last {
             let _ = client.set_protected(peers.clone()).await;
             last = peers;
@@ -489,7 +482,7 @@ fn public_key_response(identity: &LocalIdentity) -> PublicKeyResponse {
     }
 }
 
-fn load_known_peers(store: &Store) -> Result<Vec<(PeerId, Vec<Multiaddr>)>, NodeError> {
+fn load_known_peers(store: Reader<'_>) -> Result<Vec<(PeerId, Vec<Multiaddr>)>, NodeError> {
     let records = store.peers_for_dial(PEER_BOOK_LOAD_LIMIT)?;
     Ok(records
         .into_iter()
@@ -507,20 +500,6 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| NodeError::Task(e.to_string()))
-}
-
-async fn with_store<T: Send + 'static>(
-    store: &Arc<Mutex<Store>>,
-    f: impl FnOnce(&mut Store) -> Result<T, rhizo_store::StoreError> + Send + 'static,
-) -> Result<T, NodeError> {
-    let store = store.clone();
-    blocking(move || {
-        let mut guard = store
-            .lock()
-            .map_err(|_| NodeError::Task("store lock poisoned".into()))?;
-        f(&mut guard).map_err(NodeError::from)
-    })
-    .await?
 }
 
 fn peer_source(source: DiscoverySource) -> PeerSource {
@@ -592,22 +571,18 @@ fn handle_net_event(
 /// Writes the peer-book updates [`handle_net_event`] queues, until the queue closes.
 async fn write_peer_book(
     mut updates: tokio::sync::mpsc::Receiver<NetEvent>,
-    store: Arc<Mutex<Store>>,
+    db: Db,
     local: PeerId,
 ) {
     while let Some(event) = updates.recv().await {
-        if let Err(e) = record_in_peer_book(event, &store, local).await {
+        if let Err(e) = record_in_peer_book(event, &db, local).await {
             warn!(error = %e, "cannot update the peer book");
         }
     }
 }
 
 /// Keeps the peer book in step with the network.
-async fn record_in_peer_book(
-    event: NetEvent,
-    store: &Arc<Mutex<Store>>,
-    local: PeerId,
-) -> Result<(), NodeError> {
+async fn record_in_peer_book(event: NetEvent, db: &Db, local: PeerId) -> Result<(), NodeError> {
     let now = unix_now();
     match event {
         NetEvent::PeerDiscovered {
@@ -624,20 +599,25 @@ async fn record_in_peer_book(
                 .map(|a| strip_p2p(a).to_string())
                 .collect();
             let peer_id = peer.to_string();
-            with_store(store, move |s| {
-                s.upsert_peer(&peer_id, &addrs, peer_source(source), now)
+            db.write(move |tx| -> Result<(), DbError> {
+                tx.upsert_peer(&peer_id, &addrs, peer_source(source), now)?;
+                Ok(())
             })
             .await?;
         }
         NetEvent::PeerConnected { peer, .. } => {
             let peer_id = peer.to_string();
-            with_store(store, move |s| s.record_dial_success(&peer_id, now)).await?;
+            db.write(move |tx| -> Result<(), DbError> {
+                Ok(tx.record_dial_success(&peer_id, now)?)
+            })
+            .await?;
         }
         NetEvent::DialFailed { peer, error } => {
             debug!(%peer, %error, "dial failed");
             let peer_id = peer.to_string();
-            with_store(store, move |s| {
-                s.record_dial_failure(&peer_id, now).map(|_| ())
+            db.write(move |tx| -> Result<(), DbError> {
+                tx.record_dial_failure(&peer_id, now)?;
+                Ok(())
             })
             .await?;
         }

@@ -707,6 +707,7 @@ impl Store {
 }
 
 #[doc(hidden)]
+#[cfg(feature = "db")]
 impl crate::Db {
     /// Runs `f` with exclusive use of the [`Store`] on the writer thread, between group
     /// commits: the old `spawn_blocking` + `Mutex<Store>` access of the messaging code.
