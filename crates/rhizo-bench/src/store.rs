@@ -396,7 +396,7 @@ fn rhizo_group_rate(dir: &Path, records: &[Record]) -> anyhow::Result<(f64, Vec<
     let (mut mark, mut done) = (start, 0);
     for (i, group) in groups.iter().enumerate() {
         let entries: Vec<NewMailboxEntry<'_>> = group.iter().map(|r| new_entry(r, now)).collect();
-        let outcomes = store.mailbox_store_batch(&entries, &quota, now)?;
+        let outcomes = store.write(|tx| tx.mailbox_store_batch(&entries, &quota, now))?;
         anyhow::ensure!(
             outcomes.iter().all(|o| *o == Ok(MailboxStored::Stored)),
             "not every envelope was stored: {outcomes:?}"
@@ -420,7 +420,7 @@ fn rhizo_single_rate(dir: &Path, records: &[Record]) -> anyhow::Result<f64> {
     let now = now_ms();
     let start = Instant::now();
     for record in records {
-        store.mailbox_store(&new_entry(record, now), &quota, now)?;
+        store.write(|tx| tx.mailbox_store(&new_entry(record, now), &quota, now))?;
     }
     Ok(records.len() as f64 / start.elapsed().as_secs_f64())
 }

@@ -824,7 +824,7 @@ mod tests {
             store.block_sender(&[1; 32], &limits, 6_000).expect("block"),
             1
         );
-        assert!(store.is_blocked(&[1; 32]).expect("blocked"));
+        assert!(store.read().is_blocked(&[1; 32]).expect("blocked"));
         assert_eq!(hold(&mut store, 1, 3, 0, 10, &limits), HoldOutcome::Blocked);
         assert!(store.list_requests().expect("list").is_empty());
         assert_eq!(store.list_blocked().expect("blocked").len(), 1);
@@ -856,8 +856,8 @@ mod tests {
         }
         let blocked = store.list_blocked().expect("list");
         assert_eq!(blocked.len(), 3);
-        assert!(store.is_blocked(&[9; 32]).expect("newest kept"));
-        assert!(!store.is_blocked(&[0; 32]).expect("oldest gone"));
+        assert!(store.read().is_blocked(&[9; 32]).expect("newest kept"));
+        assert!(!store.read().is_blocked(&[0; 32]).expect("oldest gone"));
     }
 
     #[test]
