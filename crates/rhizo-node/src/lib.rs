@@ -1,26 +1,35 @@
-//! The rhizo daemon: loads the identity and config, opens the store, starts the network and the
-//! local API, keeps the peer book up to date, and shuts down cleanly.
+//! The rhizo daemon: loads the identity and config, opens the database, starts the network and
+//! the local API, runs the messaging, mailbox, channel and peer services, and shuts down
+//! cleanly.
 //!
 //! ```text
-//!  config (defaults < file < env < flags)      data dir (keys, token)      rhizo.db (peer book)
+//!  config (defaults < file < env < flags)      data dir (keys, token)      rhizo.db
 //!          └──────────────┬───────────────────────────┴─────────────────────────┘
+//!                         ▼                                    rhizo_store::Db (one owner:
+//!                    node::run ──▶ rhizo_net::EventLoop (Swarm)  writer thread + readers)
+//!                         │            ▲         │ NetEvent          ▲
+//!                         │            │ Client  ▼                   │ read / write / try_write
+//!                         │     peer_policy, messaging, mailbox, channels, pex, peer book
 //!                         ▼
-//!                    node::run ──▶ rhizo_net::EventLoop (Swarm) ──NetEvent──▶ peer book writer
-//!                         │                 ▲
-//!                         ▼                 │ Client
-//!                 api (axum, 127.0.0.1, bearer token): /health /peers /stats /public-key /metrics
+//!                 api (axum, 127.0.0.1, bearer token): /v1/… /metrics
 //! ```
 //!
 //! # Layout
+//! - [`api`]: the local HTTP API and its JSON types.
+//! - [`channels`]: public channels over gossipsub, with their post history.
 //! - [`clock`]: the injected [`clock::Clock`] every timer reads.
 //! - [`config`]: settings and their precedence.
+//! - `conv_cache`: the bounded cache of open MLS conversations.
 //! - [`data_dir`]: key files, API token and address.
-//! - [`api`]: the local HTTP API and its JSON types.
-//! - [`messaging`]: contacts, MLS conversations, envelopes, outbox, receipts.
 //! - [`events`]: what `GET /v1/events` streams.
-//! - [`records`]: which DHT records the node stores for others.
+//! - [`geoip`]: the optional country filter for inbound connections.
+//! - [`mailbox`]: offline delivery — the replica we run for others, and our use of theirs.
+//! - [`messaging`]: contacts, MLS conversations, envelopes, outbox, receipts.
 //! - [`metrics`]: Prometheus text rendering.
 //! - [`node`]: [`node::run`], the daemon's main loop.
+//! - [`peer_policy`]: per-peer rate limits, reputations and bans.
+//! - [`pex`]: peer exchange.
+//! - [`record_validator`]: which DHT records the node stores for others.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
