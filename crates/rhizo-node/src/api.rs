@@ -49,6 +49,16 @@ use rhizo_store::{Db, DbError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+mod bans;
+mod channels;
+
+pub use bans::BanRequest;
+use bans::{add_ban, list_bans, remove_ban};
+pub use channels::{CreateChannelRequest, JoinChannelRequest};
+use channels::{
+    create_channel, join_channel, leave_channel, list_channels, post_channel, read_channel,
+};
+
 /// `GET /health`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HealthResponse {
@@ -629,140 +639,6 @@ async fn post_conversation_message(
     Json(body): Json<TextBody>,
 ) -> Response {
     send(&state, &contact, &body.text).await
-}
-
-/// `POST /v1/bans` body.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct BanRequest {
-    /// A peer id, or an IP range (CIDR) or address.
-    pub target: String,
-    /// How long; none: until unbanned.
-    #[serde(default)]
-    pub seconds: Option<u64>,
-    /// Why (shown in `rhizo bans`).
-    #[serde(default)]
-    pub reason: Option<String>,
-}
-
-fn guard_error(e: crate::peer_policy::PeerPolicyError) -> Response {
-    match e {
-        crate::peer_policy::PeerPolicyError::BadTarget(_) => {
-            error(StatusCode::BAD_REQUEST, "BAD_TARGET", e.to_string())
-        }
-        _ => error(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", e.to_string()),
-    }
-}
-
-async fn list_bans(State(state): State<ApiState>) -> Response {
-    match state.inner.guard.bans().await {
-        Ok(b) => Json(b).into_response(),
-        Err(e) => guard_error(e),
-    }
-}
-
-async fn add_ban(State(state): State<ApiState>, Json(body): Json<BanRequest>) -> Response {
-    let duration = body.seconds.map(std::time::Duration::from_secs);
-    match state
-        .inner
-        .guard
-        .ban(&body.target, duration, body.reason.as_deref().unwrap_or(""))
-        .await
-    {
-        Ok(b) => (StatusCode::CREATED, Json(b)).into_response(),
-        Err(e) => guard_error(e),
-    }
-}
-
-async fn remove_ban(State(state): State<ApiState>, Path(target): Path<String>) -> Response {
-    match state.inner.guard.unban(&target).await {
-        Ok(true) => Json(serde_json::json!({"removed": true})).into_response(),
-        Ok(false) => error(
-            StatusCode::NOT_FOUND,
-            "NOT_BANNED",
-            format!("{target} is not banned"),
-        ),
-        Err(e) => guard_error(e),
-    }
-}
-
-/// `POST /v1/channels` body.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CreateChannelRequest {
-    /// The channel's name.
-    pub name: String,
-}
-
-/// `POST /v1/channels/{id}/join` body.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct JoinChannelRequest {
-    /// A local label for it.
-    #[serde(default)]
-    pub name: Option<String>,
-}
-
-async fn list_channels(State(state): State<ApiState>) -> Response {
-    match state.inner.channels.list().await {
-        Ok(c) => Json(c).into_response(),
-        Err(e) => messaging_error(e),
-    }
-}
-
-async fn create_channel(
-    State(state): State<ApiState>,
-    Json(body): Json<CreateChannelRequest>,
-) -> Response {
-    match state.inner.channels.create(&body.name).await {
-        Ok(c) => (StatusCode::CREATED, Json(c)).into_response(),
-        Err(e) => messaging_error(e),
-    }
-}
-
-async fn join_channel(
-    State(state): State<ApiState>,
-    Path(id): Path<String>,
-    Json(body): Json<JoinChannelRequest>,
-) -> Response {
-    match state.inner.channels.join(&id, body.name.as_deref()).await {
-        Ok(c) => Json(c).into_response(),
-        Err(e) => messaging_error(e),
-    }
-}
-
-async fn leave_channel(State(state): State<ApiState>, Path(id): Path<String>) -> Response {
-    match state.inner.channels.leave(&id).await {
-        Ok(left) => Json(serde_json::json!({"left": left})).into_response(),
-        Err(e) => messaging_error(e),
-    }
-}
-
-async fn read_channel(
-    State(state): State<ApiState>,
-    Path(id): Path<String>,
-    Query(q): Query<HistoryQuery>,
-) -> Response {
-    match state
-        .inner
-        .channels
-        .read(
-            &id,
-            q.limit.unwrap_or(100).min(crate::channels::MAX_HISTORY),
-        )
-        .await
-    {
-        Ok(p) => Json(p).into_response(),
-        Err(e) => messaging_error(e),
-    }
-}
-
-async fn post_channel(
-    State(state): State<ApiState>,
-    Path(id): Path<String>,
-    Json(body): Json<TextBody>,
-) -> Response {
-    match state.inner.channels.post(&id, &body.text).await {
-        Ok(p) => (StatusCode::CREATED, Json(p)).into_response(),
-        Err(e) => messaging_error(e),
-    }
 }
 
 async fn set_profile(
