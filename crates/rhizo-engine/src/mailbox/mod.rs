@@ -416,5 +416,7 @@ pub fn delete_targets(receipt: &rhizo_core::envelope::DeliveryReceipt) -> Delete
     targets
 }
 
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_support;
 #[cfg(test)]
 mod tests;

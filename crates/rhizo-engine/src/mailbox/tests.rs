@@ -1,87 +1,18 @@
 //! Tests of the replica's rules, with real SQLite and a controlled clock.
 
 use rhizo_core::{
-    RootKey,
-    envelope::{MessageType, NONCE_LEN, ReceiptEntry, ReceiptStatus, SessionId},
-    records::DeviceList,
-};
-
-use rhizo_core::{
     DeviceKey,
-    envelope::DeliveryReceipt,
+    envelope::{DeliveryReceipt, ReceiptEntry, ReceiptStatus},
     mailbox::{FetchRequest, MailboxRequest},
 };
 use rhizo_store::Store;
 
+use super::test_support::TestUser as User;
 use super::*;
 
 /// The test's clock: 2026-11-22, unix ms.
 const T0: i64 = 1_795_300_000_000;
 const REPLICA: &[u8] = b"replica";
-
-struct User {
-    root: RootKey,
-    device: DeviceKey,
-}
-
-impl User {
-    /// The test user (seeds 1..=9) whose device is `device`.
-    fn by_device(device: &rhizo_core::DevicePublicKey) -> Option<Self> {
-        (1..=9)
-            .map(Self::new)
-            .find(|u| u.device.public() == *device)
-    }
-
-    fn new(seed: u8) -> Self {
-        Self {
-            root: RootKey::from_bytes(&[seed; 32]),
-            device: DeviceKey::from_bytes(&[seed + 100; 32]),
-        }
-    }
-
-    fn uid(&self) -> Uid {
-        self.root.public().uid()
-    }
-
-    fn cert(&self) -> Bytes {
-        self.root
-            .certify_device(&self.device.public(), 1)
-            .encode()
-            .into()
-    }
-
-    fn device_list(&self, version: u64, now_ms: i64) -> Bytes {
-        let cert = self.root.certify_device(&self.device.public(), 1);
-        DeviceList::new(
-            &self.root,
-            version,
-            vec![cert],
-            (now_ms / 1000) as u64,
-            3 * 86_400,
-        )
-        .unwrap()
-        .encode()
-        .into()
-    }
-
-    /// A signed envelope from `self` to `to`.
-    fn envelope(&self, to: &Self, seq: u64, at_ms: i64) -> Vec<u8> {
-        let mut m = SecureMessage {
-            msg_type: MessageType::Application,
-            sender_id: self.uid(),
-            sender_device: self.device.public(),
-            recipient_id: to.uid(),
-            session_id: SessionId::from_bytes([1; 16]),
-            sequence_num: seq,
-            timestamp: at_ms as u64,
-            nonce: [seq as u8; NONCE_LEN],
-            payload: vec![0xAB; 100].into(),
-            signature: [0; 64],
-        };
-        m.sign(&self.device).unwrap();
-        m.encode()
-    }
-}
 
 struct Replica {
     store: Store,

@@ -80,6 +80,23 @@ pub enum Source {
     Remote(ClosestPeer),
 }
 
+/// A fetch answer as a [`Page`], or why there is none.
+fn page_of(response: MailboxResponse) -> Result<Page, String> {
+    match response {
+        MailboxResponse::Fetched {
+            entries,
+            more,
+            next_cursor,
+        } => Ok(Page {
+            entries,
+            more,
+            next_cursor,
+        }),
+        MailboxResponse::Error { code, detail } => Err(format!("{}: {detail}", code.as_str())),
+        _ => Err("unexpected answer to a fetch".into()),
+    }
+}
+
 impl Mailbox {
     /// The replicas for `uid`'s mailbox: the closest peers to its mailbox key (cached briefly
     /// when `cached`).
@@ -219,18 +236,7 @@ impl Mailbox {
                     })
                     .await
                     .map_err(|e| e.to_string())?;
-                match fetched(page) {
-                    MailboxResponse::Fetched {
-                        entries,
-                        more,
-                        next_cursor,
-                    } => Ok(Page {
-                        entries,
-                        more,
-                        next_cursor,
-                    }),
-                    _ => Err("unexpected page".to_string()),
-                }
+                page_of(fetched(page))
             }
             Source::Remote(peer) => {
                 let challenge = MailboxRequest::Challenge { recipient: *uid }.encode();
@@ -250,24 +256,10 @@ impl Mailbox {
                     MAX_FETCH_ENTRIES,
                 )
                 .with_cursor(cursor);
-                match self
-                    .request(peer, MailboxRequest::Fetch(fetch).encode())
-                    .await?
-                {
-                    MailboxResponse::Fetched {
-                        entries,
-                        more,
-                        next_cursor,
-                    } => Ok(Page {
-                        entries,
-                        more,
-                        next_cursor,
-                    }),
-                    MailboxResponse::Error { code, detail } => {
-                        Err(format!("{}: {detail}", code.as_str()))
-                    }
-                    _ => Err("unexpected answer to a fetch".into()),
-                }
+                page_of(
+                    self.request(peer, MailboxRequest::Fetch(fetch).encode())
+                        .await?,
+                )
             }
         }
     }
