@@ -270,7 +270,7 @@ fn messaging_metrics(m: &crate::messaging::MessagingStats) -> Vec<Metric> {
         (
             Counter,
             "mailbox_commits",
-            "Mailbox replica transactions committing stores for others",
+            "Database group commits (mailbox stores share them with every other write)",
             m.mailbox_commits,
         ),
         (
@@ -282,7 +282,7 @@ fn messaging_metrics(m: &crate::messaging::MessagingStats) -> Vec<Metric> {
         (
             Counter,
             "mailbox_refused_busy",
-            "Mailbox replica stores refused: writer queue full",
+            "Mailbox replica stores refused: too many waiting for the database",
             m.mailbox_refused_busy,
         ),
     ]
