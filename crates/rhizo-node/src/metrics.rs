@@ -270,7 +270,7 @@ fn messaging_metrics(m: &crate::messaging::MessagingStats) -> Vec<Metric> {
         (
             Counter,
             "mailbox_commits",
-            "Database group commits (mailbox stores share them with every other write)",
+            "Mailbox replica transactions committing stores for others",
             m.mailbox_commits,
         ),
         (

@@ -29,6 +29,10 @@ pub struct ReplicaWriter {
 
 #[derive(Debug, Default)]
 struct WriterCounters {
+    /// Transactions that held at least one of our stores.
+    commits: AtomicU64,
+    /// The database group the last of our stores ran in.
+    last_group: AtomicU64,
     stores: AtomicU64,
     refused_busy: AtomicU64,
 }
@@ -36,8 +40,8 @@ struct WriterCounters {
 /// Counters of a [`ReplicaWriter`] since it started.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ReplicaWriterStats {
-    /// Transactions the database committed (one `fsync` each), mailbox stores and every other
-    /// write of the node together: they share the group commit.
+    /// Transactions that committed stores for others (one `fsync` each; the database's group
+    /// commit may hold other writes of the node in the same one).
     pub commits: u64,
     /// Stores answered from those transactions.
     pub stores: u64,
@@ -76,7 +80,13 @@ impl ReplicaWriter {
             return Err(busy());
         };
         let (quota, clock) = (self.quota, self.clock.clone());
+        let counters = self.counters.clone();
         let job = move |tx: &mut rhizo_store::Tx<'_>| -> Result<MailboxResponse, DbError> {
+            // Jobs run one after the other on the database's writer: a new group number is a
+            // new transaction holding our stores.
+            if counters.last_group.swap(tx.group(), Ordering::Relaxed) != tx.group() {
+                counters.commits.fetch_add(1, Ordering::Relaxed);
+            }
             let mut answers = commit_stores(tx, &quota, &[checked], clock.now_ms())?;
             Ok(answers
                 .pop()
@@ -119,7 +129,7 @@ impl ReplicaWriter {
     pub fn stats(&self) -> ReplicaWriterStats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         ReplicaWriterStats {
-            commits: self.db.stats().commits,
+            commits: get(&self.counters.commits),
             stores: get(&self.counters.stores),
             refused_busy: get(&self.counters.refused_busy),
         }
