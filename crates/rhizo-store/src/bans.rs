@@ -111,6 +111,24 @@ impl BanRow {
     }
 }
 
+/// Refuses a ban whose value or reason is out of bounds.
+fn check_ban(row: &BanRow) -> Result<(), StoreError> {
+    if row.value.is_empty() || row.value.len() > MAX_BAN_VALUE_BYTES {
+        return Err(StoreError::InvalidInput(format!(
+            "a {} ban needs a value of 1 to {MAX_BAN_VALUE_BYTES} bytes, got {}",
+            row.kind,
+            row.value.len()
+        )));
+    }
+    if row.reason.len() > MAX_BAN_REASON_BYTES {
+        return Err(StoreError::InvalidInput(format!(
+            "a ban reason may have at most {MAX_BAN_REASON_BYTES} bytes, got {}; shorten it",
+            row.reason.len()
+        )));
+    }
+    Ok(())
+}
+
 /// Whether a ban ending at `new` lasts longer than one ending at `old` (`None` = never ends).
 fn lasts_longer(new: Option<i64>, old: Option<i64>) -> bool {
     match (new, old) {
@@ -157,19 +175,7 @@ impl Tx<'_> {
     /// fails (then nothing changed).
     pub fn add_ban(&mut self, row: &BanRow) -> Result<bool, StoreError> {
         const CONTEXT: &str = "adding a ban";
-        if row.value.is_empty() || row.value.len() > MAX_BAN_VALUE_BYTES {
-            return Err(StoreError::InvalidInput(format!(
-                "a {} ban needs a value of 1 to {MAX_BAN_VALUE_BYTES} bytes, got {}",
-                row.kind,
-                row.value.len()
-            )));
-        }
-        if row.reason.len() > MAX_BAN_REASON_BYTES {
-            return Err(StoreError::InvalidInput(format!(
-                "a ban reason may have at most {MAX_BAN_REASON_BYTES} bytes, got {}; shorten it",
-                row.reason.len()
-            )));
-        }
+        check_ban(row)?;
         let tx = Atomic::begin(self.conn).context(CONTEXT)?;
         let existing: Option<Option<i64>> = tx
             .prepare_cached("SELECT until FROM bans WHERE kind = ?1 AND value = ?2")

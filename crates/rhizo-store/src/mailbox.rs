@@ -510,24 +510,7 @@ impl Tx<'_> {
                 outcomes.push(Err(refusal));
                 continue;
             }
-            tx.prepare_cached(
-                "INSERT INTO mailbox
-                   (recipient_uid, sender_uid, digest, envelope, stored_at, expires_at,
-                    sender_cert)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    &entry.recipient_uid[..],
-                    &entry.sender_uid[..],
-                    &entry.digest[..],
-                    entry.envelope,
-                    now,
-                    entry.expires_at,
-                    (!entry.sender_cert.is_empty()).then_some(entry.sender_cert),
-                ])
-            })
-            .context(CTX)?;
+            insert_entry(&tx, entry, now).context(CTX)?;
             outcomes.push(Ok(MailboxStored::Stored));
         }
         tx.commit().context(CTX)?;
@@ -719,6 +702,29 @@ impl Tx<'_> {
         tx.commit().context(CTX)?;
         Ok(())
     }
+}
+
+/// Inserts `entry`, stored at `now` (the checks were made).
+fn insert_entry(
+    conn: &rusqlite::Connection,
+    entry: &NewMailboxEntry<'_>,
+    now: i64,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO mailbox
+           (recipient_uid, sender_uid, digest, envelope, stored_at, expires_at, sender_cert)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        &entry.recipient_uid[..],
+        &entry.sender_uid[..],
+        &entry.digest[..],
+        entry.envelope,
+        now,
+        entry.expires_at,
+        (!entry.sender_cert.is_empty()).then_some(entry.sender_cert),
+    ])?;
+    Ok(())
 }
 
 #[cfg(test)]
