@@ -26,6 +26,7 @@ pub fn render(stats: &StatsResponse) -> String {
     let metrics = node_metrics(stats)
         .into_iter()
         .chain(net_metrics(&stats.net))
+        .chain(record_metrics(&stats.net))
         .chain(messaging_metrics(&stats.messaging))
         .chain([(
             Counter,
@@ -84,7 +85,7 @@ fn node_metrics(stats: &StatsResponse) -> Vec<Metric> {
     ]
 }
 
-/// The network's counters and gauges.
+/// The network's connection, discovery and provider counters.
 fn net_metrics(n: &rhizo_net::NetStats) -> Vec<Metric> {
     vec![
         (
@@ -147,6 +148,12 @@ fn net_metrics(n: &rhizo_net::NetStats) -> Vec<Metric> {
             "Keys this node holds other peers' provider records for",
             n.provider_keys_held,
         ),
+    ]
+}
+
+/// The network's counters and gauges of DHT records, shedding and backlog.
+fn record_metrics(n: &rhizo_net::NetStats) -> Vec<Metric> {
+    vec![
         (
             Counter,
             "records_stored",
