@@ -19,11 +19,7 @@
 //! frames); the rates again on tmpfs (no fsync: the CPU cost alone); and each statement of the
 //! store path timed alone on the filled database.
 
-use std::{
-    path::Path,
-    sync::{Arc, Mutex},
-    time::Instant,
-};
+use std::{path::Path, sync::Arc, time::Instant};
 
 use rhizo_core::{
     DeviceKey, RootKey,
@@ -400,7 +396,7 @@ fn rhizo_group_rate(dir: &Path, records: &[Record]) -> anyhow::Result<(f64, Vec<
     let (mut mark, mut done) = (start, 0);
     for (i, group) in groups.iter().enumerate() {
         let entries: Vec<NewMailboxEntry<'_>> = group.iter().map(|r| new_entry(r, now)).collect();
-        let outcomes = store.mailbox_store_batch(&entries, &quota, now)?;
+        let outcomes = store.write(|tx| tx.mailbox_store_batch(&entries, &quota, now))?;
         anyhow::ensure!(
             outcomes.iter().all(|o| *o == Ok(MailboxStored::Stored)),
             "not every envelope was stored: {outcomes:?}"
@@ -424,7 +420,7 @@ fn rhizo_single_rate(dir: &Path, records: &[Record]) -> anyhow::Result<f64> {
     let now = now_ms();
     let start = Instant::now();
     for record in records {
-        store.mailbox_store(&new_entry(record, now), &quota, now)?;
+        store.write(|tx| tx.mailbox_store(&new_entry(record, now), &quota, now))?;
     }
     Ok(records.len() as f64 / start.elapsed().as_secs_f64())
 }
@@ -433,9 +429,12 @@ fn rhizo_single_rate(dir: &Path, records: &[Record]) -> anyhow::Result<f64> {
 /// inbound `/rhizo/mailbox/1` request), [`IN_FLIGHT`] requests at a time; and the writer's
 /// (commits, stores).
 fn replica_rate(dir: &Path, records: &[Record]) -> anyhow::Result<(f64, u64, u64)> {
-    let store = Arc::new(Mutex::new(Store::open(&dir.join("replica.db"))?));
+    let db = rhizo_store::Db::start(
+        Store::open(&dir.join("replica.db"))?,
+        rhizo_store::DbConfig::default(),
+    )?;
     let replica = MailboxReplica::new(
-        store,
+        db,
         ReplicaContext {
             local_peer: b"rhizo-bench replica".to_vec(),
             quota: MailboxQuota::default(),

@@ -28,9 +28,6 @@ pub enum EngineError {
     /// The system's random number generator failed.
     #[error("the system's random number generator failed: {0}")]
     Random(#[source] getrandom::Error),
-    /// The database's owner did not run the job (closed, busy, or its commit failed).
-    #[error(transparent)]
-    Db(#[from] rhizo_store::DbError),
     /// The store does not hold what it must (e.g. a conversation's MLS state is missing).
     #[error("internal error: {0}")]
     Internal(&'static str),

@@ -30,6 +30,7 @@
 //! - [`error`]: [`EngineError`], why an operation failed.
 //! - [`events`]: [`Event`], what the driver shows the local API.
 //! - [`fetched`]: applying envelopes fetched from a mailbox (or held as a request).
+//! - [`mailbox`]: the mailbox replica's rules (what a replica answers to each request).
 //! - [`inbound`]: the inbound checks and the Welcome / application / commit / receipt paths.
 //! - [`outbox`]: due envelopes → [`Transmit`] batches → outcomes → retries, and the mailbox
 //!   fallback.
@@ -56,6 +57,7 @@ pub mod error;
 pub mod events;
 pub mod fetched;
 pub mod inbound;
+pub mod mailbox;
 pub mod outbox;
 pub mod profiles;
 pub mod publish;

@@ -28,7 +28,7 @@ mod errors;
 
 use std::{
     sync::{
-        Arc, Mutex,
+        Arc,
         atomic::{AtomicU64, Ordering},
     },
     time::Instant,
@@ -48,9 +48,19 @@ use rhizo_net::{Client, NetStats};
 
 use crate::messaging::{ContactView, MessageView, Messaging, MessagingError};
 use errors::messaging_error;
-use rhizo_store::Store;
+use rhizo_store::{Db, DbError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+mod bans;
+mod channels;
+
+pub use bans::BanRequest;
+use bans::{add_ban, list_bans, remove_ban};
+pub use channels::{CreateChannelRequest, JoinChannelRequest};
+use channels::{
+    create_channel, join_channel, leave_channel, list_channels, post_channel, read_channel,
+};
 
 /// `GET /health`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -157,10 +167,10 @@ pub struct ApiState {
 #[derive(Debug)]
 pub(crate) struct ApiInner {
     pub(crate) client: Client,
-    pub(crate) store: Arc<Mutex<Store>>,
+    pub(crate) db: Db,
     pub(crate) messaging: Messaging,
     pub(crate) channels: crate::channels::Channels,
-    pub(crate) guard: crate::guard::Guard,
+    pub(crate) guard: crate::peer_policy::PeerPolicy,
     pub(crate) token_digest: [u8; 32],
     pub(crate) public_key: PublicKeyResponse,
     pub(crate) name: Option<String>,
@@ -174,10 +184,10 @@ impl ApiState {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         client: Client,
-        store: Arc<Mutex<Store>>,
+        db: Db,
         messaging: Messaging,
         channels: crate::channels::Channels,
-        guard: crate::guard::Guard,
+        guard: crate::peer_policy::PeerPolicy,
         token: &str,
         public_key: PublicKeyResponse,
         name: Option<String>,
@@ -186,7 +196,7 @@ impl ApiState {
         Self {
             inner: Arc::new(ApiInner {
                 client,
-                store,
+                db,
                 messaging,
                 channels,
                 guard,
@@ -304,16 +314,12 @@ fn unavailable(e: impl std::fmt::Display) -> Response {
 }
 
 async fn peer_book_size(state: &ApiState) -> u64 {
-    let store = state.inner.store.clone();
-    tokio::task::spawn_blocking(move || {
-        store
-            .lock()
-            .map_err(|_| ())
-            .and_then(|s| s.peer_count().map_err(|_| ()))
-            .unwrap_or(0)
-    })
-    .await
-    .unwrap_or(0)
+    state
+        .inner
+        .db
+        .read(|r| -> Result<_, DbError> { Ok(r.peer_count()?) })
+        .await
+        .unwrap_or(0)
 }
 
 async fn peers(State(state): State<ApiState>) -> Response {
@@ -621,140 +627,6 @@ async fn post_conversation_message(
     Json(body): Json<TextBody>,
 ) -> Response {
     send(&state, &contact, &body.text).await
-}
-
-/// `POST /v1/bans` body.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct BanRequest {
-    /// A peer id, or an IP range (CIDR) or address.
-    pub target: String,
-    /// How long; none: until unbanned.
-    #[serde(default)]
-    pub seconds: Option<u64>,
-    /// Why (shown in `rhizo bans`).
-    #[serde(default)]
-    pub reason: Option<String>,
-}
-
-fn guard_error(e: crate::guard::GuardError) -> Response {
-    match e {
-        crate::guard::GuardError::BadTarget(_) => {
-            error(StatusCode::BAD_REQUEST, "BAD_TARGET", e.to_string())
-        }
-        _ => error(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", e.to_string()),
-    }
-}
-
-async fn list_bans(State(state): State<ApiState>) -> Response {
-    match state.inner.guard.bans().await {
-        Ok(b) => Json(b).into_response(),
-        Err(e) => guard_error(e),
-    }
-}
-
-async fn add_ban(State(state): State<ApiState>, Json(body): Json<BanRequest>) -> Response {
-    let duration = body.seconds.map(std::time::Duration::from_secs);
-    match state
-        .inner
-        .guard
-        .ban(&body.target, duration, body.reason.as_deref().unwrap_or(""))
-        .await
-    {
-        Ok(b) => (StatusCode::CREATED, Json(b)).into_response(),
-        Err(e) => guard_error(e),
-    }
-}
-
-async fn remove_ban(State(state): State<ApiState>, Path(target): Path<String>) -> Response {
-    match state.inner.guard.unban(&target).await {
-        Ok(true) => Json(serde_json::json!({"removed": true})).into_response(),
-        Ok(false) => error(
-            StatusCode::NOT_FOUND,
-            "NOT_BANNED",
-            format!("{target} is not banned"),
-        ),
-        Err(e) => guard_error(e),
-    }
-}
-
-/// `POST /v1/channels` body.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CreateChannelRequest {
-    /// The channel's name.
-    pub name: String,
-}
-
-/// `POST /v1/channels/{id}/join` body.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct JoinChannelRequest {
-    /// A local label for it.
-    #[serde(default)]
-    pub name: Option<String>,
-}
-
-async fn list_channels(State(state): State<ApiState>) -> Response {
-    match state.inner.channels.list().await {
-        Ok(c) => Json(c).into_response(),
-        Err(e) => messaging_error(e),
-    }
-}
-
-async fn create_channel(
-    State(state): State<ApiState>,
-    Json(body): Json<CreateChannelRequest>,
-) -> Response {
-    match state.inner.channels.create(&body.name).await {
-        Ok(c) => (StatusCode::CREATED, Json(c)).into_response(),
-        Err(e) => messaging_error(e),
-    }
-}
-
-async fn join_channel(
-    State(state): State<ApiState>,
-    Path(id): Path<String>,
-    Json(body): Json<JoinChannelRequest>,
-) -> Response {
-    match state.inner.channels.join(&id, body.name.as_deref()).await {
-        Ok(c) => Json(c).into_response(),
-        Err(e) => messaging_error(e),
-    }
-}
-
-async fn leave_channel(State(state): State<ApiState>, Path(id): Path<String>) -> Response {
-    match state.inner.channels.leave(&id).await {
-        Ok(left) => Json(serde_json::json!({"left": left})).into_response(),
-        Err(e) => messaging_error(e),
-    }
-}
-
-async fn read_channel(
-    State(state): State<ApiState>,
-    Path(id): Path<String>,
-    Query(q): Query<HistoryQuery>,
-) -> Response {
-    match state
-        .inner
-        .channels
-        .read(
-            &id,
-            q.limit.unwrap_or(100).min(crate::channels::MAX_HISTORY),
-        )
-        .await
-    {
-        Ok(p) => Json(p).into_response(),
-        Err(e) => messaging_error(e),
-    }
-}
-
-async fn post_channel(
-    State(state): State<ApiState>,
-    Path(id): Path<String>,
-    Json(body): Json<TextBody>,
-) -> Response {
-    match state.inner.channels.post(&id, &body.text).await {
-        Ok(p) => (StatusCode::CREATED, Json(p)).into_response(),
-        Err(e) => messaging_error(e),
-    }
 }
 
 async fn set_profile(

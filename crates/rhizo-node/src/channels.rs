@@ -5,7 +5,7 @@
 //!
 //! ```text
 //!  post ─▶ ChannelPost::new (sign) ─▶ store (own) ─▶ Client::publish(topic)
-//!  NetEvent::GossipMessage ─▶ Guard rate ─▶ decode_verified (size, channel, cert, signature,
+//!  NetEvent::GossipMessage ─▶ PeerPolicy rate ─▶ decode_verified (size, channel, cert, signature,
 //!     time) ─▶ dedupe LRU ─▶ store (history ≤ 1000) ─▶ report Accept (forwarded) | Reject
 //!  create / join / start ─▶ announce: Kademlia provider record under
 //!     ChannelId::provider_key (again after 1, 2, 4 … s while it reaches no peer)
@@ -28,7 +28,7 @@ use rhizo_core::{
 };
 use rhizo_net::{Client, GossipVerdict};
 use rhizo_store::{
-    Store,
+    Db, DbError, Reader, StoreError, Tx,
     channels::{ChannelPostRow, ChannelRow},
 };
 use tokio::sync::broadcast;
@@ -36,8 +36,8 @@ use tracing::debug;
 
 use crate::{
     events::ApiEvent,
-    guard::{Guard, Protocol},
     messaging::MessagingError,
+    peer_policy::{PeerPolicy, Protocol},
 };
 
 /// Posts kept per channel.
@@ -102,9 +102,9 @@ impl std::fmt::Debug for Channels {
 }
 
 struct Inner {
-    store: Arc<Mutex<Store>>,
+    db: Db,
     client: Client,
-    guard: Guard,
+    guard: PeerPolicy,
     device: DeviceKey,
     certificate: DeviceCertificate,
     root: RootPublicKey,
@@ -148,19 +148,27 @@ fn internal(e: impl std::fmt::Display) -> MessagingError {
     MessagingError::Internal(e.to_string())
 }
 
+fn db_error(e: DbError) -> MessagingError {
+    match e {
+        DbError::Store(e) => MessagingError::Store(e),
+        DbError::Busy => MessagingError::Busy(e.to_string()),
+        other => internal(other),
+    }
+}
+
 impl Channels {
     /// The service; `events` is the API's event stream.
     pub fn new(
-        store: Arc<Mutex<Store>>,
+        db: Db,
         client: Client,
-        guard: Guard,
+        guard: PeerPolicy,
         device: DeviceKey,
         certificate: DeviceCertificate,
         events: broadcast::Sender<ApiEvent>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
-                store,
+                db,
                 client,
                 guard,
                 root: certificate.root(),
@@ -173,26 +181,29 @@ impl Channels {
         }
     }
 
-    async fn with_store<T: Send + 'static>(
+    /// Runs `f` on one of the database's readers.
+    async fn db_read<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Store) -> Result<T, MessagingError> + Send + 'static,
+        f: impl FnOnce(Reader<'_>) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, MessagingError> {
-        let store = self.inner.store.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut guard = store
-                .lock()
-                .map_err(|_| MessagingError::Internal("store lock poisoned".into()))?;
-            f(&mut guard)
-        })
-        .await
-        .map_err(internal)?
+        let out = self.inner.db.read(move |r| f(r).map_err(DbError::from));
+        out.await.map_err(db_error)
+    }
+
+    /// Runs `f` in the database's next group commit.
+    async fn db_write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, MessagingError> {
+        let out = self.inner.db.write(move |tx| f(tx).map_err(DbError::from));
+        out.await.map_err(db_error)
     }
 
     /// Subscribes to every joined channel (at start), and announces them in the DHT in the
     /// background, one after the other: the first one again while it reaches no peer (the
     /// routing table fills as the node connects), the others once each.
     pub async fn resubscribe(&self) -> Result<usize, MessagingError> {
-        let channels = self.with_store(|s| Ok(s.channels()?)).await?;
+        let channels = self.db_read(|r| r.channels()).await?;
         let ids: Vec<ChannelId> = channels
             .iter()
             .map(|r| ChannelId::from_bytes(r.id))
@@ -287,7 +298,7 @@ impl Channels {
 
     /// Whether `id` is joined (false if the store cannot say).
     async fn is_joined(&self, id: ChannelId) -> bool {
-        self.with_store(move |s| Ok(s.channel(id.as_bytes())?.is_some()))
+        self.db_read(move |r| Ok(r.channel(id.as_bytes())?.is_some()))
             .await
             .unwrap_or(false)
     }
@@ -329,8 +340,7 @@ impl Channels {
             joined_at: now_ms(),
         };
         let stored = row.clone();
-        self.with_store(move |s| Ok(s.join_channel(&stored)?))
-            .await?;
+        self.db_write(move |tx| tx.join_channel(&stored)).await?;
         self.inner
             .client
             .subscribe(id.topic())
@@ -346,7 +356,7 @@ impl Channels {
         let id = self.known(id).await?;
         // Forgotten first, so that an announcement still running sees it and withdraws.
         let left = self
-            .with_store(move |s| Ok(s.leave_channel(id.as_bytes())?))
+            .db_write(move |tx| tx.leave_channel(id.as_bytes()))
             .await?;
         let _ = self.inner.client.unsubscribe(id.topic()).await;
         let _ = self.inner.client.stop_providing(id.provider_key()).await;
@@ -358,7 +368,7 @@ impl Channels {
 
     /// Joined channels.
     pub async fn list(&self) -> Result<Vec<ChannelView>, MessagingError> {
-        let rows = self.with_store(|s| Ok(s.channels()?)).await?;
+        let rows = self.db_read(|r| r.channels()).await?;
         let mut views = Vec::with_capacity(rows.len());
         for row in &rows {
             let mut v = view(row);
@@ -383,7 +393,7 @@ impl Channels {
     /// A joined channel by id or name.
     async fn known(&self, id_or_name: &str) -> Result<ChannelId, MessagingError> {
         let key = id_or_name.trim().to_string();
-        let rows = self.with_store(|s| Ok(s.channels()?)).await?;
+        let rows = self.db_read(|r| r.channels()).await?;
         rows.iter()
             .find(|r| r.name == key || ChannelId::from_bytes(r.id).to_string() == key)
             .map(|r| ChannelId::from_bytes(r.id))
@@ -411,7 +421,7 @@ impl Channels {
         .map_err(|e| MessagingError::BadInput(e.to_string()))?;
         let row = row_of(&post, sent_at, true);
         let stored = row.clone();
-        self.with_store(move |s| Ok(s.insert_channel_post(&stored, MAX_HISTORY)?))
+        self.db_write(move |tx| tx.insert_channel_post(&stored, MAX_HISTORY))
             .await?;
         if let Ok(mut d) = self.inner.dedupe.lock() {
             d.first_time(post.post_id());
@@ -431,7 +441,7 @@ impl Channels {
     pub async fn read(&self, channel: &str, limit: usize) -> Result<Vec<PostView>, MessagingError> {
         let id = self.known(channel).await?;
         let rows = self
-            .with_store(move |s| Ok(s.channel_posts(id.as_bytes(), limit)?))
+            .db_read(move |r| r.channel_posts(id.as_bytes(), limit))
             .await?;
         Ok(rows.iter().map(post_view).collect())
     }
@@ -488,11 +498,11 @@ impl Channels {
         let row = row_of(&post, now_ms(), false);
         let stored = row.clone();
         let joined = self
-            .with_store(move |s| {
-                if s.channel(&stored.channel_id)?.is_none() {
+            .db_write(move |tx| {
+                if tx.channel(&stored.channel_id)?.is_none() {
                     return Ok(false);
                 }
-                s.insert_channel_post(&stored, MAX_HISTORY)?;
+                tx.insert_channel_post(&stored, MAX_HISTORY)?;
                 Ok(true)
             })
             .await;

@@ -449,26 +449,34 @@ impl ConfigLayer {
                 "RHIZO_PEX_INTERVAL_SECS" => {
                     layer.pex_interval_secs = Some(parse_count("RHIZO_PEX_INTERVAL_SECS", &value)?);
                 }
-                "RHIZO_MAILBOX_MAX_PER_SENDER" => {
-                    layer.mailbox_max_per_sender =
-                        Some(parse_count("RHIZO_MAILBOX_MAX_PER_SENDER", &value)?);
-                }
-                "RHIZO_MAILBOX_MAX_TOTAL_MIB" => {
-                    layer.mailbox_max_total_mib =
-                        Some(parse_count("RHIZO_MAILBOX_MAX_TOTAL_MIB", &value)?);
-                }
-                "RHIZO_MAILBOX_MAX_TOTAL_ENTRIES" => {
-                    layer.mailbox_max_total_entries =
-                        Some(parse_count("RHIZO_MAILBOX_MAX_TOTAL_ENTRIES", &value)?);
-                }
-                "RHIZO_MAILBOX_REPLICATE_SECS" => {
-                    layer.mailbox_replicate_secs =
-                        Some(parse_count("RHIZO_MAILBOX_REPLICATE_SECS", &value)?);
-                }
-                _ => {}
+                _ => layer.mailbox_quota_from_env(&key, &value)?,
             }
         }
         Ok(layer)
+    }
+
+    /// The mailbox replica's `RHIZO_MAILBOX_*` bounds, if `key` is one of them.
+    fn mailbox_quota_from_env(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        match key {
+            "RHIZO_MAILBOX_MAX_PER_SENDER" => {
+                self.mailbox_max_per_sender =
+                    Some(parse_count("RHIZO_MAILBOX_MAX_PER_SENDER", value)?);
+            }
+            "RHIZO_MAILBOX_MAX_TOTAL_MIB" => {
+                self.mailbox_max_total_mib =
+                    Some(parse_count("RHIZO_MAILBOX_MAX_TOTAL_MIB", value)?);
+            }
+            "RHIZO_MAILBOX_MAX_TOTAL_ENTRIES" => {
+                self.mailbox_max_total_entries =
+                    Some(parse_count("RHIZO_MAILBOX_MAX_TOTAL_ENTRIES", value)?);
+            }
+            "RHIZO_MAILBOX_REPLICATE_SECS" => {
+                self.mailbox_replicate_secs =
+                    Some(parse_count("RHIZO_MAILBOX_REPLICATE_SECS", value)?);
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     /// `self` over `lower`: every setting present in `self` wins.
@@ -670,6 +678,24 @@ pub fn parse_api_addr(value: &str) -> Result<SocketAddr, ConfigError> {
     Ok(addr)
 }
 
+/// `value` if set and above zero, else `default` (zero means "not set" for every count).
+fn positive<T: PartialOrd + Default>(value: Option<T>, default: T) -> T {
+    value.filter(|n| *n > T::default()).unwrap_or(default)
+}
+
+/// The mailbox TTL: the default, or a number of days within the allowed range.
+fn mailbox_ttl_days(days: Option<u64>) -> Result<u64, ConfigError> {
+    match days {
+        None => Ok(DEFAULT_MAILBOX_TTL_DAYS),
+        Some(d) if (MIN_MAILBOX_TTL_DAYS..=MAX_MAILBOX_TTL_DAYS).contains(&d) => Ok(d),
+        Some(d) => Err(ConfigError::BadSetting {
+            setting: "mailbox_ttl_days",
+            value: d.to_string(),
+            reason: format!("use {MIN_MAILBOX_TTL_DAYS} to {MAX_MAILBOX_TTL_DAYS} days"),
+        }),
+    }
+}
+
 impl Config {
     /// Stacks the layers (highest precedence first) over the defaults and validates them.
     pub fn resolve(layers: impl IntoIterator<Item = ConfigLayer>) -> Result<Self, ConfigError> {
@@ -686,59 +712,29 @@ impl Config {
             mdns: merged.mdns.unwrap_or(true),
             api: parse_api_addr(merged.api.as_deref().unwrap_or_default())?,
             announce: parse_multiaddrs("announce", &merged.announce.unwrap_or_default())?,
-            rekey_messages: merged
-                .rekey_messages
-                .filter(|n| *n > 0)
-                .unwrap_or(DEFAULT_REKEY_MESSAGES),
-            rekey_interval_secs: merged
-                .rekey_interval_secs
-                .filter(|n| *n > 0)
-                .unwrap_or(DEFAULT_REKEY_INTERVAL_SECS),
-            mailbox_ttl_days: match merged.mailbox_ttl_days {
-                None => DEFAULT_MAILBOX_TTL_DAYS,
-                Some(d) if (MIN_MAILBOX_TTL_DAYS..=MAX_MAILBOX_TTL_DAYS).contains(&d) => d,
-                Some(d) => {
-                    return Err(ConfigError::BadSetting {
-                        setting: "mailbox_ttl_days",
-                        value: d.to_string(),
-                        reason: format!(
-                            "use {MIN_MAILBOX_TTL_DAYS} to {MAX_MAILBOX_TTL_DAYS} days"
-                        ),
-                    });
-                }
-            },
-            mailbox_poll_secs: merged
-                .mailbox_poll_secs
-                .filter(|n| *n > 0)
-                .unwrap_or(DEFAULT_MAILBOX_POLL_SECS),
-            mailbox_replicate_secs: merged
-                .mailbox_replicate_secs
-                .filter(|n| *n > 0)
-                .unwrap_or(DEFAULT_MAILBOX_REPLICATE_SECS),
-            mailbox_max_per_sender: merged
-                .mailbox_max_per_sender
-                .filter(|n| *n > 0)
-                .unwrap_or(DEFAULT_MAILBOX_MAX_PER_SENDER),
-            mailbox_max_total_mib: merged
-                .mailbox_max_total_mib
-                .filter(|n| *n > 0)
-                .unwrap_or(DEFAULT_MAILBOX_MAX_TOTAL_MIB),
-            mailbox_max_total_entries: merged
-                .mailbox_max_total_entries
-                .filter(|n| *n > 0)
-                .unwrap_or(DEFAULT_MAILBOX_MAX_TOTAL_ENTRIES),
-            max_inbound: merged
-                .max_inbound
-                .filter(|n| *n > 0)
-                .unwrap_or(DEFAULT_MAX_INBOUND),
-            max_outbound: merged
-                .max_outbound
-                .filter(|n| *n > 0)
-                .unwrap_or(DEFAULT_MAX_OUTBOUND),
-            max_per_ip: merged
-                .max_per_ip
-                .filter(|n| *n > 0)
-                .unwrap_or(DEFAULT_MAX_PER_IP),
+            rekey_messages: positive(merged.rekey_messages, DEFAULT_REKEY_MESSAGES),
+            rekey_interval_secs: positive(merged.rekey_interval_secs, DEFAULT_REKEY_INTERVAL_SECS),
+            mailbox_ttl_days: mailbox_ttl_days(merged.mailbox_ttl_days)?,
+            mailbox_poll_secs: positive(merged.mailbox_poll_secs, DEFAULT_MAILBOX_POLL_SECS),
+            mailbox_replicate_secs: positive(
+                merged.mailbox_replicate_secs,
+                DEFAULT_MAILBOX_REPLICATE_SECS,
+            ),
+            mailbox_max_per_sender: positive(
+                merged.mailbox_max_per_sender,
+                DEFAULT_MAILBOX_MAX_PER_SENDER,
+            ),
+            mailbox_max_total_mib: positive(
+                merged.mailbox_max_total_mib,
+                DEFAULT_MAILBOX_MAX_TOTAL_MIB,
+            ),
+            mailbox_max_total_entries: positive(
+                merged.mailbox_max_total_entries,
+                DEFAULT_MAILBOX_MAX_TOTAL_ENTRIES,
+            ),
+            max_inbound: positive(merged.max_inbound, DEFAULT_MAX_INBOUND),
+            max_outbound: positive(merged.max_outbound, DEFAULT_MAX_OUTBOUND),
+            max_per_ip: positive(merged.max_per_ip, DEFAULT_MAX_PER_IP),
             trusted: parse_peer_addrs("trusted", &merged.trusted.unwrap_or_default())?,
             banned_peers: parse_peer_ids(&merged.banned_peers.unwrap_or_default())?,
             banned_cidrs: parse_cidrs(&merged.banned_cidrs.unwrap_or_default())?,
@@ -750,10 +746,7 @@ impl Config {
             relay: merged.relay.unwrap_or(false),
             relays: parse_peer_addrs("relays", &merged.relays.unwrap_or_default())?,
             upnp: merged.upnp.unwrap_or(false),
-            pex_interval_secs: merged
-                .pex_interval_secs
-                .filter(|n| *n > 0)
-                .unwrap_or(DEFAULT_PEX_INTERVAL_SECS),
+            pex_interval_secs: positive(merged.pex_interval_secs, DEFAULT_PEX_INTERVAL_SECS),
         })
     }
 

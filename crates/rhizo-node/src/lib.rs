@@ -1,27 +1,35 @@
-//! The rhizo daemon: loads the identity and config, opens the store, starts the network and the
-//! local API, keeps the peer book up to date, and shuts down cleanly.
+//! The rhizo daemon: loads the identity and config, opens the database, starts the network and
+//! the local API, runs the messaging, mailbox, channel and peer services, and shuts down
+//! cleanly.
 //!
 //! ```text
-//!  config (defaults < file < env < flags)      data dir (keys, token)      rhizo.db (peer book)
+//!  config (defaults < file < env < flags)      data dir (keys, token)      rhizo.db
 //!          └──────────────┬───────────────────────────┴─────────────────────────┘
+//!                         ▼                                    rhizo_store::Db (one owner:
+//!                    node::run ──▶ rhizo_net::EventLoop (Swarm)  writer thread + readers)
+//!                         │            ▲         │ NetEvent          ▲
+//!                         │            │ Client  ▼                   │ read / write / try_write
+//!                         │     peer_policy, messaging, mailbox, channels, pex, peer book
 //!                         ▼
-//!                    node::run ──▶ rhizo_net::EventLoop (Swarm) ──NetEvent──▶ peer book writer
-//!                         │                 ▲
-//!                         ▼                 │ Client
-//!                 api (axum, 127.0.0.1, bearer token): /health /peers /stats /public-key /metrics
+//!                 api (axum, 127.0.0.1, bearer token): /v1/… /metrics
 //! ```
 //!
 //! # Layout
+//! - [`api`]: the local HTTP API and its JSON types.
+//! - [`channels`]: public channels over gossipsub, with their post history.
 //! - [`clock`]: the injected [`clock::Clock`] every timer reads.
 //! - [`config`]: settings and their precedence.
 //! - [`data_dir`]: key files, API token and address.
-//! - [`api`]: the local HTTP API and its JSON types.
+//! - [`events`]: what `GET /v1/events` streams.
+//! - [`geoip`]: the optional country filter for inbound connections.
+//! - [`mailbox`]: offline delivery — the replica we run for others, and our use of theirs.
 //! - [`messaging`]: the async driver of the messaging engine (`rhizo-engine`): contacts,
 //!   sending, the outbox loop, the mailbox poll, publishing, profiles, message requests.
-//! - [`events`]: what `GET /v1/events` streams.
-//! - [`records`]: which DHT records the node stores for others.
 //! - [`metrics`]: Prometheus text rendering.
 //! - [`node`]: [`node::run`], the daemon's main loop.
+//! - [`peer_policy`]: per-peer rate limits, reputations and bans.
+//! - [`pex`]: peer exchange.
+//! - [`record_validator`]: which DHT records the node stores for others.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -32,13 +40,13 @@ pub mod config;
 pub mod data_dir;
 pub mod events;
 pub mod geoip;
-pub mod guard;
 pub mod mailbox;
 pub mod messaging;
 pub mod metrics;
 pub mod node;
+pub mod peer_policy;
 pub mod pex;
-pub mod records;
+pub mod record_validator;
 
 pub use config::{Config, ConfigLayer};
 pub use data_dir::{DataDir, LocalIdentity};

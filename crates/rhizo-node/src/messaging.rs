@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use libp2p::PeerId;
 use rhizo_engine::{Engine, EngineError, Event};
 use rhizo_net::Client;
-use rhizo_store::{Db, Store};
+use rhizo_store::{Db, DbError, Store};
 use tokio::sync::{Notify, broadcast};
 use tracing::warn;
 
@@ -40,7 +40,9 @@ mod requests;
 mod send;
 mod views;
 
-pub use error::{ContactError, FetchError, MessagingError, ProfileError, RequestError, SendError};
+pub use error::{
+    ContactError, FetchError, JobError, MessagingError, ProfileError, RequestError, SendError,
+};
 pub use requests::RequestView;
 pub use rhizo_engine::{
     MAX_TEXT_BYTES, Me,
@@ -229,14 +231,23 @@ impl Messaging {
     ) -> Result<T, E>
     where
         T: Send + 'static,
-        E: From<EngineError> + Send + 'static,
+        E: From<EngineError> + From<DbError> + Send + 'static,
     {
         let this = self.clone();
         self.inner
             .db
             .with_store(move |store| f(store, &this.inner.engine))
             .await
-            .map_err(|e| E::from(EngineError::Db(e)))?
+            .map_err(E::from)?
+    }
+
+    /// [`with_store`](Self::with_store) for a call of the engine.
+    async fn with_engine<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Store, &Engine) -> Result<T, EngineError> + Send + 'static,
+    ) -> Result<T, JobError> {
+        self.with_store(move |store, engine| f(store, engine).map_err(JobError::from))
+            .await
     }
 
     /// Handles one inbound `/rhizo/msg/1` request; returns the response bytes.
@@ -244,7 +255,7 @@ impl Messaging {
         let now = self.now();
         let result = self
             .with_store(move |store, engine| {
-                Ok::<_, EngineError>(engine.handle_frame(store, &payload, now))
+                Ok::<_, JobError>(engine.handle_frame(store, &payload, now))
             })
             .await;
         match result {

@@ -1,16 +1,14 @@
-//! [`run`]: the daemon's main loop.
+//! [`run`]: the daemon's main loop; `inbound` dispatches the network's requests to the
+//! services.
 
-use std::{
-    future::Future,
-    net::SocketAddr,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+mod inbound;
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use libp2p::{Multiaddr, PeerId};
-use rhizo_core::{DeviceKey, abuse::Conduct};
+use rhizo_core::DeviceKey;
 use rhizo_net::{DiscoverySource, NetConfig, NetEvent};
-use rhizo_store::{Db, DbConfig, PeerSource, Store};
+use rhizo_store::{Db, DbConfig, DbError, PeerSource, Reader, Store};
 use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
 
@@ -18,10 +16,11 @@ use crate::{
     AGENT_VERSION, Config,
     api::{self, ApiState, PublicKeyResponse},
     channels::Channels,
+    clock::{SharedClock, SystemClock},
     data_dir::{DataDir, DataDirError, LocalIdentity},
-    guard::{Guard, Protocol},
     mailbox::{Mailbox, MailboxSettings},
     messaging::{Me, Messaging},
+    peer_policy::PeerPolicy,
     unix_now,
 };
 
@@ -48,6 +47,9 @@ pub enum NodeError {
     /// The database could not be used.
     #[error(transparent)]
     Store(#[from] rhizo_store::StoreError),
+    /// The database's owner refused or failed a job.
+    #[error(transparent)]
+    Db(#[from] DbError),
     /// The network could not start.
     #[error(transparent)]
     Net(#[from] rhizo_net::NetError),
@@ -107,6 +109,28 @@ pub enum NodeReport {
     BootstrapPartlyFailed(Vec<(Multiaddr, String)>),
 }
 
+/// The services the node runs (each cheap to clone), and the bound on inbound requests
+/// handled at once.
+#[derive(Clone)]
+struct Services {
+    client: rhizo_net::Client,
+    db: Db,
+    guard: PeerPolicy,
+    mailbox: Mailbox,
+    messaging: Messaging,
+    channels: Channels,
+    /// Inbound requests are handled concurrently, but never more than this many at once.
+    inbound_limit: Arc<tokio::sync::Semaphore>,
+}
+
+/// The background tasks, stopped in order at shutdown.
+struct Background {
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    peer_book: tokio::sync::mpsc::Sender<NetEvent>,
+    peer_book_task: tokio::task::JoinHandle<()>,
+}
+
 /// Runs the node until `shutdown` completes, then closes everything in order.
 pub async fn run(
     config: Config,
@@ -119,134 +143,21 @@ pub async fn run(
     let peer_id = identity.peer_id();
     let uid = identity.uid().to_string();
     let public_key = public_key_response(&identity);
-
-    let db_path = dir.database();
-    let store = blocking(move || -> Result<Store, NodeError> {
-        let store = Store::open(&db_path)?;
-        // Create or upgrade the MLS tables (openmls' storage) in the same file, once.
-        rhizo_e2e::E2eStore::open(&db_path)
-            .map_err(|e| NodeError::Task(format!("MLS storage: {e}")))?;
-        Ok(store)
-    })
-    .await??;
-    let name = store.get_meta(META_DISPLAY_NAME)?;
-    let known_peers = load_known_peers(&store)?;
-    // The one owner of the database; the services below not yet moved onto it keep a second
-    // connection (WAL lets both work; SQLite's busy timeout orders their commits).
-    let db_path = dir.database();
-    let db = Db::start(Store::open(&db_path)?, DbConfig::default())?;
-    let store = Arc::new(Mutex::new(store));
+    let (db, name, known_peers) = open_database(&dir).await?;
+    let clock: SharedClock = Arc::new(SystemClock);
     let had_known_peers = !known_peers.is_empty();
     info!(%peer_id, known = known_peers.len(), "starting node");
-
-    let ip_filter = match &config.geoip_db {
-        Some(db) if !config.blocked_countries.is_empty() => Some(rhizo_net::IpFilter(
-            crate::geoip::country_filter(db, &config.blocked_countries)
-                .map_err(|e| NodeError::Task(e.to_string()))?,
-        )),
-        _ => None,
-    };
-    let (client, mut net_events, event_loop) = rhizo_net::start(NetConfig {
-        keypair: identity.libp2p_keypair(),
-        listen: config.listen.clone(),
-        bootstrap: config.bootstrap.clone(),
-        known_peers,
-        mdns: config.mdns,
-        announce: config.announce.clone(),
-        agent_version: AGENT_VERSION.to_string(),
-        idle_connection_timeout: rhizo_net::DEFAULT_IDLE_CONNECTION_TIMEOUT,
-        record_validator: std::sync::Arc::new(crate::records::CoreRecordValidator),
-        limits: rhizo_net::NetLimits {
-            max_inbound: u32::try_from(config.max_inbound).unwrap_or(u32::MAX),
-            max_outbound: u32::try_from(config.max_outbound).unwrap_or(u32::MAX),
-            max_per_ip: u32::try_from(config.max_per_ip).unwrap_or(u32::MAX),
-            ..rhizo_net::NetLimits::default()
-        },
-        trusted: config.trusted.clone(),
-        banned_peers: config.banned_peers.clone(),
-        banned_cidrs: config.banned_cidrs.clone(),
-        ip_filter,
-        relay_server: config.relay,
-        upnp: config.upnp,
-        relays: config.relays.clone(),
-    })?;
-    let trusted: std::collections::HashSet<PeerId> = config
-        .trusted
-        .iter()
-        .filter_map(|a| match a.iter().last() {
-            Some(libp2p::multiaddr::Protocol::P2p(p)) => Some(p),
-            _ => None,
-        })
-        .collect();
-    let guard = Guard::new(client.clone(), store.clone(), trusted).await;
-    guard.apply_stored_bans().await;
-    let mailbox = Mailbox::new(
-        store.clone(),
-        client.clone(),
-        peer_id,
-        MailboxSettings {
-            ttl_secs: u32::try_from(config.mailbox_ttl_days * 24 * 3600)
-                .unwrap_or(rhizo_core::mailbox::MAX_TTL_SECS),
-            poll: Duration::from_secs(config.mailbox_poll_secs),
-            replicate: Duration::from_secs(config.mailbox_replicate_secs),
-            quota: rhizo_store::mailbox::MailboxQuota {
-                max_count_per_sender: config.mailbox_max_per_sender,
-                max_total_bytes: config.mailbox_max_total_mib.saturating_mul(1024 * 1024),
-                max_total_count: config.mailbox_max_total_entries,
-                ..rhizo_store::mailbox::MailboxQuota::default()
-            },
-        },
-    );
-    let identity_device_secret = identity.device.to_bytes();
-    let identity_certificate = identity.certificate;
-    let messaging = Messaging::new(
-        db.clone(),
-        client.clone(),
-        Me {
-            uid: identity.uid(),
-            certificate: identity.certificate,
-            root: identity.root,
-            device: identity.device,
-            name: name.clone(),
-        },
-        rhizo_e2e::RekeyPolicy {
-            max_messages: config.rekey_messages,
-            max_age_secs: config.rekey_interval_secs,
-        },
-        mailbox.clone(),
-        std::sync::Arc::new(crate::clock::SystemClock),
-    )
-    .map_err(|e| NodeError::Task(e.to_string()))?;
-
-    let listener = TcpListener::bind(config.api).await.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::AddrInUse {
-            NodeError::ApiAddrInUse(config.api)
-        } else {
-            NodeError::ApiBind {
-                addr: config.api,
-                reason: e.to_string(),
-            }
-        }
-    })?;
-    let api_addr = listener.local_addr().map_err(|e| NodeError::ApiBind {
-        addr: config.api,
-        reason: e.to_string(),
-    })?;
+    let (client, mut net_events, event_loop) = start_network(&config, &identity, known_peers)?;
+    let services =
+        start_services(&config, identity, name.clone(), db, client, clock.clone()).await?;
+    let (listener, api_addr) = bind_api(&config).await?;
     let token = dir.load_or_create_api_token()?;
-    let channels = Channels::new(
-        store.clone(),
-        client.clone(),
-        guard.clone(),
-        DeviceKey::from_bytes(&identity_device_secret),
-        identity_certificate,
-        messaging.event_sender(),
-    );
     let state = ApiState::new(
-        client.clone(),
-        store.clone(),
-        messaging.clone(),
-        channels.clone(),
-        guard.clone(),
+        services.client.clone(),
+        services.db.clone(),
+        services.messaging.clone(),
+        services.channels.clone(),
+        services.guard.clone(),
         &token,
         public_key,
         name,
@@ -255,43 +166,8 @@ pub async fn run(
     drop(token);
 
     let net_task = tokio::spawn(event_loop.run());
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let outbox_task = tokio::spawn(messaging.clone().run_outbox(stop_rx.clone()));
-    let publisher_task = tokio::spawn(messaging.clone().run_publisher(stop_rx.clone()));
-    let mailbox_task = tokio::spawn(messaging.clone().run_mailbox(stop_rx.clone()));
-    let guard_task = tokio::spawn(guard.clone().run(stop_rx.clone()));
-    let pex_task = tokio::spawn(crate::pex::run(
-        client.clone(),
-        store.clone(),
-        peer_id,
-        Duration::from_secs(config.pex_interval_secs),
-        stop_rx.clone(),
-    ));
-    let protect_task = tokio::spawn(protect_contacts(
-        client.clone(),
-        store.clone(),
-        stop_rx.clone(),
-    ));
-    if let Err(e) = channels.resubscribe().await {
-        warn!(error = %e, "cannot resubscribe to channels");
-    }
-    let replication_task = tokio::spawn(mailbox.clone().run_replication(stop_rx));
-    let (peer_book_tx, peer_book_rx) = tokio::sync::mpsc::channel(PEER_BOOK_QUEUE);
-    let peer_book_task = tokio::spawn(write_peer_book(peer_book_rx, store.clone(), peer_id));
-    // Inbound messages are handled concurrently, but never more than this many at once.
-    let inbound_limit = Arc::new(tokio::sync::Semaphore::new(MAX_INBOUND_IN_FLIGHT));
-    let (api_stop_tx, api_stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let api_task = tokio::spawn(async move {
-        let app = api::router(state);
-        let result = axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = api_stop_rx.await;
-            })
-            .await;
-        if let Err(e) = result {
-            warn!(error = %e, "local API stopped with an error");
-        }
-    });
+    let background = Background::spawn(&services, &config, peer_id, clock).await;
+    let (api_stop_tx, api_task) = spawn_api(listener, state);
     dir.write_api_addr(api_addr)?;
     info!(%api_addr, "local API listening");
     report(NodeReport::Ready {
@@ -312,109 +188,12 @@ pub async fn run(
                 let Some(event) = event else {
                     break Err(NodeError::Net(rhizo_net::NetError::Stopped));
                 };
-                match event {
-                    NetEvent::InboundMessage { peer, payload, channel } => {
-                        if !guard.allow(peer, Protocol::Msg).await {
-                            let _ = client.try_respond(channel, crate::messaging::rate_limited_response());
-                            continue;
-                        }
-                        let Some(permit) = inbound_permit(&inbound_limit, &client) else {
-                            let _ = client.try_respond(channel, crate::messaging::rate_limited_response());
-                            continue;
-                        };
-                        let (messaging, client, guard) = (messaging.clone(), client.clone(), guard.clone());
-                        tokio::spawn(async move {
-                            // A batch frame costs one token per envelope (the first was taken).
-                            let extra = crate::messaging::batch_len(&payload).saturating_sub(1);
-                            let extra = u32::try_from(extra).unwrap_or(u32::MAX);
-                            if extra > 0 && !guard.allow_n(peer, Protocol::Msg, extra).await {
-                                let _ = client.respond(channel, crate::messaging::rate_limited_response()).await;
-                                drop(permit);
-                                return;
-                            }
-                            let response = messaging.handle_inbound(peer, payload).await;
-                            if let Some(conduct) = crate::messaging::conduct_of(&response) {
-                                guard.record(peer, conduct).await;
-                            }
-                            let _ = client.respond(channel, response).await;
-                            drop(permit);
-                        });
-                        continue;
-                    }
-                    NetEvent::InboundMailbox { peer, payload, channel } => {
-                        if !guard.allow(peer, Protocol::Mailbox).await {
-                            let _ = client.try_respond_mailbox(channel, crate::mailbox::rate_limited_response());
-                            continue;
-                        }
-                        let Some(permit) = inbound_permit(&inbound_limit, &client) else {
-                            let _ = client.try_respond_mailbox(channel, crate::mailbox::rate_limited_response());
-                            continue;
-                        };
-                        // The replica's own bound: when full it answers RATE_LIMITED at once.
-                        let admitted = match mailbox.try_admit() {
-                            Ok(admitted) => admitted,
-                            Err(busy) => {
-                                let _ = client.try_respond_mailbox(channel, busy);
-                                continue;
-                            }
-                        };
-                        let (mailbox, client) = (mailbox.clone(), client.clone());
-                        tokio::spawn(async move {
-                            let response = mailbox.handle_inbound(admitted, peer, payload).await;
-                            let _ = client.respond_mailbox(channel, response).await;
-                            drop(permit);
-                        });
-                        continue;
-                    }
-                    NetEvent::InboundPex { peer, channel } => {
-                        if !guard.allow(peer, Protocol::Pex).await {
-                            let _ = client.try_respond_pex(channel, Vec::new());
-                            continue;
-                        }
-                        let Some(permit) = inbound_permit(&inbound_limit, &client) else {
-                            let _ = client.try_respond_pex(channel, Vec::new());
-                            continue;
-                        };
-                        let (store, client) = (store.clone(), client.clone());
-                        tokio::spawn(async move {
-                            let answer = tokio::task::spawn_blocking(move || {
-                                store.lock().map(|s| crate::pex::sample(&s, &peer)).unwrap_or_default()
-                            })
-                            .await
-                            .unwrap_or_default();
-                            let _ = client.respond_pex(channel, answer).await;
-                            drop(permit);
-                        });
-                        continue;
-                    }
-                    NetEvent::GossipMessage { propagation_source, message_id, topic, data } => {
-                        let channels = channels.clone();
-                        tokio::spawn(async move {
-                            channels.handle_gossip(propagation_source, message_id, topic, data).await;
-                        });
-                        continue;
-                    }
-                    NetEvent::Misbehaved { peer, what } => {
-                        debug!(%peer, ?what, "peer misbehaved");
-                        let conduct = match what {
-                            rhizo_net::Misbehaviour::OversizedFrame => Conduct::Oversized,
-                            rhizo_net::Misbehaviour::Timeout => Conduct::ProtocolViolation,
-                            _ => Conduct::InvalidMessage,
-                        };
-                        guard.record(peer, conduct).await;
-                        continue;
-                    }
-                    NetEvent::InboundKadRequest { peer } => {
-                        if !guard.allow(peer, Protocol::Kad).await {
-                            debug!(%peer, "Kademlia requests over the rate limit");
-                        }
-                        continue;
-                    }
-                    other => {
-                        if let Err(e) = handle_net_event(other, &peer_book_tx, peer_id, had_known_peers, &mut report) {
-                            break Err(e);
-                        }
-                    }
+                let Some(other) = inbound::dispatch(&services, event).await else {
+                    continue;
+                };
+                let peer_book = &background.peer_book;
+                if let Err(e) = handle_net_event(other, peer_book, peer_id, had_known_peers, &mut report) {
+                    break Err(e);
                 }
             }
         }
@@ -422,20 +201,8 @@ pub async fn run(
 
     info!("shutting down");
     dir.remove_api_addr();
-    let _ = stop_tx.send(true);
-    let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
-        let _ = outbox_task.await;
-        let _ = publisher_task.await;
-        let _ = mailbox_task.await;
-        let _ = replication_task.await;
-        let _ = guard_task.await;
-        let _ = pex_task.await;
-        let _ = protect_task.await;
-    })
-    .await;
-    drop(peer_book_tx);
-    let _ = tokio::time::timeout(SHUTDOWN_GRACE, peer_book_task).await;
-    let _ = client.shutdown().await;
+    background.stop().await;
+    let _ = services.client.shutdown().await;
     let _ = api_stop_tx.send(());
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
         let _ = net_task.await;
@@ -445,28 +212,280 @@ pub async fn run(
     outcome
 }
 
+/// Opens the database (and creates or upgrades the MLS tables in the same file), reads what
+/// the start needs, and hands the store to its one owner.
+async fn open_database(
+    dir: &DataDir,
+) -> Result<(Db, Option<String>, Vec<(PeerId, Vec<Multiaddr>)>), NodeError> {
+    let db_path = dir.database();
+    let store = blocking(move || -> Result<Store, NodeError> {
+        let store = Store::open(&db_path)?;
+        // Create or upgrade the MLS tables (openmls' storage) in the same file, once.
+        rhizo_e2e::E2eStore::open(&db_path)
+            .map_err(|e| NodeError::Task(format!("MLS storage: {e}")))?;
+        Ok(store)
+    })
+    .await??;
+    let name = store.read().get_meta(META_DISPLAY_NAME)?;
+    let known_peers = load_known_peers(store.read())?;
+    // The database's one owner from here on: every service reads and writes through it.
+    let db = Db::start(store, DbConfig::default())?;
+    Ok((db, name, known_peers))
+}
+
+/// Starts the network's event loop (not yet running) with the settings of `config`.
+fn start_network(
+    config: &Config,
+    identity: &LocalIdentity,
+    known_peers: Vec<(PeerId, Vec<Multiaddr>)>,
+) -> Result<
+    (
+        rhizo_net::Client,
+        tokio::sync::mpsc::Receiver<NetEvent>,
+        rhizo_net::EventLoop,
+    ),
+    NodeError,
+> {
+    let ip_filter = match &config.geoip_db {
+        Some(db) if !config.blocked_countries.is_empty() => Some(rhizo_net::IpFilter(
+            crate::geoip::country_filter(db, &config.blocked_countries)
+                .map_err(|e| NodeError::Task(e.to_string()))?,
+        )),
+        _ => None,
+    };
+    Ok(rhizo_net::start(NetConfig {
+        keypair: identity.libp2p_keypair(),
+        listen: config.listen.clone(),
+        bootstrap: config.bootstrap.clone(),
+        known_peers,
+        mdns: config.mdns,
+        announce: config.announce.clone(),
+        agent_version: AGENT_VERSION.to_string(),
+        idle_connection_timeout: rhizo_net::DEFAULT_IDLE_CONNECTION_TIMEOUT,
+        record_validator: std::sync::Arc::new(crate::record_validator::CoreRecordValidator),
+        limits: rhizo_net::NetLimits {
+            max_inbound: u32::try_from(config.max_inbound).unwrap_or(u32::MAX),
+            max_outbound: u32::try_from(config.max_outbound).unwrap_or(u32::MAX),
+            max_per_ip: u32::try_from(config.max_per_ip).unwrap_or(u32::MAX),
+            ..rhizo_net::NetLimits::default()
+        },
+        trusted: config.trusted.clone(),
+        banned_peers: config.banned_peers.clone(),
+        banned_cidrs: config.banned_cidrs.clone(),
+        ip_filter,
+        relay_server: config.relay,
+        upnp: config.upnp,
+        relays: config.relays.clone(),
+    })?)
+}
+
+/// The mailbox settings `config` asks for.
+fn mailbox_settings(config: &Config) -> MailboxSettings {
+    MailboxSettings {
+        ttl_secs: u32::try_from(config.mailbox_ttl_days * 24 * 3600)
+            .unwrap_or(rhizo_core::mailbox::MAX_TTL_SECS),
+        poll: Duration::from_secs(config.mailbox_poll_secs),
+        replicate: Duration::from_secs(config.mailbox_replicate_secs),
+        quota: rhizo_store::mailbox::MailboxQuota {
+            max_count_per_sender: config.mailbox_max_per_sender,
+            max_total_bytes: config.mailbox_max_total_mib.saturating_mul(1024 * 1024),
+            max_total_count: config.mailbox_max_total_entries,
+            ..rhizo_store::mailbox::MailboxQuota::default()
+        },
+    }
+}
+
+/// Starts the peer policy, the mailbox, messaging and channels over `db` and `client`.
+async fn start_services(
+    config: &Config,
+    identity: LocalIdentity,
+    name: Option<String>,
+    db: Db,
+    client: rhizo_net::Client,
+    clock: SharedClock,
+) -> Result<Services, NodeError> {
+    let peer_id = identity.peer_id();
+    let trusted: std::collections::HashSet<PeerId> = config
+        .trusted
+        .iter()
+        .filter_map(|a| match a.iter().last() {
+            Some(libp2p::multiaddr::Protocol::P2p(p)) => Some(p),
+            _ => None,
+        })
+        .collect();
+    let guard = PeerPolicy::new(client.clone(), db.clone(), trusted).await;
+    guard.apply_stored_bans().await;
+    let settings = mailbox_settings(config);
+    let mailbox = Mailbox::new(db.clone(), client.clone(), peer_id, settings, clock.clone());
+    let device_secret = identity.device.to_bytes();
+    let certificate = identity.certificate;
+    let me = Me {
+        uid: identity.uid(),
+        certificate: identity.certificate,
+        root: identity.root,
+        device: identity.device,
+        name,
+    };
+    let rekey = rhizo_e2e::RekeyPolicy {
+        max_messages: config.rekey_messages,
+        max_age_secs: config.rekey_interval_secs,
+    };
+    let messaging = Messaging::new(
+        db.clone(),
+        client.clone(),
+        me,
+        rekey,
+        mailbox.clone(),
+        clock.clone(),
+    )
+    .map_err(|e| NodeError::Task(e.to_string()))?;
+    let channels = Channels::new(
+        db.clone(),
+        client.clone(),
+        guard.clone(),
+        DeviceKey::from_bytes(&device_secret),
+        certificate,
+        messaging.event_sender(),
+    );
+    Ok(Services {
+        client,
+        db,
+        guard,
+        mailbox,
+        messaging,
+        channels,
+        inbound_limit: Arc::new(tokio::sync::Semaphore::new(MAX_INBOUND_IN_FLIGHT)),
+    })
+}
+
+/// Binds the local API's address.
+async fn bind_api(config: &Config) -> Result<(TcpListener, SocketAddr), NodeError> {
+    let listener = TcpListener::bind(config.api).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            NodeError::ApiAddrInUse(config.api)
+        } else {
+            NodeError::ApiBind {
+                addr: config.api,
+                reason: e.to_string(),
+            }
+        }
+    })?;
+    let api_addr = listener.local_addr().map_err(|e| NodeError::ApiBind {
+        addr: config.api,
+        reason: e.to_string(),
+    })?;
+    Ok((listener, api_addr))
+}
+
+/// Serves the local API until the returned sender fires.
+fn spawn_api(
+    listener: TcpListener,
+    state: ApiState,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (api_stop_tx, api_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let api_task = tokio::spawn(async move {
+        let app = api::router(state);
+        let result = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = api_stop_rx.await;
+            })
+            .await;
+        if let Err(e) = result {
+            warn!(error = %e, "local API stopped with an error");
+        }
+    });
+    (api_stop_tx, api_task)
+}
+
+impl Background {
+    /// Starts the timers and writers: outbox, publisher, mailbox poll and replication, peer
+    /// policy, peer exchange, contact protection, the peer-book writer; resubscribes to the
+    /// joined channels.
+    async fn spawn(
+        services: &Services,
+        config: &Config,
+        peer_id: PeerId,
+        clock: SharedClock,
+    ) -> Self {
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let Services {
+            client,
+            db,
+            guard,
+            mailbox,
+            messaging,
+            channels,
+            ..
+        } = services;
+        let pex_interval = Duration::from_secs(config.pex_interval_secs);
+        let tasks = vec![
+            tokio::spawn(messaging.clone().run_outbox(stop_rx.clone())),
+            tokio::spawn(messaging.clone().run_publisher(stop_rx.clone())),
+            tokio::spawn(messaging.clone().run_mailbox(stop_rx.clone())),
+            tokio::spawn(guard.clone().run(stop_rx.clone())),
+            tokio::spawn(crate::pex::run(
+                client.clone(),
+                db.clone(),
+                peer_id,
+                pex_interval,
+                clock,
+                stop_rx.clone(),
+            )),
+            tokio::spawn(protect_contacts(
+                client.clone(),
+                db.clone(),
+                stop_rx.clone(),
+            )),
+        ];
+        if let Err(e) = channels.resubscribe().await {
+            warn!(error = %e, "cannot resubscribe to channels");
+        }
+        let mut tasks = tasks;
+        tasks.push(tokio::spawn(mailbox.clone().run_replication(stop_rx)));
+        let (peer_book, peer_book_rx) = tokio::sync::mpsc::channel(PEER_BOOK_QUEUE);
+        let peer_book_task = tokio::spawn(write_peer_book(peer_book_rx, db.clone(), peer_id));
+        Self {
+            stop,
+            tasks,
+            peer_book,
+            peer_book_task,
+        }
+    }
+
+    /// Stops the timers (bounded by [`SHUTDOWN_GRACE`]), then lets the peer-book writer drain.
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            for task in self.tasks {
+                let _ = task.await;
+            }
+        })
+        .await;
+        drop(self.peer_book);
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, self.peer_book_task).await;
+    }
+}
+
 /// Keeps the network's set of protected peers (never dropped for idleness, not counted
 /// against the limits) equal to our contacts' devices.
 async fn protect_contacts(
     client: rhizo_net::Client,
-    store: Arc<Mutex<Store>>,
+    db: Db,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut last: Vec<PeerId> = Vec::new();
     loop {
-        let store2 = store.clone();
-        let peers: Vec<PeerId> = tokio::task::spawn_blocking(move || {
-            store2
-                .lock()
-                .ok()
-                .and_then(|s| s.list_contacts().ok())
-                .unwrap_or_default()
-                .iter()
-                .flat_map(|c| c.devices.iter().filter_map(|d| d.peer_id.parse().ok()))
-                .collect()
-        })
-        .await
-        .unwrap_or_default();
+        let contacts = db
+            .read(|r| -> Result<_, DbError> { Ok(r.list_contacts()?) })
+            .await;
+        let peers: Vec<PeerId> = contacts
+            .unwrap_or_default()
+            .iter()
+            .flat_map(|c| c.devices.iter().filter_map(|d| d.peer_id.parse().ok()))
+            .collect();
         if peers != last {
             let _ = client.set_protected(peers.clone()).await;
             last = peers;
@@ -490,7 +509,7 @@ fn public_key_response(identity: &LocalIdentity) -> PublicKeyResponse {
     }
 }
 
-fn load_known_peers(store: &Store) -> Result<Vec<(PeerId, Vec<Multiaddr>)>, NodeError> {
+fn load_known_peers(store: Reader<'_>) -> Result<Vec<(PeerId, Vec<Multiaddr>)>, NodeError> {
     let records = store.peers_for_dial(PEER_BOOK_LOAD_LIMIT)?;
     Ok(records
         .into_iter()
@@ -510,41 +529,12 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| NodeError::Task(e.to_string()))
 }
 
-async fn with_store<T: Send + 'static>(
-    store: &Arc<Mutex<Store>>,
-    f: impl FnOnce(&mut Store) -> Result<T, rhizo_store::StoreError> + Send + 'static,
-) -> Result<T, NodeError> {
-    let store = store.clone();
-    blocking(move || {
-        let mut guard = store
-            .lock()
-            .map_err(|_| NodeError::Task("store lock poisoned".into()))?;
-        f(&mut guard).map_err(NodeError::from)
-    })
-    .await?
-}
-
 fn peer_source(source: DiscoverySource) -> PeerSource {
     match source {
         DiscoverySource::Bootstrap => PeerSource::Bootstrap,
         DiscoverySource::Identify => PeerSource::Identify,
         DiscoverySource::Kademlia => PeerSource::Kademlia,
         DiscoverySource::Mdns => PeerSource::Mdns,
-    }
-}
-
-/// A permit to handle one more inbound request now, if a handler is free; when none is, the
-/// refusal is counted (the caller answers at once rather than waiting for one).
-fn inbound_permit(
-    limit: &Arc<tokio::sync::Semaphore>,
-    client: &rhizo_net::Client,
-) -> Option<tokio::sync::OwnedSemaphorePermit> {
-    match limit.clone().try_acquire_owned() {
-        Ok(permit) => Some(permit),
-        Err(_) => {
-            client.count_busy_refusal();
-            None
-        }
     }
 }
 
@@ -593,22 +583,18 @@ fn handle_net_event(
 /// Writes the peer-book updates [`handle_net_event`] queues, until the queue closes.
 async fn write_peer_book(
     mut updates: tokio::sync::mpsc::Receiver<NetEvent>,
-    store: Arc<Mutex<Store>>,
+    db: Db,
     local: PeerId,
 ) {
     while let Some(event) = updates.recv().await {
-        if let Err(e) = record_in_peer_book(event, &store, local).await {
+        if let Err(e) = record_in_peer_book(event, &db, local).await {
             warn!(error = %e, "cannot update the peer book");
         }
     }
 }
 
 /// Keeps the peer book in step with the network.
-async fn record_in_peer_book(
-    event: NetEvent,
-    store: &Arc<Mutex<Store>>,
-    local: PeerId,
-) -> Result<(), NodeError> {
+async fn record_in_peer_book(event: NetEvent, db: &Db, local: PeerId) -> Result<(), NodeError> {
     let now = unix_now();
     match event {
         NetEvent::PeerDiscovered {
@@ -625,20 +611,25 @@ async fn record_in_peer_book(
                 .map(|a| strip_p2p(a).to_string())
                 .collect();
             let peer_id = peer.to_string();
-            with_store(store, move |s| {
-                s.upsert_peer(&peer_id, &addrs, peer_source(source), now)
+            db.write(move |tx| -> Result<(), DbError> {
+                tx.upsert_peer(&peer_id, &addrs, peer_source(source), now)?;
+                Ok(())
             })
             .await?;
         }
         NetEvent::PeerConnected { peer, .. } => {
             let peer_id = peer.to_string();
-            with_store(store, move |s| s.record_dial_success(&peer_id, now)).await?;
+            db.write(move |tx| -> Result<(), DbError> {
+                Ok(tx.record_dial_success(&peer_id, now)?)
+            })
+            .await?;
         }
         NetEvent::DialFailed { peer, error } => {
             debug!(%peer, %error, "dial failed");
             let peer_id = peer.to_string();
-            with_store(store, move |s| {
-                s.record_dial_failure(&peer_id, now).map(|_| ())
+            db.write(move |tx| -> Result<(), DbError> {
+                tx.record_dial_failure(&peer_id, now)?;
+                Ok(())
             })
             .await?;
         }

@@ -5,22 +5,19 @@
 //! ```text
 //!  every pex_interval_secs (60): 2 random connected peers ── request ──▶ their sample (≤ 16 peers)
 //!     └─▶ peer book (source `exchange`) + Kademlia routing table
-//!  inbound request ─▶ Guard (1/s, burst 5) ─▶ sample of our recently seen, healthy peers
+//!  inbound request ─▶ PeerPolicy (1/s, burst 5) ─▶ sample of our recently seen, healthy peers
 //! ```
 
-use std::{
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::time::Duration;
 
 use libp2p::{Multiaddr, PeerId};
 use prost::Message as _;
 use rhizo_core::proto::{PexPeer, PexSample};
 use rhizo_net::Client;
-use rhizo_store::{PeerSource, Store};
+use rhizo_store::{Db, DbError, PeerSource, Reader};
 use tracing::{debug, warn};
 
-use crate::unix_now;
+use crate::clock::SharedClock;
 
 /// Peers in one sample.
 pub const MAX_SAMPLE_PEERS: usize = 16;
@@ -36,7 +33,7 @@ const PEERS_ASKED: usize = 2;
 const EVICT_AFTER_FAILURES: u32 = 8;
 
 /// Our sample for a requester: recently seen peers with addresses, never the requester.
-pub fn sample(store: &Store, requester: &PeerId) -> Vec<u8> {
+pub fn sample(store: Reader<'_>, requester: &PeerId) -> Vec<u8> {
     let peers = store
         .peers_for_dial(MAX_SAMPLE_PEERS * 2)
         .unwrap_or_default();
@@ -99,9 +96,10 @@ pub fn parse_sample(bytes: &[u8], me: &PeerId) -> Result<Vec<(PeerId, Vec<Multia
 /// peer book and the routing table, and evicts entries that keep failing.
 pub async fn run(
     client: Client,
-    store: Arc<Mutex<Store>>,
+    db: Db,
     me: PeerId,
     interval: Duration,
+    clock: SharedClock,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     loop {
@@ -109,12 +107,12 @@ pub async fn run(
             () = tokio::time::sleep(interval) => {}
             _ = shutdown.changed() => return,
         }
-        round(&client, &store, &me).await;
+        round(&client, &db, &me, clock.now_secs()).await;
     }
 }
 
 /// One exchange round (also used by tests through the API-less path).
-pub async fn round(client: &Client, store: &Arc<Mutex<Store>>, me: &PeerId) {
+pub async fn round(client: &Client, db: &Db, me: &PeerId, now: i64) {
     let connected: Vec<PeerId> = match client.peers().await {
         Ok(peers) => peers
             .into_iter()
@@ -123,7 +121,7 @@ pub async fn round(client: &Client, store: &Arc<Mutex<Store>>, me: &PeerId) {
             .collect(),
         Err(_) => return,
     };
-    let start = usize::try_from(unix_now()).unwrap_or(0) % connected.len().max(1);
+    let start = usize::try_from(now).unwrap_or(0) % connected.len().max(1);
     let mut learned = Vec::new();
     for peer in connected
         .iter()
@@ -145,27 +143,19 @@ pub async fn round(client: &Client, store: &Arc<Mutex<Store>>, me: &PeerId) {
     for (peer, addrs) in &learned {
         let _ = client.add_addresses(*peer, addrs.clone()).await;
     }
-    let store = store.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        let mut store = store
-            .lock()
-            .map_err(|_| "store lock poisoned".to_string())?;
-        let now = unix_now();
-        for (peer, addrs) in learned {
-            let addrs: Vec<String> = addrs.iter().map(ToString::to_string).collect();
-            store
-                .upsert_peer(&peer.to_string(), &addrs, PeerSource::Exchange, now)
-                .map_err(|e| e.to_string())?;
-        }
-        store
-            .evict_failing_peers(EVICT_AFTER_FAILURES)
-            .map_err(|e| e.to_string())
-    })
-    .await;
+    let result = db
+        .write(move |tx| -> Result<_, DbError> {
+            for (peer, addrs) in learned {
+                let addrs: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+                tx.upsert_peer(&peer.to_string(), &addrs, PeerSource::Exchange, now)?;
+            }
+            Ok(tx.evict_failing_peers(EVICT_AFTER_FAILURES)?)
+        })
+        .await;
     match result {
-        Ok(Ok(evicted)) if evicted > 0 => debug!(evicted, "failing peers evicted from the book"),
-        Ok(Err(e)) => warn!(error = %e, "peer exchange: peer book update failed"),
-        _ => {}
+        Ok(evicted) if evicted > 0 => debug!(evicted, "failing peers evicted from the book"),
+        Err(e) => warn!(error = %e, "peer exchange: peer book update failed"),
+        Ok(_) => {}
     }
 }
 

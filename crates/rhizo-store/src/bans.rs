@@ -111,6 +111,24 @@ impl BanRow {
     }
 }
 
+/// Refuses a ban whose value or reason is out of bounds.
+fn check_ban(row: &BanRow) -> Result<(), StoreError> {
+    if row.value.is_empty() || row.value.len() > MAX_BAN_VALUE_BYTES {
+        return Err(StoreError::InvalidInput(format!(
+            "a {} ban needs a value of 1 to {MAX_BAN_VALUE_BYTES} bytes, got {}",
+            row.kind,
+            row.value.len()
+        )));
+    }
+    if row.reason.len() > MAX_BAN_REASON_BYTES {
+        return Err(StoreError::InvalidInput(format!(
+            "a ban reason may have at most {MAX_BAN_REASON_BYTES} bytes, got {}; shorten it",
+            row.reason.len()
+        )));
+    }
+    Ok(())
+}
+
 /// Whether a ban ending at `new` lasts longer than one ending at `old` (`None` = never ends).
 fn lasts_longer(new: Option<i64>, old: Option<i64>) -> bool {
     match (new, old) {
@@ -157,19 +175,7 @@ impl Tx<'_> {
     /// fails (then nothing changed).
     pub fn add_ban(&mut self, row: &BanRow) -> Result<bool, StoreError> {
         const CONTEXT: &str = "adding a ban";
-        if row.value.is_empty() || row.value.len() > MAX_BAN_VALUE_BYTES {
-            return Err(StoreError::InvalidInput(format!(
-                "a {} ban needs a value of 1 to {MAX_BAN_VALUE_BYTES} bytes, got {}",
-                row.kind,
-                row.value.len()
-            )));
-        }
-        if row.reason.len() > MAX_BAN_REASON_BYTES {
-            return Err(StoreError::InvalidInput(format!(
-                "a ban reason may have at most {MAX_BAN_REASON_BYTES} bytes, got {}; shorten it",
-                row.reason.len()
-            )));
-        }
+        check_ban(row)?;
         let tx = Atomic::begin(self.conn).context(CONTEXT)?;
         let existing: Option<Option<i64>> = tx
             .prepare_cached("SELECT until FROM bans WHERE kind = ?1 AND value = ?2")
@@ -299,38 +305,42 @@ mod tests {
         let mut store = Store::open_in_memory().expect("open");
         let peer = ban(BanKind::Peer, "12D3KooWAbc", None);
         let range = ban(BanKind::Cidr, "192.0.2.0/24", Some(5000));
-        assert!(store.add_ban(&peer).expect("add"));
-        assert!(store.add_ban(&range).expect("add"));
+        assert!(store.write(|tx| tx.add_ban(&peer)).expect("add"));
+        assert!(store.write(|tx| tx.add_ban(&range)).expect("add"));
         // The same value under the other kind is a different ban.
         assert!(
             store
-                .add_ban(&ban(BanKind::Cidr, "12D3KooWAbc", Some(10)))
+                .write(|tx| tx.add_ban(&ban(BanKind::Cidr, "12D3KooWAbc", Some(10))))
                 .expect("add")
         );
         assert_eq!(
-            store.bans(1000).expect("list"),
+            store.read().bans(1000).expect("list"),
             [range.clone(), peer.clone()],
             "unexpired only, by kind then value"
         );
         assert!(
             store
-                .remove_ban(BanKind::Cidr, "192.0.2.0/24")
+                .write(|tx| tx.remove_ban(BanKind::Cidr, "192.0.2.0/24"))
                 .expect("remove")
         );
         assert!(
             !store
-                .remove_ban(BanKind::Cidr, "192.0.2.0/24")
+                .write(|tx| tx.remove_ban(BanKind::Cidr, "192.0.2.0/24"))
                 .expect("again")
         );
-        assert!(!store.remove_ban(BanKind::Peer, "nobody").expect("unknown"));
-        assert_eq!(store.bans(1000).expect("list"), [peer]);
+        assert!(
+            !store
+                .write(|tx| tx.remove_ban(BanKind::Peer, "nobody"))
+                .expect("unknown")
+        );
+        assert_eq!(store.read().bans(1000).expect("list"), [peer]);
     }
 
     #[test]
     fn re_adding_only_ever_extends_a_ban() {
         let mut store = Store::open_in_memory().expect("open");
         let first = ban(BanKind::Peer, "P", Some(1000));
-        assert!(store.add_ban(&first).expect("add"));
+        assert!(store.write(|tx| tx.add_ban(&first)).expect("add"));
         // Shorter: ignored.
         let shorter = BanRow {
             reason: "reputation".into(),
@@ -338,8 +348,11 @@ mod tests {
             created_at: 200,
             ..first.clone()
         };
-        assert!(!store.add_ban(&shorter).expect("add"));
-        assert_eq!(store.bans(0).expect("list"), std::slice::from_ref(&first));
+        assert!(!store.write(|tx| tx.add_ban(&shorter)).expect("add"));
+        assert_eq!(
+            store.read().bans(0).expect("list"),
+            std::slice::from_ref(&first)
+        );
         // Longer: replaces reason, end and creation time.
         let longer = BanRow {
             reason: "reputation".into(),
@@ -347,35 +360,45 @@ mod tests {
             created_at: 300,
             ..first.clone()
         };
-        assert!(!store.add_ban(&longer).expect("add"));
-        assert_eq!(store.bans(0).expect("list"), std::slice::from_ref(&longer));
+        assert!(!store.write(|tx| tx.add_ban(&longer)).expect("add"));
+        assert_eq!(
+            store.read().bans(0).expect("list"),
+            std::slice::from_ref(&longer)
+        );
         // Permanent beats everything; nothing temporary replaces it.
         let forever = BanRow {
             until: None,
             created_at: 400,
             ..first.clone()
         };
-        assert!(!store.add_ban(&forever).expect("add"));
-        assert!(!store.add_ban(&longer).expect("add"));
-        assert_eq!(store.bans(i64::MAX).expect("list"), [forever]);
+        assert!(!store.write(|tx| tx.add_ban(&forever)).expect("add"));
+        assert!(!store.write(|tx| tx.add_ban(&longer)).expect("add"));
+        assert_eq!(store.read().bans(i64::MAX).expect("list"), [forever]);
         // Shortening needs an explicit removal.
-        assert!(store.remove_ban(BanKind::Peer, "P").expect("remove"));
-        assert!(store.add_ban(&shorter).expect("add"));
-        assert_eq!(store.bans(0).expect("list"), [shorter]);
+        assert!(
+            store
+                .write(|tx| tx.remove_ban(BanKind::Peer, "P"))
+                .expect("remove")
+        );
+        assert!(store.write(|tx| tx.add_ban(&shorter)).expect("add"));
+        assert_eq!(store.read().bans(0).expect("list"), [shorter]);
     }
 
     #[test]
     fn expiry_and_purge() {
         let mut store = Store::open_in_memory().expect("open");
         store
-            .add_ban(&ban(BanKind::Peer, "A", Some(100)))
+            .write(|tx| tx.add_ban(&ban(BanKind::Peer, "A", Some(100))))
             .expect("add");
         store
-            .add_ban(&ban(BanKind::Peer, "B", Some(200)))
+            .write(|tx| tx.add_ban(&ban(BanKind::Peer, "B", Some(200))))
             .expect("add");
-        store.add_ban(&ban(BanKind::Peer, "C", None)).expect("add");
+        store
+            .write(|tx| tx.add_ban(&ban(BanKind::Peer, "C", None)))
+            .expect("add");
         let values = |store: &Store, now| -> Vec<String> {
             store
+                .read()
                 .bans(now)
                 .expect("list")
                 .into_iter()
@@ -388,14 +411,29 @@ mod tests {
         // An expired ban is re-added as new once purged, and extended over while not.
         assert!(
             !store
-                .add_ban(&ban(BanKind::Peer, "A", Some(300)))
+                .write(|tx| tx.add_ban(&ban(BanKind::Peer, "A", Some(300))))
                 .expect("add")
         );
         assert_eq!(values(&store, 200), ["A", "C"]);
-        assert_eq!(store.purge_expired_bans(250).expect("purge"), 1, "B");
-        assert_eq!(store.purge_expired_bans(250).expect("purge"), 0);
-        assert!(store.remove_ban(BanKind::Peer, "A").expect("A still there"));
-        assert!(!store.remove_ban(BanKind::Peer, "B").expect("B purged"));
+        assert_eq!(
+            store.write(|tx| tx.purge_expired_bans(250)).expect("purge"),
+            1,
+            "B"
+        );
+        assert_eq!(
+            store.write(|tx| tx.purge_expired_bans(250)).expect("purge"),
+            0
+        );
+        assert!(
+            store
+                .write(|tx| tx.remove_ban(BanKind::Peer, "A"))
+                .expect("A still there")
+        );
+        assert!(
+            !store
+                .write(|tx| tx.remove_ban(BanKind::Peer, "B"))
+                .expect("B purged")
+        );
     }
 
     #[test]
@@ -409,10 +447,10 @@ mod tests {
                 ..ban(BanKind::Peer, "P", None)
             },
         ] {
-            let err = store.add_ban(&bad).expect_err("invalid");
+            let err = store.write(|tx| tx.add_ban(&bad)).expect_err("invalid");
             assert!(matches!(err, StoreError::InvalidInput(_)), "{err:?}");
         }
-        assert!(store.bans(0).expect("list").is_empty());
+        assert!(store.read().bans(0).expect("list").is_empty());
         // The schema refuses what the API would never write.
         assert!(
             store
@@ -448,10 +486,10 @@ mod tests {
         }
         assert!(
             store
-                .add_ban(&ban(BanKind::Cidr, "10.0.0.0/8", None))
+                .write(|tx| tx.add_ban(&ban(BanKind::Cidr, "10.0.0.0/8", None)))
                 .expect("add")
         );
-        let all = store.bans(0).expect("list");
+        let all = store.read().bans(0).expect("list");
         assert_eq!(all.len(), MAX_BANS);
         assert!(
             !all.iter().any(|b| b.value == "p00000"),
@@ -461,7 +499,7 @@ mod tests {
         // Re-adding a known ban never needs room.
         assert!(
             !store
-                .add_ban(&ban(BanKind::Peer, "p00001", None))
+                .write(|tx| tx.add_ban(&ban(BanKind::Peer, "p00001", None)))
                 .expect("add")
         );
 
@@ -471,10 +509,10 @@ mod tests {
             .execute("UPDATE bans SET until = NULL", [])
             .expect("make permanent");
         let err = store
-            .add_ban(&ban(BanKind::Peer, "one-too-many", None))
+            .write(|tx| tx.add_ban(&ban(BanKind::Peer, "one-too-many", None)))
             .expect_err("full");
         assert!(matches!(err, StoreError::TableFull(_)), "{err:?}");
         assert!(err.to_string().contains("remove some"), "{err}");
-        assert_eq!(store.bans(0).expect("list").len(), MAX_BANS);
+        assert_eq!(store.read().bans(0).expect("list").len(), MAX_BANS);
     }
 }

@@ -318,37 +318,57 @@ mod tests {
     #[test]
     fn join_list_leave() {
         let mut store = Store::open_in_memory().expect("open");
-        assert!(store.channels().expect("list").is_empty());
-        assert!(store.join_channel(&channel(2)).expect("join"));
+        assert!(store.read().channels().expect("list").is_empty());
+        assert!(
+            store
+                .write(|tx| tx.join_channel(&channel(2)))
+                .expect("join")
+        );
         let anonymous = ChannelRow {
             creator_uid: None,
             ..channel(1)
         };
-        assert!(store.join_channel(&anonymous).expect("join"));
+        assert!(store.write(|tx| tx.join_channel(&anonymous)).expect("join"));
         // Joining again keeps the first row.
         let renamed = ChannelRow {
             name: "other".into(),
             ..channel(2)
         };
-        assert!(!store.join_channel(&renamed).expect("join again"));
+        assert!(
+            !store
+                .write(|tx| tx.join_channel(&renamed))
+                .expect("join again")
+        );
         assert_eq!(
-            store.channels().expect("list"),
+            store.read().channels().expect("list"),
             [anonymous.clone(), channel(2)],
             "in the order joined"
         );
-        assert_eq!(store.channel(&[2; 32]).expect("get"), Some(channel(2)));
-        assert_eq!(store.channel(&[1; 32]).expect("get"), Some(anonymous));
-        assert_eq!(store.channel(&[9; 32]).expect("get"), None);
+        assert_eq!(
+            store.read().channel(&[2; 32]).expect("get"),
+            Some(channel(2))
+        );
+        assert_eq!(
+            store.read().channel(&[1; 32]).expect("get"),
+            Some(anonymous)
+        );
+        assert_eq!(store.read().channel(&[9; 32]).expect("get"), None);
 
-        assert!(store.leave_channel(&[2; 32]).expect("leave"));
-        assert!(!store.leave_channel(&[2; 32]).expect("leave again"));
-        assert_eq!(store.channel(&[2; 32]).expect("get"), None);
-        assert_eq!(store.channels().expect("list").len(), 1);
+        assert!(store.write(|tx| tx.leave_channel(&[2; 32])).expect("leave"));
+        assert!(
+            !store
+                .write(|tx| tx.leave_channel(&[2; 32]))
+                .expect("leave again")
+        );
+        assert_eq!(store.read().channel(&[2; 32]).expect("get"), None);
+        assert_eq!(store.read().channels().expect("list").len(), 1);
 
         let err = store
-            .join_channel(&ChannelRow {
-                name: String::new(),
-                ..channel(3)
+            .write(|tx| {
+                tx.join_channel(&ChannelRow {
+                    name: String::new(),
+                    ..channel(3)
+                })
             })
             .expect_err("empty name");
         assert!(matches!(err, StoreError::InvalidInput(_)), "{err:?}");
@@ -370,61 +390,78 @@ mod tests {
             }
             tx.commit().expect("commit");
         }
-        let err = store.join_channel(&channel(255)).expect_err("full");
+        let err = store
+            .write(|tx| tx.join_channel(&channel(255)))
+            .expect_err("full");
         assert!(matches!(err, StoreError::TableFull(_)), "{err:?}");
         assert!(err.to_string().contains("leave one first"), "{err}");
         // Re-joining a joined one is still fine.
         let mut first = channel(0);
         first.id = [0; 32];
-        assert!(!store.join_channel(&first).expect("known"));
+        assert!(!store.write(|tx| tx.join_channel(&first)).expect("known"));
     }
 
     #[test]
     fn posts_are_deduplicated_and_listed_newest_last() {
         let mut store = Store::open_in_memory().expect("open");
-        store.join_channel(&channel(1)).expect("join");
-        store.join_channel(&channel(2)).expect("join");
+        store
+            .write(|tx| tx.join_channel(&channel(1)))
+            .expect("join");
+        store
+            .write(|tx| tx.join_channel(&channel(2)))
+            .expect("join");
         assert!(
             store
-                .insert_channel_post(&post(1, 10, 300), 100)
+                .write(|tx| tx.insert_channel_post(&post(1, 10, 300), 100))
                 .expect("insert")
         );
         assert!(
             store
-                .insert_channel_post(&post(1, 11, 100), 100)
+                .write(|tx| tx.insert_channel_post(&post(1, 11, 100), 100))
                 .expect("insert")
         );
         assert!(
             store
-                .insert_channel_post(&post(1, 12, 200), 100)
+                .write(|tx| tx.insert_channel_post(&post(1, 12, 200), 100))
                 .expect("insert")
         );
         assert!(
             store
-                .insert_channel_post(&post(2, 20, 150), 100)
+                .write(|tx| tx.insert_channel_post(&post(2, 20, 150), 100))
                 .expect("insert")
         );
         // A duplicate post id is ignored, whatever else it says.
         let mut dup = post(1, 10, 999);
         dup.text = "changed".into();
-        assert!(!store.insert_channel_post(&dup, 100).expect("dup"));
+        assert!(
+            !store
+                .write(|tx| tx.insert_channel_post(&dup, 100))
+                .expect("dup")
+        );
 
-        let all = store.channel_posts(&[1; 32], 100).expect("posts");
+        let all = store.read().channel_posts(&[1; 32], 100).expect("posts");
         assert_eq!(texts(&all), ["post 11", "post 12", "post 10"], "by sent_at");
         assert_eq!(all[2], post(1, 10, 300), "every field round-trips");
         assert!(all[1].own && !all[0].own);
         // The newest `limit`, still oldest first.
         assert_eq!(
-            texts(&store.channel_posts(&[1; 32], 2).expect("posts")),
+            texts(&store.read().channel_posts(&[1; 32], 2).expect("posts")),
             ["post 12", "post 10"]
         );
-        assert!(store.channel_posts(&[1; 32], 0).expect("posts").is_empty());
+        assert!(
+            store
+                .read()
+                .channel_posts(&[1; 32], 0)
+                .expect("posts")
+                .is_empty()
+        );
         assert_eq!(
-            texts(&store.channel_posts(&[2; 32], 100).expect("posts")),
+            texts(&store.read().channel_posts(&[2; 32], 100).expect("posts")),
             ["post 20"]
         );
         assert!(
             store
+                .read()
                 .channel_posts(&[9; 32], 100)
                 .expect("posts")
                 .is_empty()
@@ -434,36 +471,51 @@ mod tests {
     #[test]
     fn history_is_bounded_per_channel() {
         let mut store = Store::open_in_memory().expect("open");
-        store.join_channel(&channel(1)).expect("join");
-        store.join_channel(&channel(2)).expect("join");
         store
-            .insert_channel_post(&post(2, 200, 1), 3)
+            .write(|tx| tx.join_channel(&channel(1)))
+            .expect("join");
+        store
+            .write(|tx| tx.join_channel(&channel(2)))
+            .expect("join");
+        store
+            .write(|tx| tx.insert_channel_post(&post(2, 200, 1), 3))
             .expect("other channel");
         for n in 0..10u8 {
             assert!(
                 store
-                    .insert_channel_post(&post(1, n, 100 + i64::from(n)), 3)
+                    .write(|tx| tx.insert_channel_post(&post(1, n, 100 + i64::from(n)), 3))
                     .expect("insert")
             );
         }
         assert_eq!(
-            texts(&store.channel_posts(&[1; 32], 100).expect("posts")),
+            texts(&store.read().channel_posts(&[1; 32], 100).expect("posts")),
             ["post 7", "post 8", "post 9"]
         );
         // Older than everything kept: not kept, reported as such.
-        assert!(!store.insert_channel_post(&post(1, 50, 5), 3).expect("old"));
-        assert_eq!(store.channel_posts(&[1; 32], 100).expect("posts").len(), 3);
+        assert!(
+            !store
+                .write(|tx| tx.insert_channel_post(&post(1, 50, 5), 3))
+                .expect("old")
+        );
+        assert_eq!(
+            store
+                .read()
+                .channel_posts(&[1; 32], 100)
+                .expect("posts")
+                .len(),
+            3
+        );
         // Another channel's history is untouched.
         assert_eq!(
-            texts(&store.channel_posts(&[2; 32], 100).expect("posts")),
+            texts(&store.read().channel_posts(&[2; 32], 100).expect("posts")),
             ["post 200"]
         );
         // Ties on sent_at keep the higher post ids.
         store
-            .insert_channel_post(&post(1, 60, 109), 3)
+            .write(|tx| tx.insert_channel_post(&post(1, 60, 109), 3))
             .expect("tie");
         assert_eq!(
-            texts(&store.channel_posts(&[1; 32], 100).expect("posts")),
+            texts(&store.read().channel_posts(&[1; 32], 100).expect("posts")),
             ["post 8", "post 9", "post 60"]
         );
     }
@@ -472,42 +524,58 @@ mod tests {
     fn posts_need_a_joined_channel_and_a_sane_history_bound() {
         let mut store = Store::open_in_memory().expect("open");
         let err = store
-            .insert_channel_post(&post(1, 1, 1), 10)
+            .write(|tx| tx.insert_channel_post(&post(1, 1, 1), 10))
             .expect_err("not joined");
         assert!(matches!(err, StoreError::InvalidInput(_)), "{err:?}");
         assert!(err.to_string().contains("not joined"), "{err}");
-        store.join_channel(&channel(1)).expect("join");
+        store
+            .write(|tx| tx.join_channel(&channel(1)))
+            .expect("join");
         for bad in [0, MAX_CHANNEL_HISTORY + 1] {
             let err = store
-                .insert_channel_post(&post(1, 1, 1), bad)
+                .write(|tx| tx.insert_channel_post(&post(1, 1, 1), bad))
                 .expect_err("bad bound");
             assert!(matches!(err, StoreError::InvalidInput(_)), "{err:?}");
         }
-        assert!(store.insert_channel_post(&post(1, 1, 1), 10).expect("ok"));
+        assert!(
+            store
+                .write(|tx| tx.insert_channel_post(&post(1, 1, 1), 10))
+                .expect("ok")
+        );
     }
 
     #[test]
     fn leaving_deletes_the_posts() {
         let mut store = Store::open_in_memory().expect("open");
-        store.join_channel(&channel(1)).expect("join");
         store
-            .insert_channel_post(&post(1, 1, 1), 10)
+            .write(|tx| tx.join_channel(&channel(1)))
+            .expect("join");
+        store
+            .write(|tx| tx.insert_channel_post(&post(1, 1, 1), 10))
             .expect("insert");
         store
-            .insert_channel_post(&post(1, 2, 2), 10)
+            .write(|tx| tx.insert_channel_post(&post(1, 2, 2), 10))
             .expect("insert");
-        assert!(store.leave_channel(&[1; 32]).expect("leave"));
+        assert!(store.write(|tx| tx.leave_channel(&[1; 32])).expect("leave"));
         let left: i64 = store
             .conn
             .query_row("SELECT count(*) FROM channel_posts", [], |r| r.get(0))
             .expect("count");
         assert_eq!(left, 0);
         // Rejoining starts empty, and the same post can be stored again.
-        store.join_channel(&channel(1)).expect("rejoin");
-        assert!(store.channel_posts(&[1; 32], 10).expect("posts").is_empty());
+        store
+            .write(|tx| tx.join_channel(&channel(1)))
+            .expect("rejoin");
         assert!(
             store
-                .insert_channel_post(&post(1, 1, 1), 10)
+                .read()
+                .channel_posts(&[1; 32], 10)
+                .expect("posts")
+                .is_empty()
+        );
+        assert!(
+            store
+                .write(|tx| tx.insert_channel_post(&post(1, 1, 1), 10))
                 .expect("again")
         );
     }

@@ -13,19 +13,13 @@
 
 use rusqlite::{Connection, Transaction};
 
-use crate::bans::{BanKind, BanRow};
-use crate::channels::{ChannelPostRow, ChannelRow};
-use crate::mailbox::{
-    MailboxEntry, MailboxOutcome, MailboxPage, MailboxQuota, MailboxStored, MailboxSummary,
-    NewMailboxEntry,
-};
+use crate::mailbox::MailboxSummary;
 use crate::messaging::{
-    AddContact, Contact, ContactDevice, ConversationRow, MessageRow, MessageState, NewMessage,
-    OutboxItem, OutboxSummaryRow, SentCommit, UnreadMessage,
+    AddContact, Contact, ConversationRow, MessageRow, MessageState, OutboxItem, OutboxSummaryRow,
+    SentCommit,
 };
-use crate::peer_book::{PeerRecord, PeerSource};
 use crate::profiles::ProfileRow;
-use crate::requests::{HeldEnvelope, HoldOutcome, RequestIdentity, RequestLimits, RequestRow};
+use crate::requests::{RequestIdentity, RequestLimits, RequestRow};
 use crate::tx::Durability;
 use crate::{Store, StoreError};
 
@@ -83,175 +77,8 @@ impl Store {
     }
 
     #[allow(missing_docs)]
-    pub fn bans(&self, now: i64) -> Result<Vec<BanRow>, StoreError> {
-        self.read().bans(now)
-    }
-
-    #[allow(missing_docs)]
-    pub fn add_ban(&mut self, row: &BanRow) -> Result<bool, StoreError> {
-        self.write(|tx| tx.add_ban(row))
-    }
-
-    #[allow(missing_docs)]
-    pub fn remove_ban(&mut self, kind: BanKind, value: &str) -> Result<bool, StoreError> {
-        self.write(|tx| tx.remove_ban(kind, value))
-    }
-
-    #[allow(missing_docs)]
-    pub fn purge_expired_bans(&mut self, now: i64) -> Result<usize, StoreError> {
-        self.write(|tx| tx.purge_expired_bans(now))
-    }
-
-    #[allow(missing_docs)]
-    pub fn channels(&self) -> Result<Vec<ChannelRow>, StoreError> {
-        self.read().channels()
-    }
-
-    #[allow(missing_docs)]
-    pub fn channel(&self, id: &[u8; 32]) -> Result<Option<ChannelRow>, StoreError> {
-        self.read().channel(id)
-    }
-
-    #[allow(missing_docs)]
-    pub fn channel_posts(
-        &self,
-        channel_id: &[u8; 32],
-        limit: usize,
-    ) -> Result<Vec<ChannelPostRow>, StoreError> {
-        self.read().channel_posts(channel_id, limit)
-    }
-
-    #[allow(missing_docs)]
-    pub fn join_channel(&mut self, row: &ChannelRow) -> Result<bool, StoreError> {
-        self.write(|tx| tx.join_channel(row))
-    }
-
-    #[allow(missing_docs)]
-    pub fn leave_channel(&mut self, id: &[u8; 32]) -> Result<bool, StoreError> {
-        self.write(|tx| tx.leave_channel(id))
-    }
-
-    #[allow(missing_docs)]
-    pub fn insert_channel_post(
-        &mut self,
-        row: &ChannelPostRow,
-        max_history: usize,
-    ) -> Result<bool, StoreError> {
-        self.write(|tx| tx.insert_channel_post(row, max_history))
-    }
-
-    #[allow(missing_docs)]
-    pub fn mailbox_check_quota(
-        &self,
-        entry: &NewMailboxEntry<'_>,
-        quota: &MailboxQuota,
-        now: i64,
-    ) -> Result<(), StoreError> {
-        self.read().mailbox_check_quota(entry, quota, now)
-    }
-
-    #[allow(missing_docs)]
-    pub fn mailbox_fetch(
-        &self,
-        recipient: &[u8; 32],
-        now: i64,
-        limit: usize,
-        max_bytes: usize,
-    ) -> Result<MailboxPage, StoreError> {
-        self.read().mailbox_fetch(recipient, now, limit, max_bytes)
-    }
-
-    #[allow(missing_docs)]
-    pub fn mailbox_fetch_after(
-        &self,
-        recipient: &[u8; 32],
-        now: i64,
-        cursor: i64,
-        limit: usize,
-        max_bytes: usize,
-    ) -> Result<MailboxPage, StoreError> {
-        self.read()
-            .mailbox_fetch_after(recipient, now, cursor, limit, max_bytes)
-    }
-
-    #[allow(missing_docs)]
-    pub fn mailbox_entries(
-        &self,
-        recipient: &[u8; 32],
-        now: i64,
-        limit: usize,
-    ) -> Result<Vec<MailboxEntry>, StoreError> {
-        self.read().mailbox_entries(recipient, now, limit)
-    }
-
-    #[allow(missing_docs)]
-    pub fn mailbox_recipients(&self, now: i64) -> Result<Vec<[u8; 32]>, StoreError> {
-        self.read().mailbox_recipients(now)
-    }
-
-    #[allow(missing_docs)]
     pub fn mailbox_summary(&self) -> Result<MailboxSummary, StoreError> {
         self.read().mailbox_summary()
-    }
-
-    #[allow(missing_docs)]
-    pub fn mailbox_device_list_version(&self, uid: &[u8; 32]) -> Result<u64, StoreError> {
-        self.read().mailbox_device_list_version(uid)
-    }
-
-    #[allow(missing_docs)]
-    pub fn mailbox_store(
-        &mut self,
-        entry: &NewMailboxEntry<'_>,
-        quota: &MailboxQuota,
-        now: i64,
-    ) -> Result<MailboxStored, StoreError> {
-        self.write(|tx| tx.mailbox_store(entry, quota, now))
-    }
-
-    #[allow(missing_docs)]
-    pub fn mailbox_store_batch(
-        &mut self,
-        entries: &[NewMailboxEntry<'_>],
-        quota: &MailboxQuota,
-        now: i64,
-    ) -> Result<Vec<MailboxOutcome>, StoreError> {
-        self.write(|tx| tx.mailbox_store_batch(entries, quota, now))
-    }
-
-    #[allow(missing_docs)]
-    pub fn mailbox_delete(
-        &mut self,
-        recipient: &[u8; 32],
-        digests: &[[u8; 32]],
-        now: i64,
-    ) -> Result<usize, StoreError> {
-        self.write(|tx| tx.mailbox_delete(recipient, digests, now))
-    }
-
-    #[allow(missing_docs)]
-    pub fn mailbox_delete_held(
-        &mut self,
-        recipient: &[u8; 32],
-        digests: &[[u8; 32]],
-        now: i64,
-    ) -> Result<usize, StoreError> {
-        self.write(|tx| tx.mailbox_delete_held(recipient, digests, now))
-    }
-
-    #[allow(missing_docs)]
-    pub fn mailbox_purge_expired(&mut self, now: i64) -> Result<usize, StoreError> {
-        self.write(|tx| tx.mailbox_purge_expired(now))
-    }
-
-    #[allow(missing_docs)]
-    pub fn note_mailbox_device_list_version(
-        &mut self,
-        uid: &[u8; 32],
-        version: u64,
-        at: i64,
-    ) -> Result<(), StoreError> {
-        self.write(|tx| tx.note_mailbox_device_list_version(uid, version, at))
     }
 
     #[allow(missing_docs)]
@@ -289,15 +116,6 @@ impl Store {
     }
 
     #[allow(missing_docs)]
-    pub fn update_contact_devices(
-        &mut self,
-        uid: &[u8; 32],
-        devices: &[ContactDevice],
-    ) -> Result<(), StoreError> {
-        self.write(|tx| tx.update_contact_devices(uid, devices))
-    }
-
-    #[allow(missing_docs)]
     pub fn set_contact_verified(
         &mut self,
         uid: &[u8; 32],
@@ -325,22 +143,6 @@ impl Store {
     }
 
     #[allow(missing_docs)]
-    pub fn take_next_seq(&mut self, session_id: &[u8; 16]) -> Result<u64, StoreError> {
-        self.write(|tx| tx.take_next_seq(session_id))
-    }
-
-    #[allow(missing_docs)]
-    pub fn outgoing_message_id(
-        &self,
-        session_id: &[u8; 16],
-        sender_device: &[u8; 32],
-        seq: u64,
-    ) -> Result<Option<i64>, StoreError> {
-        self.read()
-            .outgoing_message_id(session_id, sender_device, seq)
-    }
-
-    #[allow(missing_docs)]
     pub fn messages(
         &self,
         session_id: &[u8; 16],
@@ -360,16 +162,6 @@ impl Store {
     }
 
     #[allow(missing_docs)]
-    pub fn insert_incoming(
-        &mut self,
-        m: &NewMessage<'_>,
-        digest: &[u8; 32],
-        now: i64,
-    ) -> Result<Option<i64>, StoreError> {
-        self.write(|tx| tx.insert_incoming(m, digest, now))
-    }
-
-    #[allow(missing_docs)]
     pub fn advance_message_state(
         &mut self,
         id: i64,
@@ -378,56 +170,6 @@ impl Store {
         error: Option<&str>,
     ) -> Result<bool, StoreError> {
         self.write(|tx| tx.advance_message_state(id, state, at, error))
-    }
-
-    #[allow(missing_docs)]
-    pub fn mark_read(
-        &mut self,
-        session_id: &[u8; 16],
-        limit: usize,
-    ) -> Result<Vec<UnreadMessage>, StoreError> {
-        self.write(|tx| tx.mark_read(session_id, limit))
-    }
-
-    #[allow(missing_docs)]
-    pub fn mark_outgoing_read(
-        &mut self,
-        session_id: &[u8; 16],
-        sender_device: &[u8; 32],
-        seq: u64,
-        at: i64,
-        envelope_matches: impl Fn(&[u8]) -> bool,
-    ) -> Result<Option<i64>, StoreError> {
-        self.write(|tx| tx.mark_outgoing_read(session_id, sender_device, seq, at, envelope_matches))
-    }
-
-    #[allow(missing_docs)]
-    pub fn mark_outgoing_delivered(
-        &mut self,
-        session_id: &[u8; 16],
-        sender_device: &[u8; 32],
-        seq: u64,
-        at: i64,
-        envelope_matches: impl Fn(&[u8]) -> bool,
-    ) -> Result<Option<i64>, StoreError> {
-        self.write(|tx| {
-            tx.mark_outgoing_delivered(session_id, sender_device, seq, at, envelope_matches)
-        })
-    }
-
-    #[allow(missing_docs)]
-    pub fn mark_outgoing_failed(
-        &mut self,
-        session_id: &[u8; 16],
-        sender_device: &[u8; 32],
-        seq: u64,
-        at: i64,
-        error: &str,
-        envelope_matches: impl Fn(&[u8]) -> bool,
-    ) -> Result<Option<i64>, StoreError> {
-        self.write(|tx| {
-            tx.mark_outgoing_failed(session_id, sender_device, seq, at, error, envelope_matches)
-        })
     }
 
     #[allow(missing_docs)]
@@ -472,90 +214,8 @@ impl Store {
     }
 
     #[allow(missing_docs)]
-    pub fn seen_contains(
-        &self,
-        sender_device: &[u8; 32],
-        session_id: &[u8; 16],
-        seq: u64,
-    ) -> Result<bool, StoreError> {
-        self.read().seen_contains(sender_device, session_id, seq)
-    }
-
-    #[allow(missing_docs)]
-    pub fn seen_insert(
-        &mut self,
-        sender_device: &[u8; 32],
-        session_id: &[u8; 16],
-        seq: u64,
-        envelope_timestamp: i64,
-    ) -> Result<bool, StoreError> {
-        self.write(|tx| tx.seen_insert(sender_device, session_id, seq, envelope_timestamp))
-    }
-
-    #[allow(missing_docs)]
     pub fn prune_seen(&mut self, before: i64) -> Result<usize, StoreError> {
         self.write(|tx| tx.prune_seen(before))
-    }
-
-    #[allow(missing_docs)]
-    pub fn peers_for_dial(&self, limit: usize) -> Result<Vec<PeerRecord>, StoreError> {
-        self.read().peers_for_dial(limit)
-    }
-
-    #[allow(missing_docs)]
-    pub fn list_peers(&self) -> Result<Vec<PeerRecord>, StoreError> {
-        self.read().list_peers()
-    }
-
-    #[allow(missing_docs)]
-    pub fn peer_count(&self) -> Result<u64, StoreError> {
-        self.read().peer_count()
-    }
-
-    #[allow(missing_docs)]
-    pub fn peer_reputations(&self) -> Result<Vec<(String, i32, Option<i64>)>, StoreError> {
-        self.read().peer_reputations()
-    }
-
-    #[allow(missing_docs)]
-    pub fn upsert_peer(
-        &mut self,
-        peer_id: &str,
-        addrs: &[String],
-        source: PeerSource,
-        now: i64,
-    ) -> Result<(), StoreError> {
-        self.write(|tx| tx.upsert_peer(peer_id, addrs, source, now))
-    }
-
-    #[allow(missing_docs)]
-    pub fn record_dial_success(&mut self, peer_id: &str, now: i64) -> Result<(), StoreError> {
-        self.write(|tx| tx.record_dial_success(peer_id, now))
-    }
-
-    #[allow(missing_docs)]
-    pub fn record_dial_failure(&mut self, peer_id: &str, now: i64) -> Result<u32, StoreError> {
-        self.write(|tx| tx.record_dial_failure(peer_id, now))
-    }
-
-    #[allow(missing_docs)]
-    pub fn remove_peer(&mut self, peer_id: &str) -> Result<bool, StoreError> {
-        self.write(|tx| tx.remove_peer(peer_id))
-    }
-
-    #[allow(missing_docs)]
-    pub fn set_peer_reputation(
-        &mut self,
-        peer_id: &str,
-        score: i32,
-        banned_until: Option<i64>,
-    ) -> Result<(), StoreError> {
-        self.write(|tx| tx.set_peer_reputation(peer_id, score, banned_until))
-    }
-
-    #[allow(missing_docs)]
-    pub fn evict_failing_peers(&mut self, min_failures: u32) -> Result<usize, StoreError> {
-        self.write(|tx| tx.evict_failing_peers(min_failures))
     }
 
     #[allow(missing_docs)]
@@ -594,31 +254,11 @@ impl Store {
     }
 
     #[allow(missing_docs)]
-    pub fn is_blocked(&self, uid: &[u8; 32]) -> Result<bool, StoreError> {
-        self.read().is_blocked(uid)
-    }
-
-    #[allow(missing_docs)]
     pub fn open_conversation_with(
         &self,
         uid: &[u8; 32],
     ) -> Result<Option<ConversationRow>, StoreError> {
         self.read().open_conversation_with(uid)
-    }
-
-    #[allow(missing_docs)]
-    pub fn welcome_pending(&self, session_id: &[u8; 16]) -> Result<bool, StoreError> {
-        self.read().welcome_pending(session_id)
-    }
-
-    #[allow(missing_docs)]
-    pub fn hold_request(
-        &mut self,
-        held: &HeldEnvelope<'_>,
-        limits: &RequestLimits,
-        now: i64,
-    ) -> Result<HoldOutcome, StoreError> {
-        self.write(|tx| tx.hold_request(held, limits, now))
     }
 
     #[allow(missing_docs)]
@@ -660,34 +300,10 @@ impl Store {
     pub fn prune_requests(&mut self, before: i64) -> Result<usize, StoreError> {
         self.write(|tx| tx.prune_requests(before))
     }
-
-    #[allow(missing_docs)]
-    pub fn close_conversation(
-        &mut self,
-        session_id: &[u8; 16],
-        error: &str,
-        now: i64,
-    ) -> Result<Option<Vec<i64>>, StoreError> {
-        self.write(|tx| tx.close_conversation(session_id, error, now))
-    }
-
-    #[allow(missing_docs)]
-    pub fn insert_closed_conversation(
-        &mut self,
-        session_id: &[u8; 16],
-        contact_uid: &[u8; 32],
-        now: i64,
-    ) -> Result<(), StoreError> {
-        self.write(|tx| tx.insert_closed_conversation(session_id, contact_uid, now))
-    }
-
-    #[allow(missing_docs)]
-    pub fn mark_held(&mut self, id: i64) -> Result<bool, StoreError> {
-        self.write(|tx| tx.mark_held(id))
-    }
 }
 
 #[doc(hidden)]
+#[cfg(feature = "db")]
 impl crate::Db {
     /// Runs `f` with exclusive use of the [`Store`] on the writer thread, between group
     /// commits: the old `spawn_blocking` + `Mutex<Store>` access of the messaging code.

@@ -448,6 +448,8 @@ fn commit_group(store: &mut Store, mut jobs: Vec<Box<dyn WriteJob>>, counters: &
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .context("starting a group commit")?;
         let mut view = Tx::new(&tx, store.limits, &mut store.mailbox_purge_due);
+        // Numbered as the commit it becomes (a failed group's number is used again).
+        view.group = counters.commits.load(Ordering::Relaxed) + 1;
         for job in &mut jobs {
             let savepoint = Atomic::begin(&tx).context("starting a job's savepoint")?;
             if job.run(&mut view) {

@@ -60,6 +60,7 @@ pub mod bans;
 pub mod channels;
 #[doc(hidden)]
 pub mod compat;
+#[cfg(feature = "db")]
 mod db;
 mod error;
 pub mod mailbox;
@@ -77,6 +78,7 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension};
 
 pub use bans::{BanKind, BanRow, UnknownBanKind};
 pub use channels::{ChannelPostRow, ChannelRow};
+#[cfg(feature = "db")]
 pub use db::{
     DEFAULT_GROUP, DEFAULT_READ_QUEUE, DEFAULT_READERS, DEFAULT_WRITE_QUEUE, Db, DbConfig, DbError,
     DbStats, Pending,

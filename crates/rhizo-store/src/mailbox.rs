@@ -26,13 +26,17 @@
 //! entry refused for a full quota is refused on unexpired entries only. Reads never return
 //! expired entries, purged or not.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{OptionalExtension, params};
 
 use crate::{
     error::{SqliteContext, StoreError},
     messaging::blob,
     tx::{Atomic, Reader, Tx},
 };
+
+mod quota;
+
+use quota::{Probe, any_expired, make_room, node_refusal, prune_tombstones, purge_some};
 
 /// How long a tombstone lasts for a digest deleted without being held here (unix ms): a week,
 /// the longest any replica keeps an envelope.
@@ -506,24 +510,7 @@ impl Tx<'_> {
                 outcomes.push(Err(refusal));
                 continue;
             }
-            tx.prepare_cached(
-                "INSERT INTO mailbox
-                   (recipient_uid, sender_uid, digest, envelope, stored_at, expires_at,
-                    sender_cert)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    &entry.recipient_uid[..],
-                    &entry.sender_uid[..],
-                    &entry.digest[..],
-                    entry.envelope,
-                    now,
-                    entry.expires_at,
-                    (!entry.sender_cert.is_empty()).then_some(entry.sender_cert),
-                ])
-            })
-            .context(CTX)?;
+            insert_entry(&tx, entry, now).context(CTX)?;
             outcomes.push(Ok(MailboxStored::Stored));
         }
         tx.commit().context(CTX)?;
@@ -717,259 +704,26 @@ impl Tx<'_> {
     }
 }
 
-/// What the store path needs to know about one entry, read in one statement: its tombstone, the
-/// copy already held (if any) and the usage counters of its recipient and sender.
-#[derive(Debug, Clone, Copy)]
-struct Probe {
-    /// An unexpired tombstone names its digest for its recipient.
-    tombstoned: bool,
-    /// The same (recipient, digest) is held, until then (expired or not).
-    held_until: Option<i64>,
-    /// (envelopes, bytes) held for the recipient.
-    recipient: (u64, u64),
-    /// (envelopes, bytes) held from the sender.
-    sender: (u64, u64),
-}
-
-impl Probe {
-    fn read(conn: &Connection, entry: &NewMailboxEntry<'_>, now: i64) -> Result<Self, StoreError> {
-        const CTX: &str = "checking the mailbox";
-        let count = |v: i64| u64::try_from(v).unwrap_or(0);
-        conn.prepare_cached(
-            "SELECT
-               EXISTS (SELECT 1 FROM mailbox_tombstones
-                       WHERE recipient_uid = ?1 AND digest = ?2 AND expires_at > ?4),
-               (SELECT expires_at FROM mailbox WHERE recipient_uid = ?1 AND digest = ?2),
-               coalesce((SELECT envelopes FROM mailbox_usage_by_recipient
-                         WHERE recipient_uid = ?1), 0),
-               coalesce((SELECT bytes FROM mailbox_usage_by_recipient WHERE recipient_uid = ?1),
-                        0),
-               coalesce((SELECT envelopes FROM mailbox_usage_by_sender WHERE sender_uid = ?3), 0),
-               coalesce((SELECT bytes FROM mailbox_usage_by_sender WHERE sender_uid = ?3), 0)",
-        )
-        .and_then(|mut s| {
-            s.query_row(
-                params![
-                    &entry.recipient_uid[..],
-                    &entry.digest[..],
-                    &entry.sender_uid[..],
-                    now
-                ],
-                |r| {
-                    Ok(Self {
-                        tombstoned: r.get(0)?,
-                        held_until: r.get(1)?,
-                        recipient: (count(r.get(2)?), count(r.get(3)?)),
-                        sender: (count(r.get(4)?), count(r.get(5)?)),
-                    })
-                },
-            )
-        })
-        .context(CTX)
-    }
-
-    /// The quota `entry` would overflow, if any (the recipient's is checked first).
-    fn refusal(&self, entry: &NewMailboxEntry<'_>, quota: &MailboxQuota) -> Option<MailboxRefusal> {
-        let size = u64::try_from(entry.envelope.len()).unwrap_or(u64::MAX);
-        let over = |(count, bytes): (u64, u64), max_count: u64, max_bytes: u64| {
-            count.saturating_add(1) > max_count || bytes.saturating_add(size) > max_bytes
-        };
-        let refuse = |limit, (held_count, held_bytes)| MailboxRefusal::QuotaExceeded {
-            limit,
-            held_count,
-            held_bytes,
-        };
-        if over(
-            self.recipient,
-            quota.max_count_per_recipient,
-            quota.max_bytes_per_recipient,
-        ) {
-            Some(refuse(QuotaLimit::Recipient, self.recipient))
-        } else if over(
-            self.sender,
-            quota.max_count_per_sender,
-            quota.max_bytes_per_sender,
-        ) {
-            Some(refuse(QuotaLimit::Sender, self.sender))
-        } else {
-            None
-        }
-    }
-}
-
-/// Deletes up to [`MAILBOX_PURGE_LIMIT`] expired entries (oldest expiry first, through the expiry
-/// index; the usage triggers update the counters). Returns how many went and whether more
-/// expired entries may remain.
-fn purge_some(conn: &Connection, now: i64) -> Result<(usize, bool), StoreError> {
-    let limit = i64::try_from(MAILBOX_PURGE_LIMIT).unwrap_or(i64::MAX);
-    let n = conn
-        .prepare_cached(
-            "DELETE FROM mailbox WHERE id IN
-               (SELECT id FROM mailbox WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)",
-        )
-        .and_then(|mut s| s.execute(params![now, limit]))
-        .context("purging the mailbox")?;
-    Ok((n, n >= MAILBOX_PURGE_LIMIT))
-}
-
-/// Whether any expired entry waits to be purged (one seek in the expiry index).
-fn any_expired(conn: &Connection, now: i64) -> Result<bool, StoreError> {
-    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM mailbox WHERE expires_at <= ?1)")
-        .and_then(|mut s| s.query_row([now], |r| r.get(0)))
-        .context("checking the mailbox")
-}
-
-/// (envelopes, bytes) held in all (one row, kept by triggers).
-fn total_usage(conn: &Connection) -> Result<(u64, u64), StoreError> {
-    let count = |v: i64| u64::try_from(v).unwrap_or(0);
-    conn.prepare_cached(
-        "SELECT coalesce((SELECT envelopes FROM mailbox_usage_total WHERE id = 0), 0),
-                coalesce((SELECT bytes FROM mailbox_usage_total WHERE id = 0), 0)",
-    )
-    .and_then(|mut s| s.query_row([], |r| Ok((count(r.get(0)?), count(r.get(1)?)))))
-    .context("reading the mailbox's total usage")
-}
-
-/// Whether storing `size` more bytes in one more envelope would pass the node-wide cap.
-fn over_total((count, bytes): (u64, u64), size: u64, quota: &MailboxQuota) -> bool {
-    count.saturating_add(1) > quota.max_total_count
-        || bytes.saturating_add(size) > quota.max_total_bytes
-}
-
-/// The recipient holding the most: by envelopes when the count cap binds, else by bytes
-/// (UID, envelopes, bytes). A scan of the usage table, run only at the node-wide cap.
-fn largest_recipient(
-    conn: &Connection,
-    by_count: bool,
-) -> Result<Option<([u8; 32], u64, u64)>, StoreError> {
-    const CTX: &str = "finding the largest mailbox";
-    let sql = if by_count {
-        "SELECT recipient_uid, envelopes, bytes FROM mailbox_usage_by_recipient
-         ORDER BY envelopes DESC, bytes DESC LIMIT 1"
-    } else {
-        "SELECT recipient_uid, envelopes, bytes FROM mailbox_usage_by_recipient
-         ORDER BY bytes DESC, envelopes DESC LIMIT 1"
-    };
-    let count = |v: i64| u64::try_from(v).unwrap_or(0);
-    let row: Option<(Vec<u8>, i64, i64)> = conn
-        .prepare_cached(sql)
-        .and_then(|mut s| {
-            s.query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .optional()
-        })
-        .context(CTX)?;
-    row.map(|(uid, c, b)| Ok((blob(uid).context(CTX)?, count(c), count(b))))
-        .transpose()
-}
-
-/// Which recipient's oldest entry may be evicted for `entry`, if any: the largest one, and only
-/// while it holds strictly more (in the binding dimension) than `entry`'s recipient would
-/// with it (`own` = what that recipient holds now). Fairness: nobody is evicted to make room
-/// for a recipient that would become the largest.
-fn eviction_victim(
-    conn: &Connection,
+/// Inserts `entry`, stored at `now` (the checks were made).
+fn insert_entry(
+    conn: &rusqlite::Connection,
     entry: &NewMailboxEntry<'_>,
-    own: (u64, u64),
-    total: (u64, u64),
-    quota: &MailboxQuota,
-) -> Result<Option<[u8; 32]>, StoreError> {
-    let size = u64::try_from(entry.envelope.len()).unwrap_or(u64::MAX);
-    let by_count = total.0.saturating_add(1) > quota.max_total_count;
-    let Some((uid, count, bytes)) = largest_recipient(conn, by_count)? else {
-        return Ok(None);
-    };
-    let larger = if by_count {
-        count > own.0.saturating_add(1)
-    } else {
-        bytes > own.1.saturating_add(size)
-    };
-    Ok((larger && uid != entry.recipient_uid).then_some(uid))
-}
-
-/// The node-wide refusal `entry` would get without writing anything: over the cap with no
-/// larger recipient to evict from. Expired entries are the caller's concern.
-fn node_refusal(
-    conn: &Connection,
-    entry: &NewMailboxEntry<'_>,
-    own: (u64, u64),
-    quota: &MailboxQuota,
-) -> Result<Option<MailboxRefusal>, StoreError> {
-    let size = u64::try_from(entry.envelope.len()).unwrap_or(u64::MAX);
-    let total = total_usage(conn)?;
-    if !over_total(total, size, quota) || eviction_victim(conn, entry, own, total, quota)?.is_some()
-    {
-        return Ok(None);
-    }
-    Ok(Some(MailboxRefusal::QuotaExceeded {
-        limit: QuotaLimit::Node,
-        held_count: total.0,
-        held_bytes: total.1,
-    }))
-}
-
-/// Makes room for `entry` under the node-wide cap, inside the store's transaction: expired
-/// entries go first, then, one at a time, the oldest entry of the largest recipient (see
-/// [`eviction_victim`]), at most [`MAX_EVICTIONS_PER_STORE`]. `Some` refusal when there is
-/// still no room (nothing was evicted in vain: the transaction keeps what it did, which only
-/// ever moves the node towards fair shares).
-fn make_room(
-    conn: &Connection,
-    entry: &NewMailboxEntry<'_>,
-    own: (u64, u64),
-    quota: &MailboxQuota,
     now: i64,
-) -> Result<Option<MailboxRefusal>, StoreError> {
-    let size = u64::try_from(entry.envelope.len()).unwrap_or(u64::MAX);
-    let mut total = total_usage(conn)?;
-    if !over_total(total, size, quota) {
-        return Ok(None);
-    }
-    purge_some(conn, now)?;
-    total = total_usage(conn)?;
-    for _ in 0..MAX_EVICTIONS_PER_STORE {
-        if !over_total(total, size, quota) {
-            return Ok(None);
-        }
-        let Some(victim) = eviction_victim(conn, entry, own, total, quota)? else {
-            break;
-        };
-        conn.prepare_cached(
-            "DELETE FROM mailbox WHERE id =
-               (SELECT id FROM mailbox WHERE recipient_uid = ?1 ORDER BY id LIMIT 1)",
-        )
-        .and_then(|mut s| s.execute([&victim[..]]))
-        .context("evicting from the mailbox")?;
-        total = total_usage(conn)?;
-    }
-    if !over_total(total, size, quota) {
-        return Ok(None);
-    }
-    Ok(Some(MailboxRefusal::QuotaExceeded {
-        limit: QuotaLimit::Node,
-        held_count: total.0,
-        held_bytes: total.1,
-    }))
-}
-
-/// Keeps at most [`MAX_TOMBSTONES_PER_RECIPIENT`] tombstones for `recipient`: past it, those
-/// expiring first go.
-fn prune_tombstones(conn: &Connection, recipient: &[u8; 32]) -> Result<(), StoreError> {
-    const CTX: &str = "pruning mailbox tombstones";
-    let held: i64 = conn
-        .prepare_cached("SELECT count(*) FROM mailbox_tombstones WHERE recipient_uid = ?1")
-        .and_then(|mut s| s.query_row([&recipient[..]], |r| r.get(0)))
-        .context(CTX)?;
-    let excess =
-        held.saturating_sub(i64::try_from(MAX_TOMBSTONES_PER_RECIPIENT).unwrap_or(i64::MAX));
-    if excess > 0 {
-        conn.prepare_cached(
-            "DELETE FROM mailbox_tombstones WHERE recipient_uid = ?1 AND digest IN
-               (SELECT digest FROM mailbox_tombstones WHERE recipient_uid = ?1
-                ORDER BY expires_at LIMIT ?2)",
-        )
-        .and_then(|mut s| s.execute(params![&recipient[..], excess]))
-        .context(CTX)?;
-    }
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO mailbox
+           (recipient_uid, sender_uid, digest, envelope, stored_at, expires_at, sender_cert)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        &entry.recipient_uid[..],
+        &entry.sender_uid[..],
+        &entry.digest[..],
+        entry.envelope,
+        now,
+        entry.expires_at,
+        (!entry.sender_cert.is_empty()).then_some(entry.sender_cert),
+    ])?;
     Ok(())
 }
 
@@ -1003,24 +757,27 @@ mod tests {
         {
             let mut s = Store::open(&path).unwrap();
             assert_eq!(
-                s.mailbox_store(&entry(1, 2, 3, b"env-a", 1000), &q, 10)
+                s.write(|tx| tx.mailbox_store(&entry(1, 2, 3, b"env-a", 1000), &q, 10))
                     .unwrap(),
                 MailboxStored::Stored
             );
             assert_eq!(
-                s.mailbox_store(&entry(1, 2, 3, b"env-a", 1000), &q, 11)
+                s.write(|tx| tx.mailbox_store(&entry(1, 2, 3, b"env-a", 1000), &q, 11))
                     .unwrap(),
                 MailboxStored::Duplicate
             );
             assert_eq!(
-                s.mailbox_store(&entry(1, 2, 4, b"env-b", 1000), &q, 12)
+                s.write(|tx| tx.mailbox_store(&entry(1, 2, 4, b"env-b", 1000), &q, 12))
                     .unwrap(),
                 MailboxStored::Stored
             );
             // Dropped without any shutdown step, as a crash right after the ack would.
         }
         let mut s = Store::open(&path).unwrap();
-        let held = s.mailbox_fetch(&[1; 32], 20, 10, usize::MAX).unwrap();
+        let held = s
+            .read()
+            .mailbox_fetch(&[1; 32], 20, 10, usize::MAX)
+            .unwrap();
         assert!(!held.more);
         assert_eq!(
             held.entries
@@ -1031,7 +788,9 @@ mod tests {
         );
         assert_eq!(held.entries[0].digest, [3; 32]);
         assert_eq!(
-            s.mailbox_fetch(&[9; 32], 20, 10, usize::MAX).unwrap(),
+            s.read()
+                .mailbox_fetch(&[9; 32], 20, 10, usize::MAX)
+                .unwrap(),
             MailboxPage::default()
         );
         assert_eq!(
@@ -1045,12 +804,17 @@ mod tests {
             }
         );
         assert_eq!(
-            s.mailbox_delete(&[1; 32], &[[3; 32], [7; 32]], 30).unwrap(),
+            s.write(|tx| tx.mailbox_delete(&[1; 32], &[[3; 32], [7; 32]], 30))
+                .unwrap(),
             1
         );
         // Another recipient's receipt cannot delete it.
-        assert_eq!(s.mailbox_delete(&[9; 32], &[[4; 32]], 30).unwrap(), 0);
-        assert_eq!(s.mailbox_entries(&[1; 32], 20, 10).unwrap().len(), 1);
+        assert_eq!(
+            s.write(|tx| tx.mailbox_delete(&[9; 32], &[[4; 32]], 30))
+                .unwrap(),
+            0
+        );
+        assert_eq!(s.read().mailbox_entries(&[1; 32], 20, 10).unwrap().len(), 1);
         assert_eq!(s.mailbox_summary().unwrap().tombstones, 3);
     }
 
@@ -1058,16 +822,16 @@ mod tests {
     fn expired_entries_are_not_handed_out_and_are_purged() {
         let mut s = Store::open_in_memory().unwrap();
         let q = MailboxQuota::default();
-        s.mailbox_store(&entry(1, 2, 3, b"short", 100), &q, 10)
+        s.write(|tx| tx.mailbox_store(&entry(1, 2, 3, b"short", 100), &q, 10))
             .unwrap();
-        s.mailbox_store(&entry(1, 2, 4, b"long", 10_000), &q, 10)
+        s.write(|tx| tx.mailbox_store(&entry(1, 2, 4, b"long", 10_000), &q, 10))
             .unwrap();
         assert_eq!(
-            s.mailbox_entries(&[1; 32], 100, 10).unwrap().len(),
+            s.read().mailbox_entries(&[1; 32], 100, 10).unwrap().len(),
             1,
             "expired at 100"
         );
-        assert_eq!(s.mailbox_purge_expired(100).unwrap(), 1);
+        assert_eq!(s.write(|tx| tx.mailbox_purge_expired(100)).unwrap(), 1);
         assert_eq!(s.mailbox_summary().unwrap().count, 1);
     }
 
@@ -1081,18 +845,18 @@ mod tests {
             max_count_per_sender: 100,
             ..MailboxQuota::default()
         };
-        s.mailbox_store(&entry(1, 2, 1, b"1234", 1000), &q, 0)
+        s.write(|tx| tx.mailbox_store(&entry(1, 2, 1, b"1234", 1000), &q, 0))
             .unwrap();
-        s.mailbox_store(&entry(1, 3, 2, b"1234", 1000), &q, 0)
+        s.write(|tx| tx.mailbox_store(&entry(1, 3, 2, b"1234", 1000), &q, 0))
             .unwrap();
         // Recipient count full.
         let err = s
-            .mailbox_store(&entry(1, 4, 3, b"1", 1000), &q, 0)
+            .write(|tx| tx.mailbox_store(&entry(1, 4, 3, b"1", 1000), &q, 0))
             .unwrap_err();
         assert!(matches!(err, StoreError::QuotaExceeded(_)), "{err}");
         // Sender bytes full (sender 2 has 4 of 8 bytes; 5 more is too much).
         let err = s
-            .mailbox_store(&entry(5, 2, 4, b"12345", 1000), &q, 0)
+            .write(|tx| tx.mailbox_store(&entry(5, 2, 4, b"12345", 1000), &q, 0))
             .unwrap_err();
         assert!(err.to_string().contains("from you"), "{err}");
         assert_eq!(
@@ -1102,15 +866,18 @@ mod tests {
         );
         // The read-only check agrees, and lets through what is already held.
         let err = s
+            .read()
             .mailbox_check_quota(&entry(1, 4, 3, b"1", 1000), &q, 0)
             .unwrap_err();
         assert!(matches!(err, StoreError::QuotaExceeded(_)), "{err}");
-        s.mailbox_check_quota(&entry(1, 2, 1, b"1234", 1000), &q, 0)
+        s.read()
+            .mailbox_check_quota(&entry(1, 2, 1, b"1234", 1000), &q, 0)
             .unwrap();
         // Once expired, entries no longer count against the quota (for the check too).
-        s.mailbox_check_quota(&entry(1, 4, 3, b"1", 5000), &q, 1000)
+        s.read()
+            .mailbox_check_quota(&entry(1, 4, 3, b"1", 5000), &q, 1000)
             .unwrap();
-        s.mailbox_store(&entry(1, 4, 3, b"1", 5000), &q, 1000)
+        s.write(|tx| tx.mailbox_store(&entry(1, 4, 3, b"1", 5000), &q, 1000))
             .unwrap();
     }
 
@@ -1120,32 +887,36 @@ mod tests {
         let q = MailboxQuota::default();
         // Stored out of digest order: pages follow storage order.
         for (digest, env) in [(9, &b"aaaa"[..]), (2, b"bbbb"), (5, b"cccc")] {
-            s.mailbox_store(&entry(1, 2, digest, env, 1000), &q, 0)
+            s.write(|tx| tx.mailbox_store(&entry(1, 2, digest, env, 1000), &q, 0))
                 .unwrap();
         }
         let digests = |p: &MailboxPage| p.entries.iter().map(|e| e.digest[0]).collect::<Vec<_>>();
-        let page = s.mailbox_fetch(&[1; 32], 10, 2, usize::MAX).unwrap();
+        let page = s.read().mailbox_fetch(&[1; 32], 10, 2, usize::MAX).unwrap();
         assert_eq!((digests(&page), page.more), (vec![9, 2], true));
-        let page = s.mailbox_fetch(&[1; 32], 10, 3, usize::MAX).unwrap();
+        let page = s.read().mailbox_fetch(&[1; 32], 10, 3, usize::MAX).unwrap();
         assert_eq!((digests(&page), page.more), (vec![9, 2, 5], false));
         // 8 bytes fit two envelopes of 4; 11 bytes still two.
-        let page = s.mailbox_fetch(&[1; 32], 10, 10, 8).unwrap();
+        let page = s.read().mailbox_fetch(&[1; 32], 10, 10, 8).unwrap();
         assert_eq!((digests(&page), page.more), (vec![9, 2], true));
-        let page = s.mailbox_fetch(&[1; 32], 10, 10, 11).unwrap();
+        let page = s.read().mailbox_fetch(&[1; 32], 10, 10, 11).unwrap();
         assert_eq!((digests(&page), page.more), (vec![9, 2], true));
-        let page = s.mailbox_fetch(&[1; 32], 10, 10, 12).unwrap();
+        let page = s.read().mailbox_fetch(&[1; 32], 10, 10, 12).unwrap();
         assert_eq!((digests(&page), page.more), (vec![9, 2, 5], false));
         // The cap is strict, even for the first envelope.
-        let page = s.mailbox_fetch(&[1; 32], 10, 10, 3).unwrap();
+        let page = s.read().mailbox_fetch(&[1; 32], 10, 10, 3).unwrap();
         assert_eq!((digests(&page), page.more), (vec![], true));
-        let page = s.mailbox_fetch(&[1; 32], 10, 0, usize::MAX).unwrap();
+        let page = s.read().mailbox_fetch(&[1; 32], 10, 0, usize::MAX).unwrap();
         assert_eq!((digests(&page), page.more), (vec![], true));
         // Deleting the first page lets the next one through.
-        s.mailbox_delete(&[1; 32], &[[9; 32], [2; 32]], 10).unwrap();
-        let page = s.mailbox_fetch(&[1; 32], 10, 2, usize::MAX).unwrap();
+        s.write(|tx| tx.mailbox_delete(&[1; 32], &[[9; 32], [2; 32]], 10))
+            .unwrap();
+        let page = s.read().mailbox_fetch(&[1; 32], 10, 2, usize::MAX).unwrap();
         assert_eq!((digests(&page), page.more), (vec![5], false));
         assert_eq!(
-            s.mailbox_entries(&[1; 32], 10, usize::MAX).unwrap().len(),
+            s.read()
+                .mailbox_entries(&[1; 32], 10, usize::MAX)
+                .unwrap()
+                .len(),
             1
         );
     }
@@ -1154,48 +925,66 @@ mod tests {
     fn a_tombstone_refuses_a_late_re_store_until_it_expires() {
         let mut s = Store::open_in_memory().unwrap();
         let q = MailboxQuota::default();
-        s.mailbox_store(&entry(1, 2, 3, b"env", 500), &q, 10)
+        s.write(|tx| tx.mailbox_store(&entry(1, 2, 3, b"env", 500), &q, 10))
             .unwrap();
-        assert_eq!(s.mailbox_delete(&[1; 32], &[[3; 32]], 20).unwrap(), 1);
+        assert_eq!(
+            s.write(|tx| tx.mailbox_delete(&[1; 32], &[[3; 32]], 20))
+                .unwrap(),
+            1
+        );
         // A replica that had not heard of the delete pushes it again: refused, nothing written.
         assert_eq!(
-            s.mailbox_store(&entry(1, 2, 3, b"env", 500), &q, 30)
+            s.write(|tx| tx.mailbox_store(&entry(1, 2, 3, b"env", 500), &q, 30))
                 .unwrap(),
             MailboxStored::AlreadyDelivered
         );
-        s.mailbox_check_quota(&entry(1, 2, 3, b"env", 500), &q, 30)
+        s.read()
+            .mailbox_check_quota(&entry(1, 2, 3, b"env", 500), &q, 30)
             .unwrap();
         assert_eq!(s.mailbox_summary().unwrap().count, 0);
         // The same digest for another recipient is another envelope.
         assert_eq!(
-            s.mailbox_store(&entry(4, 2, 3, b"env", 500), &q, 30)
+            s.write(|tx| tx.mailbox_store(&entry(4, 2, 3, b"env", 500), &q, 30))
                 .unwrap(),
             MailboxStored::Stored
         );
 
         // A digest deleted before it ever arrived here is refused too, for a week.
-        assert_eq!(s.mailbox_delete(&[1; 32], &[[7; 32]], 100).unwrap(), 0);
         assert_eq!(
-            s.mailbox_store(&entry(1, 2, 7, b"late", 100 + TOMBSTONE_TTL_MS), &q, 200)
+            s.write(|tx| tx.mailbox_delete(&[1; 32], &[[7; 32]], 100))
                 .unwrap(),
+            0
+        );
+        assert_eq!(
+            s.write(|tx| tx.mailbox_store(
+                &entry(1, 2, 7, b"late", 100 + TOMBSTONE_TTL_MS),
+                &q,
+                200
+            ))
+            .unwrap(),
             MailboxStored::AlreadyDelivered
         );
         // A second delete never shortens a tombstone.
-        s.mailbox_delete(&[1; 32], &[[7; 32]], 0).unwrap();
+        s.write(|tx| tx.mailbox_delete(&[1; 32], &[[7; 32]], 0))
+            .unwrap();
         assert_eq!(s.mailbox_summary().unwrap().tombstones, 2);
 
         // The deleted envelope's tombstone lasts as long as the envelope would have (500).
         assert_eq!(
-            s.mailbox_store(&entry(1, 2, 3, b"env", 600), &q, 500)
+            s.write(|tx| tx.mailbox_store(&entry(1, 2, 3, b"env", 600), &q, 500))
                 .unwrap(),
             MailboxStored::Stored,
             "an expired tombstone no longer refuses"
         );
         // Recipient 4's envelope (expired at 500) is still there: the store path purges at most
         // every MAILBOX_PURGE_INTERVAL_MS, not on every store.
-        assert_eq!(s.mailbox_purge_expired(500).unwrap(), 1);
+        assert_eq!(s.write(|tx| tx.mailbox_purge_expired(500)).unwrap(), 1);
         assert_eq!(s.mailbox_summary().unwrap().tombstones, 1);
-        assert_eq!(s.mailbox_purge_expired(100 + TOMBSTONE_TTL_MS).unwrap(), 1);
+        assert_eq!(
+            s.write(|tx| tx.mailbox_purge_expired(100 + TOMBSTONE_TTL_MS))
+                .unwrap(),
+            1
+        );
         assert_eq!(s.mailbox_summary().unwrap().tombstones, 0);
         assert_eq!(s.mailbox_summary().unwrap().count, 0);
     }
@@ -1242,9 +1031,10 @@ mod tests {
             ..MailboxQuota::default()
         };
         // Recipient 1 already holds one; digest 9 was delivered (tombstoned).
-        s.mailbox_store(&entry(1, 2, 1, b"held", 1000), &q, 0)
+        s.write(|tx| tx.mailbox_store(&entry(1, 2, 1, b"held", 1000), &q, 0))
             .unwrap();
-        s.mailbox_delete(&[1; 32], &[[9; 32]], 0).unwrap();
+        s.write(|tx| tx.mailbox_delete(&[1; 32], &[[9; 32]], 0))
+            .unwrap();
         let batch = [
             entry(1, 2, 1, b"held", 1000),  // already held
             entry(1, 2, 2, b"new-a", 1000), // stored: 2 of 3
@@ -1255,7 +1045,9 @@ mod tests {
             entry(5, 4, 4, b"new-c", 1000), // the same digest for another recipient: stored
             entry(1, 4, 3, b"new-b", 1000), // a duplicate passes even at a full quota
         ];
-        let outcomes = s.mailbox_store_batch(&batch, &q, 10).unwrap();
+        let outcomes = s
+            .write(|tx| tx.mailbox_store_batch(&batch, &q, 10))
+            .unwrap();
         assert_eq!(
             outcomes,
             vec![
@@ -1274,7 +1066,8 @@ mod tests {
             ]
         );
         let digests = |r: u8| {
-            s.mailbox_entries(&[r; 32], 20, 10)
+            s.read()
+                .mailbox_entries(&[r; 32], 20, 10)
                 .unwrap()
                 .iter()
                 .map(|e| e.digest[0])
@@ -1290,16 +1083,18 @@ mod tests {
             ..MailboxQuota::default()
         };
         let outcomes = s
-            .mailbox_store_batch(
-                &[
-                    entry(7, 8, 1, b"12345", 1000),
-                    entry(6, 8, 2, b"123456", 1000),
-                    entry(6, 8, 3, b"12345", 1000),
-                    entry(6, 9, 4, b"123456", 1000),
-                ],
-                &q,
-                20,
-            )
+            .write(|tx| {
+                tx.mailbox_store_batch(
+                    &[
+                        entry(7, 8, 1, b"12345", 1000),
+                        entry(6, 8, 2, b"123456", 1000),
+                        entry(6, 8, 3, b"12345", 1000),
+                        entry(6, 9, 4, b"123456", 1000),
+                    ],
+                    &q,
+                    20,
+                )
+            })
             .unwrap();
         assert_eq!(
             outcomes,
@@ -1322,7 +1117,11 @@ mod tests {
         );
         assert_counters_exact(&s);
         // An empty batch is a no-op.
-        assert!(s.mailbox_store_batch(&[], &q, 30).unwrap().is_empty());
+        assert!(
+            s.write(|tx| tx.mailbox_store_batch(&[], &q, 30))
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
@@ -1332,15 +1131,18 @@ mod tests {
             max_count_per_sender: 2,
             ..MailboxQuota::default()
         };
-        s.mailbox_store(&entry(1, 2, 1, b"a", 100), &q, 0).unwrap();
-        s.mailbox_store(&entry(3, 2, 2, b"b", 100), &q, 0).unwrap();
+        s.write(|tx| tx.mailbox_store(&entry(1, 2, 1, b"a", 100), &q, 0))
+            .unwrap();
+        s.write(|tx| tx.mailbox_store(&entry(3, 2, 2, b"b", 100), &q, 0))
+            .unwrap();
         // Both expired at 100, not purged yet (the last purge was at 0): the sender's quota is
         // full by the counters, yet neither the check nor the store refuse.
         assert_eq!(s.mailbox_summary().unwrap().count, 2);
-        s.mailbox_check_quota(&entry(4, 2, 3, b"c", 1000), &q, 100)
+        s.read()
+            .mailbox_check_quota(&entry(4, 2, 3, b"c", 1000), &q, 100)
             .unwrap();
         assert_eq!(
-            s.mailbox_store(&entry(4, 2, 3, b"c", 1000), &q, 100)
+            s.write(|tx| tx.mailbox_store(&entry(4, 2, 3, b"c", 1000), &q, 100))
                 .unwrap(),
             MailboxStored::Stored
         );
@@ -1348,37 +1150,42 @@ mod tests {
         assert_counters_exact(&s);
 
         // Without a quota refusal, expired entries wait for the timer.
-        s.mailbox_store(&entry(5, 6, 1, b"d", 200), &q, 150)
+        s.write(|tx| tx.mailbox_store(&entry(5, 6, 1, b"d", 200), &q, 150))
             .unwrap();
-        s.mailbox_store(&entry(5, 6, 2, b"e", 5000), &q, 300)
+        s.write(|tx| tx.mailbox_store(&entry(5, 6, 2, b"e", 5000), &q, 300))
             .unwrap();
         assert_eq!(
             s.mailbox_summary().unwrap().count,
             3,
             "expired at 200, kept"
         );
-        assert_eq!(s.mailbox_entries(&[5; 32], 300, 10).unwrap().len(), 1);
-        assert!(!s.mailbox_recipients(300).unwrap().contains(&[1; 32]));
-        s.mailbox_store(
-            &entry(5, 6, 3, b"f", 200_000),
-            &q,
-            100 + MAILBOX_PURGE_INTERVAL_MS,
-        )
+        assert_eq!(
+            s.read().mailbox_entries(&[5; 32], 300, 10).unwrap().len(),
+            1
+        );
+        assert!(!s.read().mailbox_recipients(300).unwrap().contains(&[1; 32]));
+        s.write(|tx| {
+            tx.mailbox_store(
+                &entry(5, 6, 3, b"f", 200_000),
+                &q,
+                100 + MAILBOX_PURGE_INTERVAL_MS,
+            )
+        })
         .unwrap();
         // 100 + interval: the purge ran; 1000 (recipient 4) and 5000 had expired too.
         assert_eq!(s.mailbox_summary().unwrap().count, 1);
         assert_counters_exact(&s);
 
         // An expired copy of the same envelope is replaced, not reported as a duplicate.
-        s.mailbox_store(&entry(8, 6, 7, b"g", 70_000), &q, 69_000)
+        s.write(|tx| tx.mailbox_store(&entry(8, 6, 7, b"g", 70_000), &q, 69_000))
             .unwrap();
         assert_eq!(
-            s.mailbox_store(&entry(8, 6, 7, b"g", 90_000), &q, 80_000)
+            s.write(|tx| tx.mailbox_store(&entry(8, 6, 7, b"g", 90_000), &q, 80_000))
                 .unwrap(),
             MailboxStored::Stored
         );
         assert_eq!(
-            s.mailbox_entries(&[8; 32], 80_000, 10).unwrap()[0].expires_at,
+            s.read().mailbox_entries(&[8; 32], 80_000, 10).unwrap()[0].expires_at,
             90_000
         );
         assert_counters_exact(&s);
@@ -1397,7 +1204,9 @@ mod tests {
             .collect();
         let acknowledged = {
             let mut s = Store::open(&path).unwrap();
-            let outcomes = s.mailbox_store_batch(&batch, &q, 10).unwrap();
+            let outcomes = s
+                .write(|tx| tx.mailbox_store_batch(&batch, &q, 10))
+                .unwrap();
             assert!(outcomes.iter().all(|o| *o == Ok(MailboxStored::Stored)));
             outcomes.len()
             // Dropped without any shutdown step, as a crash right after the acks would.
@@ -1405,7 +1214,7 @@ mod tests {
         let s = Store::open(&path).unwrap();
         let mut held = 0;
         for r in 0..4u8 {
-            for e in s.mailbox_entries(&[r; 32], 20, 100).unwrap() {
+            for e in s.read().mailbox_entries(&[r; 32], 20, 100).unwrap() {
                 assert_eq!(e.envelope, envelopes[usize::from(e.digest[0])]);
                 held += 1;
             }
@@ -1544,20 +1353,20 @@ mod tests {
                             .collect();
                         let expected: Vec<MailboxOutcome> =
                             batch.iter().map(|e| model.store(e, &q, now)).collect();
-                        proptest::prop_assert_eq!(s.mailbox_store_batch(&batch, &q, now).unwrap(), expected);
+                        proptest::prop_assert_eq!(s.write(|tx| tx.mailbox_store_batch(&batch, &q, now)).unwrap(), expected);
                     }
                     Op::Delete(recipient, digests, step) => {
                         now += step;
                         let named: Vec<[u8; 32]> = digests.iter().map(|&d| [d; 32]).collect();
                         proptest::prop_assert_eq!(
-                            s.mailbox_delete(&[recipient; 32], &named, now).unwrap(),
+                            s.write(|tx| tx.mailbox_delete(&[recipient; 32], &named, now)).unwrap(),
                             model.delete(recipient, &digests, now)
                         );
                     }
                     Op::Purge(step) => {
                         now += step;
                         // The store may have purged some already on its own timer.
-                        let purged = s.mailbox_purge_expired(now).unwrap();
+                        let purged = s.write(|tx| tx.mailbox_purge_expired(now)).unwrap();
                         proptest::prop_assert!(purged <= model.purge(now));
                     }
                 }
@@ -1566,7 +1375,7 @@ mod tests {
                 proptest::prop_assert_eq!(by_sender, scan_sender);
                 for r in 0..4u8 {
                     let held: Vec<u8> = s
-                        .mailbox_entries(&[r; 32], now, 100)
+                        .read().mailbox_entries(&[r; 32], now, 100)
                         .unwrap()
                         .iter()
                         .map(|e| e.digest[0])
@@ -1587,37 +1396,44 @@ mod tests {
     fn recipients_with_unexpired_entries() {
         let mut s = Store::open_in_memory().unwrap();
         let q = MailboxQuota::default();
-        s.mailbox_store(&entry(5, 2, 1, b"a", 1000), &q, 0).unwrap();
-        s.mailbox_store(&entry(5, 2, 2, b"b", 1000), &q, 0).unwrap();
-        s.mailbox_store(&entry(3, 2, 3, b"c", 1000), &q, 0).unwrap();
-        s.mailbox_store(&entry(4, 2, 4, b"d", 100), &q, 0).unwrap();
+        s.write(|tx| tx.mailbox_store(&entry(5, 2, 1, b"a", 1000), &q, 0))
+            .unwrap();
+        s.write(|tx| tx.mailbox_store(&entry(5, 2, 2, b"b", 1000), &q, 0))
+            .unwrap();
+        s.write(|tx| tx.mailbox_store(&entry(3, 2, 3, b"c", 1000), &q, 0))
+            .unwrap();
+        s.write(|tx| tx.mailbox_store(&entry(4, 2, 4, b"d", 100), &q, 0))
+            .unwrap();
         assert_eq!(
-            s.mailbox_recipients(50).unwrap(),
+            s.read().mailbox_recipients(50).unwrap(),
             vec![[3; 32], [4; 32], [5; 32]]
         );
         assert_eq!(
-            s.mailbox_recipients(100).unwrap(),
+            s.read().mailbox_recipients(100).unwrap(),
             vec![[3; 32], [5; 32]],
             "4's only entry expired"
         );
-        assert!(s.mailbox_recipients(1000).unwrap().is_empty());
+        assert!(s.read().mailbox_recipients(1000).unwrap().is_empty());
     }
 
     #[test]
     fn a_device_list_version_only_grows() {
         let mut s = Store::open_in_memory().unwrap();
-        assert_eq!(s.mailbox_device_list_version(&[1; 32]).unwrap(), 0);
-        s.note_mailbox_device_list_version(&[1; 32], 3, 10).unwrap();
-        assert_eq!(s.mailbox_device_list_version(&[1; 32]).unwrap(), 3);
-        s.note_mailbox_device_list_version(&[1; 32], 2, 20).unwrap();
-        assert_eq!(s.mailbox_device_list_version(&[1; 32]).unwrap(), 3);
-        s.note_mailbox_device_list_version(&[1; 32], 7, 30).unwrap();
-        assert_eq!(s.mailbox_device_list_version(&[1; 32]).unwrap(), 7);
-        assert_eq!(s.mailbox_device_list_version(&[2; 32]).unwrap(), 0);
-        s.note_mailbox_device_list_version(&[2; 32], u64::MAX, 40)
+        assert_eq!(s.read().mailbox_device_list_version(&[1; 32]).unwrap(), 0);
+        s.write(|tx| tx.note_mailbox_device_list_version(&[1; 32], 3, 10))
+            .unwrap();
+        assert_eq!(s.read().mailbox_device_list_version(&[1; 32]).unwrap(), 3);
+        s.write(|tx| tx.note_mailbox_device_list_version(&[1; 32], 2, 20))
+            .unwrap();
+        assert_eq!(s.read().mailbox_device_list_version(&[1; 32]).unwrap(), 3);
+        s.write(|tx| tx.note_mailbox_device_list_version(&[1; 32], 7, 30))
+            .unwrap();
+        assert_eq!(s.read().mailbox_device_list_version(&[1; 32]).unwrap(), 7);
+        assert_eq!(s.read().mailbox_device_list_version(&[2; 32]).unwrap(), 0);
+        s.write(|tx| tx.note_mailbox_device_list_version(&[2; 32], u64::MAX, 40))
             .unwrap();
         assert_eq!(
-            s.mailbox_device_list_version(&[2; 32]).unwrap(),
+            s.read().mailbox_device_list_version(&[2; 32]).unwrap(),
             i64::MAX as u64,
             "clamped, still the highest"
         );
@@ -1628,26 +1444,30 @@ mod tests {
         let mut s = Store::open_in_memory().unwrap();
         let q = MailboxQuota::default();
         for d in 1..=5u8 {
-            s.mailbox_store(&entry(1, 2, d, b"env", 1000), &q, 0)
+            s.write(|tx| tx.mailbox_store(&entry(1, 2, d, b"env", 1000), &q, 0))
                 .unwrap();
         }
         let digests = |p: &MailboxPage| p.entries.iter().map(|e| e.digest[0]).collect::<Vec<_>>();
         let first = s
+            .read()
             .mailbox_fetch_after(&[1; 32], 10, 0, 2, usize::MAX)
             .unwrap();
         assert_eq!((digests(&first), first.more), (vec![1, 2], true));
         assert_eq!(first.next_cursor, first.entries[1].id);
         // Nothing deleted: the cursor still moves on.
         let second = s
+            .read()
             .mailbox_fetch_after(&[1; 32], 10, first.next_cursor, 2, usize::MAX)
             .unwrap();
         assert_eq!((digests(&second), second.more), (vec![3, 4], true));
         let last = s
+            .read()
             .mailbox_fetch_after(&[1; 32], 10, second.next_cursor, 2, usize::MAX)
             .unwrap();
         assert_eq!((digests(&last), last.more), (vec![5], false));
         // Past the end: empty, the cursor unchanged.
         let past = s
+            .read()
             .mailbox_fetch_after(&[1; 32], 10, last.next_cursor, 2, usize::MAX)
             .unwrap();
         assert_eq!((digests(&past), past.more), (vec![], false));
@@ -1660,10 +1480,10 @@ mod tests {
         let q = MailboxQuota::default();
         let mut e = entry(1, 2, 3, b"env", 1000);
         e.sender_cert = &[7; 137];
-        s.mailbox_store(&e, &q, 0).unwrap();
-        s.mailbox_store(&entry(1, 2, 4, b"env2", 1000), &q, 0)
+        s.write(|tx| tx.mailbox_store(&e, &q, 0)).unwrap();
+        s.write(|tx| tx.mailbox_store(&entry(1, 2, 4, b"env2", 1000), &q, 0))
             .unwrap();
-        let held = s.mailbox_entries(&[1; 32], 10, 10).unwrap();
+        let held = s.read().mailbox_entries(&[1; 32], 10, 10).unwrap();
         assert_eq!(held[0].sender_cert, vec![7; 137]);
         assert!(held[1].sender_cert.is_empty());
     }
@@ -1672,30 +1492,34 @@ mod tests {
     fn a_rejection_deletes_only_an_entry_that_is_held() {
         let mut s = Store::open_in_memory().unwrap();
         let q = MailboxQuota::default();
-        s.mailbox_store(&entry(1, 2, 3, b"held", 1000), &q, 0)
+        s.write(|tx| tx.mailbox_store(&entry(1, 2, 3, b"held", 1000), &q, 0))
             .unwrap();
         // Rejected: the held one goes (tombstoned), the unknown digest is ignored.
         assert_eq!(
-            s.mailbox_delete_held(&[1; 32], &[[3; 32], [4; 32]], 10)
+            s.write(|tx| tx.mailbox_delete_held(&[1; 32], &[[3; 32], [4; 32]], 10))
                 .unwrap(),
             1
         );
         assert_eq!(s.mailbox_summary().unwrap().tombstones, 1);
         assert_eq!(
-            s.mailbox_store(&entry(1, 2, 3, b"held", 1000), &q, 20)
+            s.write(|tx| tx.mailbox_store(&entry(1, 2, 3, b"held", 1000), &q, 20))
                 .unwrap(),
             MailboxStored::AlreadyDelivered
         );
         // The digest the rejection named but this replica never held can still be stored
         // (with `mailbox_delete`, the old path for every entry, it was tombstoned for a week).
         assert_eq!(
-            s.mailbox_store(&entry(1, 2, 4, b"real", 1000), &q, 20)
+            s.write(|tx| tx.mailbox_store(&entry(1, 2, 4, b"real", 1000), &q, 20))
                 .unwrap(),
             MailboxStored::Stored
         );
         // Another recipient's rejection cannot touch it.
-        assert_eq!(s.mailbox_delete_held(&[9; 32], &[[4; 32]], 30).unwrap(), 0);
-        assert_eq!(s.mailbox_entries(&[1; 32], 30, 10).unwrap().len(), 1);
+        assert_eq!(
+            s.write(|tx| tx.mailbox_delete_held(&[9; 32], &[[4; 32]], 30))
+                .unwrap(),
+            0
+        );
+        assert_eq!(s.read().mailbox_entries(&[1; 32], 30, 10).unwrap().len(), 1);
     }
 
     #[test]
@@ -1710,9 +1534,12 @@ mod tests {
             })
             .collect();
         // Deleted in two receipts at different times: the earliest-expiring go first.
-        s.mailbox_delete(&[1; 32], &digests[..10], 0).unwrap();
-        s.mailbox_delete(&[1; 32], &digests[10..], 1000).unwrap();
-        s.mailbox_delete(&[2; 32], &digests[..5], 0).unwrap();
+        s.write(|tx| tx.mailbox_delete(&[1; 32], &digests[..10], 0))
+            .unwrap();
+        s.write(|tx| tx.mailbox_delete(&[1; 32], &digests[10..], 1000))
+            .unwrap();
+        s.write(|tx| tx.mailbox_delete(&[2; 32], &digests[..5], 0))
+            .unwrap();
         let count = |r: u8| -> i64 {
             s.conn
                 .query_row(
@@ -1727,7 +1554,7 @@ mod tests {
         // The ten of the first receipt (expiring first) went.
         let q = MailboxQuota::default();
         assert_eq!(
-            s.mailbox_store(&entry(1, 2, 0, b"x", TOMBSTONE_TTL_MS), &q, 2000)
+            s.write(|tx| tx.mailbox_store(&entry(1, 2, 0, b"x", TOMBSTONE_TTL_MS), &q, 2000))
                 .unwrap(),
             MailboxStored::Stored
         );
@@ -1759,11 +1586,14 @@ mod tests {
         };
         assert_eq!(rows(&s), 16);
         // The least recently noted went; the newest is there.
-        assert_eq!(s.mailbox_device_list_version(&uid(0)).unwrap(), 0);
-        assert_eq!(s.mailbox_device_list_version(&uid(3)).unwrap(), 1);
-        assert_eq!(s.mailbox_device_list_version(&uid(n - 1)).unwrap(), 2);
+        assert_eq!(s.read().mailbox_device_list_version(&uid(0)).unwrap(), 0);
+        assert_eq!(s.read().mailbox_device_list_version(&uid(3)).unwrap(), 1);
+        assert_eq!(
+            s.read().mailbox_device_list_version(&uid(n - 1)).unwrap(),
+            2
+        );
         // Not noted for DEVICE_LIST_MEMORY_MS: forgotten by the purge.
-        s.mailbox_purge_expired(n as i64 + DEVICE_LIST_MEMORY_MS)
+        s.write(|tx| tx.mailbox_purge_expired(n as i64 + DEVICE_LIST_MEMORY_MS))
             .unwrap();
         assert_eq!(rows(&s), 0);
     }
@@ -1777,18 +1607,23 @@ mod tests {
             ..MailboxQuota::default()
         };
         // Recipient 1 holds 3 (one expiring at 50), recipient 2 holds 1: full.
-        s.mailbox_store(&entry(1, 9, 1, b"a", 50), &q, 0).unwrap();
-        s.mailbox_store(&entry(1, 9, 2, b"b", 1000), &q, 0).unwrap();
-        s.mailbox_store(&entry(1, 9, 3, b"c", 1000), &q, 0).unwrap();
-        s.mailbox_store(&entry(2, 9, 4, b"d", 1000), &q, 0).unwrap();
+        s.write(|tx| tx.mailbox_store(&entry(1, 9, 1, b"a", 50), &q, 0))
+            .unwrap();
+        s.write(|tx| tx.mailbox_store(&entry(1, 9, 2, b"b", 1000), &q, 0))
+            .unwrap();
+        s.write(|tx| tx.mailbox_store(&entry(1, 9, 3, b"c", 1000), &q, 0))
+            .unwrap();
+        s.write(|tx| tx.mailbox_store(&entry(2, 9, 4, b"d", 1000), &q, 0))
+            .unwrap();
         // At 10 nothing is expired; recipient 1 (3) holds more than 2 would (2): its oldest goes.
         assert_eq!(
-            s.mailbox_store(&entry(2, 9, 5, b"e", 1000), &q, 10)
+            s.write(|tx| tx.mailbox_store(&entry(2, 9, 5, b"e", 1000), &q, 10))
                 .unwrap(),
             MailboxStored::Stored
         );
         let digests = |s: &Store, r: u8, now| {
-            s.mailbox_entries(&[r; 32], now, 10)
+            s.read()
+                .mailbox_entries(&[r; 32], now, 10)
                 .unwrap()
                 .iter()
                 .map(|e| e.digest[0])
@@ -1798,29 +1633,30 @@ mod tests {
         assert_eq!(digests(&s, 2, 10), vec![4, 5]);
         // Now 2 and 2: storing for 2 again would make it the largest: refused, nothing lost.
         let err = s
-            .mailbox_store(&entry(2, 9, 6, b"f", 1000), &q, 20)
+            .write(|tx| tx.mailbox_store(&entry(2, 9, 6, b"f", 1000), &q, 20))
             .unwrap_err();
         assert!(err.to_string().contains("mailbox is full"), "{err}");
-        s.mailbox_check_quota(&entry(2, 9, 6, b"f", 1000), &q, 20)
+        s.read()
+            .mailbox_check_quota(&entry(2, 9, 6, b"f", 1000), &q, 20)
             .unwrap_err();
         // A third recipient (holding none) may take from the largest (2 each; 1 is first).
         assert_eq!(
-            s.mailbox_store(&entry(3, 9, 7, b"g", 1000), &q, 20)
+            s.write(|tx| tx.mailbox_store(&entry(3, 9, 7, b"g", 1000), &q, 20))
                 .unwrap(),
             MailboxStored::Stored
         );
         assert_eq!(s.mailbox_summary().unwrap().count, 4);
         // Expired entries go before anyone is evicted.
-        s.mailbox_store(&entry(3, 9, 8, b"h", 100), &q, 30)
+        s.write(|tx| tx.mailbox_store(&entry(3, 9, 8, b"h", 100), &q, 30))
             .unwrap_err();
         let q2 = MailboxQuota {
             max_total_count: 5,
             ..q
         };
-        s.mailbox_store(&entry(3, 9, 8, b"h", 100), &q2, 30)
+        s.write(|tx| tx.mailbox_store(&entry(3, 9, 8, b"h", 100), &q2, 30))
             .unwrap();
         assert_eq!(
-            s.mailbox_store(&entry(4, 9, 9, b"i", 1000), &q2, 100)
+            s.write(|tx| tx.mailbox_store(&entry(4, 9, 9, b"i", 1000), &q2, 100))
                 .unwrap(),
             MailboxStored::Stored
         );
@@ -1833,16 +1669,16 @@ mod tests {
             max_total_bytes: 10,
             ..MailboxQuota::default()
         };
-        s.mailbox_store(&entry(1, 9, 1, b"12345678", 1000), &q, 0)
+        s.write(|tx| tx.mailbox_store(&entry(1, 9, 1, b"12345678", 1000), &q, 0))
             .unwrap();
         assert_eq!(
-            s.mailbox_store(&entry(2, 9, 2, b"123", 1000), &q, 0)
+            s.write(|tx| tx.mailbox_store(&entry(2, 9, 2, b"123", 1000), &q, 0))
                 .unwrap(),
             MailboxStored::Stored
         );
         assert!(digests(&s, 1, 0).is_empty(), "8 bytes > 3: evicted");
         let err = s
-            .mailbox_store(&entry(2, 9, 3, b"12345678", 1000), &q, 0)
+            .write(|tx| tx.mailbox_store(&entry(2, 9, 3, b"12345678", 1000), &q, 0))
             .unwrap_err();
         assert!(matches!(err, StoreError::QuotaExceeded(_)), "{err}");
     }

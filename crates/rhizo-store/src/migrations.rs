@@ -442,7 +442,10 @@ mod tests {
             (MessageState::Sent, None, Some("hi"))
         );
         assert_eq!(store.outbox_next_attempt().expect("outbox"), Some(20));
-        let held = store.mailbox_entries(&[0; 32], 100, 10).expect("mailbox");
+        let held = store
+            .read()
+            .mailbox_entries(&[0; 32], 100, 10)
+            .expect("mailbox");
         assert_eq!(held.len(), 1);
         assert_eq!(held[0].envelope, vec![0xca, 0xfe]);
         let summary = store.mailbox_summary().expect("summary");
@@ -457,7 +460,7 @@ mod tests {
         assert!(!store.mark_stored(2, 2, 500, 30).expect("delivered stays"));
         assert_eq!(
             store
-                .mailbox_delete(&[0; 32], &[[0; 32]], 40)
+                .write(|tx| tx.mailbox_delete(&[0; 32], &[[0; 32]], 40))
                 .expect("delete"),
             1
         );
@@ -471,14 +474,20 @@ mod tests {
         };
         assert_eq!(
             store
-                .mailbox_store(&again, &MailboxQuota::default(), 50)
+                .write(|tx| tx.mailbox_store(&again, &MailboxQuota::default(), 50))
                 .expect("store"),
             MailboxStored::AlreadyDelivered
         );
         store
-            .note_mailbox_device_list_version(&[0; 32], 4, 60)
+            .write(|tx| tx.note_mailbox_device_list_version(&[0; 32], 4, 60))
             .expect("note");
-        assert_eq!(store.mailbox_device_list_version(&[0; 32]).expect("v"), 4);
+        assert_eq!(
+            store
+                .read()
+                .mailbox_device_list_version(&[0; 32])
+                .expect("v"),
+            4
+        );
         let me = ProfileRow {
             uid: [0; 32],
             version: 1,
@@ -561,34 +570,47 @@ mod tests {
                 last_failure: Some(19),
             },
         ];
-        assert_eq!(store.list_peers().expect("peers"), expected_peers);
+        assert_eq!(store.read().list_peers().expect("peers"), expected_peers);
         assert!(
-            store.peer_reputations().expect("reputations").is_empty(),
+            store
+                .read()
+                .peer_reputations()
+                .expect("reputations")
+                .is_empty(),
             "old peers start neutral"
         );
         assert_eq!(
             store.profile(&[0; 32]).expect("profile").map(|p| p.version),
             Some(3)
         );
-        assert_eq!(store.mailbox_device_list_version(&[0; 32]).expect("v"), 2);
+        assert_eq!(
+            store
+                .read()
+                .mailbox_device_list_version(&[0; 32])
+                .expect("v"),
+            2
+        );
 
         // What version 7 adds works on the upgraded rows.
         store
-            .set_peer_reputation("P1", -60, Some(1_000_000))
+            .write(|tx| tx.set_peer_reputation("P1", -60, Some(1_000_000)))
             .expect("reputation");
         assert_eq!(
-            store.peer_reputations().expect("reputations"),
+            store.read().peer_reputations().expect("reputations"),
             [("P1".to_owned(), -60, Some(1_000_000))]
         );
         assert_eq!(
-            store.evict_failing_peers(3).expect("evict"),
+            store.write(|tx| tx.evict_failing_peers(3)).expect("evict"),
             0,
             "P1 is banned"
         );
         store
-            .set_peer_reputation("P1", 0, None)
+            .write(|tx| tx.set_peer_reputation("P1", 0, None))
             .expect("reputation");
-        assert_eq!(store.evict_failing_peers(3).expect("evict"), 1);
+        assert_eq!(
+            store.write(|tx| tx.evict_failing_peers(3)).expect("evict"),
+            1
+        );
         let ban = BanRow {
             kind: BanKind::Cidr,
             value: "198.51.100.0/24".into(),
@@ -596,14 +618,14 @@ mod tests {
             until: None,
             created_at: 60,
         };
-        assert!(store.add_ban(&ban).expect("ban"));
+        assert!(store.write(|tx| tx.add_ban(&ban)).expect("ban"));
         let channel = ChannelRow {
             id: [4; 32],
             name: "news".into(),
             creator_uid: Some([5; 32]),
             joined_at: 70,
         };
-        assert!(store.join_channel(&channel).expect("join"));
+        assert!(store.write(|tx| tx.join_channel(&channel)).expect("join"));
         let post = ChannelPostRow {
             post_id: [6; 32],
             channel_id: [4; 32],
@@ -614,7 +636,11 @@ mod tests {
             received_at: 81,
             own: false,
         };
-        assert!(store.insert_channel_post(&post, 100).expect("post"));
+        assert!(
+            store
+                .write(|tx| tx.insert_channel_post(&post, 100))
+                .expect("post")
+        );
         let me = ProfileRow {
             uid: [0; 32],
             version: 4,
@@ -630,10 +656,16 @@ mod tests {
 
         // And it all survives a reopen.
         let store = Store::open(&path).expect("reopen");
-        assert_eq!(store.list_peers().expect("peers"), expected_peers[..1]);
-        assert_eq!(store.bans(100).expect("bans"), [ban]);
-        assert_eq!(store.channels().expect("channels"), [channel]);
-        assert_eq!(store.channel_posts(&[4; 32], 10).expect("posts"), [post]);
+        assert_eq!(
+            store.read().list_peers().expect("peers"),
+            expected_peers[..1]
+        );
+        assert_eq!(store.read().bans(100).expect("bans"), [ban]);
+        assert_eq!(store.read().channels().expect("channels"), [channel]);
+        assert_eq!(
+            store.read().channel_posts(&[4; 32], 10).expect("posts"),
+            [post]
+        );
         assert_eq!(store.profile(&[0; 32]).expect("profile"), Some(me));
     }
 
@@ -729,7 +761,7 @@ mod tests {
         };
         assert_eq!(
             store
-                .mailbox_store_batch(&[new(7), new(8)], &quota, 10)
+                .write(|tx| tx.mailbox_store_batch(&[new(7), new(8)], &quota, 10))
                 .expect("store"),
             [
                 Ok(MailboxStored::Stored),
@@ -742,7 +774,9 @@ mod tests {
         );
         // Once recipient 3's envelope (sender 0) expired, the sender has room again.
         assert_eq!(
-            store.mailbox_store(&new(8), &quota, 60).expect("store"),
+            store
+                .write(|tx| tx.mailbox_store(&new(8), &quota, 60))
+                .expect("store"),
             MailboxStored::Stored
         );
         assert_eq!(

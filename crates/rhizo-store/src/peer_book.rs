@@ -527,6 +527,7 @@ mod tests {
 
     fn peer(store: &Store, peer_id: &str) -> PeerRecord {
         store
+            .read()
             .list_peers()
             .expect("list")
             .into_iter()
@@ -554,20 +555,24 @@ mod tests {
     fn upsert_inserts_then_merges_addresses_and_keeps_first_source() {
         let mut store = Store::open_in_memory().expect("open");
         store
-            .upsert_peer(
-                "A",
-                &addrs(&["/ip4/1/tcp/1", "/ip4/2/tcp/2"]),
-                PeerSource::Mdns,
-                100,
-            )
+            .write(|tx| {
+                tx.upsert_peer(
+                    "A",
+                    &addrs(&["/ip4/1/tcp/1", "/ip4/2/tcp/2"]),
+                    PeerSource::Mdns,
+                    100,
+                )
+            })
             .expect("upsert");
         store
-            .upsert_peer(
-                "A",
-                &addrs(&["/ip4/3/tcp/3", "/ip4/1/tcp/1"]),
-                PeerSource::Kademlia,
-                200,
-            )
+            .write(|tx| {
+                tx.upsert_peer(
+                    "A",
+                    &addrs(&["/ip4/3/tcp/3", "/ip4/1/tcp/1"]),
+                    PeerSource::Kademlia,
+                    200,
+                )
+            })
             .expect("upsert");
 
         let a = peer(&store, "A");
@@ -579,17 +584,17 @@ mod tests {
             a.addrs,
             addrs(&["/ip4/1/tcp/1", "/ip4/3/tcp/3", "/ip4/2/tcp/2"])
         );
-        assert_eq!(store.peer_count().expect("count"), 1);
+        assert_eq!(store.read().peer_count().expect("count"), 1);
     }
 
     #[test]
     fn upsert_without_addresses_only_touches_last_seen() {
         let mut store = Store::open_in_memory().expect("open");
         store
-            .upsert_peer("A", &addrs(&["/ip4/1/tcp/1"]), PeerSource::Identify, 100)
+            .write(|tx| tx.upsert_peer("A", &addrs(&["/ip4/1/tcp/1"]), PeerSource::Identify, 100))
             .expect("upsert");
         store
-            .upsert_peer("A", &[], PeerSource::Identify, 150)
+            .write(|tx| tx.upsert_peer("A", &[], PeerSource::Identify, 150))
             .expect("upsert");
         let a = peer(&store, "A");
         assert_eq!(a.last_seen, 150);
@@ -601,22 +606,24 @@ mod tests {
         let mut store = Store::open_in_memory().expect("open");
         let long = "x".repeat(MAX_ADDR_BYTES + 1);
         store
-            .upsert_peer(
-                "A",
-                &[String::new(), long, "/ip4/1".into(), "/ip4/1".into()],
-                PeerSource::Manual,
-                1,
-            )
+            .write(|tx| {
+                tx.upsert_peer(
+                    "A",
+                    &[String::new(), long, "/ip4/1".into(), "/ip4/1".into()],
+                    PeerSource::Manual,
+                    1,
+                )
+            })
             .expect("upsert");
         assert_eq!(peer(&store, "A").addrs, addrs(&["/ip4/1"]));
 
         for bad in [String::new(), "p".repeat(MAX_PEER_ID_BYTES + 1)] {
             let err = store
-                .upsert_peer(&bad, &[], PeerSource::Manual, 1)
+                .write(|tx| tx.upsert_peer(&bad, &[], PeerSource::Manual, 1))
                 .expect_err("invalid id");
             assert!(matches!(err, StoreError::InvalidPeerId { len } if len == bad.len()));
         }
-        assert_eq!(store.peer_count().expect("count"), 1);
+        assert_eq!(store.read().peer_count().expect("count"), 1);
     }
 
     #[test]
@@ -625,25 +632,27 @@ mod tests {
             .expect("open")
             .with_peer_book_limits(100, 3);
         store
-            .upsert_peer("A", &addrs(&["/a1", "/a2"]), PeerSource::Identify, 10)
+            .write(|tx| tx.upsert_peer("A", &addrs(&["/a1", "/a2"]), PeerSource::Identify, 10))
             .expect("upsert");
         store
-            .upsert_peer("A", &addrs(&["/a3"]), PeerSource::Identify, 20)
+            .write(|tx| tx.upsert_peer("A", &addrs(&["/a3"]), PeerSource::Identify, 20))
             .expect("upsert");
         store
-            .upsert_peer("A", &addrs(&["/a4", "/a2"]), PeerSource::Identify, 30)
+            .write(|tx| tx.upsert_peer("A", &addrs(&["/a4", "/a2"]), PeerSource::Identify, 30))
             .expect("upsert");
         // /a1 (seen at 10) is the oldest and goes.
         assert_eq!(peer(&store, "A").addrs, addrs(&["/a2", "/a4", "/a3"]));
 
         // More in one call than the cap: the first ones given win.
         store
-            .upsert_peer(
-                "A",
-                &addrs(&["/b1", "/b2", "/b3", "/b4", "/b5"]),
-                PeerSource::Identify,
-                40,
-            )
+            .write(|tx| {
+                tx.upsert_peer(
+                    "A",
+                    &addrs(&["/b1", "/b2", "/b3", "/b4", "/b5"]),
+                    PeerSource::Identify,
+                    40,
+                )
+            })
             .expect("upsert");
         assert_eq!(peer(&store, "A").addrs, addrs(&["/b1", "/b2", "/b3"]));
     }
@@ -655,7 +664,7 @@ mod tests {
             .map(|i| format!("/ip4/{i}"))
             .collect();
         store
-            .upsert_peer("A", &many, PeerSource::Identify, 1)
+            .write(|tx| tx.upsert_peer("A", &many, PeerSource::Identify, 1))
             .expect("upsert");
         assert_eq!(peer(&store, "A").addrs.len(), MAX_ADDRS_PER_PEER);
     }
@@ -666,32 +675,34 @@ mod tests {
             .expect("open")
             .with_peer_book_limits(3, 4);
         store
-            .upsert_peer("old", &addrs(&["/o"]), PeerSource::Mdns, 10)
+            .write(|tx| tx.upsert_peer("old", &addrs(&["/o"]), PeerSource::Mdns, 10))
             .expect("upsert");
         store
-            .upsert_peer("flaky", &addrs(&["/f"]), PeerSource::Mdns, 30)
+            .write(|tx| tx.upsert_peer("flaky", &addrs(&["/f"]), PeerSource::Mdns, 30))
             .expect("upsert");
         store
-            .upsert_peer("mid", &addrs(&["/m"]), PeerSource::Mdns, 20)
+            .write(|tx| tx.upsert_peer("mid", &addrs(&["/m"]), PeerSource::Mdns, 20))
             .expect("upsert");
-        store.record_dial_failure("flaky", 31).expect("failure");
+        store
+            .write(|tx| tx.record_dial_failure("flaky", 31))
+            .expect("failure");
 
         // Full: adding a fourth evicts "flaky" (most failures) despite being newest.
         store
-            .upsert_peer("new1", &addrs(&["/n1"]), PeerSource::Mdns, 40)
+            .write(|tx| tx.upsert_peer("new1", &addrs(&["/n1"]), PeerSource::Mdns, 40))
             .expect("upsert");
-        assert_eq!(store.peer_count().expect("count"), 3);
+        assert_eq!(store.read().peer_count().expect("count"), 3);
         assert_eq!(
-            ids(&store.list_peers().expect("list")),
+            ids(&store.read().list_peers().expect("list")),
             ["new1", "mid", "old"]
         );
 
         // Then the oldest by last_seen; its addresses go with it.
         store
-            .upsert_peer("new2", &addrs(&["/n2"]), PeerSource::Mdns, 50)
+            .write(|tx| tx.upsert_peer("new2", &addrs(&["/n2"]), PeerSource::Mdns, 50))
             .expect("upsert");
         assert_eq!(
-            ids(&store.list_peers().expect("list")),
+            ids(&store.read().list_peers().expect("list")),
             ["new2", "new1", "mid"]
         );
         let orphan_addrs: i64 = store
@@ -706,9 +717,9 @@ mod tests {
 
         // Updating a known peer never evicts.
         store
-            .upsert_peer("mid", &addrs(&["/m2"]), PeerSource::Mdns, 60)
+            .write(|tx| tx.upsert_peer("mid", &addrs(&["/m2"]), PeerSource::Mdns, 60))
             .expect("upsert");
-        assert_eq!(store.peer_count().expect("count"), 3);
+        assert_eq!(store.read().peer_count().expect("count"), 3);
     }
 
     #[test]
@@ -717,27 +728,39 @@ mod tests {
             .expect("open")
             .with_peer_book_limits(1, 4);
         store
-            .upsert_peer("A", &[], PeerSource::Manual, 100)
+            .write(|tx| tx.upsert_peer("A", &[], PeerSource::Manual, 100))
             .expect("upsert");
         // B's clock is behind and B would sort as oldest; A goes anyway.
         store
-            .upsert_peer("B", &[], PeerSource::Manual, 50)
+            .write(|tx| tx.upsert_peer("B", &[], PeerSource::Manual, 50))
             .expect("upsert");
-        assert_eq!(ids(&store.list_peers().expect("list")), ["B"]);
+        assert_eq!(ids(&store.read().list_peers().expect("list")), ["B"]);
     }
 
     #[test]
     fn dial_failures_count_up_and_success_resets() {
         let mut store = Store::open_in_memory().expect("open");
         store
-            .upsert_peer("A", &addrs(&["/a"]), PeerSource::Bootstrap, 10)
+            .write(|tx| tx.upsert_peer("A", &addrs(&["/a"]), PeerSource::Bootstrap, 10))
             .expect("upsert");
-        assert_eq!(store.record_dial_failure("A", 11).expect("failure"), 1);
-        assert_eq!(store.record_dial_failure("A", 12).expect("failure"), 2);
+        assert_eq!(
+            store
+                .write(|tx| tx.record_dial_failure("A", 11))
+                .expect("failure"),
+            1
+        );
+        assert_eq!(
+            store
+                .write(|tx| tx.record_dial_failure("A", 12))
+                .expect("failure"),
+            2
+        );
         let a = peer(&store, "A");
         assert_eq!((a.failures, a.last_failure, a.last_seen), (2, Some(12), 10));
 
-        store.record_dial_success("A", 20).expect("success");
+        store
+            .write(|tx| tx.record_dial_success("A", 20))
+            .expect("success");
         let a = peer(&store, "A");
         assert_eq!((a.failures, a.last_seen), (0, 20));
         assert_eq!(
@@ -747,50 +770,59 @@ mod tests {
         );
 
         // Unknown peers: no error, nothing created.
-        assert_eq!(store.record_dial_failure("nobody", 30).expect("failure"), 0);
-        store.record_dial_success("nobody", 30).expect("success");
-        assert_eq!(store.peer_count().expect("count"), 1);
+        assert_eq!(
+            store
+                .write(|tx| tx.record_dial_failure("nobody", 30))
+                .expect("failure"),
+            0
+        );
+        store
+            .write(|tx| tx.record_dial_success("nobody", 30))
+            .expect("success");
+        assert_eq!(store.read().peer_count().expect("count"), 1);
     }
 
     #[test]
     fn peers_for_dial_orders_by_failures_then_recency_and_skips_addressless() {
         let mut store = Store::open_in_memory().expect("open");
         store
-            .upsert_peer("stale", &addrs(&["/s"]), PeerSource::Kademlia, 10)
+            .write(|tx| tx.upsert_peer("stale", &addrs(&["/s"]), PeerSource::Kademlia, 10))
             .expect("upsert");
         store
-            .upsert_peer("fresh", &addrs(&["/f1", "/f2"]), PeerSource::Kademlia, 30)
+            .write(|tx| tx.upsert_peer("fresh", &addrs(&["/f1", "/f2"]), PeerSource::Kademlia, 30))
             .expect("upsert");
         store
-            .upsert_peer("failing", &addrs(&["/x"]), PeerSource::Kademlia, 40)
+            .write(|tx| tx.upsert_peer("failing", &addrs(&["/x"]), PeerSource::Kademlia, 40))
             .expect("upsert");
         store
-            .upsert_peer("no-addrs", &[], PeerSource::Kademlia, 50)
+            .write(|tx| tx.upsert_peer("no-addrs", &[], PeerSource::Kademlia, 50))
             .expect("upsert");
-        store.record_dial_failure("failing", 41).expect("failure");
+        store
+            .write(|tx| tx.record_dial_failure("failing", 41))
+            .expect("failure");
 
-        let all = store.peers_for_dial(10).expect("dial");
+        let all = store.read().peers_for_dial(10).expect("dial");
         assert_eq!(ids(&all), ["fresh", "stale", "failing"]);
         assert_eq!(all[0].addrs, addrs(&["/f1", "/f2"]));
         assert_eq!(all[2].failures, 1);
 
         assert_eq!(
-            ids(&store.peers_for_dial(2).expect("dial")),
+            ids(&store.read().peers_for_dial(2).expect("dial")),
             ["fresh", "stale"]
         );
-        assert!(store.peers_for_dial(0).expect("dial").is_empty());
+        assert!(store.read().peers_for_dial(0).expect("dial").is_empty());
     }
 
     #[test]
     fn list_peers_includes_peers_without_addresses() {
         let mut store = Store::open_in_memory().expect("open");
         store
-            .upsert_peer("A", &addrs(&["/a"]), PeerSource::Manual, 10)
+            .write(|tx| tx.upsert_peer("A", &addrs(&["/a"]), PeerSource::Manual, 10))
             .expect("upsert");
         store
-            .upsert_peer("B", &[], PeerSource::Manual, 20)
+            .write(|tx| tx.upsert_peer("B", &[], PeerSource::Manual, 20))
             .expect("upsert");
-        let all = store.list_peers().expect("list");
+        let all = store.read().list_peers().expect("list");
         assert_eq!(ids(&all), ["B", "A"]);
         assert!(all[0].addrs.is_empty());
     }
@@ -799,13 +831,13 @@ mod tests {
     fn remove_peer_cascades_to_addresses() {
         let mut store = Store::open_in_memory().expect("open");
         store
-            .upsert_peer("A", &addrs(&["/a1", "/a2"]), PeerSource::Manual, 10)
+            .write(|tx| tx.upsert_peer("A", &addrs(&["/a1", "/a2"]), PeerSource::Manual, 10))
             .expect("upsert");
         store
-            .upsert_peer("B", &addrs(&["/b"]), PeerSource::Manual, 10)
+            .write(|tx| tx.upsert_peer("B", &addrs(&["/b"]), PeerSource::Manual, 10))
             .expect("upsert");
-        assert!(store.remove_peer("A").expect("remove"));
-        assert!(!store.remove_peer("A").expect("remove again"));
+        assert!(store.write(|tx| tx.remove_peer("A")).expect("remove"));
+        assert!(!store.write(|tx| tx.remove_peer("A")).expect("remove again"));
         let remaining: Vec<String> = store
             .conn
             .prepare("SELECT peer_id || ' ' || addr FROM peer_addrs")
@@ -821,32 +853,38 @@ mod tests {
     fn reputation_is_stored_per_peer_and_listed_when_not_neutral() {
         let mut store = Store::open_in_memory().expect("open");
         store
-            .upsert_peer("A", &addrs(&["/a"]), PeerSource::Kademlia, 10)
+            .write(|tx| tx.upsert_peer("A", &addrs(&["/a"]), PeerSource::Kademlia, 10))
             .expect("upsert");
         store
-            .upsert_peer("B", &addrs(&["/b"]), PeerSource::Kademlia, 10)
+            .write(|tx| tx.upsert_peer("B", &addrs(&["/b"]), PeerSource::Kademlia, 10))
             .expect("upsert");
-        assert!(store.peer_reputations().expect("list").is_empty());
+        assert!(store.read().peer_reputations().expect("list").is_empty());
 
-        store.set_peer_reputation("A", -30, None).expect("set");
         store
-            .set_peer_reputation("B", -60, Some(1_700_000_000_000))
+            .write(|tx| tx.set_peer_reputation("A", -30, None))
+            .expect("set");
+        store
+            .write(|tx| tx.set_peer_reputation("B", -60, Some(1_700_000_000_000)))
             .expect("set");
         assert_eq!(
-            store.peer_reputations().expect("list"),
+            store.read().peer_reputations().expect("list"),
             [
                 ("A".to_owned(), -30, None),
                 ("B".to_owned(), -60, Some(1_700_000_000_000))
             ]
         );
         // Overwrite; back to neutral drops it from the list, but keeps the peer.
-        store.set_peer_reputation("A", 0, None).expect("set");
-        store.set_peer_reputation("B", 5, None).expect("set");
+        store
+            .write(|tx| tx.set_peer_reputation("A", 0, None))
+            .expect("set");
+        store
+            .write(|tx| tx.set_peer_reputation("B", 5, None))
+            .expect("set");
         assert_eq!(
-            store.peer_reputations().expect("list"),
+            store.read().peer_reputations().expect("list"),
             [("B".to_owned(), 5, None)]
         );
-        assert_eq!(store.peer_count().expect("count"), 2);
+        assert_eq!(store.read().peer_count().expect("count"), 2);
         assert_eq!(
             peer(&store, "A").addrs,
             addrs(&["/a"]),
@@ -855,7 +893,7 @@ mod tests {
 
         for bad in [String::new(), "p".repeat(MAX_PEER_ID_BYTES + 1)] {
             let err = store
-                .set_peer_reputation(&bad, -1, None)
+                .write(|tx| tx.set_peer_reputation(&bad, -1, None))
                 .expect_err("invalid id");
             assert!(matches!(err, StoreError::InvalidPeerId { .. }), "{err:?}");
         }
@@ -865,10 +903,14 @@ mod tests {
     fn reputation_of_an_unknown_peer_adds_a_placeholder() {
         let mut store = Store::open_in_memory().expect("open");
         // Neutral: nothing to remember, nothing added.
-        store.set_peer_reputation("ghost", 0, None).expect("set");
-        assert_eq!(store.peer_count().expect("count"), 0);
+        store
+            .write(|tx| tx.set_peer_reputation("ghost", 0, None))
+            .expect("set");
+        assert_eq!(store.read().peer_count().expect("count"), 0);
 
-        store.set_peer_reputation("M", -55, Some(99)).expect("set");
+        store
+            .write(|tx| tx.set_peer_reputation("M", -55, Some(99)))
+            .expect("set");
         let m = peer(&store, "M");
         assert!(m.addrs.is_empty());
         assert_eq!(
@@ -876,17 +918,17 @@ mod tests {
             (PeerSource::Identify, 0, 0)
         );
         assert!(
-            store.peers_for_dial(10).expect("dial").is_empty(),
+            store.read().peers_for_dial(10).expect("dial").is_empty(),
             "no address"
         );
         assert_eq!(
-            store.peer_reputations().expect("list"),
+            store.read().peer_reputations().expect("list"),
             [("M".to_owned(), -55, Some(99))]
         );
 
         // The first real sighting fills in the source and times; the reputation stays.
         store
-            .upsert_peer("M", &addrs(&["/m"]), PeerSource::Mdns, 500)
+            .write(|tx| tx.upsert_peer("M", &addrs(&["/m"]), PeerSource::Mdns, 500))
             .expect("upsert");
         let m = peer(&store, "M");
         assert_eq!(
@@ -895,7 +937,7 @@ mod tests {
         );
         // Later sightings keep the first source, as for any peer.
         store
-            .upsert_peer("M", &[], PeerSource::Kademlia, 600)
+            .write(|tx| tx.upsert_peer("M", &[], PeerSource::Kademlia, 600))
             .expect("upsert");
         let m = peer(&store, "M");
         assert_eq!(
@@ -903,7 +945,7 @@ mod tests {
             (PeerSource::Mdns, 500, 600)
         );
         assert_eq!(
-            store.peer_reputations().expect("list"),
+            store.read().peer_reputations().expect("list"),
             [("M".to_owned(), -55, Some(99))]
         );
     }
@@ -914,14 +956,18 @@ mod tests {
             .expect("open")
             .with_peer_book_limits(2, 4);
         store
-            .upsert_peer("A", &addrs(&["/a"]), PeerSource::Mdns, 10)
+            .write(|tx| tx.upsert_peer("A", &addrs(&["/a"]), PeerSource::Mdns, 10))
             .expect("upsert");
-        store.set_peer_reputation("X", -10, None).expect("set");
-        store.set_peer_reputation("Y", -20, None).expect("set");
+        store
+            .write(|tx| tx.set_peer_reputation("X", -10, None))
+            .expect("set");
+        store
+            .write(|tx| tx.set_peer_reputation("Y", -20, None))
+            .expect("set");
         // X (never seen: last_seen 0) went to make room for Y; A stays.
-        assert_eq!(store.peer_count().expect("count"), 2);
+        assert_eq!(store.read().peer_count().expect("count"), 2);
         assert_eq!(
-            store.peer_reputations().expect("list"),
+            store.read().peer_reputations().expect("list"),
             [("Y".to_owned(), -20, None)]
         );
         assert_eq!(peer(&store, "A").addrs, addrs(&["/a"]));
@@ -942,7 +988,7 @@ mod tests {
             ("fine", PeerSource::Kademlia),
         ] {
             store
-                .upsert_peer(id, &addrs(&[&format!("/{id}")]), source, 10)
+                .write(|tx| tx.upsert_peer(id, &addrs(&[&format!("/{id}")]), source, 10))
                 .expect("upsert");
         }
         for id in [
@@ -955,18 +1001,27 @@ mod tests {
             "banned",
         ] {
             for t in 0..3 {
-                store.record_dial_failure(id, 20 + t).expect("failure");
+                store
+                    .write(|tx| tx.record_dial_failure(id, 20 + t))
+                    .expect("failure");
             }
         }
-        store.record_dial_failure("once", 20).expect("failure");
-        store.set_peer_reputation("bad", -5, None).expect("set");
         store
-            .set_peer_reputation("banned", 0, Some(1000))
+            .write(|tx| tx.record_dial_failure("once", 20))
+            .expect("failure");
+        store
+            .write(|tx| tx.set_peer_reputation("bad", -5, None))
+            .expect("set");
+        store
+            .write(|tx| tx.set_peer_reputation("banned", 0, Some(1000)))
             .expect("set");
 
-        assert_eq!(store.evict_failing_peers(3).expect("evict"), 3);
         assert_eq!(
-            ids(&store.list_peers().expect("list"))
+            store.write(|tx| tx.evict_failing_peers(3)).expect("evict"),
+            3
+        );
+        assert_eq!(
+            ids(&store.read().list_peers().expect("list"))
                 .into_iter()
                 .collect::<std::collections::BTreeSet<_>>(),
             ["bad", "banned", "boot", "fine", "mine", "once"]
@@ -982,9 +1037,18 @@ mod tests {
             )
             .expect("query");
         assert_eq!(orphans, 0, "addresses go with the peer");
-        assert_eq!(store.evict_failing_peers(3).expect("evict"), 0);
-        assert_eq!(store.evict_failing_peers(1).expect("evict"), 1, "once");
-        let err = store.evict_failing_peers(0).expect_err("zero");
+        assert_eq!(
+            store.write(|tx| tx.evict_failing_peers(3)).expect("evict"),
+            0
+        );
+        assert_eq!(
+            store.write(|tx| tx.evict_failing_peers(1)).expect("evict"),
+            1,
+            "once"
+        );
+        let err = store
+            .write(|tx| tx.evict_failing_peers(0))
+            .expect_err("zero");
         assert!(matches!(err, StoreError::InvalidInput(_)), "{err:?}");
         assert!(err.to_string().contains("at least 1"), "{err}");
     }
@@ -993,13 +1057,13 @@ mod tests {
     fn unknown_source_in_the_file_is_an_error_not_a_panic() {
         let mut store = Store::open_in_memory().expect("open");
         store
-            .upsert_peer("A", &[], PeerSource::Manual, 10)
+            .write(|tx| tx.upsert_peer("A", &[], PeerSource::Manual, 10))
             .expect("upsert");
         store
             .conn
             .execute("UPDATE peers SET source = 'carrier-pigeon'", [])
             .expect("corrupt");
-        let err = store.list_peers().expect_err("unknown source");
+        let err = store.read().list_peers().expect_err("unknown source");
         assert!(matches!(err, StoreError::Sqlite { .. }), "{err:?}");
     }
 }

@@ -320,6 +320,87 @@ impl Reader<'_> {
             )
             .context("reading a conversation's Welcome")
     }
+
+    /// Why `held` may not be held, if it may not (checked before any write): a blocked
+    /// sender, a declined conversation, an envelope held already, a full sender or a full
+    /// table. `state` is the sender's request state, if it has one.
+    fn hold_refusal(
+        &self,
+        held: &HeldEnvelope<'_>,
+        limits: &RequestLimits,
+        state: Option<&str>,
+    ) -> Result<Option<HoldOutcome>, StoreError> {
+        const CTX: &str = "holding a message request";
+        if state == Some("blocked") {
+            return Ok(Some(HoldOutcome::Blocked));
+        }
+        let declined: bool = self
+            .conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM declined_sessions WHERE session_id = ?1)")
+            .context(CTX)?
+            .query_row([&held.session_id[..]], |r| r.get(0))
+            .context(CTX)?;
+        if declined {
+            return Ok(Some(HoldOutcome::SessionDeclined));
+        }
+        let exists: bool = self
+            .conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM request_envelopes
+                   WHERE sender_device = ?1 AND session_id = ?2 AND seq = ?3)",
+            )
+            .context(CTX)?
+            .query_row(
+                params![
+                    &held.sender_device[..],
+                    &held.session_id[..],
+                    held.seq as i64
+                ],
+                |r| r.get(0),
+            )
+            .context(CTX)?;
+        if exists {
+            return Ok(Some(HoldOutcome::AlreadyHeld));
+        }
+        let size = held.envelope.len() as u64;
+        let (mine, my_bytes): (i64, i64) = self
+            .conn
+            .prepare_cached(
+                "SELECT count(*), coalesce(sum(length(envelope)), 0) FROM request_envelopes
+                 WHERE sender_uid = ?1",
+            )
+            .context(CTX)?
+            .query_row([&held.sender_uid[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+            .context(CTX)?;
+        if mine as u64 >= limits.per_sender_envelopes
+            || my_bytes as u64 + size > limits.per_sender_bytes
+        {
+            return Ok(Some(HoldOutcome::SenderFull));
+        }
+        let (all, all_bytes): (i64, i64) = self
+            .conn
+            .prepare_cached(
+                "SELECT count(*), coalesce(sum(length(envelope)), 0) FROM request_envelopes",
+            )
+            .context(CTX)?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .context(CTX)?;
+        if all as u64 >= limits.total_envelopes || all_bytes as u64 + size > limits.total_bytes {
+            return Ok(Some(HoldOutcome::AllFull));
+        }
+        if state.is_none() {
+            let senders: i64 = self
+                .conn
+                .prepare_cached("SELECT count(*) FROM request_senders WHERE state = 'pending'")
+                .context(CTX)?
+                .query_row([], |r| r.get(0))
+                .context(CTX)?;
+            if senders as u64 >= limits.senders {
+                return Ok(Some(HoldOutcome::AllFull));
+            }
+        }
+        Ok(None)
+    }
 }
 
 impl Tx<'_> {
@@ -342,74 +423,11 @@ impl Tx<'_> {
             .query_row([&held.sender_uid[..]], |r| r.get(0))
             .optional()
             .context(CTX)?;
-        if state.as_deref() == Some("blocked") {
-            return Ok(HoldOutcome::Blocked);
-        }
-        let declined: bool = self
-            .conn
-            .prepare_cached("SELECT EXISTS (SELECT 1 FROM declined_sessions WHERE session_id = ?1)")
-            .context(CTX)?
-            .query_row([&held.session_id[..]], |r| r.get(0))
-            .context(CTX)?;
-        if declined {
-            return Ok(HoldOutcome::SessionDeclined);
-        }
-        let exists: bool = self
-            .conn
-            .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM request_envelopes
-                   WHERE sender_device = ?1 AND session_id = ?2 AND seq = ?3)",
-            )
-            .context(CTX)?
-            .query_row(
-                params![
-                    &held.sender_device[..],
-                    &held.session_id[..],
-                    held.seq as i64
-                ],
-                |r| r.get(0),
-            )
-            .context(CTX)?;
-        if exists {
-            return Ok(HoldOutcome::AlreadyHeld);
-        }
-        let size = held.envelope.len() as u64;
-        let (mine, my_bytes): (i64, i64) = self
-            .conn
-            .prepare_cached(
-                "SELECT count(*), coalesce(sum(length(envelope)), 0) FROM request_envelopes
-                 WHERE sender_uid = ?1",
-            )
-            .context(CTX)?
-            .query_row([&held.sender_uid[..]], |r| Ok((r.get(0)?, r.get(1)?)))
-            .context(CTX)?;
-        if mine as u64 >= limits.per_sender_envelopes
-            || my_bytes as u64 + size > limits.per_sender_bytes
-        {
-            return Ok(HoldOutcome::SenderFull);
-        }
-        let (all, all_bytes): (i64, i64) = self
-            .conn
-            .prepare_cached(
-                "SELECT count(*), coalesce(sum(length(envelope)), 0) FROM request_envelopes",
-            )
-            .context(CTX)?
-            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .context(CTX)?;
-        if all as u64 >= limits.total_envelopes || all_bytes as u64 + size > limits.total_bytes {
-            return Ok(HoldOutcome::AllFull);
+        if let Some(refused) = self.hold_refusal(held, limits, state.as_deref())? {
+            return Ok(refused);
         }
         let new_sender = state.is_none();
         if new_sender {
-            let senders: i64 = self
-                .conn
-                .prepare_cached("SELECT count(*) FROM request_senders WHERE state = 'pending'")
-                .context(CTX)?
-                .query_row([], |r| r.get(0))
-                .context(CTX)?;
-            if senders as u64 >= limits.senders {
-                return Ok(HoldOutcome::AllFull);
-            }
             self.conn.prepare_cached(
                 "INSERT INTO request_senders (uid, state, first_at, last_at) VALUES (?1, 'pending', ?2, ?2)",
             )
@@ -818,7 +836,7 @@ mod tests {
             store.block_sender(&[1; 32], &limits, 6_000).expect("block"),
             1
         );
-        assert!(store.is_blocked(&[1; 32]).expect("blocked"));
+        assert!(store.read().is_blocked(&[1; 32]).expect("blocked"));
         assert_eq!(hold(&mut store, 1, 3, 0, 10, &limits), HoldOutcome::Blocked);
         assert!(store.list_requests().expect("list").is_empty());
         assert_eq!(store.list_blocked().expect("blocked").len(), 1);
@@ -850,8 +868,8 @@ mod tests {
         }
         let blocked = store.list_blocked().expect("list");
         assert_eq!(blocked.len(), 3);
-        assert!(store.is_blocked(&[9; 32]).expect("newest kept"));
-        assert!(!store.is_blocked(&[0; 32]).expect("oldest gone"));
+        assert!(store.read().is_blocked(&[9; 32]).expect("newest kept"));
+        assert!(!store.read().is_blocked(&[0; 32]).expect("oldest gone"));
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub struct Tx<'c> {
     /// When (unix ms) the mailbox's store path next purges expired entries
     /// (see [`crate::mailbox::MAILBOX_PURGE_INTERVAL_MS`]).
     pub(crate) mailbox_purge_due: &'c mut i64,
+    /// Which group commit of the [`Db`](crate::Db) this transaction is (0 outside one).
+    pub(crate) group: u64,
 }
 
 impl<'c> std::ops::Deref for Tx<'c> {
@@ -54,7 +56,15 @@ impl<'c> Tx<'c> {
         Self {
             read: Reader { conn, limits },
             mailbox_purge_due,
+            group: 0,
         }
+    }
+
+    /// Which group commit of the [`Db`](crate::Db) this job runs in: the same number for every
+    /// job committed together, a larger one for each later group (0 outside a `Db`). Lets a
+    /// caller count the transactions its jobs took.
+    pub fn group(&self) -> u64 {
+        self.group
     }
 
     /// Runs `f` inside a savepoint: what it changed is kept when it returns `Ok` and rolled

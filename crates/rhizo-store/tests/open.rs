@@ -23,12 +23,14 @@ fn open_creates_a_private_wal_database_and_reopen_keeps_data() {
         assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
         store.set_meta("identity", "alice").expect("set");
         store
-            .upsert_peer(
-                "A",
-                &["/ip4/127.0.0.1/tcp/1".to_owned()],
-                PeerSource::Manual,
-                10,
-            )
+            .write(|tx| {
+                tx.upsert_peer(
+                    "A",
+                    &["/ip4/127.0.0.1/tcp/1".to_owned()],
+                    PeerSource::Manual,
+                    10,
+                )
+            })
             .expect("upsert");
     }
 
@@ -48,7 +50,7 @@ fn open_creates_a_private_wal_database_and_reopen_keeps_data() {
         store.get_meta("identity").expect("get").as_deref(),
         Some("alice")
     );
-    let peers = store.list_peers().expect("list");
+    let peers = store.read().list_peers().expect("list");
     assert_eq!(peers.len(), 1);
     assert_eq!(peers[0].addrs, ["/ip4/127.0.0.1/tcp/1"]);
 }
@@ -77,22 +79,29 @@ fn a_version_1_database_is_migrated_and_keeps_its_data() {
 
     // The peer book, new in version 2, works.
     store
-        .upsert_peer(
-            "A",
-            &["/ip4/10.0.0.1/tcp/4001".to_owned()],
-            PeerSource::Bootstrap,
-            100,
-        )
+        .write(|tx| {
+            tx.upsert_peer(
+                "A",
+                &["/ip4/10.0.0.1/tcp/4001".to_owned()],
+                PeerSource::Bootstrap,
+                100,
+            )
+        })
         .expect("upsert");
-    assert_eq!(store.record_dial_failure("A", 101).expect("failure"), 1);
-    let dial = store.peers_for_dial(8).expect("dial");
+    assert_eq!(
+        store
+            .write(|tx| tx.record_dial_failure("A", 101))
+            .expect("failure"),
+        1
+    );
+    let dial = store.read().peers_for_dial(8).expect("dial");
     assert_eq!(dial.len(), 1);
     assert_eq!(dial[0].source, PeerSource::Bootstrap);
     drop(store);
 
     assert_eq!(journal_mode(&path), "wal");
     let store = Store::open(&path).expect("reopen");
-    assert_eq!(store.peer_count().expect("count"), 1);
+    assert_eq!(store.read().peer_count().expect("count"), 1);
 }
 
 #[test]

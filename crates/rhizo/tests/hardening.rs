@@ -700,7 +700,7 @@ fn peer_exchange_fills_the_peer_book() {
         // The hub answers from its peer book, which holds b (and c, which it leaves out).
         c.stop()?;
         let store = rhizo_store::Store::open(&db)?;
-        let peers = store.list_peers()?;
+        let peers = store.read().list_peers()?;
         ensure!(
             peers.iter().any(|p| p.peer_id == b_id),
             "c's persisted peer book lacks b: {:?}",

@@ -20,6 +20,7 @@ fn error_status(e: &MessagingError) -> (StatusCode, &'static str) {
             SendError::NoKeyPackages(_) => (StatusCode::SERVICE_UNAVAILABLE, "NO_KEY_PACKAGES"),
             SendError::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "BUSY"),
             SendError::Engine(e) => engine_status(e),
+            SendError::Db(e) => db_status(e),
             _ => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
         },
         MessagingError::Profile(e) => match e {
@@ -29,6 +30,7 @@ fn error_status(e: &MessagingError) -> (StatusCode, &'static str) {
             }
             ProfileError::UnknownContact(_) => (StatusCode::NOT_FOUND, "UNKNOWN_CONTACT"),
             ProfileError::Engine(e) => engine_status(e),
+            ProfileError::Db(e) => db_status(e),
             _ => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
         },
         MessagingError::Request(e) => match e {
@@ -39,10 +41,13 @@ fn error_status(e: &MessagingError) -> (StatusCode, &'static str) {
             | RequestError::Ourselves => (StatusCode::BAD_REQUEST, "BAD_INPUT"),
             RequestError::Contact(e) => contact_status(e),
             RequestError::Engine(e) => engine_status(e),
+            RequestError::Db(e) => db_status(e),
         },
         MessagingError::Fetch(FetchError::Engine(e)) => engine_status(e),
+        MessagingError::Fetch(FetchError::Db(e)) => db_status(e),
         MessagingError::BadInput(_) => (StatusCode::BAD_REQUEST, "BAD_INPUT"),
         MessagingError::UnknownChannel(_) => (StatusCode::NOT_FOUND, "UNKNOWN_CHANNEL"),
+        MessagingError::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "BUSY"),
         MessagingError::Store(e) => store_status(e),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
     }
@@ -60,6 +65,7 @@ fn contact_status(e: &ContactError) -> (StatusCode, &'static str) {
         ContactError::NameTaken(_) => (StatusCode::CONFLICT, "NAME_TAKEN"),
         ContactError::DeviceTaken(_) => (StatusCode::CONFLICT, "DEVICE_TAKEN"),
         ContactError::Engine(e) => engine_status(e),
+        ContactError::Db(e) => db_status(e),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
     }
 }
@@ -67,6 +73,14 @@ fn contact_status(e: &ContactError) -> (StatusCode, &'static str) {
 fn engine_status(e: &rhizo_engine::EngineError) -> (StatusCode, &'static str) {
     match e {
         rhizo_engine::EngineError::Store(e) => store_status(e),
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
+    }
+}
+
+fn db_status(e: &rhizo_store::DbError) -> (StatusCode, &'static str) {
+    match e {
+        rhizo_store::DbError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "BUSY"),
+        rhizo_store::DbError::Store(e) => store_status(e),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
     }
 }
@@ -204,6 +218,11 @@ mod tests {
                 RequestError::Contact(ContactError::NotInDht("u".into())).into(),
                 StatusCode::NOT_FOUND,
                 "NOT_IN_DHT",
+            ),
+            (
+                SendError::Db(rhizo_store::DbError::Busy).into(),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "BUSY",
             ),
             (
                 FetchError::Engine(rhizo_engine::EngineError::Internal("x")).into(),

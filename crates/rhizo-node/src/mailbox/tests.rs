@@ -1,371 +1,55 @@
 //! Tests of the parent module (kept apart so the module file holds only its logic).
 
+use std::sync::mpsc as std_mpsc;
+use std::time::Duration;
+
 use rhizo_core::{
-    RootKey,
-    envelope::{MessageType, NONCE_LEN, ReceiptEntry, ReceiptStatus, SessionId},
-    records::DeviceList,
+    envelope::{DeliveryReceipt, ErrorCode, ReceiptEntry, ReceiptStatus, SecureMessage},
+    mailbox::{FetchRequest, MailboxRequest, MailboxResponse, REPLICAS, mailbox_key},
 };
+use rhizo_engine::mailbox::check_store;
+use rhizo_engine::mailbox::test_support::TestUser as User;
+use rhizo_store::{Db, DbConfig, DbError, Durability, Store, mailbox::MailboxQuota};
+use tokio::sync::Semaphore;
 
 use super::*;
+use crate::clock::{PausedClock, SystemClock};
+
+fn now_ms() -> i64 {
+    crate::clock::Clock::now_ms(&SystemClock)
+}
+
+fn start(store: Store) -> Db {
+    Db::start(store, DbConfig::default()).unwrap()
+}
+
+/// Holds the database's writer (as a long commit would) until the returned sender is used or
+/// dropped; returns once the writer is inside the job.
+fn hold_writer(db: &Db) -> std_mpsc::SyncSender<()> {
+    let (started_tx, started_rx) = std_mpsc::sync_channel(1);
+    let (release_tx, release_rx) = std_mpsc::sync_channel::<()>(1);
+    // Nobody waits for the answer; the job runs all the same.
+    drop(
+        db.try_write(Durability::Full, move |_tx| {
+            let _ = started_tx.send(());
+            let _ = release_rx.recv();
+            Ok::<_, DbError>(())
+        })
+        .unwrap(),
+    );
+    started_rx.recv().unwrap();
+    release_tx
+}
 
 /// The test's clock: 2026-11-22, unix ms.
 const T0: i64 = 1_795_300_000_000;
 const REPLICA: &[u8] = b"replica";
-
-struct User {
-    root: RootKey,
-    device: DeviceKey,
-}
-
-impl User {
-    /// The test user (seeds 1..=9) whose device is `device`.
-    fn by_device(device: &rhizo_core::DevicePublicKey) -> Option<Self> {
-        (1..=9)
-            .map(Self::new)
-            .find(|u| u.device.public() == *device)
-    }
-
-    fn new(seed: u8) -> Self {
-        Self {
-            root: RootKey::from_bytes(&[seed; 32]),
-            device: DeviceKey::from_bytes(&[seed + 100; 32]),
-        }
-    }
-
-    fn uid(&self) -> Uid {
-        self.root.public().uid()
-    }
-
-    fn cert(&self) -> Bytes {
-        self.root
-            .certify_device(&self.device.public(), 1)
-            .encode()
-            .into()
-    }
-
-    fn device_list(&self, version: u64, now_ms: i64) -> Bytes {
-        let cert = self.root.certify_device(&self.device.public(), 1);
-        DeviceList::new(
-            &self.root,
-            version,
-            vec![cert],
-            (now_ms / 1000) as u64,
-            3 * 86_400,
-        )
-        .unwrap()
-        .encode()
-        .into()
-    }
-
-    /// A signed envelope from `self` to `to`.
-    fn envelope(&self, to: &Self, seq: u64, at_ms: i64) -> Vec<u8> {
-        let mut m = SecureMessage {
-            msg_type: MessageType::Application,
-            sender_id: self.uid(),
-            sender_device: self.device.public(),
-            recipient_id: to.uid(),
-            session_id: SessionId::from_bytes([1; 16]),
-            sequence_num: seq,
-            timestamp: at_ms as u64,
-            nonce: [seq as u8; NONCE_LEN],
-            payload: vec![0xAB; 100].into(),
-            signature: [0; 64],
-        };
-        m.sign(&self.device).unwrap();
-        m.encode()
-    }
-}
-
-struct Replica {
-    store: Store,
-    context: ReplicaContext,
-    nonces: Mutex<NonceBook>,
-}
-
-impl Replica {
-    fn new(quota: MailboxQuota) -> Self {
-        Self {
-            store: Store::open_in_memory().unwrap(),
-            context: ReplicaContext {
-                local_peer: REPLICA.to_vec(),
-                quota,
-            },
-            nonces: Mutex::new(NonceBook::new(16)),
-        }
-    }
-
-    fn call(&mut self, now: i64, request: &MailboxRequest) -> MailboxResponse {
-        handle_request(
-            &mut self.store,
-            &self.context,
-            &self.nonces,
-            now,
-            [(now % 251) as u8; 32],
-            &request.encode(),
-        )
-    }
-
-    fn store(&mut self, now: i64, to: &User, envelope: Vec<u8>, ttl: u32) -> MailboxResponse {
-        self.call(
-            now,
-            &MailboxRequest::Store {
-                recipient: to.uid(),
-                sender_cert: SecureMessage::decode(&envelope)
-                    .ok()
-                    .and_then(|m| User::by_device(&m.sender_device))
-                    .map(|u| u.cert())
-                    .unwrap_or_default(),
-                envelope: envelope.into(),
-                ttl_secs: ttl,
-            },
-        )
-    }
-
-    fn challenge(&mut self, now: i64, who: &User) -> [u8; 32] {
-        match self.call(
-            now,
-            &MailboxRequest::Challenge {
-                recipient: who.uid(),
-            },
-        ) {
-            MailboxResponse::Challenge { nonce, .. } => nonce,
-            other => panic!("no challenge: {other:?}"),
-        }
-    }
-
-    fn fetch_request(&mut self, now: i64, who: &User, signer: &DeviceKey) -> MailboxRequest {
-        let nonce = self.challenge(now, who);
-        MailboxRequest::Fetch(FetchRequest::new(
-            signer,
-            REPLICA,
-            who.uid(),
-            nonce,
-            who.device_list(1, now),
-            64,
-        ))
-    }
-
-    fn fetched(&mut self, now: i64, who: &User) -> usize {
-        let request = self.fetch_request(now, who, &who.device);
-        match self.call(now, &request) {
-            MailboxResponse::Fetched { entries, .. } => entries.len(),
-            other => panic!("fetch refused: {other:?}"),
-        }
-    }
-}
 
 fn code(response: &MailboxResponse) -> Option<ErrorCode> {
     match response {
         MailboxResponse::Error { code, .. } => Some(*code),
         _ => None,
     }
-}
-
-#[test]
-fn entries_expire_at_their_ttl_under_a_controlled_clock() {
-    let (alice, bob) = (User::new(1), User::new(2));
-    let mut replica = Replica::new(MailboxQuota::default());
-    let stored = replica.store(T0, &bob, alice.envelope(&bob, 1, T0), 3600);
-    assert!(
-        matches!(stored, MailboxResponse::Stored { expires_at_ms, duplicate: false }
-        if expires_at_ms == (T0 + 3_600_000) as u64)
-    );
-    // The sender's retransmission is a duplicate, stored once.
-    assert!(matches!(
-        replica.store(T0 + 1, &bob, alice.envelope(&bob, 1, T0), 3600),
-        MailboxResponse::Stored {
-            duplicate: true,
-            ..
-        }
-    ));
-    assert_eq!(replica.fetched(T0 + 3_599_000, &bob), 1);
-    assert_eq!(
-        replica.fetched(T0 + 3_600_000, &bob),
-        0,
-        "expired entries are not handed out"
-    );
-    assert_eq!(
-        replica.store.mailbox_purge_expired(T0 + 3_600_000).unwrap(),
-        1
-    );
-    assert_eq!(replica.store.mailbox_summary().unwrap().count, 0);
-    // No TTL asked for: the default, 7 days; more than 7 days asked for: capped.
-    let r = replica.store(T0, &bob, alice.envelope(&bob, 2, T0), 0);
-    assert!(matches!(r, MailboxResponse::Stored { expires_at_ms, .. }
-        if expires_at_ms == (T0 + 7 * 86_400_000) as u64));
-    let r = replica.store(T0, &bob, alice.envelope(&bob, 3, T0), u32::MAX);
-    assert!(matches!(r, MailboxResponse::Stored { expires_at_ms, .. }
-        if expires_at_ms == (T0 + 7 * 86_400_000) as u64));
-}
-
-#[test]
-fn a_replayed_fetch_is_refused() {
-    let (alice, bob) = (User::new(1), User::new(2));
-    let mut replica = Replica::new(MailboxQuota::default());
-    replica.store(T0, &bob, alice.envelope(&bob, 1, T0), 0);
-    let request = replica.fetch_request(T0, &bob, &bob.device);
-    assert!(
-        matches!(replica.call(T0, &request), MailboxResponse::Fetched { ref entries, .. } if entries.len() == 1)
-    );
-    // The captured request again: refused, nothing handed out.
-    assert_eq!(
-        code(&replica.call(T0 + 1, &request)),
-        Some(ErrorCode::ReplayDetected)
-    );
-    // A nonce used after its 60 s: refused.
-    let late = replica.fetch_request(T0, &bob, &bob.device);
-    assert_eq!(
-        code(&replica.call(T0 + 61_000, &late)),
-        Some(ErrorCode::SessionExpired)
-    );
-}
-
-#[test]
-fn a_fetch_by_a_key_not_in_the_device_list_is_refused() {
-    let (alice, bob) = (User::new(1), User::new(2));
-    let mut replica = Replica::new(MailboxQuota::default());
-    replica.store(T0, &bob, alice.envelope(&bob, 1, T0), 0);
-    // Alice's device, with bob's (valid) device list.
-    let request = replica.fetch_request(T0, &bob, &alice.device);
-    assert_eq!(
-        code(&replica.call(T0, &request)),
-        Some(ErrorCode::UnknownSender)
-    );
-    // An older device list than one the replica has seen is refused too.
-    let nonce = replica.challenge(T0, &bob);
-    let newer = MailboxRequest::Fetch(FetchRequest::new(
-        &bob.device,
-        REPLICA,
-        bob.uid(),
-        nonce,
-        bob.device_list(5, T0),
-        64,
-    ));
-    assert!(matches!(
-        replica.call(T0, &newer),
-        MailboxResponse::Fetched { .. }
-    ));
-    let stale = replica.fetch_request(T0, &bob, &bob.device);
-    assert_eq!(
-        code(&replica.call(T0, &stale)),
-        Some(ErrorCode::UnknownSender)
-    );
-}
-
-#[test]
-fn delete_on_receipt_needs_the_recipient_and_blocks_late_copies() {
-    let (alice, bob) = (User::new(1), User::new(2));
-    let mut replica = Replica::new(MailboxQuota::default());
-    let envelope = alice.envelope(&bob, 1, T0);
-    replica.store(T0, &bob, envelope.clone(), 0);
-    let message = SecureMessage::decode(&envelope).unwrap();
-    let receipt = |signer: &DeviceKey| {
-        let mut r = DeliveryReceipt {
-            recipient_device: signer.public(),
-            timestamp: T0 as u64,
-            entries: vec![ReceiptEntry::for_envelope(
-                &message,
-                ReceiptStatus::Delivered,
-            )],
-            signature: [0; 64],
-        };
-        r.sign(signer).unwrap();
-        r
-    };
-    // Alice cannot delete bob's mail.
-    let by_alice = MailboxRequest::Delete(rhizo_core::mailbox::DeleteRequest::new(
-        bob.uid(),
-        bob.device_list(1, T0),
-        &receipt(&alice.device),
-    ));
-    assert_eq!(
-        code(&replica.call(T0, &by_alice)),
-        Some(ErrorCode::UnknownSender)
-    );
-    let by_bob = MailboxRequest::Delete(rhizo_core::mailbox::DeleteRequest::new(
-        bob.uid(),
-        bob.device_list(1, T0),
-        &receipt(&bob.device),
-    ));
-    assert_eq!(
-        replica.call(T0, &by_bob),
-        MailboxResponse::Deleted { count: 1 }
-    );
-    assert_eq!(replica.fetched(T0, &bob), 0);
-    // A late copy (re-replication, a retry) is refused as already delivered.
-    assert_eq!(
-        code(&replica.store(T0, &bob, envelope, 0)),
-        Some(ErrorCode::ReplayDetected)
-    );
-}
-
-#[test]
-fn a_full_quota_is_an_error_and_loses_nothing() {
-    let (alice, bob) = (User::new(1), User::new(2));
-    let quota = MailboxQuota {
-        max_count_per_sender: 2,
-        ..MailboxQuota::default()
-    };
-    let mut replica = Replica::new(quota);
-    for seq in 1..=2 {
-        assert!(matches!(
-            replica.store(T0, &bob, alice.envelope(&bob, seq, T0), 0),
-            MailboxResponse::Stored { .. }
-        ));
-    }
-    assert_eq!(
-        code(&replica.store(T0, &bob, alice.envelope(&bob, 3, T0), 0)),
-        Some(ErrorCode::QuotaExceeded)
-    );
-    // A forged envelope is refused on its signature before any quota is counted.
-    let mut forged = alice.envelope(&bob, 4, T0);
-    let last = forged.len() - 1;
-    forged[last] ^= 1;
-    assert_eq!(
-        code(&replica.store(T0, &bob, forged.clone(), 0)),
-        Some(ErrorCode::InvalidSignature)
-    );
-    // Nothing already stored was lost.
-    assert_eq!(replica.fetched(T0, &bob), 2);
-    // With room, a forged envelope is refused on its signature.
-    let mut roomy = Replica::new(MailboxQuota::default());
-    assert_eq!(
-        code(&roomy.store(T0, &bob, forged, 0)),
-        Some(ErrorCode::InvalidSignature)
-    );
-}
-
-#[test]
-fn bad_store_requests_get_clear_errors() {
-    let (alice, bob, carol) = (User::new(1), User::new(2), User::new(3));
-    let mut replica = Replica::new(MailboxQuota::default());
-    // For another recipient than the mailbox named.
-    assert_eq!(
-        code(&replica.store(T0, &carol, alice.envelope(&bob, 1, T0), 0)),
-        Some(ErrorCode::Malformed)
-    );
-    // Not an envelope.
-    assert_eq!(
-        code(&replica.store(T0, &bob, b"junk".to_vec(), 0)),
-        Some(ErrorCode::Malformed)
-    );
-    // Too old to be accepted by the recipient anyway.
-    let old = alice.envelope(&bob, 1, T0 - 15 * 86_400_000);
-    assert_eq!(
-        code(&replica.store(T0, &bob, old, 0)),
-        Some(ErrorCode::SessionExpired)
-    );
-    // Garbage bytes as a request.
-    let r = handle_request(
-        &mut replica.store,
-        &replica.context,
-        &replica.nonces,
-        T0,
-        [0; 32],
-        &[0xFF; 40],
-    );
-    assert!(code(&r).is_some());
-    assert_eq!(replica.store.mailbox_summary().unwrap().count, 0);
 }
 
 /// Checked stores of `count` envelopes from alice to bob, timestamped now.
@@ -387,35 +71,19 @@ fn checked_stores(count: u64) -> Vec<CheckedStore> {
         .collect()
 }
 
-/// Waits (bounded) until only the test holds `store`, then closes it.
-async fn close(store: Arc<Mutex<Store>>) {
-    let store = tokio::time::timeout(Duration::from_secs(10), async move {
-        let mut store = store;
-        loop {
-            match Arc::try_unwrap(store) {
-                Ok(store) => return store,
-                Err(shared) => store = shared,
-            }
-            tokio::task::yield_now().await;
-        }
-    })
-    .await
-    .expect("the writer let go of the store");
-    drop(store.into_inner().unwrap());
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_stores_share_commits_and_are_all_durable() {
     const N: usize = 150;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("replica.db");
-    let store = Arc::new(Mutex::new(Store::open(&path).unwrap()));
-    let writer = ReplicaWriter::spawn(store.clone(), MailboxQuota::default(), N);
+    let db = start(Store::open(&path).unwrap());
+    let clock: SharedClock = Arc::new(SystemClock);
+    let writer = ReplicaWriter::new(db.clone(), MailboxQuota::default(), N, clock);
     let stores = checked_stores(N as u64);
-    // All N outstanding at once: queued while the store is busy (here: locked by the test,
-    // as a commit in progress would hold it).
+    // All N outstanding at once: queued while the database's writer is busy (here: held by
+    // the test, as a commit in progress would hold it).
     let answers: Vec<_> = {
-        let _busy = store.lock().unwrap();
+        let _busy = hold_writer(&db);
         stores
             .iter()
             .map(|c| writer.submit(c.clone()).unwrap())
@@ -424,7 +92,7 @@ async fn concurrent_stores_share_commits_and_are_all_durable() {
     for answer in answers {
         assert!(
             matches!(
-                answer.await.unwrap(),
+                answer.await,
                 MailboxResponse::Stored {
                     duplicate: false,
                     ..
@@ -440,7 +108,7 @@ async fn concurrent_stores_share_commits_and_are_all_durable() {
         "{} commits for {N} stores",
         stats.commits
     );
-    // At most: what the writer took before it found the store busy, then full groups.
+    // At most: the held job alone, then full groups.
     assert!(
         stats.commits <= 1 + N.div_ceil(STORE_GROUP) as u64,
         "{stats:?}"
@@ -448,28 +116,30 @@ async fn concurrent_stores_share_commits_and_are_all_durable() {
 
     // Acknowledged means durable: all of them are there after a reopen.
     drop(writer);
-    close(store).await;
+    drop(db);
     let reopened = Store::open(&path).unwrap();
     let held = reopened
+        .read()
         .mailbox_entries(User::new(2).uid().as_bytes(), now_ms(), 1000)
         .unwrap();
     assert_eq!(held.len(), N);
     let mut digests: Vec<[u8; 32]> = held.iter().map(|e| e.digest).collect();
     digests.sort_unstable();
-    let mut expected: Vec<[u8; 32]> = stores.iter().map(|c| c.digest).collect();
+    let mut expected: Vec<[u8; 32]> = stores.iter().map(CheckedStore::digest).collect();
     expected.sort_unstable();
     assert_eq!(digests, expected);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_writer_queue_is_rate_limited_not_queued() {
-    let store = Arc::new(Mutex::new(Store::open_in_memory().unwrap()));
-    let writer = ReplicaWriter::spawn(store.clone(), MailboxQuota::default(), 2);
+    let db = start(Store::open_in_memory().unwrap());
+    let clock: SharedClock = Arc::new(SystemClock);
+    let writer = ReplicaWriter::new(db.clone(), MailboxQuota::default(), 2, clock);
     let stores = checked_stores(2 + STORE_GROUP as u64 + 2);
     let mut accepted = Vec::new();
     let mut refused = 0;
     {
-        let _busy = store.lock().unwrap();
+        let _busy = hold_writer(&db);
         for c in &stores {
             match writer.submit(c.clone()) {
                 Ok(answer) => accepted.push(answer),
@@ -480,14 +150,12 @@ async fn a_full_writer_queue_is_rate_limited_not_queued() {
             }
         }
     }
-    // The writer holds at most one group while the store is busy; the queue 2 more.
+    // Two may wait while the database is busy; the others are refused at once.
     assert!(refused >= 1, "the queue is bounded");
     assert_eq!(writer.stats().refused_busy, refused);
+    assert_eq!(accepted.len(), 2);
     for answer in accepted {
-        assert!(matches!(
-            answer.await.unwrap(),
-            MailboxResponse::Stored { .. }
-        ));
+        assert!(matches!(answer.await, MailboxResponse::Stored { .. }));
     }
 }
 
@@ -496,9 +164,9 @@ async fn the_node_replica_checks_then_group_commits_concurrent_requests() {
     const N: u64 = 40;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("replica.db");
-    let store = Arc::new(Mutex::new(Store::open(&path).unwrap()));
+    let db = start(Store::open(&path).unwrap());
     let replica = MailboxReplica::new(
-        store.clone(),
+        db.clone(),
         ReplicaContext {
             local_peer: REPLICA.to_vec(),
             quota: MailboxQuota::default(),
@@ -567,170 +235,13 @@ async fn the_node_replica_checks_then_group_commits_concurrent_requests() {
         MailboxResponse::Challenge { .. }
     ));
     drop(replica);
-    close(store).await;
+    drop(db);
     let held = Store::open(&path)
         .unwrap()
+        .read()
         .mailbox_entries(bob.uid().as_bytes(), now_ms(), 1000)
         .unwrap();
     assert_eq!(held.len() as u64, N);
-}
-
-/// A fetch page: (envelopes, more, next_cursor).
-fn page(response: MailboxResponse) -> (Vec<Bytes>, bool, u64) {
-    match response {
-        MailboxResponse::Fetched {
-            entries,
-            more,
-            next_cursor,
-        } => (
-            entries.into_iter().map(|e| e.envelope).collect(),
-            more,
-            next_cursor,
-        ),
-        other => panic!("fetch refused: {other:?}"),
-    }
-}
-
-#[test]
-fn junk_left_on_the_replica_does_not_hide_a_later_message() {
-    // 70 envelopes from a throwaway key that the recipient leaves on the replica (more
-    // than a page), then a real one: the recipient pages past the junk with the cursor.
-    let (mallory, alice, bob) = (User::new(3), User::new(1), User::new(2));
-    let mut replica = Replica::new(MailboxQuota::default());
-    for seq in 1..=70 {
-        let r = replica.store(T0, &bob, mallory.envelope(&bob, seq, T0), 0);
-        assert!(matches!(r, MailboxResponse::Stored { .. }), "{r:?}");
-    }
-    let real = alice.envelope(&bob, 1, T0);
-    replica.store(T0, &bob, real.clone(), 0);
-    let mut pager = rhizo_core::mailbox::FetchPager::new();
-    let mut seen_real = false;
-    while let Some(cursor) = pager.next() {
-        let nonce = replica.challenge(T0, &bob);
-        let request = MailboxRequest::Fetch(
-            FetchRequest::new(
-                &bob.device,
-                REPLICA,
-                bob.uid(),
-                nonce,
-                bob.device_list(1, T0),
-                64,
-            )
-            .with_cursor(cursor),
-        );
-        let (entries, more, next_cursor) = page(replica.call(T0, &request));
-        // The recipient handles only alice's (a contact); nothing is deleted here.
-        let handled = entries.iter().filter(|e| e[..] == real[..]).count();
-        seen_real |= handled > 0;
-        pager.page(entries.len(), handled, more, next_cursor);
-    }
-    assert!(
-        seen_real,
-        "the real message behind 70 junk envelopes was fetched"
-    );
-    // Without a cursor (the old request), the first page is all junk.
-    let request = replica.fetch_request(T0, &bob, &bob.device);
-    let (entries, more, _) = page(replica.call(T0, &request));
-    assert!(more && entries.iter().all(|e| e[..] != real[..]));
-}
-
-#[test]
-fn nobody_can_use_up_a_senders_quota_in_her_name() {
-    let (alice, bob, mallory) = (User::new(1), User::new(2), User::new(3));
-    let quota = MailboxQuota {
-        max_count_per_sender: 2,
-        ..MailboxQuota::default()
-    };
-    let mut replica = Replica::new(quota);
-    // Mallory signs envelopes that claim alice as sender_id with her own device (a valid
-    // envelope signature by its sender_device), with her own or alice's certificate.
-    let in_alices_name = |seq: u64, cert: Bytes| {
-        let mut m = SecureMessage::decode(&mallory.envelope(&bob, seq, T0)).unwrap();
-        m.sender_id = alice.uid();
-        m.sign(&mallory.device).unwrap();
-        MailboxRequest::Store {
-            recipient: bob.uid(),
-            envelope: m.encode().into(),
-            ttl_secs: 0,
-            sender_cert: cert,
-        }
-    };
-    for seq in 1..=3 {
-        for cert in [mallory.cert(), alice.cert()] {
-            assert_eq!(
-                code(&replica.call(T0, &in_alices_name(seq, cert))),
-                Some(ErrorCode::UnknownSender)
-            );
-        }
-    }
-    // No certificate at all: refused.
-    let bare = MailboxRequest::Store {
-        recipient: bob.uid(),
-        envelope: alice.envelope(&bob, 9, T0).into(),
-        ttl_secs: 0,
-        sender_cert: Bytes::new(),
-    };
-    assert_eq!(code(&replica.call(T0, &bare)), Some(ErrorCode::Malformed));
-    // Alice's quota is untouched: her two stores go through.
-    for seq in 1..=2 {
-        let r = replica.store(T0, &bob, alice.envelope(&bob, seq, T0), 0);
-        assert!(matches!(r, MailboxResponse::Stored { .. }), "{r:?}");
-    }
-    assert_eq!(replica.store.mailbox_summary().unwrap().count, 2);
-    // What is held keeps the certificate, for re-replication.
-    let held = replica
-        .store
-        .mailbox_entries(bob.uid().as_bytes(), T0, 10)
-        .unwrap();
-    assert_eq!(held[0].sender_cert, alice.cert().to_vec());
-}
-
-#[test]
-fn a_rejection_deletes_only_a_verified_envelope_the_replica_holds() {
-    let (alice, bob) = (User::new(1), User::new(2));
-    let mut replica = Replica::new(MailboxQuota::default());
-    let held = alice.envelope(&bob, 1, T0);
-    replica.store(T0, &bob, held.clone(), 0);
-    let later = alice.envelope(&bob, 2, T0);
-    let rejecting = |envelopes: &[&Vec<u8>]| {
-        let mut r = DeliveryReceipt {
-            recipient_device: bob.device.public(),
-            timestamp: T0 as u64,
-            entries: envelopes
-                .iter()
-                .map(|e| {
-                    ReceiptEntry::for_envelope(
-                        &SecureMessage::decode(e).unwrap(),
-                        ReceiptStatus::Rejected(ErrorCode::DecryptionFailed),
-                    )
-                })
-                .collect(),
-            signature: [0; 64],
-        };
-        r.sign(&bob.device).unwrap();
-        MailboxRequest::Delete(rhizo_core::mailbox::DeleteRequest::new(
-            bob.uid(),
-            bob.device_list(1, T0),
-            &r,
-        ))
-    };
-    // One held (deleted), one this replica never had (ignored: no tombstone).
-    assert_eq!(
-        replica.call(T0, &rejecting(&[&held, &later])),
-        MailboxResponse::Deleted { count: 1 }
-    );
-    assert_eq!(replica.fetched(T0, &bob), 0);
-    // The one it never held can still be stored (the old replica tombstoned any digest a
-    // rejection named, and refused it as REPLAY_DETECTED for a week).
-    assert!(matches!(
-        replica.store(T0, &bob, later, 0),
-        MailboxResponse::Stored { .. }
-    ));
-    // The deleted one stays deleted.
-    assert_eq!(
-        code(&replica.store(T0, &bob, held, 0)),
-        Some(ErrorCode::ReplayDetected)
-    );
 }
 
 #[test]
@@ -766,7 +277,7 @@ fn a_replica_takes_stores_only_near_its_mailboxes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_far_from_a_mailbox_refuses_stores_for_it() {
     let (alice, bob) = (User::new(1), User::new(2));
-    let store = Arc::new(Mutex::new(Store::open_in_memory().unwrap()));
+    let db = start(Store::open_in_memory().unwrap());
     let context = ReplicaContext {
         local_peer: REPLICA.to_vec(),
         quota: MailboxQuota::default(),
@@ -775,7 +286,8 @@ async fn a_replica_far_from_a_mailbox_refuses_stores_for_it() {
     let neighbourhood: Neighbourhood = Arc::new(move |key| {
         Box::pin(async move { responsible(if key == bobs_key { 20 } else { 3 }) })
     });
-    let replica = MailboxReplica::with_neighbourhood(store, context, Some(neighbourhood));
+    let replica =
+        MailboxReplica::with_neighbourhood(db, context, Some(neighbourhood), Arc::new(SystemClock));
     let now = now_ms();
     let store_for = |to: &User| {
         MailboxRequest::Store {
@@ -799,21 +311,18 @@ async fn a_replica_far_from_a_mailbox_refuses_stores_for_it() {
     ));
 }
 
-// Holding the store's lock across the awaits is the point: it stands for a long commit.
-#[allow(clippy::await_holding_lock)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fetch_and_delete_checks_run_without_the_store_lock() {
+async fn fetch_and_delete_checks_run_without_waiting_for_the_writer() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Mutex::new(Store::open(&dir.path().join("r.db")).unwrap()));
+    let db = start(Store::open(&dir.path().join("r.db")).unwrap());
     let replica = MailboxReplica::new(
-        store.clone(),
+        db.clone(),
         ReplicaContext {
             local_peer: REPLICA.to_vec(),
             quota: MailboxQuota::default(),
         },
     );
     let (alice, bob) = (User::new(1), User::new(2));
-    // The reader connection is opened before the lock is taken (as on a running node).
     let warm = MailboxRequest::Challenge {
         recipient: bob.uid(),
     };
@@ -830,9 +339,9 @@ async fn fetch_and_delete_checks_run_without_the_store_lock() {
         64,
     ));
     let _ = replica.handle(bad_fetch.encode()).await;
-    // The writer's lock held (a long commit, or a flood): challenges, badly signed fetches
-    // and deletes are still answered (the old replica took the lock before checking).
-    let _busy = store.lock().unwrap();
+    // The database's writer held (a long commit, or a flood): challenges, badly signed
+    // fetches and deletes are still answered (an old replica took the lock before checking).
+    let _busy = hold_writer(&db);
     let within = |f| tokio::time::timeout(Duration::from_secs(10), f);
     let challenge = within(replica.handle(warm.encode()))
         .await
@@ -885,4 +394,68 @@ fn a_full_request_semaphore_answers_rate_limited_at_once() {
     );
     drop(first);
     admit(&in_flight).expect("room again once one finished");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_replication_timer_purges_on_simulated_hours() {
+    // The node's clock and tokio's timer move together: two simulated hours pass in
+    // milliseconds, the replication pass runs on its hourly timer and purges what expired.
+    let db = start(Store::open_in_memory().unwrap());
+    let (alice, bob) = (User::new(1), User::new(2));
+    let envelope = alice.envelope(&bob, 1, T0);
+    let (recipient_uid, sender_uid) = (*bob.uid().as_bytes(), *alice.uid().as_bytes());
+    let sender_cert = alice.cert();
+    db.write(move |tx| -> Result<_, DbError> {
+        let entry = rhizo_store::mailbox::NewMailboxEntry {
+            recipient_uid,
+            sender_uid,
+            digest: rhizo_core::envelope::envelope_digest(&envelope),
+            envelope: &envelope,
+            // Gone half an hour in.
+            expires_at: T0 + 30 * 60 * 1000,
+            sender_cert: &sender_cert,
+        };
+        Ok(tx.mailbox_store(&entry, &MailboxQuota::default(), T0)?)
+    })
+    .await
+    .unwrap();
+    let held = |db: &Db| {
+        let db = db.clone();
+        async move {
+            db.read(|r| -> Result<_, DbError> { Ok(r.mailbox_summary()?.count) })
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(held(&db).await, 1);
+    let (client, _events, _event_loop) = rhizo_net::start(rhizo_net::NetConfig::new(
+        rhizo_net::Keypair::generate_ed25519(),
+    ))
+    .unwrap();
+    let mailbox = Mailbox::new(
+        db.clone(),
+        client,
+        libp2p::PeerId::random(),
+        MailboxSettings {
+            ttl_secs: 3600,
+            poll: Duration::from_secs(60),
+            replicate: Duration::from_secs(3600),
+            quota: MailboxQuota::default(),
+        },
+        Arc::new(PausedClock::starting_at(T0)),
+    );
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(mailbox.run_replication(stopped));
+    // Bounded: at most a simulated day, in steps of a simulated hour.
+    let mut purged = false;
+    for _ in 0..24 {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        if held(&db).await == 0 {
+            purged = true;
+            break;
+        }
+    }
+    assert!(purged, "the hourly pass purged the expired entry");
+    stop.send(true).unwrap();
+    task.await.unwrap();
 }

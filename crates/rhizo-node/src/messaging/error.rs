@@ -5,7 +5,7 @@
 use rhizo_core::{IdCodeError, records::RecordError, ticket::TicketError};
 use rhizo_engine::EngineError;
 use rhizo_net::NetError;
-use rhizo_store::StoreError;
+use rhizo_store::{DbError, StoreError};
 
 /// Why adding, listing or verifying a contact (or reading the history with one) failed.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +48,9 @@ pub enum ContactError {
     /// The network layer could not tell our addresses.
     #[error("the network is not running: {0}")]
     Network(#[source] NetError),
+    /// The database's owner did not run the job (busy, closed) or its commit failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
     /// The engine (database, MLS, signing).
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -87,10 +90,13 @@ pub enum SendError {
     Busy(usize),
     /// The transaction holding this and other texts failed: none of them was saved.
     #[error("the message was not saved: {0}")]
-    NotSaved(#[source] std::sync::Arc<EngineError>),
+    NotSaved(#[source] std::sync::Arc<JobError>),
     /// The node is shutting down (the send was dropped).
     #[error("the node is shutting down; the message was not sent")]
     Stopped,
+    /// The database's owner did not run the job (busy, closed) or its commit failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
     /// The engine (database, MLS, signing).
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -120,6 +126,9 @@ pub enum ProfileError {
     /// Publishing failed.
     #[error("publishing the profile failed: {0}")]
     Publish(#[source] NetError),
+    /// The database's owner did not run the job (busy, closed) or its commit failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
     /// The engine (database, MLS, signing).
     #[error(transparent)]
     Engine(EngineError),
@@ -162,6 +171,9 @@ pub enum RequestError {
     /// Accepting: adding the sender as a contact failed.
     #[error(transparent)]
     Contact(#[from] ContactError),
+    /// The database's owner did not run the job (busy, closed) or its commit failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
     /// The engine (database, MLS, signing).
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -177,6 +189,9 @@ impl From<StoreError> for RequestError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FetchError {
+    /// The database's owner did not run the job (busy, closed) or its commit failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
     /// The engine (database, MLS, signing).
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -213,6 +228,9 @@ pub enum MessagingError {
     /// Not in that channel.
     #[error("{0}")]
     UnknownChannel(String),
+    /// The database's write queue is full; the caller may retry shortly.
+    #[error("busy: {0}")]
+    Busy(String),
     /// The database.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -220,3 +238,37 @@ pub enum MessagingError {
     #[error("internal error: {0}")]
     Internal(String),
 }
+
+/// Why a job of the engine on the database's writer thread failed: the engine, or the
+/// database's owner (busy, closed, a failed commit). Each operation's error takes it in.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JobError {
+    /// The engine (database, MLS, signing).
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The database's owner.
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+macro_rules! from_job_error {
+    ($($error:ty),*) => {$(
+        impl From<JobError> for $error {
+            fn from(e: JobError) -> Self {
+                match e {
+                    JobError::Engine(e) => Self::from(e),
+                    JobError::Db(e) => Self::Db(e),
+                }
+            }
+        }
+    )*};
+}
+
+from_job_error!(
+    ContactError,
+    SendError,
+    ProfileError,
+    RequestError,
+    FetchError
+);

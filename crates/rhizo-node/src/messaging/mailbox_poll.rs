@@ -26,7 +26,7 @@ impl Messaging {
     pub async fn fetch_mailbox(&self) -> Result<FetchReport, FetchError> {
         let now = self.now();
         let device_list = self
-            .with_store(move |store, engine| engine.device_list(store, now))
+            .with_engine(move |store, engine| engine.device_list(store, now))
             .await?;
         let me = self.inner.engine.me();
         let mut sources = vec![Source::Local];
@@ -117,7 +117,7 @@ impl Messaging {
     ) -> Result<(Vec<ReceiptEntry>, usize), FetchError> {
         let now = self.now();
         let fetched = self
-            .with_store(move |store, engine| engine.apply_fetched(store, entries, now))
+            .with_engine(move |store, engine| engine.apply_fetched(store, entries, now))
             .await?;
         self.emit_events(fetched.events);
         if fetched.receipts_queued {

@@ -7,12 +7,12 @@ use std::time::Duration;
 use libp2p::{Multiaddr, PeerId};
 use rhizo_core::Uid;
 use rhizo_engine::{
-    EngineError, MailboxAttempt, Transmit, commits::COMMIT_SWEEP_INTERVAL_MS, outbox::DeviceAnswer,
+    MailboxAttempt, Transmit, commits::COMMIT_SWEEP_INTERVAL_MS, outbox::DeviceAnswer,
 };
 use rhizo_store::messaging::OutboxItem;
 use tracing::warn;
 
-use super::Messaging;
+use super::{JobError, Messaging};
 use crate::mailbox::StoreVerdict;
 
 /// Wait after a failed outbox pass (the database, not the network, failed).
@@ -31,7 +31,7 @@ impl Messaging {
             if last_sweep.is_none_or(|t| now.saturating_sub(t) >= COMMIT_SWEEP_INTERVAL_MS) {
                 last_sweep = Some(now);
                 let swept = self
-                    .with_store(move |store, engine| engine.sweep(store, now))
+                    .with_engine(move |store, engine| engine.sweep(store, now))
                     .await;
                 if let Err(e) = swept {
                     warn!(error = %e, "pruning requests or settling pending self-updates failed");
@@ -65,10 +65,10 @@ impl Messaging {
     /// Sends what is due; returns when the next attempt is due. A contact none of whose
     /// devices answered is not dialled again in the same pass: its later frames go straight
     /// to its mailbox replicas.
-    pub(super) async fn outbox_pass(&self) -> Result<Option<i64>, EngineError> {
+    pub(super) async fn outbox_pass(&self) -> Result<Option<i64>, JobError> {
         let now = self.now();
         let transmits = self
-            .with_store(move |store, engine| engine.poll_transmits(store, now))
+            .with_engine(move |store, engine| engine.poll_transmits(store, now))
             .await?;
         let mut unreachable: Option<([u8; 32], String)> = None;
         for transmit in transmits {
@@ -85,13 +85,13 @@ impl Messaging {
                 unreachable = Some((transmit.contact.uid, why));
             }
         }
-        self.with_store(|store, engine| engine.next_deadline(store))
+        self.with_engine(|store, engine| engine.next_deadline(store))
             .await
     }
 
     /// Sends one frame to every device of its contact and writes what they answered; why
     /// none answered, if none did.
-    async fn deliver(&self, transmit: Transmit) -> Result<Option<String>, EngineError> {
+    async fn deliver(&self, transmit: Transmit) -> Result<Option<String>, JobError> {
         let mut answers: Vec<DeviceAnswer> = Vec::new();
         for target in transmit.targets() {
             let Ok(peer) = target.peer_id.parse::<PeerId>() else {
@@ -109,7 +109,7 @@ impl Messaging {
         }
         let now = self.now();
         let result = self
-            .with_store(move |store, engine| {
+            .with_engine(move |store, engine| {
                 engine.on_transmit_result(store, &transmit, answers, now)
             })
             .await?;
@@ -124,7 +124,7 @@ impl Messaging {
         item: &OutboxItem,
         transmit: &Transmit,
         why: &str,
-    ) -> Result<(), EngineError> {
+    ) -> Result<(), JobError> {
         let contact = &transmit.contact;
         let exclude: Vec<PeerId> = contact
             .devices
@@ -154,7 +154,7 @@ impl Messaging {
         let (item, contact, why) = (item.clone(), contact.clone(), why.to_string());
         let now = self.now();
         let events = self
-            .with_store(move |store, engine| {
+            .with_engine(move |store, engine| {
                 engine.on_mailbox_result(store, &item, &contact, &why, &attempt, now)
             })
             .await?;

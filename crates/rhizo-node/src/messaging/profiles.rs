@@ -27,7 +27,7 @@ impl Messaging {
         let mime = avatar_mime.trim().to_string();
         let now = self.now();
         let set = self
-            .with_store(move |store, engine| {
+            .with_engine(move |store, engine| {
                 engine.set_profile(store, &name, avatar, &mime, public, now)
             })
             .await?;

@@ -16,6 +16,8 @@ use super::{Messaging, ProfileError};
 enum PublishError {
     #[error(transparent)]
     Engine(#[from] EngineError),
+    #[error(transparent)]
+    Job(#[from] super::JobError),
     #[error("the DHT refused it: {0}")]
     Net(#[from] rhizo_net::NetError),
 }
@@ -42,7 +44,7 @@ impl Messaging {
         if due.prune_seen {
             // Forget the ids whose envelopes the window refuses anyway.
             match self
-                .with_store(move |store, engine| engine.prune_seen(store, now))
+                .with_engine(move |store, engine| engine.prune_seen(store, now))
                 .await
             {
                 Ok(n) if n > 0 => debug!(pruned = n, "seen-set pruned"),
@@ -52,7 +54,7 @@ impl Messaging {
             schedule.pruned(now);
         }
         let bundle_used = self
-            .with_store(|store, engine| engine.key_packages_used(store))
+            .with_engine(|store, engine| engine.key_packages_used(store))
             .await
             .unwrap_or(false);
         if !(due.republish || bundle_used) {
@@ -79,7 +81,7 @@ impl Messaging {
     async fn publish_identity(&self) -> Result<(), PublishError> {
         let now = self.now();
         let records = self
-            .with_store(move |store, engine| engine.identity_records(store, now))
+            .with_engine(move |store, engine| engine.identity_records(store, now))
             .await?;
         for (key, value) in records {
             self.inner.client.put_record(key, value).await?;
@@ -90,7 +92,7 @@ impl Messaging {
     async fn publish_key_packages(&self) -> Result<usize, PublishError> {
         let now = self.now();
         let (key, value) = self
-            .with_store(move |store, engine| engine.key_package_record(store, now))
+            .with_engine(move |store, engine| engine.key_package_record(store, now))
             .await?;
         Ok(self.inner.client.put_record(key, value).await?)
     }
@@ -100,7 +102,7 @@ impl Messaging {
     pub(super) async fn publish_profile(&self) -> Result<usize, ProfileError> {
         let now = self.now();
         let record = self
-            .with_store(move |store, engine| engine.public_profile_record(store, now))
+            .with_engine(move |store, engine| engine.public_profile_record(store, now))
             .await?;
         let Some(record) = record else { return Ok(0) };
         let key = profile_key(&self.inner.engine.me().uid).to_vec();

@@ -209,10 +209,10 @@ impl Messaging {
                 expires_at_ms: 0,
             })
             .collect();
-        let (_, new) = self
-            .apply_fetched(entries)
-            .await
-            .map_err(|super::FetchError::Engine(e)| ContactError::Engine(e))?;
+        let (_, new) = self.apply_fetched(entries).await.map_err(|e| match e {
+            super::FetchError::Engine(e) => ContactError::Engine(e),
+            super::FetchError::Db(e) => ContactError::Db(e),
+        })?;
         self.with_store(move |store, _| {
             Ok::<_, ContactError>(store.write(|tx| tx.take_request(uid.as_bytes()))?)
         })

@@ -121,7 +121,7 @@ impl Messaging {
             let now = self.now();
             let names: Vec<String> = work.iter().map(|(to, _)| to.clone()).collect();
             let results = self
-                .with_store(move |store, engine| engine.queue_texts(store, &work, now))
+                .with_engine(move |store, engine| engine.queue_texts(store, &work, now))
                 .await;
             let answers = match results {
                 Ok(answers) => answers,

@@ -40,18 +40,6 @@ fn alice_with_a_queued_message(
     ))
     .unwrap();
     let mut store = Store::open_in_memory().unwrap();
-    // The mailbox (not on the Db yet) gets a database of its own: nothing is stored for us.
-    let mailbox = Mailbox::new(
-        Arc::new(std::sync::Mutex::new(Store::open_in_memory().unwrap())),
-        client.clone(),
-        libp2p::PeerId::random(),
-        MailboxSettings {
-            ttl_secs: 3600,
-            poll: Duration::from_secs(60),
-            replicate: Duration::from_secs(60),
-            quota: rhizo_store::mailbox::MailboxQuota::default(),
-        },
-    );
     let bob = me(2);
     let id = {
         let s = &mut store;
@@ -89,6 +77,18 @@ fn alice_with_a_queued_message(
             .unwrap()
     };
     let db = Db::start(store, DbConfig::default()).unwrap();
+    let mailbox = Mailbox::new(
+        db.clone(),
+        client.clone(),
+        libp2p::PeerId::random(),
+        MailboxSettings {
+            ttl_secs: 3600,
+            poll: Duration::from_secs(60),
+            replicate: Duration::from_secs(60),
+            quota: rhizo_store::mailbox::MailboxQuota::default(),
+        },
+        clock.clone(),
+    );
     let messaging = Messaging::new(
         db.clone(),
         client,

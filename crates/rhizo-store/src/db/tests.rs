@@ -227,3 +227,27 @@ async fn a_closed_database_says_so() {
         Err(DbError::Closed)
     ));
 }
+
+#[tokio::test]
+async fn jobs_committed_together_share_a_group_number() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = open(&dir, DbConfig::default());
+    let (release, held) = hold_writer(&db);
+    let group = |tx: &mut Tx<'_>| Ok::<_, DbError>(tx.group());
+    let queued: Vec<_> = (0..3)
+        .map(|_| db.try_write(Durability::Full, group).expect("queued"))
+        .collect();
+    release.send(()).expect("writer alive");
+    held.await.expect("held");
+    let mut groups = Vec::new();
+    for pending in queued {
+        groups.push(pending.await.expect("job"));
+    }
+    assert_eq!(
+        groups,
+        [2, 2, 2],
+        "the held job was group 1; the three went together"
+    );
+    let next = db.write(group).await.expect("job");
+    assert_eq!(next, 3);
+}

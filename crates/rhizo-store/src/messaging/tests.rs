@@ -61,7 +61,7 @@ fn a_device_key_belongs_to_one_contact_and_lookups_are_by_uid_and_device() {
     assert_eq!(s.contact_by_device(&[102; 32]).unwrap(), None);
     // Nor can a known contact's devices be extended with it.
     s.add_contact(&contact(2, "mallory"), 3).unwrap();
-    let taken = s.update_contact_devices(&[2; 32], &contact(1, "x").devices);
+    let taken = s.write(|tx| tx.update_contact_devices(&[2; 32], &contact(1, "x").devices));
     assert!(matches!(taken, Err(StoreError::DeviceKeyTaken { .. })));
     // The device resolves to bob, and only under bob's UID.
     let bob = s.contact_by_uid_device(&[1; 32], &[101; 32]).unwrap();
@@ -87,8 +87,8 @@ fn outbox_sequence_states_and_seen_set() {
         created_at: 5,
     };
     s.insert_conversation(&conv).unwrap();
-    assert_eq!(s.take_next_seq(&[9; 16]).unwrap(), 1);
-    assert_eq!(s.take_next_seq(&[9; 16]).unwrap(), 2);
+    assert_eq!(s.write(|tx| tx.take_next_seq(&[9; 16])).unwrap(), 1);
+    assert_eq!(s.write(|tx| tx.take_next_seq(&[9; 16])).unwrap(), 2);
     let hi = NewMessage {
         session_id: [9; 16],
         sender_device: [7; 32],
@@ -178,7 +178,7 @@ fn two_conversations() -> Store {
 
 /// Queues a message on `session` from our device [7; 32]; returns its id.
 fn queue(s: &mut Store, session: u8, kind: &str, sent_at: i64) -> i64 {
-    let seq = s.take_next_seq(&[session; 16]).unwrap();
+    let seq = s.write(|tx| tx.take_next_seq(&[session; 16])).unwrap();
     let m = NewMessage {
         session_id: [session; 16],
         sender_device: [7; 32],

@@ -1,6 +1,6 @@
 //! `rhizo ban`, `rhizo unban`, `rhizo bans`.
 
-use rhizo_node::{Config, api::BanRequest, guard::BanView};
+use rhizo_node::{Config, api::BanRequest, peer_policy::BanView};
 use serde_json::Value;
 
 use crate::{api_client::ApiClient, cli::BanArgs, cmd::contacts::urlencode};

@@ -4,16 +4,16 @@
 //! peer book and restored at start.
 //!
 //! ```text
-//!  inbound request / gossip ─▶ Guard::allow(peer, protocol) ── over the rate ─▶ RATE_LIMITED,
+//!  inbound request / gossip ─▶ PeerPolicy::allow(peer, protocol) ── over the rate ─▶ RATE_LIMITED,
 //!                                   │                                          score −5
-//!                                   └─ within ─▶ handler ─▶ Guard::record(peer, conduct)
+//!                                   └─ within ─▶ handler ─▶ PeerPolicy::record(peer, conduct)
 //!  score ≤ −50 ─▶ Client::try_ban_peer(peer, 1 h) (disconnect, refuse) ─▶ peer book
 //! ```
 //!
-//! [`Guard::allow`] and [`Guard::record`] are called from the node's event loop, so they never
+//! [`PeerPolicy::allow`] and [`PeerPolicy::record`] are called from the node's event loop, so they never
 //! wait on the network's event loop: a ban is handed over with `try_ban_peer`, and when the
-//! command channel is full it waits in a bounded queue that [`Guard::run`] applies; reputations
-//! are written to the peer book by [`Guard::run`] as well.
+//! command channel is full it waits in a bounded queue that [`PeerPolicy::run`] applies; reputations
+//! are written to the peer book by [`PeerPolicy::run`] as well.
 
 use std::{
     collections::HashSet,
@@ -25,7 +25,7 @@ use libp2p::PeerId;
 use rhizo_core::abuse::{Conduct, PeerRateLimiter, Reputation, ReputationConfig, Verdict};
 use rhizo_net::Client;
 use rhizo_store::{
-    Store,
+    Db, DbError,
     bans::{BanKind, BanRow},
 };
 use tracing::{debug, info, warn};
@@ -37,7 +37,7 @@ const TRACKED_PEERS: usize = 4096;
 /// Bans waiting for room in the network's command channel; more are dropped (the peer's score
 /// stays at the threshold, so its next offence bans it again).
 const MAX_PENDING_BANS: usize = 1024;
-/// How often [`Guard::run`] retries the bans that found the command channel full.
+/// How often [`PeerPolicy::run`] retries the bans that found the command channel full.
 const BAN_RETRY_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What a peer is asking for.
@@ -72,19 +72,19 @@ impl Protocol {
 
 /// Rate limits and reputation (cheap to clone).
 #[derive(Clone)]
-pub struct Guard {
+pub struct PeerPolicy {
     inner: Arc<Inner>,
 }
 
-impl std::fmt::Debug for Guard {
+impl std::fmt::Debug for PeerPolicy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Guard").finish_non_exhaustive()
+        f.debug_struct("PeerPolicy").finish_non_exhaustive()
     }
 }
 
 struct Inner {
     client: Client,
-    store: Arc<Mutex<Store>>,
+    db: Db,
     msg: PeerRateLimiter<PeerId>,
     mailbox: PeerRateLimiter<PeerId>,
     kad: PeerRateLimiter<PeerId>,
@@ -93,9 +93,9 @@ struct Inner {
     reputation: Mutex<Reputation<PeerId>>,
     /// Trusted peers are never banned by reputation.
     trusted: HashSet<PeerId>,
-    /// Bans (peer, end in unix ms) the network could not take yet; [`Guard::run`] applies them.
+    /// Bans (peer, end in unix ms) the network could not take yet; [`PeerPolicy::run`] applies them.
     pending_bans: Mutex<std::collections::VecDeque<(PeerId, u64)>>,
-    /// Wakes [`Guard::run`] after a ban: apply what is pending, persist the reputations.
+    /// Wakes [`PeerPolicy::run`] after a ban: apply what is pending, persist the reputations.
     banned: tokio::sync::Notify,
     started: Instant,
     epoch_ms: u64,
@@ -113,13 +113,13 @@ fn limiter(protocol: Protocol) -> PeerRateLimiter<PeerId> {
     PeerRateLimiter::new(per_second, burst, TRACKED_PEERS)
 }
 
-impl Guard {
+impl PeerPolicy {
     /// The guard; restores persisted reputations and re-applies bans that have not ended.
-    pub async fn new(client: Client, store: Arc<Mutex<Store>>, trusted: HashSet<PeerId>) -> Self {
+    pub async fn new(client: Client, db: Db, trusted: HashSet<PeerId>) -> Self {
         let guard = Self {
             inner: Arc::new(Inner {
                 client,
-                store,
+                db,
                 msg: limiter(Protocol::Msg),
                 mailbox: limiter(Protocol::Mailbox),
                 kad: limiter(Protocol::Kad),
@@ -142,17 +142,11 @@ impl Guard {
     }
 
     async fn restore(&self) {
-        let store = self.inner.store.clone();
-        let rows = tokio::task::spawn_blocking(move || {
-            store
-                .lock()
-                .map_err(|_| "store lock poisoned".to_string())?
-                .peer_reputations()
-                .map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(|e| e.to_string())
-        .and_then(|r| r);
+        let rows = self
+            .inner
+            .db
+            .read(|r| -> Result<_, DbError> { Ok(r.peer_reputations()?) })
+            .await;
         let rows = match rows {
             Ok(rows) => rows,
             Err(e) => {
@@ -308,20 +302,17 @@ impl Guard {
                 .collect(),
             Err(_) => return,
         };
-        let store = self.inner.store.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            let mut store = store
-                .lock()
-                .map_err(|_| "store lock poisoned".to_string())?;
-            for (peer, score, until) in snapshot {
-                store
-                    .set_peer_reputation(&peer, score, until)
-                    .map_err(|e| e.to_string())?;
-            }
-            Ok::<_, String>(())
-        })
-        .await;
-        if let Ok(Err(e)) | Err(e) = result.map_err(|e| e.to_string()) {
+        let result = self
+            .inner
+            .db
+            .write(move |tx| -> Result<(), DbError> {
+                for (peer, score, until) in snapshot {
+                    tx.set_peer_reputation(&peer, score, until)?;
+                }
+                Ok(())
+            })
+            .await;
+        if let Err(e) = result {
             warn!(error = %e, "cannot persist reputations");
         }
     }
@@ -359,7 +350,7 @@ impl Guard {
         target: &str,
         duration: Option<Duration>,
         reason: &str,
-    ) -> Result<BanView, GuardError> {
+    ) -> Result<BanView, PeerPolicyError> {
         let target = Target::parse(target)?;
         let now = i64::try_from(self.now_ms()).unwrap_or(i64::MAX);
         let until = duration.map(|d| now + i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2));
@@ -375,43 +366,36 @@ impl Guard {
             created_at: now,
         };
         let stored = row.clone();
-        let store = self.inner.store.clone();
-        tokio::task::spawn_blocking(move || {
-            store
-                .lock()
-                .map_err(|_| GuardError::Internal("store lock poisoned".into()))?
-                .add_ban(&stored)
-                .map_err(|e| GuardError::Internal(e.to_string()))
-        })
-        .await
-        .map_err(|e| GuardError::Internal(e.to_string()))??;
+        self.inner
+            .db
+            .write(move |tx| -> Result<_, DbError> { Ok(tx.add_ban(&stored)?) })
+            .await?;
         self.apply(&target, duration).await?;
         Ok(ban_view(&row))
     }
 
-    async fn apply(&self, target: &Target, duration: Option<Duration>) -> Result<(), GuardError> {
+    async fn apply(
+        &self,
+        target: &Target,
+        duration: Option<Duration>,
+    ) -> Result<(), PeerPolicyError> {
         let until = duration.map(|d| Instant::now() + d);
         let result = match target {
             Target::Peer(peer) => self.inner.client.ban_peer(*peer, until).await,
             Target::Cidr(net) => self.inner.client.ban_cidr(*net).await,
         };
-        result.map_err(|e| GuardError::Internal(e.to_string()))
+        result.map_err(|e| PeerPolicyError::Internal(e.to_string()))
     }
 
     /// Lifts a ban (also one a bad reputation caused: the peer starts again from 0).
-    pub async fn unban(&self, target: &str) -> Result<bool, GuardError> {
+    pub async fn unban(&self, target: &str) -> Result<bool, PeerPolicyError> {
         let target = Target::parse(target)?;
         let (kind, value) = (target.kind(), target.to_string());
-        let store = self.inner.store.clone();
-        let removed = tokio::task::spawn_blocking(move || {
-            store
-                .lock()
-                .map_err(|_| GuardError::Internal("store lock poisoned".into()))?
-                .remove_ban(kind, &value)
-                .map_err(|e| GuardError::Internal(e.to_string()))
-        })
-        .await
-        .map_err(|e| GuardError::Internal(e.to_string()))??;
+        let removed = self
+            .inner
+            .db
+            .write(move |tx| -> Result<_, DbError> { Ok(tx.remove_ban(kind, &value)?) })
+            .await?;
         let result = match target {
             Target::Peer(peer) => {
                 let was_banned = self.reputation_of(&peer).1.is_some();
@@ -426,23 +410,18 @@ impl Guard {
             }
             Target::Cidr(net) => self.inner.client.unban_cidr(net).await.map(|()| removed),
         };
-        result.map_err(|e| GuardError::Internal(e.to_string()))
+        result.map_err(|e| PeerPolicyError::Internal(e.to_string()))
     }
 
     /// The bans in force: the user's (persisted, with reasons) and those bad reputations
     /// caused.
-    pub async fn bans(&self) -> Result<Vec<BanView>, GuardError> {
+    pub async fn bans(&self) -> Result<Vec<BanView>, PeerPolicyError> {
         let now = i64::try_from(self.now_ms()).unwrap_or(i64::MAX);
-        let store = self.inner.store.clone();
-        let rows = tokio::task::spawn_blocking(move || {
-            store
-                .lock()
-                .map_err(|_| GuardError::Internal("store lock poisoned".into()))?
-                .bans(now)
-                .map_err(|e| GuardError::Internal(e.to_string()))
-        })
-        .await
-        .map_err(|e| GuardError::Internal(e.to_string()))??;
+        let rows = self
+            .inner
+            .db
+            .read(move |r| -> Result<_, DbError> { Ok(r.bans(now)?) })
+            .await?;
         let mut views: Vec<BanView> = rows.iter().map(ban_view).collect();
         if let Ok(r) = self.inner.reputation.lock() {
             for (peer, score, until) in r.snapshot() {
@@ -467,16 +446,15 @@ impl Guard {
     /// Re-applies the persisted user bans (at start).
     pub async fn apply_stored_bans(&self) {
         let now = i64::try_from(self.now_ms()).unwrap_or(i64::MAX);
-        let store = self.inner.store.clone();
-        let rows = tokio::task::spawn_blocking(move || {
-            store
-                .lock()
-                .ok()
-                .and_then(|s| s.bans(now).ok())
-                .unwrap_or_default()
-        })
-        .await
-        .unwrap_or_default();
+        let rows = self
+            .inner
+            .db
+            .read(move |r| -> Result<_, DbError> { Ok(r.bans(now)?) })
+            .await
+            .unwrap_or_else(|e| {
+                warn!(error = %e, "cannot read the stored bans");
+                Vec::new()
+            });
         for row in rows {
             let Ok(target) = Target::parse(&row.value) else {
                 continue;
@@ -499,14 +477,14 @@ enum Target {
 }
 
 impl Target {
-    fn parse(text: &str) -> Result<Self, GuardError> {
+    fn parse(text: &str) -> Result<Self, PeerPolicyError> {
         let text = text.trim();
         if let Ok(peer) = text.parse::<PeerId>() {
             return Ok(Self::Peer(peer));
         }
         crate::config::parse_cidr(text)
             .map(Self::Cidr)
-            .map_err(|_| GuardError::BadTarget(text.to_string()))
+            .map_err(|_| PeerPolicyError::BadTarget(text.to_string()))
     }
 
     fn kind(&self) -> BanKind {
@@ -555,13 +533,16 @@ fn ban_view(row: &BanRow) -> BanView {
 /// Why a ban request failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum GuardError {
+pub enum PeerPolicyError {
     /// Neither a peer id nor an IP range.
     #[error(
         "'{0}' is neither a peer id (12D3KooW…) nor an IP range (192.0.2.0/24, 2001:db8::/32, \
          192.0.2.7)"
     )]
     BadTarget(String),
+    /// The database.
+    #[error(transparent)]
+    Db(#[from] DbError),
     /// Internal.
     #[error("internal error: {0}")]
     Internal(String),
@@ -573,13 +554,17 @@ mod tests {
 
     /// A guard whose network's event loop never runs: every call that waited for it would hang
     /// until the client timeout.
-    async fn guard_without_event_loop() -> (Guard, rhizo_net::EventLoop) {
+    async fn guard_without_event_loop() -> (PeerPolicy, rhizo_net::EventLoop) {
         let (client, _events, event_loop) = rhizo_net::start(rhizo_net::NetConfig::new(
             rhizo_net::Keypair::generate_ed25519(),
         ))
         .unwrap();
-        let store = Arc::new(Mutex::new(Store::open_in_memory().unwrap()));
-        let guard = Guard::new(client, store, HashSet::new()).await;
+        let db = Db::start(
+            rhizo_store::Store::open_in_memory().unwrap(),
+            rhizo_store::DbConfig::default(),
+        )
+        .unwrap();
+        let guard = PeerPolicy::new(client, db, HashSet::new()).await;
         (guard, event_loop)
     }
 

@@ -1,0 +1,82 @@
+//! Test users for the mailbox tests here and in the node (feature `test-support`): a root key
+//! and a device from a seed, their certificate, device list and signed envelopes.
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
+
+use bytes::Bytes;
+use rhizo_core::{
+    DeviceKey, RootKey, Uid,
+    envelope::{MessageType, NONCE_LEN, SecureMessage, SessionId},
+    records::DeviceList,
+};
+
+/// A test user: a root key and one device, from a seed.
+#[derive(Debug)]
+pub struct TestUser {
+    /// The root key.
+    pub root: RootKey,
+    /// The one device.
+    pub device: DeviceKey,
+}
+
+impl TestUser {
+    /// The test user (seeds 1..=9) whose device is `device`.
+    pub fn by_device(device: &rhizo_core::DevicePublicKey) -> Option<Self> {
+        (1..=9)
+            .map(Self::new)
+            .find(|u| u.device.public() == *device)
+    }
+
+    /// The user of `seed` (1..=9 in the tests).
+    pub fn new(seed: u8) -> Self {
+        Self {
+            root: RootKey::from_bytes(&[seed; 32]),
+            device: DeviceKey::from_bytes(&[seed + 100; 32]),
+        }
+    }
+
+    /// The user's UID.
+    pub fn uid(&self) -> Uid {
+        self.root.public().uid()
+    }
+
+    /// The device's certificate, encoded.
+    pub fn cert(&self) -> Bytes {
+        self.root
+            .certify_device(&self.device.public(), 1)
+            .encode()
+            .into()
+    }
+
+    /// A signed device list of `version`, issued at `now_ms`, listing the device.
+    pub fn device_list(&self, version: u64, now_ms: i64) -> Bytes {
+        let cert = self.root.certify_device(&self.device.public(), 1);
+        DeviceList::new(
+            &self.root,
+            version,
+            vec![cert],
+            (now_ms / 1000) as u64,
+            3 * 86_400,
+        )
+        .unwrap()
+        .encode()
+        .into()
+    }
+
+    /// A signed envelope from `self` to `to`.
+    pub fn envelope(&self, to: &Self, seq: u64, at_ms: i64) -> Vec<u8> {
+        let mut m = SecureMessage {
+            msg_type: MessageType::Application,
+            sender_id: self.uid(),
+            sender_device: self.device.public(),
+            recipient_id: to.uid(),
+            session_id: SessionId::from_bytes([1; 16]),
+            sequence_num: seq,
+            timestamp: at_ms as u64,
+            nonce: [seq as u8; NONCE_LEN],
+            payload: vec![0xAB; 100].into(),
+            signature: [0; 64],
+        };
+        m.sign(&self.device).unwrap();
+        m.encode()
+    }
+}

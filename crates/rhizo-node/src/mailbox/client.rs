@@ -1,0 +1,309 @@
+//! The client side: storing an envelope on the replicas of a recipient's mailbox, fetching
+//! pages of our own mailbox and deleting what a receipt names — from a remote replica, or from
+//! our own table when we are among our closest nodes.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use libp2p::PeerId;
+use rhizo_core::{
+    DeviceCertificate, DeviceKey, Uid,
+    envelope::{DeliveryReceipt, ErrorCode},
+    mailbox::{
+        FetchRequest, FetchedEntry, MAX_FETCH_ENTRIES, MailboxRequest, MailboxResponse, REPLICAS,
+        mailbox_key,
+    },
+};
+use rhizo_engine::mailbox::{FETCH_MAX_BYTES, delete_targets, fetched};
+use rhizo_net::ClosestPeer;
+use rhizo_store::DbError;
+use tracing::debug;
+
+use super::{CLOSEST_CACHE_ENTRIES, CLOSEST_CACHE_TTL, EXTRA_CANDIDATES, Mailbox};
+
+/// What storing one envelope on the replicas did.
+#[derive(Debug, Clone, Default)]
+pub struct StoreOutcome {
+    /// Replicas that acknowledged (persisted) it.
+    pub replicas: u32,
+    /// Why the others did not, for the sender's error line.
+    pub errors: Vec<String>,
+    /// Whether a replica refused because a quota was full.
+    pub quota_full: bool,
+    /// Replicas that answered `REPLAY_DETECTED`: they hold a tombstone for it (the recipient
+    /// fetched and deleted it there, as far as an unsigned answer from a replica tells).
+    /// "Stop storing here", never "delivered": only a signed receipt from one of the
+    /// recipient's devices makes a message delivered.
+    pub tombstoned: u32,
+}
+
+/// What the sender does with an outgoing row after storing it on the replicas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreVerdict {
+    /// Held on (or already taken from) this many replicas: the row becomes `stored`.
+    Stored {
+        /// Replicas that acknowledged it or hold its tombstone.
+        replicas: u32,
+    },
+    /// No replica holds it: stays queued, retried with backoff.
+    Retry,
+}
+
+impl StoreOutcome {
+    /// The sender's decision: a replica's `REPLAY_DETECTED` counts like a replica that holds
+    /// the envelope (stop storing there), never as delivered.
+    pub fn verdict(&self) -> StoreVerdict {
+        match self.replicas.saturating_add(self.tombstoned) {
+            0 => StoreVerdict::Retry,
+            replicas => StoreVerdict::Stored { replicas },
+        }
+    }
+}
+
+/// One replica's answer to a fetch.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// Envelopes held for us.
+    pub entries: Vec<FetchedEntry>,
+    /// Whether the replica holds more than it returned.
+    pub more: bool,
+    /// Where the next page starts (the replica's `next_cursor`).
+    pub next_cursor: u64,
+}
+
+/// Where a fetch goes: a remote replica or our own store (we may be among our closest nodes).
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// This node's own mailbox table.
+    Local,
+    /// A replica.
+    Remote(ClosestPeer),
+}
+
+/// A fetch answer as a [`Page`], or why there is none.
+fn page_of(response: MailboxResponse) -> Result<Page, String> {
+    match response {
+        MailboxResponse::Fetched {
+            entries,
+            more,
+            next_cursor,
+        } => Ok(Page {
+            entries,
+            more,
+            next_cursor,
+        }),
+        MailboxResponse::Error { code, detail } => Err(format!("{}: {detail}", code.as_str())),
+        _ => Err("unexpected answer to a fetch".into()),
+    }
+}
+
+impl Mailbox {
+    /// The replicas for `uid`'s mailbox: the closest peers to its mailbox key (cached briefly
+    /// when `cached`).
+    pub async fn closest(&self, uid: &Uid, cached: bool) -> Vec<ClosestPeer> {
+        let key = mailbox_key(uid);
+        if cached
+            && let Ok(cache) = self.inner.closest.lock()
+            && let Some((at, peers)) = cache.get(&key)
+            && at.elapsed() < CLOSEST_CACHE_TTL
+        {
+            return peers.clone();
+        }
+        let peers = match self.inner.client.closest_peers(key.to_vec()).await {
+            Ok(p) => p,
+            Err(e) => {
+                debug!(error = %e, "closest-peers lookup failed");
+                Vec::new()
+            }
+        };
+        if let Ok(mut cache) = self.inner.closest.lock() {
+            if cache.len() >= CLOSEST_CACHE_ENTRIES {
+                cache.clear();
+            }
+            if !peers.is_empty() {
+                cache.insert(key, (Instant::now(), peers.clone()));
+            }
+        }
+        peers
+    }
+
+    pub(super) async fn request(
+        &self,
+        peer: &ClosestPeer,
+        request: Vec<u8>,
+    ) -> Result<MailboxResponse, String> {
+        let bytes = self
+            .inner
+            .client
+            .mailbox_request(peer.peer, peer.addrs.clone(), request)
+            .await
+            .map_err(|e| e.to_string())?;
+        MailboxResponse::decode(&bytes).map_err(|e| e.to_string())
+    }
+
+    /// Stores a sealed envelope for `recipient` on up to [`REPLICAS`] of the closest nodes
+    /// (never on `exclude`: the recipient's own devices), with `sender_cert`, the certificate
+    /// of the device that signed it. Returns how many acknowledged.
+    pub async fn store_for(
+        &self,
+        recipient: &Uid,
+        exclude: &[PeerId],
+        envelope: &[u8],
+        ttl_secs: u32,
+        sender_cert: &DeviceCertificate,
+    ) -> StoreOutcome {
+        let candidates: Vec<ClosestPeer> = self
+            .closest(recipient, true)
+            .await
+            .into_iter()
+            .filter(|p| !exclude.contains(&p.peer))
+            .take(REPLICAS + EXTRA_CANDIDATES)
+            .collect();
+        let request = MailboxRequest::Store {
+            recipient: *recipient,
+            envelope: Bytes::copy_from_slice(envelope),
+            ttl_secs,
+            sender_cert: Bytes::from(sender_cert.encode()),
+        }
+        .encode();
+        let mut outcome = StoreOutcome::default();
+        if candidates.is_empty() {
+            outcome
+                .errors
+                .push("no mailbox replica is known (is the node connected?)".into());
+            return outcome;
+        }
+        let mut next = 0;
+        let holding = |o: &StoreOutcome| o.replicas.saturating_add(o.tombstoned) as usize;
+        while holding(&outcome) < REPLICAS && next < candidates.len() {
+            let want = REPLICAS - holding(&outcome);
+            let batch = &candidates[next..candidates.len().min(next + want)];
+            next += batch.len();
+            let results =
+                futures::future::join_all(batch.iter().map(|p| self.request(p, request.clone())))
+                    .await;
+            for (peer, result) in batch.iter().zip(results) {
+                match result {
+                    Ok(MailboxResponse::Stored { .. }) => outcome.replicas += 1,
+                    Ok(MailboxResponse::Error { code, detail }) => {
+                        match code {
+                            ErrorCode::QuotaExceeded => outcome.quota_full = true,
+                            ErrorCode::ReplayDetected => outcome.tombstoned += 1,
+                            _ => {}
+                        }
+                        outcome
+                            .errors
+                            .push(format!("{}: {} ({detail})", peer.peer, code.as_str()));
+                    }
+                    Ok(_) => outcome
+                        .errors
+                        .push(format!("{}: unexpected answer", peer.peer)),
+                    Err(e) => outcome.errors.push(format!("{}: {e}", peer.peer)),
+                }
+            }
+        }
+        if outcome.replicas == 0 {
+            // The cached set may be stale.
+            if let Ok(mut cache) = self.inner.closest.lock() {
+                cache.remove(&mailbox_key(recipient));
+            }
+        }
+        outcome
+    }
+
+    /// One page of our mailbox from `source`, after position `cursor` (0: from the oldest;
+    /// see [`FetchPager`](rhizo_core::mailbox::FetchPager)), authenticated with a fresh
+    /// challenge.
+    pub async fn fetch_page(
+        &self,
+        source: &Source,
+        device: &DeviceKey,
+        uid: &Uid,
+        device_list: &[u8],
+        cursor: u64,
+    ) -> Result<Page, String> {
+        match source {
+            Source::Local => {
+                let uid = *uid.as_bytes();
+                let now = self.inner.clock.now_ms();
+                let limit = MAX_FETCH_ENTRIES as usize;
+                let cursor = i64::try_from(cursor).unwrap_or(i64::MAX);
+                let page = self
+                    .inner
+                    .db
+                    .read(move |r| -> Result<_, DbError> {
+                        Ok(r.mailbox_fetch_after(&uid, now, cursor, limit, FETCH_MAX_BYTES)?)
+                    })
+                    .await
+                    .map_err(|e| e.to_string())?;
+                page_of(fetched(page))
+            }
+            Source::Remote(peer) => {
+                let challenge = MailboxRequest::Challenge { recipient: *uid }.encode();
+                let nonce = match self.request(peer, challenge).await? {
+                    MailboxResponse::Challenge { nonce, .. } => nonce,
+                    MailboxResponse::Error { code, detail } => {
+                        return Err(format!("{}: {detail}", code.as_str()));
+                    }
+                    _ => return Err("unexpected answer to a challenge".into()),
+                };
+                let fetch = FetchRequest::new(
+                    device,
+                    &peer.peer.to_bytes(),
+                    *uid,
+                    nonce,
+                    Bytes::copy_from_slice(device_list),
+                    MAX_FETCH_ENTRIES,
+                )
+                .with_cursor(cursor);
+                page_of(
+                    self.request(peer, MailboxRequest::Fetch(fetch).encode())
+                        .await?,
+                )
+            }
+        }
+    }
+
+    /// Deletes what `receipt` names from `source` (delete-on-receipt); returns how many.
+    pub async fn delete(
+        &self,
+        source: &Source,
+        uid: &Uid,
+        device_list: &[u8],
+        receipt: &DeliveryReceipt,
+    ) -> Result<u32, String> {
+        match source {
+            Source::Local => {
+                let uid = *uid.as_bytes();
+                // As a replica would (`DeleteRequest::verify`): what we have, and what we
+                // refused for good, only if held.
+                let targets = delete_targets(receipt);
+                let now = self.inner.clock.now_ms();
+                self.inner
+                    .db
+                    .write(move |tx| -> Result<_, DbError> {
+                        let acknowledged = tx.mailbox_delete(&uid, &targets.acknowledged, now)?;
+                        let rejected = tx.mailbox_delete_held(&uid, &targets.rejected, now)?;
+                        Ok(u32::try_from(acknowledged + rejected).unwrap_or(u32::MAX))
+                    })
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            Source::Remote(peer) => {
+                let request = MailboxRequest::Delete(rhizo_core::mailbox::DeleteRequest::new(
+                    *uid,
+                    Bytes::copy_from_slice(device_list),
+                    receipt,
+                ))
+                .encode();
+                match self.request(peer, request).await? {
+                    MailboxResponse::Deleted { count } => Ok(count),
+                    MailboxResponse::Error { code, detail } => {
+                        Err(format!("{}: {detail}", code.as_str()))
+                    }
+                    _ => Err("unexpected answer to a delete".into()),
+                }
+            }
+        }
+    }
+}
