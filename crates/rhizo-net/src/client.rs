@@ -418,10 +418,11 @@ impl Client {
     }
 
     /// Looks a record up in the DHT; every distinct value found (the caller validates them and
-    /// picks the newest). None when too many DHT operations are in flight.
+    /// picks the newest); none when the lookup found none. [`NetError::Busy`] when too many DHT
+    /// operations are in flight.
     pub async fn get_records(&self, key: Vec<u8>) -> Result<Vec<Vec<u8>>, NetError> {
         self.dht(|reply| DhtCommand::GetRecords { key, reply })
-            .await
+            .await?
     }
 
     /// Stores a record on exactly `peers` (not locally, and not on the peers closest to the

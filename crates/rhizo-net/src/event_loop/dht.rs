@@ -28,7 +28,7 @@ pub(crate) enum DhtCommand {
     },
     GetRecords {
         key: Vec<u8>,
-        reply: oneshot::Sender<Vec<Vec<u8>>>,
+        reply: oneshot::Sender<Result<Vec<Vec<u8>>, NetError>>,
     },
     PutRecordTo {
         key: Vec<u8>,
@@ -78,8 +78,7 @@ impl EventLoop {
             DhtCommand::PutRecord { key, value, reply } => self.put_record(key, value, reply),
             DhtCommand::GetRecords { key, reply } => {
                 if !self.queries.has_room() {
-                    // As before typed errors: a get that cannot start finds nothing.
-                    let _ = reply.send(Vec::new());
+                    let _ = reply.send(Err(NetError::Busy));
                     return;
                 }
                 let kad = &mut self.swarm.behaviour_mut().kad;

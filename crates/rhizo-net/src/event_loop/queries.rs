@@ -52,7 +52,7 @@ pub(crate) enum Pending {
     },
     /// `get_records`: the distinct values found so far.
     Get {
-        reply: oneshot::Sender<Vec<Vec<u8>>>,
+        reply: oneshot::Sender<Result<Vec<Vec<u8>>, NetError>>,
         found: Vec<Vec<u8>>,
     },
     /// `closest_peers`: the record key whose distance orders the answer.
@@ -151,7 +151,7 @@ impl<Q: Eq + Hash + Copy> DhtQueries<Q> {
                     found.push(record.record.value);
                 }
                 if last {
-                    let _ = reply.send(found);
+                    let _ = reply.send(Ok(found));
                 } else {
                     self.pending.insert(id, Pending::Get { reply, found });
                 }
@@ -323,7 +323,7 @@ mod tests {
         }));
         q.on_progress(1, done, 1, true, no_addrs);
         assert_eq!(
-            rx.try_recv().expect("answered"),
+            rx.try_recv().expect("answered").expect("ok"),
             vec![b"a".to_vec(), b"b".to_vec()]
         );
         assert_eq!(q.len(), 0);
