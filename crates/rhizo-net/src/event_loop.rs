@@ -10,15 +10,14 @@
 //! ```
 //!
 //! # Layout
-//! - [`dht`]: DHT commands and Kademlia events.
-//! - [`queries`]: [`DhtQueries`](queries::DhtQueries), the caller's queries in flight
-//!   (sans-IO).
-//! - [`requests`]: [`RequestTable`](requests::RequestTable), the outbound requests of the
-//!   three request-response protocols, and their one send path.
-//! - [`peers`]: [`Peers`](peers::Peers), dials, bootstrap, connections, identify, ping, mDNS.
-//! - [`sink`]: [`EventSink`](sink::EventSink), events up to the node without waiting.
-//! - [`provider_ledger`]: the provider records kept for others, within bounds.
-//! - [`record_intake`]: the DHT records others ask this node to keep.
+//! - `dht`: DHT commands and Kademlia events.
+//! - `queries`: `DhtQueries`, the caller's Kademlia queries in flight (sans-IO).
+//! - `requests`: `RequestTable`, the outbound requests of the three request-response
+//!   protocols, and their one send path.
+//! - `peers`: `Peers`, dials, bootstrap, connections, identify, ping, mDNS.
+//! - `sink`: `EventSink`, events up to the node without waiting.
+//! - `provider_ledger`: the provider records kept for others, within bounds.
+//! - `record_intake`: the DHT records others ask this node to keep.
 
 mod dht;
 mod peers;
@@ -50,7 +49,7 @@ use crate::{
 const MAX_ADDRS_PER_PEER: usize = 8;
 /// Events held by the loop itself while the node's event channel is full, oldest first. Past
 /// this, new events are shed (counted in [`NetStats`]): the loop never waits for the node, so
-/// the node can always get its commands answered (see [`sink`]).
+/// the node can always get its commands answered (see the `sink` module).
 pub const EVENT_BACKLOG_CAPACITY: usize = 1024;
 
 /// How a peer was learnt.
@@ -86,7 +85,7 @@ pub enum NetEvent {
     InboundMailbox {
         /// The requesting peer (authenticated by Noise/TLS).
         peer: PeerId,
-        /// The request bytes (at most [`MAX_MAILBOX_REQUEST_BYTES`]).
+        /// The request bytes (at most [`MAX_MAILBOX_REQUEST_BYTES`](crate::MAX_MAILBOX_REQUEST_BYTES)).
         payload: Vec<u8>,
         /// Where the response goes.
         channel: ResponseChannel<Vec<u8>>,
@@ -247,7 +246,8 @@ impl EventLoop {
         self.nat.start_relays(&mut self.swarm, relays);
     }
 
-    /// Runs until a [`Command::Shutdown`] arrives or every [`Client`](crate::Client) is dropped.
+    /// Runs until [`Client::shutdown`](crate::Client::shutdown) is called or every
+    /// [`Client`](crate::Client) is dropped.
     ///
     /// The loop never waits for the node: events the node has no room for yet wait in a bounded
     /// backlog the loop drains itself, so commands (the node's answers to inbound requests, bans)

@@ -25,7 +25,7 @@
 //! Relayed connections (`…/p2p-circuit…`) carry the relay's IP, not the peer's: they are
 //! exempt from the IP checks (peer bans still apply).
 //!
-//! This file holds the behaviour (it decides); `state` holds [`GuardState`], the event loop's
+//! This file holds the behaviour (it decides); `state` holds `GuardState`, the event loop's
 //! side (commands, trusted-peer redials, misbehaviour bookkeeping).
 
 use std::{
@@ -235,7 +235,7 @@ struct Conn {
 }
 
 /// The connection gatekeeper: limits, bans, the IP filter, and keep-alive for trusted and
-/// protected peers. A field of [`Behaviour`]; driven by the
+/// protected peers. A field of [`Behaviour`](crate::behaviour::Behaviour); driven by the
 /// [`EventLoop`](crate::EventLoop).
 pub struct Guard {
     limits: NetLimits,

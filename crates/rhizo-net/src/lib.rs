@@ -1,7 +1,7 @@
 //! rhizo's libp2p layer.
 //!
 //! One [`EventLoop`] owns the libp2p `Swarm`; everything else talks to it through a cloneable
-//! [`Client`] that sends [`Command`](client::Command)s over a bounded channel, each carrying a
+//! [`Client`] that sends commands over a bounded channel, each carrying a
 //! oneshot for its reply. What the network learns (peers discovered, connections, dial failures,
 //! inbound requests) goes up to the node as [`NetEvent`]s over another bounded channel.
 //!

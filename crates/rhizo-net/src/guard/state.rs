@@ -39,7 +39,7 @@ pub const MAX_ADDRS_PER_CALL: usize = 8;
 /// Inbound requests remembered as delivered to the node (to tell its slowness from a peer's).
 const MAX_TRACKED_INBOUND: usize = 8192;
 
-/// Guard calls from the [`Client`](crate::Client), each with its reply.
+/// Guard calls from the [`Client`], each with its reply.
 #[derive(Debug)]
 pub(crate) enum GuardCommand {
     SetProtected(Vec<PeerId>, oneshot::Sender<()>),
@@ -346,7 +346,7 @@ pub(crate) fn identify_misbehaviour(
 
 impl Client {
     /// Replaces the set of protected peers (those the node has an open conversation with; at
-    /// most [`MAX_PROTECTED_PEERS`]): their connections bypass the count limits and are never
+    /// most [`MAX_PROTECTED_PEERS`](super::MAX_PROTECTED_PEERS)): their connections bypass the count limits and are never
     /// closed for idleness. Others' connections close after the idle timeout as usual.
     pub async fn set_protected(&self, peers: Vec<PeerId>) -> Result<(), NetError> {
         self.call(|reply| Command::Guard(GuardCommand::SetProtected(peers, reply)))
@@ -355,7 +355,7 @@ impl Client {
 
     /// Bans `peer` until `until` (`None`: until [`unban_peer`](Self::unban_peer) or a
     /// restart): its connections close now and it is refused in both directions, trusted or
-    /// not. An expired ban lapses by itself. Fails when [`MAX_PEER_BANS`] bans are in force.
+    /// not. An expired ban lapses by itself. Fails when [`MAX_PEER_BANS`](super::MAX_PEER_BANS) bans are in force.
     pub async fn ban_peer(&self, peer: PeerId, until: Option<Instant>) -> Result<(), NetError> {
         self.call(|reply| Command::Guard(GuardCommand::BanPeer { peer, until, reply }))
             .await?
@@ -369,7 +369,7 @@ impl Client {
 
     /// Bans an IP range until [`unban_cidr`](Self::unban_cidr) or a restart: connections from or
     /// to it close now, and new ones are refused in both directions (inbound before the
-    /// handshake). Fails when [`MAX_CIDR_BANS`] ranges are banned.
+    /// handshake). Fails when [`MAX_CIDR_BANS`](super::MAX_CIDR_BANS) ranges are banned.
     pub async fn ban_cidr(&self, net: IpNet) -> Result<(), NetError> {
         self.call(|reply| Command::Guard(GuardCommand::BanCidr(net, reply)))
             .await?
