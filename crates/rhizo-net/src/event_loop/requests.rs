@@ -15,7 +15,7 @@
 //! The table itself is sans-IO (every call takes `now`, ids are any key), so its tests need no
 //! swarm; the glue at the bottom is the only part that touches the behaviours.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 
 use libp2p::{
@@ -71,15 +71,15 @@ impl ReqProtocol {
     }
 }
 
-struct Pending {
-    reply: ReplyTo,
-    deadline: Instant,
-}
-
 /// Outbound requests in flight, keyed by `K` (the event loop: protocol and request id, since
 /// request ids are per protocol), at most `capacity`.
+///
+/// Every deadline is the insertion time plus [`REQUEST_DEADLINE`], so deadlines come in
+/// insertion order: `order` holds them oldest first, and the earliest is always at its front
+/// (an answered request's entry stays until it reaches the front or a compaction drops it).
 pub(crate) struct RequestTable<K> {
-    pending: HashMap<K, Pending>,
+    pending: HashMap<K, ReplyTo>,
+    order: VecDeque<(K, Instant)>,
     capacity: usize,
 }
 
@@ -96,6 +96,7 @@ impl<K: Eq + Hash + Copy> RequestTable<K> {
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
             pending: HashMap::new(),
+            order: VecDeque::new(),
             capacity,
         }
     }
@@ -111,48 +112,54 @@ impl<K: Eq + Hash + Copy> RequestTable<K> {
         self.pending.len() < self.capacity
     }
 
-    /// Records a sent request; when the table is full, `reply` is answered
-    /// [`SendError::Busy`] at once (the caller checks [`has_room`](Self::has_room) before it
-    /// sends anything, so this is a backstop).
+    /// Records a request sent at `now` (which never goes back between calls); when the table
+    /// is full, `reply` is answered [`SendError::Busy`] at once (the caller checks
+    /// [`has_room`](Self::has_room) before it sends anything, so this is a backstop).
     pub(crate) fn insert(&mut self, id: K, reply: ReplyTo, now: Instant) {
         if !self.has_room() {
             let _ = reply.send(Err(SendError::Busy));
             return;
         }
-        let deadline = now + REQUEST_DEADLINE;
-        self.pending.insert(id, Pending { reply, deadline });
+        self.pending.insert(id, reply);
+        self.order.push_back((id, now + REQUEST_DEADLINE));
+        if self.order.len() > 2 * self.capacity {
+            // Bounded: drop the entries of answered requests.
+            self.order.retain(|(id, _)| self.pending.contains_key(id));
+        }
     }
 
     /// Hands `outcome` to the caller of request `id`; `false` if the table holds no such
     /// request (already answered, or expired).
     pub(crate) fn complete(&mut self, id: K, outcome: Result<Vec<u8>, SendError>) -> bool {
         match self.pending.remove(&id) {
-            Some(pending) => {
-                let _ = pending.reply.send(outcome);
+            Some(reply) => {
+                let _ = reply.send(outcome);
                 true
             }
             None => false,
         }
     }
 
-    /// The earliest deadline in the table, if any.
+    /// When [`expire`](Self::expire) has work next, if ever: no later than the earliest
+    /// deadline of a request in flight (earlier if an answered request's entry is first).
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.pending.values().map(|p| p.deadline).min()
+        self.order.front().map(|(_, deadline)| *deadline)
     }
 
     /// Answers [`SendError::Timeout`] to every request whose deadline is `now` or earlier, and
     /// forgets it; returns how many.
     pub(crate) fn expire(&mut self, now: Instant) -> usize {
-        let due: Vec<K> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| p.deadline <= now)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in &due {
-            self.complete(*id, Err(SendError::Timeout));
+        let mut expired = 0;
+        while let Some(&(id, deadline)) = self.order.front() {
+            if deadline > now {
+                break;
+            }
+            self.order.pop_front();
+            if self.complete(id, Err(SendError::Timeout)) {
+                expired += 1;
+            }
         }
-        due.len()
+        expired
     }
 
     /// Waits until the earliest deadline (forever when the table is empty).
@@ -233,7 +240,9 @@ impl EventLoop {
     /// Answers, with [`SendError::Timeout`], the requests past their deadline.
     pub(super) fn expire_requests(&mut self) {
         let expired = self.requests.expire(Instant::now());
-        debug!(expired, "outbound requests timed out");
+        if expired > 0 {
+            debug!(expired, "outbound requests timed out");
+        }
     }
 
     fn count_failure(&mut self, protocol: ReqProtocol) {
@@ -438,6 +447,37 @@ mod tests {
         ));
         assert!(t.complete((ReqProtocol::Msg, 0), Ok(Vec::new())));
         assert!(t.has_room());
+    }
+
+    #[test]
+    fn answered_requests_never_time_out_and_their_entries_stay_bounded() {
+        let start = Instant::now();
+        let mut t = table(2);
+        for id in 0..100 {
+            let (tx, _rx) = oneshot::channel();
+            t.insert(
+                (ReqProtocol::Msg, id),
+                tx,
+                start + Duration::from_millis(id),
+            );
+            assert!(t.complete((ReqProtocol::Msg, id), Ok(Vec::new())));
+            assert!(t.order.len() <= 2 * 2 + 1, "{} entries", t.order.len());
+        }
+        let (tx, mut rx) = oneshot::channel();
+        let last = start + Duration::from_secs(1);
+        t.insert((ReqProtocol::Msg, 100), tx, last);
+        // Stale entries may wake the loop early; they expire nothing.
+        assert!(
+            t.next_deadline()
+                .is_some_and(|d| d <= last + REQUEST_DEADLINE)
+        );
+        assert_eq!(
+            t.expire(last + REQUEST_DEADLINE - Duration::from_millis(1)),
+            0
+        );
+        assert!(rx.try_recv().is_err());
+        assert_eq!(t.expire(last + REQUEST_DEADLINE), 1);
+        assert!(t.next_deadline().is_none());
     }
 
     #[test]
