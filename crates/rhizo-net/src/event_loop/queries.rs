@@ -172,12 +172,10 @@ impl<Q: Eq + Hash + Copy> DhtQueries<Q> {
                         let _ = reply.send(Ok(closest_peers(self.local, &key, peers, known_addrs)));
                         Step::None
                     }
-                    _ => Step::None,
+                    _ => mismatched(),
                 }
             }
-            // A result of another kind than the query started: not expected; the caller's
-            // reply is dropped, which it sees as the event loop gone.
-            _ => Step::None,
+            _ => mismatched(),
         }
     }
 
@@ -205,6 +203,13 @@ impl<Q: Eq + Hash + Copy> DhtQueries<Q> {
             Step::None
         }
     }
+}
+
+/// A result of another kind than the query started: Kademlia's query ids are unique, so this
+/// does not happen; if it did, the caller's reply is dropped (it sees the call fail).
+fn mismatched() -> Step {
+    tracing::warn!("a DHT query reported a result of another kind than it was started for");
+    Step::None
 }
 
 fn put_outcome(outcome: kad::PutRecordResult, targets: Option<usize>) -> Result<usize, NetError> {
