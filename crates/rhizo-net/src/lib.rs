@@ -1,17 +1,18 @@
 //! rhizo's libp2p layer.
 //!
 //! One [`EventLoop`] owns the libp2p `Swarm`; everything else talks to it through a cloneable
-//! [`Client`] that sends commands over a bounded channel, each carrying a
-//! oneshot for its reply. What the network learns (peers discovered, connections, dial failures,
-//! inbound requests) goes up to the node as [`NetEvent`]s over another bounded channel.
+//! [`Client`] that sends commands over a bounded channel, each carrying a oneshot for its
+//! typed reply. What the network learns (peers discovered, connections, dial failures, inbound
+//! requests) goes up to the node as [`NetEvent`]s over another bounded channel, never awaited.
 //!
 //! ```text
 //!   node services ──Client──▶ [bounded mpsc] ──▶ EventLoop ──▶ Swarm (tcp+noise+yamux, quic)
-//!         ▲                                          │            identify, ping, kad, mdns,
-//!         │                                          │            /rhizo/msg/1 (≤ 512 KiB),
-//!         │                                          │            /rhizo/mailbox/1
-//!         │                                          │              (req ≤ 320 KiB, resp ≤ 1 MiB)
-//!         └────────────── [bounded mpsc] ◀─ NetEvent ┘
+//!         ▲                   DHT queries table ◀──┤            identify, ping, kad, mdns,
+//!         │                   request table     ◀──┤            /rhizo/msg/1 (≤ 512 KiB),
+//!         │                   (msg, mailbox, pex)  │            /rhizo/mailbox/1
+//!         │                   peers, guard, nat    │              (req ≤ 320 KiB, resp ≤ 1 MiB),
+//!         │                                        │            /rhizo/pex/1, gossipsub, NAT
+//!         └──── [bounded mpsc] ◀─ backlog ◀─ NetEvent
 //! ```
 //!
 //! # Layout
