@@ -159,35 +159,7 @@ impl Behaviour {
                 .with_push_listen_addr_updates(true)
                 .with_hide_listen_addrs(config.hide_listen_addrs),
         );
-        let mut kad_config = kad::Config::new(KAD_PROTOCOL);
-        kad_config
-            .set_query_timeout(KAD_QUERY_TIMEOUT)
-            .set_periodic_bootstrap_interval(Some(KAD_BOOTSTRAP_INTERVAL))
-            .set_max_packet_size(KAD_MAX_PACKET_BYTES)
-            .set_record_ttl(Some(RECORD_TTL))
-            .set_provider_record_ttl(Some(PROVIDER_RECORD_TTL))
-            .set_provider_publication_interval(Some(PROVIDER_REPUBLISH_INTERVAL))
-            // Owners republish their own records; stored copies are not re-published blindly.
-            .set_publication_interval(None)
-            // Inbound records reach the node's validator before anything is stored.
-            .set_record_filtering(kad::StoreInserts::FilterBoth);
-        let store_config = kad::store::MemoryStoreConfig {
-            // Others' records are bounded by the event loop (per peer, per owner, in all).
-            max_records: MAX_STORED_RECORDS + MAX_OWN_RECORDS,
-            max_value_bytes: MAX_RECORD_BYTES,
-            // Others' keys are bounded by the event loop's ledger (per key, per peer, in all);
-            // the store's own bounds leave room for ours on top.
-            max_provided_keys: MAX_PROVIDER_KEYS + MAX_OWN_PROVIDED_KEYS,
-            max_providers_per_key: MAX_PROVIDERS_PER_KEY + 1,
-        };
-        let mut kad = kad::Behaviour::with_config(
-            peer_id,
-            kad::store::MemoryStore::with_config(peer_id, store_config),
-            kad_config,
-        );
-        // Every rhizo node serves the DHT. Without this, libp2p waits for a confirmed external
-        // address (AutoNAT) before answering, and nodes on one LAN or loopback never would.
-        kad.set_mode(Some(kad::Mode::Server));
+        let kad = new_kad(peer_id);
         let mdns = if config.mdns {
             let mdns_config = mdns::Config {
                 query_interval: MDNS_QUERY_INTERVAL,
@@ -202,33 +174,24 @@ impl Behaviour {
             ping: ping::Behaviour::new(ping::Config::new()),
             kad: KadTap::new(kad),
             mdns: mdns.into(),
-            msg: request_response::Behaviour::with_codec(
+            msg: request_response(
                 FrameCodec::msg(),
-                [(MSG_PROTOCOL, request_response::ProtocolSupport::Full)],
-                request_response::Config::default()
-                    .with_request_timeout(MSG_REQUEST_TIMEOUT)
-                    .with_max_concurrent_streams(MSG_MAX_CONCURRENT_STREAMS),
+                MSG_PROTOCOL,
+                MSG_REQUEST_TIMEOUT,
+                MSG_MAX_CONCURRENT_STREAMS,
             ),
             guard: Guard::new(config.guard.clone()),
-            pex: request_response::Behaviour::with_codec(
+            pex: request_response(
                 FrameCodec::pex(),
-                [(
-                    StreamProtocol::new(PEX_PROTOCOL),
-                    request_response::ProtocolSupport::Full,
-                )],
-                request_response::Config::default()
-                    .with_request_timeout(PEX_REQUEST_TIMEOUT)
-                    .with_max_concurrent_streams(PEX_MAX_CONCURRENT_STREAMS),
+                StreamProtocol::new(PEX_PROTOCOL),
+                PEX_REQUEST_TIMEOUT,
+                PEX_MAX_CONCURRENT_STREAMS,
             ),
-            mailbox: request_response::Behaviour::with_codec(
+            mailbox: request_response(
                 FrameCodec::mailbox(),
-                [(
-                    StreamProtocol::new(MAILBOX_PROTOCOL),
-                    request_response::ProtocolSupport::Full,
-                )],
-                request_response::Config::default()
-                    .with_request_timeout(MAILBOX_REQUEST_TIMEOUT)
-                    .with_max_concurrent_streams(MAILBOX_MAX_CONCURRENT_STREAMS),
+                StreamProtocol::new(MAILBOX_PROTOCOL),
+                MAILBOX_REQUEST_TIMEOUT,
+                MAILBOX_MAX_CONCURRENT_STREAMS,
             ),
             gossipsub: crate::gossip::new_behaviour(key)?,
             autonat: crate::nat::new_autonat(peer_id),
@@ -242,4 +205,56 @@ impl Behaviour {
             upnp: config.upnp.then(crate::nat::new_upnp).into(),
         })
     }
+}
+
+/// Kademlia on rhizo's protocol id, with rhizo's timeouts, TTLs and store bounds, serving the
+/// DHT.
+fn new_kad(peer_id: libp2p::PeerId) -> kad::Behaviour<kad::store::MemoryStore> {
+    let mut kad_config = kad::Config::new(KAD_PROTOCOL);
+    kad_config
+        .set_query_timeout(KAD_QUERY_TIMEOUT)
+        .set_periodic_bootstrap_interval(Some(KAD_BOOTSTRAP_INTERVAL))
+        .set_max_packet_size(KAD_MAX_PACKET_BYTES)
+        .set_record_ttl(Some(RECORD_TTL))
+        .set_provider_record_ttl(Some(PROVIDER_RECORD_TTL))
+        .set_provider_publication_interval(Some(PROVIDER_REPUBLISH_INTERVAL))
+        // Owners republish their own records; stored copies are not re-published blindly.
+        .set_publication_interval(None)
+        // Inbound records reach the node's validator before anything is stored.
+        .set_record_filtering(kad::StoreInserts::FilterBoth);
+    let store_config = kad::store::MemoryStoreConfig {
+        // Others' records are bounded by the event loop (per peer, per owner, in all).
+        max_records: MAX_STORED_RECORDS + MAX_OWN_RECORDS,
+        max_value_bytes: MAX_RECORD_BYTES,
+        // Others' keys are bounded by the event loop's ledger (per key, per peer, in all);
+        // the store's own bounds leave room for ours on top.
+        max_provided_keys: MAX_PROVIDER_KEYS + MAX_OWN_PROVIDED_KEYS,
+        max_providers_per_key: MAX_PROVIDERS_PER_KEY + 1,
+    };
+    let mut kad = kad::Behaviour::with_config(
+        peer_id,
+        kad::store::MemoryStore::with_config(peer_id, store_config),
+        kad_config,
+    );
+    // Every rhizo node serves the DHT. Without this, libp2p waits for a confirmed external
+    // address (AutoNAT) before answering, and nodes on one LAN or loopback never would.
+    kad.set_mode(Some(kad::Mode::Server));
+    kad
+}
+
+/// One of rhizo's request-response protocols, with its frame limits, request timeout and
+/// bound on concurrent streams.
+fn request_response(
+    codec: FrameCodec,
+    protocol: StreamProtocol,
+    timeout: Duration,
+    max_streams: usize,
+) -> request_response::Behaviour<FrameCodec> {
+    request_response::Behaviour::with_codec(
+        codec,
+        [(protocol, request_response::ProtocolSupport::Full)],
+        request_response::Config::default()
+            .with_request_timeout(timeout)
+            .with_max_concurrent_streams(max_streams),
+    )
 }

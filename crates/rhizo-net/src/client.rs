@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::NetError;
+use crate::event_loop::{DhtCommand, ReqProtocol};
 
 /// What the node knows about the network right now.
 #[derive(Debug, Clone, Serialize)]
@@ -172,9 +173,23 @@ pub enum SendError {
         /// The protocol's limit in bytes.
         max: usize,
     },
-    /// The node is shutting down.
+    /// Too many requests of this node's own are in flight; nothing was sent (try again later).
+    #[error("too many requests in flight: try again later")]
+    Busy,
+    /// The event loop is gone (the node is shutting down).
     #[error("the network event loop has stopped")]
     Stopped,
+}
+
+impl From<NetError> for SendError {
+    /// How a failure to get the event loop's answer at all reads to a requester.
+    fn from(e: NetError) -> Self {
+        match e {
+            NetError::Timeout => Self::Timeout,
+            NetError::Busy => Self::Busy,
+            _ => Self::Stopped,
+        }
+    }
 }
 
 /// A request to the event loop; each carries the sender for its reply.
@@ -184,82 +199,31 @@ pub(crate) enum Command {
     Peers(oneshot::Sender<Vec<PeerInfo>>),
     Stats(oneshot::Sender<NetStats>),
     Dial(Multiaddr, oneshot::Sender<Result<(), NetError>>),
-    Bootstrap(oneshot::Sender<bool>),
-    PutRecord {
-        key: Vec<u8>,
-        value: Vec<u8>,
-        reply: oneshot::Sender<Result<usize, String>>,
-    },
-    GetRecords {
-        key: Vec<u8>,
-        reply: oneshot::Sender<Vec<Vec<u8>>>,
-    },
-    PutRecordTo {
-        key: Vec<u8>,
-        value: Vec<u8>,
-        peers: Vec<PeerId>,
-        reply: oneshot::Sender<Result<usize, String>>,
-    },
-    LocalRecord {
-        key: Vec<u8>,
-        reply: oneshot::Sender<Option<Vec<u8>>>,
-    },
-    ClosestPeers {
-        key: Vec<u8>,
-        reply: oneshot::Sender<Result<Vec<ClosestPeer>, String>>,
-    },
-    LocalCloserPeers {
-        key: Vec<u8>,
-        limit: usize,
-        reply: oneshot::Sender<usize>,
-    },
-    StartProviding {
-        key: Vec<u8>,
-        reply: oneshot::Sender<Result<usize, String>>,
-    },
-    StopProviding {
-        key: Vec<u8>,
-    },
-    GetProviders {
-        key: Vec<u8>,
-        reply: oneshot::Sender<Result<HashSet<PeerId>, String>>,
-    },
     DialPeer {
         peer: PeerId,
         addrs: Vec<Multiaddr>,
-        reply: oneshot::Sender<Result<(), String>>,
+        reply: oneshot::Sender<Result<(), NetError>>,
     },
-    SendMessage {
+    Bootstrap(oneshot::Sender<bool>),
+    /// DHT calls ([`crate::event_loop`]'s `dht` module).
+    Dht(DhtCommand),
+    /// An outbound `/rhizo/msg/1`, `/rhizo/mailbox/1` or `/rhizo/pex/1` request.
+    Request {
+        protocol: ReqProtocol,
         peer: PeerId,
         addrs: Vec<Multiaddr>,
         payload: Vec<u8>,
         reply: oneshot::Sender<Result<Vec<u8>, SendError>>,
     },
+    /// The answer to an inbound request of `protocol`.
     Respond {
-        channel: libp2p::request_response::ResponseChannel<Vec<u8>>,
-        payload: Vec<u8>,
-    },
-    MailboxRequest {
-        peer: PeerId,
-        addrs: Vec<Multiaddr>,
-        payload: Vec<u8>,
-        reply: oneshot::Sender<Result<Vec<u8>, SendError>>,
-    },
-    RespondMailbox {
+        protocol: ReqProtocol,
         channel: libp2p::request_response::ResponseChannel<Vec<u8>>,
         payload: Vec<u8>,
     },
     Shutdown(oneshot::Sender<()>),
     /// Connection guard calls ([`crate::guard`]).
     Guard(crate::guard::GuardCommand),
-    PexRequest {
-        peer: PeerId,
-        reply: oneshot::Sender<Result<Vec<u8>, SendError>>,
-    },
-    RespondPex {
-        channel: libp2p::request_response::ResponseChannel<Vec<u8>>,
-        payload: Vec<u8>,
-    },
     /// Gossipsub calls ([`crate::gossip`]).
     Gossip(crate::gossip::GossipCommand),
     /// NAT traversal and reachability calls ([`crate::nat`]).
@@ -330,6 +294,9 @@ impl Client {
         self.call_with(CLIENT_TIMEOUT, make).await
     }
 
+    /// Sends the command `make` builds and waits for its reply, both within `timeout`:
+    /// [`NetError::Timeout`] when the deadline passes, [`NetError::Stopped`] only when the
+    /// event loop is gone.
     async fn call_with<T>(
         &self,
         timeout: Duration,
@@ -345,7 +312,73 @@ impl Client {
         };
         tokio::time::timeout(timeout, fut)
             .await
-            .map_err(|_| NetError::Stopped)?
+            .map_err(|_| NetError::Timeout)?
+    }
+
+    /// Hands `command` over (waiting for room at most [`CLIENT_TIMEOUT`]) without a reply.
+    async fn send(&self, command: Command) -> Result<(), NetError> {
+        tokio::time::timeout(CLIENT_TIMEOUT, self.tx.send(command))
+            .await
+            .map_err(|_| NetError::Timeout)?
+            .map_err(|_| NetError::Stopped)
+    }
+
+    /// A DHT call, bounded by [`DHT_TIMEOUT`].
+    async fn dht<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> DhtCommand,
+    ) -> Result<T, NetError> {
+        self.call_with(DHT_TIMEOUT, |reply| Command::Dht(make(reply)))
+            .await
+    }
+
+    /// One outbound request of `protocol` through the event loop's request table, bounded by
+    /// [`MESSAGE_TIMEOUT`].
+    async fn request(
+        &self,
+        protocol: ReqProtocol,
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        payload: Vec<u8>,
+    ) -> Result<Vec<u8>, SendError> {
+        let call = self.call_with(MESSAGE_TIMEOUT, |reply| Command::Request {
+            protocol,
+            peer,
+            addrs,
+            payload,
+            reply,
+        });
+        call.await?
+    }
+
+    /// Answers an inbound request of `protocol`.
+    async fn respond_on(
+        &self,
+        protocol: ReqProtocol,
+        channel: libp2p::request_response::ResponseChannel<Vec<u8>>,
+        payload: Vec<u8>,
+    ) -> Result<(), NetError> {
+        self.send(Command::Respond {
+            protocol,
+            channel,
+            payload,
+        })
+        .await
+    }
+
+    /// Answers an inbound request of `protocol` without waiting ([`NetError::Busy`] when the
+    /// command channel is full).
+    fn try_respond_on(
+        &self,
+        protocol: ReqProtocol,
+        channel: libp2p::request_response::ResponseChannel<Vec<u8>>,
+        payload: Vec<u8>,
+    ) -> Result<(), NetError> {
+        self.try_command(Command::Respond {
+            protocol,
+            channel,
+            payload,
+        })
     }
 
     /// This node's peer id, listen addresses and peer counts.
@@ -374,23 +407,22 @@ impl Client {
     }
 
     /// Publishes a record in the DHT (stored locally and on the closest peers). Returns how many
-    /// peers accepted it; an error when none did (or no peer is known).
+    /// peers accepted it; an error when none did ([`DhtError::NoPeerAccepted`]), when the
+    /// query timed out ([`NetError::Timeout`]) or when too many DHT operations are in flight
+    /// ([`NetError::Busy`]).
+    ///
+    /// [`DhtError::NoPeerAccepted`]: crate::DhtError::NoPeerAccepted
     pub async fn put_record(&self, key: Vec<u8>, value: Vec<u8>) -> Result<usize, NetError> {
-        let reply = self
-            .call_with(DHT_TIMEOUT, |reply| Command::PutRecord {
-                key,
-                value,
-                reply,
-            })
-            .await?;
-        reply.map_err(NetError::Dht)
+        self.dht(|reply| DhtCommand::PutRecord { key, value, reply })
+            .await?
     }
 
     /// Looks a record up in the DHT; every distinct value found (the caller validates them and
-    /// picks the newest).
+    /// picks the newest); none when the lookup found none. [`NetError::Busy`] when too many DHT
+    /// operations are in flight.
     pub async fn get_records(&self, key: Vec<u8>) -> Result<Vec<Vec<u8>>, NetError> {
-        self.call_with(DHT_TIMEOUT, |reply| Command::GetRecords { key, reply })
-            .await
+        self.dht(|reply| DhtCommand::GetRecords { key, reply })
+            .await?
     }
 
     /// Stores a record on exactly `peers` (not locally, and not on the peers closest to the
@@ -398,28 +430,28 @@ impl Client {
     /// [`put_record`](Self::put_record), the record names this node as its publisher and
     /// expires after the DHT's record TTL. Returns how many peers acknowledged it before the
     /// query ended (Kademlia quorum one: the query ends at the first acknowledgement, so this is
-    /// 1 on success); an error when none did, or when `peers` holds no peer but this node.
+    /// 1 on success); an error when none did, or when `peers` holds no peer but this node
+    /// ([`DhtError::NoTarget`](crate::DhtError::NoTarget)).
     pub async fn put_record_to(
         &self,
         key: Vec<u8>,
         value: Vec<u8>,
         peers: Vec<PeerId>,
     ) -> Result<usize, NetError> {
-        let reply = self
-            .call_with(DHT_TIMEOUT, |reply| Command::PutRecordTo {
-                key,
-                value,
-                peers,
-                reply,
-            })
-            .await?;
-        reply.map_err(NetError::Dht)
+        self.dht(|reply| DhtCommand::PutRecordTo {
+            key,
+            value,
+            peers,
+            reply,
+        })
+        .await?
     }
 
     /// The value this node's own Kademlia store holds under `key`, if any and not expired (no
     /// network traffic; for diagnostics and tests).
     pub async fn local_record(&self, key: Vec<u8>) -> Result<Option<Vec<u8>>, NetError> {
-        self.call(|reply| Command::LocalRecord { key, reply }).await
+        self.call(|reply| Command::Dht(DhtCommand::LocalRecord { key, reply }))
+            .await
     }
 
     /// Looks up the peers closest to `key` in the DHT (the Kademlia distance to the record key
@@ -427,10 +459,8 @@ impl Client {
     /// node. If the lookup times out, the peers found so far; none when the routing table is
     /// empty.
     pub async fn closest_peers(&self, key: Vec<u8>) -> Result<Vec<ClosestPeer>, NetError> {
-        let reply = self
-            .call_with(DHT_TIMEOUT, |reply| Command::ClosestPeers { key, reply })
-            .await?;
-        reply.map_err(NetError::Dht)
+        self.dht(|reply| DhtCommand::ClosestPeers { key, reply })
+            .await?
     }
 
     /// How many peers in the local Kademlia routing table are closer to `key` than this node
@@ -438,7 +468,7 @@ impl Client {
     /// counting at most `limit`. No network traffic: a mailbox replica asks it to decide
     /// whether a mailbox is its business.
     pub async fn local_closer_peers(&self, key: Vec<u8>, limit: usize) -> Result<usize, NetError> {
-        self.call(|reply| Command::LocalCloserPeers { key, limit, reply })
+        self.call(|reply| Command::Dht(DhtCommand::LocalCloserPeers { key, limit, reply }))
             .await
     }
 
@@ -449,23 +479,21 @@ impl Client {
     /// until [`stop_providing`](Self::stop_providing). Returns, once the announcement has
     /// finished, how many peers it was handed to (`ADD_PROVIDER` has no answer, so that is as
     /// far as "accepted" can be known); 0 when no peer is known yet, and then the local record
-    /// stays and goes out at the next republication. An error for a bad key, when this node
-    /// provides [`MAX_OWN_PROVIDED_KEYS`](crate::behaviour::MAX_OWN_PROVIDED_KEYS) keys already,
-    /// or when the announcement timed out.
+    /// stays and goes out at the next republication. An error for a bad key
+    /// ([`DhtError::BadProviderKey`](crate::DhtError::BadProviderKey)), when this node
+    /// provides [`MAX_OWN_PROVIDED_KEYS`](crate::behaviour::MAX_OWN_PROVIDED_KEYS) keys already
+    /// ([`DhtError::TooManyProvidedKeys`](crate::DhtError::TooManyProvidedKeys)), or when the
+    /// announcement timed out ([`NetError::Timeout`]).
     pub async fn start_providing(&self, key: Vec<u8>) -> Result<usize, NetError> {
-        let reply = self
-            .call_with(DHT_TIMEOUT, |reply| Command::StartProviding { key, reply })
-            .await?;
-        reply.map_err(NetError::Dht)
+        self.dht(|reply| DhtCommand::StartProviding { key, reply })
+            .await?
     }
 
     /// Stops announcing `key`: the local record goes at once (records already on other peers
     /// expire with their TTL, [`PROVIDER_RECORD_TTL`](crate::behaviour::PROVIDER_RECORD_TTL)).
     pub async fn stop_providing(&self, key: Vec<u8>) -> Result<(), NetError> {
-        tokio::time::timeout(CLIENT_TIMEOUT, self.tx.send(Command::StopProviding { key }))
+        self.send(Command::Dht(DhtCommand::StopProviding { key }))
             .await
-            .map_err(|_| NetError::Stopped)?
-            .map_err(|_| NetError::Stopped)
     }
 
     /// The providers of `key`: those in this node's own store (this node itself if it provides
@@ -473,43 +501,30 @@ impl Client {
     /// [`MAX_PROVIDERS_FOUND`](crate::event_loop::MAX_PROVIDERS_FOUND). If the lookup times
     /// out, the providers found so far. To connect to one, [`dial_peer`](Self::dial_peer).
     pub async fn get_providers(&self, key: Vec<u8>) -> Result<HashSet<PeerId>, NetError> {
-        let reply = self
-            .call_with(DHT_TIMEOUT, |reply| Command::GetProviders { key, reply })
-            .await?;
-        reply.map_err(NetError::Dht)
+        self.dht(|reply| DhtCommand::GetProviders { key, reply })
+            .await?
     }
 
     /// Starts a dial to `peer` unless it is connected or being dialled, at `addrs` and at the
     /// addresses the behaviours know (Kademlia's routing table and running lookups, identify);
     /// when none knows one, a DHT lookup of `peer` finds its addresses and the dial follows.
-    /// Returns once the dial (or the lookup) is under way.
+    /// Returns once the dial (or the lookup) is under way; [`NetError::Dial`] when it cannot
+    /// start.
     pub async fn dial_peer(&self, peer: PeerId, addrs: Vec<Multiaddr>) -> Result<(), NetError> {
         self.call(|reply| Command::DialPeer { peer, addrs, reply })
             .await?
-            .map_err(|reason| NetError::Dial {
-                addr: Multiaddr::empty().with(libp2p::multiaddr::Protocol::P2p(peer)),
-                reason,
-            })
     }
 
     /// Sends one `/rhizo/msg/1` request to `peer` (dialling `addrs` if needed) and waits for
-    /// its response.
+    /// its response: [`SendError::Timeout`] when none came in time, [`SendError::Busy`] when
+    /// too many requests are in flight, [`SendError::Stopped`] only when the event loop is gone.
     pub async fn send_message(
         &self,
         peer: PeerId,
         addrs: Vec<Multiaddr>,
         payload: Vec<u8>,
     ) -> Result<Vec<u8>, SendError> {
-        let call = self.call_with(MESSAGE_TIMEOUT, |reply| Command::SendMessage {
-            peer,
-            addrs,
-            payload,
-            reply,
-        });
-        match call.await {
-            Ok(result) => result,
-            Err(_) => Err(SendError::Timeout),
-        }
+        self.request(ReqProtocol::Msg, peer, addrs, payload).await
     }
 
     /// Answers an inbound `/rhizo/msg/1` request.
@@ -518,10 +533,7 @@ impl Client {
         channel: libp2p::request_response::ResponseChannel<Vec<u8>>,
         payload: Vec<u8>,
     ) -> Result<(), NetError> {
-        self.tx
-            .send(Command::Respond { channel, payload })
-            .await
-            .map_err(|_| NetError::Stopped)
+        self.respond_on(ReqProtocol::Msg, channel, payload).await
     }
 
     /// Like [`respond`](Self::respond), without waiting: [`NetError::Busy`] when the command
@@ -531,12 +543,12 @@ impl Client {
         channel: libp2p::request_response::ResponseChannel<Vec<u8>>,
         payload: Vec<u8>,
     ) -> Result<(), NetError> {
-        self.try_command(Command::Respond { channel, payload })
+        self.try_respond_on(ReqProtocol::Msg, channel, payload)
     }
 
     /// Sends one `/rhizo/mailbox/1` request to `peer` (dialling `addrs` if needed) and waits
-    /// for its response. A request larger than
-    /// [`MAX_MAILBOX_REQUEST_BYTES`](crate::MAX_MAILBOX_REQUEST_BYTES) is refused with
+    /// for its response (errors as for [`send_message`](Self::send_message)). A request larger
+    /// than [`MAX_MAILBOX_REQUEST_BYTES`](crate::MAX_MAILBOX_REQUEST_BYTES) is refused with
     /// [`SendError::TooLarge`] before anything is sent.
     pub async fn mailbox_request(
         &self,
@@ -544,16 +556,8 @@ impl Client {
         addrs: Vec<Multiaddr>,
         payload: Vec<u8>,
     ) -> Result<Vec<u8>, SendError> {
-        let call = self.call_with(MESSAGE_TIMEOUT, |reply| Command::MailboxRequest {
-            peer,
-            addrs,
-            payload,
-            reply,
-        });
-        match call.await {
-            Ok(result) => result,
-            Err(_) => Err(SendError::Timeout),
-        }
+        self.request(ReqProtocol::Mailbox, peer, addrs, payload)
+            .await
     }
 
     /// Answers an inbound `/rhizo/mailbox/1` request
@@ -565,10 +569,8 @@ impl Client {
         channel: libp2p::request_response::ResponseChannel<Vec<u8>>,
         payload: Vec<u8>,
     ) -> Result<(), NetError> {
-        self.tx
-            .send(Command::RespondMailbox { channel, payload })
+        self.respond_on(ReqProtocol::Mailbox, channel, payload)
             .await
-            .map_err(|_| NetError::Stopped)
     }
 
     /// Like [`respond_mailbox`](Self::respond_mailbox), without waiting: [`NetError::Busy`]
@@ -578,7 +580,7 @@ impl Client {
         channel: libp2p::request_response::ResponseChannel<Vec<u8>>,
         payload: Vec<u8>,
     ) -> Result<(), NetError> {
-        self.try_command(Command::RespondMailbox { channel, payload })
+        self.try_respond_on(ReqProtocol::Mailbox, channel, payload)
     }
 
     /// Asks `peer` for a sample of the peers it knows over `/rhizo/pex/1` (an empty request; the
@@ -586,11 +588,8 @@ impl Client {
     /// for the answer, at most [`MAX_PEX_RESPONSE_BYTES`](crate::MAX_PEX_RESPONSE_BYTES) bytes
     /// (a larger one fails the request). The node decodes the sample.
     pub async fn pex_request(&self, peer: PeerId) -> Result<Vec<u8>, SendError> {
-        let call = self.call_with(MESSAGE_TIMEOUT, |reply| Command::PexRequest { peer, reply });
-        match call.await {
-            Ok(result) => result,
-            Err(_) => Err(SendError::Timeout),
-        }
+        self.request(ReqProtocol::Pex, peer, Vec::new(), Vec::new())
+            .await
     }
 
     /// Answers an inbound `/rhizo/pex/1` request
@@ -602,10 +601,7 @@ impl Client {
         channel: libp2p::request_response::ResponseChannel<Vec<u8>>,
         payload: Vec<u8>,
     ) -> Result<(), NetError> {
-        self.tx
-            .send(Command::RespondPex { channel, payload })
-            .await
-            .map_err(|_| NetError::Stopped)
+        self.respond_on(ReqProtocol::Pex, channel, payload).await
     }
 
     /// Like [`respond_pex`](Self::respond_pex), without waiting: [`NetError::Busy`] when the
@@ -615,7 +611,7 @@ impl Client {
         channel: libp2p::request_response::ResponseChannel<Vec<u8>>,
         payload: Vec<u8>,
     ) -> Result<(), NetError> {
-        self.try_command(Command::RespondPex { channel, payload })
+        self.try_respond_on(ReqProtocol::Pex, channel, payload)
     }
 
     /// Bans `peer` like [`ban_peer`](Self::ban_peer), without waiting for the event loop:
@@ -636,5 +632,95 @@ impl Client {
     /// Asks the event loop to close its connections and stop.
     pub async fn shutdown(&self) -> Result<(), NetError> {
         self.call(Command::Shutdown).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client() -> (Client, mpsc::Receiver<Command>) {
+        let (tx, rx) = mpsc::channel(4);
+        (Client::new(tx, Arc::new(ClientCounters::default())), rx)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_answer_in_time_is_timeout_not_stopped() {
+        let (client, _commands) = client();
+        let peer = PeerId::random();
+        assert!(matches!(
+            client.send_message(peer, Vec::new(), Vec::new()).await,
+            Err(SendError::Timeout)
+        ));
+        assert!(matches!(client.info().await, Err(NetError::Timeout)));
+        assert!(matches!(
+            client.get_records(b"k".to_vec()).await,
+            Err(NetError::Timeout)
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_gone_event_loop_is_stopped() {
+        let (client, commands) = client();
+        drop(commands);
+        let peer = PeerId::random();
+        assert!(matches!(
+            client.pex_request(peer).await,
+            Err(SendError::Stopped)
+        ));
+        assert!(matches!(client.stats().await, Err(NetError::Stopped)));
+        assert!(matches!(
+            client.stop_providing(b"k".to_vec()).await,
+            Err(NetError::Stopped)
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_event_loops_typed_answer_reaches_the_caller() {
+        let (client, mut commands) = client();
+        let answer = tokio::spawn(async move {
+            match commands.recv().await {
+                Some(Command::Request {
+                    protocol: ReqProtocol::Mailbox,
+                    reply,
+                    ..
+                }) => {
+                    let _ = reply.send(Err(SendError::Busy));
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+            match commands.recv().await {
+                Some(Command::Dht(DhtCommand::PutRecord { reply, .. })) => {
+                    let _ = reply.send(Err(crate::DhtError::NoPeerAccepted.into()));
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        });
+        let peer = PeerId::random();
+        assert!(matches!(
+            client.mailbox_request(peer, Vec::new(), vec![1]).await,
+            Err(SendError::Busy)
+        ));
+        assert!(matches!(
+            client.put_record(b"k".to_vec(), b"v".to_vec()).await,
+            Err(NetError::Dht(crate::DhtError::NoPeerAccepted))
+        ));
+        answer.await.expect("join");
+    }
+
+    #[test]
+    fn try_calls_say_busy_when_the_channel_is_full() {
+        let (tx, _rx) = mpsc::channel(1);
+        let counters = Arc::new(ClientCounters::default());
+        let client = Client::new(tx, counters.clone());
+        let peer = PeerId::random();
+        assert!(client.try_ban_peer(peer, None).is_ok());
+        assert!(matches!(
+            client.try_ban_peer(peer, None),
+            Err(NetError::Busy)
+        ));
+        let mut stats = NetStats::default();
+        counters.fill_stats(&mut stats);
+        assert_eq!(stats.commands_shed, 1);
     }
 }

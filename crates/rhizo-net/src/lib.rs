@@ -1,23 +1,26 @@
 //! rhizo's libp2p layer.
 //!
 //! One [`EventLoop`] owns the libp2p `Swarm`; everything else talks to it through a cloneable
-//! [`Client`] that sends [`Command`](client::Command)s over a bounded channel, each carrying a
-//! oneshot for its reply. What the network learns (peers discovered, connections, dial failures,
-//! inbound requests) goes up to the node as [`NetEvent`]s over another bounded channel.
+//! [`Client`] that sends commands over a bounded channel, each carrying a oneshot for its
+//! typed reply. What the network learns (peers discovered, connections, dial failures, inbound
+//! requests) goes up to the node as [`NetEvent`]s over another bounded channel, never awaited.
 //!
 //! ```text
 //!   node services ──Client──▶ [bounded mpsc] ──▶ EventLoop ──▶ Swarm (tcp+noise+yamux, quic)
-//!         ▲                                          │            identify, ping, kad, mdns,
-//!         │                                          │            /rhizo/msg/1 (≤ 512 KiB),
-//!         │                                          │            /rhizo/mailbox/1
-//!         │                                          │              (req ≤ 320 KiB, resp ≤ 1 MiB)
-//!         └────────────── [bounded mpsc] ◀─ NetEvent ┘
+//!         ▲                   DHT queries table ◀──┤            identify, ping, kad, mdns,
+//!         │                   request table     ◀──┤            /rhizo/msg/1 (≤ 512 KiB),
+//!         │                   (msg, mailbox, pex)  │            /rhizo/mailbox/1
+//!         │                   peers, guard, nat    │              (req ≤ 320 KiB, resp ≤ 1 MiB),
+//!         │                                        │            /rhizo/pex/1, gossipsub, NAT
+//!         └──── [bounded mpsc] ◀─ backlog ◀─ NetEvent
 //! ```
 //!
 //! # Layout
 //! - [`behaviour`]: the composed `NetworkBehaviour` and its protocol configuration.
 //! - [`client`]: the [`Client`] handle and the commands it sends.
-//! - [`event_loop`]: the [`EventLoop`] that owns the Swarm.
+//! - [`event_loop`]: the [`EventLoop`] that owns the Swarm, as small state machines: the DHT
+//!   queries in flight, one request table for `/rhizo/msg/1`, `/rhizo/mailbox/1` and
+//!   `/rhizo/pex/1`, the peers, and the event sink that never waits for the node.
 //! - [`guard`]: connection hardening: limits, bans, the IP filter, trusted and protected peers,
 //!   misbehaviour reports.
 //! - [`kad_tap`]: Kademlia with the source of inbound requests recorded.
@@ -25,6 +28,12 @@
 //! - [`nat`]: NAT traversal (AutoNAT, relay server and client, DCUtR, UPnP) and reachability.
 //! - [`msg_protocol`]: the length-prefixed frame codec of `/rhizo/msg/1` and `/rhizo/mailbox/1`.
 //! - [`start`]: builds the Swarm, binds the listeners, returns the three parts.
+//!
+//! # Errors
+//! Every [`Client`] call returns a typed error: [`NetError`] (with [`DhtError`] for what a DHT
+//! operation refused), or [`SendError`] for a request to a peer. [`NetError::Timeout`] and
+//! [`SendError::Timeout`] mean no answer came in time; `Stopped` only that the event loop is
+//! gone; `Busy` that it had no room (try again later).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -192,12 +201,17 @@ pub enum NetError {
     /// The event loop is gone (the node is shutting down).
     #[error("the network event loop has stopped")]
     Stopped,
-    /// The command channel is full; a `try_` call handed nothing over (try again later).
+    /// The event loop had no room: its command channel was full (a `try_` call handed nothing
+    /// over), or too many DHT operations of this node's own are in flight. Try again later.
     #[error("the network event loop is busy: try again later")]
     Busy,
+    /// The operation did not finish in time: the event loop did not answer within
+    /// [`client::CLIENT_TIMEOUT`] (or the operation's own bound), or a DHT query timed out.
+    #[error("timed out: the network did not answer in time (try again later)")]
+    Timeout,
     /// A DHT operation failed.
     #[error("DHT: {0}")]
-    Dht(String),
+    Dht(#[from] DhtError),
     /// A dial could not be started.
     #[error("cannot dial {addr}: {reason}")]
     Dial {
@@ -205,6 +219,37 @@ pub enum NetError {
         addr: Multiaddr,
         /// Why.
         reason: String,
+    },
+}
+
+/// Why a DHT operation failed (besides [`NetError::Busy`] and [`NetError::Timeout`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DhtError {
+    /// No peer stored the record (are any peers connected?).
+    #[error("no peer accepted the record (are any peers connected?)")]
+    NoPeerAccepted,
+    /// `put_record_to` was given no peer but this node.
+    #[error("no peer to store the record on")]
+    NoTarget,
+    /// This node's own record store refused the record.
+    #[error("this node's own store refused the record: {0}")]
+    LocalStore(String),
+    /// A provider key must have 1 to `max` bytes.
+    #[error("a provider key has 1 to {max} bytes, not {len}")]
+    BadProviderKey {
+        /// The key's length.
+        len: usize,
+        /// The most allowed.
+        max: usize,
+    },
+    /// This node announces at most `max` keys.
+    #[error(
+        "this node provides {max} keys already, the most it announces; stop providing one first"
+    )]
+    TooManyProvidedKeys {
+        /// The most allowed.
+        max: usize,
     },
 }
 

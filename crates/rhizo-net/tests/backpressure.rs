@@ -9,70 +9,33 @@
 use std::time::Duration;
 
 use rhizo_net::{
-    Client, EVENT_CHANNEL_CAPACITY, Keypair, Multiaddr, NetConfig, NetEvent, NetLimits, PeerId,
-    SendError, event_loop::EVENT_BACKLOG_CAPACITY,
+    EVENT_CHANNEL_CAPACITY, NetEvent, NetLimits, SendError, event_loop::EVENT_BACKLOG_CAPACITY,
 };
-use tokio::{sync::mpsc, task::JoinHandle};
 
-/// Upper bound of every wait in these tests.
-const WAIT: Duration = Duration::from_secs(60);
+mod support;
+use support::{Node, Opts, WAIT};
+
 /// Peers sending requests to the node that does not read (each connection allows 64 streams).
 const SENDERS: usize = 6;
 /// Requests each sender has in flight at once.
 const REQUESTS_PER_SENDER: usize = 60;
 
-struct Node {
-    client: Client,
-    events: mpsc::Receiver<NetEvent>,
-    peer: PeerId,
-    addr: Multiaddr,
-    event_loop: JoinHandle<()>,
-}
-
-impl Node {
-    async fn spawn() -> Self {
-        let keypair = Keypair::generate_ed25519();
-        let peer = keypair.public().to_peer_id();
-        let (client, mut events, event_loop) = rhizo_net::start(NetConfig {
-            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr")],
-            // Every node shares one IP on loopback.
-            limits: NetLimits {
-                max_per_ip: 1000,
-                max_inbound: 1000,
-                ..NetLimits::default()
-            },
-            ..NetConfig::new(keypair)
-        })
-        .expect("network starts");
-        let event_loop = tokio::spawn(event_loop.run());
-        let wait = async {
-            loop {
-                if let Some(NetEvent::Listening { addr }) = events.recv().await {
-                    return addr;
-                }
-            }
-        };
-        let addr = tokio::time::timeout(WAIT, wait)
-            .await
-            .expect("listening within the bounded wait");
-        Self {
-            client,
-            events,
-            peer,
-            addr,
-            event_loop,
-        }
-    }
-
-    async fn stop(self) {
-        let _ = self.client.shutdown().await;
-        let _ = tokio::time::timeout(WAIT, self.event_loop).await;
-    }
+/// A node that admits every sender (all share 127.0.0.1).
+async fn spawn_roomy() -> Node {
+    Node::spawn(Opts {
+        limits: NetLimits {
+            max_per_ip: 1000,
+            max_inbound: 1000,
+            ..NetLimits::default()
+        },
+        ..Opts::default()
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_that_reads_no_events_does_not_stall_the_event_loop() {
-    let mut target = Node::spawn().await;
+    let mut target = spawn_roomy().await;
     let total = SENDERS * REQUESTS_PER_SENDER;
     assert!(
         total > EVENT_CHANNEL_CAPACITY + 64,
@@ -83,7 +46,7 @@ async fn a_node_that_reads_no_events_does_not_stall_the_event_loop() {
     let mut senders = Vec::new();
     let mut requests = Vec::new();
     for s in 0..SENDERS {
-        let sender = Node::spawn().await;
+        let sender = spawn_roomy().await;
         for seq in 0..REQUESTS_PER_SENDER {
             let client = sender.client.clone();
             let (peer, addr) = (target.peer, target.addr.clone());
@@ -155,7 +118,7 @@ async fn a_node_that_reads_no_events_does_not_stall_the_event_loop() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_the_backlog_requests_are_shed_and_counted_and_the_rest_delivered() {
-    let mut target = Node::spawn().await;
+    let mut target = spawn_roomy().await;
     // More requests than the channel and the backlog hold together.
     let senders_needed =
         (EVENT_CHANNEL_CAPACITY + EVENT_BACKLOG_CAPACITY) / REQUESTS_PER_SENDER + 4;
@@ -163,7 +126,7 @@ async fn past_the_backlog_requests_are_shed_and_counted_and_the_rest_delivered()
     let mut senders = Vec::new();
     let mut requests = Vec::new();
     for _ in 0..senders_needed {
-        let sender = Node::spawn().await;
+        let sender = spawn_roomy().await;
         for seq in 0..REQUESTS_PER_SENDER {
             let client = sender.client.clone();
             let (peer, addr) = (target.peer, target.addr.clone());

@@ -4,136 +4,23 @@
 //! Every wait is bounded by [`WAIT`] and ends on an event, a reply, or a condition polled on the
 //! node's own state (the gossip mesh, which has no event); nothing sleeps to let time pass.
 
-use std::{collections::HashMap, future::Future, sync::Arc, time::Duration};
+use std::collections::HashMap;
 
 use libp2p::multiaddr::Protocol;
 use rhizo_net::{
-    Client, GossipVerdict, Keypair, MAX_GOSSIP_DATA_BYTES, Multiaddr, NetConfig, NetError,
-    NetEvent, PeerId, RefuseAllRecords, gossip::message_id,
+    GossipVerdict, MAX_GOSSIP_DATA_BYTES, Multiaddr, NetError, NetEvent, PeerId, gossip::message_id,
 };
-use tokio::{sync::mpsc, task::JoinHandle};
+use tokio::sync::mpsc;
 
-/// Upper bound of every wait in these tests.
-const WAIT: Duration = Duration::from_secs(30);
+mod support;
+use support::{Node, Opts, WAIT, eventually};
+
 /// The gossip topic of the tests (a channel topic, so it gets channel score parameters).
 const TOPIC: &str = "rhizo/channel/test";
 /// Announced instead of the listeners by the gossip nodes: a DNS address, which this transport
 /// cannot dial (no DNS resolver), so no node learns another's real address through identify or
 /// Kademlia and the topology stays exactly the one the test builds. Nothing is sent anywhere.
 const UNDIALLABLE: &str = "/dns4/unreachable.invalid/tcp/1";
-
-#[derive(Default)]
-struct Opts {
-    bootstrap: Vec<Multiaddr>,
-    announce: Vec<Multiaddr>,
-    relay_server: bool,
-    relays: Vec<Multiaddr>,
-    /// Bind no listener of its own (like a node behind a NAT: it only dials out).
-    no_listen: bool,
-}
-
-struct Node {
-    client: Client,
-    events: Option<mpsc::Receiver<NetEvent>>,
-    peer: PeerId,
-    addr: Multiaddr,
-    event_loop: JoinHandle<()>,
-}
-
-impl Node {
-    /// Waits for the first event `pick` maps to `Some`, skipping the others.
-    async fn next<T>(&mut self, mut pick: impl FnMut(NetEvent) -> Option<T>) -> T {
-        let events = self.events.as_mut().expect("events not handed off");
-        let wait = async {
-            loop {
-                let event = events.recv().await.expect("event loop alive");
-                if let Some(found) = pick(event) {
-                    return found;
-                }
-            }
-        };
-        tokio::time::timeout(WAIT, wait)
-            .await
-            .expect("event within the bounded wait")
-    }
-
-    /// `addr/p2p/peer`.
-    fn dialable(&self) -> Multiaddr {
-        self.addr.clone().with(Protocol::P2p(self.peer))
-    }
-
-    async fn stop(self) {
-        let _ = self.client.shutdown().await;
-        let _ = tokio::time::timeout(WAIT, self.event_loop).await;
-    }
-}
-
-async fn spawn_node(opts: Opts) -> Node {
-    let keypair = Keypair::generate_ed25519();
-    let peer = keypair.public().to_peer_id();
-    let config = NetConfig {
-        keypair,
-        listen: if opts.no_listen {
-            Vec::new()
-        } else {
-            vec!["/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr")]
-        },
-        bootstrap: opts.bootstrap,
-        known_peers: Vec::new(),
-        mdns: false,
-        announce: opts.announce,
-        agent_version: "rhizo-net-test".into(),
-        idle_connection_timeout: Duration::from_secs(60),
-        record_validator: Arc::new(RefuseAllRecords),
-        relay_server: opts.relay_server,
-        upnp: false,
-        relays: opts.relays,
-        limits: rhizo_net::NetLimits::default(),
-        trusted: Vec::new(),
-        banned_peers: Vec::new(),
-        banned_cidrs: Vec::new(),
-        ip_filter: None,
-    };
-    let (client, events, event_loop) = rhizo_net::start(config).expect("network starts");
-    let event_loop = tokio::spawn(event_loop.run());
-    let mut node = Node {
-        client,
-        events: Some(events),
-        peer,
-        addr: Multiaddr::empty(),
-        event_loop,
-    };
-    if opts.no_listen {
-        return node;
-    }
-    node.addr = node
-        .next(|e| match e {
-            NetEvent::Listening { addr } => Some(addr),
-            _ => None,
-        })
-        .await;
-    node
-}
-
-/// Polls `check` until it holds, bounded by [`WAIT`].
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let poll = async {
-        let mut tick = tokio::time::interval(Duration::from_millis(50));
-        loop {
-            tick.tick().await;
-            if check().await {
-                return;
-            }
-        }
-    };
-    if tokio::time::timeout(WAIT, poll).await.is_err() {
-        panic!("{what}: not within the bounded wait");
-    }
-}
 
 /// One gossip message as a node saw it.
 #[derive(Debug)]
@@ -146,7 +33,8 @@ struct Seen {
 /// Hands a node's events to a task that reports a verdict on every gossip message (`Reject`
 /// for data starting with `bad` when `rejects`, `Accept` otherwise) and then tells the test.
 fn drain(node: &mut Node, index: usize, rejects: bool, seen: mpsc::Sender<Seen>) {
-    let mut events = node.events.take().expect("events");
+    // Events before the listener (connections) mean nothing here.
+    let (_, mut events) = node.take_events();
     let client = node.client.clone();
     tokio::spawn(async move {
         while let Some(event) = events.recv().await {
@@ -205,7 +93,7 @@ async fn collect_until(
 async fn gossip_reaches_every_node_once_and_rejected_messages_stop() {
     let undiallable: Multiaddr = UNDIALLABLE.parse().expect("multiaddr");
     let mut nodes = vec![
-        spawn_node(Opts {
+        Node::spawn(Opts {
             announce: vec![undiallable.clone()],
             ..Opts::default()
         })
@@ -214,7 +102,7 @@ async fn gossip_reaches_every_node_once_and_rejected_messages_stop() {
     let hub_addr = nodes[0].dialable();
     for _ in 1..6 {
         nodes.push(
-            spawn_node(Opts {
+            Node::spawn(Opts {
                 bootstrap: vec![hub_addr.clone()],
                 announce: vec![undiallable.clone()],
                 ..Opts::default()
@@ -379,7 +267,7 @@ async fn gossip_reaches_every_node_once_and_rejected_messages_stop() {
 /// through R with a `/rhizo/msg/1` request.
 #[tokio::test]
 async fn a_node_is_reachable_through_a_relay_reservation() {
-    let relay = spawn_node(Opts {
+    let relay = Node::spawn(Opts {
         relay_server: true,
         ..Opts::default()
     })
@@ -399,9 +287,9 @@ async fn a_node_is_reachable_through_a_relay_reservation() {
 
     // B listens nowhere itself: the relay is its only way in, and nobody (R included) learns a
     // direct address of it.
-    let mut b = spawn_node(Opts {
+    let mut b = Node::spawn(Opts {
         relays: vec![relay.dialable()],
-        no_listen: true,
+        listen: None,
         ..Opts::default()
     })
     .await;
@@ -443,8 +331,8 @@ async fn a_node_is_reachable_through_a_relay_reservation() {
 
     // A listens nowhere either, so B cannot dial it back directly (through Kademlia or a hole
     // punch): the two can only meet through R.
-    let mut a = spawn_node(Opts {
-        no_listen: true,
+    let mut a = Node::spawn(Opts {
+        listen: None,
         ..Opts::default()
     })
     .await;

@@ -6,195 +6,19 @@
 //! Every wait is bounded by [`WAIT`] and ends on an event or a reply; nothing sleeps to let time
 //! pass.
 
-use std::{collections::VecDeque, sync::Arc, time::Duration};
+use std::time::Duration;
 
 use libp2p::multiaddr::Protocol;
 use rhizo_net::{
-    Client, Keypair, MAX_PEX_RESPONSE_BYTES, Multiaddr, NetConfig, NetEvent, NetLimits, PeerId,
-    RefuseAllRecords, ResponseChannel,
+    Keypair, MAX_PEX_RESPONSE_BYTES, Multiaddr, NetEvent, NetLimits, PeerId, ResponseChannel,
 };
-use tokio::{sync::mpsc, task::JoinHandle};
 
-/// Upper bound of every wait in these tests.
-const WAIT: Duration = Duration::from_secs(30);
-
-/// Limits that never get in the way on loopback, where every node shares one IP.
-fn roomy() -> NetLimits {
-    NetLimits {
-        max_per_ip: 1000,
-        ..NetLimits::default()
-    }
-}
-
-struct Opts {
-    keypair: Keypair,
-    listen: Multiaddr,
-    limits: NetLimits,
-    trusted: Vec<Multiaddr>,
-    idle: Duration,
-}
-
-impl Default for Opts {
-    fn default() -> Self {
-        Self {
-            keypair: Keypair::generate_ed25519(),
-            listen: "/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr"),
-            limits: roomy(),
-            trusted: Vec::new(),
-            idle: Duration::from_secs(60),
-        }
-    }
-}
-
-struct Node {
-    client: Client,
-    events: mpsc::Receiver<NetEvent>,
-    /// Events received while waiting for another (e.g. a trusted peer connecting before the
-    /// listener is reported), in order; `next` looks here first.
-    backlog: VecDeque<NetEvent>,
-    peer: PeerId,
-    addr: Multiaddr,
-    event_loop: JoinHandle<()>,
-}
-
-impl Node {
-    /// Waits for the first event `pick` maps to `Some` (the backlog first), skipping the
-    /// others.
-    async fn next<T>(&mut self, mut pick: impl FnMut(NetEvent) -> Option<T>) -> T {
-        while let Some(event) = self.backlog.pop_front() {
-            if let Some(found) = pick(event) {
-                return found;
-            }
-        }
-        let wait = async {
-            loop {
-                let event = self.events.recv().await.expect("event loop alive");
-                if let Some(found) = pick(event) {
-                    return found;
-                }
-            }
-        };
-        tokio::time::timeout(WAIT, wait)
-            .await
-            .expect("event within the bounded wait")
-    }
-
-    /// Waits until `peer` connects.
-    async fn connected(&mut self, peer: PeerId) {
-        self.next(|e| match e {
-            NetEvent::PeerConnected { peer: p, .. } if p == peer => Some(()),
-            _ => None,
-        })
-        .await;
-    }
-
-    /// Waits until the last connection to `peer` closes.
-    async fn disconnected(&mut self, peer: PeerId) {
-        self.next(|e| match e {
-            NetEvent::PeerDisconnected { peer: p } if p == peer => Some(()),
-            _ => None,
-        })
-        .await;
-    }
-
-    /// Waits until a connection attempt to `peer` ends without a lasting connection: the dial
-    /// failed (refused before the handshake), or the connection closed (refused after it).
-    async fn turned_away(&mut self, peer: PeerId) {
-        self.next(|e| match e {
-            NetEvent::DialFailed { peer: p, .. } | NetEvent::PeerDisconnected { peer: p }
-                if p == peer =>
-            {
-                Some(())
-            }
-            _ => None,
-        })
-        .await;
-    }
-
-    /// `addr/p2p/peer`.
-    fn dialable(&self) -> Multiaddr {
-        self.addr.clone().with(Protocol::P2p(self.peer))
-    }
-
-    /// Dials `other`; the outcome arrives as events. A dial Kademlia already has under way to
-    /// the same peer makes this one a no-op, which is fine: that one's outcome is awaited.
-    async fn dial(&self, other: &Self) {
-        let _ = self.client.dial(other.dialable()).await;
-    }
-
-    /// Open connections to `peer`, as the event loop counts them.
-    async fn connections_to(&self, peer: PeerId) -> u32 {
-        self.client
-            .peers()
-            .await
-            .expect("peers")
-            .iter()
-            .find(|p| p.peer_id == peer)
-            .map_or(0, |p| p.connections)
-    }
-
-    async fn denied(&self) -> u64 {
-        self.client.stats().await.expect("stats").connections_denied
-    }
-
-    async fn stop(self) {
-        let _ = self.client.shutdown().await;
-        let _ = tokio::time::timeout(WAIT, self.event_loop).await;
-    }
-}
-
-async fn spawn_node(opts: Opts) -> Node {
-    let peer = opts.keypair.public().to_peer_id();
-    let config = NetConfig {
-        keypair: opts.keypair,
-        listen: vec![opts.listen],
-        bootstrap: Vec::new(),
-        known_peers: Vec::new(),
-        mdns: false,
-        announce: Vec::new(),
-        agent_version: "rhizo-net-test".into(),
-        idle_connection_timeout: opts.idle,
-        record_validator: Arc::new(RefuseAllRecords),
-        relay_server: false,
-        upnp: false,
-        relays: Vec::new(),
-        limits: opts.limits,
-        trusted: opts.trusted,
-        banned_peers: Vec::new(),
-        banned_cidrs: Vec::new(),
-        ip_filter: None,
-    };
-    let (client, events, event_loop) = rhizo_net::start(config).expect("network starts");
-    let event_loop = tokio::spawn(event_loop.run());
-    let mut node = Node {
-        client,
-        events,
-        backlog: VecDeque::new(),
-        peer,
-        addr: Multiaddr::empty(),
-        event_loop,
-    };
-    let mut early = Vec::new();
-    node.addr = node
-        .next(|e| match e {
-            NetEvent::Listening { addr } => Some(addr),
-            other => {
-                early.push(other);
-                None
-            }
-        })
-        .await;
-    node.backlog.extend(early);
-    node
-}
-
-async fn spawn_default() -> Node {
-    spawn_node(Opts::default()).await
-}
+mod support;
+use support::{Node, Opts, WAIT, roomy};
 
 /// A loopback address nothing listens on any more (a node bound it and stopped).
 async fn vacated_addr() -> Multiaddr {
-    let node = spawn_default().await;
+    let node = Node::spawn_default().await;
     let addr = node.addr.clone();
     node.stop().await;
     addr
@@ -207,7 +31,7 @@ async fn max_inbound_turns_away_the_third_peer_but_admits_protected_and_trusted_
     let t2_key = Keypair::generate_ed25519();
     let t2_peer = t2_key.public().to_peer_id();
     let stale = vacated_addr().await.with(Protocol::P2p(t2_peer));
-    let mut a = spawn_node(Opts {
+    let mut a = Node::spawn(Opts {
         limits: NetLimits {
             max_inbound: 2,
             ..roomy()
@@ -216,11 +40,11 @@ async fn max_inbound_turns_away_the_third_peer_but_admits_protected_and_trusted_
         ..Opts::default()
     })
     .await;
-    let b = spawn_default().await;
-    let c = spawn_default().await;
-    let mut d = spawn_default().await;
-    let t = spawn_default().await;
-    let t2 = spawn_node(Opts {
+    let b = Node::spawn_default().await;
+    let c = Node::spawn_default().await;
+    let mut d = Node::spawn_default().await;
+    let t = Node::spawn_default().await;
+    let t2 = Node::spawn(Opts {
         keypair: t2_key,
         ..Opts::default()
     })
@@ -261,9 +85,9 @@ async fn max_inbound_turns_away_the_third_peer_but_admits_protected_and_trusted_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_outbound_zero_still_dials_trusted_peers() {
-    let mut trusted = spawn_default().await;
-    let other = spawn_default().await;
-    let a = spawn_node(Opts {
+    let mut trusted = Node::spawn_default().await;
+    let other = Node::spawn_default().await;
+    let a = Node::spawn(Opts {
         limits: NetLimits {
             max_outbound: 0,
             ..roomy()
@@ -289,7 +113,7 @@ async fn max_outbound_zero_still_dials_trusted_peers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_per_ip_counts_every_peer_on_one_address() {
-    let mut a = spawn_node(Opts {
+    let mut a = Node::spawn(Opts {
         limits: NetLimits {
             max_per_ip: 2,
             ..NetLimits::default()
@@ -297,9 +121,9 @@ async fn max_per_ip_counts_every_peer_on_one_address() {
         ..Opts::default()
     })
     .await;
-    let b = spawn_default().await;
-    let c = spawn_default().await;
-    let mut d = spawn_default().await;
+    let b = Node::spawn_default().await;
+    let c = Node::spawn_default().await;
+    let mut d = Node::spawn_default().await;
 
     b.dial(&a).await;
     a.connected(b.peer).await;
@@ -322,8 +146,8 @@ async fn max_per_ip_counts_every_peer_on_one_address() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ban_peer_disconnects_and_refuses_until_unbanned() {
-    let mut a = spawn_default().await;
-    let mut b = spawn_default().await;
+    let mut a = Node::spawn_default().await;
+    let mut b = Node::spawn_default().await;
     b.dial(&a).await;
     a.connected(b.peer).await;
 
@@ -366,9 +190,9 @@ async fn ban_peer_disconnects_and_refuses_until_unbanned() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ban_cidr_closes_and_refuses_the_range() {
-    let mut a = spawn_default().await;
-    let b = spawn_default().await;
-    let mut c = spawn_default().await;
+    let mut a = Node::spawn_default().await;
+    let b = Node::spawn_default().await;
+    let mut c = Node::spawn_default().await;
     b.dial(&a).await;
     a.connected(b.peer).await;
 
@@ -403,14 +227,14 @@ async fn ban_cidr_closes_and_refuses_the_range() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trusted_peer_is_redialled_after_it_restarts() {
     let b_key = Keypair::generate_ed25519();
-    let b = spawn_node(Opts {
+    let b = Node::spawn(Opts {
         keypair: b_key.clone(),
         ..Opts::default()
     })
     .await;
     let b_peer = b.peer;
     let b_addr = b.addr.clone();
-    let mut a = spawn_node(Opts {
+    let mut a = Node::spawn(Opts {
         trusted: vec![b.dialable()],
         ..Opts::default()
     })
@@ -421,9 +245,9 @@ async fn trusted_peer_is_redialled_after_it_restarts() {
     b.stop().await;
     a.disconnected(b_peer).await;
     let restarted_at = tokio::time::Instant::now();
-    let b = spawn_node(Opts {
+    let b = Node::spawn(Opts {
         keypair: b_key,
-        listen: b_addr,
+        listen: Some(b_addr),
         ..Opts::default()
     })
     .await;
@@ -443,8 +267,8 @@ async fn trusted_peer_is_redialled_after_it_restarts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pex_round_trip_and_kad_requests_are_attributed() {
-    let mut a = spawn_default().await;
-    let b = spawn_default().await;
+    let mut a = Node::spawn_default().await;
+    let b = Node::spawn_default().await;
     b.dial(&a).await;
     a.connected(b.peer).await;
 
@@ -531,13 +355,13 @@ async fn pex_round_trip_and_kad_requests_are_attributed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn protected_connections_outlive_the_idle_timeout() {
-    let mut a = spawn_node(Opts {
+    let mut a = Node::spawn(Opts {
         idle: Duration::from_secs(1),
         ..Opts::default()
     })
     .await;
-    let b = spawn_default().await;
-    let mut c = spawn_default().await;
+    let b = Node::spawn_default().await;
+    let mut c = Node::spawn_default().await;
 
     b.dial(&a).await;
     a.connected(b.peer).await;

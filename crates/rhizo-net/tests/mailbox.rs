@@ -7,53 +7,24 @@ use std::{sync::Arc, time::Duration};
 
 use libp2p::kad;
 use rhizo_net::{
-    Client, DiscoverySource, Keypair, MAX_MAILBOX_REQUEST_BYTES, MAX_MAILBOX_RESPONSE_BYTES,
-    Multiaddr, NetConfig, NetEvent, PeerId, RecordValidator, ResponseChannel, SendError,
+    MAX_MAILBOX_REQUEST_BYTES, MAX_MAILBOX_RESPONSE_BYTES, Multiaddr, NetEvent, PeerId,
+    ResponseChannel, SendError,
 };
-use tokio::{sync::mpsc, task::JoinHandle};
 
-/// Upper bound of every wait in these tests.
-const WAIT: Duration = Duration::from_secs(30);
+mod support;
+use support::{AcceptAll, Node, Opts, WAIT};
 
-/// Stores every record (the node's real validator is rhizo-core's business).
-#[derive(Debug)]
-struct AcceptAll;
-
-impl RecordValidator for AcceptAll {
-    fn validate(
-        &self,
-        _: &[u8],
-        _: &[u8],
-        _: Option<&[u8]>,
-    ) -> Result<rhizo_net::AcceptedRecord, String> {
-        Ok(rhizo_net::AcceptedRecord::default())
-    }
-}
-
-struct Node {
-    client: Client,
-    events: mpsc::Receiver<NetEvent>,
-    peer: PeerId,
-    addr: Multiaddr,
-    event_loop: JoinHandle<()>,
+/// A node that stores every record, bootstrapping from `bootstrap`.
+async fn spawn_node(bootstrap: Vec<Multiaddr>) -> Node {
+    Node::spawn(Opts {
+        bootstrap,
+        validator: Arc::new(AcceptAll),
+        ..Opts::default()
+    })
+    .await
 }
 
 impl Node {
-    /// Waits for the first event `pick` maps to `Some`, skipping the others.
-    async fn next<T>(&mut self, mut pick: impl FnMut(NetEvent) -> Option<T>) -> T {
-        let wait = async {
-            loop {
-                let event = self.events.recv().await.expect("event loop alive");
-                if let Some(found) = pick(event) {
-                    return found;
-                }
-            }
-        };
-        tokio::time::timeout(WAIT, wait)
-            .await
-            .expect("event within the bounded wait")
-    }
-
     /// Waits for the next inbound mailbox request.
     async fn next_mailbox(&mut self) -> (PeerId, Vec<u8>, ResponseChannel<Vec<u8>>) {
         self.next(|e| match e {
@@ -66,85 +37,14 @@ impl Node {
         })
         .await
     }
-
-    /// Waits until identify has told this node about every peer in `peers` (identify is what
-    /// puts a DHT peer into the routing table, just before the event is emitted).
-    async fn await_identified(&mut self, peers: &[PeerId]) {
-        let mut missing: Vec<PeerId> = peers.to_vec();
-        while !missing.is_empty() {
-            let peer = self
-                .next(|e| match e {
-                    NetEvent::PeerDiscovered {
-                        peer,
-                        source: DiscoverySource::Identify,
-                        ..
-                    } => Some(peer),
-                    _ => None,
-                })
-                .await;
-            missing.retain(|p| *p != peer);
-        }
-    }
-
-    async fn stop(self) {
-        let _ = self.client.shutdown().await;
-        let _ = tokio::time::timeout(WAIT, self.event_loop).await;
-    }
-}
-
-async fn spawn_node(bootstrap: Vec<Multiaddr>) -> Node {
-    let keypair = Keypair::generate_ed25519();
-    let peer = keypair.public().to_peer_id();
-    let config = NetConfig {
-        keypair,
-        listen: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr")],
-        bootstrap,
-        known_peers: Vec::new(),
-        mdns: false,
-        announce: Vec::new(),
-        agent_version: "rhizo-net-test".into(),
-        idle_connection_timeout: Duration::from_secs(60),
-        record_validator: Arc::new(AcceptAll),
-        relay_server: false,
-        upnp: false,
-        relays: Vec::new(),
-        limits: rhizo_net::NetLimits::default(),
-        trusted: Vec::new(),
-        banned_peers: Vec::new(),
-        banned_cidrs: Vec::new(),
-        ip_filter: None,
-    };
-    let (client, events, event_loop) = rhizo_net::start(config).expect("network starts");
-    let event_loop = tokio::spawn(event_loop.run());
-    let mut node = Node {
-        client,
-        events,
-        peer,
-        addr: Multiaddr::empty(),
-        event_loop,
-    };
-    node.addr = node
-        .next(|e| match e {
-            NetEvent::Listening { addr } => Some(addr),
-            _ => None,
-        })
-        .await;
-    node
-}
-
-/// `addr/p2p/peer`: a bootstrap address.
-fn dialable(node: &Node) -> Multiaddr {
-    node.addr
-        .clone()
-        .with(libp2p::multiaddr::Protocol::P2p(node.peer))
 }
 
 /// Three nodes, each connected to the other two (B bootstraps from A, C from A and B), each
 /// with the other two in its routing table.
 async fn three_nodes() -> (Node, Node, Node) {
     let mut a = spawn_node(Vec::new()).await;
-    let mut b = spawn_node(vec![dialable(&a)]).await;
-    let mut c = spawn_node(vec![dialable(&a), dialable(&b)]).await;
+    let mut b = spawn_node(vec![a.dialable()]).await;
+    let mut c = spawn_node(vec![a.dialable(), b.dialable()]).await;
     let (pa, pb, pc) = (a.peer, b.peer, c.peer);
     a.await_identified(&[pb, pc]).await;
     b.await_identified(&[pa, pc]).await;

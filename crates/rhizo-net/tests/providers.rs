@@ -8,101 +8,36 @@
 //! time pass. `ADD_PROVIDER` has no answer, so "the record is kept" is read from the keeping
 //! node's counters each time it reports an inbound Kademlia request from the announcer.
 
-use std::{collections::HashSet, time::Duration};
+use std::collections::HashSet;
 
 use futures::StreamExt;
-use libp2p::{
-    Swarm, SwarmBuilder, kad,
-    kad::store::{MemoryStore, MemoryStoreConfig},
-    noise, tcp, yamux,
-};
+use libp2p::{Swarm, kad, kad::store::MemoryStore};
 use rhizo_net::{
-    Client, DiscoverySource, KAD_PROTOCOL, Keypair, Multiaddr, NetConfig, NetEvent, NetStats,
-    PeerId,
+    Multiaddr, NetEvent, NetStats, PeerId,
     behaviour::{
         MAX_OWN_PROVIDED_KEYS, MAX_PROVIDER_KEY_BYTES, MAX_PROVIDER_KEYS,
         MAX_PROVIDER_KEYS_PER_PEER,
     },
 };
-use tokio::{sync::mpsc, task::JoinHandle};
 
-/// Upper bound of every wait in these tests.
-const WAIT: Duration = Duration::from_secs(60);
+mod support;
+use support::{Node, Opts, WAIT, stock_kad_peer};
+
 /// Announcements a flooding peer sends before it waits for the rhizo node to have handled
 /// them: two inbound requests each (the lookup, then `ADD_PROVIDER`), well inside the node's
 /// event channel, so that no report of one is dropped.
 const FLOOD_BATCH: usize = 64;
 
-struct Node {
-    client: Client,
-    events: mpsc::Receiver<NetEvent>,
-    peer: PeerId,
-    addr: Multiaddr,
-    event_loop: JoinHandle<()>,
+/// A node with the default (refuse-all) record validator, bootstrapping from `bootstrap`.
+async fn spawn_node(bootstrap: Vec<Multiaddr>) -> Node {
+    Node::spawn(Opts {
+        bootstrap,
+        ..Opts::default()
+    })
+    .await
 }
 
 impl Node {
-    async fn spawn(bootstrap: Vec<Multiaddr>) -> Self {
-        let keypair = Keypair::generate_ed25519();
-        let peer = keypair.public().to_peer_id();
-        let (client, events, event_loop) = rhizo_net::start(NetConfig {
-            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr")],
-            bootstrap,
-            ..NetConfig::new(keypair)
-        })
-        .expect("network starts");
-        let mut node = Self {
-            client,
-            events,
-            peer,
-            addr: Multiaddr::empty(),
-            event_loop: tokio::spawn(event_loop.run()),
-        };
-        node.addr = node
-            .next(|e| match e {
-                NetEvent::Listening { addr } => Some(addr),
-                _ => None,
-            })
-            .await;
-        node
-    }
-
-    /// `addr/p2p/peer`: a bootstrap address.
-    fn dialable(&self) -> Multiaddr {
-        self.addr
-            .clone()
-            .with(libp2p::multiaddr::Protocol::P2p(self.peer))
-    }
-
-    /// Waits for the first event `pick` maps to `Some`, skipping the others.
-    async fn next<T>(&mut self, mut pick: impl FnMut(NetEvent) -> Option<T>) -> T {
-        let wait = async {
-            loop {
-                let event = self.events.recv().await.expect("event loop alive");
-                if let Some(found) = pick(event) {
-                    return found;
-                }
-            }
-        };
-        tokio::time::timeout(WAIT, wait)
-            .await
-            .expect("event within the bounded wait")
-    }
-
-    /// Waits until identify has told this node about `peer` (identify is what puts a DHT peer
-    /// into the routing table, just before the event is emitted).
-    async fn await_identified(&mut self, peer: PeerId) {
-        self.next(|e| match e {
-            NetEvent::PeerDiscovered {
-                peer: found,
-                source: DiscoverySource::Identify,
-                ..
-            } if found == peer => Some(()),
-            _ => None,
-        })
-        .await;
-    }
-
     /// Waits, on each inbound Kademlia request from `from`, until this node's counters satisfy
     /// `done`; returns them.
     async fn await_stats(&mut self, from: PeerId, done: impl Fn(&NetStats) -> bool) -> NetStats {
@@ -118,11 +53,6 @@ impl Node {
             .await;
         }
     }
-
-    async fn stop(self) {
-        let _ = self.client.shutdown().await;
-        let _ = tokio::time::timeout(WAIT, self.event_loop).await;
-    }
 }
 
 /// A multihash-shaped key (0x12 0x20 ‖ 32 bytes), as rhizo's channel provider keys are.
@@ -135,7 +65,7 @@ fn provider_key(tag: u8, index: u32) -> Vec<u8> {
 
 #[tokio::test]
 async fn a_record_is_found_through_the_peer_that_keeps_it_also_after_its_provider_stopped() {
-    let mut a = Node::spawn(Vec::new()).await;
+    let mut a = spawn_node(Vec::new()).await;
     let key = provider_key(1, 0);
     // Alone, an announcement reaches nobody (the local record stays).
     assert_eq!(
@@ -146,9 +76,9 @@ async fn a_record_is_found_through_the_peer_that_keeps_it_also_after_its_provide
         0
     );
 
-    let mut b = Node::spawn(vec![a.dialable()]).await;
-    a.await_identified(b.peer).await;
-    b.await_identified(a.peer).await;
+    let mut b = spawn_node(vec![a.dialable()]).await;
+    a.await_identified(&[b.peer]).await;
+    b.await_identified(&[a.peer]).await;
     assert_eq!(
         a.client
             .start_providing(key.clone())
@@ -162,8 +92,8 @@ async fn a_record_is_found_through_the_peer_that_keeps_it_also_after_its_provide
     assert_eq!(stored.provider_keys_held, 1);
 
     // C comes later and knows only B: the record is on B alone, and C finds A through it.
-    let mut c = Node::spawn(vec![b.dialable()]).await;
-    c.await_identified(b.peer).await;
+    let mut c = spawn_node(vec![b.dialable()]).await;
+    c.await_identified(&[b.peer]).await;
     let found = c.client.get_providers(key.clone()).await.expect("lookup");
     assert_eq!(found, HashSet::from([a.peer]), "c finds a");
     assert_eq!(c.client.stats().await.expect("stats").providers_stored, 0);
@@ -201,7 +131,7 @@ async fn a_record_is_found_through_the_peer_that_keeps_it_also_after_its_provide
 
 #[tokio::test]
 async fn bad_provider_keys_and_too_many_own_keys_are_refused_with_an_error() {
-    let a = Node::spawn(Vec::new()).await;
+    let a = spawn_node(Vec::new()).await;
     for bad in [Vec::new(), vec![1; MAX_PROVIDER_KEY_BYTES + 1]] {
         let e = a
             .client
@@ -246,39 +176,6 @@ async fn bad_provider_keys_and_too_many_own_keys_are_refused_with_an_error() {
         0
     );
     a.stop().await;
-}
-
-/// A stock libp2p Kademlia peer on rhizo's protocol id, in client mode (so the rhizo node does
-/// not hand it on to others), that may provide any number of keys.
-fn stock_kad_peer(rhizo: PeerId, addr: Multiaddr) -> Swarm<kad::Behaviour<MemoryStore>> {
-    let mut swarm =
-        SwarmBuilder::with_existing_identity(libp2p::identity::Keypair::generate_ed25519())
-            .with_tokio()
-            .with_tcp(
-                tcp::Config::default(),
-                noise::Config::new,
-                yamux::Config::default,
-            )
-            .expect("transport")
-            .with_behaviour(|key| {
-                let peer = key.public().to_peer_id();
-                let store = MemoryStore::with_config(
-                    peer,
-                    MemoryStoreConfig {
-                        max_provided_keys: usize::MAX,
-                        ..Default::default()
-                    },
-                );
-                let mut kad =
-                    kad::Behaviour::with_config(peer, store, kad::Config::new(KAD_PROTOCOL));
-                kad.set_mode(Some(kad::Mode::Client));
-                kad
-            })
-            .expect("behaviour")
-            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-            .build();
-    swarm.behaviour_mut().add_address(&rhizo, addr);
-    swarm
 }
 
 /// Has `swarm` announce `keys` in batches of [`FLOOD_BATCH`]; after each batch, waits until
@@ -345,7 +242,7 @@ async fn flood(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_provider_flood_is_bounded_per_peer_and_in_all() {
-    let mut rhizo = Node::spawn(Vec::new()).await;
+    let mut rhizo = spawn_node(Vec::new()).await;
     let (peer, addr) = (rhizo.peer, rhizo.addr.clone());
 
     // One flooder: an oversized key, then more keys than one peer may hold.

@@ -16,20 +16,14 @@ use std::{
 };
 
 use futures::StreamExt;
-use libp2p::{
-    Swarm, SwarmBuilder, kad,
-    kad::store::{MemoryStore, MemoryStoreConfig},
-    noise, tcp, yamux,
-};
+use libp2p::{Swarm, kad, kad::store::MemoryStore};
 use rhizo_net::{
-    AcceptedRecord, Client, KAD_PROTOCOL, Keypair, Multiaddr, NetConfig, NetEvent, NetStats,
-    PeerId, RecordValidator,
+    AcceptedRecord, NetEvent, NetStats, RecordValidator,
     behaviour::{RECORD_PUT_BURST, RECORD_PUTS_PER_SECOND},
 };
-use tokio::{sync::mpsc, task::JoinHandle};
 
-/// Upper bound of every wait in these tests.
-const WAIT: Duration = Duration::from_secs(60);
+mod support;
+use support::{Node, Opts, WAIT, stock_kad_peer};
 
 /// Accepts every record (each its own owner) and counts the calls.
 #[derive(Debug, Default)]
@@ -66,81 +60,13 @@ impl RecordValidator for Gate {
     }
 }
 
-struct Node {
-    client: Client,
-    events: mpsc::Receiver<NetEvent>,
-    peer: PeerId,
-    addr: Multiaddr,
-    event_loop: JoinHandle<()>,
-}
-
-impl Node {
-    async fn spawn(validator: Arc<dyn RecordValidator>) -> Self {
-        let keypair = Keypair::generate_ed25519();
-        let peer = keypair.public().to_peer_id();
-        let (client, mut events, event_loop) = rhizo_net::start(NetConfig {
-            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr")],
-            record_validator: validator,
-            ..NetConfig::new(keypair)
-        })
-        .expect("network starts");
-        let event_loop = tokio::spawn(event_loop.run());
-        let wait = async {
-            loop {
-                if let Some(NetEvent::Listening { addr }) = events.recv().await {
-                    return addr;
-                }
-            }
-        };
-        let addr = tokio::time::timeout(WAIT, wait)
-            .await
-            .expect("listening within the bounded wait");
-        Self {
-            client,
-            events,
-            peer,
-            addr,
-            event_loop,
-        }
-    }
-
-    async fn stop(self) {
-        let _ = self.client.shutdown().await;
-        let _ = tokio::time::timeout(WAIT, self.event_loop).await;
-    }
-}
-
-/// A stock libp2p Kademlia peer on rhizo's protocol id, in client mode, that knows the rhizo
-/// node and stores whatever it is asked to.
-fn stock_kad_peer(rhizo: PeerId, addr: Multiaddr) -> Swarm<kad::Behaviour<MemoryStore>> {
-    let mut swarm =
-        SwarmBuilder::with_existing_identity(libp2p::identity::Keypair::generate_ed25519())
-            .with_tokio()
-            .with_tcp(
-                tcp::Config::default(),
-                noise::Config::new,
-                yamux::Config::default,
-            )
-            .expect("transport")
-            .with_behaviour(|key| {
-                let peer = key.public().to_peer_id();
-                let store = MemoryStore::with_config(
-                    peer,
-                    MemoryStoreConfig {
-                        max_records: usize::MAX,
-                        ..Default::default()
-                    },
-                );
-                let mut kad =
-                    kad::Behaviour::with_config(peer, store, kad::Config::new(KAD_PROTOCOL));
-                kad.set_mode(Some(kad::Mode::Client));
-                kad
-            })
-            .expect("behaviour")
-            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-            .build();
-    swarm.behaviour_mut().add_address(&rhizo, addr);
-    swarm
+/// A node with `validator` as its record validator.
+async fn spawn_node(validator: Arc<dyn RecordValidator>) -> Node {
+    Node::spawn(Opts {
+        validator,
+        ..Opts::default()
+    })
+    .await
 }
 
 /// Has `swarm` publish one record per key in `keys` (all at once), then drives it until the
@@ -192,7 +118,7 @@ async fn put_all(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_put_value_flood_is_rate_limited_before_any_validation() {
     let validator = Arc::new(Counting::default());
-    let mut rhizo = Node::spawn(validator.clone()).await;
+    let mut rhizo = spawn_node(validator.clone()).await;
     let mut flooder = stock_kad_peer(rhizo.peer, rhizo.addr.clone());
     // Far more than one burst plus what the rate refills while the flood is under way.
     let keys = 4 * RECORD_PUT_BURST as usize + 10 * RECORD_PUTS_PER_SECOND as usize;
@@ -224,7 +150,7 @@ async fn a_validation_in_progress_does_not_hold_up_the_event_loop() {
         entered: Mutex::new(entered_tx),
         release: Mutex::new(release_rx),
     });
-    let mut rhizo = Node::spawn(gate).await;
+    let mut rhizo = spawn_node(gate).await;
     let mut flooder = stock_kad_peer(rhizo.peer, rhizo.addr.clone());
     flooder
         .behaviour_mut()
