@@ -115,6 +115,12 @@ impl ConversationCache {
         }
     }
 
+    /// Drops what the transaction running now staged (a job whose savepoint is rolled back:
+    /// its changes may be among them). Later uses load the database's state again.
+    pub fn discard_staged(&self) {
+        self.state().staged.clear();
+    }
+
     /// (hits, misses) since start.
     pub fn counts(&self) -> (u64, u64) {
         (

@@ -9,7 +9,7 @@ use rhizo_core::{
     ticket::ContactTicket,
 };
 use rhizo_store::{
-    Store, StoreError,
+    Reader, Store, StoreError,
     messaging::{Contact, ContactDevice},
 };
 
@@ -24,11 +24,19 @@ pub struct UnprovenDevices;
 ///
 /// If the database fails.
 pub fn find_contact(store: &Store, name_or_uid: &str) -> Result<Option<Contact>, StoreError> {
-    if let Some(c) = store.read().contact_by_name(name_or_uid)? {
+    find_contact_in(&store.read(), name_or_uid)
+}
+
+/// [`find_contact`] on a reader (or, through `Deref`, inside a write transaction).
+pub fn find_contact_in(
+    reader: &Reader<'_>,
+    name_or_uid: &str,
+) -> Result<Option<Contact>, StoreError> {
+    if let Some(c) = reader.contact_by_name(name_or_uid)? {
         return Ok(Some(c));
     }
     if let Ok(uid) = name_or_uid.parse::<Uid>() {
-        return store.read().contact_by_uid(uid.as_bytes());
+        return reader.contact_by_uid(uid.as_bytes());
     }
     Ok(None)
 }

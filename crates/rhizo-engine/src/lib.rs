@@ -17,7 +17,7 @@
 //!                             ◀─ TransmitResult { events, unreachable → mailbox fallback }
 //!   mailbox store verdict ────▶ on_mailbox_result(store, item, contact, attempt, now)
 //!   sleep until ◀──────────────  next_deadline(store)
-//!   send_text ────────────────▶ queue_texts / send_first (Welcome from fetched KeyPackages)
+//!   send_text ────────────────▶ queue_text (a Db job) / send_first (Welcome from fetched KeyPackages)
 //!   publisher timer ──────────▶ PublishSchedule, identity_records, key_package_record
 //! ```
 //!
@@ -101,7 +101,7 @@ pub struct Engine {
     pub(crate) mls_device: Device,
     /// The seen-set's LRU and window in front of the persisted `seen` table.
     pub(crate) seen: Mutex<SeenSet<inbound::InTransaction>>,
-    pub(crate) conversations: ConversationCache,
+    pub(crate) conversations: std::sync::Arc<ConversationCache>,
     pub(crate) counters: Counters,
     pub(crate) rekey: RekeyPolicy,
 }
@@ -118,6 +118,8 @@ impl std::fmt::Debug for Engine {
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub(crate) send_commits: AtomicU64,
+    /// The group commit of the last text queued (a new number: one more send commit).
+    pub(crate) last_send_group: AtomicU64,
     pub(crate) grouped_sends: AtomicU64,
     pub(crate) batches_sent: AtomicU64,
     pub(crate) batched_envelopes_sent: AtomicU64,
@@ -173,7 +175,7 @@ impl Engine {
             me,
             mls_device,
             seen: Mutex::new(SeenSet::new(inbound::InTransaction)),
-            conversations: ConversationCache::new(cache::CAPACITY),
+            conversations: std::sync::Arc::new(ConversationCache::new(cache::CAPACITY)),
             counters: Counters::default(),
             rekey,
         })

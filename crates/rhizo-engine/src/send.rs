@@ -1,23 +1,26 @@
-//! Sending: texts queued in existing conversations (many in one transaction, a savepoint each:
-//! the group commit), and the first message to a contact (a new conversation from the
+//! Sending: a text queued in an existing conversation (one job of the database's group commit,
+//! so many texts — and any other writes queued meanwhile — share one `fsync`), and the first
+//! message to a contact (a new conversation from the
 //! KeyPackages the driver fetched: the Welcome, then the text).
 
 use prost::Message as _;
 use rhizo_core::proto::ChatContent;
+use std::sync::atomic::Ordering;
+
 use rhizo_store::{
-    Store,
-    messaging::{Contact, ConversationRow, MessageRow},
+    Store, Tx,
+    messaging::{Contact, MessageRow},
 };
 
 use crate::{
     Counters, Engine, EngineError,
-    contacts::find_contact,
+    contacts::find_contact_in,
     conversations::{create_conversation, queue_application, queue_application_tx},
     profiles::own_profile_record,
     receipts::queue_read_receipt,
 };
 
-/// What [`Engine::queue_texts`] did with one text.
+/// What [`Engine::queue_text`] did with a text.
 #[derive(Debug)]
 pub enum Queued {
     /// Queued in an existing conversation (committed).
@@ -35,79 +38,69 @@ pub enum Queued {
 }
 
 impl Engine {
-    /// Queues texts `(to, text)` (to: a contact's name or UID): every text whose contact has a
-    /// conversation is encrypted and queued in ONE transaction (a savepoint each), so many
-    /// texts share one `fsync`. One answer per text, in order; `Err` for all when the
-    /// transaction failed (nothing was committed).
+    /// Queues one text `to` a contact (name or UID) inside `tx`: one job of the database's
+    /// group commit, which shares one `fsync` with every other write queued meanwhile (other
+    /// texts, mailbox stores, …). The loaded conversation it changed is cached only once the
+    /// group holding this job committed ([`Tx::after_commit`]); when the job fails, what it
+    /// staged is dropped at once, so the next job of the group loads the database's state.
     ///
     /// # Errors
     ///
-    /// If the database fails outside a text's savepoint.
-    pub fn queue_texts(
+    /// If MLS or the database fails (the job's savepoint is then rolled back).
+    pub fn queue_text(
         &self,
-        store: &mut Store,
-        texts: &[(String, String)],
+        tx: &mut Tx<'_>,
+        to: &str,
+        text: &str,
         now: i64,
-    ) -> Result<Vec<Result<Queued, EngineError>>, EngineError> {
-        let mut answers: Vec<Option<Result<Queued, EngineError>>> = Vec::with_capacity(texts.len());
-        let mut ready: Vec<(usize, Contact, ConversationRow, &str)> = Vec::new();
-        for (i, (to, text)) in texts.iter().enumerate() {
-            answers.push(match find_contact(store, to)? {
-                None => Some(Ok(Queued::UnknownContact)),
-                Some(contact) => match store.read().open_conversation_with(&contact.uid)? {
-                    Some(session) => {
-                        ready.push((i, contact, session, text));
-                        None
-                    }
-                    None => Some(Ok(Queued::FirstMessage(contact))),
-                },
-            });
+    ) -> Result<Queued, EngineError> {
+        let out = self.queue_text_in(tx, to, text, now);
+        if out.is_err() {
+            self.conversations.discard_staged();
         }
-        if !ready.is_empty() {
-            let outcome = store.write(|tx| -> Result<_, EngineError> {
-                let mut ids = Vec::with_capacity(ready.len());
-                for (_, contact, session, text) in &ready {
-                    let content = chat_content(text, now, Vec::new());
-                    ids.push(tx.in_savepoint(|tx| {
-                        queue_application_tx(
-                            tx,
-                            self,
-                            contact,
-                            session,
-                            &content,
-                            "text",
-                            Some(text),
-                            now,
-                        )
-                    })?);
-                }
-                Ok(ids)
-            });
-            self.conversations.settle(&outcome);
-            let ids = outcome?;
-            Counters::add(&self.counters.send_commits, 1);
-            // Committed: read each row back for its answer.
-            for (id, (i, contact, _, _)) in ids.into_iter().zip(&ready) {
-                answers[*i] = Some(id.and_then(|id| {
-                    let row = store
-                        .message(id)?
-                        .ok_or(EngineError::Internal("message vanished"))?;
-                    Ok(Queued::Message {
-                        row,
-                        contact: contact.name.clone(),
-                    })
-                }));
+        let cache = std::sync::Arc::clone(&self.conversations);
+        tx.after_commit(move |committed| cache.settle(&if committed { Ok(()) } else { Err(()) }));
+        if out.as_ref().is_ok_and(|q| matches!(q, Queued::Message { .. })) {
+            Counters::add(&self.counters.grouped_sends, 1);
+            let group = tx.group();
+            if group == 0 || self.counters.last_send_group.swap(group, Ordering::Relaxed) != group {
+                Counters::add(&self.counters.send_commits, 1);
             }
         }
-        let queued = answers
-            .iter()
-            .filter(|a| matches!(a, Some(Ok(Queued::Message { .. }))))
-            .count();
-        Counters::add(&self.counters.grouped_sends, queued as u64);
-        Ok(answers
-            .into_iter()
-            .map(|a| a.unwrap_or(Err(EngineError::Internal("a text got no answer"))))
-            .collect())
+        out
+    }
+
+    fn queue_text_in(
+        &self,
+        tx: &mut Tx<'_>,
+        to: &str,
+        text: &str,
+        now: i64,
+    ) -> Result<Queued, EngineError> {
+        let Some(contact) = find_contact_in(tx, to)? else {
+            return Ok(Queued::UnknownContact);
+        };
+        let Some(session) = tx.open_conversation_with(&contact.uid)? else {
+            return Ok(Queued::FirstMessage(contact));
+        };
+        let content = chat_content(text, now, Vec::new());
+        let id = queue_application_tx(
+            tx,
+            self,
+            &contact,
+            &session,
+            &content,
+            "text",
+            Some(text),
+            now,
+        )?;
+        let row = tx
+            .message(id)?
+            .ok_or(EngineError::Internal("message vanished"))?;
+        Ok(Queued::Message {
+            row,
+            contact: contact.name,
+        })
     }
 
     /// The first message to a contact: a new conversation with the devices whose KeyPackages

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!  API ─▶ Messaging (this module: I/O only)                       rhizo_engine::Engine
-//!         send_text ─▶ group commit (blocking task) ──────────────▶ queue_texts / send_first
+//!         send_text ─▶ Db::write (group commit, writer thread) ──▶ queue_text / send_first
 //!         outbox timer (Clock) ─▶ poll_transmits ─▶ Client::send_message to each device
 //!                               ─▶ on_transmit_result ─▶ mailbox store ─▶ on_mailbox_result
 //!         inbound /rhizo/msg/1 ─▶ handle_frame (one transaction) ─▶ signed receipt back
@@ -21,7 +21,7 @@
 //! history), `outbox` (the delivery loop), `mailbox_poll` (fetching ours), `publish` (records
 //! and their schedule), `profiles`, `requests`, `views` (JSON), `error` (typed errors).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use libp2p::PeerId;
 use rhizo_engine::{Engine, EngineError, Event};
@@ -74,8 +74,6 @@ struct Inner {
     events: broadcast::Sender<ApiEvent>,
     outbox_wake: Notify,
     mailbox: Mailbox,
-    /// Texts waiting for the next group commit (see [`send`]).
-    sends: Mutex<send::SendQueue>,
     /// Identity lookups of message-request senders running at once.
     resolving: Arc<tokio::sync::Semaphore>,
 }
@@ -138,7 +136,6 @@ impl Messaging {
                 events,
                 outbox_wake: Notify::new(),
                 mailbox,
-                sends: Mutex::new(send::SendQueue::default()),
                 resolving: Arc::new(tokio::sync::Semaphore::new(requests::MAX_RESOLVING)),
             }),
         })

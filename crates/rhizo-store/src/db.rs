@@ -24,7 +24,7 @@ use std::task::{Context, Poll};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::SqliteContext;
-use crate::tx::{Atomic, Durability, Reader, Tx};
+use crate::tx::{Atomic, Durability, Hook, Reader, Tx};
 use crate::{Store, StoreError};
 
 /// Write jobs waiting for the writer; beyond this `write` waits and `try_write` is refused.
@@ -442,6 +442,9 @@ fn commit_group(store: &mut Store, mut jobs: Vec<Box<dyn WriteJob>>, counters: &
     } else {
         Durability::Relaxed
     };
+    // Hooks of jobs whose savepoint was kept (told the group's fate), and of jobs rolled back.
+    let mut kept: Vec<Hook> = Vec::new();
+    let mut dropped: Vec<Hook> = Vec::new();
     let result = store.with_durability(durability, |store| -> Result<(), StoreError> {
         let tx = store
             .conn
@@ -452,9 +455,13 @@ fn commit_group(store: &mut Store, mut jobs: Vec<Box<dyn WriteJob>>, counters: &
         view.group = counters.commits.load(Ordering::Relaxed) + 1;
         for job in &mut jobs {
             let savepoint = Atomic::begin(&tx).context("starting a job's savepoint")?;
-            if job.run(&mut view) {
+            let ok = job.run(&mut view);
+            let hooks = std::mem::take(&mut view.hooks);
+            if ok {
+                kept.extend(hooks);
                 savepoint.commit().context("releasing a job's savepoint")?;
             } else {
+                dropped.extend(hooks);
                 savepoint
                     .rollback()
                     .context("rolling back a job's savepoint")?;
@@ -462,6 +469,12 @@ fn commit_group(store: &mut Store, mut jobs: Vec<Box<dyn WriteJob>>, counters: &
         }
         tx.commit().context("committing a group")
     });
+    for hook in dropped {
+        hook(false);
+    }
+    for hook in kept {
+        hook(result.is_ok());
+    }
     counters
         .jobs
         .fetch_add(jobs.len() as u64, Ordering::Relaxed);

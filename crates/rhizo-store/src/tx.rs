@@ -28,7 +28,6 @@ pub struct Reader<'c> {
 /// A write transaction: the only way to change the database. Obtained from
 /// [`Store::write`] or, in the node, from a [`Db`](crate::Db) job; committed by whoever
 /// created it after the closure returned `Ok`, rolled back otherwise.
-#[derive(Debug)]
 pub struct Tx<'c> {
     pub(crate) read: Reader<'c>,
     /// When (unix ms) the mailbox's store path next purges expired entries
@@ -36,6 +35,20 @@ pub struct Tx<'c> {
     pub(crate) mailbox_purge_due: &'c mut i64,
     /// Which group commit of the [`Db`](crate::Db) this transaction is (0 outside one).
     pub(crate) group: u64,
+    /// What [`after_commit`](Tx::after_commit) registered, run when the transaction ends.
+    pub(crate) hooks: Vec<Hook>,
+}
+
+/// A callback told whether the changes it was registered with were committed.
+pub(crate) type Hook = Box<dyn FnOnce(bool) + Send>;
+
+impl std::fmt::Debug for Tx<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tx")
+            .field("group", &self.group)
+            .field("hooks", &self.hooks.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl<'c> std::ops::Deref for Tx<'c> {
@@ -57,7 +70,17 @@ impl<'c> Tx<'c> {
             read: Reader { conn, limits },
             mailbox_purge_due,
             group: 0,
+            hooks: Vec::new(),
         }
+    }
+
+    /// Runs `f` once the transaction holding this job's changes ended: `f(true)` after it
+    /// committed, `f(false)` when it (or, in a [`Db`](crate::Db) group, this job's savepoint)
+    /// was rolled back. Hooks run on the thread that owns the connection, before its next
+    /// transaction begins, so in-memory state that mirrors the database (a cache of loaded
+    /// MLS conversations) can follow exactly what was committed.
+    pub fn after_commit(&mut self, f: impl FnOnce(bool) + Send + 'static) {
+        self.hooks.push(Box::new(f));
     }
 
     /// Which group commit of the [`Db`](crate::Db) this job runs in: the same number for every
@@ -214,13 +237,22 @@ impl Store {
                 .conn
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                 .context("starting a transaction")?;
-            let out = f(&mut Tx::new(
-                &tx,
-                store.limits,
-                &mut store.mailbox_purge_due,
-            ))?;
-            tx.commit().context("committing a transaction")?;
-            Ok(out)
+            let mut view = Tx::new(&tx, store.limits, &mut store.mailbox_purge_due);
+            let out = f(&mut view);
+            let hooks = std::mem::take(&mut view.hooks);
+            let committed: Result<T, E> = match out {
+                Ok(out) => tx
+                    .commit()
+                    .context("committing a transaction")
+                    .map(|()| out)
+                    .map_err(E::from),
+                Err(e) => Err(e),
+            };
+            let ok = committed.is_ok();
+            for hook in hooks {
+                hook(ok);
+            }
+            committed
         })
     }
 

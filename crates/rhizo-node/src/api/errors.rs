@@ -18,10 +18,8 @@ fn error_status(e: &MessagingError) -> (StatusCode, &'static str) {
             SendError::BadText { .. } => (StatusCode::BAD_REQUEST, "BAD_INPUT"),
             SendError::UnknownContact(_) => (StatusCode::NOT_FOUND, "UNKNOWN_CONTACT"),
             SendError::NoKeyPackages(_) => (StatusCode::SERVICE_UNAVAILABLE, "NO_KEY_PACKAGES"),
-            SendError::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "BUSY"),
             SendError::Engine(e) => engine_status(e),
             SendError::Db(e) => db_status(e),
-            _ => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
         },
         MessagingError::Profile(e) => match e {
             ProfileError::BadProfile(_) => (StatusCode::BAD_REQUEST, "BAD_INPUT"),
@@ -188,11 +186,6 @@ mod tests {
                 SendError::NoKeyPackages("x".into()).into(),
                 StatusCode::SERVICE_UNAVAILABLE,
                 "NO_KEY_PACKAGES",
-            ),
-            (
-                SendError::Busy(1).into(),
-                StatusCode::SERVICE_UNAVAILABLE,
-                "BUSY",
             ),
             (
                 ProfileError::NoOwnProfile.into(),

@@ -85,15 +85,6 @@ pub enum SendError {
          in the DHT (is their node running and connected to the network?)"
     )]
     NoKeyPackages(String),
-    /// Too much is waiting already; the caller may retry shortly.
-    #[error("busy: {0} messages are waiting to be saved; try again shortly")]
-    Busy(usize),
-    /// The transaction holding this and other texts failed: none of them was saved.
-    #[error("the message was not saved: {0}")]
-    NotSaved(#[source] std::sync::Arc<JobError>),
-    /// The node is shutting down (the send was dropped).
-    #[error("the node is shutting down; the message was not sent")]
-    Stopped,
     /// The database's owner did not run the job (busy, closed) or its commit failed.
     #[error(transparent)]
     Db(#[from] DbError),

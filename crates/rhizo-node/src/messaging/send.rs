@@ -1,5 +1,5 @@
-//! Sending: texts gather in a bounded queue while a transaction waits for the disk and are
-//! committed together (the engine's `queue_texts`: one `fsync` for many); the first message to
+//! Sending: each text is one job of the database's group commit (the engine's `queue_text`
+//! inside a [`Db::write`](rhizo_store::Db::write): one `fsync` for many); the first message to
 //! a contact fetches their KeyPackages from the DHT and starts a conversation (`send_first`).
 //! Also the history with a contact (and its READ receipts).
 
@@ -15,27 +15,7 @@ use rhizo_store::messaging::Contact;
 use super::{ContactError, MessageView, Messaging, SendError, views::message_view};
 use crate::events::ApiEvent;
 
-/// Most texts waiting for a group commit; more are refused as busy, not queued without bound.
-const MAX_PENDING_SENDS: usize = 1024;
-/// Most texts in one group commit.
-const SEND_GROUP: usize = 64;
-
-/// Texts to encrypt and queue, committed together.
-#[derive(Default)]
-pub(super) struct SendQueue {
-    jobs: Vec<SendJob>,
-    /// A drain task is running (it takes jobs until the queue is empty).
-    draining: bool,
-}
-
-/// One text to send (to a contact by name or UID), and where its answer goes.
-struct SendJob {
-    to: String,
-    text: String,
-    reply: tokio::sync::oneshot::Sender<Result<Grouped, SendError>>,
-}
-
-/// What the group commit did with a text.
+/// What queueing a text did.
 enum Grouped {
     /// Queued in an existing conversation (committed).
     Queued(MessageView),
@@ -78,84 +58,34 @@ impl Messaging {
         Ok(view)
     }
 
-    /// Queues a text through the group commit: the first sender to find no drain running
-    /// starts one; every sender waits for its own answer, which comes only after the
-    /// transaction holding its message committed (persist before acknowledge).
+    /// Queues a text as one job of the database's group commit: while one group waits for the
+    /// disk, the next sends (and any other writes) gather in the writer's bounded queue, so
+    /// under load many texts share one `fsync`. The answer comes only after the transaction
+    /// holding the message committed (persist before acknowledge).
     async fn send_in_group(&self, to: String, text: String) -> Result<Grouped, SendError> {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        let start_drain = {
-            let mut queue = self
-                .inner
-                .sends
-                .lock()
-                .map_err(|_| rhizo_engine::EngineError::Internal("send queue poisoned"))?;
-            if queue.jobs.len() >= MAX_PENDING_SENDS {
-                return Err(SendError::Busy(MAX_PENDING_SENDS));
-            }
-            queue.jobs.push(SendJob { to, text, reply });
-            !std::mem::replace(&mut queue.draining, true)
-        };
-        if start_drain {
-            // A task of its own: a caller that goes away must not strand the others' jobs.
-            tokio::spawn(self.clone().drain_sends());
-        }
-        answer.await.map_err(|_| SendError::Stopped)?
-    }
-
-    /// Commits queued sends, up to [`SEND_GROUP`] per transaction, until none are left.
-    async fn drain_sends(self) {
-        loop {
-            let jobs: Vec<SendJob> = {
-                let Ok(mut queue) = self.inner.sends.lock() else {
-                    return;
-                };
-                if queue.jobs.is_empty() {
-                    queue.draining = false;
-                    return;
-                }
-                let n = queue.jobs.len().min(SEND_GROUP);
-                queue.jobs.drain(..n).collect()
-            };
-            let (work, replies): (Vec<_>, Vec<_>) =
-                jobs.into_iter().map(|j| ((j.to, j.text), j.reply)).unzip();
-            let now = self.now();
-            let names: Vec<String> = work.iter().map(|(to, _)| to.clone()).collect();
-            let results = self
-                .with_engine(move |store, engine| engine.queue_texts(store, &work, now))
-                .await;
-            let answers = match results {
-                Ok(answers) => answers,
-                Err(e) => {
-                    // Nothing of this group was committed: every sender hears why.
-                    let e = std::sync::Arc::new(e);
-                    for reply in replies {
-                        let _ = reply.send(Err(SendError::NotSaved(e.clone())));
-                    }
-                    continue;
-                }
-            };
-            let mut queued = false;
-            for ((answer, reply), to) in answers.into_iter().zip(replies).zip(names) {
-                let answer = match answer {
-                    Ok(Queued::Message { row, contact }) => {
-                        queued = true;
-                        let view = message_view(&row);
-                        self.emit(ApiEvent::MessageState {
-                            id: view.id,
-                            contact,
-                            state: view.state.clone(),
-                        });
-                        Ok(Grouped::Queued(view))
-                    }
-                    Ok(Queued::FirstMessage(contact)) => Ok(Grouped::FirstMessage(contact)),
-                    Ok(_) => Err(SendError::UnknownContact(to)),
-                    Err(e) => Err(SendError::Engine(e)),
-                };
-                let _ = reply.send(answer);
-            }
-            if queued {
+        let now = self.now();
+        let this = self.clone();
+        let name = to.clone();
+        let queued = self
+            .inner
+            .db
+            .write(move |tx| -> Result<Queued, SendError> {
+                Ok(this.inner.engine.queue_text(tx, &to, &text, now)?)
+            })
+            .await;
+        match queued? {
+            Queued::Message { row, contact } => {
+                let view = message_view(&row);
+                self.emit(ApiEvent::MessageState {
+                    id: view.id,
+                    contact,
+                    state: view.state.clone(),
+                });
                 self.inner.outbox_wake.notify_one();
+                Ok(Grouped::Queued(view))
             }
+            Queued::FirstMessage(contact) => Ok(Grouped::FirstMessage(contact)),
+            Queued::UnknownContact => Err(SendError::UnknownContact(name)),
         }
     }
 

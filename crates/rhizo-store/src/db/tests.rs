@@ -251,3 +251,71 @@ async fn jobs_committed_together_share_a_group_number() {
     let next = db.write(group).await.expect("job");
     assert_eq!(next, 3);
 }
+
+/// `after_commit` hooks learn each job's fate before the writer starts its next transaction:
+/// `true` for a kept job of a committed group, `false` for a job rolled back to its savepoint.
+#[tokio::test]
+async fn after_commit_hooks_learn_each_jobs_fate_before_the_next_group() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = open(&dir, DbConfig::default());
+    let fates = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let hook = |name: &'static str| {
+        let fates = Arc::clone(&fates);
+        move |committed: bool| fates.lock().expect("fates").push((name, committed))
+    };
+    let (release, held) = hold_writer(&db);
+    let kept = db
+        .try_write(Durability::Full, {
+            let hook = hook("kept");
+            move |tx: &mut Tx<'_>| -> Result<(), DbError> {
+                tx.after_commit(hook);
+                Ok(tx.set_meta("kept", "1")?)
+            }
+        })
+        .expect("queued");
+    let failed = db
+        .try_write(Durability::Full, {
+            let hook = hook("failed");
+            move |tx: &mut Tx<'_>| -> Result<(), DbError> {
+                tx.after_commit(hook);
+                Err(DbError::Store(StoreError::InvalidInput("refused".into())))
+            }
+        })
+        .expect("queued");
+    // The next group's job sees every hook of the previous group already run.
+    let seen_by_next = db
+        .try_write(Durability::Full, {
+            let fates = Arc::clone(&fates);
+            move |_: &mut Tx<'_>| -> Result<usize, DbError> {
+                Ok(fates.lock().expect("fates").len())
+            }
+        })
+        .expect("queued");
+    release.send(()).expect("writer alive");
+    held.await.expect("held job");
+    kept.await.expect("kept");
+    assert!(failed.await.is_err());
+    let mut got = fates.lock().expect("fates").clone();
+    got.sort_unstable();
+    assert_eq!(got, vec![("failed", false), ("kept", true)]);
+    let seen = seen_by_next.await.expect("next");
+    assert!(
+        seen == 0 || seen == 2,
+        "a later job ran while hooks of its own group were pending: {seen}"
+    );
+    // Outside a Db: hooks run after Store::write commits or rolls back.
+    let mut store = Store::open(&dir.path().join("other.db")).expect("open");
+    let (h1, h2) = (hook("store-ok"), hook("store-err"));
+    store
+        .write(|tx| -> Result<(), StoreError> {
+            tx.after_commit(h1);
+            Ok(())
+        })
+        .expect("commits");
+    let _ = store.write(|tx| -> Result<(), StoreError> {
+        tx.after_commit(h2);
+        Err(StoreError::InvalidInput("no".into()))
+    });
+    let got = fates.lock().expect("fates").clone();
+    assert!(got.contains(&("store-ok", true)) && got.contains(&("store-err", false)));
+}
