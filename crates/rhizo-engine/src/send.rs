@@ -60,7 +60,10 @@ impl Engine {
         }
         let cache = std::sync::Arc::clone(&self.conversations);
         tx.after_commit(move |committed| cache.settle(&if committed { Ok(()) } else { Err(()) }));
-        if out.as_ref().is_ok_and(|q| matches!(q, Queued::Message { .. })) {
+        if out
+            .as_ref()
+            .is_ok_and(|q| matches!(q, Queued::Message { .. }))
+        {
             Counters::add(&self.counters.grouped_sends, 1);
             let group = tx.group();
             if group == 0 || self.counters.last_send_group.swap(group, Ordering::Relaxed) != group {

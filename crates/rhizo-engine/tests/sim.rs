@@ -9,7 +9,7 @@
 //! schedule. A failing schedule prints its seed; `SIM_SEED=<seed> cargo test -p rhizo-engine
 //! --test sim one_seed` replays it alone.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -24,8 +24,8 @@ use rhizo_engine::contacts::peer_id_of_device;
 use rhizo_engine::outbox::DeviceAnswer;
 use rhizo_engine::send::Queued;
 use rhizo_engine::{Engine, MailboxAttempt, Me, Transmit};
-use rhizo_store::Store;
 use rhizo_store::messaging::{Contact, ContactDevice, MessageState};
+use rhizo_store::{Store, StoreError};
 
 /// Schedules in the main test (each a fresh copy of the conversation; `SIM_SCHEDULES`
 /// overrides).
@@ -327,24 +327,38 @@ impl Sim {
         Err(format!("not done after {MAX_STEPS} steps"))
     }
 
+    /// Queues the next one to three texts of side `s` in one transaction, a savepoint each
+    /// (as the node's group commit runs them, with its other writes).
     fn queue_text(&mut self, s: usize) -> Result<(), String> {
+        let n = self.rng.random_range(1..=3);
+        let now = self.now;
         let side = &mut self.sides[s];
-        let Some(text) = side.to_send.front().cloned() else {
+        let texts: Vec<String> = side.to_send.iter().take(n).cloned().collect();
+        if texts.is_empty() {
             return Ok(());
-        };
-        let to = side.other_name().to_string();
-        let answers = side
-            .engine
-            .queue_texts(&mut side.store, &[(to, text.clone())], self.now)
-            .map_err(|e| format!("queue_texts: {e}"))?;
-        match answers.into_iter().next() {
-            Some(Ok(Queued::Message { .. })) => {
-                side.to_send.pop_front();
-                side.sent.push(text);
-                Ok(())
-            }
-            other => Err(format!("queue_texts answered {other:?}")),
         }
+        let to = side.other_name();
+        let engine = &side.engine;
+        let answers = side
+            .store
+            .write(|tx| -> Result<Vec<_>, StoreError> {
+                let mut answers = Vec::new();
+                for text in &texts {
+                    answers.push(tx.in_savepoint(|tx| engine.queue_text(tx, to, text, now))?);
+                }
+                Ok(answers)
+            })
+            .map_err(|e| format!("queueing texts: {e}"))?;
+        for (text, answer) in texts.into_iter().zip(answers) {
+            match answer {
+                Ok(Queued::Message { .. }) => {
+                    side.to_send.pop_front();
+                    side.sent.push(text);
+                }
+                other => return Err(format!("queue_text answered {other:?}")),
+            }
+        }
+        Ok(())
     }
 
     /// Starts an outbox pass if one is due, or sends the pass's next transmit.
@@ -642,27 +656,46 @@ fn run_seed(seed: u64) -> Result<(usize, Knobs), String> {
 #[test]
 fn thousands_of_lossy_schedules_deliver_every_text_exactly_once_in_order() {
     let started = std::time::Instant::now();
-    let mut stats: HashMap<&str, u64> = HashMap::new();
-    let schedules = std::env::var("SIM_SCHEDULES")
+    let schedules: u64 = std::env::var("SIM_SCHEDULES")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(SCHEDULES);
-    for seed in 0..schedules {
-        match run_seed(seed) {
-            Ok((steps, knobs)) => {
-                *stats.entry("steps").or_default() += steps as u64;
-                *stats.entry("crashy").or_default() += u64::from(knobs.crash > 0.0);
-            }
-            Err(e) => panic!(
-                "seed {seed}: {e} (replay: SIM_SEED={seed} cargo test -p rhizo-engine --test sim one_seed)"
-            ),
-        }
-    }
+    // The schedules are independent: one thread per core, each taking every n-th seed.
+    let threads = std::thread::available_parallelism().map_or(1, usize::from) as u64;
+    template();
+    let totals: Vec<(u64, u64)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                scope.spawn(move || {
+                    let (mut steps, mut crashy) = (0u64, 0u64);
+                    for seed in (t..schedules).step_by(threads as usize) {
+                        match run_seed(seed) {
+                            Ok((n, knobs)) => {
+                                steps += n as u64;
+                                crashy += u64::from(knobs.crash > 0.0);
+                            }
+                            Err(e) => panic!(
+                                "seed {seed}: {e} (replay: SIM_SEED={seed} cargo test -p \
+                                 rhizo-engine --test sim one_seed)"
+                            ),
+                        }
+                    }
+                    (steps, crashy)
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("a schedule failed (see its panic above)"))
+            .collect()
+    });
+    let (steps, crashy) = totals
+        .iter()
+        .fold((0, 0), |(s, c), (s2, c2)| (s + s2, c + c2));
     eprintln!(
-        "{schedules} schedules in {:.1} s, {} steps, {} with crashes",
+        "{schedules} schedules on {threads} threads in {:.1} s, {steps} steps, {crashy} with \
+         crashes",
         started.elapsed().as_secs_f64(),
-        stats["steps"],
-        stats["crashy"]
     );
 }
 
