@@ -177,7 +177,8 @@ impl Node {
         let InitOutcome::Created(_) = data_dir.init(now)? else {
             bail!("a fresh data dir already had an identity");
         };
-        rhizo_store::Store::open(&data_dir.database())?.set_meta(META_DISPLAY_NAME, name)?;
+        rhizo_store::Store::open(&data_dir.database())?
+            .write(|tx| tx.set_meta(META_DISPLAY_NAME, name))?;
         let config = Config::resolve([ConfigLayer {
             data_dir: Some(data.clone()),
             listen: Some(vec!["/ip4/127.0.0.1/tcp/0".into()]),

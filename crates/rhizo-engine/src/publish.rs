@@ -177,6 +177,7 @@ pub(crate) fn seen_prune_cutoff(now_ms: i64) -> i64 {
 
 pub(crate) fn next_record_version(store: &mut Store, now: i64) -> Result<u64, EngineError> {
     let last: u64 = store
+        .read()
         .get_meta(META_RECORD_VERSION)?
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
@@ -200,10 +201,12 @@ pub(crate) fn build_key_package_bundle(
     now: u64,
 ) -> Result<Vec<u8>, EngineError> {
     let made_at: u64 = store
+        .read()
         .get_meta(META_KEY_PACKAGES_AT)?
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     let stored: Vec<Vec<u8>> = store
+        .read()
         .get_meta(META_KEY_PACKAGE_BUNDLE)?
         .unwrap_or_default()
         .lines()
@@ -293,6 +296,7 @@ pub(crate) fn current_device_list(
 ) -> Result<Vec<u8>, EngineError> {
     let now = crate::secs(now_ms);
     if let Some(stored) = store
+        .read()
         .get_meta(META_DEVICE_LIST)?
         .and_then(|h| hex::decode(h).ok())
         && let Ok(ValidRecord::DeviceList(list)) =

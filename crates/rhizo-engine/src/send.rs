@@ -145,6 +145,7 @@ impl Engine {
             now,
         )?;
         store
+            .read()
             .message(id)?
             .ok_or(EngineError::Internal("message vanished"))
     }

@@ -157,8 +157,12 @@ fn chat() -> Chat {
     let bob_db = tmp.path().join("bob.db");
     let mut bob_store = open(&bob_db);
     let mut alice_store = open(&tmp.path().join("alice.db"));
-    bob_store.add_contact(&alice.contact, 1).unwrap();
-    alice_store.add_contact(&bob.contact, 1).unwrap();
+    bob_store
+        .write(|tx| tx.add_contact(&alice.contact, 1))
+        .unwrap();
+    alice_store
+        .write(|tx| tx.add_contact(&bob.contact, 1))
+        .unwrap();
     let key_package = {
         let mls = E2eStore::from_connection(bob_store.connection()).unwrap();
         rhizo_e2e::create_key_packages(&mls, &bob.device, 1, false)
@@ -283,7 +287,7 @@ fn a_replayed_envelope_is_refused_and_delivered_once_also_after_a_restart() {
         status_of(&r.response),
         ReceiptStatus::Rejected(ErrorCode::ReplayDetected)
     );
-    let history = bob_store.messages(&session, 100).unwrap();
+    let history = bob_store.read().messages(&session, 100).unwrap();
     let texts: Vec<_> = history.iter().filter_map(|m| m.body.clone()).collect();
     assert_eq!(texts, vec!["hello bob".to_string()], "exactly one delivery");
 }
@@ -344,6 +348,7 @@ fn a_welcome_whose_group_has_an_extra_device_is_refused() {
     // Nothing was kept: no conversation.
     assert!(
         bob_store
+            .read()
             .conversations_with(&alice.contact.uid)
             .unwrap()
             .is_empty()
@@ -444,9 +449,13 @@ fn a_ticket_listing_someone_elses_device_cannot_take_their_envelopes() {
     .unwrap();
     let mut mallory_contact = mallory.contact.clone();
     mallory_contact.devices = proven_ticket_devices(&ticket).unwrap();
-    bob_store.add_contact(&mallory_contact, 1).unwrap();
+    bob_store
+        .write(|tx| tx.add_contact(&mallory_contact, 1))
+        .unwrap();
     // Then bob adds alice.
-    bob_store.add_contact(&alice.contact, 2).unwrap();
+    bob_store
+        .write(|tx| tx.add_contact(&alice.contact, 2))
+        .unwrap();
 
     // Alice's envelopes resolve to alice: her Welcome and message are accepted as hers.
     let now = now_ms();
@@ -509,7 +518,9 @@ fn a_ticket_listing_someone_elses_device_cannot_take_their_envelopes() {
     // Listing alice's device for mallory is refused by the store as well.
     let mut forged = mallory.contact.clone();
     forged.devices = alice.contact.devices.clone();
-    let err = bob_store.add_contact(&forged, 3).unwrap_err();
+    let err = bob_store
+        .write(|tx| tx.add_contact(&forged, 3))
+        .unwrap_err();
     assert!(
         matches!(err, StoreError::DeviceKeyTaken { ref contact, .. } if contact == "alice"),
         "{err}"
@@ -637,7 +648,7 @@ fn the_seen_set_keeps_an_envelope_by_its_timestamp_and_the_sent_time_is_bounded(
         assert_eq!(status_of(&r.response), ReceiptStatus::Delivered);
     }
     // The claimed time is implausible: the envelope's signed timestamp is shown instead.
-    let history = bob_store.messages(&session, 10).unwrap();
+    let history = bob_store.read().messages(&session, 10).unwrap();
     assert_eq!(history.len(), 1);
     assert_eq!(history[0].sent_at, stamped);
 
@@ -657,7 +668,9 @@ fn the_seen_set_keeps_an_envelope_by_its_timestamp_and_the_sent_time_is_bounded(
     // would reach MLS with no seen-set entry in front of it).
     let later = now + MAX_ENVELOPE_AGE_MS + 2 * 60 * 1000;
     assert!(check_timestamp(stamped as u64, later as u64).is_ok());
-    bob_store.prune_seen(seen_prune_cutoff(later)).unwrap();
+    bob_store
+        .write(|tx| tx.prune_seen(seen_prune_cutoff(later)))
+        .unwrap();
     assert!(
         bob_store
             .read()
@@ -666,7 +679,9 @@ fn the_seen_set_keeps_an_envelope_by_its_timestamp_and_the_sent_time_is_bounded(
     );
     // Once even a clock 5 minutes behind would refuse it, it goes.
     let gone = stamped + MAX_ENVELOPE_AGE_MS + rhizo_core::seen::MAX_CLOCK_SKEW as i64 + 1;
-    bob_store.prune_seen(seen_prune_cutoff(gone)).unwrap();
+    bob_store
+        .write(|tx| tx.prune_seen(seen_prune_cutoff(gone)))
+        .unwrap();
     assert!(
         !bob_store
             .read()
@@ -914,6 +929,7 @@ fn a_batch_is_applied_in_order_in_one_transaction_with_one_receipt() {
     drop(bob_store);
     let bob_store = open(&bob_db);
     let texts: Vec<_> = bob_store
+        .read()
         .messages(&session, 100)
         .unwrap()
         .iter()
@@ -931,7 +947,9 @@ fn bad_batch_frames_are_refused_whole_and_change_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let (alice, bob) = (party(1, "alice"), party(2, "bob"));
     let mut bob_store = open(&tmp.path().join("bob.db"));
-    bob_store.add_contact(&alice.contact, 1).unwrap();
+    bob_store
+        .write(|tx| tx.add_contact(&alice.contact, 1))
+        .unwrap();
     let seen = Mutex::new(SeenSet::new(InTransaction));
     let cache = ConversationCache::new(4);
     let good = seal(
@@ -1011,7 +1029,9 @@ fn bad_envelopes_get_clear_codes_and_change_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let (alice, bob, eve) = (party(1, "alice"), party(2, "bob"), party(3, "eve"));
     let mut bob_store = open(&tmp.path().join("bob.db"));
-    bob_store.add_contact(&alice.contact, 1).unwrap();
+    bob_store
+        .write(|tx| tx.add_contact(&alice.contact, 1))
+        .unwrap();
     let now = now_ms();
 
     let seen = Mutex::new(SeenSet::new(InTransaction));
@@ -1051,7 +1071,7 @@ fn bad_envelopes_get_clear_codes_and_change_nothing() {
         r.events.as_slice(),
         [Event::MessageRequest { .. }]
     ));
-    assert_eq!(bob_store.list_requests().unwrap().len(), 1);
+    assert_eq!(bob_store.read().list_requests().unwrap().len(), 1);
     // A stranger's forged envelope is not held, and nothing is signed for it.
     let mut forged_eve = from_eve.clone();
     let last = forged_eve.len() - 1;
@@ -1065,7 +1085,7 @@ fn bad_envelopes_get_clear_codes_and_change_nothing() {
         &forged_eve,
     );
     assert_eq!(r.response[0], RESPONSE_ERROR);
-    assert_eq!(bob_store.list_requests().unwrap()[0].envelopes, 1);
+    assert_eq!(bob_store.read().list_requests().unwrap()[0].envelopes, 1);
     // For an unknown conversation: UNKNOWN_SESSION (transient: the Welcome may be on its way),
     // and the seen-set keeps no trace, so a later retry is not taken for a replay.
     let early = seal(
@@ -1221,7 +1241,7 @@ fn a_first_contact_is_held_as_a_request_and_applied_in_order_on_accept() {
         &envelopes[2],
     );
     assert_eq!(status_of(&r.response), ReceiptStatus::Held);
-    let requests = chat.bob_store.list_requests().unwrap();
+    let requests = chat.bob_store.read().list_requests().unwrap();
     assert_eq!(requests.len(), 1);
     assert_eq!(requests[0].uid, *chat.alice.me.uid.as_bytes());
     assert_eq!(requests[0].envelopes, 3);
@@ -1232,13 +1252,22 @@ fn a_first_contact_is_held_as_a_request_and_applied_in_order_on_accept() {
         vec![Outcome::Held]
     );
     // Nothing shows before the user accepts.
-    assert!(chat.bob_store.messages(&session, 100).unwrap().is_empty());
+    assert!(
+        chat.bob_store
+            .read()
+            .messages(&session, 100)
+            .unwrap()
+            .is_empty()
+    );
 
     // Accept: alice becomes a contact; the held envelopes go through the normal path in
     // order (what apply_requests does through apply_fetched).
-    chat.bob_store.add_contact(&chat.alice.contact, 2).unwrap();
+    chat.bob_store
+        .write(|tx| tx.add_contact(&chat.alice.contact, 2))
+        .unwrap();
     let held = chat
         .bob_store
+        .read()
         .held_envelopes(chat.alice.me.uid.as_bytes())
         .unwrap();
     assert_eq!(held.len(), 3);
@@ -1254,11 +1283,12 @@ fn a_first_contact_is_held_as_a_request_and_applied_in_order_on_accept() {
         assert_eq!(status_of(&r.response), ReceiptStatus::Delivered);
     }
     chat.bob_store
-        .take_request(chat.alice.me.uid.as_bytes())
+        .write(|tx| tx.take_request(chat.alice.me.uid.as_bytes()))
         .unwrap();
-    assert!(chat.bob_store.list_requests().unwrap().is_empty());
+    assert!(chat.bob_store.read().list_requests().unwrap().is_empty());
     let texts: Vec<_> = chat
         .bob_store
+        .read()
         .messages(&session, 100)
         .unwrap()
         .iter()
@@ -1289,7 +1319,9 @@ fn a_declined_request_closes_its_conversation_and_a_blocked_sender_is_refused() 
     assert_eq!(bob_receives(&mut chat, &envelopes[1]), ReceiptStatus::Held);
     let uid = *chat.alice.me.uid.as_bytes();
     assert_eq!(
-        chat.bob_store.decline_request(&uid, now_ms()).unwrap(),
+        chat.bob_store
+            .write(|tx| tx.decline_request(&uid, now_ms()))
+            .unwrap(),
         Some(2)
     );
     // A later envelope in the declined conversation: SESSION_CLOSED, final, so the sender
@@ -1300,14 +1332,14 @@ fn a_declined_request_closes_its_conversation_and_a_blocked_sender_is_refused() 
     assert!(!ErrorCode::SessionClosed.is_transient());
     // Blocked: refused for good.
     chat.bob_store
-        .block_sender(&uid, &requests::REQUEST_LIMITS, now_ms())
+        .write(|tx| tx.block_sender(&uid, &requests::REQUEST_LIMITS, now_ms()))
         .unwrap();
     let other = first_contact(&chat, [8u8; 16], &[]);
     assert_eq!(
         bob_receives(&mut chat, &other[0]),
         ReceiptStatus::Rejected(ErrorCode::UnknownSender)
     );
-    assert!(chat.bob_store.list_requests().unwrap().is_empty());
+    assert!(chat.bob_store.read().list_requests().unwrap().is_empty());
 }
 
 /// Alice's side of a conversation with bob as her store holds it: the row, the Welcome
@@ -1327,11 +1359,13 @@ fn alice_conversation(chat: &mut Chat, session: [u8; 16]) -> (i64, i64, Vec<u8>)
             .self_update(&mls, &chat.alice.device, 1)
             .unwrap();
         chat.alice_store
-            .insert_conversation(&ConversationRow {
-                session_id: session,
-                group_id: conversation.id().to_vec(),
-                contact_uid: chat.bob.contact.uid,
-                created_at: now,
+            .write(|tx| {
+                tx.insert_conversation(&ConversationRow {
+                    session_id: session,
+                    group_id: conversation.id().to_vec(),
+                    contact_uid: chat.bob.contact.uid,
+                    created_at: now,
+                })
             })
             .unwrap();
         (welcome, commit)
@@ -1367,7 +1401,12 @@ fn alice_conversation(chat: &mut Chat, session: [u8; 16]) -> (i64, i64, Vec<u8>)
 }
 
 fn pending_commit(chat: &Chat, session: &[u8; 16]) -> bool {
-    let row = chat.alice_store.conversation(session).unwrap().unwrap();
+    let row = chat
+        .alice_store
+        .read()
+        .conversation(session)
+        .unwrap()
+        .unwrap();
     let mls = E2eStore::from_connection(chat.alice_store.connection()).unwrap();
     Conversation::load(&mls, &row.group_id)
         .unwrap()
@@ -1381,7 +1420,11 @@ fn a_welcome_refused_for_good_closes_the_conversation_and_the_next_send_starts_a
     let session = [4u8; 16];
     let (welcome_id, commit_id, _) = alice_conversation(&mut chat, session);
     let cache = ConversationCache::new(4);
-    let items = chat.alice_store.outbox_due(i64::MAX - 1, 10).unwrap();
+    let items = chat
+        .alice_store
+        .read()
+        .outbox_due(i64::MAX - 1, 10)
+        .unwrap();
     assert_eq!(items.len(), 2);
     let outcomes = vec![
         outcome_of(ReceiptStatus::Rejected(ErrorCode::DecryptionFailed)),
@@ -1403,6 +1446,7 @@ fn a_welcome_refused_for_good_closes_the_conversation_and_the_next_send_starts_a
     // Nothing of it is retried; the next send finds no open conversation and starts one.
     assert!(
         chat.alice_store
+            .read()
             .outbox_due(i64::MAX - 1, 10)
             .unwrap()
             .is_empty()
@@ -1411,6 +1455,7 @@ fn a_welcome_refused_for_good_closes_the_conversation_and_the_next_send_starts_a
     assert!(changed.contains(&(commit_id, MessageState::Failed)));
     assert_eq!(
         chat.alice_store
+            .read()
             .open_conversation_with(&chat.bob.contact.uid)
             .unwrap(),
         None
@@ -1418,6 +1463,7 @@ fn a_welcome_refused_for_good_closes_the_conversation_and_the_next_send_starts_a
     // The history keeps it.
     assert_eq!(
         chat.alice_store
+            .read()
             .conversations_with(&chat.bob.contact.uid)
             .unwrap()
             .len(),
@@ -1431,10 +1477,14 @@ fn unknown_session_after_the_welcome_was_delivered_closes_instead_of_retrying_fo
     let session = [3u8; 16];
     let (welcome_id, _, _) = alice_conversation(&mut chat, session);
     chat.alice_store
-        .advance_message_state(welcome_id, MessageState::Delivered, now_ms(), None)
+        .write(|tx| tx.advance_message_state(welcome_id, MessageState::Delivered, now_ms(), None))
         .unwrap();
     let cache = ConversationCache::new(4);
-    let items = chat.alice_store.outbox_due(i64::MAX - 1, 10).unwrap();
+    let items = chat
+        .alice_store
+        .read()
+        .outbox_due(i64::MAX - 1, 10)
+        .unwrap();
     assert_eq!(items.len(), 1, "the commit");
     let mut changed = Vec::new();
     let closed = chat
@@ -1450,6 +1500,7 @@ fn unknown_session_after_the_welcome_was_delivered_closes_instead_of_retrying_fo
     assert_eq!(closed, 1);
     assert!(
         chat.alice_store
+            .read()
             .outbox_due(i64::MAX - 1, 10)
             .unwrap()
             .is_empty()
@@ -1466,7 +1517,7 @@ fn a_commit_is_merged_on_a_receipt_that_comes_after_its_row_was_marked_delivered
     let (welcome_id, commit_row, commit_envelope) = alice_conversation(&mut chat, session);
     for id in [welcome_id, commit_row] {
         chat.alice_store
-            .advance_message_state(id, MessageState::Delivered, now_ms(), None)
+            .write(|tx| tx.advance_message_state(id, MessageState::Delivered, now_ms(), None))
             .unwrap();
     }
     assert!(pending_commit(&chat, &session));
@@ -1513,7 +1564,7 @@ fn the_sweep_settles_pending_commits_delivered_refused_or_overdue() {
     let mut chat = chat();
     let (_, row, _) = alice_conversation(&mut chat, [1u8; 16]);
     chat.alice_store
-        .advance_message_state(row, MessageState::Delivered, now_ms(), None)
+        .write(|tx| tx.advance_message_state(row, MessageState::Delivered, now_ms(), None))
         .unwrap();
     let sweep = commits::settle_pending_commits(&mut chat.alice_store, &cache, now_ms()).unwrap();
     assert_eq!(sweep.merged, 1);
@@ -1523,7 +1574,7 @@ fn the_sweep_settles_pending_commits_delivered_refused_or_overdue() {
     let cache = ConversationCache::new(4);
     let (_, row, _) = alice_conversation(&mut chat, [1u8; 16]);
     chat.alice_store
-        .advance_message_state(row, MessageState::Failed, now_ms(), Some("no"))
+        .write(|tx| tx.advance_message_state(row, MessageState::Failed, now_ms(), Some("no")))
         .unwrap();
     let sweep = commits::settle_pending_commits(&mut chat.alice_store, &cache, now_ms()).unwrap();
     assert_eq!(sweep.dropped, 1);
@@ -1541,6 +1592,7 @@ fn the_sweep_settles_pending_commits_delivered_refused_or_overdue() {
     assert!(pending_commit(&chat, &[1u8; 16]));
     assert!(
         chat.alice_store
+            .read()
             .outbox_due(later, 10)
             .unwrap()
             .iter()

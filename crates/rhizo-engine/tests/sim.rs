@@ -111,7 +111,10 @@ fn template() -> &'static (tempfile::TempDir, [PathBuf; 2]) {
             let mut sides: Vec<Side> = (0..2).map(|s| Side::open(s, &paths[s])).collect();
             for s in 0..2 {
                 let other = contact(&me(2 - s as u8, NAMES[1 - s]), NAMES[1 - s]);
-                sides[s].store.add_contact(&other, 1).expect("add contact");
+                sides[s]
+                    .store
+                    .write(|tx| tx.add_contact(&other, 1))
+                    .expect("add contact");
             }
             let bob_side = &mut sides[1];
             let (key, bundle) = bob_side
@@ -631,11 +634,13 @@ fn texts(store: &Store) -> Result<Vec<rhizo_store::messaging::MessageRow>, Strin
     for (side, name) in NAMES.iter().enumerate() {
         let uid = me(side as u8 + 1, name).uid;
         for conv in store
+            .read()
             .conversations_with(uid.as_bytes())
             .map_err(|e| e.to_string())?
         {
             rows.extend(
                 store
+                    .read()
                     .messages(&conv.session_id, 10_000)
                     .map_err(|e| e.to_string())?,
             );

@@ -233,7 +233,7 @@ impl Messaging {
         let this = self.clone();
         self.inner
             .db
-            .with_store(move |store| f(store, &this.inner.engine))
+            .exclusive(move |store| f(store, &this.inner.engine))
             .await
             .map_err(E::from)?
     }

@@ -331,8 +331,14 @@ impl Db {
     }
 
     /// Runs `f` with exclusive use of the [`Store`] on the writer thread, between group
-    /// commits (for the temporary messaging shims in `compat`).
-    pub(crate) async fn exclusive<T: Send + 'static>(
+    /// commits: for a step that reads, decides and writes in transactions of its own (the
+    /// messaging engine's inbound frames, outbox results and mailbox pages), so it sees no
+    /// other writer and, like every write, runs on the database's one owner.
+    ///
+    /// # Errors
+    ///
+    /// [`DbError::Closed`] if the database was closed, [`DbError::Panicked`] if `f` panicked.
+    pub async fn exclusive<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Store) -> T + Send + 'static,
     ) -> Result<T, DbError> {

@@ -50,16 +50,12 @@
 //! - [`channels`]: the public channels joined ([`ChannelRow`]) and their bounded post history
 //!   ([`ChannelPostRow`]).
 //! - `error`: [`StoreError`], [`SqliteError`].
-//! - [`compat`] (hidden, temporary): the old one-transaction `Store` methods and
-//!   `Db::with_store`, still called by some services and tests.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod bans;
 pub mod channels;
-#[doc(hidden)]
-pub mod compat;
 #[cfg(feature = "db")]
 mod db;
 mod error;
@@ -114,6 +110,17 @@ pub struct Store {
     /// When (unix ms, the callers' clock) the mailbox's store path next purges expired entries
     /// (see [`mailbox::MAILBOX_PURGE_INTERVAL_MS`]).
     mailbox_purge_due: i64,
+}
+
+#[cfg(feature = "test-support")]
+impl Store {
+    /// The connection, for tests that inspect the database with SQL or drive MLS state
+    /// directly (feature `test-support`; production code reads through [`Store::read`] and
+    /// writes through [`Store::write`] or the `Db`).
+    #[doc(hidden)]
+    pub fn connection(&self) -> &rusqlite::Connection {
+        &self.conn
+    }
 }
 
 impl Store {
@@ -303,7 +310,10 @@ mod tests {
     #[test]
     fn in_memory_store_is_migrated_and_configured() {
         let store = Store::open_in_memory().expect("open");
-        assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
+        assert_eq!(
+            store.read().schema_version().expect("version"),
+            SCHEMA_VERSION
+        );
         let foreign_keys: i64 = store
             .conn
             .query_row("PRAGMA foreign_keys", [], |row| row.get(0))
@@ -324,18 +334,20 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut writer = Store::open(&dir.path().join("rhizo.db")).expect("open");
         let reader = writer.open_reader().expect("reader");
-        writer.set_meta("k", "committed").expect("set");
+        writer
+            .write(|tx| tx.set_meta("k", "committed"))
+            .expect("set");
         let tx = writer.conn.transaction().expect("tx");
         tx.execute("UPDATE meta SET value = 'pending' WHERE key = 'k'", [])
             .expect("update");
         assert_eq!(
-            reader.get_meta("k").expect("read").as_deref(),
+            reader.read().get_meta("k").expect("read").as_deref(),
             Some("committed"),
             "not blocked by the open write transaction"
         );
         tx.commit().expect("commit");
         assert_eq!(
-            reader.get_meta("k").expect("read").as_deref(),
+            reader.read().get_meta("k").expect("read").as_deref(),
             Some("pending")
         );
         assert!(matches!(
@@ -347,15 +359,19 @@ mod tests {
     #[test]
     fn meta_round_trip_and_overwrite() {
         let mut store = Store::open_in_memory().expect("open");
-        assert_eq!(store.get_meta("node.name").expect("get"), None);
-        store.set_meta("node.name", "alice").expect("set");
+        assert_eq!(store.read().get_meta("node.name").expect("get"), None);
+        store
+            .write(|tx| tx.set_meta("node.name", "alice"))
+            .expect("set");
         assert_eq!(
-            store.get_meta("node.name").expect("get").as_deref(),
+            store.read().get_meta("node.name").expect("get").as_deref(),
             Some("alice")
         );
-        store.set_meta("node.name", "bob").expect("set");
+        store
+            .write(|tx| tx.set_meta("node.name", "bob"))
+            .expect("set");
         assert_eq!(
-            store.get_meta("node.name").expect("get").as_deref(),
+            store.read().get_meta("node.name").expect("get").as_deref(),
             Some("bob")
         );
     }

@@ -794,7 +794,7 @@ mod tests {
             MailboxPage::default()
         );
         assert_eq!(
-            s.mailbox_summary().unwrap(),
+            s.read().mailbox_summary().unwrap(),
             MailboxSummary {
                 count: 2,
                 bytes: 10,
@@ -815,7 +815,7 @@ mod tests {
             0
         );
         assert_eq!(s.read().mailbox_entries(&[1; 32], 20, 10).unwrap().len(), 1);
-        assert_eq!(s.mailbox_summary().unwrap().tombstones, 3);
+        assert_eq!(s.read().mailbox_summary().unwrap().tombstones, 3);
     }
 
     #[test]
@@ -832,7 +832,7 @@ mod tests {
             "expired at 100"
         );
         assert_eq!(s.write(|tx| tx.mailbox_purge_expired(100)).unwrap(), 1);
-        assert_eq!(s.mailbox_summary().unwrap().count, 1);
+        assert_eq!(s.read().mailbox_summary().unwrap().count, 1);
     }
 
     #[test]
@@ -860,7 +860,7 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("from you"), "{err}");
         assert_eq!(
-            s.mailbox_summary().unwrap().count,
+            s.read().mailbox_summary().unwrap().count,
             2,
             "nothing stored was lost"
         );
@@ -941,7 +941,7 @@ mod tests {
         s.read()
             .mailbox_check_quota(&entry(1, 2, 3, b"env", 500), &q, 30)
             .unwrap();
-        assert_eq!(s.mailbox_summary().unwrap().count, 0);
+        assert_eq!(s.read().mailbox_summary().unwrap().count, 0);
         // The same digest for another recipient is another envelope.
         assert_eq!(
             s.write(|tx| tx.mailbox_store(&entry(4, 2, 3, b"env", 500), &q, 30))
@@ -967,7 +967,7 @@ mod tests {
         // A second delete never shortens a tombstone.
         s.write(|tx| tx.mailbox_delete(&[1; 32], &[[7; 32]], 0))
             .unwrap();
-        assert_eq!(s.mailbox_summary().unwrap().tombstones, 2);
+        assert_eq!(s.read().mailbox_summary().unwrap().tombstones, 2);
 
         // The deleted envelope's tombstone lasts as long as the envelope would have (500).
         assert_eq!(
@@ -979,14 +979,14 @@ mod tests {
         // Recipient 4's envelope (expired at 500) is still there: the store path purges at most
         // every MAILBOX_PURGE_INTERVAL_MS, not on every store.
         assert_eq!(s.write(|tx| tx.mailbox_purge_expired(500)).unwrap(), 1);
-        assert_eq!(s.mailbox_summary().unwrap().tombstones, 1);
+        assert_eq!(s.read().mailbox_summary().unwrap().tombstones, 1);
         assert_eq!(
             s.write(|tx| tx.mailbox_purge_expired(100 + TOMBSTONE_TTL_MS))
                 .unwrap(),
             1
         );
-        assert_eq!(s.mailbox_summary().unwrap().tombstones, 0);
-        assert_eq!(s.mailbox_summary().unwrap().count, 0);
+        assert_eq!(s.read().mailbox_summary().unwrap().tombstones, 0);
+        assert_eq!(s.read().mailbox_summary().unwrap().count, 0);
     }
 
     /// Usage counters as the tables hold them, and as a full scan of `mailbox` computes them.
@@ -1137,7 +1137,7 @@ mod tests {
             .unwrap();
         // Both expired at 100, not purged yet (the last purge was at 0): the sender's quota is
         // full by the counters, yet neither the check nor the store refuse.
-        assert_eq!(s.mailbox_summary().unwrap().count, 2);
+        assert_eq!(s.read().mailbox_summary().unwrap().count, 2);
         s.read()
             .mailbox_check_quota(&entry(4, 2, 3, b"c", 1000), &q, 100)
             .unwrap();
@@ -1146,7 +1146,11 @@ mod tests {
                 .unwrap(),
             MailboxStored::Stored
         );
-        assert_eq!(s.mailbox_summary().unwrap().count, 1, "purged, then stored");
+        assert_eq!(
+            s.read().mailbox_summary().unwrap().count,
+            1,
+            "purged, then stored"
+        );
         assert_counters_exact(&s);
 
         // Without a quota refusal, expired entries wait for the timer.
@@ -1155,7 +1159,7 @@ mod tests {
         s.write(|tx| tx.mailbox_store(&entry(5, 6, 2, b"e", 5000), &q, 300))
             .unwrap();
         assert_eq!(
-            s.mailbox_summary().unwrap().count,
+            s.read().mailbox_summary().unwrap().count,
             3,
             "expired at 200, kept"
         );
@@ -1173,7 +1177,7 @@ mod tests {
         })
         .unwrap();
         // 100 + interval: the purge ran; 1000 (recipient 4) and 5000 had expired too.
-        assert_eq!(s.mailbox_summary().unwrap().count, 1);
+        assert_eq!(s.read().mailbox_summary().unwrap().count, 1);
         assert_counters_exact(&s);
 
         // An expired copy of the same envelope is replaced, not reported as a duplicate.
@@ -1500,7 +1504,7 @@ mod tests {
                 .unwrap(),
             1
         );
-        assert_eq!(s.mailbox_summary().unwrap().tombstones, 1);
+        assert_eq!(s.read().mailbox_summary().unwrap().tombstones, 1);
         assert_eq!(
             s.write(|tx| tx.mailbox_store(&entry(1, 2, 3, b"held", 1000), &q, 20))
                 .unwrap(),
@@ -1645,7 +1649,7 @@ mod tests {
                 .unwrap(),
             MailboxStored::Stored
         );
-        assert_eq!(s.mailbox_summary().unwrap().count, 4);
+        assert_eq!(s.read().mailbox_summary().unwrap().count, 4);
         // Expired entries go before anyone is evicted.
         s.write(|tx| tx.mailbox_store(&entry(3, 9, 8, b"h", 100), &q, 30))
             .unwrap_err();
@@ -1661,7 +1665,7 @@ mod tests {
             MailboxStored::Stored
         );
         assert_eq!(digests(&s, 3, 100), vec![7], "the expired one went");
-        assert_eq!(s.mailbox_summary().unwrap().count, 5);
+        assert_eq!(s.read().mailbox_summary().unwrap().count, 5);
         assert_counters_exact(&s);
         // The bytes cap binds the same way.
         let mut s = Store::open_in_memory().unwrap();

@@ -431,33 +431,52 @@ mod tests {
         }
 
         let mut store = Store::open(&path).expect("upgrade");
-        assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
         assert_eq!(
-            store.get_meta("identity").expect("meta").as_deref(),
+            store.read().schema_version().expect("version"),
+            SCHEMA_VERSION
+        );
+        assert_eq!(
+            store.read().get_meta("identity").expect("meta").as_deref(),
             Some("alice")
         );
-        let sent = store.message(1).expect("read").expect("kept");
+        let sent = store.read().message(1).expect("read").expect("kept");
         assert_eq!(
             (sent.state, sent.replicas, sent.body.as_deref()),
             (MessageState::Sent, None, Some("hi"))
         );
-        assert_eq!(store.outbox_next_attempt().expect("outbox"), Some(20));
+        assert_eq!(
+            store.read().outbox_next_attempt().expect("outbox"),
+            Some(20)
+        );
         let held = store
             .read()
             .mailbox_entries(&[0; 32], 100, 10)
             .expect("mailbox");
         assert_eq!(held.len(), 1);
         assert_eq!(held[0].envelope, vec![0xca, 0xfe]);
-        let summary = store.mailbox_summary().expect("summary");
+        let summary = store.read().mailbox_summary().expect("summary");
         assert_eq!((summary.count, summary.tombstones), (1, 0));
 
         // What version 6 adds works on the upgraded rows.
-        assert!(store.mark_stored(1, 2, 500, 30).expect("stored"));
+        assert!(
+            store
+                .write(|tx| tx.mark_stored(1, 2, 500, 30))
+                .expect("stored")
+        );
         assert_eq!(
-            store.message(1).expect("read").expect("kept").replicas,
+            store
+                .read()
+                .message(1)
+                .expect("read")
+                .expect("kept")
+                .replicas,
             Some(2)
         );
-        assert!(!store.mark_stored(2, 2, 500, 30).expect("delivered stays"));
+        assert!(
+            !store
+                .write(|tx| tx.mark_stored(2, 2, 500, 30))
+                .expect("delivered stays")
+        );
         assert_eq!(
             store
                 .write(|tx| tx.mailbox_delete(&[0; 32], &[[0; 32]], 40))
@@ -498,14 +517,14 @@ mod tests {
             public: true,
             updated_at: 70,
         };
-        assert!(store.upsert_profile(&me).expect("profile"));
+        assert!(store.write(|tx| tx.upsert_profile(&me)).expect("profile"));
         drop(store);
 
         // And it all survives a reopen.
         let store = Store::open(&path).expect("reopen");
-        assert_eq!(store.profile(&[0; 32]).expect("profile"), Some(me));
+        assert_eq!(store.read().profile(&[0; 32]).expect("profile"), Some(me));
         assert_eq!(
-            store.message(1).expect("read").expect("kept").state,
+            store.read().message(1).expect("read").expect("kept").state,
             MessageState::Stored
         );
     }
@@ -545,9 +564,12 @@ mod tests {
         }
 
         let mut store = Store::open(&path).expect("upgrade");
-        assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
         assert_eq!(
-            store.get_meta("identity").expect("meta").as_deref(),
+            store.read().schema_version().expect("version"),
+            SCHEMA_VERSION
+        );
+        assert_eq!(
+            store.read().get_meta("identity").expect("meta").as_deref(),
             Some("alice")
         );
         let expected_peers = [
@@ -580,7 +602,11 @@ mod tests {
             "old peers start neutral"
         );
         assert_eq!(
-            store.profile(&[0; 32]).expect("profile").map(|p| p.version),
+            store
+                .read()
+                .profile(&[0; 32])
+                .expect("profile")
+                .map(|p| p.version),
             Some(3)
         );
         assert_eq!(
@@ -651,7 +677,7 @@ mod tests {
             public: true,
             updated_at: 90,
         };
-        assert!(store.upsert_profile(&me).expect("profile"));
+        assert!(store.write(|tx| tx.upsert_profile(&me)).expect("profile"));
         drop(store);
 
         // And it all survives a reopen.
@@ -666,7 +692,7 @@ mod tests {
             store.read().channel_posts(&[4; 32], 10).expect("posts"),
             [post]
         );
-        assert_eq!(store.profile(&[0; 32]).expect("profile"), Some(me));
+        assert_eq!(store.read().profile(&[0; 32]).expect("profile"), Some(me));
     }
 
     #[test]
@@ -700,7 +726,10 @@ mod tests {
         }
 
         let mut store = Store::open(&path).expect("upgrade");
-        assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
+        assert_eq!(
+            store.read().schema_version().expect("version"),
+            SCHEMA_VERSION
+        );
         let usage = |store: &Store, table: &str| -> Vec<(Vec<u8>, i64, i64)> {
             let mut stmt = store
                 .conn
@@ -815,7 +844,10 @@ mod tests {
             tx.commit().expect("commit");
         }
         let store = Store::open(&path).expect("upgrade");
-        assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
+        assert_eq!(
+            store.read().schema_version().expect("version"),
+            SCHEMA_VERSION
+        );
         let devices: Vec<(Vec<u8>, Vec<u8>)> = store
             .conn
             .prepare("SELECT uid, device_pk FROM contact_devices ORDER BY uid, device_pk")
@@ -862,11 +894,20 @@ mod tests {
             tx.commit().expect("commit");
         }
         let mut store = Store::open(&path).expect("upgrade");
-        assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
+        assert_eq!(
+            store.read().schema_version().expect("version"),
+            SCHEMA_VERSION
+        );
         // Received at 1 000 000: its envelope may have been stamped up to 5 minutes later, so
         // a prune at that time keeps it; one just after drops it.
-        assert_eq!(store.prune_seen(1_300_000).expect("prune"), 0);
-        assert_eq!(store.prune_seen(1_300_001).expect("prune"), 1);
+        assert_eq!(
+            store.write(|tx| tx.prune_seen(1_300_000)).expect("prune"),
+            0
+        );
+        assert_eq!(
+            store.write(|tx| tx.prune_seen(1_300_001)).expect("prune"),
+            1
+        );
         assert!(
             store
                 .read()

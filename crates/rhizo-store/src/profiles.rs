@@ -119,7 +119,7 @@ mod tests {
     #[test]
     fn a_profile_version_only_grows() {
         let mut s = Store::open_in_memory().unwrap();
-        assert_eq!(s.profile(&[1; 32]).unwrap(), None);
+        assert_eq!(s.read().profile(&[1; 32]).unwrap(), None);
 
         let v2 = ProfileRow {
             avatar: Some(vec![0x89, b'P', b'N', b'G']),
@@ -127,24 +127,38 @@ mod tests {
             public: true,
             ..profile(1, 2, "Bob")
         };
-        assert!(s.upsert_profile(&v2).unwrap(), "first one is inserted");
-        assert_eq!(s.profile(&[1; 32]).unwrap().as_ref(), Some(&v2));
+        assert!(
+            s.write(|tx| tx.upsert_profile(&v2)).unwrap(),
+            "first one is inserted"
+        );
+        assert_eq!(s.read().profile(&[1; 32]).unwrap().as_ref(), Some(&v2));
 
         // Same version with other content, then an older one: nothing changes.
-        assert!(!s.upsert_profile(&profile(1, 2, "Mallory")).unwrap());
-        assert!(!s.upsert_profile(&profile(1, 1, "Old Bob")).unwrap());
-        assert_eq!(s.profile(&[1; 32]).unwrap().as_ref(), Some(&v2));
+        assert!(
+            !s.write(|tx| tx.upsert_profile(&profile(1, 2, "Mallory")))
+                .unwrap()
+        );
+        assert!(
+            !s.write(|tx| tx.upsert_profile(&profile(1, 1, "Old Bob")))
+                .unwrap()
+        );
+        assert_eq!(s.read().profile(&[1; 32]).unwrap().as_ref(), Some(&v2));
 
         // A newer one replaces every field (the avatar too, here removed).
         let v3 = profile(1, 3, "Robert");
-        assert!(s.upsert_profile(&v3).unwrap());
-        assert_eq!(s.profile(&[1; 32]).unwrap().as_ref(), Some(&v3));
+        assert!(s.write(|tx| tx.upsert_profile(&v3)).unwrap());
+        assert_eq!(s.read().profile(&[1; 32]).unwrap().as_ref(), Some(&v3));
 
         // Other UIDs are separate.
-        assert!(s.upsert_profile(&profile(2, 1, "Carol")).unwrap());
-        assert_eq!(s.profile(&[1; 32]).unwrap().unwrap().version, 3);
+        assert!(
+            s.write(|tx| tx.upsert_profile(&profile(2, 1, "Carol")))
+                .unwrap()
+        );
+        assert_eq!(s.read().profile(&[1; 32]).unwrap().unwrap().version, 3);
 
-        let err = s.upsert_profile(&profile(3, u64::MAX, "Huge")).unwrap_err();
+        let err = s
+            .write(|tx| tx.upsert_profile(&profile(3, u64::MAX, "Huge")))
+            .unwrap_err();
         assert!(matches!(err, StoreError::InvalidInput(_)), "{err}");
     }
 
@@ -160,6 +174,6 @@ mod tests {
             Err(StoreError::InvalidInput("rejected".into()))
         });
         assert!(failed.is_err());
-        assert_eq!(s.profile(&[1; 32]).unwrap().unwrap().name, "Bob");
+        assert_eq!(s.read().profile(&[1; 32]).unwrap().unwrap().name, "Bob");
     }
 }

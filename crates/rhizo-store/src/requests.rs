@@ -763,13 +763,16 @@ mod tests {
             hold(&mut store, 1, 1, 1, 100, &limits),
             HoldOutcome::AlreadyHeld
         );
-        let list = store.list_requests().expect("list");
+        let list = store.read().list_requests().expect("list");
         assert_eq!(list.len(), 1);
         assert_eq!((list[0].envelopes, list[0].bytes), (2, 200));
-        let held = store.held_envelopes(&[1; 32]).expect("held");
+        let held = store.read().held_envelopes(&[1; 32]).expect("held");
         assert_eq!(held, vec![vec![0u8; 100], vec![1u8; 100]]);
-        assert_eq!(store.take_request(&[1; 32]).expect("take"), 2);
-        assert!(store.list_requests().expect("list").is_empty());
+        assert_eq!(
+            store.write(|tx| tx.take_request(&[1; 32])).expect("take"),
+            2
+        );
+        assert!(store.read().list_requests().expect("list").is_empty());
     }
 
     #[test]
@@ -810,7 +813,10 @@ mod tests {
             HoldOutcome::SenderFull
         );
         // Nothing held was dropped.
-        assert_eq!(store.take_request(&[1; 32]).expect("take"), 2);
+        assert_eq!(
+            store.write(|tx| tx.take_request(&[1; 32])).expect("take"),
+            2
+        );
     }
 
     #[test]
@@ -819,10 +825,17 @@ mod tests {
         let limits = RequestLimits::default();
         hold(&mut store, 1, 1, 0, 10, &limits);
         assert_eq!(
-            store.decline_request(&[1; 32], 5_000).expect("decline"),
+            store
+                .write(|tx| tx.decline_request(&[1; 32], 5_000))
+                .expect("decline"),
             Some(1)
         );
-        assert_eq!(store.decline_request(&[1; 32], 5_000).expect("again"), None);
+        assert_eq!(
+            store
+                .write(|tx| tx.decline_request(&[1; 32], 5_000))
+                .expect("again"),
+            None
+        );
         assert_eq!(
             hold(&mut store, 1, 1, 1, 10, &limits),
             HoldOutcome::SessionDeclined
@@ -833,21 +846,32 @@ mod tests {
             HoldOutcome::Held { new_sender: true }
         ));
         assert_eq!(
-            store.block_sender(&[1; 32], &limits, 6_000).expect("block"),
+            store
+                .write(|tx| tx.block_sender(&[1; 32], &limits, 6_000))
+                .expect("block"),
             1
         );
         assert!(store.read().is_blocked(&[1; 32]).expect("blocked"));
         assert_eq!(hold(&mut store, 1, 3, 0, 10, &limits), HoldOutcome::Blocked);
-        assert!(store.list_requests().expect("list").is_empty());
-        assert_eq!(store.list_blocked().expect("blocked").len(), 1);
-        assert!(store.unblock_sender(&[1; 32]).expect("unblock"));
+        assert!(store.read().list_requests().expect("list").is_empty());
+        assert_eq!(store.read().list_blocked().expect("blocked").len(), 1);
+        assert!(
+            store
+                .write(|tx| tx.unblock_sender(&[1; 32]))
+                .expect("unblock")
+        );
         assert!(matches!(
             hold(&mut store, 1, 3, 0, 10, &limits),
             HoldOutcome::Held { .. }
         ));
         // Pruning forgets old envelopes, their emptied senders and old declines.
-        assert_eq!(store.prune_requests(i64::MAX).expect("prune"), 1);
-        assert!(store.list_requests().expect("list").is_empty());
+        assert_eq!(
+            store
+                .write(|tx| tx.prune_requests(i64::MAX))
+                .expect("prune"),
+            1
+        );
+        assert!(store.read().list_requests().expect("list").is_empty());
         assert!(matches!(
             hold(&mut store, 1, 1, 1, 10, &limits),
             HoldOutcome::Held { .. }
@@ -863,10 +887,10 @@ mod tests {
         };
         for i in 0..10u8 {
             store
-                .block_sender(&[i; 32], &limits, i64::from(i))
+                .write(|tx| tx.block_sender(&[i; 32], &limits, i64::from(i)))
                 .expect("block");
         }
-        let blocked = store.list_blocked().expect("list");
+        let blocked = store.read().list_blocked().expect("list");
         assert_eq!(blocked.len(), 3);
         assert!(store.read().is_blocked(&[9; 32]).expect("newest kept"));
         assert!(!store.read().is_blocked(&[0; 32]).expect("oldest gone"));
@@ -882,15 +906,15 @@ mod tests {
             device_listed: true,
         };
         store
-            .set_request_identity(&[1; 32], Some(&identity), 9)
+            .write(|tx| tx.set_request_identity(&[1; 32], Some(&identity), 9))
             .expect("set");
-        let row = store.request(&[1; 32]).expect("read").expect("row");
+        let row = store.read().request(&[1; 32]).expect("read").expect("row");
         assert_eq!(row.root_pk, Some([7; 32]));
         assert_eq!(row.name.as_deref(), Some("alice"));
         assert_eq!(row.device_listed, Some(true));
         assert_eq!(row.resolved_at, Some(9));
         assert_eq!(
-            store.request_devices(&[1; 32]).expect("devices"),
+            store.read().request_devices(&[1; 32]).expect("devices"),
             vec![[1; 32]]
         );
     }

@@ -20,8 +20,13 @@ fn open_creates_a_private_wal_database_and_reopen_keeps_data() {
 
     {
         let mut store = Store::open(&path).expect("open new");
-        assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
-        store.set_meta("identity", "alice").expect("set");
+        assert_eq!(
+            store.read().schema_version().expect("version"),
+            SCHEMA_VERSION
+        );
+        store
+            .write(|tx| tx.set_meta("identity", "alice"))
+            .expect("set");
         store
             .write(|tx| {
                 tx.upsert_peer(
@@ -47,7 +52,7 @@ fn open_creates_a_private_wal_database_and_reopen_keeps_data() {
 
     let store = Store::open(&path).expect("reopen");
     assert_eq!(
-        store.get_meta("identity").expect("get").as_deref(),
+        store.read().get_meta("identity").expect("get").as_deref(),
         Some("alice")
     );
     let peers = store.read().list_peers().expect("list");
@@ -71,9 +76,12 @@ fn a_version_1_database_is_migrated_and_keeps_its_data() {
     }
 
     let mut store = Store::open(&path).expect("open old");
-    assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
     assert_eq!(
-        store.get_meta("identity").expect("get").as_deref(),
+        store.read().schema_version().expect("version"),
+        SCHEMA_VERSION
+    );
+    assert_eq!(
+        store.read().get_meta("identity").expect("get").as_deref(),
         Some("alice")
     );
 

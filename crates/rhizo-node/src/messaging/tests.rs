@@ -56,13 +56,15 @@ fn alice_with_a_queued_message(
                 certificate: None,
             }],
         };
-        s.add_contact(&contact, START_MS).unwrap();
+        s.write(|tx| tx.add_contact(&contact, START_MS)).unwrap();
         let session_id = [9u8; 16];
-        s.insert_conversation(&ConversationRow {
-            session_id,
-            group_id: vec![1; 16],
-            contact_uid: contact.uid,
-            created_at: START_MS,
+        s.write(|tx| {
+            tx.insert_conversation(&ConversationRow {
+                session_id,
+                group_id: vec![1; 16],
+                contact_uid: contact.uid,
+                created_at: START_MS,
+            })
         })
         .unwrap();
         let message = NewMessage {

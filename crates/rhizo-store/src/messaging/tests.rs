@@ -21,33 +21,42 @@ fn contact(uid: u8, name: &str) -> Contact {
 fn contacts_add_merge_and_name_clash() {
     let mut s = Store::open_in_memory().unwrap();
     assert_eq!(
-        s.add_contact(&contact(1, "bob"), 1).unwrap(),
+        s.write(|tx| tx.add_contact(&contact(1, "bob"), 1)).unwrap(),
         AddContact::Added
     );
     assert_eq!(
-        s.add_contact(&contact(1, "bob"), 2).unwrap(),
+        s.write(|tx| tx.add_contact(&contact(1, "bob"), 2)).unwrap(),
         AddContact::Updated
     );
-    let err = s.add_contact(&contact(2, "bob"), 3).unwrap_err();
+    let err = s
+        .write(|tx| tx.add_contact(&contact(2, "bob"), 3))
+        .unwrap_err();
     assert!(matches!(err, StoreError::NameTaken(_)), "{err}");
-    let bob = s.contact_by_name("bob").unwrap().unwrap();
+    let bob = s.read().contact_by_name("bob").unwrap().unwrap();
     assert_eq!(bob.devices.len(), 1);
     assert_eq!(
-        s.contact_by_device(&[101; 32]).unwrap().unwrap().name,
+        s.read()
+            .contact_by_device(&[101; 32])
+            .unwrap()
+            .unwrap()
+            .name,
         "bob"
     );
-    assert!(s.set_contact_verified(&[1; 32], true).unwrap());
-    assert!(s.contact_by_uid(&[1; 32]).unwrap().unwrap().verified);
+    assert!(
+        s.write(|tx| tx.set_contact_verified(&[1; 32], true))
+            .unwrap()
+    );
+    assert!(s.read().contact_by_uid(&[1; 32]).unwrap().unwrap().verified);
 }
 
 #[test]
 fn a_device_key_belongs_to_one_contact_and_lookups_are_by_uid_and_device() {
     let mut s = Store::open_in_memory().unwrap();
-    s.add_contact(&contact(1, "bob"), 1).unwrap();
+    s.write(|tx| tx.add_contact(&contact(1, "bob"), 1)).unwrap();
     // Mallory's ticket lists bob's device (101) next to her own (102).
     let mut mallory = contact(2, "mallory");
     mallory.devices.push(contact(1, "bob").devices.remove(0));
-    let err = s.add_contact(&mallory, 2).unwrap_err();
+    let err = s.write(|tx| tx.add_contact(&mallory, 2)).unwrap_err();
     assert!(
         matches!(&err, StoreError::DeviceKeyTaken { contact, .. } if contact == "bob"),
         "{err}"
@@ -57,21 +66,40 @@ fn a_device_key_belongs_to_one_contact_and_lookups_are_by_uid_and_device() {
             .contains("already listed for your contact 'bob'")
     );
     // Refused as a whole: mallory was not added, not even with her own device.
-    assert_eq!(s.contact_by_name("mallory").unwrap(), None);
-    assert_eq!(s.contact_by_device(&[102; 32]).unwrap(), None);
+    assert_eq!(s.read().contact_by_name("mallory").unwrap(), None);
+    assert_eq!(s.read().contact_by_device(&[102; 32]).unwrap(), None);
     // Nor can a known contact's devices be extended with it.
-    s.add_contact(&contact(2, "mallory"), 3).unwrap();
+    s.write(|tx| tx.add_contact(&contact(2, "mallory"), 3))
+        .unwrap();
     let taken = s.write(|tx| tx.update_contact_devices(&[2; 32], &contact(1, "x").devices));
     assert!(matches!(taken, Err(StoreError::DeviceKeyTaken { .. })));
     // The device resolves to bob, and only under bob's UID.
-    let bob = s.contact_by_uid_device(&[1; 32], &[101; 32]).unwrap();
+    let bob = s
+        .read()
+        .contact_by_uid_device(&[1; 32], &[101; 32])
+        .unwrap();
     assert_eq!(bob.unwrap().name, "bob");
-    assert_eq!(s.contact_by_uid_device(&[2; 32], &[101; 32]).unwrap(), None);
-    assert_eq!(s.contact_by_uid_device(&[1; 32], &[102; 32]).unwrap(), None);
-    assert_eq!(s.contact_by_uid_device(&[9; 32], &[101; 32]).unwrap(), None);
+    assert_eq!(
+        s.read()
+            .contact_by_uid_device(&[2; 32], &[101; 32])
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        s.read()
+            .contact_by_uid_device(&[1; 32], &[102; 32])
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        s.read()
+            .contact_by_uid_device(&[9; 32], &[101; 32])
+            .unwrap(),
+        None
+    );
     // Re-adding bob with the same device merges.
     assert_eq!(
-        s.add_contact(&contact(1, "bob"), 4).unwrap(),
+        s.write(|tx| tx.add_contact(&contact(1, "bob"), 4)).unwrap(),
         AddContact::Updated
     );
 }
@@ -79,14 +107,14 @@ fn a_device_key_belongs_to_one_contact_and_lookups_are_by_uid_and_device() {
 #[test]
 fn outbox_sequence_states_and_seen_set() {
     let mut s = Store::open_in_memory().unwrap();
-    s.add_contact(&contact(1, "bob"), 1).unwrap();
+    s.write(|tx| tx.add_contact(&contact(1, "bob"), 1)).unwrap();
     let conv = ConversationRow {
         session_id: [9; 16],
         group_id: vec![1, 2, 3],
         contact_uid: [1; 32],
         created_at: 5,
     };
-    s.insert_conversation(&conv).unwrap();
+    s.write(|tx| tx.insert_conversation(&conv)).unwrap();
     assert_eq!(s.write(|tx| tx.take_next_seq(&[9; 16])).unwrap(), 1);
     assert_eq!(s.write(|tx| tx.take_next_seq(&[9; 16])).unwrap(), 2);
     let hi = NewMessage {
@@ -98,22 +126,23 @@ fn outbox_sequence_states_and_seen_set() {
         sent_at: 10,
     };
     let id = s.write(|tx| tx.insert_outgoing(&hi, b"env", 10)).unwrap();
-    assert_eq!(s.outbox_due(10, 10).unwrap().len(), 1);
-    s.record_attempt_failed(id, 100, "unreachable").unwrap();
-    assert!(s.outbox_due(50, 10).unwrap().is_empty());
-    assert_eq!(s.outbox_next_attempt().unwrap(), Some(100));
+    assert_eq!(s.read().outbox_due(10, 10).unwrap().len(), 1);
+    s.write(|tx| tx.record_attempt_failed(id, 100, "unreachable"))
+        .unwrap();
+    assert!(s.read().outbox_due(50, 10).unwrap().is_empty());
+    assert_eq!(s.read().outbox_next_attempt().unwrap(), Some(100));
     assert!(
-        s.advance_message_state(id, MessageState::Delivered, 60, None)
+        s.write(|tx| tx.advance_message_state(id, MessageState::Delivered, 60, None))
             .unwrap()
     );
     assert!(
-        !s.advance_message_state(id, MessageState::Sent, 61, None)
+        !s.write(|tx| tx.advance_message_state(id, MessageState::Sent, 61, None))
             .unwrap(),
         "never back"
     );
-    assert!(s.outbox_due(1000, 10).unwrap().is_empty());
+    assert!(s.read().outbox_due(1000, 10).unwrap().is_empty());
     assert_eq!(
-        s.message(id).unwrap().unwrap().state,
+        s.read().message(id).unwrap().unwrap().state,
         MessageState::Delivered
     );
 
@@ -133,11 +162,11 @@ fn outbox_sequence_states_and_seen_set() {
     assert!(fresh && !again);
     assert!(s.read().seen_contains(&[3; 32], &[9; 16], 1).unwrap());
     assert_eq!(
-        s.prune_seen(70).unwrap(),
+        s.write(|tx| tx.prune_seen(70)).unwrap(),
         0,
         "kept by its envelope timestamp"
     );
-    assert_eq!(s.prune_seen(71).unwrap(), 1);
+    assert_eq!(s.write(|tx| tx.prune_seen(71)).unwrap(), 1);
     let stored: Option<i64> = s
         .write(|tx| {
             tx.insert_incoming(
@@ -155,7 +184,7 @@ fn outbox_sequence_states_and_seen_set() {
         })
         .unwrap();
     assert!(stored.is_some());
-    let history = s.messages(&[9; 16], 100).unwrap();
+    let history = s.read().messages(&[9; 16], 100).unwrap();
     assert_eq!(history.len(), 2);
     assert_eq!(history[0].body.as_deref(), Some("hi"));
 }
@@ -164,12 +193,15 @@ fn outbox_sequence_states_and_seen_set() {
 fn two_conversations() -> Store {
     let mut s = Store::open_in_memory().unwrap();
     for (uid, name) in [(1, "bob"), (2, "carol")] {
-        s.add_contact(&contact(uid, name), 1).unwrap();
-        s.insert_conversation(&ConversationRow {
-            session_id: [uid; 16],
-            group_id: vec![uid],
-            contact_uid: [uid; 32],
-            created_at: 1,
+        s.write(|tx| tx.add_contact(&contact(uid, name), 1))
+            .unwrap();
+        s.write(|tx| {
+            tx.insert_conversation(&ConversationRow {
+                session_id: [uid; 16],
+                group_id: vec![uid],
+                contact_uid: [uid; 32],
+                created_at: 1,
+            })
         })
         .unwrap();
     }
@@ -193,7 +225,7 @@ fn queue(s: &mut Store, session: u8, kind: &str, sent_at: i64) -> i64 {
 }
 
 fn state(s: &Store, id: i64) -> MessageState {
-    s.message(id).unwrap().unwrap().state
+    s.read().message(id).unwrap().unwrap().state
 }
 
 #[test]
@@ -213,11 +245,14 @@ fn states_round_trip_and_rank_in_order() {
 fn stored_then_delivered_then_read_and_never_back() {
     let mut s = two_conversations();
     let id = queue(&mut s, 1, "text", 10);
-    assert!(s.mark_stored(id, 2, 1_000, 12).unwrap(), "queued → stored");
-    let row = s.message(id).unwrap().unwrap();
+    assert!(
+        s.write(|tx| tx.mark_stored(id, 2, 1_000, 12)).unwrap(),
+        "queued → stored"
+    );
+    let row = s.read().message(id).unwrap().unwrap();
     assert_eq!((row.state, row.replicas), (MessageState::Stored, Some(2)));
     assert!(
-        !s.advance_message_state(id, MessageState::Sent, 13, None)
+        !s.write(|tx| tx.advance_message_state(id, MessageState::Sent, 13, None))
             .unwrap(),
         "stored never goes back to sent"
     );
@@ -228,7 +263,7 @@ fn stored_then_delivered_then_read_and_never_back() {
         .write(|tx| tx.mark_outgoing_delivered(&[1; 16], &[7; 32], 1, 20, matches))
         .unwrap();
     assert_eq!(delivered, Some(id));
-    let row = s.message(id).unwrap().unwrap();
+    let row = s.read().message(id).unwrap().unwrap();
     assert_eq!(
         (row.state, row.received_at),
         (MessageState::Delivered, Some(20))
@@ -239,13 +274,13 @@ fn stored_then_delivered_then_read_and_never_back() {
     assert_eq!(again, None);
 
     // Never delivered → stored.
-    assert!(!s.mark_stored(id, 3, 2_000, 22).unwrap());
+    assert!(!s.write(|tx| tx.mark_stored(id, 3, 2_000, 22)).unwrap());
     assert!(
-        !s.advance_message_state(id, MessageState::Stored, 22, None)
+        !s.write(|tx| tx.advance_message_state(id, MessageState::Stored, 22, None))
             .unwrap()
     );
     assert_eq!(state(&s, id), MessageState::Delivered);
-    assert_eq!(s.message(id).unwrap().unwrap().replicas, Some(2));
+    assert_eq!(s.read().message(id).unwrap().unwrap().replicas, Some(2));
 
     let read = s
         .write(|tx| tx.mark_outgoing_read(&[1; 16], &[7; 32], 1, 30, matches))
@@ -257,9 +292,9 @@ fn stored_then_delivered_then_read_and_never_back() {
         .write(|tx| tx.mark_outgoing_delivered(&[1; 16], &[7; 32], 1, 31, matches))
         .unwrap();
     assert_eq!(back, None);
-    assert!(!s.mark_stored(id, 3, 2_000, 32).unwrap());
+    assert!(!s.write(|tx| tx.mark_stored(id, 3, 2_000, 32)).unwrap());
     assert_eq!(state(&s, id), MessageState::Read);
-    assert_eq!(s.message(id).unwrap().unwrap().received_at, Some(20));
+    assert_eq!(s.read().message(id).unwrap().unwrap().received_at, Some(20));
 }
 
 #[test]
@@ -280,7 +315,7 @@ fn receipts_need_the_envelope_we_sent() {
     assert_eq!((unknown, other_device), (None, None));
     assert_eq!(state(&s, id), MessageState::Queued);
     // A stored message can be read directly (the delivered receipt may come later or never).
-    s.mark_stored(id, 1, 1_000, 15).unwrap();
+    s.write(|tx| tx.mark_stored(id, 1, 1_000, 15)).unwrap();
     let read = s
         .write(|tx| tx.mark_outgoing_read(&[1; 16], &[7; 32], 1, 30, |_| true))
         .unwrap();
@@ -296,36 +331,50 @@ fn receipts_need_the_envelope_we_sent() {
 fn mark_stored_keeps_the_most_replicas_and_stays_in_the_outbox() {
     let mut s = two_conversations();
     let id = queue(&mut s, 1, "text", 10);
-    s.record_attempt_failed(id, 50, "unreachable").unwrap();
-    assert!(s.mark_stored(id, 3, 500, 60).unwrap(), "queued → stored");
-    let row = s.message(id).unwrap().unwrap();
+    s.write(|tx| tx.record_attempt_failed(id, 50, "unreachable"))
+        .unwrap();
+    assert!(
+        s.write(|tx| tx.mark_stored(id, 3, 500, 60)).unwrap(),
+        "queued → stored"
+    );
+    let row = s.read().message(id).unwrap().unwrap();
     assert_eq!(row.replicas, Some(3));
     assert_eq!(row.attempts, 2);
     assert_eq!(row.error, None, "the error is cleared");
-    assert!(!s.mark_stored(id, 2, 600, 70).unwrap(), "fewer: unchanged");
-    assert!(!s.mark_stored(id, 3, 600, 70).unwrap(), "same: unchanged");
-    assert_eq!(s.message(id).unwrap().unwrap().replicas, Some(3));
+    assert!(
+        !s.write(|tx| tx.mark_stored(id, 2, 600, 70)).unwrap(),
+        "fewer: unchanged"
+    );
+    assert!(
+        !s.write(|tx| tx.mark_stored(id, 3, 600, 70)).unwrap(),
+        "same: unchanged"
+    );
+    assert_eq!(s.read().message(id).unwrap().unwrap().replicas, Some(3));
     assert_eq!(
-        s.outbox_next_attempt().unwrap(),
+        s.read().outbox_next_attempt().unwrap(),
         Some(600),
         "but rescheduled"
     );
-    assert!(s.mark_stored(id, 5, 700, 80).unwrap(), "more: changed");
-    assert_eq!(s.message(id).unwrap().unwrap().replicas, Some(5));
+    assert!(
+        s.write(|tx| tx.mark_stored(id, 5, 700, 80)).unwrap(),
+        "more: changed"
+    );
+    assert_eq!(s.read().message(id).unwrap().unwrap().replicas, Some(5));
 
     // Still retried directly, slowly.
-    assert!(s.outbox_due(699, 10).unwrap().is_empty());
-    let due = s.outbox_due(700, 10).unwrap();
+    assert!(s.read().outbox_due(699, 10).unwrap().is_empty());
+    let due = s.read().outbox_due(700, 10).unwrap();
     assert_eq!(due.len(), 1);
     assert_eq!((due[0].id, due[0].state), (id, MessageState::Stored));
-    s.record_attempt_failed(id, 900, "still offline").unwrap();
-    let row = s.message(id).unwrap().unwrap();
+    s.write(|tx| tx.record_attempt_failed(id, 900, "still offline"))
+        .unwrap();
+    let row = s.read().message(id).unwrap().unwrap();
     assert_eq!(row.state, MessageState::Stored);
     assert_eq!(row.error.as_deref(), Some("still offline"));
-    assert_eq!(s.outbox_next_attempt().unwrap(), Some(900));
+    assert_eq!(s.read().outbox_next_attempt().unwrap(), Some(900));
 
     // Unknown rows and incoming rows are not touched.
-    assert!(!s.mark_stored(9_999, 1, 0, 0).unwrap());
+    assert!(!s.write(|tx| tx.mark_stored(9_999, 1, 0, 0)).unwrap());
     let incoming: Option<i64> = s
         .write(|tx| {
             tx.insert_incoming(
@@ -343,13 +392,13 @@ fn mark_stored_keeps_the_most_replicas_and_stays_in_the_outbox() {
         })
         .unwrap();
     let incoming = incoming.unwrap();
-    assert!(!s.mark_stored(incoming, 1, 0, 0).unwrap());
+    assert!(!s.write(|tx| tx.mark_stored(incoming, 1, 0, 0)).unwrap());
     assert_eq!(state(&s, incoming), MessageState::Received);
     // Neither are failed ones.
     let failed = queue(&mut s, 1, "text", 11);
-    s.advance_message_state(failed, MessageState::Failed, 12, Some("refused"))
+    s.write(|tx| tx.advance_message_state(failed, MessageState::Failed, 12, Some("refused")))
         .unwrap();
-    assert!(!s.mark_stored(failed, 1, 0, 0).unwrap());
+    assert!(!s.write(|tx| tx.mark_stored(failed, 1, 0, 0)).unwrap());
     assert_eq!(state(&s, failed), MessageState::Failed);
 }
 
@@ -358,17 +407,24 @@ fn a_stored_receipt_is_final_never_due_and_not_pending() {
     let mut s = two_conversations();
     let receipt = queue(&mut s, 1, "receipt", 10);
     let text = queue(&mut s, 1, "text", 11);
-    assert!(s.mark_stored(receipt, 2, NO_RETRY, 20).unwrap());
-    assert_eq!(s.outbox_next_attempt().unwrap(), Some(11), "only the text");
-    let due = s.outbox_due(i64::MAX, 10).unwrap();
-    assert_eq!(due.iter().map(|d| d.id).collect::<Vec<_>>(), vec![text]);
     assert!(
-        s.advance_message_state(text, MessageState::Delivered, 30, None)
+        s.write(|tx| tx.mark_stored(receipt, 2, NO_RETRY, 20))
             .unwrap()
     );
-    assert_eq!(s.outbox_next_attempt().unwrap(), None);
-    assert!(s.outbox_due(i64::MAX, 10).unwrap().is_empty());
-    assert!(s.outbox_summary().unwrap().is_empty());
+    assert_eq!(
+        s.read().outbox_next_attempt().unwrap(),
+        Some(11),
+        "only the text"
+    );
+    let due = s.read().outbox_due(i64::MAX, 10).unwrap();
+    assert_eq!(due.iter().map(|d| d.id).collect::<Vec<_>>(), vec![text]);
+    assert!(
+        s.write(|tx| tx.advance_message_state(text, MessageState::Delivered, 30, None))
+            .unwrap()
+    );
+    assert_eq!(s.read().outbox_next_attempt().unwrap(), None);
+    assert!(s.read().outbox_due(i64::MAX, 10).unwrap().is_empty());
+    assert!(s.read().outbox_summary().unwrap().is_empty());
     assert_eq!(state(&s, receipt), MessageState::Stored);
 }
 
@@ -382,17 +438,17 @@ fn outbox_summary_groups_by_contact_and_state() {
     let b5 = queue(&mut s, 1, "text", 300);
     let c1 = queue(&mut s, 2, "text", 40);
     let c2 = queue(&mut s, 2, "text", 20);
-    s.mark_stored(b1, 3, 1_000, 1).unwrap();
-    s.mark_stored(b2, 2, 1_000, 1).unwrap();
-    s.advance_message_state(b3, MessageState::Sent, 1, None)
+    s.write(|tx| tx.mark_stored(b1, 3, 1_000, 1)).unwrap();
+    s.write(|tx| tx.mark_stored(b2, 2, 1_000, 1)).unwrap();
+    s.write(|tx| tx.advance_message_state(b3, MessageState::Sent, 1, None))
         .unwrap();
-    s.advance_message_state(b5, MessageState::Delivered, 1, None)
+    s.write(|tx| tx.advance_message_state(b5, MessageState::Delivered, 1, None))
         .unwrap();
-    s.advance_message_state(c1, MessageState::Read, 1, None)
+    s.write(|tx| tx.advance_message_state(c1, MessageState::Read, 1, None))
         .unwrap();
     let _ = c2;
     assert_eq!(
-        s.outbox_summary().unwrap(),
+        s.read().outbox_summary().unwrap(),
         vec![
             OutboxSummaryRow {
                 contact_uid: [1; 32],

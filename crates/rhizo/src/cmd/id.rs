@@ -23,7 +23,7 @@ pub(crate) async fn run(config: &Config, json: bool) -> anyhow::Result<()> {
     let identity = dir.load()?;
     let name = Store::open(&dir.database())
         .ok()
-        .and_then(|s| s.get_meta(META_DISPLAY_NAME).ok().flatten());
+        .and_then(|s| s.read().get_meta(META_DISPLAY_NAME).ok().flatten());
     let peer_id = identity.peer_id();
     // Ask the running node for its bound addresses; otherwise show the configured ones.
     let running = match ApiClient::connect(config) {

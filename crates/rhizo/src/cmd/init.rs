@@ -31,7 +31,7 @@ pub(crate) async fn run(config: &Config, args: &InitArgs) -> anyhow::Result<()> 
         InitOutcome::Created(identity) => {
             let mut store = Store::open(&dir.database()).context("cannot create the database")?;
             if let Some(name) = &args.name {
-                store.set_meta(META_DISPLAY_NAME, name.trim())?;
+                store.write(|tx| tx.set_meta(META_DISPLAY_NAME, name.trim()))?;
             }
             println!("Created a new rhizo identity in {}", dir.path().display());
             println!("UID:         {}", identity.uid());
