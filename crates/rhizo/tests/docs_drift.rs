@@ -1,0 +1,279 @@
+//! Docs that must match the code, checked without starting a node:
+//!
+//! - the route table of `docs/local-api.md` against [`rhizo_node::api::ROUTES`] (method, path,
+//!   auth, alias, summary);
+//! - the `# Layout` list of every workspace crate's top-level `//!` doc against the modules its
+//!   `lib.rs` (or, for a binary-only crate, `main.rs`) declares.
+//!
+//! Each failure says exactly what differs and which file to fix.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fs,
+    path::{Path, PathBuf},
+};
+
+use rhizo_node::api::{ROUTES, Route};
+
+/// The header row that marks the route table in `docs/local-api.md`.
+const ROUTE_TABLE_HEADER: &str = "| method | path | auth | alias of | summary |";
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn read(path: &Path) -> String {
+    fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
+
+/// One route as the docs' table writes it.
+fn doc_row(r: &Route) -> String {
+    let alias = r
+        .alias_of
+        .map_or_else(|| "—".to_string(), |of| format!("`{of}`"));
+    format!(
+        "| {} | `{}` | {} | {} | {} |",
+        r.method.as_str(),
+        r.path,
+        r.auth.as_str(),
+        alias,
+        r.summary
+    )
+}
+
+fn cells(row: &str) -> Vec<String> {
+    row.trim()
+        .trim_start_matches('|')
+        .trim_end_matches('|')
+        .split('|')
+        .map(|c| c.trim().to_string())
+        .collect()
+}
+
+/// The route table's rows, keyed by (method, path), normalised to [`doc_row`]'s spacing.
+fn doc_routes(markdown: &str) -> Result<BTreeMap<(String, String), String>, String> {
+    let mut lines = markdown
+        .lines()
+        .skip_while(|l| l.trim() != ROUTE_TABLE_HEADER);
+    if lines.next().is_none() {
+        return Err(format!(
+            "docs/local-api.md has no route table: add one with the header `{ROUTE_TABLE_HEADER}`"
+        ));
+    }
+    let mut rows = BTreeMap::new();
+    for line in lines
+        .skip(1)
+        .take_while(|l| l.trim_start().starts_with('|'))
+    {
+        let c = cells(line);
+        if c.len() != 5 {
+            return Err(format!(
+                "route table row has {} cells, not 5: {line}",
+                c.len()
+            ));
+        }
+        let key = (c[0].clone(), c[1].trim_matches('`').to_string());
+        let normalised = format!("| {} |", c.join(" | "));
+        if rows.insert(key.clone(), normalised).is_some() {
+            return Err(format!("route table lists {} {} twice", key.0, key.1));
+        }
+    }
+    Ok(rows)
+}
+
+#[test]
+fn local_api_doc_lists_every_route_as_the_code_does() {
+    let path = workspace_root().join("docs/local-api.md");
+    let docs = doc_routes(&read(&path)).unwrap_or_else(|e| panic!("{e}"));
+    let code: BTreeMap<(String, String), String> = ROUTES
+        .iter()
+        .map(|r| {
+            (
+                (r.method.as_str().to_string(), r.path.to_string()),
+                doc_row(r),
+            )
+        })
+        .collect();
+    let mut problems = Vec::new();
+    for (key, row) in &code {
+        match docs.get(key) {
+            None => problems.push(format!("missing in the docs:  {row}")),
+            Some(d) if d != row => problems.push(format!("docs say:  {d}\n  code says: {row}")),
+            Some(_) => {}
+        }
+    }
+    for (key, row) in &docs {
+        if !code.contains_key(key) {
+            problems.push(format!("not in the code (rhizo_node::api::ROUTES): {row}"));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "docs/local-api.md's route table disagrees with rhizo_node::api::ROUTES \
+         (crates/rhizo-node/src/api/routes.rs):\n  {}",
+        problems.join("\n  ")
+    );
+}
+
+/// The modules a crate root declares at top level (`mod x;`, `pub mod x { … }`, …), without
+/// `#[cfg(test)]` ones.
+fn declared_modules(source: &str) -> BTreeSet<String> {
+    let mut modules = BTreeSet::new();
+    let mut test_only = false;
+    for line in source.lines() {
+        if line.starts_with("#[") {
+            test_only |= line.contains("cfg(test)");
+            continue;
+        }
+        let rest = line.strip_prefix("pub ").or_else(|| {
+            line.strip_prefix("pub(")
+                .and_then(|l| l.split_once(") ").map(|(_, r)| r))
+        });
+        if let Some(name) = rest.unwrap_or(line).strip_prefix("mod ") {
+            let name: String = name
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if !test_only && !name.is_empty() {
+                modules.insert(name);
+            }
+        }
+        test_only = false;
+    }
+    modules
+}
+
+/// The module names a `# Layout` section lists as bullets starting with "[`name`]" or "`name`".
+/// `None` when the crate doc has no `# Layout` section.
+fn listed_modules(source: &str) -> Option<BTreeSet<String>> {
+    let doc = source
+        .lines()
+        .take_while(|l| l.starts_with("//!") || l.trim().is_empty())
+        .filter_map(|l| l.strip_prefix("//!"))
+        .map(str::trim);
+    let mut in_layout = false;
+    let mut found = false;
+    let mut in_code = false;
+    let mut listed = BTreeSet::new();
+    for line in doc {
+        if line.starts_with("```") {
+            in_code = !in_code;
+            continue;
+        }
+        if !in_code && line.starts_with("# ") {
+            in_layout = line == "# Layout";
+            found |= in_layout;
+            continue;
+        }
+        let Some(bullet) = line.strip_prefix("- ").or_else(|| line.strip_prefix("* ")) else {
+            continue;
+        };
+        if in_layout && !in_code {
+            if let Some(name) = bullet_name(bullet) {
+                listed.insert(name);
+            }
+        }
+    }
+    found.then_some(listed)
+}
+
+fn bullet_name(bullet: &str) -> Option<String> {
+    let rest = bullet
+        .strip_prefix("[`")
+        .or_else(|| bullet.strip_prefix('`'))?;
+    let name = rest.split('`').next()?;
+    let is_module = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    is_module.then(|| name.to_string())
+}
+
+/// `crates/*/src/lib.rs`, or `src/main.rs` for a crate without a library.
+fn crate_roots() -> Vec<PathBuf> {
+    let crates = workspace_root().join("crates");
+    let mut roots: Vec<PathBuf> = fs::read_dir(&crates)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", crates.display()))
+        .filter_map(Result::ok)
+        .map(|entry| entry.path().join("src"))
+        .filter_map(|src| {
+            [src.join("lib.rs"), src.join("main.rs")]
+                .into_iter()
+                .find(|p| p.is_file())
+        })
+        .collect();
+    roots.sort();
+    roots
+}
+
+fn module_list_problem(root: &Path) -> Option<String> {
+    let source = read(root);
+    let declared = declared_modules(&source);
+    let shown = root
+        .strip_prefix(workspace_root())
+        .unwrap_or(root)
+        .display()
+        .to_string();
+    let Some(listed) = listed_modules(&source) else {
+        return (!declared.is_empty()).then(|| {
+            format!(
+                "{shown}: declares modules {declared:?} but its //! doc has no `# Layout` section \
+                 listing them (as \"- [`name`]: …\" lines)"
+            )
+        });
+    };
+    let mut differences = Vec::new();
+    let undocumented: Vec<_> = declared.difference(&listed).collect();
+    if !undocumented.is_empty() {
+        differences.push(format!("declared but not listed {undocumented:?}"));
+    }
+    let stale: Vec<_> = listed.difference(&declared).collect();
+    if !stale.is_empty() {
+        differences.push(format!("listed but not declared {stale:?}"));
+    }
+    (!differences.is_empty()).then(|| {
+        format!(
+            "{shown}: the //! `# Layout` list disagrees with the `mod` declarations: {}",
+            differences.join("; ")
+        )
+    })
+}
+
+#[test]
+fn every_crate_doc_lists_its_modules() {
+    let roots = crate_roots();
+    assert!(roots.len() >= 5, "found only {roots:?}");
+    let problems: Vec<String> = roots
+        .iter()
+        .filter_map(|r| module_list_problem(r))
+        .collect();
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn the_checkers_see_what_they_should() {
+    let source = "//! Crate.\n//!\n//! # Layout\n//! - [`a`]: x.\n//! * `b` — y.\n\
+                  //! - [`Type`] is not a module.\n//!\n//! # Example\n//! - [`c`]: elsewhere.\n\
+                  //! ```\n//! # fn main() {}\n//! ```\n\npub mod a;\nmod b;\n\
+                  pub(crate) mod d {\n    mod inner;\n}\n#[cfg(test)]\nmod tests;\n";
+    assert_eq!(
+        declared_modules(source),
+        BTreeSet::from(["a".into(), "b".into(), "d".into()])
+    );
+    assert_eq!(
+        listed_modules(source),
+        Some(BTreeSet::from(["a".into(), "b".into()]))
+    );
+    assert_eq!(listed_modules("//! No layout.\nmod x;\n"), None);
+
+    let table = format!(
+        "text\n\n{ROUTE_TABLE_HEADER}\n|---|---|---|---|---|\n\
+         | GET | `/v1/x` | token | — | an x |\n|POST|`/x`|no|`/v1/x`|alias|\n\nafter\n"
+    );
+    let rows = doc_routes(&table).unwrap_or_default();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(
+        rows.get(&("POST".into(), "/x".into())).map(String::as_str),
+        Some("| POST | `/x` | no | `/v1/x` | alias |")
+    );
+}
