@@ -3,7 +3,8 @@
 //! - the route table of `docs/local-api.md` against [`rhizo_node::api::ROUTES`] (method, path,
 //!   auth, alias, summary);
 //! - the `# Layout` list of every workspace crate's top-level `//!` doc against the modules its
-//!   `lib.rs` (or, for a binary-only crate, `main.rs`) declares.
+//!   `lib.rs` (or, for a binary-only crate, `main.rs`) declares;
+//! - every constant `docs/policy.md` names against the crate it says defines it.
 //!
 //! Each failure says exactly what differs and which file to fix.
 
@@ -275,5 +276,79 @@ fn the_checkers_see_what_they_should() {
     assert_eq!(
         rows.get(&("POST".into(), "/x".into())).map(String::as_str),
         Some("| POST | `/x` | no | `/v1/x` | alias |")
+    );
+}
+
+/// Every `.rs` file under `dir`, recursively.
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files = Vec::new();
+    for path in entries.filter_map(Result::ok).map(|e| e.path()) {
+        if path.is_dir() {
+            files.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// (constant, crates) for every `UPPER_CASE` name in the constant column of policy.md's tables
+/// (the column before the last, which names the crates).
+fn policy_constants(markdown: &str) -> Vec<(String, Vec<String>)> {
+    let mut found = Vec::new();
+    for line in markdown.lines().filter(|l| l.starts_with('|')) {
+        let c = cells(line);
+        let [.., constants, crates] = c.as_slice() else {
+            continue;
+        };
+        let crates: Vec<String> = crates
+            .split(',')
+            .filter_map(|c| c.split_whitespace().next())
+            .filter(|c| c.starts_with("rhizo"))
+            .map(str::to_string)
+            .collect();
+        for name in constants.split('`').skip(1).step_by(2) {
+            let is_constant = name.starts_with(|c: char| c.is_ascii_uppercase())
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+            if is_constant && !crates.is_empty() {
+                found.push((name.to_string(), crates.clone()));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn policy_doc_names_constants_that_exist() {
+    let root = workspace_root();
+    let constants = policy_constants(&read(&root.join("docs/policy.md")));
+    assert!(constants.len() >= 50, "only {} constants", constants.len());
+    let mut sources: BTreeMap<String, String> = BTreeMap::new();
+    let mut missing = Vec::new();
+    for (name, crates) in constants {
+        let defined = crates.iter().any(|krate| {
+            let text = sources.entry(krate.clone()).or_insert_with(|| {
+                rust_files(&root.join("crates").join(krate).join("src"))
+                    .iter()
+                    .map(|p| read(p))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+            text.contains(&format!("const {name}:"))
+        });
+        if !defined {
+            missing.push(format!("`{name}` (said to be in {})", crates.join(", ")));
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "docs/policy.md names constants that are not defined where it says: fix the name or the \
+         crate column:\n  {}",
+        missing.join("\n  ")
     );
 }
