@@ -8,6 +8,11 @@
 //! ```
 //!
 //! Waiting is always [`wait_for`] on a condition with a deadline, never a fixed sleep.
+//!
+//! # Layout
+//! - this file: [`TestNode`], [`wait_for`] and friends.
+//! - [`netns`]: commands run with a bound, and the `ip netns` plumbing of the tests that build
+//!   their own network namespaces (mDNS, relays, hole punching).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
