@@ -169,10 +169,11 @@ fn listed_modules(source: &str) -> Option<BTreeSet<String>> {
         let Some(bullet) = line.strip_prefix("- ").or_else(|| line.strip_prefix("* ")) else {
             continue;
         };
-        if in_layout && !in_code {
-            if let Some(name) = bullet_name(bullet) {
-                listed.insert(name);
-            }
+        if in_layout
+            && !in_code
+            && let Some(name) = bullet_name(bullet)
+        {
+            listed.insert(name);
         }
     }
     found.then_some(listed)
