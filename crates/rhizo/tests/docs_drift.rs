@@ -1,7 +1,8 @@
 //! Docs that must match the code, checked without starting a node:
 //!
 //! - the route table of `docs/local-api.md` against [`rhizo_node::api::ROUTES`] (method, path,
-//!   auth, alias, summary);
+//!   auth, alias, summary), and its error table against the `(StatusCode, "CODE")` pairs
+//!   rhizo-node's API returns;
 //! - the `# Layout` list of every workspace crate's top-level `//!` doc against the modules its
 //!   `lib.rs` (or, for a binary-only crate, `main.rs`) declares;
 //! - every constant `docs/policy.md` names against the crate it says defines it.
@@ -351,5 +352,96 @@ fn policy_doc_names_constants_that_exist() {
         "docs/policy.md names constants that are not defined where it says: fix the name or the \
          crate column:\n  {}",
         missing.join("\n  ")
+    );
+}
+
+/// The HTTP status of a `StatusCode::NAME` the local API uses.
+fn status_number(name: &str) -> Option<u16> {
+    Some(match name {
+        "BAD_REQUEST" => 400,
+        "UNAUTHORIZED" => 401,
+        "FORBIDDEN" => 403,
+        "NOT_FOUND" => 404,
+        "REQUEST_TIMEOUT" => 408,
+        "CONFLICT" => 409,
+        "PAYLOAD_TOO_LARGE" => 413,
+        "UNPROCESSABLE_ENTITY" => 422,
+        "TOO_MANY_REQUESTS" => 429,
+        "INTERNAL_SERVER_ERROR" => 500,
+        "SERVICE_UNAVAILABLE" => 503,
+        "GATEWAY_TIMEOUT" => 504,
+        _ => return None,
+    })
+}
+
+/// Every `StatusCode::NAME, "CODE"` pair in `source` (how rhizo-node writes an API error).
+fn status_code_pairs(source: &str) -> Vec<(String, String)> {
+    let mut pairs = Vec::new();
+    const PREFIX: &str = "StatusCode::";
+    for (at, _) in source.match_indices(PREFIX) {
+        let rest = &source[at + PREFIX.len()..];
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_uppercase() || *c == '_')
+            .collect();
+        let after = rest[name.len()..].trim_start();
+        let Some(after) = after.strip_prefix(',') else {
+            continue;
+        };
+        let Some(code) = after.trim_start().strip_prefix('"') else {
+            continue;
+        };
+        let code: String = code.chars().take_while(|c| *c != '"').collect();
+        pairs.push((name, code));
+    }
+    pairs
+}
+
+#[test]
+fn local_api_doc_lists_every_error_code_the_node_returns() {
+    let root = workspace_root();
+    let mut code: BTreeSet<(u16, String)> = BTreeSet::new();
+    let mut unknown = Vec::new();
+    for file in rust_files(&root.join("crates/rhizo-node/src")) {
+        if file.components().any(|c| c.as_os_str() == "tests") || file.ends_with("tests.rs") {
+            continue;
+        }
+        for (name, c) in status_code_pairs(&read(&file)) {
+            match status_number(&name) {
+                Some(n) => {
+                    code.insert((n, c));
+                }
+                None => unknown.push(format!("StatusCode::{name} in {}", file.display())),
+            }
+        }
+    }
+    assert!(
+        unknown.is_empty(),
+        "add these to status_number: {unknown:?}"
+    );
+    assert!(code.len() >= 10, "found only {code:?}");
+
+    let doc = read(&root.join("docs/local-api.md"));
+    let header = "| status | code | when |";
+    let mut docs: BTreeSet<(u16, String)> = BTreeSet::new();
+    let rows = doc
+        .lines()
+        .skip_while(|l| l.trim() != header)
+        .skip(2)
+        .take_while(|l| l.starts_with('|'));
+    for row in rows {
+        let c = cells(row);
+        if let (Some(status), Some(name)) = (c.first(), c.get(1)) {
+            let status = status.parse().unwrap_or(0);
+            docs.insert((status, name.trim_matches('`').to_string()));
+        }
+    }
+    let undocumented: Vec<_> = code.difference(&docs).collect();
+    let stale: Vec<_> = docs.difference(&code).collect();
+    assert!(
+        undocumented.is_empty() && stale.is_empty(),
+        "docs/local-api.md's error table (header `{header}`) disagrees with the (status, code) \
+         pairs rhizo-node's API returns:\n  returned but not documented: {undocumented:?}\n  \
+         documented but never returned: {stale:?}"
     );
 }
