@@ -43,9 +43,6 @@ use channels::{
     create_channel, join_channel, leave_channel, list_channels, post_channel, read_channel,
 };
 
-mod routes;
-pub use routes::{Auth, Method, ROUTES, Route};
-
 /// `GET /health`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HealthResponse {
@@ -194,6 +191,9 @@ impl ApiState {
         }
     }
 }
+
+mod routes;
+pub use routes::{Auth, Method, ROUTES, Route};
 
 /// Builds the router from [`ROUTES`]: `/v1/health` (and its alias) is open, everything else needs
 /// the token.
