@@ -346,7 +346,7 @@ impl Api {
             let start = Instant::now();
             let response = self
                 .http
-                .get(format!("{}/health", self.base))
+                .get(format!("{}/v1/health", self.base))
                 .send()
                 .await?;
             response.bytes().await?;
@@ -358,7 +358,7 @@ impl Api {
     /// Sends `text` to `contact`; returns the message id.
     /// The node's group-commit and batching counters (`GET /stats`).
     async fn messaging_stats(&self) -> anyhow::Result<rhizo_node::messaging::MessagingStats> {
-        let stats: rhizo_node::api::StatsResponse = self.get("/stats").await?;
+        let stats: rhizo_node::api::StatsResponse = self.get("/v1/stats").await?;
         Ok(stats.messaging)
     }
 

@@ -27,7 +27,8 @@
 //! - [`gossip`]: gossipsub broadcast (signed, node-validated, content-addressed, scored).
 //! - [`nat`]: NAT traversal (AutoNAT, relay server and client, DCUtR, UPnP) and reachability.
 //! - [`msg_protocol`]: the length-prefixed frame codec of `/rhizo/msg/1` and `/rhizo/mailbox/1`.
-//! - [`start`]: builds the Swarm, binds the listeners, returns the three parts.
+//! - [`start()`](start) (a function of this file, not a module): builds the Swarm, binds the
+//!   listeners, returns the three parts.
 //!
 //! # Errors
 //! Every [`Client`] call returns a typed error: [`NetError`] (with [`DhtError`] for what a DHT

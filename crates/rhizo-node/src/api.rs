@@ -1,26 +1,8 @@
 //! The local API: JSON over HTTP on 127.0.0.1, guarded by a bearer token.
 //!
-//! | method | path          | token | answer                                   |
-//! |--------|---------------|-------|------------------------------------------|
-//! | GET    | `/health`     | no    | [`HealthResponse`]                       |
-//! | GET    | `/peers`      | yes   | [`PeersResponse`]                        |
-//! | GET    | `/stats`      | yes   | [`StatsResponse`]                        |
-//! | GET    | `/public-key` | yes   | [`PublicKeyResponse`]                    |
-//! | GET    | `/metrics`    | yes   | Prometheus text format                   |
-//! | POST   | `/message`    | yes   | `{"to","text"}` → [`MessageView`]        |
-//! | GET    | `/v1/invite`  | yes   | [`InviteResponse`]                       |
-//! | GET    | `/v1/contacts`| yes   | `[`[`ContactView`]`]`                    |
-//! | POST   | `/v1/contacts`| yes   | `{"ticket","name"?}` → [`AddContactResponse`] |
-//! | POST   | `/v1/contacts/{name}/verify` | yes | [`ContactView`]             |
-//! | GET    | `/v1/requests` | yes  | `[`[`RequestView`](crate::messaging::RequestView)`]` (message requests) |
-//! | POST   | `/v1/requests/{uid_or_name}/accept` | yes | `{"name"?}` → [`AcceptRequestResponse`] |
-//! | POST   | `/v1/requests/{uid_or_name}/decline` | yes | [`DroppedResponse`] |
-//! | POST   | `/v1/requests/{uid_or_name}/block` | yes | [`DroppedResponse`] |
-//! | GET    | `/v1/blocked` | yes   | `[`[`RequestView`](crate::messaging::RequestView)`]` (blocked senders)  |
-//! | DELETE | `/v1/blocked/{uid}` | yes | `{"unblocked": uid}`              |
-//! | GET    | `/v1/conversations/{contact}/messages` | yes | `[`[`MessageView`]`]` |
-//! | POST   | `/v1/conversations/{contact}/messages` | yes | `{"text"}` → [`MessageView`] |
-//! | GET    | `/v1/events`  | yes   | server-sent events: [`ApiEvent`](crate::events::ApiEvent) as JSON |
+//! Every route is under `/v1/`; the seed-004 paths (`/health`, `/peers`, `/stats`, `/public-key`,
+//! `/message`) and `/metrics` are aliases. The routes are one table, [`ROUTES`], from which
+//! [`router`] is built; `docs/local-api.md` documents each one (a drift test keeps the two equal).
 //!
 //! Errors are `{"error": "...", "code": "..."}` with a fitting status.
 
@@ -42,7 +24,6 @@ use axum::{
     middleware::{self, Next},
     response::sse::{Event, KeepAlive, Sse},
     response::{IntoResponse, Response},
-    routing::{get, post},
 };
 use rhizo_net::{Client, NetStats};
 
@@ -211,47 +192,16 @@ impl ApiState {
     }
 }
 
-/// Builds the router: `/health` is open, everything else needs the token.
+mod routes;
+pub use routes::{Auth, Method, ROUTES, Route};
+
+/// Builds the router from [`ROUTES`]: `/v1/health` (and its alias) is open, everything else needs
+/// the token.
 pub(crate) fn router(state: ApiState) -> Router {
-    let protected = Router::new()
-        .route("/peers", get(peers))
-        .route("/stats", get(stats))
-        .route("/public-key", get(public_key))
-        .route("/metrics", get(metrics))
-        .route("/message", post(post_message))
-        .route("/v1/invite", get(invite))
-        .route("/v1/contacts", get(list_contacts).post(add_contact))
-        .route("/v1/contacts/{name}/verify", post(verify_contact))
-        .route("/v1/requests", get(list_requests))
-        .route("/v1/requests/{who}/accept", post(accept_request))
-        .route("/v1/requests/{who}/decline", post(decline_request))
-        .route("/v1/requests/{who}/block", post(block_sender))
-        .route("/v1/blocked", get(list_blocked))
-        .route("/v1/blocked/{uid}", axum::routing::delete(unblock_sender))
-        .route(
-            "/v1/conversations/{contact}/messages",
-            get(list_messages).post(post_conversation_message),
-        )
-        .route("/v1/events", get(events))
-        .route("/v1/mailbox", get(mailbox_status))
-        .route("/v1/bans", get(list_bans).post(add_ban))
-        .route("/v1/bans/{target}", axum::routing::delete(remove_ban))
-        .route("/v1/channels", get(list_channels).post(create_channel))
-        .route("/v1/channels/{id}/join", post(join_channel))
-        .route("/v1/channels/{id}", axum::routing::delete(leave_channel))
-        .route(
-            "/v1/channels/{id}/posts",
-            get(read_channel).post(post_channel),
-        )
-        .route("/v1/profile", get(own_profile).post(set_profile))
-        .route("/v1/profiles/{who}", get(profile_of))
-        .route("/v1/mailbox/fetch", post(mailbox_fetch))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
-    Router::new()
-        .route("/health", get(health))
-        .merge(protected)
-        .fallback(not_found)
-        .with_state(state)
+    let (open, protected) = routes::open_and_protected();
+    let protected =
+        protected.route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    open.merge(protected).fallback(not_found).with_state(state)
 }
 
 fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {

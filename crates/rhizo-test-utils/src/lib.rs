@@ -4,10 +4,15 @@
 //! ```text
 //!  test ──TestNode::init──▶ `rhizo init` ──start──▶ `rhizo run` (child process)
 //!    │                                                 │ writes <dir>/api.addr, api.token
-//!    └──── api_get("/peers") (bearer token) ◀──────────┘
+//!    └──── api_get("/v1/peers") (bearer token) ◀───────┘
 //! ```
 //!
 //! Waiting is always [`wait_for`] on a condition with a deadline, never a fixed sleep.
+//!
+//! # Layout
+//! - this file: [`TestNode`], [`wait_for`] and friends.
+//! - [`netns`]: commands run with a bound, and the `ip netns` plumbing of the tests that build
+//!   their own network namespaces (mDNS, relays, hole punching).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -238,7 +243,7 @@ impl TestNode {
         out
     }
 
-    /// Waits until the API answers `/health` and the node reports a listen address.
+    /// Waits until the API answers `/v1/health` and the node reports a listen address.
     pub fn wait_ready(&mut self) -> anyhow::Result<()> {
         let result = wait_for(START_TIMEOUT, "the node to come up", || {
             if let Some(status) = self.try_exit_status() {
@@ -247,13 +252,13 @@ impl TestNode {
             let addr = self.api_addr()?;
             let ok = self
                 .http
-                .get(format!("http://{addr}/health"))
+                .get(format!("http://{addr}/v1/health"))
                 .send()
                 .ok()?
                 .status()
                 .is_success();
             let stats = if ok {
-                self.api_get("/stats").ok()?
+                self.api_get("/v1/stats").ok()?
             } else {
                 return None;
             };
@@ -317,7 +322,7 @@ impl TestNode {
 
     /// A multiaddr to reach this node (`/ip4/127.0.0.1/tcp/PORT/p2p/PEER`).
     pub fn listen_addr(&self) -> anyhow::Result<String> {
-        let stats = self.api_get("/stats")?;
+        let stats = self.api_get("/v1/stats")?;
         let addr = stats["listen_addrs"]
             .as_array()
             .and_then(|a| {
@@ -339,7 +344,7 @@ impl TestNode {
     }
 
     fn peers_where(&self, keep: impl Fn(&Value) -> bool) -> Vec<String> {
-        let Ok(peers) = self.api_get("/peers") else {
+        let Ok(peers) = self.api_get("/v1/peers") else {
             return Vec::new();
         };
         peers["peers"]
@@ -461,7 +466,7 @@ impl TestNode {
     ) -> anyhow::Result<Value> {
         let body = serde_json::json!({"to": to, "text": text});
         wait_for(timeout, "the contact's KeyPackages", || {
-            match self.api_post_raw("/message", &body) {
+            match self.api_post_raw("/v1/message", &body) {
                 Ok((200..=299, answer)) => {
                     Some(serde_json::from_str::<Value>(&answer).map_err(anyhow::Error::from))
                 }

@@ -52,7 +52,7 @@ impl ApiClient {
     /// Whether a node answers at all.
     pub(crate) async fn is_up(&self) -> bool {
         self.http
-            .get(format!("{}/health", self.base))
+            .get(format!("{}/v1/health", self.base))
             .send()
             .await
             .is_ok_and(|r| r.status().is_success())
@@ -172,7 +172,7 @@ mod tests {
 
     /// Connects as the CLI does and makes one authenticated request.
     async fn cli_request(config: &Config) -> anyhow::Result<serde_json::Value> {
-        ApiClient::connect(config)?.get("/stats").await
+        ApiClient::connect(config)?.get("/v1/stats").await
     }
 
     #[tokio::test]

@@ -2,6 +2,11 @@
 //!
 //! Every command is one file under `cmd/`. Commands that talk to a running node do so through
 //! its local API ([`api_client`]), found through `<data_dir>/api.addr` and `<data_dir>/api.token`.
+//!
+//! # Layout
+//! - [`cli`]: the clap definitions of every command and global flag.
+//! - [`cmd`]: one file per command (`cmd/<command>.rs`).
+//! - [`api_client`]: the local API client (`/v1/` routes, bearer token).
 #![forbid(unsafe_code)]
 
 mod api_client;

@@ -19,7 +19,7 @@ pub(crate) async fn send(config: &Config, args: &SendArgs) -> anyhow::Result<()>
     let api = ApiClient::connect(config)?;
     let m: MessageView = api
         .post(
-            "/message",
+            "/v1/message",
             &PostMessageRequest {
                 to: args.contact.clone(),
                 text: args.text.clone(),

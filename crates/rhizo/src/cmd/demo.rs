@@ -120,7 +120,7 @@ async fn send_when_ready(api: &ApiClient, to: &str, text: &str) -> anyhow::Resul
     loop {
         match api
             .post::<MessageView>(
-                "/message",
+                "/v1/message",
                 &PostMessageRequest {
                     to: to.into(),
                     text: text.into(),
@@ -147,15 +147,15 @@ pub(crate) async fn run(keep: bool) -> anyhow::Result<()> {
 
     let mut hub = start(&exe, tmp.path(), "hub", None).await?;
     let hub_api = hub.api().await?;
-    let stats: StatsResponse = hub_api.get("/stats").await?;
+    let stats: StatsResponse = hub_api.get("/v1/stats").await?;
     let hub_addr = format!("{}/p2p/{}", stats.listen_addrs[0], stats.peer_id);
     println!("1. hub node up at {hub_addr}");
 
     let mut alice = start(&exe, tmp.path(), "alice", Some(&hub_addr)).await?;
     let mut bob = start(&exe, tmp.path(), "bob", Some(&hub_addr)).await?;
     let (alice_api, bob_api) = (alice.api().await?, bob.api().await?);
-    let a: StatsResponse = alice_api.get("/stats").await?;
-    let b: StatsResponse = bob_api.get("/stats").await?;
+    let a: StatsResponse = alice_api.get("/v1/stats").await?;
+    let b: StatsResponse = bob_api.get("/v1/stats").await?;
     println!(
         "2. alice (UID {}) and bob (UID {}) joined through the hub",
         a.uid, b.uid

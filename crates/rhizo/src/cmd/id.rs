@@ -27,7 +27,7 @@ pub(crate) async fn run(config: &Config, json: bool) -> anyhow::Result<()> {
     let peer_id = identity.peer_id();
     // Ask the running node for its bound addresses; otherwise show the configured ones.
     let running = match ApiClient::connect(config) {
-        Ok(api) if api.is_up().await => api.get::<StatsResponse>("/stats").await.ok(),
+        Ok(api) if api.is_up().await => api.get::<StatsResponse>("/v1/stats").await.ok(),
         _ => None,
     };
     let (is_running, listen_addrs) = match &running {

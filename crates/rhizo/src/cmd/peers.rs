@@ -6,7 +6,7 @@ use crate::api_client::ApiClient;
 
 pub(crate) async fn run(config: &Config, json: bool) -> anyhow::Result<()> {
     let api = ApiClient::connect(config)?;
-    let peers: PeersResponse = api.get("/peers").await?;
+    let peers: PeersResponse = api.get("/v1/peers").await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&peers)?);
         return Ok(());

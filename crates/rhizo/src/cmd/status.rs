@@ -6,7 +6,7 @@ use crate::api_client::ApiClient;
 
 pub(crate) async fn run(config: &Config, json: bool) -> anyhow::Result<()> {
     let api = ApiClient::connect(config)?;
-    let stats: StatsResponse = api.get("/stats").await?;
+    let stats: StatsResponse = api.get("/v1/stats").await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&stats)?);
         return Ok(());

@@ -1,0 +1,322 @@
+//! The local API's route table: one piece of data ([`ROUTES`]) from which the router is built and
+//! against which `docs/local-api.md` is checked (the drift test in `crates/rhizo/tests`).
+//!
+//! Every route lives under `/v1/`. The paths of seed 004 (`/health`, `/peers`, `/stats`,
+//! `/public-key`, `/message`) and the early `/metrics` stay as **aliases**: rows whose
+//! [`Route::alias_of`] names the `/v1/` route they answer exactly like (same handler, same auth).
+
+use axum::{
+    Router,
+    routing::{MethodFilter, MethodRouter, on},
+};
+
+use super::ApiState;
+
+/// An HTTP method the local API uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Method {
+    /// `GET` (axum answers `HEAD` on the same route).
+    Get,
+    /// `POST`, with a JSON body where the route takes one.
+    Post,
+    /// `DELETE`.
+    Delete,
+}
+
+impl Method {
+    /// The method as written in HTTP and in the docs.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Get => "GET",
+            Self::Post => "POST",
+            Self::Delete => "DELETE",
+        }
+    }
+
+    const fn filter(self) -> MethodFilter {
+        match self {
+            Self::Get => MethodFilter::GET,
+            Self::Post => MethodFilter::POST,
+            Self::Delete => MethodFilter::DELETE,
+        }
+    }
+}
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    /// Anyone who can reach the loopback address.
+    Open,
+    /// Only with `Authorization: Bearer <token>` (the token in `<data_dir>/api.token`).
+    Token,
+}
+
+impl Auth {
+    /// The auth column of the docs' route table: `no` or `token`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "no",
+            Self::Token => "token",
+        }
+    }
+}
+
+/// The handler a route runs; aliases share their `/v1/` route's endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Endpoint {
+    Health,
+    Peers,
+    Stats,
+    PublicKey,
+    Metrics,
+    PostMessage,
+    Invite,
+    ListContacts,
+    AddContact,
+    VerifyContact,
+    ListRequests,
+    AcceptRequest,
+    DeclineRequest,
+    BlockSender,
+    ListBlocked,
+    UnblockSender,
+    ListMessages,
+    PostConversationMessage,
+    Events,
+    MailboxStatus,
+    MailboxFetch,
+    ListBans,
+    AddBan,
+    RemoveBan,
+    ListChannels,
+    CreateChannel,
+    JoinChannel,
+    LeaveChannel,
+    ReadChannel,
+    PostChannel,
+    OwnProfile,
+    SetProfile,
+    ProfileOf,
+}
+
+/// One row of the route table.
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    /// The HTTP method.
+    pub method: Method,
+    /// The path, with `{param}` segments as axum writes them.
+    pub path: &'static str,
+    /// Whether the bearer token is needed.
+    pub auth: Auth,
+    /// For an alias: the `/v1/` path it answers like (same method).
+    pub alias_of: Option<&'static str>,
+    /// What the route does, in one line.
+    pub summary: &'static str,
+    pub(crate) endpoint: Endpoint,
+}
+
+const fn v1(
+    method: Method,
+    path: &'static str,
+    auth: Auth,
+    endpoint: Endpoint,
+    summary: &'static str,
+) -> Route {
+    Route {
+        method,
+        path,
+        auth,
+        alias_of: None,
+        summary,
+        endpoint,
+    }
+}
+
+const fn alias(
+    method: Method,
+    path: &'static str,
+    auth: Auth,
+    endpoint: Endpoint,
+    of: &'static str,
+) -> Route {
+    Route {
+        method,
+        path,
+        auth,
+        alias_of: Some(of),
+        summary: "seed-004 alias",
+        endpoint,
+    }
+}
+
+use Auth::{Open, Token};
+use Endpoint as E;
+use Method::{Delete, Get, Post};
+
+/// Every route of the local API, `/v1/` routes first, then the aliases.
+#[rustfmt::skip]
+pub const ROUTES: &[Route] = &[
+    v1(   Get,    "/v1/health",                           Open,  E::Health,                  "liveness and version"),
+    v1(   Get,    "/v1/stats",                            Token, E::Stats,                   "identity, peers and counters"),
+    v1(   Get,    "/v1/peers",                            Token, E::Peers,                   "connected and routing-table peers"),
+    v1(   Get,    "/v1/public-key",                       Token, E::PublicKey,               "UID, keys and device certificate"),
+    v1(   Get,    "/v1/metrics",                          Token, E::Metrics,                 "the counters as OpenMetrics text"),
+    v1(   Post,   "/v1/message",                          Token, E::PostMessage,             "send a text to a contact named in the body"),
+    v1(   Get,    "/v1/invite",                           Token, E::Invite,                  "our contact ticket and its QR code"),
+    v1(   Get,    "/v1/contacts",                         Token, E::ListContacts,            "list contacts"),
+    v1(   Post,   "/v1/contacts",                         Token, E::AddContact,              "add a contact by ticket or UID"),
+    v1(   Post,   "/v1/contacts/{name}/verify",           Token, E::VerifyContact,           "mark a contact verified"),
+    v1(   Get,    "/v1/requests",                         Token, E::ListRequests,            "pending message requests"),
+    v1(   Post,   "/v1/requests/{who}/accept",            Token, E::AcceptRequest,           "accept a message request"),
+    v1(   Post,   "/v1/requests/{who}/decline",           Token, E::DeclineRequest,          "decline a message request"),
+    v1(   Post,   "/v1/requests/{who}/block",             Token, E::BlockSender,             "block a sender"),
+    v1(   Get,    "/v1/blocked",                          Token, E::ListBlocked,             "blocked senders"),
+    v1(   Delete, "/v1/blocked/{uid}",                    Token, E::UnblockSender,           "unblock a sender"),
+    v1(   Get,    "/v1/conversations/{contact}/messages", Token, E::ListMessages,            "message history with a contact"),
+    v1(   Post,   "/v1/conversations/{contact}/messages", Token, E::PostConversationMessage, "send a text to a contact"),
+    v1(   Get,    "/v1/events",                           Token, E::Events,                  "server-sent events"),
+    v1(   Get,    "/v1/mailbox",                          Token, E::MailboxStatus,           "mailbox replica and fetch status"),
+    v1(   Post,   "/v1/mailbox/fetch",                    Token, E::MailboxFetch,            "fetch our mailbox now"),
+    v1(   Get,    "/v1/bans",                             Token, E::ListBans,                "explicit bans"),
+    v1(   Post,   "/v1/bans",                             Token, E::AddBan,                  "ban a peer id or IP range"),
+    v1(   Delete, "/v1/bans/{target}",                    Token, E::RemoveBan,               "lift a ban"),
+    v1(   Get,    "/v1/channels",                         Token, E::ListChannels,            "joined broadcast channels"),
+    v1(   Post,   "/v1/channels",                         Token, E::CreateChannel,           "create a broadcast channel"),
+    v1(   Post,   "/v1/channels/{id}/join",               Token, E::JoinChannel,             "join a broadcast channel"),
+    v1(   Delete, "/v1/channels/{id}",                    Token, E::LeaveChannel,            "leave a broadcast channel"),
+    v1(   Get,    "/v1/channels/{id}/posts",              Token, E::ReadChannel,             "a channel's recent posts"),
+    v1(   Post,   "/v1/channels/{id}/posts",              Token, E::PostChannel,             "post to a channel"),
+    v1(   Get,    "/v1/profile",                          Token, E::OwnProfile,              "our profile"),
+    v1(   Post,   "/v1/profile",                          Token, E::SetProfile,              "set (and optionally publish) our profile"),
+    v1(   Get,    "/v1/profiles/{who}",                   Token, E::ProfileOf,               "a contact's or a UID's profile"),
+    alias(Get,    "/health",                              Open,  E::Health,                  "/v1/health"),
+    alias(Get,    "/stats",                               Token, E::Stats,                   "/v1/stats"),
+    alias(Get,    "/peers",                               Token, E::Peers,                   "/v1/peers"),
+    alias(Get,    "/public-key",                          Token, E::PublicKey,               "/v1/public-key"),
+    alias(Get,    "/metrics",                             Token, E::Metrics,                 "/v1/metrics"),
+    alias(Post,   "/message",                             Token, E::PostMessage,             "/v1/message"),
+];
+
+/// The handler of one endpoint, for `method`.
+fn handler(endpoint: Endpoint, method: Method) -> MethodRouter<ApiState> {
+    use super::*;
+    let m = method.filter();
+    match endpoint {
+        E::Health => on(m, health),
+        E::Peers => on(m, peers),
+        E::Stats => on(m, stats),
+        E::PublicKey => on(m, public_key),
+        E::Metrics => on(m, metrics),
+        E::PostMessage => on(m, post_message),
+        E::Invite => on(m, invite),
+        E::ListContacts => on(m, list_contacts),
+        E::AddContact => on(m, add_contact),
+        E::VerifyContact => on(m, verify_contact),
+        E::ListRequests => on(m, list_requests),
+        E::AcceptRequest => on(m, accept_request),
+        E::DeclineRequest => on(m, decline_request),
+        E::BlockSender => on(m, block_sender),
+        E::ListBlocked => on(m, list_blocked),
+        E::UnblockSender => on(m, unblock_sender),
+        E::ListMessages => on(m, list_messages),
+        E::PostConversationMessage => on(m, post_conversation_message),
+        E::Events => on(m, events),
+        E::MailboxStatus => on(m, mailbox_status),
+        E::MailboxFetch => on(m, mailbox_fetch),
+        E::ListBans => on(m, list_bans),
+        E::AddBan => on(m, add_ban),
+        E::RemoveBan => on(m, remove_ban),
+        E::ListChannels => on(m, list_channels),
+        E::CreateChannel => on(m, create_channel),
+        E::JoinChannel => on(m, join_channel),
+        E::LeaveChannel => on(m, leave_channel),
+        E::ReadChannel => on(m, read_channel),
+        E::PostChannel => on(m, post_channel),
+        E::OwnProfile => on(m, own_profile),
+        E::SetProfile => on(m, set_profile),
+        E::ProfileOf => on(m, profile_of),
+    }
+}
+
+/// The routes of `routes` with the given auth, as a router (methods on one path are merged).
+fn build(routes: &[Route], auth: Auth) -> Router<ApiState> {
+    routes
+        .iter()
+        .filter(|r| r.auth == auth)
+        .fold(Router::new(), |router, r| {
+            router.route(r.path, handler(r.endpoint, r.method))
+        })
+}
+
+/// The open routes and the token-protected routes of [`ROUTES`], unlayered: the caller adds the
+/// token check to the second.
+pub(super) fn open_and_protected() -> (Router<ApiState>, Router<ApiState>) {
+    (build(ROUTES, Open), build(ROUTES, Token))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    fn target(route: &Route) -> Option<&'static Route> {
+        let of = route.alias_of?;
+        ROUTES
+            .iter()
+            .find(|r| r.path == of && r.method == route.method)
+    }
+
+    #[test]
+    fn every_route_is_under_v1_or_an_alias_of_one() {
+        for r in ROUTES {
+            match r.alias_of {
+                None => assert!(r.path.starts_with("/v1/"), "{} is not under /v1/", r.path),
+                Some(of) => {
+                    assert!(
+                        !r.path.starts_with("/v1/"),
+                        "{} is an alias under /v1/",
+                        r.path
+                    );
+                    let t = target(r).unwrap_or_else(|| panic!("{} aliases missing {of}", r.path));
+                    assert_eq!(t.alias_of, None, "{} aliases an alias", r.path);
+                    assert_eq!(t.endpoint, r.endpoint, "{} runs another handler", r.path);
+                    assert_eq!(t.auth, r.auth, "{} has another auth", r.path);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn seed_004_paths_are_aliases() {
+        for path in ["/message", "/health", "/peers", "/stats", "/public-key"] {
+            let r = ROUTES.iter().find(|r| r.path == path);
+            assert!(
+                r.is_some_and(|r| r.alias_of.is_some()),
+                "{path} is not an alias"
+            );
+        }
+    }
+
+    #[test]
+    fn rows_are_unique_and_only_health_is_open() {
+        let mut seen = HashSet::new();
+        for r in ROUTES {
+            assert!(
+                seen.insert((r.method, r.path)),
+                "{} {} twice",
+                r.method.as_str(),
+                r.path
+            );
+            let health = r.endpoint == Endpoint::Health;
+            assert_eq!(r.auth == Open, health, "{} auth", r.path);
+        }
+    }
+
+    #[test]
+    fn the_router_builds_from_the_table() {
+        // axum panics on a malformed or conflicting route; building proves the table is valid.
+        let (open, protected) = open_and_protected();
+        let _ = open.merge(protected);
+    }
+}
