@@ -759,10 +759,9 @@ fn no_plaintext_crosses_the_wire() {
             to_alice.total_bytes(),
             bytes_after - bytes_before
         );
-        ensure!(
-            to_bob.total_bytes() > 0,
-            "no traffic went through bob's relay"
-        );
+        // Which relay carries the conversation depends on who dialled first (a connection
+        // bob opened to alice carries alice's messages too); that it went through one is what
+        // counts, and both are searched for plaintext below.
         ensure!(
             bytes_after > bytes_before,
             "the messages did not go through the relays"
