@@ -8,7 +8,7 @@
 //!     ─▶ commit ─▶ signed receipt (one entry per envelope)
 //! ```
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rhizo_core::{
     envelope::{
@@ -17,7 +17,7 @@ use rhizo_core::{
     seen::{Freshness, SeenSet, SeenStore, check_timestamp},
 };
 use rhizo_e2e::Device;
-use rhizo_store::{Store, StoreError, Tx, messaging::Contact};
+use rhizo_store::{Reader, Store, StoreError, Tx, messaging::Contact};
 use tracing::{debug, warn};
 
 mod apply;
@@ -41,13 +41,16 @@ pub struct Inbound {
 }
 
 impl Engine {
-    /// Handles one inbound `/rhizo/msg/1` request (a bare envelope or a batch frame) at `now`:
-    /// everything it changes is one transaction, committed before the response is returned.
-    pub fn handle_frame(&self, store: &mut Store, payload: &[u8], now: i64) -> Inbound {
+    /// Handles one inbound `/rhizo/msg/1` request (a bare envelope or a batch frame) at `now`
+    /// inside `tx` (a job of the database's group commit: the driver returns the response only
+    /// after that commit). What the frame changes sits in savepoints of `tx`; the loaded
+    /// conversations and the seen-set cache follow only once it committed
+    /// ([`Tx::after_commit`]).
+    pub fn handle_frame(&self, tx: &mut Tx<'_>, payload: &[u8], now: i64) -> Inbound {
         let batch = is_batch_frame(payload);
-        let receive = if batch { receive_batch_at } else { receive_at };
+        let receive = if batch { receive_batch_in } else { receive_in };
         let received = receive(
-            store,
+            tx,
             &self.me,
             &self.mls_device,
             &self.conversations,
@@ -92,7 +95,7 @@ pub(crate) enum Precheck {
 /// whose signature did not verify; size and the per-peer rate limit were checked before),
 /// then recipient, replay window, known sender device, and the in-memory seen cache.
 pub(crate) fn precheck(
-    store: &Store,
+    reader: &Reader<'_>,
     me: &Me,
     seen: &Mutex<SeenSet<InTransaction>>,
     message: SecureMessage,
@@ -109,15 +112,12 @@ pub(crate) fn precheck(
     if let Err(e) = check_timestamp(message.timestamp, u64::try_from(now).unwrap_or(0)) {
         return Precheck::Status(ReceiptStatus::Rejected(e.code()));
     }
-    let contact = match store.read().contact_by_uid_device(
+    let contact = match reader.contact_by_uid_device(
         message.sender_id.as_bytes(),
         message.sender_device.as_bytes(),
     ) {
         Ok(Some(c)) => c,
-        Ok(None) => match store
-            .read()
-            .contact_by_device(message.sender_device.as_bytes())
-        {
+        Ok(None) => match reader.contact_by_device(message.sender_device.as_bytes()) {
             // A contact's device claiming to be someone else.
             Ok(Some(_)) => {
                 return Precheck::Status(ReceiptStatus::Rejected(ErrorCode::UnknownSender));
@@ -142,14 +142,60 @@ pub(crate) fn precheck(
     Precheck::Ready(Box::new(message), contact)
 }
 
-/// Verifies, deduplicates, decrypts and stores one envelope. Everything it changes is one
-/// transaction, committed before the receipt is returned.
+/// [`receive_in`] in a transaction of its own (envelopes fetched from a mailbox, one by one).
 pub(crate) fn receive_at(
     store: &mut Store,
     me: &Me,
     mls_device: &Device,
-    conversations: &ConversationCache,
-    seen: &Mutex<SeenSet<InTransaction>>,
+    conversations: &Arc<ConversationCache>,
+    seen: &Arc<Mutex<SeenSet<InTransaction>>>,
+    payload: &[u8],
+    now: i64,
+) -> Received {
+    let received = store.write(|tx| {
+        Ok::<_, StoreError>(receive_in(
+            tx,
+            me,
+            mls_device,
+            conversations,
+            seen,
+            payload,
+            now,
+        ))
+    });
+    received.unwrap_or_else(|e| {
+        warn!(error = %e, "committing an incoming message failed");
+        refuse(ErrorCode::Internal, "storage")
+    })
+}
+
+/// After `tx` ended: the conversations it staged are cached if it committed, and the seen-set
+/// cache answers for `confirmed` from then on.
+fn settle_after_commit(
+    tx: &mut Tx<'_>,
+    conversations: &Arc<ConversationCache>,
+    seen: &Arc<Mutex<SeenSet<InTransaction>>>,
+    confirmed: Vec<rhizo_core::envelope::EnvelopeId>,
+) {
+    let (conversations, seen) = (Arc::clone(conversations), Arc::clone(seen));
+    tx.after_commit(move |committed| {
+        conversations.settle(&if committed { Ok(()) } else { Err(()) });
+        if committed && let Ok(mut s) = seen.lock() {
+            for id in &confirmed {
+                s.confirm(id);
+            }
+        }
+    });
+}
+
+/// Verifies, deduplicates, decrypts and stores one envelope, in a savepoint of `tx` (the
+/// receipt goes back only after `tx` committed).
+pub(crate) fn receive_in(
+    tx: &mut Tx<'_>,
+    me: &Me,
+    mls_device: &Device,
+    conversations: &Arc<ConversationCache>,
+    seen: &Arc<Mutex<SeenSet<InTransaction>>>,
     payload: &[u8],
     now: i64,
 ) -> Received {
@@ -170,23 +216,32 @@ pub(crate) fn receive_at(
         events: Vec::new(),
     };
     let refused = Some((message.session_id, message.sequence_num));
-    let (message, contact) = match precheck(store, me, seen, message.clone(), now) {
+    let (message, contact) = match precheck(tx, me, seen, message.clone(), now) {
         Precheck::Ready(m, c) => (m, c),
-        Precheck::Request(m) => return requests::hold(store, me, &m, now),
+        Precheck::Request(m) => return requests::hold(tx, me, &m, now),
         Precheck::Status(status) => return reply(receipt_response(me, &[(&message, status)], now)),
         Precheck::Error(code, detail) => return reply(error_response(code, detail, refused)),
     };
-    let outcome = store
-        .write(|tx| apply_envelope(tx, me, mls_device, conversations, &contact, &message, now));
-    conversations.settle(&outcome);
-    if matches!(
+    let outcome = tx
+        .in_savepoint(|tx| {
+            apply_envelope(tx, me, mls_device, conversations, &contact, &message, now)
+        })
+        .map_err(Reject::from)
+        .and_then(|applied| applied);
+    if outcome.is_err() {
+        conversations.discard_staged();
+    }
+    // Committed (or already stored): from then on the cache answers for it.
+    let confirm = matches!(
         outcome,
         Ok(_) | Err(Reject::Code(ErrorCode::ReplayDetected))
-    ) && let Ok(mut s) = seen.lock()
-    {
-        // Committed (or already stored): from now on the cache answers for it.
-        s.confirm(&message.id());
-    }
+    );
+    settle_after_commit(
+        tx,
+        conversations,
+        seen,
+        confirm.then(|| message.id()).into_iter().collect(),
+    );
     match outcome {
         Ok(events) => Received {
             response: receipt_response(me, &[(&message, ReceiptStatus::Delivered)], now),
@@ -220,12 +275,12 @@ pub(crate) fn receive_at(
 /// unprocessed, so nothing overtakes a message the sender will retry. The answer is one signed
 /// receipt with an entry per envelope, in order; a frame or an envelope that does not decode
 /// refuses the whole batch with an error.
-pub(crate) fn receive_batch_at(
-    store: &mut Store,
+pub(crate) fn receive_batch_in(
+    tx: &mut Tx<'_>,
     me: &Me,
     mls_device: &Device,
-    conversations: &ConversationCache,
-    seen: &Mutex<SeenSet<InTransaction>>,
+    conversations: &Arc<ConversationCache>,
+    seen: &Arc<Mutex<SeenSet<InTransaction>>>,
     payload: &[u8],
     now: i64,
 ) -> Received {
@@ -235,7 +290,7 @@ pub(crate) fn receive_batch_at(
     };
     let checked: Vec<Precheck> = messages
         .iter()
-        .map(|m| precheck(store, me, seen, m.clone(), now))
+        .map(|m| precheck(tx, me, seen, m.clone(), now))
         .collect();
     // Nothing is signed for an envelope whose signature did not verify: a batch holding one
     // (which an honest sender never sends) is refused whole.
@@ -245,7 +300,7 @@ pub(crate) fn receive_batch_at(
     {
         return refuse(*code, &format!("an envelope of the batch: {detail}"));
     }
-    let outcome = store.write(|tx| -> Result<_, Reject> {
+    let outcome = tx.in_savepoint(|tx| -> Result<_, Reject> {
         let mut applied = BatchApplied::default();
         let mut blocked = false;
         for check in &checked {
@@ -271,14 +326,17 @@ pub(crate) fn receive_batch_at(
         }
         Ok(applied)
     });
-    conversations.settle(&outcome);
+    let outcome = outcome.map_err(Reject::from).and_then(|applied| applied);
+    if outcome.is_err() {
+        conversations.discard_staged();
+    }
+    let confirmed = outcome
+        .as_ref()
+        .map(|applied| applied.confirmed.clone())
+        .unwrap_or_default();
+    settle_after_commit(tx, conversations, seen, confirmed);
     match outcome {
         Ok(applied) => {
-            if let Ok(mut s) = seen.lock() {
-                for id in &applied.confirmed {
-                    s.confirm(id);
-                }
-            }
             let answers: Vec<(&SecureMessage, ReceiptStatus)> =
                 messages.iter().zip(applied.statuses).collect();
             let response = receipt_response(me, &answers, now);

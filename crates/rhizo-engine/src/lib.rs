@@ -10,7 +10,7 @@
 //! ```text
 //!   driver (rhizo-node)                    Engine (this crate)                 rhizo-store
 //!   ──────────────────                     ──────────────────                 ───────────
-//!   inbound /rhizo/msg/1 bytes ─▶ handle_frame(store, bytes, now) ─▶ one tx ─▶ seen, MLS, rows
+//!   inbound /rhizo/msg/1 bytes ─▶ handle_frame(tx, bytes, now) ─▶ a Db job ─▶ seen, MLS, rows
 //!                             ◀─ Inbound { response (signed receipt), events }
 //!   timer (Clock) ────────────▶ poll_transmits(store, now) ─▶ [Transmit: frame + devices]
 //!   send frame to each device ─▶ on_transmit_result(store, transmit, answers, now)
@@ -100,7 +100,7 @@ pub struct Engine {
     pub(crate) me: Me,
     pub(crate) mls_device: Device,
     /// The seen-set's LRU and window in front of the persisted `seen` table.
-    pub(crate) seen: Mutex<SeenSet<inbound::InTransaction>>,
+    pub(crate) seen: std::sync::Arc<Mutex<SeenSet<inbound::InTransaction>>>,
     pub(crate) conversations: std::sync::Arc<ConversationCache>,
     pub(crate) counters: Counters,
     pub(crate) rekey: RekeyPolicy,
@@ -174,7 +174,7 @@ impl Engine {
         Ok(Self {
             me,
             mls_device,
-            seen: Mutex::new(SeenSet::new(inbound::InTransaction)),
+            seen: std::sync::Arc::new(Mutex::new(SeenSet::new(inbound::InTransaction))),
             conversations: std::sync::Arc::new(ConversationCache::new(cache::CAPACITY)),
             counters: Counters::default(),
             rekey,

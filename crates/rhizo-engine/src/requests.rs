@@ -9,7 +9,7 @@
 
 use rhizo_core::envelope::{ErrorCode, MessageType, ReceiptStatus, SecureMessage};
 use rhizo_store::{
-    Store, StoreError, Tx,
+    StoreError, Tx,
     requests::{HeldEnvelope, HoldOutcome, RequestLimits},
 };
 
@@ -75,8 +75,11 @@ pub(crate) fn hold_tx(
 
 /// Holds one bare envelope from a non-contact (its own transaction, committed before the
 /// receipt is signed).
-pub(crate) fn hold(store: &mut Store, me: &Me, message: &SecureMessage, now: i64) -> Received {
-    match store.write(|tx| hold_tx(tx, message, now)) {
+pub(crate) fn hold(tx: &mut Tx<'_>, me: &Me, message: &SecureMessage, now: i64) -> Received {
+    match tx
+        .in_savepoint(|tx| hold_tx(tx, message, now))
+        .and_then(|held| held)
+    {
         Ok((status, event)) => Received {
             response: receipt_response(me, &[(message, status)], now),
             events: event.into_iter().collect(),

@@ -1,7 +1,7 @@
 //! Tests of the engine's inbound, outbox, receipt, commit, contact and publishing rules on
 //! real SQLite stores in temp dirs (moved from rhizo-node's messaging tests with the logic).
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use prost::Message as _;
 use rhizo_core::{
@@ -27,7 +27,7 @@ use crate::{
     commits,
     contacts::{UnprovenDevices, peer_id_of_device, proven_list_devices, proven_ticket_devices},
     conversations::seal,
-    inbound::{InTransaction, Received, receive_at, receive_batch_at},
+    inbound::{InTransaction, Received, receive_at, receive_batch_in},
     outbox::{SentUpdate, batches, better_outcome, outcome_of, parse_response},
     publish::seen_prune_cutoff,
     publish::{
@@ -55,8 +55,8 @@ fn receive(
     store: &mut Store,
     me: &Me,
     mls_device: &Device,
-    conversations: &ConversationCache,
-    seen: &Mutex<SeenSet<InTransaction>>,
+    conversations: &Arc<ConversationCache>,
+    seen: &Arc<Mutex<SeenSet<InTransaction>>>,
     payload: &[u8],
 ) -> Received {
     receive_at(
@@ -70,24 +70,28 @@ fn receive(
     )
 }
 
-/// [`receive_batch_at`] now.
+/// [`receive_batch_in`] now, in a transaction of its own.
 fn receive_batch(
     store: &mut Store,
     me: &Me,
     mls_device: &Device,
-    conversations: &ConversationCache,
-    seen: &Mutex<SeenSet<InTransaction>>,
+    conversations: &Arc<ConversationCache>,
+    seen: &Arc<Mutex<SeenSet<InTransaction>>>,
     payload: &[u8],
 ) -> Received {
-    receive_batch_at(
-        store,
-        me,
-        mls_device,
-        conversations,
-        seen,
-        payload,
-        now_ms(),
-    )
+    store
+        .write(|tx| {
+            Ok::<_, StoreError>(receive_batch_in(
+                tx,
+                me,
+                mls_device,
+                conversations,
+                seen,
+                payload,
+                now_ms(),
+            ))
+        })
+        .unwrap()
 }
 
 struct Party {
@@ -231,8 +235,8 @@ fn a_replayed_envelope_is_refused_and_delivered_once_also_after_a_restart() {
         )
     };
 
-    let seen = Mutex::new(SeenSet::new(InTransaction));
-    let cache = ConversationCache::new(4);
+    let seen = Arc::new(Mutex::new(SeenSet::new(InTransaction)));
+    let cache = Arc::new(ConversationCache::new(4));
     let r = receive(
         &mut bob_store,
         &bob.me,
@@ -272,8 +276,8 @@ fn a_replayed_envelope_is_refused_and_delivered_once_also_after_a_restart() {
 
     // After a restart (the database reopened, the in-memory cache gone), still refused.
     drop(bob_store);
-    let seen = Mutex::new(SeenSet::new(InTransaction));
-    let cache = ConversationCache::new(4);
+    let seen = Arc::new(Mutex::new(SeenSet::new(InTransaction)));
+    let cache = Arc::new(ConversationCache::new(4));
     let mut bob_store = open(&bob_db);
     let r = receive(
         &mut bob_store,
@@ -331,8 +335,8 @@ fn a_welcome_whose_group_has_an_extra_device_is_refused() {
         )
         .unwrap()
     };
-    let seen = Mutex::new(SeenSet::new(InTransaction));
-    let cache = ConversationCache::new(4);
+    let seen = Arc::new(Mutex::new(SeenSet::new(InTransaction)));
+    let cache = Arc::new(ConversationCache::new(4));
     let r = receive(
         &mut bob_store,
         &bob.me,
@@ -394,8 +398,8 @@ fn a_commit_that_adds_a_hidden_member_is_refused() {
             seal_as(2, MessageType::Commit, add),
         )
     };
-    let seen = Mutex::new(SeenSet::new(InTransaction));
-    let cache = ConversationCache::new(4);
+    let seen = Arc::new(Mutex::new(SeenSet::new(InTransaction)));
+    let cache = Arc::new(ConversationCache::new(4));
     let mut deliver = |envelope: &[u8]| {
         status_of(
             &receive(
@@ -490,8 +494,8 @@ fn a_ticket_listing_someone_elses_device_cannot_take_their_envelopes() {
             seal_as(2, MessageType::Application, ciphertext),
         )
     };
-    let seen = Mutex::new(SeenSet::new(InTransaction));
-    let cache = ConversationCache::new(4);
+    let seen = Arc::new(Mutex::new(SeenSet::new(InTransaction)));
+    let cache = Arc::new(ConversationCache::new(4));
     let r = receive(
         &mut bob_store,
         &bob.me,
@@ -634,8 +638,8 @@ fn the_seen_set_keeps_an_envelope_by_its_timestamp_and_the_sent_time_is_bounded(
             seal_at(2, MessageType::Application, ciphertext, stamped),
         )
     };
-    let seen = Mutex::new(SeenSet::new(InTransaction));
-    let cache = ConversationCache::new(4);
+    let seen = Arc::new(Mutex::new(SeenSet::new(InTransaction)));
+    let cache = Arc::new(ConversationCache::new(4));
     for envelope in [&welcome, &message] {
         let r = receive(
             &mut bob_store,
@@ -848,8 +852,8 @@ fn a_batch_is_applied_in_order_in_one_transaction_with_one_receipt() {
     let three = seal_app(6, encrypt("three"));
     let four = seal_app(7, encrypt("four"));
 
-    let seen = Mutex::new(SeenSet::new(InTransaction));
-    let cache = ConversationCache::new(4);
+    let seen = Arc::new(Mutex::new(SeenSet::new(InTransaction)));
+    let cache = Arc::new(ConversationCache::new(4));
     // A batch holding a forged envelope is refused whole, unsigned: nothing is signed for
     // an envelope whose signature did not verify (regression: it used to get a signed
     // REJECTED entry), and it counts against the peer that sent it.
@@ -950,8 +954,8 @@ fn bad_batch_frames_are_refused_whole_and_change_nothing() {
     bob_store
         .write(|tx| tx.add_contact(&alice.contact, 1))
         .unwrap();
-    let seen = Mutex::new(SeenSet::new(InTransaction));
-    let cache = ConversationCache::new(4);
+    let seen = Arc::new(Mutex::new(SeenSet::new(InTransaction)));
+    let cache = Arc::new(ConversationCache::new(4));
     let good = seal(
         &alice.me,
         &bob.contact,
@@ -1034,8 +1038,8 @@ fn bad_envelopes_get_clear_codes_and_change_nothing() {
         .unwrap();
     let now = now_ms();
 
-    let seen = Mutex::new(SeenSet::new(InTransaction));
-    let cache = ConversationCache::new(4);
+    let seen = Arc::new(Mutex::new(SeenSet::new(InTransaction)));
+    let cache = Arc::new(ConversationCache::new(4));
     // Garbage: an error response, no panic.
     let r = receive(
         &mut bob_store,
@@ -1200,8 +1204,8 @@ fn a_first_contact_is_held_as_a_request_and_applied_in_order_on_accept() {
     let mut chat = bob_without_alice();
     let session = [5u8; 16];
     let envelopes = first_contact(&chat, session, &["hi", "it's alice"]);
-    let seen = Mutex::new(SeenSet::new(InTransaction));
-    let cache = ConversationCache::new(4);
+    let seen = Arc::new(Mutex::new(SeenSet::new(InTransaction)));
+    let cache = Arc::new(ConversationCache::new(4));
     // The Welcome and the first text as one batch, the second bare.
     let frame = batch_of(&[&envelopes[0], &envelopes[1]]);
     let r = receive_batch(
@@ -1302,8 +1306,8 @@ fn a_declined_request_closes_its_conversation_and_a_blocked_sender_is_refused() 
     let mut chat = bob_without_alice();
     let session = [6u8; 16];
     let envelopes = first_contact(&chat, session, &["hi", "again"]);
-    let seen = Mutex::new(SeenSet::new(InTransaction));
-    let cache = ConversationCache::new(4);
+    let seen = Arc::new(Mutex::new(SeenSet::new(InTransaction)));
+    let cache = Arc::new(ConversationCache::new(4));
     let bob_receives = |chat: &mut Chat, envelope: &[u8]| {
         let r = receive(
             &mut chat.bob_store,
@@ -1419,7 +1423,7 @@ fn a_welcome_refused_for_good_closes_the_conversation_and_the_next_send_starts_a
     let mut chat = chat();
     let session = [4u8; 16];
     let (welcome_id, commit_id, _) = alice_conversation(&mut chat, session);
-    let cache = ConversationCache::new(4);
+    let cache = Arc::new(ConversationCache::new(4));
     let items = chat
         .alice_store
         .read()
@@ -1479,7 +1483,7 @@ fn unknown_session_after_the_welcome_was_delivered_closes_instead_of_retrying_fo
     chat.alice_store
         .write(|tx| tx.advance_message_state(welcome_id, MessageState::Delivered, now_ms(), None))
         .unwrap();
-    let cache = ConversationCache::new(4);
+    let cache = Arc::new(ConversationCache::new(4));
     let items = chat
         .alice_store
         .read()
@@ -1543,8 +1547,8 @@ fn a_commit_is_merged_on_a_receipt_that_comes_after_its_row_was_marked_delivered
         now_ms(),
     )
     .unwrap();
-    let seen = Mutex::new(SeenSet::new(InTransaction));
-    let cache = ConversationCache::new(4);
+    let seen = Arc::new(Mutex::new(SeenSet::new(InTransaction)));
+    let cache = Arc::new(ConversationCache::new(4));
     let r = receive(
         &mut chat.alice_store,
         &chat.alice.me,
@@ -1559,7 +1563,7 @@ fn a_commit_is_merged_on_a_receipt_that_comes_after_its_row_was_marked_delivered
 
 #[test]
 fn the_sweep_settles_pending_commits_delivered_refused_or_overdue() {
-    let cache = ConversationCache::new(4);
+    let cache = Arc::new(ConversationCache::new(4));
     // Delivered without a merge: merged.
     let mut chat = chat();
     let (_, row, _) = alice_conversation(&mut chat, [1u8; 16]);
@@ -1571,7 +1575,7 @@ fn the_sweep_settles_pending_commits_delivered_refused_or_overdue() {
     assert!(!pending_commit(&chat, &[1u8; 16]));
     // Refused for good: dropped, so a new self-update can be made.
     let mut chat = self::chat();
-    let cache = ConversationCache::new(4);
+    let cache = Arc::new(ConversationCache::new(4));
     let (_, row, _) = alice_conversation(&mut chat, [1u8; 16]);
     chat.alice_store
         .write(|tx| tx.advance_message_state(row, MessageState::Failed, now_ms(), Some("no")))
@@ -1581,7 +1585,7 @@ fn the_sweep_settles_pending_commits_delivered_refused_or_overdue() {
     assert!(!pending_commit(&chat, &[1u8; 16]));
     // Still waiting past the bound: made due now (resent), left pending.
     let mut chat = self::chat();
-    let cache = ConversationCache::new(4);
+    let cache = Arc::new(ConversationCache::new(4));
     let (_, row, _) = alice_conversation(&mut chat, [1u8; 16]);
     chat.alice_store
         .write(|tx| tx.record_attempt_failed(row, i64::MAX - 10, "later"))

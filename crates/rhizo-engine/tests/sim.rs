@@ -137,7 +137,11 @@ fn template() -> &'static (tempfile::TempDir, [PathBuf; 2]) {
                 .poll_transmits(&mut a[0].store, T0)
                 .expect("poll")
             {
-                let reply = b[0].engine.handle_frame(&mut b[0].store, &t.frame, T0);
+                let engine = &b[0].engine;
+                let reply = b[0]
+                    .store
+                    .write(|tx| Ok::<_, StoreError>(engine.handle_frame(tx, &t.frame, T0)))
+                    .expect("bob commits");
                 let answers: Vec<DeviceAnswer> = vec![(bob_device(), Ok(reply.response))];
                 let r = a[0]
                     .engine
@@ -452,7 +456,11 @@ impl Sim {
                 lose_response,
             } => {
                 let side = &mut self.sides[to];
-                let inbound = side.engine.handle_frame(&mut side.store, &frame, self.now);
+                let (engine, now) = (&side.engine, self.now);
+                let inbound = side
+                    .store
+                    .write(|tx| Ok::<_, StoreError>(engine.handle_frame(tx, &frame, now)))
+                    .map_err(|e| format!("handle_frame: {e}"))?;
                 if let (Some(reply), false) = (reply, lose_response) {
                     self.network.push(Packet::Answer {
                         reply,

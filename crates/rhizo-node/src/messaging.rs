@@ -5,7 +5,7 @@
 //!         send_text ─▶ Db::write (group commit, writer thread) ──▶ queue_text / send_first
 //!         outbox timer (Clock) ─▶ poll_transmits ─▶ Client::send_message to each device
 //!                               ─▶ on_transmit_result ─▶ mailbox store ─▶ on_mailbox_result
-//!         inbound /rhizo/msg/1 ─▶ handle_frame (one transaction) ─▶ signed receipt back
+//!         inbound /rhizo/msg/1 ─▶ Db::try_write: handle_frame (group commit) ─▶ signed receipt
 //!         mailbox poll (Clock) ─▶ fetch pages ─▶ apply_fetched ─▶ delete with a signed receipt
 //!         publisher (Clock) ─▶ PublishSchedule ─▶ records ─▶ DHT
 //!         DHT lookups: KeyPackages, identity records, device lists, profiles
@@ -26,7 +26,7 @@ use std::sync::Arc;
 use libp2p::PeerId;
 use rhizo_engine::{Engine, EngineError, Event};
 use rhizo_net::Client;
-use rhizo_store::{Db, DbError, Store};
+use rhizo_store::{Db, DbError, Durability, Store};
 use tokio::sync::{Notify, broadcast};
 use tracing::warn;
 
@@ -250,12 +250,22 @@ impl Messaging {
     /// Handles one inbound `/rhizo/msg/1` request; returns the response bytes.
     pub async fn handle_inbound(&self, peer: PeerId, payload: Vec<u8>) -> Vec<u8> {
         let now = self.now();
-        let result = self
-            .with_store(move |store, engine| {
-                Ok::<_, JobError>(engine.handle_frame(store, &payload, now))
-            })
-            .await;
-        match result {
+        let this = self.clone();
+        // One job of the database's group commit: the receipt goes back only after the commit
+        // holding what the frame changed. A full queue is answered RATE_LIMITED (the sender
+        // retries), never waited on without bound.
+        let job = move |tx: &mut rhizo_store::Tx<'_>| -> Result<_, DbError> {
+            Ok(this.inner.engine.handle_frame(tx, &payload, now))
+        };
+        let pending = match self.inner.db.try_write(Durability::Full, job) {
+            Ok(pending) => pending,
+            Err(DbError::Busy) => return rhizo_engine::wire::rate_limited_response(),
+            Err(e) => {
+                warn!(%peer, error = %e, "inbound message not taken");
+                return rhizo_engine::wire::internal_error_response();
+            }
+        };
+        match pending.await {
             Ok(inbound) => {
                 self.emit_events(inbound.events);
                 inbound.response
