@@ -1,6 +1,6 @@
 //! Signed DHT records and the validation every storing node runs on them.
 //!
-//! rhizo publishes three kinds of record in its Kademlia DHT
+//! rhizo publishes four kinds of record in its Kademlia DHT
 //! (`/rhizo/kad/1.0.0`):
 //!
 //! | record | stored under | signed by | tells a peer |
@@ -8,6 +8,13 @@
 //! | [`IdentityRecord`] | [`identity_key`]`(uid)` | root key | the root public key behind a UID |
 //! | [`DeviceList`] | [`device_list_key`]`(uid)` | root key | which devices speak for the user (versioned) |
 //! | [`KeyPackageBundle`] | [`key_packages_key`]`(uid, device_pk)` | device key | one device's MLS KeyPackages (versioned) |
+//! | [`Profile`] | [`profile_key`]`(uid)` | root key | display name and avatar (versioned) |
+//!
+//! All four are one type, [`SignedRecord`]`<B>`, with a per-kind body `B`
+//! ([`IdentityBody`], [`DeviceListBody`], [`KeyPackageBundleBody`],
+//! [`ProfileBody`]): the lifetime, the signature, signing, encoding,
+//! validation and the shared accessors are written once, in `signed.rs`; a
+//! body brings its fields, its limits, its DHT key and its signer.
 //!
 //! Storing nodes call [`validate_record`] on every `PUT_VALUE` and keep the
 //! record only if it passes, then [`should_replace`] to decide between it and
@@ -52,12 +59,12 @@
 //!
 //! * `"rhizo/record/v1"` — the 15 ASCII bytes of [`RECORD_SIGNATURE_DOMAIN`],
 //!   no length prefix;
-//! * `kind` — **one byte**, the `RecordKind` value (1, 2 or 3);
+//! * `kind` — **one byte**, the `RecordKind` value (1, 2, 3 or 4);
 //! * `body` — the `body` field's bytes exactly as received (never a
 //!   re-encoding).
 //!
 //! The signature is Ed25519 (RFC 8032) verified with `verify_strict`, by the
-//! root key (`root_pk` in the body) for identity and device-list records and
+//! root key (`root_pk` in the body) for identity, device-list and profile records and
 //! by the device key named in `device_cert` for key-package bundles. The kind
 //! byte keeps a body signed as one kind from being replayed as another; the
 //! domain tag keeps record signatures apart from every other rhizo signature.
@@ -70,11 +77,12 @@
 //! identity_key(uid)                 = SHA-256("rhizo/identity/v1"    ‖ uid)
 //! device_list_key(uid)              = SHA-256("rhizo/devices/v1"     ‖ uid)
 //! key_packages_key(uid, device_pk)  = SHA-256("rhizo/keypackages/v1" ‖ uid ‖ device_pk)
+//! profile_key(uid)                  = SHA-256("rhizo/meta/v1"        ‖ uid)
 //! ```
 //!
 //! # Replacement
 //!
-//! Device lists and key-package bundles carry a `version` that must grow with
+//! Device lists, key-package bundles and profiles carry a `version` that must grow with
 //! every change; the identity record's `created_at` plays that role. A record
 //! whose version is lower, or equal with different content, is refused with
 //! [`RecordError::VersionNotNewer`]; the same content again (a republish) is
@@ -89,6 +97,7 @@ mod device_list;
 mod identity_record;
 mod key_package_bundle;
 mod profile;
+mod signed;
 
 use std::fmt;
 
@@ -96,12 +105,14 @@ use prost::Message;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-pub use device_list::DeviceList;
-pub use identity_record::IdentityRecord;
-pub use key_package_bundle::KeyPackageBundle;
+pub use device_list::{DeviceList, DeviceListBody};
+pub use identity_record::{IdentityBody, IdentityRecord};
+pub use key_package_bundle::{KeyPackageBundle, KeyPackageBundleBody};
 pub use profile::{
     MAX_AVATAR_BYTES, MAX_AVATAR_MIME_BYTES, MAX_PROFILE_NAME_CHARS, MIN_PROFILE_TTL, Profile,
+    ProfileBody,
 };
+pub use signed::{RecordBody, SignedRecord, VersionedBody};
 
 use crate::error::CertError;
 use crate::identity::{PUBLIC_KEY_LEN, SIGNATURE_LEN};
@@ -426,77 +437,56 @@ pub enum ValidRecord {
     Profile(Profile),
 }
 
+/// Runs `$body` with `$record` bound to the record inside any
+/// [`ValidRecord`] variant: every kind is a [`SignedRecord`] with the same
+/// methods.
+macro_rules! with_record {
+    ($valid:expr, $record:ident => $body:expr) => {
+        match $valid {
+            ValidRecord::Identity($record) => $body,
+            ValidRecord::DeviceList($record) => $body,
+            ValidRecord::KeyPackages($record) => $body,
+            ValidRecord::Profile($record) => $body,
+        }
+    };
+}
+
 impl ValidRecord {
     /// Which kind of record this is.
     pub fn kind(&self) -> RecordKind {
-        match self {
-            Self::Identity(_) => RecordKind::Identity,
-            Self::DeviceList(_) => RecordKind::DeviceList,
-            Self::KeyPackages(_) => RecordKind::KeyPackages,
-            Self::Profile(_) => RecordKind::Profile,
-        }
+        with_record!(self, r => r.kind())
     }
 
     /// The DHT key the record belongs under (derived from its content).
     pub fn key(&self) -> [u8; RECORD_KEY_LEN] {
-        match self {
-            Self::Identity(r) => r.key(),
-            Self::DeviceList(r) => r.key(),
-            Self::KeyPackages(r) => r.key(),
-            Self::Profile(r) => r.key(),
-        }
+        with_record!(self, r => r.key())
     }
 
     /// The UID of the identity the record belongs to.
     pub fn uid(&self) -> Uid {
-        match self {
-            Self::Identity(r) => r.root_pk().uid(),
-            Self::DeviceList(r) => r.root_pk().uid(),
-            Self::KeyPackages(r) => r.device_cert().root().uid(),
-            Self::Profile(r) => r.root_pk().uid(),
-        }
+        with_record!(self, r => r.uid())
     }
 
     /// Claimed creation time, Unix seconds.
     pub fn created_at(&self) -> u64 {
-        match self {
-            Self::Identity(r) => r.created_at(),
-            Self::DeviceList(r) => r.created_at(),
-            Self::KeyPackages(r) => r.created_at(),
-            Self::Profile(r) => r.created_at(),
-        }
+        with_record!(self, r => r.created_at())
     }
 
     /// Expiry time, Unix seconds: a storing node drops the record then.
     pub fn expires_at(&self) -> u64 {
-        match self {
-            Self::Identity(r) => r.expires_at(),
-            Self::DeviceList(r) => r.expires_at(),
-            Self::KeyPackages(r) => r.expires_at(),
-            Self::Profile(r) => r.expires_at(),
-        }
+        with_record!(self, r => r.expires_at())
     }
 
     /// What orders two records under one key: the `version` of versioned
     /// records, the `created_at` of identity records.
     pub fn ordering_version(&self) -> u64 {
-        match self {
-            Self::Identity(r) => r.created_at(),
-            Self::DeviceList(r) => r.version(),
-            Self::KeyPackages(r) => r.version(),
-            Self::Profile(r) => r.version(),
-        }
+        with_record!(self, r => r.ordering_version())
     }
 
     /// Encodes the value to store in the DHT (byte-identical to what was
     /// validated).
     pub fn encode(&self) -> Vec<u8> {
-        match self {
-            Self::Identity(r) => r.encode(),
-            Self::DeviceList(r) => r.encode(),
-            Self::KeyPackages(r) => r.encode(),
-            Self::Profile(r) => r.encode(),
-        }
+        with_record!(self, r => r.encode())
     }
 
     /// Whether the signed content is the same (signatures aside).

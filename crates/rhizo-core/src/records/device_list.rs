@@ -1,17 +1,15 @@
 //! [`DeviceList`]: the versioned, root-signed list of a user's devices.
 
-use std::fmt;
-
 use prost::Message;
 
+use super::signed::{SignedRecord, VersionedBody, sealed::Body};
 use super::{
-    Hex, MAX_DEVICES, RECORD_KEY_LEN, RecordError, RecordKind, check_encoded_size, check_key,
-    check_lifetime, decode_canonical, device_list_key, encode_envelope, expiry_for_new,
-    root_key_from, signed_message,
+    MAX_DEVICES, RECORD_KEY_LEN, RecordError, RecordKind, decode_canonical, device_list_key,
+    root_key_from,
 };
 use crate::identity::SIGNATURE_LEN;
 use crate::proto;
-use crate::{DeviceCertificate, RootKey, RootPublicKey};
+use crate::{DeviceCertificate, RootKey, RootPublicKey, Uid};
 
 /// The devices that currently speak for a user, signed by the root key and
 /// stored under [`device_list_key`](super::device_list_key)`(uid)`.
@@ -24,14 +22,37 @@ use crate::{DeviceCertificate, RootKey, RootPublicKey};
 /// or the same version and different content, never replaces a stored one.
 ///
 /// A device missing from the newest list is revoked.
-#[derive(Clone, PartialEq, Eq)]
-pub struct DeviceList {
+pub type DeviceList = SignedRecord<DeviceListBody>;
+
+/// The body of a [`DeviceList`]: the owner's root key, the version and the
+/// device certificates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceListBody {
     root_pk: RootPublicKey,
     version: u64,
     devices: Vec<DeviceCertificate>,
-    created_at: u64,
-    expires_at: u64,
-    signature: [u8; SIGNATURE_LEN],
+}
+
+impl DeviceListBody {
+    /// The root public key that signed the list.
+    pub fn root_pk(&self) -> RootPublicKey {
+        self.root_pk
+    }
+
+    /// The certified devices, in the order the owner listed them. Each has
+    /// been verified against [`root_pk`](Self::root_pk).
+    pub fn devices(&self) -> &[DeviceCertificate] {
+        &self.devices
+    }
+
+    /// Checks every certificate against the list's root key.
+    fn verify_certificates(&self) -> Result<(), RecordError> {
+        for (index, cert) in self.devices.iter().enumerate() {
+            cert.verify_for(&self.root_pk)
+                .map_err(|source| RecordError::DeviceListCertificate { index, source })?;
+        }
+        Ok(())
+    }
 }
 
 impl DeviceList {
@@ -53,69 +74,39 @@ impl DeviceList {
         now: u64,
         ttl: u64,
     ) -> Result<Self, RecordError> {
-        let root_pk = root.public();
-        check_devices(&devices)?;
-        for (index, cert) in devices.iter().enumerate() {
-            cert.verify_for(&root_pk)
-                .map_err(|source| RecordError::DeviceListCertificate { index, source })?;
-        }
-        let expires_at = expiry_for_new(now, ttl)?;
-        let mut list = Self {
-            root_pk,
+        let body = DeviceListBody {
+            root_pk: root.public(),
             version,
             devices,
-            created_at: now,
-            expires_at,
-            signature: [0; SIGNATURE_LEN],
         };
-        list.signature = root.sign(&signed_message(RecordKind::DeviceList, &list.body()));
-        check_encoded_size(&list.encode())?;
-        Ok(list)
+        check_devices(&body.devices)?;
+        body.verify_certificates()?;
+        Self::sign(body, now, ttl, |message| root.sign(message))
     }
+}
 
-    /// The root public key that signed the list.
-    pub fn root_pk(&self) -> RootPublicKey {
-        self.root_pk
-    }
-
-    /// The list's version; higher replaces lower.
-    pub fn version(&self) -> u64 {
+impl VersionedBody for DeviceListBody {
+    fn version(&self) -> u64 {
         self.version
     }
+}
 
-    /// The certified devices, in the order the owner listed them. Each has
-    /// been verified against [`root_pk`](Self::root_pk).
-    pub fn devices(&self) -> &[DeviceCertificate] {
-        &self.devices
-    }
+impl Body for DeviceListBody {
+    const KIND: RecordKind = RecordKind::DeviceList;
 
-    /// Claimed creation time, Unix seconds.
-    pub fn created_at(&self) -> u64 {
-        self.created_at
-    }
-
-    /// Expiry time, Unix seconds.
-    pub fn expires_at(&self) -> u64 {
-        self.expires_at
-    }
-
-    /// The root key's signature.
-    pub fn signature(&self) -> &[u8; SIGNATURE_LEN] {
-        &self.signature
-    }
-
-    /// The DHT key this record belongs under.
-    pub fn key(&self) -> [u8; RECORD_KEY_LEN] {
+    fn key(&self) -> [u8; RECORD_KEY_LEN] {
         device_list_key(&self.root_pk.uid())
     }
 
-    /// Encodes the `SignedRecord` value to store in the DHT.
-    pub fn encode(&self) -> Vec<u8> {
-        encode_envelope(RecordKind::DeviceList, self.body(), &self.signature)
+    fn uid(&self) -> Uid {
+        self.root_pk.uid()
     }
 
-    /// The canonical body encoding.
-    fn body(&self) -> Vec<u8> {
+    fn ordering_version(&self, _created_at: u64) -> u64 {
+        self.version
+    }
+
+    fn encode(&self, created_at: u64, expires_at: u64) -> Vec<u8> {
         proto::DeviceListBody {
             root_pk: bytes::Bytes::copy_from_slice(self.root_pk.as_bytes()),
             version: self.version,
@@ -124,22 +115,15 @@ impl DeviceList {
                 .iter()
                 .map(|cert| bytes::Bytes::copy_from_slice(&cert.to_bytes()))
                 .collect(),
-            created_at: self.created_at,
-            expires_at: self.expires_at,
+            created_at,
+            expires_at,
         }
         .encode_to_vec()
     }
 
-    /// Decodes and checks a device-list body; see
-    /// [`validate_record`](super::validate_record) for the order.
-    pub(super) fn validate(
-        key: &[u8],
-        body: &[u8],
-        signature: [u8; SIGNATURE_LEN],
-        now: u64,
-    ) -> Result<Self, RecordError> {
+    fn decode(bytes: &[u8]) -> Result<(Self, u64, u64), RecordError> {
         let decoded: proto::DeviceListBody =
-            decode_canonical(body).map_err(|e| e.into_record_error("device list body"))?;
+            decode_canonical(bytes).map_err(|e| e.into_record_error("device list body"))?;
         let root_pk = root_key_from(&decoded.root_pk)?;
         if decoded.devices.len() > MAX_DEVICES {
             return Err(RecordError::TooManyDevices {
@@ -157,32 +141,19 @@ impl DeviceList {
             })
             .collect::<Result<Vec<_>, _>>()?;
         check_devices(&devices)?;
-        check_key(key, &device_list_key(&root_pk.uid()))?;
-        check_lifetime(decoded.created_at, decoded.expires_at, now)?;
-        root_pk
-            .verify(&signed_message(RecordKind::DeviceList, body), &signature)
-            .map_err(|_| RecordError::InvalidSignature)?;
-        for (index, cert) in devices.iter().enumerate() {
-            cert.verify_for(&root_pk)
-                .map_err(|source| RecordError::DeviceListCertificate { index, source })?;
-        }
-        Ok(Self {
+        let body = Self {
             root_pk,
             version: decoded.version,
             devices,
-            created_at: decoded.created_at,
-            expires_at: decoded.expires_at,
-            signature,
-        })
+        };
+        Ok((body, decoded.created_at, decoded.expires_at))
     }
 
-    /// Whether the signed fields are equal (signatures aside).
-    pub(super) fn same_content(&self, other: &Self) -> bool {
-        self.root_pk == other.root_pk
-            && self.version == other.version
-            && self.devices == other.devices
-            && self.created_at == other.created_at
-            && self.expires_at == other.expires_at
+    fn verify(&self, message: &[u8], signature: &[u8; SIGNATURE_LEN]) -> Result<(), RecordError> {
+        self.root_pk
+            .verify(message, signature)
+            .map_err(|_| RecordError::InvalidSignature)?;
+        self.verify_certificates()
     }
 }
 
@@ -200,17 +171,4 @@ fn check_devices(devices: &[DeviceCertificate]) -> Result<(), RecordError> {
         }
     }
     Ok(())
-}
-
-impl fmt::Debug for DeviceList {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DeviceList")
-            .field("root_pk", &self.root_pk)
-            .field("version", &self.version)
-            .field("devices", &self.devices)
-            .field("created_at", &self.created_at)
-            .field("expires_at", &self.expires_at)
-            .field("signature", &Hex(&self.signature))
-            .finish()
-    }
 }

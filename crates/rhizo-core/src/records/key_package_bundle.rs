@@ -5,14 +5,14 @@ use std::fmt;
 use bytes::Bytes;
 use prost::Message;
 
+use super::signed::{SignedRecord, VersionedBody, sealed::Body};
 use super::{
-    Hex, MAX_KEY_PACKAGE_BYTES, MAX_KEY_PACKAGES, RECORD_KEY_LEN, RecordError, RecordKind,
-    check_encoded_size, check_key, check_lifetime, decode_canonical, encode_envelope,
-    expiry_for_new, key_packages_key, signed_message,
+    MAX_KEY_PACKAGE_BYTES, MAX_KEY_PACKAGES, RECORD_KEY_LEN, RecordError, RecordKind,
+    decode_canonical, key_packages_key,
 };
 use crate::identity::SIGNATURE_LEN;
 use crate::proto;
-use crate::{DeviceCertificate, DeviceKey};
+use crate::{DeviceCertificate, DeviceKey, Uid};
 
 /// One device's MLS KeyPackages ("prekeys"), stored under
 /// [`key_packages_key`](super::key_packages_key)`(uid, device_pk)` so a new
@@ -33,15 +33,40 @@ use crate::{DeviceCertificate, DeviceKey};
 ///
 /// This crate does not parse the KeyPackages: the MLS layer checks them
 /// (including that their credentials and signature keys match the device).
+pub type KeyPackageBundle = SignedRecord<KeyPackageBundleBody>;
+
+/// The body of a [`KeyPackageBundle`]: the device certificate, the version
+/// and the KeyPackages.
 #[derive(Clone, PartialEq, Eq)]
-pub struct KeyPackageBundle {
+pub struct KeyPackageBundleBody {
     device_cert: DeviceCertificate,
     version: u64,
     key_packages: Vec<Bytes>,
     last_resort_index: usize,
-    created_at: u64,
-    expires_at: u64,
-    signature: [u8; SIGNATURE_LEN],
+}
+
+impl KeyPackageBundleBody {
+    /// The certificate of the device that signed the bundle, verified against
+    /// the root it names.
+    pub fn device_cert(&self) -> &DeviceCertificate {
+        &self.device_cert
+    }
+
+    /// The opaque MLS KeyPackages, in the publisher's order.
+    pub fn key_packages(&self) -> &[Bytes] {
+        &self.key_packages
+    }
+
+    /// Index into [`key_packages`](Self::key_packages) of the last-resort
+    /// KeyPackage; always in range.
+    pub fn last_resort_index(&self) -> usize {
+        self.last_resort_index
+    }
+
+    /// The last-resort KeyPackage.
+    pub fn last_resort(&self) -> Option<&Bytes> {
+        self.key_packages.get(self.last_resort_index)
+    }
 }
 
 impl KeyPackageBundle {
@@ -77,132 +102,74 @@ impl KeyPackageBundle {
         let key_packages: Vec<Bytes> = key_packages.into_iter().map(Into::into).collect();
         check_key_packages(&key_packages, last_resort_index)?;
         cert.verify().map_err(RecordError::BundleCertificate)?;
-        let expires_at = expiry_for_new(now, ttl)?;
-        let mut bundle = Self {
+        let body = KeyPackageBundleBody {
             device_cert: cert,
             version,
             key_packages,
             last_resort_index,
-            created_at: now,
-            expires_at,
-            signature: [0; SIGNATURE_LEN],
         };
-        bundle.signature = device.sign(&signed_message(RecordKind::KeyPackages, &bundle.body()));
-        check_encoded_size(&bundle.encode())?;
-        Ok(bundle)
+        Self::sign(body, now, ttl, |message| device.sign(message))
     }
+}
 
-    /// The certificate of the device that signed the bundle, verified against
-    /// the root it names.
-    pub fn device_cert(&self) -> &DeviceCertificate {
-        &self.device_cert
-    }
-
-    /// The bundle's version; higher replaces lower.
-    pub fn version(&self) -> u64 {
+impl VersionedBody for KeyPackageBundleBody {
+    fn version(&self) -> u64 {
         self.version
     }
+}
 
-    /// The opaque MLS KeyPackages, in the publisher's order.
-    pub fn key_packages(&self) -> &[Bytes] {
-        &self.key_packages
-    }
+impl Body for KeyPackageBundleBody {
+    const KIND: RecordKind = RecordKind::KeyPackages;
 
-    /// Index into [`key_packages`](Self::key_packages) of the last-resort
-    /// KeyPackage; always in range.
-    pub fn last_resort_index(&self) -> usize {
-        self.last_resort_index
-    }
-
-    /// The last-resort KeyPackage.
-    pub fn last_resort(&self) -> Option<&Bytes> {
-        self.key_packages.get(self.last_resort_index)
-    }
-
-    /// Claimed creation time, Unix seconds.
-    pub fn created_at(&self) -> u64 {
-        self.created_at
-    }
-
-    /// Expiry time, Unix seconds.
-    pub fn expires_at(&self) -> u64 {
-        self.expires_at
-    }
-
-    /// The device key's signature.
-    pub fn signature(&self) -> &[u8; SIGNATURE_LEN] {
-        &self.signature
-    }
-
-    /// The DHT key this record belongs under.
-    pub fn key(&self) -> [u8; RECORD_KEY_LEN] {
+    fn key(&self) -> [u8; RECORD_KEY_LEN] {
         key_packages_key(&self.device_cert.root().uid(), &self.device_cert.device())
     }
 
-    /// Encodes the `SignedRecord` value to store in the DHT.
-    pub fn encode(&self) -> Vec<u8> {
-        encode_envelope(RecordKind::KeyPackages, self.body(), &self.signature)
+    fn uid(&self) -> Uid {
+        self.device_cert.root().uid()
     }
 
-    /// The canonical body encoding.
-    fn body(&self) -> Vec<u8> {
+    fn ordering_version(&self, _created_at: u64) -> u64 {
+        self.version
+    }
+
+    fn encode(&self, created_at: u64, expires_at: u64) -> Vec<u8> {
         proto::KeyPackageBundleBody {
             device_cert: Bytes::copy_from_slice(&self.device_cert.to_bytes()),
             version: self.version,
             key_packages: self.key_packages.clone(),
             // In range of u32: `check_key_packages` bounds it by MAX_KEY_PACKAGES.
             last_resort_index: u32::try_from(self.last_resort_index).unwrap_or(u32::MAX),
-            created_at: self.created_at,
-            expires_at: self.expires_at,
+            created_at,
+            expires_at,
         }
         .encode_to_vec()
     }
 
-    /// Decodes and checks a key-package body; see
-    /// [`validate_record`](super::validate_record) for the order.
-    pub(super) fn validate(
-        key: &[u8],
-        body: &[u8],
-        signature: [u8; SIGNATURE_LEN],
-        now: u64,
-    ) -> Result<Self, RecordError> {
+    fn decode(bytes: &[u8]) -> Result<(Self, u64, u64), RecordError> {
         let decoded: proto::KeyPackageBundleBody =
-            decode_canonical(body).map_err(|e| e.into_record_error("key-package bundle body"))?;
+            decode_canonical(bytes).map_err(|e| e.into_record_error("key-package bundle body"))?;
         let device_cert = DeviceCertificate::decode(&decoded.device_cert)
             .map_err(RecordError::BundleCertificate)?;
         let last_resort_index = usize::try_from(decoded.last_resort_index).unwrap_or(usize::MAX);
         check_key_packages(&decoded.key_packages, last_resort_index)?;
-        check_key(
-            key,
-            &key_packages_key(&device_cert.root().uid(), &device_cert.device()),
-        )?;
-        check_lifetime(decoded.created_at, decoded.expires_at, now)?;
-        device_cert
-            .device()
-            .verify(&signed_message(RecordKind::KeyPackages, body), &signature)
-            .map_err(|_| RecordError::InvalidSignature)?;
-        device_cert
-            .verify()
-            .map_err(RecordError::BundleCertificate)?;
-        Ok(Self {
+        let body = Self {
             device_cert,
             version: decoded.version,
             key_packages: decoded.key_packages,
             last_resort_index,
-            created_at: decoded.created_at,
-            expires_at: decoded.expires_at,
-            signature,
-        })
+        };
+        Ok((body, decoded.created_at, decoded.expires_at))
     }
 
-    /// Whether the signed fields are equal (signatures aside).
-    pub(super) fn same_content(&self, other: &Self) -> bool {
-        self.device_cert == other.device_cert
-            && self.version == other.version
-            && self.key_packages == other.key_packages
-            && self.last_resort_index == other.last_resort_index
-            && self.created_at == other.created_at
-            && self.expires_at == other.expires_at
+    fn verify(&self, message: &[u8], signature: &[u8; SIGNATURE_LEN]) -> Result<(), RecordError> {
+        self.device_cert
+            .device()
+            .verify(message, signature)
+            .map_err(|_| RecordError::InvalidSignature)?;
+        self.device_cert
+            .verify()
+            .map_err(RecordError::BundleCertificate)
     }
 }
 
@@ -235,17 +202,14 @@ fn check_key_packages(key_packages: &[Bytes], last_resort_index: usize) -> Resul
     Ok(())
 }
 
-impl fmt::Debug for KeyPackageBundle {
+impl fmt::Debug for KeyPackageBundleBody {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let sizes: Vec<usize> = self.key_packages.iter().map(Bytes::len).collect();
-        f.debug_struct("KeyPackageBundle")
+        f.debug_struct("KeyPackageBundleBody")
             .field("device_cert", &self.device_cert)
             .field("version", &self.version)
             .field("key_package_sizes", &sizes)
             .field("last_resort_index", &self.last_resort_index)
-            .field("created_at", &self.created_at)
-            .field("expires_at", &self.expires_at)
-            .field("signature", &Hex(&self.signature))
             .finish()
     }
 }

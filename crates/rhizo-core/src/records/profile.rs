@@ -4,13 +4,13 @@ use std::fmt;
 
 use prost::Message;
 
+use super::signed::{SignedRecord, VersionedBody, sealed::Body};
 use super::{
-    Hex, RECORD_KEY_LEN, RecordError, RecordKind, check_encoded_size, check_key, check_lifetime,
-    decode_canonical, encode_envelope, expiry_for_new, profile_key, root_key_from, signed_message,
+    RECORD_KEY_LEN, RecordError, RecordKind, decode_canonical, profile_key, root_key_from,
 };
 use crate::identity::SIGNATURE_LEN;
 use crate::proto;
-use crate::{RootKey, RootPublicKey};
+use crate::{RootKey, RootPublicKey, Uid};
 
 /// Longest display name, in characters.
 pub const MAX_PROFILE_NAME_CHARS: usize = 64;
@@ -39,16 +39,39 @@ pub const MIN_PROFILE_TTL: u64 = 3 * 24 * 60 * 60;
 /// # Ok(())
 /// # }
 /// ```
+pub type Profile = SignedRecord<ProfileBody>;
+
+/// The body of a [`Profile`]: the owner's root key, the version, the display
+/// name and the avatar.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Profile {
+pub struct ProfileBody {
     root_pk: RootPublicKey,
     version: u64,
     name: String,
     avatar: bytes::Bytes,
     avatar_mime: String,
-    created_at: u64,
-    expires_at: u64,
-    signature: [u8; SIGNATURE_LEN],
+}
+
+impl ProfileBody {
+    /// The owner's root public key.
+    pub fn root_pk(&self) -> RootPublicKey {
+        self.root_pk
+    }
+
+    /// Display name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Avatar image bytes (empty for none).
+    pub fn avatar(&self) -> &[u8] {
+        &self.avatar
+    }
+
+    /// Avatar media type (empty for none).
+    pub fn avatar_mime(&self) -> &str {
+        &self.avatar_mime
+    }
 }
 
 impl Profile {
@@ -69,124 +92,80 @@ impl Profile {
         ttl: u64,
     ) -> Result<Self, RecordError> {
         check_fields(name, &avatar, avatar_mime)?;
-        if ttl < MIN_PROFILE_TTL {
-            return Err(RecordError::TtlTooShort {
-                ttl,
-                min: MIN_PROFILE_TTL,
-            });
-        }
-        let expires_at = expiry_for_new(now, ttl)?;
-        let mut profile = Self {
+        let body = ProfileBody {
             root_pk: root.public(),
             version,
             name: name.to_string(),
             avatar: avatar.into(),
             avatar_mime: avatar_mime.to_string(),
-            created_at: now,
-            expires_at,
-            signature: [0; SIGNATURE_LEN],
         };
-        profile.signature = root.sign(&signed_message(RecordKind::Profile, &profile.body()));
-        check_encoded_size(&profile.encode())?;
-        Ok(profile)
+        Self::sign(body, now, ttl, |message| root.sign(message))
     }
+}
 
-    /// The owner's root public key.
-    pub fn root_pk(&self) -> RootPublicKey {
-        self.root_pk
-    }
-
-    /// Grows with every change.
-    pub fn version(&self) -> u64 {
+impl VersionedBody for ProfileBody {
+    fn version(&self) -> u64 {
         self.version
     }
+}
 
-    /// Display name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
+impl Body for ProfileBody {
+    const KIND: RecordKind = RecordKind::Profile;
 
-    /// Avatar image bytes (empty for none).
-    pub fn avatar(&self) -> &[u8] {
-        &self.avatar
-    }
-
-    /// Avatar media type (empty for none).
-    pub fn avatar_mime(&self) -> &str {
-        &self.avatar_mime
-    }
-
-    /// Claimed creation time, Unix seconds.
-    pub fn created_at(&self) -> u64 {
-        self.created_at
-    }
-
-    /// Expiry time, Unix seconds.
-    pub fn expires_at(&self) -> u64 {
-        self.expires_at
-    }
-
-    /// The DHT key this record belongs under.
-    pub fn key(&self) -> [u8; RECORD_KEY_LEN] {
+    fn key(&self) -> [u8; RECORD_KEY_LEN] {
         profile_key(&self.root_pk.uid())
     }
 
-    /// Encodes the `SignedRecord` value to store in the DHT (or send to contacts).
-    pub fn encode(&self) -> Vec<u8> {
-        encode_envelope(RecordKind::Profile, self.body(), &self.signature)
+    fn uid(&self) -> Uid {
+        self.root_pk.uid()
     }
 
-    fn body(&self) -> Vec<u8> {
+    fn ordering_version(&self, _created_at: u64) -> u64 {
+        self.version
+    }
+
+    fn encode(&self, created_at: u64, expires_at: u64) -> Vec<u8> {
         proto::ProfileBody {
             root_pk: bytes::Bytes::copy_from_slice(self.root_pk.as_bytes()),
             version: self.version,
             name: self.name.clone(),
             avatar: self.avatar.clone(),
             avatar_mime: self.avatar_mime.clone(),
-            created_at: self.created_at,
-            expires_at: self.expires_at,
+            created_at,
+            expires_at,
         }
         .encode_to_vec()
     }
 
-    /// Decodes and checks a profile body; see [`validate_record`](super::validate_record).
-    pub(super) fn validate(
-        key: &[u8],
-        body: &[u8],
-        signature: [u8; SIGNATURE_LEN],
-        now: u64,
-    ) -> Result<Self, RecordError> {
+    fn decode(bytes: &[u8]) -> Result<(Self, u64, u64), RecordError> {
         let decoded: proto::ProfileBody =
-            decode_canonical(body).map_err(|e| e.into_record_error("profile body"))?;
+            decode_canonical(bytes).map_err(|e| e.into_record_error("profile body"))?;
         let root_pk = root_key_from(&decoded.root_pk)?;
         check_fields(&decoded.name, &decoded.avatar, &decoded.avatar_mime)?;
-        check_key(key, &profile_key(&root_pk.uid()))?;
-        check_lifetime(decoded.created_at, decoded.expires_at, now)?;
-        let ttl = decoded.expires_at - decoded.created_at;
+        let body = Self {
+            root_pk,
+            version: decoded.version,
+            name: decoded.name,
+            avatar: decoded.avatar,
+            avatar_mime: decoded.avatar_mime,
+        };
+        Ok((body, decoded.created_at, decoded.expires_at))
+    }
+
+    fn check_ttl(ttl: u64) -> Result<(), RecordError> {
         if ttl < MIN_PROFILE_TTL {
             return Err(RecordError::TtlTooShort {
                 ttl,
                 min: MIN_PROFILE_TTL,
             });
         }
-        root_pk
-            .verify(&signed_message(RecordKind::Profile, body), &signature)
-            .map_err(|_| RecordError::InvalidSignature)?;
-        Ok(Self {
-            root_pk,
-            version: decoded.version,
-            name: decoded.name,
-            avatar: decoded.avatar,
-            avatar_mime: decoded.avatar_mime,
-            created_at: decoded.created_at,
-            expires_at: decoded.expires_at,
-            signature,
-        })
+        Ok(())
     }
 
-    /// Whether the signed fields are equal (signatures aside).
-    pub(super) fn same_content(&self, other: &Self) -> bool {
-        self.body() == other.body()
+    fn verify(&self, message: &[u8], signature: &[u8; SIGNATURE_LEN]) -> Result<(), RecordError> {
+        self.root_pk
+            .verify(message, signature)
+            .map_err(|_| RecordError::InvalidSignature)
     }
 }
 
@@ -216,17 +195,14 @@ fn check_fields(name: &str, avatar: &[u8], mime: &str) -> Result<(), RecordError
     Ok(())
 }
 
-impl fmt::Debug for Profile {
+impl fmt::Debug for ProfileBody {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Profile")
+        f.debug_struct("ProfileBody")
             .field("root_pk", &self.root_pk)
             .field("version", &self.version)
             .field("name", &self.name)
             .field("avatar_bytes", &self.avatar.len())
             .field("avatar_mime", &self.avatar_mime)
-            .field("created_at", &self.created_at)
-            .field("expires_at", &self.expires_at)
-            .field("signature", &Hex(&self.signature))
             .finish()
     }
 }
@@ -234,7 +210,7 @@ impl fmt::Debug for Profile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::records::{ValidRecord, should_replace, validate_record};
+    use crate::records::{ValidRecord, should_replace, signed_message, validate_record};
 
     const NOW: u64 = 1_700_000_000;
     const TTL: u64 = 3 * 24 * 3600;
@@ -328,16 +304,16 @@ mod tests {
         ));
         // An oversized avatar crafted past the builder and signed: the validator refuses it.
         let mut big = profile(1);
-        big.avatar = vec![0u8; MAX_AVATAR_BYTES + 1].into();
-        big.signature = r.sign(&signed_message(RecordKind::Profile, &big.body()));
+        big.body.avatar = vec![0u8; MAX_AVATAR_BYTES + 1].into();
+        big.signature = r.sign(&signed_message(RecordKind::Profile, &big.body_bytes()));
         assert!(matches!(
             validate_record(&big.key(), &big.encode(), NOW),
             Err(RecordError::ProfileField(_))
         ));
         // And a name crafted past the builder.
         let mut named = profile(1);
-        named.name = "x".repeat(MAX_PROFILE_NAME_CHARS + 1);
-        named.signature = r.sign(&signed_message(RecordKind::Profile, &named.body()));
+        named.body.name = "x".repeat(MAX_PROFILE_NAME_CHARS + 1);
+        named.signature = r.sign(&signed_message(RecordKind::Profile, &named.body_bytes()));
         assert!(matches!(
             validate_record(&named.key(), &named.encode(), NOW),
             Err(RecordError::ProfileField(_))
@@ -345,7 +321,7 @@ mod tests {
         // A lifetime over 7 days.
         let mut long = profile(1);
         long.expires_at = NOW + 7 * 24 * 3600 + 1;
-        long.signature = r.sign(&signed_message(RecordKind::Profile, &long.body()));
+        long.signature = r.sign(&signed_message(RecordKind::Profile, &long.body_bytes()));
         assert!(matches!(
             validate_record(&long.key(), &long.encode(), NOW),
             Err(RecordError::TtlTooLong { .. })
@@ -353,7 +329,7 @@ mod tests {
         // So is a too-short lifetime.
         let mut short = profile(1);
         short.expires_at = NOW + 60;
-        short.signature = r.sign(&signed_message(RecordKind::Profile, &short.body()));
+        short.signature = r.sign(&signed_message(RecordKind::Profile, &short.body_bytes()));
         assert!(matches!(
             validate_record(&short.key(), &short.encode(), NOW),
             Err(RecordError::TtlTooShort { .. })
