@@ -31,6 +31,15 @@
 //! number of cases run plus the number skipped (with a stated reason) equals
 //! the file's `numberOfTests`, so a parser bug cannot silently skip cases.
 //!
+//! # rhizo's own wire vectors
+//!
+//! `tests/rhizo_wire.rs` builds every signed structure rhizo puts on the wire
+//! (device certificate, the four DHT records, contact ticket, envelope,
+//! delivery receipt, batch frame, mailbox fetch and delete, channel post) from
+//! fixed key seeds and compares the bytes with the frozen
+//! `tests/rhizo/wire_vectors.json`, which docs/protocol.md quotes: a change to
+//! any encoding or signed message fails it.
+//!
 //! [Wycheproof]: https://github.com/C2SP/wycheproof
 #![forbid(unsafe_code)]
 
