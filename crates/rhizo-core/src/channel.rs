@@ -33,8 +33,8 @@ use thiserror::Error;
 
 use crate::error::CertError;
 use crate::identity::{
-    DEVICE_CERT_LEN, DeviceCertificate, DeviceKey, DevicePublicKey, RootPublicKey, SIGNATURE_LEN,
-    Uid,
+    self, DEVICE_CERT_LEN, DeviceCertificate, DeviceKey, DevicePublicKey, RootPublicKey,
+    SIGNATURE_LEN, Uid,
 };
 use crate::proto;
 
@@ -508,10 +508,7 @@ impl ChannelPost {
     /// encoding with `signature` empty.
     pub fn signed_bytes(&self) -> Vec<u8> {
         let body = self.to_proto(false).encode_to_vec();
-        let mut out = Vec::with_capacity(CHANNEL_POST_DOMAIN.len() + body.len());
-        out.extend_from_slice(CHANNEL_POST_DOMAIN);
-        out.extend_from_slice(&body);
-        out
+        identity::signed_message(CHANNEL_POST_DOMAIN, &[&body])
     }
 
     /// The channel posted to.

@@ -121,7 +121,8 @@ use std::fmt;
 use thiserror::Error;
 
 use crate::error::KeyError;
-use crate::identity::DevicePublicKey;
+pub(crate) use crate::identity::Hex;
+use crate::identity::{DevicePublicKey, write_hex};
 
 pub use batch::{
     BATCH_FRAME_MARKER, BATCH_VERSION, EnvelopeBatch, MAX_BATCH_ENVELOPES, MAX_BATCH_FRAME_BYTES,
@@ -393,25 +394,7 @@ fn ensure_canonical<M: prost::Message>(parsed: &M, bytes: &[u8]) -> Result<(), E
 
 /// `domain ‖ encoding of message`: the input to a signature.
 fn signed_input<M: prost::Message>(domain: &[u8], message: &M) -> Vec<u8> {
-    let encoded = message.encode_to_vec();
-    let mut out = Vec::with_capacity(domain.len() + encoded.len());
-    out.extend_from_slice(domain);
-    out.extend_from_slice(&encoded);
-    out
-}
-
-/// Writes `bytes` as lowercase hexadecimal.
-fn write_hex(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
-    bytes.iter().try_for_each(|b| write!(f, "{b:02x}"))
-}
-
-/// Lowercase hex rendering of a byte slice for `Debug` output.
-struct Hex<'a>(&'a [u8]);
-
-impl fmt::Debug for Hex<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_hex(f, self.0)
-    }
+    crate::identity::signed_message(domain, &[&message.encode_to_vec()])
 }
 
 #[cfg(test)]

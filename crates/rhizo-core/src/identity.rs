@@ -38,13 +38,28 @@ pub use keys::{
 };
 pub use uid::{FINGERPRINT_DOMAIN, FINGERPRINT_LEN, Fingerprint, UID_DOMAIN, UID_LEN, Uid};
 
+/// `domain ‖ parts…`, concatenated with no length prefixes: the message an
+/// Ed25519 signature covers. Every rhizo signature is domain-separated this
+/// way (records, tickets, possession proofs, envelopes, receipts, channel
+/// posts, mailbox fetches); each caller's parts have fixed lengths or come
+/// last, so the concatenation is unambiguous.
+pub(crate) fn signed_message(domain: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    let len = domain.len() + parts.iter().map(|part| part.len()).sum::<usize>();
+    let mut message = Vec::with_capacity(len);
+    message.extend_from_slice(domain);
+    parts
+        .iter()
+        .for_each(|part| message.extend_from_slice(part));
+    message
+}
+
 /// Writes `bytes` as lowercase hexadecimal.
-fn write_hex(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
+pub(crate) fn write_hex(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
     bytes.iter().try_for_each(|b| write!(f, "{b:02x}"))
 }
 
 /// Lowercase hex rendering of a byte slice for `Debug` output.
-struct Hex<'a>(&'a [u8]);
+pub(crate) struct Hex<'a>(pub(crate) &'a [u8]);
 
 impl fmt::Debug for Hex<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -82,5 +97,14 @@ mod tests {
         assert_eq!(parse_hex_32(&text[1..]), None);
         assert_eq!(parse_hex_32(&text.replacen('0', "g", 1)), None);
         assert_eq!(parse_hex_32(&"é".repeat(32)), None);
+    }
+
+    #[test]
+    fn signed_message_is_the_domain_then_the_parts() {
+        assert_eq!(signed_message(b"rhizo/x/v1", &[]), b"rhizo/x/v1");
+        assert_eq!(
+            signed_message(b"rhizo/x/v1", &[b"\x02", b"body", b""]),
+            b"rhizo/x/v1\x02body"
+        );
     }
 }

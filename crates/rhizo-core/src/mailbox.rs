@@ -376,14 +376,16 @@ fn fetch_message(
     device: &DevicePublicKey,
 ) -> Vec<u8> {
     let len = u16::try_from(replica_peer.len()).unwrap_or(u16::MAX);
-    let mut m = Vec::with_capacity(FETCH_SIGNATURE_DOMAIN.len() + 2 + replica_peer.len() + 96);
-    m.extend_from_slice(FETCH_SIGNATURE_DOMAIN);
-    m.extend_from_slice(&len.to_be_bytes());
-    m.extend_from_slice(&replica_peer[..usize::from(len)]);
-    m.extend_from_slice(recipient.as_bytes());
-    m.extend_from_slice(nonce);
-    m.extend_from_slice(device.as_bytes());
-    m
+    crate::identity::signed_message(
+        FETCH_SIGNATURE_DOMAIN,
+        &[
+            &len.to_be_bytes(),
+            &replica_peer[..usize::from(len)],
+            recipient.as_bytes(),
+            nonce,
+            device.as_bytes(),
+        ],
+    )
 }
 
 impl FetchRequest {

@@ -115,7 +115,7 @@ pub use profile::{
 pub use signed::{RecordBody, SignedRecord, VersionedBody};
 
 use crate::error::CertError;
-use crate::identity::{PUBLIC_KEY_LEN, SIGNATURE_LEN};
+use crate::identity::{self, Hex, PUBLIC_KEY_LEN, SIGNATURE_LEN};
 use crate::proto;
 use crate::{DevicePublicKey, RootPublicKey, Uid};
 
@@ -610,11 +610,7 @@ pub fn should_replace(existing: &ValidRecord, incoming: &ValidRecord) -> Result<
 
 /// The bytes a record signature covers: `"rhizo/record/v1" ‖ kind ‖ body`.
 fn signed_message(kind: RecordKind, body: &[u8]) -> Vec<u8> {
-    let mut message = Vec::with_capacity(RECORD_SIGNATURE_DOMAIN.len() + 1 + body.len());
-    message.extend_from_slice(RECORD_SIGNATURE_DOMAIN);
-    message.push(kind.wire_value());
-    message.extend_from_slice(body);
-    message
+    identity::signed_message(RECORD_SIGNATURE_DOMAIN, &[&[kind.wire_value()], body])
 }
 
 /// Wraps a signed body into the `SignedRecord` value stored in the DHT.
@@ -729,15 +725,6 @@ fn expiry_for_new(now: u64, ttl: u64) -> Result<u64, RecordError> {
             created_at: now,
             expires_at: now.wrapping_add(ttl),
         }),
-    }
-}
-
-/// Lowercase hex rendering of a signature for `Debug` output.
-struct Hex<'a>(&'a [u8]);
-
-impl fmt::Debug for Hex<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
     }
 }
 

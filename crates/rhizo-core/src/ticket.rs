@@ -71,7 +71,7 @@ use qrcode::render::unicode::Dense1x2;
 use qrcode::{EcLevel, QrCode};
 use thiserror::Error;
 
-use crate::identity::{DEVICE_CERT_LEN, PUBLIC_KEY_LEN, SIGNATURE_LEN, UID_LEN};
+use crate::identity::{self, PUBLIC_KEY_LEN, SIGNATURE_LEN, UID_LEN};
 use crate::proto;
 use crate::records::{CanonicalError, decode_canonical};
 use crate::{DeviceCertificate, DeviceKey, DevicePublicKey, RootKey, RootPublicKey, Uid};
@@ -330,10 +330,7 @@ impl DeviceProof {
 
 /// `"rhizo/device-possession/v1" ‖ certificate`: what a device signs in a [`DeviceProof`].
 fn possession_message(certificate: &DeviceCertificate) -> Vec<u8> {
-    let mut message = Vec::with_capacity(DEVICE_POSSESSION_DOMAIN.len() + DEVICE_CERT_LEN);
-    message.extend_from_slice(DEVICE_POSSESSION_DOMAIN);
-    message.extend_from_slice(&certificate.to_bytes());
-    message
+    identity::signed_message(DEVICE_POSSESSION_DOMAIN, &[&certificate.to_bytes()])
 }
 
 /// A signed invitation to add a user as a contact; see the
@@ -680,10 +677,7 @@ fn check_proofs(devices: &[TicketDevice], root: &RootPublicKey) -> Result<(), Ti
 
 /// The bytes a ticket signature covers: `"rhizo/contact-ticket/v1" ‖ body`.
 fn signed_message(body: &[u8]) -> Vec<u8> {
-    let mut message = Vec::with_capacity(CONTACT_TICKET_DOMAIN.len() + body.len());
-    message.extend_from_slice(CONTACT_TICKET_DOMAIN);
-    message.extend_from_slice(body);
-    message
+    identity::signed_message(CONTACT_TICKET_DOMAIN, &[body])
 }
 
 /// Length of the text form of `encoded_len` protobuf bytes.
