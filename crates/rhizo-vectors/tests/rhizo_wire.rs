@@ -8,8 +8,8 @@
 //! are deterministic (Ed25519 signatures are). The test rebuilds them and
 //! compares with `tests/rhizo/wire_vectors.json`: a change to any encoding or
 //! signed message fails it. Each vector is also decoded and verified by the
-//! decoder a peer runs, and every truncation of it is refused without a
-//! panic.
+//! decoder a peer runs, every truncation of it is refused without a panic,
+//! and docs/protocol.md (§7) must quote every vector as it is.
 //!
 //! Regenerate (only for a deliberate, versioned format change):
 //! `RHIZO_REGENERATE_VECTORS=1 cargo test -p rhizo-vectors --test rhizo_wire`.
@@ -405,6 +405,24 @@ fn record_key(name: &str) -> [u8; 32] {
         "device_list" => rhizo_core::records::device_list_key(&uid),
         "key_package_bundle" => rhizo_core::records::key_packages_key(&uid, &device().public()),
         _ => rhizo_core::records::profile_key(&uid),
+    }
+}
+
+#[test]
+fn the_wire_spec_quotes_every_vector() {
+    let spec = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/protocol.md");
+    let text = std::fs::read_to_string(&spec).expect("read docs/protocol.md");
+    let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    for (name, vector) in load() {
+        let value = if vector.hex.is_empty() {
+            &vector.text
+        } else {
+            &vector.hex
+        };
+        assert!(
+            compact.contains(value.as_str()),
+            "docs/protocol.md (§7 Wire vectors) does not quote the current `{name}` vector"
+        );
     }
 }
 
