@@ -25,21 +25,35 @@
 //!
 //! # Layout
 //!
-//! * [`identity`] — root and device keys, [`Uid`], [`Fingerprint`] and
+//! - [`identity`] — root and device keys, [`Uid`], [`Fingerprint`] and
 //!   [`DeviceCertificate`] (wire format: 137 bytes, see
-//!   [`DEVICE_CERT_LEN`]).
-//! * [`idcode`] — grouped base32 with one Luhn mod 32 check character per
+//!   [`DEVICE_CERT_LEN`]); the domain-separated signed-message builder every
+//!   signature of this crate uses.
+//! - [`idcode`] — grouped base32 with one Luhn mod 32 check character per
 //!   group, used to print and parse [`Uid`]s.
-//! * [`error`] — one error enum per operation: [`KeyError`], [`CertError`],
+//! - [`error`] — one error enum per operation: [`KeyError`], [`CertError`],
 //!   [`IdCodeError`].
-//! * [`records`] — signed DHT records (identity, device list, KeyPackage
-//!   bundle, [`Profile`]) and their validation.
-//! * [`mailbox`] — the `/rhizo/mailbox/1` codecs, fetch signatures and
+//! - [`envelope`] — the signed envelope [`SecureMessage`], [`DeliveryReceipt`],
+//!   [`ErrorMessage`] and its stable [`ErrorCode`]s, and batch frames.
+//! - [`delivery`] — deterministic models of delivery states, retries and
+//!   in-order receipt ([`DeliveryTracker`], [`ReceiveOrdering`]).
+//! - [`seen`] — the replay window and seen-set of received envelope ids.
+//! - [`records`] — signed DHT records: one [`records::SignedRecord`] type
+//!   with per-kind bodies (identity, device list, KeyPackage bundle,
+//!   [`Profile`]) and their validation.
+//! - [`mailbox`] — the `/rhizo/mailbox/1` codecs, fetch signatures and
 //!   challenge nonces of offline-delivery replicas.
-//! * [`abuse`] — per-peer token buckets ([`PeerRateLimiter`]) and a sans-IO
+//! - [`ticket`] — signed contact tickets ([`ContactTicket`]) with device
+//!   possession proofs, in text and QR form.
+//! - [`safety`] — safety numbers two users compare ([`SafetyNumber`]).
+//! - [`abuse`] — per-peer token buckets ([`PeerRateLimiter`]) and a sans-IO
 //!   reputation score per peer with temporary bans ([`Reputation`]).
-//! * [`channel`] — public broadcast channels over gossipsub: [`ChannelId`],
+//! - [`channel`] — public broadcast channels over gossipsub: [`ChannelId`],
 //!   signed [`ChannelPost`]s and the [`PostDedupe`] cache.
+//! - [`proto`] — the prost types generated from `proto/*.proto`.
+//!
+//! The wire formats are specified normatively in `docs/protocol.md`, with a
+//! frozen vector for every signed structure (`crates/rhizo-vectors`).
 //!
 //! # Data flow
 //!
