@@ -225,3 +225,74 @@ impl<B: RecordBody> fmt::Debug for SignedRecord<B> {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{
+        DeviceList, IdentityRecord, KeyPackageBundle, Profile, ValidRecord, should_replace,
+        validate_record,
+    };
+    use super::*;
+    use crate::{DeviceKey, RootKey};
+
+    const NOW: u64 = 1_700_000_000;
+    const TTL: u64 = 3 * 24 * 3600;
+
+    /// The shared parts behave the same for every kind: what validates is the
+    /// record that was signed, under its own key, with its lifetime, and a
+    /// re-signed copy (a different signature) has the same content.
+    fn check_shared_parts<B: RecordBody>(
+        record: SignedRecord<B>,
+        resign: impl Fn(&[u8]) -> [u8; SIGNATURE_LEN],
+        wrap: fn(SignedRecord<B>) -> ValidRecord,
+    ) {
+        assert_eq!((record.created_at(), record.expires_at()), (NOW, NOW + TTL));
+        assert_eq!(record.kind(), B::KIND);
+        let valid = validate_record(&record.key(), &record.encode(), NOW).expect("valid");
+        assert_eq!(valid, wrap(record.clone()));
+        assert_eq!(valid.ordering_version(), record.ordering_version());
+        assert_eq!(valid.uid(), record.uid());
+        // The signature covers "rhizo/record/v1" ‖ kind ‖ body, nothing else.
+        let mut copy = record.clone();
+        copy.signature = resign(&signed_message(B::KIND, &record.body_bytes()));
+        assert!(copy.same_content(&record));
+        assert_eq!(should_replace(&valid, &wrap(copy)), Ok(false));
+        // The same body a second later is other content with the same version.
+        let mut later = record.clone();
+        later.created_at += 1;
+        assert!(!later.same_content(&record));
+        // Debug names the shared shape and the kind.
+        let debug = format!("{record:?}");
+        assert!(debug.starts_with("SignedRecord { kind: "), "{debug}");
+    }
+
+    #[test]
+    fn every_kind_shares_the_signed_record_parts() {
+        let root = RootKey::from_bytes(&[1; 32]);
+        let device = DeviceKey::from_bytes(&[3; 32]);
+        let cert = root.certify_device(&device.public(), NOW);
+        let by_root = |m: &[u8]| root.sign(m);
+        let identity = IdentityRecord::new(&root, NOW, TTL).expect("identity");
+        check_shared_parts(identity, by_root, ValidRecord::Identity);
+        let list = DeviceList::new(&root, 2, vec![cert], NOW, TTL).expect("list");
+        assert_eq!((list.version(), list.ordering_version()), (2, 2));
+        check_shared_parts(list, by_root, ValidRecord::DeviceList);
+        let packages = [&b"kp"[..]];
+        let bundle = KeyPackageBundle::new(&device, cert, 5, packages, 0, NOW, TTL);
+        check_shared_parts(
+            bundle.expect("bundle"),
+            |m| device.sign(m),
+            ValidRecord::KeyPackages,
+        );
+        let profile = Profile::new(&root, 3, "Alice", Vec::new(), "", NOW, TTL).expect("profile");
+        check_shared_parts(profile, by_root, ValidRecord::Profile);
+    }
+
+    #[test]
+    fn the_identity_record_orders_by_created_at() {
+        let root = RootKey::from_bytes(&[1; 32]);
+        let record = IdentityRecord::new(&root, NOW, TTL).expect("identity");
+        assert_eq!(record.ordering_version(), NOW);
+        assert_eq!(record.body().root_pk(), root.public());
+    }
+}
