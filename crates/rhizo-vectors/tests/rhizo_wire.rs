@@ -178,6 +178,14 @@ fn bytes_vector(description: &str, bytes: &[u8]) -> Vector {
 /// Builds every vector from the fixed seeds.
 fn build() -> BTreeMap<String, Vector> {
     let mut v = BTreeMap::new();
+    build_identity_and_records(&mut v);
+    build_ticket_and_messages(&mut v);
+    build_mailbox_and_channel(&mut v);
+    v
+}
+
+/// The device certificate and the four DHT records.
+fn build_identity_and_records(v: &mut BTreeMap<String, Vector>) {
     let mut add = |name: &str, vector: Vector| v.insert(name.to_owned(), vector);
     add(
         "device_certificate",
@@ -238,6 +246,11 @@ fn build() -> BTreeMap<String, Vector> {
             &profile.expect("profile").encode(),
         ),
     );
+}
+
+/// The contact ticket, the envelope, the receipt and the batch frame.
+fn build_ticket_and_messages(v: &mut BTreeMap<String, Vector>) {
+    let mut add = |name: &str, vector: Vector| v.insert(name.to_owned(), vector);
     add(
         "contact_ticket",
         Vector {
@@ -273,6 +286,11 @@ fn build() -> BTreeMap<String, Vector> {
             &batch.encode().expect("batch"),
         ),
     );
+}
+
+/// The mailbox fetch (signed message, signature, request), the delete and the channel post.
+fn build_mailbox_and_channel(v: &mut BTreeMap<String, Vector>) {
+    let mut add = |name: &str, vector: Vector| v.insert(name.to_owned(), vector);
     let fetch = fetch();
     add(
         "mailbox_fetch_signed_message",
@@ -316,7 +334,6 @@ fn build() -> BTreeMap<String, Vector> {
             &channel_post().encode(),
         ),
     );
-    v
 }
 
 fn load() -> BTreeMap<String, Vector> {
