@@ -19,7 +19,7 @@ use rhizo_core::{
     },
 };
 use rhizo_store::{
-    Durability, Store, Tx,
+    Store, Tx,
     messaging::{Contact, MessageState, OutboxItem},
 };
 use tracing::{debug, info};
@@ -151,16 +151,18 @@ impl Engine {
         Ok(store.read().outbox_next_attempt()?)
     }
 
-    /// Writes what the contact's devices answered to `transmit`. An envelope is delivered once
+    /// Writes what the contact's devices answered to `transmit`, inside `tx` (a job of the
+    /// database's group commit; it need not wait for the disk: lost, it is redone — the
+    /// envelope is sent again and answered "already have it"). An envelope is delivered once
     /// any device signed a receipt for it; when none did, [`TransmitResult::unreachable`] says
     /// why and nothing is written (the driver tries the mailbox).
     ///
     /// # Errors
     ///
-    /// If the database fails.
+    /// If the database fails (the job's savepoint is then rolled back).
     pub fn on_transmit_result(
         &self,
-        store: &mut Store,
+        tx: &mut Tx<'_>,
         transmit: &Transmit,
         answers: Vec<DeviceAnswer>,
         now: i64,
@@ -181,21 +183,21 @@ impl Engine {
                 });
             }
         };
-        let events = self.record_outcomes(store, transmit, outcomes, now)?;
+        let events = self.record_outcomes(tx, transmit, outcomes, now)?;
         Ok(TransmitResult {
             events,
             unreachable: None,
         })
     }
 
-    /// Writes what the receipts said, in one transaction: new states (and a confirmed
-    /// self-update where a commit was delivered or read), `sent` for what the recipient's node
-    /// holds as a message request, a closed conversation where the recipient refused it for
-    /// good, or a retry for an envelope refused for now. The commit does not wait for the
-    /// disk: lost, it is redone (the envelope is sent again and answered "already have it").
+    /// Writes what the receipts said: new states (and a confirmed self-update where a commit
+    /// was delivered or read), `sent` for what the recipient's node holds as a message
+    /// request, a closed conversation where the recipient refused it for good, or a retry for
+    /// an envelope refused for now. The conversations it changed are cached once `tx`
+    /// committed ([`Tx::after_commit`]).
     fn record_outcomes(
         &self,
-        store: &mut Store,
+        tx: &mut Tx<'_>,
         transmit: &Transmit,
         outcomes: Vec<Outcome>,
         now: i64,
@@ -206,15 +208,19 @@ impl Engine {
             .zip(outcomes)
             .map(|(item, outcome)| SentUpdate::new(item, outcome))
             .collect();
-        let outcome = store.write_with(Durability::Relaxed, |tx| -> Result<_, EngineError> {
+        let outcome = (|| -> Result<_, EngineError> {
             let mut changed = Vec::new();
             let mut closed = 0u64;
             for update in updates {
                 closed += update.apply(tx, &self.conversations, now, &mut changed)?;
             }
             Ok((changed, closed))
-        });
-        self.conversations.settle(&outcome);
+        })();
+        if outcome.is_err() {
+            self.conversations.discard_staged();
+        }
+        let cache = std::sync::Arc::clone(&self.conversations);
+        tx.after_commit(move |committed| cache.settle(&if committed { Ok(()) } else { Err(()) }));
         let (changed, closed) = outcome?;
         Counters::add(&self.counters.conversations_closed, closed);
         Ok(changed
@@ -235,10 +241,10 @@ impl Engine {
     ///
     /// # Errors
     ///
-    /// If the database fails.
+    /// If the database fails. Runs inside `tx` (a job of the database's group commit).
     pub fn on_mailbox_result(
         &self,
-        store: &mut Store,
+        tx: &mut Tx<'_>,
         item: &OutboxItem,
         contact: &Contact,
         why: &str,
@@ -258,7 +264,7 @@ impl Engine {
                 id,
                 replicas, "contact offline: envelope stored on mailbox replicas"
             );
-            let changed = store.write(|tx| tx.mark_stored(id, replicas, next, now))?;
+            let changed = tx.mark_stored(id, replicas, next, now)?;
             return Ok(changed
                 .then(|| Event::MessageState {
                     id,
@@ -288,7 +294,7 @@ impl Engine {
             );
         }
         debug!(id, %error, delay_ms = delay, "delivery failed; will retry");
-        store.write(|tx| tx.record_attempt_failed(id, now + delay, &error))?;
+        tx.record_attempt_failed(id, now + delay, &error)?;
         Ok(Vec::new())
     }
 }

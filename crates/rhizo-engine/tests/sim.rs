@@ -25,7 +25,7 @@ use rhizo_engine::outbox::DeviceAnswer;
 use rhizo_engine::send::Queued;
 use rhizo_engine::{Engine, MailboxAttempt, Me, Transmit};
 use rhizo_store::messaging::{Contact, ContactDevice, MessageState};
-use rhizo_store::{Store, StoreError};
+use rhizo_store::{Durability, Store, StoreError};
 
 /// Schedules in the main test (each a fresh copy of the conversation; `SIM_SCHEDULES`
 /// overrides).
@@ -143,9 +143,10 @@ fn template() -> &'static (tempfile::TempDir, [PathBuf; 2]) {
                     .write(|tx| Ok::<_, StoreError>(engine.handle_frame(tx, &t.frame, T0)))
                     .expect("bob commits");
                 let answers: Vec<DeviceAnswer> = vec![(bob_device(), Ok(reply.response))];
+                let engine = &a[0].engine;
                 let r = a[0]
-                    .engine
-                    .on_transmit_result(&mut a[0].store, &t, answers, T0)
+                    .store
+                    .write(|tx| engine.on_transmit_result(tx, &t, answers, T0))
                     .expect("result");
                 assert!(r.unreachable.is_none(), "template: {:?}", r.unreachable);
             }
@@ -490,9 +491,13 @@ impl Sim {
             pass.in_flight = Some((id, transmit));
             return Ok(());
         }
+        let engine = &side.engine;
+        let answers = vec![(device, response)];
         let result = side
-            .engine
-            .on_transmit_result(&mut side.store, &transmit, vec![(device, response)], now)
+            .store
+            .write_with(Durability::Relaxed, |tx| {
+                engine.on_transmit_result(tx, &transmit, answers, now)
+            })
             .map_err(|e| format!("on_transmit_result: {e}"))?;
         if let Some(why) = result.unreachable {
             pass.unreachable = Some(why.clone());
@@ -515,16 +520,12 @@ impl Sim {
                     vec!["no replica took it".into()]
                 },
             };
-            let side = &mut self.sides[s];
-            side.engine
-                .on_mailbox_result(
-                    &mut side.store,
-                    item,
-                    &transmit.contact,
-                    why,
-                    &attempt,
-                    self.now,
-                )
+            let (side, now) = (&mut self.sides[s], self.now);
+            let engine = &side.engine;
+            side.store
+                .write(|tx| {
+                    engine.on_mailbox_result(tx, item, &transmit.contact, why, &attempt, now)
+                })
                 .map_err(|e| format!("on_mailbox_result: {e}"))?;
             if stored {
                 self.mailboxes[1 - s].push(item.envelope.clone());

@@ -9,7 +9,7 @@ use rhizo_core::Uid;
 use rhizo_engine::{
     MailboxAttempt, Transmit, commits::COMMIT_SWEEP_INTERVAL_MS, outbox::DeviceAnswer,
 };
-use rhizo_store::messaging::OutboxItem;
+use rhizo_store::{Durability, messaging::OutboxItem};
 use tracing::warn;
 
 use super::{JobError, Messaging};
@@ -108,9 +108,17 @@ impl Messaging {
             answers.push((target.device, answer));
         }
         let now = self.now();
+        let this = self.clone();
+        // A relaxed job of the group commit: lost in a crash, it is redone (the envelopes are
+        // sent again and answered "already have it").
         let result = self
-            .with_engine(move |store, engine| {
-                engine.on_transmit_result(store, &transmit, answers, now)
+            .inner
+            .db
+            .write_with(Durability::Relaxed, move |tx| -> Result<_, JobError> {
+                Ok(this
+                    .inner
+                    .engine
+                    .on_transmit_result(tx, &transmit, answers, now)?)
             })
             .await?;
         self.emit_events(result.events);
@@ -153,9 +161,15 @@ impl Messaging {
         };
         let (item, contact, why) = (item.clone(), contact.clone(), why.to_string());
         let now = self.now();
+        let this = self.clone();
         let events = self
-            .with_engine(move |store, engine| {
-                engine.on_mailbox_result(store, &item, &contact, &why, &attempt, now)
+            .inner
+            .db
+            .write(move |tx| -> Result<_, JobError> {
+                Ok(this
+                    .inner
+                    .engine
+                    .on_mailbox_result(tx, &item, &contact, &why, &attempt, now)?)
             })
             .await?;
         self.emit_events(events);
