@@ -13,9 +13,9 @@
 //!   inbound /rhizo/msg/1 bytes ─▶ handle_frame(tx, bytes, now) ─▶ a Db job ─▶ seen, MLS, rows
 //!                             ◀─ Inbound { response (signed receipt), events }
 //!   timer (Clock) ────────────▶ poll_transmits(store, now) ─▶ [Transmit: frame + devices]
-//!   send frame to each device ─▶ on_transmit_result(store, transmit, answers, now)
+//!   send frame to each device ─▶ on_transmit_result(tx, transmit, answers, now)
 //!                             ◀─ TransmitResult { events, unreachable → mailbox fallback }
-//!   mailbox store verdict ────▶ on_mailbox_result(store, item, contact, attempt, now)
+//!   mailbox store verdict ────▶ on_mailbox_result(tx, item, contact, attempt, now)
 //!   sleep until ◀──────────────  next_deadline(store)
 //!   send_text ────────────────▶ queue_text (a Db job) / send_first (Welcome from fetched KeyPackages)
 //!   publisher timer ──────────▶ PublishSchedule, identity_records, key_package_record

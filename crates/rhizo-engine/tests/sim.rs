@@ -36,7 +36,7 @@ const MAX_STEPS: usize = 5_000;
 /// template's envelopes works, since the template is made at this time too).
 const T0: i64 = 1_800_000_000_000;
 /// A self-update (MLS commit) after this many messages, so commits cross the lossy network too.
-const REKEY_EVERY: u64 = 4;
+const REKEY_EVERY: u64 = 3;
 
 /// A party's fixed keys.
 fn me(seed: u8, name: &str) -> Me {
@@ -275,7 +275,7 @@ impl Sim {
         let dir = temp_dir();
         let mut rng = StdRng::seed_from_u64(seed);
         let knobs = Knobs {
-            texts: [rng.random_range(1..=6), rng.random_range(0..=6)],
+            texts: [rng.random_range(1..=4), rng.random_range(0..=4)],
             loss: rng.random_range(0.0..0.35),
             duplicate: rng.random_range(0.0..0.25),
             crash: if rng.random_bool(0.5) {
