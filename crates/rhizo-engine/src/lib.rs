@@ -12,11 +12,11 @@
 //!   ──────────────────                     ──────────────────                 ───────────
 //!   inbound /rhizo/msg/1 bytes ─▶ handle_frame(tx, bytes, now) ─▶ a Db job ─▶ seen, MLS, rows
 //!                             ◀─ Inbound { response (signed receipt), events }
-//!   timer (Clock) ────────────▶ poll_transmits(store, now) ─▶ [Transmit: frame + devices]
+//!   timer (Clock) ────────────▶ poll_transmits(reader, now) ─▶ [Transmit: frame + devices]
 //!   send frame to each device ─▶ on_transmit_result(tx, transmit, answers, now)
 //!                             ◀─ TransmitResult { events, unreachable → mailbox fallback }
 //!   mailbox store verdict ────▶ on_mailbox_result(tx, item, contact, attempt, now)
-//!   sleep until ◀──────────────  next_deadline(store)
+//!   sleep until ◀──────────────  next_deadline(reader)
 //!   send_text ────────────────▶ queue_text (a Db job) / send_first (Welcome from fetched KeyPackages)
 //!   publisher timer ──────────▶ PublishSchedule, identity_records, key_package_record
 //! ```

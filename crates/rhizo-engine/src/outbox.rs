@@ -19,7 +19,7 @@ use rhizo_core::{
     },
 };
 use rhizo_store::{
-    Store, Tx,
+    Reader, Tx,
     messaging::{Contact, MessageState, OutboxItem},
 };
 use tracing::{debug, info};
@@ -114,18 +114,20 @@ impl Engine {
     /// the messages after it). Under load a message costs a fraction of a round trip, a commit
     /// and a signature, while one message alone still goes at once (a batch of one is bare).
     ///
+    /// Only reads (the driver runs it on a reader connection, off the writer thread).
+    ///
     /// # Errors
     ///
     /// If the database fails.
     pub fn poll_transmits(
         &self,
-        store: &mut Store,
+        reader: &Reader<'_>,
         now: i64,
     ) -> Result<Vec<Transmit>, EngineError> {
-        let items = store.read().outbox_due(now, OUTBOX_BATCH)?;
+        let items = reader.outbox_due(now, OUTBOX_BATCH)?;
         let mut per_contact: Vec<(Contact, Vec<OutboxItem>)> = Vec::new();
         for item in items {
-            let Some(contact) = store.read().contact_by_uid(&item.contact_uid)? else {
+            let Some(contact) = reader.contact_by_uid(&item.contact_uid)? else {
                 continue;
             };
             match per_contact.iter_mut().find(|(c, _)| c.uid == contact.uid) {
@@ -147,8 +149,8 @@ impl Engine {
     /// # Errors
     ///
     /// If the database fails.
-    pub fn next_deadline(&self, store: &Store) -> Result<Option<i64>, EngineError> {
-        Ok(store.read().outbox_next_attempt()?)
+    pub fn next_deadline(&self, reader: &Reader<'_>) -> Result<Option<i64>, EngineError> {
+        Ok(reader.outbox_next_attempt()?)
     }
 
     /// Writes what the contact's devices answered to `transmit`, inside `tx` (a job of the

@@ -134,7 +134,7 @@ fn template() -> &'static (tempfile::TempDir, [PathBuf; 2]) {
             // Deliver the Welcome and the first text without loss.
             for t in a[0]
                 .engine
-                .poll_transmits(&mut a[0].store, T0)
+                .poll_transmits(&a[0].store.read(), T0)
                 .expect("poll")
             {
                 let engine = &b[0].engine;
@@ -153,7 +153,7 @@ fn template() -> &'static (tempfile::TempDir, [PathBuf; 2]) {
             for side in &sides {
                 assert!(
                     side.engine
-                        .next_deadline(&side.store)
+                        .next_deadline(&side.store.read())
                         .expect("deadline")
                         .is_none()
                 );
@@ -376,14 +376,14 @@ impl Sim {
         if side.pass.is_none() {
             let due = side
                 .engine
-                .next_deadline(&side.store)
+                .next_deadline(&side.store.read())
                 .map_err(|e| e.to_string())?;
             if due.is_none_or(|t| t > now) {
                 return Ok(());
             }
             let transmits = side
                 .engine
-                .poll_transmits(&mut side.store, now)
+                .poll_transmits(&side.store.read(), now)
                 .map_err(|e| format!("poll_transmits: {e}"))?;
             side.pass = Some(Pass {
                 transmits: transmits.into(),
@@ -574,7 +574,7 @@ impl Sim {
         for side in &self.sides {
             if let Some(t) = side
                 .engine
-                .next_deadline(&side.store)
+                .next_deadline(&side.store.read())
                 .map_err(|e| e.to_string())?
             {
                 next = Some(next.map_or(t, |n| n.min(t)));
@@ -597,7 +597,7 @@ impl Sim {
         for side in &self.sides {
             let due = side
                 .engine
-                .next_deadline(&side.store)
+                .next_deadline(&side.store.read())
                 .map_err(|e| e.to_string())?;
             if due.is_some() {
                 return Ok(false);

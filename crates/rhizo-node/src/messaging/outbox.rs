@@ -67,8 +67,14 @@ impl Messaging {
     /// to its mailbox replicas.
     pub(super) async fn outbox_pass(&self) -> Result<Option<i64>, JobError> {
         let now = self.now();
+        let this = self.clone();
+        // A read: on the reader pool, off the writer thread (it sees every committed send).
         let transmits = self
-            .with_engine(move |store, engine| engine.poll_transmits(store, now))
+            .inner
+            .db
+            .read(move |reader| -> Result<_, JobError> {
+                Ok(this.inner.engine.poll_transmits(&reader, now)?)
+            })
             .await?;
         let mut unreachable: Option<([u8; 32], String)> = None;
         for transmit in transmits {
@@ -85,7 +91,12 @@ impl Messaging {
                 unreachable = Some((transmit.contact.uid, why));
             }
         }
-        self.with_engine(|store, engine| engine.next_deadline(store))
+        let this = self.clone();
+        self.inner
+            .db
+            .read(move |reader| -> Result<_, JobError> {
+                Ok(this.inner.engine.next_deadline(&reader)?)
+            })
             .await
     }
 
