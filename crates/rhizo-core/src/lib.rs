@@ -25,6 +25,9 @@
 //!
 //! # Layout
 //!
+//! - [`agent`] — the agent protocol's model (seed 004 as A2A 1.0): task states and
+//!   transitions, priorities, parts, artifacts, cards, liveness; [`agent::wire`] converts
+//!   to `proto/agent.proto`.
 //! - [`identity`] — root and device keys, [`Uid`], [`Fingerprint`] and
 //!   [`DeviceCertificate`] (wire format: 137 bytes, see
 //!   [`DEVICE_CERT_LEN`]); the domain-separated signed-message builder every
@@ -98,6 +101,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod agent;
 pub mod error;
 pub mod idcode;
 pub mod identity;

@@ -238,7 +238,10 @@ impl RecordKind {
             Ok(proto::RecordKind::DeviceList) => Ok(Self::DeviceList),
             Ok(proto::RecordKind::KeyPackages) => Ok(Self::KeyPackages),
             Ok(proto::RecordKind::Profile) => Ok(Self::Profile),
-            Ok(proto::RecordKind::Unspecified) | Err(_) => Err(RecordError::UnknownKind(value)),
+            // Agent cards are validated by their own type (issue 13, in progress).
+            Ok(proto::RecordKind::AgentCard | proto::RecordKind::Unspecified) | Err(_) => {
+                Err(RecordError::UnknownKind(value))
+            }
         }
     }
 }

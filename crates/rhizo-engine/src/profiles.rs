@@ -66,6 +66,7 @@ impl Engine {
             text: String::new(),
             sent_at_ms: crate::ms(now),
             profile: record.clone().into(),
+            agent: None,
         }
         .encode_to_vec();
         let mut queued = 0;

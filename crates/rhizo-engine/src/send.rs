@@ -176,6 +176,7 @@ fn chat_content(text: &str, now: i64, profile: Vec<u8>) -> Vec<u8> {
         text: text.to_string(),
         sent_at_ms: crate::ms(now),
         profile: profile.into(),
+        agent: None,
     }
     .encode_to_vec()
 }
