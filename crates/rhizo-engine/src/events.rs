@@ -1,9 +1,10 @@
 //! [`Event`]: what the engine tells the driver to show the local API.
 
+use rhizo_core::agent::{Artifact, Liveness, Side, TaskStatus};
 use rhizo_store::messaging::MessageState;
 
 /// Something the user should see.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Event {
     /// A message arrived.
@@ -30,5 +31,41 @@ pub enum Event {
     MessageRequest {
         /// The sender's UID.
         uid: String,
+    },
+    /// A task arrived for us to execute (worker side), or more input for one.
+    TaskReceived {
+        /// The task id (32 hex digits).
+        task_id: String,
+        /// The client's UID.
+        from: String,
+        /// The skill asked for.
+        skill: Option<String>,
+    },
+    /// A task changed: a new status, message or artifacts (either side).
+    TaskUpdated {
+        /// The task id.
+        task_id: String,
+        /// Which end we are.
+        side: Side,
+        /// The other end's UID.
+        peer: String,
+        /// The status entered.
+        status: TaskStatus,
+        /// Artifacts this change added.
+        new_artifacts: Vec<Artifact>,
+    },
+    /// A remote agent's liveness changed (heartbeats).
+    AgentLiveness {
+        /// Its UID.
+        uid: String,
+        /// The new liveness.
+        liveness: Liveness,
+    },
+    /// A contact asked us to wake our agent program (seed 004 `wake_up`).
+    WakeUp {
+        /// The sender's UID.
+        from: String,
+        /// Why.
+        reason: String,
     },
 }

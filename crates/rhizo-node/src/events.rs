@@ -1,5 +1,6 @@
 //! Events streamed to API clients (`GET /v1/events`): incoming messages and state changes.
 
+use rhizo_core::agent::{Artifact, Liveness, Side, TaskStatus};
 use serde::{Deserialize, Serialize};
 
 /// Capacity of the event broadcast: a slow subscriber that falls this far behind is told it
@@ -7,7 +8,7 @@ use serde::{Deserialize, Serialize};
 pub const EVENT_BUFFER: usize = 1024;
 
 /// One event.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ApiEvent {
     /// A message arrived.
@@ -56,5 +57,41 @@ pub enum ApiEvent {
         text: String,
         /// Author's clock (unix ms).
         sent_at: i64,
+    },
+    /// A task arrived for our agent to execute (worker side), or more input for one.
+    TaskReceived {
+        /// The task id (32 hex digits).
+        task_id: String,
+        /// The client's UID.
+        from: String,
+        /// The skill asked for.
+        skill: Option<String>,
+    },
+    /// A task changed: a new status, message or artifacts (either side). What A2A streams.
+    TaskUpdated {
+        /// The task id.
+        task_id: String,
+        /// Which end we are.
+        side: Side,
+        /// The other end's UID.
+        peer: String,
+        /// The status entered (`status.state` is the task's state now).
+        status: TaskStatus,
+        /// Artifacts this change added.
+        new_artifacts: Vec<Artifact>,
+    },
+    /// A remote agent's liveness changed (heartbeats).
+    AgentLiveness {
+        /// Its UID.
+        uid: String,
+        /// The new liveness.
+        liveness: Liveness,
+    },
+    /// A contact asked us to wake our agent program (seed 004 `wake_up`).
+    WakeUp {
+        /// The sender's UID.
+        from: String,
+        /// Why.
+        reason: String,
     },
 }

@@ -209,6 +209,30 @@ impl Messaging {
                         safety_number: None,
                     }
                 }
+                Event::TaskReceived {
+                    task_id,
+                    from,
+                    skill,
+                } => ApiEvent::TaskReceived {
+                    task_id,
+                    from,
+                    skill,
+                },
+                Event::TaskUpdated {
+                    task_id,
+                    side,
+                    peer,
+                    status,
+                    new_artifacts,
+                } => ApiEvent::TaskUpdated {
+                    task_id,
+                    side,
+                    peer,
+                    status,
+                    new_artifacts,
+                },
+                Event::AgentLiveness { uid, liveness } => ApiEvent::AgentLiveness { uid, liveness },
+                Event::WakeUp { from, reason } => ApiEvent::WakeUp { from, reason },
                 _ => continue,
             };
             self.emit(event);
