@@ -19,7 +19,8 @@
 //!        │ Tx / Reader methods, one file per table group:
 //!        ├──► meta, peers, peer_addrs, bans, channels, channel_posts
 //!        ├──► contacts, contact_devices, conversations, messages (outbox), seen
-//!        └──► mailbox_*, request_*, profiles
+//!        ├──► mailbox_*, request_*, profiles
+//!        └──► tasks, task_events, task_messages, task_artifacts, agent_outbox
 //!        │ open: create 0600 → WAL → migrate to SCHEMA_VERSION
 //!        ▼
 //!   rhizo.db (+ -wal, -shm; the MLS tables of rhizo-e2e live in the same file: Tx::mls)
@@ -49,11 +50,14 @@
 //!   (Reputation scores and reputation bans live on the peer book rows.)
 //! - [`channels`]: the public channels joined ([`ChannelRow`]) and their bounded post history
 //!   ([`ChannelPostRow`]).
+//! - [`agents`]: agent tasks on both sides (issue 13) with their status history, messages and
+//!   artifacts, and the agent messages an inbound transaction queued for sending.
 //! - `error`: [`StoreError`], [`SqliteError`].
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod agents;
 pub mod bans;
 pub mod channels;
 #[cfg(feature = "db")]

@@ -307,6 +307,65 @@ const MIGRATIONS: &[&str] = &[
     UPDATE seen SET envelope_ts = envelope_ts + 300000;
     DROP INDEX seen_by_time;
     CREATE INDEX seen_by_envelope_ts ON seen (envelope_ts);",
+    // 13: agent tasks (issue 13), on both sides: the task (UNIQUE per side, peer and task id;
+    // a client's own ids are unique on their own), its status history, its messages after the
+    // request, its artifacts, and the agent messages queued inside an inbound transaction
+    // (answers the engine sends once that transaction committed).
+    "CREATE TABLE tasks (
+        id           INTEGER PRIMARY KEY,
+        task_id      BLOB NOT NULL CHECK (length(task_id) = 16),
+        side         TEXT NOT NULL CHECK (side IN ('client', 'worker')),
+        peer_uid     BLOB NOT NULL CHECK (length(peer_uid) = 32),
+        context_id   TEXT NOT NULL,
+        skill        TEXT,
+        priority     INTEGER NOT NULL,
+        deadline     INTEGER,
+        requirements TEXT NOT NULL,
+        state        TEXT NOT NULL,
+        last_seq     INTEGER NOT NULL DEFAULT 0,
+        request      TEXT NOT NULL,
+        created_at   INTEGER NOT NULL,
+        updated_at   INTEGER NOT NULL,
+        UNIQUE (side, peer_uid, task_id)
+    ) STRICT;
+    CREATE UNIQUE INDEX tasks_client_ids ON tasks (task_id) WHERE side = 'client';
+    CREATE INDEX tasks_by_task_id ON tasks (task_id);
+    CREATE INDEX tasks_queue ON tasks (side, state, priority DESC, id);
+    CREATE INDEX tasks_live_deadlines ON tasks (deadline)
+        WHERE deadline IS NOT NULL
+          AND state IN ('submitted', 'working', 'input-required', 'auth-required');
+    CREATE TABLE task_events (
+        id      INTEGER PRIMARY KEY,
+        task    INTEGER NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+        seq     INTEGER NOT NULL,
+        state   TEXT NOT NULL,
+        message TEXT,
+        reason  TEXT,
+        at      INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX task_events_by_task ON task_events (task, id);
+    CREATE TABLE task_messages (
+        id      INTEGER PRIMARY KEY,
+        task    INTEGER NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+        message TEXT NOT NULL,
+        at      INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX task_messages_by_task ON task_messages (task, id);
+    CREATE TABLE task_artifacts (
+        id          INTEGER PRIMARY KEY,
+        task        INTEGER NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+        artifact_id TEXT NOT NULL,
+        artifact    TEXT NOT NULL,
+        at          INTEGER NOT NULL,
+        UNIQUE (task, artifact_id)
+    ) STRICT;
+    CREATE TABLE agent_outbox (
+        id         INTEGER PRIMARY KEY,
+        peer_uid   BLOB NOT NULL CHECK (length(peer_uid) = 32),
+        message    BLOB NOT NULL,
+        summary    TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    ) STRICT;",
 ];
 
 /// The schema version this build creates and understands.

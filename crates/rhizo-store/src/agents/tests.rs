@@ -1,0 +1,231 @@
+use super::*;
+use crate::Store;
+
+fn new_task<'a>(id: u8, side: TaskSide, peer: u8, priority: u32) -> NewTaskRow<'a> {
+    NewTaskRow {
+        task_id: [id; 16],
+        side,
+        peer_uid: [peer; 32],
+        context_id: "ctx",
+        skill: Some("summarize"),
+        priority,
+        deadline: None,
+        requirements: "[]",
+        state: "submitted",
+        reason: None,
+        request: r#"{"message_id":"m","role":"user","parts":[{"text":"hi"}]}"#,
+    }
+}
+
+#[test]
+fn a_duplicate_task_inserts_nothing_and_client_ids_are_unique() {
+    let mut store = Store::open_in_memory().expect("open");
+    let first = store
+        .write(|tx| tx.insert_task(&new_task(1, TaskSide::Worker, 9, 1), 10))
+        .expect("insert");
+    assert!(first.is_some());
+    // The same envelope again (or a mailbox copy): nothing.
+    let again = store
+        .write(|tx| tx.insert_task(&new_task(1, TaskSide::Worker, 9, 1), 11))
+        .expect("insert");
+    assert_eq!(again, None);
+    // Another client may pick the same id on the worker side.
+    assert!(
+        store
+            .write(|tx| tx.insert_task(&new_task(1, TaskSide::Worker, 8, 1), 12))
+            .expect("insert")
+            .is_some()
+    );
+    // Our own ids are unique whoever they went to.
+    assert!(
+        store
+            .write(|tx| tx.insert_task(&new_task(2, TaskSide::Client, 9, 1), 12))
+            .expect("insert")
+            .is_some()
+    );
+    assert_eq!(
+        store
+            .write(|tx| tx.insert_task(&new_task(2, TaskSide::Client, 8, 1), 12))
+            .expect("insert"),
+        None
+    );
+    let r = store.read();
+    let row = r
+        .task_with_peer(TaskSide::Worker, &[9; 32], &[1; 16])
+        .expect("read")
+        .expect("stored");
+    assert_eq!(row.state, "submitted");
+    assert_eq!(row.created_at, 10);
+    assert_eq!(r.task_events(row.id).expect("events").len(), 1);
+    assert_eq!(
+        r.task_by_id(&[2; 16], TaskSide::Client)
+            .expect("read")
+            .map(|t| t.peer_uid),
+        Some([9; 32])
+    );
+}
+
+#[test]
+fn the_queue_serves_priority_then_arrival_and_counts_for_the_bound() {
+    let mut store = Store::open_in_memory().expect("open");
+    for (id, priority) in [(1, 1), (2, 3), (3, 1), (4, 0), (5, 3)] {
+        store
+            .write(|tx| tx.insert_task(&new_task(id, TaskSide::Worker, 9, priority), 10))
+            .expect("insert");
+    }
+    let order: Vec<u8> = store
+        .read()
+        .task_queue(&["submitted"], 10)
+        .expect("queue")
+        .iter()
+        .map(|t| t.task_id[0])
+        .collect();
+    assert_eq!(order, [2, 5, 1, 3, 4]);
+    assert_eq!(
+        store
+            .read()
+            .count_tasks(TaskSide::Worker, "submitted")
+            .expect("count"),
+        5
+    );
+    let top = store
+        .read()
+        .task_with_peer(TaskSide::Worker, &[9; 32], &[2; 16])
+        .expect("read")
+        .expect("stored");
+    store
+        .write(|tx| {
+            tx.change_task(
+                top.id,
+                &TaskChange {
+                    state: "working",
+                    seq: Some(1),
+                    message: None,
+                    reason: None,
+                },
+                20,
+            )
+        })
+        .expect("change");
+    assert_eq!(
+        store
+            .read()
+            .count_tasks(TaskSide::Worker, "submitted")
+            .expect("count"),
+        4
+    );
+}
+
+#[test]
+fn changes_history_messages_and_artifacts_are_kept_in_order() {
+    let mut store = Store::open_in_memory().expect("open");
+    let id = store
+        .write(|tx| tx.insert_task(&new_task(1, TaskSide::Client, 9, 1), 10))
+        .expect("insert")
+        .expect("new");
+    store
+        .write(|tx| {
+            tx.change_task(
+                id,
+                &TaskChange {
+                    state: "working",
+                    seq: Some(1),
+                    message: Some("{\"m\":1}"),
+                    reason: None,
+                },
+                11,
+            )?;
+            tx.add_task_message(id, "{\"m\":2}", 12)?;
+            tx.put_task_artifact(id, "a1", "{\"v\":1}", 13)?;
+            tx.put_task_artifact(id, "a2", "{\"v\":2}", 13)?;
+            tx.put_task_artifact(id, "a1", "{\"v\":3}", 14)?;
+            tx.change_task(
+                id,
+                &TaskChange {
+                    state: "failed",
+                    seq: None,
+                    message: None,
+                    reason: Some("deadline passed"),
+                },
+                15,
+            )
+        })
+        .expect("changes");
+    let r = store.read();
+    let row = r.task(id).expect("read").expect("there");
+    assert_eq!(
+        (row.state.as_str(), row.last_seq, row.updated_at),
+        ("failed", 1, 15)
+    );
+    assert!(!row.is_live());
+    let events = r.task_events(id).expect("events");
+    let states: Vec<(&str, u64)> = events.iter().map(|e| (e.state.as_str(), e.seq)).collect();
+    assert_eq!(states, [("submitted", 0), ("working", 1), ("failed", 1)]);
+    assert_eq!(events[2].reason.as_deref(), Some("deadline passed"));
+    assert_eq!(
+        r.task_messages(id).expect("messages"),
+        ["{\"m\":1}", "{\"m\":2}"]
+    );
+    assert_eq!(
+        r.task_artifacts(id).expect("artifacts"),
+        ["{\"v\":3}", "{\"v\":2}"]
+    );
+}
+
+#[test]
+fn deadlines_listing_filters_and_the_agent_outbox() {
+    let mut store = Store::open_in_memory().expect("open");
+    let mut t = new_task(1, TaskSide::Client, 9, 1);
+    t.deadline = Some(500);
+    store.write(|tx| tx.insert_task(&t, 10)).expect("insert");
+    let mut t = new_task(2, TaskSide::Worker, 8, 1);
+    t.deadline = Some(300);
+    t.state = "rejected";
+    t.context_id = "other";
+    store.write(|tx| tx.insert_task(&t, 11)).expect("insert");
+    let r = store.read();
+    // The rejected one is over: its deadline does not count.
+    assert_eq!(r.next_task_deadline().expect("deadline"), Some(500));
+    assert!(r.tasks_past_deadline(499, 10).expect("past").is_empty());
+    assert_eq!(r.tasks_past_deadline(500, 10).expect("past").len(), 1);
+    let all = r
+        .tasks(&TaskQuery {
+            limit: 10,
+            ..TaskQuery::default()
+        })
+        .expect("list");
+    assert_eq!(all.iter().map(|t| t.task_id[0]).collect::<Vec<_>>(), [2, 1]);
+    let some = r
+        .tasks(&TaskQuery {
+            side: Some(TaskSide::Worker),
+            states: vec!["rejected".into(), "failed".into()],
+            peer_uid: Some([8; 32]),
+            context_id: Some("other".into()),
+            limit: 10,
+        })
+        .expect("list");
+    assert_eq!(some.len(), 1);
+    assert!(
+        r.tasks(&TaskQuery {
+            side: Some(TaskSide::Client),
+            states: vec!["rejected".into()],
+            limit: 10,
+            ..TaskQuery::default()
+        })
+        .expect("list")
+        .is_empty()
+    );
+
+    assert!(
+        store
+            .write(|tx| tx.push_agent_outbox(&[9; 32], b"msg", "{}", 1))
+            .expect("push")
+    );
+    let queued = store.read().agent_outbox(10).expect("outbox");
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].message, b"msg");
+    store
+        .write(|tx| tx.remove_agent_outbox(queued[0].id))
+        .expect("remove");
+    assert_eq!(store.read().agent_outbox_len().expect("len"), 0);
+}
