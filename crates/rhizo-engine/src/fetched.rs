@@ -74,6 +74,8 @@ impl Engine {
         // (directly, or through their own mailbox when they are offline).
         out.receipts_queued = !to_acknowledge.is_empty();
         queue_delivery_receipts(store, self, to_acknowledge, now)?;
+        // Answers to the agent messages fetched (task updates, capability answers).
+        out.receipts_queued |= self.flush_agent_outbox_store(store, now)? > 0;
         Ok(out)
     }
 

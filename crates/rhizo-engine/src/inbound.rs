@@ -58,6 +58,9 @@ impl Engine {
             payload,
             now,
         );
+        // Answers the agent messages of this frame queued (task updates, capability answers)
+        // go into the conversations' outboxes in the same commit.
+        self.flush_after_inbound(tx, now);
         if batch && let Some(n) = received_entries(&received.response) {
             Counters::add(&self.counters.batches_received, 1);
             Counters::add(&self.counters.batched_envelopes_received, n as u64);

@@ -23,6 +23,8 @@
 //!
 //! # Layout
 //!
+//! - [`agents`]: the agent protocol (issue 13): the dispatcher of inbound agent messages, tasks
+//!   on both sides, sending agent messages on the reliable path.
 //! - [`cache`]: [`ConversationCache`], loaded MLS conversations between messages.
 //! - [`commits`]: pending self-updates (MLS commits) settled from receipts, and the sweep.
 //! - [`contacts`]: finding a contact by name or UID.
@@ -49,6 +51,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rhizo_core::{DeviceCertificate, DeviceKey, RootKey, Uid, seen::SeenSet};
 use rhizo_e2e::{Device, RekeyPolicy};
 
+pub mod agents;
 pub mod cache;
 pub mod commits;
 pub mod contacts;

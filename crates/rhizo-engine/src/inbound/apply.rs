@@ -158,7 +158,7 @@ impl Apply<'_, '_> {
     }
 
     /// A decrypted chat message: its profile (if any) and its text row.
-    fn chat_content(&mut self, plaintext: &[u8]) -> Result<Option<Event>, Reject> {
+    fn chat_content(&mut self, plaintext: &[u8]) -> Result<Vec<Event>, Reject> {
         let message = self.message;
         let content =
             ChatContent::decode(plaintext).map_err(|_| Reject::Code(ErrorCode::Malformed))?;
@@ -171,9 +171,17 @@ impl Apply<'_, '_> {
         .unwrap_or(ts);
         if !content.profile.is_empty() {
             accept_contact_profile(self.tx, self.contact, &content.profile, self.now)?;
-            if content.text.is_empty() {
-                return Ok(None);
+            if content.text.is_empty() && content.agent.is_none() {
+                return Ok(Vec::new());
             }
+        }
+        // An agent-protocol message: never a chat row.
+        if let Some(agent) = content.agent {
+            let ctx = crate::agents::AgentCtx {
+                me: self.me,
+                contact: self.contact,
+            };
+            return crate::agents::apply(self.tx, &ctx, agent, self.now);
         }
         let id = self.tx.insert_incoming(
             &NewMessage {
@@ -187,12 +195,15 @@ impl Apply<'_, '_> {
             &message.digest(),
             self.now,
         )?;
-        Ok(id.map(|id| Event::MessageReceived {
-            id,
-            contact: self.contact.name.clone(),
-            text: content.text,
-            sent_at,
-        }))
+        Ok(id
+            .map(|id| Event::MessageReceived {
+                id,
+                contact: self.contact.name.clone(),
+                text: content.text,
+                sent_at,
+            })
+            .into_iter()
+            .collect())
     }
 
     /// A delivery or read receipt for our envelopes in this conversation.

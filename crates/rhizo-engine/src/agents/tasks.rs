@@ -1,0 +1,716 @@
+//! Tasks on both sides (seed 004's task_delegate, shaped as A2A tasks).
+//!
+//! ```text
+//!  client                                   worker
+//!  delegate ── task_delegate ─────────────▶ on_delegate: (client, id) once; queue bound,
+//!                                           skill, deadline ─▶ submitted (or rejected + update)
+//!  on_update ◀── task_update{seq, state} ── claim_next_task / update_task / expire_tasks
+//!   seq ≤ last: duplicate, ignored;         (check_move, seq + 1, persisted, then queued)
+//!   check_move refused: nothing changes
+//!  cancel_task ── task_cancel ────────────▶ on_cancel: live → canceled; over → its final state
+//!  task_input ── task_input ──────────────▶ on_input: appended to the history
+//!  expire_tasks: a live task past its deadline ends `failed` ("deadline passed") on each side
+//! ```
+
+use rhizo_core::{
+    Uid,
+    agent::{
+        AgentError, Artifact, MAX_ARTIFACTS, MAX_ID_BYTES, MAX_REASON_BYTES, MAX_REQUIREMENT_BYTES,
+        MAX_REQUIREMENTS, NewTask, Priority, Role, Side, Task, TaskId, TaskMessage, TaskState,
+        TaskStatus, check_skill_id, wire,
+    },
+    envelope::ErrorCode,
+    proto::{self, AgentMessage, agent_message::Kind},
+};
+use rhizo_store::{
+    Reader, Store, Tx,
+    agents::{NewTaskRow, TaskChange, TaskQuery, TaskRow, TaskSide},
+    messaging::Contact,
+};
+use serde::{Serialize, de::DeserializeOwned};
+use tracing::{debug, warn};
+
+use super::{AgentCtx, AgentPolicy, TaskError, agent_content, queue_reply, summary};
+use crate::{
+    Engine, EngineError, Event,
+    contacts::find_contact_in,
+    conversations::{create_conversation, queue_application_tx},
+    inbound::Reject,
+    profiles::own_profile_record,
+    random,
+};
+
+/// Why a task past its deadline failed.
+pub const REASON_DEADLINE: &str = "deadline passed";
+/// Why a task the client canceled ended.
+pub const REASON_CANCELED: &str = "canceled by client";
+/// Largest encoded agent message (a task or an update with its parts): what fits an envelope
+/// with room for MLS and the envelope's own fields.
+pub const MAX_AGENT_MESSAGE_BYTES: usize = 192 * 1024;
+/// Tasks expired per call of [`Engine::expire_tasks`] (the rest on the next).
+const EXPIRE_BATCH: usize = 64;
+
+/// What [`Engine::delegate`] did.
+#[derive(Debug)]
+pub enum Delegated {
+    /// Stored and queued to the agent (committed with the caller's transaction).
+    Task(Box<Task>),
+    /// The agent is a contact with no conversation yet: the driver fetches its KeyPackages
+    /// and calls [`Engine::delegate_first`].
+    FirstMessage(Contact),
+    /// No contact by that name or UID.
+    UnknownAgent,
+}
+
+/// A task as the API shows it (the model's [`Task`]).
+pub type TaskView = Task;
+
+fn to_json<T: Serialize>(value: &T) -> Result<String, EngineError> {
+    serde_json::to_string(value)
+        .map_err(|_| EngineError::Internal("a task value does not serialize"))
+}
+
+fn from_json<T: DeserializeOwned>(json: &str) -> Result<T, EngineError> {
+    serde_json::from_str(json).map_err(|_| EngineError::Internal("a stored task does not parse"))
+}
+
+/// A stored state (written by this engine, so always known; `failed` if it were not).
+fn state_of(row: &TaskRow) -> TaskState {
+    row.state.parse().unwrap_or(TaskState::Failed)
+}
+
+fn task_hex(row: &TaskRow) -> String {
+    TaskId(row.task_id).to_string()
+}
+
+fn peer_text(row: &TaskRow) -> String {
+    Uid::from_bytes(&row.peer_uid).to_string()
+}
+
+/// A fresh random message id (32 hex digits).
+fn message_id() -> Result<String, EngineError> {
+    Ok(hex::encode(random::<16>()?))
+}
+
+/// The task as the API shows it: the row with its status history, messages and artifacts.
+///
+/// # Errors
+///
+/// If the database fails or a stored value does not parse.
+pub fn task_view(reader: &Reader<'_>, row: &TaskRow) -> Result<Task, EngineError> {
+    let mut history: Vec<TaskMessage> = vec![from_json(&row.request)?];
+    for m in reader.task_messages(row.id)? {
+        history.push(from_json(&m)?);
+    }
+    let status_history = reader
+        .task_events(row.id)?
+        .into_iter()
+        .map(|e| {
+            Ok(TaskStatus {
+                state: e.state.parse().unwrap_or(TaskState::Failed),
+                message: e.message.as_deref().map(from_json).transpose()?,
+                reason: e.reason,
+                timestamp: e.at,
+            })
+        })
+        .collect::<Result<Vec<_>, EngineError>>()?;
+    let status = status_history.last().cloned().unwrap_or(TaskStatus {
+        state: state_of(row),
+        message: None,
+        reason: None,
+        timestamp: row.updated_at,
+    });
+    let artifacts = reader
+        .task_artifacts(row.id)?
+        .iter()
+        .map(|a| from_json(a))
+        .collect::<Result<Vec<Artifact>, _>>()?;
+    Ok(Task {
+        id: task_hex(row),
+        context_id: row.context_id.clone(),
+        side: match row.side {
+            TaskSide::Client => Side::Client,
+            TaskSide::Worker => Side::Worker,
+        },
+        peer: peer_text(row),
+        peer_name: reader.contact_by_uid(&row.peer_uid)?.map(|c| c.name),
+        skill: row.skill.clone(),
+        priority: Priority::from_wire(row.priority),
+        deadline: row.deadline,
+        requirements: serde_json::from_str(&row.requirements).unwrap_or_default(),
+        status,
+        status_history,
+        history,
+        artifacts,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    })
+}
+
+/// Checks an outgoing agent message's encoded size.
+fn check_size(message: &AgentMessage) -> Result<(), TaskError> {
+    use prost::Message as _;
+    if message.encoded_len() > MAX_AGENT_MESSAGE_BYTES {
+        return Err(TaskError::BadTask(AgentError::TooLarge {
+            limit: MAX_AGENT_MESSAGE_BYTES,
+        }));
+    }
+    Ok(())
+}
+
+/// A status change the worker makes.
+struct Move<'a> {
+    state: TaskState,
+    message: Option<TaskMessage>,
+    artifacts: &'a [Artifact],
+    reason: Option<String>,
+}
+
+/// The worker moves a task (the caller checked the transition): next update number, stored
+/// with its history entry and artifacts; the event and the `task_update` to send.
+fn worker_move(
+    tx: &mut Tx<'_>,
+    row: &TaskRow,
+    mv: Move<'_>,
+    now: i64,
+) -> Result<(Event, AgentMessage), TaskError> {
+    let seq = row.last_seq + 1;
+    let update = AgentMessage {
+        kind: Some(Kind::TaskUpdate(proto::TaskUpdate {
+            task_id: row.task_id.to_vec().into(),
+            seq,
+            state: mv.state.wire(),
+            message: mv.message.as_ref().map(wire::message_to_wire).transpose()?,
+            artifacts: mv
+                .artifacts
+                .iter()
+                .map(wire::artifact_to_wire)
+                .collect::<Result<_, _>>()?,
+            reason: mv.reason.clone().unwrap_or_default(),
+            at_ms: crate::ms(now),
+        })),
+    };
+    check_size(&update)?;
+    let message_json = mv.message.as_ref().map(to_json).transpose()?;
+    tx.change_task(
+        row.id,
+        &TaskChange {
+            state: mv.state.as_str(),
+            seq: Some(seq),
+            message: message_json.as_deref(),
+            reason: mv.reason.as_deref(),
+        },
+        now,
+    )?;
+    for a in mv.artifacts {
+        tx.put_task_artifact(row.id, &a.artifact_id, &to_json(a)?, now)?;
+    }
+    let event = Event::TaskUpdated {
+        task_id: task_hex(row),
+        side: Side::Worker,
+        peer: peer_text(row),
+        status: TaskStatus {
+            state: mv.state,
+            message: mv.message,
+            reason: mv.reason,
+            timestamp: now,
+        },
+        new_artifacts: mv.artifacts.to_vec(),
+    };
+    Ok((event, update))
+}
+
+/// A refusal of the inbound path from a task error: the database's own failure stays one.
+fn reject(e: TaskError) -> Reject {
+    match e {
+        TaskError::Engine(EngineError::Store(e)) => Reject::Store(e),
+        e => Reject::internal(e),
+    }
+}
+
+fn malformed<T>(_: T) -> Reject {
+    Reject::Code(ErrorCode::Malformed)
+}
+
+/// The checked fields of an inbound `task_delegate`.
+struct Delegation {
+    task_id: TaskId,
+    request: TaskMessage,
+    skill: Option<String>,
+    context_id: String,
+    requirements: Vec<String>,
+    deadline: Option<i64>,
+    priority: Priority,
+}
+
+fn check_delegation(d: proto::TaskDelegate) -> Result<Delegation, Reject> {
+    let task_id = TaskId::from_slice(&d.task_id).map_err(malformed)?;
+    let request = wire::message_from_wire(d.message.ok_or(Reject::Code(ErrorCode::Malformed))?)
+        .map_err(malformed)?;
+    if request.role != Role::User {
+        return Err(Reject::Code(ErrorCode::Malformed));
+    }
+    let skill = (!d.skill.is_empty()).then_some(d.skill);
+    if let Some(s) = &skill {
+        check_skill_id(s).map_err(malformed)?;
+    }
+    if d.context_id.len() > MAX_ID_BYTES
+        || d.context_id.chars().any(char::is_control)
+        || d.requirements.len() > MAX_REQUIREMENTS
+        || d.requirements
+            .iter()
+            .any(|r| r.len() > MAX_REQUIREMENT_BYTES)
+    {
+        return Err(Reject::Code(ErrorCode::Malformed));
+    }
+    let context_id = if d.context_id.is_empty() {
+        task_id.to_string()
+    } else {
+        d.context_id
+    };
+    Ok(Delegation {
+        task_id,
+        request,
+        skill,
+        context_id,
+        requirements: d.requirements,
+        deadline: (d.deadline_ms > 0).then(|| i64::try_from(d.deadline_ms).unwrap_or(i64::MAX)),
+        priority: Priority::from_wire(d.priority),
+    })
+}
+
+/// Worker: a task arrived. Stored once per (client, task id) — a duplicate changes nothing;
+/// refused (`rejected`, with the update sent back) for an unknown skill or a full queue;
+/// `failed` when its deadline passed already; else queued (`submitted`).
+pub(crate) fn on_delegate(
+    tx: &mut Tx<'_>,
+    ctx: &AgentCtx<'_>,
+    d: proto::TaskDelegate,
+    now: i64,
+) -> Result<Vec<Event>, Reject> {
+    let d = check_delegation(d)?;
+    let uid = ctx.contact.uid;
+    if tx.is_blocked(&uid)? {
+        return Err(Reject::Code(ErrorCode::UnknownSender));
+    }
+    if tx
+        .task_with_peer(TaskSide::Worker, &uid, &d.task_id.0)?
+        .is_some()
+    {
+        debug!("a task delivered again changes nothing");
+        return Ok(Vec::new());
+    }
+    let policy = AgentPolicy::read(tx)?;
+    let queued = tx.count_tasks(TaskSide::Worker, TaskState::Submitted.as_str())?;
+    let refusal = match (&policy.card, &d.skill) {
+        _ if d.deadline.is_some_and(|t| t <= now) => {
+            Some((TaskState::Failed, REASON_DEADLINE.to_string()))
+        }
+        (Some(card), Some(skill)) if !card.has_skill(skill) => Some((
+            TaskState::Rejected,
+            format!("UNKNOWN_SKILL: this agent has no skill '{skill}'"),
+        )),
+        _ if queued >= u64::from(policy.max_queue()) => Some((
+            TaskState::Rejected,
+            format!("RATE_LIMITED: queue full ({queued} tasks)"),
+        )),
+        _ => None,
+    };
+    let request = to_json(&d.request).map_err(Reject::internal)?;
+    let requirements = to_json(&d.requirements).map_err(Reject::internal)?;
+    let id = tx
+        .insert_task(
+            &NewTaskRow {
+                task_id: d.task_id.0,
+                side: TaskSide::Worker,
+                peer_uid: uid,
+                context_id: &d.context_id,
+                skill: d.skill.as_deref(),
+                priority: d.priority.wire(),
+                deadline: d.deadline,
+                requirements: &requirements,
+                state: TaskState::Submitted.as_str(),
+                reason: None,
+                request: &request,
+            },
+            now,
+        )?
+        .ok_or(Reject::internal("a new task was stored already"))?;
+    let Some((state, reason)) = refusal else {
+        return Ok(vec![Event::TaskReceived {
+            task_id: d.task_id.to_string(),
+            from: Uid::from_bytes(&uid).to_string(),
+            skill: d.skill,
+        }]);
+    };
+    let row = tx.task(id)?.ok_or(Reject::internal("a task vanished"))?;
+    let mv = Move {
+        state,
+        message: None,
+        artifacts: &[],
+        reason: Some(reason),
+    };
+    let (event, update) = worker_move(tx, &row, mv, now).map_err(reject)?;
+    queue_reply(tx, &uid, &update, now)?;
+    Ok(vec![event])
+}
+
+/// Client: a status change from the worker. Applied once, in order (an update number at or
+/// below the last applied is a duplicate); a transition the state machine refuses changes
+/// nothing.
+pub(crate) fn on_update(
+    tx: &mut Tx<'_>,
+    ctx: &AgentCtx<'_>,
+    u: proto::TaskUpdate,
+    now: i64,
+) -> Result<Vec<Event>, Reject> {
+    let task_id = TaskId::from_slice(&u.task_id).map_err(malformed)?;
+    let state = TaskState::from_wire(u.state).map_err(malformed)?;
+    let message = u
+        .message
+        .map(wire::message_from_wire)
+        .transpose()
+        .map_err(malformed)?;
+    if u.artifacts.len() > MAX_ARTIFACTS || u.reason.len() > MAX_REASON_BYTES {
+        return Err(Reject::Code(ErrorCode::Malformed));
+    }
+    let artifacts = u
+        .artifacts
+        .into_iter()
+        .map(wire::artifact_from_wire)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(malformed)?;
+    let Some(row) = tx.task_with_peer(TaskSide::Client, &ctx.contact.uid, &task_id.0)? else {
+        debug!("an update for a task we did not send to this agent is ignored");
+        return Ok(Vec::new());
+    };
+    if u.seq <= row.last_seq {
+        return Ok(Vec::new());
+    }
+    if let Err(e) = state_of(&row).check_move(state) {
+        debug!(error = %e, "a task update is refused");
+        return Ok(Vec::new());
+    }
+    let reason = (!u.reason.is_empty()).then_some(u.reason);
+    let message_json = message
+        .as_ref()
+        .map(to_json)
+        .transpose()
+        .map_err(Reject::internal)?;
+    tx.change_task(
+        row.id,
+        &TaskChange {
+            state: state.as_str(),
+            seq: Some(u.seq),
+            message: message_json.as_deref(),
+            reason: reason.as_deref(),
+        },
+        now,
+    )?;
+    for a in &artifacts {
+        let json = to_json(a).map_err(Reject::internal)?;
+        tx.put_task_artifact(row.id, &a.artifact_id, &json, now)?;
+    }
+    Ok(vec![Event::TaskUpdated {
+        task_id: task_id.to_string(),
+        side: Side::Client,
+        peer: peer_text(&row),
+        status: TaskStatus {
+            state,
+            message,
+            reason,
+            timestamp: now,
+        },
+        new_artifacts: artifacts,
+    }])
+}
+
+/// Worker: the client cancels. A live task ends `canceled` (the update goes back); a task
+/// that is over stays as it is, and its final state is sent again.
+pub(crate) fn on_cancel(
+    tx: &mut Tx<'_>,
+    ctx: &AgentCtx<'_>,
+    c: &proto::TaskCancel,
+    now: i64,
+) -> Result<Vec<Event>, Reject> {
+    let task_id = TaskId::from_slice(&c.task_id).map_err(malformed)?;
+    let uid = ctx.contact.uid;
+    let Some(row) = tx.task_with_peer(TaskSide::Worker, &uid, &task_id.0)? else {
+        return Ok(Vec::new());
+    };
+    let state = state_of(&row);
+    if state.is_terminal() {
+        if row.last_seq > 0 {
+            let reason = tx.task_events(row.id)?.pop().and_then(|e| e.reason);
+            let again = AgentMessage {
+                kind: Some(Kind::TaskUpdate(proto::TaskUpdate {
+                    task_id: row.task_id.to_vec().into(),
+                    seq: row.last_seq,
+                    state: state.wire(),
+                    reason: reason.unwrap_or_default(),
+                    at_ms: crate::ms(now),
+                    ..proto::TaskUpdate::default()
+                })),
+            };
+            queue_reply(tx, &uid, &again, now)?;
+        }
+        return Ok(Vec::new());
+    }
+    let mv = Move {
+        state: TaskState::Canceled,
+        message: None,
+        artifacts: &[],
+        reason: Some(REASON_CANCELED.to_string()),
+    };
+    let (event, update) = worker_move(tx, &row, mv, now).map_err(reject)?;
+    queue_reply(tx, &uid, &update, now)?;
+    Ok(vec![event])
+}
+
+/// Worker: more input from the client, appended to the task's messages (the worker moves it
+/// back to `working` with its next update). Input for a task that is over is ignored.
+pub(crate) fn on_input(
+    tx: &mut Tx<'_>,
+    ctx: &AgentCtx<'_>,
+    i: proto::TaskInput,
+    now: i64,
+) -> Result<Vec<Event>, Reject> {
+    let task_id = TaskId::from_slice(&i.task_id).map_err(malformed)?;
+    let message = wire::message_from_wire(i.message.ok_or(Reject::Code(ErrorCode::Malformed))?)
+        .map_err(malformed)?;
+    let Some(row) = tx.task_with_peer(TaskSide::Worker, &ctx.contact.uid, &task_id.0)? else {
+        return Ok(Vec::new());
+    };
+    if !row.is_live() {
+        debug!("input for a task that is over is ignored");
+        return Ok(Vec::new());
+    }
+    tx.add_task_message(row.id, &to_json(&message).map_err(Reject::internal)?, now)?;
+    Ok(vec![Event::TaskReceived {
+        task_id: task_id.to_string(),
+        from: peer_text(&row),
+        skill: row.skill,
+    }])
+}
+
+/// Stores a client task and builds its `task_delegate`.
+fn insert_client_task(
+    tx: &mut Tx<'_>,
+    contact: &Contact,
+    new: &NewTask,
+    task_id: TaskId,
+    now: i64,
+) -> Result<(TaskRow, AgentMessage), TaskError> {
+    let request = TaskMessage {
+        message_id: match &new.message_id {
+            Some(m) => m.clone(),
+            None => message_id()?,
+        },
+        role: Role::User,
+        parts: new.all_parts(),
+    };
+    let context_id = new
+        .context_id
+        .clone()
+        .unwrap_or_else(|| task_id.to_string());
+    let delegate = AgentMessage {
+        kind: Some(Kind::TaskDelegate(proto::TaskDelegate {
+            task_id: task_id.0.to_vec().into(),
+            context_id: context_id.clone(),
+            message: Some(wire::message_to_wire(&request)?),
+            skill: new.skill.clone().unwrap_or_default(),
+            priority: new.priority.wire(),
+            deadline_ms: new.deadline.map_or(0, |d| u64::try_from(d).unwrap_or(0)),
+            requirements: new.requirements.clone(),
+        })),
+    };
+    check_size(&delegate)?;
+    let id = tx
+        .insert_task(
+            &NewTaskRow {
+                task_id: task_id.0,
+                side: TaskSide::Client,
+                peer_uid: contact.uid,
+                context_id: &context_id,
+                skill: new.skill.as_deref(),
+                priority: new.priority.wire(),
+                deadline: new.deadline,
+                requirements: &to_json(&new.requirements)?,
+                state: TaskState::Submitted.as_str(),
+                reason: None,
+                request: &to_json(&request)?,
+            },
+            now,
+        )?
+        .ok_or(EngineError::Internal("that task id is taken"))?;
+    let row = tx
+        .task(id)?
+        .ok_or(EngineError::Internal("a task vanished"))?;
+    Ok((row, delegate))
+}
+
+impl Engine {
+    /// Drops what a failed job staged (its savepoint is rolled back).
+    fn settled<T>(&self, out: Result<T, TaskError>) -> Result<T, TaskError> {
+        if out.is_err() {
+            self.conversations.discard_staged();
+        }
+        out
+    }
+
+    /// Client: delegates `new` (validated here) to an agent that is a contact, as task
+    /// `task_id`, inside `tx` (a job of the group commit): the task is stored `submitted` and
+    /// its `task_delegate` queued in the open conversation. Without a conversation the driver
+    /// takes the first-message path ([`Delegated::FirstMessage`]).
+    ///
+    /// # Errors
+    ///
+    /// [`TaskError::BadTask`] for a request that breaks a rule; the engine's failures.
+    pub fn delegate(
+        &self,
+        tx: &mut Tx<'_>,
+        new: &NewTask,
+        task_id: TaskId,
+        now: i64,
+    ) -> Result<Delegated, TaskError> {
+        new.validate()?;
+        let Some(contact) = find_contact_in(tx, new.to.trim())? else {
+            return Ok(Delegated::UnknownAgent);
+        };
+        if tx.open_conversation_with(&contact.uid)?.is_none() {
+            return Ok(Delegated::FirstMessage(contact));
+        }
+        let out = (|| {
+            let (row, message) = insert_client_task(tx, &contact, new, task_id, now)?;
+            self.queue_agent(tx, &contact, &message, now)?
+                .ok_or(EngineError::Internal("the conversation vanished"))?;
+            Ok(Delegated::Task(Box::new(task_view(tx, &row)?)))
+        })();
+        self.settled(out)
+    }
+
+    /// Client: the first task to a contact with no conversation yet: a new conversation with
+    /// the devices whose KeyPackages the driver fetched (its Welcome first), then the task, as
+    /// in [`Engine::send_first`]; the `task_delegate` carries our profile, if we set one.
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::delegate`]; MLS failures (a KeyPackage of a device not listed for the
+    /// contact).
+    pub fn delegate_first(
+        &self,
+        store: &mut Store,
+        contact: &Contact,
+        new: &NewTask,
+        task_id: TaskId,
+        key_packages: &[Vec<u8>],
+        now: i64,
+    ) -> Result<Task, TaskError> {
+        new.validate()?;
+        let (session, fresh) = match store.read().open_conversation_with(&contact.uid)? {
+            Some(row) => (row, false),
+            None => (
+                create_conversation(store, self, contact, key_packages, now)?,
+                true,
+            ),
+        };
+        let profile = if fresh {
+            own_profile_record(store, &self.me)?.unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let out = store.write(|tx| -> Result<Task, TaskError> {
+            let (row, message) = insert_client_task(tx, contact, new, task_id, now)?;
+            let content = agent_content(&message, now, profile);
+            queue_application_tx(
+                tx,
+                self,
+                contact,
+                &session,
+                &content,
+                "agent",
+                Some(&summary(&message)),
+                now,
+            )?;
+            Ok(task_view(tx, &row)?)
+        });
+        self.conversations.settle(&out);
+        out
+    }
+
+    /// A task by id: ours (client side) first, else one we execute.
+    ///
+    /// # Errors
+    ///
+    /// If the database fails.
+    pub fn task(&self, reader: &Reader<'_>, id: TaskId) -> Result<Option<Task>, EngineError> {
+        let row = match reader.task_by_id(&id.0, TaskSide::Client)? {
+            Some(row) => Some(row),
+            None => reader.task_by_id(&id.0, TaskSide::Worker)?,
+        };
+        row.map(|r| task_view(reader, &r)).transpose()
+    }
+
+    /// Tasks matching `query`, newest first.
+    ///
+    /// # Errors
+    ///
+    /// If the database fails.
+    pub fn tasks(&self, reader: &Reader<'_>, query: &TaskQuery) -> Result<Vec<Task>, EngineError> {
+        reader
+            .tasks(query)?
+            .iter()
+            .map(|r| task_view(reader, r))
+            .collect()
+    }
+
+    /// Worker: tasks in `states`, in queue order (priority, then arrival).
+    ///
+    /// # Errors
+    ///
+    /// If the database fails.
+    pub fn worker_queue(
+        &self,
+        reader: &Reader<'_>,
+        states: &[TaskState],
+        limit: usize,
+    ) -> Result<Vec<Task>, EngineError> {
+        let states: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
+        reader
+            .task_queue(&states, limit)?
+            .iter()
+            .map(|r| task_view(reader, r))
+            .collect()
+    }
+
+    /// The earliest deadline of a live task on either side (the driver's task timer waits
+    /// for it, then calls [`Engine::expire_tasks`]).
+    ///
+    /// # Errors
+    ///
+    /// If the database fails.
+    pub fn next_agent_deadline(&self, reader: &Reader<'_>) -> Result<Option<i64>, EngineError> {
+        Ok(reader.next_task_deadline()?)
+    }
+
+    /// Sends a worker's `task_update` to the task's client, if it is still a contact.
+    fn send_update(
+        &self,
+        tx: &mut Tx<'_>,
+        row: &TaskRow,
+        update: &AgentMessage,
+        now: i64,
+    ) -> Result<(), TaskError> {
+        match tx.contact_by_uid(&row.peer_uid)? {
+            Some(contact) => {
+                if self.queue_agent(tx, &contact, update, now)?.is_none() {
+                    warn!("a task update found no conversation with its client");
+                }
+            }
+            None => warn!("a task's client is no longer a contact: its update stays here"),
+        }
+        Ok(())
+    }
+}
+
+mod ops;
