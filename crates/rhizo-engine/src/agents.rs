@@ -326,10 +326,10 @@ impl Engine {
         Ok(queued)
     }
 
-    /// [`flush_agent_outbox`](Self::flush_agent_outbox) at the end of an inbound job, in a
-    /// savepoint: a failure leaves the answers for a later flush and the frame's changes as
-    /// they are.
-    pub(crate) fn flush_after_inbound(&self, tx: &mut Tx<'_>, now: i64) {
+    /// [`flush_agent_outbox`](Self::flush_agent_outbox) at the end of a job (an inbound frame,
+    /// the task timer), in a savepoint: a failure leaves the answers for a later flush and the
+    /// job's other changes as they are.
+    pub fn flush_agent_outbox_safely(&self, tx: &mut Tx<'_>, now: i64) {
         match tx.agent_outbox_len() {
             Ok(0) => return,
             Ok(_) => {}

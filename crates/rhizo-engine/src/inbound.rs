@@ -60,7 +60,7 @@ impl Engine {
         );
         // Answers the agent messages of this frame queued (task updates, capability answers)
         // go into the conversations' outboxes in the same commit.
-        self.flush_after_inbound(tx, now);
+        self.flush_agent_outbox_safely(tx, now);
         if batch && let Some(n) = received_entries(&received.response) {
             Counters::add(&self.counters.batches_received, 1);
             Counters::add(&self.counters.batched_envelopes_received, n as u64);

@@ -35,12 +35,18 @@ use sha2::{Digest, Sha256};
 
 mod bans;
 mod channels;
+mod tasks;
 
 pub use bans::BanRequest;
 use bans::{add_ban, list_bans, remove_ban};
 pub use channels::{CreateChannelRequest, JoinChannelRequest};
 use channels::{
     create_channel, join_channel, leave_channel, list_channels, post_channel, read_channel,
+};
+pub use tasks::WorkerTasksQuery;
+use tasks::{
+    cancel_task, claim_next_task, create_task, list_tasks, show_task, task_input, update_task,
+    worker_tasks,
 };
 
 /// `GET /health`.

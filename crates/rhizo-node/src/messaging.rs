@@ -17,7 +17,8 @@
 //! Persist-before-acknowledge: an incoming message is committed (MLS state, seen-set and the
 //! message row together) before its receipt is sent; an outgoing one before its first send.
 //!
-//! Files: `contacts` (tickets, UIDs, proofs), `send` (the group commit, the first message,
+//! Files: `agents` (tasks: delegate, the worker's queue and updates, the task timer),
+//! `contacts` (tickets, UIDs, proofs), `send` (the group commit, the first message,
 //! history), `outbox` (the delivery loop), `mailbox_poll` (fetching ours), `publish` (records
 //! and their schedule), `profiles`, `requests`, `views` (JSON), `error` (typed errors).
 
@@ -30,6 +31,7 @@ use rhizo_store::{Db, DbError, Durability, Store};
 use tokio::sync::{Notify, broadcast};
 use tracing::warn;
 
+mod agents;
 mod contacts;
 mod error;
 mod mailbox_poll;
@@ -40,6 +42,7 @@ mod requests;
 mod send;
 mod views;
 
+pub use agents::{TaskError, TaskInputBody, TaskListQuery, parse_states};
 pub use error::{
     ContactError, FetchError, JobError, MessagingError, ProfileError, RequestError, SendError,
 };
@@ -73,6 +76,8 @@ struct Inner {
     clock: SharedClock,
     events: broadcast::Sender<ApiEvent>,
     outbox_wake: Notify,
+    /// Wakes the task timer (a new task, a new deadline).
+    agent_wake: Notify,
     mailbox: Mailbox,
     /// Identity lookups of message-request senders running at once.
     resolving: Arc<tokio::sync::Semaphore>,
@@ -135,6 +140,7 @@ impl Messaging {
                 clock,
                 events,
                 outbox_wake: Notify::new(),
+                agent_wake: Notify::new(),
                 mailbox,
                 resolving: Arc::new(tokio::sync::Semaphore::new(requests::MAX_RESOLVING)),
             }),
@@ -202,6 +208,7 @@ impl Messaging {
                     self.inner.engine.note_request_received();
                     if let Ok(parsed) = uid.parse() {
                         self.spawn_resolve(parsed);
+                        self.spawn_accept_task_request(parsed);
                     }
                     ApiEvent::MessageRequest {
                         uid,
@@ -213,11 +220,15 @@ impl Messaging {
                     task_id,
                     from,
                     skill,
-                } => ApiEvent::TaskReceived {
-                    task_id,
-                    from,
-                    skill,
-                },
+                } => {
+                    // Its deadline may be the next one.
+                    self.inner.agent_wake.notify_one();
+                    ApiEvent::TaskReceived {
+                        task_id,
+                        from,
+                        skill,
+                    }
+                }
                 Event::TaskUpdated {
                     task_id,
                     side,

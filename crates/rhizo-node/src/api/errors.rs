@@ -5,7 +5,7 @@ use axum::{http::StatusCode, response::Response};
 
 use super::error;
 use crate::messaging::{
-    ContactError, FetchError, MessagingError, ProfileError, RequestError, SendError,
+    ContactError, FetchError, MessagingError, ProfileError, RequestError, SendError, TaskError,
 };
 
 /// The HTTP status and stable error code of a messaging or channel error (see
@@ -41,6 +41,7 @@ fn error_status(e: &MessagingError) -> (StatusCode, &'static str) {
             RequestError::Engine(e) => engine_status(e),
             RequestError::Db(e) => db_status(e),
         },
+        MessagingError::Task(e) => task_status(e),
         MessagingError::Fetch(FetchError::Engine(e)) => engine_status(e),
         MessagingError::Fetch(FetchError::Db(e)) => db_status(e),
         MessagingError::BadInput(_) => (StatusCode::BAD_REQUEST, "BAD_INPUT"),
@@ -48,6 +49,24 @@ fn error_status(e: &MessagingError) -> (StatusCode, &'static str) {
         MessagingError::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "BUSY"),
         MessagingError::Store(e) => store_status(e),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
+    }
+}
+
+/// Agent tasks: the codes of docs/local-api.md.
+fn task_status(e: &TaskError) -> (StatusCode, &'static str) {
+    use rhizo_core::agent::AgentError;
+    match e {
+        TaskError::UnknownTask(_) => (StatusCode::NOT_FOUND, "UNKNOWN_TASK"),
+        TaskError::UnknownAgent(_) => (StatusCode::NOT_FOUND, "UNKNOWN_AGENT"),
+        TaskError::BadTransition { .. } => (StatusCode::CONFLICT, "BAD_TRANSITION"),
+        TaskError::BadTask(AgentError::TooLarge { .. }) => {
+            (StatusCode::PAYLOAD_TOO_LARGE, "PART_TOO_LARGE")
+        }
+        TaskError::BadTask(_) => (StatusCode::BAD_REQUEST, "BAD_TASK"),
+        TaskError::NoKeyPackages(_) => (StatusCode::SERVICE_UNAVAILABLE, "NO_KEY_PACKAGES"),
+        TaskError::Contact(e) => contact_status(e),
+        TaskError::Engine(e) => engine_status(e),
+        TaskError::Db(e) => db_status(e),
     }
 }
 
@@ -226,6 +245,45 @@ mod tests {
                 MessagingError::UnknownChannel("c".into()),
                 StatusCode::NOT_FOUND,
                 "UNKNOWN_CHANNEL",
+            ),
+        ]
+        .into_iter()
+        .chain(task_cases())
+        .collect()
+    }
+
+    /// Agent tasks.
+    fn task_cases() -> Vec<(MessagingError, StatusCode, &'static str)> {
+        use rhizo_core::agent::{AgentError, TaskState};
+        vec![
+            (
+                TaskError::UnknownTask("t".into()).into(),
+                StatusCode::NOT_FOUND,
+                "UNKNOWN_TASK",
+            ),
+            (
+                TaskError::UnknownAgent("a".into()).into(),
+                StatusCode::NOT_FOUND,
+                "UNKNOWN_AGENT",
+            ),
+            (
+                TaskError::BadTransition {
+                    from: TaskState::Completed,
+                    to: TaskState::Working,
+                }
+                .into(),
+                StatusCode::CONFLICT,
+                "BAD_TRANSITION",
+            ),
+            (
+                TaskError::BadTask(AgentError::Invalid("x")).into(),
+                StatusCode::BAD_REQUEST,
+                "BAD_TASK",
+            ),
+            (
+                TaskError::BadTask(AgentError::TooLarge { limit: 1 }).into(),
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PART_TOO_LARGE",
             ),
         ]
     }

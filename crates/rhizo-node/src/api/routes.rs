@@ -97,6 +97,14 @@ pub(crate) enum Endpoint {
     OwnProfile,
     SetProfile,
     ProfileOf,
+    CreateTask,
+    ListTasks,
+    ShowTask,
+    CancelTask,
+    TaskInput,
+    WorkerTasks,
+    ClaimNextTask,
+    UpdateTask,
 }
 
 /// One row of the route table.
@@ -189,6 +197,14 @@ pub const ROUTES: &[Route] = &[
     v1(   Get,    "/v1/profile",                          Token, E::OwnProfile,              "our profile"),
     v1(   Post,   "/v1/profile",                          Token, E::SetProfile,              "set (and optionally publish) our profile"),
     v1(   Get,    "/v1/profiles/{who}",                   Token, E::ProfileOf,               "a contact's or a UID's profile"),
+    v1(   Post,   "/v1/tasks",                            Token, E::CreateTask,              "delegate a task to an agent"),
+    v1(   Get,    "/v1/tasks",                            Token, E::ListTasks,               "tasks on either side, newest first"),
+    v1(   Get,    "/v1/tasks/{id}",                       Token, E::ShowTask,                "one task with its status history"),
+    v1(   Post,   "/v1/tasks/{id}/cancel",                Token, E::CancelTask,              "cancel a task we delegated"),
+    v1(   Post,   "/v1/tasks/{id}/input",                 Token, E::TaskInput,               "more input for a task we delegated"),
+    v1(   Get,    "/v1/agent/tasks",                      Token, E::WorkerTasks,             "the worker's tasks in queue order"),
+    v1(   Post,   "/v1/agent/tasks/next",                 Token, E::ClaimNextTask,           "claim the next queued task (204 when none)"),
+    v1(   Post,   "/v1/agent/tasks/{id}",                 Token, E::UpdateTask,              "the worker's status, message and artifacts"),
     alias(Get,    "/health",                              Open,  E::Health,                  "/v1/health"),
     alias(Get,    "/stats",                               Token, E::Stats,                   "/v1/stats"),
     alias(Get,    "/peers",                               Token, E::Peers,                   "/v1/peers"),
@@ -235,6 +251,14 @@ fn handler(endpoint: Endpoint, method: Method) -> MethodRouter<ApiState> {
         E::OwnProfile => on(m, own_profile),
         E::SetProfile => on(m, set_profile),
         E::ProfileOf => on(m, profile_of),
+        E::CreateTask => on(m, create_task),
+        E::ListTasks => on(m, list_tasks),
+        E::ShowTask => on(m, show_task),
+        E::CancelTask => on(m, cancel_task),
+        E::TaskInput => on(m, task_input),
+        E::WorkerTasks => on(m, worker_tasks),
+        E::ClaimNextTask => on(m, claim_next_task),
+        E::UpdateTask => on(m, update_task),
     }
 }
 

@@ -213,6 +213,9 @@ pub enum MessagingError {
     /// The mailbox.
     #[error(transparent)]
     Fetch(#[from] FetchError),
+    /// Agent tasks.
+    #[error(transparent)]
+    Task(#[from] super::TaskError),
     /// Bad input (channels, API arguments).
     #[error("{0}")]
     BadInput(String),

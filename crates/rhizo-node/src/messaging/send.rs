@@ -90,7 +90,10 @@ impl Messaging {
     }
 
     /// Looks the contact's KeyPackages up in the DHT, newest valid bundle per device.
-    async fn fetch_key_packages(&self, contact: &Contact) -> Result<Vec<Vec<u8>>, SendError> {
+    pub(super) async fn fetch_key_packages(
+        &self,
+        contact: &Contact,
+    ) -> Result<Vec<Vec<u8>>, SendError> {
         let uid = Uid::from_bytes(&contact.uid);
         let now = u64::try_from(self.inner.clock.now_secs()).unwrap_or(0);
         let mut out = Vec::new();
