@@ -12,6 +12,8 @@
 //! | B6 | DHT lookups under churn (simulation)        | —                                           |
 //! | B7 | memory per idle connection (child process)  | a bare libp2p server with the same clients  |
 //! | B8 | durable mailbox ingest (group commit)       | raw SQLite, same groups of 64 per txn       |
+//! | B14 | agent task round trip, delegate → completed | B2's message p50 on the same pair         |
+//! | B15 | agent tasks/s, 8 in flight                  | B3's 64 B msg/s on the same pair           |
 //!
 //! ```text
 //!  main ── Options ──▶ run() ──▶ transport::run_b1 ─┐
@@ -23,7 +25,8 @@
 //! # Layout
 //! - [`report`]: rows, targets, the table and the JSON.
 //! - [`transport`] (B1, and the ping-pong references of B2).
-//! - [`messaging`] (B2, B3, B4): real in-process rhizo nodes and their local API.
+//! - [`messaging`] (B2, B3, B4; B14, B15 in `messaging::agents`): real in-process rhizo nodes
+//!   and their local API.
 //! - [`memory`] (B7): a server in a child process (`rhizo-bench --b7-server KIND`).
 //! - [`store`] (B8): durable mailbox ingest.
 //! - [`sim`] (B5, B6): discrete-event simulations.
@@ -44,7 +47,7 @@ use serde::Serialize;
 use crate::report::{Meta, Report};
 
 /// Every benchmark, in the order they run.
-pub const BENCHMARKS: [&str; 8] = ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8"];
+pub const BENCHMARKS: [&str; 10] = ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B14", "B15"];
 
 /// What to run and how big.
 #[derive(Debug, Clone)]
@@ -148,6 +151,18 @@ pub fn run(options: &Options, meta: Meta) -> Report {
     if options.selected("B8") {
         progress("B8: durable mailbox ingest");
         report.add("B8", store::run_b8(quick), |r| r.rows());
+    }
+    let (b14, b15) = (options.selected("B14"), options.selected("B15"));
+    if b14 || b15 {
+        progress("B14/B15: agent tasks between two in-process rhizo nodes");
+        let outcome =
+            with_runtime(messaging::agents::run_agents(quick)).map_err(|e| format!("{e:#}"));
+        for (bench, on) in [("B14", b14), ("B15", b15)] {
+            if on {
+                let result = outcome.clone().map_err(|e| anyhow::anyhow!(e));
+                report.add(bench, result, |r| r.rows(bench));
+            }
+        }
     }
     report
 }

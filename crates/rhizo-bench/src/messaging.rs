@@ -36,6 +36,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+pub mod agents;
+
 use anyhow::{Context, anyhow, bail};
 use futures::StreamExt;
 use libp2p::{Multiaddr, PeerId};

@@ -1,0 +1,341 @@
+//! B14 and B15: the agent protocol between two in-process rhizo nodes, each against the plain
+//! messaging figure of the same pair in the same run.
+//!
+//! * **B14**: a task's round trip — `POST /v1/tasks` at alice until her `task_updated` event says
+//!   `completed` — with a trivial worker at bob (on `task_received`: claim, then `completed` with
+//!   one text artifact). A task takes three envelopes (delegate, working, completed) where a
+//!   message takes one, so the target is p50 ≤ 2.5 × B2's message p50, measured on the same
+//!   pair right before.
+//! * **B15**: tasks per second with 8 in flight (one client, one worker), against B3's 64 B
+//!   msg/s on the same pair right before. Target ≥ 0.4.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use anyhow::{anyhow, bail};
+use futures::StreamExt;
+use rhizo_core::agent::{Artifact, NewTask, Part, Task, TaskState, TaskUpdateInput};
+use rhizo_node::events::ApiEvent;
+use serde::Serialize;
+use tokio::{sync::Notify, task::JoinHandle};
+
+use super::{Api, B3_CONCURRENCY, Disk, Pair, let_rate_limit_refill};
+use crate::report::{Row, Target};
+use crate::{Summary, ms};
+
+/// How long one task may take.
+const TASK_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a B15 batch may take.
+const BATCH_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// B14's and B15's figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentResult {
+    /// Timed sequential tasks.
+    pub tasks: usize,
+    /// Task round trip (ms).
+    pub round_trip: Summary,
+    /// The pair's message send → delivered, same run (ms).
+    pub message: Summary,
+    /// Tasks in B15's batch.
+    pub batch: usize,
+    /// Completed tasks per second, 8 in flight.
+    pub tasks_per_s: f64,
+    /// The pair's 64 B messages per second, 8 in flight, same run.
+    pub msgs_per_s: f64,
+}
+
+impl AgentResult {
+    /// Report rows of `bench`: B14 against the message p50, B15 against B3's rate.
+    pub fn rows(&self, bench: &str) -> Vec<Row> {
+        let rows = vec![
+            Row::new(
+                "B14",
+                "task delegate → completed p50",
+                self.round_trip.p50,
+                "ms",
+            )
+            .reference(
+                "message send → delivered p50 (B2, same pair)",
+                self.message.p50,
+            )
+            .target(Target::ratio_at_most(2.5)),
+            Row::new(
+                "B14",
+                "task delegate → completed p99",
+                self.round_trip.p99,
+                "ms",
+            )
+            .reference(
+                "message send → delivered p99 (B2, same pair)",
+                self.message.p99,
+            ),
+            Row::new(
+                "B15",
+                "tasks completed, 8 in flight",
+                self.tasks_per_s,
+                "tasks/s",
+            )
+            .reference(
+                "64 B messages delivered, 8 in flight (B3, same pair)",
+                self.msgs_per_s,
+            )
+            .target(Target::ratio_at_least(0.4)),
+        ];
+        rows.into_iter().filter(|r| r.bench == bench).collect()
+    }
+}
+
+/// B14 and B15 on one warm pair of nodes.
+pub async fn run_agents(quick: bool) -> anyhow::Result<AgentResult> {
+    super::install_tracing();
+    let mut pair = Pair::start(Disk::Tmp).await?;
+    let outcome = measure(&mut pair, quick).await;
+    pair.shutdown().await;
+    outcome
+}
+
+async fn measure(pair: &mut Pair, quick: bool) -> anyhow::Result<AgentResult> {
+    let (tasks, batch) = if quick { (5, 16) } else { (100, 200) };
+    pair.warm_up(if quick { 3 } else { 10 }).await?;
+    // Bob serves tasks (a contact's tasks need no card); alice watches them complete.
+    let worker = Worker::start(pair.bob.api.clone()).await?;
+    let done = Completions::open(&pair.alice.api).await?;
+    let outcome = async {
+        // Warm the agent path (the worker's first claim, the first agent rows).
+        for _ in 0..3 {
+            delegate_and_wait(&pair.alice.api, &done, "warm-up").await?;
+        }
+        let message = Summary::of(&pair.sequential(tasks, "b14-ref").await?.total);
+        let mut round_trip = Vec::with_capacity(tasks);
+        for i in 0..tasks {
+            let start = Instant::now();
+            let at = delegate_and_wait(&pair.alice.api, &done, &format!("b14 #{i}")).await?;
+            round_trip.push(ms(at.saturating_duration_since(start)));
+        }
+        let_rate_limit_refill(batch, quick).await;
+        let (msgs_per_s, _, _) = pair.pipelined(batch, 64, "b15-ref").await?;
+        let_rate_limit_refill(batch * 3, quick).await;
+        let tasks_per_s = pipelined_tasks(&pair.alice.api, &done, batch).await?;
+        Ok(AgentResult {
+            tasks,
+            round_trip: Summary::of(&round_trip),
+            message,
+            batch,
+            tasks_per_s,
+            msgs_per_s,
+        })
+    }
+    .await;
+    worker.stop();
+    outcome
+}
+
+/// Delegates one task to bob; when alice saw it `completed`.
+async fn delegate_and_wait(api: &Api, done: &Completions, text: &str) -> anyhow::Result<Instant> {
+    let task = delegate(api, text).await?;
+    done.wait(&task.id).await
+}
+
+async fn delegate(api: &Api, text: &str) -> anyhow::Result<Task> {
+    let request = NewTask {
+        to: "bob".into(),
+        text: Some(text.into()),
+        ..NewTask::default()
+    };
+    api.post("/v1/tasks", &request).await
+}
+
+/// `n` tasks with [`B3_CONCURRENCY`] in flight (each delegated, then awaited); tasks/s.
+async fn pipelined_tasks(api: &Api, done: &Completions, n: usize) -> anyhow::Result<f64> {
+    let start = Instant::now();
+    let finished: Vec<Instant> = tokio::time::timeout(
+        BATCH_TIMEOUT,
+        futures::stream::iter(0..n)
+            .map(|i| async move { delegate_and_wait(api, done, &format!("b15 #{i}")).await })
+            .buffer_unordered(B3_CONCURRENCY)
+            .collect::<Vec<_>>(),
+    )
+    .await
+    .map_err(|_| anyhow!("B15: {n} tasks did not complete in time"))?
+    .into_iter()
+    .collect::<anyhow::Result<_>>()?;
+    let last = finished.into_iter().max().unwrap_or_else(Instant::now);
+    Ok(n as f64 / last.saturating_duration_since(start).as_secs_f64())
+}
+
+/// A node's `task_received` / `task_updated` events, read in the background.
+struct EventFeed {
+    task: JoinHandle<()>,
+}
+
+impl EventFeed {
+    /// Subscribes to `path` on `api` and calls `on` for each event (the subscription exists
+    /// once this returns).
+    async fn open(
+        api: &Api,
+        path: &str,
+        mut on: impl FnMut(ApiEvent) + Send + 'static,
+    ) -> anyhow::Result<Self> {
+        let mut response = api
+            .http
+            .get(format!("{}{path}", api.base))
+            .bearer_auth(&api.token)
+            .timeout(Duration::from_secs(24 * 3600))
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            bail!("GET {path}: {}", response.status());
+        }
+        let task = tokio::spawn(async move {
+            let mut buf: Vec<u8> = Vec::new();
+            while let Ok(Some(chunk)) = response.chunk().await {
+                buf.extend_from_slice(&chunk);
+                while let Some(end) = buf.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = buf.drain(..=end).collect();
+                    let line = String::from_utf8_lossy(&line);
+                    if let Some(data) = line.trim_end().strip_prefix("data:")
+                        && let Ok(event) = serde_json::from_str::<ApiEvent>(data.trim_start())
+                    {
+                        on(event);
+                    }
+                }
+            }
+        });
+        Ok(Self { task })
+    }
+}
+
+impl Drop for EventFeed {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// When each of alice's tasks was seen `completed` (a failed task is an error).
+struct Completions {
+    seen: Arc<Mutex<HashMap<String, Result<Instant, String>>>>,
+    changed: Arc<Notify>,
+    _feed: EventFeed,
+}
+
+impl Completions {
+    async fn open(api: &Api) -> anyhow::Result<Self> {
+        let seen = Arc::new(Mutex::new(HashMap::new()));
+        let changed = Arc::new(Notify::new());
+        let (s, c) = (Arc::clone(&seen), Arc::clone(&changed));
+        let feed = EventFeed::open(api, "/v1/events", move |event| {
+            let ApiEvent::TaskUpdated {
+                task_id, status, ..
+            } = event
+            else {
+                return;
+            };
+            let outcome = match status.state {
+                TaskState::Completed => Ok(Instant::now()),
+                s if s.is_terminal() => Err(format!("{s}: {}", status.reason.unwrap_or_default())),
+                _ => return,
+            };
+            if let Ok(mut seen) = s.lock() {
+                seen.entry(task_id).or_insert(outcome);
+            }
+            c.notify_waiters();
+        })
+        .await?;
+        Ok(Self {
+            seen,
+            changed,
+            _feed: feed,
+        })
+    }
+
+    async fn wait(&self, id: &str) -> anyhow::Result<Instant> {
+        let deadline = tokio::time::Instant::now() + TASK_TIMEOUT;
+        loop {
+            let notified = self.changed.notified();
+            let entry = self
+                .seen
+                .lock()
+                .map_err(|_| anyhow!("poisoned"))?
+                .remove(id);
+            match entry {
+                Some(Ok(at)) => return Ok(at),
+                Some(Err(why)) => bail!("task {id} ended {why}"),
+                None => {}
+            }
+            tokio::time::timeout_at(deadline, notified)
+                .await
+                .map_err(|_| anyhow!("task {id} not completed in time"))?;
+        }
+    }
+}
+
+/// Bob's trivial worker: claims every queued task and completes it with one artifact.
+struct Worker {
+    task: JoinHandle<()>,
+    _feed: EventFeed,
+}
+
+impl Worker {
+    async fn start(api: Api) -> anyhow::Result<Self> {
+        let wake = Arc::new(Notify::new());
+        let w = Arc::clone(&wake);
+        let feed = EventFeed::open(&api, "/v1/events?agent=1", move |event| {
+            if matches!(event, ApiEvent::TaskReceived { .. }) {
+                w.notify_one();
+            }
+        })
+        .await?;
+        let task = tokio::spawn(async move {
+            let mut claimed: HashSet<String> = HashSet::new();
+            loop {
+                // A missed wake-up costs at most this long.
+                let _ = tokio::time::timeout(Duration::from_millis(200), wake.notified()).await;
+                while let Ok(Some(task)) = claim(&api).await {
+                    if claimed.insert(task.id.clone()) {
+                        let api = api.clone();
+                        tokio::spawn(async move { complete(&api, &task.id).await });
+                    }
+                }
+            }
+        });
+        Ok(Self { task, _feed: feed })
+    }
+
+    fn stop(self) {
+        self.task.abort();
+    }
+}
+
+/// The next queued task, now `working` (None when the queue is empty).
+async fn claim(api: &Api) -> anyhow::Result<Option<Task>> {
+    let (status, body) = api
+        .post_raw("/v1/agent/tasks/next", &serde_json::json!({}))
+        .await?;
+    if status == reqwest::StatusCode::NO_CONTENT || body.trim().is_empty() {
+        return Ok(None);
+    }
+    if !status.is_success() {
+        bail!("POST /v1/agent/tasks/next: {status} {body}");
+    }
+    Ok(Some(serde_json::from_str(&body)?))
+}
+
+async fn complete(api: &Api, id: &str) -> anyhow::Result<Task> {
+    let update = TaskUpdateInput {
+        state: TaskState::Completed,
+        text: None,
+        message: None,
+        artifacts: vec![Artifact {
+            artifact_id: "result".into(),
+            name: None,
+            description: None,
+            parts: vec![Part::text("ok")],
+        }],
+        reason: None,
+    };
+    api.post(&format!("/v1/agent/tasks/{id}"), &update).await
+}
