@@ -328,24 +328,25 @@ impl Engine {
 
     /// [`flush_agent_outbox`](Self::flush_agent_outbox) at the end of a job (an inbound frame,
     /// the task timer), in a savepoint: a failure leaves the answers for a later flush and the
-    /// job's other changes as they are.
-    pub fn flush_agent_outbox_safely(&self, tx: &mut Tx<'_>, now: i64) {
+    /// job's other changes as they are. How many were queued.
+    pub fn flush_agent_outbox_safely(&self, tx: &mut Tx<'_>, now: i64) -> usize {
         match tx.agent_outbox_len() {
-            Ok(0) => return,
+            Ok(0) => return 0,
             Ok(_) => {}
             Err(e) => {
                 warn!(error = %e, "reading the agent outbox failed");
-                return;
+                return 0;
             }
         }
         let flushed = tx
             .in_savepoint(|tx| self.flush_agent_outbox(tx, now))
             .map_err(EngineError::from)
             .and_then(|r| r);
-        if let Err(e) = flushed {
+        flushed.unwrap_or_else(|e| {
             self.conversations.discard_staged();
             warn!(error = %e, "queueing agent answers failed; they are tried again later");
-        }
+            0
+        })
     }
 
     /// [`flush_agent_outbox`](Self::flush_agent_outbox) in a transaction of its own (after

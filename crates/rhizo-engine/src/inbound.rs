@@ -38,6 +38,9 @@ pub struct Inbound {
     pub response: Vec<u8>,
     /// What the user should see.
     pub events: Vec<Event>,
+    /// Agent messages this frame queued in the outbox (answers to tasks): the driver wakes
+    /// its outbox when there are any.
+    pub agent_queued: usize,
 }
 
 impl Engine {
@@ -60,7 +63,7 @@ impl Engine {
         );
         // Answers the agent messages of this frame queued (task updates, capability answers)
         // go into the conversations' outboxes in the same commit.
-        self.flush_agent_outbox_safely(tx, now);
+        let agent_queued = self.flush_agent_outbox_safely(tx, now);
         if batch && let Some(n) = received_entries(&received.response) {
             Counters::add(&self.counters.batches_received, 1);
             Counters::add(&self.counters.batched_envelopes_received, n as u64);
@@ -68,6 +71,7 @@ impl Engine {
         Inbound {
             response: received.response,
             events: received.events,
+            agent_queued,
         }
     }
 }

@@ -302,6 +302,9 @@ impl Messaging {
         };
         match pending.await {
             Ok(inbound) => {
+                if inbound.agent_queued > 0 {
+                    self.inner.outbox_wake.notify_one();
+                }
                 self.emit_events(inbound.events);
                 inbound.response
             }

@@ -1,0 +1,280 @@
+//! Agent tasks end to end (issue 13), with real `rhizo` processes on 127.0.0.1: a client
+//! delegates through `/v1/tasks`, a worker program (this test, through `/v1/agent/tasks`)
+//! claims and completes; cancel; a full queue; a worker that is offline at delegation.
+//!
+//! ```text
+//!  alice (client) ── task_delegate ──▶ bob (worker node) ◀── /v1/agent/tasks ── worker loop
+//!        ◀── task_update{working, completed + artifact} ──
+//!  test 2: hub, r1, r2 (mailbox replicas); bob offline ─▶ the task waits in his mailbox
+//! ```
+//!
+//! The task logic (duplicates, deadlines, bad transitions, malformed messages) is covered by
+//! the engine's two-engine tests; these check that the real processes carry it.
+
+use std::{path::Path, time::Duration};
+
+use anyhow::{Context, anyhow, ensure};
+use rhizo_test_utils::{TestNode, wait_for};
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_rhizo");
+/// Bound for KeyPackages to be found, tasks and updates to arrive (normally seconds).
+const TIMEOUT: Duration = Duration::from_secs(90);
+const LOG_TAIL_BYTES: usize = 64 * 1024;
+/// The worker's default queue bound (no card, no config).
+const MAX_QUEUE: usize = 64;
+
+fn bin() -> &'static Path {
+    Path::new(BIN)
+}
+
+fn fail_with_logs(e: &anyhow::Error, nodes: &[&TestNode]) -> ! {
+    let logs: Vec<String> = nodes.iter().map(|n| n.logs_tail(LOG_TAIL_BYTES)).collect();
+    panic!("{e:#}\n{}", logs.join("\n"));
+}
+
+/// Adds each node's ticket on the other (`a` as `a_name` on `b`, `b` as `b_name` on `a`).
+fn befriend(a: &TestNode, a_name: &str, b: &TestNode, b_name: &str) -> anyhow::Result<()> {
+    b.api_post(
+        "/v1/contacts",
+        &json!({"ticket": a.ticket()?, "name": a_name}),
+    )?;
+    a.api_post(
+        "/v1/contacts",
+        &json!({"ticket": b.ticket()?, "name": b_name}),
+    )?;
+    Ok(())
+}
+
+/// `POST /v1/tasks`, retrying (bounded) while the agent's KeyPackages are not in the DHT yet.
+fn delegate(node: &TestNode, body: &Value) -> anyhow::Result<Value> {
+    wait_for(TIMEOUT, "the agent's KeyPackages", || {
+        match node.api_post_raw("/v1/tasks", body) {
+            Ok((201, answer)) => {
+                Some(serde_json::from_str::<Value>(&answer).map_err(anyhow::Error::from))
+            }
+            Ok((503, answer)) if answer.contains("NO_KEY_PACKAGES") => None,
+            Ok((status, answer)) => Some(Err(anyhow!("POST /v1/tasks: {status} {answer}"))),
+            Err(e) => Some(Err(e)),
+        }
+    })?
+}
+
+fn id_of(task: &Value) -> anyhow::Result<String> {
+    Ok(task["id"].as_str().context("a task has no id")?.to_string())
+}
+
+/// Waits until `node`'s task `id` is in `state`; the task.
+fn wait_task(node: &TestNode, id: &str, state: &str) -> anyhow::Result<Value> {
+    let mut last = Value::Null;
+    wait_for(TIMEOUT, &format!("task {id} to be {state}"), || {
+        last = node.api_get(&format!("/v1/tasks/{id}")).ok()?;
+        (last["status"]["state"] == state).then(|| last.clone())
+    })
+    .map_err(|e| anyhow!("{e}; last seen: {last}"))
+}
+
+/// The worker claims the next queued task, waiting (bounded) for one to arrive.
+fn claim(worker: &TestNode) -> anyhow::Result<Value> {
+    wait_for(TIMEOUT, "a task to claim", || {
+        match worker.api_post_raw("/v1/agent/tasks/next", &json!({})) {
+            Ok((200, answer)) => {
+                Some(serde_json::from_str::<Value>(&answer).map_err(anyhow::Error::from))
+            }
+            Ok((204, _)) => None,
+            Ok((status, answer)) => Some(Err(anyhow!("claim: {status} {answer}"))),
+            Err(e) => Some(Err(e)),
+        }
+    })?
+}
+
+fn states(task: &Value) -> Vec<String> {
+    task["status_history"]
+        .as_array()
+        .map(|h| {
+            h.iter()
+                .filter_map(|s| s["state"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The worker completes task `id` with a text artifact.
+fn complete(worker: &TestNode, id: &str, result: &str) -> anyhow::Result<Value> {
+    worker.api_post(
+        &format!("/v1/agent/tasks/{id}"),
+        &json!({
+            "state": "completed",
+            "text": "done",
+            "artifacts": [{"artifact_id": "result", "parts": [{"text": result}]}]
+        }),
+    )
+}
+
+#[test]
+fn tasks_are_worked_to_completion_canceled_and_refused_when_the_queue_is_full() {
+    let mut alice = TestNode::init(bin(), "alice").expect("init alice");
+    let mut bob = TestNode::init(bin(), "bob").expect("init bob");
+    let result = (|| -> anyhow::Result<()> {
+        alice.start(&[])?;
+        bob.start(&["--bootstrap".to_string(), alice.listen_addr()?])?;
+        befriend(&alice, "alice", &bob, "bob")?;
+
+        // Delegated, claimed, worked, completed with an artifact; the client sees every step.
+        let task = delegate(
+            &alice,
+            &json!({"to": "bob", "text": "summarize this", "skill": "summarize"}),
+        )?;
+        ensure!(task["status"]["state"] == "submitted", "{task}");
+        let id = id_of(&task)?;
+        let claimed = claim(&bob)?;
+        ensure!(claimed["id"] == id.as_str(), "claimed {claimed}");
+        ensure!(claimed["side"] == "worker" && claimed["peer_name"] == "alice");
+        ensure!(claimed["history"][0]["parts"][0]["text"] == "summarize this");
+        wait_task(&alice, &id, "working")?;
+        complete(&bob, &id, "a summary")?;
+        let done = wait_task(&alice, &id, "completed")?;
+        ensure!(
+            states(&done) == ["submitted", "working", "completed"],
+            "history {:?}",
+            states(&done)
+        );
+        ensure!(
+            done["artifacts"][0]["parts"][0]["text"] == "a summary",
+            "{done}"
+        );
+        // A finished task moves nowhere: a clear error, nothing changes.
+        let (status, answer) = bob.api_post_raw(
+            &format!("/v1/agent/tasks/{id}"),
+            &json!({"state": "working"}),
+        )?;
+        ensure!(
+            status == 409 && answer.contains("BAD_TRANSITION"),
+            "{status} {answer}"
+        );
+        // Task messages are not chat.
+        ensure!(alice.history("bob")?.is_empty() && bob.history("alice")?.is_empty());
+
+        // Cancel reaches the worker; both ends see `canceled`.
+        let id = id_of(&delegate(
+            &alice,
+            &json!({"to": "bob", "text": "long job"}),
+        )?)?;
+        claim(&bob)?;
+        wait_task(&alice, &id, "working")?;
+        alice.api_post(&format!("/v1/tasks/{id}/cancel"), &json!({}))?;
+        let canceled = wait_task(&alice, &id, "canceled")?;
+        ensure!(
+            canceled["status"]["reason"] == "canceled by client",
+            "{canceled}"
+        );
+        ensure!(bob.api_get(&format!("/v1/tasks/{id}"))?["status"]["state"] == "canceled");
+
+        // A full queue: the one past the bound is rejected, clearly; the others wait.
+        let ids: Vec<String> = (0..=MAX_QUEUE)
+            .map(|i| delegate(&alice, &json!({"to": "bob", "text": format!("job {i}")})))
+            .map(|t| t.and_then(|t| id_of(&t)))
+            .collect::<anyhow::Result<_>>()?;
+        let refused = wait_task(&alice, &ids[MAX_QUEUE], "rejected")?;
+        ensure!(
+            refused["status"]["reason"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("RATE_LIMITED: queue full")),
+            "{refused}"
+        );
+        let queued = bob.api_get("/v1/agent/tasks?state=submitted")?;
+        ensure!(
+            queued.as_array().map(Vec::len) == Some(MAX_QUEUE),
+            "queued: {}",
+            queued.as_array().map_or(0, Vec::len)
+        );
+        ensure!(alice.api_get(&format!("/v1/tasks/{}", ids[0]))?["status"]["state"] == "submitted");
+        // An unknown task id is a clear error.
+        let token = alice.api_token()?;
+        let (status, answer) =
+            alice.api_raw(&format!("/v1/tasks/{}", "0".repeat(32)), Some(&token))?;
+        ensure!(
+            status == 404 && answer.contains("UNKNOWN_TASK"),
+            "{status} {answer}"
+        );
+        Ok(())
+    })();
+    if let Err(e) = result {
+        fail_with_logs(&e, &[&alice, &bob]);
+    }
+    alice.stop().expect("stop alice");
+    bob.stop().expect("stop bob");
+}
+
+/// Run arguments with fast mailbox polling and replication.
+fn mailbox_args(bootstrap: &str) -> Vec<String> {
+    [
+        "--mailbox-poll-secs",
+        "1",
+        "--mailbox-replicate-secs",
+        "2",
+        "--bootstrap",
+        bootstrap,
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+#[test]
+fn a_task_for_an_offline_worker_waits_in_its_mailbox_and_completes_when_it_returns() {
+    let mut infra: Vec<TestNode> = Vec::new();
+    let mut alice = TestNode::init(bin(), "alice").expect("init alice");
+    let mut bob = TestNode::init(bin(), "bob").expect("init bob");
+    let result = (|| -> anyhow::Result<()> {
+        let mut hub = TestNode::init(bin(), "hub")?;
+        hub.start(
+            &["--mailbox-poll-secs", "1", "--mailbox-replicate-secs", "2"].map(String::from),
+        )?;
+        let hub_addr = hub.listen_addr()?;
+        infra.push(hub);
+        for i in 1..4 {
+            let mut r = TestNode::init(bin(), &format!("r{i}"))?;
+            r.start(&mailbox_args(&hub_addr))?;
+            infra.push(r);
+        }
+        alice.start(&mailbox_args(&hub_addr))?;
+        bob.start_and_publish(&mailbox_args(&hub_addr), TIMEOUT)?;
+        befriend(&alice, "alice", &bob, "bob")?;
+        bob.stop()?;
+
+        // Bob is offline: the task (the first message of the conversation) goes to his mailbox.
+        let id = id_of(&delegate(
+            &alice,
+            &json!({"to": "bob", "text": "while you were away"}),
+        )?)?;
+        wait_for(
+            TIMEOUT,
+            "the task to be stored on bob's mailbox replicas",
+            || {
+                let s = alice.api_get("/v1/mailbox").ok()?;
+                let queued = s["queued"].as_array()?;
+                (!queued.is_empty() && queued.iter().all(|q| q["state"] == "stored")).then_some(())
+            },
+        )?;
+
+        // Bob returns: fetches it, his worker completes it, alice sees it done.
+        bob.start(&mailbox_args(&hub_addr))?;
+        let claimed = claim(&bob)?;
+        ensure!(claimed["id"] == id.as_str(), "claimed {claimed}");
+        complete(&bob, &id, "welcome back")?;
+        let done = wait_task(&alice, &id, "completed")?;
+        ensure!(
+            states(&done) == ["submitted", "working", "completed"],
+            "history {:?}",
+            states(&done)
+        );
+        Ok(())
+    })();
+    if let Err(e) = result {
+        let mut all: Vec<&TestNode> = infra.iter().collect();
+        all.extend([&alice, &bob]);
+        fail_with_logs(&e, &all);
+    }
+    alice.stop().expect("stop alice");
+    bob.stop().expect("stop bob");
+}
