@@ -288,6 +288,47 @@ impl Engine {
         Ok(Some(id))
     }
 
+    /// The first agent message to a contact with no conversation yet (a capability query, a
+    /// wake-up): a new conversation with the devices whose KeyPackages the driver fetched, as
+    /// in [`Engine::send_first`], then the message (with our profile, if we set one). Its row
+    /// id.
+    ///
+    /// # Errors
+    ///
+    /// If MLS or the database fails.
+    pub fn send_agent_first(
+        &self,
+        store: &mut rhizo_store::Store,
+        contact: &Contact,
+        message: &AgentMessage,
+        key_packages: &[Vec<u8>],
+        now: i64,
+    ) -> Result<i64, EngineError> {
+        let (session, fresh) = match store.read().open_conversation_with(&contact.uid)? {
+            Some(row) => (row, false),
+            None => (
+                crate::conversations::create_conversation(store, self, contact, key_packages, now)?,
+                true,
+            ),
+        };
+        let profile = if fresh {
+            crate::profiles::own_profile_record(store, &self.me)?.unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let content = agent_content(message, now, profile);
+        crate::conversations::queue_application(
+            store,
+            self,
+            contact,
+            &session,
+            &content,
+            "agent",
+            Some(&summary(message)),
+            now,
+        )
+    }
+
     /// Sends the agent messages waiting in `agent_outbox` (answers written while envelopes
     /// were applied) on the reliable path, inside `tx`, each in a savepoint: one that cannot be
     /// queued now stays for the next flush; one to a UID that is no longer a contact, or with

@@ -185,7 +185,9 @@ impl Engine {
                 });
             }
         };
-        let events = self.record_outcomes(tx, transmit, outcomes, now)?;
+        let mut events = self.record_outcomes(tx, transmit, outcomes, now)?;
+        // A task whose delegation the agent refused for good ends `failed`.
+        events.extend(crate::agents::tasks::on_messages_failed(tx, &events, now)?);
         Ok(TransmitResult {
             events,
             unreachable: None,

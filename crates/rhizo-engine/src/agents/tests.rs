@@ -646,3 +646,88 @@ fn malformed_agent_messages_are_refused() {
         Err(TaskError::BadTask(_))
     ));
 }
+
+#[test]
+fn a_task_from_a_blocked_sender_is_refused_and_the_client_sees_it_failed() {
+    let mut p = pair();
+    let alice_uid = contact(ALICE).uid;
+    p.stores[BOB]
+        .write(|tx| tx.block_sender(&alice_uid, &crate::requests::REQUEST_LIMITS, T0))
+        .unwrap();
+    let id = p.delegate(&task_to_bob("let me in"), T0 + 1);
+    p.run(T0 + 1);
+    // Nothing stored on the worker, no event.
+    assert!(
+        p.stores[BOB]
+            .read()
+            .task_by_id(&id.0, TaskSide::Worker)
+            .unwrap()
+            .is_none()
+    );
+    assert!(p.events[BOB].is_empty());
+    let task = p.task(ALICE, id);
+    assert_eq!(task.status.state, TaskState::Failed);
+    let reason = task.status.reason.unwrap();
+    assert!(reason.starts_with("not delivered"), "{reason}");
+}
+
+#[test]
+fn the_first_task_to_a_contact_opens_the_conversation() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = RekeyPolicy {
+        max_messages: 1_000,
+        max_age_secs: 365 * 24 * 3600,
+    };
+    let engines = [0, 1].map(|s| Engine::new(me(s), policy).unwrap());
+    let stores = [0, 1].map(|s| {
+        let path = dir.path().join(format!("{}.db", NAMES[s]));
+        let mut store = Store::open(&path).unwrap();
+        E2eStore::open(&path).unwrap();
+        store
+            .write(|tx| tx.add_contact(&contact(1 - s), 1))
+            .unwrap();
+        store
+    });
+    let mut p = Pair {
+        _dir: dir,
+        engines,
+        stores,
+        events: [Vec::new(), Vec::new()],
+    };
+    let new = task_to_bob("hello, agent");
+    let id = TaskId::random().unwrap();
+    let Delegated::FirstMessage(bob) = p
+        .write(ALICE, |e, tx| e.delegate(tx, &new, id, T0))
+        .unwrap()
+    else {
+        panic!("no conversation yet: the first-message path");
+    };
+    // Nothing stored before the conversation exists.
+    assert!(
+        p.stores[ALICE]
+            .read()
+            .task_by_id(&id.0, TaskSide::Client)
+            .unwrap()
+            .is_none()
+    );
+    let (key, bundle) = p.engines[BOB]
+        .key_package_record(&mut p.stores[BOB], T0)
+        .unwrap();
+    let Ok(ValidRecord::KeyPackages(bundle)) = validate_record(&key, &bundle, (T0 / 1000) as u64)
+    else {
+        panic!("bob's KeyPackages do not validate");
+    };
+    let kp = bundle.key_packages()[0].to_vec();
+    let engine = &p.engines[ALICE];
+    let task = engine
+        .delegate_first(&mut p.stores[ALICE], &bob, &new, id, &[kp], T0)
+        .unwrap();
+    assert_eq!(task.status.state, TaskState::Submitted);
+    p.run(T0 + 1);
+    assert!(
+        p.events[BOB].iter().any(
+            |e| matches!(e, Event::TaskReceived { task_id, .. } if *task_id == id.to_string())
+        )
+    );
+    assert_eq!(p.task(BOB, id).history[0].joined_text(), "hello, agent");
+}

@@ -208,15 +208,7 @@ impl Messaging {
                 }
             }
         };
-        let key_packages = self
-            .fetch_key_packages(&contact)
-            .await
-            .map_err(|e| match e {
-                SendError::NoKeyPackages(name) => TaskError::NoKeyPackages(name),
-                SendError::Db(e) => TaskError::Db(e),
-                SendError::Engine(e) => TaskError::Engine(e),
-                _ => TaskError::Engine(EngineError::Internal("fetching KeyPackages failed")),
-            })?;
+        let key_packages = self.task_key_packages(&contact).await?;
         let now = self.now();
         let task = self
             .with_store(move |store, engine| {
@@ -226,6 +218,19 @@ impl Messaging {
             })
             .await?;
         Ok(self.delegated(task))
+    }
+
+    /// The contact's KeyPackages for a first agent message.
+    async fn task_key_packages(
+        &self,
+        contact: &rhizo_store::messaging::Contact,
+    ) -> Result<Vec<Vec<u8>>, TaskError> {
+        self.fetch_key_packages(contact).await.map_err(|e| match e {
+            SendError::NoKeyPackages(name) => TaskError::NoKeyPackages(name),
+            SendError::Db(e) => TaskError::Db(e),
+            SendError::Engine(e) => TaskError::Engine(e),
+            _ => TaskError::Engine(EngineError::Internal("fetching KeyPackages failed")),
+        })
     }
 
     /// One job of the group commit: the engine stores the task and queues it.
@@ -392,6 +397,46 @@ impl Messaging {
             self.inner.outbox_wake.notify_one();
             task
         }))
+    }
+
+    /// Sends one agent message (a capability query, a wake-up, …) to a contact (name or UID)
+    /// on the reliable path; the first message to a contact opens the conversation. Its
+    /// outbox row id.
+    pub async fn send_agent_message(
+        &self,
+        to: &str,
+        message: rhizo_core::proto::AgentMessage,
+    ) -> Result<i64, TaskError> {
+        let name = to.to_string();
+        let contact = self
+            .with_store(move |store, _| {
+                find_contact(store, &name)?.ok_or(TaskError::UnknownAgent(name))
+            })
+            .await?;
+        let now = self.now();
+        let this = self.clone();
+        let (c, m) = (contact.clone(), message.clone());
+        let queued = self
+            .inner
+            .db
+            .write(move |tx| -> Result<_, TaskError> {
+                Ok(this.inner.engine.queue_agent(tx, &c, &m, now)?)
+            })
+            .await?;
+        let id = match queued {
+            Some(id) => id,
+            None => {
+                let key_packages = self.task_key_packages(&contact).await?;
+                self.with_store(move |store, engine| {
+                    engine
+                        .send_agent_first(store, &contact, &message, &key_packages, now)
+                        .map_err(TaskError::from)
+                })
+                .await?
+            }
+        };
+        self.inner.outbox_wake.notify_one();
+        Ok(id)
     }
 
     /// The worker policy the inbound path applies (card, queue bound, who may send tasks).
