@@ -493,81 +493,6 @@ pub(crate) fn on_input(
     }])
 }
 
-/// Client: outgoing messages that failed for good (`events` of an outbox result): a
-/// `task_delegate` among them ends its task `failed`, with why the agent refused it (e.g. it
-/// blocked us). The events of the tasks it ended.
-///
-/// # Errors
-///
-/// If the database fails.
-pub(crate) fn on_messages_failed(
-    tx: &mut Tx<'_>,
-    events: &[Event],
-    now: i64,
-) -> Result<Vec<Event>, EngineError> {
-    let mut out = Vec::new();
-    for event in events {
-        let Event::MessageState {
-            id,
-            state: rhizo_store::messaging::MessageState::Failed,
-            ..
-        } = event
-        else {
-            continue;
-        };
-        let Some(row) = tx.message(*id)? else {
-            continue;
-        };
-        let summary: Option<serde_json::Value> = (row.kind == "agent")
-            .then(|| {
-                row.body
-                    .as_deref()
-                    .and_then(|b| serde_json::from_str(b).ok())
-            })
-            .flatten();
-        let Some(task_id) = summary
-            .filter(|s| s["kind"] == "task_delegate")
-            .and_then(|s| s["task"].as_str().and_then(|t| t.parse::<TaskId>().ok()))
-        else {
-            continue;
-        };
-        let Some(task) = tx.task_by_id(&task_id.0, TaskSide::Client)? else {
-            continue;
-        };
-        if !task.is_live() {
-            continue;
-        }
-        let reason = format!(
-            "not delivered: {}",
-            row.error.as_deref().unwrap_or("the agent refused the task")
-        );
-        let reason: String = reason.chars().take(MAX_REASON_BYTES / 4).collect();
-        tx.change_task(
-            task.id,
-            &TaskChange {
-                state: TaskState::Failed.as_str(),
-                seq: None,
-                message: None,
-                reason: Some(&reason),
-            },
-            now,
-        )?;
-        out.push(Event::TaskUpdated {
-            task_id: task_id.to_string(),
-            side: Side::Client,
-            peer: peer_text(&task),
-            status: TaskStatus {
-                state: TaskState::Failed,
-                message: None,
-                reason: Some(reason),
-                timestamp: now,
-            },
-            new_artifacts: Vec::new(),
-        });
-    }
-    Ok(out)
-}
-
 /// Stores a client task and builds its `task_delegate`.
 fn insert_client_task(
     tx: &mut Tx<'_>,
@@ -789,3 +714,5 @@ impl Engine {
 }
 
 mod ops;
+
+pub(crate) use ops::on_messages_failed;

@@ -1,8 +1,12 @@
 //! The task operations of the local API on either side: cancel and input (client), update and
-//! claim (worker), and the deadlines of both. Each runs inside a job's transaction.
+//! claim (worker), the deadlines of both, and a delegation refused for good. Each runs inside a
+//! job's transaction.
 
 use rhizo_core::{
-    agent::{Part, Role, Side, Task, TaskId, TaskMessage, TaskState, TaskStatus, TaskUpdateInput},
+    agent::{
+        MAX_REASON_BYTES, Part, Role, Side, Task, TaskId, TaskMessage, TaskState, TaskStatus,
+        TaskUpdateInput,
+    },
     proto::{self, AgentMessage, agent_message::Kind},
 };
 use rhizo_store::{
@@ -238,4 +242,79 @@ impl Engine {
         })();
         self.settled(out)
     }
+}
+
+/// Client: outgoing messages that failed for good (`events` of an outbox result): a
+/// `task_delegate` among them ends its task `failed`, with why the agent refused it (e.g. it
+/// blocked us). The events of the tasks it ended.
+///
+/// # Errors
+///
+/// If the database fails.
+pub(crate) fn on_messages_failed(
+    tx: &mut Tx<'_>,
+    events: &[Event],
+    now: i64,
+) -> Result<Vec<Event>, EngineError> {
+    let mut out = Vec::new();
+    for event in events {
+        let Event::MessageState {
+            id,
+            state: rhizo_store::messaging::MessageState::Failed,
+            ..
+        } = event
+        else {
+            continue;
+        };
+        let Some(row) = tx.message(*id)? else {
+            continue;
+        };
+        let summary: Option<serde_json::Value> = (row.kind == "agent")
+            .then(|| {
+                row.body
+                    .as_deref()
+                    .and_then(|b| serde_json::from_str(b).ok())
+            })
+            .flatten();
+        let Some(task_id) = summary
+            .filter(|s| s["kind"] == "task_delegate")
+            .and_then(|s| s["task"].as_str().and_then(|t| t.parse::<TaskId>().ok()))
+        else {
+            continue;
+        };
+        let Some(task) = tx.task_by_id(&task_id.0, TaskSide::Client)? else {
+            continue;
+        };
+        if !task.is_live() {
+            continue;
+        }
+        let reason = format!(
+            "not delivered: {}",
+            row.error.as_deref().unwrap_or("the agent refused the task")
+        );
+        let reason: String = reason.chars().take(MAX_REASON_BYTES / 4).collect();
+        tx.change_task(
+            task.id,
+            &TaskChange {
+                state: TaskState::Failed.as_str(),
+                seq: None,
+                message: None,
+                reason: Some(&reason),
+            },
+            now,
+        )?;
+        out.push(Event::TaskUpdated {
+            task_id: task_id.to_string(),
+            side: Side::Client,
+            peer: peer_text(&task),
+            status: TaskStatus {
+                state: TaskState::Failed,
+                message: None,
+                reason: Some(reason),
+                timestamp: now,
+            },
+            new_artifacts: Vec::new(),
+        });
+    }
+    Ok(out)
 }
