@@ -1,6 +1,7 @@
 //! Agent tasks end to end (issue 13), with real `rhizo` processes on 127.0.0.1: a client
 //! delegates through `/v1/tasks`, a worker program (this test, through `/v1/agent/tasks`)
-//! claims and completes; cancel; a full queue; a worker that is offline at delegation.
+//! claims and completes; cancel; a full queue; a worker that is offline at delegation; a task
+//! to a stranger's UID, held as a message request until the worker's user accepts it.
 //!
 //! ```text
 //!  alice (client) ── task_delegate ──▶ bob (worker node) ◀── /v1/agent/tasks ── worker loop
@@ -46,18 +47,23 @@ fn befriend(a: &TestNode, a_name: &str, b: &TestNode, b_name: &str) -> anyhow::R
     Ok(())
 }
 
-/// `POST /v1/tasks`, retrying (bounded) while the agent's KeyPackages are not in the DHT yet.
+/// `POST /v1/tasks`, retrying (bounded) while the agent's identity or KeyPackages are not in
+/// the DHT yet.
 fn delegate(node: &TestNode, body: &Value) -> anyhow::Result<Value> {
-    wait_for(TIMEOUT, "the agent's KeyPackages", || {
-        match node.api_post_raw("/v1/tasks", body) {
+    wait_for(
+        TIMEOUT,
+        "the agent's identity and KeyPackages",
+        || match node.api_post_raw("/v1/tasks", body) {
             Ok((201, answer)) => {
                 Some(serde_json::from_str::<Value>(&answer).map_err(anyhow::Error::from))
             }
             Ok((503, answer)) if answer.contains("NO_KEY_PACKAGES") => None,
+            Ok((404, answer)) if answer.contains("NOT_IN_DHT") => None,
+            Ok((400, answer)) if answer.contains("UNPROVEN_DEVICES") => None,
             Ok((status, answer)) => Some(Err(anyhow!("POST /v1/tasks: {status} {answer}"))),
             Err(e) => Some(Err(e)),
-        }
-    })?
+        },
+    )?
 }
 
 fn id_of(task: &Value) -> anyhow::Result<String> {
@@ -274,6 +280,54 @@ fn a_task_for_an_offline_worker_waits_in_its_mailbox_and_completes_when_it_retur
         let mut all: Vec<&TestNode> = infra.iter().collect();
         all.extend([&alice, &bob]);
         fail_with_logs(&e, &all);
+    }
+    alice.stop().expect("stop alice");
+    bob.stop().expect("stop bob");
+}
+
+#[test]
+fn a_task_to_a_strangers_uid_is_a_message_request_until_accepted() {
+    let mut alice = TestNode::init(bin(), "alice").expect("init alice");
+    let mut bob = TestNode::init(bin(), "bob").expect("init bob");
+    let result = (|| -> anyhow::Result<()> {
+        alice.start(&[])?;
+        bob.start_and_publish(&["--bootstrap".to_string(), alice.listen_addr()?], TIMEOUT)?;
+        wait_for(TIMEOUT, "alice's records published", || {
+            alice.logs().contains("published KeyPackages").then_some(())
+        })?;
+        // No tickets exchanged: alice knows bob's UID only (as found by skill).
+        let task = delegate(&alice, &json!({"to": bob.uid(), "text": "hello, stranger"}))?;
+        let id = id_of(&task)?;
+        ensure!(task["peer"] == bob.uid(), "{task}");
+        // Held on bob's node as a message request (shown once alice's identity was found in
+        // the DHT): not a task yet.
+        wait_for(
+            TIMEOUT,
+            "alice's request on bob's node, with her identity",
+            || {
+                let requests = bob.api_get("/v1/requests").ok()?;
+                requests
+                    .as_array()?
+                    .iter()
+                    .any(|r| r["uid"] == alice.uid() && r["safety_number"].is_string())
+                    .then_some(())
+            },
+        )?;
+        let (status, _) = bob.api_post_raw("/v1/agent/tasks/next", &json!({}))?;
+        ensure!(status == 204, "a held task is not queued: {status}");
+        bob.api_post(
+            &format!("/v1/requests/{}/accept", alice.uid()),
+            &json!({"name": "alice"}),
+        )?;
+        let claimed = claim(&bob)?;
+        ensure!(claimed["id"] == id.as_str(), "claimed {claimed}");
+        complete(&bob, &id, "nice to meet you")?;
+        let done = wait_task(&alice, &id, "completed")?;
+        ensure!(done["artifacts"][0]["parts"][0]["text"] == "nice to meet you");
+        Ok(())
+    })();
+    if let Err(e) = result {
+        fail_with_logs(&e, &[&alice, &bob]);
     }
     alice.stop().expect("stop alice");
     bob.stop().expect("stop bob");
