@@ -306,11 +306,45 @@ impl Messaging {
         .await
     }
 
+    /// An agent program called the worker API now (it counts as attached).
+    fn note_agent_call(&self) {
+        self.inner
+            .agent_called_ms
+            .store(self.now(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// When (unix ms) an agent program last called `/v1/agent/tasks*`, if ever: the wake-up
+    /// supervisor counts it as attached for a while after.
+    pub fn last_agent_call_ms(&self) -> Option<i64> {
+        let at = self
+            .inner
+            .agent_called_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        (at > 0).then_some(at)
+    }
+
+    /// Worker load for heartbeats: tasks queued (`submitted`), working, and the queue bound.
+    pub async fn worker_load(&self) -> Result<(u64, u64, u32), TaskError> {
+        let this = self.clone();
+        self.inner
+            .db
+            .read(move |r| -> Result<_, TaskError> {
+                let policy = this.inner.engine.agent_policy(&r)?;
+                Ok((
+                    r.count_tasks(TaskSide::Worker, TaskState::Submitted.as_str())?,
+                    r.count_tasks(TaskSide::Worker, TaskState::Working.as_str())?,
+                    policy.max_queue(),
+                ))
+            })
+            .await
+    }
+
     /// Worker: tasks in `states` (default: submitted, working, input-required), queue order.
     pub async fn worker_tasks(
         &self,
         states: Option<Vec<TaskState>>,
     ) -> Result<Vec<Task>, TaskError> {
+        self.note_agent_call();
         let states = states.filter(|s| !s.is_empty()).unwrap_or_else(|| {
             vec![
                 TaskState::Submitted,
@@ -366,6 +400,7 @@ impl Messaging {
 
     /// Worker: the agent program's status change, message and artifacts for a task.
     pub async fn update_task(&self, id: &str, input: TaskUpdateInput) -> Result<Task, TaskError> {
+        self.note_agent_call();
         let task_id = parse_id(id)?;
         let now = self.now();
         let this = self.clone();
@@ -383,6 +418,7 @@ impl Messaging {
 
     /// Worker: claims the next queued task (it moves to `working`); `None` when none waits.
     pub async fn claim_next_task(&self) -> Result<Option<Task>, TaskError> {
+        self.note_agent_call();
         let now = self.now();
         let this = self.clone();
         let claimed = self
@@ -499,7 +535,12 @@ impl Messaging {
     /// Runs until `shutdown` fires.
     pub async fn run_task_timer(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         loop {
-            let next = match self.task_timer_pass().await {
+            // Shutdown does not wait for a pass (each change it made is its own commit).
+            let pass = tokio::select! {
+                pass = self.task_timer_pass() => pass,
+                _ = shutdown.changed() => return,
+            };
+            let next = match pass {
                 Ok(next) => next,
                 Err(e) => {
                     warn!(error = %e, "the task timer's pass failed");

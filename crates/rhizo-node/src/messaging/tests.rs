@@ -172,3 +172,67 @@ async fn an_unreachable_contact_is_retried_with_a_capped_backoff_on_the_node_clo
         );
     }
 }
+
+/// The task timer ends a task at its deadline on the node's clock (a client task whose worker
+/// never answered): `failed`, "deadline passed", shown as a `task_updated` event.
+#[tokio::test(start_paused = true)]
+async fn the_task_timer_fails_a_task_at_its_deadline_on_the_node_clock() {
+    use rhizo_store::agents::{NewTaskRow, TaskSide};
+
+    let clock = Arc::new(PausedClock::starting_at(START_MS));
+    let (messaging, db, _id, _event_loop) = alice_with_a_queued_message(clock.clone());
+    let deadline = START_MS + 90_000;
+    db.write(move |tx| -> Result<_, DbError> {
+        Ok(tx.insert_task(
+            &NewTaskRow {
+                task_id: [5; 16],
+                side: TaskSide::Client,
+                peer_uid: *me(2).uid.as_bytes(),
+                context_id: "c",
+                skill: None,
+                priority: 1,
+                deadline: Some(deadline),
+                requirements: "[]",
+                state: "submitted",
+                reason: None,
+                request: r#"{"message_id":"m","role":"user","parts":[{"text":"hi"}]}"#,
+            },
+            START_MS,
+        )?)
+    })
+    .await
+    .unwrap();
+    let mut events = messaging.subscribe();
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let timer = tokio::spawn(messaging.clone().run_task_timer(shutdown));
+    let id = "05".repeat(16);
+
+    // Simulated time also moves while a job waits for the database's threads, so the test
+    // checks what must hold however far it moved: the task ends `failed` at or after its
+    // deadline, never before.
+    let mut failed = None;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        let task = messaging.task(&id).await.unwrap();
+        if task.status.state.as_str() == "failed" {
+            failed = Some(task);
+            break;
+        }
+        assert_eq!(task.status.state.as_str(), "submitted");
+    }
+    let task = failed.expect("failed at its deadline");
+    assert!(task.status.timestamp >= deadline, "{task:?}");
+    assert_eq!(task.status.reason.as_deref(), Some("deadline passed"));
+    let mut shown = false;
+    while let Ok(event) = events.try_recv() {
+        if let crate::events::ApiEvent::TaskUpdated { status, .. } = event {
+            shown |= status.state.as_str() == "failed";
+        }
+    }
+    assert!(shown, "a task_updated event");
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(60), timer)
+        .await
+        .expect("the timer stops on shutdown")
+        .unwrap();
+}
