@@ -25,6 +25,16 @@ use crate::tx::{Reader, Tx};
 pub const LIVE_STATES: [&str; 4] = ["submitted", "working", "input-required", "auth-required"];
 /// Most tasks one listing returns.
 pub const MAX_TASK_LIST: usize = 1_000;
+/// Status history entries kept per task: past it the oldest go (the first, `submitted`, stays),
+/// so a worker sending endless progress cannot grow a task without bound.
+pub const MAX_TASK_EVENTS: usize = 256;
+/// Messages kept per task after the request (the oldest go first).
+pub const MAX_TASK_MESSAGES: usize = 256;
+/// Artifacts kept per task (the oldest go first).
+pub const MAX_TASK_ARTIFACTS: usize = 64;
+/// Tasks kept in all: past it the oldest that are over go first (live ones are bounded by the
+/// worker's queue and by what the user delegates).
+pub const MAX_TASKS: usize = 10_000;
 /// Most agent messages waiting in `agent_outbox`: past it, an inbound agent message that needs
 /// an answer is refused for now (the sender retries).
 pub const MAX_AGENT_OUTBOX: u64 = 4_096;
@@ -199,6 +209,11 @@ fn task_row(r: &Row<'_>) -> rusqlite::Result<TaskRow> {
         created_at: r.get(12)?,
         updated_at: r.get(13)?,
     })
+}
+
+/// A row count as SQLite's integer.
+fn limit(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// `?, ?, …` for `n` values starting at parameter `first`.
@@ -522,28 +537,41 @@ impl Tx<'_> {
                 ])
             })
             .context(CTX)?;
-            if let Some(message) = change.message {
-                tx.prepare_cached(
-                    "INSERT INTO task_messages (task, message, at) VALUES (?1, ?2, ?3)",
-                )
-                .and_then(|mut s| s.execute(params![id, message, now]))
-                .context(CTX)?;
-            }
+            tx.prepare_cached(
+                "DELETE FROM task_events WHERE task = ?1
+                   AND id > (SELECT min(id) FROM task_events WHERE task = ?1)
+                   AND id NOT IN (SELECT id FROM task_events WHERE task = ?1
+                                  ORDER BY id DESC LIMIT ?2)",
+            )
+            .and_then(|mut s| s.execute(params![id, limit(MAX_TASK_EVENTS - 1)]))
+            .context(CTX)?;
             Ok(())
-        })
+        })?;
+        if let Some(message) = change.message {
+            self.add_task_message(id, message, now)?;
+        }
+        Ok(())
     }
 
-    /// Appends a message (JSON) to task `id`'s messages without a status change (more input).
+    /// Appends a message (JSON) to task `id`'s messages (more input, or with a status change);
+    /// past [`MAX_TASK_MESSAGES`] the oldest goes.
     pub fn add_task_message(&mut self, id: i64, message: &str, now: i64) -> Result<(), StoreError> {
-        self.conn
-            .prepare_cached("INSERT INTO task_messages (task, message, at) VALUES (?1, ?2, ?3);")
-            .and_then(|mut s| s.execute(params![id, message, now]))
-            .context("storing a task message")?;
-        self.conn
-            .prepare_cached("UPDATE tasks SET updated_at = ?2 WHERE id = ?1")
-            .and_then(|mut s| s.execute(params![id, now]))
-            .context("storing a task message")?;
-        Ok(())
+        const CTX: &str = "storing a task message";
+        self.atomic(|tx| {
+            tx.prepare_cached("INSERT INTO task_messages (task, message, at) VALUES (?1, ?2, ?3)")
+                .and_then(|mut s| s.execute(params![id, message, now]))
+                .context(CTX)?;
+            tx.prepare_cached("UPDATE tasks SET updated_at = ?2 WHERE id = ?1")
+                .and_then(|mut s| s.execute(params![id, now]))
+                .context(CTX)?;
+            tx.prepare_cached(
+                "DELETE FROM task_messages WHERE task = ?1 AND id NOT IN
+                   (SELECT id FROM task_messages WHERE task = ?1 ORDER BY id DESC LIMIT ?2)",
+            )
+            .and_then(|mut s| s.execute(params![id, limit(MAX_TASK_MESSAGES)]))
+            .context(CTX)?;
+            Ok(())
+        })
     }
 
     /// Stores an artifact (JSON) of task `id`; one with the same artifact id replaces it.
@@ -562,7 +590,29 @@ impl Tx<'_> {
             )
             .and_then(|mut s| s.execute(params![id, artifact_id, artifact, now]))
             .context("storing a task artifact")?;
+        self.conn
+            .prepare_cached(
+                "DELETE FROM task_artifacts WHERE task = ?1 AND id NOT IN
+                   (SELECT id FROM task_artifacts WHERE task = ?1 ORDER BY id DESC LIMIT ?2)",
+            )
+            .and_then(|mut s| s.execute(params![id, limit(MAX_TASK_ARTIFACTS)]))
+            .context("storing a task artifact")?;
         Ok(())
+    }
+
+    /// Past [`MAX_TASKS`] tasks (`max` in tests), forgets the oldest that are over (with their
+    /// history); how many went.
+    pub fn prune_tasks(&mut self, max: usize) -> Result<usize, StoreError> {
+        self.conn
+            .prepare_cached(
+                "DELETE FROM tasks WHERE id IN (
+                   SELECT id FROM tasks
+                   WHERE state NOT IN ('submitted', 'working', 'input-required', 'auth-required')
+                   ORDER BY updated_at, id
+                   LIMIT max(0, (SELECT count(*) FROM tasks) - ?1))",
+            )
+            .and_then(|mut s| s.execute([limit(max)]))
+            .context("pruning tasks")
     }
 
     /// Queues an agent message for sending once this transaction committed; false (nothing

@@ -64,6 +64,9 @@ fn task_status(e: &TaskError) -> (StatusCode, &'static str) {
         }
         TaskError::BadTask(_) => (StatusCode::BAD_REQUEST, "BAD_TASK"),
         TaskError::NoKeyPackages(_) => (StatusCode::SERVICE_UNAVAILABLE, "NO_KEY_PACKAGES"),
+        TaskError::AgentUnavailable { .. } => {
+            (StatusCode::SERVICE_UNAVAILABLE, "AGENT_UNAVAILABLE")
+        }
         TaskError::Contact(e) => contact_status(e),
         TaskError::Engine(e) => engine_status(e),
         TaskError::Db(e) => db_status(e),
@@ -284,6 +287,15 @@ mod tests {
                 TaskError::BadTask(AgentError::TooLarge { limit: 1 }).into(),
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "PART_TOO_LARGE",
+            ),
+            (
+                TaskError::AgentUnavailable {
+                    agent: "bob".into(),
+                    why: "it failed 5 times; tried again in 30 s".into(),
+                }
+                .into(),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "AGENT_UNAVAILABLE",
             ),
         ]
     }

@@ -63,6 +63,15 @@ pub enum TaskError {
     /// The request breaks a rule (it names the rule).
     #[error("bad task: {0}")]
     BadTask(#[source] AgentError),
+    /// The agent failed too often lately: its circuit breaker is open (the message says when
+    /// it is tried again).
+    #[error("agent {agent} is unavailable: {why}")]
+    AgentUnavailable {
+        /// The agent.
+        agent: String,
+        /// Why, and when it is tried again.
+        why: String,
+    },
     /// The agent's KeyPackages were not found (first contact).
     #[error(
         "cannot start a conversation with {0}: none of their devices' KeyPackages were found \
@@ -564,46 +573,45 @@ impl Messaging {
     async fn task_timer_pass(&self) -> Result<Option<i64>, TaskError> {
         let now = self.now();
         let this = self.clone();
-        let next = self
+        let deadline = self
             .inner
             .db
             .read(move |r| -> Result<_, TaskError> {
-                let engine = &this.inner.engine;
-                Ok((
-                    engine.next_agent_deadline(&r)?,
-                    engine.agent_outbox_pending(&r)?,
-                ))
+                Ok(this.inner.engine.next_agent_deadline(&r)?)
             })
             .await?;
-        let (deadline, pending) = next;
         let due = deadline.is_some_and(|d| d <= now);
-        if due || pending {
-            let this = self.clone();
-            let events = self
-                .inner
-                .db
-                .write(move |tx| -> Result<_, TaskError> {
-                    let engine = &this.inner.engine;
-                    let events = if due {
-                        engine.expire_tasks(tx, now)?
-                    } else {
-                        Vec::new()
-                    };
-                    engine.flush_agent_outbox_safely(tx, now);
-                    Ok(events)
-                })
-                .await?;
+        let this = self.clone();
+        // One job: what is due, the answers left by the mailbox path, and the bound on stored
+        // tasks (the oldest that are over go first).
+        let (events, queued) = self
+            .inner
+            .db
+            .write(move |tx| -> Result<_, TaskError> {
+                let engine = &this.inner.engine;
+                let events = if due {
+                    engine.expire_tasks(tx, now)?
+                } else {
+                    Vec::new()
+                };
+                let queued = engine.flush_agent_outbox_safely(tx, now);
+                tx.prune_tasks(rhizo_store::agents::MAX_TASKS)?;
+                Ok((events, queued))
+            })
+            .await?;
+        if !events.is_empty() || queued > 0 {
             self.emit_events(events);
             self.inner.outbox_wake.notify_one();
-            let this = self.clone();
-            return self
-                .inner
-                .db
-                .read(move |r| -> Result<_, TaskError> {
-                    Ok(this.inner.engine.next_agent_deadline(&r)?)
-                })
-                .await;
         }
-        Ok(deadline)
+        if !due {
+            return Ok(deadline);
+        }
+        let this = self.clone();
+        self.inner
+            .db
+            .read(move |r| -> Result<_, TaskError> {
+                Ok(this.inner.engine.next_agent_deadline(&r)?)
+            })
+            .await
     }
 }

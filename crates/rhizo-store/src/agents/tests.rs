@@ -1,5 +1,5 @@
 use super::*;
-use crate::Store;
+use crate::{Store, StoreError};
 
 fn new_task<'a>(id: u8, side: TaskSide, peer: u8, priority: u32) -> NewTaskRow<'a> {
     NewTaskRow {
@@ -228,4 +228,83 @@ fn deadlines_listing_filters_and_the_agent_outbox() {
         .write(|tx| tx.remove_agent_outbox(queued[0].id))
         .expect("remove");
     assert_eq!(store.read().agent_outbox_len().expect("len"), 0);
+}
+
+#[test]
+fn history_messages_artifacts_and_old_tasks_are_bounded() {
+    let mut store = Store::open_in_memory().expect("open");
+    let id = store
+        .write(|tx| tx.insert_task(&new_task(1, TaskSide::Client, 9, 1), 10))
+        .expect("insert")
+        .expect("new");
+    store
+        .write(|tx| {
+            for i in 0..(MAX_TASK_EVENTS + 10) {
+                let message = format!("{{\"m\":{i}}}");
+                tx.change_task(
+                    id,
+                    &TaskChange {
+                        state: "working",
+                        seq: Some(i as u64 + 1),
+                        message: Some(&message),
+                        reason: None,
+                    },
+                    11,
+                )?;
+                tx.put_task_artifact(id, &format!("a{i}"), "{}", 11)?;
+            }
+            Ok::<_, StoreError>(())
+        })
+        .expect("changes");
+    let r = store.read();
+    let events = r.task_events(id).expect("events");
+    assert_eq!(events.len(), MAX_TASK_EVENTS);
+    assert_eq!(events[0].state, "submitted", "the first entry stays");
+    assert_eq!(
+        events.last().map(|e| e.seq),
+        Some(MAX_TASK_EVENTS as u64 + 10)
+    );
+    let messages = r.task_messages(id).expect("messages");
+    assert_eq!(messages.len(), MAX_TASK_MESSAGES);
+    assert_eq!(
+        messages.last().map(String::as_str),
+        Some(format!("{{\"m\":{}}}", MAX_TASK_EVENTS + 9).as_str())
+    );
+    assert_eq!(
+        r.task_artifacts(id).expect("artifacts").len(),
+        MAX_TASK_ARTIFACTS
+    );
+
+    // Old tasks that are over go first; live ones stay.
+    let mut store = Store::open_in_memory().expect("open");
+    for i in 0..6u8 {
+        let mut t = new_task(i, TaskSide::Worker, 9, 1);
+        t.state = if i % 2 == 0 { "rejected" } else { "submitted" };
+        store
+            .write(|tx| tx.insert_task(&t, i64::from(i)))
+            .expect("insert");
+    }
+    assert_eq!(store.write(|tx| tx.prune_tasks(4)).expect("prune"), 2);
+    assert_eq!(store.write(|tx| tx.prune_tasks(4)).expect("prune"), 0);
+    let left: Vec<u8> = store
+        .read()
+        .tasks(&TaskQuery {
+            limit: 10,
+            ..TaskQuery::default()
+        })
+        .expect("list")
+        .iter()
+        .map(|t| t.task_id[0])
+        .collect();
+    assert_eq!(left, [5, 4, 3, 1]);
+    // Their history went with them.
+    let orphans: i64 = store
+        .conn
+        .query_row(
+            "SELECT count(*) FROM task_events WHERE task NOT IN (SELECT id FROM tasks)",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(orphans, 0);
 }
