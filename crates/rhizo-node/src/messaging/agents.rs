@@ -160,6 +160,17 @@ pub struct TaskInputBody {
     pub parts: Vec<Part>,
 }
 
+impl From<TaskMessage> for TaskInputBody {
+    /// A full message (its role is set to `user` when sent).
+    fn from(message: TaskMessage) -> Self {
+        Self {
+            text: None,
+            message_id: (!message.message_id.is_empty()).then_some(message.message_id),
+            parts: message.parts,
+        }
+    }
+}
+
 impl TaskInputBody {
     /// The message it describes (role `user`).
     fn into_message(self) -> TaskMessage {
