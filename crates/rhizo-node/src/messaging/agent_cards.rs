@@ -170,6 +170,18 @@ impl Messaging {
         Ok(own_view(&self.inner.engine.me().uid, &own))
     }
 
+    /// Whether this node has an agent card (it is an agent: it sends heartbeats, announces
+    /// skills). False if the database cannot say.
+    pub async fn has_agent_card(&self) -> bool {
+        self.inner
+            .db
+            .read(|r| -> Result<_, CardError> { Ok(r.own_agent_card()?) })
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|own| own.record.is_some())
+    }
+
     /// Removes our card and stops announcing its skills (records already in the DHT expire).
     ///
     /// # Errors
