@@ -688,46 +688,87 @@ fn default_modes() -> Vec<String> {
     vec!["text/plain".to_string()]
 }
 
+/// Longest card name, in characters.
+pub const MAX_CARD_NAME_CHARS: usize = 64;
+/// Longest card description, bytes.
+pub const MAX_CARD_DESCRIPTION_BYTES: usize = 1024;
+/// Longest agent software version string, bytes.
+pub const MAX_CARD_VERSION_BYTES: usize = 64;
 /// Most skills on a card.
 pub const MAX_SKILLS: usize = 32;
-/// Most tags, examples or modes in one list.
-pub const MAX_LIST: usize = 16;
+/// Longest skill name, bytes.
+pub const MAX_SKILL_NAME_BYTES: usize = 128;
+/// Longest skill description, bytes.
+pub const MAX_SKILL_DESCRIPTION_BYTES: usize = 512;
+/// Most tags on a skill, and the longest tag in bytes.
+pub const MAX_TAGS: usize = 8;
+/// Longest tag, bytes.
+pub const MAX_TAG_BYTES: usize = 32;
+/// Most examples on a skill.
+pub const MAX_EXAMPLES: usize = 2;
+/// Longest example, bytes.
+pub const MAX_EXAMPLE_BYTES: usize = 128;
+/// Most media types in one list (a card's defaults, a skill's input or output modes).
+pub const MAX_MODES: usize = 4;
+/// Longest media type, bytes.
+pub const MAX_MODE_BYTES: usize = 64;
+
+// These limits keep a maximal card's signed record (every field at its limit, names in 4-byte
+// characters, protobuf framing counted generously) inside one DHT value
+// (`records::MAX_RECORD_BYTES`, 60 KiB); `records::agent_card` tests it with a real maximal card.
+const _: () = {
+    let lists = 2 * MAX_MODES * (MAX_MODE_BYTES + 2);
+    let skill = (MAX_SKILL_ID_BYTES + 2)
+        + (MAX_SKILL_NAME_BYTES + 3)
+        + (MAX_SKILL_DESCRIPTION_BYTES + 3)
+        + MAX_TAGS * (MAX_TAG_BYTES + 2)
+        + MAX_EXAMPLES * (MAX_EXAMPLE_BYTES + 3)
+        + lists
+        + 3;
+    let card = (4 * MAX_CARD_NAME_CHARS + 3)
+        + (MAX_CARD_DESCRIPTION_BYTES + 3)
+        + (MAX_CARD_VERSION_BYTES + 2)
+        + lists
+        + 256;
+    // 1 KiB stays for the record's envelope, signature and device certificates.
+    assert!(MAX_SKILLS * skill + card + 1024 <= crate::records::MAX_RECORD_BYTES);
+};
 
 impl AgentCard {
-    /// Checks every field's limits.
+    /// Checks every field's limits (the `MAX_CARD_*`, `MAX_SKILL*`, `MAX_TAG*`,
+    /// `MAX_EXAMPLE*` and `MAX_MODE*` constants), so that a valid card always fits in its DHT
+    /// record.
     ///
     /// # Errors
     ///
     /// [`AgentError::Invalid`] naming the field.
     pub fn validate(&self) -> Result<(), AgentError> {
         let chars = self.name.chars().count();
-        if chars == 0 || chars > 64 || self.name.chars().any(char::is_control) {
+        if chars == 0 || chars > MAX_CARD_NAME_CHARS || self.name.chars().any(char::is_control) {
             return Err(AgentError::Invalid(
                 "card name must be 1-64 characters, no control characters",
             ));
         }
-        if self.description.len() > 1024 || self.version.len() > 64 {
-            return Err(AgentError::Invalid("card description or version too long"));
+        if self.description.len() > MAX_CARD_DESCRIPTION_BYTES {
+            return Err(AgentError::Invalid(
+                "card description must be at most 1024 bytes",
+            ));
+        }
+        if self.version.len() > MAX_CARD_VERSION_BYTES {
+            return Err(AgentError::Invalid("card version must be at most 64 bytes"));
         }
         if self.skills.is_empty() || self.skills.len() > MAX_SKILLS {
             return Err(AgentError::Invalid("a card has 1 to 32 skills"));
         }
-        check_list(&self.default_input_modes)?;
-        check_list(&self.default_output_modes)?;
+        check_modes(&self.default_input_modes)?;
+        check_modes(&self.default_output_modes)?;
         let mut ids = std::collections::HashSet::new();
         for s in &self.skills {
             check_skill_id(&s.id)?;
             if !ids.insert(s.id.as_str()) {
                 return Err(AgentError::Invalid("skill ids must be unique"));
             }
-            if s.name.is_empty() || s.name.len() > 128 || s.description.len() > 1024 {
-                return Err(AgentError::Invalid(
-                    "skill name must be 1-128 bytes, description at most 1024",
-                ));
-            }
-            for list in [&s.tags, &s.examples, &s.input_modes, &s.output_modes] {
-                check_list(list)?;
-            }
+            s.validate()?;
         }
         if self.limits.max_queue == 0 || self.limits.max_concurrent == 0 {
             return Err(AgentError::Invalid("limits must be at least 1"));
@@ -741,10 +782,40 @@ impl AgentCard {
     }
 }
 
-fn check_list(list: &[String]) -> Result<(), AgentError> {
-    if list.len() > MAX_LIST || list.iter().any(|x| x.len() > 256) {
+impl AgentSkill {
+    /// Checks the skill's fields other than its id (which [`check_skill_id`] checks).
+    fn validate(&self) -> Result<(), AgentError> {
+        if self.name.is_empty()
+            || self.name.len() > MAX_SKILL_NAME_BYTES
+            || self.description.len() > MAX_SKILL_DESCRIPTION_BYTES
+        {
+            return Err(AgentError::Invalid(
+                "skill name must be 1-128 bytes, description at most 512",
+            ));
+        }
+        if !list_fits(&self.tags, MAX_TAGS, MAX_TAG_BYTES) {
+            return Err(AgentError::Invalid(
+                "a skill has at most 8 tags of 32 bytes",
+            ));
+        }
+        if !list_fits(&self.examples, MAX_EXAMPLES, MAX_EXAMPLE_BYTES) {
+            return Err(AgentError::Invalid(
+                "a skill has at most 2 examples of 128 bytes",
+            ));
+        }
+        check_modes(&self.input_modes)?;
+        check_modes(&self.output_modes)
+    }
+}
+
+fn list_fits(list: &[String], entries: usize, bytes: usize) -> bool {
+    list.len() <= entries && list.iter().all(|x| x.len() <= bytes)
+}
+
+fn check_modes(list: &[String]) -> Result<(), AgentError> {
+    if !list_fits(list, MAX_MODES, MAX_MODE_BYTES) {
         return Err(AgentError::Invalid(
-            "lists hold at most 16 entries of 256 bytes",
+            "media type lists hold at most 4 entries of 64 bytes",
         ));
     }
     Ok(())

@@ -43,7 +43,7 @@
 //! - [`seen`] — the replay window and seen-set of received envelope ids.
 //! - [`records`] — signed DHT records: one [`records::SignedRecord`] type
 //!   with per-kind bodies (identity, device list, KeyPackage bundle,
-//!   [`Profile`]) and their validation.
+//!   [`Profile`], agent card) and their validation.
 //! - [`mailbox`] — the `/rhizo/mailbox/1` codecs, fetch signatures and
 //!   challenge nonces of offline-delivery replicas.
 //! - [`ticket`] — signed contact tickets ([`ContactTicket`]) with device

@@ -1,6 +1,6 @@
 //! Signed DHT records and the validation every storing node runs on them.
 //!
-//! rhizo publishes four kinds of record in its Kademlia DHT
+//! rhizo publishes five kinds of record in its Kademlia DHT
 //! (`/rhizo/kad/1.0.0`):
 //!
 //! | record | stored under | signed by | tells a peer |
@@ -9,10 +9,11 @@
 //! | [`DeviceList`] | [`device_list_key`]`(uid)` | root key | which devices speak for the user (versioned) |
 //! | [`KeyPackageBundle`] | [`key_packages_key`]`(uid, device_pk)` | device key | one device's MLS KeyPackages (versioned) |
 //! | [`Profile`] | [`profile_key`]`(uid)` | root key | display name and avatar (versioned) |
+//! | [`AgentCardRecord`] | [`agent_card_key`]`(uid)` | root key | an agent's card: skills and limits (versioned) |
 //!
-//! All four are one type, [`SignedRecord`]`<B>`, with a per-kind body `B`
+//! All five are one type, [`SignedRecord`]`<B>`, with a per-kind body `B`
 //! ([`IdentityBody`], [`DeviceListBody`], [`KeyPackageBundleBody`],
-//! [`ProfileBody`]): the lifetime, the signature, signing, encoding,
+//! [`ProfileBody`], [`AgentCardBody`]): the lifetime, the signature, signing, encoding,
 //! validation and the shared accessors are written once, in `signed.rs`; a
 //! body brings its fields, its limits, its DHT key and its signer.
 //!
@@ -41,8 +42,8 @@
 //!
 //! The value stored in the DHT is a protobuf `rhizo.v1.SignedRecord`
 //! (`proto/records.proto`): `kind` (enum: 1 identity, 2 device list, 3 key
-//! packages), `body` (the encoded `IdentityBody`, `DeviceListBody` or
-//! `KeyPackageBundleBody`) and a 64-byte `signature`.
+//! packages, 4 profile, 5 agent card), `body` (the encoded `IdentityBody`, `DeviceListBody`,
+//! `KeyPackageBundleBody`, `ProfileBody` or `AgentCardBody`) and a 64-byte `signature`.
 //!
 //! Both the envelope and the body must be in canonical protobuf encoding
 //! (what prost emits: ascending field numbers, no repeated scalar fields,
@@ -59,12 +60,12 @@
 //!
 //! * `"rhizo/record/v1"` — the 15 ASCII bytes of [`RECORD_SIGNATURE_DOMAIN`],
 //!   no length prefix;
-//! * `kind` — **one byte**, the `RecordKind` value (1, 2, 3 or 4);
+//! * `kind` — **one byte**, the `RecordKind` value (1, 2, 3, 4 or 5);
 //! * `body` — the `body` field's bytes exactly as received (never a
 //!   re-encoding).
 //!
 //! The signature is Ed25519 (RFC 8032) verified with `verify_strict`, by the
-//! root key (`root_pk` in the body) for identity, device-list and profile records and
+//! root key (`root_pk` in the body) for identity, device-list, profile and agent-card records and
 //! by the device key named in `device_cert` for key-package bundles. The kind
 //! byte keeps a body signed as one kind from being replayed as another; the
 //! domain tag keeps record signatures apart from every other rhizo signature.
@@ -78,11 +79,20 @@
 //! device_list_key(uid)              = SHA-256("rhizo/devices/v1"     ‖ uid)
 //! key_packages_key(uid, device_pk)  = SHA-256("rhizo/keypackages/v1" ‖ uid ‖ device_pk)
 //! profile_key(uid)                  = SHA-256("rhizo/meta/v1"        ‖ uid)
+//! agent_card_key(uid)               = SHA-256("rhizo/agent-card/v1"  ‖ uid)
+//! agent_card_device_key(device_pk)  = SHA-256("rhizo/agent-card-device/v1" ‖ device_pk)
 //! ```
+//!
+//! An agent card may be stored under its UID's key and under the device key of each device it
+//! lists (so that a provider record, which names a device, leads to the card).
+//!
+//! Agents also announce each skill as a Kademlia *provider* record (not a value) under
+//! [`skill_key`]`(id)` = SHA-256("rhizo/skill/v1" ‖ skill id), so that anyone can find the
+//! agents offering a skill and then fetch their cards.
 //!
 //! # Replacement
 //!
-//! Device lists, key-package bundles and profiles carry a `version` that must grow with
+//! Device lists, key-package bundles, profiles and agent cards carry a `version` that must grow with
 //! every change; the identity record's `created_at` plays that role. A record
 //! whose version is lower, or equal with different content, is refused with
 //! [`RecordError::VersionNotNewer`]; the same content again (a republish) is
@@ -93,6 +103,7 @@
 //! can be handed an older, still unexpired one; readers should remember the
 //! highest version they have accepted for each contact and ignore lower ones.
 
+mod agent_card;
 mod device_list;
 mod identity_record;
 mod key_package_bundle;
@@ -105,6 +116,7 @@ use prost::Message;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
+pub use agent_card::{AgentCardBody, AgentCardRecord, MAX_AGENT_CARD_DEVICES, MIN_AGENT_CARD_TTL};
 pub use device_list::{DeviceList, DeviceListBody};
 pub use identity_record::{IdentityBody, IdentityRecord};
 pub use key_package_bundle::{KeyPackageBundle, KeyPackageBundleBody};
@@ -127,6 +139,12 @@ pub const DEVICE_LIST_KEY_DOMAIN: &[u8] = b"rhizo/devices/v1";
 pub const KEY_PACKAGES_KEY_DOMAIN: &[u8] = b"rhizo/keypackages/v1";
 /// Domain tag of [`profile_key`].
 pub const PROFILE_KEY_DOMAIN: &[u8] = b"rhizo/meta/v1";
+/// Domain tag of [`agent_card_key`].
+pub const AGENT_CARD_KEY_DOMAIN: &[u8] = b"rhizo/agent-card/v1";
+/// Domain tag of [`agent_card_device_key`].
+pub const AGENT_CARD_DEVICE_KEY_DOMAIN: &[u8] = b"rhizo/agent-card-device/v1";
+/// Domain tag of [`skill_key`].
+pub const SKILL_KEY_DOMAIN: &[u8] = b"rhizo/skill/v1";
 /// Domain tag at the start of every record's signed message.
 pub const RECORD_SIGNATURE_DOMAIN: &[u8] = b"rhizo/record/v1";
 /// Length of a record key: a full SHA-256 output.
@@ -195,6 +213,24 @@ pub fn profile_key(uid: &Uid) -> [u8; RECORD_KEY_LEN] {
     hash_key(PROFILE_KEY_DOMAIN, &[uid.as_bytes()])
 }
 
+/// The DHT key of a user's [`AgentCardRecord`]: SHA-256("rhizo/agent-card/v1" ‖ uid).
+pub fn agent_card_key(uid: &Uid) -> [u8; RECORD_KEY_LEN] {
+    hash_key(AGENT_CARD_KEY_DOMAIN, &[uid.as_bytes()])
+}
+
+/// The second DHT key of an [`AgentCardRecord`], one per device the card lists:
+/// SHA-256("rhizo/agent-card-device/v1" ‖ device_pk). A skill's provider record names a device
+/// (its PeerId); this key leads from it to the card, and so to the UID.
+pub fn agent_card_device_key(device: &DevicePublicKey) -> [u8; RECORD_KEY_LEN] {
+    hash_key(AGENT_CARD_DEVICE_KEY_DOMAIN, &[device.as_bytes()])
+}
+
+/// The Kademlia provider key under which agents announce a skill:
+/// SHA-256("rhizo/skill/v1" ‖ skill id), the id as its UTF-8 bytes.
+pub fn skill_key(skill_id: &str) -> [u8; RECORD_KEY_LEN] {
+    hash_key(SKILL_KEY_DOMAIN, &[skill_id.as_bytes()])
+}
+
 /// The kind of a signed record; its wire value is the `kind` byte of the
 /// [signed bytes](self#signed-bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -208,6 +244,8 @@ pub enum RecordKind {
     KeyPackages,
     /// [`Profile`], wire value 4.
     Profile,
+    /// [`AgentCardRecord`], wire value 5.
+    AgentCard,
 }
 
 impl RecordKind {
@@ -218,6 +256,7 @@ impl RecordKind {
             Self::DeviceList => proto::RecordKind::DeviceList,
             Self::KeyPackages => proto::RecordKind::KeyPackages,
             Self::Profile => proto::RecordKind::Profile,
+            Self::AgentCard => proto::RecordKind::AgentCard,
         }
     }
 
@@ -228,6 +267,7 @@ impl RecordKind {
             Self::DeviceList => 2,
             Self::KeyPackages => 3,
             Self::Profile => 4,
+            Self::AgentCard => 5,
         }
     }
 
@@ -238,10 +278,8 @@ impl RecordKind {
             Ok(proto::RecordKind::DeviceList) => Ok(Self::DeviceList),
             Ok(proto::RecordKind::KeyPackages) => Ok(Self::KeyPackages),
             Ok(proto::RecordKind::Profile) => Ok(Self::Profile),
-            // Agent cards are validated by their own type (issue 13, in progress).
-            Ok(proto::RecordKind::AgentCard | proto::RecordKind::Unspecified) | Err(_) => {
-                Err(RecordError::UnknownKind(value))
-            }
+            Ok(proto::RecordKind::AgentCard) => Ok(Self::AgentCard),
+            Ok(proto::RecordKind::Unspecified) | Err(_) => Err(RecordError::UnknownKind(value)),
         }
     }
 }
@@ -253,6 +291,7 @@ impl fmt::Display for RecordKind {
             Self::DeviceList => "device list",
             Self::KeyPackages => "key-package bundle",
             Self::Profile => "profile",
+            Self::AgentCard => "agent card",
         })
     }
 }
@@ -324,6 +363,9 @@ pub enum RecordError {
     /// A profile field is out of its limits.
     #[error("invalid profile: {0}")]
     ProfileField(&'static str),
+    /// An agent card breaks a limit of the card model (`AgentCard::validate`).
+    #[error("invalid agent card: {0}")]
+    AgentCard(&'static str),
     /// `created_at` lies more than [`MAX_CLOCK_SKEW`] after `now`.
     #[error(
         "record created in the future (created_at {created_at}, now {now}); \
@@ -438,6 +480,8 @@ pub enum ValidRecord {
     KeyPackages(KeyPackageBundle),
     /// A user's profile.
     Profile(Profile),
+    /// An agent's card.
+    AgentCard(AgentCardRecord),
 }
 
 /// Runs `$body` with `$record` bound to the record inside any
@@ -450,6 +494,7 @@ macro_rules! with_record {
             ValidRecord::DeviceList($record) => $body,
             ValidRecord::KeyPackages($record) => $body,
             ValidRecord::Profile($record) => $body,
+            ValidRecord::AgentCard($record) => $body,
         }
     };
 }
@@ -499,6 +544,7 @@ impl ValidRecord {
             (Self::DeviceList(a), Self::DeviceList(b)) => a.same_content(b),
             (Self::KeyPackages(a), Self::KeyPackages(b)) => a.same_content(b),
             (Self::Profile(a), Self::Profile(b)) => a.same_content(b),
+            (Self::AgentCard(a), Self::AgentCard(b)) => a.same_content(b),
             _ => false,
         }
     }
@@ -519,6 +565,12 @@ impl From<DeviceList> for ValidRecord {
 impl From<Profile> for ValidRecord {
     fn from(record: Profile) -> Self {
         Self::Profile(record)
+    }
+}
+
+impl From<AgentCardRecord> for ValidRecord {
+    fn from(record: AgentCardRecord) -> Self {
+        Self::AgentCard(record)
     }
 }
 
@@ -577,6 +629,9 @@ pub fn validate_record(key: &[u8], value: &[u8], now: u64) -> Result<ValidRecord
         }
         RecordKind::Profile => {
             Profile::validate(key, body, signature, now).map(ValidRecord::Profile)
+        }
+        RecordKind::AgentCard => {
+            AgentCardRecord::validate(key, body, signature, now).map(ValidRecord::AgentCard)
         }
     }
 }
@@ -676,15 +731,6 @@ fn root_key_from(bytes: &[u8]) -> Result<RootPublicKey, RecordError> {
     let bytes =
         <&[u8; PUBLIC_KEY_LEN]>::try_from(bytes).map_err(|_| RecordError::InvalidPublicKey)?;
     RootPublicKey::from_bytes(bytes).map_err(|_| RecordError::InvalidPublicKey)
-}
-
-/// Checks that a record stored under `key` derives `expected`.
-fn check_key(key: &[u8], expected: &[u8; RECORD_KEY_LEN]) -> Result<(), RecordError> {
-    if key == expected {
-        Ok(())
-    } else {
-        Err(RecordError::WrongKey)
-    }
 }
 
 /// Checks a record's claimed lifetime against the limits and `now`.

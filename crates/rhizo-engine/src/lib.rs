@@ -24,7 +24,8 @@
 //! # Layout
 //!
 //! - [`agents`]: the agent protocol (issue 13): the dispatcher of inbound agent messages, tasks
-//!   on both sides, sending agent messages on the reliable path.
+//!   on both sides, our agent card and capability answers, sending agent messages on the
+//!   reliable path.
 //! - [`cache`]: [`ConversationCache`], loaded MLS conversations between messages.
 //! - [`commits`]: pending self-updates (MLS commits) settled from receipts, and the sweep.
 //! - [`contacts`]: finding a contact by name or UID.

@@ -33,8 +33,9 @@ pub const MAX_STORED_RECORDS: usize = 4096;
 /// Records one peer may have this node keep for others (an honest node publishes a few per
 /// user it hosts, and replicas forward what they hold): no single peer fills the store.
 pub const MAX_RECORDS_PER_PEER: usize = 256;
-/// Records kept per owner (a rhizo UID has an identity record, a device list, a profile and
-/// one KeyPackage bundle per device, at most 16): no single identity fills the store.
+/// Records kept per owner (a rhizo UID has an identity record, a device list, a profile, one
+/// KeyPackage bundle per device, at most 16, and an agent card under its UID key and up to 4
+/// device keys): no single identity fills the store.
 pub const MAX_RECORDS_PER_OWNER: usize = 24;
 /// This node's own records, on top of [`MAX_STORED_RECORDS`] (a handful per identity).
 const MAX_OWN_RECORDS: usize = 64;

@@ -33,10 +33,15 @@ use rhizo_store::{Db, DbError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+mod agents;
 mod bans;
 mod channels;
 mod tasks;
 
+pub use agents::{AgentQuery, FindAgentsQuery};
+use agents::{
+    agent_of, delete_agent_card, find_agents, list_agents, own_agent_card, set_agent_card,
+};
 pub use bans::BanRequest;
 use bans::{add_ban, list_bans, remove_ban};
 pub use channels::{CreateChannelRequest, JoinChannelRequest};

@@ -24,7 +24,8 @@
 //! - [`geoip`]: the optional country filter for inbound connections.
 //! - [`mailbox`]: offline delivery — the replica we run for others, and our use of theirs.
 //! - [`messaging`]: the async driver of the messaging engine (`rhizo-engine`): contacts,
-//!   sending, the outbox loop, the mailbox poll, publishing, profiles, message requests.
+//!   sending, the outbox loop, the mailbox poll, publishing, profiles, agent cards, message
+//!   requests.
 //! - [`metrics`]: Prometheus text rendering.
 //! - [`node`]: [`node::run`], the daemon's main loop.
 //! - [`peer_policy`]: per-peer rate limits, reputations and bans.

@@ -8,7 +8,7 @@
 //!         inbound /rhizo/msg/1 ─▶ Db::try_write: handle_frame (group commit) ─▶ signed receipt
 //!         mailbox poll (Clock) ─▶ fetch pages ─▶ apply_fetched ─▶ delete with a signed receipt
 //!         publisher (Clock) ─▶ PublishSchedule ─▶ records ─▶ DHT
-//!         DHT lookups: KeyPackages, identity records, device lists, profiles
+//!         DHT lookups: KeyPackages, identity records, device lists, profiles, agent cards
 //! ```
 //!
 //! The engine decides; this module looks things up in the DHT, sends frames with rhizo-net's
@@ -20,7 +20,8 @@
 //! Files: `agents` (tasks: delegate, the worker's queue and updates, the task timer),
 //! `contacts` (tickets, UIDs, proofs), `send` (the group commit, the first message,
 //! history), `outbox` (the delivery loop), `mailbox_poll` (fetching ours), `publish` (records
-//! and their schedule), `profiles`, `requests`, `views` (JSON), `error` (typed errors).
+//! and their schedule), `profiles`, `agent_cards` (our card, skill provider records, finding
+//! agents), `requests`, `views` (JSON), `error` (typed errors).
 
 use std::sync::Arc;
 
@@ -31,6 +32,7 @@ use rhizo_store::{Db, DbError, Durability, Store};
 use tokio::sync::{Notify, broadcast};
 use tracing::warn;
 
+mod agent_cards;
 mod agents;
 mod contacts;
 mod error;
@@ -42,9 +44,11 @@ mod requests;
 mod send;
 mod views;
 
+pub use agent_cards::{AgentLoad, AgentView, FIND_CARD_TIMEOUT, MAX_FIND_PROVIDERS, OwnCardView};
 pub use agents::{TaskError, TaskInputBody, TaskListQuery, parse_states};
 pub use error::{
-    ContactError, FetchError, JobError, MessagingError, ProfileError, RequestError, SendError,
+    CardError, ContactError, FetchError, JobError, MessagingError, ProfileError, RequestError,
+    SendError,
 };
 pub use requests::RequestView;
 pub use rhizo_engine::{
@@ -84,6 +88,8 @@ struct Inner {
     mailbox: Mailbox,
     /// Identity lookups of message-request senders running at once.
     resolving: Arc<tokio::sync::Semaphore>,
+    /// The skills of our card announced as provider records (at most `MAX_SKILLS`).
+    announced_skills: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// Counters of the messaging service since start.
@@ -147,6 +153,7 @@ impl Messaging {
                 agent_called_ms: std::sync::atomic::AtomicI64::new(0),
                 mailbox,
                 resolving: Arc::new(tokio::sync::Semaphore::new(requests::MAX_RESOLVING)),
+                announced_skills: std::sync::Mutex::default(),
             }),
         })
     }

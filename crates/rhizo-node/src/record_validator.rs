@@ -141,4 +141,58 @@ mod tests {
         // Oversized: refused before decoding.
         assert!(v.validate(&key, &vec![0u8; 70 * 1024], None).is_err());
     }
+
+    #[test]
+    fn a_storing_node_keeps_agent_cards_under_their_keys_only() {
+        use rhizo_core::records::{AgentCardRecord, agent_card_device_key, agent_card_key};
+        let v = CoreRecordValidator;
+        let root = RootKey::from_bytes(&[4; 32]);
+        let device = rhizo_core::DeviceKey::from_bytes(&[5; 32]).public();
+        let cert = root.certify_device(&device, now());
+        let card: rhizo_core::agent::AgentCard = serde_json::from_value(serde_json::json!({
+            "name": "Echo", "skills": [{"id": "echo.v1", "name": "Echo"}]
+        }))
+        .unwrap();
+        let ttl = 3 * 24 * 3600;
+        let record = |root: &RootKey, version| {
+            AgentCardRecord::new(root, version, card.clone(), vec![cert], now(), ttl)
+        };
+        let (v1, v2) = (
+            record(&root, 1).unwrap().encode(),
+            record(&root, 2).unwrap().encode(),
+        );
+        let key = agent_card_key(&root.public().uid());
+        let accepted = v.validate(&key, &v1, None).unwrap();
+        assert_eq!(accepted.owner, root.public().uid().as_bytes().to_vec());
+        // Under the listed device's key too, owned by the same UID.
+        let device_key = agent_card_device_key(&device);
+        assert_eq!(
+            v.validate(&device_key, &v1, None).unwrap().owner,
+            accepted.owner
+        );
+        v.validate(&key, &v2, Some(&v1)).unwrap();
+        assert!(v.validate(&key, &v1, Some(&v2)).is_err(), "older");
+        // Under another UID's key, or an unlisted device's: refused.
+        let other = RootKey::from_bytes(&[6; 32]);
+        assert!(
+            v.validate(&agent_card_key(&other.public().uid()), &v1, None)
+                .is_err()
+        );
+        let unlisted = rhizo_core::DeviceKey::from_bytes(&[7; 32]).public();
+        assert!(
+            v.validate(&agent_card_device_key(&unlisted), &v1, None)
+                .is_err()
+        );
+        // A bad signature: a flipped byte, or a zero signature.
+        let mut flipped = v1.clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 1;
+        assert!(v.validate(&key, &flipped, None).is_err());
+        let mut unsigned = v1.clone();
+        let n = unsigned.len();
+        unsigned[n - 64..].fill(0);
+        assert!(v.validate(&key, &unsigned, None).is_err());
+        // Another root's card listing our device cannot be built (the certificate is ours).
+        assert!(record(&other, 1).is_err());
+    }
 }

@@ -1,6 +1,6 @@
 //! rhizo's one SQLite database: the schema, its migrations, a small key →
-//! value table, the peer book, and the messaging, mailbox, request, profile, ban and channel
-//! tables — with [`Db`], the database's one owner in the node.
+//! value table, the peer book, and the messaging, mailbox, request, profile, agent card, ban and
+//! channel tables — with [`Db`], the database's one owner in the node.
 //!
 //! Every read is a method of [`Reader`], every write a method of [`Tx`] (which derefs to
 //! [`Reader`], so reads inside a transaction are the same methods). The API reads no clock:
@@ -19,7 +19,7 @@
 //!        │ Tx / Reader methods, one file per table group:
 //!        ├──► meta, peers, peer_addrs, bans, channels, channel_posts
 //!        ├──► contacts, contact_devices, conversations, messages (outbox), seen
-//!        ├──► mailbox_*, request_*, profiles
+//!        ├──► mailbox_*, request_*, profiles, agent_cards
 //!        └──► tasks, task_events, task_messages, task_artifacts, agent_outbox
 //!        │ open: create 0600 → WAL → migrate to SCHEMA_VERSION
 //!        ▼
@@ -46,6 +46,8 @@
 //! - [`requests`]: message requests (envelopes from non-contacts held within bounds until the
 //!   user accepts, declines or blocks), declined conversations, closed conversations.
 //! - [`profiles`]: our profile and the newest one received from each contact.
+//! - [`agent_cards`]: our agent card and a bounded cache of other agents' cards
+//!   ([`AgentCardRow`]).
 //! - [`bans`]: explicit bans of peer ids and IP ranges ([`BanRow`]), temporary or permanent.
 //!   (Reputation scores and reputation bans live on the peer book rows.)
 //! - [`channels`]: the public channels joined ([`ChannelRow`]) and their bounded post history
@@ -57,6 +59,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod agent_cards;
 pub mod agents;
 pub mod bans;
 pub mod channels;
@@ -76,6 +79,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OptionalExtension};
 
+pub use agent_cards::{AgentCardRow, OwnAgentCard};
 pub use bans::{BanKind, BanRow, UnknownBanKind};
 pub use channels::{ChannelPostRow, ChannelRow};
 #[cfg(feature = "db")]

@@ -366,6 +366,24 @@ const MIGRATIONS: &[&str] = &[
         summary    TEXT NOT NULL,
         created_at INTEGER NOT NULL
     ) STRICT;",
+    // 14: agent cards (issue 13). `agent_cards` caches other agents' signed cards (found in the
+    // DHT or received in a capability answer), one row per UID, replaced only by a higher
+    // version, bounded (oldest fetched dropped first); `own_agent_card` holds ours (`record` NULL
+    // once removed: the version stays, so a later card outranks copies still in the DHT).
+    "CREATE TABLE agent_cards (
+        uid        BLOB PRIMARY KEY CHECK (length(uid) = 32),
+        version    INTEGER NOT NULL,
+        record     BLOB NOT NULL,
+        expires_at INTEGER NOT NULL,
+        fetched_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX agent_cards_by_fetch ON agent_cards (fetched_at);
+    CREATE TABLE own_agent_card (
+        id         INTEGER PRIMARY KEY CHECK (id = 0),
+        version    INTEGER NOT NULL,
+        record     BLOB,
+        updated_at INTEGER NOT NULL
+    ) STRICT;",
 ];
 
 /// The schema version this build creates and understands.

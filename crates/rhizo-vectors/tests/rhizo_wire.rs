@@ -1,5 +1,5 @@
 //! Frozen wire vectors for every signed structure rhizo puts on the wire
-//! (docs/protocol.md, "Test vectors"): device certificate, the four DHT
+//! (docs/protocol.md, "Test vectors"): device certificate, the five DHT
 //! records, contact ticket (with a device-possession proof), envelope,
 //! delivery receipt, batch frame, mailbox fetch (and its signed message),
 //! mailbox delete and channel post.
@@ -24,7 +24,8 @@ use rhizo_core::envelope::{
 };
 use rhizo_core::mailbox::{DeleteRequest, FETCH_SIGNATURE_DOMAIN, FetchRequest, MailboxRequest};
 use rhizo_core::records::{
-    DeviceList, IdentityRecord, KeyPackageBundle, Profile, ValidRecord, validate_record,
+    AgentCardRecord, DeviceList, IdentityRecord, KeyPackageBundle, Profile, ValidRecord,
+    validate_record,
 };
 use rhizo_core::{
     ContactTicket, DeviceCertificate, DeviceKey, RootKey, SessionId, TicketDevice, Uid,
@@ -246,6 +247,22 @@ fn build_identity_and_records(v: &mut BTreeMap<String, Vector>) {
             &profile.expect("profile").encode(),
         ),
     );
+    let card: rhizo_core::agent::AgentCard = serde_json::from_str(
+        r#"{"name": "Echo", "description": "repeats its input", "version": "1.0",
+            "skills": [{"id": "echo.v1", "name": "Echo", "tags": ["text"]}]}"#,
+    )
+    .expect("card JSON");
+    add(
+        "agent_card",
+        bytes_vector(
+            "SignedRecord kind 5: AgentCardRecord::new(root [1;32], version 2, card {name \"Echo\", \
+         description \"repeats its input\", version \"1.0\", skill echo.v1 \"Echo\" tag \"text\", \
+         default modes text/plain, limits 64/4/49152}, [cert of device [3;32]], now, ttl)",
+            &AgentCardRecord::new(&root(), 2, card, vec![cert()], NOW, TTL)
+                .expect("agent card")
+                .encode(),
+        ),
+    );
 }
 
 /// The contact ticket, the envelope, the receipt and the batch frame.
@@ -373,7 +390,7 @@ fn accept(name: &str, bytes: &[u8]) -> Result<(), String> {
         "device_certificate" => DeviceCertificate::decode(bytes)
             .and_then(|c| c.verify_for(&root().public()))
             .map_err(|x| e(&x)),
-        "identity_record" | "device_list" | "key_package_bundle" | "profile" => {
+        "identity_record" | "device_list" | "key_package_bundle" | "profile" | "agent_card" => {
             let valid = validate_record(&record_key(name), bytes, NOW).map_err(|x| e(&x))?;
             (valid.encode() == bytes)
                 .then_some(())
@@ -421,6 +438,7 @@ fn record_key(name: &str) -> [u8; 32] {
         "identity_record" => rhizo_core::records::identity_key(&uid),
         "device_list" => rhizo_core::records::device_list_key(&uid),
         "key_package_bundle" => rhizo_core::records::key_packages_key(&uid, &device().public()),
+        "agent_card" => rhizo_core::records::agent_card_key(&uid),
         _ => rhizo_core::records::profile_key(&uid),
     }
 }
@@ -470,6 +488,8 @@ fn frozen_vectors_decode_and_verify() {
     // The record kinds decode to the kind their name says.
     let valid = validate_record(&record_key("profile"), &frozen_bytes("profile"), NOW);
     assert!(matches!(valid, Ok(ValidRecord::Profile(_))));
+    let valid = validate_record(&record_key("agent_card"), &frozen_bytes("agent_card"), NOW);
+    assert!(matches!(valid, Ok(ValidRecord::AgentCard(_))));
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! A record is a per-kind body (`B`: [`IdentityBody`](super::IdentityBody),
 //! [`DeviceListBody`](super::DeviceListBody),
 //! [`KeyPackageBundleBody`](super::KeyPackageBundleBody),
-//! [`ProfileBody`](super::ProfileBody)) plus the parts every kind shares: the
+//! [`ProfileBody`](super::ProfileBody), [`AgentCardBody`](super::AgentCardBody)) plus the parts every kind shares: the
 //! lifetime (`created_at`, `expires_at`) and the Ed25519 signature over
 //! `"rhizo/record/v1" ‖ kind ‖ body`. Signing, encoding, validating, the
 //! lifetime rules and the shared accessors live here once; a body only says
@@ -14,13 +14,13 @@ use std::fmt;
 use std::ops::Deref;
 
 use super::{
-    Hex, RECORD_KEY_LEN, RecordError, RecordKind, check_encoded_size, check_key, check_lifetime,
+    Hex, RECORD_KEY_LEN, RecordError, RecordKind, check_encoded_size, check_lifetime,
     encode_envelope, expiry_for_new, signed_message,
 };
 use crate::Uid;
 use crate::identity::SIGNATURE_LEN;
 
-/// What a body does for [`SignedRecord`]; sealed, so only this crate's four
+/// What a body does for [`SignedRecord`]; sealed, so only this crate's five
 /// bodies implement it.
 pub(super) mod sealed {
     use super::{RECORD_KEY_LEN, RecordError, RecordKind, SIGNATURE_LEN, Uid};
@@ -33,6 +33,12 @@ pub(super) mod sealed {
 
         /// The DHT key a record with this body belongs under.
         fn key(&self) -> [u8; RECORD_KEY_LEN];
+
+        /// Whether the record may be stored under `key`: its [`key`](Self::key), and for
+        /// agent cards also the per-device keys of the devices it lists.
+        fn belongs_under(&self, key: &[u8]) -> bool {
+            key == self.key()
+        }
 
         /// The UID of the identity the record belongs to.
         fn uid(&self) -> Uid;
@@ -64,7 +70,7 @@ pub(super) mod sealed {
     }
 }
 
-/// The body of a DHT record kind; implemented by the four record bodies of
+/// The body of a DHT record kind; implemented by the five record bodies of
 /// this crate only.
 pub trait RecordBody: sealed::Body {}
 
@@ -125,7 +131,9 @@ impl<B: RecordBody> SignedRecord<B> {
         now: u64,
     ) -> Result<Self, RecordError> {
         let (decoded, created_at, expires_at) = B::decode(body)?;
-        check_key(key, &decoded.key())?;
+        if !decoded.belongs_under(key) {
+            return Err(RecordError::WrongKey);
+        }
         check_lifetime(created_at, expires_at, now)?;
         // check_lifetime guarantees expires_at > created_at.
         B::check_ttl(expires_at - created_at)?;

@@ -731,3 +731,47 @@ fn the_first_task_to_a_contact_opens_the_conversation() {
     );
     assert_eq!(p.task(BOB, id).history[0].joined_text(), "hello, agent");
 }
+
+#[test]
+fn a_capability_query_is_answered_with_the_signed_card_which_is_cached() {
+    let mut p = pair();
+    let card: AgentCard = serde_json::from_value(serde_json::json!({
+        "name": "Echo", "skills": [{"id": "echo.v1", "name": "Echo"}]
+    }))
+    .unwrap();
+    let own = p.engines[BOB]
+        .set_agent_card(&mut p.stores[BOB], card, T0 + 1)
+        .unwrap();
+    let bob = contact(BOB);
+    assert!(
+        p.engines[ALICE]
+            .query_capabilities(&mut p.stores[ALICE], &bob, T0 + 2)
+            .unwrap()
+    );
+    p.run(T0 + 2);
+    let cached = p.stores[ALICE].read().agent_card(&bob.uid).unwrap();
+    let cached = cached.expect("bob's card is cached");
+    assert_eq!((cached.version, &cached.record), (1, &own.bytes));
+    // Bob is no longer an agent: his next answer is empty, and alice forgets the card.
+    assert!(
+        p.engines[BOB]
+            .clear_agent_card(&mut p.stores[BOB], T0 + 3)
+            .unwrap()
+    );
+    assert!(
+        p.engines[ALICE]
+            .query_capabilities(&mut p.stores[ALICE], &bob, T0 + 4)
+            .unwrap()
+    );
+    p.run(T0 + 4);
+    assert_eq!(p.stores[ALICE].read().agent_card(&bob.uid).unwrap(), None);
+    // Agent messages are never chat: no message event on either side.
+    for events in &p.events {
+        assert!(
+            !events
+                .iter()
+                .any(|e| matches!(e, Event::MessageReceived { .. })),
+            "{events:?}"
+        );
+    }
+}

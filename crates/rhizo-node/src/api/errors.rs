@@ -5,7 +5,8 @@ use axum::{http::StatusCode, response::Response};
 
 use super::error;
 use crate::messaging::{
-    ContactError, FetchError, MessagingError, ProfileError, RequestError, SendError, TaskError,
+    CardError, ContactError, FetchError, MessagingError, ProfileError, RequestError, SendError,
+    TaskError,
 };
 
 /// The HTTP status and stable error code of a messaging or channel error (see
@@ -42,6 +43,7 @@ fn error_status(e: &MessagingError) -> (StatusCode, &'static str) {
             RequestError::Db(e) => db_status(e),
         },
         MessagingError::Task(e) => task_status(e),
+        MessagingError::Card(e) => card_status(e),
         MessagingError::Fetch(FetchError::Engine(e)) => engine_status(e),
         MessagingError::Fetch(FetchError::Db(e)) => db_status(e),
         MessagingError::BadInput(_) => (StatusCode::BAD_REQUEST, "BAD_INPUT"),
@@ -70,6 +72,17 @@ fn task_status(e: &TaskError) -> (StatusCode, &'static str) {
         TaskError::Contact(e) => contact_status(e),
         TaskError::Engine(e) => engine_status(e),
         TaskError::Db(e) => db_status(e),
+    }
+}
+
+fn card_status(e: &CardError) -> (StatusCode, &'static str) {
+    match e {
+        CardError::BadCard(_) | CardError::BadSkill(_) => (StatusCode::BAD_REQUEST, "BAD_INPUT"),
+        CardError::NoCard => (StatusCode::NOT_FOUND, "NO_CARD"),
+        CardError::UnknownAgent(_) => (StatusCode::NOT_FOUND, "UNKNOWN_AGENT"),
+        CardError::Network(_) => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
+        CardError::Engine(e) => engine_status(e),
+        CardError::Db(e) => db_status(e),
     }
 }
 
@@ -248,6 +261,17 @@ mod tests {
                 MessagingError::UnknownChannel("c".into()),
                 StatusCode::NOT_FOUND,
                 "UNKNOWN_CHANNEL",
+            ),
+            (CardError::NoCard.into(), StatusCode::NOT_FOUND, "NO_CARD"),
+            (
+                CardError::UnknownAgent("x".into()).into(),
+                StatusCode::NOT_FOUND,
+                "UNKNOWN_AGENT",
+            ),
+            (
+                CardError::BadSkill("X".into()).into(),
+                StatusCode::BAD_REQUEST,
+                "BAD_INPUT",
             ),
         ]
         .into_iter()

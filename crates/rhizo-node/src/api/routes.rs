@@ -105,6 +105,12 @@ pub(crate) enum Endpoint {
     WorkerTasks,
     ClaimNextTask,
     UpdateTask,
+    OwnAgentCard,
+    SetAgentCard,
+    DeleteAgentCard,
+    ListAgents,
+    FindAgents,
+    AgentOf,
 }
 
 /// One row of the route table.
@@ -205,6 +211,12 @@ pub const ROUTES: &[Route] = &[
     v1(   Get,    "/v1/agent/tasks",                      Token, E::WorkerTasks,             "the worker's tasks in queue order"),
     v1(   Post,   "/v1/agent/tasks/next",                 Token, E::ClaimNextTask,           "claim the next queued task (204 when none)"),
     v1(   Post,   "/v1/agent/tasks/{id}",                 Token, E::UpdateTask,              "the worker's status, message and artifacts"),
+    v1(   Get,    "/v1/agent/card",                       Token, E::OwnAgentCard,            "our agent card"),
+    v1(   Post,   "/v1/agent/card",                       Token, E::SetAgentCard,            "set, sign and publish our agent card"),
+    v1(   Delete, "/v1/agent/card",                       Token, E::DeleteAgentCard,         "remove our agent card (stop announcing)"),
+    v1(   Get,    "/v1/agents",                           Token, E::ListAgents,              "known agents (cached cards)"),
+    v1(   Get,    "/v1/agents/find",                      Token, E::FindAgents,              "find agents by skill in the DHT"),
+    v1(   Get,    "/v1/agents/{who}",                     Token, E::AgentOf,                 "one agent's card, by contact name or UID"),
     alias(Get,    "/health",                              Open,  E::Health,                  "/v1/health"),
     alias(Get,    "/stats",                               Token, E::Stats,                   "/v1/stats"),
     alias(Get,    "/peers",                               Token, E::Peers,                   "/v1/peers"),
@@ -259,6 +271,12 @@ fn handler(endpoint: Endpoint, method: Method) -> MethodRouter<ApiState> {
         E::WorkerTasks => on(m, worker_tasks),
         E::ClaimNextTask => on(m, claim_next_task),
         E::UpdateTask => on(m, update_task),
+        E::OwnAgentCard => on(m, own_agent_card),
+        E::SetAgentCard => on(m, set_agent_card),
+        E::DeleteAgentCard => on(m, delete_agent_card),
+        E::ListAgents => on(m, list_agents),
+        E::FindAgents => on(m, find_agents),
+        E::AgentOf => on(m, agent_of),
     }
 }
 

@@ -194,6 +194,51 @@ impl From<StoreError> for FetchError {
     }
 }
 
+/// Why setting, showing or finding agent cards failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CardError {
+    /// The card breaks a rule of the card format.
+    #[error("invalid agent card: {0}")]
+    BadCard(#[source] RecordError),
+    /// Not a valid skill id.
+    #[error("invalid skill id '{0}': a skill id is 1-64 characters of a-z, 0-9, '.', '_' and '-'")]
+    BadSkill(String),
+    /// We have no card.
+    #[error("this node has no agent card: set one with `rhizo agent card set`")]
+    NoCard,
+    /// No card is known or found for that agent.
+    #[error(
+        "no agent card of '{0}' is known or found in the DHT: check the name or UID, or find \
+         agents by skill with `rhizo agents find SKILL`"
+    )]
+    UnknownAgent(String),
+    /// The DHT lookup could not run.
+    #[error("the DHT lookup failed")]
+    Network(#[source] NetError),
+    /// The database's owner did not run the job (busy, closed) or its commit failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// The engine (database, MLS, signing).
+    #[error(transparent)]
+    Engine(EngineError),
+}
+
+impl From<EngineError> for CardError {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::Record(e) => Self::BadCard(e),
+            e => Self::Engine(e),
+        }
+    }
+}
+
+impl From<StoreError> for CardError {
+    fn from(e: StoreError) -> Self {
+        Self::Engine(EngineError::Store(e))
+    }
+}
+
 /// Any error of the messaging service and the channels (what the local API maps).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -216,6 +261,9 @@ pub enum MessagingError {
     /// Agent tasks.
     #[error(transparent)]
     Task(#[from] super::TaskError),
+    /// Agent cards.
+    #[error(transparent)]
+    Card(#[from] CardError),
     /// Bad input (channels, API arguments).
     #[error("{0}")]
     BadInput(String),
@@ -264,5 +312,6 @@ from_job_error!(
     SendError,
     ProfileError,
     RequestError,
-    FetchError
+    FetchError,
+    CardError
 );

@@ -1,5 +1,6 @@
 //! The publisher loop: when the engine's [`PublishSchedule`] says so, puts our identity record,
-//! device list, public profile and KeyPackage bundle in the DHT, and prunes the seen-set.
+//! device list, public profile, agent card (with its skills' provider records) and KeyPackage
+//! bundle in the DHT, and prunes the seen-set.
 //! Runs on the node's [`Clock`](crate::clock): a paused clock moves it through simulated hours.
 
 use std::time::Duration;
@@ -67,6 +68,11 @@ impl Messaging {
             && let Err(e) = self.publish_profile().await
         {
             debug!(error = %e, "public profile not republished yet");
+        }
+        if due.republish
+            && let Err(e) = self.publish_agent_card().await
+        {
+            debug!(error = %e, "agent card not republished yet");
         }
         match self.publish_key_packages().await {
             Ok(n) => {

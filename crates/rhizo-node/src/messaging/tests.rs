@@ -236,3 +236,52 @@ async fn the_task_timer_fails_a_task_at_its_deadline_on_the_node_clock() {
         .expect("the timer stops on shutdown")
         .unwrap();
 }
+
+/// Our agent card on the driver: set (signed as version 1, a bad card refused), shown,
+/// removed; lookups the DHT does not answer (the event loop never runs) are UNKNOWN_AGENT.
+#[tokio::test(start_paused = true)]
+async fn our_agent_card_is_set_shown_and_removed() {
+    use super::CardError;
+    let clock = Arc::new(PausedClock::starting_at(START_MS));
+    let (messaging, _db, _id, _event_loop) = alice_with_a_queued_message(clock);
+    assert!(!messaging.has_agent_card().await);
+    assert!(matches!(
+        messaging.agent_card().await,
+        Err(CardError::NoCard)
+    ));
+    let card: rhizo_core::agent::AgentCard = serde_json::from_value(serde_json::json!({
+        "name": "Echo", "skills": [{"id": "echo.v1", "name": "Echo"}]
+    }))
+    .unwrap();
+    let set = messaging.set_agent_card(card.clone()).await.unwrap();
+    assert_eq!((set.card_version, &set.card), (1, &card));
+    assert_eq!(set.uid, me(1).uid.to_string());
+    assert!(messaging.has_agent_card().await);
+    assert_eq!(messaging.agent_card().await.unwrap(), set);
+    let mut bad = card.clone();
+    bad.skills.clear();
+    assert!(matches!(
+        messaging.set_agent_card(bad).await,
+        Err(CardError::BadCard(_))
+    ));
+    assert_eq!(messaging.agent_card().await.unwrap().card_version, 1);
+    messaging.clear_agent_card().await.unwrap();
+    assert!(!messaging.has_agent_card().await);
+    assert!(matches!(
+        messaging.clear_agent_card().await,
+        Err(CardError::NoCard)
+    ));
+    assert!(matches!(
+        messaging.agent("bob", false).await,
+        Err(CardError::UnknownAgent(_))
+    ));
+    assert!(matches!(
+        messaging.agent("nobody", true).await,
+        Err(CardError::UnknownAgent(_))
+    ));
+    assert!(messaging.agents().await.unwrap().is_empty());
+    assert!(matches!(
+        messaging.find_agents("Not A Skill").await,
+        Err(CardError::BadSkill(_))
+    ));
+}
