@@ -24,7 +24,8 @@
 //! # Layout
 //!
 //! - [`agents`]: the agent protocol (issue 13): the dispatcher of inbound agent messages, tasks
-//!   on both sides, sending agent messages on the reliable path.
+//!   on both sides, sending agent messages on the reliable path; heartbeats and liveness, `wake_up`, the
+//!   circuit breaker.
 //! - [`cache`]: [`ConversationCache`], loaded MLS conversations between messages.
 //! - [`commits`]: pending self-updates (MLS commits) settled from receipts, and the sweep.
 //! - [`contacts`]: finding a contact by name or UID.
@@ -107,6 +108,8 @@ pub struct Engine {
     pub(crate) conversations: std::sync::Arc<ConversationCache>,
     pub(crate) counters: Counters,
     pub(crate) rekey: RekeyPolicy,
+    /// Remote agents' liveness and circuit breakers (in memory).
+    pub(crate) agent_health: std::sync::Arc<agents::health::AgentHealth>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -181,6 +184,7 @@ impl Engine {
             conversations: std::sync::Arc::new(ConversationCache::new(cache::CAPACITY)),
             counters: Counters::default(),
             rekey,
+            agent_health: std::sync::Arc::default(),
         })
     }
 
