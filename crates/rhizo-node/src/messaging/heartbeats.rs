@@ -1,0 +1,184 @@
+//! Agent liveness on the node's clock: heartbeat rounds (a node that is an agent sends one to
+//! each agent it works with, sealed by the engine and sent once, result ignored except to note
+//! that the peer reads our conversation), and the liveness ticker that turns time passing into
+//! `agent_liveness` events.
+//!
+//! ```text
+//!  every heartbeat_secs ─▶ targets (≤ 64) ─▶ Db::write: seal_heartbeat ─▶ send once per device
+//!  next_liveness_deadline / a heartbeat arrived ─▶ liveness_changes(now) ─▶ agent_liveness
+//! ```
+
+use futures::StreamExt as _;
+use libp2p::{Multiaddr, PeerId};
+use rhizo_core::Uid;
+use rhizo_engine::{
+    EngineError,
+    agents::heartbeat::{Ephemeral, Load},
+};
+use tracing::{debug, warn};
+
+use super::{JobError, Messaging, RESPONSE_RECEIPT};
+
+/// Heartbeats sent per round at most.
+pub const MAX_HEARTBEATS_PER_ROUND: usize = 64;
+/// Heartbeats sent at once (each may wait for a dial timeout).
+const HEARTBEATS_IN_FLIGHT: usize = 8;
+/// The liveness ticker's longest sleep (a heartbeat that arrives wakes it sooner).
+const LIVENESS_IDLE_MS: i64 = 60_000;
+
+/// What the heartbeat loop needs from the `[agent]` config.
+#[derive(Debug, Clone, Copy)]
+pub struct HeartbeatSettings {
+    /// Seconds between rounds (also announced to the receivers).
+    pub interval_secs: u64,
+    /// This node is an agent: it sends heartbeats.
+    pub enabled: bool,
+    /// The worker queue's capacity, announced in heartbeats.
+    pub capacity: u32,
+}
+
+impl Messaging {
+    /// Runs heartbeat rounds (when this node is an agent) and the liveness ticker until `stop`
+    /// fires.
+    pub async fn run_agent_liveness(
+        self,
+        settings: HeartbeatSettings,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let interval_ms = i64::try_from(settings.interval_secs.max(1) * 1000).unwrap_or(i64::MAX);
+        let mut next_round = self.now();
+        loop {
+            let now = self.now();
+            self.emit_events(self.inner.engine.liveness_changes(now));
+            if settings.enabled && now >= next_round {
+                next_round = now.saturating_add(interval_ms);
+                let round = tokio::select! {
+                    r = self.heartbeat_round(settings) => r,
+                    _ = stop.changed() => return,
+                };
+                if let Err(e) = round {
+                    warn!(error = %e, "heartbeat round failed");
+                }
+            }
+            let now = self.now();
+            let mut wake = now.saturating_add(LIVENESS_IDLE_MS);
+            if settings.enabled {
+                wake = wake.min(next_round);
+            }
+            if let Some(t) = self.inner.engine.next_liveness_deadline(now) {
+                wake = wake.min(t);
+            }
+            let wait = crate::clock::until(self.inner.clock.as_ref(), wake);
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = self.inner.liveness_wake.notified() => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }
+
+    /// Whether worker tasks are still queued (the wake command is restarted while they are).
+    /// Answered from the worker queue (the tasks tables) once it is on main; until then
+    /// `false`, and the supervisor restarts only for triggers that came during a run.
+    pub async fn worker_work_pending(&self) -> bool {
+        false
+    }
+
+    /// One round: a heartbeat to each agent we work with.
+    async fn heartbeat_round(&self, settings: HeartbeatSettings) -> Result<(), JobError> {
+        let targets = self.heartbeat_targets().await?;
+        let interval_s = u32::try_from(settings.interval_secs).unwrap_or(u32::MAX);
+        let load = worker_load(settings.capacity);
+        debug!(targets = targets.len(), "heartbeat round");
+        futures::stream::iter(targets)
+            .for_each_concurrent(HEARTBEATS_IN_FLIGHT, |uid| async move {
+                if let Err(e) = self.send_heartbeat(uid, load, interval_s).await {
+                    debug!(error = %e, "heartbeat not sent");
+                }
+            })
+            .await;
+        Ok(())
+    }
+
+    /// Seals a heartbeat to `uid` (committed first: its sequence number is never reused) and
+    /// sends it once to each of its devices.
+    async fn send_heartbeat(&self, uid: Uid, load: Load, interval_s: u32) -> Result<(), JobError> {
+        let now = self.now();
+        let this = self.clone();
+        let sealed: Option<Ephemeral> = self
+            .inner
+            .db
+            .write(move |tx| -> Result<_, JobError> {
+                Ok(this
+                    .inner
+                    .engine
+                    .seal_heartbeat(tx, &uid, load, interval_s, now)?)
+            })
+            .await?;
+        let Some(sealed) = sealed else {
+            return Ok(());
+        };
+        for target in sealed.targets() {
+            let Ok(peer) = target.peer_id.parse::<PeerId>() else {
+                continue;
+            };
+            let addrs: Vec<Multiaddr> =
+                target.addrs.iter().filter_map(|a| a.parse().ok()).collect();
+            let answer = self
+                .inner
+                .client
+                .send_message(peer, addrs, sealed.frame.clone())
+                .await;
+            if answer.is_ok_and(|r| r.first() == Some(&RESPONSE_RECEIPT)) {
+                self.inner.engine.note_ephemeral_answered(&uid);
+            }
+        }
+        Ok(())
+    }
+
+    /// The agents we work with, at most [`MAX_HEARTBEATS_PER_ROUND`]: those heard from
+    /// (they send us heartbeats), then our contacts with a conversation.
+    ///
+    /// Until the agent-card cache and the tasks tables are on main, "contacts that are agents
+    /// or have a live task with us" is approximated by "contacts with an open conversation";
+    /// the bound keeps it cheap either way.
+    async fn heartbeat_targets(&self) -> Result<Vec<Uid>, JobError> {
+        let mut targets = self
+            .inner
+            .engine
+            .agent_health()
+            .with_liveness(|m| m.known(MAX_HEARTBEATS_PER_ROUND));
+        let known = targets.clone();
+        let contacts = self
+            .inner
+            .db
+            .read(move |r| -> Result<_, JobError> {
+                let mut out = Vec::new();
+                for c in r.list_contacts().map_err(EngineError::from)? {
+                    let uid = Uid::from_bytes(&c.uid);
+                    if !known.contains(&uid)
+                        && r.open_conversation_with(&c.uid)
+                            .map_err(EngineError::from)?
+                            .is_some()
+                    {
+                        out.push(uid);
+                    }
+                }
+                Ok(out)
+            })
+            .await?;
+        targets.extend(contacts);
+        targets.truncate(MAX_HEARTBEATS_PER_ROUND);
+        Ok(targets)
+    }
+}
+
+/// The load our heartbeats announce. The queued and working counts come from the worker queue
+/// (the tasks tables) once it is on main; until then only the capacity is known.
+fn worker_load(capacity: u32) -> Load {
+    Load {
+        queued: 0,
+        working: 0,
+        capacity,
+    }
+}
