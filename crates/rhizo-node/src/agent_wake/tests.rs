@@ -122,11 +122,12 @@ async fn a_task_starts_the_command_which_is_not_restarted_when_no_work_is_left()
     let c = h.until(|c| c.exits >= 2).await;
     assert_eq!(c.starts, 2);
     assert_eq!(h.starts(), 2);
-    let log = h.log();
-    assert!(
-        log.contains("to-stdout") || log.contains("to-stderr"),
-        "{log:?}"
-    );
+    // The output reaches the log (copied by its own tasks, maybe after the exit was seen).
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !(h.log().contains("to-stdout") && h.log().contains("to-stderr")) {
+        assert!(tokio::time::Instant::now() < deadline, "log: {:?}", h.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     h.stop().await;
 }
 
