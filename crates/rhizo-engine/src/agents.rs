@@ -125,6 +125,14 @@ pub enum TaskError {
     /// The request or update breaks a rule (sizes, ids, parts).
     #[error("bad task: {0}")]
     BadTask(#[source] AgentError),
+    /// The agent's circuit breaker is open: it failed too often lately.
+    #[error("agent {agent} is unavailable: {open}")]
+    AgentUnavailable {
+        /// The agent (its contact name).
+        agent: String,
+        /// When a task is let through again.
+        open: breaker::Open,
+    },
     /// The engine (database, MLS, signing).
     #[error(transparent)]
     Engine(#[from] EngineError),

@@ -88,6 +88,12 @@ impl AgentPresence {
         self.last_call.store(self.clock.now_ms(), Ordering::Relaxed);
     }
 
+    /// When (unix ms) the worker API was last called, if ever.
+    pub fn last_call_ms(&self) -> Option<i64> {
+        let last = self.last_call.load(Ordering::Relaxed);
+        (last != i64::MIN).then_some(last)
+    }
+
     /// An `/v1/events?agent=1` stream opened; attached until the guard is dropped.
     pub fn stream_opened(self: &Arc<Self>) -> AgentStream {
         self.streams.fetch_add(1, Ordering::Relaxed);

@@ -81,9 +81,6 @@ struct Inner {
     outbox_wake: Notify,
     /// Wakes the task timer (a new task, a new deadline).
     agent_wake: Notify,
-    /// When (unix ms, the node's clock) an agent program last called `/v1/agent/tasks*`
-    /// (0: never): it counts as attached for a while after.
-    agent_called_ms: std::sync::atomic::AtomicI64,
     mailbox: Mailbox,
     /// Identity lookups of message-request senders running at once.
     resolving: Arc<tokio::sync::Semaphore>,
@@ -152,7 +149,6 @@ impl Messaging {
                 events,
                 outbox_wake: Notify::new(),
                 agent_wake: Notify::new(),
-                agent_called_ms: std::sync::atomic::AtomicI64::new(0),
                 mailbox,
                 resolving: Arc::new(tokio::sync::Semaphore::new(requests::MAX_RESOLVING)),
                 liveness_wake: Notify::new(),

@@ -344,6 +344,17 @@ async fn start_services(
         presence,
     )
     .map_err(|e| NodeError::Task(e.to_string()))?;
+    // The `[agent]` config's part of the worker policy the inbound path applies.
+    let (max_queue, accept) = (config.agent.max_queue, config.agent.accept_tasks_from);
+    let applied = messaging
+        .update_agent_policy(move |policy| {
+            policy.max_queue = max_queue.map(|q| u32::try_from(q).unwrap_or(u32::MAX));
+            policy.accept_tasks_from = accept;
+        })
+        .await;
+    if let Err(e) = applied {
+        warn!(error = %e, "cannot apply the [agent] settings to the worker policy");
+    }
     let channels = Channels::new(
         db.clone(),
         client.clone(),
@@ -365,16 +376,9 @@ async fn start_services(
 
 /// The heartbeat loop's settings from the `[agent]` config.
 fn heartbeat_settings(config: &Config) -> crate::messaging::HeartbeatSettings {
-    let capacity = config
-        .agent
-        .max_queue
-        .map_or(rhizo_core::agent::AgentLimits::default().max_queue, |q| {
-            u32::try_from(q).unwrap_or(u32::MAX)
-        });
     crate::messaging::HeartbeatSettings {
         interval_secs: config.agent.heartbeat_secs,
         enabled: config.agent.enabled,
-        capacity,
     }
 }
 

@@ -1,6 +1,7 @@
 //! The `[agent]` section: heartbeats, the worker queue, who may send tasks, the wake command
 //! and a local A2A server (see docs/agents.md).
 
+pub use rhizo_engine::agents::AcceptTasksFrom;
 use serde::{Deserialize, Serialize};
 
 use super::{ConfigError, parse_bool, parse_count};
@@ -16,30 +17,16 @@ pub const MAX_WAKE_ARGS: usize = 64;
 /// Longest `wake_command` argument, bytes.
 pub const MAX_WAKE_ARG_BYTES: usize = 4096;
 
-/// Who may send tasks to this node's agent without being a contact first.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AcceptTasksFrom {
-    /// Anyone (what find-by-skill is for); blocked senders are always refused.
-    #[default]
-    Anyone,
-    /// Contacts only: a task from anyone else is a message request.
-    Contacts,
-}
-
-impl std::str::FromStr for AcceptTasksFrom {
-    type Err = ConfigError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim() {
-            "anyone" => Ok(Self::Anyone),
-            "contacts" => Ok(Self::Contacts),
-            _ => Err(ConfigError::BadSetting {
-                setting: "agent.accept_tasks_from",
-                value: s.to_string(),
-                reason: "use \"anyone\" or \"contacts\"".into(),
-            }),
-        }
+/// `anyone` or `contacts`.
+fn parse_accept(setting: &'static str, value: &str) -> Result<AcceptTasksFrom, ConfigError> {
+    match value.trim() {
+        "anyone" => Ok(AcceptTasksFrom::Anyone),
+        "contacts" => Ok(AcceptTasksFrom::Contacts),
+        _ => Err(ConfigError::BadSetting {
+            setting,
+            value: value.to_string(),
+            reason: "use \"anyone\" or \"contacts\"".into(),
+        }),
     }
 }
 
@@ -117,11 +104,12 @@ impl AgentLayer {
                 self.max_queue = Some(parse_count("RHIZO_AGENT_MAX_QUEUE", value)?);
             }
             "RHIZO_AGENT_ACCEPT_TASKS_FROM" => {
-                self.accept_tasks_from = Some(value.parse().map_err(|_| ConfigError::BadEnv {
-                    var: "RHIZO_AGENT_ACCEPT_TASKS_FROM",
-                    value: value.to_string(),
-                    reason: "use anyone or contacts".into(),
-                })?);
+                self.accept_tasks_from =
+                    Some(parse_accept("", value).map_err(|_| ConfigError::BadEnv {
+                        var: "RHIZO_AGENT_ACCEPT_TASKS_FROM",
+                        value: value.to_string(),
+                        reason: "use anyone or contacts".into(),
+                    })?);
             }
             // Whitespace-separated argv (arguments with spaces need the config file's list).
             "RHIZO_AGENT_WAKE_COMMAND" if !value.trim().is_empty() => {

@@ -31,10 +31,8 @@ const LIVENESS_IDLE_MS: i64 = 60_000;
 pub struct HeartbeatSettings {
     /// Seconds between rounds (also announced to the receivers).
     pub interval_secs: u64,
-    /// This node is an agent: it sends heartbeats.
+    /// Send heartbeats even without an agent card (a card turns them on).
     pub enabled: bool,
-    /// The worker queue's capacity, announced in heartbeats.
-    pub capacity: u32,
 }
 
 impl Messaging {
@@ -50,21 +48,22 @@ impl Messaging {
         loop {
             let now = self.now();
             self.emit_events(self.inner.engine.liveness_changes(now));
-            if settings.enabled && now >= next_round {
+            // Whether we are an agent (a card, or `agent.enabled`) is asked once an interval.
+            if now >= next_round {
                 next_round = now.saturating_add(interval_ms);
-                let round = tokio::select! {
-                    r = self.heartbeat_round(settings) => r,
-                    _ = stop.changed() => return,
-                };
-                if let Err(e) = round {
-                    warn!(error = %e, "heartbeat round failed");
+                if self.is_agent(settings).await {
+                    let round = tokio::select! {
+                        r = self.heartbeat_round(settings) => r,
+                        _ = stop.changed() => return,
+                    };
+                    if let Err(e) = round {
+                        warn!(error = %e, "heartbeat round failed");
+                    }
                 }
             }
             let now = self.now();
             let mut wake = now.saturating_add(LIVENESS_IDLE_MS);
-            if settings.enabled {
-                wake = wake.min(next_round);
-            }
+            wake = wake.min(next_round);
             if let Some(t) = self.inner.engine.next_liveness_deadline(now) {
                 wake = wake.min(t);
             }
@@ -77,18 +76,34 @@ impl Messaging {
         }
     }
 
-    /// Whether worker tasks are still queued (the wake command is restarted while they are).
-    /// Answered from the worker queue (the tasks tables) once it is on main; until then
-    /// `false`, and the supervisor restarts only for triggers that came during a run.
+    /// Whether worker tasks are still queued (`submitted`): the wake command is restarted
+    /// while they are.
     pub async fn worker_work_pending(&self) -> bool {
-        false
+        self.worker_load()
+            .await
+            .is_ok_and(|(queued, _, _)| queued > 0)
+    }
+
+    /// Whether this node is an agent now: it has a card (in the worker policy), or
+    /// `agent.enabled` is set.
+    async fn is_agent(&self, settings: HeartbeatSettings) -> bool {
+        settings.enabled
+            || self
+                .agent_policy()
+                .await
+                .is_ok_and(|policy| policy.card.is_some())
     }
 
     /// One round: a heartbeat to each agent we work with.
     async fn heartbeat_round(&self, settings: HeartbeatSettings) -> Result<(), JobError> {
         let targets = self.heartbeat_targets().await?;
         let interval_s = u32::try_from(settings.interval_secs).unwrap_or(u32::MAX);
-        let load = worker_load(settings.capacity);
+        let (queued, working, capacity) = self.worker_load().await.unwrap_or_default();
+        let load = Load {
+            queued: u32::try_from(queued).unwrap_or(u32::MAX),
+            working: u32::try_from(working).unwrap_or(u32::MAX),
+            capacity,
+        };
         debug!(targets = targets.len(), "heartbeat round");
         futures::stream::iter(targets)
             .for_each_concurrent(HEARTBEATS_IN_FLIGHT, |uid| async move {
@@ -139,9 +154,9 @@ impl Messaging {
     /// The agents we work with, at most [`MAX_HEARTBEATS_PER_ROUND`]: those heard from
     /// (they send us heartbeats), then our contacts with a conversation.
     ///
-    /// Until the agent-card cache and the tasks tables are on main, "contacts that are agents
-    /// or have a live task with us" is approximated by "contacts with an open conversation";
-    /// the bound keeps it cheap either way.
+    /// "Contacts that are agents or have a live task with us" is approximated by "contacts
+    /// with an open conversation" (a task always has one) until the agent-card cache can say
+    /// which contacts are agents; the bound keeps it cheap either way.
     async fn heartbeat_targets(&self) -> Result<Vec<Uid>, JobError> {
         let mut targets = self
             .inner
@@ -170,15 +185,5 @@ impl Messaging {
         targets.extend(contacts);
         targets.truncate(MAX_HEARTBEATS_PER_ROUND);
         Ok(targets)
-    }
-}
-
-/// The load our heartbeats announce. The queued and working counts come from the worker queue
-/// (the tasks tables) once it is on main; until then only the capacity is known.
-fn worker_load(capacity: u32) -> Load {
-    Load {
-        queued: 0,
-        working: 0,
-        capacity,
     }
 }

@@ -550,3 +550,97 @@ fn the_breaker_opens_on_agent_delivery_failures_and_shows_in_the_status() {
         BreakerState::Closed
     );
 }
+
+/// Alice delegates a one-line task to bob.
+fn delegate(
+    alice: &mut Node,
+    now: i64,
+) -> Result<crate::agents::Delegated, crate::agents::TaskError> {
+    let engine = &alice.engine;
+    let new = rhizo_core::agent::NewTask {
+        to: "bob".into(),
+        text: Some("do it".into()),
+        ..rhizo_core::agent::NewTask::default()
+    };
+    let id = rhizo_core::agent::TaskId::random().unwrap();
+    alice.store.write(|tx| engine.delegate(tx, &new, id, now))
+}
+
+/// Bob ends the task `id` in `state`.
+fn finish(bob: &mut Node, id: &str, state: rhizo_core::agent::TaskState, now: i64) {
+    let engine = &bob.engine;
+    let input = rhizo_core::agent::TaskUpdateInput {
+        state,
+        text: None,
+        message: None,
+        artifacts: Vec::new(),
+        reason: Some("because".into()),
+    };
+    let id = id.parse().unwrap();
+    bob.store
+        .write(|tx| engine.update_task(tx, id, &input, now))
+        .unwrap();
+}
+
+#[test]
+fn failed_tasks_open_the_breaker_delegate_fails_fast_and_a_completed_trial_closes_it() {
+    use crate::agents::{Delegated, TaskError, breaker::BREAKER_BASE_BACKOFF_MS};
+    use rhizo_core::agent::TaskState;
+    let p = pair(RekeyPolicy::default());
+    let (bob_uid, _) = p.uids();
+    let Pair {
+        _tmp,
+        mut alice,
+        mut bob,
+    } = p;
+    let now = t0();
+    let round = |alice: &mut Node, bob: &mut Node, end: TaskState, now: i64| {
+        let Ok(Delegated::Task(task)) = delegate(alice, now) else {
+            panic!("not delegated")
+        };
+        deliver(alice, bob, now);
+        finish(bob, &task.id, end, now);
+        deliver(bob, alice, now);
+        deliver(alice, bob, now);
+    };
+    for end in [TaskState::Failed, TaskState::Rejected, TaskState::Failed] {
+        round(&mut alice, &mut bob, end, now);
+    }
+    // A completed task in between resets the count.
+    round(&mut alice, &mut bob, TaskState::Completed, now);
+    for _ in 0..crate::agents::breaker::BREAKER_FAILURES {
+        assert_eq!(
+            alice.engine.agent_status(&bob_uid, now).breaker,
+            BreakerState::Closed
+        );
+        round(&mut alice, &mut bob, TaskState::Failed, now);
+    }
+    assert_eq!(
+        alice.engine.agent_status(&bob_uid, now).breaker,
+        BreakerState::Open
+    );
+    let Err(TaskError::AgentUnavailable { open, .. }) = delegate(&mut alice, now + 1) else {
+        panic!("delegate should fail fast")
+    };
+    assert_eq!(open.retry_at, now + BREAKER_BASE_BACKOFF_MS);
+    // After the backoff: one trial goes through, a second waits for it.
+    let later = now + BREAKER_BASE_BACKOFF_MS;
+    let Ok(Delegated::Task(trial)) = delegate(&mut alice, later) else {
+        panic!("the trial should go through")
+    };
+    assert!(matches!(
+        delegate(&mut alice, later),
+        Err(TaskError::AgentUnavailable { .. })
+    ));
+    deliver(&mut alice, &mut bob, later);
+    finish(&mut bob, &trial.id, TaskState::Completed, later);
+    deliver(&mut bob, &mut alice, later);
+    assert_eq!(
+        alice.engine.agent_status(&bob_uid, later).breaker,
+        BreakerState::Closed
+    );
+    assert!(matches!(
+        delegate(&mut alice, later),
+        Ok(Delegated::Task(_))
+    ));
+}

@@ -1,6 +1,7 @@
 //! The `[agent]` section's defaults, validation and environment variables.
 
 use super::*;
+use crate::config::ConfigLayer;
 
 #[test]
 fn defaults_and_validation() {
@@ -35,12 +36,17 @@ fn defaults_and_validation() {
         assert_eq!(c.a2a_url.as_deref(), Some(ok));
     }
     assert!(
-        "everyone"
-            .parse::<AcceptTasksFrom>()
+        parse_accept("agent.accept_tasks_from", "everyone")
             .unwrap_err()
             .to_string()
             .contains("contacts")
     );
+    let err = ConfigLayer::from_toml(
+        "[agent]\naccept_tasks_from = \"everyone\"\n",
+        std::path::Path::new("c.toml"),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("c.toml"), "{err}");
 }
 
 #[test]
