@@ -242,9 +242,13 @@ fn a_task_starts_the_wake_command_which_completes_it() {
         );
         let starts = std::fs::read_to_string(bob.data_dir().join("wake-starts"))?;
         ensure!(starts.lines().count() >= 1, "{starts:?}");
-        let log =
-            std::fs::read_to_string(bob.data_dir().join("agent-wake.log")).unwrap_or_default();
-        ensure!(log.contains("completed"), "wake log: {log:?}");
+        // Its output goes to the bounded log in the data dir.
+        wait_for(TIMEOUT, "the wake command's output in its log", || {
+            std::fs::read_to_string(bob.data_dir().join("agent-wake.log"))
+                .ok()?
+                .contains("completed")
+                .then_some(())
+        })?;
         Ok(())
     })();
     if let Err(e) = result {
