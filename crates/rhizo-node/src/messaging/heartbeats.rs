@@ -9,7 +9,6 @@
 //! ```
 
 use futures::StreamExt as _;
-use libp2p::{Multiaddr, PeerId};
 use rhizo_core::Uid;
 use rhizo_engine::{
     EngineError,
@@ -134,17 +133,8 @@ impl Messaging {
             return Ok(());
         };
         for target in sealed.targets() {
-            let Ok(peer) = target.peer_id.parse::<PeerId>() else {
-                continue;
-            };
-            let addrs: Vec<Multiaddr> =
-                target.addrs.iter().filter_map(|a| a.parse().ok()).collect();
-            let answer = self
-                .inner
-                .client
-                .send_message(peer, addrs, sealed.frame.clone())
-                .await;
-            if answer.is_ok_and(|r| r.first() == Some(&RESPONSE_RECEIPT)) {
+            let answer = self.send_frame(&target, &sealed.frame).await;
+            if answer.is_some_and(|a| a.is_ok_and(|r| r.first() == Some(&RESPONSE_RECEIPT))) {
                 self.inner.engine.note_ephemeral_answered(&uid);
             }
         }
