@@ -13,8 +13,9 @@
 //! ```
 //!
 //! Files: `agents.rs` (dispatcher, policy, sending), `agents/tasks.rs` (task semantics on both
-//! sides), `agents/cards.rs` (capability query/answer), `agents/heartbeat.rs` (heartbeats,
-//! wake-up).
+//! sides), `agents/cards.rs` (capability query/answer), `agents/heartbeat.rs` (heartbeats, the
+//! liveness map, wake-up, ephemeral sends), `agents/breaker.rs` (the circuit breaker per remote
+//! agent), `agents/health.rs` (liveness and breakers together, and the engine's views of them).
 
 use prost::Message as _;
 use rhizo_core::{
@@ -28,7 +29,9 @@ use tracing::{debug, warn};
 
 use crate::{Engine, EngineError, Event, Me, conversations::queue_application_tx, inbound::Reject};
 
+pub mod breaker;
 pub mod cards;
+pub mod health;
 pub mod heartbeat;
 pub mod tasks;
 
@@ -122,6 +125,14 @@ pub enum TaskError {
     /// The request or update breaks a rule (sizes, ids, parts).
     #[error("bad task: {0}")]
     BadTask(#[source] AgentError),
+    /// The agent's circuit breaker is open: it failed too often lately.
+    #[error("agent {agent} is unavailable: {open}")]
+    AgentUnavailable {
+        /// The agent (its contact name).
+        agent: String,
+        /// When a task is let through again.
+        open: breaker::Open,
+    },
     /// The engine (database, MLS, signing).
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -149,6 +160,8 @@ pub struct AgentCtx<'a> {
     pub me: &'a Me,
     /// The sender (a contact: a non-contact's envelopes are held as message requests first).
     pub contact: &'a Contact,
+    /// Remote agents' liveness and circuit breakers.
+    pub health: &'a health::AgentHealth,
 }
 
 /// Applies one inbound agent message from `ctx.contact` inside the envelope's transaction:
@@ -170,8 +183,8 @@ pub(crate) fn apply(
         Kind::TaskInput(i) => tasks::on_input(tx, ctx, i, now),
         Kind::CapabilityQuery(q) => cards::on_capability_query(tx, ctx, &q, now),
         Kind::CapabilityAnswer(a) => cards::on_capability_answer(tx, ctx, &a, now),
-        Kind::Heartbeat(h) => heartbeat::on_heartbeat(tx, ctx, &h, now),
-        Kind::WakeUp(w) => heartbeat::on_wake_up(tx, ctx, &w, now),
+        Kind::Heartbeat(h) => Ok(heartbeat::on_heartbeat(ctx.health, ctx.contact, &h, now)),
+        Kind::WakeUp(w) => Ok(heartbeat::on_wake_up(ctx.contact, &w)),
     }
 }
 

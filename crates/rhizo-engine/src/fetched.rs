@@ -95,6 +95,7 @@ impl Engine {
             &self.mls_device,
             &self.conversations,
             &self.seen,
+            &self.agent_health,
             bytes,
             now,
         );

@@ -22,10 +22,11 @@ use tracing::{debug, warn};
 
 mod apply;
 
-pub(crate) use apply::apply_envelope;
+pub(crate) use apply::{Parts, apply_envelope};
 
 use crate::{
     Counters, Engine, Event, Me,
+    agents::health::AgentHealth,
     cache::ConversationCache,
     requests,
     wire::{error_response, receipt_response, received_entries, status_of_response},
@@ -58,6 +59,7 @@ impl Engine {
             &self.mls_device,
             &self.conversations,
             &self.seen,
+            &self.agent_health,
             payload,
             now,
         );
@@ -150,12 +152,14 @@ pub(crate) fn precheck(
 }
 
 /// [`receive_in`] in a transaction of its own (envelopes fetched from a mailbox, one by one).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn receive_at(
     store: &mut Store,
     me: &Me,
     mls_device: &Device,
     conversations: &Arc<ConversationCache>,
     seen: &Arc<Mutex<SeenSet<InTransaction>>>,
+    health: &AgentHealth,
     payload: &[u8],
     now: i64,
 ) -> Received {
@@ -166,6 +170,7 @@ pub(crate) fn receive_at(
             mls_device,
             conversations,
             seen,
+            health,
             payload,
             now,
         ))
@@ -197,12 +202,14 @@ fn settle_after_commit(
 
 /// Verifies, deduplicates, decrypts and stores one envelope, in a savepoint of `tx` (the
 /// receipt goes back only after `tx` committed).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn receive_in(
     tx: &mut Tx<'_>,
     me: &Me,
     mls_device: &Device,
     conversations: &Arc<ConversationCache>,
     seen: &Arc<Mutex<SeenSet<InTransaction>>>,
+    health: &AgentHealth,
     payload: &[u8],
     now: i64,
 ) -> Received {
@@ -231,7 +238,13 @@ pub(crate) fn receive_in(
     };
     let outcome = tx
         .in_savepoint(|tx| {
-            apply_envelope(tx, me, mls_device, conversations, &contact, &message, now)
+            apply_envelope(
+                tx,
+                (me, mls_device, conversations, health),
+                &contact,
+                &message,
+                now,
+            )
         })
         .map_err(Reject::from)
         .and_then(|applied| applied);
@@ -282,12 +295,14 @@ pub(crate) fn receive_in(
 /// unprocessed, so nothing overtakes a message the sender will retry. The answer is one signed
 /// receipt with an entry per envelope, in order; a frame or an envelope that does not decode
 /// refuses the whole batch with an error.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn receive_batch_in(
     tx: &mut Tx<'_>,
     me: &Me,
     mls_device: &Device,
     conversations: &Arc<ConversationCache>,
     seen: &Arc<Mutex<SeenSet<InTransaction>>>,
+    health: &AgentHealth,
     payload: &[u8],
     now: i64,
 ) -> Received {
@@ -319,7 +334,7 @@ pub(crate) fn receive_batch_in(
             }
             let status = apply_checked(
                 tx,
-                (me, mls_device, conversations),
+                (me, mls_device, conversations, health),
                 check,
                 now,
                 &mut applied,
@@ -396,7 +411,7 @@ struct BatchApplied {
 /// Applies one prechecked envelope of a batch in its own savepoint; its receipt status.
 fn apply_checked(
     tx: &mut Tx<'_>,
-    (me, mls_device, conversations): (&Me, &Device, &ConversationCache),
+    parts: Parts<'_>,
     check: &Precheck,
     now: i64,
     out: &mut BatchApplied,
@@ -417,9 +432,7 @@ fn apply_checked(
             }
         }
         Precheck::Ready(message, contact) => {
-            let applied = tx.in_savepoint(|tx| {
-                apply_envelope(tx, me, mls_device, conversations, contact, message, now)
-            })?;
+            let applied = tx.in_savepoint(|tx| apply_envelope(tx, parts, contact, message, now))?;
             match applied {
                 Ok(new_events) => {
                     out.events.extend(new_events);

@@ -25,7 +25,7 @@
 //!
 //! - [`agents`]: the agent protocol (issue 13): the dispatcher of inbound agent messages, tasks
 //!   on both sides, our agent card and capability answers, sending agent messages on the
-//!   reliable path.
+//!   reliable path; heartbeats and liveness, `wake_up`, the circuit breaker.
 //! - [`cache`]: [`ConversationCache`], loaded MLS conversations between messages.
 //! - [`commits`]: pending self-updates (MLS commits) settled from receipts, and the sweep.
 //! - [`contacts`]: finding a contact by name or UID.
@@ -108,6 +108,8 @@ pub struct Engine {
     pub(crate) conversations: std::sync::Arc<ConversationCache>,
     pub(crate) counters: Counters,
     pub(crate) rekey: RekeyPolicy,
+    /// Remote agents' liveness and circuit breakers (in memory).
+    pub(crate) agent_health: std::sync::Arc<agents::health::AgentHealth>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -182,6 +184,7 @@ impl Engine {
             conversations: std::sync::Arc::new(ConversationCache::new(cache::CAPACITY)),
             counters: Counters::default(),
             rekey,
+            agent_health: std::sync::Arc::default(),
         })
     }
 

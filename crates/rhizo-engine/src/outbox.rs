@@ -53,6 +53,9 @@ pub struct Transmit {
     /// The envelopes as sent (to check each device's receipt against), or why they could not
     /// be read back.
     sent: Result<Vec<SecureMessage>, String>,
+    /// The contact is an agent whose heartbeats stopped (liveness `unreachable`): no direct
+    /// attempt, the envelopes go straight to its mailbox.
+    pub mailbox_only: bool,
 }
 
 /// One device of a [`Transmit`]'s contact to send the frame to.
@@ -69,19 +72,29 @@ pub struct Target {
 impl Transmit {
     /// The devices to send the frame to: every listed device of the contact (each holds its
     /// own MLS leaf).
+    /// None when the contact is an agent whose liveness is `unreachable`
+    /// ([`Transmit::mailbox_only`]): the frame goes straight to its mailbox.
     pub fn targets(&self) -> Vec<Target> {
-        self.contact
-            .devices
-            .iter()
-            .filter_map(|d| {
-                Some(Target {
-                    device: DevicePublicKey::from_bytes(&d.device_pk).ok()?,
-                    peer_id: d.peer_id.clone(),
-                    addrs: d.addrs.clone(),
-                })
-            })
-            .collect()
+        if self.mailbox_only {
+            return Vec::new();
+        }
+        targets_of(&self.contact)
     }
+}
+
+/// Every listed device of `contact`, as a target to send a frame to.
+pub(crate) fn targets_of(contact: &Contact) -> Vec<Target> {
+    contact
+        .devices
+        .iter()
+        .filter_map(|d| {
+            Some(Target {
+                device: DevicePublicKey::from_bytes(&d.device_pk).ok()?,
+                peer_id: d.peer_id.clone(),
+                addrs: d.addrs.clone(),
+            })
+        })
+        .collect()
 }
 
 /// What one device answered to a [`Transmit`]: its response bytes, or why it could not be
@@ -137,8 +150,13 @@ impl Engine {
         }
         let mut out = Vec::new();
         for (contact, items) in per_contact {
+            let unreachable = self
+                .agent_health
+                .is_unreachable(&rhizo_core::Uid::from_bytes(&contact.uid), now);
             for chunk in batches(&items) {
-                out.push(transmit(&contact, chunk)?);
+                let mut t = transmit(&contact, chunk)?;
+                t.mailbox_only = unreachable;
+                out.push(t);
             }
         }
         Ok(out)
@@ -206,6 +224,7 @@ impl Engine {
         outcomes: Vec<Outcome>,
         now: i64,
     ) -> Result<Vec<Event>, EngineError> {
+        self.note_agent_delivery(transmit, &outcomes, now);
         let updates: Vec<SentUpdate> = transmit
             .items
             .iter()
@@ -235,6 +254,32 @@ impl Engine {
                 state,
             })
             .collect())
+    }
+
+    /// What a transmit's outcomes tell about the contact as an agent: a delivered envelope
+    /// means it reads our conversation (its MLS generations caught up, see
+    /// [`crate::agents::heartbeat`]); an agent message that failed for good is a failure for
+    /// its circuit breaker.
+    fn note_agent_delivery(&self, transmit: &Transmit, outcomes: &[Outcome], now: i64) {
+        let uid = rhizo_core::Uid::from_bytes(&transmit.contact.uid);
+        if outcomes.iter().any(|o| {
+            matches!(
+                o,
+                Outcome::Final(MessageState::Delivered | MessageState::Read, _)
+            )
+        }) {
+            self.agent_health.confirm(&uid);
+        }
+        let failed_for_good = transmit.items.iter().zip(outcomes).any(|(item, o)| {
+            item.kind == "agent"
+                && matches!(
+                    o,
+                    Outcome::Final(MessageState::Failed, _) | Outcome::Closed(_)
+                )
+        });
+        if failed_for_good {
+            self.note_agent_outcome(&uid, false, now);
+        }
     }
 
     /// Writes what storing `item` on the contact's mailbox replicas gave (after no device
@@ -321,6 +366,7 @@ fn transmit(contact: &Contact, items: &[OutboxItem]) -> Result<Transmit, EngineE
         items: items.to_vec(),
         frame,
         sent,
+        mailbox_only: false,
     })
 }
 
@@ -328,6 +374,11 @@ fn transmit(contact: &Contact, items: &[OutboxItem]) -> Result<Transmit, EngineE
 /// (delivered on one device beats failed on another), or why none did.
 fn best_outcomes(transmit: &Transmit, answers: Vec<DeviceAnswer>) -> Result<Vec<Outcome>, String> {
     let sent = transmit.sent.as_ref().map_err(Clone::clone)?;
+    if transmit.mailbox_only {
+        return Err(
+            "the agent is unreachable (its heartbeats stopped): straight to its mailbox".into(),
+        );
+    }
     let mut last_error = String::from("the contact has no known device");
     let mut best: Option<Vec<Outcome>> = None;
     for (device, answer) in answers {

@@ -65,6 +65,7 @@ fn receive(
         mls_device,
         conversations,
         seen,
+        &crate::agents::health::AgentHealth::default(),
         payload,
         now_ms(),
     )
@@ -87,6 +88,7 @@ fn receive_batch(
                 mls_device,
                 conversations,
                 seen,
+                &crate::agents::health::AgentHealth::default(),
                 payload,
                 now_ms(),
             ))
@@ -94,13 +96,13 @@ fn receive_batch(
         .unwrap()
 }
 
-struct Party {
-    me: Me,
+pub(crate) struct Party {
+    pub(crate) me: Me,
     device: Device,
-    contact: Contact,
+    pub(crate) contact: Contact,
 }
 
-fn party(seed: u8, name: &str) -> Party {
+pub(crate) fn party(seed: u8, name: &str) -> Party {
     let root = RootKey::from_bytes(&[seed; 32]);
     let device = DeviceKey::from_bytes(&[seed + 100; 32]);
     let certificate = root.certify_device(&device.public(), 1);

@@ -671,11 +671,26 @@ async fn list_messages(
     }
 }
 
+/// `?agent=1` on `/v1/events`: the stream is an agent program's (it is attached while the
+/// stream is open, so the wake command is not started).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct EventsQuery {
+    /// `1` or `true`.
+    #[serde(default)]
+    pub agent: Option<String>,
+}
+
 async fn events(
     State(state): State<ApiState>,
+    Query(q): Query<EventsQuery>,
 ) -> Sse<impl futures::Stream<Item = Result<Event, std::convert::Infallible>>> {
     let rx = state.inner.messaging.subscribe();
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
+    let agent = q
+        .agent
+        .is_some_and(|a| matches!(a.as_str(), "1" | "true" | "yes"))
+        .then(|| state.inner.messaging.agent_presence().stream_opened());
+    // The guard lives in the stream's state: dropped when the client goes away.
+    let stream = futures::stream::unfold((rx, agent), |(mut rx, agent)| async move {
         let event = match rx.recv().await {
             Ok(event) => Event::default().json_data(&event).unwrap_or_default(),
             Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => Event::default()
@@ -683,7 +698,13 @@ async fn events(
                 .data(format!("{n} events were dropped; re-read the history")),
             Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
         };
-        Some((Ok(event), rx))
+        Some((Ok(event), (rx, agent)))
     });
     Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+/// `POST /v1/agent/heartbeat`: an agent program says it is attached (for the next 15 s).
+async fn agent_heartbeat(State(state): State<ApiState>) -> StatusCode {
+    state.inner.messaging.agent_presence().touch();
+    StatusCode::NO_CONTENT
 }

@@ -11,6 +11,13 @@ use std::{
 use libp2p::Multiaddr;
 use serde::{Deserialize, Serialize};
 
+mod agent;
+
+pub use agent::{
+    AcceptTasksFrom, AgentConfig, AgentLayer, DEFAULT_HEARTBEAT_SECS, MAX_AGENT_QUEUE,
+    MAX_HEARTBEAT_SECS, MAX_WAKE_ARG_BYTES, MAX_WAKE_ARGS,
+};
+
 /// The fixed default port for peer-to-peer traffic (TCP and QUIC).
 pub const DEFAULT_P2P_PORT: u16 = 4747;
 /// The fixed default port of the local API (always on 127.0.0.1).
@@ -126,6 +133,30 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "RHIZO_UPNP",
         "true/false: map the port on the router with UPnP",
     ),
+    (
+        "RHIZO_AGENT_ENABLED",
+        "true/false: send agent heartbeats even without an agent card",
+    ),
+    (
+        "RHIZO_AGENT_HEARTBEAT_SECS",
+        "seconds between heartbeats to the agents this node works with",
+    ),
+    (
+        "RHIZO_AGENT_MAX_QUEUE",
+        "tasks the worker queue holds (overrides the card's limit)",
+    ),
+    (
+        "RHIZO_AGENT_ACCEPT_TASKS_FROM",
+        "anyone or contacts: who may send tasks without being a contact",
+    ),
+    (
+        "RHIZO_AGENT_WAKE_COMMAND",
+        "command started when a task arrives and no agent program is attached",
+    ),
+    (
+        "RHIZO_AGENT_A2A_URL",
+        "a local A2A server to forward tasks to",
+    ),
 ];
 
 /// The effective configuration of a node.
@@ -190,6 +221,8 @@ pub struct Config {
     pub upnp: bool,
     /// Seconds between peer-exchange rounds.
     pub pex_interval_secs: u64,
+    /// The `[agent]` section (last: a TOML table follows the plain settings).
+    pub agent: AgentConfig,
 }
 
 fn ser_display<S: serde::Serializer, T: std::fmt::Display>(
@@ -259,6 +292,8 @@ pub struct ConfigLayer {
     pub upnp: Option<bool>,
     /// Peer-exchange interval.
     pub pex_interval_secs: Option<u64>,
+    /// The `[agent]` section.
+    pub agent: Option<AgentLayer>,
 }
 
 /// A setting that cannot be used, with what to do about it.
@@ -360,6 +395,7 @@ impl ConfigLayer {
             relays: Some(Vec::new()),
             upnp: Some(false),
             pex_interval_secs: Some(DEFAULT_PEX_INTERVAL_SECS),
+            agent: Some(AgentLayer::defaults()),
         }
     }
 
@@ -449,6 +485,11 @@ impl ConfigLayer {
                 "RHIZO_PEX_INTERVAL_SECS" => {
                     layer.pex_interval_secs = Some(parse_count("RHIZO_PEX_INTERVAL_SECS", &value)?);
                 }
+                _ if key.starts_with("RHIZO_AGENT_") => {
+                    let mut agent = layer.agent.take().unwrap_or_default();
+                    agent.set_from_env(&key, &value)?;
+                    layer.agent = Some(agent);
+                }
                 _ => layer.mailbox_quota_from_env(&key, &value)?,
             }
         }
@@ -510,6 +551,10 @@ impl ConfigLayer {
             relays: self.relays.or(lower.relays),
             upnp: self.upnp.or(lower.upnp),
             pex_interval_secs: self.pex_interval_secs.or(lower.pex_interval_secs),
+            agent: match (self.agent, lower.agent) {
+                (Some(a), Some(b)) => Some(a.over(b)),
+                (a, b) => a.or(b),
+            },
         }
     }
 }
@@ -747,6 +792,7 @@ impl Config {
             relays: parse_peer_addrs("relays", &merged.relays.unwrap_or_default())?,
             upnp: merged.upnp.unwrap_or(false),
             pex_interval_secs: positive(merged.pex_interval_secs, DEFAULT_PEX_INTERVAL_SECS),
+            agent: merged.agent.unwrap_or_default().resolve()?,
         })
     }
 

@@ -15,6 +15,7 @@
 //! ```
 //!
 //! # Layout
+//! - [`agent_wake`]: wake on task: agent presence and the wake-command supervisor.
 //! - [`api`]: the local HTTP API and its JSON types.
 //! - [`channels`]: public channels over gossipsub, with their post history.
 //! - [`clock`]: the injected [`clock::Clock`] every timer reads.
@@ -34,6 +35,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod agent_wake;
 pub mod api;
 pub mod channels;
 pub mod clock;

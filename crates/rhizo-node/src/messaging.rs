@@ -19,9 +19,10 @@
 //!
 //! Files: `agents` (tasks: delegate, the worker's queue and updates, the task timer),
 //! `contacts` (tickets, UIDs, proofs), `send` (the group commit, the first message,
-//! history), `outbox` (the delivery loop), `mailbox_poll` (fetching ours), `publish` (records
-//! and their schedule), `profiles`, `agent_cards` (our card, skill provider records, finding
-//! agents), `requests`, `views` (JSON), `error` (typed errors).
+//! history), `outbox` (the delivery loop), `heartbeats` (agent heartbeats and
+//! liveness), `mailbox_poll` (fetching ours), `publish` (records and their schedule),
+//! `profiles`, `agent_cards` (our card, skill provider records, finding agents), `requests`,
+//! `views` (JSON), `error` (typed errors).
 
 use std::sync::Arc;
 
@@ -36,6 +37,7 @@ mod agent_cards;
 mod agents;
 mod contacts;
 mod error;
+mod heartbeats;
 mod mailbox_poll;
 mod outbox;
 mod profiles;
@@ -50,6 +52,7 @@ pub use error::{
     CardError, ContactError, FetchError, JobError, MessagingError, ProfileError, RequestError,
     SendError,
 };
+pub use heartbeats::{HeartbeatSettings, MAX_HEARTBEATS_PER_ROUND};
 pub use requests::RequestView;
 pub use rhizo_engine::{
     MAX_TEXT_BYTES, Me,
@@ -59,7 +62,7 @@ pub use views::{
     ContactView, FetchReport, HeldView, MailboxStatus, MessageView, ProfileView, QueuedView,
 };
 
-use crate::{clock::SharedClock, events::ApiEvent, mailbox::Mailbox};
+use crate::{agent_wake::AgentPresence, clock::SharedClock, events::ApiEvent, mailbox::Mailbox};
 
 /// The messaging service (cheap to clone).
 #[derive(Clone)]
@@ -82,12 +85,13 @@ struct Inner {
     outbox_wake: Notify,
     /// Wakes the task timer (a new task, a new deadline).
     agent_wake: Notify,
-    /// When (unix ms, the node's clock) an agent program last called `/v1/agent/tasks*`
-    /// (0: never): it counts as attached for a while after.
-    agent_called_ms: std::sync::atomic::AtomicI64,
     mailbox: Mailbox,
     /// Identity lookups of message-request senders running at once.
     resolving: Arc<tokio::sync::Semaphore>,
+    /// Wakes the liveness ticker when a heartbeat changed an agent's liveness.
+    liveness_wake: Notify,
+    /// Whether an agent program is attached (wake on task).
+    agent_presence: Arc<AgentPresence>,
     /// The skills of our card announced as provider records (at most `MAX_SKILLS`).
     announced_skills: std::sync::Mutex<std::collections::HashSet<String>>,
 }
@@ -139,6 +143,7 @@ impl Messaging {
         rekey: rhizo_e2e::RekeyPolicy,
         mailbox: Mailbox,
         clock: SharedClock,
+        agent_presence: Arc<AgentPresence>,
     ) -> Result<Self, EngineError> {
         let (events, _) = broadcast::channel(crate::events::EVENT_BUFFER);
         Ok(Self {
@@ -150,9 +155,10 @@ impl Messaging {
                 events,
                 outbox_wake: Notify::new(),
                 agent_wake: Notify::new(),
-                agent_called_ms: std::sync::atomic::AtomicI64::new(0),
                 mailbox,
                 resolving: Arc::new(tokio::sync::Semaphore::new(requests::MAX_RESOLVING)),
+                liveness_wake: Notify::new(),
+                agent_presence,
                 announced_skills: std::sync::Mutex::default(),
             }),
         })
@@ -183,6 +189,17 @@ impl Messaging {
     /// The sender side of the event stream (other services publish on it too).
     pub fn event_sender(&self) -> broadcast::Sender<ApiEvent> {
         self.inner.events.clone()
+    }
+
+    /// Whether an agent program is attached: the worker API handlers `touch()` it, and
+    /// `/v1/events?agent=1` streams hold it.
+    pub fn agent_presence(&self) -> &Arc<AgentPresence> {
+        &self.inner.agent_presence
+    }
+
+    /// What we know of agent `uid` now: liveness, last heartbeat, load and breaker.
+    pub fn agent_status(&self, uid: &rhizo_core::Uid) -> rhizo_engine::agents::health::AgentStatus {
+        self.inner.engine.agent_status(uid, self.now())
     }
 
     /// Subscribes to incoming messages and state changes.
@@ -253,7 +270,11 @@ impl Messaging {
                     status,
                     new_artifacts,
                 },
-                Event::AgentLiveness { uid, liveness } => ApiEvent::AgentLiveness { uid, liveness },
+                Event::AgentLiveness { uid, liveness } => {
+                    // A heartbeat moved the next liveness deadline.
+                    self.inner.liveness_wake.notify_one();
+                    ApiEvent::AgentLiveness { uid, liveness }
+                }
                 Event::WakeUp { from, reason } => ApiEvent::WakeUp { from, reason },
                 _ => continue,
             };

@@ -330,6 +330,10 @@ async fn start_services(
         max_messages: config.rekey_messages,
         max_age_secs: config.rekey_interval_secs,
     };
+    let presence = Arc::new(crate::agent_wake::AgentPresence::new(
+        clock.clone(),
+        config.agent.a2a_url.is_some(),
+    ));
     let messaging = Messaging::new(
         db.clone(),
         client.clone(),
@@ -337,8 +341,20 @@ async fn start_services(
         rekey,
         mailbox.clone(),
         clock.clone(),
+        presence,
     )
     .map_err(|e| NodeError::Task(e.to_string()))?;
+    // The `[agent]` config's part of the worker policy the inbound path applies.
+    let (max_queue, accept) = (config.agent.max_queue, config.agent.accept_tasks_from);
+    let applied = messaging
+        .update_agent_policy(move |policy| {
+            policy.max_queue = max_queue.map(|q| u32::try_from(q).unwrap_or(u32::MAX));
+            policy.accept_tasks_from = accept;
+        })
+        .await;
+    if let Err(e) = applied {
+        warn!(error = %e, "cannot apply the [agent] settings to the worker policy");
+    }
     let channels = Channels::new(
         db.clone(),
         client.clone(),
@@ -356,6 +372,45 @@ async fn start_services(
         channels,
         inbound_limit: Arc::new(tokio::sync::Semaphore::new(MAX_INBOUND_IN_FLIGHT)),
     })
+}
+
+/// The heartbeat loop's settings from the `[agent]` config.
+fn heartbeat_settings(config: &Config) -> crate::messaging::HeartbeatSettings {
+    crate::messaging::HeartbeatSettings {
+        interval_secs: config.agent.heartbeat_secs,
+        enabled: config.agent.enabled,
+    }
+}
+
+/// Starts the wake-command supervisor if `agent.wake_command` is set.
+fn spawn_wake_supervisor(
+    messaging: &Messaging,
+    config: &Config,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    if config.agent.wake_command.is_empty() {
+        return None;
+    }
+    let settings = crate::agent_wake::WakeSettings {
+        command: config.agent.wake_command.clone(),
+        log: config.data_dir.join(crate::agent_wake::WAKE_LOG_FILE),
+        max_log_bytes: crate::agent_wake::MAX_WAKE_LOG_BYTES,
+    };
+    let (counts, _) = tokio::sync::watch::channel(crate::agent_wake::WakeCounts::default());
+    let events = messaging.subscribe();
+    let presence = Arc::clone(messaging.agent_presence());
+    let m = messaging.clone();
+    Some(tokio::spawn(crate::agent_wake::supervise(
+        settings,
+        presence,
+        events,
+        move || {
+            let m = m.clone();
+            async move { m.worker_work_pending().await }
+        },
+        counts,
+        stop,
+    )))
 }
 
 /// Binds the local API's address.
@@ -445,6 +500,14 @@ impl Background {
             warn!(error = %e, "cannot resubscribe to channels");
         }
         let mut tasks = tasks;
+        tasks.push(tokio::spawn(
+            messaging
+                .clone()
+                .run_agent_liveness(heartbeat_settings(config), stop_rx.clone()),
+        ));
+        if let Some(wake) = spawn_wake_supervisor(messaging, config, stop_rx.clone()) {
+            tasks.push(wake);
+        }
         tasks.push(tokio::spawn(mailbox.clone().run_replication(stop_rx)));
         let (peer_book, peer_book_rx) = tokio::sync::mpsc::channel(PEER_BOOK_QUEUE);
         let peer_book_task = tokio::spawn(write_peer_book(peer_book_rx, db.clone(), peer_id));

@@ -411,6 +411,15 @@ pub(crate) fn on_update(
         let json = to_json(a).map_err(Reject::internal)?;
         tx.put_task_artifact(row.id, &a.artifact_id, &json, now)?;
     }
+    // The outcome feeds the agent's circuit breaker.
+    let agent = rhizo_core::Uid::from_bytes(&ctx.contact.uid);
+    match state {
+        TaskState::Completed => ctx.health.with_breakers(|b| b.on_success(&agent)),
+        TaskState::Failed | TaskState::Rejected => {
+            ctx.health.with_breakers(|b| b.on_failure(&agent, now));
+        }
+        _ => {}
+    }
     Ok(vec![Event::TaskUpdated {
         task_id: task_id.to_string(),
         side: Side::Client,
@@ -577,6 +586,12 @@ impl Engine {
         let Some(contact) = find_contact_in(tx, new.to.trim())? else {
             return Ok(Delegated::UnknownAgent);
         };
+        // Fail fast while the agent's circuit breaker is open (half-open: this is the trial).
+        self.check_agent(&rhizo_core::Uid::from_bytes(&contact.uid), now)
+            .map_err(|open| TaskError::AgentUnavailable {
+                agent: contact.name.clone(),
+                open,
+            })?;
         if tx.open_conversation_with(&contact.uid)?.is_none() {
             return Ok(Delegated::FirstMessage(contact));
         }

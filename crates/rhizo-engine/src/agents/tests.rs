@@ -316,6 +316,7 @@ fn a_duplicate_envelope_or_delegation_executes_once() {
             let ctx = AgentCtx {
                 me: &me_bob,
                 contact: &alice,
+                health: &crate::agents::health::AgentHealth::default(),
             };
             Ok::<_, StoreError>(apply(tx, &ctx, delegate, T0 + 3).ok())
         })
@@ -560,6 +561,7 @@ fn a_bad_transition_is_refused_and_changes_nothing() {
             let ctx = AgentCtx {
                 me: &me_alice,
                 contact: &bob,
+                health: &crate::agents::health::AgentHealth::default(),
             };
             Ok::<_, StoreError>(tasks::on_update(tx, &ctx, bogus, T0 + 4).ok())
         })
@@ -595,6 +597,7 @@ fn malformed_agent_messages_are_refused() {
                 let ctx = AgentCtx {
                     me: &me_bob,
                     contact: &alice,
+                    health: &crate::agents::health::AgentHealth::default(),
                 };
                 Ok::<_, StoreError>(matches!(
                     apply(tx, &ctx, message, T0),

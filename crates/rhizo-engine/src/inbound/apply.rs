@@ -15,17 +15,20 @@ use tracing::debug;
 
 use super::Reject;
 use crate::{
-    Event, Me, cache::ConversationCache, conversations::check_membership,
-    profiles::accept_contact_profile, publish::META_KEY_PACKAGE_BUNDLE, receipts::apply_receipt_tx,
+    Event, Me, agents::health::AgentHealth, cache::ConversationCache,
+    conversations::check_membership, profiles::accept_contact_profile,
+    publish::META_KEY_PACKAGE_BUNDLE, receipts::apply_receipt_tx,
 };
+
+/// What applying an envelope needs of the engine: our identity, MLS device, loaded
+/// conversations and the remote agents' health.
+pub(crate) type Parts<'a> = (&'a Me, &'a Device, &'a ConversationCache, &'a AgentHealth);
 
 /// Applies one checked envelope inside `tx`: seen-set, MLS, message rows. On `Err` the caller
 /// rolls back what it changed.
 pub(crate) fn apply_envelope(
     tx: &mut Tx<'_>,
-    me: &Me,
-    mls_device: &Device,
-    conversations: &ConversationCache,
+    (me, mls_device, conversations, health): Parts<'_>,
     contact: &Contact,
     message: &SecureMessage,
     now: i64,
@@ -43,6 +46,7 @@ pub(crate) fn apply_envelope(
         me,
         mls_device,
         conversations,
+        health,
         contact,
         message,
         now,
@@ -62,6 +66,7 @@ struct Apply<'a, 't> {
     me: &'a Me,
     mls_device: &'a Device,
     conversations: &'a ConversationCache,
+    health: &'a AgentHealth,
     contact: &'a Contact,
     message: &'a SecureMessage,
     now: i64,
@@ -180,6 +185,7 @@ impl Apply<'_, '_> {
             let ctx = crate::agents::AgentCtx {
                 me: self.me,
                 contact: self.contact,
+                health: self.health,
             };
             return crate::agents::apply(self.tx, &ctx, agent, self.now);
         }

@@ -96,6 +96,10 @@ impl From<EngineTaskError> for TaskError {
             EngineTaskError::UnknownAgent(a) => Self::UnknownAgent(a),
             EngineTaskError::BadTransition { from, to } => Self::BadTransition { from, to },
             EngineTaskError::BadTask(e) => Self::BadTask(e),
+            EngineTaskError::AgentUnavailable { agent, open } => Self::AgentUnavailable {
+                agent,
+                why: open.to_string(),
+            },
             EngineTaskError::Engine(e) => Self::Engine(e),
             _ => Self::Engine(EngineError::Internal("task operation failed")),
         }
@@ -328,19 +332,13 @@ impl Messaging {
 
     /// An agent program called the worker API now (it counts as attached).
     fn note_agent_call(&self) {
-        self.inner
-            .agent_called_ms
-            .store(self.now(), std::sync::atomic::Ordering::Relaxed);
+        self.inner.agent_presence.touch();
     }
 
     /// When (unix ms) an agent program last called `/v1/agent/tasks*`, if ever: the wake-up
     /// supervisor counts it as attached for a while after.
     pub fn last_agent_call_ms(&self) -> Option<i64> {
-        let at = self
-            .inner
-            .agent_called_ms
-            .load(std::sync::atomic::Ordering::Relaxed);
-        (at > 0).then_some(at)
+        self.inner.agent_presence.last_call_ms()
     }
 
     /// Worker load for heartbeats: tasks queued (`submitted`), working, and the queue bound.

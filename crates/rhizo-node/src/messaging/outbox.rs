@@ -7,7 +7,9 @@ use std::time::Duration;
 use libp2p::{Multiaddr, PeerId};
 use rhizo_core::Uid;
 use rhizo_engine::{
-    MailboxAttempt, Transmit, commits::COMMIT_SWEEP_INTERVAL_MS, outbox::DeviceAnswer,
+    MailboxAttempt, Transmit,
+    commits::COMMIT_SWEEP_INTERVAL_MS,
+    outbox::{DeviceAnswer, Target},
 };
 use rhizo_store::{Durability, messaging::OutboxItem};
 use tracing::warn;
@@ -100,23 +102,32 @@ impl Messaging {
             .await
     }
 
+    /// Sends `frame` to one device over `/rhizo/msg/1`: its response bytes, or why it could
+    /// not be reached; `None` when the device's PeerId does not parse.
+    pub(super) async fn send_frame(
+        &self,
+        target: &Target,
+        frame: &[u8],
+    ) -> Option<Result<Vec<u8>, String>> {
+        let peer = target.peer_id.parse::<PeerId>().ok()?;
+        let addrs: Vec<Multiaddr> = target.addrs.iter().filter_map(|a| a.parse().ok()).collect();
+        Some(
+            self.inner
+                .client
+                .send_message(peer, addrs, frame.to_vec())
+                .await
+                .map_err(|e| e.to_string()),
+        )
+    }
+
     /// Sends one frame to every device of its contact and writes what they answered; why
     /// none answered, if none did.
     async fn deliver(&self, transmit: Transmit) -> Result<Option<String>, JobError> {
         let mut answers: Vec<DeviceAnswer> = Vec::new();
         for target in transmit.targets() {
-            let Ok(peer) = target.peer_id.parse::<PeerId>() else {
-                continue;
-            };
-            let addrs: Vec<Multiaddr> =
-                target.addrs.iter().filter_map(|a| a.parse().ok()).collect();
-            let answer = self
-                .inner
-                .client
-                .send_message(peer, addrs, transmit.frame.clone())
-                .await
-                .map_err(|e| e.to_string());
-            answers.push((target.device, answer));
+            if let Some(answer) = self.send_frame(&target, &transmit.frame).await {
+                answers.push((target.device, answer));
+            }
         }
         let now = self.now();
         let this = self.clone();

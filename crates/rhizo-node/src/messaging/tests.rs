@@ -100,7 +100,8 @@ fn alice_with_a_queued_message(
             max_age_secs: 86_400,
         },
         mailbox,
-        clock,
+        clock.clone(),
+        Arc::new(crate::agent_wake::AgentPresence::new(clock, false)),
     )
     .unwrap();
     (messaging, db, id, event_loop)

@@ -153,6 +153,7 @@ fn a_contacts_card_is_cached_only_when_it_is_theirs() {
         let ctx = AgentCtx {
             me: alice.me(),
             contact: &bob_contact,
+            health: &crate::agents::health::AgentHealth::default(),
         };
         let answer = CapabilityAnswer {
             card: bytes.to_vec().into(),
@@ -186,6 +187,7 @@ fn a_capability_query_is_answered_with_our_card_through_the_agent_outbox() {
     let ctx = AgentCtx {
         me: bob.me(),
         contact: &alice_contact,
+        health: &crate::agents::health::AgentHealth::default(),
     };
     let ask = |store: &mut Store| {
         store

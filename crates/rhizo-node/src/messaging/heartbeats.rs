@@ -1,0 +1,179 @@
+//! Agent liveness on the node's clock: heartbeat rounds (a node that is an agent sends one to
+//! each agent it works with, sealed by the engine and sent once, result ignored except to note
+//! that the peer reads our conversation), and the liveness ticker that turns time passing into
+//! `agent_liveness` events.
+//!
+//! ```text
+//!  every heartbeat_secs ─▶ targets (≤ 64) ─▶ Db::write: seal_heartbeat ─▶ send once per device
+//!  next_liveness_deadline / a heartbeat arrived ─▶ liveness_changes(now) ─▶ agent_liveness
+//! ```
+
+use futures::StreamExt as _;
+use rhizo_core::Uid;
+use rhizo_engine::{
+    EngineError,
+    agents::heartbeat::{Ephemeral, Load},
+};
+use tracing::{debug, warn};
+
+use super::{JobError, Messaging, RESPONSE_RECEIPT};
+
+/// Heartbeats sent per round at most.
+pub const MAX_HEARTBEATS_PER_ROUND: usize = 64;
+/// Heartbeats sent at once (each may wait for a dial timeout).
+const HEARTBEATS_IN_FLIGHT: usize = 8;
+/// The liveness ticker's longest sleep (a heartbeat that arrives wakes it sooner).
+const LIVENESS_IDLE_MS: i64 = 60_000;
+
+/// What the heartbeat loop needs from the `[agent]` config.
+#[derive(Debug, Clone, Copy)]
+pub struct HeartbeatSettings {
+    /// Seconds between rounds (also announced to the receivers).
+    pub interval_secs: u64,
+    /// Send heartbeats even without an agent card (a card turns them on).
+    pub enabled: bool,
+}
+
+impl Messaging {
+    /// Runs heartbeat rounds (when this node is an agent) and the liveness ticker until `stop`
+    /// fires.
+    pub async fn run_agent_liveness(
+        self,
+        settings: HeartbeatSettings,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let interval_ms = i64::try_from(settings.interval_secs.max(1) * 1000).unwrap_or(i64::MAX);
+        let mut next_round = self.now();
+        loop {
+            let now = self.now();
+            self.emit_events(self.inner.engine.liveness_changes(now));
+            // Whether we are an agent (a card, or `agent.enabled`) is asked once an interval.
+            if now >= next_round {
+                next_round = now.saturating_add(interval_ms);
+                if self.is_agent(settings).await {
+                    let round = tokio::select! {
+                        r = self.heartbeat_round(settings) => r,
+                        _ = stop.changed() => return,
+                    };
+                    if let Err(e) = round {
+                        warn!(error = %e, "heartbeat round failed");
+                    }
+                }
+            }
+            let now = self.now();
+            let mut wake = now.saturating_add(LIVENESS_IDLE_MS);
+            wake = wake.min(next_round);
+            if let Some(t) = self.inner.engine.next_liveness_deadline(now) {
+                wake = wake.min(t);
+            }
+            let wait = crate::clock::until(self.inner.clock.as_ref(), wake);
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = self.inner.liveness_wake.notified() => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }
+
+    /// Whether worker tasks are still queued (`submitted`): the wake command is restarted
+    /// while they are.
+    pub async fn worker_work_pending(&self) -> bool {
+        self.worker_load()
+            .await
+            .is_ok_and(|(queued, _, _)| queued > 0)
+    }
+
+    /// Whether this node is an agent now: it has a card (in the worker policy), or
+    /// `agent.enabled` is set.
+    async fn is_agent(&self, settings: HeartbeatSettings) -> bool {
+        settings.enabled
+            || self
+                .agent_policy()
+                .await
+                .is_ok_and(|policy| policy.card.is_some())
+    }
+
+    /// One round: a heartbeat to each agent we work with.
+    async fn heartbeat_round(&self, settings: HeartbeatSettings) -> Result<(), JobError> {
+        let targets = self.heartbeat_targets().await?;
+        let interval_s = u32::try_from(settings.interval_secs).unwrap_or(u32::MAX);
+        let (queued, working, capacity) = self.worker_load().await.unwrap_or_default();
+        let load = Load {
+            queued: u32::try_from(queued).unwrap_or(u32::MAX),
+            working: u32::try_from(working).unwrap_or(u32::MAX),
+            capacity,
+        };
+        debug!(targets = targets.len(), "heartbeat round");
+        futures::stream::iter(targets)
+            .for_each_concurrent(HEARTBEATS_IN_FLIGHT, |uid| async move {
+                if let Err(e) = self.send_heartbeat(uid, load, interval_s).await {
+                    debug!(error = %e, "heartbeat not sent");
+                }
+            })
+            .await;
+        Ok(())
+    }
+
+    /// Seals a heartbeat to `uid` (committed first: its sequence number is never reused) and
+    /// sends it once to each of its devices.
+    async fn send_heartbeat(&self, uid: Uid, load: Load, interval_s: u32) -> Result<(), JobError> {
+        let now = self.now();
+        let this = self.clone();
+        let sealed: Option<Ephemeral> = self
+            .inner
+            .db
+            .write(move |tx| -> Result<_, JobError> {
+                Ok(this
+                    .inner
+                    .engine
+                    .seal_heartbeat(tx, &uid, load, interval_s, now)?)
+            })
+            .await?;
+        let Some(sealed) = sealed else {
+            return Ok(());
+        };
+        for target in sealed.targets() {
+            let answer = self.send_frame(&target, &sealed.frame).await;
+            if answer.is_some_and(|a| a.is_ok_and(|r| r.first() == Some(&RESPONSE_RECEIPT))) {
+                self.inner.engine.note_ephemeral_answered(&uid);
+            }
+        }
+        Ok(())
+    }
+
+    /// The agents we work with, at most [`MAX_HEARTBEATS_PER_ROUND`]: those heard from
+    /// (they send us heartbeats), then our contacts with a conversation.
+    ///
+    /// "Contacts that are agents or have a live task with us" is approximated by "contacts
+    /// with an open conversation" (a task always has one) until the agent-card cache can say
+    /// which contacts are agents; the bound keeps it cheap either way.
+    async fn heartbeat_targets(&self) -> Result<Vec<Uid>, JobError> {
+        let mut targets = self
+            .inner
+            .engine
+            .agent_health()
+            .with_liveness(|m| m.known(MAX_HEARTBEATS_PER_ROUND));
+        let known = targets.clone();
+        let contacts = self
+            .inner
+            .db
+            .read(move |r| -> Result<_, JobError> {
+                let mut out = Vec::new();
+                for c in r.list_contacts().map_err(EngineError::from)? {
+                    let uid = Uid::from_bytes(&c.uid);
+                    if !known.contains(&uid)
+                        && r.open_conversation_with(&c.uid)
+                            .map_err(EngineError::from)?
+                            .is_some()
+                    {
+                        out.push(uid);
+                    }
+                }
+                Ok(out)
+            })
+            .await?;
+        targets.extend(contacts);
+        targets.truncate(MAX_HEARTBEATS_PER_ROUND);
+        Ok(targets)
+    }
+}
