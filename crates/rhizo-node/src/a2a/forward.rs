@@ -362,8 +362,11 @@ impl<'a, B: AgentBackend> Relay<'a, B> {
         loop {
             let chunk = tokio::select! {
                 chunk = response.chunk() => chunk.map_err(|e| self.unreachable(e))?,
-                _ = &mut ended => {
-                    if let Some(id) = &self.a2a_id {
+                signal = &mut ended => {
+                    // A signal: the task ended here. A dropped sender: it ended at the server.
+                    if signal.is_ok()
+                        && let Some(id) = &self.a2a_id
+                    {
                         self.shared.cancel_remote(id).await;
                     }
                     return Ok(());
@@ -409,8 +412,11 @@ impl<'a, B: AgentBackend> Relay<'a, B> {
             serde_json::from_value(result).map_err(|e| ForwardError::Malformed(e.to_string()))?;
         match event {
             StreamResponse::Task(t) => {
+                // A continued task's snapshot repeats the artifacts already relayed.
+                if self.a2a_id.is_none() {
+                    self.hold(t.artifacts.iter());
+                }
                 self.remember(&t.id);
-                self.hold(t.artifacts.iter());
                 self.status(&t.status).await;
             }
             StreamResponse::StatusUpdate(s) => {

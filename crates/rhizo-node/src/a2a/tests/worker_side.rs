@@ -59,6 +59,15 @@ async fn a2a(State(server): State<Arc<Server>>, headers: HeaderMap, body: String
     let working = json!({"statusUpdate": {"taskId": "srv-1", "contextId": "c", "status": {
         "state": "TASK_STATE_WORKING",
         "message": {"messageId": "w1", "role": "ROLE_AGENT", "parts": [{"text": "working on it"}]}}}});
+    if text == "ask" {
+        let ask = json!({"statusUpdate": {"taskId": "srv-1", "contextId": "c", "status": {
+            "state": "TASK_STATE_INPUT_REQUIRED",
+            "message": {"messageId": "q1", "role": "ROLE_AGENT", "parts": [{"text": "which?"}]}}}});
+        return Response::builder()
+            .header("content-type", "text/event-stream")
+            .body(Body::from(sse(&[task, ask])))
+            .unwrap();
+    }
     let head = sse(&[task, working]);
     let stream = if text == "slow" {
         // Streams the start, then stays open until the client goes away.
@@ -245,4 +254,43 @@ async fn a_refusing_or_missing_server_fails_the_task_with_the_reason() {
     until(&fake, &mut rx, "u", TaskState::Failed).await;
     let reason = fake.get("u").unwrap().status.reason.unwrap();
     assert!(reason.contains("cannot reach the A2A server"), "{reason}");
+}
+
+#[tokio::test]
+async fn input_the_server_asked_for_goes_to_the_same_server_task() {
+    let fake = Fake::new(false);
+    let mut rx = fake.subscribe();
+    fake.add(new_task(
+        "i",
+        Side::Worker,
+        "c",
+        TaskState::Submitted,
+        "ask",
+    ));
+    let (server, url) = server().await;
+    let _stop = start(&fake, url);
+    until(&fake, &mut rx, "i", TaskState::InputRequired).await;
+    let question = fake.get("i").unwrap().status.message.unwrap();
+    assert_eq!(question.joined_text(), "which?");
+    // The client's input arrives (the engine appends it to the history).
+    {
+        let mut s = fake.state.lock().unwrap();
+        let t = s.tasks.iter_mut().find(|t| t.id == "i").unwrap();
+        t.history
+            .push(TaskMessage::text("m2", Role::User, "this one"));
+    }
+    let _ = fake.events.send(ApiEvent::TaskReceived {
+        task_id: "i".into(),
+        from: "c".into(),
+        skill: None,
+    });
+    until(&fake, &mut rx, "i", TaskState::Completed).await;
+    let requests = server.requests.lock().unwrap();
+    let second = &requests[1].1;
+    assert_eq!(second["params"]["message"]["taskId"], json!("srv-1"));
+    assert_eq!(second["params"]["message"]["messageId"], json!("m2"));
+    assert_eq!(
+        fake.get("i").unwrap().artifacts[0].parts[0].text.as_deref(),
+        Some("THIS ONE")
+    );
 }
