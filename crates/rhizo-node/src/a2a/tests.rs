@@ -185,6 +185,9 @@ impl AgentBackend for Fake {
             let text = task.history[0].joined_text().to_uppercase();
             tokio::spawn(async move {
                 this.apply(&id, &update(TaskState::Working, Vec::new()))?;
+                if text.starts_with("SLOW") {
+                    return this.task(&id).await;
+                }
                 let done = update(TaskState::Completed, vec![text_artifact("a1", &text)]);
                 this.apply(&id, &done)
             });
@@ -213,7 +216,14 @@ impl AgentBackend for Fake {
 
     async fn cancel_task(&self, id: &str) -> Result<Task, BackendError> {
         self.state.lock().unwrap().canceled.push(id.into());
-        self.task(id).await
+        let task = self.task(id).await?;
+        if self.auto {
+            // The worker's update comes back after the answer.
+            let this = self.clone();
+            let id = id.to_string();
+            tokio::spawn(async move { this.apply(&id, &update(TaskState::Canceled, Vec::new())) });
+        }
+        Ok(task)
     }
 
     async fn task_input(&self, id: &str, m: TaskMessage) -> Result<Task, BackendError> {
@@ -529,4 +539,29 @@ async fn the_card_maps_the_rhizo_card() {
     assert_eq!(c["skills"][0]["tags"], json!(["text"]));
     assert_eq!(c["defaultInputModes"], json!(["text/plain"]));
     let _: AgentSkill = serde_json::from_value(json!({"id": "x", "name": "y"})).unwrap();
+}
+
+#[tokio::test]
+async fn a_canceled_stream_ends_canceled() {
+    let fake = Fake::new(true);
+    let slow =
+        json!({"message": {"messageId": "m1", "role": "ROLE_USER", "parts": [{"text": "slow"}]}});
+    let f = fake.clone();
+    let follower = tokio::spawn(async move { stream(&f, UID, "SendStreamingMessage", slow).await });
+    let mut rx = fake.subscribe();
+    tokio::time::timeout(TIMEOUT, async {
+        while fake
+            .get("t1")
+            .is_none_or(|t| t.status.state != TaskState::Working)
+        {
+            let _ = rx.recv().await;
+        }
+    })
+    .await
+    .unwrap();
+    let v = call(&fake, UID, "CancelTask", json!({"id": "t1"})).await;
+    assert_eq!(v["result"]["status"]["state"], json!("TASK_STATE_WORKING"));
+    let events = follower.await.unwrap();
+    let last = &events[events.len() - 1]["result"]["statusUpdate"]["status"]["state"];
+    assert_eq!(*last, json!("TASK_STATE_CANCELED"));
 }
