@@ -472,29 +472,12 @@ pub fn fmt_num(x: f64) -> String {
     }
 }
 
-/// The current time as `YYYY-MM-DDTHH:MM:SSZ` (civil-from-days, no time crate needed).
+/// The current time, RFC 3339 UTC with milliseconds.
 fn utc_now() -> String {
-    let secs = std::time::SystemTime::now()
+    let ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let days = i64::try_from(secs / 86_400).unwrap_or(0);
-    let rem = secs % 86_400;
-    // Howard Hinnant's days-to-civil.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60
-    )
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    rhizo_node::clock::rfc3339_utc(ms)
 }
 
 #[cfg(test)]
@@ -518,7 +501,7 @@ mod tests {
         assert_eq!(fmt_num(1234.5), "1234");
         assert_eq!(fmt_num(0.4567), "0.457");
         assert_eq!(fmt_num(12.345), "12.3");
-        assert_eq!(utc_now().len(), 20);
+        assert_eq!(utc_now().len(), 24);
     }
 
     #[test]

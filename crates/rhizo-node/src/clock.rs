@@ -66,6 +66,30 @@ pub fn until(clock: &dyn Clock, deadline_ms: i64) -> Duration {
     Duration::from_millis(u64::try_from(deadline_ms - clock.now_ms()).unwrap_or(0))
 }
 
+/// Unix milliseconds as RFC 3339 UTC with milliseconds (`2026-12-07T01:17:07.605Z`).
+pub fn rfc3339_utc(unix_ms: i64) -> String {
+    let secs = unix_ms.div_euclid(1000);
+    let ms = unix_ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{ms:03}Z",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,5 +105,13 @@ mod tests {
             Duration::from_millis(250)
         );
         assert_eq!(until(&clock, 0), Duration::ZERO);
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_utc() {
+        assert_eq!(rfc3339_utc(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339_utc(951_782_400_001), "2000-02-29T00:00:00.001Z");
+        assert_eq!(rfc3339_utc(1_796_605_027_605), "2026-12-07T00:57:07.605Z");
+        assert_eq!(rfc3339_utc(-1), "1969-12-31T23:59:59.999Z");
     }
 }

@@ -15,6 +15,8 @@
 //! ```
 //!
 //! # Layout
+//! - [`a2a`]: the A2A 1.0 binding: remote agents as A2A endpoints on the local API, and a local
+//!   A2A server reachable over rhizo (`agent.a2a_url`).
 //! - [`agent_wake`]: wake on task: agent presence and the wake-command supervisor.
 //! - [`api`]: the local HTTP API and its JSON types.
 //! - [`channels`]: public channels over gossipsub, with their post history.
@@ -35,6 +37,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod a2a;
 pub mod agent_wake;
 pub mod api;
 pub mod channels;
