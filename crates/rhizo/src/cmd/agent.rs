@@ -130,7 +130,7 @@ async fn set_card(config: &Config, args: &CardSetArgs) -> anyhow::Result<()> {
     } else {
         println!(
             "Agent card version {} published: {} with skills {}.",
-            stored["version"],
+            stored["card_version"],
             card.name,
             skill_ids(&card)
         );
@@ -148,9 +148,9 @@ fn skill_ids(card: &AgentCard) -> String {
 
 fn print_card(card: &Value) {
     println!(
-        "{} (version {}, UID {})",
+        "{} (card version {}, UID {})",
         card["name"].as_str().unwrap_or("?"),
-        card["version"],
+        card["card_version"],
         card["uid"].as_str().unwrap_or("?")
     );
     if let Some(d) = card["description"].as_str().filter(|d| !d.is_empty()) {
