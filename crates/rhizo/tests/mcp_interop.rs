@@ -25,7 +25,7 @@ fn the_official_mcp_client_delegates_a_task_through_rhizo_mcp() {
         Ok(p) => p,
         Err(why) => return skip("mcp_interop", &why),
     };
-    let net = Net::start("mcp").expect("start the nodes");
+    let net = Net::start("mcp", 1).expect("start the nodes");
     if let Err(e) = scenario(&net, &python) {
         panic!("{e:#}\n{}", net.logs());
     }
@@ -34,7 +34,7 @@ fn the_official_mcp_client_delegates_a_task_through_rhizo_mcp() {
 fn scenario(net: &Net, python: &std::path::Path) -> anyhow::Result<()> {
     net.befriend()?;
     let worker = serve(
-        &net.worker,
+        net.worker(),
         "serve",
         &["--skill", "upper:Upper case", "--exec", "tr a-z A-Z"],
     )?;

@@ -148,38 +148,47 @@ pub fn serve(node: &TestNode, name: &str, args: &[&str]) -> anyhow::Result<Progr
     Ok(program)
 }
 
-/// The nodes of an agent test: a hub (bootstrap, DHT), a client and a worker that published
+/// The nodes of an agent test: a hub (bootstrap, DHT), a client and workers that published
 /// their records.
 pub struct Net {
     pub hub: TestNode,
     pub client: TestNode,
-    pub worker: TestNode,
+    pub workers: Vec<TestNode>,
 }
 
 impl Net {
-    /// Starts the three nodes.
-    pub fn start(label: &str) -> anyhow::Result<Self> {
+    /// Starts the hub, the client and `workers` worker nodes.
+    pub fn start(label: &str, workers: usize) -> anyhow::Result<Self> {
         let bin = Path::new(BIN);
         let mut net = Self {
             hub: TestNode::init(bin, &format!("{label}-hub"))?,
             client: TestNode::init(bin, &format!("{label}-client"))?,
-            worker: TestNode::init(bin, &format!("{label}-worker"))?,
+            workers: (0..workers)
+                .map(|i| TestNode::init(bin, &format!("{label}-worker{i}")))
+                .collect::<anyhow::Result<_>>()?,
         };
         let args: Vec<String> = ["--mailbox-poll-secs", "1"].map(String::from).to_vec();
         net.hub.start(&args)?;
         let mut with_hub = args.clone();
         with_hub.extend(["--bootstrap".to_string(), net.hub.listen_addr()?]);
         net.client.start_and_publish(&with_hub, TIMEOUT)?;
-        net.worker.start_and_publish(&with_hub, TIMEOUT)?;
+        for worker in &mut net.workers {
+            worker.start_and_publish(&with_hub, TIMEOUT)?;
+        }
         Ok(net)
+    }
+
+    /// The first worker node.
+    pub fn worker(&self) -> &TestNode {
+        &self.workers[0]
     }
 
     /// Makes client and worker contacts of each other (`worker` and `client`), with a
     /// conversation that carried a message.
     pub fn befriend(&self) -> anyhow::Result<()> {
         let client_ticket = self.client.ticket()?;
-        let worker_ticket = self.worker.ticket()?;
-        let added = self.worker.api_post(
+        let worker_ticket = self.worker().ticket()?;
+        let added = self.worker().api_post(
             "/v1/contacts",
             &json!({"ticket": client_ticket, "name": "client"}),
         )?;
@@ -201,8 +210,9 @@ impl Net {
 
     /// Every node's log tail, for a failure message.
     pub fn logs(&self) -> String {
-        [&self.hub, &self.client, &self.worker]
-            .iter()
+        [&self.hub, &self.client]
+            .into_iter()
+            .chain(&self.workers)
             .map(|n| n.logs_tail(LOG_TAIL_BYTES))
             .collect::<Vec<_>>()
             .join("\n")
