@@ -195,7 +195,7 @@ pub(crate) async fn agents(config: &Config, args: &AgentsArgs) -> anyhow::Result
 
 fn print_table(list: &[AgentView]) {
     println!(
-        "{:<24}  {:<52}  {:<11}  {:<9}  SKILLS",
+        "{:<24}  {:<63}  {:<11}  {:<9}  SKILLS",
         "NAME", "UID", "LIVENESS", "BREAKER"
     );
     for a in list {
@@ -206,7 +206,7 @@ fn print_table(list: &[AgentView]) {
             .unwrap_or_else(|| "-".into());
         let skills = a.card.as_ref().map_or_else(|| "-".into(), skill_ids);
         println!(
-            "{name:<24}  {:<52}  {:<11}  {:<9}  {skills}",
+            "{name:<24}  {:<63}  {:<11}  {:<9}  {skills}",
             a.uid,
             a.liveness.as_deref().unwrap_or("unknown"),
             a.breaker.as_deref().unwrap_or("closed"),
