@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use anyhow::anyhow;
-use rhizo_core::agent::{NewTask, Priority, TaskId};
+use rhizo_core::agent::{NewTask, Priority};
 use rhizo_node::Config;
 use rmcp::{
     ServerHandler, ServiceExt,
@@ -27,7 +27,7 @@ use crate::{
     api_client::ApiClient,
     cmd::{
         contacts::urlencode,
-        task::{delegate_and_wait, now_ms, parse_deadline},
+        task::{checked_id, delegate_and_wait, now_ms, parse_deadline},
     },
 };
 
@@ -213,8 +213,8 @@ impl RhizoTools {
     }
 }
 
-fn task_id(id: &str) -> Result<TaskId, String> {
-    id.trim().parse::<TaskId>().map_err(|e| format!("id: {e}"))
+fn task_id(id: &str) -> Result<String, String> {
+    checked_id(id).map_err(|e| format!("id {e}"))
 }
 
 /// The checked request of `delegate_task`, and how long to wait (`None`: do not).

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use anyhow::{anyhow, bail};
-use rhizo_core::agent::{NewTask, Priority, Task, TaskState};
+use rhizo_core::agent::{NewTask, Priority, Task, TaskId, TaskState};
 use rhizo_node::{Config, events::ApiEvent};
 use serde_json::json;
 
@@ -96,12 +96,14 @@ pub(crate) async fn run(config: &Config, command: &TaskCommand) -> anyhow::Resul
         TaskCommand::Send(args) => send(config, args).await,
         TaskCommand::List(args) => list(&ApiClient::connect(config)?, args).await,
         TaskCommand::Show { id, json } => {
-            let task = get(&ApiClient::connect(config)?, id).await?;
+            let id = checked_id(id)?;
+            let task = get(&ApiClient::connect(config)?, &id).await?;
             print_task(&task, *json)
         }
         TaskCommand::Cancel { id } => {
+            let id = checked_id(id)?;
             let task: Task = ApiClient::connect(config)?
-                .post(&format!("/v1/tasks/{}/cancel", urlencode(id)), &json!({}))
+                .post(&format!("/v1/tasks/{id}/cancel"), &json!({}))
                 .await?;
             if task.status.state == TaskState::Canceled {
                 println!("task {} canceled", task.id);
@@ -114,16 +116,22 @@ pub(crate) async fn run(config: &Config, command: &TaskCommand) -> anyhow::Resul
             Ok(())
         }
         TaskCommand::Input { id, text } => {
+            let id = checked_id(id)?;
             let task: Task = ApiClient::connect(config)?
-                .post(
-                    &format!("/v1/tasks/{}/input", urlencode(id)),
-                    &json!({ "text": text }),
-                )
+                .post(&format!("/v1/tasks/{id}/input"), &json!({ "text": text }))
                 .await?;
             println!("task {}: input sent (state {})", task.id, task.status.state);
             Ok(())
         }
     }
+}
+
+/// A task id as typed: 32 hex digits (normalised to lowercase).
+pub(crate) fn checked_id(id: &str) -> anyhow::Result<String> {
+    id.trim()
+        .parse::<TaskId>()
+        .map(|id| id.to_string())
+        .map_err(|e| anyhow!("{id:?}: {e}"))
 }
 
 /// The request `rhizo task send` makes, checked.
@@ -250,7 +258,7 @@ async fn list(api: &ApiClient, args: &TaskListArgs) -> anyhow::Result<()> {
             t.id,
             t.side.as_str(),
             short_peer(t),
-            t.status.state,
+            t.status.state.as_str(),
             t.skill.as_deref().unwrap_or("-")
         );
     }

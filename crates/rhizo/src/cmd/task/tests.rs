@@ -74,3 +74,10 @@ fn bad_arguments_fail_before_any_request() {
     let err = new_task(&past, now_ms()).unwrap_err().to_string();
     assert!(err.contains("in the past"), "{err}");
 }
+
+#[test]
+fn task_ids_are_checked_before_any_request() {
+    assert_eq!(checked_id(&"AB".repeat(16)).unwrap(), "ab".repeat(16));
+    let err = checked_id("nope").unwrap_err().to_string();
+    assert!(err.contains("32 hex digits"), "{err}");
+}
