@@ -2,7 +2,7 @@
 //! `rhizo agents find` discovers it through the DHT with no prior contact, and
 //! `rhizo task send … --wait` delegates by UID and prints the result; a failing command fails
 //! its task with its last stderr line; `rhizo task cancel` reaches the worker, whose command
-//! is killed; bad arguments are refused before anything is sent.
+//! is killed, and comes back as `canceled`; bad arguments are refused before anything is sent.
 //!
 //! ```text
 //!  client: rhizo agents find upper ──DHT──▶ UID ── rhizo task send UID … --wait ──▶ worker node
@@ -130,6 +130,12 @@ fn scenario(net: &Net) -> anyhow::Result<()> {
                 .then_some(())
         })
         .context("agent serve did not see the cancel")?;
+        // The client marks its copy canceled once the worker's update says so.
+        wait_for(TIMEOUT, "the client to see the task canceled", || {
+            let out = client.cli(&["task", "show", &id, "--json"]).ok()?;
+            let task: Value = serde_json::from_slice(&out.stdout).ok()?;
+            (task["status"]["state"] == "canceled").then_some(())
+        })?;
         Ok(())
     })();
     result.map_err(|e| anyhow!("{e:#}\n{}", serving.output()))
