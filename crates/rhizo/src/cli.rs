@@ -150,7 +150,7 @@ pub(crate) struct ServeArgs {
     /// The command run per task with `sh -c` (env RHIZO_TASK_ID, RHIZO_TASK_SKILL)
     #[arg(long = "exec", value_name = "CMD")]
     pub(crate) command: String,
-    /// The card's name (default: the present card's, or the node's name)
+    /// The card's name (default: the present card's, else "rhizo agent")
     #[arg(long)]
     pub(crate) name: Option<String>,
     /// Tasks run at once

@@ -140,8 +140,22 @@ async fn ensure_card(api: &ApiClient, args: &ServeArgs) -> anyhow::Result<AgentC
         Err(e) if ApiError::has_code(&e, "NO_CARD") => None,
         Err(e) => return Err(e),
     };
-    let mut card = present.clone().unwrap_or_else(|| AgentCard {
-        name: args.name.clone().unwrap_or_else(|| DEFAULT_NAME.into()),
+    let card = merged_card(present.clone(), args.name.as_deref(), &args.skills)?;
+    if present.as_ref() != Some(&card) {
+        let _: serde_json::Value = api.post("/v1/agent/card", &card).await?;
+    }
+    Ok(card)
+}
+
+/// The card `agent serve` wants: `present` (or a new one named `name`, else
+/// [`DEFAULT_NAME`]) with `name` if given and every skill of `skills` it lacks.
+pub(crate) fn merged_card(
+    present: Option<AgentCard>,
+    name: Option<&str>,
+    skills: &[String],
+) -> anyhow::Result<AgentCard> {
+    let mut card = present.unwrap_or_else(|| AgentCard {
+        name: DEFAULT_NAME.into(),
         description: String::new(),
         version: String::new(),
         skills: Vec::new(),
@@ -149,10 +163,10 @@ async fn ensure_card(api: &ApiClient, args: &ServeArgs) -> anyhow::Result<AgentC
         default_output_modes: vec!["text/plain".into()],
         limits: AgentLimits::default(),
     });
-    if let Some(name) = &args.name {
-        card.name.clone_from(name);
+    if let Some(name) = name {
+        card.name = name.to_string();
     }
-    for spec in &args.skills {
+    for spec in skills {
         let skill = parse_skill(spec)?;
         if !card.has_skill(&skill.id) {
             card.skills.push(skill);
@@ -160,9 +174,6 @@ async fn ensure_card(api: &ApiClient, args: &ServeArgs) -> anyhow::Result<AgentC
     }
     card.validate()
         .map_err(|e| anyhow!("the card is not valid: {e}"))?;
-    if present.as_ref() != Some(&card) {
-        let _: serde_json::Value = api.post("/v1/agent/card", &card).await?;
-    }
     Ok(card)
 }
 

@@ -132,3 +132,28 @@ fn outcomes_become_updates() {
     assert!(failed.validate().is_ok());
     assert!(update_of(Outcome::Abandoned).is_none());
 }
+
+#[test]
+fn serve_extends_the_present_card_or_makes_one() {
+    let fresh = merged_card(None, None, &["upper:Upper".into()]).unwrap();
+    assert_eq!(fresh.name, DEFAULT_NAME);
+    assert_eq!(fresh.skills.len(), 1);
+    let mut present = fresh.clone();
+    present.description = "kept".into();
+    let merged = merged_card(
+        Some(present.clone()),
+        Some("renamed"),
+        &["upper".into(), "lower".into()],
+    )
+    .unwrap();
+    assert_eq!(merged.name, "renamed");
+    assert_eq!(merged.description, "kept");
+    let ids: Vec<&str> = merged.skills.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["upper", "lower"]);
+    // Nothing new: the same card (so nothing is posted).
+    assert_eq!(
+        merged_card(Some(present.clone()), None, &["upper".into()]).unwrap(),
+        present
+    );
+    assert!(merged_card(None, None, &["Not An Id".into()]).is_err());
+}
