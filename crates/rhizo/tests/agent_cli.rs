@@ -78,6 +78,24 @@ fn scenario(net: &Net) -> anyhow::Result<()> {
             ensure!(stderr(&out).contains(want), "{all:?}: {}", stderr(&out));
         }
 
+        // The card agent serve set, and a card file that is not one.
+        let shown = stdout(&worker.cli(&["agent", "card", "show"])?);
+        ensure!(
+            shown.contains("skill upper: Upper case"),
+            "card show: {shown}"
+        );
+        let bad = client.data_dir().join("bad-card.json");
+        std::fs::write(
+            &bad,
+            r#"{"name": "x", "skills": [{"id": "Not An Id", "name": "x"}]}"#,
+        )?;
+        let out = client.cli(&["agent", "card", "set", &bad.display().to_string()])?;
+        ensure!(
+            !out.status.success() && stderr(&out).contains("skill id"),
+            "a bad card file: {}",
+            stderr(&out)
+        );
+
         // Discovery through the DHT, no contact.
         let uid = wait_for(TIMEOUT, "rhizo agents find upper", || {
             let out = client.cli(&["agents", "find", "upper", "--json"]).ok()?;
