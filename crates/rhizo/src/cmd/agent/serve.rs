@@ -77,10 +77,7 @@ pub(crate) async fn serve(config: &Config, args: &ServeArgs) -> anyhow::Result<(
     let mut look = true;
     loop {
         while look && running.len() < capacity {
-            match api
-                .post_opt::<Task>("/v1/agent/tasks/next", &serde_json::json!({}))
-                .await?
-            {
+            match claim(&api).await {
                 Some(task) => {
                     let (tx, rx) = oneshot::channel();
                     cancels.insert(task.id.clone(), tx);
@@ -127,6 +124,21 @@ pub(crate) async fn serve(config: &Config, args: &ServeArgs) -> anyhow::Result<(
     let _ = stop_tx.send(true);
     while running.join_next().await.is_some() {}
     Ok(())
+}
+
+/// Claims the next queued task; `None` when there is none, or on an error (logged: tried again
+/// on the next event or tick; a node that is gone ends the event stream).
+async fn claim(api: &ApiClient) -> Option<Task> {
+    match api
+        .post_opt::<Task>("/v1/agent/tasks/next", &serde_json::json!({}))
+        .await
+    {
+        Ok(task) => task,
+        Err(e) => {
+            eprintln!("claiming a task: {e:#}");
+            None
+        }
+    }
 }
 
 /// Puts the skills in the node's card: a new card if it has none, else the present card with
