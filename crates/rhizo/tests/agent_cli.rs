@@ -2,7 +2,8 @@
 //! `rhizo agents find` discovers it through the DHT with no prior contact, and
 //! `rhizo task send … --wait` delegates by UID and prints the result; a failing command fails
 //! its task with its last stderr line; `rhizo task cancel` reaches the worker, whose command
-//! is killed, and comes back as `canceled`; bad arguments are refused before anything is sent.
+//! is killed, and comes back as `canceled`; SIGTERM stops `agent serve` cleanly, failing the
+//! task it was running; bad arguments are refused before anything is sent.
 //!
 //! ```text
 //!  client: rhizo agents find upper ──DHT──▶ UID ── rhizo task send UID … --wait ──▶ worker node
@@ -52,7 +53,7 @@ fn scenario(net: &Net) -> anyhow::Result<()> {
     let script = worker.data_dir().join("upper.sh");
     std::fs::write(&script, SCRIPT)?;
     let exec = format!("sh {}", script.display());
-    let serving = serve(
+    let mut serving = serve(
         worker,
         "serve",
         &[
@@ -64,7 +65,7 @@ fn scenario(net: &Net) -> anyhow::Result<()> {
             "2",
         ],
     )?;
-    let result = (|| -> anyhow::Result<()> {
+    let mut result = || -> anyhow::Result<()> {
         // Bad arguments: refused by the CLI itself.
         for (args, want) in [
             (&["--priority", "asap"][..], "low, normal, high or urgent"),
@@ -154,7 +155,30 @@ fn scenario(net: &Net) -> anyhow::Result<()> {
             let task: Value = serde_json::from_slice(&out.stdout).ok()?;
             (task["status"]["state"] == "canceled").then_some(())
         })?;
+
+        // SIGTERM: agent serve kills the running command, fails its task and exits cleanly.
+        let out = client.cli(&["task", "send", &uid, "slow", "--skill", "upper"])?;
+        let id = stdout(&out);
+        wait_for(TIMEOUT, "the second slow task to run", || {
+            (worker_state(worker, &id).as_deref() == Some("working")).then_some(())
+        })?;
+        let term = std::process::Command::new("kill")
+            .args(["-TERM", &serving.child.id().to_string()])
+            .status()?;
+        ensure!(term.success(), "kill -TERM failed");
+        let status = serving.wait(TIMEOUT)?;
+        ensure!(status.success(), "agent serve ended with {status}");
+        let task = worker.api_get(&format!("/v1/tasks/{id}"))?;
+        ensure!(
+            task["status"]["state"] == "failed"
+                && task["status"]["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("worker stopped")),
+            "the interrupted task: {}",
+            task["status"]
+        );
         Ok(())
-    })();
+    };
+    let result = result();
     result.map_err(|e| anyhow!("{e:#}\n{}", serving.output()))
 }
