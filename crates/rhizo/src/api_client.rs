@@ -3,12 +3,13 @@
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
-use rhizo_node::{Config, DataDir};
+use rhizo_node::{Config, DataDir, events::ApiEvent};
 use serde::de::DeserializeOwned;
 
 /// How long the CLI waits for the node's API.
 const API_TIMEOUT: Duration = Duration::from_secs(15);
 
+#[derive(Clone)]
 pub(crate) struct ApiClient {
     base: String,
     token: String,
@@ -92,12 +93,59 @@ impl ApiClient {
         Ok(response)
     }
 
+    /// `POST path` whose answer may be `204 No Content` (then `None`).
+    pub(crate) async fn post_opt<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl serde::Serialize,
+    ) -> anyhow::Result<Option<T>> {
+        let body = serde_json::to_value(body)?;
+        let response = self.send(reqwest::Method::POST, path, Some(body)).await?;
+        if response.status() == reqwest::StatusCode::NO_CONTENT {
+            return Ok(None);
+        }
+        Self::decode(response, path).await.map(Some)
+    }
+
+    /// The event stream (`GET /v1/events{query}`), decoded.
+    pub(crate) async fn events(&self, query: &str) -> anyhow::Result<EventStream> {
+        Ok(EventStream::new(
+            self.stream(&format!("/v1/events{query}")).await?,
+        ))
+    }
+
     async fn request<T: DeserializeOwned>(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<serde_json::Value>,
     ) -> anyhow::Result<T> {
+        let response = self.send(method, path, body).await?;
+        Self::decode(response, path).await
+    }
+
+    async fn decode<T: DeserializeOwned>(
+        response: reqwest::Response,
+        path: &str,
+    ) -> anyhow::Result<T> {
+        // An empty success (204) reads as JSON `null`, so `()`/`Value`/`Option` targets work.
+        if response.status() == reqwest::StatusCode::NO_CONTENT {
+            return serde_json::from_value(serde_json::Value::Null)
+                .with_context(|| format!("the node answered {path} with no content"));
+        }
+        response
+            .json::<T>()
+            .await
+            .with_context(|| format!("unexpected answer from {path}"))
+    }
+
+    /// Sends a request; a refused one becomes an [`ApiError`] (status, code and message).
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> anyhow::Result<reqwest::Response> {
         let url = format!("{}{path}", self.base);
         let mut request = self.http.request(method, &url).bearer_auth(&self.token);
         if let Some(body) = body {
@@ -124,20 +172,120 @@ impl ApiClient {
         }
         if !status.is_success() {
             let body = response.text().await.unwrap_or_default();
-            let message = serde_json::from_str::<rhizo_node::api::ErrorResponse>(&body)
-                .map(|e| e.error)
-                .unwrap_or(body);
-            // A refused request (4xx) carries a message written for the user; say just that.
-            if status.is_client_error() {
-                bail!("{message}");
+            let (message, code) =
+                match serde_json::from_str::<rhizo_node::api::ErrorResponse>(&body) {
+                    Ok(e) => (e.error, Some(e.code)),
+                    Err(_) => (body, None),
+                };
+            return Err(ApiError {
+                status: status.as_u16(),
+                code,
+                message,
             }
-            bail!("the node answered {status}: {message}");
+            .into());
         }
-        response
-            .json::<T>()
-            .await
-            .with_context(|| format!("unexpected answer from {url}"))
+        Ok(response)
     }
+}
+
+/// A request the node refused: its HTTP status, its stable code (`NO_CARD`, `UNKNOWN_TASK`, …)
+/// and its message.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    pub(crate) status: u16,
+    pub(crate) code: Option<String>,
+    pub(crate) message: String,
+}
+
+impl ApiError {
+    /// Whether `err` is a refusal with this code.
+    pub(crate) fn has_code(err: &anyhow::Error, code: &str) -> bool {
+        err.downcast_ref::<Self>()
+            .is_some_and(|e| e.code.as_deref() == Some(code))
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A refused request (4xx) carries a message written for the user; say just that.
+        if (400..500).contains(&self.status) {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "the node answered {}: {}", self.status, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// Most bytes of one event frame kept while it is incomplete: a malformed stream must not grow
+/// memory.
+const MAX_EVENT_FRAME_BYTES: usize = 1 << 20;
+
+/// What the event stream delivers.
+#[derive(Debug)]
+pub(crate) enum StreamItem {
+    /// An event.
+    Event(Box<ApiEvent>),
+    /// Events were dropped because we read too slowly: re-read the state.
+    Lagged,
+}
+
+/// The node's server-sent events, decoded; event types this build does not know are skipped.
+#[derive(Debug)]
+pub(crate) struct EventStream {
+    response: reqwest::Response,
+    buffer: String,
+    ready: std::collections::VecDeque<StreamItem>,
+}
+
+impl EventStream {
+    fn new(response: reqwest::Response) -> Self {
+        Self {
+            response,
+            buffer: String::new(),
+            ready: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// The next item; `None` when the node closed the stream.
+    pub(crate) async fn next(&mut self) -> anyhow::Result<Option<StreamItem>> {
+        loop {
+            if let Some(item) = self.ready.pop_front() {
+                return Ok(Some(item));
+            }
+            let Some(bytes) = self.response.chunk().await.context("event stream")? else {
+                return Ok(None);
+            };
+            self.buffer.push_str(&String::from_utf8_lossy(&bytes));
+            while let Some(end) = self.buffer.find("\n\n") {
+                let frame: String = self.buffer.drain(..end + 2).collect();
+                if let Some(item) = parse_frame(&frame) {
+                    self.ready.push_back(item);
+                }
+            }
+            if self.buffer.len() > MAX_EVENT_FRAME_BYTES {
+                self.buffer.clear();
+                self.ready.push_back(StreamItem::Lagged);
+            }
+        }
+    }
+}
+
+/// One SSE frame: `event: lagged` or `data: {json}` lines.
+fn parse_frame(frame: &str) -> Option<StreamItem> {
+    if frame.lines().any(|l| l.trim() == "event: lagged") {
+        return Some(StreamItem::Lagged);
+    }
+    let data: String = frame
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join("\n");
+    serde_json::from_str::<ApiEvent>(&data)
+        .ok()
+        .map(|e| StreamItem::Event(Box::new(e)))
 }
 
 #[cfg(test)]
@@ -205,5 +353,25 @@ mod tests {
         cli_request(&config).await.unwrap();
         let seen = received.lock().unwrap().clone();
         assert!(String::from_utf8_lossy(&seen).contains(&token));
+    }
+}
+
+#[cfg(test)]
+mod frame_tests {
+    use super::*;
+
+    #[test]
+    fn frames_decode_to_events_lagged_or_nothing() {
+        let frame = "data: {\"type\":\"agent_liveness\",\"uid\":\"u\",\"liveness\":\"late\"}\n\n";
+        let Some(StreamItem::Event(event)) = parse_frame(frame) else {
+            panic!("no event");
+        };
+        assert!(matches!(*event, ApiEvent::AgentLiveness { .. }));
+        assert!(matches!(
+            parse_frame("event: lagged\ndata: 3 events were dropped\n\n"),
+            Some(StreamItem::Lagged)
+        ));
+        assert!(parse_frame("data: {\"type\":\"from_the_future\"}\n\n").is_none());
+        assert!(parse_frame(": keep-alive\n\n").is_none());
     }
 }

@@ -1,5 +1,6 @@
 //! One file per command; [`dispatch`] routes to them.
 
+mod agent;
 mod bans;
 mod channel;
 mod chat;
@@ -9,18 +10,20 @@ mod demo;
 mod id;
 mod init;
 mod mailbox;
+mod mcp;
 mod peers;
 mod profile;
 mod requests;
 mod run;
 mod status;
+pub(crate) mod task;
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use rhizo_node::{Config, ConfigLayer, config::default_config_file};
 
-use crate::cli::{Cli, Command, ConfigCommand, NodeArgs};
+use crate::cli::{AgentCommand, Cli, Command, ConfigCommand, NodeArgs};
 
 pub(crate) async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
@@ -42,8 +45,31 @@ pub(crate) async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Send(args) => chat::send(&load_config(&cli, None)?, args).await,
         Command::Messages(args) => chat::messages(&load_config(&cli, None)?, args).await,
         Command::Chat(args) => chat::chat(&load_config(&cli, None)?, &args.contact).await,
+        Command::Agent(AgentCommand::Card(c)) => agent::card(&load_config(&cli, None)?, c).await,
+        Command::Agent(AgentCommand::Serve(args)) => {
+            agent::serve(&load_config(&cli, None)?, args).await
+        }
+        Command::Agents(args) => agent::agents(&load_config(&cli, None)?, args).await,
+        Command::Task(c) => task::run(&load_config(&cli, None)?, c).await,
+        Command::Mcp => mcp::run(load_config(&cli, None)?).await,
         Command::Config(ConfigCommand::Show(args)) => {
             config::show(&load_config(&cli, Some(args))?, &config_file_in_use(&cli))
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub(crate) async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = ctrl_c.await;
         }
     }
 }

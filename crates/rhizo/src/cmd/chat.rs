@@ -10,7 +10,7 @@ use rhizo_node::{
 use tokio::io::AsyncBufReadExt;
 
 use crate::{
-    api_client::ApiClient,
+    api_client::{ApiClient, StreamItem},
     cli::{MessagesArgs, SendArgs},
     cmd::contacts::urlencode,
 };
@@ -109,9 +109,8 @@ pub(crate) async fn chat(config: &Config, contact: &str) -> anyhow::Result<()> {
         print_message(contact, m);
     }
     println!("-- chatting with {contact}; type a line and Enter to send, Ctrl-D to leave --");
-    let mut events = api.stream("/v1/events").await?;
+    let mut events = api.events("").await?;
     let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-    let mut buffer = String::new();
     let post_path = format!("/v1/conversations/{}/messages", urlencode(contact));
     loop {
         tokio::select! {
@@ -124,35 +123,24 @@ pub(crate) async fn chat(config: &Config, contact: &str) -> anyhow::Result<()> {
                     Err(e) => eprintln!("error: {e:#}"),
                 }
             }
-            next = events.chunk() => {
-                let next: Option<bytes::Bytes> = next.context("event stream")?;
-                let Some(bytes) = next else {
+            next = events.next() => {
+                let Some(item) = next? else {
                     anyhow::bail!("the node closed the event stream");
                 };
-                buffer.push_str(&String::from_utf8_lossy(&bytes));
-                while let Some(end) = buffer.find("\n\n") {
-                    let frame: String = buffer.drain(..end + 2).collect();
-                    for line in frame.lines() {
-                        let Some(data) = line.strip_prefix("data:") else { continue };
-                        let Ok(event) = serde_json::from_str::<ApiEvent>(data.trim()) else { continue };
-                        match event {
-                            ApiEvent::MessageReceived { contact: from, text, sent_at, .. } if from == contact => {
-                                println!("{} {from}: {text}", time_of(sent_at));
-                                // Shown on screen: read.
-                                let _ = api.get::<Vec<MessageView>>(&format!(
-                                    "/v1/conversations/{}/messages?limit=1&mark_read=true",
-                                    urlencode(contact)
-                                )).await;
-                            }
-                            ApiEvent::MessageState { id, contact: to, state } if to == contact => {
-                                println!("  (message {id} {state})");
-                            }
-                            _ => {}
-                        }
+                let StreamItem::Event(event) = item else { continue };
+                match *event {
+                    ApiEvent::MessageReceived { contact: from, text, sent_at, .. } if from == contact => {
+                        println!("{} {from}: {text}", time_of(sent_at));
+                        // Shown on screen: read.
+                        let _ = api.get::<Vec<MessageView>>(&format!(
+                            "/v1/conversations/{}/messages?limit=1&mark_read=true",
+                            urlencode(contact)
+                        )).await;
                     }
-                }
-                if buffer.len() > 1 << 20 {
-                    buffer.clear(); // a malformed stream must not grow memory
+                    ApiEvent::MessageState { id, contact: to, state } if to == contact => {
+                        println!("  (message {id} {state})");
+                    }
+                    _ => {}
                 }
             }
         }

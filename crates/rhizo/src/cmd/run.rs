@@ -4,18 +4,7 @@ use rhizo_node::{Config, node::NodeReport};
 
 pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
     let shutdown = async {
-        let ctrl_c = tokio::signal::ctrl_c();
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
-        }
+        super::shutdown_signal().await;
         eprintln!("shutting down…");
     };
     rhizo_node::run(config, shutdown, |report| match report {

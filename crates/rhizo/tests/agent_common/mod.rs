@@ -1,0 +1,220 @@
+//! What the agent tests that run outside programs share (mcp_interop, agent_examples): a hub,
+//! a client node and a worker node on 127.0.0.1, a `rhizo agent serve` worker process, and the
+//! skip rule for missing interpreters (a loud `SKIPPED`, and a failure under `CI=1`).
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::{
+    fs::File,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use anyhow::{Context, anyhow, ensure};
+use rhizo_test_utils::{TestNode, wait_for};
+use serde_json::{Value, json};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_rhizo");
+/// Bound for records to be published, tasks to move and programs to finish (normally seconds).
+pub const TIMEOUT: Duration = Duration::from_secs(120);
+const LOG_TAIL_BYTES: usize = 32 * 1024;
+
+/// The repository's root.
+pub fn repo_root() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    dir.canonicalize().unwrap_or(dir)
+}
+
+/// Whether this run is CI's (`CI` set to anything but empty, `0` or `false`).
+fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
+}
+
+/// Says loudly why a test cannot run here; under `CI=1` that is a failure, not a skip.
+pub fn skip(test: &str, why: &str) {
+    let line = format!("SKIPPED {test}: {why}");
+    eprintln!("{line}");
+    assert!(
+        !under_ci(),
+        "{line} (CI=1: the tools this test needs must be installed; .ci/run does it)"
+    );
+}
+
+/// The Python of a virtualenv `.ci/run` creates under `$HOME/.cache/rhizo-py/<name>`
+/// (`RHIZO_PY_<NAME>` overrides), if it is there and imports `module`.
+pub fn venv_python(name: &str, module: &str) -> Result<PathBuf, String> {
+    let python = std::env::var_os(format!("RHIZO_PY_{}", name.to_uppercase()))
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| {
+                PathBuf::from(h)
+                    .join(".cache/rhizo-py")
+                    .join(name)
+                    .join("bin/python")
+            })
+        })
+        .ok_or("HOME is not set")?;
+    if !python.exists() {
+        return Err(format!(
+            "{} is missing; create it with `python3 -m venv` and install interop/{name}/requirements.txt (.ci/run does)",
+            python.display()
+        ));
+    }
+    let ok = Command::new(&python)
+        .args(["-c", &format!("import {module}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        return Err(format!("{} cannot import {module}", python.display()));
+    }
+    Ok(python)
+}
+
+/// A child process killed when dropped (a worker, an example program).
+pub struct Program {
+    pub name: String,
+    pub child: Child,
+    pub out: PathBuf,
+    pub err: PathBuf,
+}
+
+impl Program {
+    /// Starts `command` with its output in `dir`.
+    pub fn start(name: &str, command: &mut Command, dir: &Path) -> anyhow::Result<Self> {
+        let out = dir.join(format!("{name}.out.log"));
+        let err = dir.join(format!("{name}.err.log"));
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(File::create(&out)?)
+            .stderr(File::create(&err)?)
+            .spawn()
+            .with_context(|| format!("cannot start {name}"))?;
+        Ok(Self {
+            name: name.to_string(),
+            child,
+            out,
+            err,
+        })
+    }
+
+    /// Its output so far.
+    pub fn output(&self) -> String {
+        format!(
+            "--- {} stdout ---\n{}\n--- {} stderr ---\n{}",
+            self.name,
+            std::fs::read_to_string(&self.out).unwrap_or_default(),
+            self.name,
+            std::fs::read_to_string(&self.err).unwrap_or_default()
+        )
+    }
+
+    /// Waits (bounded) for it to end; its exit status.
+    pub fn wait(&mut self, timeout: Duration) -> anyhow::Result<std::process::ExitStatus> {
+        wait_for(timeout, &format!("{} to finish", self.name), || {
+            self.child.try_wait().ok().flatten()
+        })
+    }
+}
+
+impl Drop for Program {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `rhizo agent serve` on `node` with `args`, and waits until its card is set.
+pub fn serve(node: &TestNode, name: &str, args: &[&str]) -> anyhow::Result<Program> {
+    let mut command = Command::new(BIN);
+    command
+        .arg("--data-dir")
+        .arg(node.data_dir())
+        .args(["agent", "serve"])
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env("RHIZO_MDNS", "false")
+        .env("XDG_CONFIG_HOME", node.data_dir().join("no-config"));
+    let mut program = Program::start(name, &mut command, node.data_dir())?;
+    wait_for(TIMEOUT, "the worker's card", || {
+        if let Ok(Some(status)) = program.child.try_wait() {
+            return Some(Err(anyhow!("agent serve exited with {status}")));
+        }
+        node.api_get("/v1/agent/card").ok().map(|_| Ok(()))
+    })?
+    .map_err(|e| anyhow!("{e}\n{}", program.output()))?;
+    Ok(program)
+}
+
+/// The nodes of an agent test: a hub (bootstrap, DHT), a client and workers that published
+/// their records.
+pub struct Net {
+    pub hub: TestNode,
+    pub client: TestNode,
+    pub workers: Vec<TestNode>,
+}
+
+impl Net {
+    /// Starts the hub, the client and `workers` worker nodes.
+    pub fn start(label: &str, workers: usize) -> anyhow::Result<Self> {
+        let bin = Path::new(BIN);
+        let mut net = Self {
+            hub: TestNode::init(bin, &format!("{label}-hub"))?,
+            client: TestNode::init(bin, &format!("{label}-client"))?,
+            workers: (0..workers)
+                .map(|i| TestNode::init(bin, &format!("{label}-worker{i}")))
+                .collect::<anyhow::Result<_>>()?,
+        };
+        let args: Vec<String> = ["--mailbox-poll-secs", "1"].map(String::from).to_vec();
+        net.hub.start(&args)?;
+        let mut with_hub = args.clone();
+        with_hub.extend(["--bootstrap".to_string(), net.hub.listen_addr()?]);
+        net.client.start_and_publish(&with_hub, TIMEOUT)?;
+        for worker in &mut net.workers {
+            worker.start_and_publish(&with_hub, TIMEOUT)?;
+        }
+        Ok(net)
+    }
+
+    /// The first worker node.
+    pub fn worker(&self) -> &TestNode {
+        &self.workers[0]
+    }
+
+    /// Makes client and worker contacts of each other (`worker` and `client`), with a
+    /// conversation that carried a message.
+    pub fn befriend(&self) -> anyhow::Result<()> {
+        let client_ticket = self.client.ticket()?;
+        let worker_ticket = self.worker().ticket()?;
+        let added = self.worker().api_post(
+            "/v1/contacts",
+            &json!({"ticket": client_ticket, "name": "client"}),
+        )?;
+        ensure!(added["added"] == true, "client not added: {added}");
+        let added = self.client.api_post(
+            "/v1/contacts",
+            &json!({"ticket": worker_ticket, "name": "worker"}),
+        )?;
+        ensure!(added["added"] == true, "worker not added: {added}");
+        let hi = self.client.send_when_ready("worker", "hello", TIMEOUT)?;
+        let id = hi["id"].as_i64().context("message has no id")?;
+        wait_for(TIMEOUT, "the first message to be delivered", || {
+            let list = self.client.history("worker").ok()?;
+            list.iter()
+                .any(|m: &Value| m["id"] == id && m["state"] == "delivered")
+                .then_some(())
+        })
+    }
+
+    /// Every node's log tail, for a failure message.
+    pub fn logs(&self) -> String {
+        [&self.hub, &self.client]
+            .into_iter()
+            .chain(&self.workers)
+            .map(|n| n.logs_tail(LOG_TAIL_BYTES))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
