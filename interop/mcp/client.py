@@ -2,11 +2,12 @@
 
 Run by crates/rhizo/tests/mcp_interop.rs:
 
-    python client.py --rhizo target/debug/rhizo --data-dir DIR --to WORKER_UID \
+    python client.py --rhizo target/debug/rhizo --data-dir DIR --to worker --worker-uid UID \
         --skill upper --text "hello agents" --expect "HELLO AGENTS"
 
 It starts `rhizo --data-dir DIR mcp`, lists the tools, checks that bad input gets an error
-result (not a crash), then delegates a task with wait=true and checks its artifact. It prints
+result (not a crash), delegates a task with wait=true and checks its artifact, then uses the
+other tools (get and cancel the task, find and list agents, send and read a message). It prints
 one line per step and exits non-zero, naming the step, on the first failure.
 """
 
@@ -123,12 +124,38 @@ async def steps(session: ClientSession, args: argparse.Namespace) -> None:
         fail("get_task", text_of(again))
     print("ok get_task", flush=True)
 
+    # Canceling a task that ended changes nothing: the task comes back as it is.
+    canceled = await session.call_tool("cancel_task", {"id": task["id"]})
+    if canceled.is_error or json.loads(text_of(canceled))["status"]["state"] != "completed":
+        fail("cancel_task", text_of(canceled))
+    print("ok cancel_task", flush=True)
+
+    found = await session.call_tool("find_agents", {"skill": args.skill})
+    if found.is_error or args.worker_uid not in [a["uid"] for a in json.loads(text_of(found))]:
+        fail("find_agents", text_of(found))
+    known = await session.call_tool("list_agents", {})
+    if known.is_error or args.worker_uid not in text_of(known):
+        fail("list_agents", text_of(known))
+    print("ok find_agents, list_agents", flush=True)
+
+    sent = await session.call_tool("send_message", {"to": args.to, "text": "hi from mcp"})
+    if sent.is_error:
+        fail("send_message", text_of(sent))
+    read = await session.call_tool("read_messages", {"contact": args.to, "limit": 5})
+    if read.is_error or "hi from mcp" not in [m.get("text") for m in json.loads(text_of(read))]:
+        fail("read_messages", text_of(read))
+    bad = await session.call_tool("read_messages", {"contact": args.to, "limit": 0})
+    if not bad.is_error:
+        fail("read_messages", f"limit 0 answered {bad}")
+    print("ok send_message, read_messages", flush=True)
+
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--rhizo", required=True)
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--to", required=True)
+    parser.add_argument("--worker-uid", required=True)
     parser.add_argument("--skill", required=True)
     parser.add_argument("--text", required=True)
     parser.add_argument("--expect", required=True)

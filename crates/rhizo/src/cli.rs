@@ -241,9 +241,12 @@ pub(crate) struct TaskListArgs {
     /// Only tasks in this state (submitted, working, input-required, completed, failed, …)
     #[arg(long)]
     pub(crate) state: Option<String>,
-    /// At most this many
-    #[arg(long, default_value_t = 50)]
-    pub(crate) limit: usize,
+    /// Only tasks with this agent or client (contact name or UID)
+    #[arg(long)]
+    pub(crate) peer: Option<String>,
+    /// At most this many (1 to 1000)
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub(crate) limit: u16,
     /// Machine-readable JSON output
     #[arg(long)]
     pub(crate) json: bool,

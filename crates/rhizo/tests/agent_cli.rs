@@ -116,6 +116,14 @@ fn scenario(net: &Net) -> anyhow::Result<()> {
         ])?;
         ensure!(out.status.success(), "task send --wait: {}", stderr(&out));
         ensure!(stdout(&out) == "HELLO CLI", "printed {:?}", stdout(&out));
+        let out = client.cli(&["task", "list", "--side", "client", "--peer", &uid, "--json"])?;
+        let tasks: Value = serde_json::from_slice(&out.stdout).context("task list --json")?;
+        ensure!(
+            tasks
+                .as_array()
+                .is_some_and(|t| t.len() == 1 && t[0]["status"]["state"] == "completed"),
+            "task list: {tasks}"
+        );
         let listed = stdout(&client.cli(&["agents"])?);
         ensure!(
             listed.contains(&uid) && listed.contains("upper"),

@@ -1,7 +1,8 @@
 //! The official MCP Python SDK (`mcp`, pinned in interop/mcp/requirements.txt) as an ordinary
-//! MCP client of `rhizo mcp`: it lists the tools, gets clear error results for bad input, and
+//! MCP client of `rhizo mcp`: it lists the tools, gets clear error results for bad input,
 //! delegates a task end to end to an agent on another node (a worker run by
-//! `rhizo agent serve --exec 'tr a-z A-Z'`), waiting for its artifact.
+//! `rhizo agent serve --exec 'tr a-z A-Z'`), waiting for its artifact, and uses every other
+//! tool once.
 //!
 //! ```text
 //!  interop/mcp/client.py ──stdio──▶ rhizo mcp ──API──▶ client node ══MLS══▶ worker node
@@ -45,7 +46,8 @@ fn scenario(net: &Net, python: &std::path::Path) -> anyhow::Result<()> {
         .arg(BIN)
         .arg("--data-dir")
         .arg(net.client.data_dir())
-        .args(["--to", "worker", "--skill", "upper"])
+        .args(["--to", "worker", "--worker-uid", net.worker().uid()])
+        .args(["--skill", "upper"])
         .args(["--text", "hello agents", "--expect", "HELLO AGENTS"])
         .args(["--wait-seconds", "90"]);
     let mut client = Program::start("mcp-client", &mut command, net.client.data_dir())?;

@@ -239,6 +239,9 @@ async fn list(api: &ApiClient, args: &TaskListArgs) -> anyhow::Result<()> {
             .map_err(|_| anyhow!("--state: unknown task state {state:?}"))?;
         path.push_str(&format!("&state={state}"));
     }
+    if let Some(peer) = &args.peer {
+        path.push_str(&format!("&peer={}", urlencode(peer)));
+    }
     let tasks: Vec<Task> = api.get(&path).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&tasks)?);
