@@ -85,26 +85,28 @@ pub struct OwnCardView {
     pub card: AgentCard,
 }
 
-/// The liveness, last heartbeat, load and breaker state of an agent. Until the liveness map
-/// lands (issue 13's liveness part: `Engine::agent_status`), every agent is `unknown` and its
-/// breaker `closed`.
-fn agent_status(_uid: &[u8; 32]) -> (Liveness, Option<i64>, Option<AgentLoad>, BreakerState) {
-    (Liveness::Unknown, None, None, BreakerState::Closed)
-}
-
-/// The view of a validated card.
-fn agent_view(record: &AgentCardRecord, name: Option<String>) -> AgentView {
+/// The view of a validated card, with what the engine knows of the agent's health now.
+fn agent_view(
+    record: &AgentCardRecord,
+    name: Option<String>,
+    engine: &rhizo_engine::Engine,
+    now: i64,
+) -> AgentView {
     let uid = record.uid();
-    let (liveness, last_heartbeat, load, breaker) = agent_status(uid.as_bytes());
+    let status = engine.agent_status(&uid, now);
     AgentView {
         uid: uid.to_string(),
         name,
         card: record.card().clone(),
         card_version: record.version(),
-        liveness,
-        last_heartbeat,
-        load,
-        breaker,
+        liveness: status.liveness,
+        last_heartbeat: status.last_heartbeat,
+        load: status.load.map(|l| AgentLoad {
+            queued: l.queued,
+            working: l.working,
+            capacity: l.capacity,
+        }),
+        breaker: status.breaker,
     }
 }
 
@@ -342,6 +344,7 @@ impl Messaging {
         found: Vec<(AgentCardRecord, Vec<u8>)>,
     ) -> Result<Vec<AgentView>, CardError> {
         let now = self.now();
+        let this = self.clone();
         self.inner
             .db
             .write(move |tx| -> Result<_, CardError> {
@@ -349,7 +352,7 @@ impl Messaging {
                 for (record, bytes) in found {
                     tx.upsert_agent_card(&card_row(&record, &bytes, now))?;
                     let name = tx.contact_by_uid(record.uid().as_bytes())?.map(|c| c.name);
-                    views.push(agent_view(&record, name));
+                    views.push(agent_view(&record, name, &this.inner.engine, now));
                 }
                 Ok(views)
             })
@@ -363,16 +366,17 @@ impl Messaging {
     ///
     /// If the database fails.
     pub async fn agents(&self) -> Result<Vec<AgentView>, CardError> {
+        let (this, now) = (self.clone(), self.now());
         self.inner
             .db
-            .read(|r| -> Result<_, CardError> {
+            .read(move |r| -> Result<_, CardError> {
                 let mut views = Vec::new();
                 for row in r.agent_cards(MAX_CACHED_AGENT_CARDS)? {
                     let Some(record) = cached_record(&row) else {
                         continue;
                     };
                     let name = r.contact_by_uid(&row.uid)?.map(|c| c.name);
-                    views.push(agent_view(&record, name));
+                    views.push(agent_view(&record, name, &this.inner.engine, now));
                 }
                 Ok(views)
             })
@@ -406,7 +410,7 @@ impl Messaging {
             .await?;
         let cached = cached.as_ref().and_then(cached_record);
         if !refresh && let Some(record) = cached {
-            return Ok(agent_view(&record, name));
+            return Ok(agent_view(&record, name, &self.inner.engine, self.now()));
         }
         if refresh && name.is_some() {
             self.query_capabilities_of(uid).await;
@@ -423,7 +427,7 @@ impl Messaging {
             }
         }
         cached
-            .map(|record| agent_view(&record, name))
+            .map(|record| agent_view(&record, name, &self.inner.engine, self.now()))
             .ok_or_else(|| CardError::UnknownAgent(who.to_string()))
     }
 

@@ -9,11 +9,12 @@
 //! ```
 
 use futures::StreamExt as _;
-use rhizo_core::Uid;
+use rhizo_core::{Uid, agent::TaskState};
 use rhizo_engine::{
     EngineError,
     agents::heartbeat::{Ephemeral, Load},
 };
+use rhizo_store::agents::TaskQuery;
 use tracing::{debug, warn};
 
 use super::{JobError, Messaging, RESPONSE_RECEIPT};
@@ -83,14 +84,9 @@ impl Messaging {
             .is_ok_and(|(queued, _, _)| queued > 0)
     }
 
-    /// Whether this node is an agent now: it has a card (in the worker policy), or
-    /// `agent.enabled` is set.
+    /// Whether this node is an agent now: it has a card, or `agent.enabled` is set.
     async fn is_agent(&self, settings: HeartbeatSettings) -> bool {
-        settings.enabled
-            || self
-                .agent_policy()
-                .await
-                .is_ok_and(|policy| policy.card.is_some())
+        settings.enabled || self.has_agent_card().await
     }
 
     /// One round: a heartbeat to each agent we work with.
@@ -141,12 +137,9 @@ impl Messaging {
         Ok(())
     }
 
-    /// The agents we work with, at most [`MAX_HEARTBEATS_PER_ROUND`]: those heard from
-    /// (they send us heartbeats), then our contacts with a conversation.
-    ///
-    /// "Contacts that are agents or have a live task with us" is approximated by "contacts
-    /// with an open conversation" (a task always has one) until the agent-card cache can say
-    /// which contacts are agents; the bound keeps it cheap either way.
+    /// The agents we work with, at most [`MAX_HEARTBEATS_PER_ROUND`]: those heard from (they
+    /// send us heartbeats), then contacts whose agent card we hold or that have a live task
+    /// with us (either side), each with an open conversation.
     async fn heartbeat_targets(&self) -> Result<Vec<Uid>, JobError> {
         let mut targets = self
             .inner
@@ -160,8 +153,12 @@ impl Messaging {
             .read(move |r| -> Result<_, JobError> {
                 let mut out = Vec::new();
                 for c in r.list_contacts().map_err(EngineError::from)? {
+                    if known.len() + out.len() >= MAX_HEARTBEATS_PER_ROUND {
+                        break;
+                    }
                     let uid = Uid::from_bytes(&c.uid);
                     if !known.contains(&uid)
+                        && works_with(&r, &c.uid).map_err(EngineError::from)?
                         && r.open_conversation_with(&c.uid)
                             .map_err(EngineError::from)?
                             .is_some()
@@ -177,3 +174,30 @@ impl Messaging {
         Ok(targets)
     }
 }
+
+/// Whether we work with contact `uid` as an agent: we hold its agent card, or a task between
+/// us is live.
+fn works_with(
+    r: &rhizo_store::Reader<'_>,
+    uid: &[u8; 32],
+) -> Result<bool, rhizo_store::StoreError> {
+    if r.agent_card(uid)?.is_some() {
+        return Ok(true);
+    }
+    let live = r.tasks(&TaskQuery {
+        side: None,
+        states: LIVE_STATES.iter().map(|s| s.as_str().to_string()).collect(),
+        peer_uid: Some(*uid),
+        context_id: None,
+        limit: 1,
+    })?;
+    Ok(!live.is_empty())
+}
+
+/// The states of a task that is not over.
+const LIVE_STATES: [TaskState; 4] = [
+    TaskState::Submitted,
+    TaskState::Working,
+    TaskState::InputRequired,
+    TaskState::AuthRequired,
+];
