@@ -919,10 +919,9 @@ pub enum Liveness {
     Alive,
     /// The last heartbeat is older than 1.5 × the interval, but not 3 ×.
     Late,
-    /// No heartbeat for 3 × the interval (or never, after a task was sent): tasks go through
-    /// the mailbox.
+    /// No heartbeat for 3 × the interval: tasks go through the mailbox.
     Unreachable,
-    /// Never heard from, no task outstanding.
+    /// No heartbeat heard yet (tasks are tried directly, then through the mailbox).
     Unknown,
 }
 
