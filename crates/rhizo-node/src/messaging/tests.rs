@@ -224,12 +224,23 @@ async fn the_task_timer_fails_a_task_at_its_deadline_on_the_node_clock() {
     let task = failed.expect("failed at its deadline");
     assert!(task.status.timestamp >= deadline, "{task:?}");
     assert_eq!(task.status.reason.as_deref(), Some("deadline passed"));
-    let mut shown = false;
-    while let Ok(event) = events.try_recv() {
-        if let crate::events::ApiEvent::TaskUpdated { status, .. } = event {
-            shown |= status.state.as_str() == "failed";
+    // The timer emits the event after its write committed: wait for it (bounded), since this
+    // task may read the stored state before the timer's task runs again.
+    let shown = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            match events.recv().await {
+                Ok(crate::events::ApiEvent::TaskUpdated { status, .. })
+                    if status.state.as_str() == "failed" =>
+                {
+                    return true;
+                }
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return false,
+            }
         }
-    }
+    })
+    .await
+    .unwrap_or(false);
     assert!(shown, "a task_updated event");
     stop.send(true).unwrap();
     tokio::time::timeout(Duration::from_secs(60), timer)
