@@ -17,7 +17,9 @@ fn task_error(e: TaskError) -> BackendError {
         TaskError::UnknownAgent(_) => BackendError::UnknownAgent(text),
         TaskError::BadTransition { .. } => BackendError::BadTransition(text),
         TaskError::BadTask(_) => BackendError::BadTask(text),
-        TaskError::NoKeyPackages(_) => BackendError::Unavailable(text),
+        TaskError::NoKeyPackages(_) | TaskError::AgentUnavailable { .. } => {
+            BackendError::Unavailable(text)
+        }
         _ => BackendError::Internal(text),
     }
 }
@@ -78,3 +80,6 @@ impl AgentBackend for Messaging {
         Self::subscribe(self)
     }
 }
+
+#[cfg(test)]
+mod tests;
