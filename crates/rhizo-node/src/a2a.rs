@@ -17,7 +17,8 @@
 //!
 //! Files: `json` (the A2A JSON and its mapping to `rhizo_core::agent`), `rpc` (JSON-RPC
 //! dispatch and A2A's error codes), `stream` (SSE of a task's updates), `card` (the A2A
-//! agent card), `sse` (a bounded SSE parser), `forward` (the worker side).
+//! agent card), `sse` (a bounded SSE parser), `forward` (the worker side), `backend` (the
+//! messaging service as the [`AgentBackend`]).
 
 use std::future::Future;
 
@@ -26,6 +27,7 @@ use tokio::sync::broadcast;
 
 use crate::events::ApiEvent;
 
+mod backend;
 pub mod card;
 pub mod forward;
 pub mod json;

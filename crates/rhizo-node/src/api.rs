@@ -1,6 +1,7 @@
 //! The local API: JSON over HTTP on 127.0.0.1, guarded by a bearer token.
 //!
-//! Every route is under `/v1/`; the seed-004 paths (`/health`, `/peers`, `/stats`, `/public-key`,
+//! Every route is under `/v1/` (the A2A binding's under `/a2a/{agent}/`, see [`crate::a2a`]);
+//! the seed-004 paths (`/health`, `/peers`, `/stats`, `/public-key`,
 //! `/message`) and `/metrics` are aliases. The routes are one table, [`ROUTES`], from which
 //! [`router`] is built; `docs/local-api.md` documents each one (a drift test keeps the two equal).
 //!
@@ -33,11 +34,13 @@ use rhizo_store::{Db, DbError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+mod a2a;
 mod agents;
 mod bans;
 mod channels;
 mod tasks;
 
+use a2a::{a2a_card, a2a_rpc};
 pub use agents::{AgentQuery, FindAgentsQuery};
 use agents::{
     agent_of, delete_agent_card, find_agents, list_agents, own_agent_card, set_agent_card,

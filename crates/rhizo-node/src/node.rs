@@ -508,6 +508,14 @@ impl Background {
         if let Some(wake) = spawn_wake_supervisor(messaging, config, stop_rx.clone()) {
             tasks.push(wake);
         }
+        if let Some(url) = &config.agent.a2a_url {
+            // The worker side of the A2A binding: received tasks go to the local A2A server.
+            tasks.push(tokio::spawn(crate::a2a::forward::run(
+                messaging.clone(),
+                url.clone(),
+                stop_rx.clone(),
+            )));
+        }
         tasks.push(tokio::spawn(mailbox.clone().run_replication(stop_rx)));
         let (peer_book, peer_book_rx) = tokio::sync::mpsc::channel(PEER_BOOK_QUEUE);
         let peer_book_task = tokio::spawn(write_peer_book(peer_book_rx, db.clone(), peer_id));

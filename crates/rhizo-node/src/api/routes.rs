@@ -1,7 +1,8 @@
 //! The local API's route table: one piece of data ([`ROUTES`]) from which the router is built and
 //! against which `docs/local-api.md` is checked (the drift test in `crates/rhizo/tests`).
 //!
-//! Every route lives under `/v1/`. The paths of seed 004 (`/health`, `/peers`, `/stats`,
+//! Every route lives under `/v1/`, except the A2A binding's (`/a2a/{agent}/…`, the paths A2A
+//! clients expect below an agent's URL). The paths of seed 004 (`/health`, `/peers`, `/stats`,
 //! `/public-key`, `/message`) and the early `/metrics` stay as **aliases**: rows whose
 //! [`Route::alias_of`] names the `/v1/` route they answer exactly like (same handler, same auth).
 
@@ -112,6 +113,8 @@ pub(crate) enum Endpoint {
     ListAgents,
     FindAgents,
     AgentOf,
+    A2aCard,
+    A2aRpc,
 }
 
 /// One row of the route table.
@@ -219,6 +222,8 @@ pub const ROUTES: &[Route] = &[
     v1(   Get,    "/v1/agents",                           Token, E::ListAgents,              "known agents (cached cards)"),
     v1(   Get,    "/v1/agents/find",                      Token, E::FindAgents,              "find agents by skill in the DHT"),
     v1(   Get,    "/v1/agents/{who}",                     Token, E::AgentOf,                 "one agent's card, by contact name or UID"),
+    v1(   Get,    "/a2a/{agent}/.well-known/agent-card.json", Token, E::A2aCard,     "a remote agent's A2A 1.0 agent card"),
+    v1(   Post,   "/a2a/{agent}/",                        Token, E::A2aRpc,                  "A2A 1.0 JSON-RPC (SSE for the streaming methods) to a remote agent"),
     alias(Get,    "/health",                              Open,  E::Health,                  "/v1/health"),
     alias(Get,    "/stats",                               Token, E::Stats,                   "/v1/stats"),
     alias(Get,    "/peers",                               Token, E::Peers,                   "/v1/peers"),
@@ -280,6 +285,8 @@ fn handler(endpoint: Endpoint, method: Method) -> MethodRouter<ApiState> {
         E::ListAgents => on(m, list_agents),
         E::FindAgents => on(m, find_agents),
         E::AgentOf => on(m, agent_of),
+        E::A2aCard => on(m, a2a_card),
+        E::A2aRpc => on(m, a2a_rpc),
     }
 }
 
@@ -316,7 +323,11 @@ mod tests {
     fn every_route_is_under_v1_or_an_alias_of_one() {
         for r in ROUTES {
             match r.alias_of {
-                None => assert!(r.path.starts_with("/v1/"), "{} is not under /v1/", r.path),
+                None => assert!(
+                    r.path.starts_with("/v1/") || r.path.starts_with("/a2a/"),
+                    "{} is not under /v1/ (or the A2A binding's /a2a/)",
+                    r.path
+                ),
                 Some(of) => {
                     assert!(
                         !r.path.starts_with("/v1/"),

@@ -1,6 +1,6 @@
-//! What the agent tests that run outside programs share (mcp_interop, agent_examples): a hub,
-//! a client node and a worker node on 127.0.0.1, a `rhizo agent serve` worker process, and the
-//! skip rule for missing interpreters (a loud `SKIPPED`, and a failure under `CI=1`).
+//! What the agent tests that run outside programs share (mcp_interop, a2a_interop,
+//! agent_examples): a hub, a client node and a worker node on 127.0.0.1, a `rhizo agent serve`
+//! worker process, and the skip rule for missing interpreters (a loud `SKIPPED`, and a failure under `CI=1`).
 
 #![allow(dead_code, unreachable_pub)]
 
@@ -159,6 +159,11 @@ pub struct Net {
 impl Net {
     /// Starts the hub, the client and `workers` worker nodes.
     pub fn start(label: &str, workers: usize) -> anyhow::Result<Self> {
+        Self::start_with(label, workers, &[])
+    }
+
+    /// [`Net::start`], the workers run with `worker_args` too (e.g. `--config FILE`).
+    pub fn start_with(label: &str, workers: usize, worker_args: &[String]) -> anyhow::Result<Self> {
         let bin = Path::new(BIN);
         let mut net = Self {
             hub: TestNode::init(bin, &format!("{label}-hub"))?,
@@ -172,6 +177,7 @@ impl Net {
         let mut with_hub = args.clone();
         with_hub.extend(["--bootstrap".to_string(), net.hub.listen_addr()?]);
         net.client.start_and_publish(&with_hub, TIMEOUT)?;
+        with_hub.extend_from_slice(worker_args);
         for worker in &mut net.workers {
             worker.start_and_publish(&with_hub, TIMEOUT)?;
         }
