@@ -7,7 +7,8 @@
 //!                    agent_card_device_key(device) ─▶ start_providing(skill_key(id)) per skill
 //!  publisher (hourly) ─▶ the same again (re-signed 2 days before it expires)
 //!  find_agents(skill) ─▶ get_providers(skill_key) ─▶ ≤ 20 providers ─▶ each device's card
-//!                    ─▶ validate, has the skill ─▶ cache ─▶ [AgentView]
+//!                    ─▶ validate, the device's KeyPackages prove it is the card's UID's,
+//!                       has the skill ─▶ cache ─▶ [AgentView]
 //!  agents() / agent(who, refresh) ─▶ cached cards (or the DHT) ─▶ AgentView
 //! ```
 
@@ -18,8 +19,8 @@ use rhizo_core::{
     DevicePublicKey, Uid,
     agent::{AgentCard, BreakerState, Liveness, check_skill_id},
     records::{
-        AgentCardRecord, ValidRecord, agent_card_device_key, agent_card_key, skill_key,
-        validate_record,
+        AgentCardRecord, ValidRecord, agent_card_device_key, agent_card_key, key_packages_key,
+        skill_key, validate_record,
     },
 };
 use rhizo_engine::{
@@ -37,6 +38,9 @@ use super::{CardError, Messaging};
 pub const MAX_FIND_PROVIDERS: usize = 20;
 /// How long one card lookup of a search may take before that provider is skipped.
 pub const FIND_CARD_TIMEOUT: Duration = Duration::from_secs(10);
+/// Identities whose cards claim one provider's device that a search checks (newest first):
+/// each costs a KeyPackage lookup.
+const MAX_CARD_CLAIMS: usize = 3;
 
 /// Load figures an agent announces in its heartbeats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -303,27 +307,70 @@ impl Messaging {
             .map(|own| (own.record, own.bytes))
     }
 
-    /// The newest valid card a provider's device published, if found in time.
+    /// The newest card a provider's device published that the device itself vouches for.
+    /// A card lists devices its own root certified, and any root can certify any device key
+    /// (a PeerId is public), so another identity could claim an agent's device and take its
+    /// place in the answers to a search: a card is believed for `peer` only when that device
+    /// signed a KeyPackage bundle under the card's UID (its proof of possession, as for a
+    /// contact added by UID). At most [`MAX_CARD_CLAIMS`] identities are tried, newest first.
     async fn card_of_provider(&self, peer: PeerId) -> Option<(AgentCardRecord, Vec<u8>)> {
         let device = device_of_peer(&peer)?;
-        self.newest_card_under(agent_card_device_key(&device)).await
+        let mut cards = self.cards_under(agent_card_device_key(&device)).await;
+        cards.sort_by_key(|(record, _)| std::cmp::Reverse(record.version()));
+        let mut tried = HashSet::new();
+        for (record, bytes) in cards {
+            if !tried.insert(record.uid()) {
+                continue;
+            }
+            if tried.len() > MAX_CARD_CLAIMS {
+                break;
+            }
+            if self.device_proven(&record.uid(), &device).await {
+                return Some((record, bytes));
+            }
+            debug!(uid = %record.uid(), "a card claims a device it cannot prove; ignored");
+        }
+        None
     }
 
-    /// A UID's newest valid card in the DHT.
-    async fn card_in_dht(&self, uid: &Uid) -> Option<(AgentCardRecord, Vec<u8>)> {
-        self.newest_card_under(agent_card_key(uid)).await
-    }
-
-    /// The newest valid card among the DHT values under `key`, if the lookup ends within
-    /// [`FIND_CARD_TIMEOUT`].
-    async fn newest_card_under(&self, key: [u8; 32]) -> Option<(AgentCardRecord, Vec<u8>)> {
-        let values = tokio::time::timeout(
+    /// Whether `device` signed a valid KeyPackage bundle under `uid` (found in time).
+    async fn device_proven(&self, uid: &Uid, device: &DevicePublicKey) -> bool {
+        let key = key_packages_key(uid, device);
+        let Ok(Ok(values)) = tokio::time::timeout(
             FIND_CARD_TIMEOUT,
             self.inner.client.get_records(key.to_vec()),
         )
         .await
-        .ok()?
-        .ok()?;
+        else {
+            return false;
+        };
+        let now = self.now_secs();
+        values.iter().any(|v| {
+            matches!(validate_record(&key, v, now), Ok(ValidRecord::KeyPackages(bundle))
+                if bundle.device_cert().device() == *device
+                    && bundle.device_cert().root().uid() == *uid)
+        })
+    }
+
+    /// A UID's newest valid card in the DHT.
+    async fn card_in_dht(&self, uid: &Uid) -> Option<(AgentCardRecord, Vec<u8>)> {
+        self.cards_under(agent_card_key(uid))
+            .await
+            .into_iter()
+            .max_by_key(|(record, _)| record.version())
+    }
+
+    /// The valid cards among the DHT values under `key` (none if the lookup does not end
+    /// within [`FIND_CARD_TIMEOUT`]).
+    async fn cards_under(&self, key: [u8; 32]) -> Vec<(AgentCardRecord, Vec<u8>)> {
+        let Ok(Ok(values)) = tokio::time::timeout(
+            FIND_CARD_TIMEOUT,
+            self.inner.client.get_records(key.to_vec()),
+        )
+        .await
+        else {
+            return Vec::new();
+        };
         let now = self.now_secs();
         values
             .into_iter()
@@ -331,7 +378,7 @@ impl Messaging {
                 Ok(ValidRecord::AgentCard(record)) => Some((record, v)),
                 _ => None,
             })
-            .max_by_key(|(record, _)| record.version())
+            .collect()
     }
 
     fn now_secs(&self) -> u64 {
