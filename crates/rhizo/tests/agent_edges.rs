@@ -13,14 +13,10 @@
 
 mod agent_common;
 
-use std::{
-    io::Read,
-    path::Path,
-    time::{Duration, Instant},
-};
+use std::{path::Path, time::Duration};
 
-use agent_common::{BIN, Net, TIMEOUT};
-use anyhow::{Context, anyhow, bail, ensure};
+use agent_common::{BIN, Events, Net, TIMEOUT, delegate, states, wait_task};
+use anyhow::{Context, anyhow, ensure};
 use rhizo_test_utils::{TestNode, wait_for};
 use serde_json::{Value, json};
 
@@ -31,101 +27,11 @@ fn fail_with_logs(e: &anyhow::Error, nodes: &[&TestNode]) -> ! {
     panic!("{e:#}\n{}", logs.join("\n"));
 }
 
-/// A node's `/v1/events` stream, read as JSON events.
-struct Events {
-    response: reqwest::blocking::Response,
-    buffer: String,
-}
-
-impl Events {
-    fn open(node: &TestNode) -> anyhow::Result<Self> {
-        // Keep-alive comments come every 15 s, so a read never blocks longer than that.
-        let client = reqwest::blocking::Client::builder()
-            .timeout(None)
-            .no_proxy()
-            .build()?;
-        let addr = node.api_addr().context("no API address")?;
-        let response = client
-            .get(format!("http://{addr}/v1/events"))
-            .bearer_auth(node.api_token()?)
-            .send()?;
-        ensure!(response.status().is_success(), "{}", response.status());
-        Ok(Self {
-            response,
-            buffer: String::new(),
-        })
-    }
-
-    /// Every event up to and including the first one satisfying `last`, within [`TIMEOUT`].
-    fn until(&mut self, last: impl Fn(&Value) -> bool) -> anyhow::Result<Vec<Value>> {
-        let deadline = Instant::now() + TIMEOUT;
-        let mut seen = Vec::new();
-        let mut chunk = [0u8; 4096];
-        loop {
-            while let Some(end) = self.buffer.find('\n') {
-                let line: String = self.buffer.drain(..=end).collect();
-                if let Some(data) = line.trim_end().strip_prefix("data:")
-                    && let Ok(event) = serde_json::from_str::<Value>(data.trim())
-                {
-                    let done = last(&event);
-                    seen.push(event);
-                    if done {
-                        return Ok(seen);
-                    }
-                }
-            }
-            if Instant::now() >= deadline {
-                bail!("timed out waiting for an event; seen: {seen:?}");
-            }
-            let n = self.response.read(&mut chunk)?;
-            if n == 0 {
-                bail!("the event stream ended; seen: {seen:?}");
-            }
-            self.buffer.push_str(&String::from_utf8_lossy(&chunk[..n]));
-        }
-    }
-}
-
-/// `POST /v1/tasks`, retrying (bounded) while the agent's identity or KeyPackages are not in
-/// the DHT yet.
-fn delegate(node: &TestNode, body: &Value) -> anyhow::Result<String> {
-    let task = wait_for(
-        TIMEOUT,
-        "the agent's identity and KeyPackages",
-        || match node.api_post_raw("/v1/tasks", body) {
-            Ok((201, answer)) => {
-                Some(serde_json::from_str::<Value>(&answer).map_err(anyhow::Error::from))
-            }
-            Ok((503, answer)) if answer.contains("NO_KEY_PACKAGES") => None,
-            Ok((404, answer)) if answer.contains("NOT_IN_DHT") => None,
-            Ok((400, answer)) if answer.contains("UNPROVEN_DEVICES") => None,
-            Ok((status, answer)) => Some(Err(anyhow!("POST /v1/tasks: {status} {answer}"))),
-            Err(e) => Some(Err(e)),
-        },
-    )??;
+/// Delegates a task (it starts `submitted`); its id.
+fn delegate_id(node: &TestNode, body: &Value) -> anyhow::Result<String> {
+    let task = delegate(node, body)?;
     ensure!(task["status"]["state"] == "submitted", "{task}");
     Ok(task["id"].as_str().context("a task has no id")?.to_string())
-}
-
-/// Waits until `node`'s task `id` is in `state`; the task.
-fn wait_task(node: &TestNode, id: &str, state: &str) -> anyhow::Result<Value> {
-    let mut last = Value::Null;
-    wait_for(TIMEOUT, &format!("task {id} to be {state}"), || {
-        last = node.api_get(&format!("/v1/tasks/{id}")).ok()?;
-        (last["status"]["state"] == state).then(|| last.clone())
-    })
-    .map_err(|e| anyhow!("{e}; last seen: {last}"))
-}
-
-fn states(task: &Value) -> Vec<String> {
-    task["status_history"]
-        .as_array()
-        .map(|h| {
-            h.iter()
-                .filter_map(|s| s["state"].as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// The ids of a task list.
@@ -209,9 +115,9 @@ fn a_task_envelope_sent_twice_is_refused_as_a_replay_and_the_task_runs_once() {
         net.befriend()?;
         let (client, worker) = (&net.client, net.worker());
         let mut events = Events::open(worker)?;
-        let id = delegate(client, &json!({"to": "worker", "text": "run me once"}))?;
+        let id = delegate_id(client, &json!({"to": "worker", "text": "run me once"}))?;
         let received = |e: &Value| e["type"] == "task_received" && e["task_id"] == id.as_str();
-        events.until(received)?;
+        events.collect_until(TIMEOUT, received)?;
         let envelope = delivered_delegate_envelope(client, &id)?;
 
         // The worker claims it; a bad transition (back to `submitted`) changes nothing.
@@ -280,7 +186,7 @@ fn a_task_envelope_sent_twice_is_refused_as_a_replay_and_the_task_runs_once() {
             "/v1/conversations/worker/messages",
             &json!({"text": "marker"}),
         )?;
-        let seen = events.until(|e| e["type"] == "message_received")?;
+        let seen = events.collect_until(TIMEOUT, |e| e["type"] == "message_received")?;
         ensure!(
             !seen.iter().any(received),
             "a second task_received: {seen:?}"
@@ -307,7 +213,7 @@ fn a_task_from_a_blocked_sender_is_refused_and_unknown_tasks_are_clear_errors() 
         ensure!(blocked["dropped"] == 0, "{blocked}");
         let mut events = Events::open(worker)?;
 
-        let id = delegate(client, &json!({"to": worker.uid(), "text": "let me in"}))?;
+        let id = delegate_id(client, &json!({"to": worker.uid(), "text": "let me in"}))?;
         let failed = wait_task(client, &id, "failed")?;
         let reason = failed["status"]["reason"].as_str().unwrap_or_default();
         ensure!(
@@ -340,7 +246,7 @@ fn a_task_from_a_blocked_sender_is_refused_and_unknown_tasks_are_clear_errors() 
             "/v1/contacts",
             &json!({"ticket": net.hub.ticket()?, "name": "hub"}),
         )?;
-        let seen = events.until(|e| e["type"] == "contact_added")?;
+        let seen = events.collect_until(TIMEOUT, |e| e["type"] == "contact_added")?;
         ensure!(
             !seen.iter().any(|e| e["type"] == "task_received"),
             "{seen:?}"

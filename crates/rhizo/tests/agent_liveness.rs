@@ -12,13 +12,15 @@
 //!     ─▶ wake.sh ─▶ POST /v1/agent/tasks/next, POST /v1/agent/tasks/{id} completed ─▶ alice
 //! ```
 
+mod agent_common;
+
 use std::{
-    io::Read,
     path::{Path, PathBuf},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use anyhow::{Context, anyhow, bail, ensure};
+use agent_common::Events;
+use anyhow::{Context, anyhow, ensure};
 use rhizo_test_utils::{TestNode, wait_for};
 use serde_json::{Value, json};
 
@@ -53,76 +55,25 @@ fn befriend(a: &TestNode, a_name: &str, b: &TestNode, b_name: &str) -> anyhow::R
     Ok(())
 }
 
-/// A node's `/v1/events` stream, read as JSON events.
-struct Events {
-    response: reqwest::blocking::Response,
-    buffer: String,
+/// The next `agent_liveness` event about `uid`; its liveness.
+fn liveness_of(events: &mut Events, uid: &str) -> anyhow::Result<String> {
+    let event = events.next(TIMEOUT, |e| {
+        e["type"] == "agent_liveness" && e["uid"].as_str() == Some(uid)
+    })?;
+    event["liveness"]
+        .as_str()
+        .map(String::from)
+        .ok_or_else(|| anyhow!("no liveness in {event}"))
 }
 
-impl Events {
-    fn open(node: &TestNode) -> anyhow::Result<Self> {
-        // Keep-alive comments come every 15 s, so a read never waits longer than that.
-        let client = reqwest::blocking::Client::builder()
-            .timeout(None)
-            .no_proxy()
-            .build()?;
-        let addr = node.api_addr().context("no API address")?;
-        let response = client
-            .get(format!("http://{addr}/v1/events"))
-            .bearer_auth(node.api_token()?)
-            .send()?;
-        ensure!(response.status().is_success(), "{}", response.status());
-        Ok(Self {
-            response,
-            buffer: String::new(),
-        })
-    }
-
-    /// The next event satisfying `want`, within `timeout`.
-    fn next(&mut self, timeout: Duration, want: impl Fn(&Value) -> bool) -> anyhow::Result<Value> {
-        let deadline = Instant::now() + timeout;
-        let mut chunk = [0u8; 4096];
-        loop {
-            while let Some(end) = self.buffer.find('\n') {
-                let line: String = self.buffer.drain(..=end).collect();
-                if let Some(data) = line.trim_end().strip_prefix("data:")
-                    && let Ok(event) = serde_json::from_str::<Value>(data.trim())
-                    && want(&event)
-                {
-                    return Ok(event);
-                }
-            }
-            if Instant::now() >= deadline {
-                bail!("timed out after {timeout:?} waiting for an event");
-            }
-            let n = self.response.read(&mut chunk)?;
-            if n == 0 {
-                bail!("the event stream ended");
-            }
-            self.buffer.push_str(&String::from_utf8_lossy(&chunk[..n]));
-        }
-    }
-
-    /// The next `agent_liveness` event about `uid`; its liveness.
-    fn liveness_of(&mut self, uid: &str) -> anyhow::Result<String> {
-        let event = self.next(TIMEOUT, |e| {
-            e["type"] == "agent_liveness" && e["uid"].as_str() == Some(uid)
-        })?;
-        event["liveness"]
-            .as_str()
-            .map(String::from)
-            .ok_or_else(|| anyhow!("no liveness in {event}"))
-    }
-
-    /// Waits for `uid` to become `state`; the liveness values seen on the way.
-    fn until(&mut self, uid: &str, state: &str) -> anyhow::Result<Vec<String>> {
-        let mut seen = Vec::new();
-        loop {
-            let l = self.liveness_of(uid)?;
-            seen.push(l.clone());
-            if l == state {
-                return Ok(seen);
-            }
+/// Waits for `uid` to become `state` on `events`; the liveness values seen on the way.
+fn until(events: &mut Events, uid: &str, state: &str) -> anyhow::Result<Vec<String>> {
+    let mut seen = Vec::new();
+    loop {
+        let l = liveness_of(events, uid)?;
+        seen.push(l.clone());
+        if l == state {
+            return Ok(seen);
         }
     }
 }
@@ -148,16 +99,16 @@ fn heartbeats_move_an_agent_between_alive_late_and_unreachable() {
         // A task between them that stays open: they work together (heartbeats go to agents
         // with a live task, inside their conversation).
         delegate(&alice, "bob", "keep us talking")?;
-        let seen = alice_events.until(bob.uid(), "alive")?;
+        let seen = until(&mut alice_events, bob.uid(), "alive")?;
         ensure!(seen.last().map(String::as_str) == Some("alive"), "{seen:?}");
-        bob_events.until(alice.uid(), "alive")?;
+        until(&mut bob_events, alice.uid(), "alive")?;
         // Heartbeats (and task messages) are never chat.
         let history = bob.history("alice")?;
         ensure!(history.is_empty(), "{history:?}");
 
         // Bob stops: late after 1.5 intervals without a heartbeat, unreachable after 3.
         bob.stop()?;
-        let seen = alice_events.until(bob.uid(), "unreachable")?;
+        let seen = until(&mut alice_events, bob.uid(), "unreachable")?;
         ensure!(
             seen.iter().any(|l| l == "late"),
             "late must come before unreachable: {seen:?}"

@@ -12,8 +12,11 @@
 //! The task logic (duplicates, deadlines, bad transitions, malformed messages) is covered by
 //! the engine's two-engine tests; these check that the real processes carry it.
 
+mod agent_common;
+
 use std::{path::Path, time::Duration};
 
+use agent_common::{delegate, states, wait_task};
 use anyhow::{Context, anyhow, ensure};
 use rhizo_test_utils::{TestNode, wait_for};
 use serde_json::{Value, json};
@@ -47,37 +50,8 @@ fn befriend(a: &TestNode, a_name: &str, b: &TestNode, b_name: &str) -> anyhow::R
     Ok(())
 }
 
-/// `POST /v1/tasks`, retrying (bounded) while the agent's identity or KeyPackages are not in
-/// the DHT yet.
-fn delegate(node: &TestNode, body: &Value) -> anyhow::Result<Value> {
-    wait_for(
-        TIMEOUT,
-        "the agent's identity and KeyPackages",
-        || match node.api_post_raw("/v1/tasks", body) {
-            Ok((201, answer)) => {
-                Some(serde_json::from_str::<Value>(&answer).map_err(anyhow::Error::from))
-            }
-            Ok((503, answer)) if answer.contains("NO_KEY_PACKAGES") => None,
-            Ok((404, answer)) if answer.contains("NOT_IN_DHT") => None,
-            Ok((400, answer)) if answer.contains("UNPROVEN_DEVICES") => None,
-            Ok((status, answer)) => Some(Err(anyhow!("POST /v1/tasks: {status} {answer}"))),
-            Err(e) => Some(Err(e)),
-        },
-    )?
-}
-
 fn id_of(task: &Value) -> anyhow::Result<String> {
     Ok(task["id"].as_str().context("a task has no id")?.to_string())
-}
-
-/// Waits until `node`'s task `id` is in `state`; the task.
-fn wait_task(node: &TestNode, id: &str, state: &str) -> anyhow::Result<Value> {
-    let mut last = Value::Null;
-    wait_for(TIMEOUT, &format!("task {id} to be {state}"), || {
-        last = node.api_get(&format!("/v1/tasks/{id}")).ok()?;
-        (last["status"]["state"] == state).then(|| last.clone())
-    })
-    .map_err(|e| anyhow!("{e}; last seen: {last}"))
 }
 
 /// The worker claims the next queued task, waiting (bounded) for one to arrive.
@@ -92,17 +66,6 @@ fn claim(worker: &TestNode) -> anyhow::Result<Value> {
             Err(e) => Some(Err(e)),
         }
     })?
-}
-
-fn states(task: &Value) -> Vec<String> {
-    task["status_history"]
-        .as_array()
-        .map(|h| {
-            h.iter()
-                .filter_map(|s| s["state"].as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// The worker completes task `id` with a text artifact.

@@ -1,17 +1,20 @@
-//! What the agent tests that run outside programs share (mcp_interop, a2a_interop,
-//! agent_examples): a hub, a client node and a worker node on 127.0.0.1, a `rhizo agent serve`
-//! worker process, and the skip rule for missing interpreters (a loud `SKIPPED`, and a failure under `CI=1`).
+//! What the agent end-to-end tests share (agents, agent_liveness, agent_edges, mcp_interop,
+//! a2a_interop, agent_examples): a hub, a client node and a worker node on 127.0.0.1, a
+//! `rhizo agent serve` worker process, the skip rule for missing interpreters (a loud
+//! `SKIPPED`, and a failure under `CI=1`), a node's event stream, delegating a task and waiting
+//! for its state.
 
 #![allow(dead_code, unreachable_pub)]
 
 use std::{
     fs::File,
+    io::Read,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
-use anyhow::{Context, anyhow, ensure};
+use anyhow::{Context, anyhow, bail, ensure};
 use rhizo_test_utils::{TestNode, wait_for};
 use serde_json::{Value, json};
 
@@ -223,4 +226,114 @@ impl Net {
             .collect::<Vec<_>>()
             .join("\n")
     }
+}
+
+/// A node's `/v1/events` stream, read as JSON events.
+pub struct Events {
+    response: reqwest::blocking::Response,
+    buffer: String,
+}
+
+impl Events {
+    pub fn open(node: &TestNode) -> anyhow::Result<Self> {
+        // Keep-alive comments come every 15 s, so a read never blocks longer than that.
+        let client = reqwest::blocking::Client::builder()
+            .timeout(None)
+            .no_proxy()
+            .build()?;
+        let addr = node.api_addr().context("no API address")?;
+        let response = client
+            .get(format!("http://{addr}/v1/events"))
+            .bearer_auth(node.api_token()?)
+            .send()?;
+        ensure!(response.status().is_success(), "{}", response.status());
+        Ok(Self {
+            response,
+            buffer: String::new(),
+        })
+    }
+
+    /// The next event satisfying `want`, within `timeout`.
+    pub fn next(
+        &mut self,
+        timeout: Duration,
+        want: impl Fn(&Value) -> bool,
+    ) -> anyhow::Result<Value> {
+        let mut seen = self.collect_until(timeout, want)?;
+        seen.pop().context("no event")
+    }
+
+    /// Every event up to and including the first one satisfying `last`, within `timeout`.
+    pub fn collect_until(
+        &mut self,
+        timeout: Duration,
+        last: impl Fn(&Value) -> bool,
+    ) -> anyhow::Result<Vec<Value>> {
+        let deadline = Instant::now() + timeout;
+        let mut seen = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            while let Some(end) = self.buffer.find('\n') {
+                let line: String = self.buffer.drain(..=end).collect();
+                if let Some(data) = line.trim_end().strip_prefix("data:")
+                    && let Ok(event) = serde_json::from_str::<Value>(data.trim())
+                {
+                    let done = last(&event);
+                    seen.push(event);
+                    if done {
+                        return Ok(seen);
+                    }
+                }
+            }
+            if Instant::now() >= deadline {
+                bail!("timed out after {timeout:?} waiting for an event; seen: {seen:?}");
+            }
+            let n = self.response.read(&mut chunk)?;
+            if n == 0 {
+                bail!("the event stream ended; seen: {seen:?}");
+            }
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk[..n]));
+        }
+    }
+}
+
+/// `POST /v1/tasks`, retrying (bounded) while the agent's identity or KeyPackages are not in
+/// the DHT yet; the task.
+pub fn delegate(node: &TestNode, body: &Value) -> anyhow::Result<Value> {
+    wait_for(
+        TIMEOUT,
+        "the agent's identity and KeyPackages",
+        || match node.api_post_raw("/v1/tasks", body) {
+            Ok((201, answer)) => {
+                Some(serde_json::from_str::<Value>(&answer).map_err(anyhow::Error::from))
+            }
+            Ok((503, answer)) if answer.contains("NO_KEY_PACKAGES") => None,
+            Ok((404, answer)) if answer.contains("NOT_IN_DHT") => None,
+            Ok((400, answer)) if answer.contains("UNPROVEN_DEVICES") => None,
+            Ok((status, answer)) => Some(Err(anyhow!("POST /v1/tasks: {status} {answer}"))),
+            Err(e) => Some(Err(e)),
+        },
+    )?
+}
+
+/// Waits until `node`'s task `id` is in `state`; the task.
+pub fn wait_task(node: &TestNode, id: &str, state: &str) -> anyhow::Result<Value> {
+    let mut last = Value::Null;
+    wait_for(TIMEOUT, &format!("task {id} to be {state}"), || {
+        last = node.api_get(&format!("/v1/tasks/{id}")).ok()?;
+        (last["status"]["state"] == state).then(|| last.clone())
+    })
+    .map_err(|e| anyhow!("{e}; last seen: {last}"))
+}
+
+/// The states of a task's status history, oldest first.
+pub fn states(task: &Value) -> Vec<String> {
+    task["status_history"]
+        .as_array()
+        .map(|h| {
+            h.iter()
+                .filter_map(|s| s["state"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
 }
