@@ -46,6 +46,11 @@ pub struct AgentResult {
     pub tasks_per_s: f64,
     /// The pair's 64 B messages per second, 8 in flight, same run.
     pub msgs_per_s: f64,
+    /// Diagnostic: the round trip when the worker goes straight to `completed` without
+    /// claiming (two envelopes: delegate, completed) (ms).
+    pub direct_round_trip: Summary,
+    /// Diagnostic: tasks/s, 8 in flight, with that worker.
+    pub direct_tasks_per_s: f64,
 }
 
 impl AgentResult {
@@ -84,6 +89,26 @@ impl AgentResult {
                 self.msgs_per_s,
             )
             .target(Target::ratio_at_least(0.4)),
+            Row::new(
+                "B14",
+                "diagnostic: worker straight to completed (2 envelopes) p50",
+                self.direct_round_trip.p50,
+                "ms",
+            )
+            .reference(
+                "message send → delivered p50 (B2, same pair)",
+                self.message.p50,
+            ),
+            Row::new(
+                "B15",
+                "diagnostic: worker straight to completed, 8 in flight",
+                self.direct_tasks_per_s,
+                "tasks/s",
+            )
+            .reference(
+                "64 B messages delivered, 8 in flight (B3, same pair)",
+                self.msgs_per_s,
+            ),
         ];
         rows.into_iter().filter(|r| r.bench == bench).collect()
     }
@@ -102,36 +127,57 @@ async fn measure(pair: &mut Pair, quick: bool) -> anyhow::Result<AgentResult> {
     let (tasks, batch) = if quick { (5, 16) } else { (100, 200) };
     pair.warm_up(if quick { 3 } else { 10 }).await?;
     // Bob serves tasks (a contact's tasks need no card); alice watches them complete.
-    let worker = Worker::start(pair.bob.api.clone()).await?;
     let done = Completions::open(&pair.alice.api).await?;
-    let outcome = async {
-        // Warm the agent path (the worker's first claim, the first agent rows).
-        for _ in 0..3 {
-            delegate_and_wait(&pair.alice.api, &done, "warm-up").await?;
-        }
-        let message = Summary::of(&pair.sequential(tasks, "b14-ref").await?.total);
-        let mut round_trip = Vec::with_capacity(tasks);
-        for i in 0..tasks {
-            let start = Instant::now();
-            let at = delegate_and_wait(&pair.alice.api, &done, &format!("b14 #{i}")).await?;
-            round_trip.push(ms(at.saturating_duration_since(start)));
-        }
-        let_rate_limit_refill(batch, quick).await;
-        let (msgs_per_s, _, _) = pair.pipelined(batch, 64, "b15-ref").await?;
-        let_rate_limit_refill(batch * 3, quick).await;
-        let tasks_per_s = pipelined_tasks(&pair.alice.api, &done, batch).await?;
-        Ok(AgentResult {
-            tasks,
-            round_trip: Summary::of(&round_trip),
-            message,
-            batch,
-            tasks_per_s,
-            msgs_per_s,
-        })
+    let message = Summary::of(&pair.sequential(tasks, "b14-ref").await?.total);
+    let_rate_limit_refill(batch, quick).await;
+    let (msgs_per_s, _, _) = pair.pipelined(batch, 64, "b15-ref").await?;
+    let mut figures = Vec::new();
+    for mode in [Mode::Claim, Mode::Direct] {
+        let worker = Worker::start(pair.bob.api.clone(), mode).await?;
+        let outcome = tasks_on(pair, &done, tasks, batch, quick).await;
+        worker.stop();
+        figures.push(outcome?);
     }
-    .await;
-    worker.stop();
-    outcome
+    let [
+        (round_trip, tasks_per_s),
+        (direct_round_trip, direct_tasks_per_s),
+    ] = figures[..]
+    else {
+        bail!("two worker modes");
+    };
+    Ok(AgentResult {
+        tasks,
+        round_trip,
+        message,
+        batch,
+        tasks_per_s,
+        msgs_per_s,
+        direct_round_trip,
+        direct_tasks_per_s,
+    })
+}
+
+/// `tasks` sequential round trips (after a warm-up), then `batch` tasks 8 in flight.
+async fn tasks_on(
+    pair: &Pair,
+    done: &Completions,
+    tasks: usize,
+    batch: usize,
+    quick: bool,
+) -> anyhow::Result<(Summary, f64)> {
+    // Warm the agent path (the worker's first claim, the first agent rows).
+    for _ in 0..3 {
+        delegate_and_wait(&pair.alice.api, done, "warm-up").await?;
+    }
+    let mut round_trip = Vec::with_capacity(tasks);
+    for i in 0..tasks {
+        let start = Instant::now();
+        let at = delegate_and_wait(&pair.alice.api, done, &format!("b14 #{i}")).await?;
+        round_trip.push(ms(at.saturating_duration_since(start)));
+    }
+    let_rate_limit_refill(batch * 3, quick).await;
+    let rate = pipelined_tasks(&pair.alice.api, done, batch).await?;
+    Ok((Summary::of(&round_trip), rate))
 }
 
 /// Delegates one task to bob; when alice saw it `completed`.
@@ -273,22 +319,43 @@ impl Completions {
     }
 }
 
-/// Bob's trivial worker: claims every queued task and completes it with one artifact.
+/// How the trivial worker answers a task.
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    /// Claims it (`working`, one envelope back), then `completed` (another).
+    Claim,
+    /// Straight from `submitted` to `completed` (one envelope back).
+    Direct,
+}
+
+/// Bob's trivial worker: completes every task it hears of with one artifact.
 struct Worker {
     task: JoinHandle<()>,
     _feed: EventFeed,
 }
 
 impl Worker {
-    async fn start(api: Api) -> anyhow::Result<Self> {
+    async fn start(api: Api, mode: Mode) -> anyhow::Result<Self> {
         let wake = Arc::new(Notify::new());
         let w = Arc::clone(&wake);
+        let direct = api.clone();
         let feed = EventFeed::open(&api, "/v1/events?agent=1", move |event| {
-            if matches!(event, ApiEvent::TaskReceived { .. }) {
-                w.notify_one();
+            let ApiEvent::TaskReceived { task_id, .. } = event else {
+                return;
+            };
+            match mode {
+                Mode::Claim => w.notify_one(),
+                Mode::Direct => {
+                    let api = direct.clone();
+                    tokio::spawn(async move { complete(&api, &task_id).await });
+                }
             }
         })
         .await?;
+        if matches!(mode, Mode::Direct) {
+            let task = tokio::spawn(std::future::pending());
+            return Ok(Self { task, _feed: feed });
+        }
         let task = tokio::spawn(async move {
             let mut claimed: HashSet<String> = HashSet::new();
             loop {
