@@ -51,6 +51,10 @@ pub struct AgentResult {
     pub direct_round_trip: Summary,
     /// Diagnostic: tasks/s, 8 in flight, with that worker.
     pub direct_tasks_per_s: f64,
+    /// Diagnostic, that worker's sequential tasks in stages (ms): the `POST /v1/tasks`; its
+    /// return → `task_received` at the worker; that event → the worker's `completed` POST
+    /// returned; that → alice's `task_updated` (completed).
+    pub direct_stages: [Summary; 4],
 }
 
 impl AgentResult {
@@ -110,7 +114,24 @@ impl AgentResult {
                 self.msgs_per_s,
             ),
         ];
-        rows.into_iter().filter(|r| r.bench == bench).collect()
+        let stages = [
+            "POST /v1/tasks",
+            "→ task_received at the worker",
+            "→ worker's completed POST returned",
+            "→ completed at the client",
+        ];
+        let rows = rows
+            .into_iter()
+            .chain(stages.iter().zip(&self.direct_stages).map(|(name, s)| {
+                Row::new(
+                    "B14",
+                    format!("diagnostic: straight to completed, stage {name} p50"),
+                    s.p50,
+                    "ms",
+                )
+                .reference("that worker's round trip p50", self.direct_round_trip.p50)
+            }));
+        rows.filter(|r| r.bench == bench).collect()
     }
 }
 
@@ -132,11 +153,14 @@ async fn measure(pair: &mut Pair, quick: bool) -> anyhow::Result<AgentResult> {
     let_rate_limit_refill(batch, quick).await;
     let (msgs_per_s, _, _) = pair.pipelined(batch, 64, "b15-ref").await?;
     let mut figures = Vec::new();
+    let mut direct_stages = None;
     for mode in [Mode::Claim, Mode::Direct] {
         let worker = Worker::start(pair.bob.api.clone(), mode).await?;
-        let outcome = tasks_on(pair, &done, tasks, batch, quick).await;
+        let outcome = tasks_on(pair, &done, &worker.stamps, tasks, batch, quick).await;
         worker.stop();
-        figures.push(outcome?);
+        let (round_trip, rate, stages) = outcome?;
+        figures.push((round_trip, rate));
+        direct_stages = Some(stages);
     }
     let [
         (round_trip, tasks_per_s),
@@ -145,6 +169,7 @@ async fn measure(pair: &mut Pair, quick: bool) -> anyhow::Result<AgentResult> {
     else {
         bail!("two worker modes");
     };
+    let direct_stages = direct_stages.ok_or_else(|| anyhow!("no stages"))?;
     Ok(AgentResult {
         tasks,
         round_trip,
@@ -154,6 +179,7 @@ async fn measure(pair: &mut Pair, quick: bool) -> anyhow::Result<AgentResult> {
         msgs_per_s,
         direct_round_trip,
         direct_tasks_per_s,
+        direct_stages,
     })
 }
 
@@ -161,23 +187,41 @@ async fn measure(pair: &mut Pair, quick: bool) -> anyhow::Result<AgentResult> {
 async fn tasks_on(
     pair: &Pair,
     done: &Completions,
+    stamps: &Stamps,
     tasks: usize,
     batch: usize,
     quick: bool,
-) -> anyhow::Result<(Summary, f64)> {
+) -> anyhow::Result<(Summary, f64, [Summary; 4])> {
     // Warm the agent path (the worker's first claim, the first agent rows).
     for _ in 0..3 {
         delegate_and_wait(&pair.alice.api, done, "warm-up").await?;
     }
     let mut round_trip = Vec::with_capacity(tasks);
+    let mut stages: [Vec<f64>; 4] = Default::default();
     for i in 0..tasks {
         let start = Instant::now();
-        let at = delegate_and_wait(&pair.alice.api, done, &format!("b14 #{i}")).await?;
+        let task = delegate(&pair.alice.api, &format!("b14 #{i}")).await?;
+        let posted = Instant::now();
+        let at = done.wait(&task.id).await?;
         round_trip.push(ms(at.saturating_duration_since(start)));
+        let stamp = stamps
+            .lock()
+            .map_err(|_| anyhow!("poisoned"))?
+            .remove(&task.id);
+        if let Some((received, Some(completed))) = stamp {
+            let points = [start, posted, received, completed, at];
+            for (k, w) in points.windows(2).enumerate() {
+                stages[k].push(ms(w[1].saturating_duration_since(w[0])));
+            }
+        }
     }
     let_rate_limit_refill(batch * 3, quick).await;
     let rate = pipelined_tasks(&pair.alice.api, done, batch).await?;
-    Ok((Summary::of(&round_trip), rate))
+    Ok((
+        Summary::of(&round_trip),
+        rate,
+        stages.map(|s| Summary::of(&s)),
+    ))
 }
 
 /// Delegates one task to bob; when alice saw it `completed`.
@@ -328,9 +372,14 @@ enum Mode {
     Direct,
 }
 
+/// Per task id: when the worker heard of it, and when its `completed` POST returned
+/// (straight-to-completed worker only).
+type Stamps = Arc<Mutex<HashMap<String, (Instant, Option<Instant>)>>>;
+
 /// Bob's trivial worker: completes every task it hears of with one artifact.
 struct Worker {
     task: JoinHandle<()>,
+    stamps: Stamps,
     _feed: EventFeed,
 }
 
@@ -339,6 +388,8 @@ impl Worker {
         let wake = Arc::new(Notify::new());
         let w = Arc::clone(&wake);
         let direct = api.clone();
+        let stamps: Stamps = Arc::default();
+        let st = Arc::clone(&stamps);
         let feed = EventFeed::open(&api, "/v1/events?agent=1", move |event| {
             let ApiEvent::TaskReceived { task_id, .. } = event else {
                 return;
@@ -346,15 +397,32 @@ impl Worker {
             match mode {
                 Mode::Claim => w.notify_one(),
                 Mode::Direct => {
-                    let api = direct.clone();
-                    tokio::spawn(async move { complete(&api, &task_id).await });
+                    let (api, st) = (direct.clone(), Arc::clone(&st));
+                    if let Ok(mut map) = st.lock()
+                        && map.len() < 100_000
+                    {
+                        map.insert(task_id.clone(), (Instant::now(), None));
+                    }
+                    tokio::spawn(async move {
+                        let done = complete(&api, &task_id).await;
+                        if done.is_ok()
+                            && let Ok(mut map) = st.lock()
+                            && let Some(entry) = map.get_mut(&task_id)
+                        {
+                            entry.1 = Some(Instant::now());
+                        }
+                    });
                 }
             }
         })
         .await?;
         if matches!(mode, Mode::Direct) {
             let task = tokio::spawn(std::future::pending());
-            return Ok(Self { task, _feed: feed });
+            return Ok(Self {
+                task,
+                stamps,
+                _feed: feed,
+            });
         }
         let task = tokio::spawn(async move {
             let mut claimed: HashSet<String> = HashSet::new();
@@ -369,7 +437,11 @@ impl Worker {
                 }
             }
         });
-        Ok(Self { task, _feed: feed })
+        Ok(Self {
+            task,
+            stamps,
+            _feed: feed,
+        })
     }
 
     fn stop(self) {
