@@ -288,10 +288,16 @@ pub(crate) fn on_messages_failed(
         if !task.is_live() {
             continue;
         }
-        let reason = format!(
-            "not delivered: {}",
-            row.error.as_deref().unwrap_or("the agent refused the task")
-        );
+        // The message-level reason may end with advice for chat ("send again to start a new
+        // one") that is wrong for a task the agent's node refuses: keep only what happened.
+        let what = row
+            .error
+            .as_deref()
+            .and_then(|e| e.split(';').next())
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .unwrap_or("the agent refused the task");
+        let reason = format!("not delivered: {what}");
         let reason: String = reason.chars().take(MAX_REASON_BYTES / 4).collect();
         tx.change_task(
             task.id,
