@@ -35,7 +35,9 @@ RHIZO_MDNS, RHIZO_API, RHIZO_ANNOUNCE, RHIZO_REKEY_MESSAGES, RHIZO_REKEY_INTERVA
 RHIZO_MAILBOX_TTL_DAYS, RHIZO_MAILBOX_POLL_SECS, RHIZO_MAILBOX_REPLICATE_SECS, \
 RHIZO_MAILBOX_MAX_PER_SENDER, RHIZO_MAX_INBOUND, RHIZO_MAX_OUTBOUND, RHIZO_MAX_PER_IP, RHIZO_TRUSTED, \
 RHIZO_BANNED_PEERS, RHIZO_BANNED_CIDRS, RHIZO_GEOIP_DB, RHIZO_BLOCKED_COUNTRIES, RHIZO_RELAY, RHIZO_RELAYS, \
-RHIZO_UPNP, RHIZO_PEX_INTERVAL_SECS, RUST_LOG.\n\
+RHIZO_UPNP, RHIZO_PEX_INTERVAL_SECS, RHIZO_AGENT_ENABLED, RHIZO_AGENT_HEARTBEAT_SECS, \
+RHIZO_AGENT_MAX_QUEUE, RHIZO_AGENT_ACCEPT_TASKS_FROM, RHIZO_AGENT_WAKE_COMMAND, RHIZO_AGENT_A2A_URL, \
+RUST_LOG.\n\
 Precedence: flag > environment > config file > default.";
 
 #[derive(Debug, Subcommand)]
@@ -91,7 +93,7 @@ pub(crate) enum Command {
     Agent(AgentCommand),
     /// Known agents (liveness, skills, breaker); `rhizo agents find SKILL` searches the DHT
     Agents(AgentsArgs),
-    /// Delegate tasks to agents and follow them: send, list, show, cancel
+    /// Delegate tasks to agents and follow them: send, list, show, cancel, input
     #[command(subcommand)]
     Task(TaskCommand),
     /// Serve MCP (Model Context Protocol) over stdin/stdout for AI assistants: contacts,
@@ -611,5 +613,19 @@ impl Cli {
             }
         }
         layer
+    }
+}
+
+#[cfg(test)]
+mod env_help_tests {
+    /// `--help` names every environment variable the node reads (a stale list is a bug).
+    #[test]
+    fn the_help_names_every_environment_variable() {
+        for (name, _) in rhizo_node::config::ENV_VARS {
+            assert!(
+                super::ENV_HELP.contains(name),
+                "--help does not name {name}"
+            );
+        }
     }
 }
