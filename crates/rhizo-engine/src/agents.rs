@@ -303,43 +303,35 @@ impl Engine {
 
     /// The first agent message to a contact with no conversation yet (a capability query, a
     /// wake-up): a new conversation with the devices whose KeyPackages the driver fetched, as
-    /// in [`Engine::send_first`], then the message (with our profile, if we set one). Its row
-    /// id.
+    /// in [`Engine::send_first`], then the message (with our profile, if we set one), inside
+    /// `tx` (a job of the group commit). Its row id.
     ///
     /// # Errors
     ///
     /// If MLS or the database fails.
     pub fn send_agent_first(
         &self,
-        store: &mut rhizo_store::Store,
+        tx: &mut Tx<'_>,
         contact: &Contact,
         message: &AgentMessage,
         key_packages: &[Vec<u8>],
         now: i64,
     ) -> Result<i64, EngineError> {
-        let (session, fresh) = match store.read().open_conversation_with(&contact.uid)? {
-            Some(row) => (row, false),
-            None => (
-                crate::conversations::create_conversation(store, self, contact, key_packages, now)?,
-                true,
-            ),
-        };
-        let profile = if fresh {
-            crate::profiles::own_profile_record(store, &self.me)?.unwrap_or_default()
-        } else {
-            Vec::new()
-        };
-        let content = agent_content(message, now, profile);
-        crate::conversations::queue_application(
-            store,
-            self,
-            contact,
-            &session,
-            &content,
-            "agent",
-            Some(&summary(message)),
-            now,
-        )
+        self.in_job(tx, |tx| {
+            let (session, profile) =
+                crate::conversations::first_conversation(tx, self, contact, key_packages, now)?;
+            let content = agent_content(message, now, profile);
+            queue_application_tx(
+                tx,
+                self,
+                contact,
+                &session,
+                &content,
+                "agent",
+                Some(&summary(message)),
+                now,
+            )
+        })
     }
 
     /// Sends the agent messages waiting in `agent_outbox` (answers written while envelopes
@@ -401,27 +393,6 @@ impl Engine {
             warn!(error = %e, "queueing agent answers failed; they are tried again later");
             0
         })
-    }
-
-    /// [`flush_agent_outbox`](Self::flush_agent_outbox) in a transaction of its own (after
-    /// fetched envelopes, and the driver's task timer); how many were queued.
-    ///
-    /// # Errors
-    ///
-    /// If the database fails.
-    pub fn flush_agent_outbox_store(
-        &self,
-        store: &mut rhizo_store::Store,
-        now: i64,
-    ) -> Result<usize, EngineError> {
-        if store.read().agent_outbox_len()? == 0 {
-            return Ok(0);
-        }
-        let flushed = store.write(|tx| self.flush_agent_outbox(tx, now));
-        if flushed.is_err() {
-            self.conversations.discard_staged();
-        }
-        flushed
     }
 
     /// Whether agent answers wait to be sent (the driver then runs a flush job).

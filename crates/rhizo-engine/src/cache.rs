@@ -8,7 +8,7 @@
 //! the database.
 //!
 //! The discipline, followed by every transaction in the engine that touches MLS state (all of
-//! which run under the store mutex, so one transaction at a time):
+//! which run on the database's one writer thread, so one transaction at a time):
 //!
 //! ```text
 //!  take/load ─▶ change it (encrypt, process, confirm…) ─▶ stage   (only on success)

@@ -12,7 +12,7 @@
 //!    queued / sent / stored, older than PENDING_COMMIT_RESEND_MS ─▶ due now (resent)
 //! ```
 
-use rhizo_store::{Store, Tx, messaging::MessageState};
+use rhizo_store::{Tx, messaging::MessageState};
 use tracing::{debug, info};
 
 use crate::{Engine, EngineError, cache::ConversationCache};
@@ -36,19 +36,19 @@ pub struct CommitSweep {
 }
 
 /// Settles every pending self-update against what is known of its envelope (see the module
-/// docs).
+/// docs), each in a savepoint of `tx`. The caller settles the cache when `tx` ends.
 pub(crate) fn settle_pending_commits(
-    store: &mut Store,
+    tx: &mut Tx<'_>,
     conversations: &ConversationCache,
     now: i64,
 ) -> Result<CommitSweep, EngineError> {
     let mut sweep = CommitSweep::default();
-    for sent in store.read().latest_commits(COMMIT_SWEEP_LIMIT)? {
+    for sent in tx.latest_commits(COMMIT_SWEEP_LIMIT)? {
         let Ok(message) = rhizo_core::envelope::SecureMessage::decode(&sent.envelope) else {
             continue;
         };
         let commit_id = rhizo_e2e::commit_id(&message.payload);
-        let outcome = store.write(|tx| -> Result<Option<bool>, EngineError> {
+        let outcome = tx.in_savepoint(|tx| -> Result<Option<bool>, EngineError> {
             let mls = tx.mls().map_err(EngineError::Mls)?;
             let Some(mut conversation) = conversations
                 .load(&mls, &sent.group_id)
@@ -77,8 +77,10 @@ pub(crate) fn settle_pending_commits(
             };
             conversations.stage(conversation);
             Ok(merged)
-        });
-        conversations.settle(&outcome);
+        })?;
+        if outcome.is_err() {
+            conversations.discard_staged();
+        }
         let overdue = matches!(
             sent.state,
             MessageState::Queued | MessageState::Sent | MessageState::Stored
@@ -86,7 +88,7 @@ pub(crate) fn settle_pending_commits(
         match outcome? {
             Some(true) => sweep.merged += 1,
             Some(false) => sweep.dropped += 1,
-            None if overdue && store.write(|tx| tx.make_due(sent.id, now))? => sweep.resent += 1,
+            None if overdue && tx.make_due(sent.id, now)? => sweep.resent += 1,
             None => {}
         }
     }
@@ -149,9 +151,11 @@ impl Engine {
     /// # Errors
     ///
     /// If MLS or the database fails.
-    pub fn sweep(&self, store: &mut Store, now: i64) -> Result<CommitSweep, EngineError> {
+    pub fn sweep(&self, tx: &mut Tx<'_>, now: i64) -> Result<CommitSweep, EngineError> {
         let max_age = i64::try_from(rhizo_core::seen::MAX_ENVELOPE_AGE).unwrap_or(i64::MAX);
-        store.write(|tx| tx.prune_requests(now.saturating_sub(max_age)))?;
-        settle_pending_commits(store, &self.conversations, now)
+        tx.prune_requests(now.saturating_sub(max_age))?;
+        self.in_job(tx, |tx| {
+            settle_pending_commits(tx, &self.conversations, now)
+        })
     }
 }

@@ -9,7 +9,7 @@ use rhizo_core::{
     ticket::ContactTicket,
 };
 use rhizo_store::{
-    Reader, Store, StoreError,
+    Reader, StoreError,
     messaging::{Contact, ContactDevice},
 };
 
@@ -18,16 +18,12 @@ use rhizo_store::{
 #[error("none of the contact's devices proves that it belongs to them")]
 pub struct UnprovenDevices;
 
-/// The contact with this local name, or else this UID; `None` if there is none.
+/// The contact with this local name, or else this UID; `None` if there is none. On a reader
+/// (or, through `Deref`, inside a write transaction).
 ///
 /// # Errors
 ///
 /// If the database fails.
-pub fn find_contact(store: &Store, name_or_uid: &str) -> Result<Option<Contact>, StoreError> {
-    find_contact_in(&store.read(), name_or_uid)
-}
-
-/// [`find_contact`] on a reader (or, through `Deref`, inside a write transaction).
 pub fn find_contact_in(
     reader: &Reader<'_>,
     name_or_uid: &str,

@@ -9,7 +9,7 @@ use rhizo_core::{
 };
 use rhizo_e2e::Conversation;
 use rhizo_store::{
-    Store, Tx,
+    Tx,
     messaging::{Contact, ConversationRow, NewMessage},
 };
 use tracing::debug;
@@ -52,9 +52,9 @@ pub(crate) fn expected_members(
 }
 
 /// Creates the MLS group with the contact's devices, persists the conversation and queues the
-/// Welcome as the conversation's first envelope.
+/// Welcome as the conversation's first envelope, in a savepoint of `tx` (all of it or nothing).
 pub(crate) fn create_conversation(
-    store: &mut Store,
+    tx: &mut Tx<'_>,
     engine: &Engine,
     contact: &Contact,
     key_packages: &[Vec<u8>],
@@ -62,7 +62,7 @@ pub(crate) fn create_conversation(
 ) -> Result<ConversationRow, EngineError> {
     let session_id: [u8; 16] = random()?;
     let me = &engine.me;
-    store.write(|tx| -> Result<_, EngineError> {
+    tx.in_savepoint(|tx| -> Result<_, EngineError> {
         let mls = tx.mls().map_err(EngineError::Mls)?;
         let (conversation, welcome) =
             Conversation::create(&mls, &engine.mls_device, key_packages, now as u64 / 1000)
@@ -87,28 +87,29 @@ pub(crate) fn create_conversation(
         };
         queue_sealed_tx(tx, me, contact, &session_id, welcome, now)?;
         Ok(row)
-    })
+    })?
 }
 
-/// Encrypts `content` in the conversation and queues the envelope, in one transaction.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn queue_application(
-    store: &mut Store,
+/// The conversation for a first message to `contact`: the open one (another send may have made
+/// it meanwhile), else a new one with the devices whose KeyPackages the driver fetched; with
+/// our profile record for the first message to carry when it is new (empty otherwise).
+pub(crate) fn first_conversation(
+    tx: &mut Tx<'_>,
     engine: &Engine,
     contact: &Contact,
-    session: &ConversationRow,
-    content: &[u8],
-    kind: &str,
-    body: Option<&str>,
+    key_packages: &[Vec<u8>],
     now: i64,
-) -> Result<i64, EngineError> {
-    let outcome = store
-        .write(|tx| queue_application_tx(tx, engine, contact, session, content, kind, body, now));
-    engine.conversations.settle(&outcome);
-    outcome
+) -> Result<(ConversationRow, Vec<u8>), EngineError> {
+    if let Some(row) = tx.open_conversation_with(&contact.uid)? {
+        return Ok((row, Vec::new()));
+    }
+    let row = create_conversation(tx, engine, contact, key_packages, now)?;
+    let profile = crate::profiles::own_profile_record(tx, &engine.me)?.unwrap_or_default();
+    Ok((row, profile))
 }
 
-/// [`queue_application`] inside a caller's transaction.
+/// Encrypts `content` in the conversation and queues the envelope, inside `tx`; the
+/// conversation is staged in the cache (the caller settles it when `tx` ends).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn queue_application_tx(
     tx: &mut Tx<'_>,

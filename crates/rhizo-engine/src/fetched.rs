@@ -1,16 +1,18 @@
 //! Envelopes fetched from a mailbox (or held as a message request and now accepted): applied
-//! in conversation order, with a few passes so one that waits for another (a Welcome, a
-//! commit) is retried once the others were applied; DELIVERED receipts are queued to the
-//! senders, and the entries handled are returned for the replica's delete.
+//! in conversation order inside one job of the group commit (each envelope in a savepoint of
+//! its own), with a few passes so one that waits for another (a Welcome, a commit) is retried
+//! once the others were applied; DELIVERED receipts are queued to the senders, and the entries
+//! handled are returned for the replica's delete, which the driver sends only after the job
+//! committed.
 
 use rhizo_core::{
     envelope::{DeliveryReceipt, MessageType, ReceiptEntry, ReceiptStatus, SecureMessage},
     mailbox::FetchedEntry,
 };
-use rhizo_store::Store;
+use rhizo_store::Tx;
 
 use crate::{
-    Engine, EngineError, Event, inbound::receive_at, receipts::queue_delivery_receipts,
+    Engine, EngineError, Event, inbound::receive_in, receipts::queue_delivery_receipts,
     wire::error_code_of,
 };
 
@@ -32,14 +34,15 @@ pub struct Fetched {
 }
 
 impl Engine {
-    /// Applies fetched envelopes, in conversation order (see the module docs).
+    /// Applies fetched envelopes, in conversation order, inside `tx` (see the module docs).
+    /// Delete them from the replica only once `tx` committed.
     ///
     /// # Errors
     ///
     /// If queueing the receipts fails (the envelopes themselves are answered, not errors).
     pub fn apply_fetched(
         &self,
-        store: &mut Store,
+        tx: &mut Tx<'_>,
         entries: Vec<FetchedEntry>,
         now: i64,
     ) -> Result<Fetched, EngineError> {
@@ -60,7 +63,7 @@ impl Engine {
             let before = pending.len();
             let mut retry = Vec::new();
             for (message, bytes) in pending {
-                match self.apply_one(store, &message, &bytes, now, &mut out) {
+                match self.apply_one(tx, &message, &bytes, now, &mut out) {
                     None => retry.push((message, bytes)),
                     Some(ack) => to_acknowledge.extend(ack.map(|entry| (message, entry))),
                 }
@@ -73,9 +76,10 @@ impl Engine {
         // The senders learn `delivered` from a signed receipt, sent like any envelope
         // (directly, or through their own mailbox when they are offline).
         out.receipts_queued = !to_acknowledge.is_empty();
-        queue_delivery_receipts(store, self, to_acknowledge, now)?;
-        // Answers to the agent messages fetched (task updates, capability answers).
-        out.receipts_queued |= self.flush_agent_outbox_store(store, now)? > 0;
+        queue_delivery_receipts(tx, self, to_acknowledge, now)?;
+        // Answers to the agent messages fetched (task updates, capability answers), in a
+        // savepoint: a failure leaves them for a later flush.
+        out.receipts_queued |= self.flush_agent_outbox_safely(tx, now) > 0;
         Ok(out)
     }
 
@@ -83,14 +87,14 @@ impl Engine {
     /// entry to acknowledge to its sender, if any.
     fn apply_one(
         &self,
-        store: &mut Store,
+        tx: &mut Tx<'_>,
         message: &SecureMessage,
         bytes: &[u8],
         now: i64,
         out: &mut Fetched,
     ) -> Option<Option<ReceiptEntry>> {
-        let r = receive_at(
-            store,
+        let r = receive_in(
+            tx,
             &self.me,
             &self.mls_device,
             &self.conversations,
@@ -151,3 +155,6 @@ impl Engine {
         Ok(receipt)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -17,7 +17,7 @@ use rhizo_core::{
     seen::{Freshness, SeenSet, SeenStore, check_timestamp},
 };
 use rhizo_e2e::Device;
-use rhizo_store::{Reader, Store, StoreError, Tx, messaging::Contact};
+use rhizo_store::{Reader, StoreError, Tx, messaging::Contact};
 use tracing::{debug, warn};
 
 mod apply;
@@ -149,36 +149,6 @@ pub(crate) fn precheck(
         return Precheck::Status(ReceiptStatus::Rejected(ErrorCode::ReplayDetected));
     }
     Precheck::Ready(Box::new(message), contact)
-}
-
-/// [`receive_in`] in a transaction of its own (envelopes fetched from a mailbox, one by one).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn receive_at(
-    store: &mut Store,
-    me: &Me,
-    mls_device: &Device,
-    conversations: &Arc<ConversationCache>,
-    seen: &Arc<Mutex<SeenSet<InTransaction>>>,
-    health: &AgentHealth,
-    payload: &[u8],
-    now: i64,
-) -> Received {
-    let received = store.write(|tx| {
-        Ok::<_, StoreError>(receive_in(
-            tx,
-            me,
-            mls_device,
-            conversations,
-            seen,
-            health,
-            payload,
-            now,
-        ))
-    });
-    received.unwrap_or_else(|e| {
-        warn!(error = %e, "committing an incoming message failed");
-        refuse(ErrorCode::Internal, "storage")
-    })
 }
 
 /// After `tx` ended: the conversations it staged are cached if it committed, and the seen-set

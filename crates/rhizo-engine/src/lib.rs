@@ -229,6 +229,25 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// Runs `f`, a job that may change loaded conversations (see [`cache`]), inside `tx`: what
+    /// it staged is dropped at once when it fails (its savepoint is rolled back), and otherwise
+    /// cached once the transaction holding it committed ([`Tx::after_commit`](rhizo_store::Tx)).
+    pub(crate) fn in_job<T, E>(
+        &self,
+        tx: &mut rhizo_store::Tx<'_>,
+        f: impl FnOnce(&mut rhizo_store::Tx<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let out = f(tx);
+        if out.is_err() {
+            self.conversations.discard_staged();
+        }
+        let cache = std::sync::Arc::clone(&self.conversations);
+        tx.after_commit(move |committed| cache.settle(&if committed { Ok(()) } else { Err(()) }));
+        out
+    }
+}
+
 /// `N` random bytes from the system's generator.
 pub(crate) fn random<const N: usize>() -> Result<[u8; N], EngineError> {
     let mut b = [0u8; N];

@@ -9,13 +9,13 @@ use rhizo_core::{
     records::{Profile, ValidRecord, profile_key, validate_record},
 };
 use rhizo_store::{
-    Store, Tx,
+    Reader, Tx,
     messaging::{Contact, ProfileRow},
 };
 use tracing::debug;
 
 use crate::{
-    Engine, EngineError, Me, conversations::queue_application, inbound::Reject,
+    Engine, EngineError, Me, conversations::queue_application_tx, inbound::Reject,
     publish::next_record_version,
 };
 
@@ -33,7 +33,8 @@ pub struct ProfileSet {
 
 impl Engine {
     /// Signs a new version of our profile, stores it and queues it end-to-end to every contact
-    /// we have a conversation with.
+    /// we have a conversation with, inside `tx` (a job of the group commit: the loaded
+    /// conversations it changed are cached once that committed).
     ///
     /// # Errors
     ///
@@ -41,44 +42,45 @@ impl Engine {
     /// the database fails.
     pub fn set_profile(
         &self,
-        store: &mut Store,
+        tx: &mut Tx<'_>,
         name: &str,
         avatar: Vec<u8>,
         avatar_mime: &str,
         public: bool,
         now: i64,
     ) -> Result<ProfileSet, EngineError> {
-        let me = &self.me;
-        let version = next_record_version(store, now)?;
-        let profile = Profile::new(
-            &me.root,
-            version,
-            name,
-            avatar,
-            avatar_mime,
-            crate::secs(now),
-            PROFILE_TTL_SECS,
-        )?;
-        let record = profile.encode();
-        store
-            .write(|tx| tx.upsert_profile(&profile_row(&me.uid, &profile, &record, public, now)))?;
-        let content = ChatContent {
-            text: String::new(),
-            sent_at_ms: crate::ms(now),
-            profile: record.clone().into(),
-            agent: None,
-        }
-        .encode_to_vec();
-        let mut queued = 0;
-        for contact in store.read().list_contacts()? {
-            if let Some(session) = store.read().open_conversation_with(&contact.uid)? {
-                queue_application(
-                    store, self, &contact, &session, &content, "profile", None, now,
-                )?;
-                queued += 1;
+        self.in_job(tx, |tx| {
+            let me = &self.me;
+            let version = next_record_version(tx, now)?;
+            let profile = Profile::new(
+                &me.root,
+                version,
+                name,
+                avatar,
+                avatar_mime,
+                crate::secs(now),
+                PROFILE_TTL_SECS,
+            )?;
+            let record = profile.encode();
+            tx.upsert_profile(&profile_row(&me.uid, &profile, &record, public, now))?;
+            let content = ChatContent {
+                text: String::new(),
+                sent_at_ms: crate::ms(now),
+                profile: record.clone().into(),
+                agent: None,
             }
-        }
-        Ok(ProfileSet { profile, queued })
+            .encode_to_vec();
+            let mut queued = 0;
+            for contact in tx.list_contacts()? {
+                if let Some(session) = tx.open_conversation_with(&contact.uid)? {
+                    queue_application_tx(
+                        tx, self, &contact, &session, &content, "profile", None, now,
+                    )?;
+                    queued += 1;
+                }
+            }
+            Ok(ProfileSet { profile, queued })
+        })
     }
 
     /// Our public profile re-signed with a new version (so it never expires while we are
@@ -89,17 +91,17 @@ impl Engine {
     /// If signing or the database fails.
     pub fn public_profile_record(
         &self,
-        store: &mut Store,
+        tx: &mut Tx<'_>,
         now: i64,
     ) -> Result<Option<Vec<u8>>, EngineError> {
         let me = &self.me;
-        let Some(row) = store.read().profile(me.uid.as_bytes())? else {
+        let Some(row) = tx.profile(me.uid.as_bytes())? else {
             return Ok(None);
         };
         if !row.public {
             return Ok(None);
         }
-        let version = next_record_version(store, now)?;
+        let version = next_record_version(tx, now)?;
         let profile = Profile::new(
             &me.root,
             version,
@@ -110,7 +112,7 @@ impl Engine {
             PROFILE_TTL_SECS,
         )?;
         let record = profile.encode();
-        store.write(|tx| tx.upsert_profile(&profile_row(&me.uid, &profile, &record, true, now)))?;
+        tx.upsert_profile(&profile_row(&me.uid, &profile, &record, true, now))?;
         Ok(Some(record))
     }
 }
@@ -150,6 +152,9 @@ pub fn profile_row(uid: &Uid, p: &Profile, record: &[u8], public: bool, now_ms: 
 }
 
 /// Our own signed profile record, if we set one.
-pub(crate) fn own_profile_record(store: &Store, me: &Me) -> Result<Option<Vec<u8>>, EngineError> {
-    Ok(store.read().profile(me.uid.as_bytes())?.map(|p| p.record))
+pub(crate) fn own_profile_record(
+    reader: &Reader<'_>,
+    me: &Me,
+) -> Result<Option<Vec<u8>>, EngineError> {
+    Ok(reader.profile(me.uid.as_bytes())?.map(|p| p.record))
 }

@@ -14,7 +14,7 @@ use rhizo_core::records::{
     key_packages_key, validate_record,
 };
 use rhizo_e2e::Device;
-use rhizo_store::Store;
+use rhizo_store::{Reader, Tx};
 use tracing::debug;
 
 use crate::{Engine, EngineError, Me};
@@ -108,12 +108,12 @@ impl Engine {
     /// If signing or the database fails.
     pub fn identity_records(
         &self,
-        store: &mut Store,
+        tx: &mut Tx<'_>,
         now: i64,
     ) -> Result<Vec<DhtRecord>, EngineError> {
         let me = &self.me;
         let identity = IdentityRecord::new(&me.root, crate::secs(now), RECORD_TTL_SECS)?;
-        let devices = new_device_list(store, me, now)?;
+        let devices = new_device_list(tx, me, now)?;
         Ok(vec![
             (identity_key(&me.uid).to_vec(), identity.encode()),
             (device_list_key(&me.uid).to_vec(), devices),
@@ -126,12 +126,8 @@ impl Engine {
     /// # Errors
     ///
     /// If MLS, signing or the database fails.
-    pub fn key_package_record(
-        &self,
-        store: &mut Store,
-        now: i64,
-    ) -> Result<DhtRecord, EngineError> {
-        let bundle = build_key_package_bundle(store, &self.me, &self.mls_device, crate::secs(now))?;
+    pub fn key_package_record(&self, tx: &mut Tx<'_>, now: i64) -> Result<DhtRecord, EngineError> {
+        let bundle = build_key_package_bundle(tx, &self.me, &self.mls_device, crate::secs(now))?;
         let key = key_packages_key(&self.me.uid, &self.me.device.public());
         Ok((key.to_vec(), bundle))
     }
@@ -142,9 +138,8 @@ impl Engine {
     /// # Errors
     ///
     /// If the database fails.
-    pub fn key_packages_used(&self, store: &Store) -> Result<bool, EngineError> {
-        Ok(store
-            .read()
+    pub fn key_packages_used(&self, reader: &Reader<'_>) -> Result<bool, EngineError> {
+        Ok(reader
             .get_meta(META_KEY_PACKAGE_BUNDLE)?
             .is_none_or(|v| v.is_empty()))
     }
@@ -154,8 +149,8 @@ impl Engine {
     /// # Errors
     ///
     /// If signing or the database fails.
-    pub fn device_list(&self, store: &mut Store, now: i64) -> Result<Vec<u8>, EngineError> {
-        current_device_list(store, &self.me, now)
+    pub fn device_list(&self, tx: &mut Tx<'_>, now: i64) -> Result<Vec<u8>, EngineError> {
+        current_device_list(tx, &self.me, now)
     }
 
     /// Forgets the seen ids whose envelopes the replay window refuses anyway; how many.
@@ -163,8 +158,8 @@ impl Engine {
     /// # Errors
     ///
     /// If the database fails.
-    pub fn prune_seen(&self, store: &mut Store, now: i64) -> Result<usize, EngineError> {
-        Ok(store.write(|tx| tx.prune_seen(seen_prune_cutoff(now)))?)
+    pub fn prune_seen(&self, tx: &mut Tx<'_>, now: i64) -> Result<usize, EngineError> {
+        Ok(tx.prune_seen(seen_prune_cutoff(now))?)
     }
 }
 
@@ -175,14 +170,13 @@ pub(crate) fn seen_prune_cutoff(now_ms: i64) -> i64 {
     i64::try_from(cutoff).unwrap_or(i64::MAX)
 }
 
-pub(crate) fn next_record_version(store: &mut Store, now: i64) -> Result<u64, EngineError> {
-    let last: u64 = store
-        .read()
+pub(crate) fn next_record_version(tx: &mut Tx<'_>, now: i64) -> Result<u64, EngineError> {
+    let last: u64 = tx
         .get_meta(META_RECORD_VERSION)?
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     let version = last.max(crate::secs(now)) + 1;
-    store.write(|tx| tx.set_meta(META_RECORD_VERSION, &version.to_string()))?;
+    tx.set_meta(META_RECORD_VERSION, &version.to_string())?;
     Ok(version)
 }
 
@@ -192,21 +186,20 @@ pub(crate) fn next_record_version(store: &mut Store, now: i64) -> Result<u64, En
 /// [`KEY_PACKAGE_ROTATION_SECS`] old; then new ones are made and the previous set is *retired*
 /// (rhizo-e2e `replace_published_key_packages`). Retired KeyPackages' private keys are deleted
 /// from the database once [`KEY_PACKAGE_GRACE_SECS`] have passed (checked on every build, so at
-/// least hourly while online), then the WAL is checkpointed so the zeroed pages (secure delete)
-/// replace the old page images in the file.
+/// least hourly while online), then the WAL is checkpointed once `tx` committed
+/// ([`Tx::checkpoint_after_commit`]) so the zeroed pages (secure delete) replace the old page
+/// images in the file.
 pub(crate) fn build_key_package_bundle(
-    store: &mut Store,
+    tx: &mut Tx<'_>,
     me: &Me,
     mls_device: &Device,
     now: u64,
 ) -> Result<Vec<u8>, EngineError> {
-    let made_at: u64 = store
-        .read()
+    let made_at: u64 = tx
         .get_meta(META_KEY_PACKAGES_AT)?
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    let stored: Vec<Vec<u8>> = store
-        .read()
+    let stored: Vec<Vec<u8>> = tx
         .get_meta(META_KEY_PACKAGE_BUNDLE)?
         .unwrap_or_default()
         .lines()
@@ -215,45 +208,37 @@ pub(crate) fn build_key_package_bundle(
     let kps = if stored.len() >= 2 && now.saturating_sub(made_at) < KEY_PACKAGE_ROTATION_SECS {
         stored
     } else {
-        let kps = store.write(|tx| -> Result<_, EngineError> {
-            let mls = tx.mls().map_err(EngineError::Mls)?;
-            let mut kps =
-                rhizo_e2e::create_key_packages(&mls, mls_device, ONE_TIME_KEY_PACKAGES, false)
-                    .map_err(EngineError::Mls)?;
-            kps.extend(
-                rhizo_e2e::create_key_packages(&mls, mls_device, 1, true)
-                    .map_err(EngineError::Mls)?,
-            );
-            rhizo_e2e::replace_published_key_packages(&mls, &kps, now).map_err(EngineError::Mls)?;
-            Ok(kps)
-        })?;
+        let mls = tx.mls().map_err(EngineError::Mls)?;
+        let mut kps =
+            rhizo_e2e::create_key_packages(&mls, mls_device, ONE_TIME_KEY_PACKAGES, false)
+                .map_err(EngineError::Mls)?;
+        kps.extend(
+            rhizo_e2e::create_key_packages(&mls, mls_device, 1, true).map_err(EngineError::Mls)?,
+        );
+        rhizo_e2e::replace_published_key_packages(&mls, &kps, now).map_err(EngineError::Mls)?;
         let joined: Vec<String> = kps.iter().map(hex::encode).collect();
-        store.write(|tx| tx.set_meta(META_KEY_PACKAGE_BUNDLE, &joined.join("\n")))?;
-        store.write(|tx| tx.set_meta(META_KEY_PACKAGES_AT, &now.to_string()))?;
+        tx.set_meta(META_KEY_PACKAGE_BUNDLE, &joined.join("\n"))?;
+        tx.set_meta(META_KEY_PACKAGES_AT, &now.to_string())?;
         kps
     };
-    let deleted = store.write(|tx| -> Result<_, EngineError> {
-        let mls = tx.mls().map_err(EngineError::Mls)?;
-        // Idempotent for a set recorded when it was made; records a set made before this
-        // bookkeeping existed, so that it too is retired and deleted in its turn.
-        rhizo_e2e::replace_published_key_packages(&mls, &kps, now).map_err(EngineError::Mls)?;
+    let mls = tx.mls().map_err(EngineError::Mls)?;
+    // Idempotent for a set recorded when it was made; records a set made before this
+    // bookkeeping existed, so that it too is retired and deleted in its turn.
+    rhizo_e2e::replace_published_key_packages(&mls, &kps, now).map_err(EngineError::Mls)?;
+    let deleted =
         rhizo_e2e::delete_retired_key_packages(&mls, now.saturating_sub(KEY_PACKAGE_GRACE_SECS))
-            .map_err(EngineError::Mls)
-    })?;
+            .map_err(EngineError::Mls)?;
     if deleted > 0 {
         debug!(
             deleted,
             "deleted the private keys of superseded KeyPackages"
         );
-        // The zeroed pages go to the WAL; copy them into the database file and empty the log,
-        // so the old keys are not left in either. Best effort: busy readers delay it to the
-        // next deletion.
-        if let Err(e) = store.checkpoint() {
-            debug!(error = %e, "checkpoint after deleting KeyPackages failed");
-        }
+        // The zeroed pages go to the WAL; once committed, copy them into the database file and
+        // empty the log, so the old keys are not left in either.
+        tx.checkpoint_after_commit();
     }
     let version = next_record_version(
-        store,
+        tx,
         i64::try_from(now).unwrap_or(i64::MAX).saturating_mul(1000),
     )?;
     let last_resort = kps.len() - 1;
@@ -290,13 +275,12 @@ pub fn pick_key_package(bundle: &KeyPackageBundle, random: u64) -> Option<Vec<u8
 /// Our current signed device list (what mailbox replicas check a fetch against): the last one
 /// published, or a fresh one when there is none or it expires within a day.
 pub(crate) fn current_device_list(
-    store: &mut Store,
+    tx: &mut Tx<'_>,
     me: &Me,
     now_ms: i64,
 ) -> Result<Vec<u8>, EngineError> {
     let now = crate::secs(now_ms);
-    if let Some(stored) = store
-        .read()
+    if let Some(stored) = tx
         .get_meta(META_DEVICE_LIST)?
         .and_then(|h| hex::decode(h).ok())
         && let Ok(ValidRecord::DeviceList(list)) =
@@ -305,17 +289,17 @@ pub(crate) fn current_device_list(
     {
         return Ok(stored);
     }
-    new_device_list(store, me, now_ms)
+    new_device_list(tx, me, now_ms)
 }
 
 /// Signs a new device list (the version grows) and remembers it.
 pub(crate) fn new_device_list(
-    store: &mut Store,
+    tx: &mut Tx<'_>,
     me: &Me,
     now_ms: i64,
 ) -> Result<Vec<u8>, EngineError> {
     let now = crate::secs(now_ms);
-    let version = next_record_version(store, now_ms)?;
+    let version = next_record_version(tx, now_ms)?;
     let list = DeviceList::new(
         &me.root,
         version,
@@ -325,6 +309,6 @@ pub(crate) fn new_device_list(
     )
     .map_err(EngineError::from)?
     .encode();
-    store.write(|tx| tx.set_meta(META_DEVICE_LIST, &hex::encode(&list)))?;
+    tx.set_meta(META_DEVICE_LIST, &hex::encode(&list))?;
     Ok(list)
 }

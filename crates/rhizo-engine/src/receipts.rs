@@ -10,7 +10,7 @@ use rhizo_core::envelope::{
     ReceiptStatus, SecureMessage, SessionId, envelope_digest,
 };
 use rhizo_store::{
-    Store, Tx,
+    Tx,
     messaging::{Contact, MessageState},
 };
 
@@ -24,15 +24,16 @@ use crate::{
 };
 
 /// Marks the conversation's received messages read and queues one signed READ receipt naming
-/// them (in chunks of at most [`MAX_RECEIPT_ENTRIES`]). Returns whether anything was queued.
+/// them (in chunks of at most [`MAX_RECEIPT_ENTRIES`]), in a savepoint of `tx`. Returns whether
+/// anything was queued.
 pub(crate) fn queue_read_receipt(
-    store: &mut Store,
+    tx: &mut Tx<'_>,
     engine: &Engine,
     contact: &Contact,
     session_id: &[u8; 16],
     now: i64,
 ) -> Result<bool, EngineError> {
-    store.write(|tx| -> Result<bool, EngineError> {
+    tx.in_savepoint(|tx| -> Result<bool, EngineError> {
         let unread = tx.mark_read(session_id, MAX_RECEIPT_ENTRIES)?;
         let entries: Vec<ReceiptEntry> = unread
             .iter()
@@ -61,13 +62,13 @@ pub(crate) fn queue_read_receipt(
             now,
         )?;
         Ok(true)
-    })
+    })?
 }
 
 /// Queues signed DELIVERED receipts for envelopes that came through a mailbox (their senders
-/// had no direct answer), one receipt envelope per conversation.
+/// had no direct answer), one receipt envelope per conversation, each in a savepoint of `tx`.
 pub(crate) fn queue_delivery_receipts(
-    store: &mut Store,
+    tx: &mut Tx<'_>,
     engine: &Engine,
     delivered: Vec<(SecureMessage, ReceiptEntry)>,
     now: i64,
@@ -87,10 +88,10 @@ pub(crate) fn queue_delivery_receipts(
         }
     }
     for ((session_id, device, uid), entries) in by_session {
-        let Some(contact) = store.read().contact_by_uid_device(&uid, &device)? else {
+        let Some(contact) = tx.contact_by_uid_device(&uid, &device)? else {
             continue;
         };
-        store.write(|tx| -> Result<(), EngineError> {
+        tx.in_savepoint(|tx| -> Result<(), EngineError> {
             // A Welcome refused for good left no conversation here: the refusal still goes
             // back, in a closed placeholder (nothing is ever sent in it but receipts).
             if tx.conversation(&session_id)?.is_none() {
@@ -108,7 +109,7 @@ pub(crate) fn queue_delivery_receipts(
                 )?;
             }
             Ok(())
-        })?;
+        })??;
     }
     Ok(())
 }

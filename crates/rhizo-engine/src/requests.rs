@@ -73,8 +73,8 @@ pub(crate) fn hold_tx(
     })
 }
 
-/// Holds one bare envelope from a non-contact (its own transaction, committed before the
-/// receipt is signed).
+/// Holds one bare envelope from a non-contact (in a savepoint of `tx`; the receipt goes back
+/// only after `tx` committed).
 pub(crate) fn hold(tx: &mut Tx<'_>, me: &Me, message: &SecureMessage, now: i64) -> Received {
     match tx
         .in_savepoint(|tx| hold_tx(tx, message, now))

@@ -8,15 +8,14 @@ use rhizo_core::proto::ChatContent;
 use std::sync::atomic::Ordering;
 
 use rhizo_store::{
-    Store, Tx,
+    Tx,
     messaging::{Contact, MessageRow},
 };
 
 use crate::{
     Counters, Engine, EngineError,
     contacts::find_contact_in,
-    conversations::{create_conversation, queue_application, queue_application_tx},
-    profiles::own_profile_record,
+    conversations::{first_conversation, queue_application_tx},
     receipts::queue_read_receipt,
 };
 
@@ -107,64 +106,53 @@ impl Engine {
     }
 
     /// The first message to a contact: a new conversation with the devices whose KeyPackages
-    /// the driver fetched (or the open one, if another send made it meanwhile), committed on
-    /// its own. The first text carries our profile, if we set one.
+    /// the driver fetched (or the open one, if another send made it meanwhile), inside `tx` (a
+    /// job of the group commit). The first text carries our profile, if we set one.
     ///
     /// # Errors
     ///
     /// If MLS (e.g. a KeyPackage of a device not listed for the contact) or the database fails.
     pub fn send_first(
         &self,
-        store: &mut Store,
+        tx: &mut Tx<'_>,
         contact: &Contact,
         text: &str,
         key_packages: &[Vec<u8>],
         now: i64,
     ) -> Result<MessageRow, EngineError> {
-        let (session, new) = match store.read().open_conversation_with(&contact.uid)? {
-            Some(row) => (row, false),
-            None => (
-                create_conversation(store, self, contact, key_packages, now)?,
-                true,
-            ),
-        };
-        let profile = if new {
-            own_profile_record(store, &self.me)?.unwrap_or_default()
-        } else {
-            Vec::new()
-        };
-        let content = chat_content(text, now, profile);
-        let id = queue_application(
-            store,
-            self,
-            contact,
-            &session,
-            &content,
-            "text",
-            Some(text),
-            now,
-        )?;
-        store
-            .read()
-            .message(id)?
-            .ok_or(EngineError::Internal("message vanished"))
+        self.in_job(tx, |tx| {
+            let (session, profile) = first_conversation(tx, self, contact, key_packages, now)?;
+            let content = chat_content(text, now, profile);
+            let id = queue_application_tx(
+                tx,
+                self,
+                contact,
+                &session,
+                &content,
+                "text",
+                Some(text),
+                now,
+            )?;
+            tx.message(id)?
+                .ok_or(EngineError::Internal("message vanished"))
+        })
     }
 
     /// Marks the received messages of every conversation with `contact` read and queues signed
-    /// READ receipts naming them; whether anything was queued.
+    /// READ receipts naming them, inside `tx`; whether anything was queued.
     ///
     /// # Errors
     ///
     /// If signing or the database fails.
     pub fn mark_read(
         &self,
-        store: &mut Store,
+        tx: &mut Tx<'_>,
         contact: &Contact,
         now: i64,
     ) -> Result<bool, EngineError> {
         let mut queued = false;
-        for conv in store.read().conversations_with(&contact.uid)? {
-            queued |= queue_read_receipt(store, self, contact, &conv.session_id, now)?;
+        for conv in tx.conversations_with(&contact.uid)? {
+            queued |= queue_read_receipt(tx, self, contact, &conv.session_id, now)?;
         }
         Ok(queued)
     }

@@ -27,7 +27,7 @@ use crate::{
     commits,
     contacts::{UnprovenDevices, peer_id_of_device, proven_list_devices, proven_ticket_devices},
     conversations::seal,
-    inbound::{InTransaction, Received, receive_at, receive_batch_in},
+    inbound::{InTransaction, Received, receive_batch_in, receive_in},
     outbox::{SentUpdate, batches, better_outcome, outcome_of, parse_response},
     publish::seen_prune_cutoff,
     publish::{
@@ -50,7 +50,7 @@ fn now_ms() -> i64 {
         .unwrap()
 }
 
-/// [`receive_at`] now.
+/// [`receive_in`] now, in a transaction of its own.
 fn receive(
     store: &mut Store,
     me: &Me,
@@ -59,16 +59,20 @@ fn receive(
     seen: &Arc<Mutex<SeenSet<InTransaction>>>,
     payload: &[u8],
 ) -> Received {
-    receive_at(
-        store,
-        me,
-        mls_device,
-        conversations,
-        seen,
-        &crate::agents::health::AgentHealth::default(),
-        payload,
-        now_ms(),
-    )
+    store
+        .write(|tx| {
+            Ok::<_, StoreError>(receive_in(
+                tx,
+                me,
+                mls_device,
+                conversations,
+                seen,
+                &crate::agents::health::AgentHealth::default(),
+                payload,
+                now_ms(),
+            ))
+        })
+        .unwrap()
 }
 
 /// [`receive_batch_in`] now, in a transaction of its own.
@@ -134,7 +138,7 @@ pub(crate) fn party(seed: u8, name: &str) -> Party {
     }
 }
 
-fn open(path: &std::path::Path) -> Store {
+pub(crate) fn open(path: &std::path::Path) -> Store {
     let store = Store::open(path).unwrap();
     E2eStore::open(path).unwrap();
     store
@@ -713,7 +717,9 @@ fn superseded_key_packages_lose_their_private_keys_after_the_grace_period() {
             .unwrap()
     };
     let build = |store: &mut Store, at: u64| {
-        build_key_package_bundle(store, &bob.me, &bob.device, at).unwrap();
+        store
+            .write(|tx| build_key_package_bundle(tx, &bob.me, &bob.device, at))
+            .unwrap();
     };
     let t0 = 1_800_000_000;
     build(&mut store, t0);
@@ -1572,7 +1578,10 @@ fn the_sweep_settles_pending_commits_delivered_refused_or_overdue() {
     chat.alice_store
         .write(|tx| tx.advance_message_state(row, MessageState::Delivered, now_ms(), None))
         .unwrap();
-    let sweep = commits::settle_pending_commits(&mut chat.alice_store, &cache, now_ms()).unwrap();
+    let sweep = chat
+        .alice_store
+        .write(|tx| commits::settle_pending_commits(tx, &cache, now_ms()))
+        .unwrap();
     assert_eq!(sweep.merged, 1);
     assert!(!pending_commit(&chat, &[1u8; 16]));
     // Refused for good: dropped, so a new self-update can be made.
@@ -1582,7 +1591,10 @@ fn the_sweep_settles_pending_commits_delivered_refused_or_overdue() {
     chat.alice_store
         .write(|tx| tx.advance_message_state(row, MessageState::Failed, now_ms(), Some("no")))
         .unwrap();
-    let sweep = commits::settle_pending_commits(&mut chat.alice_store, &cache, now_ms()).unwrap();
+    let sweep = chat
+        .alice_store
+        .write(|tx| commits::settle_pending_commits(tx, &cache, now_ms()))
+        .unwrap();
     assert_eq!(sweep.dropped, 1);
     assert!(!pending_commit(&chat, &[1u8; 16]));
     // Still waiting past the bound: made due now (resent), left pending.
@@ -1593,7 +1605,10 @@ fn the_sweep_settles_pending_commits_delivered_refused_or_overdue() {
         .write(|tx| tx.record_attempt_failed(row, i64::MAX - 10, "later"))
         .unwrap();
     let later = now_ms() + commits::PENDING_COMMIT_RESEND_MS + 1;
-    let sweep = commits::settle_pending_commits(&mut chat.alice_store, &cache, later).unwrap();
+    let sweep = chat
+        .alice_store
+        .write(|tx| commits::settle_pending_commits(tx, &cache, later))
+        .unwrap();
     assert_eq!(sweep.resent, 1);
     assert!(pending_commit(&chat, &[1u8; 16]));
     assert!(

@@ -118,8 +118,8 @@ fn template() -> &'static (tempfile::TempDir, [PathBuf; 2]) {
             }
             let bob_side = &mut sides[1];
             let (key, bundle) = bob_side
-                .engine
-                .key_package_record(&mut bob_side.store, T0)
+                .store
+                .write(|tx| bob_side.engine.key_package_record(tx, T0))
                 .expect("bob's KeyPackages");
             let secs = u64::try_from(T0 / 1000).expect("positive");
             let Ok(ValidRecord::KeyPackages(bundle)) = validate_record(&key, &bundle, secs) else {
@@ -128,8 +128,10 @@ fn template() -> &'static (tempfile::TempDir, [PathBuf; 2]) {
             let kp = bundle.key_packages()[0].to_vec();
             let bob = contact(&me(2, "bob"), "bob");
             let (a, b) = sides.split_at_mut(1);
-            a[0].engine
-                .send_first(&mut a[0].store, &bob, "hello", &[kp], T0)
+            let alice = &mut a[0];
+            alice
+                .store
+                .write(|tx| alice.engine.send_first(tx, &bob, "hello", &[kp], T0))
                 .expect("first message");
             // Deliver the Welcome and the first text without loss.
             for t in a[0]
@@ -553,8 +555,8 @@ impl Sim {
             .collect();
         let side = &mut self.sides[s];
         let fetched = side
-            .engine
-            .apply_fetched(&mut side.store, entries, self.now)
+            .store
+            .write(|tx| side.engine.apply_fetched(tx, entries, self.now))
             .map_err(|e| format!("apply_fetched: {e}"))?;
         let handled: Vec<_> = fetched.handled.iter().map(|h| h.envelope).collect();
         self.mailboxes[s]

@@ -13,7 +13,9 @@
 //!
 //! The engine decides; this module looks things up in the DHT, sends frames with rhizo-net's
 //! [`Client`], runs the timers on the injected [`Clock`](crate::clock::Clock), and streams
-//! events to the API. Store and MLS work runs on the blocking pool under the store's mutex.
+//! events to the API. Store and MLS work runs as jobs of the database's one owner ([`Db`]):
+//! writes (with MLS state) in its group commit, answered after their commit; reads on its
+//! reader pool.
 //! Persist-before-acknowledge: an incoming message is committed (MLS state, seen-set and the
 //! message row together) before its receipt is sent; an outgoing one before its first send.
 //!
@@ -29,7 +31,7 @@ use std::sync::Arc;
 use libp2p::PeerId;
 use rhizo_engine::{Engine, EngineError, Event};
 use rhizo_net::Client;
-use rhizo_store::{Db, DbError, Durability, Store};
+use rhizo_store::{Db, DbError, Durability, Reader, Tx};
 use tokio::sync::{Notify, broadcast};
 use tracing::warn;
 
@@ -287,30 +289,47 @@ impl Messaging {
         self.inner.clock.now_ms()
     }
 
-    /// Runs `f` with the store and the engine on the database's writer thread (exclusive use
-    /// of the store between group commits).
-    async fn with_store<T, E>(
+    /// Runs `f` with a write transaction and the engine: one job of the database's group
+    /// commit, answered once the commit holding its changes returned (when `f` fails, only its
+    /// own changes are rolled back).
+    async fn with_tx<T, E>(
         &self,
-        f: impl FnOnce(&mut Store, &Engine) -> Result<T, E> + Send + 'static,
+        f: impl FnOnce(&mut Tx<'_>, &Engine) -> Result<T, E> + Send + 'static,
     ) -> Result<T, E>
     where
         T: Send + 'static,
-        E: From<EngineError> + From<DbError> + Send + 'static,
+        E: From<DbError> + Send + 'static,
     {
         let this = self.clone();
         self.inner
             .db
-            .exclusive(move |store| f(store, &this.inner.engine))
+            .write(move |tx| f(tx, &this.inner.engine))
             .await
-            .map_err(E::from)?
     }
 
-    /// [`with_store`](Self::with_store) for a call of the engine.
+    /// Runs `f` with a reader (the last committed state) and the engine, on the database's
+    /// reader pool.
+    async fn with_reader<T, E>(
+        &self,
+        f: impl FnOnce(&Reader<'_>, &Engine) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        let this = self.clone();
+        self.inner
+            .db
+            .read(move |reader| f(&reader, &this.inner.engine))
+            .await
+    }
+
+    /// [`with_tx`](Self::with_tx) for a call of the engine.
     async fn with_engine<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Store, &Engine) -> Result<T, EngineError> + Send + 'static,
+        f: impl FnOnce(&mut Tx<'_>, &Engine) -> Result<T, EngineError> + Send + 'static,
     ) -> Result<T, JobError> {
-        self.with_store(move |store, engine| f(store, engine).map_err(JobError::from))
+        self.with_tx(move |tx, engine| f(tx, engine).map_err(JobError::from))
             .await
     }
 

@@ -165,8 +165,6 @@ enum Job {
     Write(Box<dyn WriteJob>),
     /// A read on the writer's connection (an in-memory database has no readers).
     Read(ReadJob),
-    /// Exclusive use of the [`Store`] between groups (the temporary messaging shims).
-    Exclusive(Box<dyn FnOnce(&mut Store) + Send>),
 }
 
 type ReadJob = Box<dyn FnOnce(Reader<'_>) + Send>;
@@ -187,7 +185,6 @@ impl std::fmt::Debug for Job {
         f.write_str(match self {
             Self::Write(_) => "Job::Write",
             Self::Read(_) => "Job::Read",
-            Self::Exclusive(_) => "Job::Exclusive",
         })
     }
 }
@@ -329,29 +326,6 @@ impl Db {
             busy: self.counters.busy.load(Ordering::Relaxed),
         }
     }
-
-    /// Runs `f` with exclusive use of the [`Store`] on the writer thread, between group
-    /// commits: for a step that reads, decides and writes in transactions of its own (the
-    /// messaging engine's inbound frames, outbox results and mailbox pages), so it sees no
-    /// other writer and, like every write, runs on the database's one owner.
-    ///
-    /// # Errors
-    ///
-    /// [`DbError::Closed`] if the database was closed, [`DbError::Panicked`] if `f` panicked.
-    pub async fn exclusive<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut Store) -> T + Send + 'static,
-    ) -> Result<T, DbError> {
-        let (reply, rx) = oneshot::channel();
-        let job = Box::new(move |store: &mut Store| {
-            let out = catch_unwind(AssertUnwindSafe(|| f(store))).map_err(|_| DbError::Panicked);
-            let _ = reply.send(out);
-        });
-        if self.writer.send(Job::Exclusive(job)).await.is_err() {
-            return Err(DbError::Closed);
-        }
-        rx.await.unwrap_or(Err(DbError::Closed))
-    }
 }
 
 /// The answer to a queued job: resolves once the job ran and its commit returned.
@@ -421,10 +395,6 @@ fn writer_loop(mut store: Store, mut rx: mpsc::Receiver<Job>, group: usize, coun
                 job(store.read());
                 continue;
             }
-            Job::Exclusive(job) => {
-                job(&mut store);
-                continue;
-            }
         };
         let mut jobs = vec![first];
         while jobs.len() < group {
@@ -451,6 +421,8 @@ fn commit_group(store: &mut Store, mut jobs: Vec<Box<dyn WriteJob>>, counters: &
     // Hooks of jobs whose savepoint was kept (told the group's fate), and of jobs rolled back.
     let mut kept: Vec<Hook> = Vec::new();
     let mut dropped: Vec<Hook> = Vec::new();
+    // Whether a kept job asked for a checkpoint once the group committed.
+    let mut checkpoint = false;
     let result = store.with_durability(durability, |store| -> Result<(), StoreError> {
         let tx = store
             .conn
@@ -463,7 +435,9 @@ fn commit_group(store: &mut Store, mut jobs: Vec<Box<dyn WriteJob>>, counters: &
             let savepoint = Atomic::begin(&tx).context("starting a job's savepoint")?;
             let ok = job.run(&mut view);
             let hooks = std::mem::take(&mut view.hooks);
+            let asked = std::mem::take(&mut view.checkpoint);
             if ok {
+                checkpoint |= asked;
                 kept.extend(hooks);
                 savepoint.commit().context("releasing a job's savepoint")?;
             } else {
@@ -475,6 +449,9 @@ fn commit_group(store: &mut Store, mut jobs: Vec<Box<dyn WriteJob>>, counters: &
         }
         tx.commit().context("committing a group")
     });
+    if result.is_ok() && checkpoint {
+        store.checkpoint_best_effort();
+    }
     for hook in dropped {
         hook(false);
     }

@@ -179,6 +179,16 @@ impl Store {
         Ok(busy == 0)
     }
 
+    /// [`checkpoint`](Self::checkpoint) where a failure or a busy reader only delays it (what
+    /// [`Tx::checkpoint_after_commit`] asks for).
+    pub(crate) fn checkpoint_best_effort(&self) {
+        match self.checkpoint() {
+            Ok(true) => {}
+            Ok(false) => tracing::debug!("a checkpoint was delayed by busy readers"),
+            Err(e) => tracing::debug!(error = %e, "a checkpoint failed"),
+        }
+    }
+
     /// Opens another connection to this database's file for reading only (`query_only`): WAL
     /// lets it read the last committed state while the writer is in the middle of a
     /// transaction (e.g. the mailbox replica's quota checks, the [`Db`]'s reader pool).

@@ -37,6 +37,8 @@ pub struct Tx<'c> {
     pub(crate) group: u64,
     /// What [`after_commit`](Tx::after_commit) registered, run when the transaction ends.
     pub(crate) hooks: Vec<Hook>,
+    /// [`checkpoint_after_commit`](Tx::checkpoint_after_commit) was asked for.
+    pub(crate) checkpoint: bool,
 }
 
 /// A callback told whether the changes it was registered with were committed.
@@ -71,6 +73,7 @@ impl<'c> Tx<'c> {
             mailbox_purge_due,
             group: 0,
             hooks: Vec::new(),
+            checkpoint: false,
         }
     }
 
@@ -81,6 +84,14 @@ impl<'c> Tx<'c> {
     /// MLS conversations) can follow exactly what was committed.
     pub fn after_commit(&mut self, f: impl FnOnce(bool) + Send + 'static) {
         self.hooks.push(Box::new(f));
+    }
+
+    /// Asks the connection's owner to checkpoint the write-ahead log (`TRUNCATE`) once this
+    /// transaction committed, e.g. after deleting secrets, so the zeroed pages (secure delete)
+    /// replace the old page images in the file and the log is emptied. A checkpoint cannot run
+    /// inside a transaction; best effort (busy readers delay it to a later request).
+    pub fn checkpoint_after_commit(&mut self) {
+        self.checkpoint = true;
     }
 
     /// Which group commit of the [`Db`](crate::Db) this job runs in: the same number for every
@@ -232,7 +243,8 @@ impl Store {
         durability: Durability,
         f: impl FnOnce(&mut Tx<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
-        self.with_durability(durability, |store| {
+        let mut checkpoint = false;
+        let out = self.with_durability(durability, |store| {
             let tx = store
                 .conn
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -240,6 +252,7 @@ impl Store {
             let mut view = Tx::new(&tx, store.limits, &mut store.mailbox_purge_due);
             let out = f(&mut view);
             let hooks = std::mem::take(&mut view.hooks);
+            checkpoint = view.checkpoint;
             let committed: Result<T, E> = match out {
                 Ok(out) => tx
                     .commit()
@@ -253,7 +266,11 @@ impl Store {
                 hook(ok);
             }
             committed
-        })
+        });
+        if out.is_ok() && checkpoint {
+            self.checkpoint_best_effort();
+        }
+        out
     }
 
     /// Runs `f` (which commits) with `synchronous = NORMAL` when `durability` is relaxed, and

@@ -22,7 +22,7 @@ use rhizo_core::{
         AgentCardRecord, ValidRecord, agent_card_device_key, agent_card_key, validate_record,
     },
 };
-use rhizo_store::{AgentCardRow, Reader, Store, Tx, messaging::Contact};
+use rhizo_store::{AgentCardRow, Reader, Tx, messaging::Contact};
 use tracing::debug;
 
 use super::{AgentCtx, AgentPolicy, queue_reply};
@@ -56,13 +56,12 @@ impl Engine {
     /// rule); or if the database fails.
     pub fn set_agent_card(
         &self,
-        store: &mut Store,
+        tx: &mut Tx<'_>,
         card: AgentCard,
         now: i64,
     ) -> Result<OwnCard, EngineError> {
         let me = &self.me;
-        let version = store
-            .read()
+        let version = tx
             .own_agent_card()?
             .map_or(0, |own| own.version)
             .saturating_add(1);
@@ -76,10 +75,10 @@ impl Engine {
         )?;
         let bytes = record.encode();
         let card = record.card().clone();
-        store.write(|tx| -> Result<(), EngineError> {
+        tx.in_savepoint(|tx| -> Result<(), EngineError> {
             tx.set_own_agent_card(version, Some(&bytes), now)?;
             self.set_policy_card(tx, Some(card))
-        })?;
+        })??;
         Ok(OwnCard { record, bytes })
     }
 
@@ -98,17 +97,17 @@ impl Engine {
     /// # Errors
     ///
     /// If the database fails.
-    pub fn clear_agent_card(&self, store: &mut Store, now: i64) -> Result<bool, EngineError> {
-        let Some(own) = store.read().own_agent_card()? else {
+    pub fn clear_agent_card(&self, tx: &mut Tx<'_>, now: i64) -> Result<bool, EngineError> {
+        let Some(own) = tx.own_agent_card()? else {
             return Ok(false);
         };
         if own.record.is_none() {
             return Ok(false);
         }
-        store.write(|tx| -> Result<(), EngineError> {
+        tx.in_savepoint(|tx| -> Result<(), EngineError> {
             tx.set_own_agent_card(own.version, None, now)?;
             self.set_policy_card(tx, None)
-        })?;
+        })??;
         Ok(true)
     }
 
@@ -128,14 +127,14 @@ impl Engine {
     /// If signing or the database fails.
     pub fn agent_card_records(
         &self,
-        store: &mut Store,
+        tx: &mut Tx<'_>,
         now: i64,
     ) -> Result<Option<(OwnCard, Vec<crate::publish::DhtRecord>)>, EngineError> {
-        let Some(mut own) = own_card(&store.read(), &self.me)? else {
+        let Some(mut own) = own_card(tx, &self.me)? else {
             return Ok(None);
         };
         if own.record.expires_at() < crate::secs(now).saturating_add(AGENT_CARD_RESIGN_SECS) {
-            own = self.set_agent_card(store, own.record.card().clone(), now)?;
+            own = self.set_agent_card(tx, own.record.card().clone(), now)?;
         }
         let me = &self.me;
         let records = vec![
@@ -156,14 +155,14 @@ impl Engine {
     /// If MLS or the database fails.
     pub fn query_capabilities(
         &self,
-        store: &mut Store,
+        tx: &mut Tx<'_>,
         contact: &Contact,
         now: i64,
     ) -> Result<bool, EngineError> {
         let query = AgentMessage {
             kind: Some(Kind::CapabilityQuery(CapabilityQuery {})),
         };
-        let queued = store.write(|tx| self.queue_agent(tx, contact, &query, now));
+        let queued = self.queue_agent(tx, contact, &query, now);
         if queued.is_err() {
             self.conversations.discard_staged();
         }

@@ -23,7 +23,7 @@ use rhizo_core::{
     proto::{self, AgentMessage, agent_message::Kind},
 };
 use rhizo_store::{
-    Reader, Store, Tx,
+    Reader, Tx,
     agents::{NewTaskRow, TaskChange, TaskQuery, TaskRow, TaskSide},
     messaging::Contact,
 };
@@ -34,9 +34,8 @@ use super::{AgentCtx, AgentPolicy, TaskError, agent_content, queue_reply, summar
 use crate::{
     Engine, EngineError, Event,
     contacts::find_contact_in,
-    conversations::{create_conversation, queue_application_tx},
+    conversations::{first_conversation, queue_application_tx},
     inbound::Reject,
-    profiles::own_profile_record,
     random,
 };
 
@@ -606,7 +605,8 @@ impl Engine {
 
     /// Client: the first task to a contact with no conversation yet: a new conversation with
     /// the devices whose KeyPackages the driver fetched (its Welcome first), then the task, as
-    /// in [`Engine::send_first`]; the `task_delegate` carries our profile, if we set one.
+    /// in [`Engine::send_first`]; the `task_delegate` carries our profile, if we set one. Inside
+    /// `tx` (a job of the group commit).
     ///
     /// # Errors
     ///
@@ -614,7 +614,7 @@ impl Engine {
     /// contact).
     pub fn delegate_first(
         &self,
-        store: &mut Store,
+        tx: &mut Tx<'_>,
         contact: &Contact,
         new: &NewTask,
         task_id: TaskId,
@@ -622,19 +622,8 @@ impl Engine {
         now: i64,
     ) -> Result<Task, TaskError> {
         new.validate()?;
-        let (session, fresh) = match store.read().open_conversation_with(&contact.uid)? {
-            Some(row) => (row, false),
-            None => (
-                create_conversation(store, self, contact, key_packages, now)?,
-                true,
-            ),
-        };
-        let profile = if fresh {
-            own_profile_record(store, &self.me)?.unwrap_or_default()
-        } else {
-            Vec::new()
-        };
-        let out = store.write(|tx| -> Result<Task, TaskError> {
+        self.in_job(tx, |tx| -> Result<Task, TaskError> {
+            let (session, profile) = first_conversation(tx, self, contact, key_packages, now)?;
             let (row, message) = insert_client_task(tx, contact, new, task_id, now)?;
             let content = agent_content(&message, now, profile);
             queue_application_tx(
@@ -648,9 +637,7 @@ impl Engine {
                 now,
             )?;
             Ok(task_view(tx, &row)?)
-        });
-        self.conversations.settle(&out);
-        out
+        })
     }
 
     /// A task by id: ours (client side) first, else one we execute.

@@ -91,16 +91,16 @@ fn pair() -> Pair {
         stores,
         events: [Vec::new(), Vec::new()],
     };
-    let (key, bundle) = p.engines[BOB]
-        .key_package_record(&mut p.stores[BOB], T0)
+    let (key, bundle) = p.stores[BOB]
+        .write(|tx| p.engines[BOB].key_package_record(tx, T0))
         .unwrap();
     let Ok(ValidRecord::KeyPackages(bundle)) = validate_record(&key, &bundle, (T0 / 1000) as u64)
     else {
         panic!("bob's KeyPackages do not validate");
     };
     let kp = bundle.key_packages()[0].to_vec();
-    p.engines[ALICE]
-        .send_first(&mut p.stores[ALICE], &contact(BOB), "hello", &[kp], T0)
+    p.stores[ALICE]
+        .write(|tx| p.engines[ALICE].send_first(tx, &contact(BOB), "hello", &[kp], T0))
         .unwrap();
     p.run(T0);
     p.events = [Vec::new(), Vec::new()];
@@ -713,8 +713,8 @@ fn the_first_task_to_a_contact_opens_the_conversation() {
             .unwrap()
             .is_none()
     );
-    let (key, bundle) = p.engines[BOB]
-        .key_package_record(&mut p.stores[BOB], T0)
+    let (key, bundle) = p.stores[BOB]
+        .write(|tx| p.engines[BOB].key_package_record(tx, T0))
         .unwrap();
     let Ok(ValidRecord::KeyPackages(bundle)) = validate_record(&key, &bundle, (T0 / 1000) as u64)
     else {
@@ -722,8 +722,8 @@ fn the_first_task_to_a_contact_opens_the_conversation() {
     };
     let kp = bundle.key_packages()[0].to_vec();
     let engine = &p.engines[ALICE];
-    let task = engine
-        .delegate_first(&mut p.stores[ALICE], &bob, &new, id, &[kp], T0)
+    let task = p.stores[ALICE]
+        .write(|tx| engine.delegate_first(tx, &bob, &new, id, &[kp], T0))
         .unwrap();
     assert_eq!(task.status.state, TaskState::Submitted);
     p.run(T0 + 1);
@@ -742,13 +742,13 @@ fn a_capability_query_is_answered_with_the_signed_card_which_is_cached() {
         "name": "Echo", "skills": [{"id": "echo.v1", "name": "Echo"}]
     }))
     .unwrap();
-    let own = p.engines[BOB]
-        .set_agent_card(&mut p.stores[BOB], card, T0 + 1)
+    let own = p.stores[BOB]
+        .write(|tx| p.engines[BOB].set_agent_card(tx, card, T0 + 1))
         .unwrap();
     let bob = contact(BOB);
     assert!(
-        p.engines[ALICE]
-            .query_capabilities(&mut p.stores[ALICE], &bob, T0 + 2)
+        p.stores[ALICE]
+            .write(|tx| p.engines[ALICE].query_capabilities(tx, &bob, T0 + 2))
             .unwrap()
     );
     p.run(T0 + 2);
@@ -757,13 +757,13 @@ fn a_capability_query_is_answered_with_the_signed_card_which_is_cached() {
     assert_eq!((cached.version, &cached.record), (1, &own.bytes));
     // Bob is no longer an agent: his next answer is empty, and alice forgets the card.
     assert!(
-        p.engines[BOB]
-            .clear_agent_card(&mut p.stores[BOB], T0 + 3)
+        p.stores[BOB]
+            .write(|tx| p.engines[BOB].clear_agent_card(tx, T0 + 3))
             .unwrap()
     );
     assert!(
-        p.engines[ALICE]
-            .query_capabilities(&mut p.stores[ALICE], &bob, T0 + 4)
+        p.stores[ALICE]
+            .write(|tx| p.engines[ALICE].query_capabilities(tx, &bob, T0 + 4))
             .unwrap()
     );
     p.run(T0 + 4);

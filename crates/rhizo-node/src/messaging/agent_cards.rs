@@ -149,7 +149,7 @@ impl Messaging {
     pub async fn set_agent_card(&self, card: AgentCard) -> Result<OwnCardView, CardError> {
         let now = self.now();
         let own = self
-            .with_engine(move |store, engine| engine.set_agent_card(store, card, now))
+            .with_engine(move |tx, engine| engine.set_agent_card(tx, card, now))
             .await?;
         let this = self.clone();
         tokio::spawn(async move {
@@ -196,7 +196,7 @@ impl Messaging {
     pub async fn clear_agent_card(&self) -> Result<(), CardError> {
         let now = self.now();
         let cleared = self
-            .with_engine(move |store, engine| engine.clear_agent_card(store, now))
+            .with_engine(move |tx, engine| engine.clear_agent_card(tx, now))
             .await?;
         if !cleared {
             return Err(CardError::NoCard);
@@ -211,7 +211,7 @@ impl Messaging {
     pub(super) async fn publish_agent_card(&self) -> Result<usize, CardError> {
         let now = self.now();
         let published = self
-            .with_engine(move |store, engine| engine.agent_card_records(store, now))
+            .with_engine(move |tx, engine| engine.agent_card_records(tx, now))
             .await?;
         let Some((own, records)) = published else {
             self.announce_skills(Vec::new()).await;
@@ -483,11 +483,11 @@ impl Messaging {
     async fn query_capabilities_of(&self, uid: Uid) {
         let now = self.now();
         let queued = self
-            .with_store(move |store, engine| -> Result<bool, CardError> {
-                let Some(contact) = store.read().contact_by_uid(uid.as_bytes())? else {
+            .with_tx(move |tx, engine| -> Result<bool, CardError> {
+                let Some(contact) = tx.contact_by_uid(uid.as_bytes())? else {
                     return Ok(false);
                 };
-                Ok(engine.query_capabilities(store, &contact, now)?)
+                Ok(engine.query_capabilities(tx, &contact, now)?)
             })
             .await;
         match queued {

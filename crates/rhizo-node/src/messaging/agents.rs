@@ -22,7 +22,7 @@ use rhizo_core::{
 use rhizo_engine::{
     EngineError,
     agents::{AgentPolicy, Delegated, TaskError as EngineTaskError},
-    contacts::find_contact,
+    contacts::find_contact_in,
 };
 use rhizo_store::{
     DbError, StoreError,
@@ -235,9 +235,9 @@ impl Messaging {
         let key_packages = self.task_key_packages(&contact).await?;
         let now = self.now();
         let task = self
-            .with_store(move |store, engine| {
+            .with_tx(move |tx, engine| {
                 engine
-                    .delegate_first(store, &contact, &new, id, &key_packages, now)
+                    .delegate_first(tx, &contact, &new, id, &key_packages, now)
                     .map_err(TaskError::from)
             })
             .await?;
@@ -322,8 +322,8 @@ impl Messaging {
             return Ok(*uid.as_bytes());
         }
         let name = peer.to_string();
-        self.with_store(move |store, _| {
-            find_contact(store, &name)?
+        self.with_reader(move |reader, _| {
+            find_contact_in(reader, &name)?
                 .map(|c| c.uid)
                 .ok_or(TaskError::UnknownAgent(name))
         })
@@ -463,8 +463,8 @@ impl Messaging {
     ) -> Result<i64, TaskError> {
         let name = to.to_string();
         let contact = self
-            .with_store(move |store, _| {
-                find_contact(store, &name)?.ok_or(TaskError::UnknownAgent(name))
+            .with_reader(move |reader, _| {
+                find_contact_in(reader, &name)?.ok_or(TaskError::UnknownAgent(name))
             })
             .await?;
         let now = self.now();
@@ -481,9 +481,9 @@ impl Messaging {
             Some(id) => id,
             None => {
                 let key_packages = self.task_key_packages(&contact).await?;
-                self.with_store(move |store, engine| {
+                self.with_tx(move |tx, engine| {
                     engine
-                        .send_agent_first(store, &contact, &message, &key_packages, now)
+                        .send_agent_first(tx, &contact, &message, &key_packages, now)
                         .map_err(TaskError::from)
                 })
                 .await?

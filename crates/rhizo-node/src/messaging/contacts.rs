@@ -11,7 +11,7 @@ use rhizo_core::{
     },
     ticket::{ContactTicket, TicketDevice},
 };
-use rhizo_engine::contacts::{find_contact, proven_list_devices, proven_ticket_devices};
+use rhizo_engine::contacts::{find_contact_in, proven_list_devices, proven_ticket_devices};
 use rhizo_store::messaging::{AddContact, Contact};
 
 use super::{ContactError, ContactView, Messaging, views::view_of};
@@ -141,9 +141,7 @@ impl Messaging {
     ) -> Result<(ContactView, bool), ContactError> {
         let now = self.now();
         let outcome = self
-            .with_store(move |store, _| {
-                Ok::<_, ContactError>(store.write(|tx| tx.add_contact(&contact, now))?)
-            })
+            .with_tx(move |tx, _| Ok::<_, ContactError>(tx.add_contact(&contact, now)?))
             .await?;
         let view = self.contact_view(&uid.to_string()).await?;
         self.emit(ApiEvent::ContactAdded {
@@ -158,8 +156,8 @@ impl Messaging {
 
     async fn contact_view(&self, name: &str) -> Result<ContactView, ContactError> {
         let name = name.to_string();
-        self.with_store(move |store, engine| {
-            let c = find_contact(store, &name)?.ok_or(ContactError::UnknownContact(name))?;
+        self.with_reader(move |reader, engine| {
+            let c = find_contact_in(reader, &name)?.ok_or(ContactError::UnknownContact(name))?;
             Ok(view_of(&c, engine.me()))
         })
         .await
@@ -167,9 +165,8 @@ impl Messaging {
 
     /// All contacts.
     pub async fn contacts(&self) -> Result<Vec<ContactView>, ContactError> {
-        self.with_store(|store, engine| {
-            Ok(store
-                .read()
+        self.with_reader(|reader, engine| {
+            Ok(reader
                 .list_contacts()?
                 .iter()
                 .map(|c| view_of(c, engine.me()))
@@ -181,11 +178,11 @@ impl Messaging {
     /// Marks a contact verified after the user compared safety numbers.
     pub async fn verify_contact(&self, name: &str) -> Result<ContactView, ContactError> {
         let name = name.to_string();
-        self.with_store(move |store, engine| {
-            let c = find_contact(store, &name)?
+        self.with_tx(move |tx, engine| {
+            let c = find_contact_in(tx, &name)?
                 .ok_or_else(|| ContactError::UnknownContact(name.clone()))?;
-            store.write(|tx| tx.set_contact_verified(&c.uid, true))?;
-            let c = find_contact(store, &name)?.ok_or(ContactError::UnknownContact(name))?;
+            tx.set_contact_verified(&c.uid, true)?;
+            let c = find_contact_in(tx, &name)?.ok_or(ContactError::UnknownContact(name))?;
             Ok(view_of(&c, engine.me()))
         })
         .await

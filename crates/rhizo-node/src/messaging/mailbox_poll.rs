@@ -26,7 +26,7 @@ impl Messaging {
     pub async fn fetch_mailbox(&self) -> Result<FetchReport, FetchError> {
         let now = self.now();
         let device_list = self
-            .with_engine(move |store, engine| engine.device_list(store, now))
+            .with_engine(move |tx, engine| engine.device_list(tx, now))
             .await?;
         let me = self.inner.engine.me();
         let mut sources = vec![Source::Local];
@@ -117,7 +117,7 @@ impl Messaging {
     ) -> Result<(Vec<ReceiptEntry>, usize), FetchError> {
         let now = self.now();
         let fetched = self
-            .with_engine(move |store, engine| engine.apply_fetched(store, entries, now))
+            .with_engine(move |tx, engine| engine.apply_fetched(tx, entries, now))
             .await?;
         self.emit_events(fetched.events);
         if fetched.receipts_queued {
@@ -146,11 +146,10 @@ impl Messaging {
 
     /// What this node holds for others and what it still has queued for its contacts.
     pub async fn mailbox_status(&self) -> Result<MailboxStatus, FetchError> {
-        self.with_store(|store, _| {
-            let held = store.read().mailbox_summary()?;
-            let contacts = store.read().list_contacts()?;
-            let queued = store
-                .read()
+        self.with_reader(|reader, _| {
+            let held = reader.mailbox_summary()?;
+            let contacts = reader.list_contacts()?;
+            let queued = reader
                 .outbox_summary()?
                 .into_iter()
                 .map(|row| QueuedView {

@@ -33,7 +33,7 @@ impl Messaging {
             if last_sweep.is_none_or(|t| now.saturating_sub(t) >= COMMIT_SWEEP_INTERVAL_MS) {
                 last_sweep = Some(now);
                 let swept = self
-                    .with_engine(move |store, engine| engine.sweep(store, now))
+                    .with_engine(move |tx, engine| engine.sweep(tx, now))
                     .await;
                 if let Err(e) = swept {
                     warn!(error = %e, "pruning requests or settling pending self-updates failed");

@@ -5,7 +5,7 @@ use rhizo_core::{
     Uid,
     records::{Profile, ValidRecord, profile_key, validate_record},
 };
-use rhizo_engine::contacts::find_contact;
+use rhizo_engine::contacts::find_contact_in;
 
 use super::{
     Messaging, ProfileError, ProfileView,
@@ -27,8 +27,8 @@ impl Messaging {
         let mime = avatar_mime.trim().to_string();
         let now = self.now();
         let set = self
-            .with_engine(move |store, engine| {
-                engine.set_profile(store, &name, avatar, &mime, public, now)
+            .with_engine(move |tx, engine| {
+                engine.set_profile(tx, &name, avatar, &mime, public, now)
             })
             .await?;
         if set.queued > 0 {
@@ -48,9 +48,8 @@ impl Messaging {
     pub async fn profile(&self, who: Option<&str>) -> Result<ProfileView, ProfileError> {
         let Some(who) = who else {
             return self
-                .with_store(|store, engine| {
-                    let row = store
-                        .read()
+                .with_reader(|reader, engine| {
+                    let row = reader
                         .profile(engine.me().uid.as_bytes())?
                         .ok_or(ProfileError::NoOwnProfile)?;
                     Ok(row_view(&row, "own"))
@@ -59,15 +58,15 @@ impl Messaging {
         };
         let who_owned = who.to_string();
         let (uid, row) = self
-            .with_store(move |store, _| {
-                let uid = match find_contact(store, &who_owned)? {
+            .with_reader(move |reader, _| {
+                let uid = match find_contact_in(reader, &who_owned)? {
                     Some(c) => Uid::from_bytes(&c.uid),
                     None => who_owned
                         .trim()
                         .parse::<Uid>()
                         .map_err(|_| ProfileError::UnknownContact(who_owned.clone()))?,
                 };
-                Ok::<_, ProfileError>((uid, store.read().profile(uid.as_bytes())?))
+                Ok::<_, ProfileError>((uid, reader.profile(uid.as_bytes())?))
             })
             .await?;
         if let Some(row) = row {

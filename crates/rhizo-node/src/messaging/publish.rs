@@ -45,7 +45,7 @@ impl Messaging {
         if due.prune_seen {
             // Forget the ids whose envelopes the window refuses anyway.
             match self
-                .with_engine(move |store, engine| engine.prune_seen(store, now))
+                .with_engine(move |tx, engine| engine.prune_seen(tx, now))
                 .await
             {
                 Ok(n) if n > 0 => debug!(pruned = n, "seen-set pruned"),
@@ -55,7 +55,11 @@ impl Messaging {
             schedule.pruned(now);
         }
         let bundle_used = self
-            .with_engine(|store, engine| engine.key_packages_used(store))
+            .with_reader(|reader, engine| {
+                engine
+                    .key_packages_used(reader)
+                    .map_err(super::JobError::from)
+            })
             .await
             .unwrap_or(false);
         if !(due.republish || bundle_used) {
@@ -87,7 +91,7 @@ impl Messaging {
     async fn publish_identity(&self) -> Result<(), PublishError> {
         let now = self.now();
         let records = self
-            .with_engine(move |store, engine| engine.identity_records(store, now))
+            .with_engine(move |tx, engine| engine.identity_records(tx, now))
             .await?;
         for (key, value) in records {
             self.inner.client.put_record(key, value).await?;
@@ -98,7 +102,7 @@ impl Messaging {
     async fn publish_key_packages(&self) -> Result<usize, PublishError> {
         let now = self.now();
         let (key, value) = self
-            .with_engine(move |store, engine| engine.key_package_record(store, now))
+            .with_engine(move |tx, engine| engine.key_package_record(tx, now))
             .await?;
         Ok(self.inner.client.put_record(key, value).await?)
     }
@@ -108,7 +112,7 @@ impl Messaging {
     pub(super) async fn publish_profile(&self) -> Result<usize, ProfileError> {
         let now = self.now();
         let record = self
-            .with_engine(move |store, engine| engine.public_profile_record(store, now))
+            .with_engine(move |tx, engine| engine.public_profile_record(tx, now))
             .await?;
         let Some(record) = record else { return Ok(0) };
         let key = profile_key(&self.inner.engine.me().uid).to_vec();

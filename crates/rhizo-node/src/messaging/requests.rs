@@ -15,7 +15,7 @@
 use rhizo_core::{RootPublicKey, Uid, mailbox::FetchedEntry, safety::SafetyNumber};
 use rhizo_engine::{Me, requests::REQUEST_LIMITS};
 use rhizo_store::{
-    Store,
+    Reader,
     requests::{RequestIdentity, RequestRow},
 };
 use tracing::{debug, info};
@@ -73,12 +73,11 @@ fn request_view(row: &RequestRow, me: &Me) -> RequestView {
 }
 
 /// The UID a user means by `who`: a UID, or the name a pending request's profile carries.
-fn request_uid(store: &Store, who: &str) -> Result<Uid, RequestError> {
+fn request_uid(reader: &Reader<'_>, who: &str) -> Result<Uid, RequestError> {
     if let Ok(uid) = who.trim().parse::<Uid>() {
         return Ok(uid);
     }
-    let named: Vec<RequestRow> = store
-        .read()
+    let named: Vec<RequestRow> = reader
         .list_requests()?
         .into_iter()
         .filter(|r| r.name.as_deref() == Some(who))
@@ -95,11 +94,11 @@ impl Messaging {
     /// identity is not known yet are looked up in the background.
     pub async fn requests(&self, blocked: bool) -> Result<Vec<RequestView>, RequestError> {
         let rows = self
-            .with_store(move |store, _| {
+            .with_reader(move |reader, _| {
                 Ok::<_, RequestError>(if blocked {
-                    store.read().list_blocked()?
+                    reader.list_blocked()?
                 } else {
-                    store.read().list_requests()?
+                    reader.list_requests()?
                 })
             })
             .await?;
@@ -129,10 +128,9 @@ impl Messaging {
     ) -> Result<(super::ContactView, usize), RequestError> {
         let who = who.to_string();
         let row = self
-            .with_store(move |store, _| {
-                let uid = request_uid(store, &who)?;
-                store
-                    .read()
+            .with_reader(move |reader, _| {
+                let uid = request_uid(reader, &who)?;
+                reader
                     .request(uid.as_bytes())?
                     .filter(|r| !r.blocked)
                     .ok_or_else(|| RequestError::UnknownRequest(who.clone()))
@@ -150,10 +148,9 @@ impl Messaging {
     pub async fn decline_request(&self, who: &str) -> Result<u64, RequestError> {
         let who = who.to_string();
         let now = self.now();
-        self.with_store(move |store, _| {
-            let uid = request_uid(store, &who)?;
-            store
-                .write(|tx| tx.decline_request(uid.as_bytes(), now))?
+        self.with_tx(move |tx, _| {
+            let uid = request_uid(tx, &who)?;
+            tx.decline_request(uid.as_bytes(), now)?
                 .ok_or(RequestError::UnknownRequest(who))
         })
         .await
@@ -164,12 +161,12 @@ impl Messaging {
     pub async fn block_sender(&self, who: &str) -> Result<u64, RequestError> {
         let who = who.to_string();
         let now = self.now();
-        self.with_store(move |store, engine| {
-            let uid = request_uid(store, &who)?;
+        self.with_tx(move |tx, engine| {
+            let uid = request_uid(tx, &who)?;
             if uid == engine.me().uid {
                 return Err(RequestError::Ourselves);
             }
-            Ok(store.write(|tx| tx.block_sender(uid.as_bytes(), &REQUEST_LIMITS, now))?)
+            Ok(tx.block_sender(uid.as_bytes(), &REQUEST_LIMITS, now)?)
         })
         .await
     }
@@ -177,9 +174,9 @@ impl Messaging {
     /// Lifts a block.
     pub async fn unblock_sender(&self, who: &str) -> Result<(), RequestError> {
         let who = who.to_string();
-        self.with_store(move |store, _| {
+        self.with_tx(move |tx, _| {
             let uid = who.trim().parse::<Uid>().map_err(RequestError::BadUid)?;
-            if store.write(|tx| tx.unblock_sender(uid.as_bytes()))? {
+            if tx.unblock_sender(uid.as_bytes())? {
                 Ok(())
             } else {
                 Err(RequestError::UnknownRequest(who))
@@ -194,8 +191,8 @@ impl Messaging {
     /// afterwards (a crash in between leaves it; applying again answers "already have it").
     pub(super) async fn apply_requests(&self, uid: Uid) -> Result<usize, ContactError> {
         let held = self
-            .with_store(move |store, _| {
-                Ok::<_, ContactError>(store.read().held_envelopes(uid.as_bytes())?)
+            .with_reader(move |reader, _| {
+                Ok::<_, ContactError>(reader.held_envelopes(uid.as_bytes())?)
             })
             .await?;
         if held.is_empty() {
@@ -213,10 +210,8 @@ impl Messaging {
             super::FetchError::Engine(e) => ContactError::Engine(e),
             super::FetchError::Db(e) => ContactError::Db(e),
         })?;
-        self.with_store(move |store, _| {
-            Ok::<_, ContactError>(store.write(|tx| tx.take_request(uid.as_bytes()))?)
-        })
-        .await?;
+        self.with_tx(move |tx, _| Ok::<_, ContactError>(tx.take_request(uid.as_bytes())?))
+            .await?;
         self.inner.engine.note_request_accepted();
         info!(envelopes = count, new, "message request accepted");
         Ok(new)
@@ -250,8 +245,8 @@ impl Messaging {
                     .map(|c| *c.device().as_bytes())
                     .collect();
                 let senders = self
-                    .with_store(move |store, _| {
-                        Ok::<_, RequestError>(store.read().request_devices(uid.as_bytes())?)
+                    .with_reader(move |reader, _| {
+                        Ok::<_, RequestError>(reader.request_devices(uid.as_bytes())?)
                     })
                     .await?;
                 let name = self
@@ -281,11 +276,12 @@ impl Messaging {
             }
         });
         let now = self.now();
-        self.with_store(move |store, _| {
-            Ok::<_, RequestError>(
-                store
-                    .write(|tx| tx.set_request_identity(uid.as_bytes(), identity.as_ref(), now))?,
-            )
+        self.with_tx(move |tx, _| {
+            Ok::<_, RequestError>(tx.set_request_identity(
+                uid.as_bytes(),
+                identity.as_ref(),
+                now,
+            )?)
         })
         .await?;
         if let Some(event) = event {

@@ -8,7 +8,7 @@ use rhizo_core::{
     records::{KeyPackageBundle, ValidRecord, key_packages_key, validate_record},
 };
 use rhizo_engine::{
-    MAX_TEXT_BYTES, contacts::find_contact, publish::pick_key_package, send::Queued,
+    MAX_TEXT_BYTES, contacts::find_contact_in, publish::pick_key_package, send::Queued,
 };
 use rhizo_store::messaging::Contact;
 
@@ -37,15 +37,15 @@ impl Messaging {
         }
     }
 
-    /// The first message to a contact: a new conversation (Welcome, then the text), committed
-    /// on its own.
+    /// The first message to a contact: a new conversation (Welcome, then the text), one job
+    /// of the database's group commit.
     async fn send_first(&self, contact: Contact, text: String) -> Result<MessageView, SendError> {
         let key_packages = self.fetch_key_packages(&contact).await?;
         let now = self.now();
         let name = contact.name.clone();
         let row = self
-            .with_store(move |store, engine| {
-                Ok::<_, SendError>(engine.send_first(store, &contact, &text, &key_packages, now)?)
+            .with_tx(move |tx, engine| {
+                Ok::<_, SendError>(engine.send_first(tx, &contact, &text, &key_packages, now)?)
             })
             .await?;
         let view = message_view(&row);
@@ -142,13 +142,13 @@ impl Messaging {
         let with = with.to_string();
         let now = self.now();
         let (views, queued) = self
-            .with_store(move |store, engine| {
-                let c = find_contact(store, &with)?
+            .with_tx(move |tx, engine| {
+                let c = find_contact_in(tx, &with)?
                     .ok_or_else(|| ContactError::UnknownContact(with.clone()))?;
-                let queued = mark_read && engine.mark_read(store, &c, now)?;
+                let queued = mark_read && engine.mark_read(tx, &c, now)?;
                 let mut all = Vec::new();
-                for conv in store.read().conversations_with(&c.uid)? {
-                    all.extend(store.read().messages(&conv.session_id, limit)?);
+                for conv in tx.conversations_with(&c.uid)? {
+                    all.extend(tx.messages(&conv.session_id, limit)?);
                 }
                 all.retain(|m| m.kind == "text");
                 all.sort_by(|a, b| {

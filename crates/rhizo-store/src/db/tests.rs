@@ -319,3 +319,38 @@ async fn after_commit_hooks_learn_each_jobs_fate_before_the_next_group() {
     let got = fates.lock().expect("fates").clone();
     assert!(got.contains(&("store-ok", true)) && got.contains(&("store-err", false)));
 }
+
+#[tokio::test]
+async fn a_job_may_ask_for_a_checkpoint_once_its_group_committed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = open(&dir, DbConfig::default());
+    let wal = dir.path().join("rhizo.db-wal");
+    let wal_len = || std::fs::metadata(&wal).map_or(0, |m| m.len());
+    // A job that fails takes its request with it.
+    db.write(|tx| -> Result<(), DbError> {
+        tx.set_meta("a", "1")?;
+        tx.checkpoint_after_commit();
+        Err(StoreError::InvalidInput("refused".into()).into())
+    })
+    .await
+    .expect_err("the job fails");
+    db.write(set("b".into(), "2")).await.expect("write");
+    assert!(
+        wal_len() > 0,
+        "an ordinary commit leaves its pages in the log"
+    );
+    db.write(|tx| -> Result<(), DbError> {
+        tx.set_meta("c", "3")?;
+        tx.checkpoint_after_commit();
+        Ok(())
+    })
+    .await
+    .expect("write");
+    assert_eq!(
+        wal_len(),
+        0,
+        "the log is emptied before the job is answered"
+    );
+    assert_eq!(committed(&dir, "c").as_deref(), Some("3"));
+    assert_eq!(committed(&dir, "a"), None);
+}

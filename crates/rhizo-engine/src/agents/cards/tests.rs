@@ -1,5 +1,5 @@
 use rhizo_core::{DeviceKey, RootKey, records::RecordError};
-use rhizo_store::{StoreError, messaging::ContactDevice};
+use rhizo_store::{Store, StoreError, messaging::ContactDevice};
 
 use super::*;
 
@@ -65,21 +65,30 @@ fn our_card_versions_grow_also_across_a_removal() {
     let alice = engine(1);
     let mut store = Store::open_in_memory().unwrap();
     assert!(alice.agent_card(&store.read()).unwrap().is_none());
-    assert!(!alice.clear_agent_card(&mut store, NOW).unwrap());
-    let v1 = alice.set_agent_card(&mut store, card("Echo"), NOW).unwrap();
+    assert!(!store.write(|tx| alice.clear_agent_card(tx, NOW)).unwrap());
+    let v1 = store
+        .write(|tx| alice.set_agent_card(tx, card("Echo"), NOW))
+        .unwrap();
     assert_eq!(v1.record.version(), 1);
     assert_eq!(v1.record.devices(), &[alice.me().certificate]);
-    let v2 = alice
-        .set_agent_card(&mut store, card("Echo 2"), NOW)
+    let v2 = store
+        .write(|tx| alice.set_agent_card(tx, card("Echo 2"), NOW))
         .unwrap();
     assert_eq!(v2.record.version(), 2);
     let shown = alice.agent_card(&store.read()).unwrap().unwrap();
     assert_eq!(shown.record.card().name, "Echo 2");
     assert_eq!(shown.bytes, v2.bytes);
-    assert!(alice.clear_agent_card(&mut store, NOW).unwrap());
+    assert!(store.write(|tx| alice.clear_agent_card(tx, NOW)).unwrap());
     assert!(alice.agent_card(&store.read()).unwrap().is_none());
-    assert!(alice.agent_card_records(&mut store, NOW).unwrap().is_none());
-    let v3 = alice.set_agent_card(&mut store, card("Echo"), NOW).unwrap();
+    assert!(
+        store
+            .write(|tx| alice.agent_card_records(tx, NOW))
+            .unwrap()
+            .is_none()
+    );
+    let v3 = store
+        .write(|tx| alice.set_agent_card(tx, card("Echo"), NOW))
+        .unwrap();
     assert_eq!(
         v3.record.version(),
         3,
@@ -88,7 +97,9 @@ fn our_card_versions_grow_also_across_a_removal() {
     // A card the model refuses is a record error naming the rule, and changes nothing.
     let mut bad = card("Echo");
     bad.skills.clear();
-    let err = alice.set_agent_card(&mut store, bad, NOW).unwrap_err();
+    let err = store
+        .write(|tx| alice.set_agent_card(tx, bad, NOW))
+        .unwrap_err();
     assert!(
         matches!(err, EngineError::Record(RecordError::AgentCard(_))),
         "{err}"
@@ -100,8 +111,13 @@ fn our_card_versions_grow_also_across_a_removal() {
 fn the_card_is_published_under_both_keys_and_re_signed_before_it_expires() {
     let alice = engine(1);
     let mut store = Store::open_in_memory().unwrap();
-    alice.set_agent_card(&mut store, card("Echo"), NOW).unwrap();
-    let (own, records) = alice.agent_card_records(&mut store, NOW).unwrap().unwrap();
+    store
+        .write(|tx| alice.set_agent_card(tx, card("Echo"), NOW))
+        .unwrap();
+    let (own, records) = store
+        .write(|tx| alice.agent_card_records(tx, NOW))
+        .unwrap()
+        .unwrap();
     assert_eq!(own.record.version(), 1);
     let me = alice.me();
     let keys: Vec<Vec<u8>> = records.iter().map(|(k, _)| k.clone()).collect();
@@ -117,20 +133,20 @@ fn the_card_is_published_under_both_keys_and_re_signed_before_it_expires() {
     }
     // Half a day later: the same record. A day and a half later (less than 2 days left):
     // re-signed with the next version.
-    let later = alice
-        .agent_card_records(&mut store, NOW + DAY_MS / 2)
+    let later = store
+        .write(|tx| alice.agent_card_records(tx, NOW + DAY_MS / 2))
         .unwrap()
         .unwrap();
     assert_eq!(later.0.record.version(), 1);
-    let resigned = alice
-        .agent_card_records(&mut store, NOW + 3 * DAY_MS / 2)
+    let resigned = store
+        .write(|tx| alice.agent_card_records(tx, NOW + 3 * DAY_MS / 2))
         .unwrap()
         .unwrap();
     assert_eq!(resigned.0.record.version(), 2);
     assert_eq!(resigned.0.record.card(), own.record.card());
     // Offline for a week: the expired card still decodes and is re-signed.
-    let week = alice
-        .agent_card_records(&mut store, NOW + 7 * DAY_MS)
+    let week = store
+        .write(|tx| alice.agent_card_records(tx, NOW + 7 * DAY_MS))
         .unwrap()
         .unwrap();
     assert_eq!(week.0.record.version(), 3);
@@ -140,12 +156,13 @@ fn the_card_is_published_under_both_keys_and_re_signed_before_it_expires() {
 fn a_contacts_card_is_cached_only_when_it_is_theirs() {
     let (alice, bob) = (engine(1), engine(2));
     let mut bob_store = Store::open_in_memory().unwrap();
-    let bob_card = bob
-        .set_agent_card(&mut bob_store, card("Bob"), NOW)
+    let bob_card = bob_store
+        .write(|tx| bob.set_agent_card(tx, card("Bob"), NOW))
         .unwrap();
     let mallory = engine(3);
-    let mallory_card = mallory
-        .set_agent_card(&mut Store::open_in_memory().unwrap(), card("Bob"), NOW)
+    let mallory_card = Store::open_in_memory()
+        .unwrap()
+        .write(|tx| mallory.set_agent_card(tx, card("Bob"), NOW))
         .unwrap();
     let mut store = Store::open_in_memory().unwrap();
     let bob_contact = contact_of(bob.me());
@@ -212,17 +229,20 @@ fn a_capability_query_is_answered_with_our_card_through_the_agent_outbox() {
     };
     // Without a card: an empty answer.
     assert!(ask(&mut store).is_empty());
-    let own = bob.set_agent_card(&mut store, card("Bob"), NOW).unwrap();
+    let own = store
+        .write(|tx| bob.set_agent_card(tx, card("Bob"), NOW))
+        .unwrap();
     assert_eq!(ask(&mut store), own.bytes);
     // The card is the worker policy's too.
     let policy = bob.agent_policy(&store.read()).unwrap();
     assert_eq!(policy.card.as_ref(), Some(own.record.card()));
-    bob.clear_agent_card(&mut store, NOW).unwrap();
+    store.write(|tx| bob.clear_agent_card(tx, NOW)).unwrap();
     assert_eq!(bob.agent_policy(&store.read()).unwrap().card, None);
     // No conversation with alice: a query cannot be queued.
     store.write(|tx| tx.add_contact(&alice_contact, 1)).unwrap();
     assert!(
-        !bob.query_capabilities(&mut store, &alice_contact, NOW)
+        !store
+            .write(|tx| bob.query_capabilities(tx, &alice_contact, NOW))
             .unwrap()
     );
 }

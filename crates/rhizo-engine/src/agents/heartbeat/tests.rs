@@ -187,8 +187,8 @@ fn pair(rekey: RekeyPolicy) -> Pair {
     };
     let now = t0();
     alice
-        .engine
-        .send_first(&mut alice.store, &bob.contact, "hi", &[kp], now)
+        .store
+        .write(|tx| alice.engine.send_first(tx, &bob.contact, "hi", &[kp], now))
         .unwrap();
     deliver(&mut alice, &mut bob, now);
     assert_eq!(texts(&bob), 1);
