@@ -99,7 +99,8 @@ pub struct Me {
 
 /// The messaging engine: our identity, the MLS device, the seen-set cache, the loaded
 /// conversations and counters. All methods take `&self` (the caches lock inside), so a driver
-/// can share one engine between blocking tasks; the store is passed in on every call.
+/// can share one engine between the database's threads; every call gets a write transaction
+/// ([`Tx`](rhizo_store::Tx), a job of the group commit) or a [`Reader`](rhizo_store::Reader).
 pub struct Engine {
     pub(crate) me: Me,
     pub(crate) mls_device: Device,
