@@ -76,7 +76,10 @@ impl Engine {
         // The senders learn `delivered` from a signed receipt, sent like any envelope
         // (directly, or through their own mailbox when they are offline).
         out.receipts_queued = !to_acknowledge.is_empty();
-        queue_delivery_receipts(tx, self, to_acknowledge, now)?;
+        // Failing here fails the job (rolled back whole): what it staged is dropped at once.
+        self.in_job(tx, |tx| {
+            queue_delivery_receipts(tx, self, to_acknowledge, now)
+        })?;
         // Answers to the agent messages fetched (task updates, capability answers), in a
         // savepoint: a failure leaves them for a later flush.
         out.receipts_queued |= self.flush_agent_outbox_safely(tx, now) > 0;
