@@ -113,9 +113,10 @@ use openmls::prelude::Ciphersuite;
 
 pub use conversation::{
     CommitRejectReason, Conversation, DEFAULT_REKEY_MAX_AGE_SECS, DEFAULT_REKEY_MAX_MESSAGES,
-    GROUP_ID_LEN, MAX_DEFERRED, MAX_FUTURE_EPOCHS, MAX_GROUP_DEVICES, MAX_MESSAGE_BYTES,
-    MAX_PAST_EPOCHS, MAX_PLAINTEXT_BYTES, MAX_SKIPPED_GENERATIONS, OUT_OF_ORDER_TOLERANCE,
-    PADDING_BLOCK, Processed, RekeyPolicy, commit_id,
+    GROUP_ID_LEN, GroupCommit, MAX_DEFERRED, MAX_FUTURE_EPOCHS, MAX_GROUP_DEVICES,
+    MAX_MESSAGE_BYTES, MAX_PAST_EPOCHS, MAX_PLAINTEXT_BYTES, MAX_SKIPPED_GENERATIONS, MemberRef,
+    OUT_OF_ORDER_TOLERANCE, PADDING_BLOCK, Processed, RekeyPolicy, RosterEntry, WelcomeInfo,
+    commit_id, inspect_welcome,
 };
 pub use device::Device;
 pub use error::E2eError;
