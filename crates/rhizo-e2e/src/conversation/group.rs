@@ -201,6 +201,12 @@ impl Conversation {
             .is_some()
     }
 
+    /// Whether this device is still a member: `false` once a commit removed it (it can then
+    /// only be brought back by a rollback of that commit, or re-added).
+    pub fn is_active(&self) -> bool {
+        self.group.is_active()
+    }
+
     /// The group's admins and profile in the current epoch.
     ///
     /// # Errors

@@ -473,3 +473,63 @@ fn readd_recovers_a_member_that_lost_its_state() {
     ));
     assert_eq!(m[0].conv().members().len(), 2);
 }
+
+#[test]
+fn a_message_from_the_winning_branch_is_parked_until_the_rollback() {
+    let mut m = vec![Member::new(1, 11), Member::new(2, 21), Member::new(3, 31)];
+    group_of(&mut m, &[0, 2]);
+    let x = m[0].with(|c, s, d| c.self_update(s, d, T0)).expect("x");
+    let y = m[2].with(|c, s, d| c.self_update(s, d, T0)).expect("y");
+    let (win, lose, winner) = if commit_id(&x) < commit_id(&y) {
+        (x, y, 0)
+    } else {
+        (y, x, 2)
+    };
+    // Bob is on the losing branch when the winner's message (epoch 2 of its branch) arrives.
+    m[1].process(&lose);
+    let text = m[winner].encrypt(b"from the winning branch");
+    assert_eq!(m[1].process(&text), vec![Processed::Deferred]);
+    assert_eq!(m[1].with(|c, s, _| c.deferred_len(s)).expect("len"), 1);
+    // The winner's commit rolls Bob back; the parked message then decrypts.
+    let out = m[1].process(&win);
+    assert_eq!(out.len(), 3, "{out:?}");
+    assert!(matches!(out[0], Processed::RolledBack { .. }));
+    assert!(matches!(
+        &out[2],
+        Processed::Application { plaintext, .. } if plaintext == b"from the winning branch"
+    ));
+    assert_eq!(m[1].with(|c, s, _| c.deferred_len(s)).expect("len"), 0);
+}
+
+#[test]
+fn a_forgotten_group_can_be_joined_again_from_a_new_welcome() {
+    let mut m = vec![Member::new(1, 11), Member::new(2, 21)];
+    group_of(&mut m, &[0]);
+    let package = m[1].key_package();
+    let bob = m[1].device.certificate().device();
+    let c = m[0]
+        .with(|c, s, d| c.readd(s, d, MemberRef::Device(bob), &package, T0))
+        .expect("readd");
+    let welcome = c.welcome.expect("welcome");
+    assert!(matches!(
+        Conversation::join(&m[1].store, &m[1].device, &welcome, T0),
+        Err(E2eError::AlreadyJoined)
+    ));
+    let old = m[1].conv.take().expect("conv");
+    let id = old.id().to_vec();
+    old.delete(&m[1].store).expect("delete");
+    assert!(
+        Conversation::load(&m[1].store, &id)
+            .expect("load")
+            .is_none()
+    );
+    m[1].join(&welcome);
+    same_state(&m);
+    // Bob is not an admin: he cannot re-add anyone.
+    let alice = m[0].device.certificate().device();
+    let package = m[0].key_package();
+    assert!(matches!(
+        m[1].with(|c, s, d| c.readd(s, d, MemberRef::Device(alice), &package, T0)),
+        Err(E2eError::Refused(CommitRejectReason::NotAdmin))
+    ));
+}
