@@ -312,7 +312,9 @@ impl Conversation {
     /// [`E2eError::WrongCiphersuite`], [`E2eError::NoMatchingKeyPackage`],
     /// [`E2eError::AlreadyJoined`], [`E2eError::InvalidCredential`] /
     /// [`E2eError::InvalidCertificate`], [`E2eError::TooManyDevices`],
-    /// [`E2eError::WrongDevice`], [`E2eError::Mls`].
+    /// [`E2eError::WrongDevice`], [`E2eError::Mls`]; for a group Welcome also
+    /// [`E2eError::GroupState`] and [`E2eError::Refused`] (`NotAdmin`: its sender is not an
+    /// admin of the group).
     pub fn join(
         store: &E2eStore,
         device: &Device,
@@ -332,9 +334,7 @@ impl Conversation {
         if staged.group_context().group_id().as_slice().len() != GROUP_ID_LEN {
             return Err(E2eError::Unsupported("group ids that are not 32 bytes"));
         }
-        if let Some(Err(error)) = roles::state_of(staged.group_context().extensions()) {
-            return Err(E2eError::GroupState(error));
-        }
+        group::check_welcome(&staged)?;
         let mut count = 0usize;
         for member in staged.members() {
             count = count.saturating_add(1);

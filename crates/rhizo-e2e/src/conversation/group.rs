@@ -82,7 +82,8 @@ pub struct WelcomeInfo {
 /// # Errors
 ///
 /// As [`Conversation::join`]; [`E2eError::NotAGroup`] for a Welcome without the group
-/// extension; [`E2eError::GroupState`] if its state does not decode.
+/// extension; [`E2eError::GroupState`] if its state does not decode;
+/// [`E2eError::Refused`] (`NotAdmin`) if its sender is not an admin of the group.
 pub fn inspect_welcome(store: &E2eStore, welcome: &[u8]) -> Result<WelcomeInfo, E2eError> {
     let MlsMessageBodyIn::Welcome(welcome) = decode_message(welcome, "Welcome")? else {
         return Err(E2eError::Malformed("Welcome"));
@@ -96,10 +97,7 @@ pub fn inspect_welcome(store: &E2eStore, welcome: &[u8]) -> Result<WelcomeInfo, 
     let staged = StagedWelcome::new_from_welcome(&provider, &join_config(), welcome, None)
         .map_err(welcome_error)?;
     let context = staged.group_context();
-    let state = match roles::state_of(context.extensions()) {
-        Some(state) => state?,
-        None => return Err(E2eError::NotAGroup),
-    };
+    let state = check_welcome(&staged)?.ok_or(E2eError::NotAGroup)?;
     let mut members = Vec::new();
     let mut inviter = None;
     for member in staged.members() {
@@ -466,6 +464,24 @@ impl Conversation {
         let leaf = self.group.own_leaf_node()?;
         serde_json::to_vec(leaf.encryption_key()).ok()
     }
+}
+
+/// For a group Welcome (`Some(state)`; `None` for a 1:1 one): the state must decode and the
+/// Welcome's sender — whose commit added us — must be an admin in it.
+pub(super) fn check_welcome(staged: &StagedWelcome) -> Result<Option<GroupState>, E2eError> {
+    let Some(state) = roles::state_of(staged.group_context().extensions()) else {
+        return Ok(None);
+    };
+    let state = state?;
+    let inviter = staged
+        .members()
+        .find(|member| member.index == staged.welcome_sender_index())
+        .and_then(|member| member_certificate(&member.credential))
+        .map(|certificate| certificate.root().uid());
+    if !inviter.is_some_and(|uid| state.is_admin(&uid)) {
+        return Err(E2eError::Refused(super::CommitRejectReason::NotAdmin));
+    }
+    Ok(Some(state))
 }
 
 /// Errors beyond [`MAX_GROUP_DEVICES`].

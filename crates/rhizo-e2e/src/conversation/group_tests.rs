@@ -83,6 +83,16 @@ impl Member {
             openmls::prelude::CommitBuilder<'_, openmls::group::Initial>,
         ) -> openmls::prelude::CommitBuilder<'_, openmls::group::Initial>,
     ) -> Vec<u8> {
+        self.raw_commit_and_welcome(build).0
+    }
+
+    /// [`raw_commit`](Self::raw_commit) with its Welcome, if it adds anyone.
+    fn raw_commit_and_welcome(
+        &mut self,
+        build: impl FnOnce(
+            openmls::prelude::CommitBuilder<'_, openmls::group::Initial>,
+        ) -> openmls::prelude::CommitBuilder<'_, openmls::group::Initial>,
+    ) -> (Vec<u8>, Option<Vec<u8>>) {
         let conv = self.conv.as_mut().expect("in the group");
         let provider = self.store.provider();
         let bundle = build(conv.group.commit_builder())
@@ -95,7 +105,13 @@ impl Member {
         conv.group
             .clear_pending_commit(provider.storage())
             .expect("clear");
-        bundle.commit().tls_serialize_detached().expect("serialize")
+        let welcome = bundle
+            .to_welcome_msg()
+            .map(|w| w.tls_serialize_detached().expect("serialize"));
+        (
+            bundle.commit().tls_serialize_detached().expect("serialize"),
+            welcome,
+        )
     }
 }
 
@@ -288,8 +304,19 @@ fn the_role_rule_refuses_and_changes_nothing() {
         .expect("valid");
     let carol_leaf = LeafNodeIndex::new(2);
     let ext = roles::extensions_for(&state(&[&m[1]], "coup")).expect("ext");
+    let (add, welcome) = m[1].raw_commit_and_welcome(|c| c.propose_adds([kp]));
+    // The added device refuses the Welcome too: its sender is no admin.
+    let welcome = welcome.expect("welcome");
+    assert!(matches!(
+        inspect_welcome(&m[3].store, &welcome),
+        Err(E2eError::Refused(CommitRejectReason::NotAdmin))
+    ));
+    assert!(matches!(
+        Conversation::join(&m[3].store, &m[3].device, &welcome, T0),
+        Err(E2eError::Refused(CommitRejectReason::NotAdmin))
+    ));
     let bad = [
-        m[1].raw_commit(|c| c.propose_adds([kp])),
+        add,
         m[1].raw_commit(|c| c.propose_removals([carol_leaf])),
         m[1].raw_commit(|c| c.propose_group_context_extensions(ext).expect("gce")),
     ];
