@@ -560,3 +560,35 @@ fn a_forgotten_group_can_be_joined_again_from_a_new_welcome() {
         Err(E2eError::Refused(CommitRejectReason::NotAdmin))
     ));
 }
+
+#[test]
+fn damaged_group_messages_never_panic_or_change_the_group() {
+    let mut m = vec![Member::new(1, 11), Member::new(2, 21)];
+    group_of(&mut m, &[0]);
+    let commit = m[0]
+        .with(|c, s, d| c.self_update(s, d, T0))
+        .expect("update");
+    let text = m[0].encrypt(b"hello");
+    let before = m[1].conv().epoch_authenticator();
+    for original in [&commit, &text] {
+        for i in (0..original.len()).step_by(7) {
+            let mut damaged = original.clone();
+            damaged[i] ^= 0x41;
+            // Undecryptable copies are parked, at most MAX_DEFERRED of them.
+            let _ = m[1].try_process(&damaged);
+            let _ = m[1].try_process(&original[..i]);
+        }
+    }
+    assert_eq!(m[1].conv().epoch_authenticator(), before);
+    assert!(m[1].with(|c, s, _| c.deferred_len(s)).expect("len") <= MAX_DEFERRED);
+    // The undamaged commit still applies, and the message after it decrypts.
+    assert_eq!(
+        m[1].process(&commit)[0],
+        Processed::CommitApplied { epoch: 2 }
+    );
+    assert!(
+        m[1].process(&text).iter().any(
+            |p| matches!(p, Processed::Application { plaintext, .. } if plaintext == b"hello")
+        )
+    );
+}
