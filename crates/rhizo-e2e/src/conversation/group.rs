@@ -12,7 +12,8 @@ use std::collections::BTreeMap;
 use openmls::group::Initial;
 use openmls::prelude::tls_codec::Serialize as _;
 use openmls::prelude::{
-    CommitBuilder, GroupId, LeafNodeIndex, MlsGroup, MlsMessageBodyIn, Sender, StagedWelcome,
+    CommitBuilder, ExtensionType, GroupId, KeyPackage, LeafNodeIndex, MlsGroup, MlsMessageBodyIn,
+    Sender, StagedWelcome,
 };
 use openmls_traits::OpenMlsProvider as _;
 use openmls_traits::random::OpenMlsRand as _;
@@ -145,7 +146,7 @@ impl Conversation {
         check_device_count(key_packages.len().saturating_add(1))?;
         let key_packages = key_packages
             .iter()
-            .map(|bytes| validate_with_store(store, bytes))
+            .map(|bytes| group_key_package(store, bytes))
             .collect::<Result<Vec<_>, _>>()?;
         let provider = store.provider();
         let atomic = store.atomic()?;
@@ -282,7 +283,7 @@ impl Conversation {
         )?;
         let key_packages = key_packages
             .iter()
-            .map(|bytes| validate_with_store(store, bytes))
+            .map(|bytes| group_key_package(store, bytes))
             .collect::<Result<Vec<_>, _>>()?;
         self.commit_own(store, device, now, |builder| {
             Ok(builder.propose_adds(key_packages))
@@ -352,7 +353,7 @@ impl Conversation {
     ) -> Result<GroupCommit, E2eError> {
         self.group_state()?;
         let leaves = self.leaves_of(&[target])?;
-        let key_package = validate_with_store(store, key_package)?;
+        let key_package = group_key_package(store, key_package)?;
         self.commit_own(store, device, now, |builder| {
             Ok(builder.propose_removals(leaves).propose_adds([key_package]))
         })
@@ -415,9 +416,8 @@ impl Conversation {
         self.check_device(device)?;
         self.atomically(store, |this, provider| {
             let epoch = this.epoch();
-            let own_key = this.own_key();
             let mls_key = ordering::storage_key(this.group.group_id())?;
-            ordering::snapshot(store.conn(), this.id(), &mls_key, epoch, own_key.as_deref())?;
+            ordering::snapshot(store.conn(), this.id(), &mls_key, epoch)?;
             let bundle = build(this.group.commit_builder())?
                 .load_psks(provider.storage())
                 .map_err(E2eError::mls)?
@@ -457,13 +457,6 @@ impl Conversation {
             })
         })
     }
-
-    /// The storage key of our leaf's encryption key (how openmls' SQLite storage keys the
-    /// key pair: the codec's encoding of the public key).
-    pub(super) fn own_key(&self) -> Option<Vec<u8>> {
-        let leaf = self.group.own_leaf_node()?;
-        serde_json::to_vec(leaf.encryption_key()).ok()
-    }
 }
 
 /// For a group Welcome (`Some(state)`; `None` for a 1:1 one): the state must decode and the
@@ -482,6 +475,23 @@ pub(super) fn check_welcome(staged: &StagedWelcome) -> Result<Option<GroupState>
         return Err(E2eError::Refused(super::CommitRejectReason::NotAdmin));
     }
     Ok(Some(state))
+}
+
+/// A KeyPackage checked as for 1:1, whose leaf must also support the group extension (builds
+/// from before groups do not).
+fn group_key_package(store: &E2eStore, bytes: &[u8]) -> Result<KeyPackage, E2eError> {
+    let key_package = validate_with_store(store, bytes)?;
+    let supported = key_package
+        .leaf_node()
+        .capabilities()
+        .extensions()
+        .contains(&ExtensionType::Unknown(GROUP_STATE_EXTENSION_TYPE));
+    if !supported {
+        return Err(E2eError::InvalidKeyPackage(
+            "its device does not support groups (rhizo too old)".into(),
+        ));
+    }
+    Ok(key_package)
 }
 
 /// Errors beyond [`MAX_GROUP_DEVICES`].

@@ -43,8 +43,7 @@ impl Conversation {
         let rejected = |reason| Ok((vec![Processed::CommitRejected { reason }], false));
         if epoch == current {
             let savepoint = store.atomic()?;
-            let own_key = self.own_key();
-            ordering::snapshot(store.conn(), &group_id, &mls_key, epoch, own_key.as_deref())?;
+            ordering::snapshot(store.conn(), &group_id, &mls_key, epoch)?;
             return match self.stage(provider, message)? {
                 Staged::Valid(staged) => {
                     self.merge(store, provider, *staged, epoch, &id)?;
@@ -71,8 +70,7 @@ impl Conversation {
         }
         // Try it on the state of its epoch; keep the result only if it wins.
         let savepoint = store.atomic()?;
-        let own_key = self.own_key();
-        ordering::restore(store.conn(), &group_id, &mls_key, epoch, own_key.as_deref())?;
+        ordering::restore(store.conn(), &group_id, &mls_key, epoch)?;
         self.reload_group(provider)?;
         match self.stage(provider, message)? {
             Staged::Valid(staged) if id < applied => {

@@ -475,6 +475,18 @@ fn replayed_old_commits_change_nothing_and_snapshots_stay_in_the_window() {
         let conv = member.conv.as_ref().expect("conv");
         let epochs = ordering::snapshot_epochs(member.store.conn(), conv.id()).expect("epochs");
         assert_eq!(epochs, (5..13).collect::<Vec<u64>>());
+        // Each snapshot has the epoch's encryption key pairs (our leaf's among them).
+        let keys: u64 = member
+            .store
+            .conn()
+            .query_row(
+                "SELECT COUNT(DISTINCT epoch) FROM e2e_group_snapshots
+                 WHERE tbl = 'openmls_epoch_keys_pairs'",
+                [],
+                |row| row.get(0),
+            )
+            .expect("count");
+        assert_eq!(keys, 8);
     }
 }
 
@@ -591,4 +603,36 @@ fn damaged_group_messages_never_panic_or_change_the_group() {
             |p| matches!(p, Processed::Application { plaintext, .. } if plaintext == b"hello")
         )
     );
+}
+
+#[test]
+fn a_key_package_without_group_support_is_refused_clearly() {
+    let mut m = vec![Member::new(1, 11), Member::new(2, 21)];
+    group_of(&mut m, &[0]);
+    let old = Member::new(3, 31);
+    // What a build from before groups publishes: no 0xF7A1 in the leaf's capabilities.
+    let capabilities = openmls::prelude::Capabilities::builder()
+        .versions(vec![ProtocolVersion::Mls10])
+        .ciphersuites(vec![crate::CIPHERSUITE])
+        .extensions(vec![openmls::prelude::ExtensionType::LastResort])
+        .credentials(vec![openmls::prelude::CredentialType::Basic])
+        .build();
+    let bundle = openmls::prelude::KeyPackage::builder()
+        .leaf_node_capabilities(capabilities)
+        .build(
+            crate::CIPHERSUITE,
+            &old.store.provider(),
+            &old.device,
+            old.device.credential_with_key(),
+        )
+        .expect("key package");
+    let package = bundle
+        .key_package()
+        .tls_serialize_detached()
+        .expect("serialize");
+    assert!(matches!(
+        m[0].with(|c, s, d| c.add_members(s, d, &[package], T0)),
+        Err(E2eError::InvalidKeyPackage(_))
+    ));
+    assert_eq!(m[0].epoch(), 1);
 }

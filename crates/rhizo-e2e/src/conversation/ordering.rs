@@ -5,9 +5,10 @@
 //! by restoring the copy and processing the late commit on top.
 //!
 //! What a copy holds: every openmls row keyed by the group id (group data: tree, context,
-//! message and epoch secrets, state; the epoch key pairs of our path; our own leaf nodes;
-//! queued proposals) plus the key pair of our own leaf's encryption key (keyed by its public
-//! key). Copies hold epoch secrets, so they are deleted (secure delete is on) as soon as they
+//! message and epoch secrets, state; the epoch encryption key pairs — our leaf's and those of
+//! our path —; our own leaf nodes; queued proposals). openmls keeps a group's private keys
+//! only there (its standalone `openmls_encryption_keys` rows are for KeyPackages and
+//! standalone update proposals, which rhizo does not use). Copies hold epoch secrets, so they are deleted (secure delete is on) as soon as they
 //! leave the [`ROLLBACK_EPOCHS`] window.
 
 use rhizo_core::group::ROLLBACK_EPOCHS;
@@ -35,12 +36,6 @@ const GROUP_TABLES: [(&str, &str); 4] = [
     ),
 ];
 
-/// The table of leaf encryption key pairs, keyed by public key.
-const KEY_TABLE: (&str, &str) = (
-    "openmls_encryption_keys",
-    "provider_version, public_key, key_pair",
-);
-
 /// `c0, c1, …` for `n` columns.
 fn slots(columns: &str) -> String {
     (0..columns.split(',').count())
@@ -54,14 +49,13 @@ pub(super) fn storage_key(group_id: &openmls::prelude::GroupId) -> Result<Vec<u8
     serde_json::to_vec(group_id).map_err(E2eError::mls)
 }
 
-/// Copies the group's rows (and the key pair of `own_key`, the storage key of our leaf's
-/// encryption key) as the snapshot of `epoch`, replacing an older copy of that epoch.
+/// Copies the group's rows (`mls_key`: openmls' key of the group) as the snapshot of `epoch`,
+/// replacing an older copy of that epoch.
 pub(super) fn snapshot(
     conn: &Connection,
     group_id: &[u8],
     mls_key: &[u8],
     epoch: u64,
-    own_key: Option<&[u8]>,
 ) -> Result<(), E2eError> {
     conn.execute(
         "DELETE FROM e2e_group_snapshots WHERE group_id = ?1 AND epoch = ?2",
@@ -75,17 +69,6 @@ pub(super) fn snapshot(
                 slots = slots(columns)
             ),
             params![group_id, epoch, mls_key],
-        )?;
-    }
-    if let Some(key) = own_key {
-        let (table, columns) = KEY_TABLE;
-        conn.execute(
-            &format!(
-                "INSERT INTO e2e_group_snapshots (group_id, epoch, tbl, seq, {slots})
-                 SELECT ?1, ?2, '{table}', rowid, {columns} FROM {table} WHERE public_key = ?3",
-                slots = slots(columns)
-            ),
-            params![group_id, epoch, key],
         )?;
     }
     Ok(())
@@ -107,15 +90,13 @@ pub(super) fn has_snapshot(
         .is_some())
 }
 
-/// Replaces the group's openmls rows with the snapshot of `epoch` (which stays). Our leaf's
-/// current encryption key pair (`current_own_key`) is deleted unless the snapshot has it too:
-/// it belongs to the abandoned branch.
+/// Replaces the group's openmls rows with the snapshot of `epoch` (which stays); the rows of
+/// the abandoned branch (its epoch secrets and key pairs among them) are deleted.
 pub(super) fn restore(
     conn: &Connection,
     group_id: &[u8],
     mls_key: &[u8],
     epoch: u64,
-    current_own_key: Option<&[u8]>,
 ) -> Result<(), E2eError> {
     for (table, columns) in GROUP_TABLES {
         conn.execute(
@@ -131,18 +112,6 @@ pub(super) fn restore(
             params![group_id, epoch],
         )?;
     }
-    let (table, columns) = KEY_TABLE;
-    if let Some(key) = current_own_key {
-        conn.execute(&format!("DELETE FROM {table} WHERE public_key = ?1"), [key])?;
-    }
-    conn.execute(
-        &format!(
-            "INSERT OR REPLACE INTO {table} ({columns}) SELECT {slots} FROM e2e_group_snapshots
-             WHERE group_id = ?1 AND epoch = ?2 AND tbl = '{table}' ORDER BY seq",
-            slots = slots(columns)
-        ),
-        params![group_id, epoch],
-    )?;
     Ok(())
 }
 
