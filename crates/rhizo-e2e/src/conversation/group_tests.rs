@@ -636,3 +636,27 @@ fn a_key_package_without_group_support_is_refused_clearly() {
     ));
     assert_eq!(m[0].epoch(), 1);
 }
+
+#[test]
+fn a_version_2_store_gains_the_group_tables() {
+    let mut conn = rusqlite::Connection::open_in_memory().expect("open");
+    E2eStore::migrate_connection(&mut conn).expect("migrate");
+    conn.execute_batch(
+        "DROP TABLE e2e_group_applied; DROP TABLE e2e_group_snapshots;
+         UPDATE e2e_schema SET version = 2;",
+    )
+    .expect("downgrade");
+    E2eStore::migrate_connection(&mut conn).expect("upgrade");
+    let version: u32 = conn
+        .query_row("SELECT version FROM e2e_schema", [], |row| row.get(0))
+        .expect("version");
+    assert_eq!(version, crate::SCHEMA_VERSION);
+    for table in ["e2e_group_applied", "e2e_group_snapshots"] {
+        let n: u32 = conn
+            .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| {
+                row.get(0)
+            })
+            .expect("table exists");
+        assert_eq!(n, 0);
+    }
+}
