@@ -338,11 +338,13 @@ impl Conversation {
 
     /// Recovery: removes the old leaves of `target` and adds the device of `key_package` in one
     /// commit (admins only), e.g. for a member that lost or forked its state and sent a
-    /// `GroupRejoin`. Applied at once; the Welcome goes to the re-added device.
+    /// `GroupRejoin`. The KeyPackage must be from the same user (root) as `target`. Applied at
+    /// once; the Welcome goes to the re-added device.
     ///
     /// # Errors
     ///
-    /// As [`remove_members`](Self::remove_members) and [`add_members`](Self::add_members).
+    /// As [`remove_members`](Self::remove_members) and [`add_members`](Self::add_members);
+    /// [`E2eError::InvalidKeyPackage`] for a KeyPackage of another user.
     pub fn readd(
         &mut self,
         store: &E2eStore,
@@ -354,6 +356,21 @@ impl Conversation {
         self.group_state()?;
         let leaves = self.leaves_of(&[target])?;
         let key_package = group_key_package(store, key_package)?;
+        let owner = member_certificate(key_package.leaf_node().credential())
+            .map(|certificate| certificate.root().uid());
+        let target_uid = match target {
+            MemberRef::Uid(uid) => Some(uid),
+            MemberRef::Device(key) => self
+                .members()
+                .into_iter()
+                .find(|certificate| certificate.device() == key)
+                .map(|certificate| certificate.root().uid()),
+        };
+        if owner.is_none() || owner != target_uid {
+            return Err(E2eError::InvalidKeyPackage(
+                "the KeyPackage is not from the user being re-added".into(),
+            ));
+        }
         self.commit_own(store, device, now, |builder| {
             Ok(builder.propose_removals(leaves).propose_adds([key_package]))
         })

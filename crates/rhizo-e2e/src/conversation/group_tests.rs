@@ -498,6 +498,12 @@ fn readd_recovers_a_member_that_lost_its_state() {
     m[1] = Member::new(2, 21);
     let package = m[1].key_package();
     let bob = m[1].device.certificate().device();
+    // Someone else's KeyPackage cannot take Bob's place.
+    let mallory = Member::new(9, 91).key_package();
+    assert!(matches!(
+        m[0].with(|c, s, d| c.readd(s, d, MemberRef::Device(bob), &mallory, T0)),
+        Err(E2eError::InvalidKeyPackage(_))
+    ));
     let a = &mut m[0];
     let conv = a.conv.as_mut().expect("conv");
     let c = conv
