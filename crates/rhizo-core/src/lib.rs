@@ -48,6 +48,9 @@
 //!   challenge nonces of offline-delivery replicas.
 //! - [`ticket`] — signed contact tickets ([`ContactTicket`]) with device
 //!   possession proofs, in text and QR form.
+//! - [`group`] — private groups: [`group::GroupAddress`], roles ([`group::GroupRole`]), the
+//!   MLS GroupContext extension body [`group::GroupState`] with its [`group::GroupProfile`],
+//!   [`group::GroupRejoin`] and the group limits.
 //! - [`safety`] — safety numbers two users compare ([`SafetyNumber`]).
 //! - [`abuse`] — per-peer token buckets ([`PeerRateLimiter`]) and a sans-IO
 //!   reputation score per peer with temporary bans ([`Reputation`]).
@@ -103,6 +106,7 @@
 
 pub mod agent;
 pub mod error;
+pub mod group;
 pub mod idcode;
 pub mod identity;
 

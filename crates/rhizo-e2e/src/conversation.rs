@@ -2,6 +2,14 @@
 //! rhizo adds on top of openmls (rekey cadence, serverless commit flow,
 //! concurrent-commit tie-break, future-epoch buffering).
 
+mod group;
+mod group_commit;
+#[cfg(test)]
+mod group_convergence;
+#[cfg(test)]
+mod group_tests;
+mod ordering;
+mod roles;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -24,6 +32,8 @@ use crate::key_package::{capabilities, decode_untrusted, validate_with_store};
 use crate::store::MlsProvider;
 use crate::{CIPHERSUITE, Device, E2eError, E2eStore};
 use state::{ConversationState, PendingCommit};
+
+pub use group::{GroupCommit, MemberRef, RosterEntry, WelcomeInfo, inspect_welcome};
 
 /// Past epochs whose message keys are kept, so application messages sent
 /// just before a commit still decrypt after it.
@@ -112,8 +122,22 @@ pub enum Processed {
     },
     /// The message is from a future epoch (its commit has not arrived yet).
     /// It is buffered and delivered after the commit is applied, in the
-    /// `Vec` returned by that later call.
+    /// `Vec` returned by that later call. In a group, also a message of the
+    /// current or a recent epoch that does not decrypt on this branch
+    /// ("parked"): it is retried after every rollback and applied commit.
     Deferred,
+    /// Groups: a commit with a smaller id arrived for the past epoch
+    /// `to_epoch`; the group went back from `from_epoch` to it (dropping the
+    /// commits applied since) and applied the new commit: a
+    /// [`Processed::CommitApplied`] follows. Our own commits among the dropped
+    /// ones are undone; messages we sent on the dropped branch must be
+    /// encrypted and sent again.
+    RolledBack {
+        /// The epoch the group was in.
+        from_epoch: u64,
+        /// The epoch it went back to.
+        to_epoch: u64,
+    },
 }
 
 /// Why a commit was not applied.
@@ -124,8 +148,19 @@ pub enum CommitRejectReason {
     /// other side will apply ours.
     LostTieBreak,
     /// It is for an epoch this conversation has already left (e.g. the
-    /// loser of a tie-break that arrived after ours was confirmed).
+    /// loser of a tie-break that arrived after ours was confirmed); in a
+    /// group, older than the rollback window.
     StaleEpoch,
+    /// Groups: it is the commit already applied in its epoch.
+    Duplicate,
+    /// Groups: it adds, removes someone else or changes the group state, and
+    /// its committer is not an admin in the current epoch.
+    NotAdmin,
+    /// Groups: after it, no admin would have a device in the group.
+    NoAdminLeft,
+    /// Groups: its new group state does not decode, or drops the extension
+    /// from the required capabilities.
+    InvalidGroupState,
 }
 
 /// The tie-break key of a commit: SHA-256 of its serialized bytes (the
@@ -277,7 +312,9 @@ impl Conversation {
     /// [`E2eError::WrongCiphersuite`], [`E2eError::NoMatchingKeyPackage`],
     /// [`E2eError::AlreadyJoined`], [`E2eError::InvalidCredential`] /
     /// [`E2eError::InvalidCertificate`], [`E2eError::TooManyDevices`],
-    /// [`E2eError::WrongDevice`], [`E2eError::Mls`].
+    /// [`E2eError::WrongDevice`], [`E2eError::Mls`]; for a group Welcome also
+    /// [`E2eError::GroupState`] and [`E2eError::Refused`] (`NotAdmin`: its sender is not an
+    /// admin of the group).
     pub fn join(
         store: &E2eStore,
         device: &Device,
@@ -297,6 +334,7 @@ impl Conversation {
         if staged.group_context().group_id().as_slice().len() != GROUP_ID_LEN {
             return Err(E2eError::Unsupported("group ids that are not 32 bytes"));
         }
+        group::check_welcome(&staged)?;
         let mut count = 0usize;
         for member in staged.members() {
             count = count.saturating_add(1);
@@ -515,11 +553,14 @@ impl Conversation {
         now: u64,
     ) -> Result<Vec<Processed>, E2eError> {
         let protocol_message = decode_private(message)?;
-        self.check_device(device)?;
+        // A group that removed us has no own leaf to compare, but a smaller-id commit for a
+        // recent epoch may still roll the removal back.
+        if self.group.is_active() || !self.is_group() {
+            self.check_device(device)?;
+        }
         self.atomically(store, |this, provider| {
-            let (first, applied) =
+            let (mut results, applied) =
                 this.process_one(store, provider, message, protocol_message, now)?;
-            let mut results = vec![first];
             if applied {
                 this.retry_deferred(store, provider, now, &mut results)?;
             }
@@ -546,6 +587,13 @@ impl Conversation {
         device: &Device,
         now: u64,
     ) -> Result<Vec<u8>, E2eError> {
+        if self.is_group() {
+            return self
+                .commit_own(store, device, now, |builder| {
+                    Ok(builder.force_self_update(true))
+                })
+                .map(|commit| commit.commit);
+        }
         if self.state.pending.is_some() {
             return Err(E2eError::CommitPending);
         }
@@ -589,6 +637,10 @@ impl Conversation {
         key_packages: &[Vec<u8>],
         now: u64,
     ) -> Result<(Vec<u8>, Vec<u8>), E2eError> {
+        if self.is_group() {
+            let commit = self.add_members(store, device, key_packages, now)?;
+            return Ok((commit.commit, commit.welcome.unwrap_or_default()));
+        }
         if self.state.pending.is_some() {
             return Err(E2eError::CommitPending);
         }
@@ -734,7 +786,7 @@ impl Conversation {
         bytes: &[u8],
         message: ProtocolMessage,
         now: u64,
-    ) -> Result<(Processed, bool), E2eError> {
+    ) -> Result<(Vec<Processed>, bool), E2eError> {
         if message.group_id() != self.group.group_id() {
             return Err(E2eError::WrongGroup);
         }
@@ -748,15 +800,38 @@ impl Conversation {
                 });
             }
             self.state.defer(store.conn(), message_epoch, bytes, now)?;
-            return Ok((Processed::Deferred, false));
+            return Ok((vec![Processed::Deferred], false));
         }
+        let group = self.is_group();
         if message.content_type() == ContentType::Commit {
-            return self.process_commit(provider, bytes, message, message_epoch, group_epoch);
+            if group {
+                return self.process_group_commit(
+                    store,
+                    provider,
+                    bytes,
+                    message,
+                    message_epoch,
+                    now,
+                );
+            }
+            return self
+                .process_commit(provider, bytes, message, message_epoch, group_epoch)
+                .map(|(processed, applied)| (vec![processed], applied));
         }
-        let processed = self
-            .group
-            .process_message(provider, message)
-            .map_err(|e| process_error(e, message_epoch, group_epoch))?;
+        let savepoint = store.atomic()?;
+        let processed = match self.group.process_message(provider, message) {
+            Ok(processed) => processed,
+            Err(error) => {
+                let error = process_error(error, message_epoch, group_epoch);
+                if group && matches!(error, E2eError::DecryptionFailed(_)) {
+                    drop(savepoint);
+                    self.reload_group(provider)?;
+                    return self.park_application(store, message_epoch, bytes, now);
+                }
+                return Err(error);
+            }
+        };
+        savepoint.commit()?;
         let credential = processed.credential().clone();
         match processed.into_content() {
             ProcessedMessageContent::ApplicationMessage(application) => {
@@ -764,10 +839,10 @@ impl Conversation {
                     "sender credential is not a device certificate",
                 ))?;
                 Ok((
-                    Processed::Application {
+                    vec![Processed::Application {
                         plaintext: application.into_bytes(),
                         sender,
-                    },
+                    }],
                     false,
                 ))
             }
@@ -856,6 +931,8 @@ impl Conversation {
                     self.check_same_root(queued.sender(), &certificate)?;
                 }
                 Proposal::Remove(_) => {}
+                // Groups only; the role rule checks who and what.
+                Proposal::GroupContextExtensions(_) if self.is_group() => {}
                 _ => {
                     return Err(E2eError::Unsupported(
                         "commits with proposals other than add, remove and update",
@@ -920,6 +997,12 @@ impl Conversation {
         // Each round either applies a commit (bounded by the queue size) or
         // ends the loop.
         for _ in 0..=MAX_DEFERRED {
+            if self.is_group() {
+                let oldest = self
+                    .epoch()
+                    .saturating_sub(rhizo_core::group::ROLLBACK_EPOCHS);
+                self.state.drop_stale(store.conn(), oldest)?;
+            }
             let ready = self.state.take_ready(store.conn(), self.epoch())?;
             if ready.is_empty() {
                 return Ok(());
@@ -934,7 +1017,7 @@ impl Conversation {
                     Ok((processed, applied)) => {
                         atomic.commit()?;
                         applied_any |= applied;
-                        results.push(processed);
+                        results.extend(processed);
                     }
                     Err(error) => {
                         drop(atomic);

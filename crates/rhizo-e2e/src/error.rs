@@ -134,6 +134,19 @@ pub enum E2eError {
         /// Highest version this build understands.
         supported: u32,
     },
+    /// A group operation on a 1:1 conversation (or a Welcome without the group extension).
+    #[error("this conversation is not a group")]
+    NotAGroup,
+    /// The group's state extension does not decode.
+    #[error("invalid group state: {0}")]
+    GroupState(#[from] rhizo_core::group::GroupError),
+    /// Our own group commit breaks a group rule (e.g. we are not an admin); nothing was sent
+    /// or changed.
+    #[error("the group refuses this change: {0:?}")]
+    Refused(crate::CommitRejectReason),
+    /// A removal names a user or device without a leaf in the group.
+    #[error("no such member in this group")]
+    NoSuchMember,
     /// Any other openmls failure (including internal errors).
     #[error("MLS error: {0}")]
     Mls(String),

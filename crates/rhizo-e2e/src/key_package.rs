@@ -62,7 +62,10 @@ pub(crate) fn capabilities() -> Capabilities {
     Capabilities::builder()
         .versions(vec![ProtocolVersion::Mls10])
         .ciphersuites(vec![CIPHERSUITE])
-        .extensions(vec![ExtensionType::LastResort])
+        .extensions(vec![
+            ExtensionType::LastResort,
+            ExtensionType::Unknown(rhizo_core::group::GROUP_STATE_EXTENSION_TYPE),
+        ])
         .credentials(vec![CredentialType::Basic])
         .build()
 }

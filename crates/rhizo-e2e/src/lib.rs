@@ -61,6 +61,44 @@
 //! * **Replays.** openmls deletes each message key after use, so a
 //!   duplicate fails with [`E2eError::Replayed`].
 //!
+//! # Groups
+//!
+//! A group is a [`Conversation`] like any other (same type, same `encrypt` / `process` /
+//! `load`), whose GroupContext carries the extension
+//! [`GROUP_STATE_EXTENSION_TYPE`](rhizo_core::group::GROUP_STATE_EXTENSION_TYPE) (0xF7A1): the
+//! admins and profile ([`rhizo_core::group::GroupState`]), required of every member's leaf.
+//! Chosen over a separate `Group` type so the node's receive path (one `process` per envelope)
+//! serves both kinds; [`Conversation::is_group`] tells them apart, and the group calls refuse a
+//! 1:1 conversation ([`E2eError::NotAGroup`]).
+//!
+//! * [`Conversation::create_group`], [`Conversation::add_members`],
+//!   [`Conversation::remove_members`] (a [`MemberRef`]: all leaves of a UID, or one device),
+//!   [`Conversation::set_state`] (a GroupContextExtensions commit), [`Conversation::readd`]
+//!   (recovery: Remove + Add in one commit), [`Conversation::roster`],
+//!   [`Conversation::group_state`], [`Conversation::epoch_authenticator`] /
+//!   [`Conversation::tree_hash`] (safety fingerprint), [`inspect_welcome`] (read an invitation
+//!   without joining; join later with [`Conversation::join`]), [`Conversation::delete`].
+//! * **Role rule**, on every commit processed and on our own before it is returned: adding,
+//!   removing someone else's leaf or changing the state needs an admin of the current epoch; the
+//!   new state must decode and leave an admin in the group. Refusals are
+//!   [`Processed::CommitRejected`] with [`CommitRejectReason::NotAdmin`],
+//!   [`CommitRejectReason::NoAdminLeft`] or [`CommitRejectReason::InvalidGroupState`] (for our
+//!   own: [`E2eError::Refused`]) and change nothing.
+//! * **Own commits merge at once** ([`GroupCommit`]; `self_update` too): no pending state.
+//! * **Ordering**: in each epoch the valid commit with the smallest [`commit_id`] wins. The id
+//!   applied in each of the last [`ROLLBACK_EPOCHS`](rhizo_core::group::ROLLBACK_EPOCHS) epochs
+//!   and a snapshot of the group's openmls rows from before it are kept; a late, smaller,
+//!   valid commit rolls the group back ([`Processed::RolledBack`], then
+//!   [`Processed::CommitApplied`]); a larger one is [`CommitRejectReason::LostTieBreak`], the
+//!   same one [`CommitRejectReason::Duplicate`], an older one
+//!   [`CommitRejectReason::StaleEpoch`]. Snapshots leaving the window are deleted.
+//! * **Parking**: a group message of the current or a recent epoch that does not decrypt (made
+//!   on another branch, or needing a rollback first) is kept in the deferred buffer
+//!   ([`Processed::Deferred`]) and retried after every applied commit and rollback.
+//!
+//! The wire rules are in `docs/protocol.md` ("Groups: commit ordering, roles extension,
+//! recovery").
+//!
 //! # Persistence contract
 //!
 //! Each state-changing call runs in one SQLite transaction that is committed
@@ -79,7 +117,11 @@
 //!   [`KeyPackageInfo`].
 //! * `conversation` — [`Conversation`], [`Processed`], [`RekeyPolicy`], the
 //!   commit flow and tie-break; `conversation/state` — rekey counters,
-//!   pending commit and deferred queue rows.
+//!   pending commit and deferred queue rows; `conversation/group` — group
+//!   creation, membership, roster, Welcome inspection; `conversation/roles` —
+//!   the role rule and the 0xF7A1 extension; `conversation/group_commit` —
+//!   processing group commits (ordering, rollback, parking);
+//!   `conversation/ordering` — applied ids and state snapshots.
 //! * `error` — [`E2eError`].
 //!
 //! # Data flow
@@ -113,9 +155,10 @@ use openmls::prelude::Ciphersuite;
 
 pub use conversation::{
     CommitRejectReason, Conversation, DEFAULT_REKEY_MAX_AGE_SECS, DEFAULT_REKEY_MAX_MESSAGES,
-    GROUP_ID_LEN, MAX_DEFERRED, MAX_FUTURE_EPOCHS, MAX_GROUP_DEVICES, MAX_MESSAGE_BYTES,
-    MAX_PAST_EPOCHS, MAX_PLAINTEXT_BYTES, MAX_SKIPPED_GENERATIONS, OUT_OF_ORDER_TOLERANCE,
-    PADDING_BLOCK, Processed, RekeyPolicy, commit_id,
+    GROUP_ID_LEN, GroupCommit, MAX_DEFERRED, MAX_FUTURE_EPOCHS, MAX_GROUP_DEVICES,
+    MAX_MESSAGE_BYTES, MAX_PAST_EPOCHS, MAX_PLAINTEXT_BYTES, MAX_SKIPPED_GENERATIONS, MemberRef,
+    OUT_OF_ORDER_TOLERANCE, PADDING_BLOCK, Processed, RekeyPolicy, RosterEntry, WelcomeInfo,
+    commit_id, inspect_welcome,
 };
 pub use device::Device;
 pub use error::E2eError;

@@ -18,6 +18,10 @@
 //!   published, and when each was superseded, so that their private keys are
 //!   deleted after a grace period
 //!   ([`delete_retired_key_packages`](crate::delete_retired_key_packages)).
+//! * `e2e_group_applied` and `e2e_group_snapshots` (version 3): for groups, the id of the
+//!   commit applied in each recent epoch and a copy of the group's openmls rows from before
+//!   it, so a late commit with a smaller id can replace it (see the crate docs, "Groups").
+//!   They hold epoch secrets and are deleted as they leave the rollback window.
 //!
 //! # Secure delete
 //!
@@ -54,7 +58,7 @@ use rusqlite::{Connection, OptionalExtension};
 use crate::E2eError;
 
 /// Version of the `e2e_*` tables this build reads and writes.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// How long a statement waits for another connection's lock (the node's own
 /// `rhizo-store` connection to the same file) before failing.
@@ -93,6 +97,26 @@ CREATE TABLE IF NOT EXISTS e2e_own_key_packages (
 );
 CREATE INDEX IF NOT EXISTS e2e_own_key_packages_retired
     ON e2e_own_key_packages (retired_at) WHERE retired_at IS NOT NULL;
+";
+
+/// The `e2e_*` tables added in version 3 (groups): per group, the commit applied in each of
+/// the last [`ROLLBACK_EPOCHS`](rhizo_core::group::ROLLBACK_EPOCHS) epochs and a copy of the
+/// group's openmls rows from before it (`tbl` names the openmls table, `c0..c4` its columns).
+const SCHEMA_V3: &str = "
+CREATE TABLE IF NOT EXISTS e2e_group_applied (
+    group_id BLOB NOT NULL,
+    epoch INTEGER NOT NULL,
+    commit_id BLOB NOT NULL,
+    PRIMARY KEY (group_id, epoch)
+);
+CREATE TABLE IF NOT EXISTS e2e_group_snapshots (
+    group_id BLOB NOT NULL,
+    epoch INTEGER NOT NULL,
+    tbl TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    c0, c1, c2, c3, c4,
+    PRIMARY KEY (group_id, epoch, tbl, seq)
+);
 ";
 
 /// Turns on `PRAGMA secure_delete` for `conn` (see the [module docs](self)):
@@ -355,8 +379,11 @@ fn migrate(conn: &mut Connection) -> Result<(), E2eError> {
             });
         }
         Some(found) if found == SCHEMA_VERSION => {}
-        Some(_) => {
-            tx.execute_batch(SCHEMA_V2)?;
+        Some(found) => {
+            if found < 2 {
+                tx.execute_batch(SCHEMA_V2)?;
+            }
+            tx.execute_batch(SCHEMA_V3)?;
             tx.execute(
                 "UPDATE e2e_schema SET version = ?1 WHERE id = 1",
                 [SCHEMA_VERSION],
@@ -365,6 +392,7 @@ fn migrate(conn: &mut Connection) -> Result<(), E2eError> {
         None => {
             tx.execute_batch(SCHEMA_V1)?;
             tx.execute_batch(SCHEMA_V2)?;
+            tx.execute_batch(SCHEMA_V3)?;
             tx.execute(
                 "INSERT INTO e2e_schema (id, version) VALUES (1, ?1)",
                 [SCHEMA_VERSION],

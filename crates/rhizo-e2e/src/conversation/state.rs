@@ -166,6 +166,30 @@ impl ConversationState {
         Ok(ready)
     }
 
+    /// Drops (and counts) buffered messages of epochs before `oldest`: in a group, parked
+    /// messages that no rollback can make decryptable any more.
+    pub(super) fn drop_stale(&mut self, conn: &Connection, oldest: u64) -> Result<(), E2eError> {
+        let dropped = conn.execute(
+            "DELETE FROM e2e_deferred WHERE group_id = ?1 AND epoch < ?2",
+            params![self.group_id, oldest],
+        )?;
+        self.deferred_dropped = self.deferred_dropped.saturating_add(dropped as u64);
+        Ok(())
+    }
+
+    /// Deletes this conversation's rows (the conversation is forgotten).
+    pub(super) fn delete(&self, conn: &Connection) -> Result<(), E2eError> {
+        conn.execute(
+            "DELETE FROM e2e_deferred WHERE group_id = ?1",
+            [&self.group_id],
+        )?;
+        conn.execute(
+            "DELETE FROM e2e_conversations WHERE group_id = ?1",
+            [&self.group_id],
+        )?;
+        Ok(())
+    }
+
     /// How many messages are buffered for this conversation.
     pub(super) fn deferred_len(&self, conn: &Connection) -> Result<usize, E2eError> {
         Ok(conn.query_row(
