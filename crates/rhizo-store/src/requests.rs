@@ -19,6 +19,10 @@ use crate::{
     tx::{Reader, Tx},
 };
 
+/// What a refused conversation's placeholder group id starts with (then its session id): it
+/// can never equal a real MLS group id (those are 16 random bytes).
+const REFUSED_GROUP_PREFIX: &[u8] = b"refused:";
+
 /// Bounds on what message requests may hold. Defaults keep a flood from throwaway keys within
 /// a few MiB while a real first contact (a Welcome and some messages) always fits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -679,10 +683,13 @@ impl Tx<'_> {
         contact_uid: &[u8; 32],
         now: i64,
     ) -> Result<(), StoreError> {
+        // The placeholder's group id is built here, not in SQL: `||` makes TEXT, which the
+        // STRICT table refuses in a BLOB column (and OR IGNORE does not cover that).
+        let group_id = [REFUSED_GROUP_PREFIX, &session_id[..]].concat();
         self.conn.execute(
             "INSERT OR IGNORE INTO conversations (session_id, group_id, contact_uid, created_at,
-               closed_at) VALUES (?1, CAST('refused:' AS BLOB) || ?1, ?2, ?3, ?3)",
-            params![&session_id[..], &contact_uid[..], now],
+               closed_at) VALUES (?1, ?2, ?3, ?4, ?4)",
+            params![&session_id[..], group_id, &contact_uid[..], now],
         )
         .context("recording a refused conversation")?;
         Ok(())
@@ -876,6 +883,39 @@ mod tests {
             hold(&mut store, 1, 1, 1, 10, &limits),
             HoldOutcome::Held { .. }
         ));
+    }
+
+    /// A Welcome refused for good after its request was accepted leaves a closed placeholder
+    /// that numbers the refusal's receipt. Regression: the placeholder's group id was built
+    /// with `||` (TEXT), which the STRICT table refused, so every such acceptance failed and
+    /// the sender never learnt of the refusal (the agent_examples flake).
+    #[test]
+    fn a_refused_welcome_gets_a_closed_placeholder_conversation() {
+        let (_dir, mut store) = store();
+        let contact = crate::messaging::Contact {
+            uid: [7; 32],
+            root_pk: [7; 32],
+            name: "carol".into(),
+            verified: false,
+            added_at: 1,
+            devices: Vec::new(),
+        };
+        store
+            .write(|tx| tx.add_contact(&contact, 1))
+            .expect("contact");
+        let session = [0xC3; 16];
+        for _ in 0..2 {
+            store
+                .write(|tx| tx.insert_closed_conversation(&session, &[7; 32], 9))
+                .expect("placeholder (and again: ignored)");
+        }
+        let row = store
+            .read()
+            .conversation(&session)
+            .expect("read")
+            .expect("the placeholder");
+        assert_eq!(row.group_id, [&b"refused:"[..], &session[..]].concat());
+        assert_eq!(row.contact_uid, [7; 32]);
     }
 
     #[test]

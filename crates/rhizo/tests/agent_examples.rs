@@ -129,6 +129,7 @@ fn scenario(net: &Net, python: &[String]) -> anyhow::Result<()> {
     wait_card(c, &mut worker)?;
 
     // A finds C by skill (no contact) and delegates.
+    let bundles = c.logs().matches("published KeyPackages").count();
     let out = run_client(
         &net.client,
         "client.py",
@@ -137,6 +138,14 @@ fn scenario(net: &Net, python: &[String]) -> anyhow::Result<()> {
     )
     .with_context(|| worker.output())?;
     ensure!(out.trim() == "HELLO AGENTS", "client.py printed {out:?}");
+    // A's Welcome used one of C's one-time KeyPackages; C republishes its bundle within
+    // seconds. B's first contact with C comes next: built from the old bundle it may pick the
+    // same KeyPackage, which C then refuses for good (its task fails "not delivered"). Both
+    // first contacts racing is a known limit (docs/architecture.md "Left open"); this test is
+    // about the examples, so B starts once C's new bundle is out.
+    wait_for(TIMEOUT, "C's KeyPackages republished", || {
+        (c.logs().matches("published KeyPackages").count() > bundles).then_some(())
+    })?;
 
     // Two hops: A → B (pipeline) → C (upper); B reverses what C answers.
     let mut two_hop = example(
