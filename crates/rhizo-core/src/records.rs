@@ -116,7 +116,10 @@ use prost::Message;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-pub use agent_card::{AgentCardBody, AgentCardRecord, MAX_AGENT_CARD_DEVICES, MIN_AGENT_CARD_TTL};
+pub use agent_card::{
+    AGENT_CARD_BINDING_DOMAIN, AgentCardBody, AgentCardRecord, CardDevice, MAX_AGENT_CARD_DEVICES,
+    MIN_AGENT_CARD_TTL,
+};
 pub use device_list::{DeviceList, DeviceListBody};
 pub use identity_record::{IdentityBody, IdentityRecord};
 pub use key_package_bundle::{KeyPackageBundle, KeyPackageBundleBody};

@@ -147,8 +147,11 @@ mod tests {
         use rhizo_core::records::{AgentCardRecord, agent_card_device_key, agent_card_key};
         let v = CoreRecordValidator;
         let root = RootKey::from_bytes(&[4; 32]);
-        let device = rhizo_core::DeviceKey::from_bytes(&[5; 32]).public();
-        let cert = root.certify_device(&device, now());
+        let device_key = rhizo_core::DeviceKey::from_bytes(&[5; 32]);
+        let device = device_key.public();
+        let cert =
+            rhizo_core::records::CardDevice::sign(&device_key, root.certify_device(&device, now()))
+                .unwrap();
         let card: rhizo_core::agent::AgentCard = serde_json::from_value(serde_json::json!({
             "name": "Echo", "skills": [{"id": "echo.v1", "name": "Echo"}]
         }))
@@ -192,7 +195,21 @@ mod tests {
         let n = unsigned.len();
         unsigned[n - 64..].fill(0);
         assert!(v.validate(&key, &unsigned, None).is_err());
-        // Another root's card listing our device cannot be built (the certificate is ours).
+        // Another root's card listing our device cannot be built (the certificate is ours);
+        // nor with its own certificate of our device and a binding our device never signed
+        // (rhizo-core's agent_card tests show the validator refusing such bytes).
         assert!(record(&other, 1).is_err());
+        let squat = AgentCardRecord::new(
+            &other,
+            9,
+            card.clone(),
+            vec![rhizo_core::records::CardDevice {
+                certificate: other.certify_device(&device, now()),
+                signature: other.sign(b"not a binding"),
+            }],
+            now(),
+            ttl,
+        );
+        assert!(squat.is_err());
     }
 }

@@ -80,6 +80,11 @@ fn cert() -> DeviceCertificate {
     root().certify_device(&device().public(), NOW)
 }
 
+/// Device `[3; 32]` as a card lists it: certified by root `[1; 32]`, binding signed.
+fn card_device() -> rhizo_core::records::CardDevice {
+    rhizo_core::records::CardDevice::sign(&device(), cert()).expect("binding")
+}
+
 fn bob_cert() -> DeviceCertificate {
     bob_root().certify_device(&bob_device().public(), NOW)
 }
@@ -257,8 +262,9 @@ fn build_identity_and_records(v: &mut BTreeMap<String, Vector>) {
         bytes_vector(
             "SignedRecord kind 5: AgentCardRecord::new(root [1;32], version 2, card {name \"Echo\", \
          description \"repeats its input\", version \"1.0\", skill echo.v1 \"Echo\" tag \"text\", \
-         default modes text/plain, limits 64/4/49152}, [cert of device [3;32]], now, ttl)",
-            &AgentCardRecord::new(&root(), 2, card, vec![cert()], NOW, TTL)
+         default modes text/plain, limits 64/4/49152}, [cert of device [3;32] with its binding \
+         signature], now, ttl)",
+            &AgentCardRecord::new(&root(), 2, card, vec![card_device()], NOW, TTL)
                 .expect("agent card")
                 .encode(),
         ),

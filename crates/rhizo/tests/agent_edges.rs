@@ -353,6 +353,39 @@ fn rejected(nodes: &[&TestNode]) -> u64 {
         .sum()
 }
 
+/// A card of `root` listing `device` (someone else's) as mallory can make it: certified by
+/// `root`, with a binding signature that is not the device's (mallory does not hold its key),
+/// the record signed by `root`.
+fn squatting_card(
+    root: &rhizo_core::RootKey,
+    card: rhizo_core::agent::AgentCard,
+    device: &rhizo_core::DevicePublicKey,
+    now: u64,
+    ttl: u64,
+) -> anyhow::Result<Vec<u8>> {
+    use prost::Message as _;
+    use rhizo_core::{
+        DeviceKey, proto,
+        records::{AgentCardRecord, CardDevice, RECORD_SIGNATURE_DOMAIN},
+    };
+    // Mallory's card bound to a device of hers, then that device swapped for alice's.
+    let own = DeviceKey::from_bytes(&[67; 32]);
+    let bound = CardDevice::sign(&own, root.certify_device(&own.public(), now))?;
+    let record = AgentCardRecord::new(root, 1000, card, vec![bound], now, ttl)?.encode();
+    let envelope = proto::SignedRecord::decode(&record[..])?;
+    let mut body = proto::AgentCardBody::decode(&envelope.body[..])?;
+    body.devices = vec![root.certify_device(device, now).to_bytes().to_vec().into()];
+    let body = body.encode_to_vec();
+    let kind = u8::try_from(envelope.kind)?;
+    let signed = [RECORD_SIGNATURE_DOMAIN, &[kind], &body].concat();
+    Ok(proto::SignedRecord {
+        kind: envelope.kind,
+        body: body.into(),
+        signature: root.sign(&signed).to_vec().into(),
+    }
+    .encode_to_vec())
+}
+
 #[test]
 fn forged_and_malformed_agent_cards_in_the_dht_are_refused_and_never_shown() {
     use rhizo_core::{
@@ -390,24 +423,32 @@ fn forged_and_malformed_agent_cards_in_the_dht_are_refused_and_never_shown() {
         )?;
         let own = AgentCardRecord::new(&root, 1000, evil.clone(), Vec::new(), now, ttl)?.encode();
 
-        // Before alice is an agent, mallory claims her device (a PeerId is public): a valid
-        // card of mallory's own root, certifying alice's device key, under that device's card
-        // key: what a search by skill reads for a provider. The storing nodes keep it.
+        // Before alice is an agent, mallory claims her device (a PeerId is public): a card of
+        // mallory's own root, certifying alice's device key, under that device's card key:
+        // what a search by skill reads for a provider. Alice's device never signed its binding
+        // to mallory's root, so every storing node refuses it (it used to be kept, and block
+        // alice's own card there).
         let alice_device = device_of(alice.peer_id())?;
         let device_key = agent_card_device_key(&alice_device);
-        let squat = AgentCardRecord::new(
-            &root,
-            1000,
-            evil,
-            vec![root.certify_device(&alice_device, now)],
-            now,
-            ttl,
-        )?
-        .encode();
-        wait_for(TIMEOUT, "mallory's claim to be stored", || {
-            mallory.put(&device_key, squat.clone(), &storing);
-            mallory.get(&device_key).contains(&squat).then_some(())
-        })?;
+        let squat = squatting_card(&root, evil, &alice_device, now, ttl)?;
+        let why = validate_record(&device_key, &squat, now)
+            .err()
+            .context("the squatting card validates")?;
+        ensure!(
+            why.to_string().contains("binding"),
+            "refused for another reason: {why}"
+        );
+        // Handed over again until all three refused it (mallory may not be connected yet).
+        let before = rejected(&[hub, bob, carol]);
+        wait_for(
+            TIMEOUT,
+            "the storing nodes to refuse mallory's claim",
+            || {
+                mallory.put(&device_key, squat.clone(), &storing);
+                (rejected(&[hub, bob, carol]) >= before + 3).then_some(())
+            },
+        )?;
+        ensure!(mallory.get(&device_key).is_empty());
 
         // Alice becomes an agent with skill echo.v1.
         let card = json!({"name": "Echo", "skills": [{"id": "echo.v1", "name": "Echo"}]});
@@ -418,6 +459,10 @@ fn forged_and_malformed_agent_cards_in_the_dht_are_refused_and_never_shown() {
                 .get(&alice_key)
                 .into_iter()
                 .find(|v| validate_record(&alice_key, v, now).is_ok())
+        })?;
+        // Her card is stored under her device's key too (nothing of mallory's is there).
+        wait_for(TIMEOUT, "alice's card under her device's key", || {
+            (mallory.get(&device_key) == std::slice::from_ref(&genuine)).then_some(())
         })?;
 
         // Forgeries under the UID keys: a bad signature, another identity's card, not a

@@ -121,8 +121,9 @@ const _: () = {
         + (MAX_CARD_VERSION_BYTES + 2)
         + lists
         + 256;
-    // 1 KiB stays for the record's envelope, signature and device certificates.
-    assert!(MAX_SKILLS * skill + card + 1024 <= crate::records::MAX_RECORD_BYTES);
+    // 1.25 KiB stays for the record's envelope, signature and devices (certificates and
+    // binding signatures).
+    assert!(MAX_SKILLS * skill + card + 1280 <= crate::records::MAX_RECORD_BYTES);
 };
 
 impl AgentCard {

@@ -5,6 +5,15 @@
 //! ([`AgentCard`]) has it; decoding checks the model's limits ([`AgentCard::validate`]), which
 //! are chosen so that a maximal card fits in one DHT value. Each skill id is also announced as a
 //! Kademlia provider record under [`skill_key`](super::skill_key)`(id)`.
+//!
+//! A card lists the devices that serve the agent ([`CardDevice`]), and is also stored under
+//! each one's [`agent_card_device_key`]. The root key can certify any device key (a PeerId is
+//! public), so each listed device also signs its own binding to the card's root: without it
+//! another identity could store a card under an agent's device key first and take its place.
+//!
+//! ```text
+//! binding signature = Ed25519(device key, "rhizo/agent-card-binding/v1" ‖ certificate (137 bytes))
+//! ```
 
 use std::fmt;
 
@@ -16,9 +25,9 @@ use super::{
     decode_canonical, root_key_from,
 };
 use crate::agent::{AgentCard, AgentLimits, AgentSkill};
-use crate::identity::SIGNATURE_LEN;
+use crate::identity::{self, SIGNATURE_LEN};
 use crate::proto;
-use crate::{DEVICE_CERT_LEN, DeviceCertificate, RootKey, RootPublicKey, Uid};
+use crate::{DEVICE_CERT_LEN, DeviceCertificate, DeviceKey, RootKey, RootPublicKey, Uid};
 
 /// Shortest card lifetime: a card lives 3 to 7 days, like a profile, and its owner re-signs it
 /// (with the next version) while online.
@@ -26,10 +35,62 @@ pub const MIN_AGENT_CARD_TTL: u64 = 3 * 24 * 60 * 60;
 /// Most devices a card lists: each is one more key the card may be stored under, so this bounds
 /// the copies of one card a storing node keeps.
 pub const MAX_AGENT_CARD_DEVICES: usize = 4;
+/// Domain tag at the start of the message a listed device signs ([`CardDevice`]).
+pub const AGENT_CARD_BINDING_DOMAIN: &[u8] = b"rhizo/agent-card-binding/v1";
 
-// The model's limits leave 1 KiB of a DHT value for the envelope, the signature and the device
-// certificates (see `agent.rs`); these fit in it.
-const _: () = assert!(MAX_AGENT_CARD_DEVICES * (DEVICE_CERT_LEN + 3) + 256 <= 1024);
+// The model's limits leave 1.25 KiB of a DHT value for the envelope, the signature and the
+// devices (certificate and binding signature, see `agent/card.rs`); these fit in it.
+const _: () =
+    assert!(MAX_AGENT_CARD_DEVICES * (DEVICE_CERT_LEN + 3 + SIGNATURE_LEN + 2) + 256 <= 1280);
+
+/// A device a card lists: its certificate from the card's root (certification) and the
+/// device key's own signature over it (the binding: the device agreed to serve that root's
+/// card).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CardDevice {
+    /// The device's certificate from the card's root.
+    pub certificate: DeviceCertificate,
+    /// Ed25519(device key, [`AGENT_CARD_BINDING_DOMAIN`] ‖ certificate).
+    pub signature: [u8; SIGNATURE_LEN],
+}
+
+impl CardDevice {
+    /// Signs `certificate`'s binding with `device`.
+    ///
+    /// # Errors
+    ///
+    /// [`RecordError::AgentCard`] if `certificate` is not for `device`'s key.
+    pub fn sign(device: &DeviceKey, certificate: DeviceCertificate) -> Result<Self, RecordError> {
+        if certificate.device() != device.public() {
+            return Err(DEVICES_ERROR);
+        }
+        Ok(Self {
+            certificate,
+            signature: device.sign(&binding_message(&certificate)),
+        })
+    }
+
+    /// Checks it for a card of `root`: `root` certified the device, the device signed the
+    /// binding.
+    ///
+    /// # Errors
+    ///
+    /// [`RecordError::AgentCard`] naming which check failed.
+    pub fn verify_for(&self, root: &RootPublicKey) -> Result<(), RecordError> {
+        self.certificate
+            .verify_for(root)
+            .map_err(|_| DEVICES_ERROR)?;
+        self.certificate
+            .device()
+            .verify(&binding_message(&self.certificate), &self.signature)
+            .map_err(|_| BINDING_ERROR)
+    }
+}
+
+/// `"rhizo/agent-card-binding/v1" ‖ certificate`: what a listed device signs.
+fn binding_message(certificate: &DeviceCertificate) -> Vec<u8> {
+    identity::signed_message(AGENT_CARD_BINDING_DOMAIN, &[&certificate.to_bytes()])
+}
 
 /// An agent's card, signed by the root key and stored under
 /// [`agent_card_key`](super::agent_card_key)`(uid)`; a higher `version` replaces a lower one.
@@ -59,7 +120,7 @@ pub struct AgentCardBody {
     root_pk: RootPublicKey,
     version: u64,
     card: AgentCard,
-    devices: Vec<DeviceCertificate>,
+    devices: Vec<CardDevice>,
 }
 
 impl AgentCardBody {
@@ -73,27 +134,30 @@ impl AgentCardBody {
         &self.card
     }
 
-    /// The devices that serve the agent (certified by the root key).
-    pub fn devices(&self) -> &[DeviceCertificate] {
+    /// The devices that serve the agent (certified by the root key, each bound by its own
+    /// signature).
+    pub fn devices(&self) -> &[CardDevice] {
         &self.devices
     }
 }
 
 impl AgentCardRecord {
     /// Signs `card` as version `version` of our card, served by `devices` (certified by
-    /// `root`), valid from `now` for `ttl` seconds (3 to 7 days).
+    /// `root`, each with its binding signature: [`CardDevice::sign`]), valid from `now` for
+    /// `ttl` seconds (3 to 7 days).
     ///
     /// # Errors
     ///
     /// [`RecordError::AgentCard`] for a card the model refuses, or for more than
-    /// [`MAX_AGENT_CARD_DEVICES`] devices, one twice or one `root` did not certify;
+    /// [`MAX_AGENT_CARD_DEVICES`] devices, one twice, one `root` did not certify or one
+    /// whose binding signature does not verify;
     /// [`RecordError::TtlTooShort`] / [`RecordError::TtlTooLong`] for a lifetime outside 3–7
     /// days; [`RecordError::TooLarge`] if the encoding does not fit.
     pub fn new(
         root: &RootKey,
         version: u64,
         card: AgentCard,
-        devices: Vec<DeviceCertificate>,
+        devices: Vec<CardDevice>,
         now: u64,
         ttl: u64,
     ) -> Result<Self, RecordError> {
@@ -128,7 +192,7 @@ impl Body for AgentCardBody {
             || self
                 .devices
                 .iter()
-                .any(|d| key == agent_card_device_key(&d.device()))
+                .any(|d| key == agent_card_device_key(&d.certificate.device()))
     }
 
     fn uid(&self) -> Uid {
@@ -160,7 +224,12 @@ impl Body for AgentCardBody {
             devices: self
                 .devices
                 .iter()
-                .map(|cert| bytes::Bytes::copy_from_slice(&cert.to_bytes()))
+                .map(|d| bytes::Bytes::copy_from_slice(&d.certificate.to_bytes()))
+                .collect(),
+            device_signatures: self
+                .devices
+                .iter()
+                .map(|d| bytes::Bytes::copy_from_slice(&d.signature))
                 .collect(),
         }
         .encode_to_vec()
@@ -187,15 +256,7 @@ impl Body for AgentCardBody {
             },
         };
         check_card(&card)?;
-        if decoded.devices.len() > MAX_AGENT_CARD_DEVICES {
-            return Err(DEVICES_ERROR);
-        }
-        let devices = decoded
-            .devices
-            .iter()
-            .map(|bytes| DeviceCertificate::decode(bytes).map_err(|_| DEVICES_ERROR))
-            .collect::<Result<Vec<_>, _>>()?;
-        check_devices(&devices)?;
+        let devices = decode_devices(&decoded.devices, &decoded.device_signatures)?;
         let body = Self {
             root_pk,
             version: decoded.version,
@@ -227,22 +288,61 @@ impl Body for AgentCardBody {
 const DEVICES_ERROR: RecordError = RecordError::AgentCard(
     "a card lists at most 4 devices, each once, certified by the card's root key",
 );
+/// What a device whose binding signature does not verify is refused with.
+const BINDING_ERROR: RecordError = RecordError::AgentCard(
+    "a device the card lists did not sign its binding to the card's root (agent-card-binding)",
+);
+/// What a card from before binding signatures is refused with.
+const UNBOUND_ERROR: RecordError = RecordError::AgentCard(
+    "the card lists devices without their binding signatures (an older format): its owner's \
+     node signs it again with them",
+);
 
 impl AgentCardBody {
-    /// Every listed device is certified by the card's root key.
+    /// Every listed device is certified by the card's root key and signed its binding.
     fn verify_devices(&self) -> Result<(), RecordError> {
         self.devices
             .iter()
-            .try_for_each(|cert| cert.verify_for(&self.root_pk).map_err(|_| DEVICES_ERROR))
+            .try_for_each(|d| d.verify_for(&self.root_pk))
     }
 }
 
+/// The devices of a decoded body (field 12, and their binding signatures in field 13), their
+/// count and uniqueness checked; the signatures are verified later, with the root's.
+fn decode_devices(
+    certificates: &[bytes::Bytes],
+    signatures: &[bytes::Bytes],
+) -> Result<Vec<CardDevice>, RecordError> {
+    if certificates.len() > MAX_AGENT_CARD_DEVICES {
+        return Err(DEVICES_ERROR);
+    }
+    if signatures.is_empty() && !certificates.is_empty() {
+        return Err(UNBOUND_ERROR);
+    }
+    if signatures.len() != certificates.len() {
+        return Err(BINDING_ERROR);
+    }
+    let devices = certificates
+        .iter()
+        .zip(signatures)
+        .map(|(cert, signature)| {
+            Ok(CardDevice {
+                certificate: DeviceCertificate::decode(cert).map_err(|_| DEVICES_ERROR)?,
+                signature: signature[..].try_into().map_err(|_| BINDING_ERROR)?,
+            })
+        })
+        .collect::<Result<Vec<_>, RecordError>>()?;
+    check_devices(&devices)?;
+    Ok(devices)
+}
+
 /// The count and uniqueness of a card's devices.
-fn check_devices(devices: &[DeviceCertificate]) -> Result<(), RecordError> {
+fn check_devices(devices: &[CardDevice]) -> Result<(), RecordError> {
+    let device = |d: &CardDevice| d.certificate.device();
     let unique = devices
         .iter()
         .enumerate()
-        .all(|(i, d)| devices[..i].iter().all(|e| e.device() != d.device()));
+        .all(|(i, d)| devices[..i].iter().all(|e| device(e) != device(d)));
     if devices.len() > MAX_AGENT_CARD_DEVICES || !unique {
         return Err(DEVICES_ERROR);
     }

@@ -19,7 +19,8 @@ use rhizo_core::{
     agent::AgentCard,
     proto::{AgentMessage, CapabilityAnswer, CapabilityQuery, agent_message::Kind},
     records::{
-        AgentCardRecord, ValidRecord, agent_card_device_key, agent_card_key, validate_record,
+        AgentCardRecord, CardDevice, ValidRecord, agent_card_device_key, agent_card_key,
+        validate_record,
     },
 };
 use rhizo_store::{AgentCardRow, Reader, Tx, messaging::Contact};
@@ -69,7 +70,7 @@ impl Engine {
             &me.root,
             version,
             card,
-            vec![me.certificate],
+            vec![CardDevice::sign(&me.device, me.certificate)?],
             crate::secs(now),
             AGENT_CARD_TTL_SECS,
         )?;

@@ -7,7 +7,7 @@
 //!                    agent_card_device_key(device) ─▶ start_providing(skill_key(id)) per skill
 //!  publisher (hourly) ─▶ the same again (re-signed 2 days before it expires)
 //!  find_agents(skill) ─▶ get_providers(skill_key) ─▶ ≤ 20 providers ─▶ each device's card
-//!                    ─▶ validate, the device's KeyPackages prove it is the card's UID's,
+//!                    ─▶ validate (the device signed its binding to the card's UID),
 //!                       has the skill ─▶ cache ─▶ [AgentView]
 //!  agents() / agent(who, refresh) ─▶ cached cards (or the DHT) ─▶ AgentView
 //! ```
@@ -19,8 +19,8 @@ use rhizo_core::{
     DevicePublicKey, Uid,
     agent::{AgentCard, BreakerState, Liveness, check_skill_id},
     records::{
-        AgentCardRecord, ValidRecord, agent_card_device_key, agent_card_key, key_packages_key,
-        skill_key, validate_record,
+        AgentCardRecord, ValidRecord, agent_card_device_key, agent_card_key, skill_key,
+        validate_record,
     },
 };
 use rhizo_engine::{
@@ -38,9 +38,6 @@ use super::{CardError, Messaging};
 pub const MAX_FIND_PROVIDERS: usize = 20;
 /// How long one card lookup of a search may take before that provider is skipped.
 pub const FIND_CARD_TIMEOUT: Duration = Duration::from_secs(10);
-/// Identities whose cards claim one provider's device that a search checks (newest first):
-/// each costs a KeyPackage lookup.
-const MAX_CARD_CLAIMS: usize = 3;
 
 /// Load figures an agent announces in its heartbeats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -307,49 +304,16 @@ impl Messaging {
             .map(|own| (own.record, own.bytes))
     }
 
-    /// The newest card a provider's device published that the device itself vouches for.
-    /// A card lists devices its own root certified, and any root can certify any device key
-    /// (a PeerId is public), so another identity could claim an agent's device and take its
-    /// place in the answers to a search: a card is believed for `peer` only when that device
-    /// signed a KeyPackage bundle under the card's UID (its proof of possession, as for a
-    /// contact added by UID). At most [`MAX_CARD_CLAIMS`] identities are tried, newest first.
+    /// The newest valid card under a provider's device key. Any root can certify any device
+    /// key (a PeerId is public), but a card is valid there only with the device's own binding
+    /// signature ([`rhizo_core::records::CardDevice`]), so another identity cannot claim an
+    /// agent's device and take its place in the answers to a search.
     async fn card_of_provider(&self, peer: PeerId) -> Option<(AgentCardRecord, Vec<u8>)> {
         let device = device_of_peer(&peer)?;
-        let mut cards = self.cards_under(agent_card_device_key(&device)).await;
-        cards.sort_by_key(|(record, _)| std::cmp::Reverse(record.version()));
-        let mut tried = HashSet::new();
-        for (record, bytes) in cards {
-            if !tried.insert(record.uid()) {
-                continue;
-            }
-            if tried.len() > MAX_CARD_CLAIMS {
-                break;
-            }
-            if self.device_proven(&record.uid(), &device).await {
-                return Some((record, bytes));
-            }
-            debug!(uid = %record.uid(), "a card claims a device it cannot prove; ignored");
-        }
-        None
-    }
-
-    /// Whether `device` signed a valid KeyPackage bundle under `uid` (found in time).
-    async fn device_proven(&self, uid: &Uid, device: &DevicePublicKey) -> bool {
-        let key = key_packages_key(uid, device);
-        let Ok(Ok(values)) = tokio::time::timeout(
-            FIND_CARD_TIMEOUT,
-            self.inner.client.get_records(key.to_vec()),
-        )
-        .await
-        else {
-            return false;
-        };
-        let now = self.now_secs();
-        values.iter().any(|v| {
-            matches!(validate_record(&key, v, now), Ok(ValidRecord::KeyPackages(bundle))
-                if bundle.device_cert().device() == *device
-                    && bundle.device_cert().root().uid() == *uid)
-        })
+        self.cards_under(agent_card_device_key(&device))
+            .await
+            .into_iter()
+            .max_by_key(|(record, _)| record.version())
     }
 
     /// A UID's newest valid card in the DHT.

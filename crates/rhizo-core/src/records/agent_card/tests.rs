@@ -31,12 +31,18 @@ fn cert(root_seed: u8, device_seed: u8) -> DeviceCertificate {
     root(root_seed).certify_device(&device, NOW)
 }
 
-fn certs(n: usize) -> Vec<DeviceCertificate> {
-    (0..n).map(|i| cert(1, 10 + i as u8)).collect()
+/// Device `device_seed` as a card of root `root_seed` lists it: certified, binding signed.
+fn bound(root_seed: u8, device_seed: u8) -> CardDevice {
+    let device = crate::DeviceKey::from_bytes(&[device_seed; 32]);
+    CardDevice::sign(&device, cert(root_seed, device_seed)).unwrap()
+}
+
+fn certs(n: usize) -> Vec<CardDevice> {
+    (0..n).map(|i| bound(1, 10 + i as u8)).collect()
 }
 
 fn record(version: u64) -> AgentCardRecord {
-    AgentCardRecord::new(&root(1), version, card(), vec![cert(1, 3)], NOW, TTL).unwrap()
+    AgentCardRecord::new(&root(1), version, card(), vec![bound(1, 3)], NOW, TTL).unwrap()
 }
 
 /// Every field at its limit, names in 4-byte characters.
@@ -179,9 +185,18 @@ fn the_builder_refuses_bad_cards_and_lifetimes() {
 }
 
 /// Signs a body crafted past the builder, as a forger with the right key could.
-fn resigned(mut r: AgentCardRecord, edit: impl FnOnce(&mut AgentCardRecord)) -> Vec<u8> {
+fn resigned(r: AgentCardRecord, edit: impl FnOnce(&mut AgentCardRecord)) -> Vec<u8> {
+    resigned_by(1, r, edit)
+}
+
+/// [`resigned`] by root `root_seed`.
+fn resigned_by(
+    root_seed: u8,
+    mut r: AgentCardRecord,
+    edit: impl FnOnce(&mut AgentCardRecord),
+) -> Vec<u8> {
     edit(&mut r);
-    r.signature = root(1).sign(&signed_message(RecordKind::AgentCard, &r.body_bytes()));
+    r.signature = root(root_seed).sign(&signed_message(RecordKind::AgentCard, &r.body_bytes()));
     r.encode()
 }
 
@@ -282,7 +297,7 @@ fn only_a_newer_version_replaces_a_stored_card() {
 fn a_card_is_stored_under_its_uid_key_and_its_devices_keys_only() {
     let r = record(1);
     let value = r.encode();
-    assert_eq!(r.devices(), &[cert(1, 3)]);
+    assert_eq!(r.devices(), &[bound(1, 3)]);
     let device = crate::DeviceKey::from_bytes(&[3; 32]).public();
     let valid = validate_record(&agent_card_device_key(&device), &value, NOW).unwrap();
     // Validated under a device key, it is still the UID's card.
@@ -299,14 +314,105 @@ fn a_card_is_stored_under_its_uid_key_and_its_devices_keys_only() {
         builder(certs(MAX_AGENT_CARD_DEVICES + 1)),
         Err(RecordError::AgentCard(_))
     ));
-    assert!(builder(vec![cert(1, 3), cert(1, 3)]).is_err());
-    assert!(builder(vec![cert(2, 3)]).is_err());
+    assert!(builder(vec![bound(1, 3), bound(1, 3)]).is_err());
+    assert!(builder(vec![bound(2, 3)]).is_err());
     // A foreign device signed into the card past the builder: the validator refuses it too.
-    let foreign = resigned(record(1), |r| r.body.devices = vec![cert(2, 5)]);
+    let foreign = resigned(record(1), |r| r.body.devices = vec![bound(2, 5)]);
     assert!(matches!(
         validate_record(&r.key(), &foreign, NOW),
         Err(RecordError::AgentCard(_))
     ));
-    let twice = resigned(record(1), |r| r.body.devices = vec![cert(1, 3), cert(1, 3)]);
+    let twice = resigned(record(1), |r| {
+        r.body.devices = vec![bound(1, 3), bound(1, 3)]
+    });
     assert!(validate_record(&r.key(), &twice, NOW).is_err());
+}
+
+/// Squatting: mallory (root 2) certifies alice's device key 3 (a PeerId is public) and lists
+/// it, to be stored under that device's card key before alice's own card. Without the device's
+/// binding signature no storing node or reader accepts it; alice's card (bound by her device)
+/// is accepted there.
+#[test]
+fn a_card_listing_a_device_that_did_not_sign_its_binding_is_refused() {
+    let alice_device = crate::DeviceKey::from_bytes(&[3; 32]);
+    let device_key = agent_card_device_key(&alice_device.public());
+    let binding = AgentCardRecord::new(&root(2), 9, card(), vec![bound(2, 3)], NOW, TTL).unwrap();
+    let mallory_signed = |signature: [u8; SIGNATURE_LEN]| {
+        resigned_by(2, binding.clone(), |r| {
+            r.body.devices = vec![CardDevice {
+                certificate: cert(2, 3),
+                signature,
+            }];
+        })
+    };
+    // Signed by mallory's own device, by the root, or left zero: refused with the reason.
+    let other_device = crate::DeviceKey::from_bytes(&[9; 32]);
+    let message = binding_message(&cert(2, 3));
+    for signature in [
+        other_device.sign(&message),
+        root(2).sign(&message),
+        [0; SIGNATURE_LEN],
+    ] {
+        assert_eq!(
+            validate_record(&device_key, &mallory_signed(signature), NOW),
+            Err(BINDING_ERROR)
+        );
+    }
+    // The signature of another statement by alice's device (e.g. a ticket's possession
+    // proof): refused too (the domain differs).
+    let possession = crate::ticket::DeviceProof::new(&alice_device, cert(2, 3)).unwrap();
+    assert_eq!(
+        validate_record(&device_key, &mallory_signed(possession.possession), NOW),
+        Err(BINDING_ERROR)
+    );
+    // The builder cannot bind a device with another device's key.
+    assert_eq!(
+        CardDevice::sign(&other_device, cert(2, 3)),
+        Err(DEVICES_ERROR)
+    );
+    // Alice's genuine card is accepted under the same key.
+    let genuine = record(1);
+    assert!(validate_record(&device_key, &genuine.encode(), NOW).is_ok());
+    assert_eq!(genuine.devices()[0].verify_for(&root(1).public()), Ok(()));
+    assert_eq!(
+        genuine.devices()[0].verify_for(&root(2).public()),
+        Err(DEVICES_ERROR)
+    );
+}
+
+/// A card in the format before binding signatures (field 13 absent) is refused with a clear
+/// error; so is one with a signature count that does not match its devices.
+#[test]
+fn a_card_without_binding_signatures_is_refused_clearly() {
+    let good = record(1);
+    let resign = |edit: &dyn Fn(&mut proto::AgentCardBody)| {
+        let mut body = proto::AgentCardBody::decode(&good.body_bytes()[..]).unwrap();
+        edit(&mut body);
+        let body = body.encode_to_vec();
+        let signature = root(1).sign(&signed_message(RecordKind::AgentCard, &body));
+        super::super::encode_envelope(RecordKind::AgentCard, body, &signature)
+    };
+    let old = resign(&|b| b.device_signatures.clear());
+    let err = validate_record(&good.key(), &old, NOW).unwrap_err();
+    assert_eq!(err, UNBOUND_ERROR);
+    assert!(err.to_string().contains("older format"), "{err}");
+    let extra = resign(&|b| {
+        let s = b.device_signatures[0].clone();
+        b.device_signatures.push(s);
+    });
+    assert_eq!(
+        validate_record(&good.key(), &extra, NOW),
+        Err(BINDING_ERROR)
+    );
+    let short = resign(&|b| b.device_signatures[0] = b.device_signatures[0].slice(..63));
+    assert_eq!(
+        validate_record(&good.key(), &short, NOW),
+        Err(BINDING_ERROR)
+    );
+    // A card that lists no device needs no signature.
+    let bare = resign(&|b| {
+        b.devices.clear();
+        b.device_signatures.clear();
+    });
+    assert!(validate_record(&good.key(), &bare, NOW).is_ok());
 }

@@ -70,7 +70,12 @@ fn our_card_versions_grow_also_across_a_removal() {
         .write(|tx| alice.set_agent_card(tx, card("Echo"), NOW))
         .unwrap();
     assert_eq!(v1.record.version(), 1);
-    assert_eq!(v1.record.devices(), &[alice.me().certificate]);
+    assert_eq!(v1.record.devices().len(), 1);
+    assert_eq!(v1.record.devices()[0].certificate, alice.me().certificate);
+    assert_eq!(
+        v1.record.devices()[0].verify_for(&alice.me().root.public()),
+        Ok(())
+    );
     let v2 = store
         .write(|tx| alice.set_agent_card(tx, card("Echo 2"), NOW))
         .unwrap();
