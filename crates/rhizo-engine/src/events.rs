@@ -61,6 +61,14 @@ pub enum Event {
         /// The new liveness.
         liveness: Liveness,
     },
+    /// A contact answered our `capability_query`: its card, validated, is cached (`agent`), or
+    /// it said it has none (not an agent any more: the cached card was dropped).
+    AgentCard {
+        /// Its UID.
+        uid: String,
+        /// Whether it has a card.
+        agent: bool,
+    },
     /// A contact asked us to wake our agent program (seed 004 `wake_up`).
     WakeUp {
         /// The sender's UID.

@@ -87,6 +87,14 @@ pub enum ApiEvent {
         /// The new liveness.
         liveness: Liveness,
     },
+    /// A contact answered a `capability_query` (`rhizo agents ask`): its card is cached
+    /// (`agent`), or it has none.
+    AgentCard {
+        /// Its UID.
+        uid: String,
+        /// Whether it has a card.
+        agent: bool,
+    },
     /// A contact asked us to wake our agent program (seed 004 `wake_up`).
     WakeUp {
         /// The sender's UID.

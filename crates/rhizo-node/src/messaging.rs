@@ -48,7 +48,9 @@ mod requests;
 mod send;
 mod views;
 
-pub use agent_cards::{AgentLoad, AgentView, FIND_CARD_TIMEOUT, MAX_FIND_PROVIDERS, OwnCardView};
+pub use agent_cards::{
+    ASK_AGENT_TIMEOUT, AgentLoad, AgentView, FIND_CARD_TIMEOUT, MAX_FIND_PROVIDERS, OwnCardView,
+};
 pub use agents::{TaskError, TaskInputBody, TaskListQuery, parse_states};
 pub use error::{
     CardError, ContactError, FetchError, JobError, MessagingError, ProfileError, RequestError,
@@ -277,6 +279,7 @@ impl Messaging {
                     self.inner.liveness_wake.notify_one();
                     ApiEvent::AgentLiveness { uid, liveness }
                 }
+                Event::AgentCard { uid, agent } => ApiEvent::AgentCard { uid, agent },
                 Event::WakeUp { from, reason } => ApiEvent::WakeUp { from, reason },
                 _ => continue,
             };

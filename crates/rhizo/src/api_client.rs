@@ -50,6 +50,17 @@ impl ApiClient {
         })
     }
 
+    /// The same client, waiting up to `timeout` for each answer (for a route that itself waits
+    /// longer than the usual bound, e.g. `agents ask`).
+    pub(crate) fn waiting(mut self, timeout: Duration) -> anyhow::Result<Self> {
+        self.http = reqwest::Client::builder()
+            .timeout(timeout)
+            .no_proxy()
+            .build()
+            .context("cannot build the HTTP client")?;
+        Ok(self)
+    }
+
     /// Whether a node answers at all.
     pub(crate) async fn is_up(&self) -> bool {
         self.http

@@ -180,6 +180,15 @@ pub(crate) enum AgentsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Ask a contact for its agent card now, over your conversation (end to end), and wait
+    /// (at most 30 s) for its answer
+    Ask {
+        /// The contact's name or UID
+        agent: String,
+        /// Machine-readable JSON output
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,9 +1,13 @@
 //! Agent cards with real processes on 127.0.0.1: a node sets a card, and a node that has never
 //! had contact with it finds it by skill through the DHT (provider records, then the card
-//! record, validated); the card routes' errors.
+//! record, validated); a contact asks for it over MLS (`rhizo agents ask`,
+//! `capability_query`/`capability_answer`); the card routes' errors.
+
+mod agent_common;
 
 use std::{path::Path, time::Duration};
 
+use anyhow::{Context, ensure};
 use rhizo_test_utils::{TestNode, wait_for};
 use serde_json::{Value, json};
 
@@ -148,4 +152,66 @@ fn a_stranger_finds_an_agent_by_skill_through_the_dht() {
         .api_raw("/v1/agent/card", Some(&alice.api_token().unwrap()))
         .unwrap();
     assert_eq!(status, 404);
+}
+
+/// `rhizo agents ask` / `GET /v1/agents/{who}?live=1`: the client asks its contact for the card
+/// over their conversation and gets the answer (signed card, validated) within the bound; a
+/// contact without a card says so; a name that is no contact is a clear error.
+#[test]
+fn a_contact_answers_a_capability_query_end_to_end() {
+    let net = agent_common::Net::start("ask", 1).expect("start the nodes");
+    if let Err(e) = ask_scenario(&net) {
+        panic!("{e:#}\n{}", net.logs());
+    }
+}
+
+fn ask_scenario(net: &agent_common::Net) -> anyhow::Result<()> {
+    net.befriend()?;
+    let (client, worker) = (&net.client, net.worker());
+    let token = client.api_token()?;
+    // Not an agent yet: it answers that it has no card.
+    let (status, body) = client.api_raw("/v1/agents/worker?live=1", Some(&token))?;
+    ensure!(
+        (status, code(&body).as_str()) == (404, "UNKNOWN_AGENT") && body.contains("no agent card"),
+        "{status} {body}"
+    );
+    // It becomes an agent: asked through the CLI, the client gets its card end to end.
+    let card = json!({"name": "Echo", "skills": [{"id": "echo.v1", "name": "Echo"}]});
+    ensure!(worker.api_post("/v1/agent/card", &card)?["card_version"] == 1);
+    let out = client.cli(&["agents", "ask", "worker", "--json"])?;
+    ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let view: Value = serde_json::from_slice(&out.stdout).context("ask --json")?;
+    ensure!(
+        view["uid"] == worker.uid()
+            && view["name"] == "worker"
+            && view["card"]["name"] == "Echo"
+            && view["card_version"] == 1,
+        "{view}"
+    );
+    // A new version is what the next question answers.
+    let card = json!({"name": "Echo 2", "skills": [{"id": "echo.v1", "name": "Echo"}]});
+    ensure!(worker.api_post("/v1/agent/card", &card)?["card_version"] == 2);
+    let view = client.api_get("/v1/agents/worker?live=1")?;
+    ensure!(
+        view["card"]["name"] == "Echo 2" && view["card_version"] == 2,
+        "{view}"
+    );
+    // A name that is no contact: the question cannot go anywhere.
+    let (status, body) = client.api_raw("/v1/agents/nobody?live=1", Some(&token))?;
+    ensure!(
+        (status, code(&body).as_str()) == (404, "UNKNOWN_CONTACT"),
+        "{status} {body}"
+    );
+    let out = client.cli(&["agents", "ask", "nobody"])?;
+    ensure!(!out.status.success(), "asking nobody succeeded");
+    ensure!(
+        String::from_utf8_lossy(&out.stderr).contains("not a contact"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
 }

@@ -220,7 +220,8 @@ pub(crate) fn on_capability_query(
 
 /// A contact's card arrived (`capability_answer`): cached if it validates under the contact's
 /// UID's card key and is signed by their root key; an empty card means they are no longer an
-/// agent (the cached card is dropped). A bad card is ignored (the message itself is fine).
+/// agent (the cached card is dropped). Either way [`Event::AgentCard`] tells the driver (an
+/// `agents ask` waits for it). A bad card is ignored (the message itself is fine).
 pub(crate) fn on_capability_answer(
     tx: &mut Tx<'_>,
     ctx: &AgentCtx<'_>,
@@ -228,14 +229,21 @@ pub(crate) fn on_capability_answer(
     now: i64,
 ) -> Result<Vec<Event>, Reject> {
     let contact = ctx.contact;
+    let uid = Uid::from_bytes(&contact.uid);
+    let answered = |agent| {
+        vec![Event::AgentCard {
+            uid: uid.to_string(),
+            agent,
+        }]
+    };
     if answer.card.is_empty() {
         tx.delete_agent_card(&contact.uid)?;
-        return Ok(Vec::new());
+        return Ok(answered(false));
     }
-    let uid = Uid::from_bytes(&contact.uid);
     match validate_record(&agent_card_key(&uid), &answer.card, crate::secs(now)) {
         Ok(ValidRecord::AgentCard(record)) if record.root_pk().as_bytes() == &contact.root_pk => {
             tx.upsert_agent_card(&card_row(&record, &answer.card, now))?;
+            return Ok(answered(true));
         }
         Ok(_) => debug!("a contact's agent card is not theirs; ignored"),
         Err(e) => debug!(error = %e, "a contact's agent card does not verify; ignored"),

@@ -25,12 +25,24 @@ pub struct AgentQuery {
     /// `1` or `true`: look the card up in the DHT (and ask a contact) even if one is cached.
     #[serde(default)]
     pub refresh: Option<String>,
+    /// `1` or `true`: ask the contact for its card now (`capability_query` over MLS) and wait
+    /// (at most 30 s) for its answer.
+    #[serde(default)]
+    pub live: Option<String>,
 }
 
 impl AgentQuery {
     fn refresh(&self) -> bool {
-        matches!(self.refresh.as_deref(), Some("1" | "true" | "yes"))
+        is_yes(self.refresh.as_deref())
     }
+
+    fn live(&self) -> bool {
+        is_yes(self.live.as_deref())
+    }
+}
+
+fn is_yes(flag: Option<&str>) -> bool {
+    matches!(flag, Some("1" | "true" | "yes"))
 }
 
 pub(super) async fn own_agent_card(State(state): State<ApiState>) -> Response {
@@ -79,7 +91,13 @@ pub(super) async fn agent_of(
     Path(who): Path<String>,
     Query(q): Query<AgentQuery>,
 ) -> Response {
-    match state.inner.messaging.agent(&who, q.refresh()).await {
+    let messaging = &state.inner.messaging;
+    let agent = if q.live() {
+        messaging.ask_agent(&who).await
+    } else {
+        messaging.agent(&who, q.refresh()).await
+    };
+    match agent {
         Ok(agent) => Json(agent).into_response(),
         Err(e) => messaging_error(e),
     }

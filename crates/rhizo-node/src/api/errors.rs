@@ -79,7 +79,12 @@ fn card_status(e: &CardError) -> (StatusCode, &'static str) {
     match e {
         CardError::BadCard(_) | CardError::BadSkill(_) => (StatusCode::BAD_REQUEST, "BAD_INPUT"),
         CardError::NoCard => (StatusCode::NOT_FOUND, "NO_CARD"),
-        CardError::UnknownAgent(_) => (StatusCode::NOT_FOUND, "UNKNOWN_AGENT"),
+        CardError::UnknownAgent(_) | CardError::NotAnAgent(_) => {
+            (StatusCode::NOT_FOUND, "UNKNOWN_AGENT")
+        }
+        CardError::UnknownContact(_) => (StatusCode::NOT_FOUND, "UNKNOWN_CONTACT"),
+        CardError::NoConversation(_) => (StatusCode::CONFLICT, "NO_CONVERSATION"),
+        CardError::NoAnswer { .. } => (StatusCode::GATEWAY_TIMEOUT, "NO_ANSWER"),
         CardError::Network(_) => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
         CardError::Engine(e) => engine_status(e),
         CardError::Db(e) => db_status(e),

@@ -10,6 +10,8 @@
 //!                    ─▶ validate (the device signed its binding to the card's UID),
 //!                       has the skill ─▶ cache ─▶ [AgentView]
 //!  agents() / agent(who, refresh) ─▶ cached cards (or the DHT) ─▶ AgentView
+//!  ask_agent(contact) ─▶ capability_query over MLS ─▶ wait ≤ ASK_AGENT_TIMEOUT for its
+//!                    capability_answer (Event::AgentCard) ─▶ the cached card ─▶ AgentView
 //! ```
 
 use std::{collections::HashSet, time::Duration};
@@ -29,15 +31,20 @@ use rhizo_engine::{
 };
 use rhizo_store::{AgentCardRow, agent_cards::MAX_CACHED_AGENT_CARDS};
 use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
 use tracing::debug;
 
 use super::{CardError, Messaging};
+use crate::events::ApiEvent;
 
 /// Providers of a skill whose cards one search fetches: a provider key holds at most 20 per
 /// storing node (rhizo-net `MAX_PROVIDERS_PER_KEY`), and each costs one DHT lookup.
 pub const MAX_FIND_PROVIDERS: usize = 20;
 /// How long one card lookup of a search may take before that provider is skipped.
 pub const FIND_CARD_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long `agents ask` waits for a contact's `capability_answer`: the query takes the
+/// reliable path (direct, else the contact's mailbox), so an online agent answers in seconds.
+pub const ASK_AGENT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Load figures an agent announces in its heartbeats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -440,6 +447,57 @@ impl Messaging {
         cached
             .map(|record| agent_view(&record, name, &self.inner.engine, self.now()))
             .ok_or_else(|| CardError::UnknownAgent(who.to_string()))
+    }
+
+    /// Asks a contact for its card now (`capability_query` over our conversation, end to end)
+    /// and waits up to [`ASK_AGENT_TIMEOUT`] for the answer, which the inbound path validates
+    /// and caches; the agent as the answer shows it.
+    ///
+    /// # Errors
+    ///
+    /// [`CardError::UnknownContact`] when `who` is no contact; [`CardError::NoConversation`]
+    /// when there is no conversation with it yet; [`CardError::NotAnAgent`] when it answered
+    /// that it has no card; [`CardError::NoAnswer`] when no answer came in time.
+    pub async fn ask_agent(&self, who: &str) -> Result<AgentView, CardError> {
+        let who_owned = who.trim().to_string();
+        let contact = self
+            .inner
+            .db
+            .read(move |r| -> Result<_, CardError> { Ok(find_contact_in(&r, &who_owned)?) })
+            .await?
+            .ok_or_else(|| CardError::UnknownContact(who.to_string()))?;
+        let uid = Uid::from_bytes(&contact.uid).to_string();
+        // Subscribed before the query goes out, so the answer cannot slip past.
+        let mut events = self.subscribe();
+        let now = self.now();
+        let queued = self
+            .with_tx(move |tx, engine| -> Result<bool, CardError> {
+                Ok(engine.query_capabilities(tx, &contact, now)?)
+            })
+            .await?;
+        if !queued {
+            return Err(CardError::NoConversation(who.to_string()));
+        }
+        self.inner.outbox_wake.notify_one();
+        let answer = async {
+            loop {
+                match events.recv().await {
+                    Ok(ApiEvent::AgentCard { uid: from, agent }) if from == uid => {
+                        return Some(agent);
+                    }
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        };
+        match tokio::time::timeout(ASK_AGENT_TIMEOUT, answer).await {
+            Ok(Some(true)) => self.agent(&uid, false).await,
+            Ok(Some(false)) => Err(CardError::NotAnAgent(who.to_string())),
+            Ok(None) | Err(_) => Err(CardError::NoAnswer {
+                who: who.to_string(),
+                secs: ASK_AGENT_TIMEOUT.as_secs(),
+            }),
+        }
     }
 
     /// Sends a contact a `capability_query` (best effort: nothing when there is no

@@ -213,6 +213,29 @@ pub enum CardError {
          agents by skill with `rhizo agents find SKILL`"
     )]
     UnknownAgent(String),
+    /// `agents ask`: not a contact (a capability query goes over a conversation).
+    #[error(
+        "'{0}' is not a contact: asking an agent goes over your conversation with it; add it \
+         first, or read its card from the DHT (`GET /v1/agents/{{uid}}?refresh=1`)"
+    )]
+    UnknownContact(String),
+    /// `agents ask`: a contact with no conversation yet.
+    #[error("there is no conversation with '{0}' yet: send it a message or a task first, then ask")]
+    NoConversation(String),
+    /// `agents ask`: the contact answered that it has no card.
+    #[error("'{0}' answered that it has no agent card (it is not an agent)")]
+    NotAnAgent(String),
+    /// `agents ask`: no answer in time.
+    #[error(
+        "'{who}' did not answer within {secs} s: it may be offline (the question waits in its \
+         mailbox and its answer updates the cached card); try again later"
+    )]
+    NoAnswer {
+        /// Whom we asked.
+        who: String,
+        /// How long we waited.
+        secs: u64,
+    },
     /// The DHT lookup could not run.
     #[error("the DHT lookup failed")]
     Network(#[source] NetError),

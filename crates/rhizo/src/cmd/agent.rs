@@ -1,5 +1,5 @@
-//! `rhizo agent card set|show|delete`, `rhizo agents [find SKILL]`: this node's agent card and
-//! the agents it knows or finds by skill.
+//! `rhizo agent card set|show|delete`, `rhizo agents [find SKILL | ask CONTACT]`: this node's
+//! agent card, the agents it knows or finds by skill, and asking a contact for its card.
 
 use anyhow::{Context, anyhow};
 use rhizo_core::agent::{AgentCard, AgentLimits, AgentSkill};
@@ -181,6 +181,9 @@ pub(crate) async fn agents(config: &Config, args: &AgentsArgs) -> anyhow::Result
                 format!("No agent offering {skill} was found."),
             )
         }
+        Some(AgentsCommand::Ask { agent, json }) => {
+            return ask(api, agent, *json || args.json).await;
+        }
     };
     let list: Vec<AgentView> = api.get(&path).await?;
     if json {
@@ -189,6 +192,20 @@ pub(crate) async fn agents(config: &Config, args: &AgentsArgs) -> anyhow::Result
         println!("{empty}");
     } else {
         print_table(&list);
+    }
+    Ok(())
+}
+
+/// `rhizo agents ask`: the node asks the contact over MLS and waits (bounded) for its answer.
+async fn ask(api: ApiClient, agent: &str, json: bool) -> anyhow::Result<()> {
+    // The node gives up after ASK_AGENT_TIMEOUT and says so; wait a little longer for that.
+    let wait = rhizo_node::messaging::ASK_AGENT_TIMEOUT + std::time::Duration::from_secs(15);
+    let path = format!("/v1/agents/{}?live=1", urlencode(agent));
+    let view: AgentView = api.waiting(wait)?.get(&path).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&view)?);
+    } else {
+        print_table(std::slice::from_ref(&view));
     }
     Ok(())
 }

@@ -187,16 +187,26 @@ fn a_contacts_card_is_cached_only_when_it_is_theirs() {
             })
             .unwrap()
     };
-    // Mallory's card sent as bob's, and garbage: ignored, nothing cached.
+    // Mallory's card sent as bob's, and garbage: ignored, nothing cached, no event.
     assert!(answer(&mut store, &mallory_card.bytes).is_empty());
-    answer(&mut store, b"not a card");
+    assert!(answer(&mut store, b"not a card").is_empty());
     assert_eq!(store.read().agent_card(&bob_contact.uid).unwrap(), None);
-    // Bob's own card: cached with its version.
-    answer(&mut store, &bob_card.bytes);
+    // Bob's own card: cached with its version, and the driver told (`agents ask` waits).
+    let uid = bob.me().uid.to_string();
+    assert_eq!(
+        answer(&mut store, &bob_card.bytes),
+        vec![Event::AgentCard {
+            uid: uid.clone(),
+            agent: true
+        }]
+    );
     let row = store.read().agent_card(&bob_contact.uid).unwrap().unwrap();
     assert_eq!((row.version, &row.record), (1, &bob_card.bytes));
     // An empty answer: bob is no longer an agent.
-    answer(&mut store, &[]);
+    assert_eq!(
+        answer(&mut store, &[]),
+        vec![Event::AgentCard { uid, agent: false }]
+    );
     assert_eq!(store.read().agent_card(&bob_contact.uid).unwrap(), None);
 }
 
