@@ -26,7 +26,8 @@
 //! exempt from the IP checks (peer bans still apply).
 //!
 //! This file holds the behaviour (it decides); `state` holds `GuardState`, the event loop's
-//! side (commands, trusted-peer redials, misbehaviour bookkeeping).
+//! side (commands, trusted-peer redials, misbehaviour bookkeeping); `redial` the redial
+//! schedule itself, sans-IO (every call takes `now`, tokio's clock in the event loop).
 
 use std::{
     collections::{HashMap, HashSet},
@@ -56,6 +57,7 @@ use tracing::debug;
 
 use crate::client::NetStats;
 
+mod redial;
 mod state;
 
 pub(crate) use state::{GuardCommand, GuardState, identify_misbehaviour, outbound_misbehaviour};

@@ -21,7 +21,7 @@ use libp2p::{
 use tokio::sync::oneshot;
 use tracing::debug;
 
-use super::{BanInfo, MAX_TRUSTED_PEERS, Misbehaviour};
+use super::{BanInfo, MAX_TRUSTED_PEERS, Misbehaviour, redial::RedialSchedule};
 use crate::{
     NetError,
     behaviour::Behaviour,
@@ -60,21 +60,14 @@ pub(crate) enum GuardCommand {
     },
 }
 
-/// A trusted peer's addresses and redial schedule.
-#[derive(Debug)]
-struct TrustedPeer {
-    addrs: Vec<Multiaddr>,
-    /// The delay the next failure schedules.
-    backoff: Duration,
-    /// When the next redial is due, if one is scheduled.
-    next_dial: Option<tokio::time::Instant>,
-}
-
 /// The event loop's side of the guard: trusted-peer redials, the guard commands, and the
 /// bookkeeping that tells a misbehaving peer from an honest one.
 #[derive(Debug, Default)]
 pub(crate) struct GuardState {
-    trusted: HashMap<PeerId, TrustedPeer>,
+    /// The trusted peers' addresses.
+    trusted: HashMap<PeerId, Vec<Multiaddr>>,
+    /// When each is redialled ([`RedialSchedule`], on tokio's clock).
+    redials: RedialSchedule,
     /// Inbound requests delivered to the node and not yet answered, by protocol.
     inbound_delivered: HashSet<(&'static str, InboundRequestId)>,
     /// Set when `inbound_delivered` was full: timeouts are not blamed on peers until it empties.
@@ -97,13 +90,10 @@ impl GuardState {
             if !self.trusted.contains_key(peer) && self.trusted.len() >= MAX_TRUSTED_PEERS {
                 continue;
             }
-            let entry = self.trusted.entry(*peer).or_insert_with(|| TrustedPeer {
-                addrs: Vec::new(),
-                backoff: TRUSTED_REDIAL_MIN,
-                next_dial: None,
-            });
-            if entry.addrs.len() < MAX_ADDRS_PER_CALL && !entry.addrs.contains(addr) {
-                entry.addrs.push(addr.clone());
+            let addrs = self.trusted.entry(*peer).or_default();
+            self.redials.track(*peer);
+            if addrs.len() < MAX_ADDRS_PER_CALL && !addrs.contains(addr) {
+                addrs.push(addr.clone());
             }
         }
         let peers: Vec<PeerId> = self.trusted.keys().copied().collect();
@@ -113,11 +103,11 @@ impl GuardState {
     }
 
     fn dial_trusted(&mut self, swarm: &mut Swarm<Behaviour>, peer: PeerId) {
-        let Some(entry) = self.trusted.get(&peer) else {
+        let Some(addrs) = self.trusted.get(&peer) else {
             return;
         };
         let opts = DialOpts::peer_id(peer)
-            .addresses(entry.addrs.clone())
+            .addresses(addrs.clone())
             .condition(PeerCondition::DisconnectedAndNotDialing)
             .build();
         match swarm.dial(opts) {
@@ -131,22 +121,16 @@ impl GuardState {
         }
     }
 
-    /// Schedules a redial after the current backoff (unless one is scheduled) and doubles it.
+    /// Schedules a redial after the current backoff (unless one is scheduled).
     fn schedule_redial(&mut self, peer: PeerId) {
-        let Some(entry) = self.trusted.get_mut(&peer) else {
-            return;
-        };
-        if entry.next_dial.is_some() {
-            return;
+        if let Some(delay) = self.redials.failed(&peer, tokio::time::Instant::now()) {
+            debug!(%peer, ?delay, "trusted peer redial scheduled");
         }
-        entry.next_dial = Some(tokio::time::Instant::now() + entry.backoff);
-        debug!(%peer, delay = ?entry.backoff, "trusted peer redial scheduled");
-        entry.backoff = (entry.backoff * 2).min(TRUSTED_REDIAL_MAX);
     }
 
     /// Resolves when a trusted-peer redial is due; never while none is scheduled.
     pub(crate) async fn redial_due(&self) {
-        match self.trusted.values().filter_map(|t| t.next_dial).min() {
+        match self.redials.next_due() {
             Some(at) => tokio::time::sleep_until(at).await,
             None => std::future::pending().await,
         }
@@ -154,17 +138,7 @@ impl GuardState {
 
     /// Redials the trusted peers whose time has come.
     pub(crate) fn on_redial(&mut self, swarm: &mut Swarm<Behaviour>) {
-        let now = tokio::time::Instant::now();
-        let due: Vec<PeerId> = self
-            .trusted
-            .iter_mut()
-            .filter(|(_, t)| t.next_dial.is_some_and(|at| at <= now))
-            .map(|(peer, t)| {
-                t.next_dial = None;
-                *peer
-            })
-            .collect();
-        for peer in due {
+        for peer in self.redials.take_due(tokio::time::Instant::now()) {
             if !swarm.is_connected(&peer) {
                 self.dial_trusted(swarm, peer);
             }
@@ -175,12 +149,7 @@ impl GuardState {
     /// one, or a failed dial, schedules a redial.
     pub(crate) fn on_swarm_event<E>(&mut self, swarm: &Swarm<Behaviour>, event: &SwarmEvent<E>) {
         match event {
-            SwarmEvent::ConnectionEstablished { peer_id, .. } => {
-                if let Some(entry) = self.trusted.get_mut(peer_id) {
-                    entry.backoff = TRUSTED_REDIAL_MIN;
-                    entry.next_dial = None;
-                }
-            }
+            SwarmEvent::ConnectionEstablished { peer_id, .. } => self.redials.connected(peer_id),
             SwarmEvent::ConnectionClosed {
                 peer_id,
                 num_established: 0,
