@@ -13,10 +13,15 @@
 //! - this file: [`TestNode`], [`wait_for`] and friends.
 //! - [`netns`]: commands run with a bound, and the `ip netns` plumbing of the tests that build
 //!   their own network namespaces (mDNS, relays, hole punching).
+//! - [`raw_node`]: [`RawNode`], a bare rhizo-net node in the test process, for tests that play
+//!   a flooding or forging peer.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod netns;
+pub mod raw_node;
+
+pub use raw_node::RawNode;
 
 use std::{
     fs::File,

@@ -303,7 +303,8 @@ fn device_of(peer: &str) -> anyhow::Result<rhizo_core::DevicePublicKey> {
     Ok(rhizo_core::DevicePublicKey::from_bytes(&key)?)
 }
 
-/// Mallory: a raw libp2p node in this process (no record validation of its own).
+/// Mallory: a raw libp2p node in this process (no record validation of its own), with the
+/// runtime it runs on.
 struct Mallory {
     rt: tokio::runtime::Runtime,
     client: rhizo_net::Client,
@@ -313,18 +314,13 @@ impl Mallory {
     fn join(hub: &TestNode) -> anyhow::Result<Self> {
         let rt = tokio::runtime::Runtime::new()?;
         let hub_addr: rhizo_net::Multiaddr = hub.listen_addr()?.parse()?;
-        let client = rt.block_on(async {
-            let (client, mut events, event_loop) = rhizo_net::start(rhizo_net::NetConfig {
-                listen: vec!["/ip4/127.0.0.1/tcp/0".parse()?],
-                bootstrap: vec![hub_addr],
-                agent_version: "rhizo-test-mallory".into(),
-                ..rhizo_net::NetConfig::new(rhizo_net::Keypair::generate_ed25519())
-            })?;
-            tokio::spawn(event_loop.run());
-            tokio::spawn(async move { while events.recv().await.is_some() {} });
-            anyhow::Ok(client)
+        let raw = rt.block_on(async {
+            rhizo_test_utils::RawNode::start("rhizo-test-mallory", vec![hub_addr])
         })?;
-        Ok(Self { rt, client })
+        Ok(Self {
+            rt,
+            client: raw.client,
+        })
     }
 
     /// Hands `value` under `key` to `peers` (Kademlia acknowledges before the storing node

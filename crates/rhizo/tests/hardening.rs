@@ -16,7 +16,7 @@ use std::{
 };
 
 use anyhow::{Context, anyhow, ensure};
-use rhizo_test_utils::{TestNode, wait_for};
+use rhizo_test_utils::{RawNode, TestNode, wait_for};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_rhizo");
@@ -152,15 +152,8 @@ fn flood(target_peer: &str, target_addr: &str) -> anyhow::Result<(String, usize)
     let target: rhizo_net::PeerId = target_peer.parse()?;
     let addr: rhizo_net::Multiaddr = target_addr.parse()?;
     rt.block_on(async move {
-        let keypair = rhizo_net::Keypair::generate_ed25519();
-        let me = keypair.public().to_peer_id();
-        let (client, mut events, event_loop) = rhizo_net::start(rhizo_net::NetConfig {
-            listen: vec!["/ip4/127.0.0.1/tcp/0".parse()?],
-            agent_version: "rhizo-test-flooder".into(),
-            ..rhizo_net::NetConfig::new(keypair)
-        })?;
-        tokio::spawn(event_loop.run());
-        tokio::spawn(async move { while events.recv().await.is_some() {} });
+        let raw = RawNode::start("rhizo-test-flooder", Vec::new())?;
+        let (client, me) = (&raw.client, raw.peer_id);
         let device = DeviceKey::from_bytes(&[77; 32]);
         let stranger = rhizo_core::RootKey::from_bytes(&[78; 32]).public().uid();
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -196,7 +189,7 @@ fn flood(target_peer: &str, target_addr: &str) -> anyhow::Result<(String, usize)
                 break 'outer;
             }
         }
-        let _ = client.shutdown().await;
+        raw.stop().await;
         Ok((me.to_string(), answered))
     })
 }
@@ -298,14 +291,8 @@ async fn flood_as_one_peer(
         DeviceKey,
         envelope::{MessageType, SecureMessage, SessionId},
     };
-    let keypair = rhizo_net::Keypair::generate_ed25519();
-    let (client, mut events, event_loop) = rhizo_net::start(rhizo_net::NetConfig {
-        listen: vec!["/ip4/127.0.0.1/tcp/0".parse()?],
-        agent_version: "rhizo-test-flooder".into(),
-        ..rhizo_net::NetConfig::new(keypair)
-    })?;
-    let net = tokio::spawn(event_loop.run());
-    tokio::spawn(async move { while events.recv().await.is_some() {} });
+    let raw = RawNode::start("rhizo-test-flooder", Vec::new())?;
+    let client = &raw.client;
     let device = DeviceKey::from_bytes(&[tag; 32]);
     let stranger = rhizo_core::RootKey::from_bytes(&[tag.wrapping_add(100); 32])
         .public()
@@ -376,8 +363,7 @@ async fn flood_as_one_peer(
         in_flight.push(msg(seq));
     }
     drop(in_flight);
-    let _ = client.shutdown().await;
-    let _ = tokio::time::timeout(Duration::from_secs(10), net).await;
+    raw.stop().await;
     Ok(answered)
 }
 

@@ -467,14 +467,8 @@ fn storing_nodes_refuse_forged_and_older_profiles_over_the_network() {
         let rt = tokio::runtime::Runtime::new()?;
         rt.block_on(async {
             // A raw libp2p node in this process (no rhizo validation of its own).
-            let (client, mut events, event_loop) = rhizo_net::start(rhizo_net::NetConfig {
-                listen: vec!["/ip4/127.0.0.1/tcp/0".parse()?],
-                bootstrap: vec![hub_addr],
-                agent_version: "rhizo-test-publisher".into(),
-                ..rhizo_net::NetConfig::new(rhizo_net::Keypair::generate_ed25519())
-            })?;
-            tokio::spawn(event_loop.run());
-            tokio::spawn(async move { while events.recv().await.is_some() {} });
+            let raw = rhizo_test_utils::RawNode::start("rhizo-test-publisher", vec![hub_addr])?;
+            let client = &raw.client;
 
             let root = RootKey::from_bytes(&[42; 32]);
             let uid = root.public().uid();
@@ -510,7 +504,7 @@ fn storing_nodes_refuse_forged_and_older_profiles_over_the_network() {
             for bad in [v1, forged, flipped] {
                 let _ = client.put_record_to(key.clone(), bad, vec![hub_peer]).await;
             }
-            let _ = client.shutdown().await;
+            raw.stop().await;
             anyhow::Ok(uid)
         })
         .and_then(|uid| {
