@@ -28,7 +28,10 @@ use rhizo_core::{DeviceCertificate, DevicePublicKey, RootPublicKey};
 use sha2::{Digest, Sha256};
 
 use crate::device::certificate_of_leaf;
-use crate::key_package::{capabilities, decode_untrusted, validate_with_store};
+use crate::key_package::{
+    capabilities, decode_untrusted, keep_used_key_packages, used_key_packages_of,
+    validate_with_store,
+};
 use crate::store::MlsProvider;
 use crate::{CIPHERSUITE, Device, E2eError, E2eStore};
 use state::{ConversationState, PendingCommit};
@@ -329,6 +332,7 @@ impl Conversation {
         }
         let provider = store.provider();
         let atomic = store.atomic()?;
+        let used = used_key_packages_of(store, &welcome, now)?;
         let staged = StagedWelcome::new_from_welcome(&provider, &join_config(), welcome, None)
             .map_err(welcome_error)?;
         if staged.group_context().group_id().as_slice().len() != GROUP_ID_LEN {
@@ -353,6 +357,7 @@ impl Conversation {
             return Err(E2eError::WrongDevice);
         }
         let group = staged.into_group(&provider).map_err(welcome_error)?;
+        keep_used_key_packages(store, &used, now)?;
         let state = ConversationState::new(group.group_id().as_slice().to_vec(), now);
         state.save(store.conn())?;
         atomic.commit()?;

@@ -4,8 +4,8 @@
 use openmls::ciphersuite::hash_ref::make_key_package_ref;
 use openmls::prelude::tls_codec::{DeserializeBytes as _, Serialize as _};
 use openmls::prelude::{
-    Capabilities, CredentialType, ExtensionType, KeyPackage, KeyPackageIn, KeyPackageRef, Lifetime,
-    ProtocolVersion,
+    Capabilities, CredentialType, ExtensionType, KeyPackage, KeyPackageBundle, KeyPackageIn,
+    KeyPackageRef, Lifetime, ProtocolVersion, Welcome,
 };
 use openmls_rust_crypto::RustCrypto;
 use openmls_traits::OpenMlsProvider as _;
@@ -34,6 +34,13 @@ pub const KEY_PACKAGE_LIFETIME_SECS: u64 = 28 * 24 * 60 * 60;
 /// (a Welcome still in flight for one of them then fails to join, and its
 /// sender starts over). 1024 is over 100 rotations of a 9-KeyPackage bundle.
 pub const MAX_RETIRED_KEY_PACKAGES: usize = 1024;
+
+/// How long a one-time KeyPackage a Welcome used keeps its private keys (init key and leaf
+/// encryption key), from its first use: a second sender may have fetched the bundle before our
+/// republished one replaced it and picked the same KeyPackage; its Welcome joins too within
+/// this window. This is the forward-secrecy cost: an init key lives up to this long (plus the
+/// time until the next publication runs [`delete_used_key_packages`]) after it was used.
+pub const USED_KEY_PACKAGE_GRACE_SECS: u64 = 10 * 60;
 
 /// The MLS wire value of [`CIPHERSUITE`].
 const CIPHERSUITE_ID: u16 = CIPHERSUITE as u16;
@@ -278,19 +285,102 @@ pub fn delete_retired_key_packages(
         let rows = stmt.query_map(rusqlite::params![retired_before, keep], |r| r.get(0))?;
         rows.collect::<Result<_, _>>()?
     };
+    delete_key_packages(store, OWN_TABLE, &refs)?;
+    atomic.commit()?;
+    Ok(refs.len())
+}
+
+/// Our bookkeeping table of published KeyPackages.
+const OWN_TABLE: &str = "e2e_own_key_packages";
+/// Our bookkeeping table of used one-time KeyPackages.
+const USED_TABLE: &str = "e2e_used_key_packages";
+
+/// Deletes the private keys of our KeyPackages `refs` (TLS-serialized KeyPackageRefs) from
+/// openmls' storage and their rows from `table` (one of ours, with a `hash_ref` column).
+fn delete_key_packages(store: &E2eStore, table: &str, refs: &[Vec<u8>]) -> Result<(), E2eError> {
     let provider = store.provider();
-    for bytes in &refs {
+    for bytes in refs {
         let hash_ref = KeyPackageRef::tls_deserialize_exact_bytes(bytes)
             .map_err(|_| E2eError::Malformed("stored KeyPackageRef"))?;
         provider
             .storage()
             .delete_key_package(&hash_ref)
             .map_err(E2eError::Storage)?;
+        store
+            .conn()
+            .execute(&format!("DELETE FROM {table} WHERE hash_ref = ?1"), [bytes])?;
+    }
+    Ok(())
+}
+
+/// Our one-time KeyPackages (ref and private bundle) that `welcome`'s secrets name, read before
+/// joining: openmls deletes a one-time KeyPackage when a Welcome uses it, and
+/// [`keep_used_key_packages`] puts it back for [`USED_KEY_PACKAGE_GRACE_SECS`]. First deletes
+/// the used ones whose window ended before `now`, so a Welcome for one of them fails.
+pub(crate) fn used_key_packages_of(
+    store: &E2eStore,
+    welcome: &Welcome,
+    now: u64,
+) -> Result<Vec<(KeyPackageRef, KeyPackageBundle)>, E2eError> {
+    delete_used_key_packages(store, now.saturating_sub(USED_KEY_PACKAGE_GRACE_SECS))?;
+    let mut found = Vec::new();
+    for secrets in welcome.secrets() {
+        let hash_ref = secrets.new_member();
+        let bundle: Option<KeyPackageBundle> = store
+            .provider()
+            .storage()
+            .key_package(&hash_ref)
+            .map_err(E2eError::Storage)?;
+        if let Some(bundle) = bundle.filter(|b| !b.key_package().last_resort()) {
+            found.push((hash_ref, bundle));
+        }
+    }
+    Ok(found)
+}
+
+/// Puts back the one-time KeyPackages a Welcome just used (as [`used_key_packages_of`] read
+/// them) and records their first use at `now` (unix seconds; a later use keeps the first time,
+/// so the window never grows). Call inside the join's transaction.
+pub(crate) fn keep_used_key_packages(
+    store: &E2eStore,
+    used: &[(KeyPackageRef, KeyPackageBundle)],
+    now: u64,
+) -> Result<(), E2eError> {
+    let now = i64::try_from(now).unwrap_or(i64::MAX);
+    for (hash_ref, bundle) in used {
+        store
+            .provider()
+            .storage()
+            .write_key_package(hash_ref, bundle)
+            .map_err(E2eError::Storage)?;
+        let bytes = hash_ref.tls_serialize_detached().map_err(E2eError::mls)?;
         store.conn().execute(
-            "DELETE FROM e2e_own_key_packages WHERE hash_ref = ?1",
-            [bytes],
+            "INSERT INTO e2e_used_key_packages (hash_ref, used_at) VALUES (?1, ?2)
+             ON CONFLICT (hash_ref) DO NOTHING",
+            rusqlite::params![bytes, now],
         )?;
     }
+    Ok(())
+}
+
+/// Deletes the private keys of our one-time KeyPackages a Welcome first used before
+/// `used_before` (unix seconds; pass `now - USED_KEY_PACKAGE_GRACE_SECS`). Returns how many
+/// were deleted. As with [`delete_retired_key_packages`], secure delete zeroes the bytes.
+///
+/// # Errors
+///
+/// [`E2eError::Storage`] if the database fails (nothing is changed).
+pub fn delete_used_key_packages(store: &E2eStore, used_before: u64) -> Result<usize, E2eError> {
+    let used_before = i64::try_from(used_before).unwrap_or(i64::MAX);
+    let atomic = store.atomic()?;
+    let refs: Vec<Vec<u8>> = {
+        let conn = store.conn();
+        let mut stmt =
+            conn.prepare("SELECT hash_ref FROM e2e_used_key_packages WHERE used_at < ?1")?;
+        let rows = stmt.query_map([used_before], |r| r.get(0))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    delete_key_packages(store, USED_TABLE, &refs)?;
     atomic.commit()?;
     Ok(refs.len())
 }

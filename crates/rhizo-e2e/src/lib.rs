@@ -167,7 +167,8 @@ pub use key_package::{
     create_key_packages, inspect_key_package,
 };
 pub use key_package::{
-    MAX_RETIRED_KEY_PACKAGES, delete_retired_key_packages, replace_published_key_packages,
+    MAX_RETIRED_KEY_PACKAGES, USED_KEY_PACKAGE_GRACE_SECS, delete_retired_key_packages,
+    delete_used_key_packages, replace_published_key_packages,
 };
 pub use store::{E2eStore, SCHEMA_VERSION, secure_delete_on};
 

@@ -18,6 +18,9 @@
 //!   published, and when each was superseded, so that their private keys are
 //!   deleted after a grace period
 //!   ([`delete_retired_key_packages`](crate::delete_retired_key_packages)).
+//! * `e2e_used_key_packages` (created on every open if missing): our one-time KeyPackages a
+//!   Welcome used, kept for a short grace window
+//!   ([`delete_used_key_packages`](crate::delete_used_key_packages)).
 //! * `e2e_group_applied` and `e2e_group_snapshots` (version 3): for groups, the id of the
 //!   commit applied in each recent epoch and a copy of the group's openmls rows from before
 //!   it, so a late commit with a smaller id can replace it (see the crate docs, "Groups").
@@ -97,6 +100,18 @@ CREATE TABLE IF NOT EXISTS e2e_own_key_packages (
 );
 CREATE INDEX IF NOT EXISTS e2e_own_key_packages_retired
     ON e2e_own_key_packages (retired_at) WHERE retired_at IS NOT NULL;
+";
+
+/// Our one-time KeyPackages a Welcome used, with the time of first use: openmls deletes such a
+/// KeyPackage when a Welcome uses it; rhizo puts it back and keeps it for
+/// [`USED_KEY_PACKAGE_GRACE_SECS`](crate::USED_KEY_PACKAGE_GRACE_SECS), so that a second Welcome
+/// made from the same (stale) bundle joins too
+/// ([`delete_used_key_packages`](crate::delete_used_key_packages)).
+const SCHEMA_USED_KEY_PACKAGES: &str = "
+CREATE TABLE IF NOT EXISTS e2e_used_key_packages (
+    hash_ref BLOB PRIMARY KEY,
+    used_at INTEGER NOT NULL
+) STRICT;
 ";
 
 /// The `e2e_*` tables added in version 3 (groups): per group, the commit applied in each of
@@ -399,6 +414,8 @@ fn migrate(conn: &mut Connection) -> Result<(), E2eError> {
             )?;
         }
     }
+    // Not versioned: idempotent, so it is there whatever version the file came from.
+    tx.execute_batch(SCHEMA_USED_KEY_PACKAGES)?;
     tx.commit()?;
     Ok(())
 }

@@ -186,7 +186,8 @@ pub(crate) fn next_record_version(tx: &mut Tx<'_>, now: i64) -> Result<u64, Engi
 /// [`KEY_PACKAGE_ROTATION_SECS`] old; then new ones are made and the previous set is *retired*
 /// (rhizo-e2e `replace_published_key_packages`). Retired KeyPackages' private keys are deleted
 /// from the database once [`KEY_PACKAGE_GRACE_SECS`] have passed (checked on every build, so at
-/// least hourly while online), then the WAL is checkpointed once `tx` committed
+/// least hourly while online), and so are the one-time KeyPackages a Welcome used once
+/// `rhizo_e2e::USED_KEY_PACKAGE_GRACE_SECS` have passed since; then the WAL is checkpointed once `tx` committed
 /// ([`Tx::checkpoint_after_commit`]) so the zeroed pages (secure delete) replace the old page
 /// images in the file.
 pub(crate) fn build_key_package_bundle(
@@ -227,6 +228,11 @@ pub(crate) fn build_key_package_bundle(
     rhizo_e2e::replace_published_key_packages(&mls, &kps, now).map_err(EngineError::Mls)?;
     let deleted =
         rhizo_e2e::delete_retired_key_packages(&mls, now.saturating_sub(KEY_PACKAGE_GRACE_SECS))
+            .map_err(EngineError::Mls)?
+            + rhizo_e2e::delete_used_key_packages(
+                &mls,
+                now.saturating_sub(rhizo_e2e::USED_KEY_PACKAGE_GRACE_SECS),
+            )
             .map_err(EngineError::Mls)?;
     if deleted > 0 {
         debug!(

@@ -154,30 +154,74 @@ fn key_package_is_x_wing_and_fits_the_dht_record() {
 }
 
 #[test]
-fn one_time_key_package_is_used_up_but_last_resort_is_not() {
+fn a_used_one_time_key_package_joins_for_its_grace_window_then_is_gone() {
     let alice = Party::new(1, 11);
     let carol = Party::new(3, 31);
+    let dave = Party::new(4, 41);
     let bob = Party::new(2, 21);
+    let count = |store: &E2eStore, table: &str| -> i64 {
+        store
+            .conn()
+            .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+            .expect("count")
+    };
 
     let one_time = bob.key_package();
-    let (_, welcome) = Conversation::create(
+    let (mut a, welcome) = Conversation::create(
         &alice.store,
         &alice.device,
         std::slice::from_ref(&one_time),
         T0,
     )
     .expect("create");
-    Conversation::join(&bob.store, &bob.device, &welcome, T0).expect("join");
+    let mut b = Conversation::join(&bob.store, &bob.device, &welcome, T0).expect("join");
+    deliver(&alice, &mut a, &bob, &mut b, b"first creator");
+    // Replaying the same Welcome finds the group.
     assert!(matches!(
         Conversation::join(&bob.store, &bob.device, &welcome, T0),
-        Err(E2eError::NoMatchingKeyPackage)
+        Err(E2eError::AlreadyJoined)
     ));
-    let (_, second) =
-        Conversation::create(&carol.store, &carol.device, &[one_time], T0).expect("create");
+    // A second creator who fetched the same (stale) bundle joins too, within the window.
+    let within = T0 + crate::USED_KEY_PACKAGE_GRACE_SECS - 1;
+    let (mut c, second) = Conversation::create(
+        &carol.store,
+        &carol.device,
+        std::slice::from_ref(&one_time),
+        within,
+    )
+    .expect("create");
+    let mut b2 = Conversation::join(&bob.store, &bob.device, &second, within).expect("join");
+    deliver(&carol, &mut c, &bob, &mut b2, b"second creator");
+    // The window counts from the first use (a second use does not extend it).
+    assert_eq!(count(&bob.store, "e2e_used_key_packages"), 1);
+    assert_eq!(
+        count(&bob.store, "openmls_key_packages"),
+        1,
+        "kept in the window"
+    );
+    // After the window a third Welcome fails.
+    let after = T0 + crate::USED_KEY_PACKAGE_GRACE_SECS + 1;
+    let (_, third) =
+        Conversation::create(&dave.store, &dave.device, &[one_time], after).expect("create");
     assert!(matches!(
-        Conversation::join(&bob.store, &bob.device, &second, T0),
+        Conversation::join(&bob.store, &bob.device, &third, after),
         Err(E2eError::NoMatchingKeyPackage)
     ));
+    // The failed join rolled back its sweep; the publisher's sweep deletes the keys for good.
+    let used_before = after - crate::USED_KEY_PACKAGE_GRACE_SECS;
+    assert_eq!(
+        crate::delete_used_key_packages(&bob.store, used_before).expect("delete"),
+        1
+    );
+    assert_eq!(count(&bob.store, "openmls_key_packages"), 0);
+    assert_eq!(count(&bob.store, "e2e_used_key_packages"), 0);
+}
+
+#[test]
+fn last_resort_key_package_is_never_used_up() {
+    let alice = Party::new(1, 11);
+    let carol = Party::new(3, 31);
+    let bob = Party::new(2, 21);
 
     let last_resort = create_key_packages(&bob.store, &bob.device, 1, true)
         .expect("create")
