@@ -1148,18 +1148,29 @@ fn bad_envelopes_get_clear_codes_and_change_nothing() {
 
 /// Alice (not a contact of bob) opens a conversation: her Welcome and a text.
 fn first_contact(chat: &Chat, session: [u8; 16], texts: &[&str]) -> Vec<Vec<u8>> {
+    first_contact_from(&chat.alice, &chat.alice_store, chat, session, texts)
+}
+
+/// As [`first_contact`], from `sender` (with its store) to bob with bob's KeyPackage.
+fn first_contact_from(
+    sender: &Party,
+    sender_store: &Store,
+    chat: &Chat,
+    session: [u8; 16],
+    texts: &[&str],
+) -> Vec<Vec<u8>> {
     let now = now_ms();
-    let mls = E2eStore::from_connection(chat.alice_store.connection()).unwrap();
+    let mls = E2eStore::from_connection(sender_store.connection()).unwrap();
     let (mut conversation, welcome) = Conversation::create(
         &mls,
-        &chat.alice.device,
+        &sender.device,
         std::slice::from_ref(&chat.key_package),
         1,
     )
     .unwrap();
     let mut out = vec![
         seal(
-            &chat.alice.me,
+            &sender.me,
             &chat.bob.contact,
             &session,
             1,
@@ -1177,11 +1188,11 @@ fn first_contact(chat: &Chat, session: [u8; 16], texts: &[&str]) -> Vec<Vec<u8>>
         }
         .encode_to_vec();
         let ciphertext = conversation
-            .encrypt(&mls, &chat.alice.device, &content, 1)
+            .encrypt(&mls, &sender.device, &content, 1)
             .unwrap();
         out.push(
             seal(
-                &chat.alice.me,
+                &sender.me,
                 &chat.bob.contact,
                 &session,
                 2 + i as u64,
@@ -1193,6 +1204,42 @@ fn first_contact(chat: &Chat, session: [u8; 16], texts: &[&str]) -> Vec<Vec<u8>>
         );
     }
     out
+}
+
+#[test]
+fn two_first_contacts_from_one_stale_key_package_both_deliver() {
+    // Alice and carol fetched the same bundle of bob's and picked the same one-time
+    // KeyPackage: carol's Welcome comes after alice's used it, and joins too (grace window).
+    let mut chat = chat();
+    let carol = party(3, "carol");
+    let carol_store = open(&chat._tmp.path().join("carol.db"));
+    chat.bob_store
+        .write(|tx| tx.add_contact(&carol.contact, 1))
+        .unwrap();
+    let from_alice = first_contact(&chat, [8u8; 16], &["from alice"]);
+    let from_carol = first_contact_from(&carol, &carol_store, &chat, [9u8; 16], &["from carol"]);
+    let seen = Arc::new(Mutex::new(SeenSet::new(InTransaction)));
+    let cache = Arc::new(ConversationCache::new(4));
+    for envelope in from_alice.iter().chain(&from_carol) {
+        let r = receive(
+            &mut chat.bob_store,
+            &chat.bob.me,
+            &chat.bob.device,
+            &cache,
+            &seen,
+            envelope,
+        );
+        assert_eq!(status_of(&r.response), ReceiptStatus::Delivered);
+    }
+    for who in [&chat.alice.contact.uid, &carol.contact.uid] {
+        assert!(
+            chat.bob_store
+                .read()
+                .open_conversation_with(who)
+                .unwrap()
+                .is_some()
+        );
+    }
 }
 
 fn bob_without_alice() -> Chat {
