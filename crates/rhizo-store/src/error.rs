@@ -113,6 +113,15 @@ pub enum StoreError {
     /// dropped to make room; nothing was changed. The message says what to remove.
     #[error("{0}")]
     TableFull(String),
+    /// A group bound (groups per node, members per group, pending changes, held group
+    /// requests) would be exceeded; nothing was changed.
+    #[error("too many {what}: at most {max}; remove one first")]
+    LimitReached {
+        /// What is bounded.
+        what: &'static str,
+        /// The bound.
+        max: usize,
+    },
 }
 
 /// Attaches "while doing X" to a raw SQLite result.

@@ -19,6 +19,7 @@
 //!        │ Tx / Reader methods, one file per table group:
 //!        ├──► meta, peers, peer_addrs, bans, channels, channel_posts
 //!        ├──► contacts, contact_devices, conversations, messages (outbox), seen
+//!        ├──► groups, group_members, message_deliveries, group_requests, group_intents
 //!        ├──► mailbox_*, request_*, profiles, agent_cards
 //!        └──► tasks, task_events, task_messages, task_artifacts, agent_outbox
 //!        │ open: create 0600 → WAL → migrate to SCHEMA_VERSION
@@ -45,6 +46,8 @@
 //!   state for messages held by mailbox replicas), the seen-set.
 //! - [`requests`]: message requests (envelopes from non-contacts held within bounds until the
 //!   user accepts, declines or blocks), declined conversations, closed conversations.
+//! - [`groups`]: private groups (issue 14): the group of a `group` conversation, its members,
+//!   per-device delivery state of our group messages, held invitations and pending changes.
 //! - [`profiles`]: our profile and the newest one received from each contact.
 //! - [`agent_cards`]: our agent card and a bounded cache of other agents' cards
 //!   ([`AgentCardRow`]).
@@ -66,6 +69,7 @@ pub mod channels;
 #[cfg(feature = "db")]
 mod db;
 mod error;
+pub mod groups;
 pub mod mailbox;
 pub mod messaging;
 mod migrations;

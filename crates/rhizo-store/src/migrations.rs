@@ -7,7 +7,7 @@
 //!
 //! Never edit a shipped migration: append a new one.
 
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 use crate::error::{SqliteContext, StoreError};
 
@@ -384,6 +384,85 @@ const MIGRATIONS: &[&str] = &[
         record     BLOB,
         updated_at INTEGER NOT NULL
     ) STRICT;",
+    // 15: private groups (issue 14). A conversation is `direct` (with one contact) or `group`
+    // (no contact: its members are in `group_members`), so `conversations` is rebuilt with a
+    // nullable `contact_uid` (SQLite cannot drop NOT NULL in place; `migrate` runs with foreign
+    // keys off and checks them before each commit). Outgoing rows get a per-row recipient (a
+    // group's Welcome or a receipt goes to one member's UID; NULL: the conversation's contact or
+    // the whole group) and group messages a `message_id` (dedupe per sender UID). Then the group
+    // tables: the group, its members (devices come from the MLS roster), per-device delivery
+    // state of our group messages, held group invitations and our pending changes (intents).
+    "CREATE TABLE conversations_v15 (
+        session_id  BLOB PRIMARY KEY CHECK (length(session_id) = 16),
+        group_id    BLOB NOT NULL UNIQUE,
+        kind        TEXT NOT NULL DEFAULT 'direct' CHECK (kind IN ('direct', 'group')),
+        contact_uid BLOB REFERENCES contacts (uid) ON DELETE CASCADE,
+        created_at  INTEGER NOT NULL,
+        next_seq    INTEGER NOT NULL DEFAULT 1,
+        closed_at   INTEGER,
+        CHECK ((kind = 'direct') = (contact_uid IS NOT NULL))
+    ) STRICT;
+    INSERT INTO conversations_v15
+        (session_id, group_id, kind, contact_uid, created_at, next_seq, closed_at)
+        SELECT session_id, group_id, 'direct', contact_uid, created_at, next_seq, closed_at
+        FROM conversations;
+    DROP TABLE conversations;
+    ALTER TABLE conversations_v15 RENAME TO conversations;
+    CREATE INDEX conversations_by_contact ON conversations (contact_uid, created_at);
+    ALTER TABLE messages ADD COLUMN recipient_uid BLOB;
+    ALTER TABLE messages ADD COLUMN sender_uid BLOB;
+    ALTER TABLE messages ADD COLUMN message_id BLOB;
+    CREATE UNIQUE INDEX messages_group_dedupe ON messages (session_id, sender_uid, message_id)
+        WHERE message_id IS NOT NULL;
+    CREATE TABLE groups (
+        session_id BLOB PRIMARY KEY REFERENCES conversations (session_id) ON DELETE CASCADE,
+        group_id   BLOB NOT NULL UNIQUE,
+        address    BLOB NOT NULL UNIQUE CHECK (length(address) = 32),
+        name       TEXT NOT NULL,
+        my_role    TEXT NOT NULL CHECK (my_role IN ('admin', 'member')),
+        state      TEXT NOT NULL CHECK (state IN ('active', 'left', 'removed')),
+        invited_by BLOB CHECK (invited_by IS NULL OR length(invited_by) = 32),
+        auto_join  INTEGER NOT NULL DEFAULT 0,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE group_members (
+        session_id BLOB NOT NULL REFERENCES groups (session_id) ON DELETE CASCADE,
+        uid        BLOB NOT NULL CHECK (length(uid) = 32),
+        root_pk    BLOB NOT NULL CHECK (length(root_pk) = 32),
+        role       TEXT NOT NULL CHECK (role IN ('admin', 'member')),
+        added_at   INTEGER NOT NULL,
+        PRIMARY KEY (session_id, uid)
+    ) STRICT, WITHOUT ROWID;
+    CREATE TABLE message_deliveries (
+        message    INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+        device_pk  BLOB NOT NULL CHECK (length(device_pk) = 32),
+        member_uid BLOB NOT NULL CHECK (length(member_uid) = 32),
+        state      TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'read', 'failed')),
+        at         INTEGER NOT NULL,
+        PRIMARY KEY (message, device_pk)
+    ) STRICT, WITHOUT ROWID;
+    CREATE TABLE group_requests (
+        id          INTEGER PRIMARY KEY,
+        session_id  BLOB NOT NULL UNIQUE CHECK (length(session_id) = 16),
+        inviter_uid BLOB NOT NULL CHECK (length(inviter_uid) = 32),
+        name        TEXT NOT NULL,
+        members     INTEGER NOT NULL,
+        envelope    BLOB NOT NULL,
+        received_at INTEGER NOT NULL,
+        expires_at  INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX group_requests_by_expiry ON group_requests (expires_at);
+    CREATE TABLE group_intents (
+        id         INTEGER PRIMARY KEY,
+        session_id BLOB NOT NULL REFERENCES groups (session_id) ON DELETE CASCADE,
+        kind       TEXT NOT NULL CHECK (kind IN ('add', 'remove', 'profile', 'admins')),
+        body       BLOB NOT NULL,
+        commit_id  BLOB CHECK (commit_id IS NULL OR length(commit_id) = 32),
+        epoch      INTEGER,
+        created_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX group_intents_by_group ON group_intents (session_id, id);",
 ];
 
 /// The schema version this build creates and understands.
@@ -400,6 +479,25 @@ pub(crate) fn user_version(conn: &Connection) -> Result<u32, StoreError> {
 /// Each step re-reads the version under a write lock, so two processes
 /// opening the same file at once cannot apply a migration twice.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    // A migration may rebuild a table (15 does `conversations`): with foreign keys on, dropping
+    // the old table would cascade into the rows that reference it. They are off while
+    // migrating (the pragma is a no-op inside a transaction, so it is set here) and every step
+    // checks them before it commits.
+    let enforced: bool = conn
+        .pragma_query_value(None, "foreign_keys", |row| row.get(0))
+        .context("reading the foreign key setting")?;
+    conn.pragma_update(None, "foreign_keys", false)
+        .context("pausing foreign keys for a schema upgrade")?;
+    let migrated = migrate_steps(conn);
+    if enforced {
+        conn.pragma_update(None, "foreign_keys", true)
+            .context("enforcing foreign keys again")?;
+    }
+    migrated
+}
+
+/// The steps of [`migrate`], one transaction each.
+fn migrate_steps(conn: &mut Connection) -> Result<(), StoreError> {
     loop {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -421,6 +519,15 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             source: source.into(),
         };
         tx.execute_batch(sql).map_err(failed)?;
+        let dangling: Option<String> = tx
+            .query_row("PRAGMA foreign_key_check", [], |row| row.get(0))
+            .optional()
+            .map_err(failed)?;
+        if let Some(table) = dangling {
+            return Err(StoreError::InvalidInput(format!(
+                "schema upgrade to version {next} left a dangling reference in {table}"
+            )));
+        }
         tx.pragma_update(None, "user_version", next)
             .map_err(failed)?;
         tx.commit().map_err(failed)?;

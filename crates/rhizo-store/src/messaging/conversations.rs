@@ -36,7 +36,8 @@ impl Reader<'_> {
             .context(CTX)
     }
 
-    /// A conversation by session id.
+    /// A direct conversation (with one contact) by session id; a group's is not one (see
+    /// [`Reader::group`](crate::Reader::group)).
     pub fn conversation(
         &self,
         session_id: &[u8; 16],
@@ -44,7 +45,7 @@ impl Reader<'_> {
         self.conn
             .query_row(
                 "SELECT session_id, group_id, contact_uid, created_at FROM conversations
-             WHERE session_id = ?1",
+             WHERE session_id = ?1 AND kind = 'direct'",
                 [&session_id[..]],
                 conversation_row,
             )

@@ -226,7 +226,7 @@ impl Reader<'_> {
                  FROM conversations c JOIN messages m ON m.id = (
                      SELECT max(id) FROM messages
                      WHERE session_id = c.session_id AND direction = 'out' AND kind = 'commit')
-                 WHERE c.closed_at IS NULL AND m.envelope IS NOT NULL
+                 WHERE c.closed_at IS NULL AND c.kind = 'direct' AND m.envelope IS NOT NULL
                  ORDER BY c.created_at, c.session_id LIMIT ?1",
             )
             .context(CTX)?;

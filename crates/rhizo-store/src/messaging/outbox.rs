@@ -51,8 +51,8 @@ pub struct OutboxSummaryRow {
 }
 
 impl Reader<'_> {
-    /// Outgoing messages not yet delivered (queued, sent or stored) whose next attempt is due,
-    /// oldest first. A row whose next attempt is [`NO_RETRY`] is never due.
+    /// Outgoing messages of direct conversations not yet delivered (queued, sent or stored)
+    /// whose next attempt is due, oldest first (a group's: [`group_outbox_due`](Self::group_outbox_due)). A row whose next attempt is [`NO_RETRY`] is never due.
     pub fn outbox_due(&self, now: i64, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
         const CTX: &str = "reading the outbox";
         let mut stmt = self
@@ -63,7 +63,7 @@ impl Reader<'_> {
                  FROM messages m JOIN conversations c ON c.session_id = m.session_id
                  WHERE m.direction = 'out' AND m.state IN ('queued', 'sent', 'stored')
                    AND m.next_attempt_at <= ?1 AND m.next_attempt_at < ?3
-                   AND m.envelope IS NOT NULL
+                   AND m.envelope IS NOT NULL AND c.kind = 'direct'
                  ORDER BY m.id LIMIT ?2",
             )
             .context(CTX)?;
@@ -109,7 +109,7 @@ impl Reader<'_> {
                 "SELECT c.contact_uid, m.state, count(*), min(m.sent_at), min(m.replicas)
                  FROM messages m JOIN conversations c ON c.session_id = m.session_id
                  WHERE m.direction = 'out' AND m.state IN ('queued', 'sent', 'stored')
-                   AND m.next_attempt_at < ?1
+                   AND m.next_attempt_at < ?1 AND c.kind = 'direct'
                  GROUP BY c.contact_uid, m.state
                  ORDER BY c.contact_uid, m.state",
             )

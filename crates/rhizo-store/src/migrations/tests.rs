@@ -569,3 +569,46 @@ fn a_version_10_database_keeps_its_seen_set_by_envelope_time() {
         .expect("schema");
     assert_eq!(index, 1);
 }
+
+#[test]
+fn a_version_14_database_keeps_its_conversations_and_messages_as_direct_ones() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("rhizo.db");
+    {
+        let mut conn = Connection::open(&path).expect("raw open");
+        conn.execute_batch("PRAGMA foreign_keys = ON;").expect("fk");
+        let tx = conn.transaction().expect("tx");
+        for sql in &MIGRATIONS[..14] {
+            tx.execute_batch(sql).expect("v14 schema");
+        }
+        tx.execute_batch(
+            "PRAGMA user_version = 14;
+             INSERT INTO contacts (uid, root_pk, name, added_at, updated_at)
+               VALUES (zeroblob(32), zeroblob(32), 'bob', 1, 1);
+             INSERT INTO conversations (session_id, group_id, contact_uid, created_at, next_seq,
+                 closed_at)
+               VALUES (zeroblob(16), x'01', zeroblob(32), 2, 7, 9);
+             INSERT INTO messages (session_id, direction, sender_device, seq, kind, body,
+                 sent_at, state)
+               VALUES (zeroblob(16), 'out', zeroblob(32), 6, 'text', 'hi', 3, 'queued');",
+        )
+        .expect("v14 rows");
+        tx.commit().expect("commit");
+    }
+    let mut store = crate::Store::open(&path).expect("upgrade");
+    let r = store.read();
+    let conv = r.conversation(&[0; 16]).expect("read").expect("kept");
+    assert_eq!(conv.contact_uid, [0; 32]);
+    assert_eq!(r.messages(&[0; 16], 10).expect("messages").len(), 1);
+    // next_seq survived the rebuild; foreign keys are enforced again.
+    assert_eq!(
+        store.write(|tx| tx.take_next_seq(&[0; 16])).expect("seq"),
+        7
+    );
+    let fk: i64 = store
+        .read()
+        .conn
+        .query_row("PRAGMA foreign_keys", [], |row| row.get(0))
+        .expect("pragma");
+    assert_eq!(fk, 1);
+}

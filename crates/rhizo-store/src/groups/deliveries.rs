@@ -1,0 +1,291 @@
+//! Group messages: ours with one delivery row per member device (`message_deliveries`), the
+//! group outbox, and incoming ones deduplicated per (sender UID, message id).
+
+use rusqlite::{OptionalExtension, params};
+
+use crate::error::{SqliteContext, StoreError};
+use crate::messaging::{MessageState, NO_RETRY, NewMessage, blob};
+use crate::tx::{Reader, Tx};
+
+/// Where one member device is with one of our group messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeliveryState {
+    /// Not yet confirmed by that device.
+    Pending,
+    /// The device signed a delivery receipt.
+    Delivered,
+    /// The device's user read it.
+    Read,
+    /// The device refused it for good.
+    Failed,
+}
+
+impl DeliveryState {
+    /// The stored text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Read => "read",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// The states a row may move to this one from (never backwards; failed is final).
+    fn previous_states(self) -> &'static str {
+        match self {
+            Self::Pending => "('')",
+            Self::Delivered | Self::Failed => "('pending')",
+            Self::Read => "('pending', 'delivered')",
+        }
+    }
+}
+
+/// `delivered k/n`, `read k/n` of one group message (n = the member devices other than ours at
+/// the time it was sent).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeliveryCounts {
+    /// Member devices it went to.
+    pub total: u32,
+    /// Of those, delivered or read.
+    pub delivered: u32,
+    /// Of those, read.
+    pub read: u32,
+    /// Of those, refused for good.
+    pub failed: u32,
+}
+
+/// A group envelope of ours due for a (re)send.
+#[derive(Debug, Clone)]
+pub struct GroupOutboxItem {
+    /// Row id.
+    pub id: i64,
+    /// The group conversation.
+    pub session_id: [u8; 16],
+    /// One member's UID (a Welcome, a receipt, a rejoin) or None: every member device.
+    pub recipient_uid: Option<[u8; 32]>,
+    /// The sequence number.
+    pub seq: u64,
+    /// `text`, `welcome`, `commit`, …
+    pub kind: String,
+    /// The signed envelope.
+    pub envelope: Vec<u8>,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// `Queued`, `Sent` or `Stored`.
+    pub state: MessageState,
+}
+
+/// A member device (its key) with its owner's UID.
+pub type MemberDevice = ([u8; 32], [u8; 32]);
+
+/// What is special about an outgoing group row.
+#[derive(Debug, Clone, Copy)]
+pub struct GroupSend<'a> {
+    /// One member's UID, or None for the whole group.
+    pub recipient_uid: Option<[u8; 32]>,
+    /// Our UID (the dedupe key's sender).
+    pub sender_uid: [u8; 32],
+    /// ChatContent's message id (None for commits, Welcomes, receipts).
+    pub message_id: Option<[u8; 16]>,
+    /// The member devices it goes to, with their owner's UID (a delivery row each).
+    pub devices: &'a [MemberDevice],
+}
+
+impl Reader<'_> {
+    /// Our group envelopes whose next attempt is due, oldest first.
+    pub fn group_outbox_due(
+        &self,
+        now: i64,
+        limit: usize,
+    ) -> Result<Vec<GroupOutboxItem>, StoreError> {
+        const CTX: &str = "reading the group outbox";
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT m.id, m.session_id, m.recipient_uid, m.seq, m.envelope, m.attempts,
+                        m.kind, m.state
+                 FROM messages m JOIN conversations c ON c.session_id = m.session_id
+                 WHERE m.direction = 'out' AND m.state IN ('queued', 'sent', 'stored')
+                   AND m.next_attempt_at <= ?1 AND m.next_attempt_at < ?3
+                   AND m.envelope IS NOT NULL AND c.kind = 'group'
+                 ORDER BY m.id LIMIT ?2",
+            )
+            .context(CTX)?;
+        stmt.query_map(params![now, limit as i64, NO_RETRY], |r| {
+            Ok(GroupOutboxItem {
+                id: r.get(0)?,
+                session_id: blob(r.get(1)?)?,
+                recipient_uid: r.get::<_, Option<Vec<u8>>>(2)?.map(blob).transpose()?,
+                seq: r.get::<_, i64>(3)? as u64,
+                envelope: r.get(4)?,
+                attempts: r.get::<_, i64>(5)? as u32,
+                kind: r.get(6)?,
+                state: MessageState::parse(&r.get::<_, String>(7)?),
+            })
+        })
+        .context(CTX)?
+        .collect::<Result<Vec<_>, _>>()
+        .context(CTX)
+    }
+
+    /// How far one of our group messages got.
+    pub fn delivery_counts(&self, message: i64) -> Result<DeliveryCounts, StoreError> {
+        self.conn
+            .prepare_cached(
+                "SELECT count(*), count(*) FILTER (WHERE state IN ('delivered', 'read')),
+                        count(*) FILTER (WHERE state = 'read'),
+                        count(*) FILTER (WHERE state = 'failed')
+                 FROM message_deliveries WHERE message = ?1",
+            )
+            .context("counting deliveries")?
+            .query_row([message], |r| {
+                Ok(DeliveryCounts {
+                    total: r.get::<_, i64>(0)? as u32,
+                    delivered: r.get::<_, i64>(1)? as u32,
+                    read: r.get::<_, i64>(2)? as u32,
+                    failed: r.get::<_, i64>(3)? as u32,
+                })
+            })
+            .context("counting deliveries")
+    }
+
+    /// The member devices (with their UID) that have not confirmed one of our group messages.
+    pub fn pending_deliveries(&self, message: i64) -> Result<Vec<MemberDevice>, StoreError> {
+        const CTX: &str = "reading pending deliveries";
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT device_pk, member_uid FROM message_deliveries
+                 WHERE message = ?1 AND state = 'pending' ORDER BY member_uid, device_pk",
+            )
+            .context(CTX)?;
+        stmt.query_map([message], |r| Ok((blob(r.get(0)?)?, blob(r.get(1)?)?)))
+            .context(CTX)?
+            .collect::<Result<Vec<_>, _>>()
+            .context(CTX)
+    }
+
+    /// Our group message with this message id (a rollback re-encrypts it under the same id).
+    pub fn group_message_by_id(
+        &self,
+        session_id: &[u8; 16],
+        sender_uid: &[u8; 32],
+        message_id: &[u8; 16],
+    ) -> Result<Option<i64>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT id FROM messages
+                 WHERE session_id = ?1 AND sender_uid = ?2 AND message_id = ?3",
+                params![&session_id[..], &sender_uid[..], &message_id[..]],
+                |r| r.get(0),
+            )
+            .optional()
+            .context("finding a group message")
+    }
+}
+
+impl Tx<'_> {
+    /// Persists one of our group envelopes as `queued`, with a `pending` delivery row per
+    /// member device it goes to; its row id.
+    pub fn insert_group_outgoing(
+        &mut self,
+        m: &NewMessage<'_>,
+        envelope: &[u8],
+        send: &GroupSend<'_>,
+        now: i64,
+    ) -> Result<i64, StoreError> {
+        const CTX: &str = "queueing a group message";
+        self.atomic(|a| {
+            a.execute(
+                "INSERT INTO messages (session_id, direction, sender_device, seq, kind, body,
+                    sent_at, state, envelope, next_attempt_at, recipient_uid, sender_uid,
+                    message_id)
+                 VALUES (?1, 'out', ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?8, ?9, ?10, ?11)",
+                params![
+                    &m.session_id[..],
+                    &m.sender_device[..],
+                    m.seq as i64,
+                    m.kind,
+                    m.body,
+                    m.sent_at,
+                    envelope,
+                    now,
+                    send.recipient_uid.as_ref().map(|u| &u[..]),
+                    &send.sender_uid[..],
+                    send.message_id.as_ref().map(|u| &u[..]),
+                ],
+            )
+            .context(CTX)?;
+            let id = a.last_insert_rowid();
+            let mut stmt = a
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO message_deliveries (message, device_pk, member_uid,
+                        state, at) VALUES (?1, ?2, ?3, 'pending', ?4)",
+                )
+                .context(CTX)?;
+            for (device, uid) in send.devices {
+                stmt.execute(params![id, &device[..], &uid[..], now])
+                    .context(CTX)?;
+            }
+            Ok(id)
+        })
+    }
+
+    /// Moves one device's delivery of our group message forward to `state` (pending →
+    /// delivered/failed, pending/delivered → read); true when it changed.
+    pub fn set_delivery(
+        &mut self,
+        message: i64,
+        device: &[u8; 32],
+        state: DeliveryState,
+        at: i64,
+    ) -> Result<bool, StoreError> {
+        let sql = format!(
+            "UPDATE message_deliveries SET state = ?3, at = ?4
+             WHERE message = ?1 AND device_pk = ?2 AND state IN {}",
+            state.previous_states()
+        );
+        Ok(self
+            .conn
+            .prepare_cached(&sql)
+            .context("recording a delivery")?
+            .execute(params![message, &device[..], state.as_str(), at])
+            .context("recording a delivery")?
+            == 1)
+    }
+
+    /// Stores an incoming group message from `sender_uid`; `None` if it was already stored
+    /// (same envelope, or the same message id from that sender re-sent after a rollback).
+    pub fn insert_group_incoming(
+        &mut self,
+        m: &NewMessage<'_>,
+        digest: &[u8; 32],
+        sender_uid: &[u8; 32],
+        message_id: Option<&[u8; 16]>,
+        now: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let n = self
+            .conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO messages (session_id, direction, sender_device, seq, kind,
+                    body, sent_at, received_at, state, digest, sender_uid, message_id)
+                 VALUES (?1, 'in', ?2, ?3, ?4, ?5, ?6, ?7, 'received', ?8, ?9, ?10)",
+            )
+            .context("storing a group message")?
+            .execute(params![
+                &m.session_id[..],
+                &m.sender_device[..],
+                m.seq as i64,
+                m.kind,
+                m.body,
+                m.sent_at,
+                now,
+                &digest[..],
+                &sender_uid[..],
+                message_id.map(|u| &u[..]),
+            ])
+            .context("storing a group message")?;
+        Ok((n == 1).then(|| self.conn.last_insert_rowid()))
+    }
+}
