@@ -235,6 +235,7 @@ pub(crate) fn agent_content(message: &AgentMessage, now: i64, profile: Vec<u8>) 
         sent_at_ms: crate::ms(now),
         profile: profile.into(),
         agent: Some(message.clone()),
+        ..ChatContent::default()
     }
     .encode_to_vec()
 }

@@ -68,6 +68,7 @@ impl Engine {
                 sent_at_ms: crate::ms(now),
                 profile: record.clone().into(),
                 agent: None,
+                ..ChatContent::default()
             }
             .encode_to_vec();
             let mut queued = 0;

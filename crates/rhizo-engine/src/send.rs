@@ -165,6 +165,7 @@ fn chat_content(text: &str, now: i64, profile: Vec<u8>) -> Vec<u8> {
         sent_at_ms: crate::ms(now),
         profile: profile.into(),
         agent: None,
+        ..ChatContent::default()
     }
     .encode_to_vec()
 }
