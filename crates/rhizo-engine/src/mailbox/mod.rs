@@ -4,7 +4,8 @@
 //! event loop and commits stores through the database's group commit.
 //!
 //! ```text
-//!  Store(envelope)  ─▶ check_store: size, decode, recipient, window, sender binding +
+//!  Store(envelope)  ─▶ check_store: size, decode, recipient (the owner, or any group address
+//!                      for group messages), window, sender binding +
 //!                      signatures, then the quota (read-only) ─▶ CheckedStore
 //!                   ─▶ commit_stores (in the caller's transaction) ─▶ Stored / refusal
 //!  Challenge        ─▶ challenge: a fresh single-use nonce
@@ -21,7 +22,7 @@ use std::sync::Mutex;
 use bytes::Bytes;
 use rhizo_core::{
     Uid,
-    envelope::{ErrorCode, MAX_ENVELOPE_BYTES, SecureMessage, envelope_digest},
+    envelope::{ErrorCode, MAX_ENVELOPE_BYTES, MessageType, SecureMessage, envelope_digest},
     mailbox::{
         DEFAULT_TTL_SECS, DeleteTargets, FetchedEntry, MAX_FETCH_ENTRIES, MAX_RESPONSE_BYTES,
         MAX_TTL_SECS, MIN_TTL_SECS, MailboxRequest, MailboxResponse, NonceBook,
@@ -344,10 +345,20 @@ pub fn check_store(
         ));
     }
     let message = SecureMessage::decode(&envelope).map_err(|e| error(e.code(), e.to_string()))?;
-    if message.recipient_id != recipient {
+    // A group envelope is addressed to the group (its address), not to the mailbox owner: the
+    // sender stores the same signed bytes in the mailbox of each member none of whose devices
+    // answered. The replica cannot check group membership, so an application message or a
+    // commit may name any recipient; everything else (Welcomes, receipts, key packages) must
+    // be for the owner. The per-sender quotas still apply, and the owner's node refuses an
+    // envelope for a group it is not in.
+    let group_envelope = matches!(
+        message.msg_type,
+        MessageType::Application | MessageType::Commit
+    );
+    if message.recipient_id != recipient && !group_envelope {
         return Err(error(
             ErrorCode::Malformed,
-            "the envelope is for another UID",
+            "the envelope is for another UID (only group messages may name a group address)",
         ));
     }
     let now_u = u64::try_from(now_ms).unwrap_or(0);

@@ -64,11 +64,23 @@ impl TestUser {
 
     /// A signed envelope from `self` to `to`.
     pub fn envelope(&self, to: &Self, seq: u64, at_ms: i64) -> Vec<u8> {
+        self.envelope_to(to.uid(), MessageType::Application, seq, at_ms)
+    }
+
+    /// A signed envelope of `msg_type` from `self` whose `recipient_id` is `recipient` (a UID
+    /// or a group address).
+    pub fn envelope_to(
+        &self,
+        recipient: Uid,
+        msg_type: MessageType,
+        seq: u64,
+        at_ms: i64,
+    ) -> Vec<u8> {
         let mut m = SecureMessage {
-            msg_type: MessageType::Application,
+            msg_type,
             sender_id: self.uid(),
             sender_device: self.device.public(),
-            recipient_id: to.uid(),
+            recipient_id: recipient,
             session_id: SessionId::from_bytes([1; 16]),
             sequence_num: seq,
             timestamp: at_ms as u64,

@@ -285,9 +285,10 @@ fn a_full_quota_is_an_error_and_loses_nothing() {
 fn bad_store_requests_get_clear_errors() {
     let (alice, bob, carol) = (User::new(1), User::new(2), User::new(3));
     let mut replica = Replica::new(MailboxQuota::default());
-    // For another recipient than the mailbox named.
+    // A Welcome (or receipt) for another recipient than the mailbox named.
+    let welcome = alice.envelope_to(bob.uid(), MessageType::Welcome, 1, T0);
     assert_eq!(
-        code(&replica.store(T0, &carol, alice.envelope(&bob, 1, T0), 0)),
+        code(&replica.store(T0, &carol, welcome, 0)),
         Some(ErrorCode::Malformed)
     );
     // Not an envelope.
@@ -477,4 +478,18 @@ fn a_rejection_deletes_only_a_verified_envelope_the_replica_holds() {
         code(&replica.store(T0, &bob, held, 0)),
         Some(ErrorCode::ReplayDetected)
     );
+}
+
+#[test]
+fn a_group_message_may_be_stored_in_any_members_mailbox() {
+    let (alice, bob) = (User::new(1), User::new(2));
+    let mut replica = Replica::new(MailboxQuota::default());
+    // Addressed to the group, stored for bob (whose devices did not answer).
+    let address = rhizo_core::group::GroupAddress::from_group_id(&[7; 32]);
+    let group = rhizo_core::Uid::from_bytes(address.as_bytes());
+    for (seq, msg_type) in [(1, MessageType::Application), (2, MessageType::Commit)] {
+        let envelope = alice.envelope_to(group, msg_type, seq, T0);
+        assert_eq!(code(&replica.store(T0, &bob, envelope, 0)), None);
+    }
+    assert_eq!(replica.store.read().mailbox_summary().unwrap().count, 2);
 }
