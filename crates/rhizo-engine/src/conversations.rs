@@ -197,10 +197,25 @@ pub(crate) fn queue_sealed_tx(
     )?)
 }
 
-/// Builds and signs an envelope.
+/// Builds and signs an envelope to a contact.
 pub(crate) fn seal(
     me: &Me,
     contact: &Contact,
+    session_id: &[u8; 16],
+    seq: u64,
+    msg_type: MessageType,
+    payload: Vec<u8>,
+    now: i64,
+) -> Result<Vec<u8>, EngineError> {
+    let recipient = Uid::from_bytes(&contact.uid);
+    seal_to(me, recipient, session_id, seq, msg_type, payload, now)
+}
+
+/// Builds and signs an envelope whose `recipient_id` is `recipient` (a UID, or a group
+/// address).
+pub(crate) fn seal_to(
+    me: &Me,
+    recipient: Uid,
     session_id: &[u8; 16],
     seq: u64,
     msg_type: MessageType,
@@ -211,7 +226,7 @@ pub(crate) fn seal(
         msg_type,
         sender_id: me.uid,
         sender_device: me.device.public(),
-        recipient_id: Uid::from_bytes(&contact.uid),
+        recipient_id: recipient,
         session_id: SessionId::from_bytes(*session_id),
         sequence_num: seq,
         timestamp: u64::try_from(now).unwrap_or(0),

@@ -28,6 +28,26 @@ pub enum EngineError {
     /// The system's random number generator failed.
     #[error("the system's random number generator failed: {0}")]
     Random(#[source] getrandom::Error),
+    /// No group with that id (or name) on this node.
+    #[error("no such group")]
+    UnknownGroup,
+    /// Only an admin of the group may do this (add or remove members, change the profile).
+    #[error("only an admin of the group may do this; ask one of its admins")]
+    NotAdmin,
+    /// We left the group or were removed from it.
+    #[error("you are no longer a member of this group")]
+    NotInGroup,
+    /// A group's name, profile or limits (rhizo-core `group`).
+    #[error("group: {0}")]
+    Group(#[from] rhizo_core::group::GroupError),
+    /// The group would have more member UIDs than allowed.
+    #[error("a group has at most {max} members ({count} asked for)")]
+    TooManyMembers {
+        /// How many it would have.
+        count: usize,
+        /// The bound.
+        max: usize,
+    },
     /// The store does not hold what it must (e.g. a conversation's MLS state is missing).
     #[error("internal error: {0}")]
     Internal(&'static str),

@@ -69,6 +69,79 @@ pub enum Event {
         /// Whether it has a card.
         agent: bool,
     },
+    /// A group was created here, or joined (from an invitation).
+    GroupCreated {
+        /// The group's id (hex of its session id).
+        group: String,
+        /// Its name.
+        name: String,
+    },
+    /// A message arrived in a group.
+    GroupMessageReceived {
+        /// Message row id.
+        id: i64,
+        /// The group's id.
+        group: String,
+        /// The sender's UID (hex).
+        from: String,
+        /// The text.
+        text: String,
+        /// Sender's timestamp (unix ms).
+        sent_at: i64,
+    },
+    /// One of our group messages changed state or got more receipts.
+    GroupMessageState {
+        /// Message row id.
+        id: i64,
+        /// The group's id.
+        group: String,
+        /// The message's state (delivered once every member device has it).
+        state: MessageState,
+        /// Member devices that have it.
+        delivered: u32,
+        /// Member devices that read it.
+        read: u32,
+        /// Member devices it went to (other than ours, when it was sent).
+        total: u32,
+    },
+    /// A member joined a group.
+    GroupMemberAdded {
+        /// The group's id.
+        group: String,
+        /// The member's UID (hex).
+        uid: String,
+    },
+    /// A member left a group or was removed.
+    GroupMemberRemoved {
+        /// The group's id.
+        group: String,
+        /// The member's UID (hex).
+        uid: String,
+    },
+    /// A group's name changed.
+    GroupRenamed {
+        /// The group's id.
+        group: String,
+        /// The new name.
+        name: String,
+    },
+    /// We are no longer in a group: we left it, or an admin removed us (`removed`).
+    GroupLeft {
+        /// The group's id.
+        group: String,
+        /// An admin removed us (false: we left).
+        removed: bool,
+    },
+    /// An invitation to a group from someone who is not a contact (or while auto-join is off):
+    /// held as a group request.
+    GroupRequest {
+        /// The request's id (accept / decline name it).
+        id: i64,
+        /// The inviter's UID (hex).
+        from: String,
+        /// The group's name.
+        name: String,
+    },
     /// A contact asked us to wake our agent program (seed 004 `wake_up`).
     WakeUp {
         /// The sender's UID.

@@ -17,12 +17,12 @@ use rhizo_core::{
     seen::{Freshness, SeenSet, SeenStore, check_timestamp},
 };
 use rhizo_e2e::Device;
-use rhizo_store::{Reader, StoreError, Tx, messaging::Contact};
+use rhizo_store::{Reader, StoreError, Tx};
 use tracing::{debug, warn};
 
 mod apply;
 
-pub(crate) use apply::{Parts, apply_envelope};
+pub(crate) use apply::{Parts, Peer, apply_envelope};
 
 use crate::{
     Counters, Engine, Event, Me,
@@ -87,8 +87,8 @@ pub(crate) struct Received {
 
 /// The answer to an envelope decided before any database change.
 pub(crate) enum Precheck {
-    /// Passed the cheap checks and the signature: apply it.
-    Ready(Box<SecureMessage>, Contact),
+    /// Passed the cheap checks and the signature: apply it (from a contact, or in a group).
+    Ready(Box<SecureMessage>, Peer),
     /// Correctly signed, from someone who is not a contact (or from a device of theirs we do
     /// not know): held as a message request (see [`requests`]).
     Request(Box<SecureMessage>),
@@ -113,13 +113,23 @@ pub(crate) fn precheck(
     if message.verify(&message.sender_device).is_err() {
         return Precheck::Error(ErrorCode::InvalidSignature, "bad signature");
     }
-    if message.recipient_id != me.uid {
-        // Meant for someone else: final, retrying cannot help.
+    let Ok(group) = crate::groups::group_of(reader, me, &message) else {
+        return Precheck::Error(ErrorCode::Internal, "database");
+    };
+    if group.is_none() && message.recipient_id != me.uid {
+        // Meant for someone else (or a group we are not in): final, retrying cannot help.
         return Precheck::Status(ReceiptStatus::Rejected(ErrorCode::Malformed));
     }
     // The replay window (14 days back, 5 minutes ahead).
     if let Err(e) = check_timestamp(message.timestamp, u64::try_from(now).unwrap_or(0)) {
         return Precheck::Status(ReceiptStatus::Rejected(e.code()));
+    }
+    if let Some(group) = group {
+        // A group's members need not be contacts: the roster decides (when applied).
+        if replayed(seen, &message, now) {
+            return Precheck::Status(ReceiptStatus::Rejected(ErrorCode::ReplayDetected));
+        }
+        return Precheck::Ready(Box::new(message), Peer::Group(Box::new(group)));
     }
     let contact = match reader.contact_by_uid_device(
         message.sender_id.as_bytes(),
@@ -136,7 +146,14 @@ pub(crate) fn precheck(
         },
         Err(_) => return Precheck::Error(ErrorCode::Internal, "database"),
     };
-    // The LRU of recently accepted ids answers most retransmissions without the database.
+    if replayed(seen, &message, now) {
+        return Precheck::Status(ReceiptStatus::Rejected(ErrorCode::ReplayDetected));
+    }
+    Precheck::Ready(Box::new(message), Peer::Contact(contact))
+}
+
+/// The LRU of recently accepted ids answers most retransmissions without the database.
+fn replayed(seen: &Mutex<SeenSet<InTransaction>>, message: &SecureMessage, now: i64) -> bool {
     let fresh = seen.lock().map_err(|_| ()).and_then(|mut s| {
         s.check(
             &message.id(),
@@ -145,10 +162,7 @@ pub(crate) fn precheck(
         )
         .map_err(|_| ())
     });
-    if matches!(fresh, Ok(Freshness::Replay)) {
-        return Precheck::Status(ReceiptStatus::Rejected(ErrorCode::ReplayDetected));
-    }
-    Precheck::Ready(Box::new(message), contact)
+    matches!(fresh, Ok(Freshness::Replay))
 }
 
 /// After `tx` ended: the conversations it staged are cached if it committed, and the seen-set
@@ -202,7 +216,7 @@ pub(crate) fn receive_in(
     let refused = Some((message.session_id, message.sequence_num));
     let (message, contact) = match precheck(tx, me, seen, message.clone(), now) {
         Precheck::Ready(m, c) => (m, c),
-        Precheck::Request(m) => return requests::hold(tx, me, &m, now),
+        Precheck::Request(m) => return hold_request(tx, me, mls_device, &m, now),
         Precheck::Status(status) => return reply(receipt_response(me, &[(&message, status)], now)),
         Precheck::Error(code, detail) => return reply(error_response(code, detail, refused)),
     };
@@ -346,6 +360,29 @@ pub(crate) fn receive_batch_in(
     }
 }
 
+/// A correctly signed envelope from a non-contact: a Welcome to a group is held as a group
+/// request; anything else as a message request.
+fn hold_request(
+    tx: &mut Tx<'_>,
+    me: &Me,
+    mls_device: &Device,
+    message: &SecureMessage,
+    now: i64,
+) -> Received {
+    match crate::groups::stranger_welcome(tx, me, mls_device, message, now) {
+        Ok(Some((status, event))) => Received {
+            response: receipt_response(me, &[(message, status)], now),
+            events: event.into_iter().collect(),
+            status: Some(status),
+        },
+        Ok(None) => requests::hold(tx, me, message, now),
+        Err(e) => {
+            warn!(error = %e, "holding a group request failed");
+            refuse(ErrorCode::Internal, "storage")
+        }
+    }
+}
+
 /// The answer that refuses a whole frame with an error (nothing was decided).
 fn refuse(code: ErrorCode, detail: &str) -> Received {
     Received {
@@ -390,7 +427,13 @@ fn apply_checked(
         Precheck::Status(status) => *status,
         Precheck::Error(code, _) => ReceiptStatus::Rejected(*code),
         Precheck::Request(message) => {
-            match tx.in_savepoint(|tx| requests::hold_tx(tx, message, now))? {
+            let held = tx.in_savepoint(|tx| {
+                match crate::groups::stranger_welcome(tx, parts.0, parts.1, message, now)? {
+                    Some(held) => Ok(held),
+                    None => requests::hold_tx(tx, message, now),
+                }
+            })?;
+            match held {
                 Ok((status, event)) => {
                     out.events.extend(event);
                     status

@@ -312,41 +312,52 @@ fn eve_key_package(dir: &std::path::Path) -> Vec<u8> {
         .remove(0)
 }
 
-#[test]
-fn a_welcome_whose_group_has_an_extra_device_is_refused() {
-    let Chat {
-        _tmp,
-        alice,
-        bob,
-        alice_store,
-        mut bob_store,
-        bob_db: _,
-        key_package: kp,
-    } = chat();
-    let eve_kp = eve_key_package(_tmp.path());
-    let now = now_ms();
-    let session = [3u8; 16];
-    let welcome = {
-        let mls = E2eStore::from_connection(alice_store.connection()).unwrap();
-        // Alice's group holds bob's device and, hidden, eve's.
-        let (_, welcome) = Conversation::create(&mls, &alice.device, &[kp, eve_kp], 1).unwrap();
-        seal(
-            &alice.me,
-            &bob.contact,
-            &session,
-            1,
-            MessageType::Welcome,
-            welcome,
-            now,
-        )
+/// A KeyPackage of a device of `root_seed`'s root that no contact lists (device seed 150).
+fn unlisted_device_key_package(dir: &std::path::Path, root_seed: u8) -> Vec<u8> {
+    let root = RootKey::from_bytes(&[root_seed; 32]);
+    let device = DeviceKey::from_bytes(&[150; 32]);
+    let certificate = root.certify_device(&device.public(), 1);
+    let mls_device = Device::new(&device.to_bytes(), &certificate.encode()).unwrap();
+    let store = open(&dir.join("unlisted.db"));
+    let mls = E2eStore::from_connection(store.connection()).unwrap();
+    rhizo_e2e::create_key_packages(&mls, &mls_device, 1, false)
         .unwrap()
-    };
+        .remove(0)
+}
+
+/// Alice's Welcome to bob holding bob's device and `extra`, sealed to bob.
+fn welcome_with(chat: &Chat, extra: Vec<u8>, session: [u8; 16]) -> Vec<u8> {
+    let mls = E2eStore::from_connection(chat.alice_store.connection()).unwrap();
+    let (_, welcome) = Conversation::create(
+        &mls,
+        &chat.alice.device,
+        &[chat.key_package.clone(), extra],
+        1,
+    )
+    .unwrap();
+    seal(
+        &chat.alice.me,
+        &chat.bob.contact,
+        &session,
+        1,
+        MessageType::Welcome,
+        welcome,
+        now_ms(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_welcome_whose_conversation_has_an_unlisted_device_of_the_contact_is_refused() {
+    let mut chat = chat();
+    let extra = unlisted_device_key_package(chat._tmp.path(), 1);
+    let welcome = welcome_with(&chat, extra, [3u8; 16]);
     let seen = Arc::new(Mutex::new(SeenSet::new(InTransaction)));
     let cache = Arc::new(ConversationCache::new(4));
     let r = receive(
-        &mut bob_store,
-        &bob.me,
-        &bob.device,
+        &mut chat.bob_store,
+        &chat.bob.me,
+        &chat.bob.device,
         &cache,
         &seen,
         &welcome,
@@ -355,14 +366,46 @@ fn a_welcome_whose_group_has_an_extra_device_is_refused() {
         status_of(&r.response),
         ReceiptStatus::Rejected(ErrorCode::UnexpectedMember)
     );
-    // Nothing was kept: no conversation.
+    // Nothing was kept: no conversation, no group.
+    let reader = chat.bob_store.read();
     assert!(
-        bob_store
-            .read()
-            .conversations_with(&alice.contact.uid)
+        reader
+            .conversations_with(&chat.alice.contact.uid)
             .unwrap()
             .is_empty()
     );
+    assert!(reader.groups().unwrap().is_empty());
+}
+
+#[test]
+fn a_welcome_naming_a_third_person_is_a_group_with_that_person_visible() {
+    let mut chat = chat();
+    let eve_kp = eve_key_package(chat._tmp.path());
+    let welcome = welcome_with(&chat, eve_kp, [3u8; 16]);
+    let seen = Arc::new(Mutex::new(SeenSet::new(InTransaction)));
+    let cache = Arc::new(ConversationCache::new(4));
+    let r = receive(
+        &mut chat.bob_store,
+        &chat.bob.me,
+        &chat.bob.device,
+        &cache,
+        &seen,
+        &welcome,
+    );
+    assert_eq!(status_of(&r.response), ReceiptStatus::Delivered);
+    // Not a 1:1 conversation with alice (nobody can hide in one): a group whose members
+    // (alice, bob, eve) are shown.
+    let reader = chat.bob_store.read();
+    assert!(
+        reader
+            .conversations_with(&chat.alice.contact.uid)
+            .unwrap()
+            .is_empty()
+    );
+    let groups = reader.groups().unwrap();
+    assert_eq!(groups.len(), 1);
+    assert_eq!(groups[0].invited_by, Some(chat.alice.contact.uid));
+    assert_eq!(reader.group_members(&[3u8; 16]).unwrap().len(), 3);
 }
 
 #[test]

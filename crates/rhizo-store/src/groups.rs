@@ -196,7 +196,7 @@ const GROUP_COLUMNS: &str = "session_id, group_id, address, name, my_role, state
 
 impl Reader<'_> {
     /// A group by session id.
-    pub fn group(&self, session_id: &[u8; 16]) -> Result<Option<GroupRow>, StoreError> {
+    pub fn group_by_session(&self, session_id: &[u8; 16]) -> Result<Option<GroupRow>, StoreError> {
         self.group_where("session_id", &session_id[..])
     }
 

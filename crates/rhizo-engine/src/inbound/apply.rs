@@ -6,17 +6,17 @@ use rhizo_core::{
     envelope::{DeliveryReceipt, ErrorCode, MessageType, SecureMessage},
     proto::ChatContent,
 };
-use rhizo_e2e::{Conversation, Device, E2eStore, Processed};
+use rhizo_e2e::{Device, E2eStore, Processed};
 use rhizo_store::{
     Tx,
+    groups::GroupRow,
     messaging::{Contact, ConversationRow, NewMessage},
 };
-use tracing::debug;
 
 use super::Reject;
 use crate::{
     Event, Me, agents::health::AgentHealth, cache::ConversationCache,
-    conversations::check_membership, profiles::accept_contact_profile,
+    conversations::check_membership, groups::WelcomeKind, profiles::accept_contact_profile,
     publish::META_KEY_PACKAGE_BUNDLE, receipts::apply_receipt_tx,
 };
 
@@ -24,12 +24,22 @@ use crate::{
 /// conversations and the remote agents' health.
 pub(crate) type Parts<'a> = (&'a Me, &'a Device, &'a ConversationCache, &'a AgentHealth);
 
+/// Who a checked envelope comes from: a contact (1:1 conversations, Welcomes), or a member of
+/// a group we are in (checked against the group's MLS roster when applied).
+#[derive(Debug, Clone)]
+pub(crate) enum Peer {
+    /// A contact's listed device.
+    Contact(Contact),
+    /// An envelope of this group.
+    Group(Box<GroupRow>),
+}
+
 /// Applies one checked envelope inside `tx`: seen-set, MLS, message rows. On `Err` the caller
 /// rolls back what it changed.
 pub(crate) fn apply_envelope(
     tx: &mut Tx<'_>,
-    (me, mls_device, conversations, health): Parts<'_>,
-    contact: &Contact,
+    parts: Parts<'_>,
+    peer: &Peer,
     message: &SecureMessage,
     now: i64,
 ) -> Result<Vec<Event>, Reject> {
@@ -39,6 +49,11 @@ pub(crate) fn apply_envelope(
     if !tx.seen_insert(&sender_device, &session_id, message.sequence_num, ts)? {
         return Err(Reject::Code(ErrorCode::ReplayDetected));
     }
+    let contact = match peer {
+        Peer::Contact(contact) => contact,
+        Peer::Group(group) => return crate::groups::apply_group(tx, parts, group, message, now),
+    };
+    let (me, mls_device, conversations, health) = parts;
     let mls = tx.mls().map_err(Reject::internal)?;
     let mut apply = Apply {
         tx,
@@ -77,18 +92,20 @@ impl Apply<'_, '_> {
         crate::secs(self.now)
     }
 
-    /// A Welcome: join the group, check its members, persist the conversation.
+    /// A Welcome: join the group, check its members, persist the conversation (a group's
+    /// Welcome goes the group way: joined or held as a group request).
     fn welcome(&mut self) -> Result<Vec<Event>, Reject> {
-        let conversation = Conversation::join(
-            &self.mls,
-            self.mls_device,
-            &self.message.payload,
-            self.unix(),
-        )
-        .map_err(|e| {
-            debug!(error = %e, "a Welcome could not be joined");
-            Reject::Code(ErrorCode::DecryptionFailed)
-        })?;
+        let parts = (self.me, self.mls_device, self.conversations, self.health);
+        let conversation = match crate::groups::contact_welcome(
+            self.tx,
+            parts,
+            self.contact,
+            self.message,
+            self.now,
+        )? {
+            WelcomeKind::Direct(conversation) => *conversation,
+            WelcomeKind::Group(events) => return Ok(events),
+        };
         check_membership(&conversation, self.me, self.contact)?;
         self.tx.insert_conversation(&ConversationRow {
             session_id: *self.message.session_id.as_bytes(),

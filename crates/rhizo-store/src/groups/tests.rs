@@ -33,7 +33,7 @@ fn store_with_group() -> Store {
 fn a_group_is_a_group_conversation_found_by_session_address_and_group_id() {
     let s = store_with_group();
     let r = s.read();
-    let g = r.group(&[1; 16]).unwrap().unwrap();
+    let g = r.group_by_session(&[1; 16]).unwrap().unwrap();
     assert_eq!(g.name, "friends");
     assert_eq!(g.my_role, GroupRole::Admin);
     assert_eq!(g.status, GroupStatus::Active);
@@ -131,7 +131,7 @@ fn groups_per_node_are_bounded_but_a_left_group_does_not_count() {
         .unwrap();
     s.write(|tx| tx.insert_group(&extra, 4)).unwrap();
     assert_eq!(
-        s.read().group(&[0; 16]).unwrap().unwrap().status,
+        s.read().group_by_session(&[0; 16]).unwrap().unwrap().status,
         GroupStatus::Left
     );
 }

@@ -37,7 +37,7 @@ impl Reader<'_> {
     }
 
     /// A direct conversation (with one contact) by session id; a group's is not one (see
-    /// [`Reader::group`](crate::Reader::group)).
+    /// [`Reader::group_by_session`](crate::Reader::group_by_session)).
     pub fn conversation(
         &self,
         session_id: &[u8; 16],

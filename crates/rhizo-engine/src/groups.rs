@@ -1,0 +1,598 @@
+//! Private groups (issue 14): one MLS group per group conversation, one leaf per member device,
+//! every group envelope addressed to the group's [`GroupAddress`].
+//!
+//! ```text
+//!  create_group(key packages) ─▶ MLS group ─▶ groups row, members (UIDs from the roster)
+//!     ─▶ a Welcome per other member UID (addressed to that UID, in the group's session)
+//!  queue_group_text ─▶ self-update per RekeyPolicy (merged at once) ─▶ ONE envelope to the
+//!     GroupAddress (ChatContent.message_id) ─▶ a delivery row per other member device
+//!  poll_group_transmits ─▶ GroupTransmit: the frame + every member device still pending
+//!  on_group_transmit_result ─▶ per-device outcomes ─▶ `delivered k/n`; members none of whose
+//!     devices answered ─▶ the driver stores the same bytes in each one's mailbox
+//!  handle_frame: recipient = a known GroupAddress ─▶ the sender must hold a leaf of its UID
+//!     ─▶ commits (roster → members, events) / texts (once per sender UID + message_id)
+//!  a Welcome naming more members than us and the inviter ─▶ join (a contact, auto-join on)
+//!     or a group request (accept / decline)
+//! ```
+//!
+//! Roles: this build keeps them in the store (the creator and, on a joiner, the inviter are
+//! admins; everyone added later is a member) and checks them before our own adds. The MLS
+//! GroupContext extension that carries them to every member (and the role rule every member
+//! enforces on commits) comes with rhizo-e2e's group operations.
+
+mod fanout;
+mod inbound;
+
+pub use fanout::{GroupTarget, GroupTransmit, GroupTransmitResult};
+pub(crate) use inbound::{WelcomeKind, apply_group, contact_welcome, group_of, stranger_welcome};
+
+use prost::Message as _;
+use rhizo_core::{
+    Uid,
+    envelope::MessageType,
+    group::{GroupAddress, GroupProfile, ROLLBACK_EPOCHS},
+    proto::{ChatContent, GroupControl},
+};
+use rhizo_e2e::Conversation;
+use rhizo_store::{
+    Reader, Tx,
+    groups::{
+        GroupMember, GroupRole, GroupRow, GroupSend, GroupStatus, IntentKind, MAX_GROUP_MEMBERS,
+        MemberDevice, NewGroup,
+    },
+    messaging::{MessageRow, NewMessage},
+};
+
+use crate::{Engine, EngineError, Me, conversations::seal_to, random, secs};
+
+/// Meta key: whether an invitation from a contact joins at once (`1`, the default) or is held
+/// as a group request like a stranger's (`0`).
+pub const META_GROUPS_AUTO_JOIN: &str = "groups.auto_join";
+
+/// One member UID of a group's MLS roster, with its devices (one leaf each).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RosterMember {
+    /// The member's UID.
+    pub uid: [u8; 32],
+    /// Its root public key.
+    pub root_pk: [u8; 32],
+    /// Its devices in the group.
+    pub devices: Vec<[u8; 32]>,
+}
+
+/// What [`Engine::group_info`] shows.
+#[derive(Debug, Clone)]
+pub struct GroupInfo {
+    /// The group.
+    pub group: GroupRow,
+    /// Its members with their role and devices (from the MLS roster).
+    pub members: Vec<GroupMemberInfo>,
+    /// The MLS epoch.
+    pub epoch: u64,
+}
+
+/// One member, as [`GroupInfo`] lists it.
+#[derive(Debug, Clone)]
+pub struct GroupMemberInfo {
+    /// The member's UID.
+    pub uid: [u8; 32],
+    /// Its role.
+    pub role: GroupRole,
+    /// Its devices in the group.
+    pub devices: Vec<[u8; 32]>,
+}
+
+/// A group message queued by [`Engine::queue_group_text`].
+#[derive(Debug, Clone)]
+pub struct GroupQueued {
+    /// Its row.
+    pub row: MessageRow,
+    /// The member devices it goes to (the `n` of `delivered k/n`).
+    pub total: u32,
+}
+
+/// The group's id as the API shows it: hex of its session id.
+pub fn group_id_hex(session_id: &[u8; 16]) -> String {
+    hex::encode(session_id)
+}
+
+/// The name a joined group has until its profile is known (the MLS extension).
+pub(crate) fn default_group_name(session_id: &[u8; 16]) -> String {
+    format!("group-{}", hex::encode(&session_id[..4]))
+}
+
+/// The roster of an MLS group, by UID (ascending), with each UID's devices.
+pub(crate) fn roster(conversation: &Conversation) -> Vec<RosterMember> {
+    let mut out: Vec<RosterMember> = Vec::new();
+    for certificate in conversation.members() {
+        let root = certificate.root();
+        let uid = *root.uid().as_bytes();
+        let device = *certificate.device().as_bytes();
+        match out.iter_mut().find(|m| m.uid == uid) {
+            Some(m) => m.devices.push(device),
+            None => out.push(RosterMember {
+                uid,
+                root_pk: *root.as_bytes(),
+                devices: vec![device],
+            }),
+        }
+    }
+    out.sort_by_key(|m| m.uid);
+    out
+}
+
+/// Every member device but this one, with its owner's UID.
+pub(crate) fn other_devices(roster: &[RosterMember], me: &Me) -> Vec<MemberDevice> {
+    let mine = *me.device.public().as_bytes();
+    roster
+        .iter()
+        .flat_map(|m| m.devices.iter().map(|d| (*d, m.uid)))
+        .filter(|(d, _)| *d != mine)
+        .collect()
+}
+
+/// The member rows for `roster`: a UID already stored keeps its role and `added_at`, one in
+/// `admins` is an admin, anyone else a member.
+pub(crate) fn member_rows(
+    roster: &[RosterMember],
+    stored: &[GroupMember],
+    admins: &[[u8; 32]],
+    now: i64,
+) -> Vec<GroupMember> {
+    roster
+        .iter()
+        .map(|m| match stored.iter().find(|s| s.uid == m.uid) {
+            Some(s) => s.clone(),
+            None => GroupMember {
+                uid: m.uid,
+                root_pk: m.root_pk,
+                role: if admins.contains(&m.uid) {
+                    GroupRole::Admin
+                } else {
+                    GroupRole::Member
+                },
+                added_at: now,
+            },
+        })
+        .collect()
+}
+
+/// An envelope to queue in a group.
+pub(crate) struct GroupEnvelope<'a> {
+    pub(crate) msg_type: MessageType,
+    pub(crate) kind: &'a str,
+    pub(crate) body: Option<&'a str>,
+    pub(crate) payload: Vec<u8>,
+    /// One member's UID (a Welcome, a receipt) or None: the group address.
+    pub(crate) recipient: Option<[u8; 32]>,
+    pub(crate) message_id: Option<[u8; 16]>,
+}
+
+/// Inside a transaction: takes the group conversation's next sequence number, seals `out`
+/// (to the group address, or to one member) and queues it with a delivery row per device of
+/// `devices`; its row id.
+pub(crate) fn queue_group_envelope(
+    tx: &mut Tx<'_>,
+    me: &Me,
+    group: &GroupRow,
+    out: GroupEnvelope<'_>,
+    devices: &[MemberDevice],
+    now: i64,
+) -> Result<i64, EngineError> {
+    let session_id = group.session_id;
+    let seq = tx.take_next_seq(&session_id)?;
+    let recipient = Uid::from_bytes(out.recipient.as_ref().unwrap_or(&group.address));
+    let envelope = seal_to(
+        me,
+        recipient,
+        &session_id,
+        seq,
+        out.msg_type,
+        out.payload,
+        now,
+    )?;
+    let send = GroupSend {
+        recipient_uid: out.recipient,
+        sender_uid: *me.uid.as_bytes(),
+        message_id: out.message_id,
+        devices,
+    };
+    let message = NewMessage {
+        session_id,
+        sender_device: *me.device.public().as_bytes(),
+        seq,
+        kind: out.kind,
+        body: out.body,
+        sent_at: now,
+    };
+    Ok(tx.insert_group_outgoing(&message, &envelope, &send, now)?)
+}
+
+/// The group, which must be one we are still in.
+pub(crate) fn active_group(
+    reader: &Reader<'_>,
+    session_id: &[u8; 16],
+) -> Result<GroupRow, EngineError> {
+    let group = reader
+        .group_by_session(session_id)?
+        .ok_or(EngineError::UnknownGroup)?;
+    if group.status != GroupStatus::Active {
+        return Err(EngineError::NotInGroup);
+    }
+    Ok(group)
+}
+
+/// Forgets our intents whose commit has stayed applied for the rollback window.
+pub(crate) fn prune_intents(
+    tx: &mut Tx<'_>,
+    session_id: &[u8; 16],
+    epoch: u64,
+) -> Result<(), EngineError> {
+    for intent in tx.group_intents(session_id)? {
+        if intent
+            .epoch
+            .is_some_and(|e| e.saturating_add(ROLLBACK_EPOCHS) <= epoch)
+        {
+            tx.delete_group_intent(intent.id)?;
+        }
+    }
+    Ok(())
+}
+
+impl Engine {
+    /// Runs a group operation in `tx`, with the loaded conversations it changed cached only
+    /// once `tx` committed (dropped at once if it failed).
+    fn group_job<T>(
+        &self,
+        tx: &mut Tx<'_>,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T, EngineError>,
+    ) -> Result<T, EngineError> {
+        let out = f(tx);
+        if out.is_err() {
+            self.conversations.discard_staged();
+        }
+        let cache = std::sync::Arc::clone(&self.conversations);
+        tx.after_commit(move |committed| cache.settle(&if committed { Ok(()) } else { Err(()) }));
+        out
+    }
+
+    /// Whether invitations from contacts join at once (the default) or are held as requests.
+    ///
+    /// # Errors
+    ///
+    /// If the database fails.
+    pub fn groups_auto_join(&self, reader: &Reader<'_>) -> Result<bool, EngineError> {
+        Ok(reader.get_meta(META_GROUPS_AUTO_JOIN)?.as_deref() != Some("0"))
+    }
+
+    /// Sets [`Engine::groups_auto_join`].
+    ///
+    /// # Errors
+    ///
+    /// If the database fails.
+    pub fn set_groups_auto_join(&self, tx: &mut Tx<'_>, on: bool) -> Result<(), EngineError> {
+        Ok(tx.set_meta(META_GROUPS_AUTO_JOIN, if on { "1" } else { "0" })?)
+    }
+
+    /// Creates a group named `name` with the member devices whose KeyPackages the driver
+    /// fetched (each member's listed devices, like [`Engine::send_first`]); we are its admin.
+    /// A Welcome to each other member UID is queued in the group's outbox.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Group`] for a bad name, [`EngineError::TooManyMembers`], a store limit
+    /// (`LimitReached`: groups per node), MLS (a bad KeyPackage, too many devices).
+    pub fn create_group(
+        &self,
+        tx: &mut Tx<'_>,
+        name: &str,
+        key_packages: &[Vec<u8>],
+        now: i64,
+    ) -> Result<GroupRow, EngineError> {
+        self.group_job(tx, |tx| self.create_group_in(tx, name, key_packages, now))
+    }
+
+    fn create_group_in(
+        &self,
+        tx: &mut Tx<'_>,
+        name: &str,
+        key_packages: &[Vec<u8>],
+        now: i64,
+    ) -> Result<GroupRow, EngineError> {
+        let profile = GroupProfile::named(name)?;
+        let session_id: [u8; 16] = random()?;
+        let mls = tx.mls()?;
+        let (conversation, welcome) =
+            Conversation::create(&mls, &self.mls_device, key_packages, secs(now))?;
+        let members = roster(&conversation);
+        if members.len() > MAX_GROUP_MEMBERS {
+            return Err(EngineError::TooManyMembers {
+                count: members.len(),
+                max: MAX_GROUP_MEMBERS,
+            });
+        }
+        tx.insert_group(
+            &NewGroup {
+                session_id,
+                group_id: conversation.id(),
+                address: *GroupAddress::from_group_id(conversation.id()).as_bytes(),
+                name: &profile.name,
+                my_role: GroupRole::Admin,
+                invited_by: None,
+                auto_join: false,
+            },
+            now,
+        )?;
+        let admins = [*self.me.uid.as_bytes()];
+        tx.set_group_members(&session_id, &member_rows(&members, &[], &admins, now))?;
+        let group = tx
+            .group_by_session(&session_id)?
+            .ok_or(EngineError::Internal("group vanished"))?;
+        self.queue_welcomes(tx, &group, &members, &[], &welcome, now)?;
+        self.conversations.stage(conversation);
+        Ok(group)
+    }
+
+    /// Queues the Welcome to every member of `after` not in `before` (but us).
+    fn queue_welcomes(
+        &self,
+        tx: &mut Tx<'_>,
+        group: &GroupRow,
+        after: &[RosterMember],
+        before: &[RosterMember],
+        welcome: &[u8],
+        now: i64,
+    ) -> Result<(), EngineError> {
+        let new = after
+            .iter()
+            .filter(|m| m.uid != *self.me.uid.as_bytes() && !before.iter().any(|b| b.uid == m.uid));
+        for member in new {
+            let devices: Vec<MemberDevice> =
+                member.devices.iter().map(|d| (*d, member.uid)).collect();
+            let out = GroupEnvelope {
+                msg_type: MessageType::Welcome,
+                kind: "welcome",
+                body: None,
+                payload: welcome.to_vec(),
+                recipient: Some(member.uid),
+                message_id: None,
+            };
+            queue_group_envelope(tx, &self.me, group, out, &devices, now)?;
+        }
+        Ok(())
+    }
+
+    /// Adds members to a group we administer, from the KeyPackages of their devices the driver
+    /// fetched: one commit to the current members (merged here at once), a Welcome to each new
+    /// member UID, the change kept as an intent for the rollback window. The added UIDs.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::UnknownGroup`], [`EngineError::NotInGroup`], [`EngineError::NotAdmin`],
+    /// [`EngineError::TooManyMembers`], a store limit (pending changes), MLS.
+    pub fn add_group_members(
+        &self,
+        tx: &mut Tx<'_>,
+        session_id: &[u8; 16],
+        key_packages: &[Vec<u8>],
+        now: i64,
+    ) -> Result<Vec<[u8; 32]>, EngineError> {
+        self.group_job(tx, |tx| {
+            self.add_members_in(tx, session_id, key_packages, now)
+        })
+    }
+
+    fn add_members_in(
+        &self,
+        tx: &mut Tx<'_>,
+        session_id: &[u8; 16],
+        key_packages: &[Vec<u8>],
+        now: i64,
+    ) -> Result<Vec<[u8; 32]>, EngineError> {
+        let group = active_group(tx, session_id)?;
+        if group.my_role != GroupRole::Admin {
+            return Err(EngineError::NotAdmin);
+        }
+        let mls = tx.mls()?;
+        let mut conversation = self
+            .conversations
+            .load(&mls, &group.group_id)?
+            .ok_or(EngineError::Internal("group state missing"))?;
+        let before = roster(&conversation);
+        let epoch = conversation.epoch();
+        let (commit, welcome) =
+            conversation.add_devices(&mls, &self.mls_device, key_packages, secs(now))?;
+        conversation.confirm_commit(&mls)?;
+        let after = roster(&conversation);
+        if after.len() > MAX_GROUP_MEMBERS {
+            return Err(EngineError::TooManyMembers {
+                count: after.len(),
+                max: MAX_GROUP_MEMBERS,
+            });
+        }
+        let added: Vec<[u8; 32]> = after
+            .iter()
+            .filter(|m| !before.iter().any(|b| b.uid == m.uid))
+            .map(|m| m.uid)
+            .collect();
+        let body: Vec<u8> = added.concat();
+        let intent = tx.add_group_intent(session_id, IntentKind::Add, &body, now)?;
+        tx.set_intent_commit(intent, &rhizo_e2e::commit_id(&commit), epoch)?;
+        let commit = GroupEnvelope {
+            msg_type: MessageType::Commit,
+            kind: "commit",
+            body: None,
+            payload: commit,
+            recipient: None,
+            message_id: None,
+        };
+        queue_group_envelope(
+            tx,
+            &self.me,
+            &group,
+            commit,
+            &other_devices(&before, &self.me),
+            now,
+        )?;
+        self.queue_welcomes(tx, &group, &after, &before, &welcome, now)?;
+        let stored = tx.group_members(session_id)?;
+        tx.set_group_members(session_id, &member_rows(&after, &stored, &[], now))?;
+        prune_intents(tx, session_id, conversation.epoch())?;
+        self.conversations.stage(conversation);
+        Ok(added)
+    }
+
+    /// Queues one text in a group: a self-update first when the rekey rule says so (merged at
+    /// once, as every group commit), then ONE envelope to the group address carrying the MLS
+    /// ciphertext with a fresh `message_id`, with a delivery row per other member device.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::UnknownGroup`], [`EngineError::NotInGroup`], MLS or the database.
+    pub fn queue_group_text(
+        &self,
+        tx: &mut Tx<'_>,
+        session_id: &[u8; 16],
+        text: &str,
+        now: i64,
+    ) -> Result<GroupQueued, EngineError> {
+        self.group_job(tx, |tx| {
+            let content = ChatContent {
+                text: text.to_string(),
+                sent_at_ms: crate::ms(now),
+                ..ChatContent::default()
+            };
+            let (id, total) =
+                self.queue_group_content(tx, session_id, content, "text", Some(text), now)?;
+            let row = tx
+                .message(id)?
+                .ok_or(EngineError::Internal("message vanished"))?;
+            Ok(GroupQueued { row, total })
+        })
+    }
+
+    /// Leaves a group: a `GroupControl{leave}` to the members (every admin then commits our
+    /// removal), and the group is ours no more (state `left`).
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::UnknownGroup`], [`EngineError::NotInGroup`], MLS or the database.
+    pub fn leave_group(
+        &self,
+        tx: &mut Tx<'_>,
+        session_id: &[u8; 16],
+        now: i64,
+    ) -> Result<(), EngineError> {
+        self.group_job(tx, |tx| {
+            let content = ChatContent {
+                sent_at_ms: crate::ms(now),
+                group_control: Some(GroupControl { leave: true }),
+                ..ChatContent::default()
+            };
+            self.queue_group_content(tx, session_id, content, "control", None, now)?;
+            let group = active_group(tx, session_id)?;
+            tx.update_group(
+                session_id,
+                &group.name,
+                group.my_role,
+                GroupStatus::Left,
+                now,
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Encrypts `content` (given a fresh message id) in the group, after a self-update when
+    /// the rekey rule says so; the row id and how many member devices it goes to.
+    fn queue_group_content(
+        &self,
+        tx: &mut Tx<'_>,
+        session_id: &[u8; 16],
+        mut content: ChatContent,
+        kind: &str,
+        body: Option<&str>,
+        now: i64,
+    ) -> Result<(i64, u32), EngineError> {
+        let group = active_group(tx, session_id)?;
+        let mls = tx.mls()?;
+        let mut conversation = self
+            .conversations
+            .load(&mls, &group.group_id)?
+            .ok_or(EngineError::Internal("group state missing"))?;
+        let unix = secs(now);
+        let devices = other_devices(&roster(&conversation), &self.me);
+        if conversation.rekey_due(&self.rekey, unix) && !conversation.has_pending_commit() {
+            let commit = conversation.self_update(&mls, &self.mls_device, unix)?;
+            conversation.confirm_commit(&mls)?;
+            let commit = GroupEnvelope {
+                msg_type: MessageType::Commit,
+                kind: "commit",
+                body: None,
+                payload: commit,
+                recipient: None,
+                message_id: None,
+            };
+            queue_group_envelope(tx, &self.me, &group, commit, &devices, now)?;
+        }
+        let message_id: [u8; 16] = random()?;
+        content.message_id = message_id.to_vec().into();
+        let ciphertext =
+            conversation.encrypt(&mls, &self.mls_device, &content.encode_to_vec(), unix)?;
+        let out = GroupEnvelope {
+            msg_type: MessageType::Application,
+            kind,
+            body,
+            payload: ciphertext,
+            recipient: None,
+            message_id: Some(message_id),
+        };
+        let id = queue_group_envelope(tx, &self.me, &group, out, &devices, now)?;
+        self.conversations.stage(conversation);
+        Ok((id, u32::try_from(devices.len()).unwrap_or(u32::MAX)))
+    }
+
+    /// A group's members (roles from the store, devices from the MLS roster) and epoch.
+    /// Reads the MLS state, so it runs in a transaction.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::UnknownGroup`], MLS or the database.
+    pub fn group_info(
+        &self,
+        tx: &mut Tx<'_>,
+        session_id: &[u8; 16],
+    ) -> Result<GroupInfo, EngineError> {
+        self.group_job(tx, |tx| {
+            let group = tx
+                .group_by_session(session_id)?
+                .ok_or(EngineError::UnknownGroup)?;
+            let stored = tx.group_members(session_id)?;
+            let mls = tx.mls()?;
+            let conversation = self
+                .conversations
+                .load(&mls, &group.group_id)?
+                .ok_or(EngineError::Internal("group state missing"))?;
+            let members = roster(&conversation)
+                .into_iter()
+                .map(|m| GroupMemberInfo {
+                    role: stored
+                        .iter()
+                        .find(|s| s.uid == m.uid)
+                        .map_or(GroupRole::Member, |s| s.role),
+                    uid: m.uid,
+                    devices: m.devices,
+                })
+                .collect();
+            let epoch = conversation.epoch();
+            self.conversations.stage(conversation);
+            Ok(GroupInfo {
+                group,
+                members,
+                epoch,
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,341 @@
+//! Group fan-out: the sender signs ONE envelope per message; the same bytes go to every member
+//! device still pending (batch frames per device, the driver's Transmit machinery), and, for a
+//! member none of whose devices answered, to that member's mailbox.
+//!
+//! ```text
+//!  poll_group_transmits ─▶ per group (and recipient), in order: frames ≤ MAX_BATCH_ENVELOPES
+//!     targets = every member device with a pending delivery row
+//!  driver sends to each target ─▶ on_group_transmit_result(answers)
+//!     valid receipt from a device ─▶ its delivery rows delivered/read/failed ─▶ k/n events
+//!     members none of whose devices answered ─▶ unreachable ─▶ driver stores on their
+//!     mailboxes ─▶ on_group_mailbox_result (stored: retried directly later)
+//! ```
+
+use rhizo_core::{
+    DevicePublicKey,
+    envelope::{EnvelopeBatch, MAX_BATCH_ENVELOPES, MAX_BATCH_FRAME_BYTES, SecureMessage},
+};
+use rhizo_store::{
+    Reader, Tx,
+    groups::{DeliveryState, GroupOutboxItem},
+    messaging::{MessageState, NO_RETRY},
+};
+
+use super::group_id_hex;
+use crate::{
+    Counters, Engine, EngineError, Event, MailboxAttempt, Outcome,
+    contacts::peer_id_of_device,
+    outbox::{DeviceAnswer, OUTBOX_BATCH, STORED_RETRY_MS, Target, parse_response, retry_delay},
+};
+
+/// One member device to send a group frame to.
+#[derive(Debug, Clone)]
+pub struct GroupTarget {
+    /// The member's UID (for the mailbox fallback).
+    pub member: [u8; 32],
+    /// The device.
+    pub target: Target,
+}
+
+/// One frame of a group: consecutive due envelopes of one group (and one recipient), and the
+/// member devices that still lack any of them.
+#[derive(Debug, Clone)]
+pub struct GroupTransmit {
+    /// The group's session id.
+    pub session_id: [u8; 16],
+    /// The outbox rows it carries, in order.
+    pub items: Vec<GroupOutboxItem>,
+    /// The request bytes (`/rhizo/msg/1`): a bare envelope or a batch frame.
+    pub frame: Vec<u8>,
+    /// The member devices to send it to.
+    pub targets: Vec<GroupTarget>,
+    /// The envelopes as sent, or why they could not be read back.
+    sent: Result<Vec<SecureMessage>, String>,
+}
+
+impl GroupTransmit {
+    /// The member UIDs the frame goes to (whose mailboxes get it when none of their devices
+    /// answers).
+    pub fn members(&self) -> Vec<[u8; 32]> {
+        let mut uids: Vec<[u8; 32]> = self.targets.iter().map(|t| t.member).collect();
+        uids.sort_unstable();
+        uids.dedup();
+        uids
+    }
+}
+
+/// What [`Engine::on_group_transmit_result`] made of the answers.
+#[derive(Debug, Default)]
+pub struct GroupTransmitResult {
+    /// State and count changes to show.
+    pub events: Vec<Event>,
+    /// Members none of whose devices answered with a valid receipt: the driver stores each
+    /// item in their mailboxes and reports with [`Engine::on_group_mailbox_result`].
+    pub unreachable: Vec<[u8; 32]>,
+}
+
+impl Engine {
+    /// The due group envelopes at `now`, as frames per group, in order, each with the member
+    /// devices that still lack one of its envelopes. Only reads.
+    ///
+    /// # Errors
+    ///
+    /// If the database fails.
+    pub fn poll_group_transmits(
+        &self,
+        reader: &Reader<'_>,
+        now: i64,
+    ) -> Result<Vec<GroupTransmit>, EngineError> {
+        let items = reader.group_outbox_due(now, OUTBOX_BATCH)?;
+        let mut runs: Vec<Vec<GroupOutboxItem>> = Vec::new();
+        for item in items {
+            match runs.iter_mut().find(|r| {
+                r.first().is_some_and(|f| {
+                    f.session_id == item.session_id && f.recipient_uid == item.recipient_uid
+                })
+            }) {
+                Some(run) => run.push(item),
+                None => runs.push(vec![item]),
+            }
+        }
+        let mut out = Vec::new();
+        for run in runs {
+            for chunk in chunks(&run) {
+                out.push(group_transmit(reader, chunk)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes what the member devices answered to `transmit`, inside `tx`: each device's valid
+    /// receipt moves its delivery rows; a message every device has is `delivered`; one some
+    /// device still lacks is retried after a backoff. Members none of whose devices answered
+    /// are returned for the mailbox fallback.
+    ///
+    /// # Errors
+    ///
+    /// If the database fails.
+    pub fn on_group_transmit_result(
+        &self,
+        tx: &mut Tx<'_>,
+        transmit: &GroupTransmit,
+        answers: Vec<DeviceAnswer>,
+        now: i64,
+    ) -> Result<GroupTransmitResult, EngineError> {
+        if transmit.items.len() > 1 {
+            Counters::add(&self.counters.batches_sent, 1);
+            Counters::add(
+                &self.counters.batched_envelopes_sent,
+                transmit.items.len() as u64,
+            );
+        }
+        let sent = match &transmit.sent {
+            Ok(sent) => sent,
+            Err(why) => {
+                tracing::warn!(%why, "a queued group envelope does not decode");
+                return Ok(GroupTransmitResult::default());
+            }
+        };
+        let mut answered: Vec<[u8; 32]> = Vec::new();
+        let mut last_error = String::from("no member device answered");
+        for (device, answer) in answers {
+            match answer.and_then(|response| parse_response(&response, &device, sent)) {
+                Ok(outcomes) => {
+                    record_device(tx, transmit, &device, &outcomes, now)?;
+                    if let Some(t) = transmit.targets.iter().find(|t| t.target.device == device) {
+                        answered.push(t.member);
+                    }
+                }
+                Err(e) => last_error = e,
+            }
+        }
+        let mut events = Vec::new();
+        for item in &transmit.items {
+            events.extend(settle_item(tx, item, &last_error, now)?);
+        }
+        let unreachable = transmit
+            .members()
+            .into_iter()
+            .filter(|m| !answered.contains(m))
+            .collect();
+        Ok(GroupTransmitResult {
+            events,
+            unreachable,
+        })
+    }
+
+    /// Writes what storing `item` in `member`'s mailbox gave: held by replicas → `stored`
+    /// (direct delivery is retried after [`STORED_RETRY_MS`]); otherwise it is retried with
+    /// backoff.
+    ///
+    /// # Errors
+    ///
+    /// If the database fails.
+    pub fn on_group_mailbox_result(
+        &self,
+        tx: &mut Tx<'_>,
+        item: &GroupOutboxItem,
+        member: &[u8; 32],
+        attempt: &MailboxAttempt,
+        now: i64,
+    ) -> Result<Vec<Event>, EngineError> {
+        if let Some(replicas) = attempt.stored_on {
+            let next = if matches!(item.kind.as_str(), "read_receipt" | "receipt") {
+                NO_RETRY
+            } else {
+                now + STORED_RETRY_MS
+            };
+            tracing::debug!(
+                id = item.id,
+                replicas,
+                member = %hex::encode(&member[..4]),
+                "group member offline: envelope stored on mailbox replicas"
+            );
+            tx.mark_stored(item.id, replicas, next, now)?;
+            return Ok(Vec::new());
+        }
+        let error = if attempt.quota_full {
+            "a member's mailbox replicas refused it (quota full); it stays queued".to_string()
+        } else {
+            format!("a member is unreachable: {}", attempt.errors.join("; "))
+        };
+        tx.record_attempt_failed(item.id, now + retry_delay(item.attempts), &error)?;
+        Ok(Vec::new())
+    }
+}
+
+/// Consecutive items cut into frames of at most [`MAX_BATCH_ENVELOPES`] envelopes and
+/// [`MAX_BATCH_FRAME_BYTES`] bytes (a single larger envelope goes alone).
+fn chunks(items: &[GroupOutboxItem]) -> Vec<&[GroupOutboxItem]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0usize, 0usize);
+    for (i, item) in items.iter().enumerate() {
+        let size = item.envelope.len() + 8;
+        if i > start && (i - start >= MAX_BATCH_ENVELOPES || bytes + size > MAX_BATCH_FRAME_BYTES) {
+            out.push(&items[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if start < items.len() {
+        out.push(&items[start..]);
+    }
+    out
+}
+
+/// The frame for `items` and its targets: every device with a pending delivery row of any of
+/// them (its peer id from the device key, addresses when it is a listed contact device).
+fn group_transmit(
+    reader: &Reader<'_>,
+    items: &[GroupOutboxItem],
+) -> Result<GroupTransmit, EngineError> {
+    let mut targets: Vec<GroupTarget> = Vec::new();
+    for item in items {
+        for (device, member) in reader.pending_deliveries(item.id)? {
+            if targets
+                .iter()
+                .any(|t| *t.target.device.as_bytes() == device)
+            {
+                continue;
+            }
+            let Ok(key) = DevicePublicKey::from_bytes(&device) else {
+                continue;
+            };
+            let Some(peer_id) = peer_id_of_device(&key) else {
+                continue;
+            };
+            let addrs = reader
+                .contact_by_uid_device(&member, &device)?
+                .and_then(|c| c.devices.into_iter().find(|d| d.device_pk == device))
+                .map(|d| d.addrs)
+                .unwrap_or_default();
+            targets.push(GroupTarget {
+                member,
+                target: Target {
+                    device: key,
+                    peer_id: peer_id.to_string(),
+                    addrs,
+                },
+            });
+        }
+    }
+    let sent = items
+        .iter()
+        .map(|i| SecureMessage::decode(&i.envelope).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>();
+    let frame = match items {
+        [one] => one.envelope.clone(),
+        many => EnvelopeBatch {
+            envelopes: many.iter().map(|i| i.envelope.clone().into()).collect(),
+        }
+        .encode()?,
+    };
+    Ok(GroupTransmit {
+        session_id: items.first().map(|i| i.session_id).unwrap_or_default(),
+        items: items.to_vec(),
+        frame,
+        targets,
+        sent,
+    })
+}
+
+/// One device's receipt: its delivery row of each item moves on.
+fn record_device(
+    tx: &mut Tx<'_>,
+    transmit: &GroupTransmit,
+    device: &DevicePublicKey,
+    outcomes: &[Outcome],
+    now: i64,
+) -> Result<(), EngineError> {
+    for (item, outcome) in transmit.items.iter().zip(outcomes) {
+        let state = match outcome {
+            Outcome::Final(MessageState::Read, _) => DeliveryState::Read,
+            Outcome::Final(MessageState::Failed, _) | Outcome::Closed(_) => DeliveryState::Failed,
+            Outcome::Final(_, _) | Outcome::Held => DeliveryState::Delivered,
+            Outcome::Retry(_, _) => continue,
+        };
+        tx.set_delivery(item.id, device.as_bytes(), state, now)?;
+    }
+    Ok(())
+}
+
+/// After the answers: a message no device lacks any more is delivered (or failed, when every
+/// device refused it); one still pending somewhere is retried after a backoff. The count
+/// event, when something changed.
+pub(crate) fn settle_item(
+    tx: &mut Tx<'_>,
+    item: &GroupOutboxItem,
+    why: &str,
+    now: i64,
+) -> Result<Vec<Event>, EngineError> {
+    let counts = tx.delivery_counts(item.id)?;
+    let pending = counts
+        .total
+        .saturating_sub(counts.delivered)
+        .saturating_sub(counts.failed);
+    let state = if pending > 0 {
+        tx.record_attempt_failed(item.id, now + retry_delay(item.attempts), why)?;
+        if counts.delivered > 0 || item.state == MessageState::Queued {
+            MessageState::Sent
+        } else {
+            item.state
+        }
+    } else if counts.delivered == 0 && counts.total > 0 {
+        MessageState::Failed
+    } else {
+        MessageState::Delivered
+    };
+    let error = (state == MessageState::Failed).then_some("every member device refused it");
+    let changed = tx.advance_message_state(item.id, state, now, error)?;
+    if !changed && pending > 0 && counts.delivered == 0 {
+        return Ok(Vec::new());
+    }
+    Ok(vec![Event::GroupMessageState {
+        id: item.id,
+        group: group_id_hex(&item.session_id),
+        state,
+        delivered: counts.delivered,
+        read: counts.read,
+        total: counts.total,
+    }])
+}
