@@ -15,11 +15,13 @@
 //!     or a group request (accept / decline)
 //! ```
 //!
-//! Roles: this build keeps them in the store (the creator and, on a joiner, the inviter are
-//! admins; everyone added later is a member) and checks them before our own adds. The MLS
-//! GroupContext extension that carries them to every member (and the role rule every member
-//! enforces on commits) comes with rhizo-e2e's group operations.
+//! Roles and the profile live in the group's MLS GroupContext extension (rhizo-e2e enforces the
+//! role rule on every commit, ours included); the store keeps a copy for listing. Our own
+//! commits apply at once; when a smaller commit wins the epoch, rhizo-e2e rolls back and the
+//! engine encrypts our messages of the dropped epochs again and re-proposes our changes
+//! ([`admin`]).
 
+mod admin;
 mod fanout;
 mod inbound;
 
@@ -30,15 +32,15 @@ use prost::Message as _;
 use rhizo_core::{
     Uid,
     envelope::MessageType,
-    group::{GroupAddress, GroupProfile, ROLLBACK_EPOCHS},
+    group::{GroupAddress, GroupProfile, GroupState, ROLLBACK_EPOCHS},
     proto::{ChatContent, GroupControl},
 };
-use rhizo_e2e::Conversation;
+use rhizo_e2e::{CommitRejectReason, Conversation, E2eError};
 use rhizo_store::{
     Reader, Tx,
     groups::{
-        GroupMember, GroupRole, GroupRow, GroupSend, GroupStatus, IntentKind, MAX_GROUP_MEMBERS,
-        MemberDevice, NewGroup,
+        GroupMember, GroupRole, GroupRow, GroupSend, GroupStatus, MAX_GROUP_MEMBERS, MemberDevice,
+        NewGroup,
     },
     messaging::{MessageRow, NewMessage},
 };
@@ -56,6 +58,8 @@ pub struct RosterMember {
     pub uid: [u8; 32],
     /// Its root public key.
     pub root_pk: [u8; 32],
+    /// Its role (the group's extension).
+    pub role: GroupRole,
     /// Its devices in the group.
     pub devices: Vec<[u8; 32]>,
 }
@@ -69,6 +73,11 @@ pub struct GroupInfo {
     pub members: Vec<GroupMemberInfo>,
     /// The MLS epoch.
     pub epoch: u64,
+    /// The safety fingerprint: hex of the epoch authenticator's first 16 bytes (the same on
+    /// every member in the same state).
+    pub fingerprint: String,
+    /// The profile (name, description, avatar) from the group's MLS extension.
+    pub profile: GroupProfile,
 }
 
 /// One member, as [`GroupInfo`] lists it.
@@ -96,29 +105,35 @@ pub fn group_id_hex(session_id: &[u8; 16]) -> String {
     hex::encode(session_id)
 }
 
-/// The name a joined group has until its profile is known (the MLS extension).
-pub(crate) fn default_group_name(session_id: &[u8; 16]) -> String {
-    format!("group-{}", hex::encode(&session_id[..4]))
+/// The roster of a group's MLS state, by UID (ascending): role (from the group's extension)
+/// and devices.
+pub(crate) fn roster(conversation: &Conversation) -> Result<Vec<RosterMember>, E2eError> {
+    Ok(conversation
+        .roster()?
+        .into_iter()
+        .map(|entry| RosterMember {
+            uid: *entry.uid.as_bytes(),
+            root_pk: entry
+                .devices
+                .first()
+                .map(|c| *c.root().as_bytes())
+                .unwrap_or_default(),
+            role: store_role(entry.role),
+            devices: entry
+                .devices
+                .iter()
+                .map(|c| *c.device().as_bytes())
+                .collect(),
+        })
+        .collect())
 }
 
-/// The roster of an MLS group, by UID (ascending), with each UID's devices.
-pub(crate) fn roster(conversation: &Conversation) -> Vec<RosterMember> {
-    let mut out: Vec<RosterMember> = Vec::new();
-    for certificate in conversation.members() {
-        let root = certificate.root();
-        let uid = *root.uid().as_bytes();
-        let device = *certificate.device().as_bytes();
-        match out.iter_mut().find(|m| m.uid == uid) {
-            Some(m) => m.devices.push(device),
-            None => out.push(RosterMember {
-                uid,
-                root_pk: *root.as_bytes(),
-                devices: vec![device],
-            }),
-        }
+/// rhizo-core's role as the store keeps it.
+pub(crate) fn store_role(role: rhizo_core::group::GroupRole) -> GroupRole {
+    match role {
+        rhizo_core::group::GroupRole::Admin => GroupRole::Admin,
+        _ => GroupRole::Member,
     }
-    out.sort_by_key(|m| m.uid);
-    out
 }
 
 /// Every member device but this one, with its owner's UID.
@@ -131,28 +146,23 @@ pub(crate) fn other_devices(roster: &[RosterMember], me: &Me) -> Vec<MemberDevic
         .collect()
 }
 
-/// The member rows for `roster`: a UID already stored keeps its role and `added_at`, one in
-/// `admins` is an admin, anyone else a member.
+/// The member rows for `roster` (roles from the group's extension); a UID already stored
+/// keeps its `added_at`.
 pub(crate) fn member_rows(
     roster: &[RosterMember],
     stored: &[GroupMember],
-    admins: &[[u8; 32]],
     now: i64,
 ) -> Vec<GroupMember> {
     roster
         .iter()
-        .map(|m| match stored.iter().find(|s| s.uid == m.uid) {
-            Some(s) => s.clone(),
-            None => GroupMember {
-                uid: m.uid,
-                root_pk: m.root_pk,
-                role: if admins.contains(&m.uid) {
-                    GroupRole::Admin
-                } else {
-                    GroupRole::Member
-                },
-                added_at: now,
-            },
+        .map(|m| GroupMember {
+            uid: m.uid,
+            root_pk: m.root_pk,
+            role: m.role,
+            added_at: stored
+                .iter()
+                .find(|s| s.uid == m.uid)
+                .map_or(now, |s| s.added_at),
         })
         .collect()
 }
@@ -166,6 +176,23 @@ pub(crate) struct GroupEnvelope<'a> {
     /// One member's UID (a Welcome, a receipt) or None: the group address.
     pub(crate) recipient: Option<[u8; 32]>,
     pub(crate) message_id: Option<[u8; 16]>,
+    /// The MLS epoch it was encrypted in (application messages and commits).
+    pub(crate) epoch: Option<u64>,
+}
+
+impl GroupEnvelope<'_> {
+    /// A commit to the group, made in `epoch`.
+    pub(crate) fn commit(payload: Vec<u8>, epoch: u64) -> Self {
+        Self {
+            msg_type: MessageType::Commit,
+            kind: "commit",
+            body: None,
+            payload,
+            recipient: None,
+            message_id: None,
+            epoch: Some(epoch),
+        }
+    }
 }
 
 /// Inside a transaction: takes the group conversation's next sequence number, seals `out`
@@ -196,6 +223,7 @@ pub(crate) fn queue_group_envelope(
         sender_uid: *me.uid.as_bytes(),
         message_id: out.message_id,
         devices,
+        epoch: out.epoch,
     };
     let message = NewMessage {
         session_id,
@@ -239,10 +267,18 @@ pub(crate) fn prune_intents(
     Ok(())
 }
 
+/// An MLS refusal of our own group change as the engine says it.
+pub(crate) fn refused(e: E2eError) -> EngineError {
+    match e {
+        E2eError::Refused(CommitRejectReason::NotAdmin) => EngineError::NotAdmin,
+        other => EngineError::Mls(other),
+    }
+}
+
 impl Engine {
     /// Runs a group operation in `tx`, with the loaded conversations it changed cached only
     /// once `tx` committed (dropped at once if it failed).
-    fn group_job<T>(
+    pub(crate) fn group_job<T>(
         &self,
         tx: &mut Tx<'_>,
         f: impl FnOnce(&mut Tx<'_>) -> Result<T, EngineError>,
@@ -254,6 +290,18 @@ impl Engine {
         let cache = std::sync::Arc::clone(&self.conversations);
         tx.after_commit(move |committed| cache.settle(&if committed { Ok(()) } else { Err(()) }));
         out
+    }
+
+    /// The group's loaded MLS state.
+    pub(crate) fn load_group(
+        &self,
+        tx: &Tx<'_>,
+        group: &GroupRow,
+    ) -> Result<Conversation, EngineError> {
+        let mls = tx.mls()?;
+        self.conversations
+            .load(&mls, &group.group_id)?
+            .ok_or(EngineError::Internal("group state missing"))
     }
 
     /// Whether invitations from contacts join at once (the default) or are held as requests.
@@ -275,8 +323,9 @@ impl Engine {
     }
 
     /// Creates a group named `name` with the member devices whose KeyPackages the driver
-    /// fetched (each member's listed devices, like [`Engine::send_first`]); we are its admin.
-    /// A Welcome to each other member UID is queued in the group's outbox.
+    /// fetched (each member's listed devices, like [`Engine::send_first`]); we are its admin
+    /// (the group's MLS extension says so to every member). A Welcome to each other member UID
+    /// is queued in the group's outbox.
     ///
     /// # Errors
     ///
@@ -299,12 +348,12 @@ impl Engine {
         key_packages: &[Vec<u8>],
         now: i64,
     ) -> Result<GroupRow, EngineError> {
-        let profile = GroupProfile::named(name)?;
+        let state = GroupState::new(vec![self.me.uid], GroupProfile::named(name)?)?;
         let session_id: [u8; 16] = random()?;
         let mls = tx.mls()?;
         let (conversation, welcome) =
-            Conversation::create(&mls, &self.mls_device, key_packages, secs(now))?;
-        let members = roster(&conversation);
+            Conversation::create_group(&mls, &self.mls_device, &state, key_packages, secs(now))?;
+        let members = roster(&conversation)?;
         if members.len() > MAX_GROUP_MEMBERS {
             return Err(EngineError::TooManyMembers {
                 count: members.len(),
@@ -316,25 +365,26 @@ impl Engine {
                 session_id,
                 group_id: conversation.id(),
                 address: *GroupAddress::from_group_id(conversation.id()).as_bytes(),
-                name: &profile.name,
+                name: &state.profile().name,
                 my_role: GroupRole::Admin,
                 invited_by: None,
                 auto_join: false,
             },
             now,
         )?;
-        let admins = [*self.me.uid.as_bytes()];
-        tx.set_group_members(&session_id, &member_rows(&members, &[], &admins, now))?;
+        tx.set_group_members(&session_id, &member_rows(&members, &[], now))?;
         let group = tx
             .group_by_session(&session_id)?
             .ok_or(EngineError::Internal("group vanished"))?;
-        self.queue_welcomes(tx, &group, &members, &[], &welcome, now)?;
+        if let Some(welcome) = welcome {
+            self.queue_welcomes(tx, &group, &members, &[], &welcome, now)?;
+        }
         self.conversations.stage(conversation);
         Ok(group)
     }
 
     /// Queues the Welcome to every member of `after` not in `before` (but us).
-    fn queue_welcomes(
+    pub(crate) fn queue_welcomes(
         &self,
         tx: &mut Tx<'_>,
         group: &GroupRow,
@@ -343,9 +393,10 @@ impl Engine {
         welcome: &[u8],
         now: i64,
     ) -> Result<(), EngineError> {
+        let me = *self.me.uid.as_bytes();
         let new = after
             .iter()
-            .filter(|m| m.uid != *self.me.uid.as_bytes() && !before.iter().any(|b| b.uid == m.uid));
+            .filter(|m| m.uid != me && !before.iter().any(|b| b.uid == m.uid));
         for member in new {
             let devices: Vec<MemberDevice> =
                 member.devices.iter().map(|d| (*d, member.uid)).collect();
@@ -356,93 +407,14 @@ impl Engine {
                 payload: welcome.to_vec(),
                 recipient: Some(member.uid),
                 message_id: None,
+                epoch: None,
             };
             queue_group_envelope(tx, &self.me, group, out, &devices, now)?;
         }
         Ok(())
     }
 
-    /// Adds members to a group we administer, from the KeyPackages of their devices the driver
-    /// fetched: one commit to the current members (merged here at once), a Welcome to each new
-    /// member UID, the change kept as an intent for the rollback window. The added UIDs.
-    ///
-    /// # Errors
-    ///
-    /// [`EngineError::UnknownGroup`], [`EngineError::NotInGroup`], [`EngineError::NotAdmin`],
-    /// [`EngineError::TooManyMembers`], a store limit (pending changes), MLS.
-    pub fn add_group_members(
-        &self,
-        tx: &mut Tx<'_>,
-        session_id: &[u8; 16],
-        key_packages: &[Vec<u8>],
-        now: i64,
-    ) -> Result<Vec<[u8; 32]>, EngineError> {
-        self.group_job(tx, |tx| {
-            self.add_members_in(tx, session_id, key_packages, now)
-        })
-    }
-
-    fn add_members_in(
-        &self,
-        tx: &mut Tx<'_>,
-        session_id: &[u8; 16],
-        key_packages: &[Vec<u8>],
-        now: i64,
-    ) -> Result<Vec<[u8; 32]>, EngineError> {
-        let group = active_group(tx, session_id)?;
-        if group.my_role != GroupRole::Admin {
-            return Err(EngineError::NotAdmin);
-        }
-        let mls = tx.mls()?;
-        let mut conversation = self
-            .conversations
-            .load(&mls, &group.group_id)?
-            .ok_or(EngineError::Internal("group state missing"))?;
-        let before = roster(&conversation);
-        let epoch = conversation.epoch();
-        let (commit, welcome) =
-            conversation.add_devices(&mls, &self.mls_device, key_packages, secs(now))?;
-        conversation.confirm_commit(&mls)?;
-        let after = roster(&conversation);
-        if after.len() > MAX_GROUP_MEMBERS {
-            return Err(EngineError::TooManyMembers {
-                count: after.len(),
-                max: MAX_GROUP_MEMBERS,
-            });
-        }
-        let added: Vec<[u8; 32]> = after
-            .iter()
-            .filter(|m| !before.iter().any(|b| b.uid == m.uid))
-            .map(|m| m.uid)
-            .collect();
-        let body: Vec<u8> = added.concat();
-        let intent = tx.add_group_intent(session_id, IntentKind::Add, &body, now)?;
-        tx.set_intent_commit(intent, &rhizo_e2e::commit_id(&commit), epoch)?;
-        let commit = GroupEnvelope {
-            msg_type: MessageType::Commit,
-            kind: "commit",
-            body: None,
-            payload: commit,
-            recipient: None,
-            message_id: None,
-        };
-        queue_group_envelope(
-            tx,
-            &self.me,
-            &group,
-            commit,
-            &other_devices(&before, &self.me),
-            now,
-        )?;
-        self.queue_welcomes(tx, &group, &after, &before, &welcome, now)?;
-        let stored = tx.group_members(session_id)?;
-        tx.set_group_members(session_id, &member_rows(&after, &stored, &[], now))?;
-        prune_intents(tx, session_id, conversation.epoch())?;
-        self.conversations.stage(conversation);
-        Ok(added)
-    }
-
-    /// Queues one text in a group: a self-update first when the rekey rule says so (merged at
+    /// Queues one text in a group: a self-update first when the rekey rule says so (applied at
     /// once, as every group commit), then ONE envelope to the group address carrying the MLS
     /// ciphertext with a fresh `message_id`, with a delivery row per other member device.
     ///
@@ -462,8 +434,9 @@ impl Engine {
                 sent_at_ms: crate::ms(now),
                 ..ChatContent::default()
             };
+            let group = active_group(tx, session_id)?;
             let (id, total) =
-                self.queue_group_content(tx, session_id, content, "text", Some(text), now)?;
+                self.queue_group_content(tx, &group, content, "text", Some(text), now)?;
             let row = tx
                 .message(id)?
                 .ok_or(EngineError::Internal("message vanished"))?;
@@ -484,13 +457,8 @@ impl Engine {
         now: i64,
     ) -> Result<(), EngineError> {
         self.group_job(tx, |tx| {
-            let content = ChatContent {
-                sent_at_ms: crate::ms(now),
-                group_control: Some(GroupControl { leave: true }),
-                ..ChatContent::default()
-            };
-            self.queue_group_content(tx, session_id, content, "control", None, now)?;
             let group = active_group(tx, session_id)?;
+            self.queue_group_content(tx, &group, leave_content(now), "control", None, now)?;
             tx.update_group(
                 session_id,
                 &group.name,
@@ -507,35 +475,25 @@ impl Engine {
     fn queue_group_content(
         &self,
         tx: &mut Tx<'_>,
-        session_id: &[u8; 16],
+        group: &GroupRow,
         mut content: ChatContent,
         kind: &str,
         body: Option<&str>,
         now: i64,
     ) -> Result<(i64, u32), EngineError> {
-        let group = active_group(tx, session_id)?;
+        let mut conversation = self.load_group(tx, group)?;
         let mls = tx.mls()?;
-        let mut conversation = self
-            .conversations
-            .load(&mls, &group.group_id)?
-            .ok_or(EngineError::Internal("group state missing"))?;
         let unix = secs(now);
-        let devices = other_devices(&roster(&conversation), &self.me);
-        if conversation.rekey_due(&self.rekey, unix) && !conversation.has_pending_commit() {
+        let devices = other_devices(&roster(&conversation)?, &self.me);
+        if conversation.rekey_due(&self.rekey, unix) {
+            let epoch = conversation.epoch();
             let commit = conversation.self_update(&mls, &self.mls_device, unix)?;
-            conversation.confirm_commit(&mls)?;
-            let commit = GroupEnvelope {
-                msg_type: MessageType::Commit,
-                kind: "commit",
-                body: None,
-                payload: commit,
-                recipient: None,
-                message_id: None,
-            };
-            queue_group_envelope(tx, &self.me, &group, commit, &devices, now)?;
+            let commit = GroupEnvelope::commit(commit, epoch);
+            queue_group_envelope(tx, &self.me, group, commit, &devices, now)?;
         }
         let message_id: [u8; 16] = random()?;
         content.message_id = message_id.to_vec().into();
+        let epoch = conversation.epoch();
         let ciphertext =
             conversation.encrypt(&mls, &self.mls_device, &content.encode_to_vec(), unix)?;
         let out = GroupEnvelope {
@@ -545,14 +503,15 @@ impl Engine {
             payload: ciphertext,
             recipient: None,
             message_id: Some(message_id),
+            epoch: Some(epoch),
         };
-        let id = queue_group_envelope(tx, &self.me, &group, out, &devices, now)?;
+        let id = queue_group_envelope(tx, &self.me, group, out, &devices, now)?;
         self.conversations.stage(conversation);
         Ok((id, u32::try_from(devices.len()).unwrap_or(u32::MAX)))
     }
 
-    /// A group's members (roles from the store, devices from the MLS roster) and epoch.
-    /// Reads the MLS state, so it runs in a transaction.
+    /// A group's members (roles from its MLS extension, devices from the roster), epoch and
+    /// safety fingerprint. Reads the MLS state, so it runs in a transaction.
     ///
     /// # Errors
     ///
@@ -566,31 +525,37 @@ impl Engine {
             let group = tx
                 .group_by_session(session_id)?
                 .ok_or(EngineError::UnknownGroup)?;
-            let stored = tx.group_members(session_id)?;
-            let mls = tx.mls()?;
-            let conversation = self
-                .conversations
-                .load(&mls, &group.group_id)?
-                .ok_or(EngineError::Internal("group state missing"))?;
-            let members = roster(&conversation)
+            let conversation = self.load_group(tx, &group)?;
+            let members = roster(&conversation)?
                 .into_iter()
                 .map(|m| GroupMemberInfo {
-                    role: stored
-                        .iter()
-                        .find(|s| s.uid == m.uid)
-                        .map_or(GroupRole::Member, |s| s.role),
+                    role: m.role,
                     uid: m.uid,
                     devices: m.devices,
                 })
                 .collect();
             let epoch = conversation.epoch();
+            let authenticator = conversation.epoch_authenticator();
+            let fingerprint = hex::encode(&authenticator[..authenticator.len().min(16)]);
+            let profile = conversation.group_state()?.profile().clone();
             self.conversations.stage(conversation);
             Ok(GroupInfo {
                 group,
                 members,
                 epoch,
+                fingerprint,
+                profile,
             })
         })
+    }
+}
+
+/// A `GroupControl{leave}` message's content.
+pub(crate) fn leave_content(now: i64) -> ChatContent {
+    ChatContent {
+        sent_at_ms: crate::ms(now),
+        group_control: Some(GroupControl { leave: true }),
+        ..ChatContent::default()
     }
 }
 

@@ -216,7 +216,7 @@ pub(crate) fn receive_in(
     let refused = Some((message.session_id, message.sequence_num));
     let (message, contact) = match precheck(tx, me, seen, message.clone(), now) {
         Precheck::Ready(m, c) => (m, c),
-        Precheck::Request(m) => return hold_request(tx, me, mls_device, &m, now),
+        Precheck::Request(m) => return hold_request(tx, me, &m, now),
         Precheck::Status(status) => return reply(receipt_response(me, &[(&message, status)], now)),
         Precheck::Error(code, detail) => return reply(error_response(code, detail, refused)),
     };
@@ -362,14 +362,8 @@ pub(crate) fn receive_batch_in(
 
 /// A correctly signed envelope from a non-contact: a Welcome to a group is held as a group
 /// request; anything else as a message request.
-fn hold_request(
-    tx: &mut Tx<'_>,
-    me: &Me,
-    mls_device: &Device,
-    message: &SecureMessage,
-    now: i64,
-) -> Received {
-    match crate::groups::stranger_welcome(tx, me, mls_device, message, now) {
+fn hold_request(tx: &mut Tx<'_>, me: &Me, message: &SecureMessage, now: i64) -> Received {
+    match crate::groups::stranger_welcome(tx, message, now) {
         Ok(Some((status, event))) => Received {
             response: receipt_response(me, &[(message, status)], now),
             events: event.into_iter().collect(),
@@ -427,12 +421,13 @@ fn apply_checked(
         Precheck::Status(status) => *status,
         Precheck::Error(code, _) => ReceiptStatus::Rejected(*code),
         Precheck::Request(message) => {
-            let held = tx.in_savepoint(|tx| {
-                match crate::groups::stranger_welcome(tx, parts.0, parts.1, message, now)? {
-                    Some(held) => Ok(held),
-                    None => requests::hold_tx(tx, message, now),
-                }
-            })?;
+            let held =
+                tx.in_savepoint(
+                    |tx| match crate::groups::stranger_welcome(tx, message, now)? {
+                        Some(held) => Ok(held),
+                        None => requests::hold_tx(tx, message, now),
+                    },
+                )?;
             match held {
                 Ok((status, event)) => {
                     out.events.extend(event);

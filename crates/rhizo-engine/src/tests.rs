@@ -378,7 +378,8 @@ fn a_welcome_whose_conversation_has_an_unlisted_device_of_the_contact_is_refused
 }
 
 #[test]
-fn a_welcome_naming_a_third_person_is_a_group_with_that_person_visible() {
+fn a_welcome_whose_conversation_hides_a_third_person_is_refused() {
+    // Not a group Welcome (no group extension): a 1:1 conversation with eve hidden in it.
     let mut chat = chat();
     let eve_kp = eve_key_package(chat._tmp.path());
     let welcome = welcome_with(&chat, eve_kp, [3u8; 16]);
@@ -392,9 +393,10 @@ fn a_welcome_naming_a_third_person_is_a_group_with_that_person_visible() {
         &seen,
         &welcome,
     );
-    assert_eq!(status_of(&r.response), ReceiptStatus::Delivered);
-    // Not a 1:1 conversation with alice (nobody can hide in one): a group whose members
-    // (alice, bob, eve) are shown.
+    assert_eq!(
+        status_of(&r.response),
+        ReceiptStatus::Rejected(ErrorCode::UnexpectedMember)
+    );
     let reader = chat.bob_store.read();
     assert!(
         reader
@@ -402,10 +404,7 @@ fn a_welcome_naming_a_third_person_is_a_group_with_that_person_visible() {
             .unwrap()
             .is_empty()
     );
-    let groups = reader.groups().unwrap();
-    assert_eq!(groups.len(), 1);
-    assert_eq!(groups[0].invited_by, Some(chat.alice.contact.uid));
-    assert_eq!(reader.group_members(&[3u8; 16]).unwrap().len(), 3);
+    assert!(reader.groups().unwrap().is_empty());
 }
 
 #[test]

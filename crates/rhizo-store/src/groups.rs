@@ -14,7 +14,9 @@
 mod deliveries;
 mod requests;
 
-pub use deliveries::{DeliveryCounts, DeliveryState, GroupOutboxItem, GroupSend, MemberDevice};
+pub use deliveries::{
+    DeliveryCounts, DeliveryState, GroupOutboxItem, GroupSend, MemberDevice, ResendRow,
+};
 pub use requests::{GROUP_REQUEST_TTL_MS, GroupRequestRow, MAX_GROUP_REQUESTS, NewGroupRequest};
 
 use rusqlite::{OptionalExtension, Row, params};

@@ -389,7 +389,8 @@ const MIGRATIONS: &[&str] = &[
     // nullable `contact_uid` (SQLite cannot drop NOT NULL in place; `migrate` runs with foreign
     // keys off and checks them before each commit). Outgoing rows get a per-row recipient (a
     // group's Welcome or a receipt goes to one member's UID; NULL: the conversation's contact or
-    // the whole group) and group messages a `message_id` (dedupe per sender UID). Then the group
+    // the whole group) and group messages a `message_id` (dedupe per sender UID) and, for ours,
+    // the MLS epoch they were encrypted in (re-sent after a rollback past it). Then the group
     // tables: the group, its members (devices come from the MLS roster), per-device delivery
     // state of our group messages, held group invitations and our pending changes (intents).
     "CREATE TABLE conversations_v15 (
@@ -412,6 +413,7 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE messages ADD COLUMN recipient_uid BLOB;
     ALTER TABLE messages ADD COLUMN sender_uid BLOB;
     ALTER TABLE messages ADD COLUMN message_id BLOB;
+    ALTER TABLE messages ADD COLUMN epoch INTEGER;
     CREATE UNIQUE INDEX messages_group_dedupe ON messages (session_id, sender_uid, message_id)
         WHERE message_id IS NOT NULL;
     CREATE TABLE groups (

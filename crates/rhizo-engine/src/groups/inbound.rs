@@ -7,8 +7,9 @@
 //!     ─▶ text: stored once per (sender UID, message_id); GroupControl{leave}: admins note
 //!        the removal to make
 //!     ─▶ receipt: the member device's delivery rows (read k/n)
-//!  Welcome from a contact ─▶ more members than us and them? ─▶ join (auto-join) or hold
-//!  Welcome from a stranger naming a group ─▶ a group request (the KeyPackage is kept)
+//!  Welcome from a contact ─▶ a group's (extension 0xF7A1)? ─▶ join (auto-join) or hold
+//!  Welcome from a stranger to a group ─▶ a group request (read without joining: the
+//!     KeyPackage is kept until accepted or declined)
 //! ```
 
 use prost::Message as _;
@@ -17,17 +18,15 @@ use rhizo_core::{
     group::GroupAddress,
     proto::ChatContent,
 };
-use rhizo_e2e::{Conversation, Processed};
+use rhizo_e2e::{CommitRejectReason, Conversation, E2eError, Processed, WelcomeInfo};
 use rhizo_store::{
     Reader, StoreError, Tx,
-    groups::{
-        DeliveryState, GroupRole, GroupRow, GroupStatus, IntentKind, NewGroup, NewGroupRequest,
-    },
-    messaging::{Contact, NewMessage},
+    groups::{DeliveryState, GroupRow, GroupStatus, NewGroup, NewGroupRequest},
+    messaging::NewMessage,
 };
 use tracing::debug;
 
-use super::{RosterMember, default_group_name, group_id_hex, member_rows, prune_intents, roster};
+use super::{RosterMember, group_id_hex, member_rows, prune_intents, roster};
 use crate::{
     Engine, EngineError, Event, Me, inbound::Parts, inbound::Reject,
     publish::META_KEY_PACKAGE_BUNDLE,
@@ -82,7 +81,7 @@ fn group_mls(
         .load(&mls, &group.group_id)
         .map_err(Reject::internal)?
         .ok_or(Reject::Code(ErrorCode::UnknownSession))?;
-    let before = roster(&conversation);
+    let before = roster(&conversation).map_err(Reject::internal)?;
     // The signing device must hold a leaf of the UID the envelope names.
     let sender_uid = *message.sender_id.as_bytes();
     let device = *message.sender_device.as_bytes();
@@ -98,33 +97,62 @@ fn group_mls(
             debug!(error = %e, "a group message could not be processed");
             Reject::Code(ErrorCode::DecryptionFailed)
         })?;
-    let mut events = Vec::new();
-    let mut applied = false;
+    let mut seen = Seen::default();
     for p in processed {
         match p {
-            // Retried by the sender once the commit that opens that epoch is applied here.
+            // Retried by the sender once the commit that opens that epoch is applied here (or
+            // after its own rollback, re-encrypted).
             Processed::Deferred => return Err(Reject::Code(ErrorCode::SequenceError)),
-            Processed::CommitRejected { .. } => {
+            // Already applied here: delivered, nothing changes.
+            Processed::CommitRejected {
+                reason: CommitRejectReason::Duplicate,
+            } => {}
+            // Refused (not an admin, lost the epoch, too old): final; nothing changed.
+            Processed::CommitRejected { reason } => {
+                debug!(?reason, "a group commit was refused");
                 return Err(Reject::Code(ErrorCode::SessionExpired));
             }
-            Processed::CommitApplied { .. } => applied = true,
+            Processed::RolledBack { to_epoch, .. } => {
+                seen.rolled_back = Some(seen.rolled_back.map_or(to_epoch, |e| e.min(to_epoch)));
+            }
+            Processed::CommitApplied { .. } => seen.applied = true,
             Processed::Application { plaintext, sender } => {
-                if sender.device() != message.sender_device {
-                    return Err(Reject::Code(ErrorCode::UnknownSender));
-                }
-                events.extend(group_content(tx, me, group, message, &plaintext, now)?);
+                let sender_uid = *sender.root().uid().as_bytes();
+                let (events, leaver) =
+                    group_content(tx, group, message, sender_uid, &plaintext, now)?;
+                seen.events.extend(events);
+                seen.leavers.extend(leaver);
             }
         }
     }
-    if applied {
-        events.extend(after_commit(tx, me, group, &conversation, &before, now)?);
+    let parts = (me, mls_device);
+    if let Some(to_epoch) = seen.rolled_back {
+        super::admin::after_rollback(tx, parts, group, &mut conversation, to_epoch, now)
+            .map_err(Reject::internal)?;
+    }
+    for uid in &seen.leavers {
+        super::admin::remove_leaver(tx, parts, group, &mut conversation, uid, now)
+            .map_err(Reject::internal)?;
+    }
+    if seen.applied || !seen.leavers.is_empty() {
+        seen.events
+            .extend(after_commit(tx, me, group, &conversation, &before, now)?);
     }
     conversations.stage(conversation);
-    Ok(events)
+    Ok(seen.events)
 }
 
-/// After a commit: the members follow the roster (events for who came and went); a roster
-/// without this device means an admin removed us.
+/// What processing one group envelope gave.
+#[derive(Default)]
+struct Seen {
+    events: Vec<Event>,
+    applied: bool,
+    rolled_back: Option<u64>,
+    leavers: Vec<[u8; 32]>,
+}
+
+/// After a commit: the members, our role and the name follow the group's MLS state (events
+/// for who came and went, a rename); a roster without this device means an admin removed us.
 fn after_commit(
     tx: &mut Tx<'_>,
     me: &Me,
@@ -133,10 +161,10 @@ fn after_commit(
     before: &[RosterMember],
     now: i64,
 ) -> Result<Vec<Event>, Reject> {
-    let after = roster(conversation);
+    let after = roster(conversation).map_err(Reject::internal)?;
     let id = group_id_hex(&group.session_id);
     let mine = *me.device.public().as_bytes();
-    if !after.iter().any(|m| m.devices.contains(&mine)) {
+    let Some(my_entry) = after.iter().find(|m| m.devices.contains(&mine)) else {
         tx.update_group(
             &group.session_id,
             &group.name,
@@ -148,16 +176,21 @@ fn after_commit(
             group: id,
             removed: true,
         }]);
-    }
+    };
+    let name = conversation
+        .group_state()
+        .map_err(Reject::internal)?
+        .profile()
+        .name
+        .clone();
+    tx.update_group(&group.session_id, &name, my_entry.role, group.status, now)?;
     let stored = tx.group_members(&group.session_id)?;
-    let changed = tx
-        .set_group_members(&group.session_id, &member_rows(&after, &stored, &[], now))
-        .map_err(Reject::from)?;
+    let changed = tx.set_group_members(&group.session_id, &member_rows(&after, &stored, now))?;
     prune_intents(tx, &group.session_id, conversation.epoch()).map_err(Reject::internal)?;
-    let _ = before;
     let mut events: Vec<Event> = changed
         .added
         .iter()
+        .filter(|uid| !before.iter().any(|b| b.uid == **uid))
         .map(|uid| Event::GroupMemberAdded {
             group: id.clone(),
             uid: hex::encode(uid),
@@ -167,33 +200,28 @@ fn after_commit(
         group: id.clone(),
         uid: hex::encode(uid),
     }));
+    if name != group.name {
+        events.push(Event::GroupRenamed { group: id, name });
+    }
     Ok(events)
 }
 
-/// A decrypted group message: a text stored once per (sender UID, message id), or a leave.
+/// A decrypted group message: a text stored once per (sender UID, message id); a leave
+/// (returned: an admin removes the leaver).
 fn group_content(
     tx: &mut Tx<'_>,
-    me: &Me,
     group: &GroupRow,
     message: &SecureMessage,
+    sender_uid: [u8; 32],
     plaintext: &[u8],
     now: i64,
-) -> Result<Vec<Event>, Reject> {
+) -> Result<(Vec<Event>, Option<[u8; 32]>), Reject> {
     let content = ChatContent::decode(plaintext).map_err(|_| Reject::Code(ErrorCode::Malformed))?;
-    let sender_uid = *message.sender_id.as_bytes();
     if content.group_control.is_some_and(|c| c.leave) {
-        // An admin removes the leaver's leaves (the commit is made by the admin's node; the
-        // intent keeps it until done).
-        if group.my_role == GroupRole::Admin && sender_uid != *me.uid.as_bytes() {
-            match tx.add_group_intent(&group.session_id, IntentKind::Remove, &sender_uid, now) {
-                Ok(_) | Err(StoreError::LimitReached { .. }) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Some(sender_uid)));
     }
     if content.agent.is_some() || content.text.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), None));
     }
     let message_id: Option<[u8; 16]> = content.message_id.as_ref().try_into().ok();
     let sent_at = i64::try_from(rhizo_core::seen::bounded_sent_at(
@@ -216,7 +244,7 @@ fn group_content(
         message_id.as_ref(),
         now,
     )?;
-    Ok(id
+    let events = id
         .map(|id| Event::GroupMessageReceived {
             id,
             group: group_id_hex(&group.session_id),
@@ -225,7 +253,8 @@ fn group_content(
             sent_at,
         })
         .into_iter()
-        .collect())
+        .collect();
+    Ok((events, None))
 }
 
 /// A member device's receipt for our group envelopes: its delivery rows move on.
@@ -286,105 +315,65 @@ fn group_receipt(
 
 /// What a contact's Welcome is.
 pub(crate) enum WelcomeKind {
-    /// A 1:1 conversation's (only us and the contact in it): joined, for the caller to check
-    /// and persist as before.
-    Direct(Box<Conversation>),
-    /// A group's: joined (auto-join) or held as a group request; the events.
+    /// A 1:1 conversation's: the caller joins, checks and persists it as before.
+    Direct,
+    /// A group's (the Welcome carries the group extension): joined (auto-join) or held as a
+    /// group request; the events.
     Group(Vec<Event>),
 }
 
-/// Why a join in a savepoint was undone.
-enum Undo {
-    Reject(Reject),
-    /// A group invitation to hold instead (auto-join is off): how many member UIDs.
-    Hold(u32),
-}
-
-/// A Welcome from a contact: joined; a group's (members beyond us and the contact) becomes a
-/// group when auto-join is on, a held group request (the join undone, the KeyPackage kept)
-/// when it is off.
+/// A Welcome from a contact: a group's (it carries the group extension) is joined when
+/// auto-join is on and held as a group request (the KeyPackage kept) when it is off.
 pub(crate) fn contact_welcome(
     tx: &mut Tx<'_>,
-    (me, mls_device, conversations, _): Parts<'_>,
-    contact: &Contact,
+    (_, mls_device, conversations, _): Parts<'_>,
     message: &SecureMessage,
     now: i64,
 ) -> Result<WelcomeKind, Reject> {
+    let mls = tx.mls().map_err(Reject::internal)?;
+    let info = match rhizo_e2e::inspect_welcome(&mls, &message.payload) {
+        Ok(info) => info,
+        Err(E2eError::NotAGroup) => return Ok(WelcomeKind::Direct),
+        Err(e) => {
+            debug!(error = %e, "a Welcome could not be read");
+            return Err(Reject::Code(ErrorCode::DecryptionFailed));
+        }
+    };
     let auto_join = tx.get_meta(super::META_GROUPS_AUTO_JOIN)?.as_deref() != Some("0");
-    let joined = tx.in_savepoint(|tx| -> Result<_, Undo> {
-        let mls = tx.mls().map_err(|e| Undo::Reject(Reject::internal(e)))?;
-        let conversation = Conversation::join(&mls, mls_device, &message.payload, crate::secs(now))
-            .map_err(|e| {
-                debug!(error = %e, "a Welcome could not be joined");
-                Undo::Reject(Reject::Code(ErrorCode::DecryptionFailed))
-            })?;
-        let members = roster(&conversation);
-        if members
-            .iter()
-            .all(|m| m.uid == *me.uid.as_bytes() || m.uid == contact.uid)
-        {
-            return Ok((conversation, None));
-        }
-        if !auto_join {
-            return Err(Undo::Hold(u32::try_from(members.len()).unwrap_or(u32::MAX)));
-        }
-        Ok((conversation, Some(members)))
-    })?;
-    match joined {
-        Ok((conversation, None)) => Ok(WelcomeKind::Direct(Box::new(conversation))),
-        Ok((conversation, Some(members))) => {
-            let events = persist_join(
-                tx,
-                conversations,
-                conversation,
-                &members,
-                message,
-                true,
-                now,
-            )?;
-            Ok(WelcomeKind::Group(events))
-        }
-        Err(Undo::Reject(r)) => Err(r),
-        Err(Undo::Hold(members)) => Ok(WelcomeKind::Group(
-            hold(tx, message, members, now)?.1.into_iter().collect(),
-        )),
+    if !auto_join {
+        let (_, event) = hold(tx, message, &info, now)?;
+        return Ok(WelcomeKind::Group(event.into_iter().collect()));
     }
+    let conversation = Conversation::join(&mls, mls_device, &message.payload, crate::secs(now))
+        .map_err(|e| {
+            debug!(error = %e, "a group Welcome could not be joined");
+            Reject::Code(ErrorCode::DecryptionFailed)
+        })?;
+    let events = persist_join(tx, conversations, conversation, message, true, now)?;
+    Ok(WelcomeKind::Group(events))
 }
 
 /// A Welcome from someone who is not a contact: `Some` (held as a group request) when it is
-/// a group's (more member UIDs than us and the sender), `None` when it is a 1:1 conversation's
-/// (the caller holds it as a message request). The join made to look is undone.
+/// a group's, `None` otherwise (the caller holds it as a message request). Reading it uses
+/// nothing up.
 pub(crate) fn stranger_welcome(
     tx: &mut Tx<'_>,
-    me: &Me,
-    mls_device: &rhizo_e2e::Device,
     message: &SecureMessage,
     now: i64,
 ) -> Result<Option<(ReceiptStatus, Option<Event>)>, StoreError> {
     if message.msg_type != MessageType::Welcome {
         return Ok(None);
     }
-    let looked = tx.in_savepoint(|tx| -> Result<(), Option<u32>> {
-        let mls = tx.mls().map_err(|_| None)?;
-        let conversation = Conversation::join(&mls, mls_device, &message.payload, crate::secs(now))
-            .map_err(|_| None)?;
-        let members = roster(&conversation);
-        let sender = *message.sender_id.as_bytes();
-        if members
-            .iter()
-            .all(|m| m.uid == *me.uid.as_bytes() || m.uid == sender)
-        {
-            return Err(None);
-        }
-        Err(Some(u32::try_from(members.len()).unwrap_or(u32::MAX)))
-    })?;
-    match looked {
-        Err(Some(members)) => match hold(tx, message, members, now) {
-            Ok(held) => Ok(Some(held)),
-            Err(Reject::Store(e)) => Err(e),
-            Err(Reject::Code(code)) => Ok(Some((ReceiptStatus::Rejected(code), None))),
-        },
-        _ => Ok(None),
+    let Ok(mls) = tx.mls() else {
+        return Ok(None);
+    };
+    let Ok(info) = rhizo_e2e::inspect_welcome(&mls, &message.payload) else {
+        return Ok(None);
+    };
+    match hold(tx, message, &info, now) {
+        Ok(held) => Ok(Some(held)),
+        Err(Reject::Store(e)) => Err(e),
+        Err(Reject::Code(code)) => Ok(Some((ReceiptStatus::Rejected(code), None))),
     }
 }
 
@@ -392,11 +381,19 @@ pub(crate) fn stranger_welcome(
 fn hold(
     tx: &mut Tx<'_>,
     message: &SecureMessage,
-    members: u32,
+    info: &WelcomeInfo,
     now: i64,
 ) -> Result<(ReceiptStatus, Option<Event>), Reject> {
     let session_id = *message.session_id.as_bytes();
-    let name = default_group_name(&session_id);
+    let name = info.state.profile().name.clone();
+    let mut uids: Vec<[u8; 32]> = info
+        .members
+        .iter()
+        .map(|c| *c.root().uid().as_bytes())
+        .collect();
+    uids.sort_unstable();
+    uids.dedup();
+    let members = u32::try_from(uids.len()).unwrap_or(u32::MAX);
     let held = tx.hold_group_request(
         &NewGroupRequest {
             session_id,
@@ -423,38 +420,40 @@ fn hold(
     }
 }
 
-/// Persists a joined group: its row (we are a member, the inviter an admin), its members, a
-/// fresh KeyPackage bundle to publish (a one-time one was used).
+/// Persists a joined group: its row (our role, name from the group's extension), its
+/// members, a fresh KeyPackage bundle to publish (a one-time one was used).
 fn persist_join(
     tx: &mut Tx<'_>,
     conversations: &crate::ConversationCache,
     conversation: Conversation,
-    members: &[RosterMember],
     message: &SecureMessage,
     auto_join: bool,
     now: i64,
 ) -> Result<Vec<Event>, Reject> {
     let session_id = *message.session_id.as_bytes();
-    let inviter = *message.sender_id.as_bytes();
-    let name = default_group_name(&session_id);
+    let members = roster(&conversation).map_err(Reject::internal)?;
+    let state = conversation.group_state().map_err(Reject::internal)?;
+    let name = state.profile().name.clone();
     let inserted = tx.insert_group(
         &NewGroup {
             session_id,
             group_id: conversation.id(),
             address: *GroupAddress::from_group_id(conversation.id()).as_bytes(),
             name: &name,
-            my_role: GroupRole::Member,
-            invited_by: Some(inviter),
+            my_role: super::store_role(state.role_of(&message.recipient_id)),
+            invited_by: Some(*message.sender_id.as_bytes()),
             auto_join,
         },
         now,
     );
     match inserted {
         Ok(()) => {}
-        Err(StoreError::LimitReached { .. }) => return Err(Reject::Code(ErrorCode::QuotaExceeded)),
+        Err(StoreError::LimitReached { .. }) => {
+            return Err(Reject::Code(ErrorCode::QuotaExceeded));
+        }
         Err(e) => return Err(e.into()),
     }
-    tx.set_group_members(&session_id, &member_rows(members, &[], &[inviter], now))?;
+    tx.set_group_members(&session_id, &member_rows(&members, &[], now))?;
     tx.set_meta(META_KEY_PACKAGE_BUNDLE, "")?;
     conversations.stage(conversation);
     Ok(vec![Event::GroupCreated {
@@ -485,23 +484,14 @@ impl Engine {
             let mls = tx.mls()?;
             let conversation =
                 Conversation::join(&mls, &self.mls_device, &message.payload, crate::secs(now))?;
-            let members = roster(&conversation);
-            let events = persist_join(
-                tx,
-                &self.conversations,
-                conversation,
-                &members,
-                &message,
-                false,
-                now,
-            )
-            .map_err(|r| match r {
-                Reject::Store(e) => EngineError::Store(e),
-                Reject::Code(_) => EngineError::Store(StoreError::LimitReached {
-                    what: "groups per node",
-                    max: rhizo_store::groups::MAX_GROUPS,
-                }),
-            })?;
+            let events = persist_join(tx, &self.conversations, conversation, &message, false, now)
+                .map_err(|r| match r {
+                    Reject::Store(e) => EngineError::Store(e),
+                    Reject::Code(_) => EngineError::Store(StoreError::LimitReached {
+                        what: "groups per node",
+                        max: rhizo_store::groups::MAX_GROUPS,
+                    }),
+                })?;
             let group = tx
                 .group_by_session(message.session_id.as_bytes())?
                 .ok_or(EngineError::Internal("group vanished"))?;

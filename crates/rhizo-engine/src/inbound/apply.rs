@@ -6,12 +6,13 @@ use rhizo_core::{
     envelope::{DeliveryReceipt, ErrorCode, MessageType, SecureMessage},
     proto::ChatContent,
 };
-use rhizo_e2e::{Device, E2eStore, Processed};
+use rhizo_e2e::{Conversation, Device, E2eStore, Processed};
 use rhizo_store::{
     Tx,
     groups::GroupRow,
     messaging::{Contact, ConversationRow, NewMessage},
 };
+use tracing::debug;
 
 use super::Reject;
 use crate::{
@@ -96,16 +97,21 @@ impl Apply<'_, '_> {
     /// Welcome goes the group way: joined or held as a group request).
     fn welcome(&mut self) -> Result<Vec<Event>, Reject> {
         let parts = (self.me, self.mls_device, self.conversations, self.health);
-        let conversation = match crate::groups::contact_welcome(
-            self.tx,
-            parts,
-            self.contact,
-            self.message,
-            self.now,
-        )? {
-            WelcomeKind::Direct(conversation) => *conversation,
-            WelcomeKind::Group(events) => return Ok(events),
-        };
+        if let WelcomeKind::Group(events) =
+            crate::groups::contact_welcome(self.tx, parts, self.message, self.now)?
+        {
+            return Ok(events);
+        }
+        let conversation = Conversation::join(
+            &self.mls,
+            self.mls_device,
+            &self.message.payload,
+            self.unix(),
+        )
+        .map_err(|e| {
+            debug!(error = %e, "a Welcome could not be joined");
+            Reject::Code(ErrorCode::DecryptionFailed)
+        })?;
         check_membership(&conversation, self.me, self.contact)?;
         self.tx.insert_conversation(&ConversationRow {
             session_id: *self.message.session_id.as_bytes(),

@@ -90,6 +90,23 @@ pub struct GroupSend<'a> {
     pub message_id: Option<[u8; 16]>,
     /// The member devices it goes to, with their owner's UID (a delivery row each).
     pub devices: &'a [MemberDevice],
+    /// The MLS epoch it was encrypted in (application messages and commits).
+    pub epoch: Option<u64>,
+}
+
+/// One of our group messages encrypted in an epoch a rollback dropped: to encrypt again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResendRow {
+    /// Row id.
+    pub id: i64,
+    /// `text` or `control`.
+    pub kind: String,
+    /// The text.
+    pub body: Option<String>,
+    /// Its message id.
+    pub message_id: [u8; 16],
+    /// When it was sent (unix ms).
+    pub sent_at: i64,
 }
 
 impl Reader<'_> {
@@ -166,6 +183,39 @@ impl Reader<'_> {
             .context(CTX)
     }
 
+    /// Our group messages (texts and controls) encrypted in an epoch after `epoch` that some
+    /// member device still lacks, oldest first: what a rollback to `epoch` makes us send again.
+    pub fn group_resends(
+        &self,
+        session_id: &[u8; 16],
+        epoch: u64,
+    ) -> Result<Vec<ResendRow>, StoreError> {
+        const CTX: &str = "reading group messages to send again";
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, kind, body, message_id, sent_at FROM messages
+                 WHERE session_id = ?1 AND direction = 'out' AND epoch > ?2
+                   AND message_id IS NOT NULL AND recipient_uid IS NULL
+                   AND EXISTS (SELECT 1 FROM message_deliveries d
+                               WHERE d.message = messages.id AND d.state = 'pending')
+                 ORDER BY id",
+            )
+            .context(CTX)?;
+        stmt.query_map(params![&session_id[..], epoch as i64], |r| {
+            Ok(ResendRow {
+                id: r.get(0)?,
+                kind: r.get(1)?,
+                body: r.get(2)?,
+                message_id: blob(r.get(3)?)?,
+                sent_at: r.get(4)?,
+            })
+        })
+        .context(CTX)?
+        .collect::<Result<Vec<_>, _>>()
+        .context(CTX)
+    }
+
     /// Our group message with this message id (a rollback re-encrypts it under the same id).
     pub fn group_message_by_id(
         &self,
@@ -200,8 +250,8 @@ impl Tx<'_> {
             a.execute(
                 "INSERT INTO messages (session_id, direction, sender_device, seq, kind, body,
                     sent_at, state, envelope, next_attempt_at, recipient_uid, sender_uid,
-                    message_id)
-                 VALUES (?1, 'out', ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?8, ?9, ?10, ?11)",
+                    message_id, epoch)
+                 VALUES (?1, 'out', ?2, ?3, ?4, ?5, ?6, 'queued', ?7, ?8, ?9, ?10, ?11, ?12)",
                 params![
                     &m.session_id[..],
                     &m.sender_device[..],
@@ -214,6 +264,7 @@ impl Tx<'_> {
                     send.recipient_uid.as_ref().map(|u| &u[..]),
                     &send.sender_uid[..],
                     send.message_id.as_ref().map(|u| &u[..]),
+                    send.epoch.map(|e| e as i64),
                 ],
             )
             .context(CTX)?;
@@ -230,6 +281,31 @@ impl Tx<'_> {
             }
             Ok(id)
         })
+    }
+
+    /// Replaces one of our group messages' envelope with `envelope` (encrypted again after a
+    /// rollback, under sequence number `seq`, in `epoch`): queued and due at `now`; true if it
+    /// exists.
+    pub fn reseal_group_outgoing(
+        &mut self,
+        id: i64,
+        seq: u64,
+        envelope: &[u8],
+        epoch: u64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .execute(
+                "UPDATE messages SET seq = ?2, envelope = ?3, epoch = ?4, next_attempt_at = ?5,
+                    attempts = 0, error = NULL,
+                    state = CASE WHEN state IN ('delivered', 'read', 'failed') THEN 'sent'
+                                 ELSE state END
+                 WHERE id = ?1 AND direction = 'out'",
+                params![id, seq as i64, envelope, epoch as i64, now],
+            )
+            .context("sending a group message again")?
+            == 1)
     }
 
     /// Moves one device's delivery of our group message forward to `state` (pending →

@@ -161,6 +161,7 @@ fn per_device_delivery_counts_move_forward_only() {
         sender_uid: [1; 32],
         message_id: Some([4; 16]),
         devices: &devices,
+        epoch: Some(3),
     };
     let id = s
         .write(|tx| tx.insert_group_outgoing(&text(sid, 1), b"env", &send, 100))
@@ -208,6 +209,18 @@ fn per_device_delivery_counts_move_forward_only() {
             .unwrap(),
         Some(id)
     );
+    // A rollback to epoch 2 drops epoch 3: the message (still pending on one device) is
+    // encrypted again, under a new seq; one to epoch 3 keeps it.
+    assert!(s.read().group_resends(&sid, 3).unwrap().is_empty());
+    let resend = s.read().group_resends(&sid, 2).unwrap();
+    assert_eq!(resend.len(), 1);
+    assert_eq!(resend[0].message_id, [4; 16]);
+    assert!(
+        s.write(|tx| tx.reseal_group_outgoing(id, 9, b"env2", 4, 200))
+            .unwrap()
+    );
+    let due = s.read().group_outbox_due(200, 10).unwrap();
+    assert_eq!((due[0].seq, due[0].envelope.as_slice()), (9, &b"env2"[..]));
 }
 
 #[test]

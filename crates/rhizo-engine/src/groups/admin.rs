@@ -1,0 +1,416 @@
+//! Changing a group (admins: add, remove, rename; any admin: remove a member that left) and
+//! the ordering driver: after rhizo-e2e rolled our group back past commits of ours, our
+//! messages of the dropped epochs are encrypted again (same `message_id`) and our changes
+//! still needed are proposed again on top of the winner.
+//!
+//! ```text
+//!  add / remove / rename ─▶ MLS commit (applied at once) ─▶ ONE envelope to the group
+//!     ─▶ intent kept (kind, body, commit id, epoch) until 8 epochs passed
+//!  Processed::RolledBack{to_epoch} ─▶ our texts with epoch > to_epoch: encrypt again, new seq
+//!     ─▶ our intents made at ≥ to_epoch: remove / profile proposed again if still needed
+//! ```
+
+use prost::Message as _;
+use rhizo_core::{
+    Uid,
+    group::{GroupProfile, GroupState},
+    proto::ChatContent,
+};
+use rhizo_e2e::{Conversation, Device, E2eError, GroupCommit, MemberRef};
+use rhizo_store::{
+    StoreError, Tx,
+    groups::{GroupRow, IntentKind, MAX_GROUP_MEMBERS, MemberDevice},
+};
+use tracing::debug;
+
+use super::{
+    GroupEnvelope, RosterMember, active_group, leave_content, member_rows, other_devices,
+    prune_intents, queue_group_envelope, refused, roster,
+};
+use crate::{Engine, EngineError, Me, conversations::seal_to, secs};
+
+/// Sends our own commit to every member device but ours (and but `except`'s), records the
+/// intent it carries, updates the member list; the roster after it.
+#[allow(clippy::too_many_arguments)]
+fn send_commit(
+    tx: &mut Tx<'_>,
+    me: &Me,
+    group: &GroupRow,
+    conversation: &Conversation,
+    before: &[RosterMember],
+    done: &GroupCommit,
+    intent: (IntentKind, &[u8]),
+    now: i64,
+) -> Result<Vec<RosterMember>, EngineError> {
+    let made_in = done.epoch.saturating_sub(1);
+    let except: Vec<[u8; 32]> = match intent.0 {
+        IntentKind::Remove => intent
+            .1
+            .chunks(32)
+            .filter_map(|c| c.try_into().ok())
+            .collect(),
+        _ => Vec::new(),
+    };
+    let devices: Vec<MemberDevice> = other_devices(before, me)
+        .into_iter()
+        .filter(|(_, uid)| !except.contains(uid))
+        .collect();
+    let commit = GroupEnvelope::commit(done.commit.clone(), made_in);
+    queue_group_envelope(tx, me, group, commit, &devices, now)?;
+    match tx.add_group_intent(&group.session_id, intent.0, intent.1, now) {
+        Ok(id) => {
+            tx.set_intent_commit(id, &rhizo_e2e::commit_id(&done.commit), made_in)?;
+        }
+        // Full: the change stands; it just will not be re-proposed after a rollback.
+        Err(StoreError::LimitReached { .. }) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let after = roster(conversation)?;
+    let stored = tx.group_members(&group.session_id)?;
+    tx.set_group_members(&group.session_id, &member_rows(&after, &stored, now))?;
+    let role = after
+        .iter()
+        .find(|m| m.uid == *me.uid.as_bytes())
+        .map_or(group.my_role, |m| m.role);
+    let name = conversation.group_state()?.profile().name.clone();
+    tx.update_group(&group.session_id, &name, role, group.status, now)?;
+    prune_intents(tx, &group.session_id, conversation.epoch())?;
+    Ok(after)
+}
+
+/// Removes every leaf of `uids` (an admin's commit), sent to everyone else.
+pub(crate) fn remove_members(
+    tx: &mut Tx<'_>,
+    (me, device): (&Me, &Device),
+    group: &GroupRow,
+    conversation: &mut Conversation,
+    uids: &[[u8; 32]],
+    now: i64,
+) -> Result<bool, EngineError> {
+    let before = roster(conversation)?;
+    let targets: Vec<MemberRef> = uids
+        .iter()
+        .filter(|u| before.iter().any(|m| m.uid == **u))
+        .map(|u| MemberRef::Uid(Uid::from_bytes(u)))
+        .collect();
+    if targets.is_empty() {
+        return Ok(false);
+    }
+    let mls = tx.mls()?;
+    let done = conversation
+        .remove_members(&mls, device, &targets, secs(now))
+        .map_err(refused)?;
+    let body: Vec<u8> = uids.concat();
+    send_commit(
+        tx,
+        me,
+        group,
+        conversation,
+        &before,
+        &done,
+        (IntentKind::Remove, &body),
+        now,
+    )?;
+    Ok(true)
+}
+
+/// Sets the group's state (admins, profile) with a commit, when it differs.
+fn set_state(
+    tx: &mut Tx<'_>,
+    (me, device): (&Me, &Device),
+    group: &GroupRow,
+    conversation: &mut Conversation,
+    state: &GroupState,
+    now: i64,
+) -> Result<bool, EngineError> {
+    if conversation.group_state()? == *state {
+        return Ok(false);
+    }
+    let before = roster(conversation)?;
+    let mls = tx.mls()?;
+    let done = conversation
+        .set_state(&mls, device, state, secs(now))
+        .map_err(refused)?;
+    let body = state.encode();
+    send_commit(
+        tx,
+        me,
+        group,
+        conversation,
+        &before,
+        &done,
+        (IntentKind::Profile, &body),
+        now,
+    )?;
+    Ok(true)
+}
+
+/// After rhizo-e2e rolled `group` back to `to_epoch` (and applied the winner): our messages
+/// encrypted in the dropped epochs go out again, encrypted now under the same `message_id`; our
+/// changes made there are proposed again when still needed (an add needs fresh KeyPackages:
+/// it stays an intent for the driver to redo).
+pub(crate) fn after_rollback(
+    tx: &mut Tx<'_>,
+    parts: (&Me, &Device),
+    group: &GroupRow,
+    conversation: &mut Conversation,
+    to_epoch: u64,
+    now: i64,
+) -> Result<(), EngineError> {
+    let (me, device) = parts;
+    let mls = tx.mls()?;
+    for row in tx.group_resends(&group.session_id, to_epoch)? {
+        let content = if row.kind == "control" {
+            leave_content(row.sent_at)
+        } else {
+            ChatContent {
+                text: row.body.clone().unwrap_or_default(),
+                sent_at_ms: crate::ms(row.sent_at),
+                ..ChatContent::default()
+            }
+        };
+        let content = ChatContent {
+            message_id: row.message_id.to_vec().into(),
+            ..content
+        };
+        let epoch = conversation.epoch();
+        let ciphertext = conversation.encrypt(&mls, device, &content.encode_to_vec(), secs(now))?;
+        let seq = tx.take_next_seq(&group.session_id)?;
+        let recipient = Uid::from_bytes(&group.address);
+        let envelope = seal_to(
+            me,
+            recipient,
+            &group.session_id,
+            seq,
+            rhizo_core::envelope::MessageType::Application,
+            ciphertext,
+            now,
+        )?;
+        tx.reseal_group_outgoing(row.id, seq, &envelope, epoch, now)?;
+    }
+    repropose(tx, parts, group, conversation, to_epoch, now)
+}
+
+/// Our intents made at or after `to_epoch` whose commit the rollback dropped: proposed again.
+fn repropose(
+    tx: &mut Tx<'_>,
+    parts: (&Me, &Device),
+    group: &GroupRow,
+    conversation: &mut Conversation,
+    to_epoch: u64,
+    now: i64,
+) -> Result<(), EngineError> {
+    let dropped: Vec<_> = tx
+        .group_intents(&group.session_id)?
+        .into_iter()
+        .filter(|i| i.epoch.is_some_and(|e| e >= to_epoch))
+        .collect();
+    for intent in dropped {
+        let still_admin = conversation.group_state()?.is_admin(&parts.0.uid);
+        tx.delete_group_intent(intent.id)?;
+        if !still_admin {
+            continue;
+        }
+        let redone = match intent.kind {
+            IntentKind::Remove => {
+                let uids: Vec<[u8; 32]> = intent
+                    .body
+                    .chunks(32)
+                    .filter_map(|c| c.try_into().ok())
+                    .collect();
+                remove_members(tx, parts, group, conversation, &uids, now)
+            }
+            IntentKind::Profile | IntentKind::Admins => match GroupState::decode(&intent.body) {
+                Ok(state) => set_state(tx, parts, group, conversation, &state, now),
+                Err(_) => Ok(false),
+            },
+            IntentKind::Add => Ok(false),
+        };
+        match redone {
+            Ok(_) => {}
+            // Refused now (e.g. the winner already did it, or made it impossible): dropped.
+            Err(EngineError::Mls(e)) => debug!(error = %e, "a group change was not redone"),
+            Err(EngineError::NotAdmin) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+impl Engine {
+    /// Adds members to a group we administer, from the KeyPackages of their devices the driver
+    /// fetched: one commit to the current members (applied here at once), a Welcome to each new
+    /// member UID, the change kept as an intent for the rollback window. The added UIDs.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::UnknownGroup`], [`EngineError::NotInGroup`], [`EngineError::NotAdmin`],
+    /// [`EngineError::TooManyMembers`], MLS.
+    pub fn add_group_members(
+        &self,
+        tx: &mut Tx<'_>,
+        session_id: &[u8; 16],
+        key_packages: &[Vec<u8>],
+        now: i64,
+    ) -> Result<Vec<[u8; 32]>, EngineError> {
+        self.group_job(tx, |tx| {
+            let group = active_group(tx, session_id)?;
+            let mut conversation = self.load_group(tx, &group)?;
+            if !conversation.group_state()?.is_admin(&self.me.uid) {
+                return Err(EngineError::NotAdmin);
+            }
+            let before = roster(&conversation)?;
+            let mls = tx.mls()?;
+            let done = conversation
+                .add_members(&mls, &self.mls_device, key_packages, secs(now))
+                .map_err(refused)?;
+            let after = roster(&conversation)?;
+            if after.len() > MAX_GROUP_MEMBERS {
+                return Err(EngineError::TooManyMembers {
+                    count: after.len(),
+                    max: MAX_GROUP_MEMBERS,
+                });
+            }
+            let added: Vec<[u8; 32]> = after
+                .iter()
+                .filter(|m| !before.iter().any(|b| b.uid == m.uid))
+                .map(|m| m.uid)
+                .collect();
+            let body = added.concat();
+            let me = &self.me;
+            send_commit(
+                tx,
+                me,
+                &group,
+                &conversation,
+                &before,
+                &done,
+                (IntentKind::Add, &body),
+                now,
+            )?;
+            if let Some(welcome) = &done.welcome {
+                self.queue_welcomes(tx, &group, &after, &before, welcome, now)?;
+            }
+            self.conversations.stage(conversation);
+            Ok(added)
+        })
+    }
+
+    /// Removes a member (every device of `uid`) from a group we administer; whether it was in
+    /// it.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::UnknownGroup`], [`EngineError::NotInGroup`], [`EngineError::NotAdmin`],
+    /// MLS (e.g. no admin would be left).
+    pub fn remove_group_member(
+        &self,
+        tx: &mut Tx<'_>,
+        session_id: &[u8; 16],
+        uid: &[u8; 32],
+        now: i64,
+    ) -> Result<bool, EngineError> {
+        if uid == self.me.uid.as_bytes() {
+            return Err(EngineError::Mls(E2eError::Unsupported(
+                "removing yourself: leave the group instead",
+            )));
+        }
+        self.group_job(tx, |tx| {
+            let group = active_group(tx, session_id)?;
+            let mut conversation = self.load_group(tx, &group)?;
+            let parts = (&self.me, &self.mls_device);
+            let removed = remove_members(tx, parts, &group, &mut conversation, &[*uid], now)?;
+            self.conversations.stage(conversation);
+            Ok(removed)
+        })
+    }
+
+    /// Changes a group's name and description (admins only); whether anything changed.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Group`] for a bad name or description, [`EngineError::UnknownGroup`],
+    /// [`EngineError::NotInGroup`], [`EngineError::NotAdmin`], MLS.
+    pub fn update_group_profile(
+        &self,
+        tx: &mut Tx<'_>,
+        session_id: &[u8; 16],
+        name: Option<&str>,
+        description: Option<&str>,
+        now: i64,
+    ) -> Result<bool, EngineError> {
+        self.group_job(tx, |tx| {
+            let group = active_group(tx, session_id)?;
+            let mut conversation = self.load_group(tx, &group)?;
+            let current = conversation.group_state()?;
+            let mut profile: GroupProfile = current.profile().clone();
+            if let Some(name) = name {
+                profile.name = name.to_string();
+            }
+            if let Some(description) = description {
+                profile.description = description.to_string();
+            }
+            let state = current.with_profile(profile)?;
+            let parts = (&self.me, &self.mls_device);
+            let changed = set_state(tx, parts, &group, &mut conversation, &state, now)?;
+            self.conversations.stage(conversation);
+            Ok(changed)
+        })
+    }
+
+    /// Makes `uid` an admin of a group we administer, or a member again (`admin` false).
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::update_group_profile`]; [`EngineError::Group`] past 64 admins or for no
+    /// admin left.
+    pub fn set_group_admin(
+        &self,
+        tx: &mut Tx<'_>,
+        session_id: &[u8; 16],
+        uid: &[u8; 32],
+        admin: bool,
+        now: i64,
+    ) -> Result<bool, EngineError> {
+        self.group_job(tx, |tx| {
+            let group = active_group(tx, session_id)?;
+            let mut conversation = self.load_group(tx, &group)?;
+            let current = conversation.group_state()?;
+            let target = Uid::from_bytes(uid);
+            let mut admins: Vec<Uid> = current
+                .admins()
+                .iter()
+                .copied()
+                .filter(|a| *a != target)
+                .collect();
+            if admin {
+                admins.push(target);
+            }
+            let state = current.with_admins(admins)?;
+            let parts = (&self.me, &self.mls_device);
+            let changed = set_state(tx, parts, &group, &mut conversation, &state, now)?;
+            self.conversations.stage(conversation);
+            Ok(changed)
+        })
+    }
+}
+
+/// An admin's answer to a member's `GroupControl{leave}`: the removal of all its leaves, sent at
+/// once (several admins may do it concurrently: the commit ordering keeps one, the others find
+/// the member gone).
+pub(crate) fn remove_leaver(
+    tx: &mut Tx<'_>,
+    parts: (&Me, &Device),
+    group: &GroupRow,
+    conversation: &mut Conversation,
+    uid: &[u8; 32],
+    now: i64,
+) -> Result<(), EngineError> {
+    if !conversation.group_state()?.is_admin(&parts.0.uid) || uid == parts.0.uid.as_bytes() {
+        return Ok(());
+    }
+    match remove_members(tx, parts, group, conversation, &[*uid], now) {
+        Ok(_) | Err(EngineError::Mls(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
