@@ -29,7 +29,7 @@ use super::{
 };
 use crate::{Engine, EngineError, Me, conversations::seal_to, secs};
 
-/// Sends our own commit to every member device but ours (and but `except`'s), records the
+/// Sends our own commit to every member device before it but ours, records the
 /// intent it carries, updates the member list; the roster after it.
 #[allow(clippy::too_many_arguments)]
 fn send_commit(
@@ -43,18 +43,8 @@ fn send_commit(
     now: i64,
 ) -> Result<Vec<RosterMember>, EngineError> {
     let made_in = done.epoch.saturating_sub(1);
-    let except: Vec<[u8; 32]> = match intent.0 {
-        IntentKind::Remove => intent
-            .1
-            .chunks(32)
-            .filter_map(|c| c.try_into().ok())
-            .collect(),
-        _ => Vec::new(),
-    };
-    let devices: Vec<MemberDevice> = other_devices(before, me)
-        .into_iter()
-        .filter(|(_, uid)| !except.contains(uid))
-        .collect();
+    // Removed members get it too: it tells them they are out (a leaver's node refuses it).
+    let devices: Vec<MemberDevice> = other_devices(before, me);
     let commit = GroupEnvelope::commit(done.commit.clone(), made_in);
     queue_group_envelope(tx, me, group, commit, &devices, now)?;
     match tx.add_group_intent(&group.session_id, intent.0, intent.1, now) {

@@ -512,3 +512,158 @@ fn a_member_self_updates_per_the_rekey_rule_and_everyone_follows() {
     );
     assert_eq!(info.members.len(), 3);
 }
+
+/// Pumps every online node's group outbox, the clock moving 10 minutes a round (past every
+/// retry delay), until nothing is due anywhere (at most `rounds`); every event shown.
+pub(crate) fn settle(nodes: &mut [Node], mut now: i64, rounds: usize) -> (i64, NodeEvents) {
+    let mut events = Vec::new();
+    for _ in 0..rounds {
+        let mut busy = false;
+        for from in 0..nodes.len() {
+            if !nodes[from].online {
+                continue;
+            }
+            let due = nodes[from].store.read().group_outbox_due(now, 1).unwrap();
+            busy |= !due.is_empty();
+            let (_, new) = pump(nodes, from, now);
+            events.extend(new);
+        }
+        if !busy {
+            break;
+        }
+        now += 10 * 60 * 1000;
+    }
+    (now, events)
+}
+
+fn info(node: &mut Node, session: &[u8; 16]) -> GroupInfo {
+    node.store
+        .write(|tx| node.engine.group_info(tx, session))
+        .unwrap()
+}
+
+#[test]
+fn a_removed_member_is_told_and_cannot_read_what_follows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut nodes, session) = trio(tmp.path());
+    let carol = nodes[2].uid();
+    let a = &mut nodes[0];
+    assert!(
+        a.store
+            .write(|tx| a.engine.remove_group_member(tx, &session, &carol, T0 + 1))
+            .unwrap()
+    );
+    let (_, events) = pump(&mut nodes, 0, T0 + 1);
+    assert!(
+        events
+            .iter()
+            .any(|(i, e)| *i == 2 && matches!(e, Event::GroupLeft { removed: true, .. }))
+    );
+    assert!(events.iter().any(|(i, e)| *i == 1
+        && matches!(e, Event::GroupMemberRemoved { uid, .. } if *uid == hex::encode(carol))));
+    // The next message does not go to carol's device, and handed to it anyway (she is still
+    // connected) it is refused: her node is out of the group.
+    let a = &mut nodes[0];
+    let queued = a
+        .store
+        .write(|tx| {
+            a.engine
+                .queue_group_text(tx, &session, "after carol", T0 + 2)
+        })
+        .unwrap();
+    assert_eq!(queued.total, 1);
+    let frame = nodes[0]
+        .store
+        .read()
+        .group_outbox_due(T0 + 2, 10)
+        .unwrap()
+        .remove(0)
+        .envelope;
+    let mut events = Vec::new();
+    let carol_device = nodes[2].device();
+    let response = deliver(&mut nodes, &carol_device, &frame, T0 + 2, &mut events).unwrap();
+    assert_eq!(
+        crate::wire::status_of_response(&response),
+        Some(ReceiptStatus::Rejected(
+            rhizo_core::envelope::ErrorCode::SessionClosed
+        ))
+    );
+    assert!(received_texts(&events, 2).is_empty());
+    let (_, events) = pump(&mut nodes, 0, T0 + 2);
+    assert_eq!(received_texts(&events, 1), ["after carol"]);
+}
+
+#[test]
+fn a_rename_reaches_every_member_and_only_admins_may() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut nodes, session) = trio(tmp.path());
+    let b = &mut nodes[1];
+    let err = b
+        .store
+        .write(|tx| {
+            b.engine
+                .update_group_profile(tx, &session, Some("mine"), None, T0 + 1)
+        })
+        .unwrap_err();
+    assert!(matches!(err, EngineError::NotAdmin), "{err}");
+    let a = &mut nodes[0];
+    assert!(
+        a.store
+            .write(|tx| a
+                .engine
+                .update_group_profile(tx, &session, Some("club"), None, T0 + 1))
+            .unwrap()
+    );
+    let (_, events) = pump(&mut nodes, 0, T0 + 1);
+    for member in [1, 2] {
+        assert!(events.iter().any(|(i, e)| *i == member
+            && matches!(e, Event::GroupRenamed { name, .. } if name == "club")));
+        let group = nodes[member]
+            .store
+            .read()
+            .group_by_session(&session)
+            .unwrap()
+            .unwrap();
+        assert_eq!(group.name, "club");
+    }
+}
+
+#[test]
+fn concurrent_commits_of_two_admins_converge_and_the_losers_message_arrives_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut nodes, session) = trio(tmp.path());
+    let bob = nodes[1].uid();
+    let a = &mut nodes[0];
+    a.store
+        .write(|tx| a.engine.set_group_admin(tx, &session, &bob, true, T0 + 1))
+        .unwrap();
+    let (now, _) = settle(&mut nodes, T0 + 1, 20);
+    // Both admins rename in the same epoch; bob then writes on his branch.
+    for (i, name) in [(0, "alpha"), (1, "bravo")] {
+        let n = &mut nodes[i];
+        n.store
+            .write(|tx| {
+                n.engine
+                    .update_group_profile(tx, &session, Some(name), None, now)
+            })
+            .unwrap();
+    }
+    let b = &mut nodes[1];
+    b.store
+        .write(|tx| b.engine.queue_group_text(tx, &session, "from bob", now + 1))
+        .unwrap();
+    let (_, events) = settle(&mut nodes, now + 1, 40);
+    // Every member ends in the same state: epoch, fingerprint, roster, name.
+    let infos: Vec<GroupInfo> = (0..3).map(|i| info(&mut nodes[i], &session)).collect();
+    for other in &infos[1..] {
+        assert_eq!(other.epoch, infos[0].epoch);
+        assert_eq!(other.fingerprint, infos[0].fingerprint);
+        assert_eq!(other.profile, infos[0].profile);
+    }
+    // The loser's rename was proposed again on top of the winner: both happened, one last.
+    assert!(["alpha", "bravo"].contains(&infos[0].profile.name.as_str()));
+    assert!(infos[0].epoch >= 4, "epoch {}", infos[0].epoch);
+    // Bob's text reached alice and carol exactly once.
+    assert_eq!(received_texts(&events, 0), ["from bob"]);
+    assert_eq!(received_texts(&events, 2), ["from bob"]);
+}
