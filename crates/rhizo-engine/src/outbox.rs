@@ -587,6 +587,15 @@ pub(crate) fn parse_response(
     device: &DevicePublicKey,
     sent: &[SecureMessage],
 ) -> Result<Vec<Outcome>, String> {
+    parse_statuses(response, device, sent).map(|s| s.into_iter().map(outcome_of).collect())
+}
+
+/// What `device`'s signed receipt says of each envelope of `sent` (or why it says nothing).
+pub(crate) fn parse_statuses(
+    response: &[u8],
+    device: &DevicePublicKey,
+    sent: &[SecureMessage],
+) -> Result<Vec<ReceiptStatus>, String> {
     match response.split_first() {
         Some((&RESPONSE_RECEIPT, body)) => {
             let receipt = DeliveryReceipt::decode(body).map_err(|e| e.to_string())?;
@@ -601,7 +610,7 @@ pub(crate) fn parse_response(
                         .iter()
                         .find(|e| e.envelope == m.id() && e.envelope_digest == m.digest())
                         .ok_or("receipt does not acknowledge this envelope")?;
-                    Ok(outcome_of(entry.status))
+                    Ok(entry.status)
                 })
                 .collect()
         }

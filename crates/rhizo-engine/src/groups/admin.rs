@@ -19,7 +19,7 @@ use rhizo_core::{
 use rhizo_e2e::{Conversation, Device, E2eError, GroupCommit, MemberRef};
 use rhizo_store::{
     StoreError, Tx,
-    groups::{GroupRow, IntentKind, MAX_GROUP_MEMBERS, MemberDevice},
+    groups::{GroupRow, IntentKind, MAX_GROUP_MEMBERS, MemberDevice, ResendRow},
 };
 use tracing::debug;
 
@@ -135,7 +135,8 @@ fn set_state(
     Ok(true)
 }
 
-/// After rhizo-e2e rolled `group` back to `to_epoch` (and applied the winner): our messages
+/// After rhizo-e2e rolled `group` back to `to_epoch` (and applied the winner): our commits
+/// made there are no longer sent (nobody can apply them); our messages
 /// encrypted in the dropped epochs go out again, encrypted now under the same `message_id`; our
 /// changes made there are proposed again when still needed (an add needs fresh KeyPackages:
 /// it stays an intent for the driver to redo).
@@ -147,38 +148,51 @@ pub(crate) fn after_rollback(
     to_epoch: u64,
     now: i64,
 ) -> Result<(), EngineError> {
-    let (me, device) = parts;
-    let mls = tx.mls()?;
+    tx.drop_group_commits(&group.session_id, to_epoch)?;
     for row in tx.group_resends(&group.session_id, to_epoch)? {
-        let content = if row.kind == "control" {
-            leave_content(row.sent_at)
-        } else {
-            ChatContent {
-                text: row.body.clone().unwrap_or_default(),
-                sent_at_ms: crate::ms(row.sent_at),
-                ..ChatContent::default()
-            }
-        };
-        let content = ChatContent {
-            message_id: row.message_id.to_vec().into(),
-            ..content
-        };
-        let epoch = conversation.epoch();
-        let ciphertext = conversation.encrypt(&mls, device, &content.encode_to_vec(), secs(now))?;
-        let seq = tx.take_next_seq(&group.session_id)?;
-        let recipient = Uid::from_bytes(&group.address);
-        let envelope = seal_to(
-            me,
-            recipient,
-            &group.session_id,
-            seq,
-            rhizo_core::envelope::MessageType::Application,
-            ciphertext,
-            now,
-        )?;
-        tx.reseal_group_outgoing(row.id, seq, &envelope, epoch, now)?;
+        reseal(tx, parts, group, conversation, &row, now)?;
     }
     repropose(tx, parts, group, conversation, to_epoch, now)
+}
+
+/// Encrypts one of our group texts (or controls) again in the current epoch, under a new
+/// sequence number and the same `message_id` (receivers that have it do not show it twice).
+pub(crate) fn reseal(
+    tx: &mut Tx<'_>,
+    (me, device): (&Me, &Device),
+    group: &GroupRow,
+    conversation: &mut Conversation,
+    row: &ResendRow,
+    now: i64,
+) -> Result<(), EngineError> {
+    let content = if row.kind == "control" {
+        leave_content(row.sent_at)
+    } else {
+        ChatContent {
+            text: row.body.clone().unwrap_or_default(),
+            sent_at_ms: crate::ms(row.sent_at),
+            ..ChatContent::default()
+        }
+    };
+    let content = ChatContent {
+        message_id: row.message_id.to_vec().into(),
+        ..content
+    };
+    let mls = tx.mls()?;
+    let epoch = conversation.epoch();
+    let ciphertext = conversation.encrypt(&mls, device, &content.encode_to_vec(), secs(now))?;
+    let seq = tx.take_next_seq(&group.session_id)?;
+    let envelope = seal_to(
+        me,
+        Uid::from_bytes(&group.address),
+        &group.session_id,
+        seq,
+        rhizo_core::envelope::MessageType::Application,
+        ciphertext,
+        now,
+    )?;
+    tx.reseal_group_outgoing(row.id, seq, &envelope, epoch, now)?;
+    Ok(())
 }
 
 /// Our intents made at or after `to_epoch` whose commit the rollback dropped: proposed again.

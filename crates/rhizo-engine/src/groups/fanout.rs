@@ -13,7 +13,10 @@
 
 use rhizo_core::{
     DevicePublicKey,
-    envelope::{EnvelopeBatch, MAX_BATCH_ENVELOPES, MAX_BATCH_FRAME_BYTES, SecureMessage},
+    envelope::{
+        EnvelopeBatch, ErrorCode, MAX_BATCH_ENVELOPES, MAX_BATCH_FRAME_BYTES, ReceiptStatus,
+        SecureMessage,
+    },
 };
 use rhizo_store::{
     Reader, Tx,
@@ -25,7 +28,10 @@ use super::group_id_hex;
 use crate::{
     Counters, Engine, EngineError, Event, MailboxAttempt, Outcome,
     contacts::peer_id_of_device,
-    outbox::{DeviceAnswer, OUTBOX_BATCH, STORED_RETRY_MS, Target, parse_response, retry_delay},
+    outbox::{
+        DeviceAnswer, OUTBOX_BATCH, STORED_RETRY_MS, Target, outcome_of, parse_statuses,
+        retry_delay,
+    },
 };
 
 /// One member device to send a group frame to.
@@ -137,11 +143,12 @@ impl Engine {
             }
         };
         let mut answered: Vec<[u8; 32]> = Vec::new();
+        let mut unreadable: Vec<(i64, DevicePublicKey)> = Vec::new();
         let mut last_error = String::from("no member device answered");
         for (device, answer) in answers {
-            match answer.and_then(|response| parse_response(&response, &device, sent)) {
-                Ok(outcomes) => {
-                    record_device(tx, transmit, &device, &outcomes, now)?;
+            match answer.and_then(|response| parse_statuses(&response, &device, sent)) {
+                Ok(statuses) => {
+                    unreadable.extend(record_device(tx, transmit, &device, &statuses, now)?);
                     if let Some(t) = transmit.targets.iter().find(|t| t.target.device == device) {
                         answered.push(t.member);
                     }
@@ -149,6 +156,7 @@ impl Engine {
                 Err(e) => last_error = e,
             }
         }
+        self.reseal_unreadable(tx, transmit, &unreadable, now)?;
         let mut events = Vec::new();
         for item in &transmit.items {
             events.extend(settle_item(tx, item, &last_error, now)?);
@@ -162,6 +170,45 @@ impl Engine {
             events,
             unreachable,
         })
+    }
+
+    /// Texts some member device could not decrypt: encrypted again in the group's current
+    /// epoch when that is newer than theirs (same `message_id`: shown once); refused for good
+    /// there otherwise.
+    fn reseal_unreadable(
+        &self,
+        tx: &mut Tx<'_>,
+        transmit: &GroupTransmit,
+        unreadable: &[(i64, DevicePublicKey)],
+        now: i64,
+    ) -> Result<(), EngineError> {
+        if unreadable.is_empty() {
+            return Ok(());
+        }
+        let Some(group) = tx.group_by_session(&transmit.session_id)? else {
+            return Ok(());
+        };
+        let mut conversation = self.load_group(tx, &group)?;
+        let mut done: Vec<i64> = Vec::new();
+        for (id, device) in unreadable {
+            if done.contains(id) {
+                continue;
+            }
+            let Some((row, epoch)) = tx.group_resend(*id)? else {
+                continue;
+            };
+            if epoch >= conversation.epoch() {
+                tx.set_delivery(*id, device.as_bytes(), DeliveryState::Failed, now)?;
+            } else {
+                let parts = (&self.me, &self.mls_device);
+                super::admin::reseal(tx, parts, &group, &mut conversation, &row, now)?;
+                done.push(*id);
+            }
+        }
+        self.conversations.stage(conversation);
+        let cache = std::sync::Arc::clone(&self.conversations);
+        tx.after_commit(move |committed| cache.settle(&if committed { Ok(()) } else { Err(()) }));
+        Ok(())
     }
 
     /// Writes what storing `item` in `member`'s mailbox gave: held by replicas → `stored`
@@ -279,16 +326,24 @@ fn group_transmit(
     })
 }
 
-/// One device's receipt: its delivery row of each item moves on.
+/// One device's receipt: its delivery row of each item moves on. A text the device could not
+/// decrypt (made in an epoch it no longer has) stays pending there and is returned, to be
+/// encrypted again.
 fn record_device(
     tx: &mut Tx<'_>,
     transmit: &GroupTransmit,
     device: &DevicePublicKey,
-    outcomes: &[Outcome],
+    statuses: &[ReceiptStatus],
     now: i64,
-) -> Result<(), EngineError> {
-    for (item, outcome) in transmit.items.iter().zip(outcomes) {
-        let state = match outcome {
+) -> Result<Vec<(i64, DevicePublicKey)>, EngineError> {
+    let mut unreadable = Vec::new();
+    for (item, status) in transmit.items.iter().zip(statuses) {
+        let is_text = matches!(item.kind.as_str(), "text" | "control");
+        if is_text && *status == ReceiptStatus::Rejected(ErrorCode::DecryptionFailed) {
+            unreadable.push((item.id, *device));
+            continue;
+        }
+        let state = match outcome_of(*status) {
             Outcome::Final(MessageState::Read, _) => DeliveryState::Read,
             Outcome::Final(MessageState::Failed, _) | Outcome::Closed(_) => DeliveryState::Failed,
             Outcome::Final(_, _) | Outcome::Held => DeliveryState::Delivered,
@@ -296,7 +351,7 @@ fn record_device(
         };
         tx.set_delivery(item.id, device.as_bytes(), state, now)?;
     }
-    Ok(())
+    Ok(unreadable)
 }
 
 /// After the answers: a message no device lacks any more is delivered (or failed, when every

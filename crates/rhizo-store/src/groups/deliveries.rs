@@ -216,6 +216,30 @@ impl Reader<'_> {
         .context(CTX)
     }
 
+    /// One of our group texts or controls, to encrypt again (a member could not decrypt it).
+    pub fn group_resend(&self, id: i64) -> Result<Option<(ResendRow, u64)>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT id, kind, body, message_id, sent_at, epoch FROM messages
+                 WHERE id = ?1 AND direction = 'out' AND message_id IS NOT NULL",
+                [id],
+                |r| {
+                    Ok((
+                        ResendRow {
+                            id: r.get(0)?,
+                            kind: r.get(1)?,
+                            body: r.get(2)?,
+                            message_id: blob(r.get(3)?)?,
+                            sent_at: r.get(4)?,
+                        },
+                        r.get::<_, Option<i64>>(5)?.unwrap_or(0) as u64,
+                    ))
+                },
+            )
+            .optional()
+            .context("reading a group message")
+    }
+
     /// Our group message with this message id (a rollback re-encrypts it under the same id).
     pub fn group_message_by_id(
         &self,
@@ -306,6 +330,24 @@ impl Tx<'_> {
             )
             .context("sending a group message again")?
             == 1)
+    }
+
+    /// Stops sending our commits of a group made in `epoch` or later (a rollback dropped
+    /// them: no member can apply them any more); how many.
+    pub fn drop_group_commits(
+        &mut self,
+        session_id: &[u8; 16],
+        epoch: u64,
+    ) -> Result<usize, StoreError> {
+        self.conn
+            .execute(
+                "UPDATE messages SET state = 'failed', next_attempt_at = ?3,
+                    error = 'dropped: a smaller commit won its epoch'
+                 WHERE session_id = ?1 AND direction = 'out' AND kind = 'commit'
+                   AND epoch >= ?2 AND state IN ('queued', 'sent', 'stored')",
+                params![&session_id[..], epoch as i64, NO_RETRY],
+            )
+            .context("dropping group commits")
     }
 
     /// Moves one device's delivery of our group message forward to `state` (pending →

@@ -1,0 +1,555 @@
+//! A private group of five engines (three admins, two members) exchanging frames over a
+//! simulated network on a simulated clock: seeded random schedules with concurrent commits
+//! (renames by several admins in the same epoch, self-updates every few messages), loss of
+//! frames and of answers, duplication, late frames, and one member offline for several epochs
+//! that catches up from its mailbox in random order. Each schedule must end with every member
+//! in the same MLS state (epoch, fingerprint, profile) and every text delivered exactly once to
+//! every other member, in its sender's order.
+//!
+//! Everything is real except the network and the clock: real engines on real SQLite files,
+//! real MLS (X-Wing) with rhizo-e2e's commit ordering and rollback. The group is set up once
+//! and its database files copied for each schedule. A failing schedule prints its seed;
+//! `GROUP_SIM_SEED=<seed> cargo test -p rhizo-engine --test group_sim one_group_seed` replays
+//! it.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rhizo_core::{DeviceKey, RootKey};
+use rhizo_e2e::{E2eStore, RekeyPolicy};
+use rhizo_engine::contacts::peer_id_of_device;
+use rhizo_engine::outbox::DeviceAnswer;
+use rhizo_engine::{Engine, MailboxAttempt, Me};
+use rhizo_store::messaging::{Contact, ContactDevice};
+use rhizo_store::{Store, StoreError};
+
+/// Schedules in the main test (`GROUP_SIM_SCHEDULES` overrides). Each runs real MLS commits
+/// in a debug build, so the default stays small.
+const SCHEDULES: u64 = 12;
+/// Members: 0, 1, 2 are admins; 3 and 4 members (4 may go offline).
+const NODES: usize = 5;
+const ADMINS: usize = 3;
+/// The simulated clock starts here (unix ms).
+const T0: i64 = 1_800_000_000_000;
+/// Rounds with new texts and commits, then rounds to drain.
+const ACTIVE_ROUNDS: usize = 6;
+const DRAIN_ROUNDS: usize = 80;
+/// The group's session (fixed by the template).
+static TEMPLATE: OnceLock<(tempfile::TempDir, Vec<PathBuf>, [u8; 16])> = OnceLock::new();
+
+fn me(seed: u8) -> Me {
+    let root = RootKey::from_bytes(&[seed; 32]);
+    let device = DeviceKey::from_bytes(&[seed.wrapping_add(100); 32]);
+    let certificate = root.certify_device(&device.public(), 1);
+    Me {
+        uid: root.public().uid(),
+        root,
+        device,
+        certificate,
+        name: None,
+    }
+}
+
+fn contact(m: &Me, name: &str) -> Contact {
+    Contact {
+        uid: *m.uid.as_bytes(),
+        root_pk: *m.root.public().as_bytes(),
+        name: name.into(),
+        verified: true,
+        added_at: 0,
+        devices: vec![ContactDevice {
+            device_pk: *m.device.public().as_bytes(),
+            peer_id: peer_id_of_device(&m.device.public())
+                .map(|p| p.to_string())
+                .unwrap_or_default(),
+            addrs: vec![],
+            certificate: None,
+        }],
+    }
+}
+
+struct Node {
+    engine: Engine,
+    store: Store,
+    device: [u8; 32],
+    uid: [u8; 32],
+    online: bool,
+    sent: Vec<String>,
+}
+
+fn open_node(i: usize, path: &Path) -> Node {
+    let store = Store::open(path).expect("store");
+    E2eStore::open(path).expect("MLS tables");
+    let m = me(i as u8 + 1);
+    let (device, uid) = (*m.device.public().as_bytes(), *m.uid.as_bytes());
+    let rekey = RekeyPolicy {
+        max_messages: 3,
+        max_age_secs: 365 * 24 * 3600,
+    };
+    Node {
+        engine: Engine::new(m, rekey).expect("engine"),
+        store,
+        device,
+        uid,
+        online: true,
+        sent: Vec::new(),
+    }
+}
+
+fn temp_dir() -> tempfile::TempDir {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir()
+        && let Ok(dir) = tempfile::Builder::new()
+            .prefix("rhizo-group-sim")
+            .tempdir_in(shm)
+    {
+        return dir;
+    }
+    tempfile::tempdir().expect("temp dir")
+}
+
+/// The five database files of an established group (node 0 created it, everyone joined,
+/// nodes 1 and 2 made admins; every outbox empty), made once per test process.
+fn template() -> &'static (tempfile::TempDir, Vec<PathBuf>, [u8; 16]) {
+    TEMPLATE.get_or_init(|| {
+        let dir = temp_dir();
+        let paths: Vec<PathBuf> = (0..NODES)
+            .map(|i| dir.path().join(format!("n{i}.db")))
+            .collect();
+        let session = {
+            let mut sim = Sim {
+                nodes: (0..NODES).map(|i| open_node(i, &paths[i])).collect(),
+                rng: StdRng::seed_from_u64(0),
+                now: T0,
+                session: [0; 16],
+                knobs: Knobs::default(),
+                mailbox: Vec::new(),
+                old_frames: Vec::new(),
+            };
+            let creator = contact(sim.nodes[0].engine.me(), "creator");
+            let mut kps = Vec::new();
+            for node in &mut sim.nodes[1..] {
+                node.store
+                    .write(|tx| tx.add_contact(&creator, 1))
+                    .expect("contact");
+                let mls = E2eStore::from_connection(node.store.connection()).expect("mls");
+                kps.extend(
+                    rhizo_e2e::create_key_packages(&mls, node.engine.mls_device(), 1, false)
+                        .expect("kp"),
+                );
+            }
+            let n0 = &mut sim.nodes[0];
+            let group = n0
+                .store
+                .write(|tx| n0.engine.create_group(tx, "sim", &kps, T0))
+                .expect("create");
+            sim.session = group.session_id;
+            sim.drain().expect("welcomes");
+            for admin in 1..ADMINS {
+                let uid = sim.nodes[admin].uid;
+                let n0 = &mut sim.nodes[0];
+                n0.store
+                    .write(|tx| {
+                        n0.engine
+                            .set_group_admin(tx, &group.session_id, &uid, true, T0)
+                    })
+                    .expect("admin");
+                sim.drain().expect("admins");
+            }
+            sim.session
+        };
+        (dir, paths, session)
+    })
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Knobs {
+    loss: f64,
+    reply_loss: f64,
+    duplicate: f64,
+    late: f64,
+    rename: f64,
+    text: f64,
+    offline: bool,
+}
+
+struct Sim {
+    nodes: Vec<Node>,
+    rng: StdRng,
+    now: i64,
+    session: [u8; 16],
+    knobs: Knobs,
+    /// Envelopes stored for a member (UID) none of whose devices answered.
+    mailbox: Vec<([u8; 32], Vec<u8>)>,
+    /// Frames sent before, re-delivered late at random.
+    old_frames: Vec<Vec<u8>>,
+}
+
+impl Sim {
+    fn new(seed: u64) -> (Self, tempfile::TempDir) {
+        let (_, paths, session) = template();
+        let dir = temp_dir();
+        let mut rng = StdRng::seed_from_u64(seed);
+        let knobs = Knobs {
+            loss: rng.random_range(0.0..0.3),
+            reply_loss: rng.random_range(0.0..0.15),
+            duplicate: rng.random_range(0.0..0.2),
+            late: rng.random_range(0.0..0.3),
+            rename: rng.random_range(0.1..0.6),
+            text: rng.random_range(0.3..0.9),
+            offline: rng.random_bool(0.6),
+        };
+        let nodes = (0..NODES)
+            .map(|i| {
+                let path = dir.path().join(format!("n{i}.db"));
+                std::fs::copy(&paths[i], &path).expect("copy the template");
+                open_node(i, &path)
+            })
+            .collect();
+        let sim = Self {
+            nodes,
+            rng,
+            now: T0 + 60_000,
+            session: *session,
+            knobs,
+            mailbox: Vec::new(),
+            old_frames: Vec::new(),
+        };
+        (sim, dir)
+    }
+
+    /// Hands `frame` to the node holding `device`.
+    fn deliver(&mut self, device: &[u8; 32], frame: &[u8]) -> Result<Vec<u8>, String> {
+        let node = self
+            .nodes
+            .iter_mut()
+            .find(|n| n.device == *device)
+            .ok_or("unknown device")?;
+        if !node.online {
+            return Err("offline".into());
+        }
+        let (engine, now) = (&node.engine, self.now);
+        let inbound = node
+            .store
+            .write(|tx| Ok::<_, StoreError>(engine.handle_frame(tx, frame, now)))
+            .map_err(|e| e.to_string())?;
+        if std::env::var("GROUP_SIM_TRACE").is_ok() {
+            let envs: Vec<(String, u64, String)> = if frame.first() == Some(&0xB1) {
+                rhizo_core::envelope::EnvelopeBatch::decode(frame)
+                    .map(|b| {
+                        b.envelopes
+                            .iter()
+                            .filter_map(|e| rhizo_core::envelope::SecureMessage::decode(e).ok())
+                            .map(|m| {
+                                (
+                                    hex::encode(&m.sender_device.as_bytes()[..2]),
+                                    m.sequence_num,
+                                    format!("{:?}", m.msg_type),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            } else {
+                rhizo_core::envelope::SecureMessage::decode(frame)
+                    .ok()
+                    .map(|m| {
+                        (
+                            hex::encode(&m.sender_device.as_bytes()[..2]),
+                            m.sequence_num,
+                            format!("{:?}", m.msg_type),
+                        )
+                    })
+                    .into_iter()
+                    .collect()
+            };
+            let statuses = rhizo_core::envelope::DeliveryReceipt::decode(&inbound.response[1..])
+                .map(|r| {
+                    r.entries
+                        .iter()
+                        .map(|e| format!("{:?}", e.status))
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default();
+            eprintln!(
+                "to {} {:?} -> {:?}",
+                hex::encode(&device[..2]),
+                envs,
+                statuses
+            );
+        }
+        Ok(inbound.response)
+    }
+
+    /// One pass of `from`'s group outbox through the lossy network.
+    fn pump(&mut self, from: usize) -> Result<bool, String> {
+        let transmits = {
+            let n = &self.nodes[from];
+            n.engine
+                .poll_group_transmits(&n.store.read(), self.now)
+                .map_err(|e| e.to_string())?
+        };
+        let busy = !transmits.is_empty();
+        for t in transmits {
+            let mut targets = t.targets.clone();
+            targets.shuffle(&mut self.rng);
+            let mut answers: Vec<DeviceAnswer> = Vec::new();
+            for target in &targets {
+                let device = *target.target.device.as_bytes();
+                let answer = if self.rng.random_bool(self.knobs.loss) {
+                    Err("lost".to_string())
+                } else {
+                    let answer = self.deliver(&device, &t.frame);
+                    if self.rng.random_bool(self.knobs.duplicate) {
+                        let _ = self.deliver(&device, &t.frame);
+                    }
+                    if answer.is_ok() && self.rng.random_bool(self.knobs.reply_loss) {
+                        Err("answer lost".to_string())
+                    } else {
+                        answer
+                    }
+                };
+                answers.push((target.target.device, answer));
+            }
+            if self.old_frames.len() < 64 {
+                self.old_frames.push(t.frame.clone());
+            }
+            let n = &mut self.nodes[from];
+            let now = self.now;
+            let result = n
+                .store
+                .write(|tx| n.engine.on_group_transmit_result(tx, &t, answers, now))
+                .map_err(|e| e.to_string())?;
+            for member in result.unreachable {
+                for item in &t.items {
+                    self.mailbox.push((member, item.envelope.clone()));
+                    let stored = MailboxAttempt {
+                        stored_on: Some(1),
+                        ..MailboxAttempt::default()
+                    };
+                    let n = &mut self.nodes[from];
+                    n.store
+                        .write(|tx| {
+                            n.engine
+                                .on_group_mailbox_result(tx, item, &member, &stored, now)
+                        })
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+        }
+        Ok(busy)
+    }
+
+    /// A member back online fetches its mailbox, in random order.
+    fn fetch_mailbox(&mut self, i: usize) {
+        let uid = self.nodes[i].uid;
+        let device = self.nodes[i].device;
+        let mut mine: Vec<Vec<u8>> = Vec::new();
+        self.mailbox.retain(|(member, envelope)| {
+            if *member == uid {
+                mine.push(envelope.clone());
+                false
+            } else {
+                true
+            }
+        });
+        mine.shuffle(&mut self.rng);
+        for envelope in mine {
+            let _ = self.deliver(&device, &envelope);
+        }
+    }
+
+    /// New texts and commits for this round.
+    fn act(&mut self, round: usize) -> Result<(), String> {
+        for i in 0..NODES {
+            if !self.nodes[i].online {
+                continue;
+            }
+            let (session, now) = (self.session, self.now + i as i64);
+            if i < ADMINS && self.rng.random_bool(self.knobs.rename) {
+                let name = format!("g{i}-{round}");
+                let n = &mut self.nodes[i];
+                n.store
+                    .write(|tx| {
+                        n.engine
+                            .update_group_profile(tx, &session, Some(&name), None, now)
+                    })
+                    .map_err(|e| format!("rename by {i}: {e}"))?;
+            }
+            if self.rng.random_bool(self.knobs.text) {
+                let n = &mut self.nodes[i];
+                let text = format!("n{i} #{}", n.sent.len());
+                n.store
+                    .write(|tx| n.engine.queue_group_text(tx, &session, &text, now))
+                    .map_err(|e| format!("text by {i}: {e}"))?;
+                n.sent.push(text);
+            }
+        }
+        Ok(())
+    }
+
+    /// One round: every online node's outbox in random order, late frames, the clock moves.
+    fn round(&mut self) -> Result<bool, String> {
+        let mut order: Vec<usize> = (0..NODES).filter(|i| self.nodes[*i].online).collect();
+        order.shuffle(&mut self.rng);
+        let mut busy = false;
+        for from in order {
+            busy |= self.pump(from)?;
+        }
+        if !self.old_frames.is_empty() && self.rng.random_bool(self.knobs.late) {
+            let frame = self.old_frames[self.rng.random_range(0..self.old_frames.len())].clone();
+            let device = self.nodes[self.rng.random_range(0..NODES)].device;
+            let _ = self.deliver(&device, &frame);
+        }
+        self.now += self.rng.random_range(60_000..=600_000);
+        Ok(busy)
+    }
+
+    /// Rounds without loss until no outbox has anything due (the clock jumps past retries).
+    fn drain(&mut self) -> Result<(), String> {
+        let saved = self.knobs;
+        self.knobs.loss = 0.0;
+        self.knobs.reply_loss = 0.0;
+        for _ in 0..DRAIN_ROUNDS {
+            self.round()?;
+            // Done when nothing is left to send anywhere (not merely nothing due yet).
+            let pending = self.nodes.iter().any(|n| {
+                !n.store
+                    .read()
+                    .group_outbox_due(i64::MAX - 1, 1)
+                    .unwrap_or_default()
+                    .is_empty()
+            });
+            if !pending {
+                self.knobs = saved;
+                return Ok(());
+            }
+        }
+        Err("the outboxes never emptied".into())
+    }
+
+    fn run(&mut self) -> Result<(), String> {
+        let offline_from = self.rng.random_range(0..ACTIVE_ROUNDS);
+        for round in 0..ACTIVE_ROUNDS {
+            if self.knobs.offline && round == offline_from {
+                self.nodes[NODES - 1].online = false;
+            }
+            self.act(round)?;
+            self.round()?;
+        }
+        self.nodes[NODES - 1].online = true;
+        self.fetch_mailbox(NODES - 1);
+        self.drain()
+    }
+
+    fn check(&mut self) -> Result<(), String> {
+        let session = self.session;
+        let mut infos = Vec::new();
+        for n in &mut self.nodes {
+            let info = n
+                .store
+                .write(|tx| n.engine.group_info(tx, &session))
+                .map_err(|e| e.to_string())?;
+            infos.push(info);
+        }
+        for (i, info) in infos.iter().enumerate().skip(1) {
+            if (info.epoch, &info.fingerprint, &info.profile)
+                != (infos[0].epoch, &infos[0].fingerprint, &infos[0].profile)
+            {
+                return Err(format!(
+                    "node {i} at epoch {} ({}), node 0 at epoch {} ({})",
+                    info.epoch, info.profile.name, infos[0].epoch, infos[0].profile.name
+                ));
+            }
+            if info.members.len() != NODES {
+                return Err(format!("node {i} sees {} members", info.members.len()));
+            }
+        }
+        for r in 0..NODES {
+            let history = self.nodes[r]
+                .store
+                .read()
+                .messages(&session, 10_000)
+                .map_err(|e| e.to_string())?;
+            for s in (0..NODES).filter(|s| *s != r) {
+                let got: Vec<String> = history
+                    .iter()
+                    .filter(|m| !m.outgoing && m.sender_device == self.nodes[s].device)
+                    .filter_map(|m| m.body.clone())
+                    .collect();
+                if got != self.nodes[s].sent {
+                    let theirs = self.nodes[s]
+                        .store
+                        .read()
+                        .messages(&session, 10_000)
+                        .map_err(|e| e.to_string())?;
+                    for m in theirs.iter().filter(|m| m.outgoing) {
+                        eprintln!(
+                            "  sender {s}: {:?} {} {:?} {:?}",
+                            m.body, m.state, m.error, m.seq
+                        );
+                    }
+                    for m in &history {
+                        eprintln!(
+                            "  node {r} history: {:?} dev {} seq {}",
+                            m.body,
+                            hex::encode(&m.sender_device[..2]),
+                            m.seq
+                        );
+                    }
+                    return Err(format!(
+                        "node {r} has from node {s} {got:?}, sent {:?}",
+                        self.nodes[s].sent
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn run_seed(seed: u64) -> Result<Knobs, String> {
+    let (mut sim, _dir) = Sim::new(seed);
+    sim.run()?;
+    sim.check()?;
+    Ok(sim.knobs)
+}
+
+#[test]
+fn seeded_group_schedules_converge_and_deliver_every_text_once_in_order() {
+    let started = std::time::Instant::now();
+    let schedules: u64 = std::env::var("GROUP_SIM_SCHEDULES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(SCHEDULES);
+    template();
+    let mut offline = 0;
+    for seed in 0..schedules {
+        match run_seed(seed) {
+            Ok(knobs) => offline += u64::from(knobs.offline),
+            Err(e) => panic!(
+                "seed {seed}: {e} (replay: GROUP_SIM_SEED={seed} cargo test -p rhizo-engine \
+                 --test group_sim one_group_seed)"
+            ),
+        }
+    }
+    eprintln!(
+        "{schedules} group schedules ({offline} with a member offline) in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// Replays one schedule (`GROUP_SIM_SEED`), or seed 0.
+#[test]
+fn one_group_seed() {
+    let seed = std::env::var("GROUP_SIM_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    if let Err(e) = run_seed(seed) {
+        panic!("seed {seed}: {e}");
+    }
+}
