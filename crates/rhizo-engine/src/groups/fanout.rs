@@ -143,7 +143,7 @@ impl Engine {
             }
         };
         let mut answered: Vec<[u8; 32]> = Vec::new();
-        let mut unreadable: Vec<(i64, DevicePublicKey)> = Vec::new();
+        let mut unreadable: Vec<i64> = Vec::new();
         let mut last_error = String::from("no member device answered");
         for (device, answer) in answers {
             match answer.and_then(|response| parse_statuses(&response, &device, sent)) {
@@ -173,13 +173,13 @@ impl Engine {
     }
 
     /// Texts some member device could not decrypt: encrypted again in the group's current
-    /// epoch when that is newer than theirs (same `message_id`: shown once); refused for good
-    /// there otherwise.
+    /// epoch when they were made in an older one (same `message_id`: shown once); otherwise
+    /// the device is on another branch of this epoch and the text stays pending there.
     fn reseal_unreadable(
         &self,
         tx: &mut Tx<'_>,
         transmit: &GroupTransmit,
-        unreadable: &[(i64, DevicePublicKey)],
+        unreadable: &[i64],
         now: i64,
     ) -> Result<(), EngineError> {
         if unreadable.is_empty() {
@@ -190,16 +190,17 @@ impl Engine {
         };
         let mut conversation = self.load_group(tx, &group)?;
         let mut done: Vec<i64> = Vec::new();
-        for (id, device) in unreadable {
+        for id in unreadable {
             if done.contains(id) {
                 continue;
             }
             let Some((row, epoch)) = tx.group_resend(*id)? else {
                 continue;
             };
-            if epoch >= conversation.epoch() {
-                tx.set_delivery(*id, device.as_bytes(), DeliveryState::Failed, now)?;
-            } else {
+            // Made in the current epoch: the member is on another branch of it (a fork the
+            // commit ordering resolves); the same envelope is retried (or encrypted again
+            // after our own rollback).
+            if epoch < conversation.epoch() {
                 let parts = (&self.me, &self.mls_device);
                 super::admin::reseal(tx, parts, &group, &mut conversation, &row, now)?;
                 done.push(*id);
@@ -335,12 +336,12 @@ fn record_device(
     device: &DevicePublicKey,
     statuses: &[ReceiptStatus],
     now: i64,
-) -> Result<Vec<(i64, DevicePublicKey)>, EngineError> {
+) -> Result<Vec<i64>, EngineError> {
     let mut unreadable = Vec::new();
     for (item, status) in transmit.items.iter().zip(statuses) {
         let is_text = matches!(item.kind.as_str(), "text" | "control");
         if is_text && *status == ReceiptStatus::Rejected(ErrorCode::DecryptionFailed) {
-            unreadable.push((item.id, *device));
+            unreadable.push(item.id);
             continue;
         }
         let state = match outcome_of(*status) {
