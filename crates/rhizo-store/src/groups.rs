@@ -26,13 +26,13 @@ use crate::messaging::blob;
 use crate::tx::{Reader, Tx};
 
 /// Groups a node may be an active member of (each costs MLS state and fan-out work).
-pub const MAX_GROUPS: usize = 256;
-/// Member UIDs per group (rhizo_core's `MAX_GROUP_MEMBERS`; devices are bounded by MLS).
-pub const MAX_GROUP_MEMBERS: usize = 1000;
+pub const MAX_GROUPS: usize = rhizo_core::group::MAX_GROUPS_PER_NODE;
+/// Member UIDs per group (devices are bounded by MLS).
+pub const MAX_GROUP_MEMBERS: usize = rhizo_core::group::MAX_GROUP_MEMBERS;
 /// Pending changes (intents) per group: what a rollback may have to re-propose.
-pub const MAX_GROUP_INTENTS: usize = 16;
-/// Longest group name kept (the profile's bound, rhizo_core `group`).
-pub const MAX_GROUP_NAME_CHARS: usize = 64;
+pub const MAX_GROUP_INTENTS: usize = rhizo_core::group::MAX_GROUP_INTENTS;
+/// Longest group name kept (the profile's bound).
+pub const MAX_GROUP_NAME_CHARS: usize = rhizo_core::group::MAX_GROUP_NAME_CHARS;
 
 /// A member's role in a group (from the group's MLS extension).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -8,7 +8,7 @@ use crate::messaging::blob;
 use crate::tx::{Reader, Tx};
 
 /// Group invitations held at once (each keeps a Welcome and its KeyPackage's private key).
-pub const MAX_GROUP_REQUESTS: usize = 64;
+pub const MAX_GROUP_REQUESTS: usize = rhizo_core::group::MAX_GROUP_REQUESTS;
 /// How long an undecided invitation is kept (its KeyPackage's private key with it).
 pub const GROUP_REQUEST_TTL_MS: i64 = 7 * 24 * 60 * 60 * 1000;
 
