@@ -12,7 +12,10 @@
 
 use prost::Message as _;
 use rhizo_core::{
-    Uid,
+    DevicePublicKey, Uid,
+    envelope::{
+        DeliveryReceipt, EnvelopeId, MAX_RECEIPT_ENTRIES, ReceiptEntry, ReceiptStatus, SessionId,
+    },
     group::{GroupProfile, GroupState},
     proto::ChatContent,
 };
@@ -416,5 +419,79 @@ pub(crate) fn remove_leaver(
     match remove_members(tx, parts, group, conversation, &[*uid], now) {
         Ok(_) | Err(EngineError::Mls(_)) => Ok(()),
         Err(e) => Err(e),
+    }
+}
+
+impl Engine {
+    /// Marks a group's received messages read and queues one signed READ receipt per sending
+    /// device (addressed to its owner's UID, in the group's session), so each sender's
+    /// `read k/n` moves; whether anything was queued.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::UnknownGroup`], signing, MLS or the database.
+    pub fn mark_group_read(
+        &self,
+        tx: &mut Tx<'_>,
+        session_id: &[u8; 16],
+        now: i64,
+    ) -> Result<bool, EngineError> {
+        self.group_job(tx, |tx| {
+            let group = tx
+                .group_by_session(session_id)?
+                .ok_or(EngineError::UnknownGroup)?;
+            let unread = tx.mark_read(session_id, MAX_RECEIPT_ENTRIES)?;
+            if unread.is_empty() || group.status != rhizo_store::groups::GroupStatus::Active {
+                return Ok(false);
+            }
+            let conversation = self.load_group(tx, &group)?;
+            let members = roster(&conversation)?;
+            self.conversations.stage(conversation);
+            let mut by_device: Vec<([u8; 32], Vec<ReceiptEntry>)> = Vec::new();
+            for m in &unread {
+                let Ok(device) = DevicePublicKey::from_bytes(&m.sender_device) else {
+                    continue;
+                };
+                let entry = ReceiptEntry {
+                    envelope: EnvelopeId {
+                        sender_device: device,
+                        session_id: SessionId::from_bytes(*session_id),
+                        sequence_num: m.seq,
+                    },
+                    envelope_digest: m.digest,
+                    status: ReceiptStatus::Read,
+                };
+                match by_device.iter_mut().find(|(d, _)| *d == m.sender_device) {
+                    Some((_, entries)) => entries.push(entry),
+                    None => by_device.push((m.sender_device, vec![entry])),
+                }
+            }
+            let mut queued = false;
+            for (device, entries) in by_device {
+                // A device no longer in the group gets nothing.
+                let Some(owner) = members.iter().find(|m| m.devices.contains(&device)) else {
+                    continue;
+                };
+                let mut receipt = DeliveryReceipt {
+                    recipient_device: self.me.device.public(),
+                    timestamp: crate::ms(now),
+                    entries,
+                    signature: [0; 64],
+                };
+                receipt.sign(&self.me.device)?;
+                let out = GroupEnvelope {
+                    msg_type: rhizo_core::envelope::MessageType::ReadReceipt,
+                    kind: "read_receipt",
+                    body: None,
+                    payload: receipt.encode(),
+                    recipient: Some(owner.uid),
+                    message_id: None,
+                    epoch: None,
+                };
+                queue_group_envelope(tx, &self.me, &group, out, &[(device, owner.uid)], now)?;
+                queued = true;
+            }
+            Ok(queued)
+        })
     }
 }

@@ -667,3 +667,43 @@ fn concurrent_commits_of_two_admins_converge_and_the_losers_message_arrives_once
     assert_eq!(received_texts(&events, 0), ["from bob"]);
     assert_eq!(received_texts(&events, 2), ["from bob"]);
 }
+
+#[test]
+fn read_receipts_move_read_k_of_n() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut nodes, session) = trio(tmp.path());
+    let a = &mut nodes[0];
+    let queued = a
+        .store
+        .write(|tx| a.engine.queue_group_text(tx, &session, "read me", T0 + 1))
+        .unwrap();
+    pump(&mut nodes, 0, T0 + 1);
+    let b = &mut nodes[1];
+    assert!(
+        b.store
+            .write(|tx| b.engine.mark_group_read(tx, &session, T0 + 2))
+            .unwrap()
+    );
+    // Nothing more to read: nothing queued.
+    assert!(
+        !b.store
+            .write(|tx| b.engine.mark_group_read(tx, &session, T0 + 3))
+            .unwrap()
+    );
+    let (_, events) = pump(&mut nodes, 1, T0 + 3);
+    assert!(events.iter().any(|(i, e)| *i == 0
+        && matches!(
+            e,
+            Event::GroupMessageState {
+                read: 1,
+                total: 2,
+                ..
+            }
+        )));
+    let counts = nodes[0]
+        .store
+        .read()
+        .delivery_counts(queued.row.id)
+        .unwrap();
+    assert_eq!((counts.delivered, counts.read, counts.total), (2, 1, 2));
+}
