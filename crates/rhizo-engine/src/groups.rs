@@ -2,6 +2,7 @@
 //! every group envelope addressed to the group's [`GroupAddress`].
 //!
 //! ```text
+//!  request_group_rejoin ─▶ GroupRejoin (KEY_PACKAGE envelope) to each admin ─▶ readd + Welcome
 //!  create_group(key packages) ─▶ MLS group ─▶ groups row, members (UIDs from the roster)
 //!     ─▶ a Welcome per other member UID (addressed to that UID, in the group's session)
 //!  queue_group_text ─▶ self-update per RekeyPolicy (merged at once) ─▶ ONE envelope to the
@@ -24,6 +25,7 @@
 mod admin;
 mod fanout;
 mod inbound;
+mod rejoin;
 
 pub use fanout::{GroupTarget, GroupTransmit, GroupTransmitResult};
 pub(crate) use inbound::{WelcomeKind, apply_group, contact_welcome, group_of, stranger_welcome};

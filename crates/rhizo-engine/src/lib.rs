@@ -33,9 +33,10 @@
 //! - [`error`]: [`EngineError`], why an operation failed.
 //! - [`events`]: [`Event`], what the driver shows the local API.
 //! - [`fetched`]: applying envelopes fetched from a mailbox (or held as a request).
-//! - [`groups`]: private groups (issue 14): creating one, group messages fanned out as one
-//!   envelope to every member device with per-device delivery state, inbound group envelopes,
-//!   invitations (joined or held as group requests).
+//! - [`groups`]: private groups (issue 14): creating and changing one (admins), group messages
+//!   fanned out as one envelope to every member device with per-device delivery state, inbound
+//!   group envelopes, invitations (joined or held as group requests), the ordering driver after
+//!   a rollback, re-add recovery.
 //! - [`mailbox`]: the mailbox replica's rules (what a replica answers to each request).
 //! - [`inbound`]: the inbound checks and the Welcome / application / commit / receipt paths.
 //! - [`outbox`]: due envelopes → [`Transmit`] batches → outcomes → retries, and the mailbox

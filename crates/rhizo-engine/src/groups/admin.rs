@@ -35,7 +35,7 @@ use crate::{Engine, EngineError, Me, conversations::seal_to, secs};
 /// Sends our own commit to every member device before it but ours, records the
 /// intent it carries, updates the member list; the roster after it.
 #[allow(clippy::too_many_arguments)]
-fn send_commit(
+pub(crate) fn send_commit(
     tx: &mut Tx<'_>,
     me: &Me,
     group: &GroupRow,

@@ -61,6 +61,7 @@ pub(crate) fn apply_group(
     }
     match message.msg_type {
         MessageType::Application | MessageType::Commit => group_mls(tx, parts, group, message, now),
+        MessageType::KeyPackage => super::rejoin::on_rejoin(tx, parts, group, message, now),
         MessageType::DeliveryReceipt | MessageType::ReadReceipt => {
             group_receipt(tx, parts.0, group, message, now)
         }

@@ -707,3 +707,62 @@ fn read_receipts_move_read_k_of_n() {
         .unwrap();
     assert_eq!((counts.delivered, counts.read, counts.total), (2, 1, 2));
 }
+
+#[test]
+fn a_member_that_lost_its_state_is_readded_by_an_admin_once_a_minute() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut nodes, session) = trio(tmp.path());
+    let fresh = nodes[1].key_package();
+    let b = &mut nodes[1];
+    let sent = b
+        .store
+        .write(|tx| b.engine.request_group_rejoin(tx, &session, &fresh, T0 + 1))
+        .unwrap();
+    assert_eq!(sent, 1, "alice is the one admin");
+    pump(&mut nodes, 1, T0 + 1);
+    // Alice re-added bob's device: a commit to everyone and a Welcome bob joins (alice is his
+    // contact).
+    let (_, events) = settle(&mut nodes, T0 + 2, 10);
+    assert!(
+        events
+            .iter()
+            .any(|(i, e)| *i == 1 && matches!(e, Event::GroupCreated { .. }))
+    );
+    let a = &mut nodes[0];
+    a.store
+        .write(|tx| {
+            a.engine
+                .queue_group_text(tx, &session, "welcome back", T0 + 3)
+        })
+        .unwrap();
+    let (_, events) = settle(&mut nodes, T0 + 3, 10);
+    assert_eq!(received_texts(&events, 1), ["welcome back"]);
+    assert_eq!(received_texts(&events, 2), ["welcome back"]);
+    let infos: Vec<GroupInfo> = (0..3).map(|i| info(&mut nodes[i], &session)).collect();
+    assert!(infos.iter().all(|i| i.fingerprint == infos[0].fingerprint));
+    // A second request within the minute is refused for now (RATE_LIMITED, retried later).
+    let again = nodes[1].key_package();
+    let b = &mut nodes[1];
+    b.store
+        .write(|tx| b.engine.request_group_rejoin(tx, &session, &again, T0 + 4))
+        .unwrap();
+    let transmits = {
+        let b = &nodes[1];
+        b.engine
+            .poll_group_transmits(&b.store.read(), T0 + 4)
+            .unwrap()
+    };
+    let alice = nodes[0].device();
+    let rejoin = transmits
+        .iter()
+        .find(|t| t.items.iter().any(|i| i.kind == "rejoin"))
+        .unwrap();
+    let mut events = Vec::new();
+    let response = deliver(&mut nodes, &alice, &rejoin.frame, T0 + 5, &mut events).unwrap();
+    assert_eq!(
+        crate::wire::status_of_response(&response),
+        Some(ReceiptStatus::Rejected(
+            rhizo_core::envelope::ErrorCode::RateLimited
+        ))
+    );
+}
