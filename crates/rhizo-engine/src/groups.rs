@@ -379,20 +379,22 @@ impl Engine {
             .group_by_session(&session_id)?
             .ok_or(EngineError::Internal("group vanished"))?;
         if let Some(welcome) = welcome {
-            self.queue_welcomes(tx, &group, &members, &[], &welcome, now)?;
+            let epoch = conversation.epoch().saturating_sub(1);
+            self.queue_welcomes(tx, &group, (&members, &[]), &welcome, epoch, now)?;
         }
         self.conversations.stage(conversation);
         Ok(group)
     }
 
-    /// Queues the Welcome to every member of `after` not in `before` (but us).
+    /// Queues the Welcome to every member of `after` not in `before` (but us); `epoch` is the
+    /// one its commit was made in (a rollback past it drops the Welcome with the commit).
     pub(crate) fn queue_welcomes(
         &self,
         tx: &mut Tx<'_>,
         group: &GroupRow,
-        after: &[RosterMember],
-        before: &[RosterMember],
+        (after, before): (&[RosterMember], &[RosterMember]),
         welcome: &[u8],
+        epoch: u64,
         now: i64,
     ) -> Result<(), EngineError> {
         let me = *self.me.uid.as_bytes();
@@ -409,7 +411,7 @@ impl Engine {
                 payload: welcome.to_vec(),
                 recipient: Some(member.uid),
                 message_id: None,
-                epoch: None,
+                epoch: Some(epoch),
             };
             queue_group_envelope(tx, &self.me, group, out, &devices, now)?;
         }

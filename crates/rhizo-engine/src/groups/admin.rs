@@ -296,7 +296,8 @@ impl Engine {
                 now,
             )?;
             if let Some(welcome) = &done.welcome {
-                self.queue_welcomes(tx, &group, &after, &before, welcome, now)?;
+                let made_in = done.epoch.saturating_sub(1);
+                self.queue_welcomes(tx, &group, (&after, &before), welcome, made_in, now)?;
             }
             self.conversations.stage(conversation);
             Ok(added)

@@ -332,8 +332,8 @@ impl Tx<'_> {
             == 1)
     }
 
-    /// Stops sending our commits of a group made in `epoch` or later (a rollback dropped
-    /// them: no member can apply them any more); how many.
+    /// Stops sending our commits of a group made in `epoch` or later, and the Welcomes of those
+    /// commits (a rollback dropped them: nobody can apply them any more); how many.
     pub fn drop_group_commits(
         &mut self,
         session_id: &[u8; 16],
@@ -343,7 +343,7 @@ impl Tx<'_> {
             .execute(
                 "UPDATE messages SET state = 'failed', next_attempt_at = ?3,
                     error = 'dropped: a smaller commit won its epoch'
-                 WHERE session_id = ?1 AND direction = 'out' AND kind = 'commit'
+                 WHERE session_id = ?1 AND direction = 'out' AND kind IN ('commit', 'welcome')
                    AND epoch >= ?2 AND state IN ('queued', 'sent', 'stored')",
                 params![&session_id[..], epoch as i64, NO_RETRY],
             )

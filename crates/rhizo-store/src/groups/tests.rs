@@ -303,3 +303,37 @@ fn intents_name_their_commit_and_are_forgotten() {
     assert!(s.write(|tx| tx.delete_group_intent(id)).unwrap());
     assert!(s.read().group_intents(&sid).unwrap().is_empty());
 }
+
+#[test]
+fn a_rollback_drops_our_commits_and_their_welcomes_but_not_texts() {
+    let mut s = store_with_group();
+    let sid = [1; 16];
+    let devices = [([21; 32], [2; 32])];
+    let mut ids = Vec::new();
+    for (seq, kind, epoch, message_id) in [
+        (1, "commit", 4, None),
+        (2, "commit", 5, None),
+        (3, "welcome", 5, None),
+        (4, "text", 5, Some([9; 16])),
+    ] {
+        let send = GroupSend {
+            recipient_uid: None,
+            sender_uid: [1; 32],
+            message_id,
+            devices: &devices,
+            epoch: Some(epoch),
+        };
+        let mut m = text(sid, seq);
+        m.kind = kind;
+        ids.push(
+            s.write(|tx| tx.insert_group_outgoing(&m, b"env", &send, 100))
+                .unwrap(),
+        );
+    }
+    assert_eq!(s.write(|tx| tx.drop_group_commits(&sid, 5)).unwrap(), 2);
+    let state = |id| s.read().message(id).unwrap().unwrap().state;
+    assert_eq!(state(ids[0]), MessageState::Queued);
+    assert_eq!(state(ids[1]), MessageState::Failed);
+    assert_eq!(state(ids[2]), MessageState::Failed);
+    assert_eq!(state(ids[3]), MessageState::Queued);
+}
