@@ -132,6 +132,14 @@ pub enum Event {
         /// An admin removed us (false: we left).
         removed: bool,
     },
+    /// Members we added lost the commit ordering to a concurrent commit and are not in the
+    /// group: add them again (fresh KeyPackages, `Engine::add_group_members`).
+    GroupAddUndone {
+        /// The group's id.
+        group: String,
+        /// The UIDs (hex) to add again.
+        uids: Vec<String>,
+    },
     /// An invitation to a group from someone who is not a contact (or while auto-join is off):
     /// held as a group request.
     GroupRequest {

@@ -30,7 +30,7 @@ use super::{
     GroupEnvelope, RosterMember, active_group, leave_content, member_rows, other_devices,
     prune_intents, queue_group_envelope, refused, roster,
 };
-use crate::{Engine, EngineError, Me, conversations::seal_to, secs};
+use crate::{Engine, EngineError, Event, Me, conversations::seal_to, secs};
 
 /// Sends our own commit to every member device before it but ours, records the
 /// intent it carries, updates the member list; the roster after it.
@@ -141,8 +141,9 @@ fn set_state(
 /// After rhizo-e2e rolled `group` back to `to_epoch` (and applied the winner): our commits
 /// made there are no longer sent (nobody can apply them); our messages
 /// encrypted in the dropped epochs go out again, encrypted now under the same `message_id`; our
-/// changes made there are proposed again when still needed (an add needs fresh KeyPackages:
-/// it stays an intent for the driver to redo).
+/// changes made there are proposed again when still needed. An add needs fresh KeyPackages
+/// (the dropped ones were used): it comes back as a [`Event::GroupAddUndone`] for the driver
+/// to redo with [`Engine::add_group_members`].
 pub(crate) fn after_rollback(
     tx: &mut Tx<'_>,
     parts: (&Me, &Device),
@@ -150,12 +151,19 @@ pub(crate) fn after_rollback(
     conversation: &mut Conversation,
     to_epoch: u64,
     now: i64,
-) -> Result<(), EngineError> {
+) -> Result<Vec<Event>, EngineError> {
     tx.drop_group_commits(&group.session_id, to_epoch)?;
     for row in tx.group_resends(&group.session_id, to_epoch)? {
         reseal(tx, parts, group, conversation, &row, now)?;
     }
-    repropose(tx, parts, group, conversation, to_epoch, now)
+    let undone = repropose(tx, parts, group, conversation, to_epoch, now)?;
+    if undone.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(vec![Event::GroupAddUndone {
+        group: super::group_id_hex(&group.session_id),
+        uids: undone.iter().map(hex::encode).collect(),
+    }])
 }
 
 /// Encrypts one of our group texts (or controls) again in the current epoch, under a new
@@ -198,7 +206,8 @@ pub(crate) fn reseal(
     Ok(())
 }
 
-/// Our intents made at or after `to_epoch` whose commit the rollback dropped: proposed again.
+/// Our intents made at or after `to_epoch` whose commit the rollback dropped: proposed again;
+/// the UIDs of dropped adds that are still not members (to add again with fresh KeyPackages).
 fn repropose(
     tx: &mut Tx<'_>,
     parts: (&Me, &Device),
@@ -206,7 +215,8 @@ fn repropose(
     conversation: &mut Conversation,
     to_epoch: u64,
     now: i64,
-) -> Result<(), EngineError> {
+) -> Result<Vec<[u8; 32]>, EngineError> {
+    let mut undone: Vec<[u8; 32]> = Vec::new();
     let dropped: Vec<_> = tx
         .group_intents(&group.session_id)?
         .into_iter()
@@ -231,7 +241,17 @@ fn repropose(
                 Ok(state) => set_state(tx, parts, group, conversation, &state, now),
                 Err(_) => Ok(false),
             },
-            IntentKind::Add => Ok(false),
+            IntentKind::Add => {
+                let members = roster(conversation)?;
+                undone.extend(
+                    intent
+                        .body
+                        .chunks(32)
+                        .filter_map(|c| <[u8; 32]>::try_from(c).ok())
+                        .filter(|u| !members.iter().any(|m| m.uid == *u)),
+                );
+                Ok(false)
+            }
         };
         match redone {
             Ok(_) => {}
@@ -241,7 +261,7 @@ fn repropose(
             Err(e) => return Err(e),
         }
     }
-    Ok(())
+    Ok(undone)
 }
 
 impl Engine {

@@ -128,8 +128,10 @@ fn group_mls(
     }
     let parts = (me, mls_device);
     if let Some(to_epoch) = seen.rolled_back {
-        super::admin::after_rollback(tx, parts, group, &mut conversation, to_epoch, now)
-            .map_err(Reject::internal)?;
+        let undone =
+            super::admin::after_rollback(tx, parts, group, &mut conversation, to_epoch, now)
+                .map_err(Reject::internal)?;
+        seen.events.extend(undone);
     }
     for uid in &seen.leavers {
         super::admin::remove_leaver(tx, parts, group, &mut conversation, uid, now)

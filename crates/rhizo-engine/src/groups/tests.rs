@@ -766,3 +766,44 @@ fn a_member_that_lost_its_state_is_readded_by_an_admin_once_a_minute() {
         ))
     );
 }
+
+#[test]
+fn an_add_that_loses_the_ordering_is_handed_back_to_the_driver() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut nodes, session) = trio(tmp.path());
+    nodes.push(node(tmp.path(), 4, RekeyPolicy::default()));
+    let bob = nodes[1].uid();
+    let a = &mut nodes[0];
+    a.store
+        .write(|tx| a.engine.set_group_admin(tx, &session, &bob, true, T0 + 1))
+        .unwrap();
+    let (now, _) = settle(&mut nodes, T0 + 1, 20);
+    // In the same epoch: alice adds dave, bob renames.
+    let dave_kp = nodes[3].key_package();
+    let a = &mut nodes[0];
+    a.store
+        .write(|tx| a.engine.add_group_members(tx, &session, &[dave_kp], now))
+        .unwrap();
+    let b = &mut nodes[1];
+    b.store
+        .write(|tx| {
+            b.engine
+                .update_group_profile(tx, &session, Some("renamed"), None, now)
+        })
+        .unwrap();
+    let (_, events) = settle(&mut nodes, now + 1, 40);
+    let dave = hex::encode(nodes[3].uid());
+    let undone = events.iter().any(|(i, e)| {
+        *i == 0 && matches!(e, Event::GroupAddUndone { uids, .. } if uids.contains(&dave))
+    });
+    let infos: Vec<GroupInfo> = (0..3).map(|i| info(&mut nodes[i], &session)).collect();
+    assert!(infos.iter().all(|i| i.fingerprint == infos[0].fingerprint));
+    assert_eq!(infos[0].profile.name, "renamed");
+    // Either alice's add won (dave is a member everywhere) or it was handed back.
+    let dave_in = infos[0].members.iter().any(|m| hex::encode(m.uid) == dave);
+    eprintln!("dave in: {dave_in}, add undone: {undone}");
+    assert!(
+        dave_in != undone,
+        "dave in: {dave_in}, add undone: {undone}"
+    );
+}
