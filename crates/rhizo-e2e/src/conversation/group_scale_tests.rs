@@ -198,3 +198,26 @@ fn a_member_joins_a_group_of_300_through_a_split_welcome() {
 fn a_member_joins_a_group_of_1000_through_a_split_welcome() {
     join_through_split_welcome(1000);
 }
+
+#[test]
+fn snapshots_store_large_values_deflated() {
+    let mut m = vec![Member::new(1, 11), Member::new(2, 21), Member::new(3, 31)];
+    super::group_tests::group_of(&mut m, &[0]);
+    let commit = m[0]
+        .with(|c, s, d| c.self_update(s, d, T0))
+        .expect("update");
+    m[1].process(&commit);
+    let (packed, plain): (i64, i64) = m[0]
+        .store
+        .conn()
+        .query_row(
+            "SELECT SUM(substr(c3, 1, 4) = x'00727a31'),
+                    SUM(typeof(c3) = 'blob' AND length(c3) > 4096 AND substr(c3, 1, 4) != x'00727a31')
+             FROM e2e_group_snapshots WHERE tbl = 'openmls_group_data'",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .expect("query");
+    assert!(packed >= 1, "the tree is stored deflated");
+    assert_eq!(plain, 0);
+}
