@@ -573,7 +573,7 @@ mod tests;
 
 /// The envelope payloads carrying `welcome`: the Welcome itself when it fits one envelope (as
 /// for 1:1), else its parts (`MESSAGE_TYPE_WELCOME_PART`, see `rhizo_core::welcome`).
-fn welcome_payloads(welcome: &[u8]) -> Result<Vec<(MessageType, Vec<u8>)>, EngineError> {
+pub(crate) fn welcome_payloads(welcome: &[u8]) -> Result<Vec<(MessageType, Vec<u8>)>, EngineError> {
     if rhizo_core::welcome::fits_one_envelope(welcome.len()) {
         return Ok(vec![(MessageType::Welcome, welcome.to_vec())]);
     }
