@@ -51,6 +51,8 @@
 //! - [`group`] — private groups: [`group::GroupAddress`], roles ([`group::GroupRole`]), the
 //!   MLS GroupContext extension body [`group::GroupState`] with its [`group::GroupProfile`],
 //!   [`group::GroupRejoin`] and the group limits.
+//! - [`welcome`] — Welcomes larger than one envelope: the [`welcome::WelcomePart`] codec,
+//!   [`welcome::split_welcome`] and the bounded [`welcome::WelcomeReassembler`].
 //! - [`safety`] — safety numbers two users compare ([`SafetyNumber`]).
 //! - [`abuse`] — per-peer token buckets ([`PeerRateLimiter`]) and a sans-IO
 //!   reputation score per peer with temporary bans ([`Reputation`]).
@@ -109,6 +111,7 @@ pub mod error;
 pub mod group;
 pub mod idcode;
 pub mod identity;
+pub mod welcome;
 
 // --- envelope & delivery (SecureMessage, error codes, seen-set, retries) ---
 pub mod delivery;

@@ -7,6 +7,8 @@ mod group_commit;
 #[cfg(test)]
 mod group_convergence;
 #[cfg(test)]
+mod group_scale_tests;
+#[cfg(test)]
 mod group_tests;
 mod ordering;
 mod roles;
@@ -67,8 +69,17 @@ pub const MAX_MESSAGE_BYTES: usize = 254 * 1024;
 /// framing, signature, padding and AEAD tag within [`MAX_MESSAGE_BYTES`].
 pub const MAX_PLAINTEXT_BYTES: usize = 248 * 1024;
 
-/// Most devices (leaves) in one conversation: a few users' devices each.
-pub const MAX_GROUP_DEVICES: usize = 64;
+/// Most devices (leaves) in one conversation: a group of
+/// [`MAX_GROUP_MEMBERS`](rhizo_core::group::MAX_GROUP_MEMBERS) users with about four devices
+/// each. A Welcome to a group this large is larger than one envelope and travels in parts
+/// (`rhizo_core::welcome`).
+pub const MAX_GROUP_DEVICES: usize = 4096;
+
+/// Largest serialized Welcome accepted by [`Conversation::join`] and
+/// [`inspect_welcome`](crate::inspect_welcome), checked before parsing: it carries the whole
+/// ratchet tree (about 1.5 KiB per leaf with X-Wing keys). Same bound as the reassembly of a
+/// Welcome sent in parts (`rhizo_core::welcome::MAX_WELCOME_BYTES`).
+pub const MAX_WELCOME_BYTES: usize = rhizo_core::welcome::MAX_WELCOME_BYTES;
 
 /// Length of a conversation id (the MLS group id), random.
 pub const GROUP_ID_LEN: usize = 32;
@@ -203,11 +214,20 @@ fn join_config() -> MlsGroupJoinConfig {
 
 /// Checks the size limit, then decodes an `MLSMessage`.
 fn decode_message(bytes: &[u8], what: &'static str) -> Result<MlsMessageBodyIn, E2eError> {
-    if bytes.len() > MAX_MESSAGE_BYTES {
+    decode_message_within(bytes, what, MAX_MESSAGE_BYTES)
+}
+
+/// Checks the size limit `max`, then decodes an `MLSMessage`.
+fn decode_message_within(
+    bytes: &[u8],
+    what: &'static str,
+    max: usize,
+) -> Result<MlsMessageBodyIn, E2eError> {
+    if bytes.len() > max {
         return Err(E2eError::TooLarge {
             what,
             len: bytes.len(),
-            max: MAX_MESSAGE_BYTES,
+            max,
         });
     }
     decode_untrusted(|| MlsMessageIn::tls_deserialize_exact_bytes(bytes))
@@ -324,7 +344,9 @@ impl Conversation {
         welcome: &[u8],
         now: u64,
     ) -> Result<Self, E2eError> {
-        let MlsMessageBodyIn::Welcome(welcome) = decode_message(welcome, "Welcome")? else {
+        let MlsMessageBodyIn::Welcome(welcome) =
+            decode_message_within(welcome, "Welcome", MAX_WELCOME_BYTES)?
+        else {
             return Err(E2eError::Malformed("Welcome"));
         };
         if welcome.ciphersuite() != CIPHERSUITE {

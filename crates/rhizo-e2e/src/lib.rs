@@ -156,9 +156,9 @@ use openmls::prelude::Ciphersuite;
 pub use conversation::{
     CommitRejectReason, Conversation, DEFAULT_REKEY_MAX_AGE_SECS, DEFAULT_REKEY_MAX_MESSAGES,
     GROUP_ID_LEN, GroupCommit, MAX_DEFERRED, MAX_FUTURE_EPOCHS, MAX_GROUP_DEVICES,
-    MAX_MESSAGE_BYTES, MAX_PAST_EPOCHS, MAX_PLAINTEXT_BYTES, MAX_SKIPPED_GENERATIONS, MemberRef,
-    OUT_OF_ORDER_TOLERANCE, PADDING_BLOCK, Processed, RekeyPolicy, RosterEntry, WelcomeInfo,
-    commit_id, inspect_welcome,
+    MAX_MESSAGE_BYTES, MAX_PAST_EPOCHS, MAX_PLAINTEXT_BYTES, MAX_SKIPPED_GENERATIONS,
+    MAX_WELCOME_BYTES, MemberRef, OUT_OF_ORDER_TOLERANCE, PADDING_BLOCK, Processed, RekeyPolicy,
+    RosterEntry, WelcomeInfo, commit_id, inspect_welcome,
 };
 pub use device::Device;
 pub use error::E2eError;

@@ -401,19 +401,22 @@ impl Engine {
         let new = after
             .iter()
             .filter(|m| m.uid != me && !before.iter().any(|b| b.uid == m.uid));
+        let payloads = welcome_payloads(welcome)?;
         for member in new {
             let devices: Vec<MemberDevice> =
                 member.devices.iter().map(|d| (*d, member.uid)).collect();
-            let out = GroupEnvelope {
-                msg_type: MessageType::Welcome,
-                kind: "welcome",
-                body: None,
-                payload: welcome.to_vec(),
-                recipient: Some(member.uid),
-                message_id: None,
-                epoch: Some(epoch),
-            };
-            queue_group_envelope(tx, &self.me, group, out, &devices, now)?;
+            for (msg_type, payload) in &payloads {
+                let out = GroupEnvelope {
+                    msg_type: *msg_type,
+                    kind: "welcome",
+                    body: None,
+                    payload: payload.clone(),
+                    recipient: Some(member.uid),
+                    message_id: None,
+                    epoch: Some(epoch),
+                };
+                queue_group_envelope(tx, &self.me, group, out, &devices, now)?;
+            }
         }
         Ok(())
     }
@@ -564,4 +567,20 @@ pub(crate) fn leave_content(now: i64) -> ChatContent {
 }
 
 #[cfg(test)]
+mod scale_tests;
+#[cfg(test)]
 mod tests;
+
+/// The envelope payloads carrying `welcome`: the Welcome itself when it fits one envelope (as
+/// for 1:1), else its parts (`MESSAGE_TYPE_WELCOME_PART`, see `rhizo_core::welcome`).
+pub(crate) fn welcome_payloads(welcome: &[u8]) -> Result<Vec<(MessageType, Vec<u8>)>, EngineError> {
+    if rhizo_core::welcome::fits_one_envelope(welcome.len()) {
+        return Ok(vec![(MessageType::Welcome, welcome.to_vec())]);
+    }
+    let parts = rhizo_core::welcome::split_welcome(welcome)
+        .map_err(|_| EngineError::Internal("a Welcome larger than MAX_WELCOME_BYTES"))?;
+    Ok(parts
+        .iter()
+        .map(|part| (MessageType::WelcomePart, part.encode()))
+        .collect())
+}

@@ -83,11 +83,14 @@ pub enum MessageType {
     ReadReceipt,
     /// An encoded [`ErrorMessage`](super::ErrorMessage). Wire value 9.
     Error,
+    /// An encoded [`WelcomePart`](crate::welcome::WelcomePart): a piece of a Welcome too
+    /// large for one envelope. Wire value 10.
+    WelcomePart,
 }
 
 impl MessageType {
     /// Every message type, in wire-value order.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::Application,
         Self::Welcome,
         Self::Commit,
@@ -97,6 +100,7 @@ impl MessageType {
         Self::DeliveryReceipt,
         Self::ReadReceipt,
         Self::Error,
+        Self::WelcomePart,
     ];
 
     /// The protobuf enum value.
@@ -117,6 +121,7 @@ impl MessageType {
             proto::MessageType::DeliveryReceipt => Some(Self::DeliveryReceipt),
             proto::MessageType::ReadReceipt => Some(Self::ReadReceipt),
             proto::MessageType::Error => Some(Self::Error),
+            proto::MessageType::WelcomePart => Some(Self::WelcomePart),
         }
     }
 }
@@ -133,6 +138,7 @@ impl From<MessageType> for proto::MessageType {
             MessageType::DeliveryReceipt => Self::DeliveryReceipt,
             MessageType::ReadReceipt => Self::ReadReceipt,
             MessageType::Error => Self::Error,
+            MessageType::WelcomePart => Self::WelcomePart,
         }
     }
 }
@@ -517,7 +523,7 @@ mod tests {
             assert_eq!(MessageType::from_i32(value), Some(msg_type));
         }
         assert_eq!(MessageType::from_i32(0), None);
-        assert_eq!(MessageType::from_i32(10), None);
+        assert_eq!(MessageType::from_i32(11), None);
         assert_eq!(MessageType::from_i32(-1), None);
     }
 

@@ -22,7 +22,7 @@ use rhizo_core::{DeviceCertificate, DevicePublicKey, Uid};
 
 use super::state::ConversationState;
 use super::{
-    Conversation, GROUP_ID_LEN, MAX_GROUP_DEVICES, commit_id, decode_message, join_config,
+    Conversation, GROUP_ID_LEN, MAX_GROUP_DEVICES, commit_id, decode_message_within, join_config,
     member_certificate, ordering, roles, welcome_error,
 };
 use crate::device::certificate_of_leaf;
@@ -86,7 +86,9 @@ pub struct WelcomeInfo {
 /// extension; [`E2eError::GroupState`] if its state does not decode;
 /// [`E2eError::Refused`] (`NotAdmin`) if its sender is not an admin of the group.
 pub fn inspect_welcome(store: &E2eStore, welcome: &[u8]) -> Result<WelcomeInfo, E2eError> {
-    let MlsMessageBodyIn::Welcome(welcome) = decode_message(welcome, "Welcome")? else {
+    let MlsMessageBodyIn::Welcome(welcome) =
+        decode_message_within(welcome, "Welcome", super::MAX_WELCOME_BYTES)?
+    else {
         return Err(E2eError::Malformed("Welcome"));
     };
     if welcome.ciphersuite() != CIPHERSUITE {

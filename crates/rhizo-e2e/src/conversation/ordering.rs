@@ -10,6 +10,11 @@
 //! only there (its standalone `openmls_encryption_keys` rows are for KeyPackages and
 //! standalone update proposals, which rhizo does not use). Copies hold epoch secrets, so they are deleted (secure delete is on) as soon as they
 //! leave the [`ROLLBACK_EPOCHS`] window.
+//!
+//! Size: openmls stores the ratchet tree as serde JSON (a byte array as decimal numbers, about
+//! 3.7 × its TLS size), 96 % of a copy; a copy was 430 KB at 64 devices and 5.7 MB at 1,000.
+//! Values larger than [`PACK_MIN_BYTES`] are stored deflated (prefix [`PACKED`]), which takes
+//! a copy back to about its binary size (numbers in docs/protocol.md, "Commit ordering").
 
 use rhizo_core::group::ROLLBACK_EPOCHS;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -35,6 +40,18 @@ const GROUP_TABLES: [(&str, &str); 4] = [
         "provider_version, group_id, proposal_ref, proposal",
     ),
 ];
+
+/// Snapshot values larger than this are stored deflated.
+const PACK_MIN_BYTES: usize = 4096;
+
+/// Prefix of a deflated snapshot value (an openmls JSON value never starts with NUL).
+const PACKED: &[u8] = b"\0rz1";
+
+/// Deflate level: fast (level 1 already removes most of JSON's redundancy).
+const PACK_LEVEL: u8 = 1;
+
+/// Largest value a packed snapshot value may inflate to (a 4,096-device tree is ~25 MB JSON).
+const MAX_UNPACKED_BYTES: usize = 64 * 1024 * 1024;
 
 /// `c0, c1, …` for `n` columns.
 fn slots(columns: &str) -> String {
@@ -70,6 +87,67 @@ pub(super) fn snapshot(
             ),
             params![group_id, epoch, mls_key],
         )?;
+    }
+    pack(conn, group_id, epoch)
+}
+
+/// The name of the value (last) column of an openmls table, and its snapshot slot.
+fn value_column(columns: &str) -> (&str, String) {
+    let names: Vec<&str> = columns.split(',').map(str::trim).collect();
+    let last = names.last().copied().unwrap_or_default();
+    (last, format!("c{}", names.len().saturating_sub(1)))
+}
+
+/// Deflates the large values of the snapshot of `epoch`.
+fn pack(conn: &Connection, group_id: &[u8], epoch: u64) -> Result<(), E2eError> {
+    for (table, columns) in GROUP_TABLES {
+        let (_, slot) = value_column(columns);
+        let mut select = conn.prepare(&format!(
+            "SELECT seq, {slot} FROM e2e_group_snapshots WHERE group_id = ?1 AND epoch = ?2
+             AND tbl = '{table}' AND typeof({slot}) = 'blob' AND length({slot}) > ?3"
+        ))?;
+        let large = select
+            .query_map(params![group_id, epoch, PACK_MIN_BYTES], |row| {
+                Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        for (seq, value) in large {
+            let mut packed = PACKED.to_vec();
+            packed.extend(miniz_oxide::deflate::compress_to_vec(&value, PACK_LEVEL));
+            conn.execute(
+                &format!(
+                    "UPDATE e2e_group_snapshots SET {slot} = ?1 WHERE group_id = ?2 AND epoch = ?3
+                     AND tbl = '{table}' AND seq = ?4"
+                ),
+                params![packed, group_id, epoch, seq],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Inflates the values [`pack`] deflated in the group's restored openmls rows.
+fn unpack(conn: &Connection, mls_key: &[u8]) -> Result<(), E2eError> {
+    for (table, columns) in GROUP_TABLES {
+        let (column, _) = value_column(columns);
+        let mut select = conn.prepare(&format!(
+            "SELECT {column} FROM {table} WHERE group_id = ?1 AND typeof({column}) = 'blob'
+             AND substr({column}, 1, {len}) = ?2",
+            len = PACKED.len()
+        ))?;
+        let packed = select
+            .query_map(params![mls_key, PACKED], |row| row.get::<_, Vec<u8>>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        for value in packed {
+            let body = value.get(PACKED.len()..).unwrap_or_default();
+            let plain =
+                miniz_oxide::inflate::decompress_to_vec_with_limit(body, MAX_UNPACKED_BYTES)
+                    .map_err(|_| E2eError::Malformed("rollback snapshot"))?;
+            conn.execute(
+                &format!("UPDATE {table} SET {column} = ?1 WHERE group_id = ?2 AND {column} = ?3"),
+                params![plain, mls_key, value],
+            )?;
+        }
     }
     Ok(())
 }
@@ -112,7 +190,7 @@ pub(super) fn restore(
             params![group_id, epoch],
         )?;
     }
-    Ok(())
+    unpack(conn, mls_key)
 }
 
 /// The commit applied in `epoch`, if one is recorded.

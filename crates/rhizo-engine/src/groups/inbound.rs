@@ -42,7 +42,10 @@ pub(crate) fn group_of(
     if message.recipient_id != me.uid {
         return reader.group_by_address(message.recipient_id.as_bytes());
     }
-    if message.msg_type == MessageType::Welcome {
+    if matches!(
+        message.msg_type,
+        MessageType::Welcome | MessageType::WelcomePart
+    ) {
         return Ok(None);
     }
     reader.group_by_session(message.session_id.as_bytes())

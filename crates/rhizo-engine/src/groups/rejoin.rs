@@ -86,17 +86,20 @@ pub(crate) fn on_rejoin(
     )
     .map_err(Reject::internal)?;
     if let Some(welcome) = done.welcome {
-        let out = GroupEnvelope {
-            msg_type: MessageType::Welcome,
-            kind: "welcome",
-            body: None,
-            payload: welcome,
-            recipient: Some(uid),
-            message_id: None,
-            epoch: None,
-        };
-        queue_group_envelope(tx, me, group, out, &[(device, uid)], now)
-            .map_err(Reject::internal)?;
+        // Whole, or in parts when larger than one envelope (a large group's tree).
+        for (msg_type, payload) in super::welcome_payloads(&welcome).map_err(Reject::internal)? {
+            let out = GroupEnvelope {
+                msg_type,
+                kind: "welcome",
+                body: None,
+                payload,
+                recipient: Some(uid),
+                message_id: None,
+                epoch: None,
+            };
+            queue_group_envelope(tx, me, group, out, &[(device, uid)], now)
+                .map_err(Reject::internal)?;
+        }
     }
     conversations.stage(conversation);
     Ok(Vec::new())

@@ -536,7 +536,7 @@ pub(crate) fn settle(nodes: &mut [Node], mut now: i64, rounds: usize) -> (i64, N
     (now, events)
 }
 
-fn info(node: &mut Node, session: &[u8; 16]) -> GroupInfo {
+pub(crate) fn info(node: &mut Node, session: &[u8; 16]) -> GroupInfo {
     node.store
         .write(|tx| node.engine.group_info(tx, session))
         .unwrap()

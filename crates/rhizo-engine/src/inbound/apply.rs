@@ -5,6 +5,7 @@ use prost::Message as _;
 use rhizo_core::{
     envelope::{DeliveryReceipt, ErrorCode, MessageType, SecureMessage},
     proto::ChatContent,
+    welcome::{Reassembly, WelcomePart, WelcomePartError},
 };
 use rhizo_e2e::{Conversation, Device, E2eStore, Processed};
 use rhizo_store::{
@@ -68,7 +69,8 @@ pub(crate) fn apply_envelope(
         now,
     };
     match message.msg_type {
-        MessageType::Welcome => apply.welcome(),
+        MessageType::Welcome => apply.welcome(message),
+        MessageType::WelcomePart => apply.welcome_part(),
         MessageType::Application | MessageType::Commit => apply.mls_message(),
         MessageType::ReadReceipt | MessageType::DeliveryReceipt => apply.receipt(),
         _ => Err(Reject::Code(ErrorCode::Malformed)),
@@ -95,26 +97,23 @@ impl Apply<'_, '_> {
 
     /// A Welcome: join the group, check its members, persist the conversation (a group's
     /// Welcome goes the group way: joined or held as a group request).
-    fn welcome(&mut self) -> Result<Vec<Event>, Reject> {
+    fn welcome(&mut self, message: &SecureMessage) -> Result<Vec<Event>, Reject> {
         let parts = (self.me, self.mls_device, self.conversations, self.health);
         if let WelcomeKind::Group(events) =
-            crate::groups::contact_welcome(self.tx, parts, self.message, self.now)?
+            crate::groups::contact_welcome(self.tx, parts, message, self.now)?
         {
             return Ok(events);
         }
-        let conversation = Conversation::join(
-            &self.mls,
-            self.mls_device,
-            &self.message.payload,
-            self.unix(),
-        )
-        .map_err(|e| {
-            debug!(error = %e, "a Welcome could not be joined");
-            Reject::Code(ErrorCode::DecryptionFailed)
-        })?;
+        let conversation =
+            Conversation::join(&self.mls, self.mls_device, &message.payload, self.unix()).map_err(
+                |e| {
+                    debug!(error = %e, "a Welcome could not be joined");
+                    Reject::Code(ErrorCode::DecryptionFailed)
+                },
+            )?;
         check_membership(&conversation, self.me, self.contact)?;
         self.tx.insert_conversation(&ConversationRow {
-            session_id: *self.message.session_id.as_bytes(),
+            session_id: *message.session_id.as_bytes(),
             group_id: conversation.id().to_vec(),
             contact_uid: self.contact.uid,
             created_at: self.now,
@@ -123,6 +122,34 @@ impl Apply<'_, '_> {
         self.tx.set_meta(META_KEY_PACKAGE_BUNDLE, "")?;
         self.conversations.stage(conversation);
         Ok(Vec::new())
+    }
+
+    /// A piece of a Welcome too large for one envelope: kept until the rest arrives; the
+    /// last piece takes the Welcome path with the whole Welcome (its hash checked).
+    fn welcome_part(&mut self) -> Result<Vec<Event>, Reject> {
+        let part = WelcomePart::decode(&self.message.payload).map_err(|e| {
+            debug!(error = %e, "a Welcome part was malformed");
+            Reject::Code(ErrorCode::Malformed)
+        })?;
+        let reassembly = self
+            .conversations
+            .reassemble_welcome(self.message.sender_id, part, self.unix())
+            .map_err(|e| {
+                debug!(error = %e, "a Welcome part was refused");
+                Reject::Code(match e {
+                    WelcomePartError::TooManyPending => ErrorCode::QuotaExceeded,
+                    _ => ErrorCode::Malformed,
+                })
+            })?;
+        let Reassembly::Complete(welcome) = reassembly else {
+            return Ok(Vec::new());
+        };
+        let whole = SecureMessage {
+            msg_type: MessageType::Welcome,
+            payload: welcome.into(),
+            ..self.message.clone()
+        };
+        self.welcome(&whole)
     }
 
     /// The conversation this envelope names, which must be with its sender.
