@@ -1,17 +1,17 @@
 //! B9: group commits — what a commit costs as a group grows, against the MLS tree-math bound.
 //!
 //! For each size N (10, 100 and 1,000 members, one device each; 4 and 10 with `--quick`), on
-//! in-memory rhizo-e2e stores, one core:
+//! in-memory rhizo-e2e stores, one core, with rhizo-e2e's group API (the 0xF7A1 roles
+//! extension in the GroupContext, own commits merged at once):
 //!
-//! - **create**: the creator's `Conversation::create` with the N − 1 other KeyPackages (their
-//!   generation is not timed), and the Welcome's size;
+//! - **create**: the creator's `Conversation::create_group` with the N − 1 other KeyPackages
+//!   (their generation is not timed), and the Welcome's size;
 //! - **join**: one member (the *observer*) joins from that Welcome, so it can process commits;
-//! - **add**: the creator adds one new device (`add_devices`, a commit with an update path, as
-//!   openmls makes every add), applies it (`confirm_commit`), the observer processes it — the
-//!   commit's size, the time to create it and the time to process it (median of the rounds);
-//! - **update**: the same for a path-only self-update commit (`self_update`). A Remove commit
-//!   carries the same path plus a small Remove proposal; rhizo-e2e has no remove yet, so the
-//!   update stands in for it (said so in the rows).
+//! - **add**: the creator (an admin) adds one new device (`add_members`: rhizo-e2e makes an
+//!   Add-only commit, without an update path), the observer processes it — the commit's size,
+//!   the time to create it and the time to process it (median of the rounds);
+//! - **remove**: the same for removing one device (`remove_members`, a Remove proposal and an
+//!   update path).
 //!
 //! **Reference, same run.** A full binary tree of N leaves has a direct path of
 //! ⌈log₂ N⌉ nodes; an update path in such a tree carries one node per level: the new HPKE
@@ -31,8 +31,9 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use openmls::prelude::{OpenMlsCrypto as _, tls_codec::Size as _};
 use openmls_rust_crypto::RustCrypto;
-use rhizo_core::{DeviceKey, RootKey};
-use rhizo_e2e::{Conversation, Device, E2eStore, Processed};
+use rhizo_core::group::{GroupProfile, GroupState};
+use rhizo_core::{DeviceKey, DevicePublicKey, RootKey};
+use rhizo_e2e::{Conversation, Device, E2eStore, MemberRef, Processed};
 use serde::Serialize;
 
 use crate::report::{Row, Target};
@@ -134,8 +135,6 @@ pub struct CommitCost {
     pub bytes: usize,
     /// The committer: create it, ms.
     pub create_ms: f64,
-    /// The committer: apply it (`confirm_commit`), ms.
-    pub merge_ms: f64,
     /// Another member: process it, ms.
     pub process_ms: f64,
     /// Each round's processing time, ms.
@@ -157,8 +156,8 @@ pub struct GroupSize {
     pub join_ms: f64,
     /// Adding one device.
     pub add: CommitCost,
-    /// A path-only self-update (stands in for a remove, see the module docs).
-    pub update: CommitCost,
+    /// Removing one device.
+    pub remove: CommitCost,
 }
 
 /// B9's result.
@@ -166,8 +165,10 @@ pub struct GroupSize {
 pub struct B9Result {
     /// The reference.
     pub node: PathNodeCost,
-    /// One entry per size, in order.
+    /// One entry per size measured, in order.
     pub sizes: Vec<GroupSize>,
+    /// Sizes the MLS layer refused: (members, its error).
+    pub refused: Vec<(usize, String)>,
 }
 
 /// A fresh device: a new root certifies a new device key.
@@ -182,10 +183,13 @@ fn now() -> u64 {
     u64::try_from(rhizo_node::unix_now()).unwrap_or(0)
 }
 
-/// One KeyPackage of a fresh device, generated in `store` (the device never joins).
-fn key_package(store: &E2eStore) -> anyhow::Result<Vec<u8>> {
-    let mut kps = rhizo_e2e::create_key_packages(store, &device()?, 1, false)?;
-    kps.pop().context("no KeyPackage made")
+/// One KeyPackage of a fresh device, generated in `store` (the device never joins), and the
+/// device's key (to remove it later).
+fn key_package(store: &E2eStore) -> anyhow::Result<(Vec<u8>, DevicePublicKey)> {
+    let device = device()?;
+    let mut kps = rhizo_e2e::create_key_packages(store, &device, 1, false)?;
+    let kp = kps.pop().context("no KeyPackage made")?;
+    Ok((kp, device.certificate().device()))
 }
 
 /// A group of `members` devices with the creator and one observer joined.
@@ -197,6 +201,8 @@ struct Group {
     observer: Device,
     creator_conv: Conversation,
     observer_conv: Conversation,
+    /// Devices that never joined, removable.
+    removable: Vec<DevicePublicKey>,
 }
 
 /// Builds the group and times create and join.
@@ -206,13 +212,22 @@ fn build(members: usize) -> anyhow::Result<(Group, f64, usize, f64)> {
     let others = E2eStore::open_in_memory()?;
     let (creator, observer) = (device()?, device()?);
     let mut kps = rhizo_e2e::create_key_packages(&observer_store, &observer, 1, false)?;
+    let mut removable = Vec::new();
     for _ in 2..members {
-        kps.push(key_package(&others)?);
+        let (kp, key) = key_package(&others)?;
+        kps.push(kp);
+        removable.push(key);
     }
+    let state = GroupState::new(
+        vec![creator.certificate().root().uid()],
+        GroupProfile::named("B9")?,
+    )?;
     let start = Instant::now();
-    let (creator_conv, welcome) = Conversation::create(&creator_store, &creator, &kps, now())
-        .with_context(|| format!("create a group of {members}"))?;
+    let (creator_conv, welcome) =
+        Conversation::create_group(&creator_store, &creator, &state, &kps, now())
+            .with_context(|| format!("create a group of {members}"))?;
     let create_ms = ms(start.elapsed());
+    let welcome = welcome.context("a group with members has a Welcome")?;
     let start = Instant::now();
     let observer_conv = Conversation::join(&observer_store, &observer, &welcome, now())
         .with_context(|| {
@@ -230,6 +245,7 @@ fn build(members: usize) -> anyhow::Result<(Group, f64, usize, f64)> {
         observer,
         creator_conv,
         observer_conv,
+        removable,
     };
     Ok((group, create_ms, welcome.len(), join_ms))
 }
@@ -238,36 +254,32 @@ fn build(members: usize) -> anyhow::Result<(Group, f64, usize, f64)> {
 #[derive(Debug, Clone, Copy)]
 enum Kind {
     Add,
-    Update,
+    Remove,
 }
 
 impl Group {
-    /// The creator makes one commit of `kind` and applies it; the observer processes it.
-    /// Returns (bytes, create ms, merge ms, process ms).
-    fn commit(&mut self, kind: Kind) -> anyhow::Result<(usize, f64, f64, f64)> {
-        let kp = match kind {
-            Kind::Add => Some(key_package(&self.others)?),
-            Kind::Update => None,
-        };
-        let start = Instant::now();
-        let commit = match &kp {
-            Some(kp) => {
-                let (commit, _welcome) = self.creator_conv.add_devices(
-                    &self.creator_store,
-                    &self.creator,
-                    std::slice::from_ref(kp),
-                    now(),
-                )?;
-                commit
+    /// The creator makes one commit of `kind` (applied at once); the observer processes it.
+    /// Returns (bytes, create ms, process ms).
+    fn commit(&mut self, kind: Kind) -> anyhow::Result<(usize, f64, f64)> {
+        let (store, device) = (&self.creator_store, &self.creator);
+        let (commit, create_ms) = match kind {
+            Kind::Add => {
+                let (kp, key) = key_package(&self.others)?;
+                let start = Instant::now();
+                let out = self.creator_conv.add_members(store, device, &[kp], now())?;
+                self.removable.push(key);
+                (out.commit, ms(start.elapsed()))
             }
-            None => self
-                .creator_conv
-                .self_update(&self.creator_store, &self.creator, now())?,
+            Kind::Remove => {
+                let key = self.removable.pop().context("nobody left to remove")?;
+                let start = Instant::now();
+                let target = [MemberRef::Device(key)];
+                let out = self
+                    .creator_conv
+                    .remove_members(store, device, &target, now())?;
+                (out.commit, ms(start.elapsed()))
+            }
         };
-        let create_ms = ms(start.elapsed());
-        let start = Instant::now();
-        self.creator_conv.confirm_commit(&self.creator_store)?;
-        let merge_ms = ms(start.elapsed());
         let start = Instant::now();
         let out =
             self.observer_conv
@@ -276,23 +288,21 @@ impl Group {
         if !matches!(out.first(), Some(Processed::CommitApplied { .. })) {
             bail!("the observer did not apply the {kind:?} commit: {out:?}");
         }
-        Ok((commit.len(), create_ms, merge_ms, process_ms))
+        Ok((commit.len(), create_ms, process_ms))
     }
 
     /// `rounds` commits of `kind`; the medians.
     fn commits(&mut self, kind: Kind, rounds: usize) -> anyhow::Result<CommitCost> {
-        let (mut bytes, mut create, mut merge, mut process) = (vec![], vec![], vec![], vec![]);
+        let (mut bytes, mut create, mut process) = (vec![], vec![], vec![]);
         for _ in 0..rounds.max(1) {
-            let (b, c, m, p) = self.commit(kind)?;
+            let (b, c, p) = self.commit(kind)?;
             bytes.push(b as f64);
             create.push(c);
-            merge.push(m);
             process.push(p);
         }
         Ok(CommitCost {
             bytes: median(&bytes) as usize,
             create_ms: median(&create),
-            merge_ms: median(&merge),
             process_ms: median(&process),
             process_samples_ms: process,
         })
@@ -305,9 +315,9 @@ pub fn run_size(members: usize, rounds: usize) -> anyhow::Result<GroupSize> {
     let add = group
         .commits(Kind::Add, rounds)
         .with_context(|| format!("add commits at {members} members"))?;
-    let update = group
-        .commits(Kind::Update, rounds)
-        .with_context(|| format!("update commits at {members} members"))?;
+    let remove = group
+        .commits(Kind::Remove, rounds)
+        .with_context(|| format!("remove commits at {members} members"))?;
     Ok(GroupSize {
         members,
         path_len: path_len(members),
@@ -315,11 +325,12 @@ pub fn run_size(members: usize, rounds: usize) -> anyhow::Result<GroupSize> {
         welcome_bytes,
         join_ms,
         add,
-        update,
+        remove,
     })
 }
 
-/// Runs B9: the reference, then every size (a size that fails fails B9, with its error).
+/// Runs B9: the reference, then every size; a size that fails is listed in
+/// [`B9Result::refused`] with its error and the next size still runs.
 pub fn run_b9(quick: bool) -> anyhow::Result<B9Result> {
     let node = path_node_cost(if quick { 20 } else { 200 })?;
     let (sizes, rounds): (&[usize], usize) = if quick {
@@ -327,12 +338,19 @@ pub fn run_b9(quick: bool) -> anyhow::Result<B9Result> {
     } else {
         (&SIZES, 5)
     };
-    let mut out = Vec::new();
+    let (mut out, mut refused) = (Vec::new(), Vec::new());
     for &members in sizes {
         crate::progress(&format!("B9: group of {members}"));
-        out.push(run_size(members, rounds)?);
+        match run_size(members, rounds) {
+            Ok(size) => out.push(size),
+            Err(e) => refused.push((members, format!("{e:#}"))),
+        }
     }
-    Ok(B9Result { node, sizes: out })
+    Ok(B9Result {
+        node,
+        sizes: out,
+        refused,
+    })
 }
 
 impl B9Result {
@@ -365,7 +383,7 @@ impl B9Result {
                 "KiB",
             ),
         ];
-        for (label, cost) in [("add", &s.add), ("update (≈ remove)", &s.update)] {
+        for (label, cost) in [("add", &s.add), ("remove", &s.remove)] {
             let mut size = Row::new(
                 "B9",
                 format!("N={n} {label} commit size"),
@@ -418,7 +436,7 @@ mod tests {
     #[test]
     fn a_small_group_measures_every_figure() {
         let size = run_size(3, 1).expect("B9 at 3 members");
-        assert!(size.add.bytes > 0 && size.update.bytes > 0);
+        assert!(size.add.bytes > 0 && size.remove.bytes > 0);
         assert!(size.welcome_bytes > size.add.bytes);
         let node = path_node_cost(2).expect("reference");
         assert!(node.path_node_bytes > node.public_key_bytes + node.ciphertext_bytes);

@@ -162,7 +162,16 @@ pub fn run(options: &Options, meta: Meta) -> Report {
     }
     if options.selected("B9") {
         progress("B9: MLS group commits");
-        report.add("B9", groups::run_b9(quick), |r| r.rows());
+        let outcome = groups::run_b9(quick);
+        let refused = outcome
+            .as_ref()
+            .map(|r| r.refused.clone())
+            .unwrap_or_default();
+        report.add("B9", outcome, |r| r.rows());
+        for (members, error) in refused {
+            let error = anyhow::anyhow!("{members} members: {error}");
+            report.add::<()>("B9", Err(error), |()| Vec::new());
+        }
     }
     if options.selected("B10") {
         progress("B10: group fan-out, direct against gossipsub");
