@@ -1,22 +1,29 @@
 //! B10 groundwork: how a group message should reach its members — the sender sending one copy
 //! to every member, or a gossipsub topic per group that the members relay.
 //!
-//! 50 in-process rhizo-net nodes (`rhizo_net::start`, the node's real transport, limits and
-//! gossipsub configuration) on 127.0.0.1; 8 with `--quick`. Node 0 is the sender; every
-//! connection to it is inbound (the others dial it), so its kernel sockets are exactly the TCP
-//! sockets whose local port is its listen port, and its upload is their `bytes_sent`
-//! (`ss -tin`, TCP payload: Noise and Yamux framing included, TCP/IP headers not). The other
-//! nodes are also connected among themselves (each dials [`EXTRA_DIALS`] random others).
+//! A group of 50 members on in-process rhizo-net nodes (`rhizo_net::start`: the node's real
+//! transport and gossipsub configuration) on 127.0.0.1; 8 with `--quick`. The 49 receivers are
+//! connected among themselves (each dials [`EXTRA_DIALS`] random others). Two sender nodes
+//! stand for the sending member, one per design, so each has the connections its design needs:
+//!
+//! - the **direct** sender is connected to all 49 receivers;
+//! - the **gossip** sender accepts at most [`GOSSIP_SENDER_PEERS`] connections (its
+//!   `NetLimits`): a member of a gossip group keeps a few mesh peers, not a connection to every
+//!   member. rhizo-net's gossipsub publishes to every connected subscriber (`flood_publish`),
+//!   which with this limit is its mesh.
+//!
+//! Every connection to a sender is inbound (the receivers dial it), so its kernel sockets are
+//! exactly the TCP sockets whose local port is its listen port, and its upload is their
+//! `bytes_sent` (`ss -tin`: TCP payload, Noise and Yamux framing included, TCP/IP headers not;
+//! a round fails if the sender has a peer without such a socket, i.e. it dialled out).
 //!
 //! Per round, a fresh ~1 KiB opaque payload (the size of a small MLS application message):
 //!
 //! - **1:1 reference**: one `/rhizo/msg/1` request to one member;
 //! - **direct**: one `/rhizo/msg/1` request to each of the other N − 1 nodes, all in flight at
 //!   once (what the engine's Transmit/Target machinery does with one target per device);
-//! - **gossipsub**: every node subscribed to one topic, the sender publishes once, every node
-//!   accepts (validates) it so it is forwarded. It runs first, while only
-//!   [`GOSSIP_SENDER_PEERS`] nodes are connected to the sender (a group member needs a few mesh
-//!   peers, not a connection to every member); the direct variant then connects all.
+//! - **gossipsub**: every node subscribed to one topic, the gossip sender publishes once, every
+//!   node accepts (validates) it so it is forwarded.
 //!
 //! The time of a round is from the send to the moment the last node has the payload (each
 //! node's event task stamps its arrival); the sender's bytes are the upload over all rounds of
@@ -37,13 +44,19 @@ use tokio::sync::mpsc;
 use crate::report::{Row, Target};
 use crate::{Summary, ms};
 
-/// Nodes of a full run (the sender included).
+/// Group members of a full run (the sender included).
 pub const NODES: usize = 50;
-/// Nodes of a quick run.
+/// Group members of a quick run.
 pub const QUICK_NODES: usize = 8;
+/// The gossip sender's node index.
+const GOSSIP_SENDER: usize = 0;
+/// The direct sender's node index.
+const DIRECT_SENDER: usize = 1;
+/// The first receiver's node index.
+const FIRST_RECEIVER: usize = 2;
 /// Payload bytes (a small MLS application message).
 pub const PAYLOAD_BYTES: usize = 1024;
-/// Nodes connected to the sender while the gossip variant runs.
+/// Connections the gossip sender accepts.
 pub const GOSSIP_SENDER_PEERS: usize = 6;
 /// Random extra connections each non-sender node dials among the others.
 pub const EXTRA_DIALS: usize = 4;
@@ -72,7 +85,7 @@ pub struct Variant {
 /// B10 groundwork's result.
 #[derive(Debug, Clone, Serialize)]
 pub struct FanoutResult {
-    /// Nodes, the sender included.
+    /// Group members, the sender included.
     pub nodes: usize,
     /// Payload bytes.
     pub payload_bytes: usize,
@@ -82,7 +95,7 @@ pub struct FanoutResult {
     pub direct: Variant,
     /// One publish on a topic all members joined.
     pub gossip: Variant,
-    /// Peers connected to the sender while the gossip variant ran.
+    /// Peers connected to the gossip sender.
     pub gossip_sender_peers: usize,
 }
 
@@ -105,14 +118,23 @@ async fn start_node(
 ) -> anyhow::Result<Net> {
     let keypair = Keypair::generate_ed25519();
     let peer = keypair.public().to_peer_id();
-    let (client, mut events, event_loop) = rhizo_net::start(NetConfig {
-        listen: vec!["/ip4/127.0.0.1/tcp/0".parse()?],
-        limits: NetLimits {
+    let limits = if index == GOSSIP_SENDER {
+        NetLimits {
+            max_inbound: u32::try_from(GOSSIP_SENDER_PEERS)?,
+            max_outbound: 0,
+            ..NetLimits::default()
+        }
+    } else {
+        NetLimits {
             max_inbound: 256,
             max_outbound: 256,
             max_per_ip: 256,
             max_pending_inbound: 256,
-        },
+        }
+    };
+    let (client, mut events, event_loop) = rhizo_net::start(NetConfig {
+        listen: vec!["/ip4/127.0.0.1/tcp/0".parse()?],
+        limits,
         ..NetConfig::new(keypair)
     })?;
     tasks.push(tokio::spawn(async move {
@@ -220,7 +242,6 @@ struct Bench {
     nodes: Vec<Net>,
     arrivals: mpsc::Receiver<Arrival>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
-    port: u16,
     next_tag: u64,
 }
 
@@ -233,25 +254,28 @@ impl Drop for Bench {
 }
 
 impl Bench {
-    /// Starts `n` nodes, connects them (see the module docs) and subscribes them all.
-    async fn start(n: usize) -> anyhow::Result<Self> {
+    /// Starts the two senders and `members − 1` receivers, connects them (see the module docs)
+    /// and subscribes all but the direct sender.
+    async fn start(members: usize) -> anyhow::Result<Self> {
+        let n = FIRST_RECEIVER + members - 1;
         let (tx, arrivals) = mpsc::channel(4 * n.max(8));
         let mut tasks = Vec::new();
         let mut nodes = Vec::with_capacity(n);
         for i in 0..n {
             nodes.push(start_node(i, tx.clone(), &mut tasks).await?);
         }
-        let port = port_of(&nodes[0].addr)?;
         let mut bench = Self {
             nodes,
             arrivals,
             tasks,
-            port,
             next_tag: 1,
         };
         bench.connect_members().await?;
-        for node in &bench.nodes {
-            node.client.subscribe(TOPIC.into()).await?;
+        // The direct sender stays off the topic: its upload is direct sends only.
+        for (i, node) in bench.nodes.iter().enumerate() {
+            if i != DIRECT_SENDER {
+                node.client.subscribe(TOPIC.into()).await?;
+            }
         }
         Ok(bench)
     }
@@ -270,26 +294,35 @@ impl Bench {
         Ok(())
     }
 
-    /// The members dial each other (a seeded random graph) and the first
-    /// [`GOSSIP_SENDER_PEERS`] of them dial the sender.
+    /// The receivers dial each other (a seeded random graph), the first
+    /// [`GOSSIP_SENDER_PEERS`] of them the gossip sender, all of them the direct sender.
     async fn connect_members(&mut self) -> anyhow::Result<()> {
         let n = self.nodes.len();
+        let receivers = n - FIRST_RECEIVER;
         let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-        for i in 1..n {
-            for _ in 0..EXTRA_DIALS.min(n.saturating_sub(2)) {
+        for i in FIRST_RECEIVER..n {
+            for _ in 0..EXTRA_DIALS.min(receivers.saturating_sub(1)) {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
-                let j = 1 + (x as usize % (n - 1));
+                let j = FIRST_RECEIVER + usize::try_from(x % receivers as u64)?;
                 if j != i {
                     self.dial(i, j).await?;
                 }
             }
         }
-        for i in 1..=GOSSIP_SENDER_PEERS.min(n - 1) {
-            self.dial(i, 0).await?;
+        for i in FIRST_RECEIVER..n {
+            if i < FIRST_RECEIVER + GOSSIP_SENDER_PEERS {
+                self.dial(i, GOSSIP_SENDER).await?;
+            }
+            self.dial(i, DIRECT_SENDER).await?;
         }
         Ok(())
+    }
+
+    /// The receivers' node indexes.
+    fn receivers(&self) -> HashSet<usize> {
+        (FIRST_RECEIVER..self.nodes.len()).collect()
     }
 
     /// Waits until every node has a gossip mesh peer on the topic.
@@ -297,8 +330,8 @@ impl Bench {
         let deadline = Instant::now() + SETUP_TIMEOUT;
         loop {
             let mut ready = true;
-            for node in &self.nodes {
-                if node.client.gossip_peers(TOPIC.into()).await?.is_empty() {
+            for (i, node) in self.nodes.iter().enumerate() {
+                if i != DIRECT_SENDER && node.client.gossip_peers(TOPIC.into()).await?.is_empty() {
                     ready = false;
                     break;
                 }
@@ -313,20 +346,30 @@ impl Bench {
         }
     }
 
-    /// Every member dials the sender; waits until the sender has them all.
-    async fn connect_all_to_sender(&self) -> anyhow::Result<()> {
-        for i in 1..self.nodes.len() {
-            self.dial(i, 0).await?;
-        }
-        let want = self.nodes.len() - 1;
+    /// Waits until the direct sender is connected to every receiver and the gossip sender to
+    /// some; the gossip sender's peer count.
+    async fn wait_for_senders(&self) -> anyhow::Result<usize> {
+        let want = self.nodes.len() - FIRST_RECEIVER;
         let deadline = Instant::now() + SETUP_TIMEOUT;
-        while self.nodes[0].client.info().await?.connected_peers < want {
+        loop {
+            let direct = self.nodes[DIRECT_SENDER]
+                .client
+                .info()
+                .await?
+                .connected_peers;
+            let gossip = self.nodes[GOSSIP_SENDER]
+                .client
+                .info()
+                .await?
+                .connected_peers;
+            if direct >= want && gossip > 0 {
+                return Ok(gossip);
+            }
             if Instant::now() > deadline {
-                bail!("the sender did not get {want} connections");
+                bail!("the senders have {direct} and {gossip} peers after {SETUP_TIMEOUT:?}");
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Ok(())
     }
 
     /// Waits for `tag` to arrive at every node in `receivers`; the time from `sent`, ms.
@@ -364,8 +407,10 @@ impl Bench {
         receivers: &HashSet<usize>,
         how: How,
     ) -> anyhow::Result<Variant> {
-        let (before, sockets) = upload_bytes(self.port)?;
-        let peers = self.nodes[0].client.info().await?.connected_peers;
+        let sender = how.sender();
+        let port = port_of(&self.nodes[sender].addr)?;
+        let (before, sockets) = upload_bytes(port)?;
+        let peers = self.nodes[sender].client.info().await?.connected_peers;
         if sockets < peers {
             bail!("the sender has {peers} peers but {sockets} sockets on its port: it dialled out");
         }
@@ -378,7 +423,7 @@ impl Bench {
             self.send(how, receivers, data).await?;
             samples.push(self.await_round(tag, receivers, sent).await?);
         }
-        let (after, _) = upload_bytes(self.port)?;
+        let (after, _) = upload_bytes(port)?;
         Ok(Variant {
             latency_ms: Summary::of(&samples),
             upload_bytes: after.saturating_sub(before) as f64 / rounds.max(1) as f64,
@@ -393,7 +438,7 @@ impl Bench {
         receivers: &HashSet<usize>,
         data: Vec<u8>,
     ) -> anyhow::Result<()> {
-        let sender = &self.nodes[0].client;
+        let sender = &self.nodes[how.sender()].client;
         match how {
             How::Gossip => {
                 sender.publish(TOPIC.into(), data).await?;
@@ -418,6 +463,16 @@ enum How {
     Gossip,
 }
 
+impl How {
+    /// The sending node.
+    fn sender(self) -> usize {
+        match self {
+            Self::Direct => DIRECT_SENDER,
+            Self::Gossip => GOSSIP_SENDER,
+        }
+    }
+}
+
 /// Runs the measurement (on the caller's runtime).
 pub async fn run_fanout(quick: bool) -> anyhow::Result<FanoutResult> {
     let (n, rounds) = if quick {
@@ -426,15 +481,14 @@ pub async fn run_fanout(quick: bool) -> anyhow::Result<FanoutResult> {
         (NODES, 100)
     };
     let mut bench = Bench::start(n).await?;
+    let gossip_sender_peers = bench.wait_for_senders().await?;
     bench.wait_for_mesh().await?;
-    let everyone: HashSet<usize> = (1..n).collect();
-    // Warm-up round, then the gossip variant with the sender's few connections.
+    let everyone = bench.receivers();
+    let one: HashSet<usize> = [FIRST_RECEIVER].into_iter().collect();
+    // A warm-up round of each, then the measured rounds.
     bench.rounds(1, &everyone, How::Gossip).await?;
-    let gossip_sender_peers = bench.nodes[0].client.info().await?.connected_peers;
-    let gossip = bench.rounds(rounds, &everyone, How::Gossip).await?;
-    bench.connect_all_to_sender().await?;
-    let one: HashSet<usize> = [1].into_iter().collect();
     bench.rounds(1, &everyone, How::Direct).await?;
+    let gossip = bench.rounds(rounds, &everyone, How::Gossip).await?;
     let one_to_one = bench.rounds(rounds, &one, How::Direct).await?;
     let direct = bench.rounds(rounds, &everyone, How::Direct).await?;
     Ok(FanoutResult {
@@ -487,8 +541,8 @@ impl FanoutResult {
                 .reference("one 1:1 copy", one.upload_bytes)
                 .target(Target::ratio_at_most(TARGET_UPLOAD_RATIO))
                 .note(format!(
-                    "{n} rhizo-net nodes on 127.0.0.1, {} B opaque payload; gossipsub as rhizo-net configures it \
-                     (flood_publish on), {} peers connected to the sender during that variant",
+                    "a group of {n} on rhizo-net nodes on 127.0.0.1, {} B opaque payload; gossipsub as \
+                     rhizo-net configures it, the gossip sender connected to {} members",
                     self.payload_bytes, self.gossip_sender_peers
                 )),
             );
