@@ -12,6 +12,8 @@
 //! | B6 | DHT lookups under churn (simulation)        | —                                           |
 //! | B7 | memory per idle connection (child process)  | a bare libp2p server with the same clients  |
 //! | B8 | durable mailbox ingest (group commit)       | raw SQLite, same groups of 64 per txn       |
+//! | B9 | MLS group commit: size, create, process     | ⌈log₂ N⌉ × one path node / one HPKE op      |
+//! | B10 | group fan-out design: direct vs gossipsub  | one 1:1 send on the same nodes             |
 //! | B14 | agent task round trip, delegate → completed | B2's message p50 on the same pair         |
 //! | B15 | agent tasks/s, 8 in flight                  | B3's 64 B msg/s on the same pair           |
 //!
@@ -29,10 +31,14 @@
 //!   and their local API.
 //! - [`memory`] (B7): a server in a child process (`rhizo-bench --b7-server KIND`).
 //! - [`store`] (B8): durable mailbox ingest.
+//! - [`fanout`] (B10 groundwork): 50 rhizo-net nodes, direct fan-out against a gossipsub topic.
+//! - [`groups`] (B9): MLS group commits at 10, 100 and 1,000 members, in-process.
 //! - [`sim`] (B5, B6): discrete-event simulations.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod fanout;
+pub mod groups;
 pub mod memory;
 pub mod messaging;
 pub mod report;
@@ -47,7 +53,9 @@ use serde::Serialize;
 use crate::report::{Meta, Report};
 
 /// Every benchmark, in the order they run.
-pub const BENCHMARKS: [&str; 10] = ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B14", "B15"];
+pub const BENCHMARKS: [&str; 12] = [
+    "B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9", "B10", "B14", "B15",
+];
 
 /// What to run and how big.
 #[derive(Debug, Clone)]
@@ -151,6 +159,23 @@ pub fn run(options: &Options, meta: Meta) -> Report {
     if options.selected("B8") {
         progress("B8: durable mailbox ingest");
         report.add("B8", store::run_b8(quick), |r| r.rows());
+    }
+    if options.selected("B9") {
+        progress("B9: MLS group commits");
+        let outcome = groups::run_b9(quick);
+        let refused = outcome
+            .as_ref()
+            .map(|r| r.refused.clone())
+            .unwrap_or_default();
+        report.add("B9", outcome, |r| r.rows());
+        for (members, error) in refused {
+            let error = anyhow::anyhow!("{members} members: {error}");
+            report.add::<()>("B9", Err(error), |()| Vec::new());
+        }
+    }
+    if options.selected("B10") {
+        progress("B10: group fan-out, direct against gossipsub");
+        report.add("B10", with_runtime(fanout::run_fanout(quick)), |r| r.rows());
     }
     let (b14, b15) = (options.selected("B14"), options.selected("B15"));
     if b14 || b15 {
