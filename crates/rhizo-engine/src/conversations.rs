@@ -14,7 +14,7 @@ use rhizo_store::{
 };
 use tracing::debug;
 
-use crate::{Engine, EngineError, Me, inbound::Reject, random};
+use crate::{Engine, EngineError, Me, inbound::Reject, rng::EngineRng};
 
 /// The MLS membership rule for a conversation with `contact`: every member device is this
 /// device or a listed device of the contact, certified by the contact's root (see
@@ -60,8 +60,7 @@ pub(crate) fn create_conversation(
     key_packages: &[Vec<u8>],
     now: i64,
 ) -> Result<ConversationRow, EngineError> {
-    let session_id: [u8; 16] = random()?;
-    let me = &engine.me;
+    let session_id: [u8; 16] = engine.random();
     tx.in_savepoint(|tx| -> Result<_, EngineError> {
         let mls = tx.mls().map_err(EngineError::Mls)?;
         let (conversation, welcome) =
@@ -70,7 +69,7 @@ pub(crate) fn create_conversation(
         // The KeyPackages came from the contact's bundles: each must be a listed device of the
         // contact, or we would invite someone else ourselves (rolled back if not).
         conversation
-            .check_members(&expected_members(me, contact))
+            .check_members(&expected_members(&engine.me, contact))
             .map_err(EngineError::Mls)?;
         let row = ConversationRow {
             session_id,
@@ -85,7 +84,7 @@ pub(crate) fn create_conversation(
             body: None,
             payload: welcome,
         };
-        queue_sealed_tx(tx, me, contact, &session_id, welcome, now)?;
+        queue_sealed_tx(tx, engine, contact, &session_id, welcome, now)?;
         Ok(row)
     })?
 }
@@ -121,7 +120,6 @@ pub(crate) fn queue_application_tx(
     body: Option<&str>,
     now: i64,
 ) -> Result<i64, EngineError> {
-    let me = &engine.me;
     {
         let mls = tx.mls().map_err(EngineError::Mls)?;
         let mut conversation = engine
@@ -142,7 +140,7 @@ pub(crate) fn queue_application_tx(
                 body: None,
                 payload: commit,
             };
-            queue_sealed_tx(tx, me, contact, &session.session_id, commit, now)?;
+            queue_sealed_tx(tx, engine, contact, &session.session_id, commit, now)?;
         }
         let ciphertext = conversation
             .encrypt(&mls, &engine.mls_device, content, unix)
@@ -153,7 +151,7 @@ pub(crate) fn queue_application_tx(
             body,
             payload: ciphertext,
         };
-        let id = queue_sealed_tx(tx, me, contact, &session.session_id, message, now)?;
+        let id = queue_sealed_tx(tx, engine, contact, &session.session_id, message, now)?;
         engine.conversations.stage(conversation);
         Ok(id)
     }
@@ -175,14 +173,24 @@ pub(crate) struct Outgoing<'a> {
 /// contact and queues it in the outbox; its row id.
 pub(crate) fn queue_sealed_tx(
     tx: &mut Tx<'_>,
-    me: &Me,
+    engine: &Engine,
     contact: &Contact,
     session_id: &[u8; 16],
     out: Outgoing<'_>,
     now: i64,
 ) -> Result<i64, EngineError> {
+    let (me, rng) = (&engine.me, &engine.rng);
     let seq = tx.take_next_seq(session_id)?;
-    let envelope = seal(me, contact, session_id, seq, out.msg_type, out.payload, now)?;
+    let envelope = seal(
+        me,
+        rng,
+        contact,
+        session_id,
+        seq,
+        out.msg_type,
+        out.payload,
+        now,
+    )?;
     Ok(tx.insert_outgoing(
         &NewMessage {
             session_id: *session_id,
@@ -197,9 +205,11 @@ pub(crate) fn queue_sealed_tx(
     )?)
 }
 
-/// Builds and signs an envelope to a contact.
+/// Builds and signs an envelope to a contact (its nonce from `rng`, the engine's generator).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn seal(
     me: &Me,
+    rng: &EngineRng,
     contact: &Contact,
     session_id: &[u8; 16],
     seq: u64,
@@ -208,13 +218,15 @@ pub(crate) fn seal(
     now: i64,
 ) -> Result<Vec<u8>, EngineError> {
     let recipient = Uid::from_bytes(&contact.uid);
-    seal_to(me, recipient, session_id, seq, msg_type, payload, now)
+    seal_to(me, rng, recipient, session_id, seq, msg_type, payload, now)
 }
 
 /// Builds and signs an envelope whose `recipient_id` is `recipient` (a UID, or a group
-/// address).
+/// address), its nonce from `rng`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn seal_to(
     me: &Me,
+    rng: &EngineRng,
     recipient: Uid,
     session_id: &[u8; 16],
     seq: u64,
@@ -230,7 +242,7 @@ pub(crate) fn seal_to(
         session_id: SessionId::from_bytes(*session_id),
         sequence_num: seq,
         timestamp: u64::try_from(now).unwrap_or(0),
-        nonce: random::<NONCE_LEN>()?,
+        nonce: rng.bytes::<NONCE_LEN>(),
         payload: payload.into(),
         signature: [0; 64],
     };

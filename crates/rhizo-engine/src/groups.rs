@@ -47,7 +47,7 @@ use rhizo_store::{
     messaging::{MessageRow, NewMessage},
 };
 
-use crate::{Engine, EngineError, Me, conversations::seal_to, random, secs};
+use crate::{Engine, EngineError, Me, conversations::seal_to, rng::EngineRng, secs};
 
 /// Meta key: whether an invitation from a contact joins at once (`1`, the default) or is held
 /// as a group request like a stranger's (`0`).
@@ -211,8 +211,11 @@ pub(crate) fn queue_group_envelope(
     let session_id = group.session_id;
     let seq = tx.take_next_seq(&session_id)?;
     let recipient = Uid::from_bytes(out.recipient.as_ref().unwrap_or(&group.address));
+    // The group paths that know only `me` (not the engine) draw the nonce from a generator
+    // seeded from the OS: not replayed by a seeded simulation yet.
     let envelope = seal_to(
         me,
+        &EngineRng::from_os()?,
         recipient,
         &session_id,
         seq,
@@ -351,7 +354,7 @@ impl Engine {
         now: i64,
     ) -> Result<GroupRow, EngineError> {
         let state = GroupState::new(vec![self.me.uid], GroupProfile::named(name)?)?;
-        let session_id: [u8; 16] = random()?;
+        let session_id: [u8; 16] = self.random();
         let mls = tx.mls()?;
         let (conversation, welcome) =
             Conversation::create_group(&mls, &self.mls_device, &state, key_packages, secs(now))?;
@@ -498,7 +501,7 @@ impl Engine {
             let commit = GroupEnvelope::commit(commit, epoch);
             queue_group_envelope(tx, &self.me, group, commit, &devices, now)?;
         }
-        let message_id: [u8; 16] = random()?;
+        let message_id: [u8; 16] = self.random();
         content.message_id = message_id.to_vec().into();
         let epoch = conversation.epoch();
         let ciphertext =

@@ -45,6 +45,7 @@
 //! - [`publish`]: KeyPackage bundles, identity records, device lists and their schedule.
 //! - [`receipts`]: delivery and read receipts, queued and applied.
 //! - [`requests`]: envelopes from non-contacts held as message requests.
+//! - `rng`: the engine's random generator (seeded from the OS, or by a simulation).
 //! - [`send`]: queueing texts (the group commit) and the first message of a conversation.
 //! - [`wire`]: `/rhizo/msg/1` responses (receipts, errors) and what they say.
 #![forbid(unsafe_code)]
@@ -72,6 +73,7 @@ pub mod profiles;
 pub mod publish;
 pub mod receipts;
 pub mod requests;
+mod rng;
 pub mod send;
 pub mod wire;
 
@@ -116,6 +118,8 @@ pub struct Engine {
     pub(crate) rekey: RekeyPolicy,
     /// Remote agents' liveness and circuit breakers (in memory).
     pub(crate) agent_health: std::sync::Arc<agents::health::AgentHealth>,
+    /// Where every random choice of the engine comes from (see `rng`).
+    pub(crate) rng: rng::EngineRng,
 }
 
 impl std::fmt::Debug for Engine {
@@ -176,12 +180,30 @@ pub struct EngineStats {
 }
 
 impl Engine {
-    /// An engine for `me`, with the MLS rekey rule `rekey`.
+    /// An engine for `me`, with the MLS rekey rule `rekey`; its random generator is seeded
+    /// from the operating system.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Mls`] if the device key or certificate is not usable for MLS;
+    /// [`EngineError::Random`] if the operating system has no randomness.
+    pub fn new(me: Me, rekey: RekeyPolicy) -> Result<Self, EngineError> {
+        Self::with_rng(me, rekey, rng::EngineRng::from_os()?)
+    }
+
+    /// An engine whose random generator is seeded with `seed`, for tests and simulations
+    /// only: the same seed gives the same session ids, nonces, message ids, retry jitter and
+    /// KeyPackage choices, so a schedule replays exactly — and anyone who knows the seed can
+    /// predict them. MLS's own randomness is not seeded.
     ///
     /// # Errors
     ///
     /// [`EngineError::Mls`] if the device key or certificate is not usable for MLS.
-    pub fn new(me: Me, rekey: RekeyPolicy) -> Result<Self, EngineError> {
+    pub fn with_seed(me: Me, rekey: RekeyPolicy, seed: u64) -> Result<Self, EngineError> {
+        Self::with_rng(me, rekey, rng::EngineRng::from_seed(seed))
+    }
+
+    fn with_rng(me: Me, rekey: RekeyPolicy, rng: rng::EngineRng) -> Result<Self, EngineError> {
         let mls_device = Device::new(&me.device.to_bytes(), &me.certificate.encode())?;
         Ok(Self {
             me,
@@ -191,6 +213,7 @@ impl Engine {
             counters: Counters::default(),
             rekey,
             agent_health: std::sync::Arc::default(),
+            rng,
         })
     }
 
@@ -252,13 +275,6 @@ impl Engine {
         tx.after_commit(move |committed| cache.settle(&if committed { Ok(()) } else { Err(()) }));
         out
     }
-}
-
-/// `N` random bytes from the system's generator.
-pub(crate) fn random<const N: usize>() -> Result<[u8; N], EngineError> {
-    let mut b = [0u8; N];
-    getrandom::fill(&mut b).map_err(EngineError::Random)?;
-    Ok(b)
 }
 
 /// Unix seconds of `now_ms`.

@@ -28,7 +28,7 @@ use crate::{
     Counters, Engine, EngineError, Event,
     cache::ConversationCache,
     commits::settle_commit_tx,
-    random,
+    rng::EngineRng,
     wire::{RESPONSE_ERROR, RESPONSE_RECEIPT},
 };
 
@@ -235,7 +235,7 @@ impl Engine {
             let mut changed = Vec::new();
             let mut closed = 0u64;
             for update in updates {
-                closed += update.apply(tx, &self.conversations, now, &mut changed)?;
+                closed += update.apply(tx, &self.conversations, &self.rng, now, &mut changed)?;
             }
             Ok((changed, closed))
         })();
@@ -323,7 +323,7 @@ impl Engine {
                 .into_iter()
                 .collect());
         }
-        let delay = retry_delay(item.attempts);
+        let delay = retry_delay(&self.rng, item.attempts);
         let mut error = format!("no device of {} is reachable ({why})", contact.name);
         if attempt.quota_full {
             error.push_str(
@@ -399,9 +399,10 @@ fn best_outcomes(transmit: &Transmit, answers: Vec<DeviceAnswer>) -> Result<Vec<
     best.ok_or(last_error)
 }
 
-/// The delay before retry number `attempts + 1` (rhizo-core's backoff with random noise).
-pub fn retry_delay(attempts: u32) -> i64 {
-    let noise = u64::from_le_bytes(random::<8>().unwrap_or_default());
+/// The delay before retry number `attempts + 1` (rhizo-core's backoff, its jitter from `rng`,
+/// the engine's generator).
+pub(crate) fn retry_delay(rng: &EngineRng, attempts: u32) -> i64 {
+    let noise = rng.next_u64();
     let delay =
         rhizo_core::delivery::RetryPolicy::default().backoff(attempts.saturating_add(1), noise);
     i64::try_from(delay).unwrap_or(MAX_RETRY_DELAY_MS)
@@ -440,6 +441,7 @@ impl SentUpdate {
         self,
         tx: &mut Tx<'_>,
         conversations: &ConversationCache,
+        rng: &EngineRng,
         now: i64,
         changed: &mut Vec<(i64, MessageState)>,
     ) -> Result<u64, EngineError> {
@@ -482,7 +484,8 @@ impl SentUpdate {
                     return self.fail_and_close(tx, why, now, changed);
                 }
                 let error = format!("the recipient will take it later: {why}");
-                tx.record_attempt_failed(self.id, now + retry_delay(self.attempts), &error)?;
+                let retry_at = now + retry_delay(rng, self.attempts);
+                tx.record_attempt_failed(self.id, retry_at, &error)?;
                 Ok(0)
             }
         }

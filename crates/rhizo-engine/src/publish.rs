@@ -278,6 +278,14 @@ pub fn pick_key_package(bundle: &KeyPackageBundle, random: u64) -> Option<Vec<u8
     one_time.get(index).map(|kp| kp.to_vec())
 }
 
+impl Engine {
+    /// [`pick_key_package`] with the engine's generator: the one-time KeyPackage of `bundle`
+    /// a first contact uses.
+    pub fn choose_key_package(&self, bundle: &KeyPackageBundle) -> Option<Vec<u8>> {
+        pick_key_package(bundle, self.rng.next_u64())
+    }
+}
+
 /// Our current signed device list (what mailbox replicas check a fetch against): the last one
 /// published, or a fresh one when there is none or it expires within a day.
 pub(crate) fn current_device_list(

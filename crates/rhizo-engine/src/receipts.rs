@@ -54,7 +54,7 @@ pub(crate) fn queue_read_receipt(
         }
         queue_receipt_tx(
             tx,
-            &engine.me,
+            engine,
             contact,
             session_id,
             entries,
@@ -100,7 +100,7 @@ pub(crate) fn queue_delivery_receipts(
             for chunk in entries.chunks(MAX_RECEIPT_ENTRIES) {
                 queue_receipt_tx(
                     tx,
-                    &engine.me,
+                    engine,
                     &contact,
                     &session_id,
                     chunk.to_vec(),
@@ -118,13 +118,14 @@ pub(crate) fn queue_delivery_receipts(
 /// the contact and queues it in the outbox.
 pub(crate) fn queue_receipt_tx(
     tx: &mut Tx<'_>,
-    me: &Me,
+    engine: &Engine,
     contact: &Contact,
     session_id: &[u8; 16],
     entries: Vec<ReceiptEntry>,
     msg_type: MessageType,
     now: i64,
 ) -> Result<(), EngineError> {
+    let me = &engine.me;
     let mut receipt = DeliveryReceipt {
         recipient_device: me.device.public(),
         timestamp: u64::try_from(now).unwrap_or(0),
@@ -143,7 +144,7 @@ pub(crate) fn queue_receipt_tx(
         body: None,
         payload: receipt.encode(),
     };
-    queue_sealed_tx(tx, me, contact, session_id, out, now)?;
+    queue_sealed_tx(tx, engine, contact, session_id, out, now)?;
     Ok(())
 }
 

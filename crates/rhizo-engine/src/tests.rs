@@ -42,6 +42,10 @@ use rhizo_core::seen::check_timestamp;
 /// Envelopes older than this are refused (rhizo-core's replay window).
 const MAX_ENVELOPE_AGE_MS: i64 = rhizo_core::seen::MAX_ENVELOPE_AGE as i64;
 
+/// The generator of the envelopes these tests seal by hand (seeded: the same nonces each run).
+pub(crate) static TEST_RNG: std::sync::LazyLock<crate::rng::EngineRng> =
+    std::sync::LazyLock::new(|| crate::rng::EngineRng::from_seed(12));
+
 /// The wall clock, for tests that seal envelopes "now" (the engine itself never reads it).
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -220,6 +224,7 @@ fn a_replayed_envelope_is_refused_and_delivered_once_also_after_a_restart() {
         (
             seal(
                 &alice.me,
+                &TEST_RNG,
                 &bob.contact,
                 &session,
                 1,
@@ -230,6 +235,7 @@ fn a_replayed_envelope_is_refused_and_delivered_once_also_after_a_restart() {
             .unwrap(),
             seal(
                 &alice.me,
+                &TEST_RNG,
                 &bob.contact,
                 &session,
                 2,
@@ -337,6 +343,7 @@ fn welcome_with(chat: &Chat, extra: Vec<u8>, session: [u8; 16]) -> Vec<u8> {
     .unwrap();
     seal(
         &chat.alice.me,
+        &TEST_RNG,
         &chat.bob.contact,
         &session,
         1,
@@ -424,6 +431,7 @@ fn a_commit_that_adds_a_hidden_member_is_refused() {
     let seal_as = |seq, msg_type, payload| {
         seal(
             &alice.me,
+            &TEST_RNG,
             &bob.contact,
             &session,
             seq,
@@ -528,6 +536,7 @@ fn a_ticket_listing_someone_elses_device_cannot_take_their_envelopes() {
         let seal_as = |seq, msg_type, payload| {
             seal(
                 &alice.me,
+                &TEST_RNG,
                 &bob.contact,
                 &session,
                 seq,
@@ -679,7 +688,17 @@ fn the_seen_set_keeps_an_envelope_by_its_timestamp_and_the_sent_time_is_bounded(
             .encrypt(&mls, &alice.device, &content, 1)
             .unwrap();
         let seal_at = |seq, kind, payload, at| {
-            seal(&alice.me, &bob.contact, &session, seq, kind, payload, at).unwrap()
+            seal(
+                &alice.me,
+                &TEST_RNG,
+                &bob.contact,
+                &session,
+                seq,
+                kind,
+                payload,
+                at,
+            )
+            .unwrap()
         };
         (
             seal_at(1, MessageType::Welcome, welcome, now),
@@ -861,6 +880,7 @@ fn a_batch_is_applied_in_order_in_one_transaction_with_one_receipt() {
     let seal_app = |seq: u64, payload: Vec<u8>| {
         seal(
             &alice.me,
+            &TEST_RNG,
             &bob.contact,
             &session,
             seq,
@@ -885,6 +905,7 @@ fn a_batch_is_applied_in_order_in_one_transaction_with_one_receipt() {
     };
     let welcome = seal(
         &alice.me,
+        &TEST_RNG,
         &bob.contact,
         &session,
         1,
@@ -950,6 +971,7 @@ fn a_batch_is_applied_in_order_in_one_transaction_with_one_receipt() {
     // A transient refusal stops the rest of the batch unprocessed, so nothing overtakes it.
     let unknown_session = seal(
         &alice.me,
+        &TEST_RNG,
         &bob.contact,
         &[3; 16],
         1,
@@ -1008,6 +1030,7 @@ fn bad_batch_frames_are_refused_whole_and_change_nothing() {
     let cache = Arc::new(ConversationCache::new(4));
     let good = seal(
         &alice.me,
+        &TEST_RNG,
         &bob.contact,
         &[2; 16],
         1,
@@ -1104,6 +1127,7 @@ fn bad_envelopes_get_clear_codes_and_change_nothing() {
     // UNKNOWN_SENDER, final, so a first contact was lost).
     let from_eve = seal(
         &eve.me,
+        &TEST_RNG,
         &bob.contact,
         &[1; 16],
         1,
@@ -1144,6 +1168,7 @@ fn bad_envelopes_get_clear_codes_and_change_nothing() {
     // and the seen-set keeps no trace, so a later retry is not taken for a replay.
     let early = seal(
         &alice.me,
+        &TEST_RNG,
         &bob.contact,
         &[2; 16],
         5,
@@ -1165,6 +1190,7 @@ fn bad_envelopes_get_clear_codes_and_change_nothing() {
     // Too old: SESSION_EXPIRED.
     let old = seal(
         &alice.me,
+        &TEST_RNG,
         &bob.contact,
         &[2; 16],
         6,
@@ -1213,6 +1239,7 @@ fn first_contact_from(
     let mut out = vec![
         seal(
             &sender.me,
+            &TEST_RNG,
             &chat.bob.contact,
             &session,
             1,
@@ -1235,6 +1262,7 @@ fn first_contact_from(
         out.push(
             seal(
                 &sender.me,
+                &TEST_RNG,
                 &chat.bob.contact,
                 &session,
                 2 + i as u64,
@@ -1474,6 +1502,7 @@ fn alice_conversation(chat: &mut Chat, session: [u8; 16]) -> (i64, i64, Vec<u8>)
     let mut insert = |seq: u64, kind: &str, msg_type: MessageType, payload: Vec<u8>| {
         let envelope = seal(
             &chat.alice.me,
+            &TEST_RNG,
             &chat.bob.contact,
             &session,
             seq,
@@ -1537,8 +1566,13 @@ fn a_welcome_refused_for_good_closes_the_conversation_and_the_next_send_starts_a
         .write(|tx| -> Result<u64, EngineError> {
             let mut closed = 0;
             for (item, outcome) in items.iter().zip(outcomes) {
-                closed +=
-                    SentUpdate::new(item, outcome).apply(tx, &cache, now_ms(), &mut changed)?;
+                closed += SentUpdate::new(item, outcome).apply(
+                    tx,
+                    &cache,
+                    &TEST_RNG,
+                    now_ms(),
+                    &mut changed,
+                )?;
             }
             Ok(closed)
         })
@@ -1595,7 +1629,7 @@ fn unknown_session_after_the_welcome_was_delivered_closes_instead_of_retrying_fo
                 &items[0],
                 outcome_of(ReceiptStatus::Rejected(ErrorCode::UnknownSession)),
             )
-            .apply(tx, &cache, now_ms(), &mut changed)
+            .apply(tx, &cache, &TEST_RNG, now_ms(), &mut changed)
         })
         .unwrap();
     assert_eq!(closed, 1);
@@ -1636,6 +1670,7 @@ fn a_commit_is_merged_on_a_receipt_that_comes_after_its_row_was_marked_delivered
     receipt.sign(&chat.bob.me.device).unwrap();
     let envelope = seal(
         &chat.bob.me,
+        &TEST_RNG,
         &chat.alice.contact,
         &session,
         1,
@@ -1708,4 +1743,17 @@ fn the_sweep_settles_pending_commits_delivered_refused_or_overdue() {
             .iter()
             .any(|i| i.id == row)
     );
+}
+
+#[test]
+fn production_engines_draw_unpredictable_ids_and_seeded_ones_replay() {
+    let policy = rhizo_e2e::RekeyPolicy::default();
+    let os = [1, 2].map(|_| Engine::new(party(1, "alice").me, policy).unwrap());
+    assert_ne!(os[0].random::<16>(), os[1].random::<16>());
+    let seeded = [1, 2].map(|_| Engine::with_seed(party(1, "alice").me, policy, 9).unwrap());
+    assert_eq!(seeded[0].random::<32>(), seeded[1].random::<32>());
+    let delays = seeded
+        .each_ref()
+        .map(|e| crate::outbox::retry_delay(&e.rng, 3));
+    assert_eq!(delays[0], delays[1]);
 }

@@ -8,6 +8,12 @@
 //! once (a Welcome is the costly part) and its two database files are copied for each
 //! schedule. A failing schedule prints its seed; `SIM_SEED=<seed> cargo test -p rhizo-engine
 //! --test sim one_seed` replays it alone.
+//!
+//! The seed drives the network schedule and seeds both engines' random generators
+//! ([`Engine::with_seed`]: session ids, envelope nonces, retry jitter), so a replay takes the
+//! same steps at the same simulated times; `the_same_seed_replays_the_same_trace` checks it.
+//! Only MLS's own randomness (inside rhizo-e2e) is not seeded: ciphertexts differ between
+//! runs, what the engines decide does not.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -74,12 +80,17 @@ fn contact(me: &Me, name: &str) -> Contact {
 
 const NAMES: [&str; 2] = ["alice", "bob"];
 
-fn engine(side: usize) -> Engine {
+/// Side `side`'s engine in its life `life`, its generator seeded from the schedule's
+/// `engine_seed` (a restart gets a new seed, as a new process would).
+fn engine(side: usize, engine_seed: u64, life: u32) -> Engine {
     let policy = RekeyPolicy {
         max_messages: REKEY_EVERY,
         max_age_secs: 365 * 24 * 3600,
     };
-    Engine::new(me(side as u8 + 1, NAMES[side]), policy).expect("engine")
+    let seed = engine_seed
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(u64::from(life) << 1 | side as u64);
+    Engine::with_seed(me(side as u8 + 1, NAMES[side]), policy, seed).expect("engine")
 }
 
 /// A temp dir on tmpfs where there is one (`/dev/shm`): the schedules commit thousands of
@@ -108,7 +119,7 @@ fn template() -> &'static (tempfile::TempDir, [PathBuf; 2]) {
         let dir = temp_dir();
         let paths = [dir.path().join("alice.db"), dir.path().join("bob.db")];
         {
-            let mut sides: Vec<Side> = (0..2).map(|s| Side::open(s, &paths[s])).collect();
+            let mut sides: Vec<Side> = (0..2).map(|s| Side::open(s, &paths[s], 0)).collect();
             for s in 0..2 {
                 let other = contact(&me(2 - s as u8, NAMES[1 - s]), NAMES[1 - s]);
                 sides[s]
@@ -178,6 +189,8 @@ struct Side {
     index: usize,
     path: PathBuf,
     engine: Engine,
+    /// The schedule's seed for the engines' generators.
+    engine_seed: u64,
     store: Store,
     /// Incremented by every restart: answers meant for an older life are dropped.
     life: u32,
@@ -198,11 +211,12 @@ struct Pass {
 }
 
 impl Side {
-    fn open(index: usize, path: &Path) -> Self {
+    fn open(index: usize, path: &Path, engine_seed: u64) -> Self {
         Self {
             index,
             path: path.to_path_buf(),
-            engine: engine(index),
+            engine: engine(index, engine_seed, 0),
+            engine_seed,
             store: open(path),
             life: 0,
             pass: None,
@@ -215,8 +229,8 @@ impl Side {
         // Drop the old engine and connection first (as a process exit would).
         self.pass = None;
         self.store = open(&self.path);
-        self.engine = engine(self.index);
         self.life += 1;
+        self.engine = engine(self.index, self.engine_seed, self.life);
     }
 
     fn other_name(&self) -> &'static str {
@@ -268,11 +282,15 @@ struct Sim {
     /// reports them handled.
     mailboxes: [Vec<Vec<u8>>; 2],
     next_id: u64,
+    /// What the engines did, in order, with the simulated time: transmits (rows, attempts,
+    /// nonces), deadlines, events. Two runs of one seed must give the same trace.
+    trace: Vec<String>,
     _dir: tempfile::TempDir,
 }
 
 impl Sim {
-    fn new(seed: u64) -> Self {
+    /// The schedule `seed`, its engines' generators seeded from `engine_seed`.
+    fn new(seed: u64, engine_seed: u64) -> Self {
         let (_, paths) = template();
         let dir = temp_dir();
         let mut rng = StdRng::seed_from_u64(seed);
@@ -295,7 +313,7 @@ impl Sim {
             .map(|s| {
                 let path = dir.path().join(format!("{}.db", NAMES[s]));
                 std::fs::copy(&paths[s], &path).expect("copy the template");
-                let mut side = Side::open(s, &path);
+                let mut side = Side::open(s, &path, engine_seed);
                 side.to_send = (0..knobs.texts[s])
                     .map(|i| format!("{} #{i}", NAMES[s]))
                     .collect();
@@ -310,6 +328,7 @@ impl Sim {
             network: Vec::new(),
             mailboxes: [Vec::new(), Vec::new()],
             next_id: 0,
+            trace: Vec::new(),
             _dir: dir,
         }
     }
@@ -387,6 +406,10 @@ impl Sim {
                 .engine
                 .poll_transmits(&side.store.read(), now)
                 .map_err(|e| format!("poll_transmits: {e}"))?;
+            for t in &transmits {
+                self.trace
+                    .push(format!("{now} {s} due {due:?} sends {}", describe(t)));
+            }
             side.pass = Some(Pass {
                 transmits: transmits.into(),
                 in_flight: None,
@@ -464,6 +487,8 @@ impl Sim {
                     .store
                     .write(|tx| Ok::<_, StoreError>(engine.handle_frame(tx, &frame, now)))
                     .map_err(|e| format!("handle_frame: {e}"))?;
+                let events = format!("{:?}", inbound.events);
+                self.trace.push(format!("{now} {to} received {events}"));
                 if let (Some(reply), false) = (reply, lose_response) {
                     self.network.push(Packet::Answer {
                         reply,
@@ -501,6 +526,11 @@ impl Sim {
                 engine.on_transmit_result(tx, &transmit, answers, now)
             })
             .map_err(|e| format!("on_transmit_result: {e}"))?;
+        let at = format!(
+            "{now} {} result {:?} {:?}",
+            reply.to, result.events, result.unreachable
+        );
+        self.trace.push(at);
         if let Some(why) = result.unreachable {
             pass.unreachable = Some(why.clone());
             self.mailbox_fallback(reply.to, &transmit, &why)?;
@@ -583,6 +613,7 @@ impl Sim {
             }
         }
         if let Some(t) = next {
+            self.trace.push(format!("{} jumps to {t}", self.now));
             self.now = self.now.max(t);
         }
         Ok(())
@@ -662,11 +693,36 @@ fn texts(store: &Store) -> Result<Vec<rhizo_store::messaging::MessageRow>, Strin
     Ok(rows)
 }
 
+/// A transmit as the trace shows it: per row its id, kind, attempts and envelope nonce (the
+/// envelope's MLS payload is not seeded, so not its bytes).
+fn describe(t: &Transmit) -> String {
+    let rows: Vec<String> = t
+        .items
+        .iter()
+        .map(|i| {
+            let nonce = SecureMessage::decode(&i.envelope)
+                .map_or_else(|e| e.to_string(), |m| hex::encode(&m.nonce[..8]));
+            format!("{}:{}:{}:{nonce}", i.id, i.kind, i.attempts)
+        })
+        .collect();
+    rows.join(",")
+}
+
 fn run_seed(seed: u64) -> Result<(usize, Knobs), String> {
-    let mut sim = Sim::new(seed);
+    let mut sim = Sim::new(seed, seed);
     let steps = sim.run()?;
     sim.check()?;
     Ok((steps, sim.knobs))
+}
+
+/// The trace of schedule `seed` with engine seed `engine_seed`, run to its end and checked.
+fn trace_of(seed: u64, engine_seed: u64) -> Vec<String> {
+    let mut sim = Sim::new(seed, engine_seed);
+    let run = sim.run().and_then(|_| sim.check());
+    if let Err(e) = run {
+        panic!("seed {seed} (engine seed {engine_seed}): {e}");
+    }
+    sim.trace
 }
 
 #[test]
@@ -724,5 +780,45 @@ fn one_seed() {
         .unwrap_or(0);
     if let Err(e) = run_seed(seed) {
         panic!("seed {seed}: {e}");
+    }
+}
+
+/// Schedules with retries: the same seed gives the same trace — the same transmits with the
+/// same nonces, the same retry deadlines, the same events at the same simulated times.
+#[test]
+fn the_same_seed_replays_the_same_trace() {
+    // The first three schedules in which some envelope is sent again.
+    let retried = |trace: &[String]| {
+        trace.iter().any(|line| {
+            line.split(" sends ")
+                .nth(1)
+                .is_some_and(|rows| rows.split(',').any(|r| r.split(':').nth(2) != Some("0")))
+        })
+    };
+    let seeds: Vec<(u64, Vec<String>)> = (0..100)
+        .map(|seed| (seed, trace_of(seed, seed)))
+        .filter(|(_, trace)| retried(trace))
+        .take(3)
+        .collect();
+    assert_eq!(seeds.len(), 3, "too few schedules with retries");
+    for (seed, first) in seeds {
+        assert_eq!(
+            first,
+            trace_of(seed, seed),
+            "seed {seed} replayed differently"
+        );
+    }
+}
+
+/// The same network schedules with other engine seeds: other nonces (and retry jitter), so the
+/// traces differ — the engines' randomness really comes from their seed.
+#[test]
+fn another_engine_seed_changes_the_trace() {
+    for seed in [3, 4] {
+        assert_ne!(
+            trace_of(seed, seed),
+            trace_of(seed, seed + 1),
+            "seed {seed}"
+        );
     }
 }

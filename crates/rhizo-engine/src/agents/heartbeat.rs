@@ -331,6 +331,7 @@ impl Engine {
         let seq = tx.take_next_seq(&session.session_id)?;
         let frame = seal(
             &self.me,
+            &self.rng,
             &contact,
             &session.session_id,
             seq,

@@ -36,7 +36,6 @@ use crate::{
     contacts::find_contact_in,
     conversations::{first_conversation, queue_application_tx},
     inbound::Reject,
-    random,
 };
 
 /// Why a task past its deadline failed.
@@ -86,9 +85,9 @@ fn peer_text(row: &TaskRow) -> String {
     Uid::from_bytes(&row.peer_uid).to_string()
 }
 
-/// A fresh random message id (32 hex digits).
-fn message_id() -> Result<String, EngineError> {
-    Ok(hex::encode(random::<16>()?))
+/// A fresh random message id (32 hex digits), from the engine's generator.
+fn message_id(engine: &Engine) -> String {
+    hex::encode(engine.random::<16>())
 }
 
 /// The task as the API shows it: the row with its status history, messages and artifacts.
@@ -504,6 +503,7 @@ pub(crate) fn on_input(
 /// Stores a client task and builds its `task_delegate`.
 fn insert_client_task(
     tx: &mut Tx<'_>,
+    engine: &Engine,
     contact: &Contact,
     new: &NewTask,
     task_id: TaskId,
@@ -512,7 +512,7 @@ fn insert_client_task(
     let request = TaskMessage {
         message_id: match &new.message_id {
             Some(m) => m.clone(),
-            None => message_id()?,
+            None => message_id(engine),
         },
         role: Role::User,
         parts: new.all_parts(),
@@ -595,7 +595,7 @@ impl Engine {
             return Ok(Delegated::FirstMessage(contact));
         }
         let out = (|| {
-            let (row, message) = insert_client_task(tx, &contact, new, task_id, now)?;
+            let (row, message) = insert_client_task(tx, self, &contact, new, task_id, now)?;
             self.queue_agent(tx, &contact, &message, now)?
                 .ok_or(EngineError::Internal("the conversation vanished"))?;
             Ok(Delegated::Task(Box::new(task_view(tx, &row)?)))
@@ -624,7 +624,7 @@ impl Engine {
         new.validate()?;
         self.in_job(tx, |tx| -> Result<Task, TaskError> {
             let (session, profile) = first_conversation(tx, self, contact, key_packages, now)?;
-            let (row, message) = insert_client_task(tx, contact, new, task_id, now)?;
+            let (row, message) = insert_client_task(tx, self, contact, new, task_id, now)?;
             let content = agent_content(&message, now, profile);
             queue_application_tx(
                 tx,

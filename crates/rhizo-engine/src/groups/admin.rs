@@ -30,7 +30,7 @@ use super::{
     GroupEnvelope, RosterMember, active_group, leave_content, member_rows, other_devices,
     prune_intents, queue_group_envelope, refused, roster,
 };
-use crate::{Engine, EngineError, Event, Me, conversations::seal_to, secs};
+use crate::{Engine, EngineError, Event, Me, conversations::seal_to, rng::EngineRng, secs};
 
 /// Sends our own commit to every member device before it but ours, records the
 /// intent it carries, updates the member list; the roster after it.
@@ -195,6 +195,7 @@ pub(crate) fn reseal(
     let seq = tx.take_next_seq(&group.session_id)?;
     let envelope = seal_to(
         me,
+        &EngineRng::from_os()?,
         Uid::from_bytes(&group.address),
         &group.session_id,
         seq,

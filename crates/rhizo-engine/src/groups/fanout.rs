@@ -32,6 +32,7 @@ use crate::{
         DeviceAnswer, OUTBOX_BATCH, STORED_RETRY_MS, Target, outcome_of, parse_statuses,
         retry_delay,
     },
+    rng::EngineRng,
 };
 
 /// One member device to send a group frame to.
@@ -159,7 +160,7 @@ impl Engine {
         self.reseal_unreadable(tx, transmit, &unreadable, now)?;
         let mut events = Vec::new();
         for item in &transmit.items {
-            events.extend(settle_item(tx, item, &last_error, now)?);
+            events.extend(settle_item(tx, &self.rng, item, &last_error, now)?);
         }
         let unreachable = transmit
             .members()
@@ -247,7 +248,8 @@ impl Engine {
         } else {
             format!("a member is unreachable: {}", attempt.errors.join("; "))
         };
-        tx.record_attempt_failed(item.id, now + retry_delay(item.attempts), &error)?;
+        let retry_at = now + retry_delay(&self.rng, item.attempts);
+        tx.record_attempt_failed(item.id, retry_at, &error)?;
         Ok(Vec::new())
     }
 }
@@ -360,6 +362,7 @@ fn record_device(
 /// event, when something changed.
 pub(crate) fn settle_item(
     tx: &mut Tx<'_>,
+    rng: &EngineRng,
     item: &GroupOutboxItem,
     why: &str,
     now: i64,
@@ -370,7 +373,7 @@ pub(crate) fn settle_item(
         .saturating_sub(counts.delivered)
         .saturating_sub(counts.failed);
     let state = if pending > 0 {
-        tx.record_attempt_failed(item.id, now + retry_delay(item.attempts), why)?;
+        tx.record_attempt_failed(item.id, now + retry_delay(rng, item.attempts), why)?;
         if counts.delivered > 0 || item.state == MessageState::Queued {
             MessageState::Sent
         } else {

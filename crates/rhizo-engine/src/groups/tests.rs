@@ -426,6 +426,7 @@ fn envelopes_for_an_unknown_group_or_from_a_non_member_are_refused() {
     let dave = &nodes[3];
     let forged = seal_to(
         dave.engine.me(),
+        &crate::tests::TEST_RNG,
         rhizo_core::Uid::from_bytes(&group.address),
         &session,
         1,
@@ -446,6 +447,7 @@ fn envelopes_for_an_unknown_group_or_from_a_non_member_are_refused() {
     // To an address no group here has: refused as malformed.
     let nowhere = seal_to(
         nodes[0].engine.me(),
+        &crate::tests::TEST_RNG,
         rhizo_core::Uid::from_bytes(&[9; 32]),
         &session,
         99,

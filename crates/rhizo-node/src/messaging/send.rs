@@ -7,9 +7,7 @@ use rhizo_core::{
     DevicePublicKey, Uid,
     records::{KeyPackageBundle, ValidRecord, key_packages_key, validate_record},
 };
-use rhizo_engine::{
-    MAX_TEXT_BYTES, contacts::find_contact_in, publish::pick_key_package, send::Queued,
-};
+use rhizo_engine::{MAX_TEXT_BYTES, contacts::find_contact_in, send::Queued};
 use rhizo_store::messaging::Contact;
 
 use super::{ContactError, MessageView, Messaging, SendError, views::message_view};
@@ -116,11 +114,8 @@ impl Messaging {
                 })
                 .filter(|b| b.device_cert().root().as_bytes() == &contact.root_pk)
                 .max_by_key(KeyPackageBundle::version);
-            let mut noise = [0u8; 8];
-            getrandom::fill(&mut noise)
-                .map_err(|_| rhizo_engine::EngineError::Internal("no randomness"))?;
             if let Some(bundle) = best
-                && let Some(kp) = pick_key_package(&bundle, u64::from_le_bytes(noise))
+                && let Some(kp) = self.inner.engine.choose_key_package(&bundle)
             {
                 out.push(kp);
             }

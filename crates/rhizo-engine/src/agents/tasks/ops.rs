@@ -86,7 +86,7 @@ impl Engine {
     ) -> Result<Task, TaskError> {
         message.role = Role::User;
         if message.message_id.is_empty() {
-            message.message_id = message_id()?;
+            message.message_id = message_id(self);
         }
         message.validate()?;
         let out = (|| {
@@ -129,7 +129,7 @@ impl Engine {
                 ..m.clone()
             }),
             (None, Some(text)) => Some(TaskMessage {
-                message_id: message_id()?,
+                message_id: message_id(self),
                 role: Role::Agent,
                 parts: vec![Part::text(text.clone())],
             }),
