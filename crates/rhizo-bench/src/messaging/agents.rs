@@ -444,7 +444,13 @@ impl Worker {
                 return;
             };
             match mode {
-                Mode::Claim | Mode::OneCall => w.notify_one(),
+                Mode::Claim => w.notify_one(),
+                // One call per task heard of (each claims and completes one); the loop below
+                // catches what an event missed.
+                Mode::OneCall => {
+                    let api = direct.clone();
+                    tokio::spawn(async move { claim_and_complete(&api).await });
+                }
                 Mode::Direct => {
                     let (api, st) = (direct.clone(), Arc::clone(&st));
                     if let Ok(mut map) = st.lock()
@@ -479,13 +485,7 @@ impl Worker {
                 // A missed wake-up costs at most this long.
                 let _ = tokio::time::timeout(Duration::from_millis(200), wake.notified()).await;
                 if matches!(mode, Mode::OneCall) {
-                    // Each call claims and completes one task, up to 8 at a time (what is
-                    // in flight): their commits share the node's group commit.
-                    let calls = (0..B3_CONCURRENCY).map(|_| {
-                        let api = api.clone();
-                        async move { while let Ok(Some(_)) = claim_and_complete(&api).await {} }
-                    });
-                    futures::future::join_all(calls).await;
+                    while let Ok(Some(_)) = claim_and_complete(&api).await {}
                     continue;
                 }
                 while let Ok(Some(task)) = claim(&api).await {
