@@ -201,9 +201,29 @@ pub fn summary(message: &AgentMessage) -> String {
         Some(Kind::WakeUp(_)) => ("wake_up", None),
         None => ("unknown", None),
     };
+    let bare = matches!(&message.kind, Some(Kind::TaskUpdate(u)) if is_bare(u));
+    summary_of(kind, task.map(|t| &t[..]), bare)
+}
+
+/// A status update with nothing but the state (no message, artifacts or reason) that does not
+/// end the task (a claim's `working`): the next update of the task replaces it while it waits
+/// in the outbox (the client accepts gaps in `seq`).
+fn is_bare(u: &rhizo_core::proto::TaskUpdate) -> bool {
+    u.message.is_none()
+        && u.artifacts.is_empty()
+        && u.reason.is_empty()
+        && TaskState::from_wire(u.state).is_ok_and(|s| !s.is_terminal())
+}
+
+/// The summary text of an agent message of `kind` about `task`; `bare` marks a status update
+/// a newer one supersedes.
+pub(crate) fn summary_of(kind: &str, task: Option<&[u8]>, bare: bool) -> String {
     let mut json = serde_json::json!({ "kind": kind });
     if let Some(task) = task {
         json["task"] = serde_json::Value::String(hex::encode(task));
+    }
+    if bare {
+        json["bare"] = serde_json::Value::Bool(true);
     }
     json.to_string()
 }

@@ -440,6 +440,15 @@ impl Reader<'_> {
         .context(CTX)
     }
 
+    /// How many tasks are stored, on both sides and in every state.
+    pub fn count_all_tasks(&self) -> Result<u64, StoreError> {
+        self.conn
+            .prepare_cached("SELECT count(*) FROM tasks")
+            .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
+            .map(|n| u64::try_from(n).unwrap_or(0))
+            .context("counting tasks")
+    }
+
     /// How many agent messages wait to be sent.
     pub fn agent_outbox_len(&self) -> Result<u64, StoreError> {
         self.conn

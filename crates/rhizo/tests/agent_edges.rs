@@ -164,10 +164,13 @@ fn a_task_envelope_sent_twice_is_refused_as_a_replay_and_the_task_runs_once() {
             &json!({"state": "completed", "artifacts": [{"artifact_id": "r", "parts": [{"text": "ran once"}]}]}),
         )?;
         let done = wait_task(client, &id, "completed")?;
+        // `working` is not sent when `completed` follows while it still waits in the outbox.
+        let history = states(&done);
         ensure!(
-            states(&done) == ["submitted", "working", "completed"],
+            history == ["submitted", "working", "completed"]
+                || history == ["submitted", "completed"],
             "client history {:?}",
-            states(&done)
+            history
         );
         let before = worker.api_get(&format!("/v1/tasks/{id}"))?;
         let (status, answer) = worker.api_post_raw(

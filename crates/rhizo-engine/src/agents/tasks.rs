@@ -695,7 +695,9 @@ impl Engine {
         Ok(reader.next_task_deadline()?)
     }
 
-    /// Sends a worker's `task_update` to the task's client, if it is still a contact.
+    /// Sends a worker's `task_update` to the task's client, if it is still a contact. A bare
+    /// update of the same task still waiting in the outbox (a claim's `working`) is dropped:
+    /// this one carries the newer state, so the client gets one envelope instead of two.
     fn send_update(
         &self,
         tx: &mut Tx<'_>,
@@ -704,11 +706,19 @@ impl Engine {
         now: i64,
     ) -> Result<(), TaskError> {
         match tx.contact_by_uid(&row.peer_uid)? {
-            Some(contact) => {
-                if self.queue_agent(tx, &contact, update, now)?.is_none() {
-                    warn!("a task update found no conversation with its client");
+            Some(contact) => match self.queue_agent(tx, &contact, update, now)? {
+                Some(id) => {
+                    let bare = super::summary_of("task_update", Some(&row.task_id), true);
+                    let dropped = tx.drop_queued_agent_rows(&contact.uid, &bare, id)?;
+                    if dropped > 0 {
+                        debug!(
+                            dropped,
+                            "a newer update of the task supersedes a queued one"
+                        );
+                    }
                 }
-            }
+                None => warn!("a task update found no conversation with its client"),
+            },
             None => warn!("a task's client is no longer a contact: its update stays here"),
         }
         Ok(())

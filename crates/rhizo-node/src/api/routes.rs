@@ -214,7 +214,7 @@ pub const ROUTES: &[Route] = &[
     v1(   Post,   "/v1/tasks/{id}/cancel",                Token, E::CancelTask,              "cancel a task we delegated"),
     v1(   Post,   "/v1/tasks/{id}/input",                 Token, E::TaskInput,               "more input for a task we delegated"),
     v1(   Get,    "/v1/agent/tasks",                      Token, E::WorkerTasks,             "the worker's tasks in queue order"),
-    v1(   Post,   "/v1/agent/tasks/next",                 Token, E::ClaimNextTask,           "claim the next queued task (204 when none)"),
+    v1(   Post,   "/v1/agent/tasks/next",                 Token, E::ClaimNextTask,           "claim the next queued task (204 when none); with an `update`, also answer it"),
     v1(   Post,   "/v1/agent/tasks/{id}",                 Token, E::UpdateTask,              "the worker's status, message and artifacts"),
     v1(   Get,    "/v1/agent/card",                       Token, E::OwnAgentCard,            "our agent card"),
     v1(   Post,   "/v1/agent/card",                       Token, E::SetAgentCard,            "set, sign and publish our agent card"),

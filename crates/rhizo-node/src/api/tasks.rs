@@ -3,6 +3,7 @@
 
 use axum::{
     Json,
+    body::Bytes,
     extract::{Path, Query, State},
     http::StatusCode,
     response::{IntoResponse, Response},
@@ -11,7 +12,7 @@ use rhizo_core::agent::{NewTask, TaskUpdateInput};
 use serde::{Deserialize, Serialize};
 
 use super::{ApiState, messaging_error};
-use crate::messaging::{TaskInputBody, TaskListQuery, parse_states};
+use crate::messaging::{MessagingError, TaskInputBody, TaskListQuery, parse_states};
 
 /// `GET /v1/agent/tasks` query.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -91,8 +92,31 @@ pub(super) async fn update_task(
     }
 }
 
-pub(super) async fn claim_next_task(State(state): State<ApiState>) -> Response {
-    match state.inner.messaging.claim_next_task().await {
+/// `POST /v1/agent/tasks/next` body (optional: no body, or `{}`, claims only).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClaimBody {
+    /// The update to apply in the same call (an instant worker's answer, e.g. `completed`
+    /// with its artifacts).
+    #[serde(default)]
+    update: Option<TaskUpdateInput>,
+}
+
+pub(super) async fn claim_next_task(State(state): State<ApiState>, body: Bytes) -> Response {
+    let body: ClaimBody = if body.iter().all(u8::is_ascii_whitespace) {
+        ClaimBody::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(body) => body,
+            Err(e) => {
+                return messaging_error(MessagingError::BadInput(format!(
+                    "the body of POST /v1/agent/tasks/next must be {{}} or \
+                     {{\"update\": {{\"state\": …}}}}: {e}"
+                )));
+            }
+        }
+    };
+    match state.inner.messaging.claim_next_task(body.update).await {
         Ok(Some(task)) => Json(task).into_response(),
         Ok(None) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => messaging_error(e),

@@ -435,15 +435,41 @@ impl Messaging {
     }
 
     /// Worker: claims the next queued task (it moves to `working`); `None` when none waits.
-    pub async fn claim_next_task(&self) -> Result<Option<Task>, TaskError> {
+    /// With `update` (an instant worker's answer, e.g. `completed` with its artifacts) the
+    /// task also takes that update in the same durable commit, and only the update goes to the
+    /// client.
+    pub async fn claim_next_task(
+        &self,
+        update: Option<TaskUpdateInput>,
+    ) -> Result<Option<Task>, TaskError> {
         self.note_agent_call();
+        if let Some(input) = &update {
+            input.validate()?;
+            TaskState::Working.check_move(input.state)?;
+        }
+        // An empty queue needs no write (a task that arrives after this read is announced
+        // by its own `task_received`).
+        let empty = self
+            .inner
+            .db
+            .read(move |r| -> Result<_, TaskError> {
+                Ok(r.task_queue(&[TaskState::Submitted.as_str()], 1)?
+                    .is_empty())
+            })
+            .await?;
+        if empty {
+            return Ok(None);
+        }
         let now = self.now();
         let this = self.clone();
         let claimed = self
             .inner
             .db
             .write(move |tx| -> Result<_, TaskError> {
-                Ok(this.inner.engine.claim_next_task(tx, now)?)
+                Ok(this
+                    .inner
+                    .engine
+                    .claim_and_update(tx, update.as_ref(), now)?)
             })
             .await?;
         Ok(claimed.map(|(task, events)| {
@@ -578,18 +604,29 @@ impl Messaging {
         }
     }
 
-    /// Expires what is due and flushes the agent outbox; the next deadline.
+    /// Expires what is due and flushes the agent outbox; the next deadline. A pass with
+    /// nothing to do (nothing due, no answer waiting, no more tasks than the bound) only
+    /// reads: it is woken on every task, and a write would queue behind (or delay) the task's
+    /// own commits.
     async fn task_timer_pass(&self) -> Result<Option<i64>, TaskError> {
         let now = self.now();
         let this = self.clone();
-        let deadline = self
+        let (deadline, waiting, stored) = self
             .inner
             .db
             .read(move |r| -> Result<_, TaskError> {
-                Ok(this.inner.engine.next_agent_deadline(&r)?)
+                Ok((
+                    this.inner.engine.next_agent_deadline(&r)?,
+                    r.agent_outbox_len()?,
+                    r.count_all_tasks()?,
+                ))
             })
             .await?;
         let due = deadline.is_some_and(|d| d <= now);
+        let over_bound = stored > u64::try_from(rhizo_store::agents::MAX_TASKS).unwrap_or(0);
+        if !due && waiting == 0 && !over_bound {
+            return Ok(deadline);
+        }
         let this = self.clone();
         // One job: what is due, the answers left by the mailbox path, and the bound on stored
         // tasks (the oldest that are over go first).

@@ -161,6 +161,36 @@ impl Tx<'_> {
         Ok(self.conn.last_insert_rowid())
     }
 
+    /// Drops the outgoing rows to `contact_uid` of kind `agent` whose summary is `body`, that
+    /// are still `queued` (not handed to any device yet) and older than row `newer` (already
+    /// queued): `newer` replaces them (a task's bare status update superseded by the next
+    /// one). How many it dropped. A row being sent right now still arrives; its outcome then
+    /// finds no row, which changes nothing. (`newer` being queued first matters: a dropped
+    /// row is never the newest, so SQLite never gives its id to the next row, which an
+    /// outcome in flight would then update.)
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the database fails.
+    pub fn drop_queued_agent_rows(
+        &mut self,
+        contact_uid: &[u8; 32],
+        body: &str,
+        newer: i64,
+    ) -> Result<usize, StoreError> {
+        self.conn
+            .prepare_cached(
+                "DELETE FROM messages
+                 WHERE direction = 'out' AND state = 'queued' AND kind = 'agent' AND body = ?2
+                   AND id < ?3
+                   AND session_id IN
+                     (SELECT session_id FROM conversations WHERE contact_uid = ?1)",
+            )
+            .context("dropping superseded agent messages")?
+            .execute(params![&contact_uid[..], body, newer])
+            .context("dropping superseded agent messages")
+    }
+
     /// Records that `replicas` mailbox replicas hold an outgoing message that is queued, sent or
     /// already stored: it becomes `stored`, keeps the largest replica count reported, counts an
     /// attempt, clears the error and is next tried (directly) at `next_attempt_at` ([`NO_RETRY`]

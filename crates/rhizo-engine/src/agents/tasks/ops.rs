@@ -122,22 +122,7 @@ impl Engine {
         input: &TaskUpdateInput,
         now: i64,
     ) -> Result<(Task, Vec<Event>), TaskError> {
-        input.validate()?;
-        let message = match (&input.message, &input.text) {
-            (Some(m), _) => Some(TaskMessage {
-                role: Role::Agent,
-                ..m.clone()
-            }),
-            (None, Some(text)) => Some(TaskMessage {
-                message_id: message_id(self),
-                role: Role::Agent,
-                parts: vec![Part::text(text.clone())],
-            }),
-            (None, None) => None,
-        };
-        if let Some(m) = &message {
-            m.validate()?;
-        }
+        let message = checked_update(self, input)?;
         let out = (|| {
             let row = self.worker_task(tx, id)?;
             state_of(&row).check_move(input.state)?;
@@ -168,6 +153,32 @@ impl Engine {
         tx: &mut Tx<'_>,
         now: i64,
     ) -> Result<Option<(Task, Vec<Event>)>, TaskError> {
+        self.claim_and_update(tx, None, now)
+    }
+
+    /// Worker: claims the next queued task as [`Engine::claim_next_task`] does and, with
+    /// `update`, applies it in the same transaction (an instant worker's answer: claim and
+    /// complete in one call). The task passes through `working` on this side; only the final
+    /// update goes to the client (one envelope; the client accepts the gap in `seq`). An
+    /// update the state machine refuses after `working` (`submitted`) refuses the claim too,
+    /// and nothing changes.
+    ///
+    /// # Errors
+    ///
+    /// [`TaskError::BadTask`], [`TaskError::BadTransition`]; the engine's failures.
+    pub fn claim_and_update(
+        &self,
+        tx: &mut Tx<'_>,
+        update: Option<&TaskUpdateInput>,
+        now: i64,
+    ) -> Result<Option<(Task, Vec<Event>)>, TaskError> {
+        let message = update
+            .map(|u| checked_update(self, u))
+            .transpose()?
+            .flatten();
+        if let Some(input) = update {
+            TaskState::Working.check_move(input.state)?;
+        }
         let out = (|| {
             let Some(row) = tx.task_queue(&[TaskState::Submitted.as_str()], 1)?.pop() else {
                 return Ok(None);
@@ -178,12 +189,30 @@ impl Engine {
                 artifacts: &[],
                 reason: None,
             };
-            let (event, update) = worker_move(tx, &row, mv, now)?;
+            let (event, working) = worker_move(tx, &row, mv, now)?;
+            let mut events = vec![event];
+            let update = match update {
+                None => working,
+                Some(input) => {
+                    let row = tx
+                        .task(row.id)?
+                        .ok_or(EngineError::Internal("a task vanished"))?;
+                    let mv = Move {
+                        state: input.state,
+                        message,
+                        artifacts: &input.artifacts,
+                        reason: input.reason.clone(),
+                    };
+                    let (event, update) = worker_move(tx, &row, mv, now)?;
+                    events.push(event);
+                    update
+                }
+            };
             self.send_update(tx, &row, &update, now)?;
             let row = tx
                 .task(row.id)?
                 .ok_or(EngineError::Internal("a task vanished"))?;
-            Ok(Some((task_view(tx, &row)?, vec![event])))
+            Ok(Some((task_view(tx, &row)?, events)))
         })();
         self.settled(out)
     }
@@ -242,6 +271,30 @@ impl Engine {
         })();
         self.settled(out)
     }
+}
+
+/// Checks a worker's update (sizes, ids) and builds its agent message, if it has one.
+fn checked_update(
+    engine: &Engine,
+    input: &TaskUpdateInput,
+) -> Result<Option<TaskMessage>, TaskError> {
+    input.validate()?;
+    let message = match (&input.message, &input.text) {
+        (Some(m), _) => Some(TaskMessage {
+            role: Role::Agent,
+            ..m.clone()
+        }),
+        (None, Some(text)) => Some(TaskMessage {
+            message_id: message_id(engine),
+            role: Role::Agent,
+            parts: vec![Part::text(text.clone())],
+        }),
+        (None, None) => None,
+    };
+    if let Some(m) = &message {
+        m.validate()?;
+    }
+    Ok(message)
 }
 
 /// Client: outgoing messages that failed for good (`events` of an outbox result): a
