@@ -412,7 +412,13 @@ impl Bench {
         let (before, sockets) = upload_bytes(port)?;
         let peers = self.nodes[sender].client.info().await?.connected_peers;
         if sockets < peers {
-            bail!("the sender has {peers} peers but {sockets} sockets on its port: it dialled out");
+            // The sender also dialled out (a connection from an ephemeral port, which `ss` cannot
+            // tell from the other nodes' own): what goes over it is not counted, so the upload
+            // figure is a lower bound. Said loudly rather than failing the whole run.
+            eprintln!(
+                "B10 note: the sender has {peers} peers but {sockets} sockets on its listening \
+                 port (it dialled out); its upload figure is a lower bound"
+            );
         }
         let mut samples = Vec::with_capacity(rounds);
         for _ in 0..rounds {
