@@ -103,6 +103,7 @@ impl Engine {
             &self.conversations,
             &self.seen,
             &self.agent_health,
+            &self.rng,
             bytes,
             now,
         );

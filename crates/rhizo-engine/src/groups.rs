@@ -37,7 +37,7 @@ use rhizo_core::{
     group::{GroupAddress, GroupProfile, GroupState, ROLLBACK_EPOCHS},
     proto::{ChatContent, GroupControl},
 };
-use rhizo_e2e::{CommitRejectReason, Conversation, E2eError};
+use rhizo_e2e::{CommitRejectReason, Conversation, Device, E2eError};
 use rhizo_store::{
     Reader, Tx,
     groups::{
@@ -169,6 +169,16 @@ pub(crate) fn member_rows(
         .collect()
 }
 
+/// Who makes and seals our group envelopes: our identity, our MLS device and the engine's
+/// generator (the envelope nonces), for the group paths that run without the [`Engine`]
+/// (inbound commits, the ordering driver).
+#[derive(Clone, Copy)]
+pub(crate) struct Signer<'a> {
+    pub(crate) me: &'a Me,
+    pub(crate) device: &'a Device,
+    pub(crate) rng: &'a EngineRng,
+}
+
 /// An envelope to queue in a group.
 pub(crate) struct GroupEnvelope<'a> {
     pub(crate) msg_type: MessageType,
@@ -202,7 +212,7 @@ impl GroupEnvelope<'_> {
 /// `devices`; its row id.
 pub(crate) fn queue_group_envelope(
     tx: &mut Tx<'_>,
-    me: &Me,
+    signer: Signer<'_>,
     group: &GroupRow,
     out: GroupEnvelope<'_>,
     devices: &[MemberDevice],
@@ -211,11 +221,10 @@ pub(crate) fn queue_group_envelope(
     let session_id = group.session_id;
     let seq = tx.take_next_seq(&session_id)?;
     let recipient = Uid::from_bytes(out.recipient.as_ref().unwrap_or(&group.address));
-    // The group paths that know only `me` (not the engine) draw the nonce from a generator
-    // seeded from the OS: not replayed by a seeded simulation yet.
+    let me = signer.me;
     let envelope = seal_to(
         me,
-        &EngineRng::from_os()?,
+        signer.rng,
         recipient,
         &session_id,
         seq,
@@ -281,6 +290,15 @@ pub(crate) fn refused(e: E2eError) -> EngineError {
 }
 
 impl Engine {
+    /// What our group envelopes are made with: our identity, MLS device and generator.
+    pub(crate) fn signer(&self) -> Signer<'_> {
+        Signer {
+            me: &self.me,
+            device: &self.mls_device,
+            rng: &self.rng,
+        }
+    }
+
     /// Runs a group operation in `tx`, with the loaded conversations it changed cached only
     /// once `tx` committed (dropped at once if it failed).
     pub(crate) fn group_job<T>(
@@ -418,7 +436,7 @@ impl Engine {
                     message_id: None,
                     epoch: Some(epoch),
                 };
-                queue_group_envelope(tx, &self.me, group, out, &devices, now)?;
+                queue_group_envelope(tx, self.signer(), group, out, &devices, now)?;
             }
         }
         Ok(())
@@ -499,7 +517,7 @@ impl Engine {
             let epoch = conversation.epoch();
             let commit = conversation.self_update(&mls, &self.mls_device, unix)?;
             let commit = GroupEnvelope::commit(commit, epoch);
-            queue_group_envelope(tx, &self.me, group, commit, &devices, now)?;
+            queue_group_envelope(tx, self.signer(), group, commit, &devices, now)?;
         }
         let message_id: [u8; 16] = self.random();
         content.message_id = message_id.to_vec().into();
@@ -515,7 +533,7 @@ impl Engine {
             message_id: Some(message_id),
             epoch: Some(epoch),
         };
-        let id = queue_group_envelope(tx, &self.me, group, out, &devices, now)?;
+        let id = queue_group_envelope(tx, self.signer(), group, out, &devices, now)?;
         self.conversations.stage(conversation);
         Ok((id, u32::try_from(devices.len()).unwrap_or(u32::MAX)))
     }

@@ -29,6 +29,7 @@ use crate::{
     agents::health::AgentHealth,
     cache::ConversationCache,
     requests,
+    rng::EngineRng,
     wire::{error_response, receipt_response, received_entries, status_of_response},
 };
 
@@ -60,6 +61,7 @@ impl Engine {
             &self.conversations,
             &self.seen,
             &self.agent_health,
+            &self.rng,
             payload,
             now,
         );
@@ -194,6 +196,7 @@ pub(crate) fn receive_in(
     conversations: &Arc<ConversationCache>,
     seen: &Arc<Mutex<SeenSet<InTransaction>>>,
     health: &AgentHealth,
+    rng: &EngineRng,
     payload: &[u8],
     now: i64,
 ) -> Received {
@@ -224,7 +227,7 @@ pub(crate) fn receive_in(
         .in_savepoint(|tx| {
             apply_envelope(
                 tx,
-                (me, mls_device, conversations, health),
+                (me, mls_device, conversations, health, rng),
                 &contact,
                 &message,
                 now,
@@ -287,6 +290,7 @@ pub(crate) fn receive_batch_in(
     conversations: &Arc<ConversationCache>,
     seen: &Arc<Mutex<SeenSet<InTransaction>>>,
     health: &AgentHealth,
+    rng: &EngineRng,
     payload: &[u8],
     now: i64,
 ) -> Received {
@@ -318,7 +322,7 @@ pub(crate) fn receive_batch_in(
             }
             let status = apply_checked(
                 tx,
-                (me, mls_device, conversations, health),
+                (me, mls_device, conversations, health, rng),
                 check,
                 now,
                 &mut applied,

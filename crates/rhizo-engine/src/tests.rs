@@ -72,6 +72,7 @@ fn receive(
                 conversations,
                 seen,
                 &crate::agents::health::AgentHealth::default(),
+                &TEST_RNG,
                 payload,
                 now_ms(),
             ))
@@ -97,6 +98,7 @@ fn receive_batch(
                 conversations,
                 seen,
                 &crate::agents::health::AgentHealth::default(),
+                &TEST_RNG,
                 payload,
                 now_ms(),
             ))

@@ -8,7 +8,10 @@
 //!
 //! Everything is real except the network and the clock: real engines on real SQLite files,
 //! real MLS (X-Wing) with rhizo-e2e's commit ordering and rollback. The group is set up once
-//! and its database files copied for each schedule. A failing schedule prints its seed;
+//! and its database files copied for each schedule. The schedule's seed also seeds every
+//! engine ([`Engine::with_seed`]: envelope nonces, message ids, retry jitter); MLS's own
+//! randomness is not seeded, and the commit ordering's tie-break hashes commits, so a replay
+//! may pick other winners of concurrent commits. A failing schedule prints its seed;
 //! `GROUP_SIM_SEED=<seed> cargo test -p rhizo-engine --test group_sim one_group_seed` replays
 //! it.
 
@@ -38,6 +41,8 @@ const T0: i64 = 1_800_000_000_000;
 /// Rounds with new texts and commits, then rounds to drain.
 const ACTIVE_ROUNDS: usize = 6;
 const DRAIN_ROUNDS: usize = 80;
+/// The seed of the template's engines (the schedules' engines draw from their own seed).
+const TEMPLATE_SEED: u64 = u64::MAX;
 /// The group's session (fixed by the template).
 static TEMPLATE: OnceLock<(tempfile::TempDir, Vec<PathBuf>, [u8; 16])> = OnceLock::new();
 
@@ -81,7 +86,12 @@ struct Node {
     sent: Vec<String>,
 }
 
-fn open_node(i: usize, path: &Path) -> Node {
+/// The engine seed of node `i` in the schedule of `seed`: one per node and schedule.
+fn engine_seed(seed: u64, i: usize) -> u64 {
+    seed.wrapping_mul(NODES as u64).wrapping_add(i as u64)
+}
+
+fn open_node(i: usize, path: &Path, seed: u64) -> Node {
     let store = Store::open(path).expect("store");
     E2eStore::open(path).expect("MLS tables");
     let m = me(i as u8 + 1);
@@ -91,7 +101,7 @@ fn open_node(i: usize, path: &Path) -> Node {
         max_age_secs: 365 * 24 * 3600,
     };
     Node {
-        engine: Engine::new(m, rekey).expect("engine"),
+        engine: Engine::with_seed(m, rekey, engine_seed(seed, i)).expect("engine"),
         store,
         device,
         uid,
@@ -122,7 +132,9 @@ fn template() -> &'static (tempfile::TempDir, Vec<PathBuf>, [u8; 16]) {
             .collect();
         let session = {
             let mut sim = Sim {
-                nodes: (0..NODES).map(|i| open_node(i, &paths[i])).collect(),
+                nodes: (0..NODES)
+                    .map(|i| open_node(i, &paths[i], TEMPLATE_SEED))
+                    .collect(),
                 rng: StdRng::seed_from_u64(0),
                 now: T0,
                 session: [0; 16],
@@ -207,7 +219,7 @@ impl Sim {
             .map(|i| {
                 let path = dir.path().join(format!("n{i}.db"));
                 std::fs::copy(&paths[i], &path).expect("copy the template");
-                open_node(i, &path)
+                open_node(i, &path, seed)
             })
             .collect();
         let sim = Self {

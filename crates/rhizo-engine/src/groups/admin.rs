@@ -19,7 +19,7 @@ use rhizo_core::{
     group::{GroupProfile, GroupState},
     proto::ChatContent,
 };
-use rhizo_e2e::{Conversation, Device, E2eError, GroupCommit, MemberRef};
+use rhizo_e2e::{Conversation, E2eError, GroupCommit, MemberRef};
 use rhizo_store::{
     StoreError, Tx,
     groups::{GroupRow, IntentKind, MAX_GROUP_MEMBERS, MemberDevice, ResendRow},
@@ -27,17 +27,17 @@ use rhizo_store::{
 use tracing::debug;
 
 use super::{
-    GroupEnvelope, RosterMember, active_group, leave_content, member_rows, other_devices,
+    GroupEnvelope, RosterMember, Signer, active_group, leave_content, member_rows, other_devices,
     prune_intents, queue_group_envelope, refused, roster,
 };
-use crate::{Engine, EngineError, Event, Me, conversations::seal_to, rng::EngineRng, secs};
+use crate::{Engine, EngineError, Event, conversations::seal_to, secs};
 
 /// Sends our own commit to every member device before it but ours, records the
 /// intent it carries, updates the member list; the roster after it.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn send_commit(
     tx: &mut Tx<'_>,
-    me: &Me,
+    signer: Signer<'_>,
     group: &GroupRow,
     conversation: &Conversation,
     before: &[RosterMember],
@@ -45,11 +45,12 @@ pub(crate) fn send_commit(
     intent: (IntentKind, &[u8]),
     now: i64,
 ) -> Result<Vec<RosterMember>, EngineError> {
+    let me = signer.me;
     let made_in = done.epoch.saturating_sub(1);
     // Removed members get it too: it tells them they are out (a leaver's node refuses it).
     let devices: Vec<MemberDevice> = other_devices(before, me);
     let commit = GroupEnvelope::commit(done.commit.clone(), made_in);
-    queue_group_envelope(tx, me, group, commit, &devices, now)?;
+    queue_group_envelope(tx, signer, group, commit, &devices, now)?;
     match tx.add_group_intent(&group.session_id, intent.0, intent.1, now) {
         Ok(id) => {
             tx.set_intent_commit(id, &rhizo_e2e::commit_id(&done.commit), made_in)?;
@@ -74,7 +75,7 @@ pub(crate) fn send_commit(
 /// Removes every leaf of `uids` (an admin's commit), sent to everyone else.
 pub(crate) fn remove_members(
     tx: &mut Tx<'_>,
-    (me, device): (&Me, &Device),
+    signer: Signer<'_>,
     group: &GroupRow,
     conversation: &mut Conversation,
     uids: &[[u8; 32]],
@@ -91,12 +92,12 @@ pub(crate) fn remove_members(
     }
     let mls = tx.mls()?;
     let done = conversation
-        .remove_members(&mls, device, &targets, secs(now))
+        .remove_members(&mls, signer.device, &targets, secs(now))
         .map_err(refused)?;
     let body: Vec<u8> = uids.concat();
     send_commit(
         tx,
-        me,
+        signer,
         group,
         conversation,
         &before,
@@ -110,7 +111,7 @@ pub(crate) fn remove_members(
 /// Sets the group's state (admins, profile) with a commit, when it differs.
 fn set_state(
     tx: &mut Tx<'_>,
-    (me, device): (&Me, &Device),
+    signer: Signer<'_>,
     group: &GroupRow,
     conversation: &mut Conversation,
     state: &GroupState,
@@ -122,12 +123,12 @@ fn set_state(
     let before = roster(conversation)?;
     let mls = tx.mls()?;
     let done = conversation
-        .set_state(&mls, device, state, secs(now))
+        .set_state(&mls, signer.device, state, secs(now))
         .map_err(refused)?;
     let body = state.encode();
     send_commit(
         tx,
-        me,
+        signer,
         group,
         conversation,
         &before,
@@ -146,7 +147,7 @@ fn set_state(
 /// to redo with [`Engine::add_group_members`].
 pub(crate) fn after_rollback(
     tx: &mut Tx<'_>,
-    parts: (&Me, &Device),
+    signer: Signer<'_>,
     group: &GroupRow,
     conversation: &mut Conversation,
     to_epoch: u64,
@@ -154,9 +155,9 @@ pub(crate) fn after_rollback(
 ) -> Result<Vec<Event>, EngineError> {
     tx.drop_group_commits(&group.session_id, to_epoch)?;
     for row in tx.group_resends(&group.session_id, to_epoch)? {
-        reseal(tx, parts, group, conversation, &row, now)?;
+        reseal(tx, signer, group, conversation, &row, now)?;
     }
-    let undone = repropose(tx, parts, group, conversation, to_epoch, now)?;
+    let undone = repropose(tx, signer, group, conversation, to_epoch, now)?;
     if undone.is_empty() {
         return Ok(Vec::new());
     }
@@ -170,7 +171,7 @@ pub(crate) fn after_rollback(
 /// sequence number and the same `message_id` (receivers that have it do not show it twice).
 pub(crate) fn reseal(
     tx: &mut Tx<'_>,
-    (me, device): (&Me, &Device),
+    signer: Signer<'_>,
     group: &GroupRow,
     conversation: &mut Conversation,
     row: &ResendRow,
@@ -191,11 +192,12 @@ pub(crate) fn reseal(
     };
     let mls = tx.mls()?;
     let epoch = conversation.epoch();
-    let ciphertext = conversation.encrypt(&mls, device, &content.encode_to_vec(), secs(now))?;
+    let ciphertext =
+        conversation.encrypt(&mls, signer.device, &content.encode_to_vec(), secs(now))?;
     let seq = tx.take_next_seq(&group.session_id)?;
     let envelope = seal_to(
-        me,
-        &EngineRng::from_os()?,
+        signer.me,
+        signer.rng,
         Uid::from_bytes(&group.address),
         &group.session_id,
         seq,
@@ -211,7 +213,7 @@ pub(crate) fn reseal(
 /// the UIDs of dropped adds that are still not members (to add again with fresh KeyPackages).
 fn repropose(
     tx: &mut Tx<'_>,
-    parts: (&Me, &Device),
+    signer: Signer<'_>,
     group: &GroupRow,
     conversation: &mut Conversation,
     to_epoch: u64,
@@ -224,7 +226,7 @@ fn repropose(
         .filter(|i| i.epoch.is_some_and(|e| e >= to_epoch))
         .collect();
     for intent in dropped {
-        let still_admin = conversation.group_state()?.is_admin(&parts.0.uid);
+        let still_admin = conversation.group_state()?.is_admin(&signer.me.uid);
         tx.delete_group_intent(intent.id)?;
         if !still_admin {
             continue;
@@ -236,10 +238,10 @@ fn repropose(
                     .chunks(32)
                     .filter_map(|c| c.try_into().ok())
                     .collect();
-                remove_members(tx, parts, group, conversation, &uids, now)
+                remove_members(tx, signer, group, conversation, &uids, now)
             }
             IntentKind::Profile | IntentKind::Admins => match GroupState::decode(&intent.body) {
-                Ok(state) => set_state(tx, parts, group, conversation, &state, now),
+                Ok(state) => set_state(tx, signer, group, conversation, &state, now),
                 Err(_) => Ok(false),
             },
             IntentKind::Add => {
@@ -305,10 +307,9 @@ impl Engine {
                 .map(|m| m.uid)
                 .collect();
             let body = added.concat();
-            let me = &self.me;
             send_commit(
                 tx,
-                me,
+                self.signer(),
                 &group,
                 &conversation,
                 &before,
@@ -347,8 +348,8 @@ impl Engine {
         self.group_job(tx, |tx| {
             let group = active_group(tx, session_id)?;
             let mut conversation = self.load_group(tx, &group)?;
-            let parts = (&self.me, &self.mls_device);
-            let removed = remove_members(tx, parts, &group, &mut conversation, &[*uid], now)?;
+            let signer = self.signer();
+            let removed = remove_members(tx, signer, &group, &mut conversation, &[*uid], now)?;
             self.conversations.stage(conversation);
             Ok(removed)
         })
@@ -380,8 +381,7 @@ impl Engine {
                 profile.description = description.to_string();
             }
             let state = current.with_profile(profile)?;
-            let parts = (&self.me, &self.mls_device);
-            let changed = set_state(tx, parts, &group, &mut conversation, &state, now)?;
+            let changed = set_state(tx, self.signer(), &group, &mut conversation, &state, now)?;
             self.conversations.stage(conversation);
             Ok(changed)
         })
@@ -416,8 +416,7 @@ impl Engine {
                 admins.push(target);
             }
             let state = current.with_admins(admins)?;
-            let parts = (&self.me, &self.mls_device);
-            let changed = set_state(tx, parts, &group, &mut conversation, &state, now)?;
+            let changed = set_state(tx, self.signer(), &group, &mut conversation, &state, now)?;
             self.conversations.stage(conversation);
             Ok(changed)
         })
@@ -429,16 +428,17 @@ impl Engine {
 /// the member gone).
 pub(crate) fn remove_leaver(
     tx: &mut Tx<'_>,
-    parts: (&Me, &Device),
+    signer: Signer<'_>,
     group: &GroupRow,
     conversation: &mut Conversation,
     uid: &[u8; 32],
     now: i64,
 ) -> Result<(), EngineError> {
-    if !conversation.group_state()?.is_admin(&parts.0.uid) || uid == parts.0.uid.as_bytes() {
+    let me = signer.me;
+    if !conversation.group_state()?.is_admin(&me.uid) || uid == me.uid.as_bytes() {
         return Ok(());
     }
-    match remove_members(tx, parts, group, conversation, &[*uid], now) {
+    match remove_members(tx, signer, group, conversation, &[*uid], now) {
         Ok(_) | Err(EngineError::Mls(_)) => Ok(()),
         Err(e) => Err(e),
     }
@@ -510,7 +510,7 @@ impl Engine {
                     message_id: None,
                     epoch: None,
                 };
-                queue_group_envelope(tx, &self.me, &group, out, &[(device, owner.uid)], now)?;
+                queue_group_envelope(tx, self.signer(), &group, out, &[(device, owner.uid)], now)?;
                 queued = true;
             }
             Ok(queued)

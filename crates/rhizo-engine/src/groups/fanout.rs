@@ -202,8 +202,8 @@ impl Engine {
             // commit ordering resolves); the same envelope is retried (or encrypted again
             // after our own rollback).
             if epoch < conversation.epoch() {
-                let parts = (&self.me, &self.mls_device);
-                super::admin::reseal(tx, parts, &group, &mut conversation, &row, now)?;
+                let signer = self.signer();
+                super::admin::reseal(tx, signer, &group, &mut conversation, &row, now)?;
                 done.push(*id);
             }
         }

@@ -26,7 +26,7 @@ use rhizo_store::{
 };
 use tracing::debug;
 
-use super::{RosterMember, group_id_hex, member_rows, prune_intents, roster};
+use super::{RosterMember, Signer, group_id_hex, member_rows, prune_intents, roster};
 use crate::{
     Engine, EngineError, Event, Me, inbound::Parts, inbound::Reject,
     publish::META_KEY_PACKAGE_BUNDLE,
@@ -75,7 +75,7 @@ pub(crate) fn apply_group(
 /// An application message or commit of a group.
 fn group_mls(
     tx: &mut Tx<'_>,
-    (me, mls_device, conversations, _): Parts<'_>,
+    (me, mls_device, conversations, _, rng): Parts<'_>,
     group: &GroupRow,
     message: &SecureMessage,
     now: i64,
@@ -129,15 +129,19 @@ fn group_mls(
             }
         }
     }
-    let parts = (me, mls_device);
+    let signer = Signer {
+        me,
+        device: mls_device,
+        rng,
+    };
     if let Some(to_epoch) = seen.rolled_back {
         let undone =
-            super::admin::after_rollback(tx, parts, group, &mut conversation, to_epoch, now)
+            super::admin::after_rollback(tx, signer, group, &mut conversation, to_epoch, now)
                 .map_err(Reject::internal)?;
         seen.events.extend(undone);
     }
     for uid in &seen.leavers {
-        super::admin::remove_leaver(tx, parts, group, &mut conversation, uid, now)
+        super::admin::remove_leaver(tx, signer, group, &mut conversation, uid, now)
             .map_err(Reject::internal)?;
     }
     if seen.applied || !seen.leavers.is_empty() {
@@ -332,7 +336,7 @@ pub(crate) enum WelcomeKind {
 /// auto-join is on and held as a group request (the KeyPackage kept) when it is off.
 pub(crate) fn contact_welcome(
     tx: &mut Tx<'_>,
-    (_, mls_device, conversations, _): Parts<'_>,
+    (_, mls_device, conversations, _, _): Parts<'_>,
     message: &SecureMessage,
     now: i64,
 ) -> Result<WelcomeKind, Reject> {

@@ -21,7 +21,8 @@ use rhizo_store::{
 use tracing::debug;
 
 use super::{
-    GroupEnvelope, RosterMember, active_group, admin::send_commit, queue_group_envelope, roster,
+    GroupEnvelope, RosterMember, Signer, active_group, admin::send_commit, queue_group_envelope,
+    roster,
 };
 use crate::{Engine, EngineError, Event, inbound::Parts, inbound::Reject, secs};
 
@@ -29,7 +30,7 @@ use crate::{Engine, EngineError, Event, inbound::Parts, inbound::Reject, secs};
 /// added again from the new KeyPackage), at most once per (group, UID) per 60 s.
 pub(crate) fn on_rejoin(
     tx: &mut Tx<'_>,
-    (me, mls_device, conversations, _): Parts<'_>,
+    (me, mls_device, conversations, _, rng): Parts<'_>,
     group: &GroupRow,
     message: &SecureMessage,
     now: i64,
@@ -74,9 +75,14 @@ pub(crate) fn on_rejoin(
             return Err(Reject::Code(ErrorCode::Malformed));
         }
     };
+    let signer = Signer {
+        me,
+        device: mls_device,
+        rng,
+    };
     send_commit(
         tx,
-        me,
+        signer,
         group,
         &conversation,
         &before,
@@ -97,7 +103,7 @@ pub(crate) fn on_rejoin(
                 message_id: None,
                 epoch: None,
             };
-            queue_group_envelope(tx, me, group, out, &[(device, uid)], now)
+            queue_group_envelope(tx, signer, group, out, &[(device, uid)], now)
                 .map_err(Reject::internal)?;
         }
     }
@@ -161,7 +167,7 @@ impl Engine {
                     message_id: None,
                     epoch: None,
                 };
-                queue_group_envelope(tx, &self.me, &group, out, &devices, now)?;
+                queue_group_envelope(tx, self.signer(), &group, out, &devices, now)?;
                 sent += 1;
             }
             Ok(sent)

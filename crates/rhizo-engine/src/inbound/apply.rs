@@ -19,12 +19,19 @@ use super::Reject;
 use crate::{
     Event, Me, agents::health::AgentHealth, cache::ConversationCache,
     conversations::check_membership, groups::WelcomeKind, profiles::accept_contact_profile,
-    publish::META_KEY_PACKAGE_BUNDLE, receipts::apply_receipt_tx,
+    publish::META_KEY_PACKAGE_BUNDLE, receipts::apply_receipt_tx, rng::EngineRng,
 };
 
 /// What applying an envelope needs of the engine: our identity, MLS device, loaded
-/// conversations and the remote agents' health.
-pub(crate) type Parts<'a> = (&'a Me, &'a Device, &'a ConversationCache, &'a AgentHealth);
+/// conversations, the remote agents' health and the generator (the nonces of what a group
+/// envelope makes us send: commits, envelopes encrypted again).
+pub(crate) type Parts<'a> = (
+    &'a Me,
+    &'a Device,
+    &'a ConversationCache,
+    &'a AgentHealth,
+    &'a EngineRng,
+);
 
 /// Who a checked envelope comes from: a contact (1:1 conversations, Welcomes), or a member of
 /// a group we are in (checked against the group's MLS roster when applied).
@@ -55,7 +62,7 @@ pub(crate) fn apply_envelope(
         Peer::Contact(contact) => contact,
         Peer::Group(group) => return crate::groups::apply_group(tx, parts, group, message, now),
     };
-    let (me, mls_device, conversations, health) = parts;
+    let (me, mls_device, conversations, health, rng) = parts;
     let mls = tx.mls().map_err(Reject::internal)?;
     let mut apply = Apply {
         tx,
@@ -64,6 +71,7 @@ pub(crate) fn apply_envelope(
         mls_device,
         conversations,
         health,
+        rng,
         contact,
         message,
         now,
@@ -85,6 +93,7 @@ struct Apply<'a, 't> {
     mls_device: &'a Device,
     conversations: &'a ConversationCache,
     health: &'a AgentHealth,
+    rng: &'a EngineRng,
     contact: &'a Contact,
     message: &'a SecureMessage,
     now: i64,
@@ -98,7 +107,13 @@ impl Apply<'_, '_> {
     /// A Welcome: join the group, check its members, persist the conversation (a group's
     /// Welcome goes the group way: joined or held as a group request).
     fn welcome(&mut self, message: &SecureMessage) -> Result<Vec<Event>, Reject> {
-        let parts = (self.me, self.mls_device, self.conversations, self.health);
+        let parts = (
+            self.me,
+            self.mls_device,
+            self.conversations,
+            self.health,
+            self.rng,
+        );
         if let WelcomeKind::Group(events) =
             crate::groups::contact_welcome(self.tx, parts, message, self.now)?
         {
