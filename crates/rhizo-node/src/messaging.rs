@@ -21,7 +21,7 @@
 //!
 //! Files: `agents` (tasks: delegate, the worker's queue and updates, the task timer),
 //! `contacts` (tickets, UIDs, proofs), `groups` (private groups: create, add, the group
-//! outbox, re-adds), `send` (the group commit, the first message,
+//! outbox, re-adds), `group_views` (group list, info, history, invitations), `send` (the group commit, the first message,
 //! history), `outbox` (the delivery loop), `heartbeats` (agent heartbeats and
 //! liveness), `mailbox_poll` (fetching ours), `publish` (records and their schedule),
 //! `profiles`, `agent_cards` (our card, skill provider records, finding agents), `requests`,
@@ -40,6 +40,7 @@ mod agent_cards;
 mod agents;
 mod contacts;
 mod error;
+mod group_views;
 mod groups;
 mod heartbeats;
 mod mailbox_poll;
@@ -57,6 +58,9 @@ pub use agents::{TaskError, TaskInputBody, TaskListQuery, parse_states};
 pub use error::{
     CardError, ContactError, FetchError, GroupError, JobError, MessagingError, ProfileError,
     RequestError, SendError,
+};
+pub use group_views::{
+    GroupInfoView, GroupMemberView, GroupMessageView, GroupRequestView, GroupView,
 };
 pub use heartbeats::{HeartbeatSettings, MAX_HEARTBEATS_PER_ROUND};
 pub use requests::RequestView;

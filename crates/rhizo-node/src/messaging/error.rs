@@ -103,6 +103,9 @@ pub enum GroupError {
     /// Several groups carry that name.
     #[error("several groups are named '{0}': use the group's id (`rhizo group list`)")]
     AmbiguousGroup(String),
+    /// No held group invitation with that id.
+    #[error("no group request {0}: see `rhizo group requests`")]
+    UnknownRequest(i64),
     /// A member is neither a contact nor a UID.
     #[error("'{0}' is neither a contact nor a UID")]
     UnknownMember(String),

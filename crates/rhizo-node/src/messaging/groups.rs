@@ -278,13 +278,14 @@ impl Messaging {
             });
         }
         let group = self.find_group(group).await?;
-        let (text, now) = (text.to_string(), self.now());
+        let (text, now, session_id) = (text.to_string(), self.now(), group.session_id);
         let queued = self
             .with_tx(move |tx, engine| {
-                Ok::<_, GroupError>(engine.queue_group_text(tx, &group.session_id, &text, now)?)
+                Ok::<_, GroupError>(engine.queue_group_text(tx, &session_id, &text, now)?)
             })
             .await?;
         let view = message_view(&queued.row);
+        self.emit_group_queued(&group, &view, queued.total);
         self.inner.outbox_wake.notify_one();
         Ok((view, queued.total))
     }
