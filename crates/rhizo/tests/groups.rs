@@ -1,7 +1,8 @@
 //! End to end with real `rhizo` processes on 127.0.0.1: a private group of three. Alice (its
 //! admin) creates it with bob, adds carol; each sends one text and every member gets each
 //! text exactly once, alice's showing `delivered 2/2`; a rename reaches everyone; carol is
-//! removed while her node stays up and does not get the text that follows.
+//! removed while her node stays up and does not get the text that follows. A member whose
+//! node is down gets the group's text from its DHT mailbox when it comes back.
 //!
 //! ```text
 //!  alice (admin) ◀──▶ bob        bob and carol are alice's contacts (not each other's):
@@ -25,6 +26,14 @@ const LOG_TAIL_BYTES: usize = 64 * 1024;
 
 fn bin() -> &'static Path {
     Path::new(BIN)
+}
+
+/// Run arguments: bootstrap from `addr`, fast mailbox polling (so the mailbox test's periodic
+/// work happens within its bounded waits).
+fn boot_args(addr: &str) -> Vec<String> {
+    ["--bootstrap", addr, "--mailbox-poll-secs", "1"]
+        .map(String::from)
+        .to_vec()
 }
 
 /// Adds each node's ticket on the other as contacts `a_name` (on `b`) and `b_name` (on `a`).
@@ -209,4 +218,44 @@ fn scenario(alice: &TestNode, bob: &TestNode, carol: &TestNode) -> anyhow::Resul
     let listed = cli(carol, &["group", "list", "--json"])?;
     ensure!(listed.contains("removed"), "carol's list: {listed}");
     Ok(())
+}
+
+#[test]
+fn an_offline_member_gets_the_group_text_from_its_mailbox() {
+    let mut hub = TestNode::init(bin(), "hub").expect("init hub");
+    let mut alice = TestNode::init(bin(), "alice").expect("init alice");
+    let mut bob = TestNode::init(bin(), "bob").expect("init bob");
+    let result = (|| -> anyhow::Result<()> {
+        hub.start(&[])?;
+        let boot = boot_args(&hub.listen_addr()?);
+        alice.start_and_publish(&boot, KEY_PACKAGES_TIMEOUT)?;
+        bob.start_and_publish(&boot, KEY_PACKAGES_TIMEOUT)?;
+        befriend(&alice, "alice", &bob, "bob")?;
+        let info = post_when_ready(
+            &alice,
+            "/v1/groups",
+            &json!({"name": "pair", "members": ["bob"]}),
+        )?;
+        let id = info["id"].as_str().context("no group id")?.to_string();
+        wait_group(&bob, &id, "bob joins", |g| g["members"] == 2)?;
+
+        bob.stop()?;
+        let text = "while bob was away";
+        alice.api_post(&format!("/v1/groups/{id}/messages"), &json!({"text": text}))?;
+        wait_for(DELIVERY_TIMEOUT, "the text stored on bob's mailbox", || {
+            let list = history(&alice, &id).ok()?;
+            list.iter()
+                .any(|m| m["text"] == text && m["state"] == "stored")
+                .then_some(())
+        })?;
+        bob.start(&boot)?;
+        wait_received(&bob, &id, &[text])
+    })();
+    if let Err(e) = result {
+        let logs: Vec<String> = [&hub, &alice, &bob]
+            .iter()
+            .map(|n| n.logs_tail(LOG_TAIL_BYTES))
+            .collect();
+        panic!("{e:#}\n{}", logs.join("\n"));
+    }
 }
