@@ -229,7 +229,60 @@ mod tests {
         ]
         .into_iter()
         .chain(other_cases())
+        .chain(group_cases())
         .collect()
+    }
+
+    /// Groups: the engine's group refusals and the driver's own.
+    fn group_cases() -> Vec<(MessagingError, StatusCode, &'static str)> {
+        use rhizo_engine::EngineError;
+        vec![
+            (
+                GroupError::UnknownGroup("g".into()).into(),
+                StatusCode::NOT_FOUND,
+                "UNKNOWN_GROUP",
+            ),
+            (
+                GroupError::Engine(EngineError::UnknownGroup).into(),
+                StatusCode::NOT_FOUND,
+                "UNKNOWN_GROUP",
+            ),
+            (
+                GroupError::Engine(EngineError::NotAdmin).into(),
+                StatusCode::FORBIDDEN,
+                "NOT_ADMIN",
+            ),
+            (
+                GroupError::Engine(EngineError::NotInGroup).into(),
+                StatusCode::CONFLICT,
+                "NOT_IN_GROUP",
+            ),
+            (
+                GroupError::Engine(EngineError::TooManyMembers { count: 2, max: 1 }).into(),
+                StatusCode::CONFLICT,
+                "TOO_MANY_MEMBERS",
+            ),
+            (
+                GroupError::UnknownRequest(7).into(),
+                StatusCode::NOT_FOUND,
+                "UNKNOWN_REQUEST",
+            ),
+            (
+                GroupError::UnknownMember("x".into()).into(),
+                StatusCode::NOT_FOUND,
+                "UNKNOWN_CONTACT",
+            ),
+            (
+                GroupError::AmbiguousGroup("g".into()).into(),
+                StatusCode::BAD_REQUEST,
+                "BAD_INPUT",
+            ),
+            (
+                GroupError::NoKeyPackages("bob".into()).into(),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "NO_KEY_PACKAGES",
+            ),
+        ]
     }
 
     /// Sending, profiles, requests, the mailbox and channels.
