@@ -7,7 +7,7 @@
 //! devices took. Members whose add lost the commit ordering are added again, a bounded number
 //! of times.
 
-use futures::future::join_all;
+use futures::{StreamExt, stream};
 use libp2p::PeerId;
 use rhizo_core::{Uid, group::MAX_GROUP_MEMBERS};
 use rhizo_engine::{
@@ -28,6 +28,8 @@ use crate::{events::ApiEvent, mailbox::StoreVerdict};
 
 /// How many times a member whose add lost the commit ordering is added again.
 pub(super) const MAX_READD_ATTEMPTS: u32 = 3;
+/// Member devices one group frame is sent to at once.
+const MAX_CONCURRENT_SENDS: usize = 64;
 /// The most (group, member) re-add counters kept (the oldest are forgotten past it).
 const MAX_READD_ENTRIES: usize = 1024;
 
@@ -79,15 +81,25 @@ impl Messaging {
         Ok(())
     }
 
-    /// Sends one group frame to its member devices concurrently and writes what they
+    /// Sends one group frame to its member devices ([`MAX_CONCURRENT_SENDS`] at once) and writes what they
     /// answered; the members none of whose devices answered.
     async fn deliver_group(&self, transmit: &GroupTransmit) -> Result<Vec<[u8; 32]>, JobError> {
-        let sends = transmit.targets.iter().map(|t| async move {
-            self.send_frame(&t.target, &transmit.frame)
-                .await
-                .map(|answer| (t.target.device, answer))
-        });
-        let answers: Vec<DeviceAnswer> = join_all(sends).await.into_iter().flatten().collect();
+        // Collected first: a lazy `map` of borrowing futures is not provably `Send` for the
+        // spawned outbox task.
+        let sends: Vec<_> = transmit
+            .targets
+            .iter()
+            .map(|t| async move {
+                self.send_frame(&t.target, &transmit.frame)
+                    .await
+                    .map(|answer| (t.target.device, answer))
+            })
+            .collect();
+        let answers: Vec<DeviceAnswer> = stream::iter(sends)
+            .buffer_unordered(MAX_CONCURRENT_SENDS)
+            .filter_map(std::future::ready)
+            .collect()
+            .await;
         let now = self.now();
         let this = self.clone();
         let transmit = transmit.clone();
