@@ -2,7 +2,8 @@
 //! admin) creates it with bob, adds carol; each sends one text and every member gets each
 //! text exactly once, alice's showing `delivered 2/2`; a rename reaches everyone; carol is
 //! removed while her node stays up and does not get the text that follows. A member whose
-//! node is down gets the group's text from its DHT mailbox when it comes back.
+//! node is down gets the group's text from its DHT mailbox when it comes back. An invitation
+//! from someone who is not a contact (who named us by UID) is held until we accept it.
 //!
 //! ```text
 //!  alice (admin) ◀──▶ bob        bob and carol are alice's contacts (not each other's):
@@ -253,6 +254,50 @@ fn an_offline_member_gets_the_group_text_from_its_mailbox() {
     })();
     if let Err(e) = result {
         let logs: Vec<String> = [&hub, &alice, &bob]
+            .iter()
+            .map(|n| n.logs_tail(LOG_TAIL_BYTES))
+            .collect();
+        panic!("{e:#}\n{}", logs.join("\n"));
+    }
+}
+
+#[test]
+fn an_invitation_from_a_stranger_is_held_until_accepted() {
+    let mut alice = TestNode::init(bin(), "alice").expect("init alice");
+    let mut dave = TestNode::init(bin(), "dave").expect("init dave");
+    let result = (|| -> anyhow::Result<()> {
+        alice.start(&[])?;
+        let boot = vec!["--bootstrap".to_string(), alice.listen_addr()?];
+        dave.start_and_publish(&boot, KEY_PACKAGES_TIMEOUT)?;
+        // Dave is no contact of alice's: she names him by UID (his records come from the DHT).
+        let info = post_when_ready(
+            &alice,
+            "/v1/groups",
+            &json!({"name": "strangers", "members": [dave.uid()]}),
+        )?;
+        let id = info["id"].as_str().context("no group id")?.to_string();
+        let request = wait_for(DELIVERY_TIMEOUT, "dave's group request", || {
+            let list = dave.api_get("/v1/group-requests").ok()?;
+            list.as_array()?.first().cloned()
+        })?;
+        ensure!(request["name"] == "strangers", "request: {request}");
+        ensure!(request["from"] == alice.uid(), "request: {request}");
+        let groups = dave.api_get("/v1/groups")?;
+        ensure!(
+            groups.as_array().is_some_and(Vec::is_empty),
+            "dave joined before accepting: {groups}"
+        );
+        let request_id = request["id"].as_i64().context("no request id")?.to_string();
+        cli(&dave, &["group", "accept", &request_id])?;
+        wait_group(&dave, &id, "dave joins", |g| g["members"] == 2)?;
+        alice.api_post(
+            &format!("/v1/groups/{id}/messages"),
+            &json!({"text": "welcome dave"}),
+        )?;
+        wait_received(&dave, &id, &["welcome dave"])
+    })();
+    if let Err(e) = result {
+        let logs: Vec<String> = [&alice, &dave]
             .iter()
             .map(|n| n.logs_tail(LOG_TAIL_BYTES))
             .collect();
