@@ -1,9 +1,9 @@
 //! End to end with real `rhizo` processes on 127.0.0.1: a private group of three. Alice (its
 //! admin) creates it with bob, adds carol; each sends one text and every member gets each
 //! text exactly once, alice's showing `delivered 2/2`; a rename reaches everyone; carol is
-//! removed while her node stays up and does not get the text that follows. A member whose
-//! node is down gets the group's text from its DHT mailbox when it comes back. An invitation
-//! from someone who is not a contact (who named us by UID) is held until we accept it.
+//! removed while her node stays up and does not get the text that follows; bob leaves. A
+//! member whose node is down gets the group's text from its DHT mailbox when it comes back. An
+//! invitation from someone who is not a contact (who named us by UID) is held until accepted.
 //!
 //! ```text
 //!  alice (admin) ◀──▶ bob        bob and carol are alice's contacts (not each other's):
@@ -218,6 +218,11 @@ fn scenario(alice: &TestNode, bob: &TestNode, carol: &TestNode) -> anyhow::Resul
     );
     let listed = cli(carol, &["group", "list", "--json"])?;
     ensure!(listed.contains("removed"), "carol's list: {listed}");
+
+    // Bob leaves: the admin commits his removal.
+    cli(bob, &["group", "leave", &id])?;
+    wait_group(bob, &id, "bob has left", |g| g["status"] == "left")?;
+    wait_group(alice, &id, "alice sees bob gone", |g| g["members"] == 1)?;
     Ok(())
 }
 
