@@ -38,6 +38,7 @@ mod a2a;
 mod agents;
 mod bans;
 mod channels;
+mod groups;
 mod tasks;
 
 use a2a::{a2a_card, a2a_rpc};
@@ -50,6 +51,12 @@ use bans::{add_ban, list_bans, remove_ban};
 pub use channels::{CreateChannelRequest, JoinChannelRequest};
 use channels::{
     create_channel, join_channel, leave_channel, list_channels, post_channel, read_channel,
+};
+pub use groups::{AddMembersRequest, CreateGroupRequest, UpdateGroupRequest};
+use groups::{
+    accept_group_request, add_group_members, create_group, decline_group_request, leave_group,
+    list_group_messages, list_group_requests, list_groups, post_group_message, remove_group_member,
+    show_group, update_group,
 };
 pub use tasks::WorkerTasksQuery;
 use tasks::{

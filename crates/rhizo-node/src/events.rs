@@ -95,6 +95,78 @@ pub enum ApiEvent {
         /// Whether it has a card.
         agent: bool,
     },
+    /// A group was created here, or joined (from an invitation).
+    GroupCreated {
+        /// The group's id (hex of its session id).
+        group: String,
+        /// Its name.
+        name: String,
+    },
+    /// A message arrived in a group.
+    GroupMessageReceived {
+        /// Message row id.
+        id: i64,
+        /// The group's id.
+        group: String,
+        /// The sender's UID.
+        from: String,
+        /// The text.
+        text: String,
+        /// Sender's timestamp (unix ms).
+        sent_at: i64,
+    },
+    /// One of our group messages changed state or got more receipts.
+    GroupMessageState {
+        /// Message row id.
+        id: i64,
+        /// The group's id.
+        group: String,
+        /// The message's state.
+        state: String,
+        /// Member devices that have it.
+        delivered: u32,
+        /// Member devices that read it.
+        read: u32,
+        /// Member devices it went to.
+        total: u32,
+    },
+    /// A member joined a group.
+    GroupMemberAdded {
+        /// The group's id.
+        group: String,
+        /// The member's UID.
+        uid: String,
+    },
+    /// A member left a group or was removed.
+    GroupMemberRemoved {
+        /// The group's id.
+        group: String,
+        /// The member's UID.
+        uid: String,
+    },
+    /// A group's name changed.
+    GroupRenamed {
+        /// The group's id.
+        group: String,
+        /// The new name.
+        name: String,
+    },
+    /// We are no longer in a group: we left, or an admin removed us (`removed`).
+    GroupLeft {
+        /// The group's id.
+        group: String,
+        /// An admin removed us.
+        removed: bool,
+    },
+    /// An invitation to a group held as a group request.
+    GroupRequest {
+        /// The request's id.
+        id: i64,
+        /// The inviter's UID.
+        from: String,
+        /// The group's name.
+        name: String,
+    },
     /// A contact asked us to wake our agent program (seed 004 `wake_up`).
     WakeUp {
         /// The sender's UID.

@@ -20,7 +20,8 @@
 //! message row together) before its receipt is sent; an outgoing one before its first send.
 //!
 //! Files: `agents` (tasks: delegate, the worker's queue and updates, the task timer),
-//! `contacts` (tickets, UIDs, proofs), `send` (the group commit, the first message,
+//! `contacts` (tickets, UIDs, proofs), `groups` (private groups: create, add, the group
+//! outbox, re-adds), `group_views` (group list, info, history, invitations), `send` (the group commit, the first message,
 //! history), `outbox` (the delivery loop), `heartbeats` (agent heartbeats and
 //! liveness), `mailbox_poll` (fetching ours), `publish` (records and their schedule),
 //! `profiles`, `agent_cards` (our card, skill provider records, finding agents), `requests`,
@@ -39,6 +40,8 @@ mod agent_cards;
 mod agents;
 mod contacts;
 mod error;
+mod group_views;
+mod groups;
 mod heartbeats;
 mod mailbox_poll;
 mod outbox;
@@ -53,8 +56,11 @@ pub use agent_cards::{
 };
 pub use agents::{TaskError, TaskInputBody, TaskListQuery, parse_states};
 pub use error::{
-    CardError, ContactError, FetchError, JobError, MessagingError, ProfileError, RequestError,
-    SendError,
+    CardError, ContactError, FetchError, GroupError, JobError, MessagingError, ProfileError,
+    RequestError, SendError,
+};
+pub use group_views::{
+    GroupInfoView, GroupMemberView, GroupMessageView, GroupRequestView, GroupView,
 };
 pub use heartbeats::{HeartbeatSettings, MAX_HEARTBEATS_PER_ROUND};
 pub use requests::RequestView;
@@ -98,6 +104,8 @@ struct Inner {
     agent_presence: Arc<AgentPresence>,
     /// The skills of our card announced as provider records (at most `MAX_SKILLS`).
     announced_skills: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Re-adds of members whose add lost the commit ordering, per (group, UID) (bounded).
+    readds: std::sync::Mutex<std::collections::HashMap<(String, String), u32>>,
 }
 
 /// Counters of the messaging service since start.
@@ -164,6 +172,7 @@ impl Messaging {
                 liveness_wake: Notify::new(),
                 agent_presence,
                 announced_skills: std::sync::Mutex::default(),
+                readds: std::sync::Mutex::default(),
             }),
         })
     }
@@ -281,7 +290,14 @@ impl Messaging {
                 }
                 Event::AgentCard { uid, agent } => ApiEvent::AgentCard { uid, agent },
                 Event::WakeUp { from, reason } => ApiEvent::WakeUp { from, reason },
-                _ => continue,
+                Event::GroupAddUndone { group, uids } => {
+                    self.spawn_readd(group, uids);
+                    continue;
+                }
+                event => match groups::api_event(event) {
+                    Some(event) => event,
+                    None => continue,
+                },
             };
             self.emit(event);
         }

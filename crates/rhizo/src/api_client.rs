@@ -83,6 +83,16 @@ impl ApiClient {
         self.request(reqwest::Method::POST, path, Some(body)).await
     }
 
+    /// `PATCH path` with a JSON body.
+    pub(crate) async fn patch<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl serde::Serialize,
+    ) -> anyhow::Result<T> {
+        let body = serde_json::to_value(body)?;
+        self.request(reqwest::Method::PATCH, path, Some(body)).await
+    }
+
     /// `DELETE path`.
     pub(crate) async fn delete<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
         self.request(reqwest::Method::DELETE, path, None).await

@@ -64,12 +64,16 @@ pub(crate) enum Command {
     /// Message requests: messages from people who are not your contacts (list, accept,
     /// decline, block)
     Requests(RequestsArgs),
-    /// Send a message to a contact (end-to-end encrypted)
+    /// Send a message to a contact or a group (end-to-end encrypted)
     Send(SendArgs),
-    /// Show the history with a contact, with delivery states
+    /// Show the history with a contact or a group, with delivery states
     Messages(MessagesArgs),
-    /// Chat with a contact interactively (line mode; Ctrl-D to leave)
+    /// Chat with a contact or a group interactively (line mode; Ctrl-D to leave)
     Chat(ChatArgs),
+    /// Private groups (MLS, up to 1,000 members): create, add, remove, leave, rename, list,
+    /// info, and invitations
+    #[command(subcommand)]
+    Group(GroupCommand),
     /// Set or show profiles (name, avatar), sent end-to-end to contacts
     #[command(subcommand)]
     Profile(ProfileCommand),
@@ -437,19 +441,25 @@ pub(crate) enum RequestsCommand {
 
 #[derive(Debug, Args)]
 pub(crate) struct SendArgs {
-    /// Contact name or UID
+    /// Contact name or UID, or a group (its name or id) when no contact has that name
     pub(crate) contact: String,
     /// The text
     pub(crate) text: String,
     /// Machine-readable JSON output
     #[arg(long)]
     pub(crate) json: bool,
+    /// Send to the group of that name or id, even when a contact has the name
+    #[arg(long)]
+    pub(crate) group: bool,
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct MessagesArgs {
-    /// Contact name or UID
+    /// Contact name or UID, or a group (its name or id) when no contact has that name
     pub(crate) contact: String,
+    /// The group of that name or id, even when a contact has the name
+    #[arg(long)]
+    pub(crate) group: bool,
     /// Machine-readable JSON output
     #[arg(long)]
     pub(crate) json: bool,
@@ -463,8 +473,74 @@ pub(crate) struct MessagesArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct ChatArgs {
-    /// Contact name or UID
+    /// Contact name or UID, or a group (its name or id) when no contact has that name
     pub(crate) contact: String,
+    /// Chat in the group of that name or id, even when a contact has the name
+    #[arg(long)]
+    pub(crate) group: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum GroupCommand {
+    /// Create a group (you are its admin); members are contact names or UIDs
+    Create {
+        /// Its name
+        name: String,
+        /// Members, comma-separated (contact names or UIDs)
+        #[arg(long, value_delimiter = ',')]
+        members: Vec<String>,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a member (admins)
+    Add {
+        /// The group's name or id
+        group: String,
+        /// Contact name or UID
+        member: String,
+    },
+    /// Remove a member (admins); they cannot read what follows
+    Remove {
+        /// The group's name or id
+        group: String,
+        /// Contact name or UID
+        member: String,
+    },
+    /// Leave a group
+    Leave {
+        /// The group's name or id
+        group: String,
+    },
+    /// Rename a group (admins)
+    Rename {
+        /// The group's name or id
+        group: String,
+        /// The new name
+        name: String,
+    },
+    /// List your groups
+    List(JsonArg),
+    /// A group's members, roles, epoch and safety fingerprint
+    Info {
+        /// The group's name or id
+        group: String,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Invitations held from people who are not your contacts
+    Requests(JsonArg),
+    /// Join a group from a held invitation
+    Accept {
+        /// The invitation's id (`rhizo group requests`)
+        id: i64,
+    },
+    /// Drop a held invitation
+    Decline {
+        /// The invitation's id
+        id: i64,
+    },
 }
 
 #[derive(Debug, Args)]

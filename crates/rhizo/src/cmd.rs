@@ -7,6 +7,7 @@ mod chat;
 mod config;
 mod contacts;
 mod demo;
+mod group;
 mod id;
 mod init;
 mod mailbox;
@@ -44,7 +45,8 @@ pub(crate) async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Requests(args) => requests::run(&load_config(&cli, None)?, args).await,
         Command::Send(args) => chat::send(&load_config(&cli, None)?, args).await,
         Command::Messages(args) => chat::messages(&load_config(&cli, None)?, args).await,
-        Command::Chat(args) => chat::chat(&load_config(&cli, None)?, &args.contact).await,
+        Command::Chat(args) => chat::chat(&load_config(&cli, None)?, args).await,
+        Command::Group(c) => group::run(&load_config(&cli, None)?, c).await,
         Command::Agent(AgentCommand::Card(c)) => agent::card(&load_config(&cli, None)?, c).await,
         Command::Agent(AgentCommand::Serve(args)) => {
             agent::serve(&load_config(&cli, None)?, args).await

@@ -52,6 +52,7 @@ fn call(
             .post(url)
             .json(&serde_json::json!({"to": "nobody-known", "text": "hi"})),
         Method::Delete => http.delete(url),
+        Method::Patch => http.patch(url).json(&serde_json::json!({"name": "x"})),
     };
     if let Some(token) = token {
         request = request.bearer_auth(token);

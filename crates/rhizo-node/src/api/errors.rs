@@ -5,8 +5,8 @@ use axum::{http::StatusCode, response::Response};
 
 use super::error;
 use crate::messaging::{
-    CardError, ContactError, FetchError, MessagingError, ProfileError, RequestError, SendError,
-    TaskError,
+    CardError, ContactError, FetchError, GroupError, MessagingError, ProfileError, RequestError,
+    SendError, TaskError,
 };
 
 /// The HTTP status and stable error code of a messaging or channel error (see
@@ -44,6 +44,7 @@ fn error_status(e: &MessagingError) -> (StatusCode, &'static str) {
         },
         MessagingError::Task(e) => task_status(e),
         MessagingError::Card(e) => card_status(e),
+        MessagingError::Group(e) => group_status(e),
         MessagingError::Fetch(FetchError::Engine(e)) => engine_status(e),
         MessagingError::Fetch(FetchError::Db(e)) => db_status(e),
         MessagingError::BadInput(_) => (StatusCode::BAD_REQUEST, "BAD_INPUT"),
@@ -72,6 +73,22 @@ fn task_status(e: &TaskError) -> (StatusCode, &'static str) {
         TaskError::Contact(e) => contact_status(e),
         TaskError::Engine(e) => engine_status(e),
         TaskError::Db(e) => db_status(e),
+    }
+}
+
+/// Groups: the codes of docs/local-api.md.
+fn group_status(e: &GroupError) -> (StatusCode, &'static str) {
+    match e {
+        GroupError::UnknownGroup(_) => (StatusCode::NOT_FOUND, "UNKNOWN_GROUP"),
+        GroupError::UnknownRequest(_) => (StatusCode::NOT_FOUND, "UNKNOWN_REQUEST"),
+        GroupError::UnknownMember(_) => (StatusCode::NOT_FOUND, "UNKNOWN_CONTACT"),
+        GroupError::AmbiguousGroup(_)
+        | GroupError::BadMembers { .. }
+        | GroupError::BadText { .. } => (StatusCode::BAD_REQUEST, "BAD_INPUT"),
+        GroupError::NoKeyPackages(_) => (StatusCode::SERVICE_UNAVAILABLE, "NO_KEY_PACKAGES"),
+        GroupError::Contact(e) => contact_status(e),
+        GroupError::Engine(e) => engine_status(e),
+        GroupError::Db(e) => db_status(e),
     }
 }
 
@@ -109,8 +126,14 @@ fn contact_status(e: &ContactError) -> (StatusCode, &'static str) {
 }
 
 fn engine_status(e: &rhizo_engine::EngineError) -> (StatusCode, &'static str) {
+    use rhizo_engine::EngineError;
     match e {
-        rhizo_engine::EngineError::Store(e) => store_status(e),
+        EngineError::Store(e) => store_status(e),
+        EngineError::UnknownGroup => (StatusCode::NOT_FOUND, "UNKNOWN_GROUP"),
+        EngineError::NotAdmin => (StatusCode::FORBIDDEN, "NOT_ADMIN"),
+        EngineError::NotInGroup => (StatusCode::CONFLICT, "NOT_IN_GROUP"),
+        EngineError::Group(_) => (StatusCode::BAD_REQUEST, "BAD_INPUT"),
+        EngineError::TooManyMembers { .. } => (StatusCode::CONFLICT, "TOO_MANY_MEMBERS"),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
     }
 }
@@ -206,7 +229,60 @@ mod tests {
         ]
         .into_iter()
         .chain(other_cases())
+        .chain(group_cases())
         .collect()
+    }
+
+    /// Groups: the engine's group refusals and the driver's own.
+    fn group_cases() -> Vec<(MessagingError, StatusCode, &'static str)> {
+        use rhizo_engine::EngineError;
+        vec![
+            (
+                GroupError::UnknownGroup("g".into()).into(),
+                StatusCode::NOT_FOUND,
+                "UNKNOWN_GROUP",
+            ),
+            (
+                GroupError::Engine(EngineError::UnknownGroup).into(),
+                StatusCode::NOT_FOUND,
+                "UNKNOWN_GROUP",
+            ),
+            (
+                GroupError::Engine(EngineError::NotAdmin).into(),
+                StatusCode::FORBIDDEN,
+                "NOT_ADMIN",
+            ),
+            (
+                GroupError::Engine(EngineError::NotInGroup).into(),
+                StatusCode::CONFLICT,
+                "NOT_IN_GROUP",
+            ),
+            (
+                GroupError::Engine(EngineError::TooManyMembers { count: 2, max: 1 }).into(),
+                StatusCode::CONFLICT,
+                "TOO_MANY_MEMBERS",
+            ),
+            (
+                GroupError::UnknownRequest(7).into(),
+                StatusCode::NOT_FOUND,
+                "UNKNOWN_REQUEST",
+            ),
+            (
+                GroupError::UnknownMember("x".into()).into(),
+                StatusCode::NOT_FOUND,
+                "UNKNOWN_CONTACT",
+            ),
+            (
+                GroupError::AmbiguousGroup("g".into()).into(),
+                StatusCode::BAD_REQUEST,
+                "BAD_INPUT",
+            ),
+            (
+                GroupError::NoKeyPackages("bob".into()).into(),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "NO_KEY_PACKAGES",
+            ),
+        ]
     }
 
     /// Sending, profiles, requests, the mailbox and channels.

@@ -22,6 +22,8 @@ pub enum Method {
     Post,
     /// `DELETE`.
     Delete,
+    /// `PATCH`, with a JSON body.
+    Patch,
 }
 
 impl Method {
@@ -31,6 +33,7 @@ impl Method {
             Self::Get => "GET",
             Self::Post => "POST",
             Self::Delete => "DELETE",
+            Self::Patch => "PATCH",
         }
     }
 
@@ -39,6 +42,7 @@ impl Method {
             Self::Get => MethodFilter::GET,
             Self::Post => MethodFilter::POST,
             Self::Delete => MethodFilter::DELETE,
+            Self::Patch => MethodFilter::PATCH,
         }
     }
 }
@@ -115,6 +119,18 @@ pub(crate) enum Endpoint {
     AgentOf,
     A2aCard,
     A2aRpc,
+    ListGroups,
+    CreateGroup,
+    ShowGroup,
+    UpdateGroup,
+    AddGroupMembers,
+    RemoveGroupMember,
+    LeaveGroup,
+    ListGroupMessages,
+    PostGroupMessage,
+    ListGroupRequests,
+    AcceptGroupRequest,
+    DeclineGroupRequest,
 }
 
 /// One row of the route table.
@@ -169,7 +185,7 @@ const fn alias(
 
 use Auth::{Open, Token};
 use Endpoint as E;
-use Method::{Delete, Get, Post};
+use Method::{Delete, Get, Patch, Post};
 
 /// Every route of the local API, `/v1/` routes first, then the aliases.
 #[rustfmt::skip]
@@ -224,6 +240,18 @@ pub const ROUTES: &[Route] = &[
     v1(   Get,    "/v1/agents/{who}",                     Token, E::AgentOf,                 "one agent's card, by contact name or UID"),
     v1(   Get,    "/a2a/{agent}/.well-known/agent-card.json", Token, E::A2aCard,     "a remote agent's A2A 1.0 agent card"),
     v1(   Post,   "/a2a/{agent}/",                        Token, E::A2aRpc,                  "A2A 1.0 JSON-RPC (SSE for the streaming methods) to a remote agent"),
+    v1(   Get,    "/v1/groups",                           Token, E::ListGroups,              "our private groups"),
+    v1(   Post,   "/v1/groups",                           Token, E::CreateGroup,             "create a private group with members"),
+    v1(   Get,    "/v1/groups/{id}",                      Token, E::ShowGroup,               "a group's members, epoch and fingerprint"),
+    v1(   Patch,  "/v1/groups/{id}",                      Token, E::UpdateGroup,             "rename a group or change its description (admins)"),
+    v1(   Post,   "/v1/groups/{id}/members",              Token, E::AddGroupMembers,         "add members to a group (admins)"),
+    v1(   Delete, "/v1/groups/{id}/members/{member}",     Token, E::RemoveGroupMember,       "remove a member from a group (admins)"),
+    v1(   Post,   "/v1/groups/{id}/leave",                Token, E::LeaveGroup,              "leave a group"),
+    v1(   Get,    "/v1/groups/{id}/messages",             Token, E::ListGroupMessages,       "a group's history with delivered and read counts"),
+    v1(   Post,   "/v1/groups/{id}/messages",             Token, E::PostGroupMessage,        "send a text to a group"),
+    v1(   Get,    "/v1/group-requests",                   Token, E::ListGroupRequests,       "held invitations to groups"),
+    v1(   Post,   "/v1/group-requests/{id}/accept",       Token, E::AcceptGroupRequest,      "join a group from a held invitation"),
+    v1(   Post,   "/v1/group-requests/{id}/decline",      Token, E::DeclineGroupRequest,     "drop a held invitation"),
     alias(Get,    "/health",                              Open,  E::Health,                  "/v1/health"),
     alias(Get,    "/stats",                               Token, E::Stats,                   "/v1/stats"),
     alias(Get,    "/peers",                               Token, E::Peers,                   "/v1/peers"),
@@ -287,6 +315,18 @@ fn handler(endpoint: Endpoint, method: Method) -> MethodRouter<ApiState> {
         E::AgentOf => on(m, agent_of),
         E::A2aCard => on(m, a2a_card),
         E::A2aRpc => on(m, a2a_rpc),
+        E::ListGroups => on(m, list_groups),
+        E::CreateGroup => on(m, create_group),
+        E::ShowGroup => on(m, show_group),
+        E::UpdateGroup => on(m, update_group),
+        E::AddGroupMembers => on(m, add_group_members),
+        E::RemoveGroupMember => on(m, remove_group_member),
+        E::LeaveGroup => on(m, leave_group),
+        E::ListGroupMessages => on(m, list_group_messages),
+        E::PostGroupMessage => on(m, post_group_message),
+        E::ListGroupRequests => on(m, list_group_requests),
+        E::AcceptGroupRequest => on(m, accept_group_request),
+        E::DeclineGroupRequest => on(m, decline_group_request),
     }
 }
 

@@ -101,6 +101,18 @@ impl Messaging {
         if uid == self.inner.engine.me().uid {
             return Err(ContactError::Ourselves("UID"));
         }
+        let contact = self.contact_from_dht(&uid, name).await?;
+        self.store_contact(contact, uid).await
+    }
+
+    /// A UID's identity record and proven devices from the DHT, as a contact not stored (for
+    /// adding it, or for inviting a UID that is no contact into a group).
+    pub(super) async fn contact_from_dht(
+        &self,
+        uid: &Uid,
+        name: &str,
+    ) -> Result<Contact, ContactError> {
+        let uid = *uid;
         let (identity, devices) = self.lookup_identity(&uid).await?;
         // Proof of possession: each device's KeyPackage bundle, signed by the device itself.
         let now = u64::try_from(self.inner.clock.now_secs()).unwrap_or(0);
@@ -129,7 +141,7 @@ impl Messaging {
             devices: proven_list_devices(&devices, &bundles)
                 .map_err(|_| ContactError::UnprovenDevices(name.to_string()))?,
         };
-        self.store_contact(contact, uid).await
+        Ok(contact)
     }
 
     /// Stores a new or updated contact, announces it, and accepts their pending message

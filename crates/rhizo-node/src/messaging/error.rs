@@ -93,6 +93,57 @@ pub enum SendError {
     Engine(#[from] EngineError),
 }
 
+/// Why a group operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GroupError {
+    /// No group by that id (or name).
+    #[error("no group '{0}': see `rhizo group list`")]
+    UnknownGroup(String),
+    /// Several groups carry that name.
+    #[error("several groups are named '{0}': use the group's id (`rhizo group list`)")]
+    AmbiguousGroup(String),
+    /// No held group invitation with that id.
+    #[error("no group request {0}: see `rhizo group requests`")]
+    UnknownRequest(i64),
+    /// A member is neither a contact nor a UID.
+    #[error("'{0}' is neither a contact nor a UID")]
+    UnknownMember(String),
+    /// No member was given, or too many.
+    #[error("give 1 to {max} members")]
+    BadMembers {
+        /// The most members one call takes.
+        max: usize,
+    },
+    /// Empty or too long.
+    #[error("a message has 1 to {max} bytes of text")]
+    BadText {
+        /// [`rhizo_engine::MAX_TEXT_BYTES`].
+        max: usize,
+    },
+    /// None of a member's devices' KeyPackages could be found in the DHT.
+    #[error(
+        "cannot add {0}: none of their devices' KeyPackages were found in the DHT (is their \
+         node running and connected to the network?)"
+    )]
+    NoKeyPackages(String),
+    /// A member given by UID could not be looked up.
+    #[error(transparent)]
+    Contact(#[from] ContactError),
+    /// The database's owner did not run the job (busy, closed) or its commit failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// The engine (database, MLS, signing, group rules).
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+impl From<StoreError> for GroupError {
+    fn from(e: StoreError) -> Self {
+        Self::Engine(EngineError::Store(e))
+    }
+}
+
 /// Why setting, publishing or reading a profile failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -287,6 +338,9 @@ pub enum MessagingError {
     /// Agent cards.
     #[error(transparent)]
     Card(#[from] CardError),
+    /// Groups.
+    #[error(transparent)]
+    Group(#[from] GroupError),
     /// Bad input (channels, API arguments).
     #[error("{0}")]
     BadInput(String),
@@ -336,5 +390,6 @@ from_job_error!(
     ProfileError,
     RequestError,
     FetchError,
-    CardError
+    CardError,
+    GroupError
 );

@@ -1,6 +1,6 @@
 //! The outbox loop: asks the engine what is due, sends each frame to every device of the
 //! contact with rhizo-net's `Client`, hands the answers back, and stores on the contact's
-//! mailbox replicas what no device took. Timers run on the node's [`Clock`](crate::clock).
+//! mailbox replicas what no device took; then the group frames (`groups`). Timers run on the node's [`Clock`](crate::clock).
 
 use std::time::Duration;
 
@@ -93,6 +93,7 @@ impl Messaging {
                 unreachable = Some((transmit.contact.uid, why));
             }
         }
+        self.group_outbox_pass().await?;
         let this = self.clone();
         self.inner
             .db

@@ -11,13 +11,17 @@ use tokio::io::AsyncBufReadExt;
 
 use crate::{
     api_client::{ApiClient, StreamItem},
-    cli::{MessagesArgs, SendArgs},
-    cmd::contacts::urlencode,
+    cli::{ChatArgs, MessagesArgs, SendArgs},
+    cmd::{contacts::urlencode, group},
 };
 
+/// `rhizo send`: to a contact; to a group with `--group`, or when no contact has the name.
 pub(crate) async fn send(config: &Config, args: &SendArgs) -> anyhow::Result<()> {
     let api = ApiClient::connect(config)?;
-    let m: MessageView = api
+    if args.group {
+        return group::send(&api, &args.contact, &args.text, args.json).await;
+    }
+    let sent = api
         .post(
             "/v1/message",
             &PostMessageRequest {
@@ -25,7 +29,13 @@ pub(crate) async fn send(config: &Config, args: &SendArgs) -> anyhow::Result<()>
                 text: args.text.clone(),
             },
         )
-        .await?;
+        .await;
+    let m: MessageView = match sent {
+        Err(e) if group::no_such_contact(&e) && group::exists(&api, &args.contact).await => {
+            return group::send(&api, &args.contact, &args.text, args.json).await;
+        }
+        sent => sent?,
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&m)?);
     } else {
@@ -79,12 +89,21 @@ pub(crate) async fn messages(config: &Config, args: &MessagesArgs) -> anyhow::Re
     // Showing messages to a person marks them read (and tells the sender); `--json` output is
     // for scripts and does not, unless asked with --mark-read.
     let mark_read = !args.json || args.mark_read;
+    let on_group = |api| group::messages(api, &args.contact, args.limit, args.json, mark_read);
+    if args.group {
+        return on_group(&api).await;
+    }
     let path = format!(
         "/v1/conversations/{}/messages?limit={}&mark_read={mark_read}",
         urlencode(&args.contact),
         args.limit
     );
-    let list: Vec<MessageView> = api.get(&path).await?;
+    let list: Vec<MessageView> = match api.get(&path).await {
+        Err(e) if group::no_such_contact(&e) && group::exists(&api, &args.contact).await => {
+            return on_group(&api).await;
+        }
+        list => list?,
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(());
@@ -98,13 +117,22 @@ pub(crate) async fn messages(config: &Config, args: &MessagesArgs) -> anyhow::Re
     Ok(())
 }
 
-pub(crate) async fn chat(config: &Config, contact: &str) -> anyhow::Result<()> {
+pub(crate) async fn chat(config: &Config, args: &ChatArgs) -> anyhow::Result<()> {
     let api = ApiClient::connect(config)?;
+    let contact = args.contact.as_str();
+    if args.group {
+        return group::chat(&api, contact).await;
+    }
     let path = format!(
         "/v1/conversations/{}/messages?limit=20&mark_read=true",
         urlencode(contact)
     );
-    let recent: Vec<MessageView> = api.get(&path).await?;
+    let recent: Vec<MessageView> = match api.get(&path).await {
+        Err(e) if group::no_such_contact(&e) && group::exists(&api, contact).await => {
+            return group::chat(&api, contact).await;
+        }
+        recent => recent?,
+    };
     for m in &recent {
         print_message(contact, m);
     }

@@ -1,0 +1,311 @@
+//! End to end with real `rhizo` processes on 127.0.0.1: a private group of three. Alice (its
+//! admin) creates it with bob, adds carol; each sends one text and every member gets each
+//! text exactly once, alice's showing `delivered 2/2`; a rename reaches everyone; carol is
+//! removed while her node stays up and does not get the text that follows; bob leaves. A
+//! member whose node is down gets the group's text from its DHT mailbox when it comes back. An
+//! invitation from someone who is not a contact (who named us by UID) is held until accepted.
+//!
+//! ```text
+//!  alice (admin) ◀──▶ bob        bob and carol are alice's contacts (not each other's):
+//!        ▲                       group frames go to every member device directly
+//!        └──────────▶ carol
+//! ```
+
+use std::{path::Path, time::Duration};
+
+use anyhow::{Context, anyhow, ensure};
+use rhizo_test_utils::{TestNode, wait_for};
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_rhizo");
+/// Creating or adding waits for the members' KeyPackages in the DHT.
+const KEY_PACKAGES_TIMEOUT: Duration = Duration::from_secs(60);
+/// Bound for a group change or text to reach every member (normally a few seconds).
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(90);
+/// How much of each node's log a failure prints.
+const LOG_TAIL_BYTES: usize = 64 * 1024;
+
+fn bin() -> &'static Path {
+    Path::new(BIN)
+}
+
+/// Run arguments: bootstrap from `addr`, fast mailbox polling (so the mailbox test's periodic
+/// work happens within its bounded waits).
+fn boot_args(addr: &str) -> Vec<String> {
+    ["--bootstrap", addr, "--mailbox-poll-secs", "1"]
+        .map(String::from)
+        .to_vec()
+}
+
+/// Adds each node's ticket on the other as contacts `a_name` (on `b`) and `b_name` (on `a`).
+fn befriend(a: &TestNode, a_name: &str, b: &TestNode, b_name: &str) -> anyhow::Result<()> {
+    let added = b.api_post(
+        "/v1/contacts",
+        &json!({"ticket": a.ticket()?, "name": a_name}),
+    )?;
+    ensure!(added["added"] == true, "{a_name} not added: {added}");
+    let added = a.api_post(
+        "/v1/contacts",
+        &json!({"ticket": b.ticket()?, "name": b_name}),
+    )?;
+    ensure!(added["added"] == true, "{b_name} not added: {added}");
+    Ok(())
+}
+
+/// `POST path` with `body`, retried (bounded) while a member's KeyPackages are not found.
+fn post_when_ready(node: &TestNode, path: &str, body: &Value) -> anyhow::Result<Value> {
+    wait_for(
+        KEY_PACKAGES_TIMEOUT,
+        "the members' KeyPackages",
+        || match node.api_post_raw(path, body) {
+            Ok((200..=299, answer)) => {
+                Some(serde_json::from_str::<Value>(&answer).map_err(anyhow::Error::from))
+            }
+            Ok((503, answer)) if answer.contains("NO_KEY_PACKAGES") => None,
+            Ok((status, answer)) => Some(Err(anyhow!("POST {path}: {status} {answer}"))),
+            Err(e) => Some(Err(e)),
+        },
+    )?
+}
+
+/// The node's view of the group `id`, once `ready` says it is as expected.
+fn wait_group(
+    node: &TestNode,
+    id: &str,
+    what: &str,
+    ready: impl Fn(&Value) -> bool,
+) -> anyhow::Result<Value> {
+    wait_for(DELIVERY_TIMEOUT, what, || {
+        let list = node.api_get("/v1/groups").ok()?;
+        list.as_array()?
+            .iter()
+            .find(|g| g["id"] == id && ready(g))
+            .cloned()
+    })
+    .with_context(|| format!("{}: {what}", node.uid()))
+}
+
+/// A group's history on `node`.
+fn history(node: &TestNode, id: &str) -> anyhow::Result<Vec<Value>> {
+    let list = node.api_get(&format!("/v1/groups/{id}/messages?limit=1000"))?;
+    list.as_array()
+        .cloned()
+        .ok_or_else(|| anyhow!("history is not a list: {list}"))
+}
+
+/// The received texts of a history.
+fn received(list: &[Value]) -> Vec<String> {
+    list.iter()
+        .filter(|m| m["direction"] == "in")
+        .filter_map(|m| m["text"].as_str().map(String::from))
+        .collect()
+}
+
+/// Waits until `node` received every one of `want` in group `id`, then checks each came once.
+fn wait_received(node: &TestNode, id: &str, want: &[&str]) -> anyhow::Result<()> {
+    let got = wait_for(DELIVERY_TIMEOUT, "the group's texts", || {
+        let got = received(&history(node, id).ok()?);
+        want.iter()
+            .all(|w| got.iter().any(|g| g == w))
+            .then_some(got)
+    })
+    .with_context(|| format!("{} waiting for {want:?}", node.uid()))?;
+    for w in want {
+        let n = got.iter().filter(|g| g == w).count();
+        ensure!(n == 1, "{}: {w:?} arrived {n} times: {got:?}", node.uid());
+    }
+    Ok(())
+}
+
+/// Runs a CLI command; its stdout, or an error with its stderr.
+fn cli(node: &TestNode, args: &[&str]) -> anyhow::Result<String> {
+    let out = node.cli(args)?;
+    ensure!(
+        out.status.success(),
+        "`rhizo {}` failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn three_people_create_add_send_rename_remove() {
+    let mut alice = TestNode::init(bin(), "alice").expect("init alice");
+    let mut bob = TestNode::init(bin(), "bob").expect("init bob");
+    let mut carol = TestNode::init(bin(), "carol").expect("init carol");
+    let result = (|| -> anyhow::Result<()> {
+        alice.start(&[])?;
+        let boot = vec!["--bootstrap".to_string(), alice.listen_addr()?];
+        bob.start_and_publish(&boot, KEY_PACKAGES_TIMEOUT)?;
+        carol.start_and_publish(&boot, KEY_PACKAGES_TIMEOUT)?;
+        befriend(&alice, "alice", &bob, "bob")?;
+        befriend(&alice, "alice", &carol, "carol")?;
+        scenario(&alice, &bob, &carol)
+    })();
+    if let Err(e) = result {
+        let logs: Vec<String> = [&alice, &bob, &carol]
+            .iter()
+            .map(|n| n.logs_tail(LOG_TAIL_BYTES))
+            .collect();
+        panic!("{e:#}\n{}", logs.join("\n"));
+    }
+}
+
+fn scenario(alice: &TestNode, bob: &TestNode, carol: &TestNode) -> anyhow::Result<()> {
+    let info = post_when_ready(
+        alice,
+        "/v1/groups",
+        &json!({"name": "friends", "members": ["bob"]}),
+    )?;
+    let id = info["id"].as_str().context("no group id")?.to_string();
+    ensure!(info["role"] == "admin", "alice is not admin: {info}");
+    wait_group(bob, &id, "bob joins", |g| g["members"] == 2)?;
+
+    // Carol is added once her KeyPackages are found.
+    post_when_ready(
+        alice,
+        &format!("/v1/groups/{id}/members"),
+        &json!({"members": ["carol"]}),
+    )?;
+    wait_group(carol, &id, "carol joins", |g| g["members"] == 3)?;
+    wait_group(bob, &id, "bob sees carol", |g| g["members"] == 3)?;
+
+    // Each sends once: alice by API, bob by the group's name on the CLI (no contact has it),
+    // carol with --group.
+    alice.api_post(
+        &format!("/v1/groups/{id}/messages"),
+        &json!({"text": "hello from alice"}),
+    )?;
+    cli(bob, &["send", "friends", "hello from bob"])?;
+    cli(carol, &["send", "--group", &id, "hello from carol"])?;
+    wait_received(alice, &id, &["hello from bob", "hello from carol"])?;
+    wait_received(bob, &id, &["hello from alice", "hello from carol"])?;
+    wait_received(carol, &id, &["hello from alice", "hello from bob"])?;
+    wait_for(DELIVERY_TIMEOUT, "alice's text delivered 2/2", || {
+        let list = history(alice, &id).ok()?;
+        list.iter()
+            .any(|m| m["text"] == "hello from alice" && m["delivered"] == 2 && m["total"] == 2)
+            .then_some(())
+    })?;
+    let shown = cli(alice, &["messages", "friends"])?;
+    ensure!(
+        shown.contains("delivered 2/2"),
+        "`rhizo messages friends` does not show delivered 2/2:\n{shown}"
+    );
+
+    // A rename reaches everyone.
+    cli(alice, &["group", "rename", &id, "best friends"])?;
+    for node in [bob, carol] {
+        wait_group(node, &id, "the rename", |g| g["name"] == "best friends")?;
+    }
+
+    // Carol is removed while her node stays up; the next text does not reach her.
+    cli(alice, &["group", "remove", &id, "carol"])?;
+    wait_group(carol, &id, "carol told she was removed", |g| {
+        g["status"] == "removed"
+    })?;
+    wait_group(bob, &id, "bob sees carol removed", |g| g["members"] == 2)?;
+    alice.api_post(
+        &format!("/v1/groups/{id}/messages"),
+        &json!({"text": "carol must not read this"}),
+    )?;
+    wait_received(bob, &id, &["carol must not read this"])?;
+    let carol_got = received(&history(carol, &id)?);
+    ensure!(
+        !carol_got.iter().any(|t| t == "carol must not read this"),
+        "a removed member got a later text: {carol_got:?}"
+    );
+    let listed = cli(carol, &["group", "list", "--json"])?;
+    ensure!(listed.contains("removed"), "carol's list: {listed}");
+
+    // Bob leaves: the admin commits his removal.
+    cli(bob, &["group", "leave", &id])?;
+    wait_group(bob, &id, "bob has left", |g| g["status"] == "left")?;
+    wait_group(alice, &id, "alice sees bob gone", |g| g["members"] == 1)?;
+    Ok(())
+}
+
+#[test]
+fn an_offline_member_gets_the_group_text_from_its_mailbox() {
+    let mut hub = TestNode::init(bin(), "hub").expect("init hub");
+    let mut alice = TestNode::init(bin(), "alice").expect("init alice");
+    let mut bob = TestNode::init(bin(), "bob").expect("init bob");
+    let result = (|| -> anyhow::Result<()> {
+        hub.start(&[])?;
+        let boot = boot_args(&hub.listen_addr()?);
+        alice.start_and_publish(&boot, KEY_PACKAGES_TIMEOUT)?;
+        bob.start_and_publish(&boot, KEY_PACKAGES_TIMEOUT)?;
+        befriend(&alice, "alice", &bob, "bob")?;
+        let info = post_when_ready(
+            &alice,
+            "/v1/groups",
+            &json!({"name": "pair", "members": ["bob"]}),
+        )?;
+        let id = info["id"].as_str().context("no group id")?.to_string();
+        wait_group(&bob, &id, "bob joins", |g| g["members"] == 2)?;
+
+        bob.stop()?;
+        let text = "while bob was away";
+        alice.api_post(&format!("/v1/groups/{id}/messages"), &json!({"text": text}))?;
+        wait_for(DELIVERY_TIMEOUT, "the text stored on bob's mailbox", || {
+            let list = history(&alice, &id).ok()?;
+            list.iter()
+                .any(|m| m["text"] == text && m["state"] == "stored")
+                .then_some(())
+        })?;
+        bob.start(&boot)?;
+        wait_received(&bob, &id, &[text])
+    })();
+    if let Err(e) = result {
+        let logs: Vec<String> = [&hub, &alice, &bob]
+            .iter()
+            .map(|n| n.logs_tail(LOG_TAIL_BYTES))
+            .collect();
+        panic!("{e:#}\n{}", logs.join("\n"));
+    }
+}
+
+#[test]
+fn an_invitation_from_a_stranger_is_held_until_accepted() {
+    let mut alice = TestNode::init(bin(), "alice").expect("init alice");
+    let mut dave = TestNode::init(bin(), "dave").expect("init dave");
+    let result = (|| -> anyhow::Result<()> {
+        alice.start(&[])?;
+        let boot = vec!["--bootstrap".to_string(), alice.listen_addr()?];
+        dave.start_and_publish(&boot, KEY_PACKAGES_TIMEOUT)?;
+        // Dave is no contact of alice's: she names him by UID (his records come from the DHT).
+        let info = post_when_ready(
+            &alice,
+            "/v1/groups",
+            &json!({"name": "strangers", "members": [dave.uid()]}),
+        )?;
+        let id = info["id"].as_str().context("no group id")?.to_string();
+        let request = wait_for(DELIVERY_TIMEOUT, "dave's group request", || {
+            let list = dave.api_get("/v1/group-requests").ok()?;
+            list.as_array()?.first().cloned()
+        })?;
+        ensure!(request["name"] == "strangers", "request: {request}");
+        ensure!(request["from"] == alice.uid(), "request: {request}");
+        let groups = dave.api_get("/v1/groups")?;
+        ensure!(
+            groups.as_array().is_some_and(Vec::is_empty),
+            "dave joined before accepting: {groups}"
+        );
+        let request_id = request["id"].as_i64().context("no request id")?.to_string();
+        cli(&dave, &["group", "accept", &request_id])?;
+        wait_group(&dave, &id, "dave joins", |g| g["members"] == 2)?;
+        alice.api_post(
+            &format!("/v1/groups/{id}/messages"),
+            &json!({"text": "welcome dave"}),
+        )?;
+        wait_received(&dave, &id, &["welcome dave"])
+    })();
+    if let Err(e) = result {
+        let logs: Vec<String> = [&alice, &dave]
+            .iter()
+            .map(|n| n.logs_tail(LOG_TAIL_BYTES))
+            .collect();
+        panic!("{e:#}\n{}", logs.join("\n"));
+    }
+}
