@@ -809,3 +809,72 @@ fn an_add_that_loses_the_ordering_is_handed_back_to_the_driver() {
         "dave in: {dave_in}, add undone: {undone}"
     );
 }
+
+/// Regression (group_sim seed 4, "the outboxes never emptied"): a text encrypted again in the
+/// current epoch keeps its row but takes a new sequence number, after the commits that opened
+/// that epoch. Sent ahead of them in one batch, a member still before those commits defers it
+/// and answers everything after it `SEQUENCE_ERROR` unprocessed, for ever: the group outbox
+/// goes in sequence order, so the commits come first.
+#[test]
+fn a_text_encrypted_again_goes_after_the_commits_that_open_its_epoch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut nodes, session) = trio(tmp.path());
+    let (now, _) = settle(&mut nodes, T0 + 1, 20);
+    // Alice's text reaches nobody: bob and carol are away.
+    nodes[1].online = false;
+    nodes[2].online = false;
+    let a = &mut nodes[0];
+    a.store
+        .write(|tx| a.engine.queue_group_text(tx, &session, "hello", now))
+        .unwrap();
+    let (unreachable, _) = pump(&mut nodes, 0, now);
+    assert_eq!(unreachable.len(), 2);
+    // Carol comes back and follows six renames, past the epochs she keeps, while the text
+    // waits for its retry.
+    nodes[2].online = true;
+    let renames = i64::try_from(rhizo_e2e::MAX_PAST_EPOCHS).unwrap() + 1;
+    for k in 1..=renames {
+        let a = &mut nodes[0];
+        let name = format!("r{k}");
+        a.store
+            .write(|tx| {
+                a.engine
+                    .update_group_profile(tx, &session, Some(&name), None, now + k)
+            })
+            .unwrap();
+        let (_, events) = pump(&mut nodes, 0, now + k);
+        assert!(
+            events
+                .iter()
+                .any(|(i, e)| *i == 2 && matches!(e, Event::GroupRenamed { .. })),
+            "carol follows rename {k}"
+        );
+    }
+    // Carol cannot read the text any more: alice encrypts it again, in her current epoch.
+    let (_, events) = pump(&mut nodes, 0, now + 5_000);
+    assert!(received_texts(&events, 2).is_empty());
+    let due = nodes[0]
+        .store
+        .read()
+        .group_outbox_due(i64::MAX - 1, 100)
+        .unwrap();
+    let kinds: Vec<&str> = due.iter().map(|i| i.kind.as_str()).collect();
+    assert_eq!(kinds.last(), Some(&"text"), "after the renames: {kinds:?}");
+    // Bob comes back: he follows the renames, then reads the text; each member shows it once,
+    // and nothing is left to send.
+    nodes[1].online = true;
+    let (_, events) = settle(&mut nodes, now + 60_000, 20);
+    assert_eq!(received_texts(&events, 2), ["hello"]);
+    assert_eq!(received_texts(&events, 1), ["hello"]);
+    let left = nodes[0]
+        .store
+        .read()
+        .group_outbox_due(i64::MAX - 1, 10)
+        .unwrap();
+    assert!(left.is_empty(), "still queued: {left:?}");
+    let infos: Vec<GroupInfo> = (0..3).map(|i| info(&mut nodes[i], &session)).collect();
+    for other in &infos[1..] {
+        assert_eq!(other.epoch, infos[0].epoch);
+        assert_eq!(other.profile.name, format!("r{renames}"));
+    }
+}

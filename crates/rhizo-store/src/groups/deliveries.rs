@@ -110,7 +110,11 @@ pub struct ResendRow {
 }
 
 impl Reader<'_> {
-    /// Our group envelopes whose next attempt is due, oldest first.
+    /// Our group envelopes whose next attempt is due: groups by their oldest due row, and
+    /// within a group in sequence order, which is the order they were encrypted in (a text
+    /// encrypted again after later commits keeps its row id but takes a new sequence number,
+    /// and must not go ahead of the commits that open its epoch: a receiver defers it and
+    /// answers everything after it in the batch `SEQUENCE_ERROR` unprocessed).
     pub fn group_outbox_due(
         &self,
         now: i64,
@@ -126,7 +130,8 @@ impl Reader<'_> {
                  WHERE m.direction = 'out' AND m.state IN ('queued', 'sent', 'stored')
                    AND m.next_attempt_at <= ?1 AND m.next_attempt_at < ?3
                    AND m.envelope IS NOT NULL AND c.kind = 'group'
-                 ORDER BY m.id LIMIT ?2",
+                 ORDER BY min(m.id) OVER (PARTITION BY m.session_id), m.seq, m.id
+                 LIMIT ?2",
             )
             .context(CTX)?;
         stmt.query_map(params![now, limit as i64, NO_RETRY], |r| {
