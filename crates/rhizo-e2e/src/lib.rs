@@ -116,7 +116,9 @@
 //! * `key_package` — [`create_key_packages`], [`inspect_key_package`],
 //!   [`KeyPackageInfo`].
 //! * `conversation` — [`Conversation`], [`Processed`], [`RekeyPolicy`], the
-//!   commit flow and tie-break; `conversation/state` — rekey counters,
+//!   commit flow and tie-break; `conversation/receive` — processing one
+//!   message or commit, the deferred retry, openmls error mapping;
+//!   `conversation/state` — rekey counters,
 //!   pending commit and deferred queue rows; `conversation/group` — group
 //!   creation, membership, roster, Welcome inspection; `conversation/roles` —
 //!   the role rule and the 0xF7A1 extension; `conversation/group_commit` —
