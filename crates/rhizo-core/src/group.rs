@@ -65,6 +65,14 @@ pub const MAX_GROUP_REQUESTS: usize = 64;
 /// How many past epochs a member can still reorder (roll back to) when a smaller-id commit
 /// arrives late; older state snapshots are deleted.
 pub const ROLLBACK_EPOCHS: u64 = 8;
+/// Commit ordering: competing commits made in the same span of this many seconds (by their
+/// senders' clocks, from the commits' authenticated data) are ordered by commit id; across
+/// spans the earlier span wins (a commit made on a stale epoch loses to the one made first).
+pub const COMMIT_TIME_SPAN_SECS: u64 = 60;
+/// Commit ordering: a sender that made the commits opening this many of the
+/// [`ROLLBACK_EPOCHS`] epochs before a commit's epoch loses every tie in that epoch, which
+/// bounds what grinding commit ids (or backdating) can win.
+pub const MAX_RECENT_OPENINGS: u64 = 3;
 /// An admin answers at most one [`GroupRejoin`] per (group, UID) in this many seconds.
 pub const GROUP_REJOIN_INTERVAL_SECS: u64 = 60;
 /// Longest group name, in characters.

@@ -11,6 +11,8 @@ mod group_scale_tests;
 #[cfg(test)]
 mod group_tests;
 mod ordering;
+#[cfg(test)]
+mod ordering_tests;
 mod receive;
 mod roles;
 mod state;

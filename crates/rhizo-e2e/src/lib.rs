@@ -85,9 +85,14 @@
 //!   [`CommitRejectReason::NoAdminLeft`] or [`CommitRejectReason::InvalidGroupState`] (for our
 //!   own: [`E2eError::Refused`]) and change nothing.
 //! * **Own commits merge at once** ([`GroupCommit`]; `self_update` too): no pending state.
-//! * **Ordering**: in each epoch the valid commit with the smallest [`commit_id`] wins. The id
-//!   applied in each of the last [`ROLLBACK_EPOCHS`](rhizo_core::group::ROLLBACK_EPOCHS) epochs
-//!   and a snapshot of the group's openmls rows from before it are kept; a late, smaller,
+//! * **Ordering**: in each epoch the valid commit with the smallest ordering key wins: a
+//!   sender that opened [`MAX_RECENT_OPENINGS`](rhizo_core::group::MAX_RECENT_OPENINGS) of
+//!   the epochs before loses ties, then the earlier time span (each group commit carries when
+//!   it was made in its authenticated data;
+//!   [`COMMIT_TIME_SPAN_SECS`](rhizo_core::group::COMMIT_TIME_SPAN_SECS)), then the smaller
+//!   [`commit_id`]. The commit applied in each recent epoch (id, time, sender) and a snapshot
+//!   of the group's openmls rows from before it (last
+//!   [`ROLLBACK_EPOCHS`](rhizo_core::group::ROLLBACK_EPOCHS) epochs) are kept; a late, smaller,
 //!   valid commit rolls the group back ([`Processed::RolledBack`], then
 //!   [`Processed::CommitApplied`]); a larger one is [`CommitRejectReason::LostTieBreak`], the
 //!   same one [`CommitRejectReason::Duplicate`], an older one

@@ -25,6 +25,8 @@
 //!   commit applied in each recent epoch and a copy of the group's openmls rows from before
 //!   it, so a late commit with a smaller id can replace it (see the crate docs, "Groups").
 //!   They hold epoch secrets and are deleted as they leave the rollback window.
+//!   Version 4 adds to `e2e_group_applied` the commit's time (from its authenticated data)
+//!   and its sender's UID: the ordering key of a late commit ("Groups", commit ordering).
 //!
 //! # Secure delete
 //!
@@ -61,7 +63,7 @@ use rusqlite::{Connection, OptionalExtension};
 use crate::E2eError;
 
 /// Version of the `e2e_*` tables this build reads and writes.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// How long a statement waits for another connection's lock (the node's own
 /// `rhizo-store` connection to the same file) before failing.
@@ -132,6 +134,13 @@ CREATE TABLE IF NOT EXISTS e2e_group_snapshots (
     c0, c1, c2, c3, c4,
     PRIMARY KEY (group_id, epoch, tbl, seq)
 );
+";
+
+/// Version 4: when each applied group commit was made (its sender's clock, from the commit's
+/// authenticated data; NULL when it carries none) and who made it (the sender's UID).
+const SCHEMA_V4: &str = "
+ALTER TABLE e2e_group_applied ADD COLUMN made_at INTEGER;
+ALTER TABLE e2e_group_applied ADD COLUMN sender BLOB;
 ";
 
 /// Turns on `PRAGMA secure_delete` for `conn` (see the [module docs](self)):
@@ -398,7 +407,10 @@ fn migrate(conn: &mut Connection) -> Result<(), E2eError> {
             if found < 2 {
                 tx.execute_batch(SCHEMA_V2)?;
             }
-            tx.execute_batch(SCHEMA_V3)?;
+            if found < 3 {
+                tx.execute_batch(SCHEMA_V3)?;
+            }
+            tx.execute_batch(SCHEMA_V4)?;
             tx.execute(
                 "UPDATE e2e_schema SET version = ?1 WHERE id = 1",
                 [SCHEMA_VERSION],
@@ -408,6 +420,7 @@ fn migrate(conn: &mut Connection) -> Result<(), E2eError> {
             tx.execute_batch(SCHEMA_V1)?;
             tx.execute_batch(SCHEMA_V2)?;
             tx.execute_batch(SCHEMA_V3)?;
+            tx.execute_batch(SCHEMA_V4)?;
             tx.execute(
                 "INSERT INTO e2e_schema (id, version) VALUES (1, ?1)",
                 [SCHEMA_VERSION],

@@ -249,36 +249,9 @@ impl Sim {
             .store
             .write(|tx| Ok::<_, StoreError>(engine.handle_frame(tx, frame, now)))
             .map_err(|e| e.to_string())?;
-        if std::env::var("GROUP_SIM_TRACE").is_ok() {
-            let envs: Vec<(String, u64, String)> = if frame.first() == Some(&0xB1) {
-                rhizo_core::envelope::EnvelopeBatch::decode(frame)
-                    .map(|b| {
-                        b.envelopes
-                            .iter()
-                            .filter_map(|e| rhizo_core::envelope::SecureMessage::decode(e).ok())
-                            .map(|m| {
-                                (
-                                    hex::encode(&m.sender_device.as_bytes()[..2]),
-                                    m.sequence_num,
-                                    format!("{:?}", m.msg_type),
-                                )
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default()
-            } else {
-                rhizo_core::envelope::SecureMessage::decode(frame)
-                    .ok()
-                    .map(|m| {
-                        (
-                            hex::encode(&m.sender_device.as_bytes()[..2]),
-                            m.sequence_num,
-                            format!("{:?}", m.msg_type),
-                        )
-                    })
-                    .into_iter()
-                    .collect()
-            };
+        if tracing_on() {
+            let to = self.nodes.iter().position(|n| n.device == *device);
+            let state = self.state_of(to.unwrap_or_default());
             let statuses = rhizo_core::envelope::DeliveryReceipt::decode(&inbound.response[1..])
                 .map(|r| {
                     r.entries
@@ -288,9 +261,10 @@ impl Sim {
                 })
                 .unwrap_or_default();
             eprintln!(
-                "to {} {:?} -> {:?}",
-                hex::encode(&device[..2]),
-                envs,
+                "t{} to n{} {} -> {:?} now {state}",
+                self.now,
+                to.unwrap_or_default(),
+                self.describe(frame),
                 statuses
             );
         }
@@ -399,6 +373,10 @@ impl Sim {
                     .write(|tx| n.engine.queue_group_text(tx, &session, &text, now))
                     .map_err(|e| format!("text by {i}: {e}"))?;
                 n.sent.push(text);
+            }
+            if tracing_on() {
+                let state = self.state_of(i);
+                eprintln!("t{} n{i} acted: now {state}", self.now);
             }
         }
         Ok(())
@@ -524,11 +502,69 @@ impl Sim {
     }
 }
 
+/// Whether `GROUP_SIM_TRACE` asks for a trace of every delivery (epochs and commit ids).
+fn tracing_on() -> bool {
+    std::env::var("GROUP_SIM_TRACE").is_ok()
+}
+
+impl Sim {
+    /// A frame's envelopes: sender node, seq, type (a commit with its epoch and id prefix).
+    fn describe(&self, frame: &[u8]) -> String {
+        use rhizo_core::envelope::{EnvelopeBatch, MessageType, SecureMessage};
+        let envelopes: Vec<Vec<u8>> = if frame.first() == Some(&0xB1) {
+            EnvelopeBatch::decode(frame)
+                .map(|b| b.envelopes.iter().map(|e| e.to_vec()).collect())
+                .unwrap_or_default()
+        } else {
+            vec![frame.to_vec()]
+        };
+        let parts: Vec<String> = envelopes
+            .iter()
+            .filter_map(|e| SecureMessage::decode(e).ok())
+            .map(|m| {
+                let from = self
+                    .nodes
+                    .iter()
+                    .position(|n| n.device == *m.sender_device.as_bytes())
+                    .unwrap_or(99);
+                match m.msg_type {
+                    MessageType::Commit => format!(
+                        "n{from}#{} commit {}",
+                        m.sequence_num,
+                        hex::encode(&rhizo_e2e::commit_id(&m.payload)[..3])
+                    ),
+                    other => format!("n{from}#{} {other:?}", m.sequence_num),
+                }
+            })
+            .collect();
+        format!("[{}]", parts.join(", "))
+    }
+
+    /// Node `i`'s group state: epoch, fingerprint prefix, name.
+    fn state_of(&mut self, i: usize) -> String {
+        let session = self.session;
+        let n = &mut self.nodes[i];
+        match n.store.write(|tx| n.engine.group_info(tx, &session)) {
+            Ok(info) => format!(
+                "e{} {} {}",
+                info.epoch,
+                &info.fingerprint[..6],
+                info.profile.name
+            ),
+            Err(e) => format!("({e})"),
+        }
+    }
+}
+
 fn run_seed(seed: u64) -> Result<Knobs, String> {
     let (mut sim, _dir) = Sim::new(seed);
-    sim.run()?;
-    sim.check()?;
-    Ok(sim.knobs)
+    let result = sim.run().and_then(|()| sim.check());
+    if result.is_err() && tracing_on() {
+        for i in 0..NODES {
+            eprintln!("end n{i}: {}", sim.state_of(i));
+        }
+    }
+    result.map(|()| sim.knobs)
 }
 
 #[test]

@@ -4,8 +4,8 @@
 //! fingerprint, and Welcome inspection without joining.
 //!
 //! Own group commits are merged as soon as they are made (no pending state, unlike 1:1); the
-//! ordering rule (`group_commit`) rolls them back if a smaller-id commit for the same epoch
-//! turns up.
+//! ordering rule (`group_commit`) rolls them back if a commit for the same epoch with a
+//! smaller ordering key turns up. Each carries its time in its authenticated data.
 
 use std::collections::BTreeMap;
 
@@ -437,6 +437,7 @@ impl Conversation {
             let epoch = this.epoch();
             let mls_key = ordering::storage_key(this.group.group_id())?;
             ordering::snapshot(store.conn(), this.id(), &mls_key, epoch)?;
+            this.group.set_aad(ordering::commit_aad(now));
             let bundle = build(this.group.commit_builder())?
                 .load_psks(provider.storage())
                 .map_err(E2eError::mls)?
@@ -465,7 +466,12 @@ impl Conversation {
             this.group
                 .merge_pending_commit(provider)
                 .map_err(E2eError::mls)?;
-            ordering::record_applied(store.conn(), this.id(), epoch, &commit_id(&commit))?;
+            let own = ordering::Competitor {
+                id: commit_id(&commit),
+                made_at: Some(now),
+                sender: Some(*device.certificate().root().uid().as_bytes()),
+            };
+            ordering::record_applied(store.conn(), this.id(), epoch, &own)?;
             this.state.sent_since_commit = 0;
             this.state.last_commit_at = now;
             this.state.save(store.conn())?;

@@ -1,6 +1,7 @@
-//! Processing a commit in a group: the ordering rule (smallest commit id per epoch wins, with
-//! rollback to a snapshot when a smaller one arrives late), the role rule, and parking of
-//! messages that do not decrypt on this branch (they may after a rollback or commit).
+//! Processing a commit in a group: the ordering rule (the smallest [`ordering::OrderKey`] per
+//! epoch wins, with rollback to a snapshot when a smaller one arrives late), the role rule,
+//! and parking of messages that do not decrypt on this branch (they may after a rollback or
+//! commit).
 
 use openmls::prelude::{MlsGroup, ProcessedMessageContent, ProtocolMessage, Sender, StagedCommit};
 use rhizo_core::group::ROLLBACK_EPOCHS;
@@ -13,13 +14,16 @@ use crate::{E2eError, E2eStore};
 
 /// What staging a commit on the current state gave.
 enum Staged {
-    /// Decrypted and valid: ready to merge.
-    Valid(Box<StagedCommit>),
+    /// Decrypted and valid: ready to merge; when and by whom it was made.
+    Valid(Box<StagedCommit>, Stamp),
     /// Valid MLS, refused by the role rule.
     Refused(CommitRejectReason),
     /// Does not decrypt here: made on another branch, or needs a rollback first.
     Undecryptable,
 }
+
+/// A received commit's time (its authenticated data) and sender UID.
+type Stamp = (Option<u64>, Option<[u8; 32]>);
 
 /// The outcome of [`Conversation::process_group_commit`]: results and whether a commit was
 /// applied (so parked and deferred messages are retried).
@@ -45,8 +49,8 @@ impl Conversation {
             let savepoint = store.atomic()?;
             ordering::snapshot(store.conn(), &group_id, &mls_key, epoch)?;
             return match self.stage(provider, message)? {
-                Staged::Valid(staged) => {
-                    self.merge(store, provider, *staged, epoch, &id)?;
+                Staged::Valid(staged, stamp) => {
+                    self.merge(store, provider, *staged, epoch, &competitor(id, stamp))?;
                     savepoint.commit()?;
                     Ok((vec![self.applied_result()], true))
                 }
@@ -65,16 +69,20 @@ impl Conversation {
         let Some(applied) = ordering::applied(store.conn(), &group_id, epoch)? else {
             return rejected(CommitRejectReason::StaleEpoch);
         };
-        if applied == id {
+        if applied.id == id {
             return rejected(CommitRejectReason::Duplicate);
         }
         // Try it on the state of its epoch; keep the result only if it wins.
         let savepoint = store.atomic()?;
         ordering::restore(store.conn(), &group_id, &mls_key, epoch)?;
         self.reload_group(provider)?;
+        let applied_key = ordering::order_key(store.conn(), &group_id, epoch, &applied)?;
         match self.stage(provider, message)? {
-            Staged::Valid(staged) if id < applied => {
-                self.merge(store, provider, *staged, epoch, &id)?;
+            Staged::Valid(staged, stamp)
+                if ordering::order_key(store.conn(), &group_id, epoch, &competitor(id, stamp))?
+                    < applied_key =>
+            {
+                self.merge(store, provider, *staged, epoch, &competitor(id, stamp))?;
                 savepoint.commit()?;
                 let rolled_back = Processed::RolledBack {
                     from_epoch: current,
@@ -86,7 +94,7 @@ impl Conversation {
                 drop(savepoint);
                 self.reload_group(provider)?;
                 let other = match other {
-                    Staged::Valid(_) => Staged::Refused(CommitRejectReason::LostTieBreak),
+                    Staged::Valid(..) => Staged::Refused(CommitRejectReason::LostTieBreak),
                     other => other,
                 };
                 self.not_applied(store, other, epoch, bytes, now)
@@ -105,7 +113,7 @@ impl Conversation {
     ) -> Result<Outcome, E2eError> {
         match staged {
             Staged::Refused(reason) => Ok((vec![Processed::CommitRejected { reason }], false)),
-            Staged::Undecryptable | Staged::Valid(_) => {
+            Staged::Undecryptable | Staged::Valid(..) => {
                 self.state.defer(store.conn(), epoch, bytes, now)?;
                 Ok((vec![Processed::Deferred], false))
             }
@@ -135,15 +143,22 @@ impl Conversation {
             }
         };
         let sender: Sender = processed.sender().clone();
+        let made_at = ordering::made_at(processed.aad());
         let staged = match processed.into_content() {
             ProcessedMessageContent::StagedCommitMessage(staged) => staged,
             ProcessedMessageContent::OwnPrivateMessage => return Err(E2eError::OwnMessage),
             _ => return Err(E2eError::Unsupported("this MLS message type")),
         };
         self.validate_commit(&staged, sender.clone())?;
+        let uid = match &sender {
+            Sender::Member(index) => self
+                .member_at(*index)
+                .map(|certificate| *certificate.root().uid().as_bytes()),
+            _ => None,
+        };
         Ok(match roles::check(&self.group, &staged, &sender)? {
             Some(reason) => Staged::Refused(reason),
-            None => Staged::Valid(staged),
+            None => Staged::Valid(staged, (made_at, uid)),
         })
     }
 
@@ -154,12 +169,12 @@ impl Conversation {
         provider: &MlsProvider<'_>,
         staged: StagedCommit,
         epoch: u64,
-        id: &[u8; 32],
+        commit: &ordering::Competitor,
     ) -> Result<(), E2eError> {
         self.group
             .merge_staged_commit(provider, staged)
             .map_err(super::merge_error)?;
-        ordering::record_applied(store.conn(), self.id(), epoch, id)
+        ordering::record_applied(store.conn(), self.id(), epoch, commit)
     }
 
     /// Re-reads the group from storage (after a savepoint was rolled back or a snapshot
@@ -182,5 +197,14 @@ impl Conversation {
     ) -> Result<Outcome, E2eError> {
         self.state.defer(store.conn(), epoch, bytes, now)?;
         Ok((vec![Processed::Deferred], false))
+    }
+}
+
+/// A received commit as an ordering competitor.
+fn competitor(id: [u8; 32], (made_at, sender): Stamp) -> ordering::Competitor {
+    ordering::Competitor {
+        id,
+        made_at,
+        sender,
     }
 }

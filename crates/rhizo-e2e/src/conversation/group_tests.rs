@@ -77,7 +77,7 @@ impl Member {
 
     /// A commit built straight with openmls, skipping our own checks (what a misbehaving
     /// member could send); our state is left unchanged.
-    fn raw_commit(
+    pub(super) fn raw_commit(
         &mut self,
         build: impl FnOnce(
             openmls::prelude::CommitBuilder<'_, openmls::group::Initial>,

@@ -1,8 +1,15 @@
-//! Commit ordering for groups without a server (spec: "in each epoch, the valid commit with the
-//! smallest commit_id wins"): the id of the commit applied in each recent epoch
-//! (`e2e_group_applied`) and a copy of the group's openmls rows from before it
-//! (`e2e_group_snapshots`), so that a late commit with a smaller id can replace the applied one
-//! by restoring the copy and processing the late commit on top.
+//! Commit ordering for groups without a server: in each epoch, the valid commit with the
+//! smallest [`OrderKey`] wins — first whether its sender already opened
+//! [`MAX_RECENT_OPENINGS`] of the epochs before (such a sender loses every tie: grinding commit
+//! ids or backdating wins a bounded share of epochs), then the commit's time span (its
+//! sender's clock, carried in its authenticated data, in spans of [`COMMIT_TIME_SPAN_SECS`]: a
+//! commit made on a stale epoch minutes after a competitor loses to it), then the smallest
+//! commit id. The key is a function of the
+//! two commits and of the chain below their epoch, which every member that can compare them
+//! shares, so every member picks the same winner whatever it saw first. Kept: the commit
+//! applied in each recent epoch with its time and sender (`e2e_group_applied`) and a copy of
+//! the group's openmls rows from before it (`e2e_group_snapshots`), so that a late commit with
+//! a smaller key can replace the applied one by restoring the copy and processing it on top.
 //!
 //! What a copy holds: every openmls row keyed by the group id (group data: tree, context,
 //! message and epoch secrets, state; the epoch encryption key pairs — our leaf's and those of
@@ -16,7 +23,7 @@
 //! Values larger than [`PACK_MIN_BYTES`] are stored deflated (prefix [`PACKED`]), which takes
 //! a copy back to about its binary size (numbers in docs/protocol.md, "Commit ordering").
 
-use rhizo_core::group::ROLLBACK_EPOCHS;
+use rhizo_core::group::{COMMIT_TIME_SPAN_SECS, MAX_RECENT_OPENINGS, ROLLBACK_EPOCHS};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::E2eError;
@@ -193,39 +200,133 @@ pub(super) fn restore(
     unpack(conn, mls_key)
 }
 
+/// Version byte of the authenticated data of a rhizo group commit: `[1] ‖ made_at (u64 BE)`.
+const AAD_VERSION: u8 = 1;
+
+/// The authenticated data an own group commit carries: when it was made (unix seconds).
+pub(super) fn commit_aad(made_at: u64) -> Vec<u8> {
+    let mut aad = vec![AAD_VERSION];
+    aad.extend_from_slice(&made_at.to_be_bytes());
+    aad
+}
+
+/// When a commit was made, from its authenticated data (`None`: not a rhizo commit time).
+pub(super) fn made_at(aad: &[u8]) -> Option<u64> {
+    match aad {
+        [AAD_VERSION, rest @ ..] => rest.try_into().ok().map(u64::from_be_bytes),
+        _ => None,
+    }
+}
+
+/// One commit competing for an epoch: its id, time and sender.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Competitor {
+    /// SHA-256 of the serialized commit.
+    pub(super) id: [u8; 32],
+    /// When it was made (its authenticated data); `None` sorts last.
+    pub(super) made_at: Option<u64>,
+    /// The sender's UID (`None`: unknown, never demoted).
+    pub(super) sender: Option<[u8; 32]>,
+}
+
+/// The order of commits competing for one epoch: the smallest wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct OrderKey {
+    demoted: bool,
+    span: u64,
+    id: [u8; 32],
+}
+
+/// The ordering key of `commit` for `epoch`: its time span, whether its sender opened
+/// [`MAX_RECENT_OPENINGS`] of the [`ROLLBACK_EPOCHS`] epochs before (from the applied commits
+/// below `epoch`, the chain every member comparing at `epoch` shares), its id.
+pub(super) fn order_key(
+    conn: &Connection,
+    group_id: &[u8],
+    epoch: u64,
+    commit: &Competitor,
+) -> Result<OrderKey, E2eError> {
+    let demoted = match &commit.sender {
+        Some(sender) => {
+            let openings: u64 = conn.query_row(
+                "SELECT COUNT(*) FROM e2e_group_applied WHERE group_id = ?1 AND epoch < ?2
+                 AND epoch >= ?3 AND sender = ?4",
+                params![
+                    group_id,
+                    epoch,
+                    epoch.saturating_sub(ROLLBACK_EPOCHS),
+                    sender.as_slice()
+                ],
+                |row| row.get(0),
+            )?;
+            openings >= MAX_RECENT_OPENINGS
+        }
+        None => false,
+    };
+    Ok(OrderKey {
+        demoted,
+        span: commit
+            .made_at
+            .map_or(u64::MAX, |t| t / COMMIT_TIME_SPAN_SECS),
+        id: commit.id,
+    })
+}
+
 /// The commit applied in `epoch`, if one is recorded.
 pub(super) fn applied(
     conn: &Connection,
     group_id: &[u8],
     epoch: u64,
-) -> Result<Option<[u8; 32]>, E2eError> {
-    let id: Option<Vec<u8>> = conn
+) -> Result<Option<Competitor>, E2eError> {
+    let row = conn
         .query_row(
-            "SELECT commit_id FROM e2e_group_applied WHERE group_id = ?1 AND epoch = ?2",
+            "SELECT commit_id, made_at, sender FROM e2e_group_applied
+             WHERE group_id = ?1 AND epoch = ?2",
             params![group_id, epoch],
-            |row| row.get(0),
+            |row| {
+                let id: Vec<u8> = row.get(0)?;
+                let made_at: Option<u64> = row.get(1)?;
+                let sender: Option<Vec<u8>> = row.get(2)?;
+                Ok(id.try_into().ok().map(|id| Competitor {
+                    id,
+                    made_at,
+                    sender: sender.and_then(|s| s.try_into().ok()),
+                }))
+            },
         )
         .optional()?;
-    Ok(id.and_then(|id| id.try_into().ok()))
+    Ok(row.flatten())
 }
 
-/// Records that `commit_id` was applied in `epoch`: drops what was recorded for later epochs
-/// (a rollback abandoned them) and whatever left the window (the group is now at `epoch + 1`).
+/// Records that `commit` was applied in `epoch`: drops what was recorded for later epochs
+/// (a rollback abandoned them) and whatever left the window (the group is now at `epoch + 1`):
+/// snapshots after [`ROLLBACK_EPOCHS`], applied commits after twice that (the senders of the
+/// epochs below the oldest one still reordered give its [`order_key`]).
 pub(super) fn record_applied(
     conn: &Connection,
     group_id: &[u8],
     epoch: u64,
-    commit_id: &[u8; 32],
+    commit: &Competitor,
 ) -> Result<(), E2eError> {
     conn.execute(
-        "INSERT OR REPLACE INTO e2e_group_applied (group_id, epoch, commit_id) VALUES (?1, ?2, ?3)",
-        params![group_id, epoch, commit_id.as_slice()],
+        "INSERT OR REPLACE INTO e2e_group_applied (group_id, epoch, commit_id, made_at, sender)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            group_id,
+            epoch,
+            commit.id.as_slice(),
+            commit.made_at,
+            commit.sender.as_ref().map(|s| s.as_slice())
+        ],
     )?;
-    let oldest = epoch.saturating_add(1).saturating_sub(ROLLBACK_EPOCHS);
-    for table in ["e2e_group_applied", "e2e_group_snapshots"] {
+    let next = epoch.saturating_add(1);
+    for (table, kept) in [
+        ("e2e_group_applied", ROLLBACK_EPOCHS.saturating_mul(2)),
+        ("e2e_group_snapshots", ROLLBACK_EPOCHS),
+    ] {
         conn.execute(
             &format!("DELETE FROM {table} WHERE group_id = ?1 AND (epoch > ?2 OR epoch < ?3)"),
-            params![group_id, epoch, oldest],
+            params![group_id, epoch, next.saturating_sub(kept)],
         )?;
     }
     Ok(())
