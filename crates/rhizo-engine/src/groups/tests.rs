@@ -878,3 +878,55 @@ fn a_text_encrypted_again_goes_after_the_commits_that_open_its_epoch() {
         assert_eq!(other.profile.name, format!("r{renames}"));
     }
 }
+
+/// group_sim seed 82: a commit more than MAX_FUTURE_EPOCHS ahead of a member that is behind
+/// was refused for good (DECRYPTION_FAILED), so its sender never sent it again and the member,
+/// once caught up, stayed one epoch behind. It is refused as SEQUENCE_ERROR (retried) and
+/// applied after the member caught up.
+#[test]
+fn a_commit_too_far_ahead_is_retried_and_applied_once_the_member_caught_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut nodes, session) = trio(tmp.path());
+    let (now, _) = settle(&mut nodes, T0 + 1, 20);
+    nodes[2].online = false;
+    let renames = i64::try_from(rhizo_e2e::MAX_FUTURE_EPOCHS).unwrap() + 2;
+    for k in 1..=renames {
+        let a = &mut nodes[0];
+        let name = format!("r{k}");
+        a.store
+            .write(|tx| {
+                a.engine
+                    .update_group_profile(tx, &session, Some(&name), None, now + k)
+            })
+            .unwrap();
+        pump(&mut nodes, 0, now + k);
+    }
+    // Carol gets the last commit first (its frame was quicker than the others).
+    let last = nodes[0]
+        .store
+        .read()
+        .group_outbox_due(i64::MAX - 1, 100)
+        .unwrap()
+        .into_iter()
+        .rfind(|item| item.kind == "commit")
+        .unwrap();
+    let c = &mut nodes[2];
+    let inbound = c
+        .store
+        .write(|tx| {
+            Ok::<_, rhizo_store::StoreError>(c.engine.handle_frame(tx, &last.envelope, now))
+        })
+        .unwrap();
+    let receipt = rhizo_core::envelope::DeliveryReceipt::decode(&inbound.response[1..]).unwrap();
+    assert_eq!(
+        receipt.entries[0].status,
+        ReceiptStatus::Rejected(rhizo_core::envelope::ErrorCode::SequenceError)
+    );
+    nodes[2].online = true;
+    settle(&mut nodes, now + 60_000, 40);
+    let infos: Vec<GroupInfo> = (0..3).map(|i| info(&mut nodes[i], &session)).collect();
+    for other in &infos[1..] {
+        assert_eq!(other.epoch, infos[0].epoch);
+        assert_eq!(other.profile.name, format!("r{renames}"));
+    }
+}
