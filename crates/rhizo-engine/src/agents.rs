@@ -305,6 +305,8 @@ impl Engine {
         let Some(session) = tx.open_conversation_with(&contact.uid)? else {
             return Ok(None);
         };
+        // Messages parked for a new conversation (the contact started this one) go first.
+        crate::reestablish::unpark_into(tx, self, contact, &session, Vec::new(), now)?;
         let content = agent_content(message, now, Vec::new());
         let summary = summary(message);
         let id = queue_application_tx(

@@ -92,6 +92,7 @@ pub(crate) fn create_conversation(
 /// The conversation for a first message to `contact`: the open one (another send may have made
 /// it meanwhile), else a new one with the devices whose KeyPackages the driver fetched; with
 /// our profile record for the first message to carry when it is new (empty otherwise).
+/// Messages parked for a new conversation with the contact move into it first, in order.
 pub(crate) fn first_conversation(
     tx: &mut Tx<'_>,
     engine: &Engine,
@@ -100,11 +101,16 @@ pub(crate) fn first_conversation(
     now: i64,
 ) -> Result<(ConversationRow, Vec<u8>), EngineError> {
     if let Some(row) = tx.open_conversation_with(&contact.uid)? {
+        crate::reestablish::unpark_into(tx, engine, contact, &row, Vec::new(), now)?;
         return Ok((row, Vec::new()));
     }
     let row = create_conversation(tx, engine, contact, key_packages, now)?;
     let profile = crate::profiles::own_profile_record(tx, &engine.me)?.unwrap_or_default();
-    Ok((row, profile))
+    // Messages waiting for a new conversation with the contact go first (the first of them
+    // carries the profile).
+    let (moved, _) =
+        crate::reestablish::unpark_into(tx, engine, contact, &row, profile.clone(), now)?;
+    Ok((row, if moved > 0 { Vec::new() } else { profile }))
 }
 
 /// Encrypts `content` in the conversation and queues the envelope, inside `tx`; the
@@ -120,41 +126,53 @@ pub(crate) fn queue_application_tx(
     body: Option<&str>,
     now: i64,
 ) -> Result<i64, EngineError> {
-    {
-        let mls = tx.mls().map_err(EngineError::Mls)?;
-        let mut conversation = engine
-            .conversations
-            .load(&mls, &session.group_id)
-            .map_err(EngineError::Mls)?
-            .ok_or(EngineError::Internal("conversation state missing"))?;
-        let unix = u64::try_from(now / 1000).unwrap_or(0);
-        // Seed 000's rekey rule: a self-update commit after N sent messages or T time. It goes
-        // out before this message and is confirmed when the peer's receipt says it applied it.
-        if conversation.rekey_due(&engine.rekey, unix) && !conversation.has_pending_commit() {
-            let commit = conversation
-                .self_update(&mls, &engine.mls_device, unix)
-                .map_err(EngineError::Mls)?;
-            let commit = Outgoing {
-                msg_type: MessageType::Commit,
-                kind: "commit",
-                body: None,
-                payload: commit,
-            };
-            queue_sealed_tx(tx, engine, contact, &session.session_id, commit, now)?;
-        }
-        let ciphertext = conversation
-            .encrypt(&mls, &engine.mls_device, content, unix)
+    let ciphertext = encrypt_application(tx, engine, contact, session, content, now)?;
+    let message = Outgoing {
+        msg_type: MessageType::Application,
+        kind,
+        body,
+        payload: ciphertext,
+    };
+    queue_sealed_tx(tx, engine, contact, &session.session_id, message, now)
+}
+
+/// Encrypts `content` in the conversation, inside `tx` (after queueing the rekey rule's
+/// self-update, when one is due); the MLS ciphertext. The conversation is staged in the cache
+/// (the caller settles it when `tx` ends).
+pub(crate) fn encrypt_application(
+    tx: &mut Tx<'_>,
+    engine: &Engine,
+    contact: &Contact,
+    session: &ConversationRow,
+    content: &[u8],
+    now: i64,
+) -> Result<Vec<u8>, EngineError> {
+    let mls = tx.mls().map_err(EngineError::Mls)?;
+    let mut conversation = engine
+        .conversations
+        .load(&mls, &session.group_id)
+        .map_err(EngineError::Mls)?
+        .ok_or(EngineError::Internal("conversation state missing"))?;
+    let unix = u64::try_from(now / 1000).unwrap_or(0);
+    // Seed 000's rekey rule: a self-update commit after N sent messages or T time. It goes
+    // out before this message and is confirmed when the peer's receipt says it applied it.
+    if conversation.rekey_due(&engine.rekey, unix) && !conversation.has_pending_commit() {
+        let commit = conversation
+            .self_update(&mls, &engine.mls_device, unix)
             .map_err(EngineError::Mls)?;
-        let message = Outgoing {
-            msg_type: MessageType::Application,
-            kind,
-            body,
-            payload: ciphertext,
+        let commit = Outgoing {
+            msg_type: MessageType::Commit,
+            kind: "commit",
+            body: None,
+            payload: commit,
         };
-        let id = queue_sealed_tx(tx, engine, contact, &session.session_id, message, now)?;
-        engine.conversations.stage(conversation);
-        Ok(id)
+        queue_sealed_tx(tx, engine, contact, &session.session_id, commit, now)?;
     }
+    let ciphertext = conversation
+        .encrypt(&mls, &engine.mls_device, content, unix)
+        .map_err(EngineError::Mls)?;
+    engine.conversations.stage(conversation);
+    Ok(ciphertext)
 }
 
 /// An envelope to queue in a conversation.

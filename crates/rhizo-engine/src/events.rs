@@ -157,4 +157,31 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// The recipient lost our conversation (or could not open it): what had not been
+    /// delivered waits, still queued, for a new conversation the engine starts by itself.
+    ConversationReestablishing {
+        /// Contact name.
+        contact: String,
+        /// What the recipient answered.
+        reason: String,
+        /// How many messages wait.
+        messages: u32,
+    },
+    /// A new conversation replaced the lost one: the waiting messages are queued in it, in
+    /// their original order (same message ids).
+    ConversationReestablished {
+        /// Contact name.
+        contact: String,
+        /// How many messages moved into it.
+        messages: u32,
+    },
+    /// No new conversation could be started after every attempt: the waiting messages failed.
+    ConversationReestablishFailed {
+        /// Contact name.
+        contact: String,
+        /// What happened, and what to do.
+        error: String,
+        /// How many messages failed.
+        messages: u32,
+    },
 }

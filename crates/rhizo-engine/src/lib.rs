@@ -16,6 +16,8 @@
 //!   send frame to each device ─▶ on_transmit_result(tx, transmit, answers, now)
 //!                             ◀─ TransmitResult { events, unreachable → mailbox fallback }
 //!   mailbox store verdict ────▶ on_mailbox_result(tx, item, contact, attempt, now)
+//!   lost conversation ────────▶ due_reestablishments(reader, now), then reestablish(tx, …,
+//!                                fresh KeyPackages, now) or reestablish_failed(tx, …, now)
 //!   sleep until ◀──────────────  next_deadline(reader)
 //!   send_text ────────────────▶ queue_text (a Db job) / send_first (Welcome from fetched KeyPackages)
 //!   publisher timer ──────────▶ PublishSchedule, identity_records, key_package_record
@@ -44,6 +46,8 @@
 //! - [`profiles`]: our profile and contacts' profiles received end-to-end.
 //! - [`publish`]: KeyPackage bundles, identity records, device lists and their schedule.
 //! - [`receipts`]: delivery and read receipts, queued and applied.
+//! - [`reestablish`]: a 1:1 conversation the recipient lost: its messages parked, then moved
+//!   in order into a new conversation (bounded attempts).
 //! - [`requests`]: envelopes from non-contacts held as message requests.
 //! - `rng`: the engine's random generator (seeded from the OS, or by a simulation).
 //! - [`send`]: queueing texts (the group commit) and the first message of a conversation.
@@ -72,6 +76,7 @@ pub mod outbox;
 pub mod profiles;
 pub mod publish;
 pub mod receipts;
+pub mod reestablish;
 pub mod requests;
 mod rng;
 pub mod send;

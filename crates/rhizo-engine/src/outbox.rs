@@ -28,6 +28,7 @@ use crate::{
     Counters, Engine, EngineError, Event,
     cache::ConversationCache,
     commits::settle_commit_tx,
+    reestablish::{Closing, park_or_close},
     rng::EngineRng,
     wire::{RESPONSE_ERROR, RESPONSE_RECEIPT},
 };
@@ -149,7 +150,8 @@ impl Engine {
             }
         }
         let mut out = Vec::new();
-        for (contact, items) in per_contact {
+        for (contact, mut items) in per_contact {
+            in_sequence_order(&mut items);
             let unreachable = self
                 .agent_health
                 .is_unreachable(&rhizo_core::Uid::from_bytes(&contact.uid), now);
@@ -234,17 +236,21 @@ impl Engine {
         let outcome = (|| -> Result<_, EngineError> {
             let mut changed = Vec::new();
             let mut closed = 0u64;
+            let mut parked = Vec::new();
             for update in updates {
-                closed += update.apply(tx, &self.conversations, &self.rng, now, &mut changed)?;
+                let closing =
+                    update.apply(tx, &self.conversations, &self.rng, now, &mut changed)?;
+                closed += closing.closed;
+                parked.extend(closing.event(&transmit.contact.name));
             }
-            Ok((changed, closed))
+            Ok((changed, closed, parked))
         })();
         if outcome.is_err() {
             self.conversations.discard_staged();
         }
         let cache = std::sync::Arc::clone(&self.conversations);
         tx.after_commit(move |committed| cache.settle(&if committed { Ok(()) } else { Err(()) }));
-        let (changed, closed) = outcome?;
+        let (changed, closed, parked) = outcome?;
         Counters::add(&self.counters.conversations_closed, closed);
         Ok(changed
             .into_iter()
@@ -253,6 +259,7 @@ impl Engine {
                 contact: transmit.contact.name.clone(),
                 state,
             })
+            .chain(parked)
             .collect())
     }
 
@@ -301,6 +308,10 @@ impl Engine {
         now: i64,
     ) -> Result<Vec<Event>, EngineError> {
         let id = item.id;
+        if !tx.outgoing_in_session(id, &item.session_id)? {
+            // Parked meanwhile (the recipient lost the conversation): it waits for a new one.
+            return Ok(Vec::new());
+        }
         if let Some(replicas) = attempt.stored_on {
             // Receipts are not acknowledged in turn: once a replica holds one, it is done.
             let final_once_stored = matches!(item.kind.as_str(), "read_receipt" | "receipt");
@@ -346,6 +357,20 @@ impl Engine {
         tx.record_attempt_failed(id, now + delay, &error)?;
         Ok(Vec::new())
     }
+}
+
+/// Puts one contact's due envelopes in the order its devices must read them: each
+/// conversation's in sequence order (a Welcome before the messages after it), conversations
+/// in the order they first appear. Rows are queued in sequence order, except messages moved
+/// into a new conversation ([`crate::reestablish`]): they keep their older ids.
+fn in_sequence_order(items: &mut [OutboxItem]) {
+    let mut sessions: Vec<[u8; 16]> = Vec::new();
+    for item in items.iter() {
+        if !sessions.contains(&item.session_id) {
+            sessions.push(item.session_id);
+        }
+    }
+    items.sort_by_key(|i| (sessions.iter().position(|s| *s == i.session_id), i.seq));
 }
 
 /// The frame for consecutive envelopes of one contact.
@@ -435,8 +460,9 @@ impl SentUpdate {
         }
     }
 
-    /// Writes it inside `tx`; pushes changed states on `changed`; returns how many
-    /// conversations it closed (0 or 1).
+    /// Writes it inside `tx`; pushes changed states on `changed`; returns whether it closed
+    /// the conversation (and parked its messages for a new one). An answer for a row that has
+    /// moved on (parked, or re-sent in a new conversation) changes nothing.
     pub(crate) fn apply(
         self,
         tx: &mut Tx<'_>,
@@ -444,8 +470,11 @@ impl SentUpdate {
         rng: &EngineRng,
         now: i64,
         changed: &mut Vec<(i64, MessageState)>,
-    ) -> Result<u64, EngineError> {
+    ) -> Result<Closing, EngineError> {
         let session = self.session_id;
+        if !tx.outgoing_in_session(self.id, &session)? {
+            return Ok(Closing::default());
+        }
         match &self.outcome {
             Outcome::Final(state, error) => {
                 let state = *state;
@@ -457,36 +486,44 @@ impl SentUpdate {
                 }
                 if state == MessageState::Failed && self.kind == "welcome" {
                     // The Welcome was refused for good: nothing in this conversation can
-                    // ever be read there.
-                    return close_conversation(
+                    // ever be read there. One the recipient could not open (its KeyPackage
+                    // is gone) is started anew with fresh KeyPackages; any other refusal
+                    // (blocked, unexpected member) stands.
+                    if error.as_deref() == Some(refusal(ErrorCode::DecryptionFailed).as_str()) {
+                        return park_or_close(tx, &session, WELCOME_NOT_OPENED, now, changed);
+                    }
+                    let closed = close_conversation(
                         tx,
                         &session,
                         "the recipient refused the conversation's Welcome; send again to start a new one",
                         now,
                         changed,
-                    );
+                    )?;
+                    return Ok(Closing {
+                        closed,
+                        parked: None,
+                    });
                 }
-                Ok(0)
+                Ok(Closing::default())
             }
             Outcome::Held => {
                 if tx.mark_held(self.id)? {
                     changed.push((self.id, MessageState::Sent));
                 }
-                Ok(0)
+                Ok(Closing::default())
             }
             Outcome::Closed(why) => self.fail_and_close(tx, why, now, changed),
             Outcome::Retry(code, why) => {
                 // UNKNOWN_SESSION while no Welcome of ours is on its way: the recipient lost
-                // (or never had) this conversation, and retrying cannot change that.
+                // (or never had) this conversation, and retrying cannot change that; a new
+                // conversation can.
                 if *code == Some(ErrorCode::UnknownSession) && !tx.welcome_pending(&session)? {
-                    let why = "the recipient does not have this conversation any more; send \
-                               again to start a new one";
-                    return self.fail_and_close(tx, why, now, changed);
+                    return park_or_close(tx, &session, CONVERSATION_LOST, now, changed);
                 }
                 let error = format!("the recipient will take it later: {why}");
                 let retry_at = now + retry_delay(rng, self.attempts);
                 tx.record_attempt_failed(self.id, retry_at, &error)?;
-                Ok(0)
+                Ok(Closing::default())
             }
         }
     }
@@ -499,11 +536,15 @@ impl SentUpdate {
         why: &str,
         now: i64,
         changed: &mut Vec<(i64, MessageState)>,
-    ) -> Result<u64, EngineError> {
+    ) -> Result<Closing, EngineError> {
         if tx.advance_message_state(self.id, MessageState::Failed, now, Some(why))? {
             changed.push((self.id, MessageState::Failed));
         }
-        close_conversation(tx, &self.session_id, why, now, changed)
+        let closed = close_conversation(tx, &self.session_id, why, now, changed)?;
+        Ok(Closing {
+            closed,
+            parked: None,
+        })
     }
 }
 
@@ -645,9 +686,17 @@ pub fn outcome_of(status: ReceiptStatus) -> Outcome {
             Outcome::Retry(Some(code), format!("recipient answered {}", code.as_str()))
         }
         // Final: retrying the same envelope cannot succeed.
-        ReceiptStatus::Rejected(code) => Outcome::Final(
-            MessageState::Failed,
-            Some(format!("refused by the recipient: {}", code.as_str())),
-        ),
+        ReceiptStatus::Rejected(code) => Outcome::Final(MessageState::Failed, Some(refusal(code))),
     }
 }
+
+/// Why an envelope failed when the recipient refused it for good with `code`.
+pub(crate) fn refusal(code: ErrorCode) -> String {
+    format!("refused by the recipient: {}", code.as_str())
+}
+
+/// Why a conversation is re-established when the recipient could not open its Welcome.
+pub(crate) const WELCOME_NOT_OPENED: &str =
+    "the recipient could not open the conversation (its KeyPackage is gone)";
+/// Why a conversation is re-established when the recipient no longer has it.
+pub(crate) const CONVERSATION_LOST: &str = "the recipient does not have this conversation any more";

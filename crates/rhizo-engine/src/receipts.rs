@@ -20,7 +20,8 @@ use crate::{
     commits::settle_commit_tx,
     conversations::{Outgoing, queue_sealed_tx},
     inbound::Reject,
-    outbox::close_conversation,
+    outbox::{WELCOME_NOT_OPENED, close_conversation},
+    reestablish::park_or_close,
 };
 
 /// Marks the conversation's received messages read and queues one signed READ receipt naming
@@ -152,7 +153,8 @@ pub(crate) fn queue_receipt_tx(
 /// conversation: new states; our self-update merged when its envelope is delivered or read
 /// (also when the row was already delivered: an earlier path may have marked it without the
 /// merge); a Welcome or any envelope refused for good with SESSION_CLOSED closes the
-/// conversation, so nothing is sent into it forever.
+/// conversation, so nothing is sent into it forever (a Welcome the recipient could not open
+/// parks what waited for a new conversation, see [`crate::reestablish`]).
 pub(crate) fn apply_receipt_tx(
     tx: &mut Tx<'_>,
     me: &Me,
@@ -297,10 +299,21 @@ impl AppliedEntry<'_, '_> {
         };
         let mut events = vec![self.event(row, MessageState::Failed)];
         self.settle_commit(MessageState::Failed)?;
-        if self.sent.msg_type.get() == Some(MessageType::Welcome)
-            || code == ErrorCode::SessionClosed
-        {
-            let mut changed = Vec::new();
+        let welcome = self.sent.msg_type.get() == Some(MessageType::Welcome);
+        let mut changed = Vec::new();
+        if welcome && code == ErrorCode::DecryptionFailed {
+            // The recipient could not open it (its KeyPackage is gone): a new conversation.
+            let closing = park_or_close(
+                &mut *self.tx,
+                session,
+                WELCOME_NOT_OPENED,
+                self.now,
+                &mut changed,
+            )
+            .map_err(Reject::internal)?;
+            events.extend(changed.drain(..).map(|(id, state)| self.event(id, state)));
+            events.extend(closing.event(&self.contact.name));
+        } else if welcome || code == ErrorCode::SessionClosed {
             close_conversation(&mut *self.tx, session, &why, self.now, &mut changed)
                 .map_err(Reject::internal)?;
             events.extend(changed.into_iter().map(|(id, state)| self.event(id, state)));

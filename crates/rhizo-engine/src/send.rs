@@ -17,6 +17,7 @@ use crate::{
     contacts::find_contact_in,
     conversations::{first_conversation, queue_application_tx},
     receipts::queue_read_receipt,
+    reestablish::unpark_into,
 };
 
 /// What [`Engine::queue_text`] did with a text.
@@ -85,6 +86,8 @@ impl Engine {
         let Some(session) = tx.open_conversation_with(&contact.uid)? else {
             return Ok(Queued::FirstMessage(contact));
         };
+        // Messages parked for a new conversation (the contact started this one) go first.
+        unpark_into(tx, self, &contact, &session, Vec::new(), now)?;
         let content = chat_content(text, now, Vec::new());
         let id = queue_application_tx(
             tx,

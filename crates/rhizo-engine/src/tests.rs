@@ -1568,13 +1568,9 @@ fn a_welcome_refused_for_good_closes_the_conversation_and_the_next_send_starts_a
         .write(|tx| -> Result<u64, EngineError> {
             let mut closed = 0;
             for (item, outcome) in items.iter().zip(outcomes) {
-                closed += SentUpdate::new(item, outcome).apply(
-                    tx,
-                    &cache,
-                    &TEST_RNG,
-                    now_ms(),
-                    &mut changed,
-                )?;
+                closed += SentUpdate::new(item, outcome)
+                    .apply(tx, &cache, &TEST_RNG, now_ms(), &mut changed)?
+                    .closed;
             }
             Ok(closed)
         })
@@ -1632,6 +1628,7 @@ fn unknown_session_after_the_welcome_was_delivered_closes_instead_of_retrying_fo
                 outcome_of(ReceiptStatus::Rejected(ErrorCode::UnknownSession)),
             )
             .apply(tx, &cache, &TEST_RNG, now_ms(), &mut changed)
+            .map(|c| c.closed)
         })
         .unwrap();
     assert_eq!(closed, 1);

@@ -174,4 +174,31 @@ pub enum ApiEvent {
         /// Why.
         reason: String,
     },
+    /// The recipient lost our conversation (or could not open it): the messages not yet
+    /// delivered stay queued while a new conversation is started by itself.
+    ConversationReestablishing {
+        /// Contact name.
+        contact: String,
+        /// What the recipient answered.
+        reason: String,
+        /// How many messages wait.
+        messages: u32,
+    },
+    /// A new conversation replaced the lost one: the waiting messages are queued in it, in
+    /// their original order, with the same ids.
+    ConversationReestablished {
+        /// Contact name.
+        contact: String,
+        /// How many messages moved into it.
+        messages: u32,
+    },
+    /// No new conversation could be started after every attempt: the waiting messages failed.
+    ConversationReestablishFailed {
+        /// Contact name.
+        contact: String,
+        /// What happened, and what to do.
+        error: String,
+        /// How many messages failed.
+        messages: u32,
+    },
 }

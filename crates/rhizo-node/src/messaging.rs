@@ -24,7 +24,8 @@
 //! outbox, re-adds), `group_views` (group list, info, history, invitations), `send` (the group commit, the first message,
 //! history), `outbox` (the delivery loop), `heartbeats` (agent heartbeats and
 //! liveness), `mailbox_poll` (fetching ours), `publish` (records and their schedule),
-//! `profiles`, `agent_cards` (our card, skill provider records, finding agents), `requests`,
+//! `profiles`, `agent_cards` (our card, skill provider records, finding agents), `reestablish`
+//! (new conversations for messages the recipient's lost conversation left), `requests`,
 //! `views` (JSON), `error` (typed errors).
 
 use std::sync::Arc;
@@ -47,6 +48,7 @@ mod mailbox_poll;
 mod outbox;
 mod profiles;
 mod publish;
+mod reestablish;
 mod requests;
 mod send;
 mod views;
@@ -290,6 +292,27 @@ impl Messaging {
                 }
                 Event::AgentCard { uid, agent } => ApiEvent::AgentCard { uid, agent },
                 Event::WakeUp { from, reason } => ApiEvent::WakeUp { from, reason },
+                Event::ConversationReestablishing {
+                    contact,
+                    reason,
+                    messages,
+                } => ApiEvent::ConversationReestablishing {
+                    contact,
+                    reason,
+                    messages,
+                },
+                Event::ConversationReestablished { contact, messages } => {
+                    ApiEvent::ConversationReestablished { contact, messages }
+                }
+                Event::ConversationReestablishFailed {
+                    contact,
+                    error,
+                    messages,
+                } => ApiEvent::ConversationReestablishFailed {
+                    contact,
+                    error,
+                    messages,
+                },
                 Event::GroupAddUndone { group, uids } => {
                     self.spawn_readd(group, uids);
                     continue;

@@ -43,7 +43,8 @@
 //!   delete-on-receipt with tombstones, device-list versions seen).
 //! - [`messaging`]: one file per table group — contacts, conversations, messages (one
 //!   [`NewMessage`](messaging::NewMessage) for both directions), the outbox (with the `stored`
-//!   state for messages held by mailbox replicas), the seen-set.
+//!   state for messages held by mailbox replicas), messages parked while a conversation the
+//!   recipient lost is re-established, the seen-set.
 //! - [`requests`]: message requests (envelopes from non-contacts held within bounds until the
 //!   user accepts, declines or blocks), declined conversations, closed conversations.
 //! - [`groups`]: private groups (issue 14): the group of a `group` conversation, its members,

@@ -5,6 +5,7 @@
 //!  contacts ─┬─ contact_devices          (who, and which devices speak for them)   contacts.rs
 //!            └─ conversations ── messages (history; outgoing rows not yet        conversations.rs
 //!                                          delivered = the outbox)             messages.rs, outbox.rs
+//!                                         (parked while the conversation is re-established)  parked.rs
 //!  seen                                   (sender_device, session, seq) already accepted   seen.rs
 //! ```
 //!
@@ -15,6 +16,7 @@ mod contacts;
 mod conversations;
 mod messages;
 mod outbox;
+mod parked;
 mod seen;
 
 pub use contacts::{
@@ -23,6 +25,7 @@ pub use contacts::{
 pub use conversations::ConversationRow;
 pub use messages::{MAX_HISTORY, MessageRow, MessageState, NewMessage, SentCommit, UnreadMessage};
 pub use outbox::{NO_RETRY, OutboxItem, OutboxSummaryRow};
+pub use parked::{PARKED_KINDS, Parked, ParkedContact};
 
 /// Profiles live in [`crate::profiles`]; re-exported here next to the other conversation data.
 pub use crate::profiles::ProfileRow;

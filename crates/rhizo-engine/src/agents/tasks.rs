@@ -557,6 +557,41 @@ fn insert_client_task(
     Ok((row, delegate))
 }
 
+/// Client: the `task_delegate` of a live task of ours, rebuilt from its row (the same task id,
+/// context, request, skill, priority, deadline and requirements), to send again in a new
+/// conversation after the agent lost the one it went in (the worker keeps one task per client
+/// and task id, so a delegation that did arrive is not run twice). `None` when no live task
+/// of ours has that id.
+///
+/// # Errors
+///
+/// If the database fails or the stored task does not parse.
+pub(crate) fn redelegation(
+    reader: &Reader<'_>,
+    task_id: &[u8; 16],
+) -> Result<Option<AgentMessage>, EngineError> {
+    let Some(row) = reader.task_by_id(task_id, TaskSide::Client)? else {
+        return Ok(None);
+    };
+    if !row.is_live() {
+        return Ok(None);
+    }
+    let request: TaskMessage = from_json(&row.request)?;
+    let message = wire::message_to_wire(&request)
+        .map_err(|_| EngineError::Internal("a stored task request does not encode"))?;
+    Ok(Some(AgentMessage {
+        kind: Some(Kind::TaskDelegate(proto::TaskDelegate {
+            task_id: row.task_id.to_vec().into(),
+            context_id: row.context_id.clone(),
+            message: Some(message),
+            skill: row.skill.clone().unwrap_or_default(),
+            priority: row.priority,
+            deadline_ms: row.deadline.map_or(0, |d| u64::try_from(d).unwrap_or(0)),
+            requirements: from_json(&row.requirements)?,
+        })),
+    }))
+}
+
 impl Engine {
     /// Drops what a failed job staged (its savepoint is rolled back).
     fn settled<T>(&self, out: Result<T, TaskError>) -> Result<T, TaskError> {

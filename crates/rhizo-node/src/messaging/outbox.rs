@@ -1,6 +1,7 @@
 //! The outbox loop: asks the engine what is due, sends each frame to every device of the
 //! contact with rhizo-net's `Client`, hands the answers back, and stores on the contact's
-//! mailbox replicas what no device took; then the group frames (`groups`). Timers run on the node's [`Clock`](crate::clock).
+//! mailbox replicas what no device took; then the group frames (`groups`). First, new
+//! conversations for messages a lost conversation left (`reestablish`). Timers run on the node's [`Clock`](crate::clock).
 
 use std::time::Duration;
 
@@ -68,6 +69,8 @@ impl Messaging {
     /// devices answered is not dialled again in the same pass: its later frames go straight
     /// to its mailbox replicas.
     pub(super) async fn outbox_pass(&self) -> Result<Option<i64>, JobError> {
+        // Conversations the recipients lost: new ones for the messages that wait.
+        self.reestablish_pass().await?;
         let now = self.now();
         let this = self.clone();
         // A read: on the reader pool, off the writer thread (it sees every committed send).

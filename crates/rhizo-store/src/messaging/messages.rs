@@ -155,7 +155,7 @@ pub struct SentCommit {
     pub sent_at: i64,
 }
 
-const MESSAGE_COLUMNS: &str = "id, session_id, direction, sender_device, seq, kind, body, \
+pub(super) const MESSAGE_COLUMNS: &str = "id, session_id, direction, sender_device, seq, kind, body, \
                                sent_at, received_at, state, attempts, error, replicas";
 
 impl Reader<'_> {
@@ -458,7 +458,7 @@ fn sent_envelope_matches(
     Ok(sent.is_some_and(|e| envelope_matches(&e)))
 }
 
-fn message_row(row: &Row<'_>) -> rusqlite::Result<MessageRow> {
+pub(super) fn message_row(row: &Row<'_>) -> rusqlite::Result<MessageRow> {
     Ok(MessageRow {
         id: row.get(0)?,
         session_id: blob(row.get(1)?)?,
