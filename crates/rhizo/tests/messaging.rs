@@ -1,6 +1,7 @@
 //! End to end with real `rhizo` processes on 127.0.0.1: messages between two users arrive
-//! exactly once and in order, under load, across a SIGKILL of the recipient, and never as
-//! plaintext on the wire.
+//! exactly once and in order, under load, across a SIGKILL of the recipient, to a recipient
+//! that lost the conversation (re-established by the sender's node), and never as plaintext
+//! on the wire.
 //!
 //! ```text
 //!  alice (rhizo run) ◀── /rhizo/msg/1 ──▶ bob (rhizo run)        tests 1 and 2
@@ -242,6 +243,65 @@ fn hundred_each_way(extra: &[String]) {
                 .all(|m| m["state"] == "received"),
             "incoming messages are `received`"
         );
+        Ok(())
+    })();
+    if let Err(e) = result {
+        fail_with_logs(&e, &[&alice, &bob]);
+    }
+    alice.stop().expect("stop alice");
+    bob.stop().expect("stop bob");
+}
+
+/// The recipient loses the conversation (it is deleted from bob's database while his node is
+/// stopped, as a data dir restored from before it would be): alice's next texts are answered
+/// UNKNOWN_SESSION, her node starts a new conversation by itself (bob's KeyPackages fetched
+/// again from the DHT) and the same messages arrive, in order, once, with no user action.
+#[test]
+fn texts_reach_a_recipient_that_lost_the_conversation_with_no_user_action() {
+    let mut alice = TestNode::init(bin(), "alice").expect("init alice");
+    let mut bob = TestNode::init(bin(), "bob").expect("init bob");
+    let result = (|| -> anyhow::Result<()> {
+        alice.start(&[])?;
+        let bob_args = vec!["--bootstrap".to_string(), alice.listen_addr()?];
+        bob.start(&bob_args)?;
+        befriend(&alice, "alice", &bob, "bob")?;
+        send(&alice, "bob", "hello")?;
+        wait_delivered(&alice, "bob", &["hello".to_string()])?;
+        bob.stop()?;
+        let db = rusqlite::Connection::open(bob.data_dir().join("rhizo.db"))?;
+        db.execute_batch(
+            "PRAGMA foreign_keys = ON; DELETE FROM conversations WHERE kind = 'direct';",
+        )?;
+        drop(db);
+        bob.start(&bob_args)?;
+        // Direct delivery (not bob's mailbox): wait until alice is connected to him again.
+        let bob_peer = bob.peer_id().to_string();
+        wait_for(KEY_PACKAGES_TIMEOUT, "alice to see bob again", || {
+            alice.connected_peers().contains(&bob_peer).then_some(())
+        })?;
+        let after = numbered("after", 0..3);
+        let mut ids = Vec::new();
+        for t in &after {
+            ids.push(send(&alice, "bob", t)?["id"].clone());
+        }
+        wait_delivered(&alice, "bob", &after)?;
+        let at_bob = history(&bob, "alice")?;
+        check_exactly_once_in_order("bob's inbox", &texts(&at_bob, "in"), &after)?;
+        let at_alice = history(&alice, "bob")?;
+        let delivered_ids: Vec<Value> = at_alice
+            .iter()
+            .filter(|m| m["direction"] == "out" && m["text"] != "hello")
+            .map(|m| m["id"].clone())
+            .collect();
+        ensure!(
+            delivered_ids == ids,
+            "the same messages: {delivered_ids:?} vs {ids:?}"
+        );
+        check_sender_view("alice's sent messages", &at_alice, &{
+            let mut all = vec!["hello".to_string()];
+            all.extend(after.iter().cloned());
+            all
+        })?;
         Ok(())
     })();
     if let Err(e) = result {
