@@ -230,6 +230,10 @@ impl Messaging {
     /// Emits the engine's events; looks up the senders of new message requests.
     fn emit_events(&self, events: Vec<Event>) {
         for event in events {
+            if let Some(event) = reestablish::api_event(&event) {
+                self.emit(event);
+                continue;
+            }
             let event = match event {
                 Event::MessageReceived {
                     id,
@@ -292,27 +296,6 @@ impl Messaging {
                 }
                 Event::AgentCard { uid, agent } => ApiEvent::AgentCard { uid, agent },
                 Event::WakeUp { from, reason } => ApiEvent::WakeUp { from, reason },
-                Event::ConversationReestablishing {
-                    contact,
-                    reason,
-                    messages,
-                } => ApiEvent::ConversationReestablishing {
-                    contact,
-                    reason,
-                    messages,
-                },
-                Event::ConversationReestablished { contact, messages } => {
-                    ApiEvent::ConversationReestablished { contact, messages }
-                }
-                Event::ConversationReestablishFailed {
-                    contact,
-                    error,
-                    messages,
-                } => ApiEvent::ConversationReestablishFailed {
-                    contact,
-                    error,
-                    messages,
-                },
                 Event::GroupAddUndone { group, uids } => {
                     self.spawn_readd(group, uids);
                     continue;

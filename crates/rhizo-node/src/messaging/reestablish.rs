@@ -5,11 +5,12 @@
 //! messages move into it in order; a failed attempt is reported to the engine, which retries
 //! with backoff and, after the last attempt, fails the messages with an event.
 
-use rhizo_engine::reestablish::Reestablish;
+use rhizo_engine::{Event, reestablish::Reestablish};
 use rhizo_store::messaging::Contact;
 use tracing::{debug, warn};
 
 use super::{JobError, Messaging};
+use crate::events::ApiEvent;
 
 impl Messaging {
     /// Starts a new conversation with each contact whose parked messages are due (one job
@@ -69,4 +70,35 @@ impl Messaging {
         self.emit_events(events);
         Ok(())
     }
+}
+
+/// The API event for one of the engine's re-establishment events (`None` for any other).
+pub(super) fn api_event(event: &Event) -> Option<ApiEvent> {
+    Some(match event {
+        Event::ConversationReestablishing {
+            contact,
+            reason,
+            messages,
+        } => ApiEvent::ConversationReestablishing {
+            contact: contact.clone(),
+            reason: reason.clone(),
+            messages: *messages,
+        },
+        Event::ConversationReestablished { contact, messages } => {
+            ApiEvent::ConversationReestablished {
+                contact: contact.clone(),
+                messages: *messages,
+            }
+        }
+        Event::ConversationReestablishFailed {
+            contact,
+            error,
+            messages,
+        } => ApiEvent::ConversationReestablishFailed {
+            contact: contact.clone(),
+            error: error.clone(),
+            messages: *messages,
+        },
+        _ => return None,
+    })
 }

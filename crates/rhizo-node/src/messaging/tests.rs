@@ -297,3 +297,68 @@ async fn our_agent_card_is_set_shown_and_removed() {
         Err(CardError::BadSkill(_))
     ));
 }
+
+/// Bob lost the conversation and his KeyPackages cannot be found (the DHT never answers): the
+/// driver tries a new conversation on the engine's schedule on the node's clock, and after the
+/// last attempt the parked text fails with a `conversation_reestablish_failed` event.
+#[tokio::test(start_paused = true)]
+async fn a_lost_conversation_is_retried_a_bounded_number_of_times_then_fails_with_an_event() {
+    use rhizo_engine::reestablish::{MAX_REESTABLISH_ATTEMPTS, REESTABLISH_DELAYS_MS};
+
+    let clock = Arc::new(PausedClock::starting_at(START_MS));
+    let (messaging, db, id, _event_loop) = alice_with_a_queued_message(clock.clone());
+    db.write(move |tx| -> Result<_, DbError> {
+        Ok(tx.park_conversation(
+            &[9; 16],
+            "lost",
+            START_MS + REESTABLISH_DELAYS_MS[0],
+            START_MS,
+        )?)
+    })
+    .await
+    .unwrap()
+    .expect("parked");
+    let mut events = messaging.subscribe();
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let outbox = tokio::spawn(messaging.clone().run_outbox(shutdown));
+    let mut attempts_seen = 0;
+    let mut failed = None;
+    for _ in 0..120 {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        let (r, _) = row(&db, id).await;
+        if r.state.to_string() == "failed" {
+            failed = Some(r);
+            break;
+        }
+        assert_eq!(r.state.to_string(), "queued", "parked, never sent");
+        attempts_seen = attempts_seen.max(r.attempts);
+    }
+    let r = failed.expect("failed after the last attempt");
+    assert!(attempts_seen >= 1, "the driver retried");
+    let error = r.error.unwrap_or_default();
+    assert!(
+        error.contains(&format!(
+            "no new one could be started after {MAX_REESTABLISH_ATTEMPTS} attempts"
+        )),
+        "{error}"
+    );
+    let shown = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            match events.recv().await {
+                Ok(crate::events::ApiEvent::ConversationReestablishFailed { messages, .. }) => {
+                    return messages == 1;
+                }
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return false,
+            }
+        }
+    })
+    .await
+    .unwrap_or(false);
+    assert!(shown, "a conversation_reestablish_failed event");
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(60), outbox)
+        .await
+        .expect("the outbox stops on shutdown")
+        .unwrap();
+}
