@@ -8,6 +8,7 @@
 //! the clock is simulated.
 
 use rhizo_core::agent::{NewTask, TaskId};
+use rhizo_core::mailbox::FetchedEntry;
 use rhizo_core::records::{ValidRecord, validate_record};
 use rhizo_core::{DeviceKey, RootKey};
 use rhizo_e2e::{E2eStore, RekeyPolicy};
@@ -18,6 +19,9 @@ use rhizo_engine::send::Queued;
 use rhizo_engine::{Engine, Event, Me, agents::Delegated};
 use rhizo_store::messaging::{Contact, ContactDevice, MessageState};
 use rhizo_store::{Store, StoreError};
+
+/// The parties' names by seed.
+const NAMES: [&str; 3] = ["", "alice", "bob"];
 
 /// The simulated clock's start (unix ms).
 const T0: i64 = 1_800_000_000_000;
@@ -64,20 +68,25 @@ struct Side {
 impl Side {
     /// Side `seed` on database `file` in `dir`, with the other side as a contact.
     fn open(dir: &tempfile::TempDir, file: &str, seed: u8, other: u8) -> Self {
-        let names = ["", "alice", "bob"];
+        let mut side = Self::stranger(dir, file, seed);
+        let other = contact(other, NAMES[other as usize]);
+        side.store
+            .write(|tx| tx.add_contact(&other, 1))
+            .expect("contact");
+        side
+    }
+
+    /// Side `seed` on database `file` in `dir`, with no contact.
+    fn stranger(dir: &tempfile::TempDir, file: &str, seed: u8) -> Self {
         let path = dir.path().join(file);
-        let mut store = Store::open(&path).expect("store");
+        let store = Store::open(&path).expect("store");
         E2eStore::open(&path).expect("MLS tables");
         let engine = Engine::with_seed(
-            me(seed, names[seed as usize]),
+            me(seed, NAMES[seed as usize]),
             RekeyPolicy::default(),
             u64::from(seed) * 1_000 + file.len() as u64,
         )
         .expect("engine");
-        let other = contact(other, names[other as usize]);
-        store
-            .write(|tx| tx.add_contact(&other, 1))
-            .expect("contact");
         Self { engine, store }
     }
 
@@ -479,4 +488,72 @@ fn a_task_is_delegated_again_with_the_same_id_between_the_texts_around_it() {
         .expect("read")
         .expect("the task");
     assert!(!task.status.state.is_terminal(), "the task lives on");
+}
+
+#[test]
+fn a_welcome_refused_in_a_receipt_after_the_request_was_accepted_is_sent_again() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut alice = Side::open(&dir, "alice.db", 1, 2);
+    // Bob does not know alice: her first message is held as a message request.
+    let mut bob = Side::stranger(&dir, "bob.db", 2);
+    let mut lost = Side::open(&dir, "bob-lost.db", 2, 1);
+    let stale = lost.key_package(&alice.engine, T0);
+    let engine = &alice.engine;
+    let bob_contact = contact(2, "bob");
+    let first = alice
+        .store
+        .write(|tx| engine.send_first(tx, &bob_contact, "first", &[stale], T0))
+        .expect("first message")
+        .id;
+    deliver(&mut alice, &mut bob, T0);
+    assert_eq!(alice.state(first), MessageState::Sent, "held");
+    // Bob accepts; the Welcome's KeyPackage is gone, so the refusal goes back in a receipt.
+    let t1 = T0 + 30_000;
+    let alice_uid = contact(1, "alice").uid;
+    let held = bob
+        .store
+        .write(|tx| {
+            tx.add_contact(&contact(1, "alice"), 2)?;
+            tx.held_envelopes(&alice_uid)
+        })
+        .expect("held");
+    let entries = held
+        .into_iter()
+        .map(|e| FetchedEntry {
+            envelope: e.into(),
+            expires_at_ms: u64::MAX,
+        })
+        .collect();
+    let engine = &bob.engine;
+    bob.store
+        .write(|tx| engine.apply_fetched(tx, entries, t1))
+        .expect("applied");
+    bob.store
+        .write(|tx| tx.take_request(&alice_uid))
+        .expect("request taken");
+    let mut events = Vec::new();
+    for t in bob
+        .engine
+        .poll_transmits(&bob.store.read(), t1)
+        .expect("poll")
+    {
+        let engine = &alice.engine;
+        let inbound = alice
+            .store
+            .write(|tx| Ok::<_, StoreError>(engine.handle_frame(tx, &t.frame, t1)))
+            .expect("alice commits");
+        events.extend(inbound.events);
+    }
+    assert_eq!(reestablishing(&events), Some(1), "{events:?}");
+    assert_eq!(alice.state(first), MessageState::Queued, "parked again");
+    let due = t1 + REESTABLISH_DELAYS_MS[0];
+    let kp = bob.key_package(&alice.engine, due);
+    let engine = &alice.engine;
+    alice
+        .store
+        .write(|tx| engine.reestablish(tx, &bob_contact, &[kp], due))
+        .expect("re-established");
+    let (_, texts) = deliver(&mut alice, &mut bob, due);
+    assert_eq!(texts, ["first"]);
+    assert_eq!(alice.state(first), MessageState::Delivered);
 }
