@@ -481,3 +481,92 @@ fn outbox_summary_groups_by_contact_and_state() {
         ]
     );
 }
+
+#[test]
+fn a_lost_conversations_messages_are_parked_then_moved_in_order_or_failed() {
+    let mut s = Store::open_in_memory().unwrap();
+    s.write(|tx| tx.add_contact(&contact(1, "bob"), 1)).unwrap();
+    let conversation = |session: u8| ConversationRow {
+        session_id: [session; 16],
+        group_id: vec![session; 16],
+        contact_uid: [1; 32],
+        created_at: i64::from(session),
+    };
+    s.write(|tx| tx.insert_conversation(&conversation(1)))
+        .unwrap();
+    let queue = |s: &mut Store, seq: u64, kind: &str, session: u8| {
+        let m = NewMessage {
+            session_id: [session; 16],
+            sender_device: [9; 32],
+            seq,
+            kind,
+            body: Some("b"),
+            sent_at: 10 + seq as i64,
+        };
+        s.write(|tx| tx.insert_outgoing(&m, b"envelope", 10))
+            .unwrap()
+    };
+    let welcome = queue(&mut s, 1, "welcome", 1);
+    let one = queue(&mut s, 2, "text", 1);
+    let two = queue(&mut s, 3, "agent", 1);
+    let receipt = queue(&mut s, 4, "read_receipt", 1);
+    s.write(|tx| tx.mark_stored(one, 3, 500, 20)).unwrap();
+    let parked = s
+        .write(|tx| tx.park_conversation(&[1; 16], "lost", 1_000, 30))
+        .unwrap()
+        .expect("closed now");
+    assert_eq!(parked.parked, [one, two]);
+    assert_eq!(parked.requeued, [one], "stored goes back to queued");
+    assert_eq!(parked.failed, [welcome, receipt]);
+    assert!(
+        s.write(|tx| tx.park_conversation(&[1; 16], "lost", 1_000, 30))
+            .unwrap()
+            .is_none(),
+        "closed already"
+    );
+    // Never sent as they are (no envelope); due for a new conversation at 1 000.
+    assert!(s.read().outbox_due(i64::MAX - 1, 10).unwrap().is_empty());
+    assert!(s.read().parked_due(999, 10).unwrap().is_empty());
+    let due = s.read().parked_due(1_000, 10).unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(
+        (due[0].contact_uid, due[0].attempts, due[0].messages),
+        ([1; 32], 0, 2)
+    );
+    assert_eq!(
+        s.read().conversations_closed_since(&[1; 32], 30).unwrap(),
+        1
+    );
+    assert!(!s.read().outgoing_in_session(one, &[1; 16]).unwrap());
+    // An attempt failed: counted, later.
+    assert_eq!(
+        s.write(|tx| tx.reschedule_parked(&[1; 32], 2_000, "again"))
+            .unwrap(),
+        2
+    );
+    assert_eq!(s.read().parked_due(2_000, 10).unwrap()[0].attempts, 1);
+    // A new conversation takes the first, in order; the second fails.
+    s.write(|tx| tx.insert_conversation(&conversation(2)))
+        .unwrap();
+    let ids: Vec<i64> = s
+        .read()
+        .parked_messages(&[1; 32], 10)
+        .unwrap()
+        .iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(ids, [one, two]);
+    assert!(
+        s.write(|tx| tx.unpark(one, &[2; 16], 2, b"new", 2_000))
+            .unwrap()
+    );
+    assert!(s.read().outgoing_in_session(one, &[2; 16]).unwrap());
+    let row = s.read().message(one).unwrap().unwrap();
+    assert_eq!((row.session_id, row.seq, row.sent_at), ([2; 16], 2, 12));
+    assert_eq!(s.read().outbox_due(2_000, 10).unwrap()[0].id, one);
+    assert_eq!(
+        s.write(|tx| tx.fail_parked(&[1; 32], "gave up")).unwrap(),
+        [two]
+    );
+    assert!(s.read().parked_due(i64::MAX - 1, 10).unwrap().is_empty());
+}
