@@ -16,7 +16,7 @@ use rhizo_engine::contacts::peer_id_of_device;
 use rhizo_engine::outbox::DeviceAnswer;
 use rhizo_engine::reestablish::{MAX_REESTABLISH_ATTEMPTS, REESTABLISH_DELAYS_MS};
 use rhizo_engine::send::Queued;
-use rhizo_engine::{Engine, Event, Me, agents::Delegated};
+use rhizo_engine::{Engine, EngineError, Event, Me, agents::Delegated};
 use rhizo_store::messaging::{Contact, ContactDevice, MessageState};
 use rhizo_store::{Store, StoreError};
 
@@ -104,6 +104,26 @@ impl Side {
         picker.choose_key_package(&bundle).expect("a KeyPackage")
     }
 
+    /// A first text to bob in a new conversation from `key_package`; its row id.
+    fn send_first(&mut self, text: &str, key_package: Vec<u8>, now: i64) -> i64 {
+        let engine = &self.engine;
+        self.store
+            .write(|tx| engine.send_first(tx, &contact(2, "bob"), text, &[key_package], now))
+            .expect("first message")
+            .id
+    }
+
+    /// The engine's own attempt at a new conversation with bob, from `key_packages`.
+    fn reestablish(
+        &mut self,
+        key_packages: &[Vec<u8>],
+        now: i64,
+    ) -> Result<Vec<Event>, EngineError> {
+        let engine = &self.engine;
+        self.store
+            .write(|tx| engine.reestablish(tx, &contact(2, "bob"), key_packages, now))
+    }
+
     /// No message waits for a new conversation, now or later.
     fn nothing_parked(&self) -> bool {
         self.engine
@@ -183,12 +203,7 @@ fn established(dir: &tempfile::TempDir) -> (Side, Side) {
     let mut alice = Side::open(dir, "alice.db", 1, 2);
     let mut bob = Side::open(dir, "bob.db", 2, 1);
     let kp = bob.key_package(&alice.engine, T0);
-    let engine = &alice.engine;
-    let bob_contact = contact(2, "bob");
-    alice
-        .store
-        .write(|tx| engine.send_first(tx, &bob_contact, "hello", &[kp], T0))
-        .expect("first message");
+    alice.send_first("hello", kp, T0);
     let (_, texts) = deliver(&mut alice, &mut bob, T0);
     assert_eq!(texts, ["hello"]);
     (alice, bob)
@@ -244,12 +259,8 @@ fn a_conversation_the_recipient_lost_is_started_anew_and_its_texts_arrive_in_ord
     assert!(due[0].needs_key_packages);
     // The driver fetched bob's fresh KeyPackages.
     let kp = bob.key_package(&alice.engine, first);
-    let engine = &alice.engine;
-    let bob_contact = due[0].contact.clone();
-    let events = alice
-        .store
-        .write(|tx| engine.reestablish(tx, &bob_contact, &[kp], first))
-        .expect("re-established");
+    assert_eq!(due[0].contact.name, "bob");
+    let events = alice.reestablish(&[kp], first).expect("re-established");
     assert!(
         events.contains(&Event::ConversationReestablished {
             contact: "bob".into(),
@@ -279,13 +290,7 @@ fn a_welcome_the_recipient_cannot_open_is_sent_again_and_a_send_meanwhile_keeps_
     // A KeyPackage bob no longer holds (made by a copy of his node that is gone).
     let mut lost = Side::open(&dir, "bob-lost.db", 2, 1);
     let stale = lost.key_package(&alice.engine, T0);
-    let engine = &alice.engine;
-    let bob_contact = contact(2, "bob");
-    let first = alice
-        .store
-        .write(|tx| engine.send_first(tx, &bob_contact, "first", &[stale], T0))
-        .expect("first message")
-        .id;
+    let first = alice.send_first("first", stale, T0);
     let (events, texts) = deliver(&mut alice, &mut bob, T0);
     assert!(texts.is_empty());
     assert_eq!(reestablishing(&events), Some(1), "{events:?}");
@@ -300,11 +305,7 @@ fn a_welcome_the_recipient_cannot_open_is_sent_again_and_a_send_meanwhile_keeps_
         .expect("queue");
     assert!(matches!(queued, Queued::FirstMessage(_)));
     let kp = bob.key_package(&alice.engine, t1);
-    let second = alice
-        .store
-        .write(|tx| engine.send_first(tx, &bob_contact, "second", &[kp], t1))
-        .expect("send")
-        .id;
+    let second = alice.send_first("second", kp, t1);
     let (_, texts) = deliver(&mut alice, &mut bob, t1);
     assert_eq!(texts, ["first", "second"]);
     assert_eq!(alice.state(first), MessageState::Delivered);
@@ -342,10 +343,8 @@ fn attempts_are_bounded_and_the_last_failure_says_what_happened() {
         assert_eq!(due[0].attempts, attempt);
         now += delay;
         // No KeyPackage found (or none works): the engine is told.
+        let err = alice.reestablish(&[], now);
         let engine = &alice.engine;
-        let err = alice
-            .store
-            .write(|tx| engine.reestablish(tx, &bob_contact, &[], now).map(|_| ()));
         assert!(err.is_err(), "no KeyPackage: no conversation");
         let events = alice
             .store
@@ -385,7 +384,6 @@ fn attempts_are_bounded_and_the_last_failure_says_what_happened() {
 fn a_contact_that_keeps_losing_conversations_is_not_asked_for_ever() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (mut alice, _bob) = established(&dir);
-    let bob_contact = contact(2, "bob");
     let mut now = T0 + 1_000;
     let mut parked = 0;
     for round in 0..5u8 {
@@ -403,11 +401,7 @@ fn a_contact_that_keeps_losing_conversations_is_not_asked_for_ever() {
         // The engine's own attempt, with bob's new KeyPackage: the text moves and arrives.
         now += REESTABLISH_DELAYS_MS[0];
         let kp = bob.key_package(&alice.engine, now);
-        let engine = &alice.engine;
-        alice
-            .store
-            .write(|tx| engine.reestablish(tx, &bob_contact, &[kp], now))
-            .expect("re-established");
+        alice.reestablish(&[kp], now).expect("re-established");
         let (_, texts) = deliver(&mut alice, &mut bob, now);
         assert_eq!(texts, [format!("text {round}")]);
     }
@@ -427,14 +421,9 @@ fn queue(alice: &mut Side, bob: &mut Side, text: &str, now: i64) -> i64 {
         .expect("queue")
     {
         Queued::Message { row, .. } => row.id,
-        Queued::FirstMessage(c) => {
+        Queued::FirstMessage(_) => {
             let kp = bob.key_package(&alice.engine, now);
-            let engine = &alice.engine;
-            alice
-                .store
-                .write(|tx| engine.send_first(tx, &c, text, &[kp], now))
-                .expect("first")
-                .id
+            alice.send_first(text, kp, now)
         }
         Queued::UnknownContact => panic!("bob is a contact"),
     }
@@ -465,12 +454,7 @@ fn a_task_is_delegated_again_with_the_same_id_between_the_texts_around_it() {
     assert_eq!(reestablishing(&events), Some(3), "{events:?}");
     let first = t1 + REESTABLISH_DELAYS_MS[0];
     let kp = bob.key_package(&alice.engine, first);
-    let bob_contact = contact(2, "bob");
-    let engine = &alice.engine;
-    alice
-        .store
-        .write(|tx| engine.reestablish(tx, &bob_contact, &[kp], first))
-        .expect("re-established");
+    alice.reestablish(&[kp], first).expect("re-established");
     let (_, received) = deliver(&mut alice, &mut bob, first);
     assert_eq!(
         received,
@@ -498,13 +482,7 @@ fn a_welcome_refused_in_a_receipt_after_the_request_was_accepted_is_sent_again()
     let mut bob = Side::stranger(&dir, "bob.db", 2);
     let mut lost = Side::open(&dir, "bob-lost.db", 2, 1);
     let stale = lost.key_package(&alice.engine, T0);
-    let engine = &alice.engine;
-    let bob_contact = contact(2, "bob");
-    let first = alice
-        .store
-        .write(|tx| engine.send_first(tx, &bob_contact, "first", &[stale], T0))
-        .expect("first message")
-        .id;
+    let first = alice.send_first("first", stale, T0);
     deliver(&mut alice, &mut bob, T0);
     assert_eq!(alice.state(first), MessageState::Sent, "held");
     // Bob accepts; the Welcome's KeyPackage is gone, so the refusal goes back in a receipt.
@@ -548,11 +526,7 @@ fn a_welcome_refused_in_a_receipt_after_the_request_was_accepted_is_sent_again()
     assert_eq!(alice.state(first), MessageState::Queued, "parked again");
     let due = t1 + REESTABLISH_DELAYS_MS[0];
     let kp = bob.key_package(&alice.engine, due);
-    let engine = &alice.engine;
-    alice
-        .store
-        .write(|tx| engine.reestablish(tx, &bob_contact, &[kp], due))
-        .expect("re-established");
+    alice.reestablish(&[kp], due).expect("re-established");
     let (_, texts) = deliver(&mut alice, &mut bob, due);
     assert_eq!(texts, ["first"]);
     assert_eq!(alice.state(first), MessageState::Delivered);
