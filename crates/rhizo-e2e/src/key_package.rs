@@ -398,7 +398,7 @@ mod retire_tests {
         Device::new(&key.to_bytes(), &certificate.encode()).unwrap()
     }
 
-    /// Every stored openmls KeyPackage bundle (its private keys in JSON).
+    /// Every stored openmls KeyPackage bundle (its private keys, serialized).
     fn stored_bundles(store: &E2eStore) -> Vec<Vec<u8>> {
         let mut stmt = store
             .conn()

@@ -5,8 +5,9 @@
 //!
 //! * `openmls_*` (and openmls' `vc_*`/`registered_vc_*` tables): created and
 //!   migrated by `openmls_sqlite_storage` with refinery, which tracks its
-//!   versions in `openmls_sqlite_storage_migrations`. Values are serialized
-//!   with serde JSON ([`JsonCodec`]).
+//!   versions in `openmls_sqlite_storage_migrations`. Keys are serialized
+//!   with serde JSON; most values with postcard behind a tag byte, and rows
+//!   written as JSON by older builds are still read ([`StoreCodec`]).
 //! * `e2e_schema`: this crate's schema version ([`SCHEMA_VERSION`]). It does
 //!   not use `PRAGMA user_version`, which belongs to `rhizo-store` when the
 //!   file is the node's shared `rhizo.db`.
@@ -56,11 +57,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use openmls_rust_crypto::RustCrypto;
-use openmls_sqlite_storage::{Codec, SqliteStorageProvider};
+use openmls_sqlite_storage::SqliteStorageProvider;
 use openmls_traits::OpenMlsProvider;
 use rusqlite::{Connection, OptionalExtension};
 
 use crate::E2eError;
+
+mod codec;
+pub(crate) use codec::StoreCodec;
 
 /// Version of the `e2e_*` tables this build reads and writes.
 pub const SCHEMA_VERSION: u32 = 4;
@@ -154,25 +158,6 @@ pub fn secure_delete_on(conn: &Connection) -> Result<(), E2eError> {
     Ok(())
 }
 
-/// serde codec for openmls' stored values.
-///
-/// JSON because openmls' own SQLite tests use it and every openmls type
-/// round-trips through it; the values are keys and trees, a few KiB each.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct JsonCodec;
-
-impl Codec for JsonCodec {
-    type Error = serde_json::Error;
-
-    fn to_vec<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, Self::Error> {
-        serde_json::to_vec(value)
-    }
-
-    fn from_slice<T: serde::de::DeserializeOwned>(slice: &[u8]) -> Result<T, Self::Error> {
-        serde_json::from_slice(slice)
-    }
-}
-
 /// Where MLS state lives: an SQLite connection plus the RustCrypto provider.
 ///
 /// Open one per database file and pass `&E2eStore` to every
@@ -260,7 +245,7 @@ impl<'c> E2eStore<'c> {
     /// As [`open`](Self::open).
     pub fn migrate_connection(conn: &mut Connection) -> Result<(), E2eError> {
         secure_delete_on(conn)?;
-        SqliteStorageProvider::<JsonCodec, &mut Connection>::new(conn)
+        SqliteStorageProvider::<StoreCodec, &mut Connection>::new(conn)
             .run_migrations()
             .map_err(|e| E2eError::Migration(e.to_string()))?;
         migrate(conn)
@@ -489,13 +474,13 @@ impl Drop for Atomic<'_> {
 /// randomness, [`SqliteStorageProvider`] on the store's connection.
 pub(crate) struct MlsProvider<'a> {
     crypto: &'a RustCrypto,
-    storage: SqliteStorageProvider<JsonCodec, &'a Connection>,
+    storage: SqliteStorageProvider<StoreCodec, &'a Connection>,
 }
 
 impl<'a> OpenMlsProvider for MlsProvider<'a> {
     type CryptoProvider = RustCrypto;
     type RandProvider = RustCrypto;
-    type StorageProvider = SqliteStorageProvider<JsonCodec, &'a Connection>;
+    type StorageProvider = SqliteStorageProvider<StoreCodec, &'a Connection>;
 
     fn storage(&self) -> &Self::StorageProvider {
         &self.storage

@@ -147,6 +147,12 @@ pub struct MessagingStats {
     /// Conversations closed because the peer refused them for good.
     #[serde(default)]
     pub conversations_closed: u64,
+    /// Jobs the store's writer thread ran (all callers).
+    #[serde(default)]
+    pub db_write_jobs: u64,
+    /// Transactions the store's writer thread committed (one `fsync` each at most).
+    #[serde(default)]
+    pub db_commits: u64,
 }
 
 impl Messaging {
@@ -183,6 +189,7 @@ impl Messaging {
     pub fn stats(&self) -> MessagingStats {
         let e = self.inner.engine.stats();
         let replica = self.inner.mailbox.replica_stats();
+        let db = self.inner.db.stats();
         MessagingStats {
             send_commits: e.send_commits,
             grouped_sends: e.grouped_sends,
@@ -198,6 +205,8 @@ impl Messaging {
             requests_received: e.requests_received,
             requests_accepted: e.requests_accepted,
             conversations_closed: e.conversations_closed,
+            db_write_jobs: db.jobs,
+            db_commits: db.commits,
         }
     }
 

@@ -224,6 +224,28 @@ fn placeholders(first: usize, n: usize) -> String {
         .join(", ")
 }
 
+/// Appends a message (JSON) to task `id`'s messages; past [`MAX_TASK_MESSAGES`] the oldest
+/// goes.
+fn append_task_message(
+    tx: &rusqlite::Connection,
+    id: i64,
+    message: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    const CTX: &str = "storing a task message";
+    tx.prepare_cached("INSERT INTO task_messages (task, message, at) VALUES (?1, ?2, ?3)")
+        .and_then(|mut s| s.execute(params![id, message, now]))
+        .context(CTX)?;
+    tx.prepare_cached(
+        "DELETE FROM task_messages WHERE task = ?1
+           AND id <= (SELECT id FROM task_messages WHERE task = ?1
+                      ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+    )
+    .and_then(|mut s| s.execute(params![id, limit(MAX_TASK_MESSAGES)]))
+    .context(CTX)?;
+    Ok(())
+}
+
 impl Reader<'_> {
     /// A task by row id.
     pub fn task(&self, id: i64) -> Result<Option<TaskRow>, StoreError> {
@@ -306,7 +328,7 @@ impl Reader<'_> {
                 .into(),
         );
         sql.push_str(&format!(" ORDER BY id DESC LIMIT ?{}", values.len()));
-        let mut stmt = self.conn.prepare(&sql).context(CTX)?;
+        let mut stmt = self.conn.prepare_cached(&sql).context(CTX)?;
         stmt.query_map(rusqlite::params_from_iter(values), task_row)
             .context(CTX)?
             .collect::<Result<Vec<_>, _>>()
@@ -324,7 +346,7 @@ impl Reader<'_> {
         let mut values: Vec<rusqlite::types::Value> =
             vec![i64::try_from(limit.min(MAX_TASK_LIST)).unwrap_or(0).into()];
         values.extend(states.iter().map(|s| (*s).to_string().into()));
-        let mut stmt = self.conn.prepare(&sql).context(CTX)?;
+        let mut stmt = self.conn.prepare_cached(&sql).context(CTX)?;
         stmt.query_map(rusqlite::params_from_iter(values), task_row)
             .context(CTX)?
             .collect::<Result<Vec<_>, _>>()
@@ -440,12 +462,20 @@ impl Reader<'_> {
         .context(CTX)
     }
 
-    /// How many tasks are stored, on both sides and in every state.
-    pub fn count_all_tasks(&self) -> Result<u64, StoreError> {
+    /// Whether more than `max` tasks are stored (both sides, every state). Reads the row-id
+    /// span first (two index lookups; ids are unique, so the span bounds the count): only
+    /// when that is over `max` does it count, and then at most `max + 1` rows.
+    pub fn more_tasks_than(&self, max: usize) -> Result<bool, StoreError> {
         self.conn
-            .prepare_cached("SELECT count(*) FROM tasks")
-            .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
-            .map(|n| u64::try_from(n).unwrap_or(0))
+            .prepare_cached(
+                "SELECT CASE
+                   WHEN coalesce((SELECT max(id) FROM tasks) - (SELECT min(id) FROM tasks) + 1, 0)
+                        > ?1
+                   THEN (SELECT count(*) FROM (SELECT 1 FROM tasks LIMIT ?1 + 1)) > ?1
+                   ELSE 0
+                 END",
+            )
+            .and_then(|mut s| s.query_row([limit(max)], |r| r.get::<_, bool>(0)))
             .context("counting tasks")
     }
 
@@ -511,22 +541,23 @@ impl Tx<'_> {
     ) -> Result<(), StoreError> {
         const CTX: &str = "updating a task";
         self.atomic(|tx| {
-            tx.prepare_cached(
-                "UPDATE tasks SET state = ?2, last_seq = coalesce(?3, last_seq), updated_at = ?4
-                 WHERE id = ?1",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    id,
-                    change.state,
-                    change.seq.map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
-                    now
-                ])
-            })
-            .context(CTX)?;
+            // One statement sets the state and says the update number it stored.
             let seq: i64 = tx
-                .query_row("SELECT last_seq FROM tasks WHERE id = ?1", [id], |r| {
-                    r.get(0)
+                .prepare_cached(
+                    "UPDATE tasks SET state = ?2, last_seq = coalesce(?3, last_seq),
+                        updated_at = ?4
+                     WHERE id = ?1 RETURNING last_seq",
+                )
+                .and_then(|mut s| {
+                    s.query_row(
+                        params![
+                            id,
+                            change.state,
+                            change.seq.map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
+                            now
+                        ],
+                        |r| r.get(0),
+                    )
                 })
                 .context(CTX)?;
             tx.prepare_cached(
@@ -536,9 +567,7 @@ impl Tx<'_> {
             .and_then(|mut s| {
                 s.execute(params![
                     id,
-                    change
-                        .seq
-                        .map_or(seq, |n| i64::try_from(n).unwrap_or(i64::MAX)),
+                    seq,
                     change.state,
                     change.message,
                     change.reason,
@@ -546,40 +575,31 @@ impl Tx<'_> {
                 ])
             })
             .context(CTX)?;
+            // The first entry and the newest `MAX_TASK_EVENTS - 1` stay: what is older than the
+            // newest kept one goes (an index walk; nothing when there are fewer).
             tx.prepare_cached(
                 "DELETE FROM task_events WHERE task = ?1
                    AND id > (SELECT min(id) FROM task_events WHERE task = ?1)
-                   AND id NOT IN (SELECT id FROM task_events WHERE task = ?1
-                                  ORDER BY id DESC LIMIT ?2)",
+                   AND id < (SELECT id FROM task_events WHERE task = ?1
+                             ORDER BY id DESC LIMIT 1 OFFSET ?2)",
             )
-            .and_then(|mut s| s.execute(params![id, limit(MAX_TASK_EVENTS - 1)]))
+            .and_then(|mut s| s.execute(params![id, limit(MAX_TASK_EVENTS - 2)]))
             .context(CTX)?;
+            if let Some(message) = change.message {
+                append_task_message(tx, id, message, now)?;
+            }
             Ok(())
-        })?;
-        if let Some(message) = change.message {
-            self.add_task_message(id, message, now)?;
-        }
-        Ok(())
+        })
     }
 
     /// Appends a message (JSON) to task `id`'s messages (more input, or with a status change);
     /// past [`MAX_TASK_MESSAGES`] the oldest goes.
     pub fn add_task_message(&mut self, id: i64, message: &str, now: i64) -> Result<(), StoreError> {
-        const CTX: &str = "storing a task message";
         self.atomic(|tx| {
-            tx.prepare_cached("INSERT INTO task_messages (task, message, at) VALUES (?1, ?2, ?3)")
-                .and_then(|mut s| s.execute(params![id, message, now]))
-                .context(CTX)?;
             tx.prepare_cached("UPDATE tasks SET updated_at = ?2 WHERE id = ?1")
                 .and_then(|mut s| s.execute(params![id, now]))
-                .context(CTX)?;
-            tx.prepare_cached(
-                "DELETE FROM task_messages WHERE task = ?1 AND id NOT IN
-                   (SELECT id FROM task_messages WHERE task = ?1 ORDER BY id DESC LIMIT ?2)",
-            )
-            .and_then(|mut s| s.execute(params![id, limit(MAX_TASK_MESSAGES)]))
-            .context(CTX)?;
-            Ok(())
+                .context("storing a task message")?;
+            append_task_message(tx, id, message, now)
         })
     }
 
@@ -601,8 +621,9 @@ impl Tx<'_> {
             .context("storing a task artifact")?;
         self.conn
             .prepare_cached(
-                "DELETE FROM task_artifacts WHERE task = ?1 AND id NOT IN
-                   (SELECT id FROM task_artifacts WHERE task = ?1 ORDER BY id DESC LIMIT ?2)",
+                "DELETE FROM task_artifacts WHERE task = ?1
+                   AND id <= (SELECT id FROM task_artifacts WHERE task = ?1
+                              ORDER BY id DESC LIMIT 1 OFFSET ?2)",
             )
             .and_then(|mut s| s.execute(params![id, limit(MAX_TASK_ARTIFACTS)]))
             .context("storing a task artifact")?;

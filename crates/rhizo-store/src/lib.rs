@@ -252,6 +252,15 @@ impl Store {
         // with NORMAL would already survive).
         conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
             .context("configuring the connection")?;
+        // Plans that do not depend on bound values: without this, SQLite marks a statement
+        // whose `LIMIT ?n` (or a partial index's condition) it read a bound value for as
+        // expired when that parameter is bound again, and re-prepares it on every run (the
+        // outbox's, the tasks' statements: `sqlite3Reprepare` in the writer's profile).
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            true,
+        )
+        .context("configuring the connection")?;
         migrations::migrate(&mut conn)?;
         // Room for every statement the hot paths keep prepared (the default is 16).
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);

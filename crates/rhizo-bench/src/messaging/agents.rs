@@ -65,6 +65,57 @@ pub struct AgentResult {
     /// return → `task_received` at the worker; that event → the worker's `completed` POST
     /// returned; that → alice's `task_updated` (completed).
     pub direct_stages: [Summary; 4],
+    /// Diagnostic: the store writers' work per 64 B message of the reference batch.
+    pub writer_per_message: WriterWork,
+    /// Diagnostic: the store writers' work per task of the one-call worker's batch.
+    pub writer_per_task: WriterWork,
+}
+
+/// The store writer threads' jobs and committed transactions per item of a batch, at alice
+/// (the sender, the client) and at bob (the recipient, the worker).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct WriterWork {
+    /// Write jobs at alice per item.
+    pub alice_jobs: f64,
+    /// Commits at alice per item.
+    pub alice_commits: f64,
+    /// Write jobs at bob per item.
+    pub bob_jobs: f64,
+    /// Commits at bob per item.
+    pub bob_commits: f64,
+}
+
+/// Both nodes' writer counters (jobs, commits) now.
+async fn writer_counters(pair: &Pair) -> anyhow::Result<[u64; 4]> {
+    let a = pair.alice.api.messaging_stats().await?;
+    let b = pair.bob.api.messaging_stats().await?;
+    Ok([a.db_write_jobs, a.db_commits, b.db_write_jobs, b.db_commits])
+}
+
+impl WriterWork {
+    /// The work between two [`writer_counters`] readings, per item of `n`.
+    fn between(before: [u64; 4], after: [u64; 4], n: usize) -> Self {
+        let per = |k: usize| after[k].saturating_sub(before[k]) as f64 / n.max(1) as f64;
+        Self {
+            alice_jobs: per(0),
+            alice_commits: per(1),
+            bob_jobs: per(2),
+            bob_commits: per(3),
+        }
+    }
+
+    /// Diagnostic rows: this work of `what`.
+    fn rows(&self, bench: &'static str, what: &str) -> Vec<Row> {
+        [
+            ("write jobs at alice", self.alice_jobs),
+            ("commits at alice", self.alice_commits),
+            ("write jobs at bob", self.bob_jobs),
+            ("commits at bob", self.bob_commits),
+        ]
+        .into_iter()
+        .map(|(name, v)| Row::new(bench, format!("diagnostic: {name} per {what}"), v, "n"))
+        .collect()
+    }
 }
 
 impl AgentResult {
@@ -168,8 +219,19 @@ impl AgentResult {
             "→ worker's completed POST returned",
             "→ completed at the client",
         ];
-        let rows = rows.into_iter().chain(self.one_call_rows()).chain(
-            stages.iter().zip(&self.direct_stages).map(|(name, s)| {
+        let writer = self
+            .writer_per_message
+            .rows("B15", "64 B message (reference batch)")
+            .into_iter()
+            .chain(
+                self.writer_per_task
+                    .rows("B15", "task (one-call worker's batch)"),
+            );
+        let rows = rows
+            .into_iter()
+            .chain(self.one_call_rows())
+            .chain(writer)
+            .chain(stages.iter().zip(&self.direct_stages).map(|(name, s)| {
                 Row::new(
                     "B14",
                     format!("diagnostic: straight to completed, stage {name} p50"),
@@ -177,8 +239,7 @@ impl AgentResult {
                     "ms",
                 )
                 .reference("that worker's round trip p50", self.direct_round_trip.p50)
-            }),
-        );
+            }));
         rows.filter(|r| r.bench == bench).collect()
     }
 }
@@ -199,14 +260,20 @@ async fn measure(pair: &mut Pair, quick: bool) -> anyhow::Result<AgentResult> {
     let done = Completions::open(&pair.alice.api).await?;
     let message = Summary::of(&pair.sequential(tasks, "b14-ref").await?.total);
     let_rate_limit_refill(batch, quick).await;
+    let before = writer_counters(pair).await?;
     let (msgs_per_s, _, _) = pair.pipelined(batch, 64, "b15-ref").await?;
+    let writer_per_message = WriterWork::between(before, writer_counters(pair).await?, batch);
+    let mut writer_per_task = WriterWork::default();
     let mut figures = Vec::new();
     let mut direct_stages = None;
     for mode in [Mode::Claim, Mode::Direct, Mode::OneCall] {
         let worker = Worker::start(pair.bob.api.clone(), mode).await?;
         let outcome = tasks_on(pair, &done, &worker.stamps, tasks, batch, quick).await;
         worker.stop();
-        let (round_trip, rate, stages) = outcome?;
+        let (round_trip, rate, stages, work) = outcome?;
+        if matches!(mode, Mode::OneCall) {
+            writer_per_task = work;
+        }
         figures.push((round_trip, rate));
         if matches!(mode, Mode::Direct) {
             direct_stages = Some(stages);
@@ -233,6 +300,8 @@ async fn measure(pair: &mut Pair, quick: bool) -> anyhow::Result<AgentResult> {
         one_call_round_trip,
         one_call_tasks_per_s,
         direct_stages,
+        writer_per_message,
+        writer_per_task,
     })
 }
 
@@ -244,7 +313,7 @@ async fn tasks_on(
     tasks: usize,
     batch: usize,
     quick: bool,
-) -> anyhow::Result<(Summary, f64, [Summary; 4])> {
+) -> anyhow::Result<(Summary, f64, [Summary; 4], WriterWork)> {
     // Warm the agent path (the worker's first claim, the first agent rows).
     for _ in 0..3 {
         delegate_and_wait(&pair.alice.api, done, "warm-up").await?;
@@ -269,11 +338,14 @@ async fn tasks_on(
         }
     }
     let_rate_limit_refill(batch * 3, quick).await;
+    let before = writer_counters(pair).await?;
     let rate = pipelined_tasks(&pair.alice.api, done, batch).await?;
+    let work = WriterWork::between(before, writer_counters(pair).await?, batch);
     Ok((
         Summary::of(&round_trip),
         rate,
         stages.map(|s| Summary::of(&s)),
+        work,
     ))
 }
 

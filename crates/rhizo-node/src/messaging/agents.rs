@@ -611,19 +611,18 @@ impl Messaging {
     async fn task_timer_pass(&self) -> Result<Option<i64>, TaskError> {
         let now = self.now();
         let this = self.clone();
-        let (deadline, waiting, stored) = self
+        let (deadline, waiting, over_bound) = self
             .inner
             .db
             .read(move |r| -> Result<_, TaskError> {
                 Ok((
                     this.inner.engine.next_agent_deadline(&r)?,
                     r.agent_outbox_len()?,
-                    r.count_all_tasks()?,
+                    r.more_tasks_than(rhizo_store::agents::MAX_TASKS)?,
                 ))
             })
             .await?;
         let due = deadline.is_some_and(|d| d <= now);
-        let over_bound = stored > u64::try_from(rhizo_store::agents::MAX_TASKS).unwrap_or(0);
         if !due && waiting == 0 && !over_bound {
             return Ok(deadline);
         }

@@ -308,3 +308,82 @@ fn history_messages_artifacts_and_old_tasks_are_bounded() {
         .expect("count");
     assert_eq!(orphans, 0);
 }
+
+#[test]
+fn task_statements_are_not_prepared_again_on_each_run() {
+    let mut store = Store::open_in_memory().expect("open");
+    let id = store
+        .write(|tx| tx.insert_task(&new_task(1, TaskSide::Client, 9, 1), 10))
+        .expect("insert")
+        .expect("new");
+    for i in 1..=5u64 {
+        let message = format!("{{\"m\":{i}}}");
+        store
+            .write(|tx| {
+                tx.change_task(
+                    id,
+                    &TaskChange {
+                        state: "working",
+                        seq: Some(i),
+                        message: Some(&message),
+                        reason: None,
+                    },
+                    10 + i as i64,
+                )?;
+                tx.put_task_artifact(id, &format!("a{i}"), "{}", 10)?;
+                tx.task_queue(&["submitted"], i as usize)
+            })
+            .expect("change");
+    }
+    // Statements with a bound `LIMIT`/`OFFSET` (the history bounds, the queue): SQLite would
+    // mark them expired on every new binding without the query planner stability guarantee.
+    let queue = format!(
+        "SELECT {TASK_COLUMNS} FROM tasks WHERE side = 'worker' AND state IN ({})
+             ORDER BY priority DESC, id LIMIT ?1",
+        placeholders(2, 1)
+    );
+    let sqls = [
+        queue.as_str(),
+        "DELETE FROM task_events WHERE task = ?1
+                   AND id > (SELECT min(id) FROM task_events WHERE task = ?1)
+                   AND id < (SELECT id FROM task_events WHERE task = ?1
+                             ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+        "DELETE FROM task_messages WHERE task = ?1
+           AND id <= (SELECT id FROM task_messages WHERE task = ?1
+                      ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+    ];
+    for sql in sqls {
+        let stmt = store.conn.prepare_cached(sql).expect("cached");
+        assert_eq!(
+            stmt.get_status(rusqlite::StatementStatus::RePrepare),
+            0,
+            "{sql}"
+        );
+    }
+    assert_eq!(store.read().task_events(id).expect("events").len(), 6);
+}
+
+#[test]
+fn more_tasks_than_counts_only_past_the_span() {
+    let mut store = Store::open_in_memory().expect("open");
+    assert!(!store.read().more_tasks_than(0).expect("empty"));
+    for i in 0..6u8 {
+        store
+            .write(|tx| tx.insert_task(&new_task(i, TaskSide::Worker, 9, 1), 10))
+            .expect("insert");
+    }
+    let r = store.read();
+    assert!(r.more_tasks_than(5).expect("count"));
+    assert!(!r.more_tasks_than(6).expect("count"));
+    // Gaps in the ids: the span (6) is over 4, the count (4) is not.
+    store
+        .conn
+        .execute(
+            "DELETE FROM tasks WHERE task_id IN (?1, ?2)",
+            [[1u8; 16], [2u8; 16]],
+        )
+        .expect("delete");
+    let r = store.read();
+    assert!(!r.more_tasks_than(4).expect("count"));
+    assert!(r.more_tasks_than(3).expect("count"));
+}
