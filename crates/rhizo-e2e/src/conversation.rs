@@ -15,6 +15,8 @@ mod ordering;
 mod ordering_tests;
 mod receive;
 mod roles;
+#[cfg(test)]
+mod roles_tests;
 mod state;
 #[cfg(test)]
 mod tests;

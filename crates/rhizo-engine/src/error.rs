@@ -37,6 +37,12 @@ pub enum EngineError {
     /// We left the group or were removed from it.
     #[error("you are no longer a member of this group")]
     NotInGroup,
+    /// The change would leave the group without an admin who is still a member.
+    #[error("this would leave the group without an admin: make another member admin first")]
+    NoAdminLeft,
+    /// The UID named is not a member of the group.
+    #[error("not a member of this group: add them first")]
+    NotAMember,
     /// A group's name, profile or limits (rhizo-core `group`).
     #[error("group: {0}")]
     Group(#[from] rhizo_core::group::GroupError),

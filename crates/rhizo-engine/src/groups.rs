@@ -285,6 +285,7 @@ pub(crate) fn prune_intents(
 pub(crate) fn refused(e: E2eError) -> EngineError {
     match e {
         E2eError::Refused(CommitRejectReason::NotAdmin) => EngineError::NotAdmin,
+        E2eError::Refused(CommitRejectReason::NoAdminLeft) => EngineError::NoAdminLeft,
         other => EngineError::Mls(other),
     }
 }
@@ -472,8 +473,10 @@ impl Engine {
         })
     }
 
-    /// Leaves a group: a `GroupControl{leave}` to the members (every admin then commits our
-    /// removal), and the group is ours no more (state `left`).
+    /// Leaves a group: an admin first hands its role over ([`admin::hand_over`]: drops itself
+    /// from the admins and, when it was the last one, promotes the longest-standing member),
+    /// then a `GroupControl{leave}` goes to the members (every admin then commits our removal),
+    /// and the group is ours no more (state `left`).
     ///
     /// # Errors
     ///
@@ -486,14 +489,16 @@ impl Engine {
     ) -> Result<(), EngineError> {
         self.group_job(tx, |tx| {
             let group = active_group(tx, session_id)?;
+            let mut conversation = self.load_group(tx, &group)?;
+            let handed = admin::hand_over(tx, self.signer(), &group, &mut conversation, now)?;
+            self.conversations.stage(conversation);
             self.queue_group_content(tx, &group, leave_content(now), "control", None, now)?;
-            tx.update_group(
-                session_id,
-                &group.name,
-                group.my_role,
-                GroupStatus::Left,
-                now,
-            )?;
+            let role = if handed {
+                GroupRole::Member
+            } else {
+                group.my_role
+            };
+            tx.update_group(session_id, &group.name, role, GroupStatus::Left, now)?;
             Ok(())
         })
     }
@@ -587,6 +592,8 @@ pub(crate) fn leave_content(now: i64) -> ChatContent {
     }
 }
 
+#[cfg(test)]
+mod roles_tests;
 #[cfg(test)]
 mod scale_tests;
 #[cfg(test)]

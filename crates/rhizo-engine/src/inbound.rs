@@ -43,6 +43,9 @@ pub struct Inbound {
     /// Agent messages this frame queued in the outbox (answers to tasks): the driver wakes
     /// its outbox when there are any.
     pub agent_queued: usize,
+    /// Group frames are due now (e.g. this frame made an admin commit a leaver's removal, or
+    /// a rollback encrypted our texts again): the driver wakes its outbox.
+    pub group_due: bool,
 }
 
 impl Engine {
@@ -72,10 +75,13 @@ impl Engine {
             Counters::add(&self.counters.batches_received, 1);
             Counters::add(&self.counters.batched_envelopes_received, n as u64);
         }
+        // One indexed read (at most one row): whether processing queued group frames.
+        let group_due = tx.group_outbox_due(now, 1).is_ok_and(|due| !due.is_empty());
         Inbound {
             response: received.response,
             events: received.events,
             agent_queued,
+            group_due,
         }
     }
 }

@@ -52,11 +52,11 @@ pub use channels::{CreateChannelRequest, JoinChannelRequest};
 use channels::{
     create_channel, join_channel, leave_channel, list_channels, post_channel, read_channel,
 };
-pub use groups::{AddMembersRequest, CreateGroupRequest, UpdateGroupRequest};
+pub use groups::{AddMembersRequest, AdminRequest, CreateGroupRequest, UpdateGroupRequest};
 use groups::{
-    accept_group_request, add_group_members, create_group, decline_group_request, leave_group,
-    list_group_messages, list_group_requests, list_groups, post_group_message, remove_group_member,
-    show_group, update_group,
+    accept_group_request, add_group_admin, add_group_members, create_group, decline_group_request,
+    leave_group, list_group_admins, list_group_messages, list_group_requests, list_groups,
+    post_group_message, remove_group_admin, remove_group_member, show_group, update_group,
 };
 pub use tasks::WorkerTasksQuery;
 use tasks::{

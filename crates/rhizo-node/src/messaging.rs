@@ -387,7 +387,7 @@ impl Messaging {
         };
         match pending.await {
             Ok(inbound) => {
-                if inbound.agent_queued > 0 {
+                if inbound.agent_queued > 0 || inbound.group_due {
                     self.inner.outbox_wake.notify_one();
                 }
                 self.emit_events(inbound.events);

@@ -507,7 +507,10 @@ pub(crate) enum GroupCommand {
         /// Contact name or UID
         member: String,
     },
-    /// Leave a group
+    /// List, promote or demote a group's admins
+    #[command(subcommand)]
+    Admin(GroupAdminCommand),
+    /// Leave a group (an admin first makes the longest-standing member admin if it was the last)
     Leave {
         /// The group's name or id
         group: String,
@@ -540,6 +543,34 @@ pub(crate) enum GroupCommand {
     Decline {
         /// The invitation's id
         id: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum GroupAdminCommand {
+    /// List a group's admins
+    List {
+        /// The group's name or id
+        group: String,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a member admin (admins)
+    #[command(alias = "promote")]
+    Add {
+        /// The group's name or id
+        group: String,
+        /// Contact name or UID of a member
+        member: String,
+    },
+    /// Make an admin a member again (admins; the last admin cannot be demoted)
+    #[command(alias = "demote")]
+    Remove {
+        /// The group's name or id
+        group: String,
+        /// Contact name or UID of an admin
+        member: String,
     },
 }
 

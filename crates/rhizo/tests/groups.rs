@@ -11,123 +11,12 @@
 //!        └──────────▶ carol
 //! ```
 
-use std::{path::Path, time::Duration};
-
-use anyhow::{Context, anyhow, ensure};
+use anyhow::{Context, ensure};
 use rhizo_test_utils::{TestNode, wait_for};
-use serde_json::{Value, json};
+use serde_json::json;
 
-const BIN: &str = env!("CARGO_BIN_EXE_rhizo");
-/// Creating or adding waits for the members' KeyPackages in the DHT.
-const KEY_PACKAGES_TIMEOUT: Duration = Duration::from_secs(60);
-/// Bound for a group change or text to reach every member (normally a few seconds).
-const DELIVERY_TIMEOUT: Duration = Duration::from_secs(90);
-/// How much of each node's log a failure prints.
-const LOG_TAIL_BYTES: usize = 64 * 1024;
-
-fn bin() -> &'static Path {
-    Path::new(BIN)
-}
-
-/// Run arguments: bootstrap from `addr`, fast mailbox polling (so the mailbox test's periodic
-/// work happens within its bounded waits).
-fn boot_args(addr: &str) -> Vec<String> {
-    ["--bootstrap", addr, "--mailbox-poll-secs", "1"]
-        .map(String::from)
-        .to_vec()
-}
-
-/// Adds each node's ticket on the other as contacts `a_name` (on `b`) and `b_name` (on `a`).
-fn befriend(a: &TestNode, a_name: &str, b: &TestNode, b_name: &str) -> anyhow::Result<()> {
-    let added = b.api_post(
-        "/v1/contacts",
-        &json!({"ticket": a.ticket()?, "name": a_name}),
-    )?;
-    ensure!(added["added"] == true, "{a_name} not added: {added}");
-    let added = a.api_post(
-        "/v1/contacts",
-        &json!({"ticket": b.ticket()?, "name": b_name}),
-    )?;
-    ensure!(added["added"] == true, "{b_name} not added: {added}");
-    Ok(())
-}
-
-/// `POST path` with `body`, retried (bounded) while a member's KeyPackages are not found.
-fn post_when_ready(node: &TestNode, path: &str, body: &Value) -> anyhow::Result<Value> {
-    wait_for(
-        KEY_PACKAGES_TIMEOUT,
-        "the members' KeyPackages",
-        || match node.api_post_raw(path, body) {
-            Ok((200..=299, answer)) => {
-                Some(serde_json::from_str::<Value>(&answer).map_err(anyhow::Error::from))
-            }
-            Ok((503, answer)) if answer.contains("NO_KEY_PACKAGES") => None,
-            Ok((status, answer)) => Some(Err(anyhow!("POST {path}: {status} {answer}"))),
-            Err(e) => Some(Err(e)),
-        },
-    )?
-}
-
-/// The node's view of the group `id`, once `ready` says it is as expected.
-fn wait_group(
-    node: &TestNode,
-    id: &str,
-    what: &str,
-    ready: impl Fn(&Value) -> bool,
-) -> anyhow::Result<Value> {
-    wait_for(DELIVERY_TIMEOUT, what, || {
-        let list = node.api_get("/v1/groups").ok()?;
-        list.as_array()?
-            .iter()
-            .find(|g| g["id"] == id && ready(g))
-            .cloned()
-    })
-    .with_context(|| format!("{}: {what}", node.uid()))
-}
-
-/// A group's history on `node`.
-fn history(node: &TestNode, id: &str) -> anyhow::Result<Vec<Value>> {
-    let list = node.api_get(&format!("/v1/groups/{id}/messages?limit=1000"))?;
-    list.as_array()
-        .cloned()
-        .ok_or_else(|| anyhow!("history is not a list: {list}"))
-}
-
-/// The received texts of a history.
-fn received(list: &[Value]) -> Vec<String> {
-    list.iter()
-        .filter(|m| m["direction"] == "in")
-        .filter_map(|m| m["text"].as_str().map(String::from))
-        .collect()
-}
-
-/// Waits until `node` received every one of `want` in group `id`, then checks each came once.
-fn wait_received(node: &TestNode, id: &str, want: &[&str]) -> anyhow::Result<()> {
-    let got = wait_for(DELIVERY_TIMEOUT, "the group's texts", || {
-        let got = received(&history(node, id).ok()?);
-        want.iter()
-            .all(|w| got.iter().any(|g| g == w))
-            .then_some(got)
-    })
-    .with_context(|| format!("{} waiting for {want:?}", node.uid()))?;
-    for w in want {
-        let n = got.iter().filter(|g| g == w).count();
-        ensure!(n == 1, "{}: {w:?} arrived {n} times: {got:?}", node.uid());
-    }
-    Ok(())
-}
-
-/// Runs a CLI command; its stdout, or an error with its stderr.
-fn cli(node: &TestNode, args: &[&str]) -> anyhow::Result<String> {
-    let out = node.cli(args)?;
-    ensure!(
-        out.status.success(),
-        "`rhizo {}` failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
+mod groups_common;
+use groups_common::*;
 
 #[test]
 fn three_people_create_add_send_rename_remove() {
@@ -144,11 +33,7 @@ fn three_people_create_add_send_rename_remove() {
         scenario(&alice, &bob, &carol)
     })();
     if let Err(e) = result {
-        let logs: Vec<String> = [&alice, &bob, &carol]
-            .iter()
-            .map(|n| n.logs_tail(LOG_TAIL_BYTES))
-            .collect();
-        panic!("{e:#}\n{}", logs.join("\n"));
+        panic_with_logs(&e, &[&alice, &bob, &carol]);
     }
 }
 
@@ -258,11 +143,7 @@ fn an_offline_member_gets_the_group_text_from_its_mailbox() {
         wait_received(&bob, &id, &[text])
     })();
     if let Err(e) = result {
-        let logs: Vec<String> = [&hub, &alice, &bob]
-            .iter()
-            .map(|n| n.logs_tail(LOG_TAIL_BYTES))
-            .collect();
-        panic!("{e:#}\n{}", logs.join("\n"));
+        panic_with_logs(&e, &[&hub, &alice, &bob]);
     }
 }
 
@@ -302,10 +183,6 @@ fn an_invitation_from_a_stranger_is_held_until_accepted() {
         wait_received(&dave, &id, &["welcome dave"])
     })();
     if let Err(e) = result {
-        let logs: Vec<String> = [&alice, &dave]
-            .iter()
-            .map(|n| n.logs_tail(LOG_TAIL_BYTES))
-            .collect();
-        panic!("{e:#}\n{}", logs.join("\n"));
+        panic_with_logs(&e, &[&alice, &dave]);
     }
 }

@@ -138,7 +138,7 @@ pub(super) fn group_of(members: &mut [Member], admins: &[usize]) {
     }
 }
 
-fn same_state(members: &[Member]) {
+pub(super) fn same_state(members: &[Member]) {
     let first = members[0].conv.as_ref().expect("conv");
     for m in &members[1..] {
         let c = m.conv.as_ref().expect("conv");
@@ -149,7 +149,7 @@ fn same_state(members: &[Member]) {
     }
 }
 
-fn rejected(reason: CommitRejectReason) -> Vec<Processed> {
+pub(super) fn rejected(reason: CommitRejectReason) -> Vec<Processed> {
     vec![Processed::CommitRejected { reason }]
 }
 

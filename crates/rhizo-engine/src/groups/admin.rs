@@ -387,12 +387,15 @@ impl Engine {
         })
     }
 
-    /// Makes `uid` an admin of a group we administer, or a member again (`admin` false).
+    /// Makes `uid` an admin of a group we administer, or a member again (`admin` false);
+    /// whether the roles changed. Carried as a GroupState change in one MLS commit, which every
+    /// member checks against the role rule.
     ///
     /// # Errors
     ///
-    /// As [`Engine::update_group_profile`]; [`EngineError::Group`] past 64 admins or for no
-    /// admin left.
+    /// As [`Engine::update_group_profile`]; [`EngineError::NotAMember`] to promote a UID that
+    /// is not in the group, [`EngineError::NoAdminLeft`] to demote the last admin who is a
+    /// member, [`EngineError::Group`] past 64 admins.
     pub fn set_group_admin(
         &self,
         tx: &mut Tx<'_>,
@@ -405,7 +408,14 @@ impl Engine {
             let group = active_group(tx, session_id)?;
             let mut conversation = self.load_group(tx, &group)?;
             let current = conversation.group_state()?;
+            if !current.is_admin(&self.me.uid) {
+                return Err(EngineError::NotAdmin);
+            }
+            let members = roster(&conversation)?;
             let target = Uid::from_bytes(uid);
+            if admin && !members.iter().any(|m| m.uid == *uid) {
+                return Err(EngineError::NotAMember);
+            }
             let mut admins: Vec<Uid> = current
                 .admins()
                 .iter()
@@ -415,12 +425,61 @@ impl Engine {
             if admin {
                 admins.push(target);
             }
+            let member_admin = |a: &Uid| members.iter().any(|m| m.uid == *a.as_bytes());
+            if !admins.iter().any(member_admin) {
+                return Err(EngineError::NoAdminLeft);
+            }
             let state = current.with_admins(admins)?;
             let changed = set_state(tx, self.signer(), &group, &mut conversation, &state, now)?;
             self.conversations.stage(conversation);
             Ok(changed)
         })
     }
+}
+
+/// Before an admin leaves: one commit that drops it from the admins and, when no other admin
+/// would be left among the members, makes the longest-standing other member admin (the
+/// earliest `added_at` this node recorded, then the smallest UID), so the group is never left
+/// without an admin to commit the leaver's removal. Nothing when we are no admin or alone.
+/// Whether a commit was made.
+pub(crate) fn hand_over(
+    tx: &mut Tx<'_>,
+    signer: Signer<'_>,
+    group: &GroupRow,
+    conversation: &mut Conversation,
+    now: i64,
+) -> Result<bool, EngineError> {
+    let me = signer.me.uid;
+    let current = conversation.group_state()?;
+    if !current.is_admin(&me) {
+        return Ok(false);
+    }
+    let members = roster(conversation)?;
+    let others: Vec<&RosterMember> = members.iter().filter(|m| m.uid != *me.as_bytes()).collect();
+    let mut admins: Vec<Uid> = current
+        .admins()
+        .iter()
+        .copied()
+        .filter(|a| *a != me)
+        .collect();
+    let admin_left = others
+        .iter()
+        .any(|m| admins.contains(&Uid::from_bytes(&m.uid)));
+    if !admin_left {
+        let stored = tx.group_members(&group.session_id)?;
+        let since = |uid: &[u8; 32]| {
+            stored
+                .iter()
+                .find(|s| s.uid == *uid)
+                .map_or(i64::MAX, |s| s.added_at)
+        };
+        let Some(successor) = others.iter().min_by_key(|m| (since(&m.uid), m.uid)) else {
+            return Ok(false);
+        };
+        admins.push(Uid::from_bytes(&successor.uid));
+    }
+    let state = current.with_admins(admins)?;
+    set_state(tx, signer, group, conversation, &state, now)
 }
 
 /// An admin's answer to a member's `GroupControl{leave}`: the removal of all its leaves, sent at

@@ -13,7 +13,7 @@ use super::*;
 use crate::{Event, MailboxAttempt, Me, contacts::peer_id_of_device};
 
 /// A clock well inside every envelope's replay window.
-const T0: i64 = 1_800_000_000_000;
+pub(crate) const T0: i64 = 1_800_000_000_000;
 
 /// Events, with the index of the node that showed each.
 pub(crate) type NodeEvents = Vec<(usize, Event)>;
@@ -147,7 +147,7 @@ pub(crate) fn pump(
     (unreachable, events)
 }
 
-fn received_texts(events: &[(usize, Event)], at: usize) -> Vec<String> {
+pub(crate) fn received_texts(events: &[(usize, Event)], at: usize) -> Vec<String> {
     events
         .iter()
         .filter(|(i, _)| *i == at)
@@ -160,7 +160,7 @@ fn received_texts(events: &[(usize, Event)], at: usize) -> Vec<String> {
 
 /// Alice (admin) creates a group with bob (who has alice as a contact: auto-join) and carol
 /// (who does not: a group request she accepts). Returns the nodes and the group's session.
-fn trio(dir: &std::path::Path) -> (Vec<Node>, [u8; 16]) {
+pub(crate) fn trio(dir: &std::path::Path) -> (Vec<Node>, [u8; 16]) {
     let mut nodes = vec![
         node(dir, 1, RekeyPolicy::default()),
         node(dir, 2, RekeyPolicy::default()),

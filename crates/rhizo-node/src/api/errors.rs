@@ -132,6 +132,8 @@ fn engine_status(e: &rhizo_engine::EngineError) -> (StatusCode, &'static str) {
         EngineError::UnknownGroup => (StatusCode::NOT_FOUND, "UNKNOWN_GROUP"),
         EngineError::NotAdmin => (StatusCode::FORBIDDEN, "NOT_ADMIN"),
         EngineError::NotInGroup => (StatusCode::CONFLICT, "NOT_IN_GROUP"),
+        EngineError::NoAdminLeft => (StatusCode::CONFLICT, "NO_ADMIN_LEFT"),
+        EngineError::NotAMember => (StatusCode::NOT_FOUND, "NOT_A_MEMBER"),
         EngineError::Group(_) => (StatusCode::BAD_REQUEST, "BAD_INPUT"),
         EngineError::TooManyMembers { .. } => (StatusCode::CONFLICT, "TOO_MANY_MEMBERS"),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
@@ -256,6 +258,16 @@ mod tests {
                 GroupError::Engine(EngineError::NotInGroup).into(),
                 StatusCode::CONFLICT,
                 "NOT_IN_GROUP",
+            ),
+            (
+                GroupError::Engine(EngineError::NoAdminLeft).into(),
+                StatusCode::CONFLICT,
+                "NO_ADMIN_LEFT",
+            ),
+            (
+                GroupError::Engine(EngineError::NotAMember).into(),
+                StatusCode::NOT_FOUND,
+                "NOT_A_MEMBER",
             ),
             (
                 GroupError::Engine(EngineError::TooManyMembers { count: 2, max: 1 }).into(),

@@ -1,5 +1,5 @@
 //! The group routes (`/v1/groups`, `/v1/group-requests`): private MLS groups — create, list,
-//! info, members, rename, leave, messages — and held invitations.
+//! info, members, admins, rename, leave, messages — and held invitations.
 
 use axum::{
     Json,
@@ -10,6 +10,7 @@ use axum::{
 use serde::{Deserialize, Serialize};
 
 use super::{ApiState, HistoryQuery, TextBody, messaging_error};
+use crate::messaging::{GroupError, GroupMemberView};
 
 /// `POST /v1/groups` body.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -29,6 +30,13 @@ pub struct CreateGroupRequest {
 pub struct AddMembersRequest {
     /// Contact names or UIDs.
     pub members: Vec<String>,
+}
+
+/// `POST /v1/groups/{id}/admins` body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AdminRequest {
+    /// The member to make admin: a contact name or UID.
+    pub member: String,
 }
 
 /// `PATCH /v1/groups/{id}` body.
@@ -126,6 +134,60 @@ pub(super) async fn remove_group_member(
         Ok(removed) => Json(serde_json::json!({ "removed": removed })).into_response(),
         Err(e) => messaging_error(e),
     }
+}
+
+/// The admins among a group's members, as `GET /v1/groups/{id}` shows them.
+async fn admins_of(state: &ApiState, id: &str) -> Result<Vec<GroupMemberView>, GroupError> {
+    let info = state.inner.messaging.group_info(id).await?;
+    Ok(info
+        .members
+        .into_iter()
+        .filter(|m| m.role == "admin")
+        .collect())
+}
+
+pub(super) async fn list_group_admins(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Response {
+    match admins_of(&state, &id).await {
+        Ok(admins) => Json(admins).into_response(),
+        Err(e) => messaging_error(e),
+    }
+}
+
+/// Promotes (`admin`) or demotes `member`; `{"changed", "admins"}`.
+async fn set_admin(state: &ApiState, id: &str, member: &str, admin: bool) -> Response {
+    let changed = match state
+        .inner
+        .messaging
+        .set_group_admin(id, member, admin)
+        .await
+    {
+        Ok(changed) => changed,
+        Err(e) => return messaging_error(e),
+    };
+    match admins_of(state, id).await {
+        Ok(admins) => {
+            Json(serde_json::json!({ "changed": changed, "admins": admins })).into_response()
+        }
+        Err(e) => messaging_error(e),
+    }
+}
+
+pub(super) async fn add_group_admin(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    Json(body): Json<AdminRequest>,
+) -> Response {
+    set_admin(&state, &id, &body.member, true).await
+}
+
+pub(super) async fn remove_group_admin(
+    State(state): State<ApiState>,
+    Path((id, member)): Path<(String, String)>,
+) -> Response {
+    set_admin(&state, &id, &member, false).await
 }
 
 pub(super) async fn leave_group(State(state): State<ApiState>, Path(id): Path<String>) -> Response {

@@ -215,18 +215,7 @@ impl Messaging {
     /// in it.
     pub async fn remove_group_member(&self, group: &str, member: &str) -> Result<bool, GroupError> {
         let group = self.find_group(group).await?;
-        let name = member.to_string();
-        let uid = match self
-            .with_reader(move |r, _| Ok::<_, GroupError>(find_contact_in(r, &name)?))
-            .await?
-        {
-            Some(contact) => contact.uid,
-            None => *member
-                .trim()
-                .parse::<Uid>()
-                .map_err(|_| GroupError::UnknownMember(member.to_string()))?
-                .as_bytes(),
-        };
+        let uid = self.member_uid(member).await?;
         let now = self.now();
         let removed = self
             .with_tx(move |tx, engine| {
@@ -235,6 +224,48 @@ impl Messaging {
             .await?;
         self.inner.outbox_wake.notify_one();
         Ok(removed)
+    }
+
+    /// Makes a member (contact name or UID) an admin of a group we administer, or a member
+    /// again (`admin` false); whether the roles changed. One MLS commit every member checks.
+    pub async fn set_group_admin(
+        &self,
+        group: &str,
+        member: &str,
+        admin: bool,
+    ) -> Result<bool, GroupError> {
+        let group = self.find_group(group).await?;
+        let uid = self.member_uid(member).await?;
+        let now = self.now();
+        let changed = self
+            .with_tx(move |tx, engine| {
+                Ok::<_, GroupError>(engine.set_group_admin(
+                    tx,
+                    &group.session_id,
+                    &uid,
+                    admin,
+                    now,
+                )?)
+            })
+            .await?;
+        self.inner.outbox_wake.notify_one();
+        Ok(changed)
+    }
+
+    /// A member's UID: a contact's by name or UID, else the UID given.
+    async fn member_uid(&self, member: &str) -> Result<[u8; 32], GroupError> {
+        let name = member.to_string();
+        let found = self
+            .with_reader(move |r, _| Ok::<_, GroupError>(find_contact_in(r, &name)?))
+            .await?;
+        match found {
+            Some(contact) => Ok(contact.uid),
+            None => Ok(*member
+                .trim()
+                .parse::<Uid>()
+                .map_err(|_| GroupError::UnknownMember(member.to_string()))?
+                .as_bytes()),
+        }
     }
 
     /// Renames a group or changes its description (admins only); whether it changed.

@@ -1,12 +1,14 @@
-//! `rhizo group create | add | remove | leave | rename | list | info | requests | accept |
-//! decline`, and `send` / `messages` / `chat` on a group.
+//! `rhizo group create | add | remove | admin list|add|remove | leave | rename | list | info |
+//! requests | accept | decline`, and `send` / `messages` / `chat` on a group.
 
 use anyhow::Context;
 use rhizo_node::{
     Config,
-    api::{AddMembersRequest, CreateGroupRequest, TextBody, UpdateGroupRequest},
+    api::{AddMembersRequest, AdminRequest, CreateGroupRequest, TextBody, UpdateGroupRequest},
     events::ApiEvent,
-    messaging::{GroupInfoView, GroupMessageView, GroupRequestView, GroupView, MessageView},
+    messaging::{
+        GroupInfoView, GroupMemberView, GroupMessageView, GroupRequestView, GroupView, MessageView,
+    },
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -14,7 +16,7 @@ use tokio::io::AsyncBufReadExt;
 
 use crate::{
     api_client::{ApiClient, ApiError, StreamItem},
-    cli::GroupCommand,
+    cli::{GroupAdminCommand, GroupCommand},
     cmd::{
         chat::{describe_state, time_of},
         contacts::urlencode,
@@ -69,6 +71,7 @@ pub(crate) async fn run(config: &Config, command: &GroupCommand) -> anyhow::Resu
                 println!("{member} is not in {group}");
             }
         }
+        GroupCommand::Admin(command) => admin(&api, command).await?,
         GroupCommand::Leave { group } => {
             let path = format!("{}/leave", group_path(group));
             let _: Value = api.post(&path, &serde_json::json!({})).await?;
@@ -104,6 +107,61 @@ pub(crate) async fn run(config: &Config, command: &GroupCommand) -> anyhow::Resu
         }
     }
     Ok(())
+}
+
+/// `POST`/`DELETE /v1/groups/{id}/admins…`'s answer.
+#[derive(Debug, Deserialize)]
+struct AdminsChanged {
+    changed: bool,
+    admins: Vec<GroupMemberView>,
+}
+
+async fn admin(api: &ApiClient, command: &GroupAdminCommand) -> anyhow::Result<()> {
+    let (group, member, changed) = match command {
+        GroupAdminCommand::List { group, json } => {
+            let path = format!("{}/admins", group_path(group));
+            let admins: Vec<GroupMemberView> = api.get(&path).await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&admins)?);
+            } else {
+                println!("{}", admin_names(&admins));
+            }
+            return Ok(());
+        }
+        GroupAdminCommand::Add { group, member } => {
+            let path = format!("{}/admins", group_path(group));
+            let body = AdminRequest {
+                member: member.clone(),
+            };
+            let answer: AdminsChanged = api.post(&path, &body).await?;
+            (group, member, answer)
+        }
+        GroupAdminCommand::Remove { group, member } => {
+            let path = format!("{}/admins/{}", group_path(group), urlencode(member));
+            let answer: AdminsChanged = api.delete(&path).await?;
+            (group, member, answer)
+        }
+    };
+    let what = match (command, changed.changed) {
+        (GroupAdminCommand::Add { .. }, true) => "is now an admin of",
+        (GroupAdminCommand::Add { .. }, false) => "was already an admin of",
+        (_, true) => "is no longer an admin of",
+        (_, false) => "was no admin of",
+    };
+    println!(
+        "{member} {what} {group}; admins: {}",
+        admin_names(&changed.admins)
+    );
+    Ok(())
+}
+
+/// Admins by contact name where known, else UID.
+fn admin_names(admins: &[GroupMemberView]) -> String {
+    admins
+        .iter()
+        .map(|a| a.name.clone().unwrap_or_else(|| a.uid.clone()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn group_path(group: &str) -> String {
