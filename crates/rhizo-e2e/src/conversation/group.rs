@@ -259,6 +259,40 @@ impl Conversation {
             .to_vec()
     }
 
+    /// Parent nodes of the ratchet tree that are blank although a member sits below them.
+    /// A commit encrypts its path secret to every node of a blank node's resolution (down to
+    /// the leaves), so a tree whose members added in one commit never committed themselves
+    /// makes large commits; each member's own commit with a path ([`self_update`]) fills its
+    /// direct path. Diagnostics and tests: 0 once every member committed.
+    ///
+    /// [`self_update`]: Self::self_update
+    pub fn blank_paths(&self) -> usize {
+        let tree = self.group.public_group().treesync();
+        let members: Vec<u32> = tree.full_leaves().map(|(index, _)| index.u32()).collect();
+        tree.blank_parents()
+            .filter(|parent| {
+                // Parent p is tree node x = 2p + 1 at level k (x's trailing ones); it spans the
+                // 2^k leaves from (x + 1 - 2^k) / 2.
+                let x = parent.u32().saturating_mul(2).saturating_add(1);
+                let level = x.trailing_ones();
+                let first = (x + 1 - (1u32 << level)) / 2;
+                let span = first..first.saturating_add(1u32 << level);
+                members.iter().any(|leaf| span.contains(leaf))
+            })
+            .count()
+    }
+
+    /// Whether this device's leaf is still the one its KeyPackage brought: it has made no
+    /// commit with a path since it joined (or since a rollback undid the one it made).
+    pub fn never_committed(&self) -> bool {
+        self.group.own_leaf_node().is_some_and(|leaf| {
+            matches!(
+                leaf.leaf_node_source(),
+                openmls::treesync::LeafNodeSource::KeyPackage(_)
+            )
+        })
+    }
+
     /// Adds the devices of `key_packages` (admins only) and applies the commit at once.
     ///
     /// # Errors
