@@ -26,9 +26,11 @@ mod admin;
 mod fanout;
 mod inbound;
 mod rejoin;
+pub mod selfupdate;
 
 pub use fanout::{GroupTarget, GroupTransmit, GroupTransmitResult};
 pub(crate) use inbound::{WelcomeKind, apply_group, contact_welcome, group_of, stranger_welcome};
+pub use selfupdate::SelfUpdateRun;
 
 use prost::Message as _;
 use rhizo_core::{

@@ -259,11 +259,13 @@ impl Conversation {
             .to_vec()
     }
 
-    /// Parent nodes of the ratchet tree that are blank although a member sits below them.
-    /// A commit encrypts its path secret to every node of a blank node's resolution (down to
-    /// the leaves), so a tree whose members added in one commit never committed themselves
-    /// makes large commits; each member's own commit with a path ([`self_update`]) fills its
-    /// direct path. Diagnostics and tests: 0 once every member committed.
+    /// Parent nodes of the ratchet tree that are blank although two or more members sit
+    /// below them (a blank node above one member resolves to that leaf alone, which costs
+    /// no more than a filled node). A commit encrypts its path secret to every node of a
+    /// blank node's resolution (down to the leaves), so a tree whose members were added in one
+    /// commit and never committed themselves makes large commits; each member's own commit
+    /// with a path ([`self_update`]) fills its filtered direct path. Diagnostics and tests: 0
+    /// once every member committed.
     ///
     /// [`self_update`]: Self::self_update
     pub fn blank_paths(&self) -> usize {
@@ -277,7 +279,7 @@ impl Conversation {
                 let level = x.trailing_ones();
                 let first = (x + 1 - (1u32 << level)) / 2;
                 let span = first..first.saturating_add(1u32 << level);
-                members.iter().any(|leaf| span.contains(leaf))
+                members.iter().filter(|leaf| span.contains(leaf)).count() >= 2
             })
             .count()
     }
