@@ -6,7 +6,7 @@
 //! * `openmls_*` (and openmls' `vc_*`/`registered_vc_*` tables): created and
 //!   migrated by `openmls_sqlite_storage` with refinery, which tracks its
 //!   versions in `openmls_sqlite_storage_migrations`. Values are serialized
-//!   with serde JSON, large ones with CBOR ([`StateCodec`]).
+//!   with serde JSON ([`JsonCodec`]).
 //! * `e2e_schema`: this crate's schema version ([`SCHEMA_VERSION`]). It does
 //!   not use `PRAGMA user_version`, which belongs to `rhizo-store` when the
 //!   file is the node's shared `rhizo.db`.
@@ -154,59 +154,22 @@ pub fn secure_delete_on(conn: &Connection) -> Result<(), E2eError> {
     Ok(())
 }
 
-/// serde codec for openmls' stored values ([`StateCodec`]).
+/// serde codec for openmls' stored values.
 ///
-/// Small values — every key among them — are serde JSON, byte for byte what this crate wrote
-/// before (openmls looks rows up by their encoded key, so keys must never change encoding).
-/// A value whose CBOR encoding is larger than [`CBOR_MIN_BYTES`] (the ratchet tree, the past
-/// epochs' member lists in the message secrets store) is stored as [`CBOR_PREFIX`] + CBOR:
-/// JSON writes each byte of a key as a decimal number (about 3.7 × its size), and at 1,000
-/// devices those values are megabytes rewritten on every commit. Reading takes either form,
-/// so stores written by older builds stay readable and are rewritten value by value.
-/// CBOR rather than a non-self-describing format because openmls' serde types need
-/// `deserialize_any` (an untagged enum in the join config).
+/// JSON because openmls' own SQLite tests use it and every openmls type
+/// round-trips through it; the values are keys and trees, a few KiB each.
 #[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct StateCodec;
+pub(crate) struct JsonCodec;
 
-/// Values whose CBOR encoding is larger than this are stored as CBOR; keys are far smaller
-/// (the largest is an X-Wing public key, 1,216 bytes), so they stay JSON.
-pub(crate) const CBOR_MIN_BYTES: usize = 4096;
-
-/// Prefix of a CBOR value (a JSON value never starts with NUL; distinct from the rollback
-/// snapshots' deflate prefix).
-pub(crate) const CBOR_PREFIX: &[u8] = b"\0rzc";
-
-/// Why a stored value could not be encoded or decoded.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum CodecError {
-    /// JSON (small values, and everything older builds wrote).
-    #[error("JSON value: {0}")]
-    Json(#[from] serde_json::Error),
-    /// CBOR encoding.
-    #[error("CBOR value: {0}")]
-    CborWrite(#[from] ciborium::ser::Error<std::io::Error>),
-    /// CBOR decoding.
-    #[error("CBOR value: {0}")]
-    CborRead(#[from] ciborium::de::Error<std::io::Error>),
-}
-
-impl Codec for StateCodec {
-    type Error = CodecError;
+impl Codec for JsonCodec {
+    type Error = serde_json::Error;
 
     fn to_vec<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, Self::Error> {
-        let mut out = CBOR_PREFIX.to_vec();
-        ciborium::into_writer(value, &mut out)?;
-        if out.len() - CBOR_PREFIX.len() > CBOR_MIN_BYTES {
-            return Ok(out);
-        }
-        Ok(serde_json::to_vec(value)?)
+        serde_json::to_vec(value)
     }
 
     fn from_slice<T: serde::de::DeserializeOwned>(slice: &[u8]) -> Result<T, Self::Error> {
-        match slice.strip_prefix(CBOR_PREFIX) {
-            Some(cbor) => Ok(ciborium::from_reader(cbor)?),
-            None => Ok(serde_json::from_slice(slice)?),
-        }
+        serde_json::from_slice(slice)
     }
 }
 
@@ -297,7 +260,7 @@ impl<'c> E2eStore<'c> {
     /// As [`open`](Self::open).
     pub fn migrate_connection(conn: &mut Connection) -> Result<(), E2eError> {
         secure_delete_on(conn)?;
-        SqliteStorageProvider::<StateCodec, &mut Connection>::new(conn)
+        SqliteStorageProvider::<JsonCodec, &mut Connection>::new(conn)
             .run_migrations()
             .map_err(|e| E2eError::Migration(e.to_string()))?;
         migrate(conn)
@@ -526,13 +489,13 @@ impl Drop for Atomic<'_> {
 /// randomness, [`SqliteStorageProvider`] on the store's connection.
 pub(crate) struct MlsProvider<'a> {
     crypto: &'a RustCrypto,
-    storage: SqliteStorageProvider<StateCodec, &'a Connection>,
+    storage: SqliteStorageProvider<JsonCodec, &'a Connection>,
 }
 
 impl<'a> OpenMlsProvider for MlsProvider<'a> {
     type CryptoProvider = RustCrypto;
     type RandProvider = RustCrypto;
-    type StorageProvider = SqliteStorageProvider<StateCodec, &'a Connection>;
+    type StorageProvider = SqliteStorageProvider<JsonCodec, &'a Connection>;
 
     fn storage(&self) -> &Self::StorageProvider {
         &self.storage
@@ -544,41 +507,5 @@ impl<'a> OpenMlsProvider for MlsProvider<'a> {
 
     fn rand(&self) -> &Self::RandProvider {
         self.crypto
-    }
-}
-
-#[cfg(test)]
-mod codec_tests {
-    use openmls::prelude::GroupId;
-    use openmls_sqlite_storage::Codec as _;
-
-    use super::{CBOR_MIN_BYTES, CBOR_PREFIX, StateCodec};
-
-    #[test]
-    fn small_values_and_keys_stay_json_byte_for_byte() {
-        let key = GroupId::from_slice(&[7u8; 32]);
-        let encoded = StateCodec::to_vec(&key).unwrap();
-        assert_eq!(encoded, serde_json::to_vec(&key).unwrap());
-        let back: GroupId = StateCodec::from_slice(&encoded).unwrap();
-        assert_eq!(back, key);
-    }
-
-    #[test]
-    fn large_values_are_cbor_and_json_written_before_still_reads() {
-        let large: Vec<Vec<u8>> = (0..8u8)
-            .map(|i| vec![200 + i; CBOR_MIN_BYTES / 4])
-            .collect();
-        let encoded = StateCodec::to_vec(&large).unwrap();
-        assert!(encoded.starts_with(CBOR_PREFIX));
-        let json = serde_json::to_vec(&large).unwrap();
-        assert!(
-            encoded.len() * 3 / 2 < json.len(),
-            "CBOR is far smaller than JSON"
-        );
-        let back: Vec<Vec<u8>> = StateCodec::from_slice(&encoded).unwrap();
-        assert_eq!(back, large);
-        let old: Vec<Vec<u8>> = StateCodec::from_slice(&json).unwrap();
-        assert_eq!(old, large);
-        assert!(StateCodec::from_slice::<Vec<Vec<u8>>>(&encoded[..encoded.len() / 2]).is_err());
     }
 }

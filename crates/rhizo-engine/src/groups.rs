@@ -14,6 +14,8 @@
 //!     ─▶ commits (roster → members, events) / texts (once per sender UID + message_id)
 //!  a Welcome naming more members than us and the inviter ─▶ join (a contact, auto-join on)
 //!     or a group request (accept / decline)
+//!  run_self_updates (driver timer) ─▶ a group we joined whose leaf never committed ─▶ ONE
+//!     self-update commit a random while later: it fills our path ([`selfupdate`])
 //! ```
 //!
 //! Roles and the profile live in the group's MLS GroupContext extension (rhizo-e2e enforces the
