@@ -23,6 +23,15 @@
 //! the parents off the creator's path blank until those members commit), so a copath node
 //! resolves to all the leaves below it.
 //!
+//! **Filled tree** (the state groups reach once every joiner made its first self-update,
+//! rhizo-engine `groups::selfupdate`): for each size, the group is built in-process one member
+//! at a time — the creator adds it (an Add-only commit), it joins from the Welcome, makes its
+//! self-update (a commit with a path: its direct path is filled), and the creator processes
+//! that — so every member committed once, and the last member to join is the observer. Then
+//! the same remove rounds: the commit's size, created by the creator, processed by the
+//! observer. Rows also give the observer's self-update (size, processed by the creator) and
+//! the tree's blank paths (parent nodes blank above a member; 0 when filled).
+//!
 //! Targets (issue 14): processing a commit at 1,000 members ≤ 25 ms, a commit ≤ 64 KiB.
 //! Sizes the MLS layer refuses (its device cap, its message-size cap) fail with its error.
 
@@ -169,6 +178,27 @@ pub struct B9Result {
     pub sizes: Vec<GroupSize>,
     /// Sizes the MLS layer refused: (members, its error).
     pub refused: Vec<(usize, String)>,
+    /// The same sizes with a filled tree (every member self-updated once).
+    pub filled: Vec<FilledSize>,
+}
+
+/// B9 at one size, in a tree every member filled with its own self-update.
+#[derive(Debug, Clone, Serialize)]
+pub struct FilledSize {
+    /// Members (one device each).
+    pub members: usize,
+    /// ⌈log₂ N⌉.
+    pub path_len: usize,
+    /// Building the group one member at a time (adds, joins, self-updates), s.
+    pub build_secs: f64,
+    /// Parent nodes still blank above a member once built (0: filled).
+    pub blank_paths: usize,
+    /// The last member's self-update: bytes, and the creator's processing of it, ms.
+    pub self_update_bytes: usize,
+    /// See `self_update_bytes`.
+    pub self_update_process_ms: f64,
+    /// Removing one device: size, created by the creator, processed by the observer.
+    pub remove: CommitCost,
 }
 
 /// A fresh device: a new root certifies a new device key.
@@ -338,18 +368,107 @@ pub fn run_b9(quick: bool) -> anyhow::Result<B9Result> {
     } else {
         (&SIZES, 5)
     };
-    let (mut out, mut refused) = (Vec::new(), Vec::new());
+    let (mut out, mut refused, mut filled) = (Vec::new(), Vec::new(), Vec::new());
     for &members in sizes {
         crate::progress(&format!("B9: group of {members}"));
         match run_size(members, rounds) {
             Ok(size) => out.push(size),
             Err(e) => refused.push((members, format!("{e:#}"))),
         }
+        crate::progress(&format!("B9: group of {members}, filled tree"));
+        match run_filled(members, rounds) {
+            Ok(size) => filled.push(size),
+            Err(e) => refused.push((members, format!("filled tree: {e:#}"))),
+        }
     }
     Ok(B9Result {
         node,
         sizes: out,
         refused,
+        filled,
+    })
+}
+
+/// A member that joins, makes its self-update and is done (its store is dropped), or stays
+/// as the observer.
+fn join_and_update(
+    creator: &mut (E2eStore<'static>, Device, Conversation),
+) -> anyhow::Result<(E2eStore<'static>, Device, Conversation)> {
+    let (creator_store, creator_device, creator_conv) = creator;
+    let store = E2eStore::open_in_memory()?;
+    let device = device()?;
+    let mut kps = rhizo_e2e::create_key_packages(&store, &device, 1, false)?;
+    let kp = kps.pop().context("no KeyPackage made")?;
+    let added = creator_conv.add_members(creator_store, creator_device, &[kp], now())?;
+    let welcome = added.welcome.context("an add has a Welcome")?;
+    let mut conv = Conversation::join(&store, &device, &welcome, now())?;
+    let commit = conv.self_update(&store, &device, now())?;
+    let out = creator_conv.process(creator_store, creator_device, &commit, now())?;
+    if !matches!(out.first(), Some(Processed::CommitApplied { .. })) {
+        bail!("the creator did not apply a self-update: {out:?}");
+    }
+    Ok((store, device, conv))
+}
+
+/// B9 at one size in a filled tree (see the module docs).
+pub fn run_filled(members: usize, rounds: usize) -> anyhow::Result<FilledSize> {
+    let start = Instant::now();
+    let creator_device = device()?;
+    let creator_store = E2eStore::open_in_memory()?;
+    let state = GroupState::new(
+        vec![creator_device.certificate().root().uid()],
+        GroupProfile::named("B9")?,
+    )?;
+    let (conv, _) =
+        Conversation::create_group(&creator_store, &creator_device, &state, &[], now())?;
+    let mut creator = (creator_store, creator_device, conv);
+    let mut removable = Vec::new();
+    for joined in 1..members.saturating_sub(1) {
+        let (_, device, _) = join_and_update(&mut creator)
+            .with_context(|| format!("member {joined} of {members}"))?;
+        removable.push(device.certificate().device());
+        if joined % 100 == 0 {
+            crate::progress(&format!("B9: filled tree, {joined} of {members} joined"));
+        }
+    }
+    let (observer_store, observer, observer_conv) =
+        join_and_update(&mut creator).context("the observer")?;
+    let build_secs = start.elapsed().as_secs_f64();
+    // The observer's self-update once more, timed at the creator.
+    let (creator_store, creator_device, creator_conv) = creator;
+    let mut group = Group {
+        creator_store,
+        observer_store,
+        others: E2eStore::open_in_memory()?,
+        creator: creator_device,
+        observer,
+        creator_conv,
+        observer_conv,
+        removable,
+    };
+    let blank_paths = group.observer_conv.blank_paths();
+    let update = group
+        .observer_conv
+        .self_update(&group.observer_store, &group.observer, now())?;
+    let start = Instant::now();
+    let out = group
+        .creator_conv
+        .process(&group.creator_store, &group.creator, &update, now())?;
+    let self_update_process_ms = ms(start.elapsed());
+    if !matches!(out.first(), Some(Processed::CommitApplied { .. })) {
+        bail!("the creator did not apply the observer's self-update: {out:?}");
+    }
+    let remove = group
+        .commits(Kind::Remove, rounds)
+        .with_context(|| format!("remove commits at {members} members, filled tree"))?;
+    Ok(FilledSize {
+        members,
+        path_len: path_len(members),
+        build_secs,
+        blank_paths,
+        self_update_bytes: update.len(),
+        self_update_process_ms,
+        remove,
     })
 }
 
@@ -364,7 +483,72 @@ impl B9Result {
         for size in &self.sizes {
             rows.extend(self.size_rows(size));
         }
+        for size in &self.filled {
+            rows.extend(self.filled_rows(size));
+        }
         rows
+    }
+
+    fn filled_rows(&self, s: &FilledSize) -> Vec<Row> {
+        let n = s.members;
+        let bound_bytes = (s.path_len * self.node.path_node_bytes) as f64;
+        let bound_ms = s.path_len as f64 * self.node.op_ms;
+        let bytes_ref = format!("{} × path node", s.path_len);
+        let ms_ref = format!("{} × HPKE op", s.path_len);
+        let label = |what: &str| format!("N={n} filled tree: {what}");
+        let mut size = Row::new(
+            "B9",
+            label("remove commit size"),
+            s.remove.bytes as f64 / 1024.0,
+            "KiB",
+        )
+        .reference(bytes_ref.clone(), bound_bytes / 1024.0);
+        let mut process = Row::new(
+            "B9",
+            label("remove commit processed"),
+            s.remove.process_ms,
+            "ms",
+        )
+        .reference(ms_ref.clone(), bound_ms);
+        let mut update = Row::new(
+            "B9",
+            label("self-update processed"),
+            s.self_update_process_ms,
+            "ms",
+        )
+        .reference(ms_ref.clone(), bound_ms);
+        if n == TARGET_MEMBERS {
+            size = size.target(Target::value_at_most(TARGET_COMMIT_KIB));
+            process = process.target(Target::value_at_most(TARGET_PROCESS_MS));
+            update = update.target(Target::value_at_most(TARGET_PROCESS_MS));
+        }
+        vec![
+            Row::new(
+                "B9",
+                label("built (every member joined and self-updated)"),
+                s.build_secs,
+                "s",
+            ),
+            Row::new("B9", label("blank paths"), s.blank_paths as f64, "nodes")
+                .note("parent nodes blank above a member after every member's self-update"),
+            size,
+            process,
+            Row::new(
+                "B9",
+                label("remove commit created"),
+                s.remove.create_ms,
+                "ms",
+            )
+            .reference(ms_ref, bound_ms),
+            Row::new(
+                "B9",
+                label("self-update size"),
+                s.self_update_bytes as f64 / 1024.0,
+                "KiB",
+            )
+            .reference(bytes_ref, bound_bytes / 1024.0),
+            update,
+        ]
     }
 
     fn size_rows(&self, s: &GroupSize) -> Vec<Row> {
@@ -431,6 +615,19 @@ mod tests {
         assert_eq!(path_len(1000), 10);
         assert_eq!(path_len(1024), 10);
         assert_eq!(path_len(1025), 11);
+    }
+
+    #[test]
+    fn a_filled_tree_has_no_blank_paths_and_small_removes() {
+        let filled = run_filled(8, 1).expect("B9 filled at 8 members");
+        assert_eq!(filled.blank_paths, 0);
+        let blank = run_size(8, 1).expect("B9 at 8 members");
+        assert!(
+            filled.remove.bytes < blank.remove.bytes,
+            "filled {} vs blank {}",
+            filled.remove.bytes,
+            blank.remove.bytes
+        );
     }
 
     #[test]

@@ -14,6 +14,8 @@
 //!     ─▶ commits (roster → members, events) / texts (once per sender UID + message_id)
 //!  a Welcome naming more members than us and the inviter ─▶ join (a contact, auto-join on)
 //!     or a group request (accept / decline)
+//!  run_self_updates (driver timer) ─▶ a group we joined whose leaf never committed ─▶ ONE
+//!     self-update commit a random while later: it fills our path ([`selfupdate`])
 //! ```
 //!
 //! Roles and the profile live in the group's MLS GroupContext extension (rhizo-e2e enforces the
@@ -26,9 +28,11 @@ mod admin;
 mod fanout;
 mod inbound;
 mod rejoin;
+pub mod selfupdate;
 
 pub use fanout::{GroupTarget, GroupTransmit, GroupTransmitResult};
 pub(crate) use inbound::{WelcomeKind, apply_group, contact_welcome, group_of, stranger_welcome};
+pub use selfupdate::SelfUpdateRun;
 
 use prost::Message as _;
 use rhizo_core::{

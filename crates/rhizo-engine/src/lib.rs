@@ -38,7 +38,7 @@
 //! - [`groups`]: private groups (issue 14): creating and changing one (admins), group messages
 //!   fanned out as one envelope to every member device with per-device delivery state, inbound
 //!   group envelopes, invitations (joined or held as group requests), the ordering driver after
-//!   a rollback, re-add recovery.
+//!   a rollback, re-add recovery, a joiner's first self-update (`groups::selfupdate`).
 //! - [`mailbox`]: the mailbox replica's rules (what a replica answers to each request).
 //! - [`inbound`]: the inbound checks and the Welcome / application / commit / receipt paths.
 //! - [`outbox`]: due envelopes → [`Transmit`] batches → outcomes → retries, and the mailbox
@@ -125,6 +125,8 @@ pub struct Engine {
     pub(crate) agent_health: std::sync::Arc<agents::health::AgentHealth>,
     /// Where every random choice of the engine comes from (see `rng`).
     pub(crate) rng: rng::EngineRng,
+    /// Joiners' first self-updates, scheduled ([`groups::selfupdate`]).
+    pub(crate) self_updates: groups::selfupdate::SelfUpdates,
 }
 
 impl std::fmt::Debug for Engine {
@@ -219,6 +221,7 @@ impl Engine {
             rekey,
             agent_health: std::sync::Arc::default(),
             rng,
+            self_updates: groups::selfupdate::SelfUpdates::default(),
         })
     }
 

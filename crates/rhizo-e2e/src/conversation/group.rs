@@ -259,6 +259,45 @@ impl Conversation {
             .to_vec()
     }
 
+    /// Parent nodes of the ratchet tree that are blank although members sit below both of
+    /// their children (a blank node with one empty side resolves to its other child alone,
+    /// which costs no more than a filled node; no path ever fills it). A commit encrypts its path secret to every node of a
+    /// blank node's resolution (down to the leaves), so a tree whose members were added in one
+    /// commit and never committed themselves makes large commits; each member's own commit
+    /// with a path ([`self_update`]) fills its filtered direct path. Diagnostics and tests: 0
+    /// once every member committed.
+    ///
+    /// [`self_update`]: Self::self_update
+    pub fn blank_paths(&self) -> usize {
+        let tree = self.group.public_group().treesync();
+        let members: Vec<u32> = tree.full_leaves().map(|(index, _)| index.u32()).collect();
+        tree.blank_parents()
+            .filter(|parent| {
+                // Parent p is tree node x = 2p + 1 at level k (x's trailing ones); it spans the
+                // 2^k leaves from (x + 1 - 2^k) / 2, half under each child.
+                let x = parent.u32().saturating_mul(2).saturating_add(1);
+                let level = x.trailing_ones();
+                let first = (x + 1 - (1u32 << level)) / 2;
+                let half = 1u32 << level.saturating_sub(1);
+                let left = first..first.saturating_add(half);
+                let right = left.end..left.end.saturating_add(half);
+                members.iter().any(|leaf| left.contains(leaf))
+                    && members.iter().any(|leaf| right.contains(leaf))
+            })
+            .count()
+    }
+
+    /// Whether this device's leaf is still the one its KeyPackage brought: it has made no
+    /// commit with a path since it joined (or since a rollback undid the one it made).
+    pub fn never_committed(&self) -> bool {
+        self.group.own_leaf_node().is_some_and(|leaf| {
+            matches!(
+                leaf.leaf_node_source(),
+                openmls::treesync::LeafNodeSource::KeyPackage(_)
+            )
+        })
+    }
+
     /// Adds the devices of `key_packages` (admins only) and applies the commit at once.
     ///
     /// # Errors

@@ -70,6 +70,9 @@ pub(super) fn check(
     let mut needs_admin = false;
     let mut removed = BTreeSet::new();
     let mut added = BTreeSet::new();
+    // Whether the admins or the leaves of an admin change: only then is "an admin is left"
+    // checked again (it reads every member's certificate: O(N) key decodings per commit).
+    let mut admins_touched = false;
     for queued in staged.queued_proposals() {
         match queued.proposal() {
             Proposal::Add(add) => {
@@ -80,11 +83,16 @@ pub(super) fn check(
             }
             Proposal::Remove(remove) => {
                 removed.insert(remove.removed());
-                if uid_at(group, remove.removed()) != Some(committer) {
+                let owner = uid_at(group, remove.removed());
+                if owner != Some(committer) {
                     needs_admin = true;
                 }
+                admins_touched |= owner.is_none_or(|uid| current.is_admin(&uid));
             }
-            Proposal::GroupContextExtensions(_) => needs_admin = true,
+            Proposal::GroupContextExtensions(_) => {
+                needs_admin = true;
+                admins_touched = true;
+            }
             _ => {}
         }
     }
@@ -101,6 +109,11 @@ pub(super) fn check(
     });
     if !still_required {
         return Ok(Some(CommitRejectReason::InvalidGroupState));
+    }
+    if !admins_touched && next == current {
+        // Same admins, none of their leaves removed: an admin still has a device here (the
+        // current epoch passed this check).
+        return Ok(None);
     }
     let remaining: BTreeSet<Uid> = group
         .members()

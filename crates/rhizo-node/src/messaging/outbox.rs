@@ -40,6 +40,16 @@ impl Messaging {
                     warn!(error = %e, "pruning requests or settling pending self-updates failed");
                 }
             }
+            if self.inner.engine.next_self_update_at() <= now {
+                // A joiner's first self-update (rhizo-engine `groups::selfupdate`): its commit
+                // goes out in the pass below.
+                let run = self
+                    .with_engine(move |tx, engine| engine.run_self_updates(tx, now))
+                    .await;
+                if let Err(e) = run {
+                    warn!(error = %e, "a joiner's self-update failed");
+                }
+            }
             // A pass may wait for the network's timeouts; shutdown does not wait for it (every
             // change it made is its own committed transaction).
             let pass = tokio::select! {
@@ -53,6 +63,8 @@ impl Messaging {
                     Some(self.now() + FIRST_RETRY_DELAY_MS)
                 }
             };
+            let self_update = self.inner.engine.next_self_update_at();
+            let next = Some(next.map_or(self_update, |t| t.min(self_update)));
             let wait = next
                 .map(|t| (t - self.now()).max(MIN_WAIT_MS))
                 .unwrap_or(IDLE_WAIT_MS);
