@@ -347,11 +347,58 @@ impl Conversation {
         targets: &[MemberRef],
         now: u64,
     ) -> Result<GroupCommit, E2eError> {
-        self.group_state()?;
+        let state = self.group_state()?;
         let leaves = self.leaves_of(targets)?;
+        let extensions = match self.admins_after_removing(&state, &leaves)? {
+            Some(admins) => Some(roles::extensions_for(&GroupState::new(
+                admins,
+                state.profile().clone(),
+            )?)?),
+            None => None,
+        };
         self.commit_own(store, device, now, |builder| {
-            Ok(builder.propose_removals(leaves))
+            let builder = builder.propose_removals(leaves);
+            match extensions {
+                Some(extensions) => builder
+                    .propose_group_context_extensions(extensions)
+                    .map_err(E2eError::mls),
+                None => Ok(builder),
+            }
         })
+    }
+
+    /// The admins once `leaves` are gone, when that drops an admin who has no device left (so a
+    /// removed admin who is added again later is a plain member); `None` when no admin goes, or
+    /// when every admin would go (the role rule refuses that commit with `NoAdminLeft`).
+    fn admins_after_removing(
+        &self,
+        state: &GroupState,
+        leaves: &[LeafNodeIndex],
+    ) -> Result<Option<Vec<Uid>>, E2eError> {
+        let mut staying: Vec<Uid> = Vec::new();
+        let mut going: Vec<Uid> = Vec::new();
+        for member in self.group.members() {
+            let Some(certificate) = member_certificate(&member.credential) else {
+                continue;
+            };
+            let uid = certificate.root().uid();
+            if leaves.contains(&member.index) {
+                going.push(uid);
+            } else {
+                staying.push(uid);
+            }
+        }
+        let dropped: Vec<Uid> = going
+            .into_iter()
+            .filter(|uid| state.is_admin(uid) && !staying.contains(uid))
+            .collect();
+        let admins: Vec<Uid> = state
+            .admins()
+            .iter()
+            .filter(|uid| !dropped.contains(uid))
+            .copied()
+            .collect();
+        Ok((!dropped.is_empty() && !admins.is_empty()).then_some(admins))
     }
 
     /// Replaces the group's admins and profile with `state` (admins only; at least one admin

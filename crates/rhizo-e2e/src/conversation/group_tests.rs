@@ -256,6 +256,36 @@ fn admin_adds_removes_and_renames() {
 }
 
 #[test]
+fn a_removed_admin_loses_the_role_in_the_same_commit_and_comes_back_a_member() {
+    let mut m = vec![Member::new(1, 11), Member::new(2, 21), Member::new(3, 31)];
+    group_of(&mut m, &[0, 1]);
+    let (alice, bob) = (m[0].uid(), m[1].uid());
+    let r = m[0]
+        .with(|c, s, d| c.remove_members(s, d, &[MemberRef::Uid(bob)], T0))
+        .expect("remove");
+    assert_eq!(
+        m[2].process(&r.commit),
+        vec![Processed::CommitApplied { epoch: 2 }]
+    );
+    for i in [0, 2] {
+        assert_eq!(m[i].conv().group_state().expect("state").admins(), &[alice]);
+    }
+    // Added again, Bob is a plain member.
+    let old = m[1].conv.take().expect("bob's old group");
+    old.delete(&m[1].store).expect("forget");
+    let package = m[1].key_package();
+    let add = m[0]
+        .with(|c, s, d| c.add_members(s, d, &[package], T0))
+        .expect("add");
+    m[2].process(&add.commit);
+    m[1].join(&add.welcome.expect("welcome"));
+    same_state(&m);
+    let roster = m[1].conv().roster().expect("roster");
+    let entry = roster.iter().find(|e| e.uid == bob).expect("bob");
+    assert_eq!(entry.role, GroupRole::Member);
+}
+
+#[test]
 fn the_role_rule_refuses_and_changes_nothing() {
     let mut m = [
         Member::new(1, 11),
