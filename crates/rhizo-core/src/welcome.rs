@@ -223,6 +223,34 @@ pub fn split_welcome(welcome: &[u8]) -> Result<Vec<WelcomePart>, WelcomePartErro
         .collect())
 }
 
+/// Joins the pieces of a Welcome, in order, and checks the whole against `welcome_id` (what
+/// every reassembly ends with: [`WelcomeReassembler`], or a store that keeps the pieces).
+///
+/// # Errors
+///
+/// [`WelcomePartError::TooLarge`] beyond [`MAX_WELCOME_BYTES`],
+/// [`WelcomePartError::HashMismatch`] when the pieces do not hash to `welcome_id`.
+pub fn join_parts<'a>(
+    welcome_id: &[u8; WELCOME_ID_LEN],
+    pieces: impl IntoIterator<Item = &'a Vec<u8>>,
+) -> Result<Vec<u8>, WelcomePartError> {
+    let mut welcome = Vec::new();
+    for piece in pieces {
+        if welcome.len().saturating_add(piece.len()) > MAX_WELCOME_BYTES {
+            return Err(WelcomePartError::TooLarge {
+                what: "welcome",
+                len: welcome.len().saturating_add(piece.len()),
+                max: MAX_WELCOME_BYTES,
+            });
+        }
+        welcome.extend_from_slice(piece);
+    }
+    if <[u8; WELCOME_ID_LEN]>::from(Sha256::digest(&welcome)) != *welcome_id {
+        return Err(WelcomePartError::HashMismatch);
+    }
+    Ok(welcome)
+}
+
 /// What [`WelcomeReassembler::insert`] did with a part.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reassembly {
@@ -373,13 +401,12 @@ impl WelcomeReassembler {
                 count: entry.count,
             });
         }
-        let welcome: Vec<u8> = entry.parts.iter().flatten().flatten().copied().collect();
+        let joined = join_parts(&key.1, entry.parts.iter().flatten());
         self.take(&key);
-        if <[u8; WELCOME_ID_LEN]>::from(Sha256::digest(&welcome)) != key.1 {
+        if joined.is_err() {
             self.dropped = self.dropped.saturating_add(1);
-            return Err(WelcomePartError::HashMismatch);
         }
-        Ok(Reassembly::Complete(welcome))
+        joined.map(Reassembly::Complete)
     }
 
     /// Drops unfinished Welcomes whose first part is older than [`WELCOME_PART_TTL_SECS`].

@@ -25,10 +25,16 @@
 mod admin;
 mod fanout;
 mod inbound;
+mod parts;
 mod rejoin;
 
 pub use fanout::{GroupTarget, GroupTransmit, GroupTransmitResult};
-pub(crate) use inbound::{WelcomeKind, apply_group, contact_welcome, group_of, stranger_welcome};
+pub(crate) use inbound::{
+    WelcomeIn, WelcomeKind, apply_group, contact_welcome, group_of, stranger_welcome,
+};
+pub(crate) use parts::keep_part;
+pub(crate) use rejoin::after_refusal;
+pub use rejoin::{REJOIN_AFTER_BEHIND_MS, REJOIN_RETRY_MS};
 
 use prost::Message as _;
 use rhizo_core::{
@@ -248,6 +254,37 @@ pub(crate) fn queue_group_envelope(
         sent_at: now,
     };
     Ok(tx.insert_group_outgoing(&message, &envelope, &send, now)?)
+}
+
+/// Inside a transaction: signs a receipt (`msg_type` DELIVERY or READ) with `entries` and
+/// queues it in the group's session to one member device `to` (addressed to its owner's UID,
+/// as every group receipt).
+pub(crate) fn queue_group_receipt(
+    tx: &mut Tx<'_>,
+    signer: Signer<'_>,
+    group: &GroupRow,
+    to: MemberDevice,
+    entries: Vec<rhizo_core::envelope::ReceiptEntry>,
+    msg_type: MessageType,
+    now: i64,
+) -> Result<i64, EngineError> {
+    let mut receipt = rhizo_core::envelope::DeliveryReceipt {
+        recipient_device: signer.me.device.public(),
+        timestamp: crate::ms(now),
+        entries,
+        signature: [0; 64],
+    };
+    receipt.sign(&signer.me.device)?;
+    let out = GroupEnvelope {
+        msg_type,
+        kind: crate::receipts::receipt_kind(msg_type),
+        body: None,
+        payload: receipt.encode(),
+        recipient: Some(to.1),
+        message_id: None,
+        epoch: None,
+    };
+    queue_group_envelope(tx, signer, group, out, &[to], now)
 }
 
 /// The group, which must be one we are still in.
@@ -592,6 +629,8 @@ pub(crate) fn leave_content(now: i64) -> ChatContent {
     }
 }
 
+#[cfg(test)]
+mod recovery_tests;
 #[cfg(test)]
 mod roles_tests;
 #[cfg(test)]

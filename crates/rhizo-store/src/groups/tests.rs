@@ -257,6 +257,7 @@ fn group_requests_are_bounded_expire_and_are_taken_once() {
         name: "club",
         members: 3,
         envelope: b"welcome",
+        welcome: None,
     };
     let id = s
         .write(|tx| tx.hold_group_request(&req(0), 0))
