@@ -1,6 +1,8 @@
 //! Welcomes larger than one envelope: the [`WelcomePart`] codec (`proto/envelope.proto`,
-//! `MESSAGE_TYPE_WELCOME_PART`), [`split_welcome`] for the sender and the bounded
-//! [`WelcomeReassembler`] for the receiver.
+//! `MESSAGE_TYPE_WELCOME_PART`), [`split_welcome`] for the sender, the bounded in-memory
+//! [`WelcomeReassembler`] for the receiver and [`join_parts`] (the hash check every reassembly
+//! ends with). The node keeps the pieces in its store instead (rhizo-store `welcome_parts`,
+//! under the same bounds), so a piece it acknowledged survives a restart.
 //!
 //! An MLS Welcome carries the group's whole ratchet tree (rhizo uses the ratchet-tree
 //! extension), about 1.5 KiB per member device with X-Wing keys, plus one encrypted group

@@ -13,7 +13,10 @@
 //!  handle_frame: recipient = a known GroupAddress ─▶ the sender must hold a leaf of its UID
 //!     ─▶ commits (roster → members, events) / texts (once per sender UID + message_id)
 //!  a Welcome naming more members than us and the inviter ─▶ join (a contact, auto-join on)
-//!     or a group request (accept / decline)
+//!     or a group request (accept / decline); a Welcome in parts: each part kept in the store
+//!     before it is acknowledged ([`parts`]), the whole one takes the same path
+//!  a group envelope refused because our state is lost or behind for good ─▶ GroupRejoin by
+//!     itself ([`rejoin`]); mailbox-fetched group envelopes ─▶ DELIVERED receipts to senders
 //! ```
 //!
 //! Roles and the profile live in the group's MLS GroupContext extension (rhizo-e2e enforces the
