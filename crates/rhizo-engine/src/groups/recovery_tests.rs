@@ -1,7 +1,10 @@
 //! A member who comes back: through its mailbox (its delivery receipts count it), or from an
 //! old or lost state (it asks to be re-added by itself), on the simulated clock.
 
-use rhizo_core::{envelope::ReceiptStatus, mailbox::FetchedEntry};
+use rhizo_core::{
+    envelope::{ErrorCode, ReceiptStatus},
+    mailbox::FetchedEntry,
+};
 use rhizo_e2e::RekeyPolicy;
 
 use super::tests::{
@@ -85,94 +88,70 @@ fn a_member_back_through_its_mailbox_sends_delivery_receipts_and_the_count_reach
     assert_eq!((counts.delivered, counts.total), (2, 2));
 }
 
-#[test]
-fn a_member_restored_from_an_old_state_asks_to_be_readded_and_reads_again() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    let (mut nodes, session) = trio(dir);
+/// Bob's node restored from a copy taken `renames` commits ago (the commits are gone from his
+/// state and are never sent again: they were acknowledged); the time after they settled.
+fn restore_bob_behind(
+    nodes: &mut [Node],
+    dir: &std::path::Path,
+    session: &[u8; 16],
+    renames: usize,
+) -> i64 {
     let old = dir.join("bob-old.db");
     snapshot(&nodes[1], &old);
-    // The group moves on: a rename (a commit) every member applies.
-    let a = &mut nodes[0];
-    a.store
-        .write(|tx| {
-            a.engine
-                .update_group_profile(tx, &session, Some("moved on"), None, T0 + 1)
-        })
-        .unwrap();
-    let (now, _) = settle(&mut nodes, T0 + 1, 10);
-    let epoch = info(&mut nodes[0], &session).epoch;
-    assert_eq!(info(&mut nodes[1], &session).epoch, epoch);
-    // Bob's node is restored from the copy taken before: the commit is gone from his state
-    // and will never be sent again (it was acknowledged).
-    reopen_from(&mut nodes, 1, dir, 2, &old);
-    assert!(info(&mut nodes[1], &session).epoch < epoch);
-    let a = &mut nodes[0];
-    a.store
-        .write(|tx| {
-            a.engine
-                .queue_group_text(tx, &session, "after restore", now)
-        })
-        .unwrap();
-    let bob = nodes[1].device();
-    // Alice's due frame (every pending envelope to bob, oldest first) handed to bob at `at`.
-    let send = |nodes: &mut Vec<Node>, at: i64| {
-        let frame = {
-            let a = &nodes[0];
-            let mut due = a.engine.poll_group_transmits(&a.store.read(), at).unwrap();
-            due.remove(0).frame
-        };
-        let response = deliver(nodes, &bob, &frame, at, &mut Vec::new()).unwrap();
-        crate::wire::status_of_response(&response)
-    };
-    let rejoins = |nodes: &Vec<Node>, at: i64| {
-        let b = &nodes[1];
-        let due = b.engine.poll_group_transmits(&b.store.read(), at).unwrap();
-        due.iter()
-            .flat_map(|t| &t.items)
-            .filter(|i| i.kind == "rejoin")
-            .count()
-    };
-    // Made in an epoch bob cannot reach: deferred (retried by alice), nothing asked yet.
-    let deferred = Some(ReceiptStatus::Rejected(
-        rhizo_core::envelope::ErrorCode::SequenceError,
-    ));
-    assert_eq!(send(&mut nodes, now), deferred);
-    assert_eq!(rejoins(&nodes, now), 0);
-    // The same envelope again much later (a retry, or a late copy) is no sign: sealed then.
-    let much_later = now + 2 * REJOIN_AFTER_BEHIND_MS;
-    assert_eq!(send(&mut nodes, much_later), deferred);
-    assert_eq!(rejoins(&nodes, much_later), 0);
-    // New messages of the group keep coming in that later epoch; one sealed just before
-    // REJOIN_AFTER_BEHIND_MS after bob first fell behind asks nothing yet...
-    let text = |nodes: &mut Vec<Node>, body: &str, at: i64| {
+    let mut now = T0 + 1;
+    for n in 0..renames {
         let a = &mut nodes[0];
+        let name = format!("moved on {n}");
         a.store
-            .write(|tx| a.engine.queue_group_text(tx, &session, body, at))
+            .write(|tx| {
+                a.engine
+                    .update_group_profile(tx, session, Some(&name), None, now)
+            })
             .unwrap();
-    };
-    text(&mut nodes, "still here", now + REJOIN_AFTER_BEHIND_MS - 1);
-    assert_eq!(send(&mut nodes, much_later), deferred);
-    assert_eq!(rejoins(&nodes, much_later), 0);
-    // ...one sealed at REJOIN_AFTER_BEHIND_MS does: bob asks the admin by himself (his old
-    // MLS state is dropped), although it waits behind the older ones in alice's frame.
-    let later = now + REJOIN_AFTER_BEHIND_MS;
-    text(&mut nodes, "anyone?", later);
-    send(&mut nodes, much_later);
-    assert_eq!(rejoins(&nodes, much_later), 1);
-    // Bounded: more envelopes meanwhile ask nothing more.
-    send(&mut nodes, much_later + 1);
-    send(&mut nodes, much_later + REJOIN_RETRY_MS - 1);
-    assert_eq!(rejoins(&nodes, much_later + REJOIN_RETRY_MS - 1), 1);
-    let row = nodes[1]
-        .store
-        .read()
-        .group_rejoin(&session)
-        .unwrap()
+        now = settle(nodes, now, 10).0 + 1;
+    }
+    let epoch = info(&mut nodes[0], session).epoch;
+    assert_eq!(info(&mut nodes[1], session).epoch, epoch);
+    reopen_from(nodes, 1, dir, 2, &old);
+    assert_eq!(info(&mut nodes[1], session).epoch + renames as u64, epoch);
+    now
+}
+
+/// Alice queues a text at `at`.
+fn text(nodes: &mut [Node], session: &[u8; 16], body: &str, at: i64) {
+    let a = &mut nodes[0];
+    a.store
+        .write(|tx| a.engine.queue_group_text(tx, session, body, at))
         .unwrap();
-    assert_eq!(row.requested_at, Some(much_later));
-    // Alice re-adds bob's device; bob joins from her Welcome and reads new messages.
-    let (now, events) = settle(&mut nodes, much_later + 1, 20);
+}
+
+/// Alice's due frame to bob (every pending envelope, oldest first) handed to him at `at`;
+/// his answer.
+fn send_to_bob(nodes: &mut [Node], at: i64) -> Option<ReceiptStatus> {
+    let bob = nodes[1].device();
+    let frame = {
+        let a = &nodes[0];
+        let mut due = a.engine.poll_group_transmits(&a.store.read(), at).unwrap();
+        due.remove(0).frame
+    };
+    let response = deliver(nodes, &bob, &frame, at, &mut Vec::new()).unwrap();
+    crate::wire::status_of_response(&response)
+}
+
+/// The `GroupRejoin` envelopes in bob's outbox.
+fn rejoins(nodes: &[Node], at: i64) -> usize {
+    let b = &nodes[1];
+    let due = b.engine.poll_group_transmits(&b.store.read(), at).unwrap();
+    due.iter()
+        .flat_map(|t| &t.items)
+        .filter(|i| i.kind == "rejoin")
+        .count()
+}
+
+/// Bob has asked: alice re-adds his device, he joins from her Welcome and reads new messages,
+/// and every member ends in the same state.
+fn bob_is_readded_and_reads(nodes: &mut [Node], session: &[u8; 16], now: i64) {
+    let (now, events) = settle(nodes, now, 20);
     assert!(
         events
             .iter()
@@ -182,21 +161,84 @@ fn a_member_restored_from_an_old_state_asks_to_be_readded_and_reads_again() {
         nodes[1]
             .store
             .read()
-            .group_rejoin(&session)
+            .group_rejoin(session)
             .unwrap()
             .is_none()
     );
-    let a = &mut nodes[0];
-    a.store
-        .write(|tx| a.engine.queue_group_text(tx, &session, "welcome back", now))
-        .unwrap();
-    let (_, events) = settle(&mut nodes, now, 20);
+    text(nodes, session, "welcome back", now);
+    let (_, events) = settle(nodes, now, 20);
     assert_eq!(received_texts(&events, 1), ["welcome back"]);
     assert_eq!(received_texts(&events, 2), ["welcome back"]);
     let fingerprints: Vec<String> = (0..3)
-        .map(|i| info(&mut nodes[i], &session).fingerprint)
+        .map(|i| info(&mut nodes[i], session).fingerprint)
         .collect();
     assert!(fingerprints.iter().all(|f| *f == fingerprints[0]));
+}
+
+#[test]
+fn a_member_restored_from_an_old_state_asks_to_be_readded_and_reads_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut nodes, session) = trio(tmp.path());
+    let now = restore_bob_behind(&mut nodes, tmp.path(), &session, 1);
+    text(&mut nodes, &session, "after restore", now);
+    // Made in an epoch bob cannot reach: deferred (retried by alice), nothing asked yet.
+    let deferred = Some(ReceiptStatus::Rejected(ErrorCode::SequenceError));
+    assert_eq!(send_to_bob(&mut nodes, now), deferred);
+    assert_eq!(rejoins(&nodes, now), 0);
+    // The same envelope again much later (a retry, or a late copy) is no sign: sealed then.
+    let much_later = now + 2 * REJOIN_AFTER_BEHIND_MS;
+    assert_eq!(send_to_bob(&mut nodes, much_later), deferred);
+    assert_eq!(rejoins(&nodes, much_later), 0);
+    // New messages of the group keep coming in that later epoch; one sealed just before
+    // REJOIN_AFTER_BEHIND_MS after bob first fell behind asks nothing yet...
+    text(
+        &mut nodes,
+        &session,
+        "still here",
+        now + REJOIN_AFTER_BEHIND_MS - 1,
+    );
+    assert_eq!(send_to_bob(&mut nodes, much_later), deferred);
+    assert_eq!(rejoins(&nodes, much_later), 0);
+    // ...one sealed at REJOIN_AFTER_BEHIND_MS does: bob asks the admin by himself (his old
+    // MLS state is dropped), although it waits behind the older ones in alice's frame.
+    text(
+        &mut nodes,
+        &session,
+        "anyone?",
+        now + REJOIN_AFTER_BEHIND_MS,
+    );
+    send_to_bob(&mut nodes, much_later);
+    assert_eq!(rejoins(&nodes, much_later), 1);
+    // Bounded: more envelopes meanwhile ask nothing more.
+    send_to_bob(&mut nodes, much_later + 1);
+    send_to_bob(&mut nodes, much_later + REJOIN_RETRY_MS - 1);
+    assert_eq!(rejoins(&nodes, much_later + REJOIN_RETRY_MS - 1), 1);
+    let row = nodes[1]
+        .store
+        .read()
+        .group_rejoin(&session)
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.requested_at, Some(much_later));
+    bob_is_readded_and_reads(&mut nodes, &session, much_later + 1);
+}
+
+#[test]
+fn a_member_restored_further_back_than_the_future_buffer_asks_too() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut nodes, session) = trio(tmp.path());
+    let behind = rhizo_e2e::MAX_FUTURE_EPOCHS as usize + 1;
+    let now = restore_bob_behind(&mut nodes, tmp.path(), &session, behind);
+    // Too far ahead to even keep: refused for good, and a first sign.
+    text(&mut nodes, &session, "after restore", now);
+    let refused = Some(ReceiptStatus::Rejected(ErrorCode::DecryptionFailed));
+    assert_eq!(send_to_bob(&mut nodes, now), refused);
+    assert_eq!(rejoins(&nodes, now), 0);
+    let later = now + REJOIN_AFTER_BEHIND_MS;
+    text(&mut nodes, &session, "anyone?", later);
+    send_to_bob(&mut nodes, later);
+    assert_eq!(rejoins(&nodes, later), 1);
+    bob_is_readded_and_reads(&mut nodes, &session, later + 1);
 }
 
 #[test]
