@@ -229,9 +229,9 @@ fn a_member_restored_further_back_than_the_future_buffer_asks_too() {
     let (mut nodes, session) = trio(tmp.path());
     let behind = rhizo_e2e::MAX_FUTURE_EPOCHS as usize + 1;
     let now = restore_bob_behind(&mut nodes, tmp.path(), &session, behind);
-    // Too far ahead to even keep: refused for good, and a first sign.
+    // Too far ahead to even keep (retried by alice): a first sign.
     text(&mut nodes, &session, "after restore", now);
-    let refused = Some(ReceiptStatus::Rejected(ErrorCode::DecryptionFailed));
+    let refused = Some(ReceiptStatus::Rejected(ErrorCode::SequenceError));
     assert_eq!(send_to_bob(&mut nodes, now), refused);
     assert_eq!(rejoins(&nodes, now), 0);
     let later = now + REJOIN_AFTER_BEHIND_MS;

@@ -4,8 +4,8 @@
 //! plus the add of the new KeyPackage (`readd`), and sends the Welcome to that device.
 //!
 //! The member side also runs by itself ([`after_refusal`]): a group envelope refused here with
-//! `UNKNOWN_SESSION` (our MLS state of an active group is gone), or deferred (or refused as
-//! too far ahead to keep) while it was made in an epoch ahead of ours and sealed [`REJOIN_AFTER_BEHIND_MS`] after the first such one
+//! `UNKNOWN_SESSION` (our MLS state of an active group is gone), or `SEQUENCE_ERROR` (deferred,
+//! or too far ahead to keep) while it was made in an epoch ahead of ours and sealed [`REJOIN_AFTER_BEHIND_MS`] after the first such one
 //! reached us at the same epoch (behind for good: restored from an old state, or forked beyond
 //! the rollback window), sends the request, once per group per [`REJOIN_RETRY_MS`]. The
 //! admin's Welcome is then joined even from a non-contact ([`awaited`]).
@@ -142,9 +142,8 @@ pub const REJOIN_RETRY_MS: i64 = 60 * 60 * 1000;
 ///
 /// - `UNKNOWN_SESSION`: the group is active here but its MLS state is gone (lost with a
 ///   restore, or deleted by an earlier request) ─▶ ask at once;
-/// - `SEQUENCE_ERROR` (deferred) or `DECRYPTION_FAILED` (more than `MAX_FUTURE_EPOCHS`
-///   ahead: not even kept) for an envelope made in an epoch *ahead* of ours (read from its MLS
-///   header), sealed [`REJOIN_AFTER_BEHIND_MS`] or more after the first such envelope reached
+/// - `SEQUENCE_ERROR` (deferred, or more than `MAX_FUTURE_EPOCHS` ahead: not even kept) for
+///   an envelope made in an epoch *ahead* of ours (read from its MLS header), sealed [`REJOIN_AFTER_BEHIND_MS`] or more after the first such envelope reached
 ///   us at this same epoch of ours (the group moved on without us, and the commits that would
 ///   take us there never came: restored from an old state, or forked beyond the rollback
 ///   window) ─▶ ask.
@@ -161,13 +160,12 @@ pub(crate) fn after_refusal(
     code: ErrorCode,
     now: i64,
 ) {
-    if !matches!(
-        code,
-        ErrorCode::UnknownSession | ErrorCode::SequenceError | ErrorCode::DecryptionFailed
-    ) || !matches!(
-        message.msg_type,
-        MessageType::Application | MessageType::Commit
-    ) {
+    if !matches!(code, ErrorCode::UnknownSession | ErrorCode::SequenceError)
+        || !matches!(
+            message.msg_type,
+            MessageType::Application | MessageType::Commit
+        )
+    {
         return;
     }
     let conversations = parts.2;
