@@ -1,6 +1,8 @@
 //! Welcomes larger than one envelope: the [`WelcomePart`] codec (`proto/envelope.proto`,
-//! `MESSAGE_TYPE_WELCOME_PART`), [`split_welcome`] for the sender and the bounded
-//! [`WelcomeReassembler`] for the receiver.
+//! `MESSAGE_TYPE_WELCOME_PART`), [`split_welcome`] for the sender, the bounded in-memory
+//! [`WelcomeReassembler`] for the receiver and [`join_parts`] (the hash check every reassembly
+//! ends with). The node keeps the pieces in its store instead (rhizo-store `welcome_parts`,
+//! under the same bounds), so a piece it acknowledged survives a restart.
 //!
 //! An MLS Welcome carries the group's whole ratchet tree (rhizo uses the ratchet-tree
 //! extension), about 1.5 KiB per member device with X-Wing keys, plus one encrypted group
@@ -223,6 +225,34 @@ pub fn split_welcome(welcome: &[u8]) -> Result<Vec<WelcomePart>, WelcomePartErro
         .collect())
 }
 
+/// Joins the pieces of a Welcome, in order, and checks the whole against `welcome_id` (what
+/// every reassembly ends with: [`WelcomeReassembler`], or a store that keeps the pieces).
+///
+/// # Errors
+///
+/// [`WelcomePartError::TooLarge`] beyond [`MAX_WELCOME_BYTES`],
+/// [`WelcomePartError::HashMismatch`] when the pieces do not hash to `welcome_id`.
+pub fn join_parts<'a>(
+    welcome_id: &[u8; WELCOME_ID_LEN],
+    pieces: impl IntoIterator<Item = &'a Vec<u8>>,
+) -> Result<Vec<u8>, WelcomePartError> {
+    let mut welcome = Vec::new();
+    for piece in pieces {
+        if welcome.len().saturating_add(piece.len()) > MAX_WELCOME_BYTES {
+            return Err(WelcomePartError::TooLarge {
+                what: "welcome",
+                len: welcome.len().saturating_add(piece.len()),
+                max: MAX_WELCOME_BYTES,
+            });
+        }
+        welcome.extend_from_slice(piece);
+    }
+    if <[u8; WELCOME_ID_LEN]>::from(Sha256::digest(&welcome)) != *welcome_id {
+        return Err(WelcomePartError::HashMismatch);
+    }
+    Ok(welcome)
+}
+
 /// What [`WelcomeReassembler::insert`] did with a part.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reassembly {
@@ -373,13 +403,12 @@ impl WelcomeReassembler {
                 count: entry.count,
             });
         }
-        let welcome: Vec<u8> = entry.parts.iter().flatten().flatten().copied().collect();
+        let joined = join_parts(&key.1, entry.parts.iter().flatten());
         self.take(&key);
-        if <[u8; WELCOME_ID_LEN]>::from(Sha256::digest(&welcome)) != key.1 {
+        if joined.is_err() {
             self.dropped = self.dropped.saturating_add(1);
-            return Err(WelcomePartError::HashMismatch);
         }
-        Ok(Reassembly::Complete(welcome))
+        joined.map(Reassembly::Complete)
     }
 
     /// Drops unfinished Welcomes whose first part is older than [`WELCOME_PART_TTL_SECS`].

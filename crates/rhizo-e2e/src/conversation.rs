@@ -182,6 +182,12 @@ pub enum CommitRejectReason {
     InvalidGroupState,
 }
 
+/// The epoch a conversation message (an MLS `PrivateMessage`: application or commit) was made
+/// in, read from its header without decrypting; `None` if it is not one.
+pub fn message_epoch(message: &[u8]) -> Option<u64> {
+    decode_private(message).ok().map(|m| m.epoch().as_u64())
+}
+
 /// The tie-break key of a commit: SHA-256 of its serialized bytes (the
 /// bytes returned by [`Conversation::self_update`]). Also what a delivery
 /// receipt should name, so the node can match it with

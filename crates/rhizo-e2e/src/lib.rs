@@ -165,7 +165,7 @@ pub use conversation::{
     GROUP_ID_LEN, GroupCommit, MAX_DEFERRED, MAX_FUTURE_EPOCHS, MAX_GROUP_DEVICES,
     MAX_MESSAGE_BYTES, MAX_PAST_EPOCHS, MAX_PLAINTEXT_BYTES, MAX_SKIPPED_GENERATIONS,
     MAX_WELCOME_BYTES, MemberRef, OUT_OF_ORDER_TOLERANCE, PADDING_BLOCK, Processed, RekeyPolicy,
-    RosterEntry, WelcomeInfo, commit_id, inspect_welcome,
+    RosterEntry, WelcomeInfo, commit_id, inspect_welcome, message_epoch,
 };
 pub use device::Device;
 pub use error::E2eError;

@@ -27,8 +27,6 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use lru::LruCache;
-use rhizo_core::Uid;
-use rhizo_core::welcome::{Reassembly, WelcomePart, WelcomePartError, WelcomeReassembler};
 use rhizo_e2e::{Conversation, E2eError, E2eStore};
 
 /// Conversations kept loaded (each a few tens of KiB with X-Wing keys).
@@ -37,9 +35,6 @@ pub const CAPACITY: usize = 64;
 /// See the module docs.
 pub struct ConversationCache {
     state: Mutex<State>,
-    /// Pieces of Welcomes too large for one envelope, until the rest arrives (bounded, see
-    /// `rhizo_core::welcome`). In memory: a restart loses an unfinished Welcome.
-    welcome_parts: Mutex<WelcomeReassembler>,
     hits: AtomicU64,
     misses: AtomicU64,
 }
@@ -57,24 +52,6 @@ impl std::fmt::Debug for ConversationCache {
 }
 
 impl ConversationCache {
-    /// Adds a piece of a Welcome sent in parts by `sender` (`now`: Unix seconds); the whole
-    /// Welcome once the last piece is here.
-    ///
-    /// # Errors
-    ///
-    /// As [`WelcomeReassembler::insert`].
-    pub(crate) fn reassemble_welcome(
-        &self,
-        sender: Uid,
-        part: WelcomePart,
-        now: u64,
-    ) -> Result<Reassembly, WelcomePartError> {
-        self.welcome_parts
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(sender, part, now)
-    }
-
     /// A cache holding at most `capacity` loaded conversations.
     pub fn new(capacity: usize) -> Self {
         Self {
@@ -82,7 +59,6 @@ impl ConversationCache {
                 cached: LruCache::new(NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN)),
                 staged: Vec::new(),
             }),
-            welcome_parts: Mutex::new(WelcomeReassembler::new()),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }

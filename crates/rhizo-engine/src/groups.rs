@@ -13,7 +13,10 @@
 //!  handle_frame: recipient = a known GroupAddress ─▶ the sender must hold a leaf of its UID
 //!     ─▶ commits (roster → members, events) / texts (once per sender UID + message_id)
 //!  a Welcome naming more members than us and the inviter ─▶ join (a contact, auto-join on)
-//!     or a group request (accept / decline)
+//!     or a group request (accept / decline); a Welcome in parts: each part kept in the store
+//!     before it is acknowledged ([`parts`]), the whole one takes the same path
+//!  a group envelope refused because our state is lost or behind for good ─▶ GroupRejoin by
+//!     itself ([`rejoin`]); mailbox-fetched group envelopes ─▶ DELIVERED receipts to senders
 //!  run_self_updates (driver timer) ─▶ a group we joined whose leaf never committed ─▶ ONE
 //!     self-update commit a random while later: it fills our path ([`selfupdate`])
 //! ```
@@ -27,11 +30,17 @@
 mod admin;
 mod fanout;
 mod inbound;
+mod parts;
 mod rejoin;
 pub mod selfupdate;
 
 pub use fanout::{GroupTarget, GroupTransmit, GroupTransmitResult};
-pub(crate) use inbound::{WelcomeKind, apply_group, contact_welcome, group_of, stranger_welcome};
+pub(crate) use inbound::{
+    WelcomeIn, WelcomeKind, apply_group, contact_welcome, group_of, stranger_welcome,
+};
+pub(crate) use parts::keep_part;
+pub(crate) use rejoin::after_refusal;
+pub use rejoin::{REJOIN_AFTER_BEHIND_MS, REJOIN_RETRY_MS};
 pub use selfupdate::SelfUpdateRun;
 
 use prost::Message as _;
@@ -252,6 +261,37 @@ pub(crate) fn queue_group_envelope(
         sent_at: now,
     };
     Ok(tx.insert_group_outgoing(&message, &envelope, &send, now)?)
+}
+
+/// Inside a transaction: signs a receipt (`msg_type` DELIVERY or READ) with `entries` and
+/// queues it in the group's session to one member device `to` (addressed to its owner's UID,
+/// as every group receipt).
+pub(crate) fn queue_group_receipt(
+    tx: &mut Tx<'_>,
+    signer: Signer<'_>,
+    group: &GroupRow,
+    to: MemberDevice,
+    entries: Vec<rhizo_core::envelope::ReceiptEntry>,
+    msg_type: MessageType,
+    now: i64,
+) -> Result<i64, EngineError> {
+    let mut receipt = rhizo_core::envelope::DeliveryReceipt {
+        recipient_device: signer.me.device.public(),
+        timestamp: crate::ms(now),
+        entries,
+        signature: [0; 64],
+    };
+    receipt.sign(&signer.me.device)?;
+    let out = GroupEnvelope {
+        msg_type,
+        kind: crate::receipts::receipt_kind(msg_type),
+        body: None,
+        payload: receipt.encode(),
+        recipient: Some(to.1),
+        message_id: None,
+        epoch: None,
+    };
+    queue_group_envelope(tx, signer, group, out, &[to], now)
 }
 
 /// The group, which must be one we are still in.
@@ -596,6 +636,8 @@ pub(crate) fn leave_content(now: i64) -> ChatContent {
     }
 }
 
+#[cfg(test)]
+mod recovery_tests;
 #[cfg(test)]
 mod roles_tests;
 #[cfg(test)]

@@ -225,7 +225,13 @@ pub(crate) fn receive_in(
     let refused = Some((message.session_id, message.sequence_num));
     let (message, contact) = match precheck(tx, me, seen, message.clone(), now) {
         Precheck::Ready(m, c) => (m, c),
-        Precheck::Request(m) => return hold_request(tx, me, &m, now),
+        Precheck::Request(m) => {
+            let parts = (me, mls_device, &**conversations, health, rng);
+            let held = hold_request(tx, parts, &m, now);
+            // A re-adding Welcome joined from a stranger: its conversation follows the commit.
+            settle_after_commit(tx, conversations, seen, Vec::new());
+            return held;
+        }
         Precheck::Status(status) => return reply(receipt_response(me, &[(&message, status)], now)),
         Precheck::Error(code, detail) => return reply(error_response(code, detail, refused)),
     };
@@ -243,6 +249,10 @@ pub(crate) fn receive_in(
         .and_then(|applied| applied);
     if outcome.is_err() {
         conversations.discard_staged();
+    }
+    if let (Err(Reject::Code(code)), Peer::Group(group)) = (&outcome, &contact) {
+        let parts = (me, mls_device, &**conversations, health, rng);
+        crate::groups::after_refusal(tx, parts, group, &message, *code, now);
     }
     // Committed (or already stored): from then on the cache answers for it.
     let confirm = matches!(
@@ -324,6 +334,13 @@ pub(crate) fn receive_batch_in(
                 applied
                     .statuses
                     .push(ReceiptStatus::Rejected(ErrorCode::SequenceError));
+                // Still looked at (header only) for a member stuck behind its group: the
+                // newest envelopes of a batch wait behind an old deferred one.
+                if let Precheck::Ready(message, Peer::Group(group)) = check {
+                    let parts = (me, mls_device, &**conversations, health, rng);
+                    let deferred = ErrorCode::SequenceError;
+                    crate::groups::after_refusal(tx, parts, group, message, deferred, now);
+                }
                 continue;
             }
             let status = apply_checked(
@@ -370,13 +387,20 @@ pub(crate) fn receive_batch_in(
     }
 }
 
-/// A correctly signed envelope from a non-contact: a Welcome to a group is held as a group
-/// request; anything else as a message request.
-fn hold_request(tx: &mut Tx<'_>, me: &Me, message: &SecureMessage, now: i64) -> Received {
-    match crate::groups::stranger_welcome(tx, message, now) {
-        Ok(Some((status, event))) => Received {
+/// A correctly signed envelope from a non-contact: a Welcome to a group (or a piece of one)
+/// is held as a group request; anything else as a message request. In a savepoint of `tx`.
+fn hold_request(tx: &mut Tx<'_>, parts: Parts<'_>, message: &SecureMessage, now: i64) -> Received {
+    let me = parts.0;
+    let held = tx
+        .in_savepoint(|tx| crate::groups::stranger_welcome(tx, parts, message, now))
+        .and_then(|held| held);
+    if held.is_err() {
+        parts.2.discard_staged();
+    }
+    match held {
+        Ok(Some((status, events))) => Received {
             response: receipt_response(me, &[(message, status)], now),
-            events: event.into_iter().collect(),
+            events,
             status: Some(status),
         },
         Ok(None) => requests::hold(tx, me, message, now),
@@ -431,13 +455,13 @@ fn apply_checked(
         Precheck::Status(status) => *status,
         Precheck::Error(code, _) => ReceiptStatus::Rejected(*code),
         Precheck::Request(message) => {
-            let held =
-                tx.in_savepoint(
-                    |tx| match crate::groups::stranger_welcome(tx, message, now)? {
-                        Some(held) => Ok(held),
-                        None => requests::hold_tx(tx, message, now),
-                    },
-                )?;
+            let held = tx.in_savepoint(|tx| {
+                match crate::groups::stranger_welcome(tx, parts, message, now)? {
+                    Some(held) => Ok(held),
+                    None => requests::hold_tx(tx, message, now)
+                        .map(|(status, event)| (status, event.into_iter().collect())),
+                }
+            })?;
             match held {
                 Ok((status, event)) => {
                     out.events.extend(event);
@@ -460,6 +484,9 @@ fn apply_checked(
                 Err(Reject::Code(code)) => {
                     if code == ErrorCode::ReplayDetected {
                         out.confirmed.push(message.id());
+                    }
+                    if let Peer::Group(group) = contact {
+                        crate::groups::after_refusal(tx, parts, group, message, code, now);
                     }
                     debug!(
                         code = code.as_str(),

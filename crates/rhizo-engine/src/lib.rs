@@ -37,8 +37,9 @@
 //! - [`fetched`]: applying envelopes fetched from a mailbox (or held as a request).
 //! - [`groups`]: private groups (issue 14): creating and changing one (admins), group messages
 //!   fanned out as one envelope to every member device with per-device delivery state, inbound
-//!   group envelopes, invitations (joined or held as group requests), the ordering driver after
-//!   a rollback, re-add recovery, a joiner's first self-update (`groups::selfupdate`).
+//!   group envelopes, invitations (joined or held as group requests; Welcomes in parts kept in
+//!   the store until whole), the ordering driver after a rollback, re-add recovery (asked for
+//!   by itself when stuck), a joiner's first self-update (`groups::selfupdate`).
 //! - [`mailbox`]: the mailbox replica's rules (what a replica answers to each request).
 //! - [`inbound`]: the inbound checks and the Welcome / application / commit / receipt paths.
 //! - [`outbox`]: due envelopes → [`Transmit`] batches → outcomes → retries, and the mailbox

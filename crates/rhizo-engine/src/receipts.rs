@@ -89,6 +89,28 @@ pub(crate) fn queue_delivery_receipts(
         }
     }
     for ((session_id, device, uid), entries) in by_session {
+        // A group's: to the sending device, in the group's session (members need not be
+        // contacts), so its `delivered k/n` counts a member who came back through a mailbox.
+        if let Some(group) = tx.group_by_session(&session_id)? {
+            if group.status == rhizo_store::groups::GroupStatus::Active {
+                tx.in_savepoint(|tx| -> Result<(), EngineError> {
+                    for chunk in entries.chunks(MAX_RECEIPT_ENTRIES) {
+                        let delivered = MessageType::DeliveryReceipt;
+                        crate::groups::queue_group_receipt(
+                            tx,
+                            engine.signer(),
+                            &group,
+                            (device, uid),
+                            chunk.to_vec(),
+                            delivered,
+                            now,
+                        )?;
+                    }
+                    Ok(())
+                })??;
+            }
+            continue;
+        }
         let Some(contact) = tx.contact_by_uid_device(&uid, &device)? else {
             continue;
         };
@@ -115,6 +137,15 @@ pub(crate) fn queue_delivery_receipts(
     Ok(())
 }
 
+/// The outbox kind of a receipt envelope of `msg_type` (READ or DELIVERY).
+pub(crate) fn receipt_kind(msg_type: MessageType) -> &'static str {
+    if msg_type == MessageType::ReadReceipt {
+        "read_receipt"
+    } else {
+        "receipt"
+    }
+}
+
 /// Inside a transaction: signs a receipt with `entries`, seals it as a `msg_type` envelope to
 /// the contact and queues it in the outbox.
 pub(crate) fn queue_receipt_tx(
@@ -134,14 +165,9 @@ pub(crate) fn queue_receipt_tx(
         signature: [0; 64],
     };
     receipt.sign(&me.device).map_err(EngineError::from)?;
-    let kind = if msg_type == MessageType::ReadReceipt {
-        "read_receipt"
-    } else {
-        "receipt"
-    };
     let out = Outgoing {
         msg_type,
-        kind,
+        kind: receipt_kind(msg_type),
         body: None,
         payload: receipt.encode(),
     };

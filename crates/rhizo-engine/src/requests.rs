@@ -30,9 +30,12 @@ pub(crate) fn precheck_request(me: &Me, message: SecureMessage) -> Precheck {
         return Precheck::Status(ReceiptStatus::Rejected(ErrorCode::UnknownSender));
     }
     match message.msg_type {
-        MessageType::Welcome | MessageType::Application | MessageType::Commit => {
-            Precheck::Request(Box::new(message))
-        }
+        // A piece of a Welcome: a group invitation in parts (held as a group request once
+        // whole).
+        MessageType::Welcome
+        | MessageType::WelcomePart
+        | MessageType::Application
+        | MessageType::Commit => Precheck::Request(Box::new(message)),
         _ => Precheck::Status(ReceiptStatus::Rejected(ErrorCode::UnknownSender)),
     }
 }

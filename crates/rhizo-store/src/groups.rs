@@ -7,17 +7,23 @@
 //!                                            └─ group_intents   (add/remove/profile to redo)
 //!  messages (ours) ── message_deliveries      (one row per member device: delivered k/n, read k/n)
 //!  group_requests                             (Welcomes held until accepted/declined, bounded)
+//!  group_rejoins                              (behind since when; our last GroupRejoin)
 //! ```
 //!
 //! Every bound is a named constant here and breaking it is a [`StoreError::LimitReached`].
 
 mod deliveries;
+mod rejoins;
 mod requests;
 
 pub use deliveries::{
     DeliveryCounts, DeliveryState, GroupOutboxItem, GroupSend, MemberDevice, ResendRow,
 };
-pub use requests::{GROUP_REQUEST_TTL_MS, GroupRequestRow, MAX_GROUP_REQUESTS, NewGroupRequest};
+pub use rejoins::GroupRejoinRow;
+pub use requests::{
+    GROUP_REQUEST_TTL_MS, GroupRequestRow, MAX_GROUP_REQUESTS, MAX_HELD_WELCOME_BYTES,
+    NewGroupRequest,
+};
 
 use rusqlite::{OptionalExtension, Row, params};
 

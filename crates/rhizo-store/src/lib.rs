@@ -19,7 +19,8 @@
 //!        │ Tx / Reader methods, one file per table group:
 //!        ├──► meta, peers, peer_addrs, bans, channels, channel_posts
 //!        ├──► contacts, contact_devices, conversations, messages (outbox), seen
-//!        ├──► groups, group_members, message_deliveries, group_requests, group_intents
+//!        ├──► groups, group_members, message_deliveries, group_requests, group_intents,
+//!        │    group_rejoins, welcome_parts
 //!        ├──► mailbox_*, request_*, profiles, agent_cards
 //!        └──► tasks, task_events, task_messages, task_artifacts, agent_outbox
 //!        │ open: create 0600 → WAL → migrate to SCHEMA_VERSION
@@ -58,6 +59,8 @@
 //!   ([`ChannelPostRow`]).
 //! - [`agents`]: agent tasks on both sides (issue 13) with their status history, messages and
 //!   artifacts, and the agent messages an inbound transaction queued for sending.
+//! - [`welcome_parts`]: the pieces of Welcomes sent in parts, kept (bounded, expiring) until
+//!   the rest arrives and reassembled from the table.
 //! - `error`: [`StoreError`], [`SqliteError`].
 
 #![forbid(unsafe_code)]
@@ -78,6 +81,7 @@ mod peer_book;
 pub mod profiles;
 pub mod requests;
 mod tx;
+pub mod welcome_parts;
 
 use std::path::Path;
 use std::time::Duration;

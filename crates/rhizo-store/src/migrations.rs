@@ -465,6 +465,28 @@ const MIGRATIONS: &[&str] = &[
         created_at INTEGER NOT NULL
     ) STRICT;
     CREATE INDEX group_intents_by_group ON group_intents (session_id, id);",
+    // 16: the pieces of Welcomes sent in parts, kept until the rest arrives (so a piece
+    // acknowledged survives a restart); the whole Welcome of a group request that arrived in
+    // parts (its envelope is then the last part's); when this node found itself behind in a
+    // group for good and asked its admins to re-add it.
+    "CREATE TABLE welcome_parts (
+        id         INTEGER PRIMARY KEY,
+        sender_uid BLOB NOT NULL CHECK (length(sender_uid) = 32),
+        welcome_id BLOB NOT NULL CHECK (length(welcome_id) = 32),
+        idx        INTEGER NOT NULL,
+        count      INTEGER NOT NULL,
+        data       BLOB NOT NULL,
+        first_at   INTEGER NOT NULL,
+        UNIQUE (sender_uid, welcome_id, idx)
+    ) STRICT;
+    CREATE INDEX welcome_parts_by_first ON welcome_parts (first_at);
+    ALTER TABLE group_requests ADD COLUMN welcome BLOB;
+    CREATE TABLE group_rejoins (
+        session_id   BLOB PRIMARY KEY REFERENCES groups (session_id) ON DELETE CASCADE,
+        epoch        INTEGER NOT NULL,
+        behind_since INTEGER NOT NULL,
+        requested_at INTEGER
+    ) STRICT;",
 ];
 
 /// The schema version this build creates and understands.

@@ -13,9 +13,7 @@
 use prost::Message as _;
 use rhizo_core::{
     DevicePublicKey, Uid,
-    envelope::{
-        DeliveryReceipt, EnvelopeId, MAX_RECEIPT_ENTRIES, ReceiptEntry, ReceiptStatus, SessionId,
-    },
+    envelope::{EnvelopeId, MAX_RECEIPT_ENTRIES, ReceiptEntry, ReceiptStatus, SessionId},
     group::{GroupProfile, GroupState},
     proto::ChatContent,
 };
@@ -553,23 +551,9 @@ impl Engine {
                 let Some(owner) = members.iter().find(|m| m.devices.contains(&device)) else {
                     continue;
                 };
-                let mut receipt = DeliveryReceipt {
-                    recipient_device: self.me.device.public(),
-                    timestamp: crate::ms(now),
-                    entries,
-                    signature: [0; 64],
-                };
-                receipt.sign(&self.me.device)?;
-                let out = GroupEnvelope {
-                    msg_type: rhizo_core::envelope::MessageType::ReadReceipt,
-                    kind: "read_receipt",
-                    body: None,
-                    payload: receipt.encode(),
-                    recipient: Some(owner.uid),
-                    message_id: None,
-                    epoch: None,
-                };
-                queue_group_envelope(tx, self.signer(), &group, out, &[(device, owner.uid)], now)?;
+                let to = (device, owner.uid);
+                let read = rhizo_core::envelope::MessageType::ReadReceipt;
+                super::queue_group_receipt(tx, self.signer(), &group, to, entries, read, now)?;
                 queued = true;
             }
             Ok(queued)

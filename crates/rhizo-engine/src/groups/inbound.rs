@@ -344,16 +344,31 @@ pub(crate) enum WelcomeKind {
     Group(Vec<Event>),
 }
 
+/// A Welcome as received: the signed envelope it came in (for a Welcome in parts, the last
+/// part's) and the whole Welcome (that envelope's payload, or the parts joined).
+#[derive(Clone, Copy)]
+pub(crate) struct WelcomeIn<'a> {
+    pub(crate) envelope: &'a SecureMessage,
+    pub(crate) welcome: &'a [u8],
+}
+
+impl WelcomeIn<'_> {
+    /// The whole Welcome to keep beside the envelope: `Some` when it came in parts.
+    fn in_parts(&self) -> Option<&[u8]> {
+        (self.envelope.msg_type == MessageType::WelcomePart).then_some(self.welcome)
+    }
+}
+
 /// A Welcome from a contact: a group's (it carries the group extension) is joined when
 /// auto-join is on and held as a group request (the KeyPackage kept) when it is off.
 pub(crate) fn contact_welcome(
     tx: &mut Tx<'_>,
     (_, mls_device, conversations, _, _): Parts<'_>,
-    message: &SecureMessage,
+    welcome: WelcomeIn<'_>,
     now: i64,
 ) -> Result<WelcomeKind, Reject> {
     let mls = tx.mls().map_err(Reject::internal)?;
-    let info = match rhizo_e2e::inspect_welcome(&mls, &message.payload) {
+    let info = match rhizo_e2e::inspect_welcome(&mls, welcome.welcome) {
         Ok(info) => info,
         Err(E2eError::NotAGroup) => return Ok(WelcomeKind::Direct),
         Err(e) => {
@@ -362,50 +377,80 @@ pub(crate) fn contact_welcome(
         }
     };
     let auto_join = tx.get_meta(super::META_GROUPS_AUTO_JOIN)?.as_deref() != Some("0");
-    if !auto_join {
-        let (_, event) = hold(tx, message, &info, now)?;
+    if !auto_join && !super::rejoin::awaited(tx, welcome.envelope)? {
+        let (_, event) = hold(tx, welcome, &info, now)?;
         return Ok(WelcomeKind::Group(event.into_iter().collect()));
     }
-    let conversation = Conversation::join(&mls, mls_device, &message.payload, crate::secs(now))
+    let conversation = Conversation::join(&mls, mls_device, welcome.welcome, crate::secs(now))
         .map_err(|e| {
             debug!(error = %e, "a group Welcome could not be joined");
             Reject::Code(ErrorCode::DecryptionFailed)
         })?;
-    let events = persist_join(tx, conversations, conversation, message, true, now)?;
+    let events = persist_join(tx, conversations, conversation, welcome.envelope, true, now)?;
     Ok(WelcomeKind::Group(events))
 }
 
-/// A Welcome from someone who is not a contact: `Some` (held as a group request) when it is
-/// a group's, `None` otherwise (the caller holds it as a message request). Reading it uses
-/// nothing up.
+/// A Welcome (whole, or a piece of one) from someone who is not a contact: `Some` (held as a
+/// group request, a piece kept, or the answer that refuses it) when it is a group's, `None`
+/// otherwise (the caller holds it as a message request). Reading it uses nothing up.
 pub(crate) fn stranger_welcome(
     tx: &mut Tx<'_>,
+    parts: Parts<'_>,
     message: &SecureMessage,
     now: i64,
-) -> Result<Option<(ReceiptStatus, Option<Event>)>, StoreError> {
-    if message.msg_type != MessageType::Welcome {
-        return Ok(None);
-    }
+) -> Result<Option<(ReceiptStatus, Vec<Event>)>, StoreError> {
+    let whole;
+    let welcome = match message.msg_type {
+        MessageType::Welcome => &message.payload[..],
+        MessageType::WelcomePart => match super::parts::keep_part(tx, message, now) {
+            Ok(Some(joined)) => {
+                whole = joined;
+                &whole[..]
+            }
+            Ok(None) => return Ok(Some((ReceiptStatus::Held, Vec::new()))),
+            Err(Reject::Store(e)) => return Err(e),
+            Err(Reject::Code(code)) => {
+                return Ok(Some((ReceiptStatus::Rejected(code), Vec::new())));
+            }
+        },
+        _ => return Ok(None),
+    };
     let Ok(mls) = tx.mls() else {
         return Ok(None);
     };
-    let Ok(info) = rhizo_e2e::inspect_welcome(&mls, &message.payload) else {
-        return Ok(None);
+    let Ok(info) = rhizo_e2e::inspect_welcome(&mls, welcome) else {
+        // A 1:1 Welcome never comes in parts: a piece of something else is refused.
+        return Ok((message.msg_type == MessageType::WelcomePart)
+            .then_some((ReceiptStatus::Rejected(ErrorCode::Malformed), Vec::new())));
     };
-    match hold(tx, message, &info, now) {
-        Ok(held) => Ok(Some(held)),
+    let welcome = WelcomeIn {
+        envelope: message,
+        welcome,
+    };
+    // The Welcome that re-adds us after we asked (the admin need not be a contact): joined.
+    if super::rejoin::awaited(tx, message)? {
+        return match contact_welcome(tx, parts, welcome, now) {
+            Ok(WelcomeKind::Group(events)) => Ok(Some((ReceiptStatus::Delivered, events))),
+            Ok(WelcomeKind::Direct) => Ok(None),
+            Err(Reject::Store(e)) => Err(e),
+            Err(Reject::Code(code)) => Ok(Some((ReceiptStatus::Rejected(code), Vec::new()))),
+        };
+    }
+    match hold(tx, welcome, &info, now) {
+        Ok((status, event)) => Ok(Some((status, event.into_iter().collect()))),
         Err(Reject::Store(e)) => Err(e),
-        Err(Reject::Code(code)) => Ok(Some((ReceiptStatus::Rejected(code), None))),
+        Err(Reject::Code(code)) => Ok(Some((ReceiptStatus::Rejected(code), Vec::new()))),
     }
 }
 
 /// Holds a group invitation; the status to answer and the event for a new one.
 fn hold(
     tx: &mut Tx<'_>,
-    message: &SecureMessage,
+    welcome: WelcomeIn<'_>,
     info: &WelcomeInfo,
     now: i64,
 ) -> Result<(ReceiptStatus, Option<Event>), Reject> {
+    let message = welcome.envelope;
     let session_id = *message.session_id.as_bytes();
     let name = info.state.profile().name.clone();
     let mut uids: Vec<[u8; 32]> = info
@@ -423,6 +468,7 @@ fn hold(
             name: &name,
             members,
             envelope: &message.encode(),
+            welcome: welcome.in_parts(),
         },
         now,
     );
@@ -476,6 +522,8 @@ fn persist_join(
         Err(e) => return Err(e.into()),
     }
     tx.set_group_members(&session_id, &member_rows(&members, &[], now))?;
+    // Joined (again): no longer behind, nothing asked for.
+    tx.clear_group_rejoin(&session_id)?;
     tx.set_meta(META_KEY_PACKAGE_BUNDLE, "")?;
     conversations.stage(conversation);
     Ok(vec![Event::GroupCreated {
@@ -503,9 +551,11 @@ impl Engine {
                 .ok_or(EngineError::UnknownGroup)?;
             let message = SecureMessage::decode(&request.envelope)?;
             message.verify(&message.sender_device)?;
+            // A Welcome that came in parts is kept whole beside its last part's envelope.
+            let welcome = request.welcome.as_deref().unwrap_or(&message.payload);
             let mls = tx.mls()?;
             let conversation =
-                Conversation::join(&mls, &self.mls_device, &message.payload, crate::secs(now))?;
+                Conversation::join(&mls, &self.mls_device, welcome, crate::secs(now))?;
             let events = persist_join(tx, &self.conversations, conversation, &message, false, now)
                 .map_err(|r| match r {
                     Reject::Store(e) => EngineError::Store(e),

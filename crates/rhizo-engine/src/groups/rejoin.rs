@@ -3,6 +3,13 @@
 //! admin; an admin whose roster has that member commits the removal of the device's old leaf
 //! plus the add of the new KeyPackage (`readd`), and sends the Welcome to that device.
 //!
+//! The member side also runs by itself ([`after_refusal`]): a group envelope refused here with
+//! `UNKNOWN_SESSION` (our MLS state of an active group is gone), or `SEQUENCE_ERROR` (deferred,
+//! or too far ahead to keep) while it was made in an epoch ahead of ours and sealed [`REJOIN_AFTER_BEHIND_MS`] after the first such one
+//! reached us at the same epoch (behind for good: restored from an old state, or forked beyond
+//! the rollback window), sends the request, once per group per [`REJOIN_RETRY_MS`]. The
+//! admin's Welcome is then joined even from a non-contact ([`awaited`]).
+//!
 //! ```text
 //!  member: request_group_rejoin ─▶ MLS state deleted ─▶ KEY_PACKAGE envelope to each admin
 //!  admin: on_rejoin ─▶ sender a roster member? once per (group, UID) per 60 s ─▶ readd
@@ -13,16 +20,15 @@ use rhizo_core::{
     envelope::{ErrorCode, MessageType, SecureMessage},
     group::{GROUP_REJOIN_INTERVAL_SECS, GroupRejoin},
 };
-use rhizo_e2e::{E2eError, MemberRef};
+use rhizo_e2e::{Conversation, E2eError, MemberRef};
 use rhizo_store::{
-    Tx,
-    groups::{GroupRow, IntentKind, MemberDevice},
+    StoreError, Tx,
+    groups::{GroupRole, GroupRow, GroupStatus, IntentKind, MemberDevice},
 };
 use tracing::debug;
 
 use super::{
-    GroupEnvelope, RosterMember, Signer, active_group, admin::send_commit, queue_group_envelope,
-    roster,
+    GroupEnvelope, Signer, active_group, admin::send_commit, queue_group_envelope, roster,
 };
 use crate::{Engine, EngineError, Event, inbound::Parts, inbound::Reject, secs};
 
@@ -119,11 +125,237 @@ fn readded_lately(tx: &Tx<'_>, group: &GroupRow, uid: &[u8; 32], now: i64) -> Re
     }))
 }
 
+/// How long the group must keep making new envelopes in epochs ahead of ours, while we stay
+/// at the same epoch, before we ask to be re-added: measured by the envelopes' own seal time
+/// from when the first one reached us, so retries and late copies of old envelopes (a branch
+/// that lost the ordering) never count. Six times the longest retry backoff: a commit that is
+/// merely late (retried, or in a mailbox) arrives first.
+pub const REJOIN_AFTER_BEHIND_MS: i64 = 30 * 60 * 1000;
+
+/// At most one automatic `GroupRejoin` per group this often (each costs the admins a commit
+/// and a Welcome, and us a fresh KeyPackage).
+pub const REJOIN_RETRY_MS: i64 = 60 * 60 * 1000;
+
+/// Automatic rejoin detection, after an application message or commit of `group` from
+/// `message.sender_id` was refused (in its own savepoint of `tx`; failures are logged, never
+/// fail the frame). We are stuck when:
+///
+/// - `UNKNOWN_SESSION`: the group is active here but its MLS state is gone (lost with a
+///   restore, or deleted by an earlier request) ─▶ ask at once;
+/// - `SEQUENCE_ERROR` (deferred, or more than `MAX_FUTURE_EPOCHS` ahead: not even kept) for
+///   an envelope made in an epoch *ahead* of ours (read from its MLS header), sealed [`REJOIN_AFTER_BEHIND_MS`] or more after the first such envelope reached
+///   us at this same epoch of ours (the group moved on without us, and the commits that would
+///   take us there never came: restored from an old state, or forked beyond the rollback
+///   window) ─▶ ask.
+///
+/// Only for an envelope whose sender UID is a stored member of the group, only when another
+/// admin exists to answer, and at most once per group per [`REJOIN_RETRY_MS`]. Asking: our
+/// state of the group is deleted and a `GroupRejoin` with a fresh KeyPackage goes to every
+/// other admin ([`send_rejoin`]); the Welcome that answers is joined ([`awaited`]).
+pub(crate) fn after_refusal(
+    tx: &mut Tx<'_>,
+    parts: Parts<'_>,
+    group: &GroupRow,
+    message: &SecureMessage,
+    code: ErrorCode,
+    now: i64,
+) {
+    if !matches!(code, ErrorCode::UnknownSession | ErrorCode::SequenceError)
+        || !matches!(
+            message.msg_type,
+            MessageType::Application | MessageType::Commit
+        )
+    {
+        return;
+    }
+    let conversations = parts.2;
+    let asked = tx
+        .in_savepoint(|tx| rejoin_if_stuck(tx, parts, group, message, now))
+        .map_err(EngineError::from)
+        .and_then(|r| r);
+    match asked {
+        Ok(true) => debug!("stuck in a group: asked its admins to re-add this device"),
+        Ok(false) => {}
+        Err(e) => {
+            conversations.discard_staged();
+            debug!(error = %e, "automatic rejoin failed");
+        }
+    }
+}
+
+/// See [`after_refusal`]; whether a `GroupRejoin` was sent.
+fn rejoin_if_stuck(
+    tx: &mut Tx<'_>,
+    (me, mls_device, conversations, _, rng): Parts<'_>,
+    group: &GroupRow,
+    message: &SecureMessage,
+    now: i64,
+) -> Result<bool, EngineError> {
+    let members = tx.group_members(&group.session_id)?;
+    if !members
+        .iter()
+        .any(|m| m.uid == *message.sender_id.as_bytes())
+    {
+        return Ok(false);
+    }
+    let mls = tx.mls()?;
+    let conversation = conversations.load(&mls, &group.group_id)?;
+    let epoch = conversation.as_ref().map_or(0, Conversation::epoch);
+    let stuck = match &conversation {
+        None => true,
+        Some(_) => behind_for_good(tx, group, message, epoch, now)?,
+    };
+    let asked_lately = tx
+        .group_rejoin(&group.session_id)?
+        .and_then(|r| r.requested_at)
+        .is_some_and(|at| now.saturating_sub(at) < REJOIN_RETRY_MS);
+    let admins: Vec<AdminDevices> = match &conversation {
+        Some(c) => roster(c)?
+            .into_iter()
+            .filter(|m| m.role == GroupRole::Admin)
+            .map(|m| (m.uid, m.devices))
+            .collect(),
+        None => stored_admins(tx, &members, message)?,
+    };
+    let answerable = admins.iter().any(|(uid, _)| uid != me.uid.as_bytes());
+    if !stuck || asked_lately || !answerable {
+        if let Some(c) = conversation {
+            conversations.stage(c);
+        }
+        return Ok(false);
+    }
+    let key_package = rhizo_e2e::create_key_packages(&mls, mls_device, 1, false)?
+        .pop()
+        .ok_or(EngineError::Internal("no KeyPackage made"))?;
+    if let Some(c) = conversation {
+        c.delete(&mls)?;
+    }
+    let signer = Signer {
+        me,
+        device: mls_device,
+        rng,
+    };
+    let sent = send_rejoin(tx, signer, group, &admins, &key_package, now)?;
+    tx.set_group_rejoin_requested(&group.session_id, epoch, now)?;
+    Ok(sent > 0)
+}
+
+/// Whether `message` (deferred here at our `epoch`) shows we are behind for good: made in a
+/// later epoch and sealed [`REJOIN_AFTER_BEHIND_MS`] after the first such envelope reached us
+/// at this epoch (noted now if it is the first).
+fn behind_for_good(
+    tx: &mut Tx<'_>,
+    group: &GroupRow,
+    message: &SecureMessage,
+    epoch: u64,
+    now: i64,
+) -> Result<bool, EngineError> {
+    // Parked in our own epoch (maybe from a branch that lost the ordering): not behind.
+    if rhizo_e2e::message_epoch(&message.payload).is_none_or(|e| e <= epoch) {
+        return Ok(false);
+    }
+    let row = tx.note_group_behind(&group.session_id, epoch, now)?;
+    let sealed = i64::try_from(message.timestamp).unwrap_or(i64::MAX);
+    Ok(sealed.saturating_sub(row.behind_since) >= REJOIN_AFTER_BEHIND_MS)
+}
+
+/// An admin's UID and the devices of it a `GroupRejoin` goes to.
+type AdminDevices = ([u8; 32], Vec<[u8; 32]>);
+
+/// The admins (stored roles) with the devices we know of them while the group's MLS state
+/// is gone: a contact's listed devices, and the device that sent `message`.
+fn stored_admins(
+    tx: &Tx<'_>,
+    members: &[rhizo_store::groups::GroupMember],
+    message: &SecureMessage,
+) -> Result<Vec<AdminDevices>, EngineError> {
+    let mut admins = Vec::new();
+    for m in members.iter().filter(|m| m.role == GroupRole::Admin) {
+        let mut devices: Vec<[u8; 32]> = tx
+            .contact_by_uid(&m.uid)?
+            .map(|c| c.devices.iter().map(|d| d.device_pk).collect())
+            .unwrap_or_default();
+        if m.uid == *message.sender_id.as_bytes() {
+            devices.push(*message.sender_device.as_bytes());
+        }
+        devices.sort_unstable();
+        devices.dedup();
+        if !devices.is_empty() {
+            admins.push((m.uid, devices));
+        }
+    }
+    Ok(admins)
+}
+
+/// Queues a `GroupRejoin` (the group id and `key_package`) to every admin other than us, to
+/// each of its `devices`; how many admins.
+fn send_rejoin(
+    tx: &mut Tx<'_>,
+    signer: Signer<'_>,
+    group: &GroupRow,
+    admins: &[AdminDevices],
+    key_package: &[u8],
+    now: i64,
+) -> Result<usize, EngineError> {
+    let group_id: [u8; 32] = group
+        .group_id
+        .as_slice()
+        .try_into()
+        .map_err(|_| EngineError::Internal("group id is not 32 bytes"))?;
+    let payload = GroupRejoin {
+        group_id,
+        key_package: key_package.to_vec(),
+    }
+    .encode();
+    let mut sent = 0;
+    for (uid, devices) in admins
+        .iter()
+        .filter(|(uid, _)| *uid != *signer.me.uid.as_bytes())
+    {
+        let devices: Vec<MemberDevice> = devices.iter().map(|d| (*d, *uid)).collect();
+        let out = GroupEnvelope {
+            msg_type: MessageType::KeyPackage,
+            kind: "rejoin",
+            body: None,
+            payload: payload.clone(),
+            recipient: Some(*uid),
+            message_id: None,
+            epoch: None,
+        };
+        queue_group_envelope(tx, signer, group, out, &devices, now)?;
+        sent += 1;
+    }
+    Ok(sent)
+}
+
+/// Whether `welcome` (a Welcome or its last part) is the one that re-adds us to a group we
+/// asked to rejoin: the group is active here with a request of ours on record, and the
+/// inviter is one of its stored admins. Such a Welcome is joined even from a non-contact, and
+/// with auto-join off.
+pub(crate) fn awaited(tx: &Tx<'_>, welcome: &SecureMessage) -> Result<bool, StoreError> {
+    let session_id = welcome.session_id.as_bytes();
+    let Some(group) = tx.group_by_session(session_id)? else {
+        return Ok(false);
+    };
+    let asked = tx
+        .group_rejoin(session_id)?
+        .is_some_and(|r| r.requested_at.is_some());
+    if group.status != GroupStatus::Active || !asked {
+        return Ok(false);
+    }
+    let inviter = welcome.sender_id.as_bytes();
+    Ok(tx
+        .group_members(session_id)?
+        .iter()
+        .any(|m| m.uid == *inviter && m.role == GroupRole::Admin))
+}
+
 impl Engine {
     /// Recovery: forgets this device's MLS state of the group (forked beyond the rollback
     /// window, or broken) and asks every admin to re-add it with `key_package` (a fresh
     /// KeyPackage of this device, from the driver). The admins' Welcome then joins the group
-    /// again. How many admins it was sent to.
+    /// again. How many admins it was sent to. (The engine also does this by itself when it
+    /// finds itself stuck: see `after_refusal`.)
     ///
     /// # Errors
     ///
@@ -138,38 +370,15 @@ impl Engine {
         self.group_job(tx, |tx| {
             let group = active_group(tx, session_id)?;
             let conversation = self.load_group(tx, &group)?;
-            let members: Vec<RosterMember> = roster(&conversation)?;
-            let group_id: [u8; 32] = group
-                .group_id
-                .as_slice()
-                .try_into()
-                .map_err(|_| EngineError::Internal("group id is not 32 bytes"))?;
-            let payload = GroupRejoin {
-                group_id,
-                key_package: key_package.to_vec(),
-            }
-            .encode();
+            let epoch = conversation.epoch();
+            let admins: Vec<AdminDevices> = roster(&conversation)?
+                .into_iter()
+                .filter(|m| m.role == GroupRole::Admin)
+                .map(|m| (m.uid, m.devices))
+                .collect();
             conversation.delete(&tx.mls()?)?;
-            let mut sent = 0;
-            for admin in members
-                .iter()
-                .filter(|m| m.role == rhizo_store::groups::GroupRole::Admin)
-                .filter(|m| m.uid != *self.me.uid.as_bytes())
-            {
-                let devices: Vec<MemberDevice> =
-                    admin.devices.iter().map(|d| (*d, admin.uid)).collect();
-                let out = GroupEnvelope {
-                    msg_type: MessageType::KeyPackage,
-                    kind: "rejoin",
-                    body: None,
-                    payload: payload.clone(),
-                    recipient: Some(admin.uid),
-                    message_id: None,
-                    epoch: None,
-                };
-                queue_group_envelope(tx, self.signer(), &group, out, &devices, now)?;
-                sent += 1;
-            }
+            let sent = send_rejoin(tx, self.signer(), &group, &admins, key_package, now)?;
+            tx.set_group_rejoin_requested(session_id, epoch, now)?;
             Ok(sent)
         })
     }

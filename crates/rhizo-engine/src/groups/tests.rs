@@ -25,11 +25,11 @@ pub(crate) struct Node {
 }
 
 impl Node {
-    fn uid(&self) -> [u8; 32] {
+    pub(crate) fn uid(&self) -> [u8; 32] {
         *self.engine.me().uid.as_bytes()
     }
 
-    fn device(&self) -> [u8; 32] {
+    pub(crate) fn device(&self) -> [u8; 32] {
         *self.engine.me().device.public().as_bytes()
     }
 
@@ -254,31 +254,21 @@ fn a_group_message_is_one_envelope_delivered_once_to_every_member_with_counts() 
     assert_eq!(received_texts(&events, 2), ["hi from bob"]);
 }
 
-#[test]
-fn an_offline_member_is_reached_through_its_mailbox_and_sees_each_message_once() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (mut nodes, session) = trio(tmp.path());
+/// Carol is offline: alice's "while away" reaches bob, and the driver stores it in carol's
+/// mailbox. The message's row id, the outbox item (its signed bytes) and the events.
+pub(crate) fn stored_for_offline_carol(
+    nodes: &mut [Node],
+    session: &[u8; 16],
+) -> (i64, rhizo_store::groups::GroupOutboxItem, NodeEvents) {
     nodes[2].online = false;
     let a = &mut nodes[0];
     let queued = a
         .store
-        .write(|tx| {
-            a.engine
-                .queue_group_text(tx, &session, "while away", T0 + 1)
-        })
+        .write(|tx| a.engine.queue_group_text(tx, session, "while away", T0 + 1))
         .unwrap();
-    let (unreachable, events) = pump(&mut nodes, 0, T0 + 1);
+    let (unreachable, events) = pump(nodes, 0, T0 + 1);
     let carol = nodes[2].uid();
     assert_eq!(unreachable, vec![(queued.row.id, carol)]);
-    assert_eq!(received_texts(&events, 1), ["while away"]);
-    // delivered 1/2 meanwhile.
-    let counts = nodes[0]
-        .store
-        .read()
-        .delivery_counts(queued.row.id)
-        .unwrap();
-    assert_eq!((counts.delivered, counts.total), (1, 2));
-    // The driver stores the same bytes in carol's mailbox.
     let item = nodes[0]
         .store
         .read()
@@ -296,12 +286,19 @@ fn an_offline_member_is_reached_through_its_mailbox_and_sees_each_message_once()
                 .on_group_mailbox_result(tx, &item, &carol, &stored, T0 + 2)
         })
         .unwrap();
-    let row = nodes[0]
-        .store
-        .read()
-        .message(queued.row.id)
-        .unwrap()
-        .unwrap();
+    (queued.row.id, item, events)
+}
+
+#[test]
+fn an_offline_member_is_reached_through_its_mailbox_and_sees_each_message_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut nodes, session) = trio(tmp.path());
+    let (id, item, events) = stored_for_offline_carol(&mut nodes, &session);
+    assert_eq!(received_texts(&events, 1), ["while away"]);
+    // delivered 1/2 meanwhile.
+    let counts = nodes[0].store.read().delivery_counts(id).unwrap();
+    assert_eq!((counts.delivered, counts.total), (1, 2));
+    let row = nodes[0].store.read().message(id).unwrap().unwrap();
     assert_eq!(row.state, MessageState::Stored);
     // Carol comes back and fetches it from her mailbox (the same signed bytes)...
     nodes[2].online = true;
@@ -319,11 +316,7 @@ fn an_offline_member_is_reached_through_its_mailbox_and_sees_each_message_once()
     // ...and the direct retry later finds it there already: delivered 2/2, shown once.
     let (_, events) = pump(&mut nodes, 0, T0 + 2 + crate::outbox::STORED_RETRY_MS);
     assert!(received_texts(&events, 2).is_empty());
-    let counts = nodes[0]
-        .store
-        .read()
-        .delivery_counts(queued.row.id)
-        .unwrap();
+    let counts = nodes[0].store.read().delivery_counts(id).unwrap();
     assert_eq!((counts.delivered, counts.total), (2, 2));
 }
 

@@ -5,7 +5,6 @@ use prost::Message as _;
 use rhizo_core::{
     envelope::{DeliveryReceipt, ErrorCode, MessageType, SecureMessage},
     proto::ChatContent,
-    welcome::{Reassembly, WelcomePart, WelcomePartError},
 };
 use rhizo_e2e::{Conversation, Device, E2eStore, Processed};
 use rhizo_store::{
@@ -17,9 +16,15 @@ use tracing::debug;
 
 use super::Reject;
 use crate::{
-    Event, Me, agents::health::AgentHealth, cache::ConversationCache,
-    conversations::check_membership, groups::WelcomeKind, profiles::accept_contact_profile,
-    publish::META_KEY_PACKAGE_BUNDLE, receipts::apply_receipt_tx, rng::EngineRng,
+    Event, Me,
+    agents::health::AgentHealth,
+    cache::ConversationCache,
+    conversations::check_membership,
+    groups::{WelcomeIn, WelcomeKind},
+    profiles::accept_contact_profile,
+    publish::META_KEY_PACKAGE_BUNDLE,
+    receipts::apply_receipt_tx,
+    rng::EngineRng,
 };
 
 /// What applying an envelope needs of the engine: our identity, MLS device, loaded
@@ -77,7 +82,7 @@ pub(crate) fn apply_envelope(
         now,
     };
     match message.msg_type {
-        MessageType::Welcome => apply.welcome(message),
+        MessageType::Welcome => apply.welcome(&message.payload),
         MessageType::WelcomePart => apply.welcome_part(),
         MessageType::Application | MessageType::Commit => apply.mls_message(),
         MessageType::ReadReceipt | MessageType::DeliveryReceipt => apply.receipt(),
@@ -104,9 +109,11 @@ impl Apply<'_, '_> {
         crate::secs(self.now)
     }
 
-    /// A Welcome: join the group, check its members, persist the conversation (a group's
-    /// Welcome goes the group way: joined or held as a group request).
-    fn welcome(&mut self, message: &SecureMessage) -> Result<Vec<Event>, Reject> {
+    /// A Welcome (the envelope's payload, or the whole Welcome its parts made): join the
+    /// group, check its members, persist the conversation (a group's Welcome goes the group
+    /// way: joined or held as a group request).
+    fn welcome(&mut self, welcome: &[u8]) -> Result<Vec<Event>, Reject> {
+        let message = self.message;
         let parts = (
             self.me,
             self.mls_device,
@@ -114,18 +121,20 @@ impl Apply<'_, '_> {
             self.health,
             self.rng,
         );
+        let arrived = WelcomeIn {
+            envelope: message,
+            welcome,
+        };
         if let WelcomeKind::Group(events) =
-            crate::groups::contact_welcome(self.tx, parts, message, self.now)?
+            crate::groups::contact_welcome(self.tx, parts, arrived, self.now)?
         {
             return Ok(events);
         }
-        let conversation =
-            Conversation::join(&self.mls, self.mls_device, &message.payload, self.unix()).map_err(
-                |e| {
-                    debug!(error = %e, "a Welcome could not be joined");
-                    Reject::Code(ErrorCode::DecryptionFailed)
-                },
-            )?;
+        let conversation = Conversation::join(&self.mls, self.mls_device, welcome, self.unix())
+            .map_err(|e| {
+                debug!(error = %e, "a Welcome could not be joined");
+                Reject::Code(ErrorCode::DecryptionFailed)
+            })?;
         check_membership(&conversation, self.me, self.contact)?;
         self.tx.insert_conversation(&ConversationRow {
             session_id: *message.session_id.as_bytes(),
@@ -139,32 +148,14 @@ impl Apply<'_, '_> {
         Ok(Vec::new())
     }
 
-    /// A piece of a Welcome too large for one envelope: kept until the rest arrives; the
-    /// last piece takes the Welcome path with the whole Welcome (its hash checked).
+    /// A piece of a Welcome too large for one envelope: written to the store until the rest
+    /// arrives; the last piece takes the Welcome path with the whole Welcome (its hash
+    /// checked).
     fn welcome_part(&mut self) -> Result<Vec<Event>, Reject> {
-        let part = WelcomePart::decode(&self.message.payload).map_err(|e| {
-            debug!(error = %e, "a Welcome part was malformed");
-            Reject::Code(ErrorCode::Malformed)
-        })?;
-        let reassembly = self
-            .conversations
-            .reassemble_welcome(self.message.sender_id, part, self.unix())
-            .map_err(|e| {
-                debug!(error = %e, "a Welcome part was refused");
-                Reject::Code(match e {
-                    WelcomePartError::TooManyPending => ErrorCode::QuotaExceeded,
-                    _ => ErrorCode::Malformed,
-                })
-            })?;
-        let Reassembly::Complete(welcome) = reassembly else {
-            return Ok(Vec::new());
-        };
-        let whole = SecureMessage {
-            msg_type: MessageType::Welcome,
-            payload: welcome.into(),
-            ..self.message.clone()
-        };
-        self.welcome(&whole)
+        match crate::groups::keep_part(self.tx, self.message, self.now)? {
+            Some(welcome) => self.welcome(&welcome),
+            None => Ok(Vec::new()),
+        }
     }
 
     /// The conversation this envelope names, which must be with its sender.

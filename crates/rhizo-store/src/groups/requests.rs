@@ -25,8 +25,11 @@ pub struct GroupRequestRow {
     pub name: String,
     /// How many member UIDs the group had.
     pub members: u32,
-    /// The whole signed Welcome envelope, applied on accept.
+    /// The whole signed Welcome envelope, applied on accept (for a Welcome that came in
+    /// parts: the last part's envelope).
     pub envelope: Vec<u8>,
+    /// The whole Welcome, when it came in parts (else it is the envelope's payload).
+    pub welcome: Option<Vec<u8>>,
     /// When it arrived (unix ms).
     pub received_at: i64,
     /// When it is dropped undecided (unix ms).
@@ -44,12 +47,18 @@ pub struct NewGroupRequest<'a> {
     pub name: &'a str,
     /// How many member UIDs.
     pub members: u32,
-    /// The signed Welcome envelope.
+    /// The signed Welcome envelope (for a Welcome in parts: the last part's).
     pub envelope: &'a [u8],
+    /// The whole Welcome, when it came in parts.
+    pub welcome: Option<&'a [u8]>,
 }
 
 const COLUMNS: &str = "id, session_id, inviter_uid, name, members, envelope, received_at, \
-                       expires_at";
+                       expires_at, welcome";
+
+/// Bytes of Welcomes that came in parts held in group requests at once (a whole Welcome of a
+/// large group is up to ~16 MiB; the ones that fit one envelope are bounded by the count).
+pub const MAX_HELD_WELCOME_BYTES: usize = 64 * 1024 * 1024;
 
 impl Reader<'_> {
     /// The held invitations not expired at `now`, oldest first.
@@ -99,12 +108,28 @@ impl Tx<'_> {
                 max: MAX_GROUP_REQUESTS,
             });
         }
+        if let Some(welcome) = r.welcome {
+            let bytes: i64 = self
+                .conn
+                .query_row(
+                    "SELECT coalesce(sum(length(welcome)), 0) FROM group_requests",
+                    [],
+                    |row| row.get(0),
+                )
+                .context(CTX)?;
+            if (bytes as usize).saturating_add(welcome.len()) > MAX_HELD_WELCOME_BYTES {
+                return Err(StoreError::LimitReached {
+                    what: "bytes of held invitations that came in parts",
+                    max: MAX_HELD_WELCOME_BYTES,
+                });
+            }
+        }
         let n = self
             .conn
             .execute(
                 "INSERT OR IGNORE INTO group_requests (session_id, inviter_uid, name, members,
-                    envelope, received_at, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    envelope, received_at, expires_at, welcome)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
                     &r.session_id[..],
                     &r.inviter_uid[..],
@@ -112,7 +137,8 @@ impl Tx<'_> {
                     r.members,
                     r.envelope,
                     now,
-                    now.saturating_add(GROUP_REQUEST_TTL_MS)
+                    now.saturating_add(GROUP_REQUEST_TTL_MS),
+                    r.welcome
                 ],
             )
             .context(CTX)?;
@@ -146,5 +172,6 @@ fn request_row(r: &Row<'_>) -> rusqlite::Result<GroupRequestRow> {
         envelope: r.get(5)?,
         received_at: r.get(6)?,
         expires_at: r.get(7)?,
+        welcome: r.get(8)?,
     })
 }

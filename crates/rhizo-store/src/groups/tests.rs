@@ -257,6 +257,7 @@ fn group_requests_are_bounded_expire_and_are_taken_once() {
         name: "club",
         members: 3,
         envelope: b"welcome",
+        welcome: None,
     };
     let id = s
         .write(|tx| tx.hold_group_request(&req(0), 0))
@@ -336,4 +337,65 @@ fn a_rollback_drops_our_commits_and_their_welcomes_but_not_texts() {
     assert_eq!(state(ids[1]), MessageState::Failed);
     assert_eq!(state(ids[2]), MessageState::Failed);
     assert_eq!(state(ids[3]), MessageState::Queued);
+}
+
+#[test]
+fn held_welcomes_that_came_in_parts_are_bounded_by_bytes() {
+    let mut s = Store::open_in_memory().unwrap();
+    let big = vec![7u8; MAX_HELD_WELCOME_BYTES / 2];
+    let req = |n: u8, welcome: &[u8]| {
+        let welcome = welcome.to_vec();
+        move |tx: &mut crate::Tx<'_>| {
+            tx.hold_group_request(
+                &NewGroupRequest {
+                    session_id: [n; 16],
+                    inviter_uid: [2; 32],
+                    name: "big",
+                    members: 300,
+                    envelope: b"last part",
+                    welcome: Some(&welcome),
+                },
+                0,
+            )
+        }
+    };
+    let id = s.write(req(1, &big)).unwrap().unwrap();
+    s.write(req(2, &big)).unwrap().unwrap();
+    let err = s.write(req(3, &[1])).unwrap_err();
+    assert!(matches!(err, StoreError::LimitReached { .. }), "{err}");
+    // The whole Welcome comes back with the request; taking it frees the room.
+    let taken = s.write(|tx| tx.take_group_request(id)).unwrap().unwrap();
+    assert_eq!(taken.welcome.as_deref(), Some(&big[..]));
+    assert_eq!(taken.envelope, b"last part");
+    s.write(req(3, &[1])).unwrap().unwrap();
+}
+
+#[test]
+fn a_groups_rejoin_row_notes_when_it_fell_behind_and_when_it_asked() {
+    let mut s = Store::open_in_memory().unwrap();
+    let session = [5u8; 16];
+    s.write(|tx| tx.insert_group(&new_group(5), 1)).unwrap();
+    let row = s
+        .write(|tx| tx.note_group_behind(&session, 3, 100))
+        .unwrap();
+    assert_eq!(
+        (row.epoch, row.behind_since, row.requested_at),
+        (3, 100, None)
+    );
+    // Still at that epoch: the first time stands.
+    let row = s
+        .write(|tx| tx.note_group_behind(&session, 3, 500))
+        .unwrap();
+    assert_eq!(row.behind_since, 100);
+    // Moved on meanwhile: counted again from now.
+    let row = s
+        .write(|tx| tx.note_group_behind(&session, 4, 900))
+        .unwrap();
+    assert_eq!((row.epoch, row.behind_since), (4, 900));
+    s.write(|tx| tx.set_group_rejoin_requested(&session, 4, 1000))
+        .unwrap();
+    let row = s.read().group_rejoin(&session).unwrap().unwrap();
+    assert_eq!(row.requested_at, Some(1000));
+    s.write(|tx| tx.clear_group_rejoin(&session)).unwrap();
+    assert!(s.read().group_rejoin(&session).unwrap().is_none());
 }
