@@ -31,7 +31,7 @@ use rhizo_store::{
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
 
-use super::{ContactError, JobError, Messaging, SendError};
+use super::{ContactError, GroupError, JobError, Messaging, SendError};
 
 /// Tasks one listing returns by default.
 const DEFAULT_TASK_LIMIT: usize = 100;
@@ -207,7 +207,51 @@ fn parse_id(id: &str) -> Result<TaskId, TaskError> {
         .map_err(|_| TaskError::UnknownTask(id.to_string()))
 }
 
+/// One agent member of a group, as `GET /v1/groups/{id}/agents` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GroupAgentView {
+    /// The member's UID.
+    pub uid: String,
+    /// Its contact name, if it is a contact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Its liveness, from its heartbeats to the group.
+    pub liveness: rhizo_core::agent::Liveness,
+    /// When its last heartbeat arrived (unix ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_heartbeat: Option<i64>,
+    /// The load its last heartbeat said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<rhizo_engine::agents::heartbeat::Load>,
+}
+
 impl Messaging {
+    /// The agent members of a group (its id, an id prefix or its name) we heard heartbeats
+    /// from, with their liveness.
+    pub async fn group_agents(&self, group: &str) -> Result<Vec<GroupAgentView>, GroupError> {
+        let group = self.find_group(group).await?;
+        let now = self.now();
+        self.with_reader(move |reader, engine| {
+            let agents = engine.group_agents(reader, &group.session_id, now)?;
+            let mut out = Vec::with_capacity(agents.len());
+            for a in agents {
+                let name = reader
+                    .contact_by_uid(&a.uid)
+                    .map_err(EngineError::from)?
+                    .map(|c| c.name);
+                out.push(GroupAgentView {
+                    uid: Uid::from_bytes(&a.uid).to_string(),
+                    name,
+                    liveness: a.liveness,
+                    last_heartbeat: a.last_heartbeat,
+                    load: a.load,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     /// Delegates a task (client side): stored `submitted` and queued to the agent (a contact
     /// name or UID). A UID that is no contact is added by UID first (identity from the DHT);
     /// with no conversation yet, the task opens one (first message).
