@@ -338,6 +338,26 @@ impl Reader<'_> {
             .context(CTX)
     }
 
+    /// Live client tasks run in a group and assigned to a member, least recently changed
+    /// first, at most `limit` (the client checks whether their assignee went silent).
+    pub fn assigned_group_tasks(&self, limit: usize) -> Result<Vec<TaskRow>, StoreError> {
+        const CTX: &str = "reading assigned group tasks";
+        let sql = format!(
+            "SELECT {TASK_COLUMNS} FROM tasks
+             WHERE side = 'client' AND group_session IS NOT NULL AND assignee IS NOT NULL
+               AND state IN ({})
+             ORDER BY updated_at LIMIT ?1",
+            placeholders(2, LIVE_STATES.len())
+        );
+        let mut values: Vec<rusqlite::types::Value> = vec![self::limit(limit).into()];
+        values.extend(LIVE_STATES.iter().map(|s| (*s).to_string().into()));
+        let mut stmt = self.conn.prepare_cached(&sql).context(CTX)?;
+        stmt.query_map(rusqlite::params_from_iter(values), task_row)
+            .context(CTX)?
+            .collect::<Result<Vec<_>, _>>()
+            .context(CTX)
+    }
+
     /// How many live client tasks run in the group `session_id` (their bound per group).
     pub fn count_live_group_tasks(&self, session_id: &[u8; 16]) -> Result<u64, StoreError> {
         let sql = format!(

@@ -47,6 +47,11 @@ pub const MAX_GROUP_HEARTBEATS: usize = 32;
 /// every member device.
 pub const MIN_GROUP_HEARTBEAT_SECS: u64 = 10;
 
+/// Group tasks whose assignee went silent, offered again per pass at most.
+const REASSIGN_BATCH: usize = 64;
+/// Why a member's copy of a group task ended when the client gave it to another member.
+pub const REASON_REASSIGNED: &str = "REASSIGNED: the client gave the task to another member";
+
 /// Who sent an agent message in a group, and who we are.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct GroupAgentCtx<'a> {
@@ -173,7 +178,7 @@ fn on_assign(
     }
     let me = *ctx.me.uid.as_bytes();
     if worker != me {
-        return Ok(Vec::new());
+        return stop_reassigned(tx, ctx, &a.task_id, now);
     }
     let from = TaskSender {
         uid: ctx.sender,
@@ -181,6 +186,32 @@ fn on_assign(
         group: Some((ctx.group.session_id, me)),
     };
     tasks::store_delegation(tx, &from, task, now)
+}
+
+/// A member: the client gave a group task we run to another member (we had gone silent): our
+/// copy ends `canceled` here (the agent program sees it and stops); nothing is sent, the
+/// client applies updates from the new assignee only.
+fn stop_reassigned(
+    tx: &mut Tx<'_>,
+    ctx: &GroupAgentCtx<'_>,
+    task_id: &[u8],
+    now: i64,
+) -> Result<Vec<Event>, Reject> {
+    let task_id = TaskId::from_slice(task_id).map_err(malformed)?;
+    let Some(row) = tx.task_with_peer(TaskSide::Worker, &ctx.sender, &task_id.0)? else {
+        return Ok(Vec::new());
+    };
+    if row.group_session != Some(ctx.group.session_id) || !row.is_live() {
+        return Ok(Vec::new());
+    }
+    let mv = tasks::Move {
+        state: TaskState::Canceled,
+        message: None,
+        artifacts: &[],
+        reason: Some(REASON_REASSIGNED.to_string()),
+    };
+    let (event, _not_sent) = tasks::worker_move(tx, &row, mv, now).map_err(tasks::reject)?;
+    Ok(vec![event])
 }
 
 /// The client: a worker's update of a group task, applied only from its assignee.
@@ -306,6 +337,63 @@ impl Engine {
             .task(row.id)?
             .ok_or(EngineError::Internal("a task vanished"))?;
         Ok(tasks::task_view(tx, &row)?)
+    }
+
+    /// Client: whether a live group task's assignee went silent (its liveness, from its
+    /// heartbeats to the group, is `unreachable` at `now`): [`Engine::reassign_group_tasks`]
+    /// has work. Only reads.
+    ///
+    /// # Errors
+    ///
+    /// If the database fails.
+    pub fn group_tasks_to_reassign(
+        &self,
+        reader: &Reader<'_>,
+        now: i64,
+    ) -> Result<bool, EngineError> {
+        Ok(reader
+            .assigned_group_tasks(REASSIGN_BATCH)?
+            .iter()
+            .any(|row| self.assignee_silent(row, now)))
+    }
+
+    fn assignee_silent(&self, row: &TaskRow, now: i64) -> bool {
+        row.assignee
+            .is_some_and(|a| self.agent_health.is_unreachable(&Uid::from_bytes(&a), now))
+    }
+
+    /// Client: offers again each live group task whose assignee went silent (see
+    /// [`Engine::group_tasks_to_reassign`]): the assignment is cleared and the task's
+    /// `task_delegate` goes to the group again, so the first claim wins as before. The silent
+    /// member holds the task and does not claim it; if it comes back, the new assignment
+    /// stops its copy, and its updates are ignored. An assignee never heard from is not
+    /// replaced. How many were offered again.
+    ///
+    /// # Errors
+    ///
+    /// The engine's failures.
+    pub fn reassign_group_tasks(&self, tx: &mut Tx<'_>, now: i64) -> Result<usize, TaskError> {
+        let mut offered = 0;
+        for row in tx.assigned_group_tasks(REASSIGN_BATCH)? {
+            let Some(session) = row
+                .group_session
+                .filter(|_| self.assignee_silent(&row, now))
+            else {
+                continue;
+            };
+            let delegate = AgentMessage {
+                kind: Some(Kind::TaskDelegate(delegate_of(&row)?)),
+            };
+            let again = tx.in_savepoint(|tx| {
+                tx.set_task_group(row.id, &session, None, now)?;
+                self.queue_group_agent(tx, &session, &delegate, now)
+            })?;
+            match again {
+                Ok(_) => offered += 1,
+                Err(e) => debug!(error = %e, "a silent assignee's task was not offered again"),
+            }
+        }
+        Ok(offered)
     }
 
     /// Queues `message` in the group `session_id` on the reliable path (a group outbox row of

@@ -159,16 +159,16 @@ fn check_size(message: &AgentMessage) -> Result<(), TaskError> {
 }
 
 /// A status change the worker makes.
-struct Move<'a> {
-    state: TaskState,
-    message: Option<TaskMessage>,
-    artifacts: &'a [Artifact],
-    reason: Option<String>,
+pub(super) struct Move<'a> {
+    pub(super) state: TaskState,
+    pub(super) message: Option<TaskMessage>,
+    pub(super) artifacts: &'a [Artifact],
+    pub(super) reason: Option<String>,
 }
 
 /// The worker moves a task (the caller checked the transition): next update number, stored
 /// with its history entry and artifacts; the event and the `task_update` to send.
-fn worker_move(
+pub(super) fn worker_move(
     tx: &mut Tx<'_>,
     row: &TaskRow,
     mv: Move<'_>,
@@ -221,7 +221,7 @@ fn worker_move(
 }
 
 /// A refusal of the inbound path from a task error: the database's own failure stays one.
-fn reject(e: TaskError) -> Reject {
+pub(super) fn reject(e: TaskError) -> Reject {
     match e {
         TaskError::Engine(EngineError::Store(e)) => Reject::Store(e),
         e => Reject::internal(e),

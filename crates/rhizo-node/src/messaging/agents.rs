@@ -619,7 +619,8 @@ impl Messaging {
     }
 
     /// The task timer: at the earliest deadline of a live task, ends the tasks past it
-    /// (`failed`, "deadline passed"); also sends agent answers left in the agent outbox.
+    /// (`failed`, "deadline passed"); also sends agent answers left in the agent outbox, and
+    /// offers again the group tasks whose assignee went silent (woken by liveness changes).
     /// Runs until `shutdown` fires.
     pub async fn run_task_timer(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         loop {
@@ -655,20 +656,22 @@ impl Messaging {
     async fn task_timer_pass(&self) -> Result<Option<i64>, TaskError> {
         let now = self.now();
         let this = self.clone();
-        let (deadline, waiting, stored) = self
+        let (deadline, waiting, stored, silent) = self
             .inner
             .db
             .read(move |r| -> Result<_, TaskError> {
+                let engine = &this.inner.engine;
                 Ok((
-                    this.inner.engine.next_agent_deadline(&r)?,
+                    engine.next_agent_deadline(&r)?,
                     r.agent_outbox_len()?,
                     r.count_all_tasks()?,
+                    engine.group_tasks_to_reassign(&r, now)?,
                 ))
             })
             .await?;
         let due = deadline.is_some_and(|d| d <= now);
         let over_bound = stored > u64::try_from(rhizo_store::agents::MAX_TASKS).unwrap_or(0);
-        if !due && waiting == 0 && !over_bound {
+        if !due && waiting == 0 && !over_bound && !silent {
             return Ok(deadline);
         }
         let this = self.clone();
@@ -684,7 +687,13 @@ impl Messaging {
                 } else {
                     Vec::new()
                 };
-                let queued = engine.flush_agent_outbox_safely(tx, now);
+                // Group tasks whose assignee went silent go to the group again.
+                let offered = if silent {
+                    engine.reassign_group_tasks(tx, now)?
+                } else {
+                    0
+                };
+                let queued = engine.flush_agent_outbox_safely(tx, now) + offered;
                 tx.prune_tasks(rhizo_store::agents::MAX_TASKS)?;
                 Ok((events, queued))
             })

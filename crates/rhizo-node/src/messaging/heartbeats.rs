@@ -56,7 +56,12 @@ impl Messaging {
         let mut next_group_round = next_round;
         loop {
             let now = self.now();
-            self.emit_events(self.inner.engine.liveness_changes(now));
+            let changes = self.inner.engine.liveness_changes(now);
+            if !changes.is_empty() {
+                // An agent gone unreachable may hold group tasks to give to another member.
+                self.inner.agent_wake.notify_one();
+            }
+            self.emit_events(changes);
             // Whether we are an agent (a card, or `agent.enabled`) is asked once an interval.
             if now >= next_round {
                 next_round = now.saturating_add(interval_ms);

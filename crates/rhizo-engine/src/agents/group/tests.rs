@@ -313,3 +313,78 @@ fn group_heartbeats_show_each_agent_members_liveness_until_it_goes_stale() {
         .count();
     assert_eq!(got, 2);
 }
+
+/// Bob's heartbeat (interval 10 s) reaches alice and carol at `now`.
+fn bob_heartbeat(nodes: &mut [Node], now: i64) {
+    let b = &mut nodes[BOB];
+    let sealed = b
+        .store
+        .write(|tx| b.engine.seal_group_heartbeats(tx, Load::default(), 10, now))
+        .unwrap();
+    let mut events = Vec::new();
+    for target in &sealed[0].targets {
+        let device = *target.device.as_bytes();
+        deliver(nodes, &device, &sealed[0].frame, now, &mut events).unwrap();
+    }
+}
+
+#[test]
+fn an_assignee_that_goes_silent_is_replaced_and_its_late_copy_stops() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut nodes, _) = team(tmp.path());
+    bob_heartbeat(&mut nodes, T0 + 1);
+    let id = delegate(&mut nodes, Some("echo"), T0 + 2);
+    pump(&mut nodes, CLIENT, T0 + 2);
+    pump(&mut nodes, BOB, T0 + 3);
+    pump(&mut nodes, CAROL, T0 + 3);
+    pump(&mut nodes, CLIENT, T0 + 4);
+    assert_eq!(claim(&mut nodes, BOB, T0 + 5), Some(id));
+    pump(&mut nodes, BOB, T0 + 5);
+    assert_eq!(client_task(&nodes, id).status.state, TaskState::Working);
+    // Bob's node dies while it works; alive (and not replaced) until 3 intervals passed.
+    nodes[BOB].online = false;
+    let a = &nodes[CLIENT];
+    assert!(
+        !a.engine
+            .group_tasks_to_reassign(&a.store.read(), T0 + 20_000)
+            .unwrap()
+    );
+    let later = T0 + 40_000;
+    assert!(
+        a.engine
+            .group_tasks_to_reassign(&a.store.read(), later)
+            .unwrap()
+    );
+    let a = &mut nodes[CLIENT];
+    let offered = a
+        .store
+        .write(|tx| Ok::<_, StoreError>(a.engine.reassign_group_tasks(tx, later)))
+        .unwrap()
+        .unwrap();
+    assert_eq!(offered, 1);
+    assert_eq!(client_task(&nodes, id).worker, None);
+    // Carol claims the task offered again, runs and completes it.
+    pump(&mut nodes, CLIENT, later);
+    pump(&mut nodes, CAROL, later + 1);
+    pump(&mut nodes, CLIENT, later + 2);
+    assert_eq!(claim(&mut nodes, CAROL, later + 3), Some(id));
+    complete(&mut nodes, CAROL, id, later + 4);
+    pump(&mut nodes, CAROL, later + 4);
+    let task = client_task(&nodes, id);
+    let carol = rhizo_core::Uid::from_bytes(&uid(&nodes[CAROL])).to_string();
+    assert_eq!(
+        (task.status.state, task.worker),
+        (TaskState::Completed, Some(carol))
+    );
+    // Bob comes back: the new assignment stops his copy (his program sees `canceled`).
+    nodes[BOB].online = true;
+    let (_, events) = pump(&mut nodes, CLIENT, later + 3_600_000);
+    assert!(events.iter().any(|(i, e)| *i == BOB
+        && matches!(e, Event::TaskUpdated { status, .. }
+            if status.state == TaskState::Canceled
+                && status.reason.as_deref() == Some(REASON_REASSIGNED))));
+    let b = &nodes[BOB];
+    let copy = b.engine.task(&b.store.read(), id).unwrap().unwrap();
+    assert_eq!(copy.status.state, TaskState::Canceled);
+    assert_eq!(client_task(&nodes, id).status.state, TaskState::Completed);
+}
