@@ -12,25 +12,10 @@
 
 mod agent_common;
 
-use agent_common::{Net, Program, TIMEOUT, serve, wait_task};
+use agent_common::{Net, Program, TIMEOUT, befriend, serve, wait_task};
 use anyhow::{Context, anyhow, ensure};
 use rhizo_test_utils::{TestNode, wait_for};
 use serde_json::{Value, json};
-
-/// Adds each node's ticket on the other as contacts `a_name` (on `b`) and `b_name` (on `a`).
-fn befriend(a: &TestNode, a_name: &str, b: &TestNode, b_name: &str) -> anyhow::Result<()> {
-    let added = b.api_post(
-        "/v1/contacts",
-        &json!({"ticket": a.ticket()?, "name": a_name}),
-    )?;
-    ensure!(added["added"] == true, "{a_name} not added: {added}");
-    let added = a.api_post(
-        "/v1/contacts",
-        &json!({"ticket": b.ticket()?, "name": b_name}),
-    )?;
-    ensure!(added["added"] == true, "{b_name} not added: {added}");
-    Ok(())
-}
 
 /// `POST /v1/groups`, retried (bounded) while a member's KeyPackages are not found.
 fn create_group(client: &TestNode, body: &Value) -> anyhow::Result<Value> {

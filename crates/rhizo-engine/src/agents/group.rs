@@ -447,14 +447,7 @@ impl Engine {
             .collect();
         groups.sort_by_key(|g| std::cmp::Reverse(g.updated_at));
         groups.truncate(MAX_GROUP_HEARTBEATS);
-        let hb = Heartbeat {
-            seq: self.agent_health.next_heartbeat_seq(now),
-            queued: load.queued,
-            working: load.working,
-            capacity: load.capacity,
-            interval_s,
-            at_ms: crate::ms(now),
-        };
+        let hb = self.next_heartbeat(load, interval_s, now);
         let mut out = Vec::new();
         for group in groups {
             let sealed =
