@@ -388,3 +388,66 @@ fn an_assignee_that_goes_silent_is_replaced_and_its_late_copy_stops() {
     assert_eq!(copy.status.state, TaskState::Canceled);
     assert_eq!(client_task(&nodes, id).status.state, TaskState::Completed);
 }
+
+#[test]
+fn a_claim_and_an_assignment_delivered_again_change_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut nodes, session) = team(tmp.path());
+    let id = delegate(&mut nodes, None, T0 + 1);
+    pump(&mut nodes, CLIENT, T0 + 1);
+    pump(&mut nodes, BOB, T0 + 2);
+    pump(&mut nodes, CLIENT, T0 + 3);
+    assert_eq!(claim(&mut nodes, BOB, T0 + 4), Some(id));
+    // Bob claims again (say his first claim's answer seemed lost): alice sends the same
+    // assignment again, and bob's task stays as it is (working, once).
+    let again = AgentMessage {
+        kind: Some(Kind::TaskClaim(proto::TaskClaim {
+            task_id: id.0.to_vec().into(),
+        })),
+    };
+    let b = &mut nodes[BOB];
+    b.store
+        .write(|tx| b.engine.queue_group_agent(tx, &session, &again, T0 + 5))
+        .unwrap();
+    pump(&mut nodes, BOB, T0 + 5);
+    pump(&mut nodes, CLIENT, T0 + 6);
+    let b = &nodes[BOB];
+    let copy = b.engine.task(&b.store.read(), id).unwrap().unwrap();
+    assert_eq!(copy.status.state, TaskState::Working);
+    assert_eq!(claim(&mut nodes, BOB, T0 + 7), None);
+    let bob = rhizo_core::Uid::from_bytes(&uid(&nodes[BOB])).to_string();
+    assert_eq!(client_task(&nodes, id).worker, Some(bob));
+}
+
+#[test]
+fn live_tasks_in_one_group_are_bounded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut nodes, _) = team(tmp.path());
+    let a = &mut nodes[CLIENT];
+    let new = NewTask {
+        to: "team".into(),
+        text: Some("x".into()),
+        ..NewTask::default()
+    };
+    for i in 0..=MAX_LIVE_GROUP_TASKS {
+        let mut id = [0u8; 16];
+        id[..8].copy_from_slice(&(i as u64).to_be_bytes());
+        let out = a
+            .store
+            .write(|tx| Ok::<_, StoreError>(a.engine.delegate(tx, &new, TaskId(id), T0 + 1)))
+            .unwrap();
+        if i < MAX_LIVE_GROUP_TASKS {
+            assert!(matches!(out, Ok(Delegated::Task(_))), "task {i}: {out:?}");
+        } else {
+            assert!(
+                matches!(
+                    out,
+                    Err(TaskError::Engine(EngineError::Store(
+                        StoreError::LimitReached { .. }
+                    )))
+                ),
+                "{out:?}"
+            );
+        }
+    }
+}
