@@ -150,6 +150,11 @@ fn on_claim(
         Some(_) => {}
         None => tx.set_task_group(row.id, &ctx.group.session_id, Some(&ctx.sender), now)?,
     }
+    let assigned = row.assignee.is_none().then(|| Event::TaskAssigned {
+        task_id: TaskId(row.task_id).to_string(),
+        group: crate::groups::group_id_hex(&ctx.group.session_id),
+        worker: Uid::from_bytes(&ctx.sender).to_string(),
+    });
     let assign = AgentMessage {
         kind: Some(Kind::TaskAssign(proto::TaskAssign {
             task_id: c.task_id.clone(),
@@ -158,7 +163,7 @@ fn on_claim(
         })),
     };
     queue_reply(tx, &ctx.group.address, &assign, now)?;
-    Ok(Vec::new())
+    Ok(assigned.into_iter().collect())
 }
 
 /// A member: the client names who runs a group task. Us: the task is stored (as any task

@@ -123,13 +123,20 @@ fn two_agent_members_race_to_claim_and_exactly_one_runs_the_task() {
     // Both members get the task and both claim it (their claims wait in their outboxes).
     pump(&mut nodes, CLIENT, T0 + 1);
     // Carol's claim reaches alice first, then bob's: carol wins, at alice and so everywhere.
-    pump(&mut nodes, CAROL, T0 + 2);
-    pump(&mut nodes, BOB, T0 + 2);
-    let carol = uid(&nodes[CAROL]);
-    assert_eq!(
-        client_task(&nodes, id).worker,
-        Some(rhizo_core::Uid::from_bytes(&carol).to_string())
-    );
+    let (_, first) = pump(&mut nodes, CAROL, T0 + 2);
+    let (_, second) = pump(&mut nodes, BOB, T0 + 2);
+    let carol = rhizo_core::Uid::from_bytes(&uid(&nodes[CAROL])).to_string();
+    assert_eq!(client_task(&nodes, id).worker, Some(carol.clone()));
+    // Alice's node says so once, on /v1/events.
+    let assigned: Vec<&String> = first
+        .iter()
+        .chain(&second)
+        .filter_map(|(i, e)| match e {
+            Event::TaskAssigned { worker, .. } if *i == CLIENT => Some(worker),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(assigned, [&carol]);
     // The assignment reaches both; only carol stores (and so runs) the task.
     pump(&mut nodes, CLIENT, T0 + 3);
     assert_eq!(claim(&mut nodes, BOB, T0 + 4), None);
