@@ -63,6 +63,8 @@ pub(crate) struct GroupAgentCtx<'a> {
     pub(crate) group: &'a GroupRow,
     /// The sending member's UID (from its MLS leaf).
     pub(crate) sender: [u8; 32],
+    /// The sending device (it signed the envelope and holds a leaf of `sender`).
+    pub(crate) sender_device: [u8; 32],
 }
 
 fn malformed<T>(_: T) -> Reject {
@@ -160,13 +162,14 @@ fn on_claim(
             task_id: c.task_id.clone(),
             worker: ctx.sender.to_vec().into(),
             task: Some(delegate_of(&row).map_err(Reject::internal)?),
+            worker_device: ctx.sender_device.to_vec().into(),
         })),
     };
     queue_reply(tx, &ctx.group.address, &assign, now)?;
     Ok(assigned.into_iter().collect())
 }
 
-/// A member: the client names who runs a group task. Us: the task is stored (as any task
+/// A member: the client names who runs a group task (a member's device). Us: the task is stored (as any task
 /// delivered to us, with its queue and skill checks) and marked as the group's; answers go to
 /// the group. Another member: nothing to do (we stored nothing).
 fn on_assign(
@@ -177,12 +180,13 @@ fn on_assign(
 ) -> Result<Vec<Event>, Reject> {
     TaskId::from_slice(&a.task_id).map_err(malformed)?;
     let worker: [u8; 32] = a.worker.as_ref().try_into().map_err(malformed)?;
+    let device: [u8; 32] = a.worker_device.as_ref().try_into().map_err(malformed)?;
     let task = a.task.ok_or(Reject::Code(ErrorCode::Malformed))?;
     if task.task_id != a.task_id {
         return Err(Reject::Code(ErrorCode::Malformed));
     }
     let me = *ctx.me.uid.as_bytes();
-    if worker != me {
+    if worker != me || device != *ctx.me.device.public().as_bytes() {
         return stop_reassigned(tx, ctx, &a.task_id, now);
     }
     let from = TaskSender {
@@ -193,7 +197,7 @@ fn on_assign(
     tasks::store_delegation(tx, &from, task, now)
 }
 
-/// A member: the client gave a group task we run to another member (we had gone silent): our
+/// A member: the client gave a group task to another member or device (we had gone silent): our
 /// copy ends `canceled` here (the agent program sees it and stops); nothing is sent, the
 /// client applies updates from the new assignee only.
 fn stop_reassigned(

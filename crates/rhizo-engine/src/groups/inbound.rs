@@ -236,6 +236,7 @@ fn group_content(
             health,
             group,
             sender: sender_uid,
+            sender_device: *message.sender_device.as_bytes(),
         };
         let events = crate::agents::group::apply_group_agent(tx, &ctx, agent, now)?;
         return Ok((events, None));

@@ -458,3 +458,43 @@ fn live_tasks_in_one_group_are_bounded() {
         }
     }
 }
+
+#[test]
+fn only_the_device_that_claimed_runs_the_task() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut nodes, session) = team(tmp.path());
+    let bob = uid(&nodes[BOB]);
+    let bob_device = *nodes[BOB].engine.me().device.public().as_bytes();
+    // Carol, as a client, names bob's UID with another of his devices, then this one.
+    let assign = |task: u8, device: [u8; 32]| AgentMessage {
+        kind: Some(Kind::TaskAssign(proto::TaskAssign {
+            task_id: vec![task; 16].into(),
+            worker: bob.to_vec().into(),
+            worker_device: device.to_vec().into(),
+            task: Some(proto::TaskDelegate {
+                task_id: vec![task; 16].into(),
+                message: Some(
+                    wire::message_to_wire(&TaskMessage::text(
+                        "m1",
+                        rhizo_core::agent::Role::User,
+                        "hi",
+                    ))
+                    .unwrap(),
+                ),
+                ..proto::TaskDelegate::default()
+            }),
+        })),
+    };
+    let c = &mut nodes[CAROL];
+    c.store
+        .write(|tx| {
+            c.engine
+                .queue_group_agent(tx, &session, &assign(1, [9; 32]), T0 + 1)?;
+            c.engine
+                .queue_group_agent(tx, &session, &assign(2, bob_device), T0 + 1)
+        })
+        .unwrap();
+    pump(&mut nodes, CAROL, T0 + 1);
+    assert_eq!(claim(&mut nodes, BOB, T0 + 2), Some(TaskId([2; 16])));
+    assert_eq!(claim(&mut nodes, BOB, T0 + 3), None);
+}
