@@ -500,12 +500,19 @@ pub struct Task {
     pub created_at: i64,
     /// Unix milliseconds of the last change.
     pub updated_at: i64,
+    /// A group task's group (the group's id, hex of its session id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// A group task's assignee: the member that runs it (its UID), once assigned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
 }
 
 /// `POST /v1/tasks`: delegate a task.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct NewTask {
-    /// The agent: a contact name or a UID.
+    /// The agent: a contact name or a UID; or a group (its name or id) when no contact has
+    /// that name (docs/agents.md "Agents in groups").
     pub to: String,
     /// Shorthand for one text part.
     #[serde(default, skip_serializing_if = "Option::is_none")]

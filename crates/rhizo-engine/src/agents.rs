@@ -15,7 +15,9 @@
 //! Files: `agents.rs` (dispatcher, policy, sending), `agents/tasks.rs` (task semantics on both
 //! sides), `agents/cards.rs` (capability query/answer), `agents/heartbeat.rs` (heartbeats, the
 //! liveness map, wake-up, ephemeral sends), `agents/breaker.rs` (the circuit breaker per remote
-//! agent), `agents/health.rs` (liveness and breakers together, and the engine's views of them).
+//! agent), `agents/health.rs` (liveness and breakers together, and the engine's views of them),
+//! `agents/group.rs` (tasks addressed to a group and heartbeats among its members: the same
+//! messages inside the group's MLS, a task run by the one member its client assigns).
 
 use prost::Message as _;
 use rhizo_core::{
@@ -31,6 +33,7 @@ use crate::{Engine, EngineError, Event, Me, conversations::queue_application_tx,
 
 pub mod breaker;
 pub mod cards;
+pub mod group;
 pub mod health;
 pub mod heartbeat;
 pub mod tasks;
@@ -185,6 +188,8 @@ pub(crate) fn apply(
         Kind::CapabilityAnswer(a) => cards::on_capability_answer(tx, ctx, &a, now),
         Kind::Heartbeat(h) => Ok(heartbeat::on_heartbeat(ctx.health, ctx.contact, &h, now)),
         Kind::WakeUp(w) => Ok(heartbeat::on_wake_up(ctx.contact, &w)),
+        // Group tasks only (`agents/group.rs`): nothing to do in a 1:1 conversation.
+        Kind::TaskClaim(_) | Kind::TaskAssign(_) => Ok(Vec::new()),
     }
 }
 
@@ -199,6 +204,8 @@ pub fn summary(message: &AgentMessage) -> String {
         Some(Kind::CapabilityAnswer(_)) => ("capability_answer", None),
         Some(Kind::Heartbeat(_)) => ("heartbeat", None),
         Some(Kind::WakeUp(_)) => ("wake_up", None),
+        Some(Kind::TaskClaim(c)) => ("task_claim", Some(&c.task_id)),
+        Some(Kind::TaskAssign(a)) => ("task_assign", Some(&a.task_id)),
         None => ("unknown", None),
     };
     let bare = matches!(&message.kind, Some(Kind::TaskUpdate(u)) if is_bare(u));
@@ -372,6 +379,25 @@ impl Engine {
                 tx.remove_agent_outbox(row.id)?;
                 continue;
             };
+            if let Some(group) = tx.group_by_address(&row.peer_uid)? {
+                let sent = tx.in_savepoint(|tx| {
+                    self.queue_group_agent(tx, &group.session_id, &message, now)?;
+                    tx.remove_agent_outbox(row.id)?;
+                    Ok::<_, EngineError>(())
+                })?;
+                match sent {
+                    Ok(()) => queued += 1,
+                    Err(EngineError::UnknownGroup | EngineError::NotInGroup) => {
+                        debug!("an agent answer to a group we are no longer in is dropped");
+                        tx.remove_agent_outbox(row.id)?;
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "queueing a group agent answer failed; tried later");
+                        break;
+                    }
+                }
+                continue;
+            }
             let Some(contact) = tx.contact_by_uid(&row.peer_uid)? else {
                 debug!("an agent answer to someone who is no longer a contact is dropped");
                 tx.remove_agent_outbox(row.id)?;

@@ -54,6 +54,15 @@ pub enum Event {
         /// Artifacts this change added.
         new_artifacts: Vec<Artifact>,
     },
+    /// A group task of ours was given to one member to run (client side).
+    TaskAssigned {
+        /// The task id.
+        task_id: String,
+        /// The group (hex of its session id).
+        group: String,
+        /// The member that runs it (its UID).
+        worker: String,
+    },
     /// A remote agent's liveness changed (heartbeats).
     AgentLiveness {
         /// Its UID.

@@ -34,6 +34,7 @@ mod parts;
 mod rejoin;
 pub mod selfupdate;
 
+pub(crate) use fanout::member_target;
 pub use fanout::{GroupTarget, GroupTransmit, GroupTransmitResult};
 pub(crate) use inbound::{
     WelcomeIn, WelcomeKind, apply_group, contact_welcome, group_of, stranger_welcome,
@@ -549,7 +550,7 @@ impl Engine {
 
     /// Encrypts `content` (given a fresh message id) in the group, after a self-update when
     /// the rekey rule says so; the row id and how many member devices it goes to.
-    fn queue_group_content(
+    pub(crate) fn queue_group_content(
         &self,
         tx: &mut Tx<'_>,
         group: &GroupRow,
@@ -562,12 +563,7 @@ impl Engine {
         let mls = tx.mls()?;
         let unix = secs(now);
         let devices = other_devices(&roster(&conversation)?, &self.me);
-        if conversation.rekey_due(&self.rekey, unix) {
-            let epoch = conversation.epoch();
-            let commit = conversation.self_update(&mls, &self.mls_device, unix)?;
-            let commit = GroupEnvelope::commit(commit, epoch);
-            queue_group_envelope(tx, self.signer(), group, commit, &devices, now)?;
-        }
+        self.rekey_group_if_due(tx, group, &mut conversation, &devices, now)?;
         let message_id: [u8; 16] = self.random();
         content.message_id = message_id.to_vec().into();
         let epoch = conversation.epoch();
@@ -585,6 +581,27 @@ impl Engine {
         let id = queue_group_envelope(tx, self.signer(), group, out, &devices, now)?;
         self.conversations.stage(conversation);
         Ok((id, u32::try_from(devices.len()).unwrap_or(u32::MAX)))
+    }
+
+    /// Commits a self-update in the group (applied at once, queued to `devices`) when the rekey
+    /// rule says so.
+    pub(crate) fn rekey_group_if_due(
+        &self,
+        tx: &mut Tx<'_>,
+        group: &GroupRow,
+        conversation: &mut Conversation,
+        devices: &[MemberDevice],
+        now: i64,
+    ) -> Result<(), EngineError> {
+        let unix = secs(now);
+        if conversation.rekey_due(&self.rekey, unix) {
+            let mls = tx.mls()?;
+            let epoch = conversation.epoch();
+            let commit = conversation.self_update(&mls, &self.mls_device, unix)?;
+            let commit = GroupEnvelope::commit(commit, epoch);
+            queue_group_envelope(tx, self.signer(), group, commit, devices, now)?;
+        }
+        Ok(())
     }
 
     /// A group's members (roles from its MLS extension, devices from the roster), epoch and
@@ -643,7 +660,7 @@ mod roles_tests;
 #[cfg(test)]
 mod scale_tests;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 /// The envelope payloads carrying `welcome`: the Welcome itself when it fits one envelope (as
 /// for 1:1), else its parts (`MESSAGE_TYPE_WELCOME_PART`, see `rhizo_core::welcome`).

@@ -27,7 +27,8 @@
 //!
 //! - [`agents`]: the agent protocol (issue 13): the dispatcher of inbound agent messages, tasks
 //!   on both sides, our agent card and capability answers, sending agent messages on the
-//!   reliable path; heartbeats and liveness, `wake_up`, the circuit breaker.
+//!   reliable path; heartbeats and liveness, `wake_up`, the circuit breaker; tasks addressed to a
+//!   group and heartbeats among its members.
 //! - [`cache`]: [`ConversationCache`], loaded MLS conversations between messages.
 //! - [`commits`]: pending self-updates (MLS commits) settled from receipts, and the sweep.
 //! - [`contacts`]: finding a contact by name or UID.

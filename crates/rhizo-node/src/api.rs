@@ -44,7 +44,8 @@ mod tasks;
 use a2a::{a2a_card, a2a_rpc};
 pub use agents::{AgentQuery, FindAgentsQuery};
 use agents::{
-    agent_of, delete_agent_card, find_agents, list_agents, own_agent_card, set_agent_card,
+    agent_of, delete_agent_card, find_agents, group_agents, list_agents, own_agent_card,
+    set_agent_card,
 };
 pub use bans::BanRequest;
 use bans::{add_ban, list_bans, remove_ban};

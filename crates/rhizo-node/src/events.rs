@@ -80,6 +80,15 @@ pub enum ApiEvent {
         /// Artifacts this change added.
         new_artifacts: Vec<Artifact>,
     },
+    /// A group task of ours was given to one agent member to run (client side).
+    TaskAssigned {
+        /// The task id.
+        task_id: String,
+        /// The group's id.
+        group: String,
+        /// The member that runs it (its UID).
+        worker: String,
+    },
     /// A remote agent's liveness changed (heartbeats).
     AgentLiveness {
         /// Its UID.

@@ -298,6 +298,15 @@ impl Messaging {
                     status,
                     new_artifacts,
                 },
+                Event::TaskAssigned {
+                    task_id,
+                    group,
+                    worker,
+                } => ApiEvent::TaskAssigned {
+                    task_id,
+                    group,
+                    worker,
+                },
                 Event::AgentLiveness { uid, liveness } => {
                     // A heartbeat moved the next liveness deadline.
                     self.inner.liveness_wake.notify_one();

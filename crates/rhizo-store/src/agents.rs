@@ -124,6 +124,10 @@ pub struct TaskRow {
     pub created_at: i64,
     /// Unix ms of the last change.
     pub updated_at: i64,
+    /// The group (its session id) a group task runs in.
+    pub group_session: Option<[u8; 16]>,
+    /// A group task's assignee: the member that runs it.
+    pub assignee: Option<[u8; 32]>,
 }
 
 impl TaskRow {
@@ -190,7 +194,8 @@ pub struct AgentOutboxRow {
 }
 
 const TASK_COLUMNS: &str = "id, task_id, side, peer_uid, context_id, skill, priority, deadline, \
-                            requirements, state, last_seq, request, created_at, updated_at";
+                            requirements, state, last_seq, request, created_at, updated_at, \
+                            group_session, assignee";
 
 fn task_row(r: &Row<'_>) -> rusqlite::Result<TaskRow> {
     Ok(TaskRow {
@@ -208,6 +213,8 @@ fn task_row(r: &Row<'_>) -> rusqlite::Result<TaskRow> {
         request: r.get(11)?,
         created_at: r.get(12)?,
         updated_at: r.get(13)?,
+        group_session: r.get::<_, Option<Vec<u8>>>(14)?.map(blob).transpose()?,
+        assignee: r.get::<_, Option<Vec<u8>>>(15)?.map(blob).transpose()?,
     })
 }
 
@@ -351,6 +358,44 @@ impl Reader<'_> {
             .context(CTX)?
             .collect::<Result<Vec<_>, _>>()
             .context(CTX)
+    }
+
+    /// Live client tasks run in a group and assigned to a member, least recently changed
+    /// first, at most `limit` (the client checks whether their assignee went silent).
+    pub fn assigned_group_tasks(&self, limit: usize) -> Result<Vec<TaskRow>, StoreError> {
+        const CTX: &str = "reading assigned group tasks";
+        let sql = format!(
+            "SELECT {TASK_COLUMNS} FROM tasks
+             WHERE side = 'client' AND group_session IS NOT NULL AND assignee IS NOT NULL
+               AND state IN ({})
+             ORDER BY updated_at LIMIT ?1",
+            placeholders(2, LIVE_STATES.len())
+        );
+        let mut values: Vec<rusqlite::types::Value> = vec![self::limit(limit).into()];
+        values.extend(LIVE_STATES.iter().map(|s| (*s).to_string().into()));
+        let mut stmt = self.conn.prepare_cached(&sql).context(CTX)?;
+        stmt.query_map(rusqlite::params_from_iter(values), task_row)
+            .context(CTX)?
+            .collect::<Result<Vec<_>, _>>()
+            .context(CTX)
+    }
+
+    /// How many live client tasks run in the group `session_id` (their bound per group).
+    pub fn count_live_group_tasks(&self, session_id: &[u8; 16]) -> Result<u64, StoreError> {
+        let sql = format!(
+            "SELECT count(*) FROM tasks WHERE group_session = ?1 AND side = 'client'
+             AND state IN ({})",
+            placeholders(2, LIVE_STATES.len())
+        );
+        let mut values: Vec<rusqlite::types::Value> = vec![session_id.to_vec().into()];
+        values.extend(LIVE_STATES.iter().map(|s| (*s).to_string().into()));
+        self.conn
+            .prepare_cached(&sql)
+            .and_then(|mut s| {
+                s.query_row(rusqlite::params_from_iter(values), |r| r.get::<_, i64>(0))
+            })
+            .map(|n| u64::try_from(n).unwrap_or(0))
+            .context("counting a group's tasks")
     }
 
     /// How many tasks of `side` are in `state` (the worker's queue bound counts `submitted`).
@@ -529,6 +574,33 @@ impl Tx<'_> {
             .context(CTX)?;
             Ok(Some(id))
         })
+    }
+
+    /// Marks task `id` as a group task of `session_id`, run by `assignee` (`None`: not assigned
+    /// yet). A new assignee starts the update numbering again (its updates count from 1).
+    pub fn set_task_group(
+        &mut self,
+        id: i64,
+        session_id: &[u8; 16],
+        assignee: Option<&[u8; 32]>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "UPDATE tasks SET group_session = ?2, assignee = ?3, updated_at = ?4,
+                 last_seq = CASE WHEN assignee IS ?3 THEN last_seq ELSE 0 END
+             WHERE id = ?1",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    id,
+                    &session_id[..],
+                    assignee.map(|a| a.to_vec()),
+                    now
+                ])
+            })
+            .context("assigning a group task")?;
+        Ok(())
     }
 
     /// Records a status change of task `id`: the new state (and update number), a history entry,

@@ -487,6 +487,13 @@ const MIGRATIONS: &[&str] = &[
         behind_since INTEGER NOT NULL,
         requested_at INTEGER
     ) STRICT;",
+    // 17: group tasks (docs/agents.md "Agents in groups"): the group a task runs in, and the
+    // member assigned to run it.
+    "ALTER TABLE tasks ADD COLUMN group_session BLOB
+        CHECK (group_session IS NULL OR length(group_session) = 16);
+    ALTER TABLE tasks ADD COLUMN assignee BLOB CHECK (assignee IS NULL OR length(assignee) = 32);
+    CREATE INDEX tasks_by_group ON tasks (group_session, side, state)
+        WHERE group_session IS NOT NULL;",
 ];
 
 /// The schema version this build creates and understands.

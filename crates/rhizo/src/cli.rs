@@ -225,7 +225,8 @@ pub(crate) enum TaskCommand {
 
 #[derive(Debug, Args)]
 pub(crate) struct TaskSendArgs {
-    /// The agent: a contact name or a UID
+    /// The agent: a contact name or a UID; or a group's name or id (no contact of that name),
+    /// whose agent members take it (one of them runs it)
     pub(crate) agent: String,
     /// What to do (the task's text)
     pub(crate) text: String,

@@ -19,7 +19,7 @@ use std::{
     time::Duration,
 };
 
-use agent_common::Events;
+use agent_common::{Events, befriend};
 use anyhow::{Context, anyhow, ensure};
 use rhizo_test_utils::{TestNode, wait_for};
 use serde_json::{Value, json};
@@ -39,20 +39,6 @@ fn agent_config(node: &TestNode) -> anyhow::Result<PathBuf> {
     let path = node.data_dir().join("agent.toml");
     std::fs::write(&path, "[agent]\nenabled = true\nheartbeat_secs = 1\n")?;
     Ok(path)
-}
-
-fn befriend(a: &TestNode, a_name: &str, b: &TestNode, b_name: &str) -> anyhow::Result<()> {
-    let added = b.api_post(
-        "/v1/contacts",
-        &json!({"ticket": a.ticket()?, "name": a_name}),
-    )?;
-    ensure!(added["added"] == true, "{a_name} not added: {added}");
-    let added = a.api_post(
-        "/v1/contacts",
-        &json!({"ticket": b.ticket()?, "name": b_name}),
-    )?;
-    ensure!(added["added"] == true, "{b_name} not added: {added}");
-    Ok(())
 }
 
 /// The next `agent_liveness` event about `uid`; its liveness.

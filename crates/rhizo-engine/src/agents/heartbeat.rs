@@ -358,18 +358,23 @@ impl Engine {
         interval_s: u32,
         now: i64,
     ) -> Result<Option<Ephemeral>, EngineError> {
-        let hb = Heartbeat {
+        let message = AgentMessage {
+            kind: Some(Kind::Heartbeat(self.next_heartbeat(load, interval_s, now))),
+        };
+        self.seal_ephemeral(tx, to, message, now)
+    }
+
+    /// Our next heartbeat: the next seq (it starts from the clock in ms, so it keeps growing
+    /// across restarts), `load` and the interval to the next one.
+    pub(crate) fn next_heartbeat(&self, load: Load, interval_s: u32, now: i64) -> Heartbeat {
+        Heartbeat {
             seq: self.agent_health.next_heartbeat_seq(now),
             queued: load.queued,
             working: load.working,
             capacity: load.capacity,
             interval_s,
             at_ms: crate::ms(now),
-        };
-        let message = AgentMessage {
-            kind: Some(Kind::Heartbeat(hb)),
-        };
-        self.seal_ephemeral(tx, to, message, now)
+        }
     }
 
     /// An ephemeral send to `to` was answered with a receipt (it reads our conversation).

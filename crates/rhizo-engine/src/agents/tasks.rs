@@ -15,9 +15,9 @@
 use rhizo_core::{
     Uid,
     agent::{
-        AgentError, Artifact, MAX_ARTIFACTS, MAX_ID_BYTES, MAX_REASON_BYTES, MAX_REQUIREMENT_BYTES,
-        MAX_REQUIREMENTS, NewTask, Priority, Role, Side, Task, TaskId, TaskMessage, TaskState,
-        TaskStatus, check_skill_id, wire,
+        AgentError, Artifact, MAX_ID_BYTES, MAX_REQUIREMENT_BYTES, MAX_REQUIREMENTS, NewTask,
+        Priority, Role, Side, Task, TaskId, TaskMessage, TaskState, TaskStatus, check_skill_id,
+        wire,
     },
     envelope::ErrorCode,
     proto::{self, AgentMessage, agent_message::Kind},
@@ -68,7 +68,7 @@ fn to_json<T: Serialize>(value: &T) -> Result<String, EngineError> {
         .map_err(|_| EngineError::Internal("a task value does not serialize"))
 }
 
-fn from_json<T: DeserializeOwned>(json: &str) -> Result<T, EngineError> {
+pub(super) fn from_json<T: DeserializeOwned>(json: &str) -> Result<T, EngineError> {
     serde_json::from_str(json).map_err(|_| EngineError::Internal("a stored task does not parse"))
 }
 
@@ -142,6 +142,8 @@ pub fn task_view(reader: &Reader<'_>, row: &TaskRow) -> Result<Task, EngineError
         artifacts,
         created_at: row.created_at,
         updated_at: row.updated_at,
+        group: row.group_session.as_ref().map(crate::groups::group_id_hex),
+        worker: row.assignee.map(|a| Uid::from_bytes(&a).to_string()),
     })
 }
 
@@ -157,16 +159,16 @@ fn check_size(message: &AgentMessage) -> Result<(), TaskError> {
 }
 
 /// A status change the worker makes.
-struct Move<'a> {
-    state: TaskState,
-    message: Option<TaskMessage>,
-    artifacts: &'a [Artifact],
-    reason: Option<String>,
+pub(super) struct Move<'a> {
+    pub(super) state: TaskState,
+    pub(super) message: Option<TaskMessage>,
+    pub(super) artifacts: &'a [Artifact],
+    pub(super) reason: Option<String>,
 }
 
 /// The worker moves a task (the caller checked the transition): next update number, stored
 /// with its history entry and artifacts; the event and the `task_update` to send.
-fn worker_move(
+pub(super) fn worker_move(
     tx: &mut Tx<'_>,
     row: &TaskRow,
     mv: Move<'_>,
@@ -219,7 +221,7 @@ fn worker_move(
 }
 
 /// A refusal of the inbound path from a task error: the database's own failure stays one.
-fn reject(e: TaskError) -> Reject {
+pub(super) fn reject(e: TaskError) -> Reject {
     match e {
         TaskError::Engine(EngineError::Store(e)) => Reject::Store(e),
         e => Reject::internal(e),
@@ -231,17 +233,17 @@ fn malformed<T>(_: T) -> Reject {
 }
 
 /// The checked fields of an inbound `task_delegate`.
-struct Delegation {
-    task_id: TaskId,
+pub(super) struct Delegation {
+    pub(super) task_id: TaskId,
     request: TaskMessage,
-    skill: Option<String>,
+    pub(super) skill: Option<String>,
     context_id: String,
     requirements: Vec<String>,
-    deadline: Option<i64>,
+    pub(super) deadline: Option<i64>,
     priority: Priority,
 }
 
-fn check_delegation(d: proto::TaskDelegate) -> Result<Delegation, Reject> {
+pub(super) fn check_delegation(d: proto::TaskDelegate) -> Result<Delegation, Reject> {
     let task_id = TaskId::from_slice(&d.task_id).map_err(malformed)?;
     let request = wire::message_from_wire(d.message.ok_or(Reject::Code(ErrorCode::Malformed))?)
         .map_err(malformed)?;
@@ -286,8 +288,34 @@ pub(crate) fn on_delegate(
     d: proto::TaskDelegate,
     now: i64,
 ) -> Result<Vec<Event>, Reject> {
+    let from = TaskSender {
+        uid: ctx.contact.uid,
+        reply_to: ctx.contact.uid,
+        group: None,
+    };
+    store_delegation(tx, &from, d, now)
+}
+
+/// Who an inbound task message comes from and where answers go: the contact itself (1:1), or
+/// a member of a group (answers go to the group's address; see `agents/group.rs`).
+pub(crate) struct TaskSender {
+    /// The sender's UID.
+    pub(crate) uid: [u8; 32],
+    /// Where answers go: the contact's UID, or the group's address.
+    pub(crate) reply_to: [u8; 32],
+    /// A group task: the group's session id and us (its assignee).
+    pub(crate) group: Option<([u8; 16], [u8; 32])>,
+}
+
+/// [`on_delegate`] for any sender: stored once per (client, task id); refused or queued.
+pub(crate) fn store_delegation(
+    tx: &mut Tx<'_>,
+    from: &TaskSender,
+    d: proto::TaskDelegate,
+    now: i64,
+) -> Result<Vec<Event>, Reject> {
     let d = check_delegation(d)?;
-    let uid = ctx.contact.uid;
+    let uid = from.uid;
     if tx.is_blocked(&uid)? {
         return Err(Reject::Code(ErrorCode::UnknownSender));
     }
@@ -334,6 +362,9 @@ pub(crate) fn on_delegate(
             now,
         )?
         .ok_or(Reject::internal("a new task was stored already"))?;
+    if let Some((session, me)) = &from.group {
+        tx.set_task_group(id, session, Some(me), now)?;
+    }
     let Some((state, reason)) = refusal else {
         return Ok(vec![Event::TaskReceived {
             task_id: d.task_id.to_string(),
@@ -349,87 +380,8 @@ pub(crate) fn on_delegate(
         reason: Some(reason),
     };
     let (event, update) = worker_move(tx, &row, mv, now).map_err(reject)?;
-    queue_reply(tx, &uid, &update, now)?;
+    queue_reply(tx, &from.reply_to, &update, now)?;
     Ok(vec![event])
-}
-
-/// Client: a status change from the worker. Applied once, in order (an update number at or
-/// below the last applied is a duplicate); a transition the state machine refuses changes
-/// nothing.
-pub(crate) fn on_update(
-    tx: &mut Tx<'_>,
-    ctx: &AgentCtx<'_>,
-    u: proto::TaskUpdate,
-    now: i64,
-) -> Result<Vec<Event>, Reject> {
-    let task_id = TaskId::from_slice(&u.task_id).map_err(malformed)?;
-    let state = TaskState::from_wire(u.state).map_err(malformed)?;
-    let message = u
-        .message
-        .map(wire::message_from_wire)
-        .transpose()
-        .map_err(malformed)?;
-    if u.artifacts.len() > MAX_ARTIFACTS || u.reason.len() > MAX_REASON_BYTES {
-        return Err(Reject::Code(ErrorCode::Malformed));
-    }
-    let artifacts = u
-        .artifacts
-        .into_iter()
-        .map(wire::artifact_from_wire)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(malformed)?;
-    let Some(row) = tx.task_with_peer(TaskSide::Client, &ctx.contact.uid, &task_id.0)? else {
-        debug!("an update for a task we did not send to this agent is ignored");
-        return Ok(Vec::new());
-    };
-    if u.seq <= row.last_seq {
-        return Ok(Vec::new());
-    }
-    if let Err(e) = state_of(&row).check_move(state) {
-        debug!(error = %e, "a task update is refused");
-        return Ok(Vec::new());
-    }
-    let reason = (!u.reason.is_empty()).then_some(u.reason);
-    let message_json = message
-        .as_ref()
-        .map(to_json)
-        .transpose()
-        .map_err(Reject::internal)?;
-    tx.change_task(
-        row.id,
-        &TaskChange {
-            state: state.as_str(),
-            seq: Some(u.seq),
-            message: message_json.as_deref(),
-            reason: reason.as_deref(),
-        },
-        now,
-    )?;
-    for a in &artifacts {
-        let json = to_json(a).map_err(Reject::internal)?;
-        tx.put_task_artifact(row.id, &a.artifact_id, &json, now)?;
-    }
-    // The outcome feeds the agent's circuit breaker.
-    let agent = rhizo_core::Uid::from_bytes(&ctx.contact.uid);
-    match state {
-        TaskState::Completed => ctx.health.with_breakers(|b| b.on_success(&agent)),
-        TaskState::Failed | TaskState::Rejected => {
-            ctx.health.with_breakers(|b| b.on_failure(&agent, now));
-        }
-        _ => {}
-    }
-    Ok(vec![Event::TaskUpdated {
-        task_id: task_id.to_string(),
-        side: Side::Client,
-        peer: peer_text(&row),
-        status: TaskStatus {
-            state,
-            message,
-            reason,
-            timestamp: now,
-        },
-        new_artifacts: artifacts,
-    }])
 }
 
 /// Worker: the client cancels. A live task ends `canceled` (the update goes back); a task
@@ -440,8 +392,19 @@ pub(crate) fn on_cancel(
     c: &proto::TaskCancel,
     now: i64,
 ) -> Result<Vec<Event>, Reject> {
+    cancel_from(tx, &ctx.contact.uid, &ctx.contact.uid, c, now)
+}
+
+/// [`on_cancel`] from client `uid`; answers go to `reply_to`.
+pub(crate) fn cancel_from(
+    tx: &mut Tx<'_>,
+    uid: &[u8; 32],
+    reply_to: &[u8; 32],
+    c: &proto::TaskCancel,
+    now: i64,
+) -> Result<Vec<Event>, Reject> {
     let task_id = TaskId::from_slice(&c.task_id).map_err(malformed)?;
-    let uid = ctx.contact.uid;
+    let uid = *uid;
     let Some(row) = tx.task_with_peer(TaskSide::Worker, &uid, &task_id.0)? else {
         return Ok(Vec::new());
     };
@@ -459,7 +422,7 @@ pub(crate) fn on_cancel(
                     ..proto::TaskUpdate::default()
                 })),
             };
-            queue_reply(tx, &uid, &again, now)?;
+            queue_reply(tx, reply_to, &again, now)?;
         }
         return Ok(Vec::new());
     }
@@ -470,7 +433,7 @@ pub(crate) fn on_cancel(
         reason: Some(REASON_CANCELED.to_string()),
     };
     let (event, update) = worker_move(tx, &row, mv, now).map_err(reject)?;
-    queue_reply(tx, &uid, &update, now)?;
+    queue_reply(tx, reply_to, &update, now)?;
     Ok(vec![event])
 }
 
@@ -482,10 +445,20 @@ pub(crate) fn on_input(
     i: proto::TaskInput,
     now: i64,
 ) -> Result<Vec<Event>, Reject> {
+    input_from(tx, &ctx.contact.uid, i, now)
+}
+
+/// [`on_input`] from client `uid`.
+pub(crate) fn input_from(
+    tx: &mut Tx<'_>,
+    uid: &[u8; 32],
+    i: proto::TaskInput,
+    now: i64,
+) -> Result<Vec<Event>, Reject> {
     let task_id = TaskId::from_slice(&i.task_id).map_err(malformed)?;
     let message = wire::message_from_wire(i.message.ok_or(Reject::Code(ErrorCode::Malformed))?)
         .map_err(malformed)?;
-    let Some(row) = tx.task_with_peer(TaskSide::Worker, &ctx.contact.uid, &task_id.0)? else {
+    let Some(row) = tx.task_with_peer(TaskSide::Worker, uid, &task_id.0)? else {
         return Ok(Vec::new());
     };
     if !row.is_live() {
@@ -500,11 +473,12 @@ pub(crate) fn on_input(
     }])
 }
 
-/// Stores a client task and builds its `task_delegate`.
-fn insert_client_task(
+/// Stores a client task to `peer_uid` (an agent, or a group's address) and builds its
+/// `task_delegate`.
+pub(super) fn insert_client_task(
     tx: &mut Tx<'_>,
     engine: &Engine,
-    contact: &Contact,
+    peer_uid: &[u8; 32],
     new: &NewTask,
     task_id: TaskId,
     now: i64,
@@ -538,7 +512,7 @@ fn insert_client_task(
             &NewTaskRow {
                 task_id: task_id.0,
                 side: TaskSide::Client,
-                peer_uid: contact.uid,
+                peer_uid: *peer_uid,
                 context_id: &context_id,
                 skill: new.skill.as_deref(),
                 priority: new.priority.wire(),
@@ -618,6 +592,11 @@ impl Engine {
     ) -> Result<Delegated, TaskError> {
         new.validate()?;
         let Some(contact) = find_contact_in(tx, new.to.trim())? else {
+            // No contact of that name: a group of it, whose agent members take the task.
+            if let Some(group) = super::group::group_named(tx, &new.to)? {
+                let out = self.delegate_to_group(tx, &group, new, task_id, now);
+                return self.settled(out).map(|t| Delegated::Task(Box::new(t)));
+            }
             return Ok(Delegated::UnknownAgent);
         };
         // Fail fast while the agent's circuit breaker is open (half-open: this is the trial).
@@ -630,7 +609,7 @@ impl Engine {
             return Ok(Delegated::FirstMessage(contact));
         }
         let out = (|| {
-            let (row, message) = insert_client_task(tx, self, &contact, new, task_id, now)?;
+            let (row, message) = insert_client_task(tx, self, &contact.uid, new, task_id, now)?;
             self.queue_agent(tx, &contact, &message, now)?
                 .ok_or(EngineError::Internal("the conversation vanished"))?;
             Ok(Delegated::Task(Box::new(task_view(tx, &row)?)))
@@ -659,7 +638,7 @@ impl Engine {
         new.validate()?;
         self.in_job(tx, |tx| -> Result<Task, TaskError> {
             let (session, profile) = first_conversation(tx, self, contact, key_packages, now)?;
-            let (row, message) = insert_client_task(tx, self, contact, new, task_id, now)?;
+            let (row, message) = insert_client_task(tx, self, &contact.uid, new, task_id, now)?;
             let content = agent_content(&message, now, profile);
             queue_application_tx(
                 tx,
@@ -740,6 +719,10 @@ impl Engine {
         update: &AgentMessage,
         now: i64,
     ) -> Result<(), TaskError> {
+        if let Some(session) = row.group_session {
+            self.queue_group_agent(tx, &session, update, now)?;
+            return Ok(());
+        }
         match tx.contact_by_uid(&row.peer_uid)? {
             Some(contact) => match self.queue_agent(tx, &contact, update, now)? {
                 Some(id) => {
@@ -761,5 +744,7 @@ impl Engine {
 }
 
 mod ops;
+mod updates;
 
 pub(crate) use ops::on_messages_failed;
+pub(crate) use updates::{apply_update, check_update, on_update};

@@ -175,8 +175,13 @@ pub(crate) fn reseal(
     row: &ResendRow,
     now: i64,
 ) -> Result<(), EngineError> {
+    let agent = (row.kind == "agent")
+        .then(|| crate::agents::group::resend_content(row.body.as_deref(), row.sent_at))
+        .flatten();
     let content = if row.kind == "control" {
         leave_content(row.sent_at)
+    } else if let Some(agent) = agent {
+        agent
     } else {
         ChatContent {
             text: row.body.clone().unwrap_or_default(),

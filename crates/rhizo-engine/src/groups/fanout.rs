@@ -291,22 +291,9 @@ fn group_transmit(
             let Ok(key) = DevicePublicKey::from_bytes(&device) else {
                 continue;
             };
-            let Some(peer_id) = peer_id_of_device(&key) else {
-                continue;
-            };
-            let addrs = reader
-                .contact_by_uid_device(&member, &device)?
-                .and_then(|c| c.devices.into_iter().find(|d| d.device_pk == device))
-                .map(|d| d.addrs)
-                .unwrap_or_default();
-            targets.push(GroupTarget {
-                member,
-                target: Target {
-                    device: key,
-                    peer_id: peer_id.to_string(),
-                    addrs,
-                },
-            });
+            if let Some(target) = member_target(reader, key, &member)? {
+                targets.push(GroupTarget { member, target });
+            }
         }
     }
     let sent = items
@@ -327,6 +314,29 @@ fn group_transmit(
         targets,
         sent,
     })
+}
+
+/// Where to send to a member's device: its peer id from the device key, its addresses when it
+/// is a listed contact device. `None` when the key gives no peer id.
+pub(crate) fn member_target(
+    reader: &Reader<'_>,
+    key: DevicePublicKey,
+    member: &[u8; 32],
+) -> Result<Option<Target>, EngineError> {
+    let Some(peer_id) = peer_id_of_device(&key) else {
+        return Ok(None);
+    };
+    let device = *key.as_bytes();
+    let addrs = reader
+        .contact_by_uid_device(member, &device)?
+        .and_then(|c| c.devices.into_iter().find(|d| d.device_pk == device))
+        .map(|d| d.addrs)
+        .unwrap_or_default();
+    Ok(Some(Target {
+        device: key,
+        peer_id: peer_id.to_string(),
+        addrs,
+    }))
 }
 
 /// One device's receipt: its delivery row of each item moves on. A text the device could not

@@ -75,7 +75,7 @@ pub(crate) fn apply_group(
 /// An application message or commit of a group.
 fn group_mls(
     tx: &mut Tx<'_>,
-    (me, mls_device, conversations, _, rng): Parts<'_>,
+    (me, mls_device, conversations, health, rng): Parts<'_>,
     group: &GroupRow,
     message: &SecureMessage,
     now: i64,
@@ -119,8 +119,8 @@ fn group_mls(
             Processed::CommitApplied { .. } => seen.applied = true,
             Processed::Application { plaintext, sender } => {
                 let sender_uid = *sender.root().uid().as_bytes();
-                let (events, leaver) =
-                    group_content(tx, group, message, sender_uid, &plaintext, now)?;
+                let from = (me, health, sender_uid);
+                let (events, leaver) = group_content(tx, group, message, from, &plaintext, now)?;
                 seen.events.extend(events);
                 seen.leavers.extend(leaver);
             }
@@ -234,7 +234,7 @@ fn group_content(
     tx: &mut Tx<'_>,
     group: &GroupRow,
     message: &SecureMessage,
-    sender_uid: [u8; 32],
+    (me, health, sender_uid): (&Me, &crate::agents::health::AgentHealth, [u8; 32]),
     plaintext: &[u8],
     now: i64,
 ) -> Result<(Vec<Event>, Option<[u8; 32]>), Reject> {
@@ -242,7 +242,18 @@ fn group_content(
     if content.group_control.is_some_and(|c| c.leave) {
         return Ok((Vec::new(), Some(sender_uid)));
     }
-    if content.agent.is_some() || content.text.is_empty() {
+    if let Some(agent) = content.agent {
+        let ctx = crate::agents::group::GroupAgentCtx {
+            me,
+            health,
+            group,
+            sender: sender_uid,
+            sender_device: *message.sender_device.as_bytes(),
+        };
+        let events = crate::agents::group::apply_group_agent(tx, &ctx, agent, now)?;
+        return Ok((events, None));
+    }
+    if content.text.is_empty() {
         return Ok((Vec::new(), None));
     }
     let message_id: Option<[u8; 16]> = content.message_id.as_ref().try_into().ok();

@@ -76,6 +76,8 @@ fn new_task(id: &str, side: Side, peer: &str, state: TaskState, text: &str) -> T
         artifacts: Vec::new(),
         created_at: 1,
         updated_at: 1,
+        group: None,
+        worker: None,
     }
 }
 

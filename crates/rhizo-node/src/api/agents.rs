@@ -102,3 +102,13 @@ pub(super) async fn agent_of(
         Err(e) => messaging_error(e),
     }
 }
+
+pub(super) async fn group_agents(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Response {
+    match state.inner.messaging.group_agents(&id).await {
+        Ok(agents) => Json(agents).into_response(),
+        Err(e) => messaging_error(e),
+    }
+}

@@ -31,7 +31,7 @@ use rhizo_store::{
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
 
-use super::{ContactError, JobError, Messaging, SendError};
+use super::{ContactError, GroupError, JobError, Messaging, SendError};
 
 /// Tasks one listing returns by default.
 const DEFAULT_TASK_LIMIT: usize = 100;
@@ -207,7 +207,51 @@ fn parse_id(id: &str) -> Result<TaskId, TaskError> {
         .map_err(|_| TaskError::UnknownTask(id.to_string()))
 }
 
+/// One agent member of a group, as `GET /v1/groups/{id}/agents` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GroupAgentView {
+    /// The member's UID.
+    pub uid: String,
+    /// Its contact name, if it is a contact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Its liveness, from its heartbeats to the group.
+    pub liveness: rhizo_core::agent::Liveness,
+    /// When its last heartbeat arrived (unix ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_heartbeat: Option<i64>,
+    /// The load its last heartbeat said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<rhizo_engine::agents::heartbeat::Load>,
+}
+
 impl Messaging {
+    /// The agent members of a group (its id, an id prefix or its name) we heard heartbeats
+    /// from, with their liveness.
+    pub async fn group_agents(&self, group: &str) -> Result<Vec<GroupAgentView>, GroupError> {
+        let group = self.find_group(group).await?;
+        let now = self.now();
+        self.with_reader(move |reader, engine| {
+            let agents = engine.group_agents(reader, &group.session_id, now)?;
+            let mut out = Vec::with_capacity(agents.len());
+            for a in agents {
+                let name = reader
+                    .contact_by_uid(&a.uid)
+                    .map_err(EngineError::from)?
+                    .map(|c| c.name);
+                out.push(GroupAgentView {
+                    uid: Uid::from_bytes(&a.uid).to_string(),
+                    name,
+                    liveness: a.liveness,
+                    last_heartbeat: a.last_heartbeat,
+                    load: a.load,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     /// Delegates a task (client side): stored `submitted` and queued to the agent (a contact
     /// name or UID). A UID that is no contact is added by UID first (identity from the DHT);
     /// with no conversation yet, the task opens one (first message).
@@ -575,7 +619,8 @@ impl Messaging {
     }
 
     /// The task timer: at the earliest deadline of a live task, ends the tasks past it
-    /// (`failed`, "deadline passed"); also sends agent answers left in the agent outbox.
+    /// (`failed`, "deadline passed"); also sends agent answers left in the agent outbox, and
+    /// offers again the group tasks whose assignee went silent (woken by liveness changes).
     /// Runs until `shutdown` fires.
     pub async fn run_task_timer(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         loop {
@@ -611,19 +656,21 @@ impl Messaging {
     async fn task_timer_pass(&self) -> Result<Option<i64>, TaskError> {
         let now = self.now();
         let this = self.clone();
-        let (deadline, waiting, over_bound) = self
+        let (deadline, waiting, over_bound, silent) = self
             .inner
             .db
             .read(move |r| -> Result<_, TaskError> {
+                let engine = &this.inner.engine;
                 Ok((
-                    this.inner.engine.next_agent_deadline(&r)?,
+                    engine.next_agent_deadline(&r)?,
                     r.agent_outbox_len()?,
                     r.more_tasks_than(rhizo_store::agents::MAX_TASKS)?,
+                    engine.group_tasks_to_reassign(&r, now)?,
                 ))
             })
             .await?;
         let due = deadline.is_some_and(|d| d <= now);
-        if !due && waiting == 0 && !over_bound {
+        if !due && waiting == 0 && !over_bound && !silent {
             return Ok(deadline);
         }
         let this = self.clone();
@@ -639,7 +686,13 @@ impl Messaging {
                 } else {
                     Vec::new()
                 };
-                let queued = engine.flush_agent_outbox_safely(tx, now);
+                // Group tasks whose assignee went silent go to the group again.
+                let offered = if silent {
+                    engine.reassign_group_tasks(tx, now)?
+                } else {
+                    0
+                };
+                let queued = engine.flush_agent_outbox_safely(tx, now) + offered;
                 tx.prune_tasks(rhizo_store::agents::MAX_TASKS)?;
                 Ok((events, queued))
             })

@@ -5,6 +5,8 @@
 //!
 //! ```text
 //!  every heartbeat_secs ─▶ targets (≤ 64) ─▶ Db::write: seal_heartbeat ─▶ send once per device
+//!     and every max(heartbeat_secs, 10) ─▶ seal_group_heartbeats (≤ 32 groups) ─▶ send once
+//!     to every other member device
 //!  next_liveness_deadline / a heartbeat arrived ─▶ liveness_changes(now) ─▶ agent_liveness
 //! ```
 
@@ -12,7 +14,11 @@ use futures::StreamExt as _;
 use rhizo_core::{Uid, agent::TaskState};
 use rhizo_engine::{
     EngineError,
-    agents::heartbeat::{Ephemeral, Load},
+    agents::{
+        group::{GroupEphemeral, MIN_GROUP_HEARTBEAT_SECS},
+        heartbeat::{Ephemeral, Load},
+    },
+    outbox::Target,
 };
 use rhizo_store::agents::TaskQuery;
 use tracing::{debug, warn};
@@ -44,16 +50,28 @@ impl Messaging {
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) {
         let interval_ms = i64::try_from(settings.interval_secs.max(1) * 1000).unwrap_or(i64::MAX);
+        let group_interval_ms =
+            i64::try_from(group_interval_secs(settings) * 1000).unwrap_or(i64::MAX);
         let mut next_round = self.now();
+        let mut next_group_round = next_round;
         loop {
             let now = self.now();
-            self.emit_events(self.inner.engine.liveness_changes(now));
+            let changes = self.inner.engine.liveness_changes(now);
+            if !changes.is_empty() {
+                // An agent gone unreachable may hold group tasks to give to another member.
+                self.inner.agent_wake.notify_one();
+            }
+            self.emit_events(changes);
             // Whether we are an agent (a card, or `agent.enabled`) is asked once an interval.
             if now >= next_round {
                 next_round = now.saturating_add(interval_ms);
                 if self.is_agent(settings).await {
+                    let groups_due = now >= next_group_round;
+                    if groups_due {
+                        next_group_round = now.saturating_add(group_interval_ms);
+                    }
                     let round = tokio::select! {
-                        r = self.heartbeat_round(settings) => r,
+                        r = self.heartbeat_round(settings, groups_due) => r,
                         _ = stop.changed() => return,
                     };
                     if let Err(e) = round {
@@ -89,8 +107,13 @@ impl Messaging {
         settings.enabled || self.has_agent_card().await
     }
 
-    /// One round: a heartbeat to each agent we work with.
-    async fn heartbeat_round(&self, settings: HeartbeatSettings) -> Result<(), JobError> {
+    /// One round: a heartbeat to each agent we work with, and (`groups_due`) to each group we
+    /// are in.
+    async fn heartbeat_round(
+        &self,
+        settings: HeartbeatSettings,
+        groups_due: bool,
+    ) -> Result<(), JobError> {
         let targets = self.heartbeat_targets().await?;
         let interval_s = u32::try_from(settings.interval_secs).unwrap_or(u32::MAX);
         let (queued, working, capacity) = self.worker_load().await.unwrap_or_default();
@@ -105,6 +128,42 @@ impl Messaging {
                 if let Err(e) = self.send_heartbeat(uid, load, interval_s).await {
                     debug!(error = %e, "heartbeat not sent");
                 }
+            })
+            .await;
+        if groups_due {
+            let interval_s = u32::try_from(group_interval_secs(settings)).unwrap_or(u32::MAX);
+            self.group_heartbeats(load, interval_s).await?;
+        }
+        Ok(())
+    }
+
+    /// Seals our heartbeat for each group we are in (committed first: sequence numbers are
+    /// never reused) and sends each once to every other member device; answers are ignored.
+    async fn group_heartbeats(&self, load: Load, interval_s: u32) -> Result<(), JobError> {
+        let now = self.now();
+        let this = self.clone();
+        let sealed: Vec<GroupEphemeral> = self
+            .inner
+            .db
+            .write(move |tx| -> Result<_, JobError> {
+                Ok(this
+                    .inner
+                    .engine
+                    .seal_group_heartbeats(tx, load, interval_s, now)?)
+            })
+            .await?;
+        let sends: Vec<(&Target, &[u8])> = sealed
+            .iter()
+            .flat_map(|g| g.targets.iter().map(|t| (t, g.frame.as_slice())))
+            .collect();
+        debug!(
+            groups = sealed.len(),
+            sends = sends.len(),
+            "group heartbeats"
+        );
+        futures::stream::iter(sends)
+            .for_each_concurrent(HEARTBEATS_IN_FLIGHT, |(target, frame)| async move {
+                let _answer = self.send_frame(target, frame).await;
             })
             .await;
         Ok(())
@@ -173,6 +232,12 @@ impl Messaging {
         targets.truncate(MAX_HEARTBEATS_PER_ROUND);
         Ok(targets)
     }
+}
+
+/// Seconds between two heartbeats to a group: the configured interval, at least
+/// [`MIN_GROUP_HEARTBEAT_SECS`] (each is an MLS message to every member device).
+fn group_interval_secs(settings: HeartbeatSettings) -> u64 {
+    settings.interval_secs.max(MIN_GROUP_HEARTBEAT_SECS)
 }
 
 /// Whether we work with contact `uid` as an agent: we hold its agent card, or a task between

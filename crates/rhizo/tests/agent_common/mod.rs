@@ -1,8 +1,8 @@
 //! What the agent end-to-end tests share (agents, agent_liveness, agent_edges, mcp_interop,
-//! a2a_interop, agent_examples): a hub, a client node and a worker node on 127.0.0.1, a
-//! `rhizo agent serve` worker process, the skip rule for missing interpreters (a loud
-//! `SKIPPED`, and a failure under `CI=1`), a node's event stream, delegating a task and waiting
-//! for its state.
+//! a2a_interop, agent_examples, agent_groups): a hub, a client node and worker nodes on
+//! 127.0.0.1, making two nodes contacts, a `rhizo agent serve` worker process, the skip rule
+//! for missing interpreters (a loud `SKIPPED`, and a failure under `CI=1`), a node's event
+//! stream, delegating a task and waiting for its state.
 
 #![allow(dead_code, unreachable_pub)]
 
@@ -336,4 +336,19 @@ pub fn states(task: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Adds each node's ticket on the other as contacts `a_name` (on `b`) and `b_name` (on `a`).
+pub fn befriend(a: &TestNode, a_name: &str, b: &TestNode, b_name: &str) -> anyhow::Result<()> {
+    let added = b.api_post(
+        "/v1/contacts",
+        &json!({"ticket": a.ticket()?, "name": a_name}),
+    )?;
+    ensure!(added["added"] == true, "{a_name} not added: {added}");
+    let added = a.api_post(
+        "/v1/contacts",
+        &json!({"ticket": b.ticket()?, "name": b_name}),
+    )?;
+    ensure!(added["added"] == true, "{b_name} not added: {added}");
+    Ok(())
 }

@@ -39,6 +39,10 @@ impl Engine {
         message: &AgentMessage,
         now: i64,
     ) -> Result<(), TaskError> {
+        if let Some(session) = row.group_session {
+            self.queue_group_agent(tx, &session, message, now)?;
+            return Ok(());
+        }
         let contact = tx
             .contact_by_uid(&row.peer_uid)?
             .ok_or_else(|| TaskError::UnknownAgent(peer_text(row)))?;

@@ -88,6 +88,8 @@ fn task() -> agent::Task {
         }],
         created_at: at,
         updated_at: at,
+        group: None,
+        worker: None,
     }
 }
 

@@ -110,6 +110,8 @@ fn task_with(parts: Vec<Part>) -> Task {
         artifacts: Vec::new(),
         created_at: 1,
         updated_at: 1,
+        group: None,
+        worker: None,
     }
 }
 
