@@ -396,7 +396,9 @@ pub(crate) fn settle_item(
     };
     let error = (state == MessageState::Failed).then_some("every member device refused it");
     let changed = tx.advance_message_state(item.id, state, now, error)?;
-    if !changed && pending > 0 && counts.delivered == 0 {
+    // Commits, Welcomes, controls and agent rows are not in the group's message list, so
+    // their counts are no event.
+    if item.kind != "text" || (!changed && pending > 0 && counts.delivered == 0) {
         return Ok(Vec::new());
     }
     Ok(vec![Event::GroupMessageState {

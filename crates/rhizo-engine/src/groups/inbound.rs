@@ -332,11 +332,14 @@ fn group_receipt(
         };
         if tx.set_delivery(id, &device, state, now)? {
             let counts = tx.delivery_counts(id)?;
-            let row_state = tx.message(id)?.map(|m| m.state);
+            // Only texts are in the group's message list (not commits, controls, agent rows).
+            let Some(row) = tx.message(id)?.filter(|m| m.kind == "text") else {
+                continue;
+            };
             events.push(Event::GroupMessageState {
                 id,
                 group: group_id_hex(&group.session_id),
-                state: row_state.unwrap_or(rhizo_store::messaging::MessageState::Sent),
+                state: row.state,
                 delivered: counts.delivered,
                 read: counts.read,
                 total: counts.total,

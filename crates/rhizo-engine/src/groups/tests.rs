@@ -348,6 +348,14 @@ fn only_an_admin_adds_and_members_see_the_new_member() {
         assert!(events.iter().any(|(i, e)| *i == member
             && matches!(e, Event::GroupMemberAdded { uid, .. } if *uid == hex::encode(dave))));
     }
+    // The commit and the Welcome are delivered, but they are no messages of the group's list:
+    // no count event for them.
+    assert!(
+        !events
+            .iter()
+            .any(|(_, e)| matches!(e, Event::GroupMessageState { .. })),
+        "{events:?}"
+    );
     // Dave (no contact of alice) holds a request; the intent is kept for the rollback window.
     assert!(
         events
