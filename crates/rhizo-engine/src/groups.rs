@@ -654,6 +654,8 @@ pub(crate) fn leave_content(now: i64) -> ChatContent {
 }
 
 #[cfg(test)]
+mod inflight_tests;
+#[cfg(test)]
 mod recovery_tests;
 #[cfg(test)]
 mod roles_tests;

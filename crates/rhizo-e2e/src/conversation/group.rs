@@ -250,6 +250,31 @@ impl Conversation {
         self.group.epoch_authenticator().as_slice().to_vec()
     }
 
+    /// The earliest time (unix seconds, from their authenticated data) among the commits this
+    /// member applied since `epoch` (those of `epoch` up to the current one): a text sealed in
+    /// `epoch` by a member removed since was sealed before its removal if it was sealed no later.
+    /// `None` when `epoch` is not in the past or any of those commits is no longer recorded
+    /// (outside the ordering window) or carries no time.
+    pub fn earliest_commit_since(
+        &self,
+        store: &E2eStore,
+        epoch: u64,
+    ) -> Result<Option<u64>, E2eError> {
+        let current = self.epoch();
+        if epoch >= current || current - epoch > super::MAX_PAST_EPOCHS as u64 {
+            return Ok(None);
+        }
+        let group_id = self.group.group_id().as_slice();
+        let mut earliest = u64::MAX;
+        for e in epoch..current {
+            match ordering::applied(store.conn(), group_id, e)?.and_then(|c| c.made_at) {
+                Some(made_at) => earliest = earliest.min(made_at),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(earliest))
+    }
+
     /// The ratchet tree hash of the current epoch (the same on every member in the same state).
     pub fn tree_hash(&self) -> Vec<u8> {
         self.group

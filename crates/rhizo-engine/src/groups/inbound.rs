@@ -86,15 +86,7 @@ fn group_mls(
         .map_err(Reject::internal)?
         .ok_or(Reject::Code(ErrorCode::UnknownSession))?;
     let before = roster(&conversation).map_err(Reject::internal)?;
-    // The signing device must hold a leaf of the UID the envelope names.
-    let sender_uid = *message.sender_id.as_bytes();
-    let device = *message.sender_device.as_bytes();
-    if !before
-        .iter()
-        .any(|m| m.uid == sender_uid && m.devices.contains(&device))
-    {
-        return Err(Reject::Code(ErrorCode::UnknownSender));
-    }
+    let removed_sender = check_sender(&mls, &conversation, &before, message)?;
     let processed = conversation
         .process(&mls, mls_device, &message.payload, crate::secs(now))
         .map_err(refusal)?;
@@ -119,6 +111,13 @@ fn group_mls(
             Processed::CommitApplied { .. } => seen.applied = true,
             Processed::Application { plaintext, sender } => {
                 let sender_uid = *sender.root().uid().as_bytes();
+                let envelope = (
+                    message.sender_id.as_bytes(),
+                    message.sender_device.as_bytes(),
+                );
+                if removed_sender && (&sender_uid, sender.device().as_bytes()) != envelope {
+                    return Err(Reject::Code(ErrorCode::UnknownSender));
+                }
                 let from = (me, health, sender_uid);
                 let (events, leaver) = group_content(tx, group, message, from, &plaintext, now)?;
                 seen.events.extend(events);
@@ -147,6 +146,47 @@ fn group_mls(
     }
     conversations.stage(conversation);
     Ok(seen.events)
+}
+
+/// The signing device must hold a leaf of the UID the envelope names; or, removed since, the
+/// envelope is a text it sealed before its removal (protocol.md §29). Returns whether the
+/// sender was removed (MLS's sender must then be the envelope's device).
+fn check_sender(
+    mls: &rhizo_e2e::E2eStore<'_>,
+    conversation: &Conversation,
+    before: &[RosterMember],
+    message: &SecureMessage,
+) -> Result<bool, Reject> {
+    let sender_uid = *message.sender_id.as_bytes();
+    let device = *message.sender_device.as_bytes();
+    let removed = !before
+        .iter()
+        .any(|m| m.uid == sender_uid && m.devices.contains(&device));
+    if removed && !sealed_before_removal(mls, conversation, message)? {
+        return Err(Reject::Code(ErrorCode::UnknownSender));
+    }
+    Ok(removed)
+}
+
+/// Whether an application message from a device no longer in the roster was sealed in an
+/// epoch before its removal and no later than every commit made since that epoch (so before
+/// the one that removed it): its envelope's signed timestamp against the commits' `made_at`.
+/// MLS then decrypts it with the past epoch's secrets, or the refusal stays.
+fn sealed_before_removal(
+    mls: &rhizo_e2e::E2eStore<'_>,
+    conversation: &Conversation,
+    message: &SecureMessage,
+) -> Result<bool, Reject> {
+    if message.msg_type != MessageType::Application {
+        return Ok(false);
+    }
+    let Some(epoch) = rhizo_e2e::message_epoch(&message.payload) else {
+        return Ok(false);
+    };
+    let earliest = conversation
+        .earliest_commit_since(mls, epoch)
+        .map_err(Reject::internal)?;
+    Ok(earliest.is_some_and(|made_at| message.timestamp / 1000 <= made_at))
 }
 
 /// The refusal for a group message MLS could not process: one more than `MAX_FUTURE_EPOCHS`
