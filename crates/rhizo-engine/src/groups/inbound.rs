@@ -2,7 +2,8 @@
 //!
 //! ```text
 //!  recipient_id = a known GroupAddress (or to us in a group's session: receipts)
-//!     ─▶ the signing device must hold a leaf of the sender's UID ─▶ MLS process
+//!     ─▶ the signing device must hold a leaf of the sender's UID (or, removed since, a text
+//!        sealed before its removal, in a past epoch) ─▶ MLS process
 //!     ─▶ commit applied: roster → members (added / removed events; removed: we are out)
 //!     ─▶ text: stored once per (sender UID, message_id); GroupControl{leave}: admins note
 //!        the removal to make
