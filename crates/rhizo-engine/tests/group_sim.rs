@@ -509,7 +509,8 @@ fn tracing_on() -> bool {
 }
 
 impl Sim {
-    /// A frame's envelopes: sender node, seq, type (a commit with its epoch and id prefix).
+    /// A frame's envelopes: sender node, seq, type (a commit with its id prefix), and the
+    /// epoch each was made in (`@e<n>`).
     fn describe(&self, frame: &[u8]) -> String {
         use rhizo_core::envelope::{EnvelopeBatch, MessageType, SecureMessage};
         let envelopes: Vec<Vec<u8>> = if frame.first() == Some(&0xB1) {
@@ -528,13 +529,17 @@ impl Sim {
                     .iter()
                     .position(|n| n.device == *m.sender_device.as_bytes())
                     .unwrap_or(99);
+                // The epoch it was made in (from its MLS header), when it has one.
+                let epoch = rhizo_e2e::message_epoch(&m.payload)
+                    .map(|e| format!("@e{e}"))
+                    .unwrap_or_default();
                 match m.msg_type {
                     MessageType::Commit => format!(
-                        "n{from}#{} commit {}",
+                        "n{from}#{} commit {}{epoch}",
                         m.sequence_num,
                         hex::encode(&rhizo_e2e::commit_id(&m.payload)[..3])
                     ),
-                    other => format!("n{from}#{} {other:?}", m.sequence_num),
+                    other => format!("n{from}#{} {other:?}{epoch}", m.sequence_num),
                 }
             })
             .collect();

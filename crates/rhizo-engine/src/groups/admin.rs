@@ -228,10 +228,20 @@ fn repropose(
         .into_iter()
         .filter(|i| i.epoch.is_some_and(|e| e >= to_epoch))
         .collect();
+    // Each state change carries the whole group state: only the last one is made again (one
+    // commit, not one per dropped rename; each extra epoch pushes us further from the commits
+    // that may still roll us back: group_sim seed 187).
+    let last_state = dropped
+        .iter()
+        .rev()
+        .find(|i| matches!(i.kind, IntentKind::Profile | IntentKind::Admins))
+        .map(|i| i.id);
     for intent in dropped {
         let still_admin = conversation.group_state()?.is_admin(&signer.me.uid);
         tx.delete_group_intent(intent.id)?;
-        if !still_admin {
+        let superseded = matches!(intent.kind, IntentKind::Profile | IntentKind::Admins)
+            && Some(intent.id) != last_state;
+        if !still_admin || superseded {
             continue;
         }
         let redone = match intent.kind {

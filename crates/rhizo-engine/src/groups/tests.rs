@@ -631,16 +631,33 @@ fn a_rename_reaches_every_member_and_only_admins_may() {
     }
 }
 
-#[test]
-fn concurrent_commits_of_two_admins_converge_and_the_losers_message_arrives_once() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (mut nodes, session) = trio(tmp.path());
+/// A trio whose bob (node 1) is made an admin too: the nodes, the group, the time after.
+fn two_admins(dir: &std::path::Path) -> (Vec<Node>, [u8; 16], i64) {
+    let (mut nodes, session) = trio(dir);
     let bob = nodes[1].uid();
     let a = &mut nodes[0];
     a.store
         .write(|tx| a.engine.set_group_admin(tx, &session, &bob, true, T0 + 1))
         .unwrap();
     let (now, _) = settle(&mut nodes, T0 + 1, 20);
+    (nodes, session, now)
+}
+
+/// Every member's group info, asserted the same state: epoch, fingerprint, profile.
+fn converged(nodes: &mut [Node], session: &[u8; 16]) -> Vec<GroupInfo> {
+    let infos: Vec<GroupInfo> = nodes.iter_mut().map(|n| info(n, session)).collect();
+    for other in &infos[1..] {
+        assert_eq!(other.epoch, infos[0].epoch);
+        assert_eq!(other.fingerprint, infos[0].fingerprint);
+        assert_eq!(other.profile, infos[0].profile);
+    }
+    infos
+}
+
+#[test]
+fn concurrent_commits_of_two_admins_converge_and_the_losers_message_arrives_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut nodes, session, now) = two_admins(tmp.path());
     // Both admins rename in the same epoch; bob then writes on his branch.
     for (i, name) in [(0, "alpha"), (1, "bravo")] {
         let n = &mut nodes[i];
@@ -657,18 +674,47 @@ fn concurrent_commits_of_two_admins_converge_and_the_losers_message_arrives_once
         .unwrap();
     let (_, events) = settle(&mut nodes, now + 1, 40);
     // Every member ends in the same state: epoch, fingerprint, roster, name.
-    let infos: Vec<GroupInfo> = (0..3).map(|i| info(&mut nodes[i], &session)).collect();
-    for other in &infos[1..] {
-        assert_eq!(other.epoch, infos[0].epoch);
-        assert_eq!(other.fingerprint, infos[0].fingerprint);
-        assert_eq!(other.profile, infos[0].profile);
-    }
+    let infos = converged(&mut nodes, &session);
     // The loser's rename was proposed again on top of the winner: both happened, one last.
     assert!(["alpha", "bravo"].contains(&infos[0].profile.name.as_str()));
     assert!(infos[0].epoch >= 4, "epoch {}", infos[0].epoch);
     // Bob's text reached alice and carol exactly once.
     assert_eq!(received_texts(&events, 0), ["from bob"]);
     assert_eq!(received_texts(&events, 2), ["from bob"]);
+}
+
+/// A rollback makes our dropped state changes again as one commit (the last state), not one
+/// per dropped rename: each extra epoch moved the loser further from the commits that could
+/// still roll it back (group_sim seed 187 forked beyond the rollback window that way).
+#[test]
+fn a_loser_of_several_renames_makes_only_its_last_state_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut nodes, session, now) = two_admins(tmp.path());
+    let start = info(&mut nodes[0], &session).epoch;
+    // Both admins rename three times on their own branch of the same epoch.
+    for (i, prefix) in [(0, "alpha"), (1, "bravo")] {
+        let n = &mut nodes[i];
+        for k in 1..=3 {
+            let name = format!("{prefix}{k}");
+            n.store
+                .write(|tx| {
+                    n.engine
+                        .update_group_profile(tx, &session, Some(&name), None, now)
+                })
+                .unwrap();
+        }
+    }
+    // Delivered minutes later: what the loser makes again is in a later time span, so it
+    // never wins against the winner's three renames.
+    settle(&mut nodes, now + 5 * 60_000, 60);
+    let infos = converged(&mut nodes, &session);
+    // The winner's three renames, then the loser's last name once (not its three again).
+    assert_eq!(infos[0].epoch, start + 4, "{}", infos[0].profile.name);
+    assert!(
+        ["alpha3", "bravo3"].contains(&infos[0].profile.name.as_str()),
+        "{}",
+        infos[0].profile.name
+    );
 }
 
 #[test]
