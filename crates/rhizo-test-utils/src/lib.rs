@@ -534,3 +534,22 @@ pub fn wait_for_every<T>(
         std::thread::sleep(interval);
     }
 }
+
+/// Adds each node's ticket on the other as contacts `a_name` (on `b`) and `b_name` (on `a`).
+///
+/// # Errors
+///
+/// If a ticket cannot be read or a node does not add the other.
+pub fn befriend(a: &TestNode, a_name: &str, b: &TestNode, b_name: &str) -> anyhow::Result<()> {
+    let added = b.api_post(
+        "/v1/contacts",
+        &serde_json::json!({"ticket": a.ticket()?, "name": a_name}),
+    )?;
+    anyhow::ensure!(added["added"] == true, "{a_name} not added: {added}");
+    let added = a.api_post(
+        "/v1/contacts",
+        &serde_json::json!({"ticket": b.ticket()?, "name": b_name}),
+    )?;
+    anyhow::ensure!(added["added"] == true, "{b_name} not added: {added}");
+    Ok(())
+}

@@ -15,6 +15,8 @@ use std::{
 };
 
 use anyhow::{Context, anyhow, bail, ensure};
+#[allow(unused_imports)] // not every test crate that includes this module befriends
+pub use rhizo_test_utils::befriend;
 use rhizo_test_utils::{TestNode, wait_for};
 use serde_json::{Value, json};
 
@@ -336,19 +338,4 @@ pub fn states(task: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// Adds each node's ticket on the other as contacts `a_name` (on `b`) and `b_name` (on `a`).
-pub fn befriend(a: &TestNode, a_name: &str, b: &TestNode, b_name: &str) -> anyhow::Result<()> {
-    let added = b.api_post(
-        "/v1/contacts",
-        &json!({"ticket": a.ticket()?, "name": a_name}),
-    )?;
-    ensure!(added["added"] == true, "{a_name} not added: {added}");
-    let added = a.api_post(
-        "/v1/contacts",
-        &json!({"ticket": b.ticket()?, "name": b_name}),
-    )?;
-    ensure!(added["added"] == true, "{b_name} not added: {added}");
-    Ok(())
 }

@@ -7,8 +7,10 @@
 use std::{path::Path, time::Duration};
 
 use anyhow::{Context, anyhow, ensure};
+#[allow(unused_imports)] // not every test crate that includes this module befriends
+pub use rhizo_test_utils::befriend;
 use rhizo_test_utils::{TestNode, wait_for};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_rhizo");
 /// Creating or adding waits for the members' KeyPackages in the DHT.
@@ -28,21 +30,6 @@ pub fn boot_args(addr: &str) -> Vec<String> {
     ["--bootstrap", addr, "--mailbox-poll-secs", "1"]
         .map(String::from)
         .to_vec()
-}
-
-/// Adds each node's ticket on the other as contacts `a_name` (on `b`) and `b_name` (on `a`).
-pub fn befriend(a: &TestNode, a_name: &str, b: &TestNode, b_name: &str) -> anyhow::Result<()> {
-    let added = b.api_post(
-        "/v1/contacts",
-        &json!({"ticket": a.ticket()?, "name": a_name}),
-    )?;
-    ensure!(added["added"] == true, "{a_name} not added: {added}");
-    let added = a.api_post(
-        "/v1/contacts",
-        &json!({"ticket": b.ticket()?, "name": b_name}),
-    )?;
-    ensure!(added["added"] == true, "{b_name} not added: {added}");
-    Ok(())
 }
 
 /// `POST path` with `body`, retried (bounded) while a member's KeyPackages are not found.
