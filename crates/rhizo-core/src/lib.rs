@@ -46,6 +46,8 @@
 //!   [`Profile`], agent card) and their validation.
 //! - [`mailbox`] — the `/rhizo/mailbox/1` codecs, fetch signatures and
 //!   challenge nonces of offline-delivery replicas.
+//! - [`link`] — linking a new device: the link ticket ([`link::LinkTicket`], `rhz1link…`),
+//!   the one-time secret's proofs and the `/rhizo/link/1` messages.
 //! - [`ticket`] — signed contact tickets ([`ContactTicket`]) with device
 //!   possession proofs, in text and QR form.
 //! - [`group`] — private groups: [`group::GroupAddress`], roles ([`group::GroupRole`]), the
@@ -125,6 +127,7 @@ pub use seen::{Freshness, MemorySeenStore, SeenSet, SeenStore};
 // --- end envelope & delivery ---
 
 // --- records & tickets (DHT records, contact tickets, safety numbers) ---
+pub mod link;
 pub mod mailbox;
 pub mod records;
 pub mod safety;
