@@ -33,6 +33,8 @@
 //! - [`commits`]: pending self-updates (MLS commits) settled from receipts, and the sweep.
 //! - [`contacts`]: finding a contact by name or UID.
 //! - [`conversations`]: creating a conversation (Welcome), encrypting and sealing envelopes.
+//! - [`devices`]: this identity's linked devices (on the device with the root key): linking
+//!   and revoking one signs a new device-list version.
 //! - [`error`]: [`EngineError`], why an operation failed.
 //! - [`events`]: [`Event`], what the driver shows the local API.
 //! - [`fetched`]: applying envelopes fetched from a mailbox (or held as a request).
@@ -68,6 +70,7 @@ pub mod cache;
 pub mod commits;
 pub mod contacts;
 pub mod conversations;
+pub mod devices;
 pub mod error;
 pub mod events;
 pub mod fetched;

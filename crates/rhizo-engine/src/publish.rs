@@ -314,15 +314,10 @@ pub(crate) fn new_device_list(
 ) -> Result<Vec<u8>, EngineError> {
     let now = crate::secs(now_ms);
     let version = next_record_version(tx, now_ms)?;
-    let list = DeviceList::new(
-        &me.root,
-        version,
-        vec![me.certificate],
-        now,
-        RECORD_TTL_SECS,
-    )
-    .map_err(EngineError::from)?
-    .encode();
+    let certificates = crate::devices::listed_certificates(tx, me)?;
+    let list = DeviceList::new(&me.root, version, certificates, now, RECORD_TTL_SECS)
+        .map_err(EngineError::from)?
+        .encode();
     tx.set_meta(META_DEVICE_LIST, &hex::encode(&list))?;
     Ok(list)
 }

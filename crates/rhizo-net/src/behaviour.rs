@@ -1,5 +1,6 @@
 //! The composed `NetworkBehaviour`: identify, ping, Kademlia, (optionally) mDNS, and the two
-//! request-response protocols `/rhizo/msg/1` and `/rhizo/mailbox/1`; gossipsub (see
+//! request-response protocols `/rhizo/msg/1`, `/rhizo/mailbox/1`, `/rhizo/pex/1` and
+//! `/rhizo/link/1`; gossipsub (see
 //! [`gossip`](crate::gossip)); AutoNAT, the relay server and client, DCUtR and UPnP (see
 //! [`nat`](crate::nat)).
 
@@ -13,7 +14,7 @@ use libp2p::{
     request_response, swarm::NetworkBehaviour, swarm::behaviour::toggle::Toggle, upnp,
 };
 
-use crate::msg_protocol::{FrameCodec, MAILBOX_PROTOCOL, MSG_PROTOCOL};
+use crate::msg_protocol::{FrameCodec, LINK_PROTOCOL, MAILBOX_PROTOCOL, MSG_PROTOCOL};
 use crate::{guard::Guard, kad_tap::KadTap, msg_protocol::PEX_PROTOCOL};
 
 /// rhizo's own Kademlia protocol name: a separate DHT from IPFS's.
@@ -82,6 +83,10 @@ const MAILBOX_MAX_CONCURRENT_STREAMS: usize = 32;
 const PEX_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Concurrent `/rhizo/pex/1` streams per connection (answers are small and rare).
 const PEX_MAX_CONCURRENT_STREAMS: usize = 4;
+/// How long one `/rhizo/link/1` exchange may take.
+const LINK_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Concurrent `/rhizo/link/1` streams per connection (a link is two requests in a row).
+const LINK_MAX_CONCURRENT_STREAMS: usize = 2;
 /// How often identify re-announces itself on an open connection.
 const IDENTIFY_INTERVAL: Duration = Duration::from_secs(5 * 60);
 /// How often mDNS asks the LAN for peers.
@@ -122,6 +127,8 @@ pub struct Behaviour {
     pub mailbox: request_response::Behaviour<FrameCodec>,
     /// `/rhizo/pex/1`: peer exchange (the node encodes the samples).
     pub pex: request_response::Behaviour<FrameCodec>,
+    /// `/rhizo/link/1`: linking a new device to an identity.
+    pub link: request_response::Behaviour<FrameCodec>,
     /// `/meshsub/1.x`: gossipsub broadcast.
     pub gossipsub: crate::gossip::GossipBehaviour,
     /// `/libp2p/autonat/1.0.0`: are we publicly reachable? (and answering others' probes).
@@ -193,6 +200,12 @@ impl Behaviour {
                 StreamProtocol::new(MAILBOX_PROTOCOL),
                 MAILBOX_REQUEST_TIMEOUT,
                 MAILBOX_MAX_CONCURRENT_STREAMS,
+            ),
+            link: request_response(
+                FrameCodec::link(),
+                StreamProtocol::new(LINK_PROTOCOL),
+                LINK_REQUEST_TIMEOUT,
+                LINK_MAX_CONCURRENT_STREAMS,
             ),
             gossipsub: crate::gossip::new_behaviour(key)?,
             autonat: crate::nat::new_autonat(peer_id),

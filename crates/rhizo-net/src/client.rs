@@ -614,6 +614,28 @@ impl Client {
         self.try_respond_on(ReqProtocol::Pex, channel, payload)
     }
 
+    /// Sends one `/rhizo/link/1` request to `peer` (dialling `addrs` if needed) and waits for
+    /// the answer (errors as for [`send_message`](Self::send_message)); a request larger than
+    /// [`MAX_LINK_MESSAGE_BYTES`](crate::MAX_LINK_MESSAGE_BYTES) is refused before sending.
+    pub async fn link_request(
+        &self,
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        payload: Vec<u8>,
+    ) -> Result<Vec<u8>, SendError> {
+        self.request(ReqProtocol::Link, peer, addrs, payload).await
+    }
+
+    /// Answers an inbound `/rhizo/link/1` request
+    /// ([`NetEvent::InboundLink`](crate::NetEvent::InboundLink)).
+    pub async fn respond_link(
+        &self,
+        channel: libp2p::request_response::ResponseChannel<Vec<u8>>,
+        payload: Vec<u8>,
+    ) -> Result<(), NetError> {
+        self.respond_on(ReqProtocol::Link, channel, payload).await
+    }
+
     /// Bans `peer` like [`ban_peer`](Self::ban_peer), without waiting for the event loop:
     /// [`NetError::Busy`] when the command channel is full (nothing happened; try again later).
     pub fn try_ban_peer(

@@ -154,6 +154,16 @@ pub enum NetEvent {
         /// Where the response goes.
         channel: ResponseChannel<Vec<u8>>,
     },
+    /// A peer sent a `/rhizo/link/1` request (a device with the root key linking this one);
+    /// answer with [`Client::respond_link`](crate::Client::respond_link) on `channel`.
+    InboundLink {
+        /// The requesting peer (authenticated by Noise/TLS).
+        peer: PeerId,
+        /// The request, at most [`MAX_LINK_MESSAGE_BYTES`](crate::MAX_LINK_MESSAGE_BYTES).
+        payload: Vec<u8>,
+        /// Where the response goes.
+        channel: ResponseChannel<Vec<u8>>,
+    },
     /// A gossipsub message arrived on a subscribed topic. Check it and report a verdict with
     /// [`Client::report_validation`](crate::Client::report_validation); until then it is not
     /// forwarded. Delivered with `try_send`: when the event channel is full the message is
@@ -392,6 +402,7 @@ impl EventLoop {
             BehaviourEvent::Msg(event) => self.on_request_event(ReqProtocol::Msg, event),
             BehaviourEvent::Mailbox(event) => self.on_request_event(ReqProtocol::Mailbox, event),
             BehaviourEvent::Pex(event) => self.on_request_event(ReqProtocol::Pex, event),
+            BehaviourEvent::Link(event) => self.on_request_event(ReqProtocol::Link, event),
             BehaviourEvent::Guard(never) => match never {},
             BehaviourEvent::Gossipsub(event) => {
                 crate::gossip::on_event(&mut self.swarm, self.sink.sender(), event);

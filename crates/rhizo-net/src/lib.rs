@@ -11,7 +11,8 @@
 //!         │                   request table     ◀──┤            /rhizo/msg/1 (≤ 512 KiB),
 //!         │                   (msg, mailbox, pex)  │            /rhizo/mailbox/1
 //!         │                   peers, guard, nat    │              (req ≤ 320 KiB, resp ≤ 1 MiB),
-//!         │                                        │            /rhizo/pex/1, gossipsub, NAT
+//!         │                                        │            /rhizo/pex/1, /rhizo/link/1,
+//!         │                                        │            gossipsub, NAT
 //!         └──── [bounded mpsc] ◀─ backlog ◀─ NetEvent
 //! ```
 //!
@@ -19,8 +20,8 @@
 //! - [`behaviour`]: the composed `NetworkBehaviour` and its protocol configuration.
 //! - [`client`]: the [`Client`] handle and the commands it sends.
 //! - [`event_loop`]: the [`EventLoop`] that owns the Swarm, as small state machines: the DHT
-//!   queries in flight, one request table for `/rhizo/msg/1`, `/rhizo/mailbox/1` and
-//!   `/rhizo/pex/1`, the peers, and the event sink that never waits for the node.
+//!   queries in flight, one request table for `/rhizo/msg/1`, `/rhizo/mailbox/1`,
+//!   `/rhizo/pex/1` and `/rhizo/link/1`, the peers, and the event sink that never waits for the node.
 //! - [`guard`]: connection hardening: limits, bans, the IP filter, trusted and protected peers,
 //!   misbehaviour reports.
 //! - [`kad_tap`]: Kademlia with the source of inbound requests recorded.
@@ -60,6 +61,7 @@ pub use msg_protocol::{
     FrameCodec, MAILBOX_PROTOCOL, MAX_FRAME_BYTES, MAX_MAILBOX_REQUEST_BYTES,
     MAX_MAILBOX_RESPONSE_BYTES, MSG_PROTOCOL,
 };
+pub use msg_protocol::{LINK_PROTOCOL, MAX_LINK_MESSAGE_BYTES};
 pub use msg_protocol::{MAX_PEX_REQUEST_BYTES, MAX_PEX_RESPONSE_BYTES, PEX_PROTOCOL};
 pub use nat::Reachability;
 

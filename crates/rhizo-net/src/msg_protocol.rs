@@ -52,6 +52,12 @@ pub const MAX_PEX_REQUEST_BYTES: usize = 64;
 /// Largest `/rhizo/pex/1` response: a sample of peers with a few addresses each.
 pub const MAX_PEX_RESPONSE_BYTES: usize = 16 * 1024;
 
+/// The device-linking protocol id: a device with the root key links a new one (one hello and
+/// one certificate request, each answered once; see rhizo-core `link`).
+pub const LINK_PROTOCOL: &str = "/rhizo/link/1";
+/// Largest `/rhizo/link/1` request or response (a key, a proof, a 137-byte certificate).
+pub const MAX_LINK_MESSAGE_BYTES: usize = 4096;
+
 /// Most frame-body bytes one connection may have in flight (read but not yet handed up) at once,
 /// per protocol: 16 full `/rhizo/msg/1` frames. Without it, 64 concurrent streams (the
 /// request-response limit) could hold 64 × 512 KiB = 32 MiB per connection.
@@ -81,6 +87,11 @@ impl FrameCodec {
     /// [`MAX_PEX_RESPONSE_BYTES`] for responses.
     pub const fn pex() -> Self {
         Self::with_limits(MAX_PEX_REQUEST_BYTES, MAX_PEX_RESPONSE_BYTES)
+    }
+
+    /// The `/rhizo/link/1` limits: [`MAX_LINK_MESSAGE_BYTES`] both ways.
+    pub const fn link() -> Self {
+        Self::with_limits(MAX_LINK_MESSAGE_BYTES, MAX_LINK_MESSAGE_BYTES)
     }
 
     /// The `/rhizo/mailbox/1` limits: [`MAX_MAILBOX_REQUEST_BYTES`] for requests,

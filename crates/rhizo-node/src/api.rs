@@ -38,6 +38,7 @@ mod a2a;
 mod agents;
 mod bans;
 mod channels;
+mod devices;
 mod groups;
 mod tasks;
 
@@ -226,7 +227,7 @@ pub(crate) fn router(state: ApiState) -> Router {
     open.merge(protected).fallback(not_found).with_state(state)
 }
 
-fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+pub(crate) fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     (
         status,
         Json(ErrorResponse {
@@ -241,30 +242,39 @@ async fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, "NOT_FOUND", "no such endpoint")
 }
 
-async fn require_token(State(state): State<ApiState>, request: Request, next: Next) -> Response {
-    let presented = request
+/// Whether `request` carries the bearer token whose SHA-256 is `token_digest`. Comparing digests
+/// keeps the comparison's timing independent of the token's bytes.
+pub(crate) fn bearer_matches(request: &Request, token_digest: &[u8; 32]) -> bool {
+    request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    // Comparing digests keeps the comparison's timing independent of the token's bytes.
-    let ok = presented.is_some_and(|t| {
-        let digest: [u8; 32] = Sha256::digest(t.as_bytes()).into();
-        digest == state.inner.token_digest
-    });
-    if !ok {
-        let mut response = error(
-            StatusCode::UNAUTHORIZED,
-            "UNAUTHORIZED",
-            "missing or wrong API token: send 'Authorization: Bearer <token>' with the token \
-             from <data_dir>/api.token",
-        );
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            header::HeaderValue::from_static("Bearer"),
-        );
-        return response;
+        .map(str::trim)
+        .is_some_and(|t| {
+            let digest: [u8; 32] = Sha256::digest(t.as_bytes()).into();
+            digest == *token_digest
+        })
+}
+
+/// The answer to a request without the right token.
+pub(crate) fn unauthorized() -> Response {
+    let mut response = error(
+        StatusCode::UNAUTHORIZED,
+        "UNAUTHORIZED",
+        "missing or wrong API token: send 'Authorization: Bearer <token>' with the token \
+         from <data_dir>/api.token",
+    );
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer"),
+    );
+    response
+}
+
+async fn require_token(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    if !bearer_matches(&request, &state.inner.token_digest) {
+        return unauthorized();
     }
     state.inner.requests.fetch_add(1, Ordering::Relaxed);
     next.run(request).await

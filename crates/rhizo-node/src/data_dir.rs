@@ -5,6 +5,9 @@
 //!   root.key             0600  user root Ed25519 secret (32 bytes)
 //!   device.key           0600  device Ed25519 secret (32 bytes) = libp2p identity
 //!   device.cert          0644  device certificate signed by the root key
+//!   identity.pub         0644  the root public key, on a linked (companion) device only
+//!   pending-link         0600  marker: `rhizo init --link` made a device key, not linked yet
+//!   link.secret          0600  the open link ticket's one-time secret and creation time
 //!   rhizo.db             0600  SQLite (WAL): peer book, settings, …
 //!   api.token            0600  bearer token of the local API (created by `rhizo run`)
 //!   api.addr             0644  address the running node's API is bound to (removed at exit)
@@ -18,6 +21,10 @@ use std::{
 };
 
 use rhizo_core::{DeviceCertificate, DeviceKey, RootKey, RootPublicKey, Uid};
+
+mod companion;
+
+pub use companion::{CompanionIdentity, DeviceIdentity, InitLinkOutcome};
 
 /// Size of a key file: one Ed25519 secret seed.
 const KEY_FILE_BYTES: usize = 32;
@@ -74,6 +81,22 @@ pub enum DataDirError {
          one its own --data-dir"
     )]
     Locked(PathBuf),
+    /// The device is linked to an identity but does not hold its root key.
+    #[error(
+        "this device does not hold the root key (it is a linked device of the identity with \
+         fingerprint {fingerprint}): run this on the device that does"
+    )]
+    NoRootKey {
+        /// The identity's fingerprint.
+        fingerprint: String,
+    },
+    /// `rhizo init --link` made a device key; no identity is linked yet.
+    #[error(
+        "this device is waiting to be linked ({0}): start it with `rhizo run`, print a ticket \
+         with `rhizo device link`, and run `rhizo device add TICKET` on your device with the \
+         root key"
+    )]
+    PendingLink(PathBuf),
     /// Generating a key failed (no OS randomness).
     #[error("cannot generate a key: {0}")]
     Keygen(String),
@@ -110,10 +133,7 @@ impl LocalIdentity {
 
     /// The device key as a libp2p keypair (its PeerId is the device's network identity).
     pub fn libp2p_keypair(&self) -> libp2p::identity::Keypair {
-        let mut seed = *self.device.to_bytes();
-        // `ed25519_from_bytes` zeroizes the buffer it is given.
-        libp2p::identity::Keypair::ed25519_from_bytes(&mut seed)
-            .expect("a 32-byte seed is always a valid Ed25519 secret key")
+        device_keypair(&self.device)
     }
 
     /// This device's PeerId.
@@ -175,9 +195,9 @@ impl DataDir {
         self.path.join("device.cert")
     }
 
-    /// Whether an identity has been created here.
+    /// Whether an identity (or a device waiting to be linked) has been created here.
     pub fn is_initialised(&self) -> bool {
-        self.root_key_file().exists()
+        self.root_key_file().exists() || self.device_key_file().exists()
     }
 
     /// Creates the directory (0700) if missing.
@@ -222,9 +242,13 @@ impl DataDir {
     }
 
     /// Loads and checks the identity: the certificate must bind this device key to this root.
+    /// A linked (companion) device or one waiting to be linked is refused with
+    /// [`DataDirError::NoRootKey`] or [`DataDirError::PendingLink`]: see
+    /// [`load_device`](Self::load_device) for one that accepts every kind.
     pub fn load(&self) -> Result<LocalIdentity, DataDirError> {
         let root_file = self.root_key_file();
         if !root_file.exists() {
+            self.refuse_without_root()?;
             if self.device_key_file().exists() {
                 return Err(DataDirError::Incomplete {
                     dir: self.path.clone(),
@@ -389,6 +413,14 @@ impl DataDir {
     pub fn remove_api_addr(&self) {
         let _ = fs::remove_file(self.api_addr_file());
     }
+}
+
+/// The device key as a libp2p keypair.
+pub(crate) fn device_keypair(device: &DeviceKey) -> libp2p::identity::Keypair {
+    let mut seed = *device.to_bytes();
+    // `ed25519_from_bytes` zeroizes the buffer it is given.
+    libp2p::identity::Keypair::ed25519_from_bytes(&mut seed)
+        .expect("a 32-byte seed is always a valid Ed25519 secret key")
 }
 
 fn write_new_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), DataDirError> {

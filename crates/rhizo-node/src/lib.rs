@@ -22,7 +22,10 @@
 //! - [`channels`]: public channels over gossipsub, with their post history.
 //! - [`clock`]: the injected [`clock::Clock`] every timer reads.
 //! - [`config`]: settings and their precedence.
-//! - [`data_dir`]: key files, API token and address.
+//! - [`data_dir`]: key files (a device with the root key, a linked device, or one waiting to be
+//!   linked), API token and address.
+//! - [`devices`]: linking devices: the node of a device without the root key (serving
+//!   `/rhizo/link/1` and its link ticket) and the link protocol's two sides.
 //! - [`events`]: what `GET /v1/events` streams.
 //! - [`geoip`]: the optional country filter for inbound connections.
 //! - [`mailbox`]: offline delivery — the replica we run for others, and our use of theirs.
@@ -44,6 +47,7 @@ pub mod channels;
 pub mod clock;
 pub mod config;
 pub mod data_dir;
+pub mod devices;
 pub mod events;
 pub mod geoip;
 pub mod mailbox;

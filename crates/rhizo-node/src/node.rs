@@ -17,7 +17,7 @@ use crate::{
     api::{self, ApiState, PublicKeyResponse},
     channels::Channels,
     clock::{SharedClock, SystemClock},
-    data_dir::{DataDir, DataDirError, LocalIdentity},
+    data_dir::{DataDir, DataDirError, DeviceIdentity, LocalIdentity},
     mailbox::{Mailbox, MailboxSettings},
     messaging::{Me, Messaging},
     peer_policy::PeerPolicy,
@@ -107,6 +107,11 @@ pub enum NodeReport {
     PeerConnected(PeerId),
     /// Some (not all) bootstrap peers failed.
     BootstrapPartlyFailed(Vec<(Multiaddr, String)>),
+    /// This device, waiting to be linked, was linked to an identity.
+    Linked {
+        /// The identity's UID.
+        uid: String,
+    },
 }
 
 /// The services the node runs (each cheap to clone), and the bound on inbound requests
@@ -138,7 +143,11 @@ pub async fn run(
     mut report: impl FnMut(NodeReport) + Send,
 ) -> Result<(), NodeError> {
     let dir = DataDir::new(config.data_dir.clone());
-    let identity = dir.load()?;
+    let identity = match dir.load_device()? {
+        DeviceIdentity::Primary(identity) => identity,
+        // Without the root key the node only serves `/rhizo/link/1` (see `devices`).
+        other => return crate::devices::run_link_node(config, dir, other, shutdown, report).await,
+    };
     let _lock = dir.lock()?;
     let peer_id = identity.peer_id();
     let uid = identity.uid().to_string();
@@ -147,7 +156,8 @@ pub async fn run(
     let clock: SharedClock = Arc::new(SystemClock);
     let had_known_peers = !known_peers.is_empty();
     info!(%peer_id, known = known_peers.len(), "starting node");
-    let (client, mut net_events, event_loop) = start_network(&config, &identity, known_peers)?;
+    let (client, mut net_events, event_loop) =
+        start_network(&config, identity.libp2p_keypair(), known_peers)?;
     let services =
         start_services(&config, identity, name.clone(), db, client, clock.clone()).await?;
     let (listener, api_addr) = bind_api(&config).await?;
@@ -234,9 +244,9 @@ async fn open_database(
 }
 
 /// Starts the network's event loop (not yet running) with the settings of `config`.
-fn start_network(
+pub(crate) fn start_network(
     config: &Config,
-    identity: &LocalIdentity,
+    keypair: libp2p::identity::Keypair,
     known_peers: Vec<(PeerId, Vec<Multiaddr>)>,
 ) -> Result<
     (
@@ -254,7 +264,7 @@ fn start_network(
         _ => None,
     };
     Ok(rhizo_net::start(NetConfig {
-        keypair: identity.libp2p_keypair(),
+        keypair,
         listen: config.listen.clone(),
         bootstrap: config.bootstrap.clone(),
         known_peers,
@@ -414,7 +424,7 @@ fn spawn_wake_supervisor(
 }
 
 /// Binds the local API's address.
-async fn bind_api(config: &Config) -> Result<(TcpListener, SocketAddr), NodeError> {
+pub(crate) async fn bind_api(config: &Config) -> Result<(TcpListener, SocketAddr), NodeError> {
     let listener = TcpListener::bind(config.api).await.map_err(|e| {
         if e.kind() == std::io::ErrorKind::AddrInUse {
             NodeError::ApiAddrInUse(config.api)

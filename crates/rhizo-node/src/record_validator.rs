@@ -86,6 +86,26 @@ mod tests {
     }
 
     #[test]
+    fn a_device_list_without_a_revoked_device_is_never_replaced_by_the_older_one() {
+        let v = CoreRecordValidator;
+        let root = RootKey::from_bytes(&[3; 32]);
+        let key = device_list_key(&root.public().uid());
+        let cert = |seed: u8| {
+            let device = rhizo_core::DeviceKey::from_bytes(&[seed; 32]);
+            root.certify_device(&device.public(), now())
+        };
+        let both = DeviceList::new(&root, 10, vec![cert(1), cert(2)], now(), 3600)
+            .unwrap()
+            .encode();
+        let revoked = DeviceList::new(&root, 11, vec![cert(1)], now(), 3600)
+            .unwrap()
+            .encode();
+        v.validate(&key, &revoked, Some(&both)).unwrap();
+        let err = v.validate(&key, &both, Some(&revoked)).unwrap_err();
+        assert!(err.contains("version"), "{err}");
+    }
+
+    #[test]
     fn an_accepted_record_is_owned_by_its_uid_and_expires_when_it_says() {
         let v = CoreRecordValidator;
         let root = RootKey::from_bytes(&[3; 32]);

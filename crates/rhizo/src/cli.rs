@@ -46,6 +46,7 @@ pub(crate) enum Command {
     /// Create this user's root key and this device's key (never overwrites existing keys)
     Init(InitArgs),
     /// Show this node's UID, fingerprint, device PeerId and listen addresses
+    #[command(alias = "whoami")]
     Id(JsonArg),
     /// Run the node in the foreground (Ctrl-C to stop)
     Run(NodeArgs),
@@ -580,6 +581,10 @@ pub(crate) struct InitArgs {
     /// A display name for this identity (kept locally)
     #[arg(long)]
     pub(crate) name: Option<String>,
+    /// Make only a device key, to link this device to an identity you already have: then
+    /// `rhizo run`, `rhizo device link`, and `rhizo device add TICKET` on the other device
+    #[arg(long, conflicts_with = "name")]
+    pub(crate) link: bool,
 }
 
 #[derive(Debug, Args)]

@@ -1,5 +1,5 @@
 //! The [`RequestTable`]: every outbound request of the three request-response protocols
-//! (`/rhizo/msg/1`, `/rhizo/mailbox/1`, `/rhizo/pex/1`) in one bounded table, and the one path
+//! (`/rhizo/msg/1`, `/rhizo/mailbox/1`, `/rhizo/pex/1`, `/rhizo/link/1`) in one bounded table, and the one path
 //! that sends them, routes their replies and maps their failures to [`SendError`].
 //!
 //! ```text
@@ -49,6 +49,8 @@ pub(crate) enum ReqProtocol {
     Mailbox,
     /// `/rhizo/pex/1`.
     Pex,
+    /// `/rhizo/link/1`.
+    Link,
 }
 
 impl ReqProtocol {
@@ -58,6 +60,7 @@ impl ReqProtocol {
             Self::Msg => "/rhizo/msg/1",
             Self::Mailbox => crate::MAILBOX_PROTOCOL,
             Self::Pex => crate::PEX_PROTOCOL,
+            Self::Link => crate::LINK_PROTOCOL,
         }
     }
 
@@ -66,6 +69,7 @@ impl ReqProtocol {
     const fn max_request(self) -> Option<usize> {
         match self {
             Self::Mailbox => Some(crate::MAX_MAILBOX_REQUEST_BYTES),
+            Self::Link => Some(crate::MAX_LINK_MESSAGE_BYTES),
             Self::Msg | Self::Pex => None,
         }
     }
@@ -190,6 +194,7 @@ impl EventLoop {
             ReqProtocol::Msg => &mut self.swarm.behaviour_mut().msg,
             ReqProtocol::Mailbox => &mut self.swarm.behaviour_mut().mailbox,
             ReqProtocol::Pex => &mut self.swarm.behaviour_mut().pex,
+            ReqProtocol::Link => &mut self.swarm.behaviour_mut().link,
         }
     }
 
@@ -249,7 +254,7 @@ impl EventLoop {
         match protocol {
             ReqProtocol::Msg => self.stats.message_failures += 1,
             ReqProtocol::Mailbox => self.stats.mailbox_failures += 1,
-            ReqProtocol::Pex => {}
+            ReqProtocol::Pex | ReqProtocol::Link => {}
         }
     }
 
@@ -284,7 +289,7 @@ impl EventLoop {
                 match protocol {
                     ReqProtocol::Msg => self.stats.messages_sent += 1,
                     ReqProtocol::Mailbox => self.stats.mailbox_requests_sent += 1,
-                    ReqProtocol::Pex => {}
+                    ReqProtocol::Pex | ReqProtocol::Link => {}
                 }
                 self.requests.complete((protocol, request_id), Ok(response));
             }
@@ -343,6 +348,11 @@ impl EventLoop {
             }
             // The request body means nothing (at most 64 bytes, ignored).
             ReqProtocol::Pex => NetEvent::InboundPex { peer, channel },
+            ReqProtocol::Link => NetEvent::InboundLink {
+                peer,
+                payload,
+                channel,
+            },
         };
         self.sink.emit(event);
     }

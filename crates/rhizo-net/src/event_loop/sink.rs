@@ -87,6 +87,7 @@ impl EventSink {
             NetEvent::InboundMessage { .. }
                 | NetEvent::InboundMailbox { .. }
                 | NetEvent::InboundPex { .. }
+                | NetEvent::InboundLink { .. }
         ) {
             self.inbound_requests_shed += 1;
         }

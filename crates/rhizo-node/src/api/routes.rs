@@ -135,6 +135,10 @@ pub(crate) enum Endpoint {
     ListGroupRequests,
     AcceptGroupRequest,
     DeclineGroupRequest,
+    ListDevices,
+    AddDevice,
+    RevokeDevice,
+    LinkTicket,
 }
 
 /// One row of the route table.
@@ -260,6 +264,10 @@ pub const ROUTES: &[Route] = &[
     v1(   Get,    "/v1/group-requests",                   Token, E::ListGroupRequests,       "held invitations to groups"),
     v1(   Post,   "/v1/group-requests/{id}/accept",       Token, E::AcceptGroupRequest,      "join a group from a held invitation"),
     v1(   Post,   "/v1/group-requests/{id}/decline",      Token, E::DeclineGroupRequest,     "drop a held invitation"),
+    v1(   Get,    "/v1/devices",                          Token, E::ListDevices,             "this identity's devices (name, fingerprint, added, last seen)"),
+    v1(   Post,   "/v1/devices",                          Token, E::AddDevice,               "link a new device from its link ticket"),
+    v1(   Delete, "/v1/devices/{id}",                     Token, E::RevokeDevice,            "revoke a linked device (new device-list version)"),
+    v1(   Post,   "/v1/devices/link-ticket",              Token, E::LinkTicket,              "on a device waiting to be linked: a link ticket and its QR"),
     alias(Get,    "/health",                              Open,  E::Health,                  "/v1/health"),
     alias(Get,    "/stats",                               Token, E::Stats,                   "/v1/stats"),
     alias(Get,    "/peers",                               Token, E::Peers,                   "/v1/peers"),
@@ -339,6 +347,10 @@ fn handler(endpoint: Endpoint, method: Method) -> MethodRouter<ApiState> {
         E::ListGroupRequests => on(m, list_group_requests),
         E::AcceptGroupRequest => on(m, accept_group_request),
         E::DeclineGroupRequest => on(m, decline_group_request),
+        E::ListDevices => on(m, super::devices::list_devices),
+        E::AddDevice => on(m, super::devices::add_device),
+        E::RevokeDevice => on(m, super::devices::revoke_device),
+        E::LinkTicket => on(m, super::devices::link_ticket),
     }
 }
 

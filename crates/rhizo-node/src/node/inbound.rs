@@ -25,6 +25,15 @@ pub(super) async fn dispatch(services: &Services, event: NetEvent) -> Option<Net
             channel,
         } => on_mailbox(services, peer, payload, channel).await,
         NetEvent::InboundPex { peer, channel } => on_pex(services, peer, channel).await,
+        NetEvent::InboundLink { channel, .. } => {
+            // A device with the root key has no link ticket open: it links others, not itself.
+            let client = services.client.clone();
+            let refused =
+                rhizo_core::link::LinkResponse::Refused(rhizo_core::link::LinkRefusal::NoTicket);
+            tokio::spawn(async move {
+                let _ = client.respond_link(channel, refused.encode()).await;
+            });
+        }
         NetEvent::GossipMessage {
             propagation_source,
             message_id,

@@ -1,6 +1,8 @@
 //! `rhizo id`.
 
-use rhizo_node::{Config, DataDir, api::StatsResponse, node::META_DISPLAY_NAME};
+use rhizo_node::{
+    Config, DataDir, api::StatsResponse, data_dir::DeviceIdentity, node::META_DISPLAY_NAME,
+};
 use rhizo_store::Store;
 use serde::Serialize;
 
@@ -8,11 +10,14 @@ use crate::api_client::ApiClient;
 
 #[derive(Serialize)]
 struct IdOutput {
-    uid: String,
-    fingerprint: String,
+    /// `None` on a device waiting to be linked.
+    uid: Option<String>,
+    fingerprint: Option<String>,
+    /// `primary` (holds the root key), `linked` or `pending-link`.
+    role: &'static str,
     name: Option<String>,
     peer_id: String,
-    root_public_key: String,
+    root_public_key: Option<String>,
     device_public_key: String,
     running: bool,
     listen_addrs: Vec<String>,
@@ -20,7 +25,7 @@ struct IdOutput {
 
 pub(crate) async fn run(config: &Config, json: bool) -> anyhow::Result<()> {
     let dir = DataDir::new(config.data_dir.clone());
-    let identity = dir.load()?;
+    let identity = dir.load_device()?;
     let name = Store::open(&dir.database())
         .ok()
         .and_then(|s| s.read().get_meta(META_DISPLAY_NAME).ok().flatten());
@@ -49,12 +54,17 @@ pub(crate) async fn run(config: &Config, json: bool) -> anyhow::Result<()> {
         })
         .collect();
     let out = IdOutput {
-        uid: identity.uid().to_string(),
-        fingerprint: identity.root_public().fingerprint().to_string(),
+        uid: identity.uid().map(|u| u.to_string()),
+        fingerprint: identity.root_public().map(|r| r.fingerprint().to_string()),
+        role: match identity {
+            DeviceIdentity::Primary(_) => "primary",
+            DeviceIdentity::Companion(_) => "linked",
+            DeviceIdentity::PendingLink(_) => "pending-link",
+        },
         name,
         peer_id: peer_id.to_string(),
-        root_public_key: identity.root_public().to_string(),
-        device_public_key: identity.device.public().to_string(),
+        root_public_key: identity.root_public().map(|r| r.to_string()),
+        device_public_key: identity.device().public().to_string(),
         running: is_running,
         listen_addrs,
     };
@@ -62,8 +72,16 @@ pub(crate) async fn run(config: &Config, json: bool) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
-    println!("UID:         {}", out.uid);
-    println!("Fingerprint: {}", out.fingerprint);
+    match (&out.uid, &out.fingerprint) {
+        (Some(uid), Some(fingerprint)) => {
+            println!("UID:         {uid}");
+            println!("Fingerprint: {fingerprint}");
+        }
+        _ => println!("UID:         (none yet: this device is waiting to be linked)"),
+    }
+    if out.role != "primary" {
+        println!("Role:        {} (no root key on this device)", out.role);
+    }
     if let Some(name) = &out.name {
         println!("Name:        {name}");
     }

@@ -1,7 +1,11 @@
 //! `rhizo init`.
 
 use anyhow::Context;
-use rhizo_node::{Config, DataDir, data_dir::InitOutcome, node::META_DISPLAY_NAME};
+use rhizo_node::{
+    Config, DataDir,
+    data_dir::{InitLinkOutcome, InitOutcome},
+    node::META_DISPLAY_NAME,
+};
 use rhizo_store::Store;
 
 use crate::cli::InitArgs;
@@ -19,6 +23,9 @@ pub(crate) async fn run(config: &Config, args: &InitArgs) -> anyhow::Result<()> 
         }
     }
     let dir = DataDir::new(config.data_dir.clone());
+    if args.link {
+        return init_link(&dir);
+    }
     let now = u64::try_from(rhizo_node::unix_now()).unwrap_or(0);
     match dir.init(now)? {
         InitOutcome::AlreadyInitialised(identity) => {
@@ -39,6 +46,33 @@ pub(crate) async fn run(config: &Config, args: &InitArgs) -> anyhow::Result<()> 
             println!("Device:      {}", identity.peer_id());
             println!();
             println!("Next: `rhizo run` starts the node; `rhizo id` shows these again.");
+        }
+    }
+    Ok(())
+}
+
+/// `rhizo init --link`: a device key only, waiting to be linked.
+fn init_link(dir: &DataDir) -> anyhow::Result<()> {
+    match dir.init_link()? {
+        InitLinkOutcome::AlreadyInitialised(identity) => {
+            eprintln!(
+                "rhizo is already initialised in {} (device {}); existing keys were left unchanged",
+                dir.path().display(),
+                identity.peer_id()
+            );
+        }
+        InitLinkOutcome::Created(device) => {
+            println!(
+                "Created a device key in {} (no identity yet)",
+                dir.path().display()
+            );
+            let peer_id = rhizo_node::data_dir::DeviceIdentity::PendingLink(device).peer_id();
+            println!("Device:      {peer_id}");
+            println!();
+            println!(
+                "Next: `rhizo run` starts the node waiting to be linked; `rhizo device link` prints \
+                 a link ticket; on your device with the root key run `rhizo device add TICKET`."
+            );
         }
     }
     Ok(())

@@ -19,6 +19,7 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
             println!("Local API: http://{api_addr} (token in the data dir's api.token)");
         }
         NodeReport::Listening(addr) => println!("Listening: {addr}"),
+        NodeReport::Linked { uid } => println!("Linked:    this device now belongs to UID {uid}"),
         NodeReport::PeerConnected(peer) => println!("Connected: {peer}"),
         NodeReport::BootstrapPartlyFailed(failed) => {
             for (addr, why) in failed {
