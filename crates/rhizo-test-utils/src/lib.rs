@@ -76,6 +76,16 @@ pub struct TestNode {
 impl TestNode {
     /// Creates a data dir and an identity (`rhizo init`). `name` labels logs.
     pub fn init(bin: &Path, name: &str) -> anyhow::Result<Self> {
+        Self::init_with(bin, name, &["init", "--name", name])
+    }
+
+    /// Creates a data dir with only a device key, waiting to be linked (`rhizo init --link`);
+    /// its [`uid`](Self::uid) is empty.
+    pub fn init_link(bin: &Path, name: &str) -> anyhow::Result<Self> {
+        Self::init_with(bin, name, &["init", "--link"])
+    }
+
+    fn init_with(bin: &Path, name: &str, init: &[&str]) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix(&format!("rhizo-test-{name}-"))
             .tempdir()?;
@@ -93,7 +103,7 @@ impl TestNode {
             uid: String::new(),
             http,
         };
-        let out = node.cli(&["init", "--name", name])?;
+        let out = node.cli(init)?;
         if !out.status.success() {
             bail!(
                 "rhizo init failed: {}",

@@ -75,6 +75,9 @@ pub(crate) enum Command {
     /// info, and invitations
     #[command(subcommand)]
     Group(GroupCommand),
+    /// This identity's devices: link a new one (`link` on it, `add` here), list, revoke
+    #[command(subcommand)]
+    Device(DeviceCommand),
     /// Set or show profiles (name, avatar), sent end-to-end to contacts
     #[command(subcommand)]
     Profile(ProfileCommand),
@@ -573,6 +576,34 @@ pub(crate) enum GroupAdminCommand {
         group: String,
         /// Contact name or UID of an admin
         member: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DeviceCommand {
+    /// On a new device (`rhizo init --link`, node running): print a link ticket and its QR code
+    Link {
+        /// Print only the ticket text
+        #[arg(long)]
+        no_qr: bool,
+    },
+    /// On a device with the root key: link the device of TICKET (shows its fingerprint first)
+    Add {
+        /// The new device's link ticket (`rhz1link…`)
+        ticket: String,
+        /// Link without asking to confirm the fingerprint
+        #[arg(long)]
+        yes: bool,
+        /// A name for the device, shown in `rhizo device list`
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// This identity's devices: name, fingerprint, added, last seen
+    List(JsonArg),
+    /// Revoke a linked device (its id, name or fingerprint prefix): a new device list without it
+    Revoke {
+        /// The device
+        device: String,
     },
 }
 

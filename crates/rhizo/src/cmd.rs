@@ -7,6 +7,7 @@ mod chat;
 mod config;
 mod contacts;
 mod demo;
+mod device;
 mod group;
 mod id;
 mod init;
@@ -47,6 +48,7 @@ pub(crate) async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Messages(args) => chat::messages(&load_config(&cli, None)?, args).await,
         Command::Chat(args) => chat::chat(&load_config(&cli, None)?, args).await,
         Command::Group(c) => group::run(&load_config(&cli, None)?, c).await,
+        Command::Device(c) => device::run(&load_config(&cli, None)?, c).await,
         Command::Agent(AgentCommand::Card(c)) => agent::card(&load_config(&cli, None)?, c).await,
         Command::Agent(AgentCommand::Serve(args)) => {
             agent::serve(&load_config(&cli, None)?, args).await

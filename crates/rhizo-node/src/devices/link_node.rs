@@ -178,6 +178,10 @@ async fn link_ticket(State(state): State<Arc<LinkState>>) -> Response {
             .collect::<Vec<_>>(),
         Err(e) => return crate::api::error(StatusCode::SERVICE_UNAVAILABLE, "BUSY", e.to_string()),
     };
+    if addrs.is_empty() {
+        let why = "the node is not listening yet (or only on 0.0.0.0 without a bound address)";
+        return crate::api::error(StatusCode::SERVICE_UNAVAILABLE, "BUSY", why);
+    }
     let now = u64::try_from(crate::unix_now()).unwrap_or(0);
     let made = LinkSecret::generate()
         .map_err(|e| e.to_string())

@@ -1,0 +1,99 @@
+//! Linking a second device with real processes: `init --link`, `run`, `device link` on the new
+//! device, `device add --yes` on the one with the root key; both then have one UID; the list
+//! shows both, and after `device revoke` one.
+
+use std::{path::Path, time::Duration};
+
+use rhizo_test_utils::{TestNode, wait_for};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_rhizo");
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn json(node: &TestNode, args: &[&str]) -> Value {
+    let out = node.cli(args).unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&stdout(&out)).unwrap()
+}
+
+#[test]
+fn a_second_device_is_linked_listed_and_revoked() {
+    let mut a1 = TestNode::init(Path::new(BIN), "a1").unwrap();
+    a1.start(&[]).unwrap();
+    let mut a2 = TestNode::init_link(Path::new(BIN), "a2").unwrap();
+    let id = json(&a2, &["id", "--json"]);
+    assert_eq!(id["role"], "pending-link");
+    assert!(id["uid"].is_null());
+    let mut args = TestNode::default_run_args();
+    args.extend(["--bootstrap".to_owned(), a1.listen_addr().unwrap()]);
+    a2.spawn(&args).unwrap();
+
+    // The ticket is ready once the new device's node listens.
+    let ticket = wait_for(TIMEOUT, "a link ticket from a2", || {
+        let out = a2.cli(&["device", "link", "--no-qr"]).ok()?;
+        let text = stdout(&out);
+        let line = text.lines().find(|l| l.starts_with("rhz1link"))?;
+        out.status.success().then(|| line.to_owned())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", a2.logs()));
+
+    let out = a1
+        .cli(&["device", "add", &ticket, "--yes", "--name", "laptop"])
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}{}",
+        String::from_utf8_lossy(&out.stderr),
+        a1.logs(),
+        a2.logs()
+    );
+    assert!(
+        stdout(&out).contains("New device fingerprint:"),
+        "{}",
+        stdout(&out)
+    );
+
+    // Same UID on both devices; a2 holds no root key.
+    let id = json(&a2, &["whoami", "--json"]);
+    assert_eq!(id["uid"].as_str(), Some(a1.uid()));
+    assert_eq!(id["role"], "linked");
+    assert!(!a2.data_dir().join("root.key").exists());
+    // The ticket was single use.
+    let again = a1.cli(&["device", "add", &ticket, "--yes"]).unwrap();
+    assert!(!again.status.success());
+
+    let list = json(&a1, &["device", "list", "--json"]);
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 2, "{list:?}");
+    let linked = list.iter().find(|d| d["this_device"] == false).unwrap();
+    assert_eq!(linked["id"].as_str(), Some(a2.peer_id()));
+    assert_eq!(linked["name"], "laptop");
+
+    // Root-only operations on the linked device say where to run them.
+    let out = a2.cli(&["device", "list"]).unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("does not hold the root key"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = a1.cli(&["device", "revoke", a2.peer_id()]).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list = json(&a1, &["device", "list", "--json"]);
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list:?}");
+    a2.stop().unwrap();
+    a1.stop().unwrap();
+}
