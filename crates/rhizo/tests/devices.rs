@@ -86,6 +86,25 @@ fn a_second_device_is_linked_listed_and_revoked() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // A contact fetches the new device list (the newest version in the DHT) but trusts only the
+    // devices that proved possession with a KeyPackage bundle of their own: a linked device
+    // publishes one once it runs messaging (the next slice), so bob addresses a1 alone.
+    let mut bob = TestNode::init(Path::new(BIN), "bob").unwrap();
+    bob.start(&["--bootstrap".into(), a1.listen_addr().unwrap()])
+        .unwrap();
+    wait_for(TIMEOUT, "bob adds alice by UID from the DHT", || {
+        let out = bob
+            .cli(&["contacts", "add", a1.uid(), "--name", "alice"])
+            .ok()?;
+        out.status.success().then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", bob.logs()));
+    let contacts = json(&bob, &["contacts", "list", "--json"]);
+    let devices = contacts[0]["devices"].as_array().unwrap();
+    assert_eq!(devices.len(), 1, "{contacts}");
+    assert_eq!(devices[0].as_str(), Some(a1.peer_id()), "{contacts}");
+    bob.stop().unwrap();
+
     let out = a1.cli(&["device", "revoke", a2.peer_id()]).unwrap();
     assert!(
         out.status.success(),
