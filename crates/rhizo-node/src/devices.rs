@@ -17,6 +17,7 @@
 //! What a linked device does not do yet (the next slice): join conversations, the sync group,
 //! history transfer. Its node serves only the link protocol and a small API.
 
+use axum::http::StatusCode;
 use rhizo_core::link::{LinkError, LinkRefusal};
 use serde::{Deserialize, Serialize};
 
@@ -83,22 +84,28 @@ pub enum DeviceError {
 }
 
 impl DeviceError {
-    /// The HTTP status and the stable code of the local API (docs/local-api.md).
-    pub fn status(&self) -> (u16, &'static str) {
+    /// The HTTP status and the stable code of the local API (docs/local-api.md, "Errors").
+    pub fn status(&self) -> (StatusCode, &'static str) {
         match self {
-            Self::BadTicket(LinkError::Expired) => (400, "TICKET_EXPIRED"),
-            Self::BadTicket(_) => (400, "BAD_TICKET"),
-            Self::Ourselves => (400, "BAD_INPUT"),
-            Self::Unreachable(_) => (503, "UNREACHABLE"),
-            Self::Refused(_) | Self::WrongProof => (409, "LINK_REFUSED"),
-            Self::TooManyDevices => (409, "TOO_MANY_DEVICES"),
-            Self::UnknownDevice(_) => (404, "UNKNOWN_DEVICE"),
-            Self::ThisDevice => (400, "THIS_DEVICE"),
-            Self::NoRootKey => (409, "NO_ROOT_KEY"),
-            Self::AlreadyLinked => (409, "ALREADY_LINKED"),
-            Self::Job(_) => (500, "INTERNAL"),
+            Self::BadTicket(LinkError::Expired) => (StatusCode::BAD_REQUEST, "TICKET_EXPIRED"),
+            Self::BadTicket(_) => (StatusCode::BAD_REQUEST, "BAD_TICKET"),
+            Self::Ourselves => (StatusCode::BAD_REQUEST, "BAD_INPUT"),
+            Self::Unreachable(_) => (StatusCode::SERVICE_UNAVAILABLE, "UNREACHABLE"),
+            Self::Refused(_) | Self::WrongProof => (StatusCode::CONFLICT, "LINK_REFUSED"),
+            Self::TooManyDevices => (StatusCode::CONFLICT, "TOO_MANY_DEVICES"),
+            Self::UnknownDevice(_) => (StatusCode::NOT_FOUND, "UNKNOWN_DEVICE"),
+            Self::ThisDevice => (StatusCode::BAD_REQUEST, "THIS_DEVICE"),
+            Self::NoRootKey => (StatusCode::CONFLICT, "NO_ROOT_KEY"),
+            Self::AlreadyLinked => (StatusCode::CONFLICT, "ALREADY_LINKED"),
+            Self::Job(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
         }
     }
+}
+
+/// The local API's answer to a [`DeviceError`]: its status, stable code and message.
+pub(crate) fn device_error(e: &DeviceError) -> axum::response::Response {
+    let (status, code) = e.status();
+    crate::api::error(status, code, e.to_string())
 }
 
 /// `POST /v1/devices` body.

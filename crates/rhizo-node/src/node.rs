@@ -144,7 +144,7 @@ pub async fn run(
 ) -> Result<(), NodeError> {
     let dir = DataDir::new(config.data_dir.clone());
     let identity = match dir.load_device()? {
-        DeviceIdentity::Primary(identity) => identity,
+        DeviceIdentity::Primary(identity) => *identity,
         // Without the root key the node only serves `/rhizo/link/1` (see `devices`).
         other => return crate::devices::run_link_node(config, dir, other, shutdown, report).await,
     };

@@ -15,13 +15,13 @@ fn stdout(out: &std::process::Output) -> String {
 }
 
 fn json(node: &TestNode, args: &[&str]) -> Value {
-    let out = node.cli(args).unwrap();
+    let out = node.cli(args).expect("the CLI runs");
     assert!(
         out.status.success(),
         "{args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_str(&stdout(&out)).unwrap()
+    serde_json::from_str(&stdout(&out)).expect("JSON output")
 }
 
 #[test]

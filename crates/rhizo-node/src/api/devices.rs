@@ -10,13 +10,7 @@ use axum::{
 };
 
 use super::ApiState;
-use crate::devices::{AddDeviceRequest, DeviceError};
-
-fn device_error(e: &DeviceError) -> Response {
-    let (status, code) = e.status();
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    super::error(status, code, e.to_string())
-}
+use crate::devices::{AddDeviceRequest, DeviceError, device_error};
 
 pub(super) async fn list_devices(State(state): State<ApiState>) -> Response {
     match state.inner.messaging.devices().await {

@@ -42,7 +42,7 @@ impl std::fmt::Debug for CompanionIdentity {
 #[derive(Debug)]
 pub enum DeviceIdentity {
     /// Root key, device key and certificate (`rhizo init`).
-    Primary(LocalIdentity),
+    Primary(Box<LocalIdentity>),
     /// Device key, certificate and root public key (`rhizo init --link`, then linked).
     Companion(CompanionIdentity),
     /// Only a device key (`rhizo init --link`, not linked yet).
@@ -88,9 +88,9 @@ impl DeviceIdentity {
 #[derive(Debug)]
 pub enum InitLinkOutcome {
     /// A device key was made; the device waits to be linked.
-    Created(DeviceKey),
+    Created(Box<DeviceKey>),
     /// Keys existed already; nothing was changed.
-    AlreadyInitialised(DeviceIdentity),
+    AlreadyInitialised(Box<DeviceIdentity>),
 }
 
 impl DataDir {
@@ -115,7 +115,9 @@ impl DataDir {
     /// key file exists (then nothing is written).
     pub fn init_link(&self) -> Result<InitLinkOutcome, DataDirError> {
         if self.root_key_file().exists() || self.device_key_file().exists() {
-            return self.load_device().map(InitLinkOutcome::AlreadyInitialised);
+            return self
+                .load_device()
+                .map(|d| InitLinkOutcome::AlreadyInitialised(Box::new(d)));
         }
         self.create()?;
         let device = DeviceKey::generate().map_err(|e| DataDirError::Keygen(e.to_string()))?;
@@ -123,13 +125,13 @@ impl DataDir {
         write_new_file(&self.pending_link_file(), b"", 0o600)?;
         write_new_file(&self.device_key_file(), &device.to_bytes()[..], 0o600)?;
         sync_dir(&self.path)?;
-        Ok(InitLinkOutcome::Created(device))
+        Ok(InitLinkOutcome::Created(Box::new(device)))
     }
 
     /// Loads whatever this data dir holds: see [`DeviceIdentity`].
     pub fn load_device(&self) -> Result<DeviceIdentity, DataDirError> {
         if self.root_key_file().exists() {
-            return self.load().map(DeviceIdentity::Primary);
+            return self.load().map(|i| DeviceIdentity::Primary(Box::new(i)));
         }
         if !self.device_key_file().exists() {
             return Err(DataDirError::NotInitialised(self.path.clone()));

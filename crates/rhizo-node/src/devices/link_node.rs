@@ -22,7 +22,9 @@ use rhizo_net::NetEvent;
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
-use super::{DeviceError, LinkTicketView, device_fingerprint, responder::answer_link};
+use super::{
+    DeviceError, LinkTicketView, device_error, device_fingerprint, responder::answer_link,
+};
 use crate::{
     Config,
     data_dir::{DataDir, DeviceIdentity},
@@ -149,13 +151,6 @@ async fn health() -> Json<crate::api::HealthResponse> {
         status: "ok".into(),
         version: env!("CARGO_PKG_VERSION").into(),
     })
-}
-
-/// The answer to a [`DeviceError`] (status and stable code).
-pub(crate) fn device_error(e: &DeviceError) -> Response {
-    let (status, code) = e.status();
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    crate::api::error(status, code, e.to_string())
 }
 
 async fn no_root_key() -> Response {

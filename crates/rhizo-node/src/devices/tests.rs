@@ -73,7 +73,7 @@ async fn a_device_is_linked_over_the_link_protocol_once_and_only_with_the_secret
     let secret = LinkSecret::generate().unwrap();
     dir.write_link_secret(&secret, now()).unwrap();
     let device_pk = device.public();
-    let addr = serve_link(dir.clone(), device).await;
+    let addr = serve_link(dir.clone(), *device).await;
     let ticket = LinkTicket::new(device_pk, secret, vec![addr.to_string()], now()).unwrap();
 
     let root = RootKey::generate().unwrap();

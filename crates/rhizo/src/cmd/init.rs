@@ -66,7 +66,7 @@ fn init_link(dir: &DataDir) -> anyhow::Result<()> {
                 "Created a device key in {} (no identity yet)",
                 dir.path().display()
             );
-            let peer_id = rhizo_node::data_dir::DeviceIdentity::PendingLink(device).peer_id();
+            let peer_id = rhizo_node::data_dir::DeviceIdentity::PendingLink(*device).peer_id();
             println!("Device:      {peer_id}");
             println!();
             println!(
