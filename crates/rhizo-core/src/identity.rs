@@ -22,9 +22,12 @@
 //! * `keys` — [`RootKey`], [`RootPublicKey`], [`DeviceKey`], [`DevicePublicKey`].
 //! * `uid` — [`Uid`] and [`Fingerprint`], both derived from a [`RootPublicKey`].
 //! * `certificate` — [`DeviceCertificate`] and its 137-byte wire format.
+//! * `phrase` — the root key as a BIP-39 recovery phrase ([`RootKey::to_phrase`],
+//!   [`RootKey::from_phrase`]).
 
 mod certificate;
 mod keys;
+mod phrase;
 mod uid;
 
 use std::fmt;
@@ -36,6 +39,7 @@ pub use keys::{
     DeviceKey, DevicePublicKey, PUBLIC_KEY_LEN, RootKey, RootPublicKey, SECRET_KEY_LEN,
     SIGNATURE_LEN,
 };
+pub use phrase::{PHRASE_WORDS, PhraseError};
 pub use uid::{FINGERPRINT_DOMAIN, FINGERPRINT_LEN, Fingerprint, UID_DOMAIN, UID_LEN, Uid};
 
 /// `domain ‖ parts…`, concatenated with no length prefixes: the message an

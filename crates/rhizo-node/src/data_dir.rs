@@ -219,6 +219,17 @@ impl DataDir {
     /// Creates a root key, a device key and the device certificate — unless any key file
     /// exists, in which case nothing is written (existing keys are never overwritten).
     pub fn init(&self, now_unix: u64) -> Result<InitOutcome, DataDirError> {
+        let root = RootKey::generate().map_err(|e| DataDirError::Keygen(e.to_string()))?;
+        self.init_with_root(root, now_unix)
+    }
+
+    /// Like [`init`](Self::init), with a given root key: `rhizo init --recover` recreates an
+    /// identity from its recovery phrase, with a new device key.
+    pub fn init_with_root(
+        &self,
+        root: RootKey,
+        now_unix: u64,
+    ) -> Result<InitOutcome, DataDirError> {
         if self.root_key_file().exists()
             || self.device_key_file().exists()
             || self.device_cert_file().exists()
@@ -226,7 +237,6 @@ impl DataDir {
             return self.load().map(InitOutcome::AlreadyInitialised);
         }
         self.create()?;
-        let root = RootKey::generate().map_err(|e| DataDirError::Keygen(e.to_string()))?;
         let device = DeviceKey::generate().map_err(|e| DataDirError::Keygen(e.to_string()))?;
         let certificate = root.certify_device(&device.public(), now_unix);
         // The root key is written last: its presence marks a complete identity.

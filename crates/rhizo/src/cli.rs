@@ -75,6 +75,9 @@ pub(crate) enum Command {
     /// info, and invitations
     #[command(subcommand)]
     Group(GroupCommand),
+    /// The identity's root key: export it as a recovery phrase
+    #[command(subcommand)]
+    Identity(IdentityCommand),
     /// This identity's devices: link a new one (`link` on it, `add` here), list, revoke
     #[command(subcommand)]
     Device(DeviceCommand),
@@ -616,6 +619,17 @@ pub(crate) struct InitArgs {
     /// `rhizo run`, `rhizo device link`, and `rhizo device add TICKET` on the other device
     #[arg(long, conflicts_with = "name")]
     pub(crate) link: bool,
+    /// Recreate an identity from its 24-word recovery phrase, read from stdin (never from the
+    /// command line), with a new device key; the identity's old devices are left out of the
+    /// device list this node publishes
+    #[arg(long, conflicts_with = "link")]
+    pub(crate) recover: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum IdentityCommand {
+    /// Print the root key as a 24-word recovery phrase (BIP-39): write it down, keep it secret
+    ExportPhrase,
 }
 
 #[derive(Debug, Args)]

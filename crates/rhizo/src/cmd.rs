@@ -49,6 +49,7 @@ pub(crate) async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Chat(args) => chat::chat(&load_config(&cli, None)?, args).await,
         Command::Group(c) => group::run(&load_config(&cli, None)?, c).await,
         Command::Device(c) => device::run(&load_config(&cli, None)?, c).await,
+        Command::Identity(c) => init::identity(&load_config(&cli, None)?, c),
         Command::Agent(AgentCommand::Card(c)) => agent::card(&load_config(&cli, None)?, c).await,
         Command::Agent(AgentCommand::Serve(args)) => {
             agent::serve(&load_config(&cli, None)?, args).await

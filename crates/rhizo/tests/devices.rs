@@ -116,3 +116,59 @@ fn a_second_device_is_linked_listed_and_revoked() {
     a2.stop().unwrap();
     a1.stop().unwrap();
 }
+
+/// Runs `rhizo --data-dir DIR ARGS` with `input` on stdin, killed after a bound.
+fn run_with_stdin(dir: &Path, args: &[&str], input: &str) -> std::process::Output {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("rhizo starts");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("phrase written");
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while child.try_wait().expect("status").is_none() {
+        assert!(std::time::Instant::now() < deadline, "rhizo {args:?} hangs");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("output")
+}
+
+#[test]
+fn the_recovery_phrase_recreates_the_identity_on_a_new_data_dir() {
+    let a1 = TestNode::init(Path::new(BIN), "a1").unwrap();
+    let out = a1.cli(&["identity", "export-phrase"]).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let phrase = stdout(&out);
+    assert_eq!(phrase.split_whitespace().count(), 24);
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("recovered");
+    let wrong = phrase.replacen(phrase.split_whitespace().next().unwrap(), "zzz", 1);
+    let out = run_with_stdin(&dir, &["init", "--recover"], &wrong);
+    assert!(!out.status.success());
+    let out = run_with_stdin(&dir, &["init", "--recover"], &phrase);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run_with_stdin(&dir, &["id", "--json"], "");
+    let id: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(id["uid"].as_str(), Some(a1.uid()));
+    assert_ne!(id["peer_id"].as_str(), Some(a1.peer_id()));
+}

@@ -27,7 +27,12 @@ pub(crate) async fn run(config: &Config, args: &InitArgs) -> anyhow::Result<()> 
         return init_link(&dir);
     }
     let now = u64::try_from(rhizo_node::unix_now()).unwrap_or(0);
-    match dir.init(now)? {
+    let outcome = if args.recover {
+        dir.init_with_root(read_phrase()?, now)?
+    } else {
+        dir.init(now)?
+    };
+    match outcome {
         InitOutcome::AlreadyInitialised(identity) => {
             eprintln!(
                 "rhizo is already initialised in {} (UID {}); existing keys were left unchanged",
@@ -40,7 +45,14 @@ pub(crate) async fn run(config: &Config, args: &InitArgs) -> anyhow::Result<()> 
             if let Some(name) = &args.name {
                 store.write(|tx| tx.set_meta(META_DISPLAY_NAME, name.trim()))?;
             }
-            println!("Created a new rhizo identity in {}", dir.path().display());
+            if args.recover {
+                println!(
+                    "Recovered the identity in {} with a new device",
+                    dir.path().display()
+                );
+            } else {
+                println!("Created a new rhizo identity in {}", dir.path().display());
+            }
             println!("UID:         {}", identity.uid());
             println!("Fingerprint: {}", identity.root_public().fingerprint());
             println!("Device:      {}", identity.peer_id());
@@ -73,6 +85,43 @@ fn init_link(dir: &DataDir) -> anyhow::Result<()> {
                 "Next: `rhizo run` starts the node waiting to be linked; `rhizo device link` prints \
                  a link ticket; on your device with the root key run `rhizo device add TICKET`."
             );
+        }
+    }
+    Ok(())
+}
+
+/// Longest phrase input read from stdin.
+const MAX_PHRASE_INPUT: u64 = 4096;
+
+/// Reads the recovery phrase from stdin (prompting on a terminal).
+fn read_phrase() -> anyhow::Result<rhizo_core::RootKey> {
+    use std::io::{IsTerminal, Read};
+    if std::io::stdin().is_terminal() {
+        eprintln!("Type your 24-word recovery phrase, then Enter and Ctrl-D:");
+    }
+    let mut text = zeroize::Zeroizing::new(String::new());
+    std::io::stdin()
+        .take(MAX_PHRASE_INPUT)
+        .read_to_string(&mut text)
+        .context("cannot read the recovery phrase from stdin")?;
+    Ok(rhizo_core::RootKey::from_phrase(&text)?)
+}
+
+/// `rhizo identity export-phrase`.
+pub(crate) fn identity(
+    config: &Config,
+    command: &crate::cli::IdentityCommand,
+) -> anyhow::Result<()> {
+    match command {
+        crate::cli::IdentityCommand::ExportPhrase => {
+            let identity = DataDir::new(config.data_dir.clone()).load()?;
+            eprintln!(
+                "Your recovery phrase (UID {}). Anyone who has it IS you: write it down, keep it \
+                 offline, never type it into a website. `rhizo init --recover` recreates the \
+                 identity; it cannot read past messages.",
+                identity.uid()
+            );
+            println!("{}", identity.root.to_phrase().as_str());
         }
     }
     Ok(())

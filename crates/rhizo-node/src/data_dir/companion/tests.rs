@@ -64,6 +64,23 @@ fn init_link_makes_only_a_device_key_and_link_completes_a_companion() {
 }
 
 #[test]
+fn a_recovered_identity_has_the_same_uid_and_a_new_device() {
+    let tmp = tempfile::tempdir().unwrap();
+    let first = DataDir::new(tmp.path().join("first"));
+    let InitOutcome::Created(original) = first.init(1).unwrap() else {
+        panic!("expected a new identity");
+    };
+    let phrase = original.root.to_phrase();
+    let again = DataDir::new(tmp.path().join("again"));
+    let root = RootKey::from_phrase(&phrase).unwrap();
+    let InitOutcome::Created(recovered) = again.init_with_root(root, 2).unwrap() else {
+        panic!("expected a recovered identity");
+    };
+    assert_eq!(recovered.uid(), original.uid());
+    assert_ne!(recovered.device.public(), original.device.public());
+}
+
+#[test]
 fn a_primary_loads_as_primary_and_a_damaged_companion_is_reported() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = DataDir::new(tmp.path());
