@@ -138,3 +138,15 @@ fn link_messages_round_trip_and_bad_bytes_are_errors() {
     assert!(LinkRequest::decode(&[0u8; MAX_LINK_MESSAGE_BYTES + 1]).is_err());
     assert!(LinkResponse::decode(b"\x0a\x03abc").is_err());
 }
+
+proptest::proptest! {
+    #[test]
+    fn decoders_never_panic_on_arbitrary_input(bytes in proptest::collection::vec(0u8.., 0..600)) {
+        let _ = LinkRequest::decode(&bytes);
+        let _ = LinkResponse::decode(&bytes);
+        let text = String::from_utf8_lossy(&bytes);
+        let _ = text.parse::<LinkTicket>();
+        let _ = format!("rhz1link{text}").parse::<LinkTicket>();
+        let _ = crate::RootKey::from_phrase(&text);
+    }
+}
