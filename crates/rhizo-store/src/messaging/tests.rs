@@ -617,7 +617,8 @@ fn a_database_restored_from_an_older_copy_never_hands_out_a_used_sequence_number
     // Restored, the node starts again an hour later.
     let mut s = Store::open(&path).unwrap();
     assert_eq!(
-        s.write(|tx| tx.raise_sequence_floor(t1 + 3_600_000)).unwrap(),
+        s.write(|tx| tx.raise_sequence_floor(t1 + 3_600_000))
+            .unwrap(),
         1
     );
     let next = s.write(|tx| tx.take_next_seq(&session)).unwrap();
