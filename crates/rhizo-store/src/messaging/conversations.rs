@@ -93,13 +93,12 @@ impl Tx<'_> {
     /// all below the floor of a later start (see [`SEQUENCES_PER_MS`]).
     pub fn raise_sequence_floor(&mut self, now_ms: i64) -> Result<usize, StoreError> {
         let floor = sequence_floor(now_ms);
-        Ok(self
-            .conn
+        self.conn
             .execute(
                 "UPDATE conversations SET next_seq = ?1 WHERE next_seq < ?1",
                 [floor],
             )
-            .context("raising the sequence floor")?)
+            .context("raising the sequence floor")
     }
 
     /// Takes the next sequence number of a conversation (persisted before use, so a number is
