@@ -152,8 +152,8 @@ pub async fn run(
     let peer_id = identity.peer_id();
     let uid = identity.uid().to_string();
     let public_key = public_key_response(&identity);
-    let (db, name, known_peers) = open_database(&dir).await?;
     let clock: SharedClock = Arc::new(SystemClock);
+    let (db, name, known_peers) = open_database(&dir, clock.now_ms()).await?;
     let had_known_peers = !known_peers.is_empty();
     info!(%peer_id, known = known_peers.len(), "starting node");
     let (client, mut net_events, event_loop) =
@@ -222,17 +222,21 @@ pub async fn run(
     outcome
 }
 
-/// Opens the database (and creates or upgrades the MLS tables in the same file), reads what
-/// the start needs, and hands the store to its one owner.
+/// Opens the database (and creates or upgrades the MLS tables in the same file), raises the
+/// sequence floor for a start at `now_ms` (so a database restored from an older copy never
+/// sends a sequence number twice: protocol.md §13), reads what the start needs, and hands the
+/// store to its one owner.
 async fn open_database(
     dir: &DataDir,
+    now_ms: i64,
 ) -> Result<(Db, Option<String>, Vec<(PeerId, Vec<Multiaddr>)>), NodeError> {
     let db_path = dir.database();
     let store = blocking(move || -> Result<Store, NodeError> {
-        let store = Store::open(&db_path)?;
+        let mut store = Store::open(&db_path)?;
         // Create or upgrade the MLS tables (openmls' storage) in the same file, once.
         rhizo_e2e::E2eStore::open(&db_path)
             .map_err(|e| NodeError::Task(format!("MLS storage: {e}")))?;
+        store.write(|tx| tx.raise_sequence_floor(now_ms))?;
         Ok(store)
     })
     .await??;

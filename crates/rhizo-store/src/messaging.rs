@@ -22,7 +22,7 @@ mod seen;
 pub use contacts::{
     AddContact, Contact, ContactDevice, MAX_CONTACT_NAME_CHARS, MAX_DEVICES_PER_CONTACT,
 };
-pub use conversations::ConversationRow;
+pub use conversations::{ConversationRow, SEQUENCES_PER_MS, sequence_floor};
 pub use messages::{MAX_HISTORY, MessageRow, MessageState, NewMessage, SentCommit, UnreadMessage};
 pub use outbox::{NO_RETRY, OutboxItem, OutboxSummaryRow};
 pub use parked::{PARKED_KINDS, Parked, ParkedContact};

@@ -198,6 +198,21 @@ impl TestNode {
         self.wait_ready()
     }
 
+    /// [`start`](Self::start) for every node of `nodes` at once, each with the default args
+    /// plus `extra`: all processes are spawned first, then each is waited for, so their
+    /// start-ups overlap instead of queueing.
+    pub fn start_all(nodes: &mut [Self], extra: &[String]) -> anyhow::Result<()> {
+        let mut args = Self::default_run_args();
+        args.extend_from_slice(extra);
+        for node in nodes.iter_mut() {
+            node.spawn(&args)?;
+        }
+        for node in nodes.iter_mut() {
+            node.wait_ready()?;
+        }
+        Ok(())
+    }
+
     /// Starts `rhizo run` with exactly `args` (after `--data-dir`), without waiting.
     pub fn spawn(&mut self, args: &[String]) -> anyhow::Result<()> {
         if self.child.is_some() {

@@ -521,11 +521,9 @@ fn a_channel_post_reaches_all_20_nodes_exactly_once() {
     let result = (|| -> anyhow::Result<()> {
         nodes[0].start(&wide)?;
         let hub = nodes[0].listen_addr()?;
-        for node in nodes.iter_mut().skip(1) {
-            let mut args = wide.clone();
-            args.extend(strings(&["--bootstrap", &hub]));
-            node.start(&args)?;
-        }
+        let mut args = wide.clone();
+        args.extend(strings(&["--bootstrap", &hub]));
+        TestNode::start_all(&mut nodes[1..], &args)?;
         let created = nodes[0].api_post("/v1/channels", &json!({"name": "town square"}))?;
         let id = created["id"].as_str().context("no id")?.to_string();
         for node in nodes.iter().skip(1) {

@@ -30,13 +30,13 @@
 //! testing anything. Each node's local API is on 127.0.0.1 of its own namespace, so every CLI
 //! call also runs through `ip netns exec` in that namespace.
 //!
-//! The three tests take a lock so they run one after the other (the timings they print are
-//! then not skewed by each other on a small machine).
+//! The three tests run in parallel like any others: each has its own namespaces (named after
+//! the process and a counter), so the addresses and ports they reuse never meet. The timings
+//! they print are therefore those of a shared machine.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -63,10 +63,16 @@ const KEY_PACKAGES_TIMEOUT: Duration = Duration::from_secs(60);
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long DCUtR gets to upgrade the relayed connection (test 2).
 const HOLE_PUNCH_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long the UPnP node must keep running (test 3).
-const UPNP_ALIVE_FOR: Duration = Duration::from_secs(6);
+/// How long the UPnP node gets to finish its gateway search (test 3; it logs
+/// "UPnP: no gateway found" at once where nothing answers).
+const UPNP_SEARCH_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a node gets to exit after SIGTERM.
 const EXIT_TIMEOUT: Duration = Duration::from_secs(15);
+/// The messaging nodes' mailbox poll (`--mailbox-poll-secs`; the default is 60 s). A send
+/// whose dial fails while the relayed connection is being (re)made goes to the relay's
+/// mailbox instead, which the recipient then reads on its next poll: a delivery either way,
+/// so a 60-second poll only made such a run a minute slower.
+const MAILBOX_POLL_SECS: &str = "1";
 /// Poll interval of every wait.
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
 /// How much of each node's log a failure prints.
@@ -74,8 +80,6 @@ const LOG_TAIL_BYTES: usize = 48 * 1024;
 
 /// Makes namespace names unique within this process (the pid makes them unique across runs).
 static NS_COUNTER: AtomicU32 = AtomicU32::new(0);
-/// Runs the tests one at a time (see the module docs).
-static SERIAL: Mutex<()> = Mutex::new(());
 
 fn rhizo_bin() -> &'static str {
     env!("CARGO_BIN_EXE_rhizo")
@@ -115,6 +119,19 @@ fn tcp_connects(ns: &str, ip: &str, port: u16) -> Result<bool, String> {
         return Err(format!("bash is not usable: {}", out.describe()));
     }
     Ok(false)
+}
+
+/// [`tcp_connects`] for each of `probes` (namespace, ip, port), all at once: a probe that
+/// must fail takes its whole [`PROBE_TIMEOUT`], and they do not wait for each other.
+fn tcp_probes<const N: usize>(probes: [(&str, &str, u16); N]) -> [Result<bool, String>; N] {
+    thread::scope(|scope| {
+        let running = probes.map(|(ns, ip, port)| scope.spawn(move || tcp_connects(ns, ip, port)));
+        running.map(|probe| {
+            probe
+                .join()
+                .unwrap_or_else(|_| Err("the probe thread panicked".into()))
+        })
+    })
 }
 
 /// Whether one ping from inside `ns` to `ip` is answered within a second; `None` without
@@ -482,6 +499,7 @@ impl Lab {
 
     /// SIGTERMs every node; each must exit cleanly within [`EXIT_TIMEOUT`].
     fn shut_down(&mut self) {
+        let started = Instant::now();
         for node in &self.nodes {
             sigterm(&node.child);
         }
@@ -499,6 +517,11 @@ impl Lab {
         if !problems.is_empty() {
             self.fail(&problems.join("; "));
         }
+        eprintln!(
+            "nat_netns::{}: every node exited {} after SIGTERM",
+            self.test,
+            secs(started.elapsed())
+        );
     }
 }
 
@@ -717,7 +740,6 @@ macro_rules! skip {
 #[test]
 fn two_nodes_that_cannot_dial_each_other_talk_through_a_relay() {
     const TEST: &str = "two_nodes_that_cannot_dial_each_other_talk_through_a_relay";
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let started = Instant::now();
     let mut lab = match Lab::new(TEST) {
         Ok(lab) => lab,
@@ -808,6 +830,8 @@ fn two_nodes_that_cannot_dial_each_other_talk_through_a_relay() {
             relay_addr_b.clone(),
             "--relay-via".into(),
             relay_addr_b,
+            "--mailbox-poll-secs".into(),
+            MAILBOX_POLL_SECS.into(),
         ],
         None,
     );
@@ -818,18 +842,20 @@ fn two_nodes_that_cannot_dial_each_other_talk_through_a_relay() {
             "/ip4/10.77.1.2/tcp/4747".into(),
             "--bootstrap".into(),
             relay_addr_a,
+            "--mailbox-poll-secs".into(),
+            MAILBOX_POLL_SECS.into(),
         ],
         None,
     );
     let nodes_up = t.elapsed();
 
     // With every node listening on 4747: A reaches R's port, but not B's.
-    match (
-        tcp_connects(&ns_a, "10.77.1.1", 4747),
-        tcp_connects(&ns_a, "10.77.2.2", 4747),
-        tcp_connects(&ns_b, "10.77.1.2", 4747),
-    ) {
-        (Ok(a_r), Ok(a_b), Ok(b_a)) => {
+    match tcp_probes([
+        (&ns_a, "10.77.1.1", 4747),
+        (&ns_a, "10.77.2.2", 4747),
+        (&ns_b, "10.77.1.2", 4747),
+    ]) {
+        [Ok(a_r), Ok(a_b), Ok(b_a)] => {
             assert!(
                 a_r,
                 "A cannot open a TCP connection to R: the lab is broken"
@@ -844,11 +870,15 @@ fn two_nodes_that_cannot_dial_each_other_talk_through_a_relay() {
             );
             eprintln!("nat_netns::{TEST}: TCP A->R:4747 connects; A->B and B->A do not");
         }
-        (Err(e), ..) | (_, Err(e), _) | (.., Err(e)) => {
+        [Err(e), ..] | [_, Err(e), _] | [.., Err(e)] => {
             eprintln!("nat_netns::{TEST}: TCP reachability not checked: {e}");
         }
     }
 
+    eprintln!(
+        "nat_netns::{TEST}: TCP probes done {} after the nodes were up",
+        secs(t.elapsed())
+    );
     let t = Instant::now();
     let b_status = wait_reservation(&mut lab, &b);
     let reservation_after = t.elapsed();
@@ -1026,7 +1056,6 @@ fn masquerade(ns: &str, lan: &str, wan: &str) -> Result<&'static str, String> {
 #[test]
 fn hole_punching_between_two_nats() {
     const TEST: &str = "hole_punching_between_two_nats";
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let started = Instant::now();
     if !have("iptables", "--version") && !have("nft", "--version") {
         skip!(
@@ -1134,6 +1163,8 @@ fn hole_punching_between_two_nats() {
                 relay.clone(),
                 "--relay-via".into(),
                 relay.clone(),
+                "--mailbox-poll-secs".into(),
+                MAILBOX_POLL_SECS.into(),
             ],
             Some(log),
         );
@@ -1142,12 +1173,12 @@ fn hole_punching_between_two_nats() {
 
     // The NATs work: A reaches R through NA; nothing reaches A's private address, and an
     // unsolicited connection to NB's public address is refused.
-    match (
-        tcp_connects(&ns_a, "10.88.0.1", 4747),
-        tcp_connects(&ns_b, "192.168.1.2", 4747),
-        tcp_connects(&ns_a, "10.88.0.3", 4747),
-    ) {
-        (Ok(a_r), Ok(b_a), Ok(a_nb)) => {
+    match tcp_probes([
+        (&ns_a, "10.88.0.1", 4747),
+        (&ns_b, "192.168.1.2", 4747),
+        (&ns_a, "10.88.0.3", 4747),
+    ]) {
+        [Ok(a_r), Ok(b_a), Ok(a_nb)] => {
             assert!(a_r, "A cannot open a TCP connection to R through NA");
             assert!(!b_a, "B can reach A's private address");
             assert!(!a_nb, "NB accepts an unsolicited TCP connection");
@@ -1156,7 +1187,7 @@ fn hole_punching_between_two_nats() {
                  A->NB(public, unsolicited) do not"
             );
         }
-        (Err(e), ..) | (_, Err(e), _) | (.., Err(e)) => {
+        [Err(e), ..] | [_, Err(e), _] | [.., Err(e)] => {
             eprintln!("nat_netns::{TEST}: TCP reachability not checked: {e}");
         }
     }
@@ -1238,7 +1269,6 @@ fn hole_punching_between_two_nats() {
 #[test]
 fn upnp_runs_only_inside_a_namespace() {
     const TEST: &str = "upnp_runs_only_inside_a_namespace";
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let started = Instant::now();
     let mut lab = match Lab::new(TEST) {
         Ok(lab) => lab,
@@ -1272,10 +1302,23 @@ fn upnp_runs_only_inside_a_namespace() {
         "status does not report UPnP on: {first}"
     );
 
-    // It must keep running (no gateway answers, nothing is mapped).
+    // Its gateway search ends (no gateway answers), and it keeps running: nothing is mapped.
     let alive_since = Instant::now();
-    let early = lab.poll(UPNP_ALIVE_FOR, |_| Step::<()>::Wait("running".into()));
-    assert!(early.is_err(), "poll without Done cannot finish early");
+    lab.wait(
+        UPNP_SEARCH_TIMEOUT,
+        "the UPnP gateway search to end",
+        |lab| {
+            if lab
+                .log_lines("u", &["UPnP: no gateway found"], 1)
+                .is_empty()
+            {
+                Step::Wait("no \"UPnP: no gateway found\" in u's log yet".into())
+            } else {
+                Step::Done(())
+            }
+        },
+    );
+    lab.check_alive();
     let alive_for = alive_since.elapsed();
     let last = lab.status_ok(&u);
     let reach = &last["reachability"];
@@ -1295,8 +1338,8 @@ fn upnp_runs_only_inside_a_namespace() {
 
     lab.shut_down();
     eprintln!(
-        "nat_netns::{TEST}: PASSED. node up after {}, ran {} with --upnp without crashing, \
-         total {}",
+        "nat_netns::{TEST}: PASSED. node up after {}, its gateway search ended {} later \
+         without a crash, total {}",
         secs(up_after),
         secs(alive_for),
         secs(started.elapsed())

@@ -126,10 +126,9 @@ fn start_infra(n: usize) -> anyhow::Result<(Vec<TestNode>, String)> {
     let hub_addr = hub.listen_addr()?;
     nodes.push(hub);
     for i in 1..n {
-        let mut r = TestNode::init(bin(), &format!("r{i}"))?;
-        r.start(&args(Some(&hub_addr)))?;
-        nodes.push(r);
+        nodes.push(TestNode::init(bin(), &format!("r{i}"))?);
     }
+    TestNode::start_all(&mut nodes[1..], &args(Some(&hub_addr)))?;
     Ok((nodes, hub_addr))
 }
 
@@ -272,9 +271,7 @@ fn mailbox_entries_survive_kill_9_and_churn() {
         // Churn: two replicas leave, two new nodes join; the others copy to them.
         infra[3].kill();
         infra[4].kill();
-        for s in &mut spares {
-            s.start(&args(Some(&anchor)))?;
-        }
+        TestNode::start_all(&mut spares, &args(Some(&anchor)))?;
         for s in &spares {
             wait_for(TIMEOUT, "re-replication to a new node", || {
                 held(s).is_ok_and(|h| h >= 5).then_some(())

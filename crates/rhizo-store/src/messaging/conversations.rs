@@ -19,6 +19,18 @@ pub struct ConversationRow {
     pub created_at: i64,
 }
 
+/// Sequence numbers one conversation may use per millisecond a node runs before a later
+/// start's floor could reach them. A node sends far fewer (each envelope is an MLS encryption
+/// and a durable commit), so the floor of any later start lies above every number used before.
+pub const SEQUENCES_PER_MS: i64 = 1_000;
+
+/// The lowest next sequence number of every conversation when a node starts at `now_ms`
+/// (unix ms): `now_ms × SEQUENCES_PER_MS`, about 2^51 today, far below `i64::MAX` (year
+/// 294,000). A clock before 1970 gives 1, the lowest valid number.
+pub fn sequence_floor(now_ms: i64) -> i64 {
+    now_ms.saturating_mul(SEQUENCES_PER_MS).max(1)
+}
+
 impl Reader<'_> {
     /// The conversations with a contact, oldest first.
     pub fn conversations_with(&self, uid: &[u8; 32]) -> Result<Vec<ConversationRow>, StoreError> {
@@ -71,6 +83,22 @@ impl Tx<'_> {
             )
             .context("creating a conversation")?
             == 1)
+    }
+
+    /// Raises every conversation's next sequence number to at least the floor of a node
+    /// started at `now_ms` ([`sequence_floor`]); the number of conversations raised.
+    ///
+    /// A node does this each time it starts, so a node started on a database restored from an
+    /// older copy never sends a number it already used after that copy was made: those were
+    /// all below the floor of a later start (see [`SEQUENCES_PER_MS`]).
+    pub fn raise_sequence_floor(&mut self, now_ms: i64) -> Result<usize, StoreError> {
+        let floor = sequence_floor(now_ms);
+        self.conn
+            .execute(
+                "UPDATE conversations SET next_seq = ?1 WHERE next_seq < ?1",
+                [floor],
+            )
+            .context("raising the sequence floor")
     }
 
     /// Takes the next sequence number of a conversation (persisted before use, so a number is
