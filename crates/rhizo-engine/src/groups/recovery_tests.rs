@@ -435,3 +435,78 @@ fn a_member_waiting_to_be_readded_shows_rejoining_and_refuses_sends_clearly() {
     assert!(!shown.rejoining);
     assert_eq!(shown.fingerprint, info(&mut nodes[0], &session).fingerprint);
 }
+
+/// Node `i` renames the group at `at`.
+fn rename(nodes: &mut [Node], i: usize, session: &[u8; 16], name: &str, at: i64) {
+    let n = &mut nodes[i];
+    n.store
+        .write(|tx| {
+            n.engine
+                .update_group_profile(tx, session, Some(name), None, at)
+        })
+        .unwrap();
+}
+
+/// Node `i` queues a text at `at` and its due frames go out.
+fn say(nodes: &mut [Node], i: usize, session: &[u8; 16], body: &str, at: i64) {
+    let n = &mut nodes[i];
+    n.store
+        .write(|tx| n.engine.queue_group_text(tx, session, body, at))
+        .unwrap();
+    pump(nodes, i, at);
+}
+
+/// Bob (an admin) loses the ordering at one epoch while cut off from alice's winning commit,
+/// and goes on alone on his branch for ten more renames: beyond the rollback window, he can
+/// never roll back. Alice and carol see only his signs (a minority): they never ask, however
+/// long he talks. Bob sees alice's stale winner and both their messages on the other chain (a
+/// majority): he drops his branch and asks to be re-added, and every member ends in the same
+/// state with his branch's text delivered once.
+#[test]
+fn a_member_forked_beyond_the_window_asks_and_the_winners_never_do() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut nodes, session, now) = super::tests::two_admins(tmp.path());
+    rename(&mut nodes, 0, &session, "alpha", now);
+    nodes[1].online = false;
+    pump(&mut nodes, 0, now);
+    nodes[1].online = true;
+    let later = now + 5 * 60_000;
+    for k in 1..=10 {
+        rename(&mut nodes, 1, &session, &format!("b{k}"), later + k);
+    }
+    say(&mut nodes, 1, &session, "on my branch", later + 20);
+    for h in 1..=4 {
+        let at = later + h * REJOIN_AFTER_BEHIND_MS;
+        say(&mut nodes, 1, &session, &format!("still here {h}"), at);
+        assert_eq!(rejoins_of(&nodes, 0, at), 0, "alice asked");
+        assert_eq!(rejoins_of(&nodes, 2, at), 0, "carol asked");
+    }
+    assert_eq!(info(&mut nodes[0], &session).profile.name, "alpha");
+    assert_eq!(info(&mut nodes[2], &session).profile.name, "alpha");
+    // Alice and carol talk; bob keeps getting it (their retries) for half an hour and more.
+    let t1 = later + 5 * REJOIN_AFTER_BEHIND_MS;
+    say(&mut nodes, 2, &session, "carol on the winning branch", t1);
+    say(&mut nodes, 0, &session, "alice on the winning branch", t1);
+    assert_eq!(rejoins(&nodes, t1), 0);
+    let t2 = t1 + REJOIN_AFTER_BEHIND_MS;
+    pump(&mut nodes, 0, t2);
+    pump(&mut nodes, 2, t2);
+    assert_eq!(rejoins(&nodes, t2), 0, "asked before the grace");
+    let t3 = t2 + REJOIN_GRACE_MS;
+    pump(&mut nodes, 0, t3);
+    pump(&mut nodes, 2, t3);
+    assert_eq!(rejoins(&nodes, t3), 1, "bob did not ask");
+    assert_eq!(rejoins_of(&nodes, 0, t3), 0);
+    assert_eq!(rejoins_of(&nodes, 2, t3), 0);
+    let (_, events) = settle(&mut nodes, t3, 40);
+    let infos = super::tests::converged(&mut nodes, &session);
+    assert_eq!(infos[0].profile.name, "alpha");
+    for at in [0, 2] {
+        let got = received_texts(&events, at);
+        assert_eq!(
+            got.iter().filter(|t| *t == "on my branch").count(),
+            1,
+            "node {at}: {got:?}"
+        );
+    }
+}

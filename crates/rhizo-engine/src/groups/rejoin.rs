@@ -437,10 +437,12 @@ pub(crate) fn awaited(tx: &Tx<'_>, welcome: &SecureMessage) -> Result<bool, Stor
         .any(|m| m.uid == *inviter && m.role == GroupRole::Admin))
 }
 
-/// Once we joined again from the Welcome that answers our request: our texts and controls some
-/// member device still lacks were encrypted in the state we left (nobody can read them any
-/// more: a state lost, behind, or on a losing branch), so they are encrypted again in the
-/// joined epoch (same `message_id`: shown once where they did arrive).
+/// Once we joined again from the Welcome that answers our request: our commits still queued
+/// were made in the state we left (nobody can apply them: dropped, or they would block what
+/// follows them), and our texts and controls some member device still lacks were encrypted
+/// there (nobody can read them any more: a state lost, behind, or on a losing branch), so
+/// they are encrypted again in the joined epoch (same `message_id`: shown once where they did
+/// arrive).
 pub(crate) fn resend_after_rejoin(
     tx: &mut Tx<'_>,
     signer: Signer<'_>,
@@ -451,6 +453,7 @@ pub(crate) fn resend_after_rejoin(
     let Some(group) = tx.group_by_session(welcome.session_id.as_bytes())? else {
         return Ok(());
     };
+    tx.drop_group_commits(&group.session_id, 0)?;
     for row in tx.group_resends(&group.session_id, 0)? {
         super::admin::reseal(tx, signer, &group, conversation, &row, now)?;
     }
