@@ -314,9 +314,9 @@ fn behind_for_good(
     Ok(now.saturating_sub(stuck_at) >= REJOIN_GRACE_MS)
 }
 
-/// What [`Engine::group_info`] shows while we wait to be re-added (our state of the group is
-/// gone): the stored members and name, the epoch we were stuck at (0 if unknown), no
-/// fingerprint.
+/// What [`Engine::group_info`] shows when our state of the group is gone: while we wait to be
+/// re-added (an active group), or after we left it or were removed: the stored members and
+/// name, the epoch we were stuck at (0 if unknown), no fingerprint.
 pub(crate) fn rejoining_info(tx: &Tx<'_>, group: GroupRow) -> Result<GroupInfo, EngineError> {
     let epoch = tx.group_rejoin(&group.session_id)?.map_or(0, |r| r.epoch);
     let members = tx
@@ -329,13 +329,15 @@ pub(crate) fn rejoining_info(tx: &Tx<'_>, group: GroupRow) -> Result<GroupInfo, 
         })
         .collect();
     let profile = GroupProfile::named(&group.name).unwrap_or_default();
+    // A group we left or were removed from is that, not rejoining.
+    let rejoining = group.status == GroupStatus::Active;
     Ok(GroupInfo {
         group,
         members,
         epoch,
         fingerprint: String::new(),
         profile,
-        rejoining: true,
+        rejoining,
     })
 }
 
