@@ -37,6 +37,11 @@ pub enum EngineError {
     /// We left the group or were removed from it.
     #[error("you are no longer a member of this group")]
     NotInGroup,
+    /// We are waiting to be re-added to the group (our state of it was behind for good or
+    /// lost: we asked its admins, or ask at its next envelope): nothing can be sent or
+    /// changed until their Welcome.
+    #[error("rejoining this group: waiting for an admin to add this device again")]
+    Rejoining,
     /// The change would leave the group without an admin who is still a member.
     #[error("this would leave the group without an admin: make another member admin first")]
     NoAdminLeft,

@@ -41,7 +41,7 @@ pub(crate) use inbound::{
 };
 pub(crate) use parts::keep_part;
 pub(crate) use rejoin::after_refusal;
-pub use rejoin::{REJOIN_AFTER_BEHIND_MS, REJOIN_RETRY_MS};
+pub use rejoin::{REJOIN_AFTER_BEHIND_MS, REJOIN_GRACE_MS, REJOIN_RETRY_MS};
 pub use selfupdate::SelfUpdateRun;
 
 use prost::Message as _;
@@ -94,6 +94,10 @@ pub struct GroupInfo {
     pub fingerprint: String,
     /// The profile (name, description, avatar) from the group's MLS extension.
     pub profile: GroupProfile,
+    /// Whether we are waiting to be re-added ([`EngineError::Rejoining`]): the members are
+    /// then the stored ones (no devices), the epoch the one we were stuck at, the fingerprint
+    /// empty and the profile the stored name.
+    pub rejoining: bool,
 }
 
 /// One member, as [`GroupInfo`] lists it.
@@ -361,16 +365,25 @@ impl Engine {
         out
     }
 
-    /// The group's loaded MLS state.
+    /// The group's loaded MLS state; [`EngineError::Rejoining`] while we wait to be re-added.
     pub(crate) fn load_group(
         &self,
         tx: &Tx<'_>,
         group: &GroupRow,
     ) -> Result<Conversation, EngineError> {
+        self.try_load_group(tx, group)?
+            .ok_or(EngineError::Rejoining)
+    }
+
+    /// The group's loaded MLS state, or `None` when it is gone: we asked its admins to re-add
+    /// us (or lost it, and ask at the next envelope of the group that reaches us).
+    pub(crate) fn try_load_group(
+        &self,
+        tx: &Tx<'_>,
+        group: &GroupRow,
+    ) -> Result<Option<Conversation>, EngineError> {
         let mls = tx.mls()?;
-        self.conversations
-            .load(&mls, &group.group_id)?
-            .ok_or(EngineError::Internal("group state missing"))
+        Ok(self.conversations.load(&mls, &group.group_id)?)
     }
 
     /// Whether invitations from contacts join at once (the default) or are held as requests.
@@ -619,7 +632,9 @@ impl Engine {
             let group = tx
                 .group_by_session(session_id)?
                 .ok_or(EngineError::UnknownGroup)?;
-            let conversation = self.load_group(tx, &group)?;
+            let Some(conversation) = self.try_load_group(tx, &group)? else {
+                return rejoin::rejoining_info(tx, group);
+            };
             let members = roster(&conversation)?
                 .into_iter()
                 .map(|m| GroupMemberInfo {
@@ -639,6 +654,7 @@ impl Engine {
                 epoch,
                 fingerprint,
                 profile,
+                rejoining: false,
             })
         })
     }

@@ -6,6 +6,12 @@
 //! in the same MLS state (epoch, fingerprint, profile) and every text delivered exactly once to
 //! every other member, in its sender's order.
 //!
+//! A member may also ask to be re-added (its state behind for good, or lost: see
+//! `a_member_that_lost_its_group_state_rejoins_inside_the_sim`): its `GroupRejoin` and the
+//! admin's Welcome travel like every other group envelope, and the end check holds it to the
+//! same state as the others, but to texts in order and once only (those of the epochs it
+//! missed cannot be read by it, nor its own sealed there by the others).
+//!
 //! Everything is real except the network and the clock: real engines on real SQLite files,
 //! real MLS (X-Wing) with rhizo-e2e's commit ordering and rollback. The group is set up once
 //! and its database files copied for each schedule. The schedule's seed also seeds every
@@ -25,7 +31,7 @@ use rhizo_core::{DeviceKey, RootKey};
 use rhizo_e2e::{E2eStore, RekeyPolicy};
 use rhizo_engine::contacts::peer_id_of_device;
 use rhizo_engine::outbox::DeviceAnswer;
-use rhizo_engine::{Engine, MailboxAttempt, Me};
+use rhizo_engine::{Engine, EngineError, MailboxAttempt, Me};
 use rhizo_store::messaging::{Contact, ContactDevice};
 use rhizo_store::{Store, StoreError};
 
@@ -85,6 +91,10 @@ struct Node {
     uid: [u8; 32],
     online: bool,
     sent: Vec<String>,
+    /// Its database file (to open it again).
+    path: PathBuf,
+    /// Whether it asked to be re-added (sent a `GroupRejoin`).
+    rejoined: bool,
 }
 
 /// The engine seed of node `i` in the schedule of `seed`: one per node and schedule.
@@ -93,6 +103,11 @@ fn engine_seed(seed: u64, i: usize) -> u64 {
 }
 
 fn open_node(i: usize, path: &Path, seed: u64) -> Node {
+    open_node_seeded(i, path, engine_seed(seed, i))
+}
+
+/// Node `i` on the database file `path`, its engine drawing from `engine_seed`.
+fn open_node_seeded(i: usize, path: &Path, engine_seed: u64) -> Node {
     let store = Store::open(path).expect("store");
     E2eStore::open(path).expect("MLS tables");
     let m = me(i as u8 + 1);
@@ -102,12 +117,14 @@ fn open_node(i: usize, path: &Path, seed: u64) -> Node {
         max_age_secs: 365 * 24 * 3600,
     };
     Node {
-        engine: Engine::with_seed(m, rekey, engine_seed(seed, i)).expect("engine"),
+        engine: Engine::with_seed(m, rekey, engine_seed).expect("engine"),
         store,
         device,
         uid,
         online: true,
         sent: Vec::new(),
+        path: path.to_path_buf(),
+        rejoined: false,
     }
 }
 
@@ -142,6 +159,8 @@ fn template() -> &'static (tempfile::TempDir, Vec<PathBuf>, [u8; 16]) {
                 knobs: Knobs::default(),
                 mailbox: Vec::new(),
                 old_frames: Vec::new(),
+                lose_state_at: None,
+                seed: TEMPLATE_SEED,
             };
             let creator = contact(sim.nodes[0].engine.me(), "creator");
             let mut kps = Vec::new();
@@ -200,6 +219,10 @@ struct Sim {
     mailbox: Vec<([u8; 32], Vec<u8>)>,
     /// Frames sent before, re-delivered late at random.
     old_frames: Vec<Vec<u8>>,
+    /// The round at which the last member loses its MLS state of the group, if any.
+    lose_state_at: Option<usize>,
+    /// The schedule's seed.
+    seed: u64,
 }
 
 impl Sim {
@@ -231,6 +254,8 @@ impl Sim {
             knobs,
             mailbox: Vec::new(),
             old_frames: Vec::new(),
+            lose_state_at: None,
+            seed,
         };
         (sim, dir)
     }
@@ -282,6 +307,9 @@ impl Sim {
         };
         let busy = !transmits.is_empty();
         for t in transmits {
+            if t.items.iter().any(|item| item.kind == "rejoin") {
+                self.nodes[from].rejoined = true;
+            }
             let mut targets = t.targets.clone();
             targets.shuffle(&mut self.rng);
             let mut answers: Vec<DeviceAnswer> = Vec::new();
@@ -357,23 +385,31 @@ impl Sim {
                 continue;
             }
             let (session, now) = (self.session, self.now + i as i64);
+            // A member waiting to be re-added can neither rename nor send (a clear refusal).
+            let rejoining = |e: &EngineError| matches!(e, EngineError::Rejoining);
             if i < ADMINS && self.rng.random_bool(self.knobs.rename) {
                 let name = format!("g{i}-{round}");
                 let n = &mut self.nodes[i];
-                n.store
-                    .write(|tx| {
-                        n.engine
-                            .update_group_profile(tx, &session, Some(&name), None, now)
-                    })
-                    .map_err(|e| format!("rename by {i}: {e}"))?;
+                let renamed = n.store.write(|tx| {
+                    n.engine
+                        .update_group_profile(tx, &session, Some(&name), None, now)
+                });
+                match renamed {
+                    Err(e) if !rejoining(&e) => return Err(format!("rename by {i}: {e}")),
+                    _ => {}
+                }
             }
             if self.rng.random_bool(self.knobs.text) {
                 let n = &mut self.nodes[i];
                 let text = format!("n{i} #{}", n.sent.len());
-                n.store
+                match n
+                    .store
                     .write(|tx| n.engine.queue_group_text(tx, &session, &text, now))
-                    .map_err(|e| format!("text by {i}: {e}"))?;
-                n.sent.push(text);
+                {
+                    Ok(_) => n.sent.push(text),
+                    Err(e) if rejoining(&e) => {}
+                    Err(e) => return Err(format!("text by {i}: {e}")),
+                }
             }
             if tracing_on() {
                 let state = self.state_of(i);
@@ -429,12 +465,48 @@ impl Sim {
             if self.knobs.offline && round == offline_from {
                 self.nodes[NODES - 1].online = false;
             }
+            if self.lose_state_at == Some(round) {
+                self.lose_state(NODES - 1)?;
+            }
             self.act(round)?;
             self.round()?;
         }
         self.nodes[NODES - 1].online = true;
         self.fetch_mailbox(NODES - 1);
         self.drain()
+    }
+
+    /// Node `i` loses its MLS state of the group (a broken or partial restore; the group row
+    /// stays) and starts again: it asks to be re-added at its next group envelope.
+    fn lose_state(&mut self, i: usize) -> Result<(), String> {
+        let session = self.session;
+        let n = &mut self.nodes[i];
+        n.store
+            .write(|tx| {
+                let group = tx
+                    .group_by_session(&session)?
+                    .ok_or_else(|| StoreError::InvalidInput("no group".into()))?;
+                let mls = tx
+                    .mls()
+                    .map_err(|e| StoreError::InvalidInput(e.to_string()))?;
+                if let Some(c) = rhizo_e2e::Conversation::load(&mls, &group.group_id)
+                    .map_err(|e| StoreError::InvalidInput(e.to_string()))?
+                {
+                    c.delete(&mls)
+                        .map_err(|e| StoreError::InvalidInput(e.to_string()))?;
+                }
+                Ok::<_, StoreError>(())
+            })
+            .map_err(|e| format!("losing the state of {i}: {e}"))?;
+        // Opened again (nothing of the group in memory), drawing other numbers.
+        let old = self.nodes.remove(i);
+        let (path, sent, online) = (old.path.clone(), old.sent.clone(), old.online);
+        drop(old);
+        let mut node = open_node_seeded(i, &path, engine_seed(self.seed, i) ^ 0x5eed);
+        node.sent = sent;
+        node.online = online;
+        self.nodes.insert(i, node);
+        Ok(())
     }
 
     fn check(&mut self) -> Result<(), String> {
@@ -472,6 +544,12 @@ impl Sim {
                     .filter(|m| !m.outgoing && m.sender_device == self.nodes[s].device)
                     .filter_map(|m| m.body.clone())
                     .collect();
+                // A member that rejoined cannot read the epochs it missed, and its texts
+                // sealed there are not readable by the others: in order and once, at least.
+                let rejoined = self.nodes[r].rejoined || self.nodes[s].rejoined;
+                if rejoined && in_order_once(&got, &self.nodes[s].sent) {
+                    continue;
+                }
                 if got != self.nodes[s].sent {
                     let theirs = self.nodes[s]
                         .store
@@ -501,6 +579,12 @@ impl Sim {
         }
         Ok(())
     }
+}
+
+/// Whether `got` is `sent` with some left out: each once, in `sent`'s order.
+fn in_order_once(got: &[String], sent: &[String]) -> bool {
+    let mut rest = sent.iter();
+    got.iter().all(|g| rest.any(|s| s == g))
 }
 
 /// Whether `GROUP_SIM_TRACE` asks for a trace of every delivery (epochs and commit ids).
@@ -551,10 +635,11 @@ impl Sim {
         let session = self.session;
         let n = &mut self.nodes[i];
         match n.store.write(|tx| n.engine.group_info(tx, &session)) {
+            Ok(info) if info.rejoining => format!("rejoining (stuck at e{})", info.epoch),
             Ok(info) => format!(
                 "e{} {} {}",
                 info.epoch,
-                &info.fingerprint[..6],
+                info.fingerprint.get(..6).unwrap_or_default(),
                 info.profile.name
             ),
             Err(e) => format!("({e})"),
@@ -564,6 +649,11 @@ impl Sim {
 
 fn run_seed(seed: u64) -> Result<Knobs, String> {
     let (mut sim, _dir) = Sim::new(seed);
+    run_sim(&mut sim)
+}
+
+/// Runs `sim`'s schedule and its end check (with a trace of the end states if it failed).
+fn run_sim(sim: &mut Sim) -> Result<Knobs, String> {
     let result = sim.run().and_then(|()| sim.check());
     if result.is_err() && tracing_on() {
         for i in 0..NODES {
@@ -603,6 +693,44 @@ fn seeded_group_schedules_converge_and_deliver_every_text_once_in_order() {
         "failed seeds {failed:?} (replay one: GROUP_SIM_SEED=<seed> cargo test -p rhizo-engine \
          --test group_sim one_group_seed)"
     );
+}
+
+/// The last member loses its MLS state of the group in the middle of a schedule (no other
+/// fault, so that the loss alone is what it recovers from): it asks the admins to re-add it by
+/// itself, the request and the admin's Welcome go through the simulated network like every
+/// other group envelope, and it ends in the same state as the others.
+#[test]
+fn a_member_that_lost_its_group_state_rejoins_inside_the_sim() {
+    let seeds = std::env::var("GROUP_SIM_LOSE_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2u64);
+    for seed in 0..seeds {
+        let (mut sim, _dir) = Sim::new(seed);
+        sim.knobs.offline = false;
+        sim.knobs.loss = 0.0;
+        sim.knobs.reply_loss = 0.0;
+        sim.knobs.text = 1.0;
+        sim.knobs.rename = 0.0;
+        sim.lose_state_at = Some(2);
+        if let Err(e) = run_sim(&mut sim) {
+            panic!("seed {seed}: {e}");
+        }
+        assert!(sim.nodes[NODES - 1].rejoined, "seed {seed}: never asked");
+        // It reads what was sent after it was back: the last text of every other member.
+        let history = sim.nodes[NODES - 1]
+            .store
+            .read()
+            .messages(&sim.session, 10_000)
+            .expect("history");
+        for s in 0..NODES - 1 {
+            let last = sim.nodes[s].sent.last().expect("a text");
+            assert!(
+                history.iter().any(|m| m.body.as_ref() == Some(last)),
+                "seed {seed}: node {s}'s last text {last:?} missing"
+            );
+        }
+    }
 }
 
 /// Replays one schedule (`GROUP_SIM_SEED`); without it, nothing (the main test runs seed 0).

@@ -19,7 +19,7 @@ mod requests;
 pub use deliveries::{
     DeliveryCounts, DeliveryState, GroupOutboxItem, GroupSend, MemberDevice, ResendRow,
 };
-pub use rejoins::GroupRejoinRow;
+pub use rejoins::{GroupRejoinRow, MAX_BEHIND_SENDERS};
 pub use requests::{
     GROUP_REQUEST_TTL_MS, GroupRequestRow, MAX_GROUP_REQUESTS, MAX_HELD_WELCOME_BYTES,
     NewGroupRequest,

@@ -494,6 +494,13 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE tasks ADD COLUMN assignee BLOB CHECK (assignee IS NULL OR length(assignee) = 32);
     CREATE INDEX tasks_by_group ON tasks (group_session, side, state)
         WHERE group_session IS NOT NULL;",
+    // 18: automatic rejoin (rhizo-engine groups/rejoin.rs): when (local time) the group was
+    // first seen to have moved on for good without us at that epoch (the request waits a
+    // grace after it, so commits that are merely late still catch us up), and the member
+    // UIDs whose envelopes showed it (32 bytes each: a majority must, so a minority on a
+    // losing branch never makes the others ask).
+    "ALTER TABLE group_rejoins ADD COLUMN stuck_at INTEGER;
+    ALTER TABLE group_rejoins ADD COLUMN senders BLOB NOT NULL DEFAULT x'';",
 ];
 
 /// The schema version this build creates and understands.

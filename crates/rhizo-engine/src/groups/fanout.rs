@@ -189,7 +189,10 @@ impl Engine {
         let Some(group) = tx.group_by_session(&transmit.session_id)? else {
             return Ok(());
         };
-        let mut conversation = self.load_group(tx, &group)?;
+        // Waiting to be re-added: encrypted again once we are back (their next refusal).
+        let Some(mut conversation) = self.try_load_group(tx, &group)? else {
+            return Ok(());
+        };
         let mut done: Vec<i64> = Vec::new();
         for id in unreadable {
             if done.contains(id) {

@@ -418,7 +418,7 @@ impl WelcomeIn<'_> {
 /// auto-join is on and held as a group request (the KeyPackage kept) when it is off.
 pub(crate) fn contact_welcome(
     tx: &mut Tx<'_>,
-    (_, mls_device, conversations, _, _): Parts<'_>,
+    (me, mls_device, conversations, _, rng): Parts<'_>,
     welcome: WelcomeIn<'_>,
     now: i64,
 ) -> Result<WelcomeKind, Reject> {
@@ -432,15 +432,25 @@ pub(crate) fn contact_welcome(
         }
     };
     let auto_join = tx.get_meta(super::META_GROUPS_AUTO_JOIN)?.as_deref() != Some("0");
-    if !auto_join && !super::rejoin::awaited(tx, welcome.envelope)? {
+    let rejoined = super::rejoin::awaited(tx, welcome.envelope)?;
+    if !auto_join && !rejoined {
         let (_, event) = hold(tx, welcome, &info, now)?;
         return Ok(WelcomeKind::Group(event.into_iter().collect()));
     }
-    let conversation = Conversation::join(&mls, mls_device, welcome.welcome, crate::secs(now))
+    let mut conversation = Conversation::join(&mls, mls_device, welcome.welcome, crate::secs(now))
         .map_err(|e| {
             debug!(error = %e, "a group Welcome could not be joined");
             Reject::Code(ErrorCode::DecryptionFailed)
         })?;
+    if rejoined {
+        let signer = super::Signer {
+            me,
+            device: mls_device,
+            rng,
+        };
+        super::rejoin::resend_after_rejoin(tx, signer, welcome.envelope, &mut conversation, now)
+            .map_err(Reject::internal)?;
+    }
     let events = persist_join(tx, conversations, conversation, welcome.envelope, true, now)?;
     Ok(WelcomeKind::Group(events))
 }

@@ -1,34 +1,41 @@
 //! Recovery by re-add: a member whose group state forked beyond the rollback window (or is
-//! lost) forgets it and sends a `GroupRejoin` (its group id and a fresh KeyPackage) to every
-//! admin; an admin whose roster has that member commits the removal of the device's old leaf
-//! plus the add of the new KeyPackage (`readd`), and sends the Welcome to that device.
+//! lost) forgets it and sends a `GroupRejoin` (its group id and a fresh KeyPackage) to one
+//! admin (another one at each retry); that admin, if its roster has that member, commits the
+//! removal of the device's old leaf plus the add of the new KeyPackage (`readd`), and sends the
+//! Welcome to that device.
 //!
 //! The member side also runs by itself ([`after_refusal`]): a group envelope refused here with
-//! `UNKNOWN_SESSION` (our MLS state of an active group is gone), or `SEQUENCE_ERROR` (deferred,
-//! or too far ahead to keep) while it was made in an epoch ahead of ours and sealed [`REJOIN_AFTER_BEHIND_MS`] after the first such one
-//! reached us at the same epoch (behind for good: restored from an old state, or forked beyond
-//! the rollback window), sends the request, once per group per [`REJOIN_RETRY_MS`]. The
-//! admin's Welcome is then joined even from a non-contact ([`awaited`]).
+//! `UNKNOWN_SESSION` (our MLS state of an active group is gone), or signs from a majority of
+//! the members that they are on another chain than ours (behind for good, or on a losing
+//! branch: restored from an old state, forked beyond the rollback window) for
+//! [`REJOIN_AFTER_BEHIND_MS`] and still [`REJOIN_GRACE_MS`] later in local time (commits
+//! merely late catch us up meanwhile), sends the request, once per group per
+//! [`REJOIN_RETRY_MS`]. A minority on a losing branch never makes the others ask. Until the admin's Welcome, which is
+//! joined even from a non-contact ([`awaited`]), the group is *rejoining*: its MLS state is
+//! gone, `EngineError::Rejoining` for anything that needs it, [`rejoining_info`] for its info.
 //!
 //! ```text
-//!  member: request_group_rejoin ─▶ MLS state deleted ─▶ KEY_PACKAGE envelope to each admin
+//!  member: request_group_rejoin ─▶ MLS state deleted ─▶ KEY_PACKAGE envelope to one admin
 //!  admin: on_rejoin ─▶ sender a roster member? once per (group, UID) per 60 s ─▶ readd
 //!     ─▶ commit to everyone, Welcome to the device ─▶ the member joins again
 //! ```
 
 use rhizo_core::{
     envelope::{ErrorCode, MessageType, SecureMessage},
-    group::{GROUP_REJOIN_INTERVAL_SECS, GroupRejoin},
+    group::{GROUP_REJOIN_INTERVAL_SECS, GroupProfile, GroupRejoin},
 };
 use rhizo_e2e::{Conversation, E2eError, MemberRef};
 use rhizo_store::{
     StoreError, Tx,
-    groups::{GroupRole, GroupRow, GroupStatus, IntentKind, MemberDevice},
+    groups::{
+        GroupMember, GroupRole, GroupRow, GroupStatus, IntentKind, MAX_BEHIND_SENDERS, MemberDevice,
+    },
 };
 use tracing::debug;
 
 use super::{
-    GroupEnvelope, Signer, active_group, admin::send_commit, queue_group_envelope, roster,
+    GroupEnvelope, GroupInfo, GroupMemberInfo, Signer, active_group, admin::send_commit,
+    queue_group_envelope, roster,
 };
 use crate::{Engine, EngineError, Event, inbound::Parts, inbound::Reject, secs};
 
@@ -65,7 +72,7 @@ pub(crate) fn on_rejoin(
         .map_err(Reject::internal)?
         .is_admin(&me.uid);
     if !admin {
-        // Sent to every admin; the others re-add.
+        // Sent to an admin (we were demoted meanwhile): the member asks another one later.
         conversations.stage(conversation);
         return Ok(Vec::new());
     }
@@ -125,12 +132,21 @@ fn readded_lately(tx: &Tx<'_>, group: &GroupRow, uid: &[u8; 32], now: i64) -> Re
     }))
 }
 
-/// How long the group must keep making new envelopes in epochs ahead of ours, while we stay
-/// at the same epoch, before we ask to be re-added: measured by the envelopes' own seal time
-/// from when the first one reached us, so retries and late copies of old envelopes (a branch
-/// that lost the ordering) never count. Six times the longest retry backoff: a commit that is
-/// merely late (retried, or in a mailbox) arrives first.
+/// How long the signs that the group is on another chain must last, while we stay at the same
+/// epoch, before we ask to be re-added: from when the first one reached us, in local time
+/// (their senders keep retrying them) or in the seal time of an envelope made in a later
+/// epoch (the group kept talking: a member back from a mailbox gets it all at once). Six
+/// times the longest retry backoff: a commit that is merely late (retried, or in a mailbox)
+/// arrives first.
 pub const REJOIN_AFTER_BEHIND_MS: i64 = 30 * 60 * 1000;
+
+/// How long, in *local* time, we keep waiting once the seal times say the group moved on for
+/// good without us ([`REJOIN_AFTER_BEHIND_MS`]) before we ask: while it runs, commits that are
+/// merely late (an offline member fetching its mailbox gets everything at once, in any order;
+/// a commit may sit in its sender's retry backoff) still catch us up, and catching up by one
+/// epoch starts everything again. Three times the longest retry backoff, so the senders'
+/// retries of what we refused re-check it after the grace.
+pub const REJOIN_GRACE_MS: i64 = 15 * 60 * 1000;
 
 /// At most one automatic `GroupRejoin` per group this often (each costs the admins a commit
 /// and a Welcome, and us a fresh KeyPackage).
@@ -142,16 +158,16 @@ pub const REJOIN_RETRY_MS: i64 = 60 * 60 * 1000;
 ///
 /// - `UNKNOWN_SESSION`: the group is active here but its MLS state is gone (lost with a
 ///   restore, or deleted by an earlier request) ─▶ ask at once;
-/// - `SEQUENCE_ERROR` (deferred, or more than `MAX_FUTURE_EPOCHS` ahead: not even kept) for
-///   an envelope made in an epoch *ahead* of ours (read from its MLS header), sealed [`REJOIN_AFTER_BEHIND_MS`] or more after the first such envelope reached
-///   us at this same epoch of ours (the group moved on without us, and the commits that would
-///   take us there never came: restored from an old state, or forked beyond the rollback
-///   window) ─▶ ask.
+/// - behind or on a losing branch for good (see `behind_for_good`): signs from a strict
+///   majority of the other members that the group is on another chain, which kept coming
+///   [`REJOIN_AFTER_BEHIND_MS`] (or were sealed that much later), still at this epoch of ours
+///   after [`REJOIN_GRACE_MS`] of local time ─▶ ask (restored from an old state, forked beyond
+///   the rollback window, or joined from a Welcome whose commit lost the ordering).
 ///
 /// Only for an envelope whose sender UID is a stored member of the group, only when another
 /// admin exists to answer, and at most once per group per [`REJOIN_RETRY_MS`]. Asking: our
-/// state of the group is deleted and a `GroupRejoin` with a fresh KeyPackage goes to every
-/// other admin ([`send_rejoin`]); the Welcome that answers is joined ([`awaited`]).
+/// state of the group is deleted and a `GroupRejoin` with a fresh KeyPackage goes to one other
+/// admin ([`send_rejoin`]); the Welcome that answers is joined ([`awaited`]).
 pub(crate) fn after_refusal(
     tx: &mut Tx<'_>,
     parts: Parts<'_>,
@@ -160,17 +176,21 @@ pub(crate) fn after_refusal(
     code: ErrorCode,
     now: i64,
 ) {
-    if !matches!(code, ErrorCode::UnknownSession | ErrorCode::SequenceError)
-        || !matches!(
-            message.msg_type,
-            MessageType::Application | MessageType::Commit
-        )
-    {
+    if !matches!(
+        code,
+        ErrorCode::UnknownSession
+            | ErrorCode::SequenceError
+            | ErrorCode::SessionExpired
+            | ErrorCode::DecryptionFailed
+    ) || !matches!(
+        message.msg_type,
+        MessageType::Application | MessageType::Commit
+    ) {
         return;
     }
     let conversations = parts.2;
     let asked = tx
-        .in_savepoint(|tx| rejoin_if_stuck(tx, parts, group, message, now))
+        .in_savepoint(|tx| rejoin_if_stuck(tx, parts, group, message, code, now))
         .map_err(EngineError::from)
         .and_then(|r| r);
     match asked {
@@ -189,6 +209,7 @@ fn rejoin_if_stuck(
     (me, mls_device, conversations, _, rng): Parts<'_>,
     group: &GroupRow,
     message: &SecureMessage,
+    code: ErrorCode,
     now: i64,
 ) -> Result<bool, EngineError> {
     let members = tx.group_members(&group.session_id)?;
@@ -203,7 +224,10 @@ fn rejoin_if_stuck(
     let epoch = conversation.as_ref().map_or(0, Conversation::epoch);
     let stuck = match &conversation {
         None => true,
-        Some(_) => behind_for_good(tx, group, message, epoch, now)?,
+        Some(_) => {
+            let seen = (group, &members[..], me.uid.as_bytes());
+            behind_for_good(tx, seen, message, code, epoch, now)?
+        }
     };
     let asked_lately = tx
         .group_rejoin(&group.session_id)?
@@ -240,23 +264,81 @@ fn rejoin_if_stuck(
     Ok(sent > 0)
 }
 
-/// Whether `message` (deferred here at our `epoch`) shows we are behind for good: made in a
-/// later epoch and sealed [`REJOIN_AFTER_BEHIND_MS`] after the first such envelope reached us
-/// at this epoch (noted now if it is the first).
+/// Whether `message`, refused here with `code` at our `epoch`, shows we are behind or on a
+/// losing branch for good. Signs: deferred (`SEQUENCE_ERROR`: made in a later epoch, or in
+/// ours or a recent one on another branch); a commit made in an earlier epoch we cannot take
+/// (`SESSION_EXPIRED`: beyond the rollback window, or it lost the ordering here); a message of
+/// an earlier epoch that does not decrypt (`DECRYPTION_FAILED`: another branch). For good when
+///
+/// - the signs came from a strict majority of the other members (UIDs, this epoch of ours):
+///   a minority on a losing branch (which sends exactly these signs to the winners) never
+///   makes the others ask, and
+/// - the group moved on: a later epoch's envelope sealed [`REJOIN_AFTER_BEHIND_MS`] after the
+///   first sign reached us, or signs still coming [`REJOIN_AFTER_BEHIND_MS`] of local time
+///   after it (their senders retry them), and
+/// - [`REJOIN_GRACE_MS`] of local time passed since that was first seen (noted now if it is
+///   the first): commits that are merely late catch us up meanwhile, and any move of our
+///   epoch starts everything again.
 fn behind_for_good(
     tx: &mut Tx<'_>,
-    group: &GroupRow,
+    (group, members, me): (&GroupRow, &[GroupMember], &[u8; 32]),
     message: &SecureMessage,
+    code: ErrorCode,
     epoch: u64,
     now: i64,
 ) -> Result<bool, EngineError> {
-    // Parked in our own epoch (maybe from a branch that lost the ordering): not behind.
-    if rhizo_e2e::message_epoch(&message.payload).is_none_or(|e| e <= epoch) {
+    let Some(made_in) = rhizo_e2e::message_epoch(&message.payload) else {
+        return Ok(false);
+    };
+    let sign = match code {
+        ErrorCode::SequenceError => true,
+        ErrorCode::SessionExpired => message.msg_type == MessageType::Commit && made_in < epoch,
+        ErrorCode::DecryptionFailed => made_in < epoch,
+        _ => false,
+    };
+    if !sign {
         return Ok(false);
     }
     let row = tx.note_group_behind(&group.session_id, epoch, now)?;
+    let senders = tx.note_group_behind_sender(&group.session_id, message.sender_id.as_bytes())?;
+    let others = members.iter().filter(|m| m.uid != *me).count();
+    let majority = (others / 2 + 1).min(MAX_BEHIND_SENDERS);
     let sealed = i64::try_from(message.timestamp).unwrap_or(i64::MAX);
-    Ok(sealed.saturating_sub(row.behind_since) >= REJOIN_AFTER_BEHIND_MS)
+    let moved_on = (made_in > epoch
+        && sealed.saturating_sub(row.behind_since) >= REJOIN_AFTER_BEHIND_MS)
+        || now.saturating_sub(row.behind_since) >= REJOIN_AFTER_BEHIND_MS;
+    if senders < majority || !moved_on {
+        return Ok(false);
+    }
+    let stuck_at = tx.note_group_stuck(&group.session_id, now)?;
+    Ok(now.saturating_sub(stuck_at) >= REJOIN_GRACE_MS)
+}
+
+/// What [`Engine::group_info`] shows when our state of the group is gone: while we wait to be
+/// re-added (an active group), or after we left it or were removed: the stored members and
+/// name, the epoch we were stuck at (0 if unknown), no fingerprint.
+pub(crate) fn rejoining_info(tx: &Tx<'_>, group: GroupRow) -> Result<GroupInfo, EngineError> {
+    let epoch = tx.group_rejoin(&group.session_id)?.map_or(0, |r| r.epoch);
+    let members = tx
+        .group_members(&group.session_id)?
+        .into_iter()
+        .map(|m| GroupMemberInfo {
+            uid: m.uid,
+            role: m.role,
+            devices: Vec::new(),
+        })
+        .collect();
+    let profile = GroupProfile::named(&group.name).unwrap_or_default();
+    // A group we left or were removed from is that, not rejoining.
+    let rejoining = group.status == GroupStatus::Active;
+    Ok(GroupInfo {
+        group,
+        members,
+        epoch,
+        fingerprint: String::new(),
+        profile,
+        rejoining,
+    })
 }
 
 /// An admin's UID and the devices of it a `GroupRejoin` goes to.
@@ -287,8 +369,11 @@ fn stored_admins(
     Ok(admins)
 }
 
-/// Queues a `GroupRejoin` (the group id and `key_package`) to every admin other than us, to
-/// each of its `devices`; how many admins.
+/// Queues a `GroupRejoin` (the group id and `key_package`) to ONE admin other than us (to
+/// each of its `devices`): two admins answering would make two re-add commits in the same
+/// epoch, and the one that loses the ordering leaves us joined from its Welcome on a branch
+/// nobody else is on. The admin is the next one (by UID) each [`REJOIN_RETRY_MS`], so a
+/// request nobody answered goes to another admin the next time. How many admins (0 or 1).
 fn send_rejoin(
     tx: &mut Tx<'_>,
     signer: Signer<'_>,
@@ -307,11 +392,15 @@ fn send_rejoin(
         key_package: key_package.to_vec(),
     }
     .encode();
-    let mut sent = 0;
-    for (uid, devices) in admins
+    let mut others: Vec<&AdminDevices> = admins
         .iter()
         .filter(|(uid, _)| *uid != *signer.me.uid.as_bytes())
-    {
+        .collect();
+    others.sort_by_key(|(uid, _)| *uid);
+    let turn = usize::try_from(now.max(0) / REJOIN_RETRY_MS).unwrap_or(0);
+    let chosen = others.get(turn.checked_rem(others.len()).unwrap_or(0));
+    let mut sent = 0;
+    for (uid, devices) in chosen.into_iter().copied() {
         let devices: Vec<MemberDevice> = devices.iter().map(|d| (*d, *uid)).collect();
         let out = GroupEnvelope {
             msg_type: MessageType::KeyPackage,
@@ -350,11 +439,34 @@ pub(crate) fn awaited(tx: &Tx<'_>, welcome: &SecureMessage) -> Result<bool, Stor
         .any(|m| m.uid == *inviter && m.role == GroupRole::Admin))
 }
 
+/// Once we joined again from the Welcome that answers our request: our commits still queued
+/// were made in the state we left (nobody can apply them: dropped, or they would block what
+/// follows them), and our texts and controls some member device still lacks were encrypted
+/// there (nobody can read them any more: a state lost, behind, or on a losing branch), so
+/// they are encrypted again in the joined epoch (same `message_id`: shown once where they did
+/// arrive).
+pub(crate) fn resend_after_rejoin(
+    tx: &mut Tx<'_>,
+    signer: Signer<'_>,
+    welcome: &SecureMessage,
+    conversation: &mut Conversation,
+    now: i64,
+) -> Result<(), EngineError> {
+    let Some(group) = tx.group_by_session(welcome.session_id.as_bytes())? else {
+        return Ok(());
+    };
+    tx.drop_group_commits(&group.session_id, 0)?;
+    for row in tx.group_resends(&group.session_id, 0)? {
+        super::admin::reseal(tx, signer, &group, conversation, &row, now)?;
+    }
+    Ok(())
+}
+
 impl Engine {
     /// Recovery: forgets this device's MLS state of the group (forked beyond the rollback
-    /// window, or broken) and asks every admin to re-add it with `key_package` (a fresh
-    /// KeyPackage of this device, from the driver). The admins' Welcome then joins the group
-    /// again. How many admins it was sent to. (The engine also does this by itself when it
+    /// window, or broken) and asks an admin to re-add it with `key_package` (a fresh
+    /// KeyPackage of this device, from the driver; one admin: see `send_rejoin`). The admin's
+    /// Welcome then joins the group again. How many admins it was sent to (0 or 1). (The engine also does this by itself when it
     /// finds itself stuck: see `after_refusal`.)
     ///
     /// # Errors

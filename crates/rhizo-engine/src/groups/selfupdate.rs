@@ -205,19 +205,25 @@ impl Engine {
         let mut scheduled = 0;
         for group in new {
             let entry = self.group_job(tx, |tx| {
-                let conversation = self.load_group(tx, &group)?;
+                // Waiting to be re-added: looked at again by a later scan.
+                let Some(conversation) = self.try_load_group(tx, &group)? else {
+                    return Ok(None);
+                };
                 let waiting = conversation.is_active() && conversation.never_committed();
                 let devices = conversation.members().len();
                 self.conversations.stage(conversation);
-                Ok::<_, EngineError>(if waiting {
+                Ok::<_, EngineError>(Some(if waiting {
                     Entry::Due {
                         at: self.self_update_time(devices, now),
                         attempts: 0,
                     }
                 } else {
                     Entry::Done
-                })
+                }))
             })?;
+            let Some(entry) = entry else {
+                continue;
+            };
             scheduled += usize::from(entry != Entry::Done);
             self.self_updates
                 .lock()
@@ -250,7 +256,11 @@ impl Engine {
         if group.status != GroupStatus::Active {
             return Ok((Entry::Done, false));
         }
-        let mut conversation = self.load_group(tx, &group)?;
+        let Some(mut conversation) = self.try_load_group(tx, &group)? else {
+            // Waiting to be re-added: looked at again later.
+            let at = self.self_update_time(1, now);
+            return Ok((Entry::Due { at, attempts }, false));
+        };
         if !conversation.is_active() || !conversation.never_committed() || attempts >= MAX_ATTEMPTS
         {
             self.conversations.stage(conversation);

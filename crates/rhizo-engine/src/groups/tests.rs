@@ -632,7 +632,7 @@ fn a_rename_reaches_every_member_and_only_admins_may() {
 }
 
 /// A trio whose bob (node 1) is made an admin too: the nodes, the group, the time after.
-fn two_admins(dir: &std::path::Path) -> (Vec<Node>, [u8; 16], i64) {
+pub(crate) fn two_admins(dir: &std::path::Path) -> (Vec<Node>, [u8; 16], i64) {
     let (mut nodes, session) = trio(dir);
     let bob = nodes[1].uid();
     let a = &mut nodes[0];
@@ -644,7 +644,7 @@ fn two_admins(dir: &std::path::Path) -> (Vec<Node>, [u8; 16], i64) {
 }
 
 /// Every member's group info, asserted the same state: epoch, fingerprint, profile.
-fn converged(nodes: &mut [Node], session: &[u8; 16]) -> Vec<GroupInfo> {
+pub(crate) fn converged(nodes: &mut [Node], session: &[u8; 16]) -> Vec<GroupInfo> {
     let infos: Vec<GroupInfo> = nodes.iter_mut().map(|n| info(n, session)).collect();
     for other in &infos[1..] {
         assert_eq!(other.epoch, infos[0].epoch);

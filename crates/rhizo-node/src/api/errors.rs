@@ -132,6 +132,7 @@ fn engine_status(e: &rhizo_engine::EngineError) -> (StatusCode, &'static str) {
         EngineError::UnknownGroup => (StatusCode::NOT_FOUND, "UNKNOWN_GROUP"),
         EngineError::NotAdmin => (StatusCode::FORBIDDEN, "NOT_ADMIN"),
         EngineError::NotInGroup => (StatusCode::CONFLICT, "NOT_IN_GROUP"),
+        EngineError::Rejoining => (StatusCode::CONFLICT, "REJOINING"),
         EngineError::NoAdminLeft => (StatusCode::CONFLICT, "NO_ADMIN_LEFT"),
         EngineError::NotAMember => (StatusCode::NOT_FOUND, "NOT_A_MEMBER"),
         EngineError::Group(_) => (StatusCode::BAD_REQUEST, "BAD_INPUT"),
@@ -258,6 +259,11 @@ mod tests {
                 GroupError::Engine(EngineError::NotInGroup).into(),
                 StatusCode::CONFLICT,
                 "NOT_IN_GROUP",
+            ),
+            (
+                GroupError::Engine(EngineError::Rejoining).into(),
+                StatusCode::CONFLICT,
+                "REJOINING",
             ),
             (
                 GroupError::Engine(EngineError::NoAdminLeft).into(),

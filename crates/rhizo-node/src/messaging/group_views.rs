@@ -60,7 +60,8 @@ pub struct GroupInfoView {
     pub description: String,
     /// Our role.
     pub role: String,
-    /// `active`, `left` or `removed`.
+    /// `active`, `left`, `removed`, or `rejoining` (waiting for an admin to add this device
+    /// again: members without devices, the epoch we were stuck at, no fingerprint).
     pub status: String,
     /// The MLS epoch.
     pub epoch: u64,
@@ -274,7 +275,11 @@ fn info_view(
         name: info.profile.name.clone(),
         description: info.profile.description.clone(),
         role: info.group.my_role.as_str().to_string(),
-        status: info.group.status.as_str().to_string(),
+        status: if info.rejoining {
+            "rejoining".to_string()
+        } else {
+            info.group.status.as_str().to_string()
+        },
         epoch: info.epoch,
         fingerprint: info.fingerprint.clone(),
         members,

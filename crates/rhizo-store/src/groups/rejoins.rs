@@ -17,7 +17,17 @@ pub struct GroupRejoinRow {
     pub behind_since: i64,
     /// When (unix ms) we last sent a `GroupRejoin`, if ever.
     pub requested_at: Option<i64>,
+    /// When (unix ms, local time) we first saw that the group moved on for good without us
+    /// at that epoch, if we did: the request waits a grace after it.
+    pub stuck_at: Option<i64>,
+    /// How many member UIDs sent envelopes that showed us behind or on another branch at
+    /// that epoch (at most [`MAX_BEHIND_SENDERS`]).
+    pub senders: usize,
 }
+
+/// At most this many sender UIDs are kept per group row (a larger group needs no more to
+/// tell a majority: the engine caps what it asks for).
+pub const MAX_BEHIND_SENDERS: usize = 64;
 
 impl Reader<'_> {
     /// The rejoin row of a group, if any.
@@ -27,13 +37,16 @@ impl Reader<'_> {
     ) -> Result<Option<GroupRejoinRow>, StoreError> {
         self.conn
             .query_row(
-                "SELECT epoch, behind_since, requested_at FROM group_rejoins WHERE session_id = ?1",
+                "SELECT epoch, behind_since, requested_at, stuck_at, length(senders) / 32
+                 FROM group_rejoins WHERE session_id = ?1",
                 [&session_id[..]],
                 |r| {
                     Ok(GroupRejoinRow {
                         epoch: r.get::<_, i64>(0)? as u64,
                         behind_since: r.get(1)?,
                         requested_at: r.get(2)?,
+                        stuck_at: r.get(3)?,
+                        senders: r.get::<_, i64>(4)? as usize,
                     })
                 },
             )
@@ -54,13 +67,60 @@ impl Tx<'_> {
         self.conn
             .execute(
                 "INSERT INTO group_rejoins (session_id, epoch, behind_since) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (session_id) DO UPDATE SET epoch = ?2, behind_since = ?3
+                 ON CONFLICT (session_id) DO UPDATE SET epoch = ?2, behind_since = ?3,
+                     stuck_at = NULL, senders = x''
                  WHERE epoch != ?2",
                 params![&session_id[..], epoch as i64, now],
             )
             .context("noting a group we are behind in")?;
         self.group_rejoin(session_id)?
             .ok_or_else(|| StoreError::InvalidInput("a group's rejoin row vanished".into()))
+    }
+
+    /// Notes (once per epoch row) that the group moved on for good without us, at local
+    /// time `now`; when it was first noted. The row must exist ([`Tx::note_group_behind`]).
+    pub fn note_group_stuck(&mut self, session_id: &[u8; 16], now: i64) -> Result<i64, StoreError> {
+        self.conn
+            .execute(
+                "UPDATE group_rejoins SET stuck_at = coalesce(stuck_at, ?2) WHERE session_id = ?1",
+                params![&session_id[..], now],
+            )
+            .context("noting a group we are stuck in")?;
+        self.group_rejoin(session_id)?
+            .and_then(|r| r.stuck_at)
+            .ok_or_else(|| StoreError::InvalidInput("a group's rejoin row is missing".into()))
+    }
+
+    /// Adds `uid` to the senders that showed us behind at the row's epoch (once each, at most
+    /// [`MAX_BEHIND_SENDERS`]); how many there are now. The row must exist
+    /// ([`Tx::note_group_behind`]).
+    pub fn note_group_behind_sender(
+        &mut self,
+        session_id: &[u8; 16],
+        uid: &[u8; 32],
+    ) -> Result<usize, StoreError> {
+        let mut senders: Vec<u8> = self
+            .conn
+            .query_row(
+                "SELECT senders FROM group_rejoins WHERE session_id = ?1",
+                [&session_id[..]],
+                |r| r.get(0),
+            )
+            .optional()
+            .context("reading who showed us behind")?
+            .ok_or_else(|| StoreError::InvalidInput("a group's rejoin row is missing".into()))?;
+        let known = senders.chunks(32).any(|c| c == uid.as_slice());
+        if known || senders.len() / 32 >= MAX_BEHIND_SENDERS {
+            return Ok(senders.len() / 32);
+        }
+        senders.extend_from_slice(uid);
+        self.conn
+            .execute(
+                "UPDATE group_rejoins SET senders = ?2 WHERE session_id = ?1",
+                params![&session_id[..], &senders],
+            )
+            .context("noting who showed us behind")?;
+        Ok(senders.len() / 32)
     }
 
     /// Records that we asked the group's admins to re-add us at `now`.

@@ -392,6 +392,22 @@ fn a_groups_rejoin_row_notes_when_it_fell_behind_and_when_it_asked() {
         .write(|tx| tx.note_group_behind(&session, 4, 900))
         .unwrap();
     assert_eq!((row.epoch, row.behind_since), (4, 900));
+    // Stuck, and who showed it: the first time stands, each sender once; moving on forgets
+    // both.
+    let stuck = |s: &mut Store, at| s.write(|tx| tx.note_group_stuck(&session, at)).unwrap();
+    assert_eq!(stuck(&mut s, 950), 950);
+    assert_eq!(stuck(&mut s, 990), 950);
+    for (uid, count) in [([1u8; 32], 1), ([2; 32], 2), ([1; 32], 2)] {
+        let noted = s.write(|tx| tx.note_group_behind_sender(&session, &uid));
+        assert_eq!(noted.unwrap(), count);
+    }
+    assert_eq!(s.read().group_rejoin(&session).unwrap().unwrap().senders, 2);
+    let row = s
+        .write(|tx| tx.note_group_behind(&session, 5, 995))
+        .unwrap();
+    assert_eq!((row.stuck_at, row.senders), (None, 0));
+    s.write(|tx| tx.note_group_behind(&session, 4, 900))
+        .unwrap();
     s.write(|tx| tx.set_group_rejoin_requested(&session, 4, 1000))
         .unwrap();
     let row = s.read().group_rejoin(&session).unwrap().unwrap();
