@@ -1826,3 +1826,61 @@ fn signatures_are_checked_before_the_write_job_and_a_refused_frame_changes_nothi
         );
     }
 }
+
+#[test]
+fn a_pass_skips_rows_still_being_recorded_and_only_all_delivered_answers_may_land_later() {
+    let Chat {
+        _tmp,
+        bob,
+        mut alice_store,
+        mut bob_store,
+        key_package,
+        ..
+    } = chat();
+    let engine = Engine::new(party(1, "alice").me, rhizo_e2e::RekeyPolicy::default()).unwrap();
+    let bob_engine = Engine::new(party(2, "bob").me, rhizo_e2e::RekeyPolicy::default()).unwrap();
+    let now = now_ms();
+    alice_store
+        .write(|tx| engine.send_first(tx, &bob.contact, "one", &[key_package], now))
+        .unwrap();
+    alice_store
+        .write(|tx| engine.queue_text(tx, "bob", "two", now))
+        .unwrap();
+    let all = engine.poll_transmits(&alice_store.read(), now).unwrap();
+    let ids: Vec<i64> = all
+        .iter()
+        .flat_map(|t| t.items.iter().map(|i| i.id))
+        .collect();
+    assert_eq!(ids.len(), 3, "the Welcome and two texts");
+    // The first frame's rows are being recorded: the next pass sends only the rest.
+    let skip: std::collections::HashSet<i64> = ids[..2].iter().copied().collect();
+    let rest = engine
+        .poll_transmits_skipping(&alice_store.read(), now, &skip)
+        .unwrap();
+    let rest_ids: Vec<i64> = rest
+        .iter()
+        .flat_map(|t| t.items.iter().map(|i| i.id))
+        .collect();
+    assert_eq!(rest_ids, ids[2..].to_vec());
+    // Bob takes all three: every answer is `delivered`, so the write may land later.
+    let transmit = &all[0];
+    let response = bob_store
+        .write(|tx| Ok::<_, StoreError>(bob_engine.handle_frame(tx, &transmit.frame, now)))
+        .unwrap()
+        .response;
+    let device = bob.me.device.public();
+    let checked = Engine::check_answers(transmit, vec![(device, Ok(response.clone()))]);
+    assert!(checked.all_delivered());
+    // A receipt signed by another device, or no answer, is not.
+    let other = party(3, "eve").me.device.public();
+    assert!(!Engine::check_answers(transmit, vec![(other, Ok(response))]).all_delivered());
+    assert!(
+        !Engine::check_answers(transmit, vec![(device, Err("offline".into()))]).all_delivered()
+    );
+    // The same frame again: answered "already have it", which means delivered too.
+    let again = bob_store
+        .write(|tx| Ok::<_, StoreError>(bob_engine.handle_frame(tx, &transmit.frame, now)))
+        .unwrap()
+        .response;
+    assert!(Engine::check_answers(transmit, vec![(device, Ok(again))]).all_delivered());
+}
