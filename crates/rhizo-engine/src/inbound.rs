@@ -33,7 +33,7 @@ use crate::{
     cache::ConversationCache,
     requests,
     rng::EngineRng,
-    wire::{error_response, receipt_response, received_entries, status_of_response},
+    wire::{error_response, receipt_response, status_of_response},
 };
 
 /// What the engine answers to one inbound frame.
@@ -91,6 +91,7 @@ impl Engine {
             health: &self.agent_health,
             rng: &self.rng,
         };
+        let envelopes = frame.envelopes();
         let received = match (frame.batch, frame.checked) {
             (_, Err(refused)) => refused,
             (true, Ok(messages)) => apply_batch(tx, &context, messages, now),
@@ -102,11 +103,10 @@ impl Engine {
         // Answers the agent messages of this frame queued (task updates, capability answers)
         // go into the conversations' outboxes in the same commit.
         let agent_queued = self.flush_agent_outbox_safely(tx, now);
-        if frame.batch
-            && let Some(n) = received_entries(&received.response)
-        {
+        // A receipt answers each envelope of the batch (an error answers none).
+        if frame.batch && received.status.is_some() {
             Counters::add(&self.counters.batches_received, 1);
-            Counters::add(&self.counters.batched_envelopes_received, n as u64);
+            Counters::add(&self.counters.batched_envelopes_received, envelopes as u64);
         }
         // One indexed read (at most one row): whether processing queued group frames.
         let group_due = tx.group_outbox_due(now, 1).is_ok_and(|due| !due.is_empty());
@@ -365,7 +365,7 @@ fn apply_bare(tx: &mut Tx<'_>, context: &Context<'_>, message: Verified, now: i6
             settle_after_commit(tx, conversations, seen, Vec::new());
             return held;
         }
-        Precheck::Status(status) => return reply(receipt_response(me, &[(&message, status)], now)),
+        Precheck::Status(status) => return receipted(me, &[(&message, status)], now, Vec::new()),
         Precheck::Error(code, detail) => return reply(error_response(code, detail, refused)),
     };
     let outcome = tx
@@ -399,11 +399,7 @@ fn apply_bare(tx: &mut Tx<'_>, context: &Context<'_>, message: Verified, now: i6
         confirm.then(|| message.id()).into_iter().collect(),
     );
     match outcome {
-        Ok(events) => Received {
-            response: receipt_response(me, &[(&message, ReceiptStatus::Delivered)], now),
-            events,
-            status: Some(ReceiptStatus::Delivered),
-        },
+        Ok(events) => receipted(me, &[(&message, ReceiptStatus::Delivered)], now, events),
         // The transaction rolled back: nothing was stored, the seen-set is unchanged.
         Err(Reject::Code(code)) => {
             debug!(
@@ -411,11 +407,8 @@ fn apply_bare(tx: &mut Tx<'_>, context: &Context<'_>, message: Verified, now: i6
                 seq = message.sequence_num,
                 "envelope refused"
             );
-            reply(receipt_response(
-                me,
-                &[(&message, ReceiptStatus::Rejected(code))],
-                now,
-            ))
+            let refused = ReceiptStatus::Rejected(code);
+            receipted(me, &[(&message, refused)], now, Vec::new())
         }
         Err(Reject::Store(e)) => {
             warn!(error = %e, "storing an incoming message failed");
@@ -525,18 +518,33 @@ fn apply_batch(
         Ok(applied) => {
             let answers: Vec<(&SecureMessage, ReceiptStatus)> =
                 messages.iter().zip(applied.statuses).collect();
-            let response = receipt_response(me, &answers, now);
-            Received {
-                status: status_of_response(&response),
-                response,
-                events: applied.events,
-            }
+            receipted(me, &answers, now, applied.events)
         }
         Err(Reject::Code(code)) => refuse(code, "batch refused"),
         Err(Reject::Store(e)) => {
             warn!(error = %e, "storing an incoming batch failed");
             refuse(ErrorCode::Internal, "storage")
         }
+    }
+}
+
+/// The signed receipt answering `answers`, with the first one's status (none if signing
+/// failed: the answer is then an error), without decoding the receipt again.
+fn receipted(
+    me: &Me,
+    answers: &[(&SecureMessage, ReceiptStatus)],
+    now: i64,
+    events: Vec<Event>,
+) -> Received {
+    let response = receipt_response(me, answers, now);
+    let signed = response.first() == Some(&crate::wire::RESPONSE_RECEIPT);
+    Received {
+        status: answers
+            .first()
+            .map(|(_, status)| *status)
+            .filter(|_| signed),
+        response,
+        events,
     }
 }
 
