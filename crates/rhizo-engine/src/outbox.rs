@@ -11,8 +11,6 @@
 //!  next_deadline() ─▶ the driver sleeps until then (or until woken by a new message)
 //! ```
 
-use std::collections::HashSet;
-
 use rhizo_core::{
     DevicePublicKey,
     envelope::{
@@ -140,24 +138,7 @@ impl Engine {
         reader: &Reader<'_>,
         now: i64,
     ) -> Result<Vec<Transmit>, EngineError> {
-        self.poll_transmits_skipping(reader, now, &HashSet::new())
-    }
-
-    /// [`poll_transmits`](Self::poll_transmits) without the outbox rows in `skip`: rows of
-    /// frames every device already took whose write job has not committed yet (the driver
-    /// does not wait for it before its next pass; the read still sees them due).
-    ///
-    /// # Errors
-    ///
-    /// If the database fails.
-    pub fn poll_transmits_skipping(
-        &self,
-        reader: &Reader<'_>,
-        now: i64,
-        skip: &HashSet<i64>,
-    ) -> Result<Vec<Transmit>, EngineError> {
-        let mut items = reader.outbox_due(now, OUTBOX_BATCH)?;
-        items.retain(|item| !skip.contains(&item.id));
+        let items = reader.outbox_due(now, OUTBOX_BATCH)?;
         let mut per_contact: Vec<(Contact, Vec<OutboxItem>)> = Vec::new();
         for item in items {
             let Some(contact) = reader.contact_by_uid(&item.contact_uid)? else {
@@ -441,24 +422,8 @@ fn transmit(contact: &Contact, items: &[OutboxItem]) -> Result<Transmit, EngineE
 
 /// The answers to a [`Transmit`] once read and their receipts verified
 /// ([`Engine::check_answers`]): an outcome per envelope, or why no device answered validly.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct CheckedAnswers(Result<Vec<Outcome>, String>);
-
-impl CheckedAnswers {
-    /// Whether a device signed `delivered` (or `read`) for every envelope: writing it changes
-    /// no order of sending (nothing is retried, no conversation closes), so the driver's
-    /// next pass need not wait for its write job.
-    pub fn all_delivered(&self) -> bool {
-        self.0.as_ref().is_ok_and(|outcomes| {
-            outcomes.iter().all(|o| {
-                matches!(
-                    o,
-                    Outcome::Final(MessageState::Delivered | MessageState::Read, _)
-                )
-            })
-        })
-    }
-}
 
 /// The best outcome per envelope across the devices that answered with a valid receipt
 /// (delivered on one device beats failed on another), or why none did.

@@ -2,25 +2,17 @@
 //! contact with rhizo-net's `Client`, hands the answers back, and stores on the contact's
 //! mailbox replicas what no device took; then the group frames (`groups`). First, new
 //! conversations for messages a lost conversation left (`reestablish`). Timers run on the node's [`Clock`](crate::clock).
-//!
-//! A frame every device took (all `delivered`) is recorded by a write job the loop does not
-//! wait for ([`Landing`]): the next pass sends what became due meanwhile, skipping the rows
-//! still being recorded. Any other answer is written before the next pass, so nothing is
-//! sent out of order.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use libp2p::{Multiaddr, PeerId};
 use rhizo_core::Uid;
 use rhizo_engine::{
-    CheckedAnswers, Engine, MailboxAttempt, Transmit, TransmitResult,
+    Engine, MailboxAttempt, Transmit,
     commits::COMMIT_SWEEP_INTERVAL_MS,
     outbox::{DeviceAnswer, Target},
 };
-use rhizo_store::{DbError, Durability, Pending, messaging::OutboxItem};
-use tokio::sync::mpsc;
+use rhizo_store::{Durability, messaging::OutboxItem};
 use tracing::warn;
 
 use super::{JobError, Messaging};
@@ -32,73 +24,11 @@ const FIRST_RETRY_DELAY_MS: i64 = 1_000;
 const MIN_WAIT_MS: i64 = 50;
 /// Longest wait when nothing is due (a new message wakes the loop anyway).
 const IDLE_WAIT_MS: i64 = 60_000;
-/// Write jobs of delivered frames the loop may leave committing while it goes on (beyond
-/// this it waits for the oldest).
-const MAX_LANDING: usize = 4;
-
-/// The write jobs of frames every device took, committing while the outbox loop goes on: one
-/// task awaits them in order and shows their events; until then their rows are skipped.
-#[derive(Debug)]
-pub(super) struct Landing {
-    rows: Arc<Mutex<HashSet<i64>>>,
-    jobs: mpsc::Sender<(Vec<i64>, Pending<TransmitResult, JobError>)>,
-}
-
-impl Landing {
-    /// Starts the task that awaits the jobs (it ends once this is dropped and they are done).
-    fn start(messaging: Messaging) -> Self {
-        let (jobs, mut queued) =
-            mpsc::channel::<(Vec<i64>, Pending<TransmitResult, JobError>)>(MAX_LANDING);
-        let rows: Arc<Mutex<HashSet<i64>>> = Arc::default();
-        let landed = Arc::clone(&rows);
-        tokio::spawn(async move {
-            while let Some((ids, pending)) = queued.recv().await {
-                match pending.await {
-                    Ok(result) => messaging.emit_events(result.events),
-                    // The rows stay due: sent again, answered "already have it".
-                    Err(e) => warn!(error = %e, "recording delivered envelopes failed"),
-                }
-                if let Ok(mut rows) = landed.lock() {
-                    for id in ids {
-                        rows.remove(&id);
-                    }
-                }
-            }
-        });
-        Self { rows, jobs }
-    }
-
-    /// The outbox rows still being recorded.
-    fn skipped(&self) -> HashSet<i64> {
-        self.rows
-            .lock()
-            .map(|rows| rows.clone())
-            .unwrap_or_default()
-    }
-
-    /// Hands over `pending`, the queued job recording `transmit`'s rows (waits while
-    /// [`MAX_LANDING`] jobs are committing).
-    async fn hand_over(
-        &self,
-        transmit: &Transmit,
-        pending: Pending<TransmitResult, JobError>,
-    ) -> Result<(), JobError> {
-        let ids: Vec<i64> = transmit.items.iter().map(|i| i.id).collect();
-        if let Ok(mut rows) = self.rows.lock() {
-            rows.extend(ids.iter().copied());
-        }
-        self.jobs
-            .send((ids, pending))
-            .await
-            .map_err(|_| JobError::from(DbError::Closed))
-    }
-}
 
 impl Messaging {
     /// Delivers queued envelopes until `shutdown` fires.
     pub async fn run_outbox(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         let mut last_sweep: Option<i64> = None;
-        let landing = Landing::start(self.clone());
         loop {
             let now = self.now();
             if last_sweep.is_none_or(|t| now.saturating_sub(t) >= COMMIT_SWEEP_INTERVAL_MS) {
@@ -123,7 +53,7 @@ impl Messaging {
             // A pass may wait for the network's timeouts; shutdown does not wait for it (every
             // change it made is its own committed transaction).
             let pass = tokio::select! {
-                pass = self.outbox_pass(&landing) => pass,
+                pass = self.outbox_pass() => pass,
                 _ = shutdown.changed() => return,
             };
             let next = match pass {
@@ -150,21 +80,17 @@ impl Messaging {
     /// Sends what is due; returns when the next attempt is due. A contact none of whose
     /// devices answered is not dialled again in the same pass: its later frames go straight
     /// to its mailbox replicas.
-    pub(super) async fn outbox_pass(&self, landing: &Landing) -> Result<Option<i64>, JobError> {
+    pub(super) async fn outbox_pass(&self) -> Result<Option<i64>, JobError> {
         // Conversations the recipients lost: new ones for the messages that wait.
         self.reestablish_pass().await?;
         let now = self.now();
         let this = self.clone();
-        let skip = landing.skipped();
         // A read: on the reader pool, off the writer thread (it sees every committed send).
         let transmits = self
             .inner
             .db
             .read(move |reader| -> Result<_, JobError> {
-                Ok(this
-                    .inner
-                    .engine
-                    .poll_transmits_skipping(&reader, now, &skip)?)
+                Ok(this.inner.engine.poll_transmits(&reader, now)?)
             })
             .await?;
         let mut unreachable: Option<([u8; 32], String)> = None;
@@ -173,7 +99,7 @@ impl Messaging {
                 Some((uid, _)) if *uid == transmit.contact.uid => {
                     Some("no device of the contact answered".to_string())
                 }
-                _ => self.deliver(transmit.clone(), landing).await?,
+                _ => self.deliver(transmit.clone()).await?,
             };
             if let Some(why) = why {
                 for item in &transmit.items {
@@ -210,14 +136,9 @@ impl Messaging {
         )
     }
 
-    /// Sends one frame to every device of its contact and writes what they answered (a frame
-    /// every device took: handed to `landing`, not waited for); why none answered, if none
-    /// did.
-    async fn deliver(
-        &self,
-        transmit: Transmit,
-        landing: &Landing,
-    ) -> Result<Option<String>, JobError> {
+    /// Sends one frame to every device of its contact and writes what they answered; why
+    /// none answered, if none did.
+    async fn deliver(&self, transmit: Transmit) -> Result<Option<String>, JobError> {
         let mut answers: Vec<DeviceAnswer> = Vec::new();
         for target in transmit.targets() {
             if let Some(answer) = self.send_frame(&target, &transmit.frame).await {
@@ -226,38 +147,6 @@ impl Messaging {
         }
         // The receipts' signatures are verified here, off the database's writer thread.
         let checked = Engine::check_answers(&transmit, answers);
-        if checked.all_delivered() {
-            let now = self.now();
-            let (this, record, answers) = (self.clone(), transmit.clone(), checked.clone());
-            let queued =
-                self.inner
-                    .db
-                    .try_write(Durability::Relaxed, move |tx| -> Result<_, JobError> {
-                        Ok(this
-                            .inner
-                            .engine
-                            .on_checked_answers(tx, &record, answers, now)?)
-                    });
-            match queued {
-                Ok(pending) => {
-                    landing.hand_over(&transmit, pending).await?;
-                    return Ok(None);
-                }
-                // A full queue: written below, waiting for room.
-                Err(DbError::Busy) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        self.record_and_wait(transmit, checked).await
-    }
-
-    /// Writes the checked answers to `transmit` and waits for that commit; why no device
-    /// answered, if none did.
-    async fn record_and_wait(
-        &self,
-        transmit: Transmit,
-        checked: CheckedAnswers,
-    ) -> Result<Option<String>, JobError> {
         let now = self.now();
         let this = self.clone();
         // A relaxed job of the group commit: lost in a crash, it is redone (the envelopes are
