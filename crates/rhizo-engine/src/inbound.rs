@@ -1,9 +1,12 @@
-//! Inbound `/rhizo/msg/1` frames: the checks before the transaction (signature, recipient,
-//! replay window, known sender device, seen cache), then the Welcome / application / commit /
-//! receipt paths in one transaction, committed before the signed receipt is returned.
+//! Inbound `/rhizo/msg/1` frames: decoding and every envelope's signature before the write job
+//! ([`Engine::check_frame`], pure CPU: the driver runs it off the database's writer thread),
+//! the checks before the changes (recipient, replay window, known sender device, seen cache),
+//! then the Welcome / application / commit / receipt paths in one transaction, committed
+//! before the signed receipt is returned.
 //!
 //! ```text
-//!  bytes ─▶ size, decode ─▶ precheck (signature, recipient, window, sender, seen LRU)
+//!  bytes ─▶ size, decode, signatures (check_frame: no database)
+//!     ─▶ precheck (recipient, window, sender, seen LRU)
 //!     ─▶ one tx: seen row, MLS, message rows (a savepoint per envelope of a batch)
 //!     ─▶ commit ─▶ signed receipt (one entry per envelope)
 //! ```
@@ -30,7 +33,7 @@ use crate::{
     cache::ConversationCache,
     requests,
     rng::EngineRng,
-    wire::{error_response, receipt_response, received_entries, status_of_response},
+    wire::{error_response, receipt_response, status_of_response},
 };
 
 /// What the engine answers to one inbound frame.
@@ -50,30 +53,60 @@ pub struct Inbound {
 
 impl Engine {
     /// Handles one inbound `/rhizo/msg/1` request (a bare envelope or a batch frame) at `now`
-    /// inside `tx` (a job of the database's group commit: the driver returns the response only
-    /// after that commit). What the frame changes sits in savepoints of `tx`; the loaded
-    /// conversations and the seen-set cache follow only once it committed
-    /// ([`Tx::after_commit`]).
+    /// inside `tx`: [`check_frame`](Self::check_frame) then
+    /// [`handle_checked`](Self::handle_checked) in one call (the driver runs the check before
+    /// queueing the job instead, off the database's writer thread).
     pub fn handle_frame(&self, tx: &mut Tx<'_>, payload: &[u8], now: i64) -> Inbound {
-        let batch = is_batch_frame(payload);
-        let receive = if batch { receive_batch_in } else { receive_in };
-        let received = receive(
-            tx,
-            &self.me,
-            &self.mls_device,
-            &self.conversations,
-            &self.seen,
-            &self.agent_health,
-            &self.rng,
-            payload,
-            now,
-        );
+        self.handle_checked(tx, self.check_frame(payload), now)
+    }
+
+    /// The work on an inbound frame that needs no database: decoding it and verifying every
+    /// envelope's signature. Pure CPU (an Ed25519 verification per envelope), so the driver
+    /// runs it before the frame's write job; a frame that fails here is answered with an
+    /// error, and nothing is stored or signed for.
+    pub fn check_frame(&self, payload: &[u8]) -> CheckedFrame {
+        if is_batch_frame(payload) {
+            CheckedFrame {
+                batch: true,
+                checked: check_batch(payload),
+            }
+        } else {
+            CheckedFrame {
+                batch: false,
+                checked: check_bare(payload).map(|message| vec![message]),
+            }
+        }
+    }
+
+    /// Applies a [`checked`](Self::check_frame) frame at `now` inside `tx` (a job of the
+    /// database's group commit: the driver returns the response only after that commit).
+    /// What the frame changes sits in savepoints of `tx`; the loaded conversations and the
+    /// seen-set cache follow only once it committed ([`Tx::after_commit`]).
+    pub fn handle_checked(&self, tx: &mut Tx<'_>, frame: CheckedFrame, now: i64) -> Inbound {
+        let context = Context {
+            me: &self.me,
+            mls_device: &self.mls_device,
+            conversations: &self.conversations,
+            seen: &self.seen,
+            health: &self.agent_health,
+            rng: &self.rng,
+        };
+        let envelopes = frame.envelopes();
+        let received = match (frame.batch, frame.checked) {
+            (_, Err(refused)) => refused,
+            (true, Ok(messages)) => apply_batch(tx, &context, messages, now),
+            (false, Ok(mut messages)) => match messages.pop() {
+                Some(message) => apply_bare(tx, &context, message, now),
+                None => refuse(ErrorCode::Malformed, "no envelope"),
+            },
+        };
         // Answers the agent messages of this frame queued (task updates, capability answers)
         // go into the conversations' outboxes in the same commit.
         let agent_queued = self.flush_agent_outbox_safely(tx, now);
-        if batch && let Some(n) = received_entries(&received.response) {
+        // A receipt answers each envelope of the batch (an error answers none).
+        if frame.batch && received.status.is_some() {
             Counters::add(&self.counters.batches_received, 1);
-            Counters::add(&self.counters.batched_envelopes_received, n as u64);
+            Counters::add(&self.counters.batched_envelopes_received, envelopes as u64);
         }
         // One indexed read (at most one row): whether processing queued group frames.
         let group_due = tx.group_outbox_due(now, 1).is_ok_and(|due| !due.is_empty());
@@ -84,6 +117,92 @@ impl Engine {
             group_due,
         }
     }
+}
+
+/// An inbound frame made ready for its write job by [`Engine::check_frame`]: decoded, and the
+/// signature of every envelope verified (or the error response that refuses it).
+pub struct CheckedFrame {
+    batch: bool,
+    /// The verified envelopes in order (one for a bare envelope), or the answer refusing the
+    /// frame.
+    checked: Result<Vec<Verified>, Received>,
+}
+
+impl std::fmt::Debug for CheckedFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckedFrame")
+            .field("batch", &self.batch)
+            .field("envelopes", &self.checked.as_ref().map(Vec::len).ok())
+            .finish()
+    }
+}
+
+impl CheckedFrame {
+    /// How many envelopes passed the checks (0 for a refused frame).
+    pub fn envelopes(&self) -> usize {
+        self.checked.as_ref().map_or(0, Vec::len)
+    }
+}
+
+/// An envelope whose signature verified against the sender device it names. Only
+/// [`Verified::check`] makes one, so what reaches [`precheck`] was verified.
+pub(crate) struct Verified(SecureMessage);
+
+impl Verified {
+    /// Verifies `message`'s signature; the message back when it does not verify.
+    pub(crate) fn check(message: SecureMessage) -> Result<Self, Box<SecureMessage>> {
+        match message.verify(&message.sender_device) {
+            Ok(()) => Ok(Self(message)),
+            Err(_) => Err(Box::new(message)),
+        }
+    }
+}
+
+/// A bare envelope decoded and verified, or the error answer (not signed for).
+fn check_bare(payload: &[u8]) -> Result<Verified, Received> {
+    // Cheap checks first: size and structure, before any signature work.
+    let message = SecureMessage::decode(payload).map_err(|e| Received {
+        response: error_response(e.code(), &e.to_string(), None),
+        events: Vec::new(),
+        status: None,
+    })?;
+    Verified::check(message).map_err(|message| {
+        let refused = Some((message.session_id, message.sequence_num));
+        let response = error_response(ErrorCode::InvalidSignature, "bad signature", refused);
+        Received {
+            status: status_of_response(&response),
+            response,
+            events: Vec::new(),
+        }
+    })
+}
+
+/// A batch frame's envelopes decoded and verified; a frame or an envelope that does not
+/// decode, or an envelope whose signature does not verify (which an honest sender never
+/// sends), refuses the whole batch: nothing is signed for.
+fn check_batch(payload: &[u8]) -> Result<Vec<Verified>, Received> {
+    let messages = decode_batch(payload).map_err(|(code, detail)| refuse(code, &detail))?;
+    messages
+        .into_iter()
+        .map(|message| {
+            Verified::check(message).map_err(|_| {
+                refuse(
+                    ErrorCode::InvalidSignature,
+                    "an envelope of the batch: bad signature",
+                )
+            })
+        })
+        .collect()
+}
+
+/// What applying a checked envelope needs from the engine.
+pub(crate) struct Context<'a> {
+    pub(crate) me: &'a Me,
+    pub(crate) mls_device: &'a Device,
+    pub(crate) conversations: &'a Arc<ConversationCache>,
+    pub(crate) seen: &'a Arc<Mutex<SeenSet<InTransaction>>>,
+    pub(crate) health: &'a AgentHealth,
+    pub(crate) rng: &'a EngineRng,
 }
 
 pub(crate) struct Received {
@@ -108,19 +227,18 @@ pub(crate) enum Precheck {
     Error(ErrorCode, &'static str),
 }
 
-/// The checks before the transaction: the signature first (nothing is signed for an envelope
-/// whose signature did not verify; size and the per-peer rate limit were checked before),
-/// then recipient, replay window, known sender device, and the in-memory seen cache.
+/// The checks before an envelope's changes, once its signature verified ([`Verified`]: nothing
+/// is signed for an envelope whose signature did not; size and the per-peer rate limit were
+/// checked before): recipient, replay window, known sender device, and the in-memory seen
+/// cache.
 pub(crate) fn precheck(
     reader: &Reader<'_>,
     me: &Me,
     seen: &Mutex<SeenSet<InTransaction>>,
-    message: SecureMessage,
+    message: Verified,
     now: i64,
 ) -> Precheck {
-    if message.verify(&message.sender_device).is_err() {
-        return Precheck::Error(ErrorCode::InvalidSignature, "bad signature");
-    }
+    let Verified(message) = message;
     let Ok(group) = crate::groups::group_of(reader, me, &message) else {
         return Precheck::Error(ErrorCode::Internal, "database");
     };
@@ -206,24 +324,39 @@ pub(crate) fn receive_in(
     payload: &[u8],
     now: i64,
 ) -> Received {
-    // Cheap checks first: size and structure, before any signature or KEM work.
-    let message = match SecureMessage::decode(payload) {
-        Ok(m) => m,
-        Err(e) => {
-            return Received {
-                response: error_response(e.code(), &e.to_string(), None),
-                events: Vec::new(),
-                status: None,
-            };
-        }
+    let context = Context {
+        me,
+        mls_device,
+        conversations,
+        seen,
+        health,
+        rng,
     };
+    match check_bare(payload) {
+        Ok(message) => apply_bare(tx, &context, message, now),
+        Err(refused) => refused,
+    }
+}
+
+/// Deduplicates, decrypts and stores one verified envelope, in a savepoint of `tx` (the
+/// receipt goes back only after `tx` committed).
+fn apply_bare(tx: &mut Tx<'_>, context: &Context<'_>, message: Verified, now: i64) -> Received {
+    let Context {
+        me,
+        mls_device,
+        conversations,
+        seen,
+        health,
+        rng,
+    } = *context;
     let reply = |response: Vec<u8>| Received {
         status: status_of_response(&response),
         response,
         events: Vec::new(),
     };
-    let refused = Some((message.session_id, message.sequence_num));
-    let (message, contact) = match precheck(tx, me, seen, message.clone(), now) {
+    let refused = Some((message.0.session_id, message.0.sequence_num));
+    let Verified(message) = message;
+    let (message, contact) = match precheck(tx, me, seen, Verified(message.clone()), now) {
         Precheck::Ready(m, c) => (m, c),
         Precheck::Request(m) => {
             let parts = (me, mls_device, &**conversations, health, rng);
@@ -232,7 +365,7 @@ pub(crate) fn receive_in(
             settle_after_commit(tx, conversations, seen, Vec::new());
             return held;
         }
-        Precheck::Status(status) => return reply(receipt_response(me, &[(&message, status)], now)),
+        Precheck::Status(status) => return receipted(me, &[(&message, status)], now, Vec::new()),
         Precheck::Error(code, detail) => return reply(error_response(code, detail, refused)),
     };
     let outcome = tx
@@ -266,11 +399,7 @@ pub(crate) fn receive_in(
         confirm.then(|| message.id()).into_iter().collect(),
     );
     match outcome {
-        Ok(events) => Received {
-            response: receipt_response(me, &[(&message, ReceiptStatus::Delivered)], now),
-            events,
-            status: Some(ReceiptStatus::Delivered),
-        },
+        Ok(events) => receipted(me, &[(&message, ReceiptStatus::Delivered)], now, events),
         // The transaction rolled back: nothing was stored, the seen-set is unchanged.
         Err(Reject::Code(code)) => {
             debug!(
@@ -278,11 +407,8 @@ pub(crate) fn receive_in(
                 seq = message.sequence_num,
                 "envelope refused"
             );
-            reply(receipt_response(
-                me,
-                &[(&message, ReceiptStatus::Rejected(code))],
-                now,
-            ))
+            let refused = ReceiptStatus::Rejected(code);
+            receipted(me, &[(&message, refused)], now, Vec::new())
         }
         Err(Reject::Store(e)) => {
             warn!(error = %e, "storing an incoming message failed");
@@ -291,13 +417,8 @@ pub(crate) fn receive_in(
     }
 }
 
-/// Applies a batch frame (see [`EnvelopeBatch`]): every envelope is checked as a bare one would
-/// be, then all are applied in order in ONE transaction (group commit: one `fsync` for the
-/// batch), each inside its own savepoint so a refused envelope changes nothing while the others
-/// stand. After a transient refusal the later envelopes are answered `SEQUENCE_ERROR`
-/// unprocessed, so nothing overtakes a message the sender will retry. The answer is one signed
-/// receipt with an entry per envelope, in order; a frame or an envelope that does not decode
-/// refuses the whole batch with an error.
+/// [`apply_batch`] for a batch frame's bytes (checked here first).
+#[cfg(test)]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn receive_batch_in(
     tx: &mut Tx<'_>,
@@ -310,22 +431,47 @@ pub(crate) fn receive_batch_in(
     payload: &[u8],
     now: i64,
 ) -> Received {
-    let messages = match decode_batch(payload) {
-        Ok(messages) => messages,
-        Err((code, detail)) => return refuse(code, &detail),
+    let context = Context {
+        me,
+        mls_device,
+        conversations,
+        seen,
+        health,
+        rng,
     };
-    let checked: Vec<Precheck> = messages
-        .iter()
-        .map(|m| precheck(tx, me, seen, m.clone(), now))
-        .collect();
-    // Nothing is signed for an envelope whose signature did not verify: a batch holding one
-    // (which an honest sender never sends) is refused whole.
-    if let Some(Precheck::Error(code, detail)) = checked
-        .iter()
-        .find(|c| matches!(c, Precheck::Error(ErrorCode::InvalidSignature, _)))
-    {
-        return refuse(*code, &format!("an envelope of the batch: {detail}"));
+    match check_batch(payload) {
+        Ok(messages) => apply_batch(tx, &context, messages, now),
+        Err(refused) => refused,
     }
+}
+
+/// Applies a batch frame (see [`EnvelopeBatch`]) whose envelopes all verified
+/// ([`check_batch`]: a frame or an envelope that does not decode or verify refuses the whole
+/// batch with an error): every envelope is checked as a bare one would be, then all are
+/// applied in order in ONE transaction (group commit: one `fsync` for the batch), each inside
+/// its own savepoint so a refused envelope changes nothing while the others stand. After a
+/// transient refusal the later envelopes are answered `SEQUENCE_ERROR` unprocessed, so nothing
+/// overtakes a message the sender will retry. The answer is one signed receipt with an entry
+/// per envelope, in order.
+fn apply_batch(
+    tx: &mut Tx<'_>,
+    context: &Context<'_>,
+    verified: Vec<Verified>,
+    now: i64,
+) -> Received {
+    let Context {
+        me,
+        mls_device,
+        conversations,
+        seen,
+        health,
+        rng,
+    } = *context;
+    let messages: Vec<SecureMessage> = verified.iter().map(|v| v.0.clone()).collect();
+    let checked: Vec<Precheck> = verified
+        .into_iter()
+        .map(|m| precheck(tx, me, seen, m, now))
+        .collect();
     let outcome = tx.in_savepoint(|tx| -> Result<_, Reject> {
         let mut applied = BatchApplied::default();
         let mut blocked = false;
@@ -372,18 +518,33 @@ pub(crate) fn receive_batch_in(
         Ok(applied) => {
             let answers: Vec<(&SecureMessage, ReceiptStatus)> =
                 messages.iter().zip(applied.statuses).collect();
-            let response = receipt_response(me, &answers, now);
-            Received {
-                status: status_of_response(&response),
-                response,
-                events: applied.events,
-            }
+            receipted(me, &answers, now, applied.events)
         }
         Err(Reject::Code(code)) => refuse(code, "batch refused"),
         Err(Reject::Store(e)) => {
             warn!(error = %e, "storing an incoming batch failed");
             refuse(ErrorCode::Internal, "storage")
         }
+    }
+}
+
+/// The signed receipt answering `answers`, with the first one's status (none if signing
+/// failed: the answer is then an error), without decoding the receipt again.
+fn receipted(
+    me: &Me,
+    answers: &[(&SecureMessage, ReceiptStatus)],
+    now: i64,
+    events: Vec<Event>,
+) -> Received {
+    let response = receipt_response(me, answers, now);
+    let signed = response.first() == Some(&crate::wire::RESPONSE_RECEIPT);
+    Received {
+        status: answers
+            .first()
+            .map(|(_, status)| *status)
+            .filter(|_| signed),
+        response,
+        events,
     }
 }
 

@@ -10,10 +10,12 @@
 //! ```text
 //!   driver (rhizo-node)                    Engine (this crate)                 rhizo-store
 //!   ──────────────────                     ──────────────────                 ───────────
-//!   inbound /rhizo/msg/1 bytes ─▶ handle_frame(tx, bytes, now) ─▶ a Db job ─▶ seen, MLS, rows
+//!   inbound /rhizo/msg/1 bytes ─▶ check_frame(bytes) (signatures, before the job)
+//!                             ─▶ handle_checked(tx, checked, now) ─▶ a Db job ─▶ seen, MLS, rows
 //!                             ◀─ Inbound { response (signed receipt), events }
 //!   timer (Clock) ────────────▶ poll_transmits(reader, now) ─▶ [Transmit: frame + devices]
-//!   send frame to each device ─▶ on_transmit_result(tx, transmit, answers, now)
+//!   send frame to each device ─▶ check_answers (receipt signatures, before the job)
+//!                             ─▶ on_checked_answers(tx, transmit, checked, now)
 //!                             ◀─ TransmitResult { events, unreachable → mailbox fallback }
 //!   mailbox store verdict ────▶ on_mailbox_result(tx, item, contact, attempt, now)
 //!   lost conversation ────────▶ due_reestablishments(reader, now), then reestablish(tx, …,
@@ -90,8 +92,8 @@ pub mod wire;
 pub use cache::ConversationCache;
 pub use error::EngineError;
 pub use events::Event;
-pub use inbound::Inbound;
-pub use outbox::{MailboxAttempt, Outcome, Transmit, TransmitResult};
+pub use inbound::{CheckedFrame, Inbound};
+pub use outbox::{CheckedAnswers, MailboxAttempt, Outcome, Transmit, TransmitResult};
 
 #[cfg(test)]
 mod tests;

@@ -173,11 +173,10 @@ impl Engine {
         Ok(reader.outbox_next_attempt()?)
     }
 
-    /// Writes what the contact's devices answered to `transmit`, inside `tx` (a job of the
-    /// database's group commit; it need not wait for the disk: lost, it is redone — the
-    /// envelope is sent again and answered "already have it"). An envelope is delivered once
-    /// any device signed a receipt for it; when none did, [`TransmitResult::unreachable`] says
-    /// why and nothing is written (the driver tries the mailbox).
+    /// Writes what the contact's devices answered to `transmit`, inside `tx`:
+    /// [`check_answers`](Self::check_answers) then
+    /// [`on_checked_answers`](Self::on_checked_answers) in one call (the driver runs the check
+    /// before queueing the job instead, off the database's writer thread).
     ///
     /// # Errors
     ///
@@ -189,6 +188,32 @@ impl Engine {
         answers: Vec<DeviceAnswer>,
         now: i64,
     ) -> Result<TransmitResult, EngineError> {
+        self.on_checked_answers(tx, transmit, Self::check_answers(transmit, answers), now)
+    }
+
+    /// Reads what the contact's devices answered to `transmit` and verifies their signed
+    /// receipts. Pure CPU work (an Ed25519 verification per answer) that needs no database,
+    /// so the driver runs it before the write job; only a receipt that verified counts.
+    pub fn check_answers(transmit: &Transmit, answers: Vec<DeviceAnswer>) -> CheckedAnswers {
+        CheckedAnswers(best_outcomes(transmit, answers))
+    }
+
+    /// Writes [checked](Self::check_answers) answers to `transmit`, inside `tx` (a job of the
+    /// database's group commit; it need not wait for the disk: lost, it is redone — the
+    /// envelope is sent again and answered "already have it"). An envelope is delivered once
+    /// any device signed a receipt for it; when none did, [`TransmitResult::unreachable`] says
+    /// why and nothing is written (the driver tries the mailbox).
+    ///
+    /// # Errors
+    ///
+    /// If the database fails (the job's savepoint is then rolled back).
+    pub fn on_checked_answers(
+        &self,
+        tx: &mut Tx<'_>,
+        transmit: &Transmit,
+        checked: CheckedAnswers,
+        now: i64,
+    ) -> Result<TransmitResult, EngineError> {
         if transmit.items.len() > 1 {
             Counters::add(&self.counters.batches_sent, 1);
             Counters::add(
@@ -196,7 +221,7 @@ impl Engine {
                 transmit.items.len() as u64,
             );
         }
-        let outcomes = match best_outcomes(transmit, answers) {
+        let outcomes = match checked.0 {
             Ok(outcomes) => outcomes,
             Err(why) => {
                 return Ok(TransmitResult {
@@ -394,6 +419,11 @@ fn transmit(contact: &Contact, items: &[OutboxItem]) -> Result<Transmit, EngineE
         mailbox_only: false,
     })
 }
+
+/// The answers to a [`Transmit`] once read and their receipts verified
+/// ([`Engine::check_answers`]): an outcome per envelope, or why no device answered validly.
+#[derive(Debug)]
+pub struct CheckedAnswers(Result<Vec<Outcome>, String>);
 
 /// The best outcome per envelope across the devices that answered with a valid receipt
 /// (delivered on one device beats failed on another), or why none did.

@@ -1756,3 +1756,73 @@ fn production_engines_draw_unpredictable_ids_and_seeded_ones_replay() {
         .map(|e| crate::outbox::retry_delay(&e.rng, 3));
     assert_eq!(delays[0], delays[1]);
 }
+
+#[test]
+fn signatures_are_checked_before_the_write_job_and_a_refused_frame_changes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (alice, bob) = (party(1, "alice"), party(2, "bob"));
+    let mut bob_store = open(&tmp.path().join("bob.db"));
+    bob_store
+        .write(|tx| tx.add_contact(&alice.contact, 1))
+        .unwrap();
+    let engine = Engine::new(party(2, "bob").me, rhizo_e2e::RekeyPolicy::default()).unwrap();
+    let now = now_ms();
+    let good = seal(
+        &alice.me,
+        &TEST_RNG,
+        &bob.contact,
+        &[2; 16],
+        1,
+        MessageType::Application,
+        vec![1],
+        now,
+    )
+    .unwrap();
+    let second = seal(
+        &alice.me,
+        &TEST_RNG,
+        &bob.contact,
+        &[2; 16],
+        2,
+        MessageType::Application,
+        vec![2],
+        now,
+    )
+    .unwrap();
+    let mut forged = second.clone();
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    // The check needs no database: a forged envelope, or a batch holding one, is refused
+    // there, and the write job of a refused frame answers an unsigned error and stores nothing.
+    for frame in [forged.clone(), batch_of(&[&good, &forged])] {
+        let checked = engine.check_frame(&frame);
+        assert_eq!(checked.envelopes(), 0);
+        let inbound = bob_store
+            .write(|tx| Ok::<_, StoreError>(engine.handle_checked(tx, checked, now)))
+            .unwrap();
+        assert_eq!(inbound.response[0], RESPONSE_ERROR, "no signed receipt");
+        let e = ErrorMessage::decode(&inbound.response[1..]).unwrap();
+        assert_eq!(e.code, ErrorCode::InvalidSignature);
+        assert!(inbound.events.is_empty());
+    }
+    let seen_rows: i64 = bob_store
+        .connection()
+        .query_row("SELECT count(*) FROM seen", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(seen_rows, 0, "nothing was recorded");
+    // A verified envelope goes on to the checks that need the database (here: no such
+    // conversation), answered in a signed receipt, as one frame or as a batch.
+    for (frame, envelopes) in [(good.clone(), 1), (batch_of(&[&good, &second]), 2)] {
+        let checked = engine.check_frame(&frame);
+        assert_eq!(checked.envelopes(), envelopes);
+        let inbound = bob_store
+            .write(|tx| Ok::<_, StoreError>(engine.handle_checked(tx, checked, now)))
+            .unwrap();
+        let statuses = statuses(&inbound.response);
+        assert_eq!(statuses.len(), envelopes);
+        assert_eq!(
+            statuses[0],
+            ReceiptStatus::Rejected(ErrorCode::UnknownSession)
+        );
+    }
+}

@@ -99,16 +99,6 @@ pub(crate) fn status_of_response(response: &[u8]) -> Option<ReceiptStatus> {
     }
 }
 
-/// How many envelopes a receipt response answers (None: an error response).
-pub(crate) fn received_entries(response: &[u8]) -> Option<usize> {
-    match response.split_first() {
-        Some((&RESPONSE_RECEIPT, body)) => {
-            DeliveryReceipt::decode(body).ok().map(|r| r.entries.len())
-        }
-        _ => None,
-    }
-}
-
 /// The error code of an error response.
 pub(crate) fn error_code_of(response: &[u8]) -> Option<ErrorCode> {
     match response.split_first() {

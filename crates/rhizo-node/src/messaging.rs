@@ -5,7 +5,7 @@
 //!         send_text ─▶ Db::write (group commit, writer thread) ──▶ queue_text / send_first
 //!         outbox timer (Clock) ─▶ poll_transmits ─▶ Client::send_message to each device
 //!                               ─▶ on_transmit_result ─▶ mailbox store ─▶ on_mailbox_result
-//!         inbound /rhizo/msg/1 ─▶ Db::try_write: handle_frame (group commit) ─▶ signed receipt
+//!         inbound /rhizo/msg/1 ─▶ check_frame ─▶ Db::try_write: handle_checked ─▶ signed receipt
 //!         mailbox poll (Clock) ─▶ fetch pages ─▶ apply_fetched ─▶ delete with a signed receipt
 //!         publisher (Clock) ─▶ PublishSchedule ─▶ records ─▶ DHT
 //!         DHT lookups: KeyPackages, identity records, device lists, profiles, agent cards
@@ -379,13 +379,29 @@ impl Messaging {
 
     /// Handles one inbound `/rhizo/msg/1` request; returns the response bytes.
     pub async fn handle_inbound(&self, peer: PeerId, payload: Vec<u8>) -> Vec<u8> {
+        // Decoding and the signatures first, off the database's writer thread (which then
+        // only applies): a bare envelope here, a batch (an Ed25519 verification per envelope)
+        // on the blocking pool. The inbound permits bound how many run at once.
+        let frame = if rhizo_core::envelope::is_batch_frame(&payload) {
+            let this = self.clone();
+            match tokio::task::spawn_blocking(move || this.inner.engine.check_frame(&payload)).await
+            {
+                Ok(frame) => frame,
+                Err(e) => {
+                    warn!(%peer, error = %e, "checking an inbound batch failed");
+                    return rhizo_engine::wire::internal_error_response();
+                }
+            }
+        } else {
+            self.inner.engine.check_frame(&payload)
+        };
         let now = self.now();
         let this = self.clone();
         // One job of the database's group commit: the receipt goes back only after the commit
         // holding what the frame changed. A full queue is answered RATE_LIMITED (the sender
         // retries), never waited on without bound.
         let job = move |tx: &mut rhizo_store::Tx<'_>| -> Result<_, DbError> {
-            Ok(this.inner.engine.handle_frame(tx, &payload, now))
+            Ok(this.inner.engine.handle_checked(tx, frame, now))
         };
         let pending = match self.inner.db.try_write(Durability::Full, job) {
             Ok(pending) => pending,

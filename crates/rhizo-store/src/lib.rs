@@ -256,6 +256,12 @@ impl Store {
         // with NORMAL would already survive).
         conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
             .context("configuring the connection")?;
+        // Savepoint (statement) journals in memory: every job of a group commit runs in a
+        // savepoint, and past 64 KiB of pages SQLite spilled that journal to a temp file,
+        // created and unlinked in every commit (open, write, close in the writer's profile).
+        // It holds at most the pages one group changes.
+        conn.execute_batch("PRAGMA temp_store = MEMORY;")
+            .context("keeping temporary data in memory")?;
         // Plans that do not depend on bound values: without this, SQLite marks a statement
         // whose `LIMIT ?n` (or a partial index's condition) it read a bound value for as
         // expired when that parameter is bound again, and re-prepares it on every run (the
@@ -363,6 +369,11 @@ mod tests {
             synchronous, 2,
             "2 = FULL: an acknowledged message survives power loss"
         );
+        let temp_store: i64 = store
+            .conn
+            .query_row("PRAGMA temp_store", [], |row| row.get(0))
+            .expect("pragma");
+        assert_eq!(temp_store, 2, "2 = MEMORY: no temp file per group commit");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use libp2p::{Multiaddr, PeerId};
 use rhizo_core::Uid;
 use rhizo_engine::{
-    MailboxAttempt, Transmit,
+    Engine, MailboxAttempt, Transmit,
     commits::COMMIT_SWEEP_INTERVAL_MS,
     outbox::{DeviceAnswer, Target},
 };
@@ -145,6 +145,8 @@ impl Messaging {
                 answers.push((target.device, answer));
             }
         }
+        // The receipts' signatures are verified here, off the database's writer thread.
+        let checked = Engine::check_answers(&transmit, answers);
         let now = self.now();
         let this = self.clone();
         // A relaxed job of the group commit: lost in a crash, it is redone (the envelopes are
@@ -156,7 +158,7 @@ impl Messaging {
                 Ok(this
                     .inner
                     .engine
-                    .on_transmit_result(tx, &transmit, answers, now)?)
+                    .on_checked_answers(tx, &transmit, checked, now)?)
             })
             .await?;
         self.emit_events(result.events);
