@@ -142,6 +142,7 @@ fn branch_frame(branch: &RelayBranch, payload: &[u8]) -> anyhow::Result<Vec<u8>>
         return Ok(payload.to_vec());
     }
     Ok(RelayFrame {
+        from_relay: false,
         forward_to: branch.subtree.clone(),
         envelope: payload.to_vec(),
     }

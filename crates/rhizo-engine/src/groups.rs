@@ -30,7 +30,7 @@
 //! ([`admin`]).
 
 mod admin;
-mod fanout;
+pub(crate) mod fanout;
 mod inbound;
 mod parts;
 mod rejoin;

@@ -57,17 +57,12 @@ impl Engine {
     pub fn handle_frame(&self, tx: &mut Tx<'_>, payload: &[u8], now: i64) -> Inbound {
         let batch = is_batch_frame(payload);
         let receive = if batch { receive_batch_in } else { receive_in };
-        let received = receive(
-            tx,
-            &self.me,
-            &self.mls_device,
-            &self.conversations,
-            &self.seen,
-            &self.agent_health,
-            &self.rng,
-            payload,
-            now,
-        );
+        // A relay frame (member-relayed group fan-out): its envelope, and a job to forward it.
+        let received = if crate::groups::relay::is_relay_frame(payload) {
+            self.receive_relayed(tx, payload, now)
+        } else {
+            self.receive_with(receive, tx, payload, now)
+        };
         // Answers the agent messages of this frame queued (task updates, capability answers)
         // go into the conversations' outboxes in the same commit.
         let agent_queued = self.flush_agent_outbox_safely(tx, now);
@@ -83,6 +78,42 @@ impl Engine {
             agent_queued,
             group_due,
         }
+    }
+}
+
+/// [`receive_in`] or [`receive_batch_in`].
+type ReceiveFn = fn(
+    &mut Tx<'_>,
+    &Me,
+    &Device,
+    &Arc<ConversationCache>,
+    &Arc<Mutex<SeenSet<InTransaction>>>,
+    &AgentHealth,
+    &EngineRng,
+    &[u8],
+    i64,
+) -> Received;
+
+impl Engine {
+    /// Runs `receive` on `payload` with this engine's parts.
+    pub(crate) fn receive_with(
+        &self,
+        receive: ReceiveFn,
+        tx: &mut Tx<'_>,
+        payload: &[u8],
+        now: i64,
+    ) -> Received {
+        receive(
+            tx,
+            &self.me,
+            &self.mls_device,
+            &self.conversations,
+            &self.seen,
+            &self.agent_health,
+            &self.rng,
+            payload,
+            now,
+        )
     }
 }
 

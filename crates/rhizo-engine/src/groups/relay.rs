@@ -21,6 +21,12 @@
 
 use std::collections::HashSet;
 
+mod forward;
+mod send;
+
+pub(crate) use forward::RELAY_JOB_KIND;
+pub(crate) use send::{on_relays_answered, relay_transmit};
+
 /// Most relays (and children of one relay) per group message: the sender's and every relay's
 /// upload is at most this many copies (B10: ≤ 8 × one copy).
 pub const RELAY_FANOUT: usize = 8;
@@ -39,8 +45,11 @@ pub const RELAY_RECEIPT_WAIT_MS: i64 = 30_000;
 pub const RELAY_FRAME_MARKER: u8 = 0xB2;
 /// The only relay frame version this build reads and writes.
 pub const RELAY_FRAME_VERSION: u8 = 1;
-/// Bytes before the device list: marker, version, count (u16, big-endian).
-const RELAY_HEADER_BYTES: usize = 4;
+/// Bytes before the device list: marker, version, flags, count (u16, big-endian).
+const RELAY_HEADER_BYTES: usize = 5;
+/// Flag bit: the frame comes from a relay (not from the envelope's sender), so its receiver
+/// acknowledges the envelope to the sender with a delivery receipt envelope.
+const FLAG_FROM_RELAY: u8 = 0x01;
 /// Largest envelope a relay frame carries (the envelope bound).
 const MAX_RELAYED_ENVELOPE_BYTES: usize = rhizo_core::envelope::MAX_ENVELOPE_BYTES;
 /// Largest relay frame: header, a full list and the largest envelope (below the 512 KiB
@@ -86,6 +95,9 @@ pub enum RelayError {
         /// The limit.
         max: usize,
     },
+    /// Unknown flag bits, or an empty list on a frame from the envelope's sender.
+    #[error("a relay frame with unknown flags or an empty forwarding list from the sender")]
+    BadFlags,
     /// The list names a device twice, the sender, or the relay itself.
     #[error("the forwarding list names a device twice, the sender or the relay itself")]
     BadTarget,
@@ -112,7 +124,7 @@ impl RelayError {
         match self {
             Self::TooLarge { .. } | Self::TargetCount { .. } => ErrorCode::TooLarge,
             Self::UnsupportedVersion(_) => ErrorCode::InvalidVersion,
-            Self::Malformed(_) | Self::BadTarget => ErrorCode::Malformed,
+            Self::Malformed(_) | Self::BadTarget | Self::BadFlags => ErrorCode::Malformed,
             Self::SenderNotMember => ErrorCode::UnknownSender,
             Self::TargetNotMember => ErrorCode::UnexpectedMember,
             Self::QueueFull { .. } => ErrorCode::RateLimited,
@@ -128,21 +140,26 @@ pub fn is_relay_frame(request: &[u8]) -> bool {
 /// A relay frame: the envelope bytes as the sender signed them, and the devices to forward to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RelayFrame {
-    /// Devices the relay delivers to (1 ..= [`MAX_RELAY_TARGETS`], no repeats).
+    /// Sent by a relay (not by the envelope's sender): the receiver acknowledges the envelope
+    /// to its sender with a delivery receipt envelope, as for one fetched from a mailbox.
+    pub from_relay: bool,
+    /// Devices the relay delivers to (no repeats, at most [`MAX_RELAY_TARGETS`]; empty only
+    /// on a frame from a relay: a leaf of the tree).
     pub forward_to: Vec<DeviceId>,
     /// The encoded envelope (a bare `SecureMessage`).
     pub envelope: Vec<u8>,
 }
 
 impl RelayFrame {
-    /// `0xB2 ‖ version ‖ count (u16 BE) ‖ count × 32-byte device key ‖ envelope`. Refuses what
-    /// [`RelayFrame::decode`] would refuse, so whatever it returns decodes.
+    /// `0xB2 ‖ version ‖ flags ‖ count (u16 BE) ‖ count × 32-byte device key ‖ envelope`.
+    /// Refuses what [`RelayFrame::decode`] would refuse, so whatever it returns decodes.
     ///
     /// # Errors
     ///
-    /// An empty, too long or repeating list, an empty or too large envelope.
+    /// An empty list from the sender, a too long or repeating list, an empty or too large
+    /// envelope.
     pub fn encode(&self) -> Result<Vec<u8>, RelayError> {
-        check_list(&self.forward_to)?;
+        check_list(&self.forward_to, self.from_relay)?;
         check_envelope(self.envelope.len())?;
         let count = u16::try_from(self.forward_to.len()).map_err(|_| RelayError::TargetCount {
             count: self.forward_to.len(),
@@ -153,6 +170,7 @@ impl RelayFrame {
         );
         out.push(RELAY_FRAME_MARKER);
         out.push(RELAY_FRAME_VERSION);
+        out.push(if self.from_relay { FLAG_FROM_RELAY } else { 0 });
         out.extend_from_slice(&count.to_be_bytes());
         for device in &self.forward_to {
             out.extend_from_slice(device);
@@ -161,7 +179,8 @@ impl RelayFrame {
         Ok(out)
     }
 
-    /// Parses a relay frame: size first, then marker, version, count, list and envelope size.
+    /// Parses a relay frame: size first, then marker, version, flags, count, list and envelope
+    /// size.
     ///
     /// # Errors
     ///
@@ -176,15 +195,19 @@ impl RelayFrame {
         let Some((header, rest)) = frame.split_first_chunk::<RELAY_HEADER_BYTES>() else {
             return Err(RelayError::Malformed("shorter than its header"));
         };
-        let [marker, version, c0, c1] = *header;
+        let [marker, version, flags, c0, c1] = *header;
         if marker != RELAY_FRAME_MARKER {
             return Err(RelayError::Malformed("not a relay frame"));
         }
         if version != RELAY_FRAME_VERSION {
             return Err(RelayError::UnsupportedVersion(version));
         }
+        if flags & !FLAG_FROM_RELAY != 0 {
+            return Err(RelayError::BadFlags);
+        }
+        let from_relay = flags & FLAG_FROM_RELAY != 0;
         let count = usize::from(u16::from_be_bytes([c0, c1]));
-        if count == 0 || count > MAX_RELAY_TARGETS {
+        if count > MAX_RELAY_TARGETS {
             return Err(RelayError::TargetCount {
                 count,
                 max: MAX_RELAY_TARGETS,
@@ -197,18 +220,22 @@ impl RelayFrame {
             .chunks_exact(32)
             .filter_map(|c| <DeviceId>::try_from(c).ok())
             .collect();
-        check_list(&forward_to)?;
+        check_list(&forward_to, from_relay)?;
         check_envelope(envelope.len())?;
         Ok(Self {
+            from_relay,
             forward_to,
             envelope: envelope.to_vec(),
         })
     }
 }
 
-/// 1 ..= [`MAX_RELAY_TARGETS`] devices, none twice.
-fn check_list(list: &[DeviceId]) -> Result<(), RelayError> {
-    if list.is_empty() || list.len() > MAX_RELAY_TARGETS {
+/// At most [`MAX_RELAY_TARGETS`] devices, none twice; empty only from a relay.
+fn check_list(list: &[DeviceId], from_relay: bool) -> Result<(), RelayError> {
+    if list.is_empty() && !from_relay {
+        return Err(RelayError::BadFlags);
+    }
+    if list.len() > MAX_RELAY_TARGETS {
         return Err(RelayError::TargetCount {
             count: list.len(),
             max: MAX_RELAY_TARGETS,
@@ -307,7 +334,13 @@ pub struct RelayCheck<'a> {
 ///
 /// Why it is refused ([`RelayError::code`] is the answer).
 pub fn check_forwarding(check: &RelayCheck<'_>, forward_to: &[DeviceId]) -> Result<(), RelayError> {
-    check_list(forward_to)?;
+    if forward_to.is_empty() {
+        return Err(RelayError::TargetCount {
+            count: 0,
+            max: MAX_RELAY_TARGETS,
+        });
+    }
+    check_list(forward_to, false)?;
     if !check.members.contains(check.sender) {
         return Err(RelayError::SenderNotMember);
     }
@@ -472,5 +505,7 @@ impl RelayedSend {
     }
 }
 
+#[cfg(test)]
+mod engine_tests;
 #[cfg(test)]
 mod tests;

@@ -93,35 +93,47 @@ fn the_rotation_spreads_the_relay_role_over_every_member() {
 #[test]
 fn a_relay_frame_round_trips_and_bad_frames_are_refused() {
     let frame = RelayFrame {
+        from_relay: false,
         forward_to: devices(3),
         envelope: vec![0x08, 1, 2, 3],
     };
     let bytes = frame.encode().unwrap();
     assert!(is_relay_frame(&bytes));
-    assert_eq!(bytes.len(), 4 + 3 * 32 + 4);
+    assert_eq!(bytes.len(), 5 + 3 * 32 + 4);
     assert_eq!(RelayFrame::decode(&bytes).unwrap(), frame);
+    // A leaf's frame from a relay: no list.
+    let leaf = RelayFrame {
+        from_relay: true,
+        forward_to: Vec::new(),
+        envelope: vec![0x08, 9],
+    };
+    let leaf_bytes = leaf.encode().unwrap();
+    assert_eq!(leaf_bytes, [0xB2, 1, 1, 0, 0, 0x08, 9]);
+    assert_eq!(RelayFrame::decode(&leaf_bytes).unwrap(), leaf);
     // Not relay frames: a bare envelope, a batch.
     assert!(!is_relay_frame(&[0x08, 1]) && !is_relay_frame(&[0xB1]));
     let refused = |bytes: &[u8]| RelayFrame::decode(bytes).unwrap_err();
     assert!(matches!(refused(&[0xB2, 1]), RelayError::Malformed(_)));
-    assert_eq!(refused(&[0xB2, 2, 0, 1]), RelayError::UnsupportedVersion(2));
+    assert_eq!(
+        refused(&[0xB2, 2, 0, 0, 1]),
+        RelayError::UnsupportedVersion(2)
+    );
+    assert_eq!(refused(&[0xB2, 1, 0, 0, 0, 8]), RelayError::BadFlags);
+    assert_eq!(refused(&[0xB2, 1, 2, 0, 1, 8]), RelayError::BadFlags);
     assert!(matches!(
-        refused(&[0xB2, 1, 0, 0, 8]),
-        RelayError::TargetCount { count: 0, .. }
-    ));
-    assert!(matches!(
-        refused(&[0xB2, 1, 0, 2, 0]),
+        refused(&[0xB2, 1, 0, 0, 2, 0]),
         RelayError::Malformed(_)
     ));
-    let no_envelope = [&bytes[..4 + 3 * 32]].concat();
+    let no_envelope = [&bytes[..5 + 3 * 32]].concat();
     assert!(matches!(refused(&no_envelope), RelayError::Malformed(_)));
     let mut twice = frame.clone();
     twice.forward_to.push(dev(1));
     assert_eq!(twice.encode().unwrap_err(), RelayError::BadTarget);
     let mut repeated = bytes.clone();
-    repeated[4 + 32..4 + 64].copy_from_slice(&dev(1));
+    repeated[5 + 32..5 + 64].copy_from_slice(&dev(1));
     assert_eq!(refused(&repeated), RelayError::BadTarget);
     let too_many = RelayFrame {
+        from_relay: false,
         forward_to: devices(MAX_RELAY_TARGETS + 1),
         envelope: vec![1],
     };
@@ -141,13 +153,16 @@ proptest! {
         if marked.len() >= 2 {
             marked[0] = RELAY_FRAME_MARKER;
             marked[1] = RELAY_FRAME_VERSION;
+            if let Some(flags) = marked.get_mut(2) {
+                *flags &= 1;
+            }
         }
         let _ = RelayFrame::decode(&marked);
     }
 
     #[test]
     fn relay_frames_round_trip(n in 1usize..40, envelope in proptest::collection::vec(any::<u8>(), 1..300)) {
-        let frame = RelayFrame { forward_to: devices(n), envelope };
+        let frame = RelayFrame { from_relay: n % 2 == 0, forward_to: devices(n), envelope };
         let bytes = frame.encode().unwrap();
         prop_assert_eq!(RelayFrame::decode(&bytes).unwrap(), frame);
     }
