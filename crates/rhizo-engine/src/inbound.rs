@@ -6,6 +6,8 @@
 //!  bytes ─▶ size, decode ─▶ precheck (signature, recipient, window, sender, seen LRU)
 //!     ─▶ one tx: seen row, MLS, message rows (a savepoint per envelope of a batch)
 //!     ─▶ commit ─▶ signed receipt (one entry per envelope)
+//!  a relay frame (member-relayed group fan-out) ─▶ its envelope the same way, then the
+//!     forwarding job kept in the same tx ([`crate::groups::relay`])
 //! ```
 
 use std::sync::{Arc, Mutex};

@@ -63,10 +63,14 @@ fn the_tree_reaches_every_device_once_with_fan_out_at_most_k_and_depth_log_k() {
     let direct = sender_branches(&devices(RELAY_FANOUT), 3, RELAY_FANOUT);
     assert_eq!(direct.len(), RELAY_FANOUT);
     assert!(direct.iter().all(|b| b.subtree.is_empty()));
-    // 49 others (B10's group): 8 relays, each delivering to 5 or 6.
-    let b10 = sender_branches(&devices(49), 11, RELAY_FANOUT);
-    assert_eq!(b10.len(), 8);
-    assert!(b10.iter().all(|b| (5..=6).contains(&b.subtree.len())));
+    // 49 others (B10's group) with K = 6: 6 relays, each with 7 or 8 to deliver to (split
+    // again by the relay); with K = 8: 8 relays with 5 or 6 each.
+    let b10 = sender_branches(&devices(49), 11, 6);
+    assert_eq!(b10.len(), 6);
+    assert!(b10.iter().all(|b| (7..=8).contains(&b.subtree.len())));
+    let k8 = sender_branches(&devices(49), 11, 8);
+    assert_eq!(k8.len(), 8);
+    assert!(k8.iter().all(|b| (5..=6).contains(&b.subtree.len())));
 }
 
 #[test]
