@@ -1,5 +1,7 @@
-//! B10 groundwork: how a group message should reach its members — the sender sending one copy
-//! to every member, or a gossipsub topic per group that the members relay.
+//! B10: how a group message should reach its members — the sender sending one copy to every
+//! member, a gossipsub topic per group that the members relay, or member-relayed fan-out
+//! (rhizo-engine's `groups::relay`: the sender sends to at most K relays, each with a
+//! forwarding list).
 //!
 //! A group of 50 members on in-process rhizo-net nodes (`rhizo_net::start`: the node's real
 //! transport and gossipsub configuration) on 127.0.0.1; 8 with `--quick`. The 49 receivers are
@@ -23,7 +25,14 @@
 //! - **direct**: one `/rhizo/msg/1` request to each of the other N − 1 nodes, all in flight at
 //!   once (what the engine's Transmit/Target machinery does with one target per device);
 //! - **gossipsub**: every node subscribed to one topic, the gossip sender publishes once, every
-//!   node accepts (validates) it so it is forwarded.
+//!   node accepts (validates) it so it is forwarded;
+//! - **relay**: the direct sender (connected to every member, as a sender may be) sends one
+//!   relay frame (`RelayFrame`: the payload and a forwarding list of 32-byte device ids) to
+//!   each of at most K relays of the engine's tree (`sender_branches`, rotated
+//!   per round); a relay answers at once, then sends to its children (`relay_branches`) the
+//!   same way, dialling a child it is not connected to. Relays here neither verify nor persist
+//!   (the product's relay checks the envelope and commits the job before it answers: one
+//!   signature check and one group commit per hop more than measured here).
 //!
 //! The time of a round is from the send to the moment the last node has the payload (each
 //! node's event task stamps its arrival); the sender's bytes are the upload over all rounds of
@@ -35,6 +44,12 @@ use std::{
 };
 
 use anyhow::{Context, anyhow, bail};
+use std::sync::{Arc, OnceLock};
+
+use rhizo_engine::groups::relay::{
+    DeviceId, RELAY_FANOUT, RelayBranch, RelayFrame, is_relay_frame, relay_branches,
+    sender_branches,
+};
 use rhizo_net::{
     Client, GossipVerdict, Keypair, Multiaddr, NetConfig, NetEvent, NetLimits, PeerId,
 };
@@ -66,6 +81,9 @@ const TOPIC: &str = "rhizo-bench/group-fanout";
 const ROUND_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long the network may take to connect and form the mesh.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(60);
+/// The sender fan-outs of the relay rows: the product's constant, and 8 (the issue's first
+/// guess, which cannot meet the upload target: 8 frames each a full copy plus its list).
+pub const RELAY_KS: [usize; 2] = [RELAY_FANOUT, 8];
 /// Target (issue 14, B10): p99 ≤ 4 × the 1:1 p99.
 pub const TARGET_P99_RATIO: f64 = 4.0;
 /// Target (issue 14, B10): sender upload ≤ 8 × one copy.
@@ -95,12 +113,45 @@ pub struct FanoutResult {
     pub direct: Variant,
     /// One publish on a topic all members joined.
     pub gossip: Variant,
+    /// Member-relayed: at most K relay frames from the sender (K = [`RELAY_KS`]), relays
+    /// forward with the product's [`RELAY_FANOUT`].
+    pub relays: Vec<(usize, Variant)>,
     /// Peers connected to the gossip sender.
     pub gossip_sender_peers: usize,
 }
 
 /// What a node's event task saw: (node index, round tag, arrival).
 type Arrival = (usize, u64, Instant);
+
+/// Every node's peer id and address, by index (set once all have started): where a relay
+/// sends its children's frames.
+type Directory = Arc<OnceLock<Vec<(PeerId, Multiaddr)>>>;
+
+/// The device id standing for node `index` in forwarding lists (32 bytes, as on the wire).
+fn device_of(index: usize) -> DeviceId {
+    let mut id = [0u8; 32];
+    id[..8].copy_from_slice(&(index as u64).to_be_bytes());
+    id
+}
+
+/// The node index of a device id made by [`device_of`].
+fn index_of(device: &DeviceId) -> Option<usize> {
+    usize::try_from(u64::from_be_bytes(device[..8].try_into().ok()?)).ok()
+}
+
+/// The request for one branch: a bare payload to a head with nothing to forward, else a relay
+/// frame.
+fn branch_frame(branch: &RelayBranch, payload: &[u8]) -> anyhow::Result<Vec<u8>> {
+    if branch.subtree.is_empty() {
+        return Ok(payload.to_vec());
+    }
+    Ok(RelayFrame {
+        from_relay: false,
+        forward_to: branch.subtree.clone(),
+        envelope: payload.to_vec(),
+    }
+    .encode()?)
+}
 
 /// One running node.
 struct Net {
@@ -113,6 +164,7 @@ struct Net {
 /// each payload's arrival on `arrivals`.
 async fn start_node(
     index: usize,
+    directory: Directory,
     arrivals: mpsc::Sender<Arrival>,
     tasks: &mut Vec<tokio::task::JoinHandle<()>>,
 ) -> anyhow::Result<Net> {
@@ -154,20 +206,40 @@ async fn start_node(
     let handler = client.clone();
     tasks.push(tokio::spawn(async move {
         while let Some(event) = events.recv().await {
-            handle(index, &handler, &arrivals, event).await;
+            handle(index, &handler, &directory, &arrivals, event).await;
         }
     }));
     Ok(Net { client, addr, peer })
 }
 
 /// One node's reaction to one event.
-async fn handle(index: usize, client: &Client, arrivals: &mpsc::Sender<Arrival>, event: NetEvent) {
+async fn handle(
+    index: usize,
+    client: &Client,
+    directory: &Directory,
+    arrivals: &mpsc::Sender<Arrival>,
+    event: NetEvent,
+) {
     match event {
         NetEvent::InboundMessage {
             payload, channel, ..
         } => {
             let at = Instant::now();
             let _ = client.try_respond(channel, Vec::new());
+            let payload = if is_relay_frame(&payload) {
+                match RelayFrame::decode(&payload) {
+                    Ok(frame) => {
+                        forward(client, directory, &frame);
+                        frame.envelope
+                    }
+                    Err(e) => {
+                        tracing::warn!(index, error = %e, "a relay frame does not decode");
+                        return;
+                    }
+                }
+            } else {
+                payload
+            };
             if let Some(tag) = tag_of(&payload) {
                 let _ = arrivals.send((index, tag, at)).await;
             }
@@ -187,6 +259,28 @@ async fn handle(index: usize, client: &Client, arrivals: &mpsc::Sender<Arrival>,
             }
         }
         _ => {}
+    }
+}
+
+/// A relay's forwarding: its children's frames, sent from a task each (the event task goes
+/// on reading).
+fn forward(client: &Client, directory: &Directory, frame: &RelayFrame) {
+    let Some(nodes) = directory.get() else {
+        return;
+    };
+    for branch in relay_branches(&frame.forward_to, RELAY_FANOUT) {
+        let Some((peer, addr)) = index_of(&branch.relay).and_then(|i| nodes.get(i)).cloned() else {
+            continue;
+        };
+        let Ok(request) = branch_frame(&branch, &frame.envelope) else {
+            continue;
+        };
+        let client = client.clone();
+        tokio::spawn(async move {
+            if let Err(e) = client.send_message(peer, vec![addr], request).await {
+                tracing::warn!(error = %e, "a relay's forward failed");
+            }
+        });
     }
 }
 
@@ -261,9 +355,11 @@ impl Bench {
         let (tx, arrivals) = mpsc::channel(4 * n.max(8));
         let mut tasks = Vec::new();
         let mut nodes = Vec::with_capacity(n);
+        let directory: Directory = Arc::new(OnceLock::new());
         for i in 0..n {
-            nodes.push(start_node(i, tx.clone(), &mut tasks).await?);
+            nodes.push(start_node(i, Arc::clone(&directory), tx.clone(), &mut tasks).await?);
         }
+        let _ = directory.set(nodes.iter().map(|n| (n.peer, n.addr.clone())).collect());
         let mut bench = Self {
             nodes,
             arrivals,
@@ -457,6 +553,19 @@ impl Bench {
                     outcome.map_err(|e| anyhow!("direct send: {e}"))?;
                 }
             }
+            How::Relay(k) => {
+                let devices: Vec<DeviceId> = receivers.iter().map(|&i| device_of(i)).collect();
+                let rotation = tag_of(&data).unwrap_or(0);
+                let mut sends = Vec::new();
+                for branch in sender_branches(&devices, rotation, k) {
+                    let i = index_of(&branch.relay).ok_or_else(|| anyhow!("a relay's index"))?;
+                    let request = branch_frame(&branch, &data)?;
+                    sends.push(sender.send_message(self.nodes[i].peer, Vec::new(), request));
+                }
+                for outcome in futures::future::join_all(sends).await {
+                    outcome.map_err(|e| anyhow!("relay send: {e}"))?;
+                }
+            }
         }
         Ok(())
     }
@@ -467,13 +576,15 @@ impl Bench {
 enum How {
     Direct,
     Gossip,
+    /// Member relays, the sender sending to at most this many.
+    Relay(usize),
 }
 
 impl How {
     /// The sending node.
     fn sender(self) -> usize {
         match self {
-            Self::Direct => DIRECT_SENDER,
+            Self::Direct | Self::Relay(_) => DIRECT_SENDER,
             Self::Gossip => GOSSIP_SENDER,
         }
     }
@@ -494,15 +605,21 @@ pub async fn run_fanout(quick: bool) -> anyhow::Result<FanoutResult> {
     // A warm-up round of each, then the measured rounds.
     bench.rounds(1, &everyone, How::Gossip).await?;
     bench.rounds(1, &everyone, How::Direct).await?;
+    bench.rounds(1, &everyone, How::Relay(RELAY_FANOUT)).await?;
     let gossip = bench.rounds(rounds, &everyone, How::Gossip).await?;
     let one_to_one = bench.rounds(rounds, &one, How::Direct).await?;
     let direct = bench.rounds(rounds, &everyone, How::Direct).await?;
+    let mut relays = Vec::new();
+    for k in RELAY_KS {
+        relays.push((k, bench.rounds(rounds, &everyone, How::Relay(k)).await?));
+    }
     Ok(FanoutResult {
         nodes: n,
         payload_bytes: PAYLOAD_BYTES,
         one_to_one,
         direct,
         gossip,
+        relays,
         gossip_sender_peers,
     })
 }
@@ -520,7 +637,14 @@ impl FanoutResult {
                  Noise+Yamux framing and gossip control traffic included, TCP/IP headers not",
             ),
         ];
-        for (label, v) in [("direct", &self.direct), ("gossipsub", &self.gossip)] {
+        let mut variants = vec![
+            ("direct".to_string(), &self.direct),
+            ("gossipsub".to_string(), &self.gossip),
+        ];
+        for (k, v) in &self.relays {
+            variants.push((format!("relay (K = {k})"), v));
+        }
+        for (label, v) in variants {
             rows.push(Row::new(
                 "B10",
                 format!("{label} to {} members: last received p50", v.receivers),

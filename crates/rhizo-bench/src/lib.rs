@@ -13,7 +13,7 @@
 //! | B7 | memory per idle connection (child process)  | a bare libp2p server with the same clients  |
 //! | B8 | durable mailbox ingest (group commit)       | raw SQLite, same groups of 64 per txn       |
 //! | B9 | MLS group commit: size, create, process     | ⌈log₂ N⌉ × one path node / one HPKE op      |
-//! | B10 | group fan-out design: direct vs gossipsub  | one 1:1 send on the same nodes             |
+//! | B10 | group fan-out: direct, gossipsub, relay    | one 1:1 send on the same nodes             |
 //! | B14 | agent task round trip, delegate → completed | B2's message p50 on the same pair         |
 //! | B15 | agent tasks/s, 8 in flight                  | B3's 64 B msg/s on the same pair           |
 //!
@@ -31,7 +31,8 @@
 //!   and their local API.
 //! - [`memory`] (B7): a server in a child process (`rhizo-bench --b7-server KIND`).
 //! - [`store`] (B8): durable mailbox ingest.
-//! - [`fanout`] (B10 groundwork): 50 rhizo-net nodes, direct fan-out against a gossipsub topic.
+//! - [`fanout`] (B10): 50 rhizo-net nodes, direct fan-out against a gossipsub topic and member
+//!   relays.
 //! - [`groups`] (B9): MLS group commits at 10, 100 and 1,000 members, in-process.
 //! - [`sim`] (B5, B6): discrete-event simulations.
 #![forbid(unsafe_code)]
@@ -174,7 +175,7 @@ pub fn run(options: &Options, meta: Meta) -> Report {
         }
     }
     if options.selected("B10") {
-        progress("B10: group fan-out, direct against gossipsub");
+        progress("B10: group fan-out, direct against gossipsub and member relays");
         report.add("B10", with_runtime(fanout::run_fanout(quick)), |r| r.rows());
     }
     let (b14, b15) = (options.selected("B14"), options.selected("B15"));

@@ -96,17 +96,7 @@ impl Engine {
         now: i64,
         out: &mut Fetched,
     ) -> Option<Option<ReceiptEntry>> {
-        let r = receive_in(
-            tx,
-            &self.me,
-            &self.mls_device,
-            &self.conversations,
-            &self.seen,
-            &self.agent_health,
-            &self.rng,
-            bytes,
-            now,
-        );
+        let r = self.receive_with(receive_in, tx, bytes, now);
         out.events.extend(r.events);
         let status = match r.status {
             Some(status) => status,

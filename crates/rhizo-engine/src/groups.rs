@@ -17,6 +17,8 @@
 //!     before it is acknowledged ([`parts`]), the whole one takes the same path
 //!  a group envelope refused because our state is lost or behind for good ─▶ GroupRejoin by
 //!     itself ([`rejoin`]); mailbox-fetched group envelopes ─▶ DELIVERED receipts to senders
+//!  more than relay::RELAY_FANOUT other member devices ─▶ ≤ K relays, each with the subtree it
+//!     forwards to; the sender sends directly to what a relay did not take ([`relay`])
 //!  run_self_updates (driver timer) ─▶ a group we joined whose leaf never committed ─▶ ONE
 //!     self-update commit a random while later: it fills our path ([`selfupdate`])
 //! ```
@@ -28,10 +30,11 @@
 //! ([`admin`]).
 
 mod admin;
-mod fanout;
+pub(crate) mod fanout;
 mod inbound;
 mod parts;
 mod rejoin;
+pub mod relay;
 pub mod selfupdate;
 
 pub(crate) use fanout::member_target;

@@ -9,6 +9,8 @@
 //!     ─▶ precheck (recipient, window, sender, seen LRU)
 //!     ─▶ one tx: seen row, MLS, message rows (a savepoint per envelope of a batch)
 //!     ─▶ commit ─▶ signed receipt (one entry per envelope)
+//!  a relay frame (member-relayed group fan-out) ─▶ its envelope the same way, then the
+//!     forwarding job kept in the same tx ([`crate::groups::relay`])
 //! ```
 
 use std::sync::{Arc, Mutex};
@@ -65,14 +67,22 @@ impl Engine {
     /// runs it before the frame's write job; a frame that fails here is answered with an
     /// error, and nothing is stored or signed for.
     pub fn check_frame(&self, payload: &[u8]) -> CheckedFrame {
-        if is_batch_frame(payload) {
+        if crate::groups::relay::is_relay_frame(payload) {
+            CheckedFrame {
+                batch: false,
+                relay: Some(payload.to_vec()),
+                checked: Ok(Vec::new()),
+            }
+        } else if is_batch_frame(payload) {
             CheckedFrame {
                 batch: true,
+                relay: None,
                 checked: check_batch(payload),
             }
         } else {
             CheckedFrame {
                 batch: false,
+                relay: None,
                 checked: check_bare(payload).map(|message| vec![message]),
             }
         }
@@ -92,10 +102,13 @@ impl Engine {
             rng: &self.rng,
         };
         let envelopes = frame.envelopes();
-        let received = match (frame.batch, frame.checked) {
-            (_, Err(refused)) => refused,
-            (true, Ok(messages)) => apply_batch(tx, &context, messages, now),
-            (false, Ok(mut messages)) => match messages.pop() {
+        let received = match (frame.relay, frame.batch, frame.checked) {
+            // A relay frame (member-relayed group fan-out): its envelope, and a job to forward
+            // it (its signature is checked in the job, as the frame is decoded there).
+            (Some(raw), _, _) => self.receive_relayed(tx, &raw, now),
+            (None, _, Err(refused)) => refused,
+            (None, true, Ok(messages)) => apply_batch(tx, &context, messages, now),
+            (None, false, Ok(mut messages)) => match messages.pop() {
                 Some(message) => apply_bare(tx, &context, message, now),
                 None => refuse(ErrorCode::Malformed, "no envelope"),
             },
@@ -123,6 +136,8 @@ impl Engine {
 /// signature of every envelope verified (or the error response that refuses it).
 pub struct CheckedFrame {
     batch: bool,
+    /// A relay frame, kept whole: it is decoded and checked in its write job.
+    relay: Option<Vec<u8>>,
     /// The verified envelopes in order (one for a bare envelope), or the answer refusing the
     /// frame.
     checked: Result<Vec<Verified>, Received>,
@@ -203,6 +218,42 @@ pub(crate) struct Context<'a> {
     pub(crate) seen: &'a Arc<Mutex<SeenSet<InTransaction>>>,
     pub(crate) health: &'a AgentHealth,
     pub(crate) rng: &'a EngineRng,
+}
+
+/// [`receive_in`] or [`receive_batch_in`].
+type ReceiveFn = fn(
+    &mut Tx<'_>,
+    &Me,
+    &Device,
+    &Arc<ConversationCache>,
+    &Arc<Mutex<SeenSet<InTransaction>>>,
+    &AgentHealth,
+    &EngineRng,
+    &[u8],
+    i64,
+) -> Received;
+
+impl Engine {
+    /// Runs `receive` on `payload` with this engine's parts.
+    pub(crate) fn receive_with(
+        &self,
+        receive: ReceiveFn,
+        tx: &mut Tx<'_>,
+        payload: &[u8],
+        now: i64,
+    ) -> Received {
+        receive(
+            tx,
+            &self.me,
+            &self.mls_device,
+            &self.conversations,
+            &self.seen,
+            &self.agent_health,
+            &self.rng,
+            payload,
+            now,
+        )
+    }
 }
 
 pub(crate) struct Received {

@@ -44,7 +44,8 @@
 //!   fanned out as one envelope to every member device with per-device delivery state, inbound
 //!   group envelopes, invitations (joined or held as group requests; Welcomes in parts kept in
 //!   the store until whole), the ordering driver after a rollback, re-add recovery (asked for
-//!   by itself when stuck), a joiner's first self-update (`groups::selfupdate`).
+//!   by itself when stuck), a joiner's first self-update (`groups::selfupdate`), member-relayed
+//!   fan-out for large groups (`groups::relay`).
 //! - [`mailbox`]: the mailbox replica's rules (what a replica answers to each request).
 //! - [`inbound`]: the inbound checks and the Welcome / application / commit / receipt paths.
 //! - [`outbox`]: due envelopes → [`Transmit`] batches → outcomes → retries, and the mailbox

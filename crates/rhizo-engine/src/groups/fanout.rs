@@ -9,6 +9,8 @@
 //!     valid receipt from a device ─▶ its delivery rows delivered/read/failed ─▶ k/n events
 //!     members none of whose devices answered ─▶ unreachable ─▶ driver stores on their
 //!     mailboxes ─▶ on_group_mailbox_result (stored: retried directly later)
+//!  a text's first attempt to more than RELAY_FANOUT devices, and a relay job: relay frames
+//!     per target ([`super::relay`]); a relay that accepted holds its subtree's rows
 //! ```
 
 use rhizo_core::{
@@ -24,7 +26,10 @@ use rhizo_store::{
     messaging::{MessageState, NO_RETRY},
 };
 
-use super::group_id_hex;
+use super::{
+    group_id_hex,
+    relay::{RELAY_JOB_KIND, on_relays_answered, relay_transmit},
+};
 use crate::{
     Counters, Engine, EngineError, Event, MailboxAttempt, Outcome,
     contacts::peer_id_of_device,
@@ -57,7 +62,21 @@ pub struct GroupTransmit {
     /// The member devices to send it to.
     pub targets: Vec<GroupTarget>,
     /// The envelopes as sent, or why they could not be read back.
-    sent: Result<Vec<SecureMessage>, String>,
+    pub(super) sent: Result<Vec<SecureMessage>, String>,
+    /// Member-relayed fan-out: the frame for each relay head (instead of `frame`) with the
+    /// subtree it forwards to; empty for a plain frame.
+    pub(super) relays: Vec<RelayTarget>,
+}
+
+/// One target's own frame in member-relayed fan-out.
+#[derive(Debug, Clone)]
+pub(super) struct RelayTarget {
+    /// The device it goes to.
+    pub(super) device: [u8; 32],
+    /// Its request bytes (a relay frame).
+    pub(super) frame: Vec<u8>,
+    /// The devices it forwards to.
+    pub(super) subtree: Vec<[u8; 32]>,
 }
 
 impl GroupTransmit {
@@ -69,6 +88,15 @@ impl GroupTransmit {
         uids.dedup();
         uids
     }
+
+    /// The request bytes for `device`: its relay frame in member-relayed fan-out, else the
+    /// common frame.
+    pub fn frame_for(&self, device: &DevicePublicKey) -> &[u8] {
+        self.relays
+            .iter()
+            .find(|r| r.device == *device.as_bytes())
+            .map_or(&self.frame, |r| &r.frame)
+    }
 }
 
 /// What [`Engine::on_group_transmit_result`] made of the answers.
@@ -79,6 +107,9 @@ pub struct GroupTransmitResult {
     /// Members none of whose devices answered with a valid receipt: the driver stores each
     /// item in their mailboxes and reports with [`Engine::on_group_mailbox_result`].
     pub unreachable: Vec<[u8; 32]>,
+    /// Member-relayed fan-out: the devices of relays that did not take the message, to send
+    /// to directly now (the driver delivers it like a polled transmit).
+    pub fallback: Option<GroupTransmit>,
 }
 
 impl Engine {
@@ -96,9 +127,14 @@ impl Engine {
         let items = reader.group_outbox_due(now, OUTBOX_BATCH)?;
         let mut runs: Vec<Vec<GroupOutboxItem>> = Vec::new();
         for item in items {
+            // A relay job (another member's envelope we forward) goes in a frame of its own.
+            let own = |i: &GroupOutboxItem| i.kind != RELAY_JOB_KIND;
             match runs.iter_mut().find(|r| {
                 r.first().is_some_and(|f| {
-                    f.session_id == item.session_id && f.recipient_uid == item.recipient_uid
+                    f.session_id == item.session_id
+                        && f.recipient_uid == item.recipient_uid
+                        && own(f)
+                        && own(&item)
                 })
             }) {
                 Some(run) => run.push(item),
@@ -108,7 +144,20 @@ impl Engine {
         let mut out = Vec::new();
         for run in runs {
             for chunk in chunks(&run) {
-                out.push(group_transmit(reader, chunk)?);
+                // A relayed item goes alone, in order: the items before it, it, the rest.
+                let mut start = 0;
+                for (i, item) in chunk.iter().enumerate() {
+                    if let Some(relayed) = relay_transmit(reader, item, now)? {
+                        if i > start {
+                            out.push(group_transmit(reader, &chunk[start..i], now)?);
+                        }
+                        out.push(relayed);
+                        start = i + 1;
+                    }
+                }
+                if start < chunk.len() {
+                    out.push(group_transmit(reader, &chunk[start..], now)?);
+                }
             }
         }
         Ok(out)
@@ -144,12 +193,14 @@ impl Engine {
             }
         };
         let mut answered: Vec<[u8; 32]> = Vec::new();
+        let mut accepted: Vec<[u8; 32]> = Vec::new();
         let mut unreadable: Vec<i64> = Vec::new();
         let mut last_error = String::from("no member device answered");
         for (device, answer) in answers {
             match answer.and_then(|response| parse_statuses(&response, &device, sent)) {
                 Ok(statuses) => {
                     unreadable.extend(record_device(tx, transmit, &device, &statuses, now)?);
+                    accepted.push(*device.as_bytes());
                     if let Some(t) = transmit.targets.iter().find(|t| t.target.device == device) {
                         answered.push(t.member);
                     }
@@ -158,6 +209,7 @@ impl Engine {
             }
         }
         self.reseal_unreadable(tx, transmit, &unreadable, now)?;
+        let fallback = on_relays_answered(tx, transmit, &accepted, now)?;
         let mut events = Vec::new();
         for item in &transmit.items {
             events.extend(settle_item(tx, &self.rng, item, &last_error, now)?);
@@ -170,6 +222,7 @@ impl Engine {
         Ok(GroupTransmitResult {
             events,
             unreachable,
+            fallback,
         })
     }
 
@@ -235,7 +288,9 @@ impl Engine {
             let next = if matches!(item.kind.as_str(), "read_receipt" | "receipt") {
                 NO_RETRY
             } else {
-                now + STORED_RETRY_MS
+                // Devices a relay holds are sent to directly when the hold ends, not later.
+                let held = tx.next_held_delivery(item.id, now)?.unwrap_or(i64::MAX);
+                (now + STORED_RETRY_MS).min(held)
             };
             tracing::debug!(
                 id = item.id,
@@ -281,10 +336,11 @@ fn chunks(items: &[GroupOutboxItem]) -> Vec<&[GroupOutboxItem]> {
 fn group_transmit(
     reader: &Reader<'_>,
     items: &[GroupOutboxItem],
+    now: i64,
 ) -> Result<GroupTransmit, EngineError> {
     let mut targets: Vec<GroupTarget> = Vec::new();
     for item in items {
-        for (device, member) in reader.pending_deliveries(item.id)? {
+        for (device, member) in reader.pending_deliveries_due(item.id, now)? {
             if targets
                 .iter()
                 .any(|t| *t.target.device.as_bytes() == device)
@@ -316,6 +372,7 @@ fn group_transmit(
         frame,
         targets,
         sent,
+        relays: Vec::new(),
     })
 }
 
@@ -371,9 +428,10 @@ fn record_device(
 }
 
 /// After the answers: a message no device lacks any more is delivered (or failed, when every
-/// device refused it); one still pending somewhere is retried after a backoff. The count
-/// event, when something changed.
-pub(crate) fn settle_item(
+/// device refused it); one still pending somewhere is retried after a backoff (or, when every
+/// pending device is held by a relay, when the first hold ends). A finished relay job is
+/// deleted. The count event, when something changed.
+fn settle_item(
     tx: &mut Tx<'_>,
     rng: &EngineRng,
     item: &GroupOutboxItem,
@@ -385,8 +443,17 @@ pub(crate) fn settle_item(
         .total
         .saturating_sub(counts.delivered)
         .saturating_sub(counts.failed);
+    if item.kind == RELAY_JOB_KIND && pending == 0 {
+        tx.delete_relay_job(item.id)?;
+        return Ok(Vec::new());
+    }
     let state = if pending > 0 {
-        tx.record_attempt_failed(item.id, now + retry_delay(rng, item.attempts), why)?;
+        let held = tx.next_held_delivery(item.id, now)?;
+        let at = match held {
+            Some(at) if tx.pending_deliveries_due(item.id, now)?.is_empty() => at,
+            _ => now + retry_delay(rng, item.attempts),
+        };
+        tx.record_attempt_failed(item.id, at, why)?;
         if counts.delivered > 0 || item.state == MessageState::Queued {
             MessageState::Sent
         } else {

@@ -120,15 +120,17 @@ pub(crate) fn pump(
     };
     let mut events = Vec::new();
     let mut unreachable = Vec::new();
-    for t in transmits {
+    let mut queue: std::collections::VecDeque<_> = transmits.into();
+    while let Some(t) = queue.pop_front() {
         let answers = t
             .targets
             .iter()
             .map(|target| {
                 let device = *target.target.device.as_bytes();
+                let frame = t.frame_for(&target.target.device);
                 (
                     target.target.device,
-                    deliver(nodes, &device, &t.frame, now, &mut events),
+                    deliver(nodes, &device, frame, now, &mut events),
                 )
             })
             .collect();
@@ -143,6 +145,7 @@ pub(crate) fn pump(
                 unreachable.push((item.id, member));
             }
         }
+        queue.extend(result.fallback);
     }
     (unreachable, events)
 }

@@ -48,7 +48,9 @@ impl Messaging {
             })
             .await?;
         let mut unreachable: Vec<[u8; 32]> = Vec::new();
-        for mut transmit in transmits {
+        // A relay that did not take a message hands its subtree back: sent directly next.
+        let mut queue: std::collections::VecDeque<GroupTransmit> = transmits.into();
+        while let Some(mut transmit) = queue.pop_front() {
             let skipped: Vec<_> = transmit
                 .targets
                 .iter()
@@ -61,7 +63,11 @@ impl Messaging {
             let mut missing = if transmit.targets.is_empty() {
                 Vec::new()
             } else {
-                self.deliver_group(&transmit).await?
+                let (missing, fallback) = self.deliver_group(&transmit).await?;
+                if let Some(fallback) = fallback {
+                    queue.push_front(fallback);
+                }
+                missing
             };
             missing.extend(skipped.iter().map(|t| t.member));
             missing.sort_unstable();
@@ -81,16 +87,20 @@ impl Messaging {
         Ok(())
     }
 
-    /// Sends one group frame to its member devices ([`MAX_CONCURRENT_SENDS`] at once) and writes what they
-    /// answered; the members none of whose devices answered.
-    async fn deliver_group(&self, transmit: &GroupTransmit) -> Result<Vec<[u8; 32]>, JobError> {
+    /// Sends one group frame to its member devices ([`MAX_CONCURRENT_SENDS`] at once; a relay
+    /// head gets its own relay frame) and writes what they answered; the members none of whose
+    /// devices answered, and the direct fallback for relays that did not take it.
+    async fn deliver_group(
+        &self,
+        transmit: &GroupTransmit,
+    ) -> Result<(Vec<[u8; 32]>, Option<GroupTransmit>), JobError> {
         // Collected first: a lazy `map` of borrowing futures is not provably `Send` for the
         // spawned outbox task.
         let sends: Vec<_> = transmit
             .targets
             .iter()
             .map(|t| async move {
-                self.send_frame(&t.target, &transmit.frame)
+                self.send_frame(&t.target, transmit.frame_for(&t.target.device))
                     .await
                     .map(|answer| (t.target.device, answer))
             })
@@ -116,7 +126,7 @@ impl Messaging {
             })
             .await?;
         self.emit_events(result.events);
-        Ok(result.unreachable)
+        Ok((result.unreachable, result.fallback))
     }
 
     /// Stores one group envelope on `member`'s mailbox replicas (not on its own devices),

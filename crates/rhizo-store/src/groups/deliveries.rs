@@ -188,6 +188,58 @@ impl Reader<'_> {
             .context(CTX)
     }
 
+    /// The member devices (with their UID) that have not confirmed one of our group messages
+    /// and are due at `now`: a pending row whose `at` is in the future is held by a relay
+    /// (member-relayed fan-out) until then.
+    pub fn pending_deliveries_due(
+        &self,
+        message: i64,
+        now: i64,
+    ) -> Result<Vec<MemberDevice>, StoreError> {
+        const CTX: &str = "reading due deliveries";
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT device_pk, member_uid FROM message_deliveries
+                 WHERE message = ?1 AND state = 'pending' AND at <= ?2
+                 ORDER BY member_uid, device_pk",
+            )
+            .context(CTX)?;
+        stmt.query_map(params![message, now], |r| {
+            Ok((blob(r.get(0)?)?, blob(r.get(1)?)?))
+        })
+        .context(CTX)?
+        .collect::<Result<Vec<_>, _>>()
+        .context(CTX)
+    }
+
+    /// When the earliest pending delivery of `message` held by a relay past `now` is due, if
+    /// any is held.
+    pub fn next_held_delivery(&self, message: i64, now: i64) -> Result<Option<i64>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT min(at) FROM message_deliveries
+                 WHERE message = ?1 AND state = 'pending' AND at > ?2",
+                params![message, now],
+                |r| r.get(0),
+            )
+            .context("reading the next held delivery")
+    }
+
+    /// Relay jobs (rows of kind `relay`: envelopes we forward for another member) still open:
+    /// in `session_id`, and over all groups.
+    pub fn open_relay_jobs(&self, session_id: &[u8; 16]) -> Result<(usize, usize), StoreError> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FILTER (WHERE session_id = ?1), count(*) FROM messages
+                 WHERE direction = 'out' AND kind = 'relay'
+                   AND state IN ('queued', 'sent', 'stored')",
+                [&session_id[..]],
+                |r| Ok((r.get::<_, i64>(0)? as usize, r.get::<_, i64>(1)? as usize)),
+            )
+            .context("counting relay jobs")
+    }
+
     /// Our group messages (texts and controls) encrypted in an epoch after `epoch` that some
     /// member device still lacks, oldest first: what a rollback to `epoch` makes us send again.
     pub fn group_resends(
@@ -375,6 +427,41 @@ impl Tx<'_> {
             .context("recording a delivery")?
             .execute(params![message, &device[..], state.as_str(), at])
             .context("recording a delivery")?
+            == 1)
+    }
+
+    /// Holds the pending deliveries of `message` to `devices` until `until`: a relay took them
+    /// (member-relayed fan-out); they are sent directly only if still pending then.
+    pub fn hold_deliveries(
+        &mut self,
+        message: i64,
+        devices: &[[u8; 32]],
+        until: i64,
+    ) -> Result<(), StoreError> {
+        const CTX: &str = "holding deliveries for a relay";
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "UPDATE message_deliveries SET at = ?3
+                 WHERE message = ?1 AND device_pk = ?2 AND state = 'pending'",
+            )
+            .context(CTX)?;
+        for device in devices {
+            stmt.execute(params![message, &device[..], until])
+                .context(CTX)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes a finished relay job (a row of kind `relay`) with its delivery rows.
+    pub fn delete_relay_job(&mut self, id: i64) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .execute(
+                "DELETE FROM messages WHERE id = ?1 AND direction = 'out' AND kind = 'relay'",
+                [id],
+            )
+            .context("deleting a relay job")?
             == 1)
     }
 
