@@ -221,3 +221,77 @@ fn snapshots_store_large_values_deflated() {
     assert!(packed >= 1, "the tree is stored deflated");
     assert_eq!(plain, 0);
 }
+
+/// Whether `member`'s openmls configuration (as stored) keeps `past_epochs` past epochs.
+fn keeps(member: &Member, past_epochs: usize) -> bool {
+    let conv = member.conv.as_ref().expect("in the group");
+    let stored = Conversation::load(&member.store, conv.id())
+        .expect("load")
+        .expect("stored");
+    conv.past_epochs() == past_epochs
+        && stored.group.configuration() == &super::join_config_keeping(past_epochs)
+}
+
+/// A group that grows past `LARGE_GROUP_DEVICES` keeps one past epoch: a text one commit
+/// late still decrypts, one two commits late is `WrongEpoch` (the engine refuses it
+/// `DECRYPTION_FAILED`, and the sender encrypts it again); shrinking back keeps five again.
+#[test]
+fn a_large_group_keeps_one_past_epoch_and_refuses_older_texts() {
+    let mut creator = Member::new(1, 11);
+    let mut joiner = Member::new(2, 21);
+    let newcomer = Member::new(3, 31);
+    let state = GroupState::new(
+        vec![creator.uid()],
+        GroupProfile::named("Big").expect("name"),
+    )
+    .expect("state");
+    let mut packages = key_packages(LARGE_GROUP_DEVICES - 2);
+    packages.push(joiner.key_package());
+    let (conv, welcome) =
+        Conversation::create_group(&creator.store, &creator.device, &state, &packages, T0)
+            .expect("create");
+    creator.conv = Some(conv);
+    joiner.join(&welcome.expect("welcome"));
+    assert!(keeps(&creator, MAX_PAST_EPOCHS) && keeps(&joiner, MAX_PAST_EPOCHS));
+    let encrypt = |m: &mut Member, text: &[u8]| {
+        m.with(|c, s, d| c.encrypt(s, d, text, T0))
+            .expect("encrypt")
+    };
+    let two_late = encrypt(&mut joiner, b"two commits late");
+    let add = creator
+        .with(|c, s, d| c.add_members(s, d, &[newcomer.key_package()], T0))
+        .expect("add");
+    joiner.process(&add.commit);
+    assert!(keeps(&creator, LARGE_GROUP_PAST_EPOCHS) && keeps(&joiner, LARGE_GROUP_PAST_EPOCHS));
+    let one_late = encrypt(&mut joiner, b"one commit late");
+    let update = creator
+        .with(|c, s, d| c.self_update(s, d, T0))
+        .expect("update");
+    joiner.process(&update);
+    assert!(matches!(
+        creator.process(&one_late).as_slice(),
+        [Processed::Application { plaintext, .. }] if plaintext == b"one commit late"
+    ));
+    let group_epoch = creator.epoch();
+    assert!(matches!(
+        creator.try_process(&two_late),
+        Err(E2eError::WrongEpoch { message_epoch, group_epoch: g })
+            if message_epoch + 2 == group_epoch && g == group_epoch
+    ));
+    let target = [MemberRef::Device(newcomer.device.certificate().device())];
+    let remove = creator
+        .with(|c, s, d| c.remove_members(s, d, &target, T0))
+        .expect("remove");
+    joiner.process(&remove.commit);
+    assert!(keeps(&creator, MAX_PAST_EPOCHS) && keeps(&joiner, MAX_PAST_EPOCHS));
+}
+
+#[test]
+fn past_epochs_drop_above_the_large_group_size() {
+    assert_eq!(past_epochs_for(2), MAX_PAST_EPOCHS);
+    assert_eq!(past_epochs_for(LARGE_GROUP_DEVICES), MAX_PAST_EPOCHS);
+    assert_eq!(
+        past_epochs_for(LARGE_GROUP_DEVICES + 1),
+        LARGE_GROUP_PAST_EPOCHS
+    );
+}

@@ -51,6 +51,13 @@ impl Conversation {
                 .process_commit(provider, bytes, message, message_epoch, group_epoch)
                 .map(|(processed, applied)| (vec![processed], applied));
         }
+        if group_epoch - message_epoch > self.past_epochs() as u64 {
+            // openmls no longer has that epoch's secrets (and would call it a replay).
+            return Err(E2eError::WrongEpoch {
+                message_epoch,
+                group_epoch,
+            });
+        }
         let savepoint = store.atomic()?;
         let processed = match self.group.process_message(provider, message) {
             Ok(processed) => processed,
