@@ -280,8 +280,9 @@ impl Conversation {
         super::past_epochs_for(self.device_count())
     }
 
-    /// The member devices (leaves) of the current epoch.
-    fn device_count(&self) -> usize {
+    /// The member devices (leaves) of the current epoch (without copying them, as
+    /// `members()` does).
+    pub(super) fn device_count(&self) -> usize {
         self.group.public_group().treesync().full_leaves().count()
     }
 
@@ -369,12 +370,7 @@ impl Conversation {
         if key_packages.is_empty() {
             return Err(E2eError::NoPeers);
         }
-        check_device_count(
-            self.group
-                .members()
-                .count()
-                .saturating_add(key_packages.len()),
-        )?;
+        check_device_count(self.device_count().saturating_add(key_packages.len()))?;
         let key_packages = key_packages
             .iter()
             .map(|bytes| group_key_package(store, bytes))

@@ -189,7 +189,7 @@ impl Conversation {
                 certificate_of_leaf(leaf.credential(), leaf.signature_key().as_slice())?;
             self.check_same_root(&sender, &certificate)?;
         }
-        let count = self.group.members().count().saturating_add(adds);
+        let count = self.device_count().saturating_add(adds);
         if count > MAX_GROUP_DEVICES {
             return Err(E2eError::TooManyDevices {
                 count,
@@ -221,10 +221,9 @@ impl Conversation {
 
     /// The certificate at a leaf index.
     pub(super) fn member_at(&self, index: LeafNodeIndex) -> Option<DeviceCertificate> {
-        self.group
-            .members()
-            .find(|member| member.index == index)
-            .and_then(|member| member_certificate(&member.credential))
+        // The leaf itself, not `members()`, which copies every member's keys to find one.
+        let leaf = self.group.public_group().leaf(index)?;
+        member_certificate(leaf.credential())
     }
 
     /// After a commit was applied: processes buffered messages that are no
