@@ -52,7 +52,8 @@ pub const MAX_PAST_EPOCHS: usize = 5;
 
 /// Groups with more member devices than this keep only [`LARGE_GROUP_PAST_EPOCHS`] past
 /// epochs: openmls stores each past epoch with its whole member list and rewrites them all on
-/// every commit, which was over half of a commit's processing at 1,000 devices.
+/// every commit (at 1,000 devices, 1 instead of 5 took processing a commit from 127–145 ms to
+/// 75 ms).
 pub const LARGE_GROUP_DEVICES: usize = 64;
 
 /// Past epochs kept by a group of more than [`LARGE_GROUP_DEVICES`] devices.
