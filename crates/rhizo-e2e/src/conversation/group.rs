@@ -274,10 +274,15 @@ impl Conversation {
         Ok(Some(earliest))
     }
 
-    /// How many past epochs this member keeps for late application messages:
-    /// [`past_epochs_for`](super::past_epochs_for) its member devices.
+    /// How many past epochs this member keeps for late application messages: in a group,
+    /// [`past_epochs_for`](super::past_epochs_for) its member devices; in a 1:1 conversation
+    /// [`MAX_PAST_EPOCHS`](super::MAX_PAST_EPOCHS).
     pub fn past_epochs(&self) -> usize {
-        super::past_epochs_for(self.device_count())
+        if self.is_group() {
+            super::past_epochs_for(self.device_count())
+        } else {
+            super::MAX_PAST_EPOCHS
+        }
     }
 
     /// The member devices (leaves) of the current epoch (without copying them, as
