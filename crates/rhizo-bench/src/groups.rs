@@ -1,6 +1,7 @@
 //! B9: group commits — what a commit costs as a group grows, against the MLS tree-math bound.
 //!
-//! For each size N (10, 100 and 1,000 members, one device each; 4 and 10 with `--quick`), on
+//! For each size N (10, 100 and 1,000 members, one device each; 4 and 10 with `--quick`; or
+//! `--b9-members`), on
 //! in-memory rhizo-e2e stores, one core, with rhizo-e2e's group API (the 0xF7A1 roles
 //! extension in the GroupContext, own commits merged at once):
 //!
@@ -359,15 +360,11 @@ pub fn run_size(members: usize, rounds: usize) -> anyhow::Result<GroupSize> {
     })
 }
 
-/// Runs B9: the reference, then every size; a size that fails is listed in
-/// [`B9Result::refused`] with its error and the next size still runs.
-pub fn run_b9(quick: bool) -> anyhow::Result<B9Result> {
+/// Runs B9: the reference, then every size of `sizes` ([`SIZES`], [`QUICK_SIZES`]); a size
+/// that fails is listed in [`B9Result::refused`] with its error and the next size still runs.
+pub fn run_b9(quick: bool, sizes: &[usize]) -> anyhow::Result<B9Result> {
     let node = path_node_cost(if quick { 20 } else { 200 })?;
-    let (sizes, rounds): (&[usize], usize) = if quick {
-        (&QUICK_SIZES, 2)
-    } else {
-        (&SIZES, 5)
-    };
+    let rounds = if quick { 2 } else { 5 };
     let (mut out, mut refused, mut filled) = (Vec::new(), Vec::new(), Vec::new());
     for &members in sizes {
         crate::progress(&format!("B9: group of {members}"));

@@ -73,6 +73,8 @@ pub struct Options {
     pub b6_churn: f64,
     /// Timed sequential messages of B2 (default 200; 20 when quick).
     pub b2_messages: usize,
+    /// Group sizes of B9 (default 10, 100 and 1,000; 4 and 10 when quick).
+    pub b9_members: Vec<usize>,
 }
 
 impl Options {
@@ -85,6 +87,11 @@ impl Options {
             b6_nodes: if quick { vec![50] } else { vec![1000] },
             b6_churn: 0.2,
             b2_messages: if quick { 20 } else { 200 },
+            b9_members: if quick {
+                groups::QUICK_SIZES.to_vec()
+            } else {
+                groups::SIZES.to_vec()
+            },
         }
     }
 
@@ -163,7 +170,7 @@ pub fn run(options: &Options, meta: Meta) -> Report {
     }
     if options.selected("B9") {
         progress("B9: MLS group commits");
-        let outcome = groups::run_b9(quick);
+        let outcome = groups::run_b9(quick, &options.b9_members);
         let refused = outcome
             .as_ref()
             .map(|r| r.refused.clone())

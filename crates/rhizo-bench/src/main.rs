@@ -33,6 +33,9 @@ struct Cli {
     /// B6 network sizes (default 1000; 50 with --quick).
     #[arg(long, value_delimiter = ',')]
     b6_nodes: Vec<usize>,
+    /// B9 group sizes (default 10,100,1000; 4,10 with --quick).
+    #[arg(long, value_delimiter = ',')]
+    b9_members: Vec<usize>,
     /// Timed sequential messages of B2 (default 200; 20 with --quick).
     #[arg(long)]
     b2_messages: Option<usize>,
@@ -73,6 +76,9 @@ fn main() -> std::process::ExitCode {
     }
     if !cli.b6_nodes.is_empty() {
         options.b6_nodes = cli.b6_nodes.clone();
+    }
+    if !cli.b9_members.is_empty() {
+        options.b9_members = cli.b9_members.clone();
     }
     options.b6_churn = cli.b6_churn;
     if let Some(n) = cli.b2_messages {

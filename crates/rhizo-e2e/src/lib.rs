@@ -32,7 +32,8 @@
 //!   until the node calls [`Conversation::confirm_commit`] on the peer's
 //!   delivery receipt for it. Meanwhile messages are encrypted in the
 //!   current epoch. Groups keep [`MAX_PAST_EPOCHS`] old epochs so messages
-//!   sent just before a commit still decrypt after it, and tolerate
+//!   sent just before a commit still decrypt after it ([`LARGE_GROUP_PAST_EPOCHS`]
+//!   above [`LARGE_GROUP_DEVICES`] devices: see [`past_epochs_for`]), and tolerate
 //!   [`OUT_OF_ORDER_TOLERANCE`] reordered and [`MAX_SKIPPED_GENERATIONS`]
 //!   skipped messages per sender.
 //! * **Concurrent commits.** If both sides commit in the same epoch, the
@@ -162,10 +163,11 @@ use openmls::prelude::Ciphersuite;
 
 pub use conversation::{
     CommitRejectReason, Conversation, DEFAULT_REKEY_MAX_AGE_SECS, DEFAULT_REKEY_MAX_MESSAGES,
-    GROUP_ID_LEN, GroupCommit, MAX_DEFERRED, MAX_FUTURE_EPOCHS, MAX_GROUP_DEVICES,
-    MAX_MESSAGE_BYTES, MAX_PAST_EPOCHS, MAX_PLAINTEXT_BYTES, MAX_SKIPPED_GENERATIONS,
-    MAX_WELCOME_BYTES, MemberRef, OUT_OF_ORDER_TOLERANCE, PADDING_BLOCK, Processed, RekeyPolicy,
-    RosterEntry, WelcomeInfo, commit_id, inspect_welcome, message_epoch,
+    GROUP_ID_LEN, GroupCommit, LARGE_GROUP_DEVICES, LARGE_GROUP_PAST_EPOCHS, MAX_DEFERRED,
+    MAX_FUTURE_EPOCHS, MAX_GROUP_DEVICES, MAX_MESSAGE_BYTES, MAX_PAST_EPOCHS, MAX_PLAINTEXT_BYTES,
+    MAX_SKIPPED_GENERATIONS, MAX_WELCOME_BYTES, MemberRef, OUT_OF_ORDER_TOLERANCE, PADDING_BLOCK,
+    Processed, RekeyPolicy, RosterEntry, WelcomeInfo, commit_id, inspect_welcome, message_epoch,
+    past_epochs_for,
 };
 pub use device::Device;
 pub use error::E2eError;

@@ -64,7 +64,7 @@ use rusqlite::{Connection, OptionalExtension};
 use crate::E2eError;
 
 mod codec;
-pub(crate) use codec::StoreCodec;
+pub(crate) use codec::{BINARY_TAG, StoreCodec};
 
 /// Version of the `e2e_*` tables this build reads and writes.
 pub const SCHEMA_VERSION: u32 = 4;

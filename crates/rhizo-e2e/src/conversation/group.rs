@@ -184,14 +184,13 @@ impl Conversation {
         }
         let conversation_state = ConversationState::new(group_id, now);
         conversation_state.save(store.conn())?;
+        let mut conversation = Self {
+            group,
+            state: conversation_state,
+        };
+        conversation.fit_past_epochs(&provider)?;
         atomic.commit()?;
-        Ok((
-            Self {
-                group,
-                state: conversation_state,
-            },
-            welcome,
-        ))
+        Ok((conversation, welcome))
     }
 
     /// Whether this conversation is a group (its GroupContext has the group extension).
@@ -261,7 +260,7 @@ impl Conversation {
         epoch: u64,
     ) -> Result<Option<u64>, E2eError> {
         let current = self.epoch();
-        if epoch >= current || current - epoch > super::MAX_PAST_EPOCHS as u64 {
+        if epoch >= current || current - epoch > self.past_epochs() as u64 {
             return Ok(None);
         }
         let group_id = self.group.group_id().as_slice();
@@ -273,6 +272,41 @@ impl Conversation {
             }
         }
         Ok(Some(earliest))
+    }
+
+    /// How many past epochs this member keeps for late application messages: in a group,
+    /// [`past_epochs_for`](super::past_epochs_for) its member devices; in a 1:1 conversation
+    /// [`MAX_PAST_EPOCHS`](super::MAX_PAST_EPOCHS).
+    pub fn past_epochs(&self) -> usize {
+        if self.is_group() {
+            super::past_epochs_for(self.device_count())
+        } else {
+            super::MAX_PAST_EPOCHS
+        }
+    }
+
+    /// The member devices (leaves) of the current epoch (without copying them, as
+    /// `members()` does).
+    pub(super) fn device_count(&self) -> usize {
+        self.group.public_group().treesync().full_leaves().count()
+    }
+
+    /// Makes openmls keep [`past_epochs`](Self::past_epochs) past epochs (after a commit
+    /// changed the members, or a join): a group that grew past
+    /// [`LARGE_GROUP_DEVICES`](super::LARGE_GROUP_DEVICES) drops its older past epochs, one
+    /// that shrank keeps more from now on. A restored snapshot brings its own setting back;
+    /// the commit merged on it fits it again.
+    pub(super) fn fit_past_epochs(
+        &mut self,
+        provider: &crate::store::MlsProvider<'_>,
+    ) -> Result<(), E2eError> {
+        let config = super::join_config_keeping(self.past_epochs());
+        if self.group.configuration() != &config {
+            self.group
+                .set_configuration(provider.storage(), &config)
+                .map_err(E2eError::Storage)?;
+        }
+        Ok(())
     }
 
     /// The ratchet tree hash of the current epoch (the same on every member in the same state).
@@ -341,12 +375,7 @@ impl Conversation {
         if key_packages.is_empty() {
             return Err(E2eError::NoPeers);
         }
-        check_device_count(
-            self.group
-                .members()
-                .count()
-                .saturating_add(key_packages.len()),
-        )?;
+        check_device_count(self.device_count().saturating_add(key_packages.len()))?;
         let key_packages = key_packages
             .iter()
             .map(|bytes| group_key_package(store, bytes))
@@ -577,6 +606,7 @@ impl Conversation {
             this.group
                 .merge_pending_commit(provider)
                 .map_err(E2eError::mls)?;
+            this.fit_past_epochs(provider)?;
             let own = ordering::Competitor {
                 id: commit_id(&commit),
                 made_at: Some(now),

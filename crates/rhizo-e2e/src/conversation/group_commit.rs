@@ -174,6 +174,7 @@ impl Conversation {
         self.group
             .merge_staged_commit(provider, staged)
             .map_err(super::merge_error)?;
+        self.fit_past_epochs(provider)?;
         ordering::record_applied(store.conn(), self.id(), epoch, commit)
     }
 

@@ -199,25 +199,139 @@ fn a_member_joins_a_group_of_1000_through_a_split_welcome() {
     join_through_split_welcome(1000);
 }
 
+/// The value of one openmls group-data row of `member`'s group.
+fn group_data(member: &mut Member, data_type: &str) -> Vec<u8> {
+    let key = ordering::storage_key(member.conv().group.group_id()).expect("key");
+    member
+        .store
+        .conn()
+        .query_row(
+            "SELECT group_data FROM openmls_group_data WHERE group_id = ?1 AND data_type = ?2",
+            rusqlite::params![key, data_type],
+            |row| row.get(0),
+        )
+        .expect("row")
+}
+
+/// Snapshots copy postcard values (the tree) as they are; a large JSON value (as an older
+/// build wrote) is deflated, and a restore brings both back byte for byte.
 #[test]
-fn snapshots_store_large_values_deflated() {
+fn snapshots_copy_postcard_values_and_deflate_large_json() {
     let mut m = vec![Member::new(1, 11), Member::new(2, 21), Member::new(3, 31)];
     super::group_tests::group_of(&mut m, &[0]);
     let commit = m[0]
         .with(|c, s, d| c.self_update(s, d, T0))
         .expect("update");
     m[1].process(&commit);
-    let (packed, plain): (i64, i64) = m[0]
-        .store
-        .conn()
-        .query_row(
-            "SELECT SUM(substr(c3, 1, 4) = x'00727a31'),
-                    SUM(typeof(c3) = 'blob' AND length(c3) > 4096 AND substr(c3, 1, 4) != x'00727a31')
-             FROM e2e_group_snapshots WHERE tbl = 'openmls_group_data'",
-            [],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
-        .expect("query");
-    assert!(packed >= 1, "the tree is stored deflated");
-    assert_eq!(plain, 0);
+    let counts = |m: &Member, epoch: u64| -> (i64, i64) {
+        m.store
+            .conn()
+            .query_row(
+                "SELECT COALESCE(SUM(substr(c3, 1, 4) = x'00727a31'), 0),
+                        COALESCE(SUM(length(c3) > 4096 AND substr(c3, 1, 1) = x'c0'), 0)
+                 FROM e2e_group_snapshots WHERE tbl = 'openmls_group_data' AND epoch = ?1",
+                [epoch],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .expect("query")
+    };
+    let epoch = m[0].epoch() - 1;
+    let (packed, binary) = counts(&m[0], epoch);
+    assert!(packed == 0 && binary >= 1, "the tree is copied as it is");
+    // An older build's JSON value.
+    let json = serde_json::to_vec(&vec![200u8; 4000]).expect("json");
+    let (tree, id) = (group_data(&mut m[0], "tree"), m[0].conv().id().to_vec());
+    let key = ordering::storage_key(m[0].conv().group.group_id()).expect("key");
+    let set_tag = |m: &Member, value: &[u8]| {
+        m.store
+            .conn()
+            .execute(
+                "UPDATE openmls_group_data SET group_data = ?1
+                 WHERE group_id = ?2 AND data_type = 'confirmation_tag'",
+                rusqlite::params![value, key],
+            )
+            .expect("update");
+    };
+    set_tag(&m[0], &json);
+    ordering::snapshot(m[0].store.conn(), &id, &key, 99).expect("snapshot");
+    let (packed, binary) = counts(&m[0], 99);
+    assert!(packed == 1 && binary >= 1, "the JSON value is deflated");
+    set_tag(&m[0], b"changed");
+    ordering::restore(m[0].store.conn(), &id, &key, 99).expect("restore");
+    assert_eq!(group_data(&mut m[0], "confirmation_tag"), json);
+    assert_eq!(group_data(&mut m[0], "tree"), tree);
+}
+
+/// Whether `member`'s openmls configuration (as stored) keeps `past_epochs` past epochs.
+fn keeps(member: &Member, past_epochs: usize) -> bool {
+    let conv = member.conv.as_ref().expect("in the group");
+    let stored = Conversation::load(&member.store, conv.id())
+        .expect("load")
+        .expect("stored");
+    conv.past_epochs() == past_epochs
+        && stored.group.configuration() == &super::join_config_keeping(past_epochs)
+}
+
+/// A group that grows past `LARGE_GROUP_DEVICES` keeps one past epoch: a text one commit
+/// late still decrypts, one two commits late is `WrongEpoch` (the engine refuses it
+/// `DECRYPTION_FAILED`, and the sender encrypts it again); shrinking back keeps five again.
+#[test]
+fn a_large_group_keeps_one_past_epoch_and_refuses_older_texts() {
+    let mut creator = Member::new(1, 11);
+    let mut joiner = Member::new(2, 21);
+    let newcomer = Member::new(3, 31);
+    let state = GroupState::new(
+        vec![creator.uid()],
+        GroupProfile::named("Big").expect("name"),
+    )
+    .expect("state");
+    let mut packages = key_packages(LARGE_GROUP_DEVICES - 2);
+    packages.push(joiner.key_package());
+    let (conv, welcome) =
+        Conversation::create_group(&creator.store, &creator.device, &state, &packages, T0)
+            .expect("create");
+    creator.conv = Some(conv);
+    joiner.join(&welcome.expect("welcome"));
+    assert!(keeps(&creator, MAX_PAST_EPOCHS) && keeps(&joiner, MAX_PAST_EPOCHS));
+    let encrypt = |m: &mut Member, text: &[u8]| {
+        m.with(|c, s, d| c.encrypt(s, d, text, T0))
+            .expect("encrypt")
+    };
+    let two_late = encrypt(&mut joiner, b"two commits late");
+    let add = creator
+        .with(|c, s, d| c.add_members(s, d, &[newcomer.key_package()], T0))
+        .expect("add");
+    joiner.process(&add.commit);
+    assert!(keeps(&creator, LARGE_GROUP_PAST_EPOCHS) && keeps(&joiner, LARGE_GROUP_PAST_EPOCHS));
+    let one_late = encrypt(&mut joiner, b"one commit late");
+    let update = creator
+        .with(|c, s, d| c.self_update(s, d, T0))
+        .expect("update");
+    joiner.process(&update);
+    assert!(matches!(
+        creator.process(&one_late).as_slice(),
+        [Processed::Application { plaintext, .. }] if plaintext == b"one commit late"
+    ));
+    let group_epoch = creator.epoch();
+    assert!(matches!(
+        creator.try_process(&two_late),
+        Err(E2eError::WrongEpoch { message_epoch, group_epoch: g })
+            if message_epoch + 2 == group_epoch && g == group_epoch
+    ));
+    let target = [MemberRef::Device(newcomer.device.certificate().device())];
+    let remove = creator
+        .with(|c, s, d| c.remove_members(s, d, &target, T0))
+        .expect("remove");
+    joiner.process(&remove.commit);
+    assert!(keeps(&creator, MAX_PAST_EPOCHS) && keeps(&joiner, MAX_PAST_EPOCHS));
+}
+
+#[test]
+fn past_epochs_drop_above_the_large_group_size() {
+    assert_eq!(past_epochs_for(2), MAX_PAST_EPOCHS);
+    assert_eq!(past_epochs_for(LARGE_GROUP_DEVICES), MAX_PAST_EPOCHS);
+    assert_eq!(
+        past_epochs_for(LARGE_GROUP_DEVICES + 1),
+        LARGE_GROUP_PAST_EPOCHS
+    );
 }

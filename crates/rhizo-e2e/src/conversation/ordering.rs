@@ -18,10 +18,15 @@
 //! standalone update proposals, which rhizo does not use). Copies hold epoch secrets, so they are deleted (secure delete is on) as soon as they
 //! leave the [`ROLLBACK_EPOCHS`] window.
 //!
-//! Size: openmls stores the ratchet tree as serde JSON (a byte array as decimal numbers, about
-//! 3.7 × its TLS size), 96 % of a copy; a copy was 430 KB at 64 devices and 5.7 MB at 1,000.
-//! Values larger than [`PACK_MIN_BYTES`] are stored deflated (prefix [`PACKED`]), which takes
-//! a copy back to about its binary size (numbers in docs/protocol.md, "Commit ordering").
+//! Size: the ratchet tree is 96 % of a copy. rhizo's store codec writes it (and the other
+//! large openmls values) with postcard, about its TLS size, mostly key material that does not
+//! compress: such values ([`BINARY_TAG`](crate::store::BINARY_TAG)) are copied as they are.
+//! JSON values larger than [`PACK_MIN_BYTES`] (rows an older build wrote, where a byte array
+//! is decimal numbers, about 3.7 × its size) are stored deflated (prefix [`PACKED`]), which
+//! takes them back to about their binary size (numbers in docs/protocol.md, "Commit
+//! ordering"). Deflating the postcard values too was the largest cost of processing a commit
+//! at 1,000 devices once openmls kept fewer past epochs, and a raw copy (1.52 MB at 1,000) is
+//! already smaller than the deflated JSON was (2.44 MB).
 
 use rhizo_core::group::{COMMIT_TIME_SPAN_SECS, MAX_RECENT_OPENINGS, ROLLBACK_EPOCHS};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -48,7 +53,7 @@ const GROUP_TABLES: [(&str, &str); 4] = [
     ),
 ];
 
-/// Snapshot values larger than this are stored deflated.
+/// Snapshot values larger than this are stored deflated, unless they are postcard.
 const PACK_MIN_BYTES: usize = 4096;
 
 /// Prefix of a deflated snapshot value (an openmls JSON value never starts with NUL).
@@ -105,16 +110,18 @@ fn value_column(columns: &str) -> (&str, String) {
     (last, format!("c{}", names.len().saturating_sub(1)))
 }
 
-/// Deflates the large values of the snapshot of `epoch`.
+/// Deflates the large JSON values of the snapshot of `epoch` (postcard ones stay as they are).
 fn pack(conn: &Connection, group_id: &[u8], epoch: u64) -> Result<(), E2eError> {
+    let binary = [crate::store::BINARY_TAG];
     for (table, columns) in GROUP_TABLES {
         let (_, slot) = value_column(columns);
         let mut select = conn.prepare(&format!(
             "SELECT seq, {slot} FROM e2e_group_snapshots WHERE group_id = ?1 AND epoch = ?2
-             AND tbl = '{table}' AND typeof({slot}) = 'blob' AND length({slot}) > ?3"
+             AND tbl = '{table}' AND typeof({slot}) = 'blob' AND length({slot}) > ?3
+             AND substr({slot}, 1, 1) != ?4"
         ))?;
         let large = select
-            .query_map(params![group_id, epoch, PACK_MIN_BYTES], |row| {
+            .query_map(params![group_id, epoch, PACK_MIN_BYTES, binary], |row| {
                 Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?))
             })?
             .collect::<Result<Vec<_>, _>>()?;

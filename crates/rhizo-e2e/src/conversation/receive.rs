@@ -51,6 +51,13 @@ impl Conversation {
                 .process_commit(provider, bytes, message, message_epoch, group_epoch)
                 .map(|(processed, applied)| (vec![processed], applied));
         }
+        if group_epoch - message_epoch > self.past_epochs() as u64 {
+            // openmls no longer has that epoch's secrets (and would call it a replay).
+            return Err(E2eError::WrongEpoch {
+                message_epoch,
+                group_epoch,
+            });
+        }
         let savepoint = store.atomic()?;
         let processed = match self.group.process_message(provider, message) {
             Ok(processed) => processed,
@@ -182,7 +189,7 @@ impl Conversation {
                 certificate_of_leaf(leaf.credential(), leaf.signature_key().as_slice())?;
             self.check_same_root(&sender, &certificate)?;
         }
-        let count = self.group.members().count().saturating_add(adds);
+        let count = self.device_count().saturating_add(adds);
         if count > MAX_GROUP_DEVICES {
             return Err(E2eError::TooManyDevices {
                 count,
@@ -214,10 +221,9 @@ impl Conversation {
 
     /// The certificate at a leaf index.
     pub(super) fn member_at(&self, index: LeafNodeIndex) -> Option<DeviceCertificate> {
-        self.group
-            .members()
-            .find(|member| member.index == index)
-            .and_then(|member| member_certificate(&member.credential))
+        // The leaf itself, not `members()`, which copies every member's keys to find one.
+        let leaf = self.group.public_group().leaf(index)?;
+        member_certificate(leaf.credential())
     }
 
     /// After a commit was applied: processes buffered messages that are no
