@@ -30,7 +30,7 @@ use rhizo_store::{
 use serde::{Serialize, de::DeserializeOwned};
 use tracing::{debug, warn};
 
-use super::{AgentCtx, AgentPolicy, TaskError, agent_content, queue_reply, summary};
+use super::{AgentCtx, AgentPolicy, TaskError, agent_content, queue_reply};
 use crate::{
     Engine, EngineError, Event,
     contacts::find_contact_in,
@@ -647,7 +647,7 @@ impl Engine {
                 &session,
                 &content,
                 "agent",
-                Some(&summary(&message)),
+                Some(&super::row_body(&message)),
                 now,
             )?;
             Ok(task_view(tx, &row)?)
