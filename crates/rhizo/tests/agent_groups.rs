@@ -1,8 +1,9 @@
 //! Agents in a private group, with real processes on 127.0.0.1: a client and two worker
 //! agents (`rhizo agent serve`, skill `upper`) in one group. A task sent to the group (by the
 //! CLI, by the group's name, and by the API, by the group's id) completes exactly once: one
-//! member runs it, the other never stores it. The workers' heartbeats to the group show both
-//! alive at the client.
+//! member runs it, the other never stores it. A task sent with `--all` is run by both, each
+//! worker's result kept apart. The workers' heartbeats to the group show both alive at the
+//! client.
 //!
 //! ```text
 //!  client ── task_delegate ─▶ group ─▶ worker0, worker1 (both claim)
@@ -110,6 +111,40 @@ fn scenario(net: &Net, serving: &mut Vec<Program>) -> anyhow::Result<()> {
             "task {task_id} at the workers: {ran:?} (assigned to {worker})"
         );
     }
+
+    // `--all`: every agent member runs it, each one's result kept apart.
+    let out = client.cli(&[
+        "task",
+        "send",
+        "crew",
+        "all of you",
+        "--skill",
+        "upper",
+        "--all",
+    ])?;
+    ensure!(
+        out.status.success(),
+        "task send --all: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let every = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let task = wait_task(client, &every, "completed")?;
+    ensure!(
+        task["mode"] == "all" && task["status"]["reason"].is_null(),
+        "{task}"
+    );
+    let workers = task["workers"].as_array().context("no workers")?;
+    let mut ran: Vec<&str> = workers
+        .iter()
+        .filter(|w| {
+            w["state"] == "completed" && w["artifacts"][0]["parts"][0]["text"] == "ALL OF YOU"
+        })
+        .filter_map(|w| w["worker"].as_str())
+        .collect();
+    ran.sort_unstable();
+    let mut uids: Vec<String> = net.workers.iter().map(|w| w.uid().to_string()).collect();
+    uids.sort_unstable();
+    ensure!(ran == uids, "each worker's result: {task}");
 
     // The workers' heartbeats to the group: both alive at the client.
     let uids: Vec<String> = net.workers.iter().map(|w| w.uid().to_string()).collect();

@@ -10,19 +10,24 @@ use crate::{
     groups::tests::{Node, deliver, node, pump},
 };
 
-const T0: i64 = 1_800_000_000_000;
-const CLIENT: usize = 0;
+pub(super) const T0: i64 = 1_800_000_000_000;
+pub(super) const CLIENT: usize = 0;
 const BOB: usize = 1;
 const CAROL: usize = 2;
 
-fn uid(n: &Node) -> [u8; 32] {
+pub(super) fn uid(n: &Node) -> [u8; 32] {
     *n.engine.me().uid.as_bytes()
 }
 
 /// Alice (the client, admin) creates the group "team" with bob and carol, who both have her
 /// as a contact (auto-join) and are agents offering `echo`.
 fn team(dir: &std::path::Path) -> (Vec<Node>, [u8; 16]) {
-    let mut nodes: Vec<Node> = (1..=3)
+    team_of(dir, 2)
+}
+
+/// As [`team`], with `workers` agent members (node 1 on).
+pub(super) fn team_of(dir: &std::path::Path, workers: u8) -> (Vec<Node>, [u8; 16]) {
+    let mut nodes: Vec<Node> = (1..=workers + 1)
         .map(|seed| node(dir, seed, RekeyPolicy::default()))
         .collect();
     let alice = nodes[CLIENT].contact("alice");
@@ -34,7 +39,7 @@ fn team(dir: &std::path::Path) -> (Vec<Node>, [u8; 16]) {
         card: Some(card),
         ..AgentPolicy::default()
     };
-    for n in &mut nodes[BOB..=CAROL] {
+    for n in &mut nodes[BOB..] {
         let engine = &n.engine;
         n.store
             .write(|tx| {
@@ -43,7 +48,7 @@ fn team(dir: &std::path::Path) -> (Vec<Node>, [u8; 16]) {
             })
             .unwrap();
     }
-    let kps = vec![nodes[BOB].key_package(), nodes[CAROL].key_package()];
+    let kps: Vec<_> = nodes[BOB..].iter_mut().map(|n| n.key_package()).collect();
     let a = &mut nodes[CLIENT];
     let group = a
         .store
@@ -80,17 +85,17 @@ fn delegate(nodes: &mut [Node], skill: Option<&str>, now: i64) -> TaskId {
     id
 }
 
-fn group_session(n: &Node) -> [u8; 16] {
+pub(super) fn group_session(n: &Node) -> [u8; 16] {
     n.store.read().groups().unwrap()[0].session_id
 }
 
-fn client_task(nodes: &[Node], id: TaskId) -> rhizo_core::agent::Task {
+pub(super) fn client_task(nodes: &[Node], id: TaskId) -> rhizo_core::agent::Task {
     let n = &nodes[CLIENT];
     n.engine.task(&n.store.read(), id).unwrap().unwrap()
 }
 
 /// Worker `at` claims its next queued task, if any.
-fn claim(nodes: &mut [Node], at: usize, now: i64) -> Option<TaskId> {
+pub(super) fn claim(nodes: &mut [Node], at: usize, now: i64) -> Option<TaskId> {
     let n = &mut nodes[at];
     let claimed = n
         .store

@@ -90,6 +90,8 @@ fn task() -> agent::Task {
         updated_at: at,
         group: None,
         worker: None,
+        mode: agent::TaskMode::Any,
+        workers: Vec::new(),
     }
 }
 
