@@ -38,6 +38,7 @@ use super::{
 };
 
 pub mod all;
+pub mod card;
 use crate::{
     Engine, EngineError, Event, Me, conversations::seal_to, groups::active_group, inbound::Reject,
     outbox::Target,
@@ -271,8 +272,8 @@ fn delegate_of(row: &TaskRow, mode: TaskMode) -> Result<proto::TaskDelegate, Tas
     })
 }
 
-/// The group `to` names: its id (hex of its session id) or the name of exactly one group we
-/// are in.
+/// The group `to` names: its id (hex of its session id), its address (as a UID: what an A2A
+/// client's task shows as the peer) or the name of exactly one group we are in.
 pub(crate) fn group_named(reader: &Reader<'_>, to: &str) -> Result<Option<GroupRow>, StoreError> {
     let wanted = to.trim();
     let active: Vec<GroupRow> = reader
@@ -280,10 +281,11 @@ pub(crate) fn group_named(reader: &Reader<'_>, to: &str) -> Result<Option<GroupR
         .into_iter()
         .filter(|g| g.status == GroupStatus::Active)
         .collect();
-    if let Some(g) = active
-        .iter()
-        .find(|g| crate::groups::group_id_hex(&g.session_id) == wanted.to_ascii_lowercase())
-    {
+    let lower = wanted.to_ascii_lowercase();
+    if let Some(g) = active.iter().find(|g| {
+        crate::groups::group_id_hex(&g.session_id) == lower
+            || Uid::from_bytes(&g.address).to_string() == wanted
+    }) {
         return Ok(Some(g.clone()));
     }
     let mut named = active.into_iter().filter(|g| g.name == wanted);
