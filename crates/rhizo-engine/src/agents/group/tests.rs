@@ -503,3 +503,40 @@ fn only_the_device_that_claimed_runs_the_task() {
     assert_eq!(claim(&mut nodes, BOB, T0 + 2), Some(TaskId([2; 16])));
     assert_eq!(claim(&mut nodes, BOB, T0 + 3), None);
 }
+
+#[test]
+fn a_group_seen_as_one_agent_gathers_its_members_cached_skills() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut nodes, session) = team(tmp.path());
+    let a = &nodes[CLIENT];
+    let address = a.store.read().groups().unwrap()[0].address;
+    // No member's card cached yet: one generic skill.
+    let card = a
+        .engine
+        .group_card(&a.store.read(), "team")
+        .unwrap()
+        .unwrap();
+    assert_eq!((card.name.as_str(), card.agents), ("team", 0));
+    assert_eq!(card.card.skills[0].id, card::GROUP_SKILL);
+    assert_eq!(card.address, rhizo_core::Uid::from_bytes(&address));
+    // Bob's card (echo + upper) cached at alice: its skills, each once.
+    let two: AgentCard = serde_json::from_value(serde_json::json!({
+        "name": "Bob", "skills": [{"id": "echo", "name": "Echo"}, {"id": "upper", "name": "Upper"}]
+    }))
+    .unwrap();
+    let b = &mut nodes[BOB];
+    let own = b
+        .store
+        .write(|tx| b.engine.set_agent_card(tx, two, T0))
+        .unwrap();
+    let row = crate::agents::cards::card_row(&own.record, &own.bytes, T0);
+    let a = &mut nodes[CLIENT];
+    a.store.write(|tx| tx.upsert_agent_card(&row)).unwrap();
+    let reader = a.store.read();
+    for name in ["team", &hex::encode(session), &card.address.to_string()] {
+        let found = a.engine.group_card(&reader, name).unwrap().unwrap();
+        let ids: Vec<&str> = found.card.skills.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!((ids, found.agents), (vec!["echo", "upper"], 1), "{name}");
+    }
+    assert!(a.engine.group_card(&reader, "nobody").unwrap().is_none());
+}
