@@ -8,6 +8,7 @@
 //! Layout:
 //! - `agent.rs`: states, priorities, the JSON model, limits and validation;
 //! - `agent/card.rs`: the agent card as the user writes it, its skills, limits and checks;
+//! - `agent/group.rs`: tasks sent to a group: their mode and an `all` task's workers;
 //! - `agent/wire.rs`: conversions between the model and the protobuf wire messages.
 
 use std::fmt;
@@ -15,6 +16,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 mod card;
+mod group;
 pub mod wire;
 
 pub use card::{
@@ -23,6 +25,7 @@ pub use card::{
     MAX_SKILL_DESCRIPTION_BYTES, MAX_SKILL_NAME_BYTES, MAX_SKILLS, MAX_TAG_BYTES, MAX_TAGS,
     check_skill_id,
 };
+pub use group::{TaskMode, TaskWorker};
 
 /// Largest encoded part a task message carries inline (the MLS envelope limit, with room for
 /// the rest of the message). A bigger part gets [`AgentError::TooLarge`]; once files land it
@@ -506,6 +509,13 @@ pub struct Task {
     /// A group task's assignee: the member that runs it (its UID), once assigned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker: Option<String>,
+    /// A group task's mode (`all`: every agent member runs it).
+    #[serde(default, skip_serializing_if = "TaskMode::is_any")]
+    pub mode: TaskMode,
+    /// An `all`-mode task's workers, each with its own status and results; the task's own
+    /// status is the overall one (see docs/agents.md "Agents in groups").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workers: Vec<TaskWorker>,
 }
 
 /// `POST /v1/tasks`: delegate a task.
@@ -541,6 +551,10 @@ pub struct NewTask {
     /// The client's message id; default random.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_id: Option<String>,
+    /// To a group: `any` (one agent member runs it, the default) or `all` (every agent member
+    /// that has the skill).
+    #[serde(default, skip_serializing_if = "TaskMode::is_any")]
+    pub mode: TaskMode,
 }
 
 impl NewTask {

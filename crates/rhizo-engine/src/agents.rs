@@ -212,6 +212,24 @@ pub fn summary(message: &AgentMessage) -> String {
     summary_of(kind, task.map(|t| &t[..]), bare)
 }
 
+/// The body of a 1:1 `"agent"` outbox row: its [`summary`] plus the message itself
+/// (`"wire"`, hex of its protobuf), so that a conversation re-established before it was
+/// delivered sends the same message again (`reestablish.rs`).
+pub(crate) fn row_body(message: &AgentMessage) -> String {
+    let mut json: serde_json::Value =
+        serde_json::from_str(&summary(message)).unwrap_or_else(|_| serde_json::json!({}));
+    json["wire"] = serde_json::Value::String(hex::encode(message.encode_to_vec()));
+    json.to_string()
+}
+
+/// The message a 1:1 `"agent"` row's body carries ([`row_body`]); `None` for a row written
+/// before bodies carried it, or one that does not decode.
+pub(crate) fn message_of_body(body: Option<&str>) -> Option<AgentMessage> {
+    let json: serde_json::Value = serde_json::from_str(body?).ok()?;
+    let bytes = hex::decode(json["wire"].as_str()?).ok()?;
+    AgentMessage::decode(bytes.as_slice()).ok()
+}
+
 /// A status update with nothing but the state (no message, artifacts or reason) that does not
 /// end the task (a claim's `working`): the next update of the task replaces it while it waits
 /// in the outbox (the client accepts gaps in `seq`).
@@ -315,7 +333,7 @@ impl Engine {
         // Messages parked for a new conversation (the contact started this one) go first.
         crate::reestablish::unpark_into(tx, self, contact, &session, Vec::new(), now)?;
         let content = agent_content(message, now, Vec::new());
-        let summary = summary(message);
+        let body = row_body(message);
         let id = queue_application_tx(
             tx,
             self,
@@ -323,7 +341,7 @@ impl Engine {
             &session,
             &content,
             "agent",
-            Some(&summary),
+            Some(&body),
             now,
         )?;
         let cache = std::sync::Arc::clone(&self.conversations);
@@ -358,7 +376,7 @@ impl Engine {
                 &session,
                 &content,
                 "agent",
-                Some(&summary(message)),
+                Some(&row_body(message)),
                 now,
             )
         })

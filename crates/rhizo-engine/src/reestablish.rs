@@ -6,8 +6,8 @@
 //! stay `queued` and then go on to `delivered`.
 //!
 //! ```text
-//!  refusal ─▶ park_or_close: the conversation closes; texts, agent messages and profile
-//!     updates parked (queued, no envelope), due after REESTABLISH_DELAYS_MS[0];
+//!  refusal ─▶ park_or_close: the conversation closes; texts, agent messages (delegations,
+//!     updates, cancels, inputs, queries, answers) and profile updates parked (queued, no envelope), due after REESTABLISH_DELAYS_MS[0];
 //!     Event::ConversationReestablishing
 //!  driver: due_reestablishments(now) ─▶ fetch the contact's KeyPackages again (fresh)
 //!     ─▶ reestablish(): a new conversation (its Welcome first), the parked rows encrypted
@@ -319,8 +319,9 @@ pub(crate) fn unpark_into(
 
 /// What a parked row said, as plaintext to encrypt again: a text from its stored body (with
 /// its original time), our current profile for a profile update, a task delegation rebuilt
-/// from the task (same task id); or why it cannot be rebuilt (another agent message, a task
-/// no longer live, a profile since removed).
+/// from the task (same task id), any other agent message as it was queued; or why it cannot
+/// be rebuilt (a task no longer live, a profile since removed, an agent row from before
+/// bodies carried the message).
 fn content_again(
     tx: &Tx<'_>,
     engine: &Engine,
@@ -351,30 +352,39 @@ fn content_again(
             }
             .encode_to_vec()
         }
-        "agent" => match redelegation_of(tx, row)? {
-            Some(message) => agent_content(&message, row.sent_at, std::mem::take(profile)),
-            None => {
-                return Ok(Err(
-                    "only a live task's delegation is sent again in a new conversation",
-                ));
-            }
+        "agent" => match agent_again(tx, row)? {
+            Ok(message) => agent_content(&message, row.sent_at, std::mem::take(profile)),
+            Err(why) => return Ok(Err(why)),
         },
         _ => return Ok(Err("not sent again in a new conversation")),
     };
     Ok(Ok(content))
 }
 
-/// The task delegation an `agent` row carried, rebuilt, if it was one and the task is live.
-fn redelegation_of(tx: &Tx<'_>, row: &MessageRow) -> Result<Option<AgentMessage>, EngineError> {
-    let Some(task) = row
+/// The agent message an `agent` row carried, to send again: a task delegation rebuilt from
+/// its task (only while the task is live); any other message (update, cancel, input, query,
+/// answer…) as it was, from the row's body (same task id and update number); or why not.
+fn agent_again(
+    tx: &Tx<'_>,
+    row: &MessageRow,
+) -> Result<Result<AgentMessage, &'static str>, EngineError> {
+    let summary = row
         .body
         .as_deref()
-        .and_then(|b| serde_json::from_str::<serde_json::Value>(b).ok())
+        .and_then(|b| serde_json::from_str::<serde_json::Value>(b).ok());
+    let delegated = summary
+        .as_ref()
         .filter(|s| s["kind"] == "task_delegate")
-        .and_then(|s| s["task"].as_str().and_then(|t| hex::decode(t).ok()))
-        .and_then(|t| <[u8; 16]>::try_from(t).ok())
-    else {
-        return Ok(None);
-    };
-    crate::agents::tasks::redelegation(tx, &task)
+        .map(|s| s["task"].as_str().and_then(|t| hex::decode(t).ok()));
+    match delegated {
+        Some(task) => {
+            let Some(task) = task.and_then(|t| <[u8; 16]>::try_from(t).ok()) else {
+                return Ok(Err("a task delegation that names no task"));
+            };
+            Ok(crate::agents::tasks::redelegation(tx, &task)?
+                .ok_or("only a live task's delegation is sent again in a new conversation"))
+        }
+        None => Ok(crate::agents::message_of_body(row.body.as_deref())
+            .ok_or("an agent message queued before re-sending was supported is not sent again")),
+    }
 }

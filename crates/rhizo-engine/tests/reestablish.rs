@@ -7,7 +7,7 @@
 //! Real engines on real SQLite files in temp dirs, real MLS; the network is direct calls and
 //! the clock is simulated.
 
-use rhizo_core::agent::{NewTask, TaskId};
+use rhizo_core::agent::{NewTask, TaskId, TaskState};
 use rhizo_core::mailbox::FetchedEntry;
 use rhizo_core::records::{ValidRecord, validate_record};
 use rhizo_core::{DeviceKey, RootKey};
@@ -530,4 +530,82 @@ fn a_welcome_refused_in_a_receipt_after_the_request_was_accepted_is_sent_again()
     let (_, texts) = deliver(&mut alice, &mut bob, due);
     assert_eq!(texts, ["first"]);
     assert_eq!(alice.state(first), MessageState::Delivered);
+}
+
+#[test]
+fn other_agent_messages_move_too_in_order_as_the_same_rows() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut alice, _bob) = established(&dir);
+    let mut bob = Side::open(&dir, "bob-restored.db", 2, 1);
+    let t1 = T0 + 60_000;
+    let before = queue(&mut alice, &mut bob, "before", t1);
+    let task_id = TaskId([9; 16]);
+    let new = NewTask {
+        to: "bob".into(),
+        text: Some("count the words".into()),
+        ..NewTask::default()
+    };
+    let engine = &alice.engine;
+    let bob_contact = contact(2, "bob");
+    alice
+        .store
+        .write(|tx| {
+            engine.delegate(tx, &new, task_id, t1)?;
+            // A cancel and a capability query wait behind the delegation.
+            engine.cancel_task(tx, task_id, t1)?;
+            engine.query_capabilities(tx, &bob_contact, t1)?;
+            Ok::<_, rhizo_engine::agents::TaskError>(())
+        })
+        .expect("queued");
+    let after = queue(&mut alice, &mut bob, "after", t1);
+    // The rows between the two texts (ids grow in queue order).
+    let agent_rows: Vec<i64> = {
+        let reader = alice.store.read();
+        (before + 1..after)
+            .filter_map(|id| reader.message(id).expect("read"))
+            .filter(|m| m.kind == "agent")
+            .map(|m| m.id)
+            .collect()
+    };
+    assert_eq!(agent_rows.len(), 3, "delegation, cancel, query");
+    let (events, received) = deliver(&mut alice, &mut bob, t1);
+    assert!(received.is_empty());
+    assert_eq!(reestablishing(&events), Some(5), "{events:?}");
+    let first = t1 + REESTABLISH_DELAYS_MS[0];
+    let kp = bob.key_package(&alice.engine, first);
+    let events = alice.reestablish(&[kp], first).expect("re-established");
+    assert!(
+        events.contains(&Event::ConversationReestablished {
+            contact: "bob".into(),
+            messages: 5
+        }),
+        "nothing failed: {events:?}"
+    );
+    let (_, received) = deliver(&mut alice, &mut bob, first);
+    assert_eq!(
+        received,
+        [
+            "before".to_string(),
+            format!("task {task_id}"),
+            "after".into()
+        ]
+    );
+    for id in [before, after].iter().chain(&agent_rows) {
+        assert_eq!(alice.state(*id), MessageState::Delivered, "row {id}");
+    }
+    // The cancel came after the delegation (same task id): bob's copy is canceled, and his
+    // answer ends alice's task.
+    let worker = bob
+        .engine
+        .task(&bob.store.read(), task_id)
+        .expect("read")
+        .expect("bob holds the task");
+    assert_eq!(worker.status.state, TaskState::Canceled);
+    deliver(&mut bob, &mut alice, first);
+    let task = alice
+        .engine
+        .task(&alice.store.read(), task_id)
+        .expect("read")
+        .expect("the task");
+    assert_eq!(task.status.state, TaskState::Canceled);
 }

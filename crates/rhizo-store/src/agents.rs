@@ -6,6 +6,8 @@
 //!  tasks ─┬─ task_events     every status entered, in order (the client sees it across restarts)
 //!         ├─ task_messages   input and agent messages after the request, in order
 //!         └─ task_artifacts  results, one row per artifact id
+//!  all_mode_tasks, task_workers   an `all`-mode group task's workers, each with its own
+//!                            status and results (`agents/workers.rs`)
 //!  agent_outbox              answers (task updates, capability answers) written while an
 //!                            inbound envelope was applied; sent once that commit is done
 //! ```
@@ -20,6 +22,10 @@ use rusqlite::{OptionalExtension, Row, params};
 use crate::error::{SqliteContext, StoreError};
 use crate::messaging::blob;
 use crate::tx::{Reader, Tx};
+
+mod workers;
+
+pub use workers::{MAX_TASK_WORKERS, TaskWorkerRow, WorkerChange};
 
 /// States a task is still live in (not over); the text the engine stores.
 pub const LIVE_STATES: [&str; 4] = ["submitted", "working", "input-required", "auth-required"];

@@ -501,6 +501,24 @@ const MIGRATIONS: &[&str] = &[
     // losing branch never makes the others ask).
     "ALTER TABLE group_rejoins ADD COLUMN stuck_at INTEGER;
     ALTER TABLE group_rejoins ADD COLUMN senders BLOB NOT NULL DEFAULT x'';",
+    // 19: `all`-mode group tasks (docs/agents.md "Agents in groups"): which client tasks every
+    // agent member runs, and each of their workers' own status and results.
+    "CREATE TABLE all_mode_tasks (
+        task INTEGER PRIMARY KEY REFERENCES tasks (id) ON DELETE CASCADE
+    ) STRICT;
+    CREATE TABLE task_workers (
+        task       INTEGER NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+        worker     BLOB NOT NULL CHECK (length(worker) = 32),
+        device     BLOB NOT NULL CHECK (length(device) = 32),
+        state      TEXT NOT NULL,
+        last_seq   INTEGER NOT NULL DEFAULT 0,
+        message    TEXT,
+        reason     TEXT,
+        artifacts  TEXT NOT NULL DEFAULT '[]',
+        joined_at  INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (task, worker)
+    ) STRICT;",
 ];
 
 /// The schema version this build creates and understands.

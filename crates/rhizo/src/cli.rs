@@ -233,7 +233,7 @@ pub(crate) enum TaskCommand {
 #[derive(Debug, Args)]
 pub(crate) struct TaskSendArgs {
     /// The agent: a contact name or a UID; or a group's name or id (no contact of that name),
-    /// whose agent members take it (one of them runs it)
+    /// whose agent members take it (one of them runs it; every one with `--all`)
     pub(crate) agent: String,
     /// What to do (the task's text)
     pub(crate) text: String,
@@ -249,6 +249,9 @@ pub(crate) struct TaskSendArgs {
     /// When the task fails if not done: 30s, 5m, 2h, 1d from now, or an RFC 3339 time
     #[arg(long, value_parser = crate::cmd::task::parse_deadline)]
     pub(crate) deadline: Option<crate::cmd::task::Deadline>,
+    /// To a group: every agent member with the skill runs it (each one's result is kept)
+    #[arg(long)]
+    pub(crate) all: bool,
     /// Follow the task until it ends and print its result
     #[arg(long)]
     pub(crate) wait: bool,

@@ -66,14 +66,16 @@ fn delivered_delegate_envelope(node: &TestNode, id: &str) -> anyhow::Result<Vec<
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
     )?;
     db.busy_timeout(Duration::from_secs(5))?;
-    let summary = json!({"kind": "task_delegate", "task": id}).to_string();
+    // The row's body is the JSON summary (`kind`, `task`) plus the encoded message (`wire`).
     let mut last = None;
     wait_for(TIMEOUT, "the task_delegate to be delivered", || {
         let row: Option<(String, Vec<u8>)> = db
             .query_row(
                 "SELECT state, envelope FROM messages
-                  WHERE direction = 'out' AND kind = 'agent' AND body = ?1",
-                [&summary],
+                  WHERE direction = 'out' AND kind = 'agent'
+                    AND json_extract(body, '$.kind') = 'task_delegate'
+                    AND json_extract(body, '$.task') = ?1",
+                [id],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .ok();

@@ -1,8 +1,9 @@
 //! Agents in a private group, with real processes on 127.0.0.1: a client and two worker
 //! agents (`rhizo agent serve`, skill `upper`) in one group. A task sent to the group (by the
 //! CLI, by the group's name, and by the API, by the group's id) completes exactly once: one
-//! member runs it, the other never stores it. The workers' heartbeats to the group show both
-//! alive at the client.
+//! member runs it, the other never stores it. A task sent with `--all` is run by both, each
+//! worker's result kept apart. The workers' heartbeats to the group show both alive at the
+//! client.
 //!
 //! ```text
 //!  client ── task_delegate ─▶ group ─▶ worker0, worker1 (both claim)
@@ -12,7 +13,11 @@
 
 mod agent_common;
 
-use agent_common::{Net, Program, TIMEOUT, befriend, serve, wait_task};
+use std::process::Command;
+
+use agent_common::{
+    BIN, Net, Program, TIMEOUT, befriend, repo_root, serve, skip, venv_python, wait_task,
+};
 use anyhow::{Context, anyhow, ensure};
 use rhizo_test_utils::{TestNode, wait_for};
 use serde_json::{Value, json};
@@ -111,6 +116,43 @@ fn scenario(net: &Net, serving: &mut Vec<Program>) -> anyhow::Result<()> {
         );
     }
 
+    // `--all`: every agent member runs it, each one's result kept apart.
+    let out = client.cli(&[
+        "task",
+        "send",
+        "crew",
+        "all of you",
+        "--skill",
+        "upper",
+        "--all",
+    ])?;
+    ensure!(
+        out.status.success(),
+        "task send --all: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let every = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let task = wait_task(client, &every, "completed")?;
+    ensure!(
+        task["mode"] == "all" && task["status"]["reason"].is_null(),
+        "{task}"
+    );
+    let workers = task["workers"].as_array().context("no workers")?;
+    let mut ran: Vec<&str> = workers
+        .iter()
+        .filter(|w| {
+            w["state"] == "completed" && w["artifacts"][0]["parts"][0]["text"] == "ALL OF YOU"
+        })
+        .filter_map(|w| w["worker"].as_str())
+        .collect();
+    ran.sort_unstable();
+    let mut uids: Vec<String> = net.workers.iter().map(|w| w.uid().to_string()).collect();
+    uids.sort_unstable();
+    ensure!(ran == uids, "each worker's result: {task}");
+
+    // The official A2A and MCP SDKs address the group as one agent, both modes.
+    sdk_clients(client, net.workers.len())?;
+
     // The workers' heartbeats to the group: both alive at the client.
     let uids: Vec<String> = net.workers.iter().map(|w| w.uid().to_string()).collect();
     wait_for(TIMEOUT, "both agent members alive in the group", || {
@@ -125,4 +167,53 @@ fn scenario(net: &Net, serving: &mut Vec<Program>) -> anyhow::Result<()> {
             .all(|u| alive.contains(&u.as_str()))
             .then_some(())
     })
+}
+
+/// interop/a2a/group_client.py (a2a-sdk) and interop/mcp/group_client.py (mcp) send tasks to
+/// the group "crew", once to one member and once to every one (`mode` all). Without their
+/// virtualenvs (`.ci/run` makes them) this part prints `SKIPPED …` (a failure under `CI=1`).
+fn sdk_clients(client: &TestNode, workers: usize) -> anyhow::Result<()> {
+    let workers = workers.to_string();
+    match venv_python("a2a", "a2a") {
+        Err(why) => skip("agent_groups (A2A part)", &why),
+        Ok(python) => {
+            let url = format!(
+                "http://{}/a2a/crew",
+                client.api_addr().context("client API address")?
+            );
+            let mut command = Command::new(python);
+            command
+                .arg(repo_root().join("interop/a2a/group_client.py"))
+                .args(["--url", &url, "--token", &client.api_token()?])
+                .args(["--group", "crew", "--workers", &workers]);
+            let mut sdk = Program::start("a2a-group-client", &mut command, client.data_dir())?;
+            let status = sdk.wait(TIMEOUT * 2)?;
+            let output = sdk.output();
+            ensure!(
+                status.success() && output.contains("\nOK"),
+                "group_client.py ({status}):\n{output}"
+            );
+        }
+    }
+    match venv_python("mcp", "mcp") {
+        Err(why) => skip("agent_groups (MCP part)", &why),
+        Ok(python) => {
+            let mut command = Command::new(python);
+            command
+                .arg(repo_root().join("interop/mcp/group_client.py"))
+                .arg("--rhizo")
+                .arg(BIN)
+                .arg("--data-dir")
+                .arg(client.data_dir())
+                .args(["--group", "crew", "--skill", "upper", "--workers", &workers]);
+            let mut sdk = Program::start("mcp-group-client", &mut command, client.data_dir())?;
+            let status = sdk.wait(TIMEOUT * 2)?;
+            let output = sdk.output();
+            ensure!(
+                status.success() && output.contains("PASS"),
+                "group_client.py ({status}):\n{output}"
+            );
+        }
+    }
+    Ok(())
 }

@@ -251,6 +251,15 @@ pub(crate) fn on_capability_answer(
     Ok(Vec::new())
 }
 
+/// A cached card, decoded (it was validated when it was cached; an expired one still shows).
+pub fn cached_card(row: &AgentCardRow) -> Option<AgentCardRecord> {
+    let key = agent_card_key(&Uid::from_bytes(&row.uid));
+    match validate_record(&key, &row.record, row.expires_at.saturating_sub(1)) {
+        Ok(ValidRecord::AgentCard(record)) => Some(record),
+        _ => None,
+    }
+}
+
 /// The cache row for a validated card record.
 pub fn card_row(record: &AgentCardRecord, bytes: &[u8], now_ms: i64) -> AgentCardRow {
     AgentCardRow {

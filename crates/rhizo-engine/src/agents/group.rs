@@ -9,6 +9,8 @@
 //!  the named member: on_assign ─▶ the task stored (submitted, group, assignee = us)
 //!     ─▶ its agent program claims it as any task; updates go to the group
 //!  client: task_update from the assignee only (others are ignored)
+//!  `all` mode (group/all.rs): every claim is assigned (to its member); each worker's status
+//!     and results kept apart; the task's own status is the overall one
 //!  heartbeats: seal_group_heartbeats ─▶ one ephemeral envelope per group, sent once to each
 //!     member device ─▶ members' liveness maps (agent_liveness events, group_agents)
 //! ```
@@ -16,7 +18,7 @@
 use prost::Message as _;
 use rhizo_core::{
     DevicePublicKey, Uid,
-    agent::{Liveness, NewTask, TaskId, TaskMessage, TaskState, wire},
+    agent::{Liveness, NewTask, TaskId, TaskMessage, TaskMode, TaskState, wire},
     envelope::{ErrorCode, MessageType},
     proto::{self, AgentMessage, ChatContent, Heartbeat, agent_message::Kind},
 };
@@ -34,6 +36,9 @@ use super::{
     queue_reply,
     tasks::{self, TaskSender},
 };
+
+pub mod all;
+pub mod card;
 use crate::{
     Engine, EngineError, Event, Me, conversations::seal_to, groups::active_group, inbound::Reject,
     outbox::Target,
@@ -144,6 +149,9 @@ fn on_claim(
     if !row.is_live() {
         return Ok(Vec::new());
     }
+    if tx.is_all_mode_task(row.id)? {
+        return all::on_claim(tx, ctx, &row, now);
+    }
     match row.assignee {
         Some(assignee) if assignee != ctx.sender => {
             debug!("a claim for a task another member runs is ignored");
@@ -161,7 +169,7 @@ fn on_claim(
         kind: Some(Kind::TaskAssign(proto::TaskAssign {
             task_id: c.task_id.clone(),
             worker: ctx.sender.to_vec().into(),
-            task: Some(delegate_of(&row).map_err(Reject::internal)?),
+            task: Some(delegate_of(&row, TaskMode::Any).map_err(Reject::internal)?),
             worker_device: ctx.sender_device.to_vec().into(),
         })),
     };
@@ -187,6 +195,10 @@ fn on_assign(
     }
     let me = *ctx.me.uid.as_bytes();
     if worker != me || device != *ctx.me.device.public().as_bytes() {
+        if TaskMode::from_wire(task.mode) == TaskMode::All {
+            // Another member runs its own copy too: ours (if we claimed) is unchanged.
+            return Ok(Vec::new());
+        }
         return stop_reassigned(tx, ctx, &a.task_id, now);
     }
     let from = TaskSender {
@@ -234,6 +246,9 @@ fn on_group_update(
     let Some(row) = tx.task_with_peer(TaskSide::Client, &ctx.group.address, &u.task_id.0)? else {
         return Ok(Vec::new());
     };
+    if tx.is_all_mode_task(row.id)? {
+        return all::on_update(tx, ctx, &row, u, now);
+    }
     if row.assignee != Some(ctx.sender) {
         debug!("an update from a member that does not run the task is ignored");
         return Ok(Vec::new());
@@ -241,8 +256,8 @@ fn on_group_update(
     tasks::apply_update(tx, ctx.health, &ctx.sender, &row, u, now)
 }
 
-/// The `task_delegate` of a stored client task (what `task_assign` carries).
-fn delegate_of(row: &TaskRow) -> Result<proto::TaskDelegate, TaskError> {
+/// The `task_delegate` of a stored client task in `mode` (what `task_assign` carries).
+fn delegate_of(row: &TaskRow, mode: TaskMode) -> Result<proto::TaskDelegate, TaskError> {
     let request: TaskMessage = tasks::from_json(&row.request)?;
     let requirements: Vec<String> = serde_json::from_str(&row.requirements).unwrap_or_default();
     Ok(proto::TaskDelegate {
@@ -253,11 +268,12 @@ fn delegate_of(row: &TaskRow) -> Result<proto::TaskDelegate, TaskError> {
         priority: row.priority,
         deadline_ms: row.deadline.map_or(0, |d| u64::try_from(d).unwrap_or(0)),
         requirements,
+        mode: mode.wire(),
     })
 }
 
-/// The group `to` names: its id (hex of its session id) or the name of exactly one group we
-/// are in.
+/// The group `to` names: its id (hex of its session id), its address (as a UID: what an A2A
+/// client's task shows as the peer) or the name of exactly one group we are in.
 pub(crate) fn group_named(reader: &Reader<'_>, to: &str) -> Result<Option<GroupRow>, StoreError> {
     let wanted = to.trim();
     let active: Vec<GroupRow> = reader
@@ -265,10 +281,11 @@ pub(crate) fn group_named(reader: &Reader<'_>, to: &str) -> Result<Option<GroupR
         .into_iter()
         .filter(|g| g.status == GroupStatus::Active)
         .collect();
-    if let Some(g) = active
-        .iter()
-        .find(|g| crate::groups::group_id_hex(&g.session_id) == wanted.to_ascii_lowercase())
-    {
+    let lower = wanted.to_ascii_lowercase();
+    if let Some(g) = active.iter().find(|g| {
+        crate::groups::group_id_hex(&g.session_id) == lower
+            || Uid::from_bytes(&g.address).to_string() == wanted
+    }) {
         return Ok(Some(g.clone()));
     }
     let mut named = active.into_iter().filter(|g| g.name == wanted);
@@ -341,6 +358,9 @@ impl Engine {
         let (row, message) =
             tasks::insert_client_task(tx, self, &group.address, new, task_id, now)?;
         tx.set_task_group(row.id, &group.session_id, None, now)?;
+        if new.mode == TaskMode::All {
+            tx.mark_all_mode_task(row.id)?;
+        }
         self.queue_group_agent(tx, &group.session_id, &message, now)?;
         let row = tx
             .task(row.id)?
@@ -348,9 +368,9 @@ impl Engine {
         Ok(tasks::task_view(tx, &row)?)
     }
 
-    /// Client: whether a live group task's assignee went silent (its liveness, from its
-    /// heartbeats to the group, is `unreachable` at `now`): [`Engine::reassign_group_tasks`]
-    /// has work. Only reads.
+    /// Client: whether a live group task's assignee (or a worker of an `all`-mode task) went
+    /// silent (its liveness, from its heartbeats to the group, is `unreachable` at `now`):
+    /// [`Engine::reassign_group_tasks`] has work. Only reads.
     ///
     /// # Errors
     ///
@@ -363,7 +383,8 @@ impl Engine {
         Ok(reader
             .assigned_group_tasks(REASSIGN_BATCH)?
             .iter()
-            .any(|row| self.assignee_silent(row, now)))
+            .any(|row| self.assignee_silent(row, now))
+            || self.silent_workers(reader, now)?)
     }
 
     fn assignee_silent(&self, row: &TaskRow, now: i64) -> bool {
@@ -376,7 +397,8 @@ impl Engine {
     /// `task_delegate` goes to the group again, so the first claim wins as before. The silent
     /// member holds the task and does not claim it; if it comes back, the new assignment
     /// stops its copy, and its updates are ignored. An assignee never heard from is not
-    /// replaced. How many were offered again.
+    /// replaced (a silent worker of an `all`-mode task is not replaced either:
+    /// [`Engine::end_silent_workers`] ends its part). How many were offered again.
     ///
     /// # Errors
     ///
@@ -391,7 +413,7 @@ impl Engine {
                 continue;
             };
             let delegate = AgentMessage {
-                kind: Some(Kind::TaskDelegate(delegate_of(&row)?)),
+                kind: Some(Kind::TaskDelegate(delegate_of(&row, TaskMode::Any)?)),
             };
             let again = tx.in_savepoint(|tx| {
                 tx.set_task_group(row.id, &session, None, now)?;

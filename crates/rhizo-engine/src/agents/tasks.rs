@@ -30,7 +30,7 @@ use rhizo_store::{
 use serde::{Serialize, de::DeserializeOwned};
 use tracing::{debug, warn};
 
-use super::{AgentCtx, AgentPolicy, TaskError, agent_content, queue_reply, summary};
+use super::{AgentCtx, AgentPolicy, TaskError, agent_content, queue_reply};
 use crate::{
     Engine, EngineError, Event,
     contacts::find_contact_in,
@@ -63,7 +63,7 @@ pub enum Delegated {
 /// A task as the API shows it (the model's [`Task`]).
 pub type TaskView = Task;
 
-fn to_json<T: Serialize>(value: &T) -> Result<String, EngineError> {
+pub(super) fn to_json<T: Serialize>(value: &T) -> Result<String, EngineError> {
     serde_json::to_string(value)
         .map_err(|_| EngineError::Internal("a task value does not serialize"))
 }
@@ -73,7 +73,7 @@ pub(super) fn from_json<T: DeserializeOwned>(json: &str) -> Result<T, EngineErro
 }
 
 /// A stored state (written by this engine, so always known; `failed` if it were not).
-fn state_of(row: &TaskRow) -> TaskState {
+pub(super) fn state_of(row: &TaskRow) -> TaskState {
     row.state.parse().unwrap_or(TaskState::Failed)
 }
 
@@ -81,7 +81,7 @@ fn task_hex(row: &TaskRow) -> String {
     TaskId(row.task_id).to_string()
 }
 
-fn peer_text(row: &TaskRow) -> String {
+pub(super) fn peer_text(row: &TaskRow) -> String {
     Uid::from_bytes(&row.peer_uid).to_string()
 }
 
@@ -96,6 +96,7 @@ fn message_id(engine: &Engine) -> String {
 ///
 /// If the database fails or a stored value does not parse.
 pub fn task_view(reader: &Reader<'_>, row: &TaskRow) -> Result<Task, EngineError> {
+    let (mode, workers) = super::group::all::workers_view(reader, row)?;
     let mut history: Vec<TaskMessage> = vec![from_json(&row.request)?];
     for m in reader.task_messages(row.id)? {
         history.push(from_json(&m)?);
@@ -144,6 +145,8 @@ pub fn task_view(reader: &Reader<'_>, row: &TaskRow) -> Result<Task, EngineError
         updated_at: row.updated_at,
         group: row.group_session.as_ref().map(crate::groups::group_id_hex),
         worker: row.assignee.map(|a| Uid::from_bytes(&a).to_string()),
+        mode,
+        workers,
     })
 }
 
@@ -504,6 +507,7 @@ pub(super) fn insert_client_task(
             priority: new.priority.wire(),
             deadline_ms: new.deadline.map_or(0, |d| u64::try_from(d).unwrap_or(0)),
             requirements: new.requirements.clone(),
+            mode: new.mode.wire(),
         })),
     };
     check_size(&delegate)?;
@@ -562,6 +566,8 @@ pub(crate) fn redelegation(
             priority: row.priority,
             deadline_ms: row.deadline.map_or(0, |d| u64::try_from(d).unwrap_or(0)),
             requirements: from_json(&row.requirements)?,
+            // A 1:1 task: no group mode.
+            mode: 0,
         })),
     }))
 }
@@ -599,6 +605,11 @@ impl Engine {
             }
             return Ok(Delegated::UnknownAgent);
         };
+        if !new.mode.is_any() {
+            return Err(TaskError::BadTask(AgentError::Invalid(
+                "`mode: all` is for a task sent to a group; this names an agent",
+            )));
+        }
         // Fail fast while the agent's circuit breaker is open (half-open: this is the trial).
         self.check_agent(&rhizo_core::Uid::from_bytes(&contact.uid), now)
             .map_err(|open| TaskError::AgentUnavailable {
@@ -647,7 +658,7 @@ impl Engine {
                 &session,
                 &content,
                 "agent",
-                Some(&summary(&message)),
+                Some(&super::row_body(&message)),
                 now,
             )?;
             Ok(task_view(tx, &row)?)
@@ -747,4 +758,4 @@ mod ops;
 mod updates;
 
 pub(crate) use ops::on_messages_failed;
-pub(crate) use updates::{apply_update, check_update, on_update};
+pub(crate) use updates::{CheckedUpdate, apply_update, check_update, on_update};

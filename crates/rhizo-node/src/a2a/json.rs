@@ -268,8 +268,8 @@ pub struct SendRequest {
     /// How to answer.
     #[serde(default)]
     pub configuration: SendConfiguration,
-    /// Request metadata: rhizo reads `skill`, `priority`, `deadline` (unix ms) and
-    /// `requirements` from it.
+    /// Request metadata: rhizo reads `skill`, `priority`, `deadline` (unix ms),
+    /// `requirements` and, to a group, `mode` (`any` or `all`) from it.
     #[serde(default)]
     pub metadata: Option<Value>,
 }
@@ -417,6 +417,19 @@ pub fn artifact_to_a2a(a: &agent::Artifact) -> Artifact {
     }
 }
 
+/// The artifacts of one worker of an `all`-mode group task, as A2A's: each id prefixed with
+/// the worker's UID (`UID/id`, unique in the task) and named after the worker.
+fn worker_artifacts(w: &agent::TaskWorker) -> impl Iterator<Item = Artifact> + '_ {
+    w.artifacts.iter().map(|a| {
+        let mut artifact = artifact_to_a2a(a);
+        artifact.artifact_id = format!("{}/{}", w.worker, a.artifact_id);
+        if artifact.name.is_none() {
+            artifact.name = Some(format!("worker {}", w.worker));
+        }
+        artifact
+    })
+}
+
 /// An A2A artifact as rhizo's, checked against rhizo's limits.
 ///
 /// # Errors
@@ -475,7 +488,12 @@ pub fn task_to_a2a(t: &agent::Task, history_length: Option<i64>) -> Task {
         id: t.id.clone(),
         context_id: t.context_id.clone(),
         status: status_to_a2a(&t.status, &t.id, &t.context_id),
-        artifacts: t.artifacts.iter().map(artifact_to_a2a).collect(),
+        artifacts: t
+            .artifacts
+            .iter()
+            .map(artifact_to_a2a)
+            .chain(t.workers.iter().flat_map(worker_artifacts))
+            .collect(),
         history: t
             .history
             .iter()
@@ -487,7 +505,7 @@ pub fn task_to_a2a(t: &agent::Task, history_length: Option<i64>) -> Task {
 
 /// The rhizo delegation an A2A `SendMessage` to agent `to` asks for. The message becomes the
 /// task's request; `metadata.skill`, `.priority`, `.deadline` and `.requirements` fill the
-/// seed-004 fields A2A has no place for.
+/// seed-004 fields A2A has no place for, and `.mode` a group task's mode.
 ///
 /// # Errors
 ///
@@ -511,6 +529,12 @@ pub fn new_task_from_send(to: &str, req: &SendRequest) -> Result<NewTask, MapErr
         None => None,
         Some(v) => Some(v.as_i64().ok_or(MapError::Metadata("deadline"))?),
     };
+    let mode = match field("mode").map(Value::as_str) {
+        None => agent::TaskMode::Any,
+        Some(Some("any")) => agent::TaskMode::Any,
+        Some(Some("all")) => agent::TaskMode::All,
+        Some(_) => return Err(MapError::Metadata("mode")),
+    };
     let requirements = match field("requirements") {
         None => Vec::new(),
         Some(v) => {
@@ -526,6 +550,7 @@ pub fn new_task_from_send(to: &str, req: &SendRequest) -> Result<NewTask, MapErr
         requirements,
         context_id: req.message.context_id.clone().filter(|c| !c.is_empty()),
         message_id: Some(message.message_id),
+        mode,
         ..NewTask::default()
     };
     task.validate()?;

@@ -78,6 +78,8 @@ fn new_task(id: &str, side: Side, peer: &str, state: TaskState, text: &str) -> T
         updated_at: 1,
         group: None,
         worker: None,
+        mode: rhizo_core::agent::TaskMode::Any,
+        workers: Vec::new(),
     }
 }
 

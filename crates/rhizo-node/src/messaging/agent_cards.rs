@@ -120,11 +120,7 @@ fn agent_view(
 
 /// A cached card, decoded (it was validated when it was cached; an expired one still shows).
 fn cached_record(row: &AgentCardRow) -> Option<AgentCardRecord> {
-    let key = agent_card_key(&Uid::from_bytes(&row.uid));
-    match validate_record(&key, &row.record, row.expires_at.saturating_sub(1)) {
-        Ok(ValidRecord::AgentCard(record)) => Some(record),
-        _ => None,
-    }
+    rhizo_engine::agents::cards::cached_card(row)
 }
 
 /// The device key a PeerId holds (rhizo devices are Ed25519 keys, inlined in the PeerId).
@@ -403,7 +399,9 @@ impl Messaging {
 
     /// One agent, by contact name or UID: its cached card, or (when none is cached, or with
     /// `refresh`) the newest one in the DHT, cached. With `refresh`, a contact is also sent a
-    /// `capability_query` (its answer updates the cache).
+    /// `capability_query` (its answer updates the cache). A group's name, id or address (no
+    /// contact of that name) is the group as one agent: a card gathered from its members'
+    /// cached cards ([`rhizo_engine::Engine::group_card`]); tasks to its UID go to the group.
     ///
     /// # Errors
     ///
@@ -411,11 +409,17 @@ impl Messaging {
     /// known or found.
     pub async fn agent(&self, who: &str, refresh: bool) -> Result<AgentView, CardError> {
         let who_owned = who.trim().to_string();
-        let (uid, name, cached) = self
+        let this = self.clone();
+        let (uid, name, cached) = match self
             .inner
             .db
             .read(move |r| -> Result<_, CardError> {
                 let contact = find_contact_in(&r, &who_owned)?;
+                if contact.is_none()
+                    && let Some(group) = this.inner.engine.group_card(&r, &who_owned)?
+                {
+                    return Ok(Err(group));
+                }
                 let uid = match &contact {
                     Some(c) => Uid::from_bytes(&c.uid),
                     None => who_owned
@@ -423,9 +427,13 @@ impl Messaging {
                         .map_err(|_| CardError::UnknownAgent(who_owned.clone()))?,
                 };
                 let cached = r.agent_card(uid.as_bytes())?;
-                Ok((uid, contact.map(|c| c.name), cached))
+                Ok(Ok((uid, contact.map(|c| c.name), cached)))
             })
-            .await?;
+            .await?
+        {
+            Ok(agent) => agent,
+            Err(group) => return Ok(self.group_view(group)),
+        };
         let cached = cached.as_ref().and_then(cached_record);
         if !refresh && let Some(record) = cached {
             return Ok(agent_view(&record, name, &self.inner.engine, self.now()));
@@ -447,6 +455,22 @@ impl Messaging {
         cached
             .map(|record| agent_view(&record, name, &self.inner.engine, self.now()))
             .ok_or_else(|| CardError::UnknownAgent(who.to_string()))
+    }
+
+    /// A group as one agent (its gathered card; liveness and breaker of its address, which
+    /// no heartbeat names: unknown, closed).
+    fn group_view(&self, group: rhizo_engine::agents::group::card::GroupAgentCard) -> AgentView {
+        let status = self.inner.engine.agent_status(&group.address, self.now());
+        AgentView {
+            uid: group.address.to_string(),
+            name: Some(group.name),
+            card: group.card,
+            card_version: 0,
+            liveness: status.liveness,
+            last_heartbeat: None,
+            load: None,
+            breaker: status.breaker,
+        }
     }
 
     /// Asks a contact for its card now (`capability_query` over our conversation, end to end)

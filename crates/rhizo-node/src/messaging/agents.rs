@@ -681,11 +681,15 @@ impl Messaging {
             .db
             .write(move |tx| -> Result<_, TaskError> {
                 let engine = &this.inner.engine;
-                let events = if due {
+                let mut events = if due {
                     engine.expire_tasks(tx, now)?
                 } else {
                     Vec::new()
                 };
+                // Workers of `all` tasks that went silent: their parts end.
+                if silent {
+                    events.extend(engine.end_silent_workers(tx, now)?);
+                }
                 // Group tasks whose assignee went silent go to the group again.
                 let offered = if silent {
                     engine.reassign_group_tasks(tx, now)?

@@ -161,7 +161,8 @@ impl Tx<'_> {
         Ok(self.conn.last_insert_rowid())
     }
 
-    /// Drops the outgoing rows to `contact_uid` of kind `agent` whose summary is `body`, that
+    /// Drops the outgoing rows to `contact_uid` of kind `agent` whose summary is `body` (the
+    /// row's JSON body without the message it carries, `wire`), that
     /// are still `queued` (not handed to any device yet) and older than row `newer` (already
     /// queued): `newer` replaces them (a task's bare status update superseded by the next
     /// one). How many it dropped. A row being sent right now still arrives; its outcome then
@@ -181,7 +182,8 @@ impl Tx<'_> {
         self.conn
             .prepare_cached(
                 "DELETE FROM messages
-                 WHERE direction = 'out' AND state = 'queued' AND kind = 'agent' AND body = ?2
+                 WHERE direction = 'out' AND state = 'queued' AND kind = 'agent'
+                   AND iif(json_valid(body), json_remove(body, '$.wire'), body) = ?2
                    AND id < ?3
                    AND session_id IN
                      (SELECT session_id FROM conversations WHERE contact_uid = ?1)",

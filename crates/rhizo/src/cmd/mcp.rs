@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use anyhow::anyhow;
-use rhizo_core::agent::{NewTask, Priority};
+use rhizo_core::agent::{NewTask, Priority, TaskMode};
 use rhizo_node::Config;
 use rmcp::{
     ServerHandler, ServiceExt,
@@ -67,7 +67,8 @@ pub(crate) struct ReadMessages {
 /// `delegate_task` input.
 #[derive(Debug, Default, Deserialize, Serialize, JsonSchema)]
 pub(crate) struct DelegateTask {
-    /// The agent: a contact name or a UID (find one with find_agents).
+    /// The agent: a contact name or a UID (find one with find_agents); or a group's name or
+    /// id, whose agent members take the task.
     pub(crate) to: String,
     /// What to do.
     pub(crate) text: String,
@@ -90,6 +91,10 @@ pub(crate) struct DelegateTask {
     /// answer the task as it is then.
     #[serde(default)]
     pub(crate) wait_seconds: Option<u64>,
+    /// To a group: "any" (default: one agent member runs it) or "all" (every agent member
+    /// with the skill runs it; the task lists each worker's state and artifacts).
+    #[serde(default)]
+    pub(crate) mode: Option<String>,
 }
 
 /// `get_task` / `cancel_task` input.
@@ -180,9 +185,9 @@ impl RhizoTools {
     }
 
     #[tool(
-        description = "Delegate a task to an agent (end-to-end encrypted). Answers the task \
-                       (id, status); with wait=true, waits until it ends and answers it with \
-                       its artifacts."
+        description = "Delegate a task to an agent, or to a group's agent members (end-to-end \
+                       encrypted). Answers the task (id, status); with wait=true, waits until \
+                       it ends and answers it with its artifacts."
     )]
     async fn delegate_task(&self, Parameters(p): Parameters<DelegateTask>) -> ToolResult {
         let (request, wait) = delegate_request(&p, now_ms()).map_err(|e| error_text(&e))?;
@@ -236,6 +241,11 @@ pub(crate) fn delegate_request(
         ),
         None => None,
     };
+    let mode = match p.mode.as_deref() {
+        None | Some("any") => TaskMode::Any,
+        Some("all") => TaskMode::All,
+        Some(other) => return Err(anyhow!("mode: {other:?} is not \"any\" or \"all\"")),
+    };
     let request = NewTask {
         to: p.to.clone(),
         text: Some(p.text.clone()),
@@ -243,6 +253,7 @@ pub(crate) fn delegate_request(
         skill: p.skill.clone(),
         priority,
         deadline,
+        mode,
         ..NewTask::default()
     };
     request.validate().map_err(|e| anyhow!("{e}"))?;

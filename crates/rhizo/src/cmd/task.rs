@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use anyhow::{anyhow, bail};
-use rhizo_core::agent::{NewTask, Priority, Task, TaskId, TaskState};
+use rhizo_core::agent::{NewTask, Priority, Task, TaskId, TaskMode, TaskState};
 use rhizo_node::{Config, events::ApiEvent};
 use serde_json::json;
 
@@ -143,6 +143,11 @@ pub(crate) fn new_task(args: &TaskSendArgs, now_ms: i64) -> anyhow::Result<NewTa
         skill: args.skill.clone(),
         priority: args.priority,
         deadline: args.deadline.map(|d| d.resolve(now_ms)).transpose()?,
+        mode: if args.all {
+            TaskMode::All
+        } else {
+            TaskMode::Any
+        },
         ..NewTask::default()
     };
     task.validate().map_err(|e| anyhow!("{e}"))?;
@@ -305,16 +310,28 @@ fn print_task(task: &Task, json: bool) -> anyhow::Result<()> {
     for m in &task.history {
         println!("  {:?}: {}", m.role, m.joined_text());
     }
-    if !task.artifacts.is_empty() {
+    if !task.artifacts.is_empty() || !task.workers.is_empty() {
         println!("  artifacts:");
         print_artifacts(task);
     }
     Ok(())
 }
 
-/// Each artifact's parts: text as it is, data as JSON, bytes as a note.
+/// Each artifact's parts: text as it is, data as JSON, bytes as a note; an `all` task's
+/// per worker, each under a line naming the worker and its state.
 fn print_artifacts(task: &Task) {
-    for a in &task.artifacts {
+    print_parts(&task.artifacts);
+    for w in &task.workers {
+        match &w.reason {
+            Some(reason) => println!("worker {}: {}: {reason}", w.worker, w.state),
+            None => println!("worker {}: {}", w.worker, w.state),
+        }
+        print_parts(&w.artifacts);
+    }
+}
+
+fn print_parts(artifacts: &[rhizo_core::agent::Artifact]) {
+    for a in artifacts {
         for p in &a.parts {
             println!("{}", p.as_text());
         }

@@ -10,19 +10,24 @@ use crate::{
     groups::tests::{Node, deliver, node, pump},
 };
 
-const T0: i64 = 1_800_000_000_000;
-const CLIENT: usize = 0;
+pub(super) const T0: i64 = 1_800_000_000_000;
+pub(super) const CLIENT: usize = 0;
 const BOB: usize = 1;
 const CAROL: usize = 2;
 
-fn uid(n: &Node) -> [u8; 32] {
+pub(super) fn uid(n: &Node) -> [u8; 32] {
     *n.engine.me().uid.as_bytes()
 }
 
 /// Alice (the client, admin) creates the group "team" with bob and carol, who both have her
 /// as a contact (auto-join) and are agents offering `echo`.
 fn team(dir: &std::path::Path) -> (Vec<Node>, [u8; 16]) {
-    let mut nodes: Vec<Node> = (1..=3)
+    team_of(dir, 2)
+}
+
+/// As [`team`], with `workers` agent members (node 1 on).
+pub(super) fn team_of(dir: &std::path::Path, workers: u8) -> (Vec<Node>, [u8; 16]) {
+    let mut nodes: Vec<Node> = (1..=workers + 1)
         .map(|seed| node(dir, seed, RekeyPolicy::default()))
         .collect();
     let alice = nodes[CLIENT].contact("alice");
@@ -34,7 +39,7 @@ fn team(dir: &std::path::Path) -> (Vec<Node>, [u8; 16]) {
         card: Some(card),
         ..AgentPolicy::default()
     };
-    for n in &mut nodes[BOB..=CAROL] {
+    for n in &mut nodes[BOB..] {
         let engine = &n.engine;
         n.store
             .write(|tx| {
@@ -43,7 +48,7 @@ fn team(dir: &std::path::Path) -> (Vec<Node>, [u8; 16]) {
             })
             .unwrap();
     }
-    let kps = vec![nodes[BOB].key_package(), nodes[CAROL].key_package()];
+    let kps: Vec<_> = nodes[BOB..].iter_mut().map(|n| n.key_package()).collect();
     let a = &mut nodes[CLIENT];
     let group = a
         .store
@@ -80,17 +85,17 @@ fn delegate(nodes: &mut [Node], skill: Option<&str>, now: i64) -> TaskId {
     id
 }
 
-fn group_session(n: &Node) -> [u8; 16] {
+pub(super) fn group_session(n: &Node) -> [u8; 16] {
     n.store.read().groups().unwrap()[0].session_id
 }
 
-fn client_task(nodes: &[Node], id: TaskId) -> rhizo_core::agent::Task {
+pub(super) fn client_task(nodes: &[Node], id: TaskId) -> rhizo_core::agent::Task {
     let n = &nodes[CLIENT];
     n.engine.task(&n.store.read(), id).unwrap().unwrap()
 }
 
 /// Worker `at` claims its next queued task, if any.
-fn claim(nodes: &mut [Node], at: usize, now: i64) -> Option<TaskId> {
+pub(super) fn claim(nodes: &mut [Node], at: usize, now: i64) -> Option<TaskId> {
     let n = &mut nodes[at];
     let claimed = n
         .store
@@ -497,4 +502,41 @@ fn only_the_device_that_claimed_runs_the_task() {
     pump(&mut nodes, CAROL, T0 + 1);
     assert_eq!(claim(&mut nodes, BOB, T0 + 2), Some(TaskId([2; 16])));
     assert_eq!(claim(&mut nodes, BOB, T0 + 3), None);
+}
+
+#[test]
+fn a_group_seen_as_one_agent_gathers_its_members_cached_skills() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut nodes, session) = team(tmp.path());
+    let a = &nodes[CLIENT];
+    let address = a.store.read().groups().unwrap()[0].address;
+    // No member's card cached yet: one generic skill.
+    let card = a
+        .engine
+        .group_card(&a.store.read(), "team")
+        .unwrap()
+        .unwrap();
+    assert_eq!((card.name.as_str(), card.agents), ("team", 0));
+    assert_eq!(card.card.skills[0].id, card::GROUP_SKILL);
+    assert_eq!(card.address, rhizo_core::Uid::from_bytes(&address));
+    // Bob's card (echo + upper) cached at alice: its skills, each once.
+    let two: AgentCard = serde_json::from_value(serde_json::json!({
+        "name": "Bob", "skills": [{"id": "echo", "name": "Echo"}, {"id": "upper", "name": "Upper"}]
+    }))
+    .unwrap();
+    let b = &mut nodes[BOB];
+    let own = b
+        .store
+        .write(|tx| b.engine.set_agent_card(tx, two, T0))
+        .unwrap();
+    let row = crate::agents::cards::card_row(&own.record, &own.bytes, T0);
+    let a = &mut nodes[CLIENT];
+    a.store.write(|tx| tx.upsert_agent_card(&row)).unwrap();
+    let reader = a.store.read();
+    for name in ["team", &hex::encode(session), &card.address.to_string()] {
+        let found = a.engine.group_card(&reader, name).unwrap().unwrap();
+        let ids: Vec<&str> = found.card.skills.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!((ids, found.agents), (vec!["echo", "upper"], 1), "{name}");
+    }
+    assert!(a.engine.group_card(&reader, "nobody").unwrap().is_none());
 }

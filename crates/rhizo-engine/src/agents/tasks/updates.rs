@@ -38,11 +38,11 @@ pub(crate) fn on_update(
 /// The checked fields of an inbound `task_update`.
 pub(crate) struct CheckedUpdate {
     pub(crate) task_id: TaskId,
-    seq: u64,
-    state: TaskState,
-    message: Option<TaskMessage>,
-    artifacts: Vec<Artifact>,
-    reason: String,
+    pub(crate) seq: u64,
+    pub(crate) state: TaskState,
+    pub(crate) message: Option<TaskMessage>,
+    pub(crate) artifacts: Vec<Artifact>,
+    pub(crate) reason: String,
 }
 
 /// Checks an inbound `task_update` (before its task is looked up: a malformed one is refused

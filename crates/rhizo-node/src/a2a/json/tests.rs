@@ -90,6 +90,8 @@ fn task() -> agent::Task {
         updated_at: at,
         group: None,
         worker: None,
+        mode: agent::TaskMode::Any,
+        workers: Vec::new(),
     }
 }
 
@@ -145,6 +147,45 @@ fn a_send_becomes_a_delegation_with_metadata() {
 }
 
 #[test]
+fn an_all_task_to_a_group_maps_its_mode_and_each_workers_artifacts() {
+    let req: SendRequest = serde_json::from_value(json!({
+        "message": {"messageId": "m1", "role": "ROLE_USER", "parts": [{"text": "hi"}]},
+        "metadata": {"mode": "all"}
+    }))
+    .unwrap();
+    assert_eq!(
+        new_task_from_send("crew", &req).unwrap().mode,
+        agent::TaskMode::All
+    );
+    let mut t = task();
+    t.mode = agent::TaskMode::All;
+    t.artifacts.clear();
+    for who in ["U1", "U2"] {
+        t.workers.push(agent::TaskWorker {
+            worker: who.into(),
+            state: agent::TaskState::Completed,
+            message: None,
+            reason: None,
+            artifacts: vec![agent::Artifact {
+                artifact_id: "stdout".into(),
+                name: None,
+                description: None,
+                parts: vec![agent::Part::text("HI")],
+            }],
+            updated_at: 1,
+        });
+    }
+    let a2a = task_to_a2a(&t, None);
+    let ids: Vec<&str> = a2a
+        .artifacts
+        .iter()
+        .map(|a| a.artifact_id.as_str())
+        .collect();
+    assert_eq!(ids, ["U1/stdout", "U2/stdout"]);
+    assert_eq!(a2a.artifacts[0].name.as_deref(), Some("worker U1"));
+}
+
+#[test]
 fn bad_sends_are_refused_with_a_reason() {
     let send = |v: Value| {
         let req: SendRequest = serde_json::from_value(v).unwrap();
@@ -163,6 +204,8 @@ fn bad_sends_are_refused_with_a_reason() {
     assert_eq!(send(skill), Err(MapError::Metadata("skill")));
     let priority = json!({"message": {"messageId": "m", "role": "ROLE_USER", "parts": [{"text": "x"}]}, "metadata": {"priority": "asap"}});
     assert_eq!(send(priority), Err(MapError::Metadata("priority")));
+    let mode = json!({"message": {"messageId": "m", "role": "ROLE_USER", "parts": [{"text": "x"}]}, "metadata": {"mode": "most"}});
+    assert_eq!(send(mode), Err(MapError::Metadata("mode")));
     let big = json!({"message": {"messageId": "m", "role": "ROLE_USER",
                      "parts": [{"text": "x".repeat(agent::MAX_INLINE_PART_BYTES + 1)}]}});
     assert!(matches!(

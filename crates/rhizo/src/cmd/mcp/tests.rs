@@ -99,3 +99,21 @@ fn every_tool_is_listed_with_a_schema() {
     let required = schema["required"].as_array().unwrap();
     assert!(required.contains(&json!("to")) && required.contains(&json!("text")));
 }
+
+#[test]
+fn delegate_task_takes_a_group_mode() {
+    let (task, _) = delegate(base()).unwrap();
+    assert_eq!(task.mode, TaskMode::Any);
+    let (task, _) = delegate(DelegateTask {
+        mode: Some("all".into()),
+        ..base()
+    })
+    .unwrap();
+    assert_eq!(task.mode, TaskMode::All);
+    let bad = delegate(DelegateTask {
+        mode: Some("most".into()),
+        ..base()
+    })
+    .unwrap_err();
+    assert!(bad.to_string().contains("mode"), "{bad}");
+}

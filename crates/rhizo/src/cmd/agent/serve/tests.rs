@@ -112,6 +112,8 @@ fn task_with(parts: Vec<Part>) -> Task {
         updated_at: 1,
         group: None,
         worker: None,
+        mode: rhizo_core::agent::TaskMode::Any,
+        workers: Vec::new(),
     }
 }
 
