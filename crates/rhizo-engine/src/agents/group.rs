@@ -369,8 +369,9 @@ impl Engine {
     }
 
     /// Client: whether a live group task's assignee (or a worker of an `all`-mode task) went
-    /// silent (its liveness, from its heartbeats to the group, is `unreachable` at `now`):
-    /// [`Engine::reassign_group_tasks`] has work. Only reads.
+    /// silent (its liveness, from its heartbeats to the group, is `unreachable` at `now`), or
+    /// an `all`-mode task's claim window passed: [`Engine::reassign_group_tasks`],
+    /// [`Engine::end_silent_workers`] or [`Engine::settle_claim_windows`] has work. Only reads.
     ///
     /// # Errors
     ///
@@ -384,7 +385,8 @@ impl Engine {
             .assigned_group_tasks(REASSIGN_BATCH)?
             .iter()
             .any(|row| self.assignee_silent(row, now))
-            || self.silent_workers(reader, now)?)
+            || self.silent_workers(reader, now)?
+            || self.claim_windows_passed(reader, now)?)
     }
 
     fn assignee_silent(&self, row: &TaskRow, now: i64) -> bool {

@@ -710,14 +710,18 @@ impl Engine {
             .collect()
     }
 
-    /// The earliest deadline of a live task on either side (the driver's task timer waits
-    /// for it, then calls [`Engine::expire_tasks`]).
+    /// The earliest deadline of a live task on either side, or the end of an `all`-mode
+    /// task's claim window while every worker of it ended, whichever comes first (the driver's
+    /// task timer waits for it, then calls [`Engine::expire_tasks`] and, for the window,
+    /// [`Engine::settle_claim_windows`]).
     ///
     /// # Errors
     ///
     /// If the database fails.
     pub fn next_agent_deadline(&self, reader: &Reader<'_>) -> Result<Option<i64>, EngineError> {
-        Ok(reader.next_task_deadline()?)
+        let deadline = reader.next_task_deadline()?;
+        let window = self.next_claim_window_end(reader)?;
+        Ok(deadline.into_iter().chain(window).min())
     }
 
     /// Sends a worker's `task_update` to the task's client, if it is still a contact. A bare

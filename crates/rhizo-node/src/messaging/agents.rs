@@ -689,6 +689,8 @@ impl Messaging {
                 // Workers of `all` tasks that went silent: their parts end.
                 if silent {
                     events.extend(engine.end_silent_workers(tx, now)?);
+                    // `all` tasks whose claim window passed settle.
+                    events.extend(engine.settle_claim_windows(tx, now)?);
                 }
                 // Group tasks whose assignee went silent go to the group again.
                 let offered = if silent {

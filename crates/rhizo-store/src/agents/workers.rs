@@ -140,6 +140,36 @@ impl Reader<'_> {
             .collect::<Result<Vec<_>, _>>()
             .context(CTX)
     }
+
+    /// Live `all`-mode client tasks sent at or before `sent_by` that have workers, every one
+    /// of them ended (the task waits for members that have not claimed): `(row id, sent at)`,
+    /// the oldest first, at most `limit`.
+    pub fn held_all_mode_tasks(
+        &self,
+        sent_by: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, i64)>, StoreError> {
+        const CTX: &str = "reading the all-mode tasks waiting for claims";
+        let live = placeholders(3, LIVE_STATES.len());
+        let sql = format!(
+            "SELECT t.id, t.created_at FROM tasks t JOIN all_mode_tasks a ON a.task = t.id
+             WHERE t.side = 'client' AND t.state IN ({live}) AND t.created_at <= ?1
+               AND EXISTS (SELECT 1 FROM task_workers w WHERE w.task = t.id)
+               AND NOT EXISTS (SELECT 1 FROM task_workers w
+                               WHERE w.task = t.id AND w.state IN ({live}))
+             ORDER BY t.created_at, t.id LIMIT ?2"
+        );
+        let mut values: Vec<rusqlite::types::Value> =
+            vec![sent_by.into(), self::limit(limit).into()];
+        values.extend(LIVE_STATES.iter().map(|s| (*s).to_string().into()));
+        let mut stmt = self.conn.prepare_cached(&sql).context(CTX)?;
+        stmt.query_map(rusqlite::params_from_iter(values), |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .context(CTX)?
+        .collect::<Result<Vec<_>, _>>()
+        .context(CTX)
+    }
 }
 
 impl Tx<'_> {

@@ -9,12 +9,18 @@
 //!  client: on_update from a worker ─▶ its own row (state, message, artifacts) ─▶ settle:
 //!     the task's overall state — submitted until a worker starts; working while a worker
 //!     runs; once every worker ended: completed (all did), completed with a PARTIAL reason
-//!     (some did), canceled (all canceled) or failed (none completed)
-//!  driver pass: a worker whose heartbeats stopped (unreachable) ends failed (UNREACHABLE)
+//!     (some did), canceled (all canceled) or failed (none completed) — unless the task
+//!     waits for claims (below): then it stays working
+//!  driver pass: a worker whose heartbeats stopped (unreachable) ends failed (UNREACHABLE);
+//!     a task whose claim window passed with every worker ended settles
 //! ```
 //!
-//! A member whose claim is applied after the task ended is not assigned: the task is over
-//! once every member that claimed it so far ended.
+//! The claim window: claims reach the client in any order, and a member's claim can arrive
+//! after another worker finished. So while not every other member of the group has claimed
+//! (and the task has fewer than `MAX_TASK_WORKERS` workers), a task whose workers all ended
+//! stays `working` until [`CLAIM_WINDOW_MS`] after it was sent; a claim inside the window is
+//! assigned as usual. Once every other member claimed, the task settles as soon as its
+//! workers end. A claim applied after the task ended is not assigned.
 
 use rhizo_core::{
     Uid,
@@ -46,6 +52,11 @@ pub const REASON_UNREACHABLE: &str =
 const SILENT_BATCH: usize = 256;
 /// Workers named one by one in an overall reason (the rest are counted).
 const NAMED_IN_REASON: usize = 8;
+/// How long after an `all`-mode task was sent it waits for claims (ms): while some other
+/// member has not claimed, the task does not end before this (see the module doc).
+pub const CLAIM_WINDOW_MS: i64 = 30_000;
+/// Tasks whose claim window passed settled per pass at most.
+const SETTLE_BATCH: usize = 64;
 
 /// The client: a member claims an `all`-mode task. A new one (while the task has fewer than
 /// `MAX_TASK_WORKERS`) becomes a worker, and the assignment naming it goes to the group; a
@@ -145,7 +156,8 @@ pub(super) fn on_update(
         message: u.message,
         artifacts: u.artifacts,
     };
-    Ok(settle(tx, row, progress, now)?.into_iter().collect())
+    let me = ctx.me.uid.as_bytes();
+    Ok(settle(tx, me, row, progress, now)?.into_iter().collect())
 }
 
 /// What a worker's change brought, for the task's event.
@@ -155,11 +167,12 @@ struct Progress {
     artifacts: Vec<Artifact>,
 }
 
-/// The task's overall state follows its workers' (see the module doc): stored when it
-/// changed, while the task is live. The event tells the client's program what changed (the
-/// overall status, the worker's message and new artifacts).
+/// The task's overall state follows its workers' (see the module doc; `me` is the client):
+/// stored when it changed, while the task is live. The event tells the client's program what
+/// changed (the overall status, the worker's message and new artifacts).
 fn settle(
     tx: &mut Tx<'_>,
+    me: &[u8; 32],
     row: &TaskRow,
     progress: Progress,
     now: i64,
@@ -168,7 +181,11 @@ fn settle(
         return Ok(None);
     }
     let current = state_of(row);
-    let (state, reason) = overall(&tx.task_workers(row.id)?).unwrap_or((current, None));
+    let workers = tx.task_workers(row.id)?;
+    let (mut state, mut reason) = overall(&workers).unwrap_or((current, None));
+    if state.is_terminal() && waits_for_claims(tx, me, row, &workers, now)? {
+        (state, reason) = (TaskState::Working, None);
+    }
     if state != current {
         tx.change_task(
             row.id,
@@ -193,6 +210,29 @@ fn settle(
         },
         new_artifacts: progress.artifacts,
     }))
+}
+
+/// Whether `row`, run by `workers`, still waits for claims: its claim window is open, it has
+/// room for more workers, and some member of its group other than `me` has not claimed.
+fn waits_for_claims(
+    tx: &Tx<'_>,
+    me: &[u8; 32],
+    row: &TaskRow,
+    workers: &[TaskWorkerRow],
+    now: i64,
+) -> Result<bool, StoreError> {
+    let Some(session) = row.group_session else {
+        return Ok(false);
+    };
+    if now >= row.created_at.saturating_add(CLAIM_WINDOW_MS)
+        || workers.len() >= rhizo_store::agents::MAX_TASK_WORKERS
+    {
+        return Ok(false);
+    }
+    Ok(tx
+        .group_members(&session)?
+        .iter()
+        .any(|m| m.uid != *me && !workers.iter().any(|w| w.worker == m.uid)))
 }
 
 /// The overall state of a task run by `workers` (and why, when not every worker completed);
@@ -334,7 +374,63 @@ impl Engine {
             let Some(row) = tx.task(w.task)? else {
                 continue;
             };
-            events.extend(settle(tx, &row, Progress::default(), now)?);
+            events.extend(settle(
+                tx,
+                self.me.uid.as_bytes(),
+                &row,
+                Progress::default(),
+                now,
+            )?);
+        }
+        Ok(events)
+    }
+
+    /// Client: whether a live `all`-mode task's claim window passed while every worker of it
+    /// ended (it waits for claims no more): [`Engine::settle_claim_windows`] has work. Only
+    /// reads.
+    pub(super) fn claim_windows_passed(
+        &self,
+        reader: &Reader<'_>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        Ok(!reader
+            .held_all_mode_tasks(now.saturating_sub(CLAIM_WINDOW_MS), 1)?
+            .is_empty())
+    }
+
+    /// Client: when the claim window of a task waiting for claims (every worker ended) ends,
+    /// if any: the driver's next pass is due then. Only reads.
+    pub(crate) fn next_claim_window_end(
+        &self,
+        reader: &Reader<'_>,
+    ) -> Result<Option<i64>, StoreError> {
+        Ok(reader
+            .held_all_mode_tasks(i64::MAX, 1)?
+            .first()
+            .map(|(_, sent)| sent.saturating_add(CLAIM_WINDOW_MS)))
+    }
+
+    /// Client: each live `all`-mode task whose claim window passed while every worker of it
+    /// ended settles into its overall state (the oldest first, a bounded batch per pass):
+    /// the members that never claimed are not waited for. The tasks' events.
+    ///
+    /// # Errors
+    ///
+    /// If the database fails.
+    pub fn settle_claim_windows(&self, tx: &mut Tx<'_>, now: i64) -> Result<Vec<Event>, TaskError> {
+        let mut events = Vec::new();
+        let cutoff = now.saturating_sub(CLAIM_WINDOW_MS);
+        for (id, _) in tx.held_all_mode_tasks(cutoff, SETTLE_BATCH)? {
+            let Some(row) = tx.task(id)? else {
+                continue;
+            };
+            events.extend(settle(
+                tx,
+                self.me.uid.as_bytes(),
+                &row,
+                Progress::default(),
+                now,
+            )?);
         }
         Ok(events)
     }

@@ -305,3 +305,122 @@ fn all_mode_to_a_contact_is_refused_with_a_clear_error() {
         "{out:?}"
     );
 }
+
+/// The events that name a new worker, from `events`.
+fn assigned_in(events: &[(usize, Event)]) -> usize {
+    events
+        .iter()
+        .filter(|(i, e)| *i == CLIENT && matches!(e, Event::TaskAssigned { .. }))
+        .count()
+}
+
+#[test]
+fn a_claim_after_the_first_worker_finished_is_still_assigned_within_the_window() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut nodes, _) = team_of(tmp.path(), 2);
+    let id = delegate_all(&mut nodes, None, T0 + 1);
+    pump(&mut nodes, CLIENT, T0 + 1);
+    // Bob's claim reaches the client first; carol's is still on its way.
+    let (_, events) = pump(&mut nodes, BOB, T0 + 2);
+    assert_eq!(assigned_in(&events), 1);
+    pump(&mut nodes, CLIENT, T0 + 3);
+    assert_eq!(claim(&mut nodes, BOB, T0 + 4), Some(id));
+    finish(&mut nodes, BOB, id, TaskState::Completed, T0 + 5);
+    pump(&mut nodes, BOB, T0 + 5);
+    let task = client_task(&nodes, id);
+    assert_eq!(
+        (task.status.state, task.workers.len()),
+        (TaskState::Working, 1),
+        "carol has not claimed: the task waits for her"
+    );
+    // Nothing for the driver to settle while the window is open.
+    let a = &nodes[CLIENT];
+    let read = a.store.read();
+    assert!(!a.engine.group_tasks_to_reassign(&read, T0 + 6).unwrap());
+    assert_eq!(
+        a.engine.next_agent_deadline(&read).unwrap(),
+        Some(T0 + 1 + CLAIM_WINDOW_MS)
+    );
+    // Carol's claim arrives late (inside the window): she is assigned and completes.
+    let (_, events) = pump(&mut nodes, CAROL, T0 + 10_000);
+    assert_eq!(assigned_in(&events), 1, "a late claim is assigned");
+    pump(&mut nodes, CLIENT, T0 + 10_001);
+    assert_eq!(claim(&mut nodes, CAROL, T0 + 10_002), Some(id));
+    finish(&mut nodes, CAROL, id, TaskState::Completed, T0 + 10_003);
+    pump(&mut nodes, CAROL, T0 + 10_003);
+    let task = client_task(&nodes, id);
+    assert_eq!(
+        (task.status.state, task.status.reason.clone()),
+        (TaskState::Completed, None),
+        "every other member claimed: it settles at once"
+    );
+    assert_eq!(task.workers.len(), 2);
+    for at in [BOB, CAROL] {
+        let w = worker_entry(&task, &nodes[at]);
+        let text = w.artifacts[0].parts[0].text.clone();
+        assert_eq!(text, Some(format!("done by {at}")));
+    }
+    let a = &nodes[CLIENT];
+    assert_eq!(a.engine.next_agent_deadline(&a.store.read()).unwrap(), None);
+}
+
+#[test]
+fn a_member_that_never_claims_is_not_waited_for_past_the_window() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut nodes, _) = team_of(tmp.path(), 2);
+    let sent = T0 + 1;
+    let id = delegate_all(&mut nodes, None, sent);
+    pump(&mut nodes, CLIENT, sent);
+    // Carol's claim never leaves her node (her outbox is not run); bob claims and fails.
+    pump(&mut nodes, BOB, T0 + 2);
+    pump(&mut nodes, CLIENT, T0 + 3);
+    assert_eq!(claim(&mut nodes, BOB, T0 + 4), Some(id));
+    finish(&mut nodes, BOB, id, TaskState::Failed, T0 + 5);
+    pump(&mut nodes, BOB, T0 + 5);
+    assert_eq!(client_task(&nodes, id).status.state, TaskState::Working);
+    let a = &nodes[CLIENT];
+    let end = sent + CLAIM_WINDOW_MS;
+    assert!(
+        !a.engine
+            .group_tasks_to_reassign(&a.store.read(), end - 1)
+            .unwrap()
+    );
+    assert!(
+        a.engine
+            .group_tasks_to_reassign(&a.store.read(), end)
+            .unwrap()
+    );
+    // Before the window ends the pass settles nothing; at its end, what bob did.
+    let a = &mut nodes[CLIENT];
+    let early = a
+        .store
+        .write(|tx| a.engine.settle_claim_windows(tx, end - 1))
+        .unwrap();
+    assert!(early.is_empty(), "{early:?}");
+    let events = a
+        .store
+        .write(|tx| a.engine.settle_claim_windows(tx, end))
+        .unwrap();
+    assert!(
+        matches!(events.as_slice(), [Event::TaskUpdated { status, .. }]
+            if status.state == TaskState::Failed),
+        "{events:?}"
+    );
+    let task = client_task(&nodes, id);
+    assert_eq!(task.status.state, TaskState::Failed);
+    let reason = task.status.reason.unwrap_or_default();
+    assert!(
+        reason.starts_with("no worker completed") && reason.contains("boom"),
+        "{reason}"
+    );
+    assert_eq!(task.workers.len(), 1);
+    // Nothing more for the driver; carol's claim, delivered now, is not assigned.
+    let a = &nodes[CLIENT];
+    assert!(
+        !a.engine
+            .group_tasks_to_reassign(&a.store.read(), end + 1)
+            .unwrap()
+    );
+    let (_, events) = pump(&mut nodes, CAROL, end + 1);
+    assert_eq!(assigned_in(&events), 0);
+}
