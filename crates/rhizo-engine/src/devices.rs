@@ -190,12 +190,13 @@ impl Engine {
         publish::new_device_list(tx, &self.me, now)
     }
 
-    /// Drops a linked device and signs a new device-list version without it (returned, to
-    /// publish); `None` if no linked device has that key.
+    /// Drops a linked device, removes it from every group it is in (a remove commit each) and
+    /// signs a new device-list version without it (returned, to publish); `None` if no linked
+    /// device has that key.
     ///
     /// # Errors
     ///
-    /// If the database fails.
+    /// If the database fails, MLS.
     pub fn revoke_own_device(
         &self,
         tx: &mut Tx<'_>,
@@ -209,6 +210,8 @@ impl Engine {
             return Ok(None);
         }
         store_linked(tx, &devices)?;
+        // Out of every group it is in (remove commits; 1:1 conversations: a later slice).
+        self.remove_own_device_from_groups(tx, device, now)?;
         publish::new_device_list(tx, &self.me, now).map(Some)
     }
 }

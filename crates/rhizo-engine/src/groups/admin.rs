@@ -648,3 +648,66 @@ impl Engine {
         })
     }
 }
+
+impl Engine {
+    /// Removes a revoked device of our own user from every active group it has a leaf in (one
+    /// remove commit per group, applied here at once; the role rule lets any member remove its
+    /// own other devices). The number of groups it was removed from.
+    ///
+    /// # Errors
+    ///
+    /// The database or MLS.
+    pub fn remove_own_device_from_groups(
+        &self,
+        tx: &mut Tx<'_>,
+        device: &DevicePublicKey,
+        now: i64,
+    ) -> Result<usize, EngineError> {
+        if *device == self.me.device.public() {
+            return Err(EngineError::Mls(E2eError::Unsupported(
+                "removing this device: leave instead",
+            )));
+        }
+        self.group_job(tx, |tx| {
+            let mut removed = 0;
+            let me = *self.me.uid.as_bytes();
+            for group in tx.groups()? {
+                if group.status != rhizo_store::groups::GroupStatus::Active {
+                    continue;
+                }
+                let mut conversation = self.load_group(tx, &group)?;
+                let before = roster(&conversation)?;
+                let has_leaf = before
+                    .iter()
+                    .any(|m| m.uid == me && m.devices.contains(device.as_bytes()));
+                if !has_leaf {
+                    self.conversations.stage(conversation);
+                    continue;
+                }
+                let mls = tx.mls()?;
+                let done = conversation
+                    .remove_members(
+                        &mls,
+                        &self.mls_device,
+                        &[MemberRef::Device(*device)],
+                        secs(now),
+                    )
+                    .map_err(refused)?;
+                let intent = (IntentKind::Remove, &[][..]);
+                send_commit(
+                    tx,
+                    self.signer(),
+                    &group,
+                    &conversation,
+                    &before,
+                    &done,
+                    intent,
+                    now,
+                )?;
+                self.conversations.stage(conversation);
+                removed += 1;
+            }
+            Ok(removed)
+        })
+    }
+}

@@ -179,7 +179,7 @@ mod own_devices {
     use rhizo_core::{DeviceKey, RootKey};
     use rhizo_store::messaging::ContactDevice;
 
-    use super::super::tests::{Node, T0, info, settle, trio};
+    use super::super::tests::{Node, T0, device_node, info, received_texts, settle, trio};
     use crate::EngineError;
 
     /// A second device of node `seed`'s user: its certificate and one KeyPackage.
@@ -291,5 +291,61 @@ mod own_devices {
                 rhizo_e2e::CommitRejectReason::DeviceNotListed
             )))
         ));
+    }
+
+    #[test]
+    fn a_revoked_device_still_running_cannot_read_what_follows() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut nodes, session, certificate, _) = bob_links_a_second_device(tmp.path());
+        let mut bob2 = device_node(tmp.path(), 2, 202, rhizo_e2e::RekeyPolicy::default());
+        let package = bob2.key_package();
+        // Bob2 knows bob's first device as listed (a companion learns it from the device list).
+        let bob1 = nodes[1].engine.me().certificate;
+        bob2.store
+            .write(|tx| bob2.engine.link_own_device(tx, bob1, None, T0))
+            .unwrap();
+        nodes.push(bob2);
+        for at in [0, 2] {
+            know_bob(&mut nodes, at, Some(&certificate));
+        }
+        bob_adds(&mut nodes, &session, &package);
+        let (now, events) = settle(&mut nodes, T0 + 1, 20);
+        // Bob2 holds the Welcome of its own user's device as a request, and accepts it.
+        let request = events
+            .iter()
+            .find_map(|(i, e)| match e {
+                crate::Event::GroupRequest { id, .. } if *i == 3 => Some(*id),
+                _ => None,
+            })
+            .expect("bob2 holds the group's Welcome");
+        let b2 = &mut nodes[3];
+        b2.store
+            .write(|tx| b2.engine.accept_group_request(tx, request, now))
+            .unwrap();
+        let text = |nodes: &mut [Node], body: &str, now: i64| {
+            let a = &mut nodes[0];
+            a.store
+                .write(|tx| a.engine.queue_group_text(tx, &session, body, now))
+                .unwrap();
+            settle(nodes, now, 20)
+        };
+        let (now, events) = text(&mut nodes, "to both", now);
+        assert_eq!(received_texts(&events, 1), ["to both"]);
+        assert_eq!(received_texts(&events, 3), ["to both"]);
+        // Bob revokes it: it is removed from the group; it keeps running.
+        let b = &mut nodes[1];
+        let list = b
+            .store
+            .write(|tx| b.engine.revoke_own_device(tx, &certificate.device(), now))
+            .unwrap();
+        assert!(list.is_some(), "a new device-list version");
+        let (now, _) = settle(&mut nodes, now, 20);
+        let (_, events) = text(&mut nodes, "after revoke", now);
+        assert_eq!(received_texts(&events, 1), ["after revoke"]);
+        assert!(received_texts(&events, 3).is_empty());
+        let bob = nodes[1].uid();
+        for i in [0, 1, 2] {
+            assert_eq!(bob_devices(&mut nodes[i], &session, bob), 1);
+        }
     }
 }
