@@ -44,6 +44,7 @@ use receive::{merge_error, process_error, welcome_error};
 use state::{ConversationState, PendingCommit};
 
 pub use group::{GroupCommit, MemberRef, RosterEntry, WelcomeInfo, inspect_welcome};
+pub use roles::{ListedDevices, MAX_LISTED_DEVICES, MAX_LISTED_USERS};
 
 /// Past epochs whose message keys are kept, so application messages sent
 /// just before a commit still decrypt after it (groups of more than
@@ -199,6 +200,10 @@ pub enum CommitRejectReason {
     /// Groups: its new group state does not decode, or drops the extension
     /// from the required capabilities.
     InvalidGroupState,
+    /// Groups: a member who is no admin adds a device of its own UID that the newest device
+    /// list the driver gave ([`Conversation::set_listed_devices`]) does not name: fetch the
+    /// list and process the commit again.
+    DeviceNotListed,
 }
 
 /// The epoch a conversation message (an MLS `PrivateMessage`: application or commit) was made
@@ -226,6 +231,8 @@ pub fn commit_id(commit: &[u8]) -> [u8; 32] {
 pub struct Conversation {
     group: MlsGroup,
     state: ConversationState,
+    /// Users' listed devices, for the role rule's own-device exception (in memory).
+    listed: ListedDevices,
 }
 
 /// The join configuration shared by creator and joiners.
@@ -354,7 +361,14 @@ impl Conversation {
         let state = ConversationState::new(group_id, now);
         state.save(store.conn())?;
         atomic.commit()?;
-        Ok((Self { group, state }, welcome))
+        Ok((
+            Self {
+                group,
+                state,
+                listed: ListedDevices::default(),
+            },
+            welcome,
+        ))
     }
 
     /// Joins a conversation from a serialized Welcome addressed to one of
@@ -417,7 +431,11 @@ impl Conversation {
         keep_used_key_packages(store, &used, now)?;
         let state = ConversationState::new(group.group_id().as_slice().to_vec(), now);
         state.save(store.conn())?;
-        let mut conversation = Self { group, state };
+        let mut conversation = Self {
+            group,
+            state,
+            listed: ListedDevices::default(),
+        };
         conversation.fit_past_epochs(&provider)?;
         atomic.commit()?;
         Ok(conversation)
@@ -442,7 +460,11 @@ impl Conversation {
         // missing anyway, start the rekey clock at 0 so a rekey is due.
         let state = ConversationState::load(store.conn(), group_id)?
             .unwrap_or_else(|| ConversationState::new(group_id.to_vec(), 0));
-        Ok(Some(Self { group, state }))
+        Ok(Some(Self {
+            group,
+            state,
+            listed: ListedDevices::default(),
+        }))
     }
 
     /// The conversation id (the MLS group id, [`GROUP_ID_LEN`] bytes).

@@ -163,11 +163,11 @@ use openmls::prelude::Ciphersuite;
 
 pub use conversation::{
     CommitRejectReason, Conversation, DEFAULT_REKEY_MAX_AGE_SECS, DEFAULT_REKEY_MAX_MESSAGES,
-    GROUP_ID_LEN, GroupCommit, LARGE_GROUP_DEVICES, LARGE_GROUP_PAST_EPOCHS, MAX_DEFERRED,
-    MAX_FUTURE_EPOCHS, MAX_GROUP_DEVICES, MAX_MESSAGE_BYTES, MAX_PAST_EPOCHS, MAX_PLAINTEXT_BYTES,
-    MAX_SKIPPED_GENERATIONS, MAX_WELCOME_BYTES, MemberRef, OUT_OF_ORDER_TOLERANCE, PADDING_BLOCK,
-    Processed, RekeyPolicy, RosterEntry, WelcomeInfo, commit_id, inspect_welcome, message_epoch,
-    past_epochs_for,
+    GROUP_ID_LEN, GroupCommit, LARGE_GROUP_DEVICES, LARGE_GROUP_PAST_EPOCHS, ListedDevices,
+    MAX_DEFERRED, MAX_FUTURE_EPOCHS, MAX_GROUP_DEVICES, MAX_LISTED_DEVICES, MAX_LISTED_USERS,
+    MAX_MESSAGE_BYTES, MAX_PAST_EPOCHS, MAX_PLAINTEXT_BYTES, MAX_SKIPPED_GENERATIONS,
+    MAX_WELCOME_BYTES, MemberRef, OUT_OF_ORDER_TOLERANCE, PADDING_BLOCK, Processed, RekeyPolicy,
+    RosterEntry, WelcomeInfo, commit_id, inspect_welcome, message_epoch, past_epochs_for,
 };
 pub use device::Device;
 pub use error::E2eError;

@@ -6,6 +6,8 @@
 //!  link_own_device(tx, certificate, name, now) ─▶ linked_devices += 1 ─▶ new DeviceList (bytes)
 //!  revoke_own_device(tx, device_pk, now)       ─▶ linked_devices -= 1 ─▶ new DeviceList (bytes)
 //!  publish::new_device_list ─▶ listed_certificates: this device first, then the linked ones
+//!  listed_devices_of(uid) ─▶ our list / a contact's stored devices ─▶ a group conversation's
+//!     role rule (a member adding a device of its own UID, `add_own_device_to_group`)
 //! ```
 
 use rhizo_core::records::{MAX_DEVICES, RecordError};
@@ -86,6 +88,44 @@ pub(crate) fn listed_certificates(
     Ok(certificates)
 }
 
+/// The devices `uid`'s newest device list names, as far as this device knows: ours from our
+/// own list (this device and the linked ones), a contact's from its stored devices (proven
+/// listed devices, [`crate::contacts::proven_list_devices`]); none for anyone else. Given to a
+/// group conversation for the role rule's own-device exception.
+///
+/// # Errors
+///
+/// If the database fails.
+pub(crate) fn listed_devices_of(
+    reader: &Reader<'_>,
+    me: &Me,
+    uid: &[u8; 32],
+) -> Result<Vec<DevicePublicKey>, EngineError> {
+    if uid == me.uid.as_bytes() {
+        let listed = listed_certificates(reader, me)?;
+        return Ok(listed.iter().map(DeviceCertificate::device).collect());
+    }
+    let Some(contact) = reader.contact_by_uid(uid)? else {
+        return Ok(Vec::new());
+    };
+    Ok(contact
+        .devices
+        .iter()
+        .filter_map(|d| DevicePublicKey::from_bytes(&d.device_pk).ok())
+        .collect())
+}
+
+/// Whether processing refused a commit only because its committer's own new device is not in
+/// the device list the conversation was given.
+pub(crate) fn is_device_not_listed(processed: &[rhizo_e2e::Processed]) -> bool {
+    matches!(
+        processed,
+        [rhizo_e2e::Processed::CommitRejected {
+            reason: rhizo_e2e::CommitRejectReason::DeviceNotListed
+        }]
+    )
+}
+
 impl Engine {
     /// This identity's devices: this one first, then the linked ones.
     ///
@@ -150,12 +190,13 @@ impl Engine {
         publish::new_device_list(tx, &self.me, now)
     }
 
-    /// Drops a linked device and signs a new device-list version without it (returned, to
-    /// publish); `None` if no linked device has that key.
+    /// Drops a linked device, removes it from every group it is in (a remove commit each) and
+    /// signs a new device-list version without it (returned, to publish); `None` if no linked
+    /// device has that key.
     ///
     /// # Errors
     ///
-    /// If the database fails.
+    /// If the database fails, MLS.
     pub fn revoke_own_device(
         &self,
         tx: &mut Tx<'_>,
@@ -169,6 +210,8 @@ impl Engine {
             return Ok(None);
         }
         store_linked(tx, &devices)?;
+        // Out of every group it is in (remove commits; 1:1 conversations: a later slice).
+        self.remove_own_device_from_groups(tx, device, now)?;
         publish::new_device_list(tx, &self.me, now).map(Some)
     }
 }

@@ -19,6 +19,9 @@
 //!     itself ([`rejoin`]); mailbox-fetched group envelopes ─▶ DELIVERED receipts to senders
 //!  more than relay::RELAY_FANOUT other member devices ─▶ ≤ K relays, each with the subtree it
 //!     forwards to; the sender sends directly to what a relay did not take ([`relay`])
+//!  add_own_device_to_group (any member, issue 15) ─▶ Add of our own device listed in our
+//!     device list ─▶ commit to the members, Welcome to that device; a receiver refusing it as
+//!     DeviceNotListed gives the conversation the committer's list (contacts) and tries again
 //!  run_self_updates (driver timer) ─▶ a group we joined whose leaf never committed ─▶ ONE
 //!     self-update commit a random while later: it fills our path ([`selfupdate`])
 //! ```

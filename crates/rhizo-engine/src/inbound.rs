@@ -318,7 +318,12 @@ pub(crate) fn precheck(
             Ok(Some(_)) => {
                 return Precheck::Status(ReceiptStatus::Rejected(ErrorCode::UnknownSender));
             }
-            Ok(None) => return requests::precheck_request(me, message),
+            Ok(None) => {
+                let own = message.sender_id == me.uid
+                    && crate::devices::listed_devices_of(reader, me, me.uid.as_bytes())
+                        .is_ok_and(|listed| listed.contains(&message.sender_device));
+                return requests::precheck_request(me, message, own);
+            }
             Err(_) => return Precheck::Error(ErrorCode::Internal, "database"),
         },
         Err(_) => return Precheck::Error(ErrorCode::Internal, "database"),

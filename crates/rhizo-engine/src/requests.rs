@@ -23,10 +23,12 @@ use crate::{
 pub const REQUEST_LIMITS: RequestLimits = RequestLimits::DEFAULT;
 
 /// What precheck answers for a correctly signed envelope from a non-contact: conversation
-/// envelopes are held; anything else (receipts) means nothing without a conversation.
-pub(crate) fn precheck_request(me: &Me, message: SecureMessage) -> Precheck {
-    if message.sender_id == me.uid {
-        // Our own UID from a device we do not know: not a request (devices are linked, later).
+/// envelopes are held; anything else (receipts) means nothing without a conversation. From our
+/// own UID only if `own_listed` (the sending device is in our device list, issue 15: e.g. the
+/// Welcome to a group our other device added us to).
+pub(crate) fn precheck_request(me: &Me, message: SecureMessage, own_listed: bool) -> Precheck {
+    if message.sender_id == me.uid && !own_listed {
+        // Our own UID from a device our device list does not name: not a request.
         return Precheck::Status(ReceiptStatus::Rejected(ErrorCode::UnknownSender));
     }
     match message.msg_type {

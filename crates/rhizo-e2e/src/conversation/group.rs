@@ -187,10 +187,22 @@ impl Conversation {
         let mut conversation = Self {
             group,
             state: conversation_state,
+            listed: super::ListedDevices::default(),
         };
         conversation.fit_past_epochs(&provider)?;
         atomic.commit()?;
         Ok((conversation, welcome))
+    }
+
+    /// Gives the role rule `uid`'s newest device list (its devices' keys): a member who is no
+    /// admin may add a device of its own UID only if it is listed here (kept in memory, at most
+    /// [`MAX_LISTED_USERS`](super::MAX_LISTED_USERS) users).
+    pub fn set_listed_devices(
+        &mut self,
+        uid: rhizo_core::Uid,
+        devices: impl IntoIterator<Item = rhizo_core::DevicePublicKey>,
+    ) {
+        self.listed.set(uid, devices);
     }
 
     /// Whether this conversation is a group (its GroupContext has the group extension).
@@ -357,7 +369,8 @@ impl Conversation {
         })
     }
 
-    /// Adds the devices of `key_packages` (admins only) and applies the commit at once.
+    /// Adds the devices of `key_packages` and applies the commit at once: admins add anyone, a
+    /// member only its own user's devices listed in [`set_listed_devices`](Self::set_listed_devices).
     ///
     /// # Errors
     ///
@@ -591,7 +604,7 @@ impl Conversation {
                 .pending_commit()
                 .ok_or(E2eError::Mls("staged commit missing".into()))?;
             this.validate_commit(staged, sender.clone())?;
-            if let Some(reason) = roles::check(&this.group, staged, &sender)? {
+            if let Some(reason) = roles::check(&this.group, staged, &sender, &this.listed)? {
                 return Err(E2eError::Refused(reason));
             }
             let commit = bundle
@@ -637,7 +650,13 @@ pub(super) fn check_welcome(staged: &StagedWelcome) -> Result<Option<GroupState>
         .find(|member| member.index == staged.welcome_sender_index())
         .and_then(|member| member_certificate(&member.credential))
         .map(|certificate| certificate.root().uid());
-    if !inviter.is_some_and(|uid| state.is_admin(&uid)) {
+    let joiner = staged
+        .members()
+        .find(|member| member.index == staged.own_leaf_index())
+        .and_then(|member| member_certificate(&member.credential))
+        .map(|certificate| certificate.root().uid());
+    // An admin invites anyone; a member only its own user's new device (the role rule).
+    if !inviter.is_some_and(|uid| state.is_admin(&uid) || Some(uid) == joiner) {
         return Err(E2eError::Refused(super::CommitRejectReason::NotAdmin));
     }
     Ok(Some(state))

@@ -156,10 +156,12 @@ impl Conversation {
                 .map(|certificate| *certificate.root().uid().as_bytes()),
             _ => None,
         };
-        Ok(match roles::check(&self.group, &staged, &sender)? {
-            Some(reason) => Staged::Refused(reason),
-            None => Staged::Valid(staged, (made_at, uid)),
-        })
+        Ok(
+            match roles::check(&self.group, &staged, &sender, &self.listed)? {
+                Some(reason) => Staged::Refused(reason),
+                None => Staged::Valid(staged, (made_at, uid)),
+            },
+        )
     }
 
     /// Merges a staged commit made in `epoch` and records it as that epoch's applied commit.

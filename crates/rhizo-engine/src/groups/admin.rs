@@ -575,3 +575,139 @@ impl Engine {
         })
     }
 }
+
+impl Engine {
+    /// Adds a new device of our own user (its KeyPackage, from the driver) to a group we are a
+    /// member of, admin or not: the role rule lets any member add a device of its own UID that
+    /// our device list names (issue 15). One commit to the current members (applied here at
+    /// once) and the Welcome to the new device. Welcome routing to our own new device is
+    /// queued; that device's side (accepting it) is a later slice.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::UnknownGroup`], [`EngineError::NotInGroup`], [`EngineError::NotAdmin`]
+    /// for a KeyPackage of another UID, MLS (e.g. a device our list does not name).
+    pub fn add_own_device_to_group(
+        &self,
+        tx: &mut Tx<'_>,
+        session_id: &[u8; 16],
+        key_package: &[u8],
+        now: i64,
+    ) -> Result<(), EngineError> {
+        self.group_job(tx, |tx| {
+            let group = active_group(tx, session_id)?;
+            let mut conversation = self.load_group(tx, &group)?;
+            let listed = crate::devices::listed_devices_of(tx, &self.me, self.me.uid.as_bytes())?;
+            conversation.set_listed_devices(self.me.uid, listed);
+            let before = roster(&conversation)?;
+            let mls = tx.mls()?;
+            let done = conversation
+                .add_members(&mls, &self.mls_device, &[key_package.to_vec()], secs(now))
+                .map_err(refused)?;
+            let after = roster(&conversation)?;
+            send_commit(
+                tx,
+                self.signer(),
+                &group,
+                &conversation,
+                &before,
+                &done,
+                (IntentKind::Add, &[]),
+                now,
+            )?;
+            if let Some(welcome) = &done.welcome {
+                let me = *self.me.uid.as_bytes();
+                let old: Vec<[u8; 32]> = before
+                    .iter()
+                    .filter(|m| m.uid == me)
+                    .flat_map(|m| m.devices.clone())
+                    .collect();
+                let new: Vec<MemberDevice> = after
+                    .iter()
+                    .filter(|m| m.uid == me)
+                    .flat_map(|m| m.devices.clone())
+                    .filter(|d| !old.contains(d) && d != self.me.device.public().as_bytes())
+                    .map(|d| (d, me))
+                    .collect();
+                let made_in = done.epoch.saturating_sub(1);
+                for (msg_type, payload) in super::welcome_payloads(welcome)? {
+                    let out = GroupEnvelope {
+                        msg_type,
+                        kind: "welcome",
+                        body: None,
+                        payload,
+                        recipient: Some(me),
+                        message_id: None,
+                        epoch: Some(made_in),
+                    };
+                    queue_group_envelope(tx, self.signer(), &group, out, &new, now)?;
+                }
+            }
+            self.conversations.stage(conversation);
+            Ok(())
+        })
+    }
+}
+
+impl Engine {
+    /// Removes a revoked device of our own user from every active group it has a leaf in (one
+    /// remove commit per group, applied here at once; the role rule lets any member remove its
+    /// own other devices). The number of groups it was removed from.
+    ///
+    /// # Errors
+    ///
+    /// The database or MLS.
+    pub fn remove_own_device_from_groups(
+        &self,
+        tx: &mut Tx<'_>,
+        device: &DevicePublicKey,
+        now: i64,
+    ) -> Result<usize, EngineError> {
+        if *device == self.me.device.public() {
+            return Err(EngineError::Mls(E2eError::Unsupported(
+                "removing this device: leave instead",
+            )));
+        }
+        self.group_job(tx, |tx| {
+            let mut removed = 0;
+            let me = *self.me.uid.as_bytes();
+            for group in tx.groups()? {
+                if group.status != rhizo_store::groups::GroupStatus::Active {
+                    continue;
+                }
+                let mut conversation = self.load_group(tx, &group)?;
+                let before = roster(&conversation)?;
+                let has_leaf = before
+                    .iter()
+                    .any(|m| m.uid == me && m.devices.contains(device.as_bytes()));
+                if !has_leaf {
+                    self.conversations.stage(conversation);
+                    continue;
+                }
+                let mls = tx.mls()?;
+                let done = conversation
+                    .remove_members(
+                        &mls,
+                        &self.mls_device,
+                        &[MemberRef::Device(*device)],
+                        secs(now),
+                    )
+                    .map_err(refused)?;
+                let intent = (IntentKind::Remove, &[][..]);
+                send_commit(
+                    tx,
+                    self.signer(),
+                    &group,
+                    &conversation,
+                    &before,
+                    &done,
+                    intent,
+                    now,
+                )?;
+                self.conversations.stage(conversation);
+                removed += 1;
+            }
+            Ok(removed)
+        })
+    }
+}

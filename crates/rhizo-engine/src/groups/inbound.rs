@@ -88,9 +88,19 @@ fn group_mls(
         .ok_or(Reject::Code(ErrorCode::UnknownSession))?;
     let before = roster(&conversation).map_err(Reject::internal)?;
     let removed_sender = check_sender(&mls, &conversation, &before, message)?;
-    let processed = conversation
+    let mut processed = conversation
         .process(&mls, mls_device, &message.payload, crate::secs(now))
         .map_err(refusal)?;
+    if crate::devices::is_device_not_listed(&processed) {
+        // The committer adds a device of its own: give the rule its device list, try again.
+        let uid = message.sender_id;
+        let listed =
+            crate::devices::listed_devices_of(tx, me, uid.as_bytes()).map_err(Reject::internal)?;
+        conversation.set_listed_devices(uid, listed);
+        processed = conversation
+            .process(&mls, mls_device, &message.payload, crate::secs(now))
+            .map_err(refusal)?;
+    }
     let mut seen = Seen::default();
     for p in processed {
         match p {

@@ -173,3 +173,179 @@ fn an_admin_that_is_not_the_last_drops_its_role_when_leaving() {
         assert_eq!(info(&mut nodes[i], &session).members.len(), 2, "node {i}");
     }
 }
+
+/// Issue 15: bob (no admin) adds his own second device, which his device list names.
+mod own_devices {
+    use rhizo_core::{DeviceKey, RootKey};
+    use rhizo_store::messaging::ContactDevice;
+
+    use super::super::tests::{Node, T0, device_node, info, received_texts, settle, trio};
+    use crate::EngineError;
+
+    /// A second device of node `seed`'s user: its certificate and one KeyPackage.
+    fn second_device(seed: u8) -> (rhizo_core::DeviceCertificate, Vec<u8>) {
+        let secret = [seed.wrapping_add(200); 32];
+        let root = RootKey::from_bytes(&[seed; 32]);
+        let certificate = root.certify_device(&DeviceKey::from_bytes(&secret).public(), 1);
+        let device = rhizo_e2e::Device::new(&secret, &certificate.encode()).unwrap();
+        let store = rhizo_e2e::E2eStore::open_in_memory().unwrap();
+        let package = rhizo_e2e::create_key_packages(&store, &device, 1, false)
+            .unwrap()
+            .remove(0);
+        (certificate, package)
+    }
+
+    /// `at` stores bob (node 1) as a contact with his devices and, if given, `second`.
+    fn know_bob(nodes: &mut [Node], at: usize, second: Option<&rhizo_core::DeviceCertificate>) {
+        let mut bob = nodes[1].contact("bob");
+        if let Some(c) = second {
+            bob.devices.push(ContactDevice {
+                device_pk: *c.device().as_bytes(),
+                peer_id: String::new(),
+                addrs: vec![],
+                certificate: None,
+            });
+        }
+        let n = &mut nodes[at];
+        n.store.write(|tx| tx.add_contact(&bob, 1)).unwrap();
+    }
+
+    /// The trio's group; bob links a second device (his device list names it): its certificate
+    /// and KeyPackage.
+    fn bob_links_a_second_device(
+        dir: &std::path::Path,
+    ) -> (Vec<Node>, [u8; 16], rhizo_core::DeviceCertificate, Vec<u8>) {
+        let (mut nodes, session) = trio(dir);
+        let (certificate, package) = second_device(2);
+        let b = &mut nodes[1];
+        b.store
+            .write(|tx| b.engine.link_own_device(tx, certificate, None, T0))
+            .unwrap();
+        (nodes, session, certificate, package)
+    }
+
+    /// Bob adds his second device to the group.
+    fn bob_adds(nodes: &mut [Node], session: &[u8; 16], package: &[u8]) {
+        let b = &mut nodes[1];
+        b.store
+            .write(|tx| {
+                b.engine
+                    .add_own_device_to_group(tx, session, package, T0 + 1)
+            })
+            .unwrap();
+    }
+
+    fn bob_devices(node: &mut Node, session: &[u8; 16], bob: [u8; 32]) -> usize {
+        let members = info(node, session).members;
+        members.iter().find(|m| m.uid == bob).unwrap().devices.len()
+    }
+
+    #[test]
+    fn members_apply_a_members_add_of_its_own_listed_device() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut nodes, session, certificate, package) = bob_links_a_second_device(tmp.path());
+        for at in [0, 2] {
+            know_bob(&mut nodes, at, Some(&certificate));
+        }
+        bob_adds(&mut nodes, &session, &package);
+        settle(&mut nodes, T0 + 1, 20);
+        let bob = nodes[1].uid();
+        let epochs: Vec<u64> = nodes.iter_mut().map(|n| info(n, &session).epoch).collect();
+        assert!(epochs.iter().all(|e| *e == epochs[1]), "{epochs:?}");
+        for n in &mut nodes {
+            assert_eq!(bob_devices(n, &session, bob), 2);
+        }
+    }
+
+    #[test]
+    fn a_device_the_members_do_not_know_as_listed_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut nodes, session, _, package) = bob_links_a_second_device(tmp.path());
+        // Alice knows bob's older list (one device); carol does not know bob at all.
+        know_bob(&mut nodes, 0, None);
+        bob_adds(&mut nodes, &session, &package);
+        settle(&mut nodes, T0 + 1, 20);
+        let bob = nodes[1].uid();
+        for i in [0, 2] {
+            assert_eq!(bob_devices(&mut nodes[i], &session, bob), 1);
+        }
+    }
+
+    #[test]
+    fn a_member_cannot_add_another_users_device_or_an_unlisted_own_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut nodes, session) = trio(tmp.path());
+        let (_, carols) = second_device(3);
+        let (_, unlisted) = second_device(2);
+        let b = &mut nodes[1];
+        let mut add = |package: &[u8]| {
+            b.store.write(|tx| {
+                b.engine
+                    .add_own_device_to_group(tx, &session, package, T0 + 1)
+            })
+        };
+        assert!(matches!(add(&carols), Err(EngineError::NotAdmin)));
+        assert!(matches!(
+            add(&unlisted),
+            Err(EngineError::Mls(rhizo_e2e::E2eError::Refused(
+                rhizo_e2e::CommitRejectReason::DeviceNotListed
+            )))
+        ));
+    }
+
+    #[test]
+    fn a_revoked_device_still_running_cannot_read_what_follows() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut nodes, session, certificate, _) = bob_links_a_second_device(tmp.path());
+        let mut bob2 = device_node(tmp.path(), 2, 202, rhizo_e2e::RekeyPolicy::default());
+        let package = bob2.key_package();
+        // Bob2 knows bob's first device as listed (a companion learns it from the device list).
+        let bob1 = nodes[1].engine.me().certificate;
+        bob2.store
+            .write(|tx| bob2.engine.link_own_device(tx, bob1, None, T0))
+            .unwrap();
+        nodes.push(bob2);
+        for at in [0, 2] {
+            know_bob(&mut nodes, at, Some(&certificate));
+        }
+        bob_adds(&mut nodes, &session, &package);
+        let (now, events) = settle(&mut nodes, T0 + 1, 20);
+        // Bob2 holds the Welcome of its own user's device as a request, and accepts it.
+        let request = events
+            .iter()
+            .find_map(|(i, e)| match e {
+                crate::Event::GroupRequest { id, .. } if *i == 3 => Some(*id),
+                _ => None,
+            })
+            .expect("bob2 holds the group's Welcome");
+        let b2 = &mut nodes[3];
+        b2.store
+            .write(|tx| b2.engine.accept_group_request(tx, request, now))
+            .unwrap();
+        let text = |nodes: &mut [Node], body: &str, now: i64| {
+            let a = &mut nodes[0];
+            a.store
+                .write(|tx| a.engine.queue_group_text(tx, &session, body, now))
+                .unwrap();
+            settle(nodes, now, 20)
+        };
+        let (now, events) = text(&mut nodes, "to both", now);
+        assert_eq!(received_texts(&events, 1), ["to both"]);
+        assert_eq!(received_texts(&events, 3), ["to both"]);
+        // Bob revokes it: it is removed from the group; it keeps running.
+        let b = &mut nodes[1];
+        let list = b
+            .store
+            .write(|tx| b.engine.revoke_own_device(tx, &certificate.device(), now))
+            .unwrap();
+        assert!(list.is_some(), "a new device-list version");
+        let (now, _) = settle(&mut nodes, now, 20);
+        let (_, events) = text(&mut nodes, "after revoke", now);
+        assert_eq!(received_texts(&events, 1), ["after revoke"]);
+        assert!(received_texts(&events, 3).is_empty());
+        let bob = nodes[1].uid();
+        for i in [0, 1, 2] {
+            assert_eq!(bob_devices(&mut nodes[i], &session, bob), 1);
+        }
+    }
+}

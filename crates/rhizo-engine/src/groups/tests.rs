@@ -61,16 +61,26 @@ impl Node {
 }
 
 pub(crate) fn node(dir: &std::path::Path, seed: u8, rekey: RekeyPolicy) -> Node {
+    device_node(dir, seed, seed.wrapping_add(100), rekey)
+}
+
+/// A node of user `seed` with the device key `[device; 32]` (another device of the same user).
+pub(crate) fn device_node(dir: &std::path::Path, seed: u8, device: u8, rekey: RekeyPolicy) -> Node {
     let root = RootKey::from_bytes(&[seed; 32]);
-    let device = DeviceKey::from_bytes(&[seed.wrapping_add(100); 32]);
-    let certificate = root.certify_device(&device.public(), 1);
+    let device_key = DeviceKey::from_bytes(&[device; 32]);
+    let certificate = root.certify_device(&device_key.public(), 1);
     let uid = root.public().uid();
-    let path = dir.join(format!("node{seed}.db"));
+    // `node{seed}.db` for the user's first device (recovery tests copy that file).
+    let path = if device == seed.wrapping_add(100) {
+        dir.join(format!("node{seed}.db"))
+    } else {
+        dir.join(format!("node{seed}-{device}.db"))
+    };
     let store = Store::open(&path).unwrap();
     E2eStore::open(&path).unwrap();
     let me = Me {
         root,
-        device,
+        device: device_key,
         certificate,
         uid,
         name: None,

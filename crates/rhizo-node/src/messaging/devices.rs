@@ -102,7 +102,8 @@ impl Messaging {
     }
 
     /// Revokes the linked device `id` (its PeerId, or a prefix of its fingerprint or name):
-    /// signs and publishes a device-list version without it.
+    /// removes it from every group it is in and signs and publishes a device-list version
+    /// without it.
     ///
     /// # Errors
     ///
@@ -145,6 +146,8 @@ impl Messaging {
             .map_err(job_error)?
             .ok_or_else(|| DeviceError::UnknownDevice(wanted.to_owned()))?;
         info!("revoked a device");
+        // The remove commits the engine queued for the device's groups.
+        self.inner.outbox_wake.notify_one();
         self.publish_device_list(list).await;
         Ok(found)
     }
