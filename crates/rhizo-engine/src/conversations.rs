@@ -38,7 +38,7 @@ pub(crate) fn expected_members(
     me: &Me,
     contact: &Contact,
 ) -> Vec<(RootPublicKey, DevicePublicKey)> {
-    let mut expected = vec![(me.root.public(), me.device.public())];
+    let mut expected = vec![(me.root_public, me.device.public())];
     if let Ok(root) = RootPublicKey::from_bytes(&contact.root_pk) {
         expected.extend(
             contact

@@ -1,4 +1,5 @@
-//! This identity's devices, as the device with the root key keeps them: which linked devices
+//! This identity's devices, as the device with the root key keeps them (a linked device adopts
+//! them from the newest device list it finds): which linked devices
 //! the device list names besides this one (meta key `linked_devices`), adding one when it is
 //! linked and dropping one when it is revoked. Every change signs a new device-list version.
 //!
@@ -71,12 +72,37 @@ fn store_linked(tx: &mut Tx<'_>, devices: &[OwnDevice]) -> Result<(), EngineErro
     Ok(())
 }
 
+/// On a linked device: remembers the other devices `list` (our newest device list) names as
+/// our linked devices, keeping the names already known.
+pub(crate) fn adopt_listed(
+    tx: &mut Tx<'_>,
+    me: &Me,
+    list: &[DeviceCertificate],
+) -> Result<(), EngineError> {
+    let known = linked(tx)?;
+    let devices: Vec<OwnDevice> = list
+        .iter()
+        .filter(|c| c.root() == me.root_public && c.device() != me.device.public())
+        .take(MAX_DEVICES - 1)
+        .map(|c| OwnDevice {
+            certificate: *c,
+            name: known
+                .iter()
+                .find(|k| k.certificate.device() == c.device())
+                .and_then(|k| k.name.clone()),
+            added_at: c.created_at(),
+            this_device: false,
+        })
+        .collect();
+    store_linked(tx, &devices)
+}
+
 /// The certificates a new device list names: this device, then the linked ones from our root.
 pub(crate) fn listed_certificates(
     reader: &Reader<'_>,
     me: &Me,
 ) -> Result<Vec<DeviceCertificate>, EngineError> {
-    let mine = me.root.public();
+    let mine = me.root_public;
     let mut certificates = vec![me.certificate];
     certificates.extend(
         linked(reader)?
@@ -144,8 +170,19 @@ impl Engine {
     }
 
     /// Issues a certificate for `device` (a new device being linked).
-    pub fn certify_device(&self, device: &DevicePublicKey, now: i64) -> DeviceCertificate {
-        self.me.root.certify_device(device, crate::secs(now))
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::NoRootKey`] on a linked device.
+    pub fn certify_device(
+        &self,
+        device: &DevicePublicKey,
+        now: i64,
+    ) -> Result<DeviceCertificate, EngineError> {
+        Ok(self
+            .me
+            .root_signer()?
+            .certify_device(device, crate::secs(now)))
     }
 
     /// Lists a linked device and signs a new device-list version (returned, to publish).
@@ -163,7 +200,7 @@ impl Engine {
         name: Option<String>,
         now: i64,
     ) -> Result<Vec<u8>, EngineError> {
-        if certificate.root() != self.me.root.public() {
+        if certificate.root() != self.me.root_public {
             return Err(EngineError::Internal("a certificate from another root"));
         }
         let mut devices = linked(tx)?;

@@ -59,6 +59,10 @@ pub enum EngineError {
         /// The bound.
         max: usize,
     },
+    /// Only a device that holds the root key may do this (sign a profile, an agent card, a
+    /// device list or a contact ticket; link or revoke a device).
+    #[error("this device does not hold the root key: do this on the device that holds it")]
+    NoRootKey,
     /// The store does not hold what it must (e.g. a conversation's MLS state is missing).
     #[error("internal error: {0}")]
     Internal(&'static str),

@@ -65,7 +65,7 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rhizo_core::{DeviceCertificate, DeviceKey, RootKey, Uid, seen::SeenSet};
+use rhizo_core::{DeviceCertificate, DeviceKey, RootKey, RootPublicKey, Uid, seen::SeenSet};
 use rhizo_e2e::{Device, RekeyPolicy};
 
 pub mod agents;
@@ -103,10 +103,16 @@ mod tests;
 pub const MAX_TEXT_BYTES: usize = 64 * 1024;
 
 /// This node's identity, as the messaging engine needs it.
+///
+/// A primary device holds the root key; a linked (companion) device holds only its own device
+/// key and certificate, and everything the root key signs (identity record, device list,
+/// profiles, agent cards, contact tickets) is done by a device that holds it.
 #[derive(Debug)]
 pub struct Me {
-    /// The root key (signs records and profiles).
-    pub root: RootKey,
+    /// The root key (signs records and profiles); `None` on a linked device.
+    pub root: Option<RootKey>,
+    /// Our root public key (the identity's key; the UID is its hash).
+    pub root_public: RootPublicKey,
     /// This device's key (signs envelopes and receipts).
     pub device: DeviceKey,
     /// The root's certificate for this device.
@@ -115,6 +121,57 @@ pub struct Me {
     pub uid: Uid,
     /// The name in our tickets.
     pub name: Option<String>,
+}
+
+impl Me {
+    /// A device that holds the root key.
+    pub fn primary(
+        root: RootKey,
+        device: DeviceKey,
+        certificate: DeviceCertificate,
+        name: Option<String>,
+    ) -> Self {
+        let root_public = root.public();
+        Self {
+            root: Some(root),
+            root_public,
+            device,
+            certificate,
+            uid: root_public.uid(),
+            name,
+        }
+    }
+
+    /// A linked device: its key and the root's certificate for it, no root key.
+    pub fn companion(
+        device: DeviceKey,
+        certificate: DeviceCertificate,
+        name: Option<String>,
+    ) -> Self {
+        let root_public = certificate.root();
+        Self {
+            root: None,
+            root_public,
+            device,
+            certificate,
+            uid: root_public.uid(),
+            name,
+        }
+    }
+
+    /// The root key, to sign what only it may sign.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::NoRootKey`] on a linked device.
+    pub fn root_signer(&self) -> Result<&RootKey, EngineError> {
+        self.root.as_ref().ok_or(EngineError::NoRootKey)
+    }
+
+    /// Whether this device holds the root key.
+    pub fn holds_root(&self) -> bool {
+        self.root.is_some()
+    }
 }
 
 /// The messaging engine: our identity, the MLS device, the seen-set cache, the loaded

@@ -53,7 +53,7 @@ impl Engine {
             let me = &self.me;
             let version = next_record_version(tx, now)?;
             let profile = Profile::new(
-                &me.root,
+                me.root_signer()?,
                 version,
                 name,
                 avatar,
@@ -96,6 +96,10 @@ impl Engine {
         now: i64,
     ) -> Result<Option<Vec<u8>>, EngineError> {
         let me = &self.me;
+        if !me.holds_root() {
+            // Only the device with the root key signs our profile; it republishes it.
+            return Ok(None);
+        }
         let Some(row) = tx.profile(me.uid.as_bytes())? else {
             return Ok(None);
         };
@@ -104,7 +108,7 @@ impl Engine {
         }
         let version = next_record_version(tx, now)?;
         let profile = Profile::new(
-            &me.root,
+            me.root_signer()?,
             version,
             &row.name,
             row.avatar.clone().unwrap_or_default(),

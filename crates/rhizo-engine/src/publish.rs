@@ -112,7 +112,7 @@ impl Engine {
         now: i64,
     ) -> Result<Vec<DhtRecord>, EngineError> {
         let me = &self.me;
-        let identity = IdentityRecord::new(&me.root, crate::secs(now), RECORD_TTL_SECS)?;
+        let identity = IdentityRecord::new(me.root_signer()?, crate::secs(now), RECORD_TTL_SECS)?;
         let devices = new_device_list(tx, me, now)?;
         Ok(vec![
             (identity_key(&me.uid).to_vec(), identity.encode()),
@@ -151,6 +151,42 @@ impl Engine {
     /// If signing or the database fails.
     pub fn device_list(&self, tx: &mut Tx<'_>, now: i64) -> Result<Vec<u8>, EngineError> {
         current_device_list(tx, &self.me, now)
+    }
+
+    /// On a linked device (no root key): keeps `list`, our identity's device list found in
+    /// the DHT, as the current one when it is ours, valid and newer than the one we have.
+    /// Whether it was kept.
+    ///
+    /// # Errors
+    ///
+    /// If the database fails.
+    pub fn adopt_device_list(
+        &self,
+        tx: &mut Tx<'_>,
+        list: &[u8],
+        now: i64,
+    ) -> Result<bool, EngineError> {
+        let key = device_list_key(&self.me.uid);
+        let now = crate::secs(now);
+        let Ok(ValidRecord::DeviceList(new)) = validate_record(&key, list, now) else {
+            return Ok(false);
+        };
+        if new.root_pk() != self.me.root_public {
+            return Ok(false);
+        }
+        let stored = tx
+            .get_meta(META_DEVICE_LIST)?
+            .and_then(|h| hex::decode(h).ok())
+            .and_then(|bytes| match validate_record(&key, &bytes, now) {
+                Ok(ValidRecord::DeviceList(old)) => Some(old.version()),
+                _ => None,
+            });
+        if stored.is_some_and(|v| v >= new.version()) {
+            return Ok(false);
+        }
+        tx.set_meta(META_DEVICE_LIST, &hex::encode(list))?;
+        crate::devices::adopt_listed(tx, &self.me, new.devices())?;
+        Ok(true)
     }
 
     /// Forgets the seen ids whose envelopes the replay window refuses anyway; how many.
@@ -303,6 +339,14 @@ pub(crate) fn current_device_list(
     {
         return Ok(stored);
     }
+    if !me.holds_root() {
+        // A linked device cannot sign one: the last list it adopted from the DHT, even close
+        // to expiry (the publisher adopts newer ones as the root's device publishes them).
+        return tx
+            .get_meta(META_DEVICE_LIST)?
+            .and_then(|h| hex::decode(h).ok())
+            .ok_or(EngineError::NoRootKey);
+    }
     new_device_list(tx, me, now_ms)
 }
 
@@ -315,9 +359,15 @@ pub(crate) fn new_device_list(
     let now = crate::secs(now_ms);
     let version = next_record_version(tx, now_ms)?;
     let certificates = crate::devices::listed_certificates(tx, me)?;
-    let list = DeviceList::new(&me.root, version, certificates, now, RECORD_TTL_SECS)
-        .map_err(EngineError::from)?
-        .encode();
+    let list = DeviceList::new(
+        me.root_signer()?,
+        version,
+        certificates,
+        now,
+        RECORD_TTL_SECS,
+    )
+    .map_err(EngineError::from)?
+    .encode();
     tx.set_meta(META_DEVICE_LIST, &hex::encode(&list))?;
     Ok(list)
 }

@@ -132,13 +132,7 @@ pub(crate) fn party(seed: u8, name: &str) -> Party {
     };
     let mls = Device::new(&device.to_bytes(), &certificate.encode()).unwrap();
     Party {
-        me: Me {
-            root,
-            device,
-            certificate,
-            uid,
-            name: Some(name.into()),
-        },
+        me: Me::primary(root, device, certificate, Some(name.into())),
         device: mls,
         contact,
     }
@@ -499,7 +493,7 @@ fn a_ticket_listing_someone_elses_device_cannot_take_their_envelopes() {
     // Bob adds mallory first. Her ticket lists alice's device key (alice never signed
     // anything for mallory's root) next to her own device.
     let ticket = ContactTicket::new(
-        &mallory.me.root,
+        mallory.me.root_signer().unwrap(),
         vec![
             TicketDevice::new(alice.me.device.public(), Vec::new()),
             TicketDevice::with_proof(&mallory.me.device, mallory.me.certificate, Vec::new())
@@ -602,13 +596,24 @@ fn only_devices_with_a_proof_of_possession_are_trusted() {
     .unwrap();
     // Alice's device key, listed by mallory: it never signed anything for mallory's root.
     let stolen = TicketDevice::new(alice.me.device.public(), Vec::new());
-    let ticket = ContactTicket::new(&mallory.me.root, vec![stolen.clone()], None, 1).unwrap();
+    let ticket = ContactTicket::new(
+        mallory.me.root_signer().unwrap(),
+        vec![stolen.clone()],
+        None,
+        1,
+    )
+    .unwrap();
     assert!(matches!(
         proven_ticket_devices(&ticket),
         Err(UnprovenDevices)
     ));
-    let ticket =
-        ContactTicket::new(&mallory.me.root, vec![stolen, mallory_device], None, 1).unwrap();
+    let ticket = ContactTicket::new(
+        mallory.me.root_signer().unwrap(),
+        vec![stolen, mallory_device],
+        None,
+        1,
+    )
+    .unwrap();
     let devices = proven_ticket_devices(&ticket).unwrap();
     assert_eq!(devices.len(), 1);
     assert_eq!(devices[0].device_pk, *mallory.me.device.public().as_bytes());
@@ -620,11 +625,15 @@ fn only_devices_with_a_proof_of_possession_are_trusted() {
     // By UID: a device list may certify any key; only a device that signed a KeyPackage
     // bundle under that root counts.
     let list = DeviceList::new(
-        &mallory.me.root,
+        mallory.me.root_signer().unwrap(),
         1,
         vec![
             mallory.me.certificate,
-            mallory.me.root.certify_device(&alice.me.device.public(), 1),
+            mallory
+                .me
+                .root_signer()
+                .unwrap()
+                .certify_device(&alice.me.device.public(), 1),
         ],
         1_700_000_000,
         3600,

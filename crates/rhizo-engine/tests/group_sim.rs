@@ -57,19 +57,13 @@ fn me(seed: u8) -> Me {
     let root = RootKey::from_bytes(&[seed; 32]);
     let device = DeviceKey::from_bytes(&[seed.wrapping_add(100); 32]);
     let certificate = root.certify_device(&device.public(), 1);
-    Me {
-        uid: root.public().uid(),
-        root,
-        device,
-        certificate,
-        name: None,
-    }
+    Me::primary(root, device, certificate, None)
 }
 
 fn contact(m: &Me, name: &str) -> Contact {
     Contact {
         uid: *m.uid.as_bytes(),
-        root_pk: *m.root.public().as_bytes(),
+        root_pk: *m.root_public.as_bytes(),
         name: name.into(),
         verified: true,
         added_at: 0,

@@ -49,13 +49,7 @@ fn me(seed: u8, name: &str) -> Me {
     let root = RootKey::from_bytes(&[seed; 32]);
     let device = DeviceKey::from_bytes(&[seed.wrapping_add(100); 32]);
     let certificate = root.certify_device(&device.public(), 1);
-    Me {
-        uid: root.public().uid(),
-        root,
-        device,
-        certificate,
-        name: Some(name.into()),
-    }
+    Me::primary(root, device, certificate, Some(name.into()))
 }
 
 /// How the other party knows this one.
@@ -63,7 +57,7 @@ fn contact(me: &Me, name: &str) -> Contact {
     let device = me.device.public();
     Contact {
         uid: *me.uid.as_bytes(),
-        root_pk: *me.root.public().as_bytes(),
+        root_pk: *me.root_public.as_bytes(),
         name: name.into(),
         verified: true,
         added_at: 0,

@@ -14,8 +14,8 @@
 //! Files: `link_node` (the node of a device without the root key), `responder` (its side of
 //! `/rhizo/link/1`), `requester` (the other side).
 //!
-//! What a linked device does not do yet (the next slice): join conversations, the sync group,
-//! history transfer. Its node serves only the link protocol and a small API.
+//! A linked device runs the full node without the root key (`Me::companion`). What it does not
+//! do yet: join existing conversations, the sync group, history transfer.
 
 use axum::http::StatusCode;
 use rhizo_core::link::{LinkError, LinkRefusal};

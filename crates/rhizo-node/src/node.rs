@@ -143,10 +143,26 @@ pub async fn run(
     mut report: impl FnMut(NodeReport) + Send,
 ) -> Result<(), NodeError> {
     let dir = DataDir::new(config.data_dir.clone());
+    tokio::pin!(shutdown);
     let identity = match dir.load_device()? {
-        DeviceIdentity::Primary(identity) => *identity,
-        // Without the root key the node only serves `/rhizo/link/1` (see `devices`).
-        other => return crate::devices::run_link_node(config, dir, other, shutdown, report).await,
+        DeviceIdentity::Primary(identity) => NodeIdentity::primary(*identity),
+        DeviceIdentity::Companion(identity) => NodeIdentity::companion(identity),
+        // A device waiting to be linked serves only `/rhizo/link/1` (see `devices`), then,
+        // once linked, runs as the full node of a linked device.
+        pending => {
+            let linked = crate::devices::run_link_node(
+                config.clone(),
+                dir.clone(),
+                pending,
+                shutdown.as_mut(),
+                &mut report,
+            )
+            .await?;
+            match (linked, dir.load_device()?) {
+                (true, DeviceIdentity::Companion(identity)) => NodeIdentity::companion(identity),
+                _ => return Ok(()),
+            }
+        }
     };
     let _lock = dir.lock()?;
     let peer_id = identity.peer_id();
@@ -190,7 +206,6 @@ pub async fn run(
     // it either): answers and bans are handed over with `try_` calls, request handlers run as
     // tasks bounded by `inbound_limit` (a full set answers RATE_LIMITED at once), and the peer
     // book is written by its own task.
-    tokio::pin!(shutdown);
     let outcome = loop {
         tokio::select! {
             () = &mut shutdown => break Ok(()),
@@ -312,7 +327,7 @@ fn mailbox_settings(config: &Config) -> MailboxSettings {
 /// Starts the peer policy, the mailbox, messaging and channels over `db` and `client`.
 async fn start_services(
     config: &Config,
-    identity: LocalIdentity,
+    identity: NodeIdentity,
     name: Option<String>,
     db: Db,
     client: rhizo_net::Client,
@@ -333,12 +348,9 @@ async fn start_services(
     let mailbox = Mailbox::new(db.clone(), client.clone(), peer_id, settings, clock.clone());
     let device_secret = identity.device.to_bytes();
     let certificate = identity.certificate;
-    let me = Me {
-        uid: identity.uid(),
-        certificate: identity.certificate,
-        root: identity.root,
-        device: identity.device,
-        name,
+    let me = match identity.root {
+        Some(root) => Me::primary(root, identity.device, certificate, name),
+        None => Me::companion(identity.device, certificate, name),
     };
     let rekey = rhizo_e2e::RekeyPolicy {
         max_messages: config.rekey_messages,
@@ -583,7 +595,49 @@ async fn protect_contacts(
     }
 }
 
-fn public_key_response(identity: &LocalIdentity) -> PublicKeyResponse {
+/// The identity a full node runs with: its device key and certificate, and the root key on a
+/// device that holds it (`None` on a linked device).
+struct NodeIdentity {
+    root: Option<rhizo_core::RootKey>,
+    device: rhizo_core::DeviceKey,
+    certificate: rhizo_core::DeviceCertificate,
+}
+
+impl NodeIdentity {
+    fn primary(identity: LocalIdentity) -> Self {
+        Self {
+            root: Some(identity.root),
+            device: identity.device,
+            certificate: identity.certificate,
+        }
+    }
+
+    fn companion(identity: crate::data_dir::CompanionIdentity) -> Self {
+        Self {
+            root: None,
+            device: identity.device,
+            certificate: identity.certificate,
+        }
+    }
+
+    fn root_public(&self) -> rhizo_core::RootPublicKey {
+        self.certificate.root()
+    }
+
+    fn uid(&self) -> rhizo_core::Uid {
+        self.root_public().uid()
+    }
+
+    fn libp2p_keypair(&self) -> libp2p::identity::Keypair {
+        crate::data_dir::device_keypair(&self.device)
+    }
+
+    fn peer_id(&self) -> PeerId {
+        self.libp2p_keypair().public().to_peer_id()
+    }
+}
+
+fn public_key_response(identity: &NodeIdentity) -> PublicKeyResponse {
     let root = identity.root_public();
     PublicKeyResponse {
         uid: identity.uid().to_string(),

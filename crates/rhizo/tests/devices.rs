@@ -66,6 +66,13 @@ fn a_second_device_is_linked_listed_and_revoked() {
     assert_eq!(id["uid"].as_str(), Some(a1.uid()));
     assert_eq!(id["role"], "linked");
     assert!(!a2.data_dir().join("root.key").exists());
+    // Once linked, a2 runs the full node of a linked device (not the link node any more): its
+    // API serves messaging, e.g. the contact list.
+    wait_for(TIMEOUT, "a2 runs the full node", || {
+        let out = a2.cli(&["contacts", "list", "--json"]).ok()?;
+        out.status.success().then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", a2.logs()));
     // The ticket was single use.
     let again = a1.cli(&["device", "add", &ticket, "--yes"]).unwrap();
     assert!(!again.status.success());
@@ -78,31 +85,40 @@ fn a_second_device_is_linked_listed_and_revoked() {
     assert_eq!(linked["name"], "laptop");
 
     // Root-only operations on the linked device say where to run them.
-    let out = a2.cli(&["device", "list"]).unwrap();
+    let out = a2.cli(&["device", "revoke", a1.peer_id()]).unwrap();
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("does not hold the root key"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The linked device adopts the device list a1 published: it lists both devices.
+    wait_for(TIMEOUT, "a2 lists both devices", || {
+        let list = json(&a2, &["device", "list", "--json"]);
+        (list.as_array()?.len() == 2).then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", a2.logs()));
 
-    // A contact fetches the new device list (the newest version in the DHT) but trusts only the
-    // devices that proved possession with a KeyPackage bundle of their own: a linked device
-    // publishes one once it runs messaging (the next slice), so bob addresses a1 alone.
+    // A contact fetches the newest device list from the DHT and trusts the devices that proved
+    // possession with a KeyPackage bundle of their own: the linked device publishes one, so bob
+    // addresses both of alice's devices.
     let mut bob = TestNode::init(Path::new(BIN), "bob").unwrap();
     bob.start(&["--bootstrap".into(), a1.listen_addr().unwrap()])
         .unwrap();
-    wait_for(TIMEOUT, "bob adds alice by UID from the DHT", || {
+    let contacts = wait_for(TIMEOUT, "bob adds alice with both devices", || {
         let out = bob
             .cli(&["contacts", "add", a1.uid(), "--name", "alice"])
             .ok()?;
-        out.status.success().then_some(())
+        if !out.status.success() {
+            return None;
+        }
+        let contacts = json(&bob, &["contacts", "list", "--json"]);
+        (contacts[0]["devices"].as_array()?.len() == 2).then_some(contacts)
     })
     .unwrap_or_else(|e| panic!("{e}\n{}", bob.logs()));
-    let contacts = json(&bob, &["contacts", "list", "--json"]);
     let devices = contacts[0]["devices"].as_array().unwrap();
-    assert_eq!(devices.len(), 1, "{contacts}");
-    assert_eq!(devices[0].as_str(), Some(a1.peer_id()), "{contacts}");
+    assert!(devices.contains(&Value::from(a1.peer_id())), "{contacts}");
+    assert!(devices.contains(&Value::from(a2.peer_id())), "{contacts}");
     bob.stop().unwrap();
 
     let out = a1.cli(&["device", "revoke", a2.peer_id()]).unwrap();

@@ -67,7 +67,7 @@ impl Engine {
             .map_or(0, |own| own.version)
             .saturating_add(1);
         let record = AgentCardRecord::new(
-            &me.root,
+            me.root_signer()?,
             version,
             card,
             vec![CardDevice::sign(&me.device, me.certificate)?],

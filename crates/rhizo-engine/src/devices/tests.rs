@@ -12,14 +12,7 @@ fn engine() -> Engine {
     let root = RootKey::from_bytes(&[1; 32]);
     let device = DeviceKey::from_bytes(&[2; 32]);
     let certificate = root.certify_device(&device.public(), 1);
-    let uid = root.public().uid();
-    let me = Me {
-        root,
-        device,
-        certificate,
-        uid,
-        name: None,
-    };
+    let me = Me::primary(root, device, certificate, None);
     Engine::new(me, rhizo_e2e::RekeyPolicy::default()).unwrap()
 }
 
@@ -37,7 +30,7 @@ fn linking_and_revoking_sign_growing_device_list_versions() {
     let mut store = Store::open(&tmp.path().join("db")).unwrap();
     let engine = engine();
     let new = DeviceKey::from_bytes(&[3; 32]).public();
-    let cert = engine.certify_device(&new, NOW);
+    let cert = engine.certify_device(&new, NOW).unwrap();
     let first = store
         .write(|tx| publish::new_device_list(tx, &engine.me, NOW))
         .unwrap();
@@ -85,13 +78,17 @@ fn a_seventeenth_device_is_refused_and_another_roots_certificate_too() {
     let mut store = Store::open(&tmp.path().join("db")).unwrap();
     let engine = engine();
     for seed in 10..25u8 {
-        let cert = engine.certify_device(&DeviceKey::from_bytes(&[seed; 32]).public(), NOW);
+        let cert = engine
+            .certify_device(&DeviceKey::from_bytes(&[seed; 32]).public(), NOW)
+            .unwrap();
         store
             .write(|tx| engine.link_own_device(tx, cert, None, NOW))
             .unwrap();
     }
     assert_eq!(engine.own_devices(&store.read()).unwrap().len(), 16);
-    let cert = engine.certify_device(&DeviceKey::from_bytes(&[99; 32]).public(), NOW);
+    let cert = engine
+        .certify_device(&DeviceKey::from_bytes(&[99; 32]).public(), NOW)
+        .unwrap();
     let err = store
         .write(|tx| engine.link_own_device(tx, cert, None, NOW))
         .unwrap_err();
@@ -109,4 +106,106 @@ fn a_seventeenth_device_is_refused_and_another_roots_certificate_too() {
             .write(|tx| engine.link_own_device(tx, foreign, None, NOW))
             .is_err()
     );
+}
+
+/// The engine of a linked device of `engine`'s identity (device key `[seed; 32]`).
+fn companion(primary: &Engine, seed: u8) -> Engine {
+    let device = DeviceKey::from_bytes(&[seed; 32]);
+    let certificate = primary.certify_device(&device.public(), NOW).unwrap();
+    let me = Me::companion(device, certificate, None);
+    Engine::new(me, rhizo_e2e::RekeyPolicy::default()).unwrap()
+}
+
+#[test]
+fn a_linked_device_adopts_the_newest_device_list_and_signs_nothing_with_the_root() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut primary_store = Store::open(&tmp.path().join("a1")).unwrap();
+    let mut store = Store::open(&tmp.path().join("a2")).unwrap();
+    let primary = engine();
+    let a2 = companion(&primary, 3);
+    assert_eq!(a2.me.uid, primary.me.uid);
+    assert!(!a2.me.holds_root());
+
+    // What only the root key signs is refused with a clear error, or skipped.
+    let err = store.write(|tx| a2.identity_records(tx, NOW)).unwrap_err();
+    assert!(matches!(err, EngineError::NoRootKey), "{err}");
+    assert!(matches!(
+        a2.certify_device(&DeviceKey::from_bytes(&[9; 32]).public(), NOW),
+        Err(EngineError::NoRootKey)
+    ));
+    assert!(
+        store
+            .write(|tx| a2.public_profile_record(tx, NOW))
+            .unwrap()
+            .is_none()
+    );
+    // No list adopted yet: nothing to show a mailbox replica.
+    let err = store.write(|tx| a2.device_list(tx, NOW)).unwrap_err();
+    assert!(matches!(err, EngineError::NoRootKey), "{err}");
+
+    // The primary lists a2 (version n), then a third device (version n + 1).
+    let cert = a2.me.certificate;
+    let older = primary_store
+        .write(|tx| primary.link_own_device(tx, cert, Some("laptop".into()), NOW))
+        .unwrap();
+    let a3 = DeviceKey::from_bytes(&[4; 32]).public();
+    let cert3 = primary.certify_device(&a3, NOW).unwrap();
+    let newer = primary_store
+        .write(|tx| primary.link_own_device(tx, cert3, None, NOW + 1000))
+        .unwrap();
+
+    assert!(
+        store
+            .write(|tx| a2.adopt_device_list(tx, &newer, NOW))
+            .unwrap()
+    );
+    // An older version, the same one again, or another identity's list is not adopted.
+    assert!(
+        !store
+            .write(|tx| a2.adopt_device_list(tx, &older, NOW))
+            .unwrap()
+    );
+    assert!(
+        !store
+            .write(|tx| a2.adopt_device_list(tx, &newer, NOW))
+            .unwrap()
+    );
+    let stranger = Engine::new(
+        {
+            let root = RootKey::from_bytes(&[7; 32]);
+            let device = DeviceKey::from_bytes(&[8; 32]);
+            let certificate = root.certify_device(&device.public(), 1);
+            Me::primary(root, device, certificate, None)
+        },
+        rhizo_e2e::RekeyPolicy::default(),
+    )
+    .unwrap();
+    let mut other_store = Store::open(&tmp.path().join("s")).unwrap();
+    let foreign = other_store
+        .write(|tx| stranger.device_list(tx, NOW))
+        .unwrap();
+    assert!(
+        !store
+            .write(|tx| a2.adopt_device_list(tx, &foreign, NOW))
+            .unwrap()
+    );
+    assert!(
+        !store
+            .write(|tx| a2.adopt_device_list(tx, b"junk", NOW))
+            .unwrap()
+    );
+
+    // The adopted list is what a2 shows replicas, and its devices are a2's own devices.
+    let shown = store.write(|tx| a2.device_list(tx, NOW)).unwrap();
+    assert_eq!(shown, newer);
+    let devices = a2.own_devices(&store.read()).unwrap();
+    assert_eq!(devices.len(), 3, "{devices:?}");
+    assert!(devices[0].this_device);
+    assert_eq!(devices[0].certificate, cert);
+    let others: Vec<_> = devices[1..]
+        .iter()
+        .map(|d| d.certificate.device())
+        .collect();
+    assert!(others.contains(&primary.me.device.public()));
+    assert!(others.contains(&a3));
 }

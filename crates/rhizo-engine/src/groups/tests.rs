@@ -37,7 +37,7 @@ impl Node {
         let me = self.engine.me();
         Contact {
             uid: *me.uid.as_bytes(),
-            root_pk: *me.root.public().as_bytes(),
+            root_pk: *me.root_public.as_bytes(),
             name: name.into(),
             verified: false,
             added_at: 0,
@@ -69,7 +69,6 @@ pub(crate) fn device_node(dir: &std::path::Path, seed: u8, device: u8, rekey: Re
     let root = RootKey::from_bytes(&[seed; 32]);
     let device_key = DeviceKey::from_bytes(&[device; 32]);
     let certificate = root.certify_device(&device_key.public(), 1);
-    let uid = root.public().uid();
     // `node{seed}.db` for the user's first device (recovery tests copy that file).
     let path = if device == seed.wrapping_add(100) {
         dir.join(format!("node{seed}.db"))
@@ -78,13 +77,7 @@ pub(crate) fn device_node(dir: &std::path::Path, seed: u8, device: u8, rekey: Re
     };
     let store = Store::open(&path).unwrap();
     E2eStore::open(&path).unwrap();
-    let me = Me {
-        root,
-        device: device_key,
-        certificate,
-        uid,
-        name: None,
-    };
+    let me = Me::primary(root, device_key, certificate, None);
     Node {
         engine: Engine::new(me, rekey).unwrap(),
         store,

@@ -137,6 +137,7 @@ fn engine_status(e: &rhizo_engine::EngineError) -> (StatusCode, &'static str) {
         EngineError::NotAMember => (StatusCode::NOT_FOUND, "NOT_A_MEMBER"),
         EngineError::Group(_) => (StatusCode::BAD_REQUEST, "BAD_INPUT"),
         EngineError::TooManyMembers { .. } => (StatusCode::CONFLICT, "TOO_MANY_MEMBERS"),
+        EngineError::NoRootKey => (StatusCode::CONFLICT, "NO_ROOT_KEY"),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
     }
 }

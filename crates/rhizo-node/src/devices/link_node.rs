@@ -1,8 +1,8 @@
-//! The node of a device without the root key: `rhizo run` on a data dir made by
-//! `rhizo init --link` (waiting to be linked) or already linked. It starts the network with the
+//! The node of a device waiting to be linked: `rhizo run` on a data dir made by
+//! `rhizo init --link` and not linked yet. It starts the network with the
 //! device key as its PeerId and serves only `/rhizo/link/1`, and a small local API:
 //! `GET /v1/health`, `POST /v1/devices/link-ticket`, and `GET /v1/devices` (answered
-//! `NO_ROOT_KEY`). Messaging on a linked device is the next slice of issue 15.
+//! `NO_ROOT_KEY`). Once linked, it stops and `node::run` starts the full node of a linked device.
 
 use std::{future::Future, sync::Arc};
 
@@ -39,14 +39,20 @@ struct LinkState {
     token_digest: [u8; 32],
 }
 
-/// Runs the node of a pending or linked device until `shutdown`.
+/// How long the link node keeps running after it answered the link, so that the answer
+/// reaches the device that linked it before the network stops.
+const LINKED_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Runs the node of a device waiting to be linked until `shutdown` (`Ok(false)`) or until it
+/// is linked (`Ok(true)`, a moment after the answer went out: the caller then starts the full
+/// node).
 pub(crate) async fn run_link_node(
     config: Config,
     dir: DataDir,
     identity: DeviceIdentity,
     shutdown: impl Future<Output = ()> + Send,
     mut report: impl FnMut(NodeReport) + Send,
-) -> Result<(), NodeError> {
+) -> Result<bool, NodeError> {
     let _lock = dir.lock()?;
     let peer_id = identity.peer_id();
     let (client, mut events, event_loop) =
@@ -73,19 +79,27 @@ pub(crate) async fn run_link_node(
         api_addr,
     });
     tokio::pin!(shutdown);
+    let linked_grace = tokio::time::sleep(std::time::Duration::MAX / 4);
+    tokio::pin!(linked_grace);
+    let mut linked = false;
     let outcome = loop {
         tokio::select! {
-            () = &mut shutdown => break Ok(()),
+            () = &mut shutdown => break Ok(false),
+            () = &mut linked_grace, if linked => break Ok(true),
             event = events.recv() => match event {
                 None => break Err(NodeError::Net(rhizo_net::NetError::Stopped)),
                 Some(NetEvent::InboundLink { peer, payload, channel }) => {
                     let now = u64::try_from(crate::unix_now()).unwrap_or(0);
                     let answer = answer_link(&state.dir, &state.device, peer, &payload, now);
                     let _ = client.respond_link(channel, answer.response).await;
-                    if let Some(linked) = answer.linked {
+                    if let Some(identity) = answer.linked {
                         report(NodeReport::Linked {
-                            uid: linked.certificate.root().uid().to_string(),
+                            uid: identity.certificate.root().uid().to_string(),
                         });
+                        linked = true;
+                        linked_grace
+                            .as_mut()
+                            .reset(tokio::time::Instant::now() + LINKED_GRACE);
                     }
                 }
                 Some(NetEvent::Listening { addr }) => {

@@ -42,7 +42,7 @@ impl Messaging {
         let device = TicketDevice::with_proof(&me.device, me.certificate, addrs)
             .map_err(ContactError::BadTicket)?;
         ContactTicket::new(
-            &me.root,
+            me.root_signer()?,
             vec![device],
             me.name.clone(),
             u64::try_from(self.inner.clock.now_secs()).unwrap_or(0),

@@ -37,6 +37,9 @@ impl Messaging {
         ticket_text: &str,
         name: Option<String>,
     ) -> Result<DeviceView, DeviceError> {
+        if !self.inner.engine.me().holds_root() {
+            return Err(DeviceError::NoRootKey);
+        }
         let ticket: LinkTicket = ticket_text.parse()?;
         let now = self.now();
         ticket.check_fresh(u64::try_from(now / 1000).unwrap_or(0))?;
@@ -47,7 +50,11 @@ impl Messaging {
         }
         let client = &self.inner.client;
         requester::hello(client, &me, &ticket).await?;
-        let certificate = self.inner.engine.certify_device(&device, now);
+        let certificate = self
+            .inner
+            .engine
+            .certify_device(&device, now)
+            .map_err(|_| DeviceError::NoRootKey)?;
         let list = self
             .with_engine(move |tx, engine| engine.link_own_device(tx, certificate, name, now))
             .await
@@ -109,6 +116,9 @@ impl Messaging {
     ///
     /// [`DeviceError::UnknownDevice`], [`DeviceError::ThisDevice`], or if the database fails.
     pub async fn revoke_device(&self, id: &str) -> Result<DeviceView, DeviceError> {
+        if !self.inner.engine.me().holds_root() {
+            return Err(DeviceError::NoRootKey);
+        }
         let devices = self.devices().await?;
         let wanted = id.trim();
         let matches: Vec<&DeviceView> = devices

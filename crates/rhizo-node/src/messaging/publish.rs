@@ -6,7 +6,10 @@
 use std::time::Duration;
 
 use libp2p::PeerId;
-use rhizo_core::{mailbox::REPLICAS, records::profile_key};
+use rhizo_core::{
+    mailbox::REPLICAS,
+    records::{device_list_key, identity_key, profile_key},
+};
 use rhizo_engine::{EngineError, publish::PublishSchedule};
 use tracing::{debug, info, warn};
 
@@ -21,6 +24,8 @@ enum PublishError {
     Job(#[from] super::JobError),
     #[error("the DHT refused it: {0}")]
     Net(#[from] rhizo_net::NetError),
+    #[error("our identity's records are not in the DHT yet: {0}")]
+    Linked(String),
 }
 
 impl Messaging {
@@ -65,8 +70,12 @@ impl Messaging {
         if !(due.republish || bundle_used) {
             return;
         }
+        // A linked device retries soon until it has found our device list (it cannot sign one,
+        // and needs it for mailbox fetches); a primary's records are retried within the hour.
+        let mut identity_ok = true;
         if let Err(e) = self.publish_identity().await {
             debug!(error = %e, "identity records not published yet");
+            identity_ok = self.inner.engine.me().holds_root();
         }
         if due.republish
             && let Err(e) = self.publish_profile().await
@@ -81,7 +90,9 @@ impl Messaging {
         match self.publish_key_packages().await {
             Ok(n) => {
                 info!(peers = n, "published KeyPackages in the DHT");
-                schedule.published(self.now());
+                if identity_ok {
+                    schedule.published(self.now());
+                }
             }
             Err(e) => debug!(error = %e, "KeyPackages not published yet"),
         }
@@ -89,6 +100,9 @@ impl Messaging {
 
     /// Publishes the signed identity record and device list, so others can add us by UID.
     async fn publish_identity(&self) -> Result<(), PublishError> {
+        if !self.inner.engine.me().holds_root() {
+            return self.refresh_linked_identity().await;
+        }
         let now = self.now();
         let records = self
             .with_engine(move |tx, engine| engine.identity_records(tx, now))
@@ -96,6 +110,33 @@ impl Messaging {
         for (key, value) in records {
             self.inner.client.put_record(key, value).await?;
         }
+        Ok(())
+    }
+
+    /// On a linked device: adopts our newest device list from the DHT (signed by the device
+    /// that holds the root key), and stores both records again so they stay findable while
+    /// that device is offline (they are signed; nobody can change them).
+    async fn refresh_linked_identity(&self) -> Result<(), PublishError> {
+        let uid = self.inner.engine.me().uid;
+        let (identity, list) = self
+            .lookup_identity(&uid)
+            .await
+            .map_err(|e| PublishError::Linked(e.to_string()))?;
+        let (now, bytes) = (self.now(), list.encode());
+        let value = bytes.clone();
+        let adopted = self
+            .with_engine(move |tx, engine| engine.adopt_device_list(tx, &value, now))
+            .await?;
+        if adopted {
+            info!(version = list.version(), "adopted our newer device list");
+        }
+        let client = &self.inner.client;
+        client
+            .put_record(identity_key(&uid).to_vec(), identity.encode())
+            .await?;
+        client
+            .put_record(device_list_key(&uid).to_vec(), bytes)
+            .await?;
         Ok(())
     }
 

@@ -62,7 +62,7 @@ fn request_view(row: &RequestRow, me: &Me) -> RequestView {
         fingerprint: root.as_ref().map(|r| r.fingerprint().to_string()),
         safety_number: root
             .as_ref()
-            .map(|r| SafetyNumber::between(&me.root.public(), r).to_string()),
+            .map(|r| SafetyNumber::between(&me.root_public, r).to_string()),
         device_listed: row.device_listed,
         envelopes: row.envelopes,
         bytes: row.bytes,
@@ -271,7 +271,7 @@ impl Messaging {
                 uid: uid.to_string(),
                 name: i.name.clone(),
                 safety_number: root.map(|r| {
-                    SafetyNumber::between(&self.inner.engine.me().root.public(), &r).to_string()
+                    SafetyNumber::between(&self.inner.engine.me().root_public, &r).to_string()
                 }),
             }
         });

@@ -21,13 +21,7 @@ fn me(seed: u8) -> Me {
     let root = RootKey::from_bytes(&[seed; 32]);
     let device = DeviceKey::from_bytes(&[seed + 100; 32]);
     let certificate = root.certify_device(&device.public(), 1);
-    Me {
-        uid: root.public().uid(),
-        root,
-        device,
-        certificate,
-        name: Some("alice".into()),
-    }
+    Me::primary(root, device, certificate, Some("alice".into()))
 }
 
 /// Alice's messaging service on an in-memory store and a paused clock, with bob as a contact
@@ -45,7 +39,7 @@ fn alice_with_a_queued_message(
         let s = &mut store;
         let contact = Contact {
             uid: *bob.uid.as_bytes(),
-            root_pk: *bob.root.public().as_bytes(),
+            root_pk: *bob.root_public.as_bytes(),
             name: "bob".into(),
             verified: false,
             added_at: START_MS,

@@ -162,7 +162,7 @@ pub(super) fn view_of(c: &Contact, me: &Me) -> ContactView {
             .map(|r| r.fingerprint().to_string())
             .unwrap_or_default(),
         safety_number: root
-            .map(|r| SafetyNumber::between(&me.root.public(), &r).to_string())
+            .map(|r| SafetyNumber::between(&me.root_public, &r).to_string())
             .unwrap_or_default(),
         verified: c.verified,
         devices: c.devices.iter().map(|d| d.peer_id.clone()).collect(),

@@ -10,14 +10,7 @@ fn me(seed: u8) -> Me {
     let root = RootKey::from_bytes(&[seed; 32]);
     let device = DeviceKey::from_bytes(&[seed + 100; 32]);
     let certificate = root.certify_device(&device.public(), 1);
-    let uid = root.public().uid();
-    Me {
-        root,
-        device,
-        certificate,
-        uid,
-        name: None,
-    }
+    Me::primary(root, device, certificate, None)
 }
 
 fn engine(seed: u8) -> Engine {
@@ -27,7 +20,7 @@ fn engine(seed: u8) -> Engine {
 fn contact_of(me: &Me) -> Contact {
     Contact {
         uid: *me.uid.as_bytes(),
-        root_pk: *me.root.public().as_bytes(),
+        root_pk: *me.root_public.as_bytes(),
         name: "bob".into(),
         verified: false,
         added_at: 0,
@@ -73,7 +66,7 @@ fn our_card_versions_grow_also_across_a_removal() {
     assert_eq!(v1.record.devices().len(), 1);
     assert_eq!(v1.record.devices()[0].certificate, alice.me().certificate);
     assert_eq!(
-        v1.record.devices()[0].verify_for(&alice.me().root.public()),
+        v1.record.devices()[0].verify_for(&alice.me().root_public),
         Ok(())
     );
     let v2 = store

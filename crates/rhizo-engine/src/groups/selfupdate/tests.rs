@@ -16,12 +16,9 @@ fn seeded(dir: &std::path::Path, seed: u8) -> Node {
     let mut n = node(dir, seed, RekeyPolicy::default());
     let root = RootKey::from_bytes(&[seed; 32]);
     let device = DeviceKey::from_bytes(&[seed.wrapping_add(100); 32]);
-    let me = Me {
-        certificate: root.certify_device(&device.public(), 1),
-        uid: root.public().uid(),
-        root,
-        device,
-        name: None,
+    let me = {
+        let certificate = root.certify_device(&device.public(), 1);
+        Me::primary(root, device, certificate, None)
     };
     n.engine = Engine::with_seed(me, RekeyPolicy::default(), u64::from(seed)).unwrap();
     n
