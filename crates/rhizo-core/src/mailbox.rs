@@ -301,16 +301,26 @@ impl MailboxRequest {
 }
 
 /// A device's (checked) authority over a mailbox.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthorizedDevice {
     /// The device.
     pub device: DevicePublicKey,
     /// The version of the device list it was found in (a replica refuses older ones later).
     pub device_list_version: u64,
+    /// Every device that list names (at most 16, each certified by the recipient's root): the
+    /// devices new entries are addressed to, and the ones an entry still waits for.
+    pub listed: Vec<DevicePublicKey>,
 }
 
-/// Checks a device list record for `recipient` and that `device` is in it.
-fn check_device_list(
+/// Checks a device list record for `recipient` (valid at `now_secs`, signed by the recipient's
+/// root, every device certified by that root, version at least `min_version`) and that
+/// `device` is in it. What a replica checks for a fetch or delete, without the signature over
+/// the request; a node holding its own mailbox checks its own list with it.
+///
+/// # Errors
+///
+/// The refusal, as a replica answers it.
+pub fn check_device_list(
     recipient: &Uid,
     device_list: &[u8],
     device: &DevicePublicKey,
@@ -344,6 +354,11 @@ fn check_device_list(
     Ok(AuthorizedDevice {
         device: *device,
         device_list_version: list.version(),
+        listed: list
+            .devices()
+            .iter()
+            .map(DeviceCertificate::device)
+            .collect(),
     })
 }
 

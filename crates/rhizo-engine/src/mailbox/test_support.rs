@@ -62,6 +62,29 @@ impl TestUser {
         .into()
     }
 
+    /// Another device of the user (`n` ≥ 1; the first one is [`device`](Self::device)).
+    pub fn linked(&self, n: u8) -> DeviceKey {
+        DeviceKey::from_bytes(&[self.device.public().as_bytes()[0] ^ n.wrapping_mul(37); 32])
+    }
+
+    /// A signed device list of `version`, issued at `now_ms`, listing `devices`.
+    pub fn device_list_of(&self, version: u64, devices: &[&DeviceKey], now_ms: i64) -> Bytes {
+        let certs = devices
+            .iter()
+            .map(|d| self.root.certify_device(&d.public(), 1))
+            .collect();
+        DeviceList::new(
+            &self.root,
+            version,
+            certs,
+            (now_ms / 1000) as u64,
+            3 * 86_400,
+        )
+        .unwrap()
+        .encode()
+        .into()
+    }
+
     /// A signed envelope from `self` to `to`.
     pub fn envelope(&self, to: &Self, seq: u64, at_ms: i64) -> Vec<u8> {
         self.envelope_to(to.uid(), MessageType::Application, seq, at_ms)
