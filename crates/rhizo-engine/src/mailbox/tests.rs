@@ -654,36 +654,6 @@ fn a_revoked_device_is_refused_even_with_an_older_list_that_names_it() {
     );
 }
 
-/// A device list for `owner`'s UID, signed by `owner`'s root, that lists `device` with a
-/// certificate issued by `issuer`'s root: what only a forger would publish (the builder
-/// refuses it).
-fn forged_list(owner: &User, issuer: &User, device: &DeviceKey, now: i64) -> Bytes {
-    use prost::Message as _;
-    let foreign = issuer.root.certify_device(&device.public(), 1);
-    let own = owner.root.certify_device(&owner.device.public(), 1);
-    let body = rhizo_core::proto::DeviceListBody {
-        root_pk: Bytes::copy_from_slice(owner.root.public().as_bytes()),
-        version: 9,
-        devices: vec![
-            Bytes::copy_from_slice(&own.to_bytes()),
-            Bytes::copy_from_slice(&foreign.to_bytes()),
-        ],
-        created_at: (now / 1000) as u64,
-        expires_at: (now / 1000) as u64 + 86_400,
-    }
-    .encode_to_vec();
-    let mut message = b"rhizo/record/v1".to_vec();
-    message.push(rhizo_core::records::RecordKind::DeviceList.wire_value());
-    message.extend_from_slice(&body);
-    rhizo_core::proto::SignedRecord {
-        kind: i32::from(rhizo_core::records::RecordKind::DeviceList.wire_value()),
-        body: body.into(),
-        signature: Bytes::copy_from_slice(&owner.root.sign(&message)),
-    }
-    .encode_to_vec()
-    .into()
-}
-
 #[test]
 fn a_device_certified_by_another_root_is_refused() {
     let (alice, bob, mallory) = (User::new(1), User::new(2), User::new(3));
@@ -699,7 +669,7 @@ fn a_device_certified_by_another_root_is_refused() {
         "{refused:?}"
     );
     // A list signed by alice's root naming a device mallory's root certified: invalid.
-    let forged = forged_list(&alice, &mallory, &intruder, T0);
+    let forged = alice.forged_device_list(&mallory, &intruder, T0);
     let refused = replica.fetch_as(T0 + 2, &alice, &intruder, &forged);
     assert_eq!(code(&refused), Some(ErrorCode::UnknownSender));
     assert!(

@@ -230,4 +230,6 @@ impl Mailbox {
 }
 
 #[cfg(test)]
+mod revoke_tests;
+#[cfg(test)]
 mod tests;

@@ -126,8 +126,8 @@ impl Messaging {
         Ok((fetched.handled, fetched.new))
     }
 
-    /// Fetches our mailbox at start (as soon as a replica answers) and then every poll
-    /// interval, until `shutdown` fires.
+    /// Fetches our mailbox at start (as soon as a replica answers), then every poll interval
+    /// and when woken (a revoke), until `shutdown` fires.
     pub async fn run_mailbox(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         let poll = self.inner.mailbox.settings().poll;
         let mut reached = false;
@@ -135,6 +135,7 @@ impl Messaging {
             let wait = if reached { poll } else { poll.min(FIRST_POLL) };
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
+                () = self.inner.mailbox_wake.notified() => {}
                 _ = shutdown.changed() => return,
             }
             match self.fetch_mailbox().await {
