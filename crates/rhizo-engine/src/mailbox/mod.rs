@@ -27,8 +27,8 @@ use rhizo_core::{
     envelope::{ErrorCode, MAX_ENVELOPE_BYTES, MessageType, SecureMessage, envelope_digest},
     mailbox::{
         AuthorizedDevice, DEFAULT_TTL_SECS, DeleteTargets, FetchedEntry, MAX_FETCH_ENTRIES,
-        MAX_RESPONSE_BYTES, MAX_TTL_SECS, MIN_TTL_SECS, MailboxRequest, MailboxResponse, NonceBook,
-        verify_store_sender,
+        MAX_RESPONSE_BYTES, MAX_TTL_SECS, MIN_TTL_SECS, MailboxError, MailboxRequest,
+        MailboxResponse, NonceBook, verify_store_sender,
     },
     seen::check_timestamp,
 };
@@ -248,6 +248,18 @@ pub fn authorize(
 pub fn serve(store: &mut Tx<'_>, now_ms: i64, authorized: Authorized) -> MailboxResponse {
     let (Authorized::Fetch { uid, list, .. } | Authorized::Delete { uid, list, .. }) = &authorized;
     let (uid, list) = (*uid, list.clone());
+    // Checked again under the writer: a newer list noted since the check (a revoke) wins.
+    match store.mailbox_device_list_version(&uid) {
+        Ok(seen) if seen > list.version => {
+            let stale = MailboxError::StaleDeviceList {
+                seen,
+                got: list.version,
+            };
+            return error(stale.code(), stale.to_string());
+        }
+        Ok(_) => {}
+        Err(e) => return error(ErrorCode::Internal, e.to_string()),
+    }
     if let Err(e) = store.note_mailbox_device_list(&uid, list.version, &list.devices, now_ms) {
         return error(ErrorCode::Internal, e.to_string());
     }

@@ -679,3 +679,29 @@ fn a_device_certified_by_another_root_is_refused() {
     // Nothing was handed out, and the entry is still there for alice.
     assert_eq!(replica.fetched(T0 + 3, &alice), 1);
 }
+
+#[test]
+fn a_revoke_noted_between_the_check_and_the_write_wins() {
+    let (alice, bob) = (User::new(1), User::new(2));
+    let (a1, a2) = (&alice.device, &alice.linked(1));
+    let v1 = alice.device_list_of(1, &[a1, a2], T0);
+    let v2 = alice.device_list_of(2, &[a1], T0);
+    let mut replica = Replica::new(MailboxQuota::default());
+    replica.store(T0, &alice, bob.envelope(&alice, 1, T0), 0);
+    // a2's fetch passes the check (the node runs it on a reader, before the write)…
+    let nonce = replica.challenge(T0, &alice);
+    let request = MailboxRequest::Fetch(FetchRequest::new(a2, REPLICA, alice.uid(), nonce, v1, 64));
+    let checked = authorize(&replica.context, &replica.nonces, |_| Ok(1), T0, request).unwrap();
+    // …then a1's fetch with the list that revokes a2 is served first…
+    assert_eq!(count(replica.fetch_as(T0 + 1, &alice, a1, &v2)), 1);
+    // …so a2's is refused when its write comes.
+    let answer = replica
+        .store
+        .write(|tx| Ok::<_, StoreError>(serve(tx, T0 + 2, checked)))
+        .unwrap();
+    assert_eq!(code(&answer), Some(ErrorCode::UnknownSender));
+    assert!(
+        format!("{answer:?}").contains("stale device list"),
+        "{answer:?}"
+    );
+}
