@@ -330,5 +330,5 @@ fn own_list(
     let now_secs = u64::try_from(now_ms).unwrap_or(0) / 1000;
     check_device_list(uid, device_list, device, now_secs, 0)
         .map(ListedDevices::from)
-        .map_err(|e| e.to_string())
+        .map_err(|e| format!("{}: {e}", e.code().as_str()))
 }
