@@ -18,8 +18,6 @@
 //! entries the recipient leaves on the replica never hide later ones. Wire format in
 //! `proto/mailbox.proto`; rules in docs/protocol.md.
 
-use std::collections::{HashMap, VecDeque};
-
 use bytes::Bytes;
 use prost::Message;
 use sha2::{Digest, Sha256};
@@ -301,16 +299,26 @@ impl MailboxRequest {
 }
 
 /// A device's (checked) authority over a mailbox.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthorizedDevice {
     /// The device.
     pub device: DevicePublicKey,
     /// The version of the device list it was found in (a replica refuses older ones later).
     pub device_list_version: u64,
+    /// Every device that list names (at most 16, each certified by the recipient's root): the
+    /// devices new entries are addressed to, and the ones an entry still waits for.
+    pub listed: Vec<DevicePublicKey>,
 }
 
-/// Checks a device list record for `recipient` and that `device` is in it.
-fn check_device_list(
+/// Checks a device list record for `recipient` (valid at `now_secs`, signed by the recipient's
+/// root, every device certified by that root, version at least `min_version`) and that
+/// `device` is in it. What a replica checks for a fetch or delete, without the signature over
+/// the request; a node holding its own mailbox checks its own list with it.
+///
+/// # Errors
+///
+/// The refusal, as a replica answers it.
+pub fn check_device_list(
     recipient: &Uid,
     device_list: &[u8],
     device: &DevicePublicKey,
@@ -344,6 +352,11 @@ fn check_device_list(
     Ok(AuthorizedDevice {
         device: *device,
         device_list_version: list.version(),
+        listed: list
+            .devices()
+            .iter()
+            .map(DeviceCertificate::device)
+            .collect(),
     })
 }
 
@@ -761,80 +774,9 @@ impl MailboxResponse {
     }
 }
 
-/// The single-use challenge nonces a replica issued: at most `capacity` (the oldest is
-/// evicted), each for one recipient UID and valid [`CHALLENGE_TTL_MS`].
-#[derive(Debug)]
-pub struct NonceBook {
-    capacity: usize,
-    issued: HashMap<[u8; 32], (Uid, u64)>,
-    order: VecDeque<[u8; 32]>,
-}
+mod nonces;
 
-impl NonceBook {
-    /// An empty book holding at most `capacity` nonces.
-    pub fn new(capacity: usize) -> Self {
-        Self {
-            capacity: capacity.max(1),
-            issued: HashMap::new(),
-            order: VecDeque::new(),
-        }
-    }
-
-    /// Issues `random` as a nonce for `recipient`; returns it and its expiry (unix ms).
-    pub fn issue(&mut self, recipient: Uid, random: [u8; 32], now_ms: u64) -> ([u8; 32], u64) {
-        let expires_at = now_ms.saturating_add(CHALLENGE_TTL_MS);
-        // Expired ones first, then the oldest, make room.
-        while let Some(front) = self.order.front() {
-            let stale = self.issued.get(front).is_none_or(|(_, e)| *e <= now_ms);
-            if stale || self.issued.len() >= self.capacity {
-                if let Some(old) = self.order.pop_front() {
-                    self.issued.remove(&old);
-                }
-            } else {
-                break;
-            }
-        }
-        if self
-            .issued
-            .insert(random, (recipient, expires_at))
-            .is_none()
-        {
-            self.order.push_back(random);
-        }
-        (random, expires_at)
-    }
-
-    /// Consumes `nonce` for `recipient`: it is removed whatever the outcome, so it works at most
-    /// once.
-    pub fn take(
-        &mut self,
-        recipient: &Uid,
-        nonce: &[u8; 32],
-        now_ms: u64,
-    ) -> Result<(), MailboxError> {
-        let Some((uid, expires_at)) = self.issued.remove(nonce) else {
-            return Err(MailboxError::UnknownNonce);
-        };
-        self.order.retain(|n| n != nonce);
-        if uid != *recipient {
-            return Err(MailboxError::UnknownNonce);
-        }
-        if expires_at <= now_ms {
-            return Err(MailboxError::ExpiredNonce);
-        }
-        Ok(())
-    }
-
-    /// Outstanding nonces.
-    pub fn len(&self) -> usize {
-        self.issued.len()
-    }
-
-    /// Whether none is outstanding.
-    pub fn is_empty(&self) -> bool {
-        self.issued.is_empty()
-    }
-}
+pub use nonces::NonceBook;
 
 #[cfg(test)]
 mod tests;

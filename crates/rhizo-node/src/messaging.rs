@@ -99,6 +99,8 @@ struct Inner {
     /// Wakes the task timer (a new task, a new deadline).
     agent_wake: Notify,
     mailbox: Mailbox,
+    /// Fetches the mailbox now (a revoke: the replicas learn the newest device list at once).
+    mailbox_wake: Notify,
     /// Identity lookups of message-request senders running at once.
     resolving: Arc<tokio::sync::Semaphore>,
     /// Wakes the liveness ticker when a heartbeat changed an agent's liveness.
@@ -177,6 +179,7 @@ impl Messaging {
                 outbox_wake: Notify::new(),
                 agent_wake: Notify::new(),
                 mailbox,
+                mailbox_wake: Notify::new(),
                 resolving: Arc::new(tokio::sync::Semaphore::new(requests::MAX_RESOLVING)),
                 liveness_wake: Notify::new(),
                 agent_presence,

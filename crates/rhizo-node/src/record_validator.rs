@@ -106,6 +106,26 @@ mod tests {
     }
 
     #[test]
+    fn a_device_list_naming_another_roots_device_is_refused() {
+        use rhizo_engine::mailbox::test_support::TestUser;
+        let v = CoreRecordValidator;
+        let (alice, mallory) = (TestUser::new(1), TestUser::new(3));
+        let key = device_list_key(&alice.uid());
+        let now_ms = i64::try_from(now()).unwrap() * 1000;
+        let genuine = alice.device_list_of(2, &[&alice.device], now_ms);
+        v.validate(&key, &genuine, None).unwrap();
+        // Signed by alice's root, but one device certified by mallory's: refused, alone or
+        // over the genuine list (its version 9 is higher).
+        let forged = alice.forged_device_list(&mallory, &mallory.linked(1), now_ms);
+        let err = v.validate(&key, &forged, None).unwrap_err();
+        assert!(err.contains("certificate"), "{err}");
+        assert!(v.validate(&key, &forged, Some(&genuine)).is_err());
+        // Mallory's own list stored under alice's key: refused.
+        let hers = mallory.device_list_of(3, &[&mallory.device], now_ms);
+        assert!(v.validate(&key, &hers, Some(&genuine)).is_err());
+    }
+
+    #[test]
     fn an_accepted_record_is_owned_by_its_uid_and_expires_when_it_says() {
         let v = CoreRecordValidator;
         let root = RootKey::from_bytes(&[3; 32]);

@@ -12,8 +12,11 @@
 //!         │                                                               most 8192 per UID)
 //!         └─ triggers keep mailbox_usage_by_recipient / _by_sender / _total exact on every
 //!            insert and delete (stores, purges, evictions, deletes on receipt)
-//!  mailbox_device_lists: newest device-list version seen per UID (a stale list is refused);
-//!     at most MAX_DEVICE_LIST_ROWS, forgotten after DEVICE_LIST_MEMORY_MS
+//!  mailbox_device_lists: newest device-list version seen per UID (a stale list is refused)
+//!     and its devices; at most MAX_DEVICE_LIST_ROWS, forgotten after DEVICE_LIST_MEMORY_MS
+//!  several devices (`devices`): an entry is addressed to the devices of the newest list
+//!     (`targets`); each device's acknowledgement is kept (`mailbox_device_acks`) until the
+//!     last one it waits for deletes it
 //! ```
 //!
 //! The envelopes are opaque here (already end-to-end encrypted and signed); rows are keyed by the
@@ -34,7 +37,10 @@ use crate::{
     tx::{Atomic, Reader, Tx},
 };
 
+mod devices;
 mod quota;
+
+pub use devices::{MAX_TARGET_DEVICES, MailboxAcked};
 
 use quota::{Probe, any_expired, make_room, node_refusal, prune_tombstones, purge_some};
 
@@ -304,6 +310,20 @@ impl Reader<'_> {
         limit: usize,
         max_bytes: usize,
     ) -> Result<MailboxPage, StoreError> {
+        self.mailbox_page(recipient, &[], now, cursor, limit, max_bytes)
+    }
+
+    /// [`mailbox_fetch_after`](Self::mailbox_fetch_after) leaving out the entries `device`
+    /// (32 bytes; empty for none) already acknowledged.
+    fn mailbox_page(
+        &self,
+        recipient: &[u8; 32],
+        device: &[u8],
+        now: i64,
+        cursor: i64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<MailboxPage, StoreError> {
         const CTX: &str = "reading the mailbox";
         let mut stmt = self
             .conn
@@ -311,13 +331,16 @@ impl Reader<'_> {
                 "SELECT length(envelope), digest, envelope, stored_at, expires_at, id,
                         coalesce(sender_cert, x'')
                  FROM mailbox
-                 WHERE recipient_uid = ?1 AND id > ?4 AND expires_at > ?2 ORDER BY id LIMIT ?3",
+                 WHERE recipient_uid = ?1 AND id > ?4 AND expires_at > ?2
+                   AND NOT EXISTS (SELECT 1 FROM mailbox_device_acks
+                                   WHERE entry_id = mailbox.id AND device = ?5)
+                 ORDER BY id LIMIT ?3",
             )
             .context(CTX)?;
         // One row past the limit tells whether there is more.
         let probe = i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1);
         let mut rows = stmt
-            .query(params![&recipient[..], now, probe, cursor])
+            .query(params![&recipient[..], now, probe, cursor, device])
             .context(CTX)?;
         let mut page = MailboxPage {
             next_cursor: cursor,
@@ -639,14 +662,30 @@ impl Tx<'_> {
     }
 
     /// Notes that a valid device list of `version` was seen for `uid` at `at` (unix ms); the
-    /// stored version only grows (`updated_at` is the last time one was noted).
+    /// stored version only grows (`updated_at` is the last time one was noted). Its devices
+    /// are not kept: see [`note_mailbox_device_list`](Self::note_mailbox_device_list).
     pub fn note_mailbox_device_list_version(
         &mut self,
         uid: &[u8; 32],
         version: u64,
         at: i64,
     ) -> Result<(), StoreError> {
-        self.note_device_list_bounded(uid, version, at, MAX_DEVICE_LIST_ROWS)
+        self.note_device_list_bounded(uid, version, None, at, MAX_DEVICE_LIST_ROWS)
+    }
+
+    /// Notes that a valid device list of `version` listing `devices` (at most
+    /// [`MAX_TARGET_DEVICES`]) was seen for `uid` at `at` (unix ms): the version only grows,
+    /// and the devices are those of the newest version noted. New entries for `uid` are
+    /// addressed to them.
+    pub fn note_mailbox_device_list(
+        &mut self,
+        uid: &[u8; 32],
+        version: u64,
+        devices: &[[u8; 32]],
+        at: i64,
+    ) -> Result<(), StoreError> {
+        let devices = devices::encode_devices(devices)?;
+        self.note_device_list_bounded(uid, version, Some(&devices), at, MAX_DEVICE_LIST_ROWS)
     }
 }
 
@@ -657,6 +696,7 @@ impl Tx<'_> {
         &mut self,
         uid: &[u8; 32],
         version: u64,
+        devices: Option<&[u8]>,
         at: i64,
         max_rows: u64,
     ) -> Result<(), StoreError> {
@@ -667,16 +707,21 @@ impl Tx<'_> {
             .and_then(|mut s| s.query_row([&uid[..]], |r| r.get(0)))
             .context(CTX)?;
         tx.prepare_cached(
-            "INSERT INTO mailbox_device_lists (uid, version, updated_at) VALUES (?1, ?2, ?3)
+            "INSERT INTO mailbox_device_lists (uid, version, updated_at, devices)
+             VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (uid) DO UPDATE SET
                version = max(version, excluded.version),
-               updated_at = max(updated_at, excluded.updated_at)",
+               updated_at = max(updated_at, excluded.updated_at),
+               devices = CASE
+                 WHEN excluded.devices IS NOT NULL AND excluded.version >= version
+                 THEN excluded.devices ELSE devices END",
         )
         .and_then(|mut s| {
             s.execute(params![
                 &uid[..],
                 i64::try_from(version).unwrap_or(i64::MAX),
-                at
+                at,
+                devices
             ])
         })
         .context(CTX)?;
@@ -710,10 +755,14 @@ fn insert_entry(
     entry: &NewMailboxEntry<'_>,
     now: i64,
 ) -> rusqlite::Result<()> {
+    // Addressed to the devices of the newest device list seen for the recipient (none known:
+    // NULL, fixed at the first acknowledgement; see `devices`).
     conn.prepare_cached(
         "INSERT INTO mailbox
-           (recipient_uid, sender_uid, digest, envelope, stored_at, expires_at, sender_cert)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+           (recipient_uid, sender_uid, digest, envelope, stored_at, expires_at, sender_cert,
+            targets)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,
+                 (SELECT devices FROM mailbox_device_lists WHERE uid = ?1))",
     )?
     .execute(params![
         &entry.recipient_uid[..],

@@ -519,6 +519,17 @@ const MIGRATIONS: &[&str] = &[
         updated_at INTEGER NOT NULL,
         PRIMARY KEY (task, worker)
     ) STRICT;",
+    // 20: delete-on-receipt with several devices (docs/protocol.md "Mailbox with several
+    // devices"): the devices a mailbox entry is addressed to (32 bytes each, at most 16; NULL
+    // for rows from before, fixed at their first acknowledgement), which of them acknowledged
+    // it, and the devices of the newest device list the replica has seen per UID.
+    "ALTER TABLE mailbox ADD COLUMN targets BLOB;
+    CREATE TABLE mailbox_device_acks (
+        entry_id INTEGER NOT NULL REFERENCES mailbox (id) ON DELETE CASCADE,
+        device   BLOB NOT NULL CHECK (length(device) = 32),
+        PRIMARY KEY (entry_id, device)
+    ) STRICT, WITHOUT ROWID;
+    ALTER TABLE mailbox_device_lists ADD COLUMN devices BLOB;",
 ];
 
 /// The schema version this build creates and understands.

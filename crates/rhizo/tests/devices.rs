@@ -1,6 +1,6 @@
 //! Linking a second device with real processes: `init --link`, `run`, `device link` on the new
 //! device, `device add --yes` on the one with the root key; both then have one UID; the list
-//! shows both, and after `device revoke` one.
+//! shows both, and after `device revoke` one, and the revoked device's mailbox fetch is refused.
 
 use std::{path::Path, time::Duration};
 
@@ -121,6 +121,14 @@ fn a_second_device_is_linked_listed_and_revoked() {
     assert!(devices.contains(&Value::from(a2.peer_id())), "{contacts}");
     bob.stop().unwrap();
 
+    // a2 fetches alice's mailbox from a1 (a replica of it) like any listed device.
+    let fetch = |node: &TestNode| json(node, &["mailbox", "--fetch", "--json"])["fetched"].clone();
+    wait_for(TIMEOUT, "a1 answers a2's mailbox fetch", || {
+        let report = fetch(&a2);
+        (report["replicas"].as_u64()? >= 1 && report["refused"] == 0).then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}{}", a1.logs(), a2.logs()));
+
     let out = a1.cli(&["device", "revoke", a2.peer_id()]).unwrap();
     assert!(
         out.status.success(),
@@ -129,6 +137,21 @@ fn a_second_device_is_linked_listed_and_revoked() {
     );
     let list = json(&a1, &["device", "list", "--json"]);
     assert_eq!(list.as_array().unwrap().len(), 1, "{list:?}");
+    // a1 fetched at once with the new list: a2, still running, is refused from then on (with
+    // the older list that names it, and with the newest, which does not).
+    let report = wait_for(TIMEOUT, "a1's replica refuses the revoked a2", || {
+        let report = fetch(&a2);
+        (report["refused"].as_u64()? >= 1).then_some(report)
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}{}", a1.logs(), a2.logs()));
+    assert_eq!(report["replicas"], 0, "{report}");
+    let out = a2.cli(&["mailbox", "--fetch"]).unwrap();
+    assert!(stdout(&out).contains("refused by"), "{}", stdout(&out));
+    let logs = a2.logs();
+    assert!(
+        logs.contains("stale device list") || logs.contains("not in the UID's device list"),
+        "{logs}"
+    );
     a2.stop().unwrap();
     a1.stop().unwrap();
 }

@@ -10,8 +10,10 @@
 //!                   ─▶ commit_stores (in the caller's transaction) ─▶ Stored / refusal
 //!  Challenge        ─▶ challenge: a fresh single-use nonce
 //!  Fetch / Delete   ─▶ authorize: nonce, device list (not older than seen), signatures
-//!                   ─▶ serve (in the caller's transaction): note the device-list version,
-//!                      then a page (fetched) or the deletions
+//!                   ─▶ serve (in the caller's transaction): note the device list (version
+//!                      and devices), then a page of what the signing device has not
+//!                      acknowledged, or its acknowledgements (an entry goes once every device
+//!                      it is addressed to has it, or is revoked)
 //! ```
 //!
 //! Cheap checks (size, structure, timestamps) run before any signature verification, and
@@ -24,9 +26,9 @@ use rhizo_core::{
     Uid,
     envelope::{ErrorCode, MAX_ENVELOPE_BYTES, MessageType, SecureMessage, envelope_digest},
     mailbox::{
-        DEFAULT_TTL_SECS, DeleteTargets, FetchedEntry, MAX_FETCH_ENTRIES, MAX_RESPONSE_BYTES,
-        MAX_TTL_SECS, MIN_TTL_SECS, MailboxRequest, MailboxResponse, NonceBook,
-        verify_store_sender,
+        AuthorizedDevice, DEFAULT_TTL_SECS, DeleteTargets, FetchedEntry, MAX_FETCH_ENTRIES,
+        MAX_RESPONSE_BYTES, MAX_TTL_SECS, MIN_TTL_SECS, MailboxError, MailboxRequest,
+        MailboxResponse, NonceBook, verify_store_sender,
     },
     seen::check_timestamp,
 };
@@ -142,8 +144,8 @@ pub enum Authorized {
     Fetch {
         /// The recipient.
         uid: [u8; 32],
-        /// The version of the device list the request was signed under.
-        device_list_version: u64,
+        /// The device list the request was signed under.
+        list: ListedDevices,
         /// Where the page starts.
         cursor: u64,
         /// Most entries in the page.
@@ -153,11 +155,32 @@ pub enum Authorized {
     Delete {
         /// The recipient.
         uid: [u8; 32],
-        /// The version of the device list the receipt was checked against.
-        device_list_version: u64,
+        /// The device list the receipt was checked against.
+        list: ListedDevices,
         /// What to delete.
         targets: DeleteTargets,
     },
+}
+
+/// The device that signed a fetch or delete, and the device list it was checked against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedDevices {
+    /// The signing device.
+    pub device: [u8; 32],
+    /// The list's version.
+    pub version: u64,
+    /// Every device the list names (at most 16).
+    pub devices: Vec<[u8; 32]>,
+}
+
+impl From<AuthorizedDevice> for ListedDevices {
+    fn from(authorized: AuthorizedDevice) -> Self {
+        Self {
+            device: *authorized.device.as_bytes(),
+            version: authorized.device_list_version,
+            devices: authorized.listed.iter().map(|d| *d.as_bytes()).collect(),
+        }
+    }
 }
 
 /// The checking half of a fetch or delete: nonce, device list (not older than what
@@ -193,7 +216,7 @@ pub fn authorize(
                 .map_err(refuse)?;
             Ok(Authorized::Fetch {
                 uid,
-                device_list_version: authorized.device_list_version,
+                list: authorized.into(),
                 cursor: request.cursor,
                 limit: request.max_entries.clamp(1, MAX_FETCH_ENTRIES) as usize,
             })
@@ -205,7 +228,7 @@ pub fn authorize(
                 request.verify(now_u / 1000, min_version).map_err(refuse)?;
             Ok(Authorized::Delete {
                 uid,
-                device_list_version: authorized.device_list_version,
+                list: authorized.into(),
                 targets,
             })
         }
@@ -215,47 +238,52 @@ pub fn authorize(
     }
 }
 
-/// The writing half of a fetch or delete (under the store's lock): notes the device-list
-/// version, then hands out a page or deletes.
+/// The writing half of a fetch or delete (under the store's lock): notes the device list
+/// (version and devices: new entries are addressed to its devices), then hands out a page of
+/// what the signing device has not acknowledged yet, or records its acknowledgements.
+///
+/// Delete-on-receipt with several devices: an entry goes once every device it is addressed to
+/// acknowledged it or is missing from the newest list (revoked); the count answered is how
+/// many held entries this device is now done with.
 pub fn serve(store: &mut Tx<'_>, now_ms: i64, authorized: Authorized) -> MailboxResponse {
-    let (uid, version) = match &authorized {
-        Authorized::Fetch {
-            uid,
-            device_list_version,
-            ..
+    let (Authorized::Fetch { uid, list, .. } | Authorized::Delete { uid, list, .. }) = &authorized;
+    let (uid, list) = (*uid, list.clone());
+    // Checked again under the writer: a newer list noted since the check (a revoke) wins.
+    match store.mailbox_device_list_version(&uid) {
+        Ok(seen) if seen > list.version => {
+            let stale = MailboxError::StaleDeviceList {
+                seen,
+                got: list.version,
+            };
+            return error(stale.code(), stale.to_string());
         }
-        | Authorized::Delete {
-            uid,
-            device_list_version,
-            ..
-        } => (*uid, *device_list_version),
-    };
-    if let Err(e) = store.note_mailbox_device_list_version(&uid, version, now_ms) {
+        Ok(_) => {}
+        Err(e) => return error(ErrorCode::Internal, e.to_string()),
+    }
+    if let Err(e) = store.note_mailbox_device_list(&uid, list.version, &list.devices, now_ms) {
         return error(ErrorCode::Internal, e.to_string());
     }
-    match authorized {
+    let answer = match authorized {
         Authorized::Fetch { cursor, limit, .. } => {
             let cursor = i64::try_from(cursor).unwrap_or(i64::MAX);
-            match store.mailbox_fetch_after(&uid, now_ms, cursor, limit, FETCH_MAX_BYTES) {
-                Ok(page) => fetched(page),
-                Err(e) => error(ErrorCode::Internal, e.to_string()),
-            }
+            store
+                .mailbox_fetch_for(&uid, &list.device, now_ms, cursor, limit, FETCH_MAX_BYTES)
+                .map(fetched)
         }
-        Authorized::Delete { targets, .. } => {
-            let deleted = store
-                .mailbox_delete(&uid, &targets.acknowledged, now_ms)
-                .and_then(|a| {
-                    // A rejection deletes only a (verified) envelope held here.
-                    Ok(a + store.mailbox_delete_held(&uid, &targets.rejected, now_ms)?)
-                });
-            match deleted {
-                Ok(n) => MailboxResponse::Deleted {
-                    count: u32::try_from(n).unwrap_or(u32::MAX),
-                },
-                Err(e) => error(ErrorCode::Internal, e.to_string()),
-            }
-        }
-    }
+        // A rejection deletes only a (verified) envelope held here.
+        Authorized::Delete { targets, .. } => store
+            .mailbox_ack(
+                &uid,
+                &list.device,
+                &targets.acknowledged,
+                &targets.rejected,
+                now_ms,
+            )
+            .map(|acked| MailboxResponse::Deleted {
+                count: u32::try_from(acked.handled).unwrap_or(u32::MAX),
+            }),
+    };
+    answer.unwrap_or_else(|e| error(ErrorCode::Internal, e.to_string()))
 }
 
 /// A store page as a `Fetched` answer.

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use rhizo_core::{
     DeviceKey, RootKey, Uid,
     envelope::{MessageType, NONCE_LEN, SecureMessage, SessionId},
-    records::DeviceList,
+    records::{DeviceList, RecordKind},
 };
 
 /// A test user: a root key and one device, from a seed.
@@ -59,6 +59,61 @@ impl TestUser {
         )
         .unwrap()
         .encode()
+        .into()
+    }
+
+    /// Another device of the user (`n` ≥ 1; the first one is [`device`](Self::device)).
+    pub fn linked(&self, n: u8) -> DeviceKey {
+        DeviceKey::from_bytes(&[self.device.public().as_bytes()[0] ^ n.wrapping_mul(37); 32])
+    }
+
+    /// A signed device list of `version`, issued at `now_ms`, listing `devices`.
+    pub fn device_list_of(&self, version: u64, devices: &[&DeviceKey], now_ms: i64) -> Bytes {
+        let certs = devices
+            .iter()
+            .map(|d| self.root.certify_device(&d.public(), 1))
+            .collect();
+        DeviceList::new(
+            &self.root,
+            version,
+            certs,
+            (now_ms / 1000) as u64,
+            3 * 86_400,
+        )
+        .unwrap()
+        .encode()
+        .into()
+    }
+
+    /// A device list (version 9) for this user's UID, signed by this user's root, that lists
+    /// `device` with a certificate issued by `issuer`'s root: what only a forger publishes (the
+    /// builder refuses it, and so does every validation).
+    pub fn forged_device_list(&self, issuer: &Self, device: &DeviceKey, now_ms: i64) -> Bytes {
+        use prost::Message as _;
+        let foreign = issuer.root.certify_device(&device.public(), 1);
+        let own = self.root.certify_device(&self.device.public(), 1);
+        let now = (now_ms / 1000) as u64;
+        let body = rhizo_core::proto::DeviceListBody {
+            root_pk: Bytes::copy_from_slice(self.root.public().as_bytes()),
+            version: 9,
+            devices: vec![
+                Bytes::copy_from_slice(&own.to_bytes()),
+                Bytes::copy_from_slice(&foreign.to_bytes()),
+            ],
+            created_at: now,
+            expires_at: now + 86_400,
+        }
+        .encode_to_vec();
+        let kind = RecordKind::DeviceList.wire_value();
+        let mut message = b"rhizo/record/v1".to_vec();
+        message.push(kind);
+        message.extend_from_slice(&body);
+        rhizo_core::proto::SignedRecord {
+            kind: i32::from(kind),
+            body: body.into(),
+            signature: Bytes::copy_from_slice(&self.root.sign(&message)),
+        }
+        .encode_to_vec()
         .into()
     }
 

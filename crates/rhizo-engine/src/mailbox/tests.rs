@@ -493,3 +493,215 @@ fn a_group_message_may_be_stored_in_any_members_mailbox() {
     }
     assert_eq!(replica.store.read().mailbox_summary().unwrap().count, 2);
 }
+
+// Delete-on-receipt with several devices, and revoked or forged devices.
+
+impl Replica {
+    /// A fetch by `signer` under the device list `list`.
+    fn fetch_as(
+        &mut self,
+        now: i64,
+        who: &User,
+        signer: &DeviceKey,
+        list: &Bytes,
+    ) -> MailboxResponse {
+        let nonce = self.challenge(now, who);
+        let request = MailboxRequest::Fetch(FetchRequest::new(
+            signer,
+            REPLICA,
+            who.uid(),
+            nonce,
+            list.clone(),
+            64,
+        ));
+        self.call(now, &request)
+    }
+
+    /// A delete receipt by `signer`, under `list`, for `envelope`.
+    fn ack_as(
+        &mut self,
+        now: i64,
+        who: &User,
+        signer: &DeviceKey,
+        list: &Bytes,
+        envelope: &[u8],
+    ) -> MailboxResponse {
+        let message = SecureMessage::decode(envelope).unwrap();
+        let mut receipt = DeliveryReceipt {
+            recipient_device: signer.public(),
+            timestamp: now as u64,
+            entries: vec![ReceiptEntry::for_envelope(
+                &message,
+                ReceiptStatus::Delivered,
+            )],
+            signature: [0; 64],
+        };
+        receipt.sign(signer).unwrap();
+        let request = MailboxRequest::Delete(rhizo_core::mailbox::DeleteRequest::new(
+            who.uid(),
+            list.clone(),
+            &receipt,
+        ));
+        self.call(now, &request)
+    }
+}
+
+fn count(response: MailboxResponse) -> usize {
+    page(response).0.len()
+}
+
+#[test]
+fn a1_acknowledges_and_a2_offline_later_still_gets_it_exactly_once() {
+    let (alice, bob) = (User::new(1), User::new(2));
+    let (a1, a2) = (&alice.device, &alice.linked(1));
+    let list = alice.device_list_of(1, &[a1, a2], T0);
+    let mut replica = Replica::new(MailboxQuota::default());
+    // a1 polls: the replica learns alice's devices, so what is stored next is addressed to both.
+    assert_eq!(count(replica.fetch_as(T0, &alice, a1, &list)), 0);
+    let envelope = bob.envelope(&alice, 1, T0);
+    replica.store(T0 + 1, &alice, envelope.clone(), 0);
+    assert_eq!(count(replica.fetch_as(T0 + 2, &alice, a1, &list)), 1);
+    assert_eq!(
+        replica.ack_as(T0 + 3, &alice, a1, &list, &envelope),
+        MailboxResponse::Deleted { count: 1 }
+    );
+    // Not handed to a1 again, and not deleted: a2 has not had it.
+    assert_eq!(count(replica.fetch_as(T0 + 4, &alice, a1, &list)), 0);
+    // Bob's retransmission is a duplicate, not a second copy.
+    assert!(matches!(
+        replica.store(T0 + 5, &alice, envelope.clone(), 0),
+        MailboxResponse::Stored {
+            duplicate: true,
+            ..
+        }
+    ));
+    // a2 comes online an hour later: it gets it, once.
+    let later = T0 + 3_600_000;
+    assert_eq!(count(replica.fetch_as(later, &alice, a2, &list)), 1);
+    assert_eq!(
+        replica.ack_as(later + 1, &alice, a2, &list, &envelope),
+        MailboxResponse::Deleted { count: 1 }
+    );
+    assert_eq!(count(replica.fetch_as(later + 2, &alice, a2, &list)), 0);
+    assert_eq!(count(replica.fetch_as(later + 3, &alice, a1, &list)), 0);
+    // Every device had it: deleted and tombstoned.
+    assert_eq!(
+        code(&replica.store(later + 4, &alice, envelope, 0)),
+        Some(ErrorCode::ReplayDetected)
+    );
+}
+
+#[test]
+fn a3_listed_after_the_store_never_blocks_the_deletion() {
+    let (alice, bob) = (User::new(1), User::new(2));
+    let (a1, a3) = (&alice.device, &alice.linked(3));
+    let v1 = alice.device_list_of(1, &[a1], T0);
+    let v2 = alice.device_list_of(2, &[a1, a3], T0);
+    let mut replica = Replica::new(MailboxQuota::default());
+    assert_eq!(count(replica.fetch_as(T0, &alice, a1, &v1)), 0);
+    let envelope = bob.envelope(&alice, 1, T0);
+    replica.store(T0 + 1, &alice, envelope.clone(), 0);
+    // a3 is linked: it may fetch what is held…
+    assert_eq!(count(replica.fetch_as(T0 + 2, &alice, a3, &v2)), 1);
+    // …but the entry was addressed to a1 alone: a1's receipt deletes it.
+    assert_eq!(
+        replica.ack_as(T0 + 3, &alice, a1, &v2, &envelope),
+        MailboxResponse::Deleted { count: 1 }
+    );
+    assert_eq!(count(replica.fetch_as(T0 + 4, &alice, a3, &v2)), 0);
+    // What is stored now is addressed to a1 and a3, and waits for a3.
+    let second = bob.envelope(&alice, 2, T0);
+    replica.store(T0 + 5, &alice, second.clone(), 0);
+    replica.ack_as(T0 + 6, &alice, a1, &v2, &second);
+    assert_eq!(count(replica.fetch_as(T0 + 7, &alice, a3, &v2)), 1);
+}
+
+#[test]
+fn a_revoked_device_is_refused_even_with_an_older_list_that_names_it() {
+    let (alice, bob) = (User::new(1), User::new(2));
+    let (a1, a2) = (&alice.device, &alice.linked(1));
+    let v1 = alice.device_list_of(1, &[a1, a2], T0);
+    let v2 = alice.device_list_of(2, &[a1], T0);
+    let mut replica = Replica::new(MailboxQuota::default());
+    assert_eq!(count(replica.fetch_as(T0, &alice, a2, &v1)), 0);
+    let envelope = bob.envelope(&alice, 1, T0);
+    replica.store(T0 + 1, &alice, envelope.clone(), 0);
+    // a1 revokes a2 and polls with the new list: the replica keeps the newest version.
+    assert_eq!(count(replica.fetch_as(T0 + 2, &alice, a1, &v2)), 1);
+    // a2, still running, with the old list that names it: refused as stale.
+    let stale = replica.fetch_as(T0 + 3, &alice, a2, &v1);
+    assert_eq!(code(&stale), Some(ErrorCode::UnknownSender));
+    assert!(
+        format!("{stale:?}").contains("stale device list"),
+        "{stale:?}"
+    );
+    // With the newest list: it is not in it.
+    let unlisted = replica.fetch_as(T0 + 4, &alice, a2, &v2);
+    assert!(format!("{unlisted:?}").contains("not in the UID's device list"));
+    // Its receipts are refused the same way.
+    assert_eq!(
+        code(&replica.ack_as(T0 + 5, &alice, a2, &v1, &envelope)),
+        Some(ErrorCode::UnknownSender)
+    );
+    // The entry was addressed to a1 and a2; a2 is revoked, so a1's receipt is the last needed.
+    assert_eq!(
+        replica.ack_as(T0 + 6, &alice, a1, &v2, &envelope),
+        MailboxResponse::Deleted { count: 1 }
+    );
+    assert_eq!(
+        code(&replica.store(T0 + 7, &alice, envelope, 0)),
+        Some(ErrorCode::ReplayDetected)
+    );
+}
+
+#[test]
+fn a_device_certified_by_another_root_is_refused() {
+    let (alice, bob, mallory) = (User::new(1), User::new(2), User::new(3));
+    let intruder = mallory.linked(1);
+    let mut replica = Replica::new(MailboxQuota::default());
+    replica.store(T0, &alice, bob.envelope(&alice, 1, T0), 0);
+    // Mallory's own list (her root, her UID) for alice's mailbox: another UID.
+    let hers = mallory.device_list_of(1, &[&intruder], T0);
+    let refused = replica.fetch_as(T0 + 1, &alice, &intruder, &hers);
+    assert_eq!(code(&refused), Some(ErrorCode::UnknownSender));
+    assert!(
+        format!("{refused:?}").contains("another UID"),
+        "{refused:?}"
+    );
+    // A list signed by alice's root naming a device mallory's root certified: invalid.
+    let forged = alice.forged_device_list(&mallory, &intruder, T0);
+    let refused = replica.fetch_as(T0 + 2, &alice, &intruder, &forged);
+    assert_eq!(code(&refused), Some(ErrorCode::UnknownSender));
+    assert!(
+        format!("{refused:?}").contains("invalid device list"),
+        "{refused:?}"
+    );
+    // Nothing was handed out, and the entry is still there for alice.
+    assert_eq!(replica.fetched(T0 + 3, &alice), 1);
+}
+
+#[test]
+fn a_revoke_noted_between_the_check_and_the_write_wins() {
+    let (alice, bob) = (User::new(1), User::new(2));
+    let (a1, a2) = (&alice.device, &alice.linked(1));
+    let v1 = alice.device_list_of(1, &[a1, a2], T0);
+    let v2 = alice.device_list_of(2, &[a1], T0);
+    let mut replica = Replica::new(MailboxQuota::default());
+    replica.store(T0, &alice, bob.envelope(&alice, 1, T0), 0);
+    // a2's fetch passes the check (the node runs it on a reader, before the write)…
+    let nonce = replica.challenge(T0, &alice);
+    let request = MailboxRequest::Fetch(FetchRequest::new(a2, REPLICA, alice.uid(), nonce, v1, 64));
+    let checked = authorize(&replica.context, &replica.nonces, |_| Ok(1), T0, request).unwrap();
+    // …then a1's fetch with the list that revokes a2 is served first…
+    assert_eq!(count(replica.fetch_as(T0 + 1, &alice, a1, &v2)), 1);
+    // …so a2's is refused when its write comes.
+    let answer = replica
+        .store
+        .write(|tx| Ok::<_, StoreError>(serve(tx, T0 + 2, checked)))
+        .unwrap();
+    assert_eq!(code(&answer), Some(ErrorCode::UnknownSender));
+    assert!(
+        format!("{answer:?}").contains("stale device list"),
+        "{answer:?}"
+    );
+}

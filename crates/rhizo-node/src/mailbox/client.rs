@@ -7,14 +7,14 @@ use std::time::Instant;
 use bytes::Bytes;
 use libp2p::PeerId;
 use rhizo_core::{
-    DeviceCertificate, DeviceKey, Uid,
+    DeviceCertificate, DeviceKey, DevicePublicKey, Uid,
     envelope::{DeliveryReceipt, ErrorCode},
     mailbox::{
         FetchRequest, FetchedEntry, MAX_FETCH_ENTRIES, MailboxRequest, MailboxResponse, REPLICAS,
-        mailbox_key,
+        check_device_list, mailbox_key,
     },
 };
-use rhizo_engine::mailbox::{FETCH_MAX_BYTES, delete_targets, fetched};
+use rhizo_engine::mailbox::{Authorized, ListedDevices, delete_targets, serve};
 use rhizo_net::ClosestPeer;
 use rhizo_store::DbError;
 use tracing::debug;
@@ -224,19 +224,15 @@ impl Mailbox {
     ) -> Result<Page, String> {
         match source {
             Source::Local => {
-                let uid = *uid.as_bytes();
                 let now = self.inner.clock.now_ms();
-                let limit = MAX_FETCH_ENTRIES as usize;
-                let cursor = i64::try_from(cursor).unwrap_or(i64::MAX);
-                let page = self
-                    .inner
-                    .db
-                    .read(move |r| -> Result<_, DbError> {
-                        Ok(r.mailbox_fetch_after(&uid, now, cursor, limit, FETCH_MAX_BYTES)?)
-                    })
-                    .await
-                    .map_err(|e| e.to_string())?;
-                page_of(fetched(page))
+                let list = own_list(uid, device_list, &device.public(), now)?;
+                let authorized = Authorized::Fetch {
+                    uid: *uid.as_bytes(),
+                    list,
+                    cursor,
+                    limit: MAX_FETCH_ENTRIES as usize,
+                };
+                page_of(self.serve_locally(now, authorized).await?)
             }
             Source::Remote(peer) => {
                 let challenge = MailboxRequest::Challenge { recipient: *uid }.encode();
@@ -274,20 +270,21 @@ impl Mailbox {
     ) -> Result<u32, String> {
         match source {
             Source::Local => {
-                let uid = *uid.as_bytes();
-                // As a replica would (`DeleteRequest::verify`): what we have, and what we
-                // refused for good, only if held.
-                let targets = delete_targets(receipt);
                 let now = self.inner.clock.now_ms();
-                self.inner
-                    .db
-                    .write(move |tx| -> Result<_, DbError> {
-                        let acknowledged = tx.mailbox_delete(&uid, &targets.acknowledged, now)?;
-                        let rejected = tx.mailbox_delete_held(&uid, &targets.rejected, now)?;
-                        Ok(u32::try_from(acknowledged + rejected).unwrap_or(u32::MAX))
-                    })
-                    .await
-                    .map_err(|e| e.to_string())
+                // As a replica would (`DeleteRequest::verify`): what we have, and what we
+                // refused for good, only if held; per device.
+                let authorized = Authorized::Delete {
+                    uid: *uid.as_bytes(),
+                    list: own_list(uid, device_list, &receipt.recipient_device, now)?,
+                    targets: delete_targets(receipt),
+                };
+                match self.serve_locally(now, authorized).await? {
+                    MailboxResponse::Deleted { count } => Ok(count),
+                    MailboxResponse::Error { code, detail } => {
+                        Err(format!("{}: {detail}", code.as_str()))
+                    }
+                    _ => Err("unexpected answer to a delete".into()),
+                }
             }
             Source::Remote(peer) => {
                 let request = MailboxRequest::Delete(rhizo_core::mailbox::DeleteRequest::new(
@@ -306,4 +303,32 @@ impl Mailbox {
             }
         }
     }
+
+    /// A fetch or delete on our own table, by the replica's rules (`serve`): the device list
+    /// is noted, a page holds what this device has not acknowledged, and an entry goes once
+    /// every device it is addressed to has it.
+    async fn serve_locally(
+        &self,
+        now: i64,
+        authorized: Authorized,
+    ) -> Result<MailboxResponse, String> {
+        self.inner
+            .db
+            .write(move |tx| Ok::<_, DbError>(serve(tx, now, authorized)))
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Our own device list, checked as a replica checks it (it names `device`).
+fn own_list(
+    uid: &Uid,
+    device_list: &[u8],
+    device: &DevicePublicKey,
+    now_ms: i64,
+) -> Result<ListedDevices, String> {
+    let now_secs = u64::try_from(now_ms).unwrap_or(0) / 1000;
+    check_device_list(uid, device_list, device, now_secs, 0)
+        .map(ListedDevices::from)
+        .map_err(|e| format!("{}: {e}", e.code().as_str()))
 }

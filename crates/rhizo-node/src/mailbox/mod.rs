@@ -8,7 +8,8 @@
 //!        commit, shared with every other write (one fsync per group) ─▶ StoreOk / refusal
 //!  recipient ── Challenge ──▶ replica: fresh single-use nonce (60 s)
 //!            ── Fetch(nonce, device list, signature by a listed device) ──▶ envelopes
-//!            ── Delete(signed receipt naming the digests) ──▶ gone (tombstoned)
+//!            ── Delete(signed receipt naming the digests) ──▶ done for that device; gone
+//!               (tombstoned) once every device the entry was addressed to has it
 //!  replica ── every `mailbox_replicate_secs` (on the node's Clock): copy what it holds to the
 //!             current closest 5
 //! ```
@@ -229,5 +230,7 @@ impl Mailbox {
     }
 }
 
+#[cfg(test)]
+mod revoke_tests;
 #[cfg(test)]
 mod tests;

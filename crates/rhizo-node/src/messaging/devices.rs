@@ -159,6 +159,9 @@ impl Messaging {
         // The remove commits the engine queued for the device's groups.
         self.inner.outbox_wake.notify_one();
         self.publish_device_list(list).await;
+        // A fetch carries the new list: every replica of our mailbox notes its version at once
+        // and refuses the revoked device's fetches from then on, even with an older list.
+        self.inner.mailbox_wake.notify_one();
         Ok(found)
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rhizo_core::{
     Uid,
-    envelope::{MAX_RECEIPT_ENTRIES, ReceiptEntry},
+    envelope::{ErrorCode, MAX_RECEIPT_ENTRIES, ReceiptEntry},
     mailbox::{FetchPager, FetchedEntry, REPLICAS},
 };
 use tracing::{debug, info, warn};
@@ -18,6 +18,12 @@ use crate::mailbox::Source;
 const EXTRA_FETCH_REPLICAS: usize = 3;
 /// Poll interval until a replica answered for the first time (at most the configured one).
 const FIRST_POLL: Duration = Duration::from_secs(2);
+
+/// Whether a fetch error is a replica's refusal of this device under the device list sent
+/// (`UNKNOWN_SENDER`: not listed, or a list older than one the replica saw).
+fn refused_device(error: &str) -> bool {
+    error.starts_with(ErrorCode::UnknownSender.as_str())
+}
 
 impl Messaging {
     /// Fetches our mailbox from its replicas (and from our own store, since we may be one of
@@ -50,6 +56,13 @@ impl Messaging {
         if report.new > 0 {
             info!(new = report.new, "messages fetched from the mailbox");
         }
+        if report.refused > 0 && !me.holds_root() {
+            // A replica saw a newer device list than ours (a link or a revoke on the device
+            // with the root key): adopt it, so the next fetch carries it (if it still names us).
+            if let Err(e) = self.refresh_linked_identity().await {
+                debug!(error = %e, "our newest device list not found yet");
+            }
+        }
         Ok(report)
     }
 
@@ -74,7 +87,12 @@ impl Messaging {
             {
                 Ok(page) => page,
                 Err(e) => {
-                    debug!(error = %e, "mailbox fetch from a replica failed");
+                    if refused_device(&e) {
+                        warn!(error = %e, "a mailbox replica refused this device's fetch");
+                        report.refused += 1;
+                    } else {
+                        debug!(error = %e, "mailbox fetch from a replica failed");
+                    }
                     pager.failed();
                     continue;
                 }
@@ -126,8 +144,8 @@ impl Messaging {
         Ok((fetched.handled, fetched.new))
     }
 
-    /// Fetches our mailbox at start (as soon as a replica answers) and then every poll
-    /// interval, until `shutdown` fires.
+    /// Fetches our mailbox at start (as soon as a replica answers), then every poll interval
+    /// and when woken (a revoke), until `shutdown` fires.
     pub async fn run_mailbox(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         let poll = self.inner.mailbox.settings().poll;
         let mut reached = false;
@@ -135,6 +153,7 @@ impl Messaging {
             let wait = if reached { poll } else { poll.min(FIRST_POLL) };
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
+                () = self.inner.mailbox_wake.notified() => {}
                 _ = shutdown.changed() => return,
             }
             match self.fetch_mailbox().await {

@@ -17,7 +17,7 @@ use super::{Messaging, ProfileError};
 
 /// Why a record could not be published.
 #[derive(Debug, thiserror::Error)]
-enum PublishError {
+pub(super) enum PublishError {
     #[error(transparent)]
     Engine(#[from] EngineError),
     #[error(transparent)]
@@ -116,7 +116,7 @@ impl Messaging {
     /// On a linked device: adopts our newest device list from the DHT (signed by the device
     /// that holds the root key), and stores both records again so they stay findable while
     /// that device is offline (they are signed; nobody can change them).
-    async fn refresh_linked_identity(&self) -> Result<(), PublishError> {
+    pub(super) async fn refresh_linked_identity(&self) -> Result<(), PublishError> {
         let uid = self.inner.engine.me().uid;
         let (identity, list) = self
             .lookup_identity(&uid)

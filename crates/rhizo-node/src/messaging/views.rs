@@ -99,6 +99,10 @@ pub struct FetchReport {
     pub new: usize,
     /// Entries deleted from replicas.
     pub deleted: usize,
+    /// Sources (replicas, or our own table) that refused this device's fetch: the newest
+    /// device list they saw does not name it (revoked), or ours is older than that one.
+    #[serde(default)]
+    pub refused: usize,
 }
 
 /// What this node holds for others, for `rhizo mailbox`.

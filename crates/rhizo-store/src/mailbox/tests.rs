@@ -840,11 +840,11 @@ fn device_list_rows_are_bounded_and_forgotten() {
     // The public call's bound is MAX_DEVICE_LIST_ROWS; 16 here keeps the test short.
     let n = 16 + 3;
     for i in 0..n {
-        s.write(|tx| tx.note_device_list_bounded(&uid(i), 1, i as i64, 16))
+        s.write(|tx| tx.note_device_list_bounded(&uid(i), 1, None, i as i64, 16))
             .unwrap();
     }
     // Noting a known UID again does not evict anyone.
-    s.write(|tx| tx.note_device_list_bounded(&uid(n - 1), 2, n as i64, 16))
+    s.write(|tx| tx.note_device_list_bounded(&uid(n - 1), 2, None, n as i64, 16))
         .unwrap();
     let rows = |s: &Store| -> i64 {
         s.conn

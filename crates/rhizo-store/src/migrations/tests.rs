@@ -612,3 +612,55 @@ fn a_version_14_database_keeps_its_conversations_and_messages_as_direct_ones() {
         .expect("pragma");
     assert_eq!(fk, 1);
 }
+
+#[test]
+fn mailbox_rows_from_before_per_device_delivery_stay_readable() {
+    // The schema just before the per-device mailbox migration (the last one touching the
+    // mailbox when it was written), with an entry and a device-list version in it.
+    let before = MIGRATIONS
+        .iter()
+        .rposition(|sql| sql.contains("mailbox_device_acks"))
+        .expect("the per-device mailbox migration");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("rhizo.db");
+    {
+        let mut conn = Connection::open(&path).expect("raw open");
+        let tx = conn.transaction().expect("tx");
+        for sql in &MIGRATIONS[..before] {
+            tx.execute_batch(sql).expect("old schema");
+        }
+        tx.execute_batch(&format!(
+            "PRAGMA user_version = {before};
+             INSERT INTO mailbox (recipient_uid, sender_uid, digest, envelope, stored_at,
+                 expires_at, sender_cert)
+               VALUES (zeroblob(32), x'{sender}', x'{digest}', x'abcd', 10, 1000, NULL);
+             INSERT INTO mailbox_device_lists (uid, version, updated_at)
+               VALUES (zeroblob(32), 3, 10);",
+            sender = "02".repeat(32),
+            digest = "07".repeat(32),
+        ))
+        .expect("old rows");
+        tx.commit().expect("commit");
+    }
+    let mut store = crate::Store::open(&path).expect("upgrade");
+    let device = [11; 32];
+    let page = store
+        .read()
+        .mailbox_fetch_for(&[0; 32], &device, 20, 0, 10, usize::MAX)
+        .expect("fetch");
+    assert_eq!(page.entries.len(), 1);
+    assert_eq!(page.entries[0].envelope, vec![0xab, 0xcd]);
+    assert_eq!(
+        store
+            .read()
+            .mailbox_device_list_version(&[0; 32])
+            .expect("v"),
+        3
+    );
+    // No devices known for the old version: the old entry goes at its first acknowledgement,
+    // as it did before.
+    let acked = store
+        .write(|tx| tx.mailbox_ack(&[0; 32], &device, &[[7; 32]], &[], 30))
+        .expect("ack");
+    assert_eq!(acked.deleted, 1);
+}

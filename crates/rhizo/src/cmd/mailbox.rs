@@ -29,6 +29,13 @@ pub(crate) async fn run(config: &Config, args: &MailboxArgs) -> anyhow::Result<(
             "fetched: {} new from {} replicas ({} envelopes, {} deleted from replicas)",
             f.new, f.replicas, f.fetched, f.deleted
         );
+        if f.refused > 0 {
+            println!(
+                "refused by {} replicas: this device is not in the newest device list they saw \
+                 (revoked?); run `rhizo device list` on the device with the root key",
+                f.refused
+            );
+        }
     }
     let held = &status.held;
     match held.oldest {
