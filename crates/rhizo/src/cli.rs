@@ -71,6 +71,8 @@ pub(crate) enum Command {
     Messages(MessagesArgs),
     /// Chat with a contact or a group interactively (line mode; Ctrl-D to leave)
     Chat(ChatArgs),
+    /// Full-screen terminal UI: conversations, delivery ticks, requests, groups (F1: keys)
+    Tui,
     /// Private groups (MLS, up to 1,000 members): create, add, remove, leave, rename, list,
     /// info, and invitations
     #[command(subcommand)]

@@ -5,7 +5,7 @@ mod bans;
 mod channel;
 mod chat;
 mod config;
-mod contacts;
+pub(crate) mod contacts;
 mod demo;
 mod device;
 mod group;
@@ -47,6 +47,7 @@ pub(crate) async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Send(args) => chat::send(&load_config(&cli, None)?, args).await,
         Command::Messages(args) => chat::messages(&load_config(&cli, None)?, args).await,
         Command::Chat(args) => chat::chat(&load_config(&cli, None)?, args).await,
+        Command::Tui => crate::tui::run(&load_config(&cli, None)?).await,
         Command::Group(c) => group::run(&load_config(&cli, None)?, c).await,
         Command::Device(c) => device::run(&load_config(&cli, None)?, c).await,
         Command::Identity(c) => init::identity(&load_config(&cli, None)?, c),

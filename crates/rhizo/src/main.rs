@@ -7,11 +7,13 @@
 //! - [`cli`]: the clap definitions of every command and global flag.
 //! - [`cmd`]: one file per command (`cmd/<command>.rs`).
 //! - [`api_client`]: the local API client (`/v1/` routes, bearer token).
+//! - [`tui`]: `rhizo tui`, the full-screen terminal UI over the local API.
 #![forbid(unsafe_code)]
 
 mod api_client;
 mod cli;
 mod cmd;
+mod tui;
 
 use std::process::ExitCode;
 

@@ -1,0 +1,382 @@
+//! The TUI's state and what keys, updates and events do to it. No I/O: the UI loop feeds it
+//! and sends the [`Command`]s it queues.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use rhizo_node::{events::ApiEvent, messaging::ContactView};
+
+use super::{
+    model::{ConvKey, ConvSummary, Line, NodeStatus, Overlay},
+    net::{Command, Update},
+};
+
+/// Lines kept in the input history.
+const INPUT_HISTORY: usize = 100;
+/// Longest input line (the API refuses texts over 64 KiB anyway).
+const MAX_INPUT_CHARS: usize = 16 * 1024;
+/// Commands waiting to be handed to the network side.
+const MAX_OUTBOX: usize = 64;
+/// Ticks (seconds) between refreshes when no event says something changed.
+const REFRESH_EVERY_TICKS: u32 = 10;
+
+/// The whole TUI state.
+#[derive(Debug, Default)]
+pub(crate) struct App {
+    /// Conversations, most recent activity first.
+    pub(crate) conversations: Vec<ConvSummary>,
+    /// Contacts by name.
+    pub(crate) contacts: HashMap<String, ContactView>,
+    /// The open conversation.
+    pub(crate) selected: Option<ConvKey>,
+    /// Its lines, oldest first.
+    pub(crate) lines: Vec<Line>,
+    /// Lines scrolled up from the bottom.
+    pub(crate) scroll: usize,
+    /// The input line.
+    pub(crate) input: String,
+    /// What was entered before, newest last.
+    history: VecDeque<String>,
+    /// Position while walking the history with ↑/↓.
+    history_pos: Option<usize>,
+    /// The status bar.
+    pub(crate) status: NodeStatus,
+    /// The last notice (a success or an error).
+    pub(crate) notice: Option<String>,
+    /// The overlay shown over the conversation.
+    pub(crate) overlay: Option<Overlay>,
+    /// Contacts whose devices changed while we watched: banner, and sending asks first.
+    pub(crate) devices_changed: HashSet<String>,
+    /// A text waiting for the user to confirm sending to a contact whose devices changed.
+    pub(crate) confirm: Option<(ConvKey, String)>,
+    /// The UIDs of the message requests last shown (`/accept 1` names the first).
+    pub(crate) request_uids: Vec<String>,
+    /// Device lists as first seen, per contact.
+    seen_devices: HashMap<String, Vec<String>>,
+    /// Commands to hand to the network side.
+    outbox: VecDeque<Command>,
+    /// Refresh asked, or running.
+    list_dirty: bool,
+    list_in_flight: bool,
+    /// The open conversation's history asked, or running.
+    history_dirty: bool,
+    history_in_flight: bool,
+    ticks: u32,
+    /// The user asked to leave.
+    pub(crate) quit: bool,
+}
+
+impl App {
+    /// A new state that first reads everything.
+    pub(crate) fn new() -> Self {
+        Self {
+            list_dirty: true,
+            ..Self::default()
+        }
+    }
+
+    /// The commands to send now: queued actions, then the refreshes that are due.
+    pub(crate) fn take_commands(&mut self) -> Vec<Command> {
+        let mut out: Vec<Command> = self.outbox.drain(..).collect();
+        if self.list_dirty && !self.list_in_flight {
+            self.list_dirty = false;
+            self.list_in_flight = true;
+            out.push(Command::Refresh);
+        }
+        if self.history_dirty && !self.history_in_flight {
+            if let Some(key) = self.selected.clone() {
+                self.history_in_flight = true;
+                out.push(Command::Open(key));
+            }
+            self.history_dirty = false;
+        }
+        out
+    }
+
+    /// A command the network side could not take (its queue is full): try again later.
+    pub(crate) fn requeue(&mut self, command: Command) {
+        match command {
+            Command::Refresh => (self.list_dirty, self.list_in_flight) = (true, false),
+            Command::Open(_) => (self.history_dirty, self.history_in_flight) = (true, false),
+            _ => self.notice = Some("busy: try again".into()),
+        }
+    }
+
+    /// Every second.
+    pub(crate) fn on_tick(&mut self) {
+        self.ticks = self.ticks.wrapping_add(1);
+        if self.ticks.is_multiple_of(REFRESH_EVERY_TICKS) {
+            self.list_dirty = true;
+        }
+    }
+
+    /// An answer or event from the network side.
+    pub(crate) fn on_update(&mut self, update: Update) {
+        match update {
+            Update::Conversations(list, contacts, status) => {
+                self.set_contacts(contacts);
+                self.conversations = list;
+                self.status = status;
+                if self.selected.is_none()
+                    && let Some(first) = self.conversations.first()
+                {
+                    self.select(first.key.clone());
+                }
+            }
+            Update::History(key, lines) => {
+                if self.selected.as_ref() == Some(&key) {
+                    self.lines = lines;
+                }
+            }
+            Update::Overlay(overlay) => {
+                if let Overlay::Requests { people, .. } = &overlay {
+                    self.request_uids = people.iter().map(|r| r.uid.clone()).collect();
+                }
+                self.overlay = Some(overlay);
+            }
+            Update::Notice(text) => self.notice = Some(text),
+            Update::Done(Command::Refresh) => self.list_in_flight = false,
+            Update::Done(Command::Open(_)) => self.history_in_flight = false,
+            Update::Done(Command::Send(..)) => self.history_dirty = true,
+            Update::Done(_) => self.list_dirty = true,
+            Update::Event(event) => self.on_event(&event),
+            Update::Lagged => (self.list_dirty, self.history_dirty) = (true, true),
+        }
+    }
+
+    /// Remembers contacts; a device list that differs from the one first seen raises the banner.
+    fn set_contacts(&mut self, contacts: Vec<ContactView>) {
+        self.contacts.clear();
+        for contact in contacts {
+            let mut devices = contact.devices.clone();
+            devices.sort();
+            match self.seen_devices.get(&contact.name) {
+                Some(seen) if *seen != devices => {
+                    self.devices_changed.insert(contact.name.clone());
+                    self.seen_devices.insert(contact.name.clone(), devices);
+                }
+                Some(_) => {}
+                None => {
+                    self.seen_devices.insert(contact.name.clone(), devices);
+                }
+            }
+            self.contacts.insert(contact.name.clone(), contact);
+        }
+    }
+
+    /// What an event from the node changes: the list, and the open conversation if it is the
+    /// event's.
+    fn on_event(&mut self, event: &ApiEvent) {
+        let touched = match event {
+            ApiEvent::MessageReceived { contact, .. }
+            | ApiEvent::MessageState { contact, .. }
+            | ApiEvent::ConversationReestablished { contact, .. }
+            | ApiEvent::ConversationReestablishFailed { contact, .. } => {
+                Some(ConvKey::Contact(contact.clone()))
+            }
+            ApiEvent::GroupMessageReceived { group, .. }
+            | ApiEvent::GroupMessageState { group, .. }
+            | ApiEvent::GroupMemberAdded { group, .. }
+            | ApiEvent::GroupMemberRemoved { group, .. }
+            | ApiEvent::GroupRenamed { group, .. }
+            | ApiEvent::GroupLeft { group, .. } => Some(ConvKey::Group(group.clone())),
+            ApiEvent::MessageRequest { uid, name, .. } => {
+                let who = name.clone().unwrap_or_else(|| super::model::short(uid));
+                self.notice = Some(format!("message request from {who}: F3 to answer"));
+                None
+            }
+            ApiEvent::GroupRequest { name, .. } => {
+                self.notice = Some(format!("invitation to group {name}: F3 to answer"));
+                None
+            }
+            ApiEvent::ContactAdded { .. } | ApiEvent::GroupCreated { .. } => None,
+            _ => return,
+        };
+        self.list_dirty = true;
+        if touched.is_some() && touched == self.selected {
+            self.history_dirty = true;
+        }
+    }
+
+    /// Opens a conversation.
+    pub(crate) fn select(&mut self, key: ConvKey) {
+        if self.selected.as_ref() != Some(&key) {
+            self.lines.clear();
+            self.scroll = 0;
+            self.confirm = None;
+        }
+        self.selected = Some(key);
+        self.history_dirty = true;
+    }
+
+    /// Moves the selection `by` rows in the list (wrapping).
+    fn move_selection(&mut self, forward: bool) {
+        let n = self.conversations.len();
+        if n == 0 {
+            return;
+        }
+        let at = self
+            .selected
+            .as_ref()
+            .and_then(|k| self.conversations.iter().position(|c| &c.key == k));
+        let next = match (at, forward) {
+            (None, _) => 0,
+            (Some(i), true) => (i + 1) % n,
+            (Some(i), false) => (i + n - 1) % n,
+        };
+        self.select(self.conversations[next].key.clone());
+    }
+
+    /// Queues a command for the network side (bounded: beyond it the user is told).
+    pub(crate) fn queue(&mut self, command: Command) {
+        if self.outbox.len() >= MAX_OUTBOX {
+            self.notice = Some("busy: try again".into());
+        } else {
+            self.outbox.push_back(command);
+        }
+    }
+
+    /// Pasted text goes into the input line (a ticket, typically).
+    pub(crate) fn on_paste(&mut self, text: &str) {
+        for c in text.chars().filter(|c| !c.is_control()) {
+            self.push_char(c);
+        }
+    }
+
+    fn push_char(&mut self, c: char) {
+        if self.input.chars().count() < MAX_INPUT_CHARS {
+            self.input.push(c);
+        }
+    }
+
+    /// A key press.
+    pub(crate) fn on_key(&mut self, key: KeyEvent) {
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        match key.code {
+            KeyCode::Char('c' | 'q') if ctrl => self.quit = true,
+            KeyCode::Esc => {
+                self.overlay = None;
+                if self.confirm.take().is_some() {
+                    self.notice = Some("not sent".into());
+                }
+            }
+            KeyCode::Char('v') if self.input.is_empty() && self.safety_open().is_some() => {
+                if let Some(name) = self.safety_open() {
+                    self.devices_changed.remove(&name);
+                    self.queue(Command::Verify(name));
+                    self.overlay = None;
+                }
+            }
+            KeyCode::Char(c) if !ctrl => self.push_char(c),
+            KeyCode::Backspace => {
+                self.input.pop();
+            }
+            KeyCode::Enter => self.enter(),
+            KeyCode::Up => self.walk_history(true),
+            KeyCode::Down => self.walk_history(false),
+            KeyCode::Tab | KeyCode::Char('n') => self.move_selection(true),
+            KeyCode::BackTab | KeyCode::Char('p') => self.move_selection(false),
+            KeyCode::PageUp => self.scroll = self.scroll.saturating_add(10),
+            KeyCode::PageDown => self.scroll = self.scroll.saturating_sub(10),
+            KeyCode::F(n) => self.function_key(n),
+            _ => {}
+        }
+    }
+
+    /// The contact whose safety number is on screen.
+    fn safety_open(&self) -> Option<String> {
+        match &self.overlay {
+            Some(Overlay::Safety(c)) => Some(c.name.clone()),
+            _ => None,
+        }
+    }
+
+    fn function_key(&mut self, n: u8) {
+        match n {
+            1 => self.overlay = Some(Overlay::Help),
+            2 => self.queue(Command::ShowTicket),
+            3 => self.queue(Command::ShowRequests),
+            4 => self.queue(Command::ShowDevices),
+            5 => self.queue(Command::ShowAgents),
+            6 => self.show_safety(),
+            _ => {}
+        }
+    }
+
+    fn show_safety(&mut self) {
+        match &self.selected {
+            Some(ConvKey::Contact(name)) => match self.contacts.get(name) {
+                Some(c) => self.overlay = Some(Overlay::Safety(c.clone())),
+                None => self.notice = Some(format!("{name} is not a contact")),
+            },
+            _ => self.notice = Some("open a 1:1 conversation to verify a contact".into()),
+        }
+    }
+
+    fn walk_history(&mut self, back: bool) {
+        if self.history.is_empty() {
+            return;
+        }
+        let last = self.history.len() - 1;
+        let pos = match (self.history_pos, back) {
+            (None, true) => Some(last),
+            (None, false) => None,
+            (Some(p), true) => Some(p.saturating_sub(1)),
+            (Some(p), false) if p < last => Some(p + 1),
+            (Some(_), false) => None,
+        };
+        self.history_pos = pos;
+        self.input = pos
+            .and_then(|p| self.history.get(p).cloned())
+            .unwrap_or_default();
+    }
+
+    /// Enter: a command (`/…`), a pasted ticket, or a text to the open conversation.
+    fn enter(&mut self) {
+        let line = std::mem::take(&mut self.input).trim().to_string();
+        self.history_pos = None;
+        if let Some((key, text)) = self.confirm.take() {
+            if line.is_empty() {
+                if let ConvKey::Contact(name) = &key {
+                    self.devices_changed.remove(name);
+                }
+                self.queue(Command::Send(key, text));
+                return;
+            }
+            self.notice = Some("not sent".into());
+        }
+        if line.is_empty() {
+            return;
+        }
+        if self.history.back() != Some(&line) {
+            if self.history.len() >= INPUT_HISTORY {
+                self.history.pop_front();
+            }
+            self.history.push_back(line.clone());
+        }
+        if line.starts_with("rhz1contact") {
+            self.queue(Command::AddContact(line));
+        } else if let Some(command) = line.strip_prefix('/') {
+            super::commands::run(self, command);
+        } else {
+            self.send(line);
+        }
+    }
+
+    fn send(&mut self, text: String) {
+        let Some(key) = self.selected.clone() else {
+            self.notice = Some("no conversation open: add a contact first (F1 for help)".into());
+            return;
+        };
+        if let ConvKey::Contact(name) = &key
+            && self.devices_changed.contains(name)
+        {
+            self.notice = Some(format!(
+                "{name}'s devices changed: Enter again to send anyway, Esc to cancel"
+            ));
+            self.confirm = Some((key, text));
+            return;
+        }
+        self.queue(Command::Send(key, text));
+    }
+}

@@ -1,0 +1,441 @@
+//! The TUI's screens rendered on ratatui's `TestBackend` at 80×24, and what keys, answers and
+//! events do to the state.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::{Terminal, backend::TestBackend};
+use rhizo_node::{
+    events::ApiEvent,
+    messaging::{ContactView, GroupMessageView, MessageView, RequestView},
+};
+
+use super::{
+    app::App,
+    model::{ConvKey, ConvSummary, Line, Mark, NodeStatus, Overlay},
+    net::{Command, Update},
+    view,
+};
+
+const UID_BOB: &str = "54V5VKD-MFEH3SG-3J7THL4-WBL5DXM-QROOTGZ-N7AFBPP-7OCGZMU-KTTDJAO";
+
+fn contact(name: &str, devices: &[&str]) -> ContactView {
+    ContactView {
+        name: name.into(),
+        uid: UID_BOB.into(),
+        fingerprint: "4OZC KDPN 2L5Q".into(),
+        safety_number: "19318 79507 11111 22222 33333 44444 55555 66666 77777 88888 99999 82887"
+            .into(),
+        verified: false,
+        devices: devices.iter().map(|d| (*d).to_string()).collect(),
+    }
+}
+
+fn message(id: i64, direction: &str, text: &str, state: &str) -> MessageView {
+    MessageView {
+        id,
+        direction: direction.into(),
+        text: Some(text.into()),
+        // 12:34:00 UTC on some day.
+        sent_at: 1_763_814_840_000 + id,
+        state: state.into(),
+        seq: u64::try_from(id).unwrap(),
+        error: None,
+        replicas: None,
+    }
+}
+
+fn summary(key: ConvKey, title: &str, unread: usize, last: i64) -> ConvSummary {
+    ConvSummary {
+        key,
+        title: title.into(),
+        unread,
+        last_activity: last,
+    }
+}
+
+/// An app with bob (open, two lines), a group with 3 unread, and a status.
+fn app_with_bob() -> App {
+    let mut app = App::new();
+    let list = vec![
+        summary(ConvKey::Contact("bob".into()), "bob", 0, 20),
+        summary(ConvKey::Group("dd30f89e".into()), "friends", 3, 10),
+    ];
+    let status = NodeStatus {
+        peers: 2,
+        reachability: "public".into(),
+        held: 4,
+        outbox: 1,
+        requests: 1,
+    };
+    app.on_update(Update::Conversations(
+        list,
+        vec![contact("bob", &["d1"])],
+        status,
+    ));
+    let lines = vec![
+        Line::direct(&message(1, "out", "hello bob", "delivered"), "bob"),
+        Line::direct(&message(2, "in", "hi alice", "read"), "bob"),
+        Line::direct(&message(3, "out", "still queued", "queued"), "bob"),
+    ];
+    app.on_update(Update::History(ConvKey::Contact("bob".into()), lines));
+    app
+}
+
+/// Renders `app` at `w`×`h` and returns the screen's rows.
+fn render(app: &App, w: u16, h: u16) -> Vec<String> {
+    let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+    terminal.draw(|f| view::draw(f, app)).unwrap();
+    let buffer = terminal.backend().buffer();
+    (0..h)
+        .map(|y| (0..w).map(|x| buffer[(x, y)].symbol()).collect::<String>())
+        .collect()
+}
+
+/// A row without the conversation list (its first 24 columns).
+fn right_of_list(row: &str) -> String {
+    row.chars().skip(24).collect()
+}
+
+fn key(code: KeyCode) -> KeyEvent {
+    KeyEvent::new(code, KeyModifiers::NONE)
+}
+
+fn type_text(app: &mut App, text: &str) {
+    for c in text.chars() {
+        app.on_key(key(KeyCode::Char(c)));
+    }
+}
+
+#[test]
+fn main_screen_at_80x24() {
+    let app = app_with_bob();
+    let rows = render(&app, 80, 24);
+    assert_eq!(rows.len(), 24);
+    assert!(rows.iter().all(|r| r.chars().count() == 80));
+    assert!(rows[0].starts_with("┌Conversations"), "{}", rows[0]);
+    assert!(rows[0].contains("@bob [not verified: F6]"), "{}", rows[0]);
+    assert!(
+        rows[1].starts_with("│▶@bob                 │"),
+        "{}",
+        rows[1]
+    );
+    assert!(
+        rows[2].starts_with("│ #friends          (3)│"),
+        "{}",
+        rows[2]
+    );
+    // Newest at the bottom of the conversation, with delivery marks as symbols.
+    assert_eq!(
+        right_of_list(&rows[18]),
+        "│12:34 me: hello bob ✓✓                                │"
+    );
+    assert_eq!(
+        right_of_list(&rows[19]),
+        "│12:34 bob: hi alice                                   │"
+    );
+    assert_eq!(
+        right_of_list(&rows[20]),
+        "│12:34 me: still queued …                              │"
+    );
+    assert_eq!(rows[22].trim_end(), "›");
+    assert_eq!(
+        rows[23].trim_end(),
+        "peers 2 · public · held 4 · outbox 1 · requests 1 │ F1 help"
+    );
+}
+
+#[test]
+fn empty_screen_says_what_to_do() {
+    let rows = render(&App::new(), 80, 24);
+    assert!(rows[1].starts_with("│no contacts yet:"), "{}", rows[1]);
+    assert!(rows[0].contains("no conversation"), "{}", rows[0]);
+}
+
+#[test]
+fn marks_are_symbols_for_every_state() {
+    let mark = |d, s| Mark::of(d, s).symbol();
+    assert_eq!(mark("out", "queued"), "…");
+    assert_eq!(mark("out", "sent"), "✓");
+    assert_eq!(mark("out", "stored"), "✓");
+    assert_eq!(mark("out", "delivered"), "✓✓");
+    assert_eq!(mark("out", "read"), "✓✓ read");
+    assert_eq!(mark("out", "failed"), "✗ failed");
+    assert_eq!(mark("in", "received"), "");
+    // A group message of ours shows how many member devices have it.
+    let m = GroupMessageView {
+        message: message(5, "out", "all", "sent"),
+        from: None,
+        from_name: None,
+        delivered: Some(2),
+        read: Some(0),
+        total: Some(3),
+    };
+    assert_eq!(view::render_line(&Line::group(&m)), "12:34 me: all ✓ 2/3");
+}
+
+#[test]
+fn it_redraws_at_any_size() {
+    let app = app_with_bob();
+    let small = render(&app, 80, 24);
+    let large = render(&app, 120, 40);
+    assert_eq!(large.len(), 40);
+    assert!(large[34].contains("12:34 me: hello bob ✓✓"), "{large:?}");
+    assert!(small[18].contains("12:34 me: hello bob ✓✓"));
+    // Tiny terminals do not panic.
+    render(&app, 10, 4);
+    render(&app, 1, 1);
+}
+
+#[test]
+fn enter_sends_to_the_open_conversation_and_keeps_a_history() {
+    let mut app = app_with_bob();
+    let _ = app.take_commands();
+    type_text(&mut app, "first");
+    app.on_key(key(KeyCode::Enter));
+    type_text(&mut app, "second");
+    app.on_key(key(KeyCode::Enter));
+    let commands = app.take_commands();
+    assert_eq!(
+        commands,
+        vec![
+            Command::Send(ConvKey::Contact("bob".into()), "first".into()),
+            Command::Send(ConvKey::Contact("bob".into()), "second".into()),
+        ]
+    );
+    app.on_key(key(KeyCode::Up));
+    assert_eq!(app.input, "second");
+    app.on_key(key(KeyCode::Up));
+    assert_eq!(app.input, "first");
+    app.on_key(key(KeyCode::Down));
+    assert_eq!(app.input, "second");
+    app.on_key(key(KeyCode::Down));
+    assert_eq!(app.input, "");
+}
+
+#[test]
+fn tab_moves_between_conversations_and_opens_them() {
+    let mut app = app_with_bob();
+    let _ = app.take_commands();
+    app.on_key(key(KeyCode::Tab));
+    // The first history read is still running: the next waits for it.
+    assert!(app.take_commands().is_empty());
+    app.on_update(Update::Done(Command::Open(ConvKey::Contact("bob".into()))));
+    assert_eq!(app.selected, Some(ConvKey::Group("dd30f89e".into())));
+    assert!(app.lines.is_empty());
+    assert_eq!(
+        app.take_commands(),
+        vec![Command::Open(ConvKey::Group("dd30f89e".into()))]
+    );
+    app.on_key(key(KeyCode::BackTab));
+    assert_eq!(app.selected, Some(ConvKey::Contact("bob".into())));
+}
+
+#[test]
+fn events_refresh_once_however_many_arrive() {
+    let mut app = app_with_bob();
+    let _ = app.take_commands();
+    app.on_update(Update::Done(Command::Refresh));
+    app.on_update(Update::Done(Command::Open(ConvKey::Contact("bob".into()))));
+    for id in 0..50 {
+        app.on_update(Update::Event(Box::new(ApiEvent::MessageState {
+            id,
+            contact: "bob".into(),
+            state: "delivered".into(),
+        })));
+    }
+    let commands = app.take_commands();
+    assert_eq!(
+        commands,
+        vec![
+            Command::Refresh,
+            Command::Open(ConvKey::Contact("bob".into()))
+        ]
+    );
+    // More events while those run: nothing more until they are done.
+    app.on_update(Update::Event(Box::new(ApiEvent::MessageReceived {
+        id: 9,
+        contact: "bob".into(),
+        text: "x".into(),
+        sent_at: 0,
+    })));
+    assert!(app.take_commands().is_empty());
+    app.on_update(Update::Done(Command::Refresh));
+    assert_eq!(app.take_commands(), vec![Command::Refresh]);
+    // A full queue: asked again later, not lost.
+    app.requeue(Command::Refresh);
+    assert_eq!(app.take_commands(), vec![Command::Refresh]);
+}
+
+#[test]
+fn a_pasted_ticket_adds_a_contact() {
+    let mut app = App::new();
+    app.on_paste("rhz1contactabc\n");
+    app.on_key(key(KeyCode::Enter));
+    assert!(
+        app.take_commands()
+            .contains(&Command::AddContact("rhz1contactabc".into()))
+    );
+}
+
+#[test]
+fn slash_commands() {
+    let mut app = app_with_bob();
+    let _ = app.take_commands();
+    let run = |app: &mut App, line: &str| {
+        type_text(app, line);
+        app.on_key(key(KeyCode::Enter));
+        app.take_commands()
+    };
+    assert_eq!(
+        run(&mut app, "/group team bob carol"),
+        vec![Command::CreateGroup(
+            "team".into(),
+            vec!["bob".into(), "carol".into()]
+        )]
+    );
+    assert!(run(&mut app, "/members dave").is_empty());
+    assert_eq!(app.notice.as_deref(), Some("open a group first"));
+    assert_eq!(run(&mut app, "/ticket"), vec![Command::ShowTicket]);
+    assert_eq!(run(&mut app, "/join 7"), vec![Command::AcceptGroup(7)]);
+    assert!(run(&mut app, "/nonsense").is_empty());
+    assert!(app.notice.as_deref().unwrap().contains("unknown command"));
+    run(&mut app, "/quit");
+    assert!(app.quit);
+}
+
+#[test]
+fn requests_screen_and_accept_by_number() {
+    let mut app = app_with_bob();
+    let _ = app.take_commands();
+    let request = RequestView {
+        uid: "S4O22DO-AAAAAAA".into(),
+        name: Some("carol".into()),
+        fingerprint: None,
+        safety_number: Some("12345 67890".into()),
+        device_listed: Some(true),
+        envelopes: 2,
+        bytes: 900,
+        first_at: 0,
+        last_at: 0,
+        blocked: false,
+    };
+    app.on_update(Update::Overlay(Overlay::Requests {
+        people: vec![request],
+        groups: Vec::new(),
+    }));
+    let rows = render(&app, 80, 24);
+    let screen = rows.join("\n");
+    assert!(
+        screen.contains("Message requests (/accept N [NAME], /decline N):"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("1. carol S4O22DO-AAAAAAA · 2 message(s)"),
+        "{screen}"
+    );
+    assert!(screen.contains("safety number 12345 67890"), "{screen}");
+    type_text(&mut app, "/accept 1 carol");
+    app.on_key(key(KeyCode::Enter));
+    assert_eq!(
+        app.take_commands(),
+        vec![Command::Accept(
+            "S4O22DO-AAAAAAA".into(),
+            Some("carol".into())
+        )]
+    );
+    app.on_key(key(KeyCode::Esc));
+    assert!(app.overlay.is_none());
+}
+
+#[test]
+fn safety_number_screen_and_verify() {
+    let mut app = app_with_bob();
+    let _ = app.take_commands();
+    app.on_key(key(KeyCode::F(6)));
+    let screen = render(&app, 80, 24).join("\n");
+    assert!(screen.contains("Safety number (Esc closes)"), "{screen}");
+    assert!(screen.contains("19318 79507"), "{screen}");
+    assert!(screen.contains("✗ not verified"), "{screen}");
+    app.on_key(key(KeyCode::Char('v')));
+    assert_eq!(app.take_commands(), vec![Command::Verify("bob".into())]);
+    assert!(app.overlay.is_none());
+}
+
+#[test]
+fn changed_devices_show_a_banner_and_sending_asks_first() {
+    let mut app = app_with_bob();
+    let _ = app.take_commands();
+    let list = app.conversations.clone();
+    app.on_update(Update::Conversations(
+        list,
+        vec![contact("bob", &["d1", "d2"])],
+        NodeStatus::default(),
+    ));
+    let rows = render(&app, 80, 24);
+    assert!(
+        rows[1].contains("⚠ bob's keys changed (devices)"),
+        "{}",
+        rows[1]
+    );
+    type_text(&mut app, "secret");
+    app.on_key(key(KeyCode::Enter));
+    assert!(
+        app.take_commands()
+            .iter()
+            .all(|c| !matches!(c, Command::Send(..)))
+    );
+    assert!(
+        app.notice
+            .as_deref()
+            .unwrap()
+            .contains("Enter again to send")
+    );
+    // Esc cancels; a second try confirmed with Enter sends, and the banner goes.
+    app.on_key(key(KeyCode::Esc));
+    assert_eq!(app.notice.as_deref(), Some("not sent"));
+    type_text(&mut app, "secret");
+    app.on_key(key(KeyCode::Enter));
+    app.on_key(key(KeyCode::Enter));
+    assert_eq!(
+        app.take_commands(),
+        vec![Command::Send(
+            ConvKey::Contact("bob".into()),
+            "secret".into()
+        )]
+    );
+    assert!(!render(&app, 80, 24)[1].contains("⚠"));
+}
+
+#[test]
+fn help_and_ticket_screens() {
+    let mut app = app_with_bob();
+    app.on_key(key(KeyCode::F(1)));
+    let screen = render(&app, 80, 24).join("\n");
+    assert!(screen.contains("Help (Esc closes)"), "{screen}");
+    assert!(screen.contains("F2 /ticket"), "{screen}");
+    let qr = "█▀▀▀█\n█ █ █\n▀▀▀▀▀".to_string();
+    app.on_update(Update::Overlay(Overlay::Ticket {
+        ticket: "rhz1contactxyz".into(),
+        qr: qr.clone(),
+    }));
+    let screen = render(&app, 80, 24).join("\n");
+    assert!(screen.contains("█ █ █"), "{screen}");
+    assert!(screen.contains("rhz1contactxyz"), "{screen}");
+    // A QR code larger than the screen: the ticket text and the size needed.
+    let big = "█".repeat(100);
+    app.on_update(Update::Overlay(Overlay::Ticket {
+        ticket: "rhz1contactxyz".into(),
+        qr: big,
+    }));
+    let screen = render(&app, 80, 24).join("\n");
+    assert!(screen.contains("The QR code needs 102×"), "{screen}");
+    assert!(screen.contains("rhz1contactxyz"), "{screen}");
+}
+
+#[test]
+fn ctrl_c_and_ctrl_q_quit() {
+    for c in ['c', 'q'] {
+        let mut app = App::new();
+        app.on_key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL));
+        assert!(app.quit);
+    }
+}
