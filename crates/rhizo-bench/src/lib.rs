@@ -16,6 +16,7 @@
 //! | B10 | group fan-out: direct, gossipsub, relay    | one 1:1 send on the same nodes             |
 //! | B14 | agent task round trip, delegate → completed | B2's message p50 on the same pair         |
 //! | B15 | agent tasks/s, 8 in flight                  | B3's 64 B msg/s on the same pair           |
+//! | SCALE | 100–1,000 real rhizo-net nodes in one process: DHT lookups, gossip, churn, Sybil | issue 19's targets |
 //!
 //! ```text
 //!  main ── Options ──▶ run() ──▶ transport::run_b1 ─┐
@@ -35,6 +36,8 @@
 //!   relays.
 //! - [`groups`] (B9): MLS group commits at 10, 100 and 1,000 members, in-process.
 //! - [`sim`] (B5, B6): discrete-event simulations.
+//! - [`scale`] (SCALE, issue 19): N real rhizo-net nodes on the memory transport, under churn
+//!   and Sybil nodes (`scale::lab`: the nodes).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -43,6 +46,7 @@ pub mod groups;
 pub mod memory;
 pub mod messaging;
 pub mod report;
+pub mod scale;
 pub mod sim;
 pub mod store;
 pub mod transport;
@@ -54,8 +58,8 @@ use serde::Serialize;
 use crate::report::{Meta, Report};
 
 /// Every benchmark, in the order they run.
-pub const BENCHMARKS: [&str; 12] = [
-    "B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9", "B10", "B14", "B15",
+pub const BENCHMARKS: [&str; 13] = [
+    "B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9", "B10", "B14", "B15", "SCALE",
 ];
 
 /// What to run and how big.
@@ -75,6 +79,12 @@ pub struct Options {
     pub b2_messages: usize,
     /// Group sizes of B9 (default 10, 100 and 1,000; 4 and 10 when quick).
     pub b9_members: Vec<usize>,
+    /// Network sizes of SCALE (default 100 and 300; 50 when quick).
+    pub scale_nodes: Vec<usize>,
+    /// Churn and Sybil fraction of SCALE's scenarios (default 0.2; 0.1 when quick).
+    pub scale_fraction: f64,
+    /// SCALE's seed.
+    pub scale_seed: u64,
 }
 
 impl Options {
@@ -92,6 +102,17 @@ impl Options {
             } else {
                 groups::SIZES.to_vec()
             },
+            scale_nodes: if quick {
+                vec![scale::QUICK_NODES]
+            } else {
+                scale::SIZES.to_vec()
+            },
+            scale_fraction: if quick {
+                scale::QUICK_FRACTION
+            } else {
+                scale::FRACTION
+            },
+            scale_seed: scale::SEED,
         }
     }
 
@@ -196,6 +217,12 @@ pub fn run(options: &Options, meta: Meta) -> Report {
                 report.add(bench, result, |r| r.rows(bench));
             }
         }
+    }
+    if options.selected("SCALE") {
+        progress("SCALE: real rhizo-net nodes on the memory transport");
+        let specs = scale::scenarios(quick, &options.scale_nodes, options.scale_fraction);
+        let outcome = with_runtime(scale::run_scale(quick, &specs, options.scale_seed));
+        report.add("SCALE", outcome, |r| r.rows());
     }
     report
 }

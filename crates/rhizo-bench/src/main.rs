@@ -5,6 +5,7 @@
 //! rhizo-bench                  # everything, full sizes (minutes)
 //! rhizo-bench --quick          # tiny sizes (seconds; what the test suite runs)
 //! rhizo-bench --only B1,B3     # a selection
+//! rhizo-bench --only scale --scale-nodes 100,300   # issue 19's lab
 //! rhizo-bench --json           # machine-readable report on stdout
 //! ```
 
@@ -39,6 +40,15 @@ struct Cli {
     /// Timed sequential messages of B2 (default 200; 20 with --quick).
     #[arg(long)]
     b2_messages: Option<usize>,
+    /// SCALE network sizes (default 100,300; 50 with --quick).
+    #[arg(long, value_delimiter = ',')]
+    scale_nodes: Vec<usize>,
+    /// SCALE's churn and Sybil fraction (default 0.2; 0.1 with --quick).
+    #[arg(long)]
+    scale_fraction: Option<f64>,
+    /// SCALE's seed (nodes' keys, bootstrap peers, churn, Sybils, lookups).
+    #[arg(long)]
+    scale_seed: Option<u64>,
     /// Fraction of B6's nodes gone in its churn setting.
     #[arg(long, default_value_t = 0.2)]
     b6_churn: f64,
@@ -81,6 +91,15 @@ fn main() -> std::process::ExitCode {
         options.b9_members = cli.b9_members.clone();
     }
     options.b6_churn = cli.b6_churn;
+    if !cli.scale_nodes.is_empty() {
+        options.scale_nodes = cli.scale_nodes.clone();
+    }
+    if let Some(f) = cli.scale_fraction {
+        options.scale_fraction = f.clamp(0.0, 0.9);
+    }
+    if let Some(seed) = cli.scale_seed {
+        options.scale_seed = seed;
+    }
     if let Some(n) = cli.b2_messages {
         options.b2_messages = n;
     }

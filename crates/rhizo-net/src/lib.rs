@@ -29,7 +29,8 @@
 //! - [`nat`]: NAT traversal (AutoNAT, relay server and client, DCUtR, UPnP) and reachability.
 //! - [`msg_protocol`]: the length-prefixed frame codec of `/rhizo/msg/1` and `/rhizo/mailbox/1`.
 //! - [`start()`](start) (a function of this file, not a module): builds the Swarm, binds the
-//!   listeners, returns the three parts.
+//!   listeners, returns the three parts; [`start_with_transport`] does the same on libp2p's
+//!   in-process memory transport ([`Transport::Memory`], for the scale lab).
 //!
 //! # Errors
 //! Every [`Client`] call returns a typed error: [`NetError`] (with [`DhtError`] for what a DHT
@@ -256,12 +257,35 @@ pub enum DhtError {
     },
 }
 
+/// Which transport the Swarm runs on. Every node uses [`Transport::Tcp`]; the memory transport
+/// exists for the scale lab (rhizo-bench `--only scale`), which runs many nodes in one process
+/// with no sockets at all.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Transport {
+    /// TCP + Noise + Yamux, QUIC, and the relay client: what a node runs.
+    #[default]
+    Tcp,
+    /// libp2p's in-process memory transport (`/memory/<port>` addresses, `/memory/0` for any
+    /// free port) + Noise + Yamux, and the relay client. Sends no packets; only nodes of the
+    /// same process can reach each other.
+    Memory,
+}
+
+/// The parts [`start`] returns: the client, the event receiver and the event loop.
+pub type Started = (Client, tokio::sync::mpsc::Receiver<NetEvent>, EventLoop);
+
 /// Builds the Swarm, binds every listen address, seeds Kademlia with the peer book, starts
 /// dialling the bootstrap peers, and returns the client, the event receiver and the event loop
-/// (which the caller spawns). Must be called inside a tokio runtime.
-pub fn start(
-    config: NetConfig,
-) -> Result<(Client, tokio::sync::mpsc::Receiver<NetEvent>, EventLoop), NetError> {
+/// (which the caller spawns). Must be called inside a tokio runtime. Runs on TCP and QUIC; see
+/// [`start_with_transport`] for the memory transport.
+pub fn start(config: NetConfig) -> Result<Started, NetError> {
+    start_with_transport(config, Transport::Tcp)
+}
+
+/// [`start`] on the given [`Transport`]: the behaviours, limits and rules are the same, only
+/// the transport under Noise and Yamux differs.
+pub fn start_with_transport(config: NetConfig, transport: Transport) -> Result<Started, NetError> {
     let mut trusted: Vec<(PeerId, Multiaddr)> = Vec::with_capacity(config.trusted.len());
     for addr in &config.trusted {
         let Some(peer) = peer_id_of(addr) else {
@@ -284,24 +308,7 @@ pub fn start(
         upnp: config.upnp,
         guard: guard_config,
     };
-    let idle = config.idle_connection_timeout;
-    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .map_err(|e| NetError::Build(e.to_string()))?
-        .with_quic()
-        .with_relay_client(noise::Config::new, yamux::Config::default)
-        .map_err(|e| NetError::Build(e.to_string()))?
-        .with_behaviour(|key, relay_client| {
-            behaviour::Behaviour::new(key, &behaviour_config, relay_client)
-        })
-        .map_err(|e| NetError::Build(e.to_string()))?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
-        .build();
+    let mut swarm = build_swarm(&config, &behaviour_config, transport)?;
 
     for addr in &config.listen {
         ensure_port_free(addr)?;
@@ -329,6 +336,55 @@ pub fn start(
     event_loop.start_trusted(&trusted);
     event_loop.start_relays(&config.relays);
     Ok((Client::new(command_tx, counters), event_rx, event_loop))
+}
+
+/// The Swarm with rhizo's behaviour on `transport`.
+fn build_swarm(
+    config: &NetConfig,
+    behaviour_config: &behaviour::BehaviourConfig,
+    transport: Transport,
+) -> Result<libp2p::Swarm<behaviour::Behaviour>, NetError> {
+    use libp2p::core::Transport as _;
+    let idle = config.idle_connection_timeout;
+    let build = |e: &dyn std::fmt::Display| NetError::Build(e.to_string());
+    let builder = libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone()).with_tokio();
+    let swarm = match transport {
+        Transport::Tcp => builder
+            .with_tcp(
+                tcp::Config::default().nodelay(true),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .map_err(|e| build(&e))?
+            .with_quic()
+            .with_relay_client(noise::Config::new, yamux::Config::default)
+            .map_err(|e| build(&e))?
+            .with_behaviour(|key, relay_client| {
+                behaviour::Behaviour::new(key, behaviour_config, relay_client)
+            })
+            .map_err(|e| build(&e))?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+            .build(),
+        Transport::Memory => builder
+            .with_other_transport(|key| {
+                let noise = noise::Config::new(key)
+                    .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)?;
+                Ok(libp2p::core::transport::MemoryTransport::default()
+                    .upgrade(libp2p::core::upgrade::Version::V1)
+                    .authenticate(noise)
+                    .multiplex(yamux::Config::default()))
+            })
+            .map_err(|e| build(&e))?
+            .with_relay_client(noise::Config::new, yamux::Config::default)
+            .map_err(|e| build(&e))?
+            .with_behaviour(|key, relay_client| {
+                behaviour::Behaviour::new(key, behaviour_config, relay_client)
+            })
+            .map_err(|e| build(&e))?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+            .build(),
+    };
+    Ok(swarm)
 }
 
 fn listen_error(addr: &Multiaddr, e: libp2p::TransportError<std::io::Error>) -> NetError {

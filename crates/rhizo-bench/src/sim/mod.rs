@@ -19,7 +19,7 @@
 
 pub mod dht;
 pub mod gossip;
-mod rng;
+pub(crate) mod rng;
 
 pub use dht::{B6Result, B6Scenario, run_b6};
 pub use gossip::{B5Result, B5Scenario, B5Topology, run_b5};

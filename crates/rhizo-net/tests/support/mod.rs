@@ -53,6 +53,8 @@ pub(crate) struct Opts {
     pub(crate) trusted: Vec<Multiaddr>,
     pub(crate) idle: Duration,
     pub(crate) validator: Arc<dyn RecordValidator>,
+    /// TCP (the default), or the in-process memory transport (listen on `/memory/0`).
+    pub(crate) transport: rhizo_net::Transport,
 }
 
 impl Default for Opts {
@@ -68,6 +70,7 @@ impl Default for Opts {
             trusted: Vec::new(),
             idle: Duration::from_secs(60),
             validator: Arc::new(RefuseAllRecords),
+            transport: rhizo_net::Transport::Tcp,
         }
     }
 }
@@ -103,7 +106,8 @@ impl Node {
             trusted: opts.trusted,
             ..NetConfig::new(opts.keypair)
         };
-        let (client, events, event_loop) = rhizo_net::start(config).expect("network starts");
+        let (client, events, event_loop) =
+            rhizo_net::start_with_transport(config, opts.transport).expect("network starts");
         let mut node = Self {
             client,
             events,

@@ -1,0 +1,314 @@
+//! SCALE (issue 19): N real rhizo-net nodes in one process on libp2p's memory transport, under
+//! churn and Sybil nodes. `rhizo-bench --only scale [--scale-nodes 100,300] [--json]`.
+//!
+//! **Real code:** rhizo-net's whole stack per node (Noise, Yamux, the connection guard with a
+//! node's default limits, identify, ping, Kademlia on `/rhizo/kad/1.0.0` with rhizo's
+//! timeouts and store bounds, gossipsub with rhizo's configuration and scoring, the event
+//! loop, the `Client`), rhizo-node's `CoreRecordValidator` on every honest node, real signed
+//! identity records (rhizo-core), checked again by the reader with `validate_record`.
+//!
+//! **Not real / not covered:** the transport (memory instead of TCP; no per-link latency, so
+//! lookup times are CPU-bound, not network-bound); a node that leaves closes its connections
+//! at once (a real node that vanishes leaves peers waiting for timeouts); the owners do not
+//! republish (the node's publisher does every few hours); Sybil nodes only acknowledge stores
+//! and keep nothing (they do not yet answer lookups with each other or aim at a key); the
+//! mailbox replica and client (rhizo-node `mailbox/`) are not wired, so there is no
+//! `mailbox_delivered`; gossipsub hands the application each message once, so duplicates per
+//! node are not measured here.
+//!
+//! ```text
+//!  run_scale ─▶ per scenario: Lab::grow(N) ─▶ bootstrap ─▶ publish R records
+//!            ─▶ churn steps (stop k, start k fresh, bootstrap them) ─▶ R lookups
+//!            ─▶ gossip: subscribe all, mesh formed, M publishes ─▶ coverage
+//! ```
+
+pub mod lab;
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::report::{Row, Target};
+use crate::{Summary, ms, percentile};
+use lab::Lab;
+
+/// Network sizes of a full run.
+pub const SIZES: [usize; 2] = [100, 300];
+/// Network size of the quick case (the test suite).
+pub const QUICK_NODES: usize = 50;
+/// Churn and Sybil fraction of a full run's churn and Sybil scenarios (the issue's 20 %).
+pub const FRACTION: f64 = 0.2;
+/// Churn and Sybil fraction of the quick case.
+pub const QUICK_FRACTION: f64 = 0.1;
+/// The default seed.
+pub const SEED: u64 = 19;
+/// Records published (and looked up) per scenario.
+const RECORDS: usize = 100;
+/// Records of the quick case.
+const QUICK_RECORDS: usize = 30;
+/// Churn steps ("minutes") per scenario: the churn fraction is spread over them.
+const CHURN_STEPS: usize = 3;
+/// Gossip messages per scenario.
+const GOSSIP_MESSAGES: usize = 5;
+/// Gossip messages of the quick case.
+const QUICK_GOSSIP_MESSAGES: usize = 3;
+/// How long the lab waits for the gossip mesh to form after subscribing.
+const MESH_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// What one scenario runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioSpec {
+    /// `steady`, `churn`, `sybil` or `churn+sybil`.
+    pub name: String,
+    /// Nodes.
+    pub nodes: usize,
+    /// Fraction of nodes replaced over the churn steps.
+    pub churn: f64,
+    /// Fraction of Sybil nodes (drop every store).
+    pub sybil: f64,
+}
+
+/// One scenario's figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct Scenario {
+    /// What ran.
+    pub spec: ScenarioSpec,
+    /// The seed.
+    pub seed: u64,
+    /// Records published (accepted by at least one peer).
+    pub records: usize,
+    /// Lookups made.
+    pub lookups: usize,
+    /// Fraction of lookups that returned the valid record.
+    pub lookup_success: f64,
+    /// Lookup time to the end of the query, ms.
+    pub lookup_ms: Summary,
+    /// The 80th percentile of the lookup time, ms (IPFS Amino's figure).
+    pub lookup_p80_ms: f64,
+    /// Mean fraction of the other live nodes each gossip message reached.
+    pub gossip_coverage: f64,
+    /// Gossip messages sent.
+    pub gossip_messages: usize,
+    /// `mailbox_delivered`: `None`, the mailbox code is not wired into the lab yet.
+    pub mailbox_delivered: Option<f64>,
+    /// Nodes whose first Kademlia bootstrap finished in time.
+    pub bootstrapped: usize,
+    /// Connected peers per node (a sample).
+    pub connections_per_node: f64,
+    /// Process RSS growth while the N nodes started and bootstrapped, KiB per node.
+    pub rss_kib_per_node: f64,
+    /// Process RSS at the end of the scenario, MiB.
+    pub rss_mib: f64,
+    /// Wall time of the scenario, s.
+    pub wall_s: f64,
+}
+
+/// The whole SCALE run.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScaleResult {
+    /// Every scenario, in run order.
+    pub scenarios: Vec<Scenario>,
+    /// Peak process RSS, MiB.
+    pub peak_rss_mib: f64,
+}
+
+/// The scenarios of a run: for each size, steady, churn, Sybil and both (the quick case:
+/// steady and both at [`QUICK_NODES`]).
+pub fn scenarios(quick: bool, sizes: &[usize], fraction: f64) -> Vec<ScenarioSpec> {
+    let spec = |name: &str, nodes, churn, sybil| ScenarioSpec {
+        name: name.into(),
+        nodes,
+        churn,
+        sybil,
+    };
+    if quick {
+        let (n, f) = (QUICK_NODES, QUICK_FRACTION);
+        return vec![spec("steady", n, 0.0, 0.0), spec("churn+sybil", n, f, f)];
+    }
+    let mut out = Vec::new();
+    for &n in sizes {
+        out.push(spec("steady", n, 0.0, 0.0));
+        out.push(spec("churn", n, fraction, 0.0));
+        out.push(spec("sybil", n, 0.0, fraction));
+        out.push(spec("churn+sybil", n, fraction, fraction));
+    }
+    out
+}
+
+/// Runs `specs` one after the other, each on a fresh lab.
+pub async fn run_scale(
+    quick: bool,
+    specs: &[ScenarioSpec],
+    seed: u64,
+) -> anyhow::Result<ScaleResult> {
+    let mut scenarios = Vec::with_capacity(specs.len());
+    for spec in specs {
+        crate::progress(&format!(
+            "SCALE: {} N = {}, churn {}, Sybil {}",
+            spec.name, spec.nodes, spec.churn, spec.sybil
+        ));
+        let scenario = run_scenario(quick, spec, seed).await?;
+        crate::progress(&format!(
+            "SCALE: lookup_success {:.4}, p50 {:.0} ms, p99 {:.0} ms, gossip {:.4}, {:.0} KiB/node, {:.0} s",
+            scenario.lookup_success,
+            scenario.lookup_ms.p50,
+            scenario.lookup_ms.p99,
+            scenario.gossip_coverage,
+            scenario.rss_kib_per_node,
+            scenario.wall_s
+        ));
+        scenarios.push(scenario);
+    }
+    Ok(ScaleResult {
+        scenarios,
+        peak_rss_mib: proc_status_kib("VmHWM:") / 1024.0,
+    })
+}
+
+async fn run_scenario(quick: bool, spec: &ScenarioSpec, seed: u64) -> anyhow::Result<Scenario> {
+    let started = Instant::now();
+    let mut lab = Lab::new(seed ^ spec.nodes as u64);
+    let rss_before = proc_status_kib("VmRSS:");
+    let all = lab.grow(spec.nodes, spec.sybil).await?;
+    let bootstrapped = lab.bootstrap(&all).await;
+    let rss_kib_per_node = (proc_status_kib("VmRSS:") - rss_before) / spec.nodes.max(1) as f64;
+    let records = lab
+        .publish(if quick { QUICK_RECORDS } else { RECORDS })
+        .await;
+
+    let per_step = (spec.nodes as f64 * spec.churn / CHURN_STEPS as f64).round() as usize;
+    if per_step > 0 {
+        for _ in 0..CHURN_STEPS {
+            for index in lab.draw_live(per_step) {
+                lab.stop(index).await;
+            }
+            let fresh = lab.grow(per_step, spec.sybil).await?;
+            lab.bootstrap(&fresh).await;
+        }
+    }
+    let lookups = lab.lookups(&records).await;
+    let found = lookups.iter().filter(|l| l.found).count();
+    let times: Vec<f64> = lookups.iter().map(|l| ms(l.elapsed)).collect();
+    let mut sorted = times.clone();
+    sorted.sort_by(f64::total_cmp);
+
+    let gossip_messages = if quick {
+        QUICK_GOSSIP_MESSAGES
+    } else {
+        GOSSIP_MESSAGES
+    };
+    lab.subscribe_all().await;
+    wait_for_mesh(&mut lab).await;
+    let mut coverage = Vec::with_capacity(gossip_messages);
+    for _ in 0..gossip_messages {
+        coverage.push(lab.gossip_once().await?);
+    }
+    let connections_per_node = lab.mean_connections().await;
+    lab.stop_all().await;
+    Ok(Scenario {
+        spec: spec.clone(),
+        seed,
+        records: records.len(),
+        lookups: lookups.len(),
+        lookup_success: found as f64 / lookups.len().max(1) as f64,
+        lookup_ms: Summary::of(&times),
+        lookup_p80_ms: percentile(&sorted, 80.0),
+        gossip_coverage: coverage.iter().sum::<f64>() / coverage.len().max(1) as f64,
+        gossip_messages,
+        mailbox_delivered: None,
+        bootstrapped,
+        connections_per_node,
+        rss_kib_per_node,
+        rss_mib: proc_status_kib("VmRSS:") / 1024.0,
+        wall_s: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Waits (bounded by [`MESH_TIMEOUT`]) until a sample of live nodes all have gossip mesh peers.
+async fn wait_for_mesh(lab: &mut Lab) {
+    let deadline = Instant::now() + MESH_TIMEOUT;
+    let sample = lab.draw_live(16);
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    while Instant::now() < deadline {
+        tick.tick().await;
+        if lab.all_meshed(&sample).await {
+            return;
+        }
+    }
+}
+
+/// A `/proc/self/status` field in KiB (0 when unreadable).
+fn proc_status_kib(field: &str) -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix(field))
+                .and_then(|rest| rest.split_whitespace().next()?.parse::<f64>().ok())
+        })
+        .unwrap_or(0.0)
+}
+
+impl ScaleResult {
+    /// The report rows: per scenario, lookup success and times, gossip coverage, memory.
+    pub fn rows(&self) -> Vec<Row> {
+        let mut rows = Vec::new();
+        for s in &self.scenarios {
+            let label = format!(
+                "{} N={} churn {:.0}% Sybil {:.0}%",
+                s.spec.name,
+                s.spec.nodes,
+                s.spec.churn * 100.0,
+                s.spec.sybil * 100.0
+            );
+            let success_target = if s.spec.churn > 0.0 { 0.999 } else { 1.0 };
+            rows.push(
+                Row::new(
+                    "SCALE",
+                    format!("{label}: lookup_success"),
+                    s.lookup_success,
+                    "fraction",
+                )
+                .target(Target::value_at_least(success_target))
+                .note(format!("{} lookups of real signed records", s.lookups)),
+            );
+            rows.push(Row::new(
+                "SCALE",
+                format!("{label}: lookup p50"),
+                s.lookup_ms.p50,
+                "ms",
+            ));
+            rows.push(
+                Row::new(
+                    "SCALE",
+                    format!("{label}: lookup p80"),
+                    s.lookup_p80_ms,
+                    "ms",
+                )
+                .note("memory transport, no link latency: CPU-bound"),
+            );
+            rows.push(Row::new(
+                "SCALE",
+                format!("{label}: lookup p99"),
+                s.lookup_ms.p99,
+                "ms",
+            ));
+            rows.push(
+                Row::new(
+                    "SCALE",
+                    format!("{label}: gossip_coverage"),
+                    s.gossip_coverage,
+                    "fraction",
+                )
+                .target(Target::value_at_least(1.0)),
+            );
+            rows.push(Row::new(
+                "SCALE",
+                format!("{label}: RSS per node"),
+                s.rss_kib_per_node,
+                "KiB",
+            ));
+        }
+        rows
+    }
+}

@@ -1,0 +1,54 @@
+//! Issue 19's quick scale case: `rhizo-bench --quick --only scale --json` runs 50 real
+//! rhizo-net nodes in one process on the memory transport (steady, then 10 % churn with 10 %
+//! Sybil nodes that drop every store) and must find the published records and cover the live
+//! gossip subscribers. Properties only, no timings.
+
+use std::process::Command;
+
+use rhizo_bench::report::Report;
+
+/// The lookups of the steady network that must succeed (every one).
+const STEADY_LOOKUP_SUCCESS: f64 = 1.0;
+/// Under 10 % churn and 10 % Sybils: at most one lookup of the quick case's 30 may fail.
+const CHURN_SYBIL_LOOKUP_SUCCESS: f64 = 0.96;
+
+#[test]
+fn quick_scale_case_finds_records_and_covers_gossip() {
+    let output = Command::new(env!("CARGO_BIN_EXE_rhizo-bench"))
+        .args(["--quick", "--only", "scale", "--json"])
+        .output()
+        .expect("run rhizo-bench");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let report: Report = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("the report is not valid JSON ({e}):\n{stdout}\n{stderr}"));
+    assert!(report.errors.is_empty(), "{:?}\n{stderr}", report.errors);
+    let scenarios = report.details["SCALE"]["scenarios"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no SCALE scenarios:\n{stdout}"));
+    assert_eq!(scenarios.len(), 2, "{stdout}");
+    for s in scenarios {
+        let name = s["spec"]["name"].as_str().unwrap_or_default();
+        let success = s["lookup_success"].as_f64().unwrap_or(0.0);
+        let coverage = s["gossip_coverage"].as_f64().unwrap_or(0.0);
+        let lookups = s["lookups"].as_u64().unwrap_or(0);
+        assert!(
+            lookups >= 20,
+            "{name}: only {lookups} lookups ran\n{stderr}"
+        );
+        let floor = if name == "steady" {
+            STEADY_LOOKUP_SUCCESS
+        } else {
+            CHURN_SYBIL_LOOKUP_SUCCESS
+        };
+        assert!(
+            success >= floor,
+            "{name}: lookup_success {success} < {floor}\n{stderr}"
+        );
+        assert!(
+            coverage >= 1.0,
+            "{name}: gossip reached {coverage} of the live nodes\n{stderr}"
+        );
+    }
+    assert!(output.status.success(), "{stderr}");
+}
