@@ -34,6 +34,8 @@
 //!   requests.
 //! - [`metrics`]: Prometheus text rendering.
 //! - [`node`]: [`node::run`], the daemon's main loop.
+//! - [`pairing`]: light clients: the pairing ticket, the paired channel (HPKE with X-Wing) and
+//!   the book of paired clients.
 //! - [`peer_policy`]: per-peer rate limits, reputations and bans.
 //! - [`pex`]: peer exchange.
 //! - [`record_validator`]: which DHT records the node stores for others.
@@ -54,6 +56,7 @@ pub mod mailbox;
 pub mod messaging;
 pub mod metrics;
 pub mod node;
+pub mod pairing;
 pub mod peer_policy;
 pub mod pex;
 pub mod record_validator;
