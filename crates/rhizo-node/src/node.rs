@@ -77,6 +77,9 @@ pub enum NodeError {
     /// A blocking task panicked or was cancelled.
     #[error("internal task failed: {0}")]
     Task(String),
+    /// The light-client pairing files (`<data_dir>/light/`) could not be used.
+    #[error(transparent)]
+    Pairing(#[from] crate::pairing::PairingError),
 }
 
 fn describe_failures(failed: &[(Multiaddr, String)]) -> String {
@@ -188,6 +191,10 @@ pub async fn run(
         public_key,
         name,
         config.mdns,
+        crate::api::ws::LightApi::new(
+            crate::pairing::PairingBook::open(dir.path())?,
+            format!("ws://{api_addr}/v1/ws"),
+        ),
     );
     drop(token);
 

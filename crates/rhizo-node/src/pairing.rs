@@ -17,6 +17,6 @@ pub mod book;
 pub mod channel;
 pub mod ticket;
 
-pub use book::{PairedClient, PairingBook, PairingError};
+pub use book::{PairedClient, PairedClientView, PairingBook, PairingError};
 pub use channel::{ChannelError, KemKeyPair, Session};
 pub use ticket::PairTicket;

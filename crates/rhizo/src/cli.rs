@@ -83,6 +83,9 @@ pub(crate) enum Command {
     /// This identity's devices: link a new one (`link` on it, `add` here), list, revoke
     #[command(subcommand)]
     Device(DeviceCommand),
+    /// Pair a light client (browser, phone, script): print a one-time pairing ticket and its QR
+    /// code; `list` and `revoke` the paired clients
+    Pair(PairArgs),
     /// Set or show profiles (name, avatar), sent end-to-end to contacts
     #[command(subcommand)]
     Profile(ProfileCommand),
@@ -584,6 +587,29 @@ pub(crate) enum GroupAdminCommand {
         group: String,
         /// Contact name or UID of an admin
         member: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PairArgs {
+    /// A name for the client, shown in `rhizo pair list`
+    #[arg(long)]
+    pub(crate) name: Option<String>,
+    /// Print only the ticket text
+    #[arg(long)]
+    pub(crate) no_qr: bool,
+    #[command(subcommand)]
+    pub(crate) command: Option<PairCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PairCommand {
+    /// The paired light clients
+    List(JsonArg),
+    /// Revoke a paired light client (a prefix of its id, or its name): its session ends
+    Revoke {
+        /// The client
+        client: String,
     },
 }
 

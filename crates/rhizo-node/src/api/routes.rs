@@ -139,6 +139,10 @@ pub(crate) enum Endpoint {
     AddDevice,
     RevokeDevice,
     LinkTicket,
+    LightWs,
+    NewPairing,
+    ListPairings,
+    RevokePairing,
 }
 
 /// One row of the route table.
@@ -268,6 +272,10 @@ pub const ROUTES: &[Route] = &[
     v1(   Post,   "/v1/devices",                          Token, E::AddDevice,               "link a new device from its link ticket"),
     v1(   Delete, "/v1/devices/{id}",                     Token, E::RevokeDevice,            "revoke a linked device (new device-list version)"),
     v1(   Post,   "/v1/devices/link-ticket",              Token, E::LinkTicket,              "on a device waiting to be linked: a link ticket and its QR"),
+    v1(   Get,    "/v1/ws",                               Open,  E::LightWs,                 "WebSocket for paired light clients (authenticated by the paired channel)"),
+    v1(   Post,   "/v1/pairings",                         Token, E::NewPairing,              "a one-time pairing ticket and its QR for a light client"),
+    v1(   Get,    "/v1/pairings",                         Token, E::ListPairings,            "paired light clients"),
+    v1(   Delete, "/v1/pairings/{id}",                    Token, E::RevokePairing,           "revoke a paired light client (by id prefix or name)"),
     alias(Get,    "/health",                              Open,  E::Health,                  "/v1/health"),
     alias(Get,    "/stats",                               Token, E::Stats,                   "/v1/stats"),
     alias(Get,    "/peers",                               Token, E::Peers,                   "/v1/peers"),
@@ -351,6 +359,10 @@ fn handler(endpoint: Endpoint, method: Method) -> MethodRouter<ApiState> {
         E::AddDevice => on(m, super::devices::add_device),
         E::RevokeDevice => on(m, super::devices::revoke_device),
         E::LinkTicket => on(m, super::devices::link_ticket),
+        E::LightWs => on(m, super::ws::ws_upgrade),
+        E::NewPairing => on(m, super::pairing::new_pairing),
+        E::ListPairings => on(m, super::pairing::list_pairings),
+        E::RevokePairing => on(m, super::pairing::revoke_pairing),
     }
 }
 
