@@ -200,6 +200,15 @@ pub async fn run(
 
     let net_task = tokio::spawn(event_loop.run());
     let background = Background::spawn(&services, &config, peer_id, clock).await;
+    crate::gateway::serve_home(state.clone(), &services.client);
+    if let Some(addr) = config.gateway {
+        crate::gateway::spawn(addr, services.client.clone())
+            .await
+            .map_err(|e| NodeError::ApiBind {
+                addr,
+                reason: format!("the gateway cannot listen: {e}"),
+            })?;
+    }
     let (api_stop_tx, api_task) = spawn_api(listener, state);
     dir.write_api_addr(api_addr)?;
     info!(%api_addr, "local API listening");

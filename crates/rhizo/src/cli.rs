@@ -598,6 +598,10 @@ pub(crate) struct PairArgs {
     /// Print only the ticket text
     #[arg(long)]
     pub(crate) no_qr: bool,
+    /// Where the client reaches this node, if not the local API: a gateway's
+    /// ws://HOST:PORT/v1/gateway/<this node's peer id>
+    #[arg(long)]
+    pub(crate) url: Option<String>,
     #[command(subcommand)]
     pub(crate) command: Option<PairCommand>,
 }
@@ -731,6 +735,10 @@ pub(crate) struct NodeArgs {
     /// Map the listen port on the router with UPnP (multicasts on the LAN) [env: RHIZO_UPNP]
     #[arg(long)]
     pub(crate) upnp: bool,
+    /// Serve light clients that cannot reach their home node: WebSockets on IP:PORT spliced to
+    /// home nodes connected to this one [env: RHIZO_GATEWAY]
+    #[arg(long, value_name = "IP:PORT")]
+    pub(crate) gateway: Option<String>,
     /// A MaxMind country database (.mmdb) you supply, for --block-country [env: RHIZO_GEOIP_DB]
     #[arg(long, value_name = "FILE")]
     pub(crate) geoip_db: Option<std::path::PathBuf>,
@@ -795,6 +803,9 @@ impl Cli {
             }
             if node.upnp {
                 layer.upnp = Some(true);
+            }
+            if node.gateway.is_some() {
+                layer.gateway = node.gateway.clone();
             }
             if node.geoip_db.is_some() {
                 layer.geoip_db = node.geoip_db.clone();

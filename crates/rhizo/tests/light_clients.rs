@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow, bail, ensure};
 use rhizo_node::pairing::PairTicket;
 use rhizo_node::pairing::channel::{ClientHandshake, HelloKind, KemKeyPair, PSK_LEN, Session};
-use rhizo_test_utils::{TestNode, befriend, wait_for};
+use rhizo_test_utils::{TestNode, befriend, free_loopback_port, wait_for};
 use serde_json::{Value, json};
 use tungstenite::protocol::CloseFrame;
 use tungstenite::{Message, WebSocket};
@@ -127,8 +127,12 @@ fn close_code(ws: &mut WebSocket<TcpStream>) -> Option<u16> {
     }
 }
 
-fn pair_ticket(node: &TestNode) -> anyhow::Result<PairTicket> {
-    let out = node.cli(&["pair", "--no-qr", "--name", "phone"])?;
+fn pair_ticket(node: &TestNode, url: Option<&str>) -> anyhow::Result<PairTicket> {
+    let mut args = vec!["pair", "--no-qr", "--name", "phone"];
+    if let Some(url) = url {
+        args.extend(["--url", url]);
+    }
+    let out = node.cli(&args)?;
     ensure!(
         out.status.success(),
         "{}",
@@ -163,7 +167,7 @@ fn a_paired_light_client_messages_a_full_node_contact_both_ways() {
 }
 
 fn scenario(alice: &TestNode, bob: &TestNode) -> anyhow::Result<()> {
-    let ticket = pair_ticket(alice)?;
+    let ticket = pair_ticket(alice, None)?;
     let client = KemKeyPair::generate()?;
     let mut light = handshake(
         &ticket.url,
@@ -172,6 +176,12 @@ fn scenario(alice: &TestNode, bob: &TestNode) -> anyhow::Result<()> {
         &client,
         &ticket.secret,
     )?;
+    exchange(&mut light, alice, bob)?;
+    security(alice, &ticket, &client, light)
+}
+
+/// Register, discover, check bob's key, message him and get his answer.
+fn exchange(light: &mut Light, alice: &TestNode, bob: &TestNode) -> anyhow::Result<()> {
     let registered = light.ask(1, json!({"type": "register"}))?;
     ensure!(
         registered["type"] == "registered" && registered["uid"] == alice.uid(),
@@ -229,7 +239,7 @@ fn scenario(alice: &TestNode, bob: &TestNode) -> anyhow::Result<()> {
         "{got}"
     );
 
-    security(alice, &ticket, &client, light)
+    Ok(())
 }
 
 /// Reconnects with the pair key; a replayed frame and an altered frame close sessions; a wrong
@@ -336,4 +346,62 @@ fn security(
         "a revoked client connected"
     );
     Ok(())
+}
+
+/// Alice's node is reached through a third node in gateway mode (she keeps a connection to it
+/// with --trusted); the gateway splices the channel's bytes, refuses an unknown home node, and
+/// a session through it works like a direct one.
+#[test]
+fn a_light_client_reaches_its_home_node_through_a_gateway() {
+    let mut gateway = TestNode::init(Path::new(BIN), "gateway").expect("init gateway");
+    let mut alice = TestNode::init(Path::new(BIN), "alice").expect("init alice");
+    let mut bob = TestNode::init(Path::new(BIN), "bob").expect("init bob");
+    let result = (|| -> anyhow::Result<()> {
+        let port = free_loopback_port()?;
+        gateway.start(&["--gateway".to_string(), format!("127.0.0.1:{port}")])?;
+        let g = gateway.listen_addr()?;
+        alice.start(&[
+            "--bootstrap".to_string(),
+            g.clone(),
+            "--trusted".to_string(),
+            g.clone(),
+        ])?;
+        bob.start_and_publish(&["--bootstrap".to_string(), g], TIMEOUT)?;
+        befriend(&alice, "alice", &bob, "bob")?;
+        let url = format!("ws://127.0.0.1:{port}/v1/gateway/{}", alice.peer_id());
+        let ticket = pair_ticket(&alice, Some(&url))?;
+        ensure!(ticket.url == url, "{}", ticket.url);
+        let client = KemKeyPair::generate()?;
+        let mut light = handshake(
+            &url,
+            HelloKind::Pair,
+            &ticket.node_pk,
+            &client,
+            &ticket.secret,
+        )?;
+        exchange(&mut light, &alice, &bob)?;
+        let nowhere = format!("ws://127.0.0.1:{port}/v1/gateway/{}", bob.peer_id());
+        let other = KemKeyPair::generate()?;
+        let refused = handshake(
+            &nowhere,
+            HelloKind::Resume,
+            &ticket.node_pk,
+            &other,
+            &[1u8; PSK_LEN],
+        );
+        // Bob's node pairs no such client: its close code passes through the gateway.
+        ensure!(
+            refused.is_err_and(|e| e.to_string().contains("4401")),
+            "a session to bob's node (no light clients paired) worked"
+        );
+        Ok(())
+    })();
+    if let Err(e) = result {
+        panic!(
+            "{e:#}\n{}\n{}\n{}",
+            gateway.logs_tail(32 * 1024),
+            alice.logs_tail(64 * 1024),
+            bob.logs_tail(32 * 1024)
+        );
+    }
 }

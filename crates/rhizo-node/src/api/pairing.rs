@@ -19,6 +19,10 @@ pub struct NewPairingRequest {
     /// A name for the client (`rhizo pair --name`); `light client` if absent.
     #[serde(default)]
     pub name: Option<String>,
+    /// Where the client reaches the node, if not the local API's `/v1/ws`: a gateway's
+    /// `ws://HOST:PORT/v1/gateway/<this node's peer id>` (`rhizo pair --url`).
+    #[serde(default)]
+    pub url: Option<String>,
 }
 
 /// The answer to `POST /v1/pairings`.
@@ -53,11 +57,11 @@ pub(super) async fn new_pairing(
     body: Option<Json<NewPairingRequest>>,
 ) -> Response {
     let light = &state.inner.light;
-    let name = body
-        .and_then(|Json(b)| b.name)
-        .unwrap_or_else(|| "light client".to_owned());
+    let body = body.map(|Json(b)| b).unwrap_or_default();
+    let name = body.name.unwrap_or_else(|| "light client".to_owned());
+    let url = body.url.unwrap_or_else(|| light.url.clone());
     let now = u64::try_from(crate::unix_now()).unwrap_or(0);
-    match light.book.new_ticket(&light.url, &name, now) {
+    match light.book.new_ticket(&url, &name, now) {
         Ok(ticket) => (
             StatusCode::CREATED,
             Json(NewPairingResponse {

@@ -54,7 +54,7 @@ pub const REQUEST_BURST: f64 = 40.0;
 pub struct LightApi {
     pub(crate) book: PairingBook,
     pub(crate) url: String,
-    slots: Arc<Semaphore>,
+    pub(crate) slots: Arc<Semaphore>,
 }
 
 impl LightApi {
@@ -71,6 +71,9 @@ impl LightApi {
 /// Why a session ended, as a WebSocket close code and reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Close(pub(crate) u16, pub(crate) &'static str);
+
+/// The close of a session that ended normally.
+pub(crate) const NORMAL_CLOSE: Close = NORMAL;
 
 const MALFORMED: Close = Close(4400, "malformed handshake");
 const UNKNOWN_CLIENT: Close = Close(4401, "unknown or revoked client: pair again");
@@ -92,33 +95,61 @@ pub(super) async fn ws_upgrade(State(state): State<ApiState>, ws: WebSocketUpgra
         .max_frame_size(MAX_WS_MESSAGE_BYTES)
         .on_upgrade(move |mut socket| async move {
             let close = run_session(&state, &mut socket).await;
-            let _ = socket
-                .send(Message::Close(Some(CloseFrame {
-                    code: close.0,
-                    reason: close.1.into(),
-                })))
-                .await;
+            socket.close(close).await;
             drop(permit);
         })
 }
 
-/// The next binary message within `limit` (text, pings and pongs are skipped).
-async fn recv_binary(socket: &mut WebSocket, limit: Duration) -> Result<Vec<u8>, Close> {
-    let deadline = Instant::now() + limit;
-    loop {
-        match tokio::time::timeout_at(deadline, socket.recv()).await {
-            Err(_) => return Err(TOO_SLOW),
-            Ok(None | Some(Err(_)) | Some(Ok(Message::Close(_)))) => return Err(NORMAL),
-            Ok(Some(Ok(Message::Binary(bytes)))) => return Ok(bytes.to_vec()),
-            Ok(Some(Ok(_))) => {}
+/// A message transport a session runs over: the WebSocket of `/v1/ws`, or a gateway's
+/// `/rhizo/light/1` stream ([`crate::gateway`]). `recv` must be cancel-safe.
+pub(crate) trait FrameLink: Send {
+    /// The next binary message; `None` once the other end is gone.
+    fn recv(&mut self) -> impl Future<Output = Option<Vec<u8>>> + Send;
+    /// Sends one binary message; `false` if the other end is gone.
+    fn send(&mut self, bytes: Vec<u8>) -> impl Future<Output = bool> + Send;
+    /// Ends the session with `close`.
+    fn close(&mut self, close: Close) -> impl Future<Output = ()> + Send;
+}
+
+impl FrameLink for WebSocket {
+    async fn recv(&mut self) -> Option<Vec<u8>> {
+        loop {
+            match Self::recv(self).await {
+                None | Some(Err(_) | Ok(Message::Close(_))) => return None,
+                Some(Ok(Message::Binary(bytes))) => return Some(bytes.to_vec()),
+                Some(Ok(_)) => {}
+            }
         }
+    }
+
+    async fn send(&mut self, bytes: Vec<u8>) -> bool {
+        Self::send(self, Message::Binary(bytes.into()))
+            .await
+            .is_ok()
+    }
+
+    async fn close(&mut self, close: Close) {
+        let frame = CloseFrame {
+            code: close.0,
+            reason: close.1.into(),
+        };
+        let _ = Self::send(self, Message::Close(Some(frame))).await;
+    }
+}
+
+/// The next binary message within `limit`.
+async fn recv_binary(link: &mut impl FrameLink, limit: Duration) -> Result<Vec<u8>, Close> {
+    match tokio::time::timeout(limit, link.recv()).await {
+        Err(_) => Err(TOO_SLOW),
+        Ok(None) => Err(NORMAL),
+        Ok(Some(bytes)) => Ok(bytes),
     }
 }
 
 /// Runs the handshake: the session and the client id (hex).
 pub(crate) async fn handshake(
     book: &PairingBook,
-    socket: &mut WebSocket,
+    socket: &mut impl FrameLink,
 ) -> Result<(Session, String), Close> {
     let bytes = recv_binary(socket, HANDSHAKE_TIMEOUT).await?;
     let hello = Hello::parse(&bytes).map_err(|_| MALFORMED)?;
@@ -126,10 +157,9 @@ pub(crate) async fn handshake(
     let choice = book.psk_for(&hello, now).map_err(|_| UNKNOWN_CLIENT)?;
     let opened = open_hello(book.key(), &hello, &choice.psk).map_err(|_| HANDSHAKE_FAILED)?;
     let (node, reply) = opened.reply().map_err(|_| HANDSHAKE_FAILED)?;
-    socket
-        .send(Message::Binary(reply.into()))
-        .await
-        .map_err(|_| NORMAL)?;
+    if !socket.send(reply).await {
+        return Err(NORMAL);
+    }
     let finish = recv_binary(socket, HANDSHAKE_TIMEOUT).await?;
     let (session, keys) = node.finish(&finish).map_err(|_| HANDSHAKE_FAILED)?;
     if choice.pairing_name.is_some() {
@@ -148,21 +178,31 @@ pub(crate) async fn handshake(
 pub(crate) struct RateLimit {
     tokens: f64,
     at: Instant,
+    per_second: f64,
+    burst: f64,
 }
 
 impl RateLimit {
+    /// The per-client request limit of `/v1/ws`.
     pub(crate) fn new() -> Self {
+        Self::with(REQUESTS_PER_SECOND, REQUEST_BURST)
+    }
+
+    /// `per_second` on average, bursts of `burst`.
+    pub(crate) fn with(per_second: f64, burst: f64) -> Self {
         Self {
-            tokens: REQUEST_BURST,
+            tokens: burst,
             at: Instant::now(),
+            per_second,
+            burst,
         }
     }
 
     /// Takes one token if there is one.
     pub(crate) fn allow(&mut self) -> bool {
         let now = Instant::now();
-        let refill = now.duration_since(self.at).as_secs_f64() * REQUESTS_PER_SECOND;
-        self.tokens = (self.tokens + refill).min(REQUEST_BURST);
+        let refill = now.duration_since(self.at).as_secs_f64() * self.per_second;
+        self.tokens = (self.tokens + refill).min(self.burst);
         self.at = now;
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
@@ -175,19 +215,21 @@ impl RateLimit {
 
 /// Seals `message` and sends it.
 async fn send(
-    socket: &mut WebSocket,
+    socket: &mut impl FrameLink,
     session: &mut Session,
     message: &ServerMessage,
 ) -> Result<(), Close> {
     let json = serde_json::to_vec(message).map_err(|_| SERVER_ERROR)?;
     let frame = session.seal(&json).map_err(|_| SERVER_ERROR)?;
-    socket
-        .send(Message::Binary(frame.into()))
-        .await
-        .map_err(|_| NORMAL)
+    if socket.send(frame).await {
+        Ok(())
+    } else {
+        Err(NORMAL)
+    }
 }
 
-async fn run_session(state: &ApiState, socket: &mut WebSocket) -> Close {
+/// Runs one light client's session over `socket` until it ends; how it ended.
+pub(crate) async fn run_session(state: &ApiState, socket: &mut impl FrameLink) -> Close {
     let light = &state.inner.light;
     let (mut session, client_id) = match handshake(&light.book, socket).await {
         Ok(s) => s,
@@ -202,11 +244,7 @@ async fn run_session(state: &ApiState, socket: &mut WebSocket) -> Close {
         let outcome = tokio::select! {
             biased;
             message = socket.recv() => {
-                let frame = match message {
-                    Some(Ok(Message::Binary(frame))) => frame,
-                    Some(Ok(Message::Close(_)) | Err(_)) | None => return NORMAL,
-                    Some(Ok(_)) => continue,
-                };
+                let Some(frame) = message else { return NORMAL };
                 let Ok(plaintext) = session.open(&frame) else { return FRAME_ERROR };
                 if !light.book.is_paired(&client_id) {
                     return UNKNOWN_CLIENT;
@@ -246,7 +284,7 @@ async fn run_session(state: &ApiState, socket: &mut WebSocket) -> Close {
 /// the last tick (the first tick only records it: `discover` reports the starting state).
 async fn presence(
     state: &ApiState,
-    socket: &mut WebSocket,
+    socket: &mut impl FrameLink,
     session: &mut Session,
     online: &mut Option<HashSet<String>>,
 ) -> Result<(), Close> {

@@ -263,9 +263,12 @@ impl PairingBook {
                 "a client name must be 1 to 64 characters without control characters".into(),
             ));
         }
-        if url.len() > MAX_PAIR_URL_BYTES {
+        if url.len() > MAX_PAIR_URL_BYTES
+            || !(url.starts_with("ws://") || url.starts_with("wss://"))
+            || url.chars().any(char::is_control)
+        {
             return Err(PairingError::BadInput(
-                "the URL is longer than 256 bytes".into(),
+                "the URL must be a ws:// or wss:// URL of at most 256 bytes".into(),
             ));
         }
         let mut secret = Zeroizing::new([0u8; PSK_LEN]);

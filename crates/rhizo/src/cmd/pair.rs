@@ -15,6 +15,7 @@ pub(crate) async fn run(config: &rhizo_node::Config, args: &PairArgs) -> anyhow:
         None => {
             let body = NewPairingRequest {
                 name: args.name.clone(),
+                url: args.url.clone(),
             };
             let ticket: NewPairingResponse = api.post("/v1/pairings", &body).await?;
             if !args.no_qr {
