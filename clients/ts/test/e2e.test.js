@@ -6,6 +6,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -49,9 +50,10 @@ class Node {
     return { ...process.env, RHIZO_MDNS: "false", XDG_CONFIG_HOME: join(this.dir, "no-config"), RUST_LOG: "info" };
   }
 
-  async start(extra = []) {
+  async start(extra = [], listen = "/ip4/127.0.0.1/tcp/0") {
+    this.startArgs = [extra, listen];
     const log = openSync(join(this.dir, "run.log"), "a");
-    const args = ["--data-dir", this.dir, "run", "--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0", "--no-mdns", ...extra];
+    const args = ["--data-dir", this.dir, "run", "--listen", listen, "--api", "127.0.0.1:0", "--no-mdns", ...extra];
     this.child = spawn(BIN, args, { env: this.env(), stdio: ["ignore", log, log] });
     await waitFor(`${this.name} to listen`, async () => {
       if (!existsSync(join(this.dir, "api.addr"))) return undefined;
@@ -78,9 +80,18 @@ class Node {
     return `${stats.listen_addrs.find((a) => a.includes("/tcp/"))}/p2p/${this.peerId}`;
   }
 
-  stop() {
-    this.child?.kill("SIGTERM");
+  /** Stops the node and waits for the process to end (so its ports are free again). */
+  async stop() {
+    const child = this.child;
     this.child = null;
+    if (!child || child.exitCode !== null) return;
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    child.kill("SIGTERM");
+    await exited;
+  }
+
+  restart() {
+    return this.start(...this.startArgs);
   }
 
   logs() {
@@ -95,6 +106,18 @@ class Node {
     this.child?.kill("SIGKILL");
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** A free TCP port on 127.0.0.1. */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
 }
 
 async function befriend(a, b) {
@@ -150,7 +173,7 @@ test("a MessagingPeer paired to alice's node messages bob's full node both ways"
     const got = await waitFor("bob's message", () => received.find((m) => m.text === "to the TypeScript client"));
     assert.equal(got.from, "bob");
 
-    bob.stop();
+    await bob.stop();
     await waitFor("bob offline", () => (offline.includes("bob") ? true : undefined));
 
     // Stored credentials reconnect without a ticket.
@@ -165,6 +188,54 @@ test("a MessagingPeer paired to alice's node messages bob's full node both ways"
     throw e;
   } finally {
     peer?.disconnect();
+    alice.remove();
+    bob.remove();
+  }
+});
+
+test("through a gateway, across a gateway restart: the client reconnects and messages flow", { skip: BIN ? false : "RHIZO_BIN is not set", timeout: 300_000 }, async () => {
+  const gateway = new Node("gateway");
+  const alice = new Node("alice");
+  const bob = new Node("bob");
+  let peer;
+  try {
+    const [wsPort, p2pPort] = [await freePort(), await freePort()];
+    await gateway.start(["--gateway", `127.0.0.1:${wsPort}`], `/ip4/127.0.0.1/tcp/${p2pPort}`);
+    const g = `/ip4/127.0.0.1/tcp/${p2pPort}/p2p/${gateway.peerId}`;
+    await alice.start(["--bootstrap", g, "--trusted", g]);
+    await bob.start(["--bootstrap", g]);
+    await befriend(alice, bob);
+    const url = `ws://127.0.0.1:${wsPort}/v1/gateway/${alice.peerId}`;
+    const ticket = alice.cli(["pair", "--no-qr", "--name", "phone", "--url", url]).split("\n").find((l) => l.startsWith("rhz1pair"));
+    peer = new MessagingPeer({ ticket });
+    const states = [];
+    const received = [];
+    const delivered = new Set();
+    peer.onConnectionStateChange((s) => states.push(s));
+    peer.onMessage((text, from) => received.push({ text, from }));
+    peer.onMessageState((m) => m.state === "delivered" && delivered.add(m.id));
+    await peer.connect();
+    const first = await whenKeyPackages("bob's KeyPackages", () => peer.sendMessage("bob", "through the gateway"));
+    await waitFor("delivered", () => (delivered.has(first.id) ? true : undefined));
+
+    // Kill the gateway mid-session and bring it back on the same ports.
+    await gateway.stop();
+    await waitFor("reconnecting", () => (peer.state === "reconnecting" ? true : undefined));
+    await gateway.restart();
+    await waitFor("connected again", () => (peer.state === "connected" ? true : undefined), 150_000);
+    const second = await peer.sendMessage("bob", "after the restart");
+    await waitFor("delivered after the restart", () => (delivered.has(second.id) ? true : undefined));
+    await whenKeyPackages("alice's KeyPackages", () => bob.api("POST", "/v1/message", { to: "alice", text: "back through the gateway" }));
+    const got = await waitFor("bob's message", () => received.find((m) => m.text === "back through the gateway"));
+    assert.equal(got.from, "bob");
+    assert.deepEqual(states.slice(0, 2), ["connecting", "connected"]);
+    assert.ok(states.includes("reconnecting") && states.at(-1) === "connected", states.join(","));
+  } catch (e) {
+    e.message += `\n--- gateway ---\n${gateway.logs()}\n--- alice ---\n${alice.logs()}`;
+    throw e;
+  } finally {
+    peer?.disconnect();
+    gateway.remove();
     alice.remove();
     bob.remove();
   }
