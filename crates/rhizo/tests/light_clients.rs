@@ -2,7 +2,9 @@
 //! ticket, a light client (the channel code of `rhizo_node::pairing`, over a real WebSocket)
 //! pairs with alice's node, registers, discovers bob, checks his key, messages him and gets his
 //! answer with delivery states; it reconnects with its pair key; a frame that is altered or
-//! replayed closes the session; a wrong secret and a revoked client are refused.
+//! replayed closes the session; a wrong secret and a revoked client are refused. Through a
+//! gateway node the same works, a flood is cut off by the gateway, and the home node's close
+//! codes pass through.
 //!
 //! ```text
 //!  light client ══ /v1/ws (paired channel) ══▶ alice (rhizo run) ◀── /rhizo/msg/1 ──▶ bob
@@ -380,6 +382,24 @@ fn a_light_client_reaches_its_home_node_through_a_gateway() {
             &ticket.secret,
         )?;
         exchange(&mut light, &alice, &bob)?;
+        // A client (or anyone) flooding through the gateway is cut off there.
+        let mut flood = handshake(
+            &url,
+            HelloKind::Resume,
+            &ticket.node_pk,
+            &client,
+            &light.pair_key,
+        )?;
+        for _ in 0..400 {
+            let frame = flood.session.seal(b"{\"type\":\"ping\"}")?;
+            if flood.ws.send(Message::Binary(frame.into())).is_err() {
+                break;
+            }
+        }
+        ensure!(
+            close_code(&mut flood.ws) == Some(4429),
+            "a flood was not rate-limited by the gateway"
+        );
         let nowhere = format!("ws://127.0.0.1:{port}/v1/gateway/{}", bob.peer_id());
         let other = KemKeyPair::generate()?;
         let refused = handshake(
