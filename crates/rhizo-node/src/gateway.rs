@@ -174,6 +174,28 @@ pub(crate) fn serve_home(state: ApiState, client: &Client) {
     });
 }
 
+/// Serves light clients through gateways (always) and, with `--gateway ADDR`, is a gateway.
+///
+/// # Errors
+///
+/// [`NodeError::ApiBind`](crate::NodeError::ApiBind) if the gateway address cannot be bound.
+pub(crate) async fn start(
+    gateway: Option<SocketAddr>,
+    state: ApiState,
+    client: &Client,
+) -> Result<(), crate::NodeError> {
+    serve_home(state, client);
+    if let Some(addr) = gateway {
+        spawn(addr, client.clone())
+            .await
+            .map_err(|e| crate::NodeError::ApiBind {
+                addr,
+                reason: format!("the gateway cannot listen: {e}"),
+            })?;
+    }
+    Ok(())
+}
+
 /// The gateway's state: the client caps.
 #[derive(Debug, Clone)]
 struct Gateway {

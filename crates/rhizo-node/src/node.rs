@@ -77,9 +77,6 @@ pub enum NodeError {
     /// A blocking task panicked or was cancelled.
     #[error("internal task failed: {0}")]
     Task(String),
-    /// The light-client pairing files (`<data_dir>/light/`) could not be used.
-    #[error(transparent)]
-    Pairing(#[from] crate::pairing::PairingError),
 }
 
 fn describe_failures(failed: &[(Multiaddr, String)]) -> String {
@@ -191,24 +188,13 @@ pub async fn run(
         public_key,
         name,
         config.mdns,
-        crate::api::ws::LightApi::new(
-            crate::pairing::PairingBook::open(dir.path())?,
-            format!("ws://{api_addr}/v1/ws"),
-        ),
+        crate::api::ws::LightApi::open(dir.path(), api_addr)?,
     );
     drop(token);
 
     let net_task = tokio::spawn(event_loop.run());
     let background = Background::spawn(&services, &config, peer_id, clock).await;
-    crate::gateway::serve_home(state.clone(), &services.client);
-    if let Some(addr) = config.gateway {
-        crate::gateway::spawn(addr, services.client.clone())
-            .await
-            .map_err(|e| NodeError::ApiBind {
-                addr,
-                reason: format!("the gateway cannot listen: {e}"),
-            })?;
-    }
+    crate::gateway::start(config.gateway, state.clone(), &services.client).await?;
     let (api_stop_tx, api_task) = spawn_api(listener, state);
     dir.write_api_addr(api_addr)?;
     info!(%api_addr, "local API listening");

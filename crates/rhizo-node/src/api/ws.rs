@@ -58,6 +58,33 @@ pub struct LightApi {
 }
 
 impl LightApi {
+    /// The light-client API of the node with `data_dir`, whose `/v1/ws` is at `api_addr`.
+    ///
+    /// # Errors
+    ///
+    /// The pairing files under `<data_dir>/light/` cannot be read, written or are damaged.
+    pub fn open(
+        data_dir: &std::path::Path,
+        api_addr: std::net::SocketAddr,
+    ) -> Result<Self, crate::data_dir::DataDirError> {
+        use crate::{data_dir::DataDirError, pairing::PairingError};
+        let book = PairingBook::open(data_dir).map_err(|e| match e {
+            PairingError::Io { path, source } => DataDirError::Io {
+                action: "cannot use the light-client pairing file",
+                path,
+                source,
+            },
+            PairingError::Damaged(path) => DataDirError::Damaged {
+                path,
+                reason: "not a light-client pairing file of this version \
+                         (move it away: paired clients must pair again)"
+                    .into(),
+            },
+            other => DataDirError::Keygen(other.to_string()),
+        })?;
+        Ok(Self::new(book, format!("ws://{api_addr}/v1/ws")))
+    }
+
     /// The light-client API over `book`, announcing `url` in tickets.
     pub fn new(book: PairingBook, url: String) -> Self {
         Self {
