@@ -688,7 +688,7 @@ fn text_len(encoded_len: usize) -> usize {
 /// Renders `text` as a terminal QR code (Unicode half blocks, light modules
 /// drawn as blocks so it reads on a dark background), or `None` if it does
 /// not fit in any QR code.
-pub(crate) fn render_qr(text: &str) -> Option<String> {
+pub fn render_qr(text: &str) -> Option<String> {
     let code = QrCode::with_error_correction_level(text.as_bytes(), EcLevel::M)
         .or_else(|_| QrCode::with_error_correction_level(text.as_bytes(), EcLevel::L))
         .ok()?;

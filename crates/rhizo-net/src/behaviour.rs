@@ -141,6 +141,8 @@ pub struct Behaviour {
     pub dcutr: dcutr::Behaviour,
     /// UPnP port mapping, when enabled.
     pub upnp: Toggle<upnp::tokio::Behaviour>,
+    /// `/rhizo/light/1`: raw streams splicing light clients to their home nodes.
+    pub light: libp2p_stream::Behaviour,
 }
 
 impl std::fmt::Debug for Behaviour {
@@ -217,6 +219,7 @@ impl Behaviour {
             dcutr: crate::nat::new_dcutr(peer_id),
             // Never constructed unless enabled: it multicasts on the LAN as soon as it exists.
             upnp: config.upnp.then(crate::nat::new_upnp).into(),
+            light: libp2p_stream::Behaviour::new(),
         })
     }
 }

@@ -252,6 +252,7 @@ impl ClientCounters {
 pub struct Client {
     tx: mpsc::Sender<Command>,
     counters: Arc<ClientCounters>,
+    pub(crate) streams: Option<crate::light::Streams>,
 }
 
 /// How long a client call waits for the event loop before giving up.
@@ -263,7 +264,17 @@ pub const MESSAGE_TIMEOUT: Duration = Duration::from_secs(40);
 
 impl Client {
     pub(crate) fn new(tx: mpsc::Sender<Command>, counters: Arc<ClientCounters>) -> Self {
-        Self { tx, counters }
+        Self {
+            tx,
+            counters,
+            streams: None,
+        }
+    }
+
+    /// The client with the swarm's stream handle (for `/rhizo/light/1`).
+    pub(crate) fn with_streams(mut self, control: libp2p_stream::Control) -> Self {
+        self.streams = Some(crate::light::Streams(control));
+        self
     }
 
     /// Queues `command` without waiting; a full channel sheds it (counted in

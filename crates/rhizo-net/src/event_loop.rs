@@ -404,6 +404,7 @@ impl EventLoop {
             BehaviourEvent::Pex(event) => self.on_request_event(ReqProtocol::Pex, event),
             BehaviourEvent::Link(event) => self.on_request_event(ReqProtocol::Link, event),
             BehaviourEvent::Guard(never) => match never {},
+            BehaviourEvent::Light(()) => {}
             BehaviourEvent::Gossipsub(event) => {
                 crate::gossip::on_event(&mut self.swarm, self.sink.sender(), event);
             }

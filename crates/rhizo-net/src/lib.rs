@@ -25,6 +25,7 @@
 //! - [`guard`]: connection hardening: limits, bans, the IP filter, trusted and protected peers,
 //!   misbehaviour reports.
 //! - [`kad_tap`]: Kademlia with the source of inbound requests recorded.
+//! - [`light`]: `/rhizo/light/1` streams splicing light clients to their home nodes (gateway).
 //! - [`gossip`]: gossipsub broadcast (signed, node-validated, content-addressed, scored).
 //! - [`nat`]: NAT traversal (AutoNAT, relay server and client, DCUtR, UPnP) and reachability.
 //! - [`msg_protocol`]: the length-prefixed frame codec of `/rhizo/msg/1` and `/rhizo/mailbox/1`.
@@ -46,6 +47,7 @@ pub mod event_loop;
 pub mod gossip;
 pub mod guard;
 pub mod kad_tap;
+pub mod light;
 pub mod msg_protocol;
 pub mod nat;
 
@@ -58,6 +60,7 @@ pub use gossip::{GossipVerdict, MAX_GOSSIP_DATA_BYTES, MAX_GOSSIP_TRANSMIT_BYTES
 pub use guard::{BanInfo, IpFilter, Misbehaviour, NetLimits};
 pub use libp2p::request_response::ResponseChannel;
 pub use libp2p::{Multiaddr, PeerId, identity::Keypair};
+pub use light::{IncomingLightStreams, LIGHT_PROTOCOL};
 pub use msg_protocol::{
     FrameCodec, MAILBOX_PROTOCOL, MAX_FRAME_BYTES, MAX_MAILBOX_REQUEST_BYTES,
     MAX_MAILBOX_RESPONSE_BYTES, MSG_PROTOCOL,
@@ -202,6 +205,10 @@ pub enum NetError {
         /// The address.
         addr: Multiaddr,
     },
+    /// A `/rhizo/light/1` stream could not be opened or accepted (the home node is not
+    /// connected, does not serve light clients, or something accepts them already).
+    #[error("light-client stream: {0}")]
+    LightStream(String),
     /// The event loop is gone (the node is shutting down).
     #[error("the network event loop has stopped")]
     Stopped,
@@ -324,6 +331,7 @@ pub fn start_with_transport(config: NetConfig, transport: Transport) -> Result<S
     let (command_tx, command_rx) = tokio::sync::mpsc::channel(COMMAND_CHANNEL_CAPACITY);
     let (event_tx, event_rx) = tokio::sync::mpsc::channel(EVENT_CHANNEL_CAPACITY);
     let counters = std::sync::Arc::new(client::ClientCounters::default());
+    let streams = swarm.behaviour().light.new_control();
     let mut event_loop = EventLoop::new(
         swarm,
         command_rx,
@@ -335,7 +343,11 @@ pub fn start_with_transport(config: NetConfig, transport: Transport) -> Result<S
     event_loop.dial_bootstrap(&config.bootstrap);
     event_loop.start_trusted(&trusted);
     event_loop.start_relays(&config.relays);
-    Ok((Client::new(command_tx, counters), event_rx, event_loop))
+    Ok((
+        Client::new(command_tx, counters).with_streams(streams),
+        event_rx,
+        event_loop,
+    ))
 }
 
 /// The Swarm with rhizo's behaviour on `transport`.

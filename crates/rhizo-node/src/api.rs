@@ -40,7 +40,9 @@ mod bans;
 mod channels;
 mod devices;
 mod groups;
+mod pairing;
 mod tasks;
+pub mod ws;
 
 use a2a::{a2a_card, a2a_rpc};
 pub use agents::{AgentQuery, FindAgentsQuery};
@@ -60,6 +62,7 @@ use groups::{
     leave_group, list_group_admins, list_group_messages, list_group_requests, list_groups,
     post_group_message, remove_group_admin, remove_group_member, show_group, update_group,
 };
+pub use pairing::{NewPairingRequest, NewPairingResponse};
 pub use tasks::WorkerTasksQuery;
 use tasks::{
     cancel_task, claim_next_task, create_task, list_tasks, show_task, task_input, update_task,
@@ -181,6 +184,7 @@ pub(crate) struct ApiInner {
     pub(crate) mdns: bool,
     pub(crate) started: Instant,
     pub(crate) requests: AtomicU64,
+    pub(crate) light: ws::LightApi,
 }
 
 impl ApiState {
@@ -196,6 +200,7 @@ impl ApiState {
         public_key: PublicKeyResponse,
         name: Option<String>,
         mdns: bool,
+        light: ws::LightApi,
     ) -> Self {
         Self {
             inner: Arc::new(ApiInner {
@@ -210,6 +215,7 @@ impl ApiState {
                 mdns,
                 started: Instant::now(),
                 requests: AtomicU64::new(0),
+                light,
             }),
         }
     }

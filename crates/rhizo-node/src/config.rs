@@ -219,6 +219,8 @@ pub struct Config {
     pub relays: Vec<Multiaddr>,
     /// Map the listen port on the router with UPnP.
     pub upnp: bool,
+    /// Serve light clients' WebSockets here and splice them to their home nodes (`--gateway`).
+    pub gateway: Option<std::net::SocketAddr>,
     /// Seconds between peer-exchange rounds.
     pub pex_interval_secs: u64,
     /// The `[agent]` section (last: a TOML table follows the plain settings).
@@ -290,6 +292,8 @@ pub struct ConfigLayer {
     pub relays: Option<Vec<String>>,
     /// UPnP.
     pub upnp: Option<bool>,
+    /// Gateway listen address.
+    pub gateway: Option<String>,
     /// Peer-exchange interval.
     pub pex_interval_secs: Option<u64>,
     /// The `[agent]` section.
@@ -394,6 +398,7 @@ impl ConfigLayer {
             relay: Some(false),
             relays: Some(Vec::new()),
             upnp: Some(false),
+            gateway: None,
             pex_interval_secs: Some(DEFAULT_PEX_INTERVAL_SECS),
             agent: Some(AgentLayer::defaults()),
         }
@@ -474,6 +479,7 @@ impl ConfigLayer {
                     layer.banned_cidrs = Some(split_list(&value));
                 }
                 "RHIZO_GEOIP_DB" if !value.is_empty() => layer.geoip_db = Some(value.into()),
+                "RHIZO_GATEWAY" if !value.is_empty() => layer.gateway = Some(value),
                 "RHIZO_BLOCKED_COUNTRIES" if !split_list(&value).is_empty() => {
                     layer.blocked_countries = Some(split_list(&value));
                 }
@@ -550,6 +556,7 @@ impl ConfigLayer {
             relay: self.relay.or(lower.relay),
             relays: self.relays.or(lower.relays),
             upnp: self.upnp.or(lower.upnp),
+            gateway: self.gateway.or(lower.gateway),
             pex_interval_secs: self.pex_interval_secs.or(lower.pex_interval_secs),
             agent: match (self.agent, lower.agent) {
                 (Some(a), Some(b)) => Some(a.over(b)),
@@ -791,6 +798,18 @@ impl Config {
             relay: merged.relay.unwrap_or(false),
             relays: parse_peer_addrs("relays", &merged.relays.unwrap_or_default())?,
             upnp: merged.upnp.unwrap_or(false),
+            gateway: merged
+                .gateway
+                .map(|value| {
+                    value
+                        .parse()
+                        .map_err(|e: std::net::AddrParseError| ConfigError::BadSetting {
+                            setting: "gateway",
+                            value,
+                            reason: format!("{e}: give IP:PORT, such as 0.0.0.0:7790"),
+                        })
+                })
+                .transpose()?,
             pex_interval_secs: positive(merged.pex_interval_secs, DEFAULT_PEX_INTERVAL_SECS),
             agent: merged.agent.unwrap_or_default().resolve()?,
         })

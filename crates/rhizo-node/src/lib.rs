@@ -27,6 +27,8 @@
 //! - [`devices`]: linking devices: the node of a device without the root key (serving
 //!   `/rhizo/link/1` and its link ticket) and the link protocol's two sides.
 //! - [`events`]: what `GET /v1/events` streams.
+//! - [`gateway`]: gateway mode: light clients' WebSockets spliced over `/rhizo/light/1` to their
+//!   home nodes, and the home node's side of those streams.
 //! - [`geoip`]: the optional country filter for inbound connections.
 //! - [`mailbox`]: offline delivery — the replica we run for others, and our use of theirs.
 //! - [`messaging`]: the async driver of the messaging engine (`rhizo-engine`): contacts,
@@ -34,6 +36,8 @@
 //!   requests.
 //! - [`metrics`]: Prometheus text rendering.
 //! - [`node`]: [`node::run`], the daemon's main loop.
+//! - [`pairing`]: light clients: the pairing ticket, the paired channel (HPKE with X-Wing) and
+//!   the book of paired clients.
 //! - [`peer_policy`]: per-peer rate limits, reputations and bans.
 //! - [`pex`]: peer exchange.
 //! - [`record_validator`]: which DHT records the node stores for others.
@@ -49,11 +53,13 @@ pub mod config;
 pub mod data_dir;
 pub mod devices;
 pub mod events;
+pub mod gateway;
 pub mod geoip;
 pub mod mailbox;
 pub mod messaging;
 pub mod metrics;
 pub mod node;
+pub mod pairing;
 pub mod peer_policy;
 pub mod pex;
 pub mod record_validator;

@@ -188,11 +188,13 @@ pub async fn run(
         public_key,
         name,
         config.mdns,
+        crate::api::ws::LightApi::open(dir.path(), api_addr)?,
     );
     drop(token);
 
     let net_task = tokio::spawn(event_loop.run());
     let background = Background::spawn(&services, &config, peer_id, clock).await;
+    crate::gateway::start(config.gateway, state.clone(), &services.client).await?;
     let (api_stop_tx, api_task) = spawn_api(listener, state);
     dir.write_api_addr(api_addr)?;
     info!(%api_addr, "local API listening");

@@ -83,6 +83,9 @@ pub(crate) enum Command {
     /// This identity's devices: link a new one (`link` on it, `add` here), list, revoke
     #[command(subcommand)]
     Device(DeviceCommand),
+    /// Pair a light client (browser, phone, script): print a one-time pairing ticket and its QR
+    /// code; `list` and `revoke` the paired clients
+    Pair(PairArgs),
     /// Set or show profiles (name, avatar), sent end-to-end to contacts
     #[command(subcommand)]
     Profile(ProfileCommand),
@@ -587,6 +590,33 @@ pub(crate) enum GroupAdminCommand {
     },
 }
 
+#[derive(Debug, Args)]
+pub(crate) struct PairArgs {
+    /// A name for the client, shown in `rhizo pair list`
+    #[arg(long)]
+    pub(crate) name: Option<String>,
+    /// Print only the ticket text
+    #[arg(long)]
+    pub(crate) no_qr: bool,
+    /// Where the client reaches this node, if not the local API: a gateway's
+    /// ws://HOST:PORT/v1/gateway/<this node's peer id>
+    #[arg(long)]
+    pub(crate) url: Option<String>,
+    #[command(subcommand)]
+    pub(crate) command: Option<PairCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PairCommand {
+    /// The paired light clients
+    List(JsonArg),
+    /// Revoke a paired light client (a prefix of its id, or its name): its session ends
+    Revoke {
+        /// The client
+        client: String,
+    },
+}
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum DeviceCommand {
     /// On a new device (`rhizo init --link`, node running): print a link ticket and its QR code
@@ -705,6 +735,10 @@ pub(crate) struct NodeArgs {
     /// Map the listen port on the router with UPnP (multicasts on the LAN) [env: RHIZO_UPNP]
     #[arg(long)]
     pub(crate) upnp: bool,
+    /// Serve light clients that cannot reach their home node: WebSockets on IP:PORT spliced to
+    /// home nodes connected to this one [env: RHIZO_GATEWAY]
+    #[arg(long, value_name = "IP:PORT")]
+    pub(crate) gateway: Option<String>,
     /// A MaxMind country database (.mmdb) you supply, for --block-country [env: RHIZO_GEOIP_DB]
     #[arg(long, value_name = "FILE")]
     pub(crate) geoip_db: Option<std::path::PathBuf>,
@@ -769,6 +803,9 @@ impl Cli {
             }
             if node.upnp {
                 layer.upnp = Some(true);
+            }
+            if node.gateway.is_some() {
+                layer.gateway = node.gateway.clone();
             }
             if node.geoip_db.is_some() {
                 layer.geoip_db = node.geoip_db.clone();

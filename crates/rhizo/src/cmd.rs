@@ -13,6 +13,7 @@ mod id;
 mod init;
 mod mailbox;
 mod mcp;
+mod pair;
 mod peers;
 mod profile;
 mod requests;
@@ -50,6 +51,7 @@ pub(crate) async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Tui => crate::tui::run(&load_config(&cli, None)?).await,
         Command::Group(c) => group::run(&load_config(&cli, None)?, c).await,
         Command::Device(c) => device::run(&load_config(&cli, None)?, c).await,
+        Command::Pair(args) => pair::run(&load_config(&cli, None)?, args).await,
         Command::Identity(c) => init::identity(&load_config(&cli, None)?, c),
         Command::Agent(AgentCommand::Card(c)) => agent::card(&load_config(&cli, None)?, c).await,
         Command::Agent(AgentCommand::Serve(args)) => {

@@ -12,7 +12,7 @@ use crate::messaging::{
 /// The HTTP status and stable error code of a messaging or channel error (see
 /// docs/local-api.md): 400 for bad input, 404 for what does not exist, 409 for a conflict with
 /// what is stored, 503 for what may work shortly, 500 for the node's own failures.
-fn error_status(e: &MessagingError) -> (StatusCode, &'static str) {
+pub(super) fn error_status(e: &MessagingError) -> (StatusCode, &'static str) {
     match e {
         MessagingError::Contact(e) => contact_status(e),
         MessagingError::Send(e) => match e {

@@ -139,6 +139,10 @@ pub(crate) enum Endpoint {
     AddDevice,
     RevokeDevice,
     LinkTicket,
+    LightWs,
+    NewPairing,
+    ListPairings,
+    RevokePairing,
 }
 
 /// One row of the route table.
@@ -268,6 +272,10 @@ pub const ROUTES: &[Route] = &[
     v1(   Post,   "/v1/devices",                          Token, E::AddDevice,               "link a new device from its link ticket"),
     v1(   Delete, "/v1/devices/{id}",                     Token, E::RevokeDevice,            "revoke a linked device (new device-list version)"),
     v1(   Post,   "/v1/devices/link-ticket",              Token, E::LinkTicket,              "on a device waiting to be linked: a link ticket and its QR"),
+    v1(   Get,    "/v1/ws",                               Open,  E::LightWs,                 "WebSocket for paired light clients (authenticated by the paired channel)"),
+    v1(   Post,   "/v1/pairings",                         Token, E::NewPairing,              "a one-time pairing ticket and its QR for a light client"),
+    v1(   Get,    "/v1/pairings",                         Token, E::ListPairings,            "paired light clients"),
+    v1(   Delete, "/v1/pairings/{id}",                    Token, E::RevokePairing,           "revoke a paired light client (by id prefix or name)"),
     alias(Get,    "/health",                              Open,  E::Health,                  "/v1/health"),
     alias(Get,    "/stats",                               Token, E::Stats,                   "/v1/stats"),
     alias(Get,    "/peers",                               Token, E::Peers,                   "/v1/peers"),
@@ -351,6 +359,10 @@ fn handler(endpoint: Endpoint, method: Method) -> MethodRouter<ApiState> {
         E::AddDevice => on(m, super::devices::add_device),
         E::RevokeDevice => on(m, super::devices::revoke_device),
         E::LinkTicket => on(m, super::devices::link_ticket),
+        E::LightWs => on(m, super::ws::ws_upgrade),
+        E::NewPairing => on(m, super::pairing::new_pairing),
+        E::ListPairings => on(m, super::pairing::list_pairings),
+        E::RevokePairing => on(m, super::pairing::revoke_pairing),
     }
 }
 
@@ -419,7 +431,7 @@ mod tests {
     }
 
     #[test]
-    fn rows_are_unique_and_only_health_is_open() {
+    fn rows_are_unique_and_only_health_and_the_light_socket_are_open() {
         let mut seen = HashSet::new();
         for r in ROUTES {
             assert!(
@@ -428,8 +440,9 @@ mod tests {
                 r.method.as_str(),
                 r.path
             );
-            let health = r.endpoint == Endpoint::Health;
-            assert_eq!(r.auth == Open, health, "{} auth", r.path);
+            // `/v1/ws` authenticates inside its paired channel (browsers cannot send a token).
+            let open = matches!(r.endpoint, Endpoint::Health | Endpoint::LightWs);
+            assert_eq!(r.auth == Open, open, "{} auth", r.path);
         }
     }
 
