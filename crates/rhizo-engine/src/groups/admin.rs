@@ -217,6 +217,14 @@ pub(crate) fn reseal(
         ..content
     };
     let mls = tx.mls()?;
+    if crate::restored::fresh_epoch_due(tx, conversation)? {
+        // Restored from an older copy since our last own commit: a fresh epoch first.
+        let devices = other_devices(&roster(conversation)?, signer.me);
+        let made_in = conversation.epoch();
+        let commit = conversation.self_update(&mls, signer.device, secs(now))?;
+        let commit = GroupEnvelope::commit(commit, made_in);
+        queue_group_envelope(tx, signer, group, commit, &devices, now)?;
+    }
     let epoch = conversation.epoch();
     let ciphertext =
         conversation.encrypt(&mls, signer.device, &content.encode_to_vec(), secs(now))?;
