@@ -1,16 +1,20 @@
 //! A node started on a database restored from an older copy (protocol.md §13): its MLS state
 //! is the copy's, so its own sender ratchets are back at the generations they had then, and
 //! the next application messages would use generations it already used after the copy was
-//! made. Once the driver says the database was restored ([`note_restored`], stored,
-//! so it also holds after another restart), every group gets a self-update of ours (a fresh
-//! epoch, from this device's fresh randomness) before our next application message in it: the
-//! rekey rule fires for every conversation whose last own commit is older than the restore.
+//! made. Once the driver says the database was restored ([`note_restored`], stored, so it
+//! also holds after another restart), the rekey rule fires in every conversation whose last
+//! own commit is older than the restore: a self-update of ours (a fresh epoch, from this
+//! device's fresh randomness) goes out before our next application message in it.
+//!
+//! - In a group our commit is applied at once, so that message is sealed in the fresh epoch.
+//! - In a 1:1 conversation the commit is pending until the peer confirms it: that message is
+//!   still sealed in the old epoch (the ones after the confirmation are not).
 //!
 //! ```text
 //!  driver: the database was restored ─▶ note_restored(tx, now): meta fresh_epoch_before = now
-//!  our next text (or control, or agent message) in a group ─▶ fresh_epoch_due?
-//!     ─▶ our last own commit < fresh_epoch_before: a self-update first (applied at once),
-//!        then the text in the new epoch
+//!  our next application message in a conversation ─▶ fresh_epoch_due?
+//!     ─▶ our last own commit < fresh_epoch_before: a self-update first
+//!        (group: applied at once, the message in the new epoch; 1:1: pending until confirmed)
 //! ```
 
 use rhizo_e2e::Conversation;
