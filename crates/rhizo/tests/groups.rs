@@ -121,14 +121,7 @@ fn an_offline_member_gets_the_group_text_from_its_mailbox() {
         let boot = boot_args(&hub.listen_addr()?);
         alice.start_and_publish(&boot, KEY_PACKAGES_TIMEOUT)?;
         bob.start_and_publish(&boot, KEY_PACKAGES_TIMEOUT)?;
-        befriend(&alice, "alice", &bob, "bob")?;
-        let info = post_when_ready(
-            &alice,
-            "/v1/groups",
-            &json!({"name": "pair", "members": ["bob"]}),
-        )?;
-        let id = info["id"].as_str().context("no group id")?.to_string();
-        wait_group(&bob, &id, "bob joins", |g| g["members"] == 2)?;
+        let id = pair(&alice, &bob)?;
 
         bob.stop()?;
         let text = "while bob was away";
@@ -199,14 +192,7 @@ fn a_text_after_a_restore_from_an_older_copy_reaches_the_group() {
         alice.start(&[])?;
         let boot = vec!["--bootstrap".to_string(), alice.listen_addr()?];
         bob.start_and_publish(&boot, KEY_PACKAGES_TIMEOUT)?;
-        befriend(&alice, "alice", &bob, "bob")?;
-        let info = post_when_ready(
-            &alice,
-            "/v1/groups",
-            &json!({"name": "pair", "members": ["bob"]}),
-        )?;
-        let id = info["id"].as_str().context("no group id")?.to_string();
-        wait_group(&bob, &id, "bob joins", |g| g["members"] == 2)?;
+        let id = pair(&alice, &bob)?;
         let epoch = |node: &TestNode| -> anyhow::Result<u64> {
             let g = node.api_get(&format!("/v1/groups/{id}"))?;
             g["epoch"].as_u64().context("no epoch")
@@ -214,7 +200,7 @@ fn a_text_after_a_restore_from_an_older_copy_reaches_the_group() {
         let before = epoch(&alice)?;
         alice.stop()?;
         let backup = alice.data_dir().join("backup");
-        copy_database(&alice.data_dir().to_path_buf(), &backup)?;
+        copy_database(alice.data_dir(), &backup)?;
         alice.start(&[])?;
         for text in ["one", "two"] {
             post_when_ready(
@@ -225,9 +211,12 @@ fn a_text_after_a_restore_from_an_older_copy_reaches_the_group() {
         }
         wait_received(&bob, &id, &["one", "two"])?;
         alice.stop()?;
-        copy_database(&backup, &alice.data_dir().to_path_buf())?;
+        copy_database(&backup, alice.data_dir())?;
         alice.start(&[])?;
-        ensure!(epoch(&alice)? == before, "alice's database is not the old copy");
+        ensure!(
+            epoch(&alice)? == before,
+            "alice's database is not the old copy"
+        );
         post_when_ready(
             &alice,
             &format!("/v1/groups/{id}/messages"),
@@ -240,6 +229,19 @@ fn a_text_after_a_restore_from_an_older_copy_reaches_the_group() {
     if let Err(e) = result {
         panic_with_logs(&e, &[&alice, &bob]);
     }
+}
+
+/// Alice and bob befriend; alice makes the group "pair" with bob, who joins: its id.
+fn pair(alice: &TestNode, bob: &TestNode) -> anyhow::Result<String> {
+    befriend(alice, "alice", bob, "bob")?;
+    let info = post_when_ready(
+        alice,
+        "/v1/groups",
+        &json!({"name": "pair", "members": ["bob"]}),
+    )?;
+    let id = info["id"].as_str().context("no group id")?.to_string();
+    wait_group(bob, &id, "bob joins", |g| g["members"] == 2)?;
+    Ok(id)
 }
 
 /// Copies `rhizo.db` with its WAL from the directory `from` to `to` (the node is stopped).

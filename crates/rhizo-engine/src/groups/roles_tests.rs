@@ -27,6 +27,22 @@ fn admins_of(node: &mut Node, session: &[u8; 16]) -> Vec<[u8; 32]> {
         .collect()
 }
 
+/// Node `i` no longer has `leaver` and has `successor` as its only admin.
+fn assert_left_with_successor(
+    node: &mut Node,
+    session: &[u8; 16],
+    leaver: &[u8; 32],
+    successor: [u8; 32],
+    i: usize,
+) {
+    let seen = info(node, session);
+    assert!(
+        !seen.members.iter().any(|m| m.uid == *leaver),
+        "node {i} still has the leaver"
+    );
+    assert_eq!(admins_of(node, session), vec![successor], "node {i}");
+}
+
 #[test]
 fn an_admin_promotes_and_demotes_and_every_member_follows() {
     let tmp = tempfile::tempdir().unwrap();
@@ -113,16 +129,7 @@ fn the_last_admin_leaving_hands_over_to_the_longest_standing_member_first() {
         .unwrap();
     let (_, events) = settle(&mut nodes, now, 40);
     for i in [1, 2, 3] {
-        let seen = info(&mut nodes[i], &session);
-        assert!(
-            !seen.members.iter().any(|m| m.uid == alice),
-            "node {i} still has alice"
-        );
-        assert_eq!(
-            admins_of(&mut nodes[i], &session),
-            vec![successor],
-            "node {i}"
-        );
+        assert_left_with_successor(&mut nodes[i], &session, &alice, successor, i);
         // The others are told (the heir made the commit).
         let told = events.iter().any(|(at, e)| {
             *at == i
@@ -205,16 +212,7 @@ fn a_hand_over_that_loses_the_ordering_is_made_again_and_the_leaver_is_removed()
     let [alice, bob, carol] = [0, 1, 2].map(|i| *nodes[i].engine.me().uid.as_bytes());
     let successor = bob.min(carol);
     for i in [1, 2] {
-        let seen = info(&mut nodes[i], &session);
-        assert!(
-            !seen.members.iter().any(|m| m.uid == alice),
-            "node {i} still has alice"
-        );
-        assert_eq!(
-            admins_of(&mut nodes[i], &session),
-            vec![successor],
-            "node {i}"
-        );
+        assert_left_with_successor(&mut nodes[i], &session, &alice, successor, i);
     }
     let (b, c) = (info(&mut nodes[1], &session), info(&mut nodes[2], &session));
     assert_eq!((b.epoch, &b.fingerprint), (c.epoch, &c.fingerprint));

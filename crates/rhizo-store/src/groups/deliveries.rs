@@ -396,13 +396,31 @@ impl Tx<'_> {
         session_id: &[u8; 16],
         epoch: u64,
     ) -> Result<usize, StoreError> {
+        self.drop_group_outgoing(
+            session_id,
+            "epoch > ?2",
+            epoch,
+            "dropped: removed from the group by the commit that won",
+        )
+    }
+
+    /// Fails our outgoing group rows of `session_id` still to send that `condition` (on
+    /// `epoch`, `?2`) picks, with `error`; how many.
+    fn drop_group_outgoing(
+        &mut self,
+        session_id: &[u8; 16],
+        condition: &str,
+        epoch: u64,
+        error: &str,
+    ) -> Result<usize, StoreError> {
         self.conn
             .execute(
-                "UPDATE messages SET state = 'failed', next_attempt_at = ?3,
-                    error = 'dropped: removed from the group by the commit that won'
-                 WHERE session_id = ?1 AND direction = 'out' AND epoch > ?2
-                   AND state IN ('queued', 'sent', 'stored')",
-                params![&session_id[..], epoch as i64, NO_RETRY],
+                &format!(
+                    "UPDATE messages SET state = 'failed', next_attempt_at = ?3, error = ?4
+                     WHERE session_id = ?1 AND direction = 'out' AND {condition}
+                       AND state IN ('queued', 'sent', 'stored')"
+                ),
+                params![&session_id[..], epoch as i64, NO_RETRY, error],
             )
             .context("dropping group messages")
     }
@@ -434,15 +452,12 @@ impl Tx<'_> {
         session_id: &[u8; 16],
         epoch: u64,
     ) -> Result<usize, StoreError> {
-        self.conn
-            .execute(
-                "UPDATE messages SET state = 'failed', next_attempt_at = ?3,
-                    error = 'dropped: a smaller commit won its epoch'
-                 WHERE session_id = ?1 AND direction = 'out' AND kind IN ('commit', 'welcome')
-                   AND epoch >= ?2 AND state IN ('queued', 'sent', 'stored')",
-                params![&session_id[..], epoch as i64, NO_RETRY],
-            )
-            .context("dropping group commits")
+        self.drop_group_outgoing(
+            session_id,
+            "kind IN ('commit', 'welcome') AND epoch >= ?2",
+            epoch,
+            "dropped: a smaller commit won its epoch",
+        )
     }
 
     /// Moves one device's delivery of our group message forward to `state` (pending →
