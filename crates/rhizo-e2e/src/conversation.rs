@@ -559,6 +559,14 @@ impl Conversation {
         self.state.deferred_len(store.conn())
     }
 
+    /// When this device last made a commit of its own that is applied here (a group's at once,
+    /// a 1:1 conversation's once confirmed), or created or joined the conversation (unix
+    /// seconds, the `now` it was given then): the start of the newest epoch whose secrets came
+    /// from this device's own fresh randomness.
+    pub fn last_own_commit_at(&self) -> u64 {
+        self.state.last_commit_at
+    }
+
     /// Whether this device should [`self_update`](Self::self_update) now:
     /// it encrypted `policy.max_messages` messages, or `policy.max_age_secs`
     /// passed, since its last own commit (or since it created or joined the

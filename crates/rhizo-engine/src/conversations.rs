@@ -154,9 +154,13 @@ pub(crate) fn encrypt_application(
         .map_err(EngineError::Mls)?
         .ok_or(EngineError::Internal("conversation state missing"))?;
     let unix = u64::try_from(now / 1000).unwrap_or(0);
-    // Seed 000's rekey rule: a self-update commit after N sent messages or T time. It goes
-    // out before this message and is confirmed when the peer's receipt says it applied it.
-    if conversation.rekey_due(&engine.rekey, unix) && !conversation.has_pending_commit() {
+    // Seed 000's rekey rule: a self-update commit after N sent messages or T time, or after
+    // a restore from an older copy (crate::restored). It goes out before this message and is
+    // confirmed when the peer's receipt says it applied it (this message is still sealed in
+    // the current epoch: protocol.md §13).
+    let due = conversation.rekey_due(&engine.rekey, unix)
+        || crate::restored::fresh_epoch_due(tx, &conversation)?;
+    if due && !conversation.has_pending_commit() {
         let commit = conversation
             .self_update(&mls, &engine.mls_device, unix)
             .map_err(EngineError::Mls)?;

@@ -603,7 +603,8 @@ impl Engine {
     }
 
     /// Commits a self-update in the group (applied at once, queued to `devices`) when the rekey
-    /// rule says so.
+    /// rule says so, or the database was restored since our last own commit in it
+    /// ([`crate::restored`]: a fresh epoch before our next application message).
     pub(crate) fn rekey_group_if_due(
         &self,
         tx: &mut Tx<'_>,
@@ -613,7 +614,9 @@ impl Engine {
         now: i64,
     ) -> Result<(), EngineError> {
         let unix = secs(now);
-        if conversation.rekey_due(&self.rekey, unix) {
+        if conversation.rekey_due(&self.rekey, unix)
+            || crate::restored::fresh_epoch_due(tx, conversation)?
+        {
             let mls = tx.mls()?;
             let epoch = conversation.epoch();
             let commit = conversation.self_update(&mls, &self.mls_device, unix)?;

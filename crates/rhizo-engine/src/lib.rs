@@ -56,6 +56,8 @@
 //! - [`reestablish`]: a 1:1 conversation the recipient lost: its messages parked, then moved
 //!   in order into a new conversation (bounded attempts).
 //! - [`requests`]: envelopes from non-contacts held as message requests.
+//! - [`restored`]: a database restored from an older copy: a self-update of ours in every
+//!   conversation before our next application message in it.
 //! - `rng`: the engine's random generator (seeded from the OS, or by a simulation).
 //! - [`send`]: queueing texts (the group commit) and the first message of a conversation.
 //! - [`wire`]: `/rhizo/msg/1` responses (receipts, errors) and what they say.
@@ -86,6 +88,7 @@ pub mod publish;
 pub mod receipts;
 pub mod reestablish;
 pub mod requests;
+pub mod restored;
 mod rng;
 pub mod send;
 pub mod wire;

@@ -12,6 +12,12 @@
 //! same state as the others, but to texts in order and once only (those of the epochs it
 //! missed cannot be read by it, nor its own sealed there by the others).
 //!
+//! In a third of the schedules admin 2 leaves (its hand-over commit races the other admins'
+//! renames of that round; it must be made again when it loses): the others must end in the
+//! same state without it, the leaver out of the roster, and texts to and from the leaver are
+//! held to in order and once only (one still in flight when the leaver was removed does not
+//! reach a member already more than 5 epochs beyond it).
+//!
 //! Everything is real except the network and the clock: real engines on real SQLite files,
 //! real MLS (X-Wing) with rhizo-e2e's commit ordering and rollback. The group is set up once
 //! and its database files copied for each schedule. The schedule's seed also seeds every
@@ -43,6 +49,8 @@ const SCHEDULES: u64 = 2;
 /// Members: 0, 1, 2 are admins; 3 and 4 members (4 may go offline).
 const NODES: usize = 5;
 const ADMINS: usize = 3;
+/// The admin that leaves in the schedules that have a leave.
+const LEAVER: usize = 2;
 /// The simulated clock starts here (unix ms).
 const T0: i64 = 1_800_000_000_000;
 /// Rounds with new texts and commits, then rounds to drain.
@@ -89,6 +97,8 @@ struct Node {
     path: PathBuf,
     /// Whether it asked to be re-added (sent a `GroupRejoin`).
     rejoined: bool,
+    /// Whether it left the group (the round's [`LEAVER`]).
+    left: bool,
 }
 
 /// The engine seed of node `i` in the schedule of `seed`: one per node and schedule.
@@ -119,6 +129,7 @@ fn open_node_seeded(i: usize, path: &Path, engine_seed: u64) -> Node {
         sent: Vec::new(),
         path: path.to_path_buf(),
         rejoined: false,
+        left: false,
     }
 }
 
@@ -201,6 +212,9 @@ struct Knobs {
     rename: f64,
     text: f64,
     offline: bool,
+    /// The round in which admin [`LEAVER`] leaves, if it does: its hand-over (it drops itself
+    /// from the admins) races the other admins' renames of that round.
+    leave_at: Option<usize>,
 }
 
 struct Sim {
@@ -232,6 +246,7 @@ impl Sim {
             rename: rng.random_range(0.1..0.6),
             text: rng.random_range(0.3..0.9),
             offline: rng.random_bool(0.6),
+            leave_at: leave_round(seed),
         };
         let nodes = (0..NODES)
             .map(|i| {
@@ -375,7 +390,17 @@ impl Sim {
     /// New texts and commits for this round.
     fn act(&mut self, round: usize) -> Result<(), String> {
         for i in 0..NODES {
-            if !self.nodes[i].online {
+            if !self.nodes[i].online || self.nodes[i].left {
+                continue;
+            }
+            if i == LEAVER && self.knobs.leave_at == Some(round) {
+                let (session, now) = (self.session, self.now + i as i64);
+                let n = &mut self.nodes[i];
+                match n.store.write(|tx| n.engine.leave_group(tx, &session, now)) {
+                    Ok(()) => n.left = true,
+                    Err(EngineError::Rejoining) => {}
+                    Err(e) => return Err(format!("leave by {i}: {e}")),
+                }
                 continue;
             }
             let (session, now) = (self.session, self.now + i as i64);
@@ -513,7 +538,14 @@ impl Sim {
                 .map_err(|e| e.to_string())?;
             infos.push(info);
         }
+        let members = NODES - usize::from(self.nodes[LEAVER].left);
         for (i, info) in infos.iter().enumerate().skip(1) {
+            if self.nodes[i].left {
+                if info.members.iter().any(|m| m.uid == self.nodes[i].uid) {
+                    return Err(format!("node {i} left and is still a member"));
+                }
+                continue;
+            }
             if (info.epoch, &info.fingerprint, &info.profile)
                 != (infos[0].epoch, &infos[0].fingerprint, &infos[0].profile)
             {
@@ -522,7 +554,7 @@ impl Sim {
                     info.epoch, info.profile.name, infos[0].epoch, infos[0].profile.name
                 ));
             }
-            if info.members.len() != NODES {
+            if info.members.len() != members {
                 return Err(format!("node {i} sees {} members", info.members.len()));
             }
         }
@@ -532,6 +564,7 @@ impl Sim {
                 .read()
                 .messages(&session, 10_000)
                 .map_err(|e| e.to_string())?;
+            // A leaver gets texts only until it left: in order and once.
             for s in (0..NODES).filter(|s| *s != r) {
                 let got: Vec<String> = history
                     .iter()
@@ -540,7 +573,13 @@ impl Sim {
                     .collect();
                 // A member that rejoined cannot read the epochs it missed, and its texts
                 // sealed there are not readable by the others: in order and once, at least.
-                let rejoined = self.nodes[r].rejoined || self.nodes[s].rejoined;
+                // A leaver's text still in flight when it was removed does not reach a member
+                // that is more than the past-epoch window (5) beyond its epoch by then (the
+                // leaver can no longer seal it again): protocol.md §29.
+                let rejoined = self.nodes[r].rejoined
+                    || self.nodes[s].rejoined
+                    || self.nodes[r].left
+                    || self.nodes[s].left;
                 if rejoined && in_order_once(&got, &self.nodes[s].sent) {
                     continue;
                 }
@@ -641,6 +680,14 @@ impl Sim {
     }
 }
 
+/// The round in which [`LEAVER`] leaves in the schedule of `seed` (a third of them), drawn
+/// apart from the schedule's own numbers so that the other schedules stay as they were.
+fn leave_round(seed: u64) -> Option<usize> {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x1ea7e);
+    rng.random_bool(1.0 / 3.0)
+        .then(|| rng.random_range(0..ACTIVE_ROUNDS - 1))
+}
+
 fn run_seed(seed: u64) -> Result<Knobs, String> {
     let (mut sim, _dir) = Sim::new(seed);
     run_sim(&mut sim)
@@ -664,9 +711,10 @@ fn seeded_group_schedules_converge_and_deliver_every_text_once_in_order() {
     let schedules = env("GROUP_SIM_SCHEDULES").unwrap_or(SCHEDULES);
     let first = env("GROUP_SIM_FIRST_SEED").unwrap_or(0);
     template();
-    let mut offline = 0;
+    let (mut offline, mut leaves) = (0, 0);
     let mut failed = Vec::new();
     for seed in first..first.saturating_add(schedules) {
+        leaves += u64::from(leave_round(seed).is_some());
         match run_seed(seed) {
             Ok(knobs) => offline += u64::from(knobs.offline),
             Err(e) => {
@@ -676,8 +724,8 @@ fn seeded_group_schedules_converge_and_deliver_every_text_once_in_order() {
         }
     }
     eprintln!(
-        "{schedules} group schedules (seeds {first}..{}, {offline} with a member offline) in \
-         {:.1} s, {} failed",
+        "{schedules} group schedules (seeds {first}..{}, {offline} with a member offline, \
+         {leaves} with an admin leaving) in {:.1} s, {} failed",
         first.saturating_add(schedules),
         started.elapsed().as_secs_f64(),
         failed.len()
@@ -706,6 +754,7 @@ fn a_member_that_lost_its_group_state_rejoins_inside_the_sim() {
         sim.knobs.reply_loss = 0.0;
         sim.knobs.text = 1.0;
         sim.knobs.rename = 0.0;
+        sim.knobs.leave_at = None;
         sim.lose_state_at = Some(2);
         if let Err(e) = run_sim(&mut sim) {
             panic!("seed {seed}: {e}");

@@ -603,3 +603,30 @@ fn other_agent_messages_move_too_in_order_as_the_same_rows() {
         .expect("the task");
     assert_eq!(task.status.state, TaskState::Canceled);
 }
+
+/// A node restored from an older copy (protocol.md §13): its next text to bob goes after a
+/// self-update of its own (once; confirmed by bob's receipt), and bob reads both. The text
+/// itself is still sealed in the current epoch: a 1:1 commit is pending until the peer
+/// confirms it.
+#[test]
+fn a_restored_node_sends_a_self_update_before_its_next_text() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut alice, mut bob) = established(&dir);
+    alice
+        .store
+        .write(|tx| rhizo_engine::restored::note_restored(tx, T0 + 1_000))
+        .expect("noted");
+    let due = |alice: &Side| -> Vec<String> {
+        let items = alice.store.read().outbox_due(i64::MAX - 1, 10);
+        items.expect("outbox").into_iter().map(|i| i.kind).collect()
+    };
+    queue(&mut alice, &mut bob, "after restore", T0 + 2_000);
+    assert_eq!(due(&alice), ["commit", "text"]);
+    let (_, texts) = deliver(&mut alice, &mut bob, T0 + 2_000);
+    assert_eq!(texts, ["after restore"]);
+    // Confirmed by bob's receipt: the next text needs no other commit.
+    queue(&mut alice, &mut bob, "and again", T0 + 3_000);
+    assert_eq!(due(&alice), ["text"]);
+    let (_, texts) = deliver(&mut alice, &mut bob, T0 + 3_000);
+    assert_eq!(texts, ["and again"]);
+}

@@ -41,6 +41,8 @@
 //! - [`peer_policy`]: per-peer rate limits, reputations and bans.
 //! - [`pex`]: peer exchange.
 //! - [`record_validator`]: which DHT records the node stores for others.
+//! - [`restored`]: finding at start a database restored from an older copy (run tokens), so
+//!   the engine gives every group a fresh epoch before sending.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -63,6 +65,7 @@ pub mod pairing;
 pub mod peer_policy;
 pub mod pex;
 pub mod record_validator;
+pub mod restored;
 
 pub use config::{Config, ConfigLayer};
 pub use data_dir::{DataDir, LocalIdentity};

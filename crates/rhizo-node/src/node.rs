@@ -229,6 +229,7 @@ pub async fn run(
     info!("shutting down");
     dir.remove_api_addr();
     background.stop().await;
+    crate::restored::end_run(&services.db, &dir).await;
     let _ = services.client.shutdown().await;
     let _ = api_stop_tx.send(());
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
@@ -241,19 +242,22 @@ pub async fn run(
 
 /// Opens the database (and creates or upgrades the MLS tables in the same file), raises the
 /// sequence floor for a start at `now_ms` (so a database restored from an older copy never
-/// sends a sequence number twice: protocol.md §13), reads what the start needs, and hands the
-/// store to its one owner.
+/// sends a sequence number twice: protocol.md §13), finds whether it was restored (then every
+/// group gets a fresh epoch before we send in it: [`crate::restored`]), reads what the start
+/// needs, and hands the store to its one owner.
 async fn open_database(
     dir: &DataDir,
     now_ms: i64,
 ) -> Result<(Db, Option<String>, Vec<(PeerId, Vec<Multiaddr>)>), NodeError> {
     let db_path = dir.database();
+    let data_dir = dir.clone();
     let store = blocking(move || -> Result<Store, NodeError> {
         let mut store = Store::open(&db_path)?;
         // Create or upgrade the MLS tables (openmls' storage) in the same file, once.
         rhizo_e2e::E2eStore::open(&db_path)
             .map_err(|e| NodeError::Task(format!("MLS storage: {e}")))?;
         store.write(|tx| tx.raise_sequence_floor(now_ms))?;
+        crate::restored::start_run(&mut store, &data_dir, now_ms)?;
         Ok(store)
     })
     .await??;

@@ -121,14 +121,7 @@ fn an_offline_member_gets_the_group_text_from_its_mailbox() {
         let boot = boot_args(&hub.listen_addr()?);
         alice.start_and_publish(&boot, KEY_PACKAGES_TIMEOUT)?;
         bob.start_and_publish(&boot, KEY_PACKAGES_TIMEOUT)?;
-        befriend(&alice, "alice", &bob, "bob")?;
-        let info = post_when_ready(
-            &alice,
-            "/v1/groups",
-            &json!({"name": "pair", "members": ["bob"]}),
-        )?;
-        let id = info["id"].as_str().context("no group id")?.to_string();
-        wait_group(&bob, &id, "bob joins", |g| g["members"] == 2)?;
+        let id = pair(&alice, &bob)?;
 
         bob.stop()?;
         let text = "while bob was away";
@@ -185,4 +178,81 @@ fn an_invitation_from_a_stranger_is_held_until_accepted() {
     if let Err(e) = result {
         panic_with_logs(&e, &[&alice, &dave]);
     }
+}
+
+/// Alice's database is put back from a copy made before she sent two texts (her node was
+/// stopped; the copy is older than her last start): at start her node finds it restored, and
+/// her next text goes out after a self-update of hers, in a fresh epoch. Bob reads it (sealed
+/// with the generation she had used for "one", he would have refused it: its key is gone).
+#[test]
+fn a_text_after_a_restore_from_an_older_copy_reaches_the_group() {
+    let mut alice = TestNode::init(bin(), "alice").expect("init alice");
+    let mut bob = TestNode::init(bin(), "bob").expect("init bob");
+    let result = (|| -> anyhow::Result<()> {
+        alice.start(&[])?;
+        let boot = vec!["--bootstrap".to_string(), alice.listen_addr()?];
+        bob.start_and_publish(&boot, KEY_PACKAGES_TIMEOUT)?;
+        let id = pair(&alice, &bob)?;
+        let epoch = |node: &TestNode| -> anyhow::Result<u64> {
+            let g = node.api_get(&format!("/v1/groups/{id}"))?;
+            g["epoch"].as_u64().context("no epoch")
+        };
+        let before = epoch(&alice)?;
+        alice.stop()?;
+        let backup = alice.data_dir().join("backup");
+        copy_database(alice.data_dir(), &backup)?;
+        alice.start(&[])?;
+        for text in ["one", "two"] {
+            post_when_ready(
+                &alice,
+                &format!("/v1/groups/{id}/messages"),
+                &json!({"text": text}),
+            )?;
+        }
+        wait_received(&bob, &id, &["one", "two"])?;
+        alice.stop()?;
+        copy_database(&backup, alice.data_dir())?;
+        alice.start(&[])?;
+        ensure!(
+            epoch(&alice)? == before,
+            "alice's database is not the old copy"
+        );
+        post_when_ready(
+            &alice,
+            &format!("/v1/groups/{id}/messages"),
+            &json!({"text": "three"}),
+        )?;
+        wait_received(&bob, &id, &["one", "two", "three"])?;
+        ensure!(epoch(&bob)? == before + 1, "no fresh epoch at bob's");
+        Ok(())
+    })();
+    if let Err(e) = result {
+        panic_with_logs(&e, &[&alice, &bob]);
+    }
+}
+
+/// Alice and bob befriend; alice makes the group "pair" with bob, who joins: its id.
+fn pair(alice: &TestNode, bob: &TestNode) -> anyhow::Result<String> {
+    befriend(alice, "alice", bob, "bob")?;
+    let info = post_when_ready(
+        alice,
+        "/v1/groups",
+        &json!({"name": "pair", "members": ["bob"]}),
+    )?;
+    let id = info["id"].as_str().context("no group id")?.to_string();
+    wait_group(bob, &id, "bob joins", |g| g["members"] == 2)?;
+    Ok(id)
+}
+
+/// Copies `rhizo.db` with its WAL from the directory `from` to `to` (the node is stopped).
+fn copy_database(from: &std::path::Path, to: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for ext in ["", "-wal", "-shm"] {
+        let name = format!("rhizo.db{ext}");
+        let _ = std::fs::remove_file(to.join(&name));
+        if ext != "-shm" && from.join(&name).exists() {
+            std::fs::copy(from.join(&name), to.join(&name))?;
+        }
+    }
+    Ok(())
 }

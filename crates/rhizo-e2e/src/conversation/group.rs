@@ -261,12 +261,14 @@ impl Conversation {
         self.group.epoch_authenticator().as_slice().to_vec()
     }
 
-    /// The earliest time (unix seconds, from their authenticated data) among the commits this
-    /// member applied since `epoch` (those of `epoch` up to the current one): a text sealed in
-    /// `epoch` by a member removed since was sealed before its removal if it was sealed no later.
-    /// `None` when `epoch` is not in the past or any of those commits is no longer recorded
-    /// (outside the ordering window) or carries no time.
-    pub fn earliest_commit_since(
+    /// The latest time (unix seconds, from their authenticated data) among the commits this
+    /// member applied since `epoch` (those of `epoch` up to the current one): the commit that
+    /// removed a member is one of them, so a text sealed in `epoch` by a member removed since
+    /// was sealed while it could still be a member if it was sealed no later (it may have been
+    /// behind: sealed after an earlier of them that it had not seen yet). `None` when `epoch`
+    /// is not in the past or any of those commits is no longer recorded (outside the ordering
+    /// window) or carries no time.
+    pub fn latest_commit_since(
         &self,
         store: &E2eStore,
         epoch: u64,
@@ -276,14 +278,14 @@ impl Conversation {
             return Ok(None);
         }
         let group_id = self.group.group_id().as_slice();
-        let mut earliest = u64::MAX;
+        let mut latest = 0;
         for e in epoch..current {
             match ordering::applied(store.conn(), group_id, e)?.and_then(|c| c.made_at) {
-                Some(made_at) => earliest = earliest.min(made_at),
+                Some(made_at) => latest = latest.max(made_at),
                 None => return Ok(None),
             }
         }
-        Ok(Some(earliest))
+        Ok(Some(latest))
     }
 
     /// How many past epochs this member keeps for late application messages: in a group,

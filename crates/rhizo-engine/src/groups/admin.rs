@@ -152,17 +152,40 @@ pub(crate) fn after_rollback(
     now: i64,
 ) -> Result<Vec<Event>, EngineError> {
     tx.drop_group_commits(&group.session_id, to_epoch)?;
+    if !conversation.is_active() {
+        // The winner removed us: what we sealed on the dropped branch cannot be read by
+        // anyone, nor sealed again.
+        tx.drop_group_sealed_after(&group.session_id, to_epoch)?;
+        return Ok(Vec::new());
+    }
+    let left = group.status == rhizo_store::groups::GroupStatus::Left;
+    if left {
+        // A group we left: our hand-over is made again first, and our leave goes again to
+        // every member (those that had it applied its effects on the dropped branch), after
+        // it: the successor is an admin when the leave reaches it, and removes us.
+        let undone = repropose(tx, signer, group, conversation, to_epoch, now)?;
+        tx.repend_group_controls(&group.session_id, to_epoch, now)?;
+        for row in tx.group_resends(&group.session_id, to_epoch)? {
+            reseal(tx, signer, group, conversation, &row, now)?;
+        }
+        return Ok(add_undone(group, &undone));
+    }
     for row in tx.group_resends(&group.session_id, to_epoch)? {
         reseal(tx, signer, group, conversation, &row, now)?;
     }
     let undone = repropose(tx, signer, group, conversation, to_epoch, now)?;
+    Ok(add_undone(group, &undone))
+}
+
+/// The event asking the driver to add again the UIDs whose add a rollback dropped, if any.
+fn add_undone(group: &GroupRow, undone: &[[u8; 32]]) -> Vec<Event> {
     if undone.is_empty() {
-        return Ok(Vec::new());
+        return Vec::new();
     }
-    Ok(vec![Event::GroupAddUndone {
+    vec![Event::GroupAddUndone {
         group: super::group_id_hex(&group.session_id),
         uids: undone.iter().map(hex::encode).collect(),
-    }])
+    }]
 }
 
 /// Encrypts one of our group texts (or controls) again in the current epoch, under a new
@@ -194,6 +217,14 @@ pub(crate) fn reseal(
         ..content
     };
     let mls = tx.mls()?;
+    if crate::restored::fresh_epoch_due(tx, conversation)? {
+        // Restored from an older copy since our last own commit: a fresh epoch first.
+        let devices = other_devices(&roster(conversation)?, signer.me);
+        let made_in = conversation.epoch();
+        let commit = conversation.self_update(&mls, signer.device, secs(now))?;
+        let commit = GroupEnvelope::commit(commit, made_in);
+        queue_group_envelope(tx, signer, group, commit, &devices, now)?;
+    }
     let epoch = conversation.epoch();
     let ciphertext =
         conversation.encrypt(&mls, signer.device, &content.encode_to_vec(), secs(now))?;

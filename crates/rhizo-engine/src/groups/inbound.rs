@@ -60,7 +60,11 @@ pub(crate) fn apply_group(
     message: &SecureMessage,
     now: i64,
 ) -> Result<Vec<Event>, Reject> {
-    if group.status != GroupStatus::Active {
+    // A group we left: its commits are still applied while our leaf is in it (until an admin
+    // removes it), so that a hand-over of ours that lost the ordering is made again
+    // (protocol.md §29).
+    let left_commit = group.status == GroupStatus::Left && message.msg_type == MessageType::Commit;
+    if group.status != GroupStatus::Active && !left_commit {
         return Err(Reject::Code(ErrorCode::SessionClosed));
     }
     match message.msg_type {
@@ -160,7 +164,8 @@ fn group_mls(
 }
 
 /// The signing device must hold a leaf of the UID the envelope names; or, removed since, the
-/// envelope is a text it sealed before its removal (protocol.md §29). Returns whether the
+/// envelope is a text it sealed before its removal or a commit made in an earlier epoch
+/// (protocol.md §29). Returns whether the
 /// sender was removed (MLS's sender must then be the envelope's device).
 fn check_sender(
     mls: &rhizo_e2e::E2eStore<'_>,
@@ -173,15 +178,27 @@ fn check_sender(
     let removed = !before
         .iter()
         .any(|m| m.uid == sender_uid && m.devices.contains(&device));
-    if removed && !sealed_before_removal(mls, conversation, message)? {
+    if removed
+        && !sealed_before_removal(mls, conversation, message)?
+        && !committed_before_removal(conversation, message)
+    {
         return Err(Reject::Code(ErrorCode::UnknownSender));
     }
     Ok(removed)
 }
 
+/// Whether a commit from a device no longer in the roster was made in an earlier epoch: it
+/// competes in the commit ordering of that epoch, in which MLS checks its sender against the
+/// tree of that epoch (the commit that removed its sender may lose to it: protocol.md §29).
+fn committed_before_removal(conversation: &Conversation, message: &SecureMessage) -> bool {
+    message.msg_type == MessageType::Commit
+        && rhizo_e2e::message_epoch(&message.payload).is_some_and(|e| e < conversation.epoch())
+}
+
 /// Whether an application message from a device no longer in the roster was sealed in an
-/// epoch before its removal and no later than every commit made since that epoch (so before
-/// the one that removed it): its envelope's signed timestamp against the commits' `made_at`.
+/// epoch before its removal and no later than the latest commit made since that epoch (the one
+/// that removed it is among them; the sender may have sealed it while behind, after earlier
+/// ones it had not seen): its envelope's signed timestamp against the commits' `made_at`.
 /// MLS then decrypts it with the past epoch's secrets, or the refusal stays.
 fn sealed_before_removal(
     mls: &rhizo_e2e::E2eStore<'_>,
@@ -194,10 +211,10 @@ fn sealed_before_removal(
     let Some(epoch) = rhizo_e2e::message_epoch(&message.payload) else {
         return Ok(false);
     };
-    let earliest = conversation
-        .earliest_commit_since(mls, epoch)
+    let latest = conversation
+        .latest_commit_since(mls, epoch)
         .map_err(Reject::internal)?;
-    Ok(earliest.is_some_and(|made_at| message.timestamp / 1000 <= made_at))
+    Ok(latest.is_some_and(|made_at| message.timestamp / 1000 <= made_at))
 }
 
 /// The refusal for a group message MLS could not process: one more than `MAX_FUTURE_EPOCHS`
@@ -226,6 +243,7 @@ struct Seen {
 
 /// After a commit: the members, our role and the name follow the group's MLS state (events
 /// for who came and went, a rename); a roster without this device means an admin removed us.
+/// Nothing for a group we left.
 fn after_commit(
     tx: &mut Tx<'_>,
     me: &Me,
@@ -234,6 +252,11 @@ fn after_commit(
     before: &[RosterMember],
     now: i64,
 ) -> Result<Vec<Event>, Reject> {
+    if group.status == GroupStatus::Left {
+        // We left: the commits are applied only so that a hand-over of ours that lost the
+        // ordering is made again; our removal is the end we asked for, shown nowhere.
+        return Ok(Vec::new());
+    }
     let after = roster(conversation).map_err(Reject::internal)?;
     let id = group_id_hex(&group.session_id);
     let mine = *me.device.public().as_bytes();

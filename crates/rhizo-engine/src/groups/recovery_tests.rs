@@ -510,3 +510,45 @@ fn a_member_forked_beyond_the_window_asks_and_the_winners_never_do() {
         );
     }
 }
+
+/// Alice's node restored from a copy taken before she sent two texts: her sender ratchet is
+/// back at the generations she used for them. Noted as restored, her next text goes out after
+/// a self-update of hers (a fresh epoch), and every member reads it; without the note, that
+/// text would reuse a generation the members already deleted (`DECRYPTION_FAILED`).
+#[test]
+fn a_node_restored_from_an_older_copy_sends_in_a_fresh_epoch_of_its_own() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut nodes, session) = trio(tmp.path());
+    let (now, _) = settle(&mut nodes, T0 + 1, 20);
+    let old = tmp.path().join("alice-old.db");
+    snapshot(&nodes[0], &old);
+    let epoch = info(&mut nodes[0], &session).epoch;
+    text(&mut nodes, &session, "one", now);
+    text(&mut nodes, &session, "two", now + 1);
+    let (now, events) = settle(&mut nodes, now + 1, 20);
+    assert_eq!(received_texts(&events, 1), ["one", "two"]);
+    // The disk dies; alice's node starts again on the copy (its sequence floor raised, as
+    // rhizo-node does at each start) and finds it restored.
+    reopen_from(&mut nodes, 0, tmp.path(), 1, &old);
+    nodes[0]
+        .store
+        .write(|tx| {
+            tx.raise_sequence_floor(now)?;
+            crate::restored::note_restored(tx, now)
+                .map_err(|e| rhizo_store::StoreError::InvalidInput(e.to_string()))
+        })
+        .unwrap();
+    assert_eq!(info(&mut nodes[0], &session).epoch, epoch);
+    text(&mut nodes, &session, "three", now + 1);
+    assert_eq!(info(&mut nodes[0], &session).epoch, epoch + 1);
+    let (now, events) = settle(&mut nodes, now + 1, 20);
+    for i in [1, 2] {
+        assert_eq!(received_texts(&events, i), ["three"], "node {i}");
+        assert_eq!(info(&mut nodes[i], &session).epoch, epoch + 1, "node {i}");
+    }
+    // Once is enough: the next text needs no other commit (another restart changes nothing).
+    text(&mut nodes, &session, "four", now + 1);
+    let (_, events) = settle(&mut nodes, now + 1, 20);
+    assert_eq!(received_texts(&events, 1), ["four"]);
+    assert_eq!(info(&mut nodes[0], &session).epoch, epoch + 1);
+}

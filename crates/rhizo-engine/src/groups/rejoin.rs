@@ -185,7 +185,8 @@ pub(crate) fn after_refusal(
     ) || !matches!(
         message.msg_type,
         MessageType::Application | MessageType::Commit
-    ) {
+    ) || group.status != GroupStatus::Active
+    {
         return;
     }
     let conversations = parts.2;

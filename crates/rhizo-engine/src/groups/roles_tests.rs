@@ -27,6 +27,22 @@ fn admins_of(node: &mut Node, session: &[u8; 16]) -> Vec<[u8; 32]> {
         .collect()
 }
 
+/// Node `i` no longer has `leaver` and has `successor` as its only admin.
+fn assert_left_with_successor(
+    node: &mut Node,
+    session: &[u8; 16],
+    leaver: &[u8; 32],
+    successor: [u8; 32],
+    i: usize,
+) {
+    let seen = info(node, session);
+    assert!(
+        !seen.members.iter().any(|m| m.uid == *leaver),
+        "node {i} still has the leaver"
+    );
+    assert_eq!(admins_of(node, session), vec![successor], "node {i}");
+}
+
 #[test]
 fn an_admin_promotes_and_demotes_and_every_member_follows() {
     let tmp = tempfile::tempdir().unwrap();
@@ -113,16 +129,7 @@ fn the_last_admin_leaving_hands_over_to_the_longest_standing_member_first() {
         .unwrap();
     let (_, events) = settle(&mut nodes, now, 40);
     for i in [1, 2, 3] {
-        let seen = info(&mut nodes[i], &session);
-        assert!(
-            !seen.members.iter().any(|m| m.uid == alice),
-            "node {i} still has alice"
-        );
-        assert_eq!(
-            admins_of(&mut nodes[i], &session),
-            vec![successor],
-            "node {i}"
-        );
+        assert_left_with_successor(&mut nodes[i], &session, &alice, successor, i);
         // The others are told (the heir made the commit).
         let told = events.iter().any(|(at, e)| {
             *at == i
@@ -172,6 +179,46 @@ fn an_admin_that_is_not_the_last_drops_its_role_when_leaving() {
         assert_eq!(admins_of(&mut nodes[i], &session), vec![alice], "node {i}");
         assert_eq!(info(&mut nodes[i], &session).members.len(), 2, "node {i}");
     }
+}
+
+/// Alice, the only admin, leaves while carol's first self-update (made a few minutes earlier,
+/// in the same epoch) is on its way: carol's commit wins the epoch and alice's hand-over loses
+/// everywhere. Alice, although she left, still applies the group's commits: she rolls back,
+/// makes her hand-over again on top of carol's commit and sends her leave again after it, so
+/// the successor is an admin when it gets the leave and removes her.
+#[test]
+fn a_hand_over_that_loses_the_ordering_is_made_again_and_the_leaver_is_removed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut nodes, session) = trio(tmp.path());
+    let (now, _) = settle(&mut nodes, T0 + 1, 20);
+    let start = info(&mut nodes[0], &session).epoch;
+    // Carol's first self-update: scheduled, then made when due (hours later at most).
+    let c = &mut nodes[2];
+    c.store
+        .write(|tx| c.engine.run_self_updates(tx, now))
+        .unwrap();
+    let made = now + 3 * 3600 * 1000;
+    let run = c
+        .store
+        .write(|tx| c.engine.run_self_updates(tx, made))
+        .unwrap();
+    assert_eq!(info(&mut nodes[2], &session).epoch, start + 1, "{run:?}");
+    // Alice leaves five minutes later, before carol's commit reached her.
+    let a = &mut nodes[0];
+    a.store
+        .write(|tx| a.engine.leave_group(tx, &session, made + 5 * 60_000))
+        .unwrap();
+    settle(&mut nodes, made + 6 * 60_000, 60);
+    let [alice, bob, carol] = [0, 1, 2].map(|i| *nodes[i].engine.me().uid.as_bytes());
+    let successor = bob.min(carol);
+    for i in [1, 2] {
+        assert_left_with_successor(&mut nodes[i], &session, &alice, successor, i);
+    }
+    let (b, c) = (info(&mut nodes[1], &session), info(&mut nodes[2], &session));
+    assert_eq!((b.epoch, &b.fingerprint), (c.epoch, &c.fingerprint));
+    // Alice's side: the group she left stays left (her removal is what she asked for).
+    let group = nodes[0].store.read().group_by_session(&session).unwrap();
+    assert_eq!(group.unwrap().status, GroupStatus::Left);
 }
 
 /// Issue 15: bob (no admin) adds his own second device, which his device list names.

@@ -389,6 +389,62 @@ impl Tx<'_> {
             == 1)
     }
 
+    /// Stops sending our group messages sealed after `epoch` (a rollback to `epoch` applied a
+    /// commit that removed us: nobody can read them, and we cannot seal them again); how many.
+    pub fn drop_group_sealed_after(
+        &mut self,
+        session_id: &[u8; 16],
+        epoch: u64,
+    ) -> Result<usize, StoreError> {
+        self.drop_group_outgoing(
+            session_id,
+            "epoch > ?2",
+            epoch,
+            "dropped: removed from the group by the commit that won",
+        )
+    }
+
+    /// Fails our outgoing group rows of `session_id` still to send that `condition` (on
+    /// `epoch`, `?2`) picks, with `error`; how many.
+    fn drop_group_outgoing(
+        &mut self,
+        session_id: &[u8; 16],
+        condition: &str,
+        epoch: u64,
+        error: &str,
+    ) -> Result<usize, StoreError> {
+        self.conn
+            .execute(
+                &format!(
+                    "UPDATE messages SET state = 'failed', next_attempt_at = ?3, error = ?4
+                     WHERE session_id = ?1 AND direction = 'out' AND {condition}
+                       AND state IN ('queued', 'sent', 'stored')"
+                ),
+                params![&session_id[..], epoch as i64, NO_RETRY, error],
+            )
+            .context("dropping group messages")
+    }
+
+    /// Our group controls (a leave) sealed after `epoch` go to every member device again: a
+    /// rollback to `epoch` undid what the devices that had them did with them. How many
+    /// deliveries moved back to pending.
+    pub fn repend_group_controls(
+        &mut self,
+        session_id: &[u8; 16],
+        epoch: u64,
+        now: i64,
+    ) -> Result<usize, StoreError> {
+        self.conn
+            .execute(
+                "UPDATE message_deliveries SET state = 'pending', at = ?3
+                 WHERE state != 'pending' AND message IN (SELECT id FROM messages
+                    WHERE session_id = ?1 AND direction = 'out' AND kind = 'control'
+                      AND epoch > ?2)",
+                params![&session_id[..], epoch as i64, now],
+            )
+            .context("sending group controls again")
+    }
+
     /// Stops sending our commits of a group made in `epoch` or later, and the Welcomes of those
     /// commits (a rollback dropped them: nobody can apply them any more); how many.
     pub fn drop_group_commits(
@@ -396,15 +452,12 @@ impl Tx<'_> {
         session_id: &[u8; 16],
         epoch: u64,
     ) -> Result<usize, StoreError> {
-        self.conn
-            .execute(
-                "UPDATE messages SET state = 'failed', next_attempt_at = ?3,
-                    error = 'dropped: a smaller commit won its epoch'
-                 WHERE session_id = ?1 AND direction = 'out' AND kind IN ('commit', 'welcome')
-                   AND epoch >= ?2 AND state IN ('queued', 'sent', 'stored')",
-                params![&session_id[..], epoch as i64, NO_RETRY],
-            )
-            .context("dropping group commits")
+        self.drop_group_outgoing(
+            session_id,
+            "kind IN ('commit', 'welcome') AND epoch >= ?2",
+            epoch,
+            "dropped: a smaller commit won its epoch",
+        )
     }
 
     /// Moves one device's delivery of our group message forward to `state` (pending →
