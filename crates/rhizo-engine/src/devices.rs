@@ -253,5 +253,7 @@ impl Engine {
     }
 }
 
+pub mod lists;
+
 #[cfg(test)]
 mod tests;
