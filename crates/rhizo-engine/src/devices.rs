@@ -256,4 +256,6 @@ impl Engine {
 pub mod lists;
 
 #[cfg(test)]
+mod join_tests;
+#[cfg(test)]
 mod tests;

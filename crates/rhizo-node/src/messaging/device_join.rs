@@ -80,31 +80,55 @@ impl Messaging {
         Ok(Some(added))
     }
 
+    /// One KeyPackage of each of our other listed devices that published a bundle (for a new
+    /// 1:1 conversation: our devices are its leaves too). One look each, no retry: a device
+    /// without one is left out.
+    pub(super) async fn own_key_packages(&self) -> Vec<Vec<u8>> {
+        let devices = self
+            .with_reader(|reader, engine| engine.own_devices(reader).map_err(JobError::from))
+            .await
+            .unwrap_or_default();
+        let mut out = Vec::new();
+        for device in devices.iter().filter(|d| !d.this_device) {
+            let device = device.certificate.device();
+            if let Some(bundle) = self.own_bundle(&device).await
+                && let Some(package) = self.inner.engine.choose_key_package(&bundle)
+            {
+                out.push(package);
+            }
+        }
+        out
+    }
+
+    /// Our own device's newest valid KeyPackage bundle in the DHT, if any.
+    async fn own_bundle(&self, device: &DevicePublicKey) -> Option<KeyPackageBundle> {
+        let me = self.inner.engine.me();
+        let key = key_packages_key(&me.uid, device);
+        let now = u64::try_from(self.inner.clock.now_secs()).unwrap_or(0);
+        let values = self
+            .inner
+            .client
+            .get_records(key.to_vec())
+            .await
+            .unwrap_or_default();
+        values
+            .iter()
+            .filter_map(|v| match validate_record(&key, v, now) {
+                Ok(ValidRecord::KeyPackages(bundle)) => Some(bundle),
+                _ => None,
+            })
+            .filter(|b| b.device_cert().root() == me.root_public)
+            .max_by_key(KeyPackageBundle::version)
+    }
+
     /// Our own device's newest KeyPackage bundle from the DHT, looked for until it shows up
     /// (bounded): its one-time KeyPackages, then its last-resort one.
     async fn await_own_key_packages(&self, device: &DevicePublicKey) -> Option<Vec<Vec<u8>>> {
-        let me = self.inner.engine.me();
-        let key = key_packages_key(&me.uid, device);
         for attempt in 0..KEY_PACKAGE_ATTEMPTS {
             if attempt > 0 {
                 tokio::time::sleep(KEY_PACKAGE_RETRY).await;
             }
-            let now = u64::try_from(self.inner.clock.now_secs()).unwrap_or(0);
-            let values = self
-                .inner
-                .client
-                .get_records(key.to_vec())
-                .await
-                .unwrap_or_default();
-            let best = values
-                .iter()
-                .filter_map(|v| match validate_record(&key, v, now) {
-                    Ok(ValidRecord::KeyPackages(bundle)) => Some(bundle),
-                    _ => None,
-                })
-                .filter(|b| b.device_cert().root() == me.root_public)
-                .max_by_key(KeyPackageBundle::version);
-            if let Some(bundle) = best {
+            if let Some(bundle) = self.own_bundle(device).await {
                 let packages = packages_in_order(&bundle);
                 if !packages.is_empty() {
                     return Some(packages);
