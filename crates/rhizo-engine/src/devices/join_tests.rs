@@ -144,3 +144,38 @@ fn a_new_conversation_holds_every_device_and_what_one_sends_shows_on_the_other_a
         "bob has each text once (hello, his answer, from a2)"
     );
 }
+
+#[test]
+fn a_revoked_device_still_running_cannot_read_what_follows_in_a_1to1_conversation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut nodes = alice_twice_and_bob(tmp.path());
+    let packages = vec![nodes[1].key_package(), nodes[2].key_package()];
+    let bob = nodes[1].contact("bob");
+    let a1 = &mut nodes[0];
+    a1.store
+        .write(|tx| a1.engine.send_first(tx, &bob, "hello bob", &packages, T0))
+        .unwrap();
+    pump_direct(&mut nodes, 0, T0);
+    let say = |nodes: &mut [Node], text: &str, now: i64| {
+        let b1 = &mut nodes[1];
+        b1.store
+            .write(|tx| b1.engine.queue_text(tx, "alice", text, now))
+            .unwrap();
+        pump_direct(nodes, 1, now)
+    };
+    let events = say(&mut nodes, "before", T0 + 1);
+    assert_eq!(received(&events, 2), ["before"]);
+    // a1 revokes a2: a remove commit to bob (a2, no longer listed, is not sent it).
+    let a2 = nodes[2].engine.me().device.public();
+    let a1 = &mut nodes[0];
+    let list = a1
+        .store
+        .write(|tx| a1.engine.revoke_own_device(tx, &a2, T0 + 2))
+        .unwrap();
+    assert!(list.is_some());
+    pump_direct(&mut nodes, 0, T0 + 2);
+    // Bob still addresses a2 (his copy of alice's list is older): it cannot read.
+    let events = say(&mut nodes, "after revoke", T0 + 3);
+    assert_eq!(received(&events, 0), ["after revoke"]);
+    assert!(received(&events, 2).is_empty());
+}
