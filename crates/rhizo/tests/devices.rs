@@ -160,8 +160,11 @@ fn a_second_device_is_linked_listed_and_revoked() {
 /// a2's full node running.
 fn link(a1: &TestNode, a2: &mut TestNode) {
     let mut args = TestNode::default_run_args();
-    args.extend(["--bootstrap".to_owned(), a1.listen_addr().unwrap()]);
-    a2.spawn(&args).unwrap();
+    args.extend([
+        "--bootstrap".to_owned(),
+        a1.listen_addr().expect("a1 listens"),
+    ]);
+    a2.spawn(&args).expect("a2 starts");
     let ticket = wait_for(TIMEOUT, "a link ticket from a2", || {
         let out = a2.cli(&["device", "link", "--no-qr"]).ok()?;
         let text = stdout(&out);
@@ -169,7 +172,9 @@ fn link(a1: &TestNode, a2: &mut TestNode) {
         out.status.success().then(|| line.to_owned())
     })
     .unwrap_or_else(|e| panic!("{e}\n{}", a2.logs()));
-    let out = a1.cli(&["device", "add", &ticket, "--yes"]).unwrap();
+    let out = a1
+        .cli(&["device", "add", &ticket, "--yes"])
+        .expect("the CLI runs");
     assert!(out.status.success(), "{}", a1.logs());
     wait_for(
         TIMEOUT,
