@@ -44,6 +44,11 @@ fn pump_direct(nodes: &mut [Node], from: usize, now: i64) -> Vec<(usize, Event)>
 /// a1, b1, a2: alice's devices list each other; each side knows the other as a contact with
 /// every listed device.
 fn alice_twice_and_bob(dir: &std::path::Path) -> Vec<Node> {
+    alice_twice_and(dir, true)
+}
+
+/// [`alice_twice_and_bob`]; bob's contact entry names a2 only if `bob_knows_a2`.
+fn alice_twice_and(dir: &std::path::Path, bob_knows_a2: bool) -> Vec<Node> {
     let mut nodes = vec![
         node(dir, 1, RekeyPolicy::default()),
         node(dir, 2, RekeyPolicy::default()),
@@ -60,12 +65,15 @@ fn alice_twice_and_bob(dir: &std::path::Path) -> Vec<Node> {
             .unwrap();
     }
     let mut alice = nodes[0].contact("alice");
-    alice.devices.push(ContactDevice {
+    let a2_device = ContactDevice {
         device_pk: nodes[2].device(),
         peer_id: String::new(),
         addrs: vec![],
         certificate: None,
-    });
+    };
+    if bob_knows_a2 {
+        alice.devices.push(a2_device);
+    }
     let bob = nodes[1].contact("bob");
     for (at, contact) in [(0, &bob), (2, &bob), (1, &alice)] {
         nodes[at]
@@ -178,4 +186,40 @@ fn a_revoked_device_still_running_cannot_read_what_follows_in_a_1to1_conversatio
     let events = say(&mut nodes, "after revoke", T0 + 3);
     assert_eq!(received(&events, 0), ["after revoke"]);
     assert!(received(&events, 2).is_empty());
+}
+
+#[test]
+fn a_contact_that_knows_an_older_list_fetches_the_newer_one_and_takes_the_retried_welcome() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Bob stored alice before a2 was linked: only a1.
+    let mut nodes = alice_twice_and(tmp.path(), false);
+    let packages = vec![nodes[1].key_package(), nodes[2].key_package()];
+    let bob = nodes[1].contact("bob");
+    let a1 = &mut nodes[0];
+    a1.store
+        .write(|tx| a1.engine.send_first(tx, &bob, "hello bob", &packages, T0))
+        .unwrap();
+    let events = pump_direct(&mut nodes, 0, T0);
+    assert!(
+        received(&events, 1).is_empty(),
+        "not yet: a2 is unknown to bob"
+    );
+    let alice = rhizo_core::Uid::from_bytes(&nodes[0].uid());
+    assert_eq!(nodes[1].engine.wanted_device_lists(), vec![alice]);
+    // Bob's driver fetched alice's newest list: both devices.
+    let mut devices = nodes[0].contact("alice").devices;
+    devices.push(ContactDevice {
+        device_pk: nodes[2].device(),
+        peer_id: String::new(),
+        addrs: vec![],
+        certificate: None,
+    });
+    let b1 = &mut nodes[1];
+    b1.store
+        .write(|tx| b1.engine.learn_listed_devices(tx, &alice, devices, T0 + 1))
+        .unwrap();
+    // a1 retries (after its backoff): bob joins and reads the text.
+    let later = T0 + 10 * 60 * 1000;
+    let events = pump_direct(&mut nodes, 0, later);
+    assert_eq!(received(&events, 1), ["hello bob"]);
 }

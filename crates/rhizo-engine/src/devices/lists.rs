@@ -26,6 +26,9 @@ use crate::{Engine, EngineError};
 pub const MAX_WANTED: usize = 64;
 /// Fetched device lists kept, at most.
 pub const MAX_KNOWN: usize = 256;
+/// A list fetched this recently (ms) counts as the newest: a device it does not name is refused
+/// for good instead of fetched again.
+pub const FRESH_MS: i64 = 10 * 60 * 1000;
 
 /// See the module docs.
 #[derive(Debug, Default)]
@@ -36,8 +39,8 @@ pub(crate) struct DeviceLists {
 #[derive(Debug, Default)]
 struct State {
     wanted: Vec<[u8; 32]>,
-    /// Oldest learned first.
-    known: VecDeque<([u8; 32], Vec<DevicePublicKey>)>,
+    /// Oldest learned first, with when (ms).
+    known: VecDeque<([u8; 32], Vec<DevicePublicKey>, i64)>,
 }
 
 impl DeviceLists {
@@ -62,13 +65,21 @@ impl DeviceLists {
     }
 
     /// Keeps `devices` as `uid`'s newest listed devices.
-    pub(crate) fn learn(&self, uid: &[u8; 32], devices: Vec<DevicePublicKey>) {
+    pub(crate) fn learn(&self, uid: &[u8; 32], devices: Vec<DevicePublicKey>, now: i64) {
         let mut state = self.state();
-        state.known.retain(|(u, _)| u != uid);
+        state.known.retain(|(u, _, _)| u != uid);
         while state.known.len() >= MAX_KNOWN {
             state.known.pop_front();
         }
-        state.known.push_back((*uid, devices));
+        state.known.push_back((*uid, devices, now));
+    }
+
+    /// Whether `uid`'s list was fetched within [`FRESH_MS`] before `now`.
+    pub(crate) fn fresh(&self, uid: &[u8; 32], now: i64) -> bool {
+        self.state()
+            .known
+            .iter()
+            .any(|(u, _, at)| u == uid && now.saturating_sub(*at) < FRESH_MS)
     }
 
     /// `uid`'s devices as last learned (none if never).
@@ -76,8 +87,8 @@ impl DeviceLists {
         self.state()
             .known
             .iter()
-            .find(|(u, _)| u == uid)
-            .map(|(_, d)| d.clone())
+            .find(|(u, _, _)| u == uid)
+            .map(|(_, d, _)| d.clone())
             .unwrap_or_default()
     }
 }
@@ -121,7 +132,9 @@ impl Engine {
             contact.devices = devices;
             tx.add_contact(&contact, now)?;
         }
-        self.conversations.device_lists.learn(uid.as_bytes(), keys);
+        self.conversations
+            .device_lists
+            .learn(uid.as_bytes(), keys, now);
         Ok(())
     }
 }

@@ -103,7 +103,10 @@ fn group_mls(
             .map_err(refusal)?;
         if crate::devices::is_device_not_listed(&processed) {
             // Not in the list we know: the driver fetches the newest one from the DHT, and the
-            // committer retries.
+            // committer retries; not in a list fetched just now either: refused for good.
+            if conversations.device_lists.fresh(uid.as_bytes(), now) {
+                return Err(Reject::Code(ErrorCode::SessionExpired));
+            }
             conversations.device_lists.want(uid.as_bytes());
             return Err(Reject::Code(ErrorCode::SequenceError));
         }

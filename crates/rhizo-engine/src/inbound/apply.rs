@@ -144,7 +144,9 @@ impl Apply<'_, '_> {
                 debug!(error = %e, "a Welcome could not be joined");
                 Reject::Code(ErrorCode::DecryptionFailed)
             })?;
-        check_membership(self.tx, &conversation, self.me, self.contact)?;
+        if let Err(refused) = check_membership(self.tx, &conversation, self.me, self.contact) {
+            return Err(self.maybe_newer_devices(&conversation, refused));
+        }
         self.tx.insert_conversation(&ConversationRow {
             session_id: *message.session_id.as_bytes(),
             group_id: conversation.id().to_vec(),
@@ -155,6 +157,35 @@ impl Apply<'_, '_> {
         self.tx.set_meta(META_KEY_PACKAGE_BUNDLE, "")?;
         self.conversations.stage(conversation);
         Ok(Vec::new())
+    }
+
+    /// A Welcome refused by the membership rule: when every member we did not expect is a
+    /// device of the contact's own root (e.g. one linked after we stored the contact), the
+    /// driver fetches the contact's newest device list and the sender retries
+    /// (`SEQUENCE_ERROR`); anything else, or once that list was fetched (within
+    /// [`crate::devices::lists::FRESH_MS`]), stays refused.
+    fn maybe_newer_devices(&self, conversation: &Conversation, refused: Reject) -> Reject {
+        let devices = &self.conversations.device_lists;
+        if devices.fresh(&self.contact.uid, self.now) {
+            return refused;
+        }
+        let Ok(expected) = crate::conversations::expected_members(self.tx, self.me, self.contact)
+        else {
+            return refused;
+        };
+        let unexpected: Vec<_> = conversation
+            .members()
+            .into_iter()
+            .filter(|c| !expected.contains(&(c.root(), c.device())))
+            .collect();
+        let contact_root = unexpected
+            .iter()
+            .all(|c| c.root().as_bytes() == &self.contact.root_pk);
+        if unexpected.is_empty() || !contact_root {
+            return refused;
+        }
+        devices.want(&self.contact.uid);
+        Reject::Code(ErrorCode::SequenceError)
     }
 
     /// A piece of a Welcome too large for one envelope: written to the store until the rest
