@@ -35,6 +35,8 @@ pub const CAPACITY: usize = 64;
 /// See the module docs.
 pub struct ConversationCache {
     state: Mutex<State>,
+    /// Other users' device lists fetched for the role rule ([`crate::devices::lists`]).
+    pub(crate) device_lists: crate::devices::lists::DeviceLists,
     hits: AtomicU64,
     misses: AtomicU64,
 }
@@ -59,6 +61,7 @@ impl ConversationCache {
                 cached: LruCache::new(NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN)),
                 staged: Vec::new(),
             }),
+            device_lists: crate::devices::lists::DeviceLists::default(),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }

@@ -9,36 +9,43 @@ use rhizo_core::{
 };
 use rhizo_e2e::Conversation;
 use rhizo_store::{
-    Tx,
+    Reader, Tx,
     messaging::{Contact, ConversationRow, NewMessage},
 };
 use tracing::debug;
 
 use crate::{Engine, EngineError, Me, inbound::Reject, rng::EngineRng};
 
-/// The MLS membership rule for a conversation with `contact`: every member device is this
-/// device or a listed device of the contact, certified by the contact's root (see
-/// [`Conversation::check_members`]). Refused as [`ErrorCode::UnexpectedMember`] (final).
+/// The MLS membership rule for a conversation with `contact`: every member device is a listed
+/// device of ours (this one and the others our device list names, issue 15) or a listed device
+/// of the contact, each certified by its user's root (see [`Conversation::check_members`]).
+/// Refused as [`ErrorCode::UnexpectedMember`] (final).
 pub(crate) fn check_membership(
+    reader: &Reader<'_>,
     conversation: &Conversation,
     me: &Me,
     contact: &Contact,
 ) -> Result<(), Reject> {
-    conversation
-        .check_members(&expected_members(me, contact))
-        .map_err(|e| {
-            debug!(error = %e, "conversation refused: unexpected member");
-            Reject::Code(ErrorCode::UnexpectedMember)
-        })
+    let expected = expected_members(reader, me, contact).map_err(Reject::internal)?;
+    conversation.check_members(&expected).map_err(|e| {
+        debug!(error = %e, "conversation refused: unexpected member");
+        Reject::Code(ErrorCode::UnexpectedMember)
+    })
 }
 
-/// The (root, device) pairs a conversation with `contact` may contain: this device, and each
-/// listed device of the contact under the contact's root.
+/// The (root, device) pairs a conversation with `contact` may contain: our listed devices
+/// (this one first) under our root, and each listed device of the contact under the contact's
+/// root.
 pub(crate) fn expected_members(
+    reader: &Reader<'_>,
     me: &Me,
     contact: &Contact,
-) -> Vec<(RootPublicKey, DevicePublicKey)> {
-    let mut expected = vec![(me.root_public, me.device.public())];
+) -> Result<Vec<(RootPublicKey, DevicePublicKey)>, EngineError> {
+    let mut expected: Vec<(RootPublicKey, DevicePublicKey)> =
+        crate::devices::listed_devices_of(reader, me, me.uid.as_bytes())?
+            .into_iter()
+            .map(|device| (me.root_public, device))
+            .collect();
     if let Ok(root) = RootPublicKey::from_bytes(&contact.root_pk) {
         expected.extend(
             contact
@@ -48,7 +55,7 @@ pub(crate) fn expected_members(
                 .map(|device| (root, device)),
         );
     }
-    expected
+    Ok(expected)
 }
 
 /// Creates the MLS group with the contact's devices, persists the conversation and queues the
@@ -66,10 +73,11 @@ pub(crate) fn create_conversation(
         let (conversation, welcome) =
             Conversation::create(&mls, &engine.mls_device, key_packages, now as u64 / 1000)
                 .map_err(EngineError::Mls)?;
-        // The KeyPackages came from the contact's bundles: each must be a listed device of the
-        // contact, or we would invite someone else ourselves (rolled back if not).
+        // The KeyPackages came from the contact's bundles and our own other devices' (issue
+        // 15): each must be a listed device of the contact or of ours, or we would invite
+        // someone else ourselves (rolled back if not).
         conversation
-            .check_members(&expected_members(&engine.me, contact))
+            .check_members(&expected_members(tx, &engine.me, contact)?)
             .map_err(EngineError::Mls)?;
         let row = ConversationRow {
             session_id,

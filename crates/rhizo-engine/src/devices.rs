@@ -227,9 +227,9 @@ impl Engine {
         publish::new_device_list(tx, &self.me, now)
     }
 
-    /// Drops a linked device, removes it from every group it is in (a remove commit each) and
-    /// signs a new device-list version without it (returned, to publish); `None` if no linked
-    /// device has that key.
+    /// Drops a linked device, removes it from every group and 1:1 conversation it is in (a
+    /// remove commit each) and signs a new device-list version without it (returned, to
+    /// publish); `None` if no linked device has that key.
     ///
     /// # Errors
     ///
@@ -247,11 +247,17 @@ impl Engine {
             return Ok(None);
         }
         store_linked(tx, &devices)?;
-        // Out of every group it is in (remove commits; 1:1 conversations: a later slice).
+        // Out of every group and 1:1 conversation it is in (remove commits).
         self.remove_own_device_from_groups(tx, device, now)?;
+        self.remove_own_device_from_conversations(tx, device, now)?;
         publish::new_device_list(tx, &self.me, now).map(Some)
     }
 }
 
+mod direct;
+pub mod lists;
+
+#[cfg(test)]
+mod join_tests;
 #[cfg(test)]
 mod tests;

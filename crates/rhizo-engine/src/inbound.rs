@@ -293,7 +293,9 @@ pub(crate) fn precheck(
     let Ok(group) = crate::groups::group_of(reader, me, &message) else {
         return Precheck::Error(ErrorCode::Internal, "database");
     };
-    if group.is_none() && message.recipient_id != me.uid {
+    // Another device of ours, in a 1:1 conversation with a contact (issue 15).
+    let own = group.is_none() && message.sender_id == me.uid && message.recipient_id != me.uid;
+    if group.is_none() && message.recipient_id != me.uid && !own {
         // Meant for someone else (or a group we are not in): final, retrying cannot help.
         return Precheck::Status(ReceiptStatus::Rejected(ErrorCode::Malformed));
     }
@@ -307,6 +309,16 @@ pub(crate) fn precheck(
             return Precheck::Status(ReceiptStatus::Rejected(ErrorCode::ReplayDetected));
         }
         return Precheck::Ready(Box::new(message), Peer::Group(Box::new(group)));
+    }
+    if own {
+        return match own_device_contact(reader, me, &message) {
+            Ok(Some(_)) if replayed(seen, &message, now) => {
+                Precheck::Status(ReceiptStatus::Rejected(ErrorCode::ReplayDetected))
+            }
+            Ok(Some(contact)) => Precheck::Ready(Box::new(message), Peer::OwnDevice(contact)),
+            Ok(None) => Precheck::Status(ReceiptStatus::Rejected(ErrorCode::UnknownSender)),
+            Err(_) => Precheck::Error(ErrorCode::Internal, "database"),
+        };
     }
     let contact = match reader.contact_by_uid_device(
         message.sender_id.as_bytes(),
@@ -332,6 +344,20 @@ pub(crate) fn precheck(
         return Precheck::Status(ReceiptStatus::Rejected(ErrorCode::ReplayDetected));
     }
     Precheck::Ready(Box::new(message), Peer::Contact(contact))
+}
+
+/// The contact of an envelope from another device of ours (its `recipient_id`), if the device
+/// is one our device list names (not this one) and the recipient is a stored contact.
+fn own_device_contact(
+    reader: &Reader<'_>,
+    me: &Me,
+    message: &SecureMessage,
+) -> Result<Option<rhizo_store::messaging::Contact>, crate::EngineError> {
+    let listed = crate::devices::listed_devices_of(reader, me, me.uid.as_bytes())?;
+    if message.sender_device == me.device.public() || !listed.contains(&message.sender_device) {
+        return Ok(None);
+    }
+    Ok(reader.contact_by_uid(message.recipient_id.as_bytes())?)
 }
 
 /// The LRU of recently accepted ids answers most retransmissions without the database.

@@ -36,7 +36,9 @@
 //! - [`contacts`]: finding a contact by name or UID.
 //! - [`conversations`]: creating a conversation (Welcome), encrypting and sealing envelopes.
 //! - [`devices`]: this identity's linked devices (on the device with the root key): linking
-//!   and revoking one signs a new device-list version.
+//!   and revoking one signs a new device-list version; revoking removes the device from every
+//!   group and 1:1 conversation; other users' device lists fetched for the role rule
+//!   (`devices::lists`).
 //! - [`error`]: [`EngineError`], why an operation failed.
 //! - [`events`]: [`Event`], what the driver shows the local API.
 //! - [`fetched`]: applying envelopes fetched from a mailbox (or held as a request).

@@ -57,6 +57,8 @@ pub struct Transmit {
     /// The contact is an agent whose heartbeats stopped (liveness `unreachable`): no direct
     /// attempt, the envelopes go straight to its mailbox.
     pub mailbox_only: bool,
+    /// Our own other listed devices (issue 15: leaves of every 1:1 conversation too).
+    own: Vec<Target>,
 }
 
 /// One device of a [`Transmit`]'s contact to send the frame to.
@@ -80,6 +82,14 @@ impl Transmit {
             return Vec::new();
         }
         targets_of(&self.contact)
+    }
+
+    /// Our own other listed devices, which hold leaves of the conversation too (issue 15): the
+    /// driver sends them the frame as well, so what we send shows there as ours. Best effort:
+    /// their answers do not count for the envelope's state (pass only the contact's devices'
+    /// answers to [`Engine::check_answers`]).
+    pub fn own_targets(&self) -> &[Target] {
+        &self.own
     }
 }
 
@@ -149,6 +159,7 @@ impl Engine {
                 None => per_contact.push((contact, vec![item])),
             }
         }
+        let own = own_targets(reader, &self.me)?;
         let mut out = Vec::new();
         for (contact, mut items) in per_contact {
             in_sequence_order(&mut items);
@@ -158,6 +169,7 @@ impl Engine {
             for chunk in batches(&items) {
                 let mut t = transmit(&contact, chunk)?;
                 t.mailbox_only = unreachable;
+                t.own.clone_from(&own);
                 out.push(t);
             }
         }
@@ -417,7 +429,26 @@ fn transmit(contact: &Contact, items: &[OutboxItem]) -> Result<Transmit, EngineE
         frame,
         sent,
         mailbox_only: false,
+        own: Vec::new(),
     })
+}
+
+/// Our other listed devices as targets (their PeerIds from their keys; addresses from the
+/// network's routing).
+fn own_targets(reader: &Reader<'_>, me: &crate::Me) -> Result<Vec<Target>, EngineError> {
+    Ok(
+        crate::devices::listed_devices_of(reader, me, me.uid.as_bytes())?
+            .into_iter()
+            .filter(|d| *d != me.device.public())
+            .filter_map(|device| {
+                Some(Target {
+                    peer_id: crate::contacts::peer_id_of_device(&device)?.to_string(),
+                    device,
+                    addrs: Vec::new(),
+                })
+            })
+            .collect(),
+    )
 }
 
 /// The answers to a [`Transmit`] once read and their receipts verified

@@ -365,6 +365,31 @@ fn a_welcome_whose_conversation_has_an_unlisted_device_of_the_contact_is_refused
         &seen,
         &welcome,
     );
+    // Issue 15: a device of alice's root that bob's copy of her list does not name: first her
+    // newest device list is wanted (the sender retries) ...
+    assert_eq!(
+        status_of(&r.response),
+        ReceiptStatus::Rejected(ErrorCode::SequenceError)
+    );
+    let alice = rhizo_core::Uid::from_bytes(&chat.alice.contact.uid);
+    assert_eq!(cache.device_lists.take_wanted(), vec![*alice.as_bytes()]);
+    // ... and once it is fetched and does not name the device either, refused for good.
+    let listed = chat
+        .alice
+        .contact
+        .devices
+        .iter()
+        .filter_map(|d| rhizo_core::DevicePublicKey::from_bytes(&d.device_pk).ok())
+        .collect();
+    cache.device_lists.learn(alice.as_bytes(), listed, now_ms());
+    let r = receive(
+        &mut chat.bob_store,
+        &chat.bob.me,
+        &chat.bob.device,
+        &cache,
+        &seen,
+        &welcome,
+    );
     assert_eq!(
         status_of(&r.response),
         ReceiptStatus::Rejected(ErrorCode::UnexpectedMember)

@@ -20,7 +20,8 @@
 //! message row together) before its receipt is sent; an outgoing one before its first send.
 //!
 //! Files: `agents` (tasks: delegate, the worker's queue and updates, the task timer),
-//! `contacts` (tickets, UIDs, proofs), `devices` (this identity's devices: link, list, revoke), `groups` (private groups: create, add, the group
+//! `contacts` (tickets, UIDs, proofs), `devices` (this identity's devices: link, list, revoke), `device_join` (a new device
+//! added to our groups; committers' device lists fetched), `groups` (private groups: create, add, the group
 //! outbox, re-adds), `group_views` (group list, info, history, invitations), `send` (the group commit, the first message,
 //! history), `outbox` (the delivery loop), `heartbeats` (agent heartbeats and
 //! liveness), `mailbox_poll` (fetching ours), `publish` (records and their schedule),
@@ -40,6 +41,7 @@ use tracing::warn;
 mod agent_cards;
 mod agents;
 mod contacts;
+mod device_join;
 mod devices;
 mod error;
 mod group_views;
@@ -420,6 +422,7 @@ impl Messaging {
                     self.inner.outbox_wake.notify_one();
                 }
                 self.emit_events(inbound.events);
+                self.refresh_wanted_device_lists();
                 inbound.response
             }
             Err(e) => {

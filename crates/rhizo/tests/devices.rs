@@ -156,6 +156,136 @@ fn a_second_device_is_linked_listed_and_revoked() {
     a1.stop().unwrap();
 }
 
+/// Links `a2` to `a1` (a2 started with a1 as bootstrap): the ticket, `device add --yes`, and
+/// a2's full node running.
+fn link(a1: &TestNode, a2: &mut TestNode) {
+    let mut args = TestNode::default_run_args();
+    args.extend([
+        "--bootstrap".to_owned(),
+        a1.listen_addr().expect("a1 listens"),
+    ]);
+    a2.spawn(&args).expect("a2 starts");
+    let ticket = wait_for(TIMEOUT, "a link ticket from a2", || {
+        let out = a2.cli(&["device", "link", "--no-qr"]).ok()?;
+        let text = stdout(&out);
+        let line = text.lines().find(|l| l.starts_with("rhz1link"))?;
+        out.status.success().then(|| line.to_owned())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", a2.logs()));
+    let out = a1
+        .cli(&["device", "add", &ticket, "--yes"])
+        .expect("the CLI runs");
+    assert!(out.status.success(), "{}", a1.logs());
+    wait_for(
+        TIMEOUT,
+        "a2 runs the full node and lists both devices",
+        || {
+            let out = a2.cli(&["device", "list", "--json"]).ok()?;
+            let list: Value = serde_json::from_str(&stdout(&out)).ok()?;
+            (out.status.success() && list.as_array()?.len() == 2).then_some(())
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", a2.logs()));
+}
+
+/// The texts of `node`'s history with `with` in one direction (`in` / `out`).
+fn texts(node: &TestNode, with: &str, direction: &str) -> Vec<String> {
+    let history = json(node, &["messages", with, "--json"]);
+    history
+        .as_array()
+        .map(|all| {
+            all.iter()
+                .filter(|m| m["direction"] == direction)
+                .filter_map(|m| m["text"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Waits until `node`'s history with `with` holds `text` in `direction`.
+fn wait_text(node: &TestNode, with: &str, direction: &str, text: &str) {
+    wait_for(TIMEOUT, text, || {
+        texts(node, with, direction)
+            .iter()
+            .any(|t| t == text)
+            .then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", node.logs()));
+}
+
+/// Issue 15 with real processes: a 1:1 conversation holds both of alice's devices; what bob
+/// sends arrives on each once, what a1 sends shows on a2 as sent by me, a2 sends too; after
+/// `device revoke`, a2 (still running) cannot read what bob sends next.
+#[test]
+fn both_devices_are_in_the_conversation_until_one_is_revoked() {
+    let mut a1 = TestNode::init(Path::new(BIN), "a1").unwrap();
+    a1.start(&[]).unwrap();
+    let mut a2 = TestNode::init_link(Path::new(BIN), "a2").unwrap();
+    link(&a1, &mut a2);
+    let mut b1 = TestNode::init(Path::new(BIN), "b1").unwrap();
+    b1.start(&["--bootstrap".into(), a1.listen_addr().unwrap()])
+        .unwrap();
+    let bob_uid = b1.uid().to_owned();
+    // Bob finds both of alice's devices (a2's KeyPackages prove it); a2 adds bob too (contact
+    // sync between devices is another slice).
+    wait_for(TIMEOUT, "bob adds alice with both devices", || {
+        let out = b1
+            .cli(&["contacts", "add", a1.uid(), "--name", "alice"])
+            .ok()?;
+        let contacts = json(&b1, &["contacts", "list", "--json"]);
+        (out.status.success() && contacts[0]["devices"].as_array()?.len() == 2).then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", b1.logs()));
+    for a in [&a1, &a2] {
+        wait_for(TIMEOUT, "alice adds bob", || {
+            let out = a
+                .cli(&["contacts", "add", &bob_uid, "--name", "bob"])
+                .ok()?;
+            out.status.success().then_some(())
+        })
+        .unwrap_or_else(|e| panic!("{e}\n{}", a.logs()));
+    }
+
+    // b1 → alice: on a1 and on a2, once each.
+    let out = b1.cli(&["send", "alice", "hello alice"]).unwrap();
+    assert!(out.status.success(), "{}", b1.logs());
+    for a in [&a1, &a2] {
+        wait_text(a, "bob", "in", "hello alice");
+        assert_eq!(texts(a, "bob", "in"), ["hello alice"], "{}", a.logs());
+    }
+    // a1 → bob: bob has it; a2 shows it as sent by me (out), not as received.
+    let out = a1.cli(&["send", "bob", "from a1"]).unwrap();
+    assert!(out.status.success(), "{}", a1.logs());
+    wait_text(&b1, "alice", "in", "from a1");
+    wait_text(&a2, "bob", "out", "from a1");
+    assert_eq!(texts(&a2, "bob", "in"), ["hello alice"]);
+    // a2 → bob arrives.
+    let out = a2.cli(&["send", "bob", "from a2"]).unwrap();
+    assert!(out.status.success(), "{}", a2.logs());
+    wait_text(&b1, "alice", "in", "from a2");
+
+    // Revoke a2 from a1: a remove commit to bob, ahead of a1's next text (so once bob has that
+    // text, he applied the commit).
+    let out = a1.cli(&["device", "revoke", a2.peer_id()]).unwrap();
+    assert!(out.status.success(), "{}", a1.logs());
+    let out = a1.cli(&["send", "bob", "after the revoke"]).unwrap();
+    assert!(out.status.success());
+    wait_text(&b1, "alice", "in", "after the revoke");
+    let out = b1.cli(&["send", "alice", "secret"]).unwrap();
+    assert!(out.status.success());
+    wait_text(&a1, "bob", "in", "secret");
+    // Bob still addresses a2 (his copy of alice's device list is older): a2 cannot read it.
+    // a1 has it, so bob sent it to both; give a2 the same chance once more, then check.
+    let out = b1.cli(&["send", "alice", "secret 2"]).unwrap();
+    assert!(out.status.success());
+    wait_text(&a1, "bob", "in", "secret 2");
+    let on_a2 = texts(&a2, "bob", "in");
+    assert!(!on_a2.iter().any(|t| t.starts_with("secret")), "{on_a2:?}");
+    for n in [&mut b1, &mut a2, &mut a1] {
+        n.stop().unwrap();
+    }
+}
+
 /// Runs `rhizo --data-dir DIR ARGS` with `input` on stdin, killed after a bound.
 fn run_with_stdin(dir: &Path, args: &[&str], input: &str) -> std::process::Output {
     use std::io::Write;

@@ -436,6 +436,49 @@ impl Conversation {
         })
     }
 
+    /// In a 1:1 conversation: removes the leaf of `device` (our own revoked device, issue 15)
+    /// with a commit that stays **pending** until the peer acknowledges it, like
+    /// [`self_update`](Self::self_update)'s. Returns the serialized commit.
+    ///
+    /// # Errors
+    ///
+    /// [`E2eError::Unsupported`] in a group (use [`remove_members`](Self::remove_members)) or
+    /// for this device's own leaf, [`E2eError::NoSuchMember`], [`E2eError::CommitPending`],
+    /// [`E2eError::WrongDevice`], [`E2eError::Storage`], [`E2eError::Mls`].
+    pub fn remove_device(
+        &mut self,
+        store: &E2eStore,
+        device: &Device,
+        removed: &DevicePublicKey,
+        now: u64,
+    ) -> Result<Vec<u8>, E2eError> {
+        if self.is_group() {
+            return Err(E2eError::Unsupported(
+                "remove_device is for 1:1 conversations",
+            ));
+        }
+        if self.state.pending.is_some() {
+            return Err(E2eError::CommitPending);
+        }
+        let leaves = self.leaves_of(&[MemberRef::Device(*removed)])?;
+        self.check_device(device)?;
+        self.atomically(store, |this, provider| {
+            let (commit, _, _) = this
+                .group
+                .remove_members(provider, device, &leaves)
+                .map_err(E2eError::mls)?;
+            let message = commit.tls_serialize_detached().map_err(E2eError::mls)?;
+            this.state.pending = Some(super::state::PendingCommit {
+                id: commit_id(&message),
+                message: message.clone(),
+                epoch: this.epoch(),
+                created_at: now,
+            });
+            this.state.save(store.conn())?;
+            Ok(message)
+        })
+    }
+
     /// The admins once `leaves` are gone, when that drops an admin who has no device left (so a
     /// removed admin who is added again later is a plain member); `None` when no admin goes, or
     /// when every admin would go (the role rule refuses that commit with `NoAdminLeft`).

@@ -98,12 +98,22 @@ fn group_mls(
     if crate::devices::is_device_not_listed(&processed) {
         // The committer adds a device of its own: give the rule its device list, try again.
         let uid = message.sender_id;
-        let listed =
+        let mut listed =
             crate::devices::listed_devices_of(tx, me, uid.as_bytes()).map_err(Reject::internal)?;
+        listed.extend(conversations.device_lists.known(uid.as_bytes()));
         conversation.set_listed_devices(uid, listed);
         processed = conversation
             .process(&mls, mls_device, &message.payload, crate::secs(now))
             .map_err(refusal)?;
+        if crate::devices::is_device_not_listed(&processed) {
+            // Not in the list we know: the driver fetches the newest one from the DHT, and the
+            // committer retries; not in a list fetched just now either: refused for good.
+            if conversations.device_lists.fresh(uid.as_bytes(), now) {
+                return Err(Reject::Code(ErrorCode::SessionExpired));
+            }
+            conversations.device_lists.want(uid.as_bytes());
+            return Err(Reject::Code(ErrorCode::SequenceError));
+        }
     }
     let mut seen = Seen::default();
     for p in processed {
@@ -525,8 +535,10 @@ pub(crate) fn stranger_welcome(
         envelope: message,
         welcome,
     };
-    // The Welcome that re-adds us after we asked (the admin need not be a contact): joined.
-    if super::rejoin::awaited(tx, message)? {
+    // The Welcome that re-adds us after we asked (the admin need not be a contact), or one from
+    // another device of our own (precheck found it in our device list: issue 15, a new device
+    // joining our groups): joined (unless auto-join is off).
+    if message.sender_id == parts.0.uid || super::rejoin::awaited(tx, message)? {
         return match contact_welcome(tx, parts, welcome, now) {
             Ok(WelcomeKind::Group(events)) => Ok(Some((ReceiptStatus::Delivered, events))),
             Ok(WelcomeKind::Direct) => Ok(None),

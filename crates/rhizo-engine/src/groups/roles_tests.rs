@@ -318,6 +318,47 @@ mod own_devices {
         }
     }
 
+    /// Issue 15, "link a2 while b1 is offline": a member that does not know the committer's
+    /// new device as listed answers SEQUENCE_ERROR and wants the committer's newest device list;
+    /// once the driver gives it (fetched from the DHT), bob's retried commit applies.
+    #[test]
+    fn a_member_learns_the_committers_newest_list_and_applies_the_retried_add() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut nodes, session, certificate, package) = bob_links_a_second_device(tmp.path());
+        // Alice knows bob's older list (one device); carol does not know bob at all.
+        know_bob(&mut nodes, 0, None);
+        bob_adds(&mut nodes, &session, &package);
+        let (now, _) = settle(&mut nodes, T0 + 1, 2);
+        let bob = nodes[1].uid();
+        let bob_uid = rhizo_core::Uid::from_bytes(&bob);
+        let mut newest = nodes[1].contact("bob").devices;
+        newest.push(ContactDevice {
+            device_pk: *certificate.device().as_bytes(),
+            peer_id: String::new(),
+            addrs: vec![],
+            certificate: None,
+        });
+        for i in [0, 2] {
+            assert_eq!(bob_devices(&mut nodes[i], &session, bob), 1);
+            let n = &mut nodes[i];
+            assert_eq!(n.engine.wanted_device_lists(), vec![bob_uid]);
+            assert!(n.engine.wanted_device_lists().is_empty(), "taken once");
+            let devices = newest.clone();
+            n.store
+                .write(|tx| n.engine.learn_listed_devices(tx, &bob_uid, devices, now))
+                .unwrap();
+        }
+        // Alice's stored contact now lists both of bob's devices (she addresses both).
+        let stored = nodes[0].store.read().contact_by_uid(&bob).unwrap().unwrap();
+        assert_eq!(stored.devices.len(), 2);
+        settle(&mut nodes, now, 20);
+        let epochs: Vec<u64> = nodes.iter_mut().map(|n| info(n, &session).epoch).collect();
+        assert!(epochs.iter().all(|e| *e == epochs[1]), "{epochs:?}");
+        for n in &mut nodes {
+            assert_eq!(bob_devices(n, &session, bob), 2);
+        }
+    }
+
     #[test]
     fn a_member_cannot_add_another_users_device_or_an_unlisted_own_one() {
         let tmp = tempfile::tempdir().unwrap();
@@ -357,18 +398,18 @@ mod own_devices {
         }
         bob_adds(&mut nodes, &session, &package);
         let (now, events) = settle(&mut nodes, T0 + 1, 20);
-        // Bob2 holds the Welcome of its own user's device as a request, and accepts it.
-        let request = events
-            .iter()
-            .find_map(|(i, e)| match e {
-                crate::Event::GroupRequest { id, .. } if *i == 3 => Some(*id),
-                _ => None,
-            })
-            .expect("bob2 holds the group's Welcome");
-        let b2 = &mut nodes[3];
-        b2.store
-            .write(|tx| b2.engine.accept_group_request(tx, request, now))
-            .unwrap();
+        // Bob2 joins at once from the Welcome of its own user's device (no group request).
+        assert!(
+            events
+                .iter()
+                .any(|(i, e)| *i == 3 && matches!(e, crate::Event::GroupCreated { .. })),
+            "bob2 joined the group"
+        );
+        assert!(
+            !events
+                .iter()
+                .any(|(_, e)| matches!(e, crate::Event::GroupRequest { .. }))
+        );
         let text = |nodes: &mut [Node], body: &str, now: i64| {
             let a = &mut nodes[0];
             a.store

@@ -44,6 +44,9 @@ pub(crate) type Parts<'a> = (
 pub(crate) enum Peer {
     /// A contact's listed device.
     Contact(Contact),
+    /// Another listed device of ours, in our 1:1 conversation with this contact (issue 15):
+    /// what it sent there is ours ("from me").
+    OwnDevice(Contact),
     /// An envelope of this group.
     Group(Box<GroupRow>),
 }
@@ -63,8 +66,9 @@ pub(crate) fn apply_envelope(
     if !tx.seen_insert(&sender_device, &session_id, message.sequence_num, ts)? {
         return Err(Reject::Code(ErrorCode::ReplayDetected));
     }
-    let contact = match peer {
-        Peer::Contact(contact) => contact,
+    let (contact, from_me) = match peer {
+        Peer::Contact(contact) => (contact, false),
+        Peer::OwnDevice(contact) => (contact, true),
         Peer::Group(group) => return crate::groups::apply_group(tx, parts, group, message, now),
     };
     let (me, mls_device, conversations, health, rng) = parts;
@@ -78,10 +82,13 @@ pub(crate) fn apply_envelope(
         health,
         rng,
         contact,
+        from_me,
         message,
         now,
     };
     match message.msg_type {
+        // Our other device's receipts to the contact: the contact's state, not ours to change.
+        MessageType::ReadReceipt | MessageType::DeliveryReceipt if from_me => Ok(Vec::new()),
         MessageType::Welcome => apply.welcome(&message.payload),
         MessageType::WelcomePart => apply.welcome_part(),
         MessageType::Application | MessageType::Commit => apply.mls_message(),
@@ -100,6 +107,8 @@ struct Apply<'a, 't> {
     health: &'a AgentHealth,
     rng: &'a EngineRng,
     contact: &'a Contact,
+    /// Sent by another device of ours ([`Peer::OwnDevice`]).
+    from_me: bool,
     message: &'a SecureMessage,
     now: i64,
 }
@@ -135,7 +144,9 @@ impl Apply<'_, '_> {
                 debug!(error = %e, "a Welcome could not be joined");
                 Reject::Code(ErrorCode::DecryptionFailed)
             })?;
-        check_membership(&conversation, self.me, self.contact)?;
+        if let Err(refused) = check_membership(self.tx, &conversation, self.me, self.contact) {
+            return Err(self.maybe_newer_devices(&conversation, refused));
+        }
         self.tx.insert_conversation(&ConversationRow {
             session_id: *message.session_id.as_bytes(),
             group_id: conversation.id().to_vec(),
@@ -146,6 +157,35 @@ impl Apply<'_, '_> {
         self.tx.set_meta(META_KEY_PACKAGE_BUNDLE, "")?;
         self.conversations.stage(conversation);
         Ok(Vec::new())
+    }
+
+    /// A Welcome refused by the membership rule: when every member we did not expect is a
+    /// device of the contact's own root (e.g. one linked after we stored the contact), the
+    /// driver fetches the contact's newest device list and the sender retries
+    /// (`SEQUENCE_ERROR`); anything else, or once that list was fetched (within
+    /// [`crate::devices::lists::FRESH_MS`]), stays refused.
+    fn maybe_newer_devices(&self, conversation: &Conversation, refused: Reject) -> Reject {
+        let devices = &self.conversations.device_lists;
+        if devices.fresh(&self.contact.uid, self.now) {
+            return refused;
+        }
+        let Ok(expected) = crate::conversations::expected_members(self.tx, self.me, self.contact)
+        else {
+            return refused;
+        };
+        let unexpected: Vec<_> = conversation
+            .members()
+            .into_iter()
+            .filter(|c| !expected.contains(&(c.root(), c.device())))
+            .collect();
+        let contact_root = unexpected
+            .iter()
+            .all(|c| c.root().as_bytes() == &self.contact.root_pk);
+        if unexpected.is_empty() || !contact_root {
+            return refused;
+        }
+        devices.want(&self.contact.uid);
+        Reject::Code(ErrorCode::SequenceError)
     }
 
     /// A piece of a Welcome too large for one envelope: written to the store until the rest
@@ -198,7 +238,7 @@ impl Apply<'_, '_> {
                 }
                 // Membership may have changed: only expected devices may be in it.
                 Processed::CommitApplied { .. } => {
-                    check_membership(&conversation, self.me, self.contact)?
+                    check_membership(self.tx, &conversation, self.me, self.contact)?
                 }
                 _ => {}
             }
@@ -230,6 +270,9 @@ impl Apply<'_, '_> {
             crate::ms(self.now),
         ))
         .unwrap_or(ts);
+        if self.from_me {
+            return self.sent_elsewhere(&content.text, content.agent.is_some(), sent_at);
+        }
         if !content.profile.is_empty() {
             accept_contact_profile(self.tx, self.contact, &content.profile, self.now)?;
             if content.text.is_empty() && content.agent.is_none() {
@@ -263,6 +306,40 @@ impl Apply<'_, '_> {
                 contact: self.contact.name.clone(),
                 text: content.text,
                 sent_at,
+            })
+            .into_iter()
+            .collect())
+    }
+
+    /// A text another device of ours sent in this conversation: stored as ours (outgoing),
+    /// once. Our profile and agent messages it carried are not the contact's: nothing to do.
+    fn sent_elsewhere(
+        &mut self,
+        text: &str,
+        agent: bool,
+        sent_at: i64,
+    ) -> Result<Vec<Event>, Reject> {
+        if agent || text.is_empty() {
+            return Ok(Vec::new());
+        }
+        let message = self.message;
+        let id = self.tx.insert_sent_elsewhere(
+            &NewMessage {
+                session_id: *message.session_id.as_bytes(),
+                sender_device: *message.sender_device.as_bytes(),
+                seq: message.sequence_num,
+                kind: "text",
+                body: Some(text),
+                sent_at,
+            },
+            &message.digest(),
+            self.now,
+        )?;
+        Ok(id
+            .map(|id| Event::MessageState {
+                id,
+                contact: self.contact.name.clone(),
+                state: rhizo_store::messaging::MessageState::Delivered,
             })
             .into_iter()
             .collect())

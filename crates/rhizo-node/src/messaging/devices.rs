@@ -68,6 +68,8 @@ impl Messaging {
         }
         info!("linked a new device");
         self.publish_device_list(list).await;
+        // Into every group we are in, once it published its KeyPackages (`device_join`).
+        self.spawn_join_new_device(device);
         let view = self
             .devices()
             .await?

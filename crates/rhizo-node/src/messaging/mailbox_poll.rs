@@ -138,6 +138,7 @@ impl Messaging {
             .with_engine(move |tx, engine| engine.apply_fetched(tx, entries, now))
             .await?;
         self.emit_events(fetched.events);
+        self.refresh_wanted_device_lists();
         if fetched.receipts_queued {
             self.inner.outbox_wake.notify_one();
         }

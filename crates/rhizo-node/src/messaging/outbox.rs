@@ -13,7 +13,7 @@ use rhizo_engine::{
     outbox::{DeviceAnswer, Target},
 };
 use rhizo_store::{Durability, messaging::OutboxItem};
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::{JobError, Messaging};
 use crate::mailbox::StoreVerdict;
@@ -143,6 +143,13 @@ impl Messaging {
         for target in transmit.targets() {
             if let Some(answer) = self.send_frame(&target, &transmit.frame).await {
                 answers.push((target.device, answer));
+            }
+        }
+        // Our own other devices hold leaves too (issue 15): best effort, their answers do not
+        // count for the envelope's state.
+        for target in transmit.own_targets() {
+            if let Some(Err(e)) = self.send_frame(target, &transmit.frame).await {
+                debug!(error = %e, "another device of ours did not take a frame");
             }
         }
         // The receipts' signatures are verified here, off the database's writer thread.

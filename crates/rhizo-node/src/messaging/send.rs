@@ -38,7 +38,9 @@ impl Messaging {
     /// The first message to a contact: a new conversation (Welcome, then the text), one job
     /// of the database's group commit.
     async fn send_first(&self, contact: Contact, text: String) -> Result<MessageView, SendError> {
-        let key_packages = self.fetch_key_packages(&contact).await?;
+        let mut key_packages = self.fetch_key_packages(&contact).await?;
+        // Our own other devices are leaves of the conversation too (issue 15).
+        key_packages.extend(self.own_key_packages().await);
         let now = self.now();
         let name = contact.name.clone();
         let row = self

@@ -276,6 +276,37 @@ impl Tx<'_> {
         Ok((n == 1).then(|| self.conn.last_insert_rowid()))
     }
 
+    /// Stores a message another device of ours sent (issue 15: it reached this device as a
+    /// leaf of the same conversation): outgoing, `delivered` as far as this device is concerned
+    /// (the sending device tracks the recipient's receipts), no envelope to send; `None` if it
+    /// was already stored.
+    pub fn insert_sent_elsewhere(
+        &mut self,
+        m: &NewMessage<'_>,
+        digest: &[u8; 32],
+        now: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let n = self
+            .conn
+            .execute(
+                "INSERT OR IGNORE INTO messages (session_id, direction, sender_device, seq, kind,
+                    body, sent_at, received_at, state, digest)
+                 VALUES (?1, 'out', ?2, ?3, ?4, ?5, ?6, ?7, 'delivered', ?8)",
+                params![
+                    &m.session_id[..],
+                    &m.sender_device[..],
+                    m.seq as i64,
+                    m.kind,
+                    m.body,
+                    m.sent_at,
+                    now,
+                    &digest[..]
+                ],
+            )
+            .context("storing a message sent from another device")?;
+        Ok((n == 1).then(|| self.conn.last_insert_rowid()))
+    }
+
     /// Moves a message forward to `state` (never backwards); true when it changed.
     pub fn advance_message_state(
         &mut self,

@@ -1,0 +1,140 @@
+//! Other users' device lists as the driver fetched them from the DHT, for the role rule's
+//! own-device exception (issue 15): a member's commit that adds a device of its own UID is
+//! accepted only if that UID's newest device list names the device. When neither our stored
+//! contact nor this cache names it, the commit is answered `SEQUENCE_ERROR` (the committer
+//! retries) and the UID is *wanted*: the driver fetches its newest device list, gives the
+//! proven devices back ([`Engine::learn_listed_devices`]), and the retried commit applies.
+//!
+//! ```text
+//!  commit adds an unknown own device of U ─▶ want(U) ─▶ SEQUENCE_ERROR (retried by the sender)
+//!  driver: wanted_device_lists() ─▶ DHT: U's device list + KeyPackage bundles (proof)
+//!        ─▶ learn_listed_devices(tx, U, devices) ─▶ contact's stored devices, and this cache
+//! ```
+//!
+//! Bounded: at most [`MAX_WANTED`] UIDs wait to be fetched (more are dropped: a later retry of
+//! the commit asks again) and [`MAX_KNOWN`] lists are kept (the oldest learned goes first).
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use rhizo_core::{DevicePublicKey, Uid};
+use rhizo_store::{Tx, messaging::ContactDevice};
+
+use crate::{Engine, EngineError};
+
+/// UIDs waiting for their device list to be fetched, at most.
+pub const MAX_WANTED: usize = 64;
+/// Fetched device lists kept, at most.
+pub const MAX_KNOWN: usize = 256;
+/// A list fetched this recently (ms) counts as the newest: a device it does not name is refused
+/// for good instead of fetched again.
+pub const FRESH_MS: i64 = 10 * 60 * 1000;
+
+/// See the module docs.
+#[derive(Debug, Default)]
+pub(crate) struct DeviceLists {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    wanted: Vec<[u8; 32]>,
+    /// Oldest learned first, with when (ms).
+    known: VecDeque<([u8; 32], Vec<DevicePublicKey>, i64)>,
+}
+
+impl DeviceLists {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        // Every change is one Vec operation: a poisoned lock still holds a consistent state.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Asks the driver for `uid`'s newest device list (once until it is taken).
+    pub(crate) fn want(&self, uid: &[u8; 32]) {
+        let mut state = self.state();
+        if !state.wanted.contains(uid) && state.wanted.len() < MAX_WANTED {
+            state.wanted.push(*uid);
+        }
+    }
+
+    /// The UIDs wanted since the last call.
+    pub(crate) fn take_wanted(&self) -> Vec<[u8; 32]> {
+        std::mem::take(&mut self.state().wanted)
+    }
+
+    /// Keeps `devices` as `uid`'s newest listed devices.
+    pub(crate) fn learn(&self, uid: &[u8; 32], devices: Vec<DevicePublicKey>, now: i64) {
+        let mut state = self.state();
+        state.known.retain(|(u, _, _)| u != uid);
+        while state.known.len() >= MAX_KNOWN {
+            state.known.pop_front();
+        }
+        state.known.push_back((*uid, devices, now));
+    }
+
+    /// Whether `uid`'s list was fetched within [`FRESH_MS`] before `now`.
+    pub(crate) fn fresh(&self, uid: &[u8; 32], now: i64) -> bool {
+        self.state()
+            .known
+            .iter()
+            .any(|(u, _, at)| u == uid && now.saturating_sub(*at) < FRESH_MS)
+    }
+
+    /// `uid`'s devices as last learned (none if never).
+    pub(crate) fn known(&self, uid: &[u8; 32]) -> Vec<DevicePublicKey> {
+        self.state()
+            .known
+            .iter()
+            .find(|(u, _, _)| u == uid)
+            .map(|(_, d, _)| d.clone())
+            .unwrap_or_default()
+    }
+}
+
+impl Engine {
+    /// The UIDs whose newest device list a commit needs (a member added a device of its own
+    /// that the list we know does not name), taken: the driver fetches each from the DHT and
+    /// gives the proven devices to [`Engine::learn_listed_devices`].
+    pub fn wanted_device_lists(&self) -> Vec<Uid> {
+        self.conversations
+            .device_lists
+            .take_wanted()
+            .iter()
+            .map(Uid::from_bytes)
+            .collect()
+    }
+
+    /// Takes `devices` (proven listed devices from `uid`'s newest device list, fetched by the
+    /// driver) as `uid`'s devices: a stored contact's devices gain the new ones (so we address
+    /// them), and the role rule counts them for that UID's own-device commits. Our own UID is
+    /// ignored (our list is adopted by the publisher).
+    ///
+    /// # Errors
+    ///
+    /// If the database fails.
+    pub fn learn_listed_devices(
+        &self,
+        tx: &mut Tx<'_>,
+        uid: &Uid,
+        devices: Vec<ContactDevice>,
+        now: i64,
+    ) -> Result<(), EngineError> {
+        if *uid == self.me.uid {
+            return Ok(());
+        }
+        let keys = devices
+            .iter()
+            .filter_map(|d| DevicePublicKey::from_bytes(&d.device_pk).ok())
+            .collect();
+        if let Some(mut contact) = tx.contact_by_uid(uid.as_bytes())? {
+            contact.devices = devices;
+            tx.add_contact(&contact, now)?;
+        }
+        self.conversations
+            .device_lists
+            .learn(uid.as_bytes(), keys, now);
+        Ok(())
+    }
+}
