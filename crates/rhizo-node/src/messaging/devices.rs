@@ -68,6 +68,7 @@ impl Messaging {
         }
         info!("linked a new device");
         self.publish_device_list(list).await;
+        self.spawn_sync_group_add(device);
         let view = self
             .devices()
             .await?
