@@ -1,7 +1,8 @@
 //! The sync group (issue 15): this user's own devices in a private MLS group of their own, a
 //! group conversation of kind `self` (meta key [`META_SYNC_GROUP`]). It is never listed with
 //! the groups and never offered to contacts: only our own devices are in it, and its address is
-//! derived from the MLS group id, a random id only they know. Over it travel read markers.
+//! derived from the MLS group id, a random id only they know. Over it travel read markers,
+//! contacts and our profile (`state`).
 //!
 //! ```text
 //!  link (device with the root key) ─▶ add_device_to_sync_group(new device's KeyPackage)
@@ -13,8 +14,15 @@
 //!     sync group (queue_read_marker)
 //!  a ReadMarker from our own device ─▶ those messages `read` here, NO receipt sent (one READ
 //!     receipt to the contact, not two)
+//!  contact added / verified here ─▶ ContactSync ─▶ added there (a known UID keeps its name)
+//!  our profile signed (root device) ─▶ ProfileSync ─▶ kept there when newer
 //!  revoke ─▶ removed from every group, the sync group too (remove_own_device_from_groups)
 //! ```
+
+mod state;
+
+pub(crate) use state::queue_profile;
+pub use state::{MAX_SYNCED_ADDR_BYTES, MAX_SYNCED_ADDRS};
 
 use prost::Message as _;
 use rhizo_core::{
@@ -112,6 +120,18 @@ impl Engine {
         key_package: &[u8],
         now: i64,
     ) -> Result<SyncGroupAdd, EngineError> {
+        self.group_job(tx, |tx| {
+            self.add_to_sync_group(tx, device, key_package, now)
+        })
+    }
+
+    fn add_to_sync_group(
+        &self,
+        tx: &mut Tx<'_>,
+        device: &[u8; 32],
+        key_package: &[u8],
+        now: i64,
+    ) -> Result<SyncGroupAdd, EngineError> {
         let (group, made) = match active_sync_group(tx)? {
             Some(group) => (group, SyncGroupAdd::Added),
             None => {
@@ -199,14 +219,38 @@ pub(crate) fn queue_read_marker(
             .collect();
         let sync = SyncMessage {
             read: Some(ReadMarker { entries }),
+            ..SyncMessage::default()
         };
         queue_sync(tx, engine, &group, sync, now)?;
     }
     Ok(())
 }
 
+/// Queues `sync` to our other devices when we are in a sync group.
+pub(crate) fn queue_if_synced(
+    tx: &mut Tx<'_>,
+    engine: &Engine,
+    sync: SyncMessage,
+    now: i64,
+) -> Result<(), EngineError> {
+    match active_sync_group(tx)? {
+        Some(group) => queue_sync(tx, engine, &group, sync, now),
+        None => Ok(()),
+    }
+}
+
 /// Encrypts one sync message in the sync group and queues it to our other devices there.
 fn queue_sync(
+    tx: &mut Tx<'_>,
+    engine: &Engine,
+    group: &GroupRow,
+    sync: SyncMessage,
+    now: i64,
+) -> Result<(), EngineError> {
+    engine.in_job(tx, |tx| encrypt_sync(tx, engine, group, sync, now))
+}
+
+fn encrypt_sync(
     tx: &mut Tx<'_>,
     engine: &Engine,
     group: &GroupRow,
@@ -249,13 +293,14 @@ fn queue_sync(
 
 /// Applies a sync message that arrived in `group` from `sender_uid`: only in our sync group and
 /// only from our own UID (anything else is ignored). A read marker marks the named received
-/// messages read here, without a receipt.
+/// messages read here, without a receipt; a contact is added; our profile kept.
 pub(crate) fn apply_sync(
     tx: &mut Tx<'_>,
     me: &Me,
     group: &GroupRow,
     sender_uid: [u8; 32],
     sync: SyncMessage,
+    now: i64,
 ) -> Result<Vec<Event>, Reject> {
     if sender_uid != *me.uid.as_bytes()
         || !is_sync_group(tx, &group.session_id).map_err(Reject::internal)?
@@ -273,6 +318,12 @@ pub(crate) fn apply_sync(
             };
             tx.mark_read_by_envelope(&session, &device, entry.seq)?;
         }
+    }
+    if let Some(contact) = sync.contact {
+        state::apply_contact(tx, contact, now)?;
+    }
+    if let Some(profile) = sync.profile {
+        state::apply_profile(tx, me, profile, now)?;
     }
     Ok(Vec::new())
 }

@@ -295,7 +295,7 @@ fn group_content(
     }
     if let Some(sync) = content.sync {
         return Ok((
-            crate::sync::apply_sync(tx, me, group, sender_uid, sync)?,
+            crate::sync::apply_sync(tx, me, group, sender_uid, sync, now)?,
             None,
         ));
     }

@@ -222,10 +222,50 @@ fn a_read_marker_outside_the_sync_group_is_ignored() {
                         })
                         .collect(),
                 }),
+                ..SyncMessage::default()
             };
-            apply_sync(tx, a.engine.me(), &group, bob, sync)
+            apply_sync(tx, a.engine.me(), &group, bob, sync, T0)
                 .map_err(|_| rhizo_store::StoreError::InvalidInput("refused".into()))
         })
         .unwrap();
     assert_eq!(state_of(&nodes[0], &session, "hi"), MessageState::Received);
+}
+
+#[test]
+fn a_contact_and_our_profile_set_on_one_device_appear_on_the_other() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut a1 = node(tmp.path(), 1, RekeyPolicy::default());
+    let bob = node(tmp.path(), 2, RekeyPolicy::default());
+    let (a2, _) = link_a2(tmp.path(), &mut a1);
+    let mut nodes = vec![a1, a2];
+    let (now, _) = settle(&mut nodes, T0, 20);
+    let mut contact = bob.contact("bob");
+    contact.verified = true;
+    let a1 = &mut nodes[0];
+    a1.store
+        .write(|tx| {
+            tx.add_contact(&contact, now)?;
+            tx.set_contact_verified(&contact.uid, true)?;
+            a1.engine.sync_contact(tx, &contact, now)?;
+            a1.engine
+                .set_profile(tx, "Alice", Vec::new(), "", false, now)
+        })
+        .unwrap();
+    // Twice: applying it again changes nothing.
+    a1.store
+        .write(|tx| a1.engine.sync_contact(tx, &contact, now))
+        .unwrap();
+    settle(&mut nodes, now, 20);
+    let reader = nodes[1].store.read();
+    let synced = reader
+        .contact_by_uid(&contact.uid)
+        .unwrap()
+        .expect("bob synced");
+    assert_eq!(synced.name, "bob");
+    assert!(synced.verified);
+    assert_eq!(synced.devices.len(), 1);
+    assert_eq!(reader.list_contacts().unwrap().len(), 1);
+    let me = nodes[1].uid();
+    let profile = reader.profile(&me).unwrap().expect("our profile synced");
+    assert_eq!(profile.name, "Alice");
 }

@@ -153,7 +153,11 @@ impl Messaging {
     ) -> Result<(ContactView, bool), ContactError> {
         let now = self.now();
         let outcome = self
-            .with_tx(move |tx, _| Ok::<_, ContactError>(tx.add_contact(&contact, now)?))
+            .with_tx(move |tx, engine| {
+                let outcome = tx.add_contact(&contact, now)?;
+                engine.sync_contact(tx, &contact, now)?;
+                Ok::<_, ContactError>(outcome)
+            })
             .await?;
         let view = self.contact_view(&uid.to_string()).await?;
         self.emit(ApiEvent::ContactAdded {
@@ -190,11 +194,13 @@ impl Messaging {
     /// Marks a contact verified after the user compared safety numbers.
     pub async fn verify_contact(&self, name: &str) -> Result<ContactView, ContactError> {
         let name = name.to_string();
+        let now = self.now();
         self.with_tx(move |tx, engine| {
             let c = find_contact_in(tx, &name)?
                 .ok_or_else(|| ContactError::UnknownContact(name.clone()))?;
             tx.set_contact_verified(&c.uid, true)?;
             let c = find_contact_in(tx, &name)?.ok_or(ContactError::UnknownContact(name))?;
+            engine.sync_contact(tx, &c, now)?;
             Ok(view_of(&c, engine.me()))
         })
         .await
