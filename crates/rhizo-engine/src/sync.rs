@@ -2,7 +2,7 @@
 //! group conversation of kind `self` (meta key [`META_SYNC_GROUP`]). It is never listed with
 //! the groups and never offered to contacts: only our own devices are in it, and its address is
 //! derived from the MLS group id, a random id only they know. Over it travel read markers,
-//! contacts and our profile (`state`).
+//! contacts and our profile (`state`), and the history transfer ([`history`]).
 //!
 //! ```text
 //!  link (device with the root key) ─▶ add_device_to_sync_group(new device's KeyPackage)
@@ -19,6 +19,7 @@
 //!  revoke ─▶ removed from every group, the sync group too (remove_own_device_from_groups)
 //! ```
 
+pub mod history;
 mod state;
 
 pub(crate) use state::queue_profile;
@@ -291,6 +292,13 @@ fn encrypt_sync(
     Ok(())
 }
 
+fn reject(e: EngineError) -> Reject {
+    match e {
+        EngineError::Store(e) => Reject::Store(e),
+        other => Reject::internal(other),
+    }
+}
+
 /// Applies a sync message that arrived in `group` from `sender_uid`: only in our sync group and
 /// only from our own UID (anything else is ignored). A read marker marks the named received
 /// messages read here, without a receipt; a contact is added; our profile kept.
@@ -324,6 +332,12 @@ pub(crate) fn apply_sync(
     }
     if let Some(profile) = sync.profile {
         state::apply_profile(tx, me, profile, now)?;
+    }
+    if let Some(page) = sync.history {
+        history::apply_page(tx, me, page, now).map_err(reject)?;
+    }
+    if let Some(ack) = sync.history_ack {
+        history::apply_ack(tx, ack).map_err(reject)?;
     }
     Ok(Vec::new())
 }
