@@ -208,6 +208,17 @@ impl Engine {
         Ok(Some(state.progress()))
     }
 
+    /// Whether a history transfer needs [`Engine::poll_history`]: one we send that is not
+    /// over, or an acknowledgement we owe.
+    ///
+    /// # Errors
+    ///
+    /// If the database fails.
+    pub fn history_active(&self, reader: &Reader<'_>) -> Result<bool, EngineError> {
+        let sending = OutState::load(reader)?.is_some_and(|o| !o.finished);
+        Ok(sending || InState::load(reader)?.ack_due)
+    }
+
     /// Moves the history transfers on: sends the next page (or the unacknowledged one again),
     /// and the acknowledgement of a page received. The progress of each transfer that moved.
     ///

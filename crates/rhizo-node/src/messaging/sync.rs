@@ -9,9 +9,16 @@ use rhizo_core::{
     DevicePublicKey,
     records::{KeyPackageBundle, ValidRecord, key_packages_key, validate_record},
 };
+use rhizo_engine::sync::history::{DEFAULT_HISTORY_DAYS, HistoryProgress};
 use tracing::{debug, info, warn};
 
-use super::Messaging;
+use super::{JobError, Messaging};
+use crate::events::ApiEvent;
+
+/// How often a history transfer in progress is moved on (a page or an acknowledgement).
+const HISTORY_POLL: Duration = Duration::from_millis(250);
+/// How often the driver looks whether a transfer started.
+const HISTORY_IDLE_POLL: Duration = Duration::from_secs(5);
 
 /// How long to wait between two looks for the new device's KeyPackages.
 const KEY_PACKAGE_RETRY: Duration = Duration::from_secs(2);
@@ -21,12 +28,79 @@ const KEY_PACKAGE_LOOKS: u32 = 150;
 
 impl Messaging {
     /// Puts our newly linked `device` in the sync group, in the background.
-    pub(super) fn spawn_sync_group_add(&self, device: DevicePublicKey) {
+    /// Puts our newly linked `device` in the sync group, then sends it the last
+    /// `history_days` days of history (default [`DEFAULT_HISTORY_DAYS`]), in the background.
+    pub(super) fn spawn_sync_group_add(&self, device: DevicePublicKey, history_days: Option<u32>) {
         let this = self.clone();
-        tokio::spawn(async move { this.sync_group_add(device).await });
+        tokio::spawn(async move {
+            if this.sync_group_add(device).await {
+                this.start_history(device, history_days.unwrap_or(DEFAULT_HISTORY_DAYS))
+                    .await;
+            }
+        });
     }
 
-    async fn sync_group_add(&self, device: DevicePublicKey) {
+    async fn start_history(&self, device: DevicePublicKey, days: u32) {
+        let now = self.now();
+        let key = *device.as_bytes();
+        let started = self
+            .with_engine(move |tx, engine| engine.start_history_transfer(tx, &key, days, now))
+            .await;
+        match started {
+            Ok(Some(progress)) => {
+                info!(
+                    total = progress.total,
+                    "sending our history to the new device"
+                );
+                self.emit(progress_event(progress));
+            }
+            Ok(None) => {}
+            Err(e) => warn!(error = %e, "the history transfer did not start"),
+        }
+    }
+
+    /// Moves history transfers on until `shutdown` fires: pages out, acknowledgements back,
+    /// `device_sync_progress` events.
+    pub async fn run_history(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            let wait = match self.history_pass().await {
+                Ok(true) => HISTORY_POLL,
+                Ok(false) => HISTORY_IDLE_POLL,
+                Err(e) => {
+                    warn!(error = %e, "a history transfer step failed");
+                    HISTORY_IDLE_POLL
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    /// One step of the history transfers; whether one is in progress.
+    async fn history_pass(&self) -> Result<bool, JobError> {
+        let active = self
+            .with_reader(|reader, engine| engine.history_active(reader).map_err(JobError::from))
+            .await?;
+        if !active {
+            return Ok(false);
+        }
+        let now = self.now();
+        let moved = self
+            .with_engine(move |tx, engine| engine.poll_history(tx, now))
+            .await?;
+        if !moved.is_empty() {
+            self.inner.outbox_wake.notify_one();
+        }
+        for progress in moved {
+            self.emit(progress_event(progress));
+        }
+        Ok(true)
+    }
+
+    /// Whether the device is in the sync group now.
+    async fn sync_group_add(&self, device: DevicePublicKey) -> bool {
         for _ in 0..KEY_PACKAGE_LOOKS {
             if let Some(package) = self.own_key_package(&device).await {
                 let now = self.now();
@@ -40,7 +114,7 @@ impl Messaging {
                     Ok(made) => {
                         info!(?made, "the new device is in our sync group");
                         self.inner.outbox_wake.notify_one();
-                        return;
+                        return true;
                     }
                     // A KeyPackage used up meanwhile: look again.
                     Err(e) => debug!(error = %e, "adding the new device to the sync group"),
@@ -49,6 +123,7 @@ impl Messaging {
             tokio::time::sleep(KEY_PACKAGE_RETRY).await;
         }
         warn!("the new device published no KeyPackages; it is not in our sync group");
+        false
     }
 
     /// One KeyPackage of our own `device`'s newest bundle in the DHT, if it published one.
@@ -73,5 +148,14 @@ impl Messaging {
             })
             .max_by_key(KeyPackageBundle::version)?;
         self.inner.engine.choose_key_package(&best)
+    }
+}
+
+fn progress_event(p: HistoryProgress) -> ApiEvent {
+    ApiEvent::DeviceSyncProgress {
+        sending: p.sending,
+        done: p.done,
+        total: p.total,
+        finished: p.finished,
     }
 }
