@@ -65,6 +65,8 @@ struct OutState {
     /// When the page in flight went (0: none in flight).
     sent_at: i64,
     finished: bool,
+    /// Whether the end was shown (returned by `poll_history` once).
+    reported: bool,
 }
 
 /// The receiving side: `transfer next received total ack_due finished`.
@@ -100,6 +102,7 @@ impl OutState {
                 in_flight: f.get(7)?.parse().ok()?,
                 sent_at: f.get(8)?.parse().ok()?,
                 finished: f.get(9)? == &"1",
+                reported: f.get(10)? == &"1",
             })
         };
         Ok(parse())
@@ -107,7 +110,7 @@ impl OutState {
 
     fn store(&self, tx: &mut Tx<'_>) -> Result<(), EngineError> {
         let line = format!(
-            "{} {} {} {} {} {} {} {} {} {}",
+            "{} {} {} {} {} {} {} {} {} {} {}",
             hex::encode(self.device),
             self.transfer,
             self.since,
@@ -117,7 +120,8 @@ impl OutState {
             self.sent,
             self.in_flight,
             self.sent_at,
-            u8::from(self.finished)
+            u8::from(self.finished),
+            u8::from(self.reported)
         );
         Ok(tx.set_meta(META_OUT, &line)?)
     }
@@ -203,6 +207,7 @@ impl Engine {
             in_flight: 0,
             sent_at: 0,
             finished: false,
+            reported: false,
         };
         state.store(tx)?;
         Ok(Some(state.progress()))
@@ -215,7 +220,7 @@ impl Engine {
     ///
     /// If the database fails.
     pub fn history_active(&self, reader: &Reader<'_>) -> Result<bool, EngineError> {
-        let sending = OutState::load(reader)?.is_some_and(|o| !o.finished);
+        let sending = OutState::load(reader)?.is_some_and(|o| !o.reported);
         Ok(sending || InState::load(reader)?.ack_due)
     }
 
@@ -256,8 +261,16 @@ impl Engine {
         let Some(mut out) = OutState::load(tx)? else {
             return Ok(None);
         };
+        if out.finished {
+            if out.reported {
+                return Ok(None);
+            }
+            out.reported = true;
+            out.store(tx)?;
+            return Ok(Some(out.progress()));
+        }
         let waiting = out.sent_at != 0;
-        if out.finished || (waiting && now.saturating_sub(out.sent_at) < HISTORY_RESEND_MS) {
+        if waiting && now.saturating_sub(out.sent_at) < HISTORY_RESEND_MS {
             return Ok(None);
         }
         let Some(group) = super::active_sync_group(tx)? else {

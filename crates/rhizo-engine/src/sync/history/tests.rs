@@ -136,8 +136,12 @@ fn the_history_goes_in_pages_and_the_new_device_shows_it() {
         "{last:?}"
     );
     assert_eq!(texts(&nodes[3], &session).len(), before + 450);
-    // The sender's side ends too once the last page is acknowledged.
-    step(&mut nodes, now);
+    // The sender's side ends too once the last page is acknowledged, and says so once.
+    let (now, seen) = step(&mut nodes, now);
+    let ended: Vec<_> = seen.iter().filter(|(i, p)| *i == 0 && p.finished).collect();
+    assert_eq!(ended.len(), 1, "{seen:?}");
+    let (_, seen) = step(&mut nodes, now);
+    assert!(seen.iter().all(|(i, _)| *i != 0), "{seen:?}");
     let out = OutState::load(&nodes[0].store.read()).unwrap().unwrap();
     assert!(out.finished && out.done == 450, "{out:?}");
 }
