@@ -343,4 +343,4 @@ pub(crate) fn apply_sync(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

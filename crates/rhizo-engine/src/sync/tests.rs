@@ -9,7 +9,7 @@ use crate::groups::tests::{Node, T0, device_node, info, node, settle, trio};
 
 /// Alice's second device (`[201; 32]`): each device lists the other (a1 links it, a2 adopts
 /// the list), and a1 puts it in the sync group.
-fn link_a2(dir: &std::path::Path, a1: &mut Node) -> (Node, SyncGroupAdd) {
+pub(crate) fn link_a2(dir: &std::path::Path, a1: &mut Node) -> (Node, SyncGroupAdd) {
     let mut a2 = device_node(dir, 1, 201, RekeyPolicy::default());
     let (c1, c2) = (a1.engine.me().certificate, a2.engine.me().certificate);
     a1.store
@@ -85,7 +85,7 @@ fn a_group_named_like_the_sync_group_from_a_contact_is_not_our_sync_group() {
 }
 
 /// Gives `at` alice's second device as listed (as it would learn from her newest list).
-fn knows_a2(nodes: &mut [Node], at: usize, a2: [u8; 32]) {
+pub(crate) fn knows_a2(nodes: &mut [Node], at: usize, a2: [u8; 32]) {
     let mut alice = nodes[0].contact("alice");
     alice.devices.push(ContactDevice {
         device_pk: a2,
@@ -107,16 +107,17 @@ fn state_of(node: &Node, session: &[u8; 16], text: &str) -> MessageState {
         .expect("the message is stored")
 }
 
-#[test]
-fn read_on_one_device_is_read_on_the_other_with_one_read_receipt() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (mut nodes, session) = trio(tmp.path());
-    let (mut a2, _) = link_a2(tmp.path(), &mut nodes[0]);
-    let a2_device = a2.device();
-    let package = a2.key_package();
+/// Alice (node 0 of the trio, in the group with bob and carol) links a2 (node 3): the sync
+/// group and the trio's group both have a2 (it holds the group's Welcome from its own device
+/// as a request, not as the sync group, and accepts it). The nodes, the group and the time.
+pub(crate) fn alice_with_a2(dir: &std::path::Path) -> (Vec<Node>, [u8; 16], i64) {
+    let (mut nodes, session) = trio(dir);
+    let (mut a2, made) = link_a2(dir, &mut nodes[0]);
+    assert_eq!(made, SyncGroupAdd::Created);
+    let (package, device) = (a2.key_package(), a2.device());
     nodes.push(a2);
     for at in [1, 2] {
-        knows_a2(&mut nodes, at, a2_device);
+        knows_a2(&mut nodes, at, device);
     }
     let (now, _) = settle(&mut nodes, T0, 20);
     let a1 = &mut nodes[0];
@@ -127,7 +128,6 @@ fn read_on_one_device_is_read_on_the_other_with_one_read_receipt() {
         })
         .unwrap();
     let (now, events) = settle(&mut nodes, now, 20);
-    // a2 holds the group's Welcome from its own device as a request (not the sync group).
     let request = events
         .iter()
         .find_map(|(i, e)| match e {
@@ -139,6 +139,14 @@ fn read_on_one_device_is_read_on_the_other_with_one_read_receipt() {
     a2.store
         .write(|tx| a2.engine.accept_group_request(tx, request, now))
         .unwrap();
+    assert!(sync_session(&nodes[3].store.read()).unwrap().is_some());
+    (nodes, session, now)
+}
+
+#[test]
+fn read_on_one_device_is_read_on_the_other_with_one_read_receipt() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut nodes, session, now) = alice_with_a2(tmp.path());
     let b = &mut nodes[1];
     b.store
         .write(|tx| b.engine.queue_group_text(tx, &session, "hello alice", now))

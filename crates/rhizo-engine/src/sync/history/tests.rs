@@ -4,59 +4,32 @@
 use rhizo_e2e::RekeyPolicy;
 
 use super::*;
-use crate::groups::tests::{Node, T0, device_node, node, settle, trio};
-use crate::sync::{SyncGroupAdd, sync_session};
+use crate::groups::tests::{Node, T0, device_node, node, settle};
+use crate::sync::tests::alice_with_a2;
 
-/// Alice (node 0 of the trio, in the group with bob and carol) links a2 (node 3): the sync
-/// group and the trio's group both have a2. Returns the nodes, the group and the time.
-fn alice_with_a2(dir: &std::path::Path) -> (Vec<Node>, [u8; 16], i64) {
-    let (mut nodes, session) = trio(dir);
-    let mut a2 = device_node(dir, 1, 201, RekeyPolicy::default());
-    let (c1, c2) = (nodes[0].engine.me().certificate, a2.engine.me().certificate);
+/// Writes `count` earlier text messages of the group straight into a1's store (node 0), as
+/// its history: sequence numbers from `seq`, one ms apart from `sent_at`.
+fn fill_history(nodes: &mut [Node], session: [u8; 16], count: u64, seq: u64, sent_at: i64) {
     let a1 = &mut nodes[0];
+    let a1_device = a1.device();
     a1.store
-        .write(|tx| a1.engine.link_own_device(tx, c2, None, T0))
-        .unwrap();
-    a2.store
-        .write(|tx| a2.engine.link_own_device(tx, c1, None, T0))
-        .unwrap();
-    let (p1, p2, device) = (a2.key_package(), a2.key_package(), a2.device());
-    nodes.push(a2);
-    let mut alice = nodes[0].contact("alice");
-    alice.devices.push(rhizo_store::messaging::ContactDevice {
-        device_pk: device,
-        peer_id: String::new(),
-        addrs: vec![],
-        certificate: None,
-    });
-    for at in [1, 2] {
-        let n = &mut nodes[at];
-        n.store.write(|tx| tx.add_contact(&alice, 1)).unwrap();
-    }
-    let a1 = &mut nodes[0];
-    let made = a1
-        .store
         .write(|tx| {
-            let made = a1.engine.add_device_to_sync_group(tx, &device, &p1, T0)?;
-            a1.engine.add_own_device_to_group(tx, &session, &p2, T0)?;
-            Ok::<_, EngineError>(made)
+            for i in 0..count {
+                let row = HistoryRow {
+                    id: 0,
+                    session_id: session,
+                    outgoing: i % 2 == 0,
+                    sender_device: a1_device,
+                    seq: seq + i,
+                    body: format!("old {i}"),
+                    sent_at: sent_at + i as i64,
+                    read: i % 3 == 0,
+                };
+                tx.insert_history(&row, sent_at)?;
+            }
+            Ok::<_, rhizo_store::StoreError>(())
         })
         .unwrap();
-    assert_eq!(made, SyncGroupAdd::Created);
-    let (now, events) = settle(&mut nodes, T0, 20);
-    let request = events
-        .iter()
-        .find_map(|(i, e)| match e {
-            crate::Event::GroupRequest { id, .. } if *i == 3 => Some(*id),
-            _ => None,
-        })
-        .expect("a2 holds the group's Welcome");
-    let a2 = &mut nodes[3];
-    a2.store
-        .write(|tx| a2.engine.accept_group_request(tx, request, now))
-        .unwrap();
-    assert!(sync_session(&nodes[3].store.read()).unwrap().is_some());
-    (nodes, session, now)
 }
 
 fn texts(node: &Node, session: &[u8; 16]) -> Vec<String> {
@@ -87,28 +60,8 @@ fn step(nodes: &mut [Node], now: i64) -> (i64, Vec<(usize, HistoryProgress)>) {
 fn the_history_goes_in_pages_and_the_new_device_shows_it() {
     let tmp = tempfile::tempdir().unwrap();
     let (mut nodes, session, now) = alice_with_a2(tmp.path());
-    // 450 earlier messages between alice and bob in the group (3 pages of 200 at most)...
-    // written straight into a1's store as its history.
-    let a1 = &mut nodes[0];
-    let a1_device = a1.device();
-    a1.store
-        .write(|tx| {
-            for i in 0..450u64 {
-                let row = HistoryRow {
-                    id: 0,
-                    session_id: session,
-                    outgoing: true,
-                    sender_device: a1_device,
-                    seq: 1_000_000 + i,
-                    body: format!("old {i}"),
-                    sent_at: now - 86_400_000 + i as i64,
-                    read: false,
-                };
-                tx.insert_history(&row, now)?;
-            }
-            Ok::<_, rhizo_store::StoreError>(())
-        })
-        .unwrap();
+    // 450 earlier messages in the group (3 pages of 200 at most).
+    fill_history(&mut nodes, session, 450, 1_000_000, now - 86_400_000);
     let before = texts(&nodes[3], &session).len();
     let device = nodes[3].device();
     let a1 = &mut nodes[0];
@@ -150,26 +103,7 @@ fn the_history_goes_in_pages_and_the_new_device_shows_it() {
 fn a_transfer_resumes_from_the_last_acknowledged_page_after_the_new_device_stopped() {
     let tmp = tempfile::tempdir().unwrap();
     let (mut nodes, session, now) = alice_with_a2(tmp.path());
-    let a1 = &mut nodes[0];
-    let a1_device = a1.device();
-    a1.store
-        .write(|tx| {
-            for i in 0..300u64 {
-                let row = HistoryRow {
-                    id: 0,
-                    session_id: session,
-                    outgoing: false,
-                    sender_device: a1_device,
-                    seq: 2_000_000 + i,
-                    body: format!("old {i}"),
-                    sent_at: now - 1000 + i as i64,
-                    read: true,
-                };
-                tx.insert_history(&row, now)?;
-            }
-            Ok::<_, rhizo_store::StoreError>(())
-        })
-        .unwrap();
+    fill_history(&mut nodes, session, 300, 2_000_000, now - 1000);
     let device = nodes[3].device();
     let a1 = &mut nodes[0];
     a1.store
