@@ -195,15 +195,19 @@ impl Messaging {
     pub async fn verify_contact(&self, name: &str) -> Result<ContactView, ContactError> {
         let name = name.to_string();
         let now = self.now();
-        self.with_tx(move |tx, engine| {
-            let c = find_contact_in(tx, &name)?
-                .ok_or_else(|| ContactError::UnknownContact(name.clone()))?;
-            tx.set_contact_verified(&c.uid, true)?;
-            let c = find_contact_in(tx, &name)?.ok_or(ContactError::UnknownContact(name))?;
-            engine.sync_contact(tx, &c, now)?;
-            Ok(view_of(&c, engine.me()))
-        })
-        .await
+        let view = self
+            .with_tx(move |tx, engine| {
+                let c = find_contact_in(tx, &name)?
+                    .ok_or_else(|| ContactError::UnknownContact(name.clone()))?;
+                tx.set_contact_verified(&c.uid, true)?;
+                let c = find_contact_in(tx, &name)?.ok_or(ContactError::UnknownContact(name))?;
+                engine.sync_contact(tx, &c, now)?;
+                Ok(view_of(&c, engine.me()))
+            })
+            .await;
+        // The sync message to our other devices.
+        self.inner.outbox_wake.notify_one();
+        view
     }
 
     /// A UID's signed identity record and newest device list from the DHT, both checked
