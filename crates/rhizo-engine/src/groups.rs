@@ -43,7 +43,7 @@ pub mod selfupdate;
 pub(crate) use fanout::member_target;
 pub use fanout::{GroupTarget, GroupTransmit, GroupTransmitResult};
 pub(crate) use inbound::{
-    WelcomeIn, WelcomeKind, apply_group, contact_welcome, group_of, stranger_welcome,
+    WelcomeIn, WelcomeKind, apply_group, contact_welcome, group_of, persist_join, stranger_welcome,
 };
 pub(crate) use parts::keep_part;
 pub(crate) use rejoin::after_refusal;

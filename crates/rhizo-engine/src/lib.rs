@@ -62,6 +62,8 @@
 //!   conversation before our next application message in it.
 //! - `rng`: the engine's random generator (seeded from the OS, or by a simulation).
 //! - [`send`]: queueing texts (the group commit) and the first message of a conversation.
+//! - [`sync`]: the sync group of our own devices (kind `self`, issue 15) and the read
+//!   markers it carries.
 //! - [`wire`]: `/rhizo/msg/1` responses (receipts, errors) and what they say.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -93,6 +95,7 @@ pub mod requests;
 pub mod restored;
 mod rng;
 pub mod send;
+pub mod sync;
 pub mod wire;
 
 pub use cache::ConversationCache;

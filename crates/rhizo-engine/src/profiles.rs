@@ -63,6 +63,7 @@ impl Engine {
             )?;
             let record = profile.encode();
             tx.upsert_profile(&profile_row(&me.uid, &profile, &record, public, now))?;
+            crate::sync::queue_profile(tx, self, &record, public, now)?;
             let content = ChatContent {
                 text: String::new(),
                 sent_at_ms: crate::ms(now),

@@ -36,6 +36,7 @@ pub(crate) fn queue_read_receipt(
 ) -> Result<bool, EngineError> {
     tx.in_savepoint(|tx| -> Result<bool, EngineError> {
         let unread = tx.mark_read(session_id, MAX_RECEIPT_ENTRIES)?;
+        crate::sync::queue_read_marker(tx, engine, &crate::sync::read(session_id, &unread), now)?;
         let entries: Vec<ReceiptEntry> = unread
             .iter()
             .filter_map(|m| {

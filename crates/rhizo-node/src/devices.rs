@@ -116,6 +116,9 @@ pub struct AddDeviceRequest {
     /// A name for the device (at most 64 characters), shown in the list.
     #[serde(default)]
     pub name: Option<String>,
+    /// Days of history to send the new device (default 30, issue 15).
+    #[serde(default)]
+    pub history_days: Option<u32>,
 }
 
 /// One device of this identity, as `GET /v1/devices` lists it.

@@ -104,6 +104,17 @@ pub enum ApiEvent {
         /// Whether it has a card.
         agent: bool,
     },
+    /// A history transfer to (or from) another of our devices moved (issue 15).
+    DeviceSyncProgress {
+        /// Whether this device sends the history (else it receives it).
+        sending: bool,
+        /// Messages acknowledged (sender) or received (receiver) so far.
+        done: u64,
+        /// Messages in the transfer.
+        total: u64,
+        /// Whether it is over.
+        finished: bool,
+    },
     /// A group was created here, or joined (from an invitation).
     GroupCreated {
         /// The group's id (hex of its session id).

@@ -25,7 +25,7 @@
 //! outbox, re-adds), `group_views` (group list, info, history, invitations), `send` (the group commit, the first message,
 //! history), `outbox` (the delivery loop), `heartbeats` (agent heartbeats and
 //! liveness), `mailbox_poll` (fetching ours), `publish` (records and their schedule),
-//! `profiles`, `agent_cards` (our card, skill provider records, finding agents), `reestablish`
+//! `sync` (our devices' sync group after a link), `profiles`, `agent_cards` (our card, skill provider records, finding agents), `reestablish`
 //! (new conversations for messages the recipient's lost conversation left), `requests`,
 //! `views` (JSON), `error` (typed errors).
 
@@ -54,6 +54,7 @@ mod publish;
 mod reestablish;
 mod requests;
 mod send;
+mod sync;
 mod views;
 
 pub use agent_cards::{

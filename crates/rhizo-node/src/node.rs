@@ -510,6 +510,7 @@ impl Background {
         let pex_interval = Duration::from_secs(config.pex_interval_secs);
         let tasks = vec![
             tokio::spawn(messaging.clone().run_outbox(stop_rx.clone())),
+            tokio::spawn(messaging.clone().run_history(stop_rx.clone())),
             tokio::spawn(messaging.clone().run_task_timer(stop_rx.clone())),
             tokio::spawn(messaging.clone().run_publisher(stop_rx.clone())),
             tokio::spawn(messaging.clone().run_mailbox(stop_rx.clone())),

@@ -7,6 +7,7 @@
 //!                                          delivered = the outbox)             messages.rs, outbox.rs
 //!                                         (parked while the conversation is re-established)  parked.rs
 //!  seen                                   (sender_device, session, seq) already accepted   seen.rs
+//!  history pages (a linked device's history transfer, by row id)                     history.rs
 //! ```
 //!
 //! Reads are methods of [`Reader`](crate::Reader), writes of [`Tx`](crate::Tx); every
@@ -14,6 +15,7 @@
 
 mod contacts;
 mod conversations;
+mod history;
 mod messages;
 mod outbox;
 mod parked;
@@ -23,6 +25,7 @@ pub use contacts::{
     AddContact, Contact, ContactDevice, MAX_CONTACT_NAME_CHARS, MAX_DEVICES_PER_CONTACT,
 };
 pub use conversations::{ConversationRow, SEQUENCES_PER_MS, sequence_floor};
+pub use history::HistoryRow;
 pub use messages::{MAX_HISTORY, MessageRow, MessageState, NewMessage, SentCommit, UnreadMessage};
 pub use outbox::{NO_RETRY, OutboxItem, OutboxSummaryRow};
 pub use parked::{PARKED_KINDS, Parked, ParkedContact};

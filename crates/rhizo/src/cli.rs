@@ -471,6 +471,12 @@ pub(crate) enum DeviceCommand {
         /// A name for the device, shown in `rhizo device list`
         #[arg(long)]
         name: Option<String>,
+        /// Days of history to send the new device (default 30)
+        #[arg(long)]
+        history_days: Option<u32>,
+        /// Wait for the history transfer, with a progress bar
+        #[arg(long)]
+        wait: bool,
     },
     /// This identity's devices: name, fingerprint, added, last seen
     List(JsonArg),

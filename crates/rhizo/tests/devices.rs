@@ -341,3 +341,56 @@ fn the_recovery_phrase_recreates_the_identity_on_a_new_data_dir() {
     assert_eq!(id["uid"].as_str(), Some(a1.uid()));
     assert_ne!(id["peer_id"].as_str(), Some(a1.peer_id()));
 }
+
+/// After a link the new device joins our sync group (never listed as a group), the history
+/// transfer runs to its end (`device add --wait`), and a profile set on a1 appears on a2.
+#[test]
+fn a_linked_device_joins_the_sync_group_and_gets_our_profile() {
+    let mut a1 = TestNode::init(Path::new(BIN), "a1").unwrap();
+    a1.start(&[]).unwrap();
+    let mut a2 = TestNode::init_link(Path::new(BIN), "a2").unwrap();
+    let mut args = TestNode::default_run_args();
+    args.extend(["--bootstrap".to_owned(), a1.listen_addr().unwrap()]);
+    a2.spawn(&args).unwrap();
+    let ticket = wait_for(TIMEOUT, "a link ticket from a2", || {
+        let out = a2.cli(&["device", "link", "--no-qr"]).ok()?;
+        let text = stdout(&out);
+        let line = text.lines().find(|l| l.starts_with("rhz1link"))?;
+        out.status.success().then(|| line.to_owned())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", a2.logs()));
+    let out = a1
+        .cli(&[
+            "device",
+            "add",
+            &ticket,
+            "--yes",
+            "--wait",
+            "--history-days",
+            "7",
+        ])
+        .unwrap_or_else(|e| panic!("{e}\n{}\n{}", a1.logs(), a2.logs()));
+    assert!(
+        out.status.success() && stdout(&out).contains("History sent."),
+        "{}\n{}\n{}{}",
+        stdout(&out),
+        String::from_utf8_lossy(&out.stderr),
+        a1.logs(),
+        a2.logs()
+    );
+    // The sync group is no group the user sees, on either device.
+    for node in [&a1, &a2] {
+        let groups = json(node, &["group", "list", "--json"]);
+        assert_eq!(groups.as_array().map(Vec::len), Some(0), "{groups}");
+    }
+    json(&a1, &["profile", "set", "--name", "Alice", "--json"]);
+    wait_for(TIMEOUT, "a2 has our profile", || {
+        // "No profile yet" until it arrives.
+        let out = a2.cli(&["profile", "show", "--json"]).ok()?;
+        let profile: Value = serde_json::from_str(&stdout(&out)).ok()?;
+        (profile["name"] == "Alice").then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}{}", a1.logs(), a2.logs()));
+    a2.stop().unwrap();
+    a1.stop().unwrap();
+}

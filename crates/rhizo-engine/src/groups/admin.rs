@@ -569,6 +569,7 @@ impl Engine {
             if unread.is_empty() || group.status != rhizo_store::groups::GroupStatus::Active {
                 return Ok(false);
             }
+            crate::sync::queue_read_marker(tx, self, &crate::sync::read(session_id, &unread), now)?;
             let conversation = self.load_group(tx, &group)?;
             let members = roster(&conversation)?;
             self.conversations.stage(conversation);

@@ -326,6 +326,12 @@ fn group_content(
     if content.group_control.is_some_and(|c| c.leave) {
         return Ok((Vec::new(), Some(sender_uid)));
     }
+    if let Some(sync) = content.sync {
+        return Ok((
+            crate::sync::apply_sync(tx, me, group, sender_uid, sync, now)?,
+            None,
+        ));
+    }
     if let Some(agent) = content.agent {
         let ctx = crate::agents::group::GroupAgentCtx {
             me,
@@ -546,6 +552,12 @@ pub(crate) fn stranger_welcome(
             Err(Reject::Code(code)) => Ok(Some((ReceiptStatus::Rejected(code), Vec::new()))),
         };
     }
+    match crate::sync::sync_welcome(tx, parts, welcome, &info, now) {
+        Ok(Some(events)) => return Ok(Some((ReceiptStatus::Delivered, events))),
+        Ok(None) => {}
+        Err(Reject::Store(e)) => return Err(e),
+        Err(Reject::Code(code)) => return Ok(Some((ReceiptStatus::Rejected(code), Vec::new()))),
+    }
     match hold(tx, welcome, &info, now) {
         Ok((status, event)) => Ok(Some((status, event.into_iter().collect()))),
         Err(Reject::Store(e)) => Err(e),
@@ -600,7 +612,7 @@ fn hold(
 
 /// Persists a joined group: its row (our role, name from the group's extension), its
 /// members, a fresh KeyPackage bundle to publish (a one-time one was used).
-fn persist_join(
+pub(crate) fn persist_join(
     tx: &mut Tx<'_>,
     conversations: &crate::ConversationCache,
     conversation: Conversation,

@@ -26,7 +26,7 @@ pub(super) async fn add_device(
     match state
         .inner
         .messaging
-        .add_device(&body.ticket, body.name)
+        .add_device(&body.ticket, body.name, body.history_days)
         .await
     {
         Ok(device) => (StatusCode::CREATED, Json(device)).into_response(),

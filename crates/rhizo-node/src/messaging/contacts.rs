@@ -153,7 +153,11 @@ impl Messaging {
     ) -> Result<(ContactView, bool), ContactError> {
         let now = self.now();
         let outcome = self
-            .with_tx(move |tx, _| Ok::<_, ContactError>(tx.add_contact(&contact, now)?))
+            .with_tx(move |tx, engine| {
+                let outcome = tx.add_contact(&contact, now)?;
+                engine.sync_contact(tx, &contact, now)?;
+                Ok::<_, ContactError>(outcome)
+            })
             .await?;
         let view = self.contact_view(&uid.to_string()).await?;
         self.emit(ApiEvent::ContactAdded {
@@ -190,14 +194,20 @@ impl Messaging {
     /// Marks a contact verified after the user compared safety numbers.
     pub async fn verify_contact(&self, name: &str) -> Result<ContactView, ContactError> {
         let name = name.to_string();
-        self.with_tx(move |tx, engine| {
-            let c = find_contact_in(tx, &name)?
-                .ok_or_else(|| ContactError::UnknownContact(name.clone()))?;
-            tx.set_contact_verified(&c.uid, true)?;
-            let c = find_contact_in(tx, &name)?.ok_or(ContactError::UnknownContact(name))?;
-            Ok(view_of(&c, engine.me()))
-        })
-        .await
+        let now = self.now();
+        let view = self
+            .with_tx(move |tx, engine| {
+                let c = find_contact_in(tx, &name)?
+                    .ok_or_else(|| ContactError::UnknownContact(name.clone()))?;
+                tx.set_contact_verified(&c.uid, true)?;
+                let c = find_contact_in(tx, &name)?.ok_or(ContactError::UnknownContact(name))?;
+                engine.sync_contact(tx, &c, now)?;
+                Ok(view_of(&c, engine.me()))
+            })
+            .await;
+        // The sync message to our other devices.
+        self.inner.outbox_wake.notify_one();
+        view
     }
 
     /// A UID's signed identity record and newest device list from the DHT, both checked

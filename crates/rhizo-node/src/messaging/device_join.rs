@@ -54,6 +54,11 @@ impl Messaging {
                         .map_err(|e| JobError::Engine(e.into()))?
                         .into_iter()
                         .filter(|g| g.status == GroupStatus::Active)
+                        // The sync group of our devices has its own add (`sync`).
+                        .filter(|g| {
+                            !rhizo_engine::sync::is_sync_group(reader, &g.session_id)
+                                .unwrap_or(true)
+                        })
                         .map(|g| g.session_id)
                         .collect(),
                 )

@@ -27,7 +27,8 @@ impl Messaging {
     /// Links the device of `ticket_text`: checks the ticket, proves the secret both ways,
     /// certifies the device, signs a new device-list version, hands the device its certificate,
     /// and publishes the list. If the device does not take the certificate, the list is signed
-    /// again without it.
+    /// again without it. Then, in the background, the device joins our sync group and gets the
+    /// last `history_days` days of history ([`super::sync`]).
     ///
     /// # Errors
     ///
@@ -36,6 +37,7 @@ impl Messaging {
         &self,
         ticket_text: &str,
         name: Option<String>,
+        history_days: Option<u32>,
     ) -> Result<DeviceView, DeviceError> {
         if !self.inner.engine.me().holds_root() {
             return Err(DeviceError::NoRootKey);
@@ -70,6 +72,7 @@ impl Messaging {
         self.publish_device_list(list).await;
         // Into every group we are in, once it published its KeyPackages (`device_join`).
         self.spawn_join_new_device(device);
+        self.spawn_sync_group_add(device, history_days);
         let view = self
             .devices()
             .await?

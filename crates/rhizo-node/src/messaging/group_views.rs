@@ -118,7 +118,11 @@ impl Messaging {
     pub async fn groups(&self) -> Result<Vec<GroupView>, GroupError> {
         self.with_reader(|reader, _| {
             let mut out = Vec::new();
+            let sync = rhizo_engine::sync::sync_session(reader)?;
             for g in reader.groups()? {
+                if sync == Some(g.session_id) {
+                    continue; // Our devices' sync group is no group the user sees.
+                }
                 out.push(group_view(reader, &g)?);
             }
             out.sort_by_key(|g| std::cmp::Reverse(g.last_activity));

@@ -423,7 +423,10 @@ impl Messaging {
 /// prefix (at least 4 hex digits).
 fn find_group_in(reader: &Reader<'_>, group: &str) -> Result<GroupRow, GroupError> {
     let wanted = group.trim().to_ascii_lowercase();
-    let all = reader.groups()?;
+    let sync = rhizo_engine::sync::sync_session(reader)?;
+    let mut all = reader.groups()?;
+    // Our devices' sync group is no group the user names.
+    all.retain(|g| sync != Some(g.session_id));
     if let Some(g) = all.iter().find(|g| group_id_hex(&g.session_id) == wanted) {
         return Ok(g.clone());
     }

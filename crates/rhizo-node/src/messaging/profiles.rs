@@ -31,9 +31,8 @@ impl Messaging {
                 engine.set_profile(tx, &name, avatar, &mime, public, now)
             })
             .await?;
-        if set.queued > 0 {
-            self.inner.outbox_wake.notify_one();
-        }
+        // Queued to contacts, and to our other devices (the sync group).
+        self.inner.outbox_wake.notify_one();
         let view = profile_view(&self.inner.engine.me().uid, &set.profile, public, "own");
         let stored = if public {
             self.publish_profile().await?

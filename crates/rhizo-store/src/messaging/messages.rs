@@ -378,6 +378,28 @@ impl Tx<'_> {
         Ok(unread)
     }
 
+    /// One received message (session, sender device, seq) becomes `read`, without a receipt
+    /// (another of our devices read it); whether it was unread.
+    pub fn mark_read_by_envelope(
+        &mut self,
+        session_id: &[u8; 16],
+        sender_device: &[u8; 32],
+        seq: u64,
+    ) -> Result<bool, StoreError> {
+        const CTX: &str = "marking a message read";
+        let changed = self
+            .conn
+            .prepare_cached(
+                "UPDATE messages SET state = 'read'
+                 WHERE session_id = ?1 AND sender_device = ?2 AND seq = ?3
+                   AND direction = 'in' AND state = 'received'",
+            )
+            .context(CTX)?
+            .execute(params![&session_id[..], &sender_device[..], seq as i64])
+            .context(CTX)?;
+        Ok(changed > 0)
+    }
+
     /// Our outgoing message (session, our device, seq) becomes `read` (from
     /// queued, sent, stored or delivered), if `envelope_matches` accepts the envelope we sent (the
     /// receipt names its digest); returns its id when it changed.

@@ -6,8 +6,18 @@ use rhizo_node::{
     devices::{AddDeviceRequest, DeviceView, LinkTicketView, device_fingerprint},
 };
 
+use anyhow::bail;
+use indicatif::{ProgressBar, ProgressStyle};
+use rhizo_node::events::ApiEvent;
+
 use super::contacts::urlencode;
-use crate::{api_client::ApiClient, cli::DeviceCommand};
+use crate::{
+    api_client::{ApiClient, EventStream, StreamItem},
+    cli::DeviceCommand,
+};
+
+/// How long `device add --wait` waits for the history transfer to move before giving up.
+const HISTORY_STALL: std::time::Duration = std::time::Duration::from_secs(360);
 
 pub(crate) async fn run(config: &Config, command: &DeviceCommand) -> anyhow::Result<()> {
     let api = ApiClient::connect(config)?;
@@ -27,7 +37,24 @@ pub(crate) async fn run(config: &Config, command: &DeviceCommand) -> anyhow::Res
                  and check that it shows the same fingerprint."
             );
         }
-        DeviceCommand::Add { ticket, yes, name } => add(&api, ticket, *yes, name.clone()).await?,
+        DeviceCommand::Add {
+            ticket,
+            yes,
+            name,
+            history_days,
+            wait,
+        } => {
+            // Subscribe first, so no progress between the link and the subscription is missed.
+            let events = if *wait {
+                Some(api.events("").await?)
+            } else {
+                None
+            };
+            add(&api, ticket, *yes, name.clone(), *history_days).await?;
+            if let Some(events) = events {
+                follow_history(events).await?;
+            }
+        }
         DeviceCommand::List(args) => {
             let devices: Vec<DeviceView> = api.get("/v1/devices").await?;
             if args.json {
@@ -52,7 +79,13 @@ pub(crate) async fn run(config: &Config, command: &DeviceCommand) -> anyhow::Res
     Ok(())
 }
 
-async fn add(api: &ApiClient, text: &str, yes: bool, name: Option<String>) -> anyhow::Result<()> {
+async fn add(
+    api: &ApiClient,
+    text: &str,
+    yes: bool,
+    name: Option<String>,
+    history_days: Option<u32>,
+) -> anyhow::Result<()> {
     let ticket: LinkTicket = text.parse()?;
     let now = u64::try_from(rhizo_node::unix_now()).unwrap_or(0);
     ticket.check_fresh(now)?;
@@ -72,11 +105,55 @@ async fn add(api: &ApiClient, text: &str, yes: bool, name: Option<String>) -> an
     let body = AddDeviceRequest {
         ticket: text.trim().to_owned(),
         name,
+        history_days,
     };
     let device: DeviceView = api.post("/v1/devices", &body).await?;
     println!("Linked device {} ({}).", device.id, device.fingerprint);
     println!("It now has this identity's UID; `rhizo device list` shows it.");
+    println!("It joins our sync group and gets our recent history in the background.");
     Ok(())
+}
+
+/// Follows `device_sync_progress` events with a progress bar until our history transfer ends
+/// (or nothing moves for [`HISTORY_STALL`]).
+async fn follow_history(mut events: EventStream) -> anyhow::Result<()> {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("history {bar:40} {pos}/{len} messages")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    loop {
+        match tokio::time::timeout(HISTORY_STALL, events.next()).await {
+            Ok(Ok(Some(StreamItem::Event(event)))) => {
+                if let ApiEvent::DeviceSyncProgress {
+                    sending: true,
+                    done,
+                    total,
+                    finished,
+                } = *event
+                {
+                    bar.set_length(total);
+                    bar.set_position(done);
+                    if finished {
+                        bar.finish();
+                        println!("History sent.");
+                        return Ok(());
+                    }
+                }
+            }
+            Ok(Ok(Some(StreamItem::Lagged))) => {}
+            Ok(Ok(None)) => bail!("the node closed the event stream"),
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {
+                bar.abandon();
+                bail!(
+                    "the history transfer did not move for {} s; it goes on in the background \
+                     (the new device may be offline)",
+                    HISTORY_STALL.as_secs()
+                );
+            }
+        }
+    }
 }
 
 fn print_device(d: &DeviceView) {

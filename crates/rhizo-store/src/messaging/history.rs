@@ -1,0 +1,118 @@
+//! History transfer (issue 15): the text messages a newly linked device is sent, read in pages
+//! by row id (the cursor), and stored on that device as history (never receipted, never sent).
+
+use rusqlite::params;
+
+use super::messages::blob;
+use crate::error::{SqliteContext, StoreError};
+use crate::tx::{Reader, Tx};
+
+/// One text message of the history, as a page carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryRow {
+    /// Its row id on the sending device (the cursor).
+    pub id: i64,
+    /// Its conversation's session id.
+    pub session_id: [u8; 16],
+    /// Whether we sent it.
+    pub outgoing: bool,
+    /// The device that sent it.
+    pub sender_device: [u8; 32],
+    /// Its sequence number in the session.
+    pub seq: u64,
+    /// The text.
+    pub body: String,
+    /// The sender's clock when it was sent (unix ms).
+    pub sent_at: i64,
+    /// Whether it was read (incoming) or got a READ receipt (outgoing).
+    pub read: bool,
+}
+
+impl Reader<'_> {
+    /// Up to `limit` text messages with a row id above `after` sent at or after `since` (unix
+    /// ms), oldest row first, leaving out `skip_session` (the sync group's).
+    pub fn history_page(
+        &self,
+        after: i64,
+        since: i64,
+        skip_session: &[u8; 16],
+        limit: usize,
+    ) -> Result<Vec<HistoryRow>, StoreError> {
+        const CTX: &str = "reading history";
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, session_id, direction, sender_device, seq, body, sent_at, state
+                 FROM messages WHERE id > ?1 AND sent_at >= ?2 AND session_id != ?3
+                   AND kind = 'text' AND body IS NOT NULL
+                 ORDER BY id LIMIT ?4",
+            )
+            .context(CTX)?;
+        stmt.query_map(
+            params![after, since, &skip_session[..], limit as i64],
+            |r| {
+                Ok(HistoryRow {
+                    id: r.get(0)?,
+                    session_id: blob(r.get(1)?)?,
+                    outgoing: r.get::<_, String>(2)? == "out",
+                    sender_device: blob(r.get(3)?)?,
+                    seq: r.get::<_, i64>(4)? as u64,
+                    body: r.get(5)?,
+                    sent_at: r.get(6)?,
+                    read: r.get::<_, String>(7)? == "read",
+                })
+            },
+        )
+        .context(CTX)?
+        .collect::<Result<Vec<_>, _>>()
+        .context(CTX)
+    }
+
+    /// How many messages [`Reader::history_page`] would give from the start.
+    pub fn history_count(&self, since: i64, skip_session: &[u8; 16]) -> Result<u64, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM messages WHERE sent_at >= ?1 AND session_id != ?2
+                   AND kind = 'text' AND body IS NOT NULL",
+                params![since, &skip_session[..]],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .context("counting history")
+    }
+}
+
+impl Tx<'_> {
+    /// Stores one message of a history transfer when its conversation is here (and it is not
+    /// already: the same message that came live is kept); whether it was stored. An incoming
+    /// one is `read` or `received` without a digest (never receipted), an outgoing one
+    /// `delivered` or `read` without an envelope (never sent).
+    pub fn insert_history(&mut self, row: &HistoryRow, now: i64) -> Result<bool, StoreError> {
+        let state = match (row.outgoing, row.read) {
+            (_, true) => "read",
+            (true, false) => "delivered",
+            (false, false) => "received",
+        };
+        let n = self
+            .conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO messages (session_id, direction, sender_device, seq, kind,
+                    body, sent_at, received_at, state)
+                 SELECT ?1, ?2, ?3, ?4, 'text', ?5, ?6, ?7, ?8
+                 WHERE EXISTS (SELECT 1 FROM conversations WHERE session_id = ?1)",
+            )
+            .context("storing history")?
+            .execute(params![
+                &row.session_id[..],
+                if row.outgoing { "out" } else { "in" },
+                &row.sender_device[..],
+                row.seq as i64,
+                row.body,
+                row.sent_at,
+                now,
+                state
+            ])
+            .context("storing history")?;
+        Ok(n == 1)
+    }
+}
