@@ -122,6 +122,22 @@ impl Reader<'_> {
             .context("checking who may fetch a file")
     }
 
+    /// The files received with inline content not yet moved to the content store: (message,
+    /// hash, encrypted content), at most `limit`.
+    pub fn files_inline(&self, limit: usize) -> Result<Vec<(i64, [u8; 32], Vec<u8>)>, StoreError> {
+        self.conn
+            .prepare_cached(
+                "SELECT message_id, hash, inline FROM files WHERE inline IS NOT NULL LIMIT ?1",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+                    Ok((r.get(0)?, blob(r.get(1)?)?, r.get(2)?))
+                })?
+                .collect()
+            })
+            .context("reading inline files")
+    }
+
     /// The content hashes any file row still references (the content store keeps these).
     pub fn file_hashes(&self) -> Result<Vec<[u8; 32]>, StoreError> {
         self.conn
@@ -148,8 +164,10 @@ pub struct NewFile<'a> {
     pub size: u64,
     /// The MIME type.
     pub mime: &'a str,
-    /// The first state (`done` for ours and for inline content, else `offered`).
+    /// The first state (`done` for ours, else `offered`).
     pub state: &'a str,
+    /// Received inline content (encrypted), kept until the driver stored it.
+    pub inline: Option<&'a [u8]>,
 }
 
 impl Tx<'_> {
@@ -163,8 +181,8 @@ impl Tx<'_> {
         self.conn
             .execute(
                 "INSERT INTO files (message_id, outgoing, hash, key, name, size, mime, state,
-                    done_bytes, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
+                    done_bytes, inline, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
                 params![
                     f.message_id,
                     i64::from(f.outgoing),
@@ -175,6 +193,7 @@ impl Tx<'_> {
                     f.mime,
                     f.state,
                     done,
+                    f.inline,
                     now
                 ],
             )
@@ -199,6 +218,17 @@ impl Tx<'_> {
                 params![&hash[..], state, size_i64(done_bytes)?, error, now],
             )
             .context("updating a file's state")
+    }
+
+    /// Forgets message `message_id`'s inline content (the content store has it now).
+    pub fn clear_file_inline(&mut self, message_id: i64) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE files SET inline = NULL WHERE message_id = ?1",
+                [message_id],
+            )
+            .context("clearing a file's inline content")?;
+        Ok(())
     }
 
     /// Records where message `message_id`'s file was saved.

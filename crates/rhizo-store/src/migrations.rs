@@ -545,6 +545,7 @@ const MIGRATIONS: &[&str] = &[
         done_bytes INTEGER NOT NULL DEFAULT 0,
         error      TEXT,
         path       TEXT,
+        inline     BLOB,
         created_at INTEGER NOT NULL,
         updated_at INTEGER NOT NULL
     ) STRICT;

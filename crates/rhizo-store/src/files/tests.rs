@@ -49,6 +49,7 @@ fn file_rows_follow_their_message_and_only_its_conversation_may_fetch() {
         size: 1000,
         mime: "image/png",
         state: "done",
+        inline: None,
     };
     s.write(|tx| tx.insert_file(&f, 10)).unwrap();
     let row = s.read().file(id).unwrap().expect("stored");
