@@ -22,6 +22,10 @@ use crate::{
 /// Most rows [`Reader::files`] returns.
 pub const MAX_FILES_LISTED: usize = 10_000;
 
+/// A received file's inline content waiting for the content store: (message, hash, encrypted
+/// content).
+pub type InlineFile = (i64, [u8; 32], Vec<u8>);
+
 /// A file message's file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileRow {
@@ -124,7 +128,7 @@ impl Reader<'_> {
 
     /// The files received with inline content not yet moved to the content store: (message,
     /// hash, encrypted content), at most `limit`.
-    pub fn files_inline(&self, limit: usize) -> Result<Vec<(i64, [u8; 32], Vec<u8>)>, StoreError> {
+    pub fn files_inline(&self, limit: usize) -> Result<Vec<InlineFile>, StoreError> {
         self.conn
             .prepare_cached(
                 "SELECT message_id, hash, inline FROM files WHERE inline IS NOT NULL LIMIT ?1",
