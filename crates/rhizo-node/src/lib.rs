@@ -27,6 +27,7 @@
 //! - [`devices`]: linking devices: the node of a device without the root key (serving
 //!   `/rhizo/link/1` and its link ticket) and the link protocol's two sides.
 //! - [`events`]: what `GET /v1/events` streams.
+//! - [`files`]: files and attachments: the content store, serving `/rhizo/file/1`, fetching.
 //! - [`geoip`]: the optional country filter for inbound connections.
 //! - [`mailbox`]: offline delivery — the replica we run for others, and our use of theirs.
 //! - [`messaging`]: the async driver of the messaging engine (`rhizo-engine`): contacts,
@@ -49,6 +50,7 @@ pub mod config;
 pub mod data_dir;
 pub mod devices;
 pub mod events;
+pub mod files;
 pub mod geoip;
 pub mod mailbox;
 pub mod messaging;
