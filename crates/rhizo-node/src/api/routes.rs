@@ -139,6 +139,12 @@ pub(crate) enum Endpoint {
     AddDevice,
     RevokeDevice,
     LinkTicket,
+    SendFile,
+    ListFiles,
+    FileInfo,
+    FetchFile,
+    SaveFile,
+    DownloadFile,
 }
 
 /// One row of the route table.
@@ -268,6 +274,12 @@ pub const ROUTES: &[Route] = &[
     v1(   Post,   "/v1/devices",                          Token, E::AddDevice,               "link a new device from its link ticket"),
     v1(   Delete, "/v1/devices/{id}",                     Token, E::RevokeDevice,            "revoke a linked device (new device-list version)"),
     v1(   Post,   "/v1/devices/link-ticket",              Token, E::LinkTicket,              "on a device waiting to be linked: a link ticket and its QR"),
+    v1(   Post,   "/v1/files",                            Token, E::SendFile,                "send a file (a path on this machine) to a contact"),
+    v1(   Get,    "/v1/files",                            Token, E::ListFiles,               "files sent and received, with their state"),
+    v1(   Get,    "/v1/files/{id}",                       Token, E::DownloadFile,            "a complete file's content (Range supported)"),
+    v1(   Get,    "/v1/files/{id}/info",                  Token, E::FileInfo,                "one file's state and progress"),
+    v1(   Post,   "/v1/files/{id}/fetch",                 Token, E::FetchFile,               "fetch a received file from its holders"),
+    v1(   Post,   "/v1/files/{id}/save",                  Token, E::SaveFile,                "decrypt a complete file to a path on this machine"),
     alias(Get,    "/health",                              Open,  E::Health,                  "/v1/health"),
     alias(Get,    "/stats",                               Token, E::Stats,                   "/v1/stats"),
     alias(Get,    "/peers",                               Token, E::Peers,                   "/v1/peers"),
@@ -351,6 +363,12 @@ fn handler(endpoint: Endpoint, method: Method) -> MethodRouter<ApiState> {
         E::AddDevice => on(m, super::devices::add_device),
         E::RevokeDevice => on(m, super::devices::revoke_device),
         E::LinkTicket => on(m, super::devices::link_ticket),
+        E::SendFile => on(m, super::files::send_file),
+        E::ListFiles => on(m, super::files::list_files),
+        E::FileInfo => on(m, super::files::file_info),
+        E::FetchFile => on(m, super::files::fetch_file),
+        E::SaveFile => on(m, super::files::save_file),
+        E::DownloadFile => on(m, super::files::download_file),
     }
 }
 

@@ -287,6 +287,23 @@ impl ContentStore {
         self.place(&tmp, &tmp.with_extension("obao"), hash)
     }
 
+    /// The whole encrypted content of `hash`, if it is here and at most `max` bytes (for
+    /// content that travels inline).
+    ///
+    /// # Errors
+    ///
+    /// [`ContentError::NotFound`] if absent or larger; I/O.
+    pub fn encrypted_content(&self, hash: &[u8; 32], max: u64) -> Result<Vec<u8>, ContentError> {
+        let (data, _) = self.complete(hash);
+        let len = fs::metadata(&data)
+            .map_err(|_| ContentError::NotFound)?
+            .len();
+        if len > max {
+            return Err(ContentError::NotFound);
+        }
+        fs::read(&data).map_err(io("reading content"))
+    }
+
     /// Opens (creating) the partial files of a fetch of `hash` and returns which of its chunks
     /// are already verified there.
     ///
