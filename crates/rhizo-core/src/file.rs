@@ -42,7 +42,7 @@ pub const ENCRYPTED_CHUNK_BYTES: usize = 1024 << CHUNK_LOG;
 pub const TAG_BYTES: usize = 16;
 /// Plaintext bytes of one chunk (the last one may be shorter, even empty).
 pub const PLAIN_CHUNK_BYTES: usize = ENCRYPTED_CHUNK_BYTES - TAG_BYTES;
-/// Largest file the protocol describes (a node's own limit is lower: `files.max_bytes`):
+/// Largest file the protocol describes (a node's own limit is lower: `files_max_mib`):
 /// 64 GiB keeps chunk indices and outboards small.
 pub const MAX_FILE_BYTES: u64 = 64 << 30;
 /// Longest file name, in bytes of UTF-8 (a common file-system limit).

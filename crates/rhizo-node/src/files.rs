@@ -37,7 +37,7 @@ pub mod content;
 mod fetch;
 mod serve;
 
-/// Default largest file sent or fetched (`files.max_bytes`).
+/// Default largest file sent or fetched (`files_max_mib`).
 pub const DEFAULT_MAX_FILE_BYTES: u64 = 4 << 30;
 /// Default largest file fetched without being asked, from a contact.
 pub const DEFAULT_AUTO_DOWNLOAD_BYTES: u64 = 10 << 20;

@@ -393,7 +393,11 @@ async fn start_services(
     );
     let files = crate::files::Files::new(
         &config.data_dir,
-        crate::files::FileSettings::default(),
+        crate::files::FileSettings {
+            max_bytes: config.files_max_mib.saturating_mul(1 << 20),
+            auto_download_bytes: config.files_auto_download_mib.saturating_mul(1 << 20),
+            max_storage_bytes: config.files_max_storage_mib.saturating_mul(1 << 20),
+        },
         db.clone(),
         client.clone(),
         guard.clone(),

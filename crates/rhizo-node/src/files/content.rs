@@ -34,7 +34,7 @@ pub const FILES_DIR: &str = "files";
 #[non_exhaustive]
 pub enum ContentError {
     /// The file is larger than the configured limit.
-    #[error("the file has {size} bytes, more than the limit of {max} (files.max_bytes)")]
+    #[error("the file has {size} bytes, more than the limit of {max} (files_max_mib)")]
     TooLarge {
         /// Its size.
         size: u64,
@@ -44,7 +44,7 @@ pub enum ContentError {
     /// Storing it would pass the storage cap.
     #[error(
         "storing {size} more bytes would pass the file storage cap of {cap} bytes \
-         (files.max_storage_bytes): remove files or raise the cap"
+         (files_max_storage_mib): remove files or raise the cap"
     )]
     CapReached {
         /// The bytes to store.

@@ -180,7 +180,7 @@ impl Files {
         let total = file::encrypted_size(row.size);
         if row.size > self.inner.settings.max_bytes {
             let error = format!(
-                "the file is larger than files.max_bytes ({})",
+                "the file is larger than files_max_mib ({})",
                 self.inner.settings.max_bytes
             );
             self.set_state(hash, "failed", 0, Some(error)).await;
