@@ -22,13 +22,7 @@ fn me(side: usize) -> Me {
     let root = RootKey::from_bytes(&[seed; 32]);
     let device = DeviceKey::from_bytes(&[seed + 100; 32]);
     let certificate = root.certify_device(&device.public(), 1);
-    Me {
-        uid: root.public().uid(),
-        root,
-        device,
-        certificate,
-        name: Some(NAMES[side].into()),
-    }
+    Me::primary(root, device, certificate, Some(NAMES[side].into()))
 }
 
 fn contact(side: usize) -> Contact {
@@ -36,7 +30,7 @@ fn contact(side: usize) -> Contact {
     let device = me.device.public();
     Contact {
         uid: *me.uid.as_bytes(),
-        root_pk: *me.root.public().as_bytes(),
+        root_pk: *me.root_public.as_bytes(),
         name: NAMES[side].into(),
         verified: true,
         added_at: 0,
