@@ -152,6 +152,31 @@ fn a_file_message_carries_its_reference_and_the_receiver_records_it_offered() {
 }
 
 #[test]
+fn the_largest_inline_file_with_the_longest_caption_fits_one_envelope() {
+    use rhizo_core::file::{MAX_INLINE_FILE_BYTES, encrypted_size};
+    let mut p = pair();
+    let kp = p.bob_key_package();
+    let size = MAX_INLINE_FILE_BYTES;
+    let inline = vec![0x5a; usize::try_from(encrypted_size(size)).unwrap()];
+    let mut file = file_ref("photo.jpg", Some(inline.clone()));
+    file.size = size;
+    let caption = "c".repeat(crate::files::MAX_CAPTION_BYTES);
+    p.stores[0]
+        .write(|tx| p.engines[0].send_first_file(tx, &contact(1), &file, &caption, &[kp], T0))
+        .unwrap();
+    let transmits = p.engines[0]
+        .poll_transmits(&p.stores[0].read(), T0)
+        .unwrap();
+    for t in &transmits {
+        assert!(t.frame.len() <= rhizo_core::envelope::MAX_BATCH_FRAME_BYTES);
+    }
+    p.deliver();
+    let held = p.stores[1].read().files_inline(10).unwrap();
+    assert_eq!(held.len(), 1, "the inline content arrived with the message");
+    assert_eq!(held[0].2, inline);
+}
+
+#[test]
 fn a_file_reference_with_a_path_in_its_name_is_refused_and_nothing_is_stored() {
     let mut p = pair();
     let kp = p.bob_key_package();
