@@ -6,6 +6,7 @@
 //!           Messaging::send_file (the FileRef inside MLS, like a text)
 //!  serve:   NetEvent::InboundFile ─▶ rate limit, ≤ 4 at once per peer ─▶ may_fetch (a member
 //!           of a conversation with the file?) ─▶ encode_chunks (bao proofs) ─▶ respond
+//!  start:   content no file message references is removed
 //!  fetch:   run(): inline content ─▶ store; offered ≤ auto-download size (from a contact) ─▶
 //!           downloading ─▶ begin_fetch (what is already verified) ─▶ missing chunks in ranges
 //!           of 4, 4 in flight, across the holders ─▶ write_chunks (verified) ─▶ progress

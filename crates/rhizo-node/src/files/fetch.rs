@@ -29,6 +29,7 @@ impl Files {
     /// Runs the fetcher until `stop` turns true.
     pub async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) {
         let mut events = self.inner.events.subscribe();
+        self.remove_unreferenced().await;
         loop {
             if let Err(e) = self.round().await {
                 debug!(error = %e, "file fetch round");
@@ -52,6 +53,27 @@ impl Files {
             if *stop.borrow() {
                 return;
             }
+        }
+    }
+
+    /// Removes content no file message references any more (at start, before any import is
+    /// under way: an import's content is referenced only once its message is queued).
+    async fn remove_unreferenced(&self) {
+        let hashes = self
+            .inner
+            .db
+            .read(|r| -> Result<_, DbError> { Ok(r.file_hashes()?) })
+            .await;
+        let Ok(hashes) = hashes else {
+            return;
+        };
+        let keep: std::collections::HashSet<[u8; 32]> = hashes.into_iter().collect();
+        let store = self.inner.content.clone();
+        let removed = tokio::task::spawn_blocking(move || store.remove_unreferenced(&keep)).await;
+        if let Ok(n) = removed
+            && n > 0
+        {
+            debug!(removed = n, "unreferenced file content removed");
         }
     }
 
