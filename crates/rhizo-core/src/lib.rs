@@ -40,6 +40,8 @@
 //!   [`ErrorMessage`] and its stable [`ErrorCode`]s, and batch frames.
 //! - [`delivery`] — deterministic models of delivery states, retries and
 //!   in-order receipt ([`DeliveryTracker`], [`ReceiveOrdering`]).
+//! - [`file`] — files and attachments: the [`file::FileRef`] inside MLS, the per-chunk
+//!   encryption, the verified tree (bao-tree) and the `/rhizo/file/1` codecs.
 //! - [`seen`] — the replay window and seen-set of received envelope ids.
 //! - [`records`] — signed DHT records: one [`records::SignedRecord`] type
 //!   with per-kind bodies (identity, device list, KeyPackage bundle,
@@ -118,6 +120,7 @@ pub mod welcome;
 // --- envelope & delivery (SecureMessage, error codes, seen-set, retries) ---
 pub mod delivery;
 pub mod envelope;
+pub mod file;
 pub mod seen;
 pub use envelope::{
     DeliveryReceipt, EnvelopeError, EnvelopeId, ErrorCode, ErrorMessage, MessageType, ReceiptEntry,

@@ -42,6 +42,8 @@
 //! - [`error`]: [`EngineError`], why an operation failed.
 //! - [`events`]: [`Event`], what the driver shows the local API.
 //! - [`fetched`]: applying envelopes fetched from a mailbox (or held as a request).
+//! - [`files`]: file messages (issue 16): queueing one (its reference inside MLS, its row in
+//!   `files`), and the reference of a received one checked and stored.
 //! - [`groups`]: private groups (issue 14): creating and changing one (admins), group messages
 //!   fanned out as one envelope to every member device with per-device delivery state, inbound
 //!   group envelopes, invitations (joined or held as group requests; Welcomes in parts kept in
@@ -83,6 +85,7 @@ pub mod devices;
 pub mod error;
 pub mod events;
 pub mod fetched;
+pub mod files;
 pub mod groups;
 pub mod inbound;
 pub mod mailbox;

@@ -14,7 +14,9 @@ use libp2p::{
     request_response, swarm::NetworkBehaviour, swarm::behaviour::toggle::Toggle, upnp,
 };
 
-use crate::msg_protocol::{FrameCodec, LINK_PROTOCOL, MAILBOX_PROTOCOL, MSG_PROTOCOL};
+use crate::msg_protocol::{
+    FILE_PROTOCOL, FrameCodec, LINK_PROTOCOL, MAILBOX_PROTOCOL, MSG_PROTOCOL,
+};
 use crate::{guard::Guard, kad_tap::KadTap, msg_protocol::PEX_PROTOCOL};
 
 /// rhizo's own Kademlia protocol name: a separate DHT from IPFS's.
@@ -87,6 +89,11 @@ const PEX_MAX_CONCURRENT_STREAMS: usize = 4;
 const LINK_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Concurrent `/rhizo/link/1` streams per connection (a link is two requests in a row).
 const LINK_MAX_CONCURRENT_STREAMS: usize = 2;
+/// How long one `/rhizo/file/1` exchange (a range of up to 1 MiB) may take.
+const FILE_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Concurrent `/rhizo/file/1` streams per connection, inbound + outbound (a response buffers
+/// at most 1.1 MiB: 18 MiB per connection worst case; the node's per-peer limit is lower).
+const FILE_MAX_CONCURRENT_STREAMS: usize = 16;
 /// How often identify re-announces itself on an open connection.
 const IDENTIFY_INTERVAL: Duration = Duration::from_secs(5 * 60);
 /// How often mDNS asks the LAN for peers.
@@ -129,6 +136,8 @@ pub struct Behaviour {
     pub pex: request_response::Behaviour<FrameCodec>,
     /// `/rhizo/link/1`: linking a new device to an identity.
     pub link: request_response::Behaviour<FrameCodec>,
+    /// `/rhizo/file/1`: chunk ranges of files (issue 16).
+    pub file: request_response::Behaviour<FrameCodec>,
     /// `/meshsub/1.x`: gossipsub broadcast.
     pub gossipsub: crate::gossip::GossipBehaviour,
     /// `/libp2p/autonat/1.0.0`: are we publicly reachable? (and answering others' probes).
@@ -208,6 +217,12 @@ impl Behaviour {
                 StreamProtocol::new(LINK_PROTOCOL),
                 LINK_REQUEST_TIMEOUT,
                 LINK_MAX_CONCURRENT_STREAMS,
+            ),
+            file: request_response(
+                FrameCodec::file(),
+                StreamProtocol::new(FILE_PROTOCOL),
+                FILE_REQUEST_TIMEOUT,
+                FILE_MAX_CONCURRENT_STREAMS,
             ),
             gossipsub: crate::gossip::new_behaviour(key)?,
             autonat: crate::nat::new_autonat(peer_id),

@@ -647,6 +647,27 @@ impl Client {
         self.respond_on(ReqProtocol::Link, channel, payload).await
     }
 
+    /// Sends one `/rhizo/file/1` request (chunks of a file) to `peer`, dialling `addrs` if
+    /// needed, and waits for the answer (errors as for [`send_message`](Self::send_message)).
+    pub async fn file_request(
+        &self,
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        payload: Vec<u8>,
+    ) -> Result<Vec<u8>, SendError> {
+        self.request(ReqProtocol::File, peer, addrs, payload).await
+    }
+
+    /// Answers an inbound `/rhizo/file/1` request
+    /// ([`NetEvent::InboundFile`](crate::NetEvent::InboundFile)).
+    pub async fn respond_file(
+        &self,
+        channel: libp2p::request_response::ResponseChannel<Vec<u8>>,
+        payload: Vec<u8>,
+    ) -> Result<(), NetError> {
+        self.respond_on(ReqProtocol::File, channel, payload).await
+    }
+
     /// Bans `peer` like [`ban_peer`](Self::ban_peer), without waiting for the event loop:
     /// [`NetError::Busy`] when the command channel is full (nothing happened; try again later).
     pub fn try_ban_peer(

@@ -164,6 +164,16 @@ pub enum NetEvent {
         /// Where the response goes.
         channel: ResponseChannel<Vec<u8>>,
     },
+    /// A peer asked for chunks of a file over `/rhizo/file/1`; answer with
+    /// [`Client::respond_file`](crate::Client::respond_file) on `channel`.
+    InboundFile {
+        /// The requesting peer (authenticated by Noise/TLS).
+        peer: PeerId,
+        /// The request, at most [`MAX_FILE_REQUEST_BYTES`](crate::MAX_FILE_REQUEST_BYTES).
+        payload: Vec<u8>,
+        /// Where the response goes.
+        channel: ResponseChannel<Vec<u8>>,
+    },
     /// A gossipsub message arrived on a subscribed topic. Check it and report a verdict with
     /// [`Client::report_validation`](crate::Client::report_validation); until then it is not
     /// forwarded. Delivered with `try_send`: when the event channel is full the message is
@@ -403,6 +413,7 @@ impl EventLoop {
             BehaviourEvent::Mailbox(event) => self.on_request_event(ReqProtocol::Mailbox, event),
             BehaviourEvent::Pex(event) => self.on_request_event(ReqProtocol::Pex, event),
             BehaviourEvent::Link(event) => self.on_request_event(ReqProtocol::Link, event),
+            BehaviourEvent::File(event) => self.on_request_event(ReqProtocol::File, event),
             BehaviourEvent::Guard(never) => match never {},
             BehaviourEvent::Light(()) => {}
             BehaviourEvent::Gossipsub(event) => {

@@ -12,6 +12,7 @@
 //!         │                   (msg, mailbox, pex)  │            /rhizo/mailbox/1
 //!         │                   peers, guard, nat    │              (req ≤ 320 KiB, resp ≤ 1 MiB),
 //!         │                                        │            /rhizo/pex/1, /rhizo/link/1,
+//!         │                                        │            /rhizo/file/1 (resp ≤ 1.1 MiB),
 //!         │                                        │            gossipsub, NAT
 //!         └──── [bounded mpsc] ◀─ backlog ◀─ NetEvent
 //! ```
@@ -28,7 +29,8 @@
 //! - [`light`]: `/rhizo/light/1` streams splicing light clients to their home nodes (gateway).
 //! - [`gossip`]: gossipsub broadcast (signed, node-validated, content-addressed, scored).
 //! - [`nat`]: NAT traversal (AutoNAT, relay server and client, DCUtR, UPnP) and reachability.
-//! - [`msg_protocol`]: the length-prefixed frame codec of `/rhizo/msg/1` and `/rhizo/mailbox/1`.
+//! - [`msg_protocol`]: the length-prefixed frame codec of `/rhizo/msg/1`, `/rhizo/mailbox/1`
+//!   and the other request-response protocols (`/rhizo/file/1` among them).
 //! - [`start()`](start) (a function of this file, not a module): builds the Swarm, binds the
 //!   listeners, returns the three parts; [`start_with_transport`] does the same on libp2p's
 //!   in-process memory transport ([`Transport::Memory`], for the scale lab).
@@ -61,6 +63,7 @@ pub use guard::{BanInfo, IpFilter, Misbehaviour, NetLimits};
 pub use libp2p::request_response::ResponseChannel;
 pub use libp2p::{Multiaddr, PeerId, identity::Keypair};
 pub use light::{IncomingLightStreams, LIGHT_PROTOCOL};
+pub use msg_protocol::{FILE_PROTOCOL, MAX_FILE_REQUEST_BYTES, MAX_FILE_RESPONSE_BYTES};
 pub use msg_protocol::{
     FrameCodec, MAILBOX_PROTOCOL, MAX_FRAME_BYTES, MAX_MAILBOX_REQUEST_BYTES,
     MAX_MAILBOX_RESPONSE_BYTES, MSG_PROTOCOL,

@@ -57,6 +57,13 @@ pub const MAX_PEX_RESPONSE_BYTES: usize = 16 * 1024;
 pub const LINK_PROTOCOL: &str = "/rhizo/link/1";
 /// Largest `/rhizo/link/1` request or response (a key, a proof, a 137-byte certificate).
 pub const MAX_LINK_MESSAGE_BYTES: usize = 4096;
+/// Protocol id of file content transfer (chunk ranges of a file by its hash; issue 16).
+pub const FILE_PROTOCOL: &str = "/rhizo/file/1";
+/// Largest `/rhizo/file/1` request (rhizo-core's is 49 bytes).
+pub const MAX_FILE_REQUEST_BYTES: usize = 64;
+/// Largest `/rhizo/file/1` response: 16 chunks of 64 KiB with their proofs (rhizo-core's
+/// `file::wire::MAX_RESPONSE_BYTES`, 1,114,129 bytes), rounded up.
+pub const MAX_FILE_RESPONSE_BYTES: usize = 1088 * 1024 + 1024;
 
 /// Most frame-body bytes one connection may have in flight (read but not yet handed up) at once,
 /// per protocol: 16 full `/rhizo/msg/1` frames. Without it, 64 concurrent streams (the
@@ -92,6 +99,12 @@ impl FrameCodec {
     /// The `/rhizo/link/1` limits: [`MAX_LINK_MESSAGE_BYTES`] both ways.
     pub const fn link() -> Self {
         Self::with_limits(MAX_LINK_MESSAGE_BYTES, MAX_LINK_MESSAGE_BYTES)
+    }
+
+    /// The `/rhizo/file/1` limits: [`MAX_FILE_REQUEST_BYTES`] for requests,
+    /// [`MAX_FILE_RESPONSE_BYTES`] for responses.
+    pub const fn file() -> Self {
+        Self::with_limits(MAX_FILE_REQUEST_BYTES, MAX_FILE_RESPONSE_BYTES)
     }
 
     /// The `/rhizo/mailbox/1` limits: [`MAX_MAILBOX_REQUEST_BYTES`] for requests,

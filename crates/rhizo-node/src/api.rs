@@ -39,6 +39,7 @@ mod agents;
 mod bans;
 mod channels;
 mod devices;
+mod files;
 mod groups;
 mod pairing;
 mod tasks;
@@ -56,6 +57,7 @@ pub use channels::{CreateChannelRequest, JoinChannelRequest};
 use channels::{
     create_channel, join_channel, leave_channel, list_channels, post_channel, read_channel,
 };
+pub use files::{SaveFileRequest, SendFileRequest, SentFile};
 pub use groups::{AddMembersRequest, AdminRequest, CreateGroupRequest, UpdateGroupRequest};
 use groups::{
     accept_group_request, add_group_admin, add_group_members, create_group, decline_group_request,
@@ -178,6 +180,7 @@ pub(crate) struct ApiInner {
     pub(crate) messaging: Messaging,
     pub(crate) channels: crate::channels::Channels,
     pub(crate) guard: crate::peer_policy::PeerPolicy,
+    pub(crate) files: crate::files::Files,
     pub(crate) token_digest: [u8; 32],
     pub(crate) public_key: PublicKeyResponse,
     pub(crate) name: Option<String>,
@@ -196,6 +199,7 @@ impl ApiState {
         messaging: Messaging,
         channels: crate::channels::Channels,
         guard: crate::peer_policy::PeerPolicy,
+        files: crate::files::Files,
         token: &str,
         public_key: PublicKeyResponse,
         name: Option<String>,
@@ -209,6 +213,7 @@ impl ApiState {
                 messaging,
                 channels,
                 guard,
+                files,
                 token_digest: Sha256::digest(token.as_bytes()).into(),
                 public_key,
                 name,

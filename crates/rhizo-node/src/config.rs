@@ -41,6 +41,12 @@ pub const DEFAULT_MAILBOX_MAX_PER_SENDER: u64 = 1024;
 /// MiB of envelopes a replica holds for others in all, by default (1 GiB).
 pub const DEFAULT_MAILBOX_MAX_TOTAL_MIB: u64 =
     rhizo_store::mailbox::DEFAULT_MAX_TOTAL_BYTES / (1024 * 1024);
+/// Largest file sent or fetched, in MiB, by default (4 GiB).
+pub const DEFAULT_FILES_MAX_MIB: u64 = crate::files::DEFAULT_MAX_FILE_BYTES >> 20;
+/// Largest file from a contact fetched without being asked, in MiB, by default.
+pub const DEFAULT_FILES_AUTO_DOWNLOAD_MIB: u64 = crate::files::DEFAULT_AUTO_DOWNLOAD_BYTES >> 20;
+/// Cap on the file content store, in MiB, by default (32 GiB).
+pub const DEFAULT_FILES_MAX_STORAGE_MIB: u64 = crate::files::DEFAULT_MAX_STORAGE_BYTES >> 20;
 /// Envelopes a replica holds for others in all, by default.
 pub const DEFAULT_MAILBOX_MAX_TOTAL_ENTRIES: u64 = rhizo_store::mailbox::DEFAULT_MAX_TOTAL_COUNT;
 /// Inbound connections kept at most (trusted and protected peers do not count).
@@ -94,6 +100,15 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     (
         "RHIZO_MAILBOX_MAX_TOTAL_ENTRIES",
         "envelopes this node holds for others in all",
+    ),
+    ("RHIZO_FILES_MAX_MIB", "largest file sent or fetched (MiB)"),
+    (
+        "RHIZO_FILES_AUTO_DOWNLOAD_MIB",
+        "largest file from a contact fetched without asking (MiB)",
+    ),
+    (
+        "RHIZO_FILES_MAX_STORAGE_MIB",
+        "cap on the file content store (MiB)",
     ),
     ("RHIZO_MAX_INBOUND", "inbound connections kept at most"),
     ("RHIZO_MAX_OUTBOUND", "outbound connections kept at most"),
@@ -193,6 +208,12 @@ pub struct Config {
     pub mailbox_max_total_mib: u64,
     /// Envelopes we hold for others in all (the node-wide cap).
     pub mailbox_max_total_entries: u64,
+    /// Largest file sent or fetched (MiB).
+    pub files_max_mib: u64,
+    /// Largest file from a contact fetched without being asked (MiB).
+    pub files_auto_download_mib: u64,
+    /// Cap on the file content store (MiB).
+    pub files_max_storage_mib: u64,
     /// Inbound connections kept at most.
     pub max_inbound: u64,
     /// Outbound connections kept at most.
@@ -270,6 +291,12 @@ pub struct ConfigLayer {
     pub mailbox_max_total_mib: Option<u64>,
     /// Node-wide mailbox cap (envelopes).
     pub mailbox_max_total_entries: Option<u64>,
+    /// Largest file sent or fetched (MiB).
+    pub files_max_mib: Option<u64>,
+    /// Largest file from a contact fetched without being asked (MiB).
+    pub files_auto_download_mib: Option<u64>,
+    /// Cap on the file content store (MiB).
+    pub files_max_storage_mib: Option<u64>,
     /// Inbound connection limit.
     pub max_inbound: Option<u64>,
     /// Outbound connection limit.
@@ -387,6 +414,9 @@ impl ConfigLayer {
             mailbox_max_per_sender: Some(DEFAULT_MAILBOX_MAX_PER_SENDER),
             mailbox_max_total_mib: Some(DEFAULT_MAILBOX_MAX_TOTAL_MIB),
             mailbox_max_total_entries: Some(DEFAULT_MAILBOX_MAX_TOTAL_ENTRIES),
+            files_max_mib: Some(DEFAULT_FILES_MAX_MIB),
+            files_auto_download_mib: Some(DEFAULT_FILES_AUTO_DOWNLOAD_MIB),
+            files_max_storage_mib: Some(DEFAULT_FILES_MAX_STORAGE_MIB),
             max_inbound: Some(DEFAULT_MAX_INBOUND),
             max_outbound: Some(DEFAULT_MAX_OUTBOUND),
             max_per_ip: Some(DEFAULT_MAX_PER_IP),
@@ -521,6 +551,17 @@ impl ConfigLayer {
                 self.mailbox_replicate_secs =
                     Some(parse_count("RHIZO_MAILBOX_REPLICATE_SECS", value)?);
             }
+            "RHIZO_FILES_MAX_MIB" => {
+                self.files_max_mib = Some(parse_count("RHIZO_FILES_MAX_MIB", value)?);
+            }
+            "RHIZO_FILES_AUTO_DOWNLOAD_MIB" => {
+                self.files_auto_download_mib =
+                    Some(parse_count("RHIZO_FILES_AUTO_DOWNLOAD_MIB", value)?);
+            }
+            "RHIZO_FILES_MAX_STORAGE_MIB" => {
+                self.files_max_storage_mib =
+                    Some(parse_count("RHIZO_FILES_MAX_STORAGE_MIB", value)?);
+            }
             _ => {}
         }
         Ok(())
@@ -542,6 +583,11 @@ impl ConfigLayer {
             mailbox_replicate_secs: self.mailbox_replicate_secs.or(lower.mailbox_replicate_secs),
             mailbox_max_per_sender: self.mailbox_max_per_sender.or(lower.mailbox_max_per_sender),
             mailbox_max_total_mib: self.mailbox_max_total_mib.or(lower.mailbox_max_total_mib),
+            files_max_mib: self.files_max_mib.or(lower.files_max_mib),
+            files_auto_download_mib: self
+                .files_auto_download_mib
+                .or(lower.files_auto_download_mib),
+            files_max_storage_mib: self.files_max_storage_mib.or(lower.files_max_storage_mib),
             mailbox_max_total_entries: self
                 .mailbox_max_total_entries
                 .or(lower.mailbox_max_total_entries),
@@ -783,6 +829,15 @@ impl Config {
             mailbox_max_total_entries: positive(
                 merged.mailbox_max_total_entries,
                 DEFAULT_MAILBOX_MAX_TOTAL_ENTRIES,
+            ),
+            files_max_mib: positive(merged.files_max_mib, DEFAULT_FILES_MAX_MIB),
+            // 0 turns automatic downloads off.
+            files_auto_download_mib: merged
+                .files_auto_download_mib
+                .unwrap_or(DEFAULT_FILES_AUTO_DOWNLOAD_MIB),
+            files_max_storage_mib: positive(
+                merged.files_max_storage_mib,
+                DEFAULT_FILES_MAX_STORAGE_MIB,
             ),
             max_inbound: positive(merged.max_inbound, DEFAULT_MAX_INBOUND),
             max_outbound: positive(merged.max_outbound, DEFAULT_MAX_OUTBOUND),

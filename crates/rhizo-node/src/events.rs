@@ -22,6 +22,18 @@ pub enum ApiEvent {
         /// Sender's timestamp (unix ms).
         sent_at: i64,
     },
+    /// A file's transfer moved: `offered`, `downloading` (with the bytes held), `done` or
+    /// `failed`.
+    FileProgress {
+        /// The file message's row id.
+        id: i64,
+        /// The file's state.
+        state: String,
+        /// Bytes of encrypted content held.
+        done_bytes: u64,
+        /// The encrypted size.
+        total_bytes: u64,
+    },
     /// An outgoing message changed state.
     MessageState {
         /// Message row id.

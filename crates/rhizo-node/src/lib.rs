@@ -29,6 +29,7 @@
 //! - [`events`]: what `GET /v1/events` streams.
 //! - [`gateway`]: gateway mode: light clients' WebSockets spliced over `/rhizo/light/1` to their
 //!   home nodes, and the home node's side of those streams.
+//! - [`files`]: files and attachments: the content store, serving `/rhizo/file/1`, fetching.
 //! - [`geoip`]: the optional country filter for inbound connections.
 //! - [`mailbox`]: offline delivery — the replica we run for others, and our use of theirs.
 //! - [`messaging`]: the async driver of the messaging engine (`rhizo-engine`): contacts,
@@ -56,6 +57,7 @@ pub mod data_dir;
 pub mod devices;
 pub mod events;
 pub mod gateway;
+pub mod files;
 pub mod geoip;
 pub mod mailbox;
 pub mod messaging;

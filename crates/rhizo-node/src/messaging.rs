@@ -44,6 +44,7 @@ mod contacts;
 mod device_join;
 mod devices;
 mod error;
+mod files;
 mod group_views;
 mod groups;
 mod heartbeats;
@@ -75,7 +76,8 @@ pub use rhizo_engine::{
     wire::{RESPONSE_ERROR, RESPONSE_RECEIPT, batch_len, conduct_of, rate_limited_response},
 };
 pub use views::{
-    ContactView, FetchReport, HeldView, MailboxStatus, MessageView, ProfileView, QueuedView,
+    ContactView, FetchReport, FileSummary, HeldView, MailboxStatus, MessageView, ProfileView,
+    QueuedView,
 };
 
 use crate::{agent_wake::AgentPresence, clock::SharedClock, events::ApiEvent, mailbox::Mailbox};

@@ -124,6 +124,7 @@ struct Services {
     mailbox: Mailbox,
     messaging: Messaging,
     channels: Channels,
+    files: crate::files::Files,
     /// Inbound requests are handled concurrently, but never more than this many at once.
     inbound_limit: Arc<tokio::sync::Semaphore>,
 }
@@ -184,6 +185,7 @@ pub async fn run(
         services.messaging.clone(),
         services.channels.clone(),
         services.guard.clone(),
+        services.files.clone(),
         &token,
         public_key,
         name,
@@ -395,6 +397,20 @@ async fn start_services(
         certificate,
         messaging.event_sender(),
     );
+    let files = crate::files::Files::new(
+        &config.data_dir,
+        crate::files::FileSettings {
+            max_bytes: config.files_max_mib.saturating_mul(1 << 20),
+            auto_download_bytes: config.files_auto_download_mib.saturating_mul(1 << 20),
+            max_storage_bytes: config.files_max_storage_mib.saturating_mul(1 << 20),
+        },
+        db.clone(),
+        client.clone(),
+        guard.clone(),
+        messaging.event_sender(),
+        clock,
+    )
+    .map_err(|e| NodeError::Task(format!("cannot open the file store: {e}")))?;
     Ok(Services {
         client,
         db,
@@ -402,6 +418,7 @@ async fn start_services(
         mailbox,
         messaging,
         channels,
+        files,
         inbound_limit: Arc::new(tokio::sync::Semaphore::new(MAX_INBOUND_IN_FLIGHT)),
     })
 }
@@ -505,6 +522,7 @@ impl Background {
             mailbox,
             messaging,
             channels,
+            files,
             ..
         } = services;
         let pex_interval = Duration::from_secs(config.pex_interval_secs);
@@ -515,6 +533,7 @@ impl Background {
             tokio::spawn(messaging.clone().run_publisher(stop_rx.clone())),
             tokio::spawn(messaging.clone().run_mailbox(stop_rx.clone())),
             tokio::spawn(guard.clone().run(stop_rx.clone())),
+            tokio::spawn(files.clone().run(stop_rx.clone())),
             tokio::spawn(crate::pex::run(
                 client.clone(),
                 db.clone(),

@@ -53,6 +53,8 @@ pub enum Protocol {
     Pex,
     /// Gossipsub messages on channel topics.
     Gossip,
+    /// `/rhizo/file/1` (each request at most 1 MiB of content).
+    File,
 }
 
 impl Protocol {
@@ -66,6 +68,8 @@ impl Protocol {
             Self::Kad => (100, 500),
             Self::Pex => (1, 5),
             Self::Gossip => (50, 200),
+            // A member fetching a large file: 4 chunks a request, a window of 4 in flight.
+            Self::File => (400, 800),
         }
     }
 }
@@ -90,6 +94,7 @@ struct Inner {
     kad: PeerRateLimiter<PeerId>,
     pex: PeerRateLimiter<PeerId>,
     gossip: PeerRateLimiter<PeerId>,
+    file: PeerRateLimiter<PeerId>,
     reputation: Mutex<Reputation<PeerId>>,
     /// Trusted peers are never banned by reputation.
     trusted: HashSet<PeerId>,
@@ -125,6 +130,7 @@ impl PeerPolicy {
                 kad: limiter(Protocol::Kad),
                 pex: limiter(Protocol::Pex),
                 gossip: limiter(Protocol::Gossip),
+                file: limiter(Protocol::File),
                 reputation: Mutex::new(Reputation::new(ReputationConfig::default())),
                 trusted,
                 pending_bans: Mutex::new(std::collections::VecDeque::new()),
@@ -191,6 +197,7 @@ impl PeerPolicy {
             Protocol::Kad => &self.inner.kad,
             Protocol::Pex => &self.inner.pex,
             Protocol::Gossip => &self.inner.gossip,
+            Protocol::File => &self.inner.file,
         };
         if limiter.check_n(&peer, n).is_ok() {
             return true;

@@ -48,6 +48,8 @@
 //!   recipient lost is re-established, the seen-set.
 //! - [`requests`]: message requests (envelopes from non-contacts held within bounds until the
 //!   user accepts, declines or blocks), declined conversations, closed conversations.
+//! - [`files`]: files and attachments (issue 16): the file each `file` message carries, its
+//!   state here, and who may fetch it.
 //! - [`groups`]: private groups (issue 14): the group of a `group` conversation, its members,
 //!   per-device delivery state of our group messages, held invitations and pending changes.
 //! - [`profiles`]: our profile and the newest one received from each contact.
@@ -73,6 +75,7 @@ pub mod channels;
 #[cfg(feature = "db")]
 mod db;
 mod error;
+pub mod files;
 pub mod groups;
 pub mod mailbox;
 pub mod messaging;

@@ -530,6 +530,26 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (entry_id, device)
     ) STRICT, WITHOUT ROWID;
     ALTER TABLE mailbox_device_lists ADD COLUMN devices BLOB;",
+    // 21: files and attachments (issue 16, rhizo-store files.rs): the file each `file` message
+    // carries (its reference, inside MLS), and where the local copy is.
+    "CREATE TABLE files (
+        message_id INTEGER PRIMARY KEY REFERENCES messages (id) ON DELETE CASCADE,
+        outgoing   INTEGER NOT NULL,
+        hash       BLOB NOT NULL CHECK (length(hash) = 32),
+        key        BLOB NOT NULL CHECK (length(key) = 32),
+        name       TEXT NOT NULL,
+        size       INTEGER NOT NULL,
+        mime       TEXT NOT NULL,
+        state      TEXT NOT NULL
+            CHECK (state IN ('offered', 'downloading', 'done', 'failed')),
+        done_bytes INTEGER NOT NULL DEFAULT 0,
+        error      TEXT,
+        path       TEXT,
+        inline     BLOB,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX files_by_hash ON files (hash);",
 ];
 
 /// The schema version this build creates and understands.

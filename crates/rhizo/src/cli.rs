@@ -40,7 +40,8 @@ RHIZO_MAILBOX_MAX_PER_SENDER, RHIZO_MAX_INBOUND, RHIZO_MAX_OUTBOUND, RHIZO_MAX_P
 RHIZO_BANNED_PEERS, RHIZO_BANNED_CIDRS, RHIZO_GEOIP_DB, RHIZO_BLOCKED_COUNTRIES, RHIZO_RELAY, RHIZO_RELAYS, \
 RHIZO_UPNP, RHIZO_PEX_INTERVAL_SECS, RHIZO_AGENT_ENABLED, RHIZO_AGENT_HEARTBEAT_SECS, \
 RHIZO_AGENT_MAX_QUEUE, RHIZO_AGENT_ACCEPT_TASKS_FROM, RHIZO_AGENT_WAKE_COMMAND, RHIZO_AGENT_A2A_URL, \
-RHIZO_MAILBOX_MAX_TOTAL_MIB, RHIZO_MAILBOX_MAX_TOTAL_ENTRIES, \
+RHIZO_MAILBOX_MAX_TOTAL_MIB, RHIZO_MAILBOX_MAX_TOTAL_ENTRIES, RHIZO_FILES_MAX_MIB, \
+RHIZO_FILES_AUTO_DOWNLOAD_MIB, RHIZO_FILES_MAX_STORAGE_MIB, \
 RUST_LOG.\n\
 Precedence: flag > environment > config file > default.";
 
@@ -72,6 +73,8 @@ pub(crate) enum Command {
     Send(SendArgs),
     /// Show the history with a contact or a group, with delivery states
     Messages(MessagesArgs),
+    /// Files sent and received: list them, or fetch and save one (`files get MESSAGE_ID`)
+    Files(FilesArgs),
     /// Chat with a contact or a group interactively (line mode; Ctrl-D to leave)
     Chat(ChatArgs),
     /// Full-screen terminal UI: conversations, delivery ticks, requests, groups (F1: keys)
@@ -292,11 +295,40 @@ pub(crate) enum RequestsCommand {
 }
 
 #[derive(Debug, Args)]
+pub(crate) struct FilesArgs {
+    /// What to do (none: list the files)
+    #[command(subcommand)]
+    pub(crate) command: Option<FilesCommand>,
+    /// Machine-readable JSON output
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum FilesCommand {
+    /// Fetch a received file (with a progress bar) and save it
+    Get {
+        /// The file message's id (see `rhizo files`)
+        id: i64,
+        /// Where to save it (default: its name, in the current directory)
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
 pub(crate) struct SendArgs {
     /// Contact name or UID, or a group (its name or id) when no contact has that name
     pub(crate) contact: String,
-    /// The text
-    pub(crate) text: String,
+    /// The text (with --file: the caption, like --caption)
+    #[arg(required_unless_present = "file")]
+    pub(crate) text: Option<String>,
+    /// Send this file (encrypted; contacts fetch it from this node)
+    #[arg(long, value_name = "PATH")]
+    pub(crate) file: Option<std::path::PathBuf>,
+    /// The file's caption
+    #[arg(long, requires = "file")]
+    pub(crate) caption: Option<String>,
     /// Machine-readable JSON output
     #[arg(long)]
     pub(crate) json: bool,

@@ -8,6 +8,7 @@ mod config;
 pub(crate) mod contacts;
 mod demo;
 mod device;
+mod files;
 mod group;
 mod id;
 mod init;
@@ -47,6 +48,7 @@ pub(crate) async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Requests(args) => requests::run(&load_config(&cli, None)?, args).await,
         Command::Send(args) => chat::send(&load_config(&cli, None)?, args).await,
         Command::Messages(args) => chat::messages(&load_config(&cli, None)?, args).await,
+        Command::Files(args) => files::run(&load_config(&cli, None)?, args).await,
         Command::Chat(args) => chat::chat(&load_config(&cli, None)?, args).await,
         Command::Tui => crate::tui::run(&load_config(&cli, None)?).await,
         Command::Group(c) => group::run(&load_config(&cli, None)?, c).await,

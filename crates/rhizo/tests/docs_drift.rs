@@ -365,11 +365,13 @@ fn status_number(name: &str) -> Option<u16> {
         "REQUEST_TIMEOUT" => 408,
         "CONFLICT" => 409,
         "PAYLOAD_TOO_LARGE" => 413,
+        "RANGE_NOT_SATISFIABLE" => 416,
         "UNPROCESSABLE_ENTITY" => 422,
         "TOO_MANY_REQUESTS" => 429,
         "INTERNAL_SERVER_ERROR" => 500,
         "SERVICE_UNAVAILABLE" => 503,
         "GATEWAY_TIMEOUT" => 504,
+        "INSUFFICIENT_STORAGE" => 507,
         _ => return None,
     })
 }

@@ -275,7 +275,7 @@ impl Apply<'_, '_> {
         }
         if !content.profile.is_empty() {
             accept_contact_profile(self.tx, self.contact, &content.profile, self.now)?;
-            if content.text.is_empty() && content.agent.is_none() {
+            if content.text.is_empty() && content.agent.is_none() && content.file.is_none() {
                 return Ok(Vec::new());
             }
         }
@@ -288,18 +288,28 @@ impl Apply<'_, '_> {
             };
             return crate::agents::apply(self.tx, &ctx, agent, self.now);
         }
+        // A file message: its reference is checked before anything is stored.
+        let file = content
+            .file
+            .as_ref()
+            .map(rhizo_core::file::FileRef::from_proto)
+            .transpose()
+            .map_err(|_| Reject::Code(ErrorCode::Malformed))?;
         let id = self.tx.insert_incoming(
             &NewMessage {
                 session_id: *message.session_id.as_bytes(),
                 sender_device: *message.sender_device.as_bytes(),
                 seq: message.sequence_num,
-                kind: "text",
+                kind: if file.is_some() { "file" } else { "text" },
                 body: Some(&content.text),
                 sent_at,
             },
             &message.digest(),
             self.now,
         )?;
+        if let (Some(id), Some(file)) = (id, &file) {
+            crate::files::insert_file_row(self.tx, id, file, false, self.now)?;
+        }
         Ok(id
             .map(|id| Event::MessageReceived {
                 id,

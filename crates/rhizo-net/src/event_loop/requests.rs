@@ -51,6 +51,8 @@ pub(crate) enum ReqProtocol {
     Pex,
     /// `/rhizo/link/1`.
     Link,
+    /// `/rhizo/file/1`.
+    File,
 }
 
 impl ReqProtocol {
@@ -61,6 +63,7 @@ impl ReqProtocol {
             Self::Mailbox => crate::MAILBOX_PROTOCOL,
             Self::Pex => crate::PEX_PROTOCOL,
             Self::Link => crate::LINK_PROTOCOL,
+            Self::File => crate::FILE_PROTOCOL,
         }
     }
 
@@ -70,6 +73,7 @@ impl ReqProtocol {
         match self {
             Self::Mailbox => Some(crate::MAX_MAILBOX_REQUEST_BYTES),
             Self::Link => Some(crate::MAX_LINK_MESSAGE_BYTES),
+            Self::File => Some(crate::MAX_FILE_REQUEST_BYTES),
             Self::Msg | Self::Pex => None,
         }
     }
@@ -195,6 +199,7 @@ impl EventLoop {
             ReqProtocol::Mailbox => &mut self.swarm.behaviour_mut().mailbox,
             ReqProtocol::Pex => &mut self.swarm.behaviour_mut().pex,
             ReqProtocol::Link => &mut self.swarm.behaviour_mut().link,
+            ReqProtocol::File => &mut self.swarm.behaviour_mut().file,
         }
     }
 
@@ -254,7 +259,7 @@ impl EventLoop {
         match protocol {
             ReqProtocol::Msg => self.stats.message_failures += 1,
             ReqProtocol::Mailbox => self.stats.mailbox_failures += 1,
-            ReqProtocol::Pex | ReqProtocol::Link => {}
+            ReqProtocol::Pex | ReqProtocol::Link | ReqProtocol::File => {}
         }
     }
 
@@ -289,7 +294,7 @@ impl EventLoop {
                 match protocol {
                     ReqProtocol::Msg => self.stats.messages_sent += 1,
                     ReqProtocol::Mailbox => self.stats.mailbox_requests_sent += 1,
-                    ReqProtocol::Pex | ReqProtocol::Link => {}
+                    ReqProtocol::Pex | ReqProtocol::Link | ReqProtocol::File => {}
                 }
                 self.requests.complete((protocol, request_id), Ok(response));
             }
@@ -349,6 +354,11 @@ impl EventLoop {
             // The request body means nothing (at most 64 bytes, ignored).
             ReqProtocol::Pex => NetEvent::InboundPex { peer, channel },
             ReqProtocol::Link => NetEvent::InboundLink {
+                peer,
+                payload,
+                channel,
+            },
+            ReqProtocol::File => NetEvent::InboundFile {
                 peer,
                 payload,
                 channel,

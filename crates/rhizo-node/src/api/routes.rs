@@ -143,6 +143,12 @@ pub(crate) enum Endpoint {
     NewPairing,
     ListPairings,
     RevokePairing,
+    SendFile,
+    ListFiles,
+    FileInfo,
+    FetchFile,
+    SaveFile,
+    DownloadFile,
 }
 
 /// One row of the route table.
@@ -276,6 +282,12 @@ pub const ROUTES: &[Route] = &[
     v1(   Post,   "/v1/pairings",                         Token, E::NewPairing,              "a one-time pairing ticket and its QR for a light client"),
     v1(   Get,    "/v1/pairings",                         Token, E::ListPairings,            "paired light clients"),
     v1(   Delete, "/v1/pairings/{id}",                    Token, E::RevokePairing,           "revoke a paired light client (by id prefix or name)"),
+    v1(   Post,   "/v1/files",                            Token, E::SendFile,                "send a file (a path on this machine) to a contact"),
+    v1(   Get,    "/v1/files",                            Token, E::ListFiles,               "files sent and received, with their state"),
+    v1(   Get,    "/v1/files/{id}",                       Token, E::DownloadFile,            "a complete file's content (Range supported)"),
+    v1(   Get,    "/v1/files/{id}/info",                  Token, E::FileInfo,                "one file's state and progress"),
+    v1(   Post,   "/v1/files/{id}/fetch",                 Token, E::FetchFile,               "fetch a received file from its holders"),
+    v1(   Post,   "/v1/files/{id}/save",                  Token, E::SaveFile,                "decrypt a complete file to a path on this machine"),
     alias(Get,    "/health",                              Open,  E::Health,                  "/v1/health"),
     alias(Get,    "/stats",                               Token, E::Stats,                   "/v1/stats"),
     alias(Get,    "/peers",                               Token, E::Peers,                   "/v1/peers"),
@@ -363,6 +375,12 @@ fn handler(endpoint: Endpoint, method: Method) -> MethodRouter<ApiState> {
         E::NewPairing => on(m, super::pairing::new_pairing),
         E::ListPairings => on(m, super::pairing::list_pairings),
         E::RevokePairing => on(m, super::pairing::revoke_pairing),
+        E::SendFile => on(m, super::files::send_file),
+        E::ListFiles => on(m, super::files::list_files),
+        E::FileInfo => on(m, super::files::file_info),
+        E::FetchFile => on(m, super::files::fetch_file),
+        E::SaveFile => on(m, super::files::save_file),
+        E::DownloadFile => on(m, super::files::download_file),
     }
 }
 

@@ -147,7 +147,7 @@ impl Messaging {
                 for conv in tx.conversations_with(&c.uid)? {
                     all.extend(tx.messages(&conv.session_id, limit)?);
                 }
-                all.retain(|m| m.kind == "text");
+                all.retain(|m| m.kind == "text" || m.kind == "file");
                 all.sort_by(|a, b| {
                     (a.sent_at, a.sender_device, a.seq).cmp(&(b.sent_at, b.sender_device, b.seq))
                 });
@@ -155,7 +155,15 @@ impl Messaging {
                 if all.len() > limit {
                     all.drain(..all.len() - limit);
                 }
-                Ok::<_, ContactError>((all.iter().map(message_view).collect::<Vec<_>>(), queued))
+                let mut views = Vec::with_capacity(all.len());
+                for m in &all {
+                    let mut view = message_view(m);
+                    if m.kind == "file" {
+                        view.file = tx.file(m.id)?.as_ref().map(super::views::FileSummary::of);
+                    }
+                    views.push(view);
+                }
+                Ok::<_, ContactError>((views, queued))
             })
             .await?;
         if queued {

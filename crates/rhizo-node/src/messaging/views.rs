@@ -41,6 +41,38 @@ pub struct MessageView {
     /// Mailbox replicas holding it (state `stored`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas: Option<u32>,
+    /// The attached file, for a file message (the text is then its caption).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<FileSummary>,
+}
+
+/// A file message's file, as the history shows it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct FileSummary {
+    /// Its name.
+    pub name: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its MIME type.
+    pub mime: String,
+    /// `offered`, `downloading`, `done` or `failed`.
+    pub state: String,
+    /// Percent of the content held (0 to 100).
+    pub percent: u8,
+}
+
+impl FileSummary {
+    /// The summary of a file row.
+    pub(crate) fn of(f: &rhizo_store::files::FileRow) -> Self {
+        let total = rhizo_core::file::encrypted_size(f.size).max(1);
+        Self {
+            name: f.name.clone(),
+            size: f.size,
+            mime: f.mime.clone(),
+            state: f.state.clone(),
+            percent: u8::try_from((f.done_bytes.min(total) * 100) / total).unwrap_or(100),
+        }
+    }
 }
 
 /// A profile as the API shows it.
@@ -152,6 +184,7 @@ pub(super) fn message_view(m: &MessageRow) -> MessageView {
         seq: m.seq,
         error: m.error.clone(),
         replicas: m.replicas,
+        file: None,
     }
 }
 

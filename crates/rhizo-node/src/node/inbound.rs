@@ -34,6 +34,14 @@ pub(super) async fn dispatch(services: &Services, event: NetEvent) -> Option<Net
                 let _ = client.respond_link(channel, refused.encode()).await;
             });
         }
+        NetEvent::InboundFile {
+            peer,
+            payload,
+            channel,
+        } => {
+            let files = services.files.clone();
+            tokio::spawn(async move { files.serve(peer, payload, channel).await });
+        }
         NetEvent::GossipMessage {
             propagation_source,
             message_id,

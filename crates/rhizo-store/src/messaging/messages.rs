@@ -185,7 +185,8 @@ impl Reader<'_> {
     ) -> Result<Vec<MessageRow>, StoreError> {
         const CTX: &str = "reading messages";
         let sql = format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = ?1 AND kind = 'text'
+            "SELECT {MESSAGE_COLUMNS} FROM messages
+             WHERE session_id = ?1 AND kind IN ('text', 'file')
              ORDER BY sent_at DESC, sender_device DESC, seq DESC LIMIT ?2"
         );
         let mut stmt = self.conn.prepare_cached(&sql).context(CTX)?;

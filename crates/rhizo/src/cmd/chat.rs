@@ -18,21 +18,27 @@ use crate::{
 /// `rhizo send`: to a contact; to a group with `--group`, or when no contact has the name.
 pub(crate) async fn send(config: &Config, args: &SendArgs) -> anyhow::Result<()> {
     let api = ApiClient::connect(config)?;
+    if let Some(path) = &args.file {
+        let caption = args.caption.as_ref().or(args.text.as_ref());
+        let api = api.waiting(super::files::FILE_API_TIMEOUT)?;
+        return super::files::send(&api, &args.contact, path, caption, args.json).await;
+    }
+    let text = args.text.clone().unwrap_or_default();
     if args.group {
-        return group::send(&api, &args.contact, &args.text, args.json).await;
+        return group::send(&api, &args.contact, &text, args.json).await;
     }
     let sent = api
         .post(
             "/v1/message",
             &PostMessageRequest {
                 to: args.contact.clone(),
-                text: args.text.clone(),
+                text: text.clone(),
             },
         )
         .await;
     let m: MessageView = match sent {
         Err(e) if group::no_such_contact(&e) && group::exists(&api, &args.contact).await => {
-            return group::send(&api, &args.contact, &args.text, args.json).await;
+            return group::send(&api, &args.contact, &text, args.json).await;
         }
         sent => sent?,
     };
@@ -77,9 +83,23 @@ fn print_message(contact: &str, m: &MessageView) {
     } else {
         String::new()
     };
+    let file = m.file.as_ref().map(|f| {
+        let state = match f.state.as_str() {
+            "downloading" => format!("downloading {} %", f.percent),
+            other => other.to_string(),
+        };
+        format!(
+            "[file {} ({}, {}), {state}; `rhizo files get {}`] ",
+            f.name,
+            super::files::human_size(f.size),
+            f.mime,
+            m.id
+        )
+    });
     println!(
-        "{} {who}: {}{state}",
+        "{} {who}: {}{}{state}",
         time_of(m.sent_at),
+        file.unwrap_or_default(),
         m.text.as_deref().unwrap_or("")
     );
 }

@@ -40,6 +40,7 @@ fn message(id: i64, direction: &str, text: &str, state: &str) -> MessageView {
         seq: u64::try_from(id).unwrap(),
         error: None,
         replicas: None,
+        file: None,
     }
 }
 

@@ -1,0 +1,408 @@
+//! Files and attachments (issue 16): the content store, serving `/rhizo/file/1` to the members
+//! of the conversations a file was sent in, and fetching received files from their holders.
+//!
+//! ```text
+//!  send:    POST /v1/files ─▶ ContentStore::import (encrypt + tree, chunk by chunk) ─▶
+//!           Messaging::send_file (the FileRef inside MLS, like a text)
+//!  serve:   NetEvent::InboundFile ─▶ rate limit, ≤ 4 at once per peer ─▶ may_fetch (a member
+//!           of a conversation with the file?) ─▶ encode_chunks (bao proofs) ─▶ respond
+//!  start:   content no file message references is removed
+//!  fetch:   run(): inline content ─▶ store; offered ≤ auto-download size (from a contact) ─▶
+//!           downloading ─▶ begin_fetch (what is already verified) ─▶ missing chunks in ranges
+//!           of 4, 4 in flight, across the holders ─▶ write_chunks (verified) ─▶ progress
+//!           events ─▶ finish_fetch (whole hash verified, then renamed) ─▶ done
+//! ```
+//!
+//! # Layout
+//! - [`content`]: the content store under the data dir.
+//! - `fetch`: fetching one file's missing chunks from its holders.
+//! - `serve`: answering `/rhizo/file/1` requests.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rhizo_core::file::FileKey;
+use rhizo_store::{Db, DbError, files::FileRow};
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+use crate::clock::SharedClock;
+use crate::events::ApiEvent;
+use crate::peer_policy::PeerPolicy;
+use content::{ContentError, ContentStore};
+
+pub mod content;
+mod fetch;
+mod serve;
+
+/// Default largest file sent or fetched (`files_max_mib`).
+pub const DEFAULT_MAX_FILE_BYTES: u64 = 4 << 30;
+/// Default largest file fetched without being asked, from a contact.
+pub const DEFAULT_AUTO_DOWNLOAD_BYTES: u64 = 10 << 20;
+/// Default cap on the content store (complete and partial content).
+pub const DEFAULT_MAX_STORAGE_BYTES: u64 = 32 << 30;
+/// How often the fetcher tries the files it could not finish again (a holder may come online).
+const FETCH_RETRY: Duration = Duration::from_secs(10);
+/// Files fetched per round of the fetcher (one after the other; each with its own window).
+const FETCHES_PER_ROUND: usize = 8;
+/// Peers whose per-file progress counters are kept (bounded; the oldest is forgotten).
+const MAX_TRACKED_TRANSFERS: usize = 256;
+
+/// The files settings.
+#[derive(Debug, Clone, Copy)]
+pub struct FileSettings {
+    /// Largest file sent or fetched.
+    pub max_bytes: u64,
+    /// Largest file fetched automatically (from contacts only).
+    pub auto_download_bytes: u64,
+    /// Cap on the content store.
+    pub max_storage_bytes: u64,
+}
+
+impl Default for FileSettings {
+    fn default() -> Self {
+        Self {
+            max_bytes: DEFAULT_MAX_FILE_BYTES,
+            auto_download_bytes: DEFAULT_AUTO_DOWNLOAD_BYTES,
+            max_storage_bytes: DEFAULT_MAX_STORAGE_BYTES,
+        }
+    }
+}
+
+/// Why a file operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FilesError {
+    /// No file message with that id.
+    #[error("no file message {0}: see `rhizo files`")]
+    UnknownFile(i64),
+    /// The file is not complete here yet.
+    #[error("file {0} is not downloaded yet: `rhizo files get {0}` fetches it")]
+    NotReady(i64),
+    /// The content store refused or failed.
+    #[error(transparent)]
+    Content(#[from] ContentError),
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// A blocking task failed.
+    #[error("a file task failed: {0}")]
+    Task(String),
+}
+
+/// A file as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FileView {
+    /// The message that carries it.
+    pub id: i64,
+    /// `in` or `out`.
+    pub direction: String,
+    /// The contact the message is with (their UID), if a 1:1 conversation.
+    pub contact: Option<String>,
+    /// The file's name.
+    pub name: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its MIME type.
+    pub mime: String,
+    /// `offered`, `downloading`, `done` or `failed`.
+    pub state: String,
+    /// Bytes of encrypted content held.
+    pub done_bytes: u64,
+    /// The encrypted size (what `done_bytes` counts towards).
+    pub total_bytes: u64,
+    /// The content hash (hex).
+    pub hash: String,
+    /// Where it was last saved, if it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Why it failed, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Chunks already verified on disk when this node (re)started the fetch.
+    pub resumed_chunks: u64,
+    /// Chunks this node fetched since it started (a resumed fetch counts only the rest).
+    pub fetched_chunks: u64,
+}
+
+/// Counters of one file's fetch in this process.
+#[derive(Debug, Default, Clone, Copy)]
+struct Transfer {
+    resumed: u64,
+    fetched: u64,
+}
+
+/// Node-wide file counters.
+#[derive(Debug, Default)]
+pub struct FileStats {
+    /// Chunks fetched and verified.
+    pub chunks_fetched: AtomicU64,
+    /// Chunks refused because they did not verify (the holder is penalised).
+    pub chunks_refused: AtomicU64,
+    /// Bytes served to other members.
+    pub bytes_served: AtomicU64,
+}
+
+/// The files service (cheap to clone).
+#[derive(Clone, Debug)]
+pub struct Files {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    db: Db,
+    client: rhizo_net::Client,
+    guard: PeerPolicy,
+    content: ContentStore,
+    settings: FileSettings,
+    events: broadcast::Sender<ApiEvent>,
+    clock: SharedClock,
+    wake: tokio::sync::Notify,
+    transfers: Mutex<HashMap<[u8; 32], Transfer>>,
+    serving: Mutex<HashMap<libp2p::PeerId, usize>>,
+    stats: FileStats,
+}
+
+impl Files {
+    /// The service over the content store under `data_dir`.
+    ///
+    /// # Errors
+    ///
+    /// If the content store's directories cannot be created.
+    pub fn new(
+        data_dir: &Path,
+        settings: FileSettings,
+        db: Db,
+        client: rhizo_net::Client,
+        guard: PeerPolicy,
+        events: broadcast::Sender<ApiEvent>,
+        clock: SharedClock,
+    ) -> Result<Self, ContentError> {
+        let content = ContentStore::open(
+            data_dir.join(content::FILES_DIR),
+            settings.max_storage_bytes,
+        )?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                db,
+                client,
+                guard,
+                content,
+                settings,
+                events,
+                clock,
+                wake: tokio::sync::Notify::new(),
+                transfers: Mutex::new(HashMap::new()),
+                serving: Mutex::new(HashMap::new()),
+                stats: FileStats::default(),
+            }),
+        })
+    }
+
+    /// The settings.
+    #[must_use]
+    pub fn settings(&self) -> FileSettings {
+        self.inner.settings
+    }
+
+    /// The counters.
+    #[must_use]
+    pub fn stats(&self) -> &FileStats {
+        &self.inner.stats
+    }
+
+    /// Wakes the fetcher (a file message arrived, or the user asked for a file).
+    pub fn wake(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    fn emit(&self, event: ApiEvent) {
+        let _ = self.inner.events.send(event);
+    }
+
+    fn transfer(&self, hash: &[u8; 32]) -> Transfer {
+        self.inner
+            .transfers
+            .lock()
+            .ok()
+            .and_then(|t| t.get(hash).copied())
+            .unwrap_or_default()
+    }
+
+    fn update_transfer(&self, hash: &[u8; 32], f: impl FnOnce(&mut Transfer)) {
+        if let Ok(mut t) = self.inner.transfers.lock() {
+            if t.len() >= MAX_TRACKED_TRANSFERS && !t.contains_key(hash) {
+                t.clear();
+            }
+            f(t.entry(*hash).or_default());
+        }
+    }
+
+    /// Encrypts the file at `path` into the content store (a fresh key), reporting plaintext
+    /// bytes done to `progress`.
+    ///
+    /// # Errors
+    ///
+    /// Over the size limit or the storage cap; I/O.
+    pub async fn import(
+        &self,
+        path: PathBuf,
+        progress: impl FnMut(u64) + Send + 'static,
+    ) -> Result<content::Imported, FilesError> {
+        let content = self.inner.content.clone();
+        let max = self.inner.settings.max_bytes;
+        tokio::task::spawn_blocking(move || content.import(&path, max, progress))
+            .await
+            .map_err(|e| FilesError::Task(e.to_string()))?
+            .map_err(FilesError::from)
+    }
+
+    /// The encrypted content of `hash`, if whole here and small enough to travel inline.
+    pub(crate) async fn inline_content(&self, hash: [u8; 32], size: u64) -> Option<Vec<u8>> {
+        if size > rhizo_core::file::MAX_INLINE_FILE_BYTES {
+            return None;
+        }
+        let content = self.inner.content.clone();
+        let max = rhizo_core::file::encrypted_size(size);
+        tokio::task::spawn_blocking(move || content.encrypted_content(&hash, max).ok())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    fn view(&self, row: &FileRow) -> FileView {
+        let t = self.transfer(&row.hash);
+        FileView {
+            id: row.message_id,
+            direction: if row.outgoing { "out" } else { "in" }.into(),
+            contact: row.contact_uid.map(hex::encode),
+            name: row.name.clone(),
+            size: row.size,
+            mime: row.mime.clone(),
+            state: row.state.clone(),
+            done_bytes: row.done_bytes,
+            total_bytes: rhizo_core::file::encrypted_size(row.size),
+            hash: hex::encode(row.hash),
+            path: row.path.clone(),
+            error: row.error.clone(),
+            resumed_chunks: t.resumed,
+            fetched_chunks: t.fetched,
+        }
+    }
+
+    /// Every file, newest first.
+    ///
+    /// # Errors
+    ///
+    /// If the database fails.
+    pub async fn list(&self) -> Result<Vec<FileView>, FilesError> {
+        let rows = self
+            .inner
+            .db
+            .read(|r| -> Result<_, DbError> { Ok(r.files()?) })
+            .await?;
+        Ok(rows.iter().map(|r| self.view(r)).collect())
+    }
+
+    async fn row(&self, id: i64) -> Result<FileRow, FilesError> {
+        self.inner
+            .db
+            .read(move |r| -> Result<_, DbError> { Ok(r.file(id)?) })
+            .await?
+            .ok_or(FilesError::UnknownFile(id))
+    }
+
+    /// File `id`.
+    ///
+    /// # Errors
+    ///
+    /// An unknown id, or the database.
+    pub async fn get(&self, id: i64) -> Result<FileView, FilesError> {
+        Ok(self.view(&self.row(id).await?))
+    }
+
+    /// Asks for file `id` to be fetched (it is offered, or failed before); its view.
+    ///
+    /// # Errors
+    ///
+    /// An unknown id, or the database.
+    pub async fn request(&self, id: i64) -> Result<FileView, FilesError> {
+        let row = self.row(id).await?;
+        if !row.outgoing && (row.state == "offered" || row.state == "failed") {
+            let now = self.inner.clock.now_ms();
+            let hash = row.hash;
+            let done = row.done_bytes;
+            self.inner
+                .db
+                .write(move |tx| -> Result<_, DbError> {
+                    Ok(tx.set_file_state(&hash, "downloading", done, None, now)?)
+                })
+                .await?;
+            self.wake();
+        }
+        self.get(id).await
+    }
+
+    /// Decrypts complete file `id` to `out`, and remembers the path.
+    ///
+    /// # Errors
+    ///
+    /// An unknown or incomplete file; a wrong key; I/O.
+    pub async fn save(&self, id: i64, out: PathBuf) -> Result<FileView, FilesError> {
+        let row = self.row(id).await?;
+        if row.state != "done" || !self.inner.content.has(&row.hash) {
+            return Err(FilesError::NotReady(id));
+        }
+        let content = self.inner.content.clone();
+        let target = out.clone();
+        tokio::task::spawn_blocking(move || {
+            content.export(&row.hash, &FileKey::from_bytes(row.key), row.size, &target)
+        })
+        .await
+        .map_err(|e| FilesError::Task(e.to_string()))??;
+        let path = out.display().to_string();
+        self.inner
+            .db
+            .write(move |tx| -> Result<_, DbError> { Ok(tx.set_file_path(id, &path)?) })
+            .await?;
+        self.get(id).await
+    }
+
+    /// Streams plaintext bytes `range` of complete file `id` into `tx`, a chunk at a time (the
+    /// bounded channel is the backpressure); the file's size and MIME type first.
+    ///
+    /// # Errors
+    ///
+    /// An unknown or incomplete file.
+    pub async fn read(
+        &self,
+        id: i64,
+    ) -> Result<
+        (
+            FileView,
+            impl FnOnce((u64, u64), tokio::sync::mpsc::Sender<Vec<u8>>),
+        ),
+        FilesError,
+    > {
+        let row = self.row(id).await?;
+        if row.state != "done" || !self.inner.content.has(&row.hash) {
+            return Err(FilesError::NotReady(id));
+        }
+        let view = self.view(&row);
+        let content = self.inner.content.clone();
+        let reader = move |range: (u64, u64), tx: tokio::sync::mpsc::Sender<Vec<u8>>| {
+            tokio::task::spawn_blocking(move || {
+                let key = FileKey::from_bytes(row.key);
+                let _ = content.read_plain(&row.hash, &key, row.size, range, |bytes| {
+                    tx.blocking_send(bytes.to_vec())
+                        .map_err(|_| std::io::Error::other("reader went away"))
+                });
+            });
+        };
+        Ok((view, reader))
+    }
+}
