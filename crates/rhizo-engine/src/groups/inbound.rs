@@ -541,6 +541,13 @@ pub(crate) fn stranger_welcome(
         envelope: message,
         welcome,
     };
+    // Our own devices' sync group first (issue 15): it must not be joined as an ordinary group.
+    match crate::sync::sync_welcome(tx, parts, welcome, &info, now) {
+        Ok(Some(events)) => return Ok(Some((ReceiptStatus::Delivered, events))),
+        Ok(None) => {}
+        Err(Reject::Store(e)) => return Err(e),
+        Err(Reject::Code(code)) => return Ok(Some((ReceiptStatus::Rejected(code), Vec::new()))),
+    }
     // The Welcome that re-adds us after we asked (the admin need not be a contact), or one from
     // another device of our own (precheck found it in our device list: issue 15, a new device
     // joining our groups): joined (unless auto-join is off).
@@ -551,12 +558,6 @@ pub(crate) fn stranger_welcome(
             Err(Reject::Store(e)) => Err(e),
             Err(Reject::Code(code)) => Ok(Some((ReceiptStatus::Rejected(code), Vec::new()))),
         };
-    }
-    match crate::sync::sync_welcome(tx, parts, welcome, &info, now) {
-        Ok(Some(events)) => return Ok(Some((ReceiptStatus::Delivered, events))),
-        Ok(None) => {}
-        Err(Reject::Store(e)) => return Err(e),
-        Err(Reject::Code(code)) => return Ok(Some((ReceiptStatus::Rejected(code), Vec::new()))),
     }
     match hold(tx, welcome, &info, now) {
         Ok((status, event)) => Ok(Some((status, event.into_iter().collect()))),
