@@ -35,9 +35,13 @@ pub(crate) fn fresh_epoch_due(
     let Some(before) = reader.get_meta(META_FRESH_EPOCH_BEFORE)? else {
         return Ok(false);
     };
+    // Seconds: a commit in the same second as the restore was found may be from the copy (a
+    // restore right after a commit), so it counts as older. The price: our fresh commit, if made
+    // in that same second, counts as older too, so the next message (in a later second) gets
+    // one more self-update; after that the last own commit is newer and none follows.
     Ok(before
         .parse::<u64>()
-        .is_ok_and(|before| conversation.last_own_commit_at() < before))
+        .is_ok_and(|before| conversation.last_own_commit_at() <= before))
 }
 
 /// The driver found the database restored from an older copy at `now` (unix ms): from now on
