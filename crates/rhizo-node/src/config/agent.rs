@@ -4,7 +4,10 @@
 pub use rhizo_engine::agents::AcceptTasksFrom;
 use serde::{Deserialize, Serialize};
 
-use super::{ConfigError, parse_bool, parse_count};
+use super::{
+    ConfigError,
+    parse::{parse_bool, parse_count},
+};
 
 /// How often an agent node sends heartbeats, by default (seconds).
 pub const DEFAULT_HEARTBEAT_SECS: u64 = 30;

@@ -256,25 +256,8 @@ impl Tx<'_> {
         digest: &[u8; 32],
         now: i64,
     ) -> Result<Option<i64>, StoreError> {
-        let n = self
-            .conn
-            .execute(
-                "INSERT OR IGNORE INTO messages (session_id, direction, sender_device, seq, kind,
-                    body, sent_at, received_at, state, digest)
-                 VALUES (?1, 'in', ?2, ?3, ?4, ?5, ?6, ?7, 'received', ?8)",
-                params![
-                    &m.session_id[..],
-                    &m.sender_device[..],
-                    m.seq as i64,
-                    m.kind,
-                    m.body,
-                    m.sent_at,
-                    now,
-                    &digest[..]
-                ],
-            )
-            .context("storing a message")?;
-        Ok((n == 1).then(|| self.conn.last_insert_rowid()))
+        self.insert_received(m, ("in", "received"), digest, now)
+            .context("storing a message")
     }
 
     /// Stores a message another device of ours sent (issue 15: it reached this device as a
@@ -287,24 +270,35 @@ impl Tx<'_> {
         digest: &[u8; 32],
         now: i64,
     ) -> Result<Option<i64>, StoreError> {
-        let n = self
-            .conn
-            .execute(
-                "INSERT OR IGNORE INTO messages (session_id, direction, sender_device, seq, kind,
-                    body, sent_at, received_at, state, digest)
-                 VALUES (?1, 'out', ?2, ?3, ?4, ?5, ?6, ?7, 'delivered', ?8)",
-                params![
-                    &m.session_id[..],
-                    &m.sender_device[..],
-                    m.seq as i64,
-                    m.kind,
-                    m.body,
-                    m.sent_at,
-                    now,
-                    &digest[..]
-                ],
-            )
-            .context("storing a message sent from another device")?;
+        self.insert_received(m, ("out", "delivered"), digest, now)
+            .context("storing a message sent from another device")
+    }
+
+    /// One message that reached this device, with its (direction, state); `None` if stored.
+    fn insert_received(
+        &mut self,
+        m: &NewMessage<'_>,
+        (direction, state): (&str, &str),
+        digest: &[u8; 32],
+        now: i64,
+    ) -> rusqlite::Result<Option<i64>> {
+        let n = self.conn.execute(
+            "INSERT OR IGNORE INTO messages (session_id, direction, sender_device, seq, kind,
+                body, sent_at, received_at, state, digest)
+             VALUES (?1, ?9, ?2, ?3, ?4, ?5, ?6, ?7, ?10, ?8)",
+            params![
+                &m.session_id[..],
+                &m.sender_device[..],
+                m.seq as i64,
+                m.kind,
+                m.body,
+                m.sent_at,
+                now,
+                &digest[..],
+                direction,
+                state
+            ],
+        )?;
         Ok((n == 1).then(|| self.conn.last_insert_rowid()))
     }
 
