@@ -63,6 +63,7 @@
 //!   artifacts, and the agent messages an inbound transaction queued for sending.
 //! - [`welcome_parts`]: the pieces of Welcomes sent in parts, kept (bounded, expiring) until
 //!   the rest arrives and reassembled from the table.
+//! - `integrity`: [`check_integrity`], a read-only `PRAGMA integrity_check` (`rhizo doctor`).
 //! - `error`: [`StoreError`], [`SqliteError`].
 
 #![forbid(unsafe_code)]
@@ -77,6 +78,7 @@ mod db;
 mod error;
 pub mod files;
 pub mod groups;
+mod integrity;
 pub mod mailbox;
 pub mod messaging;
 mod migrations;
@@ -100,6 +102,7 @@ pub use db::{
     DbStats, Pending,
 };
 pub use error::{SqliteError, StoreError};
+pub use integrity::{IntegrityReport, MAX_INTEGRITY_LINES, check_integrity};
 pub use migrations::SCHEMA_VERSION;
 pub use peer_book::{
     MAX_ADDR_BYTES, MAX_ADDRS_PER_PEER, MAX_PEER_ID_BYTES, MAX_PEERS, PeerRecord, PeerSource,

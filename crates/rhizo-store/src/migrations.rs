@@ -623,4 +623,6 @@ fn migrate_steps(conn: &mut Connection) -> Result<(), StoreError> {
 }
 
 #[cfg(test)]
+mod fixtures;
+#[cfg(test)]
 mod tests;
