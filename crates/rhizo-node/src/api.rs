@@ -137,6 +137,9 @@ pub struct StatsResponse {
     /// Group commit and batching counters.
     #[serde(default)]
     pub messaging: crate::messaging::MessagingStats,
+    /// Clock skew against peers, from their receipts' timestamps (`rhizo doctor`).
+    #[serde(default)]
+    pub clock_skew: crate::clock_skew::ClockSkewSummary,
     /// The rhizo version.
     pub version: String,
 }
@@ -355,6 +358,7 @@ pub(crate) async fn collect_stats(state: &ApiState) -> Result<StatsResponse, rhi
         net,
         reachability: state.inner.client.reachability().await.ok(),
         messaging: state.inner.messaging.stats(),
+        clock_skew: state.inner.messaging.clock_skew(),
         version: env!("CARGO_PKG_VERSION").into(),
     })
 }

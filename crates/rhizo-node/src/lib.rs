@@ -21,6 +21,8 @@
 //! - [`api`]: the local HTTP API and its JSON types.
 //! - [`channels`]: public channels over gossipsub, with their post history.
 //! - [`clock`]: the injected [`clock::Clock`] every timer reads.
+//! - [`clock_skew`]: clock skew against peers, from the timestamps of their delivery receipts
+//!   (`rhizo doctor`).
 //! - [`config`]: settings and their precedence.
 //! - [`data_dir`]: key files (a device with the root key, a linked device, or one waiting to be
 //!   linked), API token and address.
@@ -52,6 +54,7 @@ pub mod agent_wake;
 pub mod api;
 pub mod channels;
 pub mod clock;
+pub mod clock_skew;
 pub mod config;
 pub mod data_dir;
 pub mod devices;

@@ -116,6 +116,8 @@ struct Inner {
     announced_skills: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Re-adds of members whose add lost the commit ordering, per (group, UID) (bounded).
     readds: std::sync::Mutex<std::collections::HashMap<(String, String), u32>>,
+    /// Clock skew against the peers that answered with a receipt (`rhizo doctor`).
+    clock_skews: crate::clock_skew::ClockSkews,
 }
 
 /// Counters of the messaging service since start.
@@ -190,6 +192,7 @@ impl Messaging {
                 agent_presence,
                 announced_skills: std::sync::Mutex::default(),
                 readds: std::sync::Mutex::default(),
+                clock_skews: crate::clock_skew::ClockSkews::default(),
             }),
         })
     }
@@ -217,6 +220,11 @@ impl Messaging {
             db_write_jobs: db.jobs,
             db_commits: db.commits,
         }
+    }
+
+    /// Clock skew against the peers that answered with a receipt.
+    pub fn clock_skew(&self) -> crate::clock_skew::ClockSkewSummary {
+        self.inner.clock_skews.summary()
     }
 
     /// The sender side of the event stream (other services publish on it too).

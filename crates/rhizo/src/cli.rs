@@ -6,7 +6,9 @@ use clap::{Args, Parser, Subcommand};
 use rhizo_node::ConfigLayer;
 
 mod agents;
+mod ops;
 pub(crate) use agents::*;
+pub(crate) use ops::*;
 
 /// rhizo: decentralized, end-to-end encrypted messaging for people and agents.
 #[derive(Debug, Parser)]
@@ -122,6 +124,13 @@ pub(crate) enum Command {
     /// Serve MCP (Model Context Protocol) over stdin/stdout for AI assistants: contacts,
     /// messages, agents and tasks as tools
     Mcp,
+    /// Check this node: data dir permissions, database integrity, disk space, bootstrap peers
+    /// and, if it runs, clock skew and reachability; one verdict per check, with the fix
+    Doctor(DoctorArgs),
+    /// Print a shell completion script (bash, zsh, fish, …) to stdout
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) to stdout, or write one page per command into a directory
+    Man(ManArgs),
 }
 #[derive(Debug, Args)]
 pub(crate) struct BanArgs {

@@ -8,6 +8,7 @@ mod config;
 pub(crate) mod contacts;
 mod demo;
 mod device;
+mod doctor;
 mod files;
 mod group;
 mod id;
@@ -19,6 +20,7 @@ mod peers;
 mod profile;
 mod requests;
 mod run;
+mod shell;
 mod status;
 pub(crate) mod task;
 
@@ -62,6 +64,9 @@ pub(crate) async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Agents(args) => agent::agents(&load_config(&cli, None)?, args).await,
         Command::Task(c) => task::run(&load_config(&cli, None)?, c).await,
         Command::Mcp => mcp::run(load_config(&cli, None)?).await,
+        Command::Doctor(args) => doctor::run(&load_config(&cli, None)?, args).await,
+        Command::Completions(args) => shell::completions(args),
+        Command::Man(args) => shell::man(args),
         Command::Config(ConfigCommand::Show(args)) => {
             config::show(&load_config(&cli, Some(args))?, &config_file_in_use(&cli))
         }

@@ -127,13 +127,19 @@ impl Messaging {
     ) -> Option<Result<Vec<u8>, String>> {
         let peer = target.peer_id.parse::<PeerId>().ok()?;
         let addrs: Vec<Multiaddr> = target.addrs.iter().filter_map(|a| a.parse().ok()).collect();
-        Some(
+        let sent_ms = self.now();
+        let answer = self
+            .inner
+            .client
+            .send_message(peer, addrs, frame.to_vec())
+            .await
+            .map_err(|e| e.to_string());
+        if let Ok(bytes) = &answer {
             self.inner
-                .client
-                .send_message(peer, addrs, frame.to_vec())
-                .await
-                .map_err(|e| e.to_string()),
-        )
+                .clock_skews
+                .record(&target.peer_id, bytes, sent_ms, self.now());
+        }
+        Some(answer)
     }
 
     /// Sends one frame to every device of its contact and writes what they answered; why
