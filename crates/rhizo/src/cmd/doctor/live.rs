@@ -245,9 +245,15 @@ pub(super) fn bootstrap_verdict(
                 CHECK,
                 format!("none configured; the peer book knows {n} peer(s)"),
             ),
-            _ => Verdict::warn(
+            Some(_) => Verdict::warn(
                 CHECK,
-                "none configured (and no peer book to fall back on): only mDNS finds peers",
+                "none configured and the peer book is empty: only mDNS finds peers",
+                add,
+            ),
+            None => Verdict::warn(
+                CHECK,
+                "none configured: only mDNS and the peer book (asked when the node runs) find \
+                 peers",
                 add,
             ),
         };

@@ -147,6 +147,7 @@ fn bootstrap_addresses_are_split_for_the_probe() {
 #[test]
 fn bootstrap_verdicts() {
     assert_eq!(bootstrap_verdict(0, 0, 0, None).status, Status::Warn);
+    assert_eq!(bootstrap_verdict(0, 0, 0, Some(0)).status, Status::Warn);
     assert_eq!(bootstrap_verdict(0, 0, 0, Some(4)).status, Status::Ok);
     assert_eq!(bootstrap_verdict(2, 0, 0, None).status, Status::Unknown);
     assert_eq!(bootstrap_verdict(2, 0, 2, None).status, Status::Problem);
