@@ -1,7 +1,8 @@
 //! `PRAGMA integrity_check` on a database file, without changing it (`rhizo doctor`).
 //!
 //! The file is opened read-only, is not migrated and gets no connection settings, so a damaged
-//! file stays as it was and a running node (WAL) keeps writing while the check reads.
+//! file stays as it was and a running node (WAL) keeps writing while the check reads. (An
+//! encrypted store would need its key applied on this connection before the first read.)
 
 use std::path::Path;
 
