@@ -116,20 +116,22 @@ fn seconds(ms: i64) -> String {
 }
 
 pub(super) fn reachability(node: Option<&Node>, config: &Config) -> Verdict {
-    const CHECK: &str = "reachability";
     let Some(node) = node else {
-        return Verdict::unknown(CHECK, "the node is not running");
+        return Verdict::unknown("reachability", "the node is not running");
     };
-    let Some(r) = &node.stats.reachability else {
-        return Verdict::unknown(CHECK, "the node did not report it");
-    };
-    if !config.relays.is_empty() && r.relayed_addrs.is_empty() {
+    match &node.stats.reachability {
+        Some(r) => reachability_verdict(r, config.relays.len()),
+        None => Verdict::unknown("reachability", "the node did not report it"),
+    }
+}
+
+/// The reachability verdict from the node's AutoNAT and relay state, with `relays` configured.
+pub(super) fn reachability_verdict(r: &rhizo_net::Reachability, relays: usize) -> Verdict {
+    const CHECK: &str = "reachability";
+    if relays > 0 && r.relayed_addrs.is_empty() {
         return Verdict::problem(
             CHECK,
-            format!(
-                "none of the {} configured relay(s) holds a reservation for this node",
-                config.relays.len()
-            ),
+            format!("none of the {relays} configured relay(s) holds a reservation for this node"),
             "check that the relays run with --relay and are reachable (`rhizo peers`), or \
              configure another one with --relay-via",
         );

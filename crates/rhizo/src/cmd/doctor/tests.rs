@@ -3,7 +3,10 @@ use std::path::Path;
 use rhizo_node::clock_skew::ClockSkewSummary;
 
 use super::Status;
-use super::live::{BootstrapAddr, MAX_SKEW_MS, bootstrap_verdict, parse_bootstrap, skew_verdict};
+use super::live::{
+    BootstrapAddr, MAX_SKEW_MS, bootstrap_verdict, parse_bootstrap, reachability_verdict,
+    skew_verdict,
+};
 use super::local::{LOW_FREE_BYTES, MIN_FREE_BYTES, Owned, disk_verdict, permissions_verdict};
 
 const ME: u32 = 1000;
@@ -153,4 +156,49 @@ fn bootstrap_verdicts() {
     assert_eq!(bootstrap_verdict(2, 0, 2, None).status, Status::Problem);
     assert_eq!(bootstrap_verdict(2, 1, 2, None).status, Status::Warn);
     assert_eq!(bootstrap_verdict(2, 2, 2, None).status, Status::Ok);
+}
+
+fn reachability(nat_status: &str, public: bool, relayed: bool) -> rhizo_net::Reachability {
+    let addr: rhizo_net::Multiaddr = "/ip4/192.0.2.1/tcp/4747".parse().expect("addr");
+    rhizo_net::Reachability {
+        nat_status: nat_status.into(),
+        public_addrs: if public {
+            vec![addr.clone()]
+        } else {
+            Vec::new()
+        },
+        relayed_addrs: if relayed { vec![addr] } else { Vec::new() },
+        relay_server: false,
+        upnp: false,
+        hole_punches: 0,
+    }
+}
+
+#[test]
+fn reachability_verdicts() {
+    assert_eq!(
+        reachability_verdict(&reachability("public", true, false), 0).status,
+        Status::Ok
+    );
+    assert_eq!(
+        reachability_verdict(&reachability("private", false, true), 1).status,
+        Status::Ok
+    );
+    let lan = reachability_verdict(&reachability("private", false, false), 0);
+    assert_eq!(lan.status, Status::Warn);
+    assert!(
+        lan.fix
+            .as_deref()
+            .is_some_and(|f| f.contains("--relay-via")),
+        "{lan:?}"
+    );
+    assert_eq!(
+        reachability_verdict(&reachability("unknown", false, false), 0).status,
+        Status::Unknown
+    );
+    // Relays configured, none holds a slot: whatever AutoNAT says, that is broken.
+    assert_eq!(
+        reachability_verdict(&reachability("private", false, false), 2).status,
+        Status::Problem
+    );
 }
