@@ -45,10 +45,22 @@ fn blob(byte: u8, len: usize) -> String {
 /// version): one or two rows in each table it added, some values in the columns it added.
 /// A migration without an entry adds nothing worth a row (indexes, triggers, back-fills).
 fn seed(version: u32) -> Option<String> {
-    let bob = blob(0x01, 32);
-    let bob_device = blob(0x03, 32);
-    let session = blob(0x04, 16);
-    let group_session = blob(0x17, 16);
+    if version <= 8 {
+        seed_first_years(version)
+    } else {
+        seed_later(version)
+    }
+}
+
+/// The contacts' uid, device and 1:1 session of the seeds.
+const BOB: (u8, u8, u8) = (0x01, 0x03, 0x04);
+
+/// [`seed`] for versions 1 to 8: meta, the peer book, messaging, mailbox, profiles, bans and
+/// channels.
+fn seed_first_years(version: u32) -> Option<String> {
+    let bob = blob(BOB.0, 32);
+    let bob_device = blob(BOB.1, 32);
+    let session = blob(BOB.2, 16);
     Some(match version {
         1 => "INSERT INTO meta (key, value) VALUES ('identity', 'fixture-alice'), ('name', 'Alice');"
             .to_owned(),
@@ -107,6 +119,17 @@ fn seed(version: u32) -> Option<String> {
             blob(0x0e, 32),
             blob(0x0d, 32),
         ),
+        _ => return None,
+    })
+}
+
+/// [`seed`] for versions 9 on: requests, agents, groups, Welcome parts, files.
+fn seed_later(version: u32) -> Option<String> {
+    let bob = blob(BOB.0, 32);
+    let bob_device = blob(BOB.1, 32);
+    let session = blob(BOB.2, 16);
+    let group_session = blob(0x17, 16);
+    Some(match version {
         9 => format!(
             "INSERT INTO request_senders (uid, state, first_at, last_at, name)
                 VALUES ({carol}, 'pending', {T}, {T}, 'Carol');
