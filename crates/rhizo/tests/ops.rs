@@ -269,6 +269,10 @@ fn the_man_page_is_roff_naming_every_subcommand_and_renders() {
         "{page}"
     );
     assert!(page.contains(".TH rhizo 1"), "no title header:\n{page}");
+    assert!(
+        page.contains("rhizo \\- decentralized"),
+        "NAME line:\n{page}"
+    );
     for sub in SUBCOMMANDS {
         assert!(
             page.contains(&format!("rhizo\\-{sub}")) || page.contains(sub),

@@ -18,7 +18,13 @@ pub(crate) fn completions(args: &CompletionsArgs) -> anyhow::Result<()> {
 }
 
 pub(crate) fn man(args: &ManArgs) -> anyhow::Result<()> {
-    let cmd = Cli::command();
+    // NAME reads "rhizo - <about>": the about without its own "rhizo: " prefix.
+    let mut cmd = Cli::command();
+    if let Some(about) = cmd.get_about().map(ToString::to_string)
+        && let Some(rest) = about.strip_prefix("rhizo: ")
+    {
+        cmd = cmd.about(rest.to_owned());
+    }
     if let Some(dir) = &args.dir {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         clap_mangen::generate_to(cmd, dir)
