@@ -186,6 +186,8 @@ fn doctor_beside_a_running_node_reads_the_clock_skew_and_the_bootstrap_connectio
     let stdout = text(&out.stdout);
     assert_no_panic(&out);
     assert!(line(&stdout, "node").starts_with("ok "), "{stdout}");
+    // The integrity check reads beside the running node's writer.
+    assert!(line(&stdout, "database").starts_with("ok "), "{stdout}");
     // Both clocks are this machine's: well within the bound.
     let clock = line(&stdout, "clock skew");
     assert!(
