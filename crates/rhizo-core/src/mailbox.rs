@@ -203,6 +203,11 @@ pub enum MailboxRequest {
     Fetch(FetchRequest),
     /// Delete what a receipt names.
     Delete(DeleteRequest),
+    /// Push, from a replica to the recipient: it now holds something for `recipient`.
+    Notify {
+        /// Whose mailbox.
+        recipient: Uid,
+    },
 }
 
 impl MailboxRequest {
@@ -237,6 +242,9 @@ impl MailboxRequest {
                 recipient_uid: Bytes::copy_from_slice(d.recipient.as_bytes()),
                 device_list: d.device_list.clone(),
                 receipt: d.receipt.clone(),
+            }),
+            Self::Notify { recipient } => Op::Notify(proto::NotifyRequest {
+                recipient_uid: Bytes::copy_from_slice(recipient.as_bytes()),
             }),
         };
         proto::MailboxRequest { op: Some(op) }.encode_to_vec()
@@ -294,6 +302,9 @@ impl MailboxRequest {
                 device_list: d.device_list,
                 receipt: d.receipt,
             })),
+            Op::Notify(n) => Ok(Self::Notify {
+                recipient: uid_from(&n.recipient_uid)?,
+            }),
         }
     }
 }
@@ -651,6 +662,8 @@ pub enum MailboxResponse {
         /// How many.
         count: u32,
     },
+    /// A push ([`MailboxRequest::Notify`]) was taken note of.
+    Notified,
     /// Refused.
     Error {
         /// Why, as a stable code.
@@ -695,6 +708,7 @@ impl MailboxResponse {
                 next_cursor: *next_cursor,
             }),
             Self::Deleted { count } => R::Deleted(proto::Deleted { count: *count }),
+            Self::Notified => R::Notified(proto::NotifyOk {}),
             Self::Error { code, detail } => {
                 let mut detail = detail.clone();
                 if detail.len() > MAX_DETAIL_BYTES {
@@ -757,6 +771,7 @@ impl MailboxResponse {
                     }
                 }
                 R::Deleted(d) => Self::Deleted { count: d.count },
+                R::Notified(_) => Self::Notified,
                 R::Error(e) if e.detail.len() > MAX_DETAIL_BYTES => {
                     return Err(MailboxError::Malformed(
                         "error detail longer than 256 bytes",

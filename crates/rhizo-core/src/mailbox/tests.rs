@@ -60,6 +60,9 @@ fn requests_and_responses_round_trip() {
             alice.list.clone(),
             &receipt,
         )),
+        MailboxRequest::Notify {
+            recipient: uid(&alice),
+        },
     ];
     for r in requests {
         assert_eq!(MailboxRequest::decode(&r.encode()).unwrap(), r);
@@ -82,6 +85,7 @@ fn requests_and_responses_round_trip() {
             next_cursor: 77,
         },
         MailboxResponse::Deleted { count: 4 },
+        MailboxResponse::Notified,
         MailboxResponse::Error {
             code: ErrorCode::QuotaExceeded,
             detail: "full".into(),

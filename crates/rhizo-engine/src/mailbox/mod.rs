@@ -18,6 +18,9 @@
 //!
 //! Cheap checks (size, structure, timestamps) run before any signature verification, and
 //! signatures before the quota counts and any write.
+//!
+//! `push`: [`PushBook`], which recipients a replica tells at once that it holds something new
+//! for them (the peers that fetched their mailbox here), coalesced and rate-limited.
 
 use std::sync::Mutex;
 
@@ -235,6 +238,10 @@ pub fn authorize(
         MailboxRequest::Store { .. } | MailboxRequest::Challenge { .. } => {
             Err(error(ErrorCode::Internal, "not a fetch or delete"))
         }
+        MailboxRequest::Notify { .. } => Err(error(
+            ErrorCode::Malformed,
+            "a push is for the recipient's node, not for a replica",
+        )),
     }
 }
 
@@ -454,6 +461,13 @@ pub fn delete_targets(receipt: &rhizo_core::envelope::DeliveryReceipt) -> Delete
     }
     targets
 }
+
+mod push;
+
+pub use push::{
+    MAX_PUSH_MAILBOXES, MAX_PUSH_PEERS_PER_MAILBOX, MAX_PUSHES_PER_POLL, PUSH_MIN_INTERVAL_MS,
+    PUSH_SUBSCRIPTION_TTL_MS, PushBook,
+};
 
 #[cfg(any(test, feature = "test-support"))]
 pub mod test_support;

@@ -1,0 +1,100 @@
+use super::*;
+
+const M: [u8; 32] = [1; 32];
+
+#[test]
+fn a_store_pushes_to_each_peer_that_fetched_the_mailbox() {
+    let mut book = PushBook::new();
+    book.subscribe(M, "phone", 0);
+    book.subscribe(M, "laptop", 0);
+    book.on_stored(&[2; 32], 10);
+    assert!(book.poll_due(10).is_empty(), "nobody fetched that mailbox here");
+    book.on_stored(&M, 10);
+    let mut due = book.poll_due(10);
+    due.sort();
+    assert_eq!(due, vec![(M, "laptop"), (M, "phone")]);
+    assert!(book.poll_due(10).is_empty(), "handed out once");
+}
+
+#[test]
+fn a_burst_of_stores_is_one_push_per_window() {
+    let mut book = PushBook::new();
+    book.subscribe(M, 'p', 0);
+    book.on_stored(&M, 100);
+    assert_eq!(book.poll_due(100), vec![(M, 'p')]);
+    // More stores while the push is on its way: one more push, after the window.
+    book.on_stored(&M, 110);
+    book.on_stored(&M, 120);
+    book.on_sent(&M, &'p', true, 130);
+    assert!(book.poll_due(130).is_empty());
+    assert_eq!(book.next_deadline(), Some(130 + PUSH_MIN_INTERVAL_MS));
+    assert_eq!(book.poll_due(130 + PUSH_MIN_INTERVAL_MS), vec![(M, 'p')]);
+    book.on_sent(&M, &'p', true, 700);
+    // A store inside the window of the last push waits for its end.
+    book.on_stored(&M, 700);
+    assert!(book.poll_due(700).is_empty());
+    assert_eq!(book.next_deadline(), Some(630 + PUSH_MIN_INTERVAL_MS));
+    // Nothing new: nothing due.
+    book.poll_due(2_000);
+    book.on_sent(&M, &'p', true, 2_000);
+    assert_eq!(book.next_deadline(), None);
+    assert!(book.poll_due(10_000).is_empty());
+}
+
+#[test]
+fn an_undelivered_push_goes_out_when_the_peer_connects() {
+    let mut book = PushBook::new();
+    book.subscribe(M, 'p', 0);
+    book.on_stored(&M, 1_000);
+    assert_eq!(book.poll_due(1_000), vec![(M, 'p')]);
+    book.on_sent(&M, &'p', false, 1_100);
+    book.on_stored(&M, 5_000);
+    assert!(book.poll_due(60_000).is_empty(), "waits for a connection");
+    assert_eq!(book.next_deadline(), None);
+    book.on_connected(&'q', 70_000);
+    assert!(book.poll_due(70_000).is_empty(), "another peer");
+    book.on_connected(&'p', 70_000);
+    assert_eq!(book.poll_due(70_000), vec![(M, 'p')]);
+}
+
+#[test]
+fn subscriptions_expire_and_are_bounded() {
+    let mut book = PushBook::new();
+    book.subscribe(M, 0u32, 0);
+    book.on_stored(&M, PUSH_SUBSCRIPTION_TTL_MS);
+    assert!(book.poll_due(PUSH_SUBSCRIPTION_TTL_MS).is_empty(), "expired");
+    assert!(book.is_empty());
+
+    // Peers per mailbox: the one that fetched least recently goes.
+    for peer in 0..=MAX_PUSH_PEERS_PER_MAILBOX as u32 {
+        book.subscribe(M, peer, i64::from(peer));
+    }
+    book.on_stored(&M, 100);
+    let due = book.poll_due(100);
+    assert_eq!(due.len(), MAX_PUSH_PEERS_PER_MAILBOX);
+    assert!(!due.iter().any(|(_, p)| *p == 0));
+
+    // Mailboxes: the one fetched least recently goes.
+    let mut book = PushBook::new();
+    for i in 0..=MAX_PUSH_MAILBOXES {
+        let mut key = [0u8; 32];
+        key[..8].copy_from_slice(&(i as u64).to_be_bytes());
+        book.subscribe(key, 'p', i as i64);
+    }
+    assert_eq!(book.len(), MAX_PUSH_MAILBOXES);
+    book.on_stored(&[0; 32], 10_000);
+    assert!(book.poll_due(10_000).is_empty(), "the first mailbox was evicted");
+}
+
+#[test]
+fn one_poll_hands_out_a_bounded_number() {
+    let mut book = PushBook::new();
+    for i in 0..(MAX_PUSHES_PER_POLL + 5) {
+        let mut key = [0u8; 32];
+        key[0] = i as u8;
+        book.subscribe(key, 'p', 0);
+        book.on_stored(&key, 1);
+    }
+    assert_eq!(book.poll_due(1).len(), MAX_PUSHES_PER_POLL);
+    assert_eq!(book.poll_due(1).len(), 5);
+}
