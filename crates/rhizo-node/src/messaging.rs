@@ -176,6 +176,7 @@ impl Messaging {
         agent_presence: Arc<AgentPresence>,
     ) -> Result<Self, EngineError> {
         let (events, _) = broadcast::channel(crate::events::EVENT_BUFFER);
+        mailbox.set_own_uid(me.uid);
         Ok(Self {
             inner: Arc::new(Inner {
                 db,

@@ -532,6 +532,7 @@ impl Background {
             tokio::spawn(messaging.clone().run_task_timer(stop_rx.clone())),
             tokio::spawn(messaging.clone().run_publisher(stop_rx.clone())),
             tokio::spawn(messaging.clone().run_mailbox(stop_rx.clone())),
+            tokio::spawn(mailbox.clone().run_push(stop_rx.clone())),
             tokio::spawn(guard.clone().run(stop_rx.clone())),
             tokio::spawn(files.clone().run(stop_rx.clone())),
             tokio::spawn(crate::pex::run(

@@ -145,13 +145,14 @@ impl<P: Clone + Eq> PushBook<P> {
         }
     }
 
-    /// The pushes due at `now` (at most [`MAX_PUSHES_PER_POLL`]), each now on its way: report
-    /// each with [`on_sent`](Self::on_sent).
-    pub fn poll_due(&mut self, now: i64) -> Vec<([u8; 32], P)> {
+    /// The pushes due at `now` (at most `max`, and at most [`MAX_PUSHES_PER_POLL`]), each now
+    /// on its way: report each with [`on_sent`](Self::on_sent).
+    pub fn poll_due(&mut self, now: i64, max: usize) -> Vec<([u8; 32], P)> {
+        let max = max.min(MAX_PUSHES_PER_POLL);
         let mut out = Vec::new();
         for (mailbox, subs) in &mut self.mailboxes {
             for sub in subs.iter_mut() {
-                if out.len() >= MAX_PUSHES_PER_POLL {
+                if out.len() >= max {
                     return out;
                 }
                 if matches!(sub.state, PushState::Due(at) if at <= now) {

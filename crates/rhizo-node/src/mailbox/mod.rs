@@ -12,6 +12,9 @@
 //!               (tombstoned) once every device the entry was addressed to has it
 //!  replica ── every `mailbox_replicate_secs` (on the node's Clock): copy what it holds to the
 //!             current closest 5
+//!  replica ── Notify(UID) ──▶ a peer that fetched that mailbox here, when a store for it
+//!             committed (push; on the peer's next connection if it is not reachable now)
+//!  recipient: Notify for our UID ─▶ NotifyOk ─▶ fetch from that replica at once
 //! ```
 //!
 //! The replica's rules (what it answers to each request) are sans-IO functions in
@@ -24,8 +27,11 @@
 //! - `writer`: [`ReplicaWriter`] — the replica's stores through [`Db::try_write`].
 //! - `client`: storing on, fetching from and deleting from replicas (or our own table).
 //! - `replication`: copying what we hold to the current closest replicas, on a timer.
+//! - `push`: telling recipients at once that we hold something new for them, and taking
+//!   such pushes for our own mailbox.
 
 mod client;
+mod push;
 mod replica;
 mod replication;
 mod writer;
@@ -37,14 +43,20 @@ use std::{
 };
 
 use libp2p::PeerId;
-use rhizo_core::{envelope::ErrorCode, mailbox::REPLICAS};
+use rhizo_core::{
+    Uid,
+    envelope::ErrorCode,
+    mailbox::{MailboxRequest, MailboxResponse, REPLICAS},
+};
 use rhizo_engine::mailbox::error;
 use rhizo_net::{Client, ClosestPeer};
+use rhizo_engine::mailbox::PushBook;
 use rhizo_store::{Db, mailbox::MailboxQuota};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc};
 use tracing::debug;
 
 pub use client::{Page, Source, StoreOutcome, StoreVerdict};
+pub use push::{MAX_PUSHES_IN_FLIGHT, PUSH_QUEUE_CAPACITY, PushQueue};
 pub use replica::{MailboxReplica, Neighbourhood};
 pub use rhizo_engine::mailbox::{CheckedStore, ReplicaContext, handle_request};
 pub use writer::{ReplicaWriter, ReplicaWriterStats};
@@ -115,6 +127,16 @@ struct Inner {
     pushed: Mutex<HashMap<[u8; 32], HashSet<PeerId>>>,
     /// Inbound requests in flight (at most [`MAX_MAILBOX_IN_FLIGHT`]).
     in_flight: Arc<Semaphore>,
+    /// Our UID (pushes for it are taken).
+    own_uid: std::sync::OnceLock<Uid>,
+    /// Whom to push to when a store commits here.
+    push: Mutex<PushBook<PeerId>>,
+    /// Wakes the push loop (a store, a connection, a push done).
+    push_wake: Notify,
+    /// Pushes for our own mailbox, to the mailbox loop.
+    push_tx: mpsc::Sender<PeerId>,
+    /// The mailbox loop's end of `push_tx` (taken once).
+    push_rx: Mutex<Option<push::PushQueue>>,
 }
 
 /// Room for one inbound mailbox request (from [`Mailbox::try_admit`]); released on drop.
@@ -177,8 +199,14 @@ impl Mailbox {
                 })
             })
         };
+        let (push, push_tx, push_rx) = push::new_push_state();
         Self {
             inner: Arc::new(Inner {
+                own_uid: std::sync::OnceLock::new(),
+                push,
+                push_wake: Notify::new(),
+                push_tx,
+                push_rx,
                 replica: MailboxReplica::with_neighbourhood(
                     db.clone(),
                     ReplicaContext {
@@ -221,7 +249,32 @@ impl Mailbox {
         payload: Vec<u8>,
     ) -> Vec<u8> {
         debug!(%peer, bytes = payload.len(), "mailbox request");
-        self.inner.replica.handle(payload).await.encode()
+        let request = match MailboxRequest::decode(&payload) {
+            Ok(r) => r,
+            Err(e) => return error(e.code(), e.to_string()).encode(),
+        };
+        drop(payload);
+        let (fetched, stored) = match &request {
+            MailboxRequest::Notify { recipient } => {
+                return self.on_notify(peer, recipient).encode();
+            }
+            MailboxRequest::Fetch(f) => (Some(*f.recipient.as_bytes()), None),
+            MailboxRequest::Store { recipient, .. } => (None, Some(*recipient.as_bytes())),
+            _ => (None, None),
+        };
+        let response = self.inner.replica.handle_request(request).await;
+        match (&response, fetched, stored) {
+            (MailboxResponse::Fetched { .. }, Some(mailbox), _) => self.subscribe(mailbox, peer),
+            (
+                MailboxResponse::Stored {
+                    duplicate: false, ..
+                },
+                _,
+                Some(mailbox),
+            ) => self.on_stored(&mailbox),
+            _ => {}
+        }
+        response.encode()
     }
 
     /// How the replica's group commit went so far.

@@ -108,6 +108,11 @@ impl MailboxReplica {
             Err(e) => return error(e.code(), e.to_string()),
         };
         drop(payload);
+        self.handle_request(request).await
+    }
+
+    /// Answers one decoded request (see [`handle`](Self::handle)).
+    pub async fn handle_request(&self, request: MailboxRequest) -> MailboxResponse {
         if let (MailboxRequest::Store { recipient, .. }, Some(neighbourhood)) =
             (&request, &self.inner.neighbourhood)
             && !neighbourhood(mailbox_key(recipient)).await

@@ -19,6 +19,14 @@ const EXTRA_FETCH_REPLICAS: usize = 3;
 /// Poll interval until a replica answered for the first time (at most the configured one).
 const FIRST_POLL: Duration = Duration::from_secs(2);
 
+/// The next push from the queue; never, without one.
+async fn next_push(queue: &mut Option<crate::mailbox::PushQueue>) -> Option<libp2p::PeerId> {
+    match queue {
+        Some(q) => q.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Whether a fetch error is a replica's refusal of this device under the device list sent
 /// (`UNKNOWN_SENDER`: not listed, or a list older than one the replica saw).
 fn refused_device(error: &str) -> bool {
@@ -145,23 +153,69 @@ impl Messaging {
         Ok((fetched.handled, fetched.new))
     }
 
-    /// Fetches our mailbox at start (as soon as a replica answers), then every poll interval
-    /// and when woken (a revoke), until `shutdown` fires.
+    /// Fetches our mailbox at once at start, then every poll interval (every [`FIRST_POLL`]
+    /// until a replica answered) and when woken (a revoke); and from one replica at once when
+    /// it pushes (it holds something new for us), until `shutdown` fires.
     pub async fn run_mailbox(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         let poll = self.inner.mailbox.settings().poll;
+        let mut pushes = self.inner.mailbox.take_push_queue();
         let mut reached = false;
+        let mut first = true;
         loop {
-            let wait = if reached { poll } else { poll.min(FIRST_POLL) };
+            let wait = match (first, reached) {
+                (true, _) => Duration::ZERO,
+                (false, true) => poll,
+                (false, false) => poll.min(FIRST_POLL),
+            };
+            first = false;
+            let mut pushed: Vec<libp2p::PeerId> = Vec::new();
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
                 () = self.inner.mailbox_wake.notified() => {}
+                Some(peer) = next_push(&mut pushes) => pushed.push(peer),
                 _ = shutdown.changed() => return,
+            }
+            if !pushed.is_empty() {
+                if let Some(queue) = pushes.as_mut() {
+                    while let Ok(peer) = queue.try_recv() {
+                        if !pushed.contains(&peer) {
+                            pushed.push(peer);
+                        }
+                    }
+                }
+                match self.fetch_pushed(&pushed).await {
+                    Ok(report) => reached |= report.replicas > 0,
+                    Err(e) => warn!(error = %e, "fetching the mailbox after a push failed"),
+                }
+                continue;
             }
             match self.fetch_mailbox().await {
                 Ok(report) => reached |= report.replicas > 0,
                 Err(e) => warn!(error = %e, "fetching the mailbox failed"),
             }
         }
+    }
+
+    /// Fetches from the replicas that pushed (they hold something new for us).
+    async fn fetch_pushed(&self, replicas: &[libp2p::PeerId]) -> Result<FetchReport, FetchError> {
+        let now = self.now();
+        let device_list = self
+            .with_engine(move |tx, engine| engine.device_list(tx, now))
+            .await?;
+        let mut report = FetchReport::default();
+        for peer in replicas {
+            let source = Source::Remote(rhizo_net::ClosestPeer {
+                peer: *peer,
+                addrs: Vec::new(),
+            });
+            if self.fetch_from(&source, &device_list, &mut report).await? {
+                report.replicas += 1;
+            }
+        }
+        if report.new > 0 {
+            info!(new = report.new, "messages fetched from the mailbox after a push");
+        }
+        Ok(report)
     }
 
     /// What this node holds for others and what it still has queued for its contacts.

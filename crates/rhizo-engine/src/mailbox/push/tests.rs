@@ -8,12 +8,12 @@ fn a_store_pushes_to_each_peer_that_fetched_the_mailbox() {
     book.subscribe(M, "phone", 0);
     book.subscribe(M, "laptop", 0);
     book.on_stored(&[2; 32], 10);
-    assert!(book.poll_due(10).is_empty(), "nobody fetched that mailbox here");
+    assert!(book.poll_due(10, usize::MAX).is_empty(), "nobody fetched that mailbox here");
     book.on_stored(&M, 10);
-    let mut due = book.poll_due(10);
+    let mut due = book.poll_due(10, usize::MAX);
     due.sort();
     assert_eq!(due, vec![(M, "laptop"), (M, "phone")]);
-    assert!(book.poll_due(10).is_empty(), "handed out once");
+    assert!(book.poll_due(10, usize::MAX).is_empty(), "handed out once");
 }
 
 #[test]
@@ -21,24 +21,24 @@ fn a_burst_of_stores_is_one_push_per_window() {
     let mut book = PushBook::new();
     book.subscribe(M, 'p', 0);
     book.on_stored(&M, 100);
-    assert_eq!(book.poll_due(100), vec![(M, 'p')]);
+    assert_eq!(book.poll_due(100, usize::MAX), vec![(M, 'p')]);
     // More stores while the push is on its way: one more push, after the window.
     book.on_stored(&M, 110);
     book.on_stored(&M, 120);
     book.on_sent(&M, &'p', true, 130);
-    assert!(book.poll_due(130).is_empty());
+    assert!(book.poll_due(130, usize::MAX).is_empty());
     assert_eq!(book.next_deadline(), Some(130 + PUSH_MIN_INTERVAL_MS));
-    assert_eq!(book.poll_due(130 + PUSH_MIN_INTERVAL_MS), vec![(M, 'p')]);
+    assert_eq!(book.poll_due(130 + PUSH_MIN_INTERVAL_MS, usize::MAX), vec![(M, 'p')]);
     book.on_sent(&M, &'p', true, 700);
     // A store inside the window of the last push waits for its end.
     book.on_stored(&M, 700);
-    assert!(book.poll_due(700).is_empty());
+    assert!(book.poll_due(700, usize::MAX).is_empty());
     assert_eq!(book.next_deadline(), Some(630 + PUSH_MIN_INTERVAL_MS));
     // Nothing new: nothing due.
-    book.poll_due(2_000);
+    book.poll_due(2_000, usize::MAX);
     book.on_sent(&M, &'p', true, 2_000);
     assert_eq!(book.next_deadline(), None);
-    assert!(book.poll_due(10_000).is_empty());
+    assert!(book.poll_due(10_000, usize::MAX).is_empty());
 }
 
 #[test]
@@ -46,15 +46,15 @@ fn an_undelivered_push_goes_out_when_the_peer_connects() {
     let mut book = PushBook::new();
     book.subscribe(M, 'p', 0);
     book.on_stored(&M, 1_000);
-    assert_eq!(book.poll_due(1_000), vec![(M, 'p')]);
+    assert_eq!(book.poll_due(1_000, usize::MAX), vec![(M, 'p')]);
     book.on_sent(&M, &'p', false, 1_100);
     book.on_stored(&M, 5_000);
-    assert!(book.poll_due(60_000).is_empty(), "waits for a connection");
+    assert!(book.poll_due(60_000, usize::MAX).is_empty(), "waits for a connection");
     assert_eq!(book.next_deadline(), None);
     book.on_connected(&'q', 70_000);
-    assert!(book.poll_due(70_000).is_empty(), "another peer");
+    assert!(book.poll_due(70_000, usize::MAX).is_empty(), "another peer");
     book.on_connected(&'p', 70_000);
-    assert_eq!(book.poll_due(70_000), vec![(M, 'p')]);
+    assert_eq!(book.poll_due(70_000, usize::MAX), vec![(M, 'p')]);
 }
 
 #[test]
@@ -62,7 +62,7 @@ fn subscriptions_expire_and_are_bounded() {
     let mut book = PushBook::new();
     book.subscribe(M, 0u32, 0);
     book.on_stored(&M, PUSH_SUBSCRIPTION_TTL_MS);
-    assert!(book.poll_due(PUSH_SUBSCRIPTION_TTL_MS).is_empty(), "expired");
+    assert!(book.poll_due(PUSH_SUBSCRIPTION_TTL_MS, usize::MAX).is_empty(), "expired");
     assert!(book.is_empty());
 
     // Peers per mailbox: the one that fetched least recently goes.
@@ -70,7 +70,7 @@ fn subscriptions_expire_and_are_bounded() {
         book.subscribe(M, peer, i64::from(peer));
     }
     book.on_stored(&M, 100);
-    let due = book.poll_due(100);
+    let due = book.poll_due(100, usize::MAX);
     assert_eq!(due.len(), MAX_PUSH_PEERS_PER_MAILBOX);
     assert!(!due.iter().any(|(_, p)| *p == 0));
 
@@ -83,7 +83,7 @@ fn subscriptions_expire_and_are_bounded() {
     }
     assert_eq!(book.len(), MAX_PUSH_MAILBOXES);
     book.on_stored(&[0; 32], 10_000);
-    assert!(book.poll_due(10_000).is_empty(), "the first mailbox was evicted");
+    assert!(book.poll_due(10_000, usize::MAX).is_empty(), "the first mailbox was evicted");
 }
 
 #[test]
@@ -95,6 +95,6 @@ fn one_poll_hands_out_a_bounded_number() {
         book.subscribe(key, 'p', 0);
         book.on_stored(&key, 1);
     }
-    assert_eq!(book.poll_due(1).len(), MAX_PUSHES_PER_POLL);
-    assert_eq!(book.poll_due(1).len(), 5);
+    assert_eq!(book.poll_due(1, usize::MAX).len(), MAX_PUSHES_PER_POLL);
+    assert_eq!(book.poll_due(1, usize::MAX).len(), 5);
 }
