@@ -84,6 +84,23 @@ impl Transmit {
         targets_of(&self.contact)
     }
 
+    /// The same envelopes, one per transmit (bare frames, in order), for a device that takes
+    /// no batch frames (a node older than them: it does not speak `/rhizo/msg/2`).
+    pub fn singles(&self) -> Vec<Self> {
+        if self.items.len() <= 1 {
+            return vec![self.clone()];
+        }
+        self.items
+            .iter()
+            .filter_map(|item| transmit(&self.contact, std::slice::from_ref(item)).ok())
+            .map(|t| Self {
+                mailbox_only: self.mailbox_only,
+                own: self.own.clone(),
+                ..t
+            })
+            .collect()
+    }
+
     /// Our own other listed devices, which hold leaves of the conversation too (issue 15): the
     /// driver sends them the frame as well, so what we send shows there as ours. Best effort:
     /// their answers do not count for the envelope's state (pass only the contact's devices'

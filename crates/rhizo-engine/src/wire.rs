@@ -57,6 +57,16 @@ pub fn conduct_of(response: &[u8]) -> Option<rhizo_core::abuse::Conduct> {
     }
 }
 
+/// The `MALFORMED` answer a node older than batch frames gives to one (it reads it as a broken
+/// envelope); a node run without batch frames answers the same.
+pub fn batch_refused_response() -> Vec<u8> {
+    error_response(
+        ErrorCode::Malformed,
+        "not an envelope (this node takes no batch frames)",
+        None,
+    )
+}
+
 pub(crate) fn error_response(
     code: ErrorCode,
     detail: &str,

@@ -15,7 +15,7 @@ use libp2p::{
 };
 
 use crate::msg_protocol::{
-    FILE_PROTOCOL, FrameCodec, LINK_PROTOCOL, MAILBOX_PROTOCOL, MSG_PROTOCOL,
+    FILE_PROTOCOL, FrameCodec, LINK_PROTOCOL, MAILBOX_PROTOCOL, MSG_BATCH_PROTOCOL, MSG_PROTOCOL,
 };
 use crate::{guard::Guard, kad_tap::KadTap, msg_protocol::PEX_PROTOCOL};
 
@@ -103,6 +103,8 @@ const MDNS_QUERY_INTERVAL: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub(crate) struct BehaviourConfig {
     pub(crate) agent_version: String,
+    /// Speak `/rhizo/msg/2` (batch frames) besides `/rhizo/msg/1`.
+    pub(crate) batch_frames: bool,
     pub(crate) mdns: bool,
     /// Announce only external addresses (`--announce`), not the bound listeners.
     pub(crate) hide_listen_addrs: bool,
@@ -128,7 +130,7 @@ pub struct Behaviour {
     pub kad: KadTap,
     /// mDNS on the local network, when enabled.
     pub mdns: Toggle<mdns::tokio::Behaviour>,
-    /// `/rhizo/msg/1`: envelopes and their receipts.
+    /// `/rhizo/msg/2` (batch frames too) and `/rhizo/msg/1`: envelopes and their receipts.
     pub msg: request_response::Behaviour<FrameCodec>,
     /// `/rhizo/mailbox/1`: store, fetch and delete at other nodes' mailbox replicas.
     pub mailbox: request_response::Behaviour<FrameCodec>,
@@ -193,12 +195,7 @@ impl Behaviour {
             ping: ping::Behaviour::new(ping::Config::new()),
             kad: KadTap::new(kad),
             mdns: mdns.into(),
-            msg: request_response(
-                FrameCodec::msg(),
-                MSG_PROTOCOL,
-                MSG_REQUEST_TIMEOUT,
-                MSG_MAX_CONCURRENT_STREAMS,
-            ),
+            msg: msg_behaviour(config.batch_frames),
             guard: Guard::new(config.guard.clone()),
             pex: request_response(
                 FrameCodec::pex(),
@@ -272,6 +269,27 @@ fn new_kad(peer_id: libp2p::PeerId) -> kad::Behaviour<kad::store::MemoryStore> {
     // address (AutoNAT) before answering, and nodes on one LAN or loopback never would.
     kad.set_mode(Some(kad::Mode::Server));
     kad
+}
+
+/// The message protocols: `/rhizo/msg/2` first (a peer that speaks it takes batch frames),
+/// then `/rhizo/msg/1`; only `/rhizo/msg/1` without `batch_frames`. Multistream-select
+/// settles on the first the peer speaks, and the codec sends no batch frame on `/rhizo/msg/1`
+/// (the caller sends the envelopes one by one instead).
+fn msg_behaviour(batch_frames: bool) -> request_response::Behaviour<FrameCodec> {
+    let protocols = if batch_frames {
+        vec![MSG_BATCH_PROTOCOL, MSG_PROTOCOL]
+    } else {
+        vec![MSG_PROTOCOL]
+    };
+    request_response::Behaviour::with_codec(
+        FrameCodec::msg(),
+        protocols
+            .into_iter()
+            .map(|p| (p, request_response::ProtocolSupport::Full)),
+        request_response::Config::default()
+            .with_request_timeout(MSG_REQUEST_TIMEOUT)
+            .with_max_concurrent_streams(MSG_MAX_CONCURRENT_STREAMS),
+    )
 }
 
 /// One of rhizo's request-response protocols, with its frame limits, request timeout and

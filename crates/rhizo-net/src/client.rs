@@ -165,6 +165,10 @@ pub enum SendError {
     /// larger than the protocol allows).
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// The request is a batch frame and the peer takes none (it does not speak
+    /// `/rhizo/msg/2`); nothing was sent: send the envelopes one by one.
+    #[error("the peer takes no batch frames: send the envelopes one by one")]
+    BatchUnsupported,
     /// The request is larger than the protocol allows; nothing was sent.
     #[error("request of {len} bytes exceeds the limit of {max}")]
     TooLarge {

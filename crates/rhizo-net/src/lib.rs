@@ -8,7 +8,7 @@
 //! ```text
 //!   node services ──Client──▶ [bounded mpsc] ──▶ EventLoop ──▶ Swarm (tcp+noise+yamux, quic)
 //!         ▲                   DHT queries table ◀──┤            identify, ping, kad, mdns,
-//!         │                   request table     ◀──┤            /rhizo/msg/1 (≤ 512 KiB),
+//!         │                   request table     ◀──┤            /rhizo/msg/2, /1 (≤ 512 KiB),
 //!         │                   (msg, mailbox, pex)  │            /rhizo/mailbox/1
 //!         │                   peers, guard, nat    │              (req ≤ 320 KiB, resp ≤ 1 MiB),
 //!         │                                        │            /rhizo/pex/1, /rhizo/link/1,
@@ -63,11 +63,11 @@ pub use guard::{BanInfo, IpFilter, Misbehaviour, NetLimits};
 pub use libp2p::request_response::ResponseChannel;
 pub use libp2p::{Multiaddr, PeerId, identity::Keypair};
 pub use light::{IncomingLightStreams, LIGHT_PROTOCOL};
-pub use msg_protocol::{FILE_PROTOCOL, MAX_FILE_REQUEST_BYTES, MAX_FILE_RESPONSE_BYTES};
 pub use msg_protocol::{
-    FrameCodec, MAILBOX_PROTOCOL, MAX_FRAME_BYTES, MAX_MAILBOX_REQUEST_BYTES,
-    MAX_MAILBOX_RESPONSE_BYTES, MSG_PROTOCOL,
+    BATCH_FRAME_MARKER, FrameCodec, MAILBOX_PROTOCOL, MAX_FRAME_BYTES, MAX_MAILBOX_REQUEST_BYTES,
+    MAX_MAILBOX_RESPONSE_BYTES, MSG_BATCH_PROTOCOL, MSG_PROTOCOL,
 };
+pub use msg_protocol::{FILE_PROTOCOL, MAX_FILE_REQUEST_BYTES, MAX_FILE_RESPONSE_BYTES};
 pub use msg_protocol::{LINK_PROTOCOL, MAX_LINK_MESSAGE_BYTES};
 pub use msg_protocol::{MAX_PEX_REQUEST_BYTES, MAX_PEX_RESPONSE_BYTES, PEX_PROTOCOL};
 pub use nat::Reachability;
@@ -99,6 +99,9 @@ pub struct NetConfig {
     pub announce: Vec<Multiaddr>,
     /// The agent version announced through identify.
     pub agent_version: String,
+    /// Speak `/rhizo/msg/2` (batch frames) besides `/rhizo/msg/1`. Off: the node announces
+    /// and offers `/rhizo/msg/1` only, as nodes older than batch frames do.
+    pub batch_frames: bool,
     /// Idle connection timeout.
     pub idle_connection_timeout: Duration,
     /// Decides which DHT records this node stores for others.
@@ -312,6 +315,7 @@ pub fn start_with_transport(config: NetConfig, transport: Transport) -> Result<S
     };
     let behaviour_config = behaviour::BehaviourConfig {
         agent_version: config.agent_version.clone(),
+        batch_frames: config.batch_frames,
         mdns: config.mdns,
         hide_listen_addrs: !config.announce.is_empty(),
         relay_server: config.relay_server,
@@ -520,6 +524,7 @@ impl NetConfig {
             mdns: false,
             announce: Vec::new(),
             agent_version: format!("rhizo/{}", env!("CARGO_PKG_VERSION")),
+            batch_frames: true,
             idle_connection_timeout: DEFAULT_IDLE_CONNECTION_TIMEOUT,
             record_validator: std::sync::Arc::new(RefuseAllRecords),
             limits: NetLimits::default(),

@@ -32,8 +32,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::{StreamProtocol, request_response};
 
-/// The message protocol id.
+/// The message protocol id: one bare envelope per request.
 pub const MSG_PROTOCOL: StreamProtocol = StreamProtocol::new("/rhizo/msg/1");
+/// The message protocol with batch frames: a request is a bare envelope or a batch frame. A
+/// node that takes batch frames speaks it (and announces it through identify); a batch frame
+/// is never sent on [`MSG_PROTOCOL`].
+pub const MSG_BATCH_PROTOCOL: StreamProtocol = StreamProtocol::new("/rhizo/msg/2");
+/// The first byte of a batch frame (rhizo-core's `envelope::BATCH_FRAME_MARKER`; a bare
+/// envelope starts with `0x08`).
+pub const BATCH_FRAME_MARKER: u8 = 0xB1;
 /// Largest `/rhizo/msg/1` frame, either direction: an envelope is at most 256 KiB; a little
 /// headroom, no more.
 pub const MAX_FRAME_BYTES: usize = 512 * 1024;
@@ -289,13 +296,20 @@ impl request_response::Codec for FrameCodec {
 
     async fn write_request<T>(
         &mut self,
-        _: &StreamProtocol,
+        protocol: &StreamProtocol,
         io: &mut T,
         req: Vec<u8>,
     ) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {
+        if *protocol == MSG_PROTOCOL && req.first() == Some(&BATCH_FRAME_MARKER) {
+            // The peer does not speak `/rhizo/msg/2`: it would refuse the frame as malformed.
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "the peer takes no batch frames (it does not speak /rhizo/msg/2)",
+            ));
+        }
         write_frame(io, &req, self.max_request).await
     }
 
@@ -318,6 +332,35 @@ mod tests {
     use request_response::Codec;
 
     use super::*;
+
+    #[tokio::test]
+    async fn no_batch_frame_is_written_on_msg_1() {
+        let mut codec = FrameCodec::msg();
+        let batch = vec![BATCH_FRAME_MARKER, 1, 2, 3];
+        let mut out = Vec::new();
+        let refused = request_response::Codec::write_request(
+            &mut codec,
+            &MSG_PROTOCOL,
+            &mut futures::io::Cursor::new(&mut out),
+            batch.clone(),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(refused.kind(), io::ErrorKind::Unsupported);
+        assert!(out.is_empty(), "nothing was written");
+        for (protocol, frame) in [(MSG_BATCH_PROTOCOL, batch), (MSG_PROTOCOL, vec![0x08, 1])] {
+            let mut out = Vec::new();
+            request_response::Codec::write_request(
+                &mut codec,
+                &protocol,
+                &mut futures::io::Cursor::new(&mut out),
+                frame.clone(),
+            )
+            .await
+            .unwrap();
+            assert_eq!(&out[4..], &frame[..]);
+        }
+    }
 
     #[test]
     fn frames_round_trip_and_oversized_claims_are_refused_before_reading() {

@@ -95,6 +95,9 @@ pub struct ApiPeer {
     pub agent_version: Option<String>,
     /// Last ping round-trip time.
     pub rtt_ms: Option<f64>,
+    /// Its reputation score here (0: neutral; lower after misbehaviour).
+    #[serde(default)]
+    pub reputation: i32,
 }
 
 /// `GET /peers`.
@@ -332,6 +335,7 @@ async fn peers(State(state): State<ApiState>) -> Response {
             addrs: p.addrs.iter().map(ToString::to_string).collect(),
             agent_version: p.agent_version,
             rtt_ms: p.rtt_ms,
+            reputation: state.inner.guard.reputation_of(&p.peer_id).0,
         })
         .collect();
     Json(PeersResponse {
@@ -505,9 +509,28 @@ async fn invite(State(state): State<ApiState>) -> Response {
     }
 }
 
+/// A contact as `GET /v1/contacts` lists it: with its presence.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContactWithPresence {
+    /// The contact.
+    #[serde(flatten)]
+    pub contact: crate::messaging::ContactView,
+    /// Online, offline or hidden, and when it was last seen.
+    pub presence: crate::presence::ContactPresence,
+}
+
 async fn list_contacts(State(state): State<ApiState>) -> Response {
+    let presence = state.inner.messaging.presence();
     match state.inner.messaging.contacts().await {
-        Ok(list) => Json(list).into_response(),
+        Ok(list) => Json(
+            list.into_iter()
+                .map(|contact| ContactWithPresence {
+                    presence: presence.of(&contact.uid),
+                    contact,
+                })
+                .collect::<Vec<_>>(),
+        )
+        .into_response(),
         Err(e) => messaging_error(e),
     }
 }

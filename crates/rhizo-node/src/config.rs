@@ -146,6 +146,14 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "true/false: serve as a circuit relay (v2) for others",
     ),
     (
+        "RHIZO_HIDE_PRESENCE",
+        "true/false: ask contacts' nodes not to show when this node is online",
+    ),
+    (
+        "RHIZO_BATCH_FRAMES",
+        "true/false: take and send batch frames (false: as a node older than them)",
+    ),
+    (
         "RHIZO_RELAYS",
         "relay nodes to reserve a slot on (multiaddrs ending in /p2p/ID)",
     ),
@@ -240,6 +248,10 @@ pub struct Config {
     pub blocked_countries: Vec<String>,
     /// Serve as a circuit relay for others.
     pub relay: bool,
+    /// Hide our presence from contacts (announced; honoured by their nodes).
+    pub hide_presence: bool,
+    /// Take and send batch frames on `/rhizo/msg/2` (off: behave as a node older than them).
+    pub batch_frames: bool,
     /// Relays to reserve a slot on, so unreachable nodes can be reached through them.
     #[serde(serialize_with = "ser_addrs")]
     pub relays: Vec<Multiaddr>,
@@ -320,6 +332,10 @@ pub struct ConfigLayer {
     pub blocked_countries: Option<Vec<String>>,
     /// Serve as a relay.
     pub relay: Option<bool>,
+    /// Hide our presence from contacts.
+    pub hide_presence: Option<bool>,
+    /// Take and send batch frames.
+    pub batch_frames: Option<bool>,
     /// Relays to reserve on.
     pub relays: Option<Vec<String>>,
     /// UPnP.
@@ -431,6 +447,8 @@ impl ConfigLayer {
             geoip_db: None,
             blocked_countries: Some(Vec::new()),
             relay: Some(false),
+            hide_presence: Some(false),
+            batch_frames: Some(true),
             relays: Some(Vec::new()),
             upnp: Some(false),
             gateway: None,
@@ -519,6 +537,12 @@ impl ConfigLayer {
                     layer.blocked_countries = Some(split_list(&value));
                 }
                 "RHIZO_RELAY" => layer.relay = Some(parse_bool("RHIZO_RELAY", &value)?),
+                "RHIZO_HIDE_PRESENCE" => {
+                    layer.hide_presence = Some(parse_bool("RHIZO_HIDE_PRESENCE", &value)?);
+                }
+                "RHIZO_BATCH_FRAMES" => {
+                    layer.batch_frames = Some(parse_bool("RHIZO_BATCH_FRAMES", &value)?);
+                }
                 "RHIZO_RELAYS" if !split_list(&value).is_empty() => {
                     layer.relays = Some(split_list(&value));
                 }
@@ -605,6 +629,8 @@ impl ConfigLayer {
             geoip_db: self.geoip_db.or(lower.geoip_db),
             blocked_countries: self.blocked_countries.or(lower.blocked_countries),
             relay: self.relay.or(lower.relay),
+            hide_presence: self.hide_presence.or(lower.hide_presence),
+            batch_frames: self.batch_frames.or(lower.batch_frames),
             relays: self.relays.or(lower.relays),
             upnp: self.upnp.or(lower.upnp),
             gateway: self.gateway.or(lower.gateway),
@@ -674,6 +700,8 @@ impl Config {
             )?,
             geoip_db: merged.geoip_db,
             relay: merged.relay.unwrap_or(false),
+            hide_presence: merged.hide_presence.unwrap_or(false),
+            batch_frames: merged.batch_frames.unwrap_or(true),
             relays: parse_peer_addrs("relays", &merged.relays.unwrap_or_default())?,
             upnp: merged.upnp.unwrap_or(false),
             gateway: merged

@@ -54,6 +54,17 @@ pub enum ApiEvent {
         /// The safety number between us, once their identity was found.
         safety_number: Option<String>,
     },
+    /// A contact came online, went offline, or hides its presence (`presence`).
+    Presence {
+        /// The contact's name.
+        contact: String,
+        /// Its UID.
+        uid: String,
+        /// `online`, `offline` or `hidden`.
+        state: crate::presence::PresenceState,
+        /// When it was last online (unix seconds), unless hidden.
+        last_seen: Option<i64>,
+    },
     /// A contact was added or updated.
     ContactAdded {
         /// Its name.

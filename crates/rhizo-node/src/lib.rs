@@ -43,6 +43,8 @@
 //!   the book of paired clients.
 //! - [`peer_policy`]: per-peer rate limits, reputations and bans.
 //! - [`pex`]: peer exchange.
+//! - [`presence`]: contacts' presence (online, offline, hidden; last seen) from this node's
+//!   connections, with `presence` events, and hiding our own.
 //! - [`record_validator`]: which DHT records the node stores for others.
 //! - [`restored`]: finding at start a database restored from an older copy (run tokens), so
 //!   the engine gives every group a fresh epoch before sending.
@@ -69,6 +71,7 @@ pub mod node;
 pub mod pairing;
 pub mod peer_policy;
 pub mod pex;
+pub mod presence;
 pub mod record_validator;
 pub mod restored;
 

@@ -118,6 +118,10 @@ struct Inner {
     readds: std::sync::Mutex<std::collections::HashMap<(String, String), u32>>,
     /// Clock skew against the peers that answered with a receipt (`rhizo doctor`).
     clock_skews: crate::clock_skew::ClockSkews,
+    /// The contacts' presence (kept by `presence::run`).
+    presence: crate::presence::Presence,
+    /// Batch frames are taken (off: refused as `MALFORMED`, as a node older than them does).
+    batch_frames: std::sync::atomic::AtomicBool,
 }
 
 /// Counters of the messaging service since start.
@@ -194,6 +198,8 @@ impl Messaging {
                 announced_skills: std::sync::Mutex::default(),
                 readds: std::sync::Mutex::default(),
                 clock_skews: crate::clock_skew::ClockSkews::default(),
+                presence: crate::presence::Presence::default(),
+                batch_frames: std::sync::atomic::AtomicBool::new(true),
             }),
         })
     }
@@ -247,6 +253,23 @@ impl Messaging {
     /// Subscribes to incoming messages and state changes.
     pub fn subscribe(&self) -> broadcast::Receiver<ApiEvent> {
         self.inner.events.subscribe()
+    }
+
+    /// Takes batch frames (`true`, the default) or refuses them as a node older than them does.
+    pub fn set_batch_frames(&self, on: bool) {
+        self.inner
+            .batch_frames
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The contacts' presence.
+    pub fn presence(&self) -> &crate::presence::Presence {
+        &self.inner.presence
+    }
+
+    /// Sends a `presence` event to API clients.
+    pub(crate) fn emit_presence(&self, event: ApiEvent) {
+        self.emit(event);
     }
 
     fn emit(&self, event: ApiEvent) {
@@ -399,7 +422,16 @@ impl Messaging {
         // Decoding and the signatures first, off the database's writer thread (which then
         // only applies): a bare envelope here, a batch (an Ed25519 verification per envelope)
         // on the blocking pool. The inbound permits bound how many run at once.
-        let frame = if rhizo_core::envelope::is_batch_frame(&payload) {
+        let batch = rhizo_core::envelope::is_batch_frame(&payload);
+        if batch
+            && !self
+                .inner
+                .batch_frames
+                .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return rhizo_engine::wire::batch_refused_response();
+        }
+        let frame = if batch {
             let this = self.clone();
             match tokio::task::spawn_blocking(move || this.inner.engine.check_frame(&payload)).await
             {

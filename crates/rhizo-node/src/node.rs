@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
 
 use crate::{
-    AGENT_VERSION, Config,
+    Config,
     api::{self, ApiState, PublicKeyResponse},
     channels::Channels,
     clock::{SharedClock, SystemClock},
@@ -297,7 +297,8 @@ pub(crate) fn start_network(
         known_peers,
         mdns: config.mdns,
         announce: config.announce.clone(),
-        agent_version: AGENT_VERSION.to_string(),
+        agent_version: crate::presence::agent_version(config.hide_presence),
+        batch_frames: config.batch_frames,
         idle_connection_timeout: rhizo_net::DEFAULT_IDLE_CONNECTION_TIMEOUT,
         record_validator: std::sync::Arc::new(crate::record_validator::CoreRecordValidator),
         limits: rhizo_net::NetLimits {
@@ -378,6 +379,7 @@ async fn start_services(
         presence,
     )
     .map_err(|e| NodeError::Task(e.to_string()))?;
+    messaging.set_batch_frames(config.batch_frames);
     // The `[agent]` config's part of the worker policy the inbound path applies.
     let (max_queue, accept) = (config.agent.max_queue, config.agent.accept_tasks_from);
     let applied = messaging
@@ -533,6 +535,12 @@ impl Background {
             tokio::spawn(messaging.clone().run_publisher(stop_rx.clone())),
             tokio::spawn(messaging.clone().run_mailbox(stop_rx.clone())),
             tokio::spawn(mailbox.clone().run_push(stop_rx.clone())),
+            tokio::spawn(crate::presence::run(
+                messaging.clone(),
+                client.clone(),
+                config.hide_presence,
+                stop_rx.clone(),
+            )),
             tokio::spawn(guard.clone().run(stop_rx.clone())),
             tokio::spawn(files.clone().run(stop_rx.clone())),
             tokio::spawn(crate::pex::run(

@@ -618,6 +618,12 @@ pub(crate) struct NodeArgs {
     /// Map the listen port on the router with UPnP (multicasts on the LAN) [env: RHIZO_UPNP]
     #[arg(long)]
     pub(crate) upnp: bool,
+    /// Ask contacts' nodes not to show when you are online [env: RHIZO_HIDE_PRESENCE]
+    #[arg(long)]
+    pub(crate) hide_presence: bool,
+    /// Take and send no batch frames, as a node older than them (interop tests) [env: RHIZO_BATCH_FRAMES]
+    #[arg(long)]
+    pub(crate) no_batch_frames: bool,
     /// Serve light clients that cannot reach their home node: WebSockets on IP:PORT spliced to
     /// home nodes connected to this one [env: RHIZO_GATEWAY]
     #[arg(long, value_name = "IP:PORT")]
@@ -686,6 +692,12 @@ impl Cli {
             }
             if node.upnp {
                 layer.upnp = Some(true);
+            }
+            if node.hide_presence {
+                layer.hide_presence = Some(true);
+            }
+            if node.no_batch_frames {
+                layer.batch_frames = Some(false);
             }
             if node.gateway.is_some() {
                 layer.gateway = node.gateway.clone();

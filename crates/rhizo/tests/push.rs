@@ -31,9 +31,7 @@ fn fail_with_logs(e: &anyhow::Error, nodes: &[&TestNode]) -> ! {
 }
 
 fn args(bootstrap: Option<&str>, poll: &str) -> Vec<String> {
-    let mut a: Vec<String> = ["--mailbox-poll-secs", poll]
-        .map(String::from)
-        .to_vec();
+    let mut a: Vec<String> = ["--mailbox-poll-secs", poll].map(String::from).to_vec();
     if let Some(b) = bootstrap {
         a.push("--bootstrap".into());
         a.push(b.into());
@@ -65,7 +63,10 @@ fn received(node: &TestNode, contact: &str) -> Vec<String> {
 
 fn wait_shown(node: &TestNode, contact: &str, text: &str) -> anyhow::Result<()> {
     wait_for(TIMEOUT, "the message to be shown", || {
-        received(node, contact).iter().any(|t| t == text).then_some(())
+        received(node, contact)
+            .iter()
+            .any(|t| t == text)
+            .then_some(())
     })
     .map_err(|e| anyhow!("{e}: {contact}'s messages: {:?}", received(node, contact)))
 }
@@ -121,5 +122,139 @@ fn a_replica_pushes_to_an_online_recipient_the_sender_cannot_reach() {
     }
     for n in &mut infra {
         n.kill();
+    }
+}
+
+/// Reads the event stream until `needle` shows up (or the client's timeout ends the read);
+/// everything read.
+fn read_events_until(response: &mut impl std::io::Read, needle: &str) -> String {
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    while seen.len() < 1 << 20 && !seen.contains(needle) {
+        match response.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+        }
+    }
+    seen
+}
+
+fn presence_of(node: &TestNode, contact: &str) -> Option<String> {
+    let list = node.api_get("/v1/contacts").ok()?;
+    list.as_array()?
+        .iter()
+        .find(|c| c["name"] == contact)
+        .and_then(|c| c["presence"]["state"].as_str().map(String::from))
+}
+
+/// Presence events come when a contact's node stops and starts; a contact that hides its
+/// presence shows as hidden.
+#[test]
+fn presence_events_follow_a_contact_node_stopping_and_starting() {
+    let mut alice = TestNode::init(bin(), "alice").expect("init alice");
+    let mut bob = TestNode::init(bin(), "bob").expect("init bob");
+    let result = (|| -> anyhow::Result<()> {
+        alice.start(&[])?;
+        let boot = vec!["--bootstrap".to_string(), alice.listen_addr()?];
+        bob.start(&boot)?;
+        befriend(&alice, "alice", &bob, "bob")?;
+        bob.send_when_ready("alice", "hello", TIMEOUT)?;
+        wait_shown(&alice, "bob", "hello")?;
+        wait_for(TIMEOUT, "bob online", || {
+            (presence_of(&alice, "bob").as_deref() == Some("online")).then_some(())
+        })?;
+        let client = reqwest::blocking::Client::builder()
+            .no_proxy()
+            .timeout(TIMEOUT)
+            .build()?;
+        let mut events = client
+            .get(format!(
+                "http://{}/v1/events",
+                alice.api_addr().context("api")?
+            ))
+            .bearer_auth(alice.api_token()?)
+            .send()?;
+        ensure!(events.status().is_success(), "events: {}", events.status());
+
+        bob.stop()?;
+        let seen = read_events_until(&mut events, "\"state\":\"offline\"");
+        ensure!(
+            seen.contains("\"type\":\"presence\"") && seen.contains("\"contact\":\"bob\""),
+            "no offline presence event: {seen}"
+        );
+        let shown = alice.cli(&["contacts", "list"])?;
+        let shown = String::from_utf8_lossy(&shown.stdout).to_string();
+        ensure!(shown.contains("last seen"), "rhizo contacts: {shown}");
+
+        bob.start(&boot)?;
+        let seen = read_events_until(&mut events, "\"state\":\"online\"");
+        ensure!(
+            seen.contains("\"contact\":\"bob\"") && seen.contains("\"state\":\"online\""),
+            "no online presence event: {seen}"
+        );
+
+        // Bob hides his presence: alice's node shows him as hidden, however connected.
+        bob.stop()?;
+        let mut hidden = boot.clone();
+        hidden.push("--hide-presence".into());
+        bob.start(&hidden)?;
+        bob.send_when_ready("alice", "still here", TIMEOUT)?;
+        wait_shown(&alice, "bob", "still here")?;
+        wait_for(TIMEOUT, "bob hidden", || {
+            (presence_of(&alice, "bob").as_deref() == Some("hidden")).then_some(())
+        })?;
+        Ok(())
+    })();
+    if let Err(e) = result {
+        fail_with_logs(&e, &[&alice, &bob]);
+    }
+}
+
+/// A node that takes no batch frames (as one older than them) still gets everything from a
+/// node that sends them, and neither counts the other as misbehaving.
+#[test]
+fn a_node_without_batch_frames_still_gets_everything_without_reputation_loss() {
+    let mut alice = TestNode::init(bin(), "alice").expect("init alice");
+    let mut bob = TestNode::init(bin(), "bob").expect("init bob");
+    let result = (|| -> anyhow::Result<()> {
+        alice.start(&[])?;
+        bob.start(&[
+            "--bootstrap".into(),
+            alice.listen_addr()?,
+            "--no-batch-frames".into(),
+        ])?;
+        befriend(&alice, "alice", &bob, "bob")?;
+        // The conversation's Welcome and the first text go out together: a batch frame.
+        let mut texts = vec!["first".to_string()];
+        alice.send_when_ready("bob", "first", TIMEOUT)?;
+        for i in 0..20 {
+            let text = format!("burst #{i:02}");
+            alice.api_post("/v1/message", &json!({"to": "bob", "text": text}))?;
+            texts.push(text);
+        }
+        wait_for(TIMEOUT, "every message at bob", || {
+            (received(&bob, "alice") == texts).then_some(())
+        })
+        .map_err(|e| anyhow!("{e}: bob has {:?}", received(&bob, "alice")))?;
+        for (node, other) in [(&bob, &alice), (&alice, &bob)] {
+            let peers = node.api_get("/v1/peers")?;
+            let score = peers["peers"]
+                .as_array()
+                .and_then(|l| l.iter().find(|p| p["peer_id"] == other.peer_id()))
+                .and_then(|p| p["reputation"].as_i64())
+                .unwrap_or(0);
+            ensure!(
+                score >= 0,
+                "reputation {score} of a peer that sent nothing wrong"
+            );
+        }
+        ensure!(
+            alice.logs().contains("sending the envelopes one by one"),
+            "alice never fell back to single envelopes"
+        );
+        Ok(())
+    })();
+    if let Err(e) = result {
+        fail_with_logs(&e, &[&alice, &bob]);
     }
 }

@@ -185,6 +185,9 @@ pub(crate) fn failure_error(failure: OutboundFailure) -> SendError {
         OutboundFailure::DialFailure => SendError::Unreachable("could not connect".into()),
         OutboundFailure::Timeout => SendError::Timeout,
         OutboundFailure::ConnectionClosed => SendError::Unreachable("connection closed".into()),
+        OutboundFailure::Io(e) if e.kind() == std::io::ErrorKind::Unsupported => {
+            SendError::BatchUnsupported
+        }
         other => SendError::Protocol(other.to_string()),
     }
 }

@@ -352,7 +352,8 @@ async fn peers(state: &ApiState) -> Result<Vec<WsPeer>, ServerMessage> {
         .await
         .map_err(|_| ServerMessage::error(None, codes::UNAVAILABLE, "the node is shutting down"))?
         .into_iter()
-        .filter(|p| p.connections > 0)
+        // A contact that hides its presence shows offline (`crate::presence`).
+        .filter(|p| p.connections > 0 && !crate::presence::hides(p.agent_version.as_deref()))
         .map(|p| p.peer_id.to_string())
         .collect();
     Ok(contacts

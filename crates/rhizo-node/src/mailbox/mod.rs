@@ -48,9 +48,9 @@ use rhizo_core::{
     envelope::ErrorCode,
     mailbox::{MailboxRequest, MailboxResponse, REPLICAS},
 };
+use rhizo_engine::mailbox::PushBook;
 use rhizo_engine::mailbox::error;
 use rhizo_net::{Client, ClosestPeer};
-use rhizo_engine::mailbox::PushBook;
 use rhizo_store::{Db, mailbox::MailboxQuota};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc};
 use tracing::debug;

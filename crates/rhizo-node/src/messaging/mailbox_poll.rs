@@ -213,7 +213,10 @@ impl Messaging {
             }
         }
         if report.new > 0 {
-            info!(new = report.new, "messages fetched from the mailbox after a push");
+            info!(
+                new = report.new,
+                "messages fetched from the mailbox after a push"
+            );
         }
         Ok(report)
     }

@@ -12,11 +12,15 @@ use rhizo_engine::{
     commits::COMMIT_SWEEP_INTERVAL_MS,
     outbox::{DeviceAnswer, Target},
 };
+use rhizo_net::SendError;
 use rhizo_store::{Durability, messaging::OutboxItem};
 use tracing::{debug, warn};
 
 use super::{JobError, Messaging};
 use crate::mailbox::StoreVerdict;
+
+// The network layer refuses batch frames on `/rhizo/msg/1` by this byte.
+const _: () = assert!(rhizo_net::BATCH_FRAME_MARKER == rhizo_core::envelope::BATCH_FRAME_MARKER);
 
 /// Wait after a failed outbox pass (the database, not the network, failed).
 const FIRST_RETRY_DELAY_MS: i64 = 1_000;
@@ -125,6 +129,19 @@ impl Messaging {
         target: &Target,
         frame: &[u8],
     ) -> Option<Result<Vec<u8>, String>> {
+        Some(
+            self.send_frame_to(target, frame)
+                .await?
+                .map_err(|e| e.to_string()),
+        )
+    }
+
+    /// [`send_frame`](Self::send_frame), with the network's error as it is.
+    async fn send_frame_to(
+        &self,
+        target: &Target,
+        frame: &[u8],
+    ) -> Option<Result<Vec<u8>, SendError>> {
         let peer = target.peer_id.parse::<PeerId>().ok()?;
         let addrs: Vec<Multiaddr> = target.addrs.iter().filter_map(|a| a.parse().ok()).collect();
         let sent_ms = self.now();
@@ -132,8 +149,7 @@ impl Messaging {
             .inner
             .client
             .send_message(peer, addrs, frame.to_vec())
-            .await
-            .map_err(|e| e.to_string());
+            .await;
         if let Ok(bytes) = &answer {
             self.inner
                 .clock_skews
@@ -143,13 +159,21 @@ impl Messaging {
     }
 
     /// Sends one frame to every device of its contact and writes what they answered; why
-    /// none answered, if none did.
+    /// none answered, if none did. A batch frame that a device takes none of (it is older than
+    /// batch frames) goes again as one envelope per frame, to every device.
     async fn deliver(&self, transmit: Transmit) -> Result<Option<String>, JobError> {
         let mut answers: Vec<DeviceAnswer> = Vec::new();
+        let mut batch_refused = false;
         for target in transmit.targets() {
-            if let Some(answer) = self.send_frame(&target, &transmit.frame).await {
-                answers.push((target.device, answer));
+            match self.send_frame_to(&target, &transmit.frame).await {
+                Some(Err(SendError::BatchUnsupported)) => batch_refused = true,
+                Some(answer) => answers.push((target.device, answer.map_err(|e| e.to_string()))),
+                None => {}
             }
+        }
+        if batch_refused && transmit.items.len() > 1 {
+            self.deliver_one_by_one(&transmit).await?;
+            return Ok(None);
         }
         // Our own other devices hold leaves too (issue 15): best effort, their answers do not
         // count for the envelope's state.
@@ -176,6 +200,24 @@ impl Messaging {
             .await?;
         self.emit_events(result.events);
         Ok(result.unreachable)
+    }
+
+    /// Delivers a batch's envelopes one per frame (a device takes no batch frames); what no
+    /// device took goes to the contact's mailbox replicas.
+    async fn deliver_one_by_one(&self, transmit: &Transmit) -> Result<(), JobError> {
+        debug!(
+            contact = %transmit.contact.name,
+            envelopes = transmit.items.len(),
+            "a device takes no batch frames: sending the envelopes one by one"
+        );
+        for single in transmit.singles() {
+            if let Some(why) = Box::pin(self.deliver(single.clone())).await? {
+                for item in &single.items {
+                    self.store_in_mailbox(item, &single, &why).await?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// No device of the contact could be reached: the envelope goes to the contact's mailbox

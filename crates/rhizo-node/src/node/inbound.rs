@@ -13,9 +13,14 @@ use crate::peer_policy::Protocol;
 /// Handles `event` if it is a request (or misbehaviour) for a service; hands anything else
 /// back to the caller.
 pub(super) async fn dispatch(services: &Services, event: NetEvent) -> Option<NetEvent> {
-    if let NetEvent::PeerConnected { peer, .. } = &event {
-        // Mailbox pushes that did not reach it go out on this connection.
-        services.mailbox.on_peer_connected(peer);
+    match &event {
+        NetEvent::PeerConnected { peer, .. } => {
+            // Mailbox pushes that did not reach it go out on this connection.
+            services.mailbox.on_peer_connected(peer);
+            services.messaging.presence().wake();
+        }
+        NetEvent::PeerDisconnected { .. } => services.messaging.presence().wake(),
+        _ => {}
     }
     match event {
         NetEvent::InboundMessage {

@@ -2,8 +2,9 @@
 
 use rhizo_node::{
     Config,
-    api::{AddContactRequest, AddContactResponse, InviteResponse},
+    api::{AddContactRequest, AddContactResponse, ContactWithPresence, InviteResponse},
     messaging::ContactView,
+    presence::{ContactPresence, PresenceState},
 };
 
 use crate::{
@@ -24,6 +25,25 @@ pub(crate) async fn invite(config: &Config, args: &InviteArgs) -> anyhow::Result
     println!("{}", invite.ticket);
     eprintln!("Give this ticket to your contact: they run `rhizo contacts add <ticket>`.");
     Ok(())
+}
+
+/// How `rhizo contacts` shows a contact's presence.
+fn presence_line(presence: &ContactPresence) -> String {
+    let ago = |t: i64| {
+        let secs = (rhizo_node::unix_now() - t).max(0);
+        match secs {
+            0..60 => format!("{secs} s ago"),
+            60..3600 => format!("{} min ago", secs / 60),
+            3600..86400 => format!("{} h ago", secs / 3600),
+            _ => format!("{} days ago", secs / 86400),
+        }
+    };
+    match (presence.state, presence.last_seen) {
+        (PresenceState::Online, _) => "online".into(),
+        (PresenceState::Hidden, _) => "presence hidden".into(),
+        (PresenceState::Offline, Some(t)) => format!("offline, last seen {}", ago(t)),
+        (PresenceState::Offline, None) => "offline".into(),
+    }
 }
 
 pub(crate) async fn run(config: &Config, command: &ContactsCommand) -> anyhow::Result<()> {
@@ -65,7 +85,7 @@ pub(crate) async fn run(config: &Config, command: &ContactsCommand) -> anyhow::R
             );
         }
         ContactsCommand::List(args) => {
-            let list: Vec<ContactView> = api.get("/v1/contacts").await?;
+            let list: Vec<ContactWithPresence> = api.get("/v1/contacts").await?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
                 return Ok(());
@@ -75,13 +95,22 @@ pub(crate) async fn run(config: &Config, command: &ContactsCommand) -> anyhow::R
                     "No contacts yet: `rhizo invite` prints your ticket; `rhizo contacts add TICKET` adds someone."
                 );
             }
-            for c in &list {
+            for ContactWithPresence {
+                contact: c,
+                presence,
+            } in &list
+            {
                 let mark = if c.verified {
                     "verified"
                 } else {
                     "not verified"
                 };
-                println!("{:<20} {}  ({mark})", c.name, c.uid);
+                println!(
+                    "{:<20} {}  ({mark})  {}",
+                    c.name,
+                    c.uid,
+                    presence_line(presence)
+                );
             }
         }
         ContactsCommand::Verify { name, yes } => {

@@ -8,7 +8,10 @@ fn a_store_pushes_to_each_peer_that_fetched_the_mailbox() {
     book.subscribe(M, "phone", 0);
     book.subscribe(M, "laptop", 0);
     book.on_stored(&[2; 32], 10);
-    assert!(book.poll_due(10, usize::MAX).is_empty(), "nobody fetched that mailbox here");
+    assert!(
+        book.poll_due(10, usize::MAX).is_empty(),
+        "nobody fetched that mailbox here"
+    );
     book.on_stored(&M, 10);
     let mut due = book.poll_due(10, usize::MAX);
     due.sort();
@@ -28,7 +31,10 @@ fn a_burst_of_stores_is_one_push_per_window() {
     book.on_sent(&M, &'p', true, 130);
     assert!(book.poll_due(130, usize::MAX).is_empty());
     assert_eq!(book.next_deadline(), Some(130 + PUSH_MIN_INTERVAL_MS));
-    assert_eq!(book.poll_due(130 + PUSH_MIN_INTERVAL_MS, usize::MAX), vec![(M, 'p')]);
+    assert_eq!(
+        book.poll_due(130 + PUSH_MIN_INTERVAL_MS, usize::MAX),
+        vec![(M, 'p')]
+    );
     book.on_sent(&M, &'p', true, 700);
     // A store inside the window of the last push waits for its end.
     book.on_stored(&M, 700);
@@ -49,7 +55,10 @@ fn an_undelivered_push_goes_out_when_the_peer_connects() {
     assert_eq!(book.poll_due(1_000, usize::MAX), vec![(M, 'p')]);
     book.on_sent(&M, &'p', false, 1_100);
     book.on_stored(&M, 5_000);
-    assert!(book.poll_due(60_000, usize::MAX).is_empty(), "waits for a connection");
+    assert!(
+        book.poll_due(60_000, usize::MAX).is_empty(),
+        "waits for a connection"
+    );
     assert_eq!(book.next_deadline(), None);
     book.on_connected(&'q', 70_000);
     assert!(book.poll_due(70_000, usize::MAX).is_empty(), "another peer");
@@ -62,7 +71,11 @@ fn subscriptions_expire_and_are_bounded() {
     let mut book = PushBook::new();
     book.subscribe(M, 0u32, 0);
     book.on_stored(&M, PUSH_SUBSCRIPTION_TTL_MS);
-    assert!(book.poll_due(PUSH_SUBSCRIPTION_TTL_MS, usize::MAX).is_empty(), "expired");
+    assert!(
+        book.poll_due(PUSH_SUBSCRIPTION_TTL_MS, usize::MAX)
+            .is_empty(),
+        "expired"
+    );
     assert!(book.is_empty());
 
     // Peers per mailbox: the one that fetched least recently goes.
@@ -83,7 +96,10 @@ fn subscriptions_expire_and_are_bounded() {
     }
     assert_eq!(book.len(), MAX_PUSH_MAILBOXES);
     book.on_stored(&[0; 32], 10_000);
-    assert!(book.poll_due(10_000, usize::MAX).is_empty(), "the first mailbox was evicted");
+    assert!(
+        book.poll_due(10_000, usize::MAX).is_empty(),
+        "the first mailbox was evicted"
+    );
 }
 
 #[test]
