@@ -16,6 +16,7 @@
 //! | B10 | group fan-out: direct, gossipsub, relay    | one 1:1 send on the same nodes             |
 //! | B14 | agent task round trip, delegate → completed | B2's message p50 on the same pair         |
 //! | B15 | agent tasks/s, 8 in flight                  | B3's 64 B msg/s on the same pair           |
+//! | PUSH | send → shown through mailbox replicas, recipient online but unreachable | the default poll interval (target p50 ≤ 2 s) |
 //! | SCALE | 100–1,000 real rhizo-net nodes in one process: DHT lookups, gossip, churn, Sybil | issue 19's targets |
 //!
 //! ```text
@@ -28,7 +29,7 @@
 //! # Layout
 //! - [`report`]: rows, targets, the table and the JSON.
 //! - [`transport`] (B1, and the ping-pong references of B2).
-//! - [`messaging`] (B2, B3, B4; B14, B15 in `messaging::agents`): real in-process rhizo nodes
+//! - [`messaging`] (B2, B3, B4; B14, B15 in `messaging::agents`; PUSH in `messaging::push`): real in-process rhizo nodes
 //!   and their local API.
 //! - [`memory`] (B7): a server in a child process (`rhizo-bench --b7-server KIND`).
 //! - [`store`] (B8): durable mailbox ingest.
@@ -58,8 +59,8 @@ use serde::Serialize;
 use crate::report::{Meta, Report};
 
 /// Every benchmark, in the order they run.
-pub const BENCHMARKS: [&str; 13] = [
-    "B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9", "B10", "B14", "B15", "SCALE",
+pub const BENCHMARKS: [&str; 14] = [
+    "B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9", "B10", "B14", "B15", "PUSH", "SCALE",
 ];
 
 /// What to run and how big.
@@ -217,6 +218,11 @@ pub fn run(options: &Options, meta: Meta) -> Report {
                 report.add(bench, result, |r| r.rows(bench));
             }
         }
+    }
+    if options.selected("PUSH") {
+        progress("PUSH: mailbox push to an online recipient the sender cannot reach");
+        let outcome = with_runtime(messaging::push::run_push(quick));
+        report.add("PUSH", outcome, |r| r.rows());
     }
     if options.selected("SCALE") {
         progress("SCALE: real rhizo-net nodes on the memory transport");

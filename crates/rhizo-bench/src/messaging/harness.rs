@@ -44,6 +44,16 @@ impl Node {
         bootstrap: Option<&Multiaddr>,
         disk: Disk,
     ) -> anyhow::Result<Self> {
+        Self::start_with(name, bootstrap, disk, ConfigLayer::default()).await
+    }
+
+    /// [`start`](Self::start), with the settings of `extra` over the defaults.
+    pub(super) async fn start_with(
+        name: &str,
+        bootstrap: Option<&Multiaddr>,
+        disk: Disk,
+        extra: ConfigLayer,
+    ) -> anyhow::Result<Self> {
         let dir = match disk {
             Disk::Tmp => tempfile::Builder::new().prefix("rhizo-bench-").tempdir()?,
             Disk::Tmpfs => tempfile::Builder::new()
@@ -58,14 +68,17 @@ impl Node {
         };
         rhizo_store::Store::open(&data_dir.database())?
             .write(|tx| tx.set_meta(META_DISPLAY_NAME, name))?;
-        let config = Config::resolve([ConfigLayer {
-            data_dir: Some(data.clone()),
-            listen: Some(vec!["/ip4/127.0.0.1/tcp/0".into()]),
-            bootstrap: Some(bootstrap.map(ToString::to_string).into_iter().collect()),
-            mdns: Some(false),
-            api: Some("127.0.0.1:0".into()),
-            ..ConfigLayer::default()
-        }])?;
+        let config = Config::resolve([
+            extra,
+            ConfigLayer {
+                data_dir: Some(data.clone()),
+                listen: Some(vec!["/ip4/127.0.0.1/tcp/0".into()]),
+                bootstrap: Some(bootstrap.map(ToString::to_string).into_iter().collect()),
+                mdns: Some(false),
+                api: Some("127.0.0.1:0".into()),
+                ..ConfigLayer::default()
+            },
+        ])?;
         let (report_tx, mut reports) = mpsc::channel(256);
         let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(rhizo_node::run(
