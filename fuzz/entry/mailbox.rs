@@ -38,7 +38,9 @@ fn mailbox_entry(data: &[u8]) {
             MailboxRequest::Delete(delete) => {
                 let _ = delete.verify(MAILBOX_NOW, 0);
             }
-            MailboxRequest::Store { .. } | MailboxRequest::Challenge { .. } => {}
+            MailboxRequest::Store { .. }
+            | MailboxRequest::Challenge { .. }
+            | MailboxRequest::Notify { .. } => {}
         }
     }
     if let Ok(response) = MailboxResponse::decode(data) {
