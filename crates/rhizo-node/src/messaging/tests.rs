@@ -101,6 +101,32 @@ fn alice_with_a_queued_message(
     (messaging, db, id, event_loop)
 }
 
+/// Runs `future` to its end with a bound in real time, `None` past it. A `tokio::time::timeout`
+/// on the paused clock is no bound here: while the future waits for the database's writer
+/// thread (a real thread), tokio sees nothing runnable and jumps straight to the timeout.
+/// Polling and yielding keeps this task runnable, so the clock stays put while the thread works.
+async fn within_real_seconds<F: std::future::Future>(future: F, secs: u64) -> Option<F::Output> {
+    use futures::FutureExt;
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    let mut future = std::pin::pin!(future);
+    while std::time::Instant::now() < deadline {
+        if let Some(output) = (&mut future).now_or_never() {
+            return Some(output);
+        }
+        std::thread::sleep(Duration::from_millis(2));
+        tokio::task::yield_now().await;
+    }
+    None
+}
+
+/// Waits for `task` to stop, at most `secs` real seconds.
+async fn join_within_real_seconds<T>(task: tokio::task::JoinHandle<T>, secs: u64) {
+    within_real_seconds(task, secs)
+        .await
+        .unwrap_or_else(|| panic!("the task did not stop within {secs} s"))
+        .unwrap();
+}
+
 /// The message row and when the outbox tries it next.
 async fn row(db: &Db, id: i64) -> (MessageRow, i64) {
     db.read(move |r| {
@@ -152,10 +178,7 @@ async fn an_unreachable_contact_is_retried_with_a_capped_backoff_on_the_node_clo
         }
     }
     stop.send(true).unwrap();
-    tokio::time::timeout(Duration::from_secs(60), outbox)
-        .await
-        .expect("the outbox stops on shutdown")
-        .unwrap();
+    join_within_real_seconds(outbox, 60).await;
 
     // Between two retries: at least the shorter delay of the backoff (a quarter of jitter off).
     for pair in schedule.windows(2) {
@@ -220,27 +243,27 @@ async fn the_task_timer_fails_a_task_at_its_deadline_on_the_node_clock() {
     assert_eq!(task.status.reason.as_deref(), Some("deadline passed"));
     // The timer emits the event after its write committed: wait for it (bounded), since this
     // task may read the stored state before the timer's task runs again.
-    let shown = tokio::time::timeout(Duration::from_secs(60), async {
-        loop {
-            match events.recv().await {
-                Ok(crate::events::ApiEvent::TaskUpdated { status, .. })
-                    if status.state.as_str() == "failed" =>
-                {
-                    return true;
+    let shown = within_real_seconds(
+        async {
+            loop {
+                match events.recv().await {
+                    Ok(crate::events::ApiEvent::TaskUpdated { status, .. })
+                        if status.state.as_str() == "failed" =>
+                    {
+                        return true;
+                    }
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return false,
                 }
-                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return false,
             }
-        }
-    })
+        },
+        60,
+    )
     .await
     .unwrap_or(false);
     assert!(shown, "a task_updated event");
     stop.send(true).unwrap();
-    tokio::time::timeout(Duration::from_secs(60), timer)
-        .await
-        .expect("the timer stops on shutdown")
-        .unwrap();
+    join_within_real_seconds(timer, 60).await;
 }
 
 /// Our agent card on the driver: set (signed as version 1, a bad card refused), shown,
@@ -336,23 +359,25 @@ async fn a_lost_conversation_is_retried_a_bounded_number_of_times_then_fails_wit
         )),
         "{error}"
     );
-    let shown = tokio::time::timeout(Duration::from_secs(60), async {
-        loop {
-            match events.recv().await {
-                Ok(crate::events::ApiEvent::ConversationReestablishFailed { messages, .. }) => {
-                    return messages == 1;
+    let shown = within_real_seconds(
+        async {
+            loop {
+                match events.recv().await {
+                    Ok(crate::events::ApiEvent::ConversationReestablishFailed {
+                        messages, ..
+                    }) => {
+                        return messages == 1;
+                    }
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return false,
                 }
-                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return false,
             }
-        }
-    })
+        },
+        60,
+    )
     .await
     .unwrap_or(false);
     assert!(shown, "a conversation_reestablish_failed event");
     stop.send(true).unwrap();
-    tokio::time::timeout(Duration::from_secs(60), outbox)
-        .await
-        .expect("the outbox stops on shutdown")
-        .unwrap();
+    join_within_real_seconds(outbox, 60).await;
 }
