@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ApiState, error, errors::messaging_error};
 use crate::files::{FilesError, content::ContentError};
-use crate::messaging::MessageView;
+use crate::messaging::{GroupError, MessageView, MessagingError, SendError};
 
 /// Chunks of plaintext buffered between the reader thread and the HTTP body.
 const DOWNLOAD_BUFFER_CHUNKS: usize = 4;
@@ -23,8 +23,11 @@ const DOWNLOAD_BUFFER_CHUNKS: usize = 4;
 /// `POST /v1/files` body.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SendFileRequest {
-    /// A contact's name or UID.
+    /// A contact's name or UID, or a group's id or name.
     pub to: String,
+    /// `to` is a group (else a group is tried when no contact has that name).
+    #[serde(default)]
+    pub group: bool,
     /// The file's absolute path on this machine.
     pub path: String,
     /// A caption, if any.
@@ -141,12 +144,28 @@ pub(super) async fn send_file(
         inline,
     };
     let caption = body.caption.unwrap_or_default();
-    let message = match state
-        .inner
-        .messaging
-        .send_file(&body.to, file, &caption)
-        .await
-    {
+    let messaging = &state.inner.messaging;
+    // A group when asked for, or when no contact has the name.
+    let sent = if body.group {
+        messaging
+            .send_group_file(&body.to, file, &caption)
+            .await
+            .map(|(m, _)| m)
+            .map_err(MessagingError::from)
+    } else {
+        match messaging.send_file(&body.to, file.clone(), &caption).await {
+            Err(SendError::UnknownContact(name)) => messaging
+                .send_group_file(&body.to, file, &caption)
+                .await
+                .map(|(m, _)| m)
+                .map_err(|e| match e {
+                    GroupError::UnknownGroup(_) => SendError::UnknownContact(name).into(),
+                    e => MessagingError::from(e),
+                }),
+            sent => sent.map_err(MessagingError::from),
+        }
+    };
+    let message = match sent {
         Ok(m) => m,
         Err(e) => return messaging_error(e),
     };
@@ -154,6 +173,10 @@ pub(super) async fn send_file(
         Ok(file) => (StatusCode::CREATED, Json(SentFile { message, file })).into_response(),
         Err(e) => files_error(e),
     }
+}
+
+pub(super) async fn file_stats(State(state): State<ApiState>) -> Response {
+    Json(state.inner.files.stats_view()).into_response()
 }
 
 pub(super) async fn list_files(State(state): State<ApiState>) -> Response {
