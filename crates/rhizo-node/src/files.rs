@@ -214,7 +214,7 @@ struct Inner {
     clock: SharedClock,
     wake: tokio::sync::Notify,
     transfers: Mutex<HashMap<[u8; 32], Transfer>>,
-    serving: Mutex<HashMap<libp2p::PeerId, usize>>,
+    serving: Mutex<serve::ServingSlots>,
     grants: Mutex<serve::Grants>,
     stats: FileStats,
 }
@@ -252,7 +252,7 @@ impl Files {
                 clock,
                 wake: tokio::sync::Notify::new(),
                 transfers: Mutex::new(HashMap::new()),
-                serving: Mutex::new(HashMap::new()),
+                serving: Mutex::new(serve::ServingSlots::default()),
                 grants: Mutex::new(serve::Grants::default()),
                 stats: FileStats::default(),
             }),
@@ -341,6 +341,54 @@ impl Files {
             .await
             .map_err(|e| FilesError::Task(e.to_string()))?
             .map_err(FilesError::from)
+    }
+
+    /// Writes an uploaded file's content (a stream of body frames) to a new file under the
+    /// content store's `tmp/` (cleared at start), a frame at a time; its path. The caller
+    /// imports it, then removes it.
+    ///
+    /// # Errors
+    ///
+    /// Over the size limit (what was written is removed); the body broke off; I/O.
+    pub async fn receive_upload<S, E>(&self, mut body: S) -> Result<PathBuf, FilesError>
+    where
+        S: futures::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        use futures::StreamExt as _;
+        use tokio::io::AsyncWriteExt as _;
+        let path = self.inner.content.upload_path();
+        let max = self.inner.settings.max_bytes;
+        let written = async {
+            let mut file = tokio::fs::File::create(&path)
+                .await
+                .map_err(content::io("creating an upload file"))?;
+            let mut size = 0u64;
+            while let Some(frame) = body.next().await {
+                let frame = frame.map_err(|e| ContentError::Io {
+                    what: "receiving the upload".into(),
+                    source: std::io::Error::other(e.to_string()),
+                })?;
+                size += frame.len() as u64;
+                if size > max {
+                    return Err(ContentError::TooLarge { size, max });
+                }
+                file.write_all(&frame)
+                    .await
+                    .map_err(content::io("writing an upload file"))?;
+            }
+            file.flush()
+                .await
+                .map_err(content::io("writing an upload file"))
+        }
+        .await;
+        match written {
+            Ok(()) => Ok(path),
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&path).await;
+                Err(e.into())
+            }
+        }
     }
 
     /// The encrypted content of `hash`, if whole here and small enough to travel inline.

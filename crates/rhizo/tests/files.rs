@@ -41,8 +41,16 @@ fn content(len: usize) -> Vec<u8> {
 
 /// Alice and bob running, contacts, with a conversation (a first text delivered).
 fn pair() -> anyhow::Result<(TestNode, TestNode)> {
+    pair_with(&[])
+}
+
+/// [`pair`], bob's node run with the environment `bob_env` (file settings).
+fn pair_with(bob_env: &[(&str, &str)]) -> anyhow::Result<(TestNode, TestNode)> {
     let mut alice = TestNode::init(bin(), "alice")?;
     let mut bob = TestNode::init(bin(), "bob")?;
+    for (k, v) in bob_env {
+        bob.set_run_env(k, v);
+    }
     alice.start(&[])?;
     bob.start(&["--bootstrap".to_string(), alice.listen_addr()?])?;
     befriend(&alice, "alice", &bob, "bob")?;
@@ -56,8 +64,13 @@ fn pair() -> anyhow::Result<(TestNode, TestNode)> {
     Ok((alice, bob))
 }
 
-/// Alice sends the file at `path` with the CLI; bob's id of the file message.
+/// Alice sends the file at `path` with the CLI; bob's id of the file message (the newest).
 fn send_file(alice: &TestNode, bob: &TestNode, path: &Path) -> anyhow::Result<i64> {
+    let before = bob
+        .api_get("/v1/files")?
+        .as_array()
+        .and_then(|a| a.first())
+        .and_then(|f| f["id"].as_i64());
     let path = path.to_str().context("path")?;
     let out = alice.cli(&["send", "bob", "--file", path, "--caption", "the data"])?;
     ensure!(
@@ -69,7 +82,8 @@ fn send_file(alice: &TestNode, bob: &TestNode, path: &Path) -> anyhow::Result<i6
     ensure!(said.contains("sent to bob"), "{said}");
     wait_for(TIMEOUT, "the file message at bob", || {
         let files = bob.api_get("/v1/files").ok()?;
-        files.as_array()?.first()?["id"].as_i64()
+        let id = files.as_array()?.first()?["id"].as_i64()?;
+        (Some(id) != before).then_some(id)
     })
 }
 
@@ -89,11 +103,7 @@ fn a_50_mib_file_arrives_whole_with_progress_events() {
         let addr = bob.api_addr().context("bob's api")?;
         let token = bob.api_token()?;
         let events = std::thread::spawn(move || -> anyhow::Result<String> {
-            let client = reqwest::blocking::Client::builder()
-                .timeout(TIMEOUT)
-                .no_proxy()
-                .build()?;
-            let mut response = client
+            let mut response = http()?
                 .get(format!("http://{addr}/v1/events"))
                 .bearer_auth(token)
                 .send()?;
@@ -411,4 +421,96 @@ fn an_inline_file_reaches_an_offline_recipient_through_the_mailbox() {
     if let Err(e) = result {
         panic_with_logs(&e, &nodes.iter().collect::<Vec<_>>());
     }
+}
+
+/// Bob's node has `files_max_mib` 2 and a 3 MiB storage cap: a 3 MiB file is refused as over
+/// the limit, a 2 MiB one arrives, and a second 2 MiB one would pass the cap: refused. Each
+/// refusal is the file's state `failed` with a message that says why. Bob then sends files
+/// with their content in the request body (`POST /v1/files?to=…&name=…`): 3 MiB is refused
+/// (413), 512 KiB reaches alice whole.
+#[test]
+fn the_size_limit_and_the_storage_cap_hold_over_the_network() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (alice, bob) = pair_with(&[
+        ("RHIZO_FILES_MAX_MIB", "2"),
+        ("RHIZO_FILES_MAX_STORAGE_MIB", "3"),
+        ("RHIZO_FILES_AUTO_DOWNLOAD_MIB", "1"),
+    ])
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    let result = (|| -> anyhow::Result<()> {
+        let fetch = |name: &str, len: usize, want: &str| -> anyhow::Result<Value> {
+            let input = dir.path().join(name);
+            std::fs::write(&input, content(len))?;
+            let id = send_file(&alice, &bob, &input)?;
+            bob.api_post(&format!("/v1/files/{id}/fetch"), &Value::Null)?;
+            wait_for(TIMEOUT, &format!("{name} {want}"), || {
+                let v = info(&bob, id).ok()?;
+                (v["state"] == want).then_some(v)
+            })
+        };
+        let big = fetch("big.bin", 3 << 20, "failed")?;
+        ensure!(
+            big["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("files_max_mib")),
+            "{big}"
+        );
+        fetch("a.bin", 2 << 20, "done")?;
+        let b = fetch("b.bin", 2 << 20, "failed")?;
+        ensure!(
+            b["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("storage cap")),
+            "{b}"
+        );
+        // The content in the request body: over bob's limit refused, under it sent.
+        let (status, said) = upload(&bob, "to=alice&name=up.bin", content(3 << 20))?;
+        ensure!(
+            status == 413 && said.contains("FILE_TOO_LARGE"),
+            "{status} {said}"
+        );
+        // 512 KiB: bob's store holds a.bin's 2 MiB under its 3 MiB cap.
+        let data = content(512 << 10);
+        let (status, said) = upload(&bob, "to=alice&name=up.bin&caption=hi", data.clone())?;
+        ensure!(status == 201, "{status} {said}");
+        let id = wait_for(TIMEOUT, "the uploaded file done at alice", || {
+            let files = alice.api_get("/v1/files").ok()?;
+            let f = files.as_array()?.first()?.clone();
+            (f["name"] == "up.bin" && f["state"] == "done").then_some(f["id"].as_i64()?)
+        })?;
+        let got = http()?
+            .get(format!(
+                "http://{}/v1/files/{id}",
+                alice.api_addr().context("api")?
+            ))
+            .bearer_auth(alice.api_token()?)
+            .send()?
+            .bytes()?;
+        ensure!(got.as_ref() == data.as_slice(), "the uploaded file differs");
+        Ok(())
+    })();
+    if let Err(e) = result {
+        panic_with_logs(&e, &[&alice, &bob]);
+    }
+}
+
+fn http() -> anyhow::Result<reqwest::blocking::Client> {
+    Ok(reqwest::blocking::Client::builder()
+        .timeout(TIMEOUT)
+        .no_proxy()
+        .build()?)
+}
+
+/// `POST /v1/files?{query}` on `node` with `body` as the file's content: status and answer.
+fn upload(node: &TestNode, query: &str, body: Vec<u8>) -> anyhow::Result<(u16, String)> {
+    let response = http()?
+        .post(format!(
+            "http://{}/v1/files?{query}",
+            node.api_addr().context("api")?
+        ))
+        .bearer_auth(node.api_token()?)
+        .header("content-type", "application/octet-stream")
+        .body(body)
+        .send()?;
+    Ok((response.status().as_u16(), response.text()?))
 }

@@ -18,6 +18,9 @@ use super::holders::{Holder, HolderPool, Pick};
 use super::{FETCH_RETRY, FETCHES_PER_ROUND, Files, FilesError};
 use crate::events::ApiEvent;
 
+/// Why a fetch is not done yet when no holder gave some chunks (the fetch is retried).
+const NO_HOLDER: &str = "no holder gave the missing chunks yet (the holders are offline, or \
+                         none has content with this file's hash); retrying every 10 s";
 /// Chunks asked for in one request (256 KiB): small, so a crash loses little in flight.
 const CHUNKS_PER_REQUEST: u64 = 4;
 
@@ -265,6 +268,9 @@ impl Files {
         }
         drop(results);
         if failed {
+            // Still `downloading` (retried), with why it is not done yet.
+            self.set_state(hash, "downloading", done, Some(NO_HOLDER.to_string()))
+                .await;
             return Err(FilesError::Content(ContentError::NotFound));
         }
         let store = self.inner.content.clone();

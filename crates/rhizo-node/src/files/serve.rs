@@ -20,6 +20,35 @@ pub(crate) const MAX_SERVES_PER_PEER: usize = 4;
 /// Peers served at once; more get `Busy`.
 pub(crate) const MAX_SERVING_PEERS: usize = 64;
 
+/// The requests being answered, by peer: at most [`MAX_SERVES_PER_PEER`] of one peer and
+/// [`MAX_SERVING_PEERS`] peers at once.
+#[derive(Debug, Default)]
+pub(crate) struct ServingSlots(HashMap<PeerId, usize>);
+
+impl ServingSlots {
+    /// Takes a slot for `peer`; `false` when it or the node is at its limit.
+    fn take(&mut self, peer: PeerId) -> bool {
+        if !self.0.contains_key(&peer) && self.0.len() >= MAX_SERVING_PEERS {
+            return false;
+        }
+        let n = self.0.entry(peer).or_insert(0);
+        if *n >= MAX_SERVES_PER_PEER {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    fn give_back(&mut self, peer: &PeerId) {
+        if let Some(n) = self.0.get_mut(peer) {
+            *n -= 1;
+            if *n == 0 {
+                self.0.remove(peer);
+            }
+        }
+    }
+}
+
 /// A peer's slot, given back on drop.
 struct Slot<'a> {
     files: &'a Files,
@@ -28,13 +57,8 @@ struct Slot<'a> {
 
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
-        if let Ok(mut serving) = self.files.inner.serving.lock()
-            && let Some(n) = serving.get_mut(&self.peer)
-        {
-            *n -= 1;
-            if *n == 0 {
-                serving.remove(&self.peer);
-            }
+        if let Ok(mut serving) = self.files.inner.serving.lock() {
+            serving.give_back(&self.peer);
         }
     }
 }
@@ -115,15 +139,7 @@ impl Files {
 
     fn take_slot(&self, peer: PeerId) -> Option<Slot<'_>> {
         let mut serving = self.inner.serving.lock().ok()?;
-        if !serving.contains_key(&peer) && serving.len() >= MAX_SERVING_PEERS {
-            return None;
-        }
-        let n = serving.entry(peer).or_insert(0);
-        if *n >= MAX_SERVES_PER_PEER {
-            return None;
-        }
-        *n += 1;
-        Some(Slot { files: self, peer })
+        serving.take(peer).then_some(Slot { files: self, peer })
     }
 
     /// Answers one inbound `/rhizo/file/1` request.
@@ -177,5 +193,33 @@ impl Files {
             }
             _ => FileStatus::NotFound.response(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_peer_gets_at_most_its_slots_and_the_node_serves_a_bounded_number_of_peers() {
+        let mut slots = ServingSlots::default();
+        let greedy = PeerId::random();
+        for _ in 0..MAX_SERVES_PER_PEER {
+            assert!(slots.take(greedy));
+        }
+        assert!(
+            !slots.take(greedy),
+            "one request too many of one peer: BUSY"
+        );
+        let other = PeerId::random();
+        assert!(slots.take(other), "another peer is still served");
+        slots.give_back(&greedy);
+        assert!(slots.take(greedy), "a slot given back is taken again");
+        for _ in 2..MAX_SERVING_PEERS {
+            assert!(slots.take(PeerId::random()));
+        }
+        assert!(!slots.take(PeerId::random()), "too many peers at once");
+        slots.give_back(&other);
+        assert!(slots.take(PeerId::random()));
     }
 }
