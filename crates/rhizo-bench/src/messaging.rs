@@ -30,7 +30,8 @@
 //!   the same MLS work in-process (KeyPackage, group creation, Welcome, first message).
 //!
 //! Files: `messaging.rs` (B2, B3, B4 and their figures), `messaging/harness.rs` (in-process
-//! nodes, API clients, event streams, the warm pair), `messaging/agents.rs` (B14, B15).
+//! nodes, API clients, event streams, the warm pair), `messaging/agents.rs` (B14, B15),
+//! `messaging/files.rs` (B13).
 
 use std::{
     collections::HashMap,
@@ -40,6 +41,7 @@ use std::{
 };
 
 pub mod agents;
+pub mod files;
 
 use anyhow::{Context, anyhow, bail};
 use futures::StreamExt;
