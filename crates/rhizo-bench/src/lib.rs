@@ -14,6 +14,7 @@
 //! | B8 | durable mailbox ingest (group commit)       | raw SQLite, same groups of 64 per txn       |
 //! | B9 | MLS group commit: size, create, process     | ⌈log₂ N⌉ × one path node / one HPKE op      |
 //! | B10 | group fan-out: direct, gossipsub, relay    | one 1:1 send on the same nodes             |
+//! | B13 | file transfer, alice → bob fetch; peak RSS  | B1's rhizo-net link and raw TCP (same run) |
 //! | B14 | agent task round trip, delegate → completed | B2's message p50 on the same pair         |
 //! | B15 | agent tasks/s, 8 in flight                  | B3's 64 B msg/s on the same pair           |
 //! | PUSH | send → shown through mailbox replicas, recipient online but unreachable | the default poll interval (target p50 ≤ 2 s) |
@@ -29,8 +30,8 @@
 //! # Layout
 //! - [`report`]: rows, targets, the table and the JSON.
 //! - [`transport`] (B1, and the ping-pong references of B2).
-//! - [`messaging`] (B2, B3, B4; B14, B15 in `messaging::agents`; PUSH in `messaging::push`): real in-process rhizo nodes
-//!   and their local API.
+//! - [`messaging`] (B2, B3, B4; B14, B15 in `messaging::agents`; B13 in `messaging::files`;
+//!   PUSH in `messaging::push`): real in-process rhizo nodes and their local API.
 //! - [`memory`] (B7): a server in a child process (`rhizo-bench --b7-server KIND`).
 //! - [`store`] (B8): durable mailbox ingest.
 //! - [`fanout`] (B10): 50 rhizo-net nodes, direct fan-out against a gossipsub topic and member
@@ -59,8 +60,9 @@ use serde::Serialize;
 use crate::report::{Meta, Report};
 
 /// Every benchmark, in the order they run.
-pub const BENCHMARKS: [&str; 14] = [
-    "B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9", "B10", "B14", "B15", "PUSH", "SCALE",
+pub const BENCHMARKS: [&str; 15] = [
+    "B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9", "B10", "B13", "B14", "B15", "PUSH",
+    "SCALE",
 ];
 
 /// What to run and how big.
@@ -206,6 +208,11 @@ pub fn run(options: &Options, meta: Meta) -> Report {
     if options.selected("B10") {
         progress("B10: group fan-out, direct against gossipsub and member relays");
         report.add("B10", with_runtime(fanout::run_fanout(quick)), |r| r.rows());
+    }
+    if options.selected("B13") {
+        progress("B13: file transfer between two in-process rhizo nodes");
+        let outcome = with_runtime(messaging::files::run_b13(quick));
+        report.add("B13", outcome, |r| r.rows());
     }
     let (b14, b15) = (options.selected("B14"), options.selected("B15"));
     if b14 || b15 {

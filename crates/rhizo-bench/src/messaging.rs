@@ -31,7 +31,7 @@
 //!
 //! Files: `messaging.rs` (B2, B3, B4 and their figures), `messaging/harness.rs` (in-process
 //! nodes, API clients, event streams, the warm pair), `messaging/agents.rs` (B14, B15),
-//! `messaging/push.rs` (PUSH: mailbox push latency).
+//! `messaging/push.rs` (PUSH: mailbox push latency), `messaging/files.rs` (B13).
 
 use std::{
     collections::HashMap,
@@ -41,6 +41,7 @@ use std::{
 };
 
 pub mod agents;
+pub mod files;
 pub mod push;
 
 use anyhow::{Context, anyhow, bail};

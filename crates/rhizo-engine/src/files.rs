@@ -16,6 +16,7 @@ use rhizo_core::{file::FileRef, proto::ChatContent};
 use rhizo_store::{
     Tx,
     files::NewFile,
+    groups::GroupStatus,
     messaging::{Contact, MessageRow},
 };
 
@@ -23,9 +24,15 @@ use crate::{
     Engine, EngineError,
     contacts::find_contact_in,
     conversations::{first_conversation, queue_application_tx},
+    groups::{GroupQueued, active_group, fanout::member_target},
+    inbound::Reject,
+    outbox::Target,
     reestablish::unpark_into,
     send::Queued,
 };
+
+/// A group member's device: (member UID, device key).
+type MemberDevice = ([u8; 32], [u8; 32]);
 
 /// Longest caption of a file message (its text): less than a text, so a file with inline
 /// content and its caption fit in one envelope.
@@ -41,6 +48,17 @@ fn file_content(file: &FileRef, caption: &str, now: i64, profile: Vec<u8>) -> Ve
         ..ChatContent::default()
     }
     .encode_to_vec()
+}
+
+/// The file reference a decrypted message carries, checked (a malformed one refuses the
+/// message before anything is stored).
+pub(crate) fn file_of(content: &ChatContent) -> Result<Option<FileRef>, Reject> {
+    content
+        .file
+        .as_ref()
+        .map(FileRef::from_proto)
+        .transpose()
+        .map_err(|_| Reject::Code(rhizo_core::envelope::ErrorCode::Malformed))
 }
 
 /// Records the file of message `message_id` in `tx`.
@@ -154,5 +172,111 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// Queues a file message in a group (its content already in the driver's content store, or
+    /// inline in `file`), like [`queue_group_text`](Self::queue_group_text).
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::UnknownGroup`], [`EngineError::NotInGroup`], MLS or the database.
+    pub fn queue_group_file(
+        &self,
+        tx: &mut Tx<'_>,
+        session_id: &[u8; 16],
+        file: &FileRef,
+        caption: &str,
+        now: i64,
+    ) -> Result<GroupQueued, EngineError> {
+        self.group_job(tx, |tx| {
+            let group = active_group(tx, session_id)?;
+            let content = ChatContent {
+                text: caption.to_string(),
+                sent_at_ms: crate::ms(now),
+                file: Some(file.to_proto()),
+                ..ChatContent::default()
+            };
+            let (id, total) =
+                self.queue_group_content(tx, &group, content, "file", Some(caption), now)?;
+            insert_file_row(tx, id, file, true, now)?;
+            let row = tx
+                .message(id)?
+                .ok_or(EngineError::Internal("message vanished"))?;
+            Ok(GroupQueued { row, total })
+        })
+    }
+
+    /// The devices that may hold a file sent in group `session_id`: every member device in
+    /// its roster but this one (the sender, and members who fetched it). Empty when the group
+    /// is not active here or its state is gone.
+    ///
+    /// # Errors
+    ///
+    /// MLS or the database.
+    pub fn group_file_holders(
+        &self,
+        tx: &mut Tx<'_>,
+        session_id: &[u8; 16],
+    ) -> Result<Vec<Target>, EngineError> {
+        let me = *self.me.device.public().as_bytes();
+        let Some(members) = self.active_roster(tx, session_id)? else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for (uid, device) in members {
+            if device == me {
+                continue;
+            }
+            let key = rhizo_core::DevicePublicKey::from_bytes(&device);
+            if let Some(target) = key.ok().map(|k| member_target(tx, k, &uid)).transpose()? {
+                out.extend(target);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether the member device `device` of an active group in which a message carried the
+    /// file with content hash `hash` may fetch it from us (the group half of the serving
+    /// rule; 1:1 conversations are checked by the store's `may_fetch`).
+    ///
+    /// # Errors
+    ///
+    /// MLS or the database.
+    pub fn may_serve_group_file(
+        &self,
+        tx: &mut Tx<'_>,
+        hash: &[u8; 32],
+        device: &[u8; 32],
+    ) -> Result<bool, EngineError> {
+        for session_id in tx.file_groups(hash)? {
+            let members = self.active_roster(tx, &session_id)?.unwrap_or_default();
+            if members.iter().any(|(_, d)| d == device) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// (member UID, device) of every device in an active group's roster; `None` when the
+    /// group is unknown, not active, or its MLS state is gone.
+    fn active_roster(
+        &self,
+        tx: &mut Tx<'_>,
+        session_id: &[u8; 16],
+    ) -> Result<Option<Vec<MemberDevice>>, EngineError> {
+        match self.group_info(tx, session_id) {
+            Ok(info) if !info.rejoining && info.group.status == GroupStatus::Active => Ok(Some(
+                info.members
+                    .iter()
+                    .flat_map(|m| m.devices.iter().map(|d| (m.uid, *d)))
+                    .collect(),
+            )),
+            Ok(_) | Err(EngineError::UnknownGroup) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod group_tests;
 #[cfg(test)]
 mod tests;

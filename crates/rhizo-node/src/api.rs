@@ -57,7 +57,7 @@ pub use channels::{CreateChannelRequest, JoinChannelRequest};
 use channels::{
     create_channel, join_channel, leave_channel, list_channels, post_channel, read_channel,
 };
-pub use files::{SaveFileRequest, SendFileRequest, SentFile};
+pub use files::{SaveFileRequest, SendFileRequest, SentFile, UploadQuery};
 pub use groups::{AddMembersRequest, AdminRequest, CreateGroupRequest, UpdateGroupRequest};
 use groups::{
     accept_group_request, add_group_admin, add_group_members, create_group, decline_group_request,

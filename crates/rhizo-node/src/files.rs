@@ -16,11 +16,12 @@
 //! # Layout
 //! - [`content`]: the content store under the data dir.
 //! - `fetch`: fetching one file's missing chunks from its holders.
+//! - `holders`: the holders of one fetch, the ranges spread over them within their caps.
 //! - `serve`: answering `/rhizo/file/1` requests.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,11 +32,13 @@ use tokio::sync::broadcast;
 
 use crate::clock::SharedClock;
 use crate::events::ApiEvent;
+use crate::messaging::Messaging;
 use crate::peer_policy::PeerPolicy;
 use content::{ContentError, ContentStore};
 
 pub mod content;
 mod fetch;
+mod holders;
 mod serve;
 
 /// Default largest file sent or fetched (`files_max_mib`).
@@ -50,6 +53,9 @@ const FETCH_RETRY: Duration = Duration::from_secs(10);
 const FETCHES_PER_ROUND: usize = 8;
 /// Peers whose per-file progress counters are kept (bounded; the oldest is forgotten).
 const MAX_TRACKED_TRANSFERS: usize = 256;
+/// The environment variable that makes this node a malicious holder, for tests only: every
+/// range it serves has one byte flipped (documented as test-only in docs/protocol.md §32).
+pub const TAMPER_ENV: &str = "RHIZO_TEST_TAMPER_FILE_CHUNKS";
 
 /// The files settings.
 #[derive(Debug, Clone, Copy)]
@@ -60,6 +66,8 @@ pub struct FileSettings {
     pub auto_download_bytes: u64,
     /// Cap on the content store.
     pub max_storage_bytes: u64,
+    /// Test only ([`TAMPER_ENV`]): serve ranges with one byte flipped.
+    pub tamper_for_tests: bool,
 }
 
 impl Default for FileSettings {
@@ -68,6 +76,7 @@ impl Default for FileSettings {
             max_bytes: DEFAULT_MAX_FILE_BYTES,
             auto_download_bytes: DEFAULT_AUTO_DOWNLOAD_BYTES,
             max_storage_bytes: DEFAULT_MAX_STORAGE_BYTES,
+            tamper_for_tests: false,
         }
     }
 }
@@ -135,6 +144,10 @@ struct Transfer {
     fetched: u64,
 }
 
+/// Holders whose refused chunks are counted by peer (bounded; more are counted only in the
+/// total).
+const MAX_REFUSED_HOLDERS: usize = 64;
+
 /// Node-wide file counters.
 #[derive(Debug, Default)]
 pub struct FileStats {
@@ -144,6 +157,43 @@ pub struct FileStats {
     pub chunks_refused: AtomicU64,
     /// Bytes served to other members.
     pub bytes_served: AtomicU64,
+    /// Refused chunks by holder.
+    refused_by: Mutex<HashMap<libp2p::PeerId, u64>>,
+}
+
+impl FileStats {
+    fn refused(&self, peer: libp2p::PeerId, chunks: u64) {
+        self.chunks_refused.fetch_add(chunks, Ordering::Relaxed);
+        if let Ok(mut by) = self.refused_by.lock()
+            && (by.len() < MAX_REFUSED_HOLDERS || by.contains_key(&peer))
+        {
+            *by.entry(peer).or_default() += chunks;
+        }
+    }
+}
+
+/// `GET /v1/files/stats`: the counters, and the holders whose chunks were refused.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FileStatsView {
+    /// Chunks fetched and verified.
+    pub chunks_fetched: u64,
+    /// Chunks refused because they did not verify.
+    pub chunks_refused: u64,
+    /// Bytes served to other members.
+    pub bytes_served: u64,
+    /// The holders that sent chunks that did not verify.
+    pub refused_holders: Vec<RefusedHolder>,
+}
+
+/// A holder that sent chunks that did not verify.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RefusedHolder {
+    /// Its PeerId.
+    pub peer_id: String,
+    /// Chunks of it refused.
+    pub chunks: u64,
+    /// Its reputation score now (the refusal lowered it; see peer_policy).
+    pub score: i32,
 }
 
 /// The files service (cheap to clone).
@@ -157,18 +207,21 @@ struct Inner {
     db: Db,
     client: rhizo_net::Client,
     guard: PeerPolicy,
+    messaging: Messaging,
     content: ContentStore,
     settings: FileSettings,
     events: broadcast::Sender<ApiEvent>,
     clock: SharedClock,
     wake: tokio::sync::Notify,
     transfers: Mutex<HashMap<[u8; 32], Transfer>>,
-    serving: Mutex<HashMap<libp2p::PeerId, usize>>,
+    serving: Mutex<serve::ServingSlots>,
+    grants: Mutex<serve::Grants>,
     stats: FileStats,
 }
 
 impl Files {
-    /// The service over the content store under `data_dir`.
+    /// The service over the content store under `data_dir` (`messaging` answers the group
+    /// questions: who may hold a group's file, who may fetch it).
     ///
     /// # Errors
     ///
@@ -179,9 +232,10 @@ impl Files {
         db: Db,
         client: rhizo_net::Client,
         guard: PeerPolicy,
-        events: broadcast::Sender<ApiEvent>,
+        messaging: Messaging,
         clock: SharedClock,
     ) -> Result<Self, ContentError> {
+        let events = messaging.event_sender();
         let content = ContentStore::open(
             data_dir.join(content::FILES_DIR),
             settings.max_storage_bytes,
@@ -191,13 +245,15 @@ impl Files {
                 db,
                 client,
                 guard,
+                messaging,
                 content,
                 settings,
                 events,
                 clock,
                 wake: tokio::sync::Notify::new(),
                 transfers: Mutex::new(HashMap::new()),
-                serving: Mutex::new(HashMap::new()),
+                serving: Mutex::new(serve::ServingSlots::default()),
+                grants: Mutex::new(serve::Grants::default()),
                 stats: FileStats::default(),
             }),
         })
@@ -213,6 +269,32 @@ impl Files {
     #[must_use]
     pub fn stats(&self) -> &FileStats {
         &self.inner.stats
+    }
+
+    /// The counters as the API shows them.
+    #[must_use]
+    pub fn stats_view(&self) -> FileStatsView {
+        let stats = &self.inner.stats;
+        let mut refused_holders: Vec<RefusedHolder> = stats
+            .refused_by
+            .lock()
+            .map(|by| {
+                by.iter()
+                    .map(|(peer, chunks)| RefusedHolder {
+                        peer_id: peer.to_string(),
+                        chunks: *chunks,
+                        score: self.inner.guard.reputation_of(peer).0,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        refused_holders.sort_by(|a, b| a.peer_id.cmp(&b.peer_id));
+        FileStatsView {
+            chunks_fetched: stats.chunks_fetched.load(Ordering::Relaxed),
+            chunks_refused: stats.chunks_refused.load(Ordering::Relaxed),
+            bytes_served: stats.bytes_served.load(Ordering::Relaxed),
+            refused_holders,
+        }
     }
 
     /// Wakes the fetcher (a file message arrived, or the user asked for a file).
@@ -259,6 +341,54 @@ impl Files {
             .await
             .map_err(|e| FilesError::Task(e.to_string()))?
             .map_err(FilesError::from)
+    }
+
+    /// Writes an uploaded file's content (a stream of body frames) to a new file under the
+    /// content store's `tmp/` (cleared at start), a frame at a time; its path. The caller
+    /// imports it, then removes it.
+    ///
+    /// # Errors
+    ///
+    /// Over the size limit (what was written is removed); the body broke off; I/O.
+    pub async fn receive_upload<S, E>(&self, mut body: S) -> Result<PathBuf, FilesError>
+    where
+        S: futures::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        use futures::StreamExt as _;
+        use tokio::io::AsyncWriteExt as _;
+        let path = self.inner.content.upload_path();
+        let max = self.inner.settings.max_bytes;
+        let written = async {
+            let mut file = tokio::fs::File::create(&path)
+                .await
+                .map_err(content::io("creating an upload file"))?;
+            let mut size = 0u64;
+            while let Some(frame) = body.next().await {
+                let frame = frame.map_err(|e| ContentError::Io {
+                    what: "receiving the upload".into(),
+                    source: std::io::Error::other(e.to_string()),
+                })?;
+                size += frame.len() as u64;
+                if size > max {
+                    return Err(ContentError::TooLarge { size, max });
+                }
+                file.write_all(&frame)
+                    .await
+                    .map_err(content::io("writing an upload file"))?;
+            }
+            file.flush()
+                .await
+                .map_err(content::io("writing an upload file"))
+        }
+        .await;
+        match written {
+            Ok(()) => Ok(path),
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&path).await;
+                Err(e.into())
+            }
+        }
     }
 
     /// The encrypted content of `hash`, if whole here and small enough to travel inline.

@@ -405,11 +405,12 @@ async fn start_services(
             max_bytes: config.files_max_mib.saturating_mul(1 << 20),
             auto_download_bytes: config.files_auto_download_mib.saturating_mul(1 << 20),
             max_storage_bytes: config.files_max_storage_mib.saturating_mul(1 << 20),
+            tamper_for_tests: std::env::var_os(crate::files::TAMPER_ENV).is_some(),
         },
         db.clone(),
         client.clone(),
         guard.clone(),
-        messaging.event_sender(),
+        messaging.clone(),
         clock,
     )
     .map_err(|e| NodeError::Task(format!("cannot open the file store: {e}")))?;

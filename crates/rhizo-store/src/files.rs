@@ -55,10 +55,17 @@ pub struct FileRow {
     pub contact_uid: Option<[u8; 32]>,
     /// When the row was made (unix ms).
     pub created_at: i64,
+    /// The group's session, if the message was sent in a group.
+    pub group: Option<[u8; 16]>,
+    /// Whether the message came from a contact (a 1:1 conversation's, or a group member who
+    /// is one): only their files download by themselves.
+    pub from_contact: bool,
 }
 
 const COLUMNS: &str = "f.message_id, f.outgoing, f.hash, f.key, f.name, f.size, f.mime, f.state,
-    f.done_bytes, f.error, f.path, c.contact_uid, f.created_at";
+    f.done_bytes, f.error, f.path, c.contact_uid, f.created_at,
+    CASE WHEN c.kind = 'group' THEN c.session_id END,
+    EXISTS (SELECT 1 FROM contacts k WHERE k.uid = COALESCE(c.contact_uid, m.sender_uid))";
 
 fn file_row(r: &Row<'_>) -> rusqlite::Result<FileRow> {
     Ok(FileRow {
@@ -75,6 +82,8 @@ fn file_row(r: &Row<'_>) -> rusqlite::Result<FileRow> {
         path: r.get(10)?,
         contact_uid: r.get::<_, Option<Vec<u8>>>(11)?.map(blob).transpose()?,
         created_at: r.get(12)?,
+        group: r.get::<_, Option<Vec<u8>>>(13)?.map(blob).transpose()?,
+        from_contact: r.get::<_, i64>(14)? != 0,
     })
 }
 
@@ -140,6 +149,19 @@ impl Reader<'_> {
                 .collect()
             })
             .context("reading inline files")
+    }
+
+    /// The groups (sessions) in which a message carried the file with content hash `hash`.
+    pub fn file_groups(&self, hash: &[u8; 32]) -> Result<Vec<[u8; 16]>, StoreError> {
+        self.conn
+            .prepare_cached(
+                "SELECT DISTINCT c.session_id FROM files f
+                 JOIN messages m ON m.id = f.message_id
+                 JOIN conversations c ON c.session_id = m.session_id
+                 WHERE f.hash = ?1 AND c.kind = 'group' LIMIT 64",
+            )
+            .and_then(|mut stmt| stmt.query_map([&hash[..]], |r| blob(r.get(0)?))?.collect())
+            .context("listing the groups of a file")
     }
 
     /// The content hashes any file row still references (the content store keeps these).

@@ -71,6 +71,7 @@ pub struct TestNode {
     peer_id: String,
     uid: String,
     http: reqwest::blocking::Client,
+    run_env: Vec<(String, String)>,
 }
 
 impl TestNode {
@@ -102,6 +103,7 @@ impl TestNode {
             peer_id: String::new(),
             uid: String::new(),
             http,
+            run_env: Vec::new(),
         };
         let out = node.cli(init)?;
         if !out.status.success() {
@@ -115,6 +117,13 @@ impl TestNode {
         node.peer_id = id["peer_id"].as_str().unwrap_or_default().to_string();
         node.uid = id["uid"].as_str().unwrap_or_default().to_string();
         Ok(node)
+    }
+
+    /// Sets an environment variable for this node's `rhizo run` processes (from the next
+    /// start on), e.g. a test-only switch; never for the test process itself, which runs
+    /// other nodes in parallel.
+    pub fn set_run_env(&mut self, key: &str, value: &str) {
+        self.run_env.push((key.to_string(), value.to_string()));
     }
 
     /// The data dir.
@@ -228,6 +237,7 @@ impl TestNode {
             .arg("run")
             .args(args)
             .env("RUST_LOG", "info,rhizo_net=debug,rhizo_node=debug")
+            .envs(self.run_env.iter().map(|(k, v)| (k, v)))
             .env("RHIZO_MDNS", "false")
             .env("XDG_CONFIG_HOME", self.dir.path().join("no-config"))
             .stdin(Stdio::null())

@@ -343,7 +343,9 @@ fn group_content(
         let events = crate::agents::group::apply_group_agent(tx, &ctx, agent, now)?;
         return Ok((events, None));
     }
-    if content.text.is_empty() {
+    // A file message: its reference is checked before anything is stored.
+    let file = crate::files::file_of(&content)?;
+    if content.text.is_empty() && file.is_none() {
         return Ok((Vec::new(), None));
     }
     let message_id: Option<[u8; 16]> = content.message_id.as_ref().try_into().ok();
@@ -358,7 +360,7 @@ fn group_content(
             session_id: group.session_id,
             sender_device: *message.sender_device.as_bytes(),
             seq: message.sequence_num,
-            kind: "text",
+            kind: if file.is_some() { "file" } else { "text" },
             body: Some(&content.text),
             sent_at,
         },
@@ -367,6 +369,9 @@ fn group_content(
         message_id.as_ref(),
         now,
     )?;
+    if let (Some(id), Some(file)) = (id, &file) {
+        crate::files::insert_file_row(tx, id, file, false, now)?;
+    }
     let events = id
         .map(|id| Event::GroupMessageReceived {
             id,

@@ -289,12 +289,7 @@ impl Apply<'_, '_> {
             return crate::agents::apply(self.tx, &ctx, agent, self.now);
         }
         // A file message: its reference is checked before anything is stored.
-        let file = content
-            .file
-            .as_ref()
-            .map(rhizo_core::file::FileRef::from_proto)
-            .transpose()
-            .map_err(|_| Reject::Code(ErrorCode::Malformed))?;
+        let file = crate::files::file_of(&content)?;
         let id = self.tx.insert_incoming(
             &NewMessage {
                 session_id: *message.session_id.as_bytes(),

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use axum::{
     Json,
     body::Body,
-    extract::{Path, State},
+    extract::{Path, Query, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ApiState, error, errors::messaging_error};
 use crate::files::{FilesError, content::ContentError};
-use crate::messaging::MessageView;
+use crate::messaging::{GroupError, MessageView, MessagingError, SendError};
 
 /// Chunks of plaintext buffered between the reader thread and the HTTP body.
 const DOWNLOAD_BUFFER_CHUNKS: usize = 4;
@@ -23,8 +23,11 @@ const DOWNLOAD_BUFFER_CHUNKS: usize = 4;
 /// `POST /v1/files` body.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SendFileRequest {
-    /// A contact's name or UID.
+    /// A contact's name or UID, or a group's id or name.
     pub to: String,
+    /// `to` is a group (else a group is tried when no contact has that name).
+    #[serde(default)]
+    pub group: bool,
     /// The file's absolute path on this machine.
     pub path: String,
     /// A caption, if any.
@@ -102,26 +105,110 @@ pub(crate) fn guess_mime(name: &str) -> &'static str {
     }
 }
 
+/// Largest JSON body of `POST /v1/files` (a path and a caption).
+const MAX_SEND_JSON_BYTES: usize = 64 * 1024;
+
+/// `POST /v1/files` query, when the body is the file's content (any type but JSON).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct UploadQuery {
+    /// A contact's name or UID, or a group's id or name.
+    #[serde(default)]
+    pub to: Option<String>,
+    /// The file's name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `to` is a group.
+    #[serde(default)]
+    pub group: bool,
+    /// A caption, if any.
+    #[serde(default)]
+    pub caption: Option<String>,
+    /// The MIME type, if known.
+    #[serde(default)]
+    pub mime: Option<String>,
+}
+
+/// A name a file may carry: 1 to 255 bytes, no `/`, `\` or NUL, not `.` or `..`.
+fn file_name(name: &str) -> Option<String> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_NAME_BYTES
+        && !name.contains(['/', '\\', '\0'])
+        && name != "."
+        && name != "..";
+    ok.then(|| name.to_string())
+}
+
+/// `POST /v1/files`: a JSON body names a file on this machine; any other body is the file's
+/// content, streamed to disk (bounded memory, at most `files_max_mib`), named by the query.
 pub(super) async fn send_file(
     State(state): State<ApiState>,
-    Json(body): Json<SendFileRequest>,
+    Query(query): Query<UploadQuery>,
+    headers: HeaderMap,
+    body: Body,
 ) -> Response {
-    let path = PathBuf::from(&body.path);
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .map(str::to_string)
-        .filter(|n| !n.is_empty() && n.len() <= MAX_NAME_BYTES);
-    let Some(name) = name else {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if json {
+        let bytes = match axum::body::to_bytes(body, MAX_SEND_JSON_BYTES).await {
+            Ok(b) => b,
+            Err(e) => return error(StatusCode::BAD_REQUEST, "BAD_INPUT", e.to_string()),
+        };
+        let request: SendFileRequest = match serde_json::from_slice(&bytes) {
+            Ok(r) => r,
+            Err(e) => return error(StatusCode::BAD_REQUEST, "BAD_INPUT", e.to_string()),
+        };
+        let name = PathBuf::from(&request.path)
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(file_name);
+        let Some(name) = name else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "BAD_PATH",
+                format!(
+                    "{}: give the path of a file (its name at most 255 bytes)",
+                    request.path
+                ),
+            );
+        };
+        let path = PathBuf::from(&request.path);
+        return send_from(&state, request, name, path).await;
+    }
+    let (Some(to), Some(name)) = (query.to.clone(), query.name.as_deref().and_then(file_name))
+    else {
         return error(
             StatusCode::BAD_REQUEST,
-            "BAD_PATH",
-            format!(
-                "{}: give the path of a file (its name at most 255 bytes)",
-                body.path
-            ),
+            "BAD_INPUT",
+            "give ?to=CONTACT_OR_GROUP&name=FILE_NAME (a name of 1 to 255 bytes, no '/') with the \
+             content as the body, or a JSON body with a path",
         );
     };
+    let files = &state.inner.files;
+    let upload = match files.receive_upload(body.into_data_stream()).await {
+        Ok(path) => path,
+        Err(e) => return files_error(e),
+    };
+    let request = SendFileRequest {
+        to,
+        group: query.group,
+        path: upload.display().to_string(),
+        caption: query.caption,
+        mime: query.mime,
+    };
+    let response = send_from(&state, request, name, upload.clone()).await;
+    let _ = tokio::fs::remove_file(&upload).await;
+    response
+}
+
+/// Imports the file at `path` (named `name`) and sends it as `request` says.
+async fn send_from(
+    state: &ApiState,
+    body: SendFileRequest,
+    name: String,
+    path: PathBuf,
+) -> Response {
     let files = &state.inner.files;
     let imported = match files.import(path, |_| {}).await {
         Ok(i) => i,
@@ -141,12 +228,28 @@ pub(super) async fn send_file(
         inline,
     };
     let caption = body.caption.unwrap_or_default();
-    let message = match state
-        .inner
-        .messaging
-        .send_file(&body.to, file, &caption)
-        .await
-    {
+    let messaging = &state.inner.messaging;
+    // A group when asked for, or when no contact has the name.
+    let sent = if body.group {
+        messaging
+            .send_group_file(&body.to, file, &caption)
+            .await
+            .map(|(m, _)| m)
+            .map_err(MessagingError::from)
+    } else {
+        match messaging.send_file(&body.to, file.clone(), &caption).await {
+            Err(SendError::UnknownContact(name)) => messaging
+                .send_group_file(&body.to, file, &caption)
+                .await
+                .map(|(m, _)| m)
+                .map_err(|e| match e {
+                    GroupError::UnknownGroup(_) => SendError::UnknownContact(name).into(),
+                    e => MessagingError::from(e),
+                }),
+            sent => sent.map_err(MessagingError::from),
+        }
+    };
+    let message = match sent {
         Ok(m) => m,
         Err(e) => return messaging_error(e),
     };
@@ -154,6 +257,10 @@ pub(super) async fn send_file(
         Ok(file) => (StatusCode::CREATED, Json(SentFile { message, file })).into_response(),
         Err(e) => files_error(e),
     }
+}
+
+pub(super) async fn file_stats(State(state): State<ApiState>) -> Response {
+    Json(state.inner.files.stats_view()).into_response()
 }
 
 pub(super) async fn list_files(State(state): State<ApiState>) -> Response {

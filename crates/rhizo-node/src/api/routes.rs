@@ -149,6 +149,7 @@ pub(crate) enum Endpoint {
     FetchFile,
     SaveFile,
     DownloadFile,
+    FileStats,
 }
 
 /// One row of the route table.
@@ -282,8 +283,9 @@ pub const ROUTES: &[Route] = &[
     v1(   Post,   "/v1/pairings",                         Token, E::NewPairing,              "a one-time pairing ticket and its QR for a light client"),
     v1(   Get,    "/v1/pairings",                         Token, E::ListPairings,            "paired light clients"),
     v1(   Delete, "/v1/pairings/{id}",                    Token, E::RevokePairing,           "revoke a paired light client (by id prefix or name)"),
-    v1(   Post,   "/v1/files",                            Token, E::SendFile,                "send a file (a path on this machine) to a contact"),
+    v1(   Post,   "/v1/files",                            Token, E::SendFile,                "send a file (a path on this machine, or the content as the body) to a contact or a group"),
     v1(   Get,    "/v1/files",                            Token, E::ListFiles,               "files sent and received, with their state"),
+    v1(   Get,    "/v1/files/stats",                      Token, E::FileStats,               "file transfer counters and the holders whose chunks were refused"),
     v1(   Get,    "/v1/files/{id}",                       Token, E::DownloadFile,            "a complete file's content (Range supported)"),
     v1(   Get,    "/v1/files/{id}/info",                  Token, E::FileInfo,                "one file's state and progress"),
     v1(   Post,   "/v1/files/{id}/fetch",                 Token, E::FetchFile,               "fetch a received file from its holders"),
@@ -381,6 +383,7 @@ fn handler(endpoint: Endpoint, method: Method) -> MethodRouter<ApiState> {
         E::FetchFile => on(m, super::files::fetch_file),
         E::SaveFile => on(m, super::files::save_file),
         E::DownloadFile => on(m, super::files::download_file),
+        E::FileStats => on(m, super::files::file_stats),
     }
 }
 

@@ -69,7 +69,7 @@ pub enum ContentError {
     },
 }
 
-fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ContentError {
+pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ContentError {
     let what = what.into();
     move |source| ContentError::Io { what, source }
 }
@@ -115,6 +115,15 @@ impl ContentStore {
             }
         }
         Ok(Self { root, cap })
+    }
+
+    /// A fresh path under `tmp/` for an uploaded file's plaintext (cleared at start).
+    #[must_use]
+    pub fn upload_path(&self) -> PathBuf {
+        let tag = FileKey::generate()
+            .map(|k| hex::encode(&k.as_bytes()[..8]))
+            .unwrap_or_default();
+        self.root.join("tmp").join(format!("upload-{tag}"))
     }
 
     fn complete(&self, hash: &[u8; 32]) -> (PathBuf, PathBuf) {

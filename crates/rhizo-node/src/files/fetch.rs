@@ -4,7 +4,7 @@
 use std::sync::atomic::Ordering;
 
 use futures::StreamExt;
-use libp2p::{Multiaddr, PeerId};
+use libp2p::PeerId;
 use rhizo_core::abuse::Conduct;
 use rhizo_core::file::{
     self, ENCRYPTED_CHUNK_BYTES, FileError,
@@ -14,16 +14,15 @@ use rhizo_store::{DbError, files::FileRow};
 use tracing::{debug, warn};
 
 use super::content::ContentError;
+use super::holders::{Holder, HolderPool, Pick};
 use super::{FETCH_RETRY, FETCHES_PER_ROUND, Files, FilesError};
 use crate::events::ApiEvent;
 
+/// Why a fetch is not done yet when no holder gave some chunks (the fetch is retried).
+const NO_HOLDER: &str = "no holder gave the missing chunks yet (the holders are offline, or \
+                         none has content with this file's hash); retrying every 10 s";
 /// Chunks asked for in one request (256 KiB): small, so a crash loses little in flight.
 const CHUNKS_PER_REQUEST: u64 = 4;
-/// Requests in flight for one file (1 MiB of content).
-const FETCH_WINDOW: usize = 4;
-
-/// A holder: a peer and where to dial it.
-type Holder = (PeerId, Vec<Multiaddr>);
 
 impl Files {
     /// Runs the fetcher until `stop` turns true.
@@ -95,8 +94,8 @@ impl Files {
         let auto = self.inner.settings.auto_download_bytes;
         let mut todo = Vec::new();
         for row in rows.into_iter().filter(|r| !r.outgoing) {
-            // Only contacts' files download by themselves (1:1 messages come from contacts).
-            let auto_ok = row.state == "offered" && row.size <= auto && row.contact_uid.is_some();
+            // Only contacts' files download by themselves (in a group: a member who is one).
+            let auto_ok = row.state == "offered" && row.size <= auto && row.from_contact;
             if (row.state == "downloading" || auto_ok) && todo.len() < FETCHES_PER_ROUND {
                 todo.push(row);
             }
@@ -171,28 +170,43 @@ impl Files {
         }
     }
 
-    /// The devices that may hold the file: the contact's (the sender's) devices.
+    /// The devices that may hold the file: in a group every other member device; else the
+    /// contact's (the sender's) devices.
     async fn holders(&self, row: &FileRow) -> Result<Vec<Holder>, FilesError> {
-        let Some(uid) = row.contact_uid else {
-            return Ok(Vec::new());
+        let targets: Vec<(String, Vec<String>)> = if let Some(session) = row.group {
+            self.inner
+                .messaging
+                .group_file_holders(session)
+                .await
+                .map_err(|e| FilesError::Task(e.to_string()))?
+                .into_iter()
+                .map(|t| (t.peer_id, t.addrs))
+                .collect()
+        } else if let Some(uid) = row.contact_uid {
+            let contact = self
+                .inner
+                .db
+                .read(move |r| -> Result<_, DbError> { Ok(r.contact_by_uid(&uid)?) })
+                .await?;
+            contact
+                .map(|c| {
+                    c.devices
+                        .into_iter()
+                        .map(|d| (d.peer_id, d.addrs))
+                        .collect()
+                })
+                .unwrap_or_default()
+        } else {
+            Vec::new()
         };
-        let contact = self
-            .inner
-            .db
-            .read(move |r| -> Result<_, DbError> { Ok(r.contact_by_uid(&uid)?) })
-            .await?;
-        Ok(contact
-            .map(|c| {
-                c.devices
-                    .iter()
-                    .filter_map(|d| {
-                        let peer = d.peer_id.parse::<PeerId>().ok()?;
-                        let addrs = d.addrs.iter().filter_map(|a| a.parse().ok()).collect();
-                        Some((peer, addrs))
-                    })
-                    .collect()
+        Ok(targets
+            .iter()
+            .filter_map(|(peer, addrs)| {
+                let peer = peer.parse::<PeerId>().ok()?;
+                let addrs = addrs.iter().filter_map(|a| a.parse().ok()).collect();
+                Some((peer, addrs))
             })
-            .unwrap_or_default())
+            .collect())
     }
 
     /// Fetches what is missing of one file, then verifies it whole and puts it in place.
@@ -231,11 +245,11 @@ impl Files {
         let mut done = (have * ENCRYPTED_CHUNK_BYTES as u64).min(total);
         self.set_state(hash, "downloading", done, None).await;
         self.progress_event(id, "downloading", done, total);
-        let holders = self.holders(row).await?;
+        let pool = HolderPool::new(self.holders(row).await?);
         let ranges = missing_ranges(&valid);
-        let mut results = futures::stream::iter(ranges.into_iter().enumerate())
-            .map(|(i, range)| self.fetch_range(hash, total, range, &holders, i))
-            .buffer_unordered(FETCH_WINDOW);
+        let mut results = futures::stream::iter(ranges)
+            .map(|range| self.fetch_range(hash, total, range, &pool))
+            .buffer_unordered(pool.window());
         let mut failed = false;
         let mut last_percent = done * 100 / total.max(1);
         while let Some(result) = results.next().await {
@@ -254,6 +268,9 @@ impl Files {
         }
         drop(results);
         if failed {
+            // Still `downloading` (retried), with why it is not done yet.
+            self.set_state(hash, "downloading", done, Some(NO_HOLDER.to_string()))
+                .await;
             return Err(FilesError::Content(ContentError::NotFound));
         }
         let store = self.inner.content.clone();
@@ -265,16 +282,14 @@ impl Files {
         Ok(())
     }
 
-    /// Fetches chunks `range` from the first holder that has them (starting at a different
-    /// holder for each range, so several holders share the work); the bytes written, or
-    /// `None` if no holder gave them.
+    /// Fetches chunks `range` from the least busy holder that has them (the pool spreads
+    /// the ranges over the holders); the bytes written, or `None` if no holder gave them.
     async fn fetch_range(
         &self,
         hash: [u8; 32],
         total: u64,
         range: (u64, u64),
-        holders: &[Holder],
-        turn: usize,
+        pool: &HolderPool,
     ) -> Option<u64> {
         let request = FileRequest {
             hash,
@@ -282,51 +297,87 @@ impl Files {
             end: range.1,
         }
         .encode();
-        for k in 0..holders.len() {
-            let (peer, addrs) = &holders[(turn + k) % holders.len()];
-            let Ok(response) = self
-                .inner
-                .client
-                .file_request(*peer, addrs.clone(), request.clone())
-                .await
-            else {
-                continue;
-            };
-            let Ok((FileStatus::Ok, body)) = FileStatus::of(&response) else {
-                continue;
-            };
-            let body = body.to_vec();
-            let store = self.inner.content.clone();
-            let written =
-                tokio::task::spawn_blocking(move || store.write_chunks(&hash, total, range, &body))
-                    .await;
-            match written {
-                Ok(Ok(())) => {
-                    let chunks = range.1 - range.0;
-                    self.inner
-                        .stats
-                        .chunks_fetched
-                        .fetch_add(chunks, Ordering::Relaxed);
-                    self.update_transfer(&hash, |t| t.fetched += chunks);
-                    let end = (range.1 * ENCRYPTED_CHUNK_BYTES as u64).min(total);
-                    return Some(end - range.0 * ENCRYPTED_CHUNK_BYTES as u64);
+        let mut tried = Vec::new();
+        loop {
+            let freed = pool.freed_future();
+            let i = match pool.pick(&tried) {
+                Pick::Ask(i) => i,
+                Pick::Wait => {
+                    freed.await;
+                    continue;
                 }
-                Ok(Err(ContentError::File(FileError::HashMismatch(_)))) => {
-                    warn!(%peer, "a holder sent chunks that do not match the file's hash");
-                    self.inner
-                        .stats
-                        .chunks_refused
-                        .fetch_add(range.1 - range.0, Ordering::Relaxed);
-                    self.inner
-                        .guard
-                        .record(*peer, Conduct::InvalidMessage)
-                        .await;
-                }
-                _ => {}
+                Pick::Exhausted => return None,
+            };
+            tried.push(i);
+            let answer = self
+                .ask_holder(hash, total, range, pool.holder(i), &request)
+                .await;
+            pool.done(i, answer != Answer::Busy && answer != Answer::Written);
+            if answer == Answer::Written {
+                let chunks = range.1 - range.0;
+                self.inner
+                    .stats
+                    .chunks_fetched
+                    .fetch_add(chunks, Ordering::Relaxed);
+                self.update_transfer(&hash, |t| t.fetched += chunks);
+                let end = (range.1 * ENCRYPTED_CHUNK_BYTES as u64).min(total);
+                return Some(end - range.0 * ENCRYPTED_CHUNK_BYTES as u64);
             }
         }
-        None
     }
+
+    /// Asks one holder for chunks `range` and writes them if they verify; a holder whose
+    /// chunks do not is penalised.
+    async fn ask_holder(
+        &self,
+        hash: [u8; 32],
+        total: u64,
+        range: (u64, u64),
+        (peer, addrs): &Holder,
+        request: &[u8],
+    ) -> Answer {
+        let Ok(response) = self
+            .inner
+            .client
+            .file_request(*peer, addrs.clone(), request.to_vec())
+            .await
+        else {
+            return Answer::Failed;
+        };
+        let body = match FileStatus::of(&response) {
+            Ok((FileStatus::Ok, body)) => body.to_vec(),
+            Ok((FileStatus::Busy, _)) => return Answer::Busy,
+            _ => return Answer::Failed,
+        };
+        let store = self.inner.content.clone();
+        let written =
+            tokio::task::spawn_blocking(move || store.write_chunks(&hash, total, range, &body))
+                .await;
+        match written {
+            Ok(Ok(())) => Answer::Written,
+            Ok(Err(ContentError::File(FileError::HashMismatch(_)))) => {
+                warn!(%peer, "a holder sent chunks that do not match the file's hash");
+                self.inner.stats.refused(*peer, range.1 - range.0);
+                self.inner
+                    .guard
+                    .record(*peer, Conduct::InvalidMessage)
+                    .await;
+                Answer::Failed
+            }
+            _ => Answer::Failed,
+        }
+    }
+}
+
+/// What one holder gave for a range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    /// The chunks verified and are on disk.
+    Written,
+    /// Its serving slots are full: ask another, or it again later.
+    Busy,
+    /// Unreachable, refused, not there, or chunks that did not verify.
+    Failed,
 }
 
 /// The chunks not yet valid, in ranges of at most [`CHUNKS_PER_REQUEST`].

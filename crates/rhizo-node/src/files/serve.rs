@@ -2,7 +2,9 @@
 //! peer at once (and [`MAX_SERVING_PEERS`] peers), only members of a conversation the file was
 //! sent in, then the chunks with their proofs.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
 use rhizo_core::file::wire::{FileRequest, FileStatus};
@@ -18,6 +20,35 @@ pub(crate) const MAX_SERVES_PER_PEER: usize = 4;
 /// Peers served at once; more get `Busy`.
 pub(crate) const MAX_SERVING_PEERS: usize = 64;
 
+/// The requests being answered, by peer: at most [`MAX_SERVES_PER_PEER`] of one peer and
+/// [`MAX_SERVING_PEERS`] peers at once.
+#[derive(Debug, Default)]
+pub(crate) struct ServingSlots(HashMap<PeerId, usize>);
+
+impl ServingSlots {
+    /// Takes a slot for `peer`; `false` when it or the node is at its limit.
+    fn take(&mut self, peer: PeerId) -> bool {
+        if !self.0.contains_key(&peer) && self.0.len() >= MAX_SERVING_PEERS {
+            return false;
+        }
+        let n = self.0.entry(peer).or_insert(0);
+        if *n >= MAX_SERVES_PER_PEER {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    fn give_back(&mut self, peer: &PeerId) {
+        if let Some(n) = self.0.get_mut(peer) {
+            *n -= 1;
+            if *n == 0 {
+                self.0.remove(peer);
+            }
+        }
+    }
+}
+
 /// A peer's slot, given back on drop.
 struct Slot<'a> {
     files: &'a Files,
@@ -26,29 +57,89 @@ struct Slot<'a> {
 
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
-        if let Ok(mut serving) = self.files.inner.serving.lock()
-            && let Some(n) = serving.get_mut(&self.peer)
-        {
-            *n -= 1;
-            if *n == 0 {
-                serving.remove(&self.peer);
-            }
+        if let Ok(mut serving) = self.files.inner.serving.lock() {
+            serving.give_back(&self.peer);
         }
     }
 }
 
+/// Peers allowed to fetch a group's file, remembered so a fetch's many range requests do
+/// not each read the group's MLS roster.
+const MAX_GRANTS: usize = 1024;
+/// How long a grant stands (a member removed meanwhile is refused after at most this).
+const GRANT_TTL: Duration = Duration::from_secs(60);
+
+/// (peer, content hash) → when the grant was made.
+#[derive(Debug, Default)]
+pub(crate) struct Grants(HashMap<(PeerId, [u8; 32]), Instant>);
+
+impl Grants {
+    fn granted(&self, peer: PeerId, hash: [u8; 32]) -> bool {
+        self.0
+            .get(&(peer, hash))
+            .is_some_and(|at| at.elapsed() < GRANT_TTL)
+    }
+
+    fn grant(&mut self, peer: PeerId, hash: [u8; 32]) {
+        if self.0.len() >= MAX_GRANTS {
+            self.0.retain(|_, at| at.elapsed() < GRANT_TTL);
+            if self.0.len() >= MAX_GRANTS {
+                self.0.clear();
+            }
+        }
+        self.0.insert((peer, hash), Instant::now());
+    }
+}
+
+/// The device key behind a peer id (rhizo peers are ed25519 device keys, inlined in the id).
+fn device_of(peer: &PeerId) -> Option<[u8; 32]> {
+    let multihash = peer.as_ref();
+    if multihash.code() != 0 {
+        return None;
+    }
+    let key = libp2p::identity::PublicKey::try_decode_protobuf(multihash.digest()).ok()?;
+    Some(key.try_into_ed25519().ok()?.to_bytes())
+}
+
 impl Files {
+    /// Whether `peer` may fetch the file `hash`: the device of a contact in a 1:1
+    /// conversation, or of a member of an active group, that a message carrying it was sent
+    /// in.
+    async fn may_fetch(&self, peer: PeerId, hash: [u8; 32]) -> bool {
+        if self
+            .inner
+            .grants
+            .lock()
+            .is_ok_and(|g| g.granted(peer, hash))
+        {
+            return true;
+        }
+        let who = peer.to_string();
+        let direct = self
+            .inner
+            .db
+            .read(move |r| -> Result<_, DbError> { Ok(r.may_fetch(&hash, &who)?) })
+            .await;
+        let allowed = match (direct, device_of(&peer)) {
+            (Ok(true), _) => true,
+            (_, Some(device)) => matches!(
+                self.inner
+                    .messaging
+                    .may_serve_group_file(hash, device)
+                    .await,
+                Ok(true)
+            ),
+            _ => false,
+        };
+        if allowed && let Ok(mut g) = self.inner.grants.lock() {
+            g.grant(peer, hash);
+        }
+        allowed
+    }
+
     fn take_slot(&self, peer: PeerId) -> Option<Slot<'_>> {
         let mut serving = self.inner.serving.lock().ok()?;
-        if !serving.contains_key(&peer) && serving.len() >= MAX_SERVING_PEERS {
-            return None;
-        }
-        let n = serving.entry(peer).or_insert(0);
-        if *n >= MAX_SERVES_PER_PEER {
-            return None;
-        }
-        *n += 1;
-        Some(Slot { files: self, peer })
+        serving.take(peer).then_some(Slot { files: self, peer })
     }
 
     /// Answers one inbound `/rhizo/file/1` request.
@@ -76,13 +167,7 @@ impl Files {
             return FileStatus::Busy.response();
         };
         let hash = request.hash;
-        let who = peer.to_string();
-        let allowed = self
-            .inner
-            .db
-            .read(move |r| -> Result<_, DbError> { Ok(r.may_fetch(&hash, &who)?) })
-            .await;
-        if !matches!(allowed, Ok(true)) {
+        if !self.may_fetch(peer, hash).await {
             return FileStatus::Forbidden.response();
         }
         let content = self.inner.content.clone();
@@ -93,7 +178,13 @@ impl Files {
         })
         .await;
         match encoded {
-            Ok(Ok(out)) => {
+            Ok(Ok(mut out)) => {
+                if self.inner.settings.tamper_for_tests
+                    && let Some(last) = out.last_mut()
+                {
+                    // Test only (TAMPER_ENV): a malicious holder's range.
+                    *last ^= 0x01;
+                }
                 self.inner
                     .stats
                     .bytes_served
@@ -102,5 +193,33 @@ impl Files {
             }
             _ => FileStatus::NotFound.response(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_peer_gets_at_most_its_slots_and_the_node_serves_a_bounded_number_of_peers() {
+        let mut slots = ServingSlots::default();
+        let greedy = PeerId::random();
+        for _ in 0..MAX_SERVES_PER_PEER {
+            assert!(slots.take(greedy));
+        }
+        assert!(
+            !slots.take(greedy),
+            "one request too many of one peer: BUSY"
+        );
+        let other = PeerId::random();
+        assert!(slots.take(other), "another peer is still served");
+        slots.give_back(&greedy);
+        assert!(slots.take(greedy), "a slot given back is taken again");
+        for _ in 2..MAX_SERVING_PEERS {
+            assert!(slots.take(PeerId::random()));
+        }
+        assert!(!slots.take(PeerId::random()), "too many peers at once");
+        slots.give_back(&other);
+        assert!(slots.take(PeerId::random()));
     }
 }

@@ -3,10 +3,10 @@
 //! starts the conversation (`send_first_file`).
 
 use rhizo_core::file::FileRef;
-use rhizo_engine::{files::MAX_CAPTION_BYTES, send::Queued};
+use rhizo_engine::{files::MAX_CAPTION_BYTES, outbox::Target, send::Queued};
 use rhizo_store::messaging::Contact;
 
-use super::{MessageView, Messaging, SendError, views::message_view};
+use super::{GroupError, JobError, MessageView, Messaging, SendError, views::message_view};
 use crate::events::ApiEvent;
 
 impl Messaging {
@@ -76,5 +76,69 @@ impl Messaging {
             })
             .await?;
         Ok(self.queued(&row, name))
+    }
+}
+
+impl Messaging {
+    /// Queues a message carrying `file` (its content already stored) in a group (id, id
+    /// prefix or name), with `caption`; its row and the member devices it goes to.
+    ///
+    /// # Errors
+    ///
+    /// A caption over [`MAX_CAPTION_BYTES`], an unknown group, or the database / engine.
+    pub async fn send_group_file(
+        &self,
+        group: &str,
+        file: FileRef,
+        caption: &str,
+    ) -> Result<(MessageView, u32), GroupError> {
+        if caption.len() > MAX_CAPTION_BYTES {
+            return Err(GroupError::BadText {
+                max: MAX_CAPTION_BYTES,
+            });
+        }
+        let group = self.find_group(group).await?;
+        let (caption, now, session_id) = (caption.to_string(), self.now(), group.session_id);
+        let queued = self
+            .with_tx(move |tx, engine| {
+                Ok::<_, GroupError>(engine.queue_group_file(
+                    tx,
+                    &session_id,
+                    &file,
+                    &caption,
+                    now,
+                )?)
+            })
+            .await?;
+        let view = message_view(&queued.row);
+        self.emit_group_queued(&group, &view, queued.total);
+        self.inner.outbox_wake.notify_one();
+        Ok((view, queued.total))
+    }
+
+    /// The member devices of group `session_id` that may hold one of its files (all but
+    /// this one).
+    ///
+    /// # Errors
+    ///
+    /// The database or the engine.
+    pub async fn group_file_holders(&self, session_id: [u8; 16]) -> Result<Vec<Target>, JobError> {
+        self.with_engine(move |tx, engine| engine.group_file_holders(tx, &session_id))
+            .await
+    }
+
+    /// Whether the device `device` is a member of an active group in which a message carried
+    /// the file with content hash `hash`.
+    ///
+    /// # Errors
+    ///
+    /// The database or the engine.
+    pub async fn may_serve_group_file(
+        &self,
+        hash: [u8; 32],
+        device: [u8; 32],
+    ) -> Result<bool, JobError> {
+        self.with_engine(move |tx, engine| engine.may_serve_group_file(tx, &hash, &device))
+            .await
     }
 }

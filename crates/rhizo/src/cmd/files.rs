@@ -78,6 +78,7 @@ pub(crate) async fn send(
             "/v1/files",
             &SendFileRequest {
                 to: to.to_string(),
+                group: false,
                 path: path.display().to_string(),
                 caption: caption.cloned(),
                 mime: None,

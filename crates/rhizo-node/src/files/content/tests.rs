@@ -131,3 +131,37 @@ fn bounds_the_size_limit_the_cap_and_clean_up_hold() {
     other.insert_whole(&a.hash, &content).unwrap();
     assert!(other.has(&a.hash));
 }
+
+#[test]
+fn chunks_fetched_for_a_reference_with_a_wrong_hash_are_a_clear_error_and_not_kept() {
+    let (dir, sender) = store(1 << 30);
+    let (_d2, receiver) = store(1 << 30);
+    let path = dir.path().join("in.bin");
+    fs::write(&path, plain(3 * PLAIN_CHUNK_BYTES)).unwrap();
+    let imported = sender.import(&path, u64::MAX, |_| {}).unwrap();
+    let enc = file::encrypted_size(imported.size);
+    let mut wrong = imported.hash;
+    wrong[0] ^= 1;
+    let mut wire = Vec::new();
+    sender
+        .encode_chunks(&imported.hash, (0, 3), &mut wire)
+        .unwrap();
+    receiver.begin_fetch(&wrong, enc).unwrap();
+    let err = receiver
+        .write_chunks(&wrong, enc, (0, 3), &wire)
+        .unwrap_err();
+    assert!(
+        matches!(err, ContentError::File(file::FileError::HashMismatch(_))),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("does not match the file's hash"),
+        "{err}"
+    );
+    assert_eq!(receiver.begin_fetch(&wrong, enc).unwrap(), [false; 3]);
+    // A holder asked for the wrong hash has nothing to serve.
+    assert!(matches!(
+        sender.encode_chunks(&wrong, (0, 1), &mut Vec::new()),
+        Err(ContentError::NotFound)
+    ));
+}
