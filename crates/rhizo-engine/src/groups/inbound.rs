@@ -343,7 +343,12 @@ fn group_content(
         let events = crate::agents::group::apply_group_agent(tx, &ctx, agent, now)?;
         return Ok((events, None));
     }
-    if content.text.is_empty() {
+    if let Some(request) = &content.delete {
+        let events = crate::manage::apply_group_delete(tx, group, sender_uid, request)?;
+        return Ok((events, None));
+    }
+    // A blocked member's text: decrypted (the group's MLS state moves on), never stored.
+    if content.text.is_empty() || crate::manage::blocked(tx, &sender_uid)? {
         return Ok((Vec::new(), None));
     }
     let message_id: Option<[u8; 16]> = content.message_id.as_ref().try_into().ok();
@@ -367,6 +372,7 @@ fn group_content(
         message_id.as_ref(),
         now,
     )?;
+    let muted = tx.conversation_settings(&group.address)?.muted;
     let events = id
         .map(|id| Event::GroupMessageReceived {
             id,
@@ -374,6 +380,7 @@ fn group_content(
             from: hex::encode(sender_uid),
             text: content.text,
             sent_at,
+            muted,
         })
         .into_iter()
         .collect();

@@ -75,6 +75,24 @@ impl Reader<'_> {
     }
 }
 
+impl Reader<'_> {
+    /// The message id (`ChatContent.message_id`) of a group message row, if it has one.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the database fails.
+    pub fn message_group_id(&self, id: i64) -> Result<Option<[u8; 16]>, StoreError> {
+        let raw: Option<Option<Vec<u8>>> = self
+            .conn
+            .query_row("SELECT message_id FROM messages WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()
+            .context("reading a message id")?;
+        Ok(raw.flatten().and_then(|v| v.try_into().ok()))
+    }
+}
+
 impl Tx<'_> {
     /// Gives a contact a new local name; false if there is no contact with that UID. A name in
     /// use by another contact is refused ([`StoreError::NameTaken`]).
