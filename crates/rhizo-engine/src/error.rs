@@ -64,7 +64,7 @@ pub enum EngineError {
     #[error("this device does not hold the root key: do this on the device that holds it")]
     NoRootKey,
     /// No shown message (text or file) with this id on this node.
-    #[error("no message with id {0}: the ids are in the history (`rhizo chat NAME`)")]
+    #[error("no message with id {0}: the ids are in the history (`rhizo messages NAME --json`)")]
     UnknownMessage(i64),
     /// Only the sender of a message may delete it for everyone.
     #[error("only messages you sent can be deleted for everyone; delete it here only instead")]

@@ -73,8 +73,11 @@ pub(crate) enum Command {
     Requests(RequestsArgs),
     /// Send a message to a contact or a group (end-to-end encrypted)
     Send(SendArgs),
-    /// Show the history with a contact or a group, with delivery states
+    /// Show the history with a contact or a group, with delivery states; `messages delete ID`
+    /// deletes one (`--for-everyone`: also on the others' devices, best effort)
     Messages(MessagesArgs),
+    /// List conversations (1:1 and groups); delete, mute, unmute, archive, unarchive one
+    Conversations(ConversationsArgs),
     /// Files sent and received: list them, or fetch and save one (`files get MESSAGE_ID`)
     Files(FilesArgs),
     /// Chat with a contact or a group interactively (line mode; Ctrl-D to leave)
@@ -255,6 +258,30 @@ pub(crate) enum ContactsCommand {
     },
     /// List contacts
     List(JsonArg),
+    /// Give a contact a new name
+    Rename {
+        /// The contact's name (or UID)
+        name: String,
+        /// The new name
+        new_name: String,
+    },
+    /// Remove a contact with your 1:1 history with them (groups stay); what they send later
+    /// arrives as a message request
+    Remove {
+        /// The contact's name (or UID)
+        name: String,
+    },
+    /// Block a contact (or any UID): nothing they send is shown or stored, also from
+    /// mailboxes; their group texts are hidden. Undo with `unblock`
+    Block {
+        /// The contact's name, or a UID
+        name: String,
+    },
+    /// Lift a block
+    Unblock {
+        /// The contact's name, or a UID
+        name: String,
+    },
     /// Show the safety number to compare with the contact, and mark them verified
     Verify {
         /// The contact's name
@@ -347,9 +374,14 @@ pub(crate) struct SendArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub(crate) struct MessagesArgs {
+    /// `delete ID`: delete a message (none: show the history)
+    #[command(subcommand)]
+    pub(crate) command: Option<MessagesCommand>,
     /// Contact name or UID, or a group (its name or id) when no contact has that name
-    pub(crate) contact: String,
+    #[arg(required = true)]
+    pub(crate) contact: Option<String>,
     /// The group of that name or id, even when a contact has the name
     #[arg(long)]
     pub(crate) group: bool,
@@ -362,6 +394,62 @@ pub(crate) struct MessagesArgs {
     /// With --json: also mark received messages read (human output always does)
     #[arg(long)]
     pub(crate) mark_read: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum MessagesCommand {
+    /// Delete a message on this device (its id: `rhizo messages NAME --json`)
+    Delete {
+        /// The message's id
+        id: i64,
+        /// Also ask the conversation's other devices to delete it (only a message you sent).
+        /// Best effort: their nodes honour it, but a modified client, a screenshot or a copy
+        /// made before cannot be undone
+        #[arg(long)]
+        for_everyone: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ConversationsArgs {
+    /// What to do (none: list them)
+    #[command(subcommand)]
+    pub(crate) command: Option<ConversationsCommand>,
+    /// List archived conversations too
+    #[arg(long)]
+    pub(crate) archived: bool,
+    /// Machine-readable JSON output (for the list)
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConversationsCommand {
+    /// Delete a conversation's history on this device (the contact or the group stays)
+    Delete {
+        /// Contact name or UID, or a group's name or id
+        conversation: String,
+    },
+    /// Mute: its messages still arrive and show, without notifications
+    Mute {
+        /// Contact name or UID, or a group's name or id
+        conversation: String,
+    },
+    /// Unmute
+    Unmute {
+        /// Contact name or UID, or a group's name or id
+        conversation: String,
+    },
+    /// Archive: hidden from `rhizo conversations` (shown with --archived)
+    Archive {
+        /// Contact name or UID, or a group's name or id
+        conversation: String,
+    },
+    /// Unarchive
+    Unarchive {
+        /// Contact name or UID, or a group's name or id
+        conversation: String,
+    },
 }
 
 #[derive(Debug, Args)]
