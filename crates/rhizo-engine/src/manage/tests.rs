@@ -334,3 +334,86 @@ fn forge_delete(p: &mut Pair, target: &MessageRow) {
         })
         .unwrap();
 }
+
+mod groups {
+    //! The same rules in a group (alice admin, bob, carol).
+
+    use crate::{
+        Event,
+        groups::tests::{T0, pump, received_texts, trio},
+    };
+    use rhizo_store::requests::RequestLimits;
+
+    fn shown(node: &crate::groups::tests::Node, session: &[u8; 16]) -> Vec<String> {
+        node.store
+            .read()
+            .messages(session, 100)
+            .unwrap()
+            .into_iter()
+            .filter_map(|m| m.body)
+            .collect()
+    }
+
+    #[test]
+    fn delete_for_everyone_in_a_group_removes_it_at_every_member() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut nodes, session) = trio(tmp.path());
+        let a = &mut nodes[0];
+        let queued = a
+            .store
+            .write(|tx| a.engine.queue_group_text(tx, &session, "typo", T0 + 1))
+            .unwrap();
+        pump(&mut nodes, 0, T0 + 1);
+        assert_eq!(shown(&nodes[1], &session), ["typo"]);
+        // Bob may not delete alice's message for everyone.
+        let bobs_copy = nodes[1].store.read().messages(&session, 10).unwrap()[0].id;
+        let b = &mut nodes[1];
+        let refused = b
+            .store
+            .write(|tx| b.engine.delete_for_everyone(tx, bobs_copy, T0 + 2))
+            .unwrap_err();
+        assert!(matches!(refused, crate::EngineError::NotYourMessage));
+        let a = &mut nodes[0];
+        let done = a
+            .store
+            .write(|tx| a.engine.delete_for_everyone(tx, queued.row.id, T0 + 2))
+            .unwrap();
+        assert_eq!(done.conversation, crate::groups::group_id_hex(&session));
+        let (_, events) = pump(&mut nodes, 0, T0 + 2);
+        for member in [1, 2] {
+            assert!(
+                events.iter().any(|(i, e)| *i == member
+                    && matches!(e, Event::MessageDeleted { for_everyone: true, .. })),
+                "{events:?}"
+            );
+            assert!(shown(&nodes[member], &session).is_empty());
+        }
+        assert!(shown(&nodes[0], &session).is_empty());
+    }
+
+    #[test]
+    fn a_blocked_members_group_texts_are_not_shown_or_stored() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (mut nodes, session) = trio(tmp.path());
+        let bob = nodes[1].uid();
+        let c = &mut nodes[2];
+        c.store
+            .write(|tx| tx.block_sender(&bob, &RequestLimits::DEFAULT, T0))
+            .unwrap();
+        let b = &mut nodes[1];
+        b.store
+            .write(|tx| b.engine.queue_group_text(tx, &session, "from bob", T0 + 1))
+            .unwrap();
+        let (_, events) = pump(&mut nodes, 1, T0 + 1);
+        assert_eq!(received_texts(&events, 0), ["from bob"]);
+        assert!(received_texts(&events, 2).is_empty());
+        assert!(shown(&nodes[2], &session).is_empty());
+        // The group still works for carol: alice's next text arrives.
+        let a = &mut nodes[0];
+        a.store
+            .write(|tx| a.engine.queue_group_text(tx, &session, "from alice", T0 + 2))
+            .unwrap();
+        let (_, events) = pump(&mut nodes, 0, T0 + 2);
+        assert_eq!(received_texts(&events, 2), ["from alice"]);
+    }
+}
