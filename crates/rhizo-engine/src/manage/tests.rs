@@ -220,8 +220,13 @@ fn a_blocked_senders_mailbox_entries_are_acknowledged_and_dropped() {
     assert_eq!(fetched.handled.len(), 1, "acknowledged: the replica deletes it");
     assert_eq!(fetched.new, 0);
     assert!(fetched.events.is_empty());
-    assert!(!fetched.receipts_queued, "the blocked sender gets no receipt");
     assert_eq!(p.shown(BOB), ["before"]);
+    // The refusal goes back (signed), as it would directly: alice's node marks it failed and
+    // never sends it again.
+    assert!(fetched.receipts_queued);
+    p.deliver(BOB);
+    let row = p.stores[ALICE].read().message(queued.id).unwrap().unwrap();
+    assert_eq!(row.state, MessageState::Failed);
 }
 
 #[test]
