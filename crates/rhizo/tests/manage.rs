@@ -26,7 +26,17 @@ fn bin() -> &'static Path {
 }
 
 fn fail_with_logs(e: &anyhow::Error, nodes: &[&TestNode]) -> ! {
-    let logs: Vec<String> = nodes.iter().map(|n| n.logs_tail(LOG_TAIL_BYTES)).collect();
+    // Without the DEBUG lines (dial failures of stopped nodes drown the rest).
+    let logs: Vec<String> = nodes
+        .iter()
+        .map(|n| {
+            let tail = n.logs_tail(LOG_TAIL_BYTES * 8);
+            tail.lines()
+                .filter(|l| !l.contains(" DEBUG "))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .collect();
     panic!("{e:#}\n{}", logs.join("\n"));
 }
 
@@ -82,6 +92,11 @@ fn held(node: &TestNode) -> u64 {
         .unwrap_or(u64::MAX)
 }
 
+/// When the oldest entry a replica holds was stored (unix ms), if it holds any.
+fn oldest_held(node: &TestNode) -> Option<i64> {
+    node.api_get("/v1/mailbox").ok()?["held"]["oldest"].as_i64()
+}
+
 fn id_of(message: &Value) -> anyhow::Result<i64> {
     message["id"]
         .as_i64()
@@ -126,10 +141,20 @@ fn block_nothing_from_the_blocked_contact_is_shown_or_stored_including_from_mail
             infra.iter().map(held).sum::<u64>() > 0,
             "no replica holds the envelope"
         );
-        // …fetched by bob, acknowledged (the replicas delete it) and never shown.
+        // …fetched by bob: acknowledged, so every replica drops it (what a replica holds
+        // afterwards, if anything, is bob's signed refusal for alice, stored later), and
+        // never shown.
+        let before: Vec<Option<i64>> = infra.iter().map(oldest_held).collect();
         bob.start(&args(Some(&hub)))?;
         wait_for(TIMEOUT, "the replicas to drop what they held for bob", || {
-            infra.iter().all(|n| held(n) == 0).then_some(())
+            infra
+                .iter()
+                .zip(&before)
+                .all(|(n, b)| match (b, oldest_held(n)) {
+                    (Some(b), Some(now)) => now > *b,
+                    (Some(_), None) | (None, _) => true,
+                })
+                .then_some(())
         })?;
         ensure!(texts(&bob, "alice", "in")? == ["hello"], "a blocked text was shown");
         let requests = bob.api_get("/v1/requests")?;
@@ -140,9 +165,13 @@ fn block_nothing_from_the_blocked_contact_is_shown_or_stored_including_from_mail
             "a blocked text reached the logs"
         );
 
-        // The refusal reaches alice through her mailbox: failed, never sent again.
+        // The refusal reaches alice through her mailbox: failed, never sent again. Both
+        // fetches were acknowledged: the replicas hold nothing any more.
         alice.start(&args(Some(&hub)))?;
         wait_state(&alice, "bob", id_of(&stored)?, "failed")?;
+        wait_for(TIMEOUT, "the replicas to drop what they held", || {
+            infra.iter().all(|n| held(n) == 0).then_some(())
+        })?;
 
         // Every block can be undone.
         cli(&bob, &["contacts", "unblock", "alice"])?;
