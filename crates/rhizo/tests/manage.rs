@@ -126,7 +126,10 @@ fn block_nothing_from_the_blocked_contact_is_shown_or_stored_including_from_mail
         let said = cli(&bob, &["contacts", "block", "alice"])?;
         ensure!(said.contains("Blocked alice"), "{said}");
         let listed = cli(&bob, &["conversations"])?;
-        ensure!(listed.contains("alice") && listed.contains("blocked"), "{listed}");
+        ensure!(
+            listed.contains("alice") && listed.contains("blocked"),
+            "{listed}"
+        );
 
         // Directly: refused for good (the sender's node marks it failed).
         let direct = alice.send_when_ready("bob", "direct while blocked", TIMEOUT)?;
@@ -146,17 +149,24 @@ fn block_nothing_from_the_blocked_contact_is_shown_or_stored_including_from_mail
         // never shown.
         let before: Vec<Option<i64>> = infra.iter().map(oldest_held).collect();
         bob.start(&args(Some(&hub)))?;
-        wait_for(TIMEOUT, "the replicas to drop what they held for bob", || {
-            infra
-                .iter()
-                .zip(&before)
-                .all(|(n, b)| match (b, oldest_held(n)) {
-                    (Some(b), Some(now)) => now > *b,
-                    (Some(_), None) | (None, _) => true,
-                })
-                .then_some(())
-        })?;
-        ensure!(texts(&bob, "alice", "in")? == ["hello"], "a blocked text was shown");
+        wait_for(
+            TIMEOUT,
+            "the replicas to drop what they held for bob",
+            || {
+                infra
+                    .iter()
+                    .zip(&before)
+                    .all(|(n, b)| match (b, oldest_held(n)) {
+                        (Some(b), Some(now)) => now > *b,
+                        (Some(_), None) | (None, _) => true,
+                    })
+                    .then_some(())
+            },
+        )?;
+        ensure!(
+            texts(&bob, "alice", "in")? == ["hello"],
+            "a blocked text was shown"
+        );
         let requests = bob.api_get("/v1/requests")?;
         ensure!(requests == Value::Array(vec![]), "requests: {requests}");
         let events = bob.logs();
@@ -220,7 +230,12 @@ fn delete_for_everyone_reaches_a_peer_and_removes_the_message_there() {
             .find(|m| m["text"] == "oops, wrong chat")
             .map(id_of)
             .ok_or_else(|| anyhow!("bob has no copy"))??;
-        let refused = bob.cli(&["messages", "delete", &bobs_copy.to_string(), "--for-everyone"])?;
+        let refused = bob.cli(&[
+            "messages",
+            "delete",
+            &bobs_copy.to_string(),
+            "--for-everyone",
+        ])?;
         let stderr = String::from_utf8_lossy(&refused.stderr);
         ensure!(
             !refused.status.success() && stderr.contains("only messages you sent"),
@@ -229,7 +244,12 @@ fn delete_for_everyone_reaches_a_peer_and_removes_the_message_there() {
 
         let said = cli(
             &alice,
-            &["messages", "delete", &id_of(&oops)?.to_string(), "--for-everyone"],
+            &[
+                "messages",
+                "delete",
+                &id_of(&oops)?.to_string(),
+                "--for-everyone",
+            ],
         )?;
         ensure!(said.contains("best effort"), "{said}");
         ensure!(texts(&alice, "bob", "out")? == ["keep this"]);

@@ -19,8 +19,8 @@ use rhizo_store::{
 };
 
 use crate::{
-    Engine, EngineError, Event, Me, contacts::peer_id_of_device, conversations::queue_application_tx,
-    outbox::DeviceAnswer, send::Queued,
+    Engine, EngineError, Event, Me, contacts::peer_id_of_device,
+    conversations::queue_application_tx, outbox::DeviceAnswer, send::Queued,
 };
 
 const T0: i64 = 1_800_000_000_000;
@@ -164,12 +164,24 @@ fn a_blocked_contacts_envelopes_are_refused_until_unblocked() {
     p.block(BOB, me(ALICE).uid.as_bytes());
     let refused = p.text(ALICE, "while blocked");
     assert!(p.deliver(ALICE).is_empty());
-    assert_eq!(p.shown(BOB), ["before"], "nothing from a blocked contact is stored");
+    assert_eq!(
+        p.shown(BOB),
+        ["before"],
+        "nothing from a blocked contact is stored"
+    );
     let row = p.stores[ALICE].read().message(refused.id).unwrap().unwrap();
-    assert_eq!(row.state, MessageState::Failed, "final for the sender: no retries");
+    assert_eq!(
+        row.state,
+        MessageState::Failed,
+        "final for the sender: no retries"
+    );
     assert!(row.error.unwrap_or_default().contains("UNKNOWN_SENDER"));
     // Unblocked: later texts arrive again.
-    assert!(p.stores[BOB].write(|tx| tx.unblock_sender(me(ALICE).uid.as_bytes())).unwrap());
+    assert!(
+        p.stores[BOB]
+            .write(|tx| tx.unblock_sender(me(ALICE).uid.as_bytes()))
+            .unwrap()
+    );
     p.text(ALICE, "after");
     p.deliver(ALICE);
     assert_eq!(p.shown(BOB), ["before", "after"]);
@@ -179,19 +191,28 @@ fn a_blocked_contacts_envelopes_are_refused_until_unblocked() {
 fn a_blocked_stranger_makes_no_message_request() {
     let mut p = pair();
     // Bob does not know alice (removed), and blocked her UID.
-    assert!(p.stores[BOB]
-        .write(|tx| p.engines[BOB].remove_contact(tx, me(ALICE).uid.as_bytes()))
-        .unwrap());
+    assert!(
+        p.stores[BOB]
+            .write(|tx| p.engines[BOB].remove_contact(tx, me(ALICE).uid.as_bytes()))
+            .unwrap()
+    );
     p.block(BOB, me(ALICE).uid.as_bytes());
     p.first("hello?");
     let events = p.deliver(ALICE);
     assert!(
-        !events.iter().any(|e| matches!(e, Event::MessageRequest { .. })),
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::MessageRequest { .. })),
         "{events:?}"
     );
     let reader = p.stores[BOB].read();
     assert!(reader.list_requests().unwrap().is_empty());
-    assert!(reader.held_envelopes(me(ALICE).uid.as_bytes()).unwrap().is_empty());
+    assert!(
+        reader
+            .held_envelopes(me(ALICE).uid.as_bytes())
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]
@@ -217,7 +238,11 @@ fn a_blocked_senders_mailbox_entries_are_acknowledged_and_dropped() {
     let fetched = p.stores[BOB]
         .write(|tx| p.engines[BOB].apply_fetched(tx, vec![entry], T0))
         .unwrap();
-    assert_eq!(fetched.handled.len(), 1, "acknowledged: the replica deletes it");
+    assert_eq!(
+        fetched.handled.len(),
+        1,
+        "acknowledged: the replica deletes it"
+    );
     assert_eq!(fetched.new, 0);
     assert!(fetched.events.is_empty());
     assert_eq!(p.shown(BOB), ["before"]);
@@ -275,7 +300,11 @@ fn deleting_an_unknown_message_is_a_clear_error() {
         .unwrap_err();
     assert!(matches!(e, EngineError::UnknownMessage(4242)), "{e}");
     assert!(e.to_string().contains("no message with id 4242"));
-    assert!(!p.stores[ALICE].write(|tx| tx.delete_message_locally(4242)).unwrap());
+    assert!(
+        !p.stores[ALICE]
+            .write(|tx| tx.delete_message_locally(4242))
+            .unwrap()
+    );
 }
 
 #[test]
@@ -388,7 +417,13 @@ mod groups {
         for member in [1, 2] {
             assert!(
                 events.iter().any(|(i, e)| *i == member
-                    && matches!(e, Event::MessageDeleted { for_everyone: true, .. })),
+                    && matches!(
+                        e,
+                        Event::MessageDeleted {
+                            for_everyone: true,
+                            ..
+                        }
+                    )),
                 "{events:?}"
             );
             assert!(shown(&nodes[member], &session).is_empty());
@@ -416,7 +451,10 @@ mod groups {
         // The group still works for carol: alice's next text arrives.
         let a = &mut nodes[0];
         a.store
-            .write(|tx| a.engine.queue_group_text(tx, &session, "from alice", T0 + 2))
+            .write(|tx| {
+                a.engine
+                    .queue_group_text(tx, &session, "from alice", T0 + 2)
+            })
             .unwrap();
         let (_, events) = pump(&mut nodes, 0, T0 + 2);
         assert_eq!(received_texts(&events, 2), ["from alice"]);

@@ -50,7 +50,12 @@ pub(super) async fn rename_contact(
     Path(name): Path<String>,
     Json(body): Json<RenameContactRequest>,
 ) -> Response {
-    match state.inner.messaging.rename_contact(&name, &body.name).await {
+    match state
+        .inner
+        .messaging
+        .rename_contact(&name, &body.name)
+        .await
+    {
         Ok(contact) => Json(contact).into_response(),
         Err(e) => messaging_error(e),
     }

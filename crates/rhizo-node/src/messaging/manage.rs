@@ -239,7 +239,10 @@ impl Messaging {
 
     /// The conversations: every contact's and every group's (not our devices' sync group),
     /// without the archived ones unless `archived`.
-    pub async fn conversations(&self, archived: bool) -> Result<Vec<ConversationView>, ManageError> {
+    pub async fn conversations(
+        &self,
+        archived: bool,
+    ) -> Result<Vec<ConversationView>, ManageError> {
         self.with_reader(move |reader, _| {
             let sync = rhizo_engine::sync::sync_session(reader)?;
             let named = reader
@@ -281,7 +284,10 @@ impl Messaging {
                 named.view(tx)
             })
             .await?;
-        for (flag, on, off) in [(muted, "muted", "unmuted"), (archived, "archived", "unarchived")] {
+        for (flag, on, off) in [
+            (muted, "muted", "unmuted"),
+            (archived, "archived", "unarchived"),
+        ] {
             if let Some(flag) = flag {
                 self.emit_change(view.id.clone(), if flag { on } else { off });
             }

@@ -637,7 +637,8 @@ fn a_database_restored_from_an_older_copy_never_hands_out_a_used_sequence_number
 fn rename_remove_and_conversation_settings() {
     let mut s = Store::open_in_memory().unwrap();
     s.write(|tx| tx.add_contact(&contact(1, "bob"), 1)).unwrap();
-    s.write(|tx| tx.add_contact(&contact(2, "carol"), 1)).unwrap();
+    s.write(|tx| tx.add_contact(&contact(2, "carol"), 1))
+        .unwrap();
     assert!(matches!(
         s.write(|tx| tx.rename_contact(&[1; 32], "carol")),
         Err(StoreError::NameTaken(_))
@@ -714,7 +715,11 @@ fn deleting_messages_keeps_a_bodiless_row() {
         seq: 2,
         outgoing: true,
     };
-    assert!(s.write(|tx| tx.delete_requested(&[[7; 16]], &ours)).unwrap().is_empty());
+    assert!(
+        s.write(|tx| tx.delete_requested(&[[7; 16]], &ours))
+            .unwrap()
+            .is_empty()
+    );
     let theirs = DeleteTarget::Direct {
         sender_device: [101; 32],
         seq: 2,
