@@ -79,7 +79,7 @@ pub struct DeletedView {
     pub id: i64,
     /// Whether a delete request went to the conversation's other members (best effort).
     pub for_everyone: bool,
-    /// The conversation (contact name or group id), when the request went out.
+    /// The conversation: the contact's name, or the group's id (hex).
     pub conversation: Option<String>,
 }
 
@@ -140,6 +140,20 @@ fn conversation_in(reader: &Reader<'_>, who: &str) -> Result<Named, ManageError>
         Err(GroupError::Engine(e)) => Err(ManageError::Engine(e)),
         Err(_) => Err(ManageError::UnknownConversation(who.into())),
     }
+}
+
+/// How a message's conversation is named: its group's id, or the contact's name.
+fn conversation_of(
+    reader: &Reader<'_>,
+    session_id: &[u8; 16],
+) -> Result<Option<String>, ManageError> {
+    if let Some(g) = reader.group_by_session(session_id)? {
+        return Ok(Some(group_id_hex(&g.session_id)));
+    }
+    let Some(c) = reader.conversation(session_id)? else {
+        return Ok(None);
+    };
+    Ok(reader.contact_by_uid(&c.contact_uid)?.map(|c| c.name))
 }
 
 impl Messaging {
@@ -334,8 +348,13 @@ impl Messaging {
                 if for_everyone {
                     return Ok(Some(engine.delete_for_everyone(tx, id, now)?.conversation));
                 }
+                let named = tx
+                    .message(id)?
+                    .map(|m| conversation_of(tx, &m.session_id))
+                    .transpose()?
+                    .flatten();
                 if tx.delete_message_locally(id)? {
-                    Ok(None)
+                    Ok(named)
                 } else {
                     Err(ManageError::Engine(EngineError::UnknownMessage(id)))
                 }

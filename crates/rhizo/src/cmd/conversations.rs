@@ -85,8 +85,8 @@ pub(crate) async fn messages_command(
     let MessagesCommand::Delete { id, for_everyone } = command;
     let path = format!("/v1/messages/{id}?for_everyone={for_everyone}");
     let deleted: DeletedView = api.delete(&path).await?;
-    match deleted.conversation {
-        Some(conversation) if deleted.for_everyone => println!(
+    match deleted.conversation.filter(|_| deleted.for_everyone) {
+        Some(conversation) => println!(
             "Deleted message {id}; asked the other devices in {conversation} to delete it too \
              (best effort: their nodes honour it, copies made before cannot be undone)."
         ),
