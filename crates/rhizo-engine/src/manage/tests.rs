@@ -188,6 +188,44 @@ fn a_blocked_contacts_envelopes_are_refused_until_unblocked() {
 }
 
 #[test]
+fn a_removed_contact_goes_with_its_conversation_and_writes_as_a_request_again() {
+    let mut p = pair();
+    p.first("hello");
+    p.deliver(ALICE);
+    let alice = *me(ALICE).uid.as_bytes();
+    assert_eq!(
+        p.stores[BOB]
+            .read()
+            .conversations_with(&alice)
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        p.stores[BOB]
+            .write(|tx| p.engines[BOB].remove_contact(tx, &alice))
+            .unwrap()
+    );
+    {
+        let reader = p.stores[BOB].read();
+        assert!(reader.contact_by_uid(&alice).unwrap().is_none());
+        assert!(reader.conversations_with(&alice).unwrap().is_empty());
+    }
+    p.text(ALICE, "still there?");
+    let events = p.deliver(ALICE);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::MessageRequest { .. })),
+        "{events:?}"
+    );
+    assert_eq!(
+        p.stores[BOB].read().held_envelopes(&alice).unwrap().len(),
+        1
+    );
+}
+
+#[test]
 fn a_blocked_stranger_makes_no_message_request() {
     let mut p = pair();
     // Bob does not know alice (removed), and blocked her UID.
