@@ -63,6 +63,15 @@ pub enum EngineError {
     /// device list or a contact ticket; link or revoke a device).
     #[error("this device does not hold the root key: do this on the device that holds it")]
     NoRootKey,
+    /// No shown message (text or file) with this id on this node.
+    #[error("no message with id {0}: the ids are in the history (`rhizo messages NAME --json`)")]
+    UnknownMessage(i64),
+    /// Only the sender of a message may delete it for everyone.
+    #[error("only messages you sent can be deleted for everyone; delete it here only instead")]
+    NotYourMessage,
+    /// The 1:1 conversation with the contact is closed and no new one exists yet.
+    #[error("the conversation with this contact is closed: send them a message first")]
+    ConversationClosed,
     /// The store does not hold what it must (e.g. a conversation's MLS state is missing).
     #[error("internal error: {0}")]
     Internal(&'static str),

@@ -17,6 +17,18 @@ pub enum Event {
         text: String,
         /// Sender's timestamp (unix ms).
         sent_at: i64,
+        /// The conversation is muted: show it, but do not notify.
+        muted: bool,
+    },
+    /// A message was deleted on this node: at its sender's request ("delete for everyone"),
+    /// or by the user.
+    MessageDeleted {
+        /// Message row id.
+        id: i64,
+        /// The conversation: the contact's name, or the group's id (hex).
+        conversation: String,
+        /// Its sender asked for it (false: deleted here by the user).
+        for_everyone: bool,
     },
     /// An outgoing message changed state.
     MessageState {
@@ -97,6 +109,8 @@ pub enum Event {
         text: String,
         /// Sender's timestamp (unix ms).
         sent_at: i64,
+        /// The conversation is muted: show it, but do not notify.
+        muted: bool,
     },
     /// One of our group messages changed state or got more receipts.
     GroupMessageState {

@@ -6,7 +6,9 @@
 //! committed.
 
 use rhizo_core::{
-    envelope::{DeliveryReceipt, MessageType, ReceiptEntry, ReceiptStatus, SecureMessage},
+    envelope::{
+        DeliveryReceipt, ErrorCode, MessageType, ReceiptEntry, ReceiptStatus, SecureMessage,
+    },
     mailbox::FetchedEntry,
 };
 use rhizo_store::Tx;
@@ -126,7 +128,12 @@ impl Engine {
         // conversation instead of sending in it forever.
         let refused_welcome = matches!(status, ReceiptStatus::Rejected(_))
             && message.msg_type == MessageType::Welcome;
-        Some(refused_welcome.then_some(entry))
+        // A blocked contact's envelope: refused as it would be directly, so their node marks
+        // it failed instead of sending it again (and it is never shown after an unblock).
+        let refused_blocked = status == ReceiptStatus::Rejected(ErrorCode::UnknownSender)
+            && conversation_envelope
+            && crate::manage::blocked(tx, message.sender_id.as_bytes()).unwrap_or(false);
+        Some((refused_welcome || refused_blocked).then_some(entry))
     }
 
     /// A signed receipt for fetched entries (what a replica deletes on).

@@ -320,6 +320,12 @@ pub(crate) fn precheck(
             Err(_) => Precheck::Error(ErrorCode::Internal, "database"),
         };
     }
+    // The block list (issue 20): refused before anything is stored or held as a request.
+    match crate::manage::blocked(reader, message.sender_id.as_bytes()) {
+        Ok(true) => return Precheck::Status(ReceiptStatus::Rejected(ErrorCode::UnknownSender)),
+        Ok(false) => {}
+        Err(_) => return Precheck::Error(ErrorCode::Internal, "database"),
+    }
     let contact = match reader.contact_by_uid_device(
         message.sender_id.as_bytes(),
         message.sender_device.as_bytes(),

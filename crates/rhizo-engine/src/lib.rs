@@ -50,6 +50,8 @@
 //!   the store until whole), the ordering driver after a rollback, re-add recovery (asked for
 //!   by itself when stuck), a joiner's first self-update (`groups::selfupdate`), member-relayed
 //!   fan-out for large groups (`groups::relay`).
+//! - [`manage`]: managing contacts and conversations (issue 20): removing a contact, the
+//!   block check on inbound envelopes, "delete for everyone" sent and honoured.
 //! - [`mailbox`]: the mailbox replica's rules (what a replica answers to each request).
 //! - [`inbound`]: the inbound checks and the Welcome / application / commit / receipt paths.
 //! - [`outbox`]: due envelopes → [`Transmit`] batches → outcomes → retries, and the mailbox
@@ -89,6 +91,7 @@ pub mod files;
 pub mod groups;
 pub mod inbound;
 pub mod mailbox;
+pub mod manage;
 pub mod outbox;
 pub mod profiles;
 pub mod publish;

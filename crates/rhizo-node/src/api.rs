@@ -41,6 +41,7 @@ mod channels;
 mod devices;
 mod files;
 mod groups;
+mod manage;
 mod pairing;
 mod tasks;
 pub mod ws;
@@ -63,6 +64,9 @@ use groups::{
     accept_group_request, add_group_admin, add_group_members, create_group, decline_group_request,
     leave_group, list_group_admins, list_group_messages, list_group_requests, list_groups,
     post_group_message, remove_group_admin, remove_group_member, show_group, update_group,
+};
+pub use manage::{
+    ConversationSettingsRequest, ConversationsQuery, DeleteMessageQuery, RenameContactRequest,
 };
 pub use pairing::{NewPairingRequest, NewPairingResponse};
 pub use tasks::WorkerTasksQuery;

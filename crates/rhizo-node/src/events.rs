@@ -21,6 +21,29 @@ pub enum ApiEvent {
         text: String,
         /// Sender's timestamp (unix ms).
         sent_at: i64,
+        /// The conversation is muted: show it, but do not notify.
+        #[serde(default)]
+        muted: bool,
+    },
+    /// A message was deleted on this node: at its sender's request (`for_everyone`), or by
+    /// the user here.
+    MessageDeleted {
+        /// Message row id.
+        id: i64,
+        /// The conversation: the contact's name, or the group's id (hex).
+        conversation: String,
+        /// Its sender asked for it ("delete for everyone").
+        for_everyone: bool,
+    },
+    /// A conversation was deleted (its history on this node), muted, unmuted, archived or
+    /// unarchived; or a contact was renamed, removed, blocked or unblocked.
+    ConversationChanged {
+        /// The conversation: the contact's name (the new one after a rename), or the group's
+        /// id (hex).
+        conversation: String,
+        /// `deleted`, `muted`, `unmuted`, `archived`, `unarchived`, `renamed`, `removed`,
+        /// `blocked` or `unblocked`.
+        change: String,
     },
     /// A file's transfer moved: `offered`, `downloading` (with the bytes held), `done` or
     /// `failed`.
@@ -157,6 +180,9 @@ pub enum ApiEvent {
         text: String,
         /// Sender's timestamp (unix ms).
         sent_at: i64,
+        /// The group is muted: show it, but do not notify.
+        #[serde(default)]
+        muted: bool,
     },
     /// One of our group messages changed state or got more receipts.
     GroupMessageState {

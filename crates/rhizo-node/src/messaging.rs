@@ -25,7 +25,8 @@
 //! outbox, re-adds), `group_views` (group list, info, history, invitations), `send` (the group commit, the first message,
 //! history), `outbox` (the delivery loop), `heartbeats` (agent heartbeats and
 //! liveness), `mailbox_poll` (fetching ours), `publish` (records and their schedule),
-//! `sync` (our devices' sync group after a link), `profiles`, `agent_cards` (our card, skill provider records, finding agents), `reestablish`
+//! `sync` (our devices' sync group after a link), `manage` (rename, remove, block contacts; delete,
+//! mute, archive conversations; delete for everyone), `profiles`, `agent_cards` (our card, skill provider records, finding agents), `reestablish`
 //! (new conversations for messages the recipient's lost conversation left), `requests`,
 //! `views` (JSON), `error` (typed errors).
 
@@ -49,6 +50,7 @@ mod group_views;
 mod groups;
 mod heartbeats;
 mod mailbox_poll;
+mod manage;
 mod outbox;
 mod profiles;
 mod publish;
@@ -70,6 +72,7 @@ pub use group_views::{
     GroupInfoView, GroupMemberView, GroupMessageView, GroupRequestView, GroupView,
 };
 pub use heartbeats::{HeartbeatSettings, MAX_HEARTBEATS_PER_ROUND};
+pub use manage::{ConversationView, DeletedView, ManageError};
 pub use requests::RequestView;
 pub use rhizo_engine::{
     MAX_TEXT_BYTES, Me,
@@ -290,11 +293,22 @@ impl Messaging {
                     contact,
                     text,
                     sent_at,
+                    muted,
                 } => ApiEvent::MessageReceived {
                     id,
                     contact,
                     text,
                     sent_at,
+                    muted,
+                },
+                Event::MessageDeleted {
+                    id,
+                    conversation,
+                    for_everyone,
+                } => ApiEvent::MessageDeleted {
+                    id,
+                    conversation,
+                    for_everyone,
                 },
                 Event::MessageState { id, contact, state } => ApiEvent::MessageState {
                     id,

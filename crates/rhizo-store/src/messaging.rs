@@ -8,6 +8,7 @@
 //!                                         (parked while the conversation is re-established)  parked.rs
 //!  seen                                   (sender_device, session, seq) already accepted   seen.rs
 //!  history pages (a linked device's history transfer, by row id)                     history.rs
+//!  conversation_settings (muted, archived); renaming, removing, deleting messages     manage.rs
 //! ```
 //!
 //! Reads are methods of [`Reader`](crate::Reader), writes of [`Tx`](crate::Tx); every
@@ -16,6 +17,7 @@
 mod contacts;
 mod conversations;
 mod history;
+mod manage;
 mod messages;
 mod outbox;
 mod parked;
@@ -26,6 +28,7 @@ pub use contacts::{
 };
 pub use conversations::{ConversationRow, SEQUENCES_PER_MS, sequence_floor};
 pub use history::HistoryRow;
+pub use manage::{ConversationSettings, DeleteTarget};
 pub use messages::{MAX_HISTORY, MessageRow, MessageState, NewMessage, SentCommit, UnreadMessage};
 pub use outbox::{NO_RETRY, OutboxItem, OutboxSummaryRow};
 pub use parked::{PARKED_KINDS, Parked, ParkedContact};

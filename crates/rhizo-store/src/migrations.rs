@@ -550,6 +550,17 @@ const MIGRATIONS: &[&str] = &[
         updated_at INTEGER NOT NULL
     ) STRICT;
     CREATE INDEX files_by_hash ON files (hash);",
+    // 22: managing conversations (issue 20, rhizo-store messaging/manage.rs): whether a
+    // conversation is muted (its message events say so) or archived (hidden from the listing),
+    // by whom it is with: the contact's UID for a 1:1 conversation, the group address for a
+    // group. Messages deleted on this device stay as `deleted` rows without a body (they keep
+    // the dedupe keys, so a copy sent again is not shown again).
+    "CREATE TABLE conversation_settings (
+        peer       BLOB PRIMARY KEY CHECK (length(peer) = 32),
+        muted      INTEGER NOT NULL DEFAULT 0 CHECK (muted IN (0, 1)),
+        archived   INTEGER NOT NULL DEFAULT 0 CHECK (archived IN (0, 1)),
+        updated_at INTEGER NOT NULL
+    ) STRICT;",
 ];
 
 /// The schema version this build creates and understands.

@@ -6,8 +6,10 @@ use clap::{Args, Parser, Subcommand};
 use rhizo_node::ConfigLayer;
 
 mod agents;
+mod manage;
 mod ops;
 pub(crate) use agents::*;
+pub(crate) use manage::*;
 pub(crate) use ops::*;
 
 /// rhizo: decentralized, end-to-end encrypted messaging for people and agents.
@@ -73,8 +75,11 @@ pub(crate) enum Command {
     Requests(RequestsArgs),
     /// Send a message to a contact or a group (end-to-end encrypted)
     Send(SendArgs),
-    /// Show the history with a contact or a group, with delivery states
+    /// Show the history with a contact or a group, with delivery states; `messages delete ID`
+    /// deletes one (`--for-everyone`: also on the others' devices, best effort)
     Messages(MessagesArgs),
+    /// List conversations (1:1 and groups); delete, mute, unmute, archive, unarchive one
+    Conversations(ConversationsArgs),
     /// Files sent and received: list them, or fetch and save one (`files get MESSAGE_ID`)
     Files(FilesArgs),
     /// Chat with a contact or a group interactively (line mode; Ctrl-D to leave)
@@ -255,6 +260,30 @@ pub(crate) enum ContactsCommand {
     },
     /// List contacts
     List(JsonArg),
+    /// Give a contact a new name
+    Rename {
+        /// The contact's name (or UID)
+        name: String,
+        /// The new name
+        new_name: String,
+    },
+    /// Remove a contact with your 1:1 history with them (groups stay); what they send later
+    /// arrives as a message request
+    Remove {
+        /// The contact's name (or UID)
+        name: String,
+    },
+    /// Block a contact (or any UID): nothing they send is shown or stored, also from
+    /// mailboxes; their group texts are hidden. Undo with `unblock`
+    Block {
+        /// The contact's name, or a UID
+        name: String,
+    },
+    /// Lift a block
+    Unblock {
+        /// The contact's name, or a UID
+        name: String,
+    },
     /// Show the safety number to compare with the contact, and mark them verified
     Verify {
         /// The contact's name
@@ -347,9 +376,14 @@ pub(crate) struct SendArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub(crate) struct MessagesArgs {
+    /// `delete ID`: delete a message (none: show the history)
+    #[command(subcommand)]
+    pub(crate) command: Option<MessagesCommand>,
     /// Contact name or UID, or a group (its name or id) when no contact has that name
-    pub(crate) contact: String,
+    #[arg(required = true)]
+    pub(crate) contact: Option<String>,
     /// The group of that name or id, even when a contact has the name
     #[arg(long)]
     pub(crate) group: bool,

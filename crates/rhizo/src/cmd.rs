@@ -6,6 +6,7 @@ mod channel;
 mod chat;
 mod config;
 pub(crate) mod contacts;
+mod conversations;
 mod demo;
 mod device;
 mod doctor;
@@ -49,6 +50,7 @@ pub(crate) async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Contacts(c) => contacts::run(&load_config(&cli, None)?, c).await,
         Command::Requests(args) => requests::run(&load_config(&cli, None)?, args).await,
         Command::Send(args) => chat::send(&load_config(&cli, None)?, args).await,
+        Command::Conversations(args) => conversations::run(&load_config(&cli, None)?, args).await,
         Command::Messages(args) => chat::messages(&load_config(&cli, None)?, args).await,
         Command::Files(args) => files::run(&load_config(&cli, None)?, args).await,
         Command::Chat(args) => chat::chat(&load_config(&cli, None)?, args).await,

@@ -343,9 +343,14 @@ fn group_content(
         let events = crate::agents::group::apply_group_agent(tx, &ctx, agent, now)?;
         return Ok((events, None));
     }
+    if let Some(request) = &content.delete {
+        let events = crate::manage::apply_group_delete(tx, group, sender_uid, request)?;
+        return Ok((events, None));
+    }
     // A file message: its reference is checked before anything is stored.
     let file = crate::files::file_of(&content)?;
-    if content.text.is_empty() && file.is_none() {
+    // A blocked member's text: decrypted (the group's MLS state moves on), never stored.
+    if (content.text.is_empty() && file.is_none()) || crate::manage::blocked(tx, &sender_uid)? {
         return Ok((Vec::new(), None));
     }
     let message_id: Option<[u8; 16]> = content.message_id.as_ref().try_into().ok();
@@ -372,6 +377,7 @@ fn group_content(
     if let (Some(id), Some(file)) = (id, &file) {
         crate::files::insert_file_row(tx, id, file, false, now)?;
     }
+    let muted = tx.conversation_settings(&group.address)?.muted;
     let events = id
         .map(|id| Event::GroupMessageReceived {
             id,
@@ -379,6 +385,7 @@ fn group_content(
             from: hex::encode(sender_uid),
             text: content.text,
             sent_at,
+            muted,
         })
         .into_iter()
         .collect();

@@ -270,6 +270,15 @@ impl Apply<'_, '_> {
             crate::ms(self.now),
         ))
         .unwrap_or(ts);
+        // "Delete for everyone" (from the contact, or from another device of ours).
+        if let Some(request) = &content.delete {
+            return crate::manage::apply_direct_delete(
+                self.tx,
+                self.contact,
+                self.from_me,
+                request,
+            );
+        }
         if self.from_me {
             return self.sent_elsewhere(&content.text, content.agent.is_some(), sent_at);
         }
@@ -305,12 +314,14 @@ impl Apply<'_, '_> {
         if let (Some(id), Some(file)) = (id, &file) {
             crate::files::insert_file_row(self.tx, id, file, false, self.now)?;
         }
+        let muted = self.tx.conversation_settings(&self.contact.uid)?.muted;
         Ok(id
             .map(|id| Event::MessageReceived {
                 id,
                 contact: self.contact.name.clone(),
                 text: content.text,
                 sent_at,
+                muted,
             })
             .into_iter()
             .collect())

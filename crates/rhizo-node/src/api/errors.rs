@@ -5,8 +5,8 @@ use axum::{http::StatusCode, response::Response};
 
 use super::error;
 use crate::messaging::{
-    CardError, ContactError, FetchError, GroupError, MessagingError, ProfileError, RequestError,
-    SendError, TaskError,
+    CardError, ContactError, FetchError, GroupError, ManageError, MessagingError, ProfileError,
+    RequestError, SendError, TaskError,
 };
 
 /// The HTTP status and stable error code of a messaging or channel error (see
@@ -45,6 +45,7 @@ pub(super) fn error_status(e: &MessagingError) -> (StatusCode, &'static str) {
         MessagingError::Task(e) => task_status(e),
         MessagingError::Card(e) => card_status(e),
         MessagingError::Group(e) => group_status(e),
+        MessagingError::Manage(e) => manage_status(e),
         MessagingError::Fetch(FetchError::Engine(e)) => engine_status(e),
         MessagingError::Fetch(FetchError::Db(e)) => db_status(e),
         MessagingError::BadInput(_) => (StatusCode::BAD_REQUEST, "BAD_INPUT"),
@@ -125,6 +126,20 @@ fn contact_status(e: &ContactError) -> (StatusCode, &'static str) {
     }
 }
 
+/// Managing contacts and conversations: the codes of docs/local-api.md.
+fn manage_status(e: &ManageError) -> (StatusCode, &'static str) {
+    match e {
+        ManageError::UnknownContact(_) => (StatusCode::NOT_FOUND, "UNKNOWN_CONTACT"),
+        ManageError::UnknownConversation(_) => (StatusCode::NOT_FOUND, "UNKNOWN_CONVERSATION"),
+        ManageError::NotBlocked(_) => (StatusCode::NOT_FOUND, "NOT_BLOCKED"),
+        ManageError::Ambiguous(_) | ManageError::Ourselves => {
+            (StatusCode::BAD_REQUEST, "BAD_INPUT")
+        }
+        ManageError::Engine(e) => engine_status(e),
+        ManageError::Db(e) => db_status(e),
+    }
+}
+
 fn engine_status(e: &rhizo_engine::EngineError) -> (StatusCode, &'static str) {
     use rhizo_engine::EngineError;
     match e {
@@ -138,6 +153,9 @@ fn engine_status(e: &rhizo_engine::EngineError) -> (StatusCode, &'static str) {
         EngineError::Group(_) => (StatusCode::BAD_REQUEST, "BAD_INPUT"),
         EngineError::TooManyMembers { .. } => (StatusCode::CONFLICT, "TOO_MANY_MEMBERS"),
         EngineError::NoRootKey => (StatusCode::CONFLICT, "NO_ROOT_KEY"),
+        EngineError::UnknownMessage(_) => (StatusCode::NOT_FOUND, "UNKNOWN_MESSAGE"),
+        EngineError::NotYourMessage => (StatusCode::FORBIDDEN, "NOT_YOUR_MESSAGE"),
+        EngineError::ConversationClosed => (StatusCode::CONFLICT, "CONVERSATION_CLOSED"),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
     }
 }

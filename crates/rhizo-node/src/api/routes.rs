@@ -150,6 +150,14 @@ pub(crate) enum Endpoint {
     SaveFile,
     DownloadFile,
     FileStats,
+    RenameContact,
+    RemoveContact,
+    BlockContact,
+    UnblockContact,
+    ListConversations,
+    UpdateConversation,
+    DeleteConversation,
+    DeleteMessage,
 }
 
 /// One row of the route table.
@@ -219,6 +227,14 @@ pub const ROUTES: &[Route] = &[
     v1(   Get,    "/v1/contacts",                         Token, E::ListContacts,            "list contacts"),
     v1(   Post,   "/v1/contacts",                         Token, E::AddContact,              "add a contact by ticket or UID"),
     v1(   Post,   "/v1/contacts/{name}/verify",           Token, E::VerifyContact,           "mark a contact verified"),
+    v1(   Patch,  "/v1/contacts/{name}",                  Token, E::RenameContact,           "rename a contact"),
+    v1(   Delete, "/v1/contacts/{name}",                  Token, E::RemoveContact,           "remove a contact with its 1:1 history"),
+    v1(   Post,   "/v1/contacts/{name}/block",            Token, E::BlockContact,            "block a contact or UID (nothing from them is shown or stored)"),
+    v1(   Delete, "/v1/contacts/{name}/block",            Token, E::UnblockContact,          "unblock a contact or UID"),
+    v1(   Get,    "/v1/conversations",                    Token, E::ListConversations,       "1:1 and group conversations (`?archived=true`: with the archived ones)"),
+    v1(   Patch,  "/v1/conversations/{id}",               Token, E::UpdateConversation,      "mute/unmute, archive/unarchive a conversation"),
+    v1(   Delete, "/v1/conversations/{id}",               Token, E::DeleteConversation,      "delete a conversation's history on this node"),
+    v1(   Delete, "/v1/messages/{id}",                    Token, E::DeleteMessage,           "delete a message here (`?for_everyone=true`: ask the others' nodes too, best effort)"),
     v1(   Get,    "/v1/requests",                         Token, E::ListRequests,            "pending message requests"),
     v1(   Post,   "/v1/requests/{who}/accept",            Token, E::AcceptRequest,           "accept a message request"),
     v1(   Post,   "/v1/requests/{who}/decline",           Token, E::DeclineRequest,          "decline a message request"),
@@ -384,6 +400,14 @@ fn handler(endpoint: Endpoint, method: Method) -> MethodRouter<ApiState> {
         E::SaveFile => on(m, super::files::save_file),
         E::DownloadFile => on(m, super::files::download_file),
         E::FileStats => on(m, super::files::file_stats),
+        E::RenameContact => on(m, super::manage::rename_contact),
+        E::RemoveContact => on(m, super::manage::remove_contact),
+        E::BlockContact => on(m, super::manage::block_contact),
+        E::UnblockContact => on(m, super::manage::unblock_contact),
+        E::ListConversations => on(m, super::manage::list_conversations),
+        E::UpdateConversation => on(m, super::manage::update_conversation),
+        E::DeleteConversation => on(m, super::manage::delete_conversation),
+        E::DeleteMessage => on(m, super::manage::delete_message),
     }
 }
 

@@ -341,6 +341,9 @@ pub enum MessagingError {
     /// Groups.
     #[error(transparent)]
     Group(#[from] GroupError),
+    /// Managing contacts and conversations.
+    #[error(transparent)]
+    Manage(#[from] super::ManageError),
     /// Bad input (channels, API arguments).
     #[error("{0}")]
     BadInput(String),

@@ -421,7 +421,7 @@ impl Messaging {
 
 /// [`Messaging::find_group`] on a reader: an exact id, then a unique name, then a unique id
 /// prefix (at least 4 hex digits).
-fn find_group_in(reader: &Reader<'_>, group: &str) -> Result<GroupRow, GroupError> {
+pub(super) fn find_group_in(reader: &Reader<'_>, group: &str) -> Result<GroupRow, GroupError> {
     let wanted = group.trim().to_ascii_lowercase();
     let sync = rhizo_engine::sync::sync_session(reader)?;
     let mut all = reader.groups()?;
@@ -457,12 +457,14 @@ pub(super) fn api_event(event: Event) -> Option<ApiEvent> {
             from,
             text,
             sent_at,
+            muted,
         } => ApiEvent::GroupMessageReceived {
             id,
             group,
             from,
             text,
             sent_at,
+            muted,
         },
         Event::GroupMessageState {
             id,

@@ -632,3 +632,109 @@ fn a_database_restored_from_an_older_copy_never_hands_out_a_used_sequence_number
     assert_eq!(s.write(|tx| tx.take_next_seq(&session)).unwrap(), next + 1);
     assert_eq!(sequence_floor(-5), 1);
 }
+
+#[test]
+fn rename_remove_and_conversation_settings() {
+    let mut s = Store::open_in_memory().unwrap();
+    s.write(|tx| tx.add_contact(&contact(1, "bob"), 1)).unwrap();
+    s.write(|tx| tx.add_contact(&contact(2, "carol"), 1))
+        .unwrap();
+    assert!(matches!(
+        s.write(|tx| tx.rename_contact(&[1; 32], "carol")),
+        Err(StoreError::NameTaken(_))
+    ));
+    assert!(s.write(|tx| tx.rename_contact(&[1; 32], "robert")).unwrap());
+    assert!(!s.write(|tx| tx.rename_contact(&[9; 32], "nobody")).unwrap());
+    assert!(s.read().contact_by_name("robert").unwrap().is_some());
+    let row = ConversationRow {
+        session_id: [7; 16],
+        group_id: vec![7; 16],
+        contact_uid: [1; 32],
+        created_at: 1,
+    };
+    s.write(|tx| tx.insert_conversation(&row)).unwrap();
+    let settings = s
+        .write(|tx| tx.set_conversation_settings(&[1; 32], Some(true), None, 2))
+        .unwrap();
+    assert_eq!(
+        settings,
+        ConversationSettings {
+            muted: true,
+            archived: false
+        }
+    );
+    let settings = s
+        .write(|tx| tx.set_conversation_settings(&[1; 32], None, Some(true), 3))
+        .unwrap();
+    assert!(settings.muted && settings.archived);
+    assert!(s.write(|tx| tx.remove_contact(&[1; 32])).unwrap());
+    assert!(s.read().contact_by_uid(&[1; 32]).unwrap().is_none());
+    assert!(s.read().conversation(&[7; 16]).unwrap().is_none());
+    assert_eq!(
+        s.read().conversation_settings(&[1; 32]).unwrap(),
+        ConversationSettings::default()
+    );
+    assert!(!s.write(|tx| tx.remove_contact(&[1; 32])).unwrap());
+}
+
+#[test]
+fn deleting_messages_keeps_a_bodiless_row() {
+    let mut s = Store::open_in_memory().unwrap();
+    s.write(|tx| tx.add_contact(&contact(1, "bob"), 1)).unwrap();
+    let row = ConversationRow {
+        session_id: [7; 16],
+        group_id: vec![7; 16],
+        contact_uid: [1; 32],
+        created_at: 1,
+    };
+    s.write(|tx| tx.insert_conversation(&row)).unwrap();
+    let incoming = |seq: u64| NewMessage {
+        session_id: [7; 16],
+        sender_device: [101; 32],
+        seq,
+        kind: "text",
+        body: Some("hello"),
+        sent_at: 10,
+    };
+    let a = s
+        .write(|tx| tx.insert_incoming(&incoming(1), &[1; 32], 10))
+        .unwrap()
+        .unwrap();
+    s.write(|tx| tx.insert_incoming(&incoming(2), &[2; 32], 10))
+        .unwrap();
+    s.write(|tx| tx.insert_incoming(&incoming(3), &[3; 32], 10))
+        .unwrap();
+    assert!(s.write(|tx| tx.delete_message_locally(a)).unwrap());
+    assert!(!s.write(|tx| tx.delete_message_locally(a)).unwrap());
+    let gone = s.read().message(a).unwrap().unwrap();
+    assert_eq!((gone.kind.as_str(), gone.body), ("deleted", None));
+    assert_eq!(s.read().messages(&[7; 16], 10).unwrap().len(), 2);
+    // Only the contact's own message (direction `in`) matches a request for it.
+    let ours = DeleteTarget::Direct {
+        sender_device: [101; 32],
+        seq: 2,
+        outgoing: true,
+    };
+    assert!(
+        s.write(|tx| tx.delete_requested(&[[7; 16]], &ours))
+            .unwrap()
+            .is_empty()
+    );
+    let theirs = DeleteTarget::Direct {
+        sender_device: [101; 32],
+        seq: 2,
+        outgoing: false,
+    };
+    assert_eq!(
+        s.write(|tx| tx.delete_requested(&[[7; 16]], &theirs))
+            .unwrap()
+            .len(),
+        1
+    );
+    // The same insert again (a copy) is not shown again.
+    s.write(|tx| tx.insert_incoming(&incoming(2), &[2; 32], 11))
+        .unwrap();
+    assert_eq!(s.read().messages(&[7; 16], 10).unwrap().len(), 1);
+    assert_eq!(s.write(|tx| tx.clear_history(&[7; 16])).unwrap(), 1);
+    assert!(s.read().messages(&[7; 16], 10).unwrap().is_empty());
+}

@@ -191,6 +191,10 @@ fn seed_later(version: u32) -> Option<String> {
             blob(0x1d, 32),
             blob(0x1e, 32),
         ),
+        22 => format!(
+            "INSERT INTO conversation_settings (peer, muted, archived, updated_at)
+                VALUES ({bob}, 1, 0, {T});"
+        ),
         _ => return None,
     })
 }
@@ -374,6 +378,10 @@ fn check_rows(store: &Store, version: u32) {
     if at(21) {
         let file = r.file(4).expect("file").expect("the file");
         assert_eq!(file.name, "notes.txt", "v{version}");
+    }
+    if at(22) {
+        let settings = r.conversation_settings(&[BOB.0; 32]).expect("settings");
+        assert!(settings.muted && !settings.archived, "v{version}");
     }
 }
 

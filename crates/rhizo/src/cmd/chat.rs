@@ -105,21 +105,25 @@ fn print_message(contact: &str, m: &MessageView) {
 }
 
 pub(crate) async fn messages(config: &Config, args: &MessagesArgs) -> anyhow::Result<()> {
+    if let Some(command) = &args.command {
+        return super::conversations::messages_command(config, command).await;
+    }
+    let contact = args.contact.as_deref().unwrap_or_default();
     let api = ApiClient::connect(config)?;
     // Showing messages to a person marks them read (and tells the sender); `--json` output is
     // for scripts and does not, unless asked with --mark-read.
     let mark_read = !args.json || args.mark_read;
-    let on_group = |api| group::messages(api, &args.contact, args.limit, args.json, mark_read);
+    let on_group = |api| group::messages(api, contact, args.limit, args.json, mark_read);
     if args.group {
         return on_group(&api).await;
     }
     let path = format!(
         "/v1/conversations/{}/messages?limit={}&mark_read={mark_read}",
-        urlencode(&args.contact),
+        urlencode(contact),
         args.limit
     );
     let list: Vec<MessageView> = match api.get(&path).await {
-        Err(e) if group::no_such_contact(&e) && group::exists(&api, &args.contact).await => {
+        Err(e) if group::no_such_contact(&e) && group::exists(&api, contact).await => {
             return on_group(&api).await;
         }
         list => list?,
@@ -129,10 +133,10 @@ pub(crate) async fn messages(config: &Config, args: &MessagesArgs) -> anyhow::Re
         return Ok(());
     }
     if list.is_empty() {
-        println!("No messages with {} yet.", args.contact);
+        println!("No messages with {} yet.", contact);
     }
     for m in &list {
-        print_message(&args.contact, m);
+        print_message(contact, m);
     }
     Ok(())
 }

@@ -113,6 +113,12 @@ pub(crate) async fn run(config: &Config, command: &ContactsCommand) -> anyhow::R
                 );
             }
         }
+        ContactsCommand::Rename { .. }
+        | ContactsCommand::Remove { .. }
+        | ContactsCommand::Block { .. }
+        | ContactsCommand::Unblock { .. } => {
+            super::conversations::contacts_command(&api, command).await?;
+        }
         ContactsCommand::Verify { name, yes } => {
             let list: Vec<ContactView> = api.get("/v1/contacts").await?;
             let c = list

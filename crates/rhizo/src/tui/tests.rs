@@ -257,6 +257,7 @@ fn events_refresh_once_however_many_arrive() {
         contact: "bob".into(),
         text: "x".into(),
         sent_at: 0,
+        muted: false,
     })));
     assert!(app.take_commands().is_empty());
     app.on_update(Update::Done(Command::Refresh));

@@ -179,6 +179,7 @@ impl ServerMessage {
                 contact,
                 text,
                 sent_at,
+                ..
             } => Some(Self::Message {
                 id,
                 from: contact,

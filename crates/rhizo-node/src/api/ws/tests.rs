@@ -44,6 +44,7 @@ fn server_messages_serialise_as_documented() {
         contact: "bob".into(),
         text: "hello".into(),
         sent_at: 5,
+        muted: false,
     })
     .unwrap();
     assert_eq!(
