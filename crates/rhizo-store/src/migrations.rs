@@ -550,6 +550,9 @@ const MIGRATIONS: &[&str] = &[
         updated_at INTEGER NOT NULL
     ) STRICT;
     CREATE INDEX files_by_hash ON files (hash);",
+    // 22: key-change warning (issue 18, docs/local-api.md "Key changes"): set when a known
+    // contact gains a device key not stored before, cleared when the user verifies again.
+    "ALTER TABLE contacts ADD COLUMN key_changed INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// The schema version this build creates and understands.
