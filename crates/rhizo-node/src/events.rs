@@ -93,6 +93,12 @@ pub enum ApiEvent {
         /// Its name.
         name: String,
     },
+    /// A contact's keys changed: it gained a device key we did not hold before (docs/local-api.md
+    /// "Key changes"). Its `key_changed` flag stays set until the user verifies it again.
+    KeyChange {
+        /// The contact's name.
+        contact: String,
+    },
     /// A post arrived in a joined channel.
     ChannelPost {
         /// The channel id.

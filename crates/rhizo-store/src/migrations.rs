@@ -561,6 +561,9 @@ const MIGRATIONS: &[&str] = &[
         archived   INTEGER NOT NULL DEFAULT 0 CHECK (archived IN (0, 1)),
         updated_at INTEGER NOT NULL
     ) STRICT;",
+    // 23: key-change warning (issue 18, docs/local-api.md "Key changes"): set when a known
+    // contact gains a device key not stored before, cleared when the user verifies again.
+    "ALTER TABLE contacts ADD COLUMN key_changed INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// The schema version this build creates and understands.

@@ -18,7 +18,10 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 
 use rhizo_core::{DevicePublicKey, Uid};
-use rhizo_store::{Tx, messaging::ContactDevice};
+use rhizo_store::{
+    Tx,
+    messaging::{AddContact, ContactDevice},
+};
 
 use crate::{Engine, EngineError};
 
@@ -111,6 +114,10 @@ impl Engine {
     /// them), and the role rule counts them for that UID's own-device commits. Our own UID is
     /// ignored (our list is adopted by the publisher).
     ///
+    /// Returns the contact's name when its keys changed: it gained a device key we did not
+    /// store before (a key change, docs/local-api.md "Key changes"; its `key_changed` flag is
+    /// now set, until the user verifies it again).
+    ///
     /// # Errors
     ///
     /// If the database fails.
@@ -120,21 +127,24 @@ impl Engine {
         uid: &Uid,
         devices: Vec<ContactDevice>,
         now: i64,
-    ) -> Result<(), EngineError> {
+    ) -> Result<Option<String>, EngineError> {
         if *uid == self.me.uid {
-            return Ok(());
+            return Ok(None);
         }
         let keys = devices
             .iter()
             .filter_map(|d| DevicePublicKey::from_bytes(&d.device_pk).ok())
             .collect();
+        let mut changed = None;
         if let Some(mut contact) = tx.contact_by_uid(uid.as_bytes())? {
             contact.devices = devices;
-            tx.add_contact(&contact, now)?;
+            if tx.add_contact(&contact, now)? == AddContact::KeyChanged {
+                changed = Some(contact.name);
+            }
         }
         self.conversations
             .device_lists
             .learn(uid.as_bytes(), keys, now);
-        Ok(())
+        Ok(changed)
     }
 }

@@ -209,3 +209,63 @@ fn a_linked_device_adopts_the_newest_device_list_and_signs_nothing_with_the_root
     assert!(others.contains(&primary.me.device.public()));
     assert!(others.contains(&a3));
 }
+
+fn device(byte: u8) -> rhizo_store::messaging::ContactDevice {
+    rhizo_store::messaging::ContactDevice {
+        device_pk: [byte; 32],
+        peer_id: String::new(),
+        addrs: vec![],
+        certificate: None,
+    }
+}
+
+/// The key-change rule (docs/local-api.md "Key changes"): a known contact gaining a device key
+/// not stored before is a key change; the same list again, or a list without a device, is not;
+/// verifying clears the flag.
+#[test]
+fn a_contact_gaining_a_device_key_is_a_key_change_until_verified_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&tmp.path().join("db")).unwrap();
+    let engine = engine();
+    let bob = rhizo_core::Uid::from_bytes(&[9; 32]);
+    let learn = |store: &mut Store, devices: Vec<_>, at: i64| {
+        store
+            .write(|tx| engine.learn_listed_devices(tx, &bob, devices, at))
+            .unwrap()
+    };
+    let flag = |store: &Store| store.read().contact_key_changed(&[9; 32]).unwrap();
+    // Not a contact: nothing to warn about.
+    assert_eq!(learn(&mut store, vec![device(20)], NOW), None);
+    let contact = rhizo_store::messaging::Contact {
+        uid: [9; 32],
+        root_pk: [9; 32],
+        name: "bob".into(),
+        verified: true,
+        added_at: NOW,
+        devices: vec![device(20)],
+    };
+    store.write(|tx| tx.add_contact(&contact, NOW)).unwrap();
+    assert!(!flag(&store), "a new contact is no key change");
+    assert_eq!(learn(&mut store, vec![device(20)], NOW + 1), None);
+    assert!(!flag(&store));
+    // A second device: a key change.
+    let both = vec![device(20), device(21)];
+    assert_eq!(learn(&mut store, both.clone(), NOW + 2), Some("bob".into()));
+    assert!(flag(&store));
+    // The same list again is not a new change, and the flag stays.
+    assert_eq!(learn(&mut store, both, NOW + 3), None);
+    assert!(flag(&store));
+    // Verifying again clears it; a list that drops a device (a revocation) adds no key.
+    store
+        .write(|tx| tx.set_contact_verified(&[9; 32], true))
+        .unwrap();
+    assert!(!flag(&store));
+    assert_eq!(learn(&mut store, vec![device(21)], NOW + 4), None);
+    assert!(!flag(&store));
+    // Our own UID is never a contact's key change.
+    let me = engine.me.uid;
+    let ours = store
+        .write(|tx| engine.learn_listed_devices(tx, &me, vec![device(22)], NOW + 5))
+        .unwrap();
+    assert_eq!(ours, None);
+}

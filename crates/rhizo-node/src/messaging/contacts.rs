@@ -163,6 +163,11 @@ impl Messaging {
         self.emit(ApiEvent::ContactAdded {
             name: view.name.clone(),
         });
+        if outcome == AddContact::KeyChanged {
+            self.emit(ApiEvent::KeyChange {
+                contact: view.name.clone(),
+            });
+        }
         // Adding someone whose message request is pending accepts it.
         self.apply_requests(uid).await?;
         // A newly known contact may unblock queued messages.
@@ -174,7 +179,8 @@ impl Messaging {
         let name = name.to_string();
         self.with_reader(move |reader, engine| {
             let c = find_contact_in(reader, &name)?.ok_or(ContactError::UnknownContact(name))?;
-            Ok(view_of(&c, engine.me()))
+            let changed = reader.contact_key_changed(&c.uid)?;
+            Ok(view_of(&c, engine.me(), changed))
         })
         .await
     }
@@ -182,11 +188,12 @@ impl Messaging {
     /// All contacts.
     pub async fn contacts(&self) -> Result<Vec<ContactView>, ContactError> {
         self.with_reader(|reader, engine| {
-            Ok(reader
-                .list_contacts()?
-                .iter()
-                .map(|c| view_of(c, engine.me()))
-                .collect())
+            let mut views = Vec::new();
+            for c in reader.list_contacts()? {
+                let changed = reader.contact_key_changed(&c.uid)?;
+                views.push(view_of(&c, engine.me(), changed));
+            }
+            Ok(views)
         })
         .await
     }
@@ -202,7 +209,7 @@ impl Messaging {
                 tx.set_contact_verified(&c.uid, true)?;
                 let c = find_contact_in(tx, &name)?.ok_or(ContactError::UnknownContact(name))?;
                 engine.sync_contact(tx, &c, now)?;
-                Ok(view_of(&c, engine.me()))
+                Ok(view_of(&c, engine.me(), false))
             })
             .await;
         // The sync message to our other devices.

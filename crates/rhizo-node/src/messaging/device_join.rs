@@ -20,6 +20,7 @@ use rhizo_store::groups::GroupStatus;
 use tracing::{debug, info, warn};
 
 use super::{ContactError, JobError, Messaging};
+use crate::events::ApiEvent;
 
 /// How often the new device's KeyPackages are looked for, at most.
 const KEY_PACKAGE_ATTEMPTS: u32 = 90;
@@ -171,10 +172,15 @@ impl Messaging {
         // The name is not stored: a known contact keeps its own.
         let found = self.contact_from_dht(uid, "member").await?;
         let (uid, now) = (*uid, self.now());
-        self.with_tx(move |tx, engine| {
-            Ok::<_, ContactError>(engine.learn_listed_devices(tx, &uid, found.devices, now)?)
-        })
-        .await
+        let changed = self
+            .with_tx(move |tx, engine| {
+                Ok::<_, ContactError>(engine.learn_listed_devices(tx, &uid, found.devices, now)?)
+            })
+            .await?;
+        if let Some(contact) = changed {
+            self.emit(ApiEvent::KeyChange { contact });
+        }
+        Ok(())
     }
 }
 

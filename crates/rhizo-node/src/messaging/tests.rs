@@ -381,3 +381,66 @@ async fn a_lost_conversation_is_retried_a_bounded_number_of_times_then_fails_wit
     stop.send(true).unwrap();
     join_within_real_seconds(outbox, 60).await;
 }
+
+/// Carol's ticket naming the devices with seeds `devices` (each certified by her root, with
+/// its proof of possession).
+fn carol_ticket(devices: &[u8]) -> String {
+    use rhizo_core::ticket::{ContactTicket, TicketDevice};
+    let root = RootKey::from_bytes(&[5; 32]);
+    let listed = devices
+        .iter()
+        .map(|seed| {
+            let device = DeviceKey::from_bytes(&[*seed; 32]);
+            let cert = root.certify_device(&device.public(), 1);
+            TicketDevice::with_proof(&device, cert, Vec::new()).unwrap()
+        })
+        .collect();
+    ContactTicket::new(&root, listed, Some("carol".into()), 1)
+        .unwrap()
+        .to_string()
+}
+
+/// A known contact re-added with a device key we did not hold: a `key_change` event, and
+/// `key_changed` in the contact's view until it is verified again.
+#[tokio::test(start_paused = true)]
+async fn a_new_device_key_on_a_known_contact_is_a_key_change_event_and_flag() {
+    use crate::events::ApiEvent;
+    let clock = Arc::new(PausedClock::starting_at(START_MS));
+    let (messaging, _db, _id, _event_loop) = alice_with_a_queued_message(clock);
+    let mut events = messaging.subscribe();
+    let (view, added) = messaging
+        .add_contact(&carol_ticket(&[51]), None)
+        .await
+        .unwrap();
+    assert!(added && !view.key_changed);
+    let (view, _) = messaging
+        .add_contact(&carol_ticket(&[51]), None)
+        .await
+        .unwrap();
+    assert!(!view.key_changed, "the same device again");
+    let (view, added) = messaging
+        .add_contact(&carol_ticket(&[51, 52]), None)
+        .await
+        .unwrap();
+    assert!(!added && view.key_changed);
+    let mut seen = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        seen.push(event);
+    }
+    let changes: Vec<_> = seen
+        .iter()
+        .filter(|e| matches!(e, ApiEvent::KeyChange { .. }))
+        .collect();
+    assert_eq!(
+        changes,
+        [&ApiEvent::KeyChange {
+            contact: "carol".into()
+        }]
+    );
+    let listed = messaging.contacts().await.unwrap();
+    assert!(listed.iter().any(|c| c.name == "carol" && c.key_changed));
+    let verified = messaging.verify_contact("carol").await.unwrap();
+    assert!(verified.verified && !verified.key_changed);
+    let listed = messaging.contacts().await.unwrap();
+    assert!(listed.iter().all(|c| !c.key_changed));
+}

@@ -19,6 +19,10 @@ pub struct ContactView {
     pub verified: bool,
     /// Their device PeerIds.
     pub devices: Vec<String>,
+    /// They gained a device key since the user last verified them (docs/local-api.md "Key
+    /// changes"): show a warning, and verify again to clear it.
+    #[serde(default)]
+    pub key_changed: bool,
 }
 
 /// A message as the API shows it.
@@ -189,7 +193,7 @@ pub(super) fn message_view(m: &MessageRow) -> MessageView {
 }
 
 /// A contact as the API shows it (with the safety number between us).
-pub(super) fn view_of(c: &Contact, me: &Me) -> ContactView {
+pub(super) fn view_of(c: &Contact, me: &Me, key_changed: bool) -> ContactView {
     let root = RootPublicKey::from_bytes(&c.root_pk);
     ContactView {
         name: c.name.clone(),
@@ -203,5 +207,6 @@ pub(super) fn view_of(c: &Contact, me: &Me) -> ContactView {
             .unwrap_or_default(),
         verified: c.verified,
         devices: c.devices.iter().map(|d| d.peer_id.clone()).collect(),
+        key_changed,
     }
 }

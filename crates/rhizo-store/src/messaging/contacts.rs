@@ -49,6 +49,9 @@ pub enum AddContact {
     Added,
     /// A known contact (same UID): devices and addresses were merged.
     Updated,
+    /// A known contact gained device keys not stored before: merged, and its `key_changed`
+    /// flag is set (see [`Reader::contact_key_changed`]).
+    KeyChanged,
 }
 
 impl Reader<'_> {
@@ -114,6 +117,19 @@ impl Reader<'_> {
         };
         contact.devices = self.contact_devices(&contact.uid)?;
         Ok(Some(contact))
+    }
+
+    /// Whether a known contact gained device keys since the user last verified it (see
+    /// [`AddContact::KeyChanged`]); `false` for an unknown UID.
+    pub fn contact_key_changed(&self, uid: &[u8; 32]) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT key_changed FROM contacts WHERE uid = ?1")
+            .context("reading a key change")?
+            .query_row([&uid[..]], |r| r.get::<_, i64>(0))
+            .optional()
+            .context("reading a key change")?
+            .is_some_and(|v| v != 0))
     }
 
     /// The contact with UID `uid` if `device_pk` is one of its listed devices: how an envelope's
@@ -231,24 +247,34 @@ impl Tx<'_> {
             .context(CTX)?;
             AddContact::Added
         };
-        upsert_devices(&tx, &contact.uid, &contact.devices)?;
+        let added = upsert_devices(&tx, &contact.uid, &contact.devices)?;
+        let outcome = if outcome == AddContact::Updated && added > 0 {
+            mark_key_changed(&tx, &contact.uid)?;
+            AddContact::KeyChanged
+        } else {
+            outcome
+        };
         tx.commit().context(CTX)?;
         Ok(outcome)
     }
 
     /// Replaces what is known of a contact's devices' addresses and certificates (merging).
     /// A device key listed for another contact is refused ([`StoreError::DeviceKeyTaken`]).
+    /// A device key not stored before sets the contact's `key_changed` flag.
     pub fn update_contact_devices(
         &mut self,
         uid: &[u8; 32],
         devices: &[ContactDevice],
     ) -> Result<(), StoreError> {
         let tx = Atomic::begin(self.conn).context("updating devices")?;
-        upsert_devices(&tx, uid, devices)?;
+        if upsert_devices(&tx, uid, devices)? > 0 {
+            mark_key_changed(&tx, uid)?;
+        }
         tx.commit().context("updating devices")
     }
 
-    /// Marks a contact verified (safety number compared) or not.
+    /// Marks a contact verified (safety number compared) or not. Verifying clears the
+    /// contact's `key_changed` flag.
     pub fn set_contact_verified(
         &mut self,
         uid: &[u8; 32],
@@ -257,7 +283,9 @@ impl Tx<'_> {
         Ok(self
             .conn
             .execute(
-                "UPDATE contacts SET verified = ?2 WHERE uid = ?1",
+                "UPDATE contacts SET verified = ?2,
+                   key_changed = CASE WHEN ?2 THEN 0 ELSE key_changed END
+                 WHERE uid = ?1",
                 params![&uid[..], verified as i64],
             )
             .context("verifying a contact")?
@@ -276,12 +304,24 @@ fn split_addrs(s: &str) -> Vec<String> {
         .collect()
 }
 
+/// Sets a contact's `key_changed` flag.
+fn mark_key_changed(tx: &Connection, uid: &[u8; 32]) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE contacts SET key_changed = 1 WHERE uid = ?1",
+        [&uid[..]],
+    )
+    .context("marking a key change")?;
+    Ok(())
+}
+
+/// Merges `devices` into the contact's; returns how many device keys were not stored before.
 fn upsert_devices(
     tx: &Connection,
     uid: &[u8; 32],
     devices: &[ContactDevice],
-) -> Result<(), StoreError> {
+) -> Result<usize, StoreError> {
     const CTX: &str = "updating contact devices";
+    let mut added = 0;
     for d in devices.iter().take(MAX_DEVICES_PER_CONTACT) {
         // Checked here for a clear error; the UNIQUE index on device_pk is the backstop.
         let owner: Option<String> = tx
@@ -299,6 +339,16 @@ fn upsert_devices(
                 contact,
             });
         }
+        let known = tx
+            .query_row(
+                "SELECT 1 FROM contact_devices WHERE uid = ?1 AND device_pk = ?2",
+                params![&uid[..], &d.device_pk[..]],
+                |_| Ok(()),
+            )
+            .optional()
+            .context(CTX)?
+            .is_some();
+        added += usize::from(!known);
         tx.execute(
             "INSERT INTO contact_devices (uid, device_pk, peer_id, addrs, certificate)
              VALUES (?1, ?2, ?3, ?4, ?5)
@@ -316,5 +366,5 @@ fn upsert_devices(
         )
         .context(CTX)?;
     }
-    Ok(())
+    Ok(added)
 }

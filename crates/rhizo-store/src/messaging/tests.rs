@@ -50,6 +50,43 @@ fn contacts_add_merge_and_name_clash() {
 }
 
 #[test]
+fn a_new_device_key_of_a_known_contact_sets_key_changed_until_verified() {
+    let mut s = Store::open_in_memory().unwrap();
+    s.write(|tx| tx.add_contact(&contact(1, "bob"), 1)).unwrap();
+    assert!(!s.read().contact_key_changed(&[1; 32]).unwrap());
+    let mut more = contact(1, "bob");
+    more.devices.push(ContactDevice {
+        device_pk: [42; 32],
+        peer_id: "p".into(),
+        addrs: vec![],
+        certificate: None,
+    });
+    assert_eq!(
+        s.write(|tx| tx.add_contact(&more, 2)).unwrap(),
+        AddContact::KeyChanged
+    );
+    assert!(s.read().contact_key_changed(&[1; 32]).unwrap());
+    assert_eq!(
+        s.write(|tx| tx.add_contact(&more, 3)).unwrap(),
+        AddContact::Updated
+    );
+    // Marking unverified keeps it; verifying clears it.
+    s.write(|tx| tx.set_contact_verified(&[1; 32], false))
+        .unwrap();
+    assert!(s.read().contact_key_changed(&[1; 32]).unwrap());
+    s.write(|tx| tx.set_contact_verified(&[1; 32], true))
+        .unwrap();
+    assert!(!s.read().contact_key_changed(&[1; 32]).unwrap());
+    // update_contact_devices follows the same rule.
+    let mut third = more.devices.clone();
+    third[0].device_pk = [43; 32];
+    s.write(|tx| tx.update_contact_devices(&[1; 32], &third))
+        .unwrap();
+    assert!(s.read().contact_key_changed(&[1; 32]).unwrap());
+    assert!(!s.read().contact_key_changed(&[7; 32]).unwrap(), "unknown");
+}
+
+#[test]
 fn a_device_key_belongs_to_one_contact_and_lookups_are_by_uid_and_device() {
     let mut s = Store::open_in_memory().unwrap();
     s.write(|tx| tx.add_contact(&contact(1, "bob"), 1)).unwrap();

@@ -105,8 +105,13 @@ pub(crate) async fn run(config: &Config, command: &ContactsCommand) -> anyhow::R
                 } else {
                     "not verified"
                 };
+                let changed = if c.key_changed {
+                    "  ! keys changed: `rhizo contacts verify` again"
+                } else {
+                    ""
+                };
                 println!(
-                    "{:<20} {}  ({mark})  {}",
+                    "{:<20} {}  ({mark})  {}{changed}",
                     c.name,
                     c.uid,
                     presence_line(presence)

@@ -45,14 +45,15 @@ pub(crate) struct App {
     pub(crate) notice: Option<String>,
     /// The overlay shown over the conversation.
     pub(crate) overlay: Option<Overlay>,
-    /// Contacts whose devices changed while we watched: banner, and sending asks first.
-    pub(crate) devices_changed: HashSet<String>,
-    /// A text waiting for the user to confirm sending to a contact whose devices changed.
-    pub(crate) confirm: Option<(ConvKey, String)>,
+    /// Contacts whose keys changed (the API's `key_changed` flag or a `key_change` event):
+    /// banner until verified again, and the first send asks first.
+    pub(crate) key_changed: HashSet<String>,
+    /// Of those, the ones the user already confirmed a send to (asked once per session).
+    confirmed: HashSet<String>,
+    /// A send (text or file) waiting for the user to confirm: its contact's keys changed.
+    pub(crate) confirm: Option<Command>,
     /// The UIDs of the message requests last shown (`/accept 1` names the first).
     pub(crate) request_uids: Vec<String>,
-    /// Device lists as first seen, per contact.
-    seen_devices: HashMap<String, Vec<String>>,
     /// Commands to hand to the network side.
     outbox: VecDeque<Command>,
     /// Refresh asked, or running.
@@ -137,31 +138,25 @@ impl App {
             Update::Notice(text) => self.notice = Some(text),
             Update::Done(Command::Refresh) => self.list_in_flight = false,
             Update::Done(Command::Open(_)) => self.history_in_flight = false,
-            Update::Done(Command::Send(..)) => self.history_dirty = true,
+            Update::Done(Command::Send(..) | Command::SendFile(..)) => self.history_dirty = true,
             Update::Done(_) => self.list_dirty = true,
             Update::Event(event) => self.on_event(&event),
             Update::Lagged => (self.list_dirty, self.history_dirty) = (true, true),
         }
     }
 
-    /// Remembers contacts; a device list that differs from the one first seen raises the banner.
+    /// Remembers contacts; their `key_changed` flags raise (or, once verified, lower) the banner.
     fn set_contacts(&mut self, contacts: Vec<ContactView>) {
         self.contacts.clear();
+        self.key_changed.clear();
         for contact in contacts {
-            let mut devices = contact.devices.clone();
-            devices.sort();
-            match self.seen_devices.get(&contact.name) {
-                Some(seen) if *seen != devices => {
-                    self.devices_changed.insert(contact.name.clone());
-                    self.seen_devices.insert(contact.name.clone(), devices);
-                }
-                Some(_) => {}
-                None => {
-                    self.seen_devices.insert(contact.name.clone(), devices);
-                }
+            if contact.key_changed {
+                self.key_changed.insert(contact.name.clone());
             }
             self.contacts.insert(contact.name.clone(), contact);
         }
+        let changed = &self.key_changed;
+        self.confirmed.retain(|name| changed.contains(name));
     }
 
     /// What an event from the node changes: the list, and the open conversation if it is the
@@ -188,6 +183,26 @@ impl App {
             ApiEvent::GroupRequest { name, .. } => {
                 self.notice = Some(format!("invitation to group {name}: F3 to answer"));
                 None
+            }
+            ApiEvent::KeyChange { contact } => {
+                self.key_changed.insert(contact.clone());
+                self.confirmed.remove(contact);
+                self.notice = Some(format!("⚠ {contact}'s keys changed: F6 to verify"));
+                Some(ConvKey::Contact(contact.clone()))
+            }
+            ApiEvent::FileProgress {
+                id,
+                state,
+                done_bytes,
+                total_bytes,
+            } => {
+                let percent = done_bytes.saturating_mul(100) / (*total_bytes).max(1);
+                self.notice = Some(format!("file #{id}: {state} {percent} %"));
+                // Every percent: only the end changes the conversation.
+                if state == "done" || state == "failed" {
+                    self.history_dirty = true;
+                }
+                return;
             }
             ApiEvent::ContactAdded { .. } | ApiEvent::GroupCreated { .. } => None,
             _ => return,
@@ -256,13 +271,16 @@ impl App {
             KeyCode::Char('c' | 'q') if ctrl => self.quit = true,
             KeyCode::Esc => {
                 self.overlay = None;
+                if self.input.starts_with("/file ") {
+                    self.input.clear();
+                }
                 if self.confirm.take().is_some() {
                     self.notice = Some("not sent".into());
                 }
             }
             KeyCode::Char('v') if self.input.is_empty() && self.safety_open().is_some() => {
                 if let Some(name) = self.safety_open() {
-                    self.devices_changed.remove(&name);
+                    self.key_changed.remove(&name);
                     self.queue(Command::Verify(name));
                     self.overlay = None;
                 }
@@ -299,7 +317,21 @@ impl App {
             4 => self.queue(Command::ShowDevices),
             5 => self.queue(Command::ShowAgents),
             6 => self.show_safety(),
+            7 => self.file_prompt(),
             _ => {}
+        }
+    }
+
+    /// F7: the input line asks for the path of a file to send to the open contact.
+    fn file_prompt(&mut self) {
+        match &self.selected {
+            Some(ConvKey::Contact(name)) => {
+                self.notice = Some(format!(
+                    "path of the file to send to {name}: Enter sends, Esc cancels"
+                ));
+                self.input = "/file ".into();
+            }
+            _ => self.notice = Some("open a 1:1 conversation to send a file".into()),
         }
     }
 
@@ -335,12 +367,12 @@ impl App {
     fn enter(&mut self) {
         let line = std::mem::take(&mut self.input).trim().to_string();
         self.history_pos = None;
-        if let Some((key, text)) = self.confirm.take() {
+        if let Some(command) = self.confirm.take() {
             if line.is_empty() {
-                if let ConvKey::Contact(name) = &key {
-                    self.devices_changed.remove(name);
+                if let Some(name) = command.contact() {
+                    self.confirmed.insert(name.to_string());
                 }
-                self.queue(Command::Send(key, text));
+                self.queue(command);
                 return;
             }
             self.notice = Some("not sent".into());
@@ -368,15 +400,30 @@ impl App {
             self.notice = Some("no conversation open: add a contact first (F1 for help)".into());
             return;
         };
-        if let ConvKey::Contact(name) = &key
-            && self.devices_changed.contains(name)
+        self.send_checked(Command::Send(key, text));
+    }
+
+    /// `/file PATH`: sends a file to the open contact (asking first, as a text does).
+    pub(crate) fn send_file(&mut self, path: String) {
+        match self.selected.clone() {
+            Some(ConvKey::Contact(name)) => self.send_checked(Command::SendFile(name, path)),
+            _ => self.notice = Some("open a 1:1 conversation to send a file".into()),
+        }
+    }
+
+    /// Queues a send, unless its contact's keys changed and the user has not confirmed a send
+    /// to them yet: then Enter sends, Esc cancels.
+    fn send_checked(&mut self, command: Command) {
+        if let Some(name) = command.contact()
+            && self.key_changed.contains(name)
+            && !self.confirmed.contains(name)
         {
             self.notice = Some(format!(
-                "{name}'s devices changed: Enter again to send anyway, Esc to cancel"
+                "⚠ {name}'s keys changed: Enter again to send anyway, Esc to cancel"
             ));
-            self.confirm = Some((key, text));
+            self.confirm = Some(command);
             return;
         }
-        self.queue(Command::Send(key, text));
+        self.queue(command);
     }
 }

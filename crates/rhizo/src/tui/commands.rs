@@ -17,6 +17,7 @@ pub(crate) const HELP: &[(&str, &str)] = &[
         "F6 /verify",
         "safety number of the open contact (v: verified)",
     ),
+    ("F7 /file PATH", "send a file to the open contact"),
     ("/add TICKET", "add a contact (or paste the ticket, Enter)"),
     ("/accept WHO [NAME]", "accept a message request"),
     ("/decline WHO", "decline a message request"),
@@ -48,6 +49,10 @@ pub(crate) fn run(app: &mut App, line: &str) {
             app.on_key(crossterm::event::KeyEvent::from(
                 crossterm::event::KeyCode::F(6),
             ));
+            return;
+        }
+        ("file", path) if !path.is_empty() => {
+            app.send_file(path.join(" "));
             return;
         }
         ("ticket" | "qr", _) => Command::ShowTicket,

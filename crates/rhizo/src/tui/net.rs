@@ -50,6 +50,8 @@ pub(crate) enum Command {
     Open(ConvKey),
     /// Send a text.
     Send(ConvKey, String),
+    /// Send a file (a path on this machine) to a contact.
+    SendFile(String, String),
     /// Add a contact by ticket.
     AddContact(String),
     /// Our ticket and its QR code.
@@ -74,6 +76,16 @@ pub(crate) enum Command {
     ShowDevices,
     /// Known agents and tasks.
     ShowAgents,
+}
+
+impl Command {
+    /// The contact a send goes to (a 1:1 text or a file).
+    pub(crate) fn contact(&self) -> Option<&str> {
+        match self {
+            Self::Send(ConvKey::Contact(name), _) | Self::SendFile(name, _) => Some(name),
+            _ => None,
+        }
+    }
 }
 
 /// What comes back to the UI.
@@ -154,6 +166,7 @@ async fn run(api: &ApiClient, command: &Command) -> anyhow::Result<Option<Update
         Command::Refresh => refresh(api).await.map(Some),
         Command::Open(key) => history(api, key).await.map(Some),
         Command::Send(key, text) => send(api, key, text).await.map(|()| None),
+        Command::SendFile(to, path) => send_file(api, to, path).await.map(Some),
         Command::AddContact(ticket) => {
             let added: Value = api.post("/v1/contacts", &json!({"ticket": ticket})).await?;
             let name = added["contact"]["name"].as_str().unwrap_or("?");
@@ -284,6 +297,22 @@ async fn history(api: &ApiClient, key: &ConvKey) -> anyhow::Result<Update> {
         }
     };
     Ok(Update::History(key.clone(), lines))
+}
+
+/// Sends a file: the node reads and encrypts the path (made absolute here) and queues the
+/// message; the receiver's `file_progress` events then show its download.
+async fn send_file(api: &ApiClient, to: &str, path: &str) -> anyhow::Result<Update> {
+    let path = std::path::absolute(path).context("file not sent: a bad path")?;
+    let body = json!({"to": to, "path": path});
+    let sent: Value = api
+        .post("/v1/files", &body)
+        .await
+        .context("file not sent")?;
+    let name = sent["file"]["name"].as_str().unwrap_or("?");
+    let size = sent["file"]["size"].as_u64().unwrap_or(0);
+    Ok(Update::Notice(format!(
+        "sent file {name} ({size} bytes) to {to}"
+    )))
 }
 
 /// Sends a text (the events then show it queued and delivered).

@@ -26,6 +26,7 @@ fn contact(name: &str, devices: &[&str]) -> ContactView {
             .into(),
         verified: false,
         devices: devices.iter().map(|d| (*d).to_string()).collect(),
+        key_changed: false,
     }
 }
 
@@ -363,18 +364,20 @@ fn safety_number_screen_and_verify() {
 }
 
 #[test]
-fn changed_devices_show_a_banner_and_sending_asks_first() {
+fn a_key_change_shows_a_banner_and_the_first_send_asks_until_verified() {
     let mut app = app_with_bob();
     let _ = app.take_commands();
     let list = app.conversations.clone();
+    let mut bob = contact("bob", &["d1", "d2"]);
+    bob.key_changed = true;
     app.on_update(Update::Conversations(
-        list,
-        vec![contact("bob", &["d1", "d2"])],
+        list.clone(),
+        vec![bob.clone()],
         NodeStatus::default(),
     ));
     let rows = render(&app, 80, 24);
     assert!(
-        rows[1].contains("⚠ bob's keys changed (devices)"),
+        rows[1].contains("⚠ bob's keys changed (a new device)"),
         "{}",
         rows[1]
     );
@@ -391,20 +394,98 @@ fn changed_devices_show_a_banner_and_sending_asks_first() {
             .unwrap()
             .contains("Enter again to send")
     );
-    // Esc cancels; a second try confirmed with Enter sends, and the banner goes.
+    // Esc cancels; a second try confirmed with Enter sends.
     app.on_key(key(KeyCode::Esc));
     assert_eq!(app.notice.as_deref(), Some("not sent"));
     type_text(&mut app, "secret");
     app.on_key(key(KeyCode::Enter));
     app.on_key(key(KeyCode::Enter));
+    let send = Command::Send(ConvKey::Contact("bob".into()), "secret".into());
+    assert_eq!(app.take_commands(), vec![send]);
+    // Confirmed once: the next text goes at once, and the banner stays until verified.
+    type_text(&mut app, "again");
+    app.on_key(key(KeyCode::Enter));
+    assert_eq!(app.take_commands().len(), 1);
+    assert!(render(&app, 80, 24)[1].contains("⚠"));
+    // Verifying (F6, v) lowers it; the node's cleared flag keeps it down.
+    app.on_key(key(KeyCode::F(6)));
+    app.on_key(key(KeyCode::Char('v')));
+    assert_eq!(app.take_commands(), vec![Command::Verify("bob".into())]);
+    assert!(!render(&app, 80, 24)[1].contains("⚠"));
+    bob.key_changed = false;
+    app.on_update(Update::Conversations(
+        list,
+        vec![bob],
+        NodeStatus::default(),
+    ));
+    assert!(!render(&app, 80, 24)[1].contains("⚠"));
+}
+
+#[test]
+fn a_key_change_event_raises_the_banner_and_asks_again() {
+    let mut app = app_with_bob();
+    let _ = app.take_commands();
+    app.on_update(Update::Done(Command::Refresh));
+    app.on_update(Update::Event(Box::new(ApiEvent::KeyChange {
+        contact: "bob".into(),
+    })));
+    assert!(render(&app, 80, 24)[1].contains("⚠ bob's keys changed"));
+    assert!(app.notice.as_deref().unwrap().contains("keys changed"));
+    type_text(&mut app, "hi");
+    app.on_key(key(KeyCode::Enter));
+    assert!(app.confirm.is_some(), "asks before sending");
+    // The list is read again, so the flag from the node follows.
+    assert!(app.take_commands().contains(&Command::Refresh));
+}
+
+#[test]
+fn a_file_is_sent_from_a_path_prompt_and_its_progress_shown() {
+    let mut app = app_with_bob();
+    let _ = app.take_commands();
+    app.on_key(key(KeyCode::F(7)));
+    assert_eq!(app.input, "/file ");
+    assert!(app.notice.as_deref().unwrap().contains("path of the file"));
+    type_text(&mut app, "/tmp/cat 1.png");
+    app.on_key(key(KeyCode::Enter));
     assert_eq!(
         app.take_commands(),
-        vec![Command::Send(
-            ConvKey::Contact("bob".into()),
-            "secret".into()
-        )]
+        vec![Command::SendFile("bob".into(), "/tmp/cat 1.png".into())]
     );
-    assert!(!render(&app, 80, 24)[1].contains("⚠"));
+    // A key change asks first for a file too.
+    app.on_update(Update::Event(Box::new(ApiEvent::KeyChange {
+        contact: "bob".into(),
+    })));
+    type_text(&mut app, "/file /tmp/x");
+    app.on_key(key(KeyCode::Enter));
+    assert!(matches!(app.confirm, Some(Command::SendFile(..))));
+    app.on_key(key(KeyCode::Esc));
+    // Esc also leaves the prompt.
+    app.on_key(key(KeyCode::F(7)));
+    app.on_key(key(KeyCode::Esc));
+    assert!(app.input.is_empty());
+    // Progress from file_progress events, in the status line.
+    let _ = app.take_commands();
+    app.on_update(Update::Event(Box::new(ApiEvent::FileProgress {
+        id: 7,
+        state: "downloading".into(),
+        done_bytes: 512,
+        total_bytes: 1024,
+    })));
+    assert_eq!(app.notice.as_deref(), Some("file #7: downloading 50 %"));
+    assert!(app.take_commands().is_empty(), "progress reads nothing");
+    let screen = render(&app, 80, 24).join("\n");
+    assert!(screen.contains("file #7: downloading 50 %"), "{screen}");
+    app.on_update(Update::Event(Box::new(ApiEvent::FileProgress {
+        id: 7,
+        state: "done".into(),
+        done_bytes: 1024,
+        total_bytes: 1024,
+    })));
+    assert_eq!(app.notice.as_deref(), Some("file #7: done 100 %"));
+    // In a group there is no file prompt (files go to a contact).
+    app.select(ConvKey::Group("dd30f89e".into()));
+    app.on_key(key(KeyCode::F(7)));
+    assert!(app.input.is_empty());
 }
 
 #[test]

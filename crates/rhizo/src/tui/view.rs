@@ -135,11 +135,11 @@ fn draw_conversation(frame: &mut Frame<'_>, app: &App, area: Rect) {
     let width = usize::from(inner.width);
     let mut rows: Vec<TextLine<'_>> = Vec::new();
     if let Some(ConvKey::Contact(name)) = &app.selected
-        && app.devices_changed.contains(name)
+        && app.key_changed.contains(name)
     {
         let banner = format!(
-            "⚠ {name}'s keys changed (devices): compare the safety number (F6); \
-             sending asks first"
+            "⚠ {name}'s keys changed (a new device): compare the safety number (F6, v \
+             verifies); sending asks first"
         );
         for part in wrap(&banner, width) {
             rows.push(TextLine::styled(
