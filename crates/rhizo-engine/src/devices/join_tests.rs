@@ -3,7 +3,7 @@
 //! a2 as ours (once), and what bob sends reaches a1 and a2 once each.
 
 use rhizo_e2e::RekeyPolicy;
-use rhizo_store::messaging::{ContactDevice, MessageRow};
+use rhizo_store::messaging::{ContactDevice, MessageRow, MessageState};
 
 use crate::Event;
 use crate::groups::tests::{Node, T0, deliver, device_node, node};
@@ -363,4 +363,98 @@ fn an_existing_conversation_gets_a_newly_linked_device_and_its_history() {
         .filter_map(|m| m.body)
         .collect();
     assert!(bodies.contains(&"hello bob".to_owned()), "{bodies:?}");
+}
+
+/// a1 (node 0) commits Add(`package`) in its 1:1 conversation with bob (node 1) directly, as a
+/// forger would, and sends it; the commit row's state once bob answered.
+fn forged_add(nodes: &mut [Node], package: Vec<u8>, now: i64) -> MessageState {
+    let bob = nodes[1].contact("bob");
+    let a1 = &mut nodes[0];
+    let engine = &a1.engine;
+    let id = a1
+        .store
+        .write(|tx| {
+            engine.in_job(tx, |tx| {
+                let row = tx
+                    .open_conversation_with(&bob.uid)?
+                    .expect("a conversation");
+                let mls = tx.mls()?;
+                let mut conversation = engine
+                    .conversations
+                    .load(&mls, &row.group_id)?
+                    .expect("its state");
+                let (commit, _) = conversation.add_devices(
+                    &mls,
+                    engine.mls_device(),
+                    &[package],
+                    crate::secs(now),
+                )?;
+                engine.conversations.stage(conversation);
+                let out = crate::conversations::Outgoing::commit(commit);
+                let id = crate::conversations::queue_sealed_tx(
+                    tx,
+                    engine,
+                    &bob,
+                    &row.session_id,
+                    out,
+                    now,
+                )?;
+                Ok::<_, crate::EngineError>(id)
+            })
+        })
+        .unwrap();
+    pump_direct(nodes, 0, now);
+    let row = nodes[0].store.read().message(id).unwrap();
+    row.expect("the commit row").state
+}
+
+/// Issue 15: a forged device is refused in a conversation commit, by the contact's engine (the
+/// membership rule of `conversations::check_membership`, applied to every commit of a 1:1
+/// conversation): a device certified by another root, and a device of alice's root that the
+/// newest device list bob fetched does not name (listed only in an older version).
+#[test]
+fn a_forged_device_is_refused_in_a_1to1_commit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut a1 = node(tmp.path(), 1, RekeyPolicy::default());
+    let mut b1 = node(tmp.path(), 2, RekeyPolicy::default());
+    let (alice, bob) = (a1.contact("alice"), b1.contact("bob"));
+    a1.store.write(|tx| tx.add_contact(&bob, 1)).unwrap();
+    b1.store.write(|tx| tx.add_contact(&alice, 1)).unwrap();
+    let packages = vec![b1.key_package()];
+    a1.store
+        .write(|tx| a1.engine.send_first(tx, &bob, "hello bob", &packages, T0))
+        .unwrap();
+    let mut nodes = vec![a1, b1];
+    assert_eq!(received(&pump_direct(&mut nodes, 0, T0), 1), ["hello bob"]);
+
+    // Another root's device: refused for good at once (no device list would make it alice's).
+    let mut mallory = device_node(tmp.path(), 9, 201, RekeyPolicy::default());
+    let state = forged_add(&mut nodes, mallory.key_package(), T0 + 1);
+    assert_eq!(state, MessageState::Failed);
+    assert!(nodes[1].engine.wanted_device_lists().is_empty());
+
+    // A device of alice's root that the newest list bob fetched does not name (an older version
+    // named it): refused for good too, without fetching again.
+    let mut old = device_node(tmp.path(), 1, 202, RekeyPolicy::default());
+    let alice_uid = rhizo_core::Uid::from_bytes(&nodes[0].uid());
+    let b1 = &mut nodes[1];
+    b1.store
+        .write(|tx| {
+            b1.engine
+                .learn_listed_devices(tx, &alice_uid, alice.devices.clone(), T0 + 2)
+        })
+        .unwrap();
+    let state = forged_add(&mut nodes, old.key_package(), T0 + 3);
+    assert_eq!(state, MessageState::Failed);
+    assert!(nodes[1].engine.wanted_device_lists().is_empty());
+
+    // The conversation still works, and bob's side has neither device.
+    let b1 = &mut nodes[1];
+    b1.store
+        .write(|tx| b1.engine.queue_text(tx, "alice", "still here", T0 + 4))
+        .unwrap();
+    assert_eq!(
+        received(&pump_direct(&mut nodes, 1, T0 + 4), 0),
+        ["still here"]
+    );
 }
