@@ -355,36 +355,32 @@ fn both_devices_are_in_the_conversation_until_one_is_revoked() {
     }
 }
 
-/// Runs `rhizo --data-dir DIR ARGS` with `input` on stdin, killed after a bound.
-fn run_with_stdin(dir: &Path, args: &[&str], input: &str) -> std::process::Output {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(BIN)
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("rhizo starts");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.as_bytes())
-        .expect("phrase written");
-    let deadline = std::time::Instant::now() + TIMEOUT;
-    while child.try_wait().expect("status").is_none() {
-        assert!(std::time::Instant::now() < deadline, "rhizo {args:?} hangs");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().expect("output")
-}
-
+/// Recovery with real processes: the phrase exported on a1 recreates the identity on a fresh
+/// data dir once a1 is gone (its data dir deleted): same UID, a new device; its device list
+/// names only the new device (the old one is revoked: bob, fetching it again, lists only the new
+/// one), and bob reaches the recovered identity in a new conversation.
 #[test]
 fn the_recovery_phrase_recreates_the_identity_on_a_new_data_dir() {
-    let a1 = TestNode::init(Path::new(BIN), "a1").unwrap();
+    let mut hub = TestNode::init(Path::new(BIN), "hub").unwrap();
+    hub.start(&[]).unwrap();
+    let hub_addr = hub.listen_addr().unwrap();
+    let mut a1 = TestNode::init(Path::new(BIN), "a1").unwrap();
+    let mut b1 = TestNode::init(Path::new(BIN), "b1").unwrap();
+    for n in [&mut a1, &mut b1] {
+        n.spawn(&run_args(&hub_addr)).unwrap();
+        n.wait_ready().unwrap();
+    }
+    let (alice_uid, bob_uid) = (a1.uid().to_owned(), b1.uid().to_owned());
+    for (node, uid, name) in [(&b1, &alice_uid, "alice"), (&a1, &bob_uid, "bob")] {
+        wait_for(TIMEOUT, "contacts added", || {
+            let out = node.cli(&["contacts", "add", uid, "--name", name]).ok()?;
+            out.status.success().then_some(())
+        })
+        .unwrap_or_else(|e| panic!("{e}\n{}", node.logs()));
+    }
+    send(&b1, "alice", "before");
+    wait_text(&a1, "bob", "in", "before");
+
     let out = a1.cli(&["identity", "export-phrase"]).unwrap();
     assert!(
         out.status.success(),
@@ -393,22 +389,51 @@ fn the_recovery_phrase_recreates_the_identity_on_a_new_data_dir() {
     );
     let phrase = stdout(&out);
     assert_eq!(phrase.split_whitespace().count(), 24);
+    let old_device = a1.peer_id().to_owned();
+    a1.stop().unwrap();
+    drop(a1);
 
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("recovered");
     let wrong = phrase.replacen(phrase.split_whitespace().next().unwrap(), "zzz", 1);
-    let out = run_with_stdin(&dir, &["init", "--recover"], &wrong);
-    assert!(!out.status.success());
-    let out = run_with_stdin(&dir, &["init", "--recover"], &phrase);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = run_with_stdin(&dir, &["id", "--json"], "");
-    let id: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(id["uid"].as_str(), Some(a1.uid()));
-    assert_ne!(id["peer_id"].as_str(), Some(a1.peer_id()));
+    assert!(TestNode::init_recover(Path::new(BIN), "wrong", &wrong).is_err());
+    let mut r = TestNode::init_recover(Path::new(BIN), "recovered", &phrase).unwrap();
+    assert_eq!(r.uid(), alice_uid);
+    assert_ne!(r.peer_id(), old_device);
+    r.spawn(&run_args(&hub_addr)).unwrap();
+    r.wait_ready().unwrap();
+    let list = json(&r, &["device", "list", "--json"]);
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+
+    // Bob fetches alice's device list again: only the recovered device (the old one revoked).
+    let new_device = r.peer_id().to_owned();
+    wait_for(TIMEOUT, "bob sees only the recovered device", || {
+        let out = b1
+            .cli(&["contacts", "add", &alice_uid, "--name", "alice"])
+            .ok()?;
+        let contacts = json(&b1, &["contacts", "list", "--json"]);
+        let devices = contacts[0]["devices"].as_array()?.clone();
+        (out.status.success() && devices == [Value::from(new_device.clone())]).then_some(())
+    })
+    .unwrap_or_else(|e| {
+        let contacts = json(&b1, &["contacts", "list", "--json"]);
+        panic!("{e}\n{contacts}\n{}\n{}", r.logs(), b1.logs())
+    });
+    // Contacts can reach it: bob's next text arrives (in a new conversation: the recovered
+    // device has none of the old ones).
+    wait_for(TIMEOUT, "the recovered device adds bob", || {
+        let out = r
+            .cli(&["contacts", "add", &bob_uid, "--name", "bob"])
+            .ok()?;
+        out.status.success().then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", r.logs()));
+    send(&b1, "alice", "after the recovery");
+    wait_for(TIMEOUT, "bob's text on the recovered device", || {
+        (count_in(&r, "bob", "after the recovery") == 1).then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}\n{}", r.logs(), b1.logs()));
+    for n in [&mut r, &mut b1, &mut hub] {
+        n.stop().unwrap();
+    }
 }
 
 /// After a link the new device joins our sync group (never listed as a group), the history
