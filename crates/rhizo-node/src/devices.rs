@@ -117,7 +117,8 @@ pub struct AddDeviceRequest {
     /// A name for the device (at most 64 characters), shown in the list.
     #[serde(default)]
     pub name: Option<String>,
-    /// Days of history to send the new device (default 30, issue 15).
+    /// Days of history to send the new device (default: the config's `devices.history_days`,
+    /// 30; issue 15).
     #[serde(default)]
     pub history_days: Option<u32>,
 }

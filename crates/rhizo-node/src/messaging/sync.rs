@@ -5,13 +5,13 @@
 //! Then the device is added to our open 1:1 conversations (their Welcomes go over the sync
 //! group) and gets the history.
 
-use std::time::Duration;
+use std::{sync::atomic::Ordering, time::Duration};
 
 use rhizo_core::{
     DevicePublicKey,
     records::{KeyPackageBundle, ValidRecord, key_packages_key, validate_record},
 };
-use rhizo_engine::sync::history::{DEFAULT_HISTORY_DAYS, HistoryProgress};
+use rhizo_engine::sync::history::{HistoryProgress, MAX_HISTORY_DAYS};
 use tracing::{debug, info, warn};
 
 use super::{JobError, Messaging};
@@ -29,16 +29,25 @@ const KEY_PACKAGE_RETRY: Duration = Duration::from_secs(2);
 const KEY_PACKAGE_LOOKS: u32 = 150;
 
 impl Messaging {
+    /// Days of history a new device gets when `device add` does not say: the config's
+    /// `devices.history_days`
+    /// ([`rhizo_engine::sync::history::DEFAULT_HISTORY_DAYS`] unless set).
+    pub fn set_default_history_days(&self, days: u32) {
+        let days = days.clamp(1, MAX_HISTORY_DAYS);
+        self.inner.history_days.store(days, Ordering::Relaxed);
+    }
+
     /// Puts our newly linked `device` in the sync group and in our open 1:1 conversations, then
-    /// sends it the last `history_days` days of history (default [`DEFAULT_HISTORY_DAYS`]), in
-    /// the background.
+    /// sends it the last `history_days` days of history (default: the config's
+    /// `devices.history_days`), in the background.
     pub(super) fn spawn_sync_group_add(&self, device: DevicePublicKey, history_days: Option<u32>) {
+        let history_days =
+            history_days.unwrap_or_else(|| self.inner.history_days.load(Ordering::Relaxed));
         let this = self.clone();
         tokio::spawn(async move {
             if let Some(package) = this.sync_group_add(device).await {
                 this.join_conversations(device, package).await;
-                this.start_history(device, history_days.unwrap_or(DEFAULT_HISTORY_DAYS))
-                    .await;
+                this.start_history(device, history_days).await;
             }
         });
     }
