@@ -172,12 +172,7 @@ pub(crate) fn encrypt_application(
         let commit = conversation
             .self_update(&mls, &engine.mls_device, unix)
             .map_err(EngineError::Mls)?;
-        let commit = Outgoing {
-            msg_type: MessageType::Commit,
-            kind: "commit",
-            body: None,
-            payload: commit,
-        };
+        let commit = Outgoing::commit(commit);
         queue_sealed_tx(tx, engine, contact, &session.session_id, commit, now)?;
     }
     let ciphertext = conversation
@@ -197,6 +192,18 @@ pub(crate) struct Outgoing<'a> {
     pub(crate) body: Option<&'a str>,
     /// The envelope's payload (MLS bytes or a signed receipt).
     pub(crate) payload: Vec<u8>,
+}
+
+impl Outgoing<'_> {
+    /// An MLS commit (outbox kind `commit`).
+    pub(crate) fn commit(payload: Vec<u8>) -> Self {
+        Outgoing {
+            msg_type: MessageType::Commit,
+            kind: "commit",
+            body: None,
+            payload,
+        }
+    }
 }
 
 /// Inside a transaction: takes the conversation's next sequence number, seals `out` to the

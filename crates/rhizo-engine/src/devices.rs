@@ -254,7 +254,7 @@ impl Engine {
     }
 }
 
-mod direct;
+pub(crate) mod direct;
 pub mod lists;
 
 #[cfg(test)]

@@ -33,6 +33,7 @@ use crate::{
     Counters, Engine, Event, Me,
     agents::health::AgentHealth,
     cache::ConversationCache,
+    devices::lists::DeviceLists,
     requests,
     rng::EngineRng,
     wire::{error_response, receipt_response, status_of_response},
@@ -284,7 +285,7 @@ pub(crate) enum Precheck {
 /// cache.
 pub(crate) fn precheck(
     reader: &Reader<'_>,
-    me: &Me,
+    (me, lists): (&Me, &DeviceLists),
     seen: &Mutex<SeenSet<InTransaction>>,
     message: Verified,
     now: i64,
@@ -336,6 +337,15 @@ pub(crate) fn precheck(
             Ok(Some(_)) => {
                 return Precheck::Status(ReceiptStatus::Rejected(ErrorCode::UnknownSender));
             }
+            Ok(None) if message.sender_id != me.uid => {
+                return match reader.contact_by_uid(message.sender_id.as_bytes()) {
+                    // A contact's device we do not know yet (linked since we stored the
+                    // contact): its newest device list first; the sender retries.
+                    Ok(Some(_)) => newer_device(lists, &message, now),
+                    Ok(None) => requests::precheck_request(me, message, false),
+                    Err(_) => Precheck::Error(ErrorCode::Internal, "database"),
+                };
+            }
             Ok(None) => {
                 let own = message.sender_id == me.uid
                     && crate::devices::listed_devices_of(reader, me, me.uid.as_bytes())
@@ -350,6 +360,19 @@ pub(crate) fn precheck(
         return Precheck::Status(ReceiptStatus::Rejected(ErrorCode::ReplayDetected));
     }
     Precheck::Ready(Box::new(message), Peer::Contact(contact))
+}
+
+/// An envelope from a device of a stored contact that the contact's stored devices do not
+/// name: the driver fetches the contact's newest device list and the sender retries
+/// (`SEQUENCE_ERROR`); once that list was fetched (within
+/// [`crate::devices::lists::FRESH_MS`]) and still does not name it, refused for good.
+fn newer_device(lists: &DeviceLists, message: &SecureMessage, now: i64) -> Precheck {
+    let uid = message.sender_id.as_bytes();
+    if lists.fresh(uid, now) {
+        return Precheck::Status(ReceiptStatus::Rejected(ErrorCode::UnknownSender));
+    }
+    lists.want(uid);
+    Precheck::Status(ReceiptStatus::Rejected(ErrorCode::SequenceError))
 }
 
 /// The contact of an envelope from another device of ours (its `recipient_id`), if the device
@@ -444,7 +467,13 @@ fn apply_bare(tx: &mut Tx<'_>, context: &Context<'_>, message: Verified, now: i6
     };
     let refused = Some((message.0.session_id, message.0.sequence_num));
     let Verified(message) = message;
-    let (message, contact) = match precheck(tx, me, seen, Verified(message.clone()), now) {
+    let (message, contact) = match precheck(
+        tx,
+        (me, &conversations.device_lists),
+        seen,
+        Verified(message.clone()),
+        now,
+    ) {
         Precheck::Ready(m, c) => (m, c),
         Precheck::Request(m) => {
             let parts = (me, mls_device, &**conversations, health, rng);
@@ -558,7 +587,7 @@ fn apply_batch(
     let messages: Vec<SecureMessage> = verified.iter().map(|v| v.0.clone()).collect();
     let checked: Vec<Precheck> = verified
         .into_iter()
-        .map(|m| precheck(tx, me, seen, m, now))
+        .map(|m| precheck(tx, (me, &conversations.device_lists), seen, m, now))
         .collect();
     let outcome = tx.in_savepoint(|tx| -> Result<_, Reject> {
         let mut applied = BatchApplied::default();

@@ -17,13 +17,15 @@
 //!  contact added / verified here ─▶ ContactSync ─▶ added there (a known UID keeps its name)
 //!  our profile signed (root device) ─▶ ProfileSync ─▶ kept there when newer
 //!  revoke ─▶ removed from every group, the sync group too (remove_own_device_from_groups)
+//!  existing 1:1 conversation gets the new device ─▶ ConversationJoin (the contact + the
+//!     Welcome, for that device only) ─▶ joined there (crate::devices::direct)
 //! ```
 
 pub mod history;
 mod state;
 
-pub(crate) use state::queue_profile;
 pub use state::{MAX_SYNCED_ADDR_BYTES, MAX_SYNCED_ADDRS};
+pub(crate) use state::{apply_contact, contact_sync, queue_profile};
 
 use prost::Message as _;
 use rhizo_core::{
@@ -301,10 +303,11 @@ fn reject(e: EngineError) -> Reject {
 
 /// Applies a sync message that arrived in `group` from `sender_uid`: only in our sync group and
 /// only from our own UID (anything else is ignored). A read marker marks the named received
-/// messages read here, without a receipt; a contact is added; our profile kept.
+/// messages read here, without a receipt; a contact is added; our profile kept; a 1:1
+/// conversation our device added this one to is joined.
 pub(crate) fn apply_sync(
     tx: &mut Tx<'_>,
-    me: &Me,
+    (me, mls_device, conversations): (&Me, &rhizo_e2e::Device, &crate::cache::ConversationCache),
     group: &GroupRow,
     sender_uid: [u8; 32],
     sync: SyncMessage,
@@ -338,6 +341,10 @@ pub(crate) fn apply_sync(
     }
     if let Some(ack) = sync.history_ack {
         history::apply_ack(tx, ack).map_err(reject)?;
+    }
+    if let Some(join) = sync.conversation {
+        let parts = (me, mls_device, conversations);
+        crate::devices::direct::apply_conversation_join(tx, parts, join, now)?;
     }
     Ok(Vec::new())
 }

@@ -12,11 +12,14 @@ use libp2p::Multiaddr;
 use serde::{Deserialize, Serialize};
 
 mod agent;
+mod devices;
 mod parse;
 use parse::*;
 pub use parse::{
     default_config_file, default_data_dir, parse_api_addr, parse_cidr, parse_multiaddrs,
 };
+
+pub use devices::{DevicesConfig, DevicesLayer};
 
 pub use agent::{
     AcceptTasksFrom, AgentConfig, AgentLayer, DEFAULT_HEARTBEAT_SECS, MAX_AGENT_QUEUE,
@@ -185,6 +188,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "RHIZO_AGENT_A2A_URL",
         "a local A2A server to forward tasks to",
     ),
+    (
+        "RHIZO_DEVICES_HISTORY_DAYS",
+        "days of history `device add` sends a new device without --history-days",
+    ),
 ];
 
 /// The effective configuration of a node.
@@ -261,8 +268,10 @@ pub struct Config {
     pub gateway: Option<std::net::SocketAddr>,
     /// Seconds between peer-exchange rounds.
     pub pex_interval_secs: u64,
-    /// The `[agent]` section (last: a TOML table follows the plain settings).
+    /// The `[agent]` section (a TOML table follows the plain settings).
     pub agent: AgentConfig,
+    /// The `[devices]` section.
+    pub devices: DevicesConfig,
 }
 
 fn ser_display<S: serde::Serializer, T: std::fmt::Display>(
@@ -346,6 +355,8 @@ pub struct ConfigLayer {
     pub pex_interval_secs: Option<u64>,
     /// The `[agent]` section.
     pub agent: Option<AgentLayer>,
+    /// The `[devices]` section.
+    pub devices: Option<DevicesLayer>,
 }
 
 /// A setting that cannot be used, with what to do about it.
@@ -454,6 +465,7 @@ impl ConfigLayer {
             gateway: None,
             pex_interval_secs: Some(DEFAULT_PEX_INTERVAL_SECS),
             agent: Some(AgentLayer::defaults()),
+            devices: Some(DevicesLayer::defaults()),
         }
     }
 
@@ -555,6 +567,11 @@ impl ConfigLayer {
                     agent.set_from_env(&key, &value)?;
                     layer.agent = Some(agent);
                 }
+                _ if key.starts_with("RHIZO_DEVICES_") => {
+                    let mut devices = layer.devices.take().unwrap_or_default();
+                    devices.set_from_env(&key, &value)?;
+                    layer.devices = Some(devices);
+                }
                 _ => layer.mailbox_quota_from_env(&key, &value)?,
             }
         }
@@ -639,6 +656,10 @@ impl ConfigLayer {
                 (Some(a), Some(b)) => Some(a.over(b)),
                 (a, b) => a.or(b),
             },
+            devices: match (self.devices, lower.devices) {
+                (Some(a), Some(b)) => Some(a.over(b)),
+                (a, b) => a.or(b),
+            },
         }
     }
 }
@@ -718,6 +739,7 @@ impl Config {
                 .transpose()?,
             pex_interval_secs: positive(merged.pex_interval_secs, DEFAULT_PEX_INTERVAL_SECS),
             agent: merged.agent.unwrap_or_default().resolve()?,
+            devices: merged.devices.unwrap_or_default().resolve()?,
         })
     }
 

@@ -14,8 +14,9 @@
 //! Files: `link_node` (the node of a device without the root key), `responder` (its side of
 //! `/rhizo/link/1`), `requester` (the other side).
 //!
-//! A linked device runs the full node without the root key (`Me::companion`). What it does not
-//! do yet: join existing conversations, the sync group, history transfer.
+//! A linked device runs the full node without the root key (`Me::companion`). After the link
+//! the device with the root key puts it in our groups (`messaging::device_join`), our sync
+//! group and our open 1:1 conversations, and sends it the history (`messaging::sync`).
 
 use axum::http::StatusCode;
 use rhizo_core::link::{LinkError, LinkRefusal};
@@ -116,7 +117,8 @@ pub struct AddDeviceRequest {
     /// A name for the device (at most 64 characters), shown in the list.
     #[serde(default)]
     pub name: Option<String>,
-    /// Days of history to send the new device (default 30, issue 15).
+    /// Days of history to send the new device (default: the config's `devices.history_days`,
+    /// 30; issue 15).
     #[serde(default)]
     pub history_days: Option<u32>,
 }

@@ -125,6 +125,8 @@ struct Inner {
     presence: crate::presence::Presence,
     /// Batch frames are taken (off: refused as `MALFORMED`, as a node older than them does).
     batch_frames: std::sync::atomic::AtomicBool,
+    /// Days of history a new device gets when `device add` does not say (`devices.history_days`).
+    history_days: std::sync::atomic::AtomicU32,
 }
 
 /// Counters of the messaging service since start.
@@ -203,6 +205,9 @@ impl Messaging {
                 clock_skews: crate::clock_skew::ClockSkews::default(),
                 presence: crate::presence::Presence::default(),
                 batch_frames: std::sync::atomic::AtomicBool::new(true),
+                history_days: std::sync::atomic::AtomicU32::new(
+                    rhizo_engine::sync::history::DEFAULT_HISTORY_DAYS,
+                ),
             }),
         })
     }

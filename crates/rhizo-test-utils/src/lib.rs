@@ -86,7 +86,22 @@ impl TestNode {
         Self::init_with(bin, name, &["init", "--link"])
     }
 
+    /// Creates a data dir with the identity of a recovery phrase (`rhizo init --recover`, the
+    /// phrase on stdin) and a new device.
+    pub fn init_recover(bin: &Path, name: &str, phrase: &str) -> anyhow::Result<Self> {
+        Self::init_input(bin, name, &["init", "--recover"], Some(phrase))
+    }
+
     fn init_with(bin: &Path, name: &str, init: &[&str]) -> anyhow::Result<Self> {
+        Self::init_input(bin, name, init, None)
+    }
+
+    fn init_input(
+        bin: &Path,
+        name: &str,
+        init: &[&str],
+        input: Option<&str>,
+    ) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix(&format!("rhizo-test-{name}-"))
             .tempdir()?;
@@ -105,7 +120,7 @@ impl TestNode {
             http,
             run_env: Vec::new(),
         };
-        let out = node.cli(init)?;
+        let out = node.cli_input(init, input)?;
         if !out.status.success() {
             bail!(
                 "rhizo init failed: {}",
@@ -144,6 +159,11 @@ impl TestNode {
     /// Runs `rhizo --data-dir <dir> <args>` to completion, killed after [`CLI_TIMEOUT`] (a
     /// command that should end but does not fails the test instead of hanging it).
     pub fn cli(&self, args: &[&str]) -> anyhow::Result<Output> {
+        self.cli_input(args, None)
+    }
+
+    /// [`cli`](Self::cli) with `input` written to its stdin (else stdin is empty).
+    pub fn cli_input(&self, args: &[&str], input: Option<&str>) -> anyhow::Result<Output> {
         static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let out_path = self.dir.path().join(format!("cli-{call}.out"));
@@ -155,11 +175,19 @@ impl TestNode {
             .env_remove("RUST_LOG")
             .env("RHIZO_MDNS", "false")
             .env("XDG_CONFIG_HOME", self.dir.path().join("no-config"))
-            .stdin(Stdio::null())
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(File::create(&out_path)?)
             .stderr(File::create(&err_path)?)
             .spawn()
             .context("cannot run rhizo")?;
+        if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+            use std::io::Write as _;
+            stdin.write_all(input.as_bytes())?;
+        }
         let deadline = Instant::now() + CLI_TIMEOUT;
         let status = loop {
             if let Some(status) = child.try_wait()? {

@@ -546,7 +546,7 @@ pub(crate) enum DeviceCommand {
         /// A name for the device, shown in `rhizo device list`
         #[arg(long)]
         name: Option<String>,
-        /// Days of history to send the new device (default 30)
+        /// Days of history to send the new device (default: the config's `devices.history_days`, 30)
         #[arg(long)]
         history_days: Option<u32>,
         /// Wait for the history transfer, with a progress bar

@@ -156,15 +156,27 @@ fn a_second_device_is_linked_listed_and_revoked() {
     a1.stop().unwrap();
 }
 
-/// Links `a2` to `a1` (a2 started with a1 as bootstrap): the ticket, `device add --yes`, and
-/// a2's full node running.
-fn link(a1: &TestNode, a2: &mut TestNode) {
+/// Run arguments: the default ones, `bootstrap`, fast mailbox polling and replication.
+fn run_args(bootstrap: &str) -> Vec<String> {
     let mut args = TestNode::default_run_args();
-    args.extend([
-        "--bootstrap".to_owned(),
-        a1.listen_addr().expect("a1 listens"),
-    ]);
-    a2.spawn(&args).expect("a2 starts");
+    args.extend(
+        [
+            "--bootstrap",
+            bootstrap,
+            "--mailbox-poll-secs",
+            "1",
+            "--mailbox-replicate-secs",
+            "2",
+        ]
+        .map(String::from),
+    );
+    args
+}
+
+/// Links `a2` to `a1` (a2 started with `bootstrap`): the ticket, `device add --yes`, and
+/// a2's full node running.
+fn link(a1: &TestNode, a2: &mut TestNode, bootstrap: &str) {
+    a2.spawn(&run_args(bootstrap)).expect("a2 starts");
     let ticket = wait_for(TIMEOUT, "a link ticket from a2", || {
         let out = a2.cli(&["device", "link", "--no-qr"]).ok()?;
         let text = stdout(&out);
@@ -190,7 +202,11 @@ fn link(a1: &TestNode, a2: &mut TestNode) {
 
 /// The texts of `node`'s history with `with` in one direction (`in` / `out`).
 fn texts(node: &TestNode, with: &str, direction: &str) -> Vec<String> {
-    let history = json(node, &["messages", with, "--json"]);
+    let out = match node.cli(&["messages", with, "--json"]) {
+        Ok(out) if out.status.success() => out,
+        _ => return Vec::new(),
+    };
+    let history: Value = serde_json::from_str(&stdout(&out)).unwrap_or_default();
     history
         .as_array()
         .map(|all| {
@@ -213,109 +229,158 @@ fn wait_text(node: &TestNode, with: &str, direction: &str, text: &str) {
     .unwrap_or_else(|e| panic!("{e}\n{}", node.logs()));
 }
 
-/// Issue 15 with real processes: a 1:1 conversation holds both of alice's devices; what bob
-/// sends arrives on each once, what a1 sends shows on a2 as sent by me, a2 sends too; after
-/// `device revoke`, a2 (still running) cannot read what bob sends next.
+/// `node` sends `text` to `to` (queued: the CLI returns at once).
+fn send(node: &TestNode, to: &str, text: &str) {
+    let out = node.cli(&["send", to, text]).expect("the CLI runs");
+    assert!(out.status.success(), "{}", node.logs());
+}
+
+/// How often `text` is in `node`'s history with `with`, received.
+fn count_in(node: &TestNode, with: &str, text: &str) -> usize {
+    texts(node, with, "in")
+        .iter()
+        .filter(|t| *t == text)
+        .count()
+}
+
+/// Issue 15 with real processes (a hub holds the mailboxes while alice's devices are off):
+/// - a1 and b1 talk first; a2 is linked while b1 is offline: a2 gets the contact, the existing
+///   1:1 conversation and its history, and b1, back, catches up on the new leaf;
+/// - what bob sends arrives on a1 and a2 once each; what a1 sends shows on a2 as sent by me;
+/// - with a1 stopped, a2 sends and receives, also from the mailbox (a1, back later, still
+///   gets that entry: it is deleted only once every addressed device has it);
+/// - after `device revoke`, a2 (still running) cannot read what bob sends next.
 #[test]
 fn both_devices_are_in_the_conversation_until_one_is_revoked() {
-    let mut a1 = TestNode::init(Path::new(BIN), "a1").unwrap();
-    a1.start(&[]).unwrap();
-    let mut a2 = TestNode::init_link(Path::new(BIN), "a2").unwrap();
-    link(&a1, &mut a2);
-    let mut b1 = TestNode::init(Path::new(BIN), "b1").unwrap();
-    b1.start(&["--bootstrap".into(), a1.listen_addr().unwrap()])
+    let mut hub = TestNode::init(Path::new(BIN), "hub").unwrap();
+    hub.start(&["--mailbox-replicate-secs".into(), "2".into()])
         .unwrap();
+    let hub_addr = hub.listen_addr().unwrap();
+    let mut a1 = TestNode::init(Path::new(BIN), "a1").unwrap();
+    a1.spawn(&run_args(&hub_addr)).unwrap();
+    a1.wait_ready().unwrap();
+    let mut b1 = TestNode::init(Path::new(BIN), "b1").unwrap();
+    b1.spawn(&run_args(&hub_addr)).unwrap();
+    b1.wait_ready().unwrap();
     let bob_uid = b1.uid().to_owned();
-    // Bob finds both of alice's devices (a2's KeyPackages prove it); a2 adds bob too (contact
-    // sync between devices is another slice).
-    wait_for(TIMEOUT, "bob adds alice with both devices", || {
+    wait_for(TIMEOUT, "bob adds alice", || {
         let out = b1
             .cli(&["contacts", "add", a1.uid(), "--name", "alice"])
             .ok()?;
-        let contacts = json(&b1, &["contacts", "list", "--json"]);
-        (out.status.success() && contacts[0]["devices"].as_array()?.len() == 2).then_some(())
+        out.status.success().then_some(())
     })
     .unwrap_or_else(|e| panic!("{e}\n{}", b1.logs()));
-    for a in [&a1, &a2] {
-        wait_for(TIMEOUT, "alice adds bob", || {
-            let out = a
-                .cli(&["contacts", "add", &bob_uid, "--name", "bob"])
-                .ok()?;
-            out.status.success().then_some(())
-        })
-        .unwrap_or_else(|e| panic!("{e}\n{}", a.logs()));
-    }
+    wait_for(TIMEOUT, "alice adds bob", || {
+        let out = a1
+            .cli(&["contacts", "add", &bob_uid, "--name", "bob"])
+            .ok()?;
+        out.status.success().then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", a1.logs()));
+    send(&b1, "alice", "before the link");
+    wait_text(&a1, "bob", "in", "before the link");
+
+    // b1 goes offline; a2 is linked: it gets bob, the conversation and its history.
+    b1.stop().unwrap();
+    let mut a2 = TestNode::init_link(Path::new(BIN), "a2").unwrap();
+    link(&a1, &mut a2, &hub_addr);
+    wait_text(&a2, "bob", "in", "before the link");
+    // b1 comes back and catches up on the new leaf (a1's commit, from its mailbox): what a2
+    // sends in the conversation's new epoch reaches him.
+    b1.spawn(&run_args(&hub_addr)).unwrap();
+    b1.wait_ready().unwrap();
+    send(&a2, "bob", "from a2");
+    wait_for(TIMEOUT, "from a2 on b1", || {
+        (count_in(&b1, "alice", "from a2") == 1).then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}\n{}", b1.logs(), a2.logs()));
 
     // b1 → alice: on a1 and on a2, once each.
-    let out = b1.cli(&["send", "alice", "hello alice"]).unwrap();
-    assert!(out.status.success(), "{}", b1.logs());
+    send(&b1, "alice", "hello alice");
     for a in [&a1, &a2] {
         wait_text(a, "bob", "in", "hello alice");
-        assert_eq!(texts(a, "bob", "in"), ["hello alice"], "{}", a.logs());
+        assert_eq!(count_in(a, "bob", "hello alice"), 1, "{}", a.logs());
     }
     // a1 → bob: bob has it; a2 shows it as sent by me (out), not as received.
-    let out = a1.cli(&["send", "bob", "from a1"]).unwrap();
-    assert!(out.status.success(), "{}", a1.logs());
+    send(&a1, "bob", "from a1");
     wait_text(&b1, "alice", "in", "from a1");
     wait_text(&a2, "bob", "out", "from a1");
-    assert_eq!(texts(&a2, "bob", "in"), ["hello alice"]);
-    // a2 → bob arrives.
-    let out = a2.cli(&["send", "bob", "from a2"]).unwrap();
-    assert!(out.status.success(), "{}", a2.logs());
-    wait_text(&b1, "alice", "in", "from a2");
+    assert_eq!(count_in(&a2, "bob", "from a1"), 0);
+
+    // a1 stopped: a2 still sends and receives.
+    a1.stop().unwrap();
+    send(&a2, "bob", "a1 is off");
+    wait_text(&b1, "alice", "in", "a1 is off");
+    send(&b1, "alice", "to a2 alone");
+    wait_text(&a2, "bob", "in", "to a2 alone");
+    // Both of alice's devices off: bob's text waits in alice's mailbox; a2 gets it from there,
+    // and a1, back later, too (one entry for both devices, deleted once both have it).
+    a2.stop().unwrap();
+    send(&b1, "alice", "from the mailbox");
+    wait_for(TIMEOUT, "bob's text stored for alice", || {
+        let history = b1.history("alice").ok()?;
+        let last = history
+            .iter()
+            .rev()
+            .find(|m| m["text"] == "from the mailbox")?;
+        (last["state"] == "stored").then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", b1.logs()));
+    a2.spawn(&run_args(&hub_addr)).unwrap();
+    a2.wait_ready().unwrap();
+    wait_text(&a2, "bob", "in", "from the mailbox");
+    a1.spawn(&run_args(&hub_addr)).unwrap();
+    a1.wait_ready().unwrap();
+    wait_text(&a1, "bob", "in", "from the mailbox");
+    for a in [&a1, &a2] {
+        assert_eq!(count_in(a, "bob", "from the mailbox"), 1, "{}", a.logs());
+    }
 
     // Revoke a2 from a1: a remove commit to bob, ahead of a1's next text (so once bob has that
     // text, he applied the commit).
     let out = a1.cli(&["device", "revoke", a2.peer_id()]).unwrap();
     assert!(out.status.success(), "{}", a1.logs());
-    let out = a1.cli(&["send", "bob", "after the revoke"]).unwrap();
-    assert!(out.status.success());
+    send(&a1, "bob", "after the revoke");
     wait_text(&b1, "alice", "in", "after the revoke");
-    let out = b1.cli(&["send", "alice", "secret"]).unwrap();
-    assert!(out.status.success());
+    send(&b1, "alice", "secret");
     wait_text(&a1, "bob", "in", "secret");
     // Bob still addresses a2 (his copy of alice's device list is older): a2 cannot read it.
     // a1 has it, so bob sent it to both; give a2 the same chance once more, then check.
-    let out = b1.cli(&["send", "alice", "secret 2"]).unwrap();
-    assert!(out.status.success());
+    send(&b1, "alice", "secret 2");
     wait_text(&a1, "bob", "in", "secret 2");
     let on_a2 = texts(&a2, "bob", "in");
     assert!(!on_a2.iter().any(|t| t.starts_with("secret")), "{on_a2:?}");
-    for n in [&mut b1, &mut a2, &mut a1] {
+    for n in [&mut b1, &mut a2, &mut a1, &mut hub] {
         n.stop().unwrap();
     }
 }
 
-/// Runs `rhizo --data-dir DIR ARGS` with `input` on stdin, killed after a bound.
-fn run_with_stdin(dir: &Path, args: &[&str], input: &str) -> std::process::Output {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(BIN)
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("rhizo starts");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.as_bytes())
-        .expect("phrase written");
-    let deadline = std::time::Instant::now() + TIMEOUT;
-    while child.try_wait().expect("status").is_none() {
-        assert!(std::time::Instant::now() < deadline, "rhizo {args:?} hangs");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().expect("output")
-}
-
+/// Recovery with real processes: the phrase exported on a1 recreates the identity on a fresh
+/// data dir once a1 is gone (its data dir deleted): same UID, a new device; its device list
+/// names only the new device (the old one is revoked: bob, fetching it again, lists only the new
+/// one), and bob reaches the recovered identity in a new conversation.
 #[test]
 fn the_recovery_phrase_recreates_the_identity_on_a_new_data_dir() {
-    let a1 = TestNode::init(Path::new(BIN), "a1").unwrap();
+    let mut hub = TestNode::init(Path::new(BIN), "hub").unwrap();
+    hub.start(&[]).unwrap();
+    let hub_addr = hub.listen_addr().unwrap();
+    let mut a1 = TestNode::init(Path::new(BIN), "a1").unwrap();
+    let mut b1 = TestNode::init(Path::new(BIN), "b1").unwrap();
+    for n in [&mut a1, &mut b1] {
+        n.spawn(&run_args(&hub_addr)).unwrap();
+        n.wait_ready().unwrap();
+    }
+    let (alice_uid, bob_uid) = (a1.uid().to_owned(), b1.uid().to_owned());
+    for (node, uid, name) in [(&b1, &alice_uid, "alice"), (&a1, &bob_uid, "bob")] {
+        wait_for(TIMEOUT, "contacts added", || {
+            let out = node.cli(&["contacts", "add", uid, "--name", name]).ok()?;
+            out.status.success().then_some(())
+        })
+        .unwrap_or_else(|e| panic!("{e}\n{}", node.logs()));
+    }
+    send(&b1, "alice", "before");
+    wait_text(&a1, "bob", "in", "before");
+
     let out = a1.cli(&["identity", "export-phrase"]).unwrap();
     assert!(
         out.status.success(),
@@ -324,22 +389,51 @@ fn the_recovery_phrase_recreates_the_identity_on_a_new_data_dir() {
     );
     let phrase = stdout(&out);
     assert_eq!(phrase.split_whitespace().count(), 24);
+    let old_device = a1.peer_id().to_owned();
+    a1.stop().unwrap();
+    drop(a1);
 
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("recovered");
     let wrong = phrase.replacen(phrase.split_whitespace().next().unwrap(), "zzz", 1);
-    let out = run_with_stdin(&dir, &["init", "--recover"], &wrong);
-    assert!(!out.status.success());
-    let out = run_with_stdin(&dir, &["init", "--recover"], &phrase);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = run_with_stdin(&dir, &["id", "--json"], "");
-    let id: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(id["uid"].as_str(), Some(a1.uid()));
-    assert_ne!(id["peer_id"].as_str(), Some(a1.peer_id()));
+    assert!(TestNode::init_recover(Path::new(BIN), "wrong", &wrong).is_err());
+    let mut r = TestNode::init_recover(Path::new(BIN), "recovered", &phrase).unwrap();
+    assert_eq!(r.uid(), alice_uid);
+    assert_ne!(r.peer_id(), old_device);
+    r.spawn(&run_args(&hub_addr)).unwrap();
+    r.wait_ready().unwrap();
+    let list = json(&r, &["device", "list", "--json"]);
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+
+    // Bob fetches alice's device list again: only the recovered device (the old one revoked).
+    let new_device = r.peer_id().to_owned();
+    wait_for(TIMEOUT, "bob sees only the recovered device", || {
+        let out = b1
+            .cli(&["contacts", "add", &alice_uid, "--name", "alice"])
+            .ok()?;
+        let contacts = json(&b1, &["contacts", "list", "--json"]);
+        let devices = contacts[0]["devices"].as_array()?.clone();
+        (out.status.success() && devices == [Value::from(new_device.clone())]).then_some(())
+    })
+    .unwrap_or_else(|e| {
+        let contacts = json(&b1, &["contacts", "list", "--json"]);
+        panic!("{e}\n{contacts}\n{}\n{}", r.logs(), b1.logs())
+    });
+    // Contacts can reach it: bob's next text arrives (in a new conversation: the recovered
+    // device has none of the old ones).
+    wait_for(TIMEOUT, "the recovered device adds bob", || {
+        let out = r
+            .cli(&["contacts", "add", &bob_uid, "--name", "bob"])
+            .ok()?;
+        out.status.success().then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", r.logs()));
+    send(&b1, "alice", "after the recovery");
+    wait_for(TIMEOUT, "bob's text on the recovered device", || {
+        (count_in(&r, "bob", "after the recovery") == 1).then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}\n{}", r.logs(), b1.logs()));
+    for n in [&mut r, &mut b1, &mut hub] {
+        n.stop().unwrap();
+    }
 }
 
 /// After a link the new device joins our sync group (never listed as a group), the history

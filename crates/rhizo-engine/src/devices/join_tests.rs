@@ -3,7 +3,7 @@
 //! a2 as ours (once), and what bob sends reaches a1 and a2 once each.
 
 use rhizo_e2e::RekeyPolicy;
-use rhizo_store::messaging::{ContactDevice, MessageRow};
+use rhizo_store::messaging::{ContactDevice, MessageRow, MessageState};
 
 use crate::Event;
 use crate::groups::tests::{Node, T0, deliver, device_node, node};
@@ -222,4 +222,239 @@ fn a_contact_that_knows_an_older_list_fetches_the_newer_one_and_takes_the_retrie
     let later = T0 + 10 * 60 * 1000;
     let events = pump_direct(&mut nodes, 0, later);
     assert_eq!(received(&events, 1), ["hello bob"]);
+}
+
+/// The history transfer after a link, run to its end: `poll_history` on every node, then the
+/// group outboxes, a few rounds.
+fn transfer_history(nodes: &mut [Node], to: [u8; 32], mut now: i64) -> i64 {
+    let a1 = &mut nodes[0];
+    a1.store
+        .write(|tx| a1.engine.start_history_transfer(tx, &to, 30, now))
+        .unwrap()
+        .expect("a sync group");
+    for _ in 0..6 {
+        for n in nodes.iter_mut() {
+            n.store.write(|tx| n.engine.poll_history(tx, now)).unwrap();
+        }
+        now = crate::groups::tests::settle(nodes, now, 20).0;
+    }
+    now
+}
+
+#[test]
+fn an_existing_conversation_gets_a_newly_linked_device_and_its_history() {
+    let tmp = tempfile::tempdir().unwrap();
+    // a1 and b1 talk first; bob knows only a1.
+    let mut a1 = node(tmp.path(), 1, RekeyPolicy::default());
+    let mut b1 = node(tmp.path(), 2, RekeyPolicy::default());
+    let (alice, bob) = (a1.contact("alice"), b1.contact("bob"));
+    a1.store.write(|tx| tx.add_contact(&bob, 1)).unwrap();
+    b1.store.write(|tx| tx.add_contact(&alice, 1)).unwrap();
+    let packages = vec![b1.key_package()];
+    a1.store
+        .write(|tx| a1.engine.send_first(tx, &bob, "hello bob", &packages, T0))
+        .unwrap();
+    let mut nodes = vec![a1, b1];
+    assert_eq!(received(&pump_direct(&mut nodes, 0, T0), 1), ["hello bob"]);
+
+    // Link a2 (it knows no contact yet): the sync group first, then the 1:1 conversation.
+    let (a2, _) = crate::sync::tests::link_a2(tmp.path(), &mut nodes[0]);
+    nodes.push(a2);
+    let (now, _) = crate::groups::tests::settle(&mut nodes, T0, 20);
+    let (device, package) = (nodes[2].device(), nodes[2].key_package());
+    let key = rhizo_core::DevicePublicKey::from_bytes(&device).unwrap();
+    let a1 = &mut nodes[0];
+    let added = a1
+        .store
+        .write(|tx| {
+            a1.engine
+                .add_own_device_to_conversations(tx, &key, &package, now)
+        })
+        .unwrap();
+    assert_eq!(added, 1);
+    // Again: a commit is pending there, nothing more.
+    let again = a1
+        .store
+        .write(|tx| {
+            a1.engine
+                .add_own_device_to_conversations(tx, &key, &package, now)
+        })
+        .unwrap();
+    assert_eq!(again, 0);
+    // The Welcome went over the sync group, to a2 only: a2 has bob and the conversation.
+    let (now, _) = crate::groups::tests::settle(&mut nodes, now, 20);
+    let session = nodes[0]
+        .store
+        .read()
+        .open_conversation_with(&bob.uid)
+        .unwrap()
+        .unwrap()
+        .session_id;
+    let on_a2 = nodes[2].store.read();
+    assert!(on_a2.contact_by_uid(&bob.uid).unwrap().is_some());
+    assert!(on_a2.conversation(&session).unwrap().is_some());
+    assert!(
+        nodes[1]
+            .store
+            .read()
+            .conversations_with(&nodes[0].uid())
+            .unwrap()
+            .len()
+            == 1,
+        "bob got no second conversation"
+    );
+
+    // a2 sends at once: bob does not know a2 yet, so he neither takes it nor holds it as a
+    // message request; he wants alice's newest device list, and a2 retries.
+    let a2 = &mut nodes[2];
+    a2.store
+        .write(|tx| a2.engine.queue_text(tx, "bob", "early from a2", now))
+        .unwrap();
+    assert!(received(&pump_direct(&mut nodes, 2, now), 1).is_empty());
+    let alice_uid = rhizo_core::Uid::from_bytes(&nodes[0].uid());
+    assert_eq!(nodes[1].engine.wanted_device_lists(), vec![alice_uid]);
+    assert!(
+        nodes[1]
+            .store
+            .read()
+            .held_envelopes(&alice.uid)
+            .unwrap()
+            .is_empty()
+    );
+    // The commit to bob: he fetches alice's newest device list first (a2 is new to him).
+    pump_direct(&mut nodes, 0, now);
+    assert_eq!(nodes[1].engine.wanted_device_lists(), vec![alice_uid]);
+    let mut devices = alice.devices.clone();
+    devices.push(ContactDevice {
+        device_pk: device,
+        peer_id: String::new(),
+        addrs: vec![],
+        certificate: None,
+    });
+    let b1 = &mut nodes[1];
+    b1.store
+        .write(|tx| b1.engine.learn_listed_devices(tx, &alice_uid, devices, now))
+        .unwrap();
+    let now = now + 10 * 60 * 1000;
+    pump_direct(&mut nodes, 0, now);
+    assert_eq!(
+        received(&pump_direct(&mut nodes, 2, now), 1),
+        ["early from a2"]
+    );
+
+    // b1 → alice arrives on a1 and on a2; a2 → bob arrives.
+    let b1 = &mut nodes[1];
+    b1.store
+        .write(|tx| b1.engine.queue_text(tx, "alice", "hi both", now))
+        .unwrap();
+    let events = pump_direct(&mut nodes, 1, now);
+    assert_eq!(received(&events, 0), ["hi both"]);
+    assert_eq!(received(&events, 2), ["hi both"]);
+    let a2 = &mut nodes[2];
+    a2.store
+        .write(|tx| a2.engine.queue_text(tx, "bob", "from a2", now))
+        .unwrap();
+    assert_eq!(received(&pump_direct(&mut nodes, 2, now), 1), ["from a2"]);
+
+    // The history transfer now covers the conversation: a2 has the text from before its link.
+    transfer_history(&mut nodes, device, now);
+    let bodies: Vec<String> = texts(&nodes[2], &bob.uid)
+        .into_iter()
+        .filter_map(|m| m.body)
+        .collect();
+    assert!(bodies.contains(&"hello bob".to_owned()), "{bodies:?}");
+}
+
+/// a1 (node 0) commits Add(`package`) in its 1:1 conversation with bob (node 1) directly, as a
+/// forger would, and sends it; the commit row's state once bob answered.
+fn forged_add(nodes: &mut [Node], package: Vec<u8>, now: i64) -> MessageState {
+    let bob = nodes[1].contact("bob");
+    let a1 = &mut nodes[0];
+    let engine = &a1.engine;
+    let id = a1
+        .store
+        .write(|tx| {
+            engine.in_job(tx, |tx| {
+                let row = tx
+                    .open_conversation_with(&bob.uid)?
+                    .expect("a conversation");
+                let mls = tx.mls()?;
+                let mut conversation = engine
+                    .conversations
+                    .load(&mls, &row.group_id)?
+                    .expect("its state");
+                let (commit, _) = conversation.add_devices(
+                    &mls,
+                    engine.mls_device(),
+                    &[package],
+                    crate::secs(now),
+                )?;
+                engine.conversations.stage(conversation);
+                let out = crate::conversations::Outgoing::commit(commit);
+                let id = crate::conversations::queue_sealed_tx(
+                    tx,
+                    engine,
+                    &bob,
+                    &row.session_id,
+                    out,
+                    now,
+                )?;
+                Ok::<_, crate::EngineError>(id)
+            })
+        })
+        .unwrap();
+    pump_direct(nodes, 0, now);
+    let row = nodes[0].store.read().message(id).unwrap();
+    row.expect("the commit row").state
+}
+
+/// Issue 15: a forged device is refused in a conversation commit, by the contact's engine (the
+/// membership rule of `conversations::check_membership`, applied to every commit of a 1:1
+/// conversation): a device certified by another root, and a device of alice's root that the
+/// newest device list bob fetched does not name (listed only in an older version).
+#[test]
+fn a_forged_device_is_refused_in_a_1to1_commit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut a1 = node(tmp.path(), 1, RekeyPolicy::default());
+    let mut b1 = node(tmp.path(), 2, RekeyPolicy::default());
+    let (alice, bob) = (a1.contact("alice"), b1.contact("bob"));
+    a1.store.write(|tx| tx.add_contact(&bob, 1)).unwrap();
+    b1.store.write(|tx| tx.add_contact(&alice, 1)).unwrap();
+    let packages = vec![b1.key_package()];
+    a1.store
+        .write(|tx| a1.engine.send_first(tx, &bob, "hello bob", &packages, T0))
+        .unwrap();
+    let mut nodes = vec![a1, b1];
+    assert_eq!(received(&pump_direct(&mut nodes, 0, T0), 1), ["hello bob"]);
+
+    // Another root's device: refused for good at once (no device list would make it alice's).
+    let mut mallory = device_node(tmp.path(), 9, 201, RekeyPolicy::default());
+    let state = forged_add(&mut nodes, mallory.key_package(), T0 + 1);
+    assert_eq!(state, MessageState::Failed);
+    assert!(nodes[1].engine.wanted_device_lists().is_empty());
+
+    // A device of alice's root that the newest list bob fetched does not name (an older version
+    // named it): refused for good too, without fetching again.
+    let mut old = device_node(tmp.path(), 1, 202, RekeyPolicy::default());
+    let alice_uid = rhizo_core::Uid::from_bytes(&nodes[0].uid());
+    let b1 = &mut nodes[1];
+    b1.store
+        .write(|tx| {
+            b1.engine
+                .learn_listed_devices(tx, &alice_uid, alice.devices.clone(), T0 + 2)
+        })
+        .unwrap();
+    let state = forged_add(&mut nodes, old.key_package(), T0 + 3);
+    assert_eq!(state, MessageState::Failed);
+    assert!(nodes[1].engine.wanted_device_lists().is_empty());
+
+    // The conversation still works, and bob's side has neither device.
+    let b1 = &mut nodes[1];
+    b1.store
+        .write(|tx| b1.engine.queue_text(tx, "alice", "still here", T0 + 4))
+        .unwrap();
+    assert_eq!(
+        received(&pump_direct(&mut nodes, 1, T0 + 4), 0),
+        ["still here"]
+    );
 }

@@ -111,7 +111,7 @@ impl Engine {
 
     /// Takes `devices` (proven listed devices from `uid`'s newest device list, fetched by the
     /// driver) as `uid`'s devices: a stored contact's devices gain the new ones (so we address
-    /// them), and the role rule counts them for that UID's own-device commits. Our own UID is
+    /// them) and lose the ones the list no longer names, and the role rule counts them for that UID's own-device commits. Our own UID is
     /// ignored (our list is adopted by the publisher).
     ///
     /// Returns the contact's name when its keys changed: it gained a device key we did not
@@ -137,10 +137,13 @@ impl Engine {
             .collect();
         let mut changed = None;
         if let Some(mut contact) = tx.contact_by_uid(uid.as_bytes())? {
+            let listed: Vec<[u8; 32]> = devices.iter().map(|d| d.device_pk).collect();
             contact.devices = devices;
             if tx.add_contact(&contact, now)? == AddContact::KeyChanged {
                 changed = Some(contact.name);
             }
+            // Devices the newest list no longer names (revoked) are no longer addressed.
+            tx.drop_unlisted_contact_devices(uid.as_bytes(), &listed)?;
         }
         self.conversations
             .device_lists

@@ -143,7 +143,7 @@ fn group_mls(
                 if removed_sender && (&sender_uid, sender.device().as_bytes()) != envelope {
                     return Err(Reject::Code(ErrorCode::UnknownSender));
                 }
-                let from = (me, health, sender_uid);
+                let from = ((me, mls_device, conversations), health, sender_uid);
                 let (events, leaver) = group_content(tx, group, message, from, &plaintext, now)?;
                 seen.events.extend(events);
                 seen.leavers.extend(leaver);
@@ -312,13 +312,24 @@ fn after_commit(
     Ok(events)
 }
 
+/// What applying a sync message needs: us, our MLS device, the conversation cache.
+type SyncParts<'a> = (
+    &'a Me,
+    &'a rhizo_e2e::Device,
+    &'a crate::cache::ConversationCache,
+);
+
 /// A decrypted group message: a text stored once per (sender UID, message id); a leave
 /// (returned: an admin removes the leaver).
 fn group_content(
     tx: &mut Tx<'_>,
     group: &GroupRow,
     message: &SecureMessage,
-    (me, health, sender_uid): (&Me, &crate::agents::health::AgentHealth, [u8; 32]),
+    (sync_parts, health, sender_uid): (
+        SyncParts<'_>,
+        &crate::agents::health::AgentHealth,
+        [u8; 32],
+    ),
     plaintext: &[u8],
     now: i64,
 ) -> Result<(Vec<Event>, Option<[u8; 32]>), Reject> {
@@ -328,10 +339,11 @@ fn group_content(
     }
     if let Some(sync) = content.sync {
         return Ok((
-            crate::sync::apply_sync(tx, me, group, sender_uid, sync, now)?,
+            crate::sync::apply_sync(tx, sync_parts, group, sender_uid, sync, now)?,
             None,
         ));
     }
+    let me = sync_parts.0;
     if let Some(agent) = content.agent {
         let ctx = crate::agents::group::GroupAgentCtx {
             me,

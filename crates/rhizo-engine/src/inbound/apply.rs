@@ -159,7 +159,7 @@ impl Apply<'_, '_> {
         Ok(Vec::new())
     }
 
-    /// A Welcome refused by the membership rule: when every member we did not expect is a
+    /// A Welcome or commit refused by the membership rule: when every member we did not expect is a
     /// device of the contact's own root (e.g. one linked after we stored the contact), the
     /// driver fetches the contact's newest device list and the sender retries
     /// (`SEQUENCE_ERROR`); anything else, or once that list was fetched (within
@@ -236,9 +236,14 @@ impl Apply<'_, '_> {
                 Processed::CommitRejected { .. } => {
                     return Err(Reject::Code(ErrorCode::SessionExpired));
                 }
-                // Membership may have changed: only expected devices may be in it.
+                // Membership may have changed: only expected devices may be in it (a device of
+                // the contact's own root we do not know yet: its newest device list first).
                 Processed::CommitApplied { .. } => {
-                    check_membership(self.tx, &conversation, self.me, self.contact)?
+                    if let Err(refused) =
+                        check_membership(self.tx, &conversation, self.me, self.contact)
+                    {
+                        return Err(self.maybe_newer_devices(&conversation, refused));
+                    }
                 }
                 _ => {}
             }

@@ -41,7 +41,8 @@ impl Engine {
     }
 }
 
-fn contact_sync(contact: &Contact) -> ContactSync {
+/// `contact` as a sync message names it.
+pub(crate) fn contact_sync(contact: &Contact) -> ContactSync {
     ContactSync {
         uid: contact.uid.to_vec().into(),
         root_pk: contact.root_pk.to_vec().into(),

@@ -224,8 +224,16 @@ fn a_read_marker_outside_the_sync_group_is_ignored() {
                 }),
                 ..SyncMessage::default()
             };
-            apply_sync(tx, a.engine.me(), &group, bob, sync, T0)
-                .map_err(|_| rhizo_store::StoreError::InvalidInput("refused".into()))
+            let e = &a.engine;
+            apply_sync(
+                tx,
+                (e.me(), e.mls_device(), &e.conversations),
+                &group,
+                bob,
+                sync,
+                T0,
+            )
+            .map_err(|_| rhizo_store::StoreError::InvalidInput("refused".into()))
         })
         .unwrap();
     assert_eq!(state_of(&nodes[0], &session, "hi"), MessageState::Received);

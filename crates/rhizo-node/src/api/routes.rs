@@ -292,7 +292,7 @@ pub const ROUTES: &[Route] = &[
     v1(   Post,   "/v1/group-requests/{id}/accept",       Token, E::AcceptGroupRequest,      "join a group from a held invitation"),
     v1(   Post,   "/v1/group-requests/{id}/decline",      Token, E::DeclineGroupRequest,     "drop a held invitation"),
     v1(   Get,    "/v1/devices",                          Token, E::ListDevices,             "this identity's devices (name, fingerprint, added, last seen)"),
-    v1(   Post,   "/v1/devices",                          Token, E::AddDevice,               "link a new device from its link ticket (`history_days`: days of history to send it, default 30)"),
+    v1(   Post,   "/v1/devices",                          Token, E::AddDevice,               "link a new device from its link ticket (`history_days`: days of history to send it, default the config's `devices.history_days`, 30)"),
     v1(   Delete, "/v1/devices/{id}",                     Token, E::RevokeDevice,            "revoke a linked device (new device-list version)"),
     v1(   Post,   "/v1/devices/link-ticket",              Token, E::LinkTicket,              "on a device waiting to be linked: a link ticket and its QR"),
     v1(   Get,    "/v1/ws",                               Open,  E::LightWs,                 "WebSocket for paired light clients (authenticated by the paired channel)"),

@@ -102,7 +102,15 @@ impl Messaging {
             return Err(ContactError::Ourselves("UID"));
         }
         let contact = self.contact_from_dht(&uid, name).await?;
-        self.store_contact(contact, uid).await
+        let listed: Vec<[u8; 32]> = contact.devices.iter().map(|d| d.device_pk).collect();
+        let stored = self.store_contact(contact, uid).await?;
+        // The newest device list decides: devices it no longer names (revoked, or an identity
+        // recovered on a new device) are no longer addressed.
+        self.with_tx(move |tx, _| {
+            Ok::<_, ContactError>(tx.drop_unlisted_contact_devices(uid.as_bytes(), &listed)?)
+        })
+        .await?;
+        Ok(stored)
     }
 
     /// A UID's identity record and proven devices from the DHT, as a contact not stored (for

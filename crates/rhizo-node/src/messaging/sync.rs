@@ -2,14 +2,16 @@
 //! new device's KeyPackages in the DHT (again and again until the device, running its full node
 //! now, has published them), then the engine puts the device in our sync group
 //! ([`rhizo_engine::sync`]): created at the first link, a Welcome to the device either way.
+//! Then the device is added to our open 1:1 conversations (their Welcomes go over the sync
+//! group) and gets the history.
 
-use std::time::Duration;
+use std::{sync::atomic::Ordering, time::Duration};
 
 use rhizo_core::{
     DevicePublicKey,
     records::{KeyPackageBundle, ValidRecord, key_packages_key, validate_record},
 };
-use rhizo_engine::sync::history::{DEFAULT_HISTORY_DAYS, HistoryProgress};
+use rhizo_engine::sync::history::{HistoryProgress, MAX_HISTORY_DAYS};
 use tracing::{debug, info, warn};
 
 use super::{JobError, Messaging};
@@ -27,17 +29,47 @@ const KEY_PACKAGE_RETRY: Duration = Duration::from_secs(2);
 const KEY_PACKAGE_LOOKS: u32 = 150;
 
 impl Messaging {
-    /// Puts our newly linked `device` in the sync group, in the background.
-    /// Puts our newly linked `device` in the sync group, then sends it the last
-    /// `history_days` days of history (default [`DEFAULT_HISTORY_DAYS`]), in the background.
+    /// Days of history a new device gets when `device add` does not say: the config's
+    /// `devices.history_days`
+    /// ([`rhizo_engine::sync::history::DEFAULT_HISTORY_DAYS`] unless set).
+    pub fn set_default_history_days(&self, days: u32) {
+        let days = days.clamp(1, MAX_HISTORY_DAYS);
+        self.inner.history_days.store(days, Ordering::Relaxed);
+    }
+
+    /// Puts our newly linked `device` in the sync group and in our open 1:1 conversations, then
+    /// sends it the last `history_days` days of history (default: the config's
+    /// `devices.history_days`), in the background.
     pub(super) fn spawn_sync_group_add(&self, device: DevicePublicKey, history_days: Option<u32>) {
+        let history_days =
+            history_days.unwrap_or_else(|| self.inner.history_days.load(Ordering::Relaxed));
         let this = self.clone();
         tokio::spawn(async move {
-            if this.sync_group_add(device).await {
-                this.start_history(device, history_days.unwrap_or(DEFAULT_HISTORY_DAYS))
-                    .await;
+            if let Some(package) = this.sync_group_add(device).await {
+                this.join_conversations(device, package).await;
+                this.start_history(device, history_days).await;
             }
         });
+    }
+
+    /// Adds our new `device` (`package`: its reusable last-resort KeyPackage) to every open 1:1
+    /// conversation: a commit to each contact, the Welcomes over the sync group, queued before
+    /// the history so that the history finds those conversations there.
+    async fn join_conversations(&self, device: DevicePublicKey, package: Vec<u8>) {
+        let now = self.now();
+        let added = self
+            .with_engine(move |tx, engine| {
+                engine.add_own_device_to_conversations(tx, &device, &package, now)
+            })
+            .await;
+        match added {
+            Ok(n) => info!(
+                conversations = n,
+                "the new device was added to our 1:1 conversations"
+            ),
+            Err(e) => warn!(error = %e, "adding the new device to our 1:1 conversations failed"),
+        }
+        self.inner.outbox_wake.notify_one();
     }
 
     async fn start_history(&self, device: DevicePublicKey, days: u32) {
@@ -99,22 +131,23 @@ impl Messaging {
         Ok(true)
     }
 
-    /// Whether the device is in the sync group now.
-    async fn sync_group_add(&self, device: DevicePublicKey) -> bool {
+    /// The KeyPackage the device is in the sync group with now (`None`: it is not).
+    async fn sync_group_add(&self, device: DevicePublicKey) -> Option<Vec<u8>> {
         for _ in 0..KEY_PACKAGE_LOOKS {
             if let Some(package) = self.own_key_package(&device).await {
                 let now = self.now();
                 let key = *device.as_bytes();
+                let used = package.clone();
                 let added = self
                     .with_engine(move |tx, engine| {
-                        engine.add_device_to_sync_group(tx, &key, &package, now)
+                        engine.add_device_to_sync_group(tx, &key, &used, now)
                     })
                     .await;
                 match added {
                     Ok(made) => {
                         info!(?made, "the new device is in our sync group");
                         self.inner.outbox_wake.notify_one();
-                        return true;
+                        return Some(package);
                     }
                     // A KeyPackage used up meanwhile: look again.
                     Err(e) => debug!(error = %e, "adding the new device to the sync group"),
@@ -123,7 +156,7 @@ impl Messaging {
             tokio::time::sleep(KEY_PACKAGE_RETRY).await;
         }
         warn!("the new device published no KeyPackages; it is not in our sync group");
-        false
+        None
     }
 
     /// One KeyPackage of our own `device`'s newest bundle in the DHT, if it published one.

@@ -273,6 +273,39 @@ impl Tx<'_> {
         tx.commit().context("updating devices")
     }
 
+    /// Forgets the contact's devices that `listed` (the devices its newest device list names)
+    /// does not name: revoked ones, or an identity recovered on a new device (issue 15). How
+    /// many were dropped.
+    pub fn drop_unlisted_contact_devices(
+        &mut self,
+        uid: &[u8; 32],
+        listed: &[[u8; 32]],
+    ) -> Result<usize, StoreError> {
+        const CTX: &str = "dropping unlisted contact devices";
+        let tx = Atomic::begin(self.conn).context(CTX)?;
+        let stored: Vec<Vec<u8>> = tx
+            .prepare("SELECT device_pk FROM contact_devices WHERE uid = ?1")
+            .context(CTX)?
+            .query_map([&uid[..]], |r| r.get(0))
+            .context(CTX)?
+            .collect::<Result<_, _>>()
+            .context(CTX)?;
+        let mut dropped = 0;
+        for device in stored
+            .iter()
+            .filter(|d| !listed.iter().any(|l| l[..] == d[..]))
+        {
+            dropped += tx
+                .execute(
+                    "DELETE FROM contact_devices WHERE uid = ?1 AND device_pk = ?2",
+                    params![&uid[..], device],
+                )
+                .context(CTX)?;
+        }
+        tx.commit().context(CTX)?;
+        Ok(dropped)
+    }
+
     /// Marks a contact verified (safety number compared) or not. Verifying clears the
     /// contact's `key_changed` flag.
     pub fn set_contact_verified(

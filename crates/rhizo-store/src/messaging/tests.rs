@@ -18,6 +18,28 @@ fn contact(uid: u8, name: &str) -> Contact {
 }
 
 #[test]
+fn devices_the_newest_list_no_longer_names_are_dropped() {
+    let mut s = Store::open_in_memory().unwrap();
+    let mut bob = contact(1, "bob");
+    s.write(|tx| tx.add_contact(&bob, 1)).unwrap();
+    // A second device: merged in.
+    bob.devices[0].device_pk = [201; 32];
+    s.write(|tx| tx.add_contact(&bob, 2)).unwrap();
+    let keys = |s: &Store| -> Vec<[u8; 32]> {
+        let c = s.read().contact_by_uid(&[1; 32]).unwrap().unwrap();
+        c.devices.iter().map(|d| d.device_pk).collect()
+    };
+    assert_eq!(keys(&s).len(), 2);
+    // The newest list names only the second one: the first goes.
+    let dropped = s
+        .write(|tx| tx.drop_unlisted_contact_devices(&[1; 32], &[[201; 32]]))
+        .unwrap();
+    assert_eq!(dropped, 1);
+    assert_eq!(keys(&s), [[201; 32]]);
+    assert_eq!(s.read().contact_by_device(&[101; 32]).unwrap(), None);
+}
+
+#[test]
 fn contacts_add_merge_and_name_clash() {
     let mut s = Store::open_in_memory().unwrap();
     assert_eq!(
