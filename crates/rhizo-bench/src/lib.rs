@@ -39,7 +39,8 @@
 //! - [`groups`] (B9): MLS group commits at 10, 100 and 1,000 members, in-process.
 //! - [`sim`] (B5, B6): discrete-event simulations.
 //! - [`scale`] (SCALE, issue 19): N real rhizo-net nodes on the memory transport, under churn
-//!   and Sybil nodes (`scale::lab`: the nodes).
+//!   and Sybil nodes (`scale::lab`: the nodes; `scale::mailbox`: the mailbox replicas and
+//!   offline recipients).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

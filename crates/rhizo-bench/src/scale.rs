@@ -5,24 +5,29 @@
 //! node's default limits, identify, ping, Kademlia on `/rhizo/kad/1.0.0` with rhizo's
 //! timeouts and store bounds, gossipsub with rhizo's configuration and scoring, the event
 //! loop, the `Client`), rhizo-node's `CoreRecordValidator` on every honest node, real signed
-//! identity records (rhizo-core), checked again by the reader with `validate_record`.
+//! identity records (rhizo-core), checked again by the reader with `validate_record`, and
+//! rhizo-node's `Mailbox` (replica and client) on an in-memory SQLite database per honest node:
+//! messages to offline recipients are stored on the replicas of the recipient's mailbox key,
+//! re-replicated once per churn step, and fetched by the recipient (see [`mailbox`]).
 //!
 //! **Not real / not covered:** the transport (memory instead of TCP; no per-link latency, so
 //! lookup times are CPU-bound, not network-bound); a node that leaves closes its connections
 //! at once (a real node that vanishes leaves peers waiting for timeouts); the owners do not
-//! republish (the node's publisher does every few hours); Sybil nodes only acknowledge stores
-//! and keep nothing (they do not yet answer lookups with each other or aim at a key); the
-//! mailbox replica and client (rhizo-node `mailbox/`) are not wired, so there is no
-//! `mailbox_delivered`; gossipsub hands the application each message once, so duplicates per
-//! node are not measured here.
+//! republish (the node's publisher does every few hours); Sybil nodes acknowledge every DHT and
+//! mailbox store and keep nothing, but they do not yet answer lookups with each other or aim
+//! at a key; gossipsub hands the application each message once, so duplicates per node are not
+//! measured here.
 //!
 //! ```text
 //!  run_scale ─▶ per scenario: Lab::grow(N) ─▶ bootstrap ─▶ publish R records
-//!            ─▶ churn steps (stop k, start k fresh, bootstrap them) ─▶ R lookups
+//!            ─▶ M messages to offline recipients (mailbox stores)
+//!            ─▶ churn steps (stop k, start k fresh, bootstrap them, re-replicate mailboxes)
+//!            ─▶ recipients fetch ─▶ R lookups
 //!            ─▶ gossip: subscribe all, mesh formed, M publishes ─▶ coverage
 //! ```
 
 pub mod lab;
+pub mod mailbox;
 
 use std::time::{Duration, Instant};
 
@@ -35,7 +40,7 @@ use lab::Lab;
 /// Network sizes of a full run.
 pub const SIZES: [usize; 2] = [100, 300];
 /// Network size of the quick case (the test suite).
-pub const QUICK_NODES: usize = 50;
+pub const QUICK_NODES: usize = 30;
 /// Churn and Sybil fraction of a full run's churn and Sybil scenarios (the issue's 20 %).
 pub const FRACTION: f64 = 0.2;
 /// Churn and Sybil fraction of the quick case.
@@ -45,9 +50,13 @@ pub const SEED: u64 = 19;
 /// Records published (and looked up) per scenario.
 const RECORDS: usize = 100;
 /// Records of the quick case.
-const QUICK_RECORDS: usize = 30;
+const QUICK_RECORDS: usize = 20;
 /// Churn steps ("minutes") per scenario: the churn fraction is spread over them.
 const CHURN_STEPS: usize = 3;
+/// Offline recipients per scenario, and the messages sent to them.
+const MAIL: (usize, usize) = (100, 1000);
+/// Recipients and messages of the quick case.
+const QUICK_MAIL: (usize, usize) = (6, 24);
 /// Gossip messages per scenario.
 const GOSSIP_MESSAGES: usize = 5;
 /// Gossip messages of the quick case.
@@ -89,8 +98,10 @@ pub struct Scenario {
     pub gossip_coverage: f64,
     /// Gossip messages sent.
     pub gossip_messages: usize,
-    /// `mailbox_delivered`: `None`, the mailbox code is not wired into the lab yet.
-    pub mailbox_delivered: Option<f64>,
+    /// Fraction of the messages to offline recipients that their recipient fetched.
+    pub mailbox_delivered: f64,
+    /// The mailbox figures in full.
+    pub mailbox: mailbox::MailFigures,
     /// Nodes whose first Kademlia bootstrap finished in time.
     pub bootstrapped: usize,
     /// Connected peers per node (a sample).
@@ -149,10 +160,11 @@ pub async fn run_scale(
         ));
         let scenario = run_scenario(quick, spec, seed).await?;
         crate::progress(&format!(
-            "SCALE: lookup_success {:.4}, p50 {:.0} ms, p99 {:.0} ms, gossip {:.4}, {:.0} KiB/node, {:.0} s",
+            "SCALE: lookup_success {:.4}, p50 {:.0} ms, p99 {:.0} ms, mailbox {:.4}, gossip {:.4}, {:.0} KiB/node, {:.0} s",
             scenario.lookup_success,
             scenario.lookup_ms.p50,
             scenario.lookup_ms.p99,
+            scenario.mailbox_delivered,
             scenario.gossip_coverage,
             scenario.rss_kib_per_node,
             scenario.wall_s
@@ -167,14 +179,26 @@ pub async fn run_scale(
 
 async fn run_scenario(quick: bool, spec: &ScenarioSpec, seed: u64) -> anyhow::Result<Scenario> {
     let started = Instant::now();
+    let phase = |name: &str| {
+        crate::progress(&format!(
+            "SCALE:   {name} done at {:.1} s",
+            started.elapsed().as_secs_f64()
+        ));
+    };
     let mut lab = Lab::new(seed ^ spec.nodes as u64);
     let rss_before = proc_status_kib("VmRSS:");
     let all = lab.grow(spec.nodes, spec.sybil).await?;
     let bootstrapped = lab.bootstrap(&all).await;
     let rss_kib_per_node = (proc_status_kib("VmRSS:") - rss_before) / spec.nodes.max(1) as f64;
+    phase("start and bootstrap");
     let records = lab
         .publish(if quick { QUICK_RECORDS } else { RECORDS })
         .await;
+
+    let (recipients, messages) = if quick { QUICK_MAIL } else { MAIL };
+    phase("publish");
+    let mail = mailbox::send_all(&mut lab, seed, recipients, messages).await;
+    phase("mailbox stores");
 
     let per_step = (spec.nodes as f64 * spec.churn / CHURN_STEPS as f64).round() as usize;
     if per_step > 0 {
@@ -184,11 +208,16 @@ async fn run_scenario(quick: bool, spec: &ScenarioSpec, seed: u64) -> anyhow::Re
             }
             let fresh = lab.grow(per_step, spec.sybil).await?;
             lab.bootstrap(&fresh).await;
+            lab.replicate_mailboxes().await;
         }
     }
+    phase("churn");
+    let mail = mailbox::fetch_all(&mut lab, &mail).await;
+    phase("mailbox fetches");
     let lookups = lab.lookups(&records).await;
     let found = lookups.iter().filter(|l| l.found).count();
     let times: Vec<f64> = lookups.iter().map(|l| ms(l.elapsed)).collect();
+    phase("lookups");
     let mut sorted = times.clone();
     sorted.sort_by(f64::total_cmp);
 
@@ -203,6 +232,7 @@ async fn run_scenario(quick: bool, spec: &ScenarioSpec, seed: u64) -> anyhow::Re
     for _ in 0..gossip_messages {
         coverage.push(lab.gossip_once().await?);
     }
+    phase("gossip");
     let connections_per_node = lab.mean_connections().await;
     lab.stop_all().await;
     Ok(Scenario {
@@ -215,7 +245,8 @@ async fn run_scenario(quick: bool, spec: &ScenarioSpec, seed: u64) -> anyhow::Re
         lookup_p80_ms: percentile(&sorted, 80.0),
         gossip_coverage: coverage.iter().sum::<f64>() / coverage.len().max(1) as f64,
         gossip_messages,
-        mailbox_delivered: None,
+        mailbox_delivered: mail.delivered,
+        mailbox: mail,
         bootstrapped,
         connections_per_node,
         rss_kib_per_node,
@@ -301,6 +332,19 @@ impl ScaleResult {
                     "fraction",
                 )
                 .target(Target::value_at_least(1.0)),
+            );
+            rows.push(
+                Row::new(
+                    "SCALE",
+                    format!("{label}: mailbox_delivered"),
+                    s.mailbox_delivered,
+                    "fraction",
+                )
+                .target(Target::value_at_least(0.999))
+                .note(format!(
+                    "{} messages to offline recipients; real replica and client code",
+                    s.mailbox.messages
+                )),
             );
             rows.push(Row::new(
                 "SCALE",

@@ -1,7 +1,8 @@
-//! Issue 19's quick scale case: `rhizo-bench --quick --only scale --json` runs 50 real
+//! Issue 19's quick scale case: `rhizo-bench --quick --only scale --json` runs 30 real
 //! rhizo-net nodes in one process on the memory transport (steady, then 10 % churn with 10 %
-//! Sybil nodes that drop every store) and must find the published records and cover the live
-//! gossip subscribers. Properties only, no timings.
+//! Sybil nodes that drop every DHT and mailbox store) and must find the published records,
+//! deliver the messages sent to offline recipients through the real mailbox replicas, and
+//! cover the live gossip subscribers. Properties only, no timings.
 
 use std::process::Command;
 
@@ -9,8 +10,11 @@ use rhizo_bench::report::Report;
 
 /// The lookups of the steady network that must succeed (every one).
 const STEADY_LOOKUP_SUCCESS: f64 = 1.0;
-/// Under 10 % churn and 10 % Sybils: at most one lookup of the quick case's 30 may fail.
-const CHURN_SYBIL_LOOKUP_SUCCESS: f64 = 0.96;
+/// Under 10 % churn and 10 % Sybils: at most one lookup of the quick case's 20 may fail.
+const CHURN_SYBIL_LOOKUP_SUCCESS: f64 = 0.95;
+/// Messages to offline recipients that must be fetched (every one: 24 messages, five
+/// replicas each, re-replicated after every churn step).
+const MAILBOX_DELIVERED: f64 = 1.0;
 
 #[test]
 fn quick_scale_case_finds_records_and_covers_gossip() {
@@ -32,8 +36,18 @@ fn quick_scale_case_finds_records_and_covers_gossip() {
         let success = s["lookup_success"].as_f64().unwrap_or(0.0);
         let coverage = s["gossip_coverage"].as_f64().unwrap_or(0.0);
         let lookups = s["lookups"].as_u64().unwrap_or(0);
+        let delivered = s["mailbox_delivered"].as_f64().unwrap_or(0.0);
+        let messages = s["mailbox"]["messages"].as_u64().unwrap_or(0);
         assert!(
-            lookups >= 20,
+            messages >= 20,
+            "{name}: only {messages} messages sent\n{stderr}"
+        );
+        assert!(
+            delivered >= MAILBOX_DELIVERED,
+            "{name}: mailbox_delivered {delivered} < {MAILBOX_DELIVERED}\n{stderr}"
+        );
+        assert!(
+            lookups >= 15,
             "{name}: only {lookups} lookups ran\n{stderr}"
         );
         let floor = if name == "steady" {

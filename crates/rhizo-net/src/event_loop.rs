@@ -18,8 +18,11 @@
 //! - `sink`: `EventSink`, events up to the node without waiting.
 //! - `provider_ledger`: the provider records kept for others, within bounds.
 //! - `record_intake`: the DHT records others ask this node to keep.
+//! - `get_checks`: the records our own lookups found, checked off this task so that a lookup
+//!   ends once enough peers answered with a valid one.
 
 mod dht;
+mod get_checks;
 mod peers;
 mod provider_ledger;
 mod queries;
@@ -219,6 +222,8 @@ pub struct EventLoop {
     records: record_intake::RecordIntake,
     /// The DHT queries this node's callers started.
     queries: queries::DhtQueries<kad::QueryId>,
+    /// The records our lookups found, being checked (a lookup ends on enough valid answers).
+    get_checks: get_checks::GetChecks,
     /// The outbound msg / mailbox / pex requests (request ids are per protocol).
     requests: requests::RequestTable<(ReqProtocol, libp2p::request_response::OutboundRequestId)>,
     /// The provider records kept for other peers, and their bounds.
@@ -245,6 +250,7 @@ impl EventLoop {
             client_counters,
             peers: peers::Peers::default(),
             stats: NetStats::default(),
+            get_checks: get_checks::GetChecks::new(validator.clone()),
             records: record_intake::RecordIntake::new(validator),
             queries: queries::DhtQueries::new(local, queries::MAX_PENDING_QUERIES),
             requests: requests::RequestTable::new(requests::MAX_PENDING_REQUESTS),
@@ -290,6 +296,12 @@ impl EventLoop {
                 () = self.sink.drain_one(), if self.sink.has_backlog() => {}
                 Some(done) = self.records.next_validated(), if self.records.validating() => {
                     self.records.finish(&mut self.swarm, &mut self.stats, done);
+                }
+                Some(done) = self.get_checks.next_checked(), if self.get_checks.checking() => {
+                    if let Ok((id, valid)) = done {
+                        let step = self.queries.on_checked(id, valid);
+                        self.on_query_step(id, step);
+                    }
                 }
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 () = self.requests.deadline_due() => self.expire_requests(),

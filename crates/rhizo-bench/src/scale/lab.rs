@@ -5,15 +5,12 @@
 //!
 //! ```text
 //!  Lab::start(n) ─▶ node i: keypair from (seed, i), /memory/0, bootstrap = 3 earlier nodes
-//!               ─▶ every node: Kademlia bootstrap, wait for BootstrapFinished (bounded)
+//!               ─▶ every node: Kademlia bootstrap + a lookup of its own id (bounded)
 //!  publish / lookup (real signed identity records)   churn: stop k, start k fresh
 //!  gossip: every live node subscribed, one publish, arrivals counted per message tag
 //! ```
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicU32, Ordering},
-};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -24,6 +21,7 @@ use rhizo_net::{
     Client, GossipVerdict, Keypair, Multiaddr, NetConfig, NetEvent, PeerId, RefuseAllRecords,
     Transport,
 };
+use rhizo_node::mailbox::Mailbox;
 use rhizo_node::record_validator::CoreRecordValidator;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
@@ -36,9 +34,9 @@ pub const BOOTSTRAP_PEERS: usize = 3;
 pub const CONCURRENCY: usize = 16;
 /// How long a node may take to bind its listener.
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long the lab waits for every node's Kademlia bootstrap to finish (a node whose automatic
-/// bootstrap was already running may report none; the lab goes on and reports the count).
-const BOOTSTRAP_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long the lab waits for one node's self-lookup after its Kademlia bootstrap started (the
+/// lab goes on without it and reports the count).
+const BOOTSTRAP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long one lookup may take before it counts as failed (Kademlia's own query timeout is
 /// 30 s).
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(40);
@@ -56,7 +54,9 @@ struct LabNode {
     client: Client,
     addr: Multiaddr,
     sybil: bool,
-    bootstraps: Arc<AtomicU32>,
+    /// The mailbox service (replica and client) of an honest node; `None` on a Sybil.
+    mailbox: Option<Mailbox>,
+    peer: PeerId,
     events: tokio::task::JoinHandle<()>,
 }
 
@@ -97,7 +97,7 @@ impl std::fmt::Debug for Lab {
 }
 
 /// 32 bytes derived from the seed, a purpose and an index.
-fn derive(seed: u64, purpose: &str, index: u64) -> [u8; 32] {
+pub(crate) fn derive(seed: u64, purpose: &str, index: u64) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(seed.to_be_bytes());
     h.update(purpose.as_bytes());
@@ -210,53 +210,50 @@ impl Lab {
         .await
         .context("a node did not start listening")??;
         let addr = addr.with(libp2p::multiaddr::Protocol::P2p(peer));
-        let bootstraps = Arc::new(AtomicU32::new(0));
+        let mailbox = if sybil {
+            None
+        } else {
+            Some(super::mailbox::honest_mailbox(client.clone(), peer)?)
+        };
         let events = tokio::spawn(drain_events(
-            index,
+            (index, mailbox.clone()),
             client.clone(),
             events,
             self.arrivals_tx.clone(),
-            bootstraps.clone(),
         ));
         Ok(LabNode {
             client,
             addr,
             sybil,
-            bootstraps,
+            mailbox,
+            peer,
             events,
         })
     }
 
-    /// Has every node in `indices` run a Kademlia bootstrap and waits (bounded) until each has
-    /// finished one. Returns how many did.
+    /// Has every node in `indices` start a Kademlia bootstrap and look its own id up (what the
+    /// bootstrap's first query does), and waits for that lookup to end (bounded by
+    /// [`BOOTSTRAP_TIMEOUT`] per node). Returns how many ended in time. (`NetEvent::
+    /// BootstrapFinished` only reports the start's bootstrap dials, not Kademlia's bootstrap.)
     pub async fn bootstrap(&self, indices: &[usize]) -> usize {
-        let nodes: Vec<(Client, Arc<AtomicU32>)> = indices
+        let nodes: Vec<(Client, PeerId)> = indices
             .iter()
             .filter_map(|&i| self.nodes.get(i)?.as_ref())
-            .map(|n| (n.client.clone(), n.bootstraps.clone()))
+            .map(|n| (n.client.clone(), n.peer))
             .collect();
-        let before: Vec<u32> = nodes
-            .iter()
-            .map(|(_, b)| b.load(Ordering::Relaxed))
-            .collect();
-        futures::stream::iter(nodes.iter().map(|(c, _)| c.clone()))
-            .for_each_concurrent(CONCURRENCY, |client| async move {
+        futures::stream::iter(nodes)
+            .map(|(client, peer)| async move {
                 let _ = client.bootstrap().await;
+                let lookup = client.closest_peers(peer.to_bytes());
+                matches!(
+                    tokio::time::timeout(BOOTSTRAP_TIMEOUT, lookup).await,
+                    Ok(Ok(_))
+                )
             })
-            .await;
-        let deadline = Instant::now() + BOOTSTRAP_TIMEOUT;
-        let mut tick = tokio::time::interval(Duration::from_millis(100));
-        loop {
-            tick.tick().await;
-            let done = nodes
-                .iter()
-                .zip(&before)
-                .filter(|(node, was)| node.1.load(Ordering::Relaxed) > **was)
-                .count();
-            if done == nodes.len() || Instant::now() >= deadline {
-                return done;
-            }
-        }
+            .buffer_unordered(CONCURRENCY)
+            .filter(|done| futures::future::ready(*done))
+            .count()
+            .await
     }
 
     /// Stops node `index` (its connections close; the node is gone for good).
@@ -419,6 +416,26 @@ impl Lab {
         sum as f64 / n.max(1) as f64
     }
 
+    /// The mailbox service of node `index` (`None`: gone, or a Sybil).
+    pub fn mailbox(&self, index: usize) -> Option<Mailbox> {
+        self.nodes.get(index)?.as_ref()?.mailbox.clone()
+    }
+
+    /// Every live honest node runs one pass of the mailbox re-replication (the node's timer,
+    /// `mailbox_replicate_secs`, fires once per churn step in the lab).
+    pub async fn replicate_mailboxes(&self) {
+        let mailboxes: Vec<Mailbox> = self
+            .live()
+            .into_iter()
+            .filter_map(|i| self.mailbox(i))
+            .collect();
+        futures::stream::iter(mailboxes)
+            .for_each_concurrent(CONCURRENCY, |mailbox| async move {
+                mailbox.replicate_pass().await;
+            })
+            .await;
+    }
+
     /// Draws `k` distinct live nodes.
     pub fn draw_live(&mut self, k: usize) -> Vec<usize> {
         let mut live = self.live();
@@ -430,14 +447,13 @@ impl Lab {
     }
 }
 
-/// A node's event task: accepts and counts gossip (tagged by the first 8 bytes), counts
-/// finished bootstraps, ignores the rest (inbound requests are dropped unanswered).
+/// A node's event task: accepts and counts gossip (tagged by the first 8 bytes), answers
+/// mailbox requests (the real replica, or a Sybil's lie), ignores the rest (other inbound requests are dropped unanswered).
 async fn drain_events(
-    index: usize,
+    (index, mailbox): (usize, Option<Mailbox>),
     client: Client,
     mut events: mpsc::Receiver<NetEvent>,
     arrivals: mpsc::Sender<(usize, u64)>,
-    bootstraps: Arc<AtomicU32>,
 ) {
     while let Some(event) = events.recv().await {
         match event {
@@ -454,9 +470,11 @@ async fn drain_events(
                     let _ = arrivals.try_send((index, u64::from_be_bytes(tag)));
                 }
             }
-            NetEvent::BootstrapFinished { .. } => {
-                bootstraps.fetch_add(1, Ordering::Relaxed);
-            }
+            NetEvent::InboundMailbox {
+                peer,
+                payload,
+                channel,
+            } => super::mailbox::answer(mailbox.clone(), client.clone(), peer, payload, channel),
             _ => {}
         }
     }

@@ -88,6 +88,7 @@ impl EventLoop {
                     Pending::Get {
                         reply,
                         found: Vec::new(),
+                        valid: 0,
                     },
                 );
             }
@@ -288,9 +289,10 @@ impl EventLoop {
         }
     }
 
-    fn on_query_step(&mut self, id: kad::QueryId, step: Step) {
+    pub(super) fn on_query_step(&mut self, id: kad::QueryId, step: Step) {
         match step {
             Step::None => {}
+            Step::Check { key, value } => self.get_checks.check(id, key, value),
             Step::FinishEarly => {
                 if let Some(mut query) = self.swarm.behaviour_mut().kad.query_mut(&id) {
                     query.finish();

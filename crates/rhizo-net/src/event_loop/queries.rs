@@ -31,6 +31,10 @@ use crate::{DhtError, NetError};
 pub(crate) const MAX_PENDING_QUERIES: usize = 1024;
 /// Distinct values collected for one DHT get; more are ignored.
 pub(crate) const MAX_RECORDS_PER_GET: usize = 16;
+/// A DHT get ends once this many answers (peers, or our own store) held a record the node's
+/// validator accepts, instead of after asking the k closest peers: more than one, so that a
+/// single stale replica does not decide which version of a mutable record the caller sees.
+pub(crate) const GET_ENOUGH_VALID_ANSWERS: usize = 3;
 /// Peers returned by one closest-peers lookup (Kademlia's own cap, `K_VALUE`).
 pub(crate) const MAX_CLOSEST_PEERS: usize = 20;
 /// Addresses kept per peer in an answer.
@@ -50,10 +54,11 @@ pub(crate) enum Pending {
         reply: CountReply,
         targets: Option<usize>,
     },
-    /// `get_records`: the distinct values found so far.
+    /// `get_records`: the distinct values found so far, and how many answers were valid.
     Get {
         reply: oneshot::Sender<Result<Vec<Vec<u8>>, NetError>>,
         found: Vec<Vec<u8>>,
+        valid: usize,
     },
     /// `closest_peers`: the record key whose distance orders the answer.
     Closest {
@@ -80,6 +85,9 @@ pub(crate) enum Step {
     FinishEarly,
     /// Dial `peer` at `addrs`, which a lookup of its id found.
     Dial { peer: PeerId, addrs: Vec<Multiaddr> },
+    /// Check a record a get found (off the event loop's task); the verdict goes to
+    /// [`DhtQueries::on_checked`].
+    Check { key: Vec<u8>, value: Vec<u8> },
 }
 
 /// The queries in flight, keyed by `Q` (the event loop: Kademlia's query id).
@@ -143,19 +151,38 @@ impl<Q: Eq + Hash + Copy> DhtQueries<Q> {
                 });
                 Step::None
             }
-            (Pending::Get { reply, mut found }, kad::QueryResult::GetRecord(outcome)) => {
-                if let Ok(kad::GetRecordOk::FoundRecord(record)) = outcome
-                    && found.len() < MAX_RECORDS_PER_GET
-                    && !found.contains(&record.record.value)
-                {
-                    found.push(record.record.value);
+            (
+                Pending::Get {
+                    reply,
+                    mut found,
+                    valid,
+                },
+                kad::QueryResult::GetRecord(outcome),
+            ) => {
+                let mut step = Step::None;
+                if let Ok(kad::GetRecordOk::FoundRecord(record)) = outcome {
+                    let kad::Record { key, value, .. } = record.record;
+                    if found.len() < MAX_RECORDS_PER_GET && !found.contains(&value) {
+                        found.push(value.clone());
+                    }
+                    step = Step::Check {
+                        key: key.to_vec(),
+                        value,
+                    };
                 }
                 if last {
                     let _ = reply.send(Ok(found));
-                } else {
-                    self.pending.insert(id, Pending::Get { reply, found });
+                    return Step::None;
                 }
-                Step::None
+                self.pending.insert(
+                    id,
+                    Pending::Get {
+                        reply,
+                        found,
+                        valid,
+                    },
+                );
+                step
             }
             (Pending::Providers { reply, found }, kad::QueryResult::GetProviders(outcome)) => {
                 self.on_providers(id, reply, found, outcome, last)
@@ -176,6 +203,23 @@ impl<Q: Eq + Hash + Copy> DhtQueries<Q> {
                 }
             }
             _ => mismatched(),
+        }
+    }
+
+    /// Takes in the check of one record a get of query `id` found: once
+    /// [`GET_ENOUGH_VALID_ANSWERS`] were valid, the query is finished early (its final
+    /// progress event answers the caller with every value found so far).
+    pub(crate) fn on_checked(&mut self, id: Q, is_valid: bool) -> Step {
+        match self.pending.get_mut(&id) {
+            Some(Pending::Get { valid, .. }) if is_valid => {
+                *valid += 1;
+                if *valid == GET_ENOUGH_VALID_ANSWERS {
+                    Step::FinishEarly
+                } else {
+                    Step::None
+                }
+            }
+            _ => Step::None,
         }
     }
 
@@ -313,12 +357,17 @@ mod tests {
             Pending::Get {
                 reply: tx,
                 found: Vec::new(),
+                valid: 0,
             },
         );
         for value in [b"a", b"b", b"a"] {
             assert_eq!(
                 q.on_progress(1, found_record(value), 1, false, no_addrs),
-                Step::None
+                Step::Check {
+                    key: b"k".to_vec(),
+                    value: value.to_vec()
+                },
+                "every answer is checked"
             );
         }
         assert!(rx.try_recv().is_err(), "not answered before the last step");
@@ -332,6 +381,54 @@ mod tests {
             vec![b"a".to_vec(), b"b".to_vec()]
         );
         assert_eq!(q.len(), 0);
+    }
+
+    /// Regression (issue 19): a get waited for the whole Kademlia query (the k closest peers
+    /// asked) even when the first answers held the record; it now ends once
+    /// `GET_ENOUGH_VALID_ANSWERS` answers were valid, and invalid ones (a Sybil's junk) do not
+    /// count.
+    #[test]
+    fn a_get_finishes_early_once_enough_answers_are_valid() {
+        let mut q = queries();
+        let (tx, mut rx) = oneshot::channel();
+        q.insert(
+            1,
+            Pending::Get {
+                reply: tx,
+                found: Vec::new(),
+                valid: 0,
+            },
+        );
+        let mut finish = 0;
+        for (value, valid) in [
+            (b"junk", false),
+            (b"good", true),
+            (b"junk", false),
+            (b"good", true),
+            (b"bad!", false),
+        ] {
+            q.on_progress(1, found_record(value), 1, false, no_addrs);
+            if q.on_checked(1, valid) == Step::FinishEarly {
+                finish += 1;
+            }
+        }
+        assert_eq!(finish, 0, "two valid answers of {GET_ENOUGH_VALID_ANSWERS}");
+        q.on_progress(1, found_record(b"good"), 1, false, no_addrs);
+        assert_eq!(q.on_checked(1, true), Step::FinishEarly);
+        assert_eq!(q.on_checked(1, true), Step::None, "finished once");
+        assert!(rx.try_recv().is_err(), "answered by the query's final step");
+        let done =
+            kad::QueryResult::GetRecord(Ok(kad::GetRecordOk::FinishedWithNoAdditionalRecord {
+                cache_candidates: Default::default(),
+            }));
+        q.on_progress(1, done, 1, true, no_addrs);
+        let values = rx.try_recv().expect("answered").expect("ok");
+        assert_eq!(
+            values.len(),
+            3,
+            "every distinct value found goes to the caller"
+        );
+        assert_eq!(q.on_checked(1, true), Step::None, "a late check is ignored");
     }
 
     #[test]
