@@ -1,9 +1,12 @@
 // Against real `rhizo` processes on 127.0.0.1 (RHIZO_BIN names the binary; .ci/run sets it):
 // alice and bob run full nodes and are contacts; a MessagingPeer pairs with alice's node
 // (`rhizo pair`), discovers bob, checks his key, messages him and sees `delivered`, gets his
-// answer, sees him go offline; then reconnects with its stored credentials.
+// answer, uses a group, a file and their events, sees him go offline; then reconnects with its
+// stored credentials.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 
 import { MessagingPeer } from "../src/node.js";
 import { BIN, Node, befriend, freePort, waitFor, whenKeyPackages } from "./support.js";
@@ -47,6 +50,21 @@ test("a MessagingPeer paired to alice's node messages bob's full node both ways"
     await whenKeyPackages("alice's KeyPackages", () => bob.api("POST", "/v1/message", { to: "alice", text: "to the TypeScript client" }));
     const got = await waitFor("bob's message", () => received.find((m) => m.text === "to the TypeScript client"));
     assert.equal(got.from, "bob");
+
+    // Beyond seed 002: groups, files and tasks, with their events.
+    const events = [];
+    peer.onEvent((e) => events.push(e));
+    assert.deepEqual(await peer.tasks(), []);
+    const group = await alice.api("POST", "/v1/groups", { name: "pals", members: ["bob"] });
+    assert.ok((await peer.groups()).some((g) => g.id === group.id && g.name === "pals"));
+    const groupSent = await peer.sendGroupMessage(group.id, "to the group from the client");
+    assert.equal(groupSent.total, 1);
+    await waitFor("the group message delivered", () => events.find((e) => e.type === "group_message_state" && e.id === groupSent.id && e.delivered >= 1));
+    const note = join(bob.dir, "note.txt");
+    writeFileSync(note, "a file for the light client");
+    await bob.api("POST", "/v1/files", { to: "alice", path: note });
+    await waitFor("the file's progress", () => events.find((e) => e.type === "file_progress" && e.state === "done"));
+    assert.ok((await peer.files()).some((f) => f.name === "note.txt" && f.state === "done"));
 
     await bob.stop();
     await waitFor("bob offline", () => (offline.includes("bob") ? true : undefined));

@@ -127,16 +127,29 @@ function stateText(m) {
   return text;
 }
 function fileLine(m) {
-  if (!m.file) return null;
+  const f = m.file;
+  if (!f) return null;
   const p = app.fileProgress.get(m.id);
-  const pct = p && p.total ? Math.round(100 * p.done / p.total) : p?.state === "done" ? 100 : 0;
+  const state = p?.state ?? f.state ?? "offered";
+  const pct = state === "done" ? 100 : p && p.total ? Math.floor(100 * p.done / p.total) : f.percent ?? 0;
+  const src = `/v1/files/${m.id}`;
   return h(
     "div",
-    { class: "file" },
-    `\u{1F4CE} ${m.file.name} (${m.file.size} bytes) `,
-    h("progress", { max: "100", value: String(pct), "aria-label": `${m.file.name}: ${pct}%` }),
-    ` ${p?.state ?? ""}`
+    { class: "file", "data-file-state": state },
+    `File: ${f.name} (${f.size} bytes) `,
+    h("progress", { max: "100", value: String(pct), "aria-label": `${f.name}: ${pct}%` }),
+    ` ${pct}% ${state} `,
+    state === "offered" || state === "failed" ? h("button", { type: "button", click: () => void fetchFile(m.id) }, `Download ${f.name}`) : null,
+    state === "done" ? h("a", { href: src, download: f.name }, `Save ${f.name}`) : null,
+    state === "done" && f.mime?.startsWith("image/") ? h("img", { class: "preview", src, alt: `Preview of ${f.name}` }) : null
   );
+}
+async function fetchFile(id) {
+  try {
+    await api("POST", `/v1/files/${id}/fetch`, {});
+  } catch (err) {
+    status(`Cannot fetch the file: ${err.message}`);
+  }
 }
 function messageItem(m) {
   const who = m.direction === "out" ? "you" : m.from_name ?? (m.from ? m.from.slice(0, 7) : app.current?.title ?? "");
@@ -201,7 +214,7 @@ function addContactView() {
     h("h2", { id: "view-title" }, "Add a contact"),
     h(
       "form",
-      { id: "add-contact", submit: (e) => void addContact(e) },
+      { id: "add-contact", class: "stacked", submit: (e) => void addContact(e) },
       h("label", { for: "ticket" }, "Their contact ticket (rhz1contact\u2026)"),
       h("textarea", { id: "ticket", name: "ticket", rows: "4", required: true }),
       h("label", { for: "contact-name" }, "Name (optional)"),
@@ -225,6 +238,37 @@ async function addContact(e) {
     status(`Could not add the contact (${err.code ?? "ERROR"}): ${err.message}`);
   }
 }
+function newGroupView() {
+  app.current = null;
+  renderConversations();
+  show(
+    h("h2", { id: "view-title" }, "New group"),
+    h(
+      "form",
+      { id: "new-group", class: "stacked", submit: (e) => void createGroup(e) },
+      h("label", { for: "group-name" }, "Group name"),
+      h("input", { id: "group-name", autocomplete: "off", required: true }),
+      h("label", { for: "group-members" }, "Members (contact names, separated by commas)"),
+      h("input", { id: "group-members", autocomplete: "off", required: true }),
+      h("button", { type: "submit" }, "Create group")
+    )
+  );
+  $("group-name").focus();
+}
+async function createGroup(e) {
+  e.preventDefault();
+  const name = $("group-name").value.trim();
+  const members = $("group-members").value.split(",").map((m) => m.trim()).filter(Boolean);
+  try {
+    const group = await api("POST", "/v1/groups", { name, members });
+    status(`Created ${group.name}.`);
+    await loadConversations();
+    const conv = app.convs.find((c) => c.kind === "group" && c.key === group.id);
+    if (conv) await openConversation(conv);
+  } catch (err) {
+    status(`Could not create the group (${err.code ?? "ERROR"}): ${err.message}`);
+  }
+}
 async function myTicketView() {
   app.current = null;
   renderConversations();
@@ -245,16 +289,20 @@ async function requestsView() {
   app.groupRequests = groupRequests;
   renderRequestCount();
   const items = requests.map(
-    (r) => h(
+    (r, i) => h(
       "li",
       { class: "request" },
       h("div", {}, `${r.name ?? "Unknown sender"} (${r.uid.slice(0, 12)}\u2026), ${r.envelopes} held`),
       r.safety_number ? h("div", { class: "hint" }, `Safety number: ${r.safety_number}`) : null,
-      h("button", { click: () => void decide(`/v1/requests/${enc(r.uid)}/accept`, "Accepted") }, `Accept ${r.name ?? "request"}`),
+      h("label", { for: `request-name-${i}` }, "Name for this contact"),
       " ",
-      h("button", { click: () => void decide(`/v1/requests/${enc(r.uid)}/decline`, "Declined") }, "Decline"),
+      h("input", { id: `request-name-${i}`, class: "request-name", autocomplete: "off", value: r.name ?? "" }),
       " ",
-      h("button", { click: () => void decide(`/v1/requests/${enc(r.uid)}/block`, "Blocked") }, "Block")
+      h("button", { type: "button", click: () => void accept(r.uid, i) }, "Accept"),
+      " ",
+      h("button", { type: "button", click: () => void decide(`/v1/requests/${enc(r.uid)}/decline`, "Declined") }, "Decline"),
+      " ",
+      h("button", { type: "button", click: () => void decide(`/v1/requests/${enc(r.uid)}/block`, "Blocked") }, "Block")
     )
   );
   const groupItems = groupRequests.map(
@@ -272,9 +320,13 @@ async function requestsView() {
     items.length || groupItems.length ? h("ul", { class: "requests" }, ...items, ...groupItems) : h("p", {}, "No pending requests.")
   );
 }
-async function decide(path, done) {
+async function accept(uid, i) {
+  const name = document.getElementById(`request-name-${i}`)?.value.trim();
+  await decide(`/v1/requests/${enc(uid)}/accept`, "Accepted", name ? { name } : {});
+}
+async function decide(path, done, body = {}) {
   try {
-    await api("POST", path, {});
+    await api("POST", path, body);
     status(done);
     await loadConversations();
     await requestsView();
@@ -424,6 +476,7 @@ async function start() {
         "nav",
         { "aria-label": "Main" },
         nav("nav-add", "Add contact", addContactView),
+        nav("nav-group", "New group", newGroupView),
         nav("nav-ticket", "My ticket", myTicketView),
         nav("nav-requests", "Requests", requestsView),
         nav("nav-devices", "Devices", devicesView),

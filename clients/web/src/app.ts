@@ -24,7 +24,7 @@ interface Msg {
   delivered?: number;
   read?: number;
   total?: number;
-  file?: { name: string; size: number } | null;
+  file?: { name: string; size: number; mime?: string; state?: string; percent?: number } | null;
 }
 
 const STATE_MARK: Record<string, string> = {
@@ -175,16 +175,30 @@ function stateText(m: Msg): string {
 }
 
 function fileLine(m: Msg): Child {
-  if (!m.file) return null;
+  const f = m.file;
+  if (!f) return null;
   const p = app.fileProgress.get(m.id);
-  const pct = p && p.total ? Math.round((100 * p.done) / p.total) : p?.state === "done" ? 100 : 0;
+  const state = p?.state ?? f.state ?? "offered";
+  const pct = state === "done" ? 100 : p && p.total ? Math.floor((100 * p.done) / p.total) : f.percent ?? 0;
+  const src = `/v1/files/${m.id}`;
   return h(
     "div",
-    { class: "file" },
-    `📎 ${m.file.name} (${m.file.size} bytes) `,
-    h("progress", { max: "100", value: String(pct), "aria-label": `${m.file.name}: ${pct}%` }),
-    ` ${p?.state ?? ""}`,
+    { class: "file", "data-file-state": state },
+    `File: ${f.name} (${f.size} bytes) `,
+    h("progress", { max: "100", value: String(pct), "aria-label": `${f.name}: ${pct}%` }),
+    ` ${pct}% ${state} `,
+    state === "offered" || state === "failed" ? h("button", { type: "button", click: () => void fetchFile(m.id) }, `Download ${f.name}`) : null,
+    state === "done" ? h("a", { href: src, download: f.name }, `Save ${f.name}`) : null,
+    state === "done" && f.mime?.startsWith("image/") ? h("img", { class: "preview", src, alt: `Preview of ${f.name}` }) : null,
   );
+}
+
+async function fetchFile(id: number): Promise<void> {
+  try {
+    await api("POST", `/v1/files/${id}/fetch`, {});
+  } catch (err) {
+    status(`Cannot fetch the file: ${(err as Error).message}`);
+  }
 }
 
 function messageItem(m: Msg): HTMLElement {
@@ -257,7 +271,7 @@ function addContactView(): void {
     h("h2", { id: "view-title" }, "Add a contact"),
     h(
       "form",
-      { id: "add-contact", submit: (e) => void addContact(e) },
+      { id: "add-contact", class: "stacked", submit: (e) => void addContact(e) },
       h("label", { for: "ticket" }, "Their contact ticket (rhz1contact…)"),
       h("textarea", { id: "ticket", name: "ticket", rows: "4", required: true }),
       h("label", { for: "contact-name" }, "Name (optional)"),
@@ -283,6 +297,39 @@ async function addContact(e: Event): Promise<void> {
   }
 }
 
+function newGroupView(): void {
+  app.current = null;
+  renderConversations();
+  show(
+    h("h2", { id: "view-title" }, "New group"),
+    h(
+      "form",
+      { id: "new-group", class: "stacked", submit: (e) => void createGroup(e) },
+      h("label", { for: "group-name" }, "Group name"),
+      h("input", { id: "group-name", autocomplete: "off", required: true }),
+      h("label", { for: "group-members" }, "Members (contact names, separated by commas)"),
+      h("input", { id: "group-members", autocomplete: "off", required: true }),
+      h("button", { type: "submit" }, "Create group"),
+    ),
+  );
+  $("group-name").focus();
+}
+
+async function createGroup(e: Event): Promise<void> {
+  e.preventDefault();
+  const name = ($("group-name") as HTMLInputElement).value.trim();
+  const members = ($("group-members") as HTMLInputElement).value.split(",").map((m) => m.trim()).filter(Boolean);
+  try {
+    const group = await api("POST", "/v1/groups", { name, members });
+    status(`Created ${group.name}.`);
+    await loadConversations();
+    const conv = app.convs.find((c) => c.kind === "group" && c.key === group.id);
+    if (conv) await openConversation(conv);
+  } catch (err) {
+    status(`Could not create the group (${(err as ApiError).code ?? "ERROR"}): ${(err as Error).message}`);
+  }
+}
+
 async function myTicketView(): Promise<void> {
   app.current = null;
   renderConversations();
@@ -303,17 +350,21 @@ async function requestsView(): Promise<void> {
   app.requests = requests;
   app.groupRequests = groupRequests;
   renderRequestCount();
-  const items = requests.map((r: Json) =>
+  const items = requests.map((r: Json, i: number) =>
     h(
       "li",
       { class: "request" },
       h("div", {}, `${r.name ?? "Unknown sender"} (${r.uid.slice(0, 12)}…), ${r.envelopes} held`),
       r.safety_number ? h("div", { class: "hint" }, `Safety number: ${r.safety_number}`) : null,
-      h("button", { click: () => void decide(`/v1/requests/${enc(r.uid)}/accept`, "Accepted") }, `Accept ${r.name ?? "request"}`),
+      h("label", { for: `request-name-${i}` }, "Name for this contact"),
       " ",
-      h("button", { click: () => void decide(`/v1/requests/${enc(r.uid)}/decline`, "Declined") }, "Decline"),
+      h("input", { id: `request-name-${i}`, class: "request-name", autocomplete: "off", value: r.name ?? "" }),
       " ",
-      h("button", { click: () => void decide(`/v1/requests/${enc(r.uid)}/block`, "Blocked") }, "Block"),
+      h("button", { type: "button", click: () => void accept(r.uid, i) }, "Accept"),
+      " ",
+      h("button", { type: "button", click: () => void decide(`/v1/requests/${enc(r.uid)}/decline`, "Declined") }, "Decline"),
+      " ",
+      h("button", { type: "button", click: () => void decide(`/v1/requests/${enc(r.uid)}/block`, "Blocked") }, "Block"),
     ),
   );
   const groupItems = groupRequests.map((r: Json) =>
@@ -332,9 +383,14 @@ async function requestsView(): Promise<void> {
   );
 }
 
-async function decide(path: string, done: string): Promise<void> {
+async function accept(uid: string, i: number): Promise<void> {
+  const name = (document.getElementById(`request-name-${i}`) as HTMLInputElement | null)?.value.trim();
+  await decide(`/v1/requests/${enc(uid)}/accept`, "Accepted", name ? { name } : {});
+}
+
+async function decide(path: string, done: string, body: unknown = {}): Promise<void> {
   try {
-    await api("POST", path, {});
+    await api("POST", path, body);
     status(done);
     await loadConversations();
     await requestsView();
@@ -499,6 +555,7 @@ async function start(): Promise<void> {
         "nav",
         { "aria-label": "Main" },
         nav("nav-add", "Add contact", addContactView),
+        nav("nav-group", "New group", newGroupView),
         nav("nav-ticket", "My ticket", myTicketView),
         nav("nav-requests", "Requests", requestsView),
         nav("nav-devices", "Devices", devicesView),

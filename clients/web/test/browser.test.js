@@ -9,16 +9,19 @@
 // - The light client (issue 17): a page served by this test uses the clients/ts browser build:
 //   it pairs with alice's node, messages bob's full node and renders bob's answer.
 //
+// - Also: a file's progress bar reaching 100 % with an image preview, a group created and used,
+//   and a message request from a third node (carol, driven by the API only) accepted in the UI.
+//
 // Screenshots go to $RHIZO_ARTIFACTS (default clients/web/test-artifacts).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, request } from "node:http";
 import { tmpdir } from "node:os";
 import { dirname, extname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-import { BIN, Node, waitFor } from "../../ts/test/support.js";
+import { BIN, Node, waitFor, whenKeyPackages } from "../../ts/test/support.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const WEB = join(here, "..");
@@ -121,7 +124,7 @@ async function shot(page, name) {
   await page.screenshot({ path: join(ARTIFACTS, `${name}.png`) });
 }
 
-async function webUi(browser, alice, bob) {
+async function webUi(browser, alice, bob, carol) {
   const aliceAddr = readFileSync(join(alice.dir, "api.addr"), "utf8").trim();
   const a = await (await browser.newContext({ viewport: { width: 1100, height: 700 } })).newPage();
   const b = await (await browser.newContext({ viewport: { width: 1100, height: 700 } })).newPage();
@@ -178,6 +181,49 @@ async function webUi(browser, alice, bob) {
   await outState(b, "hi alice, web to web", ["read"]);
   await shot(a, "conversation");
   await axeCheck(a, "the conversation");
+
+  // A file: bob sends a picture; alice's open conversation shows its progress reach 100 % and a
+  // preview.
+  const picture = join(bob.dir, "picture.png");
+  writeFileSync(picture, await b.screenshot());
+  await bob.api("POST", "/v1/files", { to: "alice", path: picture, caption: "a picture" });
+  await a.waitForSelector('li.msg.in .file[data-file-state="done"] progress[value="100"]', { timeout: STEP_MS });
+  await a.waitForFunction(() => document.querySelector("img.preview")?.naturalWidth > 0, null, { timeout: STEP_MS });
+  await shot(a, "file");
+
+  // A group: alice creates one with bob and writes to it; bob's UI lists it and shows the text,
+  // and alice sees it delivered to bob's device.
+  await a.click("#nav-group");
+  await a.fill("#group-name", "friends");
+  await a.fill("#group-members", "bob");
+  await a.click("form#new-group button[type=submit]");
+  await a.waitForSelector("#view-title:text('# friends')", { timeout: STEP_MS });
+  await sendInUi(a, "hello friends");
+  await b.waitForSelector('button.conv:has-text("# friends")', { timeout: STEP_MS });
+  await b.click('button.conv:has-text("# friends")');
+  await b.waitForSelector('li.msg.in:has-text("hello friends")', { timeout: STEP_MS });
+  await a.waitForFunction(() => /1\/1 delivered/.test(document.querySelector("li.msg.out .state")?.textContent ?? ""), null, { timeout: STEP_MS });
+  await shot(a, "group");
+
+  // A message request: carol (not a contact) writes to alice, who accepts in the UI.
+  await carol.api("POST", "/v1/contacts", { ticket: (await alice.api("GET", "/v1/invite")).ticket, name: "alice" });
+  await whenKeyPackages("alice's KeyPackages (for carol)", () => carol.api("POST", "/v1/message", { to: "alice", text: "hello from a stranger" }));
+  await a.waitForSelector("#nav-requests:text('Requests (1)')", { timeout: STEP_MS });
+  await a.click("#nav-requests");
+  await a.waitForSelector("#request-name-0");
+  await axeCheck(a, "the requests");
+  await shot(a, "requests");
+  await waitFor("the request accepted", async () => {
+    await a.fill("#request-name-0", "carol");
+    await a.click("li.request button:text('Accept')");
+    await a.waitForFunction(() => /^(Accepted|Failed)/.test(document.getElementById("status").textContent), null, { timeout: STEP_MS });
+    const status = await a.textContent("#status");
+    if (status === "Accepted") return true;
+    if (/NOT_IN_DHT|not found/i.test(status)) return undefined;
+    throw new Error(status);
+  });
+  await a.click('button[data-conv="carol"]');
+  await a.waitForSelector('li.msg.in:has-text("hello from a stranger")', { timeout: STEP_MS });
   await a.click("#nav-health");
   await a.waitForSelector("#health");
   await axeCheck(a, "the health page");
@@ -229,16 +275,18 @@ async function lightClient(browser, alice, bob) {
   }
 }
 
-test("in headless Chromium against two real nodes: the web UI, then a light client", { skip: skipWhy ?? false, timeout: 300_000 }, async () => {
+test("in headless Chromium against real nodes: the web UI, then a light client", { skip: skipWhy ?? false, timeout: 300_000 }, async () => {
   const { chromium } = await import("playwright-core");
   const alice = new Node("alice");
   const bob = new Node("bob");
+  const carol = new Node("carol");
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-proxy-server"] });
   try {
     await alice.start();
     await bob.start(["--bootstrap", await alice.listenAddr()]);
+    await carol.start(["--bootstrap", await alice.listenAddr()]);
     // The web UI first: it makes alice and bob contacts, whom the light client then uses.
-    await webUi(browser, alice, bob);
+    await webUi(browser, alice, bob, carol);
     await lightClient(browser, alice, bob);
   } catch (e) {
     e.message += `\n--- alice ---\n${alice.logs()}\n--- bob ---\n${bob.logs()}`;
@@ -247,5 +295,6 @@ test("in headless Chromium against two real nodes: the web UI, then a light clie
     await browser.close();
     alice.remove();
     bob.remove();
+    carol.remove();
   }
 });
