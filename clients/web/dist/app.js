@@ -384,8 +384,22 @@ async function healthView() {
     )
   );
 }
+function notify(from) {
+  if (typeof Notification === "undefined" || Notification.permission !== "granted" || !document.hidden) return;
+  new Notification("rhizo", { body: `New message from ${from}` });
+}
+async function askNotifications() {
+  if (typeof Notification === "undefined") {
+    status("This browser has no desktop notifications.");
+    return;
+  }
+  const answer = await Notification.requestPermission();
+  status(answer === "granted" ? "Desktop notifications are on." : "Desktop notifications stay off.");
+}
 function onEvent(ev) {
   const c = app.current;
+  if (ev.type === "message_received") notify(ev.contact);
+  if (ev.type === "group_message_received") notify(app.convs.find((x) => x.key === ev.group)?.title ?? "a group");
   switch (ev.type) {
     case "message_received":
       if (c?.kind === "contact" && c.key === ev.contact) void refreshCurrent();
@@ -481,6 +495,7 @@ async function start() {
         nav("nav-requests", "Requests", requestsView),
         nav("nav-devices", "Devices", devicesView),
         nav("nav-health", "Health", healthView),
+        nav("nav-notify", "Notify me", askNotifications),
         nav("nav-logout", "Log out", logout)
       )
     ),
