@@ -41,6 +41,7 @@ use std::{
 };
 
 pub mod agents;
+pub mod light;
 pub mod push;
 
 use anyhow::{Context, anyhow, bail};
