@@ -37,6 +37,39 @@ export interface MessageState {
   state: "queued" | "sent" | "stored" | "delivered" | "read" | "failed" | string;
 }
 
+/** A group as `groups()` lists it (`GET /v1/groups`). */
+export interface Group {
+  id: string;
+  name: string;
+  members: number;
+  role: "admin" | "member" | string;
+  status: "active" | "left" | "removed" | string;
+  unread: number;
+  last_activity: number;
+}
+
+/** A file as `files()` lists it (`GET /v1/files`). */
+export interface FileInfo {
+  id: number;
+  direction: "in" | "out";
+  contact: string | null;
+  name: string;
+  size: number;
+  mime: string;
+  state: "offered" | "downloading" | "done" | "failed" | string;
+  done_bytes: number;
+  total_bytes: number;
+  hash: string;
+  [more: string]: unknown;
+}
+
+/** A group, file or task event, as `GET /v1/events` carries it (docs/local-api.md). */
+export type NodeEvent =
+  | { type: "file_progress"; id: number; state: string; done_bytes: number; total_bytes: number }
+  | { type: "group_message_received"; id: number; group: string; from: string; text: string; sent_at: number }
+  | { type: "group_message_state"; id: number; group: string; state: string; delivered: number; read: number; total: number }
+  | { type: "group_created" | "group_member_added" | "group_member_removed" | "group_renamed" | "group_left" | "group_request" | "task_received" | "task_updated" | "task_assigned"; [field: string]: unknown };
+
 /** An injectable clock (tests use a fake one). */
 export interface Clock {
   setTimeout(f: () => void, ms: number): unknown;
@@ -92,6 +125,13 @@ export declare class MessagingPeer {
   onPeerConnected(handler: (peerId: string) => void): void;
   onConnectionStateChange(handler: (state: ConnectionState) => void): void;
   onMessageState(handler: (state: MessageState) => void): void;
+  /** Group, file and task events. */
+  onEvent(handler: (event: NodeEvent) => void): void;
+  groups(): Promise<Group[]>;
+  sendGroupMessage(group: string, text: string): Promise<{ id: number; state: string; total: number }>;
+  files(): Promise<FileInfo[]>;
+  /** Tasks as `GET /v1/tasks` lists them. */
+  tasks(): Promise<Record<string, unknown>[]>;
 }
 
 export declare function parsePairTicket(text: string): { nodePk: Uint8Array; secret: Uint8Array; createdAt: number; url: string };

@@ -105,7 +105,7 @@ export class MessagingPeer {
     this.credentials = credentials ?? null;
     this.reportCredentials = onCredentials ?? (() => {});
     this.state = "closed";
-    this.handlers = { message: [], error: [], peerDisconnected: [], peerConnected: [], state: [], messageState: [] };
+    this.handlers = { message: [], error: [], peerDisconnected: [], peerConnected: [], state: [], messageState: [], event: [] };
     this.pending = new Map();
     this.nextRequestId = 1;
     this.attempts = 0;
@@ -122,6 +122,8 @@ export class MessagingPeer {
   onPeerConnected(handler) { this.handlers.peerConnected.push(handler); }
   onConnectionStateChange(handler) { this.handlers.state.push(handler); }
   onMessageState(handler) { this.handlers.messageState.push(handler); }
+  /** Group, file and task events, as `GET /v1/events` carries them (`{ type, … }`). */
+  onEvent(handler) { this.handlers.event.push(handler); }
 
   #emit(kind, ...args) {
     for (const h of this.handlers[kind]) {
@@ -250,6 +252,9 @@ export class MessagingPeer {
       case "message_state":
         this.#emit("messageState", { id: message.id, peer: message.peer, state: message.state });
         break;
+      case "event":
+        this.#emit("event", message.event);
+        break;
       case "peer_disconnected":
         this.#emit("peerDisconnected", message.peer);
         break;
@@ -342,5 +347,26 @@ export class MessagingPeer {
   async requestPublicKey(id) {
     const a = await this.#request({ type: "request_public_key", peer: id });
     return { id: a.peer, uid: a.uid, fingerprint: a.fingerprint, safetyNumber: a.safety_number, verified: a.verified, devices: a.devices };
+  }
+
+  /** Our private groups (as `GET /v1/groups`, at most 100). */
+  async groups() {
+    return (await this.#request({ type: "groups" })).groups;
+  }
+
+  /** Sends `text` to the group `group` (its id); resolves with `{ id, state, total }`. */
+  async sendGroupMessage(group, text) {
+    const a = await this.#request({ type: "group_message", group, text });
+    return { id: a.id, state: a.state, total: a.total };
+  }
+
+  /** Files sent and received, newest first (as `GET /v1/files`, at most 100). */
+  async files() {
+    return (await this.#request({ type: "files" })).files;
+  }
+
+  /** Tasks on either side, newest first (as `GET /v1/tasks`, at most 100). */
+  async tasks() {
+    return (await this.#request({ type: "tasks" })).tasks;
   }
 }

@@ -18,6 +18,7 @@
 //! | B14 | agent task round trip, delegate → completed | B2's message p50 on the same pair         |
 //! | B15 | agent tasks/s, 8 in flight                  | B3's 64 B msg/s on the same pair           |
 //! | PUSH | send → shown through mailbox replicas, recipient online but unreachable | the default poll interval (target p50 ≤ 2 s) |
+//! | B16 | light client (/v1/ws) send → delivered      | B2's message p50 on the same pair         |
 //! | SCALE | 100–1,000 real rhizo-net nodes in one process: DHT lookups, gossip, churn, Sybil | issue 19's targets |
 //!
 //! ```text
@@ -31,7 +32,8 @@
 //! - [`report`]: rows, targets, the table and the JSON.
 //! - [`transport`] (B1, and the ping-pong references of B2).
 //! - [`messaging`] (B2, B3, B4; B14, B15 in `messaging::agents`; B13 in `messaging::files`;
-//!   PUSH in `messaging::push`): real in-process rhizo nodes and their local API.
+//!   PUSH in `messaging::push`; B16 in `messaging::light`): real in-process rhizo nodes and their
+//!   local API.
 //! - [`memory`] (B7): a server in a child process (`rhizo-bench --b7-server KIND`).
 //! - [`store`] (B8): durable mailbox ingest.
 //! - [`fanout`] (B10): 50 rhizo-net nodes, direct fan-out against a gossipsub topic and member
@@ -61,9 +63,9 @@ use serde::Serialize;
 use crate::report::{Meta, Report};
 
 /// Every benchmark, in the order they run.
-pub const BENCHMARKS: [&str; 15] = [
+pub const BENCHMARKS: [&str; 16] = [
     "B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9", "B10", "B13", "B14", "B15", "PUSH",
-    "SCALE",
+    "B16", "SCALE",
 ];
 
 /// What to run and how big.
@@ -231,6 +233,11 @@ pub fn run(options: &Options, meta: Meta) -> Report {
         progress("PUSH: mailbox push to an online recipient the sender cannot reach");
         let outcome = with_runtime(messaging::push::run_push(quick));
         report.add("PUSH", outcome, |r| r.rows());
+    }
+    if options.selected("B16") {
+        progress("B16: a light client's round trip over /v1/ws, two in-process rhizo nodes");
+        let outcome = with_runtime(messaging::light::run_light(quick));
+        report.add("B16", outcome, |r| r.rows());
     }
     if options.selected("SCALE") {
         progress("SCALE: real rhizo-net nodes on the memory transport");

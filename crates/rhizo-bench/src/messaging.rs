@@ -31,7 +31,8 @@
 //!
 //! Files: `messaging.rs` (B2, B3, B4 and their figures), `messaging/harness.rs` (in-process
 //! nodes, API clients, event streams, the warm pair), `messaging/agents.rs` (B14, B15),
-//! `messaging/push.rs` (PUSH: mailbox push latency), `messaging/files.rs` (B13).
+//! `messaging/push.rs` (PUSH: mailbox push latency), `messaging/files.rs` (B13),
+//! `messaging/light.rs` (B16).
 
 use std::{
     collections::HashMap,
@@ -42,6 +43,7 @@ use std::{
 
 pub mod agents;
 pub mod files;
+pub mod light;
 pub mod push;
 
 use anyhow::{Context, anyhow, bail};

@@ -5,6 +5,8 @@
 //! `/message`) and `/metrics` are aliases. The routes are one table, [`ROUTES`], from which
 //! [`router`] is built; `docs/local-api.md` documents each one (a drift test keeps the two equal).
 //!
+//! The web UI's pages are under `/ui/` ([`web`]); its session cookie stands in for the token.
+//!
 //! Errors are `{"error": "...", "code": "..."}` with a fitting status.
 
 mod errors;
@@ -44,6 +46,7 @@ mod groups;
 mod manage;
 mod pairing;
 mod tasks;
+pub mod web;
 pub mod ws;
 
 use a2a::{a2a_card, a2a_rpc};
@@ -198,6 +201,7 @@ pub(crate) struct ApiInner {
     pub(crate) started: Instant,
     pub(crate) requests: AtomicU64,
     pub(crate) light: ws::LightApi,
+    pub(crate) web: web::WebSessions,
 }
 
 impl ApiState {
@@ -231,6 +235,7 @@ impl ApiState {
                 started: Instant::now(),
                 requests: AtomicU64::new(0),
                 light,
+                web: web::WebSessions::default(),
             }),
         }
     }
@@ -293,8 +298,12 @@ pub(crate) fn unauthorized() -> Response {
     response
 }
 
+/// Lets through requests with the bearer token, or with the web UI's session cookie from the
+/// UI's own origin ([`web`]).
 async fn require_token(State(state): State<ApiState>, request: Request, next: Next) -> Response {
-    if !bearer_matches(&request, &state.inner.token_digest) {
+    if !bearer_matches(&request, &state.inner.token_digest)
+        && !web::cookie_matches(&request, &state.inner.web)
+    {
         return unauthorized();
     }
     state.inner.requests.fetch_add(1, Ordering::Relaxed);

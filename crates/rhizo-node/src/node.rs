@@ -496,6 +496,13 @@ fn spawn_api(
     let (api_stop_tx, api_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let api_task = tokio::spawn(async move {
         let app = api::router(state);
+        // Small answers and events (the light clients' frames on /v1/ws) would otherwise wait
+        // for delayed ACKs under Nagle: ~40 ms each.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                warn!(error = %e, "cannot set TCP_NODELAY on a local API connection");
+            }
+        });
         let result = axum::serve(listener, app)
             .with_graceful_shutdown(async {
                 let _ = api_stop_rx.await;

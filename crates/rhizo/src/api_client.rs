@@ -50,6 +50,11 @@ impl ApiClient {
         })
     }
 
+    /// The API's base URL (`http://ADDR`).
+    pub(crate) fn base(&self) -> &str {
+        &self.base
+    }
+
     /// The same client, waiting up to `timeout` for each answer (for a route that itself waits
     /// longer than the usual bound, e.g. `agents ask`).
     pub(crate) fn waiting(mut self, timeout: Duration) -> anyhow::Result<Self> {

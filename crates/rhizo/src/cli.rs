@@ -86,6 +86,8 @@ pub(crate) enum Command {
     Chat(ChatArgs),
     /// Full-screen terminal UI: conversations, delivery ticks, requests, groups (F1: keys)
     Tui,
+    /// Web UI: print a one-time login link for the running node's browser UI (opens nothing)
+    Ui,
     /// Private groups (MLS, up to 1,000 members): create, add, remove, leave, rename, list,
     /// info, and invitations
     #[command(subcommand)]

@@ -24,6 +24,7 @@ mod run;
 mod shell;
 mod status;
 pub(crate) mod task;
+mod ui;
 
 use std::path::PathBuf;
 
@@ -55,6 +56,7 @@ pub(crate) async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Files(args) => files::run(&load_config(&cli, None)?, args).await,
         Command::Chat(args) => chat::chat(&load_config(&cli, None)?, args).await,
         Command::Tui => crate::tui::run(&load_config(&cli, None)?).await,
+        Command::Ui => ui::run(&load_config(&cli, None)?).await,
         Command::Group(c) => group::run(&load_config(&cli, None)?, c).await,
         Command::Device(c) => device::run(&load_config(&cli, None)?, c).await,
         Command::Pair(args) => pair::run(&load_config(&cli, None)?, args).await,

@@ -2,8 +2,9 @@
 //! against which `docs/local-api.md` is checked (the drift test in `crates/rhizo/tests`).
 //!
 //! Every route lives under `/v1/`, except the A2A binding's (`/a2a/{agent}/…`, the paths A2A
-//! clients expect below an agent's URL). The paths of seed 004 (`/health`, `/peers`, `/stats`,
-//! `/public-key`, `/message`) and the early `/metrics` stay as **aliases**: rows whose
+//! clients expect below an agent's URL) and the web UI's pages (`/ui/…`). The paths of seed 004
+//! (`/health`, `/peers`, `/stats`, `/public-key`, `/message`) and the early `/metrics` stay as
+//! **aliases**: rows whose
 //! [`Route::alias_of`] names the `/v1/` route they answer exactly like (same handler, same auth).
 
 use axum::{
@@ -158,6 +159,12 @@ pub(crate) enum Endpoint {
     UpdateConversation,
     DeleteConversation,
     DeleteMessage,
+    UiIndex,
+    UiAppJs,
+    UiAppCss,
+    UiLogin,
+    UiLoginLink,
+    UiLogout,
 }
 
 /// One row of the route table.
@@ -306,6 +313,12 @@ pub const ROUTES: &[Route] = &[
     v1(   Get,    "/v1/files/{id}/info",                  Token, E::FileInfo,                "one file's state and progress"),
     v1(   Post,   "/v1/files/{id}/fetch",                 Token, E::FetchFile,               "fetch a received file from its holders"),
     v1(   Post,   "/v1/files/{id}/save",                  Token, E::SaveFile,                "decrypt a complete file to a path on this machine"),
+    v1(   Post,   "/v1/ui/login-link",                    Token, E::UiLoginLink,             "a one-time login link for the web UI (`rhizo ui`)"),
+    v1(   Post,   "/v1/ui/logout",                        Token, E::UiLogout,                "end the web UI session of the calling cookie"),
+    v1(   Get,    "/ui/",                                 Open,  E::UiIndex,                 "the web UI's page (loopback Host only, strict CSP)"),
+    v1(   Get,    "/ui/app.js",                           Open,  E::UiAppJs,                 "the web UI's script"),
+    v1(   Get,    "/ui/app.css",                          Open,  E::UiAppCss,                "the web UI's style sheet"),
+    v1(   Get,    "/ui/login",                            Open,  E::UiLogin,                 "spend a one-time login code: sets the session cookie, redirects to /ui/"),
     alias(Get,    "/health",                              Open,  E::Health,                  "/v1/health"),
     alias(Get,    "/stats",                               Token, E::Stats,                   "/v1/stats"),
     alias(Get,    "/peers",                               Token, E::Peers,                   "/v1/peers"),
@@ -408,6 +421,12 @@ fn handler(endpoint: Endpoint, method: Method) -> MethodRouter<ApiState> {
         E::UpdateConversation => on(m, super::manage::update_conversation),
         E::DeleteConversation => on(m, super::manage::delete_conversation),
         E::DeleteMessage => on(m, super::manage::delete_message),
+        E::UiIndex => on(m, super::web::index),
+        E::UiAppJs => on(m, super::web::app_js),
+        E::UiAppCss => on(m, super::web::app_css),
+        E::UiLogin => on(m, super::web::login),
+        E::UiLoginLink => on(m, super::web::login_link),
+        E::UiLogout => on(m, super::web::logout),
     }
 }
 
@@ -445,8 +464,10 @@ mod tests {
         for r in ROUTES {
             match r.alias_of {
                 None => assert!(
-                    r.path.starts_with("/v1/") || r.path.starts_with("/a2a/"),
-                    "{} is not under /v1/ (or the A2A binding's /a2a/)",
+                    r.path.starts_with("/v1/")
+                        || r.path.starts_with("/a2a/")
+                        || r.path.starts_with("/ui/"),
+                    "{} is not under /v1/ (or the A2A binding's /a2a/, or the web UI's /ui/)",
                     r.path
                 ),
                 Some(of) => {
@@ -476,7 +497,7 @@ mod tests {
     }
 
     #[test]
-    fn rows_are_unique_and_only_health_and_the_light_socket_are_open() {
+    fn rows_are_unique_and_only_health_the_light_socket_and_the_ui_pages_are_open() {
         let mut seen = HashSet::new();
         for r in ROUTES {
             assert!(
@@ -485,8 +506,17 @@ mod tests {
                 r.method.as_str(),
                 r.path
             );
-            // `/v1/ws` authenticates inside its paired channel (browsers cannot send a token).
-            let open = matches!(r.endpoint, Endpoint::Health | Endpoint::LightWs);
+            // `/v1/ws` authenticates inside its paired channel (browsers cannot send a token);
+            // the web UI's pages are public assets, and its login spends a one-time code.
+            let open = matches!(
+                r.endpoint,
+                Endpoint::Health
+                    | Endpoint::LightWs
+                    | Endpoint::UiIndex
+                    | Endpoint::UiAppJs
+                    | Endpoint::UiAppCss
+                    | Endpoint::UiLogin
+            );
             assert_eq!(r.auth == Open, open, "{} auth", r.path);
         }
     }

@@ -15,6 +15,7 @@
 //! malformed, 4401 unknown or revoked client, 4403 handshake failed, 4408 too slow); a frame
 //! that is replayed, reordered or altered closes it with 4409.
 
+mod more;
 pub mod protocol;
 
 use std::collections::HashSet;
@@ -423,6 +424,7 @@ async fn answer(state: &ApiState, client_id: &str, plaintext: &[u8]) -> ServerMe
             Err(e) => messaging_failure(request_id, &MessagingError::from(e)),
         },
         ClientMessage::Ping { request_id } => ServerMessage::Pong { request_id },
+        other => more::answer(state, other).await,
     }
 }
 

@@ -41,6 +41,35 @@ pub enum ClientMessage {
         /// The text.
         text: String,
     },
+    /// Lists our private groups: answered with `groups`.
+    Groups {
+        /// Echoed.
+        #[serde(default)]
+        request_id: Option<u64>,
+    },
+    /// Sends a text to a group: answered with `group_message_state`, then `event`s
+    /// (`group_message_state`) as receipts come in.
+    GroupMessage {
+        /// Echoed.
+        #[serde(default)]
+        request_id: Option<u64>,
+        /// The group's id.
+        group: String,
+        /// The text.
+        text: String,
+    },
+    /// Lists files sent and received: answered with `files`.
+    Files {
+        /// Echoed.
+        #[serde(default)]
+        request_id: Option<u64>,
+    },
+    /// Lists tasks on either side, newest first: answered with `tasks`.
+    Tasks {
+        /// Echoed.
+        #[serde(default)]
+        request_id: Option<u64>,
+    },
     /// Keep-alive: answered with `pong`.
     Ping {
         /// Echoed.
@@ -133,6 +162,45 @@ pub enum ServerMessage {
         /// The contact's name.
         peer: String,
     },
+    /// The answer to `groups`: `GET /v1/groups`'s items (at most [`MAX_LIST`]).
+    Groups {
+        /// Echoed.
+        request_id: Option<u64>,
+        /// The groups.
+        groups: serde_json::Value,
+    },
+    /// The answer to `group_message`: its id, state and how many member devices it went to.
+    GroupMessageState {
+        /// Echoed.
+        request_id: Option<u64>,
+        /// Message id.
+        id: i64,
+        /// The group's id.
+        group: String,
+        /// The state.
+        state: String,
+        /// Member devices it went to.
+        total: u32,
+    },
+    /// The answer to `files`: `GET /v1/files`'s items (at most [`MAX_LIST`]).
+    Files {
+        /// Echoed.
+        request_id: Option<u64>,
+        /// The files, newest first.
+        files: serde_json::Value,
+    },
+    /// The answer to `tasks`: `GET /v1/tasks`'s items (at most [`MAX_LIST`]).
+    Tasks {
+        /// Echoed.
+        request_id: Option<u64>,
+        /// The tasks, newest first.
+        tasks: serde_json::Value,
+    },
+    /// A group, file or task event, exactly as `GET /v1/events` carries it.
+    Event {
+        /// The event (`group_message_received`, `file_progress`, `task_updated`, …).
+        event: ApiEvent,
+    },
     /// The answer to `ping`.
     Pong {
         /// Echoed.
@@ -148,6 +216,9 @@ pub enum ServerMessage {
         message: String,
     },
 }
+
+/// Most items a list answer (`groups`, `files`, `tasks`) carries, so it fits one frame.
+pub const MAX_LIST: usize = 100;
 
 /// The WebSocket-only error codes (the others are the HTTP API's).
 pub mod codes {
@@ -192,6 +263,18 @@ impl ServerMessage {
                 peer: contact,
                 state,
             }),
+            ApiEvent::GroupCreated { .. }
+            | ApiEvent::GroupMessageReceived { .. }
+            | ApiEvent::GroupMessageState { .. }
+            | ApiEvent::GroupMemberAdded { .. }
+            | ApiEvent::GroupMemberRemoved { .. }
+            | ApiEvent::GroupRenamed { .. }
+            | ApiEvent::GroupLeft { .. }
+            | ApiEvent::GroupRequest { .. }
+            | ApiEvent::FileProgress { .. }
+            | ApiEvent::TaskReceived { .. }
+            | ApiEvent::TaskUpdated { .. }
+            | ApiEvent::TaskAssigned { .. } => Some(Self::Event { event }),
             _ => None,
         }
     }

@@ -62,3 +62,78 @@ fn server_messages_serialise_as_documented() {
         serde_json::json!({"type":"peer_disconnected","peer":"bob"})
     );
 }
+
+#[test]
+fn group_file_and_task_events_reach_light_clients_as_events() {
+    let progress = ApiEvent::FileProgress {
+        id: 9,
+        state: "done".into(),
+        done_bytes: 10,
+        total_bytes: 10,
+    };
+    let m = ServerMessage::from_event(progress).unwrap();
+    assert_eq!(
+        serde_json::to_value(&m).unwrap(),
+        serde_json::json!({"type":"event","event":{"type":"file_progress","id":9,"state":"done","done_bytes":10,"total_bytes":10}})
+    );
+    let group = ApiEvent::GroupMessageReceived {
+        id: 3,
+        group: "ab".into(),
+        from: "UID".into(),
+        text: "hi".into(),
+        sent_at: 1,
+    };
+    assert!(matches!(
+        ServerMessage::from_event(group),
+        Some(ServerMessage::Event { .. })
+    ));
+    assert_eq!(
+        ServerMessage::from_event(ApiEvent::ContactAdded { name: "x".into() }),
+        None
+    );
+}
+
+#[test]
+fn the_group_file_and_task_requests_parse_as_documented() {
+    let m: ClientMessage = serde_json::from_str(
+        r#"{"type":"group_message","request_id":4,"group":"ab12","text":"hi all"}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        m,
+        ClientMessage::GroupMessage {
+            request_id: Some(4),
+            group: "ab12".into(),
+            text: "hi all".into()
+        }
+    );
+    for (text, want) in [
+        (
+            r#"{"type":"groups"}"#,
+            ClientMessage::Groups { request_id: None },
+        ),
+        (
+            r#"{"type":"files","request_id":1}"#,
+            ClientMessage::Files {
+                request_id: Some(1),
+            },
+        ),
+        (
+            r#"{"type":"tasks"}"#,
+            ClientMessage::Tasks { request_id: None },
+        ),
+    ] {
+        assert_eq!(serde_json::from_str::<ClientMessage>(text).unwrap(), want);
+    }
+    let state = ServerMessage::GroupMessageState {
+        request_id: Some(4),
+        id: 12,
+        group: "ab12".into(),
+        state: "sent".into(),
+        total: 2,
+    };
+    assert_eq!(
+        serde_json::to_value(&state).unwrap(),
+        serde_json::json!({"type":"group_message_state","request_id":4,"id":12,"group":"ab12","state":"sent","total":2})
+    );
+}

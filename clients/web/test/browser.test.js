@@ -1,0 +1,300 @@
+// rhizo in a real browser: headless Chromium (Debian's `chromium`, driven by playwright-core with
+// `executablePath`; Playwright's own browsers are never downloaded) against two real `rhizo`
+// nodes on 127.0.0.1 (RHIZO_BIN names the binary; .ci/run sets it).
+//
+// - The web UI (issue 18): log in through `rhizo ui`'s link, add a contact by ticket on both
+//   sides, exchange messages both ways, see delivered and read change live, axe-core finds no
+//   serious violations; the cookie is HttpOnly and SameSite=Strict, a foreign Host or Origin is
+//   refused.
+// - The light client (issue 17): a page served by this test uses the clients/ts browser build:
+//   it pairs with alice's node, messages bob's full node and renders bob's answer.
+//
+// - Also: a file's progress bar reaching 100 % with an image preview, a group created and used,
+//   and a message request from a third node (carol, driven by the API only) accepted in the UI.
+//
+// Screenshots go to $RHIZO_ARTIFACTS (default clients/web/test-artifacts).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, request } from "node:http";
+import { tmpdir } from "node:os";
+import { dirname, extname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+import { BIN, Node, waitFor, whenKeyPackages } from "../../ts/test/support.js";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const WEB = join(here, "..");
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const ARTIFACTS = process.env.RHIZO_ARTIFACTS ?? join(WEB, "test-artifacts");
+const STEP_MS = 60_000;
+
+/** Why the browser tests cannot run here, or null. */
+async function missing() {
+  if (!BIN) return "RHIZO_BIN is not set";
+  if (!existsSync(CHROMIUM)) return `no Chromium at ${CHROMIUM} (apt-get install chromium)`;
+  try {
+    await import("playwright-core");
+  } catch {
+    return "playwright-core is not installed (npm ci in clients/web)";
+  }
+  return null;
+}
+
+const skipWhy = await missing();
+if (skipWhy) {
+  console.log("************************************************************************");
+  console.log(`SKIPPED: the browser tests (clients/web/test/browser.test.js): ${skipWhy}`);
+  console.log("************************************************************************");
+}
+
+test("dist/ is what src/ builds to (the node embeds dist/)", async () => {
+  const { execFileSync } = await import("node:child_process");
+  const out = mkdtempSync(join(tmpdir(), "rhizo-web-dist-"));
+  try {
+    execFileSync(process.execPath, [join(WEB, "build.mjs"), out]);
+    for (const file of ["index.html", "app.js", "app.css"]) {
+      assert.equal(readFileSync(join(out, file), "utf8"), readFileSync(join(WEB, "dist", file), "utf8"), `dist/${file} is stale: run npm run build in clients/web`);
+    }
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
+
+/** GET `path` on `addr` with the given headers; resolves with the status. */
+function rawGet(addr, path, headers) {
+  const [host, port] = addr.split(":");
+  return new Promise((resolve, reject) => {
+    const req = request({ host, port, path, method: "GET", headers }, (res) => {
+      res.resume();
+      resolve(res.statusCode);
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+/** Logs `page` in to `node`'s web UI with a fresh `rhizo ui` link. */
+async function logIn(page, node) {
+  const link = node.cli(["ui"]).split("\n")[0].trim();
+  assert.match(link, /^http:\/\/127\.0\.0\.1:\d+\/ui\/login\?code=[0-9a-f]{64}$/);
+  await page.goto(link);
+  await page.waitForSelector("#nav-add", { timeout: STEP_MS });
+  return link;
+}
+
+/** Sends `text` in the open conversation, retrying while the contact's KeyPackages are not found. */
+async function sendInUi(page, text) {
+  await waitFor(`"${text}" sent`, async () => {
+    await page.evaluate(() => (document.getElementById("status").textContent = ""));
+    await page.fill("#compose-text", text);
+    await page.press("#compose-text", "Enter");
+    await page.waitForFunction(
+      (t) => [...document.querySelectorAll("li.msg.out .text")].some((e) => e.textContent === t) || document.getElementById("status").textContent.startsWith("Not sent"),
+      text,
+      { timeout: STEP_MS },
+    );
+    const status = await page.textContent("#status");
+    if (!status.startsWith("Not sent")) return true;
+    if (status.includes("NO_KEY_PACKAGES")) return undefined;
+    throw new Error(status);
+  });
+}
+
+/** Waits until our message `text` on `page` shows one of `states`. */
+function outState(page, text, states) {
+  return page.waitForFunction(
+    ([t, s]) => [...document.querySelectorAll("li.msg.out")].some((li) => li.querySelector(".text")?.textContent === t && s.includes(li.querySelector(".state")?.dataset.state)),
+    [text, states],
+    { timeout: STEP_MS },
+  );
+}
+
+/** Runs axe-core on `page`; fails on serious or critical violations. */
+async function axeCheck(page, what) {
+  const source = readFileSync(join(WEB, "node_modules/axe-core/axe.min.js"), "utf8");
+  await page.evaluate(source);
+  const result = await page.evaluate(() => globalThis.axe.run(document, { resultTypes: ["violations"] }));
+  const bad = result.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+  assert.deepEqual(bad.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(" ")).join(", ")})`), [], `axe-core on ${what}`);
+}
+
+async function shot(page, name) {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`) });
+}
+
+async function webUi(browser, alice, bob, carol) {
+  const aliceAddr = readFileSync(join(alice.dir, "api.addr"), "utf8").trim();
+  const a = await (await browser.newContext({ viewport: { width: 1100, height: 700 } })).newPage();
+  const b = await (await browser.newContext({ viewport: { width: 1100, height: 700 } })).newPage();
+
+  // Without logging in: the page says how; a used or unknown code is refused.
+  await a.goto(`http://${aliceAddr}/ui/`);
+  await a.waitForSelector("text=Not logged in");
+  const link = await logIn(a, alice);
+  assert.equal((await a.goto(link)).status(), 401, "a login code works once");
+  await a.goto(`http://${aliceAddr}/ui/`);
+  await a.waitForSelector("#nav-add");
+  const [cookie] = await a.context().cookies();
+  assert.equal(cookie.name, "rhizo_ui");
+  assert.equal(cookie.httpOnly, true);
+  assert.equal(cookie.sameSite, "Strict");
+  const page = await a.request.get(`http://${aliceAddr}/ui/`);
+  assert.match(page.headers()["content-security-policy"], /default-src 'none'; script-src 'self'/);
+  // DNS rebinding and cross-site: a foreign Host, or the cookie from another origin, is refused.
+  assert.equal(await rawGet(aliceAddr, "/ui/", { host: "rebound.example" }), 403);
+  const session = `rhizo_ui=${cookie.value}`;
+  assert.equal(await rawGet(aliceAddr, "/v1/contacts", { cookie: session }), 200);
+  assert.equal(await rawGet(aliceAddr, "/v1/contacts", { cookie: session, host: "rebound.example" }), 401);
+  assert.equal(await rawGet(aliceAddr, "/v1/contacts", { cookie: session, origin: "http://127.0.0.1:1" }), 401);
+  assert.equal(await rawGet(aliceAddr, "/v1/contacts", { cookie: session, "sec-fetch-site": "cross-site" }), 401);
+  await logIn(b, bob);
+
+  // Each adds the other by ticket, in the UI.
+  for (const [page, other] of [[a, b], [b, a]]) {
+    await other.click("#nav-ticket");
+    const ticket = await other.inputValue("#my-ticket");
+    await page.click("#nav-add");
+    await page.fill("#ticket", ticket);
+    if (page === a) await shot(page, "add-contact");
+    await page.click("form#add-contact button[type=submit]");
+    await page.waitForSelector("#compose-text", { timeout: STEP_MS });
+  }
+  await b.click("#nav-health");
+  await b.waitForSelector("#health");
+
+  // alice → bob: delivered while bob looks elsewhere, read once he opens it, all live.
+  await a.click('button[data-conv="bob"]');
+  await a.waitForSelector("#compose-text");
+  await sendInUi(a, "hello bob, from the web");
+  await outState(a, "hello bob, from the web", ["delivered"]);
+  await b.waitForSelector('button[aria-label="alice, 1 unread"]', { timeout: STEP_MS });
+  await shot(b, "conversations");
+  await b.click('button[data-conv="alice"]');
+  await b.waitForSelector('li.msg.in:has-text("hello bob, from the web")');
+  await outState(a, "hello bob, from the web", ["read"]);
+
+  // bob → alice: it shows in alice's open conversation, and bob sees it read.
+  await sendInUi(b, "hi alice, web to web");
+  await a.waitForSelector('li.msg.in:has-text("hi alice, web to web")', { timeout: STEP_MS });
+  await outState(b, "hi alice, web to web", ["read"]);
+  await shot(a, "conversation");
+  await axeCheck(a, "the conversation");
+
+  // A file: bob sends a picture; alice's open conversation shows its progress reach 100 % and a
+  // preview.
+  const picture = join(bob.dir, "picture.png");
+  writeFileSync(picture, await b.screenshot());
+  await bob.api("POST", "/v1/files", { to: "alice", path: picture, caption: "a picture" });
+  await a.waitForSelector('li.msg.in .file[data-file-state="done"] progress[value="100"]', { timeout: STEP_MS });
+  await a.waitForFunction(() => document.querySelector("img.preview")?.naturalWidth > 0, null, { timeout: STEP_MS });
+  await shot(a, "file");
+
+  // A group: alice creates one with bob and writes to it; bob's UI lists it and shows the text,
+  // and alice sees it delivered to bob's device.
+  await a.click("#nav-group");
+  await a.fill("#group-name", "friends");
+  await a.fill("#group-members", "bob");
+  await a.click("form#new-group button[type=submit]");
+  await a.waitForSelector("#view-title:text('# friends')", { timeout: STEP_MS });
+  await sendInUi(a, "hello friends");
+  await b.waitForSelector('button.conv:has-text("# friends")', { timeout: STEP_MS });
+  await b.click('button.conv:has-text("# friends")');
+  await b.waitForSelector('li.msg.in:has-text("hello friends")', { timeout: STEP_MS });
+  await a.waitForFunction(() => /1\/1 delivered/.test(document.querySelector("li.msg.out .state")?.textContent ?? ""), null, { timeout: STEP_MS });
+  await shot(a, "group");
+
+  // A message request: carol (not a contact) writes to alice, who accepts in the UI.
+  await carol.api("POST", "/v1/contacts", { ticket: (await alice.api("GET", "/v1/invite")).ticket, name: "alice" });
+  await whenKeyPackages("alice's KeyPackages (for carol)", () => carol.api("POST", "/v1/message", { to: "alice", text: "hello from a stranger" }));
+  await a.waitForSelector("#nav-requests:text('Requests (1)')", { timeout: STEP_MS });
+  await a.click("#nav-requests");
+  await a.waitForSelector("#request-name-0");
+  await axeCheck(a, "the requests");
+  await shot(a, "requests");
+  await waitFor("the request accepted", async () => {
+    await a.fill("#request-name-0", "carol");
+    await a.click("li.request button:text('Accept')");
+    await a.waitForFunction(() => /^(Accepted|Failed)/.test(document.getElementById("status").textContent), null, { timeout: STEP_MS });
+    const status = await a.textContent("#status");
+    if (status === "Accepted") return true;
+    if (/NOT_IN_DHT|not found/i.test(status)) return undefined;
+    throw new Error(status);
+  });
+  await a.click('button[data-conv="carol"]');
+  await a.waitForSelector('li.msg.in:has-text("hello from a stranger")', { timeout: STEP_MS });
+  await a.click("#nav-health");
+  await a.waitForSelector("#health");
+  await axeCheck(a, "the health page");
+  await shot(a, "health");
+}
+
+/** Serves the light-client page and the clients/ts browser build from a temp dir. */
+async function servePage() {
+  const { build } = await import("esbuild");
+  const dir = mkdtempSync(join(tmpdir(), "rhizo-light-page-"));
+  await build({ entryPoints: [join(WEB, "../ts/src/index.js")], outfile: join(dir, "light.js"), bundle: true, format: "esm", platform: "browser", logLevel: "warning" });
+  const types = { ".html": "text/html", ".js": "text/javascript" };
+  const server = createServer((req, res) => {
+    const name = req.url === "/" ? "index.html" : req.url.slice(1);
+    const path = name === "light.js" ? join(dir, name) : join(here, "light-page", name);
+    if (!/^[a-z.]+$/.test(name) || !existsSync(path)) {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(200, { "content-type": types[extname(path)] ?? "application/octet-stream" });
+    res.end(readFileSync(path));
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { url: `http://127.0.0.1:${server.address().port}/`, close: () => (server.close(), rmSync(dir, { recursive: true, force: true })) };
+}
+
+async function lightClient(browser, alice, bob) {
+  const served = await servePage();
+  try {
+    const page = await (await browser.newContext()).newPage();
+    await page.goto(served.url);
+    const ticket = alice.cli(["pair", "--no-qr", "--name", "browser"]).split("\n").find((l) => l.startsWith("rhz1pair"));
+    await page.fill("#ticket", ticket);
+    await page.click("#pair button");
+    await page.waitForSelector("#state:text('connected')", { timeout: STEP_MS });
+    await page.fill("#to", "bob");
+    await page.fill("#text", "from a browser light client");
+    await page.click("#send button");
+    await page.waitForSelector('li.sent[data-state="delivered"], li.sent[data-state="read"]', { timeout: STEP_MS });
+    await waitFor("bob has the text", async () => {
+      const history = await bob.api("GET", "/v1/conversations/alice/messages");
+      return history.some((m) => m.text === "from a browser light client") ? true : undefined;
+    });
+    await bob.api("POST", "/v1/message", { to: "alice", text: "to the browser" });
+    await page.waitForSelector('li.received:text("bob: to the browser")', { timeout: STEP_MS });
+    await shot(page, "light-client");
+  } finally {
+    served.close();
+  }
+}
+
+test("in headless Chromium against real nodes: the web UI, then a light client", { skip: skipWhy ?? false, timeout: 300_000 }, async () => {
+  const { chromium } = await import("playwright-core");
+  const alice = new Node("alice");
+  const bob = new Node("bob");
+  const carol = new Node("carol");
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-proxy-server"] });
+  try {
+    await alice.start();
+    await bob.start(["--bootstrap", await alice.listenAddr()]);
+    await carol.start(["--bootstrap", await alice.listenAddr()]);
+    // The web UI first: it makes alice and bob contacts, whom the light client then uses.
+    await webUi(browser, alice, bob, carol);
+    await lightClient(browser, alice, bob);
+  } catch (e) {
+    e.message += `\n--- alice ---\n${alice.logs()}\n--- bob ---\n${bob.logs()}`;
+    throw e;
+  } finally {
+    await browser.close();
+    alice.remove();
+    bob.remove();
+    carol.remove();
+  }
+});
