@@ -39,6 +39,9 @@ pub const PASSPHRASE_FILE_ENV: &str = "RHIZO_PASSPHRASE_FILE";
 /// Environment variable naming a file that holds the new passphrase (`rhizo passphrase change`
 /// without a terminal).
 pub const NEW_PASSPHRASE_FILE_ENV: &str = "RHIZO_NEW_PASSPHRASE_FILE";
+/// Environment variable naming a file that holds a backup's passphrase (`rhizo backup` and
+/// `rhizo restore` without a terminal).
+pub const BACKUP_PASSPHRASE_FILE_ENV: &str = "RHIZO_BACKUP_PASSPHRASE_FILE";
 /// Longest passphrase accepted (a passphrase file is read with this cap).
 pub const MAX_PASSPHRASE_BYTES: usize = 1024;
 

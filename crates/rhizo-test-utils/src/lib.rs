@@ -71,6 +71,9 @@ pub struct TestNode {
     peer_id: String,
     uid: String,
     http: reqwest::blocking::Client,
+    /// Environment variables given to every `rhizo` this node runs (e.g. the passphrase file
+    /// of an encrypted data dir).
+    env: Vec<(String, String)>,
 }
 
 impl TestNode {
@@ -86,6 +89,17 @@ impl TestNode {
     }
 
     fn init_with(bin: &Path, name: &str, init: &[&str]) -> anyhow::Result<Self> {
+        Self::init_with_env(bin, name, init, &[])
+    }
+
+    /// Creates a data dir with `rhizo <init…>` (e.g. `init --passphrase`), with `env` given
+    /// to every `rhizo` this node runs from then on.
+    pub fn init_with_env(
+        bin: &Path,
+        name: &str,
+        init: &[&str],
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix(&format!("rhizo-test-{name}-"))
             .tempdir()?;
@@ -102,6 +116,10 @@ impl TestNode {
             peer_id: String::new(),
             uid: String::new(),
             http,
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                .collect(),
         };
         let out = node.cli(init)?;
         if !out.status.success() {
@@ -115,6 +133,12 @@ impl TestNode {
         node.peer_id = id["peer_id"].as_str().unwrap_or_default().to_string();
         node.uid = id["uid"].as_str().unwrap_or_default().to_string();
         Ok(node)
+    }
+
+    /// Sets (or replaces) an environment variable for every `rhizo` this node runs from now on.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_string(), value.to_string()));
     }
 
     /// The data dir.
@@ -146,6 +170,7 @@ impl TestNode {
             .env_remove("RUST_LOG")
             .env("RHIZO_MDNS", "false")
             .env("XDG_CONFIG_HOME", self.dir.path().join("no-config"))
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(File::create(&out_path)?)
             .stderr(File::create(&err_path)?)
@@ -230,6 +255,7 @@ impl TestNode {
             .env("RUST_LOG", "info,rhizo_net=debug,rhizo_node=debug")
             .env("RHIZO_MDNS", "false")
             .env("XDG_CONFIG_HOME", self.dir.path().join("no-config"))
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(stdout)
             .stderr(stderr)
