@@ -32,6 +32,10 @@
 //! Files: `messaging.rs` (B2, B3, B4 and their figures), `messaging/harness.rs` (in-process
 //! nodes, API clients, event streams, the warm pair), `messaging/agents.rs` (B14, B15).
 
+/// Whether the nodes of these benchmarks run on encrypted stores (`--encrypted-store`).
+pub static ENCRYPTED_STORE: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
 use std::{
     collections::HashMap,
     path::Path,

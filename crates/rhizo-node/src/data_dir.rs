@@ -25,7 +25,7 @@ use std::{
 use rhizo_core::{DeviceCertificate, DeviceKey, RootKey, RootPublicKey, Uid};
 use zeroize::Zeroizing;
 
-use crate::vault::{SEALED_FILE_OVERHEAD, SEALED_FILE_MAGIC, VaultError, VaultKey};
+use crate::vault::{SEALED_FILE_MAGIC, SEALED_FILE_OVERHEAD, VaultError, VaultKey};
 
 mod companion;
 

@@ -307,7 +307,13 @@ impl VaultKey {
         let aad = [&SEALED_FILE_MAGIC[..], name.as_bytes()].concat();
         let sealed = self
             .file_cipher()
-            .encrypt((&nonce).into(), Payload { msg: secret, aad: &aad })
+            .encrypt(
+                (&nonce).into(),
+                Payload {
+                    msg: secret,
+                    aad: &aad,
+                },
+            )
             .map_err(|_| VaultError::Crypto("sealing a key file failed".into()))?;
         Ok([&SEALED_FILE_MAGIC[..], &nonce, &sealed].concat())
     }
@@ -319,11 +325,19 @@ impl VaultKey {
         bytes: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, VaultError> {
         let damaged = || VaultError::Damaged(format!("{name} does not open with the vault key"));
-        let rest = bytes.strip_prefix(&SEALED_FILE_MAGIC[..]).ok_or_else(damaged)?;
+        let rest = bytes
+            .strip_prefix(&SEALED_FILE_MAGIC[..])
+            .ok_or_else(damaged)?;
         let (nonce, sealed) = rest.split_at_checked(NONCE_BYTES).ok_or_else(damaged)?;
         let aad = [&SEALED_FILE_MAGIC[..], name.as_bytes()].concat();
         self.file_cipher()
-            .decrypt(nonce.into(), Payload { msg: sealed, aad: &aad })
+            .decrypt(
+                nonce.into(),
+                Payload {
+                    msg: sealed,
+                    aad: &aad,
+                },
+            )
             .map(Zeroizing::new)
             .map_err(|_| damaged())
     }
@@ -374,7 +388,13 @@ pub(crate) fn encode_vault(
     header.extend_from_slice(&nonce);
     let kek = derive_kek(passphrase, &salt, params.check()?)?;
     let wrapped = ChaCha20Poly1305::new((&*kek).into())
-        .encrypt((&nonce).into(), Payload { msg: &key.0[..], aad: &header })
+        .encrypt(
+            (&nonce).into(),
+            Payload {
+                msg: &key.0[..],
+                aad: &header,
+            },
+        )
         .map_err(|_| VaultError::Crypto("wrapping the vault key failed".into()))?;
     header.extend_from_slice(&wrapped);
     Ok(header)

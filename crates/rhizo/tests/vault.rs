@@ -45,7 +45,9 @@ fn wait_delivered(sender: &TestNode, to: &str, texts: &[&str]) -> anyhow::Result
         let list = sender.history(to).ok()?;
         let done: BTreeSet<&str> = list
             .iter()
-            .filter(|m| m["direction"] == "out" && (m["state"] == "delivered" || m["state"] == "read"))
+            .filter(|m| {
+                m["direction"] == "out" && (m["state"] == "delivered" || m["state"] == "read")
+            })
             .filter_map(|m| m["text"].as_str())
             .collect();
         want.is_subset(&done).then_some(())
@@ -92,19 +94,31 @@ fn an_encrypted_node_keeps_names_texts_and_keys_out_of_its_files() {
         wait_received(&alice, contact, &[to_alice])?;
         alice.stop()?;
         let mut stored = Vec::new();
-        for name in ["rhizo.db", "rhizo.db-wal", "root.key", "device.key", "vault"] {
+        for name in [
+            "rhizo.db",
+            "rhizo.db-wal",
+            "root.key",
+            "device.key",
+            "vault",
+        ] {
             stored.extend(std::fs::read(alice.data_dir().join(name)).unwrap_or_default());
         }
         ensure!(stored.len() > 4096, "the files were read");
         for needle in [contact, to_bob, to_alice, "SQLite format 3"] {
-            ensure!(!contains(&stored, needle.as_bytes()), "{needle:?} in the clear");
+            ensure!(
+                !contains(&stored, needle.as_bytes()),
+                "{needle:?} in the clear"
+            );
         }
         // A wrong passphrase: one clear line, no start, nothing changed.
         let db_before = std::fs::read(alice.data_dir().join("rhizo.db"))?;
         alice.set_env("RHIZO_PASSPHRASE_FILE", &wrong);
         let out = alice.cli(&["id"])?;
         let err = String::from_utf8_lossy(&out.stderr);
-        ensure!(!out.status.success() && err.contains("wrong passphrase"), "{err}");
+        ensure!(
+            !out.status.success() && err.contains("wrong passphrase"),
+            "{err}"
+        );
         ensure!(
             err.trim().lines().count() == 1,
             "one line, what to do in it: {err}"
@@ -148,7 +162,11 @@ fn backup_wipe_restore_then_contacts_receive_messages_again() {
 
         alice.set_env("RHIZO_BACKUP_PASSPHRASE_FILE", &backup_pass);
         let out = alice.cli(&["backup", &archive.to_string_lossy()])?;
-        ensure!(out.status.success(), "backup: {}", String::from_utf8_lossy(&out.stderr));
+        ensure!(
+            out.status.success(),
+            "backup: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         // Wipe: nothing of alice's data dir is left.
         for entry in std::fs::read_dir(alice.data_dir())? {
             let path = entry?.path();
@@ -161,7 +179,11 @@ fn backup_wipe_restore_then_contacts_receive_messages_again() {
         // Restore, encrypted with a new passphrase this time.
         alice.set_env("RHIZO_PASSPHRASE_FILE", &store_pass);
         let out = alice.cli(&["restore", &archive.to_string_lossy(), "--passphrase"])?;
-        ensure!(out.status.success(), "restore: {}", String::from_utf8_lossy(&out.stderr));
+        ensure!(
+            out.status.success(),
+            "restore: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let id: Value = serde_json::from_slice(&alice.cli(&["id", "--json"])?.stdout)?;
         ensure!(id["uid"] == uid.as_str(), "the same identity: {id}");
 

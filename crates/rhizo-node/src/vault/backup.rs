@@ -183,7 +183,9 @@ fn restore_database(dir: &DataDir, db: &[u8], one_off: &DbKey) -> Result<(), Vau
 }
 
 fn read_capped(path: &Path, max: u64) -> Result<Vec<u8>, VaultError> {
-    let len = std::fs::metadata(path).map_err(io("cannot read", path))?.len();
+    let len = std::fs::metadata(path)
+        .map_err(io("cannot read", path))?
+        .len();
     if len > max {
         return Err(VaultError::TooLarge {
             path: path.to_owned(),
@@ -208,7 +210,13 @@ fn seal(entries: &[u8], passphrase: &Passphrase, params: KdfParams) -> Result<Ve
     out.extend_from_slice(&nonce);
     let kek = derive_kek(passphrase, &salt, params.check()?)?;
     let sealed = ChaCha20Poly1305::new((&*kek).into())
-        .encrypt((&nonce).into(), Payload { msg: entries, aad: &out })
+        .encrypt(
+            (&nonce).into(),
+            Payload {
+                msg: entries,
+                aad: &out,
+            },
+        )
         .map_err(|_| VaultError::Crypto("sealing the backup failed".into()))?;
     out.extend_from_slice(&sealed);
     Ok(out)

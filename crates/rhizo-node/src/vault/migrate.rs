@@ -183,14 +183,19 @@ impl DataDir {
     ///
     /// [`VaultError::NotFresh`] if it holds an identity or a database already (`rhizo
     /// passphrase change` encrypts that in place); I/O.
-    pub fn create_vault(self, passphrase: &Passphrase, params: KdfParams) -> Result<Self, VaultError> {
+    pub fn create_vault(
+        self,
+        passphrase: &Passphrase,
+        params: KdfParams,
+    ) -> Result<Self, VaultError> {
         if self.is_encrypted() {
             return self.unlock(passphrase);
         }
         if self.is_initialised() || self.database().exists() {
             return Err(VaultError::NotFresh(self.path().to_owned()));
         }
-        self.create().map_err(|e| VaultError::DataDir(Box::new(e)))?;
+        self.create()
+            .map_err(|e| VaultError::DataDir(Box::new(e)))?;
         let key = VaultKey::generate()?;
         let bytes = encode_vault(&key, passphrase, params)?;
         write_new_file(&self.path().join(VAULT_FILE), &bytes, 0o600)

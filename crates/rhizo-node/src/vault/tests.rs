@@ -43,7 +43,13 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 /// Every byte of the database (with its side files) and of the key files.
 fn stored_bytes(dir: &Path) -> Vec<u8> {
     let mut all = Vec::new();
-    for name in ["rhizo.db", "rhizo.db-wal", "root.key", "device.key", "vault"] {
+    for name in [
+        "rhizo.db",
+        "rhizo.db-wal",
+        "root.key",
+        "device.key",
+        "vault",
+    ] {
         all.extend(std::fs::read(dir.join(name)).unwrap_or_default());
     }
     all
@@ -52,11 +58,19 @@ fn stored_bytes(dir: &Path) -> Vec<u8> {
 fn assert_contents(dir: &DataDir) {
     let store = dir.open_store().expect("open");
     assert_eq!(
-        store.read().get_meta("test.contact").expect("read").as_deref(),
+        store
+            .read()
+            .get_meta("test.contact")
+            .expect("read")
+            .as_deref(),
         Some(CONTACT_NAME)
     );
     assert_eq!(
-        store.read().get_meta("test.message").expect("read").as_deref(),
+        store
+            .read()
+            .get_meta("test.message")
+            .expect("read")
+            .as_deref(),
         Some(MESSAGE_TEXT)
     );
 }
@@ -90,7 +104,10 @@ fn a_sealed_file_opens_under_its_own_name_only() {
     let key = VaultKey::generate().expect("key");
     let sealed = key.seal_file("root.key", &[7; 32]).expect("seal");
     assert_eq!(sealed.len(), 32 + SEALED_FILE_OVERHEAD);
-    assert_eq!(&key.open_file("root.key", &sealed).expect("open")[..], &[7; 32]);
+    assert_eq!(
+        &key.open_file("root.key", &sealed).expect("open")[..],
+        &[7; 32]
+    );
     assert!(key.open_file("device.key", &sealed).is_err());
     let other = VaultKey::generate().expect("key");
     assert!(other.open_file("root.key", &sealed).is_err());
@@ -116,20 +133,35 @@ fn an_encrypted_data_dir_holds_no_name_text_or_key_in_the_clear() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let (dir, root_key, device_key) = plaintext_dir(tmp.path());
     let before = stored_bytes(dir.path());
-    assert!(contains(&before, CONTACT_NAME.as_bytes()), "the scan sees plaintext");
+    assert!(
+        contains(&before, CONTACT_NAME.as_bytes()),
+        "the scan sees plaintext"
+    );
     assert!(contains(&before, &root_key));
-    let unlocked = dir.set_passphrase(&pass("long passphrase"), FAST).expect("encrypt");
+    let unlocked = dir
+        .set_passphrase(&pass("long passphrase"), FAST)
+        .expect("encrypt");
     assert!(unlocked.is_encrypted());
     let after = stored_bytes(dir.path());
-    for needle in [CONTACT_NAME.as_bytes(), MESSAGE_TEXT.as_bytes(), &root_key, &device_key] {
-        assert!(!contains(&after, needle), "found in the clear after encryption");
+    for needle in [
+        CONTACT_NAME.as_bytes(),
+        MESSAGE_TEXT.as_bytes(),
+        &root_key,
+        &device_key,
+    ] {
+        assert!(
+            !contains(&after, needle),
+            "found in the clear after encryption"
+        );
     }
     assert!(!contains(&after, b"SQLite format 3"));
     // Without the passphrase nothing opens; with it everything is as it was.
     let locked = DataDir::new(dir.path());
     assert!(locked.load().is_err());
     assert!(locked.open_store().is_err());
-    let opened = DataDir::new(dir.path()).unlock(&pass("long passphrase")).expect("unlock");
+    let opened = DataDir::new(dir.path())
+        .unlock(&pass("long passphrase"))
+        .expect("unlock");
     assert_eq!(*opened.load().expect("identity").root.to_bytes(), root_key);
     assert_contents(&opened);
 }
@@ -138,7 +170,8 @@ fn an_encrypted_data_dir_holds_no_name_text_or_key_in_the_clear() {
 fn a_wrong_passphrase_fails_clearly_and_changes_nothing() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let (dir, _, _) = plaintext_dir(tmp.path());
-    dir.set_passphrase(&pass("right one"), FAST).expect("encrypt");
+    dir.set_passphrase(&pass("right one"), FAST)
+        .expect("encrypt");
     let before = stored_bytes(dir.path());
     let err = DataDir::new(dir.path())
         .unlock(&pass("wrong one"))
@@ -146,7 +179,11 @@ fn a_wrong_passphrase_fails_clearly_and_changes_nothing() {
     assert!(matches!(err, VaultError::WrongPassphrase));
     assert!(err.to_string().contains("wrong passphrase"), "{err}");
     assert_eq!(stored_bytes(dir.path()), before);
-    assert_contents(&DataDir::new(dir.path()).unlock(&pass("right one")).expect("unlock"));
+    assert_contents(
+        &DataDir::new(dir.path())
+            .unlock(&pass("right one"))
+            .expect("unlock"),
+    );
 }
 
 #[test]
@@ -162,7 +199,11 @@ fn a_passphrase_change_rekeys_everything() {
         Err(VaultError::WrongPassphrase)
     ));
     assert_eq!(*second.load().expect("identity").root.to_bytes(), root_key);
-    assert_contents(&DataDir::new(dir.path()).unlock(&pass("second")).expect("unlock"));
+    assert_contents(
+        &DataDir::new(dir.path())
+            .unlock(&pass("second"))
+            .expect("unlock"),
+    );
     // A data dir that is encrypted but not unlocked cannot be migrated.
     assert!(matches!(
         DataDir::new(dir.path()).set_passphrase(&pass("third"), FAST),
@@ -180,7 +221,9 @@ fn an_interrupted_migration_loses_nothing_and_can_run_again() {
             .expect_err("injected");
         assert!(matches!(err, VaultError::Injected(_)), "{err}");
         // The next unlock undoes it (before the commit) or finishes it (after).
-        let reopened = DataDir::new(dir.path()).unlock(&pass("new")).expect("recover");
+        let reopened = DataDir::new(dir.path())
+            .unlock(&pass("new"))
+            .expect("recover");
         assert_eq!(reopened.is_encrypted(), step == Step::Committed, "{step:?}");
         let leftovers: Vec<_> = std::fs::read_dir(dir.path())
             .expect("list")
@@ -188,7 +231,10 @@ fn an_interrupted_migration_loses_nothing_and_can_run_again() {
             .filter(|e| e.file_name().to_string_lossy().ends_with(".next"))
             .collect();
         assert!(leftovers.is_empty(), "{step:?}: {leftovers:?}");
-        assert_eq!(*reopened.load().expect("identity").root.to_bytes(), root_key);
+        assert_eq!(
+            *reopened.load().expect("identity").root.to_bytes(),
+            root_key
+        );
         assert_contents(&reopened);
         // And the migration (or a change) completes on a second run.
         let done = reopened.set_passphrase(&pass("new"), FAST).expect("again");
@@ -205,7 +251,12 @@ fn a_backup_restores_into_a_fresh_data_dir_plain_or_encrypted() {
     let archive = tmp.path().join("backup.rhz");
     backup::write_backup(&dir, &archive, &pass("backup pass"), FAST).expect("backup");
     let bytes = std::fs::read(&archive).expect("archive");
-    for needle in [CONTACT_NAME.as_bytes(), MESSAGE_TEXT.as_bytes(), &root_key, &device_key] {
+    for needle in [
+        CONTACT_NAME.as_bytes(),
+        MESSAGE_TEXT.as_bytes(),
+        &root_key,
+        &device_key,
+    ] {
         assert!(!contains(&bytes, needle), "the backup holds plaintext");
     }
     // No temporary copy is left behind.
@@ -215,7 +266,10 @@ fn a_backup_restores_into_a_fresh_data_dir_plain_or_encrypted() {
             .filter_map(Result::ok)
             .all(|e| !e.file_name().to_string_lossy().starts_with('.'))
     );
-    assert!(backup::write_backup(&dir, &archive, &pass("x"), FAST).is_err(), "no overwrite");
+    assert!(
+        backup::write_backup(&dir, &archive, &pass("x"), FAST).is_err(),
+        "no overwrite"
+    );
 
     let wrong = DataDir::new(tmp.path().join("wrong"));
     assert!(matches!(
@@ -241,7 +295,12 @@ fn a_backup_restores_into_a_fresh_data_dir_plain_or_encrypted() {
     for needle in [CONTACT_NAME.as_bytes(), &root_key[..]] {
         assert!(!contains(&stored_bytes(encrypted.path()), needle));
     }
-    let reopened = DataDir::new(encrypted.path()).unlock(&pass("new store")).expect("unlock");
-    assert_eq!(*reopened.load().expect("identity").device.to_bytes(), device_key);
+    let reopened = DataDir::new(encrypted.path())
+        .unlock(&pass("new store"))
+        .expect("unlock");
+    assert_eq!(
+        *reopened.load().expect("identity").device.to_bytes(),
+        device_key
+    );
     assert_contents(&reopened);
 }

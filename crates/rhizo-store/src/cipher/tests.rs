@@ -29,7 +29,11 @@ fn an_encrypted_database_holds_nothing_in_the_clear_and_needs_its_key() {
             .expect("write");
         let reader = store.open_reader().expect("reader with the same key");
         assert_eq!(
-            reader.read().get_meta("secret-name").expect("read").as_deref(),
+            reader
+                .read()
+                .get_meta("secret-name")
+                .expect("read")
+                .as_deref(),
             Some("Zanzibar-Contact")
         );
     }
@@ -47,7 +51,11 @@ fn an_encrypted_database_holds_nothing_in_the_clear_and_needs_its_key() {
     // A wrong key changed nothing.
     let store = Store::open_keyed(&path, Some(&key(7))).expect("right key");
     assert_eq!(
-        store.read().get_meta("secret-name").expect("read").as_deref(),
+        store
+            .read()
+            .get_meta("secret-name")
+            .expect("read")
+            .as_deref(),
         Some("Zanzibar-Contact")
     );
 }

@@ -1,12 +1,12 @@
 //! `rhizo init`.
 
 use anyhow::Context;
+use rhizo_node::vault::{KdfParams, PASSPHRASE_FILE_ENV, Passphrase};
 use rhizo_node::{
     Config, DataDir,
     data_dir::{InitLinkOutcome, InitOutcome},
     node::META_DISPLAY_NAME,
 };
-use rhizo_node::vault::{KdfParams, PASSPHRASE_FILE_ENV, Passphrase};
 
 use crate::cli::InitArgs;
 

@@ -2,9 +2,7 @@
 
 use rhizo_node::{
     Config, DataDir,
-    vault::{
-        BACKUP_PASSPHRASE_FILE_ENV, KdfParams, PASSPHRASE_FILE_ENV, Passphrase, backup,
-    },
+    vault::{BACKUP_PASSPHRASE_FILE_ENV, KdfParams, PASSPHRASE_FILE_ENV, Passphrase, backup},
 };
 
 use crate::cli::RestoreArgs;
@@ -18,10 +16,8 @@ pub(crate) fn run(config: &Config, args: &RestoreArgs) -> anyhow::Result<()> {
             dir.path().display()
         );
     }
-    let from_backup = Passphrase::from_env_or_prompt(
-        BACKUP_PASSPHRASE_FILE_ENV,
-        "The backup's passphrase: ",
-    )?;
+    let from_backup =
+        Passphrase::from_env_or_prompt(BACKUP_PASSPHRASE_FILE_ENV, "The backup's passphrase: ")?;
     let dir = if args.passphrase {
         let store_passphrase = Passphrase::new_from_env_or_prompt(PASSPHRASE_FILE_ENV)?;
         dir.create_vault(&store_passphrase, KdfParams::DEFAULT)?
