@@ -52,6 +52,11 @@ struct Cli {
     /// Fraction of B6's nodes gone in its churn setting.
     #[arg(long, default_value_t = 0.2)]
     b6_churn: f64,
+    /// B2/B3 (and every benchmark on real nodes) with encrypted stores (issue 20): each node's
+    /// data dir gets a vault with the passphrase in the file named by RHIZO_PASSPHRASE_FILE
+    /// (required), so its database is SQLCipher and its key files are sealed.
+    #[arg(long)]
+    encrypted_store: bool,
     /// Internal: run a B7 server (`rhizo` or `libp2p`) speaking the stdin/stdout protocol.
     #[arg(long = "b7-server", hide = true)]
     b7_server: Option<String>,
@@ -102,6 +107,16 @@ fn main() -> std::process::ExitCode {
     }
     if let Some(n) = cli.b2_messages {
         options.b2_messages = n;
+    }
+    if cli.encrypted_store {
+        if std::env::var_os(rhizo_node::vault::PASSPHRASE_FILE_ENV).is_none() {
+            eprintln!(
+                "rhizo-bench: --encrypted-store needs {}=FILE (a file holding the passphrase)",
+                rhizo_node::vault::PASSPHRASE_FILE_ENV
+            );
+            return std::process::ExitCode::from(2);
+        }
+        rhizo_bench::messaging::ENCRYPTED_STORE.store(true, std::sync::atomic::Ordering::Relaxed);
     }
     rhizo_bench::messaging::install_tracing();
     let command = std::env::args().collect::<Vec<_>>().join(" ");

@@ -34,6 +34,10 @@
 //! `messaging/push.rs` (PUSH: mailbox push latency), `messaging/files.rs` (B13),
 //! `messaging/light.rs` (B16).
 
+/// Whether the nodes of these benchmarks run on encrypted stores (`--encrypted-store`).
+pub static ENCRYPTED_STORE: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
 use std::{
     collections::HashMap,
     path::Path,

@@ -8,6 +8,8 @@
 //!   identity.pub         0644  the root public key, on a linked (companion) device only
 //!   pending-link         0600  marker: `rhizo init --link` made a device key, not linked yet
 //!   link.secret          0600  the open link ticket's one-time secret and creation time
+//!   vault                0600  with a passphrase only: the wrapped vault key (see `vault`);
+//!                              then rhizo.db is SQLCipher and the three files above are sealed
 //!   rhizo.db             0600  SQLite (WAL): peer book, settings, …
 //!   api.token            0600  bearer token of the local API (created by `rhizo run`)
 //!   api.addr             0644  address the running node's API is bound to (removed at exit)
@@ -21,9 +23,13 @@ use std::{
 };
 
 use rhizo_core::{DeviceCertificate, DeviceKey, RootKey, RootPublicKey, Uid};
+use zeroize::Zeroizing;
+
+use crate::vault::{SEALED_FILE_MAGIC, SEALED_FILE_OVERHEAD, VaultError, VaultKey};
 
 mod companion;
 
+pub(crate) use companion::LINK_SECRET_FILE_BYTES;
 pub use companion::{CompanionIdentity, DeviceIdentity, InitLinkOutcome};
 
 /// Size of a key file: one Ed25519 secret seed.
@@ -100,6 +106,15 @@ pub enum DataDirError {
     /// Generating a key failed (no OS randomness).
     #[error("cannot generate a key: {0}")]
     Keygen(String),
+    /// The encrypted store: no passphrase given, a wrong one, a sealed file that does not open.
+    #[error(transparent)]
+    Vault(Box<VaultError>),
+}
+
+impl From<VaultError> for DataDirError {
+    fn from(e: VaultError) -> Self {
+        Self::Vault(Box::new(e))
+    }
 }
 
 /// The loaded identity of this node.
@@ -146,6 +161,8 @@ impl LocalIdentity {
 #[derive(Debug, Clone)]
 pub struct DataDir {
     path: PathBuf,
+    /// The vault key of an encrypted data dir, once unlocked (see [`crate::vault`]).
+    vault: Option<std::sync::Arc<VaultKey>>,
 }
 
 /// What `init` did.
@@ -160,7 +177,72 @@ pub enum InitOutcome {
 impl DataDir {
     /// A data dir at `path` (nothing is touched yet).
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self { path: path.into() }
+        Self {
+            path: path.into(),
+            vault: None,
+        }
+    }
+
+    /// This data dir with its vault key (the key of an encrypted data dir).
+    pub(crate) fn with_vault(mut self, key: VaultKey) -> Self {
+        self.vault = Some(std::sync::Arc::new(key));
+        self
+    }
+
+    /// The vault key, once unlocked.
+    pub(crate) fn vault(&self) -> Option<&VaultKey> {
+        self.vault.as_deref()
+    }
+
+    /// Whether this data dir is encrypted (it has a `vault` file).
+    pub fn is_encrypted(&self) -> bool {
+        self.path.join(crate::vault::VAULT_FILE).exists()
+    }
+
+    /// Opens the database: SQLCipher with the vault key of an unlocked encrypted data dir,
+    /// plain SQLite otherwise.
+    ///
+    /// # Errors
+    ///
+    /// As [`rhizo_store::Store::open_keyed`]; an encrypted data dir that was not unlocked
+    /// gives [`rhizo_store::StoreError::InvalidInput`] saying so.
+    pub fn open_store(&self) -> Result<rhizo_store::Store, rhizo_store::StoreError> {
+        if self.vault.is_none() && self.is_encrypted() {
+            return Err(rhizo_store::StoreError::InvalidInput(
+                VaultError::NoPassphrase.to_string(),
+            ));
+        }
+        let key = self.vault.as_ref().map(|v| v.db_key());
+        rhizo_store::Store::open_keyed(&self.database(), key.as_ref())
+    }
+
+    /// A secret file (`root.key`, `device.key`, `link.secret`): opened with the vault key when
+    /// sealed, as it is when plain. `max` is the secret's largest size.
+    pub(crate) fn read_secret_file(
+        &self,
+        path: &Path,
+        max: usize,
+    ) -> Result<Zeroizing<Vec<u8>>, DataDirError> {
+        let bytes = Zeroizing::new(read_bounded(path, (max + SEALED_FILE_OVERHEAD) as u64)?);
+        if !bytes.starts_with(SEALED_FILE_MAGIC) {
+            if bytes.len() > max {
+                return Err(DataDirError::Damaged {
+                    path: path.to_path_buf(),
+                    reason: format!("it is {} bytes, more than the {max} expected", bytes.len()),
+                });
+            }
+            return Ok(bytes);
+        }
+        let vault = self.vault.as_deref().ok_or(VaultError::NoPassphrase)?;
+        Ok(vault.open_file(&file_name(path), &bytes)?)
+    }
+
+    /// Writes a new secret file (0600), sealed with the vault key of an encrypted data dir.
+    pub(crate) fn write_secret_file(&self, path: &Path, secret: &[u8]) -> Result<(), DataDirError> {
+        match self.vault.as_deref() {
+            Some(vault) => write_new_file(path, &vault.seal_file(&file_name(path), secret)?, 0o600),
+            None => write_new_file(path, secret, 0o600),
+        }
     }
 
     /// The directory.
@@ -240,9 +322,9 @@ impl DataDir {
         let device = DeviceKey::generate().map_err(|e| DataDirError::Keygen(e.to_string()))?;
         let certificate = root.certify_device(&device.public(), now_unix);
         // The root key is written last: its presence marks a complete identity.
-        write_new_file(&self.device_key_file(), &device.to_bytes()[..], 0o600)?;
+        self.write_secret_file(&self.device_key_file(), &device.to_bytes()[..])?;
         write_new_file(&self.device_cert_file(), &certificate.encode(), 0o644)?;
-        write_new_file(&self.root_key_file(), &root.to_bytes()[..], 0o600)?;
+        self.write_secret_file(&self.root_key_file(), &root.to_bytes()[..])?;
         sync_dir(&self.path)?;
         Ok(InitOutcome::Created(LocalIdentity {
             root,
@@ -278,8 +360,8 @@ impl DataDir {
                 });
             }
         }
-        let root = RootKey::from_bytes(&read_key_file(&root_file)?);
-        let device = DeviceKey::from_bytes(&read_key_file(&self.device_key_file())?);
+        let root = RootKey::from_bytes(&self.read_key_file(&root_file)?);
+        let device = DeviceKey::from_bytes(&self.read_key_file(&self.device_key_file())?);
         let cert_file = self.device_cert_file();
         let cert_bytes = read_bounded(&cert_file, MAX_CERT_FILE_BYTES)?;
         let damaged = |reason: String| DataDirError::Damaged {
@@ -433,7 +515,7 @@ pub(crate) fn device_keypair(device: &DeviceKey) -> libp2p::identity::Keypair {
         .expect("a 32-byte seed is always a valid Ed25519 secret key")
 }
 
-fn write_new_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), DataDirError> {
+pub(crate) fn write_new_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), DataDirError> {
     let io_err = |source| DataDirError::Io {
         action: "cannot write",
         path: path.to_path_buf(),
@@ -449,7 +531,7 @@ fn write_new_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), DataDirErr
     f.sync_all().map_err(io_err)
 }
 
-fn sync_dir(path: &Path) -> Result<(), DataDirError> {
+pub(crate) fn sync_dir(path: &Path) -> Result<(), DataDirError> {
     fs::File::open(path)
         .and_then(|d| d.sync_all())
         .map_err(|source| DataDirError::Io {
@@ -475,10 +557,23 @@ fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, DataDirError> {
     fs::read(path).map_err(io_err)
 }
 
-fn read_key_file(path: &Path) -> Result<[u8; KEY_FILE_BYTES], DataDirError> {
-    if let Ok(meta) = fs::metadata(path)
-        && meta.permissions().mode() & 0o077 != 0
-    {
+/// The name a sealed file authenticates: its file name, without the `.tmp` or `.next` of a
+/// file that is renamed into place once written.
+fn file_name(path: &Path) -> String {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    name.strip_suffix(".tmp")
+        .or_else(|| name.strip_suffix(".next"))
+        .map_or_else(|| name.clone(), str::to_owned)
+}
+
+impl DataDir {
+    /// A 32-byte key file (sealed or plain); warns if it is readable by other users.
+    fn read_key_file(&self, path: &Path) -> Result<[u8; KEY_FILE_BYTES], DataDirError> {
+        if let Ok(meta) = fs::metadata(path)
+            && meta.permissions().mode() & 0o077 != 0
         {
             tracing::warn!(
                 path = %path.display(),
@@ -486,15 +581,15 @@ fn read_key_file(path: &Path) -> Result<[u8; KEY_FILE_BYTES], DataDirError> {
                 path.display()
             );
         }
+        let bytes = self.read_secret_file(path, KEY_FILE_BYTES)?;
+        <[u8; KEY_FILE_BYTES]>::try_from(bytes.as_slice()).map_err(|_| DataDirError::Damaged {
+            path: path.to_path_buf(),
+            reason: format!(
+                "a key file holds {KEY_FILE_BYTES} bytes, this one {}",
+                bytes.len()
+            ),
+        })
     }
-    let bytes = zeroize::Zeroizing::new(read_bounded(path, KEY_FILE_BYTES as u64)?);
-    <[u8; KEY_FILE_BYTES]>::try_from(bytes.as_slice()).map_err(|_| DataDirError::Damaged {
-        path: path.to_path_buf(),
-        reason: format!(
-            "a key file holds {KEY_FILE_BYTES} bytes, this one {}",
-            bytes.len()
-        ),
-    })
 }
 
 #[cfg(test)]

@@ -48,6 +48,9 @@
 //! - [`record_validator`]: which DHT records the node stores for others.
 //! - [`restored`]: finding at start a database restored from an older copy (run tokens), so
 //!   the engine gives every group a fresh epoch before sending.
+//! - [`vault`]: encryption at rest — the passphrase (Argon2id), the `vault` file, sealed key
+//!   files, encrypting a plaintext data dir in place and changing the passphrase
+//!   (`vault/migrate`), and `rhizo backup` / `rhizo restore` (`vault/backup`).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -74,6 +77,7 @@ pub mod pex;
 pub mod presence;
 pub mod record_validator;
 pub mod restored;
+pub mod vault;
 
 pub use config::{Config, ConfigLayer};
 pub use data_dir::{DataDir, LocalIdentity};

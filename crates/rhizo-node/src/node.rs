@@ -143,7 +143,11 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
     mut report: impl FnMut(NodeReport) + Send,
 ) -> Result<(), NodeError> {
-    let dir = DataDir::new(config.data_dir.clone());
+    // An encrypted data dir is unlocked first (RHIZO_PASSPHRASE_FILE, or typed at the terminal);
+    // an interrupted passphrase change is finished or undone on the way.
+    let dir = DataDir::new(config.data_dir.clone())
+        .unlocked()
+        .map_err(DataDirError::from)?;
     tokio::pin!(shutdown);
     let identity = match dir.load_device()? {
         DeviceIdentity::Primary(identity) => NodeIdentity::primary(*identity),
@@ -251,13 +255,12 @@ async fn open_database(
     dir: &DataDir,
     now_ms: i64,
 ) -> Result<(Db, Option<String>, Vec<(PeerId, Vec<Multiaddr>)>), NodeError> {
-    let db_path = dir.database();
     let data_dir = dir.clone();
     let store = blocking(move || -> Result<Store, NodeError> {
-        let mut store = Store::open(&db_path)?;
+        // SQLCipher with the vault key when the data dir is encrypted, plain SQLite otherwise.
+        let mut store = data_dir.open_store()?;
         // Create or upgrade the MLS tables (openmls' storage) in the same file, once.
-        rhizo_e2e::E2eStore::open(&db_path)
-            .map_err(|e| NodeError::Task(format!("MLS storage: {e}")))?;
+        store.migrate_mls()?;
         store.write(|tx| tx.raise_sequence_floor(now_ms))?;
         crate::restored::start_run(&mut store, &data_dir, now_ms)?;
         Ok(store)

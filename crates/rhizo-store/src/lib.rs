@@ -31,6 +31,8 @@
 //! # Layout
 //!
 //! - [`Store`] (this file): opening the file, connection settings, `meta`.
+//! - `cipher`: encryption at rest — [`DbKey`], [`Store::open_keyed`] (SQLCipher with a raw
+//!   key), [`Store::export_to`] (a whole copy under another key or none), [`Store::migrate_mls`].
 //! - `tx`: [`Reader`], [`Tx`] (savepoints, [`Tx::mls`]), [`Durability`],
 //!   [`Store::read`] / [`Store::write`].
 //! - `db`: [`Db`] — the writer thread with its bounded queue and group commit, the reader
@@ -73,6 +75,7 @@ pub mod agent_cards;
 pub mod agents;
 pub mod bans;
 pub mod channels;
+mod cipher;
 #[cfg(feature = "db")]
 mod db;
 mod error;
@@ -96,6 +99,7 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension};
 pub use agent_cards::{AgentCardRow, OwnAgentCard};
 pub use bans::{BanKind, BanRow, UnknownBanKind};
 pub use channels::{ChannelPostRow, ChannelRow};
+pub use cipher::{DB_KEY_BYTES, DbKey};
 #[cfg(feature = "db")]
 pub use db::{
     DEFAULT_GROUP, DEFAULT_READ_QUEUE, DEFAULT_READERS, DEFAULT_WRITE_QUEUE, Db, DbConfig, DbError,
@@ -133,6 +137,8 @@ pub struct Store {
     /// When (unix ms, the callers' clock) the mailbox's store path next purges expired entries
     /// (see [`mailbox::MAILBOX_PURGE_INTERVAL_MS`]).
     mailbox_purge_due: i64,
+    /// The key of an encrypted database (SQLCipher), kept for [`open_reader`](Self::open_reader).
+    key: Option<DbKey>,
 }
 
 #[cfg(feature = "test-support")]
@@ -160,12 +166,7 @@ impl Store {
     /// it, [`StoreError::CreateFile`] / [`StoreError::Open`] if it cannot be
     /// created or opened, [`StoreError::Migration`] if an upgrade step fails.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        create_private_file(path)?;
-        let conn = Connection::open(path).map_err(|source| StoreError::Open {
-            path: path.to_owned(),
-            source: source.into(),
-        })?;
-        Self::init(conn, path)
+        Self::open_keyed(path, None)
     }
 
     /// Opens a fresh database that lives in memory only (for tests).
@@ -214,7 +215,7 @@ impl Store {
     /// what [`open`](Self::open) returns.
     pub fn open_reader(&self) -> Result<Self, StoreError> {
         let reader = match self.conn.path() {
-            Some(path) if !path.is_empty() => Self::open(Path::new(path))?,
+            Some(path) if !path.is_empty() => Self::open_keyed(Path::new(path), self.key.as_ref())?,
             _ => {
                 return Err(StoreError::InvalidInput(
                     "an in-memory database has no file another connection could open".into(),
@@ -284,6 +285,7 @@ impl Store {
             conn,
             limits: PeerBookLimits::default(),
             mailbox_purge_due: i64::MIN,
+            key: None,
         })
     }
 }

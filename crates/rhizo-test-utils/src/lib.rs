@@ -72,6 +72,9 @@ pub struct TestNode {
     uid: String,
     http: reqwest::blocking::Client,
     run_env: Vec<(String, String)>,
+    /// Environment variables given to every `rhizo` this node runs (e.g. the passphrase file
+    /// of an encrypted data dir).
+    env: Vec<(String, String)>,
 }
 
 impl TestNode {
@@ -89,11 +92,22 @@ impl TestNode {
     /// Creates a data dir with the identity of a recovery phrase (`rhizo init --recover`, the
     /// phrase on stdin) and a new device.
     pub fn init_recover(bin: &Path, name: &str, phrase: &str) -> anyhow::Result<Self> {
-        Self::init_input(bin, name, &["init", "--recover"], Some(phrase))
+        Self::init_input(bin, name, &["init", "--recover"], Some(phrase), &[])
     }
 
     fn init_with(bin: &Path, name: &str, init: &[&str]) -> anyhow::Result<Self> {
-        Self::init_input(bin, name, init, None)
+        Self::init_input(bin, name, init, None, &[])
+    }
+
+    /// Creates a data dir with `rhizo <init…>` (e.g. `init --passphrase`), with `env` given
+    /// to every `rhizo` this node runs from then on.
+    pub fn init_with_env(
+        bin: &Path,
+        name: &str,
+        init: &[&str],
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
+        Self::init_input(bin, name, init, None, env)
     }
 
     fn init_input(
@@ -101,6 +115,7 @@ impl TestNode {
         name: &str,
         init: &[&str],
         input: Option<&str>,
+        env: &[(&str, &str)],
     ) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix(&format!("rhizo-test-{name}-"))
@@ -119,6 +134,10 @@ impl TestNode {
             uid: String::new(),
             http,
             run_env: Vec::new(),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                .collect(),
         };
         let out = node.cli_input(init, input)?;
         if !out.status.success() {
@@ -139,6 +158,12 @@ impl TestNode {
     /// other nodes in parallel.
     pub fn set_run_env(&mut self, key: &str, value: &str) {
         self.run_env.push((key.to_string(), value.to_string()));
+    }
+
+    /// Sets (or replaces) an environment variable for every `rhizo` this node runs from now on.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_string(), value.to_string()));
     }
 
     /// The data dir.
@@ -175,6 +200,7 @@ impl TestNode {
             .env_remove("RUST_LOG")
             .env("RHIZO_MDNS", "false")
             .env("XDG_CONFIG_HOME", self.dir.path().join("no-config"))
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(if input.is_some() {
                 Stdio::piped()
             } else {
@@ -268,6 +294,7 @@ impl TestNode {
             .envs(self.run_env.iter().map(|(k, v)| (k, v)))
             .env("RHIZO_MDNS", "false")
             .env("XDG_CONFIG_HOME", self.dir.path().join("no-config"))
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(stdout)
             .stderr(stderr)

@@ -95,6 +95,13 @@ pub(crate) enum Command {
     /// The identity's root key: export it as a recovery phrase
     #[command(subcommand)]
     Identity(IdentityCommand),
+    /// The data dir's passphrase (encryption at rest): `change` sets or changes it
+    #[command(subcommand)]
+    Passphrase(PassphraseCommand),
+    /// Write an encrypted backup of identity, contacts, profile, settings and history to FILE
+    Backup(BackupArgs),
+    /// Read a backup made by `rhizo backup` into a new, empty data dir
+    Restore(RestoreArgs),
     /// This identity's devices: link a new one (`link` on it, `add` here), list, revoke
     #[command(subcommand)]
     Device(DeviceCommand),
@@ -578,6 +585,35 @@ pub(crate) struct InitArgs {
     /// device list this node publishes
     #[arg(long, conflicts_with = "link")]
     pub(crate) recover: bool,
+    /// Encrypt the data dir (database and key files) with a passphrase, typed twice or read
+    /// from the file named by RHIZO_PASSPHRASE_FILE; the node then asks for it at start
+    #[arg(long)]
+    pub(crate) passphrase: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PassphraseCommand {
+    /// Set the data dir's passphrase (a plaintext data dir is encrypted in place), or change
+    /// it (everything is encrypted again under a new key). Stop the node first. The current
+    /// passphrase comes from RHIZO_PASSPHRASE_FILE or the terminal, the new one from
+    /// RHIZO_NEW_PASSPHRASE_FILE or the terminal (typed twice)
+    Change,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BackupArgs {
+    /// The backup file to write (never overwritten)
+    pub(crate) file: std::path::PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RestoreArgs {
+    /// The backup file written by `rhizo backup`
+    pub(crate) file: std::path::PathBuf,
+    /// Encrypt the restored data dir with a new passphrase (RHIZO_NEW_PASSPHRASE_FILE or
+    /// typed twice)
+    #[arg(long)]
+    pub(crate) passphrase: bool,
 }
 
 #[derive(Debug, Subcommand)]

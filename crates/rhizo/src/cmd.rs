@@ -1,6 +1,7 @@
 //! One file per command; [`dispatch`] routes to them.
 
 mod agent;
+mod backup;
 mod bans;
 mod channel;
 mod chat;
@@ -17,9 +18,11 @@ mod init;
 mod mailbox;
 mod mcp;
 mod pair;
+mod passphrase;
 mod peers;
 mod profile;
 mod requests;
+mod restore;
 mod run;
 mod shell;
 mod status;
@@ -61,6 +64,9 @@ pub(crate) async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Device(c) => device::run(&load_config(&cli, None)?, c).await,
         Command::Pair(args) => pair::run(&load_config(&cli, None)?, args).await,
         Command::Identity(c) => init::identity(&load_config(&cli, None)?, c),
+        Command::Passphrase(c) => passphrase::run(&load_config(&cli, None)?, c),
+        Command::Backup(args) => backup::run(&load_config(&cli, None)?, args),
+        Command::Restore(args) => restore::run(&load_config(&cli, None)?, args),
         Command::Agent(AgentCommand::Card(c)) => agent::card(&load_config(&cli, None)?, c).await,
         Command::Agent(AgentCommand::Serve(args)) => {
             agent::serve(&load_config(&cli, None)?, args).await

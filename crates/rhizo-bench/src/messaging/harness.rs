@@ -61,12 +61,22 @@ impl Node {
                 .tempdir_in("/dev/shm")?,
         };
         let data = dir.path().join("data");
-        let data_dir = DataDir::new(&data);
+        let data_dir = if super::ENCRYPTED_STORE.load(std::sync::atomic::Ordering::Relaxed) {
+            // The node's start reads the same file (RHIZO_PASSPHRASE_FILE) to unlock it.
+            let passphrase = rhizo_node::vault::Passphrase::from_env_or_prompt(
+                rhizo_node::vault::PASSPHRASE_FILE_ENV,
+                "Passphrase for the benchmark's stores: ",
+            )?;
+            DataDir::new(&data).create_vault(&passphrase, rhizo_node::vault::KdfParams::DEFAULT)?
+        } else {
+            DataDir::new(&data)
+        };
         let now = u64::try_from(rhizo_node::unix_now()).unwrap_or(0);
         let InitOutcome::Created(_) = data_dir.init(now)? else {
             bail!("a fresh data dir already had an identity");
         };
-        rhizo_store::Store::open(&data_dir.database())?
+        data_dir
+            .open_store()?
             .write(|tx| tx.set_meta(META_DISPLAY_NAME, name))?;
         let config = Config::resolve([
             extra,

@@ -15,11 +15,11 @@ use rhizo_core::{
 
 use super::{
     DataDir, DataDirError, KEY_FILE_BYTES, LocalIdentity, MAX_CERT_FILE_BYTES, device_keypair,
-    read_bounded, read_key_file, sync_dir, write_new_file,
+    read_bounded, sync_dir, write_new_file,
 };
 
 /// Bytes of `link.secret`: the secret, then its ticket's creation time (u64 BE).
-const LINK_SECRET_FILE_BYTES: usize = LINK_SECRET_LEN + 8;
+pub(crate) const LINK_SECRET_FILE_BYTES: usize = LINK_SECRET_LEN + 8;
 
 /// A linked device: its own key and certificate, and the root public key, not the root key.
 pub struct CompanionIdentity {
@@ -123,7 +123,7 @@ impl DataDir {
         let device = DeviceKey::generate().map_err(|e| DataDirError::Keygen(e.to_string()))?;
         // The marker first: a device key without it and without a root key is incomplete.
         write_new_file(&self.pending_link_file(), b"", 0o600)?;
-        write_new_file(&self.device_key_file(), &device.to_bytes()[..], 0o600)?;
+        self.write_secret_file(&self.device_key_file(), &device.to_bytes()[..])?;
         sync_dir(&self.path)?;
         Ok(InitLinkOutcome::Created(Box::new(device)))
     }
@@ -136,7 +136,7 @@ impl DataDir {
         if !self.device_key_file().exists() {
             return Err(DataDirError::NotInitialised(self.path.clone()));
         }
-        let device = DeviceKey::from_bytes(&read_key_file(&self.device_key_file())?);
+        let device = DeviceKey::from_bytes(&self.read_key_file(&self.device_key_file())?);
         if self.pending_link_file().exists() {
             return Ok(DeviceIdentity::PendingLink(device));
         }
@@ -213,7 +213,7 @@ impl DataDir {
         bytes[LINK_SECRET_LEN..].copy_from_slice(&created_at.to_be_bytes());
         let tmp = self.path.join("link.secret.tmp");
         let _ = fs::remove_file(&tmp);
-        write_new_file(&tmp, &bytes[..], 0o600)?;
+        self.write_secret_file(&tmp, &bytes[..])?;
         let file = self.link_secret_file();
         fs::rename(&tmp, &file).map_err(|source| DataDirError::Io {
             action: "cannot write",
@@ -224,9 +224,9 @@ impl DataDir {
 
     /// The open link ticket's secret and creation time, if there is one.
     pub fn read_link_secret(&self) -> Option<(LinkSecret, u64)> {
-        let bytes = zeroize::Zeroizing::new(
-            read_bounded(&self.link_secret_file(), LINK_SECRET_FILE_BYTES as u64).ok()?,
-        );
+        let bytes = self
+            .read_secret_file(&self.link_secret_file(), LINK_SECRET_FILE_BYTES)
+            .ok()?;
         let secret = <[u8; LINK_SECRET_LEN]>::try_from(bytes.get(..LINK_SECRET_LEN)?).ok()?;
         let at = <[u8; 8]>::try_from(bytes.get(LINK_SECRET_LEN..)?).ok()?;
         Some((LinkSecret::from_bytes(&secret), u64::from_be_bytes(at)))

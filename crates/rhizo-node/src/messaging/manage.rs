@@ -178,7 +178,8 @@ impl Messaging {
                 let renamed = tx
                     .contact_by_uid(&contact.uid)?
                     .ok_or(ManageError::UnknownContact(who))?;
-                Ok::<_, ManageError>(view_of(&renamed, engine.me()))
+                let changed = tx.contact_key_changed(&renamed.uid)?;
+                Ok::<_, ManageError>(view_of(&renamed, engine.me(), changed))
             })
             .await?;
         self.emit_change(view.name.clone(), "renamed");

@@ -3,7 +3,6 @@
 use rhizo_node::{
     Config, DataDir, api::StatsResponse, data_dir::DeviceIdentity, node::META_DISPLAY_NAME,
 };
-use rhizo_store::Store;
 use serde::Serialize;
 
 use crate::api_client::ApiClient;
@@ -24,9 +23,10 @@ struct IdOutput {
 }
 
 pub(crate) async fn run(config: &Config, json: bool) -> anyhow::Result<()> {
-    let dir = DataDir::new(config.data_dir.clone());
+    let dir = DataDir::new(config.data_dir.clone()).unlocked()?;
     let identity = dir.load_device()?;
-    let name = Store::open(&dir.database())
+    let name = dir
+        .open_store()
         .ok()
         .and_then(|s| s.read().get_meta(META_DISPLAY_NAME).ok().flatten());
     let peer_id = identity.peer_id();

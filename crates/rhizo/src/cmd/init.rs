@@ -1,12 +1,12 @@
 //! `rhizo init`.
 
 use anyhow::Context;
+use rhizo_node::vault::{KdfParams, PASSPHRASE_FILE_ENV, Passphrase};
 use rhizo_node::{
     Config, DataDir,
     data_dir::{InitLinkOutcome, InitOutcome},
     node::META_DISPLAY_NAME,
 };
-use rhizo_store::Store;
 
 use crate::cli::InitArgs;
 
@@ -22,7 +22,7 @@ pub(crate) async fn run(config: &Config, args: &InitArgs) -> anyhow::Result<()> 
             anyhow::bail!("--name must not contain control characters");
         }
     }
-    let dir = DataDir::new(config.data_dir.clone());
+    let dir = open_data_dir(config, args.passphrase)?;
     if args.link {
         return init_link(&dir);
     }
@@ -41,7 +41,7 @@ pub(crate) async fn run(config: &Config, args: &InitArgs) -> anyhow::Result<()> 
             );
         }
         InitOutcome::Created(identity) => {
-            let mut store = Store::open(&dir.database()).context("cannot create the database")?;
+            let mut store = dir.open_store().context("cannot create the database")?;
             if let Some(name) = &args.name {
                 store.write(|tx| tx.set_meta(META_DISPLAY_NAME, name.trim()))?;
             }
@@ -61,6 +61,26 @@ pub(crate) async fn run(config: &Config, args: &InitArgs) -> anyhow::Result<()> 
         }
     }
     Ok(())
+}
+
+/// The data dir to initialise: with `--passphrase` a new encrypted one (its `vault` written
+/// first, so no key or database ever reaches the disk in the clear); otherwise as it is
+/// (unlocked if it is encrypted already).
+fn open_data_dir(config: &Config, passphrase: bool) -> anyhow::Result<DataDir> {
+    let dir = DataDir::new(config.data_dir.clone());
+    if !passphrase {
+        return Ok(dir.unlocked()?);
+    }
+    if dir.is_encrypted() {
+        return Ok(dir.unlocked()?);
+    }
+    let passphrase = Passphrase::new_from_env_or_prompt(PASSPHRASE_FILE_ENV)?;
+    let dir = dir.create_vault(&passphrase, KdfParams::DEFAULT)?;
+    eprintln!(
+        "The data dir is encrypted. `rhizo run` asks for the passphrase (or reads the file named \
+         by {PASSPHRASE_FILE_ENV}); without it nothing in the data dir can be read."
+    );
+    Ok(dir)
 }
 
 /// `rhizo init --link`: a device key only, waiting to be linked.
@@ -114,7 +134,7 @@ pub(crate) fn identity(
 ) -> anyhow::Result<()> {
     match command {
         crate::cli::IdentityCommand::ExportPhrase => {
-            let identity = DataDir::new(config.data_dir.clone()).load()?;
+            let identity = DataDir::new(config.data_dir.clone()).unlocked()?.load()?;
             eprintln!(
                 "Your recovery phrase (UID {}). Anyone who has it IS you: write it down, keep it \
                  offline, never type it into a website. `rhizo init --recover` recreates the \

@@ -82,6 +82,7 @@ fn group_file_and_task_events_reach_light_clients_as_events() {
         from: "UID".into(),
         text: "hi".into(),
         sent_at: 1,
+        muted: false,
     };
     assert!(matches!(
         ServerMessage::from_event(group),

@@ -1,0 +1,212 @@
+//! The encrypted store and backups (issue 20), with real `rhizo` processes on 127.0.0.1:
+//! - a node initialised with `--passphrase` keeps contact names, texts and keys out of its
+//!   files; a wrong passphrase stops it at start with one clear line and changes nothing;
+//! - backup → wipe → restore: the identity is the same, the history is back, and the contact
+//!   receives our messages again (and we theirs).
+
+use std::{collections::BTreeSet, path::Path, time::Duration};
+
+use anyhow::{Context, ensure};
+use rhizo_test_utils::{TestNode, befriend, wait_for};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_rhizo");
+/// The first message waits for the contact's KeyPackages in the DHT.
+const KEY_PACKAGES_TIMEOUT: Duration = Duration::from_secs(60);
+/// Bound for messages to be delivered (normally a few seconds).
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(120);
+/// How much of each node's log a failure prints.
+const LOG_TAIL_BYTES: usize = 64 * 1024;
+
+fn bin() -> &'static Path {
+    Path::new(BIN)
+}
+
+fn fail_with_logs(e: &anyhow::Error, nodes: &[&TestNode]) -> ! {
+    let logs: Vec<String> = nodes.iter().map(|n| n.logs_tail(LOG_TAIL_BYTES)).collect();
+    panic!("{e:#}\n{}", logs.join("\n"));
+}
+
+/// A passphrase file beside the test's data dirs (not in them).
+fn passphrase_file(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).expect("passphrase file");
+    path.to_string_lossy().into_owned()
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Waits until `sender`'s texts to `to` are all delivered (or read).
+fn wait_delivered(sender: &TestNode, to: &str, texts: &[&str]) -> anyhow::Result<()> {
+    let want: BTreeSet<&str> = texts.iter().copied().collect();
+    wait_for(DELIVERY_TIMEOUT, "messages to be delivered", || {
+        let list = sender.history(to).ok()?;
+        let done: BTreeSet<&str> = list
+            .iter()
+            .filter(|m| {
+                m["direction"] == "out" && (m["state"] == "delivered" || m["state"] == "read")
+            })
+            .filter_map(|m| m["text"].as_str())
+            .collect();
+        want.is_subset(&done).then_some(())
+    })
+    .with_context(|| format!("texts to {to}: {texts:?}"))
+}
+
+/// Waits until `node` has received every text of `texts` from `from`.
+fn wait_received(node: &TestNode, from: &str, texts: &[&str]) -> anyhow::Result<Vec<Value>> {
+    wait_for(DELIVERY_TIMEOUT, "messages to arrive", || {
+        let list = node.history(from).ok()?;
+        let got: BTreeSet<&str> = list
+            .iter()
+            .filter(|m| m["direction"] == "in")
+            .filter_map(|m| m["text"].as_str())
+            .collect();
+        texts.iter().all(|t| got.contains(t)).then(|| list.clone())
+    })
+    .with_context(|| format!("texts from {from}: {texts:?}"))
+}
+
+#[test]
+fn an_encrypted_node_keeps_names_texts_and_keys_out_of_its_files() {
+    let secrets = tempfile::tempdir().expect("tempdir");
+    let right = passphrase_file(&secrets, "right", "a long passphrase for alice\n");
+    let wrong = passphrase_file(&secrets, "wrong", "not alice's passphrase\n");
+    let mut alice = TestNode::init_with_env(
+        bin(),
+        "alice",
+        &["init", "--name", "alice", "--passphrase"],
+        &[("RHIZO_PASSPHRASE_FILE", right.as_str())],
+    )
+    .expect("init alice");
+    let mut bob = TestNode::init(bin(), "bob").expect("init bob");
+    let contact = "Bartholomew-Contact";
+    let (to_bob, to_alice) = ("the eagle lands at midnight", "reply from the harbour");
+    let result = (|| -> anyhow::Result<()> {
+        alice.start(&[])?;
+        bob.start(&["--bootstrap".to_string(), alice.listen_addr()?])?;
+        befriend(&alice, "alice", &bob, contact)?;
+        alice.send_when_ready(contact, to_bob, KEY_PACKAGES_TIMEOUT)?;
+        wait_delivered(&alice, contact, &[to_bob])?;
+        bob.send_when_ready("alice", to_alice, KEY_PACKAGES_TIMEOUT)?;
+        wait_received(&alice, contact, &[to_alice])?;
+        alice.stop()?;
+        let mut stored = Vec::new();
+        for name in [
+            "rhizo.db",
+            "rhizo.db-wal",
+            "root.key",
+            "device.key",
+            "vault",
+        ] {
+            stored.extend(std::fs::read(alice.data_dir().join(name)).unwrap_or_default());
+        }
+        ensure!(stored.len() > 4096, "the files were read");
+        for needle in [contact, to_bob, to_alice, "SQLite format 3"] {
+            ensure!(
+                !contains(&stored, needle.as_bytes()),
+                "{needle:?} in the clear"
+            );
+        }
+        // A wrong passphrase: one clear line, no start, nothing changed.
+        let db_before = std::fs::read(alice.data_dir().join("rhizo.db"))?;
+        alice.set_env("RHIZO_PASSPHRASE_FILE", &wrong);
+        let out = alice.cli(&["id"])?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        ensure!(
+            !out.status.success() && err.contains("wrong passphrase"),
+            "{err}"
+        );
+        ensure!(
+            err.trim().lines().count() == 1,
+            "one line, what to do in it: {err}"
+        );
+        ensure!(std::fs::read(alice.data_dir().join("rhizo.db"))? == db_before);
+        alice.set_env("RHIZO_PASSPHRASE_FILE", &right);
+        alice.start(&[])?;
+        let list = alice.history(contact)?;
+        ensure!(
+            list.iter().any(|m| m["text"] == to_alice),
+            "the history is readable with the right passphrase"
+        );
+        Ok(())
+    })();
+    if let Err(e) = result {
+        fail_with_logs(&e, &[&alice, &bob]);
+    }
+    alice.stop().expect("stop alice");
+    bob.stop().expect("stop bob");
+}
+
+#[test]
+fn backup_wipe_restore_then_contacts_receive_messages_again() {
+    let secrets = tempfile::tempdir().expect("tempdir");
+    let backup_pass = passphrase_file(&secrets, "backup", "backup passphrase\n");
+    let store_pass = passphrase_file(&secrets, "store", "new store passphrase\n");
+    let archive = secrets.path().join("alice.rhzbackup");
+    let mut alice = TestNode::init(bin(), "alice").expect("init alice");
+    let mut bob = TestNode::init(bin(), "bob").expect("init bob");
+    let result = (|| -> anyhow::Result<()> {
+        alice.start(&[])?;
+        let bob_args = vec!["--bootstrap".to_string(), alice.listen_addr()?];
+        bob.start(&bob_args)?;
+        befriend(&alice, "alice", &bob, "bob")?;
+        alice.send_when_ready("bob", "before the backup", KEY_PACKAGES_TIMEOUT)?;
+        wait_delivered(&alice, "bob", &["before the backup"])?;
+        bob.send_when_ready("alice", "bob before", KEY_PACKAGES_TIMEOUT)?;
+        wait_received(&alice, "bob", &["bob before"])?;
+        alice.stop()?;
+        let uid = alice.uid().to_string();
+
+        alice.set_env("RHIZO_BACKUP_PASSPHRASE_FILE", &backup_pass);
+        let out = alice.cli(&["backup", &archive.to_string_lossy()])?;
+        ensure!(
+            out.status.success(),
+            "backup: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Wipe: nothing of alice's data dir is left.
+        for entry in std::fs::read_dir(alice.data_dir())? {
+            let path = entry?.path();
+            if path.is_dir() {
+                std::fs::remove_dir_all(&path)?;
+            } else {
+                std::fs::remove_file(&path)?;
+            }
+        }
+        // Restore, encrypted with a new passphrase this time.
+        alice.set_env("RHIZO_PASSPHRASE_FILE", &store_pass);
+        let out = alice.cli(&["restore", &archive.to_string_lossy(), "--passphrase"])?;
+        ensure!(
+            out.status.success(),
+            "restore: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let id: Value = serde_json::from_slice(&alice.cli(&["id", "--json"])?.stdout)?;
+        ensure!(id["uid"] == uid.as_str(), "the same identity: {id}");
+
+        alice.start(&[])?;
+        let bob_peer = bob.peer_id().to_string();
+        wait_for(KEY_PACKAGES_TIMEOUT, "alice to reconnect to bob", || {
+            alice.connected_peers().contains(&bob_peer).then_some(())
+        })?;
+        let list = alice.history("bob")?;
+        ensure!(
+            list.iter().any(|m| m["text"] == "bob before"),
+            "the history came back: {list:?}"
+        );
+        alice.send_when_ready("bob", "after the restore", KEY_PACKAGES_TIMEOUT)?;
+        wait_delivered(&alice, "bob", &["after the restore"])?;
+        wait_received(&bob, "alice", &["before the backup", "after the restore"])?;
+        bob.send_when_ready("alice", "bob after", KEY_PACKAGES_TIMEOUT)?;
+        wait_received(&alice, "bob", &["bob after"])?;
+        Ok(())
+    })();
+    if let Err(e) = result {
+        fail_with_logs(&e, &[&alice, &bob]);
+    }
+    alice.stop().expect("stop alice");
+    bob.stop().expect("stop bob");
+}
