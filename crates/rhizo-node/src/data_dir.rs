@@ -194,6 +194,11 @@ impl DataDir {
         self.vault.as_deref()
     }
 
+    /// The database's key once an encrypted data dir is unlocked; `None` otherwise.
+    pub fn db_key(&self) -> Option<rhizo_store::DbKey> {
+        self.vault().map(crate::vault::VaultKey::db_key)
+    }
+
     /// Whether this data dir is encrypted (it has a `vault` file).
     pub fn is_encrypted(&self) -> bool {
         self.path.join(crate::vault::VAULT_FILE).exists()

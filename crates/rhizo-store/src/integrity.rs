@@ -38,6 +38,19 @@ impl IntegrityReport {
 /// [`StoreError::Open`] if it cannot be opened (missing, unreadable), [`StoreError::Sqlite`] if
 /// the check itself fails.
 pub fn check_integrity(path: &Path) -> Result<IntegrityReport, StoreError> {
+    check_integrity_keyed(path, None)
+}
+
+/// [`check_integrity`] of an encrypted (SQLCipher) database, keyed with `key`; plain SQLite
+/// when `key` is `None`.
+///
+/// # Errors
+///
+/// As [`check_integrity`]; a wrong key shows as [`StoreError::NotADatabase`].
+pub fn check_integrity_keyed(
+    path: &Path,
+    key: Option<&crate::DbKey>,
+) -> Result<IntegrityReport, StoreError> {
     let opened = |source: rusqlite::Error| match source.sqlite_error_code() {
         Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => StoreError::NotADatabase {
             path: path.to_owned(),
@@ -50,6 +63,9 @@ pub fn check_integrity(path: &Path) -> Result<IntegrityReport, StoreError> {
     };
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(opened)?;
+    if let Some(key) = key {
+        crate::cipher::apply_key(&conn, key)?;
+    }
     conn.busy_timeout(crate::BUSY_TIMEOUT)
         .context("setting the busy timeout")?;
     // The first read of the file: where a file that is not SQLite at all shows up.

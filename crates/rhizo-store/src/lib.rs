@@ -65,7 +65,8 @@
 //!   artifacts, and the agent messages an inbound transaction queued for sending.
 //! - [`welcome_parts`]: the pieces of Welcomes sent in parts, kept (bounded, expiring) until
 //!   the rest arrives and reassembled from the table.
-//! - `integrity`: [`check_integrity`], a read-only `PRAGMA integrity_check` (`rhizo doctor`).
+//! - `integrity`: [`check_integrity`] (and [`check_integrity_keyed`] for an encrypted file), a
+//!   read-only `PRAGMA integrity_check` (`rhizo doctor`).
 //! - `error`: [`StoreError`], [`SqliteError`].
 
 #![forbid(unsafe_code)]
@@ -106,7 +107,7 @@ pub use db::{
     DbStats, Pending,
 };
 pub use error::{SqliteError, StoreError};
-pub use integrity::{IntegrityReport, MAX_INTEGRITY_LINES, check_integrity};
+pub use integrity::{IntegrityReport, MAX_INTEGRITY_LINES, check_integrity, check_integrity_keyed};
 pub use migrations::SCHEMA_VERSION;
 pub use peer_book::{
     MAX_ADDR_BYTES, MAX_ADDRS_PER_PEER, MAX_PEER_ID_BYTES, MAX_PEERS, PeerRecord, PeerSource,

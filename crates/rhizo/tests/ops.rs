@@ -95,6 +95,40 @@ fn doctor_passes_a_fresh_data_dir_and_says_what_it_could_not_check() {
     );
 }
 
+/// An encrypted data dir (`init --passphrase`): doctor checks its database with the key from
+/// `RHIZO_PASSPHRASE_FILE`, and a wrong passphrase is one clear problem, nothing changed.
+#[test]
+fn doctor_checks_an_encrypted_database_with_its_passphrase() {
+    let secrets = tempfile::tempdir().expect("tempdir");
+    let (right, wrong) = (secrets.path().join("right"), secrets.path().join("wrong"));
+    std::fs::write(&right, "a passphrase for the doctor\n").expect("passphrase file");
+    std::fs::write(&wrong, "not the passphrase\n").expect("passphrase file");
+    let right = right.to_string_lossy().into_owned();
+    let mut node = TestNode::init_with_env(
+        bin(),
+        "doc-enc",
+        &["init", "--name", "doc-enc", "--passphrase"],
+        &[("RHIZO_PASSPHRASE_FILE", right.as_str())],
+    )
+    .expect("init --passphrase");
+    let before = std::fs::read(node.data_dir().join("rhizo.db")).expect("the database");
+
+    let out = node.cli(&["doctor", "--offline"]).expect("doctor");
+    let stdout = text(&out.stdout);
+    assert_no_panic(&out);
+    assert!(line(&stdout, "database").starts_with("ok "), "{stdout}");
+
+    node.set_env("RHIZO_PASSPHRASE_FILE", &wrong.to_string_lossy());
+    let out = node.cli(&["doctor", "--offline"]).expect("doctor");
+    let stdout = text(&out.stdout);
+    assert_no_panic(&out);
+    let database = line(&stdout, "database");
+    assert!(database.starts_with("PROBLEM "), "{stdout}");
+    assert!(database.contains("could not be unlocked"), "{stdout}");
+    let after = std::fs::read(node.data_dir().join("rhizo.db")).expect("the database");
+    assert_eq!(before, after, "a wrong passphrase changes nothing");
+}
+
 #[test]
 fn doctor_names_a_permission_problem_and_a_corrupt_database_with_their_fixes() {
     let node = TestNode::init(bin(), "doc-broken").expect("init");

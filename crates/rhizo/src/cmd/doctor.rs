@@ -99,12 +99,28 @@ impl Verdict {
     }
 }
 
+/// The database check; an encrypted data dir is unlocked for it only when
+/// `RHIZO_PASSPHRASE_FILE` names the passphrase (doctor never prompts).
+fn database_check(dir: DataDir, db: &std::path::Path) -> Verdict {
+    if !dir.is_encrypted() {
+        return local::database(db, None);
+    }
+    if std::env::var_os(rhizo_node::vault::PASSPHRASE_FILE_ENV).is_none() {
+        return local::locked_database(None);
+    }
+    match dir.unlocked() {
+        Ok(dir) => local::database(db, dir.db_key().as_ref()),
+        Err(e) => local::locked_database(Some(e.to_string())),
+    }
+}
+
 pub(crate) async fn run(config: &Config, args: &DoctorArgs) -> anyhow::Result<()> {
     let dir = DataDir::new(config.data_dir.clone());
     let mut verdicts = vec![local::permissions(&dir)];
+    let dir_for_db = DataDir::new(config.data_dir.clone());
     let db = dir.database();
     verdicts.push(
-        tokio::task::spawn_blocking(move || local::database(&db))
+        tokio::task::spawn_blocking(move || database_check(dir_for_db, &db))
             .await
             .unwrap_or_else(|e| {
                 Verdict::problem(

@@ -4,7 +4,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use rhizo_node::DataDir;
-use rhizo_store::{SCHEMA_VERSION, StoreError, check_integrity};
+use rhizo_store::{SCHEMA_VERSION, StoreError, check_integrity_keyed};
 
 use super::Verdict;
 
@@ -210,7 +210,8 @@ pub(super) fn database_verdict(
     }
 }
 
-pub(super) fn database(path: &Path) -> Verdict {
+/// The database verdict; `key` is the key of an encrypted data dir that was unlocked.
+pub(super) fn database(path: &Path, key: Option<&rhizo_store::DbKey>) -> Verdict {
     if !path.exists() {
         return Verdict::ok(
             "database",
@@ -220,7 +221,20 @@ pub(super) fn database(path: &Path) -> Verdict {
             ),
         );
     }
-    database_verdict(path, check_integrity(path))
+    database_verdict(path, check_integrity_keyed(path, key))
+}
+
+/// The verdict for an encrypted data dir that could not be unlocked (no passphrase file given,
+/// or a wrong passphrase): nothing is checked, nothing is changed.
+pub(super) fn locked_database(why: Option<String>) -> Verdict {
+    match why {
+        None => Verdict::unknown("database", "encrypted (a passphrase is needed to check it)"),
+        Some(e) => Verdict::problem(
+            "database",
+            format!("encrypted, and it could not be unlocked: {e}"),
+            "check the passphrase in the file RHIZO_PASSPHRASE_FILE names",
+        ),
+    }
 }
 
 /// The innermost cause of `e`, in one line (what SQLite said).
