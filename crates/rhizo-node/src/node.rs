@@ -2,13 +2,14 @@
 //! services.
 
 mod inbound;
+mod peer_book;
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use libp2p::{Multiaddr, PeerId};
 use rhizo_core::DeviceKey;
-use rhizo_net::{DiscoverySource, NetConfig, NetEvent};
-use rhizo_store::{Db, DbConfig, DbError, PeerSource, Reader, Store};
+use rhizo_net::{NetConfig, NetEvent};
+use rhizo_store::{Db, DbConfig, DbError, Store};
 use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
 
@@ -21,11 +22,8 @@ use crate::{
     mailbox::{Mailbox, MailboxSettings},
     messaging::{Me, Messaging},
     peer_policy::PeerPolicy,
-    unix_now,
 };
 
-/// Peer-book entries handed to the network at start.
-const PEER_BOOK_LOAD_LIMIT: usize = 256;
 /// How long shutdown waits for the network and the API to close.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Inbound `/rhizo/msg/1`, `/rhizo/mailbox/1` and `/rhizo/pex/1` requests processed at once;
@@ -267,7 +265,7 @@ async fn open_database(
     })
     .await??;
     let name = store.read().get_meta(META_DISPLAY_NAME)?;
-    let known_peers = load_known_peers(store.read())?;
+    let known_peers = peer_book::load_known_peers(store.read())?;
     // The database's one owner from here on: every service reads and writes through it.
     let db = Db::start(store, DbConfig::default())?;
     Ok((db, name, known_peers))
@@ -591,7 +589,11 @@ impl Background {
         }
         tasks.push(tokio::spawn(mailbox.clone().run_replication(stop_rx)));
         let (peer_book, peer_book_rx) = tokio::sync::mpsc::channel(PEER_BOOK_QUEUE);
-        let peer_book_task = tokio::spawn(write_peer_book(peer_book_rx, db.clone(), peer_id));
+        let peer_book_task = tokio::spawn(peer_book::write_peer_book(
+            peer_book_rx,
+            db.clone(),
+            peer_id,
+        ));
         Self {
             stop,
             tasks,
@@ -696,18 +698,6 @@ fn public_key_response(identity: &NodeIdentity) -> PublicKeyResponse {
     }
 }
 
-fn load_known_peers(store: Reader<'_>) -> Result<Vec<(PeerId, Vec<Multiaddr>)>, NodeError> {
-    let records = store.peers_for_dial(PEER_BOOK_LOAD_LIMIT)?;
-    Ok(records
-        .into_iter()
-        .filter_map(|r| {
-            let peer: PeerId = r.peer_id.parse().ok()?;
-            let addrs: Vec<Multiaddr> = r.addrs.iter().filter_map(|a| a.parse().ok()).collect();
-            (!addrs.is_empty()).then_some((peer, addrs))
-        })
-        .collect())
-}
-
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, NodeError> {
@@ -716,17 +706,8 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| NodeError::Task(e.to_string()))
 }
 
-fn peer_source(source: DiscoverySource) -> PeerSource {
-    match source {
-        DiscoverySource::Bootstrap => PeerSource::Bootstrap,
-        DiscoverySource::Identify => PeerSource::Identify,
-        DiscoverySource::Kademlia => PeerSource::Kademlia,
-        DiscoverySource::Mdns => PeerSource::Mdns,
-    }
-}
-
 /// Handles the network events that are not requests: reports them, and queues peer-book
-/// updates for [`write_peer_book`] without waiting (a full queue drops the update).
+/// updates for [`peer_book::write_peer_book`] without waiting (a full queue drops the update).
 fn handle_net_event(
     event: NetEvent,
     peer_book: &tokio::sync::mpsc::Sender<NetEvent>,
@@ -765,80 +746,4 @@ fn handle_net_event(
         _ => {}
     }
     Ok(())
-}
-
-/// Writes the peer-book updates [`handle_net_event`] queues, until the queue closes.
-async fn write_peer_book(
-    mut updates: tokio::sync::mpsc::Receiver<NetEvent>,
-    db: Db,
-    local: PeerId,
-) {
-    while let Some(event) = updates.recv().await {
-        if let Err(e) = record_in_peer_book(event, &db, local).await {
-            warn!(error = %e, "cannot update the peer book");
-        }
-    }
-}
-
-/// Keeps the peer book in step with the network.
-async fn record_in_peer_book(event: NetEvent, db: &Db, local: PeerId) -> Result<(), NodeError> {
-    let now = unix_now();
-    match event {
-        NetEvent::PeerDiscovered {
-            peer,
-            addrs,
-            source,
-        } => {
-            if peer == local {
-                return Ok(());
-            }
-            let addrs: Vec<String> = addrs
-                .iter()
-                .filter(|a| is_storable(a))
-                .map(|a| strip_p2p(a).to_string())
-                .collect();
-            let peer_id = peer.to_string();
-            db.write(move |tx| -> Result<(), DbError> {
-                tx.upsert_peer(&peer_id, &addrs, peer_source(source), now)?;
-                Ok(())
-            })
-            .await?;
-        }
-        NetEvent::PeerConnected { peer, .. } => {
-            let peer_id = peer.to_string();
-            db.write(move |tx| -> Result<(), DbError> {
-                Ok(tx.record_dial_success(&peer_id, now)?)
-            })
-            .await?;
-        }
-        NetEvent::DialFailed { peer, error } => {
-            debug!(%peer, %error, "dial failed");
-            let peer_id = peer.to_string();
-            db.write(move |tx| -> Result<(), DbError> {
-                tx.record_dial_failure(&peer_id, now)?;
-                Ok(())
-            })
-            .await?;
-        }
-        _ => {}
-    }
-    Ok(())
-}
-
-/// Addresses worth remembering: not relayed-through-ourselves junk, not unspecified.
-fn is_storable(addr: &Multiaddr) -> bool {
-    use libp2p::multiaddr::Protocol;
-    match addr.iter().next() {
-        Some(Protocol::Ip4(ip)) => !ip.is_unspecified(),
-        Some(Protocol::Ip6(ip)) => !ip.is_unspecified(),
-        _ => false,
-    }
-}
-
-fn strip_p2p(addr: &Multiaddr) -> Multiaddr {
-    let mut a = addr.clone();
-    if matches!(a.iter().last(), Some(libp2p::multiaddr::Protocol::P2p(_))) {
-        a.pop();
-    }
-    a
 }
