@@ -216,6 +216,26 @@ pub(crate) fn next_record_version(tx: &mut Tx<'_>, now: i64) -> Result<u64, Engi
     Ok(version)
 }
 
+/// How far the record versions of an identity recovered on a new device jump ahead of the
+/// clock. Versions are `max(last, now) + 1`, so a device that signed several records in one
+/// second runs ahead of the clock; the lost device's last device list can therefore carry a
+/// version above what a fresh counter gives minutes later, and would outrank the recovered
+/// device's list (contacts kept addressing the lost device). No device signs 2^20 records
+/// more than the seconds that pass.
+pub const RECOVERY_VERSION_JUMP: u64 = 1 << 20;
+
+/// Seeds the record-version counter of an identity just recovered on a new device (`rhizo
+/// init --recover`): its first records outrank anything the lost devices signed.
+///
+/// # Errors
+///
+/// If the database fails.
+pub fn seed_versions_after_recovery(tx: &mut Tx<'_>, now_ms: i64) -> Result<(), EngineError> {
+    let version = crate::secs(now_ms).saturating_add(RECOVERY_VERSION_JUMP);
+    tx.set_meta(META_RECORD_VERSION, &version.to_string())?;
+    Ok(())
+}
+
 /// A freshly signed bundle (new version and lifetime, so it never expires while we are online)
 /// of our KeyPackages, at `now` (unix seconds). The KeyPackages themselves are kept (in `meta`)
 /// until a Welcome used one (then the receive path drops the bundle) or they are
@@ -370,4 +390,38 @@ pub(crate) fn new_device_list(
     .encode();
     tx.set_meta(META_DEVICE_LIST, &hex::encode(&list))?;
     Ok(list)
+}
+
+#[cfg(test)]
+mod recovery_tests {
+    use rhizo_store::Store;
+
+    use super::*;
+
+    /// A lost device that signed records ahead of the clock (several in one second) never
+    /// outranks the first records of the identity recovered on a new device.
+    #[test]
+    fn records_after_a_recovery_outrank_a_lost_device_that_ran_ahead_of_the_clock() {
+        let now_ms = 1_800_000_000_000;
+        let mut lost = Store::open_in_memory().unwrap();
+        let ahead = lost
+            .write(|tx| {
+                let mut last = 0;
+                for _ in 0..1000 {
+                    last = next_record_version(tx, now_ms)?;
+                }
+                Ok::<_, EngineError>(last)
+            })
+            .unwrap();
+        assert_eq!(ahead, crate::secs(now_ms) + 1000, "ran ahead of the clock");
+
+        let mut recovered = Store::open_in_memory().unwrap();
+        let first = recovered
+            .write(|tx| {
+                seed_versions_after_recovery(tx, now_ms + 1000)?;
+                next_record_version(tx, now_ms + 1000)
+            })
+            .unwrap();
+        assert!(first > ahead, "{first} after {ahead}");
+    }
 }

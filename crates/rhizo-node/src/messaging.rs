@@ -76,6 +76,7 @@ pub use manage::{ConversationView, DeletedView, ManageError};
 pub use requests::RequestView;
 pub use rhizo_engine::{
     MAX_TEXT_BYTES, Me,
+    publish::seed_versions_after_recovery,
     wire::{RESPONSE_ERROR, RESPONSE_RECEIPT, batch_len, conduct_of, rate_limited_response},
 };
 pub use views::{

@@ -46,6 +46,11 @@ pub(crate) async fn run(config: &Config, args: &InitArgs) -> anyhow::Result<()> 
                 store.write(|tx| tx.set_meta(META_DISPLAY_NAME, name.trim()))?;
             }
             if args.recover {
+                let now_ms = i64::try_from(now.saturating_mul(1000)).unwrap_or(i64::MAX);
+                store
+                    .write(|tx| rhizo_node::messaging::seed_versions_after_recovery(tx, now_ms))?;
+            }
+            if args.recover {
                 println!(
                     "Recovered the identity in {} with a new device",
                     dir.path().display()
