@@ -111,6 +111,8 @@ pub use inbound::{CheckedFrame, Inbound};
 pub use outbox::{CheckedAnswers, MailboxAttempt, Outcome, Transmit, TransmitResult};
 
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod tests;
 
 /// Longest chat text accepted.

@@ -24,6 +24,7 @@ pub mod raw_node;
 pub use raw_node::RawNode;
 
 use std::{
+    collections::BTreeSet,
     fs::File,
     path::{Path, PathBuf},
     process::{Child, Command, Output, Stdio},
@@ -578,6 +579,71 @@ impl TestNode {
         list.as_array()
             .cloned()
             .ok_or_else(|| anyhow!("history is not a list: {list}"))
+    }
+
+    /// Waits (at most `timeout`) until every one of `texts` this node sent to `to` is
+    /// delivered (`read` is a later state of delivered); fails at once when one of them failed.
+    ///
+    /// # Errors
+    ///
+    /// On the deadline (saying how many were delivered), a failed message, or an API error.
+    pub fn wait_delivered(
+        &self,
+        to: &str,
+        texts: &[impl AsRef<str>],
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
+        let want: BTreeSet<&str> = texts.iter().map(AsRef::as_ref).collect();
+        let mut last = 0;
+        let result = wait_for(timeout, "all messages to be delivered", || {
+            let list = match self.history(to) {
+                Ok(list) => list,
+                Err(e) => return Some(Err(e)),
+            };
+            let sent = || list.iter().filter(|m| m["direction"] == "out");
+            let wanted = |m: &&Value| m["text"].as_str().is_some_and(|t| want.contains(t));
+            if let Some(failed) = sent().filter(wanted).find(|m| m["state"] == "failed") {
+                return Some(Err(anyhow!("a message failed: {failed}")));
+            }
+            let done: BTreeSet<&str> = sent()
+                .filter(|m| m["state"] == "delivered" || m["state"] == "read")
+                .filter_map(|m| m["text"].as_str())
+                .collect();
+            last = want.intersection(&done).count();
+            (last == want.len()).then_some(Ok(()))
+        });
+        result
+            .map_err(|e| anyhow!("{e}: {last} of {} delivered", want.len()))
+            .and_then(|r| r)
+            .with_context(|| format!("{}'s messages to {to}", self.name))
+    }
+
+    /// Waits (at most `timeout`) until this node has received every one of `texts` from
+    /// `from`; the history with `from` then.
+    ///
+    /// # Errors
+    ///
+    /// On the deadline, naming the texts.
+    pub fn wait_received(
+        &self,
+        from: &str,
+        texts: &[impl AsRef<str>],
+        timeout: Duration,
+    ) -> anyhow::Result<Vec<Value>> {
+        wait_for(timeout, "messages to arrive", || {
+            let list = self.history(from).ok()?;
+            let got: BTreeSet<&str> = list
+                .iter()
+                .filter(|m| m["direction"] == "in")
+                .filter_map(|m| m["text"].as_str())
+                .collect();
+            let all = texts.iter().all(|t| got.contains(t.as_ref()));
+            all.then(|| list.clone())
+        })
+        .with_context(|| {
+            let texts: Vec<&str> = texts.iter().map(AsRef::as_ref).collect();
+            format!("{}: texts from {from}: {texts:?}", self.name)
+        })
     }
 
     /// The last `max_bytes` (about) of every run's logs, for failure messages of chatty tests.

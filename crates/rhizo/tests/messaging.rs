@@ -119,24 +119,7 @@ fn delivered_texts(history: &[Value]) -> BTreeSet<String> {
 /// Waits until every one of `texts` is delivered according to `sender`; fails at once on a
 /// `failed` message.
 fn wait_delivered(sender: &TestNode, to: &str, texts: &[String]) -> anyhow::Result<()> {
-    let want: BTreeSet<&String> = texts.iter().collect();
-    let mut last = 0;
-    let result = wait_for(DELIVERY_TIMEOUT, "all messages to be delivered", || {
-        let list = match history(sender, to) {
-            Ok(list) => list,
-            Err(e) => return Some(Err(e)),
-        };
-        if let Some(failed) = list.iter().find(|m| m["state"] == "failed") {
-            return Some(Err(anyhow!("a message failed: {failed}")));
-        }
-        let done = delivered_texts(&list);
-        last = want.iter().filter(|t| done.contains(**t)).count();
-        (last == want.len()).then_some(Ok(()))
-    });
-    result
-        .map_err(|e| anyhow!("{e}: {last} of {} delivered", want.len()))
-        .and_then(|r| r)
-        .with_context(|| format!("messages to {to}"))
+    sender.wait_delivered(to, texts, DELIVERY_TIMEOUT)
 }
 
 /// Checks that `got` is exactly `want`: each once, in order; names what is wrong otherwise.

@@ -4,9 +4,9 @@
 //! - backup → wipe → restore: the identity is the same, the history is back, and the contact
 //!   receives our messages again (and we theirs).
 
-use std::{collections::BTreeSet, path::Path, time::Duration};
+use std::{path::Path, time::Duration};
 
-use anyhow::{Context, ensure};
+use anyhow::ensure;
 use rhizo_test_utils::{TestNode, befriend, wait_for};
 use serde_json::Value;
 
@@ -40,33 +40,12 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 /// Waits until `sender`'s texts to `to` are all delivered (or read).
 fn wait_delivered(sender: &TestNode, to: &str, texts: &[&str]) -> anyhow::Result<()> {
-    let want: BTreeSet<&str> = texts.iter().copied().collect();
-    wait_for(DELIVERY_TIMEOUT, "messages to be delivered", || {
-        let list = sender.history(to).ok()?;
-        let done: BTreeSet<&str> = list
-            .iter()
-            .filter(|m| {
-                m["direction"] == "out" && (m["state"] == "delivered" || m["state"] == "read")
-            })
-            .filter_map(|m| m["text"].as_str())
-            .collect();
-        want.is_subset(&done).then_some(())
-    })
-    .with_context(|| format!("texts to {to}: {texts:?}"))
+    sender.wait_delivered(to, texts, DELIVERY_TIMEOUT)
 }
 
 /// Waits until `node` has received every text of `texts` from `from`.
 fn wait_received(node: &TestNode, from: &str, texts: &[&str]) -> anyhow::Result<Vec<Value>> {
-    wait_for(DELIVERY_TIMEOUT, "messages to arrive", || {
-        let list = node.history(from).ok()?;
-        let got: BTreeSet<&str> = list
-            .iter()
-            .filter(|m| m["direction"] == "in")
-            .filter_map(|m| m["text"].as_str())
-            .collect();
-        texts.iter().all(|t| got.contains(t)).then(|| list.clone())
-    })
-    .with_context(|| format!("texts from {from}: {texts:?}"))
+    node.wait_received(from, texts, DELIVERY_TIMEOUT)
 }
 
 #[test]

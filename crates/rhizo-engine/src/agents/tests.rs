@@ -2,97 +2,56 @@
 //! temp dirs, real MLS, signed envelopes and receipts; only the network and the clock are not).
 
 use rhizo_core::{
-    DeviceKey, DevicePublicKey, RootKey,
+    DevicePublicKey,
     agent::{
         AgentCard, Artifact, NewTask, Part, Side, TaskId, TaskMessage, TaskState, TaskUpdateInput,
     },
     proto::{self, AgentMessage, agent_message::Kind},
     records::{ValidRecord, validate_record},
 };
-use rhizo_e2e::{E2eStore, RekeyPolicy};
+use rhizo_e2e::RekeyPolicy;
 use rhizo_store::{
-    Store, StoreError,
+    StoreError,
     agents::{TaskQuery, TaskSide},
-    messaging::{Contact, ContactDevice},
+    messaging::Contact,
 };
 
 use super::*;
-use crate::{Me, contacts::peer_id_of_device, outbox::DeviceAnswer};
+use crate::{
+    Me,
+    outbox::DeviceAnswer,
+    test_support::{self, ALICE, BOB, T0},
+};
 
-const T0: i64 = 1_800_000_000_000;
-const ALICE: usize = 0;
-const BOB: usize = 1;
-const NAMES: [&str; 2] = ["alice", "bob"];
+/// The identities' seed (see [`test_support::me`]).
+const SEED: u8 = 1;
 
 fn me(side: usize) -> Me {
-    let seed = side as u8 + 1;
-    let root = RootKey::from_bytes(&[seed; 32]);
-    let device = DeviceKey::from_bytes(&[seed + 100; 32]);
-    let certificate = root.certify_device(&device.public(), 1);
-    Me::primary(root, device, certificate, Some(NAMES[side].into()))
+    test_support::me(SEED, side)
 }
 
 fn contact(side: usize) -> Contact {
-    let me = me(side);
-    let device = me.device.public();
-    Contact {
-        uid: *me.uid.as_bytes(),
-        root_pk: *me.root_public.as_bytes(),
-        name: NAMES[side].into(),
-        verified: true,
-        added_at: 0,
-        devices: vec![ContactDevice {
-            device_pk: *device.as_bytes(),
-            peer_id: peer_id_of_device(&device).unwrap().to_string(),
-            addrs: vec![],
-            certificate: None,
-        }],
-    }
+    test_support::contact(SEED, side)
 }
 
 fn device_of(side: usize) -> DevicePublicKey {
     me(side).device.public()
 }
 
+/// The agent tests' helpers on the shared pair.
+enum Agents {}
 /// Alice (the client) and bob (the worker), contacts with an open conversation.
-struct Pair {
-    _dir: tempfile::TempDir,
-    engines: [Engine; 2],
-    stores: [Store; 2],
-    /// Events each side's engine produced, in order.
-    events: [Vec<Event>; 2],
-}
+type Pair = test_support::Pair<Agents>;
+
+/// A rekey policy that never rekeys during a test.
+const NO_REKEY: RekeyPolicy = RekeyPolicy {
+    max_messages: 1_000,
+    max_age_secs: 365 * 24 * 3600,
+};
 
 fn pair() -> Pair {
-    let dir = tempfile::tempdir().unwrap();
-    let policy = RekeyPolicy {
-        max_messages: 1_000,
-        max_age_secs: 365 * 24 * 3600,
-    };
-    let engines = [0, 1].map(|s| Engine::new(me(s), policy).unwrap());
-    let stores = [0, 1].map(|s| {
-        let path = dir.path().join(format!("{}.db", NAMES[s]));
-        let mut store = Store::open(&path).unwrap();
-        E2eStore::open(&path).unwrap();
-        store
-            .write(|tx| tx.add_contact(&contact(1 - s), 1))
-            .unwrap();
-        store
-    });
-    let mut p = Pair {
-        _dir: dir,
-        engines,
-        stores,
-        events: [Vec::new(), Vec::new()],
-    };
-    let (key, bundle) = p.stores[BOB]
-        .write(|tx| p.engines[BOB].key_package_record(tx, T0))
-        .unwrap();
-    let Ok(ValidRecord::KeyPackages(bundle)) = validate_record(&key, &bundle, (T0 / 1000) as u64)
-    else {
-        panic!("bob's KeyPackages do not validate");
-    };
-    let kp = bundle.key_packages()[0].to_vec();
+    let mut p = Pair::new(SEED, NO_REKEY);
+    let kp = p.bob_key_package();
     p.stores[ALICE]
         .write(|tx| p.engines[ALICE].send_first(tx, &contact(BOB), "hello", &[kp], T0))
         .unwrap();
@@ -670,27 +629,7 @@ fn a_task_from_a_blocked_sender_is_refused_and_the_client_sees_it_failed() {
 
 #[test]
 fn the_first_task_to_a_contact_opens_the_conversation() {
-    let dir = tempfile::tempdir().unwrap();
-    let policy = RekeyPolicy {
-        max_messages: 1_000,
-        max_age_secs: 365 * 24 * 3600,
-    };
-    let engines = [0, 1].map(|s| Engine::new(me(s), policy).unwrap());
-    let stores = [0, 1].map(|s| {
-        let path = dir.path().join(format!("{}.db", NAMES[s]));
-        let mut store = Store::open(&path).unwrap();
-        E2eStore::open(&path).unwrap();
-        store
-            .write(|tx| tx.add_contact(&contact(1 - s), 1))
-            .unwrap();
-        store
-    });
-    let mut p = Pair {
-        _dir: dir,
-        engines,
-        stores,
-        events: [Vec::new(), Vec::new()],
-    };
+    let mut p = Pair::new(SEED, NO_REKEY);
     let new = task_to_bob("hello, agent");
     let id = TaskId::random().unwrap();
     let Delegated::FirstMessage(bob) = p

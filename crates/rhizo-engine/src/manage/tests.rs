@@ -6,93 +6,45 @@
 use bytes::Bytes;
 use prost::Message as _;
 use rhizo_core::{
-    DeviceKey, RootKey,
     mailbox::FetchedEntry,
     proto::{ChatContent, MessageDelete},
-    records::{ValidRecord, validate_record},
 };
-use rhizo_e2e::{E2eStore, RekeyPolicy};
+use rhizo_e2e::RekeyPolicy;
 use rhizo_store::{
-    Store, StoreError,
-    messaging::{Contact, ContactDevice, MessageRow, MessageState},
+    StoreError,
+    messaging::{Contact, MessageRow, MessageState},
     requests::RequestLimits,
 };
 
 use crate::{
-    Engine, EngineError, Event, Me, contacts::peer_id_of_device,
-    conversations::queue_application_tx, outbox::DeviceAnswer, send::Queued,
+    EngineError, Event, Me,
+    conversations::queue_application_tx,
+    outbox::DeviceAnswer,
+    send::Queued,
+    test_support::{self, ALICE, BOB, NAMES, T0},
 };
 
-const T0: i64 = 1_800_000_000_000;
-const NAMES: [&str; 2] = ["alice", "bob"];
-const ALICE: usize = 0;
-const BOB: usize = 1;
+/// The identities' seed (see [`test_support::me`]).
+const SEED: u8 = 41;
 
 fn me(side: usize) -> Me {
-    let seed = side as u8 + 41;
-    let root = RootKey::from_bytes(&[seed; 32]);
-    let device = DeviceKey::from_bytes(&[seed + 100; 32]);
-    let certificate = root.certify_device(&device.public(), 1);
-    Me::primary(root, device, certificate, Some(NAMES[side].into()))
+    test_support::me(SEED, side)
 }
 
 fn contact(side: usize) -> Contact {
-    let me = me(side);
-    let device = me.device.public();
-    Contact {
-        uid: *me.uid.as_bytes(),
-        root_pk: *me.root_public.as_bytes(),
-        name: NAMES[side].into(),
-        verified: true,
-        added_at: 0,
-        devices: vec![ContactDevice {
-            device_pk: *device.as_bytes(),
-            peer_id: peer_id_of_device(&device).unwrap().to_string(),
-            addrs: vec![],
-            certificate: None,
-        }],
-    }
+    test_support::contact(SEED, side)
 }
 
-struct Pair {
-    _dir: tempfile::TempDir,
-    engines: [Engine; 2],
-    stores: [Store; 2],
-}
-
+/// The manage tests' helpers on the shared pair.
+enum Manage {}
 /// Alice and bob, each the other's contact.
+type Pair = test_support::Pair<Manage>;
+
 fn pair() -> Pair {
-    let dir = tempfile::tempdir().unwrap();
-    let engines = [0, 1].map(|s| Engine::new(me(s), RekeyPolicy::default()).unwrap());
-    let stores = [0, 1].map(|s| {
-        let path = dir.path().join(format!("{}.db", NAMES[s]));
-        let mut store = Store::open(&path).unwrap();
-        E2eStore::open(&path).unwrap();
-        store
-            .write(|tx| tx.add_contact(&contact(1 - s), 1))
-            .unwrap();
-        store
-    });
-    Pair {
-        _dir: dir,
-        engines,
-        stores,
-    }
+    Pair::new(SEED, RekeyPolicy::default())
 }
 
 impl Pair {
-    fn bob_key_package(&mut self) -> Vec<u8> {
-        let (key, bundle) = self.stores[BOB]
-            .write(|tx| self.engines[BOB].key_package_record(tx, T0))
-            .unwrap();
-        let Ok(ValidRecord::KeyPackages(bundle)) =
-            validate_record(&key, &bundle, (T0 / 1000) as u64)
-        else {
-            panic!("bob's KeyPackages do not validate");
-        };
-        bundle.key_packages()[0].to_vec()
-    }
-
     /// Alice's first text to bob (a new conversation).
     fn first(&mut self, text: &str) -> MessageRow {
         let kp = self.bob_key_package();
