@@ -25,10 +25,11 @@ export async function waitFor(what, f, ms = TIMEOUT_MS) {
 
 /** One rhizo node: its own data dir, loopback only, ephemeral ports, mDNS off. */
 export class Node {
-  constructor(name) {
+  /** `init` is how the data dir is made (e.g. `["init", "--link"]` for a device to link). */
+  constructor(name, init = ["init", "--name", name]) {
     this.name = name;
     this.dir = mkdtempSync(join(tmpdir(), `rhizo-ts-${name}-`));
-    this.cli(["init", "--name", name]);
+    this.cli(init);
     const id = JSON.parse(this.cli(["id", "--json"]));
     this.uid = id.uid;
     this.peerId = id.peer_id;
@@ -44,13 +45,16 @@ export class Node {
     return { ...process.env, RHIZO_MDNS: "false", XDG_CONFIG_HOME: join(this.dir, "no-config"), RUST_LOG: "info" };
   }
 
+  /** Runs the node; waits until it listens (a device waiting to be linked: until its API answers). */
   async start(extra = [], listen = "/ip4/127.0.0.1/tcp/0") {
     this.startArgs = [extra, listen];
+    const pendingLink = JSON.parse(this.cli(["id", "--json"])).role === "pending-link";
     const log = openSync(join(this.dir, "run.log"), "a");
     const args = ["--data-dir", this.dir, "run", "--listen", listen, "--api", "127.0.0.1:0", "--no-mdns", ...extra];
     this.child = spawn(BIN, args, { env: this.env(), stdio: ["ignore", log, log] });
     await waitFor(`${this.name} to listen`, async () => {
       if (!existsSync(join(this.dir, "api.addr"))) return undefined;
+      if (pendingLink) return (await this.api("GET", "/v1/health").catch(() => undefined)) ? true : undefined;
       const stats = await this.api("GET", "/v1/stats").catch(() => undefined);
       return stats?.listen_addrs?.length ? true : undefined;
     });

@@ -1,12 +1,4 @@
-// src/app.ts
-var STATE_MARK = {
-  queued: "\u25F7 queued",
-  sent: "\u2713 sent",
-  stored: "\u2713 stored",
-  delivered: "\u2713\u2713 delivered",
-  read: "\u2713\u2713 read",
-  failed: "\u2717 failed"
-};
+// src/core.ts
 var app = {
   convs: [],
   current: null,
@@ -15,7 +7,14 @@ var app = {
   groupRequests: [],
   me: null,
   live: "connecting",
-  fileProgress: /* @__PURE__ */ new Map()
+  fileProgress: /* @__PURE__ */ new Map(),
+  /** Contacts by name, from /v1/contacts, kept live by presence and key_change events. */
+  contacts: /* @__PURE__ */ new Map(),
+  /** Contacts whose changed keys the user chose to send to anyway (until the next change). */
+  confirmed: /* @__PURE__ */ new Set(),
+  /** The contact whose key-change warning was shown for the send the user just tried. */
+  confirmPending: null,
+  uploads: []
 };
 function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
@@ -59,8 +58,201 @@ async function api(method, path, body) {
   return data;
 }
 var enc = encodeURIComponent;
+function show(...children) {
+  $("view").replaceChildren(...children.filter((c) => !!c));
+}
+function showLoggedOut() {
+  document.body.replaceChildren(
+    h(
+      "main",
+      { class: "logged-out" },
+      h("h1", {}, "rhizo"),
+      h("p", {}, "Not logged in. Run `rhizo ui` on this machine and open the link it prints.")
+    )
+  );
+}
+
+// src/keys.ts
+function renderBanner() {
+  const slot = document.getElementById("key-banner-slot");
+  const c = app.current;
+  if (!slot || c?.kind !== "contact") return;
+  if (!app.contacts.get(c.key)?.key_changed) {
+    slot.replaceChildren();
+    return;
+  }
+  slot.replaceChildren(
+    h(
+      "div",
+      { id: "key-banner", class: "banner", role: "alert" },
+      h("strong", {}, `\u26A0 ${c.key}'s keys changed`),
+      ` (a new device reads this conversation). Compare the safety number with ${c.key} in person or on a call, then mark it verified. Your next send asks for a confirmation. `,
+      h("button", { type: "button", click: () => void safetyView(c.key) }, "Compare and verify")
+    )
+  );
+}
+function confirmKeyChange(c) {
+  if (c.kind !== "contact" || !app.contacts.get(c.key)?.key_changed || app.confirmed.has(c.key)) return true;
+  if (app.confirmPending === c.key) {
+    app.confirmed.add(c.key);
+    app.confirmPending = null;
+    const button2 = document.getElementById("compose-send");
+    if (button2) button2.textContent = "Send";
+    return true;
+  }
+  app.confirmPending = c.key;
+  status(`\u26A0 ${c.key}'s keys changed: send again to send anyway, or verify the safety number first.`);
+  const button = document.getElementById("compose-send");
+  if (button) button.textContent = "Send anyway";
+  return false;
+}
+async function safetyView(name) {
+  const [safety, contacts] = await Promise.all([api("GET", `/v1/contacts/${enc(name)}/safety`), api("GET", "/v1/contacts")]);
+  app.contacts = new Map(contacts.map((c) => [c.name, c]));
+  const contact = app.contacts.get(name);
+  if (!contact) return;
+  const conv = app.convs.find((c) => c.kind === "contact" && c.key === name);
+  app.current = null;
+  renderConversations();
+  const row = (k, v) => h("tr", {}, h("th", { scope: "row" }, k), h("td", {}, v));
+  show(
+    h("h2", { id: "view-title" }, `Safety number with ${name}`),
+    contact.key_changed ? h("p", { class: "banner", role: "alert" }, `\u26A0 ${name}'s keys changed since you last verified them.`) : null,
+    h("p", {}, `Compare this number with ${name} (in person or on a call), or let them scan the QR code. If it is the same on both sides, mark ${name} verified.`),
+    h("p", { id: "safety-number", class: "safety mono" }, safety.safety_number),
+    h("pre", { class: "qr", role: "img", "aria-label": `QR code of the safety number with ${name}` }, safety.qr),
+    h(
+      "table",
+      {},
+      h("caption", { class: "sr-only" }, `${name}'s identity`),
+      h("tbody", {}, row("UID", h("span", { class: "mono" }, contact.uid)), row("Fingerprint", h("span", { class: "mono" }, contact.fingerprint)), row("Devices", String(contact.devices.length)))
+    ),
+    h("p", { id: "verified-state" }, contact.verified && !contact.key_changed ? "\u2713 verified" : "\u2717 not verified"),
+    h(
+      "div",
+      { class: "actions" },
+      contact.verified && !contact.key_changed ? null : h("button", { id: "mark-verified", type: "button", click: () => void markVerified(name) }, "They match: mark verified"),
+      " ",
+      conv ? h("button", { id: "back-to-conv", type: "button", click: () => void openConversation(conv) }, `Back to ${name}`) : null
+    )
+  );
+}
+async function markVerified(name) {
+  try {
+    const c = await api("POST", `/v1/contacts/${enc(name)}/verify`, {});
+    app.contacts.set(name, { ...app.contacts.get(name), ...c });
+    app.confirmed.delete(name);
+    status(`${name} is now verified.`);
+    await safetyView(name);
+  } catch (err) {
+    status(`Could not verify ${name}: ${err.message}`);
+  }
+}
+
+// src/upload.ts
+var uploadSeq = 0;
+function pickFiles(e) {
+  const input = e.target;
+  const files = [...input.files ?? []];
+  input.value = "";
+  void sendFiles(files);
+}
+async function sendFiles(files) {
+  const c = app.current;
+  if (!c || !files.length || !confirmKeyChange(c)) return;
+  for (const file of files) await uploadFile(c, file);
+}
+function uploadFile(c, file) {
+  const up = { seq: ++uploadSeq, conv: c, name: file.name, loaded: 0, total: file.size, state: "uploading" };
+  app.uploads.push(up);
+  if (app.uploads.length > 20) app.uploads.splice(0, app.uploads.length - 20);
+  renderUploads();
+  const query = new URLSearchParams({ to: c.key, name: file.name });
+  if (c.kind === "group") query.set("group", "true");
+  if (file.type) query.set("mime", file.type);
+  return new Promise((resolve) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", `/v1/files?${query}`);
+    xhr.setRequestHeader("content-type", "application/octet-stream");
+    xhr.upload.onprogress = (e) => {
+      if (e.lengthComputable) Object.assign(up, { loaded: e.loaded, total: e.total });
+      renderUploads();
+    };
+    xhr.onload = () => {
+      if (xhr.status === 201) {
+        Object.assign(up, { state: "sent", loaded: up.total });
+        status(`Sent ${file.name}.`);
+        void refreshCurrent();
+      } else {
+        up.state = "failed";
+        if (xhr.status === 401) showLoggedOut();
+        let why = xhr.responseText;
+        try {
+          const data = JSON.parse(xhr.responseText);
+          why = `${data.code}: ${data.error}`;
+        } catch {
+        }
+        status(`Could not send ${file.name} (${why})`);
+      }
+      renderUploads();
+      resolve();
+    };
+    xhr.onerror = () => {
+      up.state = "failed";
+      status(`Could not send ${file.name}: the connection to the node failed.`);
+      renderUploads();
+      resolve();
+    };
+    xhr.send(file);
+  });
+}
+function renderUploads() {
+  const list = document.getElementById("uploads");
+  const c = app.current;
+  if (!list || !c) return;
+  const mine = app.uploads.filter((u) => u.conv.kind === c.kind && u.conv.key === c.key);
+  list.replaceChildren(
+    ...mine.map((u) => {
+      const pct = u.state === "sent" ? 100 : u.total ? Math.floor(100 * u.loaded / u.total) : 0;
+      const label = u.state === "failed" ? "failed" : u.state === "sent" ? "sent" : "uploading";
+      return h(
+        "li",
+        { class: "upload", "data-upload-state": u.state },
+        `Sending ${u.name}: `,
+        h("progress", { max: "100", value: String(pct), "aria-label": `Sending ${u.name}: ${pct}%` }),
+        ` ${pct}% ${label}`
+      );
+    })
+  );
+}
+function setUpDrop(view) {
+  const hasFiles = (e) => !!app.current && [...e.dataTransfer?.types ?? []].includes("Files");
+  view.addEventListener("dragover", (e) => {
+    if (!hasFiles(e)) return;
+    e.preventDefault();
+    view.classList.add("dropping");
+  });
+  view.addEventListener("dragleave", () => view.classList.remove("dropping"));
+  view.addEventListener("drop", (e) => {
+    view.classList.remove("dropping");
+    if (!hasFiles(e)) return;
+    e.preventDefault();
+    void sendFiles([...e.dataTransfer?.files ?? []]);
+  });
+}
+
+// src/app.ts
+var STATE_MARK = {
+  queued: "\u25F7 queued",
+  sent: "\u2713 sent",
+  stored: "\u2713 stored",
+  delivered: "\u2713\u2713 delivered",
+  read: "\u2713\u2713 read",
+  failed: "\u2717 failed"
+};
 async function loadConversations() {
   const [contacts, groups] = await Promise.all([api("GET", "/v1/contacts"), api("GET", "/v1/groups")]);
+  app.contacts = new Map(contacts.map((c) => [c.name, c]));
   const convs = [];
   await Promise.all(
     contacts.map(async (c) => {
@@ -81,20 +273,37 @@ async function loadConversations() {
   convs.sort((a, b) => b.last - a.last || a.title.localeCompare(b.title));
   app.convs = convs;
   renderConversations();
+  renderPresence();
+  renderBanner();
+}
+function presenceText(p) {
+  if (!p) return "";
+  if (p.state === "online") return "\u25CF online";
+  if (p.state === "hidden") return "presence hidden";
+  if (typeof p.last_seen !== "number") return "\u25CB offline";
+  const ago = Math.max(0, Math.floor(Date.now() / 1e3) - p.last_seen);
+  if (ago < 60) return "\u25CB last seen just now";
+  if (ago < 3600) return `\u25CB last seen ${Math.floor(ago / 60)} min ago`;
+  if (ago < 86400) return `\u25CB last seen ${Math.floor(ago / 3600)} h ago`;
+  return `\u25CB last seen ${new Date(p.last_seen * 1e3).toLocaleDateString()}`;
 }
 function renderConversations() {
   const list = $("conversations");
   list.replaceChildren(
     ...app.convs.map((c) => {
       const active = app.current?.kind === c.kind && app.current.key === c.key;
-      const label = c.unread ? `${c.title}, ${c.unread} unread` : c.title;
+      const contact = c.kind === "contact" ? app.contacts.get(c.key) : null;
+      const presence = presenceText(contact?.presence);
+      const changed = !!contact?.key_changed;
+      const label = [c.title, presence, changed ? "keys changed" : "", c.unread ? `${c.unread} unread` : ""].filter(Boolean).join(", ");
       return h(
         "li",
         {},
         h(
           "button",
-          { class: active ? "conv active" : "conv", "aria-current": active ? "true" : false, "aria-label": label, "data-conv": c.key, click: () => openConversation(c) },
-          h("span", { class: "title" }, c.title),
+          { class: active ? "conv active" : "conv", "aria-current": active ? "true" : false, "aria-label": label, "data-conv": c.key, "data-unread": String(c.unread), click: () => openConversation(c) },
+          h("span", { class: "title" }, changed ? `\u26A0 ${c.title}` : c.title),
+          presence ? h("span", { class: "presence", "aria-hidden": "true" }, presence) : null,
           c.unread ? h("span", { class: "unread", "aria-hidden": "true" }, String(c.unread)) : null
         )
       );
@@ -107,6 +316,7 @@ function historyPath(c) {
 }
 async function openConversation(c) {
   app.current = c;
+  app.confirmPending = null;
   app.messages = await api("GET", `${historyPath(c)}?limit=200&mark_read=true`);
   c.unread = 0;
   renderConversations();
@@ -177,15 +387,39 @@ function renderConversation() {
     { id: "compose", class: "compose", submit: (e) => void send(e) },
     h("label", { for: "compose-text", class: "sr-only" }, `Message to ${c.title}`),
     h("input", { id: "compose-text", name: "text", autocomplete: "off", placeholder: `Message ${c.title}`, required: true }),
-    h("button", { type: "submit" }, "Send")
+    h("button", { id: "compose-send", type: "submit" }, "Send")
+  );
+  const attach = h(
+    "div",
+    { class: "attach" },
+    h("label", { for: "file-input" }, "Send a file (or drop files on the conversation)"),
+    " ",
+    h("input", { id: "file-input", type: "file", multiple: true, change: (e) => void pickFiles(e) })
   );
   show(
-    h("h2", { id: "view-title" }, c.title),
-    c.kind === "contact" ? h("p", { class: "hint" }, "A warning shows here if the node reports a change of this contact's keys (the API has no such event yet).") : null,
+    h(
+      "div",
+      { class: "conv-head" },
+      h("h2", { id: "view-title" }, c.title),
+      c.kind === "contact" ? h("span", { id: "presence", class: "presence-line", role: "status" }) : null,
+      c.kind === "contact" ? h("button", { id: "open-safety", type: "button", click: () => void safetyView(c.key) }, "Safety number") : null
+    ),
+    h("div", { id: "key-banner-slot" }),
     h("ol", { id: "messages", class: "messages", "aria-live": "polite", "aria-label": "Messages" }),
+    h("ul", { id: "uploads", class: "uploads", "aria-label": "Files being sent" }),
+    attach,
     form
   );
+  renderPresence();
+  renderBanner();
   renderMessages();
+  renderUploads();
+}
+function renderPresence() {
+  const el = document.getElementById("presence");
+  const c = app.current;
+  if (!el || c?.kind !== "contact") return;
+  el.textContent = presenceText(app.contacts.get(c.key)?.presence);
 }
 async function send(e) {
   e.preventDefault();
@@ -193,6 +427,7 @@ async function send(e) {
   const input = document.getElementById("compose-text");
   if (!c || !input || !input.value.trim()) return;
   const text = input.value;
+  if (!confirmKeyChange(c)) return;
   try {
     const sent = await api("POST", historyPath(c), { text });
     input.value = "";
@@ -203,9 +438,6 @@ async function send(e) {
   } catch (err) {
     status(`Not sent (${err.code ?? "ERROR"}): ${err.message}`);
   }
-}
-function show(...children) {
-  $("view").replaceChildren(...children.filter((c) => !!c));
 }
 function addContactView() {
   app.current = null;
@@ -430,6 +662,24 @@ function onEvent(ev) {
         renderRequestCount();
       });
       break;
+    case "presence": {
+      const contact = app.contacts.get(ev.contact);
+      if (contact) {
+        contact.presence = { state: ev.state, last_seen: ev.last_seen };
+        renderConversations();
+        renderPresence();
+      }
+      break;
+    }
+    case "key_change": {
+      const contact = app.contacts.get(ev.contact);
+      if (contact) contact.key_changed = true;
+      app.confirmed.delete(ev.contact);
+      renderConversations();
+      renderBanner();
+      void loadConversations();
+      break;
+    }
     case "contact_added":
     case "group_created":
       void loadConversations();
@@ -453,16 +703,6 @@ function connectEvents() {
 function setLive(state) {
   app.live = state;
   $("live").textContent = state === "live" ? "\u25CF live" : "\u25CB reconnecting";
-}
-function showLoggedOut() {
-  document.body.replaceChildren(
-    h(
-      "main",
-      { class: "logged-out" },
-      h("h1", {}, "rhizo"),
-      h("p", {}, "Not logged in. Run `rhizo ui` on this machine and open the link it prints.")
-    )
-  );
 }
 function nav(id, label, action) {
   return h("button", { id, type: "button", click: () => void Promise.resolve(action()).catch((e) => status(e.message)) }, label);
@@ -507,6 +747,7 @@ async function start() {
     ),
     h("p", { id: "status", role: "status", "aria-live": "polite" })
   );
+  setUpDrop($("view"));
   connectEvents();
   await loadConversations();
   const requests = await api("GET", "/v1/requests");
@@ -514,3 +755,9 @@ async function start() {
   renderRequestCount();
 }
 void start();
+export {
+  loadConversations,
+  openConversation,
+  refreshCurrent,
+  renderConversations
+};

@@ -3,29 +3,9 @@
 // and /v1/events for live updates. No framework: a few DOM helpers, text only through
 // textContent (never innerHTML), so nothing a peer sends can become markup.
 
-type Json = any; // eslint-disable-line @typescript-eslint/no-explicit-any
-
-interface Conv {
-  kind: "contact" | "group";
-  key: string;
-  title: string;
-  unread: number;
-  last: number;
-}
-
-interface Msg {
-  id: number;
-  direction: string;
-  text: string | null;
-  sent_at: number;
-  state: string;
-  from_name?: string | null;
-  from?: string | null;
-  delivered?: number;
-  read?: number;
-  total?: number;
-  file?: { name: string; size: number; mime?: string; state?: string; percent?: number } | null;
-}
+import { $, api, ApiError, app, Child, Conv, enc, h, Json, Msg, show, showLoggedOut, status } from "./core";
+import { confirmKeyChange, renderBanner, safetyView } from "./keys";
+import { pickFiles, renderUploads, setUpDrop } from "./upload";
 
 const STATE_MARK: Record<string, string> = {
   queued: "◷ queued",
@@ -36,73 +16,12 @@ const STATE_MARK: Record<string, string> = {
   failed: "✗ failed",
 };
 
-const app = {
-  convs: [] as Conv[],
-  current: null as Conv | null,
-  messages: [] as Msg[],
-  requests: [] as Json[],
-  groupRequests: [] as Json[],
-  me: null as Json,
-  live: "connecting",
-  fileProgress: new Map<number, { state: string; done: number; total: number }>(),
-};
-
-// ---- DOM helpers -------------------------------------------------------------------------
-
-type Child = Node | string | null | undefined | false;
-
-function h(tag: string, attrs: Record<string, string | boolean | ((e: Event) => void)> = {}, ...children: Child[]): HTMLElement {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (typeof v === "function") el.addEventListener(k, v as EventListener);
-    else if (v === true) el.setAttribute(k, "");
-    else if (v !== false) el.setAttribute(k, v);
-  }
-  for (const c of children) if (c !== null && c !== undefined && c !== false) el.append(c);
-  return el;
-}
-
-function $(id: string): HTMLElement {
-  const el = document.getElementById(id);
-  if (!el) throw new Error(`no #${id}`);
-  return el;
-}
-
-function status(text: string): void {
-  $("status").textContent = text;
-}
-
-// ---- the API ---------------------------------------------------------------------------------
-
-class ApiError extends Error {
-  constructor(public code: string, message: string) {
-    super(message);
-  }
-}
-
-async function api(method: string, path: string, body?: unknown): Promise<Json> {
-  const response = await fetch(path, {
-    method,
-    credentials: "same-origin",
-    headers: body === undefined ? {} : { "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  if (response.status === 401) {
-    showLoggedOut();
-    throw new ApiError("UNAUTHORIZED", "not logged in");
-  }
-  const text = await response.text();
-  const data = text ? JSON.parse(text) : null;
-  if (!response.ok) throw new ApiError(data?.code ?? String(response.status), data?.error ?? text);
-  return data;
-}
-
-const enc = encodeURIComponent;
 
 // ---- conversations -------------------------------------------------------------------------
 
-async function loadConversations(): Promise<void> {
+export async function loadConversations(): Promise<void> {
   const [contacts, groups] = await Promise.all([api("GET", "/v1/contacts"), api("GET", "/v1/groups")]);
+  app.contacts = new Map(contacts.map((c: Json) => [c.name, c]));
   const convs: Conv[] = [];
   await Promise.all(
     contacts.map(async (c: Json) => {
@@ -123,21 +42,40 @@ async function loadConversations(): Promise<void> {
   convs.sort((a, b) => b.last - a.last || a.title.localeCompare(b.title));
   app.convs = convs;
   renderConversations();
+  renderPresence();
+  renderBanner();
 }
 
-function renderConversations(): void {
+/** "online", "last seen 5 min ago", "offline" or "presence hidden": never colour alone. */
+function presenceText(p: Json): string {
+  if (!p) return "";
+  if (p.state === "online") return "● online";
+  if (p.state === "hidden") return "presence hidden";
+  if (typeof p.last_seen !== "number") return "○ offline";
+  const ago = Math.max(0, Math.floor(Date.now() / 1000) - p.last_seen);
+  if (ago < 60) return "○ last seen just now";
+  if (ago < 3600) return `○ last seen ${Math.floor(ago / 60)} min ago`;
+  if (ago < 86400) return `○ last seen ${Math.floor(ago / 3600)} h ago`;
+  return `○ last seen ${new Date(p.last_seen * 1000).toLocaleDateString()}`;
+}
+
+export function renderConversations(): void {
   const list = $("conversations");
   list.replaceChildren(
     ...app.convs.map((c) => {
       const active = app.current?.kind === c.kind && app.current.key === c.key;
-      const label = c.unread ? `${c.title}, ${c.unread} unread` : c.title;
+      const contact = c.kind === "contact" ? app.contacts.get(c.key) : null;
+      const presence = presenceText(contact?.presence);
+      const changed = !!contact?.key_changed;
+      const label = [c.title, presence, changed ? "keys changed" : "", c.unread ? `${c.unread} unread` : ""].filter(Boolean).join(", ");
       return h(
         "li",
         {},
         h(
           "button",
-          { class: active ? "conv active" : "conv", "aria-current": active ? "true" : false, "aria-label": label, "data-conv": c.key, click: () => openConversation(c) },
-          h("span", { class: "title" }, c.title),
+          { class: active ? "conv active" : "conv", "aria-current": active ? "true" : false, "aria-label": label, "data-conv": c.key, "data-unread": String(c.unread), click: () => openConversation(c) },
+          h("span", { class: "title" }, changed ? `⚠ ${c.title}` : c.title),
+          presence ? h("span", { class: "presence", "aria-hidden": "true" }, presence) : null,
           c.unread ? h("span", { class: "unread", "aria-hidden": "true" }, String(c.unread)) : null,
         ),
       );
@@ -150,8 +88,9 @@ function historyPath(c: Conv): string {
   return c.kind === "contact" ? `/v1/conversations/${enc(c.key)}/messages` : `/v1/groups/${enc(c.key)}/messages`;
 }
 
-async function openConversation(c: Conv): Promise<void> {
+export async function openConversation(c: Conv): Promise<void> {
   app.current = c;
+  app.confirmPending = null;
   app.messages = await api("GET", `${historyPath(c)}?limit=200&mark_read=true`);
   c.unread = 0;
   renderConversations();
@@ -160,7 +99,7 @@ async function openConversation(c: Conv): Promise<void> {
   input?.focus();
 }
 
-async function refreshCurrent(): Promise<void> {
+export async function refreshCurrent(): Promise<void> {
   const c = app.current;
   if (!c) return;
   app.messages = await api("GET", `${historyPath(c)}?limit=200&mark_read=true`);
@@ -229,15 +168,41 @@ function renderConversation(): void {
     { id: "compose", class: "compose", submit: (e) => void send(e) },
     h("label", { for: "compose-text", class: "sr-only" }, `Message to ${c.title}`),
     h("input", { id: "compose-text", name: "text", autocomplete: "off", placeholder: `Message ${c.title}`, required: true }),
-    h("button", { type: "submit" }, "Send"),
+    h("button", { id: "compose-send", type: "submit" }, "Send"),
+  );
+  const attach = h(
+    "div",
+    { class: "attach" },
+    h("label", { for: "file-input" }, "Send a file (or drop files on the conversation)"),
+    " ",
+    h("input", { id: "file-input", type: "file", multiple: true, change: (e) => void pickFiles(e) }),
   );
   show(
-    h("h2", { id: "view-title" }, c.title),
-    c.kind === "contact" ? h("p", { class: "hint" }, "A warning shows here if the node reports a change of this contact's keys (the API has no such event yet).") : null,
+    h(
+      "div",
+      { class: "conv-head" },
+      h("h2", { id: "view-title" }, c.title),
+      c.kind === "contact" ? h("span", { id: "presence", class: "presence-line", role: "status" }) : null,
+      c.kind === "contact" ? h("button", { id: "open-safety", type: "button", click: () => void safetyView(c.key) }, "Safety number") : null,
+    ),
+    h("div", { id: "key-banner-slot" }),
     h("ol", { id: "messages", class: "messages", "aria-live": "polite", "aria-label": "Messages" }),
+    h("ul", { id: "uploads", class: "uploads", "aria-label": "Files being sent" }),
+    attach,
     form,
   );
+  renderPresence();
+  renderBanner();
   renderMessages();
+  renderUploads();
+}
+
+/** The open contact conversation's presence line, from the contact's last known presence. */
+function renderPresence(): void {
+  const el = document.getElementById("presence");
+  const c = app.current;
+  if (!el || c?.kind !== "contact") return;
+  el.textContent = presenceText(app.contacts.get(c.key)?.presence);
 }
 
 async function send(e: Event): Promise<void> {
@@ -246,6 +211,7 @@ async function send(e: Event): Promise<void> {
   const input = document.getElementById("compose-text") as HTMLInputElement | null;
   if (!c || !input || !input.value.trim()) return;
   const text = input.value;
+  if (!confirmKeyChange(c)) return;
   try {
     const sent = await api("POST", historyPath(c), { text });
     input.value = "";
@@ -259,10 +225,6 @@ async function send(e: Event): Promise<void> {
 }
 
 // ---- other views ---------------------------------------------------------------------------
-
-function show(...children: Child[]): void {
-  $("view").replaceChildren(...children.filter((c): c is Node | string => !!c));
-}
 
 function addContactView(): void {
   app.current = null;
@@ -503,6 +465,24 @@ function onEvent(ev: Json): void {
         renderRequestCount();
       });
       break;
+    case "presence": {
+      const contact = app.contacts.get(ev.contact);
+      if (contact) {
+        contact.presence = { state: ev.state, last_seen: ev.last_seen };
+        renderConversations();
+        renderPresence();
+      }
+      break;
+    }
+    case "key_change": {
+      const contact = app.contacts.get(ev.contact);
+      if (contact) contact.key_changed = true;
+      app.confirmed.delete(ev.contact);
+      renderConversations();
+      renderBanner();
+      void loadConversations();
+      break;
+    }
     case "contact_added":
     case "group_created":
       void loadConversations();
@@ -532,17 +512,6 @@ function setLive(state: string): void {
 }
 
 // ---- start -------------------------------------------------------------------------------
-
-function showLoggedOut(): void {
-  document.body.replaceChildren(
-    h(
-      "main",
-      { class: "logged-out" },
-      h("h1", {}, "rhizo"),
-      h("p", {}, "Not logged in. Run `rhizo ui` on this machine and open the link it prints."),
-    ),
-  );
-}
 
 function nav(id: string, label: string, action: () => unknown): HTMLElement {
   return h("button", { id, type: "button", click: () => void Promise.resolve(action()).catch((e) => status((e as Error).message)) }, label);
@@ -589,6 +558,7 @@ async function start(): Promise<void> {
     ),
     h("p", { id: "status", role: "status", "aria-live": "polite" }),
   );
+  setUpDrop($("view"));
   connectEvents();
   await loadConversations();
   const requests = await api("GET", "/v1/requests");

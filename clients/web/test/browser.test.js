@@ -11,6 +11,10 @@
 //
 // - Also: a file's progress bar reaching 100 % with an image preview, a group created and used,
 //   and a message request from a third node (carol, driven by the API only) accepted in the UI.
+// - Files sent from the browser (the file input, and drag and drop) with upload progress;
+//   presence (online, then "last seen" when carol stops); a key change (bob links a second
+//   device, bob2): the banner, the confirmation before the first send, the safety number and
+//   its QR code, and "mark verified" clearing the banner.
 //
 // Screenshots go to $RHIZO_ARTIFACTS (default clients/web/test-artifacts).
 import { test } from "node:test";
@@ -169,7 +173,7 @@ async function webUi(browser, alice, bob, carol) {
   await a.waitForSelector("#compose-text");
   await sendInUi(a, "hello bob, from the web");
   await outState(a, "hello bob, from the web", ["delivered"]);
-  await b.waitForSelector('button[aria-label="alice, 1 unread"]', { timeout: STEP_MS });
+  await b.waitForSelector('button[data-conv="alice"][data-unread="1"]', { timeout: STEP_MS });
   await shot(b, "conversations");
   await b.click('button[data-conv="alice"]');
   await b.waitForSelector('li.msg.in:has-text("hello bob, from the web")');
@@ -181,6 +185,26 @@ async function webUi(browser, alice, bob, carol) {
   await outState(b, "hi alice, web to web", ["read"]);
   await shot(a, "conversation");
   await axeCheck(a, "the conversation");
+  // Presence: bob is online, in the conversation's header and in the list.
+  await a.waitForSelector("#presence:text('● online')", { timeout: STEP_MS });
+  await a.waitForSelector('button[data-conv="bob"] .presence:text("● online")');
+
+  // Files from the browser: one picked with the file input, one dropped on the conversation.
+  // Each upload's bar reaches 100 %, and bob's open conversation shows the file received.
+  await a.setInputFiles("#file-input", { name: "notes.txt", mimeType: "text/plain", buffer: Buffer.alloc(3 << 20, "rhizo notes ") });
+  await a.waitForSelector('li.upload[data-upload-state="sent"]:has-text("notes.txt") progress[value="100"]', { timeout: STEP_MS });
+  await b.waitForSelector('li.msg.in:has-text("notes.txt") .file[data-file-state="done"] progress[value="100"]', { timeout: STEP_MS });
+  const dropped = await a.evaluateHandle(() => {
+    const data = new DataTransfer();
+    data.items.add(new File(["dropped on the conversation"], "dropped.txt", { type: "text/plain" }));
+    return data;
+  });
+  await a.dispatchEvent("#view", "dragover", { dataTransfer: dropped });
+  await a.dispatchEvent("#view", "drop", { dataTransfer: dropped });
+  await a.waitForSelector('li.upload[data-upload-state="sent"]:has-text("dropped.txt")', { timeout: STEP_MS });
+  await a.waitForSelector('li.msg.out:has-text("dropped.txt")', { timeout: STEP_MS });
+  await b.waitForSelector('li.msg.in:has-text("dropped.txt") .file[data-file-state="done"]', { timeout: STEP_MS });
+  await shot(a, "upload");
 
   // A file: bob sends a picture; alice's open conversation shows its progress reach 100 % and a
   // preview.
@@ -228,6 +252,91 @@ async function webUi(browser, alice, bob, carol) {
   await a.waitForSelector("#health");
   await axeCheck(a, "the health page");
   await shot(a, "health");
+  return a;
+}
+
+/**
+ * bob links a second device (bob2); alice learns its key from the DHT: her open conversation
+ * with bob shows the key-change banner live, her first send asks for a confirmation, and
+ * comparing the safety number (the same bob sees) and marking bob verified clears it.
+ */
+async function keyChange(a, alice, bob) {
+  const bob2 = new Node("bob2", ["init", "--link"]);
+  try {
+    await bob2.start(["--bootstrap", await alice.listenAddr()]);
+    const ticket = await waitFor("a link ticket from bob2", () => {
+      try {
+        return bob2.cli(["device", "link", "--no-qr"]).split("\n").find((l) => l.startsWith("rhz1link"));
+      } catch {
+        return undefined;
+      }
+    });
+    bob.cli(["device", "add", ticket, "--yes"]);
+    await waitFor("bob2 linked", () => {
+      try {
+        return JSON.parse(bob2.cli(["device", "list", "--json"])).length === 2 ? true : undefined;
+      } catch {
+        return undefined;
+      }
+    });
+    await a.click('button[data-conv="bob"]');
+    await a.waitForSelector("#compose-text");
+    assert.equal(await a.$("#key-banner"), null, "no banner before the change");
+    // alice's node fetches bob's device list from the DHT (re-adding him by UID) until it has
+    // the new device.
+    await waitFor("alice sees bob's new device", async () => {
+      await alice.api("POST", "/v1/contacts", { uid: bob.uid, name: "bob" });
+      const contacts = await alice.api("GET", "/v1/contacts");
+      return contacts.find((c) => c.name === "bob")?.key_changed ? true : undefined;
+    });
+    await a.waitForSelector("#key-banner:has-text(\"bob's keys changed\")", { timeout: STEP_MS });
+    await a.waitForSelector('button[data-conv="bob"]:has-text("⚠ bob")');
+    await axeCheck(a, "the key-change banner");
+    await shot(a, "key-change");
+
+    // The first send asks; the second goes.
+    await a.fill("#compose-text", "after the key change");
+    await a.press("#compose-text", "Enter");
+    await a.waitForSelector("#status:has-text('send again to send anyway')");
+    assert.equal(await a.textContent("#compose-send"), "Send anyway");
+    assert.equal(await a.$('li.msg.out:has-text("after the key change")'), null, "not sent before the confirmation");
+    await sendInUi(a, "after the key change");
+    await waitFor("bob has the text", async () => {
+      const history = await bob.api("GET", "/v1/conversations/alice/messages");
+      return history.some((m) => m.text === "after the key change") ? true : undefined;
+    });
+
+    // Verify: the safety number alice sees is the one bob sees; marking it clears the banner.
+    await a.click("#key-banner button");
+    await a.waitForSelector("#safety-number");
+    const bobSees = (await bob.api("GET", "/v1/contacts")).find((c) => c.name === "alice").safety_number;
+    assert.equal(await a.textContent("#safety-number"), bobSees);
+    assert.ok((await a.textContent("pre.qr")).split("\n").length > 10, "a QR code of the safety number");
+    await assert.rejects(alice.api("GET", "/v1/contacts/nobody/safety"), /404.*UNKNOWN_CONTACT/);
+    await axeCheck(a, "the safety number");
+    await shot(a, "safety-number");
+    await a.click("#mark-verified");
+    await a.waitForSelector("#verified-state:text('✓ verified')", { timeout: STEP_MS });
+    await a.click("#back-to-conv");
+    await a.waitForSelector("#compose-text");
+    assert.equal(await a.$("#key-banner"), null, "verifying clears the banner");
+    assert.equal((await alice.api("GET", "/v1/contacts")).find((c) => c.name === "bob").key_changed, false);
+  } catch (e) {
+    e.message += `\n--- bob2 ---\n${bob2.logs()}`;
+    throw e;
+  } finally {
+    await bob2.stop();
+    bob2.remove();
+  }
+}
+
+/** carol goes away: alice's open conversation with her turns from online to last seen, live. */
+async function presenceGoesOffline(a, carol) {
+  await a.click('button[data-conv="carol"]');
+  await a.waitForSelector("#presence:text('● online')", { timeout: STEP_MS });
+  await carol.stop();
+  await a.waitForSelector("#presence:has-text('last seen')", { timeout: STEP_MS });
+  await a.waitForSelector('button[data-conv="carol"] .presence:has-text("last seen")');
 }
 
 /** Serves the light-client page and the clients/ts browser build from a temp dir. */
@@ -286,7 +395,9 @@ test("in headless Chromium against real nodes: the web UI, then a light client",
     await bob.start(["--bootstrap", await alice.listenAddr()]);
     await carol.start(["--bootstrap", await alice.listenAddr()]);
     // The web UI first: it makes alice and bob contacts, whom the light client then uses.
-    await webUi(browser, alice, bob, carol);
+    const a = await webUi(browser, alice, bob, carol);
+    await keyChange(a, alice, bob);
+    await presenceGoesOffline(a, carol);
     await lightClient(browser, alice, bob);
   } catch (e) {
     e.message += `\n--- alice ---\n${alice.logs()}\n--- bob ---\n${bob.logs()}`;

@@ -19,10 +19,11 @@ use std::{
 
 use axum::{
     Json,
-    extract::{Query, Request, State},
+    extract::{Path, Query, Request, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
+use rhizo_core::safety::SafetyNumber;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -305,6 +306,47 @@ pub(super) async fn login_link(State(state): State<ApiState>) -> Response {
             format!("randomness: {e}"),
         ),
     }
+}
+
+/// `GET /v1/contacts/{name}/safety` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SafetyResponse {
+    /// The contact's local name.
+    pub name: String,
+    /// 12 groups of 5 digits, the same on both sides.
+    pub safety_number: String,
+    /// The 60 digits as a QR code drawn with Unicode half blocks.
+    pub qr: String,
+}
+
+/// `GET /v1/contacts/{name}/safety`: a contact's safety number and its QR code, for the web UI's
+/// verify screen (the CLI and the TUI print the number from `GET /v1/contacts`).
+pub(super) async fn contact_safety(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+) -> Response {
+    let contacts = match state.inner.messaging.contacts().await {
+        Ok(list) => list,
+        Err(e) => return super::errors::messaging_error(e),
+    };
+    let Some(contact) = contacts.into_iter().find(|c| c.name == name) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "UNKNOWN_CONTACT",
+            format!("no contact '{name}'"),
+        );
+    };
+    let qr = contact
+        .safety_number
+        .parse::<SafetyNumber>()
+        .map(|n| n.to_qr_string())
+        .unwrap_or_else(|_| contact.safety_number.clone());
+    Json(SafetyResponse {
+        name: contact.name,
+        safety_number: contact.safety_number,
+        qr,
+    })
+    .into_response()
 }
 
 #[cfg(test)]
