@@ -183,11 +183,11 @@ async function webUi(browser, alice, bob, carol) {
   await sendInUi(b, "hi alice, web to web");
   await a.waitForSelector('li.msg.in:has-text("hi alice, web to web")', { timeout: STEP_MS });
   await outState(b, "hi alice, web to web", ["read"]);
-  await shot(a, "conversation");
   await axeCheck(a, "the conversation");
   // Presence: bob is online, in the conversation's header and in the list.
   await a.waitForSelector("#presence:text('● online')", { timeout: STEP_MS });
   await a.waitForSelector('button[data-conv="bob"] .presence:text("● online")');
+  await shot(a, "conversation");
 
   // Files from the browser: one picked with the file input, one dropped on the conversation.
   // Each upload's bar reaches 100 %, and bob's open conversation shows the file received.
