@@ -18,7 +18,7 @@
 //! | B14 | agent task round trip, delegate → completed | B2's message p50 on the same pair         |
 //! | B15 | agent tasks/s, 8 in flight                  | B3's 64 B msg/s on the same pair           |
 //! | PUSH | send → shown through mailbox replicas, recipient online but unreachable | the default poll interval (target p50 ≤ 2 s) |
-//! | B16 | light client (/v1/ws) send → delivered      | B2's message p50 on the same pair         |
+//! | B16 | light client send → delivered, direct (/v1/ws) and through a gateway node | B2's message p50 on the same pair |
 //! | SCALE | 100–1,000 real rhizo-net nodes in one process: DHT lookups, gossip, churn, Sybil | issue 19's targets |
 //!
 //! ```text
@@ -235,7 +235,9 @@ pub fn run(options: &Options, meta: Meta) -> Report {
         report.add("PUSH", outcome, |r| r.rows());
     }
     if options.selected("B16") {
-        progress("B16: a light client's round trip over /v1/ws, two in-process rhizo nodes");
+        progress(
+            "B16: a light client's round trip, direct and through a gateway (in-process nodes)",
+        );
         let outcome = with_runtime(messaging::light::run_light(quick));
         report.add("B16", outcome, |r| r.rows());
     }

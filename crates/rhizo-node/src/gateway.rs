@@ -257,6 +257,13 @@ pub(crate) async fn spawn(addr: SocketAddr, client: Client) -> std::io::Result<S
     let router = Router::new()
         .route("/v1/gateway/{home}", get(upgrade))
         .with_state(gateway);
+    // The light clients' frames are small: without TCP_NODELAY each would wait for a delayed
+    // ACK under Nagle (~40 ms), as on the local API.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!(error = %e, "cannot set TCP_NODELAY on a gateway connection");
+        }
+    });
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router).await {
             tracing::warn!(error = %e, "the gateway stopped");
