@@ -30,6 +30,21 @@ pub enum Event {
         /// Its sender asked for it (false: deleted here by the user).
         for_everyone: bool,
     },
+    /// Another of our devices changed a contact's or conversation's settings, and it was
+    /// applied here: as the local API's `conversation_changed` event.
+    ConversationChanged {
+        /// The conversation: the contact's name (or a blocked UID), or the group's id (hex).
+        conversation: String,
+        /// `renamed`, `removed`, `blocked`, `unblocked`, `muted`, `unmuted`, `archived`,
+        /// `unarchived` or `deleted` (its history).
+        change: String,
+    },
+    /// A known contact gained a device key we did not have, learned from another of our
+    /// devices (its `key_changed` flag is set until the user verifies it again).
+    KeyChange {
+        /// The contact's name.
+        contact: String,
+    },
     /// An outgoing message changed state.
     MessageState {
         /// Message row id.

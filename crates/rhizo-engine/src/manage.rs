@@ -41,6 +41,24 @@ pub(crate) fn blocked(reader: &Reader<'_>, uid: &[u8; 32]) -> Result<bool, Store
     reader.is_blocked(uid)
 }
 
+/// Removes the contact `uid` in a savepoint: the MLS state of every 1:1 conversation with it,
+/// then its rows. False if there was no such contact.
+pub(crate) fn forget_contact(
+    tx: &mut Tx<'_>,
+    conversations: &crate::cache::ConversationCache,
+    uid: &[u8; 32],
+) -> Result<bool, EngineError> {
+    tx.in_savepoint(|tx| {
+        let mls = tx.mls()?;
+        for conversation in tx.conversations_with(uid)? {
+            if let Some(c) = conversations.load(&mls, &conversation.group_id)? {
+                c.delete(&mls)?;
+            }
+        }
+        Ok::<_, EngineError>(tx.remove_contact(uid)?)
+    })?
+}
+
 impl Engine {
     /// Removes a contact inside `tx`: the MLS state of every 1:1 conversation with it is
     /// forgotten, then its rows go (devices, conversations, history, settings). False if there
@@ -50,17 +68,7 @@ impl Engine {
     ///
     /// If MLS or the database fails (nothing is changed then).
     pub fn remove_contact(&self, tx: &mut Tx<'_>, uid: &[u8; 32]) -> Result<bool, EngineError> {
-        self.in_job(tx, |tx| {
-            tx.in_savepoint(|tx| {
-                let mls = tx.mls()?;
-                for conversation in tx.conversations_with(uid)? {
-                    if let Some(c) = self.conversations.load(&mls, &conversation.group_id)? {
-                        c.delete(&mls)?;
-                    }
-                }
-                Ok::<_, EngineError>(tx.remove_contact(uid)?)
-            })?
-        })
+        self.in_job(tx, |tx| forget_contact(tx, &self.conversations, uid))
     }
 
     /// "Delete for everyone" of our message `id` (a text or file we sent, in a 1:1

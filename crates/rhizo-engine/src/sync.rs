@@ -2,7 +2,8 @@
 //! group conversation of kind `self` (meta key [`META_SYNC_GROUP`]). It is never listed with
 //! the groups and never offered to contacts: only our own devices are in it, and its address is
 //! derived from the MLS group id, a random id only they know. Over it travel read markers,
-//! contacts and our profile (`state`), and the history transfer ([`history`]).
+//! contacts and our profile (`state`), contact and conversation settings (`settings`), and
+//! the history transfer ([`history`]).
 //!
 //! ```text
 //!  link (device with the root key) ─▶ add_device_to_sync_group(new device's KeyPackage)
@@ -15,15 +16,21 @@
 //!  a ReadMarker from our own device ─▶ those messages `read` here, NO receipt sent (one READ
 //!     receipt to the contact, not two)
 //!  contact added / verified here ─▶ ContactSync ─▶ added there (a known UID keeps its name)
+//!     (a known contact gaining a device key there: a KeyChange event, as on this device)
 //!  our profile signed (root device) ─▶ ProfileSync ─▶ kept there when newer
+//!  contact renamed / removed / blocked / unblocked, conversation muted / archived / its
+//!     history deleted, a message deleted ─▶ SettingSync ─▶ applied there, the last change
+//!     of each setting winning (settings)
 //!  revoke ─▶ removed from every group, the sync group too (remove_own_device_from_groups)
 //!  existing 1:1 conversation gets the new device ─▶ ConversationJoin (the contact + the
 //!     Welcome, for that device only) ─▶ joined there (crate::devices::direct)
 //! ```
 
 pub mod history;
+mod settings;
 mod state;
 
+pub use settings::SettingChange;
 pub use state::{MAX_SYNCED_ADDR_BYTES, MAX_SYNCED_ADDRS};
 pub(crate) use state::{apply_contact, contact_sync, queue_profile};
 
@@ -303,8 +310,8 @@ fn reject(e: EngineError) -> Reject {
 
 /// Applies a sync message that arrived in `group` from `sender_uid`: only in our sync group and
 /// only from our own UID (anything else is ignored). A read marker marks the named received
-/// messages read here, without a receipt; a contact is added; our profile kept; a 1:1
-/// conversation our device added this one to is joined.
+/// messages read here, without a receipt; a contact is added; a setting applied; our profile
+/// kept; a 1:1 conversation our device added this one to is joined.
 pub(crate) fn apply_sync(
     tx: &mut Tx<'_>,
     (me, mls_device, conversations): (&Me, &rhizo_e2e::Device, &crate::cache::ConversationCache),
@@ -330,8 +337,19 @@ pub(crate) fn apply_sync(
             tx.mark_read_by_envelope(&session, &device, entry.seq)?;
         }
     }
-    if let Some(contact) = sync.contact {
-        state::apply_contact(tx, contact, now)?;
+    let mut events = Vec::new();
+    if let Some(contact) = sync.contact
+        && let Some(contact) = state::apply_contact(tx, contact, now)?
+    {
+        events.push(Event::KeyChange { contact });
+    }
+    if let Some(setting) = sync.setting {
+        events.extend(settings::apply_setting(
+            tx,
+            (me, conversations),
+            setting,
+            now,
+        )?);
     }
     if let Some(profile) = sync.profile {
         state::apply_profile(tx, me, profile, now)?;
@@ -346,7 +364,7 @@ pub(crate) fn apply_sync(
         let parts = (me, mls_device, conversations);
         crate::devices::direct::apply_conversation_join(tx, parts, join, now)?;
     }
-    Ok(Vec::new())
+    Ok(events)
 }
 
 #[cfg(test)]

@@ -316,6 +316,14 @@ impl Messaging {
                     conversation,
                     for_everyone,
                 },
+                Event::ConversationChanged {
+                    conversation,
+                    change,
+                } => ApiEvent::ConversationChanged {
+                    conversation,
+                    change,
+                },
+                Event::KeyChange { contact } => ApiEvent::KeyChange { contact },
                 Event::MessageState { id, contact, state } => ApiEvent::MessageState {
                     id,
                     contact,

@@ -9,7 +9,7 @@ use rhizo_core::{
 };
 use rhizo_store::{
     StoreError, Tx,
-    messaging::{Contact, ContactDevice},
+    messaging::{AddContact, Contact, ContactDevice},
 };
 use tracing::debug;
 
@@ -81,19 +81,25 @@ pub(crate) fn queue_profile(
 }
 
 /// Adds a contact another of our devices added (a UID we know keeps its name; a name another
-/// contact has is skipped), and marks it verified when it is there.
-pub(crate) fn apply_contact(tx: &mut Tx<'_>, sync: ContactSync, now: i64) -> Result<(), Reject> {
+/// contact has is skipped), and marks it verified when it is there. Returns the contact's name
+/// when a known contact gained a device key we did not have (a key change, as when this device
+/// learns it itself; its `key_changed` flag is set).
+pub(crate) fn apply_contact(
+    tx: &mut Tx<'_>,
+    sync: ContactSync,
+    now: i64,
+) -> Result<Option<String>, Reject> {
     let (Ok(uid), Ok(root_pk)) = (
         <[u8; 32]>::try_from(sync.uid.as_ref()),
         <[u8; 32]>::try_from(sync.root_pk.as_ref()),
     ) else {
         debug!("a synced contact with a bad UID or key ignored");
-        return Ok(());
+        return Ok(None);
     };
     let root = RootPublicKey::from_bytes(&root_pk).ok();
     if root.map(|r| r.uid()) != Some(Uid::from_bytes(&uid)) {
         debug!("a synced contact whose UID is not its key's ignored");
-        return Ok(());
+        return Ok(None);
     }
     let devices: Vec<ContactDevice> = sync
         .devices
@@ -122,22 +128,26 @@ pub(crate) fn apply_contact(tx: &mut Tx<'_>, sync: ContactSync, now: i64) -> Res
         added_at: now,
         devices,
     };
-    match tx.add_contact(&contact, now) {
-        Ok(_) => {}
+    let outcome = match tx.add_contact(&contact, now) {
+        Ok(outcome) => outcome,
         Err(StoreError::NameTaken(_) | StoreError::InvalidInput(_)) => {
             debug!("a synced contact's name is taken or bad here; skipped");
-            return Ok(());
+            return Ok(None);
         }
         Err(StoreError::DeviceKeyTaken { .. }) => {
             debug!("a synced contact's device is another contact's here; skipped");
-            return Ok(());
+            return Ok(None);
         }
         Err(e) => return Err(e.into()),
-    }
+    };
     if sync.verified {
         tx.set_contact_verified(&uid, true)?;
     }
-    Ok(())
+    if outcome != AddContact::KeyChanged || !tx.contact_key_changed(&uid)? {
+        return Ok(None);
+    }
+    // A known contact keeps its own name here.
+    Ok(tx.contact_by_uid(&uid)?.map(|c| c.name))
 }
 
 /// Keeps our profile another of our devices sent, when it is signed by our root and newer

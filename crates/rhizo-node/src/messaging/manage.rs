@@ -7,13 +7,18 @@
 //!                                       or the engine (remove contact: MLS state too;
 //!                                       delete for everyone: a MessageDelete in MLS)
 //!            ─▶ ApiEvent::ConversationChanged / MessageDeleted ─▶ /v1/events
+//!            ─▶ the same change to our other devices (a SettingSync in the sync group)
+//!  block ─▶ the mailbox is fetched at once: what replicas hold from the blocked sender is
+//!           acknowledged (so dropped there) and never shown
 //! ```
 //!
 //! A *conversation* is named like everywhere else: a contact's name or UID for the 1:1
 //! conversation with them, or a group's id, id prefix or name.
 
 use rhizo_core::Uid;
-use rhizo_engine::{EngineError, contacts::find_contact_in, groups::group_id_hex};
+use rhizo_engine::{
+    EngineError, contacts::find_contact_in, groups::group_id_hex, sync::SettingChange,
+};
 use rhizo_store::{
     DbError, Reader, StoreError, groups::GroupRow, messaging::Contact,
     messaging::ConversationSettings,
@@ -157,6 +162,17 @@ fn conversation_of(
 }
 
 impl Messaging {
+    /// After a change was sent to our other devices: the outbox sends it now. After a block,
+    /// the mailbox is fetched at once, so what the replicas hold for us from the blocked sender
+    /// is acknowledged (dropped there) now rather than at the next poll or push (the replicas
+    /// are never told whom we block: docs/protocol.md).
+    pub(super) fn settings_changed(&self, blocked: bool) {
+        self.inner.outbox_wake.notify_one();
+        if blocked {
+            self.inner.mailbox_wake.notify_one();
+        }
+    }
+
     fn emit_change(&self, conversation: String, change: &str) {
         self.emit(ApiEvent::ConversationChanged {
             conversation,
@@ -171,10 +187,13 @@ impl Messaging {
         name: &str,
     ) -> Result<super::ContactView, ManageError> {
         let (who, name) = (who.to_string(), name.trim().to_string());
+        let now = self.now();
         let view = self
             .with_tx(move |tx, engine| {
                 let contact = contact_in(tx, &who)?;
-                tx.rename_contact(&contact.uid, &name)?;
+                if tx.rename_contact(&contact.uid, &name)? {
+                    engine.sync_setting(tx, &contact.uid, SettingChange::Rename(name), now)?;
+                }
                 let renamed = tx
                     .contact_by_uid(&contact.uid)?
                     .ok_or(ManageError::UnknownContact(who))?;
@@ -182,6 +201,7 @@ impl Messaging {
                 Ok::<_, ManageError>(view_of(&renamed, engine.me(), changed))
             })
             .await?;
+        self.settings_changed(false);
         self.emit_change(view.name.clone(), "renamed");
         Ok(view)
     }
@@ -190,13 +210,16 @@ impl Messaging {
     /// are not touched). Their later messages arrive as message requests.
     pub async fn remove_contact(&self, who: &str) -> Result<(), ManageError> {
         let who = who.to_string();
+        let now = self.now();
         let name = self
             .with_tx(move |tx, engine| {
                 let contact = contact_in(tx, &who)?;
                 engine.remove_contact(tx, &contact.uid)?;
+                engine.sync_setting(tx, &contact.uid, SettingChange::Remove, now)?;
                 Ok::<_, ManageError>(contact.name)
             })
             .await?;
+        self.settings_changed(false);
         self.emit_change(name, "removed");
         Ok(())
     }
@@ -223,9 +246,12 @@ impl Messaging {
                     return Err(ManageError::Ourselves);
                 }
                 let limits = rhizo_engine::requests::REQUEST_LIMITS;
-                Ok((tx.block_sender(&uid, &limits, now)?, name))
+                let dropped = tx.block_sender(&uid, &limits, now)?;
+                engine.sync_setting(tx, &uid, SettingChange::Block(true), now)?;
+                Ok((dropped, name))
             })
             .await?;
+        self.settings_changed(true);
         self.emit_change(name, "blocked");
         Ok(dropped)
     }
@@ -233,8 +259,9 @@ impl Messaging {
     /// Lifts a block (a contact's name, or a UID).
     pub async fn unblock(&self, who: &str) -> Result<(), ManageError> {
         let who = who.to_string();
+        let now = self.now();
         let name = self
-            .with_tx(move |tx, _| {
+            .with_tx(move |tx, engine| {
                 let (uid, name) = match find_contact_in(tx, who.trim())? {
                     Some(c) => (c.uid, c.name),
                     None => match who.trim().parse::<Uid>() {
@@ -245,9 +272,11 @@ impl Messaging {
                 if !tx.unblock_sender(&uid)? {
                     return Err(ManageError::NotBlocked(who));
                 }
+                engine.sync_setting(tx, &uid, SettingChange::Block(false), now)?;
                 Ok(name)
             })
             .await?;
+        self.settings_changed(false);
         self.emit_change(name, "unblocked");
         Ok(())
     }
@@ -293,12 +322,21 @@ impl Messaging {
         let who = who.to_string();
         let now = self.now();
         let view = self
-            .with_tx(move |tx, _| {
+            .with_tx(move |tx, engine| {
                 let named = conversation_in(tx, &who)?;
-                tx.set_conversation_settings(&named.peer(), muted, archived, now)?;
+                let peer = named.peer();
+                tx.set_conversation_settings(&peer, muted, archived, now)?;
+                let changes = [
+                    muted.map(SettingChange::Mute),
+                    archived.map(SettingChange::Archive),
+                ];
+                for change in changes.into_iter().flatten() {
+                    engine.sync_setting(tx, &peer, change, now)?;
+                }
                 named.view(tx)
             })
             .await?;
+        self.settings_changed(false);
         for (flag, on, off) in [
             (muted, "muted", "unmuted"),
             (archived, "archived", "unarchived"),
@@ -314,9 +352,11 @@ impl Messaging {
     /// group, stays); how many messages went.
     pub async fn delete_conversation(&self, who: &str) -> Result<usize, ManageError> {
         let who = who.to_string();
+        let now = self.now();
         let (id, deleted) = self
-            .with_tx(move |tx, _| {
+            .with_tx(move |tx, engine| {
                 let named = conversation_in(tx, &who)?;
+                engine.sync_setting(tx, &named.peer(), SettingChange::ClearHistory, now)?;
                 let sessions: Vec<[u8; 16]> = match &named {
                     Named::Direct(c) => tx
                         .conversations_with(&c.uid)?
@@ -332,6 +372,7 @@ impl Messaging {
                 Ok::<_, ManageError>((named.id(), deleted))
             })
             .await?;
+        self.settings_changed(false);
         self.emit_change(id, "deleted");
         Ok(deleted)
     }
@@ -346,6 +387,7 @@ impl Messaging {
         let now = self.now();
         let conversation = self
             .with_tx(move |tx, engine| {
+                engine.sync_message_delete(tx, id, now)?;
                 if for_everyone {
                     return Ok(Some(engine.delete_for_everyone(tx, id, now)?.conversation));
                 }
@@ -361,9 +403,7 @@ impl Messaging {
                 }
             })
             .await?;
-        if for_everyone {
-            self.inner.outbox_wake.notify_one();
-        }
+        self.settings_changed(false);
         self.emit(ApiEvent::MessageDeleted {
             id,
             conversation: conversation.clone().unwrap_or_default(),

@@ -13,7 +13,7 @@
 //! Adding a contact by ticket or UID accepts their pending request the same way.
 
 use rhizo_core::{RootPublicKey, Uid, mailbox::FetchedEntry, safety::SafetyNumber};
-use rhizo_engine::{Me, requests::REQUEST_LIMITS};
+use rhizo_engine::{Me, requests::REQUEST_LIMITS, sync::SettingChange};
 use rhizo_store::{
     Reader,
     requests::{RequestIdentity, RequestRow},
@@ -161,28 +161,37 @@ impl Messaging {
     pub async fn block_sender(&self, who: &str) -> Result<u64, RequestError> {
         let who = who.to_string();
         let now = self.now();
-        self.with_tx(move |tx, engine| {
-            let uid = request_uid(tx, &who)?;
-            if uid == engine.me().uid {
-                return Err(RequestError::Ourselves);
-            }
-            Ok(tx.block_sender(uid.as_bytes(), &REQUEST_LIMITS, now)?)
-        })
-        .await
+        let dropped = self
+            .with_tx(move |tx, engine| {
+                let uid = request_uid(tx, &who)?;
+                if uid == engine.me().uid {
+                    return Err(RequestError::Ourselves);
+                }
+                let dropped = tx.block_sender(uid.as_bytes(), &REQUEST_LIMITS, now)?;
+                engine.sync_setting(tx, uid.as_bytes(), SettingChange::Block(true), now)?;
+                Ok(dropped)
+            })
+            .await?;
+        self.settings_changed(true);
+        Ok(dropped)
     }
 
     /// Lifts a block.
     pub async fn unblock_sender(&self, who: &str) -> Result<(), RequestError> {
         let who = who.to_string();
-        self.with_tx(move |tx, _| {
+        let now = self.now();
+        self.with_tx(move |tx, engine| {
             let uid = who.trim().parse::<Uid>().map_err(RequestError::BadUid)?;
             if tx.unblock_sender(uid.as_bytes())? {
+                engine.sync_setting(tx, uid.as_bytes(), SettingChange::Block(false), now)?;
                 Ok(())
             } else {
                 Err(RequestError::UnknownRequest(who))
             }
         })
-        .await
+        .await?;
+        self.settings_changed(false);
+        Ok(())
     }
 
     /// Applies what a sender who just became a contact had sent as a request, oldest first

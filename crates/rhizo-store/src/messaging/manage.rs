@@ -195,6 +195,30 @@ impl Tx<'_> {
         Ok(!self.tombstone(&sql, params![id])?.is_empty())
     }
 
+    /// Deletes the shown message of `session_id` that `sender_device` sent as `seq` (either
+    /// direction: how another of our devices names a message it deleted); the ids deleted
+    /// (none when it is unknown or deleted already).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the database fails.
+    pub fn delete_by_envelope(
+        &mut self,
+        session_id: &[u8; 16],
+        sender_device: &[u8; 32],
+        seq: u64,
+    ) -> Result<Vec<i64>, StoreError> {
+        let sql = format!(
+            "UPDATE messages SET kind = 'deleted', body = NULL
+             WHERE session_id = ?1 AND sender_device = ?2 AND seq = ?3
+               AND kind IN {SHOWN_KINDS} RETURNING id"
+        );
+        self.tombstone(
+            &sql,
+            params![&session_id[..], &sender_device[..], seq as i64],
+        )
+    }
+
     /// Deletes every shown message of a conversation on this device; how many.
     ///
     /// # Errors
