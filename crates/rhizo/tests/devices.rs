@@ -1,6 +1,8 @@
 //! Linking a second device with real processes: `init --link`, `run`, `device link` on the new
 //! device, `device add --yes` on the one with the root key; both then have one UID; the list
 //! shows both, and after `device revoke` one, and the revoked device's mailbox fetch is refused.
+//! A recovered identity's new device key is a key change for its contacts (the event, the
+//! flag, verify clearing it).
 
 use std::{path::Path, time::Duration};
 
@@ -229,6 +231,45 @@ fn wait_text(node: &TestNode, with: &str, direction: &str, text: &str) {
     .unwrap_or_else(|e| panic!("{e}\n{}", node.logs()));
 }
 
+/// `node`'s `/v1/events` stream, open (read it with [`read_events_until`]); the whole
+/// response times out after three [`TIMEOUT`]s.
+fn event_stream(node: &TestNode) -> reqwest::blocking::Response {
+    let client = reqwest::blocking::Client::builder()
+        .timeout(3 * TIMEOUT)
+        .no_proxy()
+        .build()
+        .expect("client");
+    let events = client
+        .get(format!(
+            "http://{}/v1/events",
+            node.api_addr().expect("api")
+        ))
+        .bearer_auth(node.api_token().expect("token"))
+        .send()
+        .expect("subscribe");
+    assert!(events.status().is_success());
+    events
+}
+
+/// What `response` streams until `needle` shows (or the stream ends, or 1 MiB was read).
+fn read_events_until(response: &mut impl std::io::Read, needle: &str) -> String {
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    while seen.len() < 1 << 20 {
+        let Ok(n) = response.read(&mut buf) else {
+            break;
+        };
+        if n == 0 {
+            break;
+        }
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        if seen.contains(needle) {
+            break;
+        }
+    }
+    seen
+}
+
 /// `node` sends `text` to `to` (queued: the CLI returns at once).
 fn send(node: &TestNode, to: &str, text: &str) {
     let out = node.cli(&["send", to, text]).expect("the CLI runs");
@@ -403,6 +444,8 @@ fn the_recovery_phrase_recreates_the_identity_on_a_new_data_dir() {
     let list = json(&r, &["device", "list", "--json"]);
     assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
 
+    // Bob's events, from before he learns alice's new device key.
+    let mut events = event_stream(&b1);
     // Bob fetches alice's device list again: only the recovered device (the old one revoked).
     let new_device = r.peer_id().to_owned();
     wait_for(TIMEOUT, "bob sees only the recovered device", || {
@@ -417,6 +460,22 @@ fn the_recovery_phrase_recreates_the_identity_on_a_new_data_dir() {
         let contacts = json(&b1, &["contacts", "list", "--json"]);
         panic!("{e}\n{contacts}\n{}\n{}", r.logs(), b1.logs())
     });
+    // A device key bob did not have: a key change, flagged until bob verifies alice again.
+    let seen = read_events_until(&mut events, "\"key_change\"");
+    assert!(
+        seen.contains(r#""type":"key_change","contact":"alice""#),
+        "{seen}"
+    );
+    let key_changed = |node: &TestNode| {
+        let contacts = node.api_get("/v1/contacts").expect("contacts");
+        contacts[0]["key_changed"].clone()
+    };
+    assert_eq!(key_changed(&b1), Value::Bool(true));
+    let verified = b1
+        .api_post("/v1/contacts/alice/verify", &Value::Null)
+        .expect("verify");
+    assert_eq!(verified["key_changed"], Value::Bool(false), "{verified}");
+    assert_eq!(key_changed(&b1), Value::Bool(false));
     // Contacts can reach it: bob's next text arrives (in a new conversation: the recovered
     // device has none of the old ones).
     wait_for(TIMEOUT, "the recovered device adds bob", || {
@@ -437,7 +496,8 @@ fn the_recovery_phrase_recreates_the_identity_on_a_new_data_dir() {
 }
 
 /// After a link the new device joins our sync group (never listed as a group), the history
-/// transfer runs to its end (`device add --wait`), and a profile set on a1 appears on a2.
+/// transfer runs to its end (`device add --wait`), and a profile set on a1 appears on a2, as
+/// does a block made on a1.
 #[test]
 fn a_linked_device_joins_the_sync_group_and_gets_our_profile() {
     let mut a1 = TestNode::init(Path::new(BIN), "a1").unwrap();
@@ -483,6 +543,15 @@ fn a_linked_device_joins_the_sync_group_and_gets_our_profile() {
         let out = a2.cli(&["profile", "show", "--json"]).ok()?;
         let profile: Value = serde_json::from_str(&stdout(&out)).ok()?;
         (profile["name"] == "Alice").then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}{}", a1.logs(), a2.logs()));
+    // A setting changed on a1 reaches a2 through the sync group (issue 20): a block.
+    let stranger = TestNode::init(Path::new(BIN), "stranger").unwrap();
+    let out = a1.cli(&["contacts", "block", stranger.uid()]).unwrap();
+    assert!(out.status.success(), "{}", a1.logs());
+    wait_for(TIMEOUT, "a2 blocks the UID a1 blocked", || {
+        let blocked = a2.api_get("/v1/blocked").ok()?;
+        blocked.to_string().contains(stranger.uid()).then_some(())
     })
     .unwrap_or_else(|e| panic!("{e}\n{}{}", a1.logs(), a2.logs()));
     a2.stop().unwrap();

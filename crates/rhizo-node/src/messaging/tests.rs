@@ -444,3 +444,30 @@ async fn a_new_device_key_on_a_known_contact_is_a_key_change_event_and_flag() {
     let listed = messaging.contacts().await.unwrap();
     assert!(listed.iter().all(|c| !c.key_changed));
 }
+
+/// Blocking asks for a mailbox fetch at once, so what the replicas hold for us from the
+/// blocked sender is fetched, acknowledged (dropped there) and never shown without waiting for
+/// the next poll; the replicas are never told whom we block.
+#[tokio::test(start_paused = true)]
+async fn a_block_fetches_the_mailbox_at_once() {
+    let clock = Arc::new(PausedClock::starting_at(START_MS));
+    let (messaging, _db, _id, _event_loop) = alice_with_a_queued_message(clock);
+    messaging
+        .add_contact(&carol_ticket(&[51]), None)
+        .await
+        .unwrap();
+    let woken = || {
+        tokio::time::timeout(
+            Duration::from_secs(1),
+            messaging.inner.mailbox_wake.notified(),
+        )
+    };
+    assert!(
+        woken().await.is_err(),
+        "no fetch asked for before the block"
+    );
+    messaging.block("carol").await.unwrap();
+    assert!(woken().await.is_ok(), "the block asks for a fetch");
+    messaging.unblock("carol").await.unwrap();
+    assert!(woken().await.is_err(), "an unblock does not");
+}
