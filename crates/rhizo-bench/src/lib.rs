@@ -91,6 +91,8 @@ pub struct Options {
     pub scale_fraction: f64,
     /// SCALE's seed.
     pub scale_seed: u64,
+    /// SCALE's link RTTs, shortest and longest, ms (default 20 and 100; 0: no added latency).
+    pub scale_rtt_ms: (u64, u64),
 }
 
 impl Options {
@@ -119,6 +121,7 @@ impl Options {
                 scale::FRACTION
             },
             scale_seed: scale::SEED,
+            scale_rtt_ms: scale::RTT_MS,
         }
     }
 
@@ -244,7 +247,9 @@ pub fn run(options: &Options, meta: Meta) -> Report {
     if options.selected("SCALE") {
         progress("SCALE: real rhizo-net nodes on the memory transport");
         let specs = scale::scenarios(quick, &options.scale_nodes, options.scale_fraction);
-        let outcome = with_runtime(scale::run_scale(quick, &specs, options.scale_seed));
+        let (min, max) = options.scale_rtt_ms;
+        let latency = scale::latency(min, max);
+        let outcome = with_runtime(scale::run_scale(quick, &specs, options.scale_seed, latency));
         report.add("SCALE", outcome, |r| r.rows());
     }
     report

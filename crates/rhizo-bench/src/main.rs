@@ -49,6 +49,9 @@ struct Cli {
     /// SCALE's seed (nodes' keys, bootstrap peers, churn, Sybils, lookups).
     #[arg(long)]
     scale_seed: Option<u64>,
+    /// SCALE's link RTTs in ms, shortest,longest (default 20,100; 0 for no added latency).
+    #[arg(long, value_delimiter = ',')]
+    scale_rtt_ms: Vec<u64>,
     /// Fraction of B6's nodes gone in its churn setting.
     #[arg(long, default_value_t = 0.2)]
     b6_churn: f64,
@@ -104,6 +107,11 @@ fn main() -> std::process::ExitCode {
     }
     if let Some(seed) = cli.scale_seed {
         options.scale_seed = seed;
+    }
+    match cli.scale_rtt_ms[..] {
+        [] => {}
+        [rtt] => options.scale_rtt_ms = (rtt, rtt),
+        [min, max, ..] => options.scale_rtt_ms = (min, max),
     }
     if let Some(n) = cli.b2_messages {
         options.b2_messages = n;

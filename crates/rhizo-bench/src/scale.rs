@@ -35,7 +35,7 @@ use serde::Serialize;
 
 use crate::report::{Row, Target};
 use crate::{Summary, ms, percentile};
-use lab::Lab;
+use lab::{Lab, Latency};
 
 /// Network sizes of a full run.
 pub const SIZES: [usize; 2] = [100, 300];
@@ -47,6 +47,20 @@ pub const FRACTION: f64 = 0.2;
 pub const QUICK_FRACTION: f64 = 0.1;
 /// The default seed.
 pub const SEED: u64 = 19;
+/// The default link RTTs (`--scale-rtt-ms 20,100`): each link's RTT lies between them.
+pub const RTT_MS: (u64, u64) = (20, 100);
+/// Jitter bound per direction of every link.
+pub const JITTER: Duration = Duration::from_millis(2);
+
+/// The lab's link latency for RTTs between `min_ms` and `max_ms` (`None` when both are 0: the
+/// bare memory transport).
+pub fn latency(min_ms: u64, max_ms: u64) -> Option<Latency> {
+    (max_ms > 0).then(|| Latency {
+        rtt_min: Duration::from_millis(min_ms.min(max_ms)),
+        rtt_max: Duration::from_millis(max_ms),
+        jitter: JITTER,
+    })
+}
 /// Records published (and looked up) per scenario.
 const RECORDS: usize = 100;
 /// Records of the quick case.
@@ -94,6 +108,14 @@ pub struct Scenario {
     pub lookup_ms: Summary,
     /// The 80th percentile of the lookup time, ms (IPFS Amino's figure).
     pub lookup_p80_ms: f64,
+    /// The links' latency (`None`: no added latency).
+    pub latency: Option<Latency>,
+    /// The mean link RTT, ms (0 without added latency).
+    pub rtt_ms: f64,
+    /// Lookup p50, p80 and p99 in mean link RTTs (0 without added latency).
+    pub lookup_rtts: [f64; 3],
+    /// Mailbox store and fetch p50 in mean link RTTs (0 without added latency).
+    pub mailbox_rtts: [f64; 2],
     /// Mean fraction of the other live nodes each gossip message reached.
     pub gossip_coverage: f64,
     /// Gossip messages sent.
@@ -151,6 +173,7 @@ pub async fn run_scale(
     quick: bool,
     specs: &[ScenarioSpec],
     seed: u64,
+    latency: Option<Latency>,
 ) -> anyhow::Result<ScaleResult> {
     let mut scenarios = Vec::with_capacity(specs.len());
     for spec in specs {
@@ -158,11 +181,12 @@ pub async fn run_scale(
             "SCALE: {} N = {}, churn {}, Sybil {}",
             spec.name, spec.nodes, spec.churn, spec.sybil
         ));
-        let scenario = run_scenario(quick, spec, seed).await?;
+        let scenario = run_scenario(quick, spec, seed, latency).await?;
         crate::progress(&format!(
-            "SCALE: lookup_success {:.4}, p50 {:.0} ms, p99 {:.0} ms, mailbox {:.4}, gossip {:.4}, {:.0} KiB/node, {:.0} s",
+            "SCALE: lookup_success {:.4}, p50 {:.0} ms ({:.1} RTT), p99 {:.0} ms, mailbox {:.4}, gossip {:.4}, {:.0} KiB/node, {:.0} s",
             scenario.lookup_success,
             scenario.lookup_ms.p50,
+            scenario.lookup_rtts[0],
             scenario.lookup_ms.p99,
             scenario.mailbox_delivered,
             scenario.gossip_coverage,
@@ -177,7 +201,12 @@ pub async fn run_scale(
     })
 }
 
-async fn run_scenario(quick: bool, spec: &ScenarioSpec, seed: u64) -> anyhow::Result<Scenario> {
+async fn run_scenario(
+    quick: bool,
+    spec: &ScenarioSpec,
+    seed: u64,
+    latency: Option<Latency>,
+) -> anyhow::Result<Scenario> {
     let started = Instant::now();
     let phase = |name: &str| {
         crate::progress(&format!(
@@ -185,7 +214,7 @@ async fn run_scenario(quick: bool, spec: &ScenarioSpec, seed: u64) -> anyhow::Re
             started.elapsed().as_secs_f64()
         ));
     };
-    let mut lab = Lab::new(seed ^ spec.nodes as u64);
+    let mut lab = Lab::new(seed ^ spec.nodes as u64, latency);
     let rss_before = proc_status_kib("VmRSS:");
     let all = lab.grow(spec.nodes, spec.sybil).await?;
     let bootstrapped = lab.bootstrap(&all).await;
@@ -235,6 +264,9 @@ async fn run_scenario(quick: bool, spec: &ScenarioSpec, seed: u64) -> anyhow::Re
     phase("gossip");
     let connections_per_node = lab.mean_connections().await;
     lab.stop_all().await;
+    let rtt_ms = latency.map_or(0.0, |l| ms(l.mean_rtt()));
+    let in_rtts = |t: f64| if rtt_ms > 0.0 { t / rtt_ms } else { 0.0 };
+    let lookup_p80_ms = percentile(&sorted, 80.0);
     Ok(Scenario {
         spec: spec.clone(),
         seed,
@@ -242,7 +274,15 @@ async fn run_scenario(quick: bool, spec: &ScenarioSpec, seed: u64) -> anyhow::Re
         lookups: lookups.len(),
         lookup_success: found as f64 / lookups.len().max(1) as f64,
         lookup_ms: Summary::of(&times),
-        lookup_p80_ms: percentile(&sorted, 80.0),
+        lookup_p80_ms,
+        latency,
+        rtt_ms,
+        lookup_rtts: [
+            in_rtts(percentile(&sorted, 50.0)),
+            in_rtts(lookup_p80_ms),
+            in_rtts(percentile(&sorted, 99.0)),
+        ],
+        mailbox_rtts: [in_rtts(mail.store_ms.0), in_rtts(mail.fetch_ms.0)],
         gossip_coverage: coverage.iter().sum::<f64>() / coverage.len().max(1) as f64,
         gossip_messages,
         mailbox_delivered: mail.delivered,
@@ -316,7 +356,14 @@ impl ScaleResult {
                     s.lookup_p80_ms,
                     "ms",
                 )
-                .note("memory transport, no link latency: CPU-bound"),
+                .note(if s.rtt_ms > 0.0 {
+                    format!(
+                        "{:.1} mean link RTTs of {:.0} ms",
+                        s.lookup_rtts[1], s.rtt_ms
+                    )
+                } else {
+                    "memory transport, no link latency: CPU-bound".into()
+                }),
             );
             rows.push(Row::new(
                 "SCALE",

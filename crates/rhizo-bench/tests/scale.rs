@@ -1,5 +1,6 @@
 //! Issue 19's quick scale case: `rhizo-bench --quick --only scale --json` runs 30 real
-//! rhizo-net nodes in one process on the memory transport (steady, then 10 % churn with 10 %
+//! rhizo-net nodes in one process on the memory transport with 20–100 ms of link RTT (the lab's
+//! `Transport::MemoryDelayed` links; steady, then 10 % churn with 10 %
 //! Sybil nodes that drop every DHT and mailbox store) and must find the published records,
 //! deliver the messages sent to offline recipients through the real mailbox replicas, and
 //! cover the live gossip subscribers. Properties only, no timings.
@@ -38,6 +39,10 @@ fn quick_scale_case_finds_records_and_covers_gossip() {
         let lookups = s["lookups"].as_u64().unwrap_or(0);
         let delivered = s["mailbox_delivered"].as_f64().unwrap_or(0.0);
         let messages = s["mailbox"]["messages"].as_u64().unwrap_or(0);
+        assert!(
+            s["rtt_ms"].as_f64().unwrap_or(0.0) > 0.0 && !s["latency"].is_null(),
+            "{name}: the links had no added latency\n{stdout}"
+        );
         assert!(
             messages >= 20,
             "{name}: only {messages} messages sent\n{stderr}"

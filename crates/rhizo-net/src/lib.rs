@@ -34,6 +34,8 @@
 //! - [`start()`](start) (a function of this file, not a module): builds the Swarm, binds the
 //!   listeners, returns the three parts; [`start_with_transport`] does the same on libp2p's
 //!   in-process memory transport ([`Transport::Memory`], for the scale lab).
+//! - [`link_delay`]: added per-link latency on the memory transport
+//!   ([`Transport::MemoryDelayed`], the scale lab's links).
 //!
 //! # Errors
 //! Every [`Client`] call returns a typed error: [`NetError`] (with [`DhtError`] for what a DHT
@@ -50,6 +52,7 @@ pub mod gossip;
 pub mod guard;
 pub mod kad_tap;
 pub mod light;
+pub mod link_delay;
 pub mod msg_protocol;
 pub mod nat;
 
@@ -63,6 +66,7 @@ pub use guard::{BanInfo, IpFilter, Misbehaviour, NetLimits};
 pub use libp2p::request_response::ResponseChannel;
 pub use libp2p::{Multiaddr, PeerId, identity::Keypair};
 pub use light::{IncomingLightStreams, LIGHT_PROTOCOL};
+pub use link_delay::LinkDelay;
 pub use msg_protocol::{
     BATCH_FRAME_MARKER, FrameCodec, MAILBOX_PROTOCOL, MAX_FRAME_BYTES, MAX_MAILBOX_REQUEST_BYTES,
     MAX_MAILBOX_RESPONSE_BYTES, MSG_BATCH_PROTOCOL, MSG_PROTOCOL,
@@ -283,6 +287,10 @@ pub enum Transport {
     /// free port) + Noise + Yamux, and the relay client. Sends no packets; only nodes of the
     /// same process can reach each other.
     Memory,
+    /// [`Transport::Memory`] with added link latency: both ends of a connection exchange their
+    /// [`link_delay::LinkDelay`] first, and every read is held for the link's one-way delay
+    /// (the scale lab's links; see [`link_delay`]).
+    MemoryDelayed(LinkDelay),
 }
 
 /// The parts [`start`] returns: the client, the event receiver and the event loop.
@@ -363,7 +371,6 @@ fn build_swarm(
     behaviour_config: &behaviour::BehaviourConfig,
     transport: Transport,
 ) -> Result<libp2p::Swarm<behaviour::Behaviour>, NetError> {
-    use libp2p::core::Transport as _;
     let idle = config.idle_connection_timeout;
     let build = |e: &dyn std::fmt::Display| NetError::Build(e.to_string());
     let builder = libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone()).with_tokio();
@@ -384,11 +391,30 @@ fn build_swarm(
             .map_err(|e| build(&e))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
             .build(),
-        Transport::Memory => builder
+        Transport::Memory => memory_swarm(config, behaviour_config, LinkDelay::default())?,
+        Transport::MemoryDelayed(delay) => memory_swarm(config, behaviour_config, delay)?,
+    };
+    Ok(swarm)
+}
+
+/// The Swarm on libp2p's memory transport, each connection delayed by `delay` (none when it is
+/// zero; the two ends still exchange their 16-byte [`LinkDelay`] first).
+fn memory_swarm(
+    config: &NetConfig,
+    behaviour_config: &behaviour::BehaviourConfig,
+    delay: LinkDelay,
+) -> Result<libp2p::Swarm<behaviour::Behaviour>, NetError> {
+    use libp2p::core::Transport as _;
+    let idle = config.idle_connection_timeout;
+    let build = |e: &dyn std::fmt::Display| NetError::Build(e.to_string());
+    Ok(
+        libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
+            .with_tokio()
             .with_other_transport(|key| {
                 let noise = noise::Config::new(key)
                     .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)?;
                 Ok(libp2p::core::transport::MemoryTransport::default()
+                    .and_then(move |conn, _| link_delay::handshake(conn, delay))
                     .upgrade(libp2p::core::upgrade::Version::V1)
                     .authenticate(noise)
                     .multiplex(yamux::Config::default()))
@@ -402,8 +428,7 @@ fn build_swarm(
             .map_err(|e| build(&e))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
             .build(),
-    };
-    Ok(swarm)
+    )
 }
 
 fn listen_error(addr: &Multiaddr, e: libp2p::TransportError<std::io::Error>) -> NetError {

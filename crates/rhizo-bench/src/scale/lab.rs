@@ -1,5 +1,6 @@
 //! The lab: N real rhizo-net nodes in one tokio runtime on libp2p's memory transport
-//! (`rhizo_net::start_with_transport(…, Transport::Memory)`), each with the node's real
+//! (`rhizo_net::start_with_transport(…, Transport::MemoryDelayed)`: every link delayed by its
+//! two ends' access delays, see [`Latency`]), each with the node's real
 //! behaviours, limits and record validator (honest nodes: rhizo-node's `CoreRecordValidator`;
 //! Sybil nodes: `RefuseAllRecords`, so they acknowledge every store and keep nothing).
 //!
@@ -18,8 +19,8 @@ use futures::StreamExt;
 use rhizo_core::RootKey;
 use rhizo_core::records::{IdentityRecord, identity_key, validate_record};
 use rhizo_net::{
-    Client, GossipVerdict, Keypair, Multiaddr, NetConfig, NetEvent, PeerId, RefuseAllRecords,
-    Transport,
+    Client, GossipVerdict, Keypair, LinkDelay, Multiaddr, NetConfig, NetEvent, PeerId,
+    RefuseAllRecords, Transport,
 };
 use rhizo_node::mailbox::Mailbox;
 use rhizo_node::record_validator::CoreRecordValidator;
@@ -77,10 +78,45 @@ pub struct Lookup {
     pub elapsed: Duration,
 }
 
+/// The latency of the lab's links: every link's round-trip time is uniform-ish in
+/// `rtt_min..=rtt_max` (each node draws its access delay, a quarter of an RTT, from the seed;
+/// a link's one-way delay is the sum of its two ends'), plus up to `jitter` per direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Latency {
+    /// The shortest link RTT.
+    pub rtt_min: Duration,
+    /// The longest link RTT.
+    pub rtt_max: Duration,
+    /// Jitter bound per chunk and direction.
+    pub jitter: Duration,
+}
+
+impl Latency {
+    /// The mean RTT of a link (jitter included, half its bound each way).
+    pub fn mean_rtt(&self) -> Duration {
+        (self.rtt_min + self.rtt_max) / 2 + self.jitter
+    }
+
+    /// Node `index`'s share of its links' delay, drawn from `seed`.
+    fn node_delay(&self, seed: u64, index: usize) -> LinkDelay {
+        let draw = derive(seed, "delay", index as u64);
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&draw[..8]);
+        let unit = (u64::from_be_bytes(word) >> 11) as f64 / (1u64 << 53) as f64;
+        let span = self.rtt_max.saturating_sub(self.rtt_min);
+        LinkDelay {
+            one_way: (self.rtt_min + span.mul_f64(unit)) / 4,
+            jitter: self.jitter,
+            seed: u64::from_be_bytes(word),
+        }
+    }
+}
+
 /// The nodes (`None`: left), the seeded randomness, and the gossip arrivals.
 pub struct Lab {
     nodes: Vec<Option<LabNode>>,
     seed: u64,
+    latency: Option<Latency>,
     rng: Rng,
     arrivals_tx: mpsc::Sender<(usize, u64)>,
     arrivals_rx: mpsc::Receiver<(usize, u64)>,
@@ -110,12 +146,14 @@ fn unix_now() -> u64 {
 }
 
 impl Lab {
-    /// An empty lab drawing everything from `seed`.
-    pub fn new(seed: u64) -> Self {
+    /// An empty lab drawing everything from `seed`, its links delayed by `latency` (none:
+    /// the bare memory transport).
+    pub fn new(seed: u64, latency: Option<Latency>) -> Self {
         let (arrivals_tx, arrivals_rx) = mpsc::channel(ARRIVALS_CAPACITY);
         Self {
             nodes: Vec::new(),
             seed,
+            latency,
             rng: Rng::new(seed),
             arrivals_tx,
             arrivals_rx,
@@ -195,8 +233,11 @@ impl Lab {
             record_validator,
             ..NetConfig::new(keypair)
         };
-        let (client, mut events, event_loop) =
-            rhizo_net::start_with_transport(config, Transport::Memory)?;
+        let transport = match self.latency {
+            Some(latency) => Transport::MemoryDelayed(latency.node_delay(self.seed, index)),
+            None => Transport::Memory,
+        };
+        let (client, mut events, event_loop) = rhizo_net::start_with_transport(config, transport)?;
         tokio::spawn(event_loop.run());
         let addr = tokio::time::timeout(LISTEN_TIMEOUT, async {
             loop {

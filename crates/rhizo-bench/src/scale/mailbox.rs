@@ -147,6 +147,8 @@ pub struct Sent {
     pub envelope: Vec<u8>,
     /// Replicas that acknowledged it (a Sybil's lie included).
     pub replicas: u32,
+    /// How long the store took (finding the replicas and storing on them).
+    pub elapsed: Duration,
 }
 
 /// Sends envelope `seq` from `sender` to `recipient` through `mailbox` (a live honest node):
@@ -159,6 +161,7 @@ pub async fn send(
 ) -> anyhow::Result<Sent> {
     let now_ms = u64::try_from(rhizo_node::unix_now()).unwrap_or(0) * 1000;
     let envelope = sender.envelope(&recipient.1.uid, seq, now_ms)?;
+    let started = std::time::Instant::now();
     let outcome = mailbox
         .store_for(&recipient.1.uid, &[], &envelope, TTL_SECS, &sender.cert())
         .await;
@@ -166,6 +169,7 @@ pub async fn send(
         recipient: recipient.0,
         envelope,
         replicas: outcome.replicas,
+        elapsed: started.elapsed(),
     })
 }
 
@@ -178,6 +182,8 @@ pub struct Fetched {
     pub copies: usize,
     /// Replicas that answered.
     pub replicas: usize,
+    /// How long the whole fetch took (every source, every page).
+    pub elapsed: Duration,
 }
 
 /// `recipient` comes online on `mailbox`'s node and fetches its mailbox as the node does:
@@ -185,6 +191,7 @@ pub struct Fetched {
 pub async fn fetch(mailbox: &Mailbox, recipient: &User) -> anyhow::Result<Fetched> {
     let now_secs = u64::try_from(rhizo_node::unix_now()).unwrap_or(0);
     let list = recipient.device_list(now_secs)?;
+    let started = std::time::Instant::now();
     let mut sources = vec![Source::Local];
     sources.extend(
         mailbox
@@ -220,6 +227,7 @@ pub async fn fetch(mailbox: &Mailbox, recipient: &User) -> anyhow::Result<Fetche
             fetched.replicas += 1;
         }
     }
+    fetched.elapsed = started.elapsed();
     Ok(fetched)
 }
 
@@ -247,6 +255,21 @@ pub struct MailFigures {
     pub copies_per_message: f64,
     /// Replicas that answered a recipient's fetch, on average.
     pub replicas_answering: f64,
+    /// Store time (closest-peers lookup + stores on the replicas), p50 and p99, ms.
+    pub store_ms: (f64, f64),
+    /// Fetch time of a recipient (its node's table, then 8 replicas, every page), p50 and
+    /// p99, ms.
+    pub fetch_ms: (f64, f64),
+}
+
+/// The p50 and p99 of `times`, ms.
+fn p50_p99(times: impl Iterator<Item = Duration>) -> (f64, f64) {
+    let mut sorted: Vec<f64> = times.map(crate::ms).collect();
+    sorted.sort_by(f64::total_cmp);
+    (
+        crate::percentile(&sorted, 50.0),
+        crate::percentile(&sorted, 99.0),
+    )
 }
 
 /// Sends `messages` envelopes to `recipients` offline users, each from a random live honest
@@ -321,5 +344,7 @@ pub async fn fetch_all(lab: &mut super::lab::Lab, run: &MailRun) -> MailFigures 
         delivered: delivered as f64 / messages,
         copies_per_message: copies as f64 / delivered.max(1) as f64,
         replicas_answering: answering as f64 / fetched.len().max(1) as f64,
+        store_ms: p50_p99(run.sent.iter().map(|s| s.elapsed)),
+        fetch_ms: p50_p99(fetched.iter().map(|(_, f)| f.elapsed)),
     }
 }
