@@ -93,6 +93,8 @@ pub struct Options {
     pub scale_seed: u64,
     /// SCALE's link RTTs, shortest and longest, ms (default 20 and 100; 0: no added latency).
     pub scale_rtt_ms: (u64, u64),
+    /// SCALE's scenarios by name (`steady`, `churn`, `sybil`, `churn+sybil`); empty: all.
+    pub scale_scenarios: Vec<String>,
 }
 
 impl Options {
@@ -122,6 +124,7 @@ impl Options {
             },
             scale_seed: scale::SEED,
             scale_rtt_ms: scale::RTT_MS,
+            scale_scenarios: Vec::new(),
         }
     }
 
@@ -246,7 +249,10 @@ pub fn run(options: &Options, meta: Meta) -> Report {
     }
     if options.selected("SCALE") {
         progress("SCALE: real rhizo-net nodes on the memory transport");
-        let specs = scale::scenarios(quick, &options.scale_nodes, options.scale_fraction);
+        let mut specs = scale::scenarios(quick, &options.scale_nodes, options.scale_fraction);
+        specs.retain(|s| {
+            options.scale_scenarios.is_empty() || options.scale_scenarios.contains(&s.name)
+        });
         let (min, max) = options.scale_rtt_ms;
         let latency = scale::latency(min, max);
         let outcome = with_runtime(scale::run_scale(quick, &specs, options.scale_seed, latency));

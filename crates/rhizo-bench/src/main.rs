@@ -52,6 +52,9 @@ struct Cli {
     /// SCALE's link RTTs in ms, shortest,longest (default 20,100; 0 for no added latency).
     #[arg(long, value_delimiter = ',')]
     scale_rtt_ms: Vec<u64>,
+    /// SCALE's scenarios to run (steady, churn, sybil, churn+sybil; default all).
+    #[arg(long, value_delimiter = ',')]
+    scale_scenarios: Vec<String>,
     /// Fraction of B6's nodes gone in its churn setting.
     #[arg(long, default_value_t = 0.2)]
     b6_churn: f64,
@@ -108,6 +111,7 @@ fn main() -> std::process::ExitCode {
     if let Some(seed) = cli.scale_seed {
         options.scale_seed = seed;
     }
+    options.scale_scenarios = cli.scale_scenarios.clone();
     match cli.scale_rtt_ms[..] {
         [] => {}
         [rtt] => options.scale_rtt_ms = (rtt, rtt),
