@@ -18,6 +18,9 @@
 //! at a key; gossipsub hands the application each message once, so duplicates per node are not
 //! measured here.
 //!
+//! [`breakdown`] says where the lookups' time went (requests, rounds, RTTs per round, the
+//! caller's overhead, the CPU cost of a record check).
+//!
 //! ```text
 //!  run_scale ─▶ per scenario: Lab::grow(N) ─▶ bootstrap ─▶ publish R records
 //!            ─▶ M messages to offline recipients (mailbox stores)
@@ -26,6 +29,7 @@
 //!            ─▶ gossip: subscribe all, mesh formed, M publishes ─▶ coverage
 //! ```
 
+pub mod breakdown;
 pub mod lab;
 pub mod mailbox;
 
@@ -116,6 +120,8 @@ pub struct Scenario {
     pub lookup_rtts: [f64; 3],
     /// Mailbox store and fetch p50 in mean link RTTs (0 without added latency).
     pub mailbox_rtts: [f64; 2],
+    /// Where the lookups' time went.
+    pub breakdown: breakdown::Breakdown,
     /// Mean fraction of the other live nodes each gossip message reached.
     pub gossip_coverage: f64,
     /// Gossip messages sent.
@@ -243,7 +249,9 @@ async fn run_scenario(
     phase("churn");
     let mail = mailbox::fetch_all(&mut lab, &mail).await;
     phase("mailbox fetches");
+    let counters_before = lab.get_counters().await;
     let lookups = lab.lookups(&records).await;
+    let counters_after = lab.get_counters().await;
     let found = lookups.iter().filter(|l| l.found).count();
     let times: Vec<f64> = lookups.iter().map(|l| ms(l.elapsed)).collect();
     phase("lookups");
@@ -267,13 +275,18 @@ async fn run_scenario(
     let rtt_ms = latency.map_or(0.0, |l| ms(l.mean_rtt()));
     let in_rtts = |t: f64| if rtt_ms > 0.0 { t / rtt_ms } else { 0.0 };
     let lookup_p80_ms = percentile(&sorted, 80.0);
+    let lookup_ms = Summary::of(&times);
+    let breakdown =
+        breakdown::Breakdown::new(counters_before, counters_after, lookup_ms.mean, rtt_ms);
+    crate::progress(&format!("SCALE:   lookup breakdown {breakdown:?}"));
     Ok(Scenario {
         spec: spec.clone(),
         seed,
         records: records.len(),
         lookups: lookups.len(),
         lookup_success: found as f64 / lookups.len().max(1) as f64,
-        lookup_ms: Summary::of(&times),
+        lookup_ms,
+        breakdown,
         lookup_p80_ms,
         latency,
         rtt_ms,

@@ -76,6 +76,15 @@ pub struct NetStats {
     pub kad_queries: u64,
     /// Kademlia requests answered for others.
     pub kad_inbound_requests: u64,
+    /// Record lookups (`get_records`) finished, and the Kademlia requests they sent in all.
+    #[serde(default)]
+    pub get_queries: u64,
+    /// See [`get_queries`](Self::get_queries).
+    #[serde(default)]
+    pub get_requests: u64,
+    /// Time the finished record lookups ran in Kademlia (start to end), summed, ms.
+    #[serde(default)]
+    pub get_query_ms: u64,
     /// DHT records stored for others after validation.
     pub records_stored: u64,
     /// DHT records refused by the validator, or by the bounds of what is kept (per peer, per

@@ -381,6 +381,20 @@ impl Lab {
             .await
     }
 
+    /// The GET counters of the live nodes, summed (see [`super::breakdown`]).
+    pub async fn get_counters(&self) -> super::breakdown::GetCounters {
+        let mut sum = super::breakdown::GetCounters::default();
+        for i in self.live() {
+            if let Some(Ok(stats)) = match self.client(i) {
+                Some(c) => Some(c.stats().await),
+                None => None,
+            } {
+                sum = sum.plus(super::breakdown::GetCounters::of(&stats));
+            }
+        }
+        sum
+    }
+
     /// Subscribes every live node to the lab's topic.
     pub async fn subscribe_all(&self) {
         let clients: Vec<Client> = self

@@ -273,6 +273,12 @@ impl EventLoop {
             } => {
                 if step.last {
                     self.stats.kad_queries += 1;
+                    if matches!(result, kad::QueryResult::GetRecord(_)) {
+                        self.stats.get_queries += 1;
+                        self.stats.get_requests += u64::from(stats.num_requests());
+                        let ran = stats.duration().unwrap_or_default().as_millis();
+                        self.stats.get_query_ms += u64::try_from(ran).unwrap_or(u64::MAX);
+                    }
                 }
                 let peers = &self.peers;
                 let step = self.queries.on_progress(
