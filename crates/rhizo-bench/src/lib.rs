@@ -249,10 +249,12 @@ pub fn run(options: &Options, meta: Meta) -> Report {
     }
     if options.selected("SCALE") {
         progress("SCALE: real rhizo-net nodes on the memory transport");
-        let mut specs = scale::scenarios(quick, &options.scale_nodes, options.scale_fraction);
-        specs.retain(|s| {
-            options.scale_scenarios.is_empty() || options.scale_scenarios.contains(&s.name)
-        });
+        let specs = scale::scenarios(
+            quick,
+            &options.scale_nodes,
+            options.scale_fraction,
+            &options.scale_scenarios,
+        );
         let (min, max) = options.scale_rtt_ms;
         let latency = scale::latency(min, max);
         let outcome = with_runtime(scale::run_scale(quick, &specs, options.scale_seed, latency));

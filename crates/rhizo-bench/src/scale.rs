@@ -93,6 +93,9 @@ pub struct ScenarioSpec {
     pub churn: f64,
     /// Fraction of Sybil nodes (drop every store).
     pub sybil: f64,
+    /// The Sybils' ids are ground close to the first recipient's mailbox key (an eclipse).
+    #[serde(default)]
+    pub eclipse: bool,
 }
 
 /// One scenario's figures.
@@ -151,26 +154,36 @@ pub struct ScaleResult {
     pub peak_rss_mib: f64,
 }
 
-/// The scenarios of a run: for each size, steady, churn, Sybil and both (the quick case:
-/// steady and both at [`QUICK_NODES`]).
-pub fn scenarios(quick: bool, sizes: &[usize], fraction: f64) -> Vec<ScenarioSpec> {
+/// The scenarios of a run: for each size, steady, churn, Sybil, both, and an eclipse; only
+/// those named in `names` when it is not empty (the quick case, by default: steady and both).
+pub fn scenarios(
+    quick: bool,
+    sizes: &[usize],
+    fraction: f64,
+    names: &[String],
+) -> Vec<ScenarioSpec> {
     let spec = |name: &str, nodes, churn, sybil| ScenarioSpec {
         name: name.into(),
         nodes,
         churn,
         sybil,
+        eclipse: name == "eclipse",
     };
-    if quick {
-        let (n, f) = (QUICK_NODES, QUICK_FRACTION);
-        return vec![spec("steady", n, 0.0, 0.0), spec("churn+sybil", n, f, f)];
-    }
     let mut out = Vec::new();
     for &n in sizes {
         out.push(spec("steady", n, 0.0, 0.0));
         out.push(spec("churn", n, fraction, 0.0));
         out.push(spec("sybil", n, 0.0, fraction));
         out.push(spec("churn+sybil", n, fraction, fraction));
+        out.push(spec("eclipse", n, 0.0, fraction));
     }
+    let quick_default = ["steady".to_string(), "churn+sybil".to_string()];
+    let names = if quick && names.is_empty() {
+        &quick_default[..]
+    } else {
+        names
+    };
+    out.retain(|s| names.is_empty() || names.contains(&s.name));
     out
 }
 
@@ -199,6 +212,12 @@ pub async fn run_scale(
             scenario.rss_kib_per_node,
             scenario.wall_s
         ));
+        if spec.eclipse {
+            crate::progress(&format!(
+                "SCALE: the eclipsed recipient got {:.4} of its messages",
+                scenario.mailbox.first_recipient_delivered
+            ));
+        }
         scenarios.push(scenario);
     }
     Ok(ScaleResult {
@@ -221,6 +240,9 @@ async fn run_scenario(
         ));
     };
     let mut lab = Lab::new(seed ^ spec.nodes as u64, latency);
+    if spec.eclipse {
+        lab.eclipse(mailbox::eclipse_target(seed).to_vec());
+    }
     let rss_before = proc_status_kib("VmRSS:");
     let all = lab.grow(spec.nodes, spec.sybil).await?;
     let bootstrapped = lab.bootstrap(&all).await;
@@ -406,6 +428,18 @@ impl ScaleResult {
                     s.mailbox.messages
                 )),
             );
+            if s.spec.eclipse {
+                rows.push(
+                    Row::new(
+                        "SCALE",
+                        format!("{label}: eclipsed recipient's mailbox_delivered"),
+                        s.mailbox.first_recipient_delivered,
+                        "fraction",
+                    )
+                    .target(Target::value_at_least(0.99))
+                    .note("every Sybil's id ground next to this recipient's mailbox key"),
+                );
+            }
             rows.push(Row::new(
                 "SCALE",
                 format!("{label}: RSS per node"),

@@ -50,6 +50,16 @@ const ARRIVALS_CAPACITY: usize = 8192;
 /// Lifetime of the identity records published (well past any run).
 const RECORD_TTL_SECS: u64 = 24 * 3600;
 
+/// Keys a Sybil of an eclipse tries at most.
+const MAX_GRIND: u64 = 1 << 22;
+
+/// Leading bits an eclipsing Sybil's id shares with its target: 4 more than an honest node's
+/// closest id is expected to share in a network of `n` (log₂ n), so the Sybils are the
+/// closest with high probability.
+pub fn eclipse_bits(n: usize) -> u32 {
+    usize::BITS - n.max(1).leading_zeros() + 4
+}
+
 /// One running node.
 struct LabNode {
     client: Client,
@@ -117,6 +127,9 @@ pub struct Lab {
     nodes: Vec<Option<LabNode>>,
     seed: u64,
     latency: Option<Latency>,
+    /// The key the Sybils aim at (an eclipse), if any: every Sybil's id is ground until it
+    /// lies closer to it than any honest node is likely to.
+    eclipse: Option<Vec<u8>>,
     rng: Rng,
     arrivals_tx: mpsc::Sender<(usize, u64)>,
     arrivals_rx: mpsc::Receiver<(usize, u64)>,
@@ -154,11 +167,43 @@ impl Lab {
             nodes: Vec::new(),
             seed,
             latency,
+            eclipse: None,
             rng: Rng::new(seed),
             arrivals_tx,
             arrivals_rx,
             gossip_tag: 0,
         }
+    }
+
+    /// Aims every Sybil started from now on at `key` (a DHT key, e.g. a mailbox key).
+    pub fn eclipse(&mut self, key: Vec<u8>) {
+        self.eclipse = Some(key);
+    }
+
+    /// The keypair of node `index`: drawn from the seed, or, for a Sybil of an eclipse, ground
+    /// until its Kademlia key shares [`eclipse_bits`] leading bits with the target's.
+    fn keypair(&self, index: usize, sybil: bool) -> anyhow::Result<Keypair> {
+        let target = match (&self.eclipse, sybil) {
+            (Some(key), true) => Some(libp2p::kad::KBucketKey::new(key.clone())),
+            _ => None,
+        };
+        let bits = eclipse_bits(self.nodes.len().max(self.live().len()));
+        for attempt in 0..MAX_GRIND {
+            let mut secret = match target {
+                None => derive(self.seed, "node", index as u64),
+                Some(_) => derive(self.seed, "sybil", ((index as u64) << 32) | attempt),
+            };
+            let keypair = Keypair::ed25519_from_bytes(&mut secret)?;
+            let Some(target) = &target else {
+                return Ok(keypair);
+            };
+            let id = libp2p::kad::KBucketKey::from(keypair.public().to_peer_id());
+            let shared = id.distance(target).ilog2().map_or(256, |l| 255 - l);
+            if shared >= bits {
+                return Ok(keypair);
+            }
+        }
+        bail!("no Sybil key near the target in {MAX_GRIND} attempts")
     }
 
     /// Indices of the live nodes.
@@ -218,8 +263,7 @@ impl Lab {
         sybil: bool,
         bootstrap: Vec<Multiaddr>,
     ) -> anyhow::Result<LabNode> {
-        let mut secret = derive(self.seed, "node", index as u64);
-        let keypair = Keypair::ed25519_from_bytes(&mut secret)?;
+        let keypair = self.keypair(index, sybil)?;
         let peer: PeerId = keypair.public().to_peer_id();
         let record_validator: Arc<dyn rhizo_net::RecordValidator> = if sybil {
             Arc::new(RefuseAllRecords)

@@ -231,6 +231,11 @@ pub async fn fetch(mailbox: &Mailbox, recipient: &User) -> anyhow::Result<Fetche
     Ok(fetched)
 }
 
+/// The mailbox key of the lab's first recipient under `seed`: what an eclipse aims at.
+pub fn eclipse_target(seed: u64) -> [u8; 32] {
+    rhizo_core::mailbox::mailbox_key(&User::new(seed, "recipient", 0).uid)
+}
+
 /// Sender identities the lab's messages come from (one replica keeps at most 1,024 envelopes
 /// per sender).
 const SENDERS: u64 = 64;
@@ -255,6 +260,8 @@ pub struct MailFigures {
     pub copies_per_message: f64,
     /// Replicas that answered a recipient's fetch, on average.
     pub replicas_answering: f64,
+    /// Fraction of the messages to the first recipient (an eclipse's target) fetched.
+    pub first_recipient_delivered: f64,
     /// Store time (closest-peers lookup + stores on the replicas), p50 and p99, ms.
     pub store_ms: (f64, f64),
     /// Fetch time of a recipient (its node's table, then 8 replicas, every page), p50 and
@@ -328,11 +335,16 @@ pub async fn fetch_all(lab: &mut super::lab::Lab, run: &MailRun) -> MailFigures 
             .collect()
             .await;
     let mut delivered = 0usize;
+    let (mut to_first, mut first_delivered) = (0usize, 0usize);
     for sent in &run.sent {
         let got = fetched
             .iter()
             .any(|(i, f)| *i == sent.recipient && f.envelopes.contains(&sent.envelope));
         delivered += usize::from(got);
+        if sent.recipient == 0 {
+            to_first += 1;
+            first_delivered += usize::from(got);
+        }
     }
     let messages = run.sent.len().max(1) as f64;
     let stored = run.sent.iter().filter(|s| s.replicas > 0).count();
@@ -344,6 +356,7 @@ pub async fn fetch_all(lab: &mut super::lab::Lab, run: &MailRun) -> MailFigures 
         delivered: delivered as f64 / messages,
         copies_per_message: copies as f64 / delivered.max(1) as f64,
         replicas_answering: answering as f64 / fetched.len().max(1) as f64,
+        first_recipient_delivered: first_delivered as f64 / to_first.max(1) as f64,
         store_ms: p50_p99(run.sent.iter().map(|s| s.elapsed)),
         fetch_ms: p50_p99(fetched.iter().map(|(_, f)| f.elapsed)),
     }
