@@ -578,3 +578,6 @@ async fn drain_events(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
