@@ -310,6 +310,10 @@ impl Messaging {
     }
 
     fn emit(&self, event: ApiEvent) {
+        // A new contact may be connected already: presence compares at once.
+        if matches!(event, ApiEvent::ContactAdded { .. }) {
+            self.inner.presence.wake();
+        }
         // No subscriber is fine: events are also in the database.
         let _ = self.inner.events.send(event);
     }

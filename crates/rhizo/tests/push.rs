@@ -277,7 +277,8 @@ fn a_node_without_batch_frames_still_gets_everything_without_reputation_loss() {
             alice.logs().contains("sending the envelopes one by one"),
             "alice never fell back to single envelopes"
         );
-        group_burst_to_a_node_without_batch_frames(&alice, &bob)
+        group_burst_to_a_node_without_batch_frames(&alice, &bob)?;
+        last_seen_survives_a_restart(&mut alice, &mut bob)
     })();
     if let Err(e) = result {
         fail_with_logs(&e, &[&alice, &bob]);
@@ -328,4 +329,37 @@ fn group_burst_to_a_node_without_batch_frames(
         "alice never fell back to single group envelopes"
     );
     Ok(())
+}
+
+fn last_seen_of(node: &TestNode, contact: &str) -> Option<i64> {
+    let list = node.api_get("/v1/contacts").ok()?;
+    list.as_array()?
+        .iter()
+        .find(|c| c["name"] == contact)
+        .and_then(|c| c["presence"]["last_seen"].as_i64())
+}
+
+/// Bob goes offline, then alice's node restarts: she still knows when she last saw him.
+fn last_seen_survives_a_restart(alice: &mut TestNode, bob: &mut TestNode) -> anyhow::Result<()> {
+    wait_for(TIMEOUT, "bob online", || {
+        (presence_of(alice, "bob").as_deref() == Some("online")).then_some(())
+    })?;
+    bob.stop()?;
+    let seen = wait_for(TIMEOUT, "bob offline with a last-seen time", || {
+        (presence_of(alice, "bob").as_deref() == Some("offline"))
+            .then(|| last_seen_of(alice, "bob"))
+            .flatten()
+    })
+    .map_err(|e| anyhow!("{e}: contacts {:?}", alice.api_get("/v1/contacts").ok()))?;
+    alice.stop()?;
+    alice.start(&[])?;
+    wait_for(TIMEOUT, "the same last-seen time after the restart", || {
+        (last_seen_of(alice, "bob") == Some(seen)).then_some(())
+    })
+    .map_err(|e| {
+        anyhow!(
+            "{e}: last_seen {:?}, saved {seen}",
+            last_seen_of(alice, "bob")
+        )
+    })
 }
