@@ -172,7 +172,6 @@ mod tests {
         let subs = reader.push_subscriptions().unwrap();
         assert_eq!(subs.len(), 1);
         assert!(subs[0].pending && subs[0].mailbox == [7; 32]);
-        drop(reader);
         let mut store = store;
         let many: Vec<(String, i64)> = (0..MAX_LAST_SEEN_ROWS + 5)
             .map(|i| (format!("u{i}"), i64::try_from(i).unwrap()))

@@ -9,7 +9,7 @@
 
 use std::{path::Path, time::Duration};
 
-use anyhow::ensure;
+use anyhow::{Context, ensure};
 use rhizo_test_utils::{TestNode, befriend, wait_for};
 use serde_json::Value;
 
