@@ -45,6 +45,13 @@ pub enum Event {
         /// The contact's name.
         contact: String,
     },
+    /// Someone is typing in a conversation (ephemeral: never stored).
+    Typing {
+        /// The conversation: the contact's name, or the group's id (hex).
+        conversation: String,
+        /// The typist's UID.
+        from: String,
+    },
     /// An outgoing message changed state.
     MessageState {
         /// Message row id.

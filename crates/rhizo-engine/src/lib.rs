@@ -68,6 +68,7 @@
 //! - [`send`]: queueing texts (the group commit) and the first message of a conversation.
 //! - [`sync`]: the sync group of our own devices (kind `self`, issue 15) and the read
 //!   markers it carries.
+//! - [`typing`]: typing indicators (issue 20): ephemeral, rate-limited, never stored.
 //! - [`wire`]: `/rhizo/msg/1` responses (receipts, errors) and what they say.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -102,6 +103,7 @@ pub mod restored;
 mod rng;
 pub mod send;
 pub mod sync;
+pub mod typing;
 pub mod wire;
 
 pub use cache::ConversationCache;
@@ -208,6 +210,8 @@ pub struct Engine {
     pub(crate) rng: rng::EngineRng,
     /// Joiners' first self-updates, scheduled ([`groups::selfupdate`]).
     pub(crate) self_updates: groups::selfupdate::SelfUpdates,
+    /// The last typing indicators sent, per conversation (rate limit; in memory).
+    pub(crate) typing: typing::TypingLimiter,
 }
 
 impl std::fmt::Debug for Engine {
@@ -303,6 +307,7 @@ impl Engine {
             agent_health: std::sync::Arc::default(),
             rng,
             self_updates: groups::selfupdate::SelfUpdates::default(),
+            typing: typing::TypingLimiter::default(),
         })
     }
 

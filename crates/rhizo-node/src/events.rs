@@ -77,6 +77,14 @@ pub enum ApiEvent {
         /// The safety number between us, once their identity was found.
         safety_number: Option<String>,
     },
+    /// Someone is typing in a conversation (`typing`; ephemeral: never stored, show it for a
+    /// few seconds).
+    Typing {
+        /// The conversation: the contact's name, or the group's id (hex).
+        conversation: String,
+        /// The typist's UID.
+        from: String,
+    },
     /// A contact came online, went offline, or hides its presence (`presence`).
     Presence {
         /// The contact's name.

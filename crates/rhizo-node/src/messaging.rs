@@ -26,7 +26,7 @@
 //! history), `outbox` (the delivery loop), `heartbeats` (agent heartbeats and
 //! liveness), `mailbox_poll` (fetching ours), `publish` (records and their schedule),
 //! `sync` (our devices' sync group after a link), `manage` (rename, remove, block contacts; delete,
-//! mute, archive conversations; delete for everyone), `profiles`, `agent_cards` (our card, skill provider records, finding agents), `reestablish`
+//! mute, archive conversations; delete for everyone), `typing` (typing indicators), `profiles`, `agent_cards` (our card, skill provider records, finding agents), `reestablish`
 //! (new conversations for messages the recipient's lost conversation left), `requests`,
 //! `views` (JSON), `error` (typed errors).
 
@@ -58,6 +58,7 @@ mod reestablish;
 mod requests;
 mod send;
 mod sync;
+mod typing;
 mod views;
 
 pub use agent_cards::{
@@ -79,6 +80,7 @@ pub use rhizo_engine::{
     publish::seed_versions_after_recovery,
     wire::{RESPONSE_ERROR, RESPONSE_RECEIPT, batch_len, conduct_of, rate_limited_response},
 };
+pub use typing::TypingView;
 pub use views::{
     ContactView, FetchReport, FileSummary, HeldView, MailboxStatus, MessageView, ProfileView,
     QueuedView,
@@ -128,6 +130,8 @@ struct Inner {
     batch_frames: std::sync::atomic::AtomicBool,
     /// Days of history a new device gets when `device add` does not say (`devices.history_days`).
     history_days: std::sync::atomic::AtomicU32,
+    /// We hide our presence: no typing indicators are sent.
+    hide_presence: std::sync::atomic::AtomicBool,
 }
 
 /// Counters of the messaging service since start.
@@ -209,6 +213,7 @@ impl Messaging {
                 history_days: std::sync::atomic::AtomicU32::new(
                     rhizo_engine::sync::history::DEFAULT_HISTORY_DAYS,
                 ),
+                hide_presence: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -276,12 +281,39 @@ impl Messaging {
         &self.inner.presence
     }
 
+    /// Contacts' last-seen times saved by an earlier run (none if they cannot be read).
+    pub(crate) async fn saved_last_seen(&self) -> Vec<(String, i64)> {
+        self.inner
+            .db
+            .read(|r| r.last_seen().map_err(DbError::from))
+            .await
+            .unwrap_or_default()
+    }
+
+    /// Saves contacts' last-seen times (best effort: presence is not worth failing for).
+    pub(crate) async fn save_last_seen(&self, seen: Vec<(String, i64)>) {
+        let saved = self
+            .inner
+            .db
+            .write_with(Durability::Relaxed, move |tx| {
+                tx.save_last_seen(&seen).map_err(DbError::from)
+            })
+            .await;
+        if let Err(e) = saved {
+            warn!(error = %e, "last-seen times not saved");
+        }
+    }
+
     /// Sends a `presence` event to API clients.
     pub(crate) fn emit_presence(&self, event: ApiEvent) {
         self.emit(event);
     }
 
     fn emit(&self, event: ApiEvent) {
+        // A new contact may be connected already: presence compares at once.
+        if matches!(event, ApiEvent::ContactAdded { .. }) {
+            self.inner.presence.wake();
+        }
         // No subscriber is fine: events are also in the database.
         let _ = self.inner.events.send(event);
     }
@@ -324,6 +356,7 @@ impl Messaging {
                     change,
                 },
                 Event::KeyChange { contact } => ApiEvent::KeyChange { contact },
+                Event::Typing { conversation, from } => ApiEvent::Typing { conversation, from },
                 Event::MessageState { id, contact, state } => ApiEvent::MessageState {
                     id,
                     contact,

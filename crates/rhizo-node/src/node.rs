@@ -381,6 +381,7 @@ async fn start_services(
     )
     .map_err(|e| NodeError::Task(e.to_string()))?;
     messaging.set_batch_frames(config.batch_frames);
+    messaging.set_hide_presence(config.hide_presence);
     messaging.set_default_history_days(config.devices.history_days);
     // The `[agent]` config's part of the worker policy the inbound path applies.
     let (max_queue, accept) = (config.agent.max_queue, config.agent.accept_tasks_from);

@@ -9,6 +9,9 @@
 //!     to, so each side sees the other come online (contacts' connections are kept open)
 //! ```
 //!
+//! Last-seen times are saved (bounded, `rhizo_store::presence`) when a contact goes offline
+//! and once a minute while it is online, and taken back at start: a restart keeps them.
+//!
 //! Hiding (`hide_presence`): the node announces [`PRESENCE_HIDDEN_AGENT`] in its identify agent
 //! version and dials no contact just to be seen. rhizo nodes honour the announcement: they show
 //! such a contact as `hidden`, with no last-seen time and no events. It is a request, not a
@@ -40,6 +43,9 @@ const MAX_PROBES_PER_ROUND: usize = 32;
 const RECHECK_AFTER: Duration = Duration::from_secs(2);
 /// Longest wait between comparisons with nothing happening.
 const IDLE_RECHECK: Duration = Duration::from_secs(60);
+/// A contact that stays online has its last-seen time saved this often (seconds); going
+/// offline saves it at once. So a restart keeps `last_seen` (to within this).
+const SAVE_ONLINE_EVERY_S: i64 = 60;
 
 /// A contact's presence as the API shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,8 +59,8 @@ pub enum PresenceState {
     Hidden,
 }
 
-/// A contact's presence and when it was last seen online (unix seconds; none: not since this
-/// node started, or hidden).
+/// A contact's presence and when it was last seen online (unix seconds, kept across restarts;
+/// none: never, or hidden).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContactPresence {
     /// Online, offline or hidden.
@@ -99,6 +105,43 @@ impl Presence {
     pub fn wake(&self) {
         self.inner.wake.notify_one();
     }
+
+    /// Takes back the last-seen times an earlier run saved (each contact offline until the
+    /// first comparison says otherwise).
+    fn restore(&self, saved: Vec<(String, i64)>) {
+        if let Ok(mut view) = self.inner.view.lock() {
+            for (uid, at) in saved {
+                view.entry(uid).or_insert(ContactPresence {
+                    state: PresenceState::Offline,
+                    last_seen: Some(at),
+                });
+            }
+        }
+    }
+
+    /// The last-seen times to save now, and `saved` updated to them: a contact that went
+    /// offline at once, one still online once per [`SAVE_ONLINE_EVERY_S`].
+    fn to_save(&self, saved: &mut HashMap<String, i64>) -> Vec<(String, i64)> {
+        let Ok(view) = self.inner.view.lock() else {
+            return Vec::new();
+        };
+        saved.retain(|uid, _| view.contains_key(uid));
+        let mut out = Vec::new();
+        for (uid, p) in view.iter() {
+            let Some(at) = p.last_seen else { continue };
+            let before = saved.get(uid).copied();
+            let due = match (p.state, before) {
+                (_, None) => true,
+                (PresenceState::Online, Some(b)) => at.saturating_sub(b) >= SAVE_ONLINE_EVERY_S,
+                (_, Some(b)) => at != b,
+            };
+            if due {
+                saved.insert(uid.clone(), at);
+                out.push((uid.clone(), at));
+            }
+        }
+        out
+    }
 }
 
 /// The agent version a node announces: [`crate::AGENT_VERSION`], plus
@@ -142,12 +185,18 @@ pub async fn run(
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let presence = messaging.presence().clone();
+    presence.restore(messaging.saved_last_seen().await);
+    let mut saved: HashMap<String, i64> = HashMap::new();
     let mut first = true;
     let mut next_probe = tokio::time::Instant::now();
     let mut recheck: Option<tokio::time::Instant> = None;
     loop {
         let offline = compare(&messaging, &client, &presence, first).await;
         first = false;
+        let changed = presence.to_save(&mut saved);
+        if !changed.is_empty() {
+            messaging.save_last_seen(changed).await;
+        }
         let now = tokio::time::Instant::now();
         if !hide && now >= next_probe {
             next_probe = now + PROBE_INTERVAL;
@@ -254,5 +303,31 @@ mod tests {
         assert!(hides(Some(&agent_version(true))));
         assert!(!hides(Some(&agent_version(false))) && !hides(None));
         assert_eq!(agent_version(false), crate::AGENT_VERSION);
+    }
+
+    #[test]
+    fn last_seen_is_saved_when_a_contact_goes_offline_and_once_a_minute_while_online() {
+        let presence = Presence::default();
+        presence.restore(vec![("bob".into(), 100)]);
+        assert_eq!(presence.of("bob").last_seen, Some(100));
+        assert_eq!(presence.of("bob").state, PresenceState::Offline);
+        let mut saved = HashMap::new();
+        assert_eq!(presence.to_save(&mut saved), [("bob".to_string(), 100)]);
+        assert!(presence.to_save(&mut saved).is_empty(), "unchanged");
+        let set = |state, at| {
+            presence.inner.view.lock().unwrap().insert(
+                "bob".into(),
+                ContactPresence {
+                    state,
+                    last_seen: Some(at),
+                },
+            );
+        };
+        set(PresenceState::Online, 130);
+        assert!(presence.to_save(&mut saved).is_empty(), "online: not yet");
+        set(PresenceState::Online, 100 + SAVE_ONLINE_EVERY_S);
+        assert_eq!(presence.to_save(&mut saved).len(), 1);
+        set(PresenceState::Offline, 170);
+        assert_eq!(presence.to_save(&mut saved), [("bob".to_string(), 170)]);
     }
 }

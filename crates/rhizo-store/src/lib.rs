@@ -54,6 +54,8 @@
 //!   state here, and who may fetch it.
 //! - [`groups`]: private groups (issue 14): the group of a `group` conversation, its members,
 //!   per-device delivery state of our group messages, held invitations and pending changes.
+//! - [`presence`]: contacts' last-seen times and a replica's push subscriptions, kept across
+//!   restarts (bounded copies of the node's in-memory state).
 //! - [`profiles`]: our profile and the newest one received from each contact.
 //! - [`agent_cards`]: our agent card and a bounded cache of other agents' cards
 //!   ([`AgentCardRow`]).
@@ -87,6 +89,7 @@ pub mod mailbox;
 pub mod messaging;
 mod migrations;
 mod peer_book;
+pub mod presence;
 pub mod profiles;
 pub mod requests;
 mod tx;

@@ -564,6 +564,20 @@ const MIGRATIONS: &[&str] = &[
     // 23: key-change warning (issue 18, docs/local-api.md "Key changes"): set when a known
     // contact gains a device key not stored before, cleared when the user verifies again.
     "ALTER TABLE contacts ADD COLUMN key_changed INTEGER NOT NULL DEFAULT 0;",
+    // 24: presence and push across restarts (issue 20, rhizo-store presence.rs): when each
+    // contact was last seen online, and the mailbox replica's push subscribers (whether a push
+    // to each was still owed). Both are rewritten from memory, bounded.
+    "CREATE TABLE presence_last_seen (
+        uid       TEXT PRIMARY KEY,
+        last_seen INTEGER NOT NULL
+    ) STRICT, WITHOUT ROWID;
+    CREATE TABLE push_subscriptions (
+        mailbox    BLOB NOT NULL CHECK (length(mailbox) = 32),
+        peer       TEXT NOT NULL,
+        fetched_at INTEGER NOT NULL,
+        pending    INTEGER NOT NULL DEFAULT 0 CHECK (pending IN (0, 1)),
+        PRIMARY KEY (mailbox, peer)
+    ) STRICT, WITHOUT ROWID;",
 ];
 
 /// The schema version this build creates and understands.

@@ -90,6 +90,10 @@ async fn ui_loop(
                 app.requeue(command);
             }
         }
+        if let Some(typing) = app.take_typing() {
+            // Dropped when the queue is full: the next keystroke sends another.
+            let _ = commands.try_send(typing);
+        }
         guard.terminal.draw(|frame| view::draw(frame, &app))?;
         if app.quit {
             return Ok(());

@@ -1,5 +1,6 @@
 //! Prompt delivery and presence, with real `rhizo` processes on 127.0.0.1 (issue 20): mailbox
-//! push, presence events, and a pair of nodes of which one takes no batch frames.
+//! push, presence events and typing indicators, and a pair of nodes of which one takes no
+//! batch frames (1:1 and group fan-out).
 //!
 //! ```text
 //!  hub, r1, r2 (mailbox replicas) ── alice ──✗ bob (bob bans alice: no direct connection)
@@ -182,6 +183,18 @@ fn presence_events_follow_a_contact_node_stopping_and_starting() {
             .send()?;
         ensure!(events.status().is_success(), "events: {}", events.status());
 
+        // Bob types: alice gets a `typing` event (nothing stored); a second one at once is
+        // rate-limited.
+        let typing = bob.api_post("/v1/conversations/alice/typing", &json!({}))?;
+        ensure!(typing["sent"].as_u64() >= Some(1), "typing: {typing}");
+        let seen = read_events_until(&mut events, "\"type\":\"typing\"");
+        ensure!(
+            seen.contains("\"type\":\"typing\"") && seen.contains("\"conversation\":\"bob\""),
+            "no typing event: {seen}"
+        );
+        let again = bob.api_post("/v1/conversations/alice/typing", &json!({}))?;
+        ensure!(again["skipped"] == "rate_limited", "typing again: {again}");
+
         bob.stop()?;
         let seen = read_events_until(&mut events, "\"state\":\"offline\"");
         ensure!(
@@ -209,6 +222,12 @@ fn presence_events_follow_a_contact_node_stopping_and_starting() {
         wait_for(TIMEOUT, "bob hidden", || {
             (presence_of(&alice, "bob").as_deref() == Some("hidden")).then_some(())
         })?;
+        // A node that hides its presence sends no typing indicators.
+        let typing = bob.api_post("/v1/conversations/alice/typing", &json!({}))?;
+        ensure!(
+            typing["skipped"] == "hidden",
+            "typing while hidden: {typing}"
+        );
         Ok(())
     })();
     if let Err(e) = result {
@@ -258,9 +277,89 @@ fn a_node_without_batch_frames_still_gets_everything_without_reputation_loss() {
             alice.logs().contains("sending the envelopes one by one"),
             "alice never fell back to single envelopes"
         );
-        Ok(())
+        group_burst_to_a_node_without_batch_frames(&alice, &bob)?;
+        last_seen_survives_a_restart(&mut alice, &mut bob)
     })();
     if let Err(e) = result {
         fail_with_logs(&e, &[&alice, &bob]);
     }
+}
+
+/// A group's fan-out to `bob` (who takes no batch frames): the envelopes go one by one,
+/// directly (there are no mailbox replicas here), all in order.
+fn group_burst_to_a_node_without_batch_frames(
+    alice: &TestNode,
+    bob: &TestNode,
+) -> anyhow::Result<()> {
+    let info = wait_for(TIMEOUT, "bob's KeyPackages", || {
+        match alice.api_post_raw("/v1/groups", &json!({"name": "old", "members": ["bob"]})) {
+            Ok((200..=299, answer)) => Some(
+                serde_json::from_str::<serde_json::Value>(&answer).map_err(anyhow::Error::from),
+            ),
+            Ok((503, answer)) if answer.contains("NO_KEY_PACKAGES") => None,
+            Ok((status, answer)) => Some(Err(anyhow!("POST /v1/groups: {status} {answer}"))),
+            Err(e) => Some(Err(e)),
+        }
+    })??;
+    let id = info["id"].as_str().context("no group id")?.to_string();
+    let group_texts = |node: &TestNode| -> Vec<String> {
+        node.api_get(&format!("/v1/groups/{id}/messages?limit=1000"))
+            .ok()
+            .and_then(|l| l.as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter(|m| m["direction"] == "in")
+            .filter_map(|m| m["text"].as_str().map(String::from))
+            .collect()
+    };
+    let mut texts = Vec::new();
+    for i in 0..20 {
+        let text = format!("group #{i:02}");
+        alice.api_post(&format!("/v1/groups/{id}/messages"), &json!({"text": text}))?;
+        texts.push(text);
+    }
+    wait_for(TIMEOUT, "every group text at bob", || {
+        (group_texts(bob) == texts).then_some(())
+    })
+    .map_err(|e| anyhow!("{e}: bob has {:?}", group_texts(bob)))?;
+    ensure!(
+        alice
+            .logs()
+            .contains("group: a device takes no batch frames: sending the envelopes one by one"),
+        "alice never fell back to single group envelopes"
+    );
+    Ok(())
+}
+
+fn last_seen_of(node: &TestNode, contact: &str) -> Option<i64> {
+    let list = node.api_get("/v1/contacts").ok()?;
+    list.as_array()?
+        .iter()
+        .find(|c| c["name"] == contact)
+        .and_then(|c| c["presence"]["last_seen"].as_i64())
+}
+
+/// Bob goes offline, then alice's node restarts: she still knows when she last saw him.
+fn last_seen_survives_a_restart(alice: &mut TestNode, bob: &mut TestNode) -> anyhow::Result<()> {
+    wait_for(TIMEOUT, "bob online", || {
+        (presence_of(alice, "bob").as_deref() == Some("online")).then_some(())
+    })?;
+    bob.stop()?;
+    let seen = wait_for(TIMEOUT, "bob offline with a last-seen time", || {
+        (presence_of(alice, "bob").as_deref() == Some("offline"))
+            .then(|| last_seen_of(alice, "bob"))
+            .flatten()
+    })
+    .map_err(|e| anyhow!("{e}: contacts {:?}", alice.api_get("/v1/contacts").ok()))?;
+    alice.stop()?;
+    alice.start(&[])?;
+    wait_for(TIMEOUT, "the same last-seen time after the restart", || {
+        (last_seen_of(alice, "bob") == Some(seen)).then_some(())
+    })
+    .map_err(|e| {
+        anyhow!(
+            "{e}: last_seen {:?}, saved {seen}",
+            last_seen_of(alice, "bob")
+        )
+    })
 }

@@ -2,11 +2,14 @@
 //! - a node initialised with `--passphrase` keeps contact names, texts and keys out of its
 //!   files; a wrong passphrase stops it at start with one clear line and changes nothing;
 //! - backup → wipe → restore: the identity is the same, the history is back, and the contact
-//!   receives our messages again (and we theirs).
+//!   receives our messages again (and we theirs);
+//! - `rhizo passphrase change` killed (`SIGKILL`) at random points, again and again, from a
+//!   plaintext dir and then between passphrases: each time one of the two passphrases unlocks
+//!   it, and in the end nothing is lost.
 
 use std::{path::Path, time::Duration};
 
-use anyhow::ensure;
+use anyhow::{Context, ensure};
 use rhizo_test_utils::{TestNode, befriend, wait_for};
 use serde_json::Value;
 
@@ -181,6 +184,155 @@ fn backup_wipe_restore_then_contacts_receive_messages_again() {
         wait_received(&bob, "alice", &["before the backup", "after the restore"])?;
         bob.send_when_ready("alice", "bob after", KEY_PACKAGES_TIMEOUT)?;
         wait_received(&alice, "bob", &["bob after"])?;
+        Ok(())
+    })();
+    if let Err(e) = result {
+        fail_with_logs(&e, &[&alice, &bob]);
+    }
+    alice.stop().expect("stop alice");
+    bob.stop().expect("stop bob");
+}
+
+/// How many times `rhizo passphrase change` is killed.
+const KILLS: usize = 8;
+
+/// `rhizo --data-dir DIR passphrase change` as a child process, with the current passphrase
+/// (none: a plaintext dir) and the new one in files.
+fn spawn_change(
+    dir: &Path,
+    current: Option<&str>,
+    new: &str,
+) -> anyhow::Result<std::process::Child> {
+    let mut command = std::process::Command::new(bin());
+    command
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["passphrase", "change"])
+        .env_remove("RUST_LOG")
+        .env_remove("RHIZO_PASSPHRASE_FILE")
+        .env("RHIZO_MDNS", "false")
+        .env("XDG_CONFIG_HOME", dir.join("no-config"))
+        .env("RHIZO_NEW_PASSPHRASE_FILE", new)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    if let Some(current) = current {
+        command.env("RHIZO_PASSPHRASE_FILE", current);
+    }
+    command
+        .spawn()
+        .context("cannot run rhizo passphrase change")
+}
+
+/// Whether `rhizo id` succeeds on `node` with this passphrase file (none: without one).
+fn unlocks(node: &mut TestNode, passphrase: Option<&str>) -> anyhow::Result<bool> {
+    node.set_env("RHIZO_PASSPHRASE_FILE", passphrase.unwrap_or(""));
+    Ok(node.cli(&["id", "--json"])?.status.success())
+}
+
+/// Copies the files of a stopped node's data dir (one level of subdirectories).
+fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let path = entry?.path();
+        let target = to.join(path.file_name().context("a file name")?);
+        if path.is_dir() {
+            copy_dir(&path, &target)?;
+        } else {
+            std::fs::copy(&path, &target)?;
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn a_passphrase_change_killed_at_random_points_loses_nothing() {
+    let secrets = tempfile::tempdir().expect("tempdir");
+    let first = passphrase_file(&secrets, "first", "the first passphrase\n");
+    let second = passphrase_file(&secrets, "second", "the second passphrase\n");
+    let mut alice = TestNode::init(bin(), "alice").expect("init alice");
+    let mut bob = TestNode::init(bin(), "bob").expect("init bob");
+    let result = (|| -> anyhow::Result<()> {
+        alice.start(&[])?;
+        bob.start(&["--bootstrap".to_string(), alice.listen_addr()?])?;
+        befriend(&alice, "alice", &bob, "bob")?;
+        alice.send_when_ready("bob", "kept through the kills", KEY_PACKAGES_TIMEOUT)?;
+        bob.send_when_ready("alice", "and this one too", KEY_PACKAGES_TIMEOUT)?;
+        wait_received(&alice, "bob", &["and this one too"])?;
+        alice.stop()?;
+
+        // How long a whole change takes here (on a copy): the kills fall within 1.2 times that.
+        let scratch = tempfile::tempdir()?;
+        copy_dir(alice.data_dir(), scratch.path())?;
+        let started = std::time::Instant::now();
+        let status = spawn_change(scratch.path(), None, &first)?.wait()?;
+        ensure!(status.success(), "a whole change on the copy failed");
+        let whole = u64::try_from(started.elapsed().as_millis())
+            .unwrap_or(u64::MAX / 2)
+            .max(1);
+        let seed = u64::from(std::process::id()) ^ whole;
+        eprintln!("whole change: {whole} ms; kill seed {seed}");
+        let mut rng = seed | 1;
+
+        let mut current: Option<&str> = None;
+        for kill in 0..KILLS {
+            let new = if current == Some(first.as_str()) {
+                second.as_str()
+            } else {
+                first.as_str()
+            };
+            // xorshift64: a delay in [0, 1.2 × whole) ms.
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let delay = rng % (whole * 6 / 5 + 1);
+            let mut child = spawn_change(alice.data_dir(), current, new)?;
+            std::thread::sleep(Duration::from_millis(delay));
+            let _ = child.kill();
+            let status = child.wait()?;
+            // The next unlock recovers first: the new passphrase (the change got past its
+            // commit point) or the current one (it did not); never neither.
+            if unlocks(&mut alice, Some(new))? && alice.data_dir().join("vault").exists() {
+                current = Some(new);
+            } else {
+                ensure!(
+                    unlocks(&mut alice, current)?,
+                    "kill {kill} after {delay} ms ({status}): neither passphrase unlocks"
+                );
+            }
+            eprintln!(
+                "kill {kill} after {delay} ms ({status}): encrypted: {}",
+                current.is_some()
+            );
+        }
+        // A last change runs to its end from wherever the kills left it.
+        let new = if current == Some(first.as_str()) {
+            second.as_str()
+        } else {
+            first.as_str()
+        };
+        let status = spawn_change(alice.data_dir(), current, new)?.wait()?;
+        ensure!(status.success(), "the last change failed");
+        if let Some(old) = current {
+            ensure!(
+                !unlocks(&mut alice, Some(old))?,
+                "the old passphrase still unlocks"
+            );
+        }
+        alice.set_env("RHIZO_PASSPHRASE_FILE", new);
+        alice.start(&[])?;
+        let list = alice.history("bob")?;
+        for text in ["kept through the kills", "and this one too"] {
+            ensure!(
+                list.iter().any(|m| m["text"] == text),
+                "{text:?} lost: {list:?}"
+            );
+        }
+        let bytes = std::fs::read(alice.data_dir().join("rhizo.db"))?;
+        ensure!(
+            !contains(&bytes, b"SQLite format 3"),
+            "the database is encrypted"
+        );
         Ok(())
     })();
     if let Err(e) = result {

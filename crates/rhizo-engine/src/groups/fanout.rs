@@ -89,6 +89,31 @@ impl GroupTransmit {
         uids
     }
 
+    /// The same envelopes, one per transmit (bare frames, in order), for those of `devices`
+    /// among the targets: devices that took no batch frame (nodes older than them, which do not
+    /// speak `/rhizo/msg/2`) get the envelopes one by one, directly, as in 1:1.
+    pub fn singles_to(&self, devices: &[DevicePublicKey]) -> Vec<Self> {
+        let targets: Vec<GroupTarget> = self
+            .targets
+            .iter()
+            .filter(|t| devices.contains(&t.target.device))
+            .cloned()
+            .collect();
+        self.items
+            .iter()
+            .map(|item| Self {
+                session_id: self.session_id,
+                items: vec![item.clone()],
+                frame: item.envelope.clone(),
+                targets: targets.clone(),
+                sent: SecureMessage::decode(&item.envelope)
+                    .map(|m| vec![m])
+                    .map_err(|e| e.to_string()),
+                relays: Vec::new(),
+            })
+            .collect()
+    }
+
     /// The request bytes for `device`: its relay frame in member-relayed fan-out, else the
     /// common frame.
     pub fn frame_for(&self, device: &DevicePublicKey) -> &[u8] {

@@ -359,6 +359,15 @@ fn group_content(
         let events = crate::manage::apply_group_delete(tx, group, sender_uid, request)?;
         return Ok((events, None));
     }
+    // "Is typing": shown unless ours or from a blocked member, never stored.
+    if content.typing.is_some() {
+        if sender_uid == *me.uid.as_bytes() || crate::manage::blocked(tx, &sender_uid)? {
+            return Ok((Vec::new(), None));
+        }
+        let id = crate::groups::group_id_hex(&group.session_id);
+        let events = crate::typing::on_typing(message, content.sent_at_ms, id, &sender_uid, now);
+        return Ok((events, None));
+    }
     // A file message: its reference is checked before anything is stored.
     let file = crate::files::file_of(&content)?;
     // A blocked member's text: decrypted (the group's MLS state moves on), never stored.

@@ -284,6 +284,18 @@ impl Apply<'_, '_> {
                 request,
             );
         }
+        // "Is typing": shown, never stored (ours from another device: nothing).
+        if content.typing.is_some() {
+            if self.from_me {
+                return Ok(Vec::new());
+            }
+            return Ok(crate::typing::on_direct_typing(
+                message,
+                content.sent_at_ms,
+                self.contact,
+                self.now,
+            ));
+        }
         if self.from_me {
             return self.sent_elsewhere(&content.text, content.agent.is_some(), sent_at);
         }

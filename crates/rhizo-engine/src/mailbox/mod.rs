@@ -466,7 +466,7 @@ mod push;
 
 pub use push::{
     MAX_PUSH_MAILBOXES, MAX_PUSH_PEERS_PER_MAILBOX, MAX_PUSHES_PER_POLL, PUSH_MIN_INTERVAL_MS,
-    PUSH_SUBSCRIPTION_TTL_MS, PushBook,
+    PUSH_SUBSCRIPTION_TTL_MS, PushBook, Saved,
 };
 
 #[cfg(any(test, feature = "test-support"))]

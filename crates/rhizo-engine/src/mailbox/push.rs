@@ -207,6 +207,55 @@ impl<P: Clone + Eq> PushBook<P> {
             })
             .min()
     }
+
+    /// Every subscription as (mailbox, peer, last fetch, a push is owed), to keep across a
+    /// restart ([`restore`](Self::restore)).
+    pub fn snapshot(&self) -> Vec<Saved<P>> {
+        self.mailboxes
+            .iter()
+            .flat_map(|(mailbox, subs)| {
+                subs.iter().map(|s| Saved {
+                    mailbox: *mailbox,
+                    peer: s.peer.clone(),
+                    fetched_at: s.fetched_at,
+                    pending: s.state != PushState::Idle,
+                })
+            })
+            .collect()
+    }
+
+    /// Takes back subscriptions saved by [`snapshot`](Self::snapshot) at `now` (within the
+    /// usual bounds; expired ones are dropped). A push that was owed waits for the peer's next
+    /// connection, as one that did not reach it.
+    pub fn restore(&mut self, saved: impl IntoIterator<Item = Saved<P>>, now: i64) {
+        for s in saved {
+            if now.saturating_sub(s.fetched_at) >= PUSH_SUBSCRIPTION_TTL_MS {
+                continue;
+            }
+            self.subscribe(s.mailbox, s.peer.clone(), s.fetched_at);
+            if s.pending
+                && let Some(sub) = self
+                    .mailboxes
+                    .get_mut(&s.mailbox)
+                    .and_then(|subs| subs.iter_mut().find(|x| x.peer == s.peer))
+            {
+                sub.state = PushState::Undelivered;
+            }
+        }
+    }
+}
+
+/// One subscription as [`PushBook::snapshot`] gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Saved<P> {
+    /// The mailbox key.
+    pub mailbox: [u8; 32],
+    /// The subscriber.
+    pub peer: P,
+    /// Its last fetch here (unix ms).
+    pub fetched_at: i64,
+    /// A push to it was owed.
+    pub pending: bool,
 }
 
 #[cfg(test)]

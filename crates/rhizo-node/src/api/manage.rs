@@ -127,6 +127,13 @@ pub(super) async fn delete_conversation(
     }
 }
 
+pub(super) async fn typing(State(state): State<ApiState>, Path(id): Path<String>) -> Response {
+    match state.inner.messaging.send_typing(&id).await {
+        Ok(view) => Json(view).into_response(),
+        Err(e) => messaging_error(e),
+    }
+}
+
 pub(super) async fn delete_message(
     State(state): State<ApiState>,
     Path(id): Path<i64>,

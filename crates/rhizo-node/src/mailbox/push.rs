@@ -15,7 +15,8 @@ use rhizo_core::{
     envelope::ErrorCode,
     mailbox::{MailboxRequest, MailboxResponse},
 };
-use rhizo_engine::mailbox::{PushBook, error};
+use rhizo_engine::mailbox::{PushBook, Saved, error};
+use rhizo_store::{DbError, presence::PushSubscriptionRow};
 use tokio::sync::{Semaphore, mpsc};
 use tracing::debug;
 
@@ -82,10 +83,22 @@ impl Mailbox {
     }
 
     /// Sends the due pushes until `shutdown` fires (at most [`MAX_PUSHES_IN_FLIGHT`] at once).
+    /// The subscriptions saved by the last run are taken back first; they are saved every
+    /// [`PUSH_SAVE_INTERVAL_MS`] when they changed, and at shutdown.
     pub async fn run_push(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         let in_flight = Arc::new(Semaphore::new(MAX_PUSHES_IN_FLIGHT));
+        let mut saved = self.load_subscriptions().await;
+        let mut next_save = self
+            .inner
+            .clock
+            .now_ms()
+            .saturating_add(PUSH_SAVE_INTERVAL_MS);
         loop {
             let now = self.inner.clock.now_ms();
+            if now >= next_save {
+                next_save = now.saturating_add(PUSH_SAVE_INTERVAL_MS);
+                saved = self.save_subscriptions(saved).await;
+            }
             let room = in_flight.available_permits();
             let (due, next) = match self.inner.push.lock() {
                 Ok(mut book) if room > 0 => (book.poll_due(now, room), book.next_deadline()),
@@ -108,12 +121,88 @@ impl Mailbox {
                     this.inner.push_wake.notify_one();
                 });
             }
-            let wait = next.map_or(PUSH_IDLE_WAIT_MS, |t| (t - now).max(1));
+            let wait = next
+                .map_or(PUSH_IDLE_WAIT_MS, |t| (t - now).max(1))
+                .min(next_save.saturating_sub(now).max(1));
             let wait = std::time::Duration::from_millis(u64::try_from(wait).unwrap_or(1));
             tokio::select! {
                 () = self.inner.push_wake.notified() => {}
                 () = tokio::time::sleep(wait) => {}
-                _ = shutdown.changed() => return,
+                _ = shutdown.changed() => {
+                    self.save_subscriptions(saved).await;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Takes back the subscriptions the last run saved; what was read.
+    async fn load_subscriptions(&self) -> Vec<PushSubscriptionRow> {
+        let rows = match self
+            .inner
+            .db
+            .read(|r| r.push_subscriptions().map_err(DbError::from))
+            .await
+        {
+            Ok(rows) => rows,
+            Err(e) => {
+                debug!(error = %e, "push subscriptions not read");
+                return Vec::new();
+            }
+        };
+        let now = self.inner.clock.now_ms();
+        let book: Vec<Saved<PeerId>> = rows
+            .iter()
+            .filter_map(|r| {
+                Some(Saved {
+                    mailbox: r.mailbox,
+                    peer: r.peer.parse().ok()?,
+                    fetched_at: r.fetched_at,
+                    pending: r.pending,
+                })
+            })
+            .collect();
+        if let Ok(mut push) = self.inner.push.lock() {
+            push.restore(book, now);
+        }
+        rows
+    }
+
+    /// Saves the subscriptions if they changed since `before` (what was saved last); what is
+    /// saved now.
+    async fn save_subscriptions(
+        &self,
+        before: Vec<PushSubscriptionRow>,
+    ) -> Vec<PushSubscriptionRow> {
+        let Ok(book) = self.inner.push.lock().map(|b| b.snapshot()) else {
+            return before;
+        };
+        let mut rows: Vec<PushSubscriptionRow> = book
+            .into_iter()
+            .map(|s| PushSubscriptionRow {
+                mailbox: s.mailbox,
+                peer: s.peer.to_string(),
+                fetched_at: s.fetched_at,
+                pending: s.pending,
+            })
+            .collect();
+        rows.sort_by(|a, b| {
+            (b.fetched_at, &a.mailbox, &a.peer).cmp(&(a.fetched_at, &b.mailbox, &b.peer))
+        });
+        if rows == before {
+            return before;
+        }
+        let write = rows.clone();
+        match self
+            .inner
+            .db
+            .write(move |tx| tx.replace_push_subscriptions(&write).map_err(DbError::from))
+            .await
+        {
+            Ok(()) => rows,
+            Err(e) => {
+                debug!(error = %e, "push subscriptions not saved");
+                before
             }
         }
     }
@@ -143,6 +232,8 @@ impl Mailbox {
 
 /// Longest sleep of the push loop with nothing due (a store or a connection wakes it).
 const PUSH_IDLE_WAIT_MS: i64 = 60_000;
+/// How often the push subscriptions are saved (when they changed), so a restart keeps them.
+pub(super) const PUSH_SAVE_INTERVAL_MS: i64 = 60_000;
 
 /// A fresh push book and the recipient side's queue.
 pub(super) fn new_push_state() -> (

@@ -21,7 +21,7 @@ use rhizo_store::{
     groups::{GroupOutboxItem, GroupRow},
     messaging::Contact,
 };
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::{GroupError, JobError, MessageView, Messaging, SendError, views::message_view};
 use crate::{events::ApiEvent, mailbox::StoreVerdict};
@@ -32,6 +32,16 @@ pub(super) const MAX_READD_ATTEMPTS: u32 = 3;
 const MAX_CONCURRENT_SENDS: usize = 64;
 /// The most (group, member) re-add counters kept (the oldest are forgotten past it).
 const MAX_READD_ENTRIES: usize = 1024;
+
+/// What sending one group frame left to do.
+struct GroupSent {
+    /// Members none of whose devices answered (their mailboxes get the envelopes).
+    missing: Vec<[u8; 32]>,
+    /// Member-relayed fan-out: the subtrees of relays that did not take it, to send directly.
+    fallback: Option<GroupTransmit>,
+    /// The envelopes one by one, for devices that took no batch frame.
+    singles: Vec<GroupTransmit>,
+}
 
 impl Messaging {
     /// Sends the due group frames: each to the member devices that lack it, at once; members
@@ -63,11 +73,15 @@ impl Messaging {
             let mut missing = if transmit.targets.is_empty() {
                 Vec::new()
             } else {
-                let (missing, fallback) = self.deliver_group(&transmit).await?;
-                if let Some(fallback) = fallback {
+                let sent = self.deliver_group(&transmit).await?;
+                if let Some(fallback) = sent.fallback {
                     queue.push_front(fallback);
                 }
-                missing
+                // Devices that take no batch frames get the envelopes one by one, next.
+                for single in sent.singles.into_iter().rev() {
+                    queue.push_front(single);
+                }
+                sent.missing
             };
             missing.extend(skipped.iter().map(|t| t.member));
             missing.sort_unstable();
@@ -88,31 +102,42 @@ impl Messaging {
     }
 
     /// Sends one group frame to its member devices ([`MAX_CONCURRENT_SENDS`] at once; a relay
-    /// head gets its own relay frame) and writes what they answered; the members none of whose
-    /// devices answered, and the direct fallback for relays that did not take it.
-    async fn deliver_group(
-        &self,
-        transmit: &GroupTransmit,
-    ) -> Result<(Vec<[u8; 32]>, Option<GroupTransmit>), JobError> {
+    /// head gets its own relay frame) and writes what they answered: the members none of whose
+    /// devices answered, the direct fallback for relays that did not take it, and the envelopes
+    /// one by one for devices that took no batch frame (nodes older than them, as in 1:1).
+    async fn deliver_group(&self, transmit: &GroupTransmit) -> Result<GroupSent, JobError> {
         // Collected first: a lazy `map` of borrowing futures is not provably `Send` for the
         // spawned outbox task.
         let sends: Vec<_> = transmit
             .targets
             .iter()
             .map(|t| async move {
-                self.send_frame(&t.target, transmit.frame_for(&t.target.device))
+                self.send_frame_to(&t.target, transmit.frame_for(&t.target.device))
                     .await
-                    .map(|answer| (t.target.device, answer))
+                    .map(|answer| (t, answer))
             })
             .collect();
-        let answers: Vec<DeviceAnswer> = stream::iter(sends)
+        let results: Vec<_> = stream::iter(sends)
             .buffer_unordered(MAX_CONCURRENT_SENDS)
             .filter_map(std::future::ready)
             .collect()
             .await;
+        let batch = transmit.items.len() > 1;
+        let mut refused = Vec::new();
+        let mut refused_members = Vec::new();
+        let mut answers: Vec<DeviceAnswer> = Vec::new();
+        for (t, answer) in results {
+            match answer {
+                Err(rhizo_net::SendError::BatchUnsupported) if batch => {
+                    refused.push(t.target.device);
+                    refused_members.push(t.member);
+                }
+                answer => answers.push((t.target.device, answer.map_err(|e| e.to_string()))),
+            }
+        }
         let now = self.now();
         let this = self.clone();
-        let transmit = transmit.clone();
+        let written = transmit.clone();
         // Relaxed, as the 1:1 path: lost in a crash, the frame is sent again and answered
         // "already have it".
         let result = self
@@ -122,11 +147,28 @@ impl Messaging {
                 Ok(this
                     .inner
                     .engine
-                    .on_group_transmit_result(tx, &transmit, answers, now)?)
+                    .on_group_transmit_result(tx, &written, answers, now)?)
             })
             .await?;
         self.emit_events(result.events);
-        Ok((result.unreachable, result.fallback))
+        let mut missing = result.unreachable;
+        let singles = if refused.is_empty() {
+            Vec::new()
+        } else {
+            debug!(
+                devices = refused.len(),
+                envelopes = transmit.items.len(),
+                "group: a device takes no batch frames: sending the envelopes one by one"
+            );
+            // Their members' mailboxes wait for the single envelopes' own answers.
+            missing.retain(|m| !refused_members.contains(m));
+            transmit.singles_to(&refused)
+        };
+        Ok(GroupSent {
+            missing,
+            fallback: result.fallback,
+            singles,
+        })
     }
 
     /// Stores one group envelope on `member`'s mailbox replicas (not on its own devices),

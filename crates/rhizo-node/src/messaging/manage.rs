@@ -89,7 +89,7 @@ pub struct DeletedView {
 }
 
 /// A conversation the user named.
-enum Named {
+pub(super) enum Named {
     Direct(Contact),
     Group(GroupRow),
 }
@@ -134,7 +134,7 @@ fn contact_in(reader: &Reader<'_>, who: &str) -> Result<Contact, ManageError> {
 }
 
 /// A contact (name or UID) first, then a group (id, name, id prefix).
-fn conversation_in(reader: &Reader<'_>, who: &str) -> Result<Named, ManageError> {
+pub(super) fn conversation_in(reader: &Reader<'_>, who: &str) -> Result<Named, ManageError> {
     if let Some(c) = find_contact_in(reader, who.trim())? {
         return Ok(Named::Direct(c));
     }

@@ -137,7 +137,7 @@ impl Messaging {
     }
 
     /// [`send_frame`](Self::send_frame), with the network's error as it is.
-    async fn send_frame_to(
+    pub(super) async fn send_frame_to(
         &self,
         target: &Target,
         frame: &[u8],

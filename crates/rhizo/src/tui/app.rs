@@ -19,6 +19,8 @@ const MAX_INPUT_CHARS: usize = 16 * 1024;
 const MAX_OUTBOX: usize = 64;
 /// Ticks (seconds) between refreshes when no event says something changed.
 const REFRESH_EVERY_TICKS: u32 = 10;
+/// Ticks (seconds) between two typing indicators sent while the user types.
+const TYPING_EVERY_TICKS: u32 = 3;
 
 /// The whole TUI state.
 #[derive(Debug, Default)]
@@ -63,6 +65,10 @@ pub(crate) struct App {
     history_dirty: bool,
     history_in_flight: bool,
     ticks: u32,
+    /// The tick of the last typing indicator sent (at most one per `TYPING_EVERY_TICKS`).
+    typed_at: Option<u32>,
+    /// A typing indicator to send (kept apart from the commands: best effort, never shown).
+    typing: Option<ConvKey>,
     /// The user asked to leave.
     pub(crate) quit: bool,
 }
@@ -99,6 +105,7 @@ impl App {
         match command {
             Command::Refresh => (self.list_dirty, self.list_in_flight) = (true, false),
             Command::Open(_) => (self.history_dirty, self.history_in_flight) = (true, false),
+            Command::Typing(_) => {}
             _ => self.notice = Some("busy: try again".into()),
         }
     }
@@ -261,7 +268,30 @@ impl App {
     fn push_char(&mut self, c: char) {
         if self.input.chars().count() < MAX_INPUT_CHARS {
             self.input.push(c);
+            self.note_typing();
         }
+    }
+
+    /// Tells the open conversation we are typing, at most once per [`TYPING_EVERY_TICKS`]
+    /// (not for `/` commands; the node also rate-limits, and sends none while hidden).
+    fn note_typing(&mut self) {
+        let Some(key) = self.selected.clone() else {
+            return;
+        };
+        if self.input.starts_with('/')
+            || self
+                .typed_at
+                .is_some_and(|t| self.ticks.wrapping_sub(t) < TYPING_EVERY_TICKS)
+        {
+            return;
+        }
+        self.typed_at = Some(self.ticks);
+        self.typing = Some(key);
+    }
+
+    /// The typing indicator to send now, if the user typed.
+    pub(crate) fn take_typing(&mut self) -> Option<Command> {
+        self.typing.take().map(Command::Typing)
     }
 
     /// A key press.

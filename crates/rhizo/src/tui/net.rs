@@ -76,6 +76,8 @@ pub(crate) enum Command {
     ShowDevices,
     /// Known agents and tasks.
     ShowAgents,
+    /// Tell a conversation we are typing (best effort, no answer shown).
+    Typing(ConvKey),
 }
 
 impl Command {
@@ -238,6 +240,13 @@ async fn run_more(api: &ApiClient, command: &Command) -> anyhow::Result<Option<U
         Command::ShowDevices => {
             let devices: Vec<DeviceView> = api.get("/v1/devices").await?;
             Ok(Some(Update::Overlay(Overlay::Devices(devices))))
+        }
+        Command::Typing(key) => {
+            let (ConvKey::Contact(id) | ConvKey::Group(id)) = key;
+            let path = format!("/v1/conversations/{}/typing", urlencode(id));
+            // Best effort: an indicator that did not go is not worth a notice.
+            let _: Result<Value, _> = api.post(&path, &json!({})).await;
+            Ok(None)
         }
         Command::ShowAgents => {
             let agents: Vec<Value> = api.get("/v1/agents").await?;

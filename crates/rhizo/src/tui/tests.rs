@@ -522,3 +522,31 @@ fn ctrl_c_and_ctrl_q_quit() {
         assert!(app.quit);
     }
 }
+
+#[test]
+fn typing_sends_an_indicator_at_most_every_three_ticks_and_not_for_commands() {
+    let mut app = app_with_bob();
+    let _ = app.take_commands();
+    type_text(&mut app, "hel");
+    let bob = ConvKey::Contact("bob".into());
+    assert_eq!(app.take_typing(), Some(Command::Typing(bob.clone())));
+    type_text(&mut app, "lo");
+    assert_eq!(app.take_typing(), None, "within 3 ticks");
+    for _ in 0..3 {
+        app.on_tick();
+    }
+    type_text(&mut app, "!");
+    assert_eq!(app.take_typing(), Some(Command::Typing(bob)));
+    assert!(
+        !app.take_commands()
+            .iter()
+            .any(|c| matches!(c, Command::Typing(_))),
+        "typing is not among the commands"
+    );
+    app.on_key(key(KeyCode::Enter));
+    for _ in 0..3 {
+        app.on_tick();
+    }
+    type_text(&mut app, "/file x");
+    assert_eq!(app.take_typing(), None, "a / command is not typing");
+}

@@ -114,3 +114,31 @@ fn one_poll_hands_out_a_bounded_number() {
     assert_eq!(book.poll_due(1, usize::MAX).len(), MAX_PUSHES_PER_POLL);
     assert_eq!(book.poll_due(1, usize::MAX).len(), 5);
 }
+
+#[test]
+fn a_snapshot_restores_the_subscribers_and_an_owed_push_waits_for_the_connection() {
+    let mut book: PushBook<u32> = PushBook::new();
+    let (m1, m2) = ([1; 32], [2; 32]);
+    book.subscribe(m1, 7, 1_000);
+    book.subscribe(m2, 8, 1_000);
+    book.subscribe(m2, 9, 1_000 - PUSH_SUBSCRIPTION_TTL_MS);
+    book.on_stored(&m1, 2_000);
+    let saved = book.snapshot();
+    assert_eq!(saved.len(), 3);
+    assert!(
+        saved
+            .iter()
+            .any(|s| s.mailbox == m1 && s.peer == 7 && s.pending)
+    );
+    assert!(saved.iter().any(|s| s.peer == 8 && !s.pending));
+    let mut again: PushBook<u32> = PushBook::new();
+    again.restore(saved, 3_000);
+    // The expired subscriber is gone; the owed push is not due until peer 7 connects.
+    assert_eq!(again.snapshot().len(), 2);
+    assert!(again.poll_due(3_000, 10).is_empty());
+    again.on_connected(&7, 4_000);
+    assert_eq!(again.poll_due(4_000, 10), vec![(m1, 7)]);
+    // A store for m2 reaches the restored subscriber 8.
+    again.on_stored(&m2, 5_000);
+    assert_eq!(again.poll_due(5_000, 10), vec![(m2, 8)]);
+}
