@@ -16,6 +16,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 mod card;
+mod file_part;
 mod group;
 pub mod wire;
 
@@ -25,6 +26,7 @@ pub use card::{
     MAX_SKILL_DESCRIPTION_BYTES, MAX_SKILL_NAME_BYTES, MAX_SKILLS, MAX_TAG_BYTES, MAX_TAGS,
     check_skill_id,
 };
+pub use file_part::{FilePart, decode_raw};
 pub use group::{TaskMode, TaskWorker};
 
 /// Largest encoded part a task message carries inline (the MLS envelope limit, with room for
@@ -264,7 +266,8 @@ impl Side {
     }
 }
 
-/// A2A's Part: exactly one of `text`, `data` (any JSON value) or `raw` (base64 in JSON).
+/// A2A's Part: exactly one of `text`, `data` (any JSON value), `raw` (base64 in JSON) or
+/// `file` (a file by reference).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Part {
     /// Text content.
@@ -282,6 +285,9 @@ pub struct Part {
     /// A file name for the content.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filename: Option<String>,
+    /// A file by reference ([`FilePart`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<FilePart>,
 }
 
 impl Part {
@@ -308,14 +314,14 @@ impl Part {
     /// [`AgentError::Invalid`] for zero or several contents or a bad raw encoding,
     /// [`AgentError::TooLarge`] for a part over [`MAX_INLINE_PART_BYTES`].
     pub fn validate(&self) -> Result<(), AgentError> {
-        let set = [self.text.is_some(), self.data.is_some(), self.raw.is_some()]
-            .into_iter()
-            .filter(|x| *x)
-            .count();
-        if set != 1 {
+        let set = [self.text.is_some(), self.data.is_some(), self.raw.is_some()];
+        if set.into_iter().filter(|x| *x).count() + usize::from(self.file.is_some()) != 1 {
             return Err(AgentError::Invalid(
-                "a part holds exactly one of text, data, raw",
+                "a part holds exactly one of text, data, raw, file",
             ));
+        }
+        if let Some(f) = &self.file {
+            f.validate()?;
         }
         if self.media_type.as_ref().is_some_and(|m| m.len() > 128)
             || self.filename.as_ref().is_some_and(|f| f.len() > 256)
@@ -351,6 +357,8 @@ impl Part {
             t.clone()
         } else if let Some(d) = &self.data {
             d.to_string()
+        } else if let Some(f) = &self.file {
+            f.as_text()
         } else {
             format!(
                 "[{} bytes{}]",
@@ -365,17 +373,6 @@ impl Part {
             )
         }
     }
-}
-
-/// Decodes a raw part's base64.
-///
-/// # Errors
-///
-/// [`AgentError::Invalid`] when it is not standard padded base64.
-pub fn decode_raw(raw: &str) -> Result<Vec<u8>, AgentError> {
-    data_encoding::BASE64
-        .decode(raw.as_bytes())
-        .map_err(|_| AgentError::Invalid("raw part is not base64"))
 }
 
 /// A2A's Message: one turn of a task, by the client (`user`) or the worker (`agent`).

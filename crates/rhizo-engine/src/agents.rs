@@ -17,7 +17,8 @@
 //! liveness map, wake-up, ephemeral sends), `agents/breaker.rs` (the circuit breaker per remote
 //! agent), `agents/health.rs` (liveness and breakers together, and the engine's views of them),
 //! `agents/group.rs` (tasks addressed to a group and heartbeats among its members: the same
-//! messages inside the group's MLS, a task run by the one member its client assigns).
+//! messages inside the group's MLS, a task run by the one member its client assigns),
+//! `agents/file_parts.rs` (file parts: a file message of the task's conversation, by hash).
 
 use prost::Message as _;
 use rhizo_core::{
@@ -33,6 +34,7 @@ use crate::{Engine, EngineError, Event, Me, conversations::queue_application_tx,
 
 pub mod breaker;
 pub mod cards;
+mod file_parts;
 pub mod group;
 pub mod health;
 pub mod heartbeat;

@@ -56,6 +56,10 @@ const MAX_TRACKED_TRANSFERS: usize = 256;
 /// The environment variable that makes this node a malicious holder, for tests only: every
 /// range it serves has one byte flipped (documented as test-only in docs/protocol.md §32).
 pub const TAMPER_ENV: &str = "RHIZO_TEST_TAMPER_FILE_CHUNKS";
+/// The environment variable that makes this node hold every request it serves (with its
+/// slot) until it first refused a peer over its concurrent cap (at most 60 s), for tests
+/// only: a burst of one peer then certainly goes over the cap (docs/protocol.md §32).
+pub const HOLD_ENV: &str = "RHIZO_TEST_HOLD_FILE_SERVES";
 
 /// The files settings.
 #[derive(Debug, Clone, Copy)]
@@ -68,6 +72,8 @@ pub struct FileSettings {
     pub max_storage_bytes: u64,
     /// Test only ([`TAMPER_ENV`]): serve ranges with one byte flipped.
     pub tamper_for_tests: bool,
+    /// Test only ([`HOLD_ENV`]): hold served requests until a peer went over its cap.
+    pub hold_for_tests: bool,
 }
 
 impl Default for FileSettings {
@@ -77,6 +83,7 @@ impl Default for FileSettings {
             auto_download_bytes: DEFAULT_AUTO_DOWNLOAD_BYTES,
             max_storage_bytes: DEFAULT_MAX_STORAGE_BYTES,
             tamper_for_tests: false,
+            hold_for_tests: false,
         }
     }
 }
@@ -157,6 +164,8 @@ pub struct FileStats {
     pub chunks_refused: AtomicU64,
     /// Bytes served to other members.
     pub bytes_served: AtomicU64,
+    /// Requests refused `Busy` because their peer had its concurrent requests answered.
+    pub refused_busy: AtomicU64,
     /// Refused chunks by holder.
     refused_by: Mutex<HashMap<libp2p::PeerId, u64>>,
 }
@@ -181,6 +190,13 @@ pub struct FileStatsView {
     pub chunks_refused: u64,
     /// Bytes served to other members.
     pub bytes_served: u64,
+    /// Requests refused `Busy` because their peer already had its concurrent requests
+    /// answered (at most 4 at once per peer).
+    #[serde(default)]
+    pub refused_busy: u64,
+    /// Requests being answered now (their serving slots).
+    #[serde(default)]
+    pub serving: u64,
     /// The holders that sent chunks that did not verify.
     pub refused_holders: Vec<RefusedHolder>,
 }
@@ -215,6 +231,8 @@ struct Inner {
     wake: tokio::sync::Notify,
     transfers: Mutex<HashMap<[u8; 32], Transfer>>,
     serving: Mutex<serve::ServingSlots>,
+    /// Over-the-cap refusals so far (what [`HOLD_ENV`] waits for).
+    busy_seen: tokio::sync::watch::Sender<u64>,
     grants: Mutex<serve::Grants>,
     stats: FileStats,
 }
@@ -253,6 +271,7 @@ impl Files {
                 wake: tokio::sync::Notify::new(),
                 transfers: Mutex::new(HashMap::new()),
                 serving: Mutex::new(serve::ServingSlots::default()),
+                busy_seen: tokio::sync::watch::Sender::new(0),
                 grants: Mutex::new(serve::Grants::default()),
                 stats: FileStats::default(),
             }),
@@ -293,6 +312,8 @@ impl Files {
             chunks_fetched: stats.chunks_fetched.load(Ordering::Relaxed),
             chunks_refused: stats.chunks_refused.load(Ordering::Relaxed),
             bytes_served: stats.bytes_served.load(Ordering::Relaxed),
+            refused_busy: stats.refused_busy.load(Ordering::Relaxed),
+            serving: self.inner.serving.lock().map_or(0, |s| s.in_use() as u64),
             refused_holders,
         }
     }

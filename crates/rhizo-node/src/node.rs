@@ -409,6 +409,7 @@ async fn start_services(
             auto_download_bytes: config.files_auto_download_mib.saturating_mul(1 << 20),
             max_storage_bytes: config.files_max_storage_mib.saturating_mul(1 << 20),
             tamper_for_tests: std::env::var_os(crate::files::TAMPER_ENV).is_some(),
+            hold_for_tests: std::env::var_os(crate::files::HOLD_ENV).is_some(),
         },
         db.clone(),
         client.clone(),

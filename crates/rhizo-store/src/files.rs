@@ -6,6 +6,7 @@
 //!  insert_file(row)            ◀── a file message sent or received (same transaction)
 //!  set_file_state(id, …)       ◀── fetch progress: offered → downloading → done | failed
 //!  files(), file(id)           ──▶ `rhizo files`, `GET /v1/files`
+//!  files_with_hash(hash)       ──▶ a task's file part: the file message with its hash
 //!  may_fetch(hash, peer_id)    ──▶ /rhizo/file/1: is the requester in a conversation the file
 //!                                  was sent in?
 //!  file_hashes()               ──▶ the content store's clean-up: what is still referenced
@@ -115,6 +116,20 @@ impl Reader<'_> {
             .prepare(&sql)
             .and_then(|mut stmt| stmt.query_map([], file_row)?.collect())
             .context("listing files")
+    }
+
+    /// The files whose content hash is `hash` (newest first, at most 64): a task's file
+    /// part is the file message with its hash in the task's conversation.
+    pub fn files_with_hash(&self, hash: &[u8; 32]) -> Result<Vec<FileRow>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM files f JOIN messages m ON m.id = f.message_id
+             JOIN conversations c ON c.session_id = m.session_id
+             WHERE f.hash = ?1 ORDER BY f.message_id DESC LIMIT 64"
+        );
+        self.conn
+            .prepare_cached(&sql)
+            .and_then(|mut stmt| stmt.query_map([&hash[..]], file_row)?.collect())
+            .context("reading the files of a hash")
     }
 
     /// Whether the peer `peer_id` (a contact's device) may fetch the file with content hash

@@ -6,7 +6,8 @@
 //! and the clock runs until his `/v1/files/{id}/info` says `done` (every chunk fetched over
 //! `/rhizo/file/1`, verified, written, and the whole tree checked again). The process's RSS
 //! (both nodes) is sampled every 20 ms during the fetch; the figure is its peak above the RSS
-//! just before. Not measured yet: the fetch time from 3 holders against 1.
+//! just before. Then `messaging/holders.rs` measures the fetch time from 3 holders against 1
+//! (a group of four; `RHIZO_BENCH_B13_HOLDERS_MIB` MiB, B13's size by default).
 
 use std::time::{Duration, Instant};
 
@@ -21,6 +22,8 @@ use crate::transport;
 
 /// The environment variable that sets B13's file size in MiB.
 pub const SIZE_ENV: &str = "RHIZO_BENCH_B13_MIB";
+/// The environment variable that sets the holders comparison's file size in MiB.
+pub const HOLDERS_SIZE_ENV: &str = "RHIZO_BENCH_B13_HOLDERS_MIB";
 /// How long the import or the fetch may take.
 const TRANSFER_TIMEOUT: Duration = Duration::from_secs(1800);
 /// How often bob's file state and the RSS are read.
@@ -43,6 +46,10 @@ pub struct B13Result {
     pub rss_above_idle_mib: f64,
     /// A `--quick` run (the RSS figure is then not judged: a tiny file may not move it).
     pub quick: bool,
+    /// The holders comparison's file size (MiB).
+    pub holders_mib: u64,
+    /// Fetch seconds from 1, 2 and 3 holders (a group of four, same run).
+    pub holders_s: [f64; 3],
 }
 
 impl B13Result {
@@ -81,6 +88,18 @@ impl B13Result {
             },
             Row::new(
                 "B13",
+                format!(
+                    "{} MiB fetch from 3 holders vs 1 (group of four)",
+                    self.holders_mib
+                ),
+                self.holders_s[2],
+                "s",
+            )
+            .reference("the same fetch from 1 holder, same run", self.holders_s[0])
+            .target(Target::ratio_at_most(0.6))
+            .note(format!("2 holders: {:.2} s", self.holders_s[1])),
+            Row::new(
+                "B13",
                 format!("diagnostic: import (encrypt + tree) of {} MiB", self.mib),
                 self.import_mib_s,
                 "MiB/s",
@@ -89,15 +108,15 @@ impl B13Result {
     }
 }
 
-/// B13's file size: the environment's, else 4 MiB quick and 64 MiB full.
-fn size_mib(quick: bool) -> anyhow::Result<u64> {
-    match std::env::var(SIZE_ENV) {
+/// A size in MiB from the environment variable `var`, else `default`.
+fn size_mib(var: &str, default: u64) -> anyhow::Result<u64> {
+    match std::env::var(var) {
         Ok(v) => v
             .parse()
             .ok()
             .filter(|n| *n > 0)
-            .with_context(|| format!("{SIZE_ENV}={v}: give a whole number of MiB above 0")),
-        Err(_) => Ok(if quick { 4 } else { 64 }),
+            .with_context(|| format!("{var}={v}: give a whole number of MiB above 0")),
+        Err(_) => Ok(default),
     }
 }
 
@@ -122,7 +141,8 @@ fn write_content(path: &std::path::Path, mib: u64) -> anyhow::Result<()> {
 
 /// Runs B13 (B1 first, for its same-run references).
 pub async fn run_b13(quick: bool) -> anyhow::Result<B13Result> {
-    let mib = size_mib(quick)?;
+    let mib = size_mib(SIZE_ENV, if quick { 4 } else { 64 })?;
+    let holders_mib = size_mib(HOLDERS_SIZE_ENV, mib)?;
     let b1 = transport::run_b1(true).await?;
     super::install_tracing();
     let dir = tempfile::tempdir()?;
@@ -132,7 +152,13 @@ pub async fn run_b13(quick: bool) -> anyhow::Result<B13Result> {
     let result = transfer(&mut pair, &input, mib).await;
     pair.shutdown().await;
     let (import_mib_s, fetch_mib_s, rss_above_idle_mib) = result?;
+    if holders_mib != mib {
+        write_content(&input, holders_mib)?;
+    }
+    let holders = super::holders::run_holders(&input).await?;
     Ok(B13Result {
+        holders_mib,
+        holders_s: [holders.one, holders.two, holders.three],
         mib,
         import_mib_s,
         fetch_mib_s,

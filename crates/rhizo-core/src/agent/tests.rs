@@ -118,3 +118,64 @@ fn liveness_follows_the_announced_interval() {
     assert_eq!(Liveness::of(30_000, 10), Liveness::Late);
     assert_eq!(Liveness::of(30_001, 10), Liveness::Unreachable);
 }
+
+#[test]
+fn a_file_part_goes_on_the_wire_by_hash_and_is_checked_coming_back() {
+    let file = FilePart {
+        id: Some(7),
+        hash: "ab".repeat(32),
+        name: "input.bin".into(),
+        size: 20 << 20,
+        mime: "application/octet-stream".into(),
+        state: Some("done".into()),
+    };
+    let part = Part {
+        file: Some(file.clone()),
+        ..Part::default()
+    };
+    part.validate().unwrap();
+    assert_eq!(part.as_text(), "[file input.bin, 20971520 bytes]");
+    let back = wire::part_from_wire(wire::part_to_wire(&part).unwrap()).unwrap();
+    // The local id and state stay here: the peer learns the hash, name, size and MIME type.
+    let sent = back.file.unwrap();
+    assert_eq!((sent.id, sent.state), (None, None));
+    assert_eq!(
+        (sent.hash, sent.name, sent.size),
+        (file.hash, file.name, file.size)
+    );
+
+    // An id alone is what the API takes; it cannot go on the wire before it is filled in.
+    let by_id = Part {
+        file: Some(FilePart {
+            id: Some(3),
+            ..FilePart::default()
+        }),
+        ..Part::default()
+    };
+    by_id.validate().unwrap();
+    assert!(wire::part_to_wire(&by_id).is_err());
+    // Neither an id nor a reference, a file beside text, or a path in the name: refused.
+    let empty = Part {
+        file: Some(FilePart::default()),
+        ..Part::default()
+    };
+    assert!(empty.validate().is_err());
+    let both = Part {
+        text: Some("x".into()),
+        ..by_id.clone()
+    };
+    assert!(both.validate().is_err());
+    let bad = crate::proto::Part {
+        file: Some(crate::proto::TaskFile {
+            hash: vec![1u8; 32].into(),
+            name: "../etc/passwd".into(),
+            size: 1,
+            mime: String::new(),
+        }),
+        ..crate::proto::Part::default()
+    };
+    assert!(matches!(
+        wire::part_from_wire(bad),
+        Err(AgentError::Malformed(_))
+    ));
+}

@@ -24,6 +24,11 @@ pub fn part_to_wire(part: &Part) -> Result<proto::Part, AgentError> {
         },
         media_type: part.media_type.clone().unwrap_or_default(),
         filename: part.filename.clone().unwrap_or_default(),
+        file: part
+            .file
+            .as_ref()
+            .map(super::FilePart::to_wire)
+            .transpose()?,
     })
 }
 
@@ -47,6 +52,11 @@ pub fn part_from_wire(part: proto::Part) -> Result<Part, AgentError> {
         raw: (!part.raw.is_empty()).then(|| data_encoding::BASE64.encode(&part.raw)),
         media_type: (!part.media_type.is_empty()).then_some(part.media_type),
         filename: (!part.filename.is_empty()).then_some(part.filename),
+        file: part
+            .file
+            .as_ref()
+            .map(super::FilePart::from_wire)
+            .transpose()?,
     };
     out.validate().map_err(malformed)?;
     Ok(out)

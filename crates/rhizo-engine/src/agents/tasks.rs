@@ -30,7 +30,11 @@ use rhizo_store::{
 use serde::{Serialize, de::DeserializeOwned};
 use tracing::{debug, warn};
 
-use super::{AgentCtx, AgentPolicy, TaskError, agent_content, queue_reply};
+use super::{
+    AgentCtx, AgentPolicy, TaskError, agent_content,
+    file_parts::{self, TaskScope},
+    queue_reply,
+};
 use crate::{
     Engine, EngineError, Event,
     contacts::find_contact_in,
@@ -97,9 +101,14 @@ fn message_id(engine: &Engine) -> String {
 /// If the database fails or a stored value does not parse.
 pub fn task_view(reader: &Reader<'_>, row: &TaskRow) -> Result<Task, EngineError> {
     let (mode, workers) = super::group::all::workers_view(reader, row)?;
-    let mut history: Vec<TaskMessage> = vec![from_json(&row.request)?];
+    let scope = TaskScope::of(reader, row.peer_uid, row.group_session)?;
+    let shown = |mut m: TaskMessage| -> Result<TaskMessage, EngineError> {
+        file_parts::resolve_parts(reader, &scope, &mut m.parts)?;
+        Ok(m)
+    };
+    let mut history: Vec<TaskMessage> = vec![shown(from_json(&row.request)?)?];
     for m in reader.task_messages(row.id)? {
-        history.push(from_json(&m)?);
+        history.push(shown(from_json(&m)?)?);
     }
     let status_history = reader
         .task_events(row.id)?
@@ -107,7 +116,11 @@ pub fn task_view(reader: &Reader<'_>, row: &TaskRow) -> Result<Task, EngineError
         .map(|e| {
             Ok(TaskStatus {
                 state: e.state.parse().unwrap_or(TaskState::Failed),
-                message: e.message.as_deref().map(from_json).transpose()?,
+                message: e
+                    .message
+                    .as_deref()
+                    .map(|m| shown(from_json(m)?))
+                    .transpose()?,
                 reason: e.reason,
                 timestamp: e.at,
             })
@@ -119,11 +132,14 @@ pub fn task_view(reader: &Reader<'_>, row: &TaskRow) -> Result<Task, EngineError
         reason: None,
         timestamp: row.updated_at,
     });
-    let artifacts = reader
+    let mut artifacts = reader
         .task_artifacts(row.id)?
         .iter()
         .map(|a| from_json(a))
         .collect::<Result<Vec<Artifact>, _>>()?;
+    for a in &mut artifacts {
+        file_parts::resolve_parts(reader, &scope, &mut a.parts)?;
+    }
     Ok(Task {
         id: task_hex(row),
         context_id: row.context_id.clone(),
@@ -177,6 +193,14 @@ pub(super) fn worker_move(
     mv: Move<'_>,
     now: i64,
 ) -> Result<(Event, AgentMessage), TaskError> {
+    let scope = TaskScope::of(tx, row.peer_uid, row.group_session)?;
+    let (mut message, mut artifacts) = (mv.message, mv.artifacts.to_vec());
+    file_parts::fill_all(tx, &scope, message.as_mut(), &mut artifacts)?;
+    let mv = Move {
+        message,
+        artifacts: &artifacts,
+        ..mv
+    };
     let seq = row.last_seq + 1;
     let update = AgentMessage {
         kind: Some(Kind::TaskUpdate(proto::TaskUpdate {
@@ -486,7 +510,7 @@ pub(super) fn insert_client_task(
     task_id: TaskId,
     now: i64,
 ) -> Result<(TaskRow, AgentMessage), TaskError> {
-    let request = TaskMessage {
+    let mut request = TaskMessage {
         message_id: match &new.message_id {
             Some(m) => m.clone(),
             None => message_id(engine),
@@ -494,6 +518,8 @@ pub(super) fn insert_client_task(
         role: Role::User,
         parts: new.all_parts(),
     };
+    let scope = TaskScope::of(tx, *peer_uid, None)?;
+    file_parts::fill_parts(tx, &scope, &mut request.parts)?;
     let context_id = new
         .context_id
         .clone()

@@ -712,4 +712,5 @@ fn a_capability_query_is_answered_with_the_signed_card_which_is_cached() {
     }
 }
 
+mod file_parts;
 mod supersede;

@@ -108,7 +108,9 @@ pub struct Part {
     /// Bytes, base64.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raw: Option<String>,
-    /// A file by reference (not carried by rhizo yet).
+    /// A file by reference: rhizo's file parts go out as `urn:rhizo:file:HASH` (the file is a
+    /// file message of the task's conversation, fetched with `/v1/files`); other URLs are not
+    /// carried.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     /// Structured content.
@@ -349,11 +351,23 @@ pub fn part_from_a2a(p: &Part) -> Result<agent::Part, MapError> {
         raw: p.raw.clone(),
         media_type: p.media_type.clone(),
         filename: p.filename.clone(),
+        file: None,
     })
 }
 
+/// The A2A URL of a rhizo file part (by content hash).
+pub const FILE_URL_PREFIX: &str = "urn:rhizo:file:";
+
 /// rhizo's part as A2A's.
 pub fn part_to_a2a(p: &agent::Part) -> Part {
+    if let Some(f) = &p.file {
+        return Part {
+            url: Some(format!("{FILE_URL_PREFIX}{}", f.hash)),
+            filename: Some(f.name.clone()),
+            media_type: Some(f.mime.clone()),
+            ..Part::default()
+        };
+    }
     Part {
         text: p.text.clone(),
         raw: p.raw.clone(),

@@ -569,3 +569,28 @@ async fn a_canceled_stream_ends_canceled() {
     let last = &events[events.len() - 1]["result"]["statusUpdate"]["status"]["state"];
     assert_eq!(*last, json!("TASK_STATE_CANCELED"));
 }
+
+#[test]
+fn a_file_part_is_an_a2a_url_part_by_hash() {
+    let part = Part {
+        file: Some(rhizo_core::agent::FilePart {
+            id: Some(4),
+            hash: "cd".repeat(32),
+            name: "out.csv".into(),
+            size: 10,
+            mime: "text/csv".into(),
+            state: Some("done".into()),
+        }),
+        ..Part::default()
+    };
+    let a2a = json::part_to_a2a(&part);
+    assert_eq!(
+        a2a.url.as_deref(),
+        Some(format!("urn:rhizo:file:{}", "cd".repeat(32)).as_str())
+    );
+    assert_eq!(a2a.filename.as_deref(), Some("out.csv"));
+    assert_eq!(a2a.media_type.as_deref(), Some("text/csv"));
+    assert!(a2a.text.is_none() && a2a.raw.is_none());
+    // A URL part coming in is still refused with a clear error.
+    assert_eq!(json::part_from_a2a(&a2a), Err(json::MapError::UrlPart));
+}

@@ -19,6 +19,8 @@ use crate::peer_policy::Protocol;
 pub(crate) const MAX_SERVES_PER_PEER: usize = 4;
 /// Peers served at once; more get `Busy`.
 pub(crate) const MAX_SERVING_PEERS: usize = 64;
+/// Longest a served request is held under `HOLD_ENV` (tests only).
+const HOLD_FOR_TESTS: Duration = Duration::from_secs(60);
 
 /// The requests being answered, by peer: at most [`MAX_SERVES_PER_PEER`] of one peer and
 /// [`MAX_SERVING_PEERS`] peers at once.
@@ -37,6 +39,11 @@ impl ServingSlots {
         }
         *n += 1;
         true
+    }
+
+    /// Slots taken now, over all peers.
+    pub(crate) fn in_use(&self) -> usize {
+        self.0.values().sum()
     }
 
     fn give_back(&mut self, peer: &PeerId) {
@@ -138,8 +145,10 @@ impl Files {
     }
 
     fn take_slot(&self, peer: PeerId) -> Option<Slot<'_>> {
-        let mut serving = self.inner.serving.lock().ok()?;
-        serving.take(peer).then_some(Slot { files: self, peer })
+        // The lock is released before a slot exists: a `Slot` dropped while it is held (as
+        // `then_some` would build and drop one on a refusal) would lock it again and deadlock.
+        let taken = self.inner.serving.lock().ok()?.take(peer);
+        taken.then(|| Slot { files: self, peer })
     }
 
     /// Answers one inbound `/rhizo/file/1` request.
@@ -164,8 +173,19 @@ impl Files {
             return FileStatus::BadRequest.response();
         };
         let Some(_slot) = self.take_slot(peer) else {
+            self.inner
+                .stats
+                .refused_busy
+                .fetch_add(1, Ordering::Relaxed);
+            self.inner.busy_seen.send_modify(|n| *n += 1);
+            debug!(%peer, "file request over the peer's concurrent cap: busy");
             return FileStatus::Busy.response();
         };
+        if self.inner.settings.hold_for_tests {
+            // Test only (HOLD_ENV): keep the slot until a peer went over its cap.
+            let mut seen = self.inner.busy_seen.subscribe();
+            let _ = tokio::time::timeout(HOLD_FOR_TESTS, seen.wait_for(|n| *n > 0)).await;
+        }
         let hash = request.hash;
         if !self.may_fetch(peer, hash).await {
             return FileStatus::Forbidden.response();
@@ -221,5 +241,6 @@ mod tests {
         assert!(!slots.take(PeerId::random()), "too many peers at once");
         slots.give_back(&other);
         assert!(slots.take(PeerId::random()));
+        assert_eq!(slots.in_use(), MAX_SERVES_PER_PEER + MAX_SERVING_PEERS - 1);
     }
 }

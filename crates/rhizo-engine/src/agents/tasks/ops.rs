@@ -18,7 +18,13 @@ use super::{
     EXPIRE_BATCH, Move, REASON_DEADLINE, check_size, message_id, peer_text, state_of, task_hex,
     task_view, to_json, worker_move,
 };
-use crate::{Engine, EngineError, Event, agents::TaskError};
+use crate::{
+    Engine, EngineError, Event,
+    agents::{
+        TaskError,
+        file_parts::{self, TaskScope},
+    },
+};
 
 impl Engine {
     fn client_task(&self, tx: &Tx<'_>, id: TaskId) -> Result<TaskRow, TaskError> {
@@ -97,6 +103,8 @@ impl Engine {
             let row = self.client_task(tx, id)?;
             let state = state_of(&row);
             state.check_move(TaskState::Working)?;
+            let scope = TaskScope::of(tx, row.peer_uid, row.group_session)?;
+            file_parts::fill_parts(tx, &scope, &mut message.parts)?;
             let input = AgentMessage {
                 kind: Some(Kind::TaskInput(proto::TaskInput {
                     task_id: row.task_id.to_vec().into(),
