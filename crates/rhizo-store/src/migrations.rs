@@ -564,6 +564,11 @@ const MIGRATIONS: &[&str] = &[
     // 23: key-change warning (issue 18, docs/local-api.md "Key changes"): set when a known
     // contact gains a device key not stored before, cleared when the user verifies again.
     "ALTER TABLE contacts ADD COLUMN key_changed INTEGER NOT NULL DEFAULT 0;",
+    // 24: a 1:1 message held for a fresh epoch after a restore (issue 14, rhizo-store
+    // messaging/held.rs): the plaintext content to seal once our self-update is confirmed
+    // (cleared when sealed); the row has no envelope until then.
+    "ALTER TABLE messages ADD COLUMN held BLOB;
+    CREATE INDEX messages_held ON messages (session_id) WHERE held IS NOT NULL;",
 ];
 
 /// The schema version this build creates and understands.
