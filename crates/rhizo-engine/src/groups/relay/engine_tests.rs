@@ -311,8 +311,8 @@ fn commits_go_through_relays_and_every_member_applies_them() {
     pump(&mut nodes, 0, now);
     settle_all(&mut nodes, now);
     let epoch = info(&mut nodes[0], &session).epoch;
-    for i in 0..12 {
-        let seen = info(&mut nodes[i], &session);
+    for (i, node) in nodes.iter_mut().enumerate() {
+        let seen = info(node, &session);
         assert_eq!(seen.profile.name, "renamed", "node {i}");
         assert_eq!(seen.epoch, epoch, "node {i}");
     }
@@ -335,8 +335,8 @@ fn commits_go_through_relays_and_every_member_applies_them() {
             .any(|(i, e)| *i == 11 && matches!(e, Event::GroupLeft { removed: true, .. })),
         "the removed member is told"
     );
-    for i in 0..11 {
-        let seen = info(&mut nodes[i], &session);
+    for (i, node) in nodes.iter_mut().enumerate().take(11) {
+        let seen = info(node, &session);
         assert_eq!(seen.epoch, epoch + 1, "node {i}");
         assert_eq!(seen.members.len(), 11, "node {i}");
     }
