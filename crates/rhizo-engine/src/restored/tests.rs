@@ -3,53 +3,22 @@
 //! simulated `now`): the next text waits for our self-update to be confirmed, across a crash,
 //! and is then sealed in the fresh epoch, so the peer reads it.
 
-use rhizo_core::{
-    DeviceKey, RootKey,
-    records::{ValidRecord, validate_record},
-};
 use rhizo_e2e::{E2eStore, RekeyPolicy};
-use rhizo_store::{
-    Store, StoreError,
-    messaging::{Contact, ContactDevice, MessageState},
+use rhizo_store::{Store, StoreError, messaging::MessageState};
+
+use crate::{
+    Engine,
+    outbox::DeviceAnswer,
+    send::Queued,
+    test_support::{ALICE, BOB, NAMES, T0, contact, me},
 };
 
-use crate::{Engine, Me, contacts::peer_id_of_device, outbox::DeviceAnswer, send::Queued};
+/// The identity seed of this module's pair.
+const SEED: u8 = 61;
 
-const T0: i64 = 1_800_000_000_000;
-const NAMES: [&str; 2] = ["alice", "bob"];
-const ALICE: usize = 0;
-const BOB: usize = 1;
-
-fn me(side: usize) -> Me {
-    let seed = side as u8 + 61;
-    let root = RootKey::from_bytes(&[seed; 32]);
-    let device = DeviceKey::from_bytes(&[seed + 100; 32]);
-    let certificate = root.certify_device(&device.public(), 1);
-    Me::primary(root, device, certificate, Some(NAMES[side].into()))
-}
-
-fn contact(side: usize) -> Contact {
-    let device = me(side).device.public();
-    Contact {
-        uid: *me(side).uid.as_bytes(),
-        root_pk: *me(side).root_public.as_bytes(),
-        name: NAMES[side].into(),
-        verified: true,
-        added_at: 0,
-        devices: vec![ContactDevice {
-            device_pk: *device.as_bytes(),
-            peer_id: peer_id_of_device(&device).unwrap().to_string(),
-            addrs: vec![],
-            certificate: None,
-        }],
-    }
-}
-
-struct Pair {
-    dir: tempfile::TempDir,
-    engines: [Engine; 2],
-    stores: [Store; 2],
-}
+/// This module's helpers on the shared pair.
+struct Restored;
+type Pair = crate::test_support::Pair<Restored>;
 
 fn path(dir: &std::path::Path, side: usize) -> std::path::PathBuf {
     dir.join(format!("{}.db", NAMES[side]))
@@ -57,31 +26,10 @@ fn path(dir: &std::path::Path, side: usize) -> std::path::PathBuf {
 
 /// Alice and bob, each the other's contact, and a conversation alice started ("hello").
 fn pair() -> Pair {
-    let dir = tempfile::tempdir().unwrap();
-    let engines = [0, 1].map(|s| Engine::new(me(s), RekeyPolicy::default()).unwrap());
-    let stores = [0, 1].map(|s| {
-        let mut store = Store::open(&path(dir.path(), s)).unwrap();
-        E2eStore::open(&path(dir.path(), s)).unwrap();
-        store
-            .write(|tx| tx.add_contact(&contact(1 - s), 1))
-            .unwrap();
-        store
-    });
-    let mut p = Pair {
-        dir,
-        engines,
-        stores,
-    };
-    let (key, bundle) = p.stores[BOB]
-        .write(|tx| p.engines[BOB].key_package_record(tx, T0))
-        .unwrap();
-    let Ok(ValidRecord::KeyPackages(bundle)) = validate_record(&key, &bundle, (T0 / 1000) as u64)
-    else {
-        panic!("bob's KeyPackages do not validate");
-    };
-    let kp = bundle.key_packages()[0].to_vec();
+    let mut p = Pair::new(SEED, RekeyPolicy::default());
+    let kp = p.bob_key_package();
     p.stores[ALICE]
-        .write(|tx| p.engines[ALICE].send_first(tx, &contact(BOB), "hello", &[kp], T0))
+        .write(|tx| p.engines[ALICE].send_first(tx, &contact(SEED, BOB), "hello", &[kp], T0))
         .unwrap();
     p.deliver(ALICE, T0);
     p
@@ -109,7 +57,8 @@ impl Pair {
             let inbound = self.stores[to]
                 .write(|tx| Ok::<_, StoreError>(engine.handle_frame(tx, &t.frame, now)))
                 .unwrap();
-            let answers: Vec<DeviceAnswer> = vec![(me(to).device.public(), Ok(inbound.response))];
+            let answers: Vec<DeviceAnswer> =
+                vec![(me(SEED, to).device.public(), Ok(inbound.response))];
             let engine = &self.engines[from];
             self.stores[from]
                 .write(|tx| engine.on_transmit_result(tx, &t, answers, now))
@@ -120,7 +69,7 @@ impl Pair {
     /// The texts `side` shows with the other.
     fn shown(&self, side: usize) -> Vec<String> {
         let reader = self.stores[side].read();
-        let uid = *me(1 - side).uid.as_bytes();
+        let uid = *me(SEED, 1 - side).uid.as_bytes();
         reader
             .conversations_with(&uid)
             .unwrap()
@@ -134,7 +83,7 @@ impl Pair {
     fn session(&self) -> [u8; 16] {
         let reader = self.stores[ALICE].read();
         reader
-            .open_conversation_with(me(BOB).uid.as_bytes())
+            .open_conversation_with(me(SEED, BOB).uid.as_bytes())
             .unwrap()
             .unwrap()
             .session_id
@@ -166,9 +115,9 @@ impl Pair {
     /// Alice's node starts again on `copy` (or on its own file when `None`: a crash), with
     /// its sequence floor raised as rhizo-node does at every start.
     fn restart_alice(&mut self, copy: Option<&std::path::Path>, now: i64) {
-        let alice = path(self.dir.path(), ALICE);
+        let alice = path(self.dir(), ALICE);
         // Closes the database first (the store is replaced by one on another file).
-        self.stores[ALICE] = Store::open(&self.dir.path().join("elsewhere.db")).unwrap();
+        self.stores[ALICE] = Store::open(&self.dir().join("elsewhere.db")).unwrap();
         if let Some(copy) = copy {
             for ext in ["", "-wal", "-shm"] {
                 let _ = std::fs::remove_file(format!("{}{ext}", alice.display()));
@@ -176,7 +125,7 @@ impl Pair {
             std::fs::copy(copy, &alice).unwrap();
         }
         self.stores[ALICE] = Store::open(&alice).unwrap();
-        self.engines[ALICE] = Engine::new(me(ALICE), RekeyPolicy::default()).unwrap();
+        self.engines[ALICE] = Engine::new(me(SEED, ALICE), RekeyPolicy::default()).unwrap();
         self.stores[ALICE]
             .write(|tx| tx.raise_sequence_floor(now).map(|_| ()))
             .unwrap();
@@ -190,7 +139,7 @@ impl Pair {
 #[test]
 fn a_restored_1to1_holds_the_next_text_until_its_fresh_epoch_is_confirmed() {
     let mut p = pair();
-    let copy = p.dir.path().join("alice-copy.db");
+    let copy = p.dir().join("alice-copy.db");
     p.stores[ALICE]
         .connection()
         .execute("VACUUM INTO ?1", [copy.display().to_string()])
