@@ -146,7 +146,8 @@ pub(crate) fn settle_commit_tx(
 
 impl Engine {
     /// The hourly sweep: forgets held requests past the replay window (they could never be
-    /// accepted) and settles pending self-updates (see the module docs).
+    /// accepted), settles pending self-updates (see the module docs) and seals what waited
+    /// for a fresh epoch of ours once it is there ([`crate::restored`]).
     ///
     /// # Errors
     ///
@@ -155,7 +156,9 @@ impl Engine {
         let max_age = i64::try_from(rhizo_core::seen::MAX_ENVELOPE_AGE).unwrap_or(i64::MAX);
         tx.prune_requests(now.saturating_sub(max_age))?;
         self.in_job(tx, |tx| {
-            settle_pending_commits(tx, &self.conversations, now)
+            let sweep = settle_pending_commits(tx, &self.conversations, now)?;
+            crate::restored::release_all_held(tx, self.into(), now)?;
+            Ok(sweep)
         })
     }
 }

@@ -134,7 +134,20 @@ pub(crate) fn queue_application_tx(
     body: Option<&str>,
     now: i64,
 ) -> Result<i64, EngineError> {
-    let ciphertext = encrypt_application(tx, engine, contact, session, content, now)?;
+    // Messages held for a fresh epoch go first once it is there (crate::restored).
+    crate::restored::release_held(tx, engine.into(), &session.session_id, now)?;
+    let Some(ciphertext) = encrypt_application(tx, engine, contact, session, content, now)? else {
+        let seq = tx.take_next_seq(&session.session_id)?;
+        let new = NewMessage {
+            session_id: session.session_id,
+            sender_device: *engine.me.device.public().as_bytes(),
+            seq,
+            kind,
+            body,
+            sent_at: now,
+        };
+        return Ok(tx.insert_held(&new, content)?);
+    };
     let message = Outgoing {
         msg_type: MessageType::Application,
         kind,
@@ -145,8 +158,10 @@ pub(crate) fn queue_application_tx(
 }
 
 /// Encrypts `content` in the conversation, inside `tx` (after queueing the rekey rule's
-/// self-update, when one is due); the MLS ciphertext. The conversation is staged in the cache
-/// (the caller settles it when `tx` ends).
+/// self-update, when one is due); the MLS ciphertext, or `None` when the message must be held
+/// for a fresh epoch after a restore ([`crate::restored`]: the self-update is queued, the
+/// caller holds `content`). The conversation is staged in the cache (the caller settles it
+/// when `tx` ends).
 pub(crate) fn encrypt_application(
     tx: &mut Tx<'_>,
     engine: &Engine,
@@ -154,7 +169,7 @@ pub(crate) fn encrypt_application(
     session: &ConversationRow,
     content: &[u8],
     now: i64,
-) -> Result<Vec<u8>, EngineError> {
+) -> Result<Option<Vec<u8>>, EngineError> {
     let mls = tx.mls().map_err(EngineError::Mls)?;
     let mut conversation = engine
         .conversations
@@ -162,13 +177,16 @@ pub(crate) fn encrypt_application(
         .map_err(EngineError::Mls)?
         .ok_or(EngineError::Internal("conversation state missing"))?;
     let unix = u64::try_from(now / 1000).unwrap_or(0);
-    // Seed 000's rekey rule: a self-update commit after N sent messages or T time, or after
-    // a restore from an older copy (crate::restored). It goes out before this message and is
-    // confirmed when the peer's receipt says it applied it (this message is still sealed in
-    // the current epoch: protocol.md §13).
-    let due = conversation.rekey_due(&engine.rekey, unix)
-        || crate::restored::fresh_epoch_due(tx, &conversation)?;
-    if due && !conversation.has_pending_commit() {
+    let sealer = engine.into();
+    if crate::restored::hold_for_fresh_epoch(tx, sealer, contact, session, &mut conversation, now)?
+    {
+        engine.conversations.stage(conversation);
+        return Ok(None);
+    }
+    // Seed 000's rekey rule: a self-update commit after N sent messages or T time. It goes
+    // out before this message and is confirmed when the peer's receipt says it applied it
+    // (this message is still sealed in the current epoch: protocol.md §13).
+    if conversation.rekey_due(&engine.rekey, unix) && !conversation.has_pending_commit() {
         let commit = conversation
             .self_update(&mls, &engine.mls_device, unix)
             .map_err(EngineError::Mls)?;
@@ -179,7 +197,7 @@ pub(crate) fn encrypt_application(
         .encrypt(&mls, &engine.mls_device, content, unix)
         .map_err(EngineError::Mls)?;
     engine.conversations.stage(conversation);
-    Ok(ciphertext)
+    Ok(Some(ciphertext))
 }
 
 /// An envelope to queue in a conversation.

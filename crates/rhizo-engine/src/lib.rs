@@ -63,7 +63,8 @@
 //!   in order into a new conversation (bounded attempts).
 //! - [`requests`]: envelopes from non-contacts held as message requests.
 //! - [`restored`]: a database restored from an older copy: a self-update of ours in every
-//!   conversation before our next application message in it.
+//!   conversation before our next application message in it (in a 1:1, that message is held
+//!   until the peer confirms the commit).
 //! - `rng`: the engine's random generator (seeded from the OS, or by a simulation).
 //! - [`send`]: queueing texts (the group commit) and the first message of a conversation.
 //! - [`sync`]: the sync group of our own devices (kind `self`, issue 15) and the read

@@ -291,11 +291,19 @@ impl Engine {
             let mut changed = Vec::new();
             let mut closed = 0u64;
             let mut parked = Vec::new();
+            let mut settled = Vec::new();
             for update in updates {
+                if update.commit_id.is_some() {
+                    settled.push(update.session_id);
+                }
                 let closing =
                     update.apply(tx, &self.conversations, &self.rng, now, &mut changed)?;
                 closed += closing.closed;
                 parked.extend(closing.event(&transmit.contact.name));
+            }
+            // A self-update confirmed: what waited for its fresh epoch goes out now.
+            for session in settled {
+                crate::restored::release_held(tx, self.into(), &session, now)?;
             }
             Ok((changed, closed, parked))
         })();

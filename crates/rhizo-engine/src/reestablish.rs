@@ -298,6 +298,13 @@ pub(crate) fn unpark_into(
         };
         let ciphertext = encrypt_application(tx, engine, contact, session, &content, now)?;
         let seq = tx.take_next_seq(&session.session_id)?;
+        let Some(ciphertext) = ciphertext else {
+            // Held for a fresh epoch after a restore (crate::restored): sealed once it is there.
+            if tx.unpark_held(row.id, &session.session_id, seq, &content)? {
+                moved += 1;
+            }
+            continue;
+        };
         let envelope = seal(
             &engine.me,
             &engine.rng,

@@ -69,6 +69,11 @@ impl<M> Pair<M> {
         }
     }
 
+    /// The temp dir holding both stores (`alice.db`, `bob.db`).
+    pub(crate) fn dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     /// One of bob's KeyPackages, from his signed, validated KeyPackage record at [`T0`].
     pub(crate) fn bob_key_package(&mut self) -> Vec<u8> {
         let (key, bundle) = self.stores[BOB]

@@ -605,9 +605,8 @@ fn other_agent_messages_move_too_in_order_as_the_same_rows() {
 }
 
 /// A node restored from an older copy (protocol.md §13): its next text to bob goes after a
-/// self-update of its own (once; confirmed by bob's receipt), and bob reads both. The text
-/// itself is still sealed in the current epoch: a 1:1 commit is pending until the peer
-/// confirms it.
+/// self-update of its own (once; confirmed by bob's receipt), and bob reads both. The text is
+/// held (no envelope) until bob confirmed the commit, then sealed in the fresh epoch.
 #[test]
 fn a_restored_node_sends_a_self_update_before_its_next_text() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -621,7 +620,11 @@ fn a_restored_node_sends_a_self_update_before_its_next_text() {
         items.expect("outbox").into_iter().map(|i| i.kind).collect()
     };
     queue(&mut alice, &mut bob, "after restore", T0 + 2_000);
-    assert_eq!(due(&alice), ["commit", "text"]);
+    assert_eq!(
+        due(&alice),
+        ["commit"],
+        "the text waits for the fresh epoch"
+    );
     let (_, texts) = deliver(&mut alice, &mut bob, T0 + 2_000);
     assert_eq!(texts, ["after restore"]);
     // Confirmed by bob's receipt: the next text needs no other commit.

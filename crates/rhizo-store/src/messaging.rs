@@ -6,6 +6,7 @@
 //!            └─ conversations ── messages (history; outgoing rows not yet        conversations.rs
 //!                                          delivered = the outbox)             messages.rs, outbox.rs
 //!                                         (parked while the conversation is re-established)  parked.rs
+//!                                         (held for a fresh epoch after a restore)     held.rs
 //!  seen                                   (sender_device, session, seq) already accepted   seen.rs
 //!  history pages (a linked device's history transfer, by row id)                     history.rs
 //!  conversation_settings (muted, archived); renaming, removing, deleting messages     manage.rs
@@ -16,6 +17,7 @@
 
 mod contacts;
 mod conversations;
+mod held;
 mod history;
 mod manage;
 mod messages;
@@ -27,6 +29,7 @@ pub use contacts::{
     AddContact, Contact, ContactDevice, MAX_CONTACT_NAME_CHARS, MAX_DEVICES_PER_CONTACT,
 };
 pub use conversations::{ConversationRow, SEQUENCES_PER_MS, sequence_floor};
+pub use held::HeldMessage;
 pub use history::HistoryRow;
 pub use manage::{ConversationSettings, DeleteTarget};
 pub use messages::{MAX_HISTORY, MessageRow, MessageState, NewMessage, SentCommit, UnreadMessage};

@@ -578,6 +578,11 @@ const MIGRATIONS: &[&str] = &[
         pending    INTEGER NOT NULL DEFAULT 0 CHECK (pending IN (0, 1)),
         PRIMARY KEY (mailbox, peer)
     ) STRICT, WITHOUT ROWID;",
+    // 25: a 1:1 message held for a fresh epoch after a restore (issue 14, rhizo-store
+    // messaging/held.rs): the plaintext content to seal once our self-update is confirmed
+    // (cleared when sealed); the row has no envelope until then.
+    "ALTER TABLE messages ADD COLUMN held BLOB;
+    CREATE INDEX messages_held ON messages (session_id) WHERE held IS NOT NULL;",
 ];
 
 /// The schema version this build creates and understands.

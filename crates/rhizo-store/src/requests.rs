@@ -655,7 +655,7 @@ impl Tx<'_> {
         }
         let mut stmt = self.conn
             .prepare_cached(
-                "UPDATE messages SET state = 'failed', error = ?2, next_attempt_at = ?3
+                "UPDATE messages SET state = 'failed', error = ?2, next_attempt_at = ?3, held = NULL
                  WHERE session_id = ?1 AND direction = 'out' AND state IN ('queued', 'sent', 'stored')
                  RETURNING id",
             )

@@ -392,7 +392,7 @@ impl Apply<'_, '_> {
             .map_err(|_| Reject::Code(ErrorCode::InvalidSignature))?;
         // Only for this conversation, which must be with this contact.
         self.conversation_row()?;
-        apply_receipt_tx(
+        let events = apply_receipt_tx(
             self.tx,
             self.me,
             self.conversations,
@@ -400,6 +400,22 @@ impl Apply<'_, '_> {
             &receipt,
             message,
             self.now,
+        )?;
+        // The receipt may have confirmed our self-update: what waited for it goes out now.
+        let parts = (
+            self.me,
+            self.mls_device,
+            self.conversations,
+            self.health,
+            self.rng,
+        );
+        crate::restored::release_held(
+            self.tx,
+            parts.into(),
+            message.session_id.as_bytes(),
+            self.now,
         )
+        .map_err(Reject::internal)?;
+        Ok(events)
     }
 }

@@ -161,8 +161,8 @@ impl Tx<'_> {
     /// Inside a transaction: closes a direct conversation the recipient lost, or could not
     /// join, and parks what waited to go in it: its texts, agent messages and profile updates
     /// not yet delivered become `queued` with no envelope, next tried at `retry_at`, with
-    /// `error` saying why; what else waited (the Welcome, commits, receipts) fails with
-    /// `error`. `None` if it was closed already (or is not known).
+    /// `error` saying why; what else waited (the Welcome, commits, receipts, other kinds held
+    /// for a fresh epoch) fails with `error`. `None` if it was closed already (or is not known).
     ///
     /// # Errors
     ///
@@ -202,7 +202,7 @@ impl Tx<'_> {
         self.conn
             .prepare_cached(&format!(
                 "UPDATE messages SET state = 'queued', envelope = NULL, attempts = 0,
-                   next_attempt_at = ?2, error = ?3, replicas = NULL
+                   next_attempt_at = ?2, error = ?3, replicas = NULL, held = NULL
                  WHERE session_id = ?1 AND direction = 'out'
                    AND state IN ('queued', 'sent', 'stored') AND kind IN {PARKED_KINDS_SQL}"
             ))
@@ -218,9 +218,11 @@ impl Tx<'_> {
         out.failed = self
             .conn
             .prepare_cached(
-                "UPDATE messages SET state = 'failed', error = ?2, next_attempt_at = ?3
+                "UPDATE messages SET state = 'failed', error = ?2, next_attempt_at = ?3,
+                   held = NULL
                  WHERE session_id = ?1 AND direction = 'out'
-                   AND state IN ('queued', 'sent', 'stored') AND envelope IS NOT NULL
+                   AND state IN ('queued', 'sent', 'stored')
+                   AND (envelope IS NOT NULL OR held IS NOT NULL)
                  RETURNING id",
             )
             .context(CTX)?

@@ -195,6 +195,20 @@ fn seed_later(version: u32) -> Option<String> {
             "INSERT INTO conversation_settings (peer, muted, archived, updated_at)
                 VALUES ({bob}, 1, 0, {T});"
         ),
+        24 => format!(
+            "INSERT INTO presence_last_seen (uid, last_seen) VALUES ('{}', {T});
+             INSERT INTO push_subscriptions (mailbox, peer, fetched_at, pending)
+                VALUES ({}, '12D3KooWFixturePeer', {T}, 1);",
+            "01".repeat(32),
+            blob(0x1f, 32),
+        ),
+        25 => format!(
+            "INSERT INTO messages (id, session_id, direction, sender_device, seq, kind, body,
+                                   sent_at, state, held)
+                VALUES (5, {session}, 'out', {}, 7, 'text', 'held for a fresh epoch',
+                        {T} + 40, 'pending', x'2020');",
+            blob(0x02, 32),
+        ),
         _ => return None,
     })
 }

@@ -6,7 +6,7 @@ use rhizo_e2e::RekeyPolicy;
 
 use super::*;
 use crate::Event;
-use crate::groups::tests::{Node, NodeEvents, T0, deliver, node, pump, received_texts};
+use crate::groups::tests::{Node, NodeEvents, T0, deliver, info, node, pump, received_texts};
 
 /// Alice (node 0, admin) and `n − 1` members who have her as a contact (they join at once).
 fn group_of(dir: &std::path::Path, n: usize) -> (Vec<Node>, [u8; 16]) {
@@ -277,4 +277,75 @@ fn a_forwarding_list_with_a_non_member_is_refused_and_nothing_is_forwarded() {
         (1, 2),
         "carol's receipt envelope counted"
     );
+}
+
+/// Alice's first pass over her due commit: the frames it sends (one per target).
+fn commit_frames(nodes: &[Node], now: i64) -> usize {
+    nodes[0]
+        .engine
+        .poll_group_transmits(&nodes[0].store.read(), now)
+        .unwrap()
+        .iter()
+        .map(|t| t.targets.len())
+        .sum()
+}
+
+/// Commits go through relays too: a rename's first pass to 11 other devices is at most K
+/// frames, and a removal's is at most K plus a bare copy to the removed member's device (a
+/// relay, past the commit, would refuse to forward to a non-member). Every member applies
+/// both, the removed member is told, and nothing is left to forward or resend.
+#[test]
+fn commits_go_through_relays_and_every_member_applies_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut nodes, session) = group_of(tmp.path(), 12);
+    let now = T0 + 10;
+    let a = &mut nodes[0];
+    a.store
+        .write(|tx| {
+            a.engine
+                .update_group_profile(tx, &session, Some("renamed"), None, now)
+        })
+        .unwrap();
+    let frames = commit_frames(&nodes, now);
+    assert!(frames <= RELAY_FANOUT, "alice sent {frames} frames");
+    pump(&mut nodes, 0, now);
+    settle_all(&mut nodes, now);
+    let epoch = info(&mut nodes[0], &session).epoch;
+    for (i, node) in nodes.iter_mut().enumerate() {
+        let seen = info(node, &session);
+        assert_eq!(seen.profile.name, "renamed", "node {i}");
+        assert_eq!(seen.epoch, epoch, "node {i}");
+    }
+
+    let now = now + 1_000;
+    let gone = nodes[11].uid();
+    let a = &mut nodes[0];
+    assert!(
+        a.store
+            .write(|tx| a.engine.remove_group_member(tx, &session, &gone, now))
+            .unwrap()
+    );
+    let frames = commit_frames(&nodes, now);
+    assert!(frames <= RELAY_FANOUT + 1, "alice sent {frames} frames");
+    let (_, mut events) = pump(&mut nodes, 0, now);
+    events.extend(settle_all(&mut nodes, now));
+    assert!(
+        events
+            .iter()
+            .any(|(i, e)| *i == 11 && matches!(e, Event::GroupLeft { removed: true, .. })),
+        "the removed member is told"
+    );
+    for (i, node) in nodes.iter_mut().enumerate().take(11) {
+        let seen = info(node, &session);
+        assert_eq!(seen.epoch, epoch + 1, "node {i}");
+        assert_eq!(seen.members.len(), 11, "node {i}");
+    }
+    for n in &nodes {
+        assert_eq!(n.store.read().open_relay_jobs(&session).unwrap().1, 0);
+    }
+    let later = nodes[0]
+        .engine
+        .poll_group_transmits(&nodes[0].store.read(), now + 10 * RELAY_RECEIPT_WAIT_MS)
+        .unwrap();
+    assert!(later.iter().all(|t| t.targets.is_empty()), "{later:?}");
 }

@@ -2,14 +2,15 @@
 //! through relays and with which frames, and what the relays' answers do to the delivery rows.
 //!
 //! ```text
-//!  our text, first attempt, > RELAY_FANOUT due devices ─▶ sender_branches ─▶ a relay frame
-//!     per head (a bare envelope to a head without subtree)
+//!  our text or commit, first attempt, > RELAY_FANOUT due devices ─▶ sender_branches ─▶ a
+//!     relay frame per head (a bare envelope to a head without subtree); a commit's devices
+//!     of members it removed get the bare envelope directly
 //!  a relay job (kind `relay`), first attempt ─▶ the same, frames marked from_relay; every
 //!     later attempt: a leaf frame (empty list, from_relay) to each due device
-//!  answers ─▶ accepted head, our text: subtree rows held RELAY_RECEIPT_WAIT_MS (their
+//!  answers ─▶ accepted head, ours: subtree rows held RELAY_RECEIPT_WAIT_MS (their
 //!     receipts come as receipt envelopes) ─▶ then still pending: sent directly
 //!           accepted head, a relay job: subtree rows delivered (handed over)
-//!           head not accepted, our text: its subtree as a direct transmit at once (fallback)
+//!           head not accepted, ours: its subtree as a direct transmit at once (fallback)
 //! ```
 
 use rhizo_core::{DevicePublicKey, envelope::SecureMessage};
@@ -30,6 +31,11 @@ use crate::{
     },
 };
 
+/// Our outbox kinds whose first attempt goes through relays above [`RELAY_FANOUT`] due
+/// devices: texts and commits (the same envelope bytes for every member device). Welcomes are
+/// one envelope per new member (addressed to its UID), controls and receipts are small and few.
+const RELAYED_KINDS: [&str; 2] = ["text", "commit"];
+
 /// The transmit for `item` when it goes through relays (or is a relay job), else `None` (the
 /// plain path: one frame to every due device).
 ///
@@ -43,8 +49,8 @@ pub(crate) fn relay_transmit(
 ) -> Result<Option<GroupTransmit>, EngineError> {
     let job = item.kind == RELAY_JOB_KIND;
     let first = item.attempts == 0;
-    let our_text = first && item.kind == "text";
-    if !(job || our_text) {
+    let ours = first && RELAYED_KINDS.contains(&item.kind.as_str());
+    if !(job || ours) {
         return Ok(None);
     }
     let due = reader.pending_deliveries_due(item.id, now)?;
@@ -54,18 +60,34 @@ pub(crate) fn relay_transmit(
     let Ok(message) = SecureMessage::decode(&item.envelope) else {
         return Ok(None);
     };
-    let devices: Vec<DeviceId> = due.iter().map(|(d, _)| *d).collect();
-    let branches = if first && devices.len() > RELAY_FANOUT {
+    // A commit's devices of members it removed get it directly (a relay, past the commit,
+    // would refuse to forward to non-members); the members it keeps go through relays.
+    let (devices, direct) = if item.kind == "commit" {
+        let kept: Vec<[u8; 32]> = reader
+            .group_members(&item.session_id)?
+            .iter()
+            .map(|m| m.uid)
+            .collect();
+        let (relayed, direct): (Vec<_>, Vec<_>) =
+            due.iter().partition(|(_, member)| kept.contains(member));
+        let ids = |v: Vec<&(DeviceId, [u8; 32])>| v.into_iter().map(|(d, _)| *d).collect();
+        (ids(relayed), ids(direct))
+    } else {
+        (
+            due.iter().map(|(d, _)| *d).collect::<Vec<DeviceId>>(),
+            Vec::new(),
+        )
+    };
+    let leaf = |d: &DeviceId| RelayBranch {
+        relay: *d,
+        subtree: Vec::new(),
+    };
+    let mut branches: Vec<RelayBranch> = if first && devices.len() > RELAY_FANOUT {
         sender_branches(&devices, rotation_of(&message.digest()), RELAY_FANOUT)
     } else {
-        devices
-            .iter()
-            .map(|d| RelayBranch {
-                relay: *d,
-                subtree: Vec::new(),
-            })
-            .collect()
+        devices.iter().map(leaf).collect()
     };
+    branches.extend(direct.iter().map(leaf));
     let mut targets = Vec::with_capacity(branches.len());
     let mut relays = Vec::with_capacity(branches.len());
     for branch in branches {
