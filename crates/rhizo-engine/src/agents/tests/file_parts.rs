@@ -9,6 +9,7 @@ use rhizo_core::{
 
 use super::*;
 use crate::send::Queued;
+use crate::test_support::NAMES;
 
 /// A 20 MiB file's reference (its content is the driver's business, not the engine's).
 fn file_ref(name: &str, hash: u8) -> FileRef {
