@@ -731,3 +731,85 @@ fn peer_exchange_fills_the_peer_book() {
         fail_with_logs(&e, &[&hub, &b, &c]);
     }
 }
+
+/// The newest valid device list of `uid` that a lookup through `client` finds, if any.
+async fn newest_device_list(
+    client: &rhizo_net::Client,
+    uid: &rhizo_core::Uid,
+) -> Option<rhizo_core::records::DeviceList> {
+    use rhizo_core::records::{ValidRecord, device_list_key, validate_record};
+    let key = device_list_key(uid);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs();
+    client
+        .get_records(key.to_vec())
+        .await
+        .ok()?
+        .iter()
+        .filter_map(|v| match validate_record(&key, v, now) {
+            Ok(ValidRecord::DeviceList(list)) => Some(list),
+            _ => None,
+        })
+        .max_by_key(|l| l.version())
+}
+
+/// A node never signs a record version at or below one of its own it finds in the DHT: a
+/// device list of alice's far ahead of her version counter (as a device that ran ahead of the
+/// clock, or the device before a restore, leaves behind) is outranked by her next publication,
+/// which the DHT holders would otherwise refuse as not newer.
+#[test]
+fn a_record_version_found_in_the_dht_is_outranked_by_the_next_publication() {
+    use rhizo_core::records::DeviceList;
+    let mut hub = TestNode::init(bin(), "hub").expect("init hub");
+    let mut alice = TestNode::init(bin(), "alice").expect("init alice");
+    let result = (|| -> anyhow::Result<()> {
+        hub.start(&[])?;
+        let out = alice.cli(&["identity", "export-phrase"])?;
+        ensure!(out.status.success(), "export-phrase failed");
+        let root = rhizo_core::RootKey::from_phrase(&String::from_utf8(out.stdout)?)?;
+        let uid = root.public().uid();
+        let bootstrap = strings(&["--bootstrap", &hub.listen_addr()?]);
+        alice.start_and_publish(&bootstrap, TIMEOUT)?;
+        let hub_peer: rhizo_net::PeerId = hub.peer_id().parse()?;
+        let rt = tokio::runtime::Runtime::new()?;
+        let hub_addr: rhizo_net::Multiaddr = hub.listen_addr()?.parse()?;
+        let raw = rt.block_on(async { RawNode::start("rhizo-test-publisher", vec![hub_addr]) })?;
+        let published = wait_for(TIMEOUT, "alice's device list in the DHT", || {
+            rt.block_on(newest_device_list(&raw.client, &uid))
+        })?;
+        // Her own list, signed a million versions ahead, stored at the hub.
+        let ahead = published.version() + 1_000_000;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs();
+        let planted = DeviceList::new(&root, ahead, published.devices().to_vec(), now, 3600)?;
+        let key = rhizo_core::records::device_list_key(&uid).to_vec();
+        rt.block_on(
+            raw.client
+                .put_record_to(key, planted.encode(), vec![hub_peer]),
+        )?;
+        wait_for(TIMEOUT, "the planted list at the hub", || {
+            let found = rt.block_on(newest_device_list(&raw.client, &uid))?;
+            (found.version() == ahead).then_some(())
+        })?;
+
+        // Her next publication (at her restart) finds it and signs above it.
+        alice.stop()?;
+        alice.start_and_publish(&bootstrap, TIMEOUT)?;
+        let newest = wait_for(TIMEOUT, "alice's list above the planted one", || {
+            let found = rt.block_on(newest_device_list(&raw.client, &uid))?;
+            (found.version() > ahead).then_some(found)
+        })?;
+        ensure!(
+            newest.devices() == published.devices(),
+            "her devices changed"
+        );
+        rt.block_on(raw.stop());
+        Ok(())
+    })();
+    if let Err(e) = result {
+        fail_with_logs(&e, &[&hub, &alice]);
+    }
+}
