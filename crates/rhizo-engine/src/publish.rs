@@ -120,6 +120,38 @@ impl Engine {
         ])
     }
 
+    /// Records of ours a lookup found in the DHT under `key` (every value it returned): the
+    /// newest valid one of them that is ours and carries a version (a device list, a
+    /// KeyPackage bundle, a profile; not the identity record, ordered by its time) moves the
+    /// record-version counter up to its version, so the next record we sign outranks it. A
+    /// device that signed several records in a second ran ahead of the clock, and a lost or
+    /// restored device's counter may lag behind what it, or the device before it, published.
+    /// Call it before signing what goes under `key`; the version the counter moved to, if it
+    /// moved.
+    ///
+    /// # Errors
+    ///
+    /// If the database fails.
+    pub fn note_own_records(
+        &self,
+        tx: &mut Tx<'_>,
+        key: &[u8],
+        values: &[Vec<u8>],
+        now: i64,
+    ) -> Result<Option<u64>, EngineError> {
+        let now = crate::secs(now);
+        let newest = values
+            .iter()
+            .filter_map(|v| validate_record(key, v, now).ok())
+            .filter(|r| r.uid() == self.me.uid && !matches!(r, ValidRecord::Identity(_)))
+            .map(|r| r.ordering_version())
+            .max();
+        match newest {
+            Some(found) if raise_record_version(tx, found)? => Ok(Some(found)),
+            _ => Ok(None),
+        }
+    }
+
     /// A freshly signed KeyPackage bundle, as a DHT (key, value) pair (see
     /// [`build_key_package_bundle`]).
     ///
@@ -216,12 +248,30 @@ pub(crate) fn next_record_version(tx: &mut Tx<'_>, now: i64) -> Result<u64, Engi
     Ok(version)
 }
 
+/// Moves the record-version counter up to `found` (the version of a record of ours found in
+/// the DHT), so the next version signed is above it; whether it moved.
+pub(crate) fn raise_record_version(tx: &mut Tx<'_>, found: u64) -> Result<bool, EngineError> {
+    let last: u64 = tx
+        .get_meta(META_RECORD_VERSION)?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if found <= last {
+        return Ok(false);
+    }
+    tx.set_meta(META_RECORD_VERSION, &found.to_string())?;
+    Ok(true)
+}
+
 /// How far the record versions of an identity recovered on a new device jump ahead of the
 /// clock. Versions are `max(last, now) + 1`, so a device that signed several records in one
 /// second runs ahead of the clock; the lost device's last device list can therefore carry a
 /// version above what a fresh counter gives minutes later, and would outrank the recovered
 /// device's list (contacts kept addressing the lost device). No device signs 2^20 records
-/// more than the seconds that pass.
+/// more than the seconds that pass. [`Engine::note_own_records`] covers this too once a lookup
+/// finds the lost device's records, but the recovered node's first publication comes seconds
+/// after it starts, often before it reaches the peers that hold them: a list signed lower then
+/// would be refused by those holders and ranked below the old one by contacts until the next
+/// hourly republish.
 pub const RECOVERY_VERSION_JUMP: u64 = 1 << 20;
 
 /// Seeds the record-version counter of an identity just recovered on a new device (`rhizo
@@ -423,5 +473,81 @@ mod recovery_tests {
             })
             .unwrap();
         assert!(first > ahead, "{first} after {ahead}");
+    }
+
+    /// The version of the device list in `records` (what [`Engine::identity_records`] gave).
+    fn list_version(records: &[DhtRecord], now_ms: i64) -> u64 {
+        let (key, value) = &records[1];
+        match validate_record(key, value, crate::secs(now_ms)) {
+            Ok(ValidRecord::DeviceList(list)) => list.version(),
+            other => panic!("not a device list: {other:?}"),
+        }
+    }
+
+    /// An engine of identity `seed` on a store of its own (a device, or the same identity
+    /// restored on another).
+    fn device(seed: u8, dir: &std::path::Path, name: &str) -> (Engine, Store) {
+        let me = crate::tests::party(seed, "me").me;
+        let engine = Engine::new(me, rhizo_e2e::RekeyPolicy::default()).unwrap();
+        (engine, crate::tests::open(&dir.join(format!("{name}.db"))))
+    }
+
+    /// A device list of ours found in the DHT with a version at or above our next one (signed
+    /// ahead of the clock by the device before us) moves our counter: the next list outranks
+    /// it. Found records of someone else, our identity record and garbage move nothing.
+    #[test]
+    fn a_version_found_in_the_dht_is_never_signed_again_or_undercut() {
+        let dir = tempfile::tempdir().unwrap();
+        let now_ms = 1_800_000_000_000;
+        let (old, mut old_store) = device(5, dir.path(), "old");
+        let mut last = Vec::new();
+        old_store
+            .write(|tx| {
+                for _ in 0..50 {
+                    last = old.identity_records(tx, now_ms)?;
+                }
+                Ok::<_, EngineError>(())
+            })
+            .unwrap();
+        let ahead = list_version(&last, now_ms);
+        assert_eq!(ahead, crate::secs(now_ms) + 50, "ran ahead of the clock");
+
+        // The same identity on a new store ten seconds later (restored; no 2^20 jump).
+        let later = now_ms + 10_000;
+        let (new, mut store) = device(5, dir.path(), "new");
+        let (stranger, mut stranger_store) = device(6, dir.path(), "stranger");
+        let theirs = stranger_store
+            .write(|tx| stranger.identity_records(tx, later + 60_000))
+            .unwrap();
+        let key = device_list_key(&new.me().uid).to_vec();
+        let (identity_key, identity) = last[0].clone();
+        let moved = store
+            .write(|tx| {
+                // Not ours, not a device list under our key, not a record at all: no change.
+                let found = vec![theirs[1].1.clone(), identity.clone(), b"junk".to_vec()];
+                assert_eq!(new.note_own_records(tx, &key, &found, later)?, None);
+                assert_eq!(
+                    new.note_own_records(
+                        tx,
+                        &identity_key,
+                        std::slice::from_ref(&identity),
+                        later
+                    )?,
+                    None
+                );
+                new.note_own_records(tx, &key, &[last[1].1.clone()], later)
+            })
+            .unwrap();
+        assert_eq!(moved, Some(ahead));
+        let next = store.write(|tx| new.identity_records(tx, later)).unwrap();
+        assert_eq!(list_version(&next, later), ahead + 1);
+
+        // A record found below our counter does not move it back.
+        let again = store
+            .write(|tx| new.note_own_records(tx, &key, &[last[1].1.clone()], later))
+            .unwrap();
+        assert_eq!(again, None);
+        let next = store.write(|tx| new.identity_records(tx, later)).unwrap();
+        assert_eq!(list_version(&next, later), ahead + 2);
     }
 }

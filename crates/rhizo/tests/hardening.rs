@@ -140,58 +140,89 @@ fn attack(target: SocketAddr) {
     });
 }
 
-/// A request flood from one peer: an in-process libp2p node sends well-formed envelopes (from
-/// a stranger) to `target` as fast as it can, 3000 at most or 30 s. Returns its PeerId and
-/// how many requests got an answer before it was cut off.
-fn flood(target_peer: &str, target_addr: &str) -> anyhow::Result<(String, usize)> {
-    use rhizo_core::{
-        DeviceKey,
-        envelope::{MessageType, SecureMessage, SessionId},
-    };
-    let rt = tokio::runtime::Runtime::new()?;
-    let target: rhizo_net::PeerId = target_peer.parse()?;
-    let addr: rhizo_net::Multiaddr = target_addr.parse()?;
-    rt.block_on(async move {
-        let raw = RawNode::start("rhizo-test-flooder", Vec::new())?;
-        let (client, me) = (&raw.client, raw.peer_id);
+/// The request flooder of [`a_node_under_attack_stays_up_bounded_and_serves_honest_peers`]:
+/// an in-process libp2p node that sends well-formed envelopes (from a stranger) to its target.
+struct Flooder {
+    rt: tokio::runtime::Runtime,
+    raw: RawNode,
+    target: rhizo_net::PeerId,
+    addr: rhizo_net::Multiaddr,
+    seq: u64,
+}
+
+impl Flooder {
+    /// Starts the flooder and connects it to `target_peer` with one answered request, before
+    /// the attacks begin. It must be connected first: during the connection flood every
+    /// handshake slot of the target (32) is taken, so a flooder that only dialled then would be
+    /// refused before its handshake, as a peer the target cannot name, rate limit or ban.
+    fn connect(target_peer: &str, target_addr: &str) -> anyhow::Result<Self> {
+        let rt = tokio::runtime::Runtime::new()?;
+        let raw = rt.block_on(async { RawNode::start("rhizo-test-flooder", Vec::new()) })?;
+        let mut flooder = Self {
+            rt,
+            raw,
+            target: target_peer.parse()?,
+            addr: target_addr.parse()?,
+            seq: 0,
+        };
+        let first = flooder.envelope();
+        let (client, target, addr) = (&flooder.raw.client, flooder.target, flooder.addr.clone());
+        flooder
+            .rt
+            .block_on(client.send_message(target, vec![addr], first))
+            .map_err(|e| anyhow!("the flooder's first request before the attacks: {e}"))?;
+        Ok(flooder)
+    }
+
+    /// The next signed envelope from the stranger.
+    fn envelope(&mut self) -> Vec<u8> {
+        use rhizo_core::{
+            DeviceKey,
+            envelope::{MessageType, SecureMessage, SessionId},
+        };
         let device = DeviceKey::from_bytes(&[77; 32]);
         let stranger = rhizo_core::RootKey::from_bytes(&[78; 32]).public().uid();
+        self.seq += 1;
+        let mut m = SecureMessage {
+            msg_type: MessageType::Application,
+            sender_id: stranger,
+            sender_device: device.public(),
+            recipient_id: stranger,
+            session_id: SessionId::from_bytes([9; 16]),
+            sequence_num: self.seq,
+            timestamp: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+            nonce: [self.seq as u8; 32],
+            payload: vec![0u8; 64].into(),
+            signature: [0; 64],
+        };
+        let _ = m.sign(&device);
+        m.encode()
+    }
+
+    /// Floods the target as fast as it can, 3000 requests at most or 30 s, then stops. Returns
+    /// its PeerId and how many requests got an answer before it was cut off.
+    fn flood(mut self) -> (String, usize) {
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut answered = 0;
-        let mut seq = 0u64;
-        'outer: for _ in 0..60 {
-            let batch = (0..50).map(|_| {
-                seq += 1;
-                let mut m = SecureMessage {
-                    msg_type: MessageType::Application,
-                    sender_id: stranger,
-                    sender_device: device.public(),
-                    recipient_id: stranger,
-                    session_id: SessionId::from_bytes([9; 16]),
-                    sequence_num: seq,
-                    timestamp: std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map(|d| d.as_millis() as u64)
-                        .unwrap_or(0),
-                    nonce: [seq as u8; 32],
-                    payload: vec![0u8; 64].into(),
-                    signature: [0; 64],
-                };
-                let _ = m.sign(&device);
-                client.send_message(target, vec![addr.clone()], m.encode())
-            });
-            for r in futures::future::join_all(batch).await {
-                if r.is_ok() {
-                    answered += 1;
-                }
-            }
+        for _ in 0..60 {
+            let batch: Vec<Vec<u8>> = (0..50).map(|_| self.envelope()).collect();
+            let (client, target) = (&self.raw.client, self.target);
+            let sends = batch
+                .into_iter()
+                .map(|m| client.send_message(target, vec![self.addr.clone()], m));
+            let results = self.rt.block_on(futures::future::join_all(sends));
+            answered += results.iter().filter(|r| r.is_ok()).count();
             if Instant::now() > deadline {
-                break 'outer;
+                break;
             }
         }
-        raw.stop().await;
-        Ok((me.to_string(), answered))
-    })
+        let me = self.raw.peer_id.to_string();
+        self.rt.block_on(self.raw.stop());
+        (me, answered)
+    }
 }
 
 #[test]
@@ -213,9 +244,10 @@ fn a_node_under_attack_stays_up_bounded_and_serves_honest_peers() {
         let target = socket_of(&bob)?;
         let rss_before = bob.peak_rss_kib().unwrap_or(0);
 
-        // The attacks run while alice and bob keep chatting.
+        // The flooder connects first; then the attacks run while alice and bob keep chatting.
+        let flooder = Flooder::connect(bob.peer_id(), &bob.listen_addr()?)?;
         let attacker = thread::spawn(move || attack(target));
-        let (flooder, answered) = flood(bob.peer_id(), &bob.listen_addr()?)?;
+        let (flooder, answered) = flooder.flood();
         for i in 0..10 {
             send(&alice, "bob", &format!("during the attack {i}"))?;
             send(&bob, "alice", &format!("reply {i}"))?;
@@ -697,5 +729,87 @@ fn peer_exchange_fills_the_peer_book() {
     })();
     if let Err(e) = result {
         fail_with_logs(&e, &[&hub, &b, &c]);
+    }
+}
+
+/// The newest valid device list of `uid` that a lookup through `client` finds, if any.
+async fn newest_device_list(
+    client: &rhizo_net::Client,
+    uid: &rhizo_core::Uid,
+) -> Option<rhizo_core::records::DeviceList> {
+    use rhizo_core::records::{ValidRecord, device_list_key, validate_record};
+    let key = device_list_key(uid);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs();
+    client
+        .get_records(key.to_vec())
+        .await
+        .ok()?
+        .iter()
+        .filter_map(|v| match validate_record(&key, v, now) {
+            Ok(ValidRecord::DeviceList(list)) => Some(list),
+            _ => None,
+        })
+        .max_by_key(|l| l.version())
+}
+
+/// A node never signs a record version at or below one of its own it finds in the DHT: a
+/// device list of alice's far ahead of her version counter (as a device that ran ahead of the
+/// clock, or the device before a restore, leaves behind) is outranked by her next publication,
+/// which the DHT holders would otherwise refuse as not newer.
+#[test]
+fn a_record_version_found_in_the_dht_is_outranked_by_the_next_publication() {
+    use rhizo_core::records::DeviceList;
+    let mut hub = TestNode::init(bin(), "hub").expect("init hub");
+    let mut alice = TestNode::init(bin(), "alice").expect("init alice");
+    let result = (|| -> anyhow::Result<()> {
+        hub.start(&[])?;
+        let out = alice.cli(&["identity", "export-phrase"])?;
+        ensure!(out.status.success(), "export-phrase failed");
+        let root = rhizo_core::RootKey::from_phrase(&String::from_utf8(out.stdout)?)?;
+        let uid = root.public().uid();
+        let bootstrap = strings(&["--bootstrap", &hub.listen_addr()?]);
+        alice.start_and_publish(&bootstrap, TIMEOUT)?;
+        let hub_peer: rhizo_net::PeerId = hub.peer_id().parse()?;
+        let rt = tokio::runtime::Runtime::new()?;
+        let hub_addr: rhizo_net::Multiaddr = hub.listen_addr()?.parse()?;
+        let raw = rt.block_on(async { RawNode::start("rhizo-test-publisher", vec![hub_addr]) })?;
+        let published = wait_for(TIMEOUT, "alice's device list in the DHT", || {
+            rt.block_on(newest_device_list(&raw.client, &uid))
+        })?;
+        // Her own list, signed a million versions ahead, stored at the hub.
+        let ahead = published.version() + 1_000_000;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs();
+        let planted = DeviceList::new(&root, ahead, published.devices().to_vec(), now, 3600)?;
+        let key = rhizo_core::records::device_list_key(&uid).to_vec();
+        rt.block_on(
+            raw.client
+                .put_record_to(key, planted.encode(), vec![hub_peer]),
+        )?;
+        wait_for(TIMEOUT, "the planted list at the hub", || {
+            let found = rt.block_on(newest_device_list(&raw.client, &uid))?;
+            (found.version() == ahead).then_some(())
+        })?;
+
+        // Her next publication (at her restart) finds it and signs above it.
+        alice.stop()?;
+        alice.start_and_publish(&bootstrap, TIMEOUT)?;
+        let newest = wait_for(TIMEOUT, "alice's list above the planted one", || {
+            let found = rt.block_on(newest_device_list(&raw.client, &uid))?;
+            (found.version() > ahead).then_some(found)
+        })?;
+        ensure!(
+            newest.devices() == published.devices(),
+            "her devices changed"
+        );
+        rt.block_on(raw.stop());
+        Ok(())
+    })();
+    if let Err(e) = result {
+        fail_with_logs(&e, &[&hub, &alice]);
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use libp2p::PeerId;
 use rhizo_core::{
     mailbox::REPLICAS,
-    records::{device_list_key, identity_key, profile_key},
+    records::{device_list_key, identity_key, key_packages_key, profile_key},
 };
 use rhizo_engine::{EngineError, publish::PublishSchedule};
 use tracing::{debug, info, warn};
@@ -70,6 +70,11 @@ impl Messaging {
         if !(due.republish || bundle_used) {
             return;
         }
+        // Never sign a version at or below one of ours already in the DHT.
+        if !self.catch_up_record_versions(due.republish).await {
+            debug!("no peer to look our records up with yet: the publication waits for one");
+            return;
+        }
         // A linked device retries soon until it has found our device list (it cannot sign one,
         // and needs it for mailbox fetches); a primary's records are retried within the hour.
         let mut identity_ok = true;
@@ -96,6 +101,53 @@ impl Messaging {
             }
             Err(e) => debug!(error = %e, "KeyPackages not published yet"),
         }
+    }
+
+    /// Before we sign our records again: looks up what the DHT holds under the keys of the
+    /// versioned records about to be signed (the KeyPackage bundle; on a republish also the
+    /// device list and the public profile) and moves the record-version counter up to the
+    /// newest version of ours found there, persisted before anything is signed. Record versions
+    /// are `max(last, now) + 1`, so a device that signed several records in one second ran
+    /// ahead of the clock; a device restored from a backup or recovered on a new data dir, and
+    /// a lost device still online, would otherwise sign versions the DHT's holders refuse and
+    /// contacts rank below the old ones. `false` while the routing table is empty: a lookup
+    /// then finds nothing, and nothing could be published either (the publisher tries again
+    /// soon). Otherwise best effort: a failed lookup changes nothing.
+    async fn catch_up_record_versions(&self, republish: bool) -> bool {
+        let client = &self.inner.client;
+        if client.info().await.map_or(0, |i| i.routing_table_peers) == 0 {
+            return false;
+        }
+        let me = self.inner.engine.me();
+        let mut keys = vec![key_packages_key(&me.uid, &me.device.public()).to_vec()];
+        if republish {
+            if me.holds_root() {
+                keys.push(device_list_key(&me.uid).to_vec());
+            }
+            keys.push(profile_key(&me.uid).to_vec());
+        }
+        let lookups = keys.into_iter().map(|key| async move {
+            let values = client.get_records(key.clone()).await.unwrap_or_default();
+            (key, values)
+        });
+        for (key, values) in futures::future::join_all(lookups).await {
+            if values.is_empty() {
+                continue;
+            }
+            let now = self.now();
+            match self
+                .with_engine(move |tx, engine| engine.note_own_records(tx, &key, &values, now))
+                .await
+            {
+                Ok(Some(version)) => info!(
+                    version,
+                    "a record of ours in the DHT is at or above our next version: signing above it"
+                ),
+                Ok(None) => {}
+                Err(e) => warn!(error = %e, "cannot note the versions of our records in the DHT"),
+            }
+        }
+        true
     }
 
     /// Publishes the signed identity record and device list, so others can add us by UID.
