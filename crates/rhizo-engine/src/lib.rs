@@ -37,7 +37,8 @@
 //! - [`conversations`]: creating a conversation (Welcome), encrypting and sealing envelopes.
 //! - [`devices`]: this identity's linked devices (on the device with the root key): linking
 //!   and revoking one signs a new device-list version; revoking removes the device from every
-//!   group and 1:1 conversation; other users' device lists fetched for the role rule
+//!   group and 1:1 conversation (adding one to a 1:1 conversation waits for its pending commit,
+//!   and a refused add is withdrawn and retried, `devices::pending`); other users' device lists fetched for the role rule
 //!   (`devices::lists`).
 //! - [`error`]: [`EngineError`], why an operation failed.
 //! - [`events`]: [`Event`], what the driver shows the local API.
@@ -208,6 +209,8 @@ pub struct Engine {
     pub(crate) rng: rng::EngineRng,
     /// Joiners' first self-updates, scheduled ([`groups::selfupdate`]).
     pub(crate) self_updates: groups::selfupdate::SelfUpdates,
+    /// Whether own-device adds may wait ([`devices::pending`]).
+    pub(crate) device_adds: devices::pending::AddsWaiting,
 }
 
 impl std::fmt::Debug for Engine {
@@ -303,6 +306,7 @@ impl Engine {
             agent_health: std::sync::Arc::default(),
             rng,
             self_updates: groups::selfupdate::SelfUpdates::default(),
+            device_adds: devices::pending::AddsWaiting::default(),
         })
     }
 

@@ -10,7 +10,7 @@ use crate::groups::tests::{Node, T0, deliver, device_node, node};
 
 /// Runs node `from`'s 1:1 outbox once: each due frame to the contact's devices (answers
 /// counted) and to our own other devices (best effort); the events on every node.
-fn pump_direct(nodes: &mut [Node], from: usize, now: i64) -> Vec<(usize, Event)> {
+pub(super) fn pump_direct(nodes: &mut [Node], from: usize, now: i64) -> Vec<(usize, Event)> {
     let transmits = {
         let node = &nodes[from];
         node.engine.poll_transmits(&node.store.read(), now).unwrap()
@@ -85,7 +85,7 @@ fn alice_twice_and(dir: &std::path::Path, bob_knows_a2: bool) -> Vec<Node> {
 }
 
 /// The texts of `node`'s conversations with `with`.
-fn texts(node: &Node, with: &[u8; 32]) -> Vec<MessageRow> {
+pub(super) fn texts(node: &Node, with: &[u8; 32]) -> Vec<MessageRow> {
     let reader = node.store.read();
     let mut all = Vec::new();
     for conversation in reader.conversations_with(with).unwrap() {
@@ -95,7 +95,7 @@ fn texts(node: &Node, with: &[u8; 32]) -> Vec<MessageRow> {
     all
 }
 
-fn received(events: &[(usize, Event)], at: usize) -> Vec<String> {
+pub(super) fn received(events: &[(usize, Event)], at: usize) -> Vec<String> {
     events
         .iter()
         .filter_map(|(i, e)| match e {
