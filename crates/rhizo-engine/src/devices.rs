@@ -259,6 +259,8 @@ pub mod lists;
 pub mod pending;
 
 #[cfg(test)]
+mod forged_tests;
+#[cfg(test)]
 mod join_tests;
 #[cfg(test)]
 mod pending_tests;

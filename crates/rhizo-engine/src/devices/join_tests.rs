@@ -368,11 +368,18 @@ fn an_existing_conversation_gets_a_newly_linked_device_and_its_history() {
 /// a1 (node 0) commits Add(`package`) in its 1:1 conversation with bob (node 1) directly, as a
 /// forger would, and sends it; the commit row's state once bob answered.
 fn forged_add(nodes: &mut [Node], package: Vec<u8>, now: i64) -> MessageState {
+    let id = queue_forged_add(nodes, package, now);
+    pump_direct(nodes, 0, now);
+    let row = nodes[0].store.read().message(id).unwrap();
+    row.expect("the commit row").state
+}
+
+/// [`forged_add`] up to the outbox: the commit is queued (its row id), not sent.
+pub(super) fn queue_forged_add(nodes: &mut [Node], package: Vec<u8>, now: i64) -> i64 {
     let bob = nodes[1].contact("bob");
     let a1 = &mut nodes[0];
     let engine = &a1.engine;
-    let id = a1
-        .store
+    a1.store
         .write(|tx| {
             engine.in_job(tx, |tx| {
                 let row = tx
@@ -402,10 +409,7 @@ fn forged_add(nodes: &mut [Node], package: Vec<u8>, now: i64) -> MessageState {
                 Ok::<_, crate::EngineError>(id)
             })
         })
-        .unwrap();
-    pump_direct(nodes, 0, now);
-    let row = nodes[0].store.read().message(id).unwrap();
-    row.expect("the commit row").state
+        .unwrap()
 }
 
 /// Issue 15: a forged device is refused in a conversation commit, by the contact's engine (the
