@@ -155,10 +155,13 @@ impl Engine {
     pub fn sweep(&self, tx: &mut Tx<'_>, now: i64) -> Result<CommitSweep, EngineError> {
         let max_age = i64::try_from(rhizo_core::seen::MAX_ENVELOPE_AGE).unwrap_or(i64::MAX);
         tx.prune_requests(now.saturating_sub(max_age))?;
-        self.in_job(tx, |tx| {
+        let sweep = self.in_job(tx, |tx| {
             let sweep = settle_pending_commits(tx, &self.conversations, now)?;
             crate::restored::release_all_held(tx, self.into(), now)?;
-            Ok(sweep)
-        })
+            Ok::<_, EngineError>(sweep)
+        })?;
+        // Own-device adds: what waited for the commits just settled, and refused ones due again.
+        self.retry_device_adds_safely(tx, now);
+        Ok(sweep)
     }
 }

@@ -256,8 +256,13 @@ impl Engine {
 
 pub(crate) mod direct;
 pub mod lists;
+pub mod pending;
 
 #[cfg(test)]
+mod forged_tests;
+#[cfg(test)]
 mod join_tests;
+#[cfg(test)]
+mod pending_tests;
 #[cfg(test)]
 mod tests;

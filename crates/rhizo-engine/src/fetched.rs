@@ -85,6 +85,7 @@ impl Engine {
         // Answers to the agent messages fetched (task updates, capability answers), in a
         // savepoint: a failure leaves them for a later flush.
         out.receipts_queued |= self.flush_agent_outbox_safely(tx, now) > 0;
+        self.retry_device_adds_safely(tx, now);
         Ok(out)
     }
 

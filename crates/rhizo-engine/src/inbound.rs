@@ -117,6 +117,8 @@ impl Engine {
         // Answers the agent messages of this frame queued (task updates, capability answers)
         // go into the conversations' outboxes in the same commit.
         let agent_queued = self.flush_agent_outbox_safely(tx, now);
+        // A receipt or commit in the frame may have resolved what own-device adds wait for.
+        self.retry_device_adds_safely(tx, now);
         // A receipt answers each envelope of the batch (an error answers none).
         if frame.batch && received.status.is_some() {
             Counters::add(&self.counters.batches_received, 1);

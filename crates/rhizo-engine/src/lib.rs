@@ -37,7 +37,8 @@
 //! - [`conversations`]: creating a conversation (Welcome), encrypting and sealing envelopes.
 //! - [`devices`]: this identity's linked devices (on the device with the root key): linking
 //!   and revoking one signs a new device-list version; revoking removes the device from every
-//!   group and 1:1 conversation; other users' device lists fetched for the role rule
+//!   group and 1:1 conversation (adding one to a 1:1 conversation waits for its pending commit,
+//!   and a refused add is withdrawn and retried, `devices::pending`); other users' device lists fetched for the role rule
 //!   (`devices::lists`).
 //! - [`error`]: [`EngineError`], why an operation failed.
 //! - [`events`]: [`Event`], what the driver shows the local API.
@@ -213,6 +214,8 @@ pub struct Engine {
     pub(crate) self_updates: groups::selfupdate::SelfUpdates,
     /// The last typing indicators sent, per conversation (rate limit; in memory).
     pub(crate) typing: typing::TypingLimiter,
+    /// Whether own-device adds may wait ([`devices::pending`]).
+    pub(crate) device_adds: devices::pending::AddsWaiting,
 }
 
 impl std::fmt::Debug for Engine {
@@ -309,6 +312,7 @@ impl Engine {
             rng,
             self_updates: groups::selfupdate::SelfUpdates::default(),
             typing: typing::TypingLimiter::default(),
+            device_adds: devices::pending::AddsWaiting::default(),
         })
     }
 

@@ -313,6 +313,8 @@ impl Engine {
         let cache = std::sync::Arc::clone(&self.conversations);
         tx.after_commit(move |committed| cache.settle(&if committed { Ok(()) } else { Err(()) }));
         let (changed, closed, parked) = outcome?;
+        // A commit of ours settled here may be what own-device adds wait for.
+        self.retry_device_adds_safely(tx, now);
         Counters::add(&self.counters.conversations_closed, closed);
         Ok(changed
             .into_iter()

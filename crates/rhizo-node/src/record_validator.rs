@@ -253,3 +253,6 @@ mod tests {
         assert!(squat.is_err());
     }
 }
+
+#[cfg(test)]
+mod dht_tests;

@@ -29,6 +29,8 @@ use crate::{
     publish::META_KEY_PACKAGE_BUNDLE,
 };
 
+use super::pending::PendingAdd;
+
 /// Largest Welcome a [`ConversationJoin`] carries (bytes).
 pub(crate) const MAX_JOIN_WELCOME_BYTES: usize = 64 * 1024;
 
@@ -36,8 +38,9 @@ impl Engine {
     /// Adds our newly linked `device` (its KeyPackage `key_package`, from the DHT; the
     /// last-resort one may be used for every conversation) to every open 1:1 conversation it is
     /// not in yet: a pending Add commit to the contact each, and the Welcome with the contact
-    /// to the device over our sync group. How many. Nothing without a sync group (the device
-    /// joins it first). A conversation whose own commit is still pending is skipped (logged).
+    /// to the device over our sync group. How many were sent now. Nothing without a sync group
+    /// (the device joins it first). A conversation whose own commit is still pending gets it
+    /// once that commit resolved, and a refused add is tried again ([`super::pending`]).
     ///
     /// # Errors
     ///
@@ -70,16 +73,30 @@ impl Engine {
                 let Some(row) = tx.open_conversation_with(&contact.uid)? else {
                     continue;
                 };
-                if self.add_to_conversation(tx, &contact, &row, device, key_package, now)? {
-                    added += 1;
-                }
+                let (commit, attempts) =
+                    match self.add_to_conversation(tx, &contact, &row, device, key_package, now)? {
+                        Added::Sent(commit) => (Some(commit), 1),
+                        // Sent once the pending commit resolved (`retry_device_adds`).
+                        Added::Waiting => (None, 0),
+                        Added::Member | Added::Failed => continue,
+                    };
+                added += usize::from(commit.is_some());
+                let add = PendingAdd {
+                    device: *device.as_bytes(),
+                    contact: contact.uid,
+                    commit,
+                    attempts,
+                    due_at: now,
+                };
+                super::pending::record(tx, add, key_package)?;
+                self.device_adds.set();
             }
             Ok(added)
         })
     }
 
-    /// [`Self::add_own_device_to_conversations`] for one conversation; whether it was added.
-    fn add_to_conversation(
+    /// [`Self::add_own_device_to_conversations`] for one conversation.
+    pub(super) fn add_to_conversation(
         &self,
         tx: &mut Tx<'_>,
         contact: &rhizo_store::messaging::Contact,
@@ -87,14 +104,19 @@ impl Engine {
         device: &DevicePublicKey,
         key_package: &[u8],
         now: i64,
-    ) -> Result<bool, EngineError> {
+    ) -> Result<Added, EngineError> {
         let mls = tx.mls()?;
         let Some(mut conversation) = self.conversations.load(&mls, &row.group_id)? else {
-            return Ok(false);
+            return Ok(Added::Failed);
         };
         if conversation.members().iter().any(|c| c.device() == *device) {
             self.conversations.stage(conversation);
-            return Ok(false);
+            return Ok(Added::Member);
+        }
+        if conversation.has_pending_commit() {
+            self.conversations.stage(conversation);
+            debug!("a 1:1 conversation gets our new device once its pending commit resolved");
+            return Ok(Added::Waiting);
         }
         let (commit, welcome) = match conversation.add_devices(
             &mls,
@@ -105,10 +127,11 @@ impl Engine {
             Ok(done) => done,
             Err(e) => {
                 // Dropped from the cache: the next use loads the database's state.
-                debug!(error = %e, "our new device is not added to a 1:1 conversation for now");
-                return Ok(false);
+                debug!(error = %e, "our new device is not added to a 1:1 conversation");
+                return Ok(Added::Failed);
             }
         };
+        let commit_id = rhizo_e2e::commit_id(&commit);
         queue_sealed_tx(
             tx,
             self,
@@ -129,8 +152,21 @@ impl Engine {
             ..SyncMessage::default()
         };
         crate::sync::queue_if_synced(tx, self, sync, now)?;
-        Ok(true)
+        Ok(Added::Sent(commit_id))
     }
+}
+
+/// What adding our new device to one 1:1 conversation did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Added {
+    /// The Add commit was queued (its commit id) and the Welcome sent to the device.
+    Sent([u8; 32]),
+    /// Our own commit there is pending: the add waits for it to resolve.
+    Waiting,
+    /// The device is in it already.
+    Member,
+    /// It cannot be added (no MLS state, or MLS refused the KeyPackage): logged.
+    Failed,
 }
 
 impl Engine {
@@ -207,7 +243,12 @@ pub(crate) fn apply_conversation_join(
         debug!("a conversation join without a session or contact ignored");
         return Ok(());
     };
-    if join.welcome.len() > MAX_JOIN_WELCOME_BYTES || tx.conversation(&session_id)?.is_some() {
+    if join.welcome.is_empty() {
+        return drop_withdrawn(tx, conversations, &session_id, now);
+    }
+    // Known: joined already, or withdrawn (closed) and joined anew from this Welcome.
+    let closed = tx.conversation_closed(&session_id)?;
+    if join.welcome.len() > MAX_JOIN_WELCOME_BYTES || closed == Some(false) {
         return Ok(());
     }
     let uid = <[u8; 32]>::try_from(contact.uid.as_ref()).unwrap_or_default();
@@ -220,12 +261,16 @@ pub(crate) fn apply_conversation_join(
         let conversation = Conversation::join(&mls, mls_device, &join.welcome, crate::secs(now))
             .map_err(Reject::internal)?;
         check_membership(tx, &conversation, me, &contact)?;
-        tx.insert_conversation(&ConversationRow {
-            session_id,
-            group_id: conversation.id().to_vec(),
-            contact_uid: contact.uid,
-            created_at: now,
-        })?;
+        if closed.is_some() {
+            tx.reopen_conversation(&session_id, conversation.id())?;
+        } else {
+            tx.insert_conversation(&ConversationRow {
+                session_id,
+                group_id: conversation.id().to_vec(),
+                contact_uid: contact.uid,
+                created_at: now,
+            })?;
+        }
         // A one-time KeyPackage may have been used: publish a fresh bundle.
         tx.set_meta(META_KEY_PACKAGE_BUNDLE, "")?;
         Ok(conversation)
@@ -239,6 +284,44 @@ pub(crate) fn apply_conversation_join(
         Err(Reject::Store(e)) => {
             debug!(error = %e, "a 1:1 conversation our device added us to was not joined")
         }
+    }
+    Ok(())
+}
+
+/// What a device's queued texts in a withdrawn conversation fail with.
+pub(crate) const WITHDRAWN: &str =
+    "the contact did not take this device into the conversation; send again to start a new one";
+
+/// A [`ConversationJoin`] without a Welcome: our device that added us withdrew it (the contact
+/// never applied the add). Our copy is closed (its queued texts fail, its history stays) and
+/// its MLS state dropped, so a later Welcome for the same conversation joins it anew.
+fn drop_withdrawn(
+    tx: &mut Tx<'_>,
+    conversations: &ConversationCache,
+    session_id: &[u8; 16],
+    now: i64,
+) -> Result<(), Reject> {
+    let Some(row) = tx.conversation(session_id)? else {
+        return Ok(());
+    };
+    let dropped = tx.in_savepoint(|tx| -> Result<bool, Reject> {
+        if tx.close_conversation(session_id, WITHDRAWN, now)?.is_none() {
+            return Ok(false);
+        }
+        let mls = tx.mls().map_err(Reject::internal)?;
+        drop(conversations.take(&row.group_id));
+        if let Some(conversation) =
+            Conversation::load(&mls, &row.group_id).map_err(Reject::internal)?
+        {
+            conversation.delete(&mls).map_err(Reject::internal)?;
+        }
+        Ok(true)
+    })?;
+    match dropped {
+        Ok(true) => debug!("a 1:1 conversation our device withdrew was dropped"),
+        Ok(false) => {}
+        Err(Reject::Code(code)) => debug!(?code, "a withdrawn conversation was not dropped"),
+        Err(Reject::Store(e)) => debug!(error = %e, "a withdrawn conversation was not dropped"),
     }
     Ok(())
 }

@@ -10,7 +10,7 @@ use crate::groups::tests::{Node, T0, deliver, device_node, node};
 
 /// Runs node `from`'s 1:1 outbox once: each due frame to the contact's devices (answers
 /// counted) and to our own other devices (best effort); the events on every node.
-fn pump_direct(nodes: &mut [Node], from: usize, now: i64) -> Vec<(usize, Event)> {
+pub(super) fn pump_direct(nodes: &mut [Node], from: usize, now: i64) -> Vec<(usize, Event)> {
     let transmits = {
         let node = &nodes[from];
         node.engine.poll_transmits(&node.store.read(), now).unwrap()
@@ -85,7 +85,7 @@ fn alice_twice_and(dir: &std::path::Path, bob_knows_a2: bool) -> Vec<Node> {
 }
 
 /// The texts of `node`'s conversations with `with`.
-fn texts(node: &Node, with: &[u8; 32]) -> Vec<MessageRow> {
+pub(super) fn texts(node: &Node, with: &[u8; 32]) -> Vec<MessageRow> {
     let reader = node.store.read();
     let mut all = Vec::new();
     for conversation in reader.conversations_with(with).unwrap() {
@@ -95,7 +95,7 @@ fn texts(node: &Node, with: &[u8; 32]) -> Vec<MessageRow> {
     all
 }
 
-fn received(events: &[(usize, Event)], at: usize) -> Vec<String> {
+pub(super) fn received(events: &[(usize, Event)], at: usize) -> Vec<String> {
     events
         .iter()
         .filter_map(|(i, e)| match e {
@@ -368,11 +368,18 @@ fn an_existing_conversation_gets_a_newly_linked_device_and_its_history() {
 /// a1 (node 0) commits Add(`package`) in its 1:1 conversation with bob (node 1) directly, as a
 /// forger would, and sends it; the commit row's state once bob answered.
 fn forged_add(nodes: &mut [Node], package: Vec<u8>, now: i64) -> MessageState {
+    let id = queue_forged_add(nodes, package, now);
+    pump_direct(nodes, 0, now);
+    let row = nodes[0].store.read().message(id).unwrap();
+    row.expect("the commit row").state
+}
+
+/// [`forged_add`] up to the outbox: the commit is queued (its row id), not sent.
+pub(super) fn queue_forged_add(nodes: &mut [Node], package: Vec<u8>, now: i64) -> i64 {
     let bob = nodes[1].contact("bob");
     let a1 = &mut nodes[0];
     let engine = &a1.engine;
-    let id = a1
-        .store
+    a1.store
         .write(|tx| {
             engine.in_job(tx, |tx| {
                 let row = tx
@@ -402,10 +409,7 @@ fn forged_add(nodes: &mut [Node], package: Vec<u8>, now: i64) -> MessageState {
                 Ok::<_, crate::EngineError>(id)
             })
         })
-        .unwrap();
-    pump_direct(nodes, 0, now);
-    let row = nodes[0].store.read().message(id).unwrap();
-    row.expect("the commit row").state
+        .unwrap()
 }
 
 /// Issue 15: a forged device is refused in a conversation commit, by the contact's engine (the

@@ -11,6 +11,9 @@
 //!        ─▶ learn_listed_devices(tx, U, devices) ─▶ contact's stored devices, and this cache
 //! ```
 //!
+//! A list found in the DHT that is older than one found before for the same UID is not used
+//! ([`Engine::note_device_list_version`]): a device only an older version names is refused.
+//!
 //! Bounded: at most [`MAX_WANTED`] UIDs wait to be fetched (more are dropped: a later retry of
 //! the commit asks again) and [`MAX_KNOWN`] lists are kept (the oldest learned goes first).
 
@@ -29,6 +32,9 @@ use crate::{Engine, EngineError};
 pub const MAX_WANTED: usize = 64;
 /// Fetched device lists kept, at most.
 pub const MAX_KNOWN: usize = 256;
+/// Meta key prefix (then hex(uid)): the newest device-list version found for that UID.
+const META_LIST_VERSION: &str = "device_list_version:";
+
 /// A list fetched this recently (ms) counts as the newest: a device it does not name is refused
 /// for good instead of fetched again.
 pub const FRESH_MS: i64 = 10 * 60 * 1000;
@@ -149,5 +155,30 @@ impl Engine {
             .device_lists
             .learn(uid.as_bytes(), keys, now);
         Ok(changed)
+    }
+
+    /// Notes `version` as the version of `uid`'s device list the driver just found in the DHT:
+    /// false, and nothing changed, when a newer version was noted before. What was found is
+    /// then an older list (from a stale or lying DHT node) and must not be used: a device it
+    /// names and the newer one does not was revoked. Persisted (meta), so a restart keeps it.
+    ///
+    /// # Errors
+    ///
+    /// If the database fails.
+    pub fn note_device_list_version(
+        &self,
+        tx: &mut Tx<'_>,
+        uid: &Uid,
+        version: u64,
+    ) -> Result<bool, EngineError> {
+        let key = format!("{META_LIST_VERSION}{}", hex::encode(uid.as_bytes()));
+        let seen: u64 = tx.get_meta(&key)?.and_then(|v| v.parse().ok()).unwrap_or(0);
+        if version < seen {
+            return Ok(false);
+        }
+        if version > seen {
+            tx.set_meta(&key, &version.to_string())?;
+        }
+        Ok(true)
     }
 }

@@ -118,6 +118,7 @@ fn contact_status(e: &ContactError) -> (StatusCode, &'static str) {
         }
         ContactError::NotInDht(_) => (StatusCode::NOT_FOUND, "NOT_IN_DHT"),
         ContactError::UnprovenDevices(_) => (StatusCode::BAD_REQUEST, "UNPROVEN_DEVICES"),
+        ContactError::StaleDeviceList(_) => (StatusCode::SERVICE_UNAVAILABLE, "STALE_DEVICE_LIST"),
         ContactError::NameTaken(_) => (StatusCode::CONFLICT, "NAME_TAKEN"),
         ContactError::DeviceTaken(_) => (StatusCode::CONFLICT, "DEVICE_TAKEN"),
         ContactError::Engine(e) => engine_status(e),

@@ -185,3 +185,47 @@ async fn our_own_table_keeps_an_entry_for_our_other_device() {
         .await;
     assert_eq!(page.unwrap().entries.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_device_is_refused_by_a_replica_over_the_network() {
+    // Issue 15: the replica's fetch check (rhizo-engine `mailbox::authorize`, rhizo-core's
+    // `FetchRequest::verify`) refuses a device certified by another root, under either list.
+    let (alice, mallory) = (User::new(1), User::new(3));
+    let intruder = mallory.linked(1);
+    let (_replica, at) = node(true).await;
+    let at = at.unwrap();
+    let replica = Source::Remote(at.clone());
+    let (devices, _) = node(false).await;
+    let now = SystemClock.now_ms();
+    let uid = alice.uid();
+    let genuine = alice.device_list_of(1, &[&alice.device], now);
+    assert!(
+        devices
+            .fetch_page(&replica, &alice.device, &uid, &genuine, 0)
+            .await
+            .unwrap()
+            .entries
+            .is_empty()
+    );
+    store_for_alice(&devices, &at, &alice, now).await;
+    // Mallory's own list (her root) for alice's mailbox.
+    let hers = mallory.device_list_of(2, &[&intruder], now);
+    let refused = devices
+        .fetch_page(&replica, &intruder, &uid, &hers, 0)
+        .await
+        .unwrap_err();
+    assert!(refused.contains("another UID"), "{refused}");
+    // Alice's root naming a device mallory's root certified.
+    let forged = alice.forged_device_list(&mallory, &intruder, now);
+    let refused = devices
+        .fetch_page(&replica, &intruder, &uid, &forged, 0)
+        .await
+        .unwrap_err();
+    assert!(refused.contains("invalid device list"), "{refused}");
+    // Nothing was handed out: the entry is still there for alice.
+    let page = devices
+        .fetch_page(&replica, &alice.device, &uid, &genuine, 0)
+        .await
+        .unwrap();
+    assert_eq!(page.entries.len(), 1);
+}

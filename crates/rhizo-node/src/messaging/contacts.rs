@@ -122,6 +122,16 @@ impl Messaging {
     ) -> Result<Contact, ContactError> {
         let uid = *uid;
         let (identity, devices) = self.lookup_identity(&uid).await?;
+        // Never an older list than one found before: a device it names may be revoked.
+        let version = devices.version();
+        let newest = self
+            .with_tx(move |tx, engine| {
+                Ok::<_, ContactError>(engine.note_device_list_version(tx, &uid, version)?)
+            })
+            .await?;
+        if !newest {
+            return Err(ContactError::StaleDeviceList(uid.to_string()));
+        }
         // Proof of possession: each device's KeyPackage bundle, signed by the device itself.
         let now = u64::try_from(self.inner.clock.now_secs()).unwrap_or(0);
         let mut bundles = Vec::new();

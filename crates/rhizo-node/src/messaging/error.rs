@@ -39,6 +39,12 @@ pub enum ContactError {
          (`rhizo invite`), or retry adding by UID once their node has published its KeyPackages"
     )]
     UnprovenDevices(String),
+    /// The DHT answered only an older device list for the UID than one found before.
+    #[error(
+        "the DHT gave only an older device list for UID {0} than one seen before (a stale or \
+         lying node): not used; try again later"
+    )]
+    StaleDeviceList(String),
     /// Another contact (another UID, so a different key) already has that name.
     #[error(transparent)]
     NameTaken(StoreError),

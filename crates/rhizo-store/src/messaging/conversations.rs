@@ -66,7 +66,48 @@ impl Reader<'_> {
     }
 }
 
+impl Reader<'_> {
+    /// Whether a direct conversation is closed; `None` if it is not known.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the database fails.
+    pub fn conversation_closed(&self, session_id: &[u8; 16]) -> Result<Option<bool>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT closed_at IS NOT NULL FROM conversations
+                 WHERE session_id = ?1 AND kind = 'direct'",
+                [&session_id[..]],
+                |r| r.get(0),
+            )
+            .optional()
+            .context("reading a conversation")
+    }
+}
+
 impl Tx<'_> {
+    /// Opens a closed direct conversation again, now on MLS group `group_id` (a device that
+    /// dropped its copy joins it anew); false (and nothing changed) if it is not closed.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the database fails.
+    pub fn reopen_conversation(
+        &mut self,
+        session_id: &[u8; 16],
+        group_id: &[u8],
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .execute(
+                "UPDATE conversations SET group_id = ?2, closed_at = NULL
+                 WHERE session_id = ?1 AND kind = 'direct' AND closed_at IS NOT NULL",
+                params![&session_id[..], group_id],
+            )
+            .context("reopening a conversation")?
+            == 1)
+    }
+
     /// Records a new conversation (ours, or created by a peer's Welcome); false (and nothing
     /// changed) if it was known.
     pub fn insert_conversation(&mut self, row: &ConversationRow) -> Result<bool, StoreError> {
