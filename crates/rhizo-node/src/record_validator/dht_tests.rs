@@ -75,7 +75,14 @@ async fn forged_and_older_device_lists_are_refused_by_the_dht_nodes_that_hold_th
     // Alice's newest list (a2 revoked), as her publisher put it.
     put(v2.clone()).await.expect("the genuine list is kept");
     let kept = || async { holder.local_record(key.clone()).await.unwrap() };
-    assert_eq!(kept().await.as_deref(), Some(&v2[..]));
+    // A put is answered before the holder has validated and stored it: wait (bounded).
+    tokio::time::timeout(WAIT, async {
+        while kept().await.as_deref() != Some(&v2[..]) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the holder stores the genuine list within the bounded wait");
 
     // Mallory's own list under alice's key; alice's root naming mallory's device; alice's
     // older version that names a2: each refused, whatever the put answers.
