@@ -241,6 +241,234 @@ function setUpDrop(view) {
   });
 }
 
+// src/health.ts
+var SAMPLE_MS = 5e3;
+var MAX_SAMPLES = 120;
+var samples = [];
+var sampling = false;
+function num(v) {
+  return typeof v === "number" && Number.isFinite(v) ? v : null;
+}
+function recordSample(stats, at = Date.now()) {
+  const net = stats?.net ?? {};
+  const open = (num(net.open_inbound) ?? 0) + (num(net.open_outbound) ?? 0);
+  samples.push({ at, peers: num(stats?.connected_peers) ?? 0, connections: open, bytesIn: num(net.bytes_received), bytesOut: num(net.bytes_sent) });
+  if (samples.length > MAX_SAMPLES) samples.splice(0, samples.length - MAX_SAMPLES);
+}
+function startSampling(first) {
+  if (sampling) return;
+  sampling = true;
+  recordSample(first);
+  const tick = async () => {
+    try {
+      const stats = await api("GET", "/v1/stats");
+      recordSample(stats);
+      if (document.getElementById("health")) await renderHealth(stats);
+    } catch (err) {
+      if (err.code === "UNAUTHORIZED") {
+        sampling = false;
+        return;
+      }
+    }
+    setTimeout(() => void tick(), SAMPLE_MS);
+  };
+  setTimeout(() => void tick(), SAMPLE_MS);
+}
+function bytes(n) {
+  if (n < 1024) return `${n} B`;
+  const units = ["KiB", "MiB", "GiB", "TiB"];
+  let v = n / 1024;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i += 1;
+  }
+  return `${v.toFixed(1)} ${units[i]}`;
+}
+function span(ms) {
+  const s2 = Math.round(ms / 1e3);
+  return s2 < 120 ? `${s2} s` : `${Math.round(s2 / 60)} min`;
+}
+function range(values) {
+  return `now ${values[values.length - 1]}, lowest ${Math.min(...values)}, highest ${Math.max(...values)}`;
+}
+function chartSummary() {
+  if (!samples.length) return "No samples yet.";
+  const over = samples.length > 1 ? `over the last ${span(samples[samples.length - 1].at - samples[0].at)}` : "in the first sample";
+  return `Connected peers ${over}: ${range(samples.map((s2) => s2.peers))}. Open connections: ${range(samples.map((s2) => s2.connections))}. ${samples.length} samples, one every ${SAMPLE_MS / 1e3} s.`;
+}
+function bandwidthText() {
+  const known = samples.filter((s2) => s2.bytesIn !== null && s2.bytesOut !== null);
+  const last = known[known.length - 1];
+  if (!last) return "not reported by this node";
+  const total = `received ${bytes(last.bytesIn ?? 0)}, sent ${bytes(last.bytesOut ?? 0)} since the node started`;
+  const prev = known[known.length - 2];
+  if (!prev || last.at <= prev.at) return total;
+  const secs = (last.at - prev.at) / 1e3;
+  const rate = (a, b) => bytes(Math.max(0, Math.round(((a ?? 0) - (b ?? 0)) / secs)));
+  return `${total}; now \u2193 ${rate(last.bytesIn, prev.bytesIn)}/s, \u2191 ${rate(last.bytesOut, prev.bytesOut)}/s`;
+}
+function reachability(r) {
+  if (!r) return "unknown";
+  if (r.nat_status === "public" || r.public_addrs?.length) return "public";
+  if (r.relayed_addrs?.length) return "via relay";
+  return r.nat_status === "private" ? "LAN only" : "unknown";
+}
+function mailboxText(mailbox) {
+  const held = mailbox?.held;
+  if (!held) return "unknown";
+  if (!held.count) return "nothing held for others";
+  const oldest = typeof held.oldest === "number" ? `, the oldest since ${new Date(held.oldest).toLocaleString()}` : "";
+  return `${held.count} envelopes (${bytes(held.bytes ?? 0)}) for ${held.recipients} recipients${oldest}`;
+}
+function outboxText(mailbox) {
+  const queued = Array.isArray(mailbox?.queued) ? mailbox.queued : [];
+  const n = queued.reduce((sum, q) => sum + (num(q.count) ?? 0), 0);
+  return n ? `${n} of our messages not yet delivered` : "everything we sent was delivered";
+}
+var SVG = "http://www.w3.org/2000/svg";
+var W = 360;
+var H = 120;
+var PAD = 24;
+function s(tag, attrs, ...children) {
+  const el = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+  el.append(...children);
+  return el;
+}
+function connectionsChart() {
+  const top = Math.max(1, ...samples.map((x2) => Math.max(x2.peers, x2.connections)));
+  const t0 = samples[0]?.at ?? 0;
+  const width = Math.max(1, (samples[samples.length - 1]?.at ?? 0) - t0);
+  const x = (v) => samples.length > 1 ? PAD + (W - 2 * PAD) * (v.at - t0) / width : W - PAD;
+  const y = (v) => H - PAD + 4 - (H - PAD) * v / top;
+  const line = (pick, cls, dash) => s("polyline", { class: cls, points: samples.map((v) => `${x(v).toFixed(1)},${y(pick(v)).toFixed(1)}`).join(" "), fill: "none", "stroke-width": "2", "stroke-dasharray": dash });
+  const dot = (pick, cls) => {
+    const last = samples[samples.length - 1];
+    return last ? s("circle", { class: cls, cx: x(last).toFixed(1), cy: y(pick(last)).toFixed(1), r: "3" }) : s("g", {});
+  };
+  return s(
+    "svg",
+    { id: "connections-chart", role: "img", "aria-labelledby": "chart-title chart-desc", viewBox: `0 0 ${W} ${H}`, width: String(W), height: String(H), "data-samples": String(samples.length) },
+    s("title", { id: "chart-title" }, "Connections over time"),
+    s("desc", { id: "chart-desc" }, chartSummary()),
+    s("line", { class: "axis", x1: String(PAD), y1: String(H - PAD + 4), x2: String(W - PAD), y2: String(H - PAD + 4) }),
+    s("text", { x: "2", y: "12", class: "tick" }, String(top)),
+    s("text", { x: "2", y: String(H - PAD + 8), class: "tick" }, "0"),
+    s("text", { x: String(PAD), y: String(H - 4), class: "tick" }, samples.length > 1 ? `\u2212${span(width)}` : ""),
+    s("text", { x: String(W - PAD), y: String(H - 4), class: "tick", "text-anchor": "end" }, "now"),
+    line((v) => v.connections, "series connections", "5 3"),
+    line((v) => v.peers, "series peers", ""),
+    dot((v) => v.connections, "series-dot connections"),
+    dot((v) => v.peers, "series-dot peers")
+  );
+}
+async function healthView() {
+  app.current = null;
+  renderConversations();
+  const stats = await api("GET", "/v1/stats");
+  recordSample(stats);
+  show(h("h2", { id: "view-title" }, "Node health"), h("div", { id: "health-body" }));
+  await renderHealth(stats);
+}
+async function renderHealth(stats) {
+  const mailbox = await api("GET", "/v1/mailbox").catch(() => null);
+  const body = document.getElementById("health-body");
+  if (!body) return;
+  const row = (k, v) => h("tr", {}, h("th", { scope: "row" }, k), h("td", {}, String(v)));
+  body.replaceChildren(
+    h(
+      "figure",
+      { class: "chart" },
+      connectionsChart(),
+      h(
+        "figcaption",
+        {},
+        h("span", { class: "legend peers" }, "\u2501 connected peers"),
+        " ",
+        h("span", { class: "legend connections" }, "\u254C open connections"),
+        h("span", { id: "chart-summary", class: "summary" }, chartSummary())
+      )
+    ),
+    h(
+      "table",
+      { id: "health" },
+      h("caption", { class: "sr-only" }, "Node health"),
+      h(
+        "tbody",
+        {},
+        row("Name", stats.name ?? ""),
+        row("UID", stats.uid),
+        row("Version", stats.version),
+        row("Connected peers", stats.connected_peers),
+        row("Open connections", `${stats.net?.open_inbound ?? 0} inbound, ${stats.net?.open_outbound ?? 0} outbound`),
+        row("Routing table peers", stats.routing_table_peers),
+        row("Peer book", stats.peer_book_peers),
+        row("Reachability", reachability(stats.reachability)),
+        row("Mailbox held for others", mailboxText(mailbox)),
+        row("Our outbox", outboxText(mailbox)),
+        row("Bandwidth", bandwidthText()),
+        row("Uptime", span(1e3 * (stats.uptime_secs ?? 0)))
+      )
+    )
+  );
+}
+
+// src/typing.ts
+var TYPING_EVERY_MS = 3e3;
+var TYPING_SHOWN_MS = 5e3;
+var MAX_TYPISTS = 64;
+var lastSent = { key: "", at: 0 };
+var typists = /* @__PURE__ */ new Map();
+var expiry = null;
+function noteTyping(c, now = Date.now()) {
+  if (lastSent.key === c.key && now - lastSent.at < TYPING_EVERY_MS) return;
+  lastSent = { key: c.key, at: now };
+  void api("POST", `/v1/conversations/${enc(c.key)}/typing`, {}).catch(() => {
+  });
+}
+function onTyping(ev, now = Date.now()) {
+  if (typeof ev.conversation !== "string" || typeof ev.from !== "string") return;
+  const key = `${ev.conversation}
+${ev.from}`;
+  typists.delete(key);
+  typists.set(key, now + TYPING_SHOWN_MS);
+  while (typists.size > MAX_TYPISTS) typists.delete(typists.keys().next().value);
+  renderTyping(now);
+}
+function stopTyping(conversation) {
+  for (const key of [...typists.keys()]) if (key.startsWith(`${conversation}
+`)) typists.delete(key);
+  renderTyping();
+}
+function typistName(conversation, from) {
+  if (app.contacts.has(conversation)) return conversation;
+  for (const [name, c] of app.contacts) if (c.uid === from) return name;
+  return `${from.slice(0, 7)}\u2026`;
+}
+function typingText(c, now = Date.now()) {
+  if (!c) return "";
+  const names = [];
+  for (const [key, until] of typists) {
+    const [conversation, from] = key.split("\n");
+    if (conversation === c.key && until > now) names.push(typistName(conversation, from));
+  }
+  if (!names.length) return "";
+  if (names.length === 1) return `${names[0]} is typing\u2026`;
+  return `${names.slice(0, -1).join(", ")} and ${names[names.length - 1]} are typing\u2026`;
+}
+function renderTyping(now = Date.now()) {
+  for (const [key, until] of typists) if (until <= now) typists.delete(key);
+  const el = document.getElementById("typing");
+  if (el) el.textContent = typingText(app.current, now);
+  if (expiry) clearTimeout(expiry);
+  expiry = null;
+  if (typists.size) {
+    const next = Math.min(...typists.values());
+    expiry = setTimeout(() => renderTyping(), Math.max(50, next - Date.now()));
+  }
+}
+
 // src/app.ts
 var STATE_MARK = {
   queued: "\u25F7 queued",
@@ -386,7 +614,7 @@ function renderConversation() {
     "form",
     { id: "compose", class: "compose", submit: (e) => void send(e) },
     h("label", { for: "compose-text", class: "sr-only" }, `Message to ${c.title}`),
-    h("input", { id: "compose-text", name: "text", autocomplete: "off", placeholder: `Message ${c.title}`, required: true }),
+    h("input", { id: "compose-text", name: "text", autocomplete: "off", placeholder: `Message ${c.title}`, required: true, input: (e) => e.target.value && noteTyping(c) }),
     h("button", { id: "compose-send", type: "submit" }, "Send")
   );
   const attach = h(
@@ -406,6 +634,7 @@ function renderConversation() {
     ),
     h("div", { id: "key-banner-slot" }),
     h("ol", { id: "messages", class: "messages", "aria-live": "polite", "aria-label": "Messages" }),
+    h("p", { id: "typing", class: "typing", role: "status", "aria-live": "polite" }),
     h("ul", { id: "uploads", class: "uploads", "aria-label": "Files being sent" }),
     attach,
     form
@@ -414,6 +643,7 @@ function renderConversation() {
   renderBanner();
   renderMessages();
   renderUploads();
+  renderTyping();
 }
 function renderPresence() {
   const el = document.getElementById("presence");
@@ -589,33 +819,6 @@ async function devicesView() {
     )
   );
 }
-async function healthView() {
-  app.current = null;
-  renderConversations();
-  const [stats, mailbox] = await Promise.all([api("GET", "/v1/stats"), api("GET", "/v1/mailbox").catch(() => null)]);
-  const row = (k, v) => h("tr", {}, h("th", { scope: "row" }, k), h("td", {}, String(v)));
-  show(
-    h("h2", { id: "view-title" }, "Node health"),
-    h(
-      "table",
-      { id: "health" },
-      h("caption", { class: "sr-only" }, "Node health"),
-      h(
-        "tbody",
-        {},
-        row("Name", stats.name ?? ""),
-        row("UID", stats.uid),
-        row("Version", stats.version),
-        row("Connected peers", stats.connected_peers),
-        row("Routing table peers", stats.routing_table_peers),
-        row("Peer book", stats.peer_book_peers),
-        row("Reachability", JSON.stringify(stats.reachability ?? "unknown")),
-        row("Uptime (s)", stats.uptime_secs),
-        mailbox ? row("Mailbox", JSON.stringify(mailbox)) : null
-      )
-    )
-  );
-}
 function notify(from) {
   if (typeof Notification === "undefined" || Notification.permission !== "granted" || !document.hidden) return;
   new Notification("rhizo", { body: `New message from ${from}` });
@@ -634,6 +837,7 @@ function onEvent(ev) {
   if (ev.type === "group_message_received") notify(app.convs.find((x) => x.key === ev.group)?.title ?? "a group");
   switch (ev.type) {
     case "message_received":
+      stopTyping(ev.contact);
       if (c?.kind === "contact" && c.key === ev.contact) void refreshCurrent();
       else void loadConversations();
       break;
@@ -680,6 +884,9 @@ function onEvent(ev) {
       void loadConversations();
       break;
     }
+    case "typing":
+      onTyping(ev);
+      break;
     case "contact_added":
     case "group_created":
       void loadConversations();
@@ -719,6 +926,7 @@ async function start() {
     return;
   }
   app.me = stats;
+  startSampling(stats);
   document.body.replaceChildren(
     h(
       "header",

@@ -6,6 +6,8 @@
 import { $, api, ApiError, app, Child, Conv, enc, h, Json, Msg, show, showLoggedOut, status } from "./core";
 import { confirmKeyChange, renderBanner, safetyView } from "./keys";
 import { pickFiles, renderUploads, setUpDrop } from "./upload";
+import { healthView, startSampling } from "./health";
+import { noteTyping, onTyping, renderTyping, stopTyping } from "./typing";
 
 const STATE_MARK: Record<string, string> = {
   queued: "◷ queued",
@@ -167,7 +169,7 @@ function renderConversation(): void {
     "form",
     { id: "compose", class: "compose", submit: (e) => void send(e) },
     h("label", { for: "compose-text", class: "sr-only" }, `Message to ${c.title}`),
-    h("input", { id: "compose-text", name: "text", autocomplete: "off", placeholder: `Message ${c.title}`, required: true }),
+    h("input", { id: "compose-text", name: "text", autocomplete: "off", placeholder: `Message ${c.title}`, required: true, input: (e) => (e.target as HTMLInputElement).value && noteTyping(c) }),
     h("button", { id: "compose-send", type: "submit" }, "Send"),
   );
   const attach = h(
@@ -187,6 +189,7 @@ function renderConversation(): void {
     ),
     h("div", { id: "key-banner-slot" }),
     h("ol", { id: "messages", class: "messages", "aria-live": "polite", "aria-label": "Messages" }),
+    h("p", { id: "typing", class: "typing", role: "status", "aria-live": "polite" }),
     h("ul", { id: "uploads", class: "uploads", "aria-label": "Files being sent" }),
     attach,
     form,
@@ -195,6 +198,7 @@ function renderConversation(): void {
   renderBanner();
   renderMessages();
   renderUploads();
+  renderTyping();
 }
 
 /** The open contact conversation's presence line, from the contact's last known presence. */
@@ -386,34 +390,6 @@ async function devicesView(): Promise<void> {
   );
 }
 
-async function healthView(): Promise<void> {
-  app.current = null;
-  renderConversations();
-  const [stats, mailbox] = await Promise.all([api("GET", "/v1/stats"), api("GET", "/v1/mailbox").catch(() => null)]);
-  const row = (k: string, v: unknown) => h("tr", {}, h("th", { scope: "row" }, k), h("td", {}, String(v)));
-  show(
-    h("h2", { id: "view-title" }, "Node health"),
-    h(
-      "table",
-      { id: "health" },
-      h("caption", { class: "sr-only" }, "Node health"),
-      h(
-        "tbody",
-        {},
-        row("Name", stats.name ?? ""),
-        row("UID", stats.uid),
-        row("Version", stats.version),
-        row("Connected peers", stats.connected_peers),
-        row("Routing table peers", stats.routing_table_peers),
-        row("Peer book", stats.peer_book_peers),
-        row("Reachability", JSON.stringify(stats.reachability ?? "unknown")),
-        row("Uptime (s)", stats.uptime_secs),
-        mailbox ? row("Mailbox", JSON.stringify(mailbox)) : null,
-      ),
-    ),
-  );
-}
-
 // ---- live events -------------------------------------------------------------------------
 
 /** A desktop notification (no text, only who), if the user allowed them and is looking away. */
@@ -437,6 +413,7 @@ function onEvent(ev: Json): void {
   if (ev.type === "group_message_received") notify(app.convs.find((x) => x.key === ev.group)?.title ?? "a group");
   switch (ev.type) {
     case "message_received":
+      stopTyping(ev.contact);
       if (c?.kind === "contact" && c.key === ev.contact) void refreshCurrent();
       else void loadConversations();
       break;
@@ -483,6 +460,9 @@ function onEvent(ev: Json): void {
       void loadConversations();
       break;
     }
+    case "typing":
+      onTyping(ev);
+      break;
     case "contact_added":
     case "group_created":
       void loadConversations();
@@ -530,6 +510,7 @@ async function start(): Promise<void> {
     return;
   }
   app.me = stats;
+  startSampling(stats);
   document.body.replaceChildren(
     h(
       "header",

@@ -15,6 +15,9 @@
 //   presence (online, then "last seen" when carol stops); a key change (bob links a second
 //   device, bob2): the banner, the confirmation before the first send, the safety number and
 //   its QR code, and "mark verified" clearing the banner.
+// - Typing indicators (bob types: alice's open conversation shows "bob is typing…", which
+//   clears by itself) and the health page's connections chart (inline SVG with its samples and
+//   a text alternative), mailbox and bandwidth.
 //
 // Screenshots go to $RHIZO_ARTIFACTS (default clients/web/test-artifacts).
 import { test } from "node:test";
@@ -123,6 +126,46 @@ async function axeCheck(page, what) {
   assert.deepEqual(bad.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(" ")).join(", ")})`), [], `axe-core on ${what}`);
 }
 
+/**
+ * The health page's connections chart: inline SVG with at least `min` samples (the page samples
+ * /v1/stats every 5 s), a line per series, and its text alternative.
+ */
+async function chartCheck(page, min) {
+  await page.waitForFunction((n) => Number(document.querySelector("#connections-chart")?.dataset.samples) >= n, min, { timeout: STEP_MS });
+  const chart = await page.$eval("#connections-chart", (svg) => ({
+    role: svg.getAttribute("role"),
+    title: svg.querySelector("title")?.textContent,
+    desc: svg.querySelector("desc")?.textContent,
+    lines: [...svg.querySelectorAll("polyline")].map((l) => l.getAttribute("points").trim().split(" ").length),
+  }));
+  assert.equal(chart.role, "img");
+  assert.equal(chart.title, "Connections over time");
+  assert.match(chart.desc, /^Connected peers .*Open connections/);
+  assert.equal(chart.lines.length, 2, "peers and connections");
+  for (const points of chart.lines) assert.ok(points >= min, `a point per sample (${points})`);
+}
+
+/**
+ * `typist` types in its open conversation; `watcher`'s open conversation with them shows
+ * "NAME is typing…", which clears by itself a few seconds later. The node takes one indicator
+ * per 3 s per conversation, so a keystroke right after an earlier one may send none: type again
+ * (bounded) until one arrives.
+ */
+async function typingShows(typist, watcher, name) {
+  let shown = false;
+  for (let i = 0; i < 10 && !shown; i++) {
+    await typist.fill("#compose-text", `still typing ${i}`);
+    shown = await watcher
+      .waitForSelector(`#typing:text("${name} is typing…")`, { timeout: 4_000 })
+      .then(() => true)
+      .catch(() => false);
+  }
+  assert.ok(shown, `"${name} is typing…" shown`);
+  await shot(watcher, "typing");
+  await watcher.waitForFunction(() => document.getElementById("typing").textContent === "", null, { timeout: 15_000 });
+  await typist.fill("#compose-text", "");
+}
+
 async function shot(page, name) {
   mkdirSync(ARTIFACTS, { recursive: true });
   await page.screenshot({ path: join(ARTIFACTS, `${name}.png`) });
@@ -167,6 +210,7 @@ async function webUi(browser, alice, bob, carol) {
   }
   await b.click("#nav-health");
   await b.waitForSelector("#health");
+  await chartCheck(b, 1);
 
   // alice → bob: delivered while bob looks elsewhere, read once he opens it, all live.
   await a.click('button[data-conv="bob"]');
@@ -184,6 +228,7 @@ async function webUi(browser, alice, bob, carol) {
   await a.waitForSelector('li.msg.in:has-text("hi alice, web to web")', { timeout: STEP_MS });
   await outState(b, "hi alice, web to web", ["read"]);
   await axeCheck(a, "the conversation");
+  await typingShows(b, a, "bob");
   // Presence: bob is online, in the conversation's header and in the list.
   await a.waitForSelector("#presence:text('● online')", { timeout: STEP_MS });
   await a.waitForSelector('button[data-conv="bob"] .presence:text("● online")');
@@ -250,6 +295,10 @@ async function webUi(browser, alice, bob, carol) {
   await a.waitForSelector('li.msg.in:has-text("hello from a stranger")', { timeout: STEP_MS });
   await a.click("#nav-health");
   await a.waitForSelector("#health");
+  // By now the page has sampled /v1/stats for a while: a line, not a dot; alice has peers.
+  await chartCheck(a, 2);
+  assert.match(await a.textContent("#chart-summary"), /Connected peers over the last .*: now [1-9]/);
+  assert.match(await a.textContent("#health"), /Mailbox held for others/);
   await axeCheck(a, "the health page");
   await shot(a, "health");
   return a;
