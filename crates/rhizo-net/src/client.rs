@@ -158,6 +158,12 @@ pub struct NetStats {
     /// Outbound connections open now.
     #[serde(default)]
     pub open_outbound: u64,
+    /// Bytes received over all connections since start (every protocol, relayed ones too).
+    #[serde(default)]
+    pub bytes_received: u64,
+    /// Bytes sent over all connections since start.
+    #[serde(default)]
+    pub bytes_sent: u64,
 }
 
 /// Why a `/rhizo/msg/1` or `/rhizo/mailbox/1` request got no response.
@@ -249,12 +255,15 @@ pub(crate) enum Command {
 pub(crate) struct ClientCounters {
     commands_shed: AtomicU64,
     inbound_refused_busy: AtomicU64,
+    /// Bytes over the connections, counted by the transport.
+    pub(crate) bandwidth: crate::bandwidth::BandwidthMeter,
 }
 
 impl ClientCounters {
     pub(crate) fn fill_stats(&self, stats: &mut NetStats) {
         stats.commands_shed = self.commands_shed.load(Ordering::Relaxed);
         stats.inbound_refused_busy = self.inbound_refused_busy.load(Ordering::Relaxed);
+        (stats.bytes_received, stats.bytes_sent) = self.bandwidth.totals();
     }
 }
 

@@ -18,6 +18,8 @@
 //! ```
 //!
 //! # Layout
+//! - `bandwidth`: bytes received and sent over all connections (libp2p-metrics' transport
+//!   counters), for [`NetStats`](client::NetStats).
 //! - [`behaviour`]: the composed `NetworkBehaviour` and its protocol configuration.
 //! - [`client`]: the [`Client`] handle and the commands it sends.
 //! - [`event_loop`]: the [`EventLoop`] that owns the Swarm, as small state machines: the DHT
@@ -45,6 +47,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod bandwidth;
 pub mod behaviour;
 pub mod client;
 pub mod event_loop;
@@ -330,7 +333,8 @@ pub fn start_with_transport(config: NetConfig, transport: Transport) -> Result<S
         upnp: config.upnp,
         guard: guard_config,
     };
-    let mut swarm = build_swarm(&config, &behaviour_config, transport)?;
+    let mut registry = libp2p::metrics::Registry::default();
+    let mut swarm = build_swarm(&config, &behaviour_config, transport, &mut registry)?;
 
     for addr in &config.listen {
         ensure_port_free(addr)?;
@@ -346,6 +350,7 @@ pub fn start_with_transport(config: NetConfig, transport: Transport) -> Result<S
     let (command_tx, command_rx) = tokio::sync::mpsc::channel(COMMAND_CHANNEL_CAPACITY);
     let (event_tx, event_rx) = tokio::sync::mpsc::channel(EVENT_CHANNEL_CAPACITY);
     let counters = std::sync::Arc::new(client::ClientCounters::default());
+    counters.bandwidth.set(registry);
     let streams = swarm.behaviour().light.new_control();
     let mut event_loop = EventLoop::new(
         swarm,
@@ -370,6 +375,7 @@ fn build_swarm(
     config: &NetConfig,
     behaviour_config: &behaviour::BehaviourConfig,
     transport: Transport,
+    registry: &mut libp2p::metrics::Registry,
 ) -> Result<libp2p::Swarm<behaviour::Behaviour>, NetError> {
     let idle = config.idle_connection_timeout;
     let build = |e: &dyn std::fmt::Display| NetError::Build(e.to_string());
@@ -385,14 +391,19 @@ fn build_swarm(
             .with_quic()
             .with_relay_client(noise::Config::new, yamux::Config::default)
             .map_err(|e| build(&e))?
+            .with_bandwidth_metrics(registry)
             .with_behaviour(|key, relay_client| {
                 behaviour::Behaviour::new(key, behaviour_config, relay_client)
             })
             .map_err(|e| build(&e))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
             .build(),
-        Transport::Memory => memory_swarm(config, behaviour_config, LinkDelay::default())?,
-        Transport::MemoryDelayed(delay) => memory_swarm(config, behaviour_config, delay)?,
+        Transport::Memory => {
+            memory_swarm(config, behaviour_config, LinkDelay::default(), registry)?
+        }
+        Transport::MemoryDelayed(delay) => {
+            memory_swarm(config, behaviour_config, delay, registry)?
+        }
     };
     Ok(swarm)
 }
@@ -403,6 +414,7 @@ fn memory_swarm(
     config: &NetConfig,
     behaviour_config: &behaviour::BehaviourConfig,
     delay: LinkDelay,
+    registry: &mut libp2p::metrics::Registry,
 ) -> Result<libp2p::Swarm<behaviour::Behaviour>, NetError> {
     use libp2p::core::Transport as _;
     let idle = config.idle_connection_timeout;
@@ -422,6 +434,7 @@ fn memory_swarm(
             .map_err(|e| build(&e))?
             .with_relay_client(noise::Config::new, yamux::Config::default)
             .map_err(|e| build(&e))?
+            .with_bandwidth_metrics(registry)
             .with_behaviour(|key, relay_client| {
                 behaviour::Behaviour::new(key, behaviour_config, relay_client)
             })

@@ -96,6 +96,13 @@ fn net_metrics(n: &rhizo_net::NetStats) -> Vec<Metric> {
         ),
         (
             Counter,
+            "bytes_received",
+            "Bytes received over all connections",
+            n.bytes_received,
+        ),
+        (Counter, "bytes_sent", "Bytes sent over all connections", n.bytes_sent),
+        (
+            Counter,
             "connections_closed",
             "Connections closed",
             n.connections_closed,
