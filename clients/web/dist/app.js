@@ -414,6 +414,194 @@ async function renderHealth(stats) {
   );
 }
 
+// src/devices.ts
+var armed = null;
+function when(secs) {
+  return typeof secs === "number" ? new Date(secs * 1e3).toLocaleString() : "never";
+}
+function failed(what, err) {
+  status(`${what} (${err.code ?? "ERROR"}): ${err.message}`);
+}
+function revokeButton(key, label, revoke) {
+  const isArmed = armed === key;
+  return h(
+    "button",
+    {
+      type: "button",
+      class: isArmed ? "danger" : "",
+      "data-revoke": key,
+      click: () => {
+        if (armed !== key) {
+          armed = key;
+          status(`Press "Confirm" to revoke ${label}; anything else cancels.`);
+          void renderDevices();
+          return;
+        }
+        armed = null;
+        void revoke();
+      }
+    },
+    isArmed ? `Confirm: revoke ${label}` : `Revoke ${label}`
+  );
+}
+function devicesView() {
+  armed = null;
+  return renderDevices();
+}
+async function renderDevices() {
+  app.current = null;
+  renderConversations();
+  const [devices, clients] = await Promise.all([api("GET", "/v1/devices"), api("GET", "/v1/pairings").catch(() => [])]);
+  const deviceName = (d) => d.name ?? d.id.slice(0, 12);
+  show(
+    h("h2", { id: "view-title" }, "Devices"),
+    h(
+      "table",
+      { id: "devices" },
+      h("caption", { class: "sr-only" }, "This identity's devices"),
+      h("thead", {}, h("tr", {}, ...["Name", "Fingerprint", "Last seen", "This one", "Action"].map((t) => h("th", { scope: "col" }, t)))),
+      h(
+        "tbody",
+        {},
+        ...devices.map(
+          (d) => h(
+            "tr",
+            {},
+            h("td", {}, deviceName(d)),
+            h("td", { class: "mono" }, d.fingerprint),
+            h("td", {}, d.this_device ? "now" : when(d.last_seen)),
+            h("td", {}, d.this_device ? "yes" : ""),
+            h("td", {}, d.this_device ? "" : revokeButton(`device:${d.id}`, deviceName(d), () => revokeDevice(d.id, deviceName(d))))
+          )
+        )
+      )
+    ),
+    h(
+      "form",
+      { id: "link-device", class: "stacked", submit: (e) => void linkDevice(e) },
+      h("h3", {}, "Link a new device"),
+      h("p", { class: "hint" }, "On the new device run `rhizo init --link`, `rhizo run` and `rhizo device link`; paste its ticket here and compare the fingerprint it shows."),
+      h("label", { for: "link-ticket" }, "The new device's link ticket (rhz1link\u2026)"),
+      h("textarea", { id: "link-ticket", rows: "3", required: true }),
+      h("label", { for: "link-name" }, "Its name (optional)"),
+      h("input", { id: "link-name", autocomplete: "off" }),
+      h("button", { type: "submit" }, "Link device")
+    ),
+    h("h3", {}, "Light clients"),
+    clients.length ? h(
+      "ul",
+      { id: "pairings" },
+      ...clients.map((c) => h("li", {}, `${c.name} (paired ${when(c.paired_at)}) `, revokeButton(`client:${c.id}`, c.name, () => revokeClient(c.id, c.name))))
+    ) : h("p", { id: "pairings" }, "No light clients paired."),
+    h(
+      "form",
+      { id: "new-pairing", class: "stacked", submit: (e) => void newPairing(e) },
+      h("label", { for: "pairing-name" }, "Pair a light client (a browser page, a phone, a script): its name"),
+      h("input", { id: "pairing-name", autocomplete: "off", placeholder: "light client" }),
+      h("button", { type: "submit" }, "Make a pairing ticket")
+    ),
+    h("div", { id: "pairing-ticket" })
+  );
+}
+async function linkDevice(e) {
+  e.preventDefault();
+  const ticket = $("link-ticket").value.trim();
+  const name = $("link-name").value.trim() || void 0;
+  try {
+    const device = await api("POST", "/v1/devices", { ticket, name });
+    await devicesView();
+    status(`Linked ${device.name ?? device.id.slice(0, 12)} (fingerprint ${device.fingerprint}).`);
+  } catch (err) {
+    failed("Could not link the device", err);
+  }
+}
+async function revokeDevice(id, label) {
+  try {
+    await api("DELETE", `/v1/devices/${enc(id)}`);
+    await devicesView();
+    status(`Revoked ${label}.`);
+  } catch (err) {
+    failed(`Could not revoke ${label}`, err);
+  }
+}
+async function revokeClient(id, label) {
+  try {
+    await api("DELETE", `/v1/pairings/${enc(id)}`);
+    await devicesView();
+    status(`Revoked ${label}.`);
+  } catch (err) {
+    failed(`Could not revoke ${label}`, err);
+  }
+}
+async function newPairing(e) {
+  e.preventDefault();
+  const name = $("pairing-name").value.trim() || void 0;
+  try {
+    const p = await api("POST", "/v1/pairings", { name });
+    $("pairing-ticket").replaceChildren(
+      h("p", {}, `Open the light client and give it this ticket, or let it scan the QR code. It pairs one client, once, until ${when(p.expires_at)}.`),
+      h("pre", { class: "qr", role: "img", "aria-label": "QR code of the pairing ticket" }, p.qr),
+      h("label", { for: "pair-ticket" }, "Pairing ticket"),
+      h("textarea", { id: "pair-ticket", rows: "3", readonly: true }, p.ticket)
+    );
+    status("A pairing ticket is ready.");
+  } catch (err) {
+    failed("Could not make a pairing ticket", err);
+  }
+}
+async function agentsView() {
+  app.current = null;
+  renderConversations();
+  const [agents, tasks] = await Promise.all([api("GET", "/v1/agents"), api("GET", "/v1/tasks?limit=50")]);
+  const cols = (...names) => h("thead", {}, h("tr", {}, ...names.map((n) => h("th", { scope: "col" }, n))));
+  const cell = (v) => h("td", {}, v === null || v === void 0 ? "\u2013" : String(v));
+  show(
+    h("h2", { id: "view-title" }, "Agents and tasks"),
+    agents.length ? h(
+      "table",
+      { id: "agents" },
+      h("caption", {}, "Known agents"),
+      cols("Agent", "Liveness", "Skills", "Load"),
+      h(
+        "tbody",
+        {},
+        ...agents.map(
+          (a) => h(
+            "tr",
+            {},
+            cell(a.name ?? `${String(a.uid).slice(0, 7)}\u2026`),
+            cell(a.liveness),
+            cell((a.card?.skills ?? []).map((s2) => s2.id).join(", ")),
+            cell(a.load ? `${a.load.working} working, ${a.load.queued} queued of ${a.load.capacity}` : null)
+          )
+        )
+      )
+    ) : h("p", { id: "agents" }, "No agents known yet (`rhizo agents find SKILL` looks them up)."),
+    tasks.length ? h(
+      "table",
+      { id: "tasks" },
+      h("caption", {}, "Tasks, newest first"),
+      cols("Task", "Side", "State", "Peer", "Skill", "Updated"),
+      h(
+        "tbody",
+        {},
+        ...tasks.map(
+          (t) => h(
+            "tr",
+            {},
+            h("td", { class: "mono" }, String(t.id).slice(0, 8)),
+            cell(t.side),
+            cell(t.status?.state),
+            cell(t.peer_name ?? `${String(t.peer).slice(0, 7)}\u2026`),
+            cell(t.skill),
+            cell(typeof t.updated_at === "number" ? new Date(t.updated_at).toLocaleString() : null)
+          )
+        )
+      )
+    ) : h("p", { id: "tasks" }, "No tasks.")
+  );
+}
+
 // src/typing.ts
 var TYPING_EVERY_MS = 3e3;
 var TYPING_SHOWN_MS = 5e3;
@@ -800,25 +988,6 @@ function renderRequestCount() {
   const n = app.requests.length + app.groupRequests.length;
   $("nav-requests").textContent = n ? `Requests (${n})` : "Requests";
 }
-async function devicesView() {
-  app.current = null;
-  renderConversations();
-  const devices = await api("GET", "/v1/devices");
-  show(
-    h("h2", { id: "view-title" }, "Devices"),
-    h(
-      "table",
-      {},
-      h("caption", { class: "sr-only" }, "This identity's devices"),
-      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Name"), h("th", { scope: "col" }, "Fingerprint"), h("th", { scope: "col" }, "This one"))),
-      h(
-        "tbody",
-        {},
-        ...devices.map((d) => h("tr", {}, h("td", {}, d.name ?? d.id.slice(0, 12)), h("td", { class: "mono" }, d.fingerprint), h("td", {}, d.this_device ? "yes" : "")))
-      )
-    )
-  );
-}
 function notify(from) {
   if (typeof Notification === "undefined" || Notification.permission !== "granted" || !document.hidden) return;
   new Notification("rhizo", { body: `New message from ${from}` });
@@ -942,6 +1111,7 @@ async function start() {
         nav("nav-ticket", "My ticket", myTicketView),
         nav("nav-requests", "Requests", requestsView),
         nav("nav-devices", "Devices", devicesView),
+        nav("nav-agents", "Agents", agentsView),
         nav("nav-health", "Health", healthView),
         nav("nav-notify", "Notify me", askNotifications),
         nav("nav-logout", "Log out", logout)

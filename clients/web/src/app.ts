@@ -7,6 +7,7 @@ import { $, api, ApiError, app, Child, Conv, enc, h, Json, Msg, show, showLogged
 import { confirmKeyChange, renderBanner, safetyView } from "./keys";
 import { pickFiles, renderUploads, setUpDrop } from "./upload";
 import { healthView, startSampling } from "./health";
+import { agentsView, devicesView } from "./devices";
 import { noteTyping, onTyping, renderTyping, stopTyping } from "./typing";
 
 const STATE_MARK: Record<string, string> = {
@@ -370,26 +371,6 @@ function renderRequestCount(): void {
   $("nav-requests").textContent = n ? `Requests (${n})` : "Requests";
 }
 
-async function devicesView(): Promise<void> {
-  app.current = null;
-  renderConversations();
-  const devices: Json[] = await api("GET", "/v1/devices");
-  show(
-    h("h2", { id: "view-title" }, "Devices"),
-    h(
-      "table",
-      {},
-      h("caption", { class: "sr-only" }, "This identity's devices"),
-      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Name"), h("th", { scope: "col" }, "Fingerprint"), h("th", { scope: "col" }, "This one"))),
-      h(
-        "tbody",
-        {},
-        ...devices.map((d) => h("tr", {}, h("td", {}, d.name ?? d.id.slice(0, 12)), h("td", { class: "mono" }, d.fingerprint), h("td", {}, d.this_device ? "yes" : ""))),
-      ),
-    ),
-  );
-}
-
 // ---- live events -------------------------------------------------------------------------
 
 /** A desktop notification (no text, only who), if the user allowed them and is looking away. */
@@ -526,6 +507,7 @@ async function start(): Promise<void> {
         nav("nav-ticket", "My ticket", myTicketView),
         nav("nav-requests", "Requests", requestsView),
         nav("nav-devices", "Devices", devicesView),
+        nav("nav-agents", "Agents", agentsView),
         nav("nav-health", "Health", healthView),
         nav("nav-notify", "Notify me", askNotifications),
         nav("nav-logout", "Log out", logout),

@@ -17,7 +17,9 @@
 //   its QR code, and "mark verified" clearing the banner.
 // - Typing indicators (bob types: alice's open conversation shows "bob is typing…", which
 //   clears by itself) and the health page's connections chart (inline SVG with its samples and
-//   a text alternative), mailbox and bandwidth.
+//   a text alternative), mailbox and bandwidth. bob links bob2 in his web UI and later revokes
+//   it there (with a confirmation); alice makes a pairing ticket with its QR code and revokes
+//   the light client; the agents and tasks page.
 //
 // Screenshots go to $RHIZO_ARTIFACTS (default clients/web/test-artifacts).
 import { test } from "node:test";
@@ -301,7 +303,7 @@ async function webUi(browser, alice, bob, carol) {
   assert.match(await a.textContent("#health"), /Mailbox held for others/);
   await axeCheck(a, "the health page");
   await shot(a, "health");
-  return a;
+  return { a, b };
 }
 
 /**
@@ -309,7 +311,7 @@ async function webUi(browser, alice, bob, carol) {
  * with bob shows the key-change banner live, her first send asks for a confirmation, and
  * comparing the safety number (the same bob sees) and marking bob verified clears it.
  */
-async function keyChange(a, alice, bob) {
+async function keyChange(a, b, alice, bob) {
   const bob2 = new Node("bob2", ["init", "--link"]);
   try {
     await bob2.start(["--bootstrap", await alice.listenAddr()]);
@@ -320,7 +322,13 @@ async function keyChange(a, alice, bob) {
         return undefined;
       }
     });
-    bob.cli(["device", "add", ticket, "--yes"]);
+    // bob links it in his web UI.
+    await b.click("#nav-devices");
+    await b.fill("#link-ticket", ticket);
+    await b.fill("#link-name", "bob2");
+    await b.click("form#link-device button[type=submit]");
+    await b.waitForSelector("#status:has-text('Linked bob2')", { timeout: STEP_MS });
+    await b.waitForSelector('#devices td:text("bob2")');
     await waitFor("bob2 linked", () => {
       try {
         return JSON.parse(bob2.cli(["device", "list", "--json"])).length === 2 ? true : undefined;
@@ -388,6 +396,43 @@ async function presenceGoesOffline(a, carol) {
   await a.waitForSelector('button[data-conv="carol"] .presence:has-text("last seen")');
 }
 
+/**
+ * Managing devices and light clients in the web UI: bob revokes bob2 (the button asks for a
+ * confirmation first), alice makes a pairing ticket (with its QR code) and revokes the light
+ * client paired earlier; the agents and tasks page.
+ */
+async function devicesAndAgents(a, b, alice, bob) {
+  await b.click("#nav-devices");
+  await b.waitForSelector('#devices td:text("bob2")');
+  await b.click('button[data-revoke^="device:"]');
+  await b.waitForSelector('button[data-revoke^="device:"]:has-text("Confirm: revoke bob2")');
+  assert.equal(JSON.parse(bob.cli(["device", "list", "--json"])).length, 2, "not revoked before the confirmation");
+  await b.click('button[data-revoke^="device:"]');
+  await b.waitForSelector("#status:text('Revoked bob2.')", { timeout: STEP_MS });
+  assert.equal(await b.$('#devices td:text("bob2")'), null);
+  assert.equal(JSON.parse(bob.cli(["device", "list", "--json"])).length, 1);
+
+  await a.click("#nav-devices");
+  await a.waitForSelector('#pairings li:has-text("browser")');
+  await a.fill("#pairing-name", "tablet");
+  await a.click("form#new-pairing button[type=submit]");
+  await a.waitForSelector("#pair-ticket");
+  assert.match(await a.inputValue("#pair-ticket"), /^rhz1pair/);
+  assert.ok((await a.textContent("#pairing-ticket pre.qr")).split("\n").length > 10, "a QR code of the pairing ticket");
+  await axeCheck(a, "the devices page");
+  await shot(a, "devices");
+  await a.click('#pairings button[data-revoke^="client:"]');
+  await a.click('#pairings button[data-revoke^="client:"]:has-text("Confirm")');
+  await a.waitForSelector("#status:text('Revoked browser.')", { timeout: STEP_MS });
+  assert.deepEqual(await alice.api("GET", "/v1/pairings"), []);
+
+  await a.click("#nav-agents");
+  await a.waitForSelector("#view-title:text('Agents and tasks')");
+  await a.waitForSelector("#agents");
+  await a.waitForSelector("#tasks");
+  await axeCheck(a, "the agents page");
+}
+
 /** Serves the light-client page and the clients/ts browser build from a temp dir. */
 async function servePage() {
   const { build } = await import("esbuild");
@@ -444,10 +489,11 @@ test("in headless Chromium against real nodes: the web UI, then a light client",
     await bob.start(["--bootstrap", await alice.listenAddr()]);
     await carol.start(["--bootstrap", await alice.listenAddr()]);
     // The web UI first: it makes alice and bob contacts, whom the light client then uses.
-    const a = await webUi(browser, alice, bob, carol);
-    await keyChange(a, alice, bob);
+    const { a, b } = await webUi(browser, alice, bob, carol);
+    await keyChange(a, b, alice, bob);
     await presenceGoesOffline(a, carol);
     await lightClient(browser, alice, bob);
+    await devicesAndAgents(a, b, alice, bob);
   } catch (e) {
     e.message += `\n--- alice ---\n${alice.logs()}\n--- bob ---\n${bob.logs()}`;
     throw e;

@@ -1,7 +1,9 @@
 //! `rhizo tui` in a real terminal: tmux runs it at 80×24 against two real nodes on 127.0.0.1.
 //! Alice types a message with `send-keys`, bob's node receives it, bob's reply appears on
-//! alice's screen (`capture-pane`), her message shows the delivered tick (✓✓), and leaving
-//! gives the terminal back.
+//! alice's screen (`capture-pane`), her message shows the delivered tick (✓✓), the screen is
+//! redrawn to fit when the window is resized, and leaving — with Ctrl-Q, and on SIGTERM —
+//! gives the terminal back (the alternate screen left, raw mode off: `stty` shows `icanon
+//! echo` again).
 //!
 //! ```text
 //!  tmux ── rhizo tui ──/v1──▶ alice (rhizo run) ◀── /rhizo/msg/1 ──▶ bob (rhizo run) ◀── test
@@ -68,6 +70,14 @@ impl Tmux {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// `1` while the pane shows the alternate screen, `0` otherwise.
+    fn alternate_screen(&self) -> anyhow::Result<String> {
+        Ok(self
+            .run(&["display-message", "-p", "-t", "tui", "#{alternate_on}"])?
+            .trim()
+            .to_string())
+    }
+
     /// What the pane shows now.
     fn screen(&self) -> String {
         self.run(&["capture-pane", "-p", "-t", "tui"])
@@ -122,12 +132,7 @@ fn run(alice: &mut TestNode, bob: &mut TestNode) -> anyhow::Result<()> {
     // Bob opens the conversation (his KeyPackage lookup is the slow, retried part).
     bob.send_when_ready("alice", "hi from bob", TIMEOUT)?;
 
-    let command = format!(
-        "env RHIZO_MDNS=false XDG_CONFIG_HOME='{config}' LANG=C.UTF-8 '{BIN}' --data-dir '{dir}' \
-         tui; echo \"tui exited: $?\"; read wait",
-        config = alice.data_dir().join("no-config").display(),
-        dir = alice.data_dir().display(),
-    );
+    let command = tui_command(alice);
     let tmux = Tmux::start(&command)?;
     tmux.wait_screen("bob's first message on alice's screen", |s| {
         s.contains("▶@bob") && s.contains("bob: hi from bob")
@@ -151,9 +156,66 @@ fn run(alice: &mut TestNode, bob: &mut TestNode) -> anyhow::Result<()> {
             && s.lines().any(|l| l.contains("me: hello from the tui ✓✓"))
     })?;
     assert!(!screen.contains("peers 0"), "{screen}");
+    assert_eq!(tmux.alternate_screen()?, "1", "the TUI draws on the alternate screen");
 
-    // Leaving gives the terminal back: the shell's line after it is on the normal screen.
+    // A resize redraws the whole layout at the new size, and back.
+    for (width, height) in [("100", "30"), ("80", "24")] {
+        tmux.run(&["resize-window", "-t", "tui", "-x", width, "-y", height])?;
+        let cols: usize = width.parse()?;
+        tmux.wait_screen(&format!("the layout redrawn at {width}×{height}"), |s| {
+            let top = s.lines().next().unwrap_or_default().trim_end();
+            top.starts_with("┌Conversations") && top.ends_with('┐') && top.chars().count() == cols
+                && s.contains("me: hello from the tui ✓✓")
+                && s.contains("F1 help")
+        })?;
+    }
+
+    // Leaving gives the terminal back: the shell's lines after it are on the normal screen,
+    // with the terminal out of raw mode.
     tmux.run(&["send-keys", "-t", "tui", "C-q"])?;
-    tmux.wait_screen("the TUI to exit cleanly", |s| s.contains("tui exited: 0"))?;
+    tmux.wait_screen("the TUI to exit cleanly", |s| {
+        s.contains("tui exited: 0") && s.contains("modes: icanon echo")
+    })?;
+    assert_eq!(tmux.alternate_screen()?, "0", "the alternate screen is left");
+    drop(tmux);
+
+    // SIGTERM does the same.
+    let tmux = Tmux::start(&command)?;
+    tmux.wait_screen("the TUI up again", |s| s.contains("▶@bob"))?;
+    let shell: u32 = tmux
+        .run(&["display-message", "-p", "-t", "tui", "#{pane_pid}"])?
+        .trim()
+        .parse()?;
+    let tui = child_of(shell).context("the rhizo tui process under the pane's shell")?;
+    let killed = Command::new("kill").args(["-TERM", &tui.to_string()]).status()?;
+    assert!(killed.success(), "kill -TERM {tui}");
+    tmux.wait_screen("the TUI to exit on SIGTERM", |s| {
+        s.contains("tui exited: 0") && s.contains("modes: icanon echo")
+    })?;
+    assert_eq!(tmux.alternate_screen()?, "0", "the alternate screen is left");
     Ok(())
+}
+
+/// Runs `rhizo tui` on alice's node in a shell that, once it exits, prints its exit status and
+/// the terminal's line-discipline modes (`icanon echo` unless raw mode was left on).
+fn tui_command(alice: &TestNode) -> String {
+    format!(
+        "env RHIZO_MDNS=false XDG_CONFIG_HOME='{config}' LANG=C.UTF-8 '{BIN}' --data-dir '{dir}' \
+         tui; echo \"tui exited: $?\"; \
+         echo \"modes: $(stty -a | tr ' ;' '\\n\\n' | grep -x -e icanon -e -icanon -e echo -e -echo \
+         | tr '\\n' ' ')\"; read wait",
+        config = alice.data_dir().join("no-config").display(),
+        dir = alice.data_dir().display(),
+    )
+}
+
+/// The first process whose parent is `parent` (from /proc), if any.
+fn child_of(parent: u32) -> Option<u32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
+        let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+        // `pid (comm) state ppid …`: comm may hold spaces, so read after the last ')'.
+        let ppid: u32 = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()?;
+        (ppid == parent).then_some(pid)
+    })
 }

@@ -21,6 +21,10 @@ const MAX_OUTBOX: usize = 64;
 const REFRESH_EVERY_TICKS: u32 = 10;
 /// Ticks (seconds) between two typing indicators sent while the user types.
 const TYPING_EVERY_TICKS: u32 = 3;
+/// Ticks (seconds) "… is typing" stays without another indicator (docs/local-api.md: ~5 s).
+const TYPING_SHOWN_TICKS: u32 = 5;
+/// Typists remembered at once (conversations × members); the oldest go first.
+const MAX_TYPISTS: usize = 64;
 
 /// The whole TUI state.
 #[derive(Debug, Default)]
@@ -69,6 +73,9 @@ pub(crate) struct App {
     typed_at: Option<u32>,
     /// A typing indicator to send (kept apart from the commands: best effort, never shown).
     typing: Option<ConvKey>,
+    /// Who types where, from `typing` events: (conversation: a contact's name or a group's id,
+    /// the typist's UID, the tick it expires at), oldest first.
+    typists: VecDeque<(String, String, u32)>,
     /// The user asked to leave.
     pub(crate) quit: bool,
 }
@@ -113,6 +120,9 @@ impl App {
     /// Every second.
     pub(crate) fn on_tick(&mut self) {
         self.ticks = self.ticks.wrapping_add(1);
+        let now = self.ticks;
+        self.typists
+            .retain(|(_, _, until)| (1..=TYPING_SHOWN_TICKS).contains(&until.wrapping_sub(now)));
         if self.ticks.is_multiple_of(REFRESH_EVERY_TICKS) {
             self.list_dirty = true;
         }
@@ -169,6 +179,9 @@ impl App {
     /// What an event from the node changes: the list, and the open conversation if it is the
     /// event's.
     fn on_event(&mut self, event: &ApiEvent) {
+        if let ApiEvent::MessageReceived { contact, .. } = event {
+            self.typists.retain(|(conversation, ..)| conversation != contact);
+        }
         let touched = match event {
             ApiEvent::MessageReceived { contact, .. }
             | ApiEvent::MessageState { contact, .. }
@@ -209,6 +222,26 @@ impl App {
                 if state == "done" || state == "failed" {
                     self.history_dirty = true;
                 }
+                return;
+            }
+            ApiEvent::Presence {
+                contact, state, ..
+            } => {
+                let key = ConvKey::Contact(contact.clone());
+                if let Some(row) = self.conversations.iter_mut().find(|c| c.key == key) {
+                    row.presence = Some(*state);
+                }
+                return;
+            }
+            ApiEvent::Typing { conversation, from } => {
+                self.typists
+                    .retain(|(c, f, _)| !(c == conversation && f == from));
+                if self.typists.len() >= MAX_TYPISTS {
+                    self.typists.pop_front();
+                }
+                let until = self.ticks.wrapping_add(TYPING_SHOWN_TICKS);
+                self.typists
+                    .push_back((conversation.clone(), from.clone(), until));
                 return;
             }
             ApiEvent::ContactAdded { .. } | ApiEvent::GroupCreated { .. } => None,
@@ -287,6 +320,30 @@ impl App {
         }
         self.typed_at = Some(self.ticks);
         self.typing = Some(key);
+    }
+
+    /// "bob is typing…" (or "bob and carol are typing…") for the open conversation.
+    pub(crate) fn typing_line(&self) -> Option<String> {
+        let (ConvKey::Contact(open) | ConvKey::Group(open)) = self.selected.as_ref()?;
+        let names: Vec<String> = self
+            .typists
+            .iter()
+            .filter(|(conversation, ..)| conversation == open)
+            .map(|(conversation, from, _)| {
+                if self.contacts.contains_key(conversation) {
+                    return conversation.clone();
+                }
+                self.contacts
+                    .values()
+                    .find(|c| &c.uid == from)
+                    .map_or_else(|| super::model::short(from), |c| c.name.clone())
+            })
+            .collect();
+        match names.as_slice() {
+            [] => None,
+            [one] => Some(format!("{one} is typing…")),
+            [rest @ .., last] => Some(format!("{} and {last} are typing…", rest.join(", "))),
+        }
     }
 
     /// The typing indicator to send now, if the user typed.

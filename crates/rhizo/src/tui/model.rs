@@ -4,6 +4,7 @@
 use rhizo_node::{
     api::StatsResponse,
     devices::DeviceView,
+    presence::PresenceState,
     messaging::{
         ContactView, GroupMessageView, GroupRequestView, GroupView, MailboxStatus, MessageView,
         RequestView,
@@ -30,6 +31,18 @@ pub(crate) struct ConvSummary {
     pub(crate) unread: usize,
     /// The last message or change (unix ms; 0: none).
     pub(crate) last_activity: i64,
+    /// A contact's presence (none for a group).
+    pub(crate) presence: Option<PresenceState>,
+}
+
+/// A contact's presence as a symbol after its name: `●` online, `○` offline, `-` hidden.
+pub(crate) fn presence_mark(presence: Option<PresenceState>) -> &'static str {
+    match presence {
+        Some(PresenceState::Online) => " ●",
+        Some(PresenceState::Offline) => " ○",
+        Some(PresenceState::Hidden) => " -",
+        None => "",
+    }
 }
 
 /// How far an outgoing message got, as a symbol (never colour only).
@@ -138,8 +151,12 @@ pub(crate) fn short(id: &str) -> String {
     id.chars().take(7).collect()
 }
 
-/// A 1:1 conversation's row, from its history.
-pub(crate) fn contact_summary(contact: &ContactView, history: &[MessageView]) -> ConvSummary {
+/// A 1:1 conversation's row, from its history and the contact's presence.
+pub(crate) fn contact_summary(
+    contact: &ContactView,
+    history: &[MessageView],
+    presence: PresenceState,
+) -> ConvSummary {
     ConvSummary {
         key: ConvKey::Contact(contact.name.clone()),
         title: contact.name.clone(),
@@ -148,6 +165,7 @@ pub(crate) fn contact_summary(contact: &ContactView, history: &[MessageView]) ->
             .filter(|m| m.direction == "in" && m.state == "received")
             .count(),
         last_activity: history.iter().map(|m| m.sent_at).max().unwrap_or(0),
+        presence: Some(presence),
     }
 }
 
@@ -158,6 +176,7 @@ pub(crate) fn group_summary(group: &GroupView) -> ConvSummary {
         title: group.name.clone(),
         unread: group.unread,
         last_activity: group.last_activity,
+        presence: None,
     }
 }
 

@@ -12,7 +12,7 @@ use std::{sync::Arc, time::Duration};
 use anyhow::Context;
 use futures::StreamExt;
 use rhizo_node::{
-    api::{InviteResponse, StatsResponse},
+    api::{ContactWithPresence, InviteResponse, StatsResponse},
     devices::DeviceView,
     events::ApiEvent,
     messaging::{
@@ -259,14 +259,14 @@ async fn run_more(api: &ApiClient, command: &Command) -> anyhow::Result<Option<U
 
 /// Contacts (with their histories' unread counts and activity), groups and the status bar.
 async fn refresh(api: &ApiClient) -> anyhow::Result<Update> {
-    let contacts: Vec<ContactView> = api.get("/v1/contacts").await?;
+    let contacts: Vec<ContactWithPresence> = api.get("/v1/contacts").await?;
     let groups: Vec<GroupView> = api.get("/v1/groups").await?;
     let reads = contacts.iter().take(MAX_LISTED_CONTACTS).map(|c| {
-        let (api, contact) = (api.clone(), c.clone());
+        let (api, contact, presence) = (api.clone(), c.contact.clone(), c.presence.state);
         async move {
             let path = format!("/v1/conversations/{}/messages", urlencode(&contact.name));
             let history: Vec<MessageView> = api.get(&path).await.unwrap_or_default();
-            contact_summary(&contact, &history)
+            contact_summary(&contact, &history, presence)
         }
     });
     let mut list: Vec<ConvSummary> = futures::stream::iter(reads.collect::<Vec<_>>())
@@ -285,6 +285,7 @@ async fn refresh(api: &ApiClient) -> anyhow::Result<Update> {
     let requests: Vec<RequestView> = api.get("/v1/requests").await?;
     let invitations: Vec<GroupRequestView> = api.get("/v1/group-requests").await?;
     let status = NodeStatus::from_views(&stats, &mailbox, requests.len() + invitations.len());
+    let contacts = contacts.into_iter().map(|c| c.contact).collect();
     Ok(Update::Conversations(list, contacts, status))
 }
 

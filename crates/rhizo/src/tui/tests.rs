@@ -51,6 +51,7 @@ fn summary(key: ConvKey, title: &str, unread: usize, last: i64) -> ConvSummary {
         title: title.into(),
         unread,
         last_activity: last,
+        presence: None,
     }
 }
 
@@ -549,4 +550,73 @@ fn typing_sends_an_indicator_at_most_every_three_ticks_and_not_for_commands() {
     }
     type_text(&mut app, "/file x");
     assert_eq!(app.take_typing(), None, "a / command is not typing");
+}
+
+#[test]
+fn someone_typing_shows_under_their_conversation_for_five_ticks_or_until_their_message() {
+    let typing = |conversation: &str| {
+        Update::Event(Box::new(ApiEvent::Typing {
+            conversation: conversation.into(),
+            from: UID_BOB.into(),
+        }))
+    };
+    let shows = |app: &App| render(app, 80, 24).iter().any(|r| r.contains("bob is typing…"));
+    let mut app = app_with_bob();
+    app.on_update(typing("bob"));
+    let screen = render(&app, 80, 24);
+    // On the conversation's bottom border, above the input line.
+    assert!(screen[21].contains("bob is typing…"), "{}", screen.join("\n"));
+    for _ in 0..4 {
+        app.on_tick();
+    }
+    assert!(shows(&app), "still within 5 ticks");
+    app.on_tick();
+    assert!(!shows(&app), "gone after 5 ticks without another");
+
+    // Another conversation's typist is not shown here; their message clears it at once.
+    app.on_update(typing("dd30f89e"));
+    assert!(!shows(&app), "bob types in the group, not here");
+    app.on_update(typing("bob"));
+    assert!(shows(&app));
+    app.on_update(Update::Event(Box::new(ApiEvent::MessageReceived {
+        id: 10,
+        contact: "bob".into(),
+        text: "done typing".into(),
+        sent_at: 0,
+        muted: false,
+    })));
+    assert!(!shows(&app), "their message ends it");
+    // In the group, the typist is named by the contact with that UID.
+    app.select(ConvKey::Group("dd30f89e".into()));
+    assert_eq!(app.typing_line().as_deref(), Some("bob is typing…"));
+}
+
+#[test]
+fn presence_is_a_symbol_after_the_name_and_follows_the_events() {
+    use rhizo_node::presence::PresenceState;
+    let mut app = app_with_bob();
+    let bob = ConvKey::Contact("bob".into());
+    let row = |app: &App| render(app, 80, 24)[1].chars().take(24).collect::<String>();
+    assert!(!row(&app).contains('●') && !row(&app).contains('○'), "unknown: no mark");
+    for (state, mark) in [
+        (PresenceState::Online, "●"),
+        (PresenceState::Offline, "○"),
+        (PresenceState::Hidden, "-"),
+    ] {
+        app.on_update(Update::Event(Box::new(ApiEvent::Presence {
+            contact: "bob".into(),
+            uid: UID_BOB.into(),
+            state,
+            last_seen: None,
+        })));
+        assert_eq!(
+            app.conversations.iter().find(|c| c.key == bob).and_then(|c| c.presence),
+            Some(state)
+        );
+        let shown = row(&app);
+        assert!(
+            shown.starts_with("│▶@bob") && shown.trim_end_matches('│').trim_end().ends_with(mark),
+            "{shown}"
+        );
+    }
 }

@@ -11,7 +11,7 @@ use ratatui::{
 
 use super::{
     app::App,
-    model::{ConvKey, Line, Mark},
+    model::{ConvKey, Line, Mark, presence_mark},
     overlays,
 };
 
@@ -68,9 +68,10 @@ fn draw_list(frame: &mut Frame<'_>, app: &App, area: Rect) {
                 String::new()
             };
             let marker = if selected { '▶' } else { ' ' };
-            let room = width.saturating_sub(2 + unread.chars().count());
+            let presence = presence_mark(c.presence);
+            let room = width.saturating_sub(2 + presence.chars().count() + unread.chars().count());
             let title = fit(&c.title, room);
-            let text = format!("{marker}{kind}{title:<room$}{unread}");
+            let text = format!("{marker}{kind}{title:<room$}{presence}{unread}");
             let style = if selected {
                 Style::new().add_modifier(Modifier::REVERSED)
             } else if c.unread > 0 {
@@ -129,7 +130,10 @@ fn conversation_title(app: &App) -> String {
 }
 
 fn draw_conversation(frame: &mut Frame<'_>, app: &App, area: Rect) {
-    let block = Block::bordered().title(conversation_title(app));
+    let mut block = Block::bordered().title(conversation_title(app));
+    if let Some(typing) = app.typing_line() {
+        block = block.title_bottom(format!(" {typing} "));
+    }
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let width = usize::from(inner.width);
