@@ -12,6 +12,8 @@ pub(crate) const HELP: &[(&str, &str)] = &[
     ("F2 /ticket", "your contact ticket as a QR code"),
     ("F3 /requests", "message requests and group invitations"),
     ("F4 /devices", "your devices"),
+    ("/link TICKET [NAME]", "link a new device from its ticket"),
+    ("/revoke DEVICE", "revoke a device (its name or id)"),
     ("F5 /agents", "agents and tasks"),
     (
         "F6 /verify",
@@ -58,6 +60,9 @@ pub(crate) fn run(app: &mut App, line: &str) {
         ("ticket" | "qr", _) => Command::ShowTicket,
         ("requests", _) => Command::ShowRequests,
         ("devices", _) => Command::ShowDevices,
+        ("link", [ticket]) => Command::LinkDevice(ticket.clone(), None),
+        ("link", [ticket, name]) => Command::LinkDevice(ticket.clone(), Some(name.clone())),
+        ("revoke", [device]) => Command::RevokeDevice(device.clone()),
         ("agents" | "tasks", _) => Command::ShowAgents,
         ("add", [ticket]) => Command::AddContact(ticket.clone()),
         ("accept", [who]) => Command::Accept(request(app, who), None),

@@ -74,6 +74,10 @@ pub(crate) enum Command {
     AddMembers(String, Vec<String>),
     /// This identity's devices.
     ShowDevices,
+    /// Link a new device from its link ticket, optionally naming it.
+    LinkDevice(String, Option<String>),
+    /// Revoke a device (its PeerId, name or fingerprint prefix).
+    RevokeDevice(String),
     /// Known agents and tasks.
     ShowAgents,
     /// Tell a conversation we are typing (best effort, no answer shown).
@@ -240,6 +244,23 @@ async fn run_more(api: &ApiClient, command: &Command) -> anyhow::Result<Option<U
         Command::ShowDevices => {
             let devices: Vec<DeviceView> = api.get("/v1/devices").await?;
             Ok(Some(Update::Overlay(Overlay::Devices(devices))))
+        }
+        Command::LinkDevice(ticket, name) => {
+            let body = json!({"ticket": ticket, "name": name});
+            let device: DeviceView = api.post("/v1/devices", &body).await?;
+            Ok(Some(Update::Notice(format!(
+                "linked {} (fingerprint {}): F4 lists the devices",
+                device.name.as_deref().unwrap_or(&device.id),
+                device.fingerprint
+            ))))
+        }
+        Command::RevokeDevice(id) => {
+            let path = format!("/v1/devices/{}", urlencode(id));
+            let device: DeviceView = api.delete(&path).await?;
+            Ok(Some(Update::Notice(format!(
+                "revoked {}",
+                device.name.as_deref().unwrap_or(&device.id)
+            ))))
         }
         Command::Typing(key) => {
             let (ConvKey::Contact(id) | ConvKey::Group(id)) = key;

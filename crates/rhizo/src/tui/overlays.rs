@@ -132,7 +132,7 @@ fn devices_rows(devices: &[rhizo_node::devices::DeviceView]) -> Vec<String> {
         rows.push(format!("  {}", d.id));
     }
     rows.push(String::new());
-    rows.push("Link a device: `rhizo device add TICKET`; revoke: `rhizo device revoke ID`.".into());
+    rows.push("Link a device: /link TICKET [NAME]; revoke one: /revoke NAME (or its id).".into());
     rows
 }
 

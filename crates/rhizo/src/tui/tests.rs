@@ -300,6 +300,19 @@ fn slash_commands() {
     assert_eq!(app.notice.as_deref(), Some("open a group first"));
     assert_eq!(run(&mut app, "/ticket"), vec![Command::ShowTicket]);
     assert_eq!(run(&mut app, "/join 7"), vec![Command::AcceptGroup(7)]);
+    assert_eq!(
+        run(&mut app, "/link rhz1linkabc laptop"),
+        vec![Command::LinkDevice("rhz1linkabc".into(), Some("laptop".into()))]
+    );
+    assert_eq!(
+        run(&mut app, "/link rhz1linkabc"),
+        vec![Command::LinkDevice("rhz1linkabc".into(), None)]
+    );
+    assert_eq!(
+        run(&mut app, "/revoke laptop"),
+        vec![Command::RevokeDevice("laptop".into())]
+    );
+    assert!(run(&mut app, "/revoke").is_empty(), "a device to revoke is needed");
     assert!(run(&mut app, "/nonsense").is_empty());
     assert!(app.notice.as_deref().unwrap().contains("unknown command"));
     run(&mut app, "/quit");
