@@ -711,16 +711,20 @@ function renderConversations() {
       const contact = c.kind === "contact" ? app.contacts.get(c.key) : null;
       const presence = presenceText(contact?.presence);
       const changed = !!contact?.key_changed;
-      const label = [c.title, presence, changed ? "keys changed" : "", c.unread ? `${c.unread} unread` : ""].filter(Boolean).join(", ");
+      const sr = (text) => h("span", { class: "sr-only" }, text);
       return h(
         "li",
         {},
         h(
           "button",
-          { class: active ? "conv active" : "conv", "aria-current": active ? "true" : false, "aria-label": label, "data-conv": c.key, "data-unread": String(c.unread), click: () => openConversation(c) },
+          { class: active ? "conv active" : "conv", "aria-current": active ? "true" : false, "data-conv": c.key, "data-unread": String(c.unread), click: () => openConversation(c) },
           h("span", { class: "title" }, changed ? `\u26A0 ${c.title}` : c.title),
-          presence ? h("span", { class: "presence", "aria-hidden": "true" }, presence) : null,
-          c.unread ? h("span", { class: "unread", "aria-hidden": "true" }, String(c.unread)) : null
+          changed ? sr(", keys changed") : null,
+          presence ? sr(", ") : null,
+          presence ? h("span", { class: "presence" }, presence) : null,
+          c.unread ? sr(", ") : null,
+          c.unread ? h("span", { class: "unread" }, String(c.unread)) : null,
+          c.unread ? sr(" unread") : null
         )
       );
     })

@@ -70,16 +70,22 @@ export function renderConversations(): void {
       const contact = c.kind === "contact" ? app.contacts.get(c.key) : null;
       const presence = presenceText(contact?.presence);
       const changed = !!contact?.key_changed;
-      const label = [c.title, presence, changed ? "keys changed" : "", c.unread ? `${c.unread} unread` : ""].filter(Boolean).join(", ");
+      // The accessible name is the visible text, with the words a sighted user infers from
+      // the layout in screen-reader-only spans.
+      const sr = (text: string) => h("span", { class: "sr-only" }, text);
       return h(
         "li",
         {},
         h(
           "button",
-          { class: active ? "conv active" : "conv", "aria-current": active ? "true" : false, "aria-label": label, "data-conv": c.key, "data-unread": String(c.unread), click: () => openConversation(c) },
+          { class: active ? "conv active" : "conv", "aria-current": active ? "true" : false, "data-conv": c.key, "data-unread": String(c.unread), click: () => openConversation(c) },
           h("span", { class: "title" }, changed ? `⚠ ${c.title}` : c.title),
-          presence ? h("span", { class: "presence", "aria-hidden": "true" }, presence) : null,
-          c.unread ? h("span", { class: "unread", "aria-hidden": "true" }, String(c.unread)) : null,
+          changed ? sr(", keys changed") : null,
+          presence ? sr(", ") : null,
+          presence ? h("span", { class: "presence" }, presence) : null,
+          c.unread ? sr(", ") : null,
+          c.unread ? h("span", { class: "unread" }, String(c.unread)) : null,
+          c.unread ? sr(" unread") : null,
         ),
       );
     }),

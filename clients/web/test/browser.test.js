@@ -19,7 +19,8 @@
 //   clears by itself) and the health page's connections chart (inline SVG with its samples and
 //   a text alternative), mailbox and bandwidth. bob links bob2 in his web UI and later revokes
 //   it there (with a confirmation); alice makes a pairing ticket with its QR code and revokes
-//   the light client; the agents and tasks page.
+//   the light client; the agents and tasks page, reached with the keyboard only; a desktop
+//   notification (who, never the text) while the tab is hidden.
 //
 // Screenshots go to $RHIZO_ARTIFACTS (default clients/web/test-artifacts).
 import { test } from "node:test";
@@ -301,6 +302,8 @@ async function webUi(browser, alice, bob, carol) {
   await chartCheck(a, 2);
   assert.match(await a.textContent("#chart-summary"), /Connected peers over the last .*: now [1-9]/);
   assert.match(await a.textContent("#health"), /Mailbox held for others/);
+  // The node counts the bytes over its connections (alice has talked to bob and carol).
+  assert.match(await a.textContent("#health"), /Bandwidthreceived [1-9][\d.]* (B|KiB|MiB), sent [1-9]/);
   await axeCheck(a, "the health page");
   await shot(a, "health");
   return { a, b };
@@ -397,6 +400,30 @@ async function presenceGoesOffline(a, carol) {
 }
 
 /**
+ * A desktop notification while the tab is hidden and notifications are allowed: it says who
+ * wrote, never the text. (Headless Chromium shows none, so the page's Notification is a
+ * recorder, and the tab is made to look hidden.)
+ */
+async function notifies(a, bob) {
+  await a.evaluate(() => {
+    globalThis.shown = [];
+    globalThis.Notification = Object.assign(
+      function (title, options) {
+        globalThis.shown.push(`${title}: ${options?.body}`);
+      },
+      { permission: "granted", requestPermission: async () => "granted" },
+    );
+    Object.defineProperty(document, "hidden", { configurable: true, get: () => true });
+  });
+  await whenKeyPackages("bob's text to alice", () => bob.api("POST", "/v1/message", { to: "alice", text: "a private text" }));
+  await a.waitForFunction(() => globalThis.shown.length > 0, null, { timeout: STEP_MS });
+  const shown = await a.evaluate(() => globalThis.shown);
+  assert.ok(shown.includes("rhizo: New message from bob"), shown.join("; "));
+  assert.ok(!shown.some((n) => n.includes("private")), "never the text");
+  await a.evaluate(() => delete document.hidden);
+}
+
+/**
  * Managing devices and light clients in the web UI: bob revokes bob2 (the button asks for a
  * confirmation first), alice makes a pairing ticket (with its QR code) and revokes the light
  * client paired earlier; the agents and tasks page.
@@ -426,7 +453,15 @@ async function devicesAndAgents(a, b, alice, bob) {
   await a.waitForSelector("#status:text('Revoked browser.')", { timeout: STEP_MS });
   assert.deepEqual(await alice.api("GET", "/v1/pairings"), []);
 
-  await a.click("#nav-agents");
+  // Keyboard only: Tab to "Agents" from the top of the page, Enter opens it.
+  await a.evaluate(() => document.activeElement?.blur());
+  let focused = "";
+  for (let i = 0; i < 40 && focused !== "nav-agents"; i++) {
+    await a.keyboard.press("Tab");
+    focused = await a.evaluate(() => document.activeElement?.id ?? "");
+  }
+  assert.equal(focused, "nav-agents", "Tab reaches the Agents button");
+  await a.keyboard.press("Enter");
   await a.waitForSelector("#view-title:text('Agents and tasks')");
   await a.waitForSelector("#agents");
   await a.waitForSelector("#tasks");
@@ -493,6 +528,7 @@ test("in headless Chromium against real nodes: the web UI, then a light client",
     await keyChange(a, b, alice, bob);
     await presenceGoesOffline(a, carol);
     await lightClient(browser, alice, bob);
+    await notifies(a, bob);
     await devicesAndAgents(a, b, alice, bob);
   } catch (e) {
     e.message += `\n--- alice ---\n${alice.logs()}\n--- bob ---\n${bob.logs()}`;

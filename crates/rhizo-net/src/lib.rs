@@ -401,9 +401,7 @@ fn build_swarm(
         Transport::Memory => {
             memory_swarm(config, behaviour_config, LinkDelay::default(), registry)?
         }
-        Transport::MemoryDelayed(delay) => {
-            memory_swarm(config, behaviour_config, delay, registry)?
-        }
+        Transport::MemoryDelayed(delay) => memory_swarm(config, behaviour_config, delay, registry)?,
     };
     Ok(swarm)
 }

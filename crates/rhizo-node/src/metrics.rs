@@ -100,7 +100,12 @@ fn net_metrics(n: &rhizo_net::NetStats) -> Vec<Metric> {
             "Bytes received over all connections",
             n.bytes_received,
         ),
-        (Counter, "bytes_sent", "Bytes sent over all connections", n.bytes_sent),
+        (
+            Counter,
+            "bytes_sent",
+            "Bytes sent over all connections",
+            n.bytes_sent,
+        ),
         (
             Counter,
             "connections_closed",

@@ -156,7 +156,11 @@ fn run(alice: &mut TestNode, bob: &mut TestNode) -> anyhow::Result<()> {
             && s.lines().any(|l| l.contains("me: hello from the tui ✓✓"))
     })?;
     assert!(!screen.contains("peers 0"), "{screen}");
-    assert_eq!(tmux.alternate_screen()?, "1", "the TUI draws on the alternate screen");
+    assert_eq!(
+        tmux.alternate_screen()?,
+        "1",
+        "the TUI draws on the alternate screen"
+    );
 
     // A resize redraws the whole layout at the new size, and back.
     for (width, height) in [("100", "30"), ("80", "24")] {
@@ -164,7 +168,9 @@ fn run(alice: &mut TestNode, bob: &mut TestNode) -> anyhow::Result<()> {
         let cols: usize = width.parse()?;
         tmux.wait_screen(&format!("the layout redrawn at {width}×{height}"), |s| {
             let top = s.lines().next().unwrap_or_default().trim_end();
-            top.starts_with("┌Conversations") && top.ends_with('┐') && top.chars().count() == cols
+            top.starts_with("┌Conversations")
+                && top.ends_with('┐')
+                && top.chars().count() == cols
                 && s.contains("me: hello from the tui ✓✓")
                 && s.contains("F1 help")
         })?;
@@ -176,7 +182,11 @@ fn run(alice: &mut TestNode, bob: &mut TestNode) -> anyhow::Result<()> {
     tmux.wait_screen("the TUI to exit cleanly", |s| {
         s.contains("tui exited: 0") && s.contains("modes: icanon echo")
     })?;
-    assert_eq!(tmux.alternate_screen()?, "0", "the alternate screen is left");
+    assert_eq!(
+        tmux.alternate_screen()?,
+        "0",
+        "the alternate screen is left"
+    );
     drop(tmux);
 
     // SIGTERM does the same.
@@ -187,12 +197,18 @@ fn run(alice: &mut TestNode, bob: &mut TestNode) -> anyhow::Result<()> {
         .trim()
         .parse()?;
     let tui = child_of(shell).context("the rhizo tui process under the pane's shell")?;
-    let killed = Command::new("kill").args(["-TERM", &tui.to_string()]).status()?;
+    let killed = Command::new("kill")
+        .args(["-TERM", &tui.to_string()])
+        .status()?;
     assert!(killed.success(), "kill -TERM {tui}");
     tmux.wait_screen("the TUI to exit on SIGTERM", |s| {
         s.contains("tui exited: 0") && s.contains("modes: icanon echo")
     })?;
-    assert_eq!(tmux.alternate_screen()?, "0", "the alternate screen is left");
+    assert_eq!(
+        tmux.alternate_screen()?,
+        "0",
+        "the alternate screen is left"
+    );
     Ok(())
 }
 
@@ -211,11 +227,20 @@ fn tui_command(alice: &TestNode) -> String {
 
 /// The first process whose parent is `parent` (from /proc), if any.
 fn child_of(parent: u32) -> Option<u32> {
-    std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
-        let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-        let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
-        // `pid (comm) state ppid …`: comm may hold spaces, so read after the last ')'.
-        let ppid: u32 = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()?;
-        (ppid == parent).then_some(pid)
-    })
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            // `pid (comm) state ppid …`: comm may hold spaces, so read after the last ')'.
+            let ppid: u32 = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            (ppid == parent).then_some(pid)
+        })
 }

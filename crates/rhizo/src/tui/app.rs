@@ -180,7 +180,8 @@ impl App {
     /// event's.
     fn on_event(&mut self, event: &ApiEvent) {
         if let ApiEvent::MessageReceived { contact, .. } = event {
-            self.typists.retain(|(conversation, ..)| conversation != contact);
+            self.typists
+                .retain(|(conversation, ..)| conversation != contact);
         }
         let touched = match event {
             ApiEvent::MessageReceived { contact, .. }
@@ -224,9 +225,7 @@ impl App {
                 }
                 return;
             }
-            ApiEvent::Presence {
-                contact, state, ..
-            } => {
+            ApiEvent::Presence { contact, state, .. } => {
                 let key = ConvKey::Contact(contact.clone());
                 if let Some(row) = self.conversations.iter_mut().find(|c| c.key == key) {
                     row.presence = Some(*state);

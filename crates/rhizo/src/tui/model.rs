@@ -4,11 +4,11 @@
 use rhizo_node::{
     api::StatsResponse,
     devices::DeviceView,
-    presence::PresenceState,
     messaging::{
         ContactView, GroupMessageView, GroupRequestView, GroupView, MailboxStatus, MessageView,
         RequestView,
     },
+    presence::PresenceState,
 };
 
 /// Which conversation: a 1:1 with a contact (by local name) or a group (by id).

@@ -302,7 +302,10 @@ fn slash_commands() {
     assert_eq!(run(&mut app, "/join 7"), vec![Command::AcceptGroup(7)]);
     assert_eq!(
         run(&mut app, "/link rhz1linkabc laptop"),
-        vec![Command::LinkDevice("rhz1linkabc".into(), Some("laptop".into()))]
+        vec![Command::LinkDevice(
+            "rhz1linkabc".into(),
+            Some("laptop".into())
+        )]
     );
     assert_eq!(
         run(&mut app, "/link rhz1linkabc"),
@@ -312,7 +315,10 @@ fn slash_commands() {
         run(&mut app, "/revoke laptop"),
         vec![Command::RevokeDevice("laptop".into())]
     );
-    assert!(run(&mut app, "/revoke").is_empty(), "a device to revoke is needed");
+    assert!(
+        run(&mut app, "/revoke").is_empty(),
+        "a device to revoke is needed"
+    );
     assert!(run(&mut app, "/nonsense").is_empty());
     assert!(app.notice.as_deref().unwrap().contains("unknown command"));
     run(&mut app, "/quit");
@@ -573,12 +579,20 @@ fn someone_typing_shows_under_their_conversation_for_five_ticks_or_until_their_m
             from: UID_BOB.into(),
         }))
     };
-    let shows = |app: &App| render(app, 80, 24).iter().any(|r| r.contains("bob is typing…"));
+    let shows = |app: &App| {
+        render(app, 80, 24)
+            .iter()
+            .any(|r| r.contains("bob is typing…"))
+    };
     let mut app = app_with_bob();
     app.on_update(typing("bob"));
     let screen = render(&app, 80, 24);
     // On the conversation's bottom border, above the input line.
-    assert!(screen[21].contains("bob is typing…"), "{}", screen.join("\n"));
+    assert!(
+        screen[21].contains("bob is typing…"),
+        "{}",
+        screen.join("\n")
+    );
     for _ in 0..4 {
         app.on_tick();
     }
@@ -610,7 +624,10 @@ fn presence_is_a_symbol_after_the_name_and_follows_the_events() {
     let mut app = app_with_bob();
     let bob = ConvKey::Contact("bob".into());
     let row = |app: &App| render(app, 80, 24)[1].chars().take(24).collect::<String>();
-    assert!(!row(&app).contains('●') && !row(&app).contains('○'), "unknown: no mark");
+    assert!(
+        !row(&app).contains('●') && !row(&app).contains('○'),
+        "unknown: no mark"
+    );
     for (state, mark) in [
         (PresenceState::Online, "●"),
         (PresenceState::Offline, "○"),
@@ -623,7 +640,10 @@ fn presence_is_a_symbol_after_the_name_and_follows_the_events() {
             last_seen: None,
         })));
         assert_eq!(
-            app.conversations.iter().find(|c| c.key == bob).and_then(|c| c.presence),
+            app.conversations
+                .iter()
+                .find(|c| c.key == bob)
+                .and_then(|c| c.presence),
             Some(state)
         );
         let shown = row(&app);
