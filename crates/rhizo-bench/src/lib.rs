@@ -273,7 +273,9 @@ fn run_encstore(options: &Options, report: &mut Report) {
     let env = rhizo_node::vault::PASSPHRASE_FILE_ENV;
     if std::env::var_os(env).is_none() {
         if options.only.is_empty() {
-            progress(&format!("ENCSTORE skipped: it needs {env}=FILE (a passphrase)"));
+            progress(&format!(
+                "ENCSTORE skipped: it needs {env}=FILE (a passphrase)"
+            ));
         } else {
             let error = anyhow::anyhow!("ENCSTORE needs {env}=FILE (a file holding a passphrase)");
             report.add::<()>("ENCSTORE", Err(error), |()| Vec::new());

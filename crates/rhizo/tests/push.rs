@@ -194,12 +194,19 @@ fn push_subscriptions_survive_a_replica_restart() {
             node.stop()?;
         }
         start_replicas(&mut replicas, &ports)?;
-        wait_for(TIMEOUT, "a restarted replica to take back subscriptions", || {
-            replicas
-                .iter()
-                .any(|r| r.logs().contains("push subscriptions taken back from the store"))
-                .then_some(())
-        })?;
+        wait_for(
+            TIMEOUT,
+            "a restarted replica to take back subscriptions",
+            || {
+                replicas
+                    .iter()
+                    .any(|r| {
+                        r.logs()
+                            .contains("push subscriptions taken back from the store")
+                    })
+                    .then_some(())
+            },
+        )?;
         let pushed_before = bob
             .logs()
             .matches("fetched from the mailbox after a push")
