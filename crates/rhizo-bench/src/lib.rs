@@ -18,6 +18,7 @@
 //! | B14 | agent task round trip, delegate → completed | B2's message p50 on the same pair         |
 //! | B15 | agent tasks/s, 8 in flight                  | B3's 64 B msg/s on the same pair           |
 //! | PUSH | send → shown through mailbox replicas, recipient online but unreachable | the default poll interval (target p50 ≤ 2 s) |
+//! | ENCSTORE | B2 p50 and B3 64 B on an encrypted store (SQLCipher), interleaved rounds | the same on a plaintext store, same rounds (target: within 10 %) |
 //! | B16 | light client send → delivered, direct (/v1/ws) and through a gateway node | B2's message p50 on the same pair |
 //! | SCALE | 100–1,000 real rhizo-net nodes in one process: DHT lookups, gossip, churn, Sybil | issue 19's targets |
 //!
@@ -32,8 +33,8 @@
 //! - [`report`]: rows, targets, the table and the JSON.
 //! - [`transport`] (B1, and the ping-pong references of B2).
 //! - [`messaging`] (B2, B3, B4; B14, B15 in `messaging::agents`; B13 in `messaging::files`;
-//!   PUSH in `messaging::push`; B16 in `messaging::light`): real in-process rhizo nodes and their
-//!   local API.
+//!   PUSH in `messaging::push`; ENCSTORE in `messaging::encstore`; B16 in `messaging::light`):
+//!   real in-process rhizo nodes and their local API.
 //! - [`memory`] (B7): a server in a child process (`rhizo-bench --b7-server KIND`).
 //! - [`store`] (B8): durable mailbox ingest.
 //! - [`fanout`] (B10): 50 rhizo-net nodes, direct fan-out against a gossipsub topic and member
@@ -63,9 +64,9 @@ use serde::Serialize;
 use crate::report::{Meta, Report};
 
 /// Every benchmark, in the order they run.
-pub const BENCHMARKS: [&str; 16] = [
+pub const BENCHMARKS: [&str; 17] = [
     "B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9", "B10", "B13", "B14", "B15", "PUSH",
-    "B16", "SCALE",
+    "ENCSTORE", "B16", "SCALE",
 ];
 
 /// What to run and how big.
@@ -240,6 +241,9 @@ pub fn run(options: &Options, meta: Meta) -> Report {
         let outcome = with_runtime(messaging::push::run_push(quick));
         report.add("PUSH", outcome, |r| r.rows());
     }
+    if options.selected("ENCSTORE") {
+        run_encstore(options, &mut report);
+    }
     if options.selected("B16") {
         progress(
             "B16: a light client's round trip, direct and through a gateway (in-process nodes)",
@@ -261,6 +265,26 @@ pub fn run(options: &Options, meta: Meta) -> Report {
         report.add("SCALE", outcome, |r| r.rows());
     }
     report
+}
+
+/// ENCSTORE needs the passphrase file its encrypted nodes unlock with: without one it is an
+/// error when asked for by name (`--only`), and skipped when everything runs.
+fn run_encstore(options: &Options, report: &mut Report) {
+    let env = rhizo_node::vault::PASSPHRASE_FILE_ENV;
+    if std::env::var_os(env).is_none() {
+        if options.only.is_empty() {
+            progress(&format!(
+                "ENCSTORE skipped: it needs {env}=FILE (a passphrase)"
+            ));
+        } else {
+            let error = anyhow::anyhow!("ENCSTORE needs {env}=FILE (a file holding a passphrase)");
+            report.add::<()>("ENCSTORE", Err(error), |()| Vec::new());
+        }
+        return;
+    }
+    progress("ENCSTORE: B2/B3 on a plaintext and an encrypted store, interleaved rounds");
+    let outcome = with_runtime(messaging::encstore::run_encstore(options.quick));
+    report.add("ENCSTORE", outcome, |r| r.rows());
 }
 
 /// One line of progress on stderr.

@@ -13,8 +13,12 @@ fn every_benchmark_produces_finite_positive_figures() {
         .copied()
         .filter(|b| *b != "SCALE")
         .collect();
+    // ENCSTORE's encrypted nodes unlock with a passphrase from a file.
+    let passphrase = tempfile::NamedTempFile::new().expect("passphrase file");
+    std::fs::write(passphrase.path(), "quick benchmark passphrase").expect("write passphrase");
     let output = Command::new(env!("CARGO_BIN_EXE_rhizo-bench"))
         .args(["--quick", "--json", "--only", &benches.join(",")])
+        .env(rhizo_node::vault::PASSPHRASE_FILE_ENV, passphrase.path())
         .output()
         .expect("run rhizo-bench");
     let stdout = String::from_utf8_lossy(&output.stdout);

@@ -6,12 +6,13 @@
 //!  hub, r1, r2 (mailbox replicas) ── alice ──✗ bob (bob bans alice: no direct connection)
 //!  alice stores on the replicas ─▶ a replica pushes to bob ─▶ bob fetches from it at once
 //!  (bob polls every 600 s: only the push can bring the message within the test's bound)
+//!  every replica restarts (same address) ─▶ its saved subscriptions still make it push
 //! ```
 
 use std::{path::Path, time::Duration};
 
 use anyhow::{Context, anyhow, ensure};
-use rhizo_test_utils::{TestNode, befriend, wait_for};
+use rhizo_test_utils::{TestNode, befriend, free_loopback_port, wait_for};
 use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rhizo");
@@ -129,6 +130,106 @@ fn a_replica_pushes_to_an_online_recipient_the_sender_cannot_reach() {
     }
     for n in &mut infra {
         n.kill();
+    }
+}
+
+/// `rhizo run` arguments of a replica that keeps its address across restarts.
+fn fixed_args(port: u16, bootstrap: Option<&str>) -> Vec<String> {
+    let mut a: Vec<String> = [
+        "--listen".to_string(),
+        format!("/ip4/127.0.0.1/tcp/{port}"),
+        "--api".into(),
+        "127.0.0.1:0".into(),
+        "--no-mdns".into(),
+    ]
+    .to_vec();
+    a.extend(args(bootstrap, "1"));
+    a
+}
+
+/// Starts (or restarts) the replicas on their fixed ports: all spawned, then each waited for.
+fn start_replicas(replicas: &mut [TestNode], ports: &[u16]) -> anyhow::Result<()> {
+    let hub = format!("/ip4/127.0.0.1/tcp/{}", ports[0]);
+    for (i, (node, port)) in replicas.iter_mut().zip(ports).enumerate() {
+        node.spawn(&fixed_args(*port, (i > 0).then_some(hub.as_str())))?;
+    }
+    for node in replicas.iter_mut() {
+        node.wait_ready()?;
+    }
+    Ok(())
+}
+
+/// A replica's push subscriptions survive its restart. Bob fetched from the replicas (each
+/// answered fetch subscribes him), then every replica stops and starts again on the same
+/// address. Bob fetches only every 600 s or when pushed, so he has not fetched from any of
+/// the restarted replicas: when a message alice then stores on them is shown at bob within
+/// the bound, a restarted replica pushed from a subscription it took back from its store.
+#[test]
+fn push_subscriptions_survive_a_replica_restart() {
+    let names = ["hub", "r1", "r2"];
+    let mut replicas: Vec<TestNode> = names
+        .iter()
+        .map(|n| TestNode::init(bin(), n).expect("init replica"))
+        .collect();
+    let mut alice = TestNode::init(bin(), "alice").expect("init alice");
+    let mut bob = TestNode::init(bin(), "bob").expect("init bob");
+    let result = (|| -> anyhow::Result<()> {
+        let ports = names
+            .iter()
+            .map(|_| free_loopback_port())
+            .collect::<anyhow::Result<Vec<u16>>>()?;
+        start_replicas(&mut replicas, &ports)?;
+        let hub = format!("/ip4/127.0.0.1/tcp/{}", ports[0]);
+        alice.start_and_publish(&args(Some(&hub), LONG_POLL), TIMEOUT)?;
+        bob.start_and_publish(&args(Some(&hub), LONG_POLL), TIMEOUT)?;
+        befriend(&alice, "alice", &bob, "bob")?;
+        bob.api_post(
+            "/v1/bans",
+            &json!({"target": alice.peer_id(), "reason": "push restart test"}),
+        )?;
+        alice.send_when_ready("bob", "before the restart", TIMEOUT)?;
+        wait_shown(&bob, "alice", "before the restart")?;
+
+        for node in replicas.iter_mut() {
+            node.stop()?;
+        }
+        start_replicas(&mut replicas, &ports)?;
+        wait_for(
+            TIMEOUT,
+            "a restarted replica to take back subscriptions",
+            || {
+                replicas
+                    .iter()
+                    .any(|r| {
+                        r.logs()
+                            .contains("push subscriptions taken back from the store")
+                    })
+                    .then_some(())
+            },
+        )?;
+        let pushed_before = bob
+            .logs()
+            .matches("fetched from the mailbox after a push")
+            .count();
+        alice.api_post(
+            "/v1/message",
+            &json!({"to": "bob", "text": "after the restart"}),
+        )?;
+        wait_shown(&bob, "alice", "after the restart")?;
+        let pushed_after = bob
+            .logs()
+            .matches("fetched from the mailbox after a push")
+            .count();
+        ensure!(
+            pushed_after > pushed_before,
+            "bob did not fetch because of a push after the replicas restarted"
+        );
+        Ok(())
+    })();
+    if let Err(e) = result {
+        let mut all: Vec<&TestNode> = replicas.iter().collect();
+        all.extend([&alice, &bob]);
+        fail_with_logs(&e, &all);
     }
 }
 

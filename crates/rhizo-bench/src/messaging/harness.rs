@@ -37,6 +37,26 @@ pub(super) enum Disk {
     Tmpfs,
 }
 
+/// The node's database: plain SQLite, or SQLCipher with sealed key files (issue 20).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum StoreKind {
+    /// Plain SQLite.
+    Plain,
+    /// A vault with the passphrase in the file named by `RHIZO_PASSPHRASE_FILE`.
+    Encrypted,
+}
+
+impl StoreKind {
+    /// What `--encrypted-store` chose for every benchmark.
+    pub(super) fn from_flag() -> Self {
+        if super::ENCRYPTED_STORE.load(std::sync::atomic::Ordering::Relaxed) {
+            Self::Encrypted
+        } else {
+            Self::Plain
+        }
+    }
+}
+
 impl Node {
     /// Creates an identity named `name` and starts a node on it.
     pub(super) async fn start(
@@ -54,6 +74,18 @@ impl Node {
         disk: Disk,
         extra: ConfigLayer,
     ) -> anyhow::Result<Self> {
+        Self::start_on(name, bootstrap, disk, extra, StoreKind::from_flag()).await
+    }
+
+    /// [`start_with`](Self::start_with) on a store of the given kind (whatever
+    /// `--encrypted-store` says).
+    pub(super) async fn start_on(
+        name: &str,
+        bootstrap: Option<&Multiaddr>,
+        disk: Disk,
+        extra: ConfigLayer,
+        store: StoreKind,
+    ) -> anyhow::Result<Self> {
         let dir = match disk {
             Disk::Tmp => tempfile::Builder::new().prefix("rhizo-bench-").tempdir()?,
             Disk::Tmpfs => tempfile::Builder::new()
@@ -61,7 +93,7 @@ impl Node {
                 .tempdir_in("/dev/shm")?,
         };
         let data = dir.path().join("data");
-        let data_dir = if super::ENCRYPTED_STORE.load(std::sync::atomic::Ordering::Relaxed) {
+        let data_dir = if store == StoreKind::Encrypted {
             // The node's start reads the same file (RHIZO_PASSPHRASE_FILE) to unlock it.
             let passphrase = rhizo_node::vault::Passphrase::from_env_or_prompt(
                 rhizo_node::vault::PASSPHRASE_FILE_ENV,
@@ -517,8 +549,14 @@ pub(super) struct Pair {
 
 impl Pair {
     pub(super) async fn start(disk: Disk) -> anyhow::Result<Self> {
-        let alice = Node::start("alice", None, disk).await?;
-        let mut bob = Node::start("bob", Some(&alice.listen), disk).await?;
+        Self::start_on(disk, StoreKind::from_flag()).await
+    }
+
+    /// [`start`](Self::start) with both nodes on stores of kind `store`.
+    pub(super) async fn start_on(disk: Disk, store: StoreKind) -> anyhow::Result<Self> {
+        let none = ConfigLayer::default;
+        let alice = Node::start_on("alice", None, disk, none(), store).await?;
+        let mut bob = Node::start_on("bob", Some(&alice.listen), disk, none(), store).await?;
         bob.wait_connected().await?;
         let events = Events::open(&alice.api).await?;
         let bob_events = Events::open(&bob.api).await?;

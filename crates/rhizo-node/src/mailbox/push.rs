@@ -18,7 +18,7 @@ use rhizo_core::{
 use rhizo_engine::mailbox::{PushBook, Saved, error};
 use rhizo_store::{DbError, presence::PushSubscriptionRow};
 use tokio::sync::{Semaphore, mpsc};
-use tracing::debug;
+use tracing::{debug, info};
 
 use super::Mailbox;
 
@@ -162,6 +162,12 @@ impl Mailbox {
                 })
             })
             .collect();
+        if !book.is_empty() {
+            info!(
+                subscriptions = book.len(),
+                "push subscriptions taken back from the store"
+            );
+        }
         if let Ok(mut push) = self.inner.push.lock() {
             push.restore(book, now);
         }
