@@ -66,8 +66,8 @@ use crate::report::{Meta, Report};
 
 /// Every benchmark, in the order they run.
 pub const BENCHMARKS: [&str; 18] = [
-    "B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9", "B10", "B11", "B12", "B13", "B14",
-    "B15", "PUSH", "B16", "SCALE",
+    "B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9", "B10", "B11", "B12", "B13", "B14", "B15",
+    "PUSH", "B16", "SCALE",
 ];
 
 /// What to run and how big.

@@ -146,7 +146,10 @@ async fn b11(contacts: usize, groups: usize) -> anyhow::Result<(f64, f64)> {
         let members = [&names[g % contacts], &names[(g + 1) % contacts]];
         let _: Value = a1
             .api
-            .post("/v1/groups", &json!({"name": format!("g{g}"), "members": members}))
+            .post(
+                "/v1/groups",
+                &json!({"name": format!("g{g}"), "members": members}),
+            )
             .await?;
     }
     let mut a2 = Node::start_link(&a1.listen, Disk::Tmp).await?;
