@@ -14,6 +14,8 @@
 //! | B8 | durable mailbox ingest (group commit)       | raw SQLite, same groups of 64 per txn       |
 //! | B9 | MLS group commit: size, create, process     | ⌈log₂ N⌉ × one path node / one HPKE op      |
 //! | B10 | group fan-out: direct, gossipsub, relay    | one 1:1 send on the same nodes             |
+//! | B11 | link a device: `device add` → it holds every conversation (50 contacts, 10 groups) | the same MLS add commits in process |
+//! | B12 | history transfer to a new device, 10,000 texts | B1's rhizo-net link (same run) |
 //! | B13 | file transfer, alice → bob fetch; peak RSS  | B1's rhizo-net link and raw TCP (same run) |
 //! | B14 | agent task round trip, delegate → completed | B2's message p50 on the same pair         |
 //! | B15 | agent tasks/s, 8 in flight                  | B3's 64 B msg/s on the same pair           |
@@ -64,9 +66,9 @@ use serde::Serialize;
 use crate::report::{Meta, Report};
 
 /// Every benchmark, in the order they run.
-pub const BENCHMARKS: [&str; 17] = [
-    "B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9", "B10", "B13", "B14", "B15", "PUSH",
-    "ENCSTORE", "B16", "SCALE",
+pub const BENCHMARKS: [&str; 19] = [
+    "B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9", "B10", "B11", "B12", "B13", "B14", "B15",
+    "PUSH", "ENCSTORE", "B16", "SCALE",
 ];
 
 /// What to run and how big.
@@ -218,6 +220,18 @@ pub fn run(options: &Options, meta: Meta) -> Report {
     if options.selected("B10") {
         progress("B10: group fan-out, direct against gossipsub and member relays");
         report.add("B10", with_runtime(fanout::run_fanout(quick)), |r| r.rows());
+    }
+    let (b11, b12) = (options.selected("B11"), options.selected("B12"));
+    if b11 || b12 {
+        progress("B11/B12: linking a second device (in-process nodes)");
+        let outcome =
+            with_runtime(messaging::devices::run_devices(quick)).map_err(|e| format!("{e:#}"));
+        for (bench, on) in [("B11", b11), ("B12", b12)] {
+            if on {
+                let result = outcome.clone().map_err(|e| anyhow::anyhow!(e));
+                report.add(bench, result, |r| r.rows(bench));
+            }
+        }
     }
     if options.selected("B13") {
         progress("B13: file transfer between two in-process rhizo nodes");

@@ -33,7 +33,8 @@
 //! nodes, API clients, event streams, the warm pair), `messaging/agents.rs` (B14, B15),
 //! `messaging/push.rs` (PUSH: mailbox push latency), `messaging/encstore.rs` (ENCSTORE: B2
 //! and B3 on an encrypted store against a plaintext one, interleaved), `messaging/files.rs` (B13),
-//! `messaging/holders.rs` (B13's 3 holders vs 1), `messaging/light.rs` (B16).
+//! `messaging/holders.rs` (B13's 3 holders vs 1), `messaging/light.rs` (B16),
+//! `messaging/devices.rs` (B11, B12: linking a second device).
 
 /// Whether the nodes of these benchmarks run on encrypted stores (`--encrypted-store`).
 pub static ENCRYPTED_STORE: std::sync::atomic::AtomicBool =
@@ -47,6 +48,7 @@ use std::{
 };
 
 pub mod agents;
+pub mod devices;
 pub mod encstore;
 pub mod files;
 mod holders;

@@ -176,6 +176,22 @@ impl Engine {
             .is_none_or(|v| v.is_empty()))
     }
 
+    /// Whether this device holds our identity's device list: always on the device with the
+    /// root key (it signs one); on a linked device once it adopted one from the DHT
+    /// ([`Self::adopt_device_list`]). Until then it knows no other device of ours, so it must
+    /// not invite them to add it (by publishing its KeyPackages): it would take their
+    /// Welcomes and sync messages for a stranger's.
+    ///
+    /// # Errors
+    ///
+    /// If the database fails.
+    pub fn holds_device_list(&self, reader: &Reader<'_>) -> Result<bool, EngineError> {
+        Ok(self.me.holds_root()
+            || reader
+                .get_meta(META_DEVICE_LIST)?
+                .is_some_and(|v| !v.is_empty()))
+    }
+
     /// Our current signed device list (what mailbox replicas check a fetch against).
     ///
     /// # Errors

@@ -291,7 +291,10 @@ impl TestNode {
             .arg(self.dir.path())
             .arg("run")
             .args(args)
-            .env("RUST_LOG", "info,rhizo_net=debug,rhizo_node=debug")
+            .env(
+                "RUST_LOG",
+                "info,rhizo_net=debug,rhizo_node=debug,rhizo_engine=debug",
+            )
             .envs(self.run_env.iter().map(|(k, v)| (k, v)))
             .env("RHIZO_MDNS", "false")
             .env("XDG_CONFIG_HOME", self.dir.path().join("no-config"))

@@ -325,7 +325,13 @@ fn both_devices_are_in_the_conversation_until_one_is_revoked() {
     b1.stop().unwrap();
     let mut a2 = TestNode::init_link(Path::new(BIN), "a2").unwrap();
     link(&a1, &mut a2, &hub_addr);
-    wait_text(&a2, "bob", "in", "before the link");
+    wait_for(TIMEOUT, "the history on a2", || {
+        texts(&a2, "bob", "in")
+            .iter()
+            .any(|t| t == "before the link")
+            .then_some(())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}\n{}", a1.logs(), a2.logs()));
     // b1 comes back and catches up on the new leaf (a1's commit, from its mailbox): what a2
     // sends in the conversation's new epoch reaches him.
     b1.spawn(&run_args(&hub_addr)).unwrap();

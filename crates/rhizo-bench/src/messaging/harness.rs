@@ -86,23 +86,7 @@ impl Node {
         extra: ConfigLayer,
         store: StoreKind,
     ) -> anyhow::Result<Self> {
-        let dir = match disk {
-            Disk::Tmp => tempfile::Builder::new().prefix("rhizo-bench-").tempdir()?,
-            Disk::Tmpfs => tempfile::Builder::new()
-                .prefix("rhizo-bench-")
-                .tempdir_in("/dev/shm")?,
-        };
-        let data = dir.path().join("data");
-        let data_dir = if store == StoreKind::Encrypted {
-            // The node's start reads the same file (RHIZO_PASSPHRASE_FILE) to unlock it.
-            let passphrase = rhizo_node::vault::Passphrase::from_env_or_prompt(
-                rhizo_node::vault::PASSPHRASE_FILE_ENV,
-                "Passphrase for the benchmark's stores: ",
-            )?;
-            DataDir::new(&data).create_vault(&passphrase, rhizo_node::vault::KdfParams::DEFAULT)?
-        } else {
-            DataDir::new(&data)
-        };
+        let (dir, data, data_dir) = fresh_data_dir(disk, store)?;
         let now = u64::try_from(rhizo_node::unix_now()).unwrap_or(0);
         let InitOutcome::Created(_) = data_dir.init(now)? else {
             bail!("a fresh data dir already had an identity");
@@ -110,6 +94,25 @@ impl Node {
         data_dir
             .open_store()?
             .write(|tx| tx.set_meta(META_DISPLAY_NAME, name))?;
+        Self::launch(name, (dir, data, data_dir), bootstrap, extra).await
+    }
+
+    /// A device waiting to be linked (`rhizo init --link`, then `run`), bootstrapping from
+    /// `bootstrap`: its link node runs (see [`wait_full_node`](Self::wait_full_node)).
+    pub(super) async fn start_link(bootstrap: &Multiaddr, disk: Disk) -> anyhow::Result<Self> {
+        let (dir, data, data_dir) = fresh_data_dir(disk, StoreKind::from_flag())?;
+        data_dir.init_link()?;
+        let dirs = (dir, data, data_dir);
+        Self::launch("new device", dirs, Some(bootstrap), ConfigLayer::default()).await
+    }
+
+    /// Runs the node on an initialised data dir and waits for its API and listen address.
+    async fn launch(
+        name: &str,
+        (dir, data, data_dir): (tempfile::TempDir, std::path::PathBuf, DataDir),
+        bootstrap: Option<&Multiaddr>,
+        extra: ConfigLayer,
+    ) -> anyhow::Result<Self> {
         let config = Config::resolve([
             extra,
             ConfigLayer {
@@ -175,6 +178,28 @@ impl Node {
         })
     }
 
+    /// On a device that was waiting to be linked: waits until its full node is ready (the
+    /// link node stops a moment after the link) and points [`Self::api`] at its API.
+    pub(super) async fn wait_full_node(&mut self) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+        let mut linked = false;
+        loop {
+            let report = tokio::time::timeout_at(deadline, self.reports.recv())
+                .await
+                .map_err(|_| anyhow!("the linked device's full node did not start in time"))?;
+            match report {
+                Some(NodeReport::Linked { .. }) => linked = true,
+                Some(NodeReport::Ready { api_addr, .. }) if linked => {
+                    let token = self.api.token.clone();
+                    self.api = Api::new(format!("http://{api_addr}"), token)?;
+                    return Ok(());
+                }
+                Some(_) => {}
+                None => bail!("the linked device's node stopped"),
+            }
+        }
+    }
+
     /// Waits until the node reports a connection to some peer.
     pub(super) async fn wait_connected(&mut self) -> anyhow::Result<()> {
         if self.connected {
@@ -210,6 +235,31 @@ impl Drop for Node {
             task.abort();
         }
     }
+}
+
+/// A fresh temp dir (on `disk`) and the data dir inside it, not initialised.
+fn fresh_data_dir(
+    disk: Disk,
+    store: StoreKind,
+) -> anyhow::Result<(tempfile::TempDir, std::path::PathBuf, DataDir)> {
+    let dir = match disk {
+        Disk::Tmp => tempfile::Builder::new().prefix("rhizo-bench-").tempdir()?,
+        Disk::Tmpfs => tempfile::Builder::new()
+            .prefix("rhizo-bench-")
+            .tempdir_in("/dev/shm")?,
+    };
+    let data = dir.path().join("data");
+    let data_dir = if store == StoreKind::Encrypted {
+        // The node's start reads the same file (RHIZO_PASSPHRASE_FILE) to unlock it.
+        let passphrase = rhizo_node::vault::Passphrase::from_env_or_prompt(
+            rhizo_node::vault::PASSPHRASE_FILE_ENV,
+            "Passphrase for the benchmark's stores: ",
+        )?;
+        DataDir::new(&data).create_vault(&passphrase, rhizo_node::vault::KdfParams::DEFAULT)?
+    } else {
+        DataDir::new(&data)
+    };
+    Ok((dir, data, data_dir))
 }
 
 /// A client of one node's local API.

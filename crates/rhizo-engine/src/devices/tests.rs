@@ -139,9 +139,12 @@ fn a_linked_device_adopts_the_newest_device_list_and_signs_nothing_with_the_root
             .unwrap()
             .is_none()
     );
-    // No list adopted yet: nothing to show a mailbox replica.
+    // No list adopted yet: nothing to show a mailbox replica, and no KeyPackages published
+    // (the device with the root key holds one always).
     let err = store.write(|tx| a2.device_list(tx, NOW)).unwrap_err();
     assert!(matches!(err, EngineError::NoRootKey), "{err}");
+    assert!(!a2.holds_device_list(&store.read()).unwrap());
+    assert!(primary.holds_device_list(&primary_store.read()).unwrap());
 
     // The primary lists a2 (version n), then a third device (version n + 1).
     let cert = a2.me.certificate;
@@ -159,6 +162,7 @@ fn a_linked_device_adopts_the_newest_device_list_and_signs_nothing_with_the_root
             .write(|tx| a2.adopt_device_list(tx, &newer, NOW))
             .unwrap()
     );
+    assert!(a2.holds_device_list(&store.read()).unwrap());
     // An older version, the same one again, or another identity's list is not adopted.
     assert!(
         !store

@@ -92,6 +92,13 @@ impl Messaging {
         {
             debug!(error = %e, "agent card not republished yet");
         }
+        // A linked device that holds no device list of ours yet publishes no KeyPackages (it
+        // tries again soon): our other devices add it as soon as they find them, and it would
+        // not know their Welcomes and sync messages for ours.
+        if !identity_ok && !self.holds_device_list().await {
+            debug!("no device list of ours yet: our KeyPackages wait for it");
+            return;
+        }
         match self.publish_key_packages().await {
             Ok(n) => {
                 info!(peers = n, "published KeyPackages in the DHT");
@@ -148,6 +155,18 @@ impl Messaging {
             }
         }
         true
+    }
+
+    /// Whether this device holds our device list (see
+    /// [`rhizo_engine::Engine::holds_device_list`]); `false` if the database fails.
+    async fn holds_device_list(&self) -> bool {
+        self.with_reader(|reader, engine| {
+            engine
+                .holds_device_list(reader)
+                .map_err(super::JobError::from)
+        })
+        .await
+        .unwrap_or(false)
     }
 
     /// Publishes the signed identity record and device list, so others can add us by UID.
