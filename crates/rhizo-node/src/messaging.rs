@@ -177,6 +177,9 @@ pub struct MessagingStats {
     /// Transactions the store's writer thread committed (one `fsync` each at most).
     #[serde(default)]
     pub db_commits: u64,
+    /// Of them, the durable ones (one `fsync` each; the rest were relaxed).
+    #[serde(default)]
+    pub db_durable_commits: u64,
 }
 
 impl Messaging {
@@ -240,6 +243,7 @@ impl Messaging {
             conversations_closed: e.conversations_closed,
             db_write_jobs: db.jobs,
             db_commits: db.commits,
+            db_durable_commits: db.durable_commits,
         }
     }
 

@@ -88,6 +88,9 @@ pub enum DbError {
 pub struct DbStats {
     /// Transactions committed (each one `fsync` at most).
     pub commits: u64,
+    /// Of them, those committed with [`Durability::Full`] (one `fsync` each); the rest were
+    /// relaxed (no `fsync` of their own).
+    pub durable_commits: u64,
     /// Write jobs run (committed or rolled back).
     pub jobs: u64,
     /// Write jobs refused by [`Db::try_write`] because the queue was full.
@@ -97,6 +100,7 @@ pub struct DbStats {
 #[derive(Debug, Default)]
 struct Counters {
     commits: AtomicU64,
+    durable_commits: AtomicU64,
     jobs: AtomicU64,
     busy: AtomicU64,
 }
@@ -322,6 +326,7 @@ impl Db {
     pub fn stats(&self) -> DbStats {
         DbStats {
             commits: self.counters.commits.load(Ordering::Relaxed),
+            durable_commits: self.counters.durable_commits.load(Ordering::Relaxed),
             jobs: self.counters.jobs.load(Ordering::Relaxed),
             busy: self.counters.busy.load(Ordering::Relaxed),
         }
@@ -464,6 +469,9 @@ fn commit_group(store: &mut Store, mut jobs: Vec<Box<dyn WriteJob>>, counters: &
     let result = result.map_err(Arc::new);
     if result.is_ok() {
         counters.commits.fetch_add(1, Ordering::Relaxed);
+        if durability == Durability::Full {
+            counters.durable_commits.fetch_add(1, Ordering::Relaxed);
+        }
     } else if let Err(e) = &result {
         tracing::warn!(error = %e, jobs = jobs.len(), "a group commit failed");
     }

@@ -83,24 +83,37 @@ pub struct WriterWork {
     pub bob_jobs: f64,
     /// Commits at bob per item.
     pub bob_commits: f64,
+    /// Durable (fsynced) commits at alice per item.
+    pub alice_fsyncs: f64,
+    /// Durable (fsynced) commits at bob per item.
+    pub bob_fsyncs: f64,
 }
 
-/// Both nodes' writer counters (jobs, commits) now.
-async fn writer_counters(pair: &Pair) -> anyhow::Result<[u64; 4]> {
+/// Both nodes' writer counters (jobs, commits, durable commits) now.
+async fn writer_counters(pair: &Pair) -> anyhow::Result<[u64; 6]> {
     let a = pair.alice.api.messaging_stats().await?;
     let b = pair.bob.api.messaging_stats().await?;
-    Ok([a.db_write_jobs, a.db_commits, b.db_write_jobs, b.db_commits])
+    Ok([
+        a.db_write_jobs,
+        a.db_commits,
+        b.db_write_jobs,
+        b.db_commits,
+        a.db_durable_commits,
+        b.db_durable_commits,
+    ])
 }
 
 impl WriterWork {
     /// The work between two [`writer_counters`] readings, per item of `n`.
-    fn between(before: [u64; 4], after: [u64; 4], n: usize) -> Self {
+    fn between(before: [u64; 6], after: [u64; 6], n: usize) -> Self {
         let per = |k: usize| after[k].saturating_sub(before[k]) as f64 / n.max(1) as f64;
         Self {
             alice_jobs: per(0),
             alice_commits: per(1),
             bob_jobs: per(2),
             bob_commits: per(3),
+            alice_fsyncs: per(4),
+            bob_fsyncs: per(5),
         }
     }
 
@@ -111,6 +124,8 @@ impl WriterWork {
             ("commits at alice", self.alice_commits),
             ("write jobs at bob", self.bob_jobs),
             ("commits at bob", self.bob_commits),
+            ("durable commits at alice", self.alice_fsyncs),
+            ("durable commits at bob", self.bob_fsyncs),
         ]
         .into_iter()
         .map(|(name, v)| Row::new(bench, format!("diagnostic: {name} per {what}"), v, "n"))
