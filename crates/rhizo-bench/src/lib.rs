@@ -96,8 +96,16 @@ pub struct Options {
     pub scale_seed: u64,
     /// SCALE's link RTTs, shortest and longest, ms (default 20 and 100; 0: no added latency).
     pub scale_rtt_ms: (u64, u64),
-    /// SCALE's scenarios by name (`steady`, `churn`, `sybil`, `churn+sybil`); empty: all.
+    /// SCALE's scenarios by name (`steady`, `churn`, `sybil`, `churn+sybil`, `eclipse`,
+    /// `collude`); empty: all.
     pub scale_scenarios: Vec<String>,
+    /// SCALE: only the mailbox part of each scenario (no records, lookups or gossip).
+    pub scale_mail_only: bool,
+    /// SCALE's offline recipients and messages (default 100 and 1,000; 6 and 24 when quick).
+    pub scale_mail: Option<(usize, usize)>,
+    /// SCALE: Kademlia lookups over disjoint paths on every node (rhizo-net's default; off
+    /// for a baseline).
+    pub scale_disjoint: bool,
 }
 
 impl Options {
@@ -128,6 +136,9 @@ impl Options {
             scale_seed: scale::SEED,
             scale_rtt_ms: scale::RTT_MS,
             scale_scenarios: Vec::new(),
+            scale_mail_only: false,
+            scale_mail: None,
+            scale_disjoint: true,
         }
     }
 
@@ -275,7 +286,15 @@ pub fn run(options: &Options, meta: Meta) -> Report {
         );
         let (min, max) = options.scale_rtt_ms;
         let latency = scale::latency(min, max);
-        let outcome = with_runtime(scale::run_scale(quick, &specs, options.scale_seed, latency));
+        let run = scale::RunOptions {
+            quick,
+            seed: options.scale_seed,
+            latency,
+            mail_only: options.scale_mail_only,
+            mail: options.scale_mail,
+            disjoint: options.scale_disjoint,
+        };
+        let outcome = with_runtime(scale::run_scale(&specs, &run));
         report.add("SCALE", outcome, |r| r.rows());
     }
     report

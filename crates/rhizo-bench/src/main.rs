@@ -52,9 +52,20 @@ struct Cli {
     /// SCALE's link RTTs in ms, shortest,longest (default 20,100; 0 for no added latency).
     #[arg(long, value_delimiter = ',')]
     scale_rtt_ms: Vec<u64>,
-    /// SCALE's scenarios to run (steady, churn, sybil, churn+sybil; default all).
+    /// SCALE's scenarios to run (steady, churn, sybil, churn+sybil, eclipse, collude; default
+    /// all).
     #[arg(long, value_delimiter = ',')]
     scale_scenarios: Vec<String>,
+    /// SCALE: run only the mailbox part of each scenario (no records, lookups or gossip).
+    #[arg(long)]
+    scale_mail_only: bool,
+    /// SCALE's offline recipients and messages, recipients,messages (default 100,1000; 6,24
+    /// with --quick).
+    #[arg(long, value_delimiter = ',')]
+    scale_mail: Vec<usize>,
+    /// SCALE: Kademlia lookups without disjoint paths (the baseline of rhizo-net's default).
+    #[arg(long)]
+    scale_no_disjoint: bool,
     /// Fraction of B6's nodes gone in its churn setting.
     #[arg(long, default_value_t = 0.2)]
     b6_churn: f64,
@@ -112,6 +123,14 @@ fn main() -> std::process::ExitCode {
         options.scale_seed = seed;
     }
     options.scale_scenarios = cli.scale_scenarios.clone();
+    options.scale_mail_only = cli.scale_mail_only;
+    options.scale_disjoint = !cli.scale_no_disjoint;
+    if let [recipients, messages] = cli.scale_mail[..] {
+        options.scale_mail = Some((recipients.max(1), messages));
+    } else if !cli.scale_mail.is_empty() {
+        eprintln!("rhizo-bench: --scale-mail takes recipients,messages");
+        return std::process::ExitCode::from(2);
+    }
     match cli.scale_rtt_ms[..] {
         [] => {}
         [rtt] => options.scale_rtt_ms = (rtt, rtt),

@@ -96,6 +96,26 @@ pub struct ScenarioSpec {
     /// The Sybils' ids are ground close to the first recipient's mailbox key (an eclipse).
     #[serde(default)]
     pub eclipse: bool,
+    /// The Sybils answer lookups with each other only (their routing tables hold Sybils only).
+    #[serde(default)]
+    pub collude: bool,
+}
+
+/// How a run goes, beyond its scenarios.
+#[derive(Debug, Clone, Copy)]
+pub struct RunOptions {
+    /// The quick case's sizes (records, messages, gossip).
+    pub quick: bool,
+    /// The seed.
+    pub seed: u64,
+    /// The links' latency (`None`: the bare memory transport).
+    pub latency: Option<Latency>,
+    /// Only the mailbox part: no records, lookups or gossip.
+    pub mail_only: bool,
+    /// Offline recipients and messages (`None`: the defaults).
+    pub mail: Option<(usize, usize)>,
+    /// Kademlia lookups over disjoint paths on every node (rhizo-net's default).
+    pub disjoint: bool,
 }
 
 /// One scenario's figures.
@@ -154,7 +174,8 @@ pub struct ScaleResult {
     pub peak_rss_mib: f64,
 }
 
-/// The scenarios of a run: for each size, steady, churn, Sybil, both, and an eclipse; only
+/// The scenarios of a run: for each size, steady, churn, Sybil, both, an eclipse, Sybils that
+/// answer lookups with each other only (`collude`), and both of those; only
 /// those named in `names` when it is not empty (the quick case, by default: steady and both).
 pub fn scenarios(
     quick: bool,
@@ -167,7 +188,8 @@ pub fn scenarios(
         nodes,
         churn,
         sybil,
-        eclipse: name == "eclipse",
+        eclipse: name.contains("eclipse"),
+        collude: name.contains("collude"),
     };
     let mut out = Vec::new();
     for &n in sizes {
@@ -176,6 +198,8 @@ pub fn scenarios(
         out.push(spec("sybil", n, 0.0, fraction));
         out.push(spec("churn+sybil", n, fraction, fraction));
         out.push(spec("eclipse", n, 0.0, fraction));
+        out.push(spec("collude", n, 0.0, fraction));
+        out.push(spec("eclipse+collude", n, 0.0, fraction));
     }
     let quick_default = ["steady".to_string(), "churn+sybil".to_string()];
     let names = if quick && names.is_empty() {
@@ -188,19 +212,14 @@ pub fn scenarios(
 }
 
 /// Runs `specs` one after the other, each on a fresh lab.
-pub async fn run_scale(
-    quick: bool,
-    specs: &[ScenarioSpec],
-    seed: u64,
-    latency: Option<Latency>,
-) -> anyhow::Result<ScaleResult> {
+pub async fn run_scale(specs: &[ScenarioSpec], run: &RunOptions) -> anyhow::Result<ScaleResult> {
     let mut scenarios = Vec::with_capacity(specs.len());
     for spec in specs {
         crate::progress(&format!(
             "SCALE: {} N = {}, churn {}, Sybil {}",
             spec.name, spec.nodes, spec.churn, spec.sybil
         ));
-        let scenario = run_scenario(quick, spec, seed, latency).await?;
+        let scenario = run_scenario(spec, run).await?;
         crate::progress(&format!(
             "SCALE: lookup_success {:.4}, p50 {:.0} ms ({:.1} RTT), p99 {:.0} ms, mailbox {:.4}, gossip {:.4}, {:.0} KiB/node, {:.0} s",
             scenario.lookup_success,
@@ -226,12 +245,64 @@ pub async fn run_scale(
     })
 }
 
-async fn run_scenario(
-    quick: bool,
-    spec: &ScenarioSpec,
-    seed: u64,
-    latency: Option<Latency>,
-) -> anyhow::Result<Scenario> {
+/// What the lookups of a scenario measured.
+#[derive(Debug, Default)]
+struct LookupFigures {
+    lookups: usize,
+    found: usize,
+    /// Lookup times, ms, sorted.
+    sorted: Vec<f64>,
+    times: Vec<f64>,
+    counters: (breakdown::GetCounters, breakdown::GetCounters),
+}
+
+/// Looks every record up once (see [`Lab::lookups`]), with the GET counters around it.
+async fn run_lookups(lab: &mut Lab, records: &[lab::Published]) -> LookupFigures {
+    let before = lab.get_counters().await;
+    let lookups = lab.lookups(records).await;
+    let after = lab.get_counters().await;
+    let times: Vec<f64> = lookups.iter().map(|l| ms(l.elapsed)).collect();
+    let mut sorted = times.clone();
+    sorted.sort_by(f64::total_cmp);
+    LookupFigures {
+        lookups: lookups.len(),
+        found: lookups.iter().filter(|l| l.found).count(),
+        sorted,
+        times,
+        counters: (before, after),
+    }
+}
+
+/// Every live node joins the topic; `messages` publishes; the mean coverage.
+async fn run_gossip(lab: &mut Lab, messages: usize) -> anyhow::Result<f64> {
+    lab.subscribe_all().await;
+    wait_for_mesh(lab).await;
+    let mut coverage = Vec::with_capacity(messages);
+    for _ in 0..messages {
+        coverage.push(lab.gossip_once().await?);
+    }
+    Ok(coverage.iter().sum::<f64>() / coverage.len().max(1) as f64)
+}
+
+/// Replaces `churn` of the nodes over [`CHURN_STEPS`], a re-replication pass after each.
+async fn run_churn(lab: &mut Lab, spec: &ScenarioSpec) -> anyhow::Result<()> {
+    let per_step = (spec.nodes as f64 * spec.churn / CHURN_STEPS as f64).round() as usize;
+    if per_step == 0 {
+        return Ok(());
+    }
+    for _ in 0..CHURN_STEPS {
+        for index in lab.draw_live(per_step) {
+            lab.stop(index).await;
+        }
+        let fresh = lab.grow(per_step, spec.sybil).await?;
+        lab.bootstrap(&fresh).await;
+        lab.replicate_mailboxes().await;
+    }
+    Ok(())
+}
+
+async fn run_scenario(spec: &ScenarioSpec, run: &RunOptions) -> anyhow::Result<Scenario> {
+    let (quick, seed, latency) = (run.quick, run.seed, run.latency);
     let started = Instant::now();
     let phase = |name: &str| {
         crate::progress(&format!(
@@ -239,86 +310,70 @@ async fn run_scenario(
             started.elapsed().as_secs_f64()
         ));
     };
-    let mut lab = Lab::new(seed ^ spec.nodes as u64, latency);
+    let mut lab = Lab::new(seed ^ spec.nodes as u64, latency, run.disjoint);
     if spec.eclipse {
         lab.eclipse(mailbox::eclipse_target(seed).to_vec());
     }
+    lab.collude(spec.collude);
     let rss_before = proc_status_kib("VmRSS:");
     let all = lab.grow(spec.nodes, spec.sybil).await?;
     let bootstrapped = lab.bootstrap(&all).await;
     let rss_kib_per_node = (proc_status_kib("VmRSS:") - rss_before) / spec.nodes.max(1) as f64;
     phase("start and bootstrap");
-    let records = lab
-        .publish(if quick { QUICK_RECORDS } else { RECORDS })
-        .await;
-
-    let (recipients, messages) = if quick { QUICK_MAIL } else { MAIL };
+    let records = match (run.mail_only, quick) {
+        (true, _) => Vec::new(),
+        (false, true) => lab.publish(QUICK_RECORDS).await,
+        (false, false) => lab.publish(RECORDS).await,
+    };
     phase("publish");
+    let (recipients, messages) = run.mail.unwrap_or(if quick { QUICK_MAIL } else { MAIL });
     let mail = mailbox::send_all(&mut lab, seed, recipients, messages).await;
     phase("mailbox stores");
-
-    let per_step = (spec.nodes as f64 * spec.churn / CHURN_STEPS as f64).round() as usize;
-    if per_step > 0 {
-        for _ in 0..CHURN_STEPS {
-            for index in lab.draw_live(per_step) {
-                lab.stop(index).await;
-            }
-            let fresh = lab.grow(per_step, spec.sybil).await?;
-            lab.bootstrap(&fresh).await;
-            lab.replicate_mailboxes().await;
-        }
-    }
+    run_churn(&mut lab, spec).await?;
     phase("churn");
     let mail = mailbox::fetch_all(&mut lab, &mail).await;
     phase("mailbox fetches");
-    let counters_before = lab.get_counters().await;
-    let lookups = lab.lookups(&records).await;
-    let counters_after = lab.get_counters().await;
-    let found = lookups.iter().filter(|l| l.found).count();
-    let times: Vec<f64> = lookups.iter().map(|l| ms(l.elapsed)).collect();
+    let looked = run_lookups(&mut lab, &records).await;
     phase("lookups");
-    let mut sorted = times.clone();
-    sorted.sort_by(f64::total_cmp);
-
-    let gossip_messages = if quick {
-        QUICK_GOSSIP_MESSAGES
-    } else {
-        GOSSIP_MESSAGES
+    let gossip_messages = match (run.mail_only, quick) {
+        (true, _) => 0,
+        (false, true) => QUICK_GOSSIP_MESSAGES,
+        (false, false) => GOSSIP_MESSAGES,
     };
-    lab.subscribe_all().await;
-    wait_for_mesh(&mut lab).await;
-    let mut coverage = Vec::with_capacity(gossip_messages);
-    for _ in 0..gossip_messages {
-        coverage.push(lab.gossip_once().await?);
-    }
+    let gossip_coverage = if gossip_messages > 0 {
+        run_gossip(&mut lab, gossip_messages).await?
+    } else {
+        0.0
+    };
     phase("gossip");
     let connections_per_node = lab.mean_connections().await;
     lab.stop_all().await;
     let rtt_ms = latency.map_or(0.0, |l| ms(l.mean_rtt()));
     let in_rtts = |t: f64| if rtt_ms > 0.0 { t / rtt_ms } else { 0.0 };
-    let lookup_p80_ms = percentile(&sorted, 80.0);
-    let lookup_ms = Summary::of(&times);
-    let breakdown =
-        breakdown::Breakdown::new(counters_before, counters_after, lookup_ms.mean, rtt_ms);
+    let sorted = &looked.sorted;
+    let lookup_p80_ms = percentile(sorted, 80.0);
+    let lookup_ms = Summary::of(&looked.times);
+    let (before, after) = looked.counters;
+    let breakdown = breakdown::Breakdown::new(before, after, lookup_ms.mean, rtt_ms);
     crate::progress(&format!("SCALE:   lookup breakdown {breakdown:?}"));
     Ok(Scenario {
         spec: spec.clone(),
         seed,
         records: records.len(),
-        lookups: lookups.len(),
-        lookup_success: found as f64 / lookups.len().max(1) as f64,
+        lookups: looked.lookups,
+        lookup_success: looked.found as f64 / looked.lookups.max(1) as f64,
         lookup_ms,
         breakdown,
         lookup_p80_ms,
         latency,
         rtt_ms,
         lookup_rtts: [
-            in_rtts(percentile(&sorted, 50.0)),
+            in_rtts(percentile(sorted, 50.0)),
             in_rtts(lookup_p80_ms),
-            in_rtts(percentile(&sorted, 99.0)),
+            in_rtts(percentile(sorted, 99.0)),
         ],
         mailbox_rtts: [in_rtts(mail.store_ms.0), in_rtts(mail.fetch_ms.0)],
-        gossip_coverage: coverage.iter().sum::<f64>() / coverage.len().max(1) as f64,
+        gossip_coverage,
         gossip_messages,
         mailbox_delivered: mail.delivered,
         mailbox: mail,
@@ -367,54 +422,58 @@ impl ScaleResult {
                 s.spec.churn * 100.0,
                 s.spec.sybil * 100.0
             );
-            let success_target = if s.spec.churn > 0.0 { 0.999 } else { 1.0 };
-            rows.push(
-                Row::new(
-                    "SCALE",
-                    format!("{label}: lookup_success"),
-                    s.lookup_success,
-                    "fraction",
-                )
-                .target(Target::value_at_least(success_target))
-                .note(format!("{} lookups of real signed records", s.lookups)),
-            );
-            rows.push(Row::new(
-                "SCALE",
-                format!("{label}: lookup p50"),
-                s.lookup_ms.p50,
-                "ms",
-            ));
-            rows.push(
-                Row::new(
-                    "SCALE",
-                    format!("{label}: lookup p80"),
-                    s.lookup_p80_ms,
-                    "ms",
-                )
-                .note(if s.rtt_ms > 0.0 {
-                    format!(
-                        "{:.1} mean link RTTs of {:.0} ms",
-                        s.lookup_rtts[1], s.rtt_ms
+            if s.lookups > 0 {
+                let success_target = if s.spec.churn > 0.0 { 0.999 } else { 1.0 };
+                rows.push(
+                    Row::new(
+                        "SCALE",
+                        format!("{label}: lookup_success"),
+                        s.lookup_success,
+                        "fraction",
                     )
-                } else {
-                    "memory transport, no link latency: CPU-bound".into()
-                }),
-            );
-            rows.push(Row::new(
-                "SCALE",
-                format!("{label}: lookup p99"),
-                s.lookup_ms.p99,
-                "ms",
-            ));
-            rows.push(
-                Row::new(
+                    .target(Target::value_at_least(success_target))
+                    .note(format!("{} lookups of real signed records", s.lookups)),
+                );
+                rows.push(Row::new(
                     "SCALE",
-                    format!("{label}: gossip_coverage"),
-                    s.gossip_coverage,
-                    "fraction",
-                )
-                .target(Target::value_at_least(1.0)),
-            );
+                    format!("{label}: lookup p50"),
+                    s.lookup_ms.p50,
+                    "ms",
+                ));
+                rows.push(
+                    Row::new(
+                        "SCALE",
+                        format!("{label}: lookup p80"),
+                        s.lookup_p80_ms,
+                        "ms",
+                    )
+                    .note(if s.rtt_ms > 0.0 {
+                        format!(
+                            "{:.1} mean link RTTs of {:.0} ms",
+                            s.lookup_rtts[1], s.rtt_ms
+                        )
+                    } else {
+                        "memory transport, no link latency: CPU-bound".into()
+                    }),
+                );
+                rows.push(Row::new(
+                    "SCALE",
+                    format!("{label}: lookup p99"),
+                    s.lookup_ms.p99,
+                    "ms",
+                ));
+            }
+            if s.gossip_messages > 0 {
+                rows.push(
+                    Row::new(
+                        "SCALE",
+                        format!("{label}: gossip_coverage"),
+                        s.gossip_coverage,
+                        "fraction",
+                    )
+                    .target(Target::value_at_least(1.0)),
+                );
+            }
             rows.push(
                 Row::new(
                     "SCALE",

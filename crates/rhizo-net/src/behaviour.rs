@@ -112,6 +112,8 @@ pub(crate) struct BehaviourConfig {
     pub(crate) relay_server: bool,
     /// Map ports with UPnP.
     pub(crate) upnp: bool,
+    /// Kademlia lookups over disjoint paths.
+    pub(crate) disjoint_paths: bool,
     /// Connection limits, bans and the trusted peers ([`crate::guard`]).
     pub(crate) guard: crate::guard::GuardConfig,
 }
@@ -180,7 +182,7 @@ impl Behaviour {
                 .with_push_listen_addr_updates(true)
                 .with_hide_listen_addrs(config.hide_listen_addrs),
         );
-        let kad = new_kad(peer_id);
+        let kad = new_kad(peer_id, config.disjoint_paths);
         let mdns = if config.mdns {
             let mdns_config = mdns::Config {
                 query_interval: MDNS_QUERY_INTERVAL,
@@ -237,10 +239,14 @@ impl Behaviour {
 }
 
 /// Kademlia on rhizo's protocol id, with rhizo's timeouts, TTLs and store bounds, serving the
-/// DHT.
-fn new_kad(peer_id: libp2p::PeerId) -> kad::Behaviour<kad::store::MemoryStore> {
+/// DHT; lookups over disjoint paths when `disjoint_paths`.
+fn new_kad(
+    peer_id: libp2p::PeerId,
+    disjoint_paths: bool,
+) -> kad::Behaviour<kad::store::MemoryStore> {
     let mut kad_config = kad::Config::new(KAD_PROTOCOL);
     kad_config
+        .disjoint_query_paths(disjoint_paths)
         .set_query_timeout(KAD_QUERY_TIMEOUT)
         .set_periodic_bootstrap_interval(Some(KAD_BOOTSTRAP_INTERVAL))
         .set_max_packet_size(KAD_MAX_PACKET_BYTES)

@@ -232,6 +232,8 @@ pub struct EventLoop {
     nat: crate::nat::NatState,
     /// Connection guard: trusted-peer redials, misbehaviour bookkeeping.
     guard: crate::guard::GuardState,
+    /// Which peers may stay in the Kademlia routing table (`None`: all).
+    routing_filter: Option<crate::guard::RoutingFilter>,
 }
 
 impl EventLoop {
@@ -259,7 +261,13 @@ impl EventLoop {
             ),
             nat: crate::nat::NatState::default(),
             guard: crate::guard::GuardState::default(),
+            routing_filter: None,
         }
+    }
+
+    /// Keeps only the peers `filter` allows in the Kademlia routing table from now on.
+    pub(crate) fn set_routing_filter(&mut self, filter: Option<crate::guard::RoutingFilter>) {
+        self.routing_filter = filter;
     }
 
     /// Dials the trusted peers; they are redialled with backoff (see [`crate::guard`]).

@@ -137,6 +137,32 @@ impl fmt::Debug for IpFilter {
     }
 }
 
+/// Which peers may stay in this node's Kademlia routing table (`true` = may): a peer it
+/// refuses is removed as soon as Kademlia adds it, so this node never names it in answers to
+/// `FIND_NODE` / `GET_VALUE` nor asks it in its own lookups. Called on the event loop for
+/// every routing-table insertion; it must be quick. (The scale lab's colluding Sybils keep
+/// only each other with it.)
+#[derive(Clone)]
+pub struct RoutingFilter(pub Arc<dyn Fn(&libp2p::PeerId) -> bool + Send + Sync>);
+
+impl RoutingFilter {
+    /// Wraps a filter function (`true` = may stay).
+    pub fn new(allow: impl Fn(&libp2p::PeerId) -> bool + Send + Sync + 'static) -> Self {
+        Self(Arc::new(allow))
+    }
+
+    /// Whether `peer` may stay in the routing table.
+    pub fn allows(&self, peer: &libp2p::PeerId) -> bool {
+        (self.0)(peer)
+    }
+}
+
+impl fmt::Debug for RoutingFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RoutingFilter(..)")
+    }
+}
+
 /// One ban in force, as [`Client::bans`](crate::Client::bans) lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BanInfo {

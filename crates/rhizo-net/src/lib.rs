@@ -65,7 +65,7 @@ pub use behaviour::{KAD_PROTOCOL, PROTOCOL_VERSION};
 pub use client::{Client, ClosestPeer, NetInfo, NetStats, PeerInfo, SendError};
 pub use event_loop::{DiscoverySource, EventLoop, NetEvent};
 pub use gossip::{GossipVerdict, MAX_GOSSIP_DATA_BYTES, MAX_GOSSIP_TRANSMIT_BYTES};
-pub use guard::{BanInfo, IpFilter, Misbehaviour, NetLimits};
+pub use guard::{BanInfo, IpFilter, Misbehaviour, NetLimits, RoutingFilter};
 pub use libp2p::request_response::ResponseChannel;
 pub use libp2p::{Multiaddr, PeerId, identity::Keypair};
 pub use light::{IncomingLightStreams, LIGHT_PROTOCOL};
@@ -126,6 +126,13 @@ pub struct NetConfig {
     /// Refuses inbound connections from the IPs it returns `false` for, before their handshake
     /// (e.g. a country filter over a MaxMind database the user supplies). `None`: no filter.
     pub ip_filter: Option<IpFilter>,
+    /// Which peers may stay in the Kademlia routing table (`None`: every peer Kademlia adds).
+    pub routing_filter: Option<RoutingFilter>,
+    /// Kademlia lookups over disjoint paths (S/Kademlia; libp2p's `disjoint_query_paths`):
+    /// the α = 3 parallel requests of a lookup follow 3 paths that never share a peer, and
+    /// the lookup ends when each path has reached the closest peers it can, so peers that
+    /// answer only with each other capture one path, not the lookup. On by default.
+    pub disjoint_paths: bool,
     /// Serve as a circuit relay for other nodes (see [`nat`]; needs a public address).
     pub relay_server: bool,
     /// Ask the LAN's gateway to map the listen ports with UPnP (multicast on the local network;
@@ -331,6 +338,7 @@ pub fn start_with_transport(config: NetConfig, transport: Transport) -> Result<S
         hide_listen_addrs: !config.announce.is_empty(),
         relay_server: config.relay_server,
         upnp: config.upnp,
+        disjoint_paths: config.disjoint_paths,
         guard: guard_config,
     };
     let mut registry = libp2p::metrics::Registry::default();
@@ -359,6 +367,7 @@ pub fn start_with_transport(config: NetConfig, transport: Transport) -> Result<S
         counters.clone(),
         config.record_validator,
     );
+    event_loop.set_routing_filter(config.routing_filter.clone());
     event_loop.seed_known_peers(&config.known_peers);
     event_loop.dial_bootstrap(&config.bootstrap);
     event_loop.start_trusted(&trusted);
@@ -568,6 +577,8 @@ impl NetConfig {
             banned_peers: Vec::new(),
             banned_cidrs: Vec::new(),
             ip_filter: None,
+            routing_filter: None,
+            disjoint_paths: true,
             relay_server: false,
             upnp: false,
             relays: Vec::new(),

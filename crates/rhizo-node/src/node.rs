@@ -312,6 +312,8 @@ pub(crate) fn start_network(
         banned_peers: config.banned_peers.clone(),
         banned_cidrs: config.banned_cidrs.clone(),
         ip_filter,
+        routing_filter: None,
+        disjoint_paths: true,
         relay_server: config.relay,
         upnp: config.upnp,
         relays: config.relays.clone(),

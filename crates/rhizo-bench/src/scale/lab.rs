@@ -7,6 +7,8 @@
 //! ```text
 //!  Lab::start(n) ─▶ node i: keypair from (seed, i), /memory/0, bootstrap = 3 earlier nodes
 //!               ─▶ every node: Kademlia bootstrap + a lookup of its own id (bounded)
+//!               (colluding Sybils: + 3 earlier Sybils; they keep only Sybils in their
+//!                routing tables, so they answer lookups with each other only)
 //!  publish / lookup (real signed identity records)   churn: stop k, start k fresh
 //!  gossip: every live node subscribed, one publish, arrivals counted per message tag
 //! ```
@@ -122,11 +124,21 @@ impl Latency {
     }
 }
 
+/// The Sybils' peer ids, shared by every colluding Sybil's routing filter.
+type SybilSet = Arc<std::sync::RwLock<std::collections::HashSet<PeerId>>>;
+
 /// The nodes (`None`: left), the seeded randomness, and the gossip arrivals.
 pub struct Lab {
     nodes: Vec<Option<LabNode>>,
     seed: u64,
     latency: Option<Latency>,
+    /// Every node's lookups over disjoint paths (rhizo-net's default).
+    disjoint: bool,
+    /// The Sybils collude: each keeps only Sybils in its routing table (so it answers
+    /// lookups with Sybils only) and bootstraps from earlier Sybils too.
+    collude: bool,
+    /// Every Sybil started so far.
+    sybils: SybilSet,
     /// The key the Sybils aim at (an eclipse), if any: every Sybil's id is ground until it
     /// lies closer to it than any honest node is likely to.
     eclipse: Option<Vec<u8>>,
@@ -160,13 +172,16 @@ fn unix_now() -> u64 {
 
 impl Lab {
     /// An empty lab drawing everything from `seed`, its links delayed by `latency` (none:
-    /// the bare memory transport).
-    pub fn new(seed: u64, latency: Option<Latency>) -> Self {
+    /// the bare memory transport), its nodes' lookups over disjoint paths when `disjoint`.
+    pub fn new(seed: u64, latency: Option<Latency>, disjoint: bool) -> Self {
         let (arrivals_tx, arrivals_rx) = mpsc::channel(ARRIVALS_CAPACITY);
         Self {
             nodes: Vec::new(),
             seed,
             latency,
+            disjoint,
+            collude: false,
+            sybils: SybilSet::default(),
             eclipse: None,
             rng: Rng::new(seed),
             arrivals_tx,
@@ -178,6 +193,11 @@ impl Lab {
     /// Aims every Sybil started from now on at `key` (a DHT key, e.g. a mailbox key).
     pub fn eclipse(&mut self, key: Vec<u8>) {
         self.eclipse = Some(key);
+    }
+
+    /// Makes every Sybil started from now on collude (see [`Lab`]'s `collude`).
+    pub fn collude(&mut self, collude: bool) {
+        self.collude = collude;
     }
 
     /// The keypair of node `index`: drawn from the seed, or, for a Sybil of an eclipse, ground
@@ -249,6 +269,20 @@ impl Lab {
                 }
             }
             let is_sybil = self.rng.chance(sybil);
+            if is_sybil && self.collude {
+                // Colluding Sybils know each other: up to BOOTSTRAP_PEERS earlier live Sybils.
+                let sybils: Vec<usize> = live
+                    .iter()
+                    .copied()
+                    .filter(|&i| self.nodes[i].as_ref().is_some_and(|n| n.sybil))
+                    .collect();
+                for _ in 0..BOOTSTRAP_PEERS.min(sybils.len()) {
+                    let i = sybils[self.rng.below(sybils.len())];
+                    if let Some(node) = &self.nodes[i] {
+                        bootstrap.push(node.addr.clone());
+                    }
+                }
+            }
             let index = self.nodes.len();
             let node = self.start_node(index, is_sybil, bootstrap).await?;
             self.nodes.push(Some(node));
@@ -265,6 +299,13 @@ impl Lab {
     ) -> anyhow::Result<LabNode> {
         let keypair = self.keypair(index, sybil)?;
         let peer: PeerId = keypair.public().to_peer_id();
+        let routing_filter = (sybil && self.collude).then(|| {
+            if let Ok(mut set) = self.sybils.write() {
+                set.insert(peer);
+            }
+            let sybils = self.sybils.clone();
+            rhizo_net::RoutingFilter::new(move |p| sybils.read().is_ok_and(|s| s.contains(p)))
+        });
         let record_validator: Arc<dyn rhizo_net::RecordValidator> = if sybil {
             Arc::new(RefuseAllRecords)
         } else {
@@ -275,6 +316,8 @@ impl Lab {
             bootstrap,
             agent_version: "rhizo-bench-scale".into(),
             record_validator,
+            routing_filter,
+            disjoint_paths: self.disjoint,
             ..NetConfig::new(keypair)
         };
         let transport = match self.latency {

@@ -6,7 +6,7 @@
 //!  offline recipient (root + device key from the seed, no node) ◀── M messages
 //!  sender node ── Mailbox::store_for(uid) ──▶ the 5 closest replicas (real client code)
 //!  churn steps: every honest node runs one re-replication pass (Mailbox::replicate_pass)
-//!  the recipient comes online on a live honest node ── local table + closest 5 + 3 replicas
+//!  the recipient comes online on a live honest node ── local table + its replica plan
 //!     ── Challenge / Fetch (signed by its device, with its device list) ──▶ distinct envelopes
 //! ```
 
@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rhizo_core::envelope::{MessageType, NONCE_LEN, SecureMessage, SessionId};
-use rhizo_core::mailbox::{FetchPager, MailboxRequest, MailboxResponse, REPLICAS};
+use rhizo_core::mailbox::{FetchPager, MailboxRequest, MailboxResponse};
 use rhizo_core::records::DeviceList;
 use rhizo_core::{DeviceCertificate, DeviceKey, RootKey, Uid};
 use rhizo_net::{Client, PeerId, ResponseChannel};
@@ -26,8 +26,6 @@ use rhizo_store::{Db, DbConfig, Store, mailbox::MailboxQuota};
 
 use super::lab::derive;
 
-/// Replicas a recipient asks beyond the closest [`REPLICAS`] (as the node's fetch does).
-const EXTRA_FETCH_REPLICAS: usize = 3;
 /// The TTL senders ask for (the node's default: 7 days).
 const TTL_SECS: u32 = 7 * 24 * 3600;
 /// Lifetime of a recipient's device list.
@@ -187,20 +185,13 @@ pub struct Fetched {
 }
 
 /// `recipient` comes online on `mailbox`'s node and fetches its mailbox as the node does:
-/// the node's own table, then the closest [`REPLICAS`] + 3 replicas, every page of each.
+/// the node's own table, then the replicas of its plan (`Mailbox::fetch_sources`: 5 + 3 that
+/// count, and every deep peer before them), every page of each.
 pub async fn fetch(mailbox: &Mailbox, recipient: &User) -> anyhow::Result<Fetched> {
     let now_secs = u64::try_from(rhizo_node::unix_now()).unwrap_or(0);
     let list = recipient.device_list(now_secs)?;
     let started = std::time::Instant::now();
-    let mut sources = vec![Source::Local];
-    sources.extend(
-        mailbox
-            .closest(&recipient.uid, false)
-            .await
-            .into_iter()
-            .take(REPLICAS + EXTRA_FETCH_REPLICAS)
-            .map(Source::Remote),
-    );
+    let sources = mailbox.fetch_sources(&recipient.uid).await;
     let mut fetched = Fetched::default();
     for source in &sources {
         let mut pager = FetchPager::new();

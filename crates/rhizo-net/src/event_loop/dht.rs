@@ -256,6 +256,12 @@ impl EventLoop {
             kad::Event::RoutingUpdated {
                 peer, addresses, ..
             } => {
+                if let Some(filter) = &self.routing_filter
+                    && !filter.allows(&peer)
+                {
+                    self.swarm.behaviour_mut().kad.remove_peer(&peer);
+                    return;
+                }
                 self.stats.discoveries += 1;
                 let addrs: Vec<Multiaddr> =
                     addresses.iter().take(MAX_ADDRS_PER_PEER).cloned().collect();

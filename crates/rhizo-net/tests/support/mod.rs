@@ -55,6 +55,8 @@ pub(crate) struct Opts {
     pub(crate) validator: Arc<dyn RecordValidator>,
     /// TCP (the default), or the in-process memory transport (listen on `/memory/0`).
     pub(crate) transport: rhizo_net::Transport,
+    /// Which peers may stay in the Kademlia routing table (`None`: all).
+    pub(crate) routing_filter: Option<rhizo_net::RoutingFilter>,
 }
 
 impl Default for Opts {
@@ -71,6 +73,7 @@ impl Default for Opts {
             idle: Duration::from_secs(60),
             validator: Arc::new(RefuseAllRecords),
             transport: rhizo_net::Transport::Tcp,
+            routing_filter: None,
         }
     }
 }
@@ -104,6 +107,7 @@ impl Node {
             relays: opts.relays,
             limits: opts.limits,
             trusted: opts.trusted,
+            routing_filter: opts.routing_filter,
             ..NetConfig::new(opts.keypair)
         };
         let (client, events, event_loop) =

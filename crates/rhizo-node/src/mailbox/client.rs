@@ -19,13 +19,20 @@ use rhizo_net::ClosestPeer;
 use rhizo_store::DbError;
 use tracing::debug;
 
-use super::{CLOSEST_CACHE_ENTRIES, CLOSEST_CACHE_TTL, EXTRA_CANDIDATES, Mailbox};
+use super::placement::{Candidate, ReplicaPlan};
+use super::{
+    CLOSEST_CACHE_ENTRIES, CLOSEST_CACHE_TTL, EXTRA_CANDIDATES, EXTRA_FETCH_REPLICAS, Mailbox,
+};
 
 /// What storing one envelope on the replicas did.
 #[derive(Debug, Clone, Default)]
 pub struct StoreOutcome {
     /// Replicas that acknowledged (persisted) it.
     pub replicas: u32,
+    /// Of those (and of the tombstoned), the ones that count towards [`REPLICAS`]: a deep
+    /// peer past the first [`MAX_DEEP_REPLICAS`](super::placement::MAX_DEEP_REPLICAS) does not
+    /// (see [`ReplicaPlan`]).
+    pub counted: u32,
     /// Why the others did not, for the sender's error line.
     pub errors: Vec<String>,
     /// Whether a replica refused because a quota was full.
@@ -141,9 +148,31 @@ impl Mailbox {
         MailboxResponse::decode(&bytes).map_err(|e| e.to_string())
     }
 
-    /// Stores a sealed envelope for `recipient` on up to [`REPLICAS`] of the closest nodes
-    /// (never on `exclude`: the recipient's own devices), with `sender_cert`, the certificate
-    /// of the device that signed it. Returns how many acknowledged.
+    /// The replica plan for `uid`'s mailbox: its closest peers (see
+    /// [`closest`](Self::closest)), deep ones marked (see [`ReplicaPlan`]).
+    pub async fn plan(&self, uid: &Uid, cached: bool) -> ReplicaPlan {
+        ReplicaPlan::new(&mailbox_key(uid), self.closest(uid, cached).await)
+    }
+
+    /// Where a fetch of `uid`'s mailbox looks: our own table, then the replicas of its plan
+    /// up to [`REPLICAS`] + [`EXTRA_FETCH_REPLICAS`] that count, and every deep peer before
+    /// them — the peers senders store on.
+    pub async fn fetch_sources(&self, uid: &Uid) -> Vec<Source> {
+        let plan = self.plan(uid, false).await;
+        let mut sources = vec![Source::Local];
+        sources.extend(
+            plan.prefix(REPLICAS + EXTRA_FETCH_REPLICAS)
+                .iter()
+                .map(|c| Source::Remote(c.peer.clone())),
+        );
+        sources
+    }
+
+    /// Stores a sealed envelope for `recipient` on the replicas of its [`ReplicaPlan`] until
+    /// [`REPLICAS`] that count hold it (never on `exclude`: the recipient's own devices), with
+    /// `sender_cert`, the certificate of the device that signed it. Deep peers (ids ground
+    /// next to the key) get it too, but past the first two they do not count, so an eclipse
+    /// cannot take the whole set. Returns how many acknowledged.
     pub async fn store_for(
         &self,
         recipient: &Uid,
@@ -152,13 +181,14 @@ impl Mailbox {
         ttl_secs: u32,
         sender_cert: &DeviceCertificate,
     ) -> StoreOutcome {
-        let candidates: Vec<ClosestPeer> = self
-            .closest(recipient, true)
-            .await
-            .into_iter()
-            .filter(|p| !exclude.contains(&p.peer))
-            .take(REPLICAS + EXTRA_CANDIDATES)
+        let plan = self.plan(recipient, true).await;
+        let mut candidates: Vec<&Candidate> = plan
+            .candidates
+            .iter()
+            .filter(|c| !exclude.contains(&c.peer.peer))
             .collect();
+        let uncounted = candidates.iter().filter(|c| !c.counts).count();
+        candidates.truncate(REPLICAS + EXTRA_CANDIDATES + uncounted);
         let request = MailboxRequest::Store {
             recipient: *recipient,
             envelope: Bytes::copy_from_slice(envelope),
@@ -174,32 +204,23 @@ impl Mailbox {
             return outcome;
         }
         let mut next = 0;
-        let holding = |o: &StoreOutcome| o.replicas.saturating_add(o.tombstoned) as usize;
-        while holding(&outcome) < REPLICAS && next < candidates.len() {
-            let want = REPLICAS - holding(&outcome);
-            let batch = &candidates[next..candidates.len().min(next + want)];
-            next += batch.len();
-            let results =
-                futures::future::join_all(batch.iter().map(|p| self.request(p, request.clone())))
-                    .await;
-            for (peer, result) in batch.iter().zip(results) {
-                match result {
-                    Ok(MailboxResponse::Stored { .. }) => outcome.replicas += 1,
-                    Ok(MailboxResponse::Error { code, detail }) => {
-                        match code {
-                            ErrorCode::QuotaExceeded => outcome.quota_full = true,
-                            ErrorCode::ReplayDetected => outcome.tombstoned += 1,
-                            _ => {}
-                        }
-                        outcome
-                            .errors
-                            .push(format!("{}: {} ({detail})", peer.peer, code.as_str()));
-                    }
-                    Ok(_) => outcome
-                        .errors
-                        .push(format!("{}: unexpected answer", peer.peer)),
-                    Err(e) => outcome.errors.push(format!("{}: {e}", peer.peer)),
-                }
+        while (outcome.counted as usize) < REPLICAS && next < candidates.len() {
+            // The next candidates up to the one that would make REPLICAS counted.
+            let want = REPLICAS - outcome.counted as usize;
+            let mut end = next;
+            let mut counting = 0;
+            while end < candidates.len() && counting < want {
+                counting += usize::from(candidates[end].counts);
+                end += 1;
+            }
+            let batch = &candidates[next..end];
+            next = end;
+            let results = futures::future::join_all(
+                batch.iter().map(|c| self.request(&c.peer, request.clone())),
+            )
+            .await;
+            for (candidate, result) in batch.iter().zip(results) {
+                record_store_answer(&mut outcome, candidate, result);
             }
         }
         if outcome.replicas == 0 {
@@ -317,6 +338,43 @@ impl Mailbox {
             .write(move |tx| Ok::<_, DbError>(serve(tx, now, authorized)))
             .await
             .map_err(|e| e.to_string())
+    }
+}
+
+/// Adds one replica's answer to a store to `outcome`.
+fn record_store_answer(
+    outcome: &mut StoreOutcome,
+    candidate: &Candidate,
+    result: Result<MailboxResponse, String>,
+) {
+    let peer = candidate.peer.peer;
+    let holds = match result {
+        Ok(MailboxResponse::Stored { .. }) => {
+            outcome.replicas += 1;
+            true
+        }
+        Ok(MailboxResponse::Error { code, detail }) => {
+            match code {
+                ErrorCode::QuotaExceeded => outcome.quota_full = true,
+                ErrorCode::ReplayDetected => outcome.tombstoned += 1,
+                _ => {}
+            }
+            outcome
+                .errors
+                .push(format!("{peer}: {} ({detail})", code.as_str()));
+            code == ErrorCode::ReplayDetected
+        }
+        Ok(_) => {
+            outcome.errors.push(format!("{peer}: unexpected answer"));
+            false
+        }
+        Err(e) => {
+            outcome.errors.push(format!("{peer}: {e}"));
+            false
+        }
+    };
+    if holds && candidate.counts {
+        outcome.counted += 1;
     }
 }
 

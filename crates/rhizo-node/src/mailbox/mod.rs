@@ -3,6 +3,8 @@
 //!
 //! ```text
 //!  sender ── Store(envelope) ──▶ 5 nodes closest to SHA-256("rhizo/mailbox/v1" ‖ UID)
+//!             (at most 2 of them "deep": ids closer to the key than the network's size
+//!             explains; more deep ones get it without counting — `placement`)
 //!      replica, on a database reader: size, decode, recipient, window ─▶ signature
 //!        ─▶ quota (read-only) ─▶ Db::try_write (full: RATE_LIMITED) ─▶ the database's group
 //!        commit, shared with every other write (one fsync per group) ─▶ StoreOk / refusal
@@ -26,11 +28,14 @@
 //! - `replica`: [`MailboxReplica`] — runs the rules for the node, off its event loop.
 //! - `writer`: [`ReplicaWriter`] — the replica's stores through [`Db::try_write`].
 //! - `client`: storing on, fetching from and deleting from replicas (or our own table).
+//! - [`placement`]: which of the closest peers make up a mailbox's replica set (eclipse
+//!   resistance: ids ground next to the key cannot fill it).
 //! - `replication`: copying what we hold to the current closest replicas, on a timer.
 //! - `push`: telling recipients at once that we hold something new for them, and taking
 //!   such pushes for our own mailbox.
 
 mod client;
+pub mod placement;
 mod push;
 mod replica;
 mod replication;
@@ -56,6 +61,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc
 use tracing::debug;
 
 pub use client::{Page, Source, StoreOutcome, StoreVerdict};
+pub use placement::ReplicaPlan;
 pub use push::{MAX_PUSHES_IN_FLIGHT, PUSH_QUEUE_CAPACITY, PushQueue};
 pub use replica::{MailboxReplica, Neighbourhood};
 pub use rhizo_engine::mailbox::{CheckedStore, ReplicaContext, handle_request};
@@ -71,6 +77,8 @@ const CLOSEST_CACHE_TTL: Duration = Duration::from_secs(30);
 const CLOSEST_CACHE_ENTRIES: usize = 256;
 /// Candidates tried per store beyond the first [`REPLICAS`] (when some refuse or are down).
 const EXTRA_CANDIDATES: usize = 10;
+/// Replicas a fetch asks beyond the first [`REPLICAS`] that count (some may have left).
+pub const EXTRA_FETCH_REPLICAS: usize = 3;
 /// Envelopes copied per recipient per re-replication pass.
 const REPLICATE_BATCH: usize = 256;
 /// Most jobs (stores among them) the database commits in one transaction (one `fsync` for all

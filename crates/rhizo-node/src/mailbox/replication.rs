@@ -1,6 +1,7 @@
 //! Re-replication: on a timer (the node's [`Clock`](crate::clock::Clock)), purge what expired
-//! and copy what we hold to those of the current closest [`REPLICAS`] nodes that have not had
-//! it yet, so the copies survive churn.
+//! and copy what we hold to those of the current replicas (the [`ReplicaPlan`](super::ReplicaPlan)'s
+//! first [`REPLICAS`] that count, deep peers before them included) that have not had it yet, so
+//! the copies survive churn.
 
 use std::collections::HashSet;
 
@@ -66,11 +67,12 @@ impl Mailbox {
     /// Copies one recipient's entries to the closest replicas that do not have them yet.
     async fn replicate_mailbox(&self, recipient: [u8; 32]) {
         let uid = Uid::from_bytes(&recipient);
-        let closest: Vec<ClosestPeer> = self
-            .closest(&uid, false)
-            .await
-            .into_iter()
-            .take(REPLICAS)
+        // The peers a store goes to: REPLICAS that count, and every deep peer before them.
+        let plan = self.plan(&uid, false).await;
+        let closest: Vec<ClosestPeer> = plan
+            .prefix(REPLICAS)
+            .iter()
+            .map(|c| c.peer.clone())
             .collect();
         let already: HashSet<PeerId> = self
             .inner

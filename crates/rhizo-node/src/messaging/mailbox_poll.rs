@@ -7,15 +7,13 @@ use std::time::Duration;
 use rhizo_core::{
     Uid,
     envelope::{ErrorCode, MAX_RECEIPT_ENTRIES, ReceiptEntry},
-    mailbox::{FetchPager, FetchedEntry, REPLICAS},
+    mailbox::{FetchPager, FetchedEntry},
 };
 use tracing::{debug, info, warn};
 
 use super::{FetchError, FetchReport, HeldView, MailboxStatus, Messaging, QueuedView};
 use crate::mailbox::Source;
 
-/// Replicas asked beyond the closest [`REPLICAS`] (some may have left).
-const EXTRA_FETCH_REPLICAS: usize = 3;
 /// Poll interval until a replica answered for the first time (at most the configured one).
 const FIRST_POLL: Duration = Duration::from_secs(2);
 
@@ -43,16 +41,8 @@ impl Messaging {
             .with_engine(move |tx, engine| engine.device_list(tx, now))
             .await?;
         let me = self.inner.engine.me();
-        let mut sources = vec![Source::Local];
-        sources.extend(
-            self.inner
-                .mailbox
-                .closest(&me.uid, false)
-                .await
-                .into_iter()
-                .take(REPLICAS + EXTRA_FETCH_REPLICAS)
-                .map(Source::Remote),
-        );
+        // Our own table, then where senders store (the replica plan, deep peers included).
+        let sources = self.inner.mailbox.fetch_sources(&me.uid).await;
         let mut report = FetchReport::default();
         for source in &sources {
             if self.fetch_from(source, &device_list, &mut report).await?

@@ -12,7 +12,7 @@ fn shared_bits(peer: libp2p::PeerId, target: &[u8]) -> u32 {
 #[test]
 fn an_eclipsing_sybil_id_shares_the_target_prefix() {
     let target = b"the mailbox key under attack".to_vec();
-    let mut lab = Lab::new(19, None);
+    let mut lab = Lab::new(19, None, true);
     let honest = lab.keypair(3, false).expect("honest key");
     lab.eclipse(target.clone());
     let sybil = lab.keypair(3, true).expect("ground key");
