@@ -15,7 +15,7 @@ use crate::a2a::{NodeAgents, VERSION_HEADER, card, rpc};
 /// Largest A2A JSON-RPC request: a client's file bytes travel in it as base64 and are held
 /// whole while it is parsed. Larger files go with `POST /v1/files` (streamed) and are named
 /// `urn:rhizo:file:HASH`.
-pub const MAX_A2A_REQUEST_BYTES: usize = 16 << 20;
+pub(super) const MAX_A2A_REQUEST_BYTES: usize = 16 << 20;
 
 /// The host the client reached us at (the card's interface URL points back at it).
 fn host(headers: &HeaderMap) -> &str {
