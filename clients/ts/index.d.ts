@@ -48,20 +48,164 @@ export interface Group {
   last_activity: number;
 }
 
+/** A file's state here. */
+export type FileState = "offered" | "downloading" | "done" | "failed";
+
 /** A file as `files()` lists it (`GET /v1/files`). */
 export interface FileInfo {
+  /** Its file message (the id `rhizo files get` and `GET /v1/files/{id}` take). */
   id: number;
   direction: "in" | "out";
+  /** The contact's UID (hex) in a 1:1 conversation; null in a group. */
   contact: string | null;
+  /** The group's id, for a file sent in a group. */
+  group?: string;
+  name: string;
+  /** Plaintext bytes. */
+  size: number;
+  mime: string;
+  state: FileState | string;
+  /** Bytes of encrypted content held, out of `total_bytes`. */
+  done_bytes: number;
+  total_bytes: number;
+  /** The content hash: 64 hex digits (the bao root of the encrypted content). */
+  hash: string;
+  /** Where it was last saved, once it was. */
+  path?: string;
+  /** Why it failed, or why it is not done yet. */
+  error?: string;
+  /** Chunks already verified here when this node (re)started the fetch. */
+  resumed_chunks: number;
+  /** Chunks this node fetched since it started. */
+  fetched_chunks: number;
+}
+
+/** A file message's file as the history shows it (`GET /v1/messages`: a message's `file`). */
+export interface MessageFile {
   name: string;
   size: number;
   mime: string;
-  state: "offered" | "downloading" | "done" | "failed" | string;
-  done_bytes: number;
-  total_bytes: number;
-  hash: string;
-  [more: string]: unknown;
+  state: FileState | string;
+  /** Percent of the content held (0 to 100). */
+  percent: number;
 }
+
+/** A message of the history (`GET /v1/messages`); a file message carries `file`. */
+export interface HistoryMessage {
+  id: number;
+  direction: "in" | "out";
+  /** The text (a file message's caption). */
+  text: string | null;
+  sent_at: number;
+  state: string;
+  seq: number;
+  error: string | null;
+  replicas?: number;
+  file?: MessageFile;
+}
+
+/**
+ * A file a task part names by content hash (`{ file: … }`). The file itself is a file message
+ * of the task's conversation: `id` and `state` are that message's here, absent until it
+ * arrived. To send one, give `{ file: { id } }` of a file already sent to the agent.
+ */
+export interface FilePart {
+  id?: number;
+  /** 64 hex digits. */
+  hash: string;
+  name: string;
+  size: number;
+  mime: string;
+  state?: FileState | string;
+}
+
+/** One part of a task message or artifact: exactly one of `text`, `data`, `raw`, `file`. */
+export interface TaskPart {
+  text?: string;
+  data?: unknown;
+  /** Bytes, base64 (at most 48 KiB). */
+  raw?: string;
+  media_type?: string;
+  filename?: string;
+  file?: FilePart;
+}
+
+export type TaskState =
+  | "submitted" | "working" | "input-required" | "completed" | "failed" | "canceled" | "rejected" | "auth-required";
+
+export interface TaskMessage {
+  message_id: string;
+  role: "user" | "agent";
+  parts: TaskPart[];
+}
+
+export interface TaskArtifact {
+  artifact_id: string;
+  name?: string;
+  description?: string;
+  parts: TaskPart[];
+}
+
+export interface TaskStatus {
+  state: TaskState;
+  message?: TaskMessage;
+  reason?: string;
+  /** Unix milliseconds. */
+  timestamp: number;
+}
+
+/** One worker of an `all`-mode group task. */
+export interface TaskWorker {
+  worker: string;
+  state: TaskState;
+  message?: TaskMessage;
+  reason?: string;
+  artifacts?: TaskArtifact[];
+  updated_at: number;
+}
+
+/** A task as `tasks()` lists it (`GET /v1/tasks`). */
+export interface Task {
+  id: string;
+  context_id: string;
+  side: "client" | "worker";
+  peer: string;
+  peer_name?: string;
+  skill?: string;
+  priority: "low" | "normal" | "high" | "urgent";
+  deadline?: number;
+  requirements?: string[];
+  status: TaskStatus;
+  status_history: TaskStatus[];
+  /** The task's messages, oldest first: the client's request first. */
+  history: TaskMessage[];
+  artifacts: TaskArtifact[];
+  created_at: number;
+  updated_at: number;
+  group?: string;
+  worker?: string;
+  mode?: "any" | "all";
+  workers?: TaskWorker[];
+}
+
+/** Where `taskFiles` found a file part. */
+export interface TaskFileRef {
+  file: FilePart;
+  source: "message" | "artifact" | "worker";
+  /** The message's or artifact's index. */
+  index: number;
+}
+
+/** The A2A URL prefix of a rhizo file: `urn:rhizo:file:` then its hash. */
+export declare const FILE_URL_PREFIX: "urn:rhizo:file:";
+/** `urn:rhizo:file:HASH` of a file part (or a hash); throws a TypeError for a bad hash. */
+export declare function fileUrl(fileOrHash: FilePart | string): string;
+/** The hash a `urn:rhizo:file:HASH` URL names, or null for any other URL. */
+export declare function parseFileUrl(url: string): string | null;
+/** Every file part of a task: its messages', its artifacts', then its workers'. */
+export declare function taskFiles(task: Task): TaskFileRef[];
+/** Whether a file part's file message is here and done. */
+export declare function isFileReady(file: FilePart | undefined | null): boolean;
 
 /** A group, file or task event, as `GET /v1/events` carries it (docs/local-api.md). */
 export type NodeEvent =
@@ -130,8 +274,8 @@ export declare class MessagingPeer {
   groups(): Promise<Group[]>;
   sendGroupMessage(group: string, text: string): Promise<{ id: number; state: string; total: number }>;
   files(): Promise<FileInfo[]>;
-  /** Tasks as `GET /v1/tasks` lists them. */
-  tasks(): Promise<Record<string, unknown>[]>;
+  /** Tasks as `GET /v1/tasks` lists them (file parts: see `taskFiles`). */
+  tasks(): Promise<Task[]>;
 }
 
 export declare function parsePairTicket(text: string): { nodePk: Uint8Array; secret: Uint8Array; createdAt: number; url: string };

@@ -9,7 +9,10 @@ test: it talks to a remote rhizo agent through the local API's A2A binding.
    upper-cased artifact,
 3. GetTask and ListTasks of that task,
 4. SendStreamingMessage "slow …", then CancelTask once it is working: the stream ends
-   `canceled`.
+   `canceled`,
+5. SendStreamingMessage with a file: a raw part of FILE_BYTES bytes (over rhizo's inline limit)
+   named data.bin; the task's request names it as a url part `urn:rhizo:file:HASH` with that
+   name (the node stored it and sent it to the agent as a file message). Prints `FILE <HASH>`.
 
 Prints `OK` and exits 0 when every check held; otherwise exits 1 naming the failed check.
 """
@@ -28,12 +31,21 @@ from a2a.types import (
     CancelTaskRequest,
     GetTaskRequest,
     ListTasksRequest,
+    Part,
     Role,
     SendMessageRequest,
     TaskState,
 )
 
 TIMEOUT = 120.0
+# The file of step 5: 100,000 bytes (rhizo carries at most 48 KiB inline), i*7+3 mod 251; the
+# Rust side of the test checks the worker node's copy against the same bytes.
+FILE_BYTES = 100_000
+FILE_URL_PREFIX = 'urn:rhizo:file:'
+
+
+def file_content() -> bytes:
+    return bytes((i * 7 + 3) % 251 for i in range(FILE_BYTES))
 TERMINAL = {
     TaskState.TASK_STATE_COMPLETED,
     TaskState.TASK_STATE_FAILED,
@@ -129,6 +141,31 @@ async def cancel(client) -> None:
     check(task.status.state == TaskState.TASK_STATE_CANCELED, 'GetTask: canceled')
 
 
+async def send_file(client) -> None:
+    message = new_text_message('a file for you', role=Role.ROLE_USER)
+    message.parts.append(
+        Part(raw=file_content(), filename='data.bin', media_type='application/octet-stream')
+    )
+    task_id = None
+    last = None
+    async for event in client.send_message(SendMessageRequest(message=message)):
+        if event.HasField('task') and task_id is None:
+            task_id = event.task.id
+        state = state_of(event)
+        if state is not None:
+            last = state
+    check(task_id is not None, 'the file task was made')
+    check(last == TaskState.TASK_STATE_COMPLETED, 'the file task ends completed')
+    task = await client.get_task(GetTaskRequest(id=task_id))
+    show('file_task', task)
+    urls = [p for m in task.history for p in m.parts if p.url.startswith(FILE_URL_PREFIX)]
+    check(len(urls) == 1, f'the request names one rhizo file (got {len(urls)})')
+    check(urls[0].filename == 'data.bin', f'with its name (got {urls[0].filename!r})')
+    digest = urls[0].url[len(FILE_URL_PREFIX):]
+    check(len(digest) == 64, 'by its 64-hex-digit content hash')
+    print(f'FILE {digest}', flush=True)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument('--url', required=True)
@@ -142,6 +179,7 @@ async def main() -> None:
     task_id = await asyncio.wait_for(echo(client), TIMEOUT)
     await asyncio.wait_for(get_and_list(client, task_id), TIMEOUT)
     await asyncio.wait_for(cancel(client), TIMEOUT)
+    await asyncio.wait_for(send_file(client), TIMEOUT)
     await http.aclose()
     print('OK', flush=True)
 

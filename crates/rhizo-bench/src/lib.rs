@@ -162,9 +162,15 @@ impl Options {
 pub fn run(options: &Options, meta: Meta) -> Report {
     let mut report = Report::new(meta);
     let quick = options.quick;
+    // B13 takes B1's figures as its references when B1 ran in this process.
+    let mut b1 = None;
     if options.selected("B1") {
         progress("B1: encrypted link throughput");
-        report.add("B1", with_runtime(transport::run_b1(quick)), |r| r.rows());
+        let outcome = with_runtime(transport::run_b1(quick));
+        if let Ok(r) = &outcome {
+            b1 = Some(r.clone());
+        }
+        report.add("B1", outcome, |r| r.rows());
     }
     let (b2, b3) = (options.selected("B2"), options.selected("B3"));
     if b2 || b3 {
@@ -246,7 +252,7 @@ pub fn run(options: &Options, meta: Meta) -> Report {
     }
     if options.selected("B13") {
         progress("B13: file transfer between two in-process rhizo nodes");
-        let outcome = with_runtime(messaging::files::run_b13(quick));
+        let outcome = with_runtime(messaging::files::run_b13(quick, b1.take()));
         report.add("B13", outcome, |r| r.rows());
     }
     let (b14, b15) = (options.selected("B14"), options.selected("B15"));

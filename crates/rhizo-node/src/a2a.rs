@@ -4,7 +4,8 @@
 //! ```text
 //!  A2A client (any SDK) ── JSON-RPC / SSE ──▶ /a2a/{agent}/        (local API, bearer token)
 //!        GET .well-known/agent-card.json ◀── the agent's rhizo card (card::agent_card)
-//!        SendMessage ──▶ AgentBackend::delegate ──▶ rhizo task (MLS) ──▶ the worker's node
+//!        SendMessage ──▶ file parts? AgentBackend::attach_file (a file message to the agent)
+//!                    ──▶ AgentBackend::delegate ──▶ rhizo task (MLS) ──▶ the worker's node
 //!        SendStreamingMessage / SubscribeToTask ◀── ApiEvent::TaskUpdated (stream::follow)
 //!        GetTask / ListTasks / CancelTask ──▶ AgentBackend::task / tasks / cancel_task
 //!
@@ -18,7 +19,13 @@
 //! Files: `json` (the A2A JSON and its mapping to `rhizo_core::agent`), `rpc` (JSON-RPC
 //! dispatch and A2A's error codes), `stream` (SSE of a task's updates), `card` (the A2A
 //! agent card), `sse` (a bounded SSE parser), `forward` (the worker side), `backend` (the
-//! messaging service as the [`AgentBackend`]).
+//! messaging and file services as the [`AgentBackend`]).
+//!
+//! A client's file parts (issue 16): a `raw` part too large to travel inline (over
+//! `MAX_INLINE_PART_BYTES`) or a `url` part `urn:rhizo:file:HASH` naming a file known here
+//! becomes a rhizo file part: the bytes are stored and sent to the agent as a file message
+//! (bounded by `files_max_mib` and the storage cap), a known file is named by its file message
+//! with the agent (sent to it first if it never was), and the task names that message.
 
 use std::future::Future;
 
@@ -28,6 +35,7 @@ use tokio::sync::broadcast;
 use crate::events::ApiEvent;
 
 mod backend;
+pub use backend::NodeAgents;
 pub mod card;
 pub mod forward;
 pub mod json;
@@ -91,6 +99,43 @@ pub enum BackendError {
     Internal(String),
 }
 
+/// A file an A2A client's part carries in, before the node stores or finds it.
+#[derive(Clone, PartialEq, Eq)]
+pub enum InboundFile {
+    /// Bytes (a `raw` part too large to travel inline): stored, then sent to the agent as a
+    /// file message.
+    Bytes {
+        /// The file's name (the part's `filename`, or one made up).
+        name: String,
+        /// Its MIME type (the part's `mediaType`, or guessed from the name).
+        mime: String,
+        /// The content.
+        bytes: Vec<u8>,
+    },
+    /// A file already known here, by content hash (a `url` part `urn:rhizo:file:HASH`).
+    Known {
+        /// The content hash.
+        hash: [u8; 32],
+    },
+}
+
+impl std::fmt::Debug for InboundFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Bytes { name, mime, bytes } => f
+                .debug_struct("Bytes")
+                .field("name", name)
+                .field("mime", mime)
+                .field("len", &bytes.len())
+                .finish(),
+            Self::Known { hash } => f
+                .debug_struct("Known")
+                .field("hash", &hex::encode(hash))
+                .finish(),
+        }
+    }
+}
+
 /// What the A2A binding needs from the node: the task and card methods of the messaging
 /// service (agents-spec.md), behind a trait so the JSON-RPC layer can be tested in memory.
 pub trait AgentBackend: Clone + Send + Sync + 'static {
@@ -123,6 +168,15 @@ pub trait AgentBackend: Clone + Send + Sync + 'static {
         id: &str,
         update: TaskUpdateInput,
     ) -> impl Future<Output = Result<Task, BackendError>> + Send;
+    /// Makes `file` a file of the conversation with agent `to` (its UID, or a group's
+    /// address): bytes are stored and sent to it as a file message; a known hash names the
+    /// file message with it that carries that content, or sends the file (whole here) to it.
+    /// The file message's id, for a task's file part.
+    fn attach_file(
+        &self,
+        to: &str,
+        file: InboundFile,
+    ) -> impl Future<Output = Result<i64, BackendError>> + Send;
     /// The node's event stream (bounded: a slow reader is told it lagged).
     fn subscribe(&self) -> broadcast::Receiver<ApiEvent>;
 }

@@ -57,6 +57,18 @@ pub enum ApiEvent {
         /// The encrypted size.
         total_bytes: u64,
     },
+    /// A file being sent is encrypted into the content store (`POST /v1/files` with a
+    /// `progress` id): plaintext bytes done, at most once per percent.
+    FileImport {
+        /// The `progress` id the request gave.
+        progress: String,
+        /// The file's name.
+        name: String,
+        /// Plaintext bytes encrypted so far.
+        done_bytes: u64,
+        /// The file's size.
+        total_bytes: u64,
+    },
     /// An outgoing message changed state.
     MessageState {
         /// Message row id.

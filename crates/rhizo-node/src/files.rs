@@ -14,6 +14,7 @@
 //! ```
 //!
 //! # Layout
+//! - `attach`: files for a task that came as bytes or by hash (the A2A binding's file parts).
 //! - [`content`]: the content store under the data dir.
 //! - `fetch`: fetching one file's missing chunks from its holders.
 //! - `holders`: the holders of one fetch, the ranges spread over them within their caps.
@@ -34,11 +35,15 @@ use crate::clock::SharedClock;
 use crate::events::ApiEvent;
 use crate::messaging::Messaging;
 use crate::peer_policy::PeerPolicy;
+pub use attach::AttachError;
 use content::{ContentError, ContentStore};
 
+mod attach;
 pub mod content;
 mod fetch;
 mod holders;
+#[cfg(test)]
+mod json_vectors;
 mod serve;
 
 /// Default largest file sent or fetched (`files_max_mib`).
@@ -60,6 +65,40 @@ pub const TAMPER_ENV: &str = "RHIZO_TEST_TAMPER_FILE_CHUNKS";
 /// slot) until it first refused a peer over its concurrent cap (at most 60 s), for tests
 /// only: a burst of one peer then certainly goes over the cap (docs/protocol.md §32).
 pub const HOLD_ENV: &str = "RHIZO_TEST_HOLD_FILE_SERVES";
+
+/// A MIME type from a file name's extension (the common ones; else octet-stream).
+pub fn guess_mime(name: &str) -> &'static str {
+    let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+    match ext.as_deref() {
+        Some("png") => "image/png",
+        Some("jpg" | "jpeg") => "image/jpeg",
+        Some("gif") => "image/gif",
+        Some("webp") => "image/webp",
+        Some("svg") => "image/svg+xml",
+        Some("pdf") => "application/pdf",
+        Some("txt" | "md") => "text/plain",
+        Some("json") => "application/json",
+        Some("html" | "htm") => "text/html",
+        Some("csv") => "text/csv",
+        Some("zip") => "application/zip",
+        Some("gz") => "application/gzip",
+        Some("mp3") => "audio/mpeg",
+        Some("ogg") => "audio/ogg",
+        Some("mp4") => "video/mp4",
+        Some("webm") => "video/webm",
+        _ => rhizo_core::file::DEFAULT_MIME,
+    }
+}
+
+/// A name a file may carry: 1 to 255 bytes, no `/`, `\` or NUL, not `.` or `..`.
+pub fn file_name(name: &str) -> Option<String> {
+    let ok = !name.is_empty()
+        && name.len() <= rhizo_core::file::MAX_NAME_BYTES
+        && !name.contains(['/', '\\', '\0'])
+        && name != "."
+        && name != "..";
+    ok.then(|| name.to_string())
+}
 
 /// The files settings.
 #[derive(Debug, Clone, Copy)]
@@ -116,8 +155,11 @@ pub struct FileView {
     pub id: i64,
     /// `in` or `out`.
     pub direction: String,
-    /// The contact the message is with (their UID), if a 1:1 conversation.
+    /// The contact the message is with (their UID, hex), if a 1:1 conversation.
     pub contact: Option<String>,
+    /// The group the message was sent in (its id, as `rhizo group list` shows it), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     /// The file's name.
     pub name: String,
     /// Its size in bytes.
@@ -364,6 +406,30 @@ impl Files {
             .map_err(FilesError::from)
     }
 
+    /// A progress callback for [`import`](Self::import) that emits [`ApiEvent::FileImport`]
+    /// with `progress` (the request's id) at most once per percent of `total` bytes.
+    pub fn import_events(
+        &self,
+        progress: String,
+        name: String,
+        total: u64,
+    ) -> impl FnMut(u64) + Send + 'static {
+        let events = self.inner.events.clone();
+        let mut last = None;
+        move |done| {
+            let percent = done.saturating_mul(100) / total.max(1);
+            if last != Some(percent) {
+                last = Some(percent);
+                let _ = events.send(ApiEvent::FileImport {
+                    progress: progress.clone(),
+                    name: name.clone(),
+                    done_bytes: done,
+                    total_bytes: total,
+                });
+            }
+        }
+    }
+
     /// Writes an uploaded file's content (a stream of body frames) to a new file under the
     /// content store's `tmp/` (cleared at start), a frame at a time; its path. The caller
     /// imports it, then removes it.
@@ -431,6 +497,7 @@ impl Files {
             id: row.message_id,
             direction: if row.outgoing { "out" } else { "in" }.into(),
             contact: row.contact_uid.map(hex::encode),
+            group: row.group.map(hex::encode),
             name: row.name.clone(),
             size: row.size,
             mime: row.mime.clone(),

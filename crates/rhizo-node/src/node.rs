@@ -586,7 +586,7 @@ impl Background {
         if let Some(url) = &config.agent.a2a_url {
             // The worker side of the A2A binding: received tasks go to the local A2A server.
             tasks.push(tokio::spawn(crate::a2a::forward::run(
-                messaging.clone(),
+                crate::a2a::NodeAgents::new(messaging.clone(), files.clone()),
                 url.clone(),
                 stop_rx.clone(),
             )));

@@ -10,8 +10,9 @@
 //! ```
 //!
 //! client.py resolves the card, streams `hello rhizo` to completion (the task, then updates in
-//! order, the upper-cased artifact), reads it back with GetTask and ListTasks, and cancels a
-//! slow task while it works. Needs the virtualenv `.ci/run` creates
+//! order, the upper-cased artifact), reads it back with GetTask and ListTasks, cancels a
+//! slow task while it works, and sends a task with a 100,000-byte file (a raw part): the task
+//! names it `urn:rhizo:file:HASH`, and the worker node gets the same bytes as a file. Needs the virtualenv `.ci/run` creates
 //! (`$HOME/.cache/rhizo-py/a2a`, or `RHIZO_PY_A2A` naming its python); without it the test prints
 //! `SKIPPED …` and passes, except under `CI=1`, where it fails.
 
@@ -103,6 +104,7 @@ fn run(python: &Path, net: &Net) -> anyhow::Result<()> {
         output.contains("\nOK"),
         "client.py did not finish:\n{output}"
     );
+    file_arrived(net, &output)?;
     // Both ends kept the tasks: completed and canceled.
     for node in [&net.client, net.worker()] {
         let tasks: Vec<Value> = node
@@ -119,5 +121,42 @@ fn run(python: &Path, net: &Net) -> anyhow::Result<()> {
             "tasks at a node: {states:?}"
         );
     }
+    Ok(())
+}
+
+/// The file client.py sent in a task (its `FILE <HASH>` line) reached the worker node as a file
+/// message (downloaded by itself: it is small and from a contact) with client.py's bytes.
+fn file_arrived(net: &Net, output: &str) -> anyhow::Result<()> {
+    let hash = output
+        .lines()
+        .find_map(|l| l.strip_prefix("FILE "))
+        .context("client.py printed no FILE line")?
+        .trim()
+        .to_string();
+    let worker = net.worker();
+    let id = wait_for(TIMEOUT, "the file done at the worker", || {
+        let files = worker.api_get("/v1/files").ok()?;
+        files.as_array()?.iter().find_map(|f| {
+            (f["hash"] == hash.as_str() && f["state"] == "done").then(|| f["id"].as_i64())?
+        })
+    })?;
+    let out = worker.data_dir().join("a2a-file.bin");
+    let got = worker.cli(&[
+        "files",
+        "get",
+        &id.to_string(),
+        "--out",
+        out.to_str().context("path")?,
+    ])?;
+    ensure!(
+        got.status.success(),
+        "files get: {}",
+        String::from_utf8_lossy(&got.stderr)
+    );
+    let expected: Vec<u8> = (0..100_000u32).map(|i| ((i * 7 + 3) % 251) as u8).collect();
+    ensure!(
+        std::fs::read(&out)? == expected,
+        "the worker's copy differs from client.py's bytes"
+    );
     Ok(())
 }

@@ -42,6 +42,8 @@ pub struct B13Result {
     pub rhizo_net_mib_s: f64,
     /// B1's raw TCP in the same run, MiB/s.
     pub raw_tcp_mib_s: f64,
+    /// B1's bytes per run (MiB) and runs, the references' size.
+    pub b1_mib_runs: (u64, usize),
     /// Peak RSS of the process (both nodes) above the RSS before the fetch, MiB.
     pub rss_above_idle_mib: f64,
     /// A `--quick` run (the RSS figure is then not judged: a tiny file may not move it).
@@ -63,7 +65,13 @@ impl B13Result {
                 self.fetch_mib_s,
                 "MiB/s",
             )
-            .reference("B1 rhizo-net link, same run", self.rhizo_net_mib_s)
+            .reference(
+                format!(
+                    "B1 rhizo-net link, same run ({} MiB × {})",
+                    self.b1_mib_runs.0, self.b1_mib_runs.1
+                ),
+                self.rhizo_net_mib_s,
+            )
             .target(Target::ratio_at_least(0.8)),
             Row::new(
                 "B13",
@@ -139,11 +147,15 @@ fn write_content(path: &std::path::Path, mib: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs B13 (B1 first, for its same-run references).
-pub async fn run_b13(quick: bool) -> anyhow::Result<B13Result> {
+/// Runs B13 against `b1`, B1's figures from earlier in this process (`--only B1,B13`), or a
+/// quick B1 run first when B1 did not run.
+pub async fn run_b13(quick: bool, b1: Option<transport::B1Result>) -> anyhow::Result<B13Result> {
     let mib = size_mib(SIZE_ENV, if quick { 4 } else { 64 })?;
     let holders_mib = size_mib(HOLDERS_SIZE_ENV, mib)?;
-    let b1 = transport::run_b1(true).await?;
+    let b1 = match b1 {
+        Some(b1) => b1,
+        None => transport::run_b1(true).await?,
+    };
     super::install_tracing();
     let dir = tempfile::tempdir()?;
     let input = dir.path().join("b13.bin");
@@ -164,6 +176,7 @@ pub async fn run_b13(quick: bool) -> anyhow::Result<B13Result> {
         fetch_mib_s,
         rhizo_net_mib_s: b1.rhizo_net_mib_s,
         raw_tcp_mib_s: b1.raw_tcp_mib_s,
+        b1_mib_runs: (b1.bytes_per_run >> 20, b1.runs),
         rss_above_idle_mib,
         quick,
     })

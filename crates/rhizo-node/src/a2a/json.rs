@@ -313,9 +313,19 @@ pub struct ListParams {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum MapError {
-    /// A part rhizo cannot carry yet.
-    #[error("url parts (files by reference) are not carried by rhizo yet; send text, data or raw")]
+    /// A `url` part that names no rhizo file.
+    #[error(
+        "a url part must name a file known to this node as urn:rhizo:file:HASH (64 hex \
+         digits; other URLs are not fetched): send the bytes as a raw part, or the file with \
+         POST /v1/files first"
+    )]
     UrlPart,
+    /// A `raw` part that is not base64.
+    #[error("a raw part is not base64 (standard alphabet, padded)")]
+    BadRaw,
+    /// A file part's name cannot be a file name.
+    #[error("a file part's filename must be 1 to 255 bytes without '/', '\\' or NUL")]
+    BadFilename,
     /// A part with no content.
     #[error("a part holds one of text, data or raw")]
     EmptyPart,
@@ -337,7 +347,8 @@ pub enum MapError {
 ///
 /// # Errors
 ///
-/// [`MapError::UrlPart`] for a file reference, [`MapError::EmptyPart`] for no content.
+/// [`MapError::UrlPart`] for a file reference (see [`inbound_files`]),
+/// [`MapError::EmptyPart`] for no content.
 pub fn part_from_a2a(p: &Part) -> Result<agent::Part, MapError> {
     if p.url.is_some() {
         return Err(MapError::UrlPart);
@@ -357,6 +368,71 @@ pub fn part_from_a2a(p: &Part) -> Result<agent::Part, MapError> {
 
 /// The A2A URL of a rhizo file part (by content hash).
 pub const FILE_URL_PREFIX: &str = "urn:rhizo:file:";
+/// The name of a file that came as bytes without a `filename`.
+const UNNAMED_FILE: &str = "attachment";
+
+/// The content hash a `urn:rhizo:file:HASH` URL names.
+///
+/// # Errors
+///
+/// [`MapError::UrlPart`] for any other URL.
+pub fn file_url_hash(url: &str) -> Result<[u8; 32], MapError> {
+    let hex_hash = url
+        .trim()
+        .strip_prefix(FILE_URL_PREFIX)
+        .ok_or(MapError::UrlPart)?;
+    hex::decode(hex_hash)
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .ok_or(MapError::UrlPart)
+}
+
+/// The parts of an A2A client's message that carry files, by index: a `url` part (it must be
+/// `urn:rhizo:file:HASH`), and a `raw` part whose bytes are over
+/// [`agent::MAX_INLINE_PART_BYTES`] (smaller ones travel inline in the task message). The
+/// node attaches each ([`super::AgentBackend::attach_file`]) and maps the message with
+/// [`message_with_files`].
+///
+/// # Errors
+///
+/// [`MapError::UrlPart`] for another URL, [`MapError::BadRaw`] for bytes that are not
+/// base64, [`MapError::BadFilename`] for a name with a path in it.
+pub fn inbound_files(parts: &[Part]) -> Result<Vec<(usize, super::InboundFile)>, MapError> {
+    let mut out = Vec::new();
+    for (i, p) in parts.iter().enumerate() {
+        if let Some(url) = &p.url {
+            out.push((
+                i,
+                super::InboundFile::Known {
+                    hash: file_url_hash(url)?,
+                },
+            ));
+            continue;
+        }
+        let Some(raw) = &p.raw else { continue };
+        // A base64 text of at most this many characters decodes to at most the inline limit.
+        if raw.len() <= agent::MAX_INLINE_PART_BYTES / 3 * 4 {
+            continue;
+        }
+        let bytes = agent::decode_raw(raw).map_err(|_| MapError::BadRaw)?;
+        if bytes.len() <= agent::MAX_INLINE_PART_BYTES {
+            continue;
+        }
+        let name = match p.filename.as_deref().map(str::trim) {
+            None | Some("") => UNNAMED_FILE.to_string(),
+            Some(n) => crate::files::file_name(n).ok_or(MapError::BadFilename)?,
+        };
+        let mime = p
+            .media_type
+            .clone()
+            .filter(|m| {
+                !m.is_empty() && m.len() <= rhizo_core::file::MAX_MIME_BYTES && m.is_ascii()
+            })
+            .unwrap_or_else(|| crate::files::guess_mime(&name).to_string());
+        out.push((i, super::InboundFile::Bytes { name, mime, bytes }));
+    }
+    Ok(out)
+}
 
 /// rhizo's part as A2A's.
 pub fn part_to_a2a(p: &agent::Part) -> Part {
@@ -397,6 +473,20 @@ pub fn message_to_a2a(m: &TaskMessage, task_id: &str, context_id: &str) -> Messa
 ///
 /// [`MapError`] for another role, a part rhizo cannot carry, or a limit broken.
 pub fn message_from_a2a(m: &Message, role: RhizoRole) -> Result<TaskMessage, MapError> {
+    message_with_files(m, role, &[])
+}
+
+/// [`message_from_a2a`], with the parts at the indices of `files` replaced by file parts
+/// naming those file messages (what [`inbound_files`] found, attached by the node).
+///
+/// # Errors
+///
+/// As [`message_from_a2a`].
+pub fn message_with_files(
+    m: &Message,
+    role: RhizoRole,
+    files: &[(usize, i64)],
+) -> Result<TaskMessage, MapError> {
     let expected = Role::from(role);
     if m.role != expected && m.role != Role::Unspecified {
         return Err(MapError::Role(match role {
@@ -414,7 +504,17 @@ pub fn message_from_a2a(m: &Message, role: RhizoRole) -> Result<TaskMessage, Map
         parts: m
             .parts
             .iter()
-            .map(part_from_a2a)
+            .enumerate()
+            .map(|(i, p)| match files.iter().find(|(at, _)| *at == i) {
+                Some((_, id)) => Ok(agent::Part {
+                    file: Some(agent::FilePart {
+                        id: Some(*id),
+                        ..agent::FilePart::default()
+                    }),
+                    ..agent::Part::default()
+                }),
+                None => part_from_a2a(p),
+            })
             .collect::<Result<_, _>>()?,
     };
     message.validate()?;
@@ -518,14 +618,19 @@ pub fn task_to_a2a(t: &agent::Task, history_length: Option<i64>) -> Task {
 }
 
 /// The rhizo delegation an A2A `SendMessage` to agent `to` asks for. The message becomes the
-/// task's request; `metadata.skill`, `.priority`, `.deadline` and `.requirements` fill the
+/// task's request (the parts at the indices of `files` as file parts naming those file
+/// messages); `metadata.skill`, `.priority`, `.deadline` and `.requirements` fill the
 /// seed-004 fields A2A has no place for, and `.mode` a group task's mode.
 ///
 /// # Errors
 ///
 /// [`MapError`] for a bad message or metadata, or a delegation rhizo refuses.
-pub fn new_task_from_send(to: &str, req: &SendRequest) -> Result<NewTask, MapError> {
-    let message = message_from_a2a(&req.message, RhizoRole::User)?;
+pub fn new_task_from_send(
+    to: &str,
+    req: &SendRequest,
+    files: &[(usize, i64)],
+) -> Result<NewTask, MapError> {
+    let message = message_with_files(&req.message, RhizoRole::User, files)?;
     let meta = req.metadata.as_ref();
     let field = |name: &str| meta.and_then(|m| m.get(name)).filter(|v| !v.is_null());
     let skill = match field("skill") {

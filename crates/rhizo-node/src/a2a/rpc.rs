@@ -18,8 +18,8 @@ use tokio::sync::broadcast::{self, error::RecvError};
 use super::{
     AgentBackend, BackendError, TaskQuery,
     json::{
-        ListParams, MapError, SendRequest, TaskIdParams, message_from_a2a, new_task_from_send,
-        task_to_a2a,
+        ListParams, MapError, Message, SendRequest, TaskIdParams, inbound_files,
+        message_with_files, new_task_from_send, task_to_a2a,
     },
     stream, stream_ends_at,
 };
@@ -150,6 +150,16 @@ pub fn failure(id: &Value, e: &RpcError) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "error": e.to_json()})
 }
 
+/// The answer to a request over `max` bytes (its id is not read: the body is not parsed).
+pub fn too_large(max: usize) -> Response {
+    let e = RpcError::InvalidRequest(format!(
+        "the request is over {} MiB (or broke off): send a large file with POST /v1/files (streamed) and name \
+         it in a url part as urn:rhizo:file:HASH",
+        max >> 20
+    ));
+    Json(failure(&Value::Null, &e)).into_response()
+}
+
 /// Handles one JSON-RPC request to the binding of `agent` (a UID or contact name).
 /// `version` is the request's `A2A-Version` header.
 pub async fn handle<B: AgentBackend>(
@@ -250,12 +260,36 @@ async fn start<B: AgentBackend>(b: &B, agent: &str, req: &SendRequest) -> Result
                 "task {task_id} is {state}: only a task that is input-required takes more input"
             )));
         }
-        let message = message_from_a2a(&req.message, Role::User)?;
+        let files = attach_files(b, &task.peer, &req.message).await?;
+        let message = message_with_files(&req.message, Role::User, &files)?;
         return Ok(b.task_input(task_id, message).await?);
     }
     let remote = b.agent(agent, false).await?;
-    let new = new_task_from_send(&remote.uid, req)?;
+    let files = attach_files(b, &remote.uid, &req.message).await?;
+    let new = new_task_from_send(&remote.uid, req, &files)?;
     Ok(b.delegate(new).await?)
+}
+
+/// The file parts of a client's message made files of the conversation with `peer` (the
+/// agent's UID or group address): each part's index and its file message's id. The message is
+/// checked first (a part rhizo cannot carry fails before any file is stored or sent).
+async fn attach_files<B: AgentBackend>(
+    b: &B,
+    peer: &str,
+    message: &Message,
+) -> Result<Vec<(usize, i64)>, RpcError> {
+    let inbound = inbound_files(&message.parts)?;
+    if inbound.is_empty() {
+        return Ok(Vec::new());
+    }
+    // The rest of the message checked with placeholder ids before anything is stored or sent.
+    let placeholders: Vec<(usize, i64)> = inbound.iter().map(|(i, _)| (*i, 0)).collect();
+    message_with_files(message, Role::User, &placeholders)?;
+    let mut out = Vec::with_capacity(inbound.len());
+    for (i, file) in inbound {
+        out.push((i, b.attach_file(peer, file).await?));
+    }
+    Ok(out)
 }
 
 async fn send_message<B: AgentBackend>(

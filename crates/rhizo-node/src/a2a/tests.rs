@@ -16,6 +16,7 @@ use tokio::sync::broadcast;
 
 use super::*;
 
+mod file_parts;
 mod sse_parser;
 mod worker_side;
 
@@ -29,6 +30,8 @@ struct FakeState {
     inputs: Vec<(String, TaskMessage)>,
     updates: Vec<(String, TaskUpdateInput)>,
     canceled: Vec<String>,
+    /// Files attached for tasks: (peer, file).
+    attached: Vec<(String, InboundFile)>,
     next: u32,
 }
 
@@ -249,6 +252,17 @@ impl AgentBackend for Fake {
             .updates
             .push((id.into(), u.clone()));
         self.apply(id, &u)
+    }
+
+    async fn attach_file(&self, to: &str, file: InboundFile) -> Result<i64, BackendError> {
+        if let InboundFile::Known { hash } = &file
+            && hash[0] == 0xee
+        {
+            return Err(BackendError::BadTask("no file with that hash here".into()));
+        }
+        let mut s = self.state.lock().unwrap();
+        s.attached.push((to.into(), file));
+        Ok(100 + s.attached.len() as i64)
     }
 
     fn subscribe(&self) -> broadcast::Receiver<ApiEvent> {
@@ -510,7 +524,7 @@ async fn bad_requests_get_a2a_error_codes() {
         v["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("url parts")
+            .contains("urn:rhizo:file:HASH")
     );
     let v = call(&fake, "stranger", "SendMessage", hello()).await;
     assert_eq!(v["error"]["code"], json!(-32602));
@@ -591,6 +605,6 @@ fn a_file_part_is_an_a2a_url_part_by_hash() {
     assert_eq!(a2a.filename.as_deref(), Some("out.csv"));
     assert_eq!(a2a.media_type.as_deref(), Some("text/csv"));
     assert!(a2a.text.is_none() && a2a.raw.is_none());
-    // A URL part coming in is still refused with a clear error.
+    // Mapped alone, a URL part is refused (the binding attaches it first: tests/file_parts).
     assert_eq!(json::part_from_a2a(&a2a), Err(json::MapError::UrlPart));
 }

@@ -1,16 +1,21 @@
 //! The A2A binding's routes (`/a2a/{agent}/…`): thin handlers over [`crate::a2a`] with the
-//! node's messaging service as its [`AgentBackend`](crate::a2a::AgentBackend).
+//! node's messaging and file services as its [`AgentBackend`](crate::a2a::AgentBackend).
 
 use axum::{
     Json,
-    body::Bytes,
+    body::Body,
     extract::{Path, State},
     http::{HeaderMap, header},
     response::{IntoResponse, Response},
 };
 
 use super::{ApiState, messaging_error};
-use crate::a2a::{VERSION_HEADER, card, rpc};
+use crate::a2a::{NodeAgents, VERSION_HEADER, card, rpc};
+
+/// Largest A2A JSON-RPC request: a client's file bytes travel in it as base64 and are held
+/// whole while it is parsed. Larger files go with `POST /v1/files` (streamed) and are named
+/// `urn:rhizo:file:HASH`.
+pub(super) const MAX_A2A_REQUEST_BYTES: usize = 16 << 20;
 
 /// The host the client reached us at (the card's interface URL points back at it).
 fn host(headers: &HeaderMap) -> &str {
@@ -45,8 +50,12 @@ pub(super) async fn a2a_rpc(
     State(state): State<ApiState>,
     Path(agent): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let version = headers.get(VERSION_HEADER).and_then(|v| v.to_str().ok());
-    rpc::handle(&state.inner.messaging, &agent, version, &body).await
+    let Ok(body) = axum::body::to_bytes(body, MAX_A2A_REQUEST_BYTES).await else {
+        return rpc::too_large(MAX_A2A_REQUEST_BYTES);
+    };
+    let backend = NodeAgents::new(state.inner.messaging.clone(), state.inner.files.clone());
+    rpc::handle(&backend, &agent, version, &body).await
 }

@@ -10,11 +10,11 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use rhizo_core::file::{DEFAULT_MIME, FileRef, MAX_NAME_BYTES};
+use rhizo_core::file::FileRef;
 use serde::{Deserialize, Serialize};
 
 use super::{ApiState, error, errors::messaging_error};
-use crate::files::{FilesError, content::ContentError};
+use crate::files::{FilesError, content::ContentError, file_name, guess_mime};
 use crate::messaging::{GroupError, MessageView, MessagingError, SendError};
 
 /// Chunks of plaintext buffered between the reader thread and the HTTP body.
@@ -36,7 +36,14 @@ pub struct SendFileRequest {
     /// The MIME type, if known (else guessed from the name's extension).
     #[serde(default)]
     pub mime: Option<String>,
+    /// An id (1 to 64 characters) for `file_import` events on `/v1/events` while the file is
+    /// encrypted (a progress bar); none without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<String>,
 }
+
+/// Longest `progress` id of `POST /v1/files`.
+const MAX_PROGRESS_ID_CHARS: usize = 64;
 
 /// `POST /v1/files/{id}/save` body.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -81,30 +88,6 @@ pub(super) fn files_error(e: FilesError) -> Response {
     error(status, code, message)
 }
 
-/// A MIME type from a file name's extension (the common ones; else octet-stream).
-pub(crate) fn guess_mime(name: &str) -> &'static str {
-    let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
-    match ext.as_deref() {
-        Some("png") => "image/png",
-        Some("jpg" | "jpeg") => "image/jpeg",
-        Some("gif") => "image/gif",
-        Some("webp") => "image/webp",
-        Some("svg") => "image/svg+xml",
-        Some("pdf") => "application/pdf",
-        Some("txt" | "md") => "text/plain",
-        Some("json") => "application/json",
-        Some("html" | "htm") => "text/html",
-        Some("csv") => "text/csv",
-        Some("zip") => "application/zip",
-        Some("gz") => "application/gzip",
-        Some("mp3") => "audio/mpeg",
-        Some("ogg") => "audio/ogg",
-        Some("mp4") => "video/mp4",
-        Some("webm") => "video/webm",
-        _ => DEFAULT_MIME,
-    }
-}
-
 /// Largest JSON body of `POST /v1/files` (a path and a caption).
 const MAX_SEND_JSON_BYTES: usize = 64 * 1024;
 
@@ -126,16 +109,6 @@ pub struct UploadQuery {
     /// The MIME type, if known.
     #[serde(default)]
     pub mime: Option<String>,
-}
-
-/// A name a file may carry: 1 to 255 bytes, no `/`, `\` or NUL, not `.` or `..`.
-fn file_name(name: &str) -> Option<String> {
-    let ok = !name.is_empty()
-        && name.len() <= MAX_NAME_BYTES
-        && !name.contains(['/', '\\', '\0'])
-        && name != "."
-        && name != "..";
-    ok.then(|| name.to_string())
 }
 
 /// `POST /v1/files`: a JSON body names a file on this machine; any other body is the file's
@@ -196,6 +169,7 @@ pub(super) async fn send_file(
         path: upload.display().to_string(),
         caption: query.caption,
         mime: query.mime,
+        progress: None,
     };
     let response = send_from(&state, request, name, upload.clone()).await;
     let _ = tokio::fs::remove_file(&upload).await;
@@ -210,7 +184,19 @@ async fn send_from(
     path: PathBuf,
 ) -> Response {
     let files = &state.inner.files;
-    let imported = match files.import(path, |_| {}).await {
+    let progress = body
+        .progress
+        .clone()
+        .filter(|p| !p.is_empty() && p.chars().count() <= MAX_PROGRESS_ID_CHARS);
+    let imported = match progress {
+        Some(id) => {
+            let total = tokio::fs::metadata(&path).await.map_or(0, |m| m.len());
+            let events = files.import_events(id, name.clone(), total);
+            files.import(path, events).await
+        }
+        None => files.import(path, |_| {}).await,
+    };
+    let imported = match imported {
         Ok(i) => i,
         Err(e) => return files_error(e),
     };
@@ -383,7 +369,5 @@ mod tests {
         assert_eq!(parse_range("bytes=5-1", 100), None);
         assert_eq!(parse_range("bytes=0-1,3-4", 100), None);
         assert_eq!(parse_range("items=0-1", 100), None);
-        assert_eq!(guess_mime("Cat.PNG"), "image/png");
-        assert_eq!(guess_mime("noext"), DEFAULT_MIME);
     }
 }

@@ -8,10 +8,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rhizo_node::{
     Config,
     api::{SaveFileRequest, SendFileRequest, SentFile},
+    events::ApiEvent,
     files::FileView,
 };
 
-use crate::api_client::ApiClient;
+use crate::api_client::{ApiClient, StreamItem};
 use crate::cli::{FilesArgs, FilesCommand};
 
 /// How long the routes that move a whole file through the content store may take
@@ -68,27 +69,19 @@ pub(crate) async fn send(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let progress = (!json).then(|| {
-        let b = bar(size, &format!("encrypting {name}"));
-        b.enable_steady_tick(Duration::from_millis(100));
-        b
-    });
-    let sent: SentFile = api
-        .post(
-            "/v1/files",
-            &SendFileRequest {
-                to: to.to_string(),
-                group: false,
-                path: path.display().to_string(),
-                caption: caption.cloned(),
-                mime: None,
-            },
-        )
-        .await?;
-    if let Some(b) = progress {
-        b.set_position(size);
-        b.finish_and_clear();
-    }
+    let request = SendFileRequest {
+        to: to.to_string(),
+        group: false,
+        path: path.display().to_string(),
+        caption: caption.cloned(),
+        mime: None,
+        progress: None,
+    };
+    let sent: SentFile = if json {
+        api.post("/v1/files", &request).await?
+    } else {
+        send_with_bar(api, request, size, &name).await?
+    };
     if json {
         println!("{}", serde_json::to_string_pretty(&sent)?);
     } else {
@@ -103,6 +96,56 @@ pub(crate) async fn send(
         );
     }
     Ok(())
+}
+
+/// `POST /v1/files` with a progress bar fed by the node's `file_import` events (the encryption
+/// into the content store, the part of sending this command waits for).
+async fn send_with_bar(
+    api: &ApiClient,
+    mut request: SendFileRequest,
+    size: u64,
+    name: &str,
+) -> anyhow::Result<SentFile> {
+    let id = format!("send-{}-{}", std::process::id(), rand_tag());
+    request.progress = Some(id.clone());
+    let bar = bar(size, &format!("encrypting {name}"));
+    // Subscribed before the request, so no event is missed; without events, no bar moves.
+    let mut events = api.events("").await.ok();
+    let post = api.post::<SentFile>("/v1/files", &request);
+    tokio::pin!(post);
+    let sent = loop {
+        let next = async {
+            match events.as_mut() {
+                Some(e) => e.next().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            sent = &mut post => break sent?,
+            item = next => match item {
+                Ok(Some(StreamItem::Event(event))) => {
+                    if let ApiEvent::FileImport { progress, done_bytes, .. } = *event
+                        && progress == id
+                    {
+                        bar.set_position(done_bytes);
+                    }
+                }
+                Ok(Some(StreamItem::Lagged)) => {}
+                Ok(None) | Err(_) => events = None,
+            },
+        }
+    };
+    bar.set_position(size);
+    bar.finish_and_clear();
+    Ok(sent)
+}
+
+/// A few random hex digits (a progress id need not be secret, only distinct).
+fn rand_tag() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{nanos:08x}")
 }
 
 /// `rhizo files [--json]` and `rhizo files get ID [--out PATH]`.
@@ -130,10 +173,17 @@ async fn list(api: &ApiClient, json: bool) -> anyhow::Result<()> {
         } else {
             f.state.clone()
         };
+        // The conversation: a group's id or a contact's UID, shortened.
+        let with = match (&f.group, &f.contact) {
+            (Some(g), _) => format!("group {}", &g[..g.len().min(8)]),
+            (None, Some(c)) => format!("contact {}", &c[..c.len().min(8)]),
+            (None, None) => String::new(),
+        };
         println!(
-            "{:>6} {:<3} {:<24} {:>10} {:<24} {state}{}",
+            "{:>6} {:<3} {:<16} {:<24} {:>10} {:<24} {state}{}",
             f.id,
             f.direction,
+            with,
             f.name,
             human_size(f.size),
             f.mime,

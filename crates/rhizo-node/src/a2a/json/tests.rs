@@ -134,7 +134,7 @@ fn a_send_becomes_a_delegation_with_metadata() {
     }))
     .unwrap();
     assert!(req.configuration.return_immediately);
-    let t = new_task_from_send("bob", &req).unwrap();
+    let t = new_task_from_send("bob", &req, &[]).unwrap();
     assert_eq!(t.to, "bob");
     assert_eq!(t.parts.len(), 3);
     assert_eq!(t.parts[2].raw.as_deref(), Some("AAE="));
@@ -154,7 +154,7 @@ fn an_all_task_to_a_group_maps_its_mode_and_each_workers_artifacts() {
     }))
     .unwrap();
     assert_eq!(
-        new_task_from_send("crew", &req).unwrap().mode,
+        new_task_from_send("crew", &req, &[]).unwrap().mode,
         agent::TaskMode::All
     );
     let mut t = task();
@@ -189,7 +189,7 @@ fn an_all_task_to_a_group_maps_its_mode_and_each_workers_artifacts() {
 fn bad_sends_are_refused_with_a_reason() {
     let send = |v: Value| {
         let req: SendRequest = serde_json::from_value(v).unwrap();
-        new_task_from_send("bob", &req)
+        new_task_from_send("bob", &req, &[])
     };
     let url = json!({"message": {"messageId": "m", "role": "ROLE_USER", "parts": [{"url": "https://x/y"}]}});
     assert_eq!(send(url), Err(MapError::UrlPart));
