@@ -19,6 +19,7 @@
 //! | B15 | agent tasks/s, 8 in flight                  | B3's 64 B msg/s on the same pair           |
 //! | PUSH | send → shown through mailbox replicas, recipient online but unreachable | the default poll interval (target p50 ≤ 2 s) |
 //! | B16 | light client send → delivered, direct (/v1/ws) and through a gateway node | B2's message p50 on the same pair |
+//! | B17 | gateway RSS per idle, paired light client (child process) | a bare axum WebSocket server with the same clients (target: ≤ 16 KiB above it) |
 //! | SCALE | 100–1,000 real rhizo-net nodes in one process: DHT lookups, gossip, churn, Sybil | issue 19's targets |
 //!
 //! ```text
@@ -32,7 +33,8 @@
 //! - [`report`]: rows, targets, the table and the JSON.
 //! - [`transport`] (B1, and the ping-pong references of B2).
 //! - [`messaging`] (B2, B3, B4; B14, B15 in `messaging::agents`; B13 in `messaging::files`;
-//!   PUSH in `messaging::push`; B16 in `messaging::light`): real in-process rhizo nodes and their
+//!   PUSH in `messaging::push`; B16 in `messaging::light`; B17 in `messaging::capacity`, whose
+//!   gateway and bare WebSocket server run in child processes, `--b17-server KIND`): real in-process rhizo nodes and their
 //!   local API.
 //! - [`memory`] (B7): a server in a child process (`rhizo-bench --b7-server KIND`).
 //! - [`store`] (B8): durable mailbox ingest.
@@ -63,9 +65,9 @@ use serde::Serialize;
 use crate::report::{Meta, Report};
 
 /// Every benchmark, in the order they run.
-pub const BENCHMARKS: [&str; 16] = [
+pub const BENCHMARKS: [&str; 17] = [
     "B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9", "B10", "B13", "B14", "B15", "PUSH",
-    "B16", "SCALE",
+    "B16", "B17", "SCALE",
 ];
 
 /// What to run and how big.
@@ -246,6 +248,11 @@ pub fn run(options: &Options, meta: Meta) -> Report {
         );
         let outcome = with_runtime(messaging::light::run_light(quick));
         report.add("B16", outcome, |r| r.rows());
+    }
+    if options.selected("B17") {
+        progress("B17: gateway memory per idle light client (child processes)");
+        let outcome = with_runtime(messaging::capacity::run_b17(quick));
+        report.add("B17", outcome, |r| r.rows());
     }
     if options.selected("SCALE") {
         progress("SCALE: real rhizo-net nodes on the memory transport");

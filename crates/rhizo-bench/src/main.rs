@@ -66,6 +66,9 @@ struct Cli {
     /// Internal: run a B7 server (`rhizo` or `libp2p`) speaking the stdin/stdout protocol.
     #[arg(long = "b7-server", hide = true)]
     b7_server: Option<String>,
+    /// Internal: run a B17 server (`gateway` or `bare`) speaking the same protocol.
+    #[arg(long = "b17-server", hide = true)]
+    b17_server: Option<String>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -76,6 +79,17 @@ fn main() -> std::process::ExitCode {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("rhizo-bench B7 server: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
+    if let Some(kind) = &cli.b17_server {
+        let outcome = rhizo_bench::messaging::capacity::ServerKind::parse(kind)
+            .and_then(rhizo_bench::messaging::capacity::serve);
+        return match outcome {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("rhizo-bench B17 server: {e:#}");
                 std::process::ExitCode::FAILURE
             }
         };

@@ -32,7 +32,8 @@
 //! Files: `messaging.rs` (B2, B3, B4 and their figures), `messaging/harness.rs` (in-process
 //! nodes, API clients, event streams, the warm pair), `messaging/agents.rs` (B14, B15),
 //! `messaging/push.rs` (PUSH: mailbox push latency), `messaging/files.rs` (B13),
-//! `messaging/holders.rs` (B13's 3 holders vs 1), `messaging/light.rs` (B16).
+//! `messaging/holders.rs` (B13's 3 holders vs 1), `messaging/light.rs` (B16),
+//! `messaging/capacity.rs` (B17: gateway memory per light client, child processes).
 
 /// Whether the nodes of these benchmarks run on encrypted stores (`--encrypted-store`).
 pub static ENCRYPTED_STORE: std::sync::atomic::AtomicBool =
@@ -46,6 +47,7 @@ use std::{
 };
 
 pub mod agents;
+pub mod capacity;
 pub mod files;
 mod holders;
 pub mod light;
