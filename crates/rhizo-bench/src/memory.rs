@@ -254,7 +254,10 @@ pub(crate) struct Server {
 
 impl Server {
     /// Starts `exe ARGS…`; the server and what follows `LISTEN ` on its first line.
-    pub(crate) async fn spawn(exe: &std::path::Path, args: &[&str]) -> anyhow::Result<(Self, String)> {
+    pub(crate) async fn spawn(
+        exe: &std::path::Path,
+        args: &[&str],
+    ) -> anyhow::Result<(Self, String)> {
         let mut child = tokio::process::Command::new(exe)
             .args(args)
             .stdin(std::process::Stdio::piped())

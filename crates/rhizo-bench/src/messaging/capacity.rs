@@ -32,7 +32,8 @@
 //!   `rhizo_node::pairing::channel`, answered by the home node), sends `register` and waits for
 //!   `registered`. Then it stays idle; a task reads (and drops) whatever arrives.
 //! * **The reference**, measured the same way in the same run: a bare WebSocket server on the
-//!   gateway's stack (axum's `WebSocketUpgrade`, the same message-size limits, `TCP_NODELAY`) in
+//!   gateway's stack (axum's `WebSocketUpgrade`, the same message-size limits and read buffer,
+//!   `TCP_NODELAY`) in
 //!   a child process (`--b17-server bare`), which echoes binary messages. Its clients open the
 //!   same URL and exchange messages of the handshake's sizes (hello, finish, a register frame),
 //!   then stay idle the same way.
@@ -56,7 +57,7 @@ use libp2p::{Multiaddr, PeerId};
 use rhizo_node::api::NewPairingResponse;
 use rhizo_node::api::ws::MAX_WS_MESSAGE_BYTES;
 use rhizo_node::config::ConfigLayer;
-use rhizo_node::gateway::MAX_CLIENTS_PER_HOME;
+use rhizo_node::gateway::{MAX_CLIENTS_PER_HOME, WS_READ_BUFFER_BYTES};
 use rhizo_node::pairing::PairTicket;
 use rhizo_node::pairing::book::MAX_PENDING_TICKETS;
 use rhizo_node::pairing::channel::{
@@ -237,7 +238,10 @@ async fn wait_count(server: &mut Server, want: usize) -> anyhow::Result<Point> {
             return Ok(point);
         }
         if Instant::now() > deadline {
-            bail!("the server counted {} of {want} connections", point.connections);
+            bail!(
+                "the server counted {} of {want} connections",
+                point.connections
+            );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -489,7 +493,9 @@ pub fn serve(kind: ServerKind) -> anyhow::Result<()> {
 
 async fn announce(line: &str) -> anyhow::Result<()> {
     let mut stdout = tokio::io::stdout();
-    stdout.write_all(format!("LISTEN {line}\n").as_bytes()).await?;
+    stdout
+        .write_all(format!("LISTEN {line}\n").as_bytes())
+        .await?;
     stdout.flush().await?;
     Ok(())
 }
@@ -537,6 +543,7 @@ async fn echo(upgrade: WebSocketUpgrade) -> Response {
     upgrade
         .max_message_size(MAX_WS_MESSAGE_BYTES)
         .max_frame_size(MAX_WS_MESSAGE_BYTES)
+        .read_buffer_size(WS_READ_BUFFER_BYTES)
         .on_upgrade(|mut socket| async move {
             while let Some(Ok(message)) = socket.recv().await {
                 if let ws::Message::Binary(bytes) = message
