@@ -85,6 +85,8 @@ pub struct Options {
     pub b6_churn: f64,
     /// Timed sequential messages of B2 (default 200; 20 when quick).
     pub b2_messages: usize,
+    /// Light clients of B17 (default 1,000; 50 when quick).
+    pub b17_clients: usize,
     /// Group sizes of B9 (default 10, 100 and 1,000; 4 and 10 when quick).
     pub b9_members: Vec<usize>,
     /// Network sizes of SCALE (default 100 and 300; 50 when quick).
@@ -109,6 +111,11 @@ impl Options {
             b6_nodes: if quick { vec![50] } else { vec![1000] },
             b6_churn: 0.2,
             b2_messages: if quick { 20 } else { 200 },
+            b17_clients: if quick {
+                messaging::capacity::QUICK_CLIENTS
+            } else {
+                messaging::capacity::CLIENTS
+            },
             b9_members: if quick {
                 groups::QUICK_SIZES.to_vec()
             } else {
@@ -251,7 +258,10 @@ pub fn run(options: &Options, meta: Meta) -> Report {
     }
     if options.selected("B17") {
         progress("B17: gateway memory per idle light client (child processes)");
-        let outcome = with_runtime(messaging::capacity::run_b17(quick));
+        let outcome = with_runtime(messaging::capacity::run_b17(
+            quick,
+            options.b17_clients.max(1),
+        ));
         report.add("B17", outcome, |r| r.rows());
     }
     if options.selected("SCALE") {

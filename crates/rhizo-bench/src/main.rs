@@ -40,6 +40,9 @@ struct Cli {
     /// Timed sequential messages of B2 (default 200; 20 with --quick).
     #[arg(long)]
     b2_messages: Option<usize>,
+    /// Light clients of B17 (default 1000; 50 with --quick).
+    #[arg(long)]
+    b17_clients: Option<usize>,
     /// SCALE network sizes (default 100,300; 50 with --quick).
     #[arg(long, value_delimiter = ',')]
     scale_nodes: Vec<usize>,
@@ -133,6 +136,9 @@ fn main() -> std::process::ExitCode {
     }
     if let Some(n) = cli.b2_messages {
         options.b2_messages = n;
+    }
+    if let Some(n) = cli.b17_clients {
+        options.b17_clients = n;
     }
     if cli.encrypted_store {
         if std::env::var_os(rhizo_node::vault::PASSPHRASE_FILE_ENV).is_none() {

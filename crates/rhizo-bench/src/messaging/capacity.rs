@@ -86,7 +86,10 @@ pub const TARGET_KIB: f64 = 16.0;
 /// The gateway's `max_inbound` and `max_per_ip`: room for every home node (from 127.0.0.1).
 pub const GATEWAY_PEER_LIMIT: u64 = 256;
 /// Home nodes whose clients pair at the same time (a measurement point after each group).
-const HOMES_AT_ONCE: usize = 4;
+const HOMES_AT_ONCE: usize = 2;
+/// Handshakes in flight per home node: a home node closes a handshake that takes more than
+/// 10 s, and the clients' X-Wing work shares this process's cores with the home nodes'.
+const PAIRINGS_AT_ONCE: usize = 2;
 /// Home nodes started at the same time.
 const STARTS_AT_ONCE: usize = 8;
 /// Bare clients connected between two measurements.
@@ -203,15 +206,14 @@ impl B17Result {
     }
 }
 
-/// Runs B17 at [`CLIENTS`] light clients ([`QUICK_CLIENTS`] when quick). Spawns this
+/// Runs B17 at `n` light clients ([`CLIENTS`] by default, [`QUICK_CLIENTS`] when quick). Spawns this
 /// executable with [`SERVER_FLAG`], so it must be the `rhizo-bench` binary.
 ///
 /// # Errors
 ///
 /// If a server, a home node or a client fails, or a count is not reached in time.
-pub async fn run_b17(quick: bool) -> anyhow::Result<B17Result> {
+pub async fn run_b17(quick: bool, n: usize) -> anyhow::Result<B17Result> {
     super::install_tracing();
-    let n = if quick { QUICK_CLIENTS } else { CLIENTS };
     let exe = bench_exe("B17", SERVER_FLAG)?;
     let settle = if quick {
         Duration::from_millis(500)
@@ -367,7 +369,12 @@ async fn measure_gateway(exe: &Path, n: usize, settle: Duration) -> anyhow::Resu
                     tasks.push(tokio::spawn(drain(socket)));
                 }
             }
-            points.push(wait_count(&mut server, connected).await?);
+            let point = wait_count(&mut server, connected).await?;
+            crate::progress(&format!(
+                "B17: gateway at {} clients: {} KiB",
+                point.connections, point.rss_kib
+            ));
+            points.push(point);
         }
         let connect_secs = started.elapsed().as_secs_f64();
         points.push(last_point(&mut server, n, settle).await?);
@@ -426,8 +433,14 @@ async fn light_clients(home: &Node, ws: SocketAddr, count: usize) -> anyhow::Res
                 .await?;
             tickets.push(ticket.ticket);
         }
-        let clients = tickets.iter().map(|t| light_client(ws, t));
-        sockets.extend(futures::future::try_join_all(clients).await?);
+        let paired: Vec<anyhow::Result<Socket>> = futures::stream::iter(&tickets)
+            .map(|t| light_client(ws, t))
+            .buffer_unordered(PAIRINGS_AT_ONCE)
+            .collect()
+            .await;
+        for socket in paired {
+            sockets.push(socket?);
+        }
     }
     Ok(sockets)
 }
