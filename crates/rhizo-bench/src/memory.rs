@@ -319,7 +319,7 @@ impl Server {
 }
 
 async fn measure(
-    exe: &PathBuf,
+    exe: &std::path::Path,
     kind: ServerKind,
     client_kind: ClientKind,
     n: usize,
