@@ -22,6 +22,7 @@
 //! | PUSH | send → shown through mailbox replicas, recipient online but unreachable | the default poll interval (target p50 ≤ 2 s) |
 //! | ENCSTORE | B2 p50 and B3 64 B on an encrypted store (SQLCipher), interleaved rounds | the same on a plaintext store, same rounds (target: within 10 %) |
 //! | B16 | light client send → delivered, direct (/v1/ws) and through a gateway node | B2's message p50 on the same pair |
+//! | B17 | gateway RSS per idle, paired light client (child process) | a bare axum WebSocket server with the same clients (target: ≤ 16 KiB above it) |
 //! | SCALE | 100–1,000 real rhizo-net nodes in one process: DHT lookups, gossip, churn, Sybil | issue 19's targets |
 //!
 //! ```text
@@ -35,8 +36,10 @@
 //! - [`report`]: rows, targets, the table and the JSON.
 //! - [`transport`] (B1, and the ping-pong references of B2).
 //! - [`messaging`] (B2, B3, B4; B14, B15 in `messaging::agents`; B13 in `messaging::files`;
-//!   PUSH in `messaging::push`; ENCSTORE in `messaging::encstore`; B16 in `messaging::light`):
-//!   real in-process rhizo nodes and their local API.
+//!   PUSH in `messaging::push`; ENCSTORE in `messaging::encstore`; B16 in `messaging::light`;
+//!   B17 in `messaging::capacity`, whose gateway and bare WebSocket server run in child
+//!   processes, `--b17-server KIND`; B11, B12 in `messaging::devices`): real in-process rhizo
+//!   nodes and their local API.
 //! - [`memory`] (B7): a server in a child process (`rhizo-bench --b7-server KIND`).
 //! - [`store`] (B8): durable mailbox ingest.
 //! - [`fanout`] (B10): 50 rhizo-net nodes, direct fan-out against a gossipsub topic and member
@@ -66,9 +69,9 @@ use serde::Serialize;
 use crate::report::{Meta, Report};
 
 /// Every benchmark, in the order they run.
-pub const BENCHMARKS: [&str; 19] = [
+pub const BENCHMARKS: [&str; 20] = [
     "B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9", "B10", "B11", "B12", "B13", "B14", "B15",
-    "PUSH", "ENCSTORE", "B16", "SCALE",
+    "PUSH", "ENCSTORE", "B16", "B17", "SCALE",
 ];
 
 /// What to run and how big.
@@ -86,6 +89,8 @@ pub struct Options {
     pub b6_churn: f64,
     /// Timed sequential messages of B2 (default 200; 20 when quick).
     pub b2_messages: usize,
+    /// Light clients of B17 (default 1,000; 50 when quick).
+    pub b17_clients: usize,
     /// Group sizes of B9 (default 10, 100 and 1,000; 4 and 10 when quick).
     pub b9_members: Vec<usize>,
     /// Network sizes of SCALE (default 100 and 300; 50 when quick).
@@ -118,6 +123,11 @@ impl Options {
             b6_nodes: if quick { vec![50] } else { vec![1000] },
             b6_churn: 0.2,
             b2_messages: if quick { 20 } else { 200 },
+            b17_clients: if quick {
+                messaging::capacity::QUICK_CLIENTS
+            } else {
+                messaging::capacity::CLIENTS
+            },
             b9_members: if quick {
                 groups::QUICK_SIZES.to_vec()
             } else {
@@ -281,6 +291,14 @@ pub fn run(options: &Options, meta: Meta) -> Report {
         );
         let outcome = with_runtime(messaging::light::run_light(quick));
         report.add("B16", outcome, |r| r.rows());
+    }
+    if options.selected("B17") {
+        progress("B17: gateway memory per idle light client (child processes)");
+        let outcome = with_runtime(messaging::capacity::run_b17(
+            quick,
+            options.b17_clients.max(1),
+        ));
+        report.add("B17", outcome, |r| r.rows());
     }
     if options.selected("SCALE") {
         progress("SCALE: real rhizo-net nodes on the memory transport");

@@ -40,6 +40,9 @@ struct Cli {
     /// Timed sequential messages of B2 (default 200; 20 with --quick).
     #[arg(long)]
     b2_messages: Option<usize>,
+    /// Light clients of B17 (default 1000; 50 with --quick).
+    #[arg(long)]
+    b17_clients: Option<usize>,
     /// SCALE network sizes (default 100,300; 50 with --quick).
     #[arg(long, value_delimiter = ',')]
     scale_nodes: Vec<usize>,
@@ -77,6 +80,9 @@ struct Cli {
     /// Internal: run a B7 server (`rhizo` or `libp2p`) speaking the stdin/stdout protocol.
     #[arg(long = "b7-server", hide = true)]
     b7_server: Option<String>,
+    /// Internal: run a B17 server (`gateway` or `bare`) speaking the same protocol.
+    #[arg(long = "b17-server", hide = true)]
+    b17_server: Option<String>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -87,6 +93,17 @@ fn main() -> std::process::ExitCode {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("rhizo-bench B7 server: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
+    if let Some(kind) = &cli.b17_server {
+        let outcome = rhizo_bench::messaging::capacity::ServerKind::parse(kind)
+            .and_then(rhizo_bench::messaging::capacity::serve);
+        return match outcome {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("rhizo-bench B17 server: {e:#}");
                 std::process::ExitCode::FAILURE
             }
         };
@@ -138,6 +155,9 @@ fn main() -> std::process::ExitCode {
     }
     if let Some(n) = cli.b2_messages {
         options.b2_messages = n;
+    }
+    if let Some(n) = cli.b17_clients {
+        options.b17_clients = n;
     }
     if cli.encrypted_store {
         if std::env::var_os(rhizo_node::vault::PASSPHRASE_FILE_ENV).is_none() {

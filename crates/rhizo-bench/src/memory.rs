@@ -189,18 +189,7 @@ impl B7Result {
 /// [`SERVER_FLAG`], so it must be the `rhizo-bench` binary.
 pub async fn run_b7(quick: bool) -> anyhow::Result<B7Result> {
     let n = if quick { 50 } else { 1000 };
-    let exe = std::env::current_exe()?;
-    let is_bench = exe
-        .file_name()
-        .and_then(|f| f.to_str())
-        .is_some_and(|f| f.starts_with("rhizo-bench"));
-    if !is_bench {
-        bail!(
-            "B7 runs its server as `rhizo-bench {SERVER_FLAG} KIND` and this process is {}; run \
-             it from the rhizo-bench binary",
-            exe.display()
-        );
-    }
+    let exe = bench_exe("B7", SERVER_FLAG)?;
     let settle = if quick {
         Duration::from_millis(500)
     } else {
@@ -233,24 +222,50 @@ pub async fn run_b7(quick: bool) -> anyhow::Result<B7Result> {
     })
 }
 
-/// The parent's handle on a server child.
-struct Server {
+/// This executable, which must be `rhizo-bench`: `bench` runs its servers as
+/// `rhizo-bench FLAG KIND`.
+///
+/// # Errors
+///
+/// If this process is another program (a test harness).
+pub(crate) fn bench_exe(bench: &str, flag: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let is_bench = exe
+        .file_name()
+        .and_then(|f| f.to_str())
+        .is_some_and(|f| f.starts_with("rhizo-bench"));
+    if !is_bench {
+        bail!(
+            "{bench} runs its server as `rhizo-bench {flag} KIND` and this process is {}; run \
+             it from the rhizo-bench binary",
+            exe.display()
+        );
+    }
+    Ok(exe)
+}
+
+/// The parent's handle on a server child (B7's, and B17's in [`crate::messaging::capacity`]):
+/// it prints `LISTEN …` once, then answers `stat` with `STAT <count> <VmRSS KiB>`.
+pub(crate) struct Server {
     child: tokio::process::Child,
     stdin: tokio::process::ChildStdin,
     lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
 }
 
 impl Server {
-    async fn spawn(exe: &PathBuf, kind: ServerKind) -> anyhow::Result<(Self, Multiaddr)> {
+    /// Starts `exe ARGS…`; the server and what follows `LISTEN ` on its first line.
+    pub(crate) async fn spawn(
+        exe: &std::path::Path,
+        args: &[&str],
+    ) -> anyhow::Result<(Self, String)> {
         let mut child = tokio::process::Command::new(exe)
-            .arg(SERVER_FLAG)
-            .arg(kind.name())
+            .args(args)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::inherit())
             .kill_on_drop(true)
             .spawn()
-            .context("cannot start the B7 server process")?;
+            .context("cannot start the server process")?;
         let stdin = child.stdin.take().ok_or_else(|| anyhow!("no stdin"))?;
         let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
         let mut server = Self {
@@ -259,21 +274,22 @@ impl Server {
             lines: BufReader::new(stdout).lines(),
         };
         let line = server.line().await?;
-        let addr = line
+        let listen = line
             .strip_prefix("LISTEN ")
             .ok_or_else(|| anyhow!("unexpected server output {line:?}"))?
-            .parse()?;
-        Ok((server, addr))
+            .to_owned();
+        Ok((server, listen))
     }
 
     async fn line(&mut self) -> anyhow::Result<String> {
-        tokio::time::timeout(Duration::from_secs(30), self.lines.next_line())
+        tokio::time::timeout(Duration::from_secs(60), self.lines.next_line())
             .await
-            .context("the B7 server did not answer")??
-            .ok_or_else(|| anyhow!("the B7 server exited"))
+            .context("the server process did not answer")??
+            .ok_or_else(|| anyhow!("the server process exited"))
     }
 
-    async fn stat(&mut self) -> anyhow::Result<Point> {
+    /// Its count and `VmRSS`.
+    pub(crate) async fn stat(&mut self) -> anyhow::Result<Point> {
         self.stdin.write_all(b"stat\n").await?;
         self.stdin.flush().await?;
         let line = self.line().await?;
@@ -289,7 +305,8 @@ impl Server {
         })
     }
 
-    async fn stop(mut self) {
+    /// Asks it to quit; kills it after 5 s.
+    pub(crate) async fn stop(mut self) {
         let _ = self.stdin.write_all(b"quit\n").await;
         let _ = self.stdin.flush().await;
         if tokio::time::timeout(Duration::from_secs(5), self.child.wait())
@@ -302,13 +319,14 @@ impl Server {
 }
 
 async fn measure(
-    exe: &PathBuf,
+    exe: &std::path::Path,
     kind: ServerKind,
     client_kind: ClientKind,
     n: usize,
     settle: Duration,
 ) -> anyhow::Result<Curve> {
-    let (mut server, addr) = Server::spawn(exe, kind).await?;
+    let (mut server, listen) = Server::spawn(exe, &[SERVER_FLAG, kind.name()]).await?;
+    let addr: Multiaddr = listen.parse()?;
     // Let the server finish starting (threads, first allocations) before the baseline.
     tokio::time::sleep(settle / 2).await;
     let mut points = vec![server.stat().await?];
@@ -397,7 +415,7 @@ async fn measure(
 
 /// Least-squares slope of RSS over connections, from the points after the first batch (so the
 /// first batch's one-time costs do not count); the plain delta when too few points.
-fn slope(points: &[Point]) -> f64 {
+pub(crate) fn slope(points: &[Point]) -> f64 {
     let pts: Vec<(f64, f64)> = points
         .iter()
         .skip(2)
@@ -450,7 +468,9 @@ pub fn serve(kind: ServerKind) -> anyhow::Result<()> {
     })
 }
 
-async fn answer_stats(
+/// Answers each `stat` line on stdin with `STAT <connected()> <VmRSS KiB>` until stdin closes
+/// or says `quit`.
+pub(crate) async fn answer_stats(
     mut connected: impl AsyncFnMut() -> anyhow::Result<usize>,
 ) -> anyhow::Result<()> {
     let mut stdin = BufReader::new(tokio::io::stdin()).lines();

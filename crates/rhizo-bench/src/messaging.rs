@@ -34,7 +34,8 @@
 //! `messaging/push.rs` (PUSH: mailbox push latency), `messaging/encstore.rs` (ENCSTORE: B2
 //! and B3 on an encrypted store against a plaintext one, interleaved), `messaging/files.rs` (B13),
 //! `messaging/holders.rs` (B13's 3 holders vs 1), `messaging/light.rs` (B16),
-//! `messaging/devices.rs` (B11, B12: linking a second device).
+//! `messaging/devices.rs` (B11, B12: linking a second device),
+//! `messaging/capacity.rs` (B17: gateway memory per light client, child processes).
 
 /// Whether the nodes of these benchmarks run on encrypted stores (`--encrypted-store`).
 pub static ENCRYPTED_STORE: std::sync::atomic::AtomicBool =
@@ -48,6 +49,7 @@ use std::{
 };
 
 pub mod agents;
+pub mod capacity;
 pub mod devices;
 pub mod encstore;
 pub mod files;

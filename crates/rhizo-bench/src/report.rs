@@ -31,6 +31,8 @@ pub enum Subject {
     Ratio,
     /// The value itself.
     Value,
+    /// The difference `value − reference`.
+    Difference,
 }
 
 /// Which side of the threshold passes.
@@ -91,6 +93,15 @@ impl Target {
         }
     }
 
+    /// `value − reference ≤ threshold` (a cost above a reference's, in the row's unit).
+    pub fn difference_at_most(threshold: f64) -> Self {
+        Self {
+            subject: Subject::Difference,
+            comparison: Comparison::AtMost,
+            threshold,
+        }
+    }
+
     /// Whether `subject` meets the target.
     pub fn met_by(&self, subject: f64) -> bool {
         match self.comparison {
@@ -104,6 +115,7 @@ impl Target {
         let subject = match self.subject {
             Subject::Ratio => "ratio",
             Subject::Value => "value",
+            Subject::Difference => "value − reference",
         };
         let op = match self.comparison {
             Comparison::AtLeast => "≥",
@@ -195,6 +207,7 @@ impl Row {
             let subject = match t.subject {
                 Subject::Ratio => self.ratio?,
                 Subject::Value => self.value,
+                Subject::Difference => self.value - self.reference.as_ref()?.value,
             };
             Some(subject.is_finite() && t.met_by(subject))
         });
@@ -494,6 +507,14 @@ mod tests {
         let r = Row::new("B7", "per connection", 20.0, "KiB").target(Target::value_at_most(32.0));
         assert_eq!(r.pass, Some(true));
         assert_eq!(r.ratio, None);
+        let r = Row::new("B17", "per client", 30.0, "KiB")
+            .reference("bare", 20.0)
+            .target(Target::difference_at_most(16.0));
+        assert_eq!(r.pass, Some(true));
+        let r = Row::new("B17", "per client", 40.0, "KiB")
+            .reference("bare", 20.0)
+            .target(Target::difference_at_most(16.0));
+        assert_eq!(r.pass, Some(false));
     }
 
     #[test]

@@ -47,6 +47,10 @@ pub const MAX_CLIENTS_PER_HOME: usize = 16;
 pub const GATEWAY_MESSAGES_PER_SECOND: f64 = 50.0;
 /// Messages one client may push in a burst.
 pub const GATEWAY_MESSAGE_BURST: f64 = 100.0;
+/// Read buffer of a client's WebSocket. tungstenite zero-fills its whole read buffer before
+/// each read, so its default (128 KiB) is 128 KiB of memory per idle client (B17); a message
+/// larger than this still fits, as the buffer grows to a frame's announced length.
+pub const WS_READ_BUFFER_BYTES: usize = 8 * 1024;
 /// Messages read ahead from a stream (bounded: the reader waits when the session is slow).
 const STREAM_QUEUE: usize = 8;
 /// The header bit that marks a close.
@@ -302,6 +306,7 @@ async fn upgrade(
     };
     ws.max_message_size(MAX_WS_MESSAGE_BYTES)
         .max_frame_size(MAX_WS_MESSAGE_BYTES)
+        .read_buffer_size(WS_READ_BUFFER_BYTES)
         .on_upgrade(move |mut socket| async move {
             let close = splice(&gateway.client, home, &mut socket).await;
             FrameLink::close(&mut socket, close).await;
