@@ -150,10 +150,15 @@ fn fixed_args(port: u16, bootstrap: Option<&str>) -> Vec<String> {
 /// Starts (or restarts) the replicas on their fixed ports: all spawned, then each waited for.
 fn start_replicas(replicas: &mut [TestNode], ports: &[u16]) -> anyhow::Result<()> {
     let hub = format!("/ip4/127.0.0.1/tcp/{}", ports[0]);
-    for (i, (node, port)) in replicas.iter_mut().zip(ports).enumerate() {
-        node.spawn(&fixed_args(*port, (i > 0).then_some(hub.as_str())))?;
+    // The hub listens before the others dial it: a node whose only bootstrap peer refuses the
+    // connection exits.
+    let (first, rest) = replicas.split_first_mut().expect("a hub");
+    first.spawn(&fixed_args(ports[0], None))?;
+    first.wait_ready()?;
+    for (node, port) in rest.iter_mut().zip(&ports[1..]) {
+        node.spawn(&fixed_args(*port, Some(hub.as_str())))?;
     }
-    for node in replicas.iter_mut() {
+    for node in rest.iter_mut() {
         node.wait_ready()?;
     }
     Ok(())
@@ -216,14 +221,19 @@ fn push_subscriptions_survive_a_replica_restart() {
             &json!({"to": "bob", "text": "after the restart"}),
         )?;
         wait_shown(&bob, "alice", "after the restart")?;
-        let pushed_after = bob
-            .logs()
-            .matches("fetched from the mailbox after a push")
-            .count();
-        ensure!(
-            pushed_after > pushed_before,
-            "bob did not fetch because of a push after the replicas restarted"
-        );
+        // The fetch logs its count once it has asked every replica that pushed, which can be
+        // after the message shows: wait for the line rather than read the log once.
+        wait_for(
+            TIMEOUT,
+            "bob's fetch because of a push after the replicas restarted",
+            || {
+                (bob.logs()
+                    .matches("fetched from the mailbox after a push")
+                    .count()
+                    > pushed_before)
+                    .then_some(())
+            },
+        )?;
         Ok(())
     })();
     if let Err(e) = result {
