@@ -11,7 +11,7 @@ mod conversations;
 mod demo;
 mod device;
 mod doctor;
-mod files;
+pub(crate) mod files;
 mod group;
 mod id;
 mod init;
