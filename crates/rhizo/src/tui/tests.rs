@@ -697,7 +697,9 @@ fn a_received_file_shows_a_progress_bar_that_follows_its_events() {
         "│      [░░░░░░░░░░]   0 % offered                      │"
     );
     // Half-way: five of ten cells full, from a `file_progress` event alone (nothing re-read).
-    let _ = app.take_commands();
+    for command in app.take_commands() {
+        app.on_update(Update::Done(command));
+    }
     app.on_update(Update::Event(Box::new(ApiEvent::FileProgress {
         id: 4,
         state: "downloading".into(),
@@ -779,6 +781,7 @@ fn a_sent_file_shows_its_bar_while_encrypted_then_its_line() {
     app.select(ConvKey::Group("dd30f89e".into()));
     assert!(rows_with(&render(&app, 80, 24), "encrypting").is_empty());
     app.select(ConvKey::Contact("bob".into()));
+    app.on_update(Update::Done(Command::Open(ConvKey::Contact("bob".into()))));
     // Sent: the history that follows holds the message, at 100 % with its delivery mark.
     app.on_update(Update::Done(Command::SendFile(
         "bob".into(),
