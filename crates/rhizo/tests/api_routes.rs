@@ -139,7 +139,9 @@ fn ui_open_hands_the_login_link_to_the_browser() {
     assert!(stdout.contains("Opened it with sh."), "{stdout}{stderr}");
     // The browser got exactly that link (the command waits for a browser that exits).
     let got = rhizo_test_utils::wait_for(std::time::Duration::from_secs(10), "the browser", || {
-        std::fs::read_to_string(&opened).ok().filter(|s| !s.is_empty())
+        std::fs::read_to_string(&opened)
+            .ok()
+            .filter(|s| !s.is_empty())
     })
     .unwrap();
     assert_eq!(got, link);
@@ -163,14 +165,20 @@ fn ui_open_hands_the_login_link_to_the_browser() {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{stdout}{stderr}");
-    assert!(stdout.starts_with(&format!("{base}/ui/login?code=")), "{stdout}");
+    assert!(
+        stdout.starts_with(&format!("{base}/ui/login?code=")),
+        "{stdout}"
+    );
     assert!(
         stderr.contains("Could not open a browser")
             && stderr.contains("/nonexistent/rhizo-test-browser")
             && stderr.contains("Open the link above yourself"),
         "{stderr}"
     );
-    assert!(!stderr.contains("code="), "the reason does not repeat the link: {stderr}");
+    assert!(
+        !stderr.contains("code="),
+        "the reason does not repeat the link: {stderr}"
+    );
     // Without --open nothing is opened.
     std::fs::remove_file(&opened).unwrap();
     node.set_env("BROWSER", &format!("sh {}", script.display()));

@@ -137,7 +137,11 @@ impl FileLine {
     /// A new state and percent (from a `file_progress` event or the history).
     pub(crate) fn set(&mut self, state: &str, percent: u8) {
         self.state = printable(state);
-        self.percent = if state == "done" { 100 } else { percent.min(100) };
+        self.percent = if state == "done" {
+            100
+        } else {
+            percent.min(100)
+        };
     }
 }
 

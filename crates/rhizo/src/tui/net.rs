@@ -334,7 +334,12 @@ async fn history(api: &ApiClient, key: &ConvKey) -> anyhow::Result<Update> {
 /// Sends a file: the node reads and encrypts the path (made absolute here), emitting
 /// `file_import` events with `progress` as it goes (the sender's progress bar), and queues the
 /// message; the receiver's `file_progress` events then show its download.
-async fn send_file(api: &ApiClient, to: &str, path: &str, progress: &str) -> anyhow::Result<Update> {
+async fn send_file(
+    api: &ApiClient,
+    to: &str,
+    path: &str,
+    progress: &str,
+) -> anyhow::Result<Update> {
     let path = std::path::absolute(path).context("file not sent: a bad path")?;
     let body = json!({"to": to, "path": path, "progress": progress});
     let sent: Value = api

@@ -661,7 +661,16 @@ fn presence_is_a_symbol_after_the_name_and_follows_the_events() {
 
 /// A file message: `name` of `size` bytes, in `state` with `percent` held.
 fn file_message(id: i64, direction: &str, state: &str, percent: u8) -> MessageView {
-    let mut m = message(id, direction, "", if direction == "in" { "received" } else { "delivered" });
+    let mut m = message(
+        id,
+        direction,
+        "",
+        if direction == "in" {
+            "received"
+        } else {
+            "delivered"
+        },
+    );
     m.file = Some(FileSummary {
         name: "report.pdf".into(),
         size: 2048,
@@ -736,7 +745,11 @@ fn a_received_file_shows_a_progress_bar_that_follows_its_events() {
         total_bytes: 2200,
     })));
     let rows = render(&app, 80, 24);
-    assert_eq!(rows_with(&rows, "[███░░░░░░░]  31 % ✗ failed").len(), 1, "{rows:#?}");
+    assert_eq!(
+        rows_with(&rows, "[███░░░░░░░]  31 % ✗ failed").len(),
+        1,
+        "{rows:#?}"
+    );
 }
 
 #[test]
@@ -751,7 +764,11 @@ fn a_sent_file_shows_its_bar_while_encrypted_then_its_line() {
     };
     let progress = progress.clone();
     let rows = render(&app, 80, 24);
-    assert_eq!(rows_with(&rows, "--:-- me: file report.pdf ").len(), 1, "{rows:#?}");
+    assert_eq!(
+        rows_with(&rows, "--:-- me: file report.pdf ").len(),
+        1,
+        "{rows:#?}"
+    );
     assert_eq!(
         rows_with(&rows, "      [░░░░░░░░░░]   0 % encrypting").len(),
         1,
