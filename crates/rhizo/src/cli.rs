@@ -86,8 +86,9 @@ pub(crate) enum Command {
     Chat(ChatArgs),
     /// Full-screen terminal UI: conversations, delivery ticks, requests, groups (F1: keys)
     Tui,
-    /// Web UI: print a one-time login link for the running node's browser UI (opens nothing)
-    Ui,
+    /// Web UI: print a one-time login link for the running node's browser UI (`--open`: also
+    /// open it in your browser; else it opens nothing)
+    Ui(UiArgs),
     /// Private groups (MLS, up to 1,000 members): create, add, remove, leave, rename, list,
     /// info, and invitations
     #[command(subcommand)]
@@ -620,6 +621,15 @@ pub(crate) struct RestoreArgs {
 pub(crate) enum IdentityCommand {
     /// Print the root key as a 24-word recovery phrase (BIP-39): write it down, keep it secret
     ExportPhrase,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct UiArgs {
+    /// Also open the link in your browser: with `$BROWSER` if set (commands separated by `:`,
+    /// words by spaces; `%s` stands for the link, else it comes last), else with `xdg-open`
+    /// (`open` on macOS). If that fails the link is still printed to open by hand (exit 0)
+    #[arg(long)]
+    pub(crate) open: bool,
 }
 
 #[derive(Debug, Args)]

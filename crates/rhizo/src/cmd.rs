@@ -11,7 +11,7 @@ mod conversations;
 mod demo;
 mod device;
 mod doctor;
-mod files;
+pub(crate) mod files;
 mod group;
 mod id;
 mod init;
@@ -59,7 +59,7 @@ pub(crate) async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Files(args) => files::run(&load_config(&cli, None)?, args).await,
         Command::Chat(args) => chat::chat(&load_config(&cli, None)?, args).await,
         Command::Tui => crate::tui::run(&load_config(&cli, None)?).await,
-        Command::Ui => ui::run(&load_config(&cli, None)?).await,
+        Command::Ui(args) => ui::run(&load_config(&cli, None)?, args).await,
         Command::Group(c) => group::run(&load_config(&cli, None)?, c).await,
         Command::Device(c) => device::run(&load_config(&cli, None)?, c).await,
         Command::Pair(args) => pair::run(&load_config(&cli, None)?, args).await,

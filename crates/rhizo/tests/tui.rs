@@ -1,7 +1,8 @@
 //! `rhizo tui` in a real terminal: tmux runs it at 80×24 against two real nodes on 127.0.0.1.
 //! Alice types a message with `send-keys`, bob's node receives it, bob's reply appears on
 //! alice's screen (`capture-pane`), her message shows the delivered tick (✓✓), the screen is
-//! redrawn to fit when the window is resized, and leaving — with Ctrl-Q, and on SIGTERM —
+//! redrawn to fit when the window is resized, a file sent from the path prompt shows its line
+//! with a full progress bar, and leaving — with Ctrl-Q, and on SIGTERM —
 //! gives the terminal back (the alternate screen left, raw mode off: `stty` shows `icanon
 //! echo` again).
 //!
@@ -175,6 +176,17 @@ fn run(alice: &mut TestNode, bob: &mut TestNode) -> anyhow::Result<()> {
                 && s.contains("F1 help")
         })?;
     }
+
+    // A file sent from the path prompt (F7): its line with the progress bar at 100 %.
+    let file = alice.data_dir().join("report.txt");
+    std::fs::write(&file, b"a small report")?;
+    tmux.run(&["send-keys", "-t", "tui", "F7"])?;
+    tmux.wait_screen("the path prompt", |s| s.contains("› /file"))?;
+    tmux.run(&["send-keys", "-t", "tui", "-l", &file.display().to_string()])?;
+    tmux.run(&["send-keys", "-t", "tui", "Enter"])?;
+    tmux.wait_screen("the sent file's line and its full bar", |s| {
+        s.contains("me: file report.txt (14 B)") && s.contains("[██████████] 100 % done")
+    })?;
 
     // Leaving gives the terminal back: the shell's lines after it are on the normal screen,
     // with the terminal out of raw mode.

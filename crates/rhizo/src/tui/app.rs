@@ -7,7 +7,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use rhizo_node::{events::ApiEvent, messaging::ContactView};
 
 use super::{
-    model::{ConvKey, ConvSummary, Line, NodeStatus, Overlay},
+    model::{ConvKey, ConvSummary, FileLine, Line, NodeStatus, Overlay, Upload, percent_of},
     net::{Command, Update},
 };
 
@@ -25,6 +25,8 @@ const TYPING_EVERY_TICKS: u32 = 3;
 const TYPING_SHOWN_TICKS: u32 = 5;
 /// Typists remembered at once (conversations × members); the oldest go first.
 const MAX_TYPISTS: usize = 64;
+/// Files of ours being sent (encrypted by the node) at once.
+const MAX_UPLOADS: usize = 8;
 
 /// The whole TUI state.
 #[derive(Debug, Default)]
@@ -76,6 +78,10 @@ pub(crate) struct App {
     /// Who types where, from `typing` events: (conversation: a contact's name or a group's id,
     /// the typist's UID, the tick it expires at), oldest first.
     typists: VecDeque<(String, String, u32)>,
+    /// Files of ours the node is encrypting to send, with their progress bars.
+    pub(crate) uploads: Vec<Upload>,
+    /// Files sent from this TUI so far (their `progress` ids count).
+    uploads_made: u64,
     /// The user asked to leave.
     pub(crate) quit: bool,
 }
@@ -113,6 +119,10 @@ impl App {
             Command::Refresh => (self.list_dirty, self.list_in_flight) = (true, false),
             Command::Open(_) => (self.history_dirty, self.history_in_flight) = (true, false),
             Command::Typing(_) => {}
+            Command::SendFile(_, _, progress) => {
+                self.uploads.retain(|u| u.progress != progress);
+                self.notice = Some("busy: try again".into());
+            }
             _ => self.notice = Some("busy: try again".into()),
         }
     }
@@ -142,6 +152,8 @@ impl App {
                 }
             }
             Update::History(key, lines) => {
+                // A finished upload's message is in the history now (or it was refused).
+                self.uploads.retain(|u| !u.finished);
                 if self.selected.as_ref() == Some(&key) {
                     self.lines = lines;
                 }
@@ -155,7 +167,13 @@ impl App {
             Update::Notice(text) => self.notice = Some(text),
             Update::Done(Command::Refresh) => self.list_in_flight = false,
             Update::Done(Command::Open(_)) => self.history_in_flight = false,
-            Update::Done(Command::Send(..) | Command::SendFile(..)) => self.history_dirty = true,
+            Update::Done(Command::SendFile(_, _, progress)) => {
+                if let Some(upload) = self.uploads.iter_mut().find(|u| u.progress == progress) {
+                    upload.finished = true;
+                }
+                self.history_dirty = true;
+            }
+            Update::Done(Command::Send(..)) => self.history_dirty = true,
             Update::Done(_) => self.list_dirty = true,
             Update::Event(event) => self.on_event(&event),
             Update::Lagged => (self.list_dirty, self.history_dirty) = (true, true),
@@ -217,11 +235,32 @@ impl App {
                 done_bytes,
                 total_bytes,
             } => {
-                let percent = done_bytes.saturating_mul(100) / (*total_bytes).max(1);
+                let percent = percent_of(*done_bytes, *total_bytes);
                 self.notice = Some(format!("file #{id}: {state} {percent} %"));
-                // Every percent: only the end changes the conversation.
+                // Every percent moves the bar of its line, if on screen; the end re-reads the
+                // conversation.
+                if let Some(file) = self
+                    .lines
+                    .iter_mut()
+                    .find(|l| l.id == *id)
+                    .and_then(|l| l.file.as_mut())
+                {
+                    file.set(state, percent);
+                }
                 if state == "done" || state == "failed" {
                     self.history_dirty = true;
+                }
+                return;
+            }
+            ApiEvent::FileImport {
+                progress,
+                done_bytes,
+                total_bytes,
+                ..
+            } => {
+                if let Some(upload) = self.uploads.iter_mut().find(|u| &u.progress == progress) {
+                    upload.file.size = *total_bytes;
+                    upload.file.percent = percent_of(*done_bytes, *total_bytes);
                 }
                 return;
             }
@@ -281,13 +320,34 @@ impl App {
         self.select(self.conversations[next].key.clone());
     }
 
-    /// Queues a command for the network side (bounded: beyond it the user is told).
+    /// Queues a command for the network side (bounded: beyond it the user is told). A file
+    /// to send gets its progress bar under its conversation.
     pub(crate) fn queue(&mut self, command: Command) {
         if self.outbox.len() >= MAX_OUTBOX {
             self.notice = Some("busy: try again".into());
-        } else {
-            self.outbox.push_back(command);
+            return;
         }
+        if let Command::SendFile(to, path, progress) = &command {
+            if self.uploads.len() >= MAX_UPLOADS {
+                self.notice = Some("busy sending files: try again when one is sent".into());
+                return;
+            }
+            let name = std::path::Path::new(path)
+                .file_name()
+                .map_or_else(|| path.clone(), |n| n.to_string_lossy().into_owned());
+            self.uploads.push(Upload {
+                progress: progress.clone(),
+                to: to.clone(),
+                file: FileLine {
+                    name: super::model::printable(&name),
+                    size: 0,
+                    state: "encrypting".into(),
+                    percent: 0,
+                },
+                finished: false,
+            });
+        }
+        self.outbox.push_back(command);
     }
 
     /// Pasted text goes into the input line (a ticket, typically).
@@ -492,7 +552,12 @@ impl App {
     /// `/file PATH`: sends a file to the open contact (asking first, as a text does).
     pub(crate) fn send_file(&mut self, path: String) {
         match self.selected.clone() {
-            Some(ConvKey::Contact(name)) => self.send_checked(Command::SendFile(name, path)),
+            Some(ConvKey::Contact(name)) => {
+                // Distinct per process and file: other clients of the node see these events.
+                self.uploads_made += 1;
+                let progress = format!("tui-{}-{}", std::process::id(), self.uploads_made);
+                self.send_checked(Command::SendFile(name, path, progress));
+            }
             _ => self.notice = Some("open a 1:1 conversation to send a file".into()),
         }
     }

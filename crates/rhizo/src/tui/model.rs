@@ -5,8 +5,8 @@ use rhizo_node::{
     api::StatsResponse,
     devices::DeviceView,
     messaging::{
-        ContactView, GroupMessageView, GroupRequestView, GroupView, MailboxStatus, MessageView,
-        RequestView,
+        ContactView, FileSummary, GroupMessageView, GroupRequestView, GroupView, MailboxStatus,
+        MessageView, RequestView,
     },
     presence::PresenceState,
 };
@@ -104,6 +104,75 @@ pub(crate) struct Line {
     pub(crate) mark: Mark,
     /// Group messages of ours: `delivered/total` member devices.
     pub(crate) progress: Option<(u32, u32)>,
+    /// A file message's file (the text is then its caption).
+    pub(crate) file: Option<FileLine>,
+}
+
+/// A file as its message line shows it: name, size and how much of it this node holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FileLine {
+    /// Its name (control characters replaced: it comes from the sender).
+    pub(crate) name: String,
+    /// Its size in bytes.
+    pub(crate) size: u64,
+    /// `offered`, `downloading`, `done` or `failed`; `encrypting` while we send it.
+    pub(crate) state: String,
+    /// Percent held (0 to 100).
+    pub(crate) percent: u8,
+}
+
+impl FileLine {
+    /// From the history's file summary (`done` is always 100 %).
+    pub(crate) fn of(f: &FileSummary) -> Self {
+        let mut line = Self {
+            name: printable(&f.name),
+            size: f.size,
+            state: String::new(),
+            percent: 0,
+        };
+        line.set(&f.state, f.percent);
+        line
+    }
+
+    /// A new state and percent (from a `file_progress` event or the history).
+    pub(crate) fn set(&mut self, state: &str, percent: u8) {
+        self.state = printable(state);
+        self.percent = if state == "done" {
+            100
+        } else {
+            percent.min(100)
+        };
+    }
+}
+
+/// `done` of `total` bytes as a percent (0 to 100; a zero total counts as done).
+pub(crate) fn percent_of(done: u64, total: u64) -> u8 {
+    if total == 0 {
+        return 100;
+    }
+    u8::try_from(done.min(total).saturating_mul(100) / total).unwrap_or(100)
+}
+
+/// `text` with control characters (a peer's file name may hold escapes) replaced by `?`.
+pub(crate) fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+/// A file of ours being encrypted into the content store (`POST /v1/files` with a `progress`
+/// id, followed by its `file_import` events), shown under its conversation until the history
+/// holds its message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Upload {
+    /// The `progress` id of its request.
+    pub(crate) progress: String,
+    /// The contact it goes to.
+    pub(crate) to: String,
+    /// Its file (state `encrypting`).
+    pub(crate) file: FileLine,
+    /// The request answered (sent or refused): gone with the next history.
+    pub(crate) finished: bool,
 }
 
 impl Line {
@@ -121,6 +190,7 @@ impl Line {
             text: m.text.clone().unwrap_or_default(),
             mark,
             progress: None,
+            file: m.file.as_ref().map(FileLine::of),
         }
     }
 
@@ -142,6 +212,7 @@ impl Line {
             text: m.message.text.clone().unwrap_or_default(),
             mark,
             progress: m.delivered.zip(m.total),
+            file: m.message.file.as_ref().map(FileLine::of),
         }
     }
 }

@@ -50,8 +50,9 @@ pub(crate) enum Command {
     Open(ConvKey),
     /// Send a text.
     Send(ConvKey, String),
-    /// Send a file (a path on this machine) to a contact.
-    SendFile(String, String),
+    /// Send a file (a path on this machine) to a contact: contact, path, and the `progress`
+    /// id its `file_import` events carry.
+    SendFile(String, String, String),
     /// Add a contact by ticket.
     AddContact(String),
     /// Our ticket and its QR code.
@@ -88,7 +89,7 @@ impl Command {
     /// The contact a send goes to (a 1:1 text or a file).
     pub(crate) fn contact(&self) -> Option<&str> {
         match self {
-            Self::Send(ConvKey::Contact(name), _) | Self::SendFile(name, _) => Some(name),
+            Self::Send(ConvKey::Contact(name), _) | Self::SendFile(name, ..) => Some(name),
             _ => None,
         }
     }
@@ -172,7 +173,7 @@ async fn run(api: &ApiClient, command: &Command) -> anyhow::Result<Option<Update
         Command::Refresh => refresh(api).await.map(Some),
         Command::Open(key) => history(api, key).await.map(Some),
         Command::Send(key, text) => send(api, key, text).await.map(|()| None),
-        Command::SendFile(to, path) => send_file(api, to, path).await.map(Some),
+        Command::SendFile(to, path, progress) => send_file(api, to, path, progress).await.map(Some),
         Command::AddContact(ticket) => {
             let added: Value = api.post("/v1/contacts", &json!({"ticket": ticket})).await?;
             let name = added["contact"]["name"].as_str().unwrap_or("?");
@@ -330,11 +331,17 @@ async fn history(api: &ApiClient, key: &ConvKey) -> anyhow::Result<Update> {
     Ok(Update::History(key.clone(), lines))
 }
 
-/// Sends a file: the node reads and encrypts the path (made absolute here) and queues the
+/// Sends a file: the node reads and encrypts the path (made absolute here), emitting
+/// `file_import` events with `progress` as it goes (the sender's progress bar), and queues the
 /// message; the receiver's `file_progress` events then show its download.
-async fn send_file(api: &ApiClient, to: &str, path: &str) -> anyhow::Result<Update> {
+async fn send_file(
+    api: &ApiClient,
+    to: &str,
+    path: &str,
+    progress: &str,
+) -> anyhow::Result<Update> {
     let path = std::path::absolute(path).context("file not sent: a bad path")?;
-    let body = json!({"to": to, "path": path});
+    let body = json!({"to": to, "path": path, "progress": progress});
     let sent: Value = api
         .post("/v1/files", &body)
         .await

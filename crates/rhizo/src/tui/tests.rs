@@ -5,14 +5,14 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::{Terminal, backend::TestBackend};
 use rhizo_node::{
     events::ApiEvent,
-    messaging::{ContactView, GroupMessageView, MessageView, RequestView},
+    messaging::{ContactView, FileSummary, GroupMessageView, MessageView, RequestView},
 };
 
 use super::{
     app::App,
     model::{ConvKey, ConvSummary, Line, Mark, NodeStatus, Overlay},
     net::{Command, Update},
-    view,
+    terminal, view,
 };
 
 const UID_BOB: &str = "54V5VKD-MFEH3SG-3J7THL4-WBL5DXM-QROOTGZ-N7AFBPP-7OCGZMU-KTTDJAO";
@@ -467,9 +467,14 @@ fn a_file_is_sent_from_a_path_prompt_and_its_progress_shown() {
     assert!(app.notice.as_deref().unwrap().contains("path of the file"));
     type_text(&mut app, "/tmp/cat 1.png");
     app.on_key(key(KeyCode::Enter));
+    let progress = format!("tui-{}-1", std::process::id());
     assert_eq!(
         app.take_commands(),
-        vec![Command::SendFile("bob".into(), "/tmp/cat 1.png".into())]
+        vec![Command::SendFile(
+            "bob".into(),
+            "/tmp/cat 1.png".into(),
+            progress
+        )]
     );
     // A key change asks first for a file too.
     app.on_update(Update::Event(Box::new(ApiEvent::KeyChange {
@@ -652,4 +657,240 @@ fn presence_is_a_symbol_after_the_name_and_follows_the_events() {
             "{shown}"
         );
     }
+}
+
+/// A file message: `name` of `size` bytes, in `state` with `percent` held.
+fn file_message(id: i64, direction: &str, state: &str, percent: u8) -> MessageView {
+    let mut m = message(
+        id,
+        direction,
+        "",
+        if direction == "in" {
+            "received"
+        } else {
+            "delivered"
+        },
+    );
+    m.file = Some(FileSummary {
+        name: "report.pdf".into(),
+        size: 2048,
+        mime: "application/pdf".into(),
+        state: state.into(),
+        percent,
+    });
+    m
+}
+
+/// The conversation's rows (right of the list, borders cut) that hold `what`.
+fn rows_with(rows: &[String], what: &str) -> Vec<String> {
+    rows.iter()
+        .map(|r| right_of_list(r))
+        .filter(|r| r.contains(what))
+        .collect()
+}
+
+#[test]
+fn a_received_file_shows_a_progress_bar_that_follows_its_events() {
+    let mut app = app_with_bob();
+    let mut lines = app.lines.clone();
+    lines.push(Line::direct(&file_message(4, "in", "offered", 0), "bob"));
+    app.on_update(Update::History(ConvKey::Contact("bob".into()), lines));
+    let rows = render(&app, 80, 24);
+    // The file's line, then its bar on the row under it, inside the conversation's borders.
+    assert_eq!(
+        right_of_list(&rows[19]),
+        "│12:34 bob: file report.pdf (2.0 KiB)                  │"
+    );
+    assert_eq!(
+        right_of_list(&rows[20]),
+        "│      [░░░░░░░░░░]   0 % offered                      │"
+    );
+    // Half-way: five of ten cells full, from a `file_progress` event alone (nothing re-read).
+    for command in app.take_commands() {
+        app.on_update(Update::Done(command));
+    }
+    app.on_update(Update::Event(Box::new(ApiEvent::FileProgress {
+        id: 4,
+        state: "downloading".into(),
+        done_bytes: 1100,
+        total_bytes: 2200,
+    })));
+    assert!(app.take_commands().is_empty(), "progress reads nothing");
+    let rows = render(&app, 80, 24);
+    assert_eq!(
+        right_of_list(&rows[20]),
+        "│      [█████░░░░░]  50 % downloading                  │"
+    );
+    app.on_update(Update::Event(Box::new(ApiEvent::FileProgress {
+        id: 4,
+        state: "done".into(),
+        done_bytes: 2200,
+        total_bytes: 2200,
+    })));
+    let rows = render(&app, 80, 24);
+    assert_eq!(
+        right_of_list(&rows[20]),
+        "│      [██████████] 100 % done                         │"
+    );
+    // The end re-reads the conversation (the file's final state).
+    assert!(
+        app.take_commands()
+            .contains(&Command::Open(ConvKey::Contact("bob".into())))
+    );
+    // A failure says so in words, not only by the bar.
+    app.on_update(Update::Event(Box::new(ApiEvent::FileProgress {
+        id: 4,
+        state: "failed".into(),
+        done_bytes: 700,
+        total_bytes: 2200,
+    })));
+    let rows = render(&app, 80, 24);
+    assert_eq!(
+        rows_with(&rows, "[███░░░░░░░]  31 % ✗ failed").len(),
+        1,
+        "{rows:#?}"
+    );
+}
+
+#[test]
+fn a_sent_file_shows_its_bar_while_encrypted_then_its_line() {
+    let mut app = app_with_bob();
+    app.on_key(key(KeyCode::F(7)));
+    type_text(&mut app, "/data/report.pdf");
+    app.on_key(key(KeyCode::Enter));
+    let commands = app.take_commands();
+    let Some(Command::SendFile(_, _, progress)) = commands.first() else {
+        panic!("{commands:?}");
+    };
+    let progress = progress.clone();
+    let rows = render(&app, 80, 24);
+    assert_eq!(
+        rows_with(&rows, "--:-- me: file report.pdf ").len(),
+        1,
+        "{rows:#?}"
+    );
+    assert_eq!(
+        rows_with(&rows, "      [░░░░░░░░░░]   0 % encrypting").len(),
+        1,
+        "{rows:#?}"
+    );
+    // `file_import` events of this request move it; another request's do not.
+    for (id, done) in [(progress.as_str(), 1024), ("someone-else", 2048)] {
+        app.on_update(Update::Event(Box::new(ApiEvent::FileImport {
+            progress: id.into(),
+            name: "report.pdf".into(),
+            done_bytes: done,
+            total_bytes: 2048,
+        })));
+    }
+    let rows = render(&app, 80, 24);
+    assert_eq!(
+        rows_with(&rows, "--:-- me: file report.pdf (2.0 KiB)").len(),
+        1,
+        "{rows:#?}"
+    );
+    assert_eq!(
+        rows_with(&rows, "      [█████░░░░░]  50 % encrypting").len(),
+        1,
+        "{rows:#?}"
+    );
+    // Another conversation does not show it.
+    app.select(ConvKey::Group("dd30f89e".into()));
+    assert!(rows_with(&render(&app, 80, 24), "encrypting").is_empty());
+    app.select(ConvKey::Contact("bob".into()));
+    app.on_update(Update::Done(Command::Open(ConvKey::Contact("bob".into()))));
+    // Sent: the history that follows holds the message, at 100 % with its delivery mark.
+    app.on_update(Update::Done(Command::SendFile(
+        "bob".into(),
+        "/data/report.pdf".into(),
+        progress,
+    )));
+    assert!(
+        app.take_commands()
+            .contains(&Command::Open(ConvKey::Contact("bob".into())))
+    );
+    let mut lines = app_with_bob().lines;
+    lines.push(Line::direct(&file_message(9, "out", "done", 96), "bob"));
+    app.on_update(Update::History(ConvKey::Contact("bob".into()), lines));
+    assert!(app.uploads.is_empty());
+    let rows = render(&app, 80, 24);
+    assert!(rows_with(&rows, "encrypting").is_empty(), "{rows:#?}");
+    assert_eq!(
+        right_of_list(&rows[19]),
+        "│12:34 me: file report.pdf (2.0 KiB) ✓✓                │"
+    );
+    assert_eq!(
+        right_of_list(&rows[20]),
+        "│      [██████████] 100 % done                         │"
+    );
+}
+
+#[test]
+fn progress_bars_round_down_and_stay_in_bounds() {
+    assert_eq!(view::progress_bar(0, 10), "[░░░░░░░░░░]");
+    assert_eq!(view::progress_bar(9, 10), "[░░░░░░░░░░]");
+    assert_eq!(view::progress_bar(55, 10), "[█████░░░░░]");
+    assert_eq!(view::progress_bar(99, 10), "[█████████░]");
+    assert_eq!(view::progress_bar(100, 10), "[██████████]");
+    assert_eq!(view::progress_bar(250, 10), "[██████████]");
+    assert_eq!(super::model::percent_of(5, 0), 100);
+    assert_eq!(super::model::percent_of(9, 4), 100);
+    // A sender's file name cannot bring escapes to the screen.
+    let mut m = file_message(4, "in", "offered", 0);
+    if let Some(f) = m.file.as_mut() {
+        f.name = "evil\u{1b}[2J.txt".into();
+    }
+    let line = Line::direct(&m, "bob");
+    assert!(view::render_line(&line).contains("file evil?[2J.txt"));
+}
+
+/// Set in the child process of [`a_panic_gives_the_terminal_back_then_runs_the_previous_hook`].
+const PANIC_CHILD: &str = "RHIZO_TUI_TEST_PANIC_CHILD";
+
+/// The TUI's panic hook, installed as `rhizo tui` installs it, for a real panic: this test runs
+/// itself again in a child process (a panic hook is global to a process, and other tests run
+/// in parallel here), where a previous hook that prints a marker is in place, the TUI's hook
+/// goes over it and the test panics. The child's stdout must hold the restoring sequences, then
+/// the marker: the terminal is given back first, and the previous hook still runs.
+#[test]
+fn a_panic_gives_the_terminal_back_then_runs_the_previous_hook() {
+    if std::env::var_os(PANIC_CHILD).is_some() {
+        std::panic::set_hook(Box::new(|info| {
+            println!("<previous hook ran: {info}>");
+        }));
+        terminal::install_panic_hook();
+        panic!("a test panic");
+    }
+    let name = module_path!()
+        .split_once("::")
+        .map_or(module_path!(), |(_, rest)| rest);
+    let name = format!("{name}::a_panic_gives_the_terminal_back_then_runs_the_previous_hook");
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([name.as_str(), "--exact", "--nocapture", "--test-threads=1"])
+        .env(PANIC_CHILD, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "the child test panics: {stdout}");
+    let at = |what: &str| {
+        stdout
+            .find(what)
+            .unwrap_or_else(|| panic!("{what:?} not in the child's stdout: {stdout:?}"))
+    };
+    let leave_alternate = at("\x1b[?1049l");
+    let show_cursor = at("\x1b[?25h");
+    let paste_off = at("\x1b[?2004l");
+    let previous = at("<previous hook ran: ");
+    assert!(
+        leave_alternate < previous && show_cursor < previous && paste_off < previous,
+        "restored before the previous hook ran: {stdout:?}"
+    );
+    assert!(stdout[previous..].contains("a test panic"), "{stdout:?}");
+}
+
+#[test]
+fn the_restoring_sequences_leave_the_alternate_screen_and_show_the_cursor() {
+    let mut out = Vec::new();
+    terminal::write_restore(&mut out).unwrap();
+    assert_eq!(out, b"\x1b[?2004l\x1b[?1049l\x1b[?25h");
 }

@@ -11,12 +11,16 @@ use ratatui::{
 
 use super::{
     app::App,
-    model::{ConvKey, Line, Mark, presence_mark},
+    model::{ConvKey, FileLine, Line, Mark, Upload, presence_mark},
     overlays,
 };
 
 /// Width of the conversation list, borders included.
 const LIST_WIDTH: u16 = 24;
+/// Cells of a file's progress bar (between its brackets).
+const BAR_CELLS: usize = 10;
+/// A file's progress row starts under the text, past the time (`HH:MM `).
+const BAR_INDENT: &str = "      ";
 
 /// Draws the whole screen.
 pub(crate) fn draw(frame: &mut Frame<'_>, app: &App) {
@@ -153,10 +157,16 @@ fn draw_conversation(frame: &mut Frame<'_>, app: &App, area: Rect) {
         }
     }
     let height = usize::from(inner.height).saturating_sub(rows.len());
+    let uploads = app.uploads.iter().filter(|u| match &app.selected {
+        Some(ConvKey::Contact(name)) => &u.to == name,
+        _ => false,
+    });
     let mut body: Vec<String> = app
         .lines
         .iter()
-        .flat_map(|l| wrap(&render_line(l), width))
+        .flat_map(render_rows)
+        .chain(uploads.flat_map(upload_rows))
+        .flat_map(|row| wrap(&row, width))
         .collect();
     let end = body.len().saturating_sub(app.scroll.min(body.len()));
     body.truncate(end);
@@ -168,7 +178,56 @@ fn draw_conversation(frame: &mut Frame<'_>, app: &App, area: Rect) {
     frame.render_widget(Paragraph::new(rows), inner);
 }
 
-/// `HH:MM sender: text mark`, the time in UTC.
+/// A line's rows: [`render_line`], and for a file its progress bar under it.
+pub(crate) fn render_rows(line: &Line) -> Vec<String> {
+    let mut rows = vec![render_line(line)];
+    rows.extend(line.file.as_ref().map(progress_row));
+    rows
+}
+
+/// A file of ours being encrypted to send: a line without a time yet, and its progress bar.
+fn upload_rows(upload: &Upload) -> [String; 2] {
+    [
+        format!("--:-- me: {}", file_text(&upload.file)),
+        progress_row(&upload.file),
+    ]
+}
+
+/// `file NAME (SIZE)` (no size before it is known).
+fn file_text(file: &FileLine) -> String {
+    if file.size == 0 && file.state == "encrypting" {
+        format!("file {}", file.name)
+    } else {
+        format!(
+            "file {} ({})",
+            file.name,
+            crate::cmd::files::human_size(file.size)
+        )
+    }
+}
+
+/// `[██████░░░░]  60 % downloading`: the bar, the percent and the state in words (never
+/// colour only).
+pub(crate) fn progress_row(file: &FileLine) -> String {
+    let state = if file.state == "failed" {
+        "✗ failed"
+    } else {
+        file.state.as_str()
+    };
+    format!(
+        "{BAR_INDENT}{} {:>3} % {state}",
+        progress_bar(file.percent, BAR_CELLS),
+        file.percent
+    )
+}
+
+/// `percent` as `cells` cells between brackets: `█` held, `░` still to come.
+pub(crate) fn progress_bar(percent: u8, cells: usize) -> String {
+    let filled = usize::from(percent.min(100)) * cells / 100;
+    format!("[{}{}]", "█".repeat(filled), "░".repeat(cells - filled))
+}
+
+/// `HH:MM sender: text mark`, the time in UTC; a file's line names the file before its caption.
 pub(crate) fn render_line(line: &Line) -> String {
     let secs = line.sent_at.div_euclid(1000);
     let time = format!("{:02}:{:02}", (secs / 3600) % 24, (secs / 60) % 60);
@@ -176,10 +235,15 @@ pub(crate) fn render_line(line: &Line) -> String {
     if let (Some((delivered, total)), Mark::Sent | Mark::Queued) = (line.progress, line.mark) {
         mark = format!("{mark} {delivered}/{total}");
     }
+    let text = match &line.file {
+        Some(file) if line.text.is_empty() => file_text(file),
+        Some(file) => format!("{} {}", file_text(file), line.text),
+        None => line.text.clone(),
+    };
     if mark.is_empty() {
-        format!("{time} {}: {}", line.from, line.text)
+        format!("{time} {}: {text}", line.from)
     } else {
-        format!("{time} {}: {} {mark}", line.from, line.text)
+        format!("{time} {}: {text} {mark}", line.from)
     }
 }
 
