@@ -207,12 +207,17 @@ export declare function taskFiles(task: Task): TaskFileRef[];
 /** Whether a file part's file message is here and done. */
 export declare function isFileReady(file: FilePart | undefined | null): boolean;
 
-/** A group, file or task event, as `GET /v1/events` carries it (docs/local-api.md). */
+/** An event as `GET /v1/events` carries it (docs/local-api.md): groups, files, tasks, presence,
+ * typing, key changes, requests, contacts, devices (`message_received` and `message_state` come
+ * through `onMessage` and `onMessageState`). */
 export type NodeEvent =
   | { type: "file_progress"; id: number; state: string; done_bytes: number; total_bytes: number }
   | { type: "group_message_received"; id: number; group: string; from: string; text: string; sent_at: number }
   | { type: "group_message_state"; id: number; group: string; state: string; delivered: number; read: number; total: number }
-  | { type: "group_created" | "group_member_added" | "group_member_removed" | "group_renamed" | "group_left" | "group_request" | "task_received" | "task_updated" | "task_assigned"; [field: string]: unknown };
+  | { type: "presence"; contact: string; state: string; last_seen: number | null }
+  | { type: "typing"; conversation: string; [field: string]: unknown }
+  | { type: "key_change"; contact: string; [field: string]: unknown }
+  | { type: string; [field: string]: unknown };
 
 /** An injectable clock (tests use a fake one). */
 export interface Clock {
@@ -258,6 +263,8 @@ export declare class MessagingPeer {
   constructor(options: MessagingPeerOptions);
   readonly state: ConnectionState;
   readonly credentials: Credentials | null;
+  /** This client's pairing id (`GET /v1/pairings`), once registered. */
+  readonly clientId: string | null;
   connect(): Promise<void>;
   disconnect(): void;
   sendMessage(to: string, text: string): Promise<{ id: number; state: string }>;
@@ -269,7 +276,7 @@ export declare class MessagingPeer {
   onPeerConnected(handler: (peerId: string) => void): void;
   onConnectionStateChange(handler: (state: ConnectionState) => void): void;
   onMessageState(handler: (state: MessageState) => void): void;
-  /** Group, file and task events. */
+  /** Every other node event (groups, files, tasks, presence, typing, key changes, …). */
   onEvent(handler: (event: NodeEvent) => void): void;
   groups(): Promise<Group[]>;
   sendGroupMessage(group: string, text: string): Promise<{ id: number; state: string; total: number }>;

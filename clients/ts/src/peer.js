@@ -114,6 +114,7 @@ export class MessagingPeer {
     this.session = null;
     this.wanted = false;
     this.waiter = null;
+    this.clientId = null;
   }
 
   onMessage(handler) { this.handlers.message.push(handler); }
@@ -122,7 +123,7 @@ export class MessagingPeer {
   onPeerConnected(handler) { this.handlers.peerConnected.push(handler); }
   onConnectionStateChange(handler) { this.handlers.state.push(handler); }
   onMessageState(handler) { this.handlers.messageState.push(handler); }
-  /** Group, file and task events, as `GET /v1/events` carries them (`{ type, … }`). */
+  /** Every other node event, as `GET /v1/events` carries it (`{ type, … }`). */
   onEvent(handler) { this.handlers.event.push(handler); }
 
   #emit(kind, ...args) {
@@ -222,7 +223,8 @@ export class MessagingPeer {
     link.onClose = (closed) => this.#lost(link, closed);
     link.onFrame = (frame) => this.#frame(frame);
     for (const queued of link.queue.splice(0)) this.#frame(queued);
-    await this.#request({ type: "register" });
+    const registered = await this.#request({ type: "register" });
+    this.clientId = registered.client_id ?? null;
     this.attempts = 0;
     this.#setState("connected");
   }

@@ -33,6 +33,7 @@ test("a MessagingPeer paired to alice's node messages bob's full node both ways"
     await peer.connect();
     assert.equal(peer.state, "connected");
     assert.ok(credentials?.pairKey, "no credentials reported after pairing");
+    assert.deepEqual((await alice.api("GET", "/v1/pairings")).map((c) => c.id), [peer.clientId], "clientId is the pairing's id");
 
     const peers = await peer.discoverPeers();
     assert.equal(peers.find((p) => p.id === "bob")?.uid, bob.uid);

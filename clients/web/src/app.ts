@@ -1,7 +1,9 @@
-// rhizo's web UI (issue 18). Served by the node under /ui/ and built only on its public API:
-// the /v1/… routes (the session cookie set by `rhizo ui`'s login link stands in for the token)
-// and /v1/events for live updates. No framework: a few DOM helpers, text only through
-// textContent (never innerHTML), so nothing a peer sends can become markup.
+// rhizo's web UI (issue 18). Served by the node under /ui/ and built only on its public APIs:
+// the page pairs itself as a light client and sends messages and receives every event through
+// the clients/ts `MessagingPeer` over `/v1/ws` (live.ts); it reads history and manages contacts,
+// devices and files on the /v1/… routes (the session cookie set by `rhizo ui`'s login link
+// stands in for the token). No framework: a few DOM helpers, text only through textContent
+// (never innerHTML), so nothing a peer sends can become markup.
 
 import { $, api, ApiError, app, Child, Conv, enc, h, Json, Msg, show, showLoggedOut, status } from "./core";
 import { confirmKeyChange, renderBanner, safetyView } from "./keys";
@@ -9,6 +11,7 @@ import { pickFiles, renderUploads, setUpDrop } from "./upload";
 import { healthView, startSampling } from "./health";
 import { agentsView, devicesView } from "./devices";
 import { noteTyping, onTyping, renderTyping, stopTyping } from "./typing";
+import { peer, startLive, stopLive } from "./live";
 
 const STATE_MARK: Record<string, string> = {
   queued: "◷ queued",
@@ -224,9 +227,16 @@ async function send(e: Event): Promise<void> {
   const text = input.value;
   if (!confirmKeyChange(c)) return;
   try {
-    const sent = await api("POST", historyPath(c), { text });
+    const sent_at = Date.now();
+    let m: Msg;
+    if (c.kind === "contact") {
+      const sent = await peer().sendMessage(c.key, text);
+      m = { id: sent.id, direction: "out", text, sent_at, state: sent.state };
+    } else {
+      const sent = await peer().sendGroupMessage(c.key, text);
+      m = { id: sent.id, direction: "out", text, sent_at, state: sent.state, total: sent.total, delivered: 0, read: 0 };
+    }
     input.value = "";
-    const m: Msg = c.kind === "contact" ? sent : { ...sent.message, direction: "out", total: sent.total, delivered: 0, read: 0 };
     if (!app.messages.some((x) => x.id === m.id)) app.messages.push(m);
     renderMessages();
     status("");
@@ -459,23 +469,30 @@ function onEvent(ev: Json): void {
   }
 }
 
-function connectEvents(): void {
-  const source = new EventSource("/v1/events");
-  source.onopen = () => setLive("live");
-  source.onerror = () => setLive("reconnecting");
-  source.onmessage = (e) => {
-    try {
-      onEvent(JSON.parse(e.data));
-    } catch {
-      // Not an event of ours.
-    }
-  };
-  source.addEventListener("lagged", () => void loadConversations().then(refreshCurrent));
+function connectLive(): void {
+  void startLive({
+    onEvent,
+    onState: setLive,
+    onLagged: () => void loadConversations().then(refreshCurrent),
+    onProblem: status,
+  });
 }
 
+const LIVE_MARK: Record<string, string> = {
+  connected: "● live",
+  connecting: "○ connecting",
+  reconnecting: "○ reconnecting",
+  failed: "✗ offline (reload the page)",
+  closed: "○ closed",
+};
+
 function setLive(state: string): void {
+  const was = app.live;
   app.live = state;
-  $("live").textContent = state === "live" ? "● live" : "○ reconnecting";
+  const el = document.getElementById("live");
+  if (el) el.textContent = LIVE_MARK[state] ?? state;
+  // Back after a gap: what happened meanwhile came as no event.
+  if (state === "connected" && was === "reconnecting") void loadConversations().then(refreshCurrent);
 }
 
 // ---- start -------------------------------------------------------------------------------
@@ -485,6 +502,7 @@ function nav(id: string, label: string, action: () => unknown): HTMLElement {
 }
 
 async function logout(): Promise<void> {
+  await stopLive();
   await api("POST", "/v1/ui/logout", {});
   showLoggedOut();
 }
@@ -528,7 +546,7 @@ async function start(): Promise<void> {
     h("p", { id: "status", role: "status", "aria-live": "polite" }),
   );
   setUpDrop($("view"));
-  connectEvents();
+  connectLive();
   await loadConversations();
   const requests = await api("GET", "/v1/requests");
   app.requests = requests;

@@ -40,6 +40,8 @@ export const app = {
   /** The contact whose key-change warning was shown for the send the user just tried. */
   confirmPending: null as string | null,
   uploads: [] as Upload[],
+  /** The live link: this page as a light client of its node (live.ts), once started. */
+  peer: null as Json,
 };
 
 /** A file being sent from this browser: `POST /v1/files` with the content as the body. */

@@ -3,6 +3,7 @@
 // Revoking asks twice (the button turns into "Confirm"), without a modal dialog.
 
 import { $, api, ApiError, app, enc, h, Json, show, status } from "./core";
+import { isOwnPairing } from "./live";
 import { renderConversations } from "./app";
 
 /** The device or client a first "Revoke" click armed: the second click revokes it. */
@@ -90,7 +91,7 @@ async function renderDevices(): Promise<void> {
       ? h(
           "ul",
           { id: "pairings" },
-          ...clients.map((c) => h("li", {}, `${c.name} (paired ${when(c.paired_at)}) `, revokeButton(`client:${c.id}`, c.name, () => revokeClient(c.id, c.name)))),
+          ...clients.map((c) => h("li", {}, `${c.name}${isOwnPairing(c.id) ? " (this page)" : ""} (paired ${when(c.paired_at)}) `, revokeButton(`client:${c.id}`, c.name, () => revokeClient(c.id, c.name)))),
         )
       : h("p", { id: "pairings" }, "No light clients paired."),
     h(

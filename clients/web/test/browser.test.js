@@ -2,8 +2,10 @@
 // `executablePath`; Playwright's own browsers are never downloaded) against two real `rhizo`
 // nodes on 127.0.0.1 (RHIZO_BIN names the binary; .ci/run sets it).
 //
-// - The web UI (issue 18): log in through `rhizo ui`'s link, add a contact by ticket on both
-//   sides, exchange messages both ways, see delivered and read change live, axe-core finds no
+// - The web UI (issue 18): log in through `rhizo ui`'s link; the page pairs itself as a light
+//   client and sends and receives through the clients/ts MessagingPeer over /v1/ws (never
+//   /v1/events, never the HTTP send routes), resuming the same pairing after a reload; add a
+//   contact by ticket on both sides, exchange messages both ways, see delivered and read change live, axe-core finds no
 //   serious violations; the cookie is HttpOnly and SameSite=Strict, a foreign Host or Origin is
 //   refused.
 // - The light client (issue 17): a page served by this test uses the clients/ts browser build:
@@ -90,7 +92,27 @@ async function logIn(page, node) {
   assert.match(link, /^http:\/\/127\.0\.0\.1:\d+\/ui\/login\?code=[0-9a-f]{64}$/);
   await page.goto(link);
   await page.waitForSelector("#nav-add", { timeout: STEP_MS });
+  await page.waitForSelector("#live:text('● live')", { timeout: STEP_MS });
   return link;
+}
+
+/**
+ * What `page` asks of its node: HTTP requests ("METHOD /path") and WebSockets opened (paths).
+ * The web UI must send messages and take events over its MessagingPeer's `/v1/ws` only.
+ */
+function watchTraffic(page) {
+  const seen = { requests: [], sockets: [] };
+  page.on("request", (r) => seen.requests.push(`${r.method()} ${new URL(r.url()).pathname}`));
+  page.on("websocket", (ws) => seen.sockets.push(new URL(ws.url()).pathname));
+  return seen;
+}
+
+function assertLiveOverSocket(seen, who) {
+  assert.ok(seen.sockets.includes("/v1/ws"), `${who}'s page opened /v1/ws`);
+  const eventStream = seen.requests.filter((r) => r.endsWith("/v1/events"));
+  assert.deepEqual(eventStream, [], `${who}'s page never reads /v1/events`);
+  const httpSends = seen.requests.filter((r) => /^POST \/v1\/(conversations|groups)\/[^/]+\/messages$/.test(r) || r === "POST /v1/message");
+  assert.deepEqual(httpSends, [], `${who}'s page sends only through MessagingPeer`);
 }
 
 /** Sends `text` in the open conversation, retrying while the contact's KeyPackages are not found. */
@@ -178,6 +200,8 @@ async function webUi(browser, alice, bob, carol) {
   const aliceAddr = readFileSync(join(alice.dir, "api.addr"), "utf8").trim();
   const a = await (await browser.newContext({ viewport: { width: 1100, height: 700 } })).newPage();
   const b = await (await browser.newContext({ viewport: { width: 1100, height: 700 } })).newPage();
+  a.traffic = watchTraffic(a);
+  b.traffic = watchTraffic(b);
 
   // Without logging in: the page says how; a used or unknown code is refused.
   await a.goto(`http://${aliceAddr}/ui/`);
@@ -200,6 +224,10 @@ async function webUi(browser, alice, bob, carol) {
   assert.equal(await rawGet(aliceAddr, "/v1/contacts", { cookie: session, origin: "http://127.0.0.1:1" }), 401);
   assert.equal(await rawGet(aliceAddr, "/v1/contacts", { cookie: session, "sec-fetch-site": "cross-site" }), 401);
   await logIn(b, bob);
+  // Each page paired itself with its node, as a light client named "web UI".
+  for (const node of [alice, bob]) {
+    assert.deepEqual((await node.api("GET", "/v1/pairings")).map((c) => c.name), ["web UI"], `${node.name}'s web UI is paired`);
+  }
 
   // Each adds the other by ticket, in the UI.
   for (const [page, other] of [[a, b], [b, a]]) {
@@ -439,8 +467,13 @@ async function devicesAndAgents(a, b, alice, bob) {
   assert.equal(await b.$('#devices td:text("bob2")'), null);
   assert.equal(JSON.parse(bob.cli(["device", "list", "--json"])).length, 1);
 
+  // A reload resumes the page's pairing (its credentials are in localStorage): no new one.
+  await a.reload();
+  await a.waitForSelector("#live:text('● live')", { timeout: STEP_MS });
+  assert.deepEqual((await alice.api("GET", "/v1/pairings")).map((c) => c.name).sort(), ["browser", "web UI"]);
   await a.click("#nav-devices");
   await a.waitForSelector('#pairings li:has-text("browser")');
+  await a.waitForSelector('#pairings li:has-text("web UI (this page)")');
   await a.fill("#pairing-name", "tablet");
   await a.click("form#new-pairing button[type=submit]");
   await a.waitForSelector("#pair-ticket");
@@ -448,10 +481,13 @@ async function devicesAndAgents(a, b, alice, bob) {
   assert.ok((await a.textContent("#pairing-ticket pre.qr")).split("\n").length > 10, "a QR code of the pairing ticket");
   await axeCheck(a, "the devices page");
   await shot(a, "devices");
-  await a.click('#pairings button[data-revoke^="client:"]');
-  await a.click('#pairings button[data-revoke^="client:"]:has-text("Confirm")');
+  await a.click('#pairings li:has-text("browser") button[data-revoke^="client:"]');
+  await a.click('#pairings li:has-text("browser") button[data-revoke^="client:"]:has-text("Confirm")');
   await a.waitForSelector("#status:text('Revoked browser.')", { timeout: STEP_MS });
-  assert.deepEqual(await alice.api("GET", "/v1/pairings"), []);
+  assert.deepEqual((await alice.api("GET", "/v1/pairings")).map((c) => c.name), ["web UI"]);
+  assert.equal(await a.textContent("#live"), "● live", "the page's own pairing is untouched");
+  assertLiveOverSocket(a.traffic, "alice");
+  assertLiveOverSocket(b.traffic, "bob");
 
   // Keyboard only: Tab to "Agents" from the top of the page, Enter opens it.
   await a.evaluate(() => document.activeElement?.blur());
@@ -466,6 +502,11 @@ async function devicesAndAgents(a, b, alice, bob) {
   await a.waitForSelector("#agents");
   await a.waitForSelector("#tasks");
   await axeCheck(a, "the agents page");
+
+  // Logging out ends the session and revokes the page's pairing.
+  await a.click("#nav-logout");
+  await a.waitForSelector("text=Not logged in");
+  assert.deepEqual(await alice.api("GET", "/v1/pairings"), []);
 }
 
 /** Serves the light-client page and the clients/ts browser build from a temp dir. */

@@ -285,10 +285,7 @@ pub(crate) async fn run_session(state: &ApiState, socket: &mut impl FrameLink) -
                 send(socket, &mut session, &answer).await
             }
             event = events.recv() => match event {
-                Ok(event) => match ServerMessage::from_event(event) {
-                    Some(message) => send(socket, &mut session, &message).await,
-                    None => Ok(()),
-                },
+                Ok(event) => send(socket, &mut session, &ServerMessage::from_event(event)).await,
                 Err(RecvError::Lagged(n)) => {
                     let text = format!("{n} events were dropped: re-read the history");
                     send(socket, &mut session, &ServerMessage::error(None, codes::LAGGED, text)).await

@@ -196,9 +196,9 @@ pub enum ServerMessage {
         /// The tasks, newest first.
         tasks: serde_json::Value,
     },
-    /// A group, file or task event, exactly as `GET /v1/events` carries it.
+    /// Any other event, exactly as `GET /v1/events` carries it.
     Event {
-        /// The event (`group_message_received`, `file_progress`, `task_updated`, …).
+        /// The event (`group_message_received`, `file_progress`, `typing`, `presence`, …).
         event: ApiEvent,
     },
     /// The answer to `ping`.
@@ -242,8 +242,8 @@ impl ServerMessage {
         }
     }
 
-    /// The message an API event becomes for a light client, if any.
-    pub fn from_event(event: ApiEvent) -> Option<Self> {
+    /// The message an API event becomes for a light client.
+    pub fn from_event(event: ApiEvent) -> Self {
         match event {
             ApiEvent::MessageReceived {
                 id,
@@ -251,31 +251,22 @@ impl ServerMessage {
                 text,
                 sent_at,
                 ..
-            } => Some(Self::Message {
+            } => Self::Message {
                 id,
                 from: contact,
                 text,
                 sent_at,
-            }),
-            ApiEvent::MessageState { id, contact, state } => Some(Self::MessageState {
+            },
+            ApiEvent::MessageState { id, contact, state } => Self::MessageState {
                 request_id: None,
                 id,
                 peer: contact,
                 state,
-            }),
-            ApiEvent::GroupCreated { .. }
-            | ApiEvent::GroupMessageReceived { .. }
-            | ApiEvent::GroupMessageState { .. }
-            | ApiEvent::GroupMemberAdded { .. }
-            | ApiEvent::GroupMemberRemoved { .. }
-            | ApiEvent::GroupRenamed { .. }
-            | ApiEvent::GroupLeft { .. }
-            | ApiEvent::GroupRequest { .. }
-            | ApiEvent::FileProgress { .. }
-            | ApiEvent::TaskReceived { .. }
-            | ApiEvent::TaskUpdated { .. }
-            | ApiEvent::TaskAssigned { .. } => Some(Self::Event { event }),
-            _ => None,
+            },
+            // Every other event as `GET /v1/events` carries it: groups, files, tasks, presence
+            // (with `last_seen`), typing, key changes, requests, contacts, devices. A light
+            // client is the user's own, so it sees what the user's API sees.
+            event => Self::Event { event },
         }
     }
 
