@@ -44,6 +44,9 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_WS_MESSAGE_BYTES: usize = MAX_FRAME_PLAINTEXT + SEQ_LEN + TAG_LEN;
 /// How often presence is compared and the client's pairing re-checked.
 pub const PRESENCE_INTERVAL: Duration = Duration::from_secs(2);
+/// How long a closing socket reads (and drops) what the client still sends, waiting for its
+/// Close.
+pub const CLOSE_DRAIN: Duration = Duration::from_secs(2);
 /// Requests per second a client may send on average.
 pub const REQUESTS_PER_SECOND: f64 = 20.0;
 /// Requests a client may send in a burst.
@@ -161,7 +164,21 @@ impl FrameLink for WebSocket {
             code: close.0,
             reason: close.1.into(),
         };
-        let _ = Self::send(self, Message::Close(Some(frame))).await;
+        if Self::send(self, Message::Close(Some(frame))).await.is_err() {
+            return;
+        }
+        // The closing handshake: read (and drop) what the client still sends until its Close.
+        // Dropping the socket with unread data makes the kernel reset the connection, which
+        // can discard our Close frame before the client reads it (a flooding client would see
+        // a reset instead of its close code). Bounded in time; nothing is kept.
+        let _ = tokio::time::timeout(CLOSE_DRAIN, async {
+            while let Some(Ok(message)) = Self::recv(self).await {
+                if matches!(message, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
     }
 }
 
