@@ -92,6 +92,10 @@ const HOMES_AT_ONCE: usize = 2;
 const PAIRINGS_AT_ONCE: usize = 2;
 /// Home nodes started at the same time.
 const STARTS_AT_ONCE: usize = 8;
+/// Attempts a light client makes while the gateway answers 4404 (no connection to its home).
+const HOME_RETRIES: u32 = 8;
+/// The wait between two such attempts.
+const HOME_RETRY_DELAY: Duration = Duration::from_millis(250);
 /// Bare clients connected between two measurements.
 const BARE_BATCH: usize = 64;
 /// How long a child may take to count a group of connections.
@@ -458,9 +462,22 @@ async fn light_client(ws: SocketAddr, ticket: &str) -> anyhow::Result<Socket> {
                 .map_err(anyhow::Error::from)
         })
         .await??;
-        let mut socket = open_socket(ws, &ticket.url).await?;
-        socket.send(Message::Binary(hello.into())).await?;
-        let reply = next_binary(&mut socket).await?;
+        // A gateway that has no connection to the home node at that moment closes with 4404
+        // before the home node sees the hello (the ticket stays unused); like MessagingPeer,
+        // the client tries again, a bounded number of times.
+        let mut attempt = 0;
+        let (mut socket, reply) = loop {
+            attempt += 1;
+            let mut socket = open_socket(ws, &ticket.url).await?;
+            socket.send(Message::Binary(hello.clone().into())).await?;
+            match next_binary(&mut socket).await {
+                Ok(reply) => break (socket, reply),
+                Err(e) if attempt < HOME_RETRIES && e.to_string().contains("4404") => {
+                    tokio::time::sleep(HOME_RETRY_DELAY).await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         let (mut session, finish, _) =
             tokio::task::spawn_blocking(move || state.finish(&reply)).await??;
         socket.send(Message::Binary(finish.into())).await?;
