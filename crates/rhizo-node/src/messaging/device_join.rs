@@ -125,7 +125,7 @@ impl Messaging {
     /// (bounded, woken by the device's own DHT activity: [`Messaging::await_own_device`]):
     /// its one-time KeyPackages, then its last-resort one.
     async fn await_own_key_packages(&self, device: &DevicePublicKey) -> Option<Vec<Vec<u8>>> {
-        self.await_own_device(device, || async {
+        self.await_own_device(device, || async move {
             let bundle = self.own_bundle(device).await?;
             let packages = packages_in_order(&bundle);
             (!packages.is_empty()).then_some(packages)

@@ -227,7 +227,7 @@ impl Messaging {
     /// The KeyPackage the device is in the sync group with now (`None`: it is not).
     async fn sync_group_add(&self, device: DevicePublicKey) -> Option<Vec<u8>> {
         let added = self
-            .await_own_device(&device, || async {
+            .await_own_device(&device, || async move {
                 let package = self.own_key_package(&device).await?;
                 let now = self.now();
                 let key = *device.as_bytes();

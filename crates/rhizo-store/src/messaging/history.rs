@@ -154,7 +154,23 @@ impl Tx<'_> {
             });
         }
         if *room == 0 {
-            return Ok(HistoryStored::Full);
+            let waiting: bool = self
+                .conn
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM history_pending
+                     WHERE session_id = ?1 AND sender_device = ?2 AND seq = ?3)",
+                )
+                .context(CTX)?
+                .query_row(
+                    params![&row.session_id[..], &row.sender_device[..], row.seq as i64],
+                    |r| r.get(0),
+                )
+                .context(CTX)?;
+            return Ok(if waiting {
+                HistoryStored::Kept
+            } else {
+                HistoryStored::Full
+            });
         }
         let n = self
             .conn

@@ -37,7 +37,7 @@ fn fill_history(nodes: &mut [Node], session: [u8; 16], count: u64, seq: u64, sen
 fn texts(node: &Node, session: &[u8; 16]) -> Vec<String> {
     node.store
         .read()
-        .messages(session, 5000)
+        .messages(session, rhizo_store::messaging::MAX_HISTORY)
         .unwrap()
         .into_iter()
         .filter_map(|m| m.body)
