@@ -344,7 +344,10 @@ impl Engine {
         out.moved = false;
         if !out.flight.is_empty() && now.saturating_sub(out.sent_at) >= HISTORY_RESEND_MS {
             // Nothing acknowledged for a while: from the acknowledged cursor again.
-            debug!(acked = out.acked, "history pages unacknowledged: sending them again");
+            debug!(
+                acked = out.acked,
+                "history pages unacknowledged: sending them again"
+            );
             out.flight.clear();
             out.sent = out.acked;
             out.sent_all = false;

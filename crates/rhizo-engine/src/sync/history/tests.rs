@@ -115,13 +115,18 @@ fn several_pages_go_before_the_first_acknowledgement_and_each_ack_lets_the_next_
         .write(|tx| a1.engine.start_history_transfer(tx, &device, 30, now))
         .unwrap();
     // One poll: a full window of pages, no acknowledgement yet.
-    a1.store.write(|tx| a1.engine.poll_history(tx, now)).unwrap();
+    a1.store
+        .write(|tx| a1.engine.poll_history(tx, now))
+        .unwrap();
     let out = OutState::load(&nodes[0].store.read()).unwrap().unwrap();
     assert_eq!(out.flight.len(), HISTORY_WINDOW, "{out:?}");
     assert_eq!(out.done, 0);
     // Nothing more goes while the window is full.
     let a1 = &mut nodes[0];
-    let moved = a1.store.write(|tx| a1.engine.poll_history(tx, now)).unwrap();
+    let moved = a1
+        .store
+        .write(|tx| a1.engine.poll_history(tx, now))
+        .unwrap();
     assert!(moved.is_empty(), "{moved:?}");
     // a2 stores the pages and acknowledges them (one cumulative ack); the rest follows, and
     // the transfer ends without any page sent twice (no resend deadline passes).
@@ -135,7 +140,10 @@ fn several_pages_go_before_the_first_acknowledgement_and_each_ack_lets_the_next_
         }
     }
     let out = OutState::load(&nodes[0].store.read()).unwrap().unwrap();
-    assert!(out.finished && out.done == n && out.flight.is_empty(), "{out:?}");
+    assert!(
+        out.finished && out.done == n && out.flight.is_empty(),
+        "{out:?}"
+    );
     let old = texts(&nodes[3], &session)
         .into_iter()
         .filter(|t| t.starts_with("old "))
@@ -184,7 +192,9 @@ fn a_page_after_a_gap_waits_and_the_sender_goes_back_after_the_resend_deadline()
     // The real pages then go; a2 being offline, none is acknowledged: after the resend
     // deadline they go again from the acknowledged cursor, and the transfer ends.
     let a1 = &mut nodes[0];
-    a1.store.write(|tx| a1.engine.poll_history(tx, now)).unwrap();
+    a1.store
+        .write(|tx| a1.engine.poll_history(tx, now))
+        .unwrap();
     nodes[3].online = false;
     let (now, _) = step(&mut nodes, now);
     nodes[3].online = true;
@@ -222,7 +232,14 @@ fn history_of_a_group_the_new_device_joins_later_is_kept_until_it_joins() {
         crate::sync::tests::knows_a2(&mut nodes, at, device);
     }
     let (now, _) = settle(&mut nodes, T0, 20);
-    assert!(nodes[3].store.read().group_by_session(&session).unwrap().is_none());
+    assert!(
+        nodes[3]
+            .store
+            .read()
+            .group_by_session(&session)
+            .unwrap()
+            .is_none()
+    );
     fill_history(&mut nodes, session, 40, 5_000_000, now - 1000);
     let a1 = &mut nodes[0];
     a1.store
@@ -246,7 +263,14 @@ fn history_of_a_group_the_new_device_joins_later_is_kept_until_it_joins() {
         })
         .unwrap();
     settle(&mut nodes, now, 20);
-    assert!(nodes[3].store.read().group_by_session(&session).unwrap().is_some());
+    assert!(
+        nodes[3]
+            .store
+            .read()
+            .group_by_session(&session)
+            .unwrap()
+            .is_some()
+    );
     let old = texts(&nodes[3], &session)
         .into_iter()
         .filter(|t| t.starts_with("old "))
