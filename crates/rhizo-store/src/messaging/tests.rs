@@ -805,7 +805,7 @@ fn history_for_a_conversation_not_here_yet_waits_and_moves_in_when_it_is_created
     let row = |seq: u64, body: &str| HistoryRow {
         id: 0,
         session_id: [4; 16],
-        outgoing: seq % 2 == 0,
+        outgoing: seq.is_multiple_of(2),
         sender_device: [7; 32],
         seq,
         body: body.into(),
