@@ -229,4 +229,8 @@ pub enum Event {
         /// How many messages failed.
         messages: u32,
     },
+    /// A history page or its acknowledgement arrived (issue 15): the driver runs
+    /// [`Engine::poll_history`](crate::Engine::poll_history) now (the next pages or the
+    /// acknowledgement go), not at its next timer. Nothing for the user.
+    HistoryMoved,
 }

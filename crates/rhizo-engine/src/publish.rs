@@ -89,6 +89,12 @@ impl PublishSchedule {
         self.published_at = Some(now);
     }
 
+    /// Whether a publication succeeded since start (until then the publisher tries again
+    /// soon, and whenever a peer connects).
+    pub fn published_once(&self) -> bool {
+        self.published_at.is_some()
+    }
+
     /// When to look again: soon until the first publication succeeded, then every
     /// [`PUBLISHER_CHECK_INTERVAL_MS`] (a used one-time KeyPackage is replaced within that).
     pub fn next_check(&self, now: i64) -> i64 {

@@ -354,11 +354,15 @@ pub(crate) fn apply_sync(
     if let Some(profile) = sync.profile {
         state::apply_profile(tx, me, profile, now)?;
     }
+    let mut history_moved = false;
     if let Some(page) = sync.history {
-        history::apply_page(tx, me, page, now).map_err(reject)?;
+        history_moved |= history::apply_page(tx, me, page, now).map_err(reject)?;
     }
     if let Some(ack) = sync.history_ack {
-        history::apply_ack(tx, ack).map_err(reject)?;
+        history_moved |= history::apply_ack(tx, ack, now).map_err(reject)?;
+    }
+    if history_moved {
+        events.push(Event::HistoryMoved);
     }
     if let Some(join) = sync.conversation {
         let parts = (me, mls_device, conversations);

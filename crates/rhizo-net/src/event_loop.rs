@@ -167,6 +167,12 @@ pub enum NetEvent {
         /// Where the response goes.
         channel: ResponseChannel<Vec<u8>>,
     },
+    /// Our answer to a `/rhizo/link/1` request of `peer` was written out in full (flushed to
+    /// the connection): the device waiting to be linked may stop its link node now.
+    LinkAnswered {
+        /// The requesting peer.
+        peer: PeerId,
+    },
     /// A peer asked for chunks of a file over `/rhizo/file/1`; answer with
     /// [`Client::respond_file`](crate::Client::respond_file) on `channel`.
     InboundFile {

@@ -130,6 +130,16 @@ struct Inner {
     batch_frames: std::sync::atomic::AtomicBool,
     /// Days of history a new device gets when `device add` does not say (`devices.history_days`).
     history_days: std::sync::atomic::AtomicU32,
+    /// Moves the history transfers on now: one started, or a page or acknowledgement arrived.
+    history_wake: Notify,
+    /// Wakes the publisher: a peer connected while nothing was published yet (a linked
+    /// device's first publication waits for a peer to look our records up with).
+    publish_wake: Notify,
+    /// Our newly linked devices whose KeyPackages we look for (`sync`, `device_join`), by
+    /// PeerId, with the number of lookups waiting for each.
+    awaited_devices: std::sync::Mutex<std::collections::HashMap<libp2p::PeerId, usize>>,
+    /// Wakes those lookups: an awaited device did something in the DHT with us.
+    awaited_device_wake: Notify,
     /// We hide our presence: no typing indicators are sent.
     hide_presence: std::sync::atomic::AtomicBool,
 }
@@ -216,6 +226,10 @@ impl Messaging {
                 history_days: std::sync::atomic::AtomicU32::new(
                     rhizo_engine::sync::history::DEFAULT_HISTORY_DAYS,
                 ),
+                history_wake: Notify::new(),
+                publish_wake: Notify::new(),
+                awaited_devices: std::sync::Mutex::default(),
+                awaited_device_wake: Notify::new(),
                 hide_presence: std::sync::atomic::AtomicBool::new(false),
             }),
         })
@@ -422,6 +436,10 @@ impl Messaging {
                 Event::WakeUp { from, reason } => ApiEvent::WakeUp { from, reason },
                 Event::GroupAddUndone { group, uids } => {
                     self.spawn_readd(group, uids);
+                    continue;
+                }
+                Event::HistoryMoved => {
+                    self.inner.history_wake.notify_one();
                     continue;
                 }
                 event => match groups::api_event(event) {

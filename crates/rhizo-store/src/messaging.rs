@@ -30,7 +30,7 @@ pub use contacts::{
 };
 pub use conversations::{ConversationRow, SEQUENCES_PER_MS, sequence_floor};
 pub use held::HeldMessage;
-pub use history::HistoryRow;
+pub use history::{HistoryRow, HistoryStored, MAX_PENDING_HISTORY};
 pub use manage::{ConversationSettings, DeleteTarget};
 pub use messages::{MAX_HISTORY, MessageRow, MessageState, NewMessage, SentCommit, UnreadMessage};
 pub use outbox::{NO_RETRY, OutboxItem, OutboxSummaryRow};

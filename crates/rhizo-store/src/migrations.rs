@@ -583,6 +583,30 @@ const MIGRATIONS: &[&str] = &[
     // (cleared when sealed); the row has no envelope until then.
     "ALTER TABLE messages ADD COLUMN held BLOB;
     CREATE INDEX messages_held ON messages (session_id) WHERE held IS NOT NULL;",
+    // 26: history for a conversation this device is not in yet (issue 15, rhizo-store
+    // messaging/history.rs): a history transfer's message whose conversation is not here is
+    // kept here, and moved into `messages` by the trigger as soon as a conversation with its
+    // session id is created (a group Welcome or a 1:1 join that arrives after the history).
+    "CREATE TABLE history_pending (
+        session_id    BLOB NOT NULL CHECK (length(session_id) = 16),
+        direction     TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+        sender_device BLOB NOT NULL,
+        seq           INTEGER NOT NULL,
+        body          TEXT NOT NULL,
+        sent_at       INTEGER NOT NULL,
+        received_at   INTEGER NOT NULL,
+        state         TEXT NOT NULL,
+        PRIMARY KEY (session_id, sender_device, seq)
+    ) STRICT, WITHOUT ROWID;
+    CREATE TRIGGER history_pending_attach AFTER INSERT ON conversations
+    BEGIN
+        INSERT OR IGNORE INTO messages (session_id, direction, sender_device, seq, kind, body,
+            sent_at, received_at, state)
+        SELECT session_id, direction, sender_device, seq, 'text', body, sent_at, received_at,
+            state
+        FROM history_pending WHERE session_id = NEW.session_id;
+        DELETE FROM history_pending WHERE session_id = NEW.session_id;
+    END;",
 ];
 
 /// The schema version this build creates and understands.

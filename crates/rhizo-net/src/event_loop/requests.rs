@@ -321,8 +321,13 @@ impl EventLoop {
                     self.sink.emit(NetEvent::Misbehaved { peer, what });
                 }
             }
-            Event::ResponseSent { request_id, .. } => {
+            Event::ResponseSent {
+                peer, request_id, ..
+            } => {
                 self.guard.request_answered(protocol.name(), request_id);
+                if protocol == ReqProtocol::Link {
+                    self.sink.emit(NetEvent::LinkAnswered { peer });
+                }
             }
         }
     }

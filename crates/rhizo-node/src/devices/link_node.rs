@@ -39,13 +39,13 @@ struct LinkState {
     token_digest: [u8; 32],
 }
 
-/// How long the link node keeps running after it answered the link, so that the answer
-/// reaches the device that linked it before the network stops.
+/// How long the link node keeps running at most after it answered the link, when the network
+/// does not report the answer written out ([`NetEvent::LinkAnswered`]) before.
 const LINKED_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Runs the node of a device waiting to be linked until `shutdown` (`Ok(false)`) or until it
-/// is linked (`Ok(true)`, a moment after the answer went out: the caller then starts the full
-/// node).
+/// is linked (`Ok(true)`, once the answer to the device that linked it is written out, so it
+/// reaches that device before the network stops: the caller then starts the full node).
 pub(crate) async fn run_link_node(
     config: Config,
     dir: DataDir,
@@ -81,11 +81,11 @@ pub(crate) async fn run_link_node(
     tokio::pin!(shutdown);
     let linked_grace = tokio::time::sleep(std::time::Duration::MAX / 4);
     tokio::pin!(linked_grace);
-    let mut linked = false;
+    let mut linked = None;
     let outcome = loop {
         tokio::select! {
             () = &mut shutdown => break Ok(false),
-            () = &mut linked_grace, if linked => break Ok(true),
+            () = &mut linked_grace, if linked.is_some() => break Ok(true),
             event = events.recv() => match event {
                 None => break Err(NodeError::Net(rhizo_net::NetError::Stopped)),
                 Some(NetEvent::InboundLink { peer, payload, channel }) => {
@@ -96,12 +96,13 @@ pub(crate) async fn run_link_node(
                         report(NodeReport::Linked {
                             uid: identity.certificate.root().uid().to_string(),
                         });
-                        linked = true;
+                        linked = Some(peer);
                         linked_grace
                             .as_mut()
                             .reset(tokio::time::Instant::now() + LINKED_GRACE);
                     }
                 }
+                Some(NetEvent::LinkAnswered { peer }) if linked == Some(peer) => break Ok(true),
                 Some(NetEvent::Listening { addr }) => {
                     report(NodeReport::Listening(addr.with_p2p(peer_id).unwrap_or_else(|a| a)));
                 }

@@ -3,14 +3,13 @@
 //!
 //! ```text
 //!  add_device (linked, list published) ─▶ spawn_join_new_device(device)
-//!     ─▶ the new device's KeyPackage bundle from the DHT (retried until it is published)
+//!     ─▶ the new device's KeyPackage bundle from the DHT (looked for again until it is
+//!        published: when the device sends us a Kademlia request, or after a short backoff)
 //!     ─▶ add_own_device_to_group in every active group (a distinct one-time KeyPackage each,
 //!        then the last-resort one) ─▶ commits to the members, Welcomes to the new device
 //!  inbound / mailbox frames ─▶ refresh_wanted_device_lists
 //!     ─▶ each wanted UID's newest device list + proofs from the DHT ─▶ learn_listed_devices
 //! ```
-
-use std::time::Duration;
 
 use rhizo_core::{
     DevicePublicKey, Uid,
@@ -21,11 +20,6 @@ use tracing::{debug, info, warn};
 
 use super::{ContactError, JobError, Messaging};
 use crate::events::ApiEvent;
-
-/// How often the new device's KeyPackages are looked for, at most.
-const KEY_PACKAGE_ATTEMPTS: u32 = 90;
-/// The wait between two looks.
-const KEY_PACKAGE_RETRY: Duration = Duration::from_secs(2);
 
 impl Messaging {
     /// After a link: in the background, adds the new device to every active group we are in
@@ -128,20 +122,15 @@ impl Messaging {
     }
 
     /// Our own device's newest KeyPackage bundle from the DHT, looked for until it shows up
-    /// (bounded): its one-time KeyPackages, then its last-resort one.
+    /// (bounded, woken by the device's own DHT activity: [`Messaging::await_own_device`]):
+    /// its one-time KeyPackages, then its last-resort one.
     async fn await_own_key_packages(&self, device: &DevicePublicKey) -> Option<Vec<Vec<u8>>> {
-        for attempt in 0..KEY_PACKAGE_ATTEMPTS {
-            if attempt > 0 {
-                tokio::time::sleep(KEY_PACKAGE_RETRY).await;
-            }
-            if let Some(bundle) = self.own_bundle(device).await {
-                let packages = packages_in_order(&bundle);
-                if !packages.is_empty() {
-                    return Some(packages);
-                }
-            }
-        }
-        None
+        self.await_own_device(device, || async move {
+            let bundle = self.own_bundle(device).await?;
+            let packages = packages_in_order(&bundle);
+            (!packages.is_empty()).then_some(packages)
+        })
+        .await
     }
 
     /// Fetches, in the background, the newest device list of each UID the engine wants (a

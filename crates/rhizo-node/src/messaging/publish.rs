@@ -15,6 +15,11 @@ use tracing::{debug, info, warn};
 
 use super::{Messaging, ProfileError};
 
+/// The first wait before the publisher tries again while nothing is published yet (it
+/// doubles up to [`rhizo_engine::publish::PUBLISHER_FIRST_TRY_INTERVAL_MS`]): a linked
+/// device's first KeyPackages are what its other device waits for.
+const FIRST_TRY_RETRY: Duration = Duration::from_millis(100);
+
 /// Why a record could not be published.
 #[derive(Debug, thiserror::Error)]
 pub(super) enum PublishError {
@@ -30,14 +35,23 @@ pub(super) enum PublishError {
 
 impl Messaging {
     /// Publishes our KeyPackage bundle (creating it once) in the DHT, then keeps republishing.
+    /// Until the first publication succeeded it tries again after [`FIRST_TRY_RETRY`],
+    /// doubling up to the schedule's retry interval, and at once when a peer connects.
     pub async fn run_publisher(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         let mut schedule = PublishSchedule::default();
+        let mut first_try = FIRST_TRY_RETRY;
         loop {
             self.publisher_tick(&mut schedule).await;
+            let first = !schedule.published_once();
             let wait = schedule.next_check(self.now()) - self.now();
-            let wait = Duration::from_millis(u64::try_from(wait).unwrap_or(0));
+            let mut wait = Duration::from_millis(u64::try_from(wait).unwrap_or(0));
+            if first {
+                wait = wait.min(first_try);
+                first_try = first_try.saturating_mul(2);
+            }
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
+                () = self.inner.publish_wake.notified(), if first => {}
                 _ = shutdown.changed() => return,
             }
         }

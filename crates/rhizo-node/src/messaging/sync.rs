@@ -1,34 +1,128 @@
 //! The sync group's driver (issue 15): after a link, the device with the root key looks up the
-//! new device's KeyPackages in the DHT (again and again until the device, running its full node
-//! now, has published them), then the engine puts the device in our sync group
-//! ([`rhizo_engine::sync`]): created at the first link, a Welcome to the device either way.
-//! Then the device is added to our open 1:1 conversations (their Welcomes go over the sync
-//! group) and gets the history.
+//! new device's KeyPackages in the DHT (until the device, running its full node now, has
+//! published them: again each time that device sends us a Kademlia request, e.g. to store
+//! them here, and after a short backoff otherwise), then the engine puts the device in our sync
+//! group ([`rhizo_engine::sync`]): created at the first link, a Welcome to the device either
+//! way. Then the device is added to our open 1:1 conversations (their Welcomes go over the
+//! sync group) and gets the history, moved on as pages and acknowledgements arrive.
 
-use std::{sync::atomic::Ordering, time::Duration};
+use std::{future::Future, sync::atomic::Ordering, time::Duration};
 
+use libp2p::PeerId;
 use rhizo_core::{
     DevicePublicKey,
     records::{KeyPackageBundle, ValidRecord, key_packages_key, validate_record},
 };
-use rhizo_engine::sync::history::{HistoryProgress, MAX_HISTORY_DAYS};
+use rhizo_engine::{
+    contacts::peer_id_of_device,
+    sync::history::{HistoryProgress, MAX_HISTORY_DAYS},
+};
 use tracing::{debug, info, warn};
 
-use super::{JobError, Messaging};
+use super::{Inner, JobError, Messaging};
 use crate::events::ApiEvent;
 
-/// How often a history transfer in progress is moved on (a page or an acknowledgement).
-const HISTORY_POLL: Duration = Duration::from_millis(250);
-/// How often the driver looks whether a transfer started.
+/// How often the driver looks at the history transfers without being woken: the resend
+/// deadline of a transfer in progress
+/// ([`HISTORY_RESEND_MS`](rhizo_engine::sync::history::HISTORY_RESEND_MS)) is met within this. Pages and
+/// acknowledgements move them on at once ([`rhizo_engine::Event::HistoryMoved`]).
 const HISTORY_IDLE_POLL: Duration = Duration::from_secs(5);
 
-/// How long to wait between two looks for the new device's KeyPackages.
+/// The first wait between two looks for the new device's KeyPackages; it doubles up to
+/// [`KEY_PACKAGE_RETRY`]. The device's Kademlia requests to us wake the look at once.
+const KEY_PACKAGE_FIRST_RETRY: Duration = Duration::from_millis(100);
+/// The longest wait between two looks for the new device's KeyPackages.
 const KEY_PACKAGE_RETRY: Duration = Duration::from_secs(2);
-/// How many looks before giving up (5 minutes): the device publishes within seconds of its
+/// The shortest time between two looks (a device busy in the DHT wakes them often).
+const KEY_PACKAGE_MIN_GAP: Duration = Duration::from_millis(50);
+/// How long to look before giving up (5 minutes): the device publishes within seconds of its
 /// link, so a device still without KeyPackages then is not running.
-const KEY_PACKAGE_LOOKS: u32 = 150;
+const KEY_PACKAGE_GIVE_UP: Duration = Duration::from_secs(300);
+
+/// One lookup waiting for our newly linked device (in `awaited_devices` while it lives).
+struct Awaiting<'a> {
+    inner: &'a Inner,
+    peer: PeerId,
+}
+
+impl<'a> Awaiting<'a> {
+    fn new(inner: &'a Inner, peer: PeerId) -> Self {
+        if let Ok(mut awaited) = inner.awaited_devices.lock() {
+            *awaited.entry(peer).or_default() += 1;
+        }
+        Self { inner, peer }
+    }
+}
+
+impl Drop for Awaiting<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut awaited) = self.inner.awaited_devices.lock()
+            && let Some(n) = awaited.get_mut(&self.peer)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                awaited.remove(&self.peer);
+            }
+        }
+    }
+}
 
 impl Messaging {
+    /// `peer` connected (`connected`) or sent us a Kademlia request: wakes the publisher while
+    /// nothing is published yet (on a connection: a peer to look our records up with), and the
+    /// lookups of a newly linked device's KeyPackages when `peer` is that device.
+    pub(crate) fn on_peer_active(&self, peer: &PeerId, connected: bool) {
+        if connected {
+            self.inner.publish_wake.notify_one();
+        }
+        let awaited = self
+            .inner
+            .awaited_devices
+            .lock()
+            .is_ok_and(|awaited| awaited.contains_key(peer));
+        if awaited {
+            self.inner.awaited_device_wake.notify_waiters();
+        }
+    }
+
+    /// Runs `look` until it finds something about our newly linked `device` in the DHT: at
+    /// once, then each time that device sends us a Kademlia request (it is up and publishing;
+    /// its KeyPackages may be stored here) or connects, and otherwise after a backoff from
+    /// [`KEY_PACKAGE_FIRST_RETRY`] up to [`KEY_PACKAGE_RETRY`] (it may publish on other
+    /// peers only). `None` after [`KEY_PACKAGE_GIVE_UP`].
+    pub(super) async fn await_own_device<T, F, Fut>(
+        &self,
+        device: &DevicePublicKey,
+        mut look: F,
+    ) -> Option<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Option<T>>,
+    {
+        let _awaiting = peer_id_of_device(device).map(|peer| Awaiting::new(&self.inner, peer));
+        let deadline = tokio::time::Instant::now() + KEY_PACKAGE_GIVE_UP;
+        let mut backoff = KEY_PACKAGE_FIRST_RETRY;
+        loop {
+            let started = tokio::time::Instant::now();
+            // Registered before the look: a wake during it is not lost.
+            let wake = self.inner.awaited_device_wake.notified();
+            tokio::pin!(wake);
+            wake.as_mut().enable();
+            if let Some(found) = look().await {
+                return Some(found);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::select! {
+                () = wake => {}
+                () = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(KEY_PACKAGE_RETRY);
+            tokio::time::sleep_until(started + KEY_PACKAGE_MIN_GAP).await;
+        }
+    }
+
     /// Days of history a new device gets when `device add` does not say: the config's
     /// `devices.history_days`
     /// ([`rhizo_engine::sync::history::DEFAULT_HISTORY_DAYS`] unless set).
@@ -85,6 +179,7 @@ impl Messaging {
                     "sending our history to the new device"
                 );
                 self.emit(progress_event(progress));
+                self.inner.history_wake.notify_one();
             }
             Ok(None) => {}
             Err(e) => warn!(error = %e, "the history transfer did not start"),
@@ -92,19 +187,17 @@ impl Messaging {
     }
 
     /// Moves history transfers on until `shutdown` fires: pages out, acknowledgements back,
-    /// `device_sync_progress` events.
+    /// `device_sync_progress` events. Woken when a transfer starts and when a page or an
+    /// acknowledgement arrived; otherwise it looks every [`HISTORY_IDLE_POLL`] (for the resend
+    /// of pages nothing acknowledged).
     pub async fn run_history(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         loop {
-            let wait = match self.history_pass().await {
-                Ok(true) => HISTORY_POLL,
-                Ok(false) => HISTORY_IDLE_POLL,
-                Err(e) => {
-                    warn!(error = %e, "a history transfer step failed");
-                    HISTORY_IDLE_POLL
-                }
-            };
+            if let Err(e) = self.history_pass().await {
+                warn!(error = %e, "a history transfer step failed");
+            }
             tokio::select! {
-                () = tokio::time::sleep(wait) => {}
+                () = tokio::time::sleep(HISTORY_IDLE_POLL) => {}
+                () = self.inner.history_wake.notified() => {}
                 _ = shutdown.changed() => return,
             }
         }
@@ -133,8 +226,9 @@ impl Messaging {
 
     /// The KeyPackage the device is in the sync group with now (`None`: it is not).
     async fn sync_group_add(&self, device: DevicePublicKey) -> Option<Vec<u8>> {
-        for _ in 0..KEY_PACKAGE_LOOKS {
-            if let Some(package) = self.own_key_package(&device).await {
+        let added = self
+            .await_own_device(&device, || async move {
+                let package = self.own_key_package(&device).await?;
                 let now = self.now();
                 let key = *device.as_bytes();
                 let used = package.clone();
@@ -147,16 +241,20 @@ impl Messaging {
                     Ok(made) => {
                         info!(?made, "the new device is in our sync group");
                         self.inner.outbox_wake.notify_one();
-                        return Some(package);
+                        Some(package)
                     }
                     // A KeyPackage used up meanwhile: look again.
-                    Err(e) => debug!(error = %e, "adding the new device to the sync group"),
+                    Err(e) => {
+                        debug!(error = %e, "adding the new device to the sync group");
+                        None
+                    }
                 }
-            }
-            tokio::time::sleep(KEY_PACKAGE_RETRY).await;
+            })
+            .await;
+        if added.is_none() {
+            warn!("the new device published no KeyPackages; it is not in our sync group");
         }
-        warn!("the new device published no KeyPackages; it is not in our sync group");
-        None
+        added
     }
 
     /// One KeyPackage of our own `device`'s newest bundle in the DHT, if it published one.

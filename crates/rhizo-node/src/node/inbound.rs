@@ -18,6 +18,7 @@ pub(super) async fn dispatch(services: &Services, event: NetEvent) -> Option<Net
             // Mailbox pushes that did not reach it go out on this connection.
             services.mailbox.on_peer_connected(peer);
             services.messaging.presence().wake();
+            services.messaging.on_peer_active(peer, true);
         }
         NetEvent::PeerDisconnected { .. } => services.messaging.presence().wake(),
         _ => {}
@@ -74,6 +75,7 @@ pub(super) async fn dispatch(services: &Services, event: NetEvent) -> Option<Net
             services.guard.record(peer, conduct).await;
         }
         NetEvent::InboundKadRequest { peer } => {
+            services.messaging.on_peer_active(&peer, false);
             if !services.guard.allow(peer, Protocol::Kad).await {
                 debug!(%peer, "Kademlia requests over the rate limit");
             }

@@ -82,29 +82,107 @@ impl Reader<'_> {
     }
 }
 
+/// Most history messages kept for conversations this device is not in yet
+/// ([`HistoryStored::Pending`]); beyond it a message is refused ([`HistoryStored::Full`]).
+pub const MAX_PENDING_HISTORY: u64 = 200_000;
+
+/// What [`Tx::insert_history`] did with one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryStored {
+    /// Stored in its conversation.
+    Stored,
+    /// Already there (the same message came live, or a page came twice): kept as it was.
+    Kept,
+    /// Its conversation is not here yet: kept aside, and moved into the conversation when one
+    /// with its session id is created (a trigger of migration 26).
+    Pending,
+    /// Its conversation is not here and [`MAX_PENDING_HISTORY`] messages already wait: not
+    /// stored.
+    Full,
+}
+
 impl Tx<'_> {
-    /// Stores one message of a history transfer when its conversation is here (and it is not
-    /// already: the same message that came live is kept); whether it was stored. An incoming
-    /// one is `read` or `received` without a digest (never receipted), an outgoing one
-    /// `delivered` or `read` without an envelope (never sent).
-    pub fn insert_history(&mut self, row: &HistoryRow, now: i64) -> Result<bool, StoreError> {
+    /// Stores one message of a history transfer in its conversation, or, when that
+    /// conversation is not here yet, aside until it is (a message already there is kept as
+    /// it was). An incoming one is `read` or `received` without a digest (never receipted),
+    /// an outgoing one `delivered` or `read` without an envelope (never sent). `room`: how many
+    /// more may be kept aside (start from [`MAX_PENDING_HISTORY`] less
+    /// [`Reader::pending_history_count`]); lowered for each one kept aside.
+    pub fn insert_history(
+        &mut self,
+        row: &HistoryRow,
+        now: i64,
+        room: &mut u64,
+    ) -> Result<HistoryStored, StoreError> {
+        const CTX: &str = "storing history";
         let state = match (row.outgoing, row.read) {
             (_, true) => "read",
             (true, false) => "delivered",
             (false, false) => "received",
         };
+        let direction = if row.outgoing { "out" } else { "in" };
+        let here: bool = self
+            .conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM conversations WHERE session_id = ?1)")
+            .context(CTX)?
+            .query_row([&row.session_id[..]], |r| r.get(0))
+            .context(CTX)?;
+        if here {
+            let n = self
+                .conn
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO messages (session_id, direction, sender_device, seq,
+                        kind, body, sent_at, received_at, state)
+                     VALUES (?1, ?2, ?3, ?4, 'text', ?5, ?6, ?7, ?8)",
+                )
+                .context(CTX)?
+                .execute(params![
+                    &row.session_id[..],
+                    direction,
+                    &row.sender_device[..],
+                    row.seq as i64,
+                    row.body,
+                    row.sent_at,
+                    now,
+                    state
+                ])
+                .context(CTX)?;
+            return Ok(if n == 1 {
+                HistoryStored::Stored
+            } else {
+                HistoryStored::Kept
+            });
+        }
+        if *room == 0 {
+            let waiting: bool = self
+                .conn
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM history_pending
+                     WHERE session_id = ?1 AND sender_device = ?2 AND seq = ?3)",
+                )
+                .context(CTX)?
+                .query_row(
+                    params![&row.session_id[..], &row.sender_device[..], row.seq as i64],
+                    |r| r.get(0),
+                )
+                .context(CTX)?;
+            return Ok(if waiting {
+                HistoryStored::Kept
+            } else {
+                HistoryStored::Full
+            });
+        }
         let n = self
             .conn
             .prepare_cached(
-                "INSERT OR IGNORE INTO messages (session_id, direction, sender_device, seq, kind,
+                "INSERT OR IGNORE INTO history_pending (session_id, direction, sender_device, seq,
                     body, sent_at, received_at, state)
-                 SELECT ?1, ?2, ?3, ?4, 'text', ?5, ?6, ?7, ?8
-                 WHERE EXISTS (SELECT 1 FROM conversations WHERE session_id = ?1)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )
-            .context("storing history")?
+            .context(CTX)?
             .execute(params![
                 &row.session_id[..],
-                if row.outgoing { "out" } else { "in" },
+                direction,
                 &row.sender_device[..],
                 row.seq as i64,
                 row.body,
@@ -112,7 +190,24 @@ impl Tx<'_> {
                 now,
                 state
             ])
-            .context("storing history")?;
-        Ok(n == 1)
+            .context(CTX)?;
+        Ok(if n == 1 {
+            *room -= 1;
+            HistoryStored::Pending
+        } else {
+            HistoryStored::Kept
+        })
+    }
+}
+
+impl Reader<'_> {
+    /// How many history messages wait for their conversation ([`HistoryStored::Pending`]).
+    pub fn pending_history_count(&self) -> Result<u64, StoreError> {
+        self.conn
+            .prepare_cached("SELECT count(*) FROM history_pending")
+            .context("counting pending history")?
+            .query_row([], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .context("counting pending history")
     }
 }

@@ -797,3 +797,71 @@ fn deleting_messages_keeps_a_bodiless_row() {
     assert_eq!(s.write(|tx| tx.clear_history(&[7; 16])).unwrap(), 1);
     assert!(s.read().messages(&[7; 16], 10).unwrap().is_empty());
 }
+
+#[test]
+fn history_for_a_conversation_not_here_yet_waits_and_moves_in_when_it_is_created() {
+    let mut s = Store::open_in_memory().unwrap();
+    s.write(|tx| tx.add_contact(&contact(1, "bob"), 1)).unwrap();
+    let row = |seq: u64, body: &str| HistoryRow {
+        id: 0,
+        session_id: [4; 16],
+        outgoing: seq.is_multiple_of(2),
+        sender_device: [7; 32],
+        seq,
+        body: body.into(),
+        sent_at: 10 + seq as i64,
+        read: false,
+    };
+    let stored = s
+        .write(|tx| {
+            let mut room = 2;
+            let mut out = Vec::new();
+            for (seq, body) in [(1, "one"), (2, "two"), (2, "two again"), (3, "three")] {
+                out.push(tx.insert_history(&row(seq, body), 50, &mut room)?);
+            }
+            Ok::<_, StoreError>(out)
+        })
+        .unwrap();
+    // The third is a copy of the second; the fourth finds no room left.
+    assert_eq!(
+        stored,
+        [
+            HistoryStored::Pending,
+            HistoryStored::Pending,
+            HistoryStored::Kept,
+            HistoryStored::Full
+        ]
+    );
+    assert_eq!(s.read().pending_history_count().unwrap(), 2);
+    assert!(s.read().messages(&[4; 16], 100).unwrap().is_empty());
+    // The conversation arrives: the waiting messages are in it, and wait no more.
+    s.write(|tx| {
+        tx.insert_conversation(&ConversationRow {
+            session_id: [4; 16],
+            group_id: vec![1],
+            contact_uid: [1; 32],
+            created_at: 60,
+        })
+    })
+    .unwrap();
+    let texts: Vec<_> = s
+        .read()
+        .messages(&[4; 16], 100)
+        .unwrap()
+        .into_iter()
+        .filter_map(|m| m.body)
+        .collect();
+    assert_eq!(texts, ["one", "two"]);
+    assert_eq!(s.read().pending_history_count().unwrap(), 0);
+    // Now here: stored at once, and a copy of what came in is kept as it was.
+    let stored = s
+        .write(|tx| {
+            let mut room = 0;
+            Ok::<_, StoreError>((
+                tx.insert_history(&row(3, "three"), 70, &mut room)?,
+                tx.insert_history(&row(1, "one again"), 70, &mut room)?,
+            ))
+        })
+        .unwrap();
+    assert_eq!(stored, (HistoryStored::Stored, HistoryStored::Kept));
+}
