@@ -43,6 +43,10 @@ struct LinkState {
 /// does not report the answer written out ([`NetEvent::LinkAnswered`]) before.
 const LINKED_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
+/// How long the link node keeps running after its answer is written out, so the device that
+/// linked it reads the answer before the connection goes (or until that device disconnects).
+const ANSWER_LINGER: std::time::Duration = std::time::Duration::from_millis(300);
+
 /// Runs the node of a device waiting to be linked until `shutdown` (`Ok(false)`) or until it
 /// is linked (`Ok(true)`, once the answer to the device that linked it is written out, so it
 /// reaches that device before the network stops: the caller then starts the full node).
@@ -102,7 +106,17 @@ pub(crate) async fn run_link_node(
                             .reset(tokio::time::Instant::now() + LINKED_GRACE);
                     }
                 }
-                Some(NetEvent::LinkAnswered { peer }) if linked == Some(peer) => break Ok(true),
+                // The answer is written out: give the linking device a moment to read it
+                // before the network stops (dropping a connection with unread data resets it,
+                // which can discard the answer), or stop once it disconnects.
+                Some(NetEvent::LinkAnswered { peer }) if linked == Some(peer) => {
+                    linked_grace
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + ANSWER_LINGER);
+                }
+                Some(NetEvent::PeerDisconnected { peer }) if linked == Some(peer) => {
+                    break Ok(true);
+                }
                 Some(NetEvent::Listening { addr }) => {
                     report(NodeReport::Listening(addr.with_p2p(peer_id).unwrap_or_else(|a| a)));
                 }
