@@ -343,6 +343,11 @@ async function webUi(browser, alice, bob, carol) {
  * comparing the safety number (the same bob sees) and marking bob verified clears it.
  */
 async function keyChange(a, b, alice, bob) {
+  // alice has bob's conversation open before bob links the device (the link and alice learning
+  // of it can be quick: the banner must come live, and not be there before).
+  await a.click('button[data-conv="bob"]');
+  await a.waitForSelector("#compose-text");
+  assert.equal(await a.$("#key-banner"), null, "no banner before the change");
   const bob2 = new Node("bob2", ["init", "--link"]);
   try {
     await bob2.start(["--bootstrap", await alice.listenAddr()]);
@@ -367,9 +372,6 @@ async function keyChange(a, b, alice, bob) {
         return undefined;
       }
     });
-    await a.click('button[data-conv="bob"]');
-    await a.waitForSelector("#compose-text");
-    assert.equal(await a.$("#key-banner"), null, "no banner before the change");
     // alice's node fetches bob's device list from the DHT (re-adding him by UID) until it has
     // the new device.
     await waitFor("alice sees bob's new device", async () => {
